@@ -1,0 +1,98 @@
+# meshim — build, test, demo, install.  See README.md.
+#
+#   make                 build/libmeshim.so and build/meshim
+#   make test            unit tests, pass-through tests and integration tests,
+#                        then the same under ASan+UBSan (make test-asan)
+#   make demo            the example mesh of examples/
+#   make install PREFIX=/usr/local DESTDIR=
+
+CC       ?= cc
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := 0.1.0
+
+OPT      ?= -O2 -g
+WARN     := -Wall -Wextra -Werror
+CPPFLAGS += -Iinclude -Ishim -D_GNU_SOURCE -DMESHIM_VERSION='"$(VERSION)"' \
+            -DMESHIM_LIBDIR='"$(PREFIX)/lib/meshim"'
+CFLAGS   += $(OPT) $(WARN) -std=c11 -fPIC -fvisibility=hidden $(SANITIZE)
+LDFLAGS  += $(SANITIZE)
+
+# Policy modules: no hooks in them; the library, the command and the unit
+# tests all link them.
+POLICY   := util config vip balancer registry
+SHIM     := $(POLICY) log fdtable connect resolve hooks mesh
+UNIT     := test_config test_vip test_balancer test_registry
+
+POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o)
+SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o)
+# Static inih, so that the library needs nothing at run time but glibc.
+STATIC   := -Wl,-Bstatic -linih -Wl,-Bdynamic
+ifeq ($(SANITIZE),)
+NOUNDEF  := -Wl,-z,defs
+endif
+
+.PHONY: all test unit test-unit test-passthrough test-integration test-asan demo install clean
+all: $(BUILD)/libmeshim.so $(BUILD)/meshim
+
+$(BUILD)/obj/%.o: shim/%.c $(wildcard include/meshim/*.h shim/*.h shim/*.def) | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+$(BUILD)/exports.map: shim/exports.map.in shim/hooks.def | $(BUILD)/obj
+	$(CC) -E -P -x c -Ishim $< -o $@
+
+$(BUILD)/libmeshim.so: $(SHIM_O) $(BUILD)/exports.map
+	$(CC) -shared -o $@ $(SHIM_O) $(LDFLAGS) -Wl,--version-script=$(BUILD)/exports.map \
+	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(STATIC) -lpthread -ldl -lm
+
+$(BUILD)/meshim: cli/meshim.c $(POLICY_O)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lpthread -lm
+
+# ------------------------------------------------------------------ tests --
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_O) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -lm
+
+$(BUILD)/tests/passthrough: tests/passthrough.c shim/hooks.def | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -lcmocka -ldl -lpthread
+
+$(BUILD)/tests/%: tests/helpers/%.c | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -lpthread
+
+HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
+
+unit: $(UNIT:%=$(BUILD)/tests/%)
+test-unit: unit
+	@set -e; for t in $(UNIT); do echo "== $$t"; $(BUILD)/tests/$$t; done
+
+test-passthrough: all $(BUILD)/tests/passthrough
+	BUILD=$(BUILD) tests/run-passthrough
+
+test-integration: all $(HELPERS)
+	BUILD=$(BUILD) tests/integration/run
+
+test: test-unit test-passthrough test-integration
+	$(MAKE) test-asan
+
+# The same suite with the library and the tests built under ASan+UBSan.
+test-asan:
+	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=undefined' \
+	    test-unit test-passthrough test-integration
+
+demo: all
+	examples/demo
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/meshim $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/share/doc/meshim $(DESTDIR)$(PREFIX)/share/meshim
+	install -m 0755 $(BUILD)/libmeshim.so $(DESTDIR)$(PREFIX)/lib/meshim/libmeshim.so
+	install -m 0755 $(BUILD)/meshim $(DESTDIR)$(PREFIX)/bin/meshim
+	install -m 0644 config/meshim.ini $(DESTDIR)$(PREFIX)/share/meshim/meshim.ini.example
+	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/meshim/
+
+clean:
+	rm -rf build build-asan

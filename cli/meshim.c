@@ -1,0 +1,308 @@
+/*
+ * meshim — the command (SPEC §3.9).
+ *
+ *   meshim [-c FILE] PROGRAM [ARGS...]   run PROGRAM with the shim preloaded
+ *   meshim check [-c FILE]               validate a config, show its services
+ *   meshim doctor PROGRAM                can the shim reach this program?
+ *
+ * Like torsocks and proxychains4, running a program is LD_PRELOAD plus exec;
+ * the config is validated first so that a mistake is reported here, once,
+ * rather than by every process the program starts.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "meshim/config.h"
+#include "meshim/registry.h"
+
+#ifndef MESHIM_LIBDIR
+#define MESHIM_LIBDIR "/usr/local/lib/meshim"
+#endif
+#ifndef MESHIM_VERSION
+#define MESHIM_VERSION "0.1.0"
+#endif
+
+static const char USAGE[] =
+    "usage: meshim [-c FILE] PROGRAM [ARGS...]   run PROGRAM in the mesh\n"
+    "       meshim check [-c FILE]               validate a config and list its services\n"
+    "       meshim doctor PROGRAM                say whether the shim can reach PROGRAM\n"
+    "       meshim --version\n"
+    "\n"
+    "The config is FILE, else $MESHIM_CONFIG, else /etc/meshim/meshim.ini;\n"
+    "MESHIM_SERVICES and the other MESHIM_* variables apply on top (see README).\n";
+
+static const char *env_lookup(const char *name)
+{
+    return getenv(name);
+}
+
+/* libmeshim.so next to this executable (the build tree), in ../lib/meshim
+ * (an install), or where `make install` put it. */
+static bool find_library(char *out, size_t len)
+{
+    const char *forced = getenv("MESHIM_LIBRARY");
+    if (forced && *forced) {
+        snprintf(out, len, "%s", forced);
+        return access(out, R_OK) == 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        const char *rel[] = { "/libmeshim.so", "/../lib/meshim/libmeshim.so" };
+        for (size_t i = 0; i < 2; i++) {
+            char candidate[PATH_MAX + 64];
+            snprintf(candidate, sizeof(candidate), "%s%s", exe, rel[i]);
+            if (realpath(candidate, out) && access(out, R_OK) == 0)
+                return true;
+        }
+    }
+    snprintf(out, len, "%s/libmeshim.so", MESHIM_LIBDIR);
+    return access(out, R_OK) == 0;
+}
+
+static void print_errors(const char *errors)
+{
+    for (const char *p = errors; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        fprintf(stderr, "meshim: %.*s\n", (int)n, p);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+static struct mesh_config *load_config(void)
+{
+    struct config_source src = { env_lookup, false, "/etc/meshim/meshim.ini" };
+    char *errors = NULL;
+    struct mesh_config *cfg = config_load(&src, &errors);
+    if (!cfg) {
+        print_errors(errors);
+        free(errors);
+    }
+    return cfg;
+}
+
+/* -c FILE: MESHIM_CONFIG, made absolute so that a program that changes
+ * directory and execs another one still finds it. */
+static int take_config_option(int *argc, char ***argv)
+{
+    if (*argc >= 2 && strcmp((*argv)[0], "-c") == 0) {
+        char abs[PATH_MAX];
+        if (!realpath((*argv)[1], abs)) {
+            fprintf(stderr, "meshim: %s: cannot read: %s\n", (*argv)[1], strerror(errno));
+            return -1;
+        }
+        setenv("MESHIM_CONFIG", abs, 1);
+        *argc -= 2;
+        *argv += 2;
+    }
+    return 0;
+}
+
+static void print_list(const char *label, char **v, size_t n)
+{
+    printf("  %-10s ", label);
+    for (size_t i = 0; i < n; i++)
+        printf("%s%s", i ? ", " : "", v[i]);
+    printf("%s\n", n ? "" : "-");
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    if (take_config_option(&argc, &argv) < 0)
+        return MESHIM_EXIT_CONFIG;
+    if (argc != 0) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    struct mesh_config *cfg = load_config();
+    if (!cfg)
+        return MESHIM_EXIT_CONFIG;
+    if (!cfg->active) {
+        printf("no config: MESHIM_CONFIG, /etc/meshim/meshim.ini and MESHIM_SERVICES are all "
+               "unset (or MESHIM_DISABLE=1); the shim passes everything through\n");
+        config_free(cfg);
+        return 0;
+    }
+    uint64_t rng = 1;
+    struct registry *reg = registry_build(cfg, &rng);
+    if (!reg) {
+        fprintf(stderr, "meshim: out of memory\n");
+        return 1;
+    }
+    printf("config: %s%s\n", cfg->file ? cfg->file : "(none)",
+           getenv("MESHIM_SERVICES") ? " + MESHIM_SERVICES" : "");
+    for (size_t i = 0; i < reg->n_services; i++) {
+        const struct service *s = &reg->services[i];
+        const struct service_config *c = s->cfg;
+        printf("service %s\n  %-10s %s\n  %-10s %s\n", s->name, "vip", s->vip_text, "lb",
+               lb_policy_name(c->lb));
+        print_list("hosts", c->hosts.v, c->hosts.n);
+        printf("  %-10s ", "endpoints");
+        for (size_t e = 0; e < s->n_endpoints; e++)
+            printf("%s%s%s", e ? ", " : "", s->endpoints[e].label,
+                   s->endpoints[e].addr.port ? "" : ":(app port)");
+        printf("%s\n", s->n_endpoints ? "" : "-");
+        for (size_t e = 0; e < s->n_endpoints; e++)
+            if (s->targets[e].weight != 1) {
+                printf("  %-10s", "weights");
+                for (size_t w = 0; w < s->n_endpoints; w++)
+                    printf(" %s=%u", s->endpoints[w].label, s->targets[w].weight);
+                printf("\n");
+                break;
+            }
+        if (c->addresses.n) {
+            printf("  %-10s ", "addresses");
+            for (size_t a = 0; a < c->addresses.n; a++) {
+                char text[64];
+                netaddr_format(&c->addresses.v[a], text, sizeof(text));
+                printf("%s%s", a ? ", " : "", text);
+            }
+            printf("\n");
+        }
+        if (c->tls == TLS_MTLS)
+            printf("  %-10s mtls\n", "tls");
+    }
+    for (size_t i = 0; i < cfg->n_inbound; i++) {
+        static const char *const MODES[] = { "strict", "permissive", "off" };
+        printf("inbound %u\n  %-10s %s\n", cfg->inbound[i].port, "tls", MODES[cfg->inbound[i].tls]);
+    }
+    for (size_t i = 0; i < cfg->not_built.n; i++)
+        printf("notice: %s\n", cfg->not_built.v[i]);
+    registry_free(reg);
+    config_free(cfg);
+    return 0;
+}
+
+/* Where PROGRAM is, as execvp would find it. */
+static bool find_program(const char *name, char *out, size_t len)
+{
+    if (strchr(name, '/')) {
+        snprintf(out, len, "%s", name);
+        return access(out, X_OK) == 0;
+    }
+    const char *path = getenv("PATH");
+    char *copy = strdup(path ? path : "/usr/local/bin:/usr/bin:/bin");
+    bool found = false;
+    for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir && !found;
+         dir = strtok_r(NULL, ":", &save)) {
+        snprintf(out, len, "%s/%s", dir, name);
+        found = access(out, X_OK) == 0;
+    }
+    free(copy);
+    return found;
+}
+
+/* What a user needs to know before blaming the mesh: a program the dynamic
+ * linker never preloads into cannot be meshed (SPEC §3.10). */
+static int cmd_doctor(int argc, char **argv)
+{
+    char path[PATH_MAX], lib[PATH_MAX];
+    if (argc != 1) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    if (!find_program(argv[0], path, sizeof(path))) {
+        fprintf(stderr, "meshim: %s: not found or not executable\n", argv[0]);
+        return 1;
+    }
+    printf("program:  %s\n", path);
+    printf("library:  %s\n", find_library(lib, sizeof(lib)) ? lib : "NOT FOUND (set MESHIM_LIBRARY)");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        fprintf(stderr, "meshim: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    const unsigned char *map = st.st_size >= (off_t)sizeof(Elf64_Ehdr)
+        ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)map;
+    if (map == MAP_FAILED || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh->e_ident[EI_CLASS] != ELFCLASS64) {
+        printf("verdict:  not a 64-bit ELF executable (a script? run doctor on its interpreter)\n");
+        return 1;
+    }
+    const char *interp = NULL;
+    const Elf64_Phdr *ph = (const Elf64_Phdr *)(map + eh->e_phoff);
+    for (int i = 0; i < eh->e_phnum; i++)
+        if (ph[i].p_type == PT_INTERP)
+            interp = (const char *)map + ph[i].p_offset;
+    bool go = memmem(map, (size_t)st.st_size, "\xff Go buildinf:", 14) != NULL;
+    const char *verdict = NULL;
+    if (!interp)
+        verdict = go ? "a static Go binary: it never loads shared libraries, the shim cannot reach it"
+                     : "a static binary: it never loads shared libraries, the shim cannot reach it";
+    else if (strstr(interp, "musl"))
+        verdict = "linked against musl (Alpine): not supported, the shim needs glibc";
+    else if (st.st_mode & (S_ISUID | S_ISGID))
+        verdict = "set-uid/set-gid: the dynamic linker ignores LD_PRELOAD (and the shim ignores "
+                  "MESHIM_* variables) when it runs with raised privileges";
+    else if (go)
+        verdict = "a dynamically linked Go binary: Go makes its own system calls, so most of its "
+                  "networking bypasses libc and the shim";
+    printf("loader:   %s\n", interp ? interp : "(none: static)");
+    printf("verdict:  %s\n", verdict ? verdict : "reachable: the shim will load into it");
+    munmap((void *)map, (size_t)st.st_size);
+    return verdict ? 1 : 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    char lib[PATH_MAX];
+    if (take_config_option(&argc, &argv) < 0)
+        return MESHIM_EXIT_CONFIG;
+    if (argc < 1) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    struct mesh_config *cfg = load_config();
+    if (!cfg)
+        return MESHIM_EXIT_CONFIG;
+    config_free(cfg);
+    if (!find_library(lib, sizeof(lib))) {
+        fprintf(stderr, "meshim: libmeshim.so not found next to this command, in ../lib/meshim "
+                "or in %s (set MESHIM_LIBRARY)\n", MESHIM_LIBDIR);
+        return 127;
+    }
+    const char *old = getenv("LD_PRELOAD");
+    size_t n = strlen(lib) + (old ? strlen(old) : 0) + 2;
+    char *preload = malloc(n);
+    snprintf(preload, n, "%s%s%s", lib, old && *old ? " " : "", old ? old : "");
+    setenv("LD_PRELOAD", preload, 1);
+    execvp(argv[0], argv);
+    fprintf(stderr, "meshim: %s: %s\n", argv[0], strerror(errno));
+    return errno == ENOENT ? 127 : 126;
+}
+
+int main(int argc, char **argv)
+{
+    argc--, argv++;
+    if (argc == 0 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
+        fputs(USAGE, argc == 0 ? stderr : stdout);
+        return argc == 0 ? 2 : 0;
+    }
+    if (strcmp(argv[0], "--version") == 0) {
+        printf("meshim %s\n", MESHIM_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[0], "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
+    if (strcmp(argv[0], "doctor") == 0)
+        return cmd_doctor(argc - 1, argv + 1);
+    if (strcmp(argv[0], "--") == 0)
+        argc--, argv++;
+    return cmd_run(argc, argv);
+}

@@ -1,0 +1,131 @@
+/*
+ * config.h — the parsed, validated configuration (SPEC §2).
+ *
+ * config_load() reads the INI file and the environment, in the precedence of
+ * SPEC §2.1, into one immutable struct mesh_config that owns all of its
+ * memory. It holds no hooks and does no networking, so the library, the
+ * `meshim` command and the unit tests all use it as it is.
+ */
+#ifndef MESHIM_CONFIG_H
+#define MESHIM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meshim/util.h"
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum on_error { ON_ERROR_EXIT, ON_ERROR_PASSTHROUGH };
+enum lb_policy { LB_P2C, LB_ROUND_ROBIN, LB_LEAST_CONN, LB_RANDOM };
+enum tls_mode { TLS_OFF, TLS_MTLS };
+enum inbound_tls { INBOUND_STRICT, INBOUND_PERMISSIVE, INBOUND_OFF };
+enum health_check { HEALTH_OFF, HEALTH_TCP };
+
+/* Exit status of a process whose config is invalid (EX_CONFIG). */
+#define MESHIM_EXIT_CONFIG 78
+
+struct str_list { char **v; size_t n; };
+struct addr_list { struct netaddr *v; size_t n; };
+struct port_range { uint16_t lo, hi; };
+struct port_list { struct port_range *v; size_t n; };
+struct endpoint_spec { struct netaddr addr; uint32_t weight; };
+struct endpoint_list { struct endpoint_spec *v; size_t n; };
+struct split_target { char *service; uint32_t weight; };
+struct split_list { struct split_target *v; size_t n; };
+struct cidr { struct netaddr base; unsigned prefix; };
+
+/* Where a key was set, for messages: "FILE:LINE" or "MESHIM_SERVICES". */
+struct origin { const char *file; int line; };
+
+struct service_config {
+    char *name;
+    struct origin origin;               /* the [service:NAME] line */
+    uint64_t set;                       /* bit i: service key i set here */
+    struct origin key_origin[64];       /* where each set key came from */
+
+    struct str_list hosts;
+    struct addr_list addresses;
+    struct port_list ports;
+    struct endpoint_list endpoints;
+    char *dns, *srv, *endpoints_file;
+    enum lb_policy lb;
+    uint32_t connect_timeout_ms;
+    uint32_t retries;
+    uint32_t retry_backoff_ms, retry_backoff_max_ms;
+    double retry_budget;                /* shares are fractions: 20% = 0.20 */
+    uint32_t eject_after;
+    uint32_t eject_time_ms;
+    uint32_t max_eject_percent;
+    uint32_t max_connections;
+    enum health_check health_check;
+    uint32_t health_interval_ms, health_timeout_ms;
+    uint32_t healthy_threshold, unhealthy_threshold;
+    enum tls_mode tls;
+    char *identity, *sni;
+    double fault_abort;
+    uint32_t fault_delay_ms;
+    double fault_delay_percent;
+    struct split_list split;
+};
+
+struct inbound_config {
+    uint16_t port;
+    struct origin origin;
+    uint64_t set;
+    struct origin key_origin[64];
+    enum inbound_tls tls;
+    struct str_list allow;
+};
+
+struct mesh_config {
+    /* [meshim] */
+    enum log_level log_level;
+    char *log_file;                     /* "stderr" or a path */
+    char *access_log;                   /* "off", "stderr" or a path */
+    bool access_log_callers;
+    char *stats_dir;                    /* a path or "off" */
+    struct cidr vip_range;              /* IPv4 network of the VIP pool */
+    char *dns_server;
+    enum on_error on_error;
+    /* [tls] */
+    char *tls_cert, *tls_key, *tls_ca;
+    unsigned tls_min_version;           /* 12 or 13 */
+    uint32_t tls_reload_interval_ms;
+
+    struct service_config *services;
+    size_t n_services;
+    struct inbound_config *inbound;
+    size_t n_inbound;
+
+    const char *file;                   /* the INI file read, or NULL */
+    bool active;                        /* false: nothing configured, inert */
+
+    /* Keys set that are parsed and validated but whose behaviour is not
+     * built yet: one line each, for the shim to log once. */
+    struct str_list not_built;
+
+    struct arena *arena;                /* owns everything above */
+};
+
+/* Where config_load looks: normally the process environment; tests pass
+ * their own. secure=true ignores the environment (set-uid processes). */
+struct config_source {
+    const char *(*getenv)(const char *name);
+    bool secure;
+    const char *default_file;           /* /etc/meshim/meshim.ini */
+};
+
+/* Loads and validates. On failure returns NULL and fills *errors with one
+ * message a line, each "FILE:LINE: KEY: problem" (caller frees). A config
+ * that names nothing is returned with active=false. */
+struct mesh_config *config_load(const struct config_source *src, char **errors);
+void config_free(struct mesh_config *cfg);
+
+/* Parsers shared with the command line and tests. */
+bool config_parse_duration(const char *s, uint32_t *ms);
+bool config_parse_share(const char *s, double *share);
+
+const char *lb_policy_name(enum lb_policy lb);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * util.h — small helpers shared by the library, the command and the tests:
+ * monotonic time, a per-thread random generator, and the address type that
+ * the config, the registry and the hooks all speak (struct netaddr).
+ *
+ * Nothing here calls an interposed symbol, so every module may use it.
+ */
+#ifndef MESHIM_UTIL_H
+#define MESHIM_UTIL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define MESHIM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* An IPv4 or IPv6 address with an optional port (0: "the port the app asked
+ * for" for endpoints, "any port" for addresses). */
+struct netaddr {
+    sa_family_t family;           /* AF_INET or AF_INET6 */
+    uint16_t port;                /* host byte order; 0 = unset */
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } ip;
+};
+
+/* "10.0.0.5", "10.0.0.5:8080", "::1", "[::1]:8080". Returns false on
+ * anything else. allow_port=false rejects a port. */
+bool netaddr_parse(const char *text, bool allow_port, struct netaddr *out);
+/* "10.0.0.5:8080" / "[::1]:8080" (no port part when port is 0). */
+void netaddr_format(const struct netaddr *a, char *buf, size_t len);
+/* From a sockaddr; an IPv4-mapped IPv6 address becomes plain IPv4 so that
+ * AF_INET6 sockets and AF_INET sockets look up the same tables. */
+bool netaddr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct netaddr *out);
+/* To a sockaddr of the given socket family (AF_INET6 sockets reach IPv4
+ * endpoints through mapped addresses). Returns the length, 0 if impossible. */
+socklen_t netaddr_to_sockaddr(const struct netaddr *a, uint16_t port, int family,
+                              struct sockaddr_storage *out);
+bool netaddr_same_ip(const struct netaddr *a, const struct netaddr *b);
+
+/* Monotonic nanoseconds. */
+uint64_t now_ns(void);
+
+/* xorshift64* state. rng_seed() draws from getrandom(); tests seed by hand. */
+uint64_t rng_next(uint64_t *state);
+void rng_seed(uint64_t *state);
+/* Uniform in [0, bound) (bound > 0). */
+uint64_t rng_below(uint64_t *state, uint64_t bound);
+/* The calling thread's generator, reseeded after fork (see rng_fork_child). */
+uint64_t *rng_thread(void);
+void rng_fork_child(void);
+
+/* FNV-1a, 64 bit: the VIP hash must be the same in every process and build. */
+uint64_t hash_fnv1a(const char *s);
+
+/* ASCII case-insensitive compare of a DNS name, ignoring one trailing dot on
+ * either side. */
+bool dns_name_equal(const char *a, const char *b);
+/* Does name end with suffix (".orders.svc"), with something before it? */
+bool dns_name_has_suffix(const char *name, const char *suffix);
+
+#endif

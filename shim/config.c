@@ -1,0 +1,1079 @@
+/*
+ * config.c — reads the INI file and the environment into a mesh_config.
+ *
+ * One table per section kind lists every key with its parser and the field it
+ * fills. The same table drives parsing, the [defaults] inheritance (a key a
+ * service does not set is copied from [defaults]), duplicate detection and
+ * the "parsed but not built yet" notices. Every message names the file, the
+ * line and the key: `FILE:LINE: KEY: problem: "value"`.
+ *
+ * inih (Debian's build) does not pass line numbers to the handler, so the
+ * reader we give ini_parse_stream() counts lines itself; it also sees section
+ * headers first, so an empty [inbound:PORT] section still exists.
+ */
+#include "meshim/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- arena -- */
+
+struct arena {
+    struct arena *next;
+    size_t used, size;
+    char data[];
+};
+
+static void *arena_alloc(struct arena **a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (!*a || (*a)->used + n > (*a)->size) {
+        size_t size = n > 16384 ? n : 16384;
+        struct arena *c = calloc(1, sizeof(*c) + size);
+        if (!c)
+            abort();    /* config time only: never on a connection path */
+        c->size = size;
+        c->next = *a;
+        *a = c;
+    }
+    void *p = (*a)->data + (*a)->used;
+    (*a)->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+static char *arena_strdup(struct arena **a, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(arena_alloc(a, n), s, n);
+}
+
+static void arena_free(struct arena *a)
+{
+    while (a) {
+        struct arena *next = a->next;
+        free(a);
+        a = next;
+    }
+}
+
+/* --------------------------------------------------------------- loader -- */
+
+enum section_kind { SEC_NONE, SEC_MESHIM, SEC_TLS, SEC_DEFAULTS, SEC_SERVICE,
+                    SEC_INBOUND, SEC_UNKNOWN };
+
+struct loader {
+    struct mesh_config *cfg;
+    struct arena **arena;
+    const char *file;
+    int line;
+    FILE *fp;
+
+    enum section_kind kind;             /* the section being read */
+    void *section;                      /* its struct */
+    bool continuation;                  /* this line continues the last key */
+    char *last_raw;                     /* raw value of the last key */
+    const char *last_key;
+
+    struct service_config defaults;
+    uint64_t meshim_set, tls_set;       /* keys set in [meshim] and [tls] */
+    struct origin meshim_origin[16], tls_origin[16];
+    size_t cap_services, cap_inbound;
+    bool seen_meshim, seen_tls, seen_defaults;
+    int line_meshim, line_tls, line_defaults;
+
+    char *errors;                       /* malloc'd, one message a line */
+    size_t errors_len;
+    struct str_list not_built;
+    size_t cap_not_built;
+};
+
+static void add_error(struct loader *L, struct origin at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void add_error(struct loader *L, struct origin at, const char *fmt, ...)
+{
+    char msg[768];
+    int n;
+    if (at.line > 0)
+        n = snprintf(msg, sizeof(msg), "%s:%d: ", at.file, at.line);
+    else
+        n = snprintf(msg, sizeof(msg), "%s: ", at.file);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    va_end(ap);
+    size_t len = strlen(msg);
+    char *grown = realloc(L->errors, L->errors_len + len + 2);
+    if (!grown)
+        return;
+    L->errors = grown;
+    memcpy(L->errors + L->errors_len, msg, len);
+    L->errors_len += len;
+    L->errors[L->errors_len++] = '\n';
+    L->errors[L->errors_len] = '\0';
+}
+
+static struct origin here(const struct loader *L)
+{
+    return (struct origin){ L->file, L->line };
+}
+
+/* ---------------------------------------------------------- value parsers -- */
+
+/* A parser fills *field from value, or returns the reason it cannot
+ * ("not a number"); the caller adds file, line, key and value. */
+typedef const char *(*parse_fn)(struct loader *L, const char *value, void *field);
+
+static const char *p_uint(struct loader *L, const char *v, void *f)
+{
+    (void)L;
+    char *end;
+    if (!isdigit((unsigned char)*v))
+        return "not a number";
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*end || errno || n > UINT32_MAX)
+        return "not a number";
+    *(uint32_t *)f = (uint32_t)n;
+    return NULL;
+}
+
+static const char *p_positive(struct loader *L, const char *v, void *f)
+{
+    const char *why = p_uint(L, v, f);
+    if (!why && *(uint32_t *)f == 0)
+        return "must be at least 1";
+    return why;
+}
+
+static const char *p_percent(struct loader *L, const char *v, void *f)
+{
+    char buf[32];
+    size_t n = strlen(v);
+    if (n == 0 || n >= sizeof(buf))
+        return "not a percentage";
+    memcpy(buf, v, n + 1);
+    if (buf[n - 1] == '%')
+        buf[n - 1] = '\0';
+    if (p_uint(L, buf, f) || *(uint32_t *)f > 100)
+        return "not a percentage from 0 to 100";
+    return NULL;
+}
+
+bool config_parse_duration(const char *s, uint32_t *ms)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    unsigned long long scale;
+    if (errno)
+        return false;
+    if (strcmp(end, "ms") == 0)
+        scale = 1;
+    else if (strcmp(end, "s") == 0)
+        scale = 1000;
+    else if (strcmp(end, "m") == 0)
+        scale = 60000;
+    else if (*end == '\0' && n == 0)
+        scale = 1;
+    else
+        return false;
+    if (n > UINT32_MAX / scale)
+        return false;
+    *ms = (uint32_t)(n * scale);
+    return true;
+}
+
+static const char *p_duration(struct loader *L, const char *v, void *f)
+{
+    (void)L;
+    return config_parse_duration(v, f) ? NULL : "not a duration (use ms, s or m: \"250ms\")";
+}
+
+bool config_parse_share(const char *s, double *share)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s))
+        return false;
+    double d = strtod(s, &end);
+    if (*end == '%')
+        end++;
+    if (*end || d < 0 || d > 100)
+        return false;
+    *share = d / 100.0;
+    return true;
+}
+
+static const char *p_share(struct loader *L, const char *v, void *f)
+{
+    (void)L;
+    return config_parse_share(v, f) ? NULL : "not a share from 0% to 100%";
+}
+
+static const char *p_string(struct loader *L, const char *v, void *f)
+{
+    *(char **)f = *v ? arena_strdup(L->arena, v) : NULL;
+    return NULL;
+}
+
+/* Paths must be absolute: a config never means "relative to wherever the
+ * program happens to run" (a working-directory lookup was a torsocks CVE). */
+static const char *p_path(struct loader *L, const char *v, void *f)
+{
+    if (*v && *v != '/')
+        return "not an absolute path";
+    return p_string(L, v, f);
+}
+
+static const char *p_output(struct loader *L, const char *v, void *f)
+{
+    if (strcmp(v, "stderr") != 0 && strcmp(v, "off") != 0 && *v != '/')
+        return "not stderr, off or an absolute path";
+    return p_string(L, v, f);
+}
+
+static const char *p_log_output(struct loader *L, const char *v, void *f)
+{
+    if (strcmp(v, "stderr") != 0 && *v != '/')
+        return "not stderr or an absolute path";
+    return p_string(L, v, f);
+}
+
+static const char *p_dir_or_off(struct loader *L, const char *v, void *f)
+{
+    if (strcmp(v, "off") != 0 && *v != '/')
+        return "not off or an absolute path";
+    return p_string(L, v, f);
+}
+
+/* Enumerations: "a|b|c" lists the words, their index is the value. */
+static const char *p_enum(const char *v, void *f, const char *const *words, const char *why)
+{
+    for (int i = 0; words[i]; i++) {
+        if (strcmp(v, words[i]) == 0) {
+            *(int *)f = i;
+            return NULL;
+        }
+    }
+    return why;
+}
+
+static const char *const LOG_LEVELS[] = { "error", "warn", "info", "debug", NULL };
+static const char *const ON_ERRORS[] = { "exit", "passthrough", NULL };
+static const char *const LBS[] = { "p2c", "round_robin", "least_conn", "random", NULL };
+static const char *const TLS_MODES[] = { "off", "mtls", NULL };
+static const char *const INBOUND_TLS[] = { "strict", "permissive", "off", NULL };
+static const char *const HEALTH[] = { "off", "tcp", NULL };
+static const char *const ONOFF[] = { "off", "on", NULL };
+
+static const char *p_log_level(struct loader *L, const char *v, void *f)
+{ (void)L; return p_enum(v, f, LOG_LEVELS, "not one of error, warn, info, debug"); }
+static const char *p_on_error(struct loader *L, const char *v, void *f)
+{ (void)L; return p_enum(v, f, ON_ERRORS, "not one of exit, passthrough"); }
+static const char *p_lb(struct loader *L, const char *v, void *f)
+{ (void)L; return p_enum(v, f, LBS, "not one of p2c, round_robin, least_conn, random"); }
+static const char *p_tls_mode(struct loader *L, const char *v, void *f)
+{ (void)L; return p_enum(v, f, TLS_MODES, "not one of off, mtls"); }
+static const char *p_inbound_tls(struct loader *L, const char *v, void *f)
+{ (void)L; return p_enum(v, f, INBOUND_TLS, "not one of strict, permissive, off"); }
+static const char *p_health(struct loader *L, const char *v, void *f)
+{ (void)L; return p_enum(v, f, HEALTH, "not one of off, tcp"); }
+
+static const char *p_onoff(struct loader *L, const char *v, void *f)
+{
+    (void)L;
+    int i;
+    const char *why = p_enum(v, &i, ONOFF, "not on or off");
+    if (!why)
+        *(bool *)f = i == 1;
+    return why;
+}
+
+static const char *p_min_version(struct loader *L, const char *v, void *f)
+{
+    (void)L;
+    if (strcmp(v, "1.2") == 0)
+        *(unsigned *)f = 12;
+    else if (strcmp(v, "1.3") == 0)
+        *(unsigned *)f = 13;
+    else
+        return "not 1.2 or 1.3";
+    return NULL;
+}
+
+static const char *p_cidr(struct loader *L, const char *v, void *f)
+{
+    (void)L;
+    struct cidr *c = f;
+    char buf[64];
+    const char *slash = strchr(v, '/');
+    if (!slash || (size_t)(slash - v) >= sizeof(buf))
+        return "not an IPv4 network such as 127.77.0.0/16";
+    memcpy(buf, v, (size_t)(slash - v));
+    buf[slash - v] = '\0';
+    char *end;
+    unsigned long prefix = strtoul(slash + 1, &end, 10);
+    if (!netaddr_parse(buf, false, &c->base) || c->base.family != AF_INET ||
+        *end || slash[1] == '\0' || prefix < 8 || prefix > 30)
+        return "not an IPv4 network from /8 to /30 such as 127.77.0.0/16";
+    c->prefix = (unsigned)prefix;
+    uint32_t mask = ~0u << (32 - prefix);
+    if (ntohl(c->base.ip.v4.s_addr) & ~mask)
+        return "has host bits set";
+    return NULL;
+}
+
+static const char *p_hostport(struct loader *L, const char *v, void *f)
+{
+    struct netaddr a;
+    if (*v && (!netaddr_parse(v, true, &a) || a.port == 0))
+        return "not an IP:port such as 127.0.0.1:8600";
+    return p_string(L, v, f);
+}
+
+/* Splits a comma-separated list into trimmed, non-empty items. */
+static size_t split_items(struct loader *L, const char *v, char ***out)
+{
+    size_t n = 1;
+    for (const char *p = v; *p; p++)
+        n += *p == ',';
+    char **items = arena_alloc(L->arena, n * sizeof(*items));
+    char *copy = arena_strdup(L->arena, v);
+    size_t count = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*tok)
+            items[count++] = tok;
+    }
+    *out = items;
+    return count;
+}
+
+static bool valid_dns_name(const char *s)
+{
+    if (!*s || strlen(s) > 253)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' && *s != '_')
+            return false;
+    return true;
+}
+
+static const char *p_hosts(struct loader *L, const char *v, void *f)
+{
+    struct str_list *l = f;
+    l->n = split_items(L, v, &l->v);
+    for (size_t i = 0; i < l->n; i++) {
+        const char *h = l->v[i];
+        if (h[0] == '*' && h[1] == '.' && valid_dns_name(h + 1))
+            continue;
+        if (!valid_dns_name(h))
+            return "not a host name or *.suffix";
+    }
+    return NULL;
+}
+
+static const char *p_globs(struct loader *L, const char *v, void *f)
+{
+    struct str_list *l = f;
+    l->n = split_items(L, v, &l->v);
+    return NULL;
+}
+
+static const char *p_addresses(struct loader *L, const char *v, void *f)
+{
+    struct addr_list *l = f;
+    char **items;
+    l->n = split_items(L, v, &items);
+    l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
+    for (size_t i = 0; i < l->n; i++)
+        if (!netaddr_parse(items[i], true, &l->v[i]))
+            return "not a list of IP or IP:port";
+    return NULL;
+}
+
+static const char *p_ports(struct loader *L, const char *v, void *f)
+{
+    struct port_list *l = f;
+    char **items;
+    l->n = split_items(L, v, &items);
+    l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
+    for (size_t i = 0; i < l->n; i++) {
+        char *end;
+        unsigned long lo = strtoul(items[i], &end, 10), hi = lo;
+        if (*end == '-')
+            hi = strtoul(end + 1, &end, 10);
+        if (!isdigit((unsigned char)items[i][0]) || *end || lo == 0 || hi > 65535 || lo > hi)
+            return "not a list of ports or port ranges (80, 8000-8100)";
+        l->v[i] = (struct port_range){ (uint16_t)lo, (uint16_t)hi };
+    }
+    return NULL;
+}
+
+#define MAX_WEIGHT 1000
+
+/* "10.0.0.5:8080, 10.0.0.6:8080 weight=3, 10.0.0.7" */
+static const char *p_endpoints(struct loader *L, const char *v, void *f)
+{
+    struct endpoint_list *l = f;
+    char **items;
+    l->n = split_items(L, v, &items);
+    l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
+    for (size_t i = 0; i < l->n; i++) {
+        char *addr = items[i], *rest = addr + strcspn(addr, " \t");
+        l->v[i].weight = 1;
+        if (*rest) {
+            *rest++ = '\0';
+            rest += strspn(rest, " \t");
+            char *end;
+            unsigned long w;
+            if (strncmp(rest, "weight=", 7) != 0 || !isdigit((unsigned char)rest[7]) ||
+                (w = strtoul(rest + 7, &end, 10)) == 0 || w > MAX_WEIGHT || *end)
+                return "not a list of IP[:PORT] [weight=1..1000]";
+            l->v[i].weight = (uint32_t)w;
+        }
+        if (!netaddr_parse(addr, true, &l->v[i].addr))
+            return "not a list of IP[:PORT] [weight=1..1000]";
+    }
+    return NULL;
+}
+
+/* "orders-v1 90, orders-v2 10" */
+static const char *p_split(struct loader *L, const char *v, void *f)
+{
+    struct split_list *l = f;
+    char **items;
+    l->n = split_items(L, v, &items);
+    l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
+    for (size_t i = 0; i < l->n; i++) {
+        char name[128];
+        unsigned w;
+        char extra;
+        if (sscanf(items[i], "%127s %u %c", name, &w, &extra) != 2 || w > 100000)
+            return "not a list of \"SERVICE WEIGHT\"";
+        l->v[i].service = arena_strdup(L->arena, name);
+        l->v[i].weight = w;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ key tables -- */
+
+/* built == NULL: the behaviour is there. Otherwise the key is parsed and
+ * validated, and setting it logs this notice once. */
+#define NOT_BUILT_RESILIENCE "not built yet in this version (retries and circuit breaking), ignored"
+#define NOT_BUILT_DISCOVERY "not built yet in this version (dynamic discovery), ignored"
+#define NOT_BUILT_OBSERVE "not built yet in this version (observability), ignored"
+#define NOT_BUILT_TLS "not built yet in this version (mutual TLS), ignored"
+
+struct key_def {
+    const char *name;
+    parse_fn parse;
+    size_t offset, size;
+    const char *not_built;
+};
+
+#define G(key, fn, field, nb) { key, fn, offsetof(struct mesh_config, field), \
+                                sizeof(((struct mesh_config *)0)->field), nb }
+#define S(key, fn, field, nb) { key, fn, offsetof(struct service_config, field), \
+                                sizeof(((struct service_config *)0)->field), nb }
+#define I(key, fn, field, nb) { key, fn, offsetof(struct inbound_config, field), \
+                                sizeof(((struct inbound_config *)0)->field), nb }
+
+static const struct key_def MESHIM_KEYS[] = {
+    G("log_level", p_log_level, log_level, NULL),
+    G("log_file", p_log_output, log_file, NULL),
+    G("access_log", p_output, access_log, NOT_BUILT_OBSERVE),
+    G("access_log_callers", p_onoff, access_log_callers, NOT_BUILT_OBSERVE),
+    G("stats_dir", p_dir_or_off, stats_dir, NOT_BUILT_OBSERVE),
+    G("vip_range", p_cidr, vip_range, NULL),
+    G("dns_server", p_hostport, dns_server, NOT_BUILT_DISCOVERY),
+    G("on_error", p_on_error, on_error, NULL),
+    { 0 }
+};
+
+static const struct key_def TLS_KEYS[] = {
+    G("cert", p_path, tls_cert, NOT_BUILT_TLS),
+    G("key", p_path, tls_key, NOT_BUILT_TLS),
+    G("ca", p_path, tls_ca, NOT_BUILT_TLS),
+    G("min_version", p_min_version, tls_min_version, NOT_BUILT_TLS),
+    G("reload_interval", p_duration, tls_reload_interval_ms, NOT_BUILT_TLS),
+    { 0 }
+};
+
+static const struct key_def SERVICE_KEYS[] = {
+    S("hosts", p_hosts, hosts, NULL),
+    S("addresses", p_addresses, addresses, NULL),
+    S("ports", p_ports, ports, NULL),
+    S("endpoints", p_endpoints, endpoints, NULL),
+    S("dns", p_string, dns, NOT_BUILT_DISCOVERY),
+    S("srv", p_string, srv, NOT_BUILT_DISCOVERY),
+    S("endpoints_file", p_path, endpoints_file, NOT_BUILT_DISCOVERY),
+    S("lb", p_lb, lb, NULL),
+    S("connect_timeout", p_duration, connect_timeout_ms, NOT_BUILT_RESILIENCE),
+    S("retries", p_uint, retries, NOT_BUILT_RESILIENCE),
+    S("retry_backoff", p_duration, retry_backoff_ms, NOT_BUILT_RESILIENCE),
+    S("retry_backoff_max", p_duration, retry_backoff_max_ms, NOT_BUILT_RESILIENCE),
+    S("retry_budget", p_share, retry_budget, NOT_BUILT_RESILIENCE),
+    S("eject_after", p_positive, eject_after, NOT_BUILT_RESILIENCE),
+    S("eject_time", p_duration, eject_time_ms, NOT_BUILT_RESILIENCE),
+    S("max_eject_percent", p_percent, max_eject_percent, NOT_BUILT_RESILIENCE),
+    S("max_connections", p_positive, max_connections, NOT_BUILT_RESILIENCE),
+    S("health_check", p_health, health_check, NOT_BUILT_RESILIENCE),
+    S("health_interval", p_duration, health_interval_ms, NOT_BUILT_RESILIENCE),
+    S("health_timeout", p_duration, health_timeout_ms, NOT_BUILT_RESILIENCE),
+    S("healthy_threshold", p_positive, healthy_threshold, NOT_BUILT_RESILIENCE),
+    S("unhealthy_threshold", p_positive, unhealthy_threshold, NOT_BUILT_RESILIENCE),
+    S("tls", p_tls_mode, tls, NULL),            /* mtls fails closed for now */
+    S("identity", p_string, identity, NOT_BUILT_TLS),
+    S("sni", p_string, sni, NOT_BUILT_TLS),
+    S("fault_abort", p_share, fault_abort, NOT_BUILT_RESILIENCE),
+    S("fault_delay", p_duration, fault_delay_ms, NOT_BUILT_RESILIENCE),
+    S("fault_delay_percent", p_share, fault_delay_percent, NOT_BUILT_RESILIENCE),
+    S("split", p_split, split, NOT_BUILT_DISCOVERY),
+    { 0 }
+};
+
+static const struct key_def INBOUND_KEYS[] = {
+    I("tls", p_inbound_tls, tls, NULL),         /* strict/permissive fail closed */
+    I("allow", p_globs, allow, NOT_BUILT_TLS),
+    { 0 }
+};
+
+static const struct key_def *find_key(const struct key_def *table, const char *name, int *index)
+{
+    for (int i = 0; table[i].name; i++) {
+        if (strcmp(table[i].name, name) == 0) {
+            *index = i;
+            return &table[i];
+        }
+    }
+    return NULL;
+}
+
+static void service_defaults(struct service_config *s)
+{
+    s->lb = LB_P2C;
+    s->connect_timeout_ms = 1000;
+    s->retries = 2;
+    s->retry_backoff_ms = 25;
+    s->retry_backoff_max_ms = 250;
+    s->retry_budget = 0.20;
+    s->eject_after = 5;
+    s->eject_time_ms = 30000;
+    s->max_eject_percent = 50;
+    s->max_connections = 1024;
+    s->health_check = HEALTH_OFF;
+    s->health_interval_ms = 5000;
+    s->health_timeout_ms = 1000;
+    s->healthy_threshold = 2;
+    s->unhealthy_threshold = 3;
+    s->tls = TLS_OFF;
+}
+
+static void global_defaults(struct loader *L, struct mesh_config *c)
+{
+    c->log_level = LOG_WARN;
+    c->log_file = arena_strdup(L->arena, "stderr");
+    c->access_log = arena_strdup(L->arena, "off");
+    c->stats_dir = arena_strdup(L->arena, "/tmp/meshim");
+    netaddr_parse("127.77.0.0", false, &c->vip_range.base);
+    c->vip_range.prefix = 16;
+    c->on_error = ON_ERROR_EXIT;
+    c->tls_min_version = 12;
+    c->tls_reload_interval_ms = 10000;
+}
+
+/* ------------------------------------------------------------- sections -- */
+
+static struct service_config *find_service(struct mesh_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_services; i++)
+        if (strcmp(c->services[i].name, name) == 0)
+            return &c->services[i];
+    return NULL;
+}
+
+static struct service_config *add_service(struct loader *L, const char *name, struct origin at)
+{
+    struct mesh_config *c = L->cfg;
+    if (c->n_services == L->cap_services) {
+        L->cap_services = L->cap_services ? L->cap_services * 2 : 8;
+        struct service_config *grown = arena_alloc(L->arena, L->cap_services * sizeof(*grown));
+        if (c->n_services)
+            memcpy(grown, c->services, c->n_services * sizeof(*grown));
+        c->services = grown;
+    }
+    struct service_config *s = &c->services[c->n_services++];
+    memset(s, 0, sizeof(*s));
+    service_defaults(s);
+    s->name = arena_strdup(L->arena, name);
+    s->origin = at;
+    return s;
+}
+
+static bool valid_service_name(const char *s)
+{
+    return *s && strlen(s) < 128 && valid_dns_name(s);
+}
+
+/* Called by the reader for every "[...]" line, before inih sees it. */
+static void open_section(struct loader *L, const char *name)
+{
+    struct origin at = here(L);
+    L->continuation = false;
+    L->last_key = NULL;
+    L->section = NULL;
+    L->kind = SEC_UNKNOWN;
+
+    bool *seen = NULL;
+    int *first = NULL;
+    if (strcmp(name, "meshim") == 0) {
+        L->kind = SEC_MESHIM, L->section = L->cfg, seen = &L->seen_meshim, first = &L->line_meshim;
+    } else if (strcmp(name, "tls") == 0) {
+        L->kind = SEC_TLS, L->section = L->cfg, seen = &L->seen_tls, first = &L->line_tls;
+    } else if (strcmp(name, "defaults") == 0) {
+        L->kind = SEC_DEFAULTS, L->section = &L->defaults, seen = &L->seen_defaults,
+        first = &L->line_defaults;
+    }
+    if (seen) {
+        if (*seen) {
+            add_error(L, at, "[%s]: section appears twice (first at line %d)", name, *first);
+            L->kind = SEC_UNKNOWN;
+        }
+        *seen = true;
+        *first = at.line;
+        return;
+    }
+    if (strncmp(name, "service:", 8) == 0) {
+        const char *svc = name + 8;
+        struct service_config *prev;
+        if (!valid_service_name(svc)) {
+            add_error(L, at, "[%s]: not a valid service name (letters, digits, '-', '_', '.')", name);
+        } else if ((prev = find_service(L->cfg, svc)) != NULL) {
+            add_error(L, at, "[%s]: section appears twice (first at line %d)", name, prev->origin.line);
+        } else {
+            L->kind = SEC_SERVICE;
+            L->section = add_service(L, svc, at);
+        }
+        return;
+    }
+    if (strncmp(name, "inbound:", 8) == 0) {
+        char *end;
+        unsigned long port = strtoul(name + 8, &end, 10);
+        if (!isdigit((unsigned char)name[8]) || *end || port == 0 || port > 65535) {
+            add_error(L, at, "[%s]: not a port number from 1 to 65535", name);
+            return;
+        }
+        struct mesh_config *c = L->cfg;
+        for (size_t i = 0; i < c->n_inbound; i++) {
+            if (c->inbound[i].port == port) {
+                add_error(L, at, "[%s]: section appears twice (first at line %d)", name,
+                          c->inbound[i].origin.line);
+                return;
+            }
+        }
+        if (c->n_inbound == L->cap_inbound) {
+            L->cap_inbound = L->cap_inbound ? L->cap_inbound * 2 : 4;
+            struct inbound_config *grown = arena_alloc(L->arena, L->cap_inbound * sizeof(*grown));
+            if (c->n_inbound)
+                memcpy(grown, c->inbound, c->n_inbound * sizeof(*grown));
+            c->inbound = grown;
+        }
+        struct inbound_config *in = &c->inbound[c->n_inbound++];
+        memset(in, 0, sizeof(*in));
+        in->port = (uint16_t)port;
+        in->origin = at;
+        in->tls = INBOUND_STRICT;
+        L->kind = SEC_INBOUND;
+        L->section = in;
+        return;
+    }
+    add_error(L, at, "[%s]: unknown section (meshim, tls, defaults, service:NAME, inbound:PORT)", name);
+}
+
+static void note_not_built(struct loader *L, struct origin at, const char *key, const char *why)
+{
+    if (L->not_built.n == L->cap_not_built) {
+        L->cap_not_built = L->cap_not_built ? L->cap_not_built * 2 : 8;
+        char **grown = arena_alloc(L->arena, L->cap_not_built * sizeof(*grown));
+        if (L->not_built.n)
+            memcpy(grown, L->not_built.v, L->not_built.n * sizeof(*grown));
+        L->not_built.v = grown;
+    }
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s:%d: %s: %s", at.file, at.line, key, why);
+    L->not_built.v[L->not_built.n++] = arena_strdup(L->arena, msg);
+}
+
+/* Sets one key of one section: the table says how. */
+static bool set_key(struct loader *L, const struct key_def *table, void *base, uint64_t *set,
+                    struct origin *key_origin, const char *section, const char *name,
+                    const char *value, struct origin at)
+{
+    int index = 0;
+    const struct key_def *k = find_key(table, name, &index);
+    if (!k) {
+        add_error(L, at, "%s: unknown key in [%s]", name, section);
+        return false;
+    }
+    if (set && (*set >> index & 1) && !L->continuation) {
+        add_error(L, at, "%s: set twice in [%s] (first at line %d)", name, section,
+                  key_origin[index].line);
+        return false;
+    }
+    const char *why = k->parse(L, value, (char *)base + k->offset);
+    if (why) {
+        add_error(L, at, "%s: %s: \"%s\"", name, why, value);
+        return false;
+    }
+    if (set) {
+        if (k->not_built && !(*set >> index & 1))
+            note_not_built(L, at, name, k->not_built);
+        *set |= (uint64_t)1 << index;
+        if (!L->continuation)
+            key_origin[index] = at;
+    }
+    return true;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct loader *L = user;
+    struct origin at = here(L);
+    (void)section;
+
+    /* A continuation line (inih's multi-line values) extends the last key's
+     * value, so long endpoint lists can wrap: re-parse the joined value. */
+    if (L->continuation && L->last_key && strcmp(name, L->last_key) == 0) {
+        size_t n = strlen(L->last_raw) + strlen(value) + 3;
+        char *joined = arena_alloc(L->arena, n);
+        snprintf(joined, n, "%s, %s", L->last_raw, value);
+        value = joined;
+    } else {
+        L->continuation = false;
+    }
+    L->last_raw = arena_strdup(L->arena, value);
+    L->last_key = arena_strdup(L->arena, name);
+
+    switch (L->kind) {
+    case SEC_NONE:
+        add_error(L, at, "%s: key outside of any section", name);
+        break;
+    case SEC_UNKNOWN:
+        break;      /* the section header already got its message */
+    case SEC_MESHIM:
+        set_key(L, MESHIM_KEYS, L->cfg, &L->meshim_set, L->meshim_origin, "meshim", name, value, at);
+        break;
+    case SEC_TLS:
+        set_key(L, TLS_KEYS, L->cfg, &L->tls_set, L->tls_origin, "tls", name, value, at);
+        break;
+    case SEC_DEFAULTS:
+        set_key(L, SERVICE_KEYS, &L->defaults, &L->defaults.set, L->defaults.key_origin,
+                "defaults", name, value, at);
+        break;
+    case SEC_SERVICE: {
+        struct service_config *s = L->section;
+        char label[160];
+        snprintf(label, sizeof(label), "service:%s", s->name);
+        set_key(L, SERVICE_KEYS, s, &s->set, s->key_origin, label, name, value, at);
+        break;
+    }
+    case SEC_INBOUND: {
+        struct inbound_config *in = L->section;
+        char label[32];
+        snprintf(label, sizeof(label), "inbound:%u", in->port);
+        set_key(L, INBOUND_KEYS, in, &in->set, in->key_origin, label, name, value, at);
+        break;
+    }
+    }
+    return 1;   /* our own errors are collected; keep inih going */
+}
+
+/* ini_reader: counts lines, opens sections, flags continuation lines and
+ * lines longer than inih's buffer (which it would otherwise split). */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct loader *L = stream;
+    if (!fgets(str, num, L->fp))
+        return NULL;
+    L->line++;
+    size_t len = strlen(str);
+    if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(L->fp)) {
+        int ch;
+        while ((ch = fgetc(L->fp)) != EOF && ch != '\n')
+            ;
+        add_error(L, here(L), "line longer than %d characters (wrap long lists onto "
+                  "indented continuation lines)", num - 2);
+        strcpy(str, ";\n");
+        return str;
+    }
+    const char *p = str;
+    bool indented = *p == ' ' || *p == '\t';
+    p += strspn(p, " \t\r");
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (close) {
+            char name[256];
+            size_t n = (size_t)(close - p - 1);
+            if (n >= sizeof(name))
+                n = sizeof(name) - 1;
+            memcpy(name, p + 1, n);
+            name[n] = '\0';
+            open_section(L, name);
+        }
+    } else if (*p && *p != '\n' && *p != ';' && *p != '#') {
+        L->continuation = indented && L->last_key != NULL;
+    }
+    return str;
+}
+
+static void load_file(struct loader *L, const char *path)
+{
+    L->file = path;
+    L->line = 0;
+    L->fp = fopen(path, "re");
+    if (!L->fp) {
+        add_error(L, (struct origin){ path, 0 }, "cannot read: %s", strerror(errno));
+        return;
+    }
+    size_t before = L->errors_len;
+    int rc = ini_parse_stream(read_line, L, on_key, L);
+    fclose(L->fp);
+    L->fp = NULL;
+    /* rc > 0 is the first line inih itself could not parse (no '=', no ']');
+     * report it unless one of our messages already covers that line. */
+    if (rc > 0) {
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), ":%d: ", rc);
+        if (!L->errors || !strstr(L->errors + before, prefix))
+            add_error(L, (struct origin){ path, rc }, "syntax error (expected [section] or key = value)");
+    }
+}
+
+/* ------------------------------------------------------------ environment -- */
+
+/* MESHIM_SERVICES: "orders=10.0.0.5:8080,10.0.0.6:8080;users=127.0.0.9". A
+ * service the file already has gets these endpoints (the environment wins). */
+static void load_services_env(struct loader *L, const char *value)
+{
+    struct origin at = { "MESHIM_SERVICES", 0 };
+    char *copy = arena_strdup(L->arena, value);
+    for (char *save = NULL, *item = strtok_r(copy, ";", &save); item;
+         item = strtok_r(NULL, ";", &save)) {
+        item += strspn(item, " \t");
+        if (!*item)
+            continue;
+        char *eq = strchr(item, '=');
+        if (!eq) {
+            add_error(L, at, "\"%s\": expected NAME=ENDPOINT,ENDPOINT", item);
+            continue;
+        }
+        *eq = '\0';
+        if (!valid_service_name(item)) {
+            add_error(L, at, "\"%s\": not a valid service name", item);
+            continue;
+        }
+        struct service_config *s = find_service(L->cfg, item);
+        if (!s)
+            s = add_service(L, item, at);
+        L->continuation = false;
+        int index = 0;
+        find_key(SERVICE_KEYS, "endpoints", &index);
+        const char *why = p_endpoints(L, eq + 1, &s->endpoints);
+        if (why)
+            add_error(L, at, "%s: endpoints: %s: \"%s\"", item, why, eq + 1);
+        s->set |= (uint64_t)1 << index;
+        s->key_origin[index] = at;
+    }
+}
+
+static void load_env_overrides(struct loader *L, const struct config_source *src)
+{
+    static const struct { const char *var; const struct key_def *table; const char *key; } MAP[] = {
+        { "MESHIM_LOG_LEVEL", MESHIM_KEYS, "log_level" },
+        { "MESHIM_LOG_FILE", MESHIM_KEYS, "log_file" },
+        { "MESHIM_ACCESS_LOG", MESHIM_KEYS, "access_log" },
+        { "MESHIM_STATS_DIR", MESHIM_KEYS, "stats_dir" },
+        { "MESHIM_TLS_CERT", TLS_KEYS, "cert" },
+        { "MESHIM_TLS_KEY", TLS_KEYS, "key" },
+        { "MESHIM_TLS_CA", TLS_KEYS, "ca" },
+    };
+    for (size_t i = 0; i < MESHIM_ARRAY_LEN(MAP); i++) {
+        const char *v = src->getenv(MAP[i].var);
+        int index = 0;
+        if (!v || !*v)
+            continue;
+        const struct key_def *k = find_key(MAP[i].table, MAP[i].key, &index);
+        const char *why = k->parse(L, v, (char *)L->cfg + k->offset);
+        struct origin at = { MAP[i].var, 0 };
+        if (why)
+            add_error(L, at, "%s: \"%s\"", why, v);
+        else if (k->not_built)
+            note_not_built(L, at, MAP[i].key, k->not_built);
+    }
+}
+
+/* ------------------------------------------------------------- validation -- */
+
+static void inherit_defaults(struct loader *L, struct service_config *s)
+{
+    for (int i = 0; SERVICE_KEYS[i].name; i++) {
+        uint64_t bit = (uint64_t)1 << i;
+        if ((L->defaults.set & bit) && !(s->set & bit)) {
+            const struct key_def *k = &SERVICE_KEYS[i];
+            memcpy((char *)s + k->offset, (char *)&L->defaults + k->offset, k->size);
+            s->key_origin[i] = L->defaults.key_origin[i];
+        }
+    }
+    if (s->hosts.n == 0) {
+        s->hosts.v = arena_alloc(L->arena, sizeof(char *));
+        s->hosts.v[0] = s->name;
+        s->hosts.n = 1;
+    }
+}
+
+static void validate_service(struct loader *L, struct service_config *s)
+{
+    struct origin at = s->origin;
+    char where[160];
+    if (at.line > 0)
+        snprintf(where, sizeof(where), "[service:%s]", s->name);
+    else
+        snprintf(where, sizeof(where), "%s", s->name);
+    if (!s->endpoints.n && !s->dns && !s->srv && !s->endpoints_file && !s->split.n)
+        add_error(L, at, "%s: no endpoints (set endpoints, dns, srv, endpoints_file or split)", where);
+    if (s->retry_backoff_ms > s->retry_backoff_max_ms)
+        add_error(L, at, "%s: retry_backoff (%ums) is longer than retry_backoff_max (%ums)", where,
+                  s->retry_backoff_ms, s->retry_backoff_max_ms);
+    for (size_t i = 0; i < s->split.n; i++) {
+        const char *target = s->split.v[i].service;
+        if (strcmp(target, s->name) == 0 || !find_service(L->cfg, target))
+            add_error(L, at, "%s: split: \"%s\" is not another service of this config", where, target);
+    }
+    if (s->tls == TLS_MTLS && (!L->cfg->tls_cert || !L->cfg->tls_key || !L->cfg->tls_ca))
+        add_error(L, at, "%s: tls = mtls needs [tls] cert, key and ca (or MESHIM_TLS_CERT, "
+                  "MESHIM_TLS_KEY, MESHIM_TLS_CA)", where);
+    if (s->tls == TLS_MTLS)
+        note_not_built(L, at, "tls", "mtls is not built yet in this version: connections to this "
+                       "service are refused rather than sent in plaintext");
+}
+
+static bool host_claimed(const struct service_config *a, const char *host)
+{
+    for (size_t i = 0; i < a->hosts.n; i++)
+        if (dns_name_equal(a->hosts.v[i], host))
+            return true;
+    return false;
+}
+
+static bool address_overlap(const struct netaddr *x, const struct netaddr *y)
+{
+    return netaddr_same_ip(x, y) && (x->port == 0 || y->port == 0 || x->port == y->port);
+}
+
+static void validate_across(struct loader *L)
+{
+    struct mesh_config *c = L->cfg;
+    for (size_t i = 0; i < c->n_services; i++) {
+        struct service_config *s = &c->services[i];
+        for (size_t j = 0; j < i; j++) {
+            struct service_config *t = &c->services[j];
+            for (size_t h = 0; h < s->hosts.n; h++)
+                if (host_claimed(t, s->hosts.v[h]))
+                    add_error(L, s->origin, "[service:%s]: hosts: \"%s\" is already a host of "
+                              "[service:%s]", s->name, s->hosts.v[h], t->name);
+            for (size_t a = 0; a < s->addresses.n; a++)
+                for (size_t b = 0; b < t->addresses.n; b++)
+                    if (address_overlap(&s->addresses.v[a], &t->addresses.v[b])) {
+                        char text[64];
+                        netaddr_format(&s->addresses.v[a], text, sizeof(text));
+                        add_error(L, s->origin, "[service:%s]: addresses: %s is already an "
+                                  "address of [service:%s]", s->name, text, t->name);
+                    }
+        }
+    }
+    uint64_t pool = ((uint64_t)1 << (32 - c->vip_range.prefix)) - 2;
+    if (c->n_services > pool)
+        add_error(L, (struct origin){ L->file ? L->file : "MESHIM_SERVICES", 0 },
+                  "vip_range: %zu services do not fit in a /%u", c->n_services, c->vip_range.prefix);
+}
+
+/* ------------------------------------------------------------------ entry -- */
+
+struct mesh_config *config_load(const struct config_source *src, char **errors)
+{
+    struct arena *arena = NULL;
+    struct mesh_config *cfg = arena_alloc(&arena, sizeof(*cfg));
+    struct loader L = { .cfg = cfg, .arena = &arena };
+    *errors = NULL;
+
+    global_defaults(&L, cfg);
+    service_defaults(&L.defaults);
+
+    const char *(*env)(const char *) = src->getenv;
+    const char *disable = src->secure ? NULL : env("MESHIM_DISABLE");
+    if (disable && strcmp(disable, "1") == 0) {
+        cfg->arena = arena;
+        return cfg;     /* inert whatever the config says */
+    }
+    const char *file = src->secure ? NULL : env("MESHIM_CONFIG");
+    if (file && *file) {
+        load_file(&L, file);
+    } else if (src->default_file && access(src->default_file, F_OK) == 0) {
+        file = src->default_file;
+        load_file(&L, file);
+    } else {
+        file = NULL;
+    }
+    cfg->file = file ? arena_strdup(&arena, file) : NULL;
+    L.file = cfg->file;
+
+    const char *services = src->secure ? NULL : env("MESHIM_SERVICES");
+    if (services && *services)
+        load_services_env(&L, services);
+    if (!src->secure)
+        load_env_overrides(&L, src);
+
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        inherit_defaults(&L, &cfg->services[i]);
+        validate_service(&L, &cfg->services[i]);
+    }
+    validate_across(&L);
+
+    cfg->active = cfg->file != NULL || cfg->n_services > 0;
+    cfg->not_built = L.not_built;
+    cfg->arena = arena;
+    if (L.errors) {
+        *errors = L.errors;
+        arena_free(arena);
+        return NULL;
+    }
+    return cfg;
+}
+
+void config_free(struct mesh_config *cfg)
+{
+    if (cfg)
+        arena_free(cfg->arena);
+}
+
+const char *lb_policy_name(enum lb_policy lb)
+{
+    return LBS[lb];
+}

@@ -1,0 +1,32 @@
+/*
+ * fdtable.h — which descriptors are meshed, and as which connection.
+ *
+ * A two-level table indexed by descriptor number: chunks of slots allocated
+ * the first time a descriptor in their range is meshed. The hot path for a
+ * descriptor the mesh does not own is one or two atomic loads that find
+ * nothing; only meshed descriptors take the table's lock.
+ */
+#ifndef MESHIM_FDTABLE_H
+#define MESHIM_FDTABLE_H
+
+#include "conn.h"
+
+/* Puts c at fd, taking over the caller's reference; whatever was there
+ * before (a stale slot) is released. */
+void fdtable_set(int fd, struct conn *c);
+/* Removes and returns what is at fd (the caller now owns that reference). */
+struct conn *fdtable_take(int fd);
+/* A new reference to what is at fd, or NULL. */
+struct conn *fdtable_get(int fd);
+/* After dup(from) gave `to`: `to` refers to the same connection. */
+void fdtable_share(int from, int to);
+/* Releases what is at fd (close, or a new descriptor reusing the number). */
+void fdtable_drop(int fd);
+/* Releases every slot from first to last inclusive (close_range). */
+void fdtable_drop_range(unsigned first, unsigned last);
+
+void fdtable_atfork_prepare(void);
+void fdtable_atfork_parent(void);
+void fdtable_atfork_child(void);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+ * hooks.c — the exported names (the top of hook → logic → real_) and the
+ * lazy binding of the real_* pointers from hooks.def.
+ *
+ * Each exported function decides only whether to pass through: the shim is
+ * inert (no registry), or this thread is already inside the shim. The logic
+ * lives in connect.c and resolve.c. Descriptor bookkeeping (close, dup, new
+ * descriptors clearing stale slots) runs whenever the shim is active, even
+ * re-entrantly, so the table never points at a number that was reused.
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "fdtable.h"
+#include "hooks.h"
+#include "mesh.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+bool hooks_bound;
+__thread int hooks_depth __attribute__((tls_model("initial-exec")));
+
+#define HOOK(ret, name, params, args, fail) ret (*meshim_real_##name) params;
+#define HOOK_VOID(name, params, args) void (*meshim_real_##name) params;
+#define HOOK_VARARG(ret, name, vparams, params, args, fail) ret (*meshim_real_##name) vparams;
+#include "hooks.def"
+#undef HOOK
+#undef HOOK_VOID
+#undef HOOK_VARARG
+
+static void bind_all(void)
+{
+#define HOOK(ret, name, params, args, fail) \
+    meshim_real_##name = (ret (*) params)dlsym(RTLD_NEXT, #name);
+#define HOOK_VOID(name, params, args) meshim_real_##name = (void (*) params)dlsym(RTLD_NEXT, #name);
+#define HOOK_VARARG(ret, name, vparams, params, args, fail) \
+    meshim_real_##name = (ret (*) vparams)dlsym(RTLD_NEXT, #name);
+#include "hooks.def"
+#undef HOOK
+#undef HOOK_VOID
+#undef HOOK_VARARG
+    __atomic_store_n(&hooks_bound, true, __ATOMIC_RELEASE);
+}
+
+void hooks_bind(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, bind_all);
+}
+
+/* The registry when this call should be meshed, NULL to pass through. */
+static inline struct registry *meshing(void)
+{
+    struct registry *reg = mesh_registry();
+    return reg && !hooks_busy() ? reg : NULL;
+}
+
+/* A call that returned a new descriptor: forget whatever a close we never
+ * saw (glibc closes internally, raw syscalls) left at that number. */
+static inline int fresh_fd(int fd)
+{
+    if (fd >= 0 && mesh_registry())
+        fdtable_drop(fd);
+    return fd;
+}
+
+/* ------------------------------------------------------------- sockets -- */
+
+EXPORT int socket(int domain, int type, int protocol)
+{
+    return fresh_fd(real_socket(domain, type, protocol));
+}
+
+EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+    int rc = real_socketpair(domain, type, protocol, sv);
+    if (rc == 0) {
+        fresh_fd(sv[0]);
+        fresh_fd(sv[1]);
+    }
+    return rc;
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct registry *reg = meshing();
+    if (!reg)
+        return real_connect(fd, addr, len);
+    hooks_enter();
+    int rc = meshim_connect(reg, fd, addr, len);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    struct registry *reg = meshing();
+    if (!reg)
+        return fresh_fd(real_accept(fd, addr, len));
+    hooks_enter();
+    int rc = meshim_accept(reg, fd, addr, len, 0, false);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    struct registry *reg = meshing();
+    if (!reg)
+        return fresh_fd(real_accept4(fd, addr, len, flags));
+    hooks_enter();
+    int rc = meshim_accept(reg, fd, addr, len, flags, true);
+    hooks_leave();
+    return rc;
+}
+
+/* --------------------------------------------------- descriptor lifetime -- */
+
+EXPORT int close(int fd)
+{
+    if (!mesh_registry())
+        return real_close(fd);
+    /* Take the slot first: once the number is closed another thread may get
+     * it from socket() and must not find our connection there. */
+    struct conn *c = fdtable_take(fd);
+    int rc = real_close(fd);
+    int err = errno;
+    conn_unref(c);
+    errno = err;
+    return rc;
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    if (mesh_registry() && !(flags & CLOSE_RANGE_CLOEXEC))
+        fdtable_drop_range(first, last);
+    return real_close_range(first, last, flags);
+}
+
+EXPORT void closefrom(int lowfd)
+{
+    if (mesh_registry() && lowfd >= 0)
+        fdtable_drop_range((unsigned)lowfd, ~0u);
+    real_closefrom(lowfd);
+}
+
+EXPORT int dup(int fd)
+{
+    int rc = real_dup(fd);
+    if (rc >= 0 && mesh_registry())
+        fdtable_share(fd, rc);
+    return rc;
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+    int rc = real_dup2(oldfd, newfd);
+    if (rc >= 0 && oldfd != newfd && mesh_registry())
+        fdtable_share(oldfd, newfd);
+    return rc;
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    int rc = real_dup3(oldfd, newfd, flags);
+    if (rc >= 0 && mesh_registry())
+        fdtable_share(oldfd, newfd);
+    return rc;
+}
+
+/* fcntl is variadic; every command's argument fits in a pointer-sized slot,
+ * which is how it is passed on in the registers of the ABIs glibc supports. */
+static int fcntl_common(int rc, int fd, int cmd)
+{
+    if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && mesh_registry())
+        fdtable_share(fd, rc);
+    return rc;
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl_common(real_fcntl(fd, cmd, arg), fd, cmd);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl_common(real_fcntl64(fd, cmd, arg), fd, cmd);
+}
+
+/* ----------------------------------------------------------- resolution -- */
+
+EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                       struct addrinfo **res)
+{
+    struct registry *reg = meshing();
+    if (!reg)
+        return real_getaddrinfo(node, service, hints, res);
+    hooks_enter();
+    int rc = meshim_getaddrinfo(reg, node, service, hints, res);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
+                            struct hostent **result, int *h_errnop)
+{
+    struct registry *reg = meshing();
+    bool handled = false;
+    int rc = 0;
+    if (reg) {
+        hooks_enter();
+        rc = meshim_gethostbyname_r(reg, name, af, ret, buf, buflen, result, h_errnop, &handled);
+        hooks_leave();
+    }
+    return handled ? rc : real_gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
+}
+
+EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+                           struct hostent **result, int *h_errnop)
+{
+    struct registry *reg = meshing();
+    bool handled = false;
+    int rc = 0;
+    if (reg) {
+        hooks_enter();
+        rc = meshim_gethostbyname_r(reg, name, AF_INET, ret, buf, buflen, result, h_errnop, &handled);
+        hooks_leave();
+    }
+    return handled ? rc : real_gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+}
+
+/* The non-reentrant forms answer from a per-thread buffer (glibc uses one
+ * static buffer for the whole process). */
+static __thread struct hostent host_static __attribute__((tls_model("initial-exec")));
+static __thread char host_buf[512] __attribute__((tls_model("initial-exec")));
+
+static struct hostent *static_result(int rc, struct hostent *result, int herr)
+{
+    if (rc || !result) {
+        h_errno = herr ? herr : NO_RECOVERY;
+        return NULL;
+    }
+    return result;
+}
+
+EXPORT struct hostent *gethostbyname2(const char *name, int af)
+{
+    struct registry *reg = meshing();
+    bool handled = false;
+    struct hostent *result = NULL;
+    int herr = 0, rc = 0;
+    if (reg) {
+        hooks_enter();
+        rc = meshim_gethostbyname_r(reg, name, af, &host_static, host_buf, sizeof(host_buf), &result,
+                                    &herr, &handled);
+        hooks_leave();
+    }
+    return handled ? static_result(rc, result, herr) : real_gethostbyname2(name, af);
+}
+
+EXPORT struct hostent *gethostbyname(const char *name)
+{
+    struct registry *reg = meshing();
+    bool handled = false;
+    struct hostent *result = NULL;
+    int herr = 0, rc = 0;
+    if (reg) {
+        hooks_enter();
+        rc = meshim_gethostbyname_r(reg, name, AF_INET, &host_static, host_buf, sizeof(host_buf),
+                                    &result, &herr, &handled);
+        hooks_leave();
+    }
+    return handled ? static_result(rc, result, herr) : real_gethostbyname(name);
+}
+
+EXPORT int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf,
+                           size_t buflen, struct hostent **result, int *h_errnop)
+{
+    struct registry *reg = meshing();
+    bool handled = false;
+    int rc = 0;
+    if (reg) {
+        hooks_enter();
+        rc = meshim_gethostbyaddr_r(reg, addr, len, type, ret, buf, buflen, result, h_errnop, &handled);
+        hooks_leave();
+    }
+    return handled ? rc : real_gethostbyaddr_r(addr, len, type, ret, buf, buflen, result, h_errnop);
+}
+
+EXPORT struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
+{
+    struct registry *reg = meshing();
+    bool handled = false;
+    struct hostent *result = NULL;
+    int herr = 0, rc = 0;
+    if (reg) {
+        hooks_enter();
+        rc = meshim_gethostbyaddr_r(reg, addr, len, type, &host_static, host_buf, sizeof(host_buf),
+                                    &result, &herr, &handled);
+        hooks_leave();
+    }
+    return handled ? static_result(rc, result, herr) : real_gethostbyaddr(addr, len, type);
+}
+
+EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen,
+                       char *serv, socklen_t servlen, int flags)
+{
+    struct registry *reg = meshing();
+    bool handled = false;
+    int rc = 0;
+    if (reg) {
+        hooks_enter();
+        rc = meshim_getnameinfo(reg, sa, salen, host, hostlen, serv, servlen, flags, &handled);
+        hooks_leave();
+    }
+    return handled ? rc : real_getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
+}

@@ -1,0 +1,21 @@
+/*
+ * log.h — the shim's own log lines: "meshim[PID]: warn: message".
+ *
+ * A message is written at most once a second (the same text again within the
+ * second is dropped), so a failing endpoint under load cannot flood a
+ * program's stderr.
+ */
+#ifndef MESHIM_LOG_H
+#define MESHIM_LOG_H
+
+#include "meshim/config.h"
+
+void log_configure(enum log_level level, const char *file);
+void mlog(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) mlog(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) mlog(LOG_WARN, __VA_ARGS__)
+#define log_info(...) mlog(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) mlog(LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * mesh.c — start-up of the shim in each process.
+ *
+ * The constructor reads the config (SPEC §2.1). An invalid config stops the
+ * program at start with status 78, or with on_error = passthrough leaves the
+ * shim inert; both after printing every problem. Symbols are not bound here
+ * (hooks.c binds lazily), so nothing in this file depends on load order.
+ */
+#include "mesh.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fdtable.h"
+#include "hooks.h"
+#include "log.h"
+
+struct registry *mesh_registry_ptr;
+static struct mesh_config *mesh_config;
+
+static const char *env_lookup(const char *name)
+{
+    return getenv(name);
+}
+
+/* Before the log is configured: straight to stderr, one line each. */
+static void print_errors(const char *errors, const char *outcome)
+{
+    char line[1200];
+    for (const char *p = errors; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        int n = snprintf(line, sizeof(line), "meshim[%d]: error: %.*s\n", (int)getpid(), (int)len, p);
+        (void)syscall(SYS_write, 2, line, (size_t)(n < (int)sizeof(line) ? n : (int)sizeof(line) - 1));
+        p += len + (nl ? 1 : 0);
+    }
+    int n = snprintf(line, sizeof(line), "meshim[%d]: error: invalid config: %s\n", (int)getpid(), outcome);
+    (void)syscall(SYS_write, 2, line, (size_t)n);
+}
+
+/* on_error is itself in the config that failed to load: find it by hand. */
+static bool wants_passthrough(const char *file)
+{
+    FILE *f = file ? fopen(file, "re") : NULL;
+    char buf[256];
+    bool pass = false;
+    while (f && fgets(buf, sizeof(buf), f)) {
+        char key[64], value[64];
+        if (sscanf(buf, " %63[a-z_] = %63[a-z]", key, value) == 2 && strcmp(key, "on_error") == 0)
+            pass = strcmp(value, "passthrough") == 0;
+    }
+    if (f)
+        fclose(f);
+    return pass;
+}
+
+static void atfork_prepare(void)
+{
+    struct registry *reg = mesh_registry();
+    if (!hooks_bound)
+        hooks_bind();       /* the child must not dlsym half-way through */
+    if (reg)
+        registry_lock_all(reg);
+    fdtable_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+    struct registry *reg = mesh_registry();
+    fdtable_atfork_parent();
+    if (reg)
+        registry_unlock_all(reg);
+}
+
+static void atfork_child(void)
+{
+    struct registry *reg = mesh_registry();
+    fdtable_atfork_child();
+    if (reg)
+        registry_reinit_locks(reg);
+    rng_fork_child();       /* the child draws its own endpoints */
+}
+
+__attribute__((constructor(101))) static void mesh_init(void)
+{
+    struct config_source src = {
+        .getenv = env_lookup,
+        .secure = getauxval(AT_SECURE) != 0,
+        .default_file = "/etc/meshim/meshim.ini",
+    };
+    char *errors = NULL;
+    struct mesh_config *cfg = config_load(&src, &errors);
+    if (!cfg) {
+        const char *file = src.secure ? NULL : getenv("MESHIM_CONFIG");
+        if (!file || !*file)
+            file = src.default_file;
+        if (wants_passthrough(file)) {
+            print_errors(errors, "mesh features are off, everything passes through");
+            free(errors);
+            return;
+        }
+        print_errors(errors, "exiting with status 78 (set on_error = passthrough to run unmeshed)");
+        free(errors);
+        _exit(MESHIM_EXIT_CONFIG);
+    }
+    if (!cfg->active) {
+        config_free(cfg);
+        return;     /* nothing configured: inert */
+    }
+    log_configure(cfg->log_level, cfg->log_file);
+    for (size_t i = 0; i < cfg->not_built.n; i++)
+        log_warn("%s", cfg->not_built.v[i]);
+
+    struct registry *reg = registry_build(cfg, rng_thread());
+    if (!reg) {
+        log_error("out of memory building the service registry; mesh features are off");
+        config_free(cfg);
+        return;
+    }
+    mesh_config = cfg;
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    __atomic_store_n(&mesh_registry_ptr, reg, __ATOMIC_RELEASE);
+    log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");
+}

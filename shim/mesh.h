@@ -1,0 +1,41 @@
+/*
+ * mesh.h — the process-wide state of the shim and the logic layer that the
+ * exported hooks call (the middle of hook → logic → real_).
+ *
+ * mesh_registry() is NULL while the shim is inert: before our constructor
+ * ran, with no config, with MESHIM_DISABLE=1, or after an invalid config
+ * with on_error = passthrough. Hooks then pass straight through.
+ */
+#ifndef MESHIM_MESH_H
+#define MESHIM_MESH_H
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include "meshim/registry.h"
+
+extern struct registry *mesh_registry_ptr;
+
+static inline struct registry *mesh_registry(void)
+{
+    return __atomic_load_n(&mesh_registry_ptr, __ATOMIC_ACQUIRE);
+}
+
+/* connect.c */
+int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len);
+int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t *len, int flags,
+                  bool use_accept4);
+
+/* resolve.c */
+int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
+                       const struct addrinfo *hints, struct addrinfo **res);
+int meshim_gethostbyname_r(struct registry *reg, const char *name, int af, struct hostent *ret,
+                           char *buf, size_t buflen, struct hostent **result, int *h_errnop,
+                           bool *handled);
+int meshim_gethostbyaddr_r(struct registry *reg, const void *addr, socklen_t len, int type,
+                           struct hostent *ret, char *buf, size_t buflen, struct hostent **result,
+                           int *h_errnop, bool *handled);
+int meshim_getnameinfo(struct registry *reg, const struct sockaddr *sa, socklen_t salen, char *host,
+                       socklen_t hostlen, char *serv, socklen_t servlen, int flags, bool *handled);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * util.c — addresses, time, randomness and name comparison (see util.h).
+ */
+#include "meshim/util.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+static bool parse_port(const char *s, uint16_t *out)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return false;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end != '\0' || v == 0 || v > 65535)
+        return false;
+    *out = (uint16_t)v;
+    return true;
+}
+
+bool netaddr_parse(const char *text, bool allow_port, struct netaddr *out)
+{
+    char buf[INET6_ADDRSTRLEN + 16];
+    const char *host = text, *port = NULL;
+
+    memset(out, 0, sizeof(*out));
+    if (strlen(text) >= sizeof(buf))
+        return false;
+    strcpy(buf, text);
+    if (buf[0] == '[') {                        /* [v6]:port or [v6] */
+        char *close = strchr(buf, ']');
+        if (!close)
+            return false;
+        *close = '\0';
+        host = buf + 1;
+        if (close[1] == ':')
+            port = close + 2;
+        else if (close[1] != '\0')
+            return false;
+    } else {
+        char *colon = strchr(buf, ':');
+        host = buf;
+        if (colon && !strchr(colon + 1, ':')) { /* exactly one colon: v4:port */
+            *colon = '\0';
+            port = colon + 1;
+        }
+    }
+    if (port) {
+        if (!allow_port || !parse_port(port, &out->port))
+            return false;
+    }
+    if (inet_pton(AF_INET, host, &out->ip.v4) == 1) {
+        out->family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &out->ip.v6) == 1) {
+        out->family = AF_INET6;
+        if (IN6_IS_ADDR_V4MAPPED(&out->ip.v6)) {
+            struct in_addr v4;
+            memcpy(&v4, &out->ip.v6.s6_addr[12], 4);
+            out->family = AF_INET;
+            out->ip.v4 = v4;
+        }
+        return true;
+    }
+    return false;
+}
+
+void netaddr_format(const struct netaddr *a, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+    inet_ntop(a->family, &a->ip, ip, sizeof(ip));
+    if (a->port == 0)
+        snprintf(buf, len, "%s", ip);
+    else if (a->family == AF_INET6)
+        snprintf(buf, len, "[%s]:%u", ip, a->port);
+    else
+        snprintf(buf, len, "%s:%u", ip, a->port);
+}
+
+bool netaddr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct netaddr *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        out->family = AF_INET;
+        out->port = ntohs(in->sin_port);
+        out->ip.v4 = in->sin_addr;
+        return true;
+    }
+    if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        out->port = ntohs(in6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            out->family = AF_INET;
+            memcpy(&out->ip.v4, &in6->sin6_addr.s6_addr[12], 4);
+        } else {
+            out->family = AF_INET6;
+            out->ip.v6 = in6->sin6_addr;
+        }
+        return true;
+    }
+    return false;
+}
+
+socklen_t netaddr_to_sockaddr(const struct netaddr *a, uint16_t port, int family,
+                              struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)out;
+        if (a->family != AF_INET)
+            return 0;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        in->sin_addr = a->ip.v4;
+        return sizeof(*in);
+    }
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        if (a->family == AF_INET6) {
+            in6->sin6_addr = a->ip.v6;
+        } else {
+            in6->sin6_addr.s6_addr[10] = 0xff;
+            in6->sin6_addr.s6_addr[11] = 0xff;
+            memcpy(&in6->sin6_addr.s6_addr[12], &a->ip.v4, 4);
+        }
+        return sizeof(*in6);
+    }
+    return 0;
+}
+
+bool netaddr_same_ip(const struct netaddr *a, const struct netaddr *b)
+{
+    if (a->family != b->family)
+        return false;
+    if (a->family == AF_INET)
+        return a->ip.v4.s_addr == b->ip.v4.s_addr;
+    return memcmp(&a->ip.v6, &b->ip.v6, sizeof(a->ip.v6)) == 0;
+}
+
+uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+void rng_seed(uint64_t *s)
+{
+    uint64_t v = 0;
+    /* GRND_NONBLOCK: never stall a program started early in boot. */
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
+        v = now_ns() ^ ((uint64_t)getpid() << 32);
+    *s = v ? v : 0x9E3779B97F4A7C15ULL;
+}
+
+uint64_t rng_below(uint64_t *s, uint64_t bound)
+{
+    return rng_next(s) % bound;   /* bias is < bound / 2^64: negligible here */
+}
+
+/* Generation bumped in the fork child, so that parent and child do not draw
+ * the same "random" endpoints. */
+static unsigned rng_generation = 1;
+static __thread uint64_t rng_state __attribute__((tls_model("initial-exec")));
+static __thread unsigned rng_state_gen __attribute__((tls_model("initial-exec")));
+
+uint64_t *rng_thread(void)
+{
+    unsigned gen = __atomic_load_n(&rng_generation, __ATOMIC_RELAXED);
+    if (rng_state_gen != gen) {
+        rng_seed(&rng_state);
+        rng_state_gen = gen;
+    }
+    return &rng_state;
+}
+
+void rng_fork_child(void)
+{
+    __atomic_add_fetch(&rng_generation, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t hash_fnv1a(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static size_t name_len(const char *s)
+{
+    size_t n = strlen(s);
+    return (n > 1 && s[n - 1] == '.') ? n - 1 : n;
+}
+
+bool dns_name_equal(const char *a, const char *b)
+{
+    size_t la = name_len(a), lb = name_len(b);
+    return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+bool dns_name_has_suffix(const char *name, const char *suffix)
+{
+    size_t ln = name_len(name), ls = name_len(suffix);
+    return ln > ls && strncasecmp(name + ln - ls, suffix, ls) == 0;
+}
