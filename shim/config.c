@@ -482,7 +482,7 @@ static const char *p_split(struct loader *L, const char *v, void *f)
 #define NOT_BUILT_TLS "not built yet in this version (mutual TLS), ignored"
 
 struct key_def {
-    const char *name;
+    const char *name;               /* every field fits in 64 bytes: see set_key */
     parse_fn parse;
     size_t offset, size;
     const char *not_built;
@@ -737,11 +737,16 @@ static bool set_key(struct loader *L, const struct key_def *table, void *base, u
                   key_origin[index].line);
         return false;
     }
-    const char *why = k->parse(L, value, (char *)base + k->offset);
+    /* Parse into scratch space: a value that fails half-way through a list
+     * must not leave a half-filled field for validation to trip over. */
+    _Alignas(max_align_t) char scratch[64];
+    memcpy(scratch, (char *)base + k->offset, k->size);
+    const char *why = k->parse(L, value, scratch);
     if (why) {
         add_error(L, at, "%s: %s: \"%s\"", name, why, value);
         return false;
     }
+    memcpy((char *)base + k->offset, scratch, k->size);
     if (set) {
         if (k->not_built && !(*set >> index & 1))
             note_not_built(L, at, name, k->not_built);
@@ -895,9 +900,12 @@ static void load_services_env(struct loader *L, const char *value)
         L->continuation = false;
         int index = 0;
         find_key(SERVICE_KEYS, "endpoints", &index);
-        const char *why = p_endpoints(L, eq + 1, &s->endpoints);
+        struct endpoint_list parsed;
+        const char *why = p_endpoints(L, eq + 1, &parsed);
         if (why)
             add_error(L, at, "%s: endpoints: %s: \"%s\"", item, why, eq + 1);
+        else
+            s->endpoints = parsed;
         s->set |= (uint64_t)1 << index;
         s->key_origin[index] = at;
     }
@@ -920,7 +928,7 @@ static void load_env_overrides(struct loader *L, const struct config_source *src
         if (!v || !*v)
             continue;
         const struct key_def *k = find_key(MAP[i].table, MAP[i].key, &index);
-        const char *why = k->parse(L, v, (char *)L->cfg + k->offset);
+        const char *why = k->parse(L, v, (char *)L->cfg + k->offset);   /* scalars only */
         struct origin at = { MAP[i].var, 0 };
         if (why)
             add_error(L, at, "%s: \"%s\"", why, v);

@@ -1,0 +1,571 @@
+/*
+ * test_config.c — the config parser: every key, every message, precedence.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "meshim/config.h"
+
+/* ------------------------------------------------------------- fixtures -- */
+
+static const char *env_names[16];
+static const char *env_values[16];
+static size_t env_count;
+
+static const char *fake_getenv(const char *name)
+{
+    for (size_t i = 0; i < env_count; i++)
+        if (strcmp(env_names[i], name) == 0)
+            return env_values[i];
+    return NULL;
+}
+
+static void env_set(const char *name, const char *value)
+{
+    env_names[env_count] = name;
+    env_values[env_count++] = value;
+}
+
+static char ini_path[64];
+
+static void write_ini(const char *text)
+{
+    strcpy(ini_path, "/tmp/meshim-test-XXXXXX");
+    int fd = mkstemp(ini_path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    env_set("MESHIM_CONFIG", ini_path);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    env_count = 0;
+    ini_path[0] = '\0';
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (ini_path[0])
+        unlink(ini_path);
+    return 0;
+}
+
+static struct mesh_config *load(char **errors, bool secure)
+{
+    struct config_source src = { fake_getenv, secure, "/nonexistent/meshim.ini" };
+    return config_load(&src, errors);
+}
+
+/* Loads text; expects success. */
+static struct mesh_config *load_ok(const char *text)
+{
+    char *errors = NULL;
+    if (text)
+        write_ini(text);
+    struct mesh_config *cfg = load(&errors, false);
+    if (!cfg)
+        fail_msg("unexpected errors:\n%s", errors);
+    return cfg;
+}
+
+/* Loads text; expects failure with a message containing want. */
+static void expect_error(const char *text, const char *want)
+{
+    char *errors = NULL;
+    if (text)
+        write_ini(text);
+    struct mesh_config *cfg = load(&errors, false);
+    if (cfg)
+        fail_msg("expected an error containing \"%s\" for:\n%s", want, text ? text : "(env)");
+    if (!strstr(errors, want))
+        fail_msg("expected \"%s\" in:\n%s", want, errors);
+    free(errors);
+    if (text) {
+        unlink(ini_path);
+        ini_path[0] = '\0';
+        env_count = 0;
+    }
+}
+
+static const struct service_config *service(const struct mesh_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_services; i++)
+        if (strcmp(c->services[i].name, name) == 0)
+            return &c->services[i];
+    fail_msg("no service %s", name);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- tests -- */
+
+static void test_every_key(void **state)
+{
+    (void)state;
+    struct mesh_config *c = load_ok(
+        "[meshim]                      ; process-wide\n"
+        "log_level = debug\n"
+        "log_file = /tmp/meshim.log\n"
+        "access_log = stderr\n"
+        "access_log_callers = on\n"
+        "stats_dir = /run/meshim\n"
+        "vip_range = 127.88.0.0/24\n"
+        "dns_server = 127.0.0.1:8600\n"
+        "on_error = passthrough\n"
+        "[tls]\n"
+        "cert = /etc/meshim/tls/cert.pem\n"
+        "key  = /etc/meshim/tls/key.pem\n"
+        "ca   = /etc/meshim/tls/ca.pem\n"
+        "min_version = 1.3\n"
+        "reload_interval = 2m\n"
+        "[service:orders]\n"
+        "hosts = orders, orders.prod.svc.cluster.local, *.orders.svc\n"
+        "addresses = 10.96.0.10, 10.96.0.11:80\n"
+        "ports = 80, 8000-8100\n"
+        "endpoints = 10.0.0.5:8080, 10.0.0.6:8080 weight=3, 10.0.0.7, [::1]:9000\n"
+        "dns = orders.internal\n"
+        "srv = _http._tcp.orders.service.consul\n"
+        "endpoints_file = /etc/meshim/orders.endpoints\n"
+        "lb = least_conn\n"
+        "connect_timeout = 250ms\n"
+        "retries = 4\n"
+        "retry_backoff = 10ms\n"
+        "retry_backoff_max = 1s\n"
+        "retry_budget = 35%\n"
+        "eject_after = 7\n"
+        "eject_time = 45s\n"
+        "max_eject_percent = 60\n"
+        "max_connections = 99\n"
+        "health_check = tcp\n"
+        "health_interval = 3s\n"
+        "health_timeout = 500ms\n"
+        "healthy_threshold = 4\n"
+        "unhealthy_threshold = 5\n"
+        "tls = mtls\n"
+        "identity = spiffe://mesh.local/ns/*/sa/orders\n"
+        "sni = orders.mesh.local\n"
+        "fault_abort = 5%\n"
+        "fault_delay = 100ms\n"
+        "fault_delay_percent = 12.5%\n"
+        "[service:users]\n"
+        "endpoints = 127.0.0.9\n"
+        "split = orders 90, orders-v2 10\n"
+        "[service:orders-v2]\n"
+        "endpoints = 127.0.0.10\n"
+        "[inbound:8443]\n"
+        "tls = permissive\n"
+        "allow = spiffe://mesh.local/ns/prod/*, spiffe://mesh.local/ns/ops/sa/admin\n");
+    assert_true(c->active);
+    assert_int_equal(c->log_level, LOG_DEBUG);
+    assert_string_equal(c->log_file, "/tmp/meshim.log");
+    assert_string_equal(c->access_log, "stderr");
+    assert_true(c->access_log_callers);
+    assert_string_equal(c->stats_dir, "/run/meshim");
+    assert_int_equal(c->vip_range.prefix, 24);
+    assert_string_equal(c->dns_server, "127.0.0.1:8600");
+    assert_int_equal(c->on_error, ON_ERROR_PASSTHROUGH);
+    assert_string_equal(c->tls_cert, "/etc/meshim/tls/cert.pem");
+    assert_string_equal(c->tls_key, "/etc/meshim/tls/key.pem");
+    assert_string_equal(c->tls_ca, "/etc/meshim/tls/ca.pem");
+    assert_int_equal(c->tls_min_version, 13);
+    assert_int_equal(c->tls_reload_interval_ms, 120000);
+
+    const struct service_config *o = service(c, "orders");
+    assert_int_equal(o->hosts.n, 3);
+    assert_string_equal(o->hosts.v[2], "*.orders.svc");
+    assert_int_equal(o->addresses.n, 2);
+    assert_int_equal(o->addresses.v[1].port, 80);
+    assert_int_equal(o->ports.n, 2);
+    assert_int_equal(o->ports.v[1].lo, 8000);
+    assert_int_equal(o->ports.v[1].hi, 8100);
+    assert_int_equal(o->endpoints.n, 4);
+    assert_int_equal(o->endpoints.v[1].weight, 3);
+    assert_int_equal(o->endpoints.v[1].addr.port, 8080);
+    assert_int_equal(o->endpoints.v[2].addr.port, 0);
+    assert_int_equal(o->endpoints.v[3].addr.family, AF_INET6);
+    assert_string_equal(o->dns, "orders.internal");
+    assert_string_equal(o->srv, "_http._tcp.orders.service.consul");
+    assert_string_equal(o->endpoints_file, "/etc/meshim/orders.endpoints");
+    assert_int_equal(o->lb, LB_LEAST_CONN);
+    assert_int_equal(o->connect_timeout_ms, 250);
+    assert_int_equal(o->retries, 4);
+    assert_int_equal(o->retry_backoff_ms, 10);
+    assert_int_equal(o->retry_backoff_max_ms, 1000);
+    assert_true(o->retry_budget > 0.349 && o->retry_budget < 0.351);
+    assert_int_equal(o->eject_after, 7);
+    assert_int_equal(o->eject_time_ms, 45000);
+    assert_int_equal(o->max_eject_percent, 60);
+    assert_int_equal(o->max_connections, 99);
+    assert_int_equal(o->health_check, HEALTH_TCP);
+    assert_int_equal(o->health_interval_ms, 3000);
+    assert_int_equal(o->health_timeout_ms, 500);
+    assert_int_equal(o->healthy_threshold, 4);
+    assert_int_equal(o->unhealthy_threshold, 5);
+    assert_int_equal(o->tls, TLS_MTLS);
+    assert_string_equal(o->identity, "spiffe://mesh.local/ns/*/sa/orders");
+    assert_string_equal(o->sni, "orders.mesh.local");
+    assert_true(o->fault_abort > 0.049 && o->fault_abort < 0.051);
+    assert_int_equal(o->fault_delay_ms, 100);
+    assert_true(o->fault_delay_percent > 0.1249 && o->fault_delay_percent < 0.1251);
+
+    const struct service_config *u = service(c, "users");
+    assert_int_equal(u->split.n, 2);
+    assert_string_equal(u->split.v[0].service, "orders");
+    assert_int_equal(u->split.v[0].weight, 90);
+    assert_int_equal(u->hosts.n, 1);
+    assert_string_equal(u->hosts.v[0], "users");     /* default: the section name */
+
+    assert_int_equal(c->n_inbound, 1);
+    assert_int_equal(c->inbound[0].port, 8443);
+    assert_int_equal(c->inbound[0].tls, INBOUND_PERMISSIVE);
+    assert_int_equal(c->inbound[0].allow.n, 2);
+    config_free(c);
+}
+
+static void test_builtin_defaults(void **state)
+{
+    (void)state;
+    struct mesh_config *c = load_ok("[service:orders]\nendpoints = 127.0.0.2:80\n");
+    const struct service_config *o = service(c, "orders");
+    assert_int_equal(c->log_level, LOG_WARN);
+    assert_string_equal(c->log_file, "stderr");
+    assert_string_equal(c->access_log, "off");
+    assert_int_equal(c->vip_range.prefix, 16);
+    assert_int_equal(c->on_error, ON_ERROR_EXIT);
+    assert_int_equal(o->lb, LB_P2C);
+    assert_int_equal(o->connect_timeout_ms, 1000);
+    assert_int_equal(o->retries, 2);
+    assert_int_equal(o->retry_backoff_ms, 25);
+    assert_int_equal(o->retry_backoff_max_ms, 250);
+    assert_int_equal(o->eject_after, 5);
+    assert_int_equal(o->eject_time_ms, 30000);
+    assert_int_equal(o->max_eject_percent, 50);
+    assert_int_equal(o->max_connections, 1024);
+    assert_int_equal(o->tls, TLS_OFF);
+    assert_int_equal(c->not_built.n, 0);
+    config_free(c);
+}
+
+static void test_defaults_section_inherited(void **state)
+{
+    (void)state;
+    /* [defaults] after the services it applies to: order does not matter. */
+    struct mesh_config *c = load_ok(
+        "[service:a]\nendpoints = 127.0.0.2\nretries = 1\n"
+        "[service:b]\nendpoints = 127.0.0.3\n"
+        "[defaults]\nlb = round_robin\nretries = 3\nconnect_timeout = 2s\n");
+    assert_int_equal(service(c, "a")->lb, LB_ROUND_ROBIN);
+    assert_int_equal(service(c, "a")->retries, 1);          /* its own wins */
+    assert_int_equal(service(c, "b")->retries, 3);
+    assert_int_equal(service(c, "b")->connect_timeout_ms, 2000);
+    config_free(c);
+}
+
+static void test_continuation_lines(void **state)
+{
+    (void)state;
+    struct mesh_config *c = load_ok(
+        "[service:a]\n"
+        "endpoints = 127.0.0.2:80,\n"
+        "    127.0.0.3:80 weight=2\n"
+        "    127.0.0.4:80\n");
+    const struct service_config *a = service(c, "a");
+    assert_int_equal(a->endpoints.n, 3);
+    assert_int_equal(a->endpoints.v[1].weight, 2);
+    config_free(c);
+}
+
+/* One bad value per key, and the message it must produce. */
+static void test_bad_values(void **state)
+{
+    (void)state;
+    static const struct { const char *section, *line, *message; } CASES[] = {
+        { "meshim", "log_level = loud", ":2: log_level: not one of error, warn, info, debug: \"loud\"" },
+        { "meshim", "log_file = relative.log", "log_file: not stderr or an absolute path" },
+        { "meshim", "access_log = somewhere", "access_log: not stderr, off or an absolute path" },
+        { "meshim", "access_log_callers = yes", "access_log_callers: not on or off: \"yes\"" },
+        { "meshim", "stats_dir = stats", "stats_dir: not off or an absolute path" },
+        { "meshim", "vip_range = 127.77.0.0", "vip_range: not an IPv4 network" },
+        { "meshim", "vip_range = 127.77.0.1/16", "vip_range: has host bits set" },
+        { "meshim", "vip_range = ::1/64", "vip_range: not an IPv4 network" },
+        { "meshim", "dns_server = consul", "dns_server: not an IP:port" },
+        { "meshim", "on_error = ignore", "on_error: not one of exit, passthrough" },
+        { "tls", "cert = cert.pem", "cert: not an absolute path: \"cert.pem\"" },
+        { "tls", "key = key.pem", "key: not an absolute path" },
+        { "tls", "ca = ca.pem", "ca: not an absolute path" },
+        { "tls", "min_version = 1.1", "min_version: not 1.2 or 1.3" },
+        { "tls", "reload_interval = often", "reload_interval: not a duration" },
+        { "service:x", "hosts = bad host!", "hosts: not a host name or *.suffix" },
+        { "service:x", "addresses = 10.0.0.300", "addresses: not a list of IP or IP:port" },
+        { "service:x", "ports = 0", "ports: not a list of ports or port ranges" },
+        { "service:x", "ports = 90-80", "ports: not a list of ports or port ranges" },
+        { "service:x", "endpoints = 127.0.0.2 weight=0", "endpoints: not a list of IP[:PORT] [weight=1..1000]" },
+        { "service:x", "endpoints = orders.local:80", "endpoints: not a list of IP[:PORT]" },
+        { "service:x", "endpoints_file = endpoints.txt", "endpoints_file: not an absolute path" },
+        { "service:x", "lb = fastest", "lb: not one of p2c, round_robin, least_conn, random" },
+        { "service:x", "connect_timeout = 5", "connect_timeout: not a duration (use ms, s or m: \"250ms\"): \"5\"" },
+        { "service:x", "retries = two", "retries: not a number: \"two\"" },
+        { "service:x", "retries = -1", "retries: not a number" },
+        { "service:x", "retry_backoff = 1h", "retry_backoff: not a duration" },
+        { "service:x", "retry_backoff_max = fast", "retry_backoff_max: not a duration" },
+        { "service:x", "retry_budget = 120%", "retry_budget: not a share from 0% to 100%" },
+        { "service:x", "eject_after = 0", "eject_after: must be at least 1" },
+        { "service:x", "eject_time = forever", "eject_time: not a duration" },
+        { "service:x", "max_eject_percent = 101", "max_eject_percent: not a percentage from 0 to 100" },
+        { "service:x", "max_connections = lots", "max_connections: not a number" },
+        { "service:x", "health_check = http", "health_check: not one of off, tcp" },
+        { "service:x", "health_interval = 5", "health_interval: not a duration" },
+        { "service:x", "health_timeout = x", "health_timeout: not a duration" },
+        { "service:x", "healthy_threshold = 0", "healthy_threshold: must be at least 1" },
+        { "service:x", "unhealthy_threshold = none", "unhealthy_threshold: not a number" },
+        { "service:x", "tls = on", "tls: not one of off, mtls" },
+        { "service:x", "fault_abort = half", "fault_abort: not a share" },
+        { "service:x", "fault_delay = soon", "fault_delay: not a duration" },
+        { "service:x", "fault_delay_percent = -5%", "fault_delay_percent: not a share" },
+        { "service:x", "split = a 90 b", "split: not a list of \"SERVICE WEIGHT\"" },
+        { "inbound:8443", "tls = required", "tls: not one of strict, permissive, off" },
+    };
+    for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), "[%s]\n%s\n[service:y]\nendpoints = 127.0.0.2\n",
+                 CASES[i].section, CASES[i].line);
+        if (strcmp(CASES[i].section, "service:x") == 0)
+            snprintf(text, sizeof(text), "[%s]\n%s\nendpoints = 127.0.0.2\n", CASES[i].section,
+                     CASES[i].line);
+        expect_error(text, CASES[i].message);
+    }
+}
+
+static void test_structure_errors(void **state)
+{
+    (void)state;
+    expect_error("[service:a]\nendpoints = 127.0.0.2\n[frontend]\nx = 1\n",
+                 ":3: [frontend]: unknown section");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\nretrys = 2\n",
+                 ":3: retrys: unknown key in [service:a]");
+    expect_error("[meshim]\nlog_levle = warn\n", ":2: log_levle: unknown key in [meshim]");
+    expect_error("retries = 2\n", ":1: retries: key outside of any section");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\nretries = 1\nretries = 2\n",
+                 ":4: retries: set twice in [service:a] (first at line 3)");
+    expect_error("[meshim]\nlog_level = warn\nlog_level = info\n",
+                 ":3: log_level: set twice in [meshim] (first at line 2)");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\n[service:a]\n",
+                 ":3: [service:a]: section appears twice (first at line 1)");
+    expect_error("[meshim]\n[meshim]\n", ":2: [meshim]: section appears twice (first at line 1)");
+    expect_error("[service:a b]\n", ":1: [service:a b]: not a valid service name");
+    expect_error("[inbound:http]\n", ":1: [inbound:http]: not a port number from 1 to 65535");
+    expect_error("[inbound:80]\n[inbound:80]\n", ":2: [inbound:80]: section appears twice");
+    expect_error("[service:a]\nendpoints 127.0.0.2\n", ":2: syntax error");
+    expect_error("[service:a\n", ":1: syntax error");
+    char longline[400];
+    memset(longline, 0, sizeof(longline));
+    strcpy(longline, "[service:a]\nendpoints = ");
+    for (int i = 0; i < 20; i++)
+        strcat(longline, "127.0.0.2:8080, ");
+    strcat(longline, "\n");
+    expect_error(longline, ":2: line longer than 198 characters");
+}
+
+static void test_semantic_errors(void **state)
+{
+    (void)state;
+    expect_error("[service:a]\nlb = random\n",
+                 ":1: [service:a]: no endpoints (set endpoints, dns, srv, endpoints_file or split)");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\nretry_backoff = 1s\nretry_backoff_max = 100ms\n",
+                 "retry_backoff (1000ms) is longer than retry_backoff_max (100ms)");
+    expect_error("[service:a]\nsplit = b 50, a 50\n", "split: \"b\" is not another service");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\ntls = mtls\n",
+                 "tls = mtls needs [tls] cert, key and ca");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\nhosts = a, shared\n"
+                 "[service:b]\nendpoints = 127.0.0.3\nhosts = SHARED.\n",
+                 "[service:b]: hosts: \"SHARED.\" is already a host of [service:a]");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\naddresses = 10.96.0.1\n"
+                 "[service:b]\nendpoints = 127.0.0.3\naddresses = 10.96.0.1:80\n",
+                 "addresses: 10.96.0.1:80 is already an address of [service:a]");
+    expect_error("[meshim]\nvip_range = 127.77.0.0/30\n[service:a]\nendpoints = 127.0.0.2\n"
+                 "[service:b]\nendpoints = 127.0.0.2\n[service:c]\nendpoints = 127.0.0.2\n",
+                 "vip_range: 3 services do not fit in a /30");
+}
+
+static void test_unreadable_file(void **state)
+{
+    (void)state;
+    env_set("MESHIM_CONFIG", "/nonexistent/dir/meshim.ini");
+    expect_error(NULL, "/nonexistent/dir/meshim.ini: cannot read: No such file or directory");
+}
+
+static void test_every_error_is_reported(void **state)
+{
+    (void)state;
+    char *errors = NULL;
+    write_ini("[service:a]\nendpoints = 127.0.0.2\nretries = two\nlb = fastest\n");
+    assert_null(load(&errors, false));
+    assert_non_null(strstr(errors, ":3: retries:"));
+    assert_non_null(strstr(errors, ":4: lb:"));
+    free(errors);
+}
+
+static void test_no_config_is_inert(void **state)
+{
+    (void)state;
+    struct mesh_config *c = load_ok(NULL);
+    assert_false(c->active);
+    config_free(c);
+}
+
+static void test_disable_wins(void **state)
+{
+    (void)state;
+    env_set("MESHIM_DISABLE", "1");
+    /* Even a broken file is not read. */
+    struct mesh_config *c = load_ok("[nonsense\n");
+    assert_false(c->active);
+    assert_int_equal(c->n_services, 0);
+    config_free(c);
+}
+
+static void test_services_env(void **state)
+{
+    (void)state;
+    env_set("MESHIM_SERVICES", "orders=10.0.0.5:8080,10.0.0.6:8080;users=127.0.0.9");
+    struct mesh_config *c = load_ok(NULL);
+    assert_true(c->active);
+    assert_int_equal(c->n_services, 2);
+    assert_int_equal(service(c, "orders")->endpoints.n, 2);
+    assert_int_equal(service(c, "orders")->endpoints.v[1].addr.port, 8080);
+    assert_int_equal(service(c, "users")->endpoints.v[0].addr.port, 0);
+    assert_string_equal(service(c, "users")->hosts.v[0], "users");
+    config_free(c);
+
+    env_count = 0;
+    env_set("MESHIM_SERVICES", "orders=10.0.0.5:99999");
+    expect_error(NULL, "MESHIM_SERVICES: orders: endpoints: not a list of IP[:PORT]");
+    env_count = 0;
+    env_set("MESHIM_SERVICES", "orders");
+    expect_error(NULL, "MESHIM_SERVICES: \"orders\": expected NAME=ENDPOINT,ENDPOINT");
+}
+
+static void test_env_wins_over_file(void **state)
+{
+    (void)state;
+    env_set("MESHIM_LOG_LEVEL", "error");
+    env_set("MESHIM_LOG_FILE", "/tmp/x.log");
+    env_set("MESHIM_SERVICES", "orders=127.0.0.7:81");
+    struct mesh_config *c = load_ok("[meshim]\nlog_level = debug\n[service:orders]\n"
+                                    "endpoints = 127.0.0.2:80\nlb = random\n");
+    assert_int_equal(c->log_level, LOG_ERROR);
+    assert_string_equal(c->log_file, "/tmp/x.log");
+    const struct service_config *o = service(c, "orders");
+    assert_int_equal(o->endpoints.n, 1);
+    assert_int_equal(o->endpoints.v[0].addr.port, 81);
+    assert_int_equal(o->lb, LB_RANDOM);         /* the rest of the section stays */
+    config_free(c);
+
+    env_count = 0;
+    env_set("MESHIM_LOG_LEVEL", "loud");
+    expect_error(NULL, "MESHIM_LOG_LEVEL: not one of error, warn, info, debug: \"loud\"");
+}
+
+static void test_tls_env(void **state)
+{
+    (void)state;
+    env_set("MESHIM_TLS_CERT", "/c.pem");
+    env_set("MESHIM_TLS_KEY", "/k.pem");
+    env_set("MESHIM_TLS_CA", "/ca.pem");
+    struct mesh_config *c = load_ok("[service:a]\nendpoints = 127.0.0.2\ntls = mtls\n");
+    assert_string_equal(c->tls_cert, "/c.pem");
+    assert_string_equal(c->tls_key, "/k.pem");
+    assert_string_equal(c->tls_ca, "/ca.pem");
+    config_free(c);
+}
+
+static void test_secure_ignores_env(void **state)
+{
+    (void)state;
+    char *errors = NULL;
+    env_set("MESHIM_SERVICES", "orders=127.0.0.2");
+    env_set("MESHIM_CONFIG", "/nonexistent");
+    struct mesh_config *c = load(&errors, true);
+    assert_non_null(c);
+    assert_false(c->active);
+    config_free(c);
+}
+
+static void test_default_file(void **state)
+{
+    (void)state;
+    char *errors = NULL;
+    write_ini("[service:a]\nendpoints = 127.0.0.2\n");
+    env_count = 0;                     /* no MESHIM_CONFIG: the default path */
+    struct config_source src = { fake_getenv, false, ini_path };
+    struct mesh_config *c = config_load(&src, &errors);
+    assert_non_null(c);
+    assert_string_equal(c->file, ini_path);
+    assert_int_equal(c->n_services, 1);
+    config_free(c);
+}
+
+static void test_not_built_notices(void **state)
+{
+    (void)state;
+    struct mesh_config *c = load_ok("[service:a]\nendpoints = 127.0.0.2\nretries = 3\n"
+                                    "[defaults]\nconnect_timeout = 1s\n");
+    assert_int_equal(c->not_built.n, 2);
+    assert_non_null(strstr(c->not_built.v[0], ":3: retries: not built yet"));
+    assert_non_null(strstr(c->not_built.v[1], ":5: connect_timeout: not built yet"));
+    config_free(c);
+}
+
+static void test_duration_and_share(void **state)
+{
+    (void)state;
+    uint32_t ms;
+    double share;
+    assert_true(config_parse_duration("250ms", &ms) && ms == 250);
+    assert_true(config_parse_duration("3s", &ms) && ms == 3000);
+    assert_true(config_parse_duration("5m", &ms) && ms == 300000);
+    assert_true(config_parse_duration("0", &ms) && ms == 0);
+    assert_false(config_parse_duration("5", &ms));
+    assert_false(config_parse_duration("1.5s", &ms));
+    assert_false(config_parse_duration("99999999m", &ms));
+    assert_true(config_parse_share("20%", &share) && share > 0.199 && share < 0.201);
+    assert_true(config_parse_share("0", &share) && share == 0);
+    assert_false(config_parse_share("101%", &share));
+    assert_false(config_parse_share("x%", &share));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_every_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_builtin_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defaults_section_inherited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_continuation_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_structure_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_semantic_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_error_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_config_is_inert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disable_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_services_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_wins_over_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secure_ignores_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_built_notices, setup, teardown),
+        cmocka_unit_test(test_duration_and_share),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
