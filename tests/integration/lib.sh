@@ -1,0 +1,77 @@
+# Sourced by every integration test. Real programs on loopback only:
+# backends on 127.0.0.2-4, clients under LD_PRELOAD. Everything a test starts
+# it records in PIDS and stops by pid on exit, pass or fail.
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+. tests/preload.sh
+MESHIM_CMD=$ROOT/$BUILD/meshim
+TMP=$(mktemp -d /tmp/meshim-it.XXXXXX)
+PIDS=()
+unset MESHIM_CONFIG MESHIM_SERVICES MESHIM_DISABLE MESHIM_LOG_LEVEL MESHIM_LOG_FILE
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+ok() {
+    echo "ok: $*"
+}
+
+# A TCP port free on loopback right now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Waits (at most 10 s) until something accepts on HOST:PORT.
+wait_port() {
+    local i
+    for i in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    fail "nothing listening on $1:$2 after 10 s"
+}
+
+# start_backends PORT: python3 http.server on 127.0.0.2, .3 and .4, each
+# serving /who with its own name ("backend-2" ...).
+start_backends() {
+    local port=$1 i
+    for i in 2 3 4; do
+        mkdir -p "$TMP/www$i"
+        echo "backend-$i" > "$TMP/www$i/who"
+        python3 -m http.server --bind "127.0.0.$i" --directory "$TMP/www$i" "$port" \
+            >"$TMP/backend$i.log" 2>&1 &
+        PIDS+=($!)
+    done
+    for i in 2 3 4; do wait_port "127.0.0.$i" "$port"; done
+}
+
+# Runs a command with the shim preloaded.
+shimmed() {
+    env LD_PRELOAD="$MESHIM_PRELOAD" "$@"
+}
+
+# count NAME FILE: how many lines of FILE are exactly NAME.
+count() {
+    grep -cx "$1" "$2" || true
+}
+
+# Every backend answered at least MIN of the lines in FILE.
+assert_spread() {
+    local file=$1 min=$2 what=$3 i n
+    for i in 2 3 4; do
+        n=$(count "backend-$i" "$file")
+        [ "$n" -ge "$min" ] || fail "$what: backend-$i answered $n times (want >= $min); got: $(sort "$file" | uniq -c | tr '\n' ' ')"
+    done
+    ok "$what: $(sort "$file" | uniq -c | tr -s ' ' | tr '\n' ' ')"
+}

@@ -1,0 +1,64 @@
+# Service names resolve to the same VIP in every process and through every
+# resolver call; other names resolve exactly as without the shim.
+. "$(dirname "$0")/lib.sh"
+
+export MESHIM_SERVICES='orders=127.0.0.2:80'
+cat > "$TMP/mesh.ini" <<INI
+[service:orders]
+hosts = orders, orders.prod.svc.cluster.local, *.orders.svc
+endpoints = 127.0.0.2:80
+INI
+export MESHIM_CONFIG=$TMP/mesh.ini
+unset MESHIM_SERVICES
+
+vip=$("$MESHIM_CMD" check | awk '$1 == "vip" {print $2; exit}')
+case "$vip" in 127.77.*) ;; *) fail "meshim check gave no VIP: '$vip'" ;; esac
+
+got=$(shimmed getent hosts orders | awk '{print $1}')
+[ "$got" = "$vip" ] || fail "getent hosts orders: '$got', meshim check says $vip"
+got=$(shimmed getent ahostsv4 ORDERS.prod.svc.cluster.local. | awk 'NR==1 {print $1}')
+[ "$got" = "$vip" ] || fail "alias host, other case, trailing dot: '$got'"
+got=$(shimmed getent hosts eu-west.orders.svc | awk '{print $1}')
+[ "$got" = "$vip" ] || fail "*.orders.svc host: '$got'"
+ok "getent: orders and its hosts resolve to $vip"
+
+shimmed python3 - "$vip" <<'PY' || fail "python resolver calls"
+import socket, sys
+vip = sys.argv[1]
+assert socket.gethostbyname("orders") == vip
+name, aliases, addrs = socket.gethostbyname_ex("orders")
+assert addrs == [vip], addrs
+six = socket.getaddrinfo("orders", 80, socket.AF_INET6, socket.SOCK_STREAM)
+assert six[0][4][0] == "::ffff:" + vip, six
+four = socket.getaddrinfo("orders", 80, 0, socket.SOCK_STREAM)
+assert [a[4][0] for a in four] == [vip], four
+canon = socket.getaddrinfo("orders", 80, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_CANONNAME)
+assert canon[0][3] == "orders", canon
+assert socket.gethostbyaddr(vip)[0] == "orders"
+assert socket.getnameinfo((vip, 80), 0) == ("orders", "http")
+assert socket.getnameinfo((vip, 80), socket.NI_NUMERICHOST)[0] == vip
+print("python ok")
+PY
+ok "python: gethostbyname, getaddrinfo (v4, v6 mapped, canonname), gethostbyaddr, getnameinfo"
+
+# Names the mesh does not know: identical answers, identical failures.
+for name in localhost ip6-localhost 127.0.0.1; do
+    a=$(getent ahosts "$name"; echo "rc=$?")
+    b=$(shimmed getent ahosts "$name"; echo "rc=$?")
+    [ "$a" = "$b" ] || fail "getent ahosts $name differs under the shim: '$a' vs '$b'"
+done
+a=$(getent hosts no-such-host.invalid; echo "rc=$?")
+b=$(shimmed getent hosts no-such-host.invalid; echo "rc=$?")
+[ "$a" = "$b" ] || fail "unknown name differs: '$a' vs '$b'"
+ok "unconfigured names resolve as without the shim"
+
+out=$(MESHIM_DISABLE=1 shimmed getent hosts orders; echo "rc=$?")
+[ "$out" = "rc=2" ] || fail "MESHIM_DISABLE=1 still resolves orders: $out"
+ok "MESHIM_DISABLE=1 makes the shim inert"
+
+# A config file in the working directory is never read.
+mkdir -p "$TMP/cwd"
+cp "$TMP/mesh.ini" "$TMP/cwd/meshim.ini"
+out=$(cd "$TMP/cwd" && env -u MESHIM_CONFIG LD_PRELOAD="$MESHIM_PRELOAD" getent hosts orders; echo "rc=$?")
+[ "$out" = "rc=2" ] || fail "a meshim.ini in the working directory was used: $out"
+ok "no config read from the working directory"

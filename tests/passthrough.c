@@ -1,0 +1,479 @@
+/*
+ * passthrough.c — every interposed symbol, used the way a program uses it on
+ * things the mesh does not own, must behave exactly as libc's own.
+ *
+ * Run under LD_PRELOAD=libmeshim.so (tests/run-passthrough runs it with a
+ * live config, with none, and with MESHIM_DISABLE=1). The test list is
+ * generated from shim/hooks.def: a symbol added there without a pt_NAME case
+ * here does not compile. Resolver cases compare the shim's answer with the
+ * answer of libc's own definition, found with dlsym on libc.so.6.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void *libc_sym(const char *name)
+{
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(libc);
+    void *p = dlsym(libc, name);
+    assert_non_null(p);
+    return p;
+}
+
+/* A TCP listener on 127.0.0.1, ephemeral port. */
+static int listener(struct sockaddr_in *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    memset(addr, 0, sizeof(*addr));
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)addr, sizeof(*addr)), 0);
+    socklen_t len = sizeof(*addr);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)addr, &len), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    return fd;
+}
+
+static bool is_open(int fd)
+{
+    return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* ------------------------------------------------------------- sockets -- */
+
+static void pt_socket(void **state)
+{
+    (void)state;
+    static const int KINDS[][2] = { { AF_INET, SOCK_STREAM }, { AF_INET, SOCK_DGRAM },
+                                    { AF_INET6, SOCK_STREAM }, { AF_UNIX, SOCK_STREAM } };
+    for (size_t i = 0; i < 4; i++) {
+        int fd = socket(KINDS[i][0], KINDS[i][1] | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        int type;
+        socklen_t len = sizeof(type);
+        assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len), 0);
+        assert_int_equal(type, KINDS[i][1]);
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        close(fd);
+    }
+    errno = 0;
+    assert_int_equal(socket(12345, SOCK_STREAM, 0), -1);
+    assert_int_equal(errno, EAFNOSUPPORT);
+}
+
+static void pt_socketpair(void **state)
+{
+    (void)state;
+    int sv[2];
+    char buf[8];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(write(sv[0], "ping", 4), 4);
+    assert_int_equal(read(sv[1], buf, sizeof(buf)), 4);
+    assert_memory_equal(buf, "ping", 4);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void pt_connect(void **state)
+{
+    (void)state;
+    struct sockaddr_in addr, peer;
+    int lfd = listener(&addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    socklen_t len = sizeof(peer);
+    assert_int_equal(getpeername(fd, (struct sockaddr *)&peer, &len), 0);
+    assert_memory_equal(&peer.sin_addr, &addr.sin_addr, 4);
+    assert_int_equal(peer.sin_port, addr.sin_port);
+    close(fd);
+
+    /* UDP to a service VIP is not meshed: the peer stays the VIP. */
+    struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_DGRAM }, *res;
+    if (getaddrinfo("orders", "53", &hints, &res) == 0) {
+        int ufd = socket(AF_INET, SOCK_DGRAM, 0);
+        assert_int_equal(connect(ufd, res->ai_addr, res->ai_addrlen), 0);
+        len = sizeof(peer);
+        assert_int_equal(getpeername(ufd, (struct sockaddr *)&peer, &len), 0);
+        assert_memory_equal(&peer.sin_addr, &((struct sockaddr_in *)res->ai_addr)->sin_addr, 4);
+        close(ufd);
+        freeaddrinfo(res);
+    }
+
+    /* Unix sockets pass through. */
+    struct sockaddr_un un = { .sun_family = AF_UNIX, .sun_path = "\0meshim-pt" };
+    int ufd = socket(AF_UNIX, SOCK_STREAM, 0), cfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    socklen_t ulen = offsetof(struct sockaddr_un, sun_path) + 10;
+    assert_int_equal(bind(ufd, (struct sockaddr *)&un, ulen), 0);
+    assert_int_equal(listen(ufd, 1), 0);
+    assert_int_equal(connect(cfd, (struct sockaddr *)&un, ulen), 0);
+    close(cfd);
+    close(ufd);
+
+    /* Failures keep their errno. */
+    errno = 0;
+    assert_int_equal(connect(-1, (struct sockaddr *)&addr, sizeof(addr)), -1);
+    assert_int_equal(errno, EBADF);
+    close(lfd);
+}
+
+static void accept_case(bool four)
+{
+    struct sockaddr_in addr, peer, local;
+    int lfd = listener(&addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    socklen_t len = sizeof(peer);
+    int afd = four ? accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC | SOCK_NONBLOCK)
+                   : accept(lfd, (struct sockaddr *)&peer, &len);
+    assert_true(afd >= 0);
+    socklen_t llen = sizeof(local);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&local, &llen), 0);
+    assert_int_equal(peer.sin_port, local.sin_port);
+    if (four) {
+        assert_true(fcntl(afd, F_GETFD) & FD_CLOEXEC);
+        assert_true(fcntl(afd, F_GETFL) & O_NONBLOCK);
+    }
+    assert_int_equal(write(fd, "x", 1), 1);
+    char c;
+    assert_int_equal(read(afd, &c, 1), 1);
+    close(afd);
+    close(fd);
+    close(lfd);
+}
+
+static void pt_accept(void **state)
+{
+    (void)state;
+    accept_case(false);
+}
+
+static void pt_accept4(void **state)
+{
+    (void)state;
+    accept_case(true);
+}
+
+/* --------------------------------------------------- descriptor lifetime -- */
+
+static void pt_close(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(close(fd), 0);
+    assert_false(is_open(fd));
+    errno = 0;
+    assert_int_equal(close(fd), -1);
+    assert_int_equal(errno, EBADF);
+}
+
+static void pt_close_range(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(dup2(fd, 700), 700);
+    assert_int_equal(dup2(fd, 701), 701);
+    assert_int_equal(close_range(700, 701, CLOSE_RANGE_CLOEXEC), 0);
+    assert_true(fcntl(700, F_GETFD) & FD_CLOEXEC);
+    assert_int_equal(close_range(700, 701, 0), 0);
+    assert_false(is_open(700));
+    assert_false(is_open(701));
+    assert_true(is_open(fd));
+    close(fd);
+}
+
+static void pt_closefrom(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(dup2(fd, 900), 900);
+    assert_int_equal(dup2(fd, 950), 950);
+    closefrom(900);
+    assert_false(is_open(900));
+    assert_false(is_open(950));
+    assert_true(is_open(fd));
+    close(fd);
+}
+
+static void pt_dup(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int d = dup(fd);
+    assert_true(d >= 0 && d != fd);
+    assert_false(fcntl(d, F_GETFD) & FD_CLOEXEC);
+    close(fd);
+    close(d);
+    errno = 0;
+    assert_int_equal(dup(-1), -1);
+    assert_int_equal(errno, EBADF);
+}
+
+static void pt_dup2(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(dup2(fd, 600), 600);
+    assert_false(fcntl(600, F_GETFD) & FD_CLOEXEC);
+    assert_int_equal(dup2(fd, fd), fd);
+    close(600);
+    close(fd);
+}
+
+static void pt_dup3(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(dup3(fd, 601, O_CLOEXEC), 601);
+    assert_true(fcntl(601, F_GETFD) & FD_CLOEXEC);
+    errno = 0;
+    assert_int_equal(dup3(fd, fd, 0), -1);
+    assert_int_equal(errno, EINVAL);
+    close(601);
+    close(fd);
+}
+
+int fcntl64(int fd, int cmd, ...);
+
+static void fcntl_case(int (*f)(int, int, ...))
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int flags = f(fd, F_GETFL);
+    assert_int_equal(f(fd, F_SETFL, flags | O_NONBLOCK), 0);
+    assert_true(f(fd, F_GETFL) & O_NONBLOCK);
+    int d = f(fd, F_DUPFD_CLOEXEC, 500);
+    assert_true(d >= 500);
+    assert_true(f(d, F_GETFD) & FD_CLOEXEC);
+    int d2 = f(fd, F_DUPFD, 510);
+    assert_true(d2 >= 510);
+    struct flock lk = { .l_type = F_WRLCK };
+    char tmpl[] = "/tmp/meshim-pt-XXXXXX";
+    int file = mkstemp(tmpl);
+    assert_int_equal(f(file, F_SETLK, &lk), 0);     /* pointer arguments pass through */
+    unlink(tmpl);
+    close(file);
+    close(d2);
+    close(d);
+    close(fd);
+}
+
+static void pt_fcntl(void **state)
+{
+    (void)state;
+    fcntl_case(fcntl);
+}
+
+static void pt_fcntl64(void **state)
+{
+    (void)state;
+    fcntl_case(fcntl64);
+}
+
+/* ----------------------------------------------------------- resolution -- */
+
+static void assert_same_addrinfo(const struct addrinfo *a, const struct addrinfo *b)
+{
+    for (; a && b; a = a->ai_next, b = b->ai_next) {
+        assert_int_equal(a->ai_family, b->ai_family);
+        assert_int_equal(a->ai_socktype, b->ai_socktype);
+        assert_int_equal(a->ai_addrlen, b->ai_addrlen);
+        assert_memory_equal(a->ai_addr, b->ai_addr, a->ai_addrlen);
+    }
+    assert_null(a);
+    assert_null(b);
+}
+
+static void pt_getaddrinfo(void **state)
+{
+    (void)state;
+    int (*libc)(const char *, const char *, const struct addrinfo *, struct addrinfo **) =
+        libc_sym("getaddrinfo");
+    static const struct { const char *node, *service; int family, flags; } CASES[] = {
+        { "localhost", "80", AF_UNSPEC, 0 },
+        { "localhost", "http", AF_INET, AI_CANONNAME },
+        { "127.0.0.1", "8080", AF_UNSPEC, AI_NUMERICHOST },
+        { "::1", NULL, AF_INET6, 0 },
+        { NULL, "8080", AF_UNSPEC, AI_PASSIVE },
+    };
+    for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
+        struct addrinfo hints = { .ai_family = CASES[i].family, .ai_socktype = SOCK_STREAM,
+                                  .ai_flags = CASES[i].flags };
+        struct addrinfo *mine = NULL, *theirs = NULL;
+        assert_int_equal(getaddrinfo(CASES[i].node, CASES[i].service, &hints, &mine),
+                         libc(CASES[i].node, CASES[i].service, &hints, &theirs));
+        assert_same_addrinfo(mine, theirs);
+        freeaddrinfo(mine);
+        freeaddrinfo(theirs);
+    }
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo("no-such-host.invalid", "80", NULL, &res);
+    assert_true(rc == EAI_NONAME || rc == EAI_AGAIN);
+}
+
+static void assert_same_hostent(const struct hostent *a, const struct hostent *b)
+{
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a->h_name, b->h_name);
+    assert_int_equal(a->h_addrtype, b->h_addrtype);
+    assert_int_equal(a->h_length, b->h_length);
+    assert_memory_equal(a->h_addr_list[0], b->h_addr_list[0], (size_t)a->h_length);
+}
+
+/* Copies what a non-reentrant call returned before the next call reuses it. */
+struct host_copy { char name[256]; int type, length; unsigned char addr[16]; struct hostent h; char *list[2]; };
+
+static struct hostent *copy_host(const struct hostent *h, struct host_copy *c)
+{
+    assert_non_null(h);
+    snprintf(c->name, sizeof(c->name), "%s", h->h_name);
+    memcpy(c->addr, h->h_addr_list[0], (size_t)h->h_length);
+    c->list[0] = (char *)c->addr;
+    c->list[1] = NULL;
+    c->h = (struct hostent){ c->name, NULL, h->h_addrtype, h->h_length, c->list };
+    return &c->h;
+}
+
+static void pt_gethostbyname(void **state)
+{
+    (void)state;
+    struct hostent *(*libc)(const char *) = libc_sym("gethostbyname");
+    struct host_copy c;
+    struct hostent *mine = copy_host(gethostbyname("localhost"), &c);
+    assert_same_hostent(mine, libc("localhost"));
+}
+
+static void pt_gethostbyname2(void **state)
+{
+    (void)state;
+    struct hostent *(*libc)(const char *, int) = libc_sym("gethostbyname2");
+    struct host_copy c;
+    struct hostent *mine = copy_host(gethostbyname2("localhost", AF_INET), &c);
+    assert_same_hostent(mine, libc("localhost", AF_INET));
+}
+
+static void pt_gethostbyname_r(void **state)
+{
+    (void)state;
+    int (*libc)(const char *, struct hostent *, char *, size_t, struct hostent **, int *) =
+        libc_sym("gethostbyname_r");
+    struct hostent h1, h2, *r1, *r2;
+    char b1[1024], b2[1024];
+    int e1, e2;
+    assert_int_equal(gethostbyname_r("localhost", &h1, b1, sizeof(b1), &r1, &e1),
+                     libc("localhost", &h2, b2, sizeof(b2), &r2, &e2));
+    assert_same_hostent(r1, r2);
+}
+
+static void pt_gethostbyname2_r(void **state)
+{
+    (void)state;
+    int (*libc)(const char *, int, struct hostent *, char *, size_t, struct hostent **, int *) =
+        libc_sym("gethostbyname2_r");
+    struct hostent h1, h2, *r1, *r2;
+    char b1[1024], b2[1024];
+    int e1, e2;
+    assert_int_equal(gethostbyname2_r("localhost", AF_INET, &h1, b1, sizeof(b1), &r1, &e1),
+                     libc("localhost", AF_INET, &h2, b2, sizeof(b2), &r2, &e2));
+    assert_same_hostent(r1, r2);
+}
+
+static const struct in_addr LOOPBACK = { 0x0100007f };   /* 127.0.0.1, network order */
+
+static void pt_gethostbyaddr(void **state)
+{
+    (void)state;
+    struct hostent *(*libc)(const void *, socklen_t, int) = libc_sym("gethostbyaddr");
+    struct host_copy c;
+    struct hostent *mine = copy_host(gethostbyaddr(&LOOPBACK, 4, AF_INET), &c);
+    assert_same_hostent(mine, libc(&LOOPBACK, 4, AF_INET));
+}
+
+static void pt_gethostbyaddr_r(void **state)
+{
+    (void)state;
+    int (*libc)(const void *, socklen_t, int, struct hostent *, char *, size_t, struct hostent **,
+                int *) = libc_sym("gethostbyaddr_r");
+    struct hostent h1, h2, *r1, *r2;
+    char b1[1024], b2[1024];
+    int e1, e2;
+    assert_int_equal(gethostbyaddr_r(&LOOPBACK, 4, AF_INET, &h1, b1, sizeof(b1), &r1, &e1),
+                     libc(&LOOPBACK, 4, AF_INET, &h2, b2, sizeof(b2), &r2, &e2));
+    assert_same_hostent(r1, r2);
+}
+
+static void pt_getnameinfo(void **state)
+{
+    (void)state;
+    int (*libc)(const struct sockaddr *, socklen_t, char *, socklen_t, char *, socklen_t, int) =
+        libc_sym("getnameinfo");
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(80), .sin_addr = LOOPBACK };
+    static const int FLAGS[] = { 0, NI_NUMERICHOST | NI_NUMERICSERV, NI_NAMEREQD };
+    for (size_t i = 0; i < 3; i++) {
+        char h1[256], s1[32], h2[256], s2[32];
+        assert_int_equal(getnameinfo((struct sockaddr *)&sa, sizeof(sa), h1, sizeof(h1), s1,
+                                     sizeof(s1), FLAGS[i]),
+                         libc((struct sockaddr *)&sa, sizeof(sa), h2, sizeof(h2), s2, sizeof(s2),
+                              FLAGS[i]));
+        assert_string_equal(h1, h2);
+        assert_string_equal(s1, s2);
+    }
+}
+
+/* ------------------------------------------------------------- the table -- */
+
+static const char *const HOOKED[] = {
+#define HOOK(ret, name, params, args, fail) #name,
+#define HOOK_VOID(name, params, args) #name,
+#define HOOK_VARARG(ret, name, vparams, params, args, fail) #name,
+#include "hooks.def"
+#undef HOOK
+#undef HOOK_VOID
+#undef HOOK_VARARG
+};
+
+/* Every symbol of the table resolves to libmeshim.so in this process. */
+static void test_every_symbol_interposed(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(HOOKED) / sizeof(HOOKED[0]); i++) {
+        Dl_info info;
+        void *p = dlsym(RTLD_DEFAULT, HOOKED[i]);
+        assert_non_null(p);
+        assert_true(dladdr(p, &info));
+        if (!strstr(info.dli_fname, "libmeshim"))
+            fail_msg("%s resolves to %s, not libmeshim.so", HOOKED[i], info.dli_fname);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define HOOK(ret, name, params, args, fail) cmocka_unit_test(pt_##name),
+#define HOOK_VOID(name, params, args) cmocka_unit_test(pt_##name),
+#define HOOK_VARARG(ret, name, vparams, params, args, fail) cmocka_unit_test(pt_##name),
+#include "hooks.def"
+#undef HOOK
+#undef HOOK_VOID
+#undef HOOK_VARARG
+        cmocka_unit_test(test_every_symbol_interposed),
+    };
+    return cmocka_run_group_tests_name("passthrough", tests, NULL, NULL);
+}
