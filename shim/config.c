@@ -721,6 +721,17 @@ static void note_not_built(struct loader *L, struct origin at, const char *key, 
     L->not_built.v[L->not_built.n++] = arena_strdup(L->arena, msg);
 }
 
+/* An empty or "off" value asks for nothing, so a key whose behaviour is not
+ * built yet needs no notice for it. */
+static bool asks_nothing(const char *value)
+{
+    static const char *const NOTHING[] = { "", "off", "0", "0%", "0ms", "0s", NULL };
+    for (int i = 0; NOTHING[i]; i++)
+        if (strcmp(value, NOTHING[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Sets one key of one section: the table says how. */
 static bool set_key(struct loader *L, const struct key_def *table, void *base, uint64_t *set,
                     struct origin *key_origin, const char *section, const char *name,
@@ -748,7 +759,7 @@ static bool set_key(struct loader *L, const struct key_def *table, void *base, u
     }
     memcpy((char *)base + k->offset, scratch, k->size);
     if (set) {
-        if (k->not_built && !(*set >> index & 1))
+        if (k->not_built && !(*set >> index & 1) && !asks_nothing(value))
             note_not_built(L, at, name, k->not_built);
         *set |= (uint64_t)1 << index;
         if (!L->continuation)

@@ -525,6 +525,10 @@ static void test_not_built_notices(void **state)
     assert_non_null(strstr(c->not_built.v[0], ":3: retries: not built yet"));
     assert_non_null(strstr(c->not_built.v[1], ":5: connect_timeout: not built yet"));
     config_free(c);
+    /* Asking for nothing needs no notice. */
+    c = load_ok("[service:a]\nendpoints = 127.0.0.2\nfault_abort = 0%\nhealth_check = off\ndns =\n");
+    assert_int_equal(c->not_built.n, 0);
+    config_free(c);
 }
 
 static void test_duration_and_share(void **state)
