@@ -277,10 +277,16 @@ static int cmd_run(int argc, char **argv)
                 "or in %s (set MESHIM_LIBRARY)\n", MESHIM_LIBDIR);
         return 127;
     }
+    /* Entries already in LD_PRELOAD keep their place before ours: a
+     * sanitizer runtime must stay first, and an allocator or another
+     * preload the user chose keeps its priority. */
     const char *old = getenv("LD_PRELOAD");
     size_t n = strlen(lib) + (old ? strlen(old) : 0) + 2;
     char *preload = malloc(n);
-    snprintf(preload, n, "%s%s%s", lib, old && *old ? " " : "", old ? old : "");
+    if (old && strstr(old, lib))
+        snprintf(preload, n, "%s", old);
+    else
+        snprintf(preload, n, "%s%s%s", old ? old : "", old && *old ? " " : "", lib);
     setenv("LD_PRELOAD", preload, 1);
     execvp(argv[0], argv);
     fprintf(stderr, "meshim: %s: %s\n", argv[0], strerror(errno));

@@ -11,4 +11,6 @@ if [ -n "$asan_rt" ]; then
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
-export MESHIM_LIB MESHIM_PRELOAD
+# What the command itself needs preloaded (the ASan runtime, or nothing).
+MESHIM_CMD_PRELOAD=${asan_rt:-}
+export MESHIM_LIB MESHIM_PRELOAD MESHIM_CMD_PRELOAD

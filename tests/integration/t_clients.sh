@@ -1,6 +1,7 @@
 # Unmodified curl, wget and python3 (urllib with a timeout, and asyncio)
 # reach "orders" by name and spread over all three backends.
 . "$(dirname "$0")/lib.sh"
+shims curl wget python3
 
 port=$(free_port)
 start_backends "$port"

@@ -27,9 +27,9 @@ assert status == 0, status
 # exec: the shim loads again from the environment
 out = subprocess.run(["getent", "hosts", "orders"], capture_output=True, text=True, check=True)
 print("exec", out.stdout.split()[0])
-out = subprocess.run(["curl", "-sS", "--max-time", "5", f"http://orders:{port}/who"],
-                     capture_output=True, text=True, check=True)
-print("exec-curl", out.stdout.strip())
+fetch = f"import urllib.request; print(urllib.request.urlopen('http://orders:{port}/who', timeout=5).read().decode().strip())"
+out = subprocess.run([sys.executable, "-c", fetch], capture_output=True, text=True, check=True)
+print("exec-python", out.stdout.strip())
 PY
 cat "$TMP/out"
 vip=$(awk '$1 == "parent" {print $2}' "$TMP/out")
@@ -37,5 +37,5 @@ vip=$(awk '$1 == "parent" {print $2}' "$TMP/out")
 [ "$(awk '$1 == "exec" {print $2}' "$TMP/out")" = "$vip" ] || fail "exec'd getent resolved another VIP"
 # The child made three connections with its own balancer: all answered.
 [ "$(awk '$1 == "child" {print NF}' "$TMP/out")" -eq 5 ] || fail "child fetches failed"
-grep -q '^exec-curl backend-[234]$' "$TMP/out" || fail "exec'd curl did not reach the service"
+grep -q '^exec-python backend-[234]$' "$TMP/out" || fail "exec'd python3 did not reach the service"
 ok "fork and exec: same VIP $vip, both reach orders"

@@ -1,6 +1,7 @@
 # A hundred short-lived curl processes spread over the endpoints as one
 # long-lived process would: every balancer starts at a random position.
 . "$(dirname "$0")/lib.sh"
+shims curl
 
 port=$(free_port)
 start_backends "$port"

@@ -1,6 +1,7 @@
 # What the mesh does not own behaves exactly as without the shim: direct IP
 # connects, UDP to a VIP, Unix sockets, unknown names, a port not in `ports`.
 . "$(dirname "$0")/lib.sh"
+shims curl python3
 
 port=$(free_port)
 start_backends "$port"
