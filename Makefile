@@ -23,7 +23,7 @@ LDFLAGS  += $(SANITIZE)
 # tests all link them.
 POLICY   := util config vip balancer registry
 SHIM     := $(POLICY) log fdtable connect resolve hooks mesh
-UNIT     := test_config test_vip test_balancer test_registry
+UNIT     := test_config test_vip test_balancer test_registry test_fork
 
 POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o)
 SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o)
@@ -53,6 +53,10 @@ $(BUILD)/meshim: cli/meshim.c $(POLICY_O)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lpthread -lm
 
 # ------------------------------------------------------------------ tests --
+# test_fork links the whole shim: its hooks become the test's own symbols.
+$(BUILD)/tests/test_fork: tests/unit/test_fork.c $(SHIM_O) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(SHIM_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl -lm
+
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -lm
 
@@ -61,6 +65,12 @@ $(BUILD)/tests/passthrough: tests/passthrough.c shim/hooks.def | $(BUILD)/tests
 
 $(BUILD)/tests/%: tests/helpers/%.c | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -lpthread
+
+# early: a program whose own library calls hooks from its constructor.
+$(BUILD)/tests/libearly.so: tests/helpers/early.c | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DEARLY_LIB -shared -o $@ $< $(LDFLAGS)
+$(BUILD)/tests/early: tests/helpers/early.c $(BUILD)/tests/libearly.so
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -L$(BUILD)/tests -learly -Wl,-rpath,'$$ORIGIN'
 
 HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
 

@@ -1,0 +1,111 @@
+/*
+ * nbconnect NAME PORT MODE — a non-blocking client as event loops write them:
+ * the socket is registered (epoll ET, epoll one-shot, or poll) BEFORE
+ * connect(), as nginx does, then waits for writability, checks SO_ERROR and
+ * repeated connect() answers, and fetches /who. Prints "peer=IP:PORT body=…".
+ * MODE: et | oneshot | poll.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+static int die(const char *what)
+{
+    fprintf(stderr, "nbconnect: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4)
+        return 2;
+    const char *mode = argv[3];
+    struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *ai;
+    if (getaddrinfo(argv[1], argv[2], &hints, &ai) != 0)
+        die("getaddrinfo");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLOUT | EPOLLIN | EPOLLRDHUP, .data.u64 = 0xfeedULL };
+    if (strcmp(mode, "et") == 0)
+        ev.events |= EPOLLET;
+    else if (strcmp(mode, "oneshot") == 0)
+        ev.events |= EPOLLONESHOT;
+    if (strcmp(mode, "poll") != 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        die("epoll_ctl before connect");
+
+    int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc < 0 && errno != EINPROGRESS)
+        die("connect");
+    if (rc < 0) {
+        /* A second connect while in progress: EALREADY, or — as Linux
+         * answers once the connect completed — 0 and then EISCONN. Never
+         * a new connection somewhere else. */
+        int again = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (again < 0 && errno != EALREADY && errno != EISCONN)
+            die("second connect");
+    }
+
+    int events = 0;
+    if (strcmp(mode, "poll") == 0) {
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        if (poll(&p, 1, 5000) != 1 || !(p.revents & POLLOUT) || (p.revents & (POLLERR | POLLHUP)))
+            die("poll for POLLOUT");
+        events = 1;
+    } else {
+        struct epoll_event out[4];
+        int n = epoll_wait(ep, out, 4, 5000);
+        if (n != 1 || out[0].data.u64 != 0xfeedULL || !(out[0].events & EPOLLOUT) ||
+            (out[0].events & (EPOLLERR | EPOLLHUP)))
+            die("epoll_wait for EPOLLOUT");
+        events = n;
+        /* Edge-triggered and one-shot: no second event for the same edge. */
+        if (epoll_wait(ep, out, 4, 100) != 0) {
+            fprintf(stderr, "nbconnect: a second event for one edge\n");
+            return 1;
+        }
+    }
+    int err = -1;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0)
+        die("SO_ERROR after connect");
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno != EISCONN)
+        die("connect after connected should be EISCONN");
+
+    struct sockaddr_in peer;
+    len = sizeof(peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
+        die("getpeername");
+    const char req[] = "GET /who HTTP/1.0\r\n\r\n";
+    if (write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1)
+        die("write");
+    char buf[4096];
+    size_t got = 0;
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 5000) != 1)
+            die("poll for the response");
+        ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+        if (r < 0 && errno == EAGAIN)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    if (!body)
+        die("no HTTP response");
+    body[strcspn(body + 4, "\r\n") + 4] = '\0';
+    printf("peer=%s:%u events=%d body=%s\n", inet_ntoa(peer.sin_addr), ntohs(peer.sin_port), events, body + 4);
+    close(fd);
+    close(ep);
+    freeaddrinfo(ai);
+    return 0;
+}

@@ -1,0 +1,31 @@
+# Socket semantics under the shim, with small C programs (tests/helpers):
+# a non-blocking connect registered with epoll (edge-triggered, one-shot) or
+# poll before connect(); fork while other threads are inside the shim; hooks
+# called from another library's constructor, before the shim's own.
+. "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+start_backends "$port"
+export MESHIM_SERVICES="orders=127.0.0.2:$port,127.0.0.3:$port,127.0.0.4:$port"
+T=$ROOT/$BUILD/tests
+
+for mode in et oneshot poll; do
+    for i in 1 2 3 4 5 6; do
+        out=$(shimmed "$T/nbconnect" orders "$port" "$mode") || fail "nbconnect $mode: $out"
+        # The peer is the real endpoint, and it is the backend that answered.
+        case "$out" in
+            "peer=127.0.0.2:$port events=1 body=backend-2"|"peer=127.0.0.3:$port events=1 body=backend-3"|"peer=127.0.0.4:$port events=1 body=backend-4") ;;
+            *) fail "nbconnect $mode: unexpected '$out'" ;;
+        esac
+        echo "$out" >> "$TMP/nb.out"
+    done
+done
+sed 's/.*body=//' "$TMP/nb.out" > "$TMP/nb.bodies"
+assert_spread "$TMP/nb.bodies" 1 "non-blocking connect, epoll ET / one-shot / poll registered before connect"
+
+out=$(shimmed "$T/forkstress" orders "$port") || fail "fork while other threads are inside the shim: $out"
+ok "fork with 3 threads connecting meanwhile: $out"
+
+out=$(shimmed "$T/early" orders) || fail "hooks from another library's constructor: $out"
+case "$out" in "ctor=ok name=127.77."*) ;; *) fail "early: $out" ;; esac
+ok "hooks called from a constructor that runs before the shim's: $out"
