@@ -47,18 +47,18 @@ $(BUILD)/exports.map: shim/exports.map.in shim/hooks.def | $(BUILD)/obj
 
 $(BUILD)/libmeshim.so: $(SHIM_O) $(BUILD)/exports.map
 	$(CC) -shared -o $@ $(SHIM_O) $(LDFLAGS) -Wl,--version-script=$(BUILD)/exports.map \
-	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(STATIC) -lpthread -ldl -lm
+	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(STATIC) -lpthread -ldl
 
 $(BUILD)/meshim: cli/meshim.c $(POLICY_O)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lpthread -lm
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lpthread
 
 # ------------------------------------------------------------------ tests --
 # test_fork links the whole shim: its hooks become the test's own symbols.
 $(BUILD)/tests/test_fork: tests/unit/test_fork.c $(SHIM_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(SHIM_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl -lm
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(SHIM_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -lm
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread
 
 $(BUILD)/tests/passthrough: tests/passthrough.c shim/hooks.def | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -lcmocka -ldl -lpthread

@@ -230,6 +230,30 @@ static int cmd_doctor(int argc, char **argv)
         ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
     close(fd);
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)map;
+    if (map != MAP_FAILED && map[0] == '#' && map[1] == '!') {
+        /* A script: what matters is its interpreter ("#!/usr/bin/env X"
+         * means X as found on PATH). One level is enough in practice. */
+        char line[PATH_MAX], *argv2[1];
+        size_t n = strcspn((const char *)map + 2, "\n");
+        snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1),
+                 (const char *)map + 2);
+        munmap((void *)map, (size_t)st.st_size);
+        char *save = NULL, *interp = strtok_r(line, " \t", &save);
+        if (interp && strcmp(interp, "/usr/bin/env") == 0)
+            interp = strtok_r(NULL, " \t", &save);
+        if (!interp) {
+            printf("verdict:  a script without an interpreter\n");
+            return 1;
+        }
+        static int depth;
+        if (++depth > 4) {
+            printf("verdict:  a chain of scripts too long to follow\n");
+            return 1;
+        }
+        printf("script:   run by %s\n", interp);
+        argv2[0] = interp;
+        return cmd_doctor(1, argv2);
+    }
     if (map == MAP_FAILED || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
         eh->e_ident[EI_CLASS] != ELFCLASS64) {
         printf("verdict:  not a 64-bit ELF executable (a script? run doctor on its interpreter)\n");

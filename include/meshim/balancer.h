@@ -51,6 +51,9 @@ ssize_t balancer_pick(struct balancer *b, lb_usable_fn usable, void *ctx, uint64
 /* Feeds a connect latency into a target's peak-EWMA. */
 void balancer_observe(struct lb_target *t, uint64_t latency_ns, uint64_t now_ns);
 
+/* e^-x for x >= 0 (no libm). */
+double balancer_decay(double x);
+
 /* The p2c cost of a target now (exposed for tests). */
 double balancer_cost(const struct lb_target *t, uint64_t now_ns);
 

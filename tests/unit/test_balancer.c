@@ -178,6 +178,23 @@ static void test_peak_ewma(void **state)
     assert_true(later < fresh);
 }
 
+static void test_decay(void **state)
+{
+    (void)state;
+    static const double X[] = { 0, 1e-9, 0.1, 0.5, 1, 2.5, 7.25, 33.3, 100 };
+    static const double EXPECTED[] = { 1, 0.999999999, 0.9048374180359595, 0.6065306597126334,
+                                       0.36787944117144233, 0.0820849986238988,
+                                       7.10174388842549e-04, 3.4513877443742162e-15,
+                                       3.720075976020836e-44 };
+    for (size_t i = 0; i < sizeof(X) / sizeof(X[0]); i++) {
+        double got = balancer_decay(X[i]), want = EXPECTED[i];
+        if (got < want * (1 - 1e-9) || got > want * (1 + 1e-9))
+            fail_msg("decay(%g) = %.17g, want %.17g", X[i], got, want);
+    }
+    assert_true(balancer_decay(1000) == 0);
+    assert_true(balancer_decay(-1) == 1);
+}
+
 static bool only_two(size_t i, void *ctx)
 {
     (void)ctx;
@@ -225,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_least_conn),
         cmocka_unit_test(test_p2c_prefers_fast_and_idle),
         cmocka_unit_test(test_peak_ewma),
+        cmocka_unit_test(test_decay),
         cmocka_unit_test(test_usable_filter),
         cmocka_unit_test(test_empty),
     };

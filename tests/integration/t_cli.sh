@@ -1,0 +1,39 @@
+# The command: doctor tells reachable programs from those LD_PRELOAD cannot
+# reach; an installed tree (make install DESTDIR=...) finds its library.
+. "$(dirname "$0")/lib.sh"
+
+out=$(meshim doctor python3) || fail "doctor python3: $out"
+echo "$out" | grep -q "verdict:  reachable" || fail "doctor python3: $out"
+ok "doctor: a dynamically linked program is reachable"
+
+printf 'int main(void) { return 0; }\n' > "$TMP/s.c"
+cc -static -o "$TMP/static-prog" "$TMP/s.c" || fail "cannot build a static test program"
+out=$(meshim doctor "$TMP/static-prog"); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "a static binary" || fail "doctor static: rc=$rc $out"
+ok "doctor: a static binary is called unreachable"
+
+cc -o "$TMP/suid-prog" "$TMP/s.c" && chmod u+s "$TMP/suid-prog"
+out=$(meshim doctor "$TMP/suid-prog"); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "set-uid" || fail "doctor set-uid: rc=$rc $out"
+ok "doctor: a set-uid program is called unreachable"
+
+out=$(meshim doctor /etc/hostname 2>&1); rc=$?
+[ $rc -ne 0 ] || fail "doctor on a non-program succeeded: $out"
+ok "doctor: a file that is not a program is refused"
+
+# make install into a scratch tree, then run the installed command.
+make -s -C "$ROOT" install BUILD="$BUILD" PREFIX=/opt/meshim DESTDIR="$TMP/root" >/dev/null \
+    || fail "make install"
+for f in lib/meshim/libmeshim.so bin/meshim share/meshim/meshim.ini.example share/doc/meshim/README.md; do
+    [ -f "$TMP/root/opt/meshim/$f" ] || fail "make install did not install $f"
+done
+out=$(env LD_PRELOAD="$MESHIM_CMD_PRELOAD" MESHIM_SERVICES=orders=127.0.0.2:80 \
+      "$TMP/root/opt/meshim/bin/meshim" getent hosts orders) || fail "installed meshim: $out"
+case "$out" in 127.77.*orders*) ;; *) fail "installed meshim did not mesh: $out" ;; esac
+ok "make install: the installed command finds ../lib/meshim/libmeshim.so"
+
+# What the library exports: the hooks and meshim_*, nothing else.
+extra=$(nm -D --defined-only "$MESHIM_LIB" | awk '{print $3}' | grep -v '^meshim_' \
+        | grep -vxF -f <(cc -E -P -x c -Ishim shim/exports.map.in | tr -d ' ;' | grep -v '[{}:*]') || true)
+[ -z "$extra" ] || fail "libmeshim.so exports more than its hooks: $extra"
+ok "libmeshim.so exports only the hooks of hooks.def"
