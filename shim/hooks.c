@@ -213,36 +213,35 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
     return rc;
 }
 
-EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
-                            struct hostent **result, int *h_errnop)
+/* The gethostby* family: the mesh answers (handled = true) or the call goes
+ * to libc. The _r forms fill the caller's buffer; the others a per-thread
+ * one (glibc uses one static buffer for the whole process). */
+static int host_by_name(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
+                        struct hostent **result, int *h_errnop, bool *handled)
 {
     struct registry *reg = meshing();
-    bool handled = false;
-    int rc = 0;
-    if (reg) {
-        hooks_enter();
-        rc = meshim_gethostbyname_r(reg, name, af, ret, buf, buflen, result, h_errnop, &handled);
-        hooks_leave();
-    }
-    return handled ? rc : real_gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
+    *handled = false;
+    if (!reg)
+        return 0;
+    hooks_enter();
+    int rc = meshim_gethostbyname_r(reg, name, af, ret, buf, buflen, result, h_errnop, handled);
+    hooks_leave();
+    return rc;
 }
 
-EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
-                           struct hostent **result, int *h_errnop)
+static int host_by_addr(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf,
+                        size_t buflen, struct hostent **result, int *h_errnop, bool *handled)
 {
     struct registry *reg = meshing();
-    bool handled = false;
-    int rc = 0;
-    if (reg) {
-        hooks_enter();
-        rc = meshim_gethostbyname_r(reg, name, AF_INET, ret, buf, buflen, result, h_errnop, &handled);
-        hooks_leave();
-    }
-    return handled ? rc : real_gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+    *handled = false;
+    if (!reg)
+        return 0;
+    hooks_enter();
+    int rc = meshim_gethostbyaddr_r(reg, addr, len, type, ret, buf, buflen, result, h_errnop, handled);
+    hooks_leave();
+    return rc;
 }
 
-/* The non-reentrant forms answer from a per-thread buffer (glibc uses one
- * static buffer for the whole process). */
 static __thread struct hostent host_static __attribute__((tls_model("initial-exec")));
 static __thread char host_buf[512] __attribute__((tls_model("initial-exec")));
 
@@ -255,62 +254,56 @@ static struct hostent *static_result(int rc, struct hostent *result, int herr)
     return result;
 }
 
+EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
+                            struct hostent **result, int *h_errnop)
+{
+    bool handled;
+    int rc = host_by_name(name, af, ret, buf, buflen, result, h_errnop, &handled);
+    return handled ? rc : real_gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
+}
+
+EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+                           struct hostent **result, int *h_errnop)
+{
+    bool handled;
+    int rc = host_by_name(name, AF_INET, ret, buf, buflen, result, h_errnop, &handled);
+    return handled ? rc : real_gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+}
+
 EXPORT struct hostent *gethostbyname2(const char *name, int af)
 {
-    struct registry *reg = meshing();
-    bool handled = false;
+    bool handled;
     struct hostent *result = NULL;
-    int herr = 0, rc = 0;
-    if (reg) {
-        hooks_enter();
-        rc = meshim_gethostbyname_r(reg, name, af, &host_static, host_buf, sizeof(host_buf), &result,
-                                    &herr, &handled);
-        hooks_leave();
-    }
+    int herr = 0;
+    int rc = host_by_name(name, af, &host_static, host_buf, sizeof(host_buf), &result, &herr, &handled);
     return handled ? static_result(rc, result, herr) : real_gethostbyname2(name, af);
 }
 
 EXPORT struct hostent *gethostbyname(const char *name)
 {
-    struct registry *reg = meshing();
-    bool handled = false;
+    bool handled;
     struct hostent *result = NULL;
-    int herr = 0, rc = 0;
-    if (reg) {
-        hooks_enter();
-        rc = meshim_gethostbyname_r(reg, name, AF_INET, &host_static, host_buf, sizeof(host_buf),
-                                    &result, &herr, &handled);
-        hooks_leave();
-    }
+    int herr = 0;
+    int rc = host_by_name(name, AF_INET, &host_static, host_buf, sizeof(host_buf), &result, &herr,
+                          &handled);
     return handled ? static_result(rc, result, herr) : real_gethostbyname(name);
 }
 
 EXPORT int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf,
                            size_t buflen, struct hostent **result, int *h_errnop)
 {
-    struct registry *reg = meshing();
-    bool handled = false;
-    int rc = 0;
-    if (reg) {
-        hooks_enter();
-        rc = meshim_gethostbyaddr_r(reg, addr, len, type, ret, buf, buflen, result, h_errnop, &handled);
-        hooks_leave();
-    }
+    bool handled;
+    int rc = host_by_addr(addr, len, type, ret, buf, buflen, result, h_errnop, &handled);
     return handled ? rc : real_gethostbyaddr_r(addr, len, type, ret, buf, buflen, result, h_errnop);
 }
 
 EXPORT struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
 {
-    struct registry *reg = meshing();
-    bool handled = false;
+    bool handled;
     struct hostent *result = NULL;
-    int herr = 0, rc = 0;
-    if (reg) {
-        hooks_enter();
-        rc = meshim_gethostbyaddr_r(reg, addr, len, type, &host_static, host_buf, sizeof(host_buf),
-                                    &result, &herr, &handled);
-        hooks_leave();
-    }
+    int herr = 0;
+    int rc = host_by_addr(addr, len, type, &host_static, host_buf, sizeof(host_buf), &result, &herr,
+                          &handled);
     return handled ? static_result(rc, result, herr) : real_gethostbyaddr(addr, len, type);
 }
 
