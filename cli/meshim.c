@@ -86,7 +86,8 @@ static struct mesh_config *load_config(void)
 {
     struct config_source src = { env_lookup, false, "/etc/meshim/meshim.ini" };
     char *errors = NULL;
-    struct mesh_config *cfg = config_load(&src, &errors);
+    enum on_error on_error;
+    struct mesh_config *cfg = config_load(&src, &errors, &on_error);
     if (!cfg) {
         print_errors(errors);
         free(errors);

@@ -1035,7 +1035,8 @@ static void validate_across(struct loader *L)
 
 /* ------------------------------------------------------------------ entry -- */
 
-struct mesh_config *config_load(const struct config_source *src, char **errors)
+struct mesh_config *config_load(const struct config_source *src, char **errors,
+                                enum on_error *on_error)
 {
     struct arena *arena = NULL;
     struct mesh_config *cfg = arena_alloc(&arena, sizeof(*cfg));
@@ -1048,6 +1049,7 @@ struct mesh_config *config_load(const struct config_source *src, char **errors)
     const char *(*env)(const char *) = src->getenv;
     const char *disable = src->secure ? NULL : env("MESHIM_DISABLE");
     if (disable && strcmp(disable, "1") == 0) {
+        *on_error = ON_ERROR_PASSTHROUGH;
         cfg->arena = arena;
         return cfg;     /* inert whatever the config says */
     }
@@ -1078,6 +1080,7 @@ struct mesh_config *config_load(const struct config_source *src, char **errors)
     cfg->active = cfg->file != NULL || cfg->n_services > 0;
     cfg->not_built = L.not_built;
     cfg->arena = arena;
+    *on_error = cfg->on_error;
     if (L.errors) {
         *errors = L.errors;
         arena_free(arena);

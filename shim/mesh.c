@@ -43,22 +43,6 @@ static void print_errors(const char *errors, const char *outcome)
     (void)syscall(SYS_write, 2, line, (size_t)n);
 }
 
-/* on_error is itself in the config that failed to load: find it by hand. */
-static bool wants_passthrough(const char *file)
-{
-    FILE *f = file ? fopen(file, "re") : NULL;
-    char buf[256];
-    bool pass = false;
-    while (f && fgets(buf, sizeof(buf), f)) {
-        char key[64], value[64];
-        if (sscanf(buf, " %63[a-z_] = %63[a-z]", key, value) == 2 && strcmp(key, "on_error") == 0)
-            pass = strcmp(value, "passthrough") == 0;
-    }
-    if (f)
-        fclose(f);
-    return pass;
-}
-
 static void atfork_prepare(void)
 {
     struct registry *reg = mesh_registry();
@@ -94,12 +78,10 @@ __attribute__((constructor(101))) static void mesh_init(void)
         .default_file = "/etc/meshim/meshim.ini",
     };
     char *errors = NULL;
-    struct mesh_config *cfg = config_load(&src, &errors);
+    enum on_error on_error;
+    struct mesh_config *cfg = config_load(&src, &errors, &on_error);
     if (!cfg) {
-        const char *file = src.secure ? NULL : getenv("MESHIM_CONFIG");
-        if (!file || !*file)
-            file = src.default_file;
-        if (wants_passthrough(file)) {
+        if (on_error == ON_ERROR_PASSTHROUGH) {
             print_errors(errors, "mesh features are off, everything passes through");
             free(errors);
             return;

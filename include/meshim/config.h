@@ -117,9 +117,11 @@ struct config_source {
 };
 
 /* Loads and validates. On failure returns NULL and fills *errors with one
- * message a line, each "FILE:LINE: KEY: problem" (caller frees). A config
- * that names nothing is returned with active=false. */
-struct mesh_config *config_load(const struct config_source *src, char **errors);
+ * message a line, each "FILE:LINE: KEY: problem" (caller frees), and
+ * *on_error with what the file asked for in that case (exit if it could not
+ * say). A config that names nothing is returned with active=false. */
+struct mesh_config *config_load(const struct config_source *src, char **errors,
+                                enum on_error *on_error);
 void config_free(struct mesh_config *cfg);
 
 /* Parsers shared with the command line and tests. */

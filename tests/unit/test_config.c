@@ -65,7 +65,8 @@ static int teardown(void **state)
 static struct mesh_config *load(char **errors, bool secure)
 {
     struct config_source src = { fake_getenv, secure, "/nonexistent/meshim.ini" };
-    return config_load(&src, errors);
+    enum on_error on_error;
+    return config_load(&src, errors, &on_error);
 }
 
 /* Loads text; expects success. */
@@ -416,6 +417,24 @@ static void test_every_error_is_reported(void **state)
     free(errors);
 }
 
+static void test_on_error_reported_on_failure(void **state)
+{
+    (void)state;
+    char *errors = NULL;
+    enum on_error on_error = ON_ERROR_EXIT;
+    struct config_source src = { fake_getenv, false, NULL };
+    write_ini("[service:a]\nretries = x\nendpoints = 127.0.0.2\n[meshim]\non_error = passthrough\n");
+    assert_null(config_load(&src, &errors, &on_error));
+    assert_int_equal(on_error, ON_ERROR_PASSTHROUGH);   /* even set after the error */
+    free(errors);
+    unlink(ini_path);
+    env_count = 0;
+    write_ini("[service:a]\nretries = x\nendpoints = 127.0.0.2\n");
+    assert_null(config_load(&src, &errors, &on_error));
+    assert_int_equal(on_error, ON_ERROR_EXIT);
+    free(errors);
+}
+
 static void test_no_config_is_inert(void **state)
 {
     (void)state;
@@ -509,7 +528,8 @@ static void test_default_file(void **state)
     write_ini("[service:a]\nendpoints = 127.0.0.2\n");
     env_count = 0;                     /* no MESHIM_CONFIG: the default path */
     struct config_source src = { fake_getenv, false, ini_path };
-    struct mesh_config *c = config_load(&src, &errors);
+    enum on_error on_error;
+    struct mesh_config *c = config_load(&src, &errors, &on_error);
     assert_non_null(c);
     assert_string_equal(c->file, ini_path);
     assert_int_equal(c->n_services, 1);
@@ -561,6 +581,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_semantic_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_error_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_on_error_reported_on_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_config_is_inert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_services_env, setup, teardown),

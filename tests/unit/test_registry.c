@@ -45,7 +45,8 @@ static int setup(void **state)
     close(fd);
     char *errors = NULL;
     struct config_source src = { config_env, false, NULL };
-    cfg = config_load(&src, &errors);
+    enum on_error on_error;
+    cfg = config_load(&src, &errors, &on_error);
     if (!cfg)
         fail_msg("%s", errors);
     uint64_t rng = 7;
