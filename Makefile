@@ -33,7 +33,7 @@ ifeq ($(SANITIZE),)
 NOUNDEF  := -Wl,-z,defs
 endif
 
-.PHONY: all test unit test-unit test-passthrough test-integration test-asan demo install clean
+.PHONY: all test unit test-unit test-passthrough test-integration test-asan demo bench install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
 $(BUILD)/obj/%.o: shim/%.c $(wildcard include/meshim/*.h shim/*.h shim/*.def) | $(BUILD)/obj
@@ -95,6 +95,11 @@ test-asan:
 
 demo: all
 	examples/demo
+
+# Side by side with direct connections and sidecar pairs (not part of test;
+# tests/integration/t_bench_smoke.sh runs one short round so it cannot rot).
+bench: all
+	bench/run
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/meshim $(DESTDIR)$(PREFIX)/bin \

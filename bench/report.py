@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""bench/report.py — turns bench/run's measurements into the Markdown table
+(medians of the rounds, ratios to direct and to the HAProxy pair, SPEC §4
+targets met or not) and a PNG chart drawn with gnuplot."""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+results, startup_json, rss_direct, rss_shim, secs, rounds, out = sys.argv[1:8]
+ROWS = [("direct", "direct"), ("passthrough", "passthrough (shim loaded, not meshed)"),
+        ("mesh", "mesh plain"), ("mesh-mtls", "mesh mTLS"),
+        ("haproxy", "HAProxy mTLS pair"), ("stunnel", "stunnel mTLS pair")]
+
+data = {}   # (row, test) -> list of dicts
+with open(results) as f:
+    for line in f:
+        rnd, row, test, fields = line.rstrip("\n").split("\t")
+        d = dict(kv.split("=") for kv in fields.split())
+        d["round"] = rnd
+        data.setdefault((row, test), []).append({k: float(v) for k, v in d.items()})
+
+def med(row, test, key):
+    runs = data.get((row, test))
+    return statistics.median(r[key] for r in runs) if runs else None
+
+def paired(row, test, key, base):
+    """Median over rounds of row/base measured in the same round: the rows
+    of one round share the machine's state, so their ratio is what drift
+    does not move."""
+    a = {r["round"]: r[key] for r in data.get((row, test), [])}
+    b = {r["round"]: r[key] for r in data.get((base, test), [])}
+    ratios = [a[k] / b[k] for k in a if k in b and b[k]]
+    return statistics.median(ratios) if ratios else None
+
+def errors(row):
+    return sum(r["errors"] for t in ("keepalive", "conn", "bulk") for r in data.get((row, t), []))
+
+def ratio(v):
+    return f"{v:.2f}" if v is not None else "—"
+
+def fmt(v, scale=1.0, digits=0):
+    return "—" if v is None else f"{v * scale:,.{digits}f}"
+
+present = [(k, name) for k, name in ROWS if (k, "keepalive") in data]
+lines = []
+when = time.strftime("%Y-%m-%d", time.gmtime())
+lines.append(f"Measured {when} on this machine ({os.cpu_count()} cores, loopback) by `make bench` "
+             f"(`bench/run -d {secs} -r {rounds}`): nginx `return 200` and a 1 MiB file, wrk with "
+             f"2 threads × 16 connections; rows interleaved, median of {rounds} rounds. Ratios are "
+             f"the median of per-round ratios (rows of one round ran back to back).")
+lines.append("")
+lines.append("| row | keep-alive req/s | p50 ms | p99 ms | p99.9 ms | conn/s | 1 MiB GB/s | CPU s | "
+             "req/s ÷ direct | req/s ÷ HAProxy | conn/s ÷ direct | conn/s ÷ HAProxy |")
+lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for key, name in ROWS:
+    if key == "mesh-mtls":
+        lines.append(f"| {name} | not built yet (the mTLS issue adds this row) |" + " |" * 10)
+        continue
+    if (key, "keepalive") not in data:
+        continue
+    rps, conn = med(key, "keepalive", "rps"), med(key, "conn", "rps")
+    err = errors(key)
+    lines.append(
+        f"| {name}{' (**%d failed requests**)' % err if err else ''} | {fmt(rps)} | {fmt(med(key, 'keepalive', 'p50'), 1e-3, 3)} "
+        f"| {fmt(med(key, 'keepalive', 'p99'), 1e-3, 3)} | {fmt(med(key, 'keepalive', 'p999'), 1e-3, 3)} "
+        f"| {fmt(conn)} | {fmt(med(key, 'bulk', 'bps'), 1e-9, 2)} | {fmt(med(key, 'keepalive', 'cpu'), 1, 1)} "
+        f"| {ratio(paired(key, 'keepalive', 'rps', 'direct'))} | {ratio(paired(key, 'keepalive', 'rps', 'haproxy'))} "
+        f"| {ratio(paired(key, 'conn', 'rps', 'direct'))} | {ratio(paired(key, 'conn', 'rps', 'haproxy'))} |")
+
+with open(startup_json) as f:
+    st = json.load(f)["results"]
+t_direct, t_shim = st[0]["mean"] * 1e3, st[1]["mean"] * 1e3
+rss_added = int(rss_shim) - int(rss_direct)
+lines.append("")
+lines.append(f"Start-up of `/bin/true` (hyperfine -N, 300 runs): {t_direct:.3f} ms direct, "
+             f"{t_shim:.3f} ms with the shim and a config (+{t_shim - t_direct:.3f} ms). "
+             f"Resident memory added to a program that makes no mesh connection (`cat`, VmRSS, "
+             f"median of 5): {rss_added} KiB.")
+lines.append("")
+
+def target(desc, value, ok):
+    if value is None:
+        return f"| {desc} | not measured | — |"
+    return f"| {desc} | {value} | {'met' if ok else '**not met**'} |"
+
+def r(a, b):
+    return a / b if a is not None and b else None
+
+p_ratio = paired("passthrough", "keepalive", "rps", "direct")
+m_ratio = paired("mesh", "keepalive", "rps", "direct")
+m_conn = paired("mesh", "conn", "rps", "direct")
+lines.append("| SPEC §4 target | measured | |")
+lines.append("|---|---|---|")
+lines.append(target("shim loaded, not meshed: ≥ 0.98 × direct throughput",
+                    p_ratio and f"{p_ratio:.3f}", p_ratio and p_ratio >= 0.98))
+lines.append(target("start-up cost of a short program ≤ 1 ms", f"{t_shim - t_direct:.3f} ms",
+                    t_shim - t_direct <= 1.0))
+lines.append(target("meshed, no TLS: keep-alive ≥ 0.97 × direct", m_ratio and f"{m_ratio:.3f}",
+                    m_ratio and m_ratio >= 0.97))
+lines.append(target("meshed, no TLS: new connections ≥ 0.9 × direct", m_conn and f"{m_conn:.3f}",
+                    m_conn and m_conn >= 0.9))
+for desc in ("mTLS keep-alive ≥ 2.5 × the HAProxy pair", "mTLS p99 ≤ 1/3 of the HAProxy pair",
+             "mTLS new connections/s ≥ 4 × the HAProxy pair", "≤ 32 KiB per idle mTLS connection"):
+    lines.append(f"| {desc} | not measured: mTLS is not built yet | — |")
+lines.append(target("≤ 2 MiB resident added to a program with no mesh connection", f"{rss_added} KiB",
+                    rss_added <= 2048))
+table = "\n".join(lines) + "\n"
+os.makedirs(out, exist_ok=True)
+with open(os.path.join(out, "latest.md"), "w") as f:
+    f.write("# meshim benchmark\n\n" + table)
+print(table)
+
+# Chart: each row's keep-alive, conn/s and bulk relative to direct.
+dat = os.path.join(out, "latest.dat")
+with open(dat, "w") as f:
+    for key, name in present:
+        vals = [paired(key, t, m, "direct") or 0
+                for t, m in (("keepalive", "rps"), ("conn", "rps"), ("bulk", "bps"))]
+        label = {"passthrough": "shim, not meshed", "haproxy": "HAProxy mTLS", "stunnel": "stunnel mTLS"}
+        f.write('"%s" %.4f %.4f %.4f\n' % (label.get(key, name.split(" (")[0]), *vals))
+script = f"""
+set terminal pngcairo size 1000,520 font ",11"
+set output "{os.path.join(out, 'latest.png')}"
+set title "meshim vs direct and sidecar mTLS pairs ({when}, {os.cpu_count()} cores, loopback; 1.0 = direct)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set yrange [0:*]
+set grid ytics
+set key top right
+set ylabel "relative to direct"
+plot "{dat}" using 2:xtic(1) title "keep-alive req/s", "" using 3 title "new conn/s", "" using 4 title "1 MiB throughput"
+"""
+subprocess.run(["gnuplot"], input=script, text=True, check=True)
+os.remove(dat)
