@@ -37,7 +37,7 @@ u.connect((vip, int(sys.argv[1])))
 assert u.getpeername() == (vip, int(sys.argv[1])), u.getpeername()
 u.send(b"x")
 u.close()
-# Unix stream sockets: echo through a socketpair and a named socket.
+# Unix stream sockets: echo through a socketpair and a socket bound to a path.
 a, b = socket.socketpair()
 a.sendall(b"hello"); assert b.recv(5) == b"hello"
 path = os.path.join(tempfile.mkdtemp(), "s")
