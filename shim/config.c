@@ -743,7 +743,7 @@ static bool set_key(struct loader *L, const struct key_def *table, void *base, u
         add_error(L, at, "%s: unknown key in [%s]", name, section);
         return false;
     }
-    if (set && (*set >> index & 1) && !L->continuation) {
+    if ((*set >> index & 1) && !L->continuation) {
         add_error(L, at, "%s: set twice in [%s] (first at line %d)", name, section,
                   key_origin[index].line);
         return false;
@@ -758,13 +758,11 @@ static bool set_key(struct loader *L, const struct key_def *table, void *base, u
         return false;
     }
     memcpy((char *)base + k->offset, scratch, k->size);
-    if (set) {
-        if (k->not_built && !(*set >> index & 1) && !asks_nothing(value))
-            note_not_built(L, at, name, k->not_built);
-        *set |= (uint64_t)1 << index;
-        if (!L->continuation)
-            key_origin[index] = at;
-    }
+    if (k->not_built && !(*set >> index & 1) && !asks_nothing(value))
+        note_not_built(L, at, name, k->not_built);
+    *set |= (uint64_t)1 << index;
+    if (!L->continuation)
+        key_origin[index] = at;
     return true;
 }
 
