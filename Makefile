@@ -21,9 +21,9 @@ LDFLAGS  += $(SANITIZE)
 
 # Policy modules: no hooks in them; the library, the command and the unit
 # tests all link them.
-POLICY   := util config vip balancer registry
+POLICY   := util config vip balancer registry breaker backoff
 SHIM     := $(POLICY) log fdtable connect resolve hooks mesh
-UNIT     := test_config test_vip test_balancer test_registry test_fork
+UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_fork
 
 POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o)
 SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o)

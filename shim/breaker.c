@@ -1,0 +1,96 @@
+/*
+ * breaker.c — the circuit state machine and health thresholds (see breaker.h).
+ */
+#include "meshim/breaker.h"
+
+uint64_t breaker_eject_ns(const struct breaker_policy *p, uint32_t n)
+{
+    uint64_t t = p->eject_time_ns * (n ? n : 1);
+    if (p->eject_time_ns && t / p->eject_time_ns != (n ? n : 1))
+        return BREAKER_MAX_EJECT_NS;        /* overflow */
+    return t < BREAKER_MAX_EJECT_NS ? t : BREAKER_MAX_EJECT_NS;
+}
+
+bool breaker_may_eject(size_t ejected, size_t total, uint32_t max_percent)
+{
+    if (ejected == 0)
+        return total > 0;
+    return (ejected + 1) * 100 <= (size_t)max_percent * total;
+}
+
+bool circuit_admit(struct circuit *c, uint64_t now_ns, bool *probe)
+{
+    *probe = false;
+    switch (c->state) {
+    case CIRCUIT_CLOSED:
+        return true;
+    case CIRCUIT_OPEN:
+        if (now_ns < c->open_until_ns)
+            return false;
+        c->state = CIRCUIT_HALF_OPEN;
+        c->probing = false;
+        /* fall through */
+    case CIRCUIT_HALF_OPEN:
+        if (c->probing)
+            return false;
+        c->probing = true;
+        *probe = true;
+        return true;
+    }
+    return false;
+}
+
+void circuit_success(struct circuit *c, uint64_t now_ns)
+{
+    if (c->state != CIRCUIT_CLOSED) {
+        c->state = CIRCUIT_CLOSED;
+        c->closed_since_ns = now_ns;
+        c->probing = false;
+    }
+    c->failures = 0;
+}
+
+static void open_circuit(struct circuit *c, const struct breaker_policy *p, uint64_t now_ns)
+{
+    c->ejections++;
+    c->state = CIRCUIT_OPEN;
+    c->open_until_ns = now_ns + breaker_eject_ns(p, c->ejections);
+    c->probing = false;
+    c->failures = 0;
+}
+
+bool circuit_failure(struct circuit *c, const struct breaker_policy *p, uint64_t now_ns,
+                     bool may_eject)
+{
+    switch (c->state) {
+    case CIRCUIT_HALF_OPEN:
+        /* The probe failed: open again, for longer. The percentage cap does
+         * not apply — the endpoint is already counted as ejected. */
+        open_circuit(c, p, now_ns);
+        return true;
+    case CIRCUIT_OPEN:
+        return false;           /* a connection admitted before it opened */
+    case CIRCUIT_CLOSED:
+        break;
+    }
+    if (c->ejections && now_ns - c->closed_since_ns >= BREAKER_MAX_EJECT_NS)
+        c->ejections = 0;       /* stayed closed long enough: forgiven */
+    if (++c->failures < p->eject_after || !may_eject)
+        return false;
+    open_circuit(c, p, now_ns);
+    return true;
+}
+
+bool health_observe(struct health *h, bool ok, uint32_t healthy_threshold,
+                    uint32_t unhealthy_threshold)
+{
+    if (ok != h->down) {        /* agrees with the current state */
+        h->streak = 0;
+        return false;
+    }
+    if (++h->streak < (h->down ? healthy_threshold : unhealthy_threshold))
+        return false;
+    h->down = !h->down;
+    h->streak = 0;
+    return true;
+}

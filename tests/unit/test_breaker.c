@@ -1,0 +1,141 @@
+/*
+ * test_breaker.c — the circuit state machine (closed / open / half-open),
+ * growth and cap of the ejection time, max_eject_percent, health thresholds.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "meshim/breaker.h"
+
+#define S 1000000000ull
+
+static const struct breaker_policy P = { .eject_after = 3, .eject_time_ns = 30 * S,
+                                         .max_eject_percent = 50 };
+
+static void fail_n(struct circuit *c, int n, uint64_t now)
+{
+    for (int i = 0; i < n; i++)
+        circuit_failure(c, &P, now, true);
+}
+
+static void test_opens_after_consecutive_failures(void **state)
+{
+    (void)state;
+    struct circuit c = { 0 };
+    bool probe;
+    assert_false(circuit_failure(&c, &P, 0, true));
+    assert_false(circuit_failure(&c, &P, 0, true));
+    circuit_success(&c, 0);                     /* not consecutive any more */
+    assert_false(circuit_failure(&c, &P, 0, true));
+    assert_false(circuit_failure(&c, &P, 0, true));
+    assert_int_equal(c.state, CIRCUIT_CLOSED);
+    assert_true(circuit_failure(&c, &P, 0, true));
+    assert_int_equal(c.state, CIRCUIT_OPEN);
+    assert_false(circuit_admit(&c, 29 * S, &probe));
+}
+
+static void test_half_open_probe(void **state)
+{
+    (void)state;
+    struct circuit c = { 0 };
+    bool probe;
+    fail_n(&c, 3, 0);
+    /* After the ejection: exactly one probe is let through. */
+    assert_true(circuit_admit(&c, 30 * S, &probe));
+    assert_true(probe);
+    assert_int_equal(c.state, CIRCUIT_HALF_OPEN);
+    assert_false(circuit_admit(&c, 30 * S, &probe));
+    /* The probe succeeds: closed, everyone admitted. */
+    circuit_success(&c, 31 * S);
+    assert_int_equal(c.state, CIRCUIT_CLOSED);
+    assert_true(circuit_admit(&c, 31 * S, &probe));
+    assert_false(probe);
+}
+
+static void test_ejection_grows_and_caps(void **state)
+{
+    (void)state;
+    struct circuit c = { 0 };
+    bool probe;
+    uint64_t now = 0;
+    fail_n(&c, 3, now);
+    assert_int_equal(c.open_until_ns, 30 * S);              /* 1 x 30 s */
+    for (uint32_t n = 2; n <= 12; n++) {
+        now = c.open_until_ns;
+        assert_true(circuit_admit(&c, now, &probe) && probe);
+        assert_true(circuit_failure(&c, &P, now, true));    /* the probe fails */
+        uint64_t want = n * 30 * S < 300 * S ? n * 30 * S : 300 * S;
+        assert_int_equal(c.open_until_ns - now, want);      /* n x 30 s, at most 300 s */
+    }
+    assert_int_equal(breaker_eject_ns(&P, 1000000000u), BREAKER_MAX_EJECT_NS);
+}
+
+static void test_forgiven_after_staying_closed(void **state)
+{
+    (void)state;
+    struct circuit c = { 0 };
+    bool probe;
+    fail_n(&c, 3, 0);
+    assert_true(circuit_admit(&c, 30 * S, &probe));
+    circuit_success(&c, 30 * S);
+    /* Fails again soon: second ejection, 60 s. */
+    fail_n(&c, 3, 40 * S);
+    assert_int_equal(c.open_until_ns, 100 * S);
+    assert_true(circuit_admit(&c, 100 * S, &probe));
+    circuit_success(&c, 100 * S);
+    /* Fails again after 300 s closed: back to the first ejection's 30 s. */
+    fail_n(&c, 3, 400 * S);
+    assert_int_equal(c.open_until_ns, 430 * S);
+}
+
+static void test_max_eject_percent(void **state)
+{
+    (void)state;
+    assert_true(breaker_may_eject(0, 3, 50));      /* one always may be */
+    assert_false(breaker_may_eject(1, 3, 50));     /* 2 of 3 > 50% */
+    assert_true(breaker_may_eject(1, 4, 50));      /* 2 of 4 = 50% */
+    assert_false(breaker_may_eject(2, 4, 50));
+    assert_true(breaker_may_eject(0, 1, 0));       /* even at 0% */
+    assert_false(breaker_may_eject(0, 0, 100));    /* nothing to eject */
+    /* A failure that may not eject leaves the circuit closed. */
+    struct circuit c = { 0 };
+    for (int i = 0; i < 10; i++)
+        assert_false(circuit_failure(&c, &P, 0, false));
+    assert_int_equal(c.state, CIRCUIT_CLOSED);
+}
+
+static void test_health_thresholds(void **state)
+{
+    (void)state;
+    struct health h = { 0 };
+    /* Unhealthy after 3 consecutive failures; a success in between resets. */
+    assert_false(health_observe(&h, false, 2, 3));
+    assert_false(health_observe(&h, false, 2, 3));
+    assert_false(health_observe(&h, true, 2, 3));
+    assert_false(health_observe(&h, false, 2, 3));
+    assert_false(health_observe(&h, false, 2, 3));
+    assert_true(health_observe(&h, false, 2, 3));
+    assert_true(h.down);
+    /* Healthy again after 2 consecutive successes. */
+    assert_false(health_observe(&h, true, 2, 3));
+    assert_false(health_observe(&h, false, 2, 3));
+    assert_false(health_observe(&h, true, 2, 3));
+    assert_true(health_observe(&h, true, 2, 3));
+    assert_false(h.down);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_opens_after_consecutive_failures),
+        cmocka_unit_test(test_half_open_probe),
+        cmocka_unit_test(test_ejection_grows_and_caps),
+        cmocka_unit_test(test_forgiven_after_staying_closed),
+        cmocka_unit_test(test_max_eject_percent),
+        cmocka_unit_test(test_health_thresholds),
+    };
+    return cmocka_run_group_tests_name("breaker", tests, NULL, NULL);
+}
