@@ -40,6 +40,13 @@ bool circuit_admit(struct circuit *c, uint64_t now_ns, bool *probe)
     return false;
 }
 
+bool circuit_blocked(const struct circuit *c, uint64_t now_ns)
+{
+    if (c->state == CIRCUIT_OPEN)
+        return now_ns < c->open_until_ns;
+    return c->state == CIRCUIT_HALF_OPEN && c->probing;
+}
+
 void circuit_success(struct circuit *c, uint64_t now_ns)
 {
     if (c->state != CIRCUIT_CLOSED) {

@@ -476,7 +476,9 @@ static const char *p_split(struct loader *L, const char *v, void *f)
 
 /* built == NULL: the behaviour is there. Otherwise the key is parsed and
  * validated, and setting it logs this notice once. */
-#define NOT_BUILT_RESILIENCE "not built yet in this version (retries and circuit breaking), ignored"
+#define BLOCKING_ONLY "applies to blocking sockets only in this version: a non-blocking connect " \
+    "makes one attempt (it does skip ejected endpoints)"
+#define NOT_BUILT_HEALTH "not built yet in this version (active health checks), ignored"
 #define NOT_BUILT_DISCOVERY "not built yet in this version (dynamic discovery), ignored"
 #define NOT_BUILT_OBSERVE "not built yet in this version (observability), ignored"
 #define NOT_BUILT_TLS "not built yet in this version (mutual TLS), ignored"
@@ -525,26 +527,26 @@ static const struct key_def SERVICE_KEYS[] = {
     S("srv", p_string, srv, NOT_BUILT_DISCOVERY),
     S("endpoints_file", p_path, endpoints_file, NOT_BUILT_DISCOVERY),
     S("lb", p_lb, lb, NULL),
-    S("connect_timeout", p_duration, connect_timeout_ms, NOT_BUILT_RESILIENCE),
-    S("retries", p_uint, retries, NOT_BUILT_RESILIENCE),
-    S("retry_backoff", p_duration, retry_backoff_ms, NOT_BUILT_RESILIENCE),
-    S("retry_backoff_max", p_duration, retry_backoff_max_ms, NOT_BUILT_RESILIENCE),
-    S("retry_budget", p_share, retry_budget, NOT_BUILT_RESILIENCE),
-    S("eject_after", p_positive, eject_after, NOT_BUILT_RESILIENCE),
-    S("eject_time", p_duration, eject_time_ms, NOT_BUILT_RESILIENCE),
-    S("max_eject_percent", p_percent, max_eject_percent, NOT_BUILT_RESILIENCE),
-    S("max_connections", p_positive, max_connections, NOT_BUILT_RESILIENCE),
-    S("health_check", p_health, health_check, NOT_BUILT_RESILIENCE),
-    S("health_interval", p_duration, health_interval_ms, NOT_BUILT_RESILIENCE),
-    S("health_timeout", p_duration, health_timeout_ms, NOT_BUILT_RESILIENCE),
-    S("healthy_threshold", p_positive, healthy_threshold, NOT_BUILT_RESILIENCE),
-    S("unhealthy_threshold", p_positive, unhealthy_threshold, NOT_BUILT_RESILIENCE),
+    S("connect_timeout", p_duration, connect_timeout_ms, BLOCKING_ONLY),
+    S("retries", p_uint, retries, BLOCKING_ONLY),
+    S("retry_backoff", p_duration, retry_backoff_ms, BLOCKING_ONLY),
+    S("retry_backoff_max", p_duration, retry_backoff_max_ms, BLOCKING_ONLY),
+    S("retry_budget", p_share, retry_budget, BLOCKING_ONLY),
+    S("eject_after", p_positive, eject_after, BLOCKING_ONLY),
+    S("eject_time", p_duration, eject_time_ms, BLOCKING_ONLY),
+    S("max_eject_percent", p_percent, max_eject_percent, BLOCKING_ONLY),
+    S("max_connections", p_positive, max_connections, NULL),
+    S("health_check", p_health, health_check, NOT_BUILT_HEALTH),
+    S("health_interval", p_duration, health_interval_ms, NOT_BUILT_HEALTH),
+    S("health_timeout", p_duration, health_timeout_ms, NOT_BUILT_HEALTH),
+    S("healthy_threshold", p_positive, healthy_threshold, NOT_BUILT_HEALTH),
+    S("unhealthy_threshold", p_positive, unhealthy_threshold, NOT_BUILT_HEALTH),
     S("tls", p_tls_mode, tls, NULL),            /* mtls fails closed for now */
     S("identity", p_string, identity, NOT_BUILT_TLS),
     S("sni", p_string, sni, NOT_BUILT_TLS),
-    S("fault_abort", p_share, fault_abort, NOT_BUILT_RESILIENCE),
-    S("fault_delay", p_duration, fault_delay_ms, NOT_BUILT_RESILIENCE),
-    S("fault_delay_percent", p_share, fault_delay_percent, NOT_BUILT_RESILIENCE),
+    S("fault_abort", p_share, fault_abort, NULL),
+    S("fault_delay", p_duration, fault_delay_ms, BLOCKING_ONLY),
+    S("fault_delay_percent", p_share, fault_delay_percent, BLOCKING_ONLY),
     S("split", p_split, split, NOT_BUILT_DISCOVERY),
     { 0 }
 };

@@ -3,15 +3,23 @@
  *
  * A connect to a service VIP, or to one of a service's `addresses`, goes to
  * an endpoint the service's balancer picks, on the application's own socket
- * (so every option it set before connect applies). A blocking socket returns
- * when connected; a non-blocking one returns EINPROGRESS as usual. Anything
- * else — UDP, Unix sockets, other TCP — is passed through after one table
- * look-up.
+ * (so every option it set before connect applies), skipping endpoints whose
+ * circuit is open. A blocking socket makes its attempts here, in the
+ * caller's thread: each bounded by connect_timeout, retried on another
+ * endpoint with backoff while the retry budget allows, every outcome fed to
+ * the endpoint's circuit. A non-blocking socket makes one attempt and
+ * returns EINPROGRESS as usual (retries for it need the engine thread).
+ * Anything else — UDP, Unix sockets, other TCP — is passed through after one
+ * table look-up.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "conn.h"
 #include "fdtable.h"
@@ -31,6 +39,7 @@ struct conn *conn_new(struct service *svc, size_t endpoint)
     c->endpoint = endpoint;
     c->started_ns = now_ns();
     __atomic_add_fetch(&svc->targets[endpoint].active, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&svc->active, 1, __ATOMIC_RELAXED);
     return c;
 }
 
@@ -44,25 +53,37 @@ void conn_unref(struct conn *c)
     if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     __atomic_sub_fetch(&c->svc->targets[c->endpoint].active, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&c->svc->active, 1, __ATOMIC_RELAXED);
     free(c);
 }
 
 /* --------------------------------------------------------------- connect -- */
 
-/* Which endpoints a socket of this family can reach. */
-struct reach {
-    const struct service *svc;
+/* What one connect() may use: endpoints this socket's family can reach,
+ * whose circuit admits a connection, not already tried by this connect. */
+struct pick {
+    struct service *svc;
     int family;
     bool v6only;
+    bool skip_tried;
+    uint64_t tried;             /* bit i: endpoint i failed already (first 64) */
+    uint64_t now;
 };
 
-static bool reachable(size_t i, void *ctx)
+static bool reachable(const struct pick *p, size_t i)
 {
-    const struct reach *r = ctx;
-    const struct netaddr *a = &r->svc->endpoints[i].addr;
-    if (r->family == AF_INET)
+    const struct netaddr *a = &p->svc->endpoints[i].addr;
+    if (p->family == AF_INET)
         return a->family == AF_INET;
-    return a->family == AF_INET6 || !r->v6only;
+    return a->family == AF_INET6 || !p->v6only;
+}
+
+static bool usable(size_t i, void *ctx)
+{
+    const struct pick *p = ctx;
+    if (p->skip_tried && i < 64 && (p->tried >> i & 1))
+        return false;
+    return reachable(p, i) && !circuit_blocked(&p->svc->circuits[i], p->now);
 }
 
 static int socket_int(int fd, int level, int name)
@@ -80,43 +101,253 @@ static int fail(int err)
     return -1;
 }
 
-static ssize_t pick_endpoint(struct service *svc, struct reach *reach)
+/* The next endpoint: another one where one is left, else any usable one.
+ * Admits it through its circuit; *probe says it is a half-open probe. */
+static ssize_t pick_endpoint(struct pick *p, bool *probe)
 {
+    struct service *svc = p->svc;
     pthread_mutex_lock(&svc->lock);
-    ssize_t i = balancer_pick(&svc->balancer, reachable, reach, rng_thread(), now_ns());
+    p->now = now_ns();
+    p->skip_tried = true;
+    ssize_t i = balancer_pick(&svc->balancer, usable, p, rng_thread(), p->now);
+    if (i < 0 && p->tried) {
+        p->skip_tried = false;
+        i = balancer_pick(&svc->balancer, usable, p, rng_thread(), p->now);
+    }
+    if (i >= 0)
+        circuit_admit(&svc->circuits[i], p->now, probe);
     pthread_mutex_unlock(&svc->lock);
     return i;
 }
 
-static void observe_latency(struct service *svc, size_t i, uint64_t started)
+/* Feeds an attempt's outcome to the endpoint's circuit and (started != 0)
+ * its connect latency to the balancer. */
+static void record(struct service *svc, size_t i, int err, uint64_t started)
 {
     uint64_t now = now_ns();
+    struct circuit *c = &svc->circuits[i];
     pthread_mutex_lock(&svc->lock);
-    balancer_observe(&svc->targets[i], now - started, now);
+    enum circuit_state before = c->state;
+    bool ejected = false;
+    if (!err) {
+        circuit_success(c, now);
+        if (started)
+            balancer_observe(&svc->targets[i], now - started, now);
+        if (before != CIRCUIT_CLOSED)
+            svc->n_ejected--;
+    } else {
+        bool may = breaker_may_eject(svc->n_ejected, svc->n_endpoints, svc->breaker.max_eject_percent);
+        ejected = circuit_failure(c, &svc->breaker, now, may);
+        if (ejected && before == CIRCUIT_CLOSED)
+            svc->n_ejected++;
+    }
+    uint64_t for_ns = c->open_until_ns - now;
     pthread_mutex_unlock(&svc->lock);
+    if (ejected)
+        log_warn("%s: endpoint %s ejected for %llus after %s", svc->name, svc->endpoints[i].label,
+                 (unsigned long long)(for_ns / 1000000000u),
+                 before == CIRCUIT_CLOSED ? "consecutive failures" : "a failed probe");
 }
 
-static int connect_endpoint(int fd, struct service *svc, size_t i, int family, uint16_t app_port,
-                            struct conn *c)
+/* Says why no endpoint could be picked: the socket's family, or ejections. */
+static int no_endpoint(const struct pick *p)
+{
+    size_t reach = 0;
+    for (size_t i = 0; i < p->svc->n_endpoints; i++)
+        reach += reachable(p, i);
+    if (reach == 0)
+        log_warn("%s: no endpoint reachable from an %s socket", p->svc->name,
+                 p->family == AF_INET ? "IPv4" : "IPv6");
+    else
+        log_warn("%s: no healthy endpoint: all %zu are ejected", p->svc->name, reach);
+    return fail(ECONNREFUSED);
+}
+
+static socklen_t endpoint_addr(const struct service *svc, size_t i, int family, uint16_t app_port,
+                               struct sockaddr_storage *ss)
 {
     const struct endpoint *ep = &svc->endpoints[i];
-    struct sockaddr_storage ss;
-    uint16_t port = ep->addr.port ? ep->addr.port : app_port;
-    socklen_t sslen = netaddr_to_sockaddr(&ep->addr, port, family, &ss);
+    return netaddr_to_sockaddr(&ep->addr, ep->addr.port ? ep->addr.port : app_port, family, ss);
+}
 
+static void endpoint_text(const struct service *svc, size_t i, uint16_t app_port, char *buf, size_t len)
+{
+    struct netaddr to = svc->endpoints[i].addr;
+    to.port = to.port ? to.port : app_port;
+    netaddr_format(&to, buf, len);
+}
+
+/* Failures before any byte was sent that another endpoint may not have. */
+static bool retryable(int err)
+{
+    return err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH ||
+           err == ECONNRESET || err == ECONNABORTED || err == EHOSTDOWN || err == ENETDOWN;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* One attempt on a blocking socket, bounded by timeout_ms: the socket is
+ * non-blocking for the attempt, then gets its flags back. A signal does not
+ * cut the attempt short. Returns 0 or the errno of the failure. */
+static int attempt_blocking(int fd, const struct sockaddr *sa, socklen_t len, int flags,
+                            uint32_t timeout_ms)
+{
+    real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));
+    int err = real_connect(fd, sa, len) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+        uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        for (;;) {
+            uint64_t now = now_ns();
+            int left = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+            int n = poll(&p, 1, left);
+            if (n > 0) {
+                socklen_t elen = sizeof(err);
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+                    err = errno;
+                break;
+            }
+            if (n == 0) {
+                err = ETIMEDOUT;
+                break;
+            }
+            if (errno != EINTR) {
+                err = errno;
+                break;
+            }
+        }
+    }
+    real_fcntl(fd, F_SETFL, (void *)(long)flags);
+    return err;
+}
+
+/* Linux lets a TCP socket connect again after a failed attempt once it is
+ * disconnected with AF_UNSPEC (which also aborts a SYN still in flight). */
+static void reset_socket(int fd)
+{
+    struct sockaddr sa = { .sa_family = AF_UNSPEC };
+    real_connect(fd, &sa, sizeof(sa));
+}
+
+/* The per-attempt bound: connect_timeout, or SO_SNDTIMEO when shorter. */
+static uint32_t attempt_timeout_ms(int fd, const struct service *svc)
+{
+    uint32_t ms = svc->cfg->connect_timeout_ms ? svc->cfg->connect_timeout_ms : UINT32_MAX;
+    struct timeval tv;
+    socklen_t len = sizeof(tv);
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec)) {
+        uint64_t snd = (uint64_t)tv.tv_sec * 1000 + (uint64_t)(tv.tv_usec + 999) / 1000;
+        if (snd < ms)
+            ms = (uint32_t)snd;
+    }
+    return ms == UINT32_MAX ? 120000 : ms;
+}
+
+/* A blocking socket: attempts in the caller's thread, on its own socket,
+ * each on another endpoint where one is left, with backoff and the budget. */
+static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags)
+{
+    struct service *svc = p->svc;
+    const struct service_config *cfg = svc->cfg;
+    uint32_t timeout_ms = attempt_timeout_ms(fd, svc);
+    int err = ECONNREFUSED;
+    char last[64] = "";
+    unsigned attempts = 0;
+
+    pthread_mutex_lock(&svc->lock);
+    budget_attempt(&svc->budget, now_ns());
+    pthread_mutex_unlock(&svc->lock);
+    for (unsigned retry = 0; retry <= cfg->retries; retry++) {
+        if (retry > 0) {
+            pthread_mutex_lock(&svc->lock);
+            bool allowed = budget_try_retry(&svc->budget, now_ns());
+            pthread_mutex_unlock(&svc->lock);
+            if (!allowed) {
+                log_warn("%s: retry budget (%g%%) exhausted, not retrying", svc->name,
+                         cfg->retry_budget * 100);
+                break;
+            }
+            sleep_ns(backoff_delay_ns((uint64_t)cfg->retry_backoff_ms * 1000000u,
+                                      (uint64_t)cfg->retry_backoff_max_ms * 1000000u, retry - 1,
+                                      rng_thread()));
+            reset_socket(fd);
+        }
+        bool probe = false;
+        ssize_t i = pick_endpoint(p, &probe);
+        if (i < 0)
+            break;
+        struct conn *c = conn_new(svc, (size_t)i);
+        if (!c)
+            return fail(ENOMEM);
+        conn_ref(c);
+        fdtable_set(fd, c);
+        struct sockaddr_storage ss;
+        socklen_t sslen = endpoint_addr(svc, (size_t)i, p->family, app_port, &ss);
+        attempts++;
+        err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, timeout_ms);
+        record(svc, (size_t)i, err, c->started_ns);
+        conn_unref(c);
+        if (err == 0)
+            return 0;
+        fdtable_drop(fd);
+        endpoint_text(svc, (size_t)i, app_port, last, sizeof(last));
+        log_info("%s: attempt %u to %s failed: %s", svc->name, attempts, last, strerror(err));
+        if ((size_t)i < 64)
+            p->tried |= (uint64_t)1 << i;
+        if (!retryable(err))
+            break;
+    }
+    if (attempts == 0)
+        return no_endpoint(p);
+    log_warn("%s: connect failed after %u attempt%s; last: %s: %s", svc->name, attempts,
+             attempts == 1 ? "" : "s", last, strerror(err));
+    return fail(err);
+}
+
+/* A non-blocking socket: one attempt, never blocking the caller. Ejected
+ * endpoints are skipped; the outcome is not observed here (that needs the
+ * engine thread), so an endpoint whose ejection is over is taken back. */
+static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port)
+{
+    struct service *svc = p->svc;
+    bool probe = false;
+    ssize_t i = pick_endpoint(p, &probe);
+    if (i < 0)
+        return no_endpoint(p);
+    if (probe)
+        record(svc, (size_t)i, 0, 0);
+    struct conn *c = conn_new(svc, (size_t)i);
+    if (!c)
+        return fail(ENOMEM);
+    conn_ref(c);
+    fdtable_set(fd, c);     /* the table holds one reference, we hold one */
+    struct sockaddr_storage ss;
+    socklen_t sslen = endpoint_addr(svc, (size_t)i, p->family, app_port, &ss);
     int rc = real_connect(fd, (struct sockaddr *)&ss, sslen);
     int err = errno;
-    if (rc == 0 && c)
-        observe_latency(svc, i, c->started_ns);
-    if (rc < 0 && err != EINPROGRESS && err != EINTR && err != EALREADY && err != EISCONN) {
-        struct netaddr to = ep->addr;
+    if (rc == 0) {
+        record(svc, (size_t)i, 0, c->started_ns);
+    } else if (err != EINPROGRESS && err != EINTR) {
         char text[64];
-        to.port = port;
-        netaddr_format(&to, text, sizeof(text));
+        endpoint_text(svc, (size_t)i, app_port, text, sizeof(text));
         log_warn("%s: connect to %s failed: %s", svc->name, text, strerror(err));
+        record(svc, (size_t)i, err, c->started_ns);
+        fdtable_drop(fd);   /* an unconnected socket again */
     }
+    conn_unref(c);
     errno = err;
     return rc;
+}
+
+/* Shares are drawn per connection: fault_abort fails it on purpose. */
+static bool draw(double share)
+{
+    return share > 0 && (double)rng_below(rng_thread(), 1000000) < share * 1000000;
 }
 
 int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
@@ -145,37 +376,35 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
      * kernel answers EALREADY / EISCONN as for a plain socket. */
     struct conn *existing = fdtable_get(fd);
     if (existing && existing->svc == svc) {
-        int rc = connect_endpoint(fd, svc, existing->endpoint, family, dst.port, NULL);
+        struct sockaddr_storage ss;
+        socklen_t sslen = endpoint_addr(svc, existing->endpoint, family, dst.port, &ss);
         conn_unref(existing);
-        return rc;
+        return real_connect(fd, (struct sockaddr *)&ss, sslen);
     }
     conn_unref(existing);
 
-    struct reach reach = { svc, family, false };
-    if (family == AF_INET6)
-        reach.v6only = socket_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
-    ssize_t i = pick_endpoint(svc, &reach);
-    if (i < 0) {
-        log_warn("%s: no endpoint reachable from an %s socket", svc->name,
-                 family == AF_INET ? "IPv4" : "IPv6");
+    if (__atomic_load_n(&svc->active, __ATOMIC_RELAXED) >= svc->cfg->max_connections) {
+        log_warn("%s: max_connections (%u) reached, connection refused", svc->name,
+                 svc->cfg->max_connections);
         return fail(ECONNREFUSED);
     }
-    struct conn *c = conn_new(svc, (size_t)i);
-    if (!c)
-        return fail(ENOMEM);
-    conn_ref(c);
-    fdtable_set(fd, c);     /* the table holds one reference, we hold one */
-
-    int rc = connect_endpoint(fd, svc, (size_t)i, family, dst.port, c);
-    int err = errno;
-    if (rc < 0 && err != EINPROGRESS && err != EINTR) {
-        /* Failed at once: the descriptor is an unconnected socket again. */
-        struct conn *owned = fdtable_take(fd);
-        conn_unref(owned);
+    if (draw(svc->cfg->fault_abort)) {
+        log_warn("%s: connection failed on purpose (fault_abort)", svc->name);
+        return fail(ECONNREFUSED);
     }
-    conn_unref(c);
-    errno = err;
-    return rc;
+
+    struct pick p = { .svc = svc, .family = family };
+    if (family == AF_INET6)
+        p.v6only = socket_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
+    errno = saved;
+    int flags = real_fcntl(fd, F_GETFL, NULL);
+    if (flags < 0)
+        return -1;
+    if (flags & O_NONBLOCK)
+        return connect_nonblocking(fd, &p, dst.port);
+    if (draw(svc->cfg->fault_delay_percent))
+        sleep_ns((uint64_t)svc->cfg->fault_delay_ms * 1000000u);
+    return connect_blocking(fd, &p, dst.port, flags);
 }
 
 /* ---------------------------------------------------------------- accept -- */

@@ -84,8 +84,12 @@ static bool build_service(struct service *s, const struct service_config *c, uin
     s->n_endpoints = c->endpoints.n;
     s->endpoints = calloc(c->endpoints.n + 1, sizeof(*s->endpoints));
     s->targets = calloc(c->endpoints.n + 1, sizeof(*s->targets));
-    if (!s->endpoints || !s->targets)
+    s->circuits = calloc(c->endpoints.n + 1, sizeof(*s->circuits));
+    if (!s->endpoints || !s->targets || !s->circuits)
         return false;
+    s->breaker = (struct breaker_policy){ c->eject_after, (uint64_t)c->eject_time_ms * 1000000u,
+                                          c->max_eject_percent };
+    budget_init(&s->budget, c->retry_budget);
     for (size_t i = 0; i < c->endpoints.n; i++) {
         s->endpoints[i].addr = c->endpoints.v[i].addr;
         netaddr_format(&s->endpoints[i].addr, s->endpoints[i].label, sizeof(s->endpoints[i].label));
@@ -185,6 +189,7 @@ void registry_free(struct registry *reg)
         balancer_free(&reg->services[i].balancer);
         free(reg->services[i].endpoints);
         free(reg->services[i].targets);
+        free(reg->services[i].circuits);
         pthread_mutex_destroy(&reg->services[i].lock);
     }
     free(reg->services);

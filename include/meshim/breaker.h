@@ -46,6 +46,9 @@ struct circuit {
  * *probe says that it is the probe. */
 bool circuit_admit(struct circuit *c, uint64_t now_ns, bool *probe);
 
+/* Would circuit_admit refuse now? (A look without the state change.) */
+bool circuit_blocked(const struct circuit *c, uint64_t now_ns);
+
 /* A connection to the endpoint succeeded. */
 void circuit_success(struct circuit *c, uint64_t now_ns);
 

@@ -16,7 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "meshim/backoff.h"
 #include "meshim/balancer.h"
+#include "meshim/breaker.h"
 #include "meshim/config.h"
 
 struct endpoint {
@@ -33,7 +35,12 @@ struct service {
     struct lb_target *targets;    /* parallel to endpoints */
     size_t n_endpoints;
     struct balancer balancer;
-    pthread_mutex_t lock;         /* serialises balancer picks */
+    struct circuit *circuits;     /* parallel to endpoints */
+    size_t n_ejected;             /* circuits not closed */
+    struct breaker_policy breaker;
+    struct retry_budget budget;
+    uint32_t active;              /* atomic: open connections (max_connections) */
+    pthread_mutex_t lock;         /* serialises picks, circuits and the budget */
 };
 
 struct registry {

@@ -66,6 +66,11 @@ meshim() {
     env LD_PRELOAD="$MESHIM_CMD_PRELOAD" "$MESHIM_CMD" "$@"
 }
 
+# True under the ASan build (where curl and wget cannot run under the shim).
+under_asan() {
+    case "$MESHIM_PRELOAD" in *libasan*) return 0 ;; *) return 1 ;; esac
+}
+
 # shims PROGRAM...: the test runs these under the shim. curl and wget hang
 # in setlocale() when any ASan runtime is preloaded into them (with or
 # without meshim), so under the ASan build such a test is skipped (exit 77);

@@ -44,10 +44,10 @@ ok "unreadable file: 78 and a clear message"
 cat > "$TMP/notyet.ini" <<INI
 [service:orders]
 endpoints = 127.0.0.2:$port
-connect_timeout = 200ms
+health_check = tcp
 INI
 out=$(MESHIM_CONFIG=$TMP/notyet.ini fetch "http://orders:$port/who" 2>&1)
-echo "$out" | grep -q "warn: $TMP/notyet.ini:3: connect_timeout: not built yet" || fail "no notice: $out"
+echo "$out" | grep -q "warn: $TMP/notyet.ini:3: health_check: not built yet" || fail "no notice: $out"
 echo "$out" | grep -qx "backend-2" || fail "request failed: $out"
 ok "not-built key: one notice, service works"
 

@@ -540,10 +540,10 @@ static void test_not_built_notices(void **state)
 {
     (void)state;
     struct mesh_config *c = load_ok("[service:a]\nendpoints = 127.0.0.2\nretries = 3\n"
-                                    "[defaults]\nconnect_timeout = 1s\n");
+                                    "[defaults]\nhealth_check = tcp\nmax_connections = 9\n");
     assert_int_equal(c->not_built.n, 2);
-    assert_non_null(strstr(c->not_built.v[0], ":3: retries: not built yet"));
-    assert_non_null(strstr(c->not_built.v[1], ":5: connect_timeout: not built yet"));
+    assert_non_null(strstr(c->not_built.v[0], ":3: retries: applies to blocking sockets only"));
+    assert_non_null(strstr(c->not_built.v[1], ":5: health_check: not built yet"));
     config_free(c);
     /* Asking for nothing needs no notice. */
     c = load_ok("[service:a]\nendpoints = 127.0.0.2\nfault_abort = 0%\nhealth_check = off\ndns =\n");

@@ -1,0 +1,192 @@
+# Resilience for blocking sockets (attempts in the caller's thread): retries
+# on another endpoint, connect_timeout against a black hole, ejection after
+# eject_after failures, the errno and one warning when every attempt fails,
+# SO_SNDTIMEO, max_connections and fault_abort. Clients: python3 blocking
+# sockets (no timeout) and wget (blocking connect).
+. "$(dirname "$0")/lib.sh"
+shims python3
+
+# connects_to IP TRACE: connect() calls the traced program made to IP (the
+# ground truth; log lines are rate-limited and cannot be counted).
+connects_to() {
+    grep -c "connect(.*inet_addr(\"$1\")" "$2" || true
+}
+traced() {   # traced TRACE CMD...: run CMD under the shim, recording its connect() calls
+    local trace=$1
+    shift
+    strace -f -qq -e trace=connect -o "$trace" env LD_PRELOAD="$MESHIM_PRELOAD" "$@"
+}
+
+port=$(free_port)
+start_backends "$port"          # 127.0.0.2-4; 127.0.0.3 is stopped below: refuses
+kill "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null
+out=$(python3 -c "import socket; socket.create_connection(('127.0.0.3', $port), 2)" 2>&1) \
+    && fail "127.0.0.3 should refuse"
+
+# A black hole on 127.0.0.5: a listener with backlog 0 that never accepts,
+# its queue filled, so further SYNs are dropped and connects time out.
+python3 - "$port" "$TMP/hole.ready" <<'PY' &
+import socket, sys, time
+port = int(sys.argv[1])
+l = socket.socket(); l.bind(("127.0.0.5", port)); l.listen(0)
+fill = []
+for _ in range(3):
+    s = socket.socket(); s.setblocking(False)
+    try: s.connect(("127.0.0.5", port))
+    except BlockingIOError: pass
+    fill.append(s)
+time.sleep(0.3)
+open(sys.argv[2], "w").write("ready")
+time.sleep(300)
+PY
+PIDS+=($!)
+for _ in $(seq 1 50); do [ -f "$TMP/hole.ready" ] && break; sleep 0.1; done
+python3 -c "
+import socket
+try:
+    socket.create_connection(('127.0.0.5', $port), 0.5); print('connected')
+except (socket.timeout, TimeoutError): print('timeout')" | grep -qx timeout || fail "127.0.0.5 is not a black hole"
+
+cat > "$TMP/mesh.ini" <<INI
+[meshim]
+log_level = info
+[service:orders]
+endpoints = 127.0.0.2:$port, 127.0.0.3:$port, 127.0.0.4:$port
+lb = round_robin
+eject_after = 2
+[service:hole]
+endpoints = 127.0.0.2:$port, 127.0.0.5:$port, 127.0.0.4:$port
+lb = round_robin
+connect_timeout = 200ms
+eject_after = 2
+[service:down]
+endpoints = 127.0.0.3:$port, 127.0.0.3:$((port + 1))
+retries = 2
+retry_backoff = 10ms
+[service:void]
+endpoints = 127.0.0.5:$port
+connect_timeout = 5s
+retries = 0
+[service:small]
+endpoints = 127.0.0.2:$port
+max_connections = 2
+[service:lone]
+endpoints = 127.0.0.3:$port
+eject_after = 1
+retries = 0
+[service:faulty]
+endpoints = 127.0.0.2:$port
+fault_abort = 30%
+INI
+export MESHIM_CONFIG=$TMP/mesh.ini
+
+# One backend refusing: 300 requests from one blocking client all succeed,
+# and the refusing endpoint is tried twice, then ejected.
+traced "$TMP/py.trace" python3 - "$port" > "$TMP/py.out" 2> "$TMP/py.err" <<'PY' || fail "blocking python3 client: $(tail -3 "$TMP/py.err")"
+import http.client, sys
+for _ in range(300):
+    c = http.client.HTTPConnection("orders", int(sys.argv[1]))   # no timeout: a blocking socket
+    c.request("GET", "/who")
+    print(c.getresponse().read().decode().strip())
+    c.close()
+PY
+[ "$(grep -c . "$TMP/py.out")" -eq 300 ] || fail "only $(grep -c . "$TMP/py.out") of 300 answers"
+grep -q "backend-3" "$TMP/py.out" && fail "a refused endpoint answered?"
+n=$(connects_to 127.0.0.3 "$TMP/py.trace")
+[ "$n" -eq 2 ] || fail "127.0.0.3 tried $n times, want 2 (eject_after = 2)"
+grep -q "orders: endpoint 127.0.0.3:$port ejected for 30s after consecutive failures" "$TMP/py.err" \
+    || fail "no ejection warning: $(head -5 "$TMP/py.err")"
+ok "one refusing backend: 300/300 blocking requests, 2 attempts on it, then ejected"
+
+if under_asan; then
+    echo "skip: wget under the shim (hangs with an ASan runtime preloaded; runs in the plain build)"
+else
+    for i in $(seq 1 30); do
+        shimmed wget -q -O - "http://orders:$port/who" >> "$TMP/wget.out" 2>/dev/null || fail "wget $i failed"
+    done
+    [ "$(grep -c . "$TMP/wget.out")" -eq 30 ] || fail "wget: $(grep -c . "$TMP/wget.out") of 30"
+    ok "one refusing backend: 30/30 wget processes"
+fi
+
+# A black hole with connect_timeout = 200ms: 50 requests all succeed; the
+# black hole gets at most 2 attempts, then is ejected.
+start=$(date +%s%N)
+traced "$TMP/hole.trace" python3 - "$port" > "$TMP/hole.out" 2> "$TMP/hole.err" <<'PY' || fail "black hole: $(tail -3 "$TMP/hole.err")"
+import http.client, sys
+for _ in range(50):
+    c = http.client.HTTPConnection("hole", int(sys.argv[1]))
+    c.request("GET", "/who")
+    print(c.getresponse().read().decode().strip())
+    c.close()
+PY
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$(grep -c . "$TMP/hole.out")" -eq 50 ] || fail "black hole: $(grep -c . "$TMP/hole.out") of 50"
+n=$(connects_to 127.0.0.5 "$TMP/hole.trace")
+[ "$n" -ge 1 ] && [ "$n" -le 2 ] || fail "black hole tried $n times, want 1 or 2"
+grep -q "hole: endpoint 127.0.0.5:$port ejected" "$TMP/hole.err" || fail "black hole not ejected"
+ok "black hole, connect_timeout 200ms: 50/50 in ${ms} ms, $n timed-out attempts on it"
+
+# Every endpoint refusing: ECONNREFUSED after 3 attempts and one warning.
+out=$(shimmed python3 -c "
+import socket, sys
+try:
+    socket.create_connection(('down', $port)); print('connected')
+except ConnectionRefusedError: print('refused')
+" 2>&1)
+echo "$out" | grep -qx refused || fail "all down: $out"
+[ "$(echo "$out" | grep -c 'down: connect failed after 3 attempts; last: 127.0.0.3:[0-9]*: Connection refused')" -eq 1 ] \
+    || fail "want one warning for 3 failed attempts: $out"
+ok "all endpoints down: ECONNREFUSED after 3 attempts, one warning"
+
+# The only endpoint ejected: the next connect fails at once, saying why.
+out=$(shimmed python3 -c "
+import socket, time
+for i in range(2):
+    t = time.monotonic()
+    try: socket.create_connection(('lone', $port)); print('connected')
+    except ConnectionRefusedError: print('refused %d %.3f' % (i, time.monotonic() - t))
+" 2>&1)
+echo "$out" | grep -q "lone: endpoint 127.0.0.3:$port ejected for 30s" || fail "lone not ejected: $out"
+echo "$out" | grep -q "lone: no healthy endpoint: all 1 are ejected" || fail "no reason given: $out"
+echo "$out" | grep -Eq "^refused 1 0\.00" || fail "second connect did not fail at once: $out"
+ok "only endpoint ejected: the next connect is refused at once, with the reason"
+
+# A black hole and SO_SNDTIMEO shorter than connect_timeout: ETIMEDOUT, bounded by SO_SNDTIMEO.
+out=$(shimmed python3 -c "
+import socket, struct, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack('ll', 0, 300000))
+t = time.monotonic()
+try:
+    s.connect((socket.gethostbyname('void'), $port)); print('connected')
+except TimeoutError: print('timeout %.2f' % (time.monotonic() - t))
+" 2>/dev/null)
+case "$out" in "timeout 0."[2-9]*) ;; *) fail "SO_SNDTIMEO 300ms: $out" ;; esac
+ok "SO_SNDTIMEO shorter than connect_timeout bounds the attempt: $out s, ETIMEDOUT"
+
+# max_connections = 2: the third concurrent connection fails at once.
+out=$(shimmed python3 -c "
+import socket
+a = socket.create_connection(('small', $port)); b = socket.create_connection(('small', $port))
+try:
+    socket.create_connection(('small', $port)); print('third connected')
+except ConnectionRefusedError: print('third refused')
+a.close()
+c = socket.create_connection(('small', $port)); print('after close: connected')
+" 2>&1)
+echo "$out" | grep -qx "third refused" && echo "$out" | grep -qx "after close: connected" \
+    || fail "max_connections: $out"
+echo "$out" | grep -q "small: max_connections (2) reached" || fail "no overflow warning: $out"
+ok "max_connections = 2: third refused at once, room again after a close"
+
+# fault_abort = 30% over 300 connections: within 4 standard deviations (~8).
+n=$(shimmed python3 -c "
+import socket
+failed = 0
+for _ in range(300):
+    try: socket.create_connection(('faulty', $port)).close()
+    except ConnectionRefusedError: failed += 1
+print(failed)
+" 2>/dev/null)
+[ "$n" -ge 58 ] && [ "$n" -le 122 ] || fail "fault_abort 30%: $n of 300 failed"
+ok "fault_abort = 30%: $n of 300 connections failed on purpose"
