@@ -304,6 +304,9 @@ static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags
     }
     if (attempts == 0)
         return no_endpoint(p);
+    /* A timed-out attempt's SYN is still in flight: abort it, or the kernel
+     * could complete a connection the application was told had failed. */
+    reset_socket(fd);
     log_warn("%s: connect failed after %u attempt%s; last: %s: %s", svc->name, attempts,
              attempts == 1 ? "" : "s", last, strerror(err));
     return fail(err);

@@ -162,6 +162,18 @@ try:
 except TimeoutError: print('timeout %.2f' % (time.monotonic() - t))
 " 2>/dev/null)
 case "$out" in "timeout 0."[2-9]*) ;; *) fail "SO_SNDTIMEO 300ms: $out" ;; esac
+# After a timed-out connect the socket is closed, not still dialling (the
+# first byte of TCP_INFO is the TCP state: 2 SYN_SENT, 7 CLOSE).
+out=$(shimmed python3 -c "
+import socket, struct
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack('ll', 0, 200000))
+try: s.connect((socket.gethostbyname('void'), $port))
+except TimeoutError: pass
+state = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+print('unconnected' if state == 7 else 'tcp state %d' % state)
+" 2>/dev/null)
+[ "$out" = "unconnected" ] || fail "a timed-out socket was left dialling: $out"
 ok "SO_SNDTIMEO shorter than connect_timeout bounds the attempt: $out s, ETIMEDOUT"
 
 # max_connections = 2: the third concurrent connection fails at once.
