@@ -36,7 +36,7 @@ static const char USAGE[] =
     "       meshim doctor PROGRAM                say whether the shim can reach PROGRAM\n"
     "       meshim --version\n"
     "\n"
-    "The config is FILE, else $MESHIM_CONFIG, else /etc/meshim/meshim.ini;\n"
+    "The config is FILE, else $MESHIM_CONFIG, else " MESHIM_DEFAULT_CONFIG ";\n"
     "MESHIM_SERVICES and the other MESHIM_* variables apply on top (see README).\n";
 
 static const char *env_lookup(const char *name)
@@ -84,7 +84,7 @@ static void print_errors(const char *errors)
 
 static struct mesh_config *load_config(void)
 {
-    struct config_source src = { env_lookup, false, "/etc/meshim/meshim.ini" };
+    struct config_source src = { env_lookup, false, MESHIM_DEFAULT_CONFIG };
     char *errors = NULL;
     enum on_error on_error;
     struct mesh_config *cfg = config_load(&src, &errors, &on_error);

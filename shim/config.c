@@ -55,6 +55,19 @@ static char *arena_strdup(struct arena **a, const char *s)
     return memcpy(arena_alloc(a, n), s, n);
 }
 
+/* Room for one more element in an arena array of *n elements and *cap
+ * capacity (doubling; the old copy stays in the arena until it is freed). */
+static void *arena_grow(struct arena **a, void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap)
+        return v;
+    *cap = *cap ? *cap * 2 : first;
+    void *grown = arena_alloc(a, *cap * size);
+    if (n)
+        memcpy(grown, v, n * size);
+    return grown;
+}
+
 static void arena_free(struct arena *a)
 {
     while (a) {
@@ -614,13 +627,8 @@ static struct service_config *find_service(struct mesh_config *c, const char *na
 static struct service_config *add_service(struct loader *L, const char *name, struct origin at)
 {
     struct mesh_config *c = L->cfg;
-    if (c->n_services == L->cap_services) {
-        L->cap_services = L->cap_services ? L->cap_services * 2 : 8;
-        struct service_config *grown = arena_alloc(L->arena, L->cap_services * sizeof(*grown));
-        if (c->n_services)
-            memcpy(grown, c->services, c->n_services * sizeof(*grown));
-        c->services = grown;
-    }
+    c->services = arena_grow(L->arena, c->services, c->n_services, &L->cap_services,
+                             sizeof(*c->services), 8);
     struct service_config *s = &c->services[c->n_services++];
     memset(s, 0, sizeof(*s));
     service_defaults(s);
@@ -690,13 +698,8 @@ static void open_section(struct loader *L, const char *name)
                 return;
             }
         }
-        if (c->n_inbound == L->cap_inbound) {
-            L->cap_inbound = L->cap_inbound ? L->cap_inbound * 2 : 4;
-            struct inbound_config *grown = arena_alloc(L->arena, L->cap_inbound * sizeof(*grown));
-            if (c->n_inbound)
-                memcpy(grown, c->inbound, c->n_inbound * sizeof(*grown));
-            c->inbound = grown;
-        }
+        c->inbound = arena_grow(L->arena, c->inbound, c->n_inbound, &L->cap_inbound,
+                                sizeof(*c->inbound), 4);
         struct inbound_config *in = &c->inbound[c->n_inbound++];
         memset(in, 0, sizeof(*in));
         in->port = (uint16_t)port;
@@ -711,13 +714,8 @@ static void open_section(struct loader *L, const char *name)
 
 static void note_not_built(struct loader *L, struct origin at, const char *key, const char *why)
 {
-    if (L->not_built.n == L->cap_not_built) {
-        L->cap_not_built = L->cap_not_built ? L->cap_not_built * 2 : 8;
-        char **grown = arena_alloc(L->arena, L->cap_not_built * sizeof(*grown));
-        if (L->not_built.n)
-            memcpy(grown, L->not_built.v, L->not_built.n * sizeof(*grown));
-        L->not_built.v = grown;
-    }
+    L->not_built.v = arena_grow(L->arena, L->not_built.v, L->not_built.n, &L->cap_not_built,
+                                sizeof(*L->not_built.v), 8);
     char msg[512];
     snprintf(msg, sizeof(msg), "%s:%d: %s: %s", at.file, at.line, key, why);
     L->not_built.v[L->not_built.n++] = arena_strdup(L->arena, msg);

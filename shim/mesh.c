@@ -75,7 +75,7 @@ __attribute__((constructor(101))) static void mesh_init(void)
     struct config_source src = {
         .getenv = env_lookup,
         .secure = getauxval(AT_SECURE) != 0,
-        .default_file = "/etc/meshim/meshim.ini",
+        .default_file = MESHIM_DEFAULT_CONFIG,
     };
     char *errors = NULL;
     enum on_error on_error;

@@ -22,6 +22,9 @@ enum tls_mode { TLS_OFF, TLS_MTLS };
 enum inbound_tls { INBOUND_STRICT, INBOUND_PERMISSIVE, INBOUND_OFF };
 enum health_check { HEALTH_OFF, HEALTH_TCP };
 
+/* The config file when MESHIM_CONFIG is unset. */
+#define MESHIM_DEFAULT_CONFIG "/etc/meshim/meshim.ini"
+
 /* Exit status of a process whose config is invalid (EX_CONFIG). */
 #define MESHIM_EXIT_CONFIG 78
 
@@ -113,7 +116,7 @@ struct mesh_config {
 struct config_source {
     const char *(*getenv)(const char *name);
     bool secure;
-    const char *default_file;           /* /etc/meshim/meshim.ini */
+    const char *default_file;           /* MESHIM_DEFAULT_CONFIG */
 };
 
 /* Loads and validates. On failure returns NULL and fills *errors with one
