@@ -149,6 +149,18 @@ static void record(struct service *svc, size_t i, int err, uint64_t started)
                  before == CIRCUIT_CLOSED ? "consecutive failures" : "a failed probe");
 }
 
+/* A connection object for endpoint i, put at fd: the table holds one
+ * reference and the caller gets another (dropped with conn_unref). */
+static struct conn *track(int fd, struct service *svc, size_t i)
+{
+    struct conn *c = conn_new(svc, i);
+    if (c) {
+        conn_ref(c);
+        fdtable_set(fd, c);
+    }
+    return c;
+}
+
 /* Says why no endpoint could be picked: the socket's family, or ejections. */
 static int no_endpoint(const struct pick *p)
 {
@@ -281,11 +293,9 @@ static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags
         ssize_t i = pick_endpoint(p, &probe);
         if (i < 0)
             break;
-        struct conn *c = conn_new(svc, (size_t)i);
+        struct conn *c = track(fd, svc, (size_t)i);
         if (!c)
             return fail(ENOMEM);
-        conn_ref(c);
-        fdtable_set(fd, c);
         struct sockaddr_storage ss;
         socklen_t sslen = endpoint_addr(svc, (size_t)i, p->family, app_port, &ss);
         attempts++;
@@ -324,11 +334,9 @@ static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port)
         return no_endpoint(p);
     if (probe)
         record(svc, (size_t)i, 0, 0);
-    struct conn *c = conn_new(svc, (size_t)i);
+    struct conn *c = track(fd, svc, (size_t)i);
     if (!c)
         return fail(ENOMEM);
-    conn_ref(c);
-    fdtable_set(fd, c);     /* the table holds one reference, we hold one */
     struct sockaddr_storage ss;
     socklen_t sslen = endpoint_addr(svc, (size_t)i, p->family, app_port, &ss);
     int rc = real_connect(fd, (struct sockaddr *)&ss, sslen);

@@ -20,8 +20,9 @@
 #include "hooks.h"
 #include "log.h"
 
+/* The registry, and through reg->cfg the config it points into: both live
+ * as long as the process. */
 struct registry *mesh_registry_ptr;
-static struct mesh_config *mesh_config;
 
 static const char *env_lookup(const char *name)
 {
@@ -104,7 +105,6 @@ __attribute__((constructor(101))) static void mesh_init(void)
         config_free(cfg);
         return;
     }
-    mesh_config = cfg;
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     __atomic_store_n(&mesh_registry_ptr, reg, __ATOMIC_RELEASE);
     log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");

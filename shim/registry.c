@@ -129,7 +129,6 @@ static bool index_service(struct registry *reg, struct service *s, size_t *suffi
         addr_key_of(&c->addresses.v[a], c->addresses.v[a].port, &e->key);
         e->svc = s;
         HASH_ADD(hh, reg->by_addr, key, sizeof(e->key), e);
-        reg->has_addresses = true;
     }
     return true;
 }
@@ -237,7 +236,7 @@ struct service *registry_match(const struct registry *reg, const struct netaddr 
     struct service *s = NULL;
     if (dst->family == AF_INET)
         s = registry_by_vip(reg, dst->ip.v4);
-    if (!s && reg->has_addresses) {
+    if (!s && reg->by_addr) {
         struct addr_key k;
         struct addr_entry *e;
         addr_key_of(dst, dst->port, &k);

@@ -51,8 +51,7 @@ struct registry {
     struct suffix_entry *suffixes;      /* "*.suffix" hosts, longest first */
     size_t n_suffixes;
     struct vip_entry *by_vip;           /* uthash */
-    struct addr_entry *by_addr;         /* uthash, service `addresses` */
-    bool has_addresses;
+    struct addr_entry *by_addr;         /* uthash, service `addresses`; NULL: none */
 };
 
 struct registry *registry_build(const struct mesh_config *cfg, uint64_t *rng);
