@@ -48,8 +48,8 @@ present = [(k, name) for k, name in ROWS if (k, "keepalive") in data]
 lines = []
 when = time.strftime("%Y-%m-%d", time.gmtime())
 lines.append(f"Measured {when} on this machine ({os.cpu_count()} cores, loopback) by `make bench` "
-             f"(`bench/run -d {secs} -r {rounds}`): nginx `return 200` and a 1 MiB file, wrk with "
-             f"2 threads × 16 connections; rows interleaved, median of {rounds} rounds. Ratios are "
+             f"(`bench/run -d {secs} -r {rounds}`): nginx `return 200` and a 1 MiB file (one worker, "
+             f"pinned to CPU 1), wrk with 16 connections (pinned to CPU 0); rows interleaved, median of {rounds} rounds. Ratios are "
              f"the median of per-round ratios (rows of one round ran back to back).")
 lines.append("")
 lines.append("| row | keep-alive req/s | p50 ms | p99 ms | p99.9 ms | conn/s | 1 MiB GB/s | CPU s | "
