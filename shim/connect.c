@@ -7,8 +7,9 @@
  * circuit is open. A blocking socket makes its attempts here, in the
  * caller's thread: each bounded by connect_timeout, retried on another
  * endpoint with backoff while the retry budget allows, every outcome fed to
- * the endpoint's circuit. A non-blocking socket makes one attempt and
- * returns EINPROGRESS as usual (retries for it need the engine thread).
+ * the endpoint's circuit. A non-blocking socket never blocks: attempts
+ * that settle inside connect() (loopback) are made here, and the first one
+ * that does not, or a retry that must wait, goes on in the engine (dial.c).
  * Anything else — UDP, Unix sockets, other TCP — is passed through after one
  * table look-up.
  */
@@ -21,13 +22,22 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "attempt.h"
 #include "conn.h"
+#include "dial.h"
 #include "fdtable.h"
 #include "hooks.h"
 #include "log.h"
 #include "mesh.h"
+#include "placeholder.h"
 
 /* ------------------------------------------------------------ connection -- */
+
+static void count_active(struct conn *c, int delta)
+{
+    if (c->endpoint != CONN_NO_ENDPOINT)
+        __atomic_add_fetch(&c->svc->targets[c->endpoint].active, (uint32_t)delta, __ATOMIC_RELAXED);
+}
 
 struct conn *conn_new(struct service *svc, size_t endpoint)
 {
@@ -38,9 +48,17 @@ struct conn *conn_new(struct service *svc, size_t endpoint)
     c->svc = svc;
     c->endpoint = endpoint;
     c->started_ns = now_ns();
-    __atomic_add_fetch(&svc->targets[endpoint].active, 1, __ATOMIC_RELAXED);
+    c->sock = -1;
+    count_active(c, 1);
     __atomic_add_fetch(&svc->active, 1, __ATOMIC_RELAXED);
     return c;
+}
+
+void conn_retarget(struct conn *c, size_t endpoint)
+{
+    count_active(c, -1);
+    c->endpoint = endpoint;
+    count_active(c, 1);
 }
 
 void conn_ref(struct conn *c)
@@ -52,23 +70,18 @@ void conn_unref(struct conn *c)
 {
     if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    __atomic_sub_fetch(&c->svc->targets[c->endpoint].active, 1, __ATOMIC_RELAXED);
+    count_active(c, -1);
     __atomic_sub_fetch(&c->svc->active, 1, __ATOMIC_RELAXED);
+    if (c->state == CONN_FAILED) {
+        /* The application closed a failed connection: the real socket it
+         * stood for goes with it. */
+        real_close(c->sock);
+        placeholder_done();
+    }
     free(c);
 }
 
-/* --------------------------------------------------------------- connect -- */
-
-/* What one connect() may use: endpoints this socket's family can reach,
- * whose circuit admits a connection, not already tried by this connect. */
-struct pick {
-    struct service *svc;
-    int family;
-    bool v6only;
-    bool skip_tried;
-    uint64_t tried;             /* bit i: endpoint i failed already (first 64) */
-    uint64_t now;
-};
+/* ------------------------------------------------------ attempt helpers -- */
 
 static bool reachable(const struct pick *p, size_t i)
 {
@@ -101,9 +114,7 @@ static int fail(int err)
     return -1;
 }
 
-/* The next endpoint: another one where one is left, else any usable one.
- * Admits it through its circuit; *probe says it is a half-open probe. */
-static ssize_t pick_endpoint(struct pick *p, bool *probe)
+ssize_t pick_endpoint(struct pick *p, bool *probe)
 {
     struct service *svc = p->svc;
     pthread_mutex_lock(&svc->lock);
@@ -120,9 +131,13 @@ static ssize_t pick_endpoint(struct pick *p, bool *probe)
     return i;
 }
 
-/* Feeds an attempt's outcome to the endpoint's circuit and (started != 0)
- * its connect latency to the balancer. */
-static void record(struct service *svc, size_t i, int err, uint64_t started)
+void pick_tried(struct pick *p, size_t i)
+{
+    if (i < 64)
+        p->tried |= (uint64_t)1 << i;
+}
+
+void attempt_record(struct service *svc, size_t i, int err, uint64_t started)
 {
     uint64_t now = now_ns();
     struct circuit *c = &svc->circuits[i];
@@ -161,8 +176,7 @@ static struct conn *track(int fd, struct service *svc, size_t i)
     return c;
 }
 
-/* Says why no endpoint could be picked: the socket's family, or ejections. */
-static int no_endpoint(const struct pick *p)
+int no_endpoint(const struct pick *p)
 {
     size_t reach = 0;
     for (size_t i = 0; i < p->svc->n_endpoints; i++)
@@ -172,28 +186,77 @@ static int no_endpoint(const struct pick *p)
                  p->family == AF_INET ? "IPv4" : "IPv6");
     else
         log_warn("%s: no healthy endpoint: all %zu are ejected", p->svc->name, reach);
-    return fail(ECONNREFUSED);
+    return ECONNREFUSED;
 }
 
-static socklen_t endpoint_addr(const struct service *svc, size_t i, int family, uint16_t app_port,
-                               struct sockaddr_storage *ss)
+socklen_t endpoint_addr(const struct service *svc, size_t i, int family, uint16_t app_port,
+                        struct sockaddr_storage *ss)
 {
     const struct endpoint *ep = &svc->endpoints[i];
     return netaddr_to_sockaddr(&ep->addr, ep->addr.port ? ep->addr.port : app_port, family, ss);
 }
 
-static void endpoint_text(const struct service *svc, size_t i, uint16_t app_port, char *buf, size_t len)
+void endpoint_text(const struct service *svc, size_t i, uint16_t app_port, char *buf, size_t len)
 {
     struct netaddr to = svc->endpoints[i].addr;
     to.port = to.port ? to.port : app_port;
     netaddr_format(&to, buf, len);
 }
 
-/* Failures before any byte was sent that another endpoint may not have. */
-static bool retryable(int err)
+bool retryable(int err)
 {
     return err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH ||
            err == ECONNRESET || err == ECONNABORTED || err == EHOSTDOWN || err == ENETDOWN;
+}
+
+void budget_first(struct service *svc)
+{
+    pthread_mutex_lock(&svc->lock);
+    budget_attempt(&svc->budget, now_ns());
+    pthread_mutex_unlock(&svc->lock);
+}
+
+bool budget_retry(struct service *svc)
+{
+    pthread_mutex_lock(&svc->lock);
+    bool allowed = budget_try_retry(&svc->budget, now_ns());
+    pthread_mutex_unlock(&svc->lock);
+    if (!allowed)
+        log_warn("%s: retry budget (%g%%) exhausted, not retrying", svc->name,
+                 svc->cfg->retry_budget * 100);
+    return allowed;
+}
+
+uint64_t retry_delay_ns(const struct service *svc, unsigned retry)
+{
+    return backoff_delay_ns((uint64_t)svc->cfg->retry_backoff_ms * 1000000u,
+                            (uint64_t)svc->cfg->retry_backoff_max_ms * 1000000u, retry - 1,
+                            rng_thread());
+}
+
+void reset_socket(int fd)
+{
+    struct sockaddr sa = { .sa_family = AF_UNSPEC };
+    real_connect(fd, &sa, sizeof(sa));
+}
+
+void attempts_failed(const struct service *svc, unsigned attempts, const char *last, int err)
+{
+    log_warn("%s: connect failed after %u attempt%s; last: %s: %s", svc->name, attempts,
+             attempts == 1 ? "" : "s", last, strerror(err));
+}
+
+bool retry_next(struct pick *p, size_t i, int err, unsigned retry)
+{
+    pick_tried(p, i);
+    return retryable(err) && retry < p->svc->cfg->retries && budget_retry(p->svc);
+}
+
+void attempt_failed_log(const struct service *svc, size_t i, uint16_t app_port, unsigned n,
+                               int err, char *last, size_t len)
+{
+    endpoint_text(svc, i, app_port, last, len);
+    log_info("%s: attempt %u to %s failed: %s", svc->name, n, last, strerror(err));
 }
 
 static void sleep_ns(uint64_t ns)
@@ -202,6 +265,8 @@ static void sleep_ns(uint64_t ns)
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }
+
+/* ------------------------------------------------------- blocking socket -- */
 
 /* One attempt on a blocking socket, bounded by timeout_ms: the socket is
  * non-blocking for the attempt, then gets its flags back. A signal does not
@@ -238,21 +303,15 @@ static int attempt_blocking(int fd, const struct sockaddr *sa, socklen_t len, in
     return err;
 }
 
-/* Linux lets a TCP socket connect again after a failed attempt once it is
- * disconnected with AF_UNSPEC (which also aborts a SYN still in flight). */
-static void reset_socket(int fd)
-{
-    struct sockaddr sa = { .sa_family = AF_UNSPEC };
-    real_connect(fd, &sa, sizeof(sa));
-}
-
-/* The per-attempt bound: connect_timeout, or SO_SNDTIMEO when shorter. */
-static uint32_t attempt_timeout_ms(int fd, const struct service *svc)
+/* The per-attempt bound: connect_timeout, or SO_SNDTIMEO when shorter
+ * (blocking sockets only: it means nothing to a non-blocking one). */
+static uint32_t attempt_timeout_ms(int fd, const struct service *svc, bool blocking)
 {
     uint32_t ms = svc->cfg->connect_timeout_ms ? svc->cfg->connect_timeout_ms : UINT32_MAX;
     struct timeval tv;
     socklen_t len = sizeof(tv);
-    if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec)) {
+    if (blocking && getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 &&
+        (tv.tv_sec || tv.tv_usec)) {
         uint64_t snd = (uint64_t)tv.tv_sec * 1000 + (uint64_t)(tv.tv_usec + 999) / 1000;
         if (snd < ms)
             ms = (uint32_t)snd;
@@ -265,28 +324,15 @@ static uint32_t attempt_timeout_ms(int fd, const struct service *svc)
 static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags)
 {
     struct service *svc = p->svc;
-    const struct service_config *cfg = svc->cfg;
-    uint32_t timeout_ms = attempt_timeout_ms(fd, svc);
+    uint32_t timeout_ms = attempt_timeout_ms(fd, svc, true);
     int err = ECONNREFUSED;
     char last[64] = "";
     unsigned attempts = 0;
 
-    pthread_mutex_lock(&svc->lock);
-    budget_attempt(&svc->budget, now_ns());
-    pthread_mutex_unlock(&svc->lock);
-    for (unsigned retry = 0; retry <= cfg->retries; retry++) {
+    budget_first(svc);
+    for (unsigned retry = 0;; retry++) {
         if (retry > 0) {
-            pthread_mutex_lock(&svc->lock);
-            bool allowed = budget_try_retry(&svc->budget, now_ns());
-            pthread_mutex_unlock(&svc->lock);
-            if (!allowed) {
-                log_warn("%s: retry budget (%g%%) exhausted, not retrying", svc->name,
-                         cfg->retry_budget * 100);
-                break;
-            }
-            sleep_ns(backoff_delay_ns((uint64_t)cfg->retry_backoff_ms * 1000000u,
-                                      (uint64_t)cfg->retry_backoff_max_ms * 1000000u, retry - 1,
-                                      rng_thread()));
+            sleep_ns(retry_delay_ns(svc, retry));
             reset_socket(fd);
         }
         bool probe = false;
@@ -300,65 +346,139 @@ static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags
         socklen_t sslen = endpoint_addr(svc, (size_t)i, p->family, app_port, &ss);
         attempts++;
         err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, timeout_ms);
-        record(svc, (size_t)i, err, c->started_ns);
+        attempt_record(svc, (size_t)i, err, c->started_ns);
         conn_unref(c);
         if (err == 0)
             return 0;
         fdtable_drop(fd);
-        endpoint_text(svc, (size_t)i, app_port, last, sizeof(last));
-        log_info("%s: attempt %u to %s failed: %s", svc->name, attempts, last, strerror(err));
-        if ((size_t)i < 64)
-            p->tried |= (uint64_t)1 << i;
-        if (!retryable(err))
+        attempt_failed_log(svc, (size_t)i, app_port, attempts, err, last, sizeof(last));
+        if (!retry_next(p, (size_t)i, err, retry))
             break;
     }
     if (attempts == 0)
-        return no_endpoint(p);
+        return fail(no_endpoint(p));
     /* A timed-out attempt's SYN is still in flight: abort it, or the kernel
      * could complete a connection the application was told had failed. */
     reset_socket(fd);
-    log_warn("%s: connect failed after %u attempt%s; last: %s: %s", svc->name, attempts,
-             attempts == 1 ? "" : "s", last, strerror(err));
+    attempts_failed(svc, attempts, last, err);
     return fail(err);
 }
 
-/* A non-blocking socket: one attempt, never blocking the caller. Ejected
- * endpoints are skipped; the outcome is not observed here (that needs the
- * engine thread), so an endpoint whose ejection is over is taken back. */
-static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port)
+/* --------------------------------------------------- non-blocking socket -- */
+
+/* Right after connect() returned EINPROGRESS: has it finished already? (On
+ * loopback the handshake, or the refusal, happens inside connect().)
+ * Returns 0, the errno of the failure, or EINPROGRESS. */
+static int settled(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    if (poll(&pfd, 1, 0) <= 0)
+        return EINPROGRESS;
+    if (!(pfd.revents & (POLLERR | POLLHUP)))
+        return 0;
+    int err = socket_int(fd, SOL_SOCKET, SO_ERROR);
+    return err > 0 ? err : ECONNREFUSED;
+}
+
+/* A non-blocking socket: never blocks the caller. Attempts that settle at
+ * once are made here; the first one that does not, or a retry that must
+ * wait for its backoff, goes on in the engine (dial.c) behind a placeholder,
+ * and connect() returns EINPROGRESS. */
+static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port, uint64_t delay_ns)
 {
     struct service *svc = p->svc;
-    bool probe = false;
-    ssize_t i = pick_endpoint(p, &probe);
-    if (i < 0)
-        return no_endpoint(p);
-    if (probe)
-        record(svc, (size_t)i, 0, 0);
-    struct conn *c = track(fd, svc, (size_t)i);
-    if (!c)
-        return fail(ENOMEM);
-    struct sockaddr_storage ss;
-    socklen_t sslen = endpoint_addr(svc, (size_t)i, p->family, app_port, &ss);
-    int rc = real_connect(fd, (struct sockaddr *)&ss, sslen);
-    int err = errno;
-    if (rc == 0) {
-        record(svc, (size_t)i, 0, c->started_ns);
-    } else if (err != EINPROGRESS && err != EINTR) {
-        char text[64];
-        endpoint_text(svc, (size_t)i, app_port, text, sizeof(text));
-        log_warn("%s: connect to %s failed: %s", svc->name, text, strerror(err));
-        record(svc, (size_t)i, err, c->started_ns);
-        fdtable_drop(fd);   /* an unconnected socket again */
+    struct dial_spec spec = { .timeout_ms = attempt_timeout_ms(fd, svc, false),
+                              .app_port = app_port, .err = ECONNREFUSED };
+    budget_first(svc);
+    for (unsigned retry = 0;; retry++) {
+        spec.retry = retry;
+        if (delay_ns) {
+            /* Waits in the engine, which then makes the next attempt. */
+            struct conn *c = track(fd, svc, CONN_NO_ENDPOINT);
+            if (!c)
+                return fail(ENOMEM);
+            spec.delay_ns = delay_ns;
+            return dial_start(fd, c, p, &spec);
+        }
+        bool probe = false;
+        ssize_t i = pick_endpoint(p, &probe);
+        if (i < 0)
+            break;
+        struct conn *c = track(fd, svc, (size_t)i);
+        if (!c)
+            return fail(ENOMEM);
+        struct sockaddr_storage ss;
+        socklen_t sslen = endpoint_addr(svc, (size_t)i, p->family, app_port, &ss);
+        spec.attempts++;
+        int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
+        if (err == EINPROGRESS)
+            err = settled(fd);
+        if (err == EINPROGRESS || err == EINTR) {
+            spec.connecting = true;
+            spec.started_ns = c->started_ns;
+            return dial_start(fd, c, p, &spec);
+        }
+        attempt_record(svc, (size_t)i, err, c->started_ns);
+        conn_unref(c);
+        if (err == 0)
+            return fail(EINPROGRESS);     /* what the kernel said; it is connected */
+        fdtable_drop(fd);
+        spec.err = err;
+        attempt_failed_log(svc, (size_t)i, app_port, spec.attempts, err, spec.last, sizeof(spec.last));
+        if (!retry_next(p, (size_t)i, err, retry))
+            break;
+        reset_socket(fd);
+        delay_ns = retry_delay_ns(svc, retry + 1);
     }
-    conn_unref(c);
-    errno = err;
-    return rc;
+    if (spec.attempts == 0)
+        return fail(no_endpoint(p));
+    reset_socket(fd);
+    attempts_failed(svc, spec.attempts, spec.last, spec.err);
+    return fail(spec.err);
 }
+
+/* ---------------------------------------------------------- meshim_connect -- */
 
 /* Shares are drawn per connection: fault_abort fails it on purpose. */
 static bool draw(double share)
 {
     return share > 0 && (double)rng_below(rng_thread(), 1000000) < share * 1000000;
+}
+
+/* connect() on a descriptor whose connection is already meshed. Returns
+ * true when that answers the call (*rc set), false to mesh it anew. */
+static bool connect_again(int fd, struct conn *c, int family, uint16_t port, int *rc)
+{
+    struct sockaddr_storage ss;
+    /* Under swap_lock: the engine may be putting the socket back just now
+     * (the application can see EPOLLOUT before the state says OPEN). */
+    swap_lock();
+    int state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+    swap_unlock();
+    switch (state) {
+    case CONN_DIALING:
+        *rc = fail(EALREADY);
+        return true;
+    case CONN_FAILED: {
+        /* The kernel reports a failed connect's error once, then lets the
+         * socket connect again: put the real socket back and start over. */
+        int err = __atomic_exchange_n(&c->error, 0, __ATOMIC_ACQ_REL);
+        if (err) {
+            *rc = fail(err);
+            return true;
+        }
+        dial_revive(fd, c);
+        return false;
+    }
+    default:
+        /* Polling a non-blocking connect with connect(), as some libraries
+         * do: same endpoint, so the kernel answers EALREADY / EISCONN. */
+        if (c->endpoint == CONN_NO_ENDPOINT)
+            return false;
+        *rc = real_connect(fd, (struct sockaddr *)&ss,
+                           endpoint_addr(c->svc, c->endpoint, family, port, &ss));
+        return true;
+    }
 }
 
 int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
@@ -368,12 +488,22 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     if (!addr || !netaddr_from_sockaddr(addr, len, &dst) || !(svc = registry_match(reg, &dst)))
         return real_connect(fd, addr, len);
 
+    struct conn *existing = fdtable_get(fd);
+    if (existing) {
+        int rc = 0;
+        bool answered = existing->svc == svc &&
+                        connect_again(fd, existing, addr->sa_family, dst.port, &rc);
+        conn_unref(existing);
+        if (answered)
+            return rc;
+    }
+
+    /* TCP only (UDP to a VIP is not meshed); the family is the address's. */
     int saved = errno;
-    int type = socket_int(fd, SOL_SOCKET, SO_TYPE);
-    int family = socket_int(fd, SOL_SOCKET, SO_DOMAIN);
+    int protocol = socket_int(fd, SOL_SOCKET, SO_PROTOCOL);
     errno = saved;
-    if (type != SOCK_STREAM || (family != AF_INET && family != AF_INET6))
-        return real_connect(fd, addr, len);     /* UDP to a VIP is not meshed */
+    if (protocol != IPPROTO_TCP)
+        return real_connect(fd, addr, len);
 
     if (svc->cfg->tls == TLS_MTLS) {
         /* Fail closed: mTLS is configured but not built in this version. */
@@ -381,19 +511,6 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
                  svc->name);
         return fail(ECONNREFUSED);
     }
-
-    /* connect() again on a socket already meshed (polling a non-blocking
-     * connect with connect, as some libraries do): same endpoint, so the
-     * kernel answers EALREADY / EISCONN as for a plain socket. */
-    struct conn *existing = fdtable_get(fd);
-    if (existing && existing->svc == svc) {
-        struct sockaddr_storage ss;
-        socklen_t sslen = endpoint_addr(svc, existing->endpoint, family, dst.port, &ss);
-        conn_unref(existing);
-        return real_connect(fd, (struct sockaddr *)&ss, sslen);
-    }
-    conn_unref(existing);
-
     if (__atomic_load_n(&svc->active, __ATOMIC_RELAXED) >= svc->cfg->max_connections) {
         log_warn("%s: max_connections (%u) reached, connection refused", svc->name,
                  svc->cfg->max_connections);
@@ -403,18 +520,20 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
         log_warn("%s: connection failed on purpose (fault_abort)", svc->name);
         return fail(ECONNREFUSED);
     }
+    uint64_t delay_ns = draw(svc->cfg->fault_delay_percent)
+                        ? (uint64_t)svc->cfg->fault_delay_ms * 1000000u : 0;
 
-    struct pick p = { .svc = svc, .family = family };
-    if (family == AF_INET6)
+    struct pick p = { .svc = svc, .family = addr->sa_family };
+    if (p.family == AF_INET6)
         p.v6only = socket_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
     errno = saved;
     int flags = real_fcntl(fd, F_GETFL, NULL);
     if (flags < 0)
         return -1;
     if (flags & O_NONBLOCK)
-        return connect_nonblocking(fd, &p, dst.port);
-    if (draw(svc->cfg->fault_delay_percent))
-        sleep_ns((uint64_t)svc->cfg->fault_delay_ms * 1000000u);
+        return connect_nonblocking(fd, &p, dst.port, delay_ns);
+    if (delay_ns)
+        sleep_ns(delay_ns);
     return connect_blocking(fd, &p, dst.port, flags);
 }
 

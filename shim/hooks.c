@@ -18,6 +18,7 @@
 #include "fdtable.h"
 #include "hooks.h"
 #include "mesh.h"
+#include "placeholder.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -118,7 +119,88 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     return rc;
 }
 
+/* ------------------------------------------- calls on a connecting socket -- */
+
+/* Is a connect going on behind a placeholder anywhere in the process? */
+static inline bool swaps_possible(void)
+{
+    return __atomic_load_n(&placeholders_live, __ATOMIC_ACQUIRE) > 0;
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    if (!swaps_possible() || hooks_busy())
+        return real_getsockopt(fd, level, name, val, len);
+    hooks_enter();
+    int rc = meshim_getsockopt(fd, level, name, val, len);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    if (!swaps_possible() || hooks_busy())
+        return real_setsockopt(fd, level, name, val, len);
+    hooks_enter();
+    int rc = meshim_setsockopt(fd, level, name, val, len);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    if (!swaps_possible() || hooks_busy())
+        return real_getsockname(fd, addr, len);
+    hooks_enter();
+    int rc = meshim_getname(fd, addr, len, false);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    if (!swaps_possible() || hooks_busy())
+        return real_getpeername(fd, addr, len);
+    hooks_enter();
+    int rc = meshim_getname(fd, addr, len, true);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int epoll_create(int size)
+{
+    int rc = real_epoll_create(size);
+    if (rc >= 0 && mesh_registry())
+        placeholder_epoll_created(rc);
+    return fresh_fd(rc);
+}
+
+EXPORT int epoll_create1(int flags)
+{
+    int rc = real_epoll_create1(flags);
+    if (rc >= 0 && mesh_registry())
+        placeholder_epoll_created(rc);
+    return fresh_fd(rc);
+}
+
 /* --------------------------------------------------- descriptor lifetime -- */
+
+/* Calls that close or replace descriptor numbers run under swap_lock while
+ * the engine may put a socket back on a number (placeholder.h), so it never
+ * puts one on a number the application has just closed and reused. */
+static inline bool swap_guard(void)
+{
+    if (!swaps_possible() || hooks_busy())
+        return false;
+    swap_lock();
+    return true;
+}
+
+static inline void swap_unguard(bool guarded)
+{
+    if (guarded)
+        swap_unlock();
+}
 
 EXPORT int close(int fd)
 {
@@ -126,9 +208,11 @@ EXPORT int close(int fd)
         return real_close(fd);
     /* Take the slot first: once the number is closed another thread may get
      * it from socket() and must not find our connection there. */
+    bool guarded = swap_guard();
     struct conn *c = fdtable_take(fd);
     int rc = real_close(fd);
     int err = errno;
+    swap_unguard(guarded);
     conn_unref(c);
     errno = err;
     return rc;
@@ -136,16 +220,29 @@ EXPORT int close(int fd)
 
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
-    if (mesh_registry() && !(flags & CLOSE_RANGE_CLOEXEC))
+    if (!mesh_registry())
+        return real_close_range(first, last, flags);
+    bool guarded = swap_guard();
+    if (!(flags & CLOSE_RANGE_CLOEXEC))
         fdtable_drop_range(first, last);
-    return real_close_range(first, last, flags);
+    int rc = real_close_range(first, last, flags);
+    int err = errno;
+    swap_unguard(guarded);
+    errno = err;
+    return rc;
 }
 
 EXPORT void closefrom(int lowfd)
 {
-    if (mesh_registry() && lowfd >= 0)
+    if (!mesh_registry()) {
+        real_closefrom(lowfd);
+        return;
+    }
+    bool guarded = swap_guard();
+    if (lowfd >= 0)
         fdtable_drop_range((unsigned)lowfd, ~0u);
     real_closefrom(lowfd);
+    swap_unguard(guarded);
 }
 
 EXPORT int dup(int fd)
@@ -158,17 +255,25 @@ EXPORT int dup(int fd)
 
 EXPORT int dup2(int oldfd, int newfd)
 {
+    bool guarded = swap_guard();
     int rc = real_dup2(oldfd, newfd);
+    int err = errno;
+    swap_unguard(guarded);
     if (rc >= 0 && oldfd != newfd && mesh_registry())
         fdtable_share(oldfd, newfd);
+    errno = err;
     return rc;
 }
 
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
+    bool guarded = swap_guard();
     int rc = real_dup3(oldfd, newfd, flags);
+    int err = errno;
+    swap_unguard(guarded);
     if (rc >= 0 && mesh_registry())
         fdtable_share(oldfd, newfd);
+    errno = err;
     return rc;
 }
 

@@ -16,9 +16,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine.h"
 #include "fdtable.h"
 #include "hooks.h"
 #include "log.h"
+#include "placeholder.h"
 
 /* The registry, and through reg->cfg the config it points into: both live
  * as long as the process. */
@@ -49,25 +51,33 @@ static void atfork_prepare(void)
     struct registry *reg = mesh_registry();
     if (!hooks_bound)
         hooks_bind();       /* the child must not dlsym half-way through */
+    /* The order locks nest in at run time: swap, epoll sets, services,
+     * descriptor table, engine queue. */
+    placeholder_atfork_prepare();
     if (reg)
         registry_lock_all(reg);
     fdtable_atfork_prepare();
+    engine_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
     struct registry *reg = mesh_registry();
+    engine_atfork_parent();
     fdtable_atfork_parent();
     if (reg)
         registry_unlock_all(reg);
+    placeholder_atfork_parent();
 }
 
 static void atfork_child(void)
 {
     struct registry *reg = mesh_registry();
+    engine_atfork_child();
     fdtable_atfork_child();
     if (reg)
         registry_reinit_locks(reg);
+    placeholder_atfork_child();
     rng_fork_child();       /* the child draws its own endpoints */
 }
 

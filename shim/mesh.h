@@ -26,6 +26,11 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
 int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t *len, int flags,
                   bool use_accept4);
 
+/* dial.c: socket calls on a descriptor whose connect is in the engine */
+int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
+int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+int meshim_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer);
+
 /* resolve.c */
 int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
                        const struct addrinfo *hints, struct addrinfo **res);

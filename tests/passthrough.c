@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -173,6 +175,96 @@ static void pt_accept4(void **state)
 }
 
 /* --------------------------------------------------- descriptor lifetime -- */
+
+/* ------------------------------------------------- socket options, names -- */
+
+static void pt_getsockopt(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int v = -1;
+    socklen_t len = sizeof(v);
+    assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len), 0);
+    assert_int_equal(v, SOCK_STREAM);
+    len = sizeof(v);
+    assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_ERROR, &v, &len), 0);
+    assert_int_equal(v, 0);
+    errno = 0;
+    assert_int_equal(getsockopt(-1, SOL_SOCKET, SO_TYPE, &v, &len), -1);
+    assert_int_equal(errno, EBADF);
+    close(fd);
+}
+
+static void pt_setsockopt(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1, v = 0;
+    socklen_t len = sizeof(v);
+    assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    assert_int_equal(v, 1);
+    errno = 0;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, 0x7fff, &one, sizeof(one)), -1);
+    assert_int_equal(errno, ENOPROTOOPT);
+    close(fd);
+}
+
+static void pt_getsockname(void **state)
+{
+    (void)state;
+    struct sockaddr_in addr, got;
+    int lfd = listener(&addr);
+    socklen_t len = sizeof(got);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&got, &len), 0);
+    assert_int_equal(got.sin_port, addr.sin_port);
+    errno = 0;
+    assert_int_equal(getsockname(-1, (struct sockaddr *)&got, &len), -1);
+    assert_int_equal(errno, EBADF);
+    close(lfd);
+}
+
+static void pt_getpeername(void **state)
+{
+    (void)state;
+    struct sockaddr_in addr, got;
+    int lfd = listener(&addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    socklen_t len = sizeof(got);
+    errno = 0;
+    assert_int_equal(getpeername(fd, (struct sockaddr *)&got, &len), -1);
+    assert_int_equal(errno, ENOTCONN);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    len = sizeof(got);
+    assert_int_equal(getpeername(fd, (struct sockaddr *)&got, &len), 0);
+    assert_int_equal(got.sin_port, addr.sin_port);
+    close(fd);
+    close(lfd);
+}
+
+static void pt_epoll_create(void **state)
+{
+    (void)state;
+    int ep = epoll_create(1);
+    assert_true(ep >= 0);
+    assert_false(fcntl(ep, F_GETFD) & FD_CLOEXEC);
+    close(ep);
+    errno = 0;
+    assert_int_equal(epoll_create(0), -1);
+    assert_int_equal(errno, EINVAL);
+}
+
+static void pt_epoll_create1(void **state)
+{
+    (void)state;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    assert_true(ep >= 0);
+    assert_true(fcntl(ep, F_GETFD) & FD_CLOEXEC);
+    close(ep);
+    errno = 0;
+    assert_int_equal(epoll_create1(-1), -1);
+    assert_int_equal(errno, EINVAL);
+}
 
 static void pt_close(void **state)
 {

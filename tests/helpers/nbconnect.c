@@ -1,11 +1,16 @@
 /*
- * nbconnect NAME PORT MODE — a non-blocking client as event loops write them:
- * the socket is registered (epoll ET, epoll one-shot, or poll) BEFORE
- * connect(), as nginx does, then waits for writability, checks SO_ERROR and
- * repeated connect() answers, and fetches /who. Prints "peer=IP:PORT body=…".
- * MODE: et | oneshot | poll.
+ * nbconnect NAME PORT MODE [EXPECT] — a non-blocking client as event loops
+ * write them: the socket is registered (epoll ET, epoll one-shot, or poll)
+ * BEFORE connect(), as nginx does (or, MODE et-after, right after it), then
+ * waits for writability, checks SO_ERROR and repeated connect() answers, and
+ * fetches /who. Prints "peer=IP:PORT events=N body=…".
+ * MODE: et | oneshot | et-after | poll.
+ * EXPECT: ok (default), or the errno every attempt failing must give
+ * (ECONNREFUSED, ETIMEDOUT): then the wait must report an error (EPOLLERR /
+ * POLLERR), SO_ERROR must say that errno, and "failed=ERRNO" is printed.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -22,11 +27,54 @@ static int die(const char *what)
     exit(1);
 }
 
+/* Every attempt fails: the wait reports an error, SO_ERROR gives it. */
+static int expect_failure(int fd, int ep, const char *mode, int want)
+{
+    unsigned got;
+    if (strcmp(mode, "poll") == 0) {
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        if (poll(&p, 1, 10000) != 1)
+            die("poll for the failure");
+        got = (unsigned)p.revents;
+        if (!(got & POLLERR)) {
+            fprintf(stderr, "nbconnect: no POLLERR: revents %#x\n", got);
+            return 1;
+        }
+    } else {
+        struct epoll_event out[4];
+        if (epoll_wait(ep, out, 4, 10000) != 1 || out[0].data.u64 != 0xfeedULL)
+            die("epoll_wait for the failure");
+        got = out[0].events;
+        if (!(got & EPOLLERR)) {
+            fprintf(stderr, "nbconnect: no EPOLLERR: events %#x\n", got);
+            return 1;
+        }
+    }
+    int err = -1;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        die("SO_ERROR");
+    if (err != want) {
+        fprintf(stderr, "nbconnect: SO_ERROR %s, want %s\n", strerror(err), strerror(want));
+        return 1;
+    }
+    /* SO_ERROR is reported once, as the kernel does. */
+    len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0)
+        die("second SO_ERROR should be 0");
+    printf("failed=%s\n", want == ECONNREFUSED ? "ECONNREFUSED" : "ETIMEDOUT");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 4)
+    if (argc != 4 && argc != 5)
         return 2;
     const char *mode = argv[3];
+    const char *expect = argc == 5 ? argv[4] : "ok";
+    int want_err = strcmp(expect, "ECONNREFUSED") == 0 ? ECONNREFUSED
+                   : strcmp(expect, "ETIMEDOUT") == 0  ? ETIMEDOUT
+                                                       : 0;
     struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *ai;
     if (getaddrinfo(argv[1], argv[2], &hints, &ai) != 0)
         die("getaddrinfo");
@@ -37,12 +85,17 @@ int main(int argc, char **argv)
         ev.events |= EPOLLET;
     else if (strcmp(mode, "oneshot") == 0)
         ev.events |= EPOLLONESHOT;
-    if (strcmp(mode, "poll") != 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+    else if (strcmp(mode, "et-after") == 0)
+        ev.events |= EPOLLET;
+    bool before = strcmp(mode, "poll") != 0 && strcmp(mode, "et-after") != 0;
+    if (before && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
         die("epoll_ctl before connect");
 
     int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
     if (rc < 0 && errno != EINPROGRESS)
         die("connect");
+    if (strcmp(mode, "et-after") == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        die("epoll_ctl after connect");
     if (rc < 0) {
         /* A second connect while in progress: EALREADY, or — as Linux
          * answers once the connect completed — 0 and then EISCONN. Never
@@ -51,6 +104,9 @@ int main(int argc, char **argv)
         if (again < 0 && errno != EALREADY && errno != EISCONN)
             die("second connect");
     }
+
+    if (want_err)
+        return expect_failure(fd, ep, mode, want_err);
 
     int events = 0;
     if (strcmp(mode, "poll") == 0) {

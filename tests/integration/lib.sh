@@ -99,3 +99,44 @@ assert_spread() {
     done
     ok "$what: $(sort "$file" | uniq -c | tr -s ' ' | tr '\n' ' ')"
 }
+
+# start_black_hole IP PORT: a listener with backlog 0 that never accepts,
+# its queue already full, so further SYNs are dropped and connects to
+# IP:PORT time out (DESIGN §7). Checked before the test goes on.
+start_black_hole() {
+    local ip=$1 port=$2
+    python3 - "$ip" "$port" "$TMP/hole-$ip.ready" <<'PY' &
+import socket, sys, time
+ip, port = sys.argv[1], int(sys.argv[2])
+l = socket.socket(); l.bind((ip, port)); l.listen(0)
+fill = []
+for _ in range(3):
+    s = socket.socket(); s.setblocking(False)
+    try: s.connect((ip, port))
+    except BlockingIOError: pass
+    fill.append(s)
+time.sleep(0.3)
+open(sys.argv[3], "w").write("ready")
+time.sleep(600)
+PY
+    PIDS+=($!)
+    local i
+    for i in $(seq 1 50); do [ -f "$TMP/hole-$ip.ready" ] && break; sleep 0.1; done
+    python3 -c "
+import socket
+try:
+    socket.create_connection(('$ip', $port), 0.5); print('connected')
+except (socket.timeout, TimeoutError): print('timeout')" | grep -qx timeout || fail "$ip:$port is not a black hole"
+}
+
+# traced TRACE CMD...: runs CMD under the shim, recording its connect()
+# calls in TRACE; connects_to IP TRACE counts those to IP (the ground truth:
+# log lines are rate-limited and cannot be counted).
+traced() {
+    local trace=$1
+    shift
+    strace -f -qq -e trace=connect -o "$trace" env LD_PRELOAD="$MESHIM_PRELOAD" "$@"
+}
+connects_to() {
+    grep -c "connect(.*inet_addr(\"$1\")" "$2" || true
+}

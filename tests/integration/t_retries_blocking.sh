@@ -6,46 +6,13 @@
 . "$(dirname "$0")/lib.sh"
 shims python3
 
-# connects_to IP TRACE: connect() calls the traced program made to IP (the
-# ground truth; log lines are rate-limited and cannot be counted).
-connects_to() {
-    grep -c "connect(.*inet_addr(\"$1\")" "$2" || true
-}
-traced() {   # traced TRACE CMD...: run CMD under the shim, recording its connect() calls
-    local trace=$1
-    shift
-    strace -f -qq -e trace=connect -o "$trace" env LD_PRELOAD="$MESHIM_PRELOAD" "$@"
-}
-
 port=$(free_port)
 start_backends "$port"          # 127.0.0.2-4; 127.0.0.3 is stopped below: refuses
 kill "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null
 out=$(python3 -c "import socket; socket.create_connection(('127.0.0.3', $port), 2)" 2>&1) \
     && fail "127.0.0.3 should refuse"
 
-# A black hole on 127.0.0.5: a listener with backlog 0 that never accepts,
-# its queue filled, so further SYNs are dropped and connects time out.
-python3 - "$port" "$TMP/hole.ready" <<'PY' &
-import socket, sys, time
-port = int(sys.argv[1])
-l = socket.socket(); l.bind(("127.0.0.5", port)); l.listen(0)
-fill = []
-for _ in range(3):
-    s = socket.socket(); s.setblocking(False)
-    try: s.connect(("127.0.0.5", port))
-    except BlockingIOError: pass
-    fill.append(s)
-time.sleep(0.3)
-open(sys.argv[2], "w").write("ready")
-time.sleep(300)
-PY
-PIDS+=($!)
-for _ in $(seq 1 50); do [ -f "$TMP/hole.ready" ] && break; sleep 0.1; done
-python3 -c "
-import socket
-try:
-    socket.create_connection(('127.0.0.5', $port), 0.5); print('connected')
-except (socket.timeout, TimeoutError): print('timeout')" | grep -qx timeout || fail "127.0.0.5 is not a black hole"
+start_black_hole 127.0.0.5 "$port"
 
 cat > "$TMP/mesh.ini" <<INI
 [meshim]

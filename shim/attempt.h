@@ -1,0 +1,65 @@
+/*
+ * attempt.h — the steps of a meshed connect that the caller's thread
+ * (connect.c) and the engine (dial.c) share: which endpoint next, what an
+ * attempt's outcome does to the endpoint's circuit and latency, whether and
+ * when to retry.
+ */
+#ifndef MESHIM_ATTEMPT_H
+#define MESHIM_ATTEMPT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "meshim/registry.h"
+
+/* What one connect() may use: endpoints this socket's family can reach,
+ * whose circuit admits a connection, not already tried by this connect. */
+struct pick {
+    struct service *svc;
+    int family;
+    bool v6only;
+    bool skip_tried;
+    uint64_t tried;             /* bit i: endpoint i failed already (first 64) */
+    uint64_t now;
+};
+
+/* The next endpoint: another one where one is left, else any usable one.
+ * Admits it through its circuit; *probe says it is a half-open probe. */
+ssize_t pick_endpoint(struct pick *p, bool *probe);
+/* Marks endpoint i as tried by this connect. */
+void pick_tried(struct pick *p, size_t i);
+/* Nothing could be picked: logs why, returns ECONNREFUSED. */
+int no_endpoint(const struct pick *p);
+
+/* Feeds an attempt's outcome (0 or errno) to the endpoint's circuit and,
+ * when started != 0, its connect latency to the balancer. */
+void attempt_record(struct service *svc, size_t i, int err, uint64_t started);
+
+socklen_t endpoint_addr(const struct service *svc, size_t i, int family, uint16_t app_port,
+                        struct sockaddr_storage *ss);
+void endpoint_text(const struct service *svc, size_t i, uint16_t app_port, char *buf, size_t len);
+
+/* A failure before any byte was sent that another endpoint may not have. */
+bool retryable(int err);
+/* The retry budget: counts a first attempt / may this retry go ahead? */
+void budget_first(struct service *svc);
+bool budget_retry(struct service *svc);
+/* May another attempt follow this failed one (retryable, retries and
+ * budget left)? Marks endpoint i as tried. */
+bool retry_next(struct pick *p, size_t i, int err, unsigned retry);
+/* Logs a failed attempt (info) and leaves "address:port" in last. */
+void attempt_failed_log(const struct service *svc, size_t i, uint16_t app_port, unsigned n, int err,
+                        char *last, size_t len);
+/* Backoff before retry number `retry` (1 = the first retry). */
+uint64_t retry_delay_ns(const struct service *svc, unsigned retry);
+
+/* Linux lets a TCP socket connect again after a failed attempt once it is
+ * disconnected with AF_UNSPEC (which also aborts a SYN still in flight). */
+void reset_socket(int fd);
+
+/* The last attempt failed too: the one warning line for the application. */
+void attempts_failed(const struct service *svc, unsigned attempts, const char *last, int err);
+
+#endif

@@ -1,0 +1,342 @@
+/*
+ * dial.c — a non-blocking connect's attempts, made by the engine (see
+ * dial.h), and what the socket calls of the application see meanwhile.
+ *
+ * One dial, on the engine thread:
+ *
+ *   WAITING    --(backoff or fault_delay over)--> next attempt
+ *   CONNECTING --(SO_ERROR 0)-------------------> connected: socket back on
+ *                                                 the app's number, done
+ *              --(failed, timed out)------------> retry allowed? WAITING
+ *                                                 : FAILED, done
+ *   any        --(the app closed its number)----> abandoned, done
+ */
+#include "dial.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+
+#include "engine.h"
+#include "fdtable.h"
+#include "hooks.h"
+#include "log.h"
+#include "mesh.h"
+#include "placeholder.h"
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+struct dial {
+    struct engine_task task;        /* the hand-over */
+    struct engine_io sock_io;       /* the real socket, while an attempt is in flight */
+    struct engine_io peer_io;       /* the engine's end: HUP when the app closed its number */
+    struct engine_timer timer;      /* the attempt's deadline, or the end of a wait */
+    struct conn *conn;              /* one reference */
+    struct placeholder ph;
+    struct pick pick;
+    struct dial_spec spec;
+    int fd;                         /* the application's number */
+    int sock;                       /* the real socket, at a high number */
+    bool peer_watched;
+};
+
+/* The dial is over: nothing of it stays in the engine. The real socket has
+ * been given away or closed by the caller. */
+static void dial_free(struct dial *d)
+{
+    engine_timer_cancel(&d->timer);
+    if (d->peer_watched)
+        engine_unwatch(&d->peer_io);
+    placeholder_release(&d->ph);
+    conn_unref(d->conn);
+    free(d);
+}
+
+static void set_state(struct conn *c, enum conn_state state, int sock, int err)
+{
+    c->error = err;
+    c->sock = sock;
+    __atomic_store_n(&c->state, state, __ATOMIC_RELEASE);
+}
+
+/* ------------------------------------------------------------- outcomes -- */
+
+static void connected(struct dial *d)
+{
+    struct service *svc = d->conn->svc;
+    attempt_record(svc, d->conn->endpoint, 0, d->spec.started_ns);
+    /* connect() once more, as an application polling with connect() would:
+     * the socket is then "connected" to the kernel too, and the
+     * application's own connect() answers EISCONN, not EALREADY. */
+    struct sockaddr_storage ss;
+    real_connect(d->sock, (struct sockaddr *)&ss,
+                 endpoint_addr(svc, d->conn->endpoint, d->pick.family, d->spec.app_port, &ss));
+    swap_lock();
+    placeholder_restore(d->fd, &d->ph, d->sock);
+    set_state(d->conn, CONN_OPEN, -1, 0);
+    swap_unlock();
+    real_close(d->sock);        /* the number holds it now (or the app closed it) */
+    placeholder_done();
+    dial_free(d);
+}
+
+static void give_up(struct dial *d, int err)
+{
+    struct service *svc = d->conn->svc;
+    if (d->spec.attempts)
+        attempts_failed(svc, d->spec.attempts, d->spec.last, err);
+    reset_socket(d->sock);
+    swap_lock();
+    set_state(d->conn, CONN_FAILED, d->sock, err);  /* the conn owns the socket now */
+    swap_unlock();
+    dial_free(d);
+}
+
+static void next_attempt(struct dial *d);
+
+static void attempt_failed(struct dial *d, int err)
+{
+    struct service *svc = d->conn->svc;
+    size_t i = d->conn->endpoint;
+    attempt_record(svc, i, err, d->spec.started_ns);
+    attempt_failed_log(svc, i, d->spec.app_port, d->spec.attempts, err, d->spec.last,
+                       sizeof(d->spec.last));
+    d->spec.err = err;
+    if (!retry_next(&d->pick, i, err, d->spec.retry)) {
+        give_up(d, err);
+        return;
+    }
+    reset_socket(d->sock);
+    d->spec.retry++;
+    engine_timer_set(&d->timer, now_ns() + retry_delay_ns(svc, d->spec.retry));
+}
+
+/* ------------------------------------------------------------- attempts -- */
+
+static void sock_ready(struct engine_io *io, uint32_t events)
+{
+    struct dial *d = container_of(io, struct dial, sock_io);
+    engine_timer_cancel(&d->timer);
+    engine_unwatch(&d->sock_io);
+    d->spec.connecting = false;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (real_getsockopt(d->sock, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (!err && (events & (EPOLLERR | EPOLLHUP)))
+        err = ECONNREFUSED;
+    if (err)
+        attempt_failed(d, err);
+    else
+        connected(d);
+}
+
+static void next_attempt(struct dial *d)
+{
+    struct service *svc = d->conn->svc;
+    bool probe = false;
+    ssize_t i = pick_endpoint(&d->pick, &probe);
+    if (i < 0) {
+        give_up(d, d->spec.attempts ? d->spec.err : no_endpoint(&d->pick));
+        return;
+    }
+    conn_retarget(d->conn, (size_t)i);
+    struct sockaddr_storage ss;
+    socklen_t len = endpoint_addr(svc, (size_t)i, d->pick.family, d->spec.app_port, &ss);
+    d->spec.attempts++;
+    d->spec.started_ns = now_ns();
+    int err = real_connect(d->sock, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
+    if (err == 0) {
+        connected(d);
+    } else if (err == EINPROGRESS) {
+        d->spec.connecting = true;
+        engine_watch(&d->sock_io, EPOLLOUT);
+        engine_timer_set(&d->timer, d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u);
+    } else {
+        attempt_failed(d, err);
+    }
+}
+
+static void timer_fired(struct engine_timer *t)
+{
+    struct dial *d = container_of(t, struct dial, timer);
+    if (!d->spec.connecting) {
+        next_attempt(d);
+        return;
+    }
+    engine_unwatch(&d->sock_io);
+    d->spec.connecting = false;
+    attempt_failed(d, ETIMEDOUT);
+}
+
+/* The application's end of the placeholder was shut down: closed (the
+ * number no longer holds it), or only shut down, which changes nothing. */
+static void peer_ready(struct engine_io *io, uint32_t events)
+{
+    (void)events;
+    struct dial *d = container_of(io, struct dial, peer_io);
+    engine_unwatch(&d->peer_io);
+    d->peer_watched = false;
+    swap_lock();
+    bool closed = !placeholder_at(d->fd, &d->ph);
+    if (closed)
+        set_state(d->conn, CONN_OPEN, -1, 0);   /* forgotten: the socket is ours to close */
+    swap_unlock();
+    if (!closed)
+        return;
+    log_debug("%s: connect abandoned by the application", d->conn->svc->name);
+    if (d->spec.connecting)
+        engine_unwatch(&d->sock_io);
+    real_close(d->sock);
+    placeholder_done();
+    dial_free(d);
+}
+
+static void begin(struct engine_task *t)
+{
+    struct dial *d = container_of(t, struct dial, task);
+    d->peer_watched = engine_watch(&d->peer_io, EPOLLRDHUP);
+    if (d->spec.connecting) {
+        engine_watch(&d->sock_io, EPOLLOUT);
+        engine_timer_set(&d->timer, d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u);
+    } else {
+        engine_timer_set(&d->timer, now_ns() + d->spec.delay_ns);
+    }
+}
+
+/* ------------------------------------------------------------ hand-over -- */
+
+/* The engine could not take it (see dial.h). */
+static int not_handed(int fd, struct conn *c, const struct dial_spec *spec)
+{
+    log_warn("%s: cannot continue the connect in the background: %s", c->svc->name,
+             strerror(errno));
+    if (spec->connecting) {
+        conn_unref(c);
+        errno = EINPROGRESS;
+        return -1;
+    }
+    fdtable_drop(fd);
+    conn_unref(c);
+    errno = spec->err;
+    return -1;
+}
+
+int dial_start(int fd, struct conn *c, const struct pick *p, const struct dial_spec *spec)
+{
+    struct dial *d = calloc(1, sizeof(*d));
+    if (!d) {
+        errno = ENOMEM;
+        return not_handed(fd, c, spec);
+    }
+    int sock = placeholder_install(fd, &d->ph);
+    if (sock < 0) {
+        free(d);
+        return not_handed(fd, c, spec);
+    }
+    d->conn = c;
+    d->pick = *p;
+    d->spec = *spec;
+    d->fd = fd;
+    d->sock = sock;
+    d->task.run = begin;
+    d->sock_io = (struct engine_io){ .ready = sock_ready, .fd = sock };
+    d->peer_io = (struct engine_io){ .ready = peer_ready, .fd = d->ph.peer };
+    d->timer.fire = timer_fired;
+    swap_lock();
+    set_state(c, CONN_DIALING, sock, 0);
+    swap_unlock();
+    if (!engine_post(&d->task)) {
+        swap_lock();
+        placeholder_restore(fd, &d->ph, sock);
+        set_state(c, CONN_OPEN, -1, 0);
+        swap_unlock();
+        real_close(sock);
+        placeholder_release(&d->ph);
+        placeholder_done();
+        free(d);
+        errno = EAGAIN;
+        return not_handed(fd, c, spec);
+    }
+    errno = EINPROGRESS;
+    return -1;
+}
+
+void dial_revive(int fd, struct conn *c)
+{
+    swap_lock();
+    int sock = -1;
+    if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CONN_FAILED) {
+        sock = c->sock;
+        placeholder_put_back(fd, sock);
+        set_state(c, CONN_OPEN, -1, 0);
+    }
+    swap_unlock();
+    if (sock >= 0) {
+        real_close(sock);
+        placeholder_done();
+    }
+    fdtable_drop(fd);
+}
+
+/* --------------------------------------------------- the app's socket calls -- */
+
+/* The descriptor a call on fd goes to: the real socket while the connection
+ * at fd is dialing or failed, else fd. Call under swap_lock. */
+static int target(int fd, const struct conn *c)
+{
+    return c && __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CONN_OPEN ? c->sock : fd;
+}
+
+int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    struct conn *c = fdtable_get(fd);
+    int rc;
+    swap_lock();
+    int state = c ? __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) : CONN_OPEN;
+    swap_unlock();
+    if (state != CONN_OPEN && level == SOL_SOCKET && name == SO_ERROR && val && len &&
+        *len >= sizeof(int)) {
+        /* While dialing nothing has failed yet; once failed, the errno of
+         * the last attempt, once (the placeholder's own reset goes too). */
+        int err = state == CONN_FAILED ? __atomic_exchange_n(&c->error, 0, __ATOMIC_ACQ_REL) : 0;
+        int own;
+        socklen_t ownlen = sizeof(own);
+        if (state == CONN_FAILED)
+            real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &own, &ownlen);
+        *(int *)val = err;
+        *len = sizeof(int);
+        rc = 0;
+    } else {
+        swap_lock();
+        rc = real_getsockopt(target(fd, c), level, name, val, len);
+        swap_unlock();
+    }
+    conn_unref(c);
+    return rc;
+}
+
+int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    struct conn *c = fdtable_get(fd);
+    swap_lock();
+    int rc = real_setsockopt(target(fd, c), level, name, val, len);
+    swap_unlock();
+    conn_unref(c);
+    return rc;
+}
+
+int meshim_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
+{
+    struct conn *c = fdtable_get(fd);
+    swap_lock();
+    int to = target(fd, c);
+    int rc = peer ? real_getpeername(to, addr, len) : real_getsockname(to, addr, len);
+    swap_unlock();
+    conn_unref(c);
+    return rc;
+}

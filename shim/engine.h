@@ -1,0 +1,58 @@
+/*
+ * engine.h — the shim's one background thread per process (DESIGN §3).
+ *
+ * Work that must not run in the application's threads — the attempts of a
+ * non-blocking connect, their timeouts and backoff, active health checks —
+ * runs here, as callbacks of one epoll loop with a timer list. The thread
+ * starts lazily on the first engine_post(), blocks every signal, and passes
+ * every hooked call straight through. After fork() the child has no engine;
+ * it starts a new one on first use.
+ *
+ * Everything but engine_post() is for the engine thread only.
+ */
+#ifndef MESHIM_ENGINE_H
+#define MESHIM_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A descriptor the engine watches: ready(io, epoll events) runs on it. */
+struct engine_io {
+    void (*ready)(struct engine_io *io, uint32_t events);
+    int fd;
+};
+
+/* A callback at a time (now_ns() clock). */
+struct engine_timer {
+    void (*fire)(struct engine_timer *t);
+    uint64_t due_ns;
+    struct engine_timer *next;
+    bool armed;
+};
+
+/* Work handed to the engine by another thread. */
+struct engine_task {
+    void (*run)(struct engine_task *t);
+    struct engine_task *next;
+};
+
+/* Any thread: runs t->run on the engine thread soon, starting the engine
+ * if needed. False (nothing queued) when the engine cannot start. */
+bool engine_post(struct engine_task *t);
+
+/* Is the calling thread the engine? */
+bool engine_is_current(void);
+
+/* Watches io->fd for events (level-triggered). */
+bool engine_watch(struct engine_io *io, uint32_t events);
+void engine_unwatch(struct engine_io *io);
+
+void engine_timer_set(struct engine_timer *t, uint64_t due_ns);
+void engine_timer_cancel(struct engine_timer *t);
+
+/* fork(): the child forgets the parent's engine (its thread is gone). */
+void engine_atfork_prepare(void);
+void engine_atfork_parent(void);
+void engine_atfork_child(void);
+
+#endif

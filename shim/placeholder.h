@@ -1,0 +1,78 @@
+/*
+ * placeholder.h — standing in for a socket while the engine connects it.
+ *
+ * A non-blocking connect that cannot finish at once moves the application's
+ * TCP socket to a high descriptor and puts one end of an AF_UNIX socketpair
+ * on the application's number instead, with its send buffer filled: it
+ * polls like a socket in SYN_SENT (not writable, nothing to read) and
+ * write() gives EAGAIN. When the engine has connected the real socket it is
+ * put back on the number; when every attempt failed the engine closes its
+ * end and the application sees IN|OUT|ERR|HUP, as for a refused connect.
+ *
+ * Epoll registrations belong to the open file, not to the number, so every
+ * swap moves them: the registrations of the number in every epoll set the
+ * process created (read from /proc/self/fdinfo) are deleted, the number is
+ * replaced with dup3, and they are added again with the same events and
+ * data — nginx registers its socket before it calls connect().
+ *
+ * The engine replaces a number only under swap_lock, after checking that it
+ * still holds the placeholder; every hook that closes or replaces numbers
+ * takes the lock while any swap is possible (placeholders_live > 0), so the
+ * engine never puts a socket on a number the application has reused.
+ */
+#ifndef MESHIM_PLACEHOLDER_H
+#define MESHIM_PLACEHOLDER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Descriptors of a placeholder pair; ino/dev identify the app's end. */
+struct placeholder {
+    int peer;               /* the engine's end (at a high number) */
+    ino_t ino;
+    dev_t dev;
+};
+
+/* Placeholders in use (atomic); hooks skip all of this while it is 0. */
+extern int placeholders_live;
+
+void swap_lock(void);
+void swap_unlock(void);
+
+/* A descriptor number at or above which the shim keeps its own
+ * descriptors, out of the way of select() and of programs that count. */
+int high_fd(int fd);
+
+/* In the application's thread, inside connect(): moves the socket at fd to
+ * a high number (returned, or -1 with errno) and puts a new placeholder on
+ * fd, with the socket's epoll registrations. */
+int placeholder_install(int fd, struct placeholder *ph);
+
+/* Does fd still hold this placeholder? (Call under swap_lock.) */
+bool placeholder_at(int fd, const struct placeholder *ph);
+
+/* Under swap_lock: puts the socket at `sock` back on fd, with the
+ * placeholder's registrations and file flags, if fd still holds the
+ * placeholder. False when the application has closed or replaced fd. */
+bool placeholder_restore(int fd, const struct placeholder *ph, int sock);
+
+/* Under swap_lock: puts sock back on fd, whatever fd holds (connect()
+ * called again on a failed connection: fd is the application's own). */
+int placeholder_put_back(int fd, int sock);
+
+/* Closes the engine's end: a placeholder still at the application's number
+ * now reads as a failed connection, and a poll() asleep on it wakes up. */
+void placeholder_release(struct placeholder *ph);
+
+/* A placeholder's connection is settled (connected, or failed and closed):
+ * one fewer for placeholders_live. */
+void placeholder_done(void);
+
+/* Hooks: an epoll set the application created (epoll_create*). */
+void placeholder_epoll_created(int epfd);
+
+void placeholder_atfork_prepare(void);
+void placeholder_atfork_parent(void);
+void placeholder_atfork_child(void);
+
+#endif
