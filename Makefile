@@ -22,7 +22,7 @@ LDFLAGS  += $(SANITIZE)
 # Policy modules: no hooks in them; the library, the command and the unit
 # tests all link them.
 POLICY   := util config vip balancer registry breaker backoff
-SHIM     := $(POLICY) log fdtable engine placeholder connect dial resolve hooks mesh
+SHIM     := $(POLICY) log fdtable engine placeholder connect dial health resolve hooks mesh
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_fork
 
 POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o)

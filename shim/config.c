@@ -489,9 +489,6 @@ static const char *p_split(struct loader *L, const char *v, void *f)
 
 /* built == NULL: the behaviour is there. Otherwise the key is parsed and
  * validated, and setting it logs this notice once. */
-#define BLOCKING_ONLY "applies to blocking sockets only in this version: a non-blocking connect " \
-    "makes one attempt (it does skip ejected endpoints)"
-#define NOT_BUILT_HEALTH "not built yet in this version (active health checks), ignored"
 #define NOT_BUILT_DISCOVERY "not built yet in this version (dynamic discovery), ignored"
 #define NOT_BUILT_OBSERVE "not built yet in this version (observability), ignored"
 #define NOT_BUILT_TLS "not built yet in this version (mutual TLS), ignored"
@@ -540,26 +537,26 @@ static const struct key_def SERVICE_KEYS[] = {
     S("srv", p_string, srv, NOT_BUILT_DISCOVERY),
     S("endpoints_file", p_path, endpoints_file, NOT_BUILT_DISCOVERY),
     S("lb", p_lb, lb, NULL),
-    S("connect_timeout", p_duration, connect_timeout_ms, BLOCKING_ONLY),
-    S("retries", p_uint, retries, BLOCKING_ONLY),
-    S("retry_backoff", p_duration, retry_backoff_ms, BLOCKING_ONLY),
-    S("retry_backoff_max", p_duration, retry_backoff_max_ms, BLOCKING_ONLY),
-    S("retry_budget", p_share, retry_budget, BLOCKING_ONLY),
-    S("eject_after", p_positive, eject_after, BLOCKING_ONLY),
-    S("eject_time", p_duration, eject_time_ms, BLOCKING_ONLY),
-    S("max_eject_percent", p_percent, max_eject_percent, BLOCKING_ONLY),
+    S("connect_timeout", p_duration, connect_timeout_ms, NULL),
+    S("retries", p_uint, retries, NULL),
+    S("retry_backoff", p_duration, retry_backoff_ms, NULL),
+    S("retry_backoff_max", p_duration, retry_backoff_max_ms, NULL),
+    S("retry_budget", p_share, retry_budget, NULL),
+    S("eject_after", p_positive, eject_after, NULL),
+    S("eject_time", p_duration, eject_time_ms, NULL),
+    S("max_eject_percent", p_percent, max_eject_percent, NULL),
     S("max_connections", p_positive, max_connections, NULL),
-    S("health_check", p_health, health_check, NOT_BUILT_HEALTH),
-    S("health_interval", p_duration, health_interval_ms, NOT_BUILT_HEALTH),
-    S("health_timeout", p_duration, health_timeout_ms, NOT_BUILT_HEALTH),
-    S("healthy_threshold", p_positive, healthy_threshold, NOT_BUILT_HEALTH),
-    S("unhealthy_threshold", p_positive, unhealthy_threshold, NOT_BUILT_HEALTH),
+    S("health_check", p_health, health_check, NULL),
+    S("health_interval", p_duration, health_interval_ms, NULL),
+    S("health_timeout", p_duration, health_timeout_ms, NULL),
+    S("healthy_threshold", p_positive, healthy_threshold, NULL),
+    S("unhealthy_threshold", p_positive, unhealthy_threshold, NULL),
     S("tls", p_tls_mode, tls, NULL),            /* mtls fails closed for now */
     S("identity", p_string, identity, NOT_BUILT_TLS),
     S("sni", p_string, sni, NOT_BUILT_TLS),
     S("fault_abort", p_share, fault_abort, NULL),
-    S("fault_delay", p_duration, fault_delay_ms, BLOCKING_ONLY),
-    S("fault_delay_percent", p_share, fault_delay_percent, BLOCKING_ONLY),
+    S("fault_delay", p_duration, fault_delay_ms, NULL),
+    S("fault_delay_percent", p_share, fault_delay_percent, NULL),
     S("split", p_split, split, NOT_BUILT_DISCOVERY),
     { 0 }
 };
@@ -978,6 +975,15 @@ static void validate_service(struct loader *L, struct service_config *s)
     if (s->retry_backoff_ms > s->retry_backoff_max_ms)
         add_error(L, at, "%s: retry_backoff (%ums) is longer than retry_backoff_max (%ums)", where,
                   s->retry_backoff_ms, s->retry_backoff_max_ms);
+    if (s->health_check == HEALTH_TCP && s->ports.n == 0) {
+        for (size_t i = 0; i < s->endpoints.n; i++) {
+            if (!s->endpoints.v[i].addr.port) {
+                add_error(L, at, "%s: health_check = tcp needs a port to check: give every "
+                          "endpoint one, or set ports", where);
+                break;
+            }
+        }
+    }
     for (size_t i = 0; i < s->split.n; i++) {
         const char *target = s->split.v[i].service;
         if (strcmp(target, s->name) == 0 || !find_service(L->cfg, target))

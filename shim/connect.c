@@ -26,6 +26,7 @@
 #include "conn.h"
 #include "dial.h"
 #include "fdtable.h"
+#include "health.h"
 #include "hooks.h"
 #include "log.h"
 #include "mesh.h"
@@ -96,7 +97,8 @@ static bool usable(size_t i, void *ctx)
     const struct pick *p = ctx;
     if (p->skip_tried && i < 64 && (p->tried >> i & 1))
         return false;
-    return reachable(p, i) && !circuit_blocked(&p->svc->circuits[i], p->now);
+    return reachable(p, i) && !p->svc->health[i].down &&
+           !circuit_blocked(&p->svc->circuits[i], p->now);
 }
 
 static int socket_int(int fd, int level, int name)
@@ -185,7 +187,8 @@ int no_endpoint(const struct pick *p)
         log_warn("%s: no endpoint reachable from an %s socket", p->svc->name,
                  p->family == AF_INET ? "IPv4" : "IPv6");
     else
-        log_warn("%s: no healthy endpoint: all %zu are ejected", p->svc->name, reach);
+        log_warn("%s: no healthy endpoint: all %zu are ejected or failing health checks",
+                 p->svc->name, reach);
     return ECONNREFUSED;
 }
 
@@ -488,6 +491,7 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     if (!addr || !netaddr_from_sockaddr(addr, len, &dst) || !(svc = registry_match(reg, &dst)))
         return real_connect(fd, addr, len);
 
+    health_start(svc);
     struct conn *existing = fdtable_get(fd);
     if (existing) {
         int rc = 0;

@@ -85,7 +85,8 @@ static bool build_service(struct service *s, const struct service_config *c, uin
     s->endpoints = calloc(c->endpoints.n + 1, sizeof(*s->endpoints));
     s->targets = calloc(c->endpoints.n + 1, sizeof(*s->targets));
     s->circuits = calloc(c->endpoints.n + 1, sizeof(*s->circuits));
-    if (!s->endpoints || !s->targets || !s->circuits)
+    s->health = calloc(c->endpoints.n + 1, sizeof(*s->health));
+    if (!s->endpoints || !s->targets || !s->circuits || !s->health)
         return false;
     s->breaker = (struct breaker_policy){ c->eject_after, (uint64_t)c->eject_time_ms * 1000000u,
                                           c->max_eject_percent };
@@ -189,6 +190,7 @@ void registry_free(struct registry *reg)
         free(reg->services[i].endpoints);
         free(reg->services[i].targets);
         free(reg->services[i].circuits);
+        free(reg->services[i].health);
         pthread_mutex_destroy(&reg->services[i].lock);
     }
     free(reg->services);
@@ -272,6 +274,9 @@ void registry_unlock_all(struct registry *reg)
 
 void registry_reinit_locks(struct registry *reg)
 {
-    for (size_t i = 0; i < reg->n_services; i++)
+    for (size_t i = 0; i < reg->n_services; i++) {
         pthread_mutex_init(&reg->services[i].lock, NULL);
+        /* The checks ran on the parent's engine: the child starts its own. */
+        reg->services[i].health_started = 0;
+    }
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "health.h"
 #include "hooks.h"
 #include "mesh.h"
 
@@ -34,6 +35,7 @@ int meshim_getaddrinfo(struct registry *reg, const char *node, const char *servi
     struct service *svc = node ? registry_by_name(reg, node) : NULL;
     if (!svc)
         return real_getaddrinfo(node, service, hints, res);
+    health_start(svc);      /* a connect is likely to follow: check ahead of it */
 
     /* glibc's defaults when hints is NULL. */
     struct addrinfo h = { .ai_flags = AI_V4MAPPED | AI_ADDRCONFIG, .ai_family = AF_UNSPEC };

@@ -36,6 +36,8 @@ struct service {
     size_t n_endpoints;
     struct balancer balancer;
     struct circuit *circuits;     /* parallel to endpoints */
+    struct health *health;        /* parallel to endpoints: active checks' up/down */
+    int health_started;           /* atomic: the checks run (health.c) */
     size_t n_ejected;             /* circuits not closed */
     struct breaker_policy breaker;
     struct retry_budget budget;
@@ -67,7 +69,8 @@ struct service *registry_match(const struct registry *reg, const struct netaddr 
 /* The [inbound:PORT] section of a local port, or NULL. */
 const struct inbound_config *registry_inbound(const struct registry *reg, uint16_t port);
 
-/* Locks of every service, in a fixed order, for fork(). */
+/* Locks of every service, in a fixed order, for fork(). The child's
+ * services forget that their health checks were running. */
 void registry_lock_all(struct registry *reg);
 void registry_unlock_all(struct registry *reg);
 void registry_reinit_locks(struct registry *reg);

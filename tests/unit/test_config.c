@@ -397,6 +397,11 @@ static void test_semantic_errors(void **state)
     expect_error("[meshim]\nvip_range = 127.77.0.0/30\n[service:a]\nendpoints = 127.0.0.2\n"
                  "[service:b]\nendpoints = 127.0.0.2\n[service:c]\nendpoints = 127.0.0.2\n",
                  "vip_range: 3 services do not fit in a /30");
+    expect_error("[service:a]\nendpoints = 127.0.0.2:80, 127.0.0.3\nhealth_check = tcp\n",
+                 "[service:a]: health_check = tcp needs a port to check: give every endpoint one, "
+                 "or set ports");
+    /* With ports, a port-less endpoint is checked on the first one. */
+    config_free(load_ok("[service:a]\nendpoints = 127.0.0.3\nports = 8080\nhealth_check = tcp\n"));
 }
 
 static void test_unreadable_file(void **state)
@@ -539,11 +544,11 @@ static void test_default_file(void **state)
 static void test_not_built_notices(void **state)
 {
     (void)state;
-    struct mesh_config *c = load_ok("[service:a]\nendpoints = 127.0.0.2\nretries = 3\n"
+    struct mesh_config *c = load_ok("[service:a]\nendpoints = 127.0.0.2:80\nretries = 3\n"
+                                    "dns = a.example\n"
                                     "[defaults]\nhealth_check = tcp\nmax_connections = 9\n");
-    assert_int_equal(c->not_built.n, 2);
-    assert_non_null(strstr(c->not_built.v[0], ":3: retries: applies to blocking sockets only"));
-    assert_non_null(strstr(c->not_built.v[1], ":5: health_check: not built yet"));
+    assert_int_equal(c->not_built.n, 1);
+    assert_non_null(strstr(c->not_built.v[0], ":4: dns: not built yet"));
     config_free(c);
     /* Asking for nothing needs no notice. */
     c = load_ok("[service:a]\nendpoints = 127.0.0.2\nfault_abort = 0%\nhealth_check = off\ndns =\n");

@@ -1,0 +1,128 @@
+# Retries for non-blocking sockets (made by the engine behind a placeholder):
+# the socket semantics event loops rely on, checked with a small C client
+# (epoll ET / one-shot registered before connect, ET registered after it,
+# poll), then real programs with one backend refusing: curl, python3 and
+# nginx under wrk. No request may fail.
+. "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+start_backends "$port"          # 127.0.0.2-4; 127.0.0.3 is stopped: it refuses
+kill "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null
+start_black_hole 127.0.0.5 "$port"
+T=$ROOT/$BUILD/tests
+
+cat > "$TMP/mesh.ini" <<INI
+[meshim]
+log_level = info
+[service:orders]
+endpoints = 127.0.0.2:$port, 127.0.0.3:$port, 127.0.0.4:$port
+lb = round_robin
+eject_after = 2
+[service:flaky]
+; two refusing endpoints of three, never ejected: most connects retry
+endpoints = 127.0.0.3:$port, 127.0.0.6:$port, 127.0.0.2:$port
+eject_after = 1000
+retry_backoff = 5ms
+[service:slow]
+; a black hole first or second: an attempt that times out in the engine
+endpoints = 127.0.0.5:$port, 127.0.0.2:$port
+connect_timeout = 200ms
+eject_after = 1000
+[service:down]
+endpoints = 127.0.0.3:$port, 127.0.0.6:$port
+retries = 2
+retry_backoff = 5ms
+[service:void]
+endpoints = 127.0.0.5:$port
+connect_timeout = 200ms
+retries = 1
+INI
+export MESHIM_CONFIG=$TMP/mesh.ini
+
+# --- socket semantics, C client -------------------------------------------
+retried=0
+for mode in et oneshot et-after poll; do
+    for i in 1 2 3 4 5 6; do
+        for svc in flaky slow; do
+            shimmed "$T/nbconnect" "$svc" "$port" "$mode" > "$TMP/nb.out" 2> "$TMP/nb.err" \
+                || fail "nbconnect $svc $mode: $(cat "$TMP/nb.out" "$TMP/nb.err")"
+            grep -qx "peer=127.0.0.2:$port events=1 body=backend-2" "$TMP/nb.out" \
+                || fail "nbconnect $svc $mode: $(cat "$TMP/nb.out" "$TMP/nb.err")"
+            grep -q "attempt 1 to .* failed" "$TMP/nb.err" && retried=$((retried + 1))
+        done
+    done
+done
+# Each connect has 2/3 (flaky) or 1/2 (slow) odds of a failed first attempt.
+[ "$retried" -ge 10 ] || fail "only $retried of 48 connects had a failed first attempt"
+ok "non-blocking connect, first attempt refused or timed out ($retried of 48), epoll ET / one-shot before connect, ET after, poll: one EPOLLOUT, right peer"
+
+for mode in et oneshot et-after poll; do
+    out=$(shimmed "$T/nbconnect" down "$port" "$mode" ECONNREFUSED 2>"$TMP/down.err") \
+        || fail "all refusing, $mode: $out $(cat "$TMP/down.err")"
+    [ "$out" = "failed=ECONNREFUSED" ] || fail "all refusing, $mode: $out"
+    grep -q "down: connect failed after 3 attempts; last: 127.0.0.[36]:$port: Connection refused" \
+        "$TMP/down.err" || fail "all refusing, $mode: no warning: $(cat "$TMP/down.err")"
+    out=$(shimmed "$T/nbconnect" void "$port" "$mode" ETIMEDOUT 2>"$TMP/void.err") \
+        || fail "black hole only, $mode: $out $(cat "$TMP/void.err")"
+    [ "$out" = "failed=ETIMEDOUT" ] || fail "black hole only, $mode: $out"
+done
+ok "every attempt failing: EPOLLERR / POLLERR, SO_ERROR ECONNREFUSED or ETIMEDOUT (once), one warning"
+
+# --- real programs, one backend refusing -----------------------------------
+if under_asan; then
+    echo "skip: curl hangs with an ASan runtime preloaded (runs in the plain build)"
+else
+    urls=()
+    for i in $(seq 1 300); do urls+=("http://orders:$port/who"); done
+    # python's http.server closes after each answer: 300 connects by one curl.
+    shimmed curl -sS --max-time 10 "${urls[@]}" > "$TMP/curl.out" 2> "$TMP/curl.err" \
+        || fail "curl: $(tail -3 "$TMP/curl.err")"
+    [ "$(grep -c . "$TMP/curl.out")" -eq 300 ] || fail "curl: $(grep -c . "$TMP/curl.out") of 300"
+    [ "$(count backend-3 "$TMP/curl.out")" -eq 0 ] || fail "curl: answers from a stopped backend?"
+    ok "curl, 300 requests, one backend refusing: 300 answers ($(sort "$TMP/curl.out" | uniq -c | tr -s ' ' | tr '\n' ' '))"
+fi
+
+# python3 with a timeout: its sockets are non-blocking (poll, then SO_ERROR).
+shimmed python3 - "$port" > "$TMP/py.out" 2> "$TMP/py.err" <<'PY' || fail "python3: $(tail -3 "$TMP/py.err")"
+import http.client, sys
+for _ in range(300):
+    c = http.client.HTTPConnection("orders", int(sys.argv[1]), timeout=5)
+    c.request("GET", "/who")
+    print(c.getresponse().read().decode().strip())
+    c.close()
+PY
+[ "$(grep -c . "$TMP/py.out")" -eq 300 ] || fail "python3: $(grep -c . "$TMP/py.out") of 300"
+ok "python3 (timeout, non-blocking), 300 requests, one backend refusing: 300 answers"
+
+# nginx: upstream sockets are registered with epoll (ET) before connect().
+front=$(free_port)
+mkdir -p "$TMP/nginx"
+cat > "$TMP/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    server {
+        listen 127.0.0.1:$front;
+        location / { proxy_pass http://orders:$port; }
+    }
+}
+CONF
+LD_PRELOAD="$MESHIM_PRELOAD" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
+    -e "$TMP/nginx/error.log" 2> "$TMP/nginx.err" &
+PIDS+=($!)
+wait_port 127.0.0.1 "$front"
+wrk -t1 -c4 -d3s "http://127.0.0.1:$front/who" > "$TMP/wrk.out" 2>&1 || fail "wrk: $(cat "$TMP/wrk.out")"
+n=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
+[ "${n:-0}" -ge 300 ] || fail "nginx under wrk: only ${n:-0} requests: $(cat "$TMP/wrk.out")"
+grep -q "Non-2xx\|Socket errors" "$TMP/wrk.out" && fail "nginx under wrk: failures: $(cat "$TMP/wrk.out")"
+grep -q "connect() failed\|upstream" "$TMP/nginx/error.log" && fail "nginx saw upstream errors: $(tail -3 "$TMP/nginx/error.log")"
+ok "nginx proxy_pass http://orders under wrk, one backend refusing: $n requests, none failed"
