@@ -2,7 +2,8 @@
 #
 #   make                 build/libmeshim.so and build/meshim
 #   make test            unit tests, pass-through tests and integration tests,
-#                        then the same under ASan+UBSan (make test-asan)
+#                        then the same under ASan+UBSan (make test-asan), then
+#                        the threaded tests under TSan (make test-tsan)
 #   make demo            the example mesh of examples/
 #   make install PREFIX=/usr/local DESTDIR=
 
@@ -33,7 +34,8 @@ ifeq ($(SANITIZE),)
 NOUNDEF  := -Wl,-z,defs
 endif
 
-.PHONY: all test unit test-unit test-passthrough test-integration test-asan demo bench install clean
+.PHONY: all test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
+        install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
 $(BUILD)/obj/%.o: shim/%.c $(wildcard include/meshim/*.h shim/*.h shim/*.def) | $(BUILD)/obj
@@ -86,12 +88,20 @@ test-integration: all $(HELPERS)
 
 test: test-unit test-passthrough test-integration
 	$(MAKE) test-asan
+	$(MAKE) test-tsan
 
 # The same suite with the library and the tests built under ASan+UBSan.
 test-asan:
 	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=undefined' \
 	    test-unit test-passthrough test-integration
+
+# The threaded tests (fork test, engine driven from many threads) under TSan.
+test-tsan:
+	$(MAKE) BUILD=build-tsan OPT='-O1 -g' SANITIZE='-fsanitize=thread' \
+	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/nbconnect \
+	    build-tsan/tests/dialstress
+	tests/run-tsan
 
 demo: all
 	examples/demo
@@ -110,4 +120,4 @@ install: all
 	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/meshim/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan

@@ -53,7 +53,7 @@ static void dial_free(struct dial *d)
         engine_unwatch(&d->peer_io);
     placeholder_release(&d->ph);
     conn_unref(d->conn);
-    free(d);
+    engine_retire(d);
 }
 
 static void set_state(struct conn *c, enum conn_state state, int sock, int err)

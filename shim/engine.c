@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -83,12 +84,40 @@ static int run_timers(void)
 bool engine_watch(struct engine_io *io, uint32_t events)
 {
     struct epoll_event ev = { .events = events, .data.ptr = io };
-    return epoll_ctl(epfd, EPOLL_CTL_ADD, io->fd, &ev) == 0;
+    io->watched = epoll_ctl(epfd, EPOLL_CTL_ADD, io->fd, &ev) == 0;
+    return io->watched;
 }
 
 void engine_unwatch(struct engine_io *io)
 {
-    epoll_ctl(epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    if (io->watched)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->watched = false;
+}
+
+static void **retired;
+static size_t n_retired, cap_retired;
+
+void engine_retire(void *p)
+{
+    if (n_retired == cap_retired) {
+        size_t cap = cap_retired ? cap_retired * 2 : 16;
+        void **grown = realloc(retired, cap * sizeof(*grown));
+        if (!grown) {
+            free(p);    /* no room to wait: it is not in this batch (see engine_main) */
+            return;
+        }
+        retired = grown;
+        cap_retired = cap;
+    }
+    retired[n_retired++] = p;
+}
+
+static void free_retired(void)
+{
+    for (size_t i = 0; i < n_retired; i++)
+        free(retired[i]);
+    n_retired = 0;
 }
 
 /* ---------------------------------------------------------------- tasks -- */
@@ -123,9 +152,10 @@ static void *engine_main(void *arg)
             struct engine_io *io = evs[i].data.ptr;
             if (io == &bell_io)
                 run_tasks();
-            else
+            else if (io->watched)
                 io->ready(io, evs[i].events);
         }
+        free_retired();
     }
     return NULL;
 }

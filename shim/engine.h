@@ -20,6 +20,7 @@
 struct engine_io {
     void (*ready)(struct engine_io *io, uint32_t events);
     int fd;
+    bool watched;       /* events for an unwatched io still in a batch are dropped */
 };
 
 /* A callback at a time (now_ns() clock). */
@@ -46,6 +47,10 @@ bool engine_is_current(void);
 /* Watches io->fd for events (level-triggered). */
 bool engine_watch(struct engine_io *io, uint32_t events);
 void engine_unwatch(struct engine_io *io);
+
+/* Frees p once the current batch of events is dispatched (an event for it
+ * may still be waiting in the batch). */
+void engine_retire(void *p);
 
 void engine_timer_set(struct engine_timer *t, uint64_t due_ns);
 void engine_timer_cancel(struct engine_timer *t);

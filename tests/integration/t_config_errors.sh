@@ -42,12 +42,14 @@ ok "unreadable file: 78 and a clear message"
 
 # A key whose behaviour is not built yet says so once, and the rest works.
 cat > "$TMP/notyet.ini" <<INI
+[meshim]
+log_level = warn
+access_log = /dev/null
 [service:orders]
 endpoints = 127.0.0.2:$port
-health_check = tcp
 INI
 out=$(MESHIM_CONFIG=$TMP/notyet.ini fetch "http://orders:$port/who" 2>&1)
-echo "$out" | grep -q "warn: $TMP/notyet.ini:3: health_check: not built yet" || fail "no notice: $out"
+echo "$out" | grep -q "warn: $TMP/notyet.ini:3: access_log: not built yet" || fail "no notice: $out"
 echo "$out" | grep -qx "backend-2" || fail "request failed: $out"
 ok "not-built key: one notice, service works"
 

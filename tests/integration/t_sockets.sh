@@ -1,6 +1,7 @@
 # Socket semantics under the shim, with small C programs (tests/helpers):
 # a non-blocking connect registered with epoll (edge-triggered, one-shot) or
-# poll before connect(); fork while other threads are inside the shim; hooks
+# poll before connect(); threads dialing through retries at once; fork while
+# other threads are inside the shim; hooks
 # called from another library's constructor, before the shim's own.
 . "$(dirname "$0")/lib.sh"
 
@@ -22,6 +23,14 @@ for mode in et oneshot poll; do
 done
 sed 's/.*body=//' "$TMP/nb.out" > "$TMP/nb.bodies"
 assert_spread "$TMP/nb.bodies" 1 "non-blocking connect, epoll ET / one-shot / poll registered before connect"
+
+# Four threads dialing at once through the engine (retries behind
+# placeholders), a quarter of the connects closed while still dialing.
+kill "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null      # 127.0.0.3 refuses from here on
+out=$(MESHIM_SERVICES="flaky=127.0.0.3:$port,127.0.0.6:$port,127.0.0.2:$port" \
+      shimmed "$T/dialstress" flaky "$port" 2>&1) || fail "dialstress: $out"
+ok "4 threads dialing through retries, connects abandoned mid-dial: $(echo "$out" | tail -1)"
+export MESHIM_SERVICES="orders=127.0.0.2:$port,127.0.0.4:$port"
 
 out=$(shimmed "$T/forkstress" orders "$port") || fail "fork while other threads are inside the shim: $out"
 ok "fork with 3 threads connecting meanwhile: $out"
