@@ -25,7 +25,14 @@ http {
     }
 }
 CONF
-MESHIM_SERVICES="orders=127.0.0.2:$port,127.0.0.3:$port,127.0.0.4:$port" \
+# round_robin: nginx makes its upstream connects one after another here, and
+# the default (peak-EWMA p2c) would favour whichever answered fastest.
+cat > "$TMP/mesh.ini" <<INI
+[service:orders]
+endpoints = 127.0.0.2:$port, 127.0.0.3:$port, 127.0.0.4:$port
+lb = round_robin
+INI
+MESHIM_CONFIG="$TMP/mesh.ini" \
     LD_PRELOAD="$MESHIM_PRELOAD" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
 PIDS+=($!)
 wait_port 127.0.0.1 "$front"
