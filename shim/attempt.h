@@ -25,9 +25,10 @@ struct pick {
     uint64_t now;
 };
 
-/* The next endpoint: another one where one is left, else any usable one.
- * Admits it through its circuit; *probe says it is a half-open probe. */
-ssize_t pick_endpoint(struct pick *p, bool *probe);
+/* The next endpoint: another one where one is left, else any usable one,
+ * admitted through its circuit; its address for this socket in *ss.
+ * Returns its index, or -1 when none can be used. */
+ssize_t pick_target(struct pick *p, uint16_t app_port, struct sockaddr_storage *ss, socklen_t *len);
 /* Marks endpoint i as tried by this connect. */
 void pick_tried(struct pick *p, size_t i);
 /* Nothing could be picked: logs why, returns ECONNREFUSED. */

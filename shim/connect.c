@@ -116,7 +116,7 @@ static int fail(int err)
     return -1;
 }
 
-ssize_t pick_endpoint(struct pick *p, bool *probe)
+ssize_t pick_target(struct pick *p, uint16_t app_port, struct sockaddr_storage *ss, socklen_t *len)
 {
     struct service *svc = p->svc;
     pthread_mutex_lock(&svc->lock);
@@ -127,9 +127,12 @@ ssize_t pick_endpoint(struct pick *p, bool *probe)
         p->skip_tried = false;
         i = balancer_pick(&svc->balancer, usable, p, rng_thread(), p->now);
     }
+    bool probe;
     if (i >= 0)
-        circuit_admit(&svc->circuits[i], p->now, probe);
+        circuit_admit(&svc->circuits[i], p->now, &probe);
     pthread_mutex_unlock(&svc->lock);
+    if (i >= 0)
+        *len = endpoint_addr(svc, (size_t)i, p->family, app_port, ss);
     return i;
 }
 
@@ -338,15 +341,14 @@ static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags
             sleep_ns(retry_delay_ns(svc, retry));
             reset_socket(fd);
         }
-        bool probe = false;
-        ssize_t i = pick_endpoint(p, &probe);
+        struct sockaddr_storage ss;
+        socklen_t sslen;
+        ssize_t i = pick_target(p, app_port, &ss, &sslen);
         if (i < 0)
             break;
         struct conn *c = track(fd, svc, (size_t)i);
         if (!c)
             return fail(ENOMEM);
-        struct sockaddr_storage ss;
-        socklen_t sslen = endpoint_addr(svc, (size_t)i, p->family, app_port, &ss);
         attempts++;
         err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, timeout_ms);
         attempt_record(svc, (size_t)i, err, c->started_ns);
@@ -403,15 +405,14 @@ static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port, uint64
             spec.delay_ns = delay_ns;
             return dial_start(fd, c, p, &spec);
         }
-        bool probe = false;
-        ssize_t i = pick_endpoint(p, &probe);
+        struct sockaddr_storage ss;
+        socklen_t sslen;
+        ssize_t i = pick_target(p, app_port, &ss, &sslen);
         if (i < 0)
             break;
         struct conn *c = track(fd, svc, (size_t)i);
         if (!c)
             return fail(ENOMEM);
-        struct sockaddr_storage ss;
-        socklen_t sslen = endpoint_addr(svc, (size_t)i, p->family, app_port, &ss);
         spec.attempts++;
         int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
         if (err == EINPROGRESS)

@@ -28,8 +28,6 @@
 #include "mesh.h"
 #include "placeholder.h"
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
-
 struct dial {
     struct engine_task task;        /* the hand-over */
     struct engine_io sock_io;       /* the real socket, while an attempt is in flight */
@@ -137,16 +135,14 @@ static void sock_ready(struct engine_io *io, uint32_t events)
 
 static void next_attempt(struct dial *d)
 {
-    struct service *svc = d->conn->svc;
-    bool probe = false;
-    ssize_t i = pick_endpoint(&d->pick, &probe);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    ssize_t i = pick_target(&d->pick, d->spec.app_port, &ss, &len);
     if (i < 0) {
         give_up(d, d->spec.attempts ? d->spec.err : no_endpoint(&d->pick));
         return;
     }
     conn_retarget(d->conn, (size_t)i);
-    struct sockaddr_storage ss;
-    socklen_t len = endpoint_addr(svc, (size_t)i, d->pick.family, d->spec.app_port, &ss);
     d->spec.attempts++;
     d->spec.started_ns = now_ns();
     int err = real_connect(d->sock, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;

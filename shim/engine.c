@@ -28,13 +28,7 @@ static bool running;
 static int epfd = -1;
 static int bell = -1;                   /* eventfd: tasks are queued */
 static struct engine_task *queue_head, **queue_tail = &queue_head;
-static pthread_t engine_thread;
 static struct engine_timer *timers;     /* engine thread only, sorted by due_ns */
-
-bool engine_is_current(void)
-{
-    return __atomic_load_n(&running, __ATOMIC_ACQUIRE) && pthread_equal(pthread_self(), engine_thread);
-}
 
 /* ---------------------------------------------------------------- timers -- */
 
@@ -178,7 +172,8 @@ static bool start(void)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    int rc = pthread_create(&engine_thread, &attr, engine_main, NULL);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, engine_main, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)

@@ -14,7 +14,11 @@
 #define MESHIM_ENGINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/* From an engine_io / engine_timer / engine_task to the struct holding it. */
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
 /* A descriptor the engine watches: ready(io, epoll events) runs on it. */
 struct engine_io {
@@ -40,9 +44,6 @@ struct engine_task {
 /* Any thread: runs t->run on the engine thread soon, starting the engine
  * if needed. False (nothing queued) when the engine cannot start. */
 bool engine_post(struct engine_task *t);
-
-/* Is the calling thread the engine? */
-bool engine_is_current(void);
 
 /* Watches io->fd for events (level-triggered). */
 bool engine_watch(struct engine_io *io, uint32_t events);

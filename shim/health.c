@@ -20,8 +20,6 @@
 #include "hooks.h"
 #include "log.h"
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
-
 struct probe {
     struct engine_io io;
     struct engine_timer timer;

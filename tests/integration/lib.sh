@@ -42,18 +42,55 @@ wait_port() {
     fail "nothing listening on $1:$2 after 10 s"
 }
 
-# start_backends PORT: python3 http.server on 127.0.0.2, .3 and .4, each
-# serving /who with its own name ("backend-2" ...).
+# start_backend N PORT: python3 http.server on 127.0.0.N serving /who as
+# "backend-N" (its log appended to $TMP/backendN.log); its pid is left in
+# $BACKEND_PID (and in PIDS). Does not wait for it to listen.
+start_backend() {
+    local i=$1 port=$2
+    mkdir -p "$TMP/www$i"
+    echo "backend-$i" > "$TMP/www$i/who"
+    python3 -m http.server --bind "127.0.0.$i" --directory "$TMP/www$i" "$port" \
+        >>"$TMP/backend$i.log" 2>&1 &
+    BACKEND_PID=$!
+    PIDS+=($!)
+}
+
+# start_backends PORT: backends 2, 3 and 4 (PIDS[0..2]), listening.
 start_backends() {
     local port=$1 i
-    for i in 2 3 4; do
-        mkdir -p "$TMP/www$i"
-        echo "backend-$i" > "$TMP/www$i/who"
-        python3 -m http.server --bind "127.0.0.$i" --directory "$TMP/www$i" "$port" \
-            >"$TMP/backend$i.log" 2>&1 &
-        PIDS+=($!)
-    done
+    for i in 2 3 4; do start_backend "$i" "$port"; done
     for i in 2 3 4; do wait_port "127.0.0.$i" "$port"; done
+}
+
+# start_nginx_proxy FRONT UPSTREAM [WORKERS]: shimmed nginx on
+# 127.0.0.1:FRONT with proxy_pass http://UPSTREAM, files in $TMP/nginx;
+# returns once it listens.
+start_nginx_proxy() {
+    local front=$1 upstream=$2 workers=${3:-1}
+    mkdir -p "$TMP/nginx"
+    cat > "$TMP/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes $workers;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    server {
+        listen 127.0.0.1:$front;
+        location / { proxy_pass http://$upstream; }
+    }
+}
+CONF
+    LD_PRELOAD="$MESHIM_PRELOAD" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
+        -e "$TMP/nginx/error.log" 2> "$TMP/nginx.err" &
+    PIDS+=($!)
+    wait_port 127.0.0.1 "$front"
 }
 
 # Runs a command with the shim preloaded.

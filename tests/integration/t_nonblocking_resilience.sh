@@ -9,17 +9,8 @@ start_backends "$port"          # 127.0.0.2-4; 127.0.0.3 is stopped: it refuses
 kill "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null
 start_black_hole 127.0.0.5 "$port"
 
-# start_backend N: (re)starts the python3 backend on 127.0.0.N ("backend-N").
-start_backend() {
-    mkdir -p "$TMP/www$1"
-    echo "backend-$1" > "$TMP/www$1/who"
-    python3 -m http.server --bind "127.0.0.$1" --directory "$TMP/www$1" "$port" \
-        >>"$TMP/backend$1.log" 2>&1 &
-    PIDS+=($!)
-    eval "backend_pid_$1=$!"
-    wait_port "127.0.0.$1" "$port"
-}
-start_backend 7
+start_backend 7 "$port"; backend_pid_7=$BACKEND_PID
+wait_port 127.0.0.7 "$port"
 
 cat > "$TMP/mesh.ini" <<INI
 [meshim]
@@ -147,7 +138,8 @@ kill -9 "$backend_pid_7"; wait "$backend_pid_7" 2>/dev/null
 touch "$TMP/progress.go"
 wait_progress 200
 : > "$TMP/backend7.log"
-start_backend 7
+start_backend 7 "$port"
+wait_port 127.0.0.7 "$port"
 wait "$load" || fail "load client: $(tail -3 "$TMP/load.err")"
 grep -q FAILED "$TMP/load.out" && fail "requests failed while a backend restarted: $(grep FAILED "$TMP/load.out" | head -3)"
 total=$(grep -c . "$TMP/load.out")

@@ -96,30 +96,7 @@ ok "python3 (timeout, non-blocking), 300 requests, one backend refusing: 300 ans
 
 # nginx: upstream sockets are registered with epoll (ET) before connect().
 front=$(free_port)
-mkdir -p "$TMP/nginx"
-cat > "$TMP/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server {
-        listen 127.0.0.1:$front;
-        location / { proxy_pass http://orders:$port; }
-    }
-}
-CONF
-LD_PRELOAD="$MESHIM_PRELOAD" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
-    -e "$TMP/nginx/error.log" 2> "$TMP/nginx.err" &
-PIDS+=($!)
-wait_port 127.0.0.1 "$front"
+start_nginx_proxy "$front" "orders:$port"
 wrk -t1 -c4 -d3s "http://127.0.0.1:$front/who" > "$TMP/wrk.out" 2>&1 || fail "wrk: $(cat "$TMP/wrk.out")"
 n=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
 [ "${n:-0}" -ge 300 ] || fail "nginx under wrk: only ${n:-0} requests: $(cat "$TMP/wrk.out")"
