@@ -23,7 +23,8 @@ LDFLAGS  += $(SANITIZE)
 # Policy modules: no hooks in them; the library, the command and the unit
 # tests all link them.
 POLICY   := util config vip balancer registry breaker backoff
-SHIM     := $(POLICY) log fdtable engine placeholder connect dial health resolve hooks mesh
+SHIM     := $(POLICY) log accesslog metrics callers conn fdtable engine placeholder connect dial \
+            health resolve hooks mesh
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_fork
 
 POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o)
@@ -51,8 +52,15 @@ $(BUILD)/libmeshim.so: $(SHIM_O) $(BUILD)/exports.map
 	$(CC) -shared -o $@ $(SHIM_O) $(LDFLAGS) -Wl,--version-script=$(BUILD)/exports.map \
 	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(STATIC) -lpthread -ldl
 
-$(BUILD)/meshim: cli/meshim.c $(POLICY_O)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lpthread
+# The command's own modules (no hooks; statsview is unit-tested too).
+CLI      := statsview exporter
+CLI_O    := $(CLI:%=$(BUILD)/obj/cli_%.o)
+
+$(BUILD)/obj/cli_%.o: cli/%.c $(wildcard cli/*.h include/meshim/*.h) | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/meshim: cli/meshim.c $(CLI_O) $(POLICY_O)
+	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(CLI_O) $(POLICY_O) $(LDFLAGS) $(STATIC) -lpthread
 
 # ------------------------------------------------------------------ tests --
 # test_fork links the whole shim: its hooks become the test's own symbols.

@@ -4,6 +4,8 @@
  *   meshim [-c FILE] PROGRAM [ARGS...]   run PROGRAM with the shim preloaded
  *   meshim check [-c FILE]               validate a config, show its services
  *   meshim doctor PROGRAM                can the shim reach this program?
+ *   meshim stats [--prometheus] [--dir DIR] [PID]
+ *   meshim exporter [--listen ADDR] [--dir DIR]
  *
  * Like torsocks and proxychains4, running a program is LD_PRELOAD plus exec;
  * the config is validated first so that a mistake is reported here, once,
@@ -20,8 +22,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "exporter.h"
 #include "meshim/config.h"
 #include "meshim/registry.h"
+#include "statsview.h"
 
 #ifndef MESHIM_LIBDIR
 #define MESHIM_LIBDIR "/usr/local/lib/meshim"
@@ -34,6 +38,11 @@ static const char USAGE[] =
     "usage: meshim [-c FILE] PROGRAM [ARGS...]   run PROGRAM in the mesh\n"
     "       meshim check [-c FILE]               validate a config and list its services\n"
     "       meshim doctor PROGRAM                say whether the shim can reach PROGRAM\n"
+    "       meshim stats [--prometheus] [--dir DIR] [PID]\n"
+    "                                            counters of live meshed processes\n"
+    "       meshim exporter [--listen ADDR] [--dir DIR]\n"
+    "                                            serve them to Prometheus at /metrics\n"
+    "                                            (default 127.0.0.1:9901)\n"
     "       meshim --version\n"
     "\n"
     "The config is FILE, else $MESHIM_CONFIG, else " MESHIM_DEFAULT_CONFIG ";\n"
@@ -318,6 +327,97 @@ static int cmd_run(int argc, char **argv)
     return errno == ENOENT ? 127 : 126;
 }
 
+/* The stats folder: --dir, else the config's stats_dir (MESHIM_STATS_DIR
+ * included), else the default. */
+static const char *stats_dir(const char *given, char *buf, size_t len)
+{
+    if (given)
+        return given;
+    snprintf(buf, len, "/tmp/meshim");
+    struct config_source src = { env_lookup, false, MESHIM_DEFAULT_CONFIG };
+    char *errors = NULL;
+    enum on_error on_error;
+    struct mesh_config *cfg = config_load(&src, &errors, &on_error);
+    if (cfg) {
+        snprintf(buf, len, "%s", cfg->stats_dir);
+        config_free(cfg);
+    } else {
+        const char *env = getenv("MESHIM_STATS_DIR");
+        if (env && *env)
+            snprintf(buf, len, "%s", env);
+    }
+    free(errors);
+    return buf;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+    bool prometheus = false;
+    const char *dir = NULL;
+    int pid = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--prometheus") == 0)
+            prometheus = true;
+        else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (argv[i][0] >= '1' && argv[i][0] <= '9' && !pid)
+            pid = atoi(argv[i]);
+        else {
+            fputs(USAGE, stderr);
+            return 2;
+        }
+    }
+    char buf[PATH_MAX];
+    dir = stats_dir(dir, buf, sizeof(buf));
+    if (strcmp(dir, "off") == 0) {
+        fprintf(stderr, "meshim: stats_dir = off: processes keep no stats\n");
+        return 1;
+    }
+    struct stats_view *views = NULL;
+    int n = stats_view_scan(dir, pid, &views);
+    if (n < 0) {
+        if (errno != ENOENT) {
+            fprintf(stderr, "meshim: %s: %s\n", dir, strerror(errno));
+            return 1;
+        }
+        n = 0;
+    }
+    if (n == 0 && pid) {
+        fprintf(stderr, "meshim: no stats of a live process %d in %s\n", pid, dir);
+        return 1;
+    }
+    if (prometheus) {
+        stats_render_prometheus(views, n, stdout);
+    } else if (n == 0) {
+        printf("no live meshed process has stats in %s\n", dir);
+    } else {
+        for (int i = 0; i < n; i++) {
+            if (i)
+                printf("\n");
+            stats_render_table(&views[i], stdout);
+        }
+    }
+    stats_view_free(views, n);
+    return 0;
+}
+
+static int cmd_exporter(int argc, char **argv)
+{
+    const char *listen = "127.0.0.1:9901", *dir = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+            listen = argv[++i];
+        else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else {
+            fputs(USAGE, stderr);
+            return 2;
+        }
+    }
+    char buf[PATH_MAX];
+    return exporter_run(listen, stats_dir(dir, buf, sizeof(buf)));
+}
+
 int main(int argc, char **argv)
 {
     argc--, argv++;
@@ -333,6 +433,10 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(argv[0], "doctor") == 0)
         return cmd_doctor(argc - 1, argv + 1);
+    if (strcmp(argv[0], "stats") == 0)
+        return cmd_stats(argc - 1, argv + 1);
+    if (strcmp(argv[0], "exporter") == 0)
+        return cmd_exporter(argc - 1, argv + 1);
     if (strcmp(argv[0], "--") == 0)
         argc--, argv++;
     return cmd_run(argc, argv);

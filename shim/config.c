@@ -490,7 +490,6 @@ static const char *p_split(struct loader *L, const char *v, void *f)
 /* built == NULL: the behaviour is there. Otherwise the key is parsed and
  * validated, and setting it logs this notice once. */
 #define NOT_BUILT_DISCOVERY "not built yet in this version (dynamic discovery), ignored"
-#define NOT_BUILT_OBSERVE "not built yet in this version (observability), ignored"
 #define NOT_BUILT_TLS "not built yet in this version (mutual TLS), ignored"
 
 struct key_def {
@@ -510,9 +509,9 @@ struct key_def {
 static const struct key_def MESHIM_KEYS[] = {
     G("log_level", p_log_level, log_level, NULL),
     G("log_file", p_log_output, log_file, NULL),
-    G("access_log", p_output, access_log, NOT_BUILT_OBSERVE),
-    G("access_log_callers", p_onoff, access_log_callers, NOT_BUILT_OBSERVE),
-    G("stats_dir", p_dir_or_off, stats_dir, NOT_BUILT_OBSERVE),
+    G("access_log", p_output, access_log, NULL),
+    G("access_log_callers", p_onoff, access_log_callers, NULL),
+    G("stats_dir", p_dir_or_off, stats_dir, NULL),
     G("vip_range", p_cidr, vip_range, NULL),
     G("dns_server", p_hostport, dns_server, NOT_BUILT_DISCOVERY),
     G("on_error", p_on_error, on_error, NULL),

@@ -1,8 +1,11 @@
 /*
- * conn.h — one meshed connection, shared by every descriptor that refers to
- * it (dup, dup2, fcntl(F_DUPFD), fork). It holds the service and endpoint
- * the connection went to, so that closing the last descriptor gives the
- * endpoint's active-connection count back to the balancer.
+ * conn.h — one meshed connection, from connect() to its last close, shared
+ * by every descriptor that refers to it (dup, dup2, fcntl(F_DUPFD), fork).
+ *
+ * It holds the service and the endpoint the connection went to (so that
+ * closing the last descriptor gives the endpoint's active count back to the
+ * balancer), and what the stats and the access log say about it when it
+ * ends: attempts, outcome, flags, times, bytes, the caller's stack.
  *
  * Its state, as the hooks see it:
  *
@@ -16,10 +19,15 @@
  *
  * DIALING --(connected)--> OPEN;  DIALING --(all attempts failed)--> FAILED.
  * State and sock change only under swap_lock (placeholder.h).
+ *
+ * Its record ends once: when every attempt failed (conn_failed), or when
+ * the last reference goes (conn_unref). That writes the access-log line
+ * and, for a connection that was established, its bytes to the stats.
  */
 #ifndef MESHIM_CONN_H
 #define MESHIM_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,19 +41,47 @@ struct conn {
     int refs;                   /* atomic: descriptors and callers holding it */
     struct service *svc;
     size_t endpoint;            /* index into svc->endpoints, or CONN_NO_ENDPOINT */
-    uint64_t started_ns;
     int state;                  /* enum conn_state */
     int error;                  /* FAILED: the errno SO_ERROR reports (once) */
     int sock;                   /* DIALING, FAILED: the real socket; else -1 */
+
+    /* The record. Written by whichever thread makes the attempts (one at
+     * a time), read when it ends. */
+    uint64_t started_ns;        /* connect() was called (monotonic) */
+    uint64_t started_unix_ns;   /* the same, wall clock */
+    uint64_t connected_ns;      /* 0: not connected */
+    uint64_t bytes_sent, bytes_received;    /* the kernel's counts at the last close */
+    unsigned attempts;
+    unsigned flags;             /* enum access_flag */
+    unsigned generation;        /* metrics generation it was connected in */
+    int result;                 /* enum stats_result of the last outcome */
+    uint16_t port;              /* the port the application asked for */
+    bool ended;                 /* the record was written */
+    char *callers;              /* JSON array, or NULL */
 };
 
-/* A new connection to one endpoint (or none yet), counted active, with one
- * reference. */
-struct conn *conn_new(struct service *svc, size_t endpoint);
-/* The connection now goes to another endpoint (the next attempt). */
-void conn_retarget(struct conn *c, size_t endpoint);
+/* A new connection to svc (no endpoint yet), counted active, with one
+ * reference; with access_log_callers on, it holds the caller's stack. */
+struct conn *conn_new(struct service *svc, uint16_t app_port);
+/* The next attempt goes to endpoint i; returns its start time. */
+uint64_t conn_attempt(struct conn *c, size_t i);
+/* The connection is established. */
+void conn_connected(struct conn *c);
+/* Every attempt failed with err (0 with none made: no endpoint): the
+ * record ends now, with these flags added. */
+void conn_failed(struct conn *c, int err, unsigned flags);
+/* The application closes descriptor fd of c: the kernel's byte counts are
+ * read while the socket still exists. */
+void conn_closing(struct conn *c, int fd);
 void conn_ref(struct conn *c);
 /* Drops one reference; the last one ends the connection (NULL is fine). */
 void conn_unref(struct conn *c);
+
+/* A connect() refused before any attempt (overflow, fault injected): its
+ * stats and its access-log line. */
+void conn_refused(struct service *svc, uint16_t app_port, int result, unsigned flags);
+
+/* At exit: every connection still open ends (its access-log line). */
+void conn_exit(void);
 
 #endif

@@ -18,10 +18,13 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "accesslog.h"
 #include "attempt.h"
 #include "conn.h"
 #include "dial.h"
@@ -30,57 +33,8 @@
 #include "hooks.h"
 #include "log.h"
 #include "mesh.h"
+#include "metrics.h"
 #include "placeholder.h"
-
-/* ------------------------------------------------------------ connection -- */
-
-static void count_active(struct conn *c, int delta)
-{
-    if (c->endpoint != CONN_NO_ENDPOINT)
-        __atomic_add_fetch(&c->svc->targets[c->endpoint].active, (uint32_t)delta, __ATOMIC_RELAXED);
-}
-
-struct conn *conn_new(struct service *svc, size_t endpoint)
-{
-    struct conn *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
-    c->refs = 1;
-    c->svc = svc;
-    c->endpoint = endpoint;
-    c->started_ns = now_ns();
-    c->sock = -1;
-    count_active(c, 1);
-    __atomic_add_fetch(&svc->active, 1, __ATOMIC_RELAXED);
-    return c;
-}
-
-void conn_retarget(struct conn *c, size_t endpoint)
-{
-    count_active(c, -1);
-    c->endpoint = endpoint;
-    count_active(c, 1);
-}
-
-void conn_ref(struct conn *c)
-{
-    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
-}
-
-void conn_unref(struct conn *c)
-{
-    if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
-        return;
-    count_active(c, -1);
-    __atomic_sub_fetch(&c->svc->active, 1, __ATOMIC_RELAXED);
-    if (c->state == CONN_FAILED) {
-        /* The application closed a failed connection: the real socket it
-         * stood for goes with it. */
-        real_close(c->sock);
-        placeholder_done();
-    }
-    free(c);
-}
 
 /* ------------------------------------------------------ attempt helpers -- */
 
@@ -163,17 +117,20 @@ void attempt_record(struct service *svc, size_t i, int err, uint64_t started)
     }
     uint64_t for_ns = c->open_until_ns - now;
     pthread_mutex_unlock(&svc->lock);
+    metrics_attempt(svc, i, metrics_result_of(err), !err && started ? now - started : 0);
+    if (ejected || (!err && before != CIRCUIT_CLOSED))
+        metrics_ejected(svc, i, ejected);
     if (ejected)
         log_warn("%s: endpoint %s ejected for %llus after %s", svc->name, svc->endpoints[i].label,
                  (unsigned long long)(for_ns / 1000000000u),
                  before == CIRCUIT_CLOSED ? "consecutive failures" : "a failed probe");
 }
 
-/* A connection object for endpoint i, put at fd: the table holds one
+/* A connection object for this connect(), put at fd: the table holds one
  * reference and the caller gets another (dropped with conn_unref). */
-static struct conn *track(int fd, struct service *svc, size_t i)
+static struct conn *track(int fd, struct service *svc, uint16_t app_port)
 {
-    struct conn *c = conn_new(svc, i);
+    struct conn *c = conn_new(svc, app_port);
     if (c) {
         conn_ref(c);
         fdtable_set(fd, c);
@@ -255,7 +212,10 @@ void attempts_failed(const struct service *svc, unsigned attempts, const char *l
 bool retry_next(struct pick *p, size_t i, int err, unsigned retry)
 {
     pick_tried(p, i);
-    return retryable(err) && retry < p->svc->cfg->retries && budget_retry(p->svc);
+    bool again = retryable(err) && retry < p->svc->cfg->retries && budget_retry(p->svc);
+    if (again)
+        metrics_retry(p->svc);
+    return again;
 }
 
 void attempt_failed_log(const struct service *svc, size_t i, uint16_t app_port, unsigned n,
@@ -327,13 +287,18 @@ static uint32_t attempt_timeout_ms(int fd, const struct service *svc, bool block
 
 /* A blocking socket: attempts in the caller's thread, on its own socket,
  * each on another endpoint where one is left, with backoff and the budget. */
-static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags)
+static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags, unsigned cflags)
 {
     struct service *svc = p->svc;
     uint32_t timeout_ms = attempt_timeout_ms(fd, svc, true);
-    int err = ECONNREFUSED;
+    int err = 0;
     char last[64] = "";
-    unsigned attempts = 0;
+    struct conn *c = track(fd, svc, app_port);
+    if (!c)
+        return fail(ENOMEM);
+    c->flags |= cflags;
+    if (cflags & FLAG_DI)
+        sleep_ns((uint64_t)svc->cfg->fault_delay_ms * 1000000u);
 
     budget_first(svc);
     for (unsigned retry = 0;; retry++) {
@@ -346,20 +311,22 @@ static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags
         ssize_t i = pick_target(p, app_port, &ss, &sslen);
         if (i < 0)
             break;
-        struct conn *c = track(fd, svc, (size_t)i);
-        if (!c)
-            return fail(ENOMEM);
-        attempts++;
+        uint64_t started = conn_attempt(c, (size_t)i);
         err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, timeout_ms);
-        attempt_record(svc, (size_t)i, err, c->started_ns);
-        conn_unref(c);
-        if (err == 0)
+        attempt_record(svc, (size_t)i, err, started);
+        if (err == 0) {
+            conn_connected(c);
+            conn_unref(c);
             return 0;
-        fdtable_drop(fd);
-        attempt_failed_log(svc, (size_t)i, app_port, attempts, err, last, sizeof(last));
+        }
+        attempt_failed_log(svc, (size_t)i, app_port, c->attempts, err, last, sizeof(last));
         if (!retry_next(p, (size_t)i, err, retry))
             break;
     }
+    unsigned attempts = c->attempts;
+    conn_failed(c, err, 0);
+    fdtable_drop(fd);
+    conn_unref(c);
     if (attempts == 0)
         return fail(no_endpoint(p));
     /* A timed-out attempt's SYN is still in flight: abort it, or the kernel
@@ -389,19 +356,21 @@ static int settled(int fd)
  * once are made here; the first one that does not, or a retry that must
  * wait for its backoff, goes on in the engine (dial.c) behind a placeholder,
  * and connect() returns EINPROGRESS. */
-static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port, uint64_t delay_ns)
+static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port, uint64_t delay_ns,
+                               unsigned cflags)
 {
     struct service *svc = p->svc;
     struct dial_spec spec = { .timeout_ms = attempt_timeout_ms(fd, svc, false),
                               .app_port = app_port, .err = ECONNREFUSED };
+    struct conn *c = track(fd, svc, app_port);
+    if (!c)
+        return fail(ENOMEM);
+    c->flags |= cflags;
     budget_first(svc);
     for (unsigned retry = 0;; retry++) {
         spec.retry = retry;
         if (delay_ns) {
             /* Waits in the engine, which then makes the next attempt. */
-            struct conn *c = track(fd, svc, CONN_NO_ENDPOINT);
-            if (!c)
-                return fail(ENOMEM);
             spec.delay_ns = delay_ns;
             return dial_start(fd, c, p, &spec);
         }
@@ -410,23 +379,22 @@ static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port, uint64
         ssize_t i = pick_target(p, app_port, &ss, &sslen);
         if (i < 0)
             break;
-        struct conn *c = track(fd, svc, (size_t)i);
-        if (!c)
-            return fail(ENOMEM);
+        uint64_t started = conn_attempt(c, (size_t)i);
         spec.attempts++;
         int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
         if (err == EINPROGRESS)
             err = settled(fd);
         if (err == EINPROGRESS || err == EINTR) {
             spec.connecting = true;
-            spec.started_ns = c->started_ns;
+            spec.started_ns = started;
             return dial_start(fd, c, p, &spec);
         }
-        attempt_record(svc, (size_t)i, err, c->started_ns);
-        conn_unref(c);
-        if (err == 0)
+        attempt_record(svc, (size_t)i, err, started);
+        if (err == 0) {
+            conn_connected(c);
+            conn_unref(c);
             return fail(EINPROGRESS);     /* what the kernel said; it is connected */
-        fdtable_drop(fd);
+        }
         spec.err = err;
         attempt_failed_log(svc, (size_t)i, app_port, spec.attempts, err, spec.last, sizeof(spec.last));
         if (!retry_next(p, (size_t)i, err, retry))
@@ -434,6 +402,9 @@ static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port, uint64
         reset_socket(fd);
         delay_ns = retry_delay_ns(svc, retry + 1);
     }
+    conn_failed(c, spec.attempts ? spec.err : 0, 0);
+    fdtable_drop(fd);
+    conn_unref(c);
     if (spec.attempts == 0)
         return fail(no_endpoint(p));
     reset_socket(fd);
@@ -519,14 +490,17 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     if (__atomic_load_n(&svc->active, __ATOMIC_RELAXED) >= svc->cfg->max_connections) {
         log_warn("%s: max_connections (%u) reached, connection refused", svc->name,
                  svc->cfg->max_connections);
+        conn_refused(svc, dst.port, RESULT_OVERFLOW, FLAG_UO);
         return fail(ECONNREFUSED);
     }
     if (draw(svc->cfg->fault_abort)) {
         log_warn("%s: connection failed on purpose (fault_abort)", svc->name);
+        conn_refused(svc, dst.port, RESULT_FAULT, FLAG_FI);
         return fail(ECONNREFUSED);
     }
     uint64_t delay_ns = draw(svc->cfg->fault_delay_percent)
                         ? (uint64_t)svc->cfg->fault_delay_ms * 1000000u : 0;
+    unsigned cflags = delay_ns ? FLAG_DI : 0;
 
     struct pick p = { .svc = svc, .family = addr->sa_family };
     if (p.family == AF_INET6)
@@ -536,10 +510,8 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     if (flags < 0)
         return -1;
     if (flags & O_NONBLOCK)
-        return connect_nonblocking(fd, &p, dst.port, delay_ns);
-    if (delay_ns)
-        sleep_ns(delay_ns);
-    return connect_blocking(fd, &p, dst.port, flags);
+        return connect_nonblocking(fd, &p, dst.port, delay_ns, cflags);
+    return connect_blocking(fd, &p, dst.port, flags, cflags);
 }
 
 /* ---------------------------------------------------------------- accept -- */
@@ -553,6 +525,36 @@ static uint16_t local_port(int fd)
         !netaddr_from_sockaddr((struct sockaddr *)&ss, len, &a))
         return 0;
     return a.port;
+}
+
+/* A client disconnected in accept(): counted, and its access-log line. */
+static void inbound_denied(uint16_t port, int cfd)
+{
+    metrics_inbound(port, RESULT_DENIED);
+    if (!access_enabled())
+        return;
+    char service[32], peer[64] = "";
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct netaddr a;
+    if (getpeername(cfd, (struct sockaddr *)&ss, &len) == 0 &&
+        netaddr_from_sockaddr((struct sockaddr *)&ss, len, &a))
+        netaddr_format(&a, peer, sizeof(peer));
+    snprintf(service, sizeof(service), "inbound:%u", port);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct access_record r = {
+        .start_unix_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+        .pid = (int)getpid(),
+        .direction = DIRECTION_INBOUND,
+        .service = service,
+        .endpoint = peer,
+        .result = stats_result_name(RESULT_DENIED),
+        .flags = FLAG_DENY,
+        .peer_identity = "",
+        .connect_ms = -1,
+    };
+    access_write(&r);
 }
 
 int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t *len, int flags,
@@ -578,6 +580,7 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
          * application; accept goes on with the next one (or EAGAIN). */
         log_warn("inbound:%u: tls = %s is not built yet in this version; refusing the connection",
                  in->port, in->tls == INBOUND_STRICT ? "strict" : "permissive");
+        inbound_denied(in->port, cfd);
         real_close(cfd);
     }
 }

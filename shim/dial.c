@@ -21,6 +21,7 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 
+#include "accesslog.h"
 #include "engine.h"
 #include "fdtable.h"
 #include "hooks.h"
@@ -67,6 +68,7 @@ static void connected(struct dial *d)
 {
     struct service *svc = d->conn->svc;
     attempt_record(svc, d->conn->endpoint, 0, d->spec.started_ns);
+    conn_connected(d->conn);
     /* connect() once more, as an application polling with connect() would:
      * the socket is then "connected" to the kernel too, and the
      * application's own connect() answers EISCONN, not EALREADY. */
@@ -87,6 +89,7 @@ static void give_up(struct dial *d, int err)
     struct service *svc = d->conn->svc;
     if (d->spec.attempts)
         attempts_failed(svc, d->spec.attempts, d->spec.last, err);
+    conn_failed(d->conn, d->spec.attempts ? err : 0, 0);
     reset_socket(d->sock);
     swap_lock();
     set_state(d->conn, CONN_FAILED, d->sock, err);  /* the conn owns the socket now */
@@ -142,9 +145,8 @@ static void next_attempt(struct dial *d)
         give_up(d, d->spec.attempts ? d->spec.err : no_endpoint(&d->pick));
         return;
     }
-    conn_retarget(d->conn, (size_t)i);
     d->spec.attempts++;
-    d->spec.started_ns = now_ns();
+    d->spec.started_ns = conn_attempt(d->conn, (size_t)i);
     int err = real_connect(d->sock, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
     if (err == 0) {
         connected(d);
@@ -185,6 +187,7 @@ static void peer_ready(struct engine_io *io, uint32_t events)
     if (!closed)
         return;
     log_debug("%s: connect abandoned by the application", d->conn->svc->name);
+    d->conn->flags |= FLAG_DC;
     if (d->spec.connecting)
         engine_unwatch(&d->sock_io);
     real_close(d->sock);

@@ -103,6 +103,22 @@ void fdtable_drop_range(unsigned first, unsigned last)
     }
 }
 
+void fdtable_each(void (*fn)(int fd, struct conn *c))
+{
+    for (unsigned chunk = 0; chunk < MAX_CHUNKS; chunk++) {
+        if (!__atomic_load_n(&chunks[chunk], __ATOMIC_ACQUIRE))
+            continue;
+        for (unsigned i = 0; i < CHUNK_SLOTS; i++) {
+            int fd = (int)(chunk * CHUNK_SLOTS + i);
+            struct conn *c = fdtable_get(fd);
+            if (c) {
+                fn(fd, c);
+                conn_unref(c);
+            }
+        }
+    }
+}
+
 void fdtable_atfork_prepare(void)
 {
     pthread_mutex_lock(&table_lock);

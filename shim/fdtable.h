@@ -25,6 +25,10 @@ void fdtable_drop(int fd);
 /* Releases every slot from first to last inclusive (close_range). */
 void fdtable_drop_range(unsigned first, unsigned last);
 
+/* Calls fn for every meshed descriptor, holding a reference to its
+ * connection meanwhile (not the table's lock). */
+void fdtable_each(void (*fn)(int fd, struct conn *c));
+
 void fdtable_atfork_prepare(void);
 void fdtable_atfork_parent(void);
 void fdtable_atfork_child(void);

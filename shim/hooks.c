@@ -210,6 +210,8 @@ EXPORT int close(int fd)
      * it from socket() and must not find our connection there. */
     bool guarded = swap_guard();
     struct conn *c = fdtable_take(fd);
+    if (c)
+        conn_closing(c, fd);
     int rc = real_close(fd);
     int err = errno;
     swap_unguard(guarded);

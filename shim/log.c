@@ -54,11 +54,11 @@ static bool repeated(const char *text)
     return false;
 }
 
-static void emit(const char *line, size_t len)
+void log_write_line(const char *path, const char *line, size_t len)
 {
     int fd = 2;
-    if (log_path[0]) {
-        fd = (int)syscall(SYS_openat, AT_FDCWD, log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (path && path[0] && strcmp(path, "stderr") != 0) {
+        fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0)
             fd = 2;
     }
@@ -84,6 +84,6 @@ void mlog(enum log_level level, const char *fmt, ...)
     if (n > (int)sizeof(line) - 1)
         n = (int)sizeof(line) - 1, line[n - 1] = '\n';
     int saved = errno;
-    emit(line, (size_t)n);
+    log_write_line(log_path, line, (size_t)n);
     errno = saved;
 }

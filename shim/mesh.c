@@ -16,10 +16,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "accesslog.h"
+#include "conn.h"
 #include "engine.h"
 #include "fdtable.h"
 #include "hooks.h"
 #include "log.h"
+#include "metrics.h"
 #include "placeholder.h"
 
 /* The registry, and through reg->cfg the config it points into: both live
@@ -79,6 +82,7 @@ static void atfork_child(void)
         registry_reinit_locks(reg);
     placeholder_atfork_child();
     rng_fork_child();       /* the child draws its own endpoints */
+    metrics_atfork_child(); /* and counts into a stats file of its own */
 }
 
 __attribute__((constructor(101))) static void mesh_init(void)
@@ -106,6 +110,7 @@ __attribute__((constructor(101))) static void mesh_init(void)
         return;     /* nothing configured: inert */
     }
     log_configure(cfg->log_level, cfg->log_file);
+    access_configure(cfg->access_log);
     for (size_t i = 0; i < cfg->not_built.n; i++)
         log_warn("%s", cfg->not_built.v[i]);
 
@@ -118,4 +123,12 @@ __attribute__((constructor(101))) static void mesh_init(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     __atomic_store_n(&mesh_registry_ptr, reg, __ATOMIC_RELEASE);
     log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");
+}
+
+/* At exit the connections still open end: their access-log lines and bytes
+ * are written now (the kernel closes their descriptors without a hook). */
+__attribute__((destructor)) static void mesh_exit(void)
+{
+    if (mesh_registry())
+        conn_exit();
 }

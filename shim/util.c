@@ -4,6 +4,8 @@
 #include "meshim/util.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +198,34 @@ uint64_t *rng_thread(void)
 void rng_fork_child(void)
 {
     __atomic_add_fetch(&rng_generation, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t proc_start_ticks(int pid)
+{
+    char path[64], buf[1024];
+    if (pid)
+        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/stat");
+    /* Raw system calls: the library calls this, and the close hook must not
+     * see its descriptor. */
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+    syscall(SYS_close, fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: fields
+     * are counted from the last ')', which a space and field 3 follow. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    p++;
+    for (int field = 3; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
 uint64_t hash_fnv1a(const char *s)

@@ -53,6 +53,11 @@ uint64_t rng_below(uint64_t *state, uint64_t bound);
 uint64_t *rng_thread(void);
 void rng_fork_child(void);
 
+/* When process pid started (field 22 of /proc/PID/stat, clock ticks since
+ * boot), or 0 when there is no such process. A pid with another start time
+ * is another process (pids are reused). pid 0: this process. */
+uint64_t proc_start_ticks(int pid);
+
 /* FNV-1a, 64 bit: the VIP hash must be the same in every process and build. */
 uint64_t hash_fnv1a(const char *s);
 

@@ -1,0 +1,130 @@
+/*
+ * stats.h — the layout of a process's stats file, <stats_dir>/<pid>.stats
+ * (SPEC §3.7). The library writes it, the command reads it: this header is
+ * the contract between the two, versioned by STATS_VERSION.
+ *
+ * The file is a fixed-size memory map: a header, then arrays of service,
+ * endpoint and inbound-port slots. The library fills a slot's names, then
+ * publishes it by raising the header's count (release); counters are then
+ * only ever added to with relaxed atomics — no locks and no system calls on
+ * the data path. A reader maps the file read-only and reads the first
+ * n_* slots of each array; 64-bit aligned loads are never torn on the
+ * architectures glibc supports, so a reader sees each counter whole (but a
+ * set of counters not as one snapshot, as with any Prometheus exporter).
+ *
+ * A reader tells a live process from a dead one (whose pid may have been
+ * reused) by start_ticks: field 22 of /proc/PID/stat when the file was made.
+ */
+#ifndef MESHIM_STATS_H
+#define MESHIM_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STATS_MAGIC "MESHIMST"
+#define STATS_VERSION 1u
+
+#define STATS_MAX_SERVICES 256u
+#define STATS_MAX_ENDPOINTS 2048u
+#define STATS_MAX_INBOUND 64u
+
+/* The `result` label of SPEC §3.7, in this order. */
+enum stats_result {
+    RESULT_OK,
+    RESULT_REFUSED,
+    RESULT_TIMEOUT,
+    RESULT_TLS_ERROR,
+    RESULT_DENIED,
+    RESULT_OVERFLOW,
+    RESULT_NO_ENDPOINT,
+    RESULT_FAULT,
+    RESULT_COUNT
+};
+
+static inline const char *stats_result_name(unsigned r)
+{
+    static const char *const NAMES[RESULT_COUNT] = {
+        "ok", "refused", "timeout", "tls_error", "denied", "overflow", "no_endpoint", "fault",
+    };
+    return r < RESULT_COUNT ? NAMES[r] : "?";
+}
+
+enum stats_direction { DIRECTION_OUTBOUND, DIRECTION_INBOUND, DIRECTION_COUNT };
+
+/* Connect latency. Buckets hold what fell in (upper bound of the previous
+ * bucket, own upper bound]; the last one is +Inf. Bounds in microseconds. */
+#define STATS_BUCKETS 16u
+static inline uint64_t stats_bucket_bound_us(unsigned i)
+{
+    static const uint64_t BOUNDS[STATS_BUCKETS - 1] = {
+        100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,
+        100000, 250000, 500000, 1000000, 2500000, 5000000,
+    };
+    return i < STATS_BUCKETS - 1 ? BOUNDS[i] : UINT64_MAX;
+}
+
+static inline unsigned stats_bucket_of(uint64_t us)
+{
+    unsigned i = 0;
+    while (i < STATS_BUCKETS - 1 && us > stats_bucket_bound_us(i))
+        i++;
+    return i;
+}
+
+struct stats_histogram {
+    uint64_t buckets[STATS_BUCKETS];
+    uint64_t count;
+    uint64_t sum_us;
+};
+
+struct stats_service {
+    char name[96];
+    /* Outcomes that never reached an endpoint (overflow, no_endpoint,
+     * fault): the series with endpoint="". */
+    uint64_t connections[RESULT_COUNT];
+    uint64_t retries;
+    int64_t active;                     /* gauge: connected, not yet closed */
+    uint64_t bytes_sent;
+    uint64_t bytes_received;
+    struct stats_histogram connect;     /* connect() to connected, retries included */
+};
+
+struct stats_endpoint {
+    char label[64];                     /* "10.0.0.5:8080" ("10.0.0.5" when the app's port) */
+    uint32_t service;                   /* slot of its service */
+    uint32_t ejected;                   /* gauge: 1 while its circuit is not closed */
+    uint64_t connections[RESULT_COUNT]; /* attempts by outcome */
+    uint64_t ejections;
+    struct stats_histogram connect;     /* one attempt's connect latency */
+};
+
+struct stats_inbound {
+    uint32_t port;
+    uint32_t pad;
+    uint64_t connections[RESULT_COUNT];
+};
+
+struct stats_header {
+    char magic[8];                      /* STATS_MAGIC, no terminator */
+    uint32_t version;                   /* STATS_VERSION */
+    uint32_t header_size;               /* sizeof(struct stats_header) */
+    uint64_t file_size;
+    int32_t pid;
+    uint32_t max_services, max_endpoints, max_inbound;
+    uint64_t start_ticks;               /* /proc/PID/stat field 22 */
+    uint64_t created_unix_ms;
+    char process[64];                   /* the program's short name */
+    uint64_t off_services, off_endpoints, off_inbound;
+    uint32_t n_services, n_endpoints, n_inbound;    /* published slots (acquire) */
+    uint32_t pad;
+    uint64_t tls_handshakes[DIRECTION_COUNT][RESULT_COUNT];
+};
+
+static inline size_t stats_file_size(void)
+{
+    return sizeof(struct stats_header) + STATS_MAX_SERVICES * sizeof(struct stats_service) +
+           STATS_MAX_ENDPOINTS * sizeof(struct stats_endpoint) +
+           STATS_MAX_INBOUND * sizeof(struct stats_inbound);
+}
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * accesslog.h — one JSON line per meshed connection when it ends
+ * (SPEC §3.7), written to stderr or a file with one O_APPEND write.
+ *
+ * access_format() is pure (tested by cmocka); access_write() formats and
+ * writes to where the config says.
+ */
+#ifndef MESHIM_ACCESSLOG_H
+#define MESHIM_ACCESSLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meshim/stats.h"
+
+/* Envoy-style response flags. */
+enum access_flag {
+    FLAG_UF = 1 << 0,       /* upstream connection failure */
+    FLAG_URX = 1 << 1,      /* every attempt failed (retries exhausted) */
+    FLAG_UO = 1 << 2,       /* overflow: max_connections */
+    FLAG_UH = 1 << 3,       /* no healthy endpoint */
+    FLAG_FI = 1 << 4,       /* fault injected: fault_abort */
+    FLAG_DI = 1 << 5,       /* delay injected: fault_delay */
+    FLAG_DENY = 1 << 6,     /* identity or policy refused */
+    FLAG_DC = 1 << 7,       /* the application closed before the connect ended */
+};
+
+/* Longest line written; longer caller stacks are cut to fit. */
+#define ACCESS_LINE_MAX 4000
+
+struct access_record {
+    uint64_t start_unix_ns;     /* when connect() (or accept()) was called */
+    int pid;
+    enum stats_direction direction;
+    const char *service;
+    const char *endpoint;       /* "" when none was reached */
+    unsigned attempts;
+    const char *result;         /* stats_result_name(), or "abandoned" */
+    unsigned flags;             /* enum access_flag */
+    bool tls;
+    const char *peer_identity;  /* "" when none */
+    double connect_ms;          /* < 0: never connected (null) */
+    double duration_ms;
+    uint64_t bytes_sent, bytes_received;
+    const char *callers;        /* a JSON array, or NULL */
+};
+
+/* The line, '\n' included, in buf; returns its length (< len). */
+size_t access_format(const struct access_record *r, char *buf, size_t len);
+/* "UF,URX", or "-" for none. */
+void access_flags_text(unsigned flags, char *buf, size_t len);
+
+/* Where lines go: "off", "stderr" or a path. */
+void access_configure(const char *where);
+bool access_enabled(void);
+void access_write(const struct access_record *r);
+
+#endif

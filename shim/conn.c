@@ -1,0 +1,185 @@
+/*
+ * conn.c — the life of one meshed connection (see conn.h): its references,
+ * its active counts, and the record it leaves in the stats and the access
+ * log when it ends.
+ */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+
+#include "accesslog.h"
+#include "attempt.h"
+#include "callers.h"
+#include "fdtable.h"
+#include "hooks.h"
+#include "mesh.h"
+#include "metrics.h"
+#include "placeholder.h"
+
+static void count_active(struct conn *c, int delta)
+{
+    if (c->endpoint != CONN_NO_ENDPOINT)
+        __atomic_add_fetch(&c->svc->targets[c->endpoint].active, (uint32_t)delta, __ATOMIC_RELAXED);
+}
+
+static uint64_t unix_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static char *capture_callers(void)
+{
+    struct registry *reg = mesh_registry();
+    return reg && reg->cfg->access_log_callers && access_enabled() ? callers_capture() : NULL;
+}
+
+struct conn *conn_new(struct service *svc, uint16_t app_port)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->refs = 1;
+    c->svc = svc;
+    c->endpoint = CONN_NO_ENDPOINT;
+    c->sock = -1;
+    c->port = app_port;
+    c->started_ns = now_ns();
+    c->started_unix_ns = unix_ns();
+    c->callers = capture_callers();
+    __atomic_add_fetch(&svc->active, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+uint64_t conn_attempt(struct conn *c, size_t i)
+{
+    count_active(c, -1);
+    c->endpoint = i;
+    count_active(c, 1);
+    c->attempts++;
+    return now_ns();
+}
+
+void conn_connected(struct conn *c)
+{
+    c->connected_ns = now_ns();
+    c->result = RESULT_OK;
+    c->generation = metrics_generation();
+    metrics_connected(c->svc, c->connected_ns - c->started_ns);
+}
+
+void conn_ref(struct conn *c)
+{
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+}
+
+/* The access-log line and the closing stats, once. */
+static void end(struct conn *c)
+{
+    if (__atomic_exchange_n(&c->ended, true, __ATOMIC_ACQ_REL))
+        return;
+    bool connected = c->connected_ns != 0;
+    if (connected && c->generation == metrics_generation())
+        metrics_closed(c->svc, c->bytes_sent, c->bytes_received);
+    if (!access_enabled())
+        return;
+    char endpoint[64] = "";
+    if (c->endpoint != CONN_NO_ENDPOINT)
+        endpoint_text(c->svc, c->endpoint, c->port, endpoint, sizeof(endpoint));
+    const char *result = connected || (c->flags & FLAG_UF) || c->result != RESULT_OK
+                         ? stats_result_name((unsigned)c->result) : "abandoned";
+    struct access_record r = {
+        .start_unix_ns = c->started_unix_ns,
+        .pid = (int)getpid(),
+        .direction = DIRECTION_OUTBOUND,
+        .service = c->svc->name,
+        .endpoint = endpoint,
+        .attempts = c->attempts,
+        .result = result,
+        .flags = c->flags,
+        .peer_identity = "",
+        .connect_ms = connected ? (double)(c->connected_ns - c->started_ns) / 1e6 : -1,
+        .duration_ms = (double)(now_ns() - c->started_ns) / 1e6,
+        .bytes_sent = c->bytes_sent,
+        .bytes_received = c->bytes_received,
+        .callers = c->callers,
+    };
+    access_write(&r);
+}
+
+void conn_failed(struct conn *c, int err, unsigned flags)
+{
+    c->result = err ? (int)metrics_result_of(err) : RESULT_NO_ENDPOINT;
+    c->flags |= flags | (err ? FLAG_UF : FLAG_UH) | (c->attempts > 1 ? FLAG_URX : 0);
+    if (!err)
+        metrics_unrouted(c->svc, RESULT_NO_ENDPOINT);
+    end(c);
+}
+
+void conn_refused(struct service *svc, uint16_t app_port, int result, unsigned flags)
+{
+    metrics_unrouted(svc, (enum stats_result)result);
+    if (!access_enabled())
+        return;
+    struct conn c = {
+        .svc = svc, .endpoint = CONN_NO_ENDPOINT, .port = app_port, .result = result,
+        .flags = flags, .started_ns = now_ns(), .started_unix_ns = unix_ns(),
+        .callers = capture_callers(),
+    };
+    end(&c);
+    free(c.callers);
+}
+
+void conn_closing(struct conn *c, int fd)
+{
+    if (!c->connected_ns || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CONN_OPEN)
+        return;
+    /* The kernel counts a socket's bytes: nothing of the shim needs to be in
+     * the data path for them. Sent = acknowledged + still queued. */
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (real_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+        return;
+    int queued = 0;
+    if (ioctl(fd, SIOCOUTQ, &queued) < 0 || queued < 0)
+        queued = 0;
+    c->bytes_sent = ti.tcpi_bytes_acked + (uint64_t)queued;
+    c->bytes_received = ti.tcpi_bytes_received;
+}
+
+void conn_unref(struct conn *c)
+{
+    if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    count_active(c, -1);
+    __atomic_sub_fetch(&c->svc->active, 1, __ATOMIC_RELAXED);
+    end(c);
+    if (c->state == CONN_FAILED) {
+        /* The application closed a failed connection: the real socket it
+         * stood for goes with it. */
+        real_close(c->sock);
+        placeholder_done();
+    }
+    free(c->callers);
+    free(c);
+}
+
+static void end_at_exit(int fd, struct conn *c)
+{
+    conn_closing(c, fd);
+    end(c);
+}
+
+void conn_exit(void)
+{
+    fdtable_each(end_at_exit);
+}

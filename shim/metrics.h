@@ -1,0 +1,46 @@
+/*
+ * metrics.h — what this process counts, into its stats file
+ * (include/meshim/stats.h holds the layout; the command reads it).
+ *
+ * The file is made the first time something is counted (a program that
+ * never makes a meshed connection leaves no file), and again in a fork
+ * child, which counts into a file of its own. Every function here is a few
+ * relaxed atomic adds once the file exists: no lock, no system call. With
+ * stats_dir = off, or when the file cannot be made (one warning), they do
+ * nothing.
+ */
+#ifndef MESHIM_METRICS_H
+#define MESHIM_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "meshim/registry.h"
+#include "meshim/stats.h"
+
+/* The result label of an attempt that failed with errno err (0: ok). */
+enum stats_result metrics_result_of(int err);
+
+/* One attempt on endpoint i of svc; latency_ns of a successful one (0: not
+ * measured). */
+void metrics_attempt(const struct service *svc, size_t i, enum stats_result r, uint64_t latency_ns);
+/* Endpoint i was ejected (true) or its circuit closed again (false). */
+void metrics_ejected(const struct service *svc, size_t i, bool ejected);
+void metrics_retry(const struct service *svc);
+/* A connect that never reached an endpoint: overflow, no_endpoint, fault. */
+void metrics_unrouted(const struct service *svc, enum stats_result r);
+/* A connection is established, latency_ns after connect() was called. */
+void metrics_connected(const struct service *svc, uint64_t latency_ns);
+/* An established connection is closed, having moved these many bytes. */
+void metrics_closed(const struct service *svc, uint64_t sent, uint64_t received);
+void metrics_inbound(uint16_t port, enum stats_result r);
+void metrics_handshake(enum stats_direction d, enum stats_result r);
+
+/* Changes in each fork child: a connection established in another
+ * generation is not this process's to count when it closes. */
+unsigned metrics_generation(void);
+
+/* fork: the child forgets its parent's file (no allocation, no lock). */
+void metrics_atfork_child(void);
+
+#endif
