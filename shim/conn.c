@@ -22,6 +22,11 @@
 #include "metrics.h"
 #include "placeholder.h"
 
+/* The kernel's TCP states (include/net/tcp_states.h; not in the uapi
+ * headers, and netinet/tcp.h cannot be used beside linux/tcp.h). */
+enum { STATE_TIME_WAIT = 6, STATE_CLOSE = 7, STATE_CLOSE_WAIT = 8, STATE_LAST_ACK = 9,
+       STATE_CLOSING = 11 };
+
 static void count_active(struct conn *c, int delta)
 {
     if (c->endpoint != CONN_NO_ENDPOINT)
@@ -51,9 +56,9 @@ struct conn *conn_new(struct service *svc, uint16_t app_port)
     c->endpoint = CONN_NO_ENDPOINT;
     c->sock = -1;
     c->port = app_port;
+    c->callers = capture_callers();     /* first: unwinding is not connect time */
     c->started_ns = now_ns();
     c->started_unix_ns = unix_ns();
-    c->callers = capture_callers();
     __atomic_add_fetch(&svc->active, 1, __ATOMIC_RELAXED);
     return c;
 }
@@ -142,18 +147,26 @@ void conn_closing(struct conn *c, int fd)
     if (!c->connected_ns || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CONN_OPEN)
         return;
     /* The kernel counts a socket's bytes: nothing of the shim needs to be in
-     * the data path for them. Sent = acknowledged + still queued. */
+     * the data path for them. What the application sent is what went out
+     * once (payload only: no SYN or FIN, no retransmission) plus what is
+     * still queued, not sent yet. */
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
     memset(&ti, 0, sizeof(ti));
     if (real_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
-        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
-        return;
-    int queued = 0;
-    if (ioctl(fd, SIOCOUTQ, &queued) < 0 || queued < 0)
-        queued = 0;
-    c->bytes_sent = ti.tcpi_bytes_acked + (uint64_t)queued;
-    c->bytes_received = ti.tcpi_bytes_received;
+        len < offsetof(struct tcp_info, tcpi_bytes_retrans) + sizeof(ti.tcpi_bytes_retrans))
+        return;     /* Linux < 5.5 */
+    int unsent = 0;
+    if (ioctl(fd, SIOCOUTQNSD, &unsent) < 0 || unsent < 0)
+        unsent = 0;
+    c->bytes_sent = ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans + (uint64_t)unsent;
+    /* The kernel's received count includes the peer's FIN, if it came.
+     * States after a FIN from the peer; CLOSE is after both FINs (or a
+     * reset, where this undercounts by one). */
+    bool fin = ti.tcpi_state == STATE_CLOSE_WAIT || ti.tcpi_state == STATE_LAST_ACK ||
+               ti.tcpi_state == STATE_CLOSING || ti.tcpi_state == STATE_TIME_WAIT ||
+               ti.tcpi_state == STATE_CLOSE;
+    c->bytes_received = ti.tcpi_bytes_received - (fin && ti.tcpi_bytes_received ? 1 : 0);
 }
 
 void conn_unref(struct conn *c)
