@@ -25,7 +25,8 @@ LDFLAGS  += $(SANITIZE)
 POLICY   := util config vip balancer registry breaker backoff
 SHIM     := $(POLICY) log accesslog metrics callers conn fdtable engine placeholder connect dial \
             health resolve hooks mesh
-UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_fork
+UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
+            test_fork
 
 POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o)
 SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o)
@@ -66,6 +67,11 @@ $(BUILD)/meshim: cli/meshim.c $(CLI_O) $(POLICY_O)
 # test_fork links the whole shim: its hooks become the test's own symbols.
 $(BUILD)/tests/test_fork: tests/unit/test_fork.c $(SHIM_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(SHIM_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
+
+# test_stats: the access-log format (library) and the stats reader (command).
+$(BUILD)/tests/test_stats: tests/unit/test_stats.c $(POLICY_O) $(BUILD)/obj/accesslog.o \
+        $(BUILD)/obj/log.o $(BUILD)/obj/cli_statsview.o | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread

@@ -141,7 +141,8 @@ int stats_view_scan(const char *dir, int only, struct stats_view **out)
         struct stats_view v;
         if (!stats_view_open(path, &v, why, sizeof(why)))
             continue;
-        if (v.pid != pid || proc_start_ticks(pid) != v.h->start_ticks) {
+        uint64_t started = proc_start_ticks(pid);
+        if (v.pid != pid || !started || started != v.h->start_ticks) {
             /* Its process is gone (or the pid is another process's now). */
             stats_view_close(&v);
             unlink(path);

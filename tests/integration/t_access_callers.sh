@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The access log's caller stacks (access_log_callers = on, libunwind opened
+# at run time) and its inbound lines.
+#   - a small C program whose main() calls fetch_orders(), which connects:
+#     the line names fetch_orders then main, and no frame of the shim;
+#   - with the option off the field is absent (and libunwind not loaded);
+#   - a client refused on a strict [inbound:PORT] of a shimmed server:
+#     an inbound line with result denied and flag DENY, and the counter.
+. "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+start_backend 2 "$port"
+wait_port 127.0.0.2 "$port"
+CALLERS=$ROOT/$BUILD/tests/callers
+cat > "$TMP/on.ini" <<INI
+[meshim]
+access_log = $TMP/on.log
+access_log_callers = on
+stats_dir = off
+[service:orders]
+endpoints = 127.0.0.2:$port
+INI
+sed -e "s|on.log|off.log|" -e "s|access_log_callers = on|access_log_callers = off|" "$TMP/on.ini" > "$TMP/off.ini"
+
+MESHIM_CONFIG=$TMP/on.ini shimmed "$CALLERS" orders "$port" || fail "callers program failed"
+python3 - "$TMP/on.log" <<'PY' || fail "caller stack: $(cat "$TMP/on.log")"
+import json, sys
+[line] = [json.loads(l) for l in open(sys.argv[1])]
+frames = line["callers"]
+names = [f.split("+")[0] for f in frames]
+assert "fetch_orders" in names and "main" in names, frames
+assert names.index("fetch_orders") < names.index("main"), frames       # innermost first
+assert frames[0].startswith("fetch_orders+0x") and frames[0].endswith("(callers)"), frames
+assert not any("libmeshim" in f for f in frames), frames
+assert line["result"] == "ok" and line["bytes_received"] > 0, line
+print(" -> ".join(frames[:2]))
+PY
+ok "callers: $(python3 -c "import json; print(' <- '.join(json.loads(open('$TMP/on.log').readline())['callers'][:2]))")"
+
+MESHIM_CONFIG=$TMP/off.ini strace -f -qq -e trace=openat -o "$TMP/off.trace" \
+    env LD_PRELOAD="$MESHIM_PRELOAD" "$CALLERS" orders "$port" || fail "callers program failed (off)"
+grep -q '"callers"' "$TMP/off.log" && fail "callers written with access_log_callers = off"
+grep -q libunwind "$TMP/off.trace" && fail "libunwind loaded with access_log_callers = off"
+ok "access_log_callers = off: no callers field, libunwind not loaded"
+
+# A shimmed python3 server with a strict inbound port: mTLS is not built in
+# this version, so every client is refused in accept() (fail closed).
+iport=$(free_port)
+cat > "$TMP/in.ini" <<INI
+[meshim]
+access_log = $TMP/in.log
+stats_dir = $TMP/stats
+[inbound:$iport]
+tls = strict
+INI
+MESHIM_CONFIG=$TMP/in.ini env LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 -m http.server --bind 127.0.0.1 "$iport" > "$TMP/server.log" 2>&1 &
+SERVER=$!
+PIDS+=($SERVER)
+wait_port 127.0.0.1 "$iport"        # that connect is refused too: 1
+for i in 1 2 3; do
+    python3 -c "
+import socket
+s = socket.create_connection(('127.0.0.1', $iport)); s.sendall(b'GET / HTTP/1.0\r\n\r\n')
+try:
+    got = s.recv(100)
+except ConnectionResetError:
+    got = b''
+assert got == b'', 'the server answered a plaintext client'" || fail "plaintext client got an answer"
+done
+for i in $(seq 1 50); do [ "$(grep -c inbound "$TMP/in.log" 2>/dev/null)" -ge 4 ] && break; sleep 0.1; done
+python3 - "$TMP/in.log" "$iport" "$SERVER" <<'PY' || fail "inbound lines: $(cat "$TMP/in.log")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert len(lines) == 4, lines
+for l in lines:
+    assert l["direction"] == "inbound" and l["service"] == f"inbound:{sys.argv[2]}", l
+    assert l["result"] == "denied" and l["flags"] == "DENY" and l["pid"] == int(sys.argv[3]), l
+    assert l["endpoint"].startswith("127.0.0.1:"), l
+PY
+meshim stats --prometheus --dir "$TMP/stats" > "$TMP/prom.txt"
+grep -qx "meshim_inbound_connections_total{process=\"python3\",pid=\"$SERVER\",port=\"$iport\",result=\"denied\"} 4" "$TMP/prom.txt" ||
+    fail "inbound counter: $(grep inbound_connections "$TMP/prom.txt")"
+grep -q "GET /" "$TMP/server.log" && fail "the server saw a request from a refused client"
+ok "inbound: 4 refused clients, 4 access-log lines (denied, DENY), meshim_inbound_connections_total = 4"

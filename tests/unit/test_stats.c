@@ -1,0 +1,267 @@
+/*
+ * test_stats.c — the observability formats: access-log lines, histogram
+ * buckets and quantiles, checking a stats file before trusting it, and the
+ * Prometheus text rendered from one.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "meshim/stats.h"
+#include "statsview.h"
+
+/* ------------------------------------------------------------ access log -- */
+
+static void test_access_line(void **state)
+{
+    (void)state;
+    struct access_record r = {
+        .start_unix_ns = 1795435200123456789ull,    /* 2026-11-23T12:00:00.123Z */
+        .pid = 42, .direction = DIRECTION_OUTBOUND, .service = "orders",
+        .endpoint = "10.0.0.5:8080", .attempts = 3, .result = "refused",
+        .flags = FLAG_UF | FLAG_URX, .peer_identity = "", .connect_ms = -1,
+        .duration_ms = 51.25, .bytes_sent = 0, .bytes_received = 0,
+    };
+    char buf[ACCESS_LINE_MAX + 1];
+    size_t n = access_format(&r, buf, sizeof(buf));
+    assert_int_equal(n, strlen(buf));
+    assert_string_equal(buf,
+        "{\"ts\":\"2026-11-23T12:00:00.123Z\",\"pid\":42,\"direction\":\"outbound\","
+        "\"service\":\"orders\",\"endpoint\":\"10.0.0.5:8080\",\"attempts\":3,"
+        "\"result\":\"refused\",\"flags\":\"UF,URX\",\"tls\":\"none\",\"peer_identity\":\"\","
+        "\"connect_ms\":null,\"duration_ms\":51.250,\"bytes_sent\":0,\"bytes_received\":0}\n");
+}
+
+static void test_access_escaping_and_callers(void **state)
+{
+    (void)state;
+    struct access_record r = {
+        .service = "we\"ird\\na\nme", .endpoint = "", .result = "ok", .peer_identity = "",
+        .tls = true, .connect_ms = 1.5, .callers = "[\"main+0x1 (prog)\"]",
+    };
+    char buf[ACCESS_LINE_MAX + 1];
+    access_format(&r, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"service\":\"we\\\"ird\\\\na\\u000ame\""));
+    assert_non_null(strstr(buf, "\"tls\":\"mtls\""));
+    assert_non_null(strstr(buf, "\"flags\":\"-\""));
+    assert_non_null(strstr(buf, ",\"callers\":[\"main+0x1 (prog)\"]}\n"));
+
+    /* A stack too long for the line: the line stays whole JSON. */
+    char *big = malloc(ACCESS_LINE_MAX * 2);
+    memset(big, 'x', ACCESS_LINE_MAX * 2 - 3);
+    big[0] = '[', big[1] = '"';
+    strcpy(big + ACCESS_LINE_MAX * 2 - 4, "\"]");
+    r.callers = big;
+    size_t n = access_format(&r, buf, sizeof(buf));
+    assert_true(n <= ACCESS_LINE_MAX);
+    assert_non_null(strstr(buf, ",\"callers\":[\"(too long)\"]}\n"));
+    free(big);
+}
+
+static void test_flags_text(void **state)
+{
+    (void)state;
+    char buf[64];
+    access_flags_text(0, buf, sizeof(buf));
+    assert_string_equal(buf, "-");
+    access_flags_text(FLAG_UO, buf, sizeof(buf));
+    assert_string_equal(buf, "UO");
+    access_flags_text(FLAG_UH | FLAG_FI | FLAG_DENY, buf, sizeof(buf));
+    assert_string_equal(buf, "UH,FI,DENY");
+}
+
+/* ------------------------------------------------------------ histograms -- */
+
+static void test_buckets(void **state)
+{
+    (void)state;
+    assert_int_equal(stats_bucket_of(0), 0);
+    assert_int_equal(stats_bucket_of(100), 0);          /* upper bounds are inclusive */
+    assert_int_equal(stats_bucket_of(101), 1);
+    assert_int_equal(stats_bucket_of(1000), 3);
+    assert_int_equal(stats_bucket_of(5000000), STATS_BUCKETS - 2);
+    assert_int_equal(stats_bucket_of(5000001), STATS_BUCKETS - 1);
+    assert_int_equal(stats_bucket_of(UINT64_MAX), STATS_BUCKETS - 1);
+}
+
+static void test_quantiles(void **state)
+{
+    (void)state;
+    struct stats_histogram h = { 0 };
+    assert_true(stats_quantile_us(&h, 0.5) < 0);       /* nothing observed */
+    /* 100 observations in (250, 500] µs: quantiles interpolate inside it. */
+    h.buckets[2] = 100;
+    assert_true(stats_quantile_us(&h, 0.5) > 374 && stats_quantile_us(&h, 0.5) < 376);
+    assert_true(stats_quantile_us(&h, 0.99) > 497 && stats_quantile_us(&h, 0.99) <= 500);
+    /* One slow outlier in +Inf does not move p50; p99 of 2 % in +Inf is
+     * reported as the highest finite bound. */
+    h.buckets[STATS_BUCKETS - 1] = 3;
+    assert_true(stats_quantile_us(&h, 0.5) < 500);
+    assert_true(stats_quantile_us(&h, 0.99) == 5000000);
+}
+
+/* ------------------------------------------------------------ stats files -- */
+
+/* A stats file as the library lays it out, in a temporary folder. */
+static struct stats_header *make_file(const char *path)
+{
+    size_t size = stats_file_size();
+    struct stats_header *h = calloc(1, size);
+    memcpy(h->magic, STATS_MAGIC, 8);
+    h->version = STATS_VERSION;
+    h->header_size = sizeof(*h);
+    h->file_size = size;
+    h->pid = 4242;
+    h->max_services = STATS_MAX_SERVICES;
+    h->max_endpoints = STATS_MAX_ENDPOINTS;
+    h->max_inbound = STATS_MAX_INBOUND;
+    strcpy(h->process, "my\"app");
+    h->off_services = sizeof(*h);
+    h->off_endpoints = h->off_services + STATS_MAX_SERVICES * sizeof(struct stats_service);
+    h->off_inbound = h->off_endpoints + STATS_MAX_ENDPOINTS * sizeof(struct stats_endpoint);
+    struct stats_service *svc = (void *)((char *)h + h->off_services);
+    struct stats_endpoint *ep = (void *)((char *)h + h->off_endpoints);
+    strcpy(svc[0].name, "orders");
+    svc[0].retries = 3;
+    svc[0].active = -2;                         /* a fork child's inherited close */
+    svc[0].connections[RESULT_OVERFLOW] = 7;
+    svc[0].connect.buckets[0] = 2;
+    svc[0].connect.buckets[4] = 1;
+    svc[0].connect.sum_us = 1234;
+    strcpy(ep[0].label, "10.0.0.5:8080");
+    ep[0].connections[RESULT_OK] = 40;
+    ep[0].connections[RESULT_TIMEOUT] = 2;
+    strcpy(ep[1].label, "10.0.0.6:8080");
+    ep[1].ejected = 1;
+    ep[1].ejections = 1;
+    ep[1].service = 0;
+    h->n_services = 1;
+    h->n_endpoints = 2;
+    FILE *f = fopen(path, "w");
+    fwrite(h, 1, size, f);
+    fclose(f);
+    return h;
+}
+
+static char *render(const struct stats_view *v)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    stats_render_prometheus(v, 1, f);
+    fclose(f);
+    return text;
+}
+
+static void test_prometheus_text(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/meshim-unit.XXXXXX", path[256], why[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/4242.stats", dir);
+    free(make_file(path));
+    struct stats_view v;
+    assert_true(stats_view_open(path, &v, why, sizeof(why)));
+    char *text = render(&v);
+    const char *want[] = {
+        "# TYPE meshim_connections_total counter\n",
+        "meshim_connections_total{process=\"my?app\",pid=\"4242\",service=\"orders\",endpoint=\"10.0.0.5:8080\",result=\"ok\"} 40\n",
+        "meshim_connections_total{process=\"my?app\",pid=\"4242\",service=\"orders\",endpoint=\"10.0.0.5:8080\",result=\"timeout\"} 2\n",
+        "meshim_connections_total{process=\"my?app\",pid=\"4242\",service=\"orders\",endpoint=\"\",result=\"overflow\"} 7\n",
+        "meshim_retries_total{process=\"my?app\",pid=\"4242\",service=\"orders\"} 3\n",
+        "meshim_endpoint_ejected{process=\"my?app\",pid=\"4242\",service=\"orders\",endpoint=\"10.0.0.6:8080\"} 1\n",
+        "meshim_active_connections{process=\"my?app\",pid=\"4242\",service=\"orders\"} 0\n",
+        "meshim_connect_seconds_bucket{process=\"my?app\",pid=\"4242\",service=\"orders\",le=\"0.0001\"} 2\n",
+        "meshim_connect_seconds_bucket{process=\"my?app\",pid=\"4242\",service=\"orders\",le=\"0.001\"} 2\n",
+        "meshim_connect_seconds_bucket{process=\"my?app\",pid=\"4242\",service=\"orders\",le=\"0.0025\"} 3\n",
+        "meshim_connect_seconds_bucket{process=\"my?app\",pid=\"4242\",service=\"orders\",le=\"+Inf\"} 3\n",
+        "meshim_connect_seconds_sum{process=\"my?app\",pid=\"4242\",service=\"orders\"} 0.001234\n",
+        "meshim_connect_seconds_count{process=\"my?app\",pid=\"4242\",service=\"orders\"} 3\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(text, want[i]))
+            fail_msg("missing: %s\nin:\n%s", want[i], text);
+    /* Zero outcomes other than ok are left out. */
+    assert_null(strstr(text, "result=\"refused\""));
+    free(text);
+    stats_view_close(&v);
+
+    /* A file of a process that does not exist is removed by a scan. */
+    struct stats_view *views;
+    assert_int_equal(stats_view_scan(dir, 0, &views), 0);
+    free(views);
+    assert_int_equal(access(path, F_OK), -1);
+    rmdir(dir);
+}
+
+static void test_untrusted_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/meshim-unit.XXXXXX", path[256], why[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/1.stats", dir);
+    struct stats_view v;
+
+    struct stats_header *h = make_file(path);
+    h->version = 99;
+    FILE *f = fopen(path, "w");
+    fwrite(h, 1, stats_file_size(), f);
+    fclose(f);
+    assert_false(stats_view_open(path, &v, why, sizeof(why)));
+    assert_string_equal(why, "written by another version of meshim");
+
+    h->version = STATS_VERSION;
+    h->off_inbound = stats_file_size() - 8;     /* points past the end */
+    f = fopen(path, "w");
+    fwrite(h, 1, stats_file_size(), f);
+    fclose(f);
+    assert_false(stats_view_open(path, &v, why, sizeof(why)));
+    assert_string_equal(why, "corrupt layout");
+
+    f = fopen(path, "w");
+    fwrite(h, 1, 100, f);
+    fclose(f);
+    assert_false(stats_view_open(path, &v, why, sizeof(why)));
+    assert_string_equal(why, "truncated");
+
+    /* Counts beyond the slots are clamped, names without a terminator
+     * are bounded. */
+    h->off_inbound = h->off_endpoints + STATS_MAX_ENDPOINTS * sizeof(struct stats_endpoint);
+    h->n_services = 100000;
+    struct stats_service *svc = (void *)((char *)h + h->off_services);
+    memset(svc[0].name, 'a', sizeof(svc[0].name));
+    f = fopen(path, "w");
+    fwrite(h, 1, stats_file_size(), f);
+    fclose(f);
+    assert_true(stats_view_open(path, &v, why, sizeof(why)));
+    assert_int_equal(stats_view_count(&v, 's'), STATS_MAX_SERVICES);
+    char *text = render(&v);
+    assert_non_null(text);
+    free(text);
+    stats_view_close(&v);
+    free(h);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_access_line),
+        cmocka_unit_test(test_access_escaping_and_callers),
+        cmocka_unit_test(test_flags_text),
+        cmocka_unit_test(test_buckets),
+        cmocka_unit_test(test_quantiles),
+        cmocka_unit_test(test_prometheus_text),
+        cmocka_unit_test(test_untrusted_files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
