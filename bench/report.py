@@ -11,7 +11,7 @@ import time
 
 results, startup_json, rss_direct, rss_shim, secs, rounds, out = sys.argv[1:8]
 ROWS = [("direct", "direct"), ("passthrough", "passthrough (shim loaded, not meshed)"),
-        ("mesh", "mesh plain"), ("mesh-mtls", "mesh mTLS"),
+        ("mesh", "mesh plain"), ("mesh-nostats", "mesh plain, stats_dir = off"), ("mesh-mtls", "mesh mTLS"),
         ("haproxy", "HAProxy mTLS pair"), ("stunnel", "stunnel mTLS pair")]
 
 data = {}   # (row, test) -> list of dicts
@@ -102,6 +102,12 @@ lines.append(target("meshed, no TLS: keep-alive ≥ 0.97 × direct", m_ratio and
                     m_ratio and m_ratio >= 0.97))
 lines.append(target("meshed, no TLS: new connections ≥ 0.9 × direct", m_conn and f"{m_conn:.3f}",
                     m_conn and m_conn >= 0.9))
+s_ratio = paired("mesh", "keepalive", "rps", "mesh-nostats")
+s_conn = paired("mesh", "conn", "rps", "mesh-nostats")
+lines.append(target("stats on vs stats_dir = off: keep-alive ≥ 0.99 × (issue 5)",
+                    s_ratio and f"{s_ratio:.3f}", s_ratio and s_ratio >= 0.99))
+lines.append(target("stats on vs stats_dir = off: new connections (no target; each connect counts)",
+                    s_conn and f"{s_conn:.3f}", True))
 for desc in ("mTLS keep-alive ≥ 2.5 × the HAProxy pair", "mTLS p99 ≤ 1/3 of the HAProxy pair",
              "mTLS new connections/s ≥ 4 × the HAProxy pair", "≤ 32 KiB per idle mTLS connection"):
     lines.append(f"| {desc} | not measured: mTLS is not built yet | — |")

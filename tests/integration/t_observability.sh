@@ -186,7 +186,9 @@ ok "meshim stats PID: $(grep '^  orders' "$TMP/table.txt" | tr -s ' ')"
 
 # --- the exporter ----------------------------------------------------------
 eport=$(free_port)
-meshim exporter --listen "127.0.0.1:$eport" --dir "$STATS" 2> "$TMP/exporter.err" 7>&- &
+# Directly, not through meshim(): $! must be the exporter's own pid.
+env LD_PRELOAD="$MESHIM_CMD_PRELOAD" "$MESHIM_CMD" exporter --listen "127.0.0.1:$eport" --dir "$STATS" \
+    2> "$TMP/exporter.err" 7>&- &
 EXPORTER=$!
 PIDS+=($EXPORTER)
 wait_port 127.0.0.1 "$eport"
