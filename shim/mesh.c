@@ -125,10 +125,13 @@ __attribute__((constructor(101))) static void mesh_init(void)
     log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");
 }
 
-/* At exit the connections still open end: their access-log lines and bytes
- * are written now (the kernel closes their descriptors without a hook). */
+/* At exit the connections still open end: their access-log lines are
+ * written now (the kernel closes their descriptors without a hook); then
+ * the stats file goes. */
 __attribute__((destructor)) static void mesh_exit(void)
 {
-    if (mesh_registry())
+    if (mesh_registry()) {
         conn_exit();
+        metrics_exit();
+    }
 }

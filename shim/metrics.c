@@ -34,6 +34,7 @@ static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
  * once in the first process and kept across fork. */
 static uint32_t *first_endpoint;
 static unsigned generation;
+static char map_path[512];                  /* the file this process made */
 
 static struct stats_service *service_slots(struct stats_header *h)
 {
@@ -143,6 +144,7 @@ static struct stats_header *create(const char *dir, const struct registry *reg)
         errno = err;
         return NULL;
     }
+    snprintf(map_path, sizeof(map_path), "%s", path);
     return m;
 }
 
@@ -309,6 +311,15 @@ void metrics_handshake(enum stats_direction d, enum stats_result r)
         add(&h->tls_handshakes[d][r], 1);
 }
 
+void metrics_exit(void)
+{
+    /* Readers skip the files of dead processes anyway: removing ours at
+     * exit keeps a host that runs many short meshed programs from filling
+     * the folder (a process that dies otherwise is cleaned up by them). */
+    if (__atomic_load_n(&map, __ATOMIC_ACQUIRE) && map_path[0])
+        unlink(map_path);
+}
+
 unsigned metrics_generation(void)
 {
     return generation;
@@ -321,6 +332,7 @@ void metrics_atfork_child(void)
     if (h)
         munmap(h, stats_file_size());
     map = NULL;
+    map_path[0] = '\0';
     state = UNTRIED;
     pthread_mutex_init(&attach_lock, NULL);
 }

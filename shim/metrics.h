@@ -36,6 +36,9 @@ void metrics_closed(const struct service *svc, uint64_t sent, uint64_t received)
 void metrics_inbound(uint16_t port, enum stats_result r);
 void metrics_handshake(enum stats_direction d, enum stats_result r);
 
+/* At exit: this process's file goes (see metrics.c). */
+void metrics_exit(void);
+
 /* Changes in each fork child: a connection established in another
  * generation is not this process's to count when it closes. */
 unsigned metrics_generation(void);

@@ -12,6 +12,7 @@ port=$(free_port)
 start_backend 2 "$port"
 wait_port 127.0.0.2 "$port"
 CALLERS=$ROOT/$BUILD/tests/callers
+CLIENTS=()
 cat > "$TMP/on.ini" <<INI
 [meshim]
 access_log = $TMP/on.log
@@ -83,3 +84,33 @@ grep -qx "meshim_inbound_connections_total{process=\"python3\",pid=\"$SERVER\",p
     fail "inbound counter: $(grep inbound_connections "$TMP/prom.txt")"
 grep -q "GET /" "$TMP/server.log" && fail "the server saw a request from a refused client"
 ok "inbound: 4 refused clients, 4 access-log lines (denied, DENY), meshim_inbound_connections_total = 4"
+
+# A process killed outright leaves its stats file; the command skips it and
+# removes it (a process that exits removes its own).
+kill -9 "$SERVER"; wait "$SERVER" 2>/dev/null
+[ -f "$TMP/stats/$SERVER.stats" ] || fail "the killed server's stats file is already gone"
+meshim stats --dir "$TMP/stats" | grep -q "no live meshed process" || fail "a killed process is still shown"
+[ -f "$TMP/stats/$SERVER.stats" ] && fail "the killed server's stats file was not removed"
+ok "a SIGKILLed process: its stats file skipped and removed by meshim stats"
+
+# Many processes appending long lines (caller stacks) to one access log at
+# once: every line stays whole.
+for i in 1 2 3 4; do
+    MESHIM_CONFIG=$TMP/on.ini shimmed python3 -c "
+import socket
+for _ in range(50):
+    s = socket.create_connection(('orders', $port)); s.sendall(b'GET /who HTTP/1.0\r\n\r\n')
+    while s.recv(4096): pass
+    s.close()" &
+    CLIENTS+=($!)
+done
+for p in "${CLIENTS[@]}"; do wait "$p" || fail "a client failed"; done
+python3 - "$TMP/on.log" <<'PY' || fail "interleaved access log"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+parsed = [json.loads(l) for l in lines]          # raises on a line cut or mixed with another
+assert len(parsed) == 1 + 200, len(parsed)
+assert all(len(p["callers"]) > 3 for p in parsed[1:]), "python3 lines without a stack"
+print(f"{len(parsed)} lines, longest {max(map(len, lines))} bytes")
+PY
+ok "4 processes x 50 connections appending to one access log: every line whole JSON"
