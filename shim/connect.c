@@ -380,7 +380,6 @@ static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port, uint64
         if (i < 0)
             break;
         uint64_t started = conn_attempt(c, (size_t)i);
-        spec.attempts++;
         int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
         if (err == EINPROGRESS)
             err = settled(fd);
@@ -396,19 +395,20 @@ static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port, uint64
             return fail(EINPROGRESS);     /* what the kernel said; it is connected */
         }
         spec.err = err;
-        attempt_failed_log(svc, (size_t)i, app_port, spec.attempts, err, spec.last, sizeof(spec.last));
+        attempt_failed_log(svc, (size_t)i, app_port, c->attempts, err, spec.last, sizeof(spec.last));
         if (!retry_next(p, (size_t)i, err, retry))
             break;
         reset_socket(fd);
         delay_ns = retry_delay_ns(svc, retry + 1);
     }
-    conn_failed(c, spec.attempts ? spec.err : 0, 0);
+    unsigned attempts = c->attempts;
+    conn_failed(c, attempts ? spec.err : 0, 0);
     fdtable_drop(fd);
     conn_unref(c);
-    if (spec.attempts == 0)
+    if (attempts == 0)
         return fail(no_endpoint(p));
     reset_socket(fd);
-    attempts_failed(svc, spec.attempts, spec.last, spec.err);
+    attempts_failed(svc, attempts, spec.last, spec.err);
     return fail(spec.err);
 }
 

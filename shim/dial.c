@@ -87,9 +87,9 @@ static void connected(struct dial *d)
 static void give_up(struct dial *d, int err)
 {
     struct service *svc = d->conn->svc;
-    if (d->spec.attempts)
-        attempts_failed(svc, d->spec.attempts, d->spec.last, err);
-    conn_failed(d->conn, d->spec.attempts ? err : 0, 0);
+    if (d->conn->attempts)
+        attempts_failed(svc, d->conn->attempts, d->spec.last, err);
+    conn_failed(d->conn, d->conn->attempts ? err : 0, 0);
     reset_socket(d->sock);
     swap_lock();
     set_state(d->conn, CONN_FAILED, d->sock, err);  /* the conn owns the socket now */
@@ -104,7 +104,7 @@ static void attempt_failed(struct dial *d, int err)
     struct service *svc = d->conn->svc;
     size_t i = d->conn->endpoint;
     attempt_record(svc, i, err, d->spec.started_ns);
-    attempt_failed_log(svc, i, d->spec.app_port, d->spec.attempts, err, d->spec.last,
+    attempt_failed_log(svc, i, d->spec.app_port, d->conn->attempts, err, d->spec.last,
                        sizeof(d->spec.last));
     d->spec.err = err;
     if (!retry_next(&d->pick, i, err, d->spec.retry)) {
@@ -142,10 +142,9 @@ static void next_attempt(struct dial *d)
     socklen_t len;
     ssize_t i = pick_target(&d->pick, d->spec.app_port, &ss, &len);
     if (i < 0) {
-        give_up(d, d->spec.attempts ? d->spec.err : no_endpoint(&d->pick));
+        give_up(d, d->conn->attempts ? d->spec.err : no_endpoint(&d->pick));
         return;
     }
-    d->spec.attempts++;
     d->spec.started_ns = conn_attempt(d->conn, (size_t)i);
     int err = real_connect(d->sock, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
     if (err == 0) {

@@ -26,7 +26,6 @@ struct dial_spec {
     uint64_t started_ns;
     uint64_t delay_ns;          /* else: the next attempt after this long */
     unsigned retry;             /* retries made so far */
-    unsigned attempts;
     uint32_t timeout_ms;        /* per attempt */
     uint16_t app_port;
     int err;                    /* the last failure, and where */
