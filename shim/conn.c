@@ -7,10 +7,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/sockios.h>
 #include <linux/tcp.h>
 
 #include "accesslog.h"
@@ -144,22 +142,21 @@ void conn_refused(struct service *svc, uint16_t app_port, int result, unsigned f
 
 void conn_closing(struct conn *c, int fd)
 {
-    if (!c->connected_ns || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CONN_OPEN)
+    if (!c->connected_ns || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CONN_OPEN ||
+        (!metrics_on() && !access_enabled()))
         return;
     /* The kernel counts a socket's bytes: nothing of the shim needs to be in
      * the data path for them. What the application sent is what went out
      * once (payload only: no SYN or FIN, no retransmission) plus what is
-     * still queued, not sent yet. */
+     * still queued, not sent yet. One getsockopt: this is paid by every
+     * meshed close. */
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
     memset(&ti, 0, sizeof(ti));
     if (real_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
         len < offsetof(struct tcp_info, tcpi_bytes_retrans) + sizeof(ti.tcpi_bytes_retrans))
         return;     /* Linux < 5.5 */
-    int unsent = 0;
-    if (ioctl(fd, SIOCOUTQNSD, &unsent) < 0 || unsent < 0)
-        unsent = 0;
-    c->bytes_sent = ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans + (uint64_t)unsent;
+    c->bytes_sent = ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans + ti.tcpi_notsent_bytes;
     /* The kernel's received count includes the peer's FIN, if it came.
      * States after a FIN from the peer; CLOSE is after both FINs (or a
      * reset, where this undercounts by one). */

@@ -226,6 +226,11 @@ static struct stats_endpoint *endpoint_stats(struct stats_header *h, const struc
     return slot < h->n_endpoints ? &endpoint_slots(h)[slot] : NULL;
 }
 
+bool metrics_on(void)
+{
+    return stats() != NULL;
+}
+
 enum stats_result metrics_result_of(int err)
 {
     if (!err)

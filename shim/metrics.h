@@ -18,6 +18,9 @@
 #include "meshim/registry.h"
 #include "meshim/stats.h"
 
+/* Is this process counting (its file exists)? */
+bool metrics_on(void);
+
 /* The result label of an attempt that failed with errno err (0: ok). */
 enum stats_result metrics_result_of(int err);
 
