@@ -178,7 +178,7 @@ static struct stats_header *attach(void)
                          (int)getpid(), strerror(errno));
         }
         errno = saved;
-        state = h ? ATTACHED : OFF;
+        __atomic_store_n(&state, h ? ATTACHED : OFF, __ATOMIC_RELAXED);
         __atomic_store_n(&map, h, __ATOMIC_RELEASE);
     }
     struct stats_header *h = __atomic_load_n(&map, __ATOMIC_ACQUIRE);
