@@ -7,6 +7,7 @@
  */
 #include "accesslog.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,7 +36,10 @@ void access_write(const struct access_record *r)
         return;
     char line[ACCESS_LINE_MAX + 1];
     size_t n = access_format(r, line, sizeof(line));
-    log_write_line(where, line, n);
+    int saved = errno;
+    if (!log_write_line(where, line, n))
+        log_warn("access_log: cannot open %s (%s); its lines go to stderr", where, strerror(errno));
+    errno = saved;
 }
 
 /* ------------------------------------------------------------ formatting -- */

@@ -54,18 +54,22 @@ static bool repeated(const char *text)
     return false;
 }
 
-void log_write_line(const char *path, const char *line, size_t len)
+bool log_write_line(const char *path, const char *line, size_t len)
 {
     int fd = 2;
+    bool opened = true;
     if (path && path[0] && strcmp(path, "stderr") != 0) {
         fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0)
-            fd = 2;
+        if (fd < 0) {
+            fd = 2;         /* nothing lost: the line goes to stderr */
+            opened = false;
+        }
     }
     /* One write with O_APPEND: lines from many processes do not interleave. */
     (void)syscall(SYS_write, fd, line, len);
     if (fd != 2)
         (void)syscall(SYS_close, fd);
+    return opened;
 }
 
 void mlog(enum log_level level, const char *fmt, ...)

@@ -13,8 +13,9 @@
 void log_configure(enum log_level level, const char *file);
 /* Writes one whole line to path ("stderr", empty or NULL: stderr) with one
  * O_APPEND write, so lines from many processes never interleave; the file
- * is opened for each line (see log.c). Also the access log's writer. */
-void log_write_line(const char *path, const char *line, size_t len);
+ * is opened for each line (see log.c). Also the access log's writer.
+ * False when path could not be opened: the line went to stderr instead. */
+bool log_write_line(const char *path, const char *line, size_t len);
 void mlog(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) mlog(LOG_ERROR, __VA_ARGS__)

@@ -105,8 +105,16 @@ static bool make_dir(const char *dir)
 {
     if (mkdir(dir, 0777) == 0)
         chmod(dir, 01777);
+    else if (errno != EEXIST)
+        return false;       /* with mkdir's errno: the reason to report */
     struct stat st;
-    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+    if (stat(dir, &st) < 0)
+        return false;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return false;
+    }
+    return true;
 }
 
 /* Makes, fills and publishes the file; NULL on failure (errno set). */
