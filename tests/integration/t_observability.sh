@@ -281,3 +281,45 @@ meshim stats --dir "$STATS" > "$TMP/after.txt"
 grep -q "no live meshed process" "$TMP/after.txt" || fail "stats of exited processes still shown: $(cat "$TMP/after.txt")"
 [ -z "$(ls "$STATS")" ] || fail "files of exited processes not cleaned up: $(ls "$STATS")"
 ok "exited processes: ignored and their files removed"
+
+# --- the engine's path: timeouts met by non-blocking connects ------------------
+start_black_hole 127.0.0.5 "$port"
+cat > "$TMP/hole.ini" <<INI
+[meshim]
+stats_dir = $TMP/stats2
+access_log = $TMP/access2.log
+[service:orders]
+endpoints = 127.0.0.5:$port, 127.0.0.2:$port
+lb = round_robin
+connect_timeout = 200ms
+eject_after = 1000
+INI
+MESHIM_CONFIG=$TMP/hole.ini shimmed python3 - "$port" "$ROOT/$BUILD/meshim" "$TMP/stats2" > "$TMP/hole.prom" <<'PY' ||
+import asyncio, os, subprocess, sys
+port, meshim, stats = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+async def main():
+    for i in range(4):
+        r, w = await asyncio.open_connection("orders", port)
+        w.write(b"GET /who HTTP/1.0\r\n\r\n"); await w.drain(); await r.read()
+        w.close(); await w.wait_closed()
+asyncio.run(main())
+env = dict(os.environ, LD_PRELOAD=os.environ.get("MESHIM_CMD_PRELOAD", ""))
+print(subprocess.run([meshim, "stats", "--prometheus", "--dir", stats, str(os.getpid())],
+                     capture_output=True, text=True, env=env, check=True).stdout)
+PY
+    fail "asyncio client through the black hole failed"
+cp "$TMP/hole.prom" "$TMP/prom.txt"
+CLIENT=$(grep -o 'pid="[0-9]*"' "$TMP/hole.prom" | head -1 | tr -dc 0-9)
+expect meshim_connections_total "service=\"orders\",endpoint=\"$(ep 5)\",result=\"timeout\"" 2
+expect meshim_connections_total "service=\"orders\",endpoint=\"$(ep 2)\",result=\"ok\"" 4
+expect meshim_retries_total 'service="orders"' 2
+expect meshim_connect_seconds_count 'service="orders"' 4
+python3 - "$TMP/access2.log" <<'PY' || fail "access log of the engine's path: $(cat "$TMP/access2.log")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert len(lines) == 4, lines
+retried = [l for l in lines if l["attempts"] == 2]
+assert len(retried) == 2 and all(l["connect_ms"] >= 200 and l["result"] == "ok" for l in retried), lines
+assert all(l["bytes_received"] > 0 for l in lines), lines
+PY
+ok "non-blocking connects through the engine: 2 timeouts, 2 retries, 4 ok, retried lines with connect_ms >= 200"
