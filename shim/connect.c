@@ -474,11 +474,14 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
             return rc;
     }
 
-    /* TCP only (UDP to a VIP is not meshed); the family is the address's. */
+    /* TCP only (UDP to a VIP is not meshed); the family is the address's.
+     * socket() told us, unless the descriptor came another way. */
     int saved = errno;
-    int protocol = socket_int(fd, SOL_SOCKET, SO_PROTOCOL);
+    enum fd_kind kind = fdtable_kind(fd);
+    if (kind == FD_UNKNOWN)
+        kind = socket_int(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP ? FD_TCP : FD_NOT_TCP;
     errno = saved;
-    if (protocol != IPPROTO_TCP)
+    if (kind != FD_TCP)
         return real_connect(fd, addr, len);
 
     if (svc->cfg->tls == TLS_MTLS) {

@@ -4,6 +4,7 @@
 #include "fdtable.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #define CHUNK_BITS 10
@@ -11,6 +12,7 @@
 #define MAX_CHUNKS 1024                 /* 2^20 descriptors: Linux's nr_open default */
 
 static struct conn **chunks[MAX_CHUNKS];
+static uint8_t *kinds[MAX_CHUNKS];      /* enum fd_kind, a byte per descriptor */
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct conn **slot_of(int fd, bool create)
@@ -74,8 +76,43 @@ struct conn *fdtable_get(int fd)
     return c;
 }
 
+static uint8_t *kind_slot(int fd, bool create)
+{
+    if (fd < 0 || (unsigned)fd >= MAX_CHUNKS * CHUNK_SLOTS)
+        return NULL;
+    uint8_t **chunk = &kinds[(unsigned)fd >> CHUNK_BITS];
+    uint8_t *bytes = __atomic_load_n(chunk, __ATOMIC_ACQUIRE);
+    if (!bytes && create) {
+        uint8_t *fresh = calloc(CHUNK_SLOTS, 1);
+        if (!fresh)
+            return NULL;
+        uint8_t *none = NULL;
+        /* Lock-free: a thread that loses the race frees its chunk. */
+        if (__atomic_compare_exchange_n(chunk, &none, fresh, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            bytes = fresh;
+        else
+            free(fresh), bytes = none;
+    }
+    return bytes ? &bytes[(unsigned)fd & (CHUNK_SLOTS - 1)] : NULL;
+}
+
+void fdtable_set_kind(int fd, enum fd_kind kind)
+{
+    uint8_t *k = kind_slot(fd, kind != FD_UNKNOWN);
+    if (k)
+        __atomic_store_n(k, (uint8_t)kind, __ATOMIC_RELAXED);
+}
+
+enum fd_kind fdtable_kind(int fd)
+{
+    uint8_t *k = kind_slot(fd, false);
+    return k ? (enum fd_kind)__atomic_load_n(k, __ATOMIC_RELAXED) : FD_UNKNOWN;
+}
+
 void fdtable_share(int from, int to)
 {
+    fdtable_set_kind(to, fdtable_kind(from));
     struct conn *c = fdtable_get(from);
     if (c)
         fdtable_set(to, c);
@@ -85,6 +122,7 @@ void fdtable_share(int from, int to)
 
 void fdtable_drop(int fd)
 {
+    fdtable_set_kind(fd, FD_UNKNOWN);
     conn_unref(fdtable_take(fd));
 }
 
@@ -95,7 +133,8 @@ void fdtable_drop_range(unsigned first, unsigned last)
         last = limit;
     for (unsigned fd = first; fd <= last && fd >= first; fd++) {
         /* Skip whole chunks that were never allocated. */
-        if (!__atomic_load_n(&chunks[fd >> CHUNK_BITS], __ATOMIC_ACQUIRE)) {
+        if (!__atomic_load_n(&chunks[fd >> CHUNK_BITS], __ATOMIC_ACQUIRE) &&
+            !__atomic_load_n(&kinds[fd >> CHUNK_BITS], __ATOMIC_ACQUIRE)) {
             fd |= CHUNK_SLOTS - 1;
             continue;
         }

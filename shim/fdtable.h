@@ -29,6 +29,15 @@ void fdtable_drop_range(unsigned first, unsigned last);
  * connection meanwhile (not the table's lock). */
 void fdtable_each(void (*fn)(int fd, struct conn *c));
 
+/* What socket() said a descriptor is, so that connect() need not ask the
+ * kernel (SO_PROTOCOL costs a system call on every meshed connect).
+ * Unknown for descriptors made any other way; the hooks that make, copy
+ * and close descriptors keep it current. Stored in a byte per descriptor,
+ * in chunks made by socket() only. */
+enum fd_kind { FD_UNKNOWN, FD_TCP, FD_NOT_TCP };
+void fdtable_set_kind(int fd, enum fd_kind kind);
+enum fd_kind fdtable_kind(int fd);
+
 void fdtable_atfork_prepare(void);
 void fdtable_atfork_parent(void);
 void fdtable_atfork_child(void);

@@ -73,7 +73,14 @@ static inline int fresh_fd(int fd)
 
 EXPORT int socket(int domain, int type, int protocol)
 {
-    return fresh_fd(real_socket(domain, type, protocol));
+    int fd = fresh_fd(real_socket(domain, type, protocol));
+    if (fd >= 0 && mesh_registry()) {
+        bool tcp = (domain == AF_INET || domain == AF_INET6) &&
+                   (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM &&
+                   (protocol == 0 || protocol == IPPROTO_TCP);
+        fdtable_set_kind(fd, tcp ? FD_TCP : FD_NOT_TCP);
+    }
+    return fd;
 }
 
 EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
@@ -209,6 +216,7 @@ EXPORT int close(int fd)
     /* Take the slot first: once the number is closed another thread may get
      * it from socket() and must not find our connection there. */
     bool guarded = swap_guard();
+    fdtable_set_kind(fd, FD_UNKNOWN);
     struct conn *c = fdtable_take(fd);
     if (c)
         conn_closing(c, fd);

@@ -38,3 +38,29 @@ ok "fork with 3 threads connecting meanwhile: $out"
 out=$(shimmed "$T/early" orders) || fail "hooks from another library's constructor: $out"
 case "$out" in "ctor=ok name=127.77."*) ;; *) fail "early: $out" ;; esac
 ok "hooks called from a constructor that runs before the shim's: $out"
+
+# connect() knows a TCP socket from what socket() said; a socket made
+# where the hook did not see it (a raw system call, as Go or a static
+# library would) is asked about with SO_PROTOCOL instead: meshed all the
+# same. A dup of a UDP socket keeps passing through.
+shimmed python3 - "$port" <<'PY' || fail "sockets made without the socket() hook"
+import ctypes, os, socket, sys
+port = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+vip = socket.gethostbyname("orders")
+fd = libc.syscall(41, socket.AF_INET, socket.SOCK_STREAM, 0)       # SYS_socket, no hook
+assert fd >= 0
+s = socket.socket(fileno=fd)
+s.connect((vip, port))
+s.sendall(b"GET /who HTTP/1.0\r\n\r\n")
+body = b""
+while chunk := s.recv(4096):
+    body += chunk
+assert body.endswith(b"backend-2\n") or body.endswith(b"backend-4\n"), body
+s.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+d = socket.socket(fileno=os.dup(u.fileno()))
+d.connect((vip, port))
+assert d.getpeername() == (vip, port), d.getpeername()             # not meshed
+PY
+ok "a TCP socket made by a raw system call is meshed (SO_PROTOCOL asked); a dup'd UDP socket is not"
