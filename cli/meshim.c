@@ -182,6 +182,12 @@ static int cmd_check(int argc, char **argv)
             }
             printf("\n");
         }
+        if (c->split.n) {
+            printf("  %-10s ", "split");
+            for (size_t t = 0; t < c->split.n; t++)
+                printf("%s%s %u", t ? ", " : "", c->split.v[t].service, c->split.v[t].weight);
+            printf("\n");
+        }
         if (c->tls == TLS_MTLS)
             printf("  %-10s mtls\n", "tls");
     }

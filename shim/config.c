@@ -556,7 +556,7 @@ static const struct key_def SERVICE_KEYS[] = {
     S("fault_abort", p_share, fault_abort, NULL),
     S("fault_delay", p_duration, fault_delay_ms, NULL),
     S("fault_delay_percent", p_share, fault_delay_percent, NULL),
-    S("split", p_split, split, NOT_BUILT_DISCOVERY),
+    S("split", p_split, split, NULL),
     { 0 }
 };
 
@@ -961,6 +961,25 @@ static void inherit_defaults(struct loader *L, struct service_config *s)
     }
 }
 
+/* Does following splits from `from` lead back to `to`? */
+static bool split_reaches(struct mesh_config *c, const struct service_config *from,
+                          const struct service_config *to, int depth)
+{
+    if (depth > 64)
+        return true;
+    for (size_t i = 0; i < from->split.n; i++) {
+        const struct service_config *next = find_service(c, from->split.v[i].service);
+        if (next == to || (next && split_reaches(c, next, to, depth + 1)))
+            return true;
+    }
+    return false;
+}
+
+static bool split_loops(struct mesh_config *c, const struct service_config *s, int depth)
+{
+    return split_reaches(c, s, s, depth);
+}
+
 static void validate_service(struct loader *L, struct service_config *s)
 {
     struct origin at = s->origin;
@@ -983,11 +1002,17 @@ static void validate_service(struct loader *L, struct service_config *s)
             }
         }
     }
+    uint64_t split_total = 0;
     for (size_t i = 0; i < s->split.n; i++) {
         const char *target = s->split.v[i].service;
         if (strcmp(target, s->name) == 0 || !find_service(L->cfg, target))
             add_error(L, at, "%s: split: \"%s\" is not another service of this config", where, target);
+        split_total += s->split.v[i].weight;
     }
+    if (s->split.n && !split_total)
+        add_error(L, at, "%s: split: the weights add up to 0", where);
+    else if (s->split.n && split_loops(L->cfg, s, 0))
+        add_error(L, at, "%s: split: the services split back into %s", where, s->name);
     if (s->tls == TLS_MTLS && (!L->cfg->tls_cert || !L->cfg->tls_key || !L->cfg->tls_ca))
         add_error(L, at, "%s: tls = mtls needs [tls] cert, key and ca (or MESHIM_TLS_CERT, "
                   "MESHIM_TLS_KEY, MESHIM_TLS_CA)", where);

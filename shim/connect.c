@@ -463,11 +463,10 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     if (!addr || !netaddr_from_sockaddr(addr, len, &dst) || !(svc = registry_match(reg, &dst)))
         return real_connect(fd, addr, len);
 
-    health_start(svc);
     struct conn *existing = fdtable_get(fd);
     if (existing) {
         int rc = 0;
-        bool answered = existing->svc == svc &&
+        bool answered = registry_routes_to(svc, existing->svc) &&
                         connect_again(fd, existing, addr->sa_family, dst.port, &rc);
         conn_unref(existing);
         if (answered)
@@ -484,6 +483,10 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     if (kind != FD_TCP)
         return real_connect(fd, addr, len);
 
+    /* A split service hands each new connection to one of its targets,
+     * whose endpoints and policies then apply. */
+    svc = registry_split(svc, rng_thread());
+    health_start(svc);
     if (svc->cfg->tls == TLS_MTLS) {
         /* Fail closed: mTLS is configured but not built in this version. */
         log_warn("%s: tls = mtls is not built yet in this version; refusing to connect in plaintext",

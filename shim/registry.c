@@ -134,6 +134,56 @@ static bool index_service(struct registry *reg, struct service *s, size_t *suffi
     return true;
 }
 
+/* Split targets by pointer (names were checked by the config). */
+static bool link_split(struct registry *reg, struct service *s)
+{
+    const struct split_list *l = &s->cfg->split;
+    if (!l->n)
+        return true;
+    s->split_to = calloc(l->n, sizeof(*s->split_to));
+    s->split_weight = calloc(l->n, sizeof(*s->split_weight));
+    if (!s->split_to || !s->split_weight)
+        return false;
+    for (size_t i = 0; i < l->n; i++) {
+        for (size_t j = 0; j < reg->n_services; j++)
+            if (strcmp(reg->services[j].name, l->v[i].service) == 0)
+                s->split_to[s->n_split] = &reg->services[j];
+        if (!s->split_to[s->n_split])
+            return false;
+        s->split_weight[s->n_split++] = l->v[i].weight;
+        s->split_total += l->v[i].weight;
+    }
+    return true;
+}
+
+struct service *registry_split(struct service *svc, uint64_t *rng)
+{
+    /* The config refuses cycles; the bound is a second guard. */
+    for (int depth = 0; depth < 8 && svc->n_split && svc->split_total; depth++) {
+        uint64_t draw = rng_below(rng, svc->split_total);
+        size_t i = 0;
+        while (i + 1 < svc->n_split && draw >= svc->split_weight[i])
+            draw -= svc->split_weight[i++];
+        svc = svc->split_to[i];
+    }
+    return svc;
+}
+
+static bool routes_to(const struct service *from, const struct service *to, int depth)
+{
+    if (from == to)
+        return true;
+    for (size_t i = 0; depth < 8 && i < from->n_split; i++)
+        if (routes_to(from->split_to[i], to, depth + 1))
+            return true;
+    return false;
+}
+
+bool registry_routes_to(const struct service *from, const struct service *to)
+{
+    return routes_to(from, to, 0);
+}
+
 struct registry *registry_build(const struct mesh_config *cfg, uint64_t *rng)
 {
     struct registry *reg = calloc(1, sizeof(*reg));
@@ -156,6 +206,8 @@ struct registry *registry_build(const struct mesh_config *cfg, uint64_t *rng)
         reg->n_services = i + 1;
         ok = ok && index_service(reg, &reg->services[i], &reg->n_suffixes);
     }
+    for (size_t i = 0; ok && i < n; i++)
+        ok = link_split(reg, &reg->services[i]);
     free(names);
     free(vips);
     if (!ok) {
@@ -191,6 +243,8 @@ void registry_free(struct registry *reg)
         free(reg->services[i].targets);
         free(reg->services[i].circuits);
         free(reg->services[i].health);
+        free(reg->services[i].split_to);
+        free(reg->services[i].split_weight);
         pthread_mutex_destroy(&reg->services[i].lock);
     }
     free(reg->services);

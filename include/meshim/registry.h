@@ -42,6 +42,10 @@ struct service {
     struct breaker_policy breaker;
     struct retry_budget budget;
     uint32_t active;              /* atomic: open connections (max_connections) */
+    struct service **split_to;    /* split: the services new connections go to */
+    uint32_t *split_weight;       /* parallel to split_to */
+    size_t n_split;
+    uint64_t split_total;         /* sum of the weights (> 0 when n_split) */
     pthread_mutex_t lock;         /* serialises picks, circuits and the budget */
 };
 
@@ -66,6 +70,14 @@ struct service *registry_by_vip(const struct registry *reg, struct in_addr ip);
 /* Is this destination meshed? A VIP or a service address, on a port the
  * service meshes. */
 struct service *registry_match(const struct registry *reg, const struct netaddr *dst);
+/* The service a new connection to svc goes to: svc itself, or, when it
+ * has a split, one of its targets drawn by weight (followed through
+ * targets that split again). */
+struct service *registry_split(struct service *svc, uint64_t *rng);
+
+/* May a connection to `from` be one to `to` (the same, or a split target)? */
+bool registry_routes_to(const struct service *from, const struct service *to);
+
 /* The [inbound:PORT] section of a local port, or NULL. */
 const struct inbound_config *registry_inbound(const struct registry *reg, uint16_t port);
 

@@ -386,6 +386,10 @@ static void test_semantic_errors(void **state)
     expect_error("[service:a]\nendpoints = 127.0.0.2\nretry_backoff = 1s\nretry_backoff_max = 100ms\n",
                  "retry_backoff (1000ms) is longer than retry_backoff_max (100ms)");
     expect_error("[service:a]\nsplit = b 50, a 50\n", "split: \"b\" is not another service");
+    expect_error("[service:a]\nsplit = b 0, c 0\n[service:b]\nendpoints = 127.0.0.2\n"
+                 "[service:c]\nendpoints = 127.0.0.3\n", "split: the weights add up to 0");
+    expect_error("[service:a]\nsplit = b 1\n[service:b]\nsplit = c 1\n[service:c]\nsplit = a 1\n",
+                 "split: the services split back into a");
     expect_error("[service:a]\nendpoints = 127.0.0.2\ntls = mtls\n",
                  "tls = mtls needs [tls] cert, key and ca");
     expect_error("[service:a]\nendpoints = 127.0.0.2\nhosts = a, shared\n"

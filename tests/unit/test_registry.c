@@ -38,6 +38,16 @@ static int setup(void **state)
         "addresses = 10.96.0.10, 10.96.0.11:5432\n"
         "ports = 5432, 6000-6010\n"
         "endpoints = 127.0.0.5\n"
+        "[service:web]\n"
+        "split = web-v1 90, web-v2 10\n"
+        "[service:web-v1]\n"
+        "endpoints = 127.0.0.6:80\n"
+        "[service:web-v2]\n"
+        "split = web-v2a 1, web-v2b 1\n"
+        "[service:web-v2a]\n"
+        "endpoints = 127.0.0.7:80\n"
+        "[service:web-v2b]\n"
+        "endpoints = 127.0.0.8:80\n"
         "[inbound:8443]\n";
     strcpy(path, "/tmp/meshim-reg-XXXXXX");
     int fd = mkstemp(path);
@@ -138,6 +148,32 @@ static void test_inbound(void **state)
     assert_null(registry_inbound(reg, 8080));
 }
 
+/* split: each draw goes to a target by weight, through a target that
+ * splits again; a service without a split is its own target. */
+static void test_split(void **state)
+{
+    (void)state;
+    struct service *web = registry_by_name(reg, "web");
+    struct service *v1 = registry_by_name(reg, "web-v1"), *v2 = registry_by_name(reg, "web-v2");
+    struct service *v2a = registry_by_name(reg, "web-v2a"), *v2b = registry_by_name(reg, "web-v2b");
+    assert_non_null(web);
+    uint64_t rng = 12345;
+    int n1 = 0, n2a = 0, n2b = 0;
+    for (int i = 0; i < 100000; i++) {
+        struct service *to = registry_split(web, &rng);
+        n1 += to == v1;
+        n2a += to == v2a;
+        n2b += to == v2b;
+        assert_true(to == v1 || to == v2a || to == v2b);     /* never web or web-v2 itself */
+    }
+    assert_true(n1 > 89000 && n1 < 91000);
+    assert_true(n2a > 4500 && n2a < 5500 && n2b > 4500 && n2b < 5500);
+    assert_ptr_equal(registry_split(v1, &rng), v1);
+    assert_true(registry_routes_to(web, v2b) && registry_routes_to(web, v1) &&
+                registry_routes_to(v1, v1));
+    assert_false(registry_routes_to(v1, web) || registry_routes_to(v2, v1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_destinations),
         cmocka_unit_test(test_vips_distinct),
         cmocka_unit_test(test_inbound),
+        cmocka_unit_test(test_split),
     };
     return cmocka_run_group_tests_name("registry", tests, setup, teardown);
 }
