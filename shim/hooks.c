@@ -14,6 +14,8 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "fdtable.h"
 #include "hooks.h"
@@ -312,6 +314,21 @@ EXPORT int fcntl64(int fd, int cmd, ...)
     void *arg = va_arg(ap, void *);
     va_end(ap);
     return fcntl_common(real_fcntl64(fd, cmd, arg), fd, cmd);
+}
+
+/* glibc's syscall() reads six argument slots whatever the number; so does
+ * this, and passes them on. Only SYS_close is looked at: a descriptor that
+ * libuv closes this way must end its connection as close() would. */
+EXPORT long syscall(long number, ...)
+{
+    va_list ap;
+    va_start(ap, number);
+    long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+    long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+    va_end(ap);
+    if (number == SYS_close && mesh_registry() && !hooks_busy())
+        return close((int)a1);
+    return real_syscall(number, a1, a2, a3, a4, a5, a6);
 }
 
 /* ----------------------------------------------------------- resolution -- */

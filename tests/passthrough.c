@@ -19,6 +19,7 @@
 #include <link.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -377,6 +378,23 @@ static void pt_fcntl64(void **state)
 {
     (void)state;
     fcntl_case(fcntl64);
+}
+
+/* syscall(): any number, its arguments passed on; SYS_close closes. */
+static void pt_syscall(void **state)
+{
+    (void)state;
+    assert_int_equal(syscall(SYS_getpid), getpid());
+    int p[2];
+    assert_int_equal(syscall(SYS_pipe2, p, O_CLOEXEC), 0);         /* a pointer and a flag */
+    assert_int_equal(syscall(SYS_write, p[1], "ab", 2), 2);
+    char buf[2];
+    assert_int_equal(syscall(SYS_read, p[0], buf, 2), 2);
+    assert_memory_equal(buf, "ab", 2);
+    assert_int_equal(syscall(SYS_close, p[0]), 0);
+    assert_int_equal(syscall(SYS_close, p[0]), -1);
+    assert_int_equal(errno, EBADF);
+    assert_int_equal(syscall(SYS_close, p[1]), 0);
 }
 
 /* ----------------------------------------------------------- resolution -- */

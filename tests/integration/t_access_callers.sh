@@ -114,3 +114,28 @@ assert all(len(p["callers"]) > 3 for p in parsed[1:]), "python3 lines without a 
 print(f"{len(parsed)} lines, longest {max(map(len, lines))} bytes")
 PY
 ok "4 processes x 50 connections appending to one access log: every line whole JSON"
+
+# Node (libuv) closes sockets with syscall(SYS_close, fd), not close():
+# the syscall() hook sees it, so each connection's line has its bytes and
+# ends when the socket is closed, not when the process exits.
+cat > "$TMP/client.js" <<'JS'
+const http = require('http');
+const port = Number(process.argv[2]);
+let done = 0;
+function one() {
+    http.get({ host: 'orders', port, path: '/who', agent: false }, res => {
+        res.resume();
+        res.on('end', () => { if (++done < 5) one(); else setTimeout(() => {}, 300); });
+    }).on('error', e => { console.error(e.message); process.exit(1); });
+}
+one();
+JS
+MESHIM_CONFIG=$TMP/off.ini shimmed node "$TMP/client.js" "$port" || fail "node client"
+python3 - "$TMP/off.log" <<'PY' || fail "node's access-log lines: $(tail -5 "$TMP/off.log")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])][1:]      # the first is the C program's
+assert len(lines) == 5, lines
+assert all(l["bytes_sent"] > 0 and l["bytes_received"] > 0 and l["result"] == "ok" for l in lines), lines
+assert all(l["duration_ms"] < 250 for l in lines), lines     # ended at close, not at exit (300 ms later)
+PY
+ok "node (libuv closes with syscall()): 5 lines, with bytes, each ended at its close"
