@@ -7,7 +7,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <linux/tcp.h>
 
@@ -31,13 +30,6 @@ static void count_active(struct conn *c, int delta)
         __atomic_add_fetch(&c->svc->targets[c->endpoint].active, (uint32_t)delta, __ATOMIC_RELAXED);
 }
 
-static uint64_t unix_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static char *capture_callers(void)
 {
     struct registry *reg = mesh_registry();
@@ -56,7 +48,7 @@ struct conn *conn_new(struct service *svc, uint16_t app_port)
     c->port = app_port;
     c->callers = capture_callers();     /* first: unwinding is not connect time */
     c->started_ns = now_ns();
-    c->started_unix_ns = unix_ns();
+    c->started_unix_ns = wall_ns();
     __atomic_add_fetch(&svc->active, 1, __ATOMIC_RELAXED);
     return c;
 }
@@ -133,7 +125,7 @@ void conn_refused(struct service *svc, uint16_t app_port, int result, unsigned f
         return;
     struct conn c = {
         .svc = svc, .endpoint = CONN_NO_ENDPOINT, .port = app_port, .result = result,
-        .flags = flags, .started_ns = now_ns(), .started_unix_ns = unix_ns(),
+        .flags = flags, .started_ns = now_ns(), .started_unix_ns = wall_ns(),
         .callers = capture_callers(),
     };
     end(&c);

@@ -547,10 +547,8 @@ static void inbound_denied(uint16_t port, int cfd)
         netaddr_from_sockaddr((struct sockaddr *)&ss, len, &a))
         netaddr_format(&a, peer, sizeof(peer));
     snprintf(service, sizeof(service), "inbound:%u", port);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     struct access_record r = {
-        .start_unix_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+        .start_unix_ns = wall_ns(),
         .pid = (int)getpid(),
         .direction = DIRECTION_INBOUND,
         .service = service,

@@ -81,8 +81,6 @@ static void fill(struct stats_header *h, const struct registry *reg)
 
 static void init_header(struct stats_header *h)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     memcpy(h->magic, STATS_MAGIC, sizeof(h->magic));
     h->version = STATS_VERSION;
     h->header_size = sizeof(*h);
@@ -92,7 +90,7 @@ static void init_header(struct stats_header *h)
     h->max_endpoints = STATS_MAX_ENDPOINTS;
     h->max_inbound = STATS_MAX_INBOUND;
     h->start_ticks = proc_start_ticks(0);
-    h->created_unix_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    h->created_unix_ms = wall_ns() / 1000000u;
     copy_name(h->process, sizeof(h->process), program_invocation_short_name);
     h->off_services = sizeof(*h);
     h->off_endpoints = h->off_services + STATS_MAX_SERVICES * sizeof(struct stats_service);

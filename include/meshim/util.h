@@ -43,6 +43,8 @@ bool netaddr_same_ip(const struct netaddr *a, const struct netaddr *b);
 
 /* Monotonic nanoseconds. */
 uint64_t now_ns(void);
+/* Wall-clock nanoseconds since the epoch (for timestamps people read). */
+uint64_t wall_ns(void);
 
 /* xorshift64* state. rng_seed() draws from getrandom(); tests seed by hand. */
 uint64_t rng_next(uint64_t *state);
