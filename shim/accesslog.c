@@ -65,18 +65,35 @@ static void put(struct out *o, const char *fmt, ...)
         o->used += (size_t)n;
 }
 
+size_t access_json_string(char *buf, size_t len, const char *s)
+{
+    size_t n = 0;
+    if (len < 3)
+        return 0;
+    buf[n++] = '"';
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        char esc[8];
+        int k = *p == '"' || *p == '\\' ? snprintf(esc, sizeof(esc), "\\%c", *p)
+              : *p < 0x20               ? snprintf(esc, sizeof(esc), "\\u%04x", *p)
+                                        : snprintf(esc, sizeof(esc), "%c", *p);
+        if (n + (size_t)k + 2 > len)
+            return 0;
+        memcpy(buf + n, esc, (size_t)k);
+        n += (size_t)k;
+    }
+    buf[n++] = '"';
+    buf[n] = '\0';
+    return n;
+}
+
 static void put_string(struct out *o, const char *key, const char *s)
 {
-    put(o, ",\"%s\":\"", key);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p && !o->full; p++) {
-        if (*p == '"' || *p == '\\')
-            put(o, "\\%c", *p);
-        else if (*p < 0x20)
-            put(o, "\\u%04x", *p);
-        else
-            put(o, "%c", *p);
-    }
-    put(o, "\"");
+    put(o, ",\"%s\":", key);
+    size_t n = o->full ? 0 : access_json_string(o->buf + o->used, o->len - o->used, s);
+    if (n)
+        o->used += n;
+    else
+        o->full = true;
 }
 
 void access_flags_text(unsigned flags, char *buf, size_t len)

@@ -51,6 +51,10 @@ size_t access_format(const struct access_record *r, char *buf, size_t len);
 /* "UF,URX", or "-" for none. */
 void access_flags_text(unsigned flags, char *buf, size_t len);
 
+/* s as a JSON string, quotes included, at buf; its length, or 0 when it
+ * does not fit in len (with the terminator). */
+size_t access_json_string(char *buf, size_t len, const char *s);
+
 /* Where lines go: "off", "stderr" or a path. */
 void access_configure(const char *where);
 bool access_enabled(void);

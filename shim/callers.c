@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accesslog.h"
 #include "log.h"
 
 #define UNW_LOCAL_ONLY
@@ -66,24 +67,17 @@ static bool ours(const void *ip)
     return dladdr(&anchor, &self) && dladdr(ip, &at) && at.dli_fbase == self.dli_fbase;
 }
 
-/* Appends s to the array text, escaped; false when it would not fit. */
+/* Appends s to the array text as a JSON string; false when it would not
+ * fit (with the closing bracket). */
 static bool append(char *buf, size_t *used, const char *s)
 {
     size_t n = *used;
-    if (n + 4 >= CALLERS_MAX_TEXT)
-        return false;
     if (buf[n - 1] != '[')
         buf[n++] = ',';
-    buf[n++] = '"';
-    for (; *s; s++) {
-        if (n + 4 >= CALLERS_MAX_TEXT)
-            return false;
-        if (*s == '"' || *s == '\\')
-            buf[n++] = '\\';
-        buf[n++] = (unsigned char)*s < 0x20 ? '?' : *s;
-    }
-    buf[n++] = '"';
-    *used = n;
+    size_t k = access_json_string(buf + n, CALLERS_MAX_TEXT - 1 - n, s);
+    if (!k)
+        return false;
+    *used = n + k;
     return true;
 }
 

@@ -285,21 +285,31 @@ static uint32_t attempt_timeout_ms(int fd, const struct service *svc, bool block
     return ms == UINT32_MAX ? 120000 : ms;
 }
 
+/* Every attempt of this connect() failed, the last with err at `last`, or
+ * none could be made: the record ends, the application gets the errno. */
+static int all_failed(int fd, const struct pick *p, struct conn *c, int err, const char *last)
+{
+    unsigned attempts = c->attempts;
+    conn_failed(c, attempts ? err : 0, 0);
+    fdtable_drop(fd);
+    conn_unref(c);
+    if (attempts == 0)
+        return fail(no_endpoint(p));
+    /* A timed-out attempt's SYN is still in flight: abort it, or the kernel
+     * could complete a connection the application was told had failed. */
+    reset_socket(fd);
+    attempts_failed(p->svc, attempts, last, err);
+    return fail(err);
+}
+
 /* A blocking socket: attempts in the caller's thread, on its own socket,
  * each on another endpoint where one is left, with backoff and the budget. */
-static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags, unsigned cflags)
+static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app_port, int flags)
 {
     struct service *svc = p->svc;
     uint32_t timeout_ms = attempt_timeout_ms(fd, svc, true);
     int err = 0;
     char last[64] = "";
-    struct conn *c = track(fd, svc, app_port);
-    if (!c)
-        return fail(ENOMEM);
-    c->flags |= cflags;
-    if (cflags & FLAG_DI)
-        sleep_ns((uint64_t)svc->cfg->fault_delay_ms * 1000000u);
-
     budget_first(svc);
     for (unsigned retry = 0;; retry++) {
         if (retry > 0) {
@@ -323,17 +333,7 @@ static int connect_blocking(int fd, struct pick *p, uint16_t app_port, int flags
         if (!retry_next(p, (size_t)i, err, retry))
             break;
     }
-    unsigned attempts = c->attempts;
-    conn_failed(c, err, 0);
-    fdtable_drop(fd);
-    conn_unref(c);
-    if (attempts == 0)
-        return fail(no_endpoint(p));
-    /* A timed-out attempt's SYN is still in flight: abort it, or the kernel
-     * could complete a connection the application was told had failed. */
-    reset_socket(fd);
-    attempts_failed(svc, attempts, last, err);
-    return fail(err);
+    return all_failed(fd, p, c, err, last);
 }
 
 /* --------------------------------------------------- non-blocking socket -- */
@@ -356,16 +356,12 @@ static int settled(int fd)
  * once are made here; the first one that does not, or a retry that must
  * wait for its backoff, goes on in the engine (dial.c) behind a placeholder,
  * and connect() returns EINPROGRESS. */
-static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port, uint64_t delay_ns,
-                               unsigned cflags)
+static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t app_port,
+                               uint64_t delay_ns)
 {
     struct service *svc = p->svc;
     struct dial_spec spec = { .timeout_ms = attempt_timeout_ms(fd, svc, false),
                               .app_port = app_port, .err = ECONNREFUSED };
-    struct conn *c = track(fd, svc, app_port);
-    if (!c)
-        return fail(ENOMEM);
-    c->flags |= cflags;
     budget_first(svc);
     for (unsigned retry = 0;; retry++) {
         spec.retry = retry;
@@ -401,15 +397,7 @@ static int connect_nonblocking(int fd, struct pick *p, uint16_t app_port, uint64
         reset_socket(fd);
         delay_ns = retry_delay_ns(svc, retry + 1);
     }
-    unsigned attempts = c->attempts;
-    conn_failed(c, attempts ? spec.err : 0, 0);
-    fdtable_drop(fd);
-    conn_unref(c);
-    if (attempts == 0)
-        return fail(no_endpoint(p));
-    reset_socket(fd);
-    attempts_failed(svc, attempts, spec.last, spec.err);
-    return fail(spec.err);
+    return all_failed(fd, p, c, spec.err, spec.last);
 }
 
 /* ---------------------------------------------------------- meshim_connect -- */
@@ -506,7 +494,6 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     }
     uint64_t delay_ns = draw(svc->cfg->fault_delay_percent)
                         ? (uint64_t)svc->cfg->fault_delay_ms * 1000000u : 0;
-    unsigned cflags = delay_ns ? FLAG_DI : 0;
 
     struct pick p = { .svc = svc, .family = addr->sa_family };
     if (p.family == AF_INET6)
@@ -515,9 +502,16 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     int flags = real_fcntl(fd, F_GETFL, NULL);
     if (flags < 0)
         return -1;
+    /* One connection record for the whole connect(), whatever its attempts. */
+    struct conn *c = track(fd, svc, dst.port);
+    if (!c)
+        return fail(ENOMEM);
+    c->flags |= delay_ns ? FLAG_DI : 0;
     if (flags & O_NONBLOCK)
-        return connect_nonblocking(fd, &p, dst.port, delay_ns, cflags);
-    return connect_blocking(fd, &p, dst.port, flags, cflags);
+        return connect_nonblocking(fd, &p, c, dst.port, delay_ns);
+    if (delay_ns)
+        sleep_ns(delay_ns);
+    return connect_blocking(fd, &p, c, dst.port, flags);
 }
 
 /* ---------------------------------------------------------------- accept -- */
