@@ -22,11 +22,11 @@ LDFLAGS  += $(SANITIZE)
 
 # Policy modules: no hooks in them; the library, the command and the unit
 # tests all link them.
-POLICY   := util config vip balancer registry breaker backoff
+POLICY   := util config vip balancer registry breaker backoff discovery
 SHIM     := $(POLICY) log accesslog metrics callers conn fdtable engine placeholder connect dial \
-            health resolve hooks mesh
+            health watch resolve hooks mesh
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork
+            test_fork test_discovery
 
 POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o)
 SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o)

@@ -147,7 +147,7 @@ static int cmd_check(int argc, char **argv)
         return 0;
     }
     uint64_t rng = 1;
-    struct registry *reg = registry_build(cfg, &rng);
+    struct registry *reg = registry_build(cfg, NULL, &rng);
     if (!reg) {
         fprintf(stderr, "meshim: out of memory\n");
         return 1;
@@ -155,21 +155,22 @@ static int cmd_check(int argc, char **argv)
     printf("config: %s%s\n", cfg->file ? cfg->file : "(none)",
            getenv("MESHIM_SERVICES") ? " + MESHIM_SERVICES" : "");
     for (size_t i = 0; i < reg->n_services; i++) {
-        const struct service *s = &reg->services[i];
-        const struct service_config *c = s->cfg;
+        const struct service *s = reg->services[i];
+        const struct service_config *c = service_cfg(s);
+        const struct endpoint_set *set = s->eps;
         printf("service %s\n  %-10s %s\n  %-10s %s\n", s->name, "vip", s->vip_text, "lb",
                lb_policy_name(c->lb));
         print_list("hosts", c->hosts.v, c->hosts.n);
         printf("  %-10s ", "endpoints");
-        for (size_t e = 0; e < s->n_endpoints; e++)
-            printf("%s%s%s", e ? ", " : "", s->endpoints[e].label,
-                   s->endpoints[e].addr.port ? "" : ":(app port)");
-        printf("%s\n", s->n_endpoints ? "" : "-");
-        for (size_t e = 0; e < s->n_endpoints; e++)
-            if (s->targets[e].weight != 1) {
+        for (size_t e = 0; e < set->n; e++)
+            printf("%s%s%s", e ? ", " : "", set->ep[e]->label,
+                   set->ep[e]->addr.port ? "" : ":(app port)");
+        printf("%s\n", set->n ? "" : "-");
+        for (size_t e = 0; e < set->n; e++)
+            if (set->ep[e]->target.weight != 1) {
                 printf("  %-10s", "weights");
-                for (size_t w = 0; w < s->n_endpoints; w++)
-                    printf(" %s=%u", s->endpoints[w].label, s->targets[w].weight);
+                for (size_t w = 0; w < set->n; w++)
+                    printf(" %s=%u", set->ep[w]->label, set->ep[w]->target.weight);
                 printf("\n");
                 break;
             }
@@ -197,7 +198,7 @@ static int cmd_check(int argc, char **argv)
     }
     for (size_t i = 0; i < cfg->not_built.n; i++)
         printf("notice: %s\n", cfg->not_built.v[i]);
-    registry_free(reg);
+    registry_destroy(reg);
     config_free(cfg);
     return 0;
 }

@@ -18,6 +18,8 @@
  * whose circuit admits a connection, not already tried by this connect. */
 struct pick {
     struct service *svc;
+    struct endpoint_set *eps;   /* the set picked from, with a reference */
+    size_t last;                /* index in eps of the last pick */
     int family;
     bool v6only;
     bool skip_tried;
@@ -25,22 +27,27 @@ struct pick {
     uint64_t now;
 };
 
+/* A connect to svc from a socket of this family starts: the service's
+ * current endpoint set, held until pick_done. */
+void pick_init(struct pick *p, struct service *svc, int family);
+void pick_done(struct pick *p);
 /* The next endpoint: another one where one is left, else any usable one,
- * admitted through its circuit; its address for this socket in *ss.
- * Returns its index, or -1 when none can be used. */
-ssize_t pick_target(struct pick *p, uint16_t app_port, struct sockaddr_storage *ss, socklen_t *len);
-/* Marks endpoint i as tried by this connect. */
-void pick_tried(struct pick *p, size_t i);
+ * admitted through its circuit; its address for this socket in *ss. Moves
+ * to the service's newest set first. NULL when none can be used. */
+struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_storage *ss,
+                             socklen_t *len);
+/* Marks the last endpoint picked as tried by this connect. */
+void pick_tried(struct pick *p);
 /* Nothing could be picked: logs why, returns ECONNREFUSED. */
 int no_endpoint(const struct pick *p);
 
 /* Feeds an attempt's outcome (0 or errno) to the endpoint's circuit and,
  * when started != 0, its connect latency to the balancer. */
-void attempt_record(struct service *svc, size_t i, int err, uint64_t started);
+void attempt_record(struct service *svc, struct endpoint *ep, int err, uint64_t started);
 
-socklen_t endpoint_addr(const struct service *svc, size_t i, int family, uint16_t app_port,
+socklen_t endpoint_addr(const struct endpoint *ep, int family, uint16_t app_port,
                         struct sockaddr_storage *ss);
-void endpoint_text(const struct service *svc, size_t i, uint16_t app_port, char *buf, size_t len);
+void endpoint_text(const struct endpoint *ep, uint16_t app_port, char *buf, size_t len);
 
 /* A failure before any byte was sent that another endpoint may not have. */
 bool retryable(int err);
@@ -48,11 +55,11 @@ bool retryable(int err);
 void budget_first(struct service *svc);
 bool budget_retry(struct service *svc);
 /* May another attempt follow this failed one (retryable, retries and
- * budget left)? Marks endpoint i as tried. */
-bool retry_next(struct pick *p, size_t i, int err, unsigned retry);
+ * budget left)? Marks the endpoint as tried. */
+bool retry_next(struct pick *p, int err, unsigned retry);
 /* Logs a failed attempt (info) and leaves "address:port" in last. */
-void attempt_failed_log(const struct service *svc, size_t i, uint16_t app_port, unsigned n, int err,
-                        char *last, size_t len);
+void attempt_failed_log(const struct service *svc, const struct endpoint *ep, uint16_t app_port,
+                        unsigned n, int err, char *last, size_t len);
 /* Backoff before retry number `retry` (1 = the first retry). */
 uint64_t retry_delay_ns(const struct service *svc, unsigned retry);
 

@@ -50,8 +50,8 @@ static ssize_t pick_round_robin(struct balancer *b, lb_usable_fn usable, void *c
     for (size_t i = 0; i < b->n; i++) {
         if (!is_usable(usable, ctx, i))
             continue;
-        b->current[i] += b->targets[i].weight;
-        total += b->targets[i].weight;
+        b->current[i] += b->targets[i]->weight;
+        total += b->targets[i]->weight;
         if (best < 0 || b->current[i] > b->current[best])
             best = (ssize_t)i;
     }
@@ -67,16 +67,16 @@ static ssize_t pick_random(struct balancer *b, lb_usable_fn usable, void *ctx, u
     uint64_t total = 0;
     for (size_t i = 0; i < b->n; i++)
         if ((ssize_t)i != skip && is_usable(usable, ctx, i))
-            total += b->targets[i].weight;
+            total += b->targets[i]->weight;
     if (total == 0)
         return -1;
     uint64_t r = rng_below(rng, total);
     for (size_t i = 0; i < b->n; i++) {
         if ((ssize_t)i == skip || !is_usable(usable, ctx, i))
             continue;
-        if (r < b->targets[i].weight)
+        if (r < b->targets[i]->weight)
             return (ssize_t)i;
-        r -= b->targets[i].weight;
+        r -= b->targets[i]->weight;
     }
     return -1;
 }
@@ -96,8 +96,8 @@ static ssize_t pick_least_conn(struct balancer *b, lb_usable_fn usable, void *ct
             continue;
         }
         /* active_i / w_i  vs  active_best / w_best, without division */
-        uint64_t lhs = (uint64_t)active_of(&b->targets[i]) * b->targets[best].weight;
-        uint64_t rhs = (uint64_t)active_of(&b->targets[best]) * b->targets[i].weight;
+        uint64_t lhs = (uint64_t)active_of(b->targets[i]) * b->targets[best]->weight;
+        uint64_t rhs = (uint64_t)active_of(b->targets[best]) * b->targets[i]->weight;
         if (lhs < rhs) {
             best = (ssize_t)i;
             ties = 1;
@@ -128,20 +128,22 @@ static ssize_t pick_p2c(struct balancer *b, lb_usable_fn usable, void *ctx, uint
     ssize_t second = pick_random(b, usable, ctx, rng, first);
     if (second < 0)
         return first;
-    double c1 = balancer_cost(&b->targets[first], now_ns);
-    double c2 = balancer_cost(&b->targets[second], now_ns);
+    double c1 = balancer_cost(b->targets[first], now_ns);
+    double c2 = balancer_cost(b->targets[second], now_ns);
     if (c1 == c2)
         return rng_below(rng, 2) ? first : second;
     return c1 < c2 ? first : second;
 }
 
-bool balancer_init(struct balancer *b, enum lb_policy policy, struct lb_target *targets,
+bool balancer_init(struct balancer *b, enum lb_policy policy, struct lb_target *const *targets,
                    size_t n, uint64_t *rng)
 {
     memset(b, 0, sizeof(*b));
     b->policy = policy;
     b->targets = targets;
     b->n = n;
+    for (size_t i = 1; i < n; i++)
+        b->tiered |= targets[i]->priority != targets[0]->priority;
     b->current = calloc(n ? n : 1, sizeof(*b->current));
     if (!b->current)
         return false;
@@ -149,7 +151,7 @@ bool balancer_init(struct balancer *b, enum lb_policy policy, struct lb_target *
         /* Random start: advance a random number of steps into the cycle. */
         uint64_t cycle = 0;
         for (size_t i = 0; i < n; i++)
-            cycle += targets[i].weight;
+            cycle += targets[i]->weight;
         if (cycle * n > RR_START_MAX_STEPS)
             cycle = RR_START_MAX_STEPS / n + 1;
         for (uint64_t steps = rng_below(rng, cycle); steps > 0; steps--)
@@ -164,8 +166,23 @@ void balancer_free(struct balancer *b)
     b->current = NULL;
 }
 
-ssize_t balancer_pick(struct balancer *b, lb_usable_fn usable, void *ctx, uint64_t *rng,
-                      uint64_t now_ns)
+/* SRV priorities: only the lowest priority that has a usable target takes
+ * connections; the next one serves when all of those are out (RFC 2782). */
+struct tier {
+    struct balancer *b;
+    lb_usable_fn usable;
+    void *ctx;
+    uint32_t priority;
+};
+
+static bool in_tier(size_t i, void *ctx)
+{
+    const struct tier *t = ctx;
+    return t->b->targets[i]->priority == t->priority && is_usable(t->usable, t->ctx, i);
+}
+
+static ssize_t pick_policy(struct balancer *b, lb_usable_fn usable, void *ctx, uint64_t *rng,
+                           uint64_t now_ns)
 {
     switch (b->policy) {
     case LB_ROUND_ROBIN:
@@ -178,6 +195,20 @@ ssize_t balancer_pick(struct balancer *b, lb_usable_fn usable, void *ctx, uint64
         return pick_p2c(b, usable, ctx, rng, now_ns);
     }
     return -1;
+}
+
+ssize_t balancer_pick(struct balancer *b, lb_usable_fn usable, void *ctx, uint64_t *rng,
+                      uint64_t now_ns)
+{
+    if (!b->tiered)
+        return pick_policy(b, usable, ctx, rng, now_ns);
+    struct tier t = { b, usable, ctx, UINT32_MAX };
+    for (size_t i = 0; i < b->n; i++)
+        if (b->targets[i]->priority < t.priority && is_usable(usable, ctx, i))
+            t.priority = b->targets[i]->priority;
+    if (t.priority == UINT32_MAX)
+        return -1;
+    return pick_policy(b, in_tier, &t, rng, now_ns);
 }
 
 void balancer_observe(struct lb_target *t, uint64_t latency_ns, uint64_t now_ns)

@@ -346,12 +346,35 @@ static const char *p_cidr(struct loader *L, const char *v, void *f)
     return NULL;
 }
 
+static bool valid_dns_name(const char *s);
+
 static const char *p_hostport(struct loader *L, const char *v, void *f)
 {
     struct netaddr a;
     if (*v && (!netaddr_parse(v, true, &a) || a.port == 0))
         return "not an IP:port such as 127.0.0.1:8600";
+    /* The C library's resolver takes IPv4 servers only from a program. */
+    if (*v && a.family != AF_INET)
+        return "an IPv4 address is needed (the resolver takes IPv6 servers only from "
+               "/etc/resolv.conf)";
     return p_string(L, v, f);
+}
+
+static const char *p_dns_name(struct loader *L, const char *v, void *f)
+{
+    if (*v && !valid_dns_name(v))
+        return "not a DNS name";
+    return p_string(L, v, f);
+}
+
+/* Watched files are checked this often: not so often that it costs. */
+static const char *p_reload_interval(struct loader *L, const char *v, void *f)
+{
+    uint32_t *ms = f;
+    const char *why = p_duration(L, v, f);
+    if (!why && *ms < 100)
+        return "shorter than 100ms";
+    return why;
 }
 
 /* Splits a comma-separated list into trimmed, non-empty items. */
@@ -440,6 +463,27 @@ static const char *p_ports(struct loader *L, const char *v, void *f)
 
 #define MAX_WEIGHT 1000
 
+#define ENDPOINT_SYNTAX "not IP[:PORT] [weight=1..1000]"
+
+/* "10.0.0.6:8080 weight=3" (the item is cut up). NULL, or what is wrong. */
+static const char *parse_endpoint(char *addr, struct endpoint_spec *out)
+{
+    char *rest = addr + strcspn(addr, " \t");
+    *out = (struct endpoint_spec){ .weight = 1 };
+    if (*rest) {
+        *rest++ = '\0';
+        rest += strspn(rest, " \t");
+        char *end;
+        unsigned long w;
+        if (strncmp(rest, "weight=", 7) != 0 || !isdigit((unsigned char)rest[7]) ||
+            (w = strtoul(rest + 7, &end, 10)) == 0 || w > MAX_WEIGHT ||
+            end[strspn(end, " \t")])
+            return ENDPOINT_SYNTAX;
+        out->weight = (uint32_t)w;
+    }
+    return netaddr_parse(addr, true, &out->addr) ? NULL : ENDPOINT_SYNTAX;
+}
+
 /* "10.0.0.5:8080, 10.0.0.6:8080 weight=3, 10.0.0.7" */
 static const char *p_endpoints(struct loader *L, const char *v, void *f)
 {
@@ -447,23 +491,110 @@ static const char *p_endpoints(struct loader *L, const char *v, void *f)
     char **items;
     l->n = split_items(L, v, &items);
     l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
-    for (size_t i = 0; i < l->n; i++) {
-        char *addr = items[i], *rest = addr + strcspn(addr, " \t");
-        l->v[i].weight = 1;
-        if (*rest) {
-            *rest++ = '\0';
-            rest += strspn(rest, " \t");
-            char *end;
-            unsigned long w;
-            if (strncmp(rest, "weight=", 7) != 0 || !isdigit((unsigned char)rest[7]) ||
-                (w = strtoul(rest + 7, &end, 10)) == 0 || w > MAX_WEIGHT || *end)
-                return "not a list of IP[:PORT] [weight=1..1000]";
-            l->v[i].weight = (uint32_t)w;
-        }
-        if (!netaddr_parse(addr, true, &l->v[i].addr))
+    for (size_t i = 0; i < l->n; i++)
+        if (parse_endpoint(items[i], &l->v[i]))
             return "not a list of IP[:PORT] [weight=1..1000]";
-    }
     return NULL;
+}
+
+/* Bounds on an endpoints file, which an agent writes. */
+#define ENDPOINTS_FILE_MAX (1 << 20)
+#define ENDPOINTS_MAX 4096
+
+static bool file_error(char *err, size_t len, const char *path, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static bool file_error(char *err, size_t len, const char *path, int line, const char *fmt, ...)
+{
+    int n = line > 0 ? snprintf(err, len, "%s:%d: endpoints_file: ", path, line)
+                     : snprintf(err, len, "%s: endpoints_file: ", path);
+    if (n > 0 && (size_t)n < len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, len - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+bool config_parse_endpoints(const char *path, const char *text, struct endpoint_list *out,
+                            char *err, size_t errlen)
+{
+    size_t cap = 16, n = 0;
+    struct endpoint_spec *v = malloc(cap * sizeof(*v));
+    if (!v)
+        return file_error(err, errlen, path, 0, "out of memory");
+    int line = 0;
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        line++;
+        char item[256];
+        /* Comments and blank lines; the rest is one endpoint a line. */
+        const char *hash = memchr(p, '#', len);
+        size_t keep = hash ? (size_t)(hash - p) : len;
+        while (keep && isspace((unsigned char)p[keep - 1]))
+            keep--;
+        size_t lead = 0;
+        while (lead < keep && isspace((unsigned char)p[lead]))
+            lead++;
+        p += len + (nl ? 1 : 0);
+        if (lead == keep)
+            continue;
+        if (keep - lead >= sizeof(item)) {
+            free(v);
+            return file_error(err, errlen, path, line, "line too long");
+        }
+        memcpy(item, p - len - (nl ? 1 : 0) + lead, keep - lead);
+        item[keep - lead] = '\0';
+        char shown[sizeof(item)];
+        memcpy(shown, item, sizeof(shown));
+        if (n == ENDPOINTS_MAX) {
+            free(v);
+            return file_error(err, errlen, path, line, "more than %d endpoints", ENDPOINTS_MAX);
+        }
+        if (n == cap) {
+            struct endpoint_spec *grown = realloc(v, (cap *= 2) * sizeof(*v));
+            if (!grown) {
+                free(v);
+                return file_error(err, errlen, path, line, "out of memory");
+            }
+            v = grown;
+        }
+        const char *why = parse_endpoint(item, &v[n]);
+        if (why) {
+            free(v);
+            return file_error(err, errlen, path, line, "%s: \"%s\"", why, shown);
+        }
+        n++;
+    }
+    out->v = v;
+    out->n = n;
+    return true;
+}
+
+bool config_read_endpoints(const char *path, struct endpoint_list *out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return file_error(err, errlen, path, 0, "cannot read: %s", strerror(errno));
+    char *text = malloc(ENDPOINTS_FILE_MAX + 1);
+    size_t len = text ? fread(text, 1, ENDPOINTS_FILE_MAX + 1, f) : 0;
+    bool failed = ferror(f);
+    fclose(f);
+    if (!text || failed || len > ENDPOINTS_FILE_MAX) {
+        free(text);
+        return file_error(err, errlen, path, 0, !text ? "out of memory" : failed ? "cannot read"
+                          : "larger than 1 MiB");
+    }
+    text[len] = '\0';
+    if (strlen(text) != len) {
+        free(text);
+        return file_error(err, errlen, path, 0, "not a text file");
+    }
+    bool ok = config_parse_endpoints(path, text, out, err, errlen);
+    free(text);
+    return ok;
 }
 
 /* "orders-v1 90, orders-v2 10" */
@@ -489,7 +620,6 @@ static const char *p_split(struct loader *L, const char *v, void *f)
 
 /* built == NULL: the behaviour is there. Otherwise the key is parsed and
  * validated, and setting it logs this notice once. */
-#define NOT_BUILT_DISCOVERY "not built yet in this version (dynamic discovery), ignored"
 #define NOT_BUILT_TLS "not built yet in this version (mutual TLS), ignored"
 
 struct key_def {
@@ -513,7 +643,7 @@ static const struct key_def MESHIM_KEYS[] = {
     G("access_log_callers", p_onoff, access_log_callers, NULL),
     G("stats_dir", p_dir_or_off, stats_dir, NULL),
     G("vip_range", p_cidr, vip_range, NULL),
-    G("dns_server", p_hostport, dns_server, NOT_BUILT_DISCOVERY),
+    G("dns_server", p_hostport, dns_server, NULL),
     G("on_error", p_on_error, on_error, NULL),
     { 0 }
 };
@@ -523,7 +653,7 @@ static const struct key_def TLS_KEYS[] = {
     G("key", p_path, tls_key, NOT_BUILT_TLS),
     G("ca", p_path, tls_ca, NOT_BUILT_TLS),
     G("min_version", p_min_version, tls_min_version, NOT_BUILT_TLS),
-    G("reload_interval", p_duration, tls_reload_interval_ms, NOT_BUILT_TLS),
+    G("reload_interval", p_reload_interval, tls_reload_interval_ms, NULL),
     { 0 }
 };
 
@@ -532,9 +662,9 @@ static const struct key_def SERVICE_KEYS[] = {
     S("addresses", p_addresses, addresses, NULL),
     S("ports", p_ports, ports, NULL),
     S("endpoints", p_endpoints, endpoints, NULL),
-    S("dns", p_string, dns, NOT_BUILT_DISCOVERY),
-    S("srv", p_string, srv, NOT_BUILT_DISCOVERY),
-    S("endpoints_file", p_path, endpoints_file, NOT_BUILT_DISCOVERY),
+    S("dns", p_dns_name, dns, NULL),
+    S("srv", p_dns_name, srv, NULL),
+    S("endpoints_file", p_path, endpoints_file, NULL),
     S("lb", p_lb, lb, NULL),
     S("connect_timeout", p_duration, connect_timeout_ms, NULL),
     S("retries", p_uint, retries, NULL),
@@ -993,7 +1123,10 @@ static void validate_service(struct loader *L, struct service_config *s)
     if (s->retry_backoff_ms > s->retry_backoff_max_ms)
         add_error(L, at, "%s: retry_backoff (%ums) is longer than retry_backoff_max (%ums)", where,
                   s->retry_backoff_ms, s->retry_backoff_max_ms);
-    if (s->health_check == HEALTH_TCP && s->ports.n == 0) {
+    if (s->health_check == HEALTH_TCP && s->ports.n == 0 && (s->dns || s->endpoints_file))
+        add_error(L, at, "%s: health_check = tcp needs a port to check: set ports (endpoints "
+                  "from dns or endpoints_file may have none)", where);
+    else if (s->health_check == HEALTH_TCP && s->ports.n == 0) {
         for (size_t i = 0; i < s->endpoints.n; i++) {
             if (!s->endpoints.v[i].addr.port) {
                 add_error(L, at, "%s: health_check = tcp needs a port to check: give every "

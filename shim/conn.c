@@ -26,8 +26,8 @@ enum { STATE_TIME_WAIT = 6, STATE_CLOSE = 7, STATE_CLOSE_WAIT = 8, STATE_LAST_AC
 
 static void count_active(struct conn *c, int delta)
 {
-    if (c->endpoint != CONN_NO_ENDPOINT)
-        __atomic_add_fetch(&c->svc->targets[c->endpoint].active, (uint32_t)delta, __ATOMIC_RELAXED);
+    if (c->ep)
+        __atomic_add_fetch(&c->ep->target.active, (uint32_t)delta, __ATOMIC_RELAXED);
 }
 
 static char *capture_callers(void)
@@ -43,7 +43,6 @@ struct conn *conn_new(struct service *svc, uint16_t app_port)
         return NULL;
     c->refs = 1;
     c->svc = svc;
-    c->endpoint = CONN_NO_ENDPOINT;
     c->sock = -1;
     c->port = app_port;
     c->callers = capture_callers();     /* first: unwinding is not connect time */
@@ -53,10 +52,12 @@ struct conn *conn_new(struct service *svc, uint16_t app_port)
     return c;
 }
 
-uint64_t conn_attempt(struct conn *c, size_t i)
+uint64_t conn_attempt(struct conn *c, struct endpoint *ep)
 {
     count_active(c, -1);
-    c->endpoint = i;
+    endpoint_ref(ep);
+    endpoint_unref(c->ep);
+    c->ep = ep;
     count_active(c, 1);
     c->attempts++;
     return now_ns();
@@ -86,8 +87,8 @@ static void end(struct conn *c)
     if (!access_enabled())
         return;
     char endpoint[64] = "";
-    if (c->endpoint != CONN_NO_ENDPOINT)
-        endpoint_text(c->svc, c->endpoint, c->port, endpoint, sizeof(endpoint));
+    if (c->ep)
+        endpoint_text(c->ep, c->port, endpoint, sizeof(endpoint));
     const char *result = connected || (c->flags & FLAG_UF) || c->result != RESULT_OK
                          ? stats_result_name((unsigned)c->result) : "abandoned";
     struct access_record r = {
@@ -124,7 +125,7 @@ void conn_refused(struct service *svc, uint16_t app_port, int result, unsigned f
     if (!access_enabled())
         return;
     struct conn c = {
-        .svc = svc, .endpoint = CONN_NO_ENDPOINT, .port = app_port, .result = result,
+        .svc = svc, .port = app_port, .result = result,
         .flags = flags, .started_ns = now_ns(), .started_unix_ns = wall_ns(),
         .callers = capture_callers(),
     };
@@ -165,6 +166,7 @@ void conn_unref(struct conn *c)
     count_active(c, -1);
     __atomic_sub_fetch(&c->svc->active, 1, __ATOMIC_RELAXED);
     end(c);
+    endpoint_unref(c->ep);
     if (c->state == CONN_FAILED) {
         /* The application closed a failed connection: the real socket it
          * stood for goes with it. */

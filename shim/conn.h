@@ -33,14 +33,12 @@
 
 #include "meshim/registry.h"
 
-#define CONN_NO_ENDPOINT ((size_t)-1)
-
 enum conn_state { CONN_OPEN, CONN_DIALING, CONN_FAILED };
 
 struct conn {
     int refs;                   /* atomic: descriptors and callers holding it */
     struct service *svc;
-    size_t endpoint;            /* index into svc->endpoints, or CONN_NO_ENDPOINT */
+    struct endpoint *ep;        /* the last attempt's, with a reference; NULL: none yet */
     int state;                  /* enum conn_state */
     int error;                  /* FAILED: the errno SO_ERROR reports (once) */
     int sock;                   /* DIALING, FAILED: the real socket; else -1 */
@@ -63,8 +61,8 @@ struct conn {
 /* A new connection to svc (no endpoint yet), counted active, with one
  * reference; with access_log_callers on, it holds the caller's stack. */
 struct conn *conn_new(struct service *svc, uint16_t app_port);
-/* The next attempt goes to endpoint i; returns its start time. */
-uint64_t conn_attempt(struct conn *c, size_t i);
+/* The next attempt goes to ep; returns its start time. */
+uint64_t conn_attempt(struct conn *c, struct endpoint *ep);
 /* The connection is established. */
 void conn_connected(struct conn *c);
 /* Every attempt failed with err (0 with none made: no endpoint): the

@@ -35,12 +35,13 @@
 #include "mesh.h"
 #include "metrics.h"
 #include "placeholder.h"
+#include "watch.h"
 
 /* ------------------------------------------------------ attempt helpers -- */
 
 static bool reachable(const struct pick *p, size_t i)
 {
-    const struct netaddr *a = &p->svc->endpoints[i].addr;
+    const struct netaddr *a = &p->eps->ep[i]->addr;
     if (p->family == AF_INET)
         return a->family == AF_INET;
     return a->family == AF_INET6 || !p->v6only;
@@ -51,8 +52,8 @@ static bool usable(size_t i, void *ctx)
     const struct pick *p = ctx;
     if (p->skip_tried && i < 64 && (p->tried >> i & 1))
         return false;
-    return reachable(p, i) && !p->svc->health[i].down &&
-           !circuit_blocked(&p->svc->circuits[i], p->now);
+    const struct endpoint *ep = p->eps->ep[i];
+    return reachable(p, i) && !ep->health.down && !circuit_blocked(&ep->circuit, p->now);
 }
 
 static int socket_int(int fd, int level, int name)
@@ -70,58 +71,88 @@ static int fail(int err)
     return -1;
 }
 
-ssize_t pick_target(struct pick *p, uint16_t app_port, struct sockaddr_storage *ss, socklen_t *len)
+void pick_init(struct pick *p, struct service *svc, int family)
+{
+    *p = (struct pick){ .svc = svc, .family = family, .eps = service_endpoints(svc) };
+}
+
+void pick_done(struct pick *p)
+{
+    endpoint_set_unref(p->eps);
+    p->eps = NULL;
+}
+
+struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_storage *ss,
+                             socklen_t *len)
 {
     struct service *svc = p->svc;
+    struct endpoint_set *old = NULL;
     pthread_mutex_lock(&svc->lock);
+    if (svc->eps != p->eps) {
+        /* The service has a new set (discovery, a reload): use it. What
+         * this connect tried is forgotten with the old indexes. */
+        old = p->eps;
+        p->eps = svc->eps;
+        __atomic_add_fetch(&p->eps->refs, 1, __ATOMIC_RELAXED);
+        p->tried = 0;
+    }
     p->now = now_ns();
     p->skip_tried = true;
-    ssize_t i = balancer_pick(&svc->balancer, usable, p, rng_thread(), p->now);
+    ssize_t i = balancer_pick(&p->eps->balancer, usable, p, rng_thread(), p->now);
     if (i < 0 && p->tried) {
         p->skip_tried = false;
-        i = balancer_pick(&svc->balancer, usable, p, rng_thread(), p->now);
+        i = balancer_pick(&p->eps->balancer, usable, p, rng_thread(), p->now);
     }
     bool probe;
-    if (i >= 0)
-        circuit_admit(&svc->circuits[i], p->now, &probe);
+    struct endpoint *ep = i >= 0 ? p->eps->ep[i] : NULL;
+    if (ep) {
+        circuit_admit(&ep->circuit, p->now, &probe);
+        p->last = (size_t)i;
+    }
     pthread_mutex_unlock(&svc->lock);
-    if (i >= 0)
-        *len = endpoint_addr(svc, (size_t)i, p->family, app_port, ss);
-    return i;
+    endpoint_set_unref(old);
+    if (ep)
+        *len = endpoint_addr(ep, p->family, app_port, ss);
+    return ep;
 }
 
-void pick_tried(struct pick *p, size_t i)
+void pick_tried(struct pick *p)
 {
-    if (i < 64)
-        p->tried |= (uint64_t)1 << i;
+    if (p->last < 64)
+        p->tried |= (uint64_t)1 << p->last;
 }
 
-void attempt_record(struct service *svc, size_t i, int err, uint64_t started)
+/* Circuits not closed among the service's endpoints now (under its lock). */
+static size_t ejected_now(const struct service *svc)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < svc->eps->n; i++)
+        n += svc->eps->ep[i]->circuit.state != CIRCUIT_CLOSED;
+    return n;
+}
+
+void attempt_record(struct service *svc, struct endpoint *ep, int err, uint64_t started)
 {
     uint64_t now = now_ns();
-    struct circuit *c = &svc->circuits[i];
+    struct circuit *c = &ep->circuit;
     pthread_mutex_lock(&svc->lock);
     enum circuit_state before = c->state;
     bool ejected = false;
     if (!err) {
         circuit_success(c, now);
         if (started)
-            balancer_observe(&svc->targets[i], now - started, now);
-        if (before != CIRCUIT_CLOSED)
-            svc->n_ejected--;
+            balancer_observe(&ep->target, now - started, now);
     } else {
-        bool may = breaker_may_eject(svc->n_ejected, svc->n_endpoints, svc->breaker.max_eject_percent);
+        bool may = breaker_may_eject(ejected_now(svc), svc->eps->n, svc->breaker.max_eject_percent);
         ejected = circuit_failure(c, &svc->breaker, now, may);
-        if (ejected && before == CIRCUIT_CLOSED)
-            svc->n_ejected++;
     }
     uint64_t for_ns = c->open_until_ns - now;
     pthread_mutex_unlock(&svc->lock);
-    metrics_attempt(svc, i, metrics_result_of(err), !err && started ? now - started : 0);
+    metrics_attempt(svc, ep, metrics_result_of(err), !err && started ? now - started : 0);
     if (ejected || (!err && before != CIRCUIT_CLOSED))
-        metrics_ejected(svc, i, ejected);
+        metrics_ejected(svc, ep, ejected);
     if (ejected)
-        log_warn("%s: endpoint %s ejected for %llus after %s", svc->name, svc->endpoints[i].label,
+        log_warn("%s: endpoint %s ejected for %llus after %s", svc->name, ep->label,
                  (unsigned long long)(for_ns / 1000000000u),
                  before == CIRCUIT_CLOSED ? "consecutive failures" : "a failed probe");
 }
@@ -141,9 +172,15 @@ static struct conn *track(int fd, struct service *svc, uint16_t app_port)
 int no_endpoint(const struct pick *p)
 {
     size_t reach = 0;
-    for (size_t i = 0; i < p->svc->n_endpoints; i++)
+    for (size_t i = 0; i < p->eps->n; i++)
         reach += reachable(p, i);
-    if (reach == 0)
+    const struct service_config *cfg = service_cfg(p->svc);
+    if (p->eps->n == 0 && service_waiting(p->svc))
+        log_warn("%s: no endpoints yet: %s %s has not been answered", p->svc->name,
+                 cfg->srv ? "srv" : "dns", cfg->srv ? cfg->srv : cfg->dns);
+    else if (p->eps->n == 0)
+        log_warn("%s: no endpoints (the service's sources list none)", p->svc->name);
+    else if (reach == 0)
         log_warn("%s: no endpoint reachable from an %s socket", p->svc->name,
                  p->family == AF_INET ? "IPv4" : "IPv6");
     else
@@ -152,16 +189,15 @@ int no_endpoint(const struct pick *p)
     return ECONNREFUSED;
 }
 
-socklen_t endpoint_addr(const struct service *svc, size_t i, int family, uint16_t app_port,
+socklen_t endpoint_addr(const struct endpoint *ep, int family, uint16_t app_port,
                         struct sockaddr_storage *ss)
 {
-    const struct endpoint *ep = &svc->endpoints[i];
     return netaddr_to_sockaddr(&ep->addr, ep->addr.port ? ep->addr.port : app_port, family, ss);
 }
 
-void endpoint_text(const struct service *svc, size_t i, uint16_t app_port, char *buf, size_t len)
+void endpoint_text(const struct endpoint *ep, uint16_t app_port, char *buf, size_t len)
 {
-    struct netaddr to = svc->endpoints[i].addr;
+    struct netaddr to = ep->addr;
     to.port = to.port ? to.port : app_port;
     netaddr_format(&to, buf, len);
 }
@@ -186,14 +222,15 @@ bool budget_retry(struct service *svc)
     pthread_mutex_unlock(&svc->lock);
     if (!allowed)
         log_warn("%s: retry budget (%g%%) exhausted, not retrying", svc->name,
-                 svc->cfg->retry_budget * 100);
+                 service_cfg(svc)->retry_budget * 100);
     return allowed;
 }
 
 uint64_t retry_delay_ns(const struct service *svc, unsigned retry)
 {
-    return backoff_delay_ns((uint64_t)svc->cfg->retry_backoff_ms * 1000000u,
-                            (uint64_t)svc->cfg->retry_backoff_max_ms * 1000000u, retry - 1,
+    const struct service_config *cfg = service_cfg(svc);
+    return backoff_delay_ns((uint64_t)cfg->retry_backoff_ms * 1000000u,
+                            (uint64_t)cfg->retry_backoff_max_ms * 1000000u, retry - 1,
                             rng_thread());
 }
 
@@ -209,19 +246,19 @@ void attempts_failed(const struct service *svc, unsigned attempts, const char *l
              attempts == 1 ? "" : "s", last, strerror(err));
 }
 
-bool retry_next(struct pick *p, size_t i, int err, unsigned retry)
+bool retry_next(struct pick *p, int err, unsigned retry)
 {
-    pick_tried(p, i);
-    bool again = retryable(err) && retry < p->svc->cfg->retries && budget_retry(p->svc);
+    pick_tried(p);
+    bool again = retryable(err) && retry < service_cfg(p->svc)->retries && budget_retry(p->svc);
     if (again)
         metrics_retry(p->svc);
     return again;
 }
 
-void attempt_failed_log(const struct service *svc, size_t i, uint16_t app_port, unsigned n,
-                               int err, char *last, size_t len)
+void attempt_failed_log(const struct service *svc, const struct endpoint *ep, uint16_t app_port,
+                        unsigned n, int err, char *last, size_t len)
 {
-    endpoint_text(svc, i, app_port, last, len);
+    endpoint_text(ep, app_port, last, len);
     log_info("%s: attempt %u to %s failed: %s", svc->name, n, last, strerror(err));
 }
 
@@ -273,7 +310,8 @@ static int attempt_blocking(int fd, const struct sockaddr *sa, socklen_t len, in
  * (blocking sockets only: it means nothing to a non-blocking one). */
 static uint32_t attempt_timeout_ms(int fd, const struct service *svc, bool blocking)
 {
-    uint32_t ms = svc->cfg->connect_timeout_ms ? svc->cfg->connect_timeout_ms : UINT32_MAX;
+    uint32_t cfg_ms = service_cfg(svc)->connect_timeout_ms;
+    uint32_t ms = cfg_ms ? cfg_ms : UINT32_MAX;
     struct timeval tv;
     socklen_t len = sizeof(tv);
     if (blocking && getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 &&
@@ -287,14 +325,18 @@ static uint32_t attempt_timeout_ms(int fd, const struct service *svc, bool block
 
 /* Every attempt of this connect() failed, the last with err at `last`, or
  * none could be made: the record ends, the application gets the errno. */
-static int all_failed(int fd, const struct pick *p, struct conn *c, int err, const char *last)
+static int all_failed(int fd, struct pick *p, struct conn *c, int err, const char *last)
 {
     unsigned attempts = c->attempts;
     conn_failed(c, attempts ? err : 0, 0);
     fdtable_drop(fd);
     conn_unref(c);
-    if (attempts == 0)
-        return fail(no_endpoint(p));
+    if (attempts == 0) {
+        err = no_endpoint(p);
+        pick_done(p);
+        return fail(err);
+    }
+    pick_done(p);
     /* A timed-out attempt's SYN is still in flight: abort it, or the kernel
      * could complete a connection the application was told had failed. */
     reset_socket(fd);
@@ -311,6 +353,8 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
     int err = 0;
     char last[64] = "";
     budget_first(svc);
+    if (service_waiting(svc))
+        watch_wait(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
     for (unsigned retry = 0;; retry++) {
         if (retry > 0) {
             sleep_ns(retry_delay_ns(svc, retry));
@@ -318,19 +362,20 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
         }
         struct sockaddr_storage ss;
         socklen_t sslen;
-        ssize_t i = pick_target(p, app_port, &ss, &sslen);
-        if (i < 0)
+        struct endpoint *ep = pick_target(p, app_port, &ss, &sslen);
+        if (!ep)
             break;
-        uint64_t started = conn_attempt(c, (size_t)i);
+        uint64_t started = conn_attempt(c, ep);
         err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, timeout_ms);
-        attempt_record(svc, (size_t)i, err, started);
+        attempt_record(svc, ep, err, started);
         if (err == 0) {
             conn_connected(c);
             conn_unref(c);
+            pick_done(p);
             return 0;
         }
-        attempt_failed_log(svc, (size_t)i, app_port, c->attempts, err, last, sizeof(last));
-        if (!retry_next(p, (size_t)i, err, retry))
+        attempt_failed_log(svc, ep, app_port, c->attempts, err, last, sizeof(last));
+        if (!retry_next(p, err, retry))
             break;
     }
     return all_failed(fd, p, c, err, last);
@@ -363,6 +408,10 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
     struct dial_spec spec = { .timeout_ms = attempt_timeout_ms(fd, svc, false),
                               .app_port = app_port, .err = ECONNREFUSED };
     budget_first(svc);
+    /* Endpoints from DNS that has not answered yet: the engine waits for
+     * them (up to connect_timeout), not the caller. */
+    if (!delay_ns && service_waiting(svc))
+        delay_ns = 1;
     for (unsigned retry = 0;; retry++) {
         spec.retry = retry;
         if (delay_ns) {
@@ -372,10 +421,10 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
         }
         struct sockaddr_storage ss;
         socklen_t sslen;
-        ssize_t i = pick_target(p, app_port, &ss, &sslen);
-        if (i < 0)
+        struct endpoint *ep = pick_target(p, app_port, &ss, &sslen);
+        if (!ep)
             break;
-        uint64_t started = conn_attempt(c, (size_t)i);
+        uint64_t started = conn_attempt(c, ep);
         int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
         if (err == EINPROGRESS)
             err = settled(fd);
@@ -384,15 +433,16 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
             spec.started_ns = started;
             return dial_start(fd, c, p, &spec);
         }
-        attempt_record(svc, (size_t)i, err, started);
+        attempt_record(svc, ep, err, started);
         if (err == 0) {
             conn_connected(c);
             conn_unref(c);
+            pick_done(p);
             return fail(EINPROGRESS);     /* what the kernel said; it is connected */
         }
         spec.err = err;
-        attempt_failed_log(svc, (size_t)i, app_port, c->attempts, err, spec.last, sizeof(spec.last));
-        if (!retry_next(p, (size_t)i, err, retry))
+        attempt_failed_log(svc, ep, app_port, c->attempts, err, spec.last, sizeof(spec.last));
+        if (!retry_next(p, err, retry))
             break;
         reset_socket(fd);
         delay_ns = retry_delay_ns(svc, retry + 1);
@@ -436,10 +486,9 @@ static bool connect_again(int fd, struct conn *c, int family, uint16_t port, int
     default:
         /* Polling a non-blocking connect with connect(), as some libraries
          * do: same endpoint, so the kernel answers EALREADY / EISCONN. */
-        if (c->endpoint == CONN_NO_ENDPOINT)
+        if (!c->ep)
             return false;
-        *rc = real_connect(fd, (struct sockaddr *)&ss,
-                           endpoint_addr(c->svc, c->endpoint, family, port, &ss));
+        *rc = real_connect(fd, (struct sockaddr *)&ss, endpoint_addr(c->ep, family, port, &ss));
         return true;
     }
 }
@@ -474,30 +523,29 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     /* A split service hands each new connection to one of its targets,
      * whose endpoints and policies then apply. */
     svc = registry_split(svc, rng_thread());
+    const struct service_config *cfg = service_cfg(svc);
     health_start(svc);
-    if (svc->cfg->tls == TLS_MTLS) {
+    watch_start();
+    if (cfg->tls == TLS_MTLS) {
         /* Fail closed: mTLS is configured but not built in this version. */
         log_warn("%s: tls = mtls is not built yet in this version; refusing to connect in plaintext",
                  svc->name);
         return fail(ECONNREFUSED);
     }
-    if (__atomic_load_n(&svc->active, __ATOMIC_RELAXED) >= svc->cfg->max_connections) {
+    if (__atomic_load_n(&svc->active, __ATOMIC_RELAXED) >= cfg->max_connections) {
         log_warn("%s: max_connections (%u) reached, connection refused", svc->name,
-                 svc->cfg->max_connections);
+                 cfg->max_connections);
         conn_refused(svc, dst.port, RESULT_OVERFLOW, FLAG_UO);
         return fail(ECONNREFUSED);
     }
-    if (draw(svc->cfg->fault_abort)) {
+    if (draw(cfg->fault_abort)) {
         log_warn("%s: connection failed on purpose (fault_abort)", svc->name);
         conn_refused(svc, dst.port, RESULT_FAULT, FLAG_FI);
         return fail(ECONNREFUSED);
     }
-    uint64_t delay_ns = draw(svc->cfg->fault_delay_percent)
-                        ? (uint64_t)svc->cfg->fault_delay_ms * 1000000u : 0;
+    uint64_t delay_ns = draw(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
 
-    struct pick p = { .svc = svc, .family = addr->sa_family };
-    if (p.family == AF_INET6)
-        p.v6only = socket_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
+    bool v6only = addr->sa_family == AF_INET6 && socket_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
     errno = saved;
     int flags = real_fcntl(fd, F_GETFL, NULL);
     if (flags < 0)
@@ -506,6 +554,9 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     struct conn *c = track(fd, svc, dst.port);
     if (!c)
         return fail(ENOMEM);
+    struct pick p;
+    pick_init(&p, svc, addr->sa_family);
+    p.v6only = v6only;
     c->flags |= delay_ns ? FLAG_DI : 0;
     if (flags & O_NONBLOCK)
         return connect_nonblocking(fd, &p, c, dst.port, delay_ns);

@@ -29,6 +29,9 @@
 #include "mesh.h"
 #include "placeholder.h"
 
+/* How often a connect waiting for a service's first DNS answer looks. */
+#define WAIT_STEP_NS 5000000u
+
 struct dial {
     struct engine_task task;        /* the hand-over */
     struct engine_io sock_io;       /* the real socket, while an attempt is in flight */
@@ -52,6 +55,7 @@ static void dial_free(struct dial *d)
         engine_unwatch(&d->peer_io);
     placeholder_release(&d->ph);
     conn_unref(d->conn);
+    pick_done(&d->pick);
     engine_retire(d);
 }
 
@@ -67,14 +71,14 @@ static void set_state(struct conn *c, enum conn_state state, int sock, int err)
 static void connected(struct dial *d)
 {
     struct service *svc = d->conn->svc;
-    attempt_record(svc, d->conn->endpoint, 0, d->spec.started_ns);
+    attempt_record(svc, d->conn->ep, 0, d->spec.started_ns);
     conn_connected(d->conn);
     /* connect() once more, as an application polling with connect() would:
      * the socket is then "connected" to the kernel too, and the
      * application's own connect() answers EISCONN, not EALREADY. */
     struct sockaddr_storage ss;
     real_connect(d->sock, (struct sockaddr *)&ss,
-                 endpoint_addr(svc, d->conn->endpoint, d->pick.family, d->spec.app_port, &ss));
+                 endpoint_addr(d->conn->ep, d->pick.family, d->spec.app_port, &ss));
     swap_lock();
     placeholder_restore(d->fd, &d->ph, d->sock);
     set_state(d->conn, CONN_OPEN, -1, 0);
@@ -102,12 +106,12 @@ static void next_attempt(struct dial *d);
 static void attempt_failed(struct dial *d, int err)
 {
     struct service *svc = d->conn->svc;
-    size_t i = d->conn->endpoint;
-    attempt_record(svc, i, err, d->spec.started_ns);
-    attempt_failed_log(svc, i, d->spec.app_port, d->conn->attempts, err, d->spec.last,
+    struct endpoint *ep = d->conn->ep;
+    attempt_record(svc, ep, err, d->spec.started_ns);
+    attempt_failed_log(svc, ep, d->spec.app_port, d->conn->attempts, err, d->spec.last,
                        sizeof(d->spec.last));
     d->spec.err = err;
-    if (!retry_next(&d->pick, i, err, d->spec.retry)) {
+    if (!retry_next(&d->pick, err, d->spec.retry)) {
         give_up(d, err);
         return;
     }
@@ -140,12 +144,18 @@ static void next_attempt(struct dial *d)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    ssize_t i = pick_target(&d->pick, d->spec.app_port, &ss, &len);
-    if (i < 0) {
+    struct endpoint *ep = pick_target(&d->pick, d->spec.app_port, &ss, &len);
+    if (!ep && !d->conn->attempts && service_waiting(d->conn->svc) &&
+        now_ns() < d->conn->started_ns + (uint64_t)d->spec.timeout_ms * 1000000u) {
+        /* The service's DNS has not answered yet: look again shortly. */
+        engine_timer_set(&d->timer, now_ns() + WAIT_STEP_NS);
+        return;
+    }
+    if (!ep) {
         give_up(d, d->conn->attempts ? d->spec.err : no_endpoint(&d->pick));
         return;
     }
-    d->spec.started_ns = conn_attempt(d->conn, (size_t)i);
+    d->spec.started_ns = conn_attempt(d->conn, ep);
     int err = real_connect(d->sock, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
     if (err == 0) {
         connected(d);
@@ -209,8 +219,9 @@ static void begin(struct engine_task *t)
 /* ------------------------------------------------------------ hand-over -- */
 
 /* The engine could not take it (see dial.h). */
-static int not_handed(int fd, struct conn *c, const struct dial_spec *spec)
+static int not_handed(int fd, struct conn *c, struct pick *p, const struct dial_spec *spec)
 {
+    pick_done(p);
     log_warn("%s: cannot continue the connect in the background: %s", c->svc->name,
              strerror(errno));
     if (spec->connecting) {
@@ -224,17 +235,17 @@ static int not_handed(int fd, struct conn *c, const struct dial_spec *spec)
     return -1;
 }
 
-int dial_start(int fd, struct conn *c, const struct pick *p, const struct dial_spec *spec)
+int dial_start(int fd, struct conn *c, struct pick *p, const struct dial_spec *spec)
 {
     struct dial *d = calloc(1, sizeof(*d));
     if (!d) {
         errno = ENOMEM;
-        return not_handed(fd, c, spec);
+        return not_handed(fd, c, p, spec);
     }
     int sock = placeholder_install(fd, &d->ph);
     if (sock < 0) {
         free(d);
-        return not_handed(fd, c, spec);
+        return not_handed(fd, c, p, spec);
     }
     d->conn = c;
     d->pick = *p;
@@ -258,7 +269,7 @@ int dial_start(int fd, struct conn *c, const struct pick *p, const struct dial_s
         placeholder_done();
         free(d);
         errno = EAGAIN;
-        return not_handed(fd, c, spec);
+        return not_handed(fd, c, p, spec);
     }
     errno = EINPROGRESS;
     return -1;

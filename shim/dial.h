@@ -33,11 +33,12 @@ struct dial_spec {
 };
 
 /* In connect(), for the socket at fd: hands the connect to the engine. c is
- * the connection at fd; the caller's reference is taken over. Returns -1
+ * the connection at fd; the caller's reference to it, and the pick's to its
+ * endpoint set, are taken over. Returns -1
  * with errno EINPROGRESS when the engine has it; otherwise (no engine, no
  * descriptors left) an attempt in flight simply goes on unobserved, and a
  * retry that could not be handed over fails with its error. */
-int dial_start(int fd, struct conn *c, const struct pick *p, const struct dial_spec *spec);
+int dial_start(int fd, struct conn *c, struct pick *p, const struct dial_spec *spec);
 
 /* connect() again on a FAILED connection: the real socket goes back on fd
  * (unconnected) and the connection is forgotten. */

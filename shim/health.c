@@ -1,13 +1,18 @@
 /*
  * health.c — active TCP health checks (see health.h).
  *
- * One probe per endpoint, each with its own timer:
+ * One round of checks per service at a time, on the engine. A round probes
+ * every endpoint of the service's set as it is when the round starts (so
+ * endpoints found by DNS or a reload are checked from the next round on):
  *
- *   IDLE --(interval over)--> connect: settled at once? result
- *                                      : IN_FLIGHT
- *   IN_FLIGHT --(writable: SO_ERROR)--> result
- *             --(health_timeout over)-> result: failed
- *   result --> IDLE, next round after health_interval
+ *   IDLE --(health_interval over)--> connect to every endpoint; those that
+ *                                    settle at once have their result
+ *   PROBING --(a probe writable: SO_ERROR)---> its result
+ *           --(health_timeout over)----------> the rest fail
+ *   all results in --> IDLE
+ *
+ * A service that no longer asks for checks (a reload), or that a reload
+ * removed, stops them at its next round.
  */
 #include "health.h"
 
@@ -20,112 +25,172 @@
 #include "hooks.h"
 #include "log.h"
 
+struct checks;
+
 struct probe {
     struct engine_io io;
-    struct engine_timer timer;
-    struct service *svc;
-    size_t endpoint;
+    struct checks *checks;
+    struct endpoint *ep;
     bool in_flight;
 };
 
 struct checks {
     struct engine_task task;
-    size_t n;
-    struct probe probes[];
+    struct engine_timer timer;
+    struct service *svc;
+    struct endpoint_set *set;       /* the round's endpoints, with a reference */
+    struct probe *probes;           /* parallel to set->ep */
+    size_t in_flight;
 };
 
-static uint16_t check_port(const struct service *svc, size_t i)
+static uint16_t check_port(const struct service_config *cfg, const struct endpoint *ep)
 {
-    uint16_t port = svc->endpoints[i].addr.port;
-    return port ? port : svc->cfg->ports.v[0].lo;      /* config.c ensures one of them */
+    /* config.c makes sure one of them is there for static endpoints; a
+     * discovered one without a port and no `ports` cannot be checked. */
+    return ep->addr.port ? ep->addr.port : cfg->ports.n ? cfg->ports.v[0].lo : 0;
 }
 
-static void result(struct probe *p, bool ok)
+static void result(struct checks *c, struct probe *p, bool ok)
 {
-    struct service *svc = p->svc;
-    const struct service_config *cfg = svc->cfg;
+    struct service *svc = c->svc;
+    const struct service_config *cfg = service_cfg(svc);
     if (p->in_flight) {
         engine_unwatch(&p->io);
         real_close(p->io.fd);
         p->in_flight = false;
+        c->in_flight--;
     }
     pthread_mutex_lock(&svc->lock);
-    bool flipped = health_observe(&svc->health[p->endpoint], ok, cfg->healthy_threshold,
+    bool flipped = health_observe(&p->ep->health, ok, cfg->healthy_threshold,
                                   cfg->unhealthy_threshold);
-    bool down = svc->health[p->endpoint].down;
+    bool down = p->ep->health.down;
     pthread_mutex_unlock(&svc->lock);
     if (flipped)
-        log_warn("%s: endpoint %s is %s (health check)", svc->name, svc->endpoints[p->endpoint].label,
+        log_warn("%s: endpoint %s is %s (health check)", svc->name, p->ep->label,
                  down ? "down" : "up again");
-    engine_timer_set(&p->timer, now_ns() + (uint64_t)cfg->health_interval_ms * 1000000u);
+}
+
+static void round_over(struct checks *c)
+{
+    const struct service_config *cfg = service_cfg(c->svc);
+    engine_timer_set(&c->timer, now_ns() + (uint64_t)cfg->health_interval_ms * 1000000u);
 }
 
 static void probe_ready(struct engine_io *io, uint32_t events)
 {
     (void)events;
     struct probe *p = container_of(io, struct probe, io);
+    struct checks *c = p->checks;
     int err = 0;
     socklen_t len = sizeof(err);
     if (real_getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
-    engine_timer_cancel(&p->timer);
-    result(p, err == 0);
+    result(c, p, err == 0);
+    if (c->in_flight == 0) {
+        engine_timer_cancel(&c->timer);
+        round_over(c);
+    }
 }
 
-static void probe_due(struct engine_timer *t)
+/* Starts one probe; false when it settled at once (result given). */
+static bool probe_start(struct checks *c, struct probe *p, const struct service_config *cfg)
 {
-    struct probe *p = container_of(t, struct probe, timer);
-    if (p->in_flight) {
-        result(p, false);       /* health_timeout */
-        return;
-    }
-    const struct endpoint *ep = &p->svc->endpoints[p->endpoint];
     struct sockaddr_storage ss;
-    socklen_t len = netaddr_to_sockaddr(&ep->addr, check_port(p->svc, p->endpoint), ep->addr.family, &ss);
-    int fd = real_socket(ep->addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    uint16_t port = check_port(cfg, p->ep);
+    int fd = port ? real_socket(p->ep->addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+                  : -1;
     if (fd < 0) {
-        result(p, false);
-        return;
+        result(c, p, false);
+        return false;
     }
+    socklen_t len = netaddr_to_sockaddr(&p->ep->addr, port, p->ep->addr.family, &ss);
     int err = real_connect(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
-    p->io.fd = fd;
+    p->io = (struct engine_io){ .ready = probe_ready, .fd = fd };
     if (err == EINPROGRESS && engine_watch(&p->io, EPOLLOUT)) {
         p->in_flight = true;
-        engine_timer_set(&p->timer, now_ns() + (uint64_t)p->svc->cfg->health_timeout_ms * 1000000u);
-        return;
+        c->in_flight++;
+        return true;
     }
     real_close(fd);
-    result(p, err == 0);
+    result(c, p, err == 0);
+    return false;
+}
+
+static void stop(struct checks *c)
+{
+    __atomic_store_n(&c->svc->health_started, 0, __ATOMIC_RELEASE);
+    endpoint_set_unref(c->set);
+    free(c->probes);
+    engine_retire(c);
+}
+
+static void round_start(struct checks *c)
+{
+    const struct service_config *cfg = service_cfg(c->svc);
+    if (cfg->health_check != HEALTH_TCP || __atomic_load_n(&c->svc->removed, __ATOMIC_ACQUIRE)) {
+        stop(c);
+        return;
+    }
+    struct endpoint_set *set = service_endpoints(c->svc);
+    if (set != c->set) {
+        struct probe *probes = calloc(set->n + 1, sizeof(*probes));
+        if (!probes) {
+            endpoint_set_unref(set);
+            round_over(c);      /* out of memory: the next round tries again */
+            return;
+        }
+        free(c->probes);
+        endpoint_set_unref(c->set);
+        c->probes = probes;
+        c->set = set;
+    } else {
+        endpoint_set_unref(set);
+    }
+    for (size_t i = 0; i < c->set->n; i++) {
+        c->probes[i] = (struct probe){ .checks = c, .ep = c->set->ep[i] };
+        probe_start(c, &c->probes[i], cfg);
+    }
+    if (c->in_flight)
+        engine_timer_set(&c->timer, now_ns() + (uint64_t)cfg->health_timeout_ms * 1000000u);
+    else
+        round_over(c);
+}
+
+static void timer_fired(struct engine_timer *t)
+{
+    struct checks *c = container_of(t, struct checks, timer);
+    if (!c->in_flight) {
+        round_start(c);
+        return;
+    }
+    for (size_t i = 0; i < c->set->n; i++)      /* health_timeout */
+        if (c->probes[i].in_flight)
+            result(c, &c->probes[i], false);
+    round_over(c);
 }
 
 static void begin(struct engine_task *t)
 {
     struct checks *c = container_of(t, struct checks, task);
-    uint64_t now = now_ns();
-    for (size_t i = 0; i < c->n; i++)
-        engine_timer_set(&c->probes[i].timer, now);
+    engine_timer_set(&c->timer, now_ns());
 }
 
 void health_start(struct service *svc)
 {
-    if (svc->cfg->health_check != HEALTH_TCP ||
+    if (service_cfg(svc)->health_check != HEALTH_TCP ||
         __atomic_load_n(&svc->health_started, __ATOMIC_ACQUIRE) ||
         __atomic_exchange_n(&svc->health_started, 1, __ATOMIC_ACQ_REL))
         return;
     int saved = errno;
-    struct checks *c = calloc(1, sizeof(*c) + svc->n_endpoints * sizeof(c->probes[0]));
+    struct checks *c = calloc(1, sizeof(*c));
     if (!c) {
         log_error("%s: out of memory: health checks are off", svc->name);
         errno = saved;
         return;
     }
-    c->n = svc->n_endpoints;
+    c->svc = svc;
     c->task.run = begin;
-    for (size_t i = 0; i < c->n; i++) {
-        c->probes[i] = (struct probe){ .io = { .ready = probe_ready, .fd = -1 },
-                                       .timer = { .fire = probe_due },
-                                       .svc = svc, .endpoint = i };
-    }
+    c->timer.fire = timer_fired;
     if (!engine_post(&c->task)) {
         free(c);
         __atomic_store_n(&svc->health_started, 0, __ATOMIC_RELEASE);

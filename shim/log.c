@@ -30,11 +30,16 @@ static struct rate_slot rate[RATE_SLOTS];
 
 void log_configure(enum log_level level, const char *file)
 {
-    log_level = level;
+    log_set_level(level);
     if (file && strcmp(file, "stderr") != 0)
         snprintf(log_path, sizeof(log_path), "%s", file);
     else
         log_path[0] = '\0';
+}
+
+void log_set_level(enum log_level level)
+{
+    __atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 }
 
 /* True when the same text was already written this second. Races between
@@ -75,7 +80,7 @@ bool log_write_line(const char *path, const char *line, size_t len)
 void mlog(enum log_level level, const char *fmt, ...)
 {
     static const char *const NAMES[] = { "error", "warn", "info", "debug" };
-    if (level > log_level)
+    if (level > __atomic_load_n(&log_level, __ATOMIC_RELAXED))
         return;
     char msg[1024], line[1200];
     va_list ap;

@@ -11,6 +11,8 @@
 #include "meshim/config.h"
 
 void log_configure(enum log_level level, const char *file);
+/* A reloaded config's log_level (the rest of log_configure needs a restart). */
+void log_set_level(enum log_level level);
 /* Writes one whole line to path ("stderr", empty or NULL: stderr) with one
  * O_APPEND write, so lines from many processes never interleave; the file
  * is opened for each line (see log.c). Also the access log's writer.

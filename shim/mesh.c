@@ -24,14 +24,51 @@
 #include "log.h"
 #include "metrics.h"
 #include "placeholder.h"
+#include "watch.h"
 
 /* The registry, and through reg->cfg the config it points into: both live
- * as long as the process. */
+ * as long as the process (a reload publishes new ones, see mesh_publish). */
 struct registry *mesh_registry_ptr;
+
+/* The MESHIM_* variables as they were at start: a reload reads the file
+ * again, but not an environment the program may have changed since (nor
+ * one being changed by another thread while the watcher reads it). */
+#define MAX_ENV 32
+static char *env_saved[MAX_ENV];
+static size_t n_env;
+
+static void env_snapshot(void)
+{
+    for (char **e = environ; *e && n_env < MAX_ENV; e++)
+        if (strncmp(*e, "MESHIM_", 7) == 0 && (env_saved[n_env] = strdup(*e)))
+            n_env++;
+}
 
 static const char *env_lookup(const char *name)
 {
-    return getenv(name);
+    size_t len = strlen(name);
+    for (size_t i = 0; i < n_env; i++)
+        if (strncmp(env_saved[i], name, len) == 0 && env_saved[i][len] == '=')
+            return env_saved[i] + len + 1;
+    return NULL;
+}
+
+struct mesh_config *mesh_load_config(char **errors, enum on_error *on_error)
+{
+    struct config_source src = {
+        .getenv = env_lookup,
+        .secure = getauxval(AT_SECURE) != 0,
+        .default_file = MESHIM_DEFAULT_CONFIG,
+    };
+    return config_load(&src, errors, on_error);
+}
+
+void mesh_publish(struct registry *reg)
+{
+    /* The registry replaced is left as it is: another thread may be in
+     * the middle of a look-up in it. It is small (the index of one config)
+     * and only a changed config file makes one. */
+    __atomic_store_n(&mesh_registry_ptr, reg, __ATOMIC_RELEASE);
 }
 
 /* Before the log is configured: straight to stderr, one line each. */
@@ -54,9 +91,10 @@ static void atfork_prepare(void)
     struct registry *reg = mesh_registry();
     if (!hooks_bound)
         hooks_bind();       /* the child must not dlsym half-way through */
-    /* The order locks nest in at run time: swap, epoll sets, services,
-     * descriptor table, engine queue. */
+    /* The order locks nest in at run time: swap, epoll sets, the watcher,
+     * services, descriptor table, engine queue. */
     placeholder_atfork_prepare();
+    watch_atfork_prepare();
     if (reg)
         registry_lock_all(reg);
     fdtable_atfork_prepare();
@@ -70,6 +108,7 @@ static void atfork_parent(void)
     fdtable_atfork_parent();
     if (reg)
         registry_unlock_all(reg);
+    watch_atfork_parent();
     placeholder_atfork_parent();
 }
 
@@ -80,6 +119,7 @@ static void atfork_child(void)
     fdtable_atfork_child();
     if (reg)
         registry_reinit_locks(reg);
+    watch_atfork_child();
     placeholder_atfork_child();
     rng_fork_child();       /* the child draws its own endpoints */
     metrics_atfork_child(); /* and counts into a stats file of its own */
@@ -87,14 +127,10 @@ static void atfork_child(void)
 
 __attribute__((constructor(101))) static void mesh_init(void)
 {
-    struct config_source src = {
-        .getenv = env_lookup,
-        .secure = getauxval(AT_SECURE) != 0,
-        .default_file = MESHIM_DEFAULT_CONFIG,
-    };
+    env_snapshot();
     char *errors = NULL;
     enum on_error on_error;
-    struct mesh_config *cfg = config_load(&src, &errors, &on_error);
+    struct mesh_config *cfg = mesh_load_config(&errors, &on_error);
     if (!cfg) {
         if (on_error == ON_ERROR_PASSTHROUGH) {
             print_errors(errors, "mesh features are off, everything passes through");
@@ -114,12 +150,13 @@ __attribute__((constructor(101))) static void mesh_init(void)
     for (size_t i = 0; i < cfg->not_built.n; i++)
         log_warn("%s", cfg->not_built.v[i]);
 
-    struct registry *reg = registry_build(cfg, rng_thread());
+    struct registry *reg = registry_build(cfg, NULL, rng_thread());
     if (!reg) {
         log_error("out of memory building the service registry; mesh features are off");
         config_free(cfg);
         return;
     }
+    watch_init(reg);        /* endpoints files are read now, DNS when first used */
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     __atomic_store_n(&mesh_registry_ptr, reg, __ATOMIC_RELEASE);
     log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");

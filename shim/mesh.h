@@ -21,6 +21,11 @@ static inline struct registry *mesh_registry(void)
     return __atomic_load_n(&mesh_registry_ptr, __ATOMIC_ACQUIRE);
 }
 
+/* mesh.c: the config as at start (the environment as it was then), for a
+ * reload; and a reload's registry, published for every thread. */
+struct mesh_config *mesh_load_config(char **errors, enum on_error *on_error);
+void mesh_publish(struct registry *reg);
+
 /* connect.c */
 int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len);
 int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t *len, int flags,

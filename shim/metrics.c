@@ -3,10 +3,10 @@
  * include/meshim/stats.h).
  *
  * Attaching: the first count takes attach_lock, makes the file under a
- * temporary name (so a reader never maps half a header), fills the names of
- * every service, endpoint and inbound port of the registry, renames it to
+ * temporary name (so a reader never maps half a header), renames it to
  * <pid>.stats and publishes the map. Later counts find the map with one
- * acquire load and add to it with relaxed atomics.
+ * acquire load and add to it with relaxed atomics; a service, endpoint or
+ * port counted for the first time takes a slot under attach_lock.
  */
 #include "metrics.h"
 
@@ -27,12 +27,11 @@
 
 enum attach_state { UNTRIED, ATTACHED, OFF };
 
+#define NO_SLOT UINT32_MAX          /* more than the file has room for: not counted */
+
 static struct stats_header *map;            /* acquire/release: NULL until attached */
 static int state = UNTRIED;
 static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Slot of the first endpoint of each service (the registry's order); made
- * once in the first process and kept across fork. */
-static uint32_t *first_endpoint;
 static unsigned generation;
 static char map_path[512];                  /* the file this process made */
 
@@ -54,29 +53,6 @@ static struct stats_inbound *inbound_slots(struct stats_header *h)
 static void copy_name(char *dst, size_t len, const char *src)
 {
     snprintf(dst, len, "%s", src ? src : "");
-}
-
-/* The names of every slot, then the counts that publish them. */
-static void fill(struct stats_header *h, const struct registry *reg)
-{
-    size_t nsvc = reg->n_services < STATS_MAX_SERVICES ? reg->n_services : STATS_MAX_SERVICES;
-    uint32_t nep = 0;
-    for (size_t s = 0; s < nsvc; s++) {
-        const struct service *svc = &reg->services[s];
-        copy_name(service_slots(h)[s].name, sizeof(service_slots(h)[s].name), svc->name);
-        for (size_t e = 0; e < svc->n_endpoints && first_endpoint[s] + e < STATS_MAX_ENDPOINTS; e++) {
-            struct stats_endpoint *ep = &endpoint_slots(h)[first_endpoint[s] + e];
-            copy_name(ep->label, sizeof(ep->label), svc->endpoints[e].label);
-            ep->service = (uint32_t)s;
-            nep = first_endpoint[s] + (uint32_t)e + 1;
-        }
-    }
-    size_t nin = reg->cfg->n_inbound < STATS_MAX_INBOUND ? reg->cfg->n_inbound : STATS_MAX_INBOUND;
-    for (size_t i = 0; i < nin; i++)
-        inbound_slots(h)[i].port = reg->cfg->inbound[i].port;
-    __atomic_store_n(&h->n_services, (uint32_t)nsvc, __ATOMIC_RELEASE);
-    __atomic_store_n(&h->n_endpoints, nep, __ATOMIC_RELEASE);
-    __atomic_store_n(&h->n_inbound, (uint32_t)nin, __ATOMIC_RELEASE);
 }
 
 static void init_header(struct stats_header *h)
@@ -116,7 +92,7 @@ static bool make_dir(const char *dir)
 }
 
 /* Makes, fills and publishes the file; NULL on failure (errno set). */
-static struct stats_header *create(const char *dir, const struct registry *reg)
+static struct stats_header *create(const char *dir)
 {
     char path[512], tmp[512];
     int pid = (int)getpid();
@@ -142,7 +118,6 @@ static struct stats_header *create(const char *dir, const struct registry *reg)
         return NULL;
     }
     init_header(m);
-    fill(m, reg);
     if (rename(tmp, path) < 0) {
         err = errno;
         munmap(m, size);
@@ -154,19 +129,31 @@ static struct stats_header *create(const char *dir, const struct registry *reg)
     return m;
 }
 
-static bool plan_slots(const struct registry *reg)
+static uint32_t new_service_slot(struct stats_header *h, const char *name);
+static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, const char *label);
+static bool cached(const uint64_t *cache, uint32_t *slot);
+static void cache(uint64_t *cache, uint32_t slot);
+
+/* A new file lists the services of the running config and their endpoints
+ * at once (zero series rather than none); later ones get their slots when
+ * first counted. Under attach_lock. */
+static void list_services(struct stats_header *h, struct registry *reg)
 {
-    if (first_endpoint)
-        return true;
-    first_endpoint = calloc(reg->n_services + 1, sizeof(*first_endpoint));
-    if (!first_endpoint)
-        return false;
-    uint32_t next = 0;
-    for (size_t s = 0; s < reg->n_services; s++) {
-        first_endpoint[s] = next;
-        next += (uint32_t)reg->services[s].n_endpoints;
+    for (size_t i = 0; i < reg->n_services; i++) {
+        struct service *svc = reg->services[i];
+        uint32_t s;
+        if (!cached(&svc->stats_slot, &s))
+            cache(&svc->stats_slot, s = new_service_slot(h, svc->name));
+        if (s == NO_SLOT)
+            continue;
+        struct endpoint_set *set = service_endpoints(svc);
+        for (size_t e = 0; e < set->n; e++) {
+            uint32_t slot;
+            if (!cached(&set->ep[e]->stats_slot, &slot))
+                cache(&set->ep[e]->stats_slot, new_endpoint_slot(h, s, set->ep[e]->label));
+        }
+        endpoint_set_unref(set);
     }
-    return true;
 }
 
 static struct stats_header *attach(void)
@@ -177,8 +164,10 @@ static struct stats_header *attach(void)
         const char *dir = reg->cfg->stats_dir;
         struct stats_header *h = NULL;
         int saved = errno;
-        if (dir && strcmp(dir, "off") != 0 && plan_slots(reg)) {
-            h = create(dir, reg);
+        if (dir && strcmp(dir, "off") != 0) {
+            h = create(dir);
+            if (h)
+                list_services(h, reg);
             if (!h)
                 log_warn("stats: cannot make %s/%d.stats: %s; this process keeps no stats", dir,
                          (int)getpid(), strerror(errno));
@@ -213,23 +202,91 @@ static void observe(struct stats_histogram *hist, uint64_t ns)
     add(&hist->count, 1);
 }
 
-/* The slot of a service, or NULL (not counted: more services than slots). */
-static struct stats_service *service_stats(struct stats_header *h, const struct service *svc)
+/* ---------------------------------------------------------------- slots -- */
+
+/* Services, endpoints and inbound ports get their slot the first time they
+ * are counted (a reload or DNS brings new ones at any time); the slot is
+ * cached in the object, tagged with the file's generation (a fork child's
+ * file numbers its slots anew). An endpoint that comes back after it was
+ * dropped finds its old slot by name. */
+static bool cached(const uint64_t *cache, uint32_t *slot)
 {
-    struct registry *reg = mesh_registry();
-    size_t s = (size_t)(svc - reg->services);
-    return s < h->n_services ? &service_slots(h)[s] : NULL;
+    uint64_t v = __atomic_load_n(cache, __ATOMIC_ACQUIRE);
+    if ((uint32_t)(v >> 32) != generation + 1)
+        return false;
+    *slot = (uint32_t)v;
+    return true;
 }
 
-static struct stats_endpoint *endpoint_stats(struct stats_header *h, const struct service *svc,
-                                             size_t i)
+static void cache(uint64_t *cache, uint32_t slot)
 {
-    struct registry *reg = mesh_registry();
-    size_t s = (size_t)(svc - reg->services);
-    if (s >= h->n_services)
-        return NULL;
-    size_t slot = first_endpoint[s] + i;
-    return slot < h->n_endpoints ? &endpoint_slots(h)[slot] : NULL;
+    __atomic_store_n(cache, (uint64_t)(generation + 1) << 32 | slot, __ATOMIC_RELEASE);
+}
+
+/* Names go in first; the count that makes them visible is stored last. */
+static uint32_t new_service_slot(struct stats_header *h, const char *name)
+{
+    uint32_t n = h->n_services;
+    for (uint32_t i = 0; i < n; i++)
+        if (strncmp(service_slots(h)[i].name, name, sizeof(service_slots(h)[i].name) - 1) == 0)
+            return i;
+    if (n >= h->max_services)
+        return NO_SLOT;
+    copy_name(service_slots(h)[n].name, sizeof(service_slots(h)[n].name), name);
+    __atomic_store_n(&h->n_services, n + 1, __ATOMIC_RELEASE);
+    return n;
+}
+
+static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, const char *label)
+{
+    uint32_t n = h->n_endpoints;
+    for (uint32_t i = 0; i < n; i++)
+        if (endpoint_slots(h)[i].service == service && strcmp(endpoint_slots(h)[i].label, label) == 0)
+            return i;
+    if (n >= h->max_endpoints)
+        return NO_SLOT;
+    struct stats_endpoint *ep = &endpoint_slots(h)[n];
+    copy_name(ep->label, sizeof(ep->label), label);
+    ep->service = service;
+    __atomic_store_n(&h->n_endpoints, n + 1, __ATOMIC_RELEASE);
+    return n;
+}
+
+static uint32_t service_slot(struct stats_header *h, struct service *svc)
+{
+    uint32_t s;
+    if (cached(&svc->stats_slot, &s))
+        return s;
+    pthread_mutex_lock(&attach_lock);
+    if (!cached(&svc->stats_slot, &s)) {
+        s = new_service_slot(h, svc->name);
+        cache(&svc->stats_slot, s);
+    }
+    pthread_mutex_unlock(&attach_lock);
+    return s;
+}
+
+/* The slot of a service, or NULL (not counted: more services than slots). */
+static struct stats_service *service_stats(struct stats_header *h, struct service *svc)
+{
+    uint32_t s = service_slot(h, svc);
+    return s == NO_SLOT ? NULL : &service_slots(h)[s];
+}
+
+static struct stats_endpoint *endpoint_stats(struct stats_header *h, struct service *svc,
+                                             struct endpoint *ep)
+{
+    uint32_t e;
+    if (!cached(&ep->stats_slot, &e)) {
+        uint32_t s = service_slot(h, svc);
+        pthread_mutex_lock(&attach_lock);
+        if (!cached(&ep->stats_slot, &e)) {
+            e = s == NO_SLOT ? NO_SLOT : new_endpoint_slot(h, s, ep->label);
+            cache(&ep->stats_slot, e);
+        }
+        pthread_mutex_unlock(&attach_lock);
+    }
+    return e == NO_SLOT ? NULL : &endpoint_slots(h)[e];
 }
 
 bool metrics_on(void)
@@ -244,29 +301,30 @@ enum stats_result metrics_result_of(int err)
     return err == ETIMEDOUT ? RESULT_TIMEOUT : RESULT_REFUSED;
 }
 
-void metrics_attempt(const struct service *svc, size_t i, enum stats_result r, uint64_t latency_ns)
+void metrics_attempt(struct service *svc, struct endpoint *ep, enum stats_result r,
+                     uint64_t latency_ns)
 {
     struct stats_header *h = stats();
-    struct stats_endpoint *ep = h ? endpoint_stats(h, svc, i) : NULL;
-    if (!ep)
+    struct stats_endpoint *slot = h ? endpoint_stats(h, svc, ep) : NULL;
+    if (!slot)
         return;
-    add(&ep->connections[r], 1);
+    add(&slot->connections[r], 1);
     if (latency_ns)
-        observe(&ep->connect, latency_ns);
+        observe(&slot->connect, latency_ns);
 }
 
-void metrics_ejected(const struct service *svc, size_t i, bool ejected)
+void metrics_ejected(struct service *svc, struct endpoint *ep, bool ejected)
 {
     struct stats_header *h = stats();
-    struct stats_endpoint *ep = h ? endpoint_stats(h, svc, i) : NULL;
-    if (!ep)
+    struct stats_endpoint *slot = h ? endpoint_stats(h, svc, ep) : NULL;
+    if (!slot)
         return;
     if (ejected)
-        add(&ep->ejections, 1);
-    __atomic_store_n(&ep->ejected, ejected ? 1u : 0u, __ATOMIC_RELAXED);
+        add(&slot->ejections, 1);
+    __atomic_store_n(&slot->ejected, ejected ? 1u : 0u, __ATOMIC_RELAXED);
 }
 
-void metrics_retry(const struct service *svc)
+void metrics_retry(struct service *svc)
 {
     struct stats_header *h = stats();
     struct stats_service *s = h ? service_stats(h, svc) : NULL;
@@ -274,7 +332,7 @@ void metrics_retry(const struct service *svc)
         add(&s->retries, 1);
 }
 
-void metrics_unrouted(const struct service *svc, enum stats_result r)
+void metrics_unrouted(struct service *svc, enum stats_result r)
 {
     struct stats_header *h = stats();
     struct stats_service *s = h ? service_stats(h, svc) : NULL;
@@ -282,7 +340,7 @@ void metrics_unrouted(const struct service *svc, enum stats_result r)
         add(&s->connections[r], 1);
 }
 
-void metrics_connected(const struct service *svc, uint64_t latency_ns)
+void metrics_connected(struct service *svc, uint64_t latency_ns)
 {
     struct stats_header *h = stats();
     struct stats_service *s = h ? service_stats(h, svc) : NULL;
@@ -292,7 +350,7 @@ void metrics_connected(const struct service *svc, uint64_t latency_ns)
     observe(&s->connect, latency_ns);
 }
 
-void metrics_closed(const struct service *svc, uint64_t sent, uint64_t received)
+void metrics_closed(struct service *svc, uint64_t sent, uint64_t received)
 {
     struct stats_header *h = stats();
     struct stats_service *s = h ? service_stats(h, svc) : NULL;
@@ -303,16 +361,33 @@ void metrics_closed(const struct service *svc, uint64_t sent, uint64_t received)
     add(&s->bytes_received, received);
 }
 
+static struct stats_inbound *inbound_stats(struct stats_header *h, uint16_t port)
+{
+    uint32_t n = __atomic_load_n(&h->n_inbound, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++)
+        if (inbound_slots(h)[i].port == port)
+            return &inbound_slots(h)[i];
+    struct stats_inbound *in = NULL;
+    pthread_mutex_lock(&attach_lock);
+    n = h->n_inbound;
+    for (uint32_t i = 0; i < n && !in; i++)
+        if (inbound_slots(h)[i].port == port)
+            in = &inbound_slots(h)[i];
+    if (!in && n < h->max_inbound) {
+        in = &inbound_slots(h)[n];
+        in->port = port;
+        __atomic_store_n(&h->n_inbound, n + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&attach_lock);
+    return in;
+}
+
 void metrics_inbound(uint16_t port, enum stats_result r)
 {
     struct stats_header *h = stats();
-    if (!h)
-        return;
-    for (uint32_t i = 0; i < h->n_inbound; i++)
-        if (inbound_slots(h)[i].port == port) {
-            add(&inbound_slots(h)[i].connections[r], 1);
-            return;
-        }
+    struct stats_inbound *in = h ? inbound_stats(h, port) : NULL;
+    if (in)
+        add(&in->connections[r], 1);
 }
 
 void metrics_handshake(enum stats_direction d, enum stats_result r)

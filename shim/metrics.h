@@ -24,18 +24,19 @@ bool metrics_on(void);
 /* The result label of an attempt that failed with errno err (0: ok). */
 enum stats_result metrics_result_of(int err);
 
-/* One attempt on endpoint i of svc; latency_ns of a successful one (0: not
- * measured). */
-void metrics_attempt(const struct service *svc, size_t i, enum stats_result r, uint64_t latency_ns);
-/* Endpoint i was ejected (true) or its circuit closed again (false). */
-void metrics_ejected(const struct service *svc, size_t i, bool ejected);
-void metrics_retry(const struct service *svc);
+/* One attempt on endpoint ep of svc; latency_ns of a successful one (0:
+ * not measured). */
+void metrics_attempt(struct service *svc, struct endpoint *ep, enum stats_result r,
+                     uint64_t latency_ns);
+/* The endpoint was ejected (true) or its circuit closed again (false). */
+void metrics_ejected(struct service *svc, struct endpoint *ep, bool ejected);
+void metrics_retry(struct service *svc);
 /* A connect that never reached an endpoint: overflow, no_endpoint, fault. */
-void metrics_unrouted(const struct service *svc, enum stats_result r);
+void metrics_unrouted(struct service *svc, enum stats_result r);
 /* A connection is established, latency_ns after connect() was called. */
-void metrics_connected(const struct service *svc, uint64_t latency_ns);
+void metrics_connected(struct service *svc, uint64_t latency_ns);
 /* An established connection is closed, having moved these many bytes. */
-void metrics_closed(const struct service *svc, uint64_t sent, uint64_t received);
+void metrics_closed(struct service *svc, uint64_t sent, uint64_t received);
 void metrics_inbound(uint16_t port, enum stats_result r);
 void metrics_handshake(enum stats_direction d, enum stats_result r);
 

@@ -74,39 +74,270 @@ static int longest_first(const void *a, const void *b)
     return (la < lb) - (la > lb);
 }
 
-static bool build_service(struct service *s, const struct service_config *c, uint32_t vip,
-                          uint64_t *rng)
+/* ---------------------------------------------------------- endpoints -- */
+
+void endpoint_ref(struct endpoint *ep)
 {
-    s->cfg = c;
-    s->name = c->name;
-    s->vip.s_addr = htonl(vip);
-    inet_ntop(AF_INET, &s->vip, s->vip_text, sizeof(s->vip_text));
-    s->n_endpoints = c->endpoints.n;
-    s->endpoints = calloc(c->endpoints.n + 1, sizeof(*s->endpoints));
-    s->targets = calloc(c->endpoints.n + 1, sizeof(*s->targets));
-    s->circuits = calloc(c->endpoints.n + 1, sizeof(*s->circuits));
-    s->health = calloc(c->endpoints.n + 1, sizeof(*s->health));
-    if (!s->endpoints || !s->targets || !s->circuits || !s->health)
-        return false;
-    s->breaker = (struct breaker_policy){ c->eject_after, (uint64_t)c->eject_time_ms * 1000000u,
-                                          c->max_eject_percent };
-    budget_init(&s->budget, c->retry_budget);
-    for (size_t i = 0; i < c->endpoints.n; i++) {
-        s->endpoints[i].addr = c->endpoints.v[i].addr;
-        netaddr_format(&s->endpoints[i].addr, s->endpoints[i].label, sizeof(s->endpoints[i].label));
-        s->targets[i].weight = c->endpoints.v[i].weight;
-    }
-    pthread_mutex_init(&s->lock, NULL);
-    return balancer_init(&s->balancer, c->lb, s->targets, s->n_endpoints, rng);
+    __atomic_add_fetch(&ep->refs, 1, __ATOMIC_RELAXED);
 }
 
-static bool index_service(struct registry *reg, struct service *s, size_t *suffix_count)
+void endpoint_unref(struct endpoint *ep)
 {
-    const struct service_config *c = s->cfg;
+    if (ep && __atomic_sub_fetch(&ep->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(ep);
+}
+
+static struct endpoint *endpoint_new(const struct endpoint_spec *spec)
+{
+    struct endpoint *ep = calloc(1, sizeof(*ep));
+    if (!ep)
+        return NULL;
+    ep->refs = 1;
+    ep->addr = spec->addr;
+    netaddr_format(&ep->addr, ep->label, sizeof(ep->label));
+    return ep;
+}
+
+static bool same_addr(const struct netaddr *a, const struct netaddr *b)
+{
+    if (a->family != b->family || a->port != b->port)
+        return false;
+    return a->family == AF_INET ? a->ip.v4.s_addr == b->ip.v4.s_addr
+                                : memcmp(&a->ip.v6, &b->ip.v6, sizeof(a->ip.v6)) == 0;
+}
+
+static struct endpoint *find_endpoint(const struct endpoint_set *set, const struct netaddr *a)
+{
+    for (size_t i = 0; set && i < set->n; i++)
+        if (same_addr(&set->ep[i]->addr, a))
+            return set->ep[i];
+    return NULL;
+}
+
+void endpoint_set_unref(struct endpoint_set *set)
+{
+    if (!set || __atomic_sub_fetch(&set->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (size_t i = 0; i < set->n; i++)
+        endpoint_unref(set->ep[i]);
+    balancer_free(&set->balancer);
+    free(set->ep);
+    free(set->targets);
+    free(set);
+}
+
+struct endpoint_set *service_endpoints(struct service *svc)
+{
+    pthread_mutex_lock(&svc->lock);
+    struct endpoint_set *set = svc->eps;
+    __atomic_add_fetch(&set->refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&svc->lock);
+    return set;
+}
+
+/* The specs of every source the config has, the `endpoints` key first,
+ * each address once (the first one's weight wins). */
+static size_t collect(const struct service *svc, const struct service_config *c,
+                      const struct endpoint_spec **out, size_t cap)
+{
+    const struct endpoint_list *lists[1 + N_SOURCES] = { &c->endpoints };
+    const bool has[N_SOURCES] = { c->endpoints_file != NULL, c->dns != NULL, c->srv != NULL };
+    for (int s = 0; s < N_SOURCES; s++)
+        lists[1 + s] = has[s] ? &svc->found[s] : NULL;
+    size_t n = 0;
+    for (int l = 0; l < 1 + N_SOURCES; l++) {
+        for (size_t i = 0; lists[l] && i < lists[l]->n && n < cap; i++) {
+            bool dup = false;
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = same_addr(&out[j]->addr, &lists[l]->v[i].addr);
+            if (!dup)
+                out[n++] = &lists[l]->v[i];
+        }
+    }
+    return n;
+}
+
+static size_t count_specs(const struct service *svc, const struct service_config *c)
+{
+    size_t n = c->endpoints.n;
+    for (int s = 0; s < N_SOURCES; s++)
+        n += svc->found[s].n;
+    return n;
+}
+
+/* A new set for svc under config c, reusing the endpoints the current set
+ * has. Call under svc->lock (or before svc is published). */
+static struct endpoint_set *make_set(struct service *svc, const struct service_config *c,
+                                     uint64_t *rng)
+{
+    size_t cap = count_specs(svc, c);
+    const struct endpoint_spec **specs = calloc(cap + 1, sizeof(*specs));
+    struct endpoint_set *set = calloc(1, sizeof(*set));
+    if (!specs || !set)
+        goto fail;
+    set->refs = 1;
+    size_t n = collect(svc, c, specs, cap);
+    set->ep = calloc(n + 1, sizeof(*set->ep));
+    set->targets = calloc(n + 1, sizeof(*set->targets));
+    if (!set->ep || !set->targets)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        struct endpoint *ep = find_endpoint(svc->eps, &specs[i]->addr);
+        if (ep)
+            endpoint_ref(ep);
+        else if (!(ep = endpoint_new(specs[i])))
+            goto fail;
+        set->ep[set->n++] = ep;
+        set->targets[i] = &ep->target;
+    }
+    /* Weights and priorities are the new ones (shared endpoints are read
+     * by the old set's balancer under the same lock). */
+    for (size_t i = 0; i < n; i++) {
+        set->ep[i]->target.weight = specs[i]->weight ? specs[i]->weight : 1;
+        set->ep[i]->target.priority = specs[i]->priority;
+    }
+    if (!balancer_init(&set->balancer, c->lb, set->targets, set->n, rng))
+        goto fail;
+    free(specs);
+    return set;
+fail:
+    free(specs);
+    if (set) {
+        for (size_t i = 0; i < set->n; i++)
+            endpoint_unref(set->ep[i]);
+        free(set->ep);
+        free(set->targets);
+        free(set);
+    }
+    return NULL;
+}
+
+/* Publishes a new set made under c; call under svc->lock. The old set goes
+ * when its last connect lets go of it. */
+static bool renew_set(struct service *svc, const struct service_config *c, uint64_t *rng)
+{
+    struct endpoint_set *set = make_set(svc, c, rng);
+    if (!set)
+        return false;
+    struct endpoint_set *old = svc->eps;
+    svc->eps = set;
+    endpoint_set_unref(old);
+    return true;
+}
+
+static void free_list(struct endpoint_list *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+bool service_set_found(struct service *svc, enum endpoint_source src,
+                       const struct endpoint_spec *v, size_t n, uint64_t *rng)
+{
+    struct endpoint_spec *copy = malloc((n + 1) * sizeof(*copy));
+    if (!copy)
+        return false;
+    memcpy(copy, v, n * sizeof(*copy));
+    pthread_mutex_lock(&svc->lock);
+    struct endpoint_list old = svc->found[src];
+    bool had = svc->has_found[src];
+    svc->found[src] = (struct endpoint_list){ copy, n };
+    svc->has_found[src] = true;
+    bool ok = renew_set(svc, service_cfg(svc), rng);
+    if (!ok) {
+        svc->found[src] = old;
+        svc->has_found[src] = had;
+        old.v = copy;
+    }
+    pthread_mutex_unlock(&svc->lock);
+    free(old.v);
+    return ok;
+}
+
+bool service_waiting(struct service *svc)
+{
+    const struct service_config *c = service_cfg(svc);
+    if (!c->dns && !c->srv)
+        return false;
+    pthread_mutex_lock(&svc->lock);
+    bool waiting = (c->dns && !svc->has_found[SOURCE_DNS]) || (c->srv && !svc->has_found[SOURCE_SRV]);
+    pthread_mutex_unlock(&svc->lock);
+    return waiting;
+}
+
+/* ----------------------------------------------------------- services -- */
+
+static struct breaker_policy breaker_of(const struct service_config *c)
+{
+    return (struct breaker_policy){ c->eject_after, (uint64_t)c->eject_time_ms * 1000000u,
+                                    c->max_eject_percent };
+}
+
+static struct service *service_new(const struct service_config *c, uint32_t vip, uint64_t *rng)
+{
+    struct service *s = calloc(1, sizeof(*s));
+    char *name = strdup(c->name);
+    if (!s || !name)
+        goto fail;
+    s->name = name;
+    s->vip.s_addr = htonl(vip);
+    inet_ntop(AF_INET, &s->vip, s->vip_text, sizeof(s->vip_text));
+    s->cfg = c;
+    s->breaker = breaker_of(c);
+    budget_init(&s->budget, c->retry_budget);
+    pthread_mutex_init(&s->lock, NULL);
+    if (!(s->eps = make_set(s, c, rng)))
+        goto fail;
+    return s;
+fail:
+    free(name);
+    free(s);
+    return NULL;
+}
+
+static void service_free(struct service *s)
+{
+    endpoint_set_unref(s->eps);
+    for (int i = 0; i < N_SOURCES; i++)
+        free_list(&s->found[i]);
+    pthread_mutex_destroy(&s->lock);
+    free((char *)s->name);
+    free(s);
+}
+
+/* A reload: the service takes config c. Sources c no longer has forget
+ * what they found; the endpoints are rebuilt under the new policy. */
+static bool service_update(struct service *s, const struct service_config *c, uint64_t *rng)
+{
+    pthread_mutex_lock(&s->lock);
+    const bool has[N_SOURCES] = { c->endpoints_file != NULL, c->dns != NULL, c->srv != NULL };
+    const struct service_config *old = s->cfg;
+    const char *was[N_SOURCES] = { old->endpoints_file, old->dns, old->srv };
+    const char *now[N_SOURCES] = { c->endpoints_file, c->dns, c->srv };
+    for (int i = 0; i < N_SOURCES; i++) {
+        if (!has[i] || !was[i] || strcmp(was[i], now[i]) != 0) {
+            free_list(&s->found[i]);
+            s->has_found[i] = false;
+        }
+    }
+    bool ok = renew_set(s, c, rng);
+    if (ok) {
+        s->breaker = breaker_of(c);
+        s->budget.share = c->retry_budget;
+        __atomic_store_n(&s->cfg, c, __ATOMIC_RELEASE);
+        __atomic_store_n(&s->removed, 0, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static bool index_service(struct registry *reg, struct service *s, const struct service_config *c)
+{
     for (size_t h = 0; h < c->hosts.n; h++) {
         const char *host = c->hosts.v[h];
         if (host[0] == '*') {
-            reg->suffixes[(*suffix_count)++] = (struct suffix_entry){ host + 1, s };
+            reg->suffixes[reg->n_suffixes++] = (struct suffix_entry){ host + 1, s };
             continue;
         }
         struct host_entry *e = calloc(1, sizeof(*e));
@@ -134,37 +365,49 @@ static bool index_service(struct registry *reg, struct service *s, size_t *suffi
     return true;
 }
 
-/* Split targets by pointer (names were checked by the config). */
-static bool link_split(struct registry *reg, struct service *s)
+static struct service *find_named(struct service *const *v, size_t n, const char *name)
 {
-    const struct split_list *l = &s->cfg->split;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i]->name, name) == 0)
+            return v[i];
+    return NULL;
+}
+
+/* The split table of config c, by pointer (names were checked by the
+ * config). A config without split gets NULL. */
+static struct split_table *make_split(const struct registry *reg, const struct service_config *c)
+{
+    const struct split_list *l = &c->split;
     if (!l->n)
-        return true;
-    s->split_to = calloc(l->n, sizeof(*s->split_to));
-    s->split_weight = calloc(l->n, sizeof(*s->split_weight));
-    if (!s->split_to || !s->split_weight)
-        return false;
+        return NULL;
+    struct split_table *t = calloc(1, sizeof(*t) + l->n * (sizeof(*t->to) + sizeof(*t->weight)));
+    if (!t)
+        return NULL;
+    t->to = (struct service **)(t + 1);
+    t->weight = (uint32_t *)(t->to + l->n);
     for (size_t i = 0; i < l->n; i++) {
-        for (size_t j = 0; j < reg->n_services; j++)
-            if (strcmp(reg->services[j].name, l->v[i].service) == 0)
-                s->split_to[s->n_split] = &reg->services[j];
-        if (!s->split_to[s->n_split])
-            return false;
-        s->split_weight[s->n_split++] = l->v[i].weight;
-        s->split_total += l->v[i].weight;
+        t->to[i] = find_named(reg->services, reg->n_services, l->v[i].service);
+        t->weight[i] = l->v[i].weight;
+        t->total += l->v[i].weight;
+        if (!t->to[i]) {
+            free(t);
+            return NULL;
+        }
     }
-    return true;
+    t->n = l->n;
+    return t;
 }
 
 struct service *registry_split(struct service *svc, uint64_t *rng)
 {
     /* The config refuses cycles; the bound is a second guard. */
-    for (int depth = 0; depth < 8 && svc->n_split && svc->split_total; depth++) {
-        uint64_t draw = rng_below(rng, svc->split_total);
+    const struct split_table *t;
+    for (int depth = 0; depth < 8 && (t = service_split(svc)) && t->total; depth++) {
+        uint64_t draw = rng_below(rng, t->total);
         size_t i = 0;
-        while (i + 1 < svc->n_split && draw >= svc->split_weight[i])
-            draw -= svc->split_weight[i++];
-        svc = svc->split_to[i];
+        while (i + 1 < t->n && draw >= t->weight[i])
+            draw -= t->weight[i++];
+        svc = t->to[i];
     }
     return svc;
 }
@@ -173,8 +416,9 @@ static bool routes_to(const struct service *from, const struct service *to, int 
 {
     if (from == to)
         return true;
-    for (size_t i = 0; depth < 8 && i < from->n_split; i++)
-        if (routes_to(from->split_to[i], to, depth + 1))
+    const struct split_table *t = service_split(from);
+    for (size_t i = 0; t && depth < 8 && i < t->n; i++)
+        if (routes_to(t->to[i], to, depth + 1))
             return true;
     return false;
 }
@@ -184,38 +428,101 @@ bool registry_routes_to(const struct service *from, const struct service *to)
     return routes_to(from, to, 0);
 }
 
-struct registry *registry_build(const struct mesh_config *cfg, uint64_t *rng)
+/* VIPs for the services of cfg: a service prev knows keeps its own; new
+ * names are placed around the VIPs already given out. */
+static bool plan_vips(const struct mesh_config *cfg, const struct registry *prev,
+                      const struct cidr *range, uint32_t *vips)
 {
-    struct registry *reg = calloc(1, sizeof(*reg));
-    if (!reg)
-        return NULL;
-    reg->cfg = cfg;
-    size_t n = cfg->n_services, n_suffix = 0;
-    reg->services = calloc(n + 1, sizeof(*reg->services));
+    size_t n = cfg->n_services, n_new = 0, n_pinned = prev ? prev->n_all : 0;
     const char **names = calloc(n + 1, sizeof(*names));
-    uint32_t *vips = calloc(n + 1, sizeof(*vips));
-    for (size_t i = 0; i < n; i++) {
-        names[i] = cfg->services[i].name;
-        n_suffix += cfg->services[i].hosts.n;
-    }
-    reg->suffixes = calloc(n_suffix + 1, sizeof(*reg->suffixes));
-    bool ok = reg->services && names && vips && reg->suffixes &&
-              vip_assign(&cfg->vip_range, names, n, vips);
-    for (size_t i = 0; ok && i < n; i++) {
-        ok = build_service(&reg->services[i], &cfg->services[i], vips[i], rng);
-        reg->n_services = i + 1;
-        ok = ok && index_service(reg, &reg->services[i], &reg->n_suffixes);
-    }
+    uint32_t *pinned = calloc(n_pinned + 1, sizeof(*pinned));
+    uint32_t *fresh = calloc(n + 1, sizeof(*fresh));
+    bool ok = names && pinned && fresh;
+    for (size_t i = 0; ok && i < n_pinned; i++)
+        pinned[i] = ntohl(prev->all[i]->vip.s_addr);
     for (size_t i = 0; ok && i < n; i++)
-        ok = link_split(reg, &reg->services[i]);
-    free(names);
-    free(vips);
-    if (!ok) {
-        registry_free(reg);
-        return NULL;
+        if (!prev || !find_named(prev->all, prev->n_all, cfg->services[i].name))
+            names[n_new++] = cfg->services[i].name;
+    ok = ok && vip_assign(range, names, n_new, pinned, n_pinned, fresh);
+    for (size_t i = 0, j = 0; ok && i < n; i++) {
+        struct service *known = prev ? find_named(prev->all, prev->n_all, cfg->services[i].name) : NULL;
+        vips[i] = known ? ntohl(known->vip.s_addr) : fresh[j++];
     }
+    free(names);
+    free(pinned);
+    free(fresh);
+    return ok;
+}
+
+struct registry *registry_build(const struct mesh_config *cfg, struct registry *prev, uint64_t *rng)
+{
+    size_t n = cfg->n_services, n_prev = prev ? prev->n_all : 0, n_suffix = 0;
+    struct registry *reg = calloc(1, sizeof(*reg));
+    uint32_t *vips = calloc(n + 1, sizeof(*vips));
+    bool *made = calloc(n + 1, sizeof(*made));
+    if (!reg || !vips || !made)
+        goto fail;
+    reg->cfg = cfg;
+    reg->vip_range = prev ? prev->vip_range : cfg->vip_range;
+    for (size_t i = 0; i < n; i++)
+        n_suffix += cfg->services[i].hosts.n;
+    reg->services = calloc(n + 1, sizeof(*reg->services));
+    reg->all = calloc(n_prev + n + 1, sizeof(*reg->all));
+    reg->suffixes = calloc(n_suffix + 1, sizeof(*reg->suffixes));
+    if (!reg->services || !reg->all || !reg->suffixes || !plan_vips(cfg, prev, &reg->vip_range, vips))
+        goto fail;
+    /* New services first: nothing running changes until all of them exist. */
+    if (prev)
+        memcpy(reg->all, prev->all, n_prev * sizeof(*reg->all));
+    reg->n_all = n_prev;
+    for (size_t i = 0; i < n; i++) {
+        const struct service_config *c = &cfg->services[i];
+        struct service *s = prev ? find_named(prev->all, n_prev, c->name) : NULL;
+        if (!s) {
+            if (!(s = service_new(c, vips[i], rng)))
+                goto fail;
+            made[i] = true;
+            reg->all[reg->n_all++] = s;
+        }
+        reg->services[reg->n_services++] = s;
+        if (!index_service(reg, s, c))
+            goto fail;
+    }
+    struct split_table **splits = calloc(n + 1, sizeof(*splits));
+    if (!splits)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        if (cfg->services[i].split.n && !(splits[i] = make_split(reg, &cfg->services[i]))) {
+            for (size_t j = 0; j < i; j++)
+                free(splits[j]);
+            free(splits);
+            goto fail;
+        }
+    }
+    /* Then the running services take the new config. A split table
+     * replaced here is not freed: a connect may be reading it. */
+    for (size_t i = 0; i < n; i++) {
+        struct service *s = reg->services[i];
+        if (!made[i])
+            (void)service_update(s, &cfg->services[i], rng);   /* out of memory: keeps the old */
+        __atomic_store_n(&s->split, splits[i], __ATOMIC_RELEASE);
+    }
+    free(splits);
+    for (size_t i = 0; i < n_prev; i++)
+        if (!find_named(reg->services, reg->n_services, reg->all[i]->name))
+            __atomic_store_n(&reg->all[i]->removed, 1, __ATOMIC_RELEASE);
     qsort(reg->suffixes, reg->n_suffixes, sizeof(*reg->suffixes), longest_first);
+    free(vips);
+    free(made);
     return reg;
+fail:
+    for (size_t i = 0; reg && reg->services && i < reg->n_services; i++)
+        if (made[i])
+            service_free(reg->services[i]);
+    free(vips);
+    free(made);
+    registry_free(reg);
+    return NULL;
 }
 
 void registry_free(struct registry *reg)
@@ -237,19 +544,21 @@ void registry_free(struct registry *reg)
         HASH_DEL(reg->by_addr, a);
         free(a);
     }
-    for (size_t i = 0; i < reg->n_services; i++) {
-        balancer_free(&reg->services[i].balancer);
-        free(reg->services[i].endpoints);
-        free(reg->services[i].targets);
-        free(reg->services[i].circuits);
-        free(reg->services[i].health);
-        free(reg->services[i].split_to);
-        free(reg->services[i].split_weight);
-        pthread_mutex_destroy(&reg->services[i].lock);
-    }
     free(reg->services);
+    free(reg->all);
     free(reg->suffixes);
     free(reg);
+}
+
+void registry_destroy(struct registry *reg)
+{
+    if (!reg)
+        return;
+    for (size_t i = 0; i < reg->n_all; i++) {
+        free((void *)reg->all[i]->split);
+        service_free(reg->all[i]);
+    }
+    registry_free(reg);
 }
 
 struct service *registry_by_name(const struct registry *reg, const char *name)
@@ -270,7 +579,7 @@ struct service *registry_by_name(const struct registry *reg, const char *name)
 struct service *registry_by_vip(const struct registry *reg, struct in_addr ip)
 {
     struct vip_entry *e;
-    if (!vip_in_range(&reg->cfg->vip_range, ntohl(ip.s_addr)))
+    if (!vip_in_range(&reg->vip_range, ntohl(ip.s_addr)))
         return NULL;
     HASH_FIND(hh, reg->by_vip, &ip.s_addr, sizeof(ip.s_addr), e);
     return e ? e->svc : NULL;
@@ -278,7 +587,7 @@ struct service *registry_by_vip(const struct registry *reg, struct in_addr ip)
 
 static bool port_meshed(const struct service *s, uint16_t port)
 {
-    const struct port_list *p = &s->cfg->ports;
+    const struct port_list *p = &service_cfg(s)->ports;
     if (p->n == 0)
         return true;
     for (size_t i = 0; i < p->n; i++)
@@ -316,21 +625,21 @@ const struct inbound_config *registry_inbound(const struct registry *reg, uint16
 
 void registry_lock_all(struct registry *reg)
 {
-    for (size_t i = 0; i < reg->n_services; i++)
-        pthread_mutex_lock(&reg->services[i].lock);
+    for (size_t i = 0; i < reg->n_all; i++)
+        pthread_mutex_lock(&reg->all[i]->lock);
 }
 
 void registry_unlock_all(struct registry *reg)
 {
-    for (size_t i = reg->n_services; i-- > 0;)
-        pthread_mutex_unlock(&reg->services[i].lock);
+    for (size_t i = reg->n_all; i-- > 0;)
+        pthread_mutex_unlock(&reg->all[i]->lock);
 }
 
 void registry_reinit_locks(struct registry *reg)
 {
-    for (size_t i = 0; i < reg->n_services; i++) {
-        pthread_mutex_init(&reg->services[i].lock, NULL);
+    for (size_t i = 0; i < reg->n_all; i++) {
+        pthread_mutex_init(&reg->all[i]->lock, NULL);
         /* The checks ran on the parent's engine: the child starts its own. */
-        reg->services[i].health_started = 0;
+        reg->all[i]->health_started = 0;
     }
 }

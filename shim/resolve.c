@@ -19,13 +19,15 @@
 #include "health.h"
 #include "hooks.h"
 #include "mesh.h"
+#include "watch.h"
 
 /* The name a VIP answers to: the first plain host of the service. */
 static const char *primary_name(const struct service *svc)
 {
-    for (size_t i = 0; i < svc->cfg->hosts.n; i++)
-        if (svc->cfg->hosts.v[i][0] != '*')
-            return svc->cfg->hosts.v[i];
+    const struct service_config *cfg = service_cfg(svc);
+    for (size_t i = 0; i < cfg->hosts.n; i++)
+        if (cfg->hosts.v[i][0] != '*')
+            return cfg->hosts.v[i];
     return svc->name;
 }
 
@@ -36,6 +38,7 @@ int meshim_getaddrinfo(struct registry *reg, const char *node, const char *servi
     if (!svc)
         return real_getaddrinfo(node, service, hints, res);
     health_start(svc);      /* a connect is likely to follow: check ahead of it */
+    watch_start();          /* and discover its endpoints ahead of it */
 
     /* glibc's defaults when hints is NULL. */
     struct addrinfo h = { .ai_flags = AI_V4MAPPED | AI_ADDRCONFIG, .ai_family = AF_UNSPEC };

@@ -33,26 +33,29 @@ static bool taken(const uint32_t *offsets, size_t n, uint32_t off)
     return false;
 }
 
-bool vip_assign(const struct cidr *r, const char *const *names, size_t n, uint32_t *out)
+bool vip_assign(const struct cidr *r, const char *const *names, size_t n, const uint32_t *pinned,
+                size_t n_pinned, uint32_t *out)
 {
     uint32_t usable = (uint32_t)((1ull << (32 - r->prefix)) - 2);   /* skip .0 and broadcast */
-    if (n > usable)
+    if (n + n_pinned > usable)
         return false;
     struct named *order = malloc((n ? n : 1) * sizeof(*order));
-    uint32_t *offsets = malloc((n ? n : 1) * sizeof(*offsets));
+    uint32_t *offsets = malloc((n + n_pinned + 1) * sizeof(*offsets));
     if (!order || !offsets) {
         free(order);
         free(offsets);
         return false;
     }
+    for (size_t i = 0; i < n_pinned; i++)
+        offsets[i] = pinned[i] - range_net(r) - 1;
     for (size_t i = 0; i < n; i++)
         order[i] = (struct named){ names[i], i };
     qsort(order, n, sizeof(*order), by_name);
     for (size_t i = 0; i < n; i++) {
         uint32_t off = (uint32_t)(hash_fnv1a(order[i].name) % usable);
-        while (taken(offsets, i, off))
+        while (taken(offsets, n_pinned + i, off))
             off = (off + 1) % usable;
-        offsets[i] = off;
+        offsets[n_pinned + i] = off;
         out[order[i].index] = range_net(r) + 1 + off;
     }
     free(order);

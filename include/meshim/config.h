@@ -32,7 +32,7 @@ struct str_list { char **v; size_t n; };
 struct addr_list { struct netaddr *v; size_t n; };
 struct port_range { uint16_t lo, hi; };
 struct port_list { struct port_range *v; size_t n; };
-struct endpoint_spec { struct netaddr addr; uint32_t weight; };
+struct endpoint_spec { struct netaddr addr; uint32_t weight; uint32_t priority; };
 struct endpoint_list { struct endpoint_spec *v; size_t n; };
 struct split_target { char *service; uint32_t weight; };
 struct split_list { struct split_target *v; size_t n; };
@@ -126,6 +126,15 @@ struct config_source {
 struct mesh_config *config_load(const struct config_source *src, char **errors,
                                 enum on_error *on_error);
 void config_free(struct mesh_config *cfg);
+
+/* An endpoints_file's text: one endpoint a line in the syntax of
+ * `endpoints` ("10.0.0.6:8080 weight=3"), # comments and blank lines
+ * allowed. On success *out is a heap array (free out->v). Otherwise err
+ * says "FILE:LINE: endpoints_file: problem: \"line\"". */
+bool config_parse_endpoints(const char *path, const char *text, struct endpoint_list *out,
+                            char *err, size_t errlen);
+/* The same, reading the file (at most 1 MiB). */
+bool config_read_endpoints(const char *path, struct endpoint_list *out, char *err, size_t errlen);
 
 /* Parsers shared with the command line and tests. */
 bool config_parse_duration(const char *s, uint32_t *ms);

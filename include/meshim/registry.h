@@ -1,11 +1,13 @@
 /*
- * registry.h — the services of a loaded config, ready for the hot path.
+ * registry.h — the services of the running config, ready for the hot path.
  *
- * Built once from a mesh_config: each service gets its VIP, its endpoints
- * (with balancer state) and a lock; hash tables answer "which service is this
- * name / this destination address?" without allocating. Immutable after
- * registry_build() except for the balancer state under each service's lock
- * and the atomic per-endpoint counters.
+ * Built from a mesh_config: each service gets its VIP, its endpoint set
+ * (with balancer state) and a lock; hash tables answer "which service is
+ * this name / this destination address?" without allocating. The index is
+ * immutable; what changes while the program runs — a reload, discovered
+ * endpoints — is published by pointer into long-lived service objects
+ * (struct service), so a connection never holds anything that is freed
+ * under it.
  */
 #ifndef MESHIM_REGISTRY_H
 #define MESHIM_REGISTRY_H
@@ -21,38 +23,92 @@
 #include "meshim/breaker.h"
 #include "meshim/config.h"
 
+struct host_entry;
+struct suffix_entry;
+struct vip_entry;
+struct addr_entry;
+
+/* One address of a service. Shared by every endpoint set that lists it
+ * and by the connections made to it, so its circuit, latency and
+ * connection count survive a new set (a DNS refresh, a reload). */
 struct endpoint {
+    int refs;                     /* atomic: sets and connections holding it */
     struct netaddr addr;          /* port 0: the port the application asked for */
-    char label[64];               /* "10.0.0.5:8080", for logs */
+    char label[64];               /* "10.0.0.5:8080", for logs and stats */
+    struct lb_target target;      /* weight and priority; `active` is atomic */
+    struct circuit circuit;       /* under the service's lock */
+    struct health health;         /* under the service's lock: active checks' up/down */
+    uint64_t stats_slot;          /* metrics.c: its slot in the stats file; 0: none yet */
 };
 
+/* The endpoints of a service at one moment. Immutable once published but
+ * for the balancer (under the service's lock); a connect holds a reference
+ * to the set it picks from, so a set replaced meanwhile stays valid. */
+struct endpoint_set {
+    int refs;                     /* atomic */
+    size_t n;
+    struct endpoint **ep;
+    struct lb_target **targets;   /* &ep[i]->target, for the balancer */
+    struct balancer balancer;
+};
+
+/* Where a service's endpoints come from, besides its `endpoints` key. */
+enum endpoint_source { SOURCE_FILE, SOURCE_DNS, SOURCE_SRV, N_SOURCES };
+
+/* Weighted routing of a service's new connections to others (split). */
+struct split_table {
+    size_t n;
+    uint64_t total;               /* sum of the weights (> 0 when n) */
+    struct service **to;
+    uint32_t *weight;
+};
+
+/*
+ * A service lives as long as the process: a reload that drops it leaves it
+ * `removed` (connections still open to it end normally, a later reload may
+ * bring it back with the same VIP). What a reload changes is published by
+ * pointer: its config (service_cfg) and split table by atomic stores, its
+ * endpoint set under its lock.
+ */
 struct service {
-    const struct service_config *cfg;
     const char *name;
     struct in_addr vip;
     char vip_text[INET_ADDRSTRLEN];
-    struct endpoint *endpoints;
-    struct lb_target *targets;    /* parallel to endpoints */
-    size_t n_endpoints;
-    struct balancer balancer;
-    struct circuit *circuits;     /* parallel to endpoints */
-    struct health *health;        /* parallel to endpoints: active checks' up/down */
-    int health_started;           /* atomic: the checks run (health.c) */
-    size_t n_ejected;             /* circuits not closed */
-    struct breaker_policy breaker;
-    struct retry_budget budget;
-    uint32_t active;              /* atomic: open connections (max_connections) */
-    struct service **split_to;    /* split: the services new connections go to */
-    uint32_t *split_weight;       /* parallel to split_to */
-    size_t n_split;
-    uint64_t split_total;         /* sum of the weights (> 0 when n_split) */
-    pthread_mutex_t lock;         /* serialises picks, circuits and the budget */
+    const struct service_config *cfg;     /* atomic: read with service_cfg() */
+    const struct split_table *split;      /* atomic: read with service_split() */
+    struct endpoint_set *eps;             /* under lock: read with service_endpoints() */
+    struct endpoint_list found[N_SOURCES]; /* under lock: each source's last good list (heap) */
+    bool has_found[N_SOURCES];            /* under lock: the source has answered once */
+    int removed;                          /* atomic: not in the running config */
+    int health_started;                   /* atomic: the checks run (health.c) */
+    uint64_t stats_slot;                  /* metrics.c: its slot in the stats file; 0: none yet */
+    struct breaker_policy breaker;        /* under lock */
+    struct retry_budget budget;           /* under lock */
+    uint32_t active;                      /* atomic: open connections (max_connections) */
+    pthread_mutex_t lock;                 /* serialises picks, circuits, the budget and sets */
 };
 
+static inline const struct service_config *service_cfg(const struct service *svc)
+{
+    return __atomic_load_n(&svc->cfg, __ATOMIC_ACQUIRE);
+}
+
+static inline const struct split_table *service_split(const struct service *svc)
+{
+    return __atomic_load_n(&svc->split, __ATOMIC_ACQUIRE);
+}
+
+/* The index of one config: which service a name or an address belongs to.
+ * A reload builds a new one from the previous (registry_build) and
+ * publishes it by pointer; the previous one is never freed, as a thread
+ * may still be looking something up in it (see mesh.c). */
 struct registry {
     const struct mesh_config *cfg;
-    struct service *services;
+    struct cidr vip_range;              /* the first config's: a VIP never moves */
+    struct service **services;          /* the services of this config */
     size_t n_services;
+    struct service **all;               /* every service this process has had */
+    size_t n_all;
     struct host_entry *by_host;         /* uthash, exact names */
     struct suffix_entry *suffixes;      /* "*.suffix" hosts, longest first */
     size_t n_suffixes;
@@ -60,8 +116,28 @@ struct registry {
     struct addr_entry *by_addr;         /* uthash, service `addresses`; NULL: none */
 };
 
-struct registry *registry_build(const struct mesh_config *cfg, uint64_t *rng);
+/* The registry of cfg. With prev (a reload), services of the same name are
+ * the same objects, updated to cfg, keeping their VIP, endpoints' state and
+ * discovered endpoints; services cfg no longer has are marked removed. NULL
+ * when out of memory or when the VIP pool is too small (prev untouched). */
+struct registry *registry_build(const struct mesh_config *cfg, struct registry *prev, uint64_t *rng);
+/* Frees the index, not the services (they may be in use; tests and a
+ * failed start free everything with registry_destroy). */
 void registry_free(struct registry *reg);
+void registry_destroy(struct registry *reg);
+
+/* The service's current endpoint set, with a reference for the caller. */
+struct endpoint_set *service_endpoints(struct service *svc);
+void endpoint_set_unref(struct endpoint_set *set);
+void endpoint_ref(struct endpoint *ep);
+void endpoint_unref(struct endpoint *ep);
+/* A source's new list (it answered): the set becomes the union of the
+ * `endpoints` key and every source's last good list. Endpoints already
+ * known keep their state. False when out of memory (the set stays). */
+bool service_set_found(struct service *svc, enum endpoint_source src,
+                       const struct endpoint_spec *v, size_t n, uint64_t *rng);
+/* Does the service wait for a DNS or SRV answer that has never come? */
+bool service_waiting(struct service *svc);
 
 /* The service a host name belongs to (exact host or *.suffix), or NULL. */
 struct service *registry_by_name(const struct registry *reg, const char *name);

@@ -15,10 +15,12 @@
 
 #include "meshim/config.h"
 
-/* Fills out[i] (IPv4, host byte order) for names[i]. Returns false when the
- * pool is too small for n names. The network and broadcast addresses of the
- * range are never handed out. */
-bool vip_assign(const struct cidr *range, const char *const *names, size_t n, uint32_t *out);
+/* Fills out[i] (IPv4, host byte order) for names[i], around the n_pinned
+ * VIPs already given out (a reload adds services to running ones). Returns
+ * false when the pool is too small. The network and broadcast addresses of
+ * the range are never handed out. */
+bool vip_assign(const struct cidr *range, const char *const *names, size_t n, const uint32_t *pinned,
+                size_t n_pinned, uint32_t *out);
 
 /* Is ip (host byte order) inside the range? */
 bool vip_in_range(const struct cidr *range, uint32_t ip);

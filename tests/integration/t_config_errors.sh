@@ -44,12 +44,12 @@ ok "unreadable file: 78 and a clear message"
 cat > "$TMP/notyet.ini" <<INI
 [meshim]
 log_level = warn
-dns_server = 127.0.0.1:8600
 [service:orders]
 endpoints = 127.0.0.2:$port
+identity = spiffe://example.org/orders
 INI
 out=$(MESHIM_CONFIG=$TMP/notyet.ini fetch "http://orders:$port/who" 2>&1)
-echo "$out" | grep -q "warn: $TMP/notyet.ini:3: dns_server: not built yet" || fail "no notice: $out"
+echo "$out" | grep -q "warn: $TMP/notyet.ini:5: identity: not built yet" || fail "no notice: $out"
 echo "$out" | grep -qx "backend-2" || fail "request failed: $out"
 ok "not-built key: one notice, service works"
 

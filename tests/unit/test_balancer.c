@@ -15,6 +15,7 @@
 #define N 3
 
 static struct lb_target targets[N];
+static struct lb_target *const ptrs[N] = { &targets[0], &targets[1], &targets[2] };
 static uint64_t rng = 12345;
 
 static void reset(uint32_t w0, uint32_t w1, uint32_t w2)
@@ -28,7 +29,7 @@ static void reset(uint32_t w0, uint32_t w1, uint32_t w2)
 static void count_picks(enum lb_policy policy, int picks, int counts[N])
 {
     struct balancer b;
-    assert_true(balancer_init(&b, policy, targets, N, &rng));
+    assert_true(balancer_init(&b, policy, ptrs, N, &rng));
     memset(counts, 0, N * sizeof(int));
     for (int i = 0; i < picks; i++) {
         ssize_t p = balancer_pick(&b, NULL, NULL, &rng, 0);
@@ -68,7 +69,7 @@ static void test_round_robin_interleaves(void **state)
     /* Smooth WRR: weight 3 of 5 never gets more than two picks in a row. */
     struct balancer b;
     reset(3, 1, 1);
-    assert_true(balancer_init(&b, LB_ROUND_ROBIN, targets, N, &rng));
+    assert_true(balancer_init(&b, LB_ROUND_ROBIN, ptrs, N, &rng));
     int run = 0;
     ssize_t last = -1;
     for (int i = 0; i < 100; i++) {
@@ -89,7 +90,7 @@ static void test_random_start(void **state)
     for (int i = 0; i < 3000; i++) {
         struct balancer b;
         uint64_t seed = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1);
-        assert_true(balancer_init(&b, LB_ROUND_ROBIN, targets, N, &seed));
+        assert_true(balancer_init(&b, LB_ROUND_ROBIN, ptrs, N, &seed));
         first[balancer_pick(&b, NULL, NULL, &seed, 0)]++;
         balancer_free(&b);
     }
@@ -117,7 +118,7 @@ static void test_least_conn(void **state)
     (void)state;
     struct balancer b;
     reset(1, 1, 1);
-    assert_true(balancer_init(&b, LB_LEAST_CONN, targets, N, &rng));
+    assert_true(balancer_init(&b, LB_LEAST_CONN, ptrs, N, &rng));
     targets[0].active = 5;
     targets[1].active = 2;
     targets[2].active = 7;
@@ -145,7 +146,7 @@ static void test_p2c_prefers_fast_and_idle(void **state)
     balancer_observe(&targets[1], 200000, now);
     balancer_observe(&targets[2], 20000000, now);   /* 20 ms: slow */
     struct balancer b;
-    assert_true(balancer_init(&b, LB_P2C, targets, N, &rng));
+    assert_true(balancer_init(&b, LB_P2C, ptrs, N, &rng));
     memset(c, 0, sizeof(c));
     for (int i = 0; i < 3000; i++)
         c[balancer_pick(&b, NULL, NULL, &rng, now)]++;
@@ -215,7 +216,7 @@ static void test_usable_filter(void **state)
     reset(1, 5, 1);
     for (size_t p = 0; p < 4; p++) {
         struct balancer b;
-        assert_true(balancer_init(&b, ALL[p], targets, N, &rng));
+        assert_true(balancer_init(&b, ALL[p], ptrs, N, &rng));
         for (int i = 0; i < 50; i++)
             assert_int_equal(balancer_pick(&b, only_two, NULL, &rng, 0), 2);
         assert_int_equal(balancer_pick(&b, none, NULL, &rng, 0), -1);
@@ -227,7 +228,7 @@ static void test_empty(void **state)
 {
     (void)state;
     struct balancer b;
-    assert_true(balancer_init(&b, LB_ROUND_ROBIN, targets, 0, &rng));
+    assert_true(balancer_init(&b, LB_ROUND_ROBIN, ptrs, 0, &rng));
     assert_int_equal(balancer_pick(&b, NULL, NULL, &rng, 0), -1);
     balancer_free(&b);
 }

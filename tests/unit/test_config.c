@@ -301,12 +301,14 @@ static void test_bad_values(void **state)
         { "meshim", "vip_range = 127.77.0.1/16", "vip_range: has host bits set" },
         { "meshim", "vip_range = ::1/64", "vip_range: not an IPv4 network" },
         { "meshim", "dns_server = consul", "dns_server: not an IP:port" },
+        { "meshim", "dns_server = [::1]:53", "dns_server: an IPv4 address is needed" },
         { "meshim", "on_error = ignore", "on_error: not one of exit, passthrough" },
         { "tls", "cert = cert.pem", "cert: not an absolute path: \"cert.pem\"" },
         { "tls", "key = key.pem", "key: not an absolute path" },
         { "tls", "ca = ca.pem", "ca: not an absolute path" },
         { "tls", "min_version = 1.1", "min_version: not 1.2 or 1.3" },
         { "tls", "reload_interval = often", "reload_interval: not a duration" },
+        { "tls", "reload_interval = 10ms", "reload_interval: shorter than 100ms" },
         { "service:x", "hosts = bad host!", "hosts: not a host name or *.suffix" },
         { "service:x", "addresses = 10.0.0.300", "addresses: not a list of IP or IP:port" },
         { "service:x", "ports = 0", "ports: not a list of ports or port ranges" },
@@ -314,6 +316,10 @@ static void test_bad_values(void **state)
         { "service:x", "endpoints = 127.0.0.2 weight=0", "endpoints: not a list of IP[:PORT] [weight=1..1000]" },
         { "service:x", "endpoints = orders.local:80", "endpoints: not a list of IP[:PORT]" },
         { "service:x", "endpoints_file = endpoints.txt", "endpoints_file: not an absolute path" },
+        { "service:x", "dns = orders!.local", "dns: not a DNS name: \"orders!.local\"" },
+        { "service:x", "srv = _http._tcp.a b", "srv: not a DNS name" },
+        { "service:x", "dns = orders.local\nhealth_check = tcp",
+          "[service:x]: health_check = tcp needs a port to check: set ports" },
         { "service:x", "lb = fastest", "lb: not one of p2c, round_robin, least_conn, random" },
         { "service:x", "connect_timeout = 5", "connect_timeout: not a duration (use ms, s or m: \"250ms\"): \"5\"" },
         { "service:x", "retries = two", "retries: not a number: \"two\"" },
@@ -549,13 +555,14 @@ static void test_not_built_notices(void **state)
 {
     (void)state;
     struct mesh_config *c = load_ok("[service:a]\nendpoints = 127.0.0.2:80\nretries = 3\n"
-                                    "dns = a.example\n"
+                                    "identity = spiffe://a\n"
                                     "[defaults]\nhealth_check = tcp\nmax_connections = 9\n");
     assert_int_equal(c->not_built.n, 1);
-    assert_non_null(strstr(c->not_built.v[0], ":4: dns: not built yet"));
+    assert_non_null(strstr(c->not_built.v[0], ":4: identity: not built yet"));
     config_free(c);
     /* Asking for nothing needs no notice. */
-    c = load_ok("[service:a]\nendpoints = 127.0.0.2\nfault_abort = 0%\nhealth_check = off\ndns =\n");
+    c = load_ok("[service:a]\nendpoints = 127.0.0.2\nfault_abort = 0%\nhealth_check = off\n"
+                "identity =\n");
     assert_int_equal(c->not_built.n, 0);
     config_free(c);
 }

@@ -60,7 +60,7 @@ static int setup(void **state)
     if (!cfg)
         fail_msg("%s", errors);
     uint64_t rng = 7;
-    reg = registry_build(cfg, &rng);
+    reg = registry_build(cfg, NULL, &rng);
     assert_non_null(reg);
     return 0;
 }
@@ -68,7 +68,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    registry_free(reg);
+    registry_destroy(reg);
     config_free(cfg);
     unlink(path);
     return 0;
@@ -134,9 +134,9 @@ static void test_vips_distinct(void **state)
 {
     (void)state;
     for (size_t i = 0; i < reg->n_services; i++) {
-        assert_ptr_equal(registry_by_vip(reg, reg->services[i].vip), &reg->services[i]);
+        assert_ptr_equal(registry_by_vip(reg, reg->services[i]->vip), reg->services[i]);
         for (size_t j = 0; j < i; j++)
-            assert_int_not_equal(reg->services[i].vip.s_addr, reg->services[j].vip.s_addr);
+            assert_int_not_equal(reg->services[i]->vip.s_addr, reg->services[j]->vip.s_addr);
     }
 }
 
@@ -174,6 +174,134 @@ static void test_split(void **state)
     assert_false(registry_routes_to(v1, web) || registry_routes_to(v2, v1));
 }
 
+/* A config of its own from text (not the group's). */
+static struct mesh_config *load_text(const char *text, char *file)
+{
+    strcpy(file, "/tmp/meshim-reg2-XXXXXX");
+    int fd = mkstemp(file);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    char saved[64];
+    strcpy(saved, path);
+    strcpy(path, file);
+    char *errors = NULL;
+    struct config_source src = { config_env, false, NULL };
+    enum on_error on_error;
+    struct mesh_config *c = config_load(&src, &errors, &on_error);
+    strcpy(path, saved);
+    if (!c)
+        fail_msg("%s", errors);
+    unlink(file);
+    return c;
+}
+
+static struct endpoint *endpoint_of(struct service *s, const char *label)
+{
+    for (size_t i = 0; i < s->eps->n; i++)
+        if (strcmp(s->eps->ep[i]->label, label) == 0)
+            return s->eps->ep[i];
+    return NULL;
+}
+
+/* A reload: the same services are the same objects with the same VIPs;
+ * an endpoint kept keeps its state; a dropped service is marked removed
+ * and keeps its VIP for when it comes back; a set held by a connect stays
+ * valid after it is replaced. */
+static void test_reload(void **state)
+{
+    (void)state;
+    char f1[64], f2[64], f3[64];
+    uint64_t rng = 3;
+    struct mesh_config *c1 = load_text("[service:orders]\nendpoints = 127.0.0.2:80, 127.0.0.3:80\n"
+                                       "[service:users]\nendpoints = 127.0.0.9:80\n", f1);
+    struct registry *r1 = registry_build(c1, NULL, &rng);
+    assert_non_null(r1);
+    struct service *orders = registry_by_name(r1, "orders"), *users = registry_by_name(r1, "users");
+    struct in_addr orders_vip = orders->vip, users_vip = users->vip;
+    struct endpoint *kept = endpoint_of(orders, "127.0.0.2:80");
+    kept->circuit.failures = 2;                 /* state that must survive */
+    struct endpoint_set *held = service_endpoints(orders);
+
+    struct mesh_config *c2 = load_text("[service:orders]\nendpoints = 127.0.0.2:80 weight=5, "
+                                       "127.0.0.4:80\nlb = round_robin\nretries = 7\n"
+                                       "[service:billing]\nendpoints = 127.0.0.5:80\n", f2);
+    struct registry *r2 = registry_build(c2, r1, &rng);
+    assert_non_null(r2);
+    assert_ptr_equal(registry_by_name(r2, "orders"), orders);
+    assert_int_equal(orders->vip.s_addr, orders_vip.s_addr);
+    assert_int_equal(service_cfg(orders)->retries, 7);
+    assert_int_equal(orders->eps->balancer.policy, LB_ROUND_ROBIN);
+    assert_int_equal(orders->eps->n, 2);
+    assert_ptr_equal(endpoint_of(orders, "127.0.0.2:80"), kept);
+    assert_int_equal(kept->circuit.failures, 2);
+    assert_int_equal(kept->target.weight, 5);
+    assert_null(endpoint_of(orders, "127.0.0.3:80"));
+    /* The old set still lists what it listed. */
+    assert_int_equal(held->n, 2);
+    assert_string_equal(held->ep[1]->label, "127.0.0.3:80");
+    endpoint_set_unref(held);
+    /* users is gone from the index, not from memory. */
+    assert_null(registry_by_name(r2, "users"));
+    assert_null(registry_by_vip(r2, users_vip));
+    assert_int_equal(users->removed, 1);
+    struct service *billing = registry_by_name(r2, "billing");
+    assert_non_null(billing);
+    assert_int_not_equal(billing->vip.s_addr, orders_vip.s_addr);
+    assert_int_not_equal(billing->vip.s_addr, users_vip.s_addr);
+    assert_int_equal(r2->n_all, 3);
+
+    /* users comes back: the same object, the same VIP. */
+    struct mesh_config *c3 = load_text("[service:users]\nendpoints = 127.0.0.9:80\n", f3);
+    struct registry *r3 = registry_build(c3, r2, &rng);
+    assert_ptr_equal(registry_by_name(r3, "users"), users);
+    assert_int_equal(users->vip.s_addr, users_vip.s_addr);
+    assert_int_equal(users->removed, 0);
+    assert_int_equal(orders->removed, 1);
+    assert_int_equal(r3->n_all, 3);
+
+    registry_free(r1);
+    registry_free(r2);
+    registry_destroy(r3);
+    config_free(c1);
+    config_free(c2);
+    config_free(c3);
+}
+
+/* Discovered endpoints join the static ones, each address once; a new
+ * answer replaces the source's list, and endpoints it still lists keep
+ * their state. */
+static void test_found(void **state)
+{
+    (void)state;
+    char f[64];
+    uint64_t rng = 5;
+    struct mesh_config *c = load_text("[service:orders]\nendpoints = 127.0.0.2:80\n"
+                                      "dns = orders.consul\n", f);
+    struct registry *r = registry_build(c, NULL, &rng);
+    struct service *s = registry_by_name(r, "orders");
+    assert_true(service_waiting(s));
+    assert_int_equal(s->eps->n, 1);
+    struct endpoint_spec found[3] = { { .weight = 1 }, { .weight = 1 }, { .weight = 1 } };
+    netaddr_parse("127.0.0.2:80", true, &found[0].addr);    /* already static */
+    netaddr_parse("127.0.0.3", true, &found[1].addr);
+    netaddr_parse("127.0.0.4", true, &found[2].addr);
+    assert_true(service_set_found(s, SOURCE_DNS, found, 3, &rng));
+    assert_false(service_waiting(s));
+    assert_int_equal(s->eps->n, 3);
+    struct endpoint *three = endpoint_of(s, "127.0.0.3");
+    three->circuit.ejections = 4;
+    assert_true(service_set_found(s, SOURCE_DNS, found + 1, 1, &rng));
+    assert_int_equal(s->eps->n, 2);
+    assert_ptr_equal(endpoint_of(s, "127.0.0.3"), three);
+    assert_int_equal(three->circuit.ejections, 4);
+    assert_null(endpoint_of(s, "127.0.0.4"));
+    /* An empty answer leaves the static endpoints. */
+    assert_true(service_set_found(s, SOURCE_DNS, NULL, 0, &rng));
+    assert_int_equal(s->eps->n, 1);
+    registry_destroy(r);
+    config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +310,8 @@ int main(void)
         cmocka_unit_test(test_vips_distinct),
         cmocka_unit_test(test_inbound),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_found),
     };
     return cmocka_run_group_tests_name("registry", tests, setup, teardown);
 }
