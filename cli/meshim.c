@@ -154,9 +154,22 @@ static int cmd_check(int argc, char **argv)
     }
     printf("config: %s%s\n", cfg->file ? cfg->file : "(none)",
            getenv("MESHIM_SERVICES") ? " + MESHIM_SERVICES" : "");
+    int status = 0;
     for (size_t i = 0; i < reg->n_services; i++) {
-        const struct service *s = reg->services[i];
+        struct service *s = reg->services[i];
         const struct service_config *c = service_cfg(s);
+        if (c->endpoints_file) {
+            /* The shim reads it at start: check it the same way. */
+            struct endpoint_list l;
+            char err[512];
+            if (config_read_endpoints(c->endpoints_file, &l, err, sizeof(err))) {
+                service_set_found(s, SOURCE_FILE, l.v, l.n, &rng);
+                free(l.v);
+            } else {
+                fprintf(stderr, "meshim: %s\n", err);
+                status = MESHIM_EXIT_CONFIG;
+            }
+        }
         const struct endpoint_set *set = s->eps;
         printf("service %s\n  %-10s %s\n  %-10s %s\n", s->name, "vip", s->vip_text, "lb",
                lb_policy_name(c->lb));
@@ -174,6 +187,12 @@ static int cmd_check(int argc, char **argv)
                 printf("\n");
                 break;
             }
+        if (c->dns)
+            printf("  %-10s %s (A/AAAA records, asked at run time)\n", "dns", c->dns);
+        if (c->srv)
+            printf("  %-10s %s (SRV records, asked at run time)\n", "srv", c->srv);
+        if (c->endpoints_file)
+            printf("  %-10s %s\n", "file", c->endpoints_file);
         if (c->addresses.n) {
             printf("  %-10s ", "addresses");
             for (size_t a = 0; a < c->addresses.n; a++) {
@@ -200,7 +219,7 @@ static int cmd_check(int argc, char **argv)
         printf("notice: %s\n", cfg->not_built.v[i]);
     registry_destroy(reg);
     config_free(cfg);
-    return 0;
+    return status;
 }
 
 /* Where PROGRAM is, as execvp would find it. */

@@ -128,6 +128,15 @@ b4=$(count backend-4 "$TMP/srv.out")
     fail "srv 60/20 at priority 10, 10 at priority 20: got $b2/$b3/$b4"
 ok "srv, 40 connections: weights 60/20 -> $b2/$b3, the priority-20 target $b4"
 
+: > "$TMP/curl-srv.out"
+for i in $(seq 1 4); do
+    shimmed curl -sS --max-time 10 "http://orders-srv/who" >> "$TMP/curl-srv.out" 2>>"$TMP/curl.err" ||
+        fail "curl by SRV name: $(cat "$TMP/curl.err")"
+done
+[ "$(count backend-4 "$TMP/curl-srv.out")" -eq 0 ] && [ "$(grep -c . "$TMP/curl-srv.out")" -eq 4 ] ||
+    fail "curl srv: $(sort "$TMP/curl-srv.out" | uniq -c)"
+ok "srv, 4 curl processes to http://orders-srv/ (port 80; the SRV records' port used): $(sort "$TMP/curl-srv.out" | uniq -c | tr -s ' ' | tr '\n' ' ')"
+
 kill "${PIDS[0]}" "${PIDS[1]}"
 wait "${PIDS[0]}" "${PIDS[1]}" 2>/dev/null
 srv_client 10

@@ -130,6 +130,11 @@ line=$(grep "orders.endpoints:2: endpoints_file" "$TMP/loop.err") ||
 t=$(now)
 took=$(settle "$t" orders backend-3)
 ok "endpoints file with a bad line: '$line'; the last good set stays"
+out=$(meshim check -c "$TMP/mesh.ini" 2>&1)
+rc=$?
+[ $rc -eq 78 ] && echo "$out" | grep -q "orders.endpoints:2: endpoints_file: not IP" ||
+    fail "meshim check on the bad endpoints file: rc=$rc $out"
+ok "meshim check: 78 and the same message for the bad endpoints file"
 
 t=$(now)
 ini random "endpoints = 127.0.0.4:$port
