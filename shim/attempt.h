@@ -18,7 +18,7 @@
  * whose circuit admits a connection, not already tried by this connect. */
 struct pick {
     struct service *svc;
-    struct endpoint_set *eps;   /* the set picked from, with a reference */
+    struct endpoint_set *eps;   /* the set picked from, with a reference (NULL before the first) */
     size_t last;                /* index in eps of the last pick */
     int family;
     bool v6only;
@@ -27,8 +27,8 @@ struct pick {
     uint64_t now;
 };
 
-/* A connect to svc from a socket of this family starts: the service's
- * current endpoint set, held until pick_done. */
+/* A connect to svc from a socket of this family starts; pick_target takes
+ * the service's current endpoint set, held until pick_done. */
 void pick_init(struct pick *p, struct service *svc, int family);
 void pick_done(struct pick *p);
 /* The next endpoint: another one where one is left, else any usable one,

@@ -73,7 +73,9 @@ static int fail(int err)
 
 void pick_init(struct pick *p, struct service *svc, int family)
 {
-    *p = (struct pick){ .svc = svc, .family = family, .eps = service_endpoints(svc) };
+    /* The set is taken by the first pick_target, under the lock it takes
+     * anyway (one lock per connect, not two). */
+    *p = (struct pick){ .svc = svc, .family = family };
 }
 
 void pick_done(struct pick *p)
@@ -89,8 +91,9 @@ struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_
     struct endpoint_set *old = NULL;
     pthread_mutex_lock(&svc->lock);
     if (svc->eps != p->eps) {
-        /* The service has a new set (discovery, a reload): use it. What
-         * this connect tried is forgotten with the old indexes. */
+        /* The first pick, or the service has a new set (discovery, a
+         * reload): use it. What this connect tried is forgotten with the
+         * old indexes. */
         old = p->eps;
         p->eps = svc->eps;
         __atomic_add_fetch(&p->eps->refs, 1, __ATOMIC_RELAXED);
@@ -171,14 +174,14 @@ static struct conn *track(int fd, struct service *svc, uint16_t app_port)
 
 int no_endpoint(const struct pick *p)
 {
-    size_t reach = 0;
-    for (size_t i = 0; i < p->eps->n; i++)
+    size_t reach = 0, n = p->eps ? p->eps->n : 0;
+    for (size_t i = 0; i < n; i++)
         reach += reachable(p, i);
     const struct service_config *cfg = service_cfg(p->svc);
-    if (p->eps->n == 0 && service_waiting(p->svc))
+    if (n == 0 && service_waiting(p->svc))
         log_warn("%s: no endpoints yet: %s %s has not been answered", p->svc->name,
                  cfg->srv ? "srv" : "dns", cfg->srv ? cfg->srv : cfg->dns);
-    else if (p->eps->n == 0)
+    else if (n == 0)
         log_warn("%s: no endpoints (the service's sources list none)", p->svc->name);
     else if (reach == 0)
         log_warn("%s: no endpoint reachable from an %s socket", p->svc->name,

@@ -238,7 +238,8 @@ bool service_set_found(struct service *svc, enum endpoint_source src,
     struct endpoint_spec *copy = malloc((n + 1) * sizeof(*copy));
     if (!copy)
         return false;
-    memcpy(copy, v, n * sizeof(*copy));
+    if (n)
+        memcpy(copy, v, n * sizeof(*copy));
     pthread_mutex_lock(&svc->lock);
     struct endpoint_list old = svc->found[src];
     bool had = svc->has_found[src];

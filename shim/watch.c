@@ -66,6 +66,7 @@ struct file_watch {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t answered = PTHREAD_COND_INITIALIZER;
 static int running;                 /* atomic */
+static int needed;                  /* atomic: there is something to watch */
 static struct name_watch *names;
 static size_t n_names;
 static struct file_watch *files;
@@ -176,6 +177,7 @@ static void plan(struct registry *reg)
         }
     }
     pthread_mutex_lock(&lock);
+    __atomic_store_n(&needed, reg->cfg->file || nn || nf, __ATOMIC_RELEASE);
     for (size_t i = 0; i < n_files; i++)
         free(files[i].path);
     free(files);
@@ -479,7 +481,8 @@ void watch_init(struct registry *reg)
 
 void watch_start(void)
 {
-    if (__atomic_load_n(&running, __ATOMIC_ACQUIRE) ||
+    /* A config from the environment alone, without DNS: nothing to watch. */
+    if (!__atomic_load_n(&needed, __ATOMIC_ACQUIRE) || __atomic_load_n(&running, __ATOMIC_ACQUIRE) ||
         __atomic_exchange_n(&running, 1, __ATOMIC_ACQ_REL))
         return;
     int saved = errno;

@@ -30,8 +30,9 @@
  * file's identity. */
 void watch_init(struct registry *reg);
 
-/* Starts the watcher if it is not running (the first resolve or connect
- * to a service). One atomic load when it is. */
+/* Starts the watcher if it is not running and there is something to
+ * watch (a config file, a dns/srv name or an endpoints file): the first
+ * resolve or connect to a service. An atomic load or two when it is. */
 void watch_start(void);
 
 /* A blocking connect to a service whose DNS has not answered yet waits for

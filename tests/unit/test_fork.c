@@ -95,7 +95,7 @@ static void test_fork_while_service_lock_held(void **state)
     (void)state;
     struct registry *reg = mesh_registry();
     assert_non_null(reg);
-    fork_while_held(hold_service_lock, &reg->services[0]);
+    fork_while_held(hold_service_lock, reg->services[0]);
 }
 
 static void test_fork_while_table_lock_held(void **state)
