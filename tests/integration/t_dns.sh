@@ -11,7 +11,8 @@
 #     the new endpoint within TTL + 1 s;
 #   - dnsmasq stopped: connections keep working on the last good set.
 . "$(dirname "$0")/lib.sh"
-shims curl
+# curl hangs with an ASan runtime preloaded (lib.sh): under ASan only the
+# curl parts are left out.
 command -v dnsmasq >/dev/null || fail "dnsmasq is not installed (apt-get install dnsmasq-base)"
 
 port=$(free_port)
@@ -53,6 +54,7 @@ INI
 export MESHIM_CONFIG=$TMP/mesh.ini
 
 # --- A records, by name, fresh processes ---------------------------------
+if ! under_asan; then
 : > "$TMP/curl.out"
 for i in $(seq 1 6); do
     shimmed curl -sS --max-time 10 "http://orders:$port/who" >> "$TMP/curl.out" 2>>"$TMP/curl.err" ||
@@ -61,6 +63,7 @@ done
 [ "$(count backend-2 "$TMP/curl.out")" -ge 1 ] && [ "$(count backend-3 "$TMP/curl.out")" -ge 1 ] &&
     [ "$(count backend-4 "$TMP/curl.out")" -eq 0 ] || fail "curl: $(sort "$TMP/curl.out" | uniq -c)"
 ok "dns, 6 curl processes: only the A records' endpoints: $(sort "$TMP/curl.out" | uniq -c | tr -s ' ' | tr '\n' ' ')"
+fi
 
 strace -f -qq -e trace=sendto,sendmmsg,connect -o "$TMP/py.trace" \
     env LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$port" > "$TMP/py.out" 2>"$TMP/py.err" <<'PY' ||
@@ -128,6 +131,7 @@ b4=$(count backend-4 "$TMP/srv.out")
     fail "srv 60/20 at priority 10, 10 at priority 20: got $b2/$b3/$b4"
 ok "srv, 40 connections: weights 60/20 -> $b2/$b3, the priority-20 target $b4"
 
+if ! under_asan; then
 : > "$TMP/curl-srv.out"
 for i in $(seq 1 4); do
     shimmed curl -sS --max-time 10 "http://orders-srv/who" >> "$TMP/curl-srv.out" 2>>"$TMP/curl.err" ||
@@ -136,6 +140,7 @@ done
 [ "$(count backend-4 "$TMP/curl-srv.out")" -eq 0 ] && [ "$(grep -c . "$TMP/curl-srv.out")" -eq 4 ] ||
     fail "curl srv: $(sort "$TMP/curl-srv.out" | uniq -c)"
 ok "srv, 4 curl processes to http://orders-srv/ (port 80; the SRV records' port used): $(sort "$TMP/curl-srv.out" | uniq -c | tr -s ' ' | tr '\n' ' ')"
+fi
 
 kill "${PIDS[0]}" "${PIDS[1]}"
 wait "${PIDS[0]}" "${PIDS[1]}" 2>/dev/null
