@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,12 @@
 #include "meshim/util.h"
 
 static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;    /* start-up and the task queue */
+/* Held by the engine thread whenever it is not waiting in epoll_wait, and
+ * taken first by fork: a fork never lands in the middle of the thread's
+ * work, so the child finds whole every object the thread touches — and the
+ * allocator, which under ASan is not fork-safe by itself. */
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static sem_t started;                   /* the thread holds work_lock */
 static bool running;
 static int epfd = -1;
 static int bell = -1;                   /* eventfd: tasks are queued */
@@ -139,9 +146,13 @@ static void *engine_main(void *arg)
     (void)arg;
     hooks_internal_thread();
     struct epoll_event evs[64];
+    pthread_mutex_lock(&work_lock);
+    sem_post(&started);
     for (;;) {
         int timeout = run_timers();
+        pthread_mutex_unlock(&work_lock);
         int n = epoll_wait(epfd, evs, 64, timeout);
+        pthread_mutex_lock(&work_lock);
         for (int i = 0; i < n; i++) {
             struct engine_io *io = evs[i].data.ptr;
             if (io == &bell_io)
@@ -173,11 +184,16 @@ static bool start(void)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     pthread_t thread;
+    sem_init(&started, 0, 0);
     int rc = pthread_create(&thread, &attr, engine_main, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         goto fail;
+    /* Its start-up (the runtime's allocations for a new thread) is over
+     * before a fork can happen. */
+    while (sem_wait(&started) < 0)
+        ;
     __atomic_store_n(&running, true, __ATOMIC_RELEASE);
     return true;
 fail:
@@ -211,6 +227,11 @@ bool engine_post(struct engine_task *t)
 
 /* ----------------------------------------------------------------- fork -- */
 
+void engine_atfork_pause(void)
+{
+    pthread_mutex_lock(&work_lock);
+}
+
 void engine_atfork_prepare(void)
 {
     pthread_mutex_lock(&engine_lock);
@@ -219,6 +240,7 @@ void engine_atfork_prepare(void)
 void engine_atfork_parent(void)
 {
     pthread_mutex_unlock(&engine_lock);
+    pthread_mutex_unlock(&work_lock);
 }
 
 /* The engine thread does not exist in the child. Its queued tasks, timers
@@ -227,6 +249,7 @@ void engine_atfork_parent(void)
 void engine_atfork_child(void)
 {
     pthread_mutex_init(&engine_lock, NULL);
+    pthread_mutex_init(&work_lock, NULL);
     if (running) {
         real_close(epfd);
         real_close(bell);

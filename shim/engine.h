@@ -56,7 +56,10 @@ void engine_retire(void *p);
 void engine_timer_set(struct engine_timer *t, uint64_t due_ns);
 void engine_timer_cancel(struct engine_timer *t);
 
-/* fork(): the child forgets the parent's engine (its thread is gone). */
+/* fork(): the child forgets the parent's engine (its thread is gone).
+ * pause waits until the thread is between two pieces of work (taken before
+ * every other lock); prepare takes the task queue (taken last). */
+void engine_atfork_pause(void);
 void engine_atfork_prepare(void);
 void engine_atfork_parent(void);
 void engine_atfork_child(void);

@@ -91,8 +91,12 @@ static void atfork_prepare(void)
     struct registry *reg = mesh_registry();
     if (!hooks_bound)
         hooks_bind();       /* the child must not dlsym half-way through */
-    /* The order locks nest in at run time: swap, epoll sets, the watcher,
-     * services, descriptor table, engine queue. */
+    /* First the background threads, until each is between two pieces of
+     * work (they take the locks below while they work); then the order
+     * locks nest in at run time: swap, epoll sets, the watcher, services,
+     * descriptor table, engine queue. */
+    engine_atfork_pause();
+    watch_atfork_pause();
     placeholder_atfork_prepare();
     watch_atfork_prepare();
     if (reg)

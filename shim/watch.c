@@ -10,9 +10,12 @@
  *   each name whose TTL ran out         → ask; new endpoints or keep the old
  *   sleep until the next of these is due
  *
- * Only this thread changes the tables; `lock` is held while it does (so a
- * fork child inherits whole tables) and guards the condition variable that
- * connects waiting for a first answer sleep on.
+ * Only this thread changes the tables; `lock` is held while it does and
+ * guards the condition variable that connects waiting for a first answer
+ * sleep on. `busy` is held by the thread except while it sleeps or waits
+ * for a DNS server, and taken first by fork: a fork never lands in the
+ * middle of a reload or a file read, so the child finds the tables, the
+ * registry and the allocator (ASan's is not fork-safe by itself) whole.
  */
 #include "watch.h"
 
@@ -21,6 +24,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <resolv.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +67,10 @@ struct file_watch {
     struct file_id id;
 };
 
+static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t answered = PTHREAD_COND_INITIALIZER;
+static sem_t started;               /* the thread holds busy */
 static int running;                 /* atomic */
 static int needed;                  /* atomic: there is something to watch */
 static struct name_watch *names;
@@ -318,7 +324,9 @@ struct answer {
 static bool ask(struct __res_state *st, const char *name, int type, struct answer *a, char *why,
                 size_t len)
 {
+    pthread_mutex_unlock(&busy);   /* waiting for a server: a fork may go ahead */
     int got = res_nquery(st, name, ns_c_in, type, a->buf, ANSWER_MAX);
+    pthread_mutex_lock(&busy);
     if (got < 0) {
         snprintf(why, len, "%s", dns_error(st->res_h_errno));
         return false;
@@ -425,8 +433,10 @@ static void refresh(struct name_watch *w, const char *server, struct answer *a,
 static void sleep_until(uint64_t due_ns)
 {
     struct timespec ts = { (time_t)(due_ns / 1000000000u), (long)(due_ns % 1000000000u) };
+    pthread_mutex_unlock(&busy);
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
+    pthread_mutex_lock(&busy);
 }
 
 static void wake_waiters(void)
@@ -440,10 +450,13 @@ static void *watch_main(void *arg)
 {
     (void)arg;
     hooks_internal_thread();
+    pthread_mutex_lock(&busy);
+    sem_post(&started);
     struct answer a = { calloc(MAX_RECORDS, sizeof(struct dns_record)), 0, malloc(ANSWER_MAX) };
     struct endpoint_spec *out = calloc(MAX_ENDPOINTS, sizeof(*out));
     if (!a.recs || !a.buf || !out) {
         log_error("out of memory: DNS and watched files are not refreshed");
+        pthread_mutex_unlock(&busy);
         return NULL;
     }
     for (;;) {
@@ -493,9 +506,14 @@ void watch_start(void)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t thread;
+    sem_init(&started, 0, 0);
     int rc = pthread_create(&thread, &attr, watch_main, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Its start-up (the runtime's allocations for a new thread) is over
+     * before a fork can happen. */
+    while (rc == 0 && sem_wait(&started) < 0)
+        ;
     if (rc != 0)
         log_error("cannot start the watcher thread: %s; DNS endpoints and config changes are "
                   "not followed", strerror(rc));
@@ -513,6 +531,11 @@ void watch_wait(struct service *svc, uint64_t deadline_ns)
     errno = saved;
 }
 
+void watch_atfork_pause(void)
+{
+    pthread_mutex_lock(&busy);
+}
+
 void watch_atfork_prepare(void)
 {
     pthread_mutex_lock(&lock);
@@ -521,12 +544,14 @@ void watch_atfork_prepare(void)
 void watch_atfork_parent(void)
 {
     pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&busy);
 }
 
 void watch_atfork_child(void)
 {
     /* The thread is the parent's: the child starts its own when it needs
      * one. The tables were whole (the lock was held). */
+    pthread_mutex_init(&busy, NULL);
     pthread_mutex_init(&lock, NULL);
     pthread_cond_init(&answered, NULL);
     running = 0;

@@ -39,6 +39,7 @@ void watch_start(void);
  * the first answer, until deadline (now_ns clock). */
 void watch_wait(struct service *svc, uint64_t deadline_ns);
 
+void watch_atfork_pause(void);    /* until the thread is between two pieces of work */
 void watch_atfork_prepare(void);
 void watch_atfork_parent(void);
 void watch_atfork_child(void);
