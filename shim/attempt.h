@@ -57,9 +57,13 @@ bool budget_retry(struct service *svc);
 /* May another attempt follow this failed one (retryable, retries and
  * budget left)? Marks the endpoint as tried. */
 bool retry_next(struct pick *p, int err, unsigned retry);
-/* Logs a failed attempt (info) and leaves "address:port" in last. */
+/* Room for "address:port: why" of the last failure. */
+#define LAST_MAX 256
+
+/* Logs a failed attempt (info) and leaves "address:port: why" in last; why
+ * NULL: strerror(err). */
 void attempt_failed_log(const struct service *svc, const struct endpoint *ep, uint16_t app_port,
-                        unsigned n, int err, char *last, size_t len);
+                        unsigned n, int err, const char *why, char *last, size_t len);
 /* Backoff before retry number `retry` (1 = the first retry). */
 uint64_t retry_delay_ns(const struct service *svc, unsigned retry);
 

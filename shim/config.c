@@ -620,7 +620,6 @@ static const char *p_split(struct loader *L, const char *v, void *f)
 
 /* built == NULL: the behaviour is there. Otherwise the key is parsed and
  * validated, and setting it logs this notice once. */
-#define NOT_BUILT_TLS "not built yet in this version (mutual TLS), ignored"
 
 struct key_def {
     const char *name;               /* every field fits in 64 bytes: see set_key */
@@ -649,10 +648,10 @@ static const struct key_def MESHIM_KEYS[] = {
 };
 
 static const struct key_def TLS_KEYS[] = {
-    G("cert", p_path, tls_cert, NOT_BUILT_TLS),
-    G("key", p_path, tls_key, NOT_BUILT_TLS),
-    G("ca", p_path, tls_ca, NOT_BUILT_TLS),
-    G("min_version", p_min_version, tls_min_version, NOT_BUILT_TLS),
+    G("cert", p_path, tls_cert, NULL),
+    G("key", p_path, tls_key, NULL),
+    G("ca", p_path, tls_ca, NULL),
+    G("min_version", p_min_version, tls_min_version, NULL),
     G("reload_interval", p_reload_interval, tls_reload_interval_ms, NULL),
     { 0 }
 };
@@ -680,9 +679,9 @@ static const struct key_def SERVICE_KEYS[] = {
     S("health_timeout", p_duration, health_timeout_ms, NULL),
     S("healthy_threshold", p_positive, healthy_threshold, NULL),
     S("unhealthy_threshold", p_positive, unhealthy_threshold, NULL),
-    S("tls", p_tls_mode, tls, NULL),            /* mtls fails closed for now */
-    S("identity", p_string, identity, NOT_BUILT_TLS),
-    S("sni", p_string, sni, NOT_BUILT_TLS),
+    S("tls", p_tls_mode, tls, NULL),
+    S("identity", p_string, identity, NULL),
+    S("sni", p_string, sni, NULL),
     S("fault_abort", p_share, fault_abort, NULL),
     S("fault_delay", p_duration, fault_delay_ms, NULL),
     S("fault_delay_percent", p_share, fault_delay_percent, NULL),
@@ -691,8 +690,8 @@ static const struct key_def SERVICE_KEYS[] = {
 };
 
 static const struct key_def INBOUND_KEYS[] = {
-    I("tls", p_inbound_tls, tls, NULL),         /* strict/permissive fail closed */
-    I("allow", p_globs, allow, NOT_BUILT_TLS),
+    I("tls", p_inbound_tls, tls, NULL),
+    I("allow", p_globs, allow, NULL),
     { 0 }
 };
 
@@ -1149,9 +1148,6 @@ static void validate_service(struct loader *L, struct service_config *s)
     if (s->tls == TLS_MTLS && (!L->cfg->tls_cert || !L->cfg->tls_key || !L->cfg->tls_ca))
         add_error(L, at, "%s: tls = mtls needs [tls] cert, key and ca (or MESHIM_TLS_CERT, "
                   "MESHIM_TLS_KEY, MESHIM_TLS_CA)", where);
-    if (s->tls == TLS_MTLS)
-        note_not_built(L, at, "tls", "mtls is not built yet in this version: connections to this "
-                       "service are refused rather than sent in plaintext");
 }
 
 static bool host_claimed(const struct service_config *a, const char *host)
@@ -1188,6 +1184,11 @@ static void validate_across(struct loader *L)
                     }
         }
     }
+    for (size_t i = 0; i < c->n_inbound; i++)
+        if (c->inbound[i].tls != INBOUND_OFF && (!c->tls_cert || !c->tls_key || !c->tls_ca))
+            add_error(L, c->inbound[i].origin, "[inbound:%u]: tls = %s needs [tls] cert, key and ca "
+                      "(or MESHIM_TLS_CERT, MESHIM_TLS_KEY, MESHIM_TLS_CA)", c->inbound[i].port,
+                      c->inbound[i].tls == INBOUND_STRICT ? "strict" : "permissive");
     uint64_t pool = ((uint64_t)1 << (32 - c->vip_range.prefix)) - 2;
     if (c->n_services > pool)
         add_error(L, (struct origin){ L->file ? L->file : "MESHIM_SERVICES", 0 },

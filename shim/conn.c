@@ -5,6 +5,7 @@
  */
 #include "conn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,6 +53,20 @@ struct conn *conn_new(struct service *svc, uint16_t app_port)
     return c;
 }
 
+struct conn *conn_new_inbound(uint16_t port, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->refs = 1;
+    c->sock = -1;
+    c->port = port;
+    c->started_ns = now_ns();
+    c->started_unix_ns = wall_ns();
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    return c;
+}
+
 uint64_t conn_attempt(struct conn *c, struct endpoint *ep)
 {
     count_active(c, -1);
@@ -82,25 +97,30 @@ static void end(struct conn *c)
     if (__atomic_exchange_n(&c->ended, true, __ATOMIC_ACQ_REL))
         return;
     bool connected = c->connected_ns != 0;
-    if (connected && c->generation == metrics_generation())
+    if (connected && c->svc && c->generation == metrics_generation())
         metrics_closed(c->svc, c->bytes_sent, c->bytes_received);
     if (!access_enabled())
         return;
-    char endpoint[64] = "";
+    char endpoint[64] = "", inbound[32];
     if (c->ep)
         endpoint_text(c->ep, c->port, endpoint, sizeof(endpoint));
+    if (!c->svc) {
+        snprintf(inbound, sizeof(inbound), "inbound:%u", c->port);
+        snprintf(endpoint, sizeof(endpoint), "%s", c->peer);
+    }
     const char *result = connected || (c->flags & FLAG_UF) || c->result != RESULT_OK
                          ? stats_result_name((unsigned)c->result) : "abandoned";
     struct access_record r = {
         .start_unix_ns = c->started_unix_ns,
         .pid = (int)getpid(),
-        .direction = DIRECTION_OUTBOUND,
-        .service = c->svc->name,
+        .direction = c->svc ? DIRECTION_OUTBOUND : DIRECTION_INBOUND,
+        .service = c->svc ? c->svc->name : inbound,
         .endpoint = endpoint,
         .attempts = c->attempts,
         .result = result,
         .flags = c->flags,
-        .peer_identity = "",
+        .tls = c->tls,
+        .peer_identity = c->peer_identity,
         .connect_ms = connected ? (double)(c->connected_ns - c->started_ns) / 1e6 : -1,
         .duration_ms = (double)(now_ns() - c->started_ns) / 1e6,
         .bytes_sent = c->bytes_sent,
@@ -164,7 +184,8 @@ void conn_unref(struct conn *c)
     if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     count_active(c, -1);
-    __atomic_sub_fetch(&c->svc->active, 1, __ATOMIC_RELAXED);
+    if (c->svc)
+        __atomic_sub_fetch(&c->svc->active, 1, __ATOMIC_RELAXED);
     end(c);
     endpoint_unref(c->ep);
     if (c->state == CONN_FAILED) {
@@ -172,6 +193,8 @@ void conn_unref(struct conn *c)
          * stood for goes with it. */
         real_close(c->sock);
         placeholder_done();
+    } else if (c->state == CONN_RELAYED) {
+        placeholder_done();         /* the relay closed the real socket */
     }
     free(c->callers);
     free(c);

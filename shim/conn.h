@@ -16,8 +16,13 @@
  *   FAILED  every attempt failed: the placeholder reads as a refused
  *           connection, `error` is what SO_ERROR reports, `sock` is the
  *           real socket (put back if connect() is called again).
+ *   RELAYED mTLS: the descriptor is one end of a socketpair whose other end
+ *           the engine relays to TLS on the real socket `sock` (relay.h);
+ *           -1 once the relay has closed it.
  *
- * DIALING --(connected)--> OPEN;  DIALING --(all attempts failed)--> FAILED.
+ * DIALING --(connected)--> OPEN;  DIALING --(all attempts failed)--> FAILED;
+ * DIALING or a blocking connect --(mTLS handshake done)--> RELAYED;
+ * an accepted connection on an mTLS port is RELAYED from the start.
  * State and sock change only under swap_lock (placeholder.h).
  *
  * Its record ends once: when every attempt failed (conn_failed), or when
@@ -33,11 +38,11 @@
 
 #include "meshim/registry.h"
 
-enum conn_state { CONN_OPEN, CONN_DIALING, CONN_FAILED };
+enum conn_state { CONN_OPEN, CONN_DIALING, CONN_FAILED, CONN_RELAYED };
 
 struct conn {
     int refs;                   /* atomic: descriptors and callers holding it */
-    struct service *svc;
+    struct service *svc;        /* NULL: accepted on an [inbound:PORT] port */
     struct endpoint *ep;        /* the last attempt's, with a reference; NULL: none yet */
     int state;                  /* enum conn_state */
     int error;                  /* FAILED: the errno SO_ERROR reports (once) */
@@ -53,14 +58,19 @@ struct conn {
     unsigned flags;             /* enum access_flag */
     unsigned generation;        /* metrics generation it was connected in */
     int result;                 /* enum stats_result of the last outcome */
-    uint16_t port;              /* the port the application asked for */
+    uint16_t port;              /* the port the application asked for, or the inbound port */
     bool ended;                 /* the record was written */
+    bool tls;                   /* the peer was authenticated by mTLS */
+    char peer[64];              /* inbound: the client's address */
+    char peer_identity[128];    /* mTLS: the peer's SPIFFE ID or DNS name */
     char *callers;              /* JSON array, or NULL */
 };
 
 /* A new connection to svc (no endpoint yet), counted active, with one
  * reference; with access_log_callers on, it holds the caller's stack. */
 struct conn *conn_new(struct service *svc, uint16_t app_port);
+/* A connection accepted on an [inbound:PORT] port, with one reference. */
+struct conn *conn_new_inbound(uint16_t port, const char *peer);
 /* The next attempt goes to ep; returns its start time. */
 uint64_t conn_attempt(struct conn *c, struct endpoint *ep);
 /* The connection is established. */

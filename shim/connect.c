@@ -34,6 +34,7 @@
 #include "log.h"
 #include "mesh.h"
 #include "metrics.h"
+#include "mtls.h"
 #include "placeholder.h"
 #include "watch.h"
 
@@ -245,8 +246,9 @@ void reset_socket(int fd)
 
 void attempts_failed(const struct service *svc, unsigned attempts, const char *last, int err)
 {
-    log_warn("%s: connect failed after %u attempt%s; last: %s: %s", svc->name, attempts,
-             attempts == 1 ? "" : "s", last, strerror(err));
+    (void)err;
+    log_warn("%s: connect failed after %u attempt%s; last: %s", svc->name, attempts,
+             attempts == 1 ? "" : "s", last);
 }
 
 bool retry_next(struct pick *p, int err, unsigned retry)
@@ -259,10 +261,13 @@ bool retry_next(struct pick *p, int err, unsigned retry)
 }
 
 void attempt_failed_log(const struct service *svc, const struct endpoint *ep, uint16_t app_port,
-                        unsigned n, int err, char *last, size_t len)
+                        unsigned n, int err, const char *why, char *last, size_t len)
 {
-    endpoint_text(ep, app_port, last, len);
-    log_info("%s: attempt %u to %s failed: %s", svc->name, n, last, strerror(err));
+    char addr[64];
+    endpoint_text(ep, app_port, addr, sizeof(addr));
+    why = why ? why : strerror(err);
+    snprintf(last, len, "%s: %s", addr, why);
+    log_info("%s: attempt %u to %s failed: %s", svc->name, n, addr, why);
 }
 
 static void sleep_ns(uint64_t ns)
@@ -354,7 +359,7 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
     struct service *svc = p->svc;
     uint32_t timeout_ms = attempt_timeout_ms(fd, svc, true);
     int err = 0;
-    char last[64] = "";
+    char last[LAST_MAX] = "";
     budget_first(svc);
     if (service_waiting(svc))
         watch_wait(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
@@ -370,14 +375,25 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
             break;
         uint64_t started = conn_attempt(c, ep);
         err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, timeout_ms);
+        struct tls_identity *id = NULL;
+        SSL *ssl = NULL;
+        int net = -1;
+        char why_tls[TLS_WHY_MAX];
+        const char *why = NULL;
+        if (err == 0 && mtls_wanted(c)) {
+            err = mtls_handshake_blocking(fd, c, timeout_ms, &id, &ssl, &net, why_tls,
+                                          sizeof(why_tls));
+            why = err ? why_tls : NULL;
+        }
         attempt_record(svc, ep, err, started);
         if (err == 0) {
             conn_connected(c);
+            int rc = ssl ? mtls_relay_blocking(fd, c, id, ssl, net) : 0;
             conn_unref(c);
             pick_done(p);
-            return 0;
+            return rc;
         }
-        attempt_failed_log(svc, ep, app_port, c->attempts, err, last, sizeof(last));
+        attempt_failed_log(svc, ep, app_port, c->attempts, err, why, last, sizeof(last));
         if (!retry_next(p, err, retry))
             break;
     }
@@ -431,6 +447,8 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
         int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
         if (err == EINPROGRESS)
             err = settled(fd);
+        if (err == 0 && mtls_wanted(c))
+            err = EINPROGRESS;      /* the handshake is the engine's */
         if (err == EINPROGRESS || err == EINTR) {
             spec.connecting = true;
             spec.started_ns = started;
@@ -444,7 +462,7 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
             return fail(EINPROGRESS);     /* what the kernel said; it is connected */
         }
         spec.err = err;
-        attempt_failed_log(svc, ep, app_port, c->attempts, err, spec.last, sizeof(spec.last));
+        attempt_failed_log(svc, ep, app_port, c->attempts, err, NULL, spec.last, sizeof(spec.last));
         if (!retry_next(p, err, retry))
             break;
         reset_socket(fd);
@@ -474,6 +492,9 @@ static bool connect_again(int fd, struct conn *c, int family, uint16_t port, int
     switch (state) {
     case CONN_DIALING:
         *rc = fail(EALREADY);
+        return true;
+    case CONN_RELAYED:
+        *rc = fail(EISCONN);
         return true;
     case CONN_FAILED: {
         /* The kernel reports a failed connect's error once, then lets the
@@ -529,12 +550,6 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     const struct service_config *cfg = service_cfg(svc);
     health_start(svc);
     watch_start();
-    if (cfg->tls == TLS_MTLS) {
-        /* Fail closed: mTLS is configured but not built in this version. */
-        log_warn("%s: tls = mtls is not built yet in this version; refusing to connect in plaintext",
-                 svc->name);
-        return fail(ECONNREFUSED);
-    }
     if (__atomic_load_n(&svc->active, __ATOMIC_RELAXED) >= cfg->max_connections) {
         log_warn("%s: max_connections (%u) reached, connection refused", svc->name,
                  cfg->max_connections);
@@ -581,34 +596,6 @@ static uint16_t local_port(int fd)
     return a.port;
 }
 
-/* A client disconnected in accept(): counted, and its access-log line. */
-static void inbound_denied(uint16_t port, int cfd)
-{
-    metrics_inbound(port, RESULT_DENIED);
-    if (!access_enabled())
-        return;
-    char service[32], peer[64] = "";
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    struct netaddr a;
-    if (getpeername(cfd, (struct sockaddr *)&ss, &len) == 0 &&
-        netaddr_from_sockaddr((struct sockaddr *)&ss, len, &a))
-        netaddr_format(&a, peer, sizeof(peer));
-    snprintf(service, sizeof(service), "inbound:%u", port);
-    struct access_record r = {
-        .start_unix_ns = wall_ns(),
-        .pid = (int)getpid(),
-        .direction = DIRECTION_INBOUND,
-        .service = service,
-        .endpoint = peer,
-        .result = stats_result_name(RESULT_DENIED),
-        .flags = FLAG_DENY,
-        .peer_identity = "",
-        .connect_ms = -1,
-    };
-    access_write(&r);
-}
-
 int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t *len, int flags,
                   bool use_accept4)
 {
@@ -627,12 +614,10 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
         fdtable_drop(cfd);          /* a stale slot left by a close we did not see */
         if (!in)
             return cfd;
-        /* Fail closed: the port requires mTLS, which is not built yet in this
-         * version. The client is disconnected and never reaches the
-         * application; accept goes on with the next one (or EAGAIN). */
-        log_warn("inbound:%u: tls = %s is not built yet in this version; refusing the connection",
-                 in->port, in->tls == INBOUND_STRICT ? "strict" : "permissive");
-        inbound_denied(in->port, cfd);
-        real_close(cfd);
+        /* A client that cannot even be handed to a relay is closed and
+         * never reaches the application: accept goes on with the next one
+         * (or EAGAIN). */
+        if (mtls_accept(cfd, in, use_accept4 ? flags : 0) >= 0)
+            return cfd;
     }
 }

@@ -7,8 +7,12 @@
  *   WAITING    --(backoff or fault_delay over)--> next attempt
  *   CONNECTING --(SO_ERROR 0)-------------------> connected: socket back on
  *                                                 the app's number, done
+ *                                                 (mTLS: HANDSHAKE)
  *              --(failed, timed out)------------> retry allowed? WAITING
  *                                                 : FAILED, done
+ *   HANDSHAKE  --(done, identity matches)-------> a relay on the app's
+ *                                                 number, done
+ *              --(failed, timed out)------------> as a failed attempt
  *   any        --(the app closed its number)----> abandoned, done
  */
 #include "dial.h"
@@ -27,7 +31,9 @@
 #include "hooks.h"
 #include "log.h"
 #include "mesh.h"
+#include "mtls.h"
 #include "placeholder.h"
+#include "relay.h"
 
 /* How often a connect waiting for a service's first DNS answer looks. */
 #define WAIT_STEP_NS 5000000u
@@ -44,6 +50,9 @@ struct dial {
     int fd;                         /* the application's number */
     int sock;                       /* the real socket, at a high number */
     bool peer_watched;
+    SSL *ssl;                       /* mTLS: the handshake under way, or done */
+    struct tls_identity *id;
+    bool handshaking;
 };
 
 /* The dial is over: nothing of it stays in the engine. The real socket has
@@ -51,6 +60,8 @@ struct dial {
 static void dial_free(struct dial *d)
 {
     engine_timer_cancel(&d->timer);
+    tls_free(d->ssl, false);
+    tls_identity_put(d->id);
     if (d->peer_watched)
         engine_unwatch(&d->peer_io);
     placeholder_release(&d->ph);
@@ -68,11 +79,58 @@ static void set_state(struct conn *c, enum conn_state state, int sock, int err)
 
 /* ------------------------------------------------------------- outcomes -- */
 
+static void handshake_begin(struct dial *d);
+static void give_up(struct dial *d, int err);
+
+/* mTLS, handshake done: the application's number gets its end of a relay
+ * (the placeholder's file flags and epoll registrations go with it). */
+static void relayed(struct dial *d)
+{
+    int app, engine;
+    if (!relay_pair(0, &app, &engine)) {
+        log_warn("%s: cannot relay the TLS connection: %s", d->conn->svc->name, strerror(errno));
+        give_up(d, errno);
+        return;
+    }
+    swap_lock();
+    bool ok = placeholder_restore(d->fd, &d->ph, app);
+    if (ok) {
+        d->conn->sock = d->sock;
+        __atomic_store_n(&d->conn->state, CONN_RELAYED, __ATOMIC_RELEASE);
+    } else {
+        set_state(d->conn, CONN_OPEN, -1, 0);   /* the application closed it meanwhile */
+    }
+    swap_unlock();
+    real_close(app);
+    if (!ok)
+        placeholder_done();         /* else the relayed connection keeps it */
+    if (ok) {
+        conn_ref(d->conn);
+        relay_outbound(d->conn, d->id, d->ssl, d->sock, engine);
+    } else {
+        real_close(engine);
+        tls_free(d->ssl, false);
+        tls_identity_put(d->id);
+        real_close(d->sock);
+    }
+    d->ssl = NULL;
+    d->id = NULL;
+    dial_free(d);
+}
+
 static void connected(struct dial *d)
 {
     struct service *svc = d->conn->svc;
+    if (mtls_wanted(d->conn) && !d->ssl) {
+        handshake_begin(d);
+        return;
+    }
     attempt_record(svc, d->conn->ep, 0, d->spec.started_ns);
     conn_connected(d->conn);
+    if (d->ssl) {
+        relayed(d);
+        return;
+    }
     /* connect() once more, as an application polling with connect() would:
      * the socket is then "connected" to the kernel too, and the
      * application's own connect() answers EISCONN, not EALREADY. */
@@ -103,12 +161,12 @@ static void give_up(struct dial *d, int err)
 
 static void next_attempt(struct dial *d);
 
-static void attempt_failed(struct dial *d, int err)
+static void attempt_failed_why(struct dial *d, int err, const char *why)
 {
     struct service *svc = d->conn->svc;
     struct endpoint *ep = d->conn->ep;
     attempt_record(svc, ep, err, d->spec.started_ns);
-    attempt_failed_log(svc, ep, d->spec.app_port, d->conn->attempts, err, d->spec.last,
+    attempt_failed_log(svc, ep, d->spec.app_port, d->conn->attempts, err, why, d->spec.last,
                        sizeof(d->spec.last));
     d->spec.err = err;
     if (!retry_next(&d->pick, err, d->spec.retry)) {
@@ -120,11 +178,71 @@ static void attempt_failed(struct dial *d, int err)
     engine_timer_set(&d->timer, now_ns() + retry_delay_ns(svc, d->spec.retry));
 }
 
+static void attempt_failed(struct dial *d, int err)
+{
+    attempt_failed_why(d, err, NULL);
+}
+
+/* -------------------------------------------------------------- mTLS -- */
+
+static void handshake_failed(struct dial *d, int err, const char *why)
+{
+    engine_unwatch(&d->sock_io);
+    engine_timer_cancel(&d->timer);
+    d->handshaking = false;
+    d->spec.connecting = false;
+    tls_free(d->ssl, false);
+    tls_identity_put(d->id);
+    d->ssl = NULL;
+    d->id = NULL;
+    attempt_failed_why(d, err, why);
+}
+
+static void handshake_step(struct dial *d)
+{
+    bool want_write = false;
+    char why[TLS_WHY_MAX];
+    int h = tls_handshake(d->ssl, &want_write, why, sizeof(why));
+    if (h == 0) {
+        engine_interest(&d->sock_io, want_write ? EPOLLOUT : EPOLLIN);
+        return;
+    }
+    int err = mtls_finish(d->conn, d->ssl, h, why, sizeof(why));
+    if (err) {
+        handshake_failed(d, err, why);
+        return;
+    }
+    engine_unwatch(&d->sock_io);
+    engine_timer_cancel(&d->timer);
+    d->handshaking = false;
+    d->spec.connecting = false;
+    connected(d);
+}
+
+/* TCP is connected: the handshake goes on within the attempt's time. */
+static void handshake_begin(struct dial *d)
+{
+    char why[TLS_WHY_MAX];
+    d->ssl = mtls_begin(d->conn, d->sock, &d->id, why, sizeof(why));
+    if (!d->ssl) {
+        attempt_failed_why(d, ECONNRESET, why);
+        return;
+    }
+    d->handshaking = true;
+    d->spec.connecting = true;
+    engine_timer_set(&d->timer, now_ns() + (uint64_t)d->spec.timeout_ms * 1000000u);
+    handshake_step(d);
+}
+
 /* ------------------------------------------------------------- attempts -- */
 
 static void sock_ready(struct engine_io *io, uint32_t events)
 {
     struct dial *d = container_of(io, struct dial, sock_io);
+    if (d->handshaking) {
+        handshake_step(d);
+        return;
+    }
     engine_timer_cancel(&d->timer);
     engine_unwatch(&d->sock_io);
     d->spec.connecting = false;
@@ -173,6 +291,10 @@ static void timer_fired(struct engine_timer *t)
     struct dial *d = container_of(t, struct dial, timer);
     if (!d->spec.connecting) {
         next_attempt(d);
+        return;
+    }
+    if (d->handshaking) {
+        handshake_failed(d, ETIMEDOUT, "TLS handshake: timed out");
         return;
     }
     engine_unwatch(&d->sock_io);
@@ -294,11 +416,25 @@ void dial_revive(int fd, struct conn *c)
 
 /* --------------------------------------------------- the app's socket calls -- */
 
-/* The descriptor a call on fd goes to: the real socket while the connection
- * at fd is dialing or failed, else fd. Call under swap_lock. */
-static int target(int fd, const struct conn *c)
+/* Socket options about the application's own calls on its descriptor:
+ * on a relayed one they belong to its end of the pair. */
+static bool own_option(int level, int name)
 {
-    return c && __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CONN_OPEN ? c->sock : fd;
+    return level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO ||
+                                   name == SO_RCVLOWAT || name == SO_SNDLOWAT);
+}
+
+/* The descriptor a call on fd goes to: the real socket while the connection
+ * at fd is dialing, failed or relayed, else fd; -1 (ENOTCONN) once a
+ * relay has closed the real socket. Call under swap_lock. */
+static int target(int fd, const struct conn *c, int level, int name)
+{
+    int state = c ? __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) : CONN_OPEN;
+    if (state == CONN_OPEN || (state == CONN_RELAYED && own_option(level, name)))
+        return fd;
+    if (c->sock < 0)
+        errno = ENOTCONN;
+    return c->sock;
 }
 
 int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
@@ -322,7 +458,8 @@ int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
         rc = 0;
     } else {
         swap_lock();
-        rc = real_getsockopt(target(fd, c), level, name, val, len);
+        int to = target(fd, c, level, name);
+        rc = to < 0 ? -1 : real_getsockopt(to, level, name, val, len);
         swap_unlock();
     }
     conn_unref(c);
@@ -333,7 +470,8 @@ int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t le
 {
     struct conn *c = fdtable_get(fd);
     swap_lock();
-    int rc = real_setsockopt(target(fd, c), level, name, val, len);
+    int to = target(fd, c, level, name);
+    int rc = to < 0 ? -1 : real_setsockopt(to, level, name, val, len);
     swap_unlock();
     conn_unref(c);
     return rc;
@@ -343,8 +481,8 @@ int meshim_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
 {
     struct conn *c = fdtable_get(fd);
     swap_lock();
-    int to = target(fd, c);
-    int rc = peer ? real_getpeername(to, addr, len) : real_getsockname(to, addr, len);
+    int to = target(fd, c, 0, 0);
+    int rc = to < 0 ? -1 : peer ? real_getpeername(to, addr, len) : real_getsockname(to, addr, len);
     swap_unlock();
     conn_unref(c);
     return rc;

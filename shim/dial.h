@@ -29,7 +29,7 @@ struct dial_spec {
     uint32_t timeout_ms;        /* per attempt */
     uint16_t app_port;
     int err;                    /* the last failure, and where */
-    char last[64];
+    char last[LAST_MAX];
 };
 
 /* In connect(), for the socket at fd: hands the connect to the engine. c is

@@ -86,7 +86,23 @@ bool engine_watch(struct engine_io *io, uint32_t events)
 {
     struct epoll_event ev = { .events = events, .data.ptr = io };
     io->watched = epoll_ctl(epfd, EPOLL_CTL_ADD, io->fd, &ev) == 0;
+    io->events = events;
     return io->watched;
+}
+
+bool engine_interest(struct engine_io *io, uint32_t events)
+{
+    if (!events) {
+        engine_unwatch(io);
+        return true;
+    }
+    if (!io->watched)
+        return engine_watch(io, events);
+    if (io->events == events)
+        return true;
+    struct epoll_event ev = { .events = events, .data.ptr = io };
+    io->events = events;
+    return epoll_ctl(epfd, EPOLL_CTL_MOD, io->fd, &ev) == 0;
 }
 
 void engine_unwatch(struct engine_io *io)

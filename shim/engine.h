@@ -25,6 +25,7 @@ struct engine_io {
     void (*ready)(struct engine_io *io, uint32_t events);
     int fd;
     bool watched;       /* events for an unwatched io still in a batch are dropped */
+    uint32_t events;    /* what it is watched for */
 };
 
 /* A callback at a time (now_ns() clock). */
@@ -48,6 +49,9 @@ bool engine_post(struct engine_task *t);
 /* Watches io->fd for events (level-triggered). */
 bool engine_watch(struct engine_io *io, uint32_t events);
 void engine_unwatch(struct engine_io *io);
+/* Watches io->fd for exactly these events from now on; 0: not at all (a
+ * descriptor whose peer hung up would otherwise report HUP forever). */
+bool engine_interest(struct engine_io *io, uint32_t events);
 
 /* Frees p once the current batch of events is dispatched (an event for it
  * may still be waiting in the batch). */

@@ -24,6 +24,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "placeholder.h"
+#include "relay.h"
+#include "tls.h"
 #include "watch.h"
 
 /* The registry, and through reg->cfg the config it points into: both live
@@ -102,6 +104,7 @@ static void atfork_prepare(void)
     if (reg)
         registry_lock_all(reg);
     fdtable_atfork_prepare();
+    tls_atfork_prepare();
     engine_atfork_prepare();
 }
 
@@ -109,6 +112,7 @@ static void atfork_parent(void)
 {
     struct registry *reg = mesh_registry();
     engine_atfork_parent();
+    tls_atfork_parent();
     fdtable_atfork_parent();
     if (reg)
         registry_unlock_all(reg);
@@ -120,6 +124,7 @@ static void atfork_child(void)
 {
     struct registry *reg = mesh_registry();
     engine_atfork_child();
+    tls_atfork_child();
     fdtable_atfork_child();
     if (reg)
         registry_reinit_locks(reg);
@@ -166,12 +171,14 @@ __attribute__((constructor(101))) static void mesh_init(void)
     log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");
 }
 
-/* At exit the connections still open end: their access-log lines are
- * written now (the kernel closes their descriptors without a hook); then
- * the stats file goes. */
+/* At exit the relays send what the application wrote (bounded), the
+ * connections still open end: their access-log lines are written now (the
+ * kernel closes their descriptors without a hook); then the stats file
+ * goes. */
 __attribute__((destructor)) static void mesh_exit(void)
 {
     if (mesh_registry()) {
+        relay_exit();       /* what the application wrote on mTLS connections goes out */
         conn_exit();
         metrics_exit();
     }

@@ -298,7 +298,8 @@ enum stats_result metrics_result_of(int err)
 {
     if (!err)
         return RESULT_OK;
-    return err == ETIMEDOUT ? RESULT_TIMEOUT : RESULT_REFUSED;
+    /* ECONNRESET before any byte: only a TLS handshake or identity failure. */
+    return err == ETIMEDOUT ? RESULT_TIMEOUT : err == ECONNRESET ? RESULT_TLS_ERROR : RESULT_REFUSED;
 }
 
 void metrics_attempt(struct service *svc, struct endpoint *ep, enum stats_result r,

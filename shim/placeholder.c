@@ -239,6 +239,11 @@ void placeholder_release(struct placeholder *ph)
     }
 }
 
+void placeholder_hold(void)
+{
+    __atomic_add_fetch(&placeholders_live, 1, __ATOMIC_ACQ_REL);
+}
+
 void placeholder_done(void)
 {
     __atomic_sub_fetch(&placeholders_live, 1, __ATOMIC_ACQ_REL);

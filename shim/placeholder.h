@@ -33,7 +33,9 @@ struct placeholder {
     dev_t dev;
 };
 
-/* Placeholders in use (atomic); hooks skip all of this while it is 0. */
+/* Placeholders and relayed descriptors (relay.h) in use (atomic): while it
+ * is 0, hooks skip all of this, and socket options and addresses go
+ * straight to the descriptor. */
 extern int placeholders_live;
 
 void swap_lock(void);
@@ -67,6 +69,9 @@ void placeholder_release(struct placeholder *ph);
 /* A placeholder's connection is settled (connected, or failed and closed):
  * one fewer for placeholders_live. */
 void placeholder_done(void);
+/* A relayed descriptor appears (its connection's last reference gives it
+ * back with placeholder_done). */
+void placeholder_hold(void);
 
 /* Hooks: an epoll set the application created (epoll_create*). */
 void placeholder_epoll_created(int epfd);

@@ -36,6 +36,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "mesh.h"
+#include "tls.h"
 
 #define RETRY_MIN_S 1               /* a failed answer is asked again after 1 s, 2 s, … */
 #define RETRY_MAX_S 30
@@ -183,7 +184,7 @@ static void plan(struct registry *reg)
         }
     }
     pthread_mutex_lock(&lock);
-    __atomic_store_n(&needed, reg->cfg->file || nn || nf, __ATOMIC_RELEASE);
+    __atomic_store_n(&needed, reg->cfg->file || reg->cfg->tls_cert || nn || nf, __ATOMIC_RELEASE);
     for (size_t i = 0; i < n_files; i++)
         free(files[i].path);
     free(files);
@@ -463,6 +464,7 @@ static void *watch_main(void *arg)
         if (now_ns() >= files_due_ns) {
             check_config();
             check_files();
+            tls_check_files(mesh_registry()->cfg);
             files_due_ns = now_ns() + (uint64_t)mesh_registry()->cfg->tls_reload_interval_ms * 1000000u;
         }
         uint64_t next = files_due_ns;

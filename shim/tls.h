@@ -1,0 +1,72 @@
+/*
+ * tls.h — this workload's TLS identity and the OpenSSL side of a handshake.
+ *
+ * OpenSSL is linked into the library with hidden symbols and runs in a
+ * library context of its own (OSSL_LIB_CTX), initialised on first use
+ * without the atexit handler and without reading openssl.cnf: the
+ * program's own OpenSSL, if it has one, and its configuration are never
+ * touched.
+ *
+ * The identity ([tls] cert, key, ca, min_version) is built into two SSL_CTX
+ * (client and server) once, published by pointer and replaced when one of
+ * its files changes (the watcher calls tls_check_files every
+ * reload_interval): new handshakes take the new one, connections already
+ * open keep the one they started with (each holds a reference).
+ *
+ * Client sessions are kept per destination (address, port, SNI) so that the
+ * next connection there resumes.
+ */
+#ifndef MESHIM_TLS_H
+#define MESHIM_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "meshim/config.h"
+
+typedef struct ssl_st SSL;
+struct tls_identity;
+
+/* Why a handshake or a check failed, for the warning line. */
+#define TLS_WHY_MAX 200
+
+/* The current identity with a reference, loading it on first use; NULL
+ * (and why) when it cannot be loaded. */
+struct tls_identity *tls_identity_get(const struct mesh_config *cfg, char *why, size_t len);
+void tls_identity_put(struct tls_identity *id);
+
+/* Watcher thread: reloads the identity when one of its files changed. */
+void tls_check_files(const struct mesh_config *cfg);
+
+/* A new client SSL on socket fd to dest ("address:port", the session
+ * cache's key), sending sni (NULL or "": none). NULL on failure. */
+SSL *tls_client_new(struct tls_identity *id, int fd, const char *dest, const char *sni);
+/* A new server SSL on socket fd. */
+SSL *tls_server_new(struct tls_identity *id, int fd);
+
+/* One handshake step. Returns 1 done, 0 wants more (*want_write: for
+ * POLLOUT, else POLLIN), -1 failed (why set). */
+int tls_handshake(SSL *ssl, bool *want_write, char *why, size_t len);
+
+/* After a handshake: does the peer's certificate name match? Outbound:
+ * `identity` (NULL or "": any). Inbound: one of the `allow` globs (none:
+ * any). The peer's name (first URI SAN, else DNS SAN) goes to name. */
+bool tls_peer_check(SSL *ssl, const char *const *patterns, size_t n, char *name, size_t name_len,
+                    char *why, size_t len);
+
+/* Did this handshake resume a session? */
+bool tls_resumed(SSL *ssl);
+
+/* Ends a connection's TLS: close_notify when possible (so the session
+ * stays resumable), then frees. */
+void tls_free(SSL *ssl, bool send_close_notify);
+
+/* For the bench and the tests: handshakes and how many were resumed. */
+void tls_counts(unsigned long *handshakes, unsigned long *resumed);
+
+/* fork(): the session cache's lock. */
+void tls_atfork_prepare(void);
+void tls_atfork_parent(void);
+void tls_atfork_child(void);
+
+#endif

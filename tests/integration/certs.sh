@@ -1,0 +1,55 @@
+# Sourced by the mTLS tests: make_certs DIR writes a test PKI with openssl,
+# ECDSA P-256 keys and SPIFFE IDs as URI SANs (trust domain test.mesh):
+#   ca.pem                     the trust bundle
+#   orders.pem / orders.key    spiffe://test.mesh/ns/prod/sa/orders, DNS orders
+#   web.pem / web.key          spiffe://test.mesh/ns/prod/sa/web
+#   bad.pem / bad.key          spiffe://test.mesh/ns/dev/sa/bad (same CA)
+#   expired.pem / expired.key  web's identity, valid only in 2020
+#   rogue-ca.pem, rogue.pem / rogue.key   web's identity from another CA
+make_certs() {
+    local d=$1 n
+    mkdir -p "$d/ca.db"
+    : > "$d/ca.db/index.txt"
+    echo 1000 > "$d/ca.db/serial"
+    cat > "$d/ca.cnf" <<CNF
+[ca]
+default_ca = test
+[test]
+database = $d/ca.db/index.txt
+serial = $d/ca.db/serial
+new_certs_dir = $d/ca.db
+certificate = $d/ca.pem
+private_key = $d/ca.key
+default_md = sha256
+policy = any
+copy_extensions = none
+unique_subject = no
+[any]
+commonName = supplied
+[leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = \${ENV::SAN}
+CNF
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=meshim test CA" -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=rogue CA" -keyout "$d/rogue-ca.key" -out "$d/rogue-ca.pem" 2>/dev/null
+    leaf "$d" orders "URI:spiffe://test.mesh/ns/prod/sa/orders,DNS:orders" ca
+    leaf "$d" web "URI:spiffe://test.mesh/ns/prod/sa/web" ca
+    leaf "$d" bad "URI:spiffe://test.mesh/ns/dev/sa/bad" ca
+    leaf "$d" expired "URI:spiffe://test.mesh/ns/prod/sa/web" ca -startdate 20200101000000Z -enddate 20200102000000Z
+    leaf "$d" rogue "URI:spiffe://test.mesh/ns/prod/sa/web" rogue-ca
+}
+
+# leaf DIR NAME SAN CA [openssl ca options]: NAME.key and NAME.pem.
+leaf() {
+    local d=$1 name=$2 san=$3 ca=$4
+    shift 4
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
+        -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
+    SAN=$san openssl ca -batch -config "$d/ca.cnf" -extensions leaf -notext -days 365 \
+        -cert "$d/$ca.pem" -keyfile "$d/$ca.key" -in "$d/$name.csr" -out "$d/$name.pem" "$@" \
+        2>"$d/$name.err" || { cat "$d/$name.err" >&2; return 1; }
+}
