@@ -134,6 +134,17 @@ static void atfork_child(void)
     metrics_atfork_child(); /* and counts into a stats file of its own */
 }
 
+static bool uses_tls(const struct mesh_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_services; i++)
+        if (cfg->services[i].tls == TLS_MTLS)
+            return true;
+    for (size_t i = 0; i < cfg->n_inbound; i++)
+        if (cfg->inbound[i].tls != INBOUND_OFF)
+            return true;
+    return false;
+}
+
 __attribute__((constructor(101))) static void mesh_init(void)
 {
     env_snapshot();
@@ -166,6 +177,13 @@ __attribute__((constructor(101))) static void mesh_init(void)
         return;
     }
     watch_init(reg);        /* endpoints files are read now, DNS when first used */
+    if (uses_tls(cfg)) {
+        /* The identity is loaded now, before the program can drop its
+         * privileges (nginx's workers run as nobody and could no longer
+         * read a root-only key); a fork child inherits it. */
+        char why[TLS_WHY_MAX];
+        tls_identity_put(tls_identity_get(cfg, why, sizeof(why)));
+    }
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     __atomic_store_n(&mesh_registry_ptr, reg, __ATOMIC_RELEASE);
     log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");

@@ -44,13 +44,20 @@ grep -q '"callers"' "$TMP/off.log" && fail "callers written with access_log_call
 grep -q libunwind "$TMP/off.trace" && fail "libunwind loaded with access_log_callers = off"
 ok "access_log_callers = off: no callers field, libunwind not loaded"
 
-# A shimmed python3 server with a strict inbound port: mTLS is not built in
-# this version, so every client is refused in accept() (fail closed).
+# A shimmed python3 server with a strict inbound port: plaintext clients are
+# refused by the relay (the application reads EOF and never their bytes);
+# an mTLS client is served, and its line names its identity.
+. "$ROOT/tests/integration/certs.sh"
+make_certs "$TMP/pki" || fail "cannot make the test certificates"
 iport=$(free_port)
 cat > "$TMP/in.ini" <<INI
 [meshim]
 access_log = $TMP/in.log
 stats_dir = $TMP/stats
+[tls]
+cert = $TMP/pki/orders.pem
+key = $TMP/pki/orders.key
+ca = $TMP/pki/ca.pem
 [inbound:$iport]
 tls = strict
 INI
@@ -58,7 +65,7 @@ MESHIM_CONFIG=$TMP/in.ini env LD_PRELOAD="$MESHIM_PRELOAD" \
     python3 -m http.server --bind 127.0.0.1 "$iport" > "$TMP/server.log" 2>&1 &
 SERVER=$!
 PIDS+=($SERVER)
-wait_port 127.0.0.1 "$iport"        # that connect is refused too: 1
+wait_port 127.0.0.1 "$iport"        # that connection is refused too: 1
 for i in 1 2 3; do
     python3 -c "
 import socket
@@ -67,23 +74,44 @@ try:
     got = s.recv(100)
 except ConnectionResetError:
     got = b''
-assert got == b'', 'the server answered a plaintext client'" || fail "plaintext client got an answer"
+assert not got.startswith(b'HTTP'), 'the server answered a plaintext client'" || fail "plaintext client got an answer"
 done
-for i in $(seq 1 50); do [ "$(grep -c inbound "$TMP/in.log" 2>/dev/null)" -ge 4 ] && break; sleep 0.1; done
+cat > "$TMP/in-cli.ini" <<INI
+[tls]
+cert = $TMP/pki/web.pem
+key = $TMP/pki/web.key
+ca = $TMP/pki/ca.pem
+[service:front]
+endpoints = 127.0.0.1:$iport
+tls = mtls
+INI
+MESHIM_CONFIG=$TMP/in-cli.ini shimmed python3 -c "
+import urllib.request
+assert urllib.request.urlopen('http://front:$iport/', timeout=5).status == 200" || fail "mTLS client refused"
+for i in $(seq 1 50); do [ "$(grep -c inbound "$TMP/in.log" 2>/dev/null)" -ge 5 ] && break; sleep 0.1; done
 python3 - "$TMP/in.log" "$iport" "$SERVER" <<'PY' || fail "inbound lines: $(cat "$TMP/in.log")"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
-assert len(lines) == 4, lines
+assert len(lines) == 5, lines
 for l in lines:
     assert l["direction"] == "inbound" and l["service"] == f"inbound:{sys.argv[2]}", l
-    assert l["result"] == "denied" and l["flags"] == "DENY" and l["pid"] == int(sys.argv[3]), l
-    assert l["endpoint"].startswith("127.0.0.1:"), l
+    assert l["pid"] == int(sys.argv[3]) and l["endpoint"].startswith("127.0.0.1:"), l
+refused = [l for l in lines if l["result"] == "tls_error"]
+served = [l for l in lines if l["result"] == "ok"]
+assert len(refused) == 4 and all(l["flags"] == "DENY" and l["tls"] == "none" for l in refused), lines
+assert len(served) == 1 and served[0]["tls"] == "mtls", served
+assert served[0]["peer_identity"] == "spiffe://test.mesh/ns/prod/sa/web", served
+assert served[0]["bytes_received"] > 0 and served[0]["bytes_sent"] > 0, served
 PY
 meshim stats --prometheus --dir "$TMP/stats" > "$TMP/prom.txt"
-grep -qx "meshim_inbound_connections_total{process=\"python3\",pid=\"$SERVER\",port=\"$iport\",result=\"denied\"} 4" "$TMP/prom.txt" ||
+grep -qx "meshim_inbound_connections_total{process=\"python3\",pid=\"$SERVER\",port=\"$iport\",result=\"tls_error\"} 4" "$TMP/prom.txt" ||
     fail "inbound counter: $(grep inbound_connections "$TMP/prom.txt")"
-grep -q "GET /" "$TMP/server.log" && fail "the server saw a request from a refused client"
-ok "inbound: 4 refused clients, 4 access-log lines (denied, DENY), meshim_inbound_connections_total = 4"
+grep -qx "meshim_inbound_connections_total{process=\"python3\",pid=\"$SERVER\",port=\"$iport\",result=\"ok\"} 1" "$TMP/prom.txt" ||
+    fail "inbound counter (ok): $(grep inbound_connections "$TMP/prom.txt")"
+grep -q 'tls_handshakes_total{.*direction="inbound",result="ok"} 1' "$TMP/prom.txt" ||
+    fail "handshake counter: $(grep handshakes "$TMP/prom.txt")"
+[ "$(grep -c '"GET / ' "$TMP/server.log")" -eq 1 ] || fail "the server saw a request from a refused client: $(cat "$TMP/server.log")"
+ok "inbound: 4 plaintext clients refused (tls_error, DENY), 1 mTLS client served (its SPIFFE ID logged); counters agree"
 
 # A process killed outright leaves its stats file; the command skips it and
 # removes it (a process that exits removes its own).

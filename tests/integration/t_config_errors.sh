@@ -40,19 +40,32 @@ echo "$out" | grep -q "/nonexistent/meshim.ini: cannot read: No such file or dir
 echo "$out" | grep -q "rc=78" || fail "unreadable file did not exit 78: $out"
 ok "unreadable file: 78 and a clear message"
 
-# A key whose behaviour is not built yet says so once, and the rest works.
+# mTLS with an identity that cannot be loaded fails closed: one clear line,
+# the connect fails, and nothing is sent in plaintext.
 cat > "$TMP/notyet.ini" <<INI
 [meshim]
 log_level = warn
+[tls]
+cert = $TMP/missing-cert.pem
+key = $TMP/missing-key.pem
+ca = $TMP/missing-ca.pem
 [service:orders]
 endpoints = 127.0.0.2:$port
-identity = spiffe://example.org/orders
+tls = mtls
+retries = 0
 INI
+lines_before=$(grep -c "GET /who" "$TMP/backend2.log")
 out=$(MESHIM_CONFIG=$TMP/notyet.ini fetch "http://orders:$port/who" 2>&1)
-echo "$out" | grep -q "warn: $TMP/notyet.ini:5: identity: not built yet" || fail "no notice: $out"
-echo "$out" | grep -qx "backend-2" || fail "request failed: $out"
-ok "not-built key: one notice, service works"
+echo "$out" | grep -q "error: \[tls\] cert $TMP/missing-cert.pem: No such file or directory; connections that need mTLS fail" \
+    || fail "no clear error for a missing certificate: $out"
+echo "$out" | grep -qx "backend-2" && fail "mTLS without an identity went through in plaintext: $out"
+[ "$(grep -c "GET /who" "$TMP/backend2.log")" -eq "$lines_before" ] || fail "the backend saw a plaintext request"
+ok "mTLS with a missing certificate: one clear error, the connect fails, nothing in plaintext"
 
+cat > "$TMP/notyet.ini" <<INI
+[service:orders]
+endpoints = 127.0.0.2:$port
+INI
 out=$(meshim check -c "$TMP/notyet.ini")
 echo "$out" | grep -q "endpoints  127.0.0.2:$port" || fail "meshim check output: $out"
 ok "meshim check lists the service"

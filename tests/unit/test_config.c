@@ -398,6 +398,8 @@ static void test_semantic_errors(void **state)
                  "split: the services split back into a");
     expect_error("[service:a]\nendpoints = 127.0.0.2\ntls = mtls\n",
                  "tls = mtls needs [tls] cert, key and ca");
+    expect_error("[inbound:8443]\nallow = spiffe://x/*\n",
+                 ":1: [inbound:8443]: tls = strict needs [tls] cert, key and ca");
     expect_error("[service:a]\nendpoints = 127.0.0.2\nhosts = a, shared\n"
                  "[service:b]\nendpoints = 127.0.0.3\nhosts = SHARED.\n",
                  "[service:b]: hosts: \"SHARED.\" is already a host of [service:a]");
@@ -551,19 +553,19 @@ static void test_default_file(void **state)
     config_free(c);
 }
 
-static void test_not_built_notices(void **state)
+static void test_tls_keys_built(void **state)
 {
     (void)state;
-    struct mesh_config *c = load_ok("[service:a]\nendpoints = 127.0.0.2:80\nretries = 3\n"
-                                    "identity = spiffe://a\n"
-                                    "[defaults]\nhealth_check = tcp\nmax_connections = 9\n");
-    assert_int_equal(c->not_built.n, 1);
-    assert_non_null(strstr(c->not_built.v[0], ":4: identity: not built yet"));
-    config_free(c);
-    /* Asking for nothing needs no notice. */
-    c = load_ok("[service:a]\nendpoints = 127.0.0.2\nfault_abort = 0%\nhealth_check = off\n"
-                "identity =\n");
+    /* The mTLS keys are built: no notice for them any more. */
+    struct mesh_config *c = load_ok("[tls]\ncert = /c.pem\nkey = /k.pem\nca = /ca.pem\n"
+                                    "min_version = 1.3\n"
+                                    "[service:a]\nendpoints = 127.0.0.2:80\ntls = mtls\n"
+                                    "identity = spiffe://a/*\nsni = a.example\n"
+                                    "[inbound:8443]\nallow = spiffe://b/*\n");
     assert_int_equal(c->not_built.n, 0);
+    assert_int_equal(c->tls_min_version, 13);
+    assert_string_equal(c->services[0].identity, "spiffe://a/*");
+    assert_string_equal(c->services[0].sni, "a.example");
     config_free(c);
 }
 
@@ -605,7 +607,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secure_ignores_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_built_notices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_keys_built, setup, teardown),
         cmocka_unit_test(test_duration_and_share),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -48,7 +48,8 @@ static int setup(void **state)
         "endpoints = 127.0.0.7:80\n"
         "[service:web-v2b]\n"
         "endpoints = 127.0.0.8:80\n"
-        "[inbound:8443]\n";
+        "[inbound:8443]\n"
+        "tls = off\n";
     strcpy(path, "/tmp/meshim-reg-XXXXXX");
     int fd = mkstemp(path);
     assert_int_equal(write(fd, TEXT, sizeof(TEXT) - 1), (ssize_t)sizeof(TEXT) - 1);
@@ -144,7 +145,7 @@ static void test_inbound(void **state)
 {
     (void)state;
     assert_non_null(registry_inbound(reg, 8443));
-    assert_int_equal(registry_inbound(reg, 8443)->tls, INBOUND_STRICT);
+    assert_int_equal(registry_inbound(reg, 8443)->tls, INBOUND_OFF);
     assert_null(registry_inbound(reg, 8080));
 }
 
