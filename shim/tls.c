@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -27,22 +26,14 @@ struct tls_identity {
     SSL_CTX *client, *server;
 };
 
-/* What a file was when the identity was loaded: a change means "reload". */
-struct file_stamp {
-    char *path;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-};
-
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static OSSL_LIB_CTX *libctx;
 static int ex_dest = -1;            /* SSL ex_data: the session cache key */
 
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tls_identity *current;
-static struct file_stamp stamps[3]; /* cert, key, ca */
+static struct file_id stamps[3];    /* cert, key, ca, when last loaded */
+static char *stamp_paths[3];        /* a reload may name other files */
 static bool loaded_once;            /* stamps are those of the last load, good or bad */
 static char load_error[TLS_WHY_MAX];
 
@@ -198,39 +189,22 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, char *w
     return id;
 }
 
-static struct file_stamp stamp_of(const char *path)
-{
-    struct stat st;
-    struct file_stamp s = { .path = (char *)path };
-    if (path && stat(path, &st) == 0) {
-        s.dev = st.st_dev;
-        s.ino = st.st_ino;
-        s.size = st.st_size;
-        s.mtime = st.st_mtim;
-    }
-    return s;
-}
-
-static bool same_stamp(const struct file_stamp *a, const struct file_stamp *b)
-{
-    return a->path && b->path && strcmp(a->path, b->path) == 0 && a->dev == b->dev &&
-           a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
 /* Under id_lock: the files as they are now; true when one changed. */
 static bool restamp(const struct mesh_config *cfg)
 {
     const char *paths[3] = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
     bool changed = !loaded_once;
     for (int i = 0; i < 3; i++) {
-        struct file_stamp now = stamp_of(paths[i]);
-        if (same_stamp(&now, &stamps[i]))
+        struct file_id now = file_id_of(paths[i]);
+        bool same_path = stamp_paths[i] && paths[i] && strcmp(stamp_paths[i], paths[i]) == 0;
+        if (same_path && file_id_same(&now, &stamps[i]))
             continue;
         changed = true;
-        free(stamps[i].path);
         stamps[i] = now;
-        stamps[i].path = paths[i] ? strdup(paths[i]) : NULL;
+        if (!same_path) {
+            free(stamp_paths[i]);
+            stamp_paths[i] = paths[i] ? strdup(paths[i]) : NULL;
+        }
     }
     loaded_once = true;
     return changed;

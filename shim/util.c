@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -235,14 +236,32 @@ uint64_t proc_start_ticks(int pid)
     return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
+uint64_t hash_fnv1a_bytes(uint64_t h, const void *p, size_t n)
+{
+    for (const unsigned char *b = p; n--; b++)
+        h = (h ^ *b) * 0x100000001b3ULL;
+    return h;
+}
+
 uint64_t hash_fnv1a(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return hash_fnv1a_bytes(HASH_FNV1A_INIT, s, strlen(s));
+}
+
+struct file_id file_id_of(const char *path)
+{
+    struct stat st;
+    if (!path || stat(path, &st) < 0)
+        return (struct file_id){ .exists = false };
+    return (struct file_id){ true, st.st_dev, st.st_ino, st.st_size, st.st_mtim };
+}
+
+bool file_id_same(const struct file_id *a, const struct file_id *b)
+{
+    if (a->exists != b->exists)
+        return false;
+    return !a->exists || (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+                          a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec);
 }
 
 static size_t name_len(const char *s)

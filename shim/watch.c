@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "meshim/discovery.h"
@@ -43,15 +42,6 @@
 #define MAX_RECORDS 512
 #define MAX_ENDPOINTS 512
 #define ANSWER_MAX 65536
-
-/* What a file was when last read; a change of any part means "read it". */
-struct file_id {
-    bool exists;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-};
 
 struct name_watch {
     struct service *svc;
@@ -84,22 +74,6 @@ static uint64_t files_due_ns;
 
 /* ---------------------------------------------------------------- files -- */
 
-static struct file_id file_id_of(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return (struct file_id){ .exists = false };
-    return (struct file_id){ true, st.st_dev, st.st_ino, st.st_size, st.st_mtim };
-}
-
-static bool same_file(const struct file_id *a, const struct file_id *b)
-{
-    if (a->exists != b->exists)
-        return false;
-    return !a->exists || (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-                          a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec);
-}
-
 static void read_endpoints_file(struct file_watch *f)
 {
     struct endpoint_list l;
@@ -119,7 +93,7 @@ static void check_files(void)
 {
     for (size_t i = 0; i < n_files; i++) {
         struct file_id id = file_id_of(files[i].path);
-        if (same_file(&id, &files[i].id))
+        if (file_id_same(&id, &files[i].id))
             continue;
         files[i].id = id;
         read_endpoints_file(&files[i]);
@@ -203,9 +177,10 @@ static uint64_t text_hash(const char *path)
     FILE *f = fopen(path, "re");
     if (!f)
         return 0;
-    uint64_t h = 1469598103934665603ull;
-    for (int c; (c = getc(f)) != EOF;)
-        h = (h ^ (unsigned char)c) * 1099511628211ull;
+    uint64_t h = HASH_FNV1A_INIT;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), f)) > 0;)
+        h = hash_fnv1a_bytes(h, buf, n);
     fclose(f);
     return h;
 }
@@ -244,7 +219,7 @@ static void check_config(void)
     if (!file)
         return;
     struct file_id id = file_id_of(file);
-    if (same_file(&id, &config_id))
+    if (file_id_same(&id, &config_id))
         return;
     config_id = id;
     if (!id.exists) {

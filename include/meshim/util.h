@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
 
 #define MESHIM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -60,8 +62,23 @@ void rng_fork_child(void);
  * is another process (pids are reused). pid 0: this process. */
 uint64_t proc_start_ticks(int pid);
 
-/* FNV-1a, 64 bit: the VIP hash must be the same in every process and build. */
+/* FNV-1a, 64 bit: the VIP hash must be the same in every process and build.
+ * _bytes continues hash h (start with HASH_FNV1A_INIT) over n bytes. */
+#define HASH_FNV1A_INIT 0xcbf29ce484222325ULL
 uint64_t hash_fnv1a(const char *s);
+uint64_t hash_fnv1a_bytes(uint64_t h, const void *p, size_t n);
+
+/* What a watched file is (device, inode, size, mtime): a change of any part
+ * means "read it again". Survives ConfigMap-style symlink swaps. */
+struct file_id {
+    bool exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+struct file_id file_id_of(const char *path);
+bool file_id_same(const struct file_id *a, const struct file_id *b);
 
 /* ASCII case-insensitive compare of a DNS name, ignoring one trailing dot on
  * either side. */

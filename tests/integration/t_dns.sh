@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # dns and srv discovery (SPEC §3.4) against a real DNS server: dnsmasq,
-# started here on a loopback port with its own records (TTL 1 s), named by
+# started here on a loopback port with its own records (TTL 1 s), given by
 # [meshim] dns_server. Backends 2-4 are python3 http.server.
 #   - A records: curl and python3 (blocking and asyncio, each a fresh
 #     process whose first connect waits for the first answer) by name;
