@@ -53,3 +53,13 @@ leaf() {
         -cert "$d/$ca.pem" -keyfile "$d/$ca.key" -in "$d/$name.csr" -out "$d/$name.pem" "$@" \
         2>"$d/$name.err" || { cat "$d/$name.err" >&2; return 1; }
 }
+
+# tls_ini FILE NAME [more lines]: an INI with $C/NAME.pem and $C/NAME.key as
+# the identity and $C/ca.pem as the trust bundle, then the lines given.
+tls_ini() {
+    local file=$1 name=$2
+    shift 2
+    { printf '[meshim]\nlog_level = info\n[tls]\ncert = %s\nkey = %s\nca = %s\n' \
+          "$C/$name.pem" "$C/$name.key" "$C/ca.pem"
+      printf '%s\n' "$@"; } > "$file"
+}

@@ -19,15 +19,6 @@ port=$(free_port)
 mkdir -p "$TMP/www"
 echo "TOPSECRET-ANSWER" > "$TMP/www/secret-file"
 
-# tls_ini FILE NAME [more lines]: an INI with NAME.pem / NAME.key as identity.
-tls_ini() {
-    local file=$1 name=$2
-    shift 2
-    { printf '[meshim]\nlog_level = info\n[tls]\ncert = %s\nkey = %s\nca = %s\n' \
-          "$C/$name.pem" "$C/$name.key" "$C/ca.pem"
-      printf '%s\n' "$@"; } > "$file"
-}
-
 # The server: orders' identity, strict, only prod workloads.
 tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict" "allow = spiffe://test.mesh/ns/prod/*"
 MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
