@@ -54,7 +54,7 @@ $(BUILD)/exports.map: shim/exports.map.in shim/hooks.def | $(BUILD)/obj
 
 $(BUILD)/libmeshim.so: $(SHIM_O) $(BUILD)/exports.map
 	$(CC) -shared -o $@ $(SHIM_O) $(LDFLAGS) -Wl,--version-script=$(BUILD)/exports.map \
-	    -Wl,--exclude-libs,ALL -Wl,-z,pack-relative-relocs $(NOUNDEF) $(STATIC) $(OPENSSL) -lpthread -ldl
+	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(STATIC) $(OPENSSL) -lpthread -ldl
 
 # The command's own modules (no hooks; statsview is unit-tested too).
 CLI      := statsview exporter
