@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <openssl/ssl.h>
 
 #include "attempt.h"
 #include "fdtable.h"
@@ -71,7 +70,7 @@ int mtls_finish(struct conn *c, SSL *ssl, int h, char *why, size_t len)
     unsigned long handshakes, resumed;
     tls_counts(&handshakes, &resumed);
     log_debug("%s: mTLS with %s (%s)%s; %lu handshakes, %lu resumed", c->svc->name,
-              c->peer_identity, SSL_get_version(ssl), tls_resumed(ssl) ? ", session resumed" : "",
+              c->peer_identity, tls_version(ssl), tls_resumed(ssl) ? ", session resumed" : "",
               handshakes, resumed);
     return 0;
 }

@@ -27,9 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include "accesslog.h"
 #include "engine.h"
 #include "hooks.h"
@@ -128,17 +125,12 @@ static size_t net_write(struct relay *r, const char *data, size_t len)
         return 0;
     }
     size_t n = 0;
-    ERR_clear_error();
-    if (SSL_write_ex(r->ssl, data, len, &n))
-        return n;
-    int e = SSL_get_error(r->ssl, 0);
-    if (e == SSL_ERROR_WANT_WRITE)
-        r->want |= NET_OUT;
-    else if (e == SSL_ERROR_WANT_READ)
-        r->want |= NET_IN;
-    else
-        net_failed(r);
-    ERR_clear_error();
+    switch (tls_write(r->ssl, data, len, &n)) {
+    case TLS_IO_DONE: return n;
+    case TLS_IO_WANT_WRITE: r->want |= NET_OUT; break;
+    case TLS_IO_WANT_READ: r->want |= NET_IN; break;
+    default: net_failed(r); break;
+    }
     return 0;
 }
 
@@ -172,15 +164,9 @@ static bool up_step(struct relay *r)
     if (!r->up.len && r->up.data)
         buf_give_back(&r->up);
     if (r->app_eof && !r->up.len && !r->up_done) {
-        if (r->ssl) {
-            ERR_clear_error();
-            int s = SSL_shutdown(r->ssl);
-            if (s < 0 && SSL_get_error(r->ssl, s) == SSL_ERROR_WANT_WRITE) {
-                r->want |= NET_OUT;
-                ERR_clear_error();
-                return moved;
-            }
-            ERR_clear_error();
+        if (r->ssl && tls_close_notify(r->ssl) == TLS_IO_WANT_WRITE) {
+            r->want |= NET_OUT;
+            return moved;
         }
         shutdown(r->net, SHUT_WR);
         set_up_done(r);
@@ -206,19 +192,13 @@ static size_t net_read(struct relay *r, char *data, size_t len)
         return 0;
     }
     size_t n = 0;
-    ERR_clear_error();
-    if (SSL_read_ex(r->ssl, data, len, &n))
-        return n;
-    int e = SSL_get_error(r->ssl, 0);
-    if (e == SSL_ERROR_WANT_READ)
-        r->want |= NET_IN;
-    else if (e == SSL_ERROR_WANT_WRITE)
-        r->want |= NET_OUT;
-    else if (e == SSL_ERROR_ZERO_RETURN)
-        r->net_eof = true;          /* close_notify */
-    else
-        net_failed(r);              /* a FIN without close_notify is a truncation */
-    ERR_clear_error();
+    switch (tls_read(r->ssl, data, len, &n)) {
+    case TLS_IO_DONE: return n;
+    case TLS_IO_WANT_READ: r->want |= NET_IN; break;
+    case TLS_IO_WANT_WRITE: r->want |= NET_OUT; break;
+    case TLS_IO_CLOSED: r->net_eof = true; break;
+    default: net_failed(r); break;  /* a FIN without close_notify is a truncation */
+    }
     return 0;
 }
 

@@ -406,6 +406,51 @@ bool tls_resumed(SSL *ssl)
     return SSL_session_reused(ssl);
 }
 
+const char *tls_version(SSL *ssl)
+{
+    return SSL_get_version(ssl);
+}
+
+/* What SSL_get_error says after a call that did not succeed; the error
+ * queue is left empty for the next call on any connection of the thread. */
+static enum tls_io io_result(SSL *ssl, int ret)
+{
+    int e = SSL_get_error(ssl, ret);
+    ERR_clear_error();
+    switch (e) {
+    case SSL_ERROR_WANT_READ: return TLS_IO_WANT_READ;
+    case SSL_ERROR_WANT_WRITE: return TLS_IO_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN: return TLS_IO_CLOSED;
+    default: return TLS_IO_FAILED;
+    }
+}
+
+enum tls_io tls_read(SSL *ssl, void *data, size_t len, size_t *n)
+{
+    ERR_clear_error();
+    int ret = SSL_read_ex(ssl, data, len, n);
+    return ret ? TLS_IO_DONE : io_result(ssl, ret);
+}
+
+enum tls_io tls_write(SSL *ssl, const void *data, size_t len, size_t *n)
+{
+    ERR_clear_error();
+    int ret = SSL_write_ex(ssl, data, len, n);
+    return ret ? TLS_IO_DONE : io_result(ssl, ret);
+}
+
+enum tls_io tls_close_notify(SSL *ssl)
+{
+    ERR_clear_error();
+    int ret = SSL_shutdown(ssl);
+    if (ret >= 0) {
+        ERR_clear_error();
+        return TLS_IO_DONE;     /* 0: sent, the peer's may come later */
+    }
+    enum tls_io io = io_result(ssl, ret);
+    return io == TLS_IO_WANT_WRITE ? io : TLS_IO_DONE;
+}
+
 void tls_free(SSL *ssl, bool send_close_notify)
 {
     if (!ssl)

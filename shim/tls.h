@@ -56,6 +56,21 @@ bool tls_peer_check(SSL *ssl, const char *const *patterns, size_t n, char *name,
 
 /* Did this handshake resume a session? */
 bool tls_resumed(SSL *ssl);
+/* The protocol in use ("TLSv1.3"). */
+const char *tls_version(SSL *ssl);
+
+/* What an I/O step on an open connection came to. */
+enum tls_io {
+    TLS_IO_DONE,        /* bytes moved (*n of them), or close_notify sent */
+    TLS_IO_WANT_READ,   /* try again when the socket is readable */
+    TLS_IO_WANT_WRITE,  /* try again when the socket is writable */
+    TLS_IO_CLOSED,      /* read: the peer's close_notify */
+    TLS_IO_FAILED,      /* the connection is broken (a FIN without close_notify too) */
+};
+enum tls_io tls_read(SSL *ssl, void *data, size_t len, size_t *n);
+enum tls_io tls_write(SSL *ssl, const void *data, size_t len, size_t *n);
+/* Sends close_notify (the write side's end; reading goes on). */
+enum tls_io tls_close_notify(SSL *ssl);
 
 /* Ends a connection's TLS: close_notify when possible (so the session
  * stays resumable), then frees. */
