@@ -24,15 +24,18 @@ LDFLAGS  += $(SANITIZE)
 # tests all link them.
 POLICY   := util config vip balancer registry breaker backoff discovery identity
 SHIM     := $(POLICY) log accesslog metrics callers conn fdtable engine placeholder connect dial \
-            health watch resolve tls relay mtls hooks mesh
+            health watch resolve tls_loader relay mtls hooks mesh
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
             test_fork test_discovery test_identity
 
 POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o)
-SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o)
-# Static inih, so that the library needs nothing at run time but glibc;
-# static OpenSSL too, its symbols hidden (--exclude-libs), so that the shim
-# never binds to a program's own OpenSSL (node exports one).
+SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o) $(BUILD)/obj/tls_image.o
+# The TLS module (shim/tls_module.h): tls.c and a static OpenSSL, its
+# symbols hidden (--exclude-libs, and a version script exporting one table),
+# so that it never binds to a program's own OpenSSL (node exports one). It is
+# carried inside the library and loaded on first need.
+TLSMOD_O := $(patsubst %,$(BUILD)/obj/%.o,tls tls_module identity util)
+# Static inih, so that the library needs nothing at run time but glibc.
 STATIC   := -Wl,-Bstatic -linih -Wl,-Bdynamic
 OPENSSL  := -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic
 ifeq ($(SANITIZE),)
@@ -54,7 +57,14 @@ $(BUILD)/exports.map: shim/exports.map.in shim/hooks.def | $(BUILD)/obj
 
 $(BUILD)/libmeshim.so: $(SHIM_O) $(BUILD)/exports.map
 	$(CC) -shared -o $@ $(SHIM_O) $(LDFLAGS) -Wl,--version-script=$(BUILD)/exports.map \
-	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(STATIC) $(OPENSSL) -lpthread -ldl
+	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(STATIC) -lpthread -ldl
+
+$(BUILD)/tls-module.so: $(TLSMOD_O) shim/tls_module.map
+	$(CC) -shared -o $@ $(TLSMOD_O) $(LDFLAGS) -Wl,--version-script=shim/tls_module.map \
+	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(OPENSSL) -lpthread
+
+$(BUILD)/obj/tls_image.o: shim/tls_image.S $(BUILD)/tls-module.so | $(BUILD)/obj
+	$(CC) -c -DTLS_MODULE_PATH='"$(BUILD)/tls-module.so"' -o $@ $<
 
 # The command's own modules (no hooks; statsview is unit-tested too).
 CLI      := statsview exporter
@@ -69,7 +79,7 @@ $(BUILD)/meshim: cli/meshim.c $(CLI_O) $(POLICY_O)
 # ------------------------------------------------------------------ tests --
 # test_fork links the whole shim: its hooks become the test's own symbols.
 $(BUILD)/tests/test_fork: tests/unit/test_fork.c $(SHIM_O) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(SHIM_O) $(LDFLAGS) $(STATIC) $(OPENSSL) -lcmocka -lpthread -ldl
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(SHIM_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_stats: the access-log format (library) and the stats reader (command).
 $(BUILD)/tests/test_stats: tests/unit/test_stats.c $(POLICY_O) $(BUILD)/obj/accesslog.o \

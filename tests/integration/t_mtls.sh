@@ -325,9 +325,16 @@ after=$(serial)
 grep -q "identity reloaded from $TMP/rot.pem" "$TMP/rot.log" || fail "no reload line: $(cat "$TMP/rot.log")"
 ok "rotation: the server's new certificate ($want_serial, was ${before#serial=}) served without a restart"
 
-# --- the library exports no OpenSSL symbol ----------------------------------
+# --- no OpenSSL symbol exported; OpenSSL loaded only when needed ------------
 if nm -D --defined-only "$MESHIM_LIB" | grep -qiE ' (SSL_|EVP_|OPENSSL_|X509_|CRYPTO_)'; then
     fail "OpenSSL symbols exported"
 fi
 ldd "$MESHIM_LIB" | grep -q "libssl\|libcrypto" && fail "the library needs a shared OpenSSL"
-ok "OpenSSL linked in, nothing of it exported"
+exported=$(nm -D --defined-only "$ROOT/$BUILD/tls-module.so" | awk '{print $3}' | grep -v '^_' | tr '\n' ' ')
+[ "$exported" = "meshim_tls_module " ] || fail "the TLS module exports more than its table: $exported"
+# A program without mTLS never maps it; one with mTLS maps it from memory.
+maps=$(env -u MESHIM_CONFIG MESHIM_SERVICES=x=127.0.0.2:1 LD_PRELOAD="$MESHIM_PRELOAD" python3 -c 'print(open("/proc/self/maps").read())')
+echo "$maps" | grep -q "meshim-tls" && fail "the TLS module was loaded by a program without mTLS"
+maps=$(MESHIM_CONFIG=$TMP/direct.ini shimmed python3 -c 'print(open("/proc/self/maps").read())')
+echo "$maps" | grep -q "memfd:meshim-tls" || fail "the TLS module is not loaded with mTLS configured"
+ok "OpenSSL linked into a module of its own, loaded only with mTLS; nothing of it exported"

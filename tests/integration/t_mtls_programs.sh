@@ -244,6 +244,24 @@ assert parent not in pids and len(pids) == 10, pids
 PY
 ok "ForkingTCPServer over mTLS: 10 concurrent connections each served by its own child"
 
+# Without /proc (some containers and chroots) the TLS module cannot be opened
+# through /proc/self/fd: it comes from a private file, removed at once.
+if command -v unshare >/dev/null && unshare -m true 2>/dev/null; then
+    mkdir -p "$TMP/tmpdir"
+    unshare -m sh -c 'umount -l /proc && exec "$@"' sh \
+        env TMPDIR="$TMP/tmpdir" MESHIM_CONFIG="$TMP/fork-cli.ini" LD_PRELOAD="$MESHIM_PRELOAD" python3 -c "
+import os, socket
+assert not os.path.exists('/proc/self')
+s = socket.create_connection(('forky', $fp), timeout=10)
+s.sendall(b'no proc\n')
+assert s.recv(100).split(b' ', 1)[1] == b'NO PROC\n'
+" 2> "$TMP/noproc.err" || fail "mTLS without /proc: $(cat "$TMP/noproc.err")"
+    [ -z "$(ls -A "$TMP/tmpdir")" ] || fail "the TLS module's file was left behind: $(ls "$TMP/tmpdir")"
+    ok "without /proc: the TLS module loaded from a private file (removed at once), mTLS works"
+else
+    echo "skip: cannot make a mount namespace here (the /proc-less case)"
+fi
+
 # --- node: its own OpenSSL beside the mesh's --------------------------------
 if under_asan; then
     echo "skip: node under the ASan runtime (runs in the plain build)"
