@@ -10,6 +10,9 @@ import sys
 import time
 
 results, startup_json, rss_direct, rss_shim, secs, rounds, out = sys.argv[1:8]
+# Idle connections (optional): how many, then KiB grown by the client and the
+# server, plainly and over mTLS.
+idle = sys.argv[8:13] if len(sys.argv) >= 13 and all(sys.argv[9:13]) else None
 ROWS = [("direct", "direct"), ("passthrough", "passthrough (shim loaded, not meshed)"),
         ("mesh", "mesh plain"), ("mesh-nostats", "mesh plain, stats_dir = off"), ("mesh-mtls", "mesh mTLS"),
         ("haproxy", "HAProxy mTLS pair"), ("stunnel", "stunnel mTLS pair")]
@@ -112,7 +115,14 @@ lines.append(target("mTLS p99 ≤ 1/3 of the HAProxy pair", t_p99 and f"{t_p99:.
 t_conn = paired("mesh-mtls", "conn", "rps", "haproxy")
 lines.append(target("mTLS new connections/s ≥ 4 × the HAProxy pair", t_conn and f"{t_conn:.2f}",
                     t_conn and t_conn >= 4))
-lines.append("| ≤ 32 KiB per idle mTLS connection | not measured by make bench yet | — |")
+if idle:
+    n, pc, ps, mc, ms = (int(x) for x in idle)
+    per_client, per_server = (mc - pc) / n, (ms - ps) / n
+    lines.append(target("≤ 32 KiB per idle mTLS connection",
+                        f"client {per_client:.1f} KiB, server {per_server:.1f} KiB ({n} connections, "
+                        f"growth over plain connections)", max(per_client, per_server) <= 32))
+else:
+    lines.append(target("≤ 32 KiB per idle mTLS connection", None, False))
 lines.append(target("≤ 2 MiB resident added to a program with no mesh connection", f"{rss_added} KiB",
                     rss_added <= 2048))
 table = "\n".join(lines) + "\n"
