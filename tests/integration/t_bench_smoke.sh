@@ -12,5 +12,7 @@ grep -q "failed requests" "$md" && fail "requests failed in the benchmark: $(gre
 grep -q "shim loaded, not meshed: ≥ 0.98" "$md" || fail "targets missing"
 grep -q "stats on vs stats_dir = off: keep-alive" "$md" || fail "stats cost line missing"
 grep -q "Start-up of \`/bin/true\`" "$md" || fail "start-up line missing"
+grep -q "idle mTLS connection | client [0-9.-]* KiB, server [0-9.-]* KiB" "$md" \
+    || fail "memory per idle mTLS connection not measured: $(grep 'idle mTLS' "$md")"
 [ "$(head -c 8 "$TMP/results/latest.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "latest.png is not a PNG"
 ok "bench/run -d 1 -r 1: every row measured, table and chart written"
