@@ -8,8 +8,11 @@
 #   request succeeds, new connections present the new serial (nginx logs it);
 # - python3 asyncio server and client, the server speaking first, half-close
 #   both ways (the client's EOF reaches the server, which answers after it);
+#   select, MSG_PEEK, FIONREAD, epoll one-shot, readv/writev, sendmsg/recvmsg
+#   and splice on a relayed descriptor;
 # - a forking server (socketserver.ForkingTCPServer): children serve relayed
 #   connections;
+# - mTLS in a mount namespace without /proc (the TLS module's other way in);
 # - node, which carries its own OpenSSL, using both its TLS and the mesh's.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
@@ -207,6 +210,47 @@ while d := s.recv(100):
 assert data == b"X\nBYE 1\n", data
 PY
 ok "asyncio server and client over mTLS: the server speaks first, 20 concurrent clients and a blocking one half-close and get the answer sent after their EOF"
+
+# The other socket calls on a relayed descriptor: select, MSG_PEEK, epoll
+# one-shot, writev/readv, sendmsg/recvmsg, splice both ways, FIONREAD.
+MESHIM_CONFIG=$TMP/chat-cli.ini shimmed python3 - "$ap" 2> "$TMP/calls.err" <<'PY' || fail "socket calls over mTLS: $(cat "$TMP/calls.err")"
+import fcntl, os, select, socket, struct, termios
+port = int(__import__("sys").argv[1])
+s = socket.create_connection(("chat", port), timeout=10)
+fd = s.fileno()
+assert select.select([s], [], [], 10)[0], "select: the banner never made it readable"
+assert s.recv(6, socket.MSG_PEEK) == b"HELLO\n"
+assert struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0] == 6
+assert s.recv(6) == b"HELLO\n"
+ep = select.epoll()
+ep.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+def answer(read, want):
+    got = b""
+    while len(got) < len(want):
+        assert ep.poll(10), "no answer for %r" % want
+        got += read()
+        ep.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+    assert got == want, (got, want)
+os.writev(fd, [b"write", b"v\n"])
+assert ep.poll(10)
+assert not ep.poll(0.2), "one-shot fired twice"
+buf = bytearray(7)
+assert os.readv(fd, [buf]) == 7 and buf == b"WRITEV\n", buf
+ep.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+s.sendmsg([b"send", b"msg\n"])
+answer(lambda: s.recvmsg(100)[0], b"SENDMSG\n")
+r, w = os.pipe()
+os.write(w, b"spliced\n")
+assert os.splice(r, fd, 8) == 8
+pr, pw = os.pipe()
+answer(lambda: os.read(pr, 100) if os.splice(fd, pw, 100) else b"", b"SPLICED\n")
+s.shutdown(socket.SHUT_WR)
+rest = b""
+while d := s.recv(100):
+    rest += d
+assert rest == b"BYE 3\n", rest
+PY
+ok "on a relayed descriptor: select, MSG_PEEK, FIONREAD, epoll one-shot, writev/readv, sendmsg/recvmsg, splice both ways, shutdown"
 
 # --- a forking server -------------------------------------------------------
 fp=$(free_port)
