@@ -62,34 +62,42 @@ start_backends() {
     for i in 2 3 4; do wait_port "127.0.0.$i" "$port"; done
 }
 
+# start_nginx NAME 'http block lines' [VAR=VALUE...]: nginx with $TMP/NAME as
+# its prefix (error.log and stderr there), ${NGINX_WORKERS:-1} workers, in
+# the caller's environment plus the variables given; in PIDS; does not wait.
+start_nginx() {
+    local name=$1 http=$2 d=$TMP/$1
+    shift 2
+    mkdir -p "$d"
+    chmod o+rx "$TMP" "$d"      # workers run as nobody
+    cat > "$d/nginx.conf" <<CONF
+daemon off;
+worker_processes ${NGINX_WORKERS:-1};
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 512; }
+http {
+    access_log off;
+    client_body_temp_path $d/body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    $http
+}
+CONF
+    env "$@" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" 2> "$d/stderr" &
+    PIDS+=($!)
+}
+
 # start_nginx_proxy FRONT UPSTREAM [WORKERS]: shimmed nginx on
 # 127.0.0.1:FRONT with proxy_pass http://UPSTREAM, files in $TMP/nginx;
 # returns once it listens.
 start_nginx_proxy() {
-    local front=$1 upstream=$2 workers=${3:-1}
-    mkdir -p "$TMP/nginx"
-    cat > "$TMP/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes $workers;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server {
-        listen 127.0.0.1:$front;
-        location / { proxy_pass http://$upstream; }
-    }
-}
-CONF
-    LD_PRELOAD="$MESHIM_PRELOAD" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
-        -e "$TMP/nginx/error.log" 2> "$TMP/nginx.err" &
-    PIDS+=($!)
+    local front=$1 upstream=$2
+    NGINX_WORKERS=${3:-1} start_nginx nginx \
+        "server { listen 127.0.0.1:$front; location / { proxy_pass http://$upstream; } }" \
+        LD_PRELOAD="$MESHIM_PRELOAD"
     wait_port 127.0.0.1 "$front"
 }
 

@@ -261,27 +261,9 @@ mkdir -p "$TMP/ngx/html"
 head -c $((20 << 20)) /dev/urandom > "$TMP/ngx/html/big"
 echo "nginx-ok" > "$TMP/ngx/html/who"
 chmod o+rx "$TMP" "$TMP/ngx" "$TMP/ngx/html"; chmod o+r "$TMP/ngx/html/"*   # workers run as nobody
-cat > "$TMP/ngx/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $TMP/ngx/nginx.pid;
-error_log $TMP/ngx/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    sendfile on;
-    client_body_temp_path $TMP/ngx/body;
-    proxy_temp_path $TMP/ngx/proxy;
-    fastcgi_temp_path $TMP/ngx/fastcgi;
-    uwsgi_temp_path $TMP/ngx/uwsgi;
-    scgi_temp_path $TMP/ngx/scgi;
-    server { listen 127.0.0.5:$np; root $TMP/ngx/html; }
-}
-CONF
 tls_ini "$TMP/ngx.ini" orders "[inbound:$np]" "tls = strict"
-MESHIM_CONFIG=$TMP/ngx.ini LD_PRELOAD="$MESHIM_PRELOAD" nginx -p "$TMP/ngx" -c "$TMP/ngx/nginx.conf" \
-    -e "$TMP/ngx/error.log" 2> "$TMP/ngx.err" &
-PIDS+=($!)
+start_nginx ngx "sendfile on; server { listen 127.0.0.5:$np; root $TMP/ngx/html; }" \
+    MESHIM_CONFIG="$TMP/ngx.ini" LD_PRELOAD="$MESHIM_PRELOAD"
 wait_port 127.0.0.5 "$np"
 tls_ini "$TMP/ngx-cli.ini" web "[service:web]" "endpoints = 127.0.0.5:$np" "tls = mtls" \
     "identity = spiffe://test.mesh/ns/prod/sa/orders"
@@ -289,7 +271,7 @@ want=$(sha256sum < "$TMP/ngx/html/big" | cut -d' ' -f1)
 got=$(MESHIM_CONFIG=$TMP/ngx-cli.ini shimmed python3 -c "
 import hashlib, urllib.request
 print(hashlib.sha256(urllib.request.urlopen('http://web:$np/big', timeout=30).read()).hexdigest())") \
-    || fail "20 MB from nginx over mTLS failed: $(cat "$TMP/ngx.err" "$TMP/ngx/error.log")"
+    || fail "20 MB from nginx over mTLS failed: $(cat "$TMP/ngx/stderr" "$TMP/ngx/error.log")"
 [ "$got" = "$want" ] || fail "20 MB from nginx: checksum differs"
 if ! under_asan; then
     MESHIM_CONFIG=$TMP/ngx-cli.ini shimmed wrk -t1 -c8 -d2s "http://web:$np/who" > "$TMP/wrk.out" 2>&1 \

@@ -19,39 +19,11 @@
 
 C=$TMP/pki
 make_certs "$C" || fail "cannot make the test certificates"
-chmod o+rx "$TMP"       # nginx workers run as nobody
-
-# ngx_start NAME 'server { … }' [VAR=VALUE...]: nginx with $TMP/NAME as its
-# prefix and the http block's servers given, in the environment given.
-ngx_start() {
-    local name=$1 server=$2 d=$TMP/$1
-    shift 2
-    mkdir -p "$d"
-    chmod o+rx "$d"
-    cat > "$d/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 512; }
-http {
-    access_log off;
-    client_body_temp_path $d/body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    $server
-}
-CONF
-    env "$@" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" 2> "$d/stderr" &
-    PIDS+=($!)
-}
 
 # --- nginx as the mTLS client (proxy_pass), under wrk ----------------------
 up=$(free_port)
 tls_ini "$TMP/up.ini" orders "[inbound:$up]" "tls = strict" "allow = spiffe://test.mesh/ns/prod/*"
-ngx_start up "
+start_nginx up "
     log_format n '\$request_uri';
     server {
         listen 127.0.0.2:$up;
@@ -63,7 +35,7 @@ wait_port 127.0.0.2 "$up"
 front=$(free_port)
 tls_ini "$TMP/front.ini" web "[service:orders]" "endpoints = 127.0.0.2:$up" "tls = mtls" \
     "identity = spiffe://test.mesh/ns/prod/sa/orders"
-ngx_start front "
+start_nginx front "
     upstream pooled { server orders:$up; keepalive 8; }
     server {
         listen 127.0.0.1:$front;
@@ -96,7 +68,7 @@ ok "nginx as the mTLS client (proxy_pass by name, epoll registration before conn
 # --- the shimmed client against nginx with ssl_verify_client on; the client's
 #     certificate rotated under a running client loop --------------------------
 vp=$(free_port)
-ngx_start verify "
+start_nginx verify "
     log_format v '\$ssl_client_serial \$ssl_client_verify';
     server {
         listen 127.0.0.6:$vp ssl;
