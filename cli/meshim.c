@@ -215,8 +215,6 @@ static int cmd_check(int argc, char **argv)
         static const char *const MODES[] = { "strict", "permissive", "off" };
         printf("inbound %u\n  %-10s %s\n", cfg->inbound[i].port, "tls", MODES[cfg->inbound[i].tls]);
     }
-    for (size_t i = 0; i < cfg->not_built.n; i++)
-        printf("notice: %s\n", cfg->not_built.v[i]);
     registry_destroy(reg);
     config_free(cfg);
     return status;

@@ -104,8 +104,6 @@ struct loader {
 
     char *errors;                       /* malloc'd, one message a line */
     size_t errors_len;
-    struct str_list not_built;
-    size_t cap_not_built;
 };
 
 static void add_error(struct loader *L, struct origin at, const char *fmt, ...)
@@ -625,73 +623,72 @@ struct key_def {
     const char *name;               /* every field fits in 64 bytes: see set_key */
     parse_fn parse;
     size_t offset, size;
-    const char *not_built;
 };
 
-#define G(key, fn, field, nb) { key, fn, offsetof(struct mesh_config, field), \
-                                sizeof(((struct mesh_config *)0)->field), nb }
-#define S(key, fn, field, nb) { key, fn, offsetof(struct service_config, field), \
-                                sizeof(((struct service_config *)0)->field), nb }
-#define I(key, fn, field, nb) { key, fn, offsetof(struct inbound_config, field), \
-                                sizeof(((struct inbound_config *)0)->field), nb }
+#define G(key, fn, field) { key, fn, offsetof(struct mesh_config, field), \
+                                sizeof(((struct mesh_config *)0)->field) }
+#define S(key, fn, field) { key, fn, offsetof(struct service_config, field), \
+                                sizeof(((struct service_config *)0)->field) }
+#define I(key, fn, field) { key, fn, offsetof(struct inbound_config, field), \
+                                sizeof(((struct inbound_config *)0)->field) }
 
 static const struct key_def MESHIM_KEYS[] = {
-    G("log_level", p_log_level, log_level, NULL),
-    G("log_file", p_log_output, log_file, NULL),
-    G("access_log", p_output, access_log, NULL),
-    G("access_log_callers", p_onoff, access_log_callers, NULL),
-    G("stats_dir", p_dir_or_off, stats_dir, NULL),
-    G("vip_range", p_cidr, vip_range, NULL),
-    G("dns_server", p_hostport, dns_server, NULL),
-    G("on_error", p_on_error, on_error, NULL),
+    G("log_level", p_log_level, log_level),
+    G("log_file", p_log_output, log_file),
+    G("access_log", p_output, access_log),
+    G("access_log_callers", p_onoff, access_log_callers),
+    G("stats_dir", p_dir_or_off, stats_dir),
+    G("vip_range", p_cidr, vip_range),
+    G("dns_server", p_hostport, dns_server),
+    G("on_error", p_on_error, on_error),
     { 0 }
 };
 
 static const struct key_def TLS_KEYS[] = {
-    G("cert", p_path, tls_cert, NULL),
-    G("key", p_path, tls_key, NULL),
-    G("ca", p_path, tls_ca, NULL),
-    G("min_version", p_min_version, tls_min_version, NULL),
-    G("reload_interval", p_reload_interval, tls_reload_interval_ms, NULL),
+    G("cert", p_path, tls_cert),
+    G("key", p_path, tls_key),
+    G("ca", p_path, tls_ca),
+    G("min_version", p_min_version, tls_min_version),
+    G("reload_interval", p_reload_interval, tls_reload_interval_ms),
     { 0 }
 };
 
 static const struct key_def SERVICE_KEYS[] = {
-    S("hosts", p_hosts, hosts, NULL),
-    S("addresses", p_addresses, addresses, NULL),
-    S("ports", p_ports, ports, NULL),
-    S("endpoints", p_endpoints, endpoints, NULL),
-    S("dns", p_dns_name, dns, NULL),
-    S("srv", p_dns_name, srv, NULL),
-    S("endpoints_file", p_path, endpoints_file, NULL),
-    S("lb", p_lb, lb, NULL),
-    S("connect_timeout", p_duration, connect_timeout_ms, NULL),
-    S("retries", p_uint, retries, NULL),
-    S("retry_backoff", p_duration, retry_backoff_ms, NULL),
-    S("retry_backoff_max", p_duration, retry_backoff_max_ms, NULL),
-    S("retry_budget", p_share, retry_budget, NULL),
-    S("eject_after", p_positive, eject_after, NULL),
-    S("eject_time", p_duration, eject_time_ms, NULL),
-    S("max_eject_percent", p_percent, max_eject_percent, NULL),
-    S("max_connections", p_positive, max_connections, NULL),
-    S("health_check", p_health, health_check, NULL),
-    S("health_interval", p_duration, health_interval_ms, NULL),
-    S("health_timeout", p_duration, health_timeout_ms, NULL),
-    S("healthy_threshold", p_positive, healthy_threshold, NULL),
-    S("unhealthy_threshold", p_positive, unhealthy_threshold, NULL),
-    S("tls", p_tls_mode, tls, NULL),
-    S("identity", p_string, identity, NULL),
-    S("sni", p_string, sni, NULL),
-    S("fault_abort", p_share, fault_abort, NULL),
-    S("fault_delay", p_duration, fault_delay_ms, NULL),
-    S("fault_delay_percent", p_share, fault_delay_percent, NULL),
-    S("split", p_split, split, NULL),
+    S("hosts", p_hosts, hosts),
+    S("addresses", p_addresses, addresses),
+    S("ports", p_ports, ports),
+    S("endpoints", p_endpoints, endpoints),
+    S("dns", p_dns_name, dns),
+    S("srv", p_dns_name, srv),
+    S("endpoints_file", p_path, endpoints_file),
+    S("lb", p_lb, lb),
+    S("connect_timeout", p_duration, connect_timeout_ms),
+    S("retries", p_uint, retries),
+    S("retry_backoff", p_duration, retry_backoff_ms),
+    S("retry_backoff_max", p_duration, retry_backoff_max_ms),
+    S("retry_budget", p_share, retry_budget),
+    S("eject_after", p_positive, eject_after),
+    S("eject_time", p_duration, eject_time_ms),
+    S("max_eject_percent", p_percent, max_eject_percent),
+    S("max_connections", p_positive, max_connections),
+    S("health_check", p_health, health_check),
+    S("health_interval", p_duration, health_interval_ms),
+    S("health_timeout", p_duration, health_timeout_ms),
+    S("healthy_threshold", p_positive, healthy_threshold),
+    S("unhealthy_threshold", p_positive, unhealthy_threshold),
+    S("tls", p_tls_mode, tls),
+    S("identity", p_string, identity),
+    S("sni", p_string, sni),
+    S("fault_abort", p_share, fault_abort),
+    S("fault_delay", p_duration, fault_delay_ms),
+    S("fault_delay_percent", p_share, fault_delay_percent),
+    S("split", p_split, split),
     { 0 }
 };
 
 static const struct key_def INBOUND_KEYS[] = {
-    I("tls", p_inbound_tls, tls, NULL),
-    I("allow", p_globs, allow, NULL),
+    I("tls", p_inbound_tls, tls),
+    I("allow", p_globs, allow),
     { 0 }
 };
 
@@ -837,26 +834,6 @@ static void open_section(struct loader *L, const char *name)
     add_error(L, at, "[%s]: unknown section (meshim, tls, defaults, service:NAME, inbound:PORT)", name);
 }
 
-static void note_not_built(struct loader *L, struct origin at, const char *key, const char *why)
-{
-    L->not_built.v = arena_grow(L->arena, L->not_built.v, L->not_built.n, &L->cap_not_built,
-                                sizeof(*L->not_built.v), 8);
-    char msg[512];
-    snprintf(msg, sizeof(msg), "%s:%d: %s: %s", at.file, at.line, key, why);
-    L->not_built.v[L->not_built.n++] = arena_strdup(L->arena, msg);
-}
-
-/* An empty or "off" value asks for nothing, so a key whose behaviour is not
- * built yet needs no notice for it. */
-static bool asks_nothing(const char *value)
-{
-    static const char *const NOTHING[] = { "", "off", "0", "0%", "0ms", "0s", NULL };
-    for (int i = 0; NOTHING[i]; i++)
-        if (strcmp(value, NOTHING[i]) == 0)
-            return true;
-    return false;
-}
-
 /* Sets one key of one section: the table says how. */
 static bool set_key(struct loader *L, const struct key_def *table, void *base, uint64_t *set,
                     struct origin *key_origin, const char *section, const char *name,
@@ -883,8 +860,6 @@ static bool set_key(struct loader *L, const struct key_def *table, void *base, u
         return false;
     }
     memcpy((char *)base + k->offset, scratch, k->size);
-    if (k->not_built && !(*set >> index & 1) && !asks_nothing(value))
-        note_not_built(L, at, name, k->not_built);
     *set |= (uint64_t)1 << index;
     if (!L->continuation)
         key_origin[index] = at;
@@ -1066,8 +1041,6 @@ static void load_env_overrides(struct loader *L, const struct config_source *src
         struct origin at = { MAP[i].var, 0 };
         if (why)
             add_error(L, at, "%s: \"%s\"", why, v);
-        else if (k->not_built)
-            note_not_built(L, at, MAP[i].key, k->not_built);
     }
 }
 
@@ -1240,7 +1213,6 @@ struct mesh_config *config_load(const struct config_source *src, char **errors,
     validate_across(&L);
 
     cfg->active = cfg->file != NULL || cfg->n_services > 0;
-    cfg->not_built = L.not_built;
     cfg->arena = arena;
     *on_error = cfg->on_error;
     if (L.errors) {

@@ -167,8 +167,6 @@ __attribute__((constructor(101))) static void mesh_init(void)
     }
     log_configure(cfg->log_level, cfg->log_file);
     access_configure(cfg->access_log);
-    for (size_t i = 0; i < cfg->not_built.n; i++)
-        log_warn("%s", cfg->not_built.v[i]);
 
     struct registry *reg = registry_build(cfg, NULL, rng_thread());
     if (!reg) {

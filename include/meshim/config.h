@@ -104,10 +104,6 @@ struct mesh_config {
     const char *file;                   /* the INI file read, or NULL */
     bool active;                        /* false: nothing configured, inert */
 
-    /* Keys set that are parsed and validated but whose behaviour is not
-     * built yet: one line each, for the shim to log once. */
-    struct str_list not_built;
-
     struct arena *arena;                /* owns everything above */
 };
 
