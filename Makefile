@@ -127,7 +127,7 @@ test-asan:
 test-tsan:
 	$(MAKE) BUILD=build-tsan OPT='-O1 -g' SANITIZE='-fsanitize=thread' \
 	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/nbconnect \
-	    build-tsan/tests/dialstress
+	    build-tsan/tests/dialstress build-tsan/tests/forkstress
 	tests/run-tsan
 
 demo: all

@@ -91,8 +91,7 @@ static void print_errors(const char *errors, const char *outcome)
 static void atfork_prepare(void)
 {
     struct registry *reg = mesh_registry();
-    if (!hooks_bound)
-        hooks_bind();       /* the child must not dlsym half-way through */
+    hooks_bind();           /* the child must not dlsym half-way through */
     /* First the background threads, until each is between two pieces of
      * work (they take the locks below while they work); then the order
      * locks nest in at run time: swap, epoll sets, the watcher, services,

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,7 +20,7 @@
 #define CHILDREN 200
 
 static const char *name, *port;
-static volatile int stop;
+static atomic_int stop;
 
 static int dial(void)
 {

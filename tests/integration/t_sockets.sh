@@ -32,8 +32,16 @@ out=$(MESHIM_SERVICES="flaky=127.0.0.3:$port,127.0.0.6:$port,127.0.0.2:$port" \
 ok "4 threads dialing through retries, connects abandoned mid-dial: $(echo "$out" | tail -1)"
 export MESHIM_SERVICES="orders=127.0.0.2:$port,127.0.0.4:$port"
 
-out=$(shimmed "$T/forkstress" orders "$port") || fail "fork while other threads are inside the shim: $out"
-ok "fork with 3 threads connecting meanwhile: $out"
+if under_asan; then
+    # GCC 12's ASan allocator does not hold its locks across fork (LLVM
+    # added that in 2023, llvm-project#75290): a child forked while another
+    # thread is inside malloc hangs in its first malloc, shim or no shim.
+    # The plain build runs this, and tests/run-tsan runs it under TSan.
+    echo "skip: fork while threads connect (GCC 12's ASan allocator is not fork-safe)"
+else
+    out=$(shimmed "$T/forkstress" orders "$port") || fail "fork while other threads are inside the shim: $out"
+    ok "fork with 3 threads connecting meanwhile: $out"
+fi
 
 out=$(shimmed "$T/early" orders) || fail "hooks from another library's constructor: $out"
 case "$out" in "ctor=ok name=127.77."*) ;; *) fail "early: $out" ;; esac
