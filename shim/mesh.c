@@ -123,6 +123,7 @@ static void atfork_child(void)
 {
     struct registry *reg = mesh_registry();
     engine_atfork_child();
+    relay_atfork_child();
     tls_atfork_child();
     fdtable_atfork_child();
     if (reg)

@@ -8,9 +8,14 @@
  * struct. A side is read only when the buffer toward the other side is
  * empty: a slow reader slows its writer down, nothing piles up.
  *
- * After each step the pump tries again until nothing moves, because
- * OpenSSL may hold decrypted bytes while the socket is not readable; then
- * each descriptor is watched for exactly what its blocked step waits for.
+ * Each direction is either moving, finished, or waiting for one event
+ * (up_wait, down_wait); the pump moves both until neither can, then each
+ * descriptor is watched (level-triggered) for exactly what the waits name.
+ * A read shorter than asked for ends its direction's turn: the socket was
+ * empty a moment ago, and epoll says when it is not, so the pump does not
+ * spend a system call per wake-up learning EAGAIN. OpenSSL may hold bytes
+ * it has read but not yet returned (tls_pending) while the socket is not
+ * readable: those are asked for before waiting.
  */
 #include "relay.h"
 
@@ -59,7 +64,7 @@ struct relay {
     SSL *ssl;                       /* NULL: plaintext (permissive) */
     int net, app;
     int state;
-    unsigned want;                  /* what the blocked steps wait for */
+    unsigned up_wait, down_wait;    /* what each direction waits for; 0: it can move */
     struct buf up, down;            /* app → net, net → app */
     bool app_eof;                   /* the application's end read EOF */
     bool up_done;                   /* close_notify and FIN sent (or the net is dead) */
@@ -119,7 +124,7 @@ static size_t net_write(struct relay *r, const char *data, size_t len)
         if (n > 0)
             return (size_t)n;
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            r->want |= NET_OUT;
+            r->up_wait = NET_OUT;
         else
             net_failed(r);
         return 0;
@@ -127,8 +132,8 @@ static size_t net_write(struct relay *r, const char *data, size_t len)
     size_t n = 0;
     switch (tls_write(r->ssl, data, len, &n)) {
     case TLS_IO_DONE: return n;
-    case TLS_IO_WANT_WRITE: r->want |= NET_OUT; break;
-    case TLS_IO_WANT_READ: r->want |= NET_IN; break;
+    case TLS_IO_WANT_WRITE: r->up_wait = NET_OUT; break;
+    case TLS_IO_WANT_READ: r->up_wait = NET_IN; break;
     default: net_failed(r); break;
     }
     return 0;
@@ -137,19 +142,22 @@ static size_t net_write(struct relay *r, const char *data, size_t len)
 /* The application's bytes toward the peer. */
 static bool up_step(struct relay *r)
 {
-    bool moved = false;
-    if (!r->up.len && !r->app_eof && !r->up_done) {
+    if (r->up_wait || r->up_done)
+        return false;
+    bool moved = false, drained = false;
+    if (!r->up.len && !r->app_eof) {
         if (!buf_take(&r->up))
             return false;
         ssize_t n = recv(r->app, r->up.data, BUF_SIZE, MSG_DONTWAIT);
         if (n > 0) {
             r->up.len = (size_t)n;
+            drained = n < BUF_SIZE && !r->exiting;
             moved = true;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR) || r->exiting) {
             r->app_eof = true;      /* at exit: nothing more will come */
             moved = true;
         } else {
-            r->want |= APP_IN;
+            r->up_wait = APP_IN;
         }
     }
     while (r->up.len) {
@@ -165,12 +173,14 @@ static bool up_step(struct relay *r)
         buf_give_back(&r->up);
     if (r->app_eof && !r->up.len && !r->up_done) {
         if (r->ssl && tls_close_notify(r->ssl) == TLS_IO_WANT_WRITE) {
-            r->want |= NET_OUT;
+            r->up_wait = NET_OUT;
             return moved;
         }
         shutdown(r->net, SHUT_WR);
         set_up_done(r);
         moved = true;
+    } else if (drained && !r->up.len && !r->up_wait) {
+        r->up_wait = APP_IN;
     }
     return moved;
 }
@@ -184,7 +194,7 @@ static size_t net_read(struct relay *r, char *data, size_t len)
         if (n > 0)
             return (size_t)n;
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            r->want |= NET_IN;
+            r->down_wait = NET_IN;
         else if (n == 0)
             r->net_eof = true;
         else
@@ -194,8 +204,8 @@ static size_t net_read(struct relay *r, char *data, size_t len)
     size_t n = 0;
     switch (tls_read(r->ssl, data, len, &n)) {
     case TLS_IO_DONE: return n;
-    case TLS_IO_WANT_READ: r->want |= NET_IN; break;
-    case TLS_IO_WANT_WRITE: r->want |= NET_OUT; break;
+    case TLS_IO_WANT_READ: r->down_wait = NET_IN; break;
+    case TLS_IO_WANT_WRITE: r->down_wait = NET_OUT; break;
     case TLS_IO_CLOSED: r->net_eof = true; break;
     default: net_failed(r); break;  /* a FIN without close_notify is a truncation */
     }
@@ -205,12 +215,15 @@ static size_t net_read(struct relay *r, char *data, size_t len)
 /* The peer's bytes toward the application. */
 static bool down_step(struct relay *r)
 {
-    bool moved = false;
+    if (r->down_wait || r->down_done)
+        return false;
+    bool moved = false, drained = false;
     if (!r->down.len && !r->net_eof) {
         if (!buf_take(&r->down))
             return false;
         size_t n = net_read(r, r->down.data, BUF_SIZE);
         r->down.len = n;
+        drained = n > 0 && n < BUF_SIZE && !r->exiting && !(r->ssl && tls_pending(r->ssl));
         moved = n > 0 || r->net_eof;
     }
     while (r->down.len) {
@@ -221,7 +234,7 @@ static bool down_step(struct relay *r)
             r->conn->bytes_received += (uint64_t)n;
             moved = true;
         } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            r->want |= APP_OUT;
+            r->down_wait = APP_OUT;
             break;
         } else {
             /* The application closed its end: nothing more goes to it. */
@@ -237,6 +250,8 @@ static bool down_step(struct relay *r)
         shutdown(r->app, SHUT_WR);
         r->down_done = true;
         moved = true;
+    } else if (drained && !r->down.len && !r->down_wait) {
+        r->down_wait = NET_IN;
     }
     return moved;
 }
@@ -271,8 +286,9 @@ static void relay_end(struct relay *r)
 
 static void rearm(struct relay *r)
 {
-    uint32_t net = (r->want & NET_IN ? EPOLLIN : 0) | (r->want & NET_OUT ? EPOLLOUT : 0);
-    uint32_t app = (r->want & APP_IN ? EPOLLIN : 0) | (r->want & APP_OUT ? EPOLLOUT : 0);
+    unsigned want = r->up_wait | r->down_wait;
+    uint32_t net = (want & NET_IN ? EPOLLIN : 0) | (want & NET_OUT ? EPOLLOUT : 0);
+    uint32_t app = (want & APP_IN ? EPOLLIN : 0) | (want & APP_OUT ? EPOLLOUT : 0);
     if (!engine_interest(&r->net_io, net) || !engine_interest(&r->app_io, app)) {
         log_warn("relay: cannot watch a connection: %s; closing it", strerror(errno));
         net_failed(r);
@@ -286,7 +302,6 @@ static void pump(struct relay *r)
     int round = 0;
     bool moved = true;
     while (moved && round++ < PUMP_ROUNDS) {
-        r->want = 0;
         moved = up_step(r);
         moved |= down_step(r);
     }
@@ -319,6 +334,7 @@ static void inbound_open(struct relay *r)
     c->result = RESULT_OK;
     metrics_inbound(r->in->port, RESULT_OK);
     engine_timer_cancel(&r->timer);
+    r->up_wait = r->down_wait = 0;  /* the handshake's wait is over */
     pump(r);
 }
 
@@ -328,7 +344,7 @@ static void handshake_step(struct relay *r)
     char why[TLS_WHY_MAX];
     int h = tls_handshake(r->ssl, &want_write, why, sizeof(why));
     if (h == 0) {
-        r->want = want_write ? NET_OUT : NET_IN;
+        r->down_wait = want_write ? NET_OUT : NET_IN;
         rearm(r);
         return;
     }
@@ -356,7 +372,7 @@ static void sniff_step(struct relay *r)
     unsigned char first;
     ssize_t n = recv(r->net, &first, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        r->want = NET_IN;
+        r->down_wait = NET_IN;
         rearm(r);
         return;
     }
@@ -389,16 +405,30 @@ static void step(struct relay *r)
     }
 }
 
+/* The waits that an event on a descriptor ends (an error or hang-up ends
+ * both: the next call says what happened). */
+static void wake(struct relay *r, uint32_t events, unsigned in, unsigned out)
+{
+    unsigned ended = (events & (EPOLLIN | EPOLLHUP | EPOLLERR) ? in : 0) |
+                     (events & (EPOLLOUT | EPOLLHUP | EPOLLERR) ? out : 0);
+    if (r->up_wait & ended)
+        r->up_wait = 0;
+    if (r->down_wait & ended)
+        r->down_wait = 0;
+}
+
 static void net_ready(struct engine_io *io, uint32_t events)
 {
-    (void)events;
-    step(container_of(io, struct relay, net_io));
+    struct relay *r = container_of(io, struct relay, net_io);
+    wake(r, events, NET_IN, NET_OUT);
+    step(r);
 }
 
 static void app_ready(struct engine_io *io, uint32_t events)
 {
-    (void)events;
-    step(container_of(io, struct relay, app_io));
+    struct relay *r = container_of(io, struct relay, app_io);
+    wake(r, events, APP_IN, APP_OUT);
+    step(r);
 }
 
 static void timer_fired(struct engine_timer *t)
@@ -501,6 +531,19 @@ bool relay_pair(int flags, int *app, int *engine)
     return true;
 }
 
+/* ----------------------------------------------------------------- fork -- */
+
+/* The relays are the parent's: its engine goes on relaying them, and the
+ * child's copy of their TLS state must never write to the shared sockets
+ * (at its exit, a flush would send the parent's close_notify). The child
+ * writes into the shared socketpair ends like any other descriptor; their
+ * memory is left, no lock is safe to take here. */
+void relay_atfork_child(void)
+{
+    live = NULL;
+    unflushed = 0;
+}
+
 /* ----------------------------------------------------------------- exit -- */
 
 static void exit_run(struct engine_task *t)
@@ -509,8 +552,10 @@ static void exit_run(struct engine_task *t)
     for (struct relay *r = live, *next; r; r = next) {
         next = r->next;
         r->exiting = true;
-        if (r->state == R_OPEN || r->state == R_PLAIN)
+        if (r->state == R_OPEN || r->state == R_PLAIN) {
+            r->up_wait = r->down_wait = 0;  /* read to EAGAIN now: that is the end */
             pump(r);
+        }
         else
             set_up_done(r);         /* a handshake: nothing of the application's yet */
     }

@@ -50,5 +50,7 @@ bool relay_pair(int flags, int *app, int *engine);
 /* At exit: what the application wrote is sent, within a bounded time,
  * and each TLS connection is closed with close_notify. */
 void relay_exit(void);
+/* fork: the child forgets the parent's relays. */
+void relay_atfork_child(void);
 
 #endif

@@ -125,6 +125,9 @@ static bool setup(SSL_CTX *ctx, const struct mesh_config *cfg, char *why, size_t
     SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* One recv per batch of records instead of two per record (header,
+     * then body); the relay asks tls_pending before it waits. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
         snprintf(why, len, "[tls] cert %s: %s", cfg->tls_cert, openssl_reason());
         return false;
@@ -437,6 +440,11 @@ enum tls_io tls_write(SSL *ssl, const void *data, size_t len, size_t *n)
     ERR_clear_error();
     int ret = SSL_write_ex(ssl, data, len, n);
     return ret ? TLS_IO_DONE : io_result(ssl, ret);
+}
+
+bool tls_pending(SSL *ssl)
+{
+    return SSL_has_pending(ssl) == 1;
 }
 
 enum tls_io tls_close_notify(SSL *ssl)

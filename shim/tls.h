@@ -69,6 +69,9 @@ enum tls_io {
 };
 enum tls_io tls_read(SSL *ssl, void *data, size_t len, size_t *n);
 enum tls_io tls_write(SSL *ssl, const void *data, size_t len, size_t *n);
+/* True when OpenSSL holds bytes it read from the socket but has not yet
+ * returned (read-ahead is on): read again before waiting for the socket. */
+bool tls_pending(SSL *ssl);
 /* Sends close_notify (the write side's end; reading goes on). */
 enum tls_io tls_close_notify(SSL *ssl);
 

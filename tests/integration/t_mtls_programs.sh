@@ -11,7 +11,8 @@
 #   select, MSG_PEEK, FIONREAD, epoll one-shot, readv/writev, sendmsg/recvmsg
 #   and splice on a relayed descriptor;
 # - a forking server (socketserver.ForkingTCPServer): children serve relayed
-#   connections;
+#   connections; a client's fork child that exit()s leaves its parent's
+#   connection working;
 # - mTLS in a mount namespace without /proc (the TLS module's other way in);
 # - node, which carries its own OpenSSL, using both its TLS and the mesh's.
 . "$(dirname "$0")/lib.sh"
@@ -259,6 +260,26 @@ for i, s in enumerate(socks):
 assert parent not in pids and len(pids) == 10, pids
 PY
 ok "ForkingTCPServer over mTLS: 10 concurrent connections each served by its own child"
+
+# A child that exits normally (exit(), destructors run) leaves its parent's
+# relayed connections alone: the relays belong to the parent's engine, and
+# the child's copy of their TLS state must never write (a close_notify from
+# it would end the parent's connection).
+MESHIM_CONFIG=$TMP/fork-cli.ini shimmed python3 - "$fp" > "$TMP/fork-exit.err" 2>&1 <<'PY' || fail "a fork child's exit and its parent's connection: $(cat "$TMP/fork-exit.err")"
+import os, socket, sys
+s = socket.create_connection(("forky", int(sys.argv[1])), timeout=10)
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)                 # exit(): the library's destructor runs in the child
+_, status = os.waitpid(pid, 0)
+assert status == 0, status
+s.sendall(b"after the child\n")
+data = b""
+while d := s.recv(100):
+    data += d
+assert data.split(b" ", 1)[1] == b"AFTER THE CHILD\n", data
+PY
+ok "a fork child that exit()s leaves its parent's mTLS connection working"
 
 # Without /proc (some containers and chroots) the TLS module cannot be opened
 # through /proc/self/fd: it comes from a private file, removed at once.
