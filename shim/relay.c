@@ -525,6 +525,7 @@ bool relay_pair(int flags, int *app, int *engine)
     real_close(sv[1]);
     if (*engine < 0) {
         real_close(sv[0]);
+        *app = -1;              /* closed: the caller must not close that number again */
         return false;
     }
     real_fcntl(*engine, F_SETFL, (void *)(long)O_NONBLOCK);
