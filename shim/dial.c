@@ -262,19 +262,15 @@ static void next_attempt(struct dial *d)
 {
     struct sockaddr_storage ss;
     socklen_t len;
+    /* Asked before the pick: an answer that comes between the two is then
+     * seen by the next look, not taken for "no endpoints" (the set and the
+     * flag change under one lock). */
+    bool waiting = !d->conn->attempts && service_waiting(d->conn->svc);
     struct endpoint *ep = pick_target(&d->pick, d->spec.app_port, &ss, &len);
-    if (!ep && !d->conn->attempts) {
-        if (service_waiting(d->conn->svc)) {
-            if (now_ns() < d->conn->started_ns + (uint64_t)d->spec.timeout_ms * 1000000u) {
-                /* The service's DNS has not answered yet: look again shortly. */
-                engine_timer_set(&d->timer, now_ns() + WAIT_STEP_NS);
-                return;
-            }
-        } else {
-            /* The first answer may have come between the pick and the
-             * question (its set and the flag change under one lock). */
-            ep = pick_target(&d->pick, d->spec.app_port, &ss, &len);
-        }
+    if (!ep && waiting && now_ns() < d->conn->started_ns + (uint64_t)d->spec.timeout_ms * 1000000u) {
+        /* The service's DNS has not answered yet: look again shortly. */
+        engine_timer_set(&d->timer, now_ns() + WAIT_STEP_NS);
+        return;
     }
     if (!ep) {
         give_up(d, d->conn->attempts ? d->spec.err : no_endpoint(&d->pick));

@@ -556,9 +556,9 @@ static void exit_run(struct engine_task *t)
         if (r->state == R_OPEN || r->state == R_PLAIN) {
             r->up_wait = r->down_wait = 0;  /* read to EAGAIN now: that is the end */
             pump(r);
-        }
-        else
+        } else {
             set_up_done(r);         /* a handshake: nothing of the application's yet */
+        }
     }
 }
 
