@@ -20,17 +20,25 @@ CPPFLAGS += -Iinclude -Ishim -D_GNU_SOURCE -DMESHIM_VERSION='"$(VERSION)"' \
 CFLAGS   += $(OPT) $(WARN) -std=c11 -fPIC -fvisibility=hidden $(SANITIZE)
 LDFLAGS  += $(SANITIZE)
 
-# Policy modules: no hooks in them; the library, the command and the unit
-# tests all link them.
+# The library, layer by layer from the bottom (ARCHITECTURE.md): a file
+# includes and calls only its own folder and the folders before it in
+# LAYERS; tests/check-layers enforces it.
+LAYERS   := policy libc observe tls engine mesh hook
+# policy/: no hooks, no threads; the library, the command and the unit tests
+# all link it.
 POLICY   := util config vip balancer registry breaker backoff discovery identity
-SHIM     := $(POLICY) log accesslog metrics callers conn fdtable engine placeholder connect dial \
-            health watch resolve tls_loader relay mtls hooks mesh
+SHIM     := $(POLICY) mesh real log accesslog metrics callers engine placeholder health watch \
+            tls_loader conn fdtable attempt connect dial relay mtls resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
             test_fork test_discovery test_identity
 
+vpath %.c $(LAYERS:%=shim/%)
+vpath %.S shim/tls
+SHIM_H   := $(wildcard include/meshim/*.h shim/*/*.h shim/*/*.def)
+
 POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o)
 SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o) $(BUILD)/obj/tls_image.o
-# The TLS module (shim/tls_module.h): tls.c and a static OpenSSL, its
+# The TLS module (shim/tls/tls_module.h): tls.c and a static OpenSSL, its
 # symbols hidden (--exclude-libs, and a version script exporting one table),
 # so that it never binds to a program's own OpenSSL (node exports one). It is
 # carried inside the library and loaded on first need.
@@ -42,28 +50,28 @@ ifeq ($(SANITIZE),)
 NOUNDEF  := -Wl,-z,defs
 endif
 
-.PHONY: all test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
+.PHONY: all check-layers test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
-$(BUILD)/obj/%.o: shim/%.c $(wildcard include/meshim/*.h shim/*.h shim/*.def) | $(BUILD)/obj
+$(BUILD)/obj/%.o: %.c $(SHIM_H) | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
-$(BUILD)/exports.map: shim/exports.map.in shim/hooks.def | $(BUILD)/obj
+$(BUILD)/exports.map: shim/hook/exports.map.in shim/libc/hooks.def | $(BUILD)/obj
 	$(CC) -E -P -x c -Ishim $< -o $@
 
 $(BUILD)/libmeshim.so: $(SHIM_O) $(BUILD)/exports.map
 	$(CC) -shared -o $@ $(SHIM_O) $(LDFLAGS) -Wl,--version-script=$(BUILD)/exports.map \
 	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(STATIC) -lpthread -ldl
 
-$(BUILD)/tls-module.so: $(TLSMOD_O) shim/tls_module.map
-	$(CC) -shared -o $@ $(TLSMOD_O) $(LDFLAGS) -Wl,--version-script=shim/tls_module.map \
+$(BUILD)/tls-module.so: $(TLSMOD_O) shim/tls/tls_module.map
+	$(CC) -shared -o $@ $(TLSMOD_O) $(LDFLAGS) -Wl,--version-script=shim/tls/tls_module.map \
 	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(OPENSSL) -lpthread
 
-$(BUILD)/obj/tls_image.o: shim/tls_image.S $(BUILD)/tls-module.so | $(BUILD)/obj
+$(BUILD)/obj/tls_image.o: shim/tls/tls_image.S $(BUILD)/tls-module.so | $(BUILD)/obj
 	$(CC) -c -DTLS_MODULE_PATH='"$(BUILD)/tls-module.so"' -o $@ $<
 
 # The command's own modules (no hooks; statsview is unit-tested too).
@@ -83,13 +91,13 @@ $(BUILD)/tests/test_fork: tests/unit/test_fork.c $(SHIM_O) | $(BUILD)/tests
 
 # test_stats: the access-log format (library) and the stats reader (command).
 $(BUILD)/tests/test_stats: tests/unit/test_stats.c $(POLICY_O) $(BUILD)/obj/accesslog.o \
-        $(BUILD)/obj/log.o $(BUILD)/obj/cli_statsview.o | $(BUILD)/tests
+        $(BUILD)/obj/log.o $(BUILD)/obj/real.o $(BUILD)/obj/cli_statsview.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread
 
-$(BUILD)/tests/passthrough: tests/passthrough.c shim/hooks.def | $(BUILD)/tests
+$(BUILD)/tests/passthrough: tests/passthrough.c shim/libc/hooks.def | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -lcmocka -ldl -lpthread
 
 $(BUILD)/tests/%: tests/helpers/%.c | $(BUILD)/tests
@@ -113,7 +121,11 @@ test-passthrough: all $(BUILD)/tests/passthrough
 test-integration: all $(HELPERS)
 	BUILD=$(BUILD) tests/integration/run
 
-test: test-unit test-passthrough test-integration
+# The layering of ARCHITECTURE.md: includes and calls go down, never up.
+check-layers: all
+	tests/check-layers $(LAYERS) --objs $(BUILD)/obj
+
+test: check-layers test-unit test-passthrough test-integration
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 

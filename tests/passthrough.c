@@ -554,7 +554,7 @@ static const char *const HOOKED[] = {
 #define HOOK(ret, name, params, args, fail) #name,
 #define HOOK_VOID(name, params, args) #name,
 #define HOOK_VARARG(ret, name, vparams, params, args, fail) #name,
-#include "hooks.def"
+#include "libc/hooks.def"
 #undef HOOK
 #undef HOOK_VOID
 #undef HOOK_VARARG
@@ -599,7 +599,7 @@ int main(void)
 #define HOOK(ret, name, params, args, fail) cmocka_unit_test(pt_##name),
 #define HOOK_VOID(name, params, args) cmocka_unit_test(pt_##name),
 #define HOOK_VARARG(ret, name, vparams, params, args, fail) cmocka_unit_test(pt_##name),
-#include "hooks.def"
+#include "libc/hooks.def"
 #undef HOOK
 #undef HOOK_VOID
 #undef HOOK_VARARG

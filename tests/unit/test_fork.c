@@ -25,8 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fdtable.h"
-#include "mesh.h"
+#include "mesh/fdtable.h"
+#include "meshim/mesh.h"
 
 static pthread_barrier_t held;
 

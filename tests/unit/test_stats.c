@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "accesslog.h"
+#include "observe/accesslog.h"
 #include "meshim/stats.h"
 #include "statsview.h"
 

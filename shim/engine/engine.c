@@ -1,0 +1,278 @@
+/*
+ * engine.c — the background thread (see engine.h).
+ *
+ * One epoll set, an eventfd that other threads ring when they post a task,
+ * and a timer list sorted by due time (it holds one entry per connect in
+ * the background or health-checked endpoint: short, so a list is enough).
+ * The thread is started with every signal blocked, so a program's signal
+ * handlers never run on it, and marks itself internal, so the calls it
+ * makes pass through the hooks.
+ */
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "libc/real.h"
+#include "meshim/util.h"
+#include "observe/log.h"
+
+static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;    /* start-up and the task queue */
+/* Held by the engine thread whenever it is not waiting in epoll_wait, and
+ * taken first by fork: a fork never lands in the middle of the thread's
+ * work, so the child finds whole every object the thread touches — and the
+ * allocator, which under ASan is not fork-safe by itself. */
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static sem_t started;                   /* the thread holds work_lock */
+static bool running;
+static int epfd = -1;
+static int bell = -1;                   /* eventfd: tasks are queued */
+static struct engine_task *queue_head, **queue_tail = &queue_head;
+static struct engine_timer *timers;     /* engine thread only, sorted by due_ns */
+
+/* ---------------------------------------------------------------- timers -- */
+
+void engine_timer_cancel(struct engine_timer *t)
+{
+    if (!t->armed)
+        return;
+    for (struct engine_timer **p = &timers; *p; p = &(*p)->next) {
+        if (*p == t) {
+            *p = t->next;
+            break;
+        }
+    }
+    t->armed = false;
+}
+
+void engine_timer_set(struct engine_timer *t, uint64_t due_ns)
+{
+    engine_timer_cancel(t);
+    t->due_ns = due_ns;
+    struct engine_timer **p = &timers;
+    while (*p && (*p)->due_ns <= due_ns)
+        p = &(*p)->next;
+    t->next = *p;
+    *p = t;
+    t->armed = true;
+}
+
+/* Fires every due timer; returns the epoll timeout until the next one. */
+static int run_timers(void)
+{
+    for (;;) {
+        struct engine_timer *t = timers;
+        if (!t)
+            return -1;
+        uint64_t now = now_ns();
+        if (t->due_ns > now)
+            return (int)((t->due_ns - now + 999999) / 1000000);
+        timers = t->next;
+        t->armed = false;
+        t->fire(t);
+    }
+}
+
+/* ------------------------------------------------------------------ I/O -- */
+
+bool engine_watch(struct engine_io *io, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = io };
+    io->watched = epoll_ctl(epfd, EPOLL_CTL_ADD, io->fd, &ev) == 0;
+    io->events = events;
+    return io->watched;
+}
+
+bool engine_interest(struct engine_io *io, uint32_t events)
+{
+    if (!events) {
+        engine_unwatch(io);
+        return true;
+    }
+    if (!io->watched)
+        return engine_watch(io, events);
+    if (io->events == events)
+        return true;
+    struct epoll_event ev = { .events = events, .data.ptr = io };
+    io->events = events;
+    return epoll_ctl(epfd, EPOLL_CTL_MOD, io->fd, &ev) == 0;
+}
+
+void engine_unwatch(struct engine_io *io)
+{
+    if (io->watched)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->watched = false;
+}
+
+static void **retired;
+static size_t n_retired, cap_retired;
+
+void engine_retire(void *p)
+{
+    if (n_retired == cap_retired) {
+        size_t cap = cap_retired ? cap_retired * 2 : 16;
+        void **grown = realloc(retired, cap * sizeof(*grown));
+        if (!grown) {
+            free(p);    /* no room to wait: it is not in this batch (see engine_main) */
+            return;
+        }
+        retired = grown;
+        cap_retired = cap;
+    }
+    retired[n_retired++] = p;
+}
+
+static void free_retired(void)
+{
+    for (size_t i = 0; i < n_retired; i++)
+        free(retired[i]);
+    n_retired = 0;
+}
+
+/* ---------------------------------------------------------------- tasks -- */
+
+static void run_tasks(void)
+{
+    uint64_t n;
+    (void)!read(bell, &n, sizeof(n));
+    pthread_mutex_lock(&engine_lock);
+    struct engine_task *t = queue_head;
+    queue_head = NULL;
+    queue_tail = &queue_head;
+    pthread_mutex_unlock(&engine_lock);
+    while (t) {
+        struct engine_task *next = t->next;
+        t->run(t);
+        t = next;
+    }
+}
+
+static struct engine_io bell_io;
+
+static void *engine_main(void *arg)
+{
+    (void)arg;
+    hooks_internal_thread();
+    struct epoll_event evs[64];
+    pthread_mutex_lock(&work_lock);
+    sem_post(&started);
+    for (;;) {
+        int timeout = run_timers();
+        pthread_mutex_unlock(&work_lock);
+        int n = epoll_wait(epfd, evs, 64, timeout);
+        pthread_mutex_lock(&work_lock);
+        for (int i = 0; i < n; i++) {
+            struct engine_io *io = evs[i].data.ptr;
+            if (io == &bell_io)
+                run_tasks();
+            else if (io->watched)
+                io->ready(io, evs[i].events);
+        }
+        free_retired();
+    }
+    return NULL;
+}
+
+/* Called with engine_lock held. */
+static bool start(void)
+{
+    epfd = real_epoll_create1(EPOLL_CLOEXEC);   /* not through the hook: not an application set */
+    bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (epfd < 0 || bell < 0)
+        goto fail;
+    bell_io.fd = bell;
+    if (!engine_watch(&bell_io, EPOLLIN))
+        goto fail;
+    /* The thread inherits this mask: no signal is ever delivered to it. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_t thread;
+    sem_init(&started, 0, 0);
+    int rc = pthread_create(&thread, &attr, engine_main, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        goto fail;
+    /* Its start-up (the runtime's allocations for a new thread) is over
+     * before a fork can happen. */
+    while (sem_wait(&started) < 0)
+        ;
+    __atomic_store_n(&running, true, __ATOMIC_RELEASE);
+    return true;
+fail:
+    log_error("cannot start the background thread: %s", strerror(errno));
+    if (epfd >= 0)
+        real_close(epfd);
+    if (bell >= 0)
+        real_close(bell);
+    epfd = bell = -1;
+    return false;
+}
+
+bool engine_post(struct engine_task *t)
+{
+    int saved = errno;
+    pthread_mutex_lock(&engine_lock);
+    bool ok = running || start();
+    if (ok) {
+        t->next = NULL;
+        *queue_tail = t;
+        queue_tail = &t->next;
+    }
+    pthread_mutex_unlock(&engine_lock);
+    if (ok) {
+        uint64_t one = 1;
+        (void)!write(bell, &one, sizeof(one));
+    }
+    errno = saved;
+    return ok;
+}
+
+/* ----------------------------------------------------------------- fork -- */
+
+void engine_atfork_pause(void)
+{
+    pthread_mutex_lock(&work_lock);
+}
+
+void engine_atfork_prepare(void)
+{
+    pthread_mutex_lock(&engine_lock);
+}
+
+void engine_atfork_parent(void)
+{
+    pthread_mutex_unlock(&engine_lock);
+    pthread_mutex_unlock(&work_lock);
+}
+
+/* The engine thread does not exist in the child. Its queued tasks, timers
+ * and watches belonged to the parent's connections: forgotten (their
+ * memory is left, no lock is safe to take here). */
+void engine_atfork_child(void)
+{
+    pthread_mutex_init(&engine_lock, NULL);
+    pthread_mutex_init(&work_lock, NULL);
+    if (running) {
+        real_close(epfd);
+        real_close(bell);
+    }
+    running = false;
+    epfd = bell = -1;
+    queue_head = NULL;
+    queue_tail = &queue_head;
+    timers = NULL;
+}

@@ -1,0 +1,199 @@
+/*
+ * health.c — active TCP health checks (see health.h).
+ *
+ * One round of checks per service at a time, on the engine. A round probes
+ * every endpoint of the service's set as it is when the round starts (so
+ * endpoints found by DNS or a reload are checked from the next round on):
+ *
+ *   IDLE --(health_interval over)--> connect to every endpoint; those that
+ *                                    settle at once have their result
+ *   PROBING --(a probe writable: SO_ERROR)---> its result
+ *           --(health_timeout over)----------> the rest fail
+ *   all results in --> IDLE
+ *
+ * A service that no longer asks for checks (a reload), or that a reload
+ * removed, stops them at its next round.
+ */
+#include "engine/health.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+
+#include "engine/engine.h"
+#include "libc/real.h"
+#include "observe/log.h"
+
+struct checks;
+
+struct probe {
+    struct engine_io io;
+    struct checks *checks;
+    struct endpoint *ep;
+    bool in_flight;
+};
+
+struct checks {
+    struct engine_task task;
+    struct engine_timer timer;
+    struct service *svc;
+    struct endpoint_set *set;       /* the round's endpoints, with a reference */
+    struct probe *probes;           /* parallel to set->ep */
+    size_t in_flight;
+};
+
+static uint16_t check_port(const struct service_config *cfg, const struct endpoint *ep)
+{
+    /* config.c makes sure one of them is there for static endpoints; a
+     * discovered one without a port and no `ports` cannot be checked. */
+    return ep->addr.port ? ep->addr.port : cfg->ports.n ? cfg->ports.v[0].lo : 0;
+}
+
+static void result(struct checks *c, struct probe *p, bool ok)
+{
+    struct service *svc = c->svc;
+    const struct service_config *cfg = service_cfg(svc);
+    if (p->in_flight) {
+        engine_unwatch(&p->io);
+        real_close(p->io.fd);
+        p->in_flight = false;
+        c->in_flight--;
+    }
+    pthread_mutex_lock(&svc->lock);
+    bool flipped = health_observe(&p->ep->health, ok, cfg->healthy_threshold,
+                                  cfg->unhealthy_threshold);
+    bool down = p->ep->health.down;
+    pthread_mutex_unlock(&svc->lock);
+    if (flipped)
+        log_warn("%s: endpoint %s is %s (health check)", svc->name, p->ep->label,
+                 down ? "down" : "up again");
+}
+
+static void round_over(struct checks *c)
+{
+    const struct service_config *cfg = service_cfg(c->svc);
+    engine_timer_set(&c->timer, now_ns() + (uint64_t)cfg->health_interval_ms * 1000000u);
+}
+
+static void probe_ready(struct engine_io *io, uint32_t events)
+{
+    (void)events;
+    struct probe *p = container_of(io, struct probe, io);
+    struct checks *c = p->checks;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (real_getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    result(c, p, err == 0);
+    if (c->in_flight == 0) {
+        engine_timer_cancel(&c->timer);
+        round_over(c);
+    }
+}
+
+/* Starts one probe; false when it settled at once (result given). */
+static bool probe_start(struct checks *c, struct probe *p, const struct service_config *cfg)
+{
+    struct sockaddr_storage ss;
+    uint16_t port = check_port(cfg, p->ep);
+    int fd = port ? real_socket(p->ep->addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+                  : -1;
+    if (fd < 0) {
+        result(c, p, false);
+        return false;
+    }
+    socklen_t len = netaddr_to_sockaddr(&p->ep->addr, port, p->ep->addr.family, &ss);
+    int err = real_connect(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
+    p->io = (struct engine_io){ .ready = probe_ready, .fd = fd };
+    if (err == EINPROGRESS && engine_watch(&p->io, EPOLLOUT)) {
+        p->in_flight = true;
+        c->in_flight++;
+        return true;
+    }
+    real_close(fd);
+    result(c, p, err == 0);
+    return false;
+}
+
+static void stop(struct checks *c)
+{
+    __atomic_store_n(&c->svc->health_started, 0, __ATOMIC_RELEASE);
+    endpoint_set_unref(c->set);
+    free(c->probes);
+    engine_retire(c);
+}
+
+static void round_start(struct checks *c)
+{
+    const struct service_config *cfg = service_cfg(c->svc);
+    if (cfg->health_check != HEALTH_TCP || __atomic_load_n(&c->svc->removed, __ATOMIC_ACQUIRE)) {
+        stop(c);
+        return;
+    }
+    struct endpoint_set *set = service_endpoints(c->svc);
+    if (set != c->set) {
+        struct probe *probes = calloc(set->n + 1, sizeof(*probes));
+        if (!probes) {
+            endpoint_set_unref(set);
+            round_over(c);      /* out of memory: the next round tries again */
+            return;
+        }
+        free(c->probes);
+        endpoint_set_unref(c->set);
+        c->probes = probes;
+        c->set = set;
+    } else {
+        endpoint_set_unref(set);
+    }
+    for (size_t i = 0; i < c->set->n; i++) {
+        c->probes[i] = (struct probe){ .checks = c, .ep = c->set->ep[i] };
+        probe_start(c, &c->probes[i], cfg);
+    }
+    if (c->in_flight)
+        engine_timer_set(&c->timer, now_ns() + (uint64_t)cfg->health_timeout_ms * 1000000u);
+    else
+        round_over(c);
+}
+
+static void timer_fired(struct engine_timer *t)
+{
+    struct checks *c = container_of(t, struct checks, timer);
+    if (!c->in_flight) {
+        round_start(c);
+        return;
+    }
+    for (size_t i = 0; i < c->set->n; i++)      /* health_timeout */
+        if (c->probes[i].in_flight)
+            result(c, &c->probes[i], false);
+    round_over(c);
+}
+
+static void begin(struct engine_task *t)
+{
+    struct checks *c = container_of(t, struct checks, task);
+    engine_timer_set(&c->timer, now_ns());
+}
+
+void health_start(struct service *svc)
+{
+    if (service_cfg(svc)->health_check != HEALTH_TCP ||
+        __atomic_load_n(&svc->health_started, __ATOMIC_ACQUIRE) ||
+        __atomic_exchange_n(&svc->health_started, 1, __ATOMIC_ACQ_REL))
+        return;
+    int saved = errno;
+    struct checks *c = calloc(1, sizeof(*c));
+    if (!c) {
+        log_error("%s: out of memory: health checks are off", svc->name);
+        errno = saved;
+        return;
+    }
+    c->svc = svc;
+    c->task.run = begin;
+    c->timer.fire = timer_fired;
+    if (!engine_post(&c->task)) {
+        free(c);
+        __atomic_store_n(&svc->health_started, 0, __ATOMIC_RELEASE);
+    }
+    errno = saved;
+}

@@ -1,0 +1,535 @@
+/*
+ * watch.c — the watcher thread: DNS and SRV names, endpoints files and the
+ * INI file (see watch.h).
+ *
+ * Its loop, over tables of what to watch (made from the running registry
+ * by plan(), again after each reload):
+ *
+ *   files due (every reload_interval)?  the INI file changed → reload;
+ *                                       each endpoints_file changed → read
+ *   each name whose TTL ran out         → ask; new endpoints or keep the old
+ *   sleep until the next of these is due
+ *
+ * Only this thread changes the tables; `lock` is held while it does and
+ * guards the condition variable that connects waiting for a first answer
+ * sleep on. `busy` is held by the thread except while it sleeps or waits
+ * for a DNS server, and taken first by fork: a fork never lands in the
+ * middle of a reload or a file read, so the child finds the tables, the
+ * registry and the allocator (ASan's is not fork-safe by itself) whole.
+ */
+#include "engine/watch.h"
+
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <resolv.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "libc/real.h"
+#include "meshim/discovery.h"
+#include "meshim/mesh.h"
+#include "observe/log.h"
+#include "tls/tls.h"
+
+#define RETRY_MIN_S 1               /* a failed answer is asked again after 1 s, 2 s, … */
+#define RETRY_MAX_S 30
+#define MAX_RECORDS 512
+#define MAX_ENDPOINTS 512
+#define ANSWER_MAX 65536
+
+struct name_watch {
+    struct service *svc;
+    enum endpoint_source src;       /* SOURCE_DNS or SOURCE_SRV */
+    char name[DNS_NAME_MAX];
+    uint64_t due_ns;
+    unsigned failures;              /* in a row */
+    bool answered;                  /* once at least */
+};
+
+struct file_watch {
+    struct service *svc;
+    char *path;
+    struct file_id id;
+};
+
+static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t answered = PTHREAD_COND_INITIALIZER;
+static sem_t started;               /* the thread holds busy */
+static int running;                 /* atomic */
+static int needed;                  /* atomic: there is something to watch */
+static struct name_watch *names;
+static size_t n_names;
+static struct file_watch *files;
+static size_t n_files;
+static struct file_id config_id;
+static uint64_t config_hash;        /* of the text loaded */
+static uint64_t files_due_ns;
+
+/* ---------------------------------------------------------------- files -- */
+
+static void read_endpoints_file(struct file_watch *f)
+{
+    struct endpoint_list l;
+    char err[512];
+    if (!config_read_endpoints(f->path, &l, err, sizeof(err))) {
+        log_error("%s; %s keeps its last good endpoints", err, f->svc->name);
+        return;
+    }
+    if (service_set_found(f->svc, SOURCE_FILE, l.v, l.n, rng_thread()))
+        log_info("%s: %zu endpoints from %s", f->svc->name, l.n, f->path);
+    else
+        log_error("%s: out of memory reading %s; the last good endpoints stay", f->svc->name, f->path);
+    free(l.v);
+}
+
+static void check_files(void)
+{
+    for (size_t i = 0; i < n_files; i++) {
+        struct file_id id = file_id_of(files[i].path);
+        if (file_id_same(&id, &files[i].id))
+            continue;
+        files[i].id = id;
+        read_endpoints_file(&files[i]);
+    }
+}
+
+/* ---------------------------------------------------------------- plans -- */
+
+static struct name_watch *old_name(struct service *svc, enum endpoint_source src, const char *name)
+{
+    for (size_t i = 0; i < n_names; i++)
+        if (names[i].svc == svc && names[i].src == src && strcmp(names[i].name, name) == 0)
+            return &names[i];
+    return NULL;
+}
+
+static struct file_watch *old_file(struct service *svc, const char *path)
+{
+    for (size_t i = 0; i < n_files; i++)
+        if (files[i].svc == svc && strcmp(files[i].path, path) == 0)
+            return &files[i];
+    return NULL;
+}
+
+/* The tables for reg's services: what was watched already keeps its state
+ * (due time, file identity); a new name is due at once, a new file is read
+ * at the next check. */
+static void plan(struct registry *reg)
+{
+    size_t n = reg->n_services, nn = 0, nf = 0;
+    struct name_watch *nv = calloc(2 * n + 1, sizeof(*nv));
+    struct file_watch *fv = calloc(n + 1, sizeof(*fv));
+    if (!nv || !fv) {
+        free(nv);
+        free(fv);
+        log_error("out of memory: DNS and endpoints files are not watched");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct service *svc = reg->services[i];
+        const struct service_config *c = service_cfg(svc);
+        const char *asked[2] = { c->dns, c->srv };
+        for (int k = 0; k < 2; k++) {
+            if (!asked[k])
+                continue;
+            enum endpoint_source src = k ? SOURCE_SRV : SOURCE_DNS;
+            struct name_watch *old = old_name(svc, src, asked[k]);
+            if (old) {
+                nv[nn++] = *old;
+                continue;
+            }
+            nv[nn] = (struct name_watch){ .svc = svc, .src = src };
+            snprintf(nv[nn++].name, sizeof(nv[0].name), "%s", asked[k]);
+        }
+        if (c->endpoints_file) {
+            struct file_watch *old = old_file(svc, c->endpoints_file);
+            fv[nf] = (struct file_watch){ .svc = svc, .path = strdup(c->endpoints_file) };
+            if (old)
+                fv[nf].id = old->id;
+            if (fv[nf].path)
+                nf++;
+        }
+    }
+    pthread_mutex_lock(&lock);
+    __atomic_store_n(&needed, reg->cfg->file || reg->cfg->tls_cert || nn || nf, __ATOMIC_RELEASE);
+    for (size_t i = 0; i < n_files; i++)
+        free(files[i].path);
+    free(files);
+    free(names);
+    names = nv;
+    n_names = nn;
+    files = fv;
+    n_files = nf;
+    pthread_mutex_unlock(&lock);
+}
+
+/* ------------------------------------------------------------ the config -- */
+
+static uint64_t text_hash(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    uint64_t h = HASH_FNV1A_INIT;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), f)) > 0;)
+        h = hash_fnv1a_bytes(h, buf, n);
+    fclose(f);
+    return h;
+}
+
+/* Keys read once at start: a change says so rather than passing unseen. */
+static void restart_only(const struct mesh_config *was, const struct mesh_config *now)
+{
+    static const char *const KEYS[] = { "log_file", "access_log", "stats_dir" };
+    const char *a[] = { was->log_file, was->access_log, was->stats_dir };
+    const char *b[] = { now->log_file, now->access_log, now->stats_dir };
+    for (size_t i = 0; i < sizeof(KEYS) / sizeof(KEYS[0]); i++)
+        if (strcmp(a[i] ? a[i] : "", b[i] ? b[i] : "") != 0)
+            log_warn("%s: %s changed; the new value applies when the program restarts", now->file,
+                     KEYS[i]);
+    if (was->vip_range.prefix != now->vip_range.prefix ||
+        memcmp(&was->vip_range.base, &now->vip_range.base, sizeof(was->vip_range.base)) != 0)
+        log_warn("%s: vip_range changed; running programs keep their VIPs until they restart",
+                 now->file);
+}
+
+/* Every problem of an invalid file, one line each, saying it was not used. */
+static void report_invalid(const char *errors)
+{
+    for (const char *p = errors; *p;) {
+        const char *nl = strchr(p, '\n');
+        int len = nl ? (int)(nl - p) : (int)strlen(p);
+        log_error("%.*s (config not reloaded: the running one stays)", len, p);
+        p += len + (nl ? 1 : 0);
+    }
+}
+
+static void check_config(void)
+{
+    struct registry *reg = mesh_registry();
+    const char *file = reg->cfg->file;
+    if (!file)
+        return;
+    struct file_id id = file_id_of(file);
+    if (file_id_same(&id, &config_id))
+        return;
+    config_id = id;
+    if (!id.exists) {
+        log_warn("%s: gone; the running config stays", file);
+        return;
+    }
+    uint64_t hash = text_hash(file);
+    if (hash == config_hash)
+        return;                     /* touched, not changed */
+    config_hash = hash;
+    char *errors = NULL;
+    enum on_error on_error;
+    struct mesh_config *cfg = mesh_load_config(&errors, &on_error);
+    if (!cfg) {
+        report_invalid(errors ? errors : "invalid");
+        free(errors);
+        return;
+    }
+    struct registry *next = cfg->file ? registry_build(cfg, reg, rng_thread()) : NULL;
+    if (!next) {
+        log_error("%s: %s; the running config stays", file,
+                  cfg->file ? "out of memory, or the VIP pool is full" : "no longer found");
+        config_free(cfg);
+        return;
+    }
+    restart_only(reg->cfg, cfg);
+    log_set_level(cfg->log_level);
+    mesh_publish(next);             /* the old config and registry stay: see mesh_publish */
+    plan(next);
+    log_info("%s: reloaded, %zu services", file, next->n_services);
+}
+
+/* ------------------------------------------------------------------ DNS -- */
+
+/* A resolver state for one refresh: the system's servers, or dns_server. */
+static bool resolver_open(struct __res_state *st, const char *server, char *why, size_t len)
+{
+    memset(st, 0, sizeof(*st));
+    if (res_ninit(st) < 0) {
+        snprintf(why, len, "the resolver cannot start (/etc/resolv.conf)");
+        return false;
+    }
+    /* The names are absolute: no search domains. A server that does not
+     * answer costs 1 s a try, twice. */
+    st->options &= ~(unsigned long)(RES_DNSRCH | RES_DEFNAMES);
+    st->retrans = 1;
+    st->retry = 2;
+    struct netaddr a;
+    if (server && *server && netaddr_parse(server, true, &a) && a.family == AF_INET) {
+        st->nscount = 1;
+        st->nsaddr_list[0] = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons(a.port),
+                                                   .sin_addr = a.ip.v4 };
+    }
+    return true;
+}
+
+static const char *dns_error(int h_err)
+{
+    switch (h_err) {
+    case HOST_NOT_FOUND:
+        return "no such name (NXDOMAIN)";
+    case NO_DATA:
+        return "no records of that type";
+    case TRY_AGAIN:
+        return "no answer from the DNS server (timed out, or SERVFAIL)";
+    default:
+        return "the DNS server refused the query";
+    }
+}
+
+struct answer {
+    struct dns_record *recs;
+    int n;
+    unsigned char *buf;
+};
+
+/* Asks name/type and adds the records to a; false with why. */
+static bool ask(struct __res_state *st, const char *name, int type, struct answer *a, char *why,
+                size_t len)
+{
+    pthread_mutex_unlock(&busy);   /* waiting for a server: a fork may go ahead */
+    int got = res_nquery(st, name, ns_c_in, type, a->buf, ANSWER_MAX);
+    pthread_mutex_lock(&busy);
+    if (got < 0) {
+        snprintf(why, len, "%s", dns_error(st->res_h_errno));
+        return false;
+    }
+    int n = dns_parse(a->buf, got < ANSWER_MAX ? got : ANSWER_MAX, a->recs + a->n, MAX_RECORDS - a->n);
+    if (n < 0) {
+        snprintf(why, len, "a malformed answer");
+        return false;
+    }
+    a->n += n;
+    return true;
+}
+
+static bool has_address(const struct answer *a, const char *owner)
+{
+    for (int i = 0; i < a->n; i++)
+        if ((a->recs[i].type == ns_t_a || a->recs[i].type == ns_t_aaaa) &&
+            strcmp(a->recs[i].owner, owner) == 0)
+            return true;
+    return false;
+}
+
+/* The endpoints of a `dns` name: its A and AAAA records (the port is the
+ * application's), or of an `srv` name. *ttl is the shortest record TTL. */
+static size_t lookup(struct __res_state *st, const struct name_watch *w, struct answer *a,
+                     struct endpoint_spec *out, uint32_t *ttl, char *why, size_t len)
+{
+    size_t n = 0;
+    char why6[96];
+    if (w->src == SOURCE_DNS) {
+        bool v4 = ask(st, w->name, ns_t_a, a, why, len);
+        bool v6 = ask(st, w->name, ns_t_aaaa, a, why6, sizeof(why6));
+        if (!v4 && v6)
+            why[0] = '\0';
+        for (int i = 0; i < a->n && n < MAX_ENDPOINTS; i++)
+            if (a->recs[i].section == DNS_ANSWER)
+                out[n++] = (struct endpoint_spec){ .addr = a->recs[i].addr, .weight = 1 };
+    } else {
+        if (!ask(st, w->name, ns_t_srv, a, why, len))
+            return 0;
+        /* Targets the server sent no address for are asked for them. */
+        for (int i = 0, m = a->n; i < m; i++) {
+            if (a->recs[i].type != ns_t_srv || has_address(a, a->recs[i].target))
+                continue;
+            char target[DNS_NAME_MAX], ignored[96];
+            memcpy(target, a->recs[i].target, sizeof(target));
+            ask(st, target, ns_t_a, a, ignored, sizeof(ignored));
+            ask(st, target, ns_t_aaaa, a, ignored, sizeof(ignored));
+        }
+        n = discovery_srv_endpoints(a->recs, (size_t)a->n, out, MAX_ENDPOINTS);
+    }
+    *ttl = DISCOVERY_TTL_MAX_S;
+    for (int i = 0; i < a->n; i++)
+        if (a->recs[i].ttl < *ttl)
+            *ttl = a->recs[i].ttl;
+    if (n == 0 && !why[0])
+        snprintf(why, len, w->src == SOURCE_DNS ? "no A or AAAA records"
+                                                : "no SRV record with a target that has an address");
+    return n;
+}
+
+static void refresh(struct name_watch *w, const char *server, struct answer *a,
+                    struct endpoint_spec *out)
+{
+    struct __res_state st;
+    char why[160] = "";
+    uint32_t ttl = 0;
+    size_t n = 0;
+    a->n = 0;
+    if (resolver_open(&st, server, why, sizeof(why))) {
+        n = lookup(&st, w, a, out, &ttl, why, sizeof(why));
+        res_nclose(&st);
+    }
+    const char *kind = w->src == SOURCE_DNS ? "dns" : "srv";
+    uint64_t now = now_ns();
+    if (n > 0 && service_set_found(w->svc, w->src, out, n, rng_thread())) {
+        if (w->failures)
+            log_warn("%s: %s %s answers again: %zu endpoints", w->svc->name, kind, w->name, n);
+        else
+            log_debug("%s: %s %s: %zu endpoints, ttl %us", w->svc->name, kind, w->name, n, ttl);
+        w->failures = 0;
+        w->answered = true;
+        w->due_ns = now + (uint64_t)discovery_ttl_s(ttl) * 1000000000u;
+        return;
+    }
+    unsigned wait_s = RETRY_MIN_S << (w->failures < 5 ? w->failures : 5);
+    wait_s = wait_s < RETRY_MAX_S ? wait_s : RETRY_MAX_S;
+    w->failures++;
+    w->due_ns = now + (uint64_t)wait_s * 1000000000u;
+    if (!w->answered) {
+        /* Connects waiting for a first answer stop waiting: there is none. */
+        service_set_found(w->svc, w->src, NULL, 0, rng_thread());
+        w->answered = true;
+        log_warn("%s: %s %s: %s; no endpoints yet, asking again in %us", w->svc->name, kind,
+                 w->name, why[0] ? why : "out of memory", wait_s);
+    } else {
+        log_warn("%s: %s %s: %s; keeping the last good endpoints, asking again in %us",
+                 w->svc->name, kind, w->name, why[0] ? why : "out of memory", wait_s);
+    }
+}
+
+/* ----------------------------------------------------------- the thread -- */
+
+static void sleep_until(uint64_t due_ns)
+{
+    struct timespec ts = { (time_t)(due_ns / 1000000000u), (long)(due_ns % 1000000000u) };
+    pthread_mutex_unlock(&busy);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    pthread_mutex_lock(&busy);
+}
+
+static void wake_waiters(void)
+{
+    pthread_mutex_lock(&lock);
+    pthread_cond_broadcast(&answered);
+    pthread_mutex_unlock(&lock);
+}
+
+static void *watch_main(void *arg)
+{
+    (void)arg;
+    hooks_internal_thread();
+    pthread_mutex_lock(&busy);
+    sem_post(&started);
+    struct answer a = { calloc(MAX_RECORDS, sizeof(struct dns_record)), 0, malloc(ANSWER_MAX) };
+    struct endpoint_spec *out = calloc(MAX_ENDPOINTS, sizeof(*out));
+    if (!a.recs || !a.buf || !out) {
+        log_error("out of memory: DNS and watched files are not refreshed");
+        pthread_mutex_unlock(&busy);
+        return NULL;
+    }
+    for (;;) {
+        if (now_ns() >= files_due_ns) {
+            check_config();
+            check_files();
+            tls_check_files(mesh_registry()->cfg);
+            files_due_ns = now_ns() + (uint64_t)mesh_registry()->cfg->tls_reload_interval_ms * 1000000u;
+        }
+        uint64_t next = files_due_ns;
+        for (size_t i = 0; i < n_names; i++) {
+            if (names[i].due_ns <= now_ns()) {
+                refresh(&names[i], mesh_registry()->cfg->dns_server, &a, out);
+                wake_waiters();
+            }
+            if (names[i].due_ns < next)
+                next = names[i].due_ns;
+        }
+        sleep_until(next);
+    }
+    return NULL;
+}
+
+void watch_init(struct registry *reg)
+{
+    hooks_enter();          /* our own file reads are not the program's */
+    plan(reg);
+    check_files();
+    if (reg->cfg->file) {
+        config_id = file_id_of(reg->cfg->file);
+        config_hash = text_hash(reg->cfg->file);
+    }
+    files_due_ns = now_ns() + (uint64_t)reg->cfg->tls_reload_interval_ms * 1000000u;
+    hooks_leave();
+}
+
+void watch_start(void)
+{
+    /* A config from the environment alone, without DNS: nothing to watch. */
+    if (!__atomic_load_n(&needed, __ATOMIC_ACQUIRE) || __atomic_load_n(&running, __ATOMIC_ACQUIRE) ||
+        __atomic_exchange_n(&running, 1, __ATOMIC_ACQ_REL))
+        return;
+    int saved = errno;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    sem_init(&started, 0, 0);
+    int rc = pthread_create(&thread, &attr, watch_main, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Its start-up (the runtime's allocations for a new thread) is over
+     * before a fork can happen. */
+    while (rc == 0 && sem_wait(&started) < 0)
+        ;
+    if (rc != 0)
+        log_error("cannot start the watcher thread: %s; DNS endpoints and config changes are "
+                  "not followed", strerror(rc));
+    errno = saved;
+}
+
+void watch_wait(struct service *svc, uint64_t deadline_ns)
+{
+    int saved = errno;
+    struct timespec ts = { (time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u) };
+    pthread_mutex_lock(&lock);
+    while (service_waiting(svc) && now_ns() < deadline_ns)
+        pthread_cond_clockwait(&answered, &lock, CLOCK_MONOTONIC, &ts);
+    pthread_mutex_unlock(&lock);
+    errno = saved;
+}
+
+void watch_atfork_pause(void)
+{
+    pthread_mutex_lock(&busy);
+}
+
+void watch_atfork_prepare(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+void watch_atfork_parent(void)
+{
+    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&busy);
+}
+
+void watch_atfork_child(void)
+{
+    /* The thread is the parent's: the child starts its own when it needs
+     * one. The tables were whole (the lock was held). */
+    pthread_mutex_init(&busy, NULL);
+    pthread_mutex_init(&lock, NULL);
+    pthread_cond_init(&answered, NULL);
+    running = 0;
+}

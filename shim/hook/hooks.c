@@ -1,0 +1,426 @@
+/*
+ * hooks.c — the exported names: the top of hook → logic → real_ (the
+ * real_* trampolines are libc/real.h's, generated from the same table,
+ * libc/hooks.def).
+ *
+ * Each exported function decides only whether to pass through: the shim is
+ * inert (no registry), or this thread is already inside the shim. The logic
+ * lives in connect.c and resolve.c. Descriptor bookkeeping (close, dup, new
+ * descriptors clearing stale slots) runs whenever the shim is active, even
+ * re-entrantly, so the table never points at a number that was reused.
+ */
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine/placeholder.h"
+#include "libc/real.h"
+#include "mesh/connect.h"
+#include "mesh/dial.h"
+#include "mesh/fdtable.h"
+#include "mesh/resolve.h"
+#include "meshim/mesh.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* The registry when this call should be meshed, NULL to pass through. */
+static inline struct registry *meshing(void)
+{
+    struct registry *reg = mesh_registry();
+    return reg && !hooks_busy() ? reg : NULL;
+}
+
+/* A call that returned a new descriptor: forget whatever a close we never
+ * saw (glibc closes internally, raw syscalls) left at that number. */
+static inline int fresh_fd(int fd)
+{
+    if (fd >= 0 && mesh_registry())
+        fdtable_drop(fd);
+    return fd;
+}
+
+/* ------------------------------------------------------------- sockets -- */
+
+EXPORT int socket(int domain, int type, int protocol)
+{
+    int fd = fresh_fd(real_socket(domain, type, protocol));
+    if (fd >= 0 && mesh_registry()) {
+        bool tcp = (domain == AF_INET || domain == AF_INET6) &&
+                   (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM &&
+                   (protocol == 0 || protocol == IPPROTO_TCP);
+        fdtable_set_kind(fd, tcp ? FD_TCP : FD_NOT_TCP);
+    }
+    return fd;
+}
+
+EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+    int rc = real_socketpair(domain, type, protocol, sv);
+    if (rc == 0) {
+        fresh_fd(sv[0]);
+        fresh_fd(sv[1]);
+    }
+    return rc;
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct registry *reg = meshing();
+    if (!reg)
+        return real_connect(fd, addr, len);
+    hooks_enter();
+    int rc = meshim_connect(reg, fd, addr, len);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    struct registry *reg = meshing();
+    if (!reg)
+        return fresh_fd(real_accept(fd, addr, len));
+    hooks_enter();
+    int rc = meshim_accept(reg, fd, addr, len, 0, false);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    struct registry *reg = meshing();
+    if (!reg)
+        return fresh_fd(real_accept4(fd, addr, len, flags));
+    hooks_enter();
+    int rc = meshim_accept(reg, fd, addr, len, flags, true);
+    hooks_leave();
+    return rc;
+}
+
+/* ------------------------------------------- calls on a connecting socket -- */
+
+/* Is a connect going on behind a placeholder anywhere in the process? */
+static inline bool swaps_possible(void)
+{
+    return __atomic_load_n(&placeholders_live, __ATOMIC_ACQUIRE) > 0;
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    if (!swaps_possible() || hooks_busy())
+        return real_getsockopt(fd, level, name, val, len);
+    hooks_enter();
+    int rc = meshim_getsockopt(fd, level, name, val, len);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    if (!swaps_possible() || hooks_busy())
+        return real_setsockopt(fd, level, name, val, len);
+    hooks_enter();
+    int rc = meshim_setsockopt(fd, level, name, val, len);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    if (!swaps_possible() || hooks_busy())
+        return real_getsockname(fd, addr, len);
+    hooks_enter();
+    int rc = meshim_getname(fd, addr, len, false);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    if (!swaps_possible() || hooks_busy())
+        return real_getpeername(fd, addr, len);
+    hooks_enter();
+    int rc = meshim_getname(fd, addr, len, true);
+    hooks_leave();
+    return rc;
+}
+
+EXPORT int epoll_create(int size)
+{
+    int rc = real_epoll_create(size);
+    if (rc >= 0 && mesh_registry())
+        placeholder_epoll_created(rc);
+    return fresh_fd(rc);
+}
+
+EXPORT int epoll_create1(int flags)
+{
+    int rc = real_epoll_create1(flags);
+    if (rc >= 0 && mesh_registry())
+        placeholder_epoll_created(rc);
+    return fresh_fd(rc);
+}
+
+/* --------------------------------------------------- descriptor lifetime -- */
+
+/* Calls that close or replace descriptor numbers run under swap_lock while
+ * the engine may put a socket back on a number (placeholder.h), so it never
+ * puts one on a number the application has just closed and reused. */
+static inline bool swap_guard(void)
+{
+    if (!swaps_possible() || hooks_busy())
+        return false;
+    swap_lock();
+    return true;
+}
+
+static inline void swap_unguard(bool guarded)
+{
+    if (guarded)
+        swap_unlock();
+}
+
+EXPORT int close(int fd)
+{
+    if (!mesh_registry())
+        return real_close(fd);
+    /* Take the slot first: once the number is closed another thread may get
+     * it from socket() and must not find our connection there. */
+    bool guarded = swap_guard();
+    fdtable_set_kind(fd, FD_UNKNOWN);
+    struct conn *c = fdtable_take(fd);
+    if (c)
+        conn_closing(c, fd);
+    int rc = real_close(fd);
+    int err = errno;
+    swap_unguard(guarded);
+    conn_unref(c);
+    errno = err;
+    return rc;
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    if (!mesh_registry())
+        return real_close_range(first, last, flags);
+    bool guarded = swap_guard();
+    if (!(flags & CLOSE_RANGE_CLOEXEC))
+        fdtable_drop_range(first, last);
+    int rc = real_close_range(first, last, flags);
+    int err = errno;
+    swap_unguard(guarded);
+    errno = err;
+    return rc;
+}
+
+EXPORT void closefrom(int lowfd)
+{
+    if (!mesh_registry()) {
+        real_closefrom(lowfd);
+        return;
+    }
+    bool guarded = swap_guard();
+    if (lowfd >= 0)
+        fdtable_drop_range((unsigned)lowfd, ~0u);
+    real_closefrom(lowfd);
+    swap_unguard(guarded);
+}
+
+EXPORT int dup(int fd)
+{
+    int rc = real_dup(fd);
+    if (rc >= 0 && mesh_registry())
+        fdtable_share(fd, rc);
+    return rc;
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+    bool guarded = swap_guard();
+    int rc = real_dup2(oldfd, newfd);
+    int err = errno;
+    swap_unguard(guarded);
+    if (rc >= 0 && oldfd != newfd && mesh_registry())
+        fdtable_share(oldfd, newfd);
+    errno = err;
+    return rc;
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    bool guarded = swap_guard();
+    int rc = real_dup3(oldfd, newfd, flags);
+    int err = errno;
+    swap_unguard(guarded);
+    if (rc >= 0 && mesh_registry())
+        fdtable_share(oldfd, newfd);
+    errno = err;
+    return rc;
+}
+
+/* fcntl is variadic; every command's argument fits in a pointer-sized slot,
+ * which is how it is passed on in the registers of the ABIs glibc supports. */
+static int fcntl_common(int rc, int fd, int cmd)
+{
+    if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && mesh_registry())
+        fdtable_share(fd, rc);
+    return rc;
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl_common(real_fcntl(fd, cmd, arg), fd, cmd);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl_common(real_fcntl64(fd, cmd, arg), fd, cmd);
+}
+
+/* glibc's syscall() reads six argument slots whatever the number; so does
+ * this, and passes them on. Only SYS_close is looked at: a descriptor that
+ * libuv closes this way must end its connection as close() would. */
+EXPORT long syscall(long number, ...)
+{
+    va_list ap;
+    va_start(ap, number);
+    long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+    long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+    va_end(ap);
+    if (number == SYS_close && mesh_registry() && !hooks_busy())
+        return close((int)a1);
+    return real_syscall(number, a1, a2, a3, a4, a5, a6);
+}
+
+/* ----------------------------------------------------------- resolution -- */
+
+EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                       struct addrinfo **res)
+{
+    struct registry *reg = meshing();
+    if (!reg)
+        return real_getaddrinfo(node, service, hints, res);
+    hooks_enter();
+    int rc = meshim_getaddrinfo(reg, node, service, hints, res);
+    hooks_leave();
+    return rc;
+}
+
+/* The gethostby* family: the mesh answers (handled = true) or the call goes
+ * to libc. The _r forms fill the caller's buffer; the others a per-thread
+ * one (glibc uses one static buffer for the whole process). */
+static int host_by_name(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
+                        struct hostent **result, int *h_errnop, bool *handled)
+{
+    struct registry *reg = meshing();
+    *handled = false;
+    if (!reg)
+        return 0;
+    hooks_enter();
+    int rc = meshim_gethostbyname_r(reg, name, af, ret, buf, buflen, result, h_errnop, handled);
+    hooks_leave();
+    return rc;
+}
+
+static int host_by_addr(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf,
+                        size_t buflen, struct hostent **result, int *h_errnop, bool *handled)
+{
+    struct registry *reg = meshing();
+    *handled = false;
+    if (!reg)
+        return 0;
+    hooks_enter();
+    int rc = meshim_gethostbyaddr_r(reg, addr, len, type, ret, buf, buflen, result, h_errnop, handled);
+    hooks_leave();
+    return rc;
+}
+
+static __thread struct hostent host_static __attribute__((tls_model("initial-exec")));
+static __thread char host_buf[512] __attribute__((tls_model("initial-exec")));
+
+static struct hostent *static_result(int rc, struct hostent *result, int herr)
+{
+    if (rc || !result) {
+        h_errno = herr ? herr : NO_RECOVERY;
+        return NULL;
+    }
+    return result;
+}
+
+EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
+                            struct hostent **result, int *h_errnop)
+{
+    bool handled;
+    int rc = host_by_name(name, af, ret, buf, buflen, result, h_errnop, &handled);
+    return handled ? rc : real_gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
+}
+
+EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+                           struct hostent **result, int *h_errnop)
+{
+    bool handled;
+    int rc = host_by_name(name, AF_INET, ret, buf, buflen, result, h_errnop, &handled);
+    return handled ? rc : real_gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+}
+
+EXPORT struct hostent *gethostbyname2(const char *name, int af)
+{
+    bool handled;
+    struct hostent *result = NULL;
+    int herr = 0;
+    int rc = host_by_name(name, af, &host_static, host_buf, sizeof(host_buf), &result, &herr, &handled);
+    return handled ? static_result(rc, result, herr) : real_gethostbyname2(name, af);
+}
+
+EXPORT struct hostent *gethostbyname(const char *name)
+{
+    bool handled;
+    struct hostent *result = NULL;
+    int herr = 0;
+    int rc = host_by_name(name, AF_INET, &host_static, host_buf, sizeof(host_buf), &result, &herr,
+                          &handled);
+    return handled ? static_result(rc, result, herr) : real_gethostbyname(name);
+}
+
+EXPORT int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf,
+                           size_t buflen, struct hostent **result, int *h_errnop)
+{
+    bool handled;
+    int rc = host_by_addr(addr, len, type, ret, buf, buflen, result, h_errnop, &handled);
+    return handled ? rc : real_gethostbyaddr_r(addr, len, type, ret, buf, buflen, result, h_errnop);
+}
+
+EXPORT struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
+{
+    bool handled;
+    struct hostent *result = NULL;
+    int herr = 0;
+    int rc = host_by_addr(addr, len, type, &host_static, host_buf, sizeof(host_buf), &result, &herr,
+                          &handled);
+    return handled ? static_result(rc, result, herr) : real_gethostbyaddr(addr, len, type);
+}
+
+EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen,
+                       char *serv, socklen_t servlen, int flags)
+{
+    struct registry *reg = meshing();
+    bool handled = false;
+    int rc = 0;
+    if (reg) {
+        hooks_enter();
+        rc = meshim_getnameinfo(reg, sa, salen, host, hostlen, serv, servlen, flags, &handled);
+        hooks_leave();
+    }
+    return handled ? rc : real_getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
+}

@@ -1,0 +1,156 @@
+/*
+ * process.c — the shim's entry points other than the hooks: the constructor
+ * (start-up in each process), the fork handlers and the destructor.
+ *
+ * The constructor reads the config (SPEC §2.1). An invalid config stops the
+ * program at start with status 78, or with on_error = passthrough leaves the
+ * shim inert; both after printing every problem. Symbols are not bound here
+ * (hooks.c binds lazily), so nothing in this file depends on load order.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/placeholder.h"
+#include "engine/watch.h"
+#include "libc/real.h"
+#include "mesh/conn.h"
+#include "mesh/fdtable.h"
+#include "mesh/relay.h"
+#include "meshim/mesh.h"
+#include "observe/accesslog.h"
+#include "observe/log.h"
+#include "observe/metrics.h"
+#include "tls/tls.h"
+
+/* Before the log is configured: straight to stderr, one line each. */
+static void print_errors(const char *errors, const char *outcome)
+{
+    char line[1200];
+    for (const char *p = errors; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        int n = snprintf(line, sizeof(line), "meshim[%d]: error: %.*s\n", (int)getpid(), (int)len, p);
+        (void)syscall(SYS_write, 2, line, (size_t)(n < (int)sizeof(line) ? n : (int)sizeof(line) - 1));
+        p += len + (nl ? 1 : 0);
+    }
+    int n = snprintf(line, sizeof(line), "meshim[%d]: error: invalid config: %s\n", (int)getpid(), outcome);
+    (void)syscall(SYS_write, 2, line, (size_t)n);
+}
+
+static void atfork_prepare(void)
+{
+    struct registry *reg = mesh_registry();
+    hooks_bind();           /* the child must not dlsym half-way through */
+    /* First the background threads, until each is between two pieces of
+     * work (they take the locks below while they work); then the order
+     * locks nest in at run time: swap, epoll sets, the watcher, services,
+     * descriptor table, engine queue. */
+    engine_atfork_pause();
+    watch_atfork_pause();
+    placeholder_atfork_prepare();
+    watch_atfork_prepare();
+    if (reg)
+        registry_lock_all(reg);
+    fdtable_atfork_prepare();
+    tls_atfork_prepare();
+    engine_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+    struct registry *reg = mesh_registry();
+    engine_atfork_parent();
+    tls_atfork_parent();
+    fdtable_atfork_parent();
+    if (reg)
+        registry_unlock_all(reg);
+    watch_atfork_parent();
+    placeholder_atfork_parent();
+}
+
+static void atfork_child(void)
+{
+    struct registry *reg = mesh_registry();
+    engine_atfork_child();
+    relay_atfork_child();
+    tls_atfork_child();
+    fdtable_atfork_child();
+    if (reg)
+        registry_reinit_locks(reg);
+    watch_atfork_child();
+    placeholder_atfork_child();
+    rng_fork_child();       /* the child draws its own endpoints */
+    metrics_atfork_child(); /* and counts into a stats file of its own */
+}
+
+static bool uses_tls(const struct mesh_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_services; i++)
+        if (cfg->services[i].tls == TLS_MTLS)
+            return true;
+    for (size_t i = 0; i < cfg->n_inbound; i++)
+        if (cfg->inbound[i].tls != INBOUND_OFF)
+            return true;
+    return false;
+}
+
+__attribute__((constructor(101))) static void mesh_init(void)
+{
+    mesh_env_snapshot();
+    char *errors = NULL;
+    enum on_error on_error;
+    struct mesh_config *cfg = mesh_load_config(&errors, &on_error);
+    if (!cfg) {
+        if (on_error == ON_ERROR_PASSTHROUGH) {
+            print_errors(errors, "mesh features are off, everything passes through");
+            free(errors);
+            return;
+        }
+        print_errors(errors, "exiting with status 78 (set on_error = passthrough to run unmeshed)");
+        free(errors);
+        _exit(MESHIM_EXIT_CONFIG);
+    }
+    if (!cfg->active) {
+        config_free(cfg);
+        return;     /* nothing configured: inert */
+    }
+    log_configure(cfg->log_level, cfg->log_file);
+    access_configure(cfg->access_log);
+
+    struct registry *reg = registry_build(cfg, NULL, rng_thread());
+    if (!reg) {
+        log_error("out of memory building the service registry; mesh features are off");
+        config_free(cfg);
+        return;
+    }
+    watch_init(reg);        /* endpoints files are read now, DNS when first used */
+    if (uses_tls(cfg)) {
+        /* The identity is loaded now, before the program can drop its
+         * privileges (nginx's workers run as nobody and could no longer
+         * read a root-only key); a fork child inherits it. */
+        char why[TLS_WHY_MAX];
+        tls_identity_put(tls_identity_get(cfg, why, sizeof(why)));
+    }
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    mesh_publish(reg);
+    log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");
+}
+
+/* At exit the relays send what the application wrote (bounded), the
+ * connections still open end: their access-log lines are written now (the
+ * kernel closes their descriptors without a hook); then the stats file
+ * goes. */
+__attribute__((destructor)) static void mesh_exit(void)
+{
+    if (mesh_registry()) {
+        relay_exit();       /* what the application wrote on mTLS connections goes out */
+        conn_exit();
+        metrics_exit();
+    }
+}

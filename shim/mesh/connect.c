@@ -1,0 +1,422 @@
+/*
+ * connect.c — what connect() and accept() do for meshed destinations.
+ *
+ * A connect to a service VIP, or to one of a service's `addresses`, goes to
+ * an endpoint the service's balancer picks, on the application's own socket
+ * (so every option it set before connect applies), skipping endpoints whose
+ * circuit is open. A blocking socket makes its attempts here, in the
+ * caller's thread: each bounded by connect_timeout, retried on another
+ * endpoint with backoff while the retry budget allows, every outcome fed to
+ * the endpoint's circuit. A non-blocking socket never blocks: attempts
+ * that settle inside connect() (loopback) are made here, and the first one
+ * that does not, or a retry that must wait, goes on in the engine (dial.c).
+ * Anything else — UDP, Unix sockets, other TCP — is passed through after one
+ * table look-up.
+ */
+#include "mesh/connect.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/health.h"
+#include "engine/placeholder.h"
+#include "engine/watch.h"
+#include "libc/real.h"
+#include "mesh/attempt.h"
+#include "mesh/conn.h"
+#include "mesh/dial.h"
+#include "mesh/fdtable.h"
+#include "mesh/mtls.h"
+#include "meshim/mesh.h"
+#include "observe/accesslog.h"
+#include "observe/log.h"
+#include "observe/metrics.h"
+
+/* --------------------------------------------------------------- helpers -- */
+
+static int socket_int(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+    if (real_getsockopt(fd, level, name, &v, &len) < 0)
+        return -1;
+    return v;
+}
+
+static int fail(int err)
+{
+    errno = err;
+    return -1;
+}
+
+/* A connection object for this connect(), put at fd: the table holds one
+ * reference and the caller gets another (dropped with conn_unref). */
+static struct conn *track(int fd, struct service *svc, uint16_t app_port)
+{
+    struct conn *c = conn_new(svc, app_port);
+    if (c) {
+        conn_ref(c);
+        fdtable_set(fd, c);
+    }
+    return c;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* ------------------------------------------------------- blocking socket -- */
+
+/* One attempt on a blocking socket, bounded by timeout_ms: the socket is
+ * non-blocking for the attempt, then gets its flags back. A signal does not
+ * cut the attempt short. Returns 0 or the errno of the failure. */
+static int attempt_blocking(int fd, const struct sockaddr *sa, socklen_t len, int flags,
+                            uint32_t timeout_ms)
+{
+    real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));
+    int err = real_connect(fd, sa, len) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+        uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        for (;;) {
+            uint64_t now = now_ns();
+            int left = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+            int n = poll(&p, 1, left);
+            if (n > 0) {
+                socklen_t elen = sizeof(err);
+                if (real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+                    err = errno;
+                break;
+            }
+            if (n == 0) {
+                err = ETIMEDOUT;
+                break;
+            }
+            if (errno != EINTR) {
+                err = errno;
+                break;
+            }
+        }
+    }
+    real_fcntl(fd, F_SETFL, (void *)(long)flags);
+    return err;
+}
+
+/* The per-attempt bound: connect_timeout, or SO_SNDTIMEO when shorter
+ * (blocking sockets only: it means nothing to a non-blocking one). */
+static uint32_t attempt_timeout_ms(int fd, const struct service *svc, bool blocking)
+{
+    uint32_t cfg_ms = service_cfg(svc)->connect_timeout_ms;
+    uint32_t ms = cfg_ms ? cfg_ms : UINT32_MAX;
+    struct timeval tv;
+    socklen_t len = sizeof(tv);
+    if (blocking && real_getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 &&
+        (tv.tv_sec || tv.tv_usec)) {
+        uint64_t snd = (uint64_t)tv.tv_sec * 1000 + (uint64_t)(tv.tv_usec + 999) / 1000;
+        if (snd < ms)
+            ms = (uint32_t)snd;
+    }
+    return ms == UINT32_MAX ? 120000 : ms;
+}
+
+/* Every attempt of this connect() failed, the last with err at `last`, or
+ * none could be made: the record ends, the application gets the errno. */
+static int all_failed(int fd, struct pick *p, struct conn *c, int err, const char *last)
+{
+    unsigned attempts = c->attempts;
+    conn_failed(c, attempts ? err : 0, 0);
+    fdtable_drop(fd);
+    conn_unref(c);
+    if (attempts == 0) {
+        err = no_endpoint(p);
+        pick_done(p);
+        return fail(err);
+    }
+    pick_done(p);
+    /* A timed-out attempt's SYN is still in flight: abort it, or the kernel
+     * could complete a connection the application was told had failed. */
+    reset_socket(fd);
+    attempts_failed(p->svc, attempts, last, err);
+    return fail(err);
+}
+
+/* A blocking socket: attempts in the caller's thread, on its own socket,
+ * each on another endpoint where one is left, with backoff and the budget. */
+static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app_port, int flags)
+{
+    struct service *svc = p->svc;
+    uint32_t timeout_ms = attempt_timeout_ms(fd, svc, true);
+    int err = 0;
+    char last[LAST_MAX] = "";
+    budget_first(svc);
+    if (service_waiting(svc))
+        watch_wait(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
+    for (unsigned retry = 0;; retry++) {
+        if (retry > 0) {
+            sleep_ns(retry_delay_ns(svc, retry));
+            reset_socket(fd);
+        }
+        struct sockaddr_storage ss;
+        socklen_t sslen;
+        struct endpoint *ep = pick_target(p, app_port, &ss, &sslen);
+        if (!ep)
+            break;
+        uint64_t started = conn_attempt(c, ep);
+        err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, timeout_ms);
+        struct tls_identity *id = NULL;
+        SSL *ssl = NULL;
+        int net = -1;
+        char why_tls[TLS_WHY_MAX];
+        const char *why = NULL;
+        if (err == 0 && mtls_wanted(c)) {
+            err = mtls_handshake_blocking(fd, c, timeout_ms, &id, &ssl, &net, why_tls,
+                                          sizeof(why_tls));
+            why = err ? why_tls : NULL;
+        }
+        attempt_record(svc, ep, err, started);
+        if (err == 0) {
+            conn_connected(c);
+            int rc = ssl ? mtls_relay_blocking(fd, c, id, ssl, net) : 0;
+            conn_unref(c);
+            pick_done(p);
+            return rc;
+        }
+        attempt_failed_log(svc, ep, app_port, c->attempts, err, why, last, sizeof(last));
+        if (!retry_next(p, err, retry))
+            break;
+    }
+    return all_failed(fd, p, c, err, last);
+}
+
+/* --------------------------------------------------- non-blocking socket -- */
+
+/* Right after connect() returned EINPROGRESS: has it finished already? (On
+ * loopback the handshake, or the refusal, happens inside connect().)
+ * Returns 0, the errno of the failure, or EINPROGRESS. */
+static int settled(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    if (poll(&pfd, 1, 0) <= 0)
+        return EINPROGRESS;
+    if (!(pfd.revents & (POLLERR | POLLHUP)))
+        return 0;
+    int err = socket_int(fd, SOL_SOCKET, SO_ERROR);
+    return err > 0 ? err : ECONNREFUSED;
+}
+
+/* A non-blocking socket: never blocks the caller. Attempts that settle at
+ * once are made here; the first one that does not, or a retry that must
+ * wait for its backoff, goes on in the engine (dial.c) behind a placeholder,
+ * and connect() returns EINPROGRESS. */
+static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t app_port,
+                               uint64_t delay_ns)
+{
+    struct service *svc = p->svc;
+    struct dial_spec spec = { .timeout_ms = attempt_timeout_ms(fd, svc, false),
+                              .app_port = app_port, .err = ECONNREFUSED };
+    budget_first(svc);
+    /* Endpoints from DNS that has not answered yet: the engine waits for
+     * them (up to connect_timeout), not the caller. */
+    if (!delay_ns && service_waiting(svc))
+        delay_ns = 1;
+    for (unsigned retry = 0;; retry++) {
+        spec.retry = retry;
+        if (delay_ns) {
+            /* Waits in the engine, which then makes the next attempt. */
+            spec.delay_ns = delay_ns;
+            return dial_start(fd, c, p, &spec);
+        }
+        struct sockaddr_storage ss;
+        socklen_t sslen;
+        struct endpoint *ep = pick_target(p, app_port, &ss, &sslen);
+        if (!ep)
+            break;
+        uint64_t started = conn_attempt(c, ep);
+        int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
+        if (err == EINPROGRESS)
+            err = settled(fd);
+        if (err == 0 && mtls_wanted(c))
+            err = EINPROGRESS;      /* the handshake is the engine's */
+        if (err == EINPROGRESS || err == EINTR) {
+            spec.connecting = true;
+            spec.started_ns = started;
+            return dial_start(fd, c, p, &spec);
+        }
+        attempt_record(svc, ep, err, started);
+        if (err == 0) {
+            conn_connected(c);
+            conn_unref(c);
+            pick_done(p);
+            return fail(EINPROGRESS);     /* what the kernel said; it is connected */
+        }
+        spec.err = err;
+        attempt_failed_log(svc, ep, app_port, c->attempts, err, NULL, spec.last, sizeof(spec.last));
+        if (!retry_next(p, err, retry))
+            break;
+        reset_socket(fd);
+        delay_ns = retry_delay_ns(svc, retry + 1);
+    }
+    return all_failed(fd, p, c, spec.err, spec.last);
+}
+
+/* ---------------------------------------------------------- meshim_connect -- */
+
+/* Shares are drawn per connection: fault_abort fails it on purpose. */
+static bool draw(double share)
+{
+    return share > 0 && (double)rng_below(rng_thread(), 1000000) < share * 1000000;
+}
+
+/* connect() on a descriptor whose connection is already meshed. Returns
+ * true when that answers the call (*rc set), false to mesh it anew. */
+static bool connect_again(int fd, struct conn *c, int family, uint16_t port, int *rc)
+{
+    struct sockaddr_storage ss;
+    /* Under swap_lock: the engine may be putting the socket back just now
+     * (the application can see EPOLLOUT before the state says OPEN). */
+    swap_lock();
+    int state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+    swap_unlock();
+    switch (state) {
+    case CONN_DIALING:
+        *rc = fail(EALREADY);
+        return true;
+    case CONN_RELAYED:
+        *rc = fail(EISCONN);
+        return true;
+    case CONN_FAILED: {
+        /* The kernel reports a failed connect's error once, then lets the
+         * socket connect again: put the real socket back and start over. */
+        int err = __atomic_exchange_n(&c->error, 0, __ATOMIC_ACQ_REL);
+        if (err) {
+            *rc = fail(err);
+            return true;
+        }
+        dial_revive(fd, c);
+        return false;
+    }
+    default:
+        /* Polling a non-blocking connect with connect(), as some libraries
+         * do: same endpoint, so the kernel answers EALREADY / EISCONN. */
+        if (!c->ep)
+            return false;
+        *rc = real_connect(fd, (struct sockaddr *)&ss, endpoint_addr(c->ep, family, port, &ss));
+        return true;
+    }
+}
+
+int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct netaddr dst;
+    struct service *svc;
+    if (!addr || !netaddr_from_sockaddr(addr, len, &dst) || !(svc = registry_match(reg, &dst)))
+        return real_connect(fd, addr, len);
+
+    struct conn *existing = fdtable_get(fd);
+    if (existing) {
+        int rc = 0;
+        bool answered = registry_routes_to(svc, existing->svc) &&
+                        connect_again(fd, existing, addr->sa_family, dst.port, &rc);
+        conn_unref(existing);
+        if (answered)
+            return rc;
+    }
+
+    /* TCP only (UDP to a VIP is not meshed); the family is the address's.
+     * socket() told us, unless the descriptor came another way. */
+    int saved = errno;
+    enum fd_kind kind = fdtable_kind(fd);
+    if (kind == FD_UNKNOWN)
+        kind = socket_int(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP ? FD_TCP : FD_NOT_TCP;
+    errno = saved;
+    if (kind != FD_TCP)
+        return real_connect(fd, addr, len);
+
+    /* A split service hands each new connection to one of its targets,
+     * whose endpoints and policies then apply. */
+    svc = registry_split(svc, rng_thread());
+    const struct service_config *cfg = service_cfg(svc);
+    health_start(svc);
+    watch_start();
+    if (__atomic_load_n(&svc->active, __ATOMIC_RELAXED) >= cfg->max_connections) {
+        log_warn("%s: max_connections (%u) reached, connection refused", svc->name,
+                 cfg->max_connections);
+        conn_refused(svc, dst.port, RESULT_OVERFLOW, FLAG_UO);
+        return fail(ECONNREFUSED);
+    }
+    if (draw(cfg->fault_abort)) {
+        log_warn("%s: connection failed on purpose (fault_abort)", svc->name);
+        conn_refused(svc, dst.port, RESULT_FAULT, FLAG_FI);
+        return fail(ECONNREFUSED);
+    }
+    uint64_t delay_ns = draw(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
+
+    bool v6only = addr->sa_family == AF_INET6 && socket_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
+    errno = saved;
+    int flags = real_fcntl(fd, F_GETFL, NULL);
+    if (flags < 0)
+        return -1;
+    /* One connection record for the whole connect(), whatever its attempts. */
+    struct conn *c = track(fd, svc, dst.port);
+    if (!c)
+        return fail(ENOMEM);
+    struct pick p;
+    pick_init(&p, svc, addr->sa_family);
+    p.v6only = v6only;
+    c->flags |= delay_ns ? FLAG_DI : 0;
+    if (flags & O_NONBLOCK)
+        return connect_nonblocking(fd, &p, c, dst.port, delay_ns);
+    if (delay_ns)
+        sleep_ns(delay_ns);
+    return connect_blocking(fd, &p, c, dst.port, flags);
+}
+
+/* ---------------------------------------------------------------- accept -- */
+
+static uint16_t local_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct netaddr a;
+    if (real_getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        !netaddr_from_sockaddr((struct sockaddr *)&ss, len, &a))
+        return 0;
+    return a.port;
+}
+
+int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t *len, int flags,
+                  bool use_accept4)
+{
+    const struct inbound_config *in = NULL;
+    if (reg->cfg->n_inbound) {
+        int saved = errno;
+        in = registry_inbound(reg, local_port(fd));
+        errno = saved;
+        if (in && in->tls == INBOUND_OFF)
+            in = NULL;
+    }
+    for (;;) {
+        int cfd = use_accept4 ? real_accept4(fd, addr, len, flags) : real_accept(fd, addr, len);
+        if (cfd < 0)
+            return cfd;
+        fdtable_drop(cfd);          /* a stale slot left by a close we did not see */
+        if (!in)
+            return cfd;
+        /* A client that cannot even be handed to a relay is closed and
+         * never reaches the application: accept goes on with the next one
+         * (or EAGAIN). */
+        if (mtls_accept(cfd, in, use_accept4 ? flags : 0) >= 0)
+            return cfd;
+    }
+}

@@ -1,0 +1,492 @@
+/*
+ * dial.c — a non-blocking connect's attempts, made by the engine (see
+ * dial.h), and what the socket calls of the application see meanwhile.
+ *
+ * One dial, on the engine thread:
+ *
+ *   WAITING    --(backoff or fault_delay over)--> next attempt
+ *   CONNECTING --(SO_ERROR 0)-------------------> connected: socket back on
+ *                                                 the app's number, done
+ *                                                 (mTLS: HANDSHAKE)
+ *              --(failed, timed out)------------> retry allowed? WAITING
+ *                                                 : FAILED, done
+ *   HANDSHAKE  --(done, identity matches)-------> a relay on the app's
+ *                                                 number, done
+ *              --(failed, timed out)------------> as a failed attempt
+ *   any        --(the app closed its number)----> abandoned, done
+ */
+#include "mesh/dial.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+
+#include "engine/engine.h"
+#include "engine/placeholder.h"
+#include "libc/real.h"
+#include "mesh/fdtable.h"
+#include "mesh/mtls.h"
+#include "mesh/relay.h"
+#include "meshim/mesh.h"
+#include "observe/accesslog.h"
+#include "observe/log.h"
+
+/* How often a connect waiting for a service's first DNS answer looks. */
+#define WAIT_STEP_NS 5000000u
+
+struct dial {
+    struct engine_task task;        /* the hand-over */
+    struct engine_io sock_io;       /* the real socket, while an attempt is in flight */
+    struct engine_io peer_io;       /* the engine's end: HUP when the app closed its number */
+    struct engine_timer timer;      /* the attempt's deadline, or the end of a wait */
+    struct conn *conn;              /* one reference */
+    struct placeholder ph;
+    struct pick pick;
+    struct dial_spec spec;
+    int fd;                         /* the application's number */
+    int sock;                       /* the real socket, at a high number */
+    bool peer_watched;
+    SSL *ssl;                       /* mTLS: the handshake under way, or done */
+    struct tls_identity *id;
+    bool handshaking;
+};
+
+/* The dial is over: nothing of it stays in the engine. The real socket has
+ * been given away or closed by the caller. */
+static void dial_free(struct dial *d)
+{
+    engine_timer_cancel(&d->timer);
+    tls_free(d->ssl, false);
+    tls_identity_put(d->id);
+    if (d->peer_watched)
+        engine_unwatch(&d->peer_io);
+    placeholder_release(&d->ph);
+    conn_unref(d->conn);
+    pick_done(&d->pick);
+    engine_retire(d);
+}
+
+static void set_state(struct conn *c, enum conn_state state, int sock, int err)
+{
+    c->error = err;
+    c->sock = sock;
+    __atomic_store_n(&c->state, state, __ATOMIC_RELEASE);
+}
+
+/* ------------------------------------------------------------- outcomes -- */
+
+static void handshake_begin(struct dial *d);
+static void give_up(struct dial *d, int err);
+
+/* mTLS, handshake done: the application's number gets its end of a relay
+ * (the placeholder's file flags and epoll registrations go with it). */
+static void relayed(struct dial *d)
+{
+    int app, engine;
+    if (!relay_pair(0, &app, &engine)) {
+        log_warn("%s: cannot relay the TLS connection: %s", d->conn->svc->name, strerror(errno));
+        give_up(d, errno);
+        return;
+    }
+    swap_lock();
+    bool ok = placeholder_restore(d->fd, &d->ph, app);
+    if (ok) {
+        d->conn->sock = d->sock;
+        __atomic_store_n(&d->conn->state, CONN_RELAYED, __ATOMIC_RELEASE);
+    } else {
+        set_state(d->conn, CONN_OPEN, -1, 0);   /* the application closed it meanwhile */
+    }
+    swap_unlock();
+    real_close(app);
+    if (!ok)
+        placeholder_done();         /* else the relayed connection keeps it */
+    if (ok) {
+        conn_ref(d->conn);
+        relay_outbound(d->conn, d->id, d->ssl, d->sock, engine);
+    } else {
+        real_close(engine);
+        tls_free(d->ssl, false);
+        tls_identity_put(d->id);
+        real_close(d->sock);
+    }
+    d->ssl = NULL;
+    d->id = NULL;
+    dial_free(d);
+}
+
+static void connected(struct dial *d)
+{
+    struct service *svc = d->conn->svc;
+    if (mtls_wanted(d->conn) && !d->ssl) {
+        handshake_begin(d);
+        return;
+    }
+    attempt_record(svc, d->conn->ep, 0, d->spec.started_ns);
+    conn_connected(d->conn);
+    if (d->ssl) {
+        relayed(d);
+        return;
+    }
+    /* connect() once more, as an application polling with connect() would:
+     * the socket is then "connected" to the kernel too, and the
+     * application's own connect() answers EISCONN, not EALREADY. */
+    struct sockaddr_storage ss;
+    real_connect(d->sock, (struct sockaddr *)&ss,
+                 endpoint_addr(d->conn->ep, d->pick.family, d->spec.app_port, &ss));
+    swap_lock();
+    placeholder_restore(d->fd, &d->ph, d->sock);
+    set_state(d->conn, CONN_OPEN, -1, 0);
+    swap_unlock();
+    real_close(d->sock);        /* the number holds it now (or the app closed it) */
+    placeholder_done();
+    dial_free(d);
+}
+
+static void give_up(struct dial *d, int err)
+{
+    struct service *svc = d->conn->svc;
+    if (d->conn->attempts)
+        attempts_failed(svc, d->conn->attempts, d->spec.last, err);
+    conn_failed(d->conn, d->conn->attempts ? err : 0, 0);
+    reset_socket(d->sock);
+    swap_lock();
+    set_state(d->conn, CONN_FAILED, d->sock, err);  /* the conn owns the socket now */
+    swap_unlock();
+    dial_free(d);
+}
+
+static void next_attempt(struct dial *d);
+
+static void attempt_failed_why(struct dial *d, int err, const char *why)
+{
+    struct service *svc = d->conn->svc;
+    struct endpoint *ep = d->conn->ep;
+    attempt_record(svc, ep, err, d->spec.started_ns);
+    attempt_failed_log(svc, ep, d->spec.app_port, d->conn->attempts, err, why, d->spec.last,
+                       sizeof(d->spec.last));
+    d->spec.err = err;
+    if (!retry_next(&d->pick, err, d->spec.retry)) {
+        give_up(d, err);
+        return;
+    }
+    reset_socket(d->sock);
+    d->spec.retry++;
+    engine_timer_set(&d->timer, now_ns() + retry_delay_ns(svc, d->spec.retry));
+}
+
+static void attempt_failed(struct dial *d, int err)
+{
+    attempt_failed_why(d, err, NULL);
+}
+
+/* -------------------------------------------------------------- mTLS -- */
+
+static void handshake_failed(struct dial *d, int err, const char *why)
+{
+    engine_unwatch(&d->sock_io);
+    engine_timer_cancel(&d->timer);
+    d->handshaking = false;
+    d->spec.connecting = false;
+    tls_free(d->ssl, false);
+    tls_identity_put(d->id);
+    d->ssl = NULL;
+    d->id = NULL;
+    attempt_failed_why(d, err, why);
+}
+
+static void handshake_step(struct dial *d)
+{
+    bool want_write = false;
+    char why[TLS_WHY_MAX];
+    int h = tls_handshake(d->ssl, &want_write, why, sizeof(why));
+    if (h == 0) {
+        engine_interest(&d->sock_io, want_write ? EPOLLOUT : EPOLLIN);
+        return;
+    }
+    int err = mtls_finish(d->conn, d->ssl, h, why, sizeof(why));
+    if (err) {
+        handshake_failed(d, err, why);
+        return;
+    }
+    engine_unwatch(&d->sock_io);
+    engine_timer_cancel(&d->timer);
+    d->handshaking = false;
+    d->spec.connecting = false;
+    connected(d);
+}
+
+/* TCP is connected: the handshake goes on within the attempt's time. */
+static void handshake_begin(struct dial *d)
+{
+    char why[TLS_WHY_MAX];
+    d->ssl = mtls_begin(d->conn, d->sock, &d->id, why, sizeof(why));
+    if (!d->ssl) {
+        attempt_failed_why(d, ECONNRESET, why);
+        return;
+    }
+    d->handshaking = true;
+    d->spec.connecting = true;
+    engine_timer_set(&d->timer, now_ns() + (uint64_t)d->spec.timeout_ms * 1000000u);
+    handshake_step(d);
+}
+
+/* ------------------------------------------------------------- attempts -- */
+
+static void sock_ready(struct engine_io *io, uint32_t events)
+{
+    struct dial *d = container_of(io, struct dial, sock_io);
+    if (d->handshaking) {
+        handshake_step(d);
+        return;
+    }
+    engine_timer_cancel(&d->timer);
+    engine_unwatch(&d->sock_io);
+    d->spec.connecting = false;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (real_getsockopt(d->sock, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (!err && (events & (EPOLLERR | EPOLLHUP)))
+        err = ECONNREFUSED;
+    if (err)
+        attempt_failed(d, err);
+    else
+        connected(d);
+}
+
+static void next_attempt(struct dial *d)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    /* Asked before the pick: an answer that comes between the two is then
+     * seen by the next look, not taken for "no endpoints" (the set and the
+     * flag change under one lock). */
+    bool waiting = !d->conn->attempts && service_waiting(d->conn->svc);
+    struct endpoint *ep = pick_target(&d->pick, d->spec.app_port, &ss, &len);
+    if (!ep && waiting && now_ns() < d->conn->started_ns + (uint64_t)d->spec.timeout_ms * 1000000u) {
+        /* The service's DNS has not answered yet: look again shortly. */
+        engine_timer_set(&d->timer, now_ns() + WAIT_STEP_NS);
+        return;
+    }
+    if (!ep) {
+        give_up(d, d->conn->attempts ? d->spec.err : no_endpoint(&d->pick));
+        return;
+    }
+    d->spec.started_ns = conn_attempt(d->conn, ep);
+    int err = real_connect(d->sock, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
+    if (err == 0) {
+        connected(d);
+    } else if (err == EINPROGRESS) {
+        d->spec.connecting = true;
+        engine_watch(&d->sock_io, EPOLLOUT);
+        engine_timer_set(&d->timer, d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u);
+    } else {
+        attempt_failed(d, err);
+    }
+}
+
+static void timer_fired(struct engine_timer *t)
+{
+    struct dial *d = container_of(t, struct dial, timer);
+    if (!d->spec.connecting) {
+        next_attempt(d);
+        return;
+    }
+    if (d->handshaking) {
+        handshake_failed(d, ETIMEDOUT, "TLS handshake: timed out");
+        return;
+    }
+    engine_unwatch(&d->sock_io);
+    d->spec.connecting = false;
+    attempt_failed(d, ETIMEDOUT);
+}
+
+/* The application's end of the placeholder was shut down: closed (the
+ * number no longer holds it), or only shut down, which changes nothing. */
+static void peer_ready(struct engine_io *io, uint32_t events)
+{
+    (void)events;
+    struct dial *d = container_of(io, struct dial, peer_io);
+    engine_unwatch(&d->peer_io);
+    d->peer_watched = false;
+    swap_lock();
+    bool closed = !placeholder_at(d->fd, &d->ph);
+    if (closed)
+        set_state(d->conn, CONN_OPEN, -1, 0);   /* forgotten: the socket is ours to close */
+    swap_unlock();
+    if (!closed)
+        return;
+    log_debug("%s: connect abandoned by the application", d->conn->svc->name);
+    d->conn->flags |= FLAG_DC;
+    if (d->spec.connecting)
+        engine_unwatch(&d->sock_io);
+    real_close(d->sock);
+    placeholder_done();
+    dial_free(d);
+}
+
+static void begin(struct engine_task *t)
+{
+    struct dial *d = container_of(t, struct dial, task);
+    d->peer_watched = engine_watch(&d->peer_io, EPOLLRDHUP);
+    if (d->spec.connecting) {
+        engine_watch(&d->sock_io, EPOLLOUT);
+        engine_timer_set(&d->timer, d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u);
+    } else {
+        engine_timer_set(&d->timer, now_ns() + d->spec.delay_ns);
+    }
+}
+
+/* ------------------------------------------------------------ hand-over -- */
+
+/* The engine could not take it (see dial.h). */
+static int not_handed(int fd, struct conn *c, struct pick *p, const struct dial_spec *spec)
+{
+    pick_done(p);
+    log_warn("%s: cannot continue the connect in the background: %s", c->svc->name,
+             strerror(errno));
+    if (spec->connecting) {
+        conn_unref(c);
+        errno = EINPROGRESS;
+        return -1;
+    }
+    fdtable_drop(fd);
+    conn_unref(c);
+    errno = spec->err;
+    return -1;
+}
+
+int dial_start(int fd, struct conn *c, struct pick *p, const struct dial_spec *spec)
+{
+    struct dial *d = calloc(1, sizeof(*d));
+    if (!d) {
+        errno = ENOMEM;
+        return not_handed(fd, c, p, spec);
+    }
+    int sock = placeholder_install(fd, &d->ph);
+    if (sock < 0) {
+        free(d);
+        return not_handed(fd, c, p, spec);
+    }
+    d->conn = c;
+    d->pick = *p;
+    d->spec = *spec;
+    d->fd = fd;
+    d->sock = sock;
+    d->task.run = begin;
+    d->sock_io = (struct engine_io){ .ready = sock_ready, .fd = sock };
+    d->peer_io = (struct engine_io){ .ready = peer_ready, .fd = d->ph.peer };
+    d->timer.fire = timer_fired;
+    swap_lock();
+    set_state(c, CONN_DIALING, sock, 0);
+    swap_unlock();
+    if (!engine_post(&d->task)) {
+        swap_lock();
+        placeholder_restore(fd, &d->ph, sock);
+        set_state(c, CONN_OPEN, -1, 0);
+        swap_unlock();
+        real_close(sock);
+        placeholder_release(&d->ph);
+        placeholder_done();
+        free(d);
+        errno = EAGAIN;
+        return not_handed(fd, c, p, spec);
+    }
+    errno = EINPROGRESS;
+    return -1;
+}
+
+void dial_revive(int fd, struct conn *c)
+{
+    swap_lock();
+    int sock = -1;
+    if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CONN_FAILED) {
+        sock = c->sock;
+        placeholder_put_back(fd, sock);
+        set_state(c, CONN_OPEN, -1, 0);
+    }
+    swap_unlock();
+    if (sock >= 0) {
+        real_close(sock);
+        placeholder_done();
+    }
+    fdtable_drop(fd);
+}
+
+/* --------------------------------------------------- the app's socket calls -- */
+
+/* Socket options about the application's own calls on its descriptor:
+ * on a relayed one they belong to its end of the pair. */
+static bool own_option(int level, int name)
+{
+    return level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO ||
+                                   name == SO_RCVLOWAT || name == SO_SNDLOWAT);
+}
+
+/* The descriptor a call on fd goes to: the real socket while the connection
+ * at fd is dialing, failed or relayed, else fd; -1 (ENOTCONN) once a
+ * relay has closed the real socket. Call under swap_lock. */
+static int target(int fd, const struct conn *c, int level, int name)
+{
+    int state = c ? __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) : CONN_OPEN;
+    if (state == CONN_OPEN || (state == CONN_RELAYED && own_option(level, name)))
+        return fd;
+    if (c->sock < 0)
+        errno = ENOTCONN;
+    return c->sock;
+}
+
+int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    struct conn *c = fdtable_get(fd);
+    int rc;
+    swap_lock();
+    int state = c ? __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) : CONN_OPEN;
+    swap_unlock();
+    if (state != CONN_OPEN && level == SOL_SOCKET && name == SO_ERROR && val && len &&
+        *len >= sizeof(int)) {
+        /* While dialing nothing has failed yet; once failed, the errno of
+         * the last attempt, once (the placeholder's own reset goes too). */
+        int err = state == CONN_FAILED ? __atomic_exchange_n(&c->error, 0, __ATOMIC_ACQ_REL) : 0;
+        int own;
+        socklen_t ownlen = sizeof(own);
+        if (state == CONN_FAILED)
+            real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &own, &ownlen);
+        *(int *)val = err;
+        *len = sizeof(int);
+        rc = 0;
+    } else {
+        swap_lock();
+        int to = target(fd, c, level, name);
+        rc = to < 0 ? -1 : real_getsockopt(to, level, name, val, len);
+        swap_unlock();
+    }
+    conn_unref(c);
+    return rc;
+}
+
+int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    struct conn *c = fdtable_get(fd);
+    swap_lock();
+    int to = target(fd, c, level, name);
+    int rc = to < 0 ? -1 : real_setsockopt(to, level, name, val, len);
+    swap_unlock();
+    conn_unref(c);
+    return rc;
+}
+
+int meshim_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
+{
+    struct conn *c = fdtable_get(fd);
+    swap_lock();
+    int to = target(fd, c, 0, 0);
+    int rc = to < 0 ? -1 : peer ? real_getpeername(to, addr, len) : real_getsockname(to, addr, len);
+    swap_unlock();
+    conn_unref(c);
+    return rc;
+}

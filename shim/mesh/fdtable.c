@@ -1,0 +1,174 @@
+/*
+ * fdtable.c — the per-descriptor table (see fdtable.h).
+ */
+#include "mesh/fdtable.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define CHUNK_BITS 10
+#define CHUNK_SLOTS (1u << CHUNK_BITS)
+#define MAX_CHUNKS 1024                 /* 2^20 descriptors: Linux's nr_open default */
+
+static struct conn **chunks[MAX_CHUNKS];
+static uint8_t *kinds[MAX_CHUNKS];      /* enum fd_kind, a byte per descriptor */
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct conn **slot_of(int fd, bool create)
+{
+    if (fd < 0 || (unsigned)fd >= MAX_CHUNKS * CHUNK_SLOTS)
+        return NULL;
+    struct conn ***chunk = &chunks[(unsigned)fd >> CHUNK_BITS];
+    struct conn **slots = __atomic_load_n(chunk, __ATOMIC_ACQUIRE);
+    if (!slots && create) {
+        /* Called under table_lock: no one else creates it meanwhile. */
+        slots = calloc(CHUNK_SLOTS, sizeof(*slots));
+        if (!slots)
+            return NULL;
+        __atomic_store_n(chunk, slots, __ATOMIC_RELEASE);
+    }
+    return slots ? &slots[(unsigned)fd & (CHUNK_SLOTS - 1)] : NULL;
+}
+
+/* Lock-free test for the common case: nothing meshed at fd. */
+static bool empty(int fd)
+{
+    struct conn **slot = slot_of(fd, false);
+    return !slot || !__atomic_load_n(slot, __ATOMIC_ACQUIRE);
+}
+
+void fdtable_set(int fd, struct conn *c)
+{
+    pthread_mutex_lock(&table_lock);
+    struct conn **slot = slot_of(fd, true);
+    struct conn *old = NULL;
+    if (slot) {
+        old = *slot;
+        __atomic_store_n(slot, c, __ATOMIC_RELEASE);
+    } else {
+        old = c;        /* out of memory or fd out of range: not tracked */
+    }
+    pthread_mutex_unlock(&table_lock);
+    conn_unref(old);
+}
+
+struct conn *fdtable_take(int fd)
+{
+    if (empty(fd))
+        return NULL;
+    pthread_mutex_lock(&table_lock);
+    struct conn **slot = slot_of(fd, false);
+    struct conn *c = __atomic_exchange_n(slot, NULL, __ATOMIC_ACQ_REL);
+    pthread_mutex_unlock(&table_lock);
+    return c;
+}
+
+struct conn *fdtable_get(int fd)
+{
+    if (empty(fd))
+        return NULL;
+    pthread_mutex_lock(&table_lock);
+    struct conn *c = *slot_of(fd, false);
+    if (c)
+        conn_ref(c);
+    pthread_mutex_unlock(&table_lock);
+    return c;
+}
+
+static uint8_t *kind_slot(int fd, bool create)
+{
+    if (fd < 0 || (unsigned)fd >= MAX_CHUNKS * CHUNK_SLOTS)
+        return NULL;
+    uint8_t **chunk = &kinds[(unsigned)fd >> CHUNK_BITS];
+    uint8_t *bytes = __atomic_load_n(chunk, __ATOMIC_ACQUIRE);
+    if (!bytes && create) {
+        uint8_t *fresh = calloc(CHUNK_SLOTS, 1);
+        if (!fresh)
+            return NULL;
+        uint8_t *none = NULL;
+        /* Lock-free: a thread that loses the race frees its chunk. */
+        if (__atomic_compare_exchange_n(chunk, &none, fresh, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            bytes = fresh;
+        else
+            free(fresh), bytes = none;
+    }
+    return bytes ? &bytes[(unsigned)fd & (CHUNK_SLOTS - 1)] : NULL;
+}
+
+void fdtable_set_kind(int fd, enum fd_kind kind)
+{
+    uint8_t *k = kind_slot(fd, kind != FD_UNKNOWN);
+    if (k)
+        __atomic_store_n(k, (uint8_t)kind, __ATOMIC_RELAXED);
+}
+
+enum fd_kind fdtable_kind(int fd)
+{
+    uint8_t *k = kind_slot(fd, false);
+    return k ? (enum fd_kind)__atomic_load_n(k, __ATOMIC_RELAXED) : FD_UNKNOWN;
+}
+
+void fdtable_share(int from, int to)
+{
+    fdtable_set_kind(to, fdtable_kind(from));
+    struct conn *c = fdtable_get(from);
+    if (c)
+        fdtable_set(to, c);
+    else
+        fdtable_drop(to);
+}
+
+void fdtable_drop(int fd)
+{
+    fdtable_set_kind(fd, FD_UNKNOWN);
+    conn_unref(fdtable_take(fd));
+}
+
+void fdtable_drop_range(unsigned first, unsigned last)
+{
+    unsigned limit = MAX_CHUNKS * CHUNK_SLOTS - 1;
+    if (last > limit)
+        last = limit;
+    for (unsigned fd = first; fd <= last && fd >= first; fd++) {
+        /* Skip whole chunks that were never allocated. */
+        if (!__atomic_load_n(&chunks[fd >> CHUNK_BITS], __ATOMIC_ACQUIRE) &&
+            !__atomic_load_n(&kinds[fd >> CHUNK_BITS], __ATOMIC_ACQUIRE)) {
+            fd |= CHUNK_SLOTS - 1;
+            continue;
+        }
+        fdtable_drop((int)fd);
+    }
+}
+
+void fdtable_each(void (*fn)(int fd, struct conn *c))
+{
+    for (unsigned chunk = 0; chunk < MAX_CHUNKS; chunk++) {
+        if (!__atomic_load_n(&chunks[chunk], __ATOMIC_ACQUIRE))
+            continue;
+        for (unsigned i = 0; i < CHUNK_SLOTS; i++) {
+            int fd = (int)(chunk * CHUNK_SLOTS + i);
+            struct conn *c = fdtable_get(fd);
+            if (c) {
+                fn(fd, c);
+                conn_unref(c);
+            }
+        }
+    }
+}
+
+void fdtable_atfork_prepare(void)
+{
+    pthread_mutex_lock(&table_lock);
+}
+
+void fdtable_atfork_parent(void)
+{
+    pthread_mutex_unlock(&table_lock);
+}
+
+void fdtable_atfork_child(void)
+{
+    pthread_mutex_init(&table_lock, NULL);
+}

@@ -1,0 +1,45 @@
+/*
+ * fdtable.h — which descriptors are meshed, and as which connection.
+ *
+ * A two-level table indexed by descriptor number: chunks of slots allocated
+ * the first time a descriptor in their range is meshed. The hot path for a
+ * descriptor the mesh does not own is one or two atomic loads that find
+ * nothing; only meshed descriptors take the table's lock.
+ */
+#ifndef MESHIM_FDTABLE_H
+#define MESHIM_FDTABLE_H
+
+#include "mesh/conn.h"
+
+/* Puts c at fd, taking over the caller's reference; whatever was there
+ * before (a stale slot) is released. */
+void fdtable_set(int fd, struct conn *c);
+/* Removes and returns what is at fd (the caller now owns that reference). */
+struct conn *fdtable_take(int fd);
+/* A new reference to what is at fd, or NULL. */
+struct conn *fdtable_get(int fd);
+/* After dup(from) gave `to`: `to` refers to the same connection. */
+void fdtable_share(int from, int to);
+/* Releases what is at fd (close, or a new descriptor reusing the number). */
+void fdtable_drop(int fd);
+/* Releases every slot from first to last inclusive (close_range). */
+void fdtable_drop_range(unsigned first, unsigned last);
+
+/* Calls fn for every meshed descriptor, holding a reference to its
+ * connection meanwhile (not the table's lock). */
+void fdtable_each(void (*fn)(int fd, struct conn *c));
+
+/* What socket() said a descriptor is, so that connect() need not ask the
+ * kernel (SO_PROTOCOL costs a system call on every meshed connect).
+ * Unknown for descriptors made any other way; the hooks that make, copy
+ * and close descriptors keep it current. Stored in a byte per descriptor,
+ * in chunks made by socket() only. */
+enum fd_kind { FD_UNKNOWN, FD_TCP, FD_NOT_TCP };
+void fdtable_set_kind(int fd, enum fd_kind kind);
+enum fd_kind fdtable_kind(int fd);
+
+void fdtable_atfork_prepare(void);
+void fdtable_atfork_parent(void);
+void fdtable_atfork_child(void);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * mtls.c — outbound and inbound mTLS set-up (see mtls.h).
+ */
+#include "mesh/mtls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+
+#include "engine/placeholder.h"
+#include "engine/watch.h"
+#include "libc/real.h"
+#include "mesh/attempt.h"
+#include "mesh/fdtable.h"
+#include "mesh/relay.h"
+#include "meshim/mesh.h"
+#include "observe/log.h"
+#include "observe/metrics.h"
+
+bool mtls_wanted(const struct conn *c)
+{
+    return c->svc && service_cfg(c->svc)->tls == TLS_MTLS;
+}
+
+/* The server name sent: `sni`, else the service's first host name. */
+static const char *server_name(const struct service *svc)
+{
+    const struct service_config *cfg = service_cfg(svc);
+    if (cfg->sni && *cfg->sni)
+        return cfg->sni;
+    for (size_t i = 0; i < cfg->hosts.n; i++)
+        if (cfg->hosts.v[i][0] != '*')
+            return cfg->hosts.v[i];
+    return svc->name;
+}
+
+SSL *mtls_begin(struct conn *c, int sock, struct tls_identity **id, char *why, size_t len)
+{
+    *id = tls_identity_get(mesh_registry()->cfg, why, len);
+    if (!*id)
+        return NULL;
+    char dest[64];
+    endpoint_text(c->ep, c->port, dest, sizeof(dest));
+    SSL *ssl = tls_client_new(*id, sock, dest, server_name(c->svc));
+    if (!ssl) {
+        snprintf(why, len, "cannot start a TLS session (out of memory)");
+        tls_identity_put(*id);
+        *id = NULL;
+    }
+    return ssl;
+}
+
+int mtls_finish(struct conn *c, SSL *ssl, int h, char *why, size_t len)
+{
+    if (h < 0) {
+        metrics_handshake(DIRECTION_OUTBOUND, RESULT_TLS_ERROR);
+        return ECONNRESET;
+    }
+    metrics_handshake(DIRECTION_OUTBOUND, RESULT_OK);
+    const char *identity = service_cfg(c->svc)->identity;
+    const char *patterns[1] = { identity };
+    size_t n = identity && *identity ? 1 : 0;
+    if (!tls_peer_check(ssl, patterns, n, c->peer_identity, sizeof(c->peer_identity), why, len))
+        return ECONNRESET;
+    c->tls = true;
+    unsigned long handshakes, resumed;
+    tls_counts(&handshakes, &resumed);
+    log_debug("%s: mTLS with %s (%s)%s; %lu handshakes, %lu resumed", c->svc->name,
+              c->peer_identity, tls_version(ssl), tls_resumed(ssl) ? ", session resumed" : "",
+              handshakes, resumed);
+    return 0;
+}
+
+/* The application's socket options that are about its own calls: they
+ * belong on its end of the pair. */
+static void copy_timeouts(int from, int to)
+{
+    static const int NAMES[] = { SO_RCVTIMEO, SO_SNDTIMEO };
+    for (size_t i = 0; i < 2; i++) {
+        struct timeval tv;
+        socklen_t len = sizeof(tv);
+        if (real_getsockopt(from, SOL_SOCKET, NAMES[i], &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec))
+            real_setsockopt(to, SOL_SOCKET, NAMES[i], &tv, len);
+    }
+}
+
+int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct tls_identity **id,
+                            SSL **ssl, int *net, char *why, size_t len)
+{
+    *net = high_fd(fd);
+    if (*net < 0) {
+        snprintf(why, len, "no descriptor left: %s", strerror(errno));
+        return ECONNRESET;
+    }
+    *ssl = mtls_begin(c, *net, id, why, len);
+    int h = -1;
+    if (*ssl) {
+        int flags = real_fcntl(fd, F_GETFL, NULL);
+        real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));
+        uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+        bool want_write = false;
+        while ((h = tls_handshake(*ssl, &want_write, why, len)) == 0) {
+            uint64_t now = now_ns();
+            if (now >= deadline) {
+                snprintf(why, len, "TLS handshake: timed out");
+                h = -1;
+                break;
+            }
+            struct pollfd p = { .fd = *net, .events = want_write ? POLLOUT : POLLIN };
+            poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+        }
+        real_fcntl(fd, F_SETFL, (void *)(long)flags);
+    }
+    int err = *ssl ? mtls_finish(c, *ssl, h, why, len) : ECONNRESET;
+    if (err) {
+        tls_free(*ssl, false);
+        tls_identity_put(*id);
+        real_close(*net);
+        *ssl = NULL;
+        *id = NULL;
+        *net = -1;
+    }
+    return err;
+}
+
+int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ssl, int net)
+{
+    int flags = real_fcntl(fd, F_GETFL, NULL);
+    int app, engine;
+    if (!relay_pair(flags & O_NONBLOCK ? SOCK_NONBLOCK : 0, &app, &engine)) {
+        int err = errno;
+        log_warn("%s: cannot relay the TLS connection: %s", c->svc->name, strerror(err));
+        tls_free(ssl, false);
+        tls_identity_put(id);
+        real_close(net);
+        errno = err;
+        return -1;
+    }
+    copy_timeouts(fd, app);
+    placeholder_hold();
+    swap_lock();
+    placeholder_put_back(fd, app);
+    c->sock = net;
+    __atomic_store_n(&c->state, CONN_RELAYED, __ATOMIC_RELEASE);
+    swap_unlock();
+    real_close(app);
+    /* The socket's file is the relay's alone now: non-blocking. */
+    real_fcntl(net, F_SETFL, (void *)(long)O_NONBLOCK);
+    conn_ref(c);
+    return relay_outbound(c, id, ssl, net, engine) ? 0 : (errno = ECONNRESET, -1);
+}
+
+/* ---------------------------------------------------------------- inbound -- */
+
+static void peer_text(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    struct netaddr a;
+    buf[0] = '\0';
+    if (real_getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+        netaddr_from_sockaddr((struct sockaddr *)&ss, sl, &a))
+        netaddr_format(&a, buf, len);
+}
+
+int mtls_accept(int cfd, const struct inbound_config *in, int flags)
+{
+    char why[TLS_WHY_MAX], peer[64];
+    watch_start();                  /* certificate rotation is followed */
+    peer_text(cfd, peer, sizeof(peer));
+    struct tls_identity *id = tls_identity_get(mesh_registry()->cfg, why, sizeof(why));
+    int app = -1, engine = -1, net = -1;
+    struct conn *c = NULL;
+    if (!id || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, &app, &engine) ||
+        (net = high_fd(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
+        log_warn("inbound:%u: client %s refused: %s", in->port, peer,
+                 id ? strerror(errno ? errno : ENOMEM) : why);
+        metrics_inbound(in->port, RESULT_TLS_ERROR);
+        tls_identity_put(id);
+        if (app >= 0) {
+            real_close(app);
+            real_close(engine);
+        }
+        if (net >= 0)
+            real_close(net);
+        real_close(cfd);
+        return -1;
+    }
+    int fdflags = real_fcntl(cfd, F_GETFD, NULL);
+    real_dup3(app, cfd, fdflags > 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+    real_close(app);
+    real_fcntl(net, F_SETFL, (void *)(long)O_NONBLOCK);
+    c->sock = net;
+    c->state = CONN_RELAYED;
+    placeholder_hold();
+    conn_ref(c);
+    fdtable_set(cfd, c);            /* getpeername & co. reach the TCP socket */
+    relay_inbound(c, in, id, net, engine);
+    return cfd;
+}

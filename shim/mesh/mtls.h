@@ -1,0 +1,51 @@
+/*
+ * mtls.h — the steps that turn a meshed TCP connection into an mTLS one,
+ * shared by blocking connects (connect.c, in the caller's thread), non-
+ * blocking ones (dial.c, in the engine) and accept().
+ *
+ * Outbound: once TCP is connected, the handshake (a failure is a failed
+ * attempt, with errno ECONNRESET, retried like a refused connect), the
+ * server's identity checked against the service's `identity`, then the
+ * application's descriptor number gets a socketpair end (its epoll
+ * registrations follow it) and a relay takes the TLS side (relay.h).
+ * Inbound: the accepted number gets a socketpair end at once; the engine
+ * makes the handshake.
+ */
+#ifndef MESHIM_MTLS_H
+#define MESHIM_MTLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mesh/conn.h"
+#include "tls/tls.h"
+
+/* Does this connection's service want mTLS? */
+bool mtls_wanted(const struct conn *c);
+
+/* A client SSL for the attempt c is making on socket sock (to c->ep); the
+ * identity's reference in *id. NULL with why. */
+SSL *mtls_begin(struct conn *c, int sock, struct tls_identity **id, char *why, size_t len);
+
+/* After a handshake step that ended (h: 1 done, -1 failed): counts it and,
+ * when done, checks the server's identity. 0, or ECONNRESET with why. */
+int mtls_finish(struct conn *c, SSL *ssl, int h, char *why, size_t len);
+
+/* Blocking connect, TCP connected on fd (flags: the application's): the
+ * handshake in the caller's thread, bounded by timeout_ms. 0 with *ssl,
+ * *id and *net (a second descriptor of the socket, which the SSL uses),
+ * or the errno of the failure with why. */
+int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct tls_identity **id,
+                            SSL **ssl, int *net, char *why, size_t len);
+
+/* Blocking connect, after mtls_handshake_blocking: the relay takes over.
+ * 0, or -1 with errno (everything closed). */
+int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ssl, int net);
+
+/* accept() on an [inbound:PORT] port with tls = strict or permissive
+ * returned cfd (flags: accept4's). Returns cfd, now the application's end
+ * of a relay; or -1 when the client was refused (closed). */
+int mtls_accept(int cfd, const struct inbound_config *in, int flags);
+
+#endif

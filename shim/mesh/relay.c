@@ -1,0 +1,576 @@
+/*
+ * relay.c — the mTLS relays of the engine thread (see relay.h for their
+ * states).
+ *
+ * Each direction has one buffer of at most 16 KiB (a TLS record), taken
+ * while it holds bytes and given back when it is empty, so an idle
+ * connection costs its SSL (small: SSL_MODE_RELEASE_BUFFERS) and this
+ * struct. A side is read only when the buffer toward the other side is
+ * empty: a slow reader slows its writer down, nothing piles up.
+ *
+ * Each direction is either moving, finished, or waiting for one event
+ * (up_wait, down_wait); the pump moves both until neither can, then each
+ * descriptor is watched (level-triggered) for exactly what the waits name.
+ * A read shorter than asked for ends its direction's turn: the socket was
+ * empty a moment ago, and epoll says when it is not, so the pump does not
+ * spend a system call per wake-up learning EAGAIN. OpenSSL may hold bytes
+ * it has read but not yet returned (tls_pending) while the socket is not
+ * readable: those are asked for before waiting.
+ */
+#include "mesh/relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/placeholder.h"
+#include "libc/real.h"
+#include "observe/accesslog.h"
+#include "observe/log.h"
+#include "observe/metrics.h"
+
+#define BUF_SIZE 16384
+#define HANDSHAKE_TIMEOUT_NS (10ull * 1000000000u)
+#define EXIT_FLUSH_NS (2ull * 1000000000u)
+#define PUMP_ROUNDS 32              /* then other connections get a turn */
+
+enum relay_state { R_SNIFF, R_HANDSHAKE, R_OPEN, R_PLAIN };
+
+/* What a blocked step waits for. */
+enum { NET_IN = 1, NET_OUT = 2, APP_IN = 4, APP_OUT = 8 };
+
+struct buf {
+    char *data;
+    size_t off, len;
+};
+
+struct relay {
+    struct engine_task task;
+    struct engine_io net_io, app_io;
+    struct engine_timer timer;      /* handshake deadline; or "pump again" */
+    struct conn *conn;              /* one reference */
+    struct tls_identity *id;        /* one reference */
+    const struct inbound_config *in;    /* inbound: its port's section */
+    SSL *ssl;                       /* NULL: plaintext (permissive) */
+    int net, app;
+    int state;
+    unsigned up_wait, down_wait;    /* what each direction waits for; 0: it can move */
+    struct buf up, down;            /* app → net, net → app */
+    bool app_eof;                   /* the application's end read EOF */
+    bool up_done;                   /* close_notify and FIN sent (or the net is dead) */
+    bool net_eof;                   /* the peer finished sending (or failed) */
+    bool down_done;                 /* the application's end was shut down for writing */
+    bool net_dead;                  /* a TCP or TLS error: no close_notify */
+    bool exiting;                   /* the process exits: flush what is queued */
+    bool counted;                   /* in `unflushed` */
+    struct relay *prev, *next;      /* live relays (engine thread only) */
+};
+
+static struct relay *live;
+static int unflushed;               /* atomic: relays whose upstream is not done */
+
+/* --------------------------------------------------------------- buffers -- */
+
+static bool buf_take(struct buf *b)
+{
+    if (!b->data)
+        b->data = malloc(BUF_SIZE);
+    b->off = b->len = 0;
+    return b->data != NULL;
+}
+
+static void buf_give_back(struct buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->off = b->len = 0;
+}
+
+static void set_up_done(struct relay *r)
+{
+    r->up_done = true;
+    if (r->counted) {
+        r->counted = false;
+        __atomic_sub_fetch(&unflushed, 1, __ATOMIC_ACQ_REL);
+    }
+}
+
+/* A TCP or TLS error: nothing more can be sent or received. */
+static void net_failed(struct relay *r)
+{
+    r->net_dead = true;
+    r->net_eof = true;
+    r->up.len = 0;
+    set_up_done(r);
+}
+
+/* ---------------------------------------------------------------- steps -- */
+
+/* Plaintext or TLS write of b to the network; bytes written, 0 blocked. */
+static size_t net_write(struct relay *r, const char *data, size_t len)
+{
+    if (!r->ssl) {
+        ssize_t n = send(r->net, data, len, MSG_NOSIGNAL);
+        if (n > 0)
+            return (size_t)n;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            r->up_wait = NET_OUT;
+        else
+            net_failed(r);
+        return 0;
+    }
+    size_t n = 0;
+    switch (tls_write(r->ssl, data, len, &n)) {
+    case TLS_IO_DONE: return n;
+    case TLS_IO_WANT_WRITE: r->up_wait = NET_OUT; break;
+    case TLS_IO_WANT_READ: r->up_wait = NET_IN; break;
+    default: net_failed(r); break;
+    }
+    return 0;
+}
+
+/* The application's bytes toward the peer. */
+static bool up_step(struct relay *r)
+{
+    if (r->up_wait || r->up_done)
+        return false;
+    bool moved = false, drained = false;
+    if (!r->up.len && !r->app_eof) {
+        if (!buf_take(&r->up))
+            return false;
+        ssize_t n = recv(r->app, r->up.data, BUF_SIZE, MSG_DONTWAIT);
+        if (n > 0) {
+            r->up.len = (size_t)n;
+            drained = n < BUF_SIZE && !r->exiting;
+            moved = true;
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR) || r->exiting) {
+            r->app_eof = true;      /* at exit: nothing more will come */
+            moved = true;
+        } else {
+            r->up_wait = APP_IN;
+        }
+    }
+    while (r->up.len) {
+        size_t n = net_write(r, r->up.data + r->up.off, r->up.len);
+        if (!n)
+            break;
+        r->up.off += n;
+        r->up.len -= n;
+        r->conn->bytes_sent += n;
+        moved = true;
+    }
+    if (!r->up.len && r->up.data)
+        buf_give_back(&r->up);
+    if (r->app_eof && !r->up.len && !r->up_done) {
+        if (r->ssl && tls_close_notify(r->ssl) == TLS_IO_WANT_WRITE) {
+            r->up_wait = NET_OUT;
+            return moved;
+        }
+        shutdown(r->net, SHUT_WR);
+        set_up_done(r);
+        moved = true;
+    } else if (drained && !r->up.len && !r->up_wait) {
+        r->up_wait = APP_IN;
+    }
+    return moved;
+}
+
+/* Plaintext or TLS read from the network into b; bytes read, 0 blocked or
+ * finished (net_eof). */
+static size_t net_read(struct relay *r, char *data, size_t len)
+{
+    if (!r->ssl) {
+        ssize_t n = recv(r->net, data, len, MSG_DONTWAIT);
+        if (n > 0)
+            return (size_t)n;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            r->down_wait = NET_IN;
+        else if (n == 0)
+            r->net_eof = true;
+        else
+            net_failed(r);
+        return 0;
+    }
+    size_t n = 0;
+    switch (tls_read(r->ssl, data, len, &n)) {
+    case TLS_IO_DONE: return n;
+    case TLS_IO_WANT_READ: r->down_wait = NET_IN; break;
+    case TLS_IO_WANT_WRITE: r->down_wait = NET_OUT; break;
+    case TLS_IO_CLOSED: r->net_eof = true; break;
+    default: net_failed(r); break;  /* a FIN without close_notify is a truncation */
+    }
+    return 0;
+}
+
+/* The peer's bytes toward the application. */
+static bool down_step(struct relay *r)
+{
+    if (r->down_wait || r->down_done)
+        return false;
+    bool moved = false, drained = false;
+    if (!r->down.len && !r->net_eof) {
+        if (!buf_take(&r->down))
+            return false;
+        size_t n = net_read(r, r->down.data, BUF_SIZE);
+        r->down.len = n;
+        drained = n > 0 && n < BUF_SIZE && !r->exiting && !(r->ssl && tls_pending(r->ssl));
+        moved = n > 0 || r->net_eof;
+    }
+    while (r->down.len) {
+        ssize_t n = send(r->app, r->down.data + r->down.off, r->down.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            r->down.off += (size_t)n;
+            r->down.len -= (size_t)n;
+            r->conn->bytes_received += (uint64_t)n;
+            moved = true;
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            r->down_wait = APP_OUT;
+            break;
+        } else {
+            /* The application closed its end: nothing more goes to it. */
+            r->down.len = 0;
+            r->net_eof = true;
+            r->down_done = true;
+            moved = true;
+        }
+    }
+    if (!r->down.len && r->down.data)
+        buf_give_back(&r->down);
+    if (r->net_eof && !r->down.len && !r->down_done) {
+        shutdown(r->app, SHUT_WR);
+        r->down_done = true;
+        moved = true;
+    } else if (drained && !r->down.len && !r->down_wait) {
+        r->down_wait = NET_IN;
+    }
+    return moved;
+}
+
+/* ----------------------------------------------------------------- life -- */
+
+static void relay_end(struct relay *r)
+{
+    engine_timer_cancel(&r->timer);
+    engine_unwatch(&r->net_io);
+    engine_unwatch(&r->app_io);
+    tls_free(r->ssl, !r->net_dead && r->state == R_OPEN);
+    set_up_done(r);
+    swap_lock();
+    if (r->conn->sock == r->net)
+        r->conn->sock = -1;         /* getpeername & co. now say ENOTCONN */
+    swap_unlock();
+    real_close(r->net);
+    real_close(r->app);
+    conn_unref(r->conn);
+    tls_identity_put(r->id);
+    buf_give_back(&r->up);
+    buf_give_back(&r->down);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        live = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    engine_retire(r);
+}
+
+static void rearm(struct relay *r)
+{
+    unsigned want = r->up_wait | r->down_wait;
+    uint32_t net = (want & NET_IN ? EPOLLIN : 0) | (want & NET_OUT ? EPOLLOUT : 0);
+    uint32_t app = (want & APP_IN ? EPOLLIN : 0) | (want & APP_OUT ? EPOLLOUT : 0);
+    if (!engine_interest(&r->net_io, net) || !engine_interest(&r->app_io, app)) {
+        log_warn("relay: cannot watch a connection: %s; closing it", strerror(errno));
+        net_failed(r);
+        r->down_done = true;
+        relay_end(r);
+    }
+}
+
+static void pump(struct relay *r)
+{
+    int round = 0;
+    bool moved = true;
+    while (moved && round++ < PUMP_ROUNDS) {
+        moved = up_step(r);
+        moved |= down_step(r);
+    }
+    if (r->up_done && r->down_done) {
+        relay_end(r);
+        return;
+    }
+    if (moved)
+        engine_timer_set(&r->timer, 0);     /* more to do: after the others */
+    rearm(r);
+}
+
+/* -------------------------------------------------------------- inbound -- */
+
+static void inbound_refused(struct relay *r, enum stats_result result, const char *why)
+{
+    log_warn("inbound:%u: client %s refused: %s", r->in->port, r->conn->peer, why);
+    metrics_inbound(r->in->port, result);
+    r->conn->result = (int)result;
+    r->conn->flags |= FLAG_DENY;
+    net_failed(r);
+    r->down_done = true;
+    relay_end(r);                   /* the application reads EOF, nothing else */
+}
+
+static void inbound_open(struct relay *r)
+{
+    struct conn *c = r->conn;
+    c->connected_ns = now_ns();
+    c->result = RESULT_OK;
+    metrics_inbound(r->in->port, RESULT_OK);
+    engine_timer_cancel(&r->timer);
+    r->up_wait = r->down_wait = 0;  /* the handshake's wait is over */
+    pump(r);
+}
+
+static void handshake_step(struct relay *r)
+{
+    bool want_write = false;
+    char why[TLS_WHY_MAX];
+    int h = tls_handshake(r->ssl, &want_write, why, sizeof(why));
+    if (h == 0) {
+        r->down_wait = want_write ? NET_OUT : NET_IN;
+        rearm(r);
+        return;
+    }
+    if (h < 0) {
+        metrics_handshake(DIRECTION_INBOUND, RESULT_TLS_ERROR);
+        inbound_refused(r, RESULT_TLS_ERROR, why);
+        return;
+    }
+    metrics_handshake(DIRECTION_INBOUND, RESULT_OK);
+    struct conn *c = r->conn;
+    bool allowed = tls_peer_check(r->ssl, (const char *const *)r->in->allow.v, r->in->allow.n,
+                                  c->peer_identity, sizeof(c->peer_identity), why, sizeof(why));
+    c->tls = true;
+    if (!allowed) {
+        inbound_refused(r, RESULT_DENIED, why);
+        return;
+    }
+    r->state = R_OPEN;
+    inbound_open(r);
+}
+
+/* Permissive: a TLS handshake record starts with 0x16. */
+static void sniff_step(struct relay *r)
+{
+    unsigned char first;
+    ssize_t n = recv(r->net, &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        r->down_wait = NET_IN;
+        rearm(r);
+        return;
+    }
+    if (n > 0 && first == 0x16) {
+        r->state = R_HANDSHAKE;
+        handshake_step(r);
+        return;
+    }
+    /* Plaintext; or gone before its first byte, which the application
+     * then sees as an empty connection. */
+    r->state = R_PLAIN;
+    tls_free(r->ssl, false);
+    r->ssl = NULL;
+    inbound_open(r);
+}
+
+/* ---------------------------------------------------------------- events -- */
+
+static void step(struct relay *r)
+{
+    switch (r->state) {
+    case R_SNIFF:
+        sniff_step(r);
+        break;
+    case R_HANDSHAKE:
+        handshake_step(r);
+        break;
+    default:
+        pump(r);
+    }
+}
+
+/* The waits that an event on a descriptor ends (an error or hang-up ends
+ * both: the next call says what happened). */
+static void wake(struct relay *r, uint32_t events, unsigned in, unsigned out)
+{
+    unsigned ended = (events & (EPOLLIN | EPOLLHUP | EPOLLERR) ? in : 0) |
+                     (events & (EPOLLOUT | EPOLLHUP | EPOLLERR) ? out : 0);
+    if (r->up_wait & ended)
+        r->up_wait = 0;
+    if (r->down_wait & ended)
+        r->down_wait = 0;
+}
+
+static void net_ready(struct engine_io *io, uint32_t events)
+{
+    struct relay *r = container_of(io, struct relay, net_io);
+    wake(r, events, NET_IN, NET_OUT);
+    step(r);
+}
+
+static void app_ready(struct engine_io *io, uint32_t events)
+{
+    struct relay *r = container_of(io, struct relay, app_io);
+    wake(r, events, APP_IN, APP_OUT);
+    step(r);
+}
+
+static void timer_fired(struct engine_timer *t)
+{
+    struct relay *r = container_of(t, struct relay, timer);
+    if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
+        metrics_handshake(DIRECTION_INBOUND, RESULT_TIMEOUT);
+        inbound_refused(r, RESULT_TIMEOUT, "TLS handshake: timed out after 10 s");
+        return;
+    }
+    pump(r);
+}
+
+static void begin(struct engine_task *t)
+{
+    struct relay *r = container_of(t, struct relay, task);
+    /* Records go out whole (up to 16 KiB each): no Nagle delay on them. */
+    int one = 1;
+    real_setsockopt(r->net, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    r->next = live;
+    if (live)
+        live->prev = r;
+    live = r;
+    if (r->state == R_SNIFF || r->state == R_HANDSHAKE)
+        engine_timer_set(&r->timer, now_ns() + HANDSHAKE_TIMEOUT_NS);
+    step(r);
+}
+
+/* ------------------------------------------------------------ hand-over -- */
+
+static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app, int state,
+                  const struct inbound_config *in)
+{
+    struct relay *r = calloc(1, sizeof(*r));
+    if (r) {
+        r->conn = c;
+        r->id = id;
+        r->ssl = ssl;
+        r->net = net;
+        r->app = app;
+        r->state = state;
+        r->in = in;
+        r->counted = true;
+        __atomic_add_fetch(&unflushed, 1, __ATOMIC_ACQ_REL);
+        r->task.run = begin;
+        r->net_io = (struct engine_io){ .ready = net_ready, .fd = net };
+        r->app_io = (struct engine_io){ .ready = app_ready, .fd = app };
+        r->timer.fire = timer_fired;
+        if (engine_post(&r->task))
+            return true;
+        __atomic_sub_fetch(&unflushed, 1, __ATOMIC_ACQ_REL);
+        free(r);
+    }
+    log_error("cannot relay a TLS connection: %s; it is closed", r ? "no background thread" : "out of memory");
+    tls_free(ssl, false);
+    swap_lock();
+    if (c->sock == net)
+        c->sock = -1;
+    swap_unlock();
+    real_close(net);
+    real_close(app);
+    conn_unref(c);
+    tls_identity_put(id);
+    return false;
+}
+
+bool relay_outbound(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app)
+{
+    return start(c, id, ssl, net, app, R_OPEN, NULL);
+}
+
+bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_identity *id, int net,
+                   int app)
+{
+    SSL *ssl = tls_server_new(id, net);
+    if (!ssl) {
+        log_error("inbound:%u: cannot start a TLS session; the client is closed", in->port);
+        real_close(net);
+        real_close(app);
+        conn_unref(c);
+        tls_identity_put(id);
+        return false;
+    }
+    return start(c, id, ssl, net, app, in->tls == INBOUND_PERMISSIVE ? R_SNIFF : R_HANDSHAKE, in);
+}
+
+bool relay_pair(int flags, int *app, int *engine)
+{
+    int sv[2];
+    if (real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (flags & SOCK_NONBLOCK), 0, sv) < 0)
+        return false;
+    *app = sv[0];
+    *engine = high_fd(sv[1]);
+    real_close(sv[1]);
+    if (*engine < 0) {
+        real_close(sv[0]);
+        *app = -1;              /* closed: the caller must not close that number again */
+        return false;
+    }
+    real_fcntl(*engine, F_SETFL, (void *)(long)O_NONBLOCK);
+    return true;
+}
+
+/* ----------------------------------------------------------------- fork -- */
+
+/* The relays are the parent's: its engine goes on relaying them, and the
+ * child's copy of their TLS state must never write to the shared sockets
+ * (at its exit, a flush would send the parent's close_notify). The child
+ * writes into the shared socketpair ends like any other descriptor; their
+ * memory is left, no lock is safe to take here. */
+void relay_atfork_child(void)
+{
+    live = NULL;
+    unflushed = 0;
+}
+
+/* ----------------------------------------------------------------- exit -- */
+
+static void exit_run(struct engine_task *t)
+{
+    (void)t;
+    for (struct relay *r = live, *next; r; r = next) {
+        next = r->next;
+        r->exiting = true;
+        if (r->state == R_OPEN || r->state == R_PLAIN) {
+            r->up_wait = r->down_wait = 0;  /* read to EAGAIN now: that is the end */
+            pump(r);
+        } else {
+            set_up_done(r);         /* a handshake: nothing of the application's yet */
+        }
+    }
+}
+
+void relay_exit(void)
+{
+    if (!__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE))
+        return;
+    static struct engine_task exit_task = { .run = exit_run };
+    if (!engine_post(&exit_task))
+        return;
+    uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
+    struct timespec ms = { 0, 1000000 };
+    while (__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE) && now_ns() < deadline)
+        nanosleep(&ms, NULL);
+}

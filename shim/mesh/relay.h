@@ -1,0 +1,56 @@
+/*
+ * relay.h — the mTLS data path (DESIGN §4).
+ *
+ * The application's descriptor is one end of an AF_UNIX stream socketpair;
+ * the engine holds the other end and the real TCP socket, and moves bytes
+ * between them through OpenSSL. The kernel thus gives the application the
+ * readiness, buffering and semantics of a stream socket for every call it
+ * may use (read/recv/readv/recvmsg, write/send/writev/sendmsg, sendfile,
+ * splice, poll/select/epoll in any mode, FIONREAD, MSG_PEEK, shutdown,
+ * close, dup, fork), and nothing it writes can leave unencrypted.
+ *
+ * One relay, on the engine thread:
+ *
+ *   SNIFF      (inbound, permissive) first byte 0x16: HANDSHAKE, else PLAIN
+ *   HANDSHAKE  (inbound) --done, client allowed--> OPEN
+ *                        --failed, refused, timed out--> closed: the
+ *                          application reads EOF and never a client byte
+ *   OPEN       app → SSL_write → TCP and TCP → SSL_read → app, each side
+ *              read only while the other has room (backpressure);
+ *              app EOF → close_notify + shutdown(SHUT_WR) on TCP;
+ *              close_notify or FIN from the peer → shutdown(SHUT_WR) of
+ *              the application's end; both done (or either side gone) → end
+ *   PLAIN      the same without TLS (permissive ports only)
+ */
+#ifndef MESHIM_RELAY_H
+#define MESHIM_RELAY_H
+
+#include <stdbool.h>
+
+#include "mesh/conn.h"
+#include "meshim/config.h"
+#include "tls/tls.h"
+
+/* Outbound, after the handshake: relays the socketpair end `app` and TLS
+ * on `net`. Takes over ssl, the identity reference, both descriptors and
+ * one reference to c (whose `sock` is net). False (all of it closed) when
+ * the engine cannot take it. */
+bool relay_outbound(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app);
+
+/* Inbound: a client accepted on an mTLS port; `app` is the engine's end
+ * of the pair whose other end the application got. Takes over everything
+ * as above; the handshake and the authorisation happen in the engine. */
+bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_identity *id, int net,
+                   int app);
+
+/* A socketpair for a relay: *app for the application's number (flags as
+ * asked: SOCK_NONBLOCK, SOCK_CLOEXEC), *engine at a high number. */
+bool relay_pair(int flags, int *app, int *engine);
+
+/* At exit: what the application wrote is sent, within a bounded time,
+ * and each TLS connection is closed with close_notify. */
+void relay_exit(void);
+/* fork: the child forgets the parent's relays. */
+void relay_atfork_child(void);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * resolve.c — service names in the resolver calls (SPEC §3.2).
+ *
+ * getaddrinfo answers a service host with its VIP by asking the real
+ * getaddrinfo for the numeric VIP, so the result is allocated by libc and
+ * freed by the ordinary freeaddrinfo. IPv6 callers get the IPv4-mapped VIP,
+ * which an AF_INET6 socket can connect to. The gethostby* calls fill a
+ * hostent in the caller's (or a per-thread) buffer; getnameinfo and
+ * gethostbyaddr answer a VIP with the service's name. Everything else goes
+ * to the real resolver untouched.
+ */
+#include "mesh/resolve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/health.h"
+#include "engine/watch.h"
+#include "libc/real.h"
+#include "meshim/mesh.h"
+
+/* The name a VIP answers to: the first plain host of the service. */
+static const char *primary_name(const struct service *svc)
+{
+    const struct service_config *cfg = service_cfg(svc);
+    for (size_t i = 0; i < cfg->hosts.n; i++)
+        if (cfg->hosts.v[i][0] != '*')
+            return cfg->hosts.v[i];
+    return svc->name;
+}
+
+int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
+                       const struct addrinfo *hints, struct addrinfo **res)
+{
+    struct service *svc = node ? registry_by_name(reg, node) : NULL;
+    if (!svc)
+        return real_getaddrinfo(node, service, hints, res);
+    health_start(svc);      /* a connect is likely to follow: check ahead of it */
+    watch_start();          /* and discover its endpoints ahead of it */
+
+    /* glibc's defaults when hints is NULL. */
+    struct addrinfo h = { .ai_flags = AI_V4MAPPED | AI_ADDRCONFIG, .ai_family = AF_UNSPEC };
+    if (hints)
+        h = *hints;
+    if (h.ai_family != AF_UNSPEC && h.ai_family != AF_INET && h.ai_family != AF_INET6)
+        return real_getaddrinfo(node, service, hints, res);
+
+    char text[INET6_ADDRSTRLEN];
+    snprintf(text, sizeof(text), "%s%s", h.ai_family == AF_INET6 ? "::ffff:" : "", svc->vip_text);
+    bool canon = h.ai_flags & AI_CANONNAME;
+    /* Numeric now; AI_ADDRCONFIG would drop a loopback VIP on hosts whose
+     * only IPv4 address is loopback. */
+    h.ai_flags = (h.ai_flags | AI_NUMERICHOST) & ~(AI_ADDRCONFIG | AI_CANONNAME | AI_V4MAPPED | AI_ALL);
+    h.ai_canonname = NULL;
+    h.ai_addr = NULL;
+    h.ai_next = NULL;
+    int rc = real_getaddrinfo(text, service, &h, res);
+    if (rc == 0 && canon && *res) {
+        /* glibc frees ai_canonname with free(): a strdup is ours to give. */
+        (*res)->ai_canonname = strdup(node);
+        if (!(*res)->ai_canonname) {
+            freeaddrinfo(*res);
+            *res = NULL;
+            return EAI_MEMORY;
+        }
+    }
+    return rc;
+}
+
+/* Lays out a hostent with one name, no aliases and one address in buf.
+ * Returns 0 or ERANGE. */
+static int fill_hostent(const char *name, int af, const void *addr, struct hostent *ret, char *buf,
+                        size_t buflen)
+{
+    size_t addr_len = af == AF_INET6 ? 16 : 4;
+    size_t name_len = strlen(name) + 1;
+    uintptr_t p = (uintptr_t)buf;
+    uintptr_t aligned = (p + sizeof(char *) - 1) & ~(uintptr_t)(sizeof(char *) - 1);
+    size_t need = (aligned - p) + 3 * sizeof(char *) + 16 + name_len;
+    if (buflen < need)
+        return ERANGE;
+    char **ptrs = (char **)aligned;         /* aliases[0], addr_list[0..1] */
+    char *addr_copy = (char *)(ptrs + 3);
+    char *name_copy = addr_copy + 16;
+    memcpy(addr_copy, addr, addr_len);
+    memcpy(name_copy, name, name_len);
+    ptrs[0] = NULL;
+    ptrs[1] = addr_copy;
+    ptrs[2] = NULL;
+    ret->h_name = name_copy;
+    ret->h_aliases = &ptrs[0];
+    ret->h_addrtype = af;
+    ret->h_length = (int)addr_len;
+    ret->h_addr_list = &ptrs[1];
+    return 0;
+}
+
+int meshim_gethostbyname_r(struct registry *reg, const char *name, int af, struct hostent *ret,
+                           char *buf, size_t buflen, struct hostent **result, int *h_errnop,
+                           bool *handled)
+{
+    struct service *svc = name ? registry_by_name(reg, name) : NULL;
+    *handled = svc && (af == AF_INET || af == AF_INET6);
+    if (!*handled)
+        return 0;
+    if (af == AF_INET6) {
+        /* As glibc does for a name with only an A record: no IPv6 answer, so
+         * callers such as `getent hosts` fall back to AF_INET. getaddrinfo
+         * with AF_INET6 hints does get the IPv4-mapped VIP. */
+        *result = NULL;
+        if (h_errnop)
+            *h_errnop = NO_DATA;
+        return 0;
+    }
+    int rc = fill_hostent(name, AF_INET, &svc->vip, ret, buf, buflen);
+    *result = rc ? NULL : ret;
+    if (h_errnop)
+        *h_errnop = rc ? NETDB_INTERNAL : 0;
+    return rc;
+}
+
+/* The service behind an IPv4 VIP or its IPv4-mapped IPv6 form. */
+static struct service *service_of_vip(struct registry *reg, const void *addr, socklen_t len, int af)
+{
+    struct in_addr v4;
+    if (af == AF_INET && len == 4) {
+        memcpy(&v4, addr, 4);
+    } else if (af == AF_INET6 && len == 16 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
+        memcpy(&v4, (const unsigned char *)addr + 12, 4);
+    } else {
+        return NULL;
+    }
+    return registry_by_vip(reg, v4);
+}
+
+int meshim_gethostbyaddr_r(struct registry *reg, const void *addr, socklen_t len, int type,
+                           struct hostent *ret, char *buf, size_t buflen, struct hostent **result,
+                           int *h_errnop, bool *handled)
+{
+    struct service *svc = addr ? service_of_vip(reg, addr, len, type) : NULL;
+    *handled = svc != NULL;
+    if (!svc)
+        return 0;
+    int rc = fill_hostent(primary_name(svc), type, addr, ret, buf, buflen);
+    *result = rc ? NULL : ret;
+    if (h_errnop)
+        *h_errnop = rc ? NETDB_INTERNAL : 0;
+    return rc;
+}
+
+int meshim_getnameinfo(struct registry *reg, const struct sockaddr *sa, socklen_t salen, char *host,
+                       socklen_t hostlen, char *serv, socklen_t servlen, int flags, bool *handled)
+{
+    struct netaddr a;
+    struct service *svc = NULL;
+    *handled = false;
+    if (!host || hostlen == 0 || (flags & NI_NUMERICHOST) || !sa ||
+        !netaddr_from_sockaddr(sa, salen, &a) || a.family != AF_INET ||
+        !(svc = registry_by_vip(reg, a.ip.v4)))
+        return 0;
+    *handled = true;
+    const char *name = primary_name(svc);
+    if (strlen(name) >= hostlen)
+        return EAI_OVERFLOW;
+    if (serv && servlen) {
+        int rc = real_getnameinfo(sa, salen, NULL, 0, serv, servlen, flags);
+        if (rc)
+            return rc;
+    }
+    strcpy(host, name);
+    return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * resolve.h — name and address look-ups that answer for services (resolve.c);
+ * called by the hook layer only. `handled` says whether the shim answered
+ * (false: the caller asks the real resolver).
+ */
+#ifndef MESHIM_RESOLVE_H
+#define MESHIM_RESOLVE_H
+
+#include <netdb.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "meshim/registry.h"
+
+int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
+                       const struct addrinfo *hints, struct addrinfo **res);
+int meshim_gethostbyname_r(struct registry *reg, const char *name, int af, struct hostent *ret,
+                           char *buf, size_t buflen, struct hostent **result, int *h_errnop,
+                           bool *handled);
+int meshim_gethostbyaddr_r(struct registry *reg, const void *addr, socklen_t len, int type,
+                           struct hostent *ret, char *buf, size_t buflen, struct hostent **result,
+                           int *h_errnop, bool *handled);
+int meshim_getnameinfo(struct registry *reg, const struct sockaddr *sa, socklen_t salen, char *host,
+                       socklen_t hostlen, char *serv, socklen_t servlen, int flags, bool *handled);
+
+#endif

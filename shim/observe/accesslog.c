@@ -1,0 +1,161 @@
+/*
+ * accesslog.c — the access log's JSON lines (see accesslog.h).
+ *
+ * Fixed field order, so that lines diff and grep well; strings escaped per
+ * RFC 8259; a line never exceeds ACCESS_LINE_MAX, so that it stays one
+ * atomic write even to a pipe.
+ */
+#include "observe/accesslog.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "observe/log.h"
+
+static char where[512];             /* empty: off */
+
+void access_configure(const char *to)
+{
+    if (!to || strcmp(to, "off") == 0)
+        where[0] = '\0';
+    else
+        snprintf(where, sizeof(where), "%s", to);
+}
+
+bool access_enabled(void)
+{
+    return where[0] != '\0';
+}
+
+void access_write(const struct access_record *r)
+{
+    if (!access_enabled())
+        return;
+    char line[ACCESS_LINE_MAX + 1];
+    size_t n = access_format(r, line, sizeof(line));
+    int saved = errno;
+    if (!log_write_line(where, line, n))
+        log_warn("access_log: cannot open %s (%s); its lines go to stderr", where, strerror(errno));
+    errno = saved;
+}
+
+/* ------------------------------------------------------------ formatting -- */
+
+struct out {
+    char *buf;
+    size_t len, used;
+    bool full;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+{
+    if (o->full)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->buf + o->used, o->len - o->used, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= o->len - o->used)
+        o->full = true;
+    else
+        o->used += (size_t)n;
+}
+
+size_t access_json_string(char *buf, size_t len, const char *s)
+{
+    size_t n = 0;
+    if (len < 3)
+        return 0;
+    buf[n++] = '"';
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        char esc[8];
+        int k = *p == '"' || *p == '\\' ? snprintf(esc, sizeof(esc), "\\%c", *p)
+              : *p < 0x20               ? snprintf(esc, sizeof(esc), "\\u%04x", *p)
+                                        : snprintf(esc, sizeof(esc), "%c", *p);
+        if (n + (size_t)k + 2 > len)
+            return 0;
+        memcpy(buf + n, esc, (size_t)k);
+        n += (size_t)k;
+    }
+    buf[n++] = '"';
+    buf[n] = '\0';
+    return n;
+}
+
+static void put_string(struct out *o, const char *key, const char *s)
+{
+    put(o, ",\"%s\":", key);
+    size_t n = o->full ? 0 : access_json_string(o->buf + o->used, o->len - o->used, s);
+    if (n)
+        o->used += n;
+    else
+        o->full = true;
+}
+
+void access_flags_text(unsigned flags, char *buf, size_t len)
+{
+    static const char *const NAMES[] = { "UF", "URX", "UO", "UH", "FI", "DI", "DENY", "DC" };
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < sizeof(NAMES) / sizeof(NAMES[0]); i++)
+        if (flags & (1u << i)) {
+            int n = snprintf(buf + used, len - used, "%s%s", used ? "," : "", NAMES[i]);
+            if (n < 0 || (size_t)n >= len - used)
+                break;
+            used += (size_t)n;
+        }
+    if (!used)
+        snprintf(buf, len, "-");
+}
+
+static void put_time(struct out *o, uint64_t unix_ns)
+{
+    time_t sec = (time_t)(unix_ns / 1000000000u);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    put(o, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
+        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(unix_ns / 1000000u % 1000u));
+}
+
+size_t access_format(const struct access_record *r, char *buf, size_t len)
+{
+    /* Room for the closing "}\n" is kept back while fields are added. */
+    struct out o = { buf, len > 3 ? len - 2 : 0, 0, len <= 3 };
+    char flags[64];
+    access_flags_text(r->flags, flags, sizeof(flags));
+    put_time(&o, r->start_unix_ns);
+    put(&o, ",\"pid\":%d", r->pid);
+    put_string(&o, "direction", r->direction == DIRECTION_INBOUND ? "inbound" : "outbound");
+    put_string(&o, "service", r->service);
+    put_string(&o, "endpoint", r->endpoint);
+    put(&o, ",\"attempts\":%u", r->attempts);
+    put_string(&o, "result", r->result);
+    put_string(&o, "flags", flags);
+    put_string(&o, "tls", r->tls ? "mtls" : "none");
+    put_string(&o, "peer_identity", r->peer_identity);
+    if (r->connect_ms >= 0)
+        put(&o, ",\"connect_ms\":%.3f", r->connect_ms);
+    else
+        put(&o, ",\"connect_ms\":null");
+    put(&o, ",\"duration_ms\":%.3f", r->duration_ms);
+    put(&o, ",\"bytes_sent\":%llu,\"bytes_received\":%llu", (unsigned long long)r->bytes_sent,
+        (unsigned long long)r->bytes_received);
+    if (o.full)
+        return 0;               /* cannot happen with ACCESS_LINE_MAX: fixed fields are short */
+    if (r->callers) {
+        size_t before = o.used;
+        put(&o, ",\"callers\":%s", r->callers);
+        if (o.full) {           /* too long: say so rather than cut JSON in half */
+            o.used = before;
+            o.full = false;
+            put(&o, ",\"callers\":[\"(too long)\"]");
+        }
+    }
+    o.len += 2;
+    put(&o, "}\n");
+    return o.used;
+}

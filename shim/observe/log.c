@@ -1,0 +1,99 @@
+/*
+ * log.c — rate-limited log lines (see log.h).
+ *
+ * Written with raw syscalls: the log must not go through the shim's own
+ * hooks, and a path is opened for each line rather than kept open, because
+ * a daemonising program that closes every descriptor would otherwise have
+ * our log land in whatever file it opens next on that number.
+ */
+#include "libc/real.h"
+#include "observe/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_level log_level = LOG_WARN;
+static char log_path[512];                  /* empty: stderr */
+
+#define RATE_SLOTS 64
+
+struct rate_slot {
+    uint64_t hash;
+    int64_t second;
+};
+static struct rate_slot rate[RATE_SLOTS];
+
+void log_configure(enum log_level level, const char *file)
+{
+    log_set_level(level);
+    if (file && strcmp(file, "stderr") != 0)
+        snprintf(log_path, sizeof(log_path), "%s", file);
+    else
+        log_path[0] = '\0';
+}
+
+void log_set_level(enum log_level level)
+{
+    __atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
+}
+
+/* True when the same text was already written this second. Races between
+ * threads can let a duplicate through; they never lose a distinct line. */
+static bool repeated(const char *text)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t h = hash_fnv1a(text);
+    struct rate_slot *s = &rate[h % RATE_SLOTS];
+    uint64_t old_hash = __atomic_load_n(&s->hash, __ATOMIC_RELAXED);
+    int64_t old_second = __atomic_load_n(&s->second, __ATOMIC_RELAXED);
+    if (old_hash == h && old_second == ts.tv_sec)
+        return true;
+    __atomic_store_n(&s->hash, h, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->second, (int64_t)ts.tv_sec, __ATOMIC_RELAXED);
+    return false;
+}
+
+bool log_write_line(const char *path, const char *line, size_t len)
+{
+    int fd = 2;
+    bool opened = true;
+    if (path && path[0] && strcmp(path, "stderr") != 0) {
+        fd = (int)real_syscall4(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            fd = 2;         /* nothing lost: the line goes to stderr */
+            opened = false;
+        }
+    }
+    /* One write with O_APPEND: lines from many processes do not interleave. */
+    (void)real_syscall4(SYS_write, fd, line, len, 0);
+    if (fd != 2)
+        (void)real_syscall4(SYS_close, fd, 0, 0, 0);
+    return opened;
+}
+
+void mlog(enum log_level level, const char *fmt, ...)
+{
+    static const char *const NAMES[] = { "error", "warn", "info", "debug" };
+    if (level > __atomic_load_n(&log_level, __ATOMIC_RELAXED))
+        return;
+    char msg[1024], line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (repeated(msg))
+        return;
+    int n = snprintf(line, sizeof(line), "meshim[%d]: %s: %s\n", (int)getpid(), NAMES[level], msg);
+    if (n > (int)sizeof(line) - 1)
+        n = (int)sizeof(line) - 1, line[n - 1] = '\n';
+    int saved = errno;
+    log_write_line(log_path, line, (size_t)n);
+    errno = saved;
+}

@@ -1,0 +1,500 @@
+/*
+ * tls.c — the workload's identity in OpenSSL, handshake steps, peer checks
+ * and the client session cache (see tls.h).
+ */
+#include "tls/tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "meshim/identity.h"
+#include "meshim/util.h"
+#include "observe/log.h"
+
+#define SESSION_SLOTS 256
+#define MAX_SANS 16
+
+struct tls_identity {
+    int refs;                       /* atomic */
+    SSL_CTX *client, *server;
+};
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static OSSL_LIB_CTX *libctx;
+static int ex_dest = -1;            /* SSL ex_data: the session cache key */
+
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_identity *current;
+static struct file_id stamps[3];    /* cert, key, ca, when last loaded */
+static char *stamp_paths[3];        /* a reload may name other files */
+static bool loaded_once;            /* stamps are those of the last load, good or bad */
+static char load_error[TLS_WHY_MAX];
+
+static pthread_mutex_t session_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct session_slot {
+    char key[128];
+    SSL_SESSION *session;
+} sessions[SESSION_SLOTS];
+
+static unsigned long n_handshakes, n_resumed;   /* atomic */
+
+/* ------------------------------------------------------------- sessions -- */
+
+static struct session_slot *slot_of(const char *key)
+{
+    return &sessions[hash_fnv1a(key) % SESSION_SLOTS];
+}
+
+/* OpenSSL hands over a session the server gave us (for TLS 1.3, after the
+ * handshake): it replaces the destination's last one. Returns 1: kept. */
+static int session_new(SSL *ssl, SSL_SESSION *session)
+{
+    const char *key = SSL_get_ex_data(ssl, ex_dest);
+    if (!key || !SSL_SESSION_is_resumable(session))
+        return 0;
+    pthread_mutex_lock(&session_lock);
+    struct session_slot *s = slot_of(key);
+    SSL_SESSION *old = s->session;
+    snprintf(s->key, sizeof(s->key), "%s", key);
+    s->session = session;
+    pthread_mutex_unlock(&session_lock);
+    if (old)
+        SSL_SESSION_free(old);
+    return 1;
+}
+
+static void session_resume(SSL *ssl, const char *key)
+{
+    pthread_mutex_lock(&session_lock);
+    struct session_slot *s = slot_of(key);
+    if (s->session && strcmp(s->key, key) == 0)
+        SSL_set_session(ssl, s->session);
+    pthread_mutex_unlock(&session_lock);
+}
+
+/* After a rotation sessions made with the old trust are not resumed. */
+static void sessions_flush(void)
+{
+    pthread_mutex_lock(&session_lock);
+    for (size_t i = 0; i < SESSION_SLOTS; i++) {
+        if (sessions[i].session)
+            SSL_SESSION_free(sessions[i].session);
+        sessions[i].session = NULL;
+    }
+    pthread_mutex_unlock(&session_lock);
+}
+
+/* ------------------------------------------------------------- identity -- */
+
+static void init(void)
+{
+    OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT | OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+    libctx = OSSL_LIB_CTX_new();
+    ex_dest = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* The reason of the last OpenSSL error, and the queue emptied. */
+static const char *openssl_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    ERR_clear_error();
+    return r ? r : "unknown error";
+}
+
+static bool readable(const char *what, const char *path, char *why, size_t len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(why, len, "[tls] %s %s: %s", what, path, strerror(errno));
+        return false;
+    }
+    fclose(f);
+    return true;
+}
+
+static bool setup(SSL_CTX *ctx, const struct mesh_config *cfg, char *why, size_t len)
+{
+    SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    /* One recv per batch of records instead of two per record (header,
+     * then body); the relay asks tls_pending before it waits. */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
+        snprintf(why, len, "[tls] cert %s: %s", cfg->tls_cert, openssl_reason());
+        return false;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1) {
+        snprintf(why, len, "[tls] key %s: %s", cfg->tls_key, openssl_reason());
+        return false;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(why, len, "[tls] key %s does not belong to cert %s", cfg->tls_key, cfg->tls_cert);
+        ERR_clear_error();
+        return false;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1) {
+        snprintf(why, len, "[tls] ca %s: %s", cfg->tls_ca, openssl_reason());
+        return false;
+    }
+    return true;
+}
+
+static void identity_free(struct tls_identity *id)
+{
+    SSL_CTX_free(id->client);
+    SSL_CTX_free(id->server);
+    free(id);
+}
+
+static struct tls_identity *identity_load(const struct mesh_config *cfg, char *why, size_t len)
+{
+    if (!readable("cert", cfg->tls_cert, why, len) || !readable("key", cfg->tls_key, why, len) ||
+        !readable("ca", cfg->tls_ca, why, len))
+        return NULL;
+    struct tls_identity *id = calloc(1, sizeof(*id));
+    if (!id) {
+        snprintf(why, len, "out of memory");
+        return NULL;
+    }
+    id->refs = 1;
+    id->client = SSL_CTX_new_ex(libctx, NULL, TLS_client_method());
+    id->server = SSL_CTX_new_ex(libctx, NULL, TLS_server_method());
+    if (!id->client || !id->server) {
+        snprintf(why, len, "OpenSSL: %s", openssl_reason());
+        identity_free(id);
+        return NULL;
+    }
+    if (!setup(id->client, cfg, why, len) || !setup(id->server, cfg, why, len)) {
+        identity_free(id);
+        return NULL;
+    }
+    SSL_CTX_set_verify(id->client, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_session_cache_mode(id->client, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(id->client, session_new);
+
+    SSL_CTX_set_verify(id->server, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* Without a session id context a client offering a session fails. */
+    SSL_CTX_set_session_id_context(id->server, (const unsigned char *)"meshim", 6);
+    SSL_CTX_set_num_tickets(id->server, 1);
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file_ex(cfg->tls_ca, libctx, NULL);
+    if (names)
+        SSL_CTX_set_client_CA_list(id->server, names);
+    ERR_clear_error();
+    return id;
+}
+
+/* Under id_lock: the files as they are now; true when one changed. */
+static bool restamp(const struct mesh_config *cfg)
+{
+    const char *paths[3] = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
+    bool changed = !loaded_once;
+    for (int i = 0; i < 3; i++) {
+        struct file_id now = file_id_of(paths[i]);
+        bool same_path = stamp_paths[i] && paths[i] && strcmp(stamp_paths[i], paths[i]) == 0;
+        if (same_path && file_id_same(&now, &stamps[i]))
+            continue;
+        changed = true;
+        stamps[i] = now;
+        if (!same_path) {
+            free(stamp_paths[i]);
+            stamp_paths[i] = paths[i] ? strdup(paths[i]) : NULL;
+        }
+    }
+    loaded_once = true;
+    return changed;
+}
+
+/* A short description of the certificate loaded, for the log. */
+static void describe(const struct tls_identity *id, char *buf, size_t len)
+{
+    X509 *cert = SSL_CTX_get0_certificate(id->client);
+    ASN1_INTEGER *serial = cert ? X509_get_serialNumber(cert) : NULL;
+    BIGNUM *bn = serial ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    snprintf(buf, len, "serial %s", hex ? hex : "?");
+    OPENSSL_free(hex);
+    BN_free(bn);
+}
+
+struct tls_identity *tls_identity_get(const struct mesh_config *cfg, char *why, size_t len)
+{
+    pthread_once(&once, init);
+    pthread_mutex_lock(&id_lock);
+    if (!current && !loaded_once) {
+        restamp(cfg);
+        current = identity_load(cfg, load_error, sizeof(load_error));
+        if (current) {
+            char d[96];
+            describe(current, d, sizeof(d));
+            log_info("[tls] identity loaded from %s (%s)", cfg->tls_cert, d);
+        } else {
+            log_error("%s; connections that need mTLS fail", load_error);
+        }
+    }
+    struct tls_identity *id = current;
+    if (id)
+        __atomic_add_fetch(&id->refs, 1, __ATOMIC_RELAXED);
+    else
+        snprintf(why, len, "%s", load_error);
+    pthread_mutex_unlock(&id_lock);
+    return id;
+}
+
+void tls_identity_put(struct tls_identity *id)
+{
+    if (id && __atomic_sub_fetch(&id->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        identity_free(id);
+}
+
+void tls_check_files(const struct mesh_config *cfg)
+{
+    if (!cfg->tls_cert || !cfg->tls_key || !cfg->tls_ca)
+        return;
+    pthread_mutex_lock(&id_lock);
+    bool was_loaded = loaded_once;
+    if (!was_loaded || !restamp(cfg)) {
+        /* Never used yet: it is loaded when first needed. */
+        pthread_mutex_unlock(&id_lock);
+        return;
+    }
+    pthread_mutex_unlock(&id_lock);
+    pthread_once(&once, init);
+    char why[TLS_WHY_MAX];
+    struct tls_identity *next = identity_load(cfg, why, sizeof(why));
+    if (!next) {
+        log_error("%s; %s", why, current ? "the identity loaded before stays" : "mTLS connections fail");
+        pthread_mutex_lock(&id_lock);
+        snprintf(load_error, sizeof(load_error), "%s", why);
+        pthread_mutex_unlock(&id_lock);
+        return;
+    }
+    char d[96];
+    describe(next, d, sizeof(d));
+    pthread_mutex_lock(&id_lock);
+    struct tls_identity *old = current;
+    current = next;
+    pthread_mutex_unlock(&id_lock);
+    tls_identity_put(old);
+    sessions_flush();
+    log_info("[tls] identity reloaded from %s (%s); new connections use it", cfg->tls_cert, d);
+}
+
+/* ----------------------------------------------------------- handshakes -- */
+
+SSL *tls_client_new(struct tls_identity *id, int fd, const char *dest, const char *sni)
+{
+    SSL *ssl = SSL_new(id->client);
+    char *key = NULL;
+    if (!ssl || SSL_set_fd(ssl, fd) != 1 ||
+        asprintf(&key, "%s|%s", dest, sni ? sni : "") < 0 || !SSL_set_ex_data(ssl, ex_dest, key)) {
+        free(key);
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    /* SNI is a host name, never an address (RFC 6066). */
+    struct netaddr a;
+    if (sni && *sni && !netaddr_parse(sni, false, &a))
+        SSL_set_tlsext_host_name(ssl, sni);
+    SSL_set_connect_state(ssl);
+    session_resume(ssl, key);
+    return ssl;
+}
+
+SSL *tls_server_new(struct tls_identity *id, int fd)
+{
+    SSL *ssl = SSL_new(id->server);
+    if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+static void handshake_failure(SSL *ssl, int err, int sys_errno, char *why, size_t len)
+{
+    long verify = SSL_get_verify_result(ssl);
+    unsigned long e = ERR_peek_last_error();
+    if (verify != X509_V_OK) {
+        snprintf(why, len, "TLS handshake: peer certificate not accepted: %s",
+                 X509_verify_cert_error_string(verify));
+    } else if (e) {
+        snprintf(why, len, "TLS handshake: %s", ERR_reason_error_string(e));
+    } else if (err == SSL_ERROR_SYSCALL && sys_errno) {
+        snprintf(why, len, "TLS handshake: %s", strerror(sys_errno));
+    } else {
+        snprintf(why, len, "TLS handshake: the peer closed the connection");
+    }
+    ERR_clear_error();
+}
+
+int tls_handshake(SSL *ssl, bool *want_write, char *why, size_t len)
+{
+    ERR_clear_error();
+    errno = 0;
+    int r = SSL_do_handshake(ssl);
+    if (r == 1) {
+        __atomic_add_fetch(&n_handshakes, 1, __ATOMIC_RELAXED);
+        if (SSL_session_reused(ssl))
+            __atomic_add_fetch(&n_resumed, 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    int sys_errno = errno;
+    int err = SSL_get_error(ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        *want_write = err == SSL_ERROR_WANT_WRITE;
+        return 0;
+    }
+    handshake_failure(ssl, err, sys_errno, why, len);
+    return -1;
+}
+
+/* The URI and DNS names of a certificate's subjectAltName; their strings
+ * live as long as gens. Names with an embedded NUL are left out. */
+static void san_names(GENERAL_NAMES *gens, const char **uris, size_t *n_uris, const char **dns,
+                      size_t *n_dns)
+{
+    *n_uris = *n_dns = 0;
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_URI && g->type != GEN_DNS)
+            continue;
+        const ASN1_IA5STRING *s = g->type == GEN_URI ? g->d.uniformResourceIdentifier : g->d.dNSName;
+        const char *text = (const char *)ASN1_STRING_get0_data(s);
+        if (!text || strlen(text) != (size_t)ASN1_STRING_length(s))
+            continue;
+        if (g->type == GEN_URI && *n_uris < MAX_SANS)
+            uris[(*n_uris)++] = text;
+        else if (g->type == GEN_DNS && *n_dns < MAX_SANS)
+            dns[(*n_dns)++] = text;
+    }
+}
+
+bool tls_peer_check(SSL *ssl, const char *const *patterns, size_t n, char *name, size_t name_len,
+                    char *why, size_t len)
+{
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    name[0] = '\0';
+    if (!cert) {
+        snprintf(why, len, "the peer sent no certificate");
+        return false;
+    }
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    const char *uris[MAX_SANS], *dns[MAX_SANS];
+    struct peer_names p = { uris, 0, dns, 0 };
+    san_names(gens, uris, &p.n_uris, dns, &p.n_dns);
+    snprintf(name, name_len, "%s", identity_name(&p));
+    bool ok = identity_allowed(patterns, n, &p);
+    if (!ok)
+        snprintf(why, len, "peer identity %s is not %s%s", name[0] ? name : "(none in the certificate)",
+                 n == 1 ? "" : "one of ", patterns[0]);
+    GENERAL_NAMES_free(gens);
+    ERR_clear_error();
+    return ok;
+}
+
+bool tls_resumed(SSL *ssl)
+{
+    return SSL_session_reused(ssl);
+}
+
+const char *tls_version(SSL *ssl)
+{
+    return SSL_get_version(ssl);
+}
+
+/* What SSL_get_error says after a call that did not succeed; the error
+ * queue is left empty for the next call on any connection of the thread. */
+static enum tls_io io_result(SSL *ssl, int ret)
+{
+    int e = SSL_get_error(ssl, ret);
+    ERR_clear_error();
+    switch (e) {
+    case SSL_ERROR_WANT_READ: return TLS_IO_WANT_READ;
+    case SSL_ERROR_WANT_WRITE: return TLS_IO_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN: return TLS_IO_CLOSED;
+    default: return TLS_IO_FAILED;
+    }
+}
+
+enum tls_io tls_read(SSL *ssl, void *data, size_t len, size_t *n)
+{
+    ERR_clear_error();
+    int ret = SSL_read_ex(ssl, data, len, n);
+    return ret ? TLS_IO_DONE : io_result(ssl, ret);
+}
+
+enum tls_io tls_write(SSL *ssl, const void *data, size_t len, size_t *n)
+{
+    ERR_clear_error();
+    int ret = SSL_write_ex(ssl, data, len, n);
+    return ret ? TLS_IO_DONE : io_result(ssl, ret);
+}
+
+bool tls_pending(SSL *ssl)
+{
+    return SSL_has_pending(ssl) == 1;
+}
+
+enum tls_io tls_close_notify(SSL *ssl)
+{
+    ERR_clear_error();
+    int ret = SSL_shutdown(ssl);
+    if (ret >= 0) {
+        ERR_clear_error();
+        return TLS_IO_DONE;     /* 0: sent, the peer's may come later */
+    }
+    enum tls_io io = io_result(ssl, ret);
+    return io == TLS_IO_WANT_WRITE ? io : TLS_IO_DONE;
+}
+
+void tls_free(SSL *ssl, bool send_close_notify)
+{
+    if (!ssl)
+        return;
+    ERR_clear_error();
+    if (send_close_notify)
+        SSL_shutdown(ssl);
+    else
+        SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    free(SSL_get_ex_data(ssl, ex_dest));
+    SSL_free(ssl);
+    ERR_clear_error();
+}
+
+void tls_counts(unsigned long *handshakes, unsigned long *resumed)
+{
+    *handshakes = __atomic_load_n(&n_handshakes, __ATOMIC_RELAXED);
+    *resumed = __atomic_load_n(&n_resumed, __ATOMIC_RELAXED);
+}
+
+/* ----------------------------------------------------------------- fork -- */
+
+void tls_atfork_prepare(void)
+{
+    pthread_mutex_lock(&id_lock);
+    pthread_mutex_lock(&session_lock);
+}
+
+void tls_atfork_parent(void)
+{
+    pthread_mutex_unlock(&session_lock);
+    pthread_mutex_unlock(&id_lock);
+}
+
+void tls_atfork_child(void)
+{
+    pthread_mutex_init(&session_lock, NULL);
+    pthread_mutex_init(&id_lock, NULL);
+}
