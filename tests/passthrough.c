@@ -4,7 +4,7 @@
  *
  * Run under LD_PRELOAD=libmeshim.so (tests/run-passthrough runs it with a
  * live config, with none, and with MESHIM_DISABLE=1). The test list is
- * generated from shim/hooks.def: a symbol added there without a pt_NAME case
+ * generated from shim/libc/hooks.def: a symbol added there without a pt_NAME case
  * here does not compile. Resolver cases compare the shim's answer with the
  * answer of libc's own definition, found with dlsym on libc.so.6.
  */

@@ -5,7 +5,7 @@
  * The constructor reads the config (SPEC §2.1). An invalid config stops the
  * program at start with status 78, or with on_error = passthrough leaves the
  * shim inert; both after printing every problem. Symbols are not bound here
- * (hooks.c binds lazily), so nothing in this file depends on load order.
+ * (libc/real.c binds lazily), so nothing in this file depends on load order.
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -34,6 +34,6 @@ ok "make install: the installed command finds ../lib/meshim/libmeshim.so"
 
 # What the library exports: the hooks and meshim_*, nothing else.
 extra=$(nm -D --defined-only "$MESHIM_LIB" | awk '{print $3}' | grep -v '^meshim_' \
-        | grep -vxF -f <(cc -E -P -x c -Ishim shim/exports.map.in | tr -d ' ;' | grep -v '[{}:*]') || true)
+        | grep -vxF -f <(cc -E -P -x c -Ishim shim/hook/exports.map.in | tr -d ' ;' | grep -v '[{}:*]') || true)
 [ -z "$extra" ] || fail "libmeshim.so exports more than its hooks: $extra"
 ok "libmeshim.so exports only the hooks of hooks.def"
