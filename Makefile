@@ -27,10 +27,10 @@ LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
 POLICY   := util config vip balancer registry breaker backoff discovery identity
-SHIM     := $(POLICY) mesh real log accesslog metrics callers engine placeholder health watch \
+SHIM     := $(POLICY) mesh real files log accesslog metrics callers engine placeholder health watch \
             tls_loader conn fdtable attempt connect dial relay mtls resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity
+            test_fork test_discovery test_identity test_files
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -91,8 +91,13 @@ $(BUILD)/tests/test_fork: tests/unit/test_fork.c $(SHIM_O) | $(BUILD)/tests
 
 # test_stats: the access-log format (library) and the stats reader (command).
 $(BUILD)/tests/test_stats: tests/unit/test_stats.c $(POLICY_O) $(BUILD)/obj/accesslog.o \
-        $(BUILD)/obj/log.o $(BUILD)/obj/real.o $(BUILD)/obj/cli_statsview.o | $(BUILD)/tests
+        $(BUILD)/obj/log.o $(BUILD)/obj/files.o $(BUILD)/obj/real.o $(BUILD)/obj/cli_statsview.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread
+
+# test_files: the observe layer's file opening (and the real_ trampolines it closes with).
+$(BUILD)/tests/test_files: tests/unit/test_files.c $(POLICY_O) $(BUILD)/obj/files.o $(BUILD)/obj/real.o \
+        | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread

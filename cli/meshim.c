@@ -357,13 +357,14 @@ static const char *stats_dir(const char *given, char *buf, size_t len)
 {
     if (given)
         return given;
-    snprintf(buf, len, "/tmp/meshim");
+    config_default_stats_dir(buf, len);
     struct config_source src = { env_lookup, false, MESHIM_DEFAULT_CONFIG };
     char *errors = NULL;
     enum on_error on_error;
     struct mesh_config *cfg = config_load(&src, &errors, &on_error);
     if (cfg) {
-        snprintf(buf, len, "%s", cfg->stats_dir);
+        if (cfg->stats_dir)
+            snprintf(buf, len, "%s", cfg->stats_dir);
         config_free(cfg);
     } else {
         const char *env = getenv("MESHIM_STATS_DIR");

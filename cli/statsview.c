@@ -6,9 +6,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,24 +16,28 @@
 
 /* ----------------------------------------------------------------- files -- */
 
-static bool region_fits(uint64_t off, uint64_t n, size_t each, size_t size)
-{
-    return off <= size && n <= (size - off) / each;
-}
+/* What one scan copies at most: enough for a thousand ordinary processes,
+ * while a file's owner cannot make a scrape allocate or print much (a full
+ * file is ~700 KB of slots; review finding 4). */
+#define SCAN_BUDGET (8u << 20)
 
+/* The header as this version writes it, and nothing else: offsets, sizes
+ * and limits are this version's constants, so a file cannot declare more
+ * slots or another layout than the command allocates for. */
 static bool check(const struct stats_header *h, size_t size, char *why, size_t len)
 {
     const char *bad = NULL;
-    if (size < sizeof(*h) || memcmp(h->magic, STATS_MAGIC, sizeof(h->magic)) != 0)
+    if (memcmp(h->magic, STATS_MAGIC, sizeof(h->magic)) != 0)
         bad = "not a meshim stats file";
     else if (h->version != STATS_VERSION || h->header_size != sizeof(*h))
         bad = "written by another version of meshim";
-    else if (h->file_size != size)
-        bad = "truncated";
-    else if (!region_fits(h->off_services, h->max_services, sizeof(struct stats_service), size) ||
-             !region_fits(h->off_endpoints, h->max_endpoints, sizeof(struct stats_endpoint), size) ||
-             !region_fits(h->off_inbound, h->max_inbound, sizeof(struct stats_inbound), size) ||
-             h->off_services % 8 || h->off_endpoints % 8 || h->off_inbound % 8)
+    else if (h->file_size != size || size != stats_file_size())
+        bad = "not the size of a stats file";
+    else if (h->max_services != STATS_MAX_SERVICES || h->max_endpoints != STATS_MAX_ENDPOINTS ||
+             h->max_inbound != STATS_MAX_INBOUND || h->off_services != STATS_OFF_SERVICES ||
+             h->off_endpoints != STATS_OFF_ENDPOINTS || h->off_inbound != STATS_OFF_INBOUND ||
+             h->n_services > STATS_MAX_SERVICES || h->n_endpoints > STATS_MAX_ENDPOINTS ||
+             h->n_inbound > STATS_MAX_INBOUND)
         bad = "corrupt layout";
     if (bad)
         snprintf(why, len, "%s", bad);
@@ -54,40 +58,106 @@ static void name_of(const char *field, size_t size, char *out, size_t len)
     out[n] = '\0';
 }
 
+static bool read_at(int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t got = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return false;
+        done += (size_t)got;
+    }
+    return true;
+}
+
+/* Copies the header and the slots in use out of an open file, once: the
+ * rest of the command reads only the copy. pread, not mmap, so a file that
+ * shrinks or changes under us gives a short read or odd counts, never a
+ * SIGBUS or a read out of bounds (review finding 3). *budget, when given,
+ * is what the scan may still copy. */
+static bool copy_file(int fd, size_t size, struct stats_view *v, size_t *budget, char *why,
+                      size_t len)
+{
+    struct stats_header hdr;
+    if (size < sizeof(hdr) || !read_at(fd, &hdr, sizeof(hdr), 0)) {
+        snprintf(why, len, "truncated");
+        return false;
+    }
+    if (!check(&hdr, size, why, len))
+        return false;
+    size_t ns = hdr.n_services, ne = hdr.n_endpoints, ni = hdr.n_inbound;
+    size_t bytes = sizeof(hdr) + ns * sizeof(struct stats_service) +
+                   ne * sizeof(struct stats_endpoint) + ni * sizeof(struct stats_inbound);
+    if (budget && bytes > *budget) {
+        snprintf(why, len, "over what one scan may read (%u KiB)", SCAN_BUDGET >> 10);
+        return false;
+    }
+    char *buf = malloc(bytes);
+    if (!buf) {
+        snprintf(why, len, "out of memory");
+        return false;
+    }
+    memcpy(buf, &hdr, sizeof(hdr));
+    v->services = (struct stats_service *)(buf + sizeof(hdr));
+    v->endpoints = (struct stats_endpoint *)(v->services + ns);
+    v->inbound = (struct stats_inbound *)(v->endpoints + ne);
+    if (!read_at(fd, v->services, ns * sizeof(*v->services), STATS_OFF_SERVICES) ||
+        !read_at(fd, v->endpoints, ne * sizeof(*v->endpoints), STATS_OFF_ENDPOINTS) ||
+        !read_at(fd, v->inbound, ni * sizeof(*v->inbound), STATS_OFF_INBOUND)) {
+        free(buf);
+        snprintf(why, len, "truncated");
+        return false;
+    }
+    if (budget)
+        *budget -= bytes;
+    v->h = (const struct stats_header *)buf;
+    v->n_services = (unsigned)ns, v->n_endpoints = (unsigned)ne, v->n_inbound = (unsigned)ni;
+    v->pid = hdr.pid;
+    name_of(hdr.process, sizeof(hdr.process), v->process, sizeof(v->process));
+    return true;
+}
+
+/* Opens name in dirfd only if it is a regular file (never a FIFO, which
+ * would block the open, nor a symlink: review finding 2); fills st. */
+static int open_regular(int dirfd, const char *name, struct stat *st, char *why, size_t len)
+{
+    struct stat before;
+    if (fstatat(dirfd, name, &before, AT_SYMLINK_NOFOLLOW) < 0) {
+        snprintf(why, len, "%s", strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(before.st_mode)) {
+        snprintf(why, len, "not a regular file");
+        return -1;
+    }
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 || fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || st->st_ino != before.st_ino ||
+        st->st_dev != before.st_dev) {
+        snprintf(why, len, "%s", fd < 0 ? strerror(errno) : "changed while opened");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 bool stats_view_open(const char *path, struct stats_view *v, char *why, size_t len)
 {
     memset(v, 0, sizeof(*v));
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(why, len, "%s", fd < 0 ? strerror(errno) : "not a regular file");
-        if (fd >= 0)
-            close(fd);
+    int fd = open_regular(AT_FDCWD, path, &st, why, len);
+    if (fd < 0)
         return false;
-    }
-    size_t size = (size_t)st.st_size;
-    void *m = size >= sizeof(struct stats_header) ? mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0)
-                                                  : MAP_FAILED;
+    bool ok = copy_file(fd, (size_t)st.st_size, v, NULL, why, len);
     close(fd);
-    if (m == MAP_FAILED) {
-        snprintf(why, len, "%s", size < sizeof(struct stats_header) ? "truncated" : strerror(errno));
-        return false;
-    }
-    if (!check(m, size, why, len)) {
-        munmap(m, size);
-        return false;
-    }
-    v->h = m;
-    v->size = size;
-    v->pid = v->h->pid;
-    name_of(v->h->process, sizeof(v->h->process), v->process, sizeof(v->process));
-    return true;
+    return ok;
 }
 
 void stats_view_close(struct stats_view *v)
 {
-    if (v->h)
-        munmap((void *)v->h, v->size);
+    free((void *)v->h);
     v->h = NULL;
 }
 
@@ -103,7 +173,7 @@ static int by_pid(const void *a, const void *b)
     return ((const struct stats_view *)a)->pid - ((const struct stats_view *)b)->pid;
 }
 
-/* "1234.stats" (or ".1234.stats.tmp", a file being made): its pid, or 0. */
+/* "1234.stats", or ".1234.stats.RANDOM" (a file being made): its pid, or 0. */
 static int pid_of(const char *name, bool *tmp)
 {
     *tmp = name[0] == '.';
@@ -113,9 +183,32 @@ static int pid_of(const char *name, bool *tmp)
     long pid = strtol(name, &end, 10);
     if (pid <= 0 || pid > 0x3fffffff || end == name)
         return 0;
-    if (strcmp(end, *tmp ? ".stats.tmp" : ".stats") != 0)
+    if (*tmp ? strncmp(end, ".stats.", 7) != 0 : strcmp(end, ".stats") != 0)
         return 0;
     return (int)pid;
+}
+
+/* May uid have written pid's file? One of the process's user ids (real,
+ * effective, saved, filesystem) must be uid: nobody can pass counters off
+ * as another user's process (review finding 3). */
+static bool owned_by_process(int pid, uid_t uid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool ok = false;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long ids[4];
+        if (sscanf(line, "Uid: %lu %lu %lu %lu", &ids[0], &ids[1], &ids[2], &ids[3]) == 4) {
+            for (int i = 0; i < 4; i++)
+                ok |= ids[i] == (unsigned long)uid;
+            break;
+        }
+    }
+    fclose(f);
+    return ok;
 }
 
 int stats_view_scan(const char *dir, int only, struct stats_view **out)
@@ -123,7 +216,8 @@ int stats_view_scan(const char *dir, int only, struct stats_view **out)
     DIR *d = opendir(dir);
     if (!d)
         return -1;
-    int n = 0, cap = 0;
+    int dfd = dirfd(d), n = 0, cap = 0;
+    size_t budget = SCAN_BUDGET;
     struct stats_view *views = NULL;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -131,21 +225,31 @@ int stats_view_scan(const char *dir, int only, struct stats_view **out)
         int pid = pid_of(e->d_name, &tmp);
         if (!pid || (only && pid != only))
             continue;
-        char path[4096], why[128];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        char why[128];
         if (tmp) {
             if (!proc_start_ticks(pid))
-                unlink(path);           /* left by a process that died making it */
+                unlinkat(dfd, e->d_name, 0);    /* left by a process that died making it */
             continue;
         }
-        struct stats_view v;
-        if (!stats_view_open(path, &v, why, sizeof(why)))
-            continue;
         uint64_t started = proc_start_ticks(pid);
-        if (v.pid != pid || !started || started != v.h->start_ticks) {
-            /* Its process is gone (or the pid is another process's now). */
+        if (!started) {
+            unlinkat(dfd, e->d_name, 0);        /* its process is gone */
+            continue;
+        }
+        struct stat st;
+        int fd = open_regular(dfd, e->d_name, &st, why, sizeof(why));
+        if (fd < 0)
+            continue;
+        struct stats_view v = { 0 };
+        bool ok = owned_by_process(pid, st.st_uid) &&
+                  copy_file(fd, (size_t)st.st_size, &v, &budget, why, sizeof(why));
+        close(fd);
+        if (!ok)
+            continue;
+        if (v.pid != pid || started != v.h->start_ticks) {
+            /* The pid is another process's now: the file's was gone. */
             stats_view_close(&v);
-            unlink(path);
+            unlinkat(dfd, e->d_name, 0);
             continue;
         }
         if (n == cap) {
@@ -170,29 +274,22 @@ int stats_view_scan(const char *dir, int only, struct stats_view **out)
 
 unsigned stats_view_count(const struct stats_view *v, char which)
 {
-    const struct stats_header *h = v->h;
-    uint32_t n, max;
-    switch (which) {
-    case 's': n = __atomic_load_n(&h->n_services, __ATOMIC_ACQUIRE); max = h->max_services; break;
-    case 'e': n = __atomic_load_n(&h->n_endpoints, __ATOMIC_ACQUIRE); max = h->max_endpoints; break;
-    default: n = __atomic_load_n(&h->n_inbound, __ATOMIC_ACQUIRE); max = h->max_inbound; break;
-    }
-    return n < max ? n : max;
+    return which == 's' ? v->n_services : which == 'e' ? v->n_endpoints : v->n_inbound;
 }
 
 const struct stats_service *stats_view_service(const struct stats_view *v, unsigned i)
 {
-    return (const struct stats_service *)((const char *)v->h + v->h->off_services) + i;
+    return &v->services[i];
 }
 
 const struct stats_endpoint *stats_view_endpoint(const struct stats_view *v, unsigned i)
 {
-    return (const struct stats_endpoint *)((const char *)v->h + v->h->off_endpoints) + i;
+    return &v->endpoints[i];
 }
 
 const struct stats_inbound *stats_view_inbound(const struct stats_view *v, unsigned i)
 {
-    return (const struct stats_inbound *)((const char *)v->h + v->h->off_inbound) + i;
+    return &v->inbound[i];
 }
 
 static uint64_t load(const uint64_t *p)

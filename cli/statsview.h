@@ -16,9 +16,14 @@
 
 #include "meshim/stats.h"
 
+/* One process's stats, copied out of its file once (never a live map):
+ * the header and the slots in use, checked against this version's layout. */
 struct stats_view {
-    const struct stats_header *h;      /* read-only map */
-    size_t size;
+    const struct stats_header *h;      /* the copy (owns the slots below) */
+    struct stats_service *services;
+    struct stats_endpoint *endpoints;
+    struct stats_inbound *inbound;
+    unsigned n_services, n_endpoints, n_inbound;
     int pid;
     char process[64];
 };

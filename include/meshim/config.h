@@ -10,6 +10,7 @@
 #define MESHIM_CONFIG_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -122,6 +123,16 @@ struct config_source {
 struct mesh_config *config_load(const struct config_source *src, char **errors,
                                 enum on_error *on_error);
 void config_free(struct mesh_config *cfg);
+
+/* The INI file's size limit, and how config files are opened: a regular
+ * file of at most max bytes, never blocking (NULL with the reason in why). */
+#define CONFIG_FILE_MAX (1u << 20)
+FILE *config_open_file(const char *path, size_t max, char *why, size_t len);
+
+/* stats_dir's default (stats_dir NULL): /tmp/meshim-EUID (why: config.c),
+ * for the user a process runs as when it writes (an nginx worker is not
+ * the root that read the config). */
+void config_default_stats_dir(char *buf, size_t len);
 
 /* An endpoints_file's text: one endpoint a line in the syntax of
  * `endpoints` ("10.0.0.6:8080 weight=3"), # comments and blank lines

@@ -120,6 +120,11 @@ struct stats_header {
     uint64_t tls_handshakes[DIRECTION_COUNT][RESULT_COUNT];
 };
 
+/* The one layout of this version: where each array starts. */
+#define STATS_OFF_SERVICES ((uint64_t)sizeof(struct stats_header))
+#define STATS_OFF_ENDPOINTS (STATS_OFF_SERVICES + STATS_MAX_SERVICES * sizeof(struct stats_service))
+#define STATS_OFF_INBOUND (STATS_OFF_ENDPOINTS + STATS_MAX_ENDPOINTS * sizeof(struct stats_endpoint))
+
 static inline size_t stats_file_size(void)
 {
     return sizeof(struct stats_header) + STATS_MAX_SERVICES * sizeof(struct stats_service) +

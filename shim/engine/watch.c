@@ -174,9 +174,10 @@ static void plan(struct registry *reg)
 
 static uint64_t text_hash(const char *path)
 {
-    FILE *f = fopen(path, "re");
+    char why[64];
+    FILE *f = config_open_file(path, CONFIG_FILE_MAX, why, sizeof(why));
     if (!f)
-        return 0;
+        return 0;       /* the reload says why */
     uint64_t h = HASH_FNV1A_INIT;
     char buf[4096];
     for (size_t n; (n = fread(buf, 1, sizeof(buf), f)) > 0;)

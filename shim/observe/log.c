@@ -2,11 +2,13 @@
  * log.c — rate-limited log lines (see log.h).
  *
  * Written with raw syscalls: the log must not go through the shim's own
- * hooks, and a path is opened for each line rather than kept open, because
+ * hooks. A path is opened (files_open_log: no symlink, nothing that can
+ * block) for each line rather than kept open, because
  * a daemonising program that closes every descriptor would otherwise have
  * our log land in whatever file it opens next on that number.
  */
 #include "libc/real.h"
+#include "observe/files.h"
 #include "observe/log.h"
 
 #include <errno.h>
@@ -60,22 +62,32 @@ static bool repeated(const char *text)
     return false;
 }
 
+static unsigned long log_dropped;
+
 bool log_write_line(const char *path, const char *line, size_t len)
 {
     int fd = 2;
     bool opened = true;
     if (path && path[0] && strcmp(path, "stderr") != 0) {
-        fd = (int)real_syscall4(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        fd = files_open_log(path);
         if (fd < 0) {
-            fd = 2;         /* nothing lost: the line goes to stderr */
+            fd = 2;         /* a symlink, a FIFO nobody reads: the line goes to stderr */
             opened = false;
         }
     }
-    /* One write with O_APPEND: lines from many processes do not interleave. */
-    (void)real_syscall4(SYS_write, fd, line, len, 0);
+    /* One write with O_APPEND: lines from many processes do not interleave.
+     * A log file's descriptor is non-blocking: a full pipe loses the line
+     * (counted) rather than stopping the program. */
+    if (real_syscall4(SYS_write, fd, line, len, 0) < 0 && fd != 2)
+        __atomic_add_fetch(&log_dropped, 1, __ATOMIC_RELAXED);
     if (fd != 2)
-        (void)real_syscall4(SYS_close, fd, 0, 0, 0);
+        real_close(fd);
     return opened;
+}
+
+unsigned long log_lines_dropped(void)
+{
+    return __atomic_load_n(&log_dropped, __ATOMIC_RELAXED);
 }
 
 void mlog(enum log_level level, const char *fmt, ...)

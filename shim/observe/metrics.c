@@ -3,8 +3,11 @@
  * include/meshim/stats.h).
  *
  * Attaching: the first count takes attach_lock, makes the file under a
- * temporary name (so a reader never maps half a header), renames it to
- * <pid>.stats and publishes the map. Later counts find the map with one
+ * random temporary name in a folder it has checked (observe/files.c; so a
+ * reader never maps half a header, and no other user can have planted
+ * it), renames it to <pid>.stats and publishes the map. Offsets and slot
+ * counts are this process's own (private memory); the shared file is only
+ * ever written. Later counts find the map with one
  * acquire load and add to it with relaxed atomics; a service, endpoint or
  * port counted for the first time takes a slot under attach_lock.
  */
@@ -18,12 +21,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
+#include <sys/auxv.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "libc/real.h"
 #include "meshim/mesh.h"
+#include "observe/files.h"
 #include "observe/log.h"
 
 enum attach_state { UNTRIED, ATTACHED, OFF };
@@ -34,21 +38,29 @@ static struct stats_header *map;            /* acquire/release: NULL until attac
 static int state = UNTRIED;
 static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned generation;
-static char map_path[512];                  /* the file this process made */
+
+/* What this process knows of its own file, kept in private memory: the
+ * file is readable by others and is never read back for a size, an offset
+ * or a count (review finding 1). Slot counts change under attach_lock. */
+static uint32_t n_services, n_endpoints, n_inbound;
+static char map_dir[512];                   /* the folder, and the file's name in it */
+static char map_name[32];
+static dev_t map_dir_dev, map_file_dev;
+static ino_t map_dir_ino, map_file_ino;
 
 static struct stats_service *service_slots(struct stats_header *h)
 {
-    return (struct stats_service *)((char *)h + h->off_services);
+    return (struct stats_service *)((char *)h + STATS_OFF_SERVICES);
 }
 
 static struct stats_endpoint *endpoint_slots(struct stats_header *h)
 {
-    return (struct stats_endpoint *)((char *)h + h->off_endpoints);
+    return (struct stats_endpoint *)((char *)h + STATS_OFF_ENDPOINTS);
 }
 
 static struct stats_inbound *inbound_slots(struct stats_header *h)
 {
-    return (struct stats_inbound *)((char *)h + h->off_inbound);
+    return (struct stats_inbound *)((char *)h + STATS_OFF_INBOUND);
 }
 
 static void copy_name(char *dst, size_t len, const char *src)
@@ -69,65 +81,59 @@ static void init_header(struct stats_header *h)
     h->start_ticks = proc_start_ticks(0);
     h->created_unix_ms = wall_ns() / 1000000u;
     copy_name(h->process, sizeof(h->process), program_invocation_short_name);
-    h->off_services = sizeof(*h);
-    h->off_endpoints = h->off_services + STATS_MAX_SERVICES * sizeof(struct stats_service);
-    h->off_inbound = h->off_endpoints + STATS_MAX_ENDPOINTS * sizeof(struct stats_endpoint);
+    h->off_services = STATS_OFF_SERVICES;
+    h->off_endpoints = STATS_OFF_ENDPOINTS;
+    h->off_inbound = STATS_OFF_INBOUND;
 }
 
-/* The stats folder, made if missing. Like /tmp it is shared by the
- * processes of every user: world-writable and sticky. */
-static bool make_dir(const char *dir)
+/* Sizes and maps a new private file; MAP_FAILED on failure (errno set). */
+static void *map_new(int fd, size_t size)
 {
-    if (mkdir(dir, 0777) == 0)
-        chmod(dir, 01777);
-    else if (errno != EEXIST)
-        return false;       /* with mkdir's errno: the reason to report */
-    struct stat st;
-    if (stat(dir, &st) < 0)
-        return false;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return false;
-    }
-    return true;
+    if (ftruncate(fd, (off_t)size) < 0)
+        return MAP_FAILED;
+    return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 }
 
-/* Makes, fills and publishes the file; NULL on failure (errno set). */
-static struct stats_header *create(const char *dir)
+/* Makes, fills and publishes <dir>/<pid>.stats; NULL with the reason in
+ * why. The folder must be trustworthy (files_open_dir) and the file is one
+ * this process has just created under a random name (files_create_private)
+ * before it is renamed into place, so a reader never maps half a header
+ * and nobody else can have a descriptor on it. */
+static struct stats_header *create(const char *dir, char *why, size_t len)
 {
-    char path[512], tmp[512];
-    int pid = (int)getpid();
-    snprintf(path, sizeof(path), "%s/%d.stats", dir, pid);
-    snprintf(tmp, sizeof(tmp), "%s/.%d.stats.tmp", dir, pid);
-    if (!make_dir(dir))
+    int dfd = files_open_dir(dir, getauxval(AT_SECURE) != 0, why, len);
+    if (dfd < 0)
         return NULL;
-    /* Raw system calls: the close hook must not see the shim's own
-     * descriptor. */
-    int fd = (int)real_syscall4(SYS_openat, AT_FDCWD, tmp,
-                          O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return NULL;
+    char tmp[64], name[32];
+    snprintf(name, sizeof(name), "%d.stats", (int)getpid());
+    snprintf(tmp, sizeof(tmp), ".%d.stats", (int)getpid());
+    int fd = files_create_private(dfd, tmp, 0644, tmp, sizeof(tmp));
     size_t size = stats_file_size();
     void *m = MAP_FAILED;
-    if (ftruncate(fd, (off_t)size) == 0)
-        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    struct stat dst = { 0 }, fst = { 0 };
+    if (fd >= 0 && fstat(fd, &fst) == 0 && fstat(dfd, &dst) == 0)
+        m = map_new(fd, size);
     int err = errno;
-    real_syscall4(SYS_close, fd, 0, 0, 0);
-    if (m == MAP_FAILED) {
-        unlink(tmp);
-        errno = err;
-        return NULL;
-    }
-    init_header(m);
-    if (rename(tmp, path) < 0) {
+    if (fd >= 0)
+        real_close(fd);
+    if (m != MAP_FAILED) {
+        init_header(m);
+        if (renameat(dfd, tmp, dfd, name) == 0) {
+            snprintf(map_dir, sizeof(map_dir), "%s", dir);
+            snprintf(map_name, sizeof(map_name), "%s", name);
+            map_dir_dev = dst.st_dev, map_dir_ino = dst.st_ino;
+            map_file_dev = fst.st_dev, map_file_ino = fst.st_ino;
+            real_close(dfd);
+            return m;
+        }
         err = errno;
         munmap(m, size);
-        unlink(tmp);
-        errno = err;
-        return NULL;
     }
-    snprintf(map_path, sizeof(map_path), "%s", path);
-    return m;
+    if (fd >= 0)
+        unlinkat(dfd, tmp, 0);
+    real_close(dfd);
+    snprintf(why, len, "%s", strerror(err));
+    return NULL;
 }
 
 static uint32_t new_service_slot(struct stats_header *h, const char *name);
@@ -165,13 +171,18 @@ static struct stats_header *attach(void)
         const char *dir = reg->cfg->stats_dir;
         struct stats_header *h = NULL;
         int saved = errno;
-        if (dir && strcmp(dir, "off") != 0) {
-            h = create(dir);
+        char why[160], own[64];
+        if (!dir) {
+            config_default_stats_dir(own, sizeof(own));
+            dir = own;
+        }
+        if (strcmp(dir, "off") != 0) {
+            h = create(dir, why, sizeof(why));
             if (h)
                 list_services(h, reg);
             if (!h)
-                log_warn("stats: cannot make %s/%d.stats: %s; this process keeps no stats", dir,
-                         (int)getpid(), strerror(errno));
+                log_warn("stats: not writing %s/%d.stats: %s; this process keeps no stats", dir,
+                         (int)getpid(), why);
         }
         errno = saved;
         __atomic_store_n(&state, h ? ATTACHED : OFF, __ATOMIC_RELAXED);
@@ -227,28 +238,31 @@ static void cache(uint64_t *cache, uint32_t slot)
 /* Names go in first; the count that makes them visible is stored last. */
 static uint32_t new_service_slot(struct stats_header *h, const char *name)
 {
-    uint32_t n = h->n_services;
+    uint32_t n = n_services;
     for (uint32_t i = 0; i < n; i++)
         if (strncmp(service_slots(h)[i].name, name, sizeof(service_slots(h)[i].name) - 1) == 0)
             return i;
-    if (n >= h->max_services)
+    if (n >= STATS_MAX_SERVICES)
         return NO_SLOT;
     copy_name(service_slots(h)[n].name, sizeof(service_slots(h)[n].name), name);
+    n_services = n + 1;
     __atomic_store_n(&h->n_services, n + 1, __ATOMIC_RELEASE);
     return n;
 }
 
 static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, const char *label)
 {
-    uint32_t n = h->n_endpoints;
+    uint32_t n = n_endpoints;
     for (uint32_t i = 0; i < n; i++)
-        if (endpoint_slots(h)[i].service == service && strcmp(endpoint_slots(h)[i].label, label) == 0)
+        if (endpoint_slots(h)[i].service == service &&
+            strncmp(endpoint_slots(h)[i].label, label, sizeof(endpoint_slots(h)[i].label) - 1) == 0)
             return i;
-    if (n >= h->max_endpoints)
+    if (n >= STATS_MAX_ENDPOINTS)
         return NO_SLOT;
     struct stats_endpoint *ep = &endpoint_slots(h)[n];
     copy_name(ep->label, sizeof(ep->label), label);
     ep->service = service;
+    n_endpoints = n + 1;
     __atomic_store_n(&h->n_endpoints, n + 1, __ATOMIC_RELEASE);
     return n;
 }
@@ -365,19 +379,20 @@ void metrics_closed(struct service *svc, uint64_t sent, uint64_t received)
 
 static struct stats_inbound *inbound_stats(struct stats_header *h, uint16_t port)
 {
-    uint32_t n = __atomic_load_n(&h->n_inbound, __ATOMIC_ACQUIRE);
+    uint32_t n = __atomic_load_n(&n_inbound, __ATOMIC_ACQUIRE);
     for (uint32_t i = 0; i < n; i++)
         if (inbound_slots(h)[i].port == port)
             return &inbound_slots(h)[i];
     struct stats_inbound *in = NULL;
     pthread_mutex_lock(&attach_lock);
-    n = h->n_inbound;
+    n = n_inbound;
     for (uint32_t i = 0; i < n && !in; i++)
         if (inbound_slots(h)[i].port == port)
             in = &inbound_slots(h)[i];
-    if (!in && n < h->max_inbound) {
+    if (!in && n < STATS_MAX_INBOUND) {
         in = &inbound_slots(h)[n];
         in->port = port;
+        __atomic_store_n(&n_inbound, n + 1, __ATOMIC_RELEASE);
         __atomic_store_n(&h->n_inbound, n + 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&attach_lock);
@@ -404,8 +419,18 @@ void metrics_exit(void)
     /* Readers skip the files of dead processes anyway: removing ours at
      * exit keeps a host that runs many short meshed programs from filling
      * the folder (a process that dies otherwise is cleaned up by them). */
-    if (__atomic_load_n(&map, __ATOMIC_ACQUIRE) && map_path[0])
-        unlink(map_path);
+    if (!__atomic_load_n(&map, __ATOMIC_ACQUIRE) || !map_name[0])
+        return;
+    /* Only the file this process made, in the folder it made it in. */
+    int dfd = open(map_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (dfd < 0)
+        return;
+    if (fstat(dfd, &st) == 0 && st.st_dev == map_dir_dev && st.st_ino == map_dir_ino &&
+        fstatat(dfd, map_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == map_file_dev &&
+        st.st_ino == map_file_ino)
+        unlinkat(dfd, map_name, 0);
+    real_close(dfd);
 }
 
 unsigned metrics_generation(void)
@@ -420,7 +445,8 @@ void metrics_atfork_child(void)
     if (h)
         munmap(h, stats_file_size());
     map = NULL;
-    map_path[0] = '\0';
+    map_name[0] = '\0';
+    n_services = n_endpoints = n_inbound = 0;
     state = UNTRIED;
     pthread_mutex_init(&attach_lock, NULL);
 }

@@ -14,6 +14,7 @@
 #include "meshim/config.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- arena -- */
@@ -92,8 +94,17 @@ struct loader {
     enum section_kind kind;             /* the section being read */
     void *section;                      /* its struct */
     bool continuation;                  /* this line continues the last key */
-    char *last_raw;                     /* raw value of the last key */
     const char *last_key;
+    /* The key being read: its value grows with each continuation line and
+     * is parsed once, when the next key, a section or the end comes, so a
+     * list wrapped over n lines costs O(n), not O(n^2) (review finding 5). */
+    struct pending {
+        bool active;
+        char name[64];
+        char *value;                    /* malloc'd */
+        size_t len, cap;
+        struct origin at;
+    } pending;
 
     struct service_config defaults;
     uint64_t meshim_set, tls_set;       /* keys set in [meshim] and [tls] */
@@ -483,11 +494,16 @@ static const char *parse_endpoint(char *addr, struct endpoint_spec *out)
 }
 
 /* "10.0.0.5:8080, 10.0.0.6:8080 weight=3, 10.0.0.7" */
+/* Endpoints a list (in the INI, an endpoints_file) may hold. */
+#define ENDPOINTS_MAX 4096
+
 static const char *p_endpoints(struct loader *L, const char *v, void *f)
 {
     struct endpoint_list *l = f;
     char **items;
     l->n = split_items(L, v, &items);
+    if (l->n > ENDPOINTS_MAX)
+        return "more than 4096 endpoints";
     l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
     for (size_t i = 0; i < l->n; i++)
         if (parse_endpoint(items[i], &l->v[i]))
@@ -497,7 +513,6 @@ static const char *p_endpoints(struct loader *L, const char *v, void *f)
 
 /* Bounds on an endpoints file, which an agent writes. */
 #define ENDPOINTS_FILE_MAX (1 << 20)
-#define ENDPOINTS_MAX 4096
 
 static bool file_error(char *err, size_t len, const char *path, int line, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -573,9 +588,10 @@ bool config_parse_endpoints(const char *path, const char *text, struct endpoint_
 
 bool config_read_endpoints(const char *path, struct endpoint_list *out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
+    char why[64];
+    FILE *f = config_open_file(path, ENDPOINTS_FILE_MAX, why, sizeof(why));
     if (!f)
-        return file_error(err, errlen, path, 0, "cannot read: %s", strerror(errno));
+        return file_error(err, errlen, path, 0, "cannot read: %s", why);
     char *text = malloc(ENDPOINTS_FILE_MAX + 1);
     size_t len = text ? fread(text, 1, ENDPOINTS_FILE_MAX + 1, f) : 0;
     bool failed = ferror(f);
@@ -723,12 +739,22 @@ static void service_defaults(struct service_config *s)
     s->tls = TLS_OFF;
 }
 
+void config_default_stats_dir(char *buf, size_t len)
+{
+    /* Per user: every user, root and container users included, has one
+     * (XDG_RUNTIME_DIR is per login session: daemons and containers have
+     * none, and set-uid programs ignore the environment), and no other user
+     * can write to it (the shim makes it 0700 and refuses it when someone
+     * else owns it). */
+    snprintf(buf, len, "/tmp/meshim-%u", (unsigned)geteuid());
+}
+
 static void global_defaults(struct loader *L, struct mesh_config *c)
 {
     c->log_level = LOG_WARN;
     c->log_file = arena_strdup(L->arena, "stderr");
     c->access_log = arena_strdup(L->arena, "off");
-    c->stats_dir = arena_strdup(L->arena, "/tmp/meshim");
+    c->stats_dir = NULL;    /* per user, decided where it is used: config_default_stats_dir */
     netaddr_parse("127.77.0.0", false, &c->vip_range.base);
     c->vip_range.prefix = 16;
     c->on_error = ON_ERROR_EXIT;
@@ -845,7 +871,7 @@ static bool set_key(struct loader *L, const struct key_def *table, void *base, u
         add_error(L, at, "%s: unknown key in [%s]", name, section);
         return false;
     }
-    if ((*set >> index & 1) && !L->continuation) {
+    if (*set >> index & 1) {
         add_error(L, at, "%s: set twice in [%s] (first at line %d)", name, section,
                   key_origin[index].line);
         return false;
@@ -856,35 +882,19 @@ static bool set_key(struct loader *L, const struct key_def *table, void *base, u
     memcpy(scratch, (char *)base + k->offset, k->size);
     const char *why = k->parse(L, value, scratch);
     if (why) {
-        add_error(L, at, "%s: %s: \"%s\"", name, why, value);
+        /* A wrapped list can be long: show its start. */
+        add_error(L, at, "%s: %s: \"%.200s%s\"", name, why, value, strlen(value) > 200 ? "..." : "");
         return false;
     }
     memcpy((char *)base + k->offset, scratch, k->size);
     *set |= (uint64_t)1 << index;
-    if (!L->continuation)
-        key_origin[index] = at;
+    key_origin[index] = at;
     return true;
 }
 
-static int on_key(void *user, const char *section, const char *name, const char *value)
+/* Applies one whole key (its continuation lines joined) to the section. */
+static void apply_key(struct loader *L, const char *name, const char *value, struct origin at)
 {
-    struct loader *L = user;
-    struct origin at = here(L);
-    (void)section;
-
-    /* A continuation line (inih's multi-line values) extends the last key's
-     * value, so long endpoint lists can wrap: re-parse the joined value. */
-    if (L->continuation && L->last_key && strcmp(name, L->last_key) == 0) {
-        size_t n = strlen(L->last_raw) + strlen(value) + 3;
-        char *joined = arena_alloc(L->arena, n);
-        snprintf(joined, n, "%s, %s", L->last_raw, value);
-        value = joined;
-    } else {
-        L->continuation = false;
-    }
-    L->last_raw = arena_strdup(L->arena, value);
-    L->last_key = arena_strdup(L->arena, name);
-
     switch (L->kind) {
     case SEC_NONE:
         add_error(L, at, "%s: key outside of any section", name);
@@ -916,6 +926,55 @@ static int on_key(void *user, const char *section, const char *name, const char 
         break;
     }
     }
+}
+
+static void flush_key(struct loader *L)
+{
+    struct pending *k = &L->pending;
+    if (!k->active)
+        return;
+    k->active = false;
+    apply_key(L, k->name, k->value ? k->value : "", k->at);
+}
+
+static bool pending_append(struct pending *k, const char *sep, const char *value)
+{
+    size_t add = strlen(sep) + strlen(value);
+    if (k->len + add + 1 > k->cap) {
+        size_t cap = k->cap ? k->cap : 256;
+        while (cap < k->len + add + 1)
+            cap *= 2;
+        char *grown = realloc(k->value, cap);
+        if (!grown)
+            return false;
+        k->value = grown;
+        k->cap = cap;
+    }
+    k->len += (size_t)sprintf(k->value + k->len, "%s%s", sep, value);
+    return true;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct loader *L = user;
+    struct pending *k = &L->pending;
+    (void)section;
+    /* A continuation line (inih's multi-line values) extends the last
+     * key's value, so long endpoint lists can wrap. */
+    if (L->continuation && k->active && strcmp(name, k->name) == 0) {
+        if (!pending_append(k, ", ", value))
+            add_error(L, here(L), "%s: out of memory", name);
+        return 1;
+    }
+    L->continuation = false;
+    flush_key(L);
+    L->last_key = arena_strdup(L->arena, name);
+    snprintf(k->name, sizeof(k->name), "%s", name);
+    k->len = 0;
+    k->at = here(L);
+    k->active = pending_append(k, "", value);
+    if (!k->active)
+        add_error(L, k->at, "%s: out of memory", name);
     return 1;   /* our own errors are collected; keep inih going */
 }
 
@@ -949,6 +1008,7 @@ static char *read_line(char *str, int num, void *stream)
                 n = sizeof(name) - 1;
             memcpy(name, p + 1, n);
             name[n] = '\0';
+            flush_key(L);       /* the last key of the section before */
             open_section(L, name);
         }
     } else if (*p && *p != '\n' && *p != ';' && *p != '#') {
@@ -957,17 +1017,48 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
+/* Opens a config file to read: a regular file of at most CONFIG_FILE_MAX
+ * bytes, opened without blocking (a FIFO in its place would stop the
+ * program's start, or the watcher, until someone wrote to it). */
+FILE *config_open_file(const char *path, size_t max, char *why, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(why, len, "%s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    const char *bad = !S_ISREG(st.st_mode) ? "not a regular file"
+                      : (uint64_t)st.st_size > max ? "too large" : NULL;
+    FILE *f = bad ? NULL : fdopen(fd, "r");
+    if (!f) {
+        if (bad && (uint64_t)st.st_size > max)
+            snprintf(why, len, "larger than %zu KiB", max >> 10);
+        else
+            snprintf(why, len, "%s", bad ? bad : strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 static void load_file(struct loader *L, const char *path)
 {
     L->file = path;
     L->line = 0;
-    L->fp = fopen(path, "re");
+    char why[64];
+    L->fp = config_open_file(path, CONFIG_FILE_MAX, why, sizeof(why));
     if (!L->fp) {
-        add_error(L, (struct origin){ path, 0 }, "cannot read: %s", strerror(errno));
+        add_error(L, (struct origin){ path, 0 }, "cannot read: %s", why);
         return;
     }
     size_t before = L->errors_len;
     int rc = ini_parse_stream(read_line, L, on_key, L);
+    L->continuation = false;
+    flush_key(L);
+    free(L->pending.value);
+    L->pending = (struct pending){ 0 };
     fclose(L->fp);
     L->fp = NULL;
     /* rc > 0 is the first line inih itself could not parse (no '=', no ']');

@@ -148,14 +148,24 @@ settle "$t2" billing backend-2 > /dev/null
 ok "INI file rewritten: orders = its file + a static endpoint after ${took}s, new service billing answers"
 
 # lb = random: over 40 picks between two endpoints, round robin never
-# repeats one; random does (all alternating: 2^-39).
-python3 - "$TMP/loop.out" "$t" <<'PY' || fail "lb did not change to random"
+# repeats one; random does (all alternating: 2^-39). The picks counted are
+# those made from 1 s after the rewrite: wait until the loop has made 40
+# of them (at most 60 s: the loop makes one every 20 ms plus a request).
+picks() {
+    python3 - "$TMP/loop.out" "$t" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1]) if l[0].isdigit()]
 seq = [r[2] for r in rows if r[1] == "orders" and float(r[0]) > float(sys.argv[2]) + 1][:40]
-assert len(seq) == 40, len(seq)
-sys.exit(0 if any(a == b for a, b in zip(seq, seq[1:])) else 1)
+print(len(seq), "repeats" if any(a == b for a, b in zip(seq, seq[1:])) else "alternates")
 PY
+}
+for i in $(seq 1 600); do
+    seen=$(picks)
+    [ "${seen%% *}" -ge 40 ] && break
+    sleep 0.1
+done
+[ "${seen%% *}" -ge 40 ] || fail "the loop made ${seen%% *} picks of orders in 60 s after the rewrite"
+[ "${seen#* }" = repeats ] || fail "lb did not change to random: 40 picks, every one alternating"
 ok "lb changed to random for new connections"
 
 errors_before=$(grep -c "error:" "$TMP/loop.err" || true)

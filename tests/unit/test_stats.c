@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "observe/accesslog.h"
 #include "meshim/stats.h"
+#include "meshim/util.h"
 #include "statsview.h"
 
 /* ------------------------------------------------------------ access log -- */
@@ -232,10 +234,37 @@ static void test_untrusted_files(void **state)
     assert_false(stats_view_open(path, &v, why, sizeof(why)));
     assert_string_equal(why, "truncated");
 
-    /* Counts beyond the slots are clamped, names without a terminator
-     * are bounded. */
-    h->off_inbound = h->off_endpoints + STATS_MAX_ENDPOINTS * sizeof(struct stats_endpoint);
+    /* Counts beyond the slots, and limits or sizes other than this
+     * version's, are refused: a file cannot make a reader allocate more
+     * (review finding 4: a sparse file declaring 1.8 M slots). */
+    h->off_inbound = STATS_OFF_INBOUND;
     h->n_services = 100000;
+    f = fopen(path, "w");
+    fwrite(h, 1, stats_file_size(), f);
+    fclose(f);
+    assert_false(stats_view_open(path, &v, why, sizeof(why)));
+    assert_string_equal(why, "corrupt layout");
+    h->n_services = 1;
+    h->max_endpoints = 1u << 30;
+    f = fopen(path, "w");
+    fwrite(h, 1, stats_file_size(), f);
+    fclose(f);
+    assert_false(stats_view_open(path, &v, why, sizeof(why)));
+    assert_string_equal(why, "corrupt layout");
+    h->max_endpoints = STATS_MAX_ENDPOINTS;
+    h->file_size = 512u << 20;
+    f = fopen(path, "w");
+    fwrite(h, 1, stats_file_size(), f);
+    assert_int_equal(ftruncate(fileno(f), 512 << 20), 0);     /* sparse */
+    fclose(f);
+    assert_false(stats_view_open(path, &v, why, sizeof(why)));
+    assert_string_equal(why, "not the size of a stats file");
+    h->file_size = stats_file_size();
+
+    /* Names without a terminator are bounded. The view is a copy: the
+     * file shrinking or changing afterwards cannot reach it (a live map
+     * gave SIGBUS and reads out of bounds: review finding 3). */
+    h->n_services = STATS_MAX_SERVICES;
     struct stats_service *svc = (void *)((char *)h + h->off_services);
     memset(svc[0].name, 'a', sizeof(svc[0].name));
     f = fopen(path, "w");
@@ -243,10 +272,42 @@ static void test_untrusted_files(void **state)
     fclose(f);
     assert_true(stats_view_open(path, &v, why, sizeof(why)));
     assert_int_equal(stats_view_count(&v, 's'), STATS_MAX_SERVICES);
+    assert_int_equal(truncate(path, 0), 0);
     char *text = render(&v);
     assert_non_null(text);
+    assert_non_null(strstr(text, "service=\"aaaa"));
     free(text);
     stats_view_close(&v);
+
+    /* A FIFO named like a stats file is skipped without blocking (an open
+     * of it waited for a writer for ever: review finding 2). */
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/%d.stats", dir, (int)getpid());
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_false(stats_view_open(path, &v, why, sizeof(why)));
+    assert_string_equal(why, "not a regular file");
+    struct stats_view *views;
+    assert_int_equal(stats_view_scan(dir, 0, &views), 0);
+    free(views);
+    unlink(path);
+
+    /* A file for a live process (ours) whose owner is none of that
+     * process's users is not read: no forged counters for another user's
+     * pid (review finding 3). Needs root to give the file away. */
+    if (geteuid() == 0) {
+        h->pid = (int32_t)getpid();
+        h->start_ticks = proc_start_ticks(0);
+        h->n_services = 1;
+        f = fopen(path, "w");
+        fwrite(h, 1, stats_file_size(), f);
+        fclose(f);
+        assert_int_equal(stats_view_scan(dir, 0, &views), 1);
+        stats_view_free(views, 1);
+        assert_int_equal(chown(path, 65534, 65534), 0);
+        assert_int_equal(stats_view_scan(dir, 0, &views), 0);
+        free(views);
+        unlink(path);
+    }
     free(h);
     unlink(path);
     rmdir(dir);

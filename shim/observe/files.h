@@ -1,0 +1,39 @@
+/*
+ * files.h — opening the files the shim writes (the stats folder and file,
+ * the log and the access log) without trusting what another local user may
+ * have put in their place.
+ *
+ * The shim often runs as root inside someone else's program, and writes
+ * into folders such as /tmp. So: it never follows a symlink at the last
+ * component; it never opens anything that can block (a FIFO without a
+ * reader); it maps only a file it has just created itself; and it uses a
+ * folder only when that folder is owned by root or by this user, and is
+ * sticky if anyone may write to it.
+ */
+#ifndef MESHIM_FILES_H
+#define MESHIM_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Opens folder `dir` (O_DIRECTORY|O_NOFOLLOW), making it with mode 0700
+ * when it is missing, and checks that it can be trusted: owned by root or
+ * by this user, sticky if world-writable, and for a set-uid/set-gid process
+ * (`secure`) not world-writable at all. The descriptor, or -1 with the
+ * reason in why. */
+int files_open_dir(const char *dir, bool secure, char *why, size_t len);
+
+/* Creates a new file in dirfd that nobody else can have prepared: a random
+ * name starting with `prefix` (O_CREAT|O_EXCL|O_NOFOLLOW), then checked to
+ * be a regular file of this user with one link. Its name goes to name. The
+ * descriptor, or -1 with errno set. */
+int files_create_private(int dirfd, const char *prefix, mode_t mode, char *name, size_t len);
+
+/* Opens a log file for one append. Never follows a symlink at the last
+ * component and never blocks: a FIFO without a reader, or anything but a
+ * regular file, a FIFO or a character device, is refused (-1, errno set).
+ * Writes to the descriptor do not block either (O_NONBLOCK). */
+int files_open_log(const char *path);
+
+#endif

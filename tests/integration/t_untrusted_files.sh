@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Files the shim writes, in folders other users can write (security review,
+# findings 1 and 7). A meshed python3 client running as root, with "nobody"
+# as the other local user:
+#   - nobody plants the names the stats file used to be made under, in a
+#     shared sticky folder, before the client counts anything: the client's
+#     file is still its own (root, 0644, one link), nobody cannot write it,
+#     and what nobody planted is left alone (the review had a root victim
+#     map nobody's file, then segfault when nobody rewrote its offsets);
+#   - a stats folder that nobody owns, a world-writable one that is not
+#     sticky, and a symlink to a folder: no stats, one warning, the program
+#     works;
+#   - the access log is a FIFO nobody reads: close() returns, nothing
+#     hangs; the access log is a symlink nobody planted: not followed.
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || { echo "skip: needs root to act as another user"; exit 0; }
+as_nobody() {
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+}
+chmod 0711 "$TMP"       # nobody may reach the shared folders below
+
+port=$(free_port)
+start_backend 2 "$port"
+wait_port 127.0.0.2 "$port"
+
+# The client: one request to orders once $TMP/go exists, then waits for
+# $TMP/stop; prints its pid first and "done" after the request.
+cat > "$TMP/client.py" <<'PY'
+import os, socket, sys, time
+port, tmp = int(sys.argv[1]), sys.argv[2]
+print(os.getpid(), flush=True)
+deadline = time.time() + 60
+while not os.path.exists(tmp + "/go") and time.time() < deadline:
+    time.sleep(0.02)
+s = socket.create_connection(("orders", port), timeout=5)
+s.sendall(b"GET /who HTTP/1.0\r\n\r\n")
+while s.recv(4096):
+    pass
+s.close()
+print("done", flush=True)
+while not os.path.exists(tmp + "/stop") and time.time() < deadline:
+    time.sleep(0.02)
+PY
+client() {
+    timeout 30 env LD_PRELOAD="$MESHIM_PRELOAD" python3 "$TMP/client.py" "$port" "$TMP"
+}
+
+# wait_line FILE TEXT: at most 20 s for TEXT to appear in FILE.
+wait_line() {
+    local i
+    for i in $(seq 1 200); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "no '$2' in $1 after 20 s: $(cat "$1")"
+}
+
+mesh_ini() {
+    cat > "$TMP/mesh.ini" <<INI
+[meshim]
+stats_dir = $1
+access_log = ${2:-off}
+[service:orders]
+endpoints = 127.0.0.2:$port
+INI
+    export MESHIM_CONFIG=$TMP/mesh.ini
+}
+
+# --- 1. planted names in a shared sticky folder --------------------------
+shared=$TMP/shared
+mkdir -m 1777 "$shared"
+mesh_ini "$shared"
+rm -f "$TMP/go" "$TMP/stop"
+client > "$TMP/c1.out" 2> "$TMP/c1.err" &
+cpid=$!
+PIDS+=($cpid)
+wait_line "$TMP/c1.out" '^[0-9]'
+vpid=$(head -1 "$TMP/c1.out")
+as_nobody sh -c "umask 0; : > '$shared/.$vpid.stats.tmp'; : > '$shared/$vpid.stats'" ||
+    fail "nobody could not plant files"
+touch "$TMP/go"
+wait_line "$TMP/c1.out" '^done'
+[ "$(stat -c '%u %a %h' "$shared/$vpid.stats")" = "0 644 1" ] ||
+    fail "the client's stats file is not its own: $(stat -c '%u %a %h' "$shared/$vpid.stats")"
+[ "$(stat -c '%u %s' "$shared/.$vpid.stats.tmp")" = "65534 0" ] ||
+    fail "the file nobody planted was taken: $(stat -c '%u %s' "$shared/.$vpid.stats.tmp")"
+if as_nobody sh -c "echo x >> '$shared/$vpid.stats'" 2>/dev/null; then
+    fail "nobody can write the client's stats file"
+fi
+meshim stats --dir "$shared" "$vpid" > "$TMP/stats.txt" 2>&1
+grep -q '^  orders' "$TMP/stats.txt" || fail "meshim stats cannot read it: $(cat "$TMP/stats.txt")"
+touch "$TMP/stop"
+wait "$cpid" || fail "the client failed: $(cat "$TMP/c1.err")"
+[ ! -e "$shared/$vpid.stats" ] || fail "the client's stats file outlived it"
+ok "planted names in a shared sticky folder: the client made its own file (root 0644, one link), nobody cannot write it, the planted files are untouched"
+
+# --- 2. folders the shim refuses -----------------------------------------
+refuse() {
+    local dir=$1 why=$2
+    mesh_ini "$dir"
+    rm -f "$TMP/go" "$TMP/stop"
+    touch "$TMP/go" "$TMP/stop"
+    client > "$TMP/c2.out" 2> "$TMP/c2.err" || fail "the client failed with stats_dir $dir: $(cat "$TMP/c2.err")"
+    grep -q '^done' "$TMP/c2.out" || fail "no request with stats_dir $dir"
+    grep -q "stats: not writing $dir/[0-9]*.stats: $why; this process keeps no stats" "$TMP/c2.err" ||
+        fail "no warning '$why' for $dir: $(cat "$TMP/c2.err")"
+    [ "$(grep -c 'stats: not writing' "$TMP/c2.err")" -eq 1 ] || fail "more than one warning for $dir"
+    ok "stats_dir refused ($why): $(grep 'stats: not' "$TMP/c2.err" | sed 's/^meshim\[[0-9]*\]: //')"
+}
+mkdir -m 0777 "$TMP/nobodys"
+chown 65534:65534 "$TMP/nobodys"
+refuse "$TMP/nobodys" "owned by uid 65534, neither this user (0) nor root"
+mkdir -m 0777 "$TMP/open"
+chmod 0777 "$TMP/open"
+refuse "$TMP/open" "anyone may write to it and it is not sticky"
+mkdir -m 0700 "$TMP/real"
+ln -s "$TMP/real" "$TMP/link"
+refuse "$TMP/link" "not a folder (a symlink?)"
+[ -z "$(ls -A "$TMP/real")" ] || fail "a stats file was made through the symlink"
+
+# --- 3. the access log ---------------------------------------------------
+mkfifo "$TMP/alog.fifo"
+mesh_ini "$TMP/stats" "$TMP/alog.fifo"
+rm -f "$TMP/go" "$TMP/stop"
+touch "$TMP/go" "$TMP/stop"
+client > "$TMP/c3.out" 2> "$TMP/c3.err"
+rc=$?
+[ $rc -eq 0 ] || fail "access log on a FIFO nobody reads: the client ended with $rc (124: it hung)"
+grep -q '"service":"orders"' "$TMP/c3.err" ||
+    fail "the access-log line did not go to stderr instead: $(cat "$TMP/c3.err")"
+ok "access log on a FIFO nobody reads: close() returned, the line went to stderr"
+
+echo "precious" > "$TMP/target"
+ln -s "$TMP/target" "$TMP/alog.link"
+mesh_ini "$TMP/stats" "$TMP/alog.link"
+client > "$TMP/c4.out" 2> "$TMP/c4.err" || fail "the client failed: $(cat "$TMP/c4.err")"
+[ "$(cat "$TMP/target")" = "precious" ] || fail "the access log followed a symlink: $(cat "$TMP/target")"
+ok "access log on a planted symlink: not followed (the target is unchanged)"
