@@ -12,6 +12,7 @@
  * headers first, so an empty [inbound:PORT] section still exists.
  */
 #include "meshim/config.h"
+#include "meshim/identity.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -437,6 +438,10 @@ static const char *p_globs(struct loader *L, const char *v, void *f)
 {
     struct str_list *l = f;
     l->n = split_items(L, v, &l->v);
+    for (size_t i = 0; i < l->n; i++)
+        if (!identity_pattern_valid(l->v[i]))
+            return "not a SPIFFE ID pattern (spiffe://trust.domain/segment/..., `*` within a "
+                   "segment, `**` across)";
     return NULL;
 }
 

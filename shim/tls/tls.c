@@ -394,9 +394,13 @@ bool tls_peer_check(SSL *ssl, const char *const *patterns, size_t n, char *name,
     const char *uris[MAX_SANS], *dns[MAX_SANS];
     struct peer_names p = { uris, 0, dns, 0 };
     san_names(gens, uris, &p.n_uris, dns, &p.n_dns);
-    snprintf(name, name_len, "%s", identity_name(&p));
-    bool ok = identity_allowed(patterns, n, &p);
-    if (!ok)
+    const char *matched = identity_allowed(patterns, n, &p);
+    identity_copy(name, name_len, matched ? matched : identity_name(&p));
+    bool ok = matched != NULL;
+    const char *bad = identity_check(&p);
+    if (bad)
+        snprintf(why, len, "%s", bad);
+    else if (!ok)
         snprintf(why, len, "peer identity %s is not %s%s", name[0] ? name : "(none in the certificate)",
                  n == 1 ? "" : "one of ", patterns[0]);
     GENERAL_NAMES_free(gens);

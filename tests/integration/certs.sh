@@ -4,6 +4,8 @@
 #   orders.pem / orders.key    spiffe://test.mesh/ns/prod/sa/orders, DNS orders
 #   web.pem / web.key          spiffe://test.mesh/ns/prod/sa/web
 #   bad.pem / bad.key          spiffe://test.mesh/ns/dev/sa/bad (same CA)
+#   twosans.pem / .key         .../ns/dev/sa/bad and .../ns/prod/sa/web (two URI SANs)
+#   dotdot.pem / .key          spiffe://test.mesh/ns/prod/../dev/sa/bad
 #   expired.pem / expired.key  web's identity, valid only in 2020
 #   rogue-ca.pem, rogue.pem / rogue.key   web's identity from another CA
 make_certs() {
@@ -41,6 +43,10 @@ CNF
     leaf "$d" bad "URI:spiffe://test.mesh/ns/dev/sa/bad" ca
     leaf "$d" expired "URI:spiffe://test.mesh/ns/prod/sa/web" ca -startdate 20200101000000Z -enddate 20200102000000Z
     leaf "$d" rogue "URI:spiffe://test.mesh/ns/prod/sa/web" rogue-ca
+    # The security review's finding 6: a refused identity first and an
+    # allowed one second; a path that climbs out of ns/prod.
+    leaf "$d" twosans "URI:spiffe://test.mesh/ns/dev/sa/bad,URI:spiffe://test.mesh/ns/prod/sa/web" ca
+    leaf "$d" dotdot "URI:spiffe://test.mesh/ns/prod/../dev/sa/bad" ca
 }
 
 # leaf DIR NAME SAN CA [openssl ca options]: NAME.key and NAME.pem.

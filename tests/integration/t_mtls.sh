@@ -20,7 +20,7 @@ mkdir -p "$TMP/www"
 echo "TOPSECRET-ANSWER" > "$TMP/www/secret-file"
 
 # The server: orders' identity, strict, only prod workloads.
-tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict" "allow = spiffe://test.mesh/ns/prod/*"
+tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict" "allow = spiffe://test.mesh/ns/prod/**"
 MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
     python3 -u -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$port" > "$TMP/server.log" 2>&1 &
 PIDS+=($!)
@@ -122,11 +122,27 @@ try:                # TLS 1.3: the server refuses after the client's handshake i
 except (BrokenPipeError, ConnectionResetError):
     pass
 PY
-grep -q "refused: peer identity spiffe://test.mesh/ns/dev/sa/bad is not spiffe://test.mesh/ns/prod/\*" \
+grep -q "refused: peer identity spiffe://test.mesh/ns/dev/sa/bad is not spiffe://test.mesh/ns/prod/\*\*" \
     "$TMP/server.log" || fail "no allow refusal: $(tail -3 "$TMP/server.log")"
 [ "$(grep -c '"GET' "$TMP/server.log")" -eq "$lines_before" ] \
     || fail "a refused client's request reached the server application"
 ok "plaintext client and a client outside 'allow' refused with their reason; the application saw neither"
+
+# Certificates from the trusted CA that only look allowed (review finding 6):
+# two URI SANs with the allowed one second, and a path with "..". curl
+# presents them; the server refuses each with its reason and the
+# application never sees the request.
+for who in twosans dotdot; do
+    out=$(curl -sS --max-time 5 --cacert "$C/ca.pem" --cert "$C/$who.pem" --key "$C/$who.key" \
+        "https://127.0.0.2:$port/secret-file" 2>&1) && fail "$who got an answer: $out"
+done
+grep -q "refused: the certificate has several URI SANs (an X509-SVID has one)" "$TMP/server.log" ||
+    fail "no refusal of two URI SANs: $(tail -3 "$TMP/server.log")"
+grep -q "refused: the certificate's URI SAN is not a valid SPIFFE ID" "$TMP/server.log" ||
+    fail "no refusal of a '..' SPIFFE ID: $(tail -3 "$TMP/server.log")"
+[ "$(grep -c '"GET' "$TMP/server.log")" -eq "$lines_before" ] \
+    || fail "a request with a look-alike identity reached the server application"
+ok "look-alike identities refused: two URI SANs (allowed one second), a '..' path"
 
 # Wrong servers: the connect fails (ECONNRESET) after its retries, one warning says why.
 wrong_server() {    # NAME PORT EXPECTED_REASON [identity]

@@ -23,7 +23,7 @@ make_certs "$C" || fail "cannot make the test certificates"
 
 # --- nginx as the mTLS client (proxy_pass), under wrk ----------------------
 up=$(free_port)
-tls_ini "$TMP/up.ini" orders "[inbound:$up]" "tls = strict" "allow = spiffe://test.mesh/ns/prod/*"
+tls_ini "$TMP/up.ini" orders "[inbound:$up]" "tls = strict" "allow = spiffe://test.mesh/ns/prod/**"
 start_nginx up "
     log_format n '\$request_uri';
     server {
