@@ -2,26 +2,34 @@
  * watch.c — the watcher thread: DNS and SRV names, endpoints files and the
  * INI file (see watch.h).
  *
- * Its loop, over tables of what to watch (made from the running registry
- * by plan(), again after each reload):
+ * Two threads, over tables of what to watch (made from the running
+ * registry by plan(), again after each reload):
  *
- *   files due (every reload_interval)?  the INI file changed → reload;
- *                                       each endpoints_file changed → read
- *   each name whose TTL ran out         → ask; new endpoints or keep the old
- *   sleep until the next of these is due
+ *   the file watcher, every reload_interval: the INI file changed → reload;
+ *       each endpoints_file changed → read; the TLS files changed → rotate
+ *   the resolver: each name whose TTL ran out → ask; new endpoints or keep
+ *       the old; sleep until the next name is due (or a reload adds one)
  *
- * Only this thread changes the tables; `lock` is held while it does and
- * guards the condition variable that connects waiting for a first answer
- * sleep on. `busy` is held by the thread except while it sleeps or waits
- * for a DNS server, and taken first by fork: a fork never lands in the
- * middle of a reload or a file read, so the child finds the tables, the
- * registry and the allocator (ASan's is not fork-safe by itself) whole.
+ * They are two so that a slow or hostile DNS server never holds up a
+ * certificate rotation or a reload (review finding 8); and the addresses
+ * of SRV targets are asked for all at once, at most TARGETS_MAX of them,
+ * within one deadline.
+ *
+ * `lock` guards the tables (plan() swaps them on the file watcher; the
+ * resolver copies a due name out, asks without the lock, and puts its new
+ * state back if the table is still the same one) and the condition
+ * variables. Each thread holds its own `busy` mutex except while it sleeps
+ * or waits for a DNS server, and fork takes both first: a fork never lands
+ * in the middle of a reload or a file read, so the child finds the tables,
+ * the registry and the allocator (ASan's is not fork-safe by itself)
+ * whole.
  */
 #include "engine/watch.h"
 
 #include <arpa/nameser.h>
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <resolv.h>
 #include <semaphore.h>
@@ -42,6 +50,8 @@
 #define MAX_RECORDS 512
 #define MAX_ENDPOINTS 512
 #define ANSWER_MAX 65536
+#define TARGETS_MAX 16              /* SRV targets asked for addresses per refresh */
+#define TARGETS_DEADLINE_MS 2000    /* for all of them together */
 
 struct name_watch {
     struct service *svc;
@@ -58,10 +68,13 @@ struct file_watch {
     struct file_id id;
 };
 
-static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;       /* the file watcher's */
+static pthread_mutex_t dns_busy = PTHREAD_MUTEX_INITIALIZER;   /* the resolver's */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t answered = PTHREAD_COND_INITIALIZER;
-static sem_t started;               /* the thread holds busy */
+static pthread_cond_t names_changed = PTHREAD_COND_INITIALIZER;
+static sem_t started;               /* a thread holds its busy mutex */
+static unsigned names_generation;   /* under lock: plan() made a new table */
 static int running;                 /* atomic */
 static int needed;                  /* atomic: there is something to watch */
 static struct name_watch *names;
@@ -165,8 +178,10 @@ static void plan(struct registry *reg)
     free(names);
     names = nv;
     n_names = nn;
+    names_generation++;
     files = fv;
     n_files = nf;
+    pthread_cond_signal(&names_changed);
     pthread_mutex_unlock(&lock);
 }
 
@@ -301,9 +316,9 @@ struct answer {
 static bool ask(struct __res_state *st, const char *name, int type, struct answer *a, char *why,
                 size_t len)
 {
-    pthread_mutex_unlock(&busy);   /* waiting for a server: a fork may go ahead */
+    pthread_mutex_unlock(&dns_busy);   /* waiting for a server: a fork may go ahead */
     int got = res_nquery(st, name, ns_c_in, type, a->buf, ANSWER_MAX);
-    pthread_mutex_lock(&busy);
+    pthread_mutex_lock(&dns_busy);
     if (got < 0) {
         snprintf(why, len, "%s", dns_error(st->res_h_errno));
         return false;
@@ -326,6 +341,75 @@ static bool has_address(const struct answer *a, const char *owner)
     return false;
 }
 
+/* Asks for the A and AAAA records of n names at once: every query is sent
+ * on one UDP socket to the first server, answers are taken as they come
+ * (matched by id), the unanswered are sent again once half-way, and the
+ * whole is over within TARGETS_DEADLINE_MS, however many there are and
+ * whatever the server does. Answers go into a (names that get none simply
+ * have no address). */
+static void ask_targets(struct __res_state *st, const char *const *targets, size_t n,
+                        struct answer *a)
+{
+    enum { MAXQ = 2 * TARGETS_MAX };
+    unsigned char query[MAXQ][NS_PACKETSZ];
+    int qlen[MAXQ];
+    bool done[MAXQ] = { false };
+    size_t nq = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++) {
+            int len = res_nmkquery(st, ns_o_query, targets[i], ns_c_in, k ? ns_t_aaaa : ns_t_a, NULL,
+                                   0, NULL, query[nq], sizeof(query[nq]));
+            if (len > 0)
+                qlen[nq++] = len;
+        }
+    if (nq == 0 || st->nscount < 1)
+        return;
+    const struct sockaddr_in *server = &st->nsaddr_list[0];
+    int fd = real_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return;
+    if (real_connect(fd, (const struct sockaddr *)server, sizeof(*server)) < 0) {
+        real_close(fd);
+        return;
+    }
+    pthread_mutex_unlock(&dns_busy);   /* waiting for a server: a fork may go ahead */
+    uint64_t start = now_ns(), deadline = start + TARGETS_DEADLINE_MS * 1000000ull;
+    bool resent = false;
+    for (size_t i = 0; i < nq; i++)
+        (void)send(fd, query[i], (size_t)qlen[i], MSG_NOSIGNAL);
+    size_t left = nq;
+    while (left && now_ns() < deadline) {
+        if (!resent && now_ns() >= start + TARGETS_DEADLINE_MS * 500000ull) {
+            for (size_t i = 0; i < nq; i++)
+                if (!done[i])
+                    (void)send(fd, query[i], (size_t)qlen[i], MSG_NOSIGNAL);
+            resent = true;
+        }
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        uint64_t now = now_ns(), until = resent ? deadline : start + TARGETS_DEADLINE_MS * 500000ull;
+        int ms = until > now ? (int)((until - now) / 1000000u) + 1 : 0;
+        if (poll(&p, 1, ms) <= 0)
+            continue;
+        ssize_t got;
+        while (left && (got = recv(fd, a->buf, ANSWER_MAX, 0)) >= (ssize_t)NS_HFIXEDSZ) {
+            for (size_t i = 0; i < nq; i++) {
+                if (done[i] || memcmp(a->buf, query[i], 2) != 0)
+                    continue;   /* not an answer to a query still open (id) */
+                done[i] = true;
+                left--;
+                pthread_mutex_lock(&dns_busy);
+                int m = dns_parse(a->buf, (int)got, a->recs + a->n, MAX_RECORDS - a->n);
+                if (m > 0)
+                    a->n += m;
+                pthread_mutex_unlock(&dns_busy);
+                break;
+            }
+        }
+    }
+    pthread_mutex_lock(&dns_busy);
+    real_close(fd);
+}
+
 /* The endpoints of a `dns` name: its A and AAAA records (the port is the
  * application's), or of an `srv` name. *ttl is the shortest record TTL. */
 static size_t lookup(struct __res_state *st, const struct name_watch *w, struct answer *a,
@@ -344,15 +428,27 @@ static size_t lookup(struct __res_state *st, const struct name_watch *w, struct 
     } else {
         if (!ask(st, w->name, ns_t_srv, a, why, len))
             return 0;
-        /* Targets the server sent no address for are asked for them. */
-        for (int i = 0, m = a->n; i < m; i++) {
+        /* Targets the server sent no address for are asked for them:
+         * the first TARGETS_MAX, all at once. */
+        const char *targets[TARGETS_MAX];
+        size_t n_targets = 0;
+        for (int i = 0; i < a->n; i++) {
             if (a->recs[i].type != ns_t_srv || has_address(a, a->recs[i].target))
                 continue;
-            char target[DNS_NAME_MAX], ignored[96];
-            memcpy(target, a->recs[i].target, sizeof(target));
-            ask(st, target, ns_t_a, a, ignored, sizeof(ignored));
-            ask(st, target, ns_t_aaaa, a, ignored, sizeof(ignored));
+            bool seen = false;
+            for (size_t k = 0; k < n_targets && !seen; k++)
+                seen = strcmp(targets[k], a->recs[i].target) == 0;
+            if (seen)
+                continue;
+            if (n_targets == TARGETS_MAX) {
+                log_info("%s: srv %s: more than %d targets without an address; the others are "
+                         "not asked for", w->svc->name, w->name, TARGETS_MAX);
+                break;
+            }
+            targets[n_targets++] = a->recs[i].target;
         }
+        if (n_targets)
+            ask_targets(st, targets, n_targets, a);
         n = discovery_srv_endpoints(a->recs, (size_t)a->n, out, MAX_ENDPOINTS);
     }
     *ttl = DISCOVERY_TTL_MAX_S;
@@ -407,35 +503,22 @@ static void refresh(struct name_watch *w, const char *server, struct answer *a,
 
 /* ----------------------------------------------------------- the thread -- */
 
-static void sleep_until(uint64_t due_ns)
+static void sleep_until(pthread_mutex_t *own, uint64_t due_ns)
 {
     struct timespec ts = { (time_t)(due_ns / 1000000000u), (long)(due_ns % 1000000000u) };
-    pthread_mutex_unlock(&busy);
+    pthread_mutex_unlock(own);
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
-    pthread_mutex_lock(&busy);
+    pthread_mutex_lock(own);
 }
 
-static void wake_waiters(void)
-{
-    pthread_mutex_lock(&lock);
-    pthread_cond_broadcast(&answered);
-    pthread_mutex_unlock(&lock);
-}
-
+/* The file watcher: the INI file, endpoints files, the TLS files. */
 static void *watch_main(void *arg)
 {
     (void)arg;
     hooks_internal_thread();
     pthread_mutex_lock(&busy);
     sem_post(&started);
-    struct answer a = { calloc(MAX_RECORDS, sizeof(struct dns_record)), 0, malloc(ANSWER_MAX) };
-    struct endpoint_spec *out = calloc(MAX_ENDPOINTS, sizeof(*out));
-    if (!a.recs || !a.buf || !out) {
-        log_error("out of memory: DNS and watched files are not refreshed");
-        pthread_mutex_unlock(&busy);
-        return NULL;
-    }
     for (;;) {
         if (now_ns() >= files_due_ns) {
             check_config();
@@ -443,16 +526,60 @@ static void *watch_main(void *arg)
             tls_check_files(mesh_registry()->cfg);
             files_due_ns = now_ns() + (uint64_t)mesh_registry()->cfg->tls_reload_interval_ms * 1000000u;
         }
-        uint64_t next = files_due_ns;
-        for (size_t i = 0; i < n_names; i++) {
-            if (names[i].due_ns <= now_ns()) {
-                refresh(&names[i], mesh_registry()->cfg->dns_server, &a, out);
-                wake_waiters();
-            }
-            if (names[i].due_ns < next)
-                next = names[i].due_ns;
+        sleep_until(&busy, files_due_ns);
+    }
+    return NULL;
+}
+
+/* Under lock: the index of the name due first, or -1; its due time in *due. */
+static ssize_t next_name(uint64_t *due)
+{
+    ssize_t first = -1;
+    for (size_t i = 0; i < n_names; i++)
+        if (first < 0 || names[i].due_ns < names[first].due_ns)
+            first = (ssize_t)i;
+    *due = first >= 0 ? names[first].due_ns : UINT64_MAX;
+    return first;
+}
+
+/* The resolver: each DNS and SRV name when its TTL runs out. */
+static void *resolve_main(void *arg)
+{
+    (void)arg;
+    hooks_internal_thread();
+    pthread_mutex_lock(&dns_busy);
+    sem_post(&started);
+    struct answer a = { calloc(MAX_RECORDS, sizeof(struct dns_record)), 0, malloc(ANSWER_MAX) };
+    struct endpoint_spec *out = calloc(MAX_ENDPOINTS, sizeof(*out));
+    if (!a.recs || !a.buf || !out) {
+        log_error("out of memory: DNS names are not refreshed");
+        pthread_mutex_unlock(&dns_busy);
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&lock);
+        uint64_t due;
+        ssize_t i = next_name(&due);
+        if (i < 0 || due > now_ns()) {
+            /* Nothing due: sleep until something is, or a reload (plan)
+             * changes the table. At most 1 s, whatever the clock does. */
+            uint64_t until = due < now_ns() + 1000000000u ? due : now_ns() + 1000000000u;
+            struct timespec ts = { (time_t)(until / 1000000000u), (long)(until % 1000000000u) };
+            pthread_mutex_unlock(&dns_busy);
+            pthread_cond_clockwait(&names_changed, &lock, CLOCK_MONOTONIC, &ts);
+            pthread_mutex_unlock(&lock);
+            pthread_mutex_lock(&dns_busy);
+            continue;
         }
-        sleep_until(next);
+        struct name_watch w = names[i];
+        unsigned generation = names_generation;
+        pthread_mutex_unlock(&lock);
+        refresh(&w, mesh_registry()->cfg->dns_server, &a, out);
+        pthread_mutex_lock(&lock);
+        if (generation == names_generation)
+            names[i] = w;
+        pthread_cond_broadcast(&answered);
+        pthread_mutex_unlock(&lock);
     }
     return NULL;
 }
@@ -486,15 +613,20 @@ void watch_start(void)
     pthread_t thread;
     sem_init(&started, 0, 0);
     int rc = pthread_create(&thread, &attr, watch_main, NULL);
+    int rc_dns = pthread_create(&thread, &attr, resolve_main, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    /* Its start-up (the runtime's allocations for a new thread) is over
+    /* Their start-up (the runtime's allocations for a new thread) is over
      * before a fork can happen. */
-    while (rc == 0 && sem_wait(&started) < 0)
-        ;
+    for (int k = (rc == 0) + (rc_dns == 0); k > 0; k--)
+        while (sem_wait(&started) < 0)
+            ;
     if (rc != 0)
-        log_error("cannot start the watcher thread: %s; DNS endpoints and config changes are "
-                  "not followed", strerror(rc));
+        log_error("cannot start the watcher thread: %s; config changes and files are not "
+                  "followed", strerror(rc));
+    if (rc_dns != 0)
+        log_error("cannot start the resolver thread: %s; DNS endpoints are not followed",
+                  strerror(rc_dns));
     errno = saved;
 }
 
@@ -512,6 +644,7 @@ void watch_wait(struct service *svc, uint64_t deadline_ns)
 void watch_atfork_pause(void)
 {
     pthread_mutex_lock(&busy);
+    pthread_mutex_lock(&dns_busy);
 }
 
 void watch_atfork_prepare(void)
@@ -522,6 +655,7 @@ void watch_atfork_prepare(void)
 void watch_atfork_parent(void)
 {
     pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&dns_busy);
     pthread_mutex_unlock(&busy);
 }
 
@@ -530,7 +664,9 @@ void watch_atfork_child(void)
     /* The thread is the parent's: the child starts its own when it needs
      * one. The tables were whole (the lock was held). */
     pthread_mutex_init(&busy, NULL);
+    pthread_mutex_init(&dns_busy, NULL);
     pthread_mutex_init(&lock, NULL);
     pthread_cond_init(&answered, NULL);
+    pthread_cond_init(&names_changed, NULL);
     running = 0;
 }
