@@ -30,7 +30,7 @@ POLICY   := util config vip balancer registry breaker backoff discovery identity
 SHIM     := $(POLICY) mesh real files log accesslog metrics callers engine placeholder health watch \
             tls_loader conn fdtable attempt connect dial relay mtls resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files
+            test_fork test_discovery test_identity test_files test_elfinfo
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -75,7 +75,7 @@ $(BUILD)/obj/tls_image.o: shim/tls/tls_image.S $(BUILD)/tls-module.so | $(BUILD)
 	$(CC) -c -DTLS_MODULE_PATH='"$(BUILD)/tls-module.so"' -o $@ $<
 
 # The command's own modules (no hooks; statsview is unit-tested too).
-CLI      := statsview exporter
+CLI      := statsview exporter elfinfo
 CLI_O    := $(CLI:%=$(BUILD)/obj/cli_%.o)
 
 $(BUILD)/obj/cli_%.o: cli/%.c $(wildcard cli/*.h include/meshim/*.h) | $(BUILD)/obj
@@ -98,6 +98,9 @@ $(BUILD)/tests/test_stats: tests/unit/test_stats.c $(POLICY_O) $(BUILD)/obj/acce
 $(BUILD)/tests/test_files: tests/unit/test_files.c $(POLICY_O) $(BUILD)/obj/files.o $(BUILD)/obj/real.o \
         | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
+
+$(BUILD)/tests/test_elfinfo: tests/unit/test_elfinfo.c $(BUILD)/obj/cli_elfinfo.o | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) -lcmocka
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread

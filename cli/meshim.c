@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "elfinfo.h"
 #include "exporter.h"
 #include "meshim/config.h"
 #include "meshim/registry.h"
@@ -263,12 +264,12 @@ static int cmd_doctor(int argc, char **argv)
     const unsigned char *map = st.st_size >= (off_t)sizeof(Elf64_Ehdr)
         ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
     close(fd);
-    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)map;
     if (map != MAP_FAILED && map[0] == '#' && map[1] == '!') {
         /* A script: what matters is its interpreter ("#!/usr/bin/env X"
          * means X as found on PATH). One level is enough in practice. */
         char line[PATH_MAX], *argv2[1];
-        size_t n = strcspn((const char *)map + 2, "\n");
+        const unsigned char *nl = memchr(map + 2, '\n', (size_t)st.st_size - 2);
+        size_t n = nl ? (size_t)(nl - map - 2) : (size_t)st.st_size - 2;
         snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1),
                  (const char *)map + 2);
         munmap((void *)map, (size_t)st.st_size);
@@ -288,16 +289,18 @@ static int cmd_doctor(int argc, char **argv)
         argv2[0] = interp;
         return cmd_doctor(1, argv2);
     }
-    if (map == MAP_FAILED || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
-        eh->e_ident[EI_CLASS] != ELFCLASS64) {
-        printf("verdict:  not a 64-bit ELF executable (a script? run doctor on its interpreter)\n");
+    char loader[PATH_MAX];
+    enum elf_kind kind = map == MAP_FAILED ? ELF_NOT_ELF
+                                           : elf_interp(map, (size_t)st.st_size, loader, sizeof(loader));
+    if (kind == ELF_NOT_ELF || kind == ELF_INVALID) {
+        printf("verdict:  %s\n", kind == ELF_INVALID
+               ? "not a valid ELF file (its headers point outside it)"
+               : "not a 64-bit ELF executable (a script? run doctor on its interpreter)");
+        if (map != MAP_FAILED)
+            munmap((void *)map, (size_t)st.st_size);
         return 1;
     }
-    const char *interp = NULL;
-    const Elf64_Phdr *ph = (const Elf64_Phdr *)(map + eh->e_phoff);
-    for (int i = 0; i < eh->e_phnum; i++)
-        if (ph[i].p_type == PT_INTERP)
-            interp = (const char *)map + ph[i].p_offset;
+    const char *interp = kind == ELF_DYNAMIC ? loader : NULL;
     bool go = memmem(map, (size_t)st.st_size, "\xff Go buildinf:", 14) != NULL;
     const char *verdict = NULL;
     if (!interp)
