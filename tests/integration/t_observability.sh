@@ -212,7 +212,23 @@ s = socket.create_connection(('127.0.0.1', $eport)); s.sendall(sys.stdin.buffer.
 print(s.recv(100).split(b'\r\n')[0].decode())")
 [ "$bad" = "HTTP/1.1 400 Bad Request" ] || fail "garbage request answered: $bad"
 exec 8>&-
-ok "exporter: /metrics agrees, promtool accepts it, 404/405/431/400, a silent client does not block it"
+# 70 idle connections (more than its 64 slots) while a scraper comes in: the
+# scraper is served, the idle ones lose their slots (review finding 10: they
+# got every slot and scrapes got 503 for as long as they stayed).
+code=$(timeout 30 python3 - "$eport" <<'PY'
+import socket, sys, urllib.request
+port = int(sys.argv[1])
+idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(70)]
+try:
+    print(urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).status)
+except Exception as e:
+    print(e)
+for s in idle:
+    s.close()
+PY
+)
+[ "$code" = 200 ] || fail "a scrape behind 70 idle connections got: $code"
+ok "exporter: /metrics agrees, promtool accepts it, 404/405/431/400, a silent client does not block it, 70 idle ones do not keep a scraper out"
 
 # --- a real Prometheus scrapes it ------------------------------------------
 pport=$(free_port)
