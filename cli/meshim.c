@@ -214,7 +214,13 @@ static int cmd_check(int argc, char **argv)
     }
     for (size_t i = 0; i < cfg->n_inbound; i++) {
         static const char *const MODES[] = { "strict", "permissive", "off" };
-        printf("inbound %u\n  %-10s %s\n", cfg->inbound[i].port, "tls", MODES[cfg->inbound[i].tls]);
+        const struct inbound_config *in = &cfg->inbound[i];
+        printf("inbound %u\n  %-10s %s\n", in->port, "tls", MODES[in->tls]);
+        /* Review finding 13: easy to read as "only these identities". */
+        if (in->tls == INBOUND_PERMISSIVE && in->allow.n)
+            fprintf(stderr, "meshim: warning: %s:%d: [inbound:%u] is permissive: plaintext clients are "
+                    "let in without an identity, so `allow` only limits clients that use mTLS\n",
+                    in->origin.file ? in->origin.file : "(config)", in->origin.line, in->port);
     }
     registry_destroy(reg);
     config_free(cfg);

@@ -83,3 +83,20 @@ ok "meshim [-c FILE] PROGRAM"
 meshim check -c config/meshim.ini > /dev/null || fail "config/meshim.ini does not validate"
 meshim check -c examples/mesh.ini > /dev/null || fail "examples/mesh.ini does not validate"
 ok "config/meshim.ini and examples/mesh.ini validate"
+
+# A permissive port with `allow` lets plaintext clients past it (review
+# finding 13): meshim check says so, and still accepts the file. No TLS
+# file is read by check, so any existing file stands in for them.
+cat > "$TMP/permissive.ini" <<INI
+[tls]
+cert = /etc/hostname
+key = /etc/hostname
+ca = /etc/hostname
+[inbound:8443]
+tls = permissive
+allow = spiffe://test.mesh/ns/prod/**
+INI
+out=$(meshim check -c "$TMP/permissive.ini" 2>&1) || fail "meshim check refused a permissive port: $out"
+echo "$out" | grep -q "permissive.ini:5: \[inbound:8443\] is permissive: plaintext clients are let in without an identity, so \`allow\` only limits clients that use mTLS" ||
+    fail "no warning for allow on a permissive port: $out"
+ok "meshim check warns that a permissive port lets plaintext clients past allow"
