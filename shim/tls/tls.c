@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -23,12 +24,16 @@
 
 struct tls_identity {
     int refs;                       /* atomic */
+    unsigned generation;            /* which load this is (the session cache's tag) */
     SSL_CTX *client, *server;
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static OSSL_LIB_CTX *libctx;
 static int ex_dest = -1;            /* SSL ex_data: the session cache key */
+static int ex_generation = -1;      /* SSL_CTX ex_data: its identity's generation */
+static unsigned generations;        /* atomic: identities made so far */
+static unsigned current_generation; /* atomic: the identity in force */
 
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tls_identity *current;
@@ -40,6 +45,7 @@ static char load_error[TLS_WHY_MAX];
 static pthread_mutex_t session_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct session_slot {
     char key[128];
+    unsigned generation;            /* of the identity (CA, certificate) it was made under */
     SSL_SESSION *session;
 } sessions[SESSION_SLOTS];
 
@@ -52,17 +58,29 @@ static struct session_slot *slot_of(const char *key)
     return &sessions[hash_fnv1a(key) % SESSION_SLOTS];
 }
 
+static unsigned generation_of(SSL *ssl)
+{
+    return (unsigned)(uintptr_t)SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_generation);
+}
+
 /* OpenSSL hands over a session the server gave us (for TLS 1.3, after the
  * handshake): it replaces the destination's last one. Returns 1: kept. */
 static int session_new(SSL *ssl, SSL_SESSION *session)
 {
     const char *key = SSL_get_ex_data(ssl, ex_dest);
-    if (!key || !SSL_SESSION_is_resumable(session))
+    unsigned generation = generation_of(ssl);
+    /* A connection made before a rotation, under the old trust, may get
+     * its ticket after it (TLS 1.3 sends them after the handshake): not
+     * kept, or new connections would resume what the new CA never saw
+     * (review finding 12). */
+    if (!key || !SSL_SESSION_is_resumable(session) ||
+        generation != __atomic_load_n(&current_generation, __ATOMIC_ACQUIRE))
         return 0;
     pthread_mutex_lock(&session_lock);
     struct session_slot *s = slot_of(key);
     SSL_SESSION *old = s->session;
     snprintf(s->key, sizeof(s->key), "%s", key);
+    s->generation = generation;
     s->session = session;
     pthread_mutex_unlock(&session_lock);
     if (old)
@@ -74,7 +92,7 @@ static void session_resume(SSL *ssl, const char *key)
 {
     pthread_mutex_lock(&session_lock);
     struct session_slot *s = slot_of(key);
-    if (s->session && strcmp(s->key, key) == 0)
+    if (s->session && strcmp(s->key, key) == 0 && s->generation == generation_of(ssl))
         SSL_set_session(ssl, s->session);
     pthread_mutex_unlock(&session_lock);
 }
@@ -98,6 +116,7 @@ static void init(void)
     OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT | OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
     libctx = OSSL_LIB_CTX_new();
     ex_dest = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    ex_generation = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 /* The reason of the last OpenSSL error, and the queue emptied. */
@@ -168,7 +187,9 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, char *w
     id->refs = 1;
     id->client = SSL_CTX_new_ex(libctx, NULL, TLS_client_method());
     id->server = SSL_CTX_new_ex(libctx, NULL, TLS_server_method());
-    if (!id->client || !id->server) {
+    id->generation = __atomic_add_fetch(&generations, 1, __ATOMIC_RELAXED);
+    if (!id->client || !id->server ||
+        !SSL_CTX_set_ex_data(id->client, ex_generation, (void *)(uintptr_t)id->generation)) {
         snprintf(why, len, "OpenSSL: %s", openssl_reason());
         identity_free(id);
         return NULL;
@@ -233,6 +254,7 @@ struct tls_identity *tls_identity_get(const struct mesh_config *cfg, char *why, 
         restamp(cfg);
         current = identity_load(cfg, load_error, sizeof(load_error));
         if (current) {
+            __atomic_store_n(&current_generation, current->generation, __ATOMIC_RELEASE);
             char d[96];
             describe(current, d, sizeof(d));
             log_info("[tls] identity loaded from %s (%s)", cfg->tls_cert, d);
@@ -282,6 +304,7 @@ void tls_check_files(const struct mesh_config *cfg)
     pthread_mutex_lock(&id_lock);
     struct tls_identity *old = current;
     current = next;
+    __atomic_store_n(&current_generation, next->generation, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&id_lock);
     tls_identity_put(old);
     sessions_flush();
