@@ -172,6 +172,13 @@ int mtls_accept(int cfd, const struct inbound_config *in, int flags)
     char why[TLS_WHY_MAX], peer[64];
     watch_start();                  /* certificate rotation is followed */
     peer_text(cfd, peer, sizeof(peer));
+    if (!relay_pending_take(in->port)) {
+        log_warn("inbound:%u: client %s refused: too many TLS handshakes under way on this port",
+                 in->port, peer);
+        metrics_inbound(in->port, RESULT_OVERFLOW);
+        real_close(cfd);
+        return -1;
+    }
     struct tls_identity *id = tls_identity_get(mesh_registry()->cfg, why, sizeof(why));
     int app = -1, engine = -1, net = -1;
     struct conn *c = NULL;
@@ -180,6 +187,7 @@ int mtls_accept(int cfd, const struct inbound_config *in, int flags)
         log_warn("inbound:%u: client %s refused: %s", in->port, peer,
                  id ? strerror(errno ? errno : ENOMEM) : why);
         metrics_inbound(in->port, RESULT_TLS_ERROR);
+        relay_pending_give(in->port);
         tls_identity_put(id);
         if (app >= 0) {
             real_close(app);

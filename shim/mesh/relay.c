@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,10 @@
 
 #define BUF_SIZE 16384
 #define HANDSHAKE_TIMEOUT_NS (10ull * 1000000000u)
+#define FIRST_BYTE_TIMEOUT_NS (3ull * 1000000000u)     /* an inbound client that says nothing */
+#define PENDING_MAX 128             /* inbound handshakes per port before the silent are evicted */
+#define PENDING_HARD_MAX 256        /* ... and beyond which a new client is refused */
+#define PENDING_PORTS 64
 #define EXIT_FLUSH_NS (2ull * 1000000000u)
 #define PUMP_ROUNDS 32              /* then other connections get a turn */
 
@@ -73,11 +78,92 @@ struct relay {
     bool net_dead;                  /* a TCP or TLS error: no close_notify */
     bool exiting;                   /* the process exits: flush what is queued */
     bool counted;                   /* in `unflushed` */
+    bool pending;                   /* inbound: counted in its port's pending handshakes */
+    bool heard;                     /* the network side has been readable once */
+    uint64_t accepted_ns;
     struct relay *prev, *next;      /* live relays (engine thread only) */
 };
 
 static struct relay *live;
 static int unflushed;               /* atomic: relays whose upstream is not done */
+
+/* Inbound handshakes under way, per port. Each holds three descriptors
+ * (the client's socket and a socketpair) until it ends, so a flood of
+ * clients that never finish one could take a program's descriptors (review
+ * finding 11). Beyond PENDING_MAX on a port, each new client has the
+ * engine evict the oldest one there that has not sent a byte (a real
+ * client sends its ClientHello at once, so it is not the one to go);
+ * beyond PENDING_HARD_MAX a new client is refused at once. */
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pending_port {
+    uint16_t port;
+    unsigned n;
+} pending_ports[PENDING_PORTS];
+
+static void evict_run(struct engine_task *t);
+static struct engine_task evict_task = { .run = evict_run };
+static int evict_queued;            /* atomic: evict_task is posted and has not run */
+static int evict_wanted;            /* atomic: evictions asked for */
+
+bool relay_pending_take(uint16_t port)
+{
+    bool ok = false, evict = false;
+    pthread_mutex_lock(&pending_lock);
+    struct pending_port *free_slot = NULL, *p = NULL;
+    for (size_t i = 0; i < PENDING_PORTS && !p; i++) {
+        if (pending_ports[i].n && pending_ports[i].port == port)
+            p = &pending_ports[i];
+        else if (!pending_ports[i].n && !free_slot)
+            free_slot = &pending_ports[i];
+    }
+    if (!p && free_slot) {
+        p = free_slot;
+        p->port = port;
+    }
+    if (p && p->n < PENDING_HARD_MAX) {
+        evict = p->n >= PENDING_MAX;
+        p->n++;
+        ok = true;
+    }
+    pthread_mutex_unlock(&pending_lock);
+    if (evict) {
+        __atomic_add_fetch(&evict_wanted, 1, __ATOMIC_ACQ_REL);
+        if (!__atomic_exchange_n(&evict_queued, 1, __ATOMIC_ACQ_REL) && !engine_post(&evict_task))
+            __atomic_store_n(&evict_queued, 0, __ATOMIC_RELEASE);
+    }
+    return ok;
+}
+
+static bool over_soft_cap(uint16_t port)
+{
+    bool over = false;
+    pthread_mutex_lock(&pending_lock);
+    for (size_t i = 0; i < PENDING_PORTS; i++)
+        if (pending_ports[i].n && pending_ports[i].port == port)
+            over = pending_ports[i].n > PENDING_MAX;
+    pthread_mutex_unlock(&pending_lock);
+    return over;
+}
+
+void relay_pending_give(uint16_t port)
+{
+    pthread_mutex_lock(&pending_lock);
+    for (size_t i = 0; i < PENDING_PORTS; i++)
+        if (pending_ports[i].n && pending_ports[i].port == port) {
+            pending_ports[i].n--;
+            break;
+        }
+    pthread_mutex_unlock(&pending_lock);
+}
+
+/* The handshake phase of an inbound relay is over (open, refused, ended). */
+static void handshake_over(struct relay *r)
+{
+    if (r->pending) {
+        r->pending = false;
+        relay_pending_give(r->in->port);
+    }
+}
 
 /* --------------------------------------------------------------- buffers -- */
 
@@ -260,6 +346,7 @@ static bool down_step(struct relay *r)
 
 static void relay_end(struct relay *r)
 {
+    handshake_over(r);
     engine_timer_cancel(&r->timer);
     engine_unwatch(&r->net_io);
     engine_unwatch(&r->app_io);
@@ -318,6 +405,7 @@ static void pump(struct relay *r)
 
 static void inbound_refused(struct relay *r, enum stats_result result, const char *why)
 {
+    handshake_over(r);
     log_warn("inbound:%u: client %s refused: %s", r->in->port, r->conn->peer, why);
     metrics_inbound(r->in->port, result);
     r->conn->result = (int)result;
@@ -327,11 +415,34 @@ static void inbound_refused(struct relay *r, enum stats_result result, const cha
     relay_end(r);                   /* the application reads EOF, nothing else */
 }
 
+/* Engine: ends the oldest silent handshakes of ports over PENDING_MAX, as
+ * many as were asked for (see relay_pending_take). */
+static void evict_run(struct engine_task *t)
+{
+    (void)t;
+    __atomic_store_n(&evict_queued, 0, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&evict_wanted, __ATOMIC_ACQUIRE) > 0) {
+        struct relay *oldest = NULL;
+        for (struct relay *r = live; r; r = r->next)
+            if (r->pending && !r->heard && (!oldest || r->accepted_ns < oldest->accepted_ns) &&
+                over_soft_cap(r->in->port))
+                oldest = r;
+        if (!oldest) {
+            __atomic_store_n(&evict_wanted, 0, __ATOMIC_RELEASE);
+            break;
+        }
+        __atomic_sub_fetch(&evict_wanted, 1, __ATOMIC_ACQ_REL);
+        inbound_refused(oldest, RESULT_OVERFLOW,
+                        "evicted: too many TLS handshakes under way on this port, and it had sent nothing");
+    }
+}
+
 static void inbound_open(struct relay *r)
 {
     struct conn *c = r->conn;
     c->connected_ns = now_ns();
     c->result = RESULT_OK;
+    handshake_over(r);
     metrics_inbound(r->in->port, RESULT_OK);
     engine_timer_cancel(&r->timer);
     r->up_wait = r->down_wait = 0;  /* the handshake's wait is over */
@@ -420,6 +531,7 @@ static void wake(struct relay *r, uint32_t events, unsigned in, unsigned out)
 static void net_ready(struct engine_io *io, uint32_t events)
 {
     struct relay *r = container_of(io, struct relay, net_io);
+    r->heard |= (events & EPOLLIN) != 0;
     wake(r, events, NET_IN, NET_OUT);
     step(r);
 }
@@ -435,8 +547,16 @@ static void timer_fired(struct engine_timer *t)
 {
     struct relay *r = container_of(t, struct relay, timer);
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
+        /* 3 s for a first byte, 10 s for the whole handshake. */
+        bool heard = r->heard;
+        uint64_t until = r->accepted_ns + HANDSHAKE_TIMEOUT_NS;
+        if (heard && now_ns() < until) {
+            engine_timer_set(&r->timer, until);
+            return;
+        }
         metrics_handshake(DIRECTION_INBOUND, RESULT_TIMEOUT);
-        inbound_refused(r, RESULT_TIMEOUT, "TLS handshake: timed out after 10 s");
+        inbound_refused(r, RESULT_TIMEOUT, heard ? "TLS handshake: timed out after 10 s"
+                                                 : "TLS handshake: no byte from the client in 3 s");
         return;
     }
     pump(r);
@@ -452,8 +572,12 @@ static void begin(struct engine_task *t)
     if (live)
         live->prev = r;
     live = r;
-    if (r->state == R_SNIFF || r->state == R_HANDSHAKE)
-        engine_timer_set(&r->timer, now_ns() + HANDSHAKE_TIMEOUT_NS);
+    if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
+        unsigned char first;
+        r->accepted_ns = now_ns();
+        r->heard = recv(r->net, &first, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+        engine_timer_set(&r->timer, r->accepted_ns + FIRST_BYTE_TIMEOUT_NS);
+    }
     step(r);
 }
 
@@ -471,6 +595,7 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
         r->app = app;
         r->state = state;
         r->in = in;
+        r->pending = in != NULL;
         r->counted = true;
         __atomic_add_fetch(&unflushed, 1, __ATOMIC_ACQ_REL);
         r->task.run = begin;
@@ -483,6 +608,8 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
         free(r);
     }
     log_error("cannot relay a TLS connection: %s; it is closed", r ? "no background thread" : "out of memory");
+    if (in)
+        relay_pending_give(in->port);
     tls_free(ssl, false);
     swap_lock();
     if (c->sock == net)
@@ -506,6 +633,7 @@ bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_i
     SSL *ssl = tls_server_new(id, net);
     if (!ssl) {
         log_error("inbound:%u: cannot start a TLS session; the client is closed", in->port);
+        relay_pending_give(in->port);
         real_close(net);
         real_close(app);
         conn_unref(c);
@@ -543,6 +671,9 @@ void relay_atfork_child(void)
 {
     live = NULL;
     unflushed = 0;
+    memset(pending_ports, 0, sizeof(pending_ports));
+    pthread_mutex_init(&pending_lock, NULL);
+    evict_queued = evict_wanted = 0;
 }
 
 /* ----------------------------------------------------------------- exit -- */

@@ -26,6 +26,7 @@
 #define MESHIM_RELAY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "mesh/conn.h"
 #include "meshim/config.h"
@@ -46,6 +47,14 @@ bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_i
 /* A socketpair for a relay: *app for the application's number (flags as
  * asked: SOCK_NONBLOCK, SOCK_CLOEXEC), *engine at a high number. */
 bool relay_pair(int flags, int *app, int *engine);
+
+/* Inbound handshakes under way on a port: take one before a client's
+ * descriptors are made (false: PENDING_HARD_MAX are under way, refuse it;
+ * beyond PENDING_MAX the engine evicts the oldest silent one); the
+ * relay gives it back when its handshake ends, relay_inbound when it
+ * fails; give it back yourself if you never call relay_inbound. */
+bool relay_pending_take(uint16_t port);
+void relay_pending_give(uint16_t port);
 
 /* At exit: what the application wrote is sent, within a bounded time,
  * and each TLS connection is closed with close_notify. */

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Clients that open a connection to a strict mTLS port and say nothing
+# (security review, finding 11). Each pending handshake holds three of the
+# server's descriptors; 200 of them:
+#   - beyond 128 pending on the port, each newcomer has the oldest silent
+#     one evicted (one warning each, counted as overflow), so the server's
+#     descriptors stay bounded and a real client (who speaks at once) gets in;
+#   - a good client (curl --cert) is served meanwhile;
+#   - a client that sends no byte is cut after 3 s, and the server's
+#     descriptors go back to where they were.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/integration/certs.sh"
+
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+port=$(free_port)
+mkdir -p "$TMP/www"
+echo "TOPSECRET-ANSWER" > "$TMP/www/secret-file"
+tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"
+# The application: accepts with a deep backlog, a thread per client, answers
+# one HTTP request with the file.
+MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 -u - "$port" "$TMP/www" \
+    > "$TMP/server.log" 2>&1 <<'PY' &
+import socket, sys, threading
+port, www = int(sys.argv[1]), sys.argv[2]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.2", port))
+ls.listen(1024)
+def serve(c):
+    with c:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = c.recv(4096)
+            if not d:
+                return
+            head += d
+        print('"GET', flush=True)
+        body = open(www + "/secret-file", "rb").read()
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+server=$!
+PIDS+=($server)
+wait_port 127.0.0.2 "$port"
+fds() { ls "/proc/$server/fd" | wc -l; }
+base=$(fds)
+
+# 200 silent clients, held until $TMP/release exists (at most 60 s).
+python3 - "$port" "$TMP" <<'PY' &
+import os, socket, sys, time
+port, tmp = int(sys.argv[1]), sys.argv[2]
+held = []
+for _ in range(200):
+    held.append(socket.create_connection(("127.0.0.2", port)))
+open(tmp + "/flooding", "w").close()
+deadline = time.time() + 60
+while not os.path.exists(tmp + "/release") and time.time() < deadline:
+    time.sleep(0.05)
+PY
+flood=$!
+PIDS+=($flood)
+for i in $(seq 1 200); do [ -e "$TMP/flooding" ] && break; sleep 0.1; done
+[ -e "$TMP/flooding" ] || fail "the flood did not connect"
+evicted() { grep -c 'too many TLS handshakes under way on this port' "$TMP/server.log"; }
+for i in $(seq 1 100); do [ "$(evicted)" -ge 72 ] && break; sleep 0.1; done
+refused=$(evicted)
+[ "$refused" -ge 72 ] || fail "$refused of 200 silent clients evicted (at least 72 beyond 128): $(tail -3 "$TMP/server.log")"
+during=$(fds)
+[ "$during" -le $((base + 3 * 128 + 8)) ] ||
+    fail "the server holds $during descriptors during the flood (was $base; bound $((base + 3 * 128 + 8)))"
+ok "200 silent clients: $refused evicted beyond 128 pending, the server holds $during descriptors (was $base)"
+
+out=$(curl -sS --max-time 10 --cacert "$C/ca.pem" --cert "$C/web.pem" --key "$C/web.key" \
+      --resolve "orders:$port:127.0.0.2" "https://orders:$port/secret-file" 2>&1)
+[ "$out" = "TOPSECRET-ANSWER" ] || fail "a good client during the flood got: $out"
+ok "a good client is served during the flood"
+
+for i in $(seq 1 200); do
+    [ "$(grep -c 'no byte from the client in 3 s' "$TMP/server.log")" -ge 100 ] && break
+    sleep 0.1
+done
+cut=$(grep -c 'no byte from the client in 3 s' "$TMP/server.log")
+[ "$cut" -ge 100 ] || fail "only $cut silent clients cut after 3 s: $(tail -3 "$TMP/server.log")"
+for i in $(seq 1 100); do [ "$(fds)" -le $((base + 2)) ] && break; sleep 0.1; done
+[ "$(fds)" -le $((base + 2)) ] || fail "the server still holds $(fds) descriptors (was $base)"
+touch "$TMP/release"
+wait "$flood"
+ok "silent clients cut after 3 s ($cut), the server's descriptors back to $(fds)"
