@@ -191,19 +191,8 @@ static bool start(void)
     bell_io.fd = bell;
     if (!engine_watch(&bell_io, EPOLLIN))
         goto fail;
-    /* The thread inherits this mask: no signal is ever delivered to it. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    pthread_t thread;
     sem_init(&started, 0, 0);
-    int rc = pthread_create(&thread, &attr, engine_main, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = engine_spawn(engine_main, 256 * 1024);
     if (rc != 0)
         goto fail;
     /* Its start-up (the runtime's allocations for a new thread) is over
@@ -220,6 +209,24 @@ fail:
         real_close(bell);
     epfd = bell = -1;
     return false;
+}
+
+int engine_spawn(void *(*fn)(void *), size_t stack)
+{
+    /* The thread inherits this mask: no signal is ever delivered to it. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (stack)
+        pthread_attr_setstacksize(&attr, stack);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, fn, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 bool engine_post(struct engine_task *t)

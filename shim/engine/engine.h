@@ -42,6 +42,11 @@ struct engine_task {
     struct engine_task *next;
 };
 
+/* Starts fn on a detached thread of the shim's own (stack bytes, 0: the
+ * default) with every signal blocked: a program's signal handlers never
+ * run on it. pthread_create's result. */
+int engine_spawn(void *(*fn)(void *), size_t stack);
+
 /* Any thread: runs t->run on the engine thread soon, starting the engine
  * if needed. False (nothing queued) when the engine cannot start. */
 bool engine_post(struct engine_task *t);

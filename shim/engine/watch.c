@@ -39,6 +39,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/engine.h"
 #include "libc/real.h"
 #include "meshim/discovery.h"
 #include "meshim/mesh.h"
@@ -604,18 +605,9 @@ void watch_start(void)
         __atomic_exchange_n(&running, 1, __ATOMIC_ACQ_REL))
         return;
     int saved = errno;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t thread;
     sem_init(&started, 0, 0);
-    int rc = pthread_create(&thread, &attr, watch_main, NULL);
-    int rc_dns = pthread_create(&thread, &attr, resolve_main, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = engine_spawn(watch_main, 0);
+    int rc_dns = engine_spawn(resolve_main, 0);
     /* Their start-up (the runtime's allocations for a new thread) is over
      * before a fork can happen. */
     for (int k = (rc == 0) + (rc_dns == 0); k > 0; k--)
