@@ -7,6 +7,7 @@
 #   make demo            the example mesh of examples/
 #   make install PREFIX=/usr/local DESTDIR=
 
+SHELL    := bash
 CC       ?= cc
 BUILD    ?= build
 PREFIX   ?= /usr/local
@@ -50,7 +51,7 @@ ifeq ($(SANITIZE),)
 NOUNDEF  := -Wl,-z,defs
 endif
 
-.PHONY: all check-layers test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
+.PHONY: all check-layers fuzz fuzz-build test-fuzz FORCE test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -136,6 +137,7 @@ check-layers: all
 test: check-layers test-unit test-passthrough test-integration
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
+	$(MAKE) test-fuzz
 
 # The same suite with the library and the tests built under ASan+UBSan.
 test-asan:
@@ -149,6 +151,38 @@ test-tsan:
 	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/nbconnect \
 	    build-tsan/tests/dialstress build-tsan/tests/forkstress
 	tests/run-tsan
+
+# ------------------------------------------------------------------ fuzzing --
+# libFuzzer targets (clang, ASan+UBSan) over what other people write: the
+# INI file and the environment, endpoints files, DNS answers, certificate
+# names, stats files. Seeds in tests/fuzz/corpus/NAME; what a run finds
+# goes to build-fuzz/corpus/NAME, a crash to build-fuzz/crash-NAME-*.
+#   make fuzz                 each target FUZZ_SECONDS (600) in turn
+#   make test-fuzz            each for 20 s (part of make test)
+FUZZ         := config endpoints dns identity stats
+FUZZ_SECONDS ?= 600
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_BIN     := $(FUZZ:%=build-fuzz/fuzz_%)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard include/meshim/*.h cli/*.h) FORCE
+	$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT='-O1 -g' \
+	    SANITIZE='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' $(POLICY:%=build-fuzz/obj/%.o) \
+	    build-fuzz/obj/cli_statsview.o
+	clang $(CPPFLAGS) -Icli -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< \
+	    $(POLICY:%=build-fuzz/obj/%.o) build-fuzz/obj/cli_statsview.o $(STATIC) -lpthread
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz test-fuzz: fuzz-build
+	@set -e; for t in $(FUZZ); do \
+	    mkdir -p build-fuzz/corpus/$$t; \
+	    echo "== fuzz_$$t ($(if $(filter test-fuzz,$@),20,$(FUZZ_SECONDS)) s)"; \
+	    build-fuzz/fuzz_$$t -max_total_time=$(if $(filter test-fuzz,$@),20,$(FUZZ_SECONDS)) \
+	        -max_len=65536 -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$$t- \
+	        build-fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | \
+	        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)|Done [0-9]+ runs' ; \
+	    [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz_$$t: crashed, see build-fuzz/crash-$$t-*"; exit 1; }; \
+	done
 
 demo: all
 	examples/demo
@@ -167,4 +201,4 @@ install: all
 	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/meshim/
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
