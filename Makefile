@@ -155,11 +155,11 @@ test-tsan:
 # ------------------------------------------------------------------ fuzzing --
 # libFuzzer targets (clang, ASan+UBSan) over what other people write: the
 # INI file and the environment, endpoints files, DNS answers, certificate
-# names, stats files. Seeds in tests/fuzz/corpus/NAME; what a run finds
+# names, stats files, the exporter's request head. Seeds in tests/fuzz/corpus/NAME; what a run finds
 # goes to build-fuzz/corpus/NAME, a crash to build-fuzz/crash-NAME-*.
 #   make fuzz                 each target FUZZ_SECONDS (600) in turn
 #   make test-fuzz            each for 20 s (part of make test)
-FUZZ         := config endpoints dns identity stats
+FUZZ         := config endpoints dns identity stats http
 FUZZ_SECONDS ?= 600
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_BIN     := $(FUZZ:%=build-fuzz/fuzz_%)
@@ -167,9 +167,10 @@ FUZZ_BIN     := $(FUZZ:%=build-fuzz/fuzz_%)
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard include/meshim/*.h cli/*.h) FORCE
 	$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT='-O1 -g' \
 	    SANITIZE='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' $(POLICY:%=build-fuzz/obj/%.o) \
-	    build-fuzz/obj/cli_statsview.o
+	    build-fuzz/obj/cli_statsview.o build-fuzz/obj/cli_exporter.o
 	clang $(CPPFLAGS) -Icli -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< \
-	    $(POLICY:%=build-fuzz/obj/%.o) build-fuzz/obj/cli_statsview.o $(STATIC) -lpthread
+	    $(POLICY:%=build-fuzz/obj/%.o) build-fuzz/obj/cli_statsview.o build-fuzz/obj/cli_exporter.o \
+	    $(STATIC) -lpthread
 
 fuzz-build: $(FUZZ_BIN)
 

@@ -129,28 +129,43 @@ static void respond_metrics(struct client *c, const char *dir, bool head_only)
 }
 
 /* A whole request head is in c->head: answer it. */
-static void handle(struct client *c, const char *dir)
+enum exporter_route exporter_route(const char *head, bool *head_only)
 {
     char method[16], target[256], version[16];
-    if (sscanf(c->head, "%15s %255s %15s", method, target, version) != 3 ||
-        strncmp(version, "HTTP/1.", 7) != 0) {
-        respond_text(c, "400 Bad Request", "bad request\n");
-        return;
-    }
-    bool head_only = strcmp(method, "HEAD") == 0;
-    if (!head_only && strcmp(method, "GET") != 0) {
-        respond_text(c, "405 Method Not Allowed", "only GET and HEAD\n");
-        return;
-    }
+    *head_only = false;
+    if (sscanf(head, "%15s %255s %15s", method, target, version) != 3 ||
+        strncmp(version, "HTTP/1.", 7) != 0)
+        return ROUTE_BAD;
+    *head_only = strcmp(method, "HEAD") == 0;
+    if (!*head_only && strcmp(method, "GET") != 0)
+        return ROUTE_METHOD;
     char *query = strchr(target, '?');
     if (query)
         *query = '\0';
-    if (strcmp(target, "/metrics") == 0)
+    return strcmp(target, "/metrics") == 0 ? ROUTE_METRICS
+           : strcmp(target, "/") == 0      ? ROUTE_ROOT
+                                           : ROUTE_NOT_FOUND;
+}
+
+static void handle(struct client *c, const char *dir)
+{
+    bool head_only;
+    switch (exporter_route(c->head, &head_only)) {
+    case ROUTE_BAD:
+        respond_text(c, "400 Bad Request", "bad request\n");
+        break;
+    case ROUTE_METHOD:
+        respond_text(c, "405 Method Not Allowed", "only GET and HEAD\n");
+        break;
+    case ROUTE_METRICS:
         respond_metrics(c, dir, head_only);
-    else if (strcmp(target, "/") == 0)
+        break;
+    case ROUTE_ROOT:
         respond_text(c, "200 OK", "meshim exporter: the metrics are at /metrics\n");
-    else
+        break;
+    default:
         respond_text(c, "404 Not Found", "not found: the metrics are at /metrics\n");
+    }
 }
 
 static void on_readable(struct client *c, const char *dir)
