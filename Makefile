@@ -51,7 +51,7 @@ ifeq ($(SANITIZE),)
 NOUNDEF  := -Wl,-z,defs
 endif
 
-.PHONY: all check-layers fuzz fuzz-build test-fuzz FORCE test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
+.PHONY: all check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -164,13 +164,15 @@ FUZZ_SECONDS ?= 600
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_BIN     := $(FUZZ:%=build-fuzz/fuzz_%)
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard include/meshim/*.h cli/*.h) FORCE
+FUZZ_OBJ     := $(POLICY:%=build-fuzz/obj/%.o) build-fuzz/obj/cli_statsview.o build-fuzz/obj/cli_exporter.o
+
+# The objects the targets share, built once (with clang's coverage hooks).
+fuzz-objs:
 	$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT='-O1 -g' \
-	    SANITIZE='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' $(POLICY:%=build-fuzz/obj/%.o) \
-	    build-fuzz/obj/cli_statsview.o build-fuzz/obj/cli_exporter.o
-	clang $(CPPFLAGS) -Icli -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< \
-	    $(POLICY:%=build-fuzz/obj/%.o) build-fuzz/obj/cli_statsview.o build-fuzz/obj/cli_exporter.o \
-	    $(STATIC) -lpthread
+	    SANITIZE='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' $(FUZZ_OBJ)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c fuzz-objs
+	clang $(CPPFLAGS) -Icli -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(STATIC) -lpthread
 
 fuzz-build: $(FUZZ_BIN)
 

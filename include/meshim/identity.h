@@ -48,8 +48,7 @@ bool identity_pattern_valid(const char *pattern);
  * invalid SPIFFE ID), or NULL. */
 const char *identity_check(const struct peer_names *p);
 
-/* The peer's name that matches pattern (see above for which), or NULL. */
-const char *identity_match(const char *pattern, const struct peer_names *p);
+/* Does one of the peer's names match pattern (see above for which)? */
 bool identity_matches(const char *pattern, const struct peer_names *p);
 
 /* The peer's name that one of the n patterns matches, or NULL. n == 0:

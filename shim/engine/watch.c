@@ -373,38 +373,33 @@ static void ask_targets(struct __res_state *st, const char *const *targets, size
         real_close(fd);
         return;
     }
-    pthread_mutex_unlock(&dns_busy);   /* waiting for a server: a fork may go ahead */
-    uint64_t start = now_ns(), deadline = start + TARGETS_DEADLINE_MS * 1000000ull;
-    bool resent = false;
-    for (size_t i = 0; i < nq; i++)
-        (void)send(fd, query[i], (size_t)qlen[i], MSG_NOSIGNAL);
+    /* Waiting for a server: a fork may go ahead (what follows touches only
+     * this thread's buffers). */
+    pthread_mutex_unlock(&dns_busy);
+    uint64_t start = now_ns(), halfway = start + TARGETS_DEADLINE_MS * 500000ull,
+             deadline = start + TARGETS_DEADLINE_MS * 1000000ull;
     size_t left = nq;
-    while (left && now_ns() < deadline) {
-        if (!resent && now_ns() >= start + TARGETS_DEADLINE_MS * 500000ull) {
-            for (size_t i = 0; i < nq; i++)
-                if (!done[i])
-                    (void)send(fd, query[i], (size_t)qlen[i], MSG_NOSIGNAL);
-            resent = true;
-        }
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        uint64_t now = now_ns(), until = resent ? deadline : start + TARGETS_DEADLINE_MS * 500000ull;
-        int ms = until > now ? (int)((until - now) / 1000000u) + 1 : 0;
-        if (poll(&p, 1, ms) <= 0)
-            continue;
-        ssize_t got;
-        while (left && (got = recv(fd, a->buf, ANSWER_MAX, 0)) >= (ssize_t)NS_HFIXEDSZ) {
-            for (size_t i = 0; i < nq; i++) {
-                if (done[i] || memcmp(a->buf, query[i], 2) != 0)
-                    continue;   /* not an answer to a query still open (id) */
-                done[i] = true;
-                left--;
-                pthread_mutex_lock(&dns_busy);
-                int m = dns_parse(a->buf, (int)got, a->recs + a->n, MAX_RECORDS - a->n);
-                if (m > 0)
-                    a->n += m;
-                pthread_mutex_unlock(&dns_busy);
-                break;
-            }
+    for (int round = 0; round < 2 && left; round++) {
+        /* Every query not answered yet goes out: all at first, again half-way. */
+        for (size_t i = 0; i < nq; i++)
+            if (!done[i])
+                (void)send(fd, query[i], (size_t)qlen[i], MSG_NOSIGNAL);
+        uint64_t until = round ? deadline : halfway;
+        for (uint64_t now; left && (now = now_ns()) < until;) {
+            struct pollfd p = { .fd = fd, .events = POLLIN };
+            if (poll(&p, 1, (int)((until - now) / 1000000u) + 1) <= 0)
+                continue;
+            ssize_t got;
+            while (left && (got = recv(fd, a->buf, ANSWER_MAX, 0)) >= (ssize_t)NS_HFIXEDSZ)
+                for (size_t i = 0; i < nq; i++) {
+                    if (done[i] || memcmp(a->buf, query[i], 2) != 0)
+                        continue;   /* not an answer to a query still open (id) */
+                    done[i] = true;
+                    left--;
+                    int m = dns_parse(a->buf, (int)got, a->recs + a->n, MAX_RECORDS - a->n);
+                    a->n += m > 0 ? m : 0;
+                    break;
+                }
         }
     }
     pthread_mutex_lock(&dns_busy);

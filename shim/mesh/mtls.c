@@ -167,26 +167,29 @@ static void peer_text(int fd, char *buf, size_t len)
         netaddr_format(&a, buf, len);
 }
 
+/* A client refused before its relay exists: the application never sees it. */
+static int refuse(int cfd, const struct inbound_config *in, const char *peer, enum stats_result r,
+                  const char *why)
+{
+    log_warn("inbound:%u: client %s refused: %s", in->port, peer, why);
+    metrics_inbound(in->port, r);
+    real_close(cfd);
+    return -1;
+}
+
 int mtls_accept(int cfd, const struct inbound_config *in, int flags)
 {
     char why[TLS_WHY_MAX], peer[64];
     watch_start();                  /* certificate rotation is followed */
     peer_text(cfd, peer, sizeof(peer));
-    if (!relay_pending_take(in->port)) {
-        log_warn("inbound:%u: client %s refused: too many TLS handshakes under way on this port",
-                 in->port, peer);
-        metrics_inbound(in->port, RESULT_OVERFLOW);
-        real_close(cfd);
-        return -1;
-    }
+    if (!relay_pending_take(in->port))
+        return refuse(cfd, in, peer, RESULT_OVERFLOW, "too many TLS handshakes under way on this port");
     struct tls_identity *id = tls_identity_get(mesh_registry()->cfg, why, sizeof(why));
     int app = -1, engine = -1, net = -1;
     struct conn *c = NULL;
     if (!id || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, &app, &engine) ||
         (net = high_fd(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
-        log_warn("inbound:%u: client %s refused: %s", in->port, peer,
-                 id ? strerror(errno ? errno : ENOMEM) : why);
-        metrics_inbound(in->port, RESULT_TLS_ERROR);
+        const char *reason = id ? strerror(errno ? errno : ENOMEM) : why;
         relay_pending_give(in->port);
         tls_identity_put(id);
         if (app >= 0) {
@@ -195,8 +198,7 @@ int mtls_accept(int cfd, const struct inbound_config *in, int flags)
         }
         if (net >= 0)
             real_close(net);
-        real_close(cfd);
-        return -1;
+        return refuse(cfd, in, peer, RESULT_TLS_ERROR, reason);
     }
     int fdflags = real_fcntl(cfd, F_GETFD, NULL);
     real_dup3(app, cfd, fdflags > 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);

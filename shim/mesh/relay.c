@@ -105,21 +105,27 @@ static struct engine_task evict_task = { .run = evict_run };
 static int evict_queued;            /* atomic: evict_task is posted and has not run */
 static int evict_wanted;            /* atomic: evictions asked for */
 
+/* Under pending_lock: the count of port; with `add`, a free slot taken
+ * for it when it has none. NULL: none (and with `add`, no slot free). */
+static struct pending_port *pending_of(uint16_t port, bool add)
+{
+    struct pending_port *free_slot = NULL;
+    for (size_t i = 0; i < PENDING_PORTS; i++) {
+        if (pending_ports[i].n && pending_ports[i].port == port)
+            return &pending_ports[i];
+        if (!pending_ports[i].n && !free_slot)
+            free_slot = &pending_ports[i];
+    }
+    if (add && free_slot)
+        free_slot->port = port;
+    return add ? free_slot : NULL;
+}
+
 bool relay_pending_take(uint16_t port)
 {
     bool ok = false, evict = false;
     pthread_mutex_lock(&pending_lock);
-    struct pending_port *free_slot = NULL, *p = NULL;
-    for (size_t i = 0; i < PENDING_PORTS && !p; i++) {
-        if (pending_ports[i].n && pending_ports[i].port == port)
-            p = &pending_ports[i];
-        else if (!pending_ports[i].n && !free_slot)
-            free_slot = &pending_ports[i];
-    }
-    if (!p && free_slot) {
-        p = free_slot;
-        p->port = port;
-    }
+    struct pending_port *p = pending_of(port, true);
     if (p && p->n < PENDING_HARD_MAX) {
         evict = p->n >= PENDING_MAX;
         p->n++;
@@ -136,11 +142,9 @@ bool relay_pending_take(uint16_t port)
 
 static bool over_soft_cap(uint16_t port)
 {
-    bool over = false;
     pthread_mutex_lock(&pending_lock);
-    for (size_t i = 0; i < PENDING_PORTS; i++)
-        if (pending_ports[i].n && pending_ports[i].port == port)
-            over = pending_ports[i].n > PENDING_MAX;
+    struct pending_port *p = pending_of(port, false);
+    bool over = p && p->n > PENDING_MAX;
     pthread_mutex_unlock(&pending_lock);
     return over;
 }
@@ -148,11 +152,9 @@ static bool over_soft_cap(uint16_t port)
 void relay_pending_give(uint16_t port)
 {
     pthread_mutex_lock(&pending_lock);
-    for (size_t i = 0; i < PENDING_PORTS; i++)
-        if (pending_ports[i].n && pending_ports[i].port == port) {
-            pending_ports[i].n--;
-            break;
-        }
+    struct pending_port *p = pending_of(port, false);
+    if (p)
+        p->n--;
     pthread_mutex_unlock(&pending_lock);
 }
 
@@ -548,14 +550,13 @@ static void timer_fired(struct engine_timer *t)
     struct relay *r = container_of(t, struct relay, timer);
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
         /* 3 s for a first byte, 10 s for the whole handshake. */
-        bool heard = r->heard;
         uint64_t until = r->accepted_ns + HANDSHAKE_TIMEOUT_NS;
-        if (heard && now_ns() < until) {
+        if (r->heard && now_ns() < until) {
             engine_timer_set(&r->timer, until);
             return;
         }
         metrics_handshake(DIRECTION_INBOUND, RESULT_TIMEOUT);
-        inbound_refused(r, RESULT_TIMEOUT, heard ? "TLS handshake: timed out after 10 s"
+        inbound_refused(r, RESULT_TIMEOUT, r->heard ? "TLS handshake: timed out after 10 s"
                                                  : "TLS handshake: no byte from the client in 3 s");
         return;
     }

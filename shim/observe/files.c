@@ -17,28 +17,27 @@
 #include "libc/real.h"
 #include "meshim/util.h"
 
-static bool dir_trusted(int fd, bool secure, char *why, size_t len)
+static bool dir_trusted(int fd, bool secure, struct stat *st, char *why, size_t len)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
+    if (fstat(fd, st) < 0) {
         snprintf(why, len, "%s", strerror(errno));
         return false;
     }
-    if (!S_ISDIR(st.st_mode))
+    if (!S_ISDIR(st->st_mode))
         snprintf(why, len, "not a folder");
-    else if (st.st_uid != 0 && st.st_uid != geteuid())
-        snprintf(why, len, "owned by uid %u, neither this user (%u) nor root", (unsigned)st.st_uid,
+    else if (st->st_uid != 0 && st->st_uid != geteuid())
+        snprintf(why, len, "owned by uid %u, neither this user (%u) nor root", (unsigned)st->st_uid,
                  (unsigned)geteuid());
-    else if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+    else if ((st->st_mode & S_IWOTH) && !(st->st_mode & S_ISVTX))
         snprintf(why, len, "anyone may write to it and it is not sticky");
-    else if ((st.st_mode & S_IWOTH) && secure)
+    else if ((st->st_mode & S_IWOTH) && secure)
         snprintf(why, len, "anyone may write to it, and this is a set-uid or set-gid program");
     else
         return true;
     return false;
 }
 
-int files_open_dir(const char *dir, bool secure, char *why, size_t len)
+int files_open_dir(const char *dir, bool secure, struct stat *st, char *why, size_t len)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
@@ -53,14 +52,15 @@ int files_open_dir(const char *dir, bool secure, char *why, size_t len)
                                                                      : strerror(errno));
         return -1;
     }
-    if (!dir_trusted(fd, secure, why, len)) {
+    if (!dir_trusted(fd, secure, st, why, len)) {
         real_close(fd);
         return -1;
     }
     return fd;
 }
 
-int files_create_private(int dirfd, const char *prefix, mode_t mode, char *name, size_t len)
+int files_create_private(int dirfd, const char *prefix, mode_t mode, char *name, size_t len,
+                         struct stat *st)
 {
     for (int tries = 0; tries < 16; tries++) {
         snprintf(name, len, "%s.%016llx", prefix, (unsigned long long)rng_next(rng_thread()));
@@ -69,9 +69,8 @@ int files_create_private(int dirfd, const char *prefix, mode_t mode, char *name,
             continue;
         if (fd < 0)
             return -1;
-        struct stat st;
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-            st.st_uid == geteuid())
+        if (fstat(fd, st) == 0 && S_ISREG(st->st_mode) && st->st_nlink == 1 &&
+            st->st_uid == geteuid())
             return fd;
         /* O_EXCL made it, yet it is not what we made: refuse it. */
         real_close(fd);
@@ -84,15 +83,7 @@ int files_create_private(int dirfd, const char *prefix, mode_t mode, char *name,
 
 int files_open_log(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
-                  0644);
-    if (fd < 0)
-        return -1;      /* ELOOP: a symlink; ENXIO: a FIFO nobody reads */
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
-        real_close(fd);
-        errno = EINVAL;
-        return -1;
-    }
-    return fd;
+    /* ELOOP: a symlink; ENXIO: a FIFO nobody reads; EISDIR: a folder. */
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
+                0644);
 }

@@ -15,25 +15,27 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Opens folder `dir` (O_DIRECTORY|O_NOFOLLOW), making it with mode 0700
  * when it is missing, and checks that it can be trusted: owned by root or
  * by this user, sticky if world-writable, and for a set-uid/set-gid process
- * (`secure`) not world-writable at all. The descriptor, or -1 with the
- * reason in why. */
-int files_open_dir(const char *dir, bool secure, char *why, size_t len);
+ * (`secure`) not world-writable at all. The descriptor (its fstat in st),
+ * or -1 with the reason in why. */
+int files_open_dir(const char *dir, bool secure, struct stat *st, char *why, size_t len);
 
 /* Creates a new file in dirfd that nobody else can have prepared: a random
  * name starting with `prefix` (O_CREAT|O_EXCL|O_NOFOLLOW), then checked to
  * be a regular file of this user with one link. Its name goes to name. The
- * descriptor, or -1 with errno set. */
-int files_create_private(int dirfd, const char *prefix, mode_t mode, char *name, size_t len);
+ * descriptor (its fstat in st), or -1 with errno set. */
+int files_create_private(int dirfd, const char *prefix, mode_t mode, char *name, size_t len,
+                         struct stat *st);
 
-/* Opens a log file for one append. Never follows a symlink at the last
- * component and never blocks: a FIFO without a reader, or anything but a
- * regular file, a FIFO or a character device, is refused (-1, errno set).
- * Writes to the descriptor do not block either (O_NONBLOCK). */
+/* Opens a log file for one append (one open per line: no fstat, the flags
+ * are the whole check). Never follows a symlink at the last component and
+ * never blocks: a FIFO without a reader is refused (-1, errno set), and
+ * writes to the descriptor do not block either (O_NONBLOCK). */
 int files_open_log(const char *path);
 
 #endif

@@ -62,8 +62,6 @@ static bool repeated(const char *text)
     return false;
 }
 
-static unsigned long log_dropped;
-
 bool log_write_line(const char *path, const char *line, size_t len)
 {
     int fd = 2;
@@ -77,17 +75,11 @@ bool log_write_line(const char *path, const char *line, size_t len)
     }
     /* One write with O_APPEND: lines from many processes do not interleave.
      * A log file's descriptor is non-blocking: a full pipe loses the line
-     * (counted) rather than stopping the program. */
-    if (real_syscall4(SYS_write, fd, line, len, 0) < 0 && fd != 2)
-        __atomic_add_fetch(&log_dropped, 1, __ATOMIC_RELAXED);
+     * rather than stopping the program. */
+    (void)real_syscall4(SYS_write, fd, line, len, 0);
     if (fd != 2)
         real_close(fd);
     return opened;
-}
-
-unsigned long log_lines_dropped(void)
-{
-    return __atomic_load_n(&log_dropped, __ATOMIC_RELAXED);
 }
 
 void mlog(enum log_level level, const char *fmt, ...)

@@ -18,8 +18,6 @@ void log_set_level(enum log_level level);
  * is opened for each line (see log.c). Also the access log's writer.
  * False when path could not be opened: the line went to stderr instead. */
 bool log_write_line(const char *path, const char *line, size_t len);
-/* Lines a log file could not take (a full pipe): lost rather than waited for. */
-unsigned long log_lines_dropped(void);
 void mlog(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) mlog(LOG_ERROR, __VA_ARGS__)

@@ -101,18 +101,16 @@ static void *map_new(int fd, size_t size)
  * and nobody else can have a descriptor on it. */
 static struct stats_header *create(const char *dir, char *why, size_t len)
 {
-    int dfd = files_open_dir(dir, getauxval(AT_SECURE) != 0, why, len);
+    struct stat dst, fst;
+    int dfd = files_open_dir(dir, getauxval(AT_SECURE) != 0, &dst, why, len);
     if (dfd < 0)
         return NULL;
     char tmp[64], name[32];
     snprintf(name, sizeof(name), "%d.stats", (int)getpid());
     snprintf(tmp, sizeof(tmp), ".%d.stats", (int)getpid());
-    int fd = files_create_private(dfd, tmp, 0644, tmp, sizeof(tmp));
+    int fd = files_create_private(dfd, tmp, 0644, tmp, sizeof(tmp), &fst);
     size_t size = stats_file_size();
-    void *m = MAP_FAILED;
-    struct stat dst = { 0 }, fst = { 0 };
-    if (fd >= 0 && fstat(fd, &fst) == 0 && fstat(dfd, &dst) == 0)
-        m = map_new(fd, size);
+    void *m = fd >= 0 ? map_new(fd, size) : MAP_FAILED;
     int err = errno;
     if (fd >= 0)
         real_close(fd);

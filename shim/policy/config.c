@@ -95,7 +95,6 @@ struct loader {
     enum section_kind kind;             /* the section being read */
     void *section;                      /* its struct */
     bool continuation;                  /* this line continues the last key */
-    const char *last_key;
     /* The key being read: its value grows with each continuation line and
      * is parsed once, when the next key, a section or the end comes, so a
      * list wrapped over n lines costs O(n), not O(n^2) (review finding 5). */
@@ -800,7 +799,7 @@ static void open_section(struct loader *L, const char *name)
 {
     struct origin at = here(L);
     L->continuation = false;
-    L->last_key = NULL;
+    L->pending.name[0] = '\0';     /* no key to continue in the new section */
     L->section = NULL;
     L->kind = SEC_UNKNOWN;
 
@@ -973,7 +972,6 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     L->continuation = false;
     flush_key(L);
-    L->last_key = arena_strdup(L->arena, name);
     snprintf(k->name, sizeof(k->name), "%s", name);
     k->len = 0;
     k->at = here(L);
@@ -1017,7 +1015,7 @@ static char *read_line(char *str, int num, void *stream)
             open_section(L, name);
         }
     } else if (*p && *p != '\n' && *p != ';' && *p != '#') {
-        L->continuation = indented && L->last_key != NULL;
+        L->continuation = indented && L->pending.name[0];
     }
     return str;
 }
@@ -1035,16 +1033,15 @@ FILE *config_open_file(const char *path, size_t max, char *why, size_t len)
             close(fd);
         return NULL;
     }
-    const char *bad = !S_ISREG(st.st_mode) ? "not a regular file"
-                      : (uint64_t)st.st_size > max ? "too large" : NULL;
-    FILE *f = bad ? NULL : fdopen(fd, "r");
-    if (!f) {
-        if (bad && (uint64_t)st.st_size > max)
-            snprintf(why, len, "larger than %zu KiB", max >> 10);
-        else
-            snprintf(why, len, "%s", bad ? bad : strerror(errno));
+    FILE *f = NULL;
+    if (!S_ISREG(st.st_mode))
+        snprintf(why, len, "not a regular file");
+    else if ((uint64_t)st.st_size > max)
+        snprintf(why, len, "larger than %zu KiB", max >> 10);
+    else if (!(f = fdopen(fd, "r")))
+        snprintf(why, len, "%s", strerror(errno));
+    if (!f)
         close(fd);
-    }
     return f;
 }
 

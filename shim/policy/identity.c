@@ -112,10 +112,9 @@ const char *identity_check(const struct peer_names *p)
     return NULL;
 }
 
-const char *identity_match(const char *pattern, const struct peer_names *p)
+/* The peer's name that matches pattern, its names already checked. */
+static const char *match_checked(const char *pattern, const struct peer_names *p)
 {
-    if (identity_check(p))
-        return NULL;
     bool uri = is_spiffe(pattern);
     const char *const *names = uri ? p->uris : p->dns;
     size_t n = uri ? p->n_uris : p->n_dns;
@@ -127,7 +126,7 @@ const char *identity_match(const char *pattern, const struct peer_names *p)
 
 bool identity_matches(const char *pattern, const struct peer_names *p)
 {
-    return identity_match(pattern, p) != NULL;
+    return !identity_check(p) && match_checked(pattern, p);
 }
 
 const char *identity_allowed(const char *const *patterns, size_t n, const struct peer_names *p)
@@ -137,7 +136,7 @@ const char *identity_allowed(const char *const *patterns, size_t n, const struct
     if (n == 0)
         return identity_name(p);
     for (size_t i = 0; i < n; i++) {
-        const char *name = identity_match(patterns[i], p);
+        const char *name = match_checked(patterns[i], p);
         if (name)
             return name;
     }

@@ -43,7 +43,8 @@ static void path_in(char *buf, size_t len, const char *name)
 static void expect_refused(const char *dir, bool secure, const char *why_part)
 {
     char why[160] = "";
-    int fd = files_open_dir(dir, secure, why, sizeof(why));
+    struct stat st;
+    int fd = files_open_dir(dir, secure, &st, why, sizeof(why));
     if (fd >= 0)
         fail_msg("%s was accepted", dir);
     if (!strstr(why, why_part))
@@ -54,12 +55,12 @@ static void test_dirs(void **state)
 {
     (void)state;
     char dir[256], why[160];
+    struct stat st;
     /* Missing: made, private. */
     path_in(dir, sizeof(dir), "stats");
-    int fd = files_open_dir(dir, false, why, sizeof(why));
+    int fd = files_open_dir(dir, false, &st, why, sizeof(why));
     assert_true(fd >= 0);
     close(fd);
-    struct stat st;
     assert_int_equal(stat(dir, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0700);
 
@@ -68,7 +69,7 @@ static void test_dirs(void **state)
     chmod(dir, 0777);
     expect_refused(dir, false, "anyone may write to it and it is not sticky");
     chmod(dir, 01777);
-    fd = files_open_dir(dir, false, why, sizeof(why));
+    fd = files_open_dir(dir, false, &st, why, sizeof(why));
     assert_true(fd >= 0);
     close(fd);
     expect_refused(dir, true, "set-uid");
@@ -91,18 +92,18 @@ static void test_private_file(void **state)
 {
     (void)state;
     char why[160], name[64];
-    int dfd = files_open_dir(base, false, why, sizeof(why));
+    struct stat st;
+    int dfd = files_open_dir(base, false, &st, why, sizeof(why));
     assert_true(dfd >= 0);
-    int fd = files_create_private(dfd, ".42.stats", 0644, name, sizeof(name));
+    int fd = files_create_private(dfd, ".42.stats", 0644, name, sizeof(name), &st);
     assert_true(fd >= 0);
     assert_true(strncmp(name, ".42.stats.", 10) == 0);
-    struct stat st;
     assert_int_equal(fstat(fd, &st), 0);
     assert_true(S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_uid == geteuid());
     close(fd);
     /* Never the same name twice: a name someone prepared is never opened. */
     char again[64];
-    fd = files_create_private(dfd, ".42.stats", 0644, again, sizeof(again));
+    fd = files_create_private(dfd, ".42.stats", 0644, again, sizeof(again), &st);
     assert_true(fd >= 0);
     assert_string_not_equal(name, again);
     close(fd);
