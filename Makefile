@@ -27,11 +27,11 @@ LDFLAGS  += $(SANITIZE)
 LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
-POLICY   := util config vip balancer registry breaker backoff discovery identity
+POLICY   := util config vip balancer registry breaker backoff discovery identity sniff
 SHIM     := $(POLICY) mesh real files log accesslog metrics callers engine placeholder health watch \
             tls_loader conn fdtable attempt connect dial relay mtls resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -159,7 +159,7 @@ test-tsan:
 # goes to build-fuzz/corpus/NAME, a crash to build-fuzz/crash-NAME-*.
 #   make fuzz                 each target FUZZ_SECONDS (600) in turn
 #   make test-fuzz            each for 20 s (part of make test)
-FUZZ         := config endpoints dns identity stats http
+FUZZ         := config endpoints dns identity stats http sniff
 FUZZ_SECONDS ?= 600
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_BIN     := $(FUZZ:%=build-fuzz/fuzz_%)

@@ -36,6 +36,7 @@
 #include "engine/engine.h"
 #include "engine/placeholder.h"
 #include "libc/real.h"
+#include "meshim/sniff.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
@@ -479,17 +480,18 @@ static void handshake_step(struct relay *r)
     inbound_open(r);
 }
 
-/* Permissive: a TLS handshake record starts with 0x16. */
+/* Permissive: TLS or plaintext from the bytes already here (meshim/sniff.h
+ * says why it never waits for more). */
 static void sniff_step(struct relay *r)
 {
-    unsigned char first;
-    ssize_t n = recv(r->net, &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    unsigned char first[SNIFF_BYTES];
+    ssize_t n = recv(r->net, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         r->down_wait = NET_IN;
         rearm(r);
         return;
     }
-    if (n > 0 && first == 0x16) {
+    if (sniff_first_bytes(first, n > 0 ? (size_t)n : 0) == SNIFF_TLS) {
         r->state = R_HANDSHAKE;
         handshake_step(r);
         return;

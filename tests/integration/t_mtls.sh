@@ -217,7 +217,16 @@ MESHIM_CONFIG=$TMP/perm-cli.ini shimmed python3 -c "
 import urllib.request
 assert urllib.request.urlopen('http://orders:$pp/secret-file', timeout=5).read() == b'TOPSECRET-ANSWER\n'
 " 2> "$TMP/perm.err" || fail "permissive, mTLS: $(cat "$TMP/perm.err")"
-ok "permissive port: a plaintext client and an mTLS client both served"
+# Plaintext whose first byte is TLS's 0x16 still reaches the application
+# (the bytes after it fit no ClientHello): http.server answers it (501).
+python3 -c "
+import socket
+s = socket.create_connection(('127.0.0.2', $pp), timeout=5)
+s.sendall(b'\x16GET / HTTP/1.0\r\n\r\n')
+data = s.recv(100)
+assert data.startswith(b'HTTP/1.0 '), data
+" 2> "$TMP/perm16.err" || fail "permissive, plaintext starting 0x16: $(cat "$TMP/perm16.err")"
+ok "permissive port: a plaintext client, one starting with 0x16, and an mTLS client all served"
 
 # --- resumption, 8 MB before exit ------------------------------------------
 tls_ini "$TMP/direct.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls"
