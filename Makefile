@@ -31,7 +31,7 @@ POLICY   := util config vip balancer registry breaker backoff discovery identity
 SHIM     := $(POLICY) mesh real files log accesslog metrics callers engine placeholder health watch \
             tls_loader conn fdtable attempt connect dial relay mtls resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -98,6 +98,11 @@ $(BUILD)/tests/test_stats: tests/unit/test_stats.c $(POLICY_O) $(BUILD)/obj/acce
 # test_files: the observe layer's file opening (and the real_ trampolines it closes with).
 $(BUILD)/tests/test_files: tests/unit/test_files.c $(POLICY_O) $(BUILD)/obj/files.o $(BUILD)/obj/real.o \
         | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
+
+# test_engine: the engine thread itself (and the layers below it).
+$(BUILD)/tests/test_engine: tests/unit/test_engine.c $(POLICY_O) $(BUILD)/obj/engine.o $(BUILD)/obj/real.o \
+        $(BUILD)/obj/log.o $(BUILD)/obj/files.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 $(BUILD)/tests/test_elfinfo: tests/unit/test_elfinfo.c $(BUILD)/obj/cli_elfinfo.o | $(BUILD)/tests

@@ -36,6 +36,7 @@ static int epfd = -1;
 static int bell = -1;                   /* eventfd: tasks are queued */
 static struct engine_task *queue_head, **queue_tail = &queue_head;
 static struct engine_timer *timers;     /* engine thread only, sorted by due_ns */
+static struct engine_slow *slow_head, *slow_tail;   /* engine thread only, first in first out */
 
 /* ---------------------------------------------------------------- timers -- */
 
@@ -155,6 +156,56 @@ static void run_tasks(void)
     }
 }
 
+/* ----------------------------------------------------------------- slow -- */
+
+/* Slow work a turn may run once its events are dispatched: 1 ms, and at
+ * least one item (so it always advances). A handshake step costs ~0.3-2 ms
+ * here: an open connection waits at most about this long behind a storm
+ * of them, where it would wait for every handshake in a 64-event batch. */
+#define SLOW_BUDGET_NS 1000000u
+
+void engine_slow(struct engine_slow *s)
+{
+    if (s->queued)
+        return;
+    s->queued = true;
+    s->next = NULL;
+    s->prev = slow_tail;
+    if (slow_tail)
+        slow_tail->next = s;
+    else
+        slow_head = s;
+    slow_tail = s;
+}
+
+void engine_slow_cancel(struct engine_slow *s)
+{
+    if (!s->queued)
+        return;
+    s->queued = false;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        slow_head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        slow_tail = s->prev;
+}
+
+/* Runs slow work for one budget. */
+static void run_slow(void)
+{
+    uint64_t until = now_ns() + SLOW_BUDGET_NS;
+    do {
+        struct engine_slow *s = slow_head;
+        if (!s)
+            break;
+        engine_slow_cancel(s);
+        s->run(s);
+    } while (now_ns() < until);
+}
+
 static struct engine_io bell_io;
 
 static void *engine_main(void *arg)
@@ -166,6 +217,8 @@ static void *engine_main(void *arg)
     sem_post(&started);
     for (;;) {
         int timeout = run_timers();
+        if (slow_head)
+            timeout = 0;            /* look for events, then go on with it */
         pthread_mutex_unlock(&work_lock);
         int n = epoll_wait(epfd, evs, 64, timeout);
         pthread_mutex_lock(&work_lock);
@@ -176,6 +229,7 @@ static void *engine_main(void *arg)
             else if (io->watched)
                 io->ready(io, evs[i].events);
         }
+        run_slow();
         free_retired();
     }
     return NULL;
@@ -282,4 +336,5 @@ void engine_atfork_child(void)
     queue_head = NULL;
     queue_tail = &queue_head;
     timers = NULL;
+    slow_head = slow_tail = NULL;
 }

@@ -42,6 +42,16 @@ struct engine_task {
     struct engine_task *next;
 };
 
+/* Costly work of the engine thread's own (a TLS handshake step: a
+ * signature, a key exchange, a chain to verify), run after the events of
+ * a turn of the loop and for at most a budget of time per turn, so that a
+ * burst of it never holds back the bytes of connections already open. */
+struct engine_slow {
+    void (*run)(struct engine_slow *s);
+    struct engine_slow *next, *prev;
+    bool queued;
+};
+
 /* Starts fn on a detached thread of the shim's own (stack bytes, 0: the
  * default) with every signal blocked: a program's signal handlers never
  * run on it. pthread_create's result. */
@@ -61,6 +71,11 @@ bool engine_interest(struct engine_io *io, uint32_t events);
 /* Frees p once the current batch of events is dispatched (an event for it
  * may still be waiting in the batch). */
 void engine_retire(void *p);
+
+/* Queues s to run in its turn (nothing if it is queued already); cancel
+ * takes it off the queue (nothing if it is not on it). */
+void engine_slow(struct engine_slow *s);
+void engine_slow_cancel(struct engine_slow *s);
 
 void engine_timer_set(struct engine_timer *t, uint64_t due_ns);
 void engine_timer_cancel(struct engine_timer *t);

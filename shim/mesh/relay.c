@@ -21,12 +21,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -44,8 +46,8 @@
 #define BUF_SIZE 16384
 #define HANDSHAKE_TIMEOUT_NS (10ull * 1000000000u)
 #define FIRST_BYTE_TIMEOUT_NS (3ull * 1000000000u)     /* an inbound client that says nothing */
-#define PENDING_MAX 128             /* inbound handshakes per port before the silent are evicted */
-#define PENDING_HARD_MAX 256        /* ... and beyond which a new client is refused */
+#define PENDING_SOFT_MIN 128        /* inbound handshakes per port before the silent are evicted */
+#define PENDING_SOFT_MAX 2048       /* ... (from the descriptor limit, between these) */
 #define PENDING_PORTS 64
 #define EXIT_FLUSH_NS (2ull * 1000000000u)
 #define PUMP_ROUNDS 32              /* then other connections get a turn */
@@ -81,21 +83,27 @@ struct relay {
     bool counted;                   /* in `unflushed` */
     bool pending;                   /* inbound: counted in its port's pending handshakes */
     bool heard;                     /* the network side has been readable once */
+    struct engine_slow handshake;   /* its next handshake step, queued as slow work */
     uint64_t accepted_ns;
     struct relay *prev, *next;      /* live relays (engine thread only) */
 };
 
 static struct relay *live;
+static unsigned live_n, live_peak;  /* relays in `live`; the most since the last trim */
 static int unflushed;               /* atomic: relays whose upstream is not done */
 
 /* Inbound handshakes under way, per port. Each holds three descriptors
  * (the client's socket and a socketpair) until it ends, so a flood of
  * clients that never finish one could take a program's descriptors (review
- * finding 11). Beyond PENDING_MAX on a port, each new client has the
- * engine evict the oldest one there that has not sent a byte (a real
- * client sends its ClientHello at once, so it is not the one to go);
- * beyond PENDING_HARD_MAX a new client is refused at once. */
+ * finding 11). The caps come from the descriptor limit: `soft` is a
+ * sixteenth of it (between PENDING_SOFT_MIN and _MAX), so handshakes at the
+ * hard cap (twice soft) hold at most three eighths of the descriptors (768
+ * of the common 1024, 3,072 of 8,192). Beyond soft on a port, each new
+ * client has the engine evict the oldest one there that has not sent a byte
+ * (a real client sends its ClientHello at once, so it is not the one to
+ * go); at the hard cap a new client is refused at once. */
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned pending_soft, pending_hard;     /* under pending_lock, set once */
 static struct pending_port {
     uint16_t port;
     unsigned n;
@@ -122,13 +130,26 @@ static struct pending_port *pending_of(uint16_t port, bool add)
     return add ? free_slot : NULL;
 }
 
+/* Under pending_lock: the caps, from the descriptor limit on first use. */
+static void pending_caps(void)
+{
+    if (pending_soft)
+        return;
+    struct rlimit rl;
+    rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur / 16 : 0;
+    pending_soft = soft < PENDING_SOFT_MIN ? PENDING_SOFT_MIN
+                 : soft > PENDING_SOFT_MAX ? PENDING_SOFT_MAX : (unsigned)soft;
+    pending_hard = 2 * pending_soft;
+}
+
 bool relay_pending_take(uint16_t port)
 {
     bool ok = false, evict = false;
     pthread_mutex_lock(&pending_lock);
+    pending_caps();
     struct pending_port *p = pending_of(port, true);
-    if (p && p->n < PENDING_HARD_MAX) {
-        evict = p->n >= PENDING_MAX;
+    if (p && p->n < pending_hard) {
+        evict = p->n >= pending_soft;
         p->n++;
         ok = true;
     }
@@ -145,7 +166,7 @@ static bool over_soft_cap(uint16_t port)
 {
     pthread_mutex_lock(&pending_lock);
     struct pending_port *p = pending_of(port, false);
-    bool over = p && p->n > PENDING_MAX;
+    bool over = p && p->n > pending_soft;
     pthread_mutex_unlock(&pending_lock);
     return over;
 }
@@ -347,10 +368,27 @@ static bool down_step(struct relay *r)
 
 /* ----------------------------------------------------------------- life -- */
 
+/* After a burst (a thousand handshakes at once), the TLS state and buffers
+ * of the relays that ended lie free in malloc's arenas, and glibc gives an
+ * arena's free pages back only from its top: the program would keep the
+ * burst's memory for good. When the relays have fallen to a quarter of their
+ * peak, malloc_trim hands the free pages back (once per fall, not per end). */
+#define TRIM_PEAK_MIN 64
+
+static void give_memory_back(void)
+{
+    live_n--;
+    if (live_peak >= TRIM_PEAK_MIN && live_n <= live_peak / 4) {
+        malloc_trim(0);
+        live_peak = live_n;
+    }
+}
+
 static void relay_end(struct relay *r)
 {
     handshake_over(r);
     engine_timer_cancel(&r->timer);
+    engine_slow_cancel(&r->handshake);
     engine_unwatch(&r->net_io);
     engine_unwatch(&r->app_io);
     tls_free(r->ssl, !r->net_dead && r->state == R_OPEN);
@@ -372,6 +410,7 @@ static void relay_end(struct relay *r)
     if (r->next)
         r->next->prev = r->prev;
     engine_retire(r);
+    give_memory_back();
 }
 
 static void rearm(struct relay *r)
@@ -418,8 +457,18 @@ static void inbound_refused(struct relay *r, enum stats_result result, const cha
     relay_end(r);                   /* the application reads EOF, nothing else */
 }
 
-/* Engine: ends the oldest silent handshakes of ports over PENDING_MAX, as
- * many as were asked for (see relay_pending_take). */
+/* Whether a client has sent a byte: asked of its socket, since the event
+ * that says so may be waiting behind this task. */
+static bool heard_now(struct relay *r)
+{
+    unsigned char first;
+    if (!r->heard)
+        r->heard = recv(r->net, &first, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    return r->heard;
+}
+
+/* Engine: ends the oldest silent handshakes of ports over their soft cap,
+ * as many as were asked for (see the caps above). */
 static void evict_run(struct engine_task *t)
 {
     (void)t;
@@ -427,8 +476,8 @@ static void evict_run(struct engine_task *t)
     while (__atomic_load_n(&evict_wanted, __ATOMIC_ACQUIRE) > 0) {
         struct relay *oldest = NULL;
         for (struct relay *r = live; r; r = r->next)
-            if (r->pending && !r->heard && (!oldest || r->accepted_ns < oldest->accepted_ns) &&
-                over_soft_cap(r->in->port))
+            if (r->pending && (!oldest || r->accepted_ns < oldest->accepted_ns) &&
+                over_soft_cap(r->in->port) && !heard_now(r))
                 oldest = r;
         if (!oldest) {
             __atomic_store_n(&evict_wanted, 0, __ATOMIC_RELEASE);
@@ -532,19 +581,39 @@ static void wake(struct relay *r, uint32_t events, unsigned in, unsigned out)
         r->down_wait = 0;
 }
 
+/* Handshake steps (a signature, a chain to verify) are slow work: they
+ * wait for the bytes of the open connections (engine_slow). */
+static void handshake_turn(struct engine_slow *s)
+{
+    step(container_of(s, struct relay, handshake));
+}
+
+static void step_soon(struct relay *r)
+{
+    if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
+        /* Unwatched until its turn: a level-triggered event repeated
+         * every turn meanwhile would crowd out the open connections'. */
+        engine_unwatch(&r->net_io);
+        engine_unwatch(&r->app_io);
+        engine_slow(&r->handshake);
+    } else {
+        step(r);
+    }
+}
+
 static void net_ready(struct engine_io *io, uint32_t events)
 {
     struct relay *r = container_of(io, struct relay, net_io);
     r->heard |= (events & EPOLLIN) != 0;
     wake(r, events, NET_IN, NET_OUT);
-    step(r);
+    step_soon(r);
 }
 
 static void app_ready(struct engine_io *io, uint32_t events)
 {
     struct relay *r = container_of(io, struct relay, app_io);
     wake(r, events, APP_IN, APP_OUT);
-    step(r);
+    step_soon(r);
 }
 
 static void timer_fired(struct engine_timer *t)
@@ -575,13 +644,15 @@ static void begin(struct engine_task *t)
     if (live)
         live->prev = r;
     live = r;
+    if (++live_n > live_peak)
+        live_peak = live_n;
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
         unsigned char first;
         r->accepted_ns = now_ns();
         r->heard = recv(r->net, &first, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
         engine_timer_set(&r->timer, r->accepted_ns + FIRST_BYTE_TIMEOUT_NS);
     }
-    step(r);
+    step_soon(r);
 }
 
 /* ------------------------------------------------------------ hand-over -- */
@@ -605,6 +676,7 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
         r->net_io = (struct engine_io){ .ready = net_ready, .fd = net };
         r->app_io = (struct engine_io){ .ready = app_ready, .fd = app };
         r->timer.fire = timer_fired;
+        r->handshake.run = handshake_turn;
         if (engine_post(&r->task))
             return true;
         __atomic_sub_fetch(&unflushed, 1, __ATOMIC_ACQ_REL);
@@ -673,6 +745,7 @@ bool relay_pair(int flags, int *app, int *engine)
 void relay_atfork_child(void)
 {
     live = NULL;
+    live_n = live_peak = 0;
     unflushed = 0;
     memset(pending_ports, 0, sizeof(pending_ports));
     pthread_mutex_init(&pending_lock, NULL);

@@ -49,8 +49,9 @@ bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_i
 bool relay_pair(int flags, int *app, int *engine);
 
 /* Inbound handshakes under way on a port: take one before a client's
- * descriptors are made (false: PENDING_HARD_MAX are under way, refuse it;
- * beyond PENDING_MAX the engine evicts the oldest silent one); the
+ * descriptors are made (false: the port's hard cap are under way, refuse
+ * it; beyond its soft cap the engine evicts the oldest silent one; relay.c
+ * says how the caps follow the descriptor limit); the
  * relay gives it back when its handshake ends, relay_inbound when it
  * fails; give it back yourself if you never call relay_inbound. */
 bool relay_pending_take(uint16_t port);

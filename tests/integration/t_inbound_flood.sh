@@ -17,6 +17,9 @@ port=$(free_port)
 mkdir -p "$TMP/www"
 echo "TOPSECRET-ANSWER" > "$TMP/www/secret-file"
 tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"
+# The common descriptor limit: the shim's caps follow it (128 handshakes
+# under way before the silent are evicted, 256 before new ones are refused).
+ulimit -n 1024
 # The application: accepts with a deep backlog, a thread per client, answers
 # one HTTP request with the file.
 MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 -u - "$port" "$TMP/www" \
