@@ -332,6 +332,55 @@ after=$(serial)
 grep -q "identity reloaded from $TMP/rot.pem" "$TMP/rot.log" || fail "no reload line: $(cat "$TMP/rot.log")"
 ok "rotation: the server's new certificate ($want_serial, was ${before#serial=}) served without a restart"
 
+# --- trust rotated: no session made under the old trust is resumed ---------
+# (security review, finding 12.) A TLS 1.3 resumption skips the server's
+# certificate: a client whose CA file now names another CA must make a full
+# handshake, which fails, not resume a session the old CA vouched for.
+make_certs "$TMP/pki2" > /dev/null 2>&1 || fail "cannot make a second CA"
+cp "$C/ca.pem" "$TMP/trust.pem"
+printf '[meshim]\nlog_level = debug\n[tls]\ncert = %s\nkey = %s\nca = %s\nreload_interval = 200ms\n[service:orders]\nendpoints = 127.0.0.2:%s\ntls = mtls\n' \
+    "$C/web.pem" "$C/web.key" "$TMP/trust.pem" "$port" > "$TMP/trust.ini"
+cat > "$TMP/trust.py" <<'PY'
+import os, socket, sys, time
+port, tmp = int(sys.argv[1]), sys.argv[2]
+def get():
+    with socket.create_connection(("orders", port), timeout=5) as s:
+        s.sendall(b"GET /secret-file HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return data
+            data += d
+for _ in range(3):                     # a full handshake, then resumptions
+    assert b"TOPSECRET-ANSWER" in get()
+open(tmp + "/trust.asked", "w").close()
+deadline = time.time() + 20
+while not os.path.exists(tmp + "/trust.rotated") and time.time() < deadline:
+    time.sleep(0.05)
+try:
+    get()
+    sys.exit("a connection after the trust changed succeeded")
+except ConnectionResetError:
+    pass
+PY
+MESHIM_CONFIG=$TMP/trust.ini shimmed python3 "$TMP/trust.py" "$port" "$TMP" 2> "$TMP/trust.err" &
+client=$!
+PIDS+=($client)
+for i in $(seq 1 100); do [ -e "$TMP/trust.asked" ] && break; kill -0 $client 2>/dev/null || break; sleep 0.1; done
+[ -e "$TMP/trust.asked" ] || fail "trust rotation: the client did not get its first answers: $(grep -v debug "$TMP/trust.err" | tail -3)"
+r=$(grep -c "session resumed" "$TMP/trust.err")
+cp "$TMP/pki2/ca.pem" "$TMP/trust.pem.new" && mv "$TMP/trust.pem.new" "$TMP/trust.pem"
+for i in $(seq 1 100); do grep -q "identity reloaded" "$TMP/trust.err" && break; sleep 0.1; done
+grep -q "identity reloaded" "$TMP/trust.err" || fail "trust rotation: no reload: $(grep -v debug "$TMP/trust.err" | tail -3)"
+touch "$TMP/trust.rotated"
+wait $client || fail "trust rotation: $(grep -v "^meshim\[" "$TMP/trust.err" | tail -3)"
+[ "$r" -ge 1 ] || fail "trust rotation: no session resumed before the change: $(tail -3 "$TMP/trust.err")"
+grep -q "peer certificate not accepted" "$TMP/trust.err" ||
+    fail "trust rotation: no full handshake refused after the change: $(grep -v debug "$TMP/trust.err" | tail -3)"
+[ "$(grep -c "session resumed" "$TMP/trust.err")" -eq "$r" ] || fail "trust rotation: a session was resumed after the change"
+ok "trust rotated under a running client: sessions resumed before ($r), none after; the server, no longer vouched for, refused"
+
 # --- no OpenSSL symbol exported; OpenSSL loaded only when needed ------------
 if nm -D --defined-only "$MESHIM_LIB" | grep -qiE ' (SSL_|EVP_|OPENSSL_|X509_|CRYPTO_)'; then
     fail "OpenSSL symbols exported"
