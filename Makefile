@@ -51,7 +51,7 @@ ifeq ($(SANITIZE),)
 NOUNDEF  := -Wl,-z,defs
 endif
 
-.PHONY: all check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
+.PHONY: all chaos check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -156,6 +156,13 @@ test-tsan:
 	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/nbconnect \
 	    build-tsan/tests/dialstress build-tsan/tests/forkstress
 	tests/run-tsan
+
+# ------------------------------------------------------------------- chaos --
+# The mesh on a topology of network namespaces under faults (kill -9,
+# SIGSTOP, link down, SYNs dropped), CHAOS_SECONDS (60); needs root and nft.
+# Not part of make test: it prints a table to read (tests/chaos/run).
+chaos: all
+	tests/chaos/run
 
 # ------------------------------------------------------------------ fuzzing --
 # libFuzzer targets (clang, ASan+UBSan) over what other people write: the
