@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Descriptors at scale and at their limit (issue 15 part 4).
+#   - 10,000 meshed connections held at once by one asyncio python3 client
+#     (plain, one service): every one made and live (a byte each way), and
+#     after they close the client holds the descriptors it had before;
+#   - the application at EMFILE, plain and mTLS, blocking and non-blocking:
+#     connect fails with EMFILE (or the socket() before it), nothing crashes,
+#     no descriptor is left behind, and once descriptors are free again a
+#     connect through the engine works (the engine is not stuck);
+#   - a meshed mTLS server at EMFILE: clients beyond its limit are refused,
+#     the server lives, and serves again when they are gone.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/integration/certs.sh"
+
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] || [ "$hard" -ge 16384 ] ||
+    fail "the descriptor limit is $hard; this test needs 16384 (ulimit -Hn)"
+ulimit -n 16384
+
+# An echo server (unmeshed) that holds any number of connections.
+port=$(free_port)
+python3 - "$port" > "$TMP/echo.log" 2>&1 <<'PY' &
+import asyncio, sys
+async def echo(r, w):
+    try:
+        while (d := await r.read(4096)):
+            w.write(d)
+            await w.drain()
+    except OSError:
+        pass
+    w.close()
+async def main():
+    srv = await asyncio.start_server(echo, "127.0.0.2", int(sys.argv[1]), backlog=4096)
+    await srv.serve_forever()
+asyncio.run(main())
+PY
+PIDS+=($!)
+wait_port 127.0.0.2 "$port"
+
+cat > "$TMP/many.py" <<'PY'
+import asyncio, os, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+async def main():
+    base = fds()
+    gate = asyncio.Semaphore(512)          # connects under way at once
+    async def one():
+        async with gate:
+            return await asyncio.wait_for(asyncio.open_connection("orders", port), 30)
+    t0 = time.monotonic()
+    conns = await asyncio.gather(*(one() for _ in range(n)))
+    held = fds() - base
+    for r, w in conns:
+        w.write(b"x")
+    for r, w in conns:
+        assert await asyncio.wait_for(r.readexactly(1), 30) == b"x"
+    took = time.monotonic() - t0
+    for r, w in conns:
+        w.close()
+    await asyncio.sleep(0)
+    conns = None
+    for _ in range(100):
+        if fds() <= base:
+            break
+        await asyncio.sleep(0.1)
+    print("connections=%d held_fds=%d seconds=%.1f after=%d base=%d" % (n, held, took, fds(), base))
+    assert fds() <= base, (fds(), base)
+asyncio.run(main())
+PY
+printf '[service:orders]\nendpoints = 127.0.0.2:%s\nmax_connections = 12000\n' "$port" > "$TMP/many.ini"
+out=$(MESHIM_CONFIG=$TMP/many.ini shimmed python3 "$TMP/many.py" "$port" 10000 2> "$TMP/many.err") ||
+    fail "10,000 connections: $out $(grep "^meshim\[" "$TMP/many.err" | sort | uniq -c | sort -rn | head -5)"
+ok "10,000 meshed connections held at once by one process, each live; descriptors back after ($out)"
+
+# --- the application at EMFILE ------------------------------------------------
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+tport=$(free_port)
+tls_ini "$TMP/server.ini" orders "[inbound:$tport]" "tls = strict"
+MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$tport" "$TMP/server.fds" \
+    > "$TMP/tserver.log" 2>&1 <<'PY' &
+import os, resource, socket, sys, threading, time
+port, fdfile = int(sys.argv[1]), sys.argv[2]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.2", port))
+ls.listen(256)
+resource.setrlimit(resource.RLIMIT_NOFILE, (48, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+def serve(c):
+    with c:
+        while (d := c.recv(4096)):
+            c.sendall(d)
+while True:
+    try:
+        c, _ = ls.accept()
+    except OSError as e:                # EMFILE: the program's own business
+        print("accept:", e, flush=True)
+        time.sleep(0.05)
+        continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+server=$!
+PIDS+=($server)
+wait_port 127.0.0.2 "$tport"
+
+cat > "$TMP/emfile.py" <<'PY'
+import errno, os, resource, socket, sys, time
+port, tport = int(sys.argv[1]), int(sys.argv[2])
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+def fill(service, p, blocking):
+    """Connects until the descriptor limit says no; returns what it holds."""
+    held = []
+    while True:
+        try:
+            s = socket.socket()
+        except OSError as e:
+            assert e.errno == errno.EMFILE, e
+            return held
+        try:
+            if blocking:
+                s.settimeout(5)
+                s.connect((service, p))
+            else:
+                s.setblocking(False)
+                r = s.connect_ex((service, p))
+                assert r in (0, errno.EINPROGRESS), os.strerror(r)
+            held.append(s)
+        except OSError as e:
+            assert e.errno in (errno.EMFILE, errno.ECONNRESET, errno.ENFILE), e
+            s.close()
+            return held
+        if len(held) > 1000:
+            raise SystemExit("no EMFILE after 1000 connections")
+# One connection to each first: the shim's own descriptors (the engine's
+# epoll and eventfd, started by the first mTLS connection) are in the base.
+before = fds()
+for service, p in (("orders", port), ("secure", tport)):
+    c = socket.create_connection((service, p), timeout=5)
+    c.sendall(b"ok")
+    assert c.recv(2) == b"ok"
+    c.close()
+for _ in range(50):                     # the relay's teardown is the engine's
+    if fds() <= before + 2:
+        break
+    time.sleep(0.1)
+base = fds()
+limit = base + 40
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+for service, p in (("orders", port), ("secure", tport)):
+    for blocking in (True, False):
+        held = fill(service, p, blocking)
+        assert held, "no connection at all before EMFILE"
+        for s in held:
+            s.close()
+        # Descriptors free again: a non-blocking connect (the engine's path)
+        # and a blocking one work, and nothing was left behind.
+        for _ in range(3):
+            c = socket.create_connection((service, p), timeout=5)
+            c.sendall(b"ok")
+            assert c.recv(2) == b"ok"
+            c.close()
+        for _ in range(50):
+            if fds() <= base:
+                break
+            time.sleep(0.1)
+        assert fds() <= base, "%s blocking=%s: %d descriptors, was %d" % (service, blocking, fds(), base)
+        print("%s %s: %d connections before EMFILE, descriptors back to %d" %
+              (service, "blocking" if blocking else "non-blocking", len(held), fds()))
+PY
+tls_ini "$TMP/client.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" \
+    "[service:secure]" "endpoints = 127.0.0.2:$tport" "tls = mtls"
+out=$(MESHIM_CONFIG=$TMP/client.ini shimmed python3 "$TMP/emfile.py" "$port" "$tport" 2> "$TMP/emfile.err") ||
+    fail "at EMFILE: $out $(grep -v '^meshim\[' "$TMP/emfile.err" | tail -5)"
+ok "the application at EMFILE (plain and mTLS, blocking and not): errors, no crash, no leak, the engine still works: $(echo "$out" | tr '\n' ';')"
+
+# The server at its limit of 48: 60 clients at once, then one more later.
+python3 - "$tport" "$C" <<'PY' || fail "a meshed server at EMFILE: $(tail -3 "$TMP/tserver.log")"
+import socket, ssl, sys, time
+port, pki = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=pki + "/ca.pem")
+ctx.load_cert_chain(pki + "/web.pem", pki + "/web.key")
+ctx.check_hostname = False
+held = []
+for _ in range(60):
+    try:
+        held.append(ctx.wrap_socket(socket.create_connection(("127.0.0.2", port), timeout=5)))
+    except OSError:
+        pass
+for s in held:
+    s.close()
+for _ in range(50):                    # the server serves again
+    try:
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.2", port), timeout=5))
+        s.sendall(b"hi")
+        if s.recv(2) == b"hi":
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.2)
+sys.exit("the server did not serve again")
+PY
+kill -0 "$server" || fail "the server died at EMFILE"
+ok "a meshed mTLS server held at 48 descriptors, 60 clients at once: it lives, and serves again after"
