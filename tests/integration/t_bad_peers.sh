@@ -24,10 +24,8 @@ port=$(free_port)
 tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"
 # Room for 1,000 clients at once: 16,384 descriptors (the shim's handshake
 # caps follow the limit: 1,024 under way before silent ones are evicted).
-hard=$(ulimit -Hn)
-[ "$hard" = unlimited ] || [ "$hard" -ge 16384 ] ||
-    fail "the descriptor limit is $hard; this test needs 16384 (ulimit -Hn)"
-ulimit -n 16384
+ulimit -n 16384 2>/dev/null ||
+    fail "cannot raise the descriptor limit to 16384 (hard limit $(ulimit -Hn)); this test needs it"
 MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 -u "$ROOT/tests/integration/bad_peers/server.py" "$port" \
     > "$TMP/server.log" 2> "$TMP/server.err" &
 server=$!

@@ -12,10 +12,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
-hard=$(ulimit -Hn)
-[ "$hard" = unlimited ] || [ "$hard" -ge 16384 ] ||
-    fail "the descriptor limit is $hard; this test needs 16384 (ulimit -Hn)"
-ulimit -n 16384
+ulimit -n 16384 2>/dev/null ||
+    fail "cannot raise the descriptor limit to 16384 (hard limit $(ulimit -Hn)); this test needs it"
 
 # An echo server (unmeshed) that holds any number of connections.
 port=$(free_port)
