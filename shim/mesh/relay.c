@@ -375,9 +375,8 @@ static bool down_step(struct relay *r)
  * peak, malloc_trim hands the free pages back (once per fall, not per end). */
 #define TRIM_PEAK_MIN 64
 
-static void give_memory_back(void)
+static void trim_after_burst(void)
 {
-    live_n--;
     if (live_peak >= TRIM_PEAK_MIN && live_n <= live_peak / 4) {
         malloc_trim(0);
         live_peak = live_n;
@@ -409,8 +408,9 @@ static void relay_end(struct relay *r)
         live = r->next;
     if (r->next)
         r->next->prev = r->prev;
+    live_n--;
     engine_retire(r);
-    give_memory_back();
+    trim_after_burst();
 }
 
 static void rearm(struct relay *r)
@@ -647,9 +647,8 @@ static void begin(struct engine_task *t)
     if (++live_n > live_peak)
         live_peak = live_n;
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
-        unsigned char first;
         r->accepted_ns = now_ns();
-        r->heard = recv(r->net, &first, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+        heard_now(r);
         engine_timer_set(&r->timer, r->accepted_ns + FIRST_BYTE_TIMEOUT_NS);
     }
     step_soon(r);

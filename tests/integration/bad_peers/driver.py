@@ -1,7 +1,7 @@
 # Plays the bad peers (unmeshed) against a meshed server and a meshed
 # client, and checks what the issue promises: an error on the bad
 # connection only, the watcher's latency kept, memory back after.
-import asyncio, json, os, random, socket, ssl, subprocess, sys, threading, time
+import asyncio, json, os, socket, ssl, subprocess, sys, threading, time
 
 port, server_pid, pki, log, bad_ports = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:8]
 watcher_cmd = sys.argv[8:]
@@ -80,7 +80,7 @@ def ask(cmd):
     watcher.stdin.flush()
     return watcher.stdout.readline().strip()
 
-def phase(name, samples=100):
+def phase(name):
     ask("phase " + name)
 
 def settle(name, samples=100):
