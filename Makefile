@@ -51,7 +51,7 @@ ifeq ($(SANITIZE),)
 NOUNDEF  := -Wl,-z,defs
 endif
 
-.PHONY: all chaos check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
+.PHONY: all chaos chaos-netem deps check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -123,6 +123,10 @@ $(BUILD)/tests/libearly.so: tests/helpers/early.c | $(BUILD)/tests
 $(BUILD)/tests/early: tests/helpers/early.c $(BUILD)/tests/libearly.so
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -L$(BUILD)/tests -learly -Wl,-rpath,'$$ORIGIN'
 
+# user-mode Linux (tests/uml/run) on hosts with more FPU state than it knows.
+$(BUILD)/tests/uml-xstate.so: tests/uml/xstate.c | $(BUILD)/tests
+	$(CC) -O2 $(WARN) -shared -fPIC -o $@ $< -ldl
+
 HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
 
 unit: $(UNIT:%=$(BUILD)/tests/%)
@@ -164,6 +168,12 @@ test-tsan:
 chaos: all
 	tests/chaos/run
 
+# The same inside user-mode Linux (tests/uml/run), whose kernel has tc netem:
+# every link also delayed, and two more faults, a lossy link and a slow one.
+chaos-netem: all $(BUILD)/tests/uml-xstate.so
+	tests/uml/run -m sch_netem -m veth -m bridge -m nf_tables \
+	    env CHAOS_NETEM=1 tests/chaos/run
+
 # ------------------------------------------------------------------ fuzzing --
 # libFuzzer targets (clang, ASan+UBSan) over what other people write: the
 # INI file and the environment, endpoints files, DNS answers, certificate
@@ -198,6 +208,13 @@ fuzz test-fuzz: fuzz-build
 	        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)|Done [0-9]+ runs' ; \
 	    [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz_$$t: crashed, see build-fuzz/crash-$$t-*"; exit 1; }; \
 	done
+
+# Every Debian 12 package the build and the tests use (as root); .ci/run
+# installs the same list.
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	    $$(sed 's/#.*//' deps/debian12.txt)
 
 demo: all
 	examples/demo

@@ -267,6 +267,27 @@ static void pt_epoll_create1(void **state)
     assert_int_equal(errno, EINVAL);
 }
 
+static void pt_epoll_ctl(void **state)
+{
+    (void)state;
+    int ep = epoll_create1(0), sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = 42 }, got;
+    assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, sv[0], &ev), 0);
+    assert_int_equal(epoll_wait(ep, &got, 1, 0), 1);
+    assert_true(got.data.u64 == 42 && (got.events & EPOLLOUT));
+    errno = 0;
+    assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, sv[0], &ev), -1);
+    assert_int_equal(errno, EEXIST);
+    assert_int_equal(epoll_ctl(ep, EPOLL_CTL_DEL, sv[0], NULL), 0);
+    errno = 0;
+    assert_int_equal(epoll_ctl(ep, EPOLL_CTL_MOD, sv[0], &ev), -1);
+    assert_int_equal(errno, ENOENT);
+    close(sv[0]);
+    close(sv[1]);
+    close(ep);
+}
+
 static void pt_close(void **state)
 {
     (void)state;

@@ -86,7 +86,7 @@ static int run_timers(void)
 bool engine_watch(struct engine_io *io, uint32_t events)
 {
     struct epoll_event ev = { .events = events, .data.ptr = io };
-    io->watched = epoll_ctl(epfd, EPOLL_CTL_ADD, io->fd, &ev) == 0;
+    io->watched = real_epoll_ctl(epfd, EPOLL_CTL_ADD, io->fd, &ev) == 0;
     io->events = events;
     return io->watched;
 }
@@ -103,13 +103,13 @@ bool engine_interest(struct engine_io *io, uint32_t events)
         return true;
     struct epoll_event ev = { .events = events, .data.ptr = io };
     io->events = events;
-    return epoll_ctl(epfd, EPOLL_CTL_MOD, io->fd, &ev) == 0;
+    return real_epoll_ctl(epfd, EPOLL_CTL_MOD, io->fd, &ev) == 0;
 }
 
 void engine_unwatch(struct engine_io *io)
 {
     if (io->watched)
-        epoll_ctl(epfd, EPOLL_CTL_DEL, io->fd, NULL);
+        real_epoll_ctl(epfd, EPOLL_CTL_DEL, io->fd, NULL);
     io->watched = false;
 }
 

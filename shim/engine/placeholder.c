@@ -34,6 +34,25 @@ void swap_unlock(void)
 
 /* ----------------------------------------------------------- epoll sets -- */
 
+/* Held for writing while a swap moves registrations (read them, dup3, add
+ * them again), for reading by the application's epoll_ctl while swaps are
+ * possible. Without it, an asyncio loop that registers a connecting socket
+ * just after the engine read the (empty) registrations and just before its
+ * dup3 loses the registration with the placeholder and never hears that
+ * the connect finished: seen under real network delay (make chaos-netem),
+ * about once per thousand connections. */
+static pthread_rwlock_t moving = PTHREAD_RWLOCK_INITIALIZER;
+
+int placeholder_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    pthread_rwlock_rdlock(&moving);
+    int rc = real_epoll_ctl(epfd, op, fd, ev);
+    int err = errno;
+    pthread_rwlock_unlock(&moving);
+    errno = err;
+    return rc;
+}
+
 /* Every epoll set the application created; a number that is no longer an
  * epoll set is pruned when met. */
 static pthread_mutex_t epoll_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -135,13 +154,17 @@ static bool identity(int fd, ino_t *ino, dev_t *dev)
 static int swap_file(int fd, ino_t ino, int with)
 {
     struct registration regs[MAX_REGISTRATIONS];
+    pthread_rwlock_wrlock(&moving);
     size_t n = find_registrations(fd, ino, regs);
     int fdflags = real_fcntl(fd, F_GETFD, NULL);
     for (size_t i = 0; i < n; i++)
-        epoll_ctl(regs[i].epfd, EPOLL_CTL_DEL, fd, NULL);
+        real_epoll_ctl(regs[i].epfd, EPOLL_CTL_DEL, fd, NULL);
     int rc = real_dup3(with, fd, fdflags > 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+    int err = errno;
     for (size_t i = 0; i < n; i++)
-        epoll_ctl(regs[i].epfd, EPOLL_CTL_ADD, fd, &regs[i].ev);
+        real_epoll_ctl(regs[i].epfd, EPOLL_CTL_ADD, fd, &regs[i].ev);
+    pthread_rwlock_unlock(&moving);
+    errno = err;
     return rc;
 }
 
@@ -254,17 +277,20 @@ void placeholder_done(void)
 void placeholder_atfork_prepare(void)
 {
     pthread_mutex_lock(&swap_mutex);
+    pthread_rwlock_wrlock(&moving);
     pthread_mutex_lock(&epoll_mutex);
 }
 
 void placeholder_atfork_parent(void)
 {
     pthread_mutex_unlock(&epoll_mutex);
+    pthread_rwlock_unlock(&moving);
     pthread_mutex_unlock(&swap_mutex);
 }
 
 void placeholder_atfork_child(void)
 {
     pthread_mutex_init(&epoll_mutex, NULL);
+    pthread_rwlock_init(&moving, NULL);
     pthread_mutex_init(&swap_mutex, NULL);
 }

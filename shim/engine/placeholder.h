@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+struct epoll_event;
+
 /* Descriptors of a placeholder pair; ino/dev identify the app's end. */
 struct placeholder {
     int peer;               /* the engine's end (at a high number) */
@@ -40,6 +42,10 @@ extern int placeholders_live;
 
 void swap_lock(void);
 void swap_unlock(void);
+
+/* The application's epoll_ctl while swaps are possible: never between a
+ * swap's reading of the registrations and its dup3. */
+int placeholder_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 
 /* A descriptor number at or above which the shim keeps its own
  * descriptors, out of the way of select() and of programs that count. */

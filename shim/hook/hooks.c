@@ -164,6 +164,13 @@ EXPORT int epoll_create1(int flags)
     return fresh_fd(rc);
 }
 
+EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    if (!swaps_possible())
+        return real_epoll_ctl(epfd, op, fd, ev);
+    return placeholder_epoll_ctl(epfd, op, fd, ev);
+}
+
 /* --------------------------------------------------- descriptor lifetime -- */
 
 /* Calls that close or replace descriptor numbers run under swap_lock while

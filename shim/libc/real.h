@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdbool.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 

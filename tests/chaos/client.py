@@ -5,11 +5,15 @@
 # ended), what
 # ("ok" | "connect" = the connect failed | "request" = it failed after),
 # connect_ms.
-import asyncio, errno, json, socket, sys, time
+import asyncio, errno, json, os, socket, sys, time
 
 mode, host, port, seconds, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 workers = int(sys.argv[6]) if len(sys.argv) > 6 else 8
+stop_file = sys.argv[7] if len(sys.argv) > 7 else None
 start = time.monotonic()
+
+def running():   # until the run says stop (a file), SECONDS at most
+    return time.monotonic() - start < seconds and not (stop_file and os.path.exists(stop_file))
 log = open(out, "w", buffering=1)
 
 def record(what, connect_s, err=None):
@@ -35,7 +39,7 @@ async def one_async():
         w.close()
 
 async def worker():
-    while time.monotonic() - start < seconds:
+    while running():
         await one_async()
         await asyncio.sleep(0.01)
 
@@ -68,6 +72,6 @@ if mode == "asyncio":
         await asyncio.gather(*(worker() for _ in range(workers)))
     asyncio.run(main())
 else:
-    while time.monotonic() - start < seconds:
+    while running():
         one_blocking()
         time.sleep(0.01)

@@ -28,6 +28,14 @@ retry_backoff = 5ms
 endpoints = 127.0.0.5:$port, 127.0.0.2:$port
 connect_timeout = 200ms
 eject_after = 1000
+[service:late]
+; the black hole first or second, a short timeout: the engine's retry
+; connects about 50 ms after connect() (tests/helpers/epollrace.c)
+endpoints = 127.0.0.5:$port, 127.0.0.2:$port
+lb = round_robin
+connect_timeout = 50ms
+retry_backoff = 1ms
+eject_after = 1000
 [service:down]
 endpoints = 127.0.0.3:$port, 127.0.0.6:$port
 retries = 2
@@ -55,6 +63,17 @@ done
 # Each connect has 2/3 (flaky) or 1/2 (slow) odds of a failed first attempt.
 [ "$retried" -ge 10 ] || fail "only $retried of 48 connects had a failed first attempt"
 ok "non-blocking connect, first attempt refused or timed out ($retried of 48), epoll ET / one-shot before connect, ET after, poll: one EPOLLOUT, right peer"
+
+# An event loop that registers its connecting socket just as the engine
+# moves the registrations onto the real socket (2000 epoll sets make the
+# move take milliseconds): without the lock between the application's
+# epoll_ctl and the move, the registration is lost within a few rounds and
+# the loop never hears that the connect finished.
+out=$( (ulimit -n 4096 && shimmed "$T/epollrace" late "$port" 60 2000 50) 2> "$TMP/race.err") ||
+    fail "epoll_ctl during the move: $out $(cat "$TMP/race.err")"
+[[ $out =~ ^rounds=60\ in_flight=([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge 30 ] ||
+    fail "epoll_ctl during the move (every black-holed first attempt is in flight): $out"
+ok "epoll_ctl(ADD) 0-12 ms after the first attempt timed out, while the engine moves the registrations: 60 of 60 connects reported"
 
 for mode in et oneshot et-after poll; do
     out=$(shimmed "$T/nbconnect" down "$port" "$mode" ECONNREFUSED 2>"$TMP/down.err") \
