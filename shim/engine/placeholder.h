@@ -10,10 +10,13 @@
  * end and the application sees IN|OUT|ERR|HUP, as for a refused connect.
  *
  * Epoll registrations belong to the open file, not to the number, so every
- * swap moves them: the registrations of the number in every epoll set the
- * process created (read from /proc/self/fdinfo) are deleted, the number is
- * replaced with dup3, and they are added again with the same events and
- * data — nginx registers its socket before it calls connect().
+ * swap moves them: the number's registrations, as the application made them
+ * through the interposed epoll_ctl (kept in a table by descriptor), are
+ * deleted from their sets, the number is replaced with dup3, and they are
+ * added again with the same events and data — nginx registers its socket
+ * before it calls connect(). The cost is that of the number's own
+ * registrations, never of the sets' size. Registrations made where the
+ * shim cannot see them (io_uring's EPOLL_CTL op) are not moved.
  *
  * The engine replaces a number only under swap_lock, after checking that it
  * still holds the placeholder; every hook that closes or replaces numbers
@@ -43,8 +46,8 @@ extern int placeholders_live;
 void swap_lock(void);
 void swap_unlock(void);
 
-/* The application's epoll_ctl while swaps are possible: never between a
- * swap's reading of the registrations and its dup3. */
+/* The application's epoll_ctl (when meshing): recorded in the table, and
+ * never between a swap's taking of the registrations and its dup3. */
 int placeholder_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 
 /* A descriptor number at or above which the shim keeps its own
@@ -78,9 +81,6 @@ void placeholder_done(void);
 /* A relayed descriptor appears (its connection's last reference gives it
  * back with placeholder_done). */
 void placeholder_hold(void);
-
-/* Hooks: an epoll set the application created (epoll_create*). */
-void placeholder_epoll_created(int epfd);
 
 void placeholder_atfork_prepare(void);
 void placeholder_atfork_parent(void);

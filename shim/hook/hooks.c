@@ -150,23 +150,19 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 
 EXPORT int epoll_create(int size)
 {
-    int rc = real_epoll_create(size);
-    if (rc >= 0 && mesh_registry())
-        placeholder_epoll_created(rc);
-    return fresh_fd(rc);
+    return fresh_fd(real_epoll_create(size));
 }
 
 EXPORT int epoll_create1(int flags)
 {
-    int rc = real_epoll_create1(flags);
-    if (rc >= 0 && mesh_registry())
-        placeholder_epoll_created(rc);
-    return fresh_fd(rc);
+    return fresh_fd(real_epoll_create1(flags));
 }
 
+/* Recorded while meshing, so that a swap knows a socket's registrations
+ * without reading the program's epoll sets (placeholder.h). */
 EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-    if (!swaps_possible())
+    if (!mesh_registry() || hooks_busy())
         return real_epoll_ctl(epfd, op, fd, ev);
     return placeholder_epoll_ctl(epfd, op, fd, ev);
 }
@@ -296,8 +292,9 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 }
 
 /* glibc's syscall() reads six argument slots whatever the number; so does
- * this, and passes them on. Only SYS_close is looked at: a descriptor that
- * libuv closes this way must end its connection as close() would. */
+ * this, and passes them on. Only SYS_close and SYS_epoll_ctl are looked
+ * at: a descriptor that libuv closes this way must end its connection as
+ * close() would, and a registration made this way must be recorded. */
 EXPORT long syscall(long number, ...)
 {
     va_list ap;
@@ -307,6 +304,8 @@ EXPORT long syscall(long number, ...)
     va_end(ap);
     if (number == SYS_close && mesh_registry() && !hooks_busy())
         return close((int)a1);
+    if (number == SYS_epoll_ctl)
+        return epoll_ctl((int)a1, (int)a2, (int)a3, (struct epoll_event *)a4);
     return real_syscall(number, a1, a2, a3, a4, a5, a6);
 }
 

@@ -66,7 +66,9 @@ for name, host, t0, t1 in faults:
     cells = []
     for s, port in (("orders-plain", 8080), ("orders-mtls", 8443)):
         ss = samples.get((s, "%s:%d" % (ADDR[host], port)), [])
-        ej = next((t for t, v in ss if t >= t0 and v == 1), None)
+        # An ejection counts for this fault only inside its window (plus
+        # what was in flight): a later one belongs to a later fault.
+        ej = next((t for t, v in ss if t0 <= t <= t1 + IN_FLIGHT_MS and v == 1), None)
         back = next((t for t, v in ss if ej is not None and t >= max(t1, ej) and v == 0), None)
         cells.append("%s %s / %s" % (s.split("-")[1], "%.1f s" % ((ej - t0) / 1000) if ej is not None else "not ejected",
                                      "%.1f s" % ((back - t1) / 1000) if back is not None else "-"))
