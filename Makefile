@@ -209,12 +209,10 @@ fuzz test-fuzz: fuzz-build
 	    [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz_$$t: crashed, see build-fuzz/crash-$$t-*"; exit 1; }; \
 	done
 
-# Every Debian 12 package the build and the tests use (as root); .ci/run
-# installs the same list.
+# Every Debian 12 package the build and the tests use (as root): the list
+# CI installs, in .ci/run.
 deps:
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	    $$(sed 's/#.*//' deps/debian12.txt)
+	.ci/run --deps
 
 demo: all
 	examples/demo

@@ -32,8 +32,6 @@ void swap_unlock(void)
     pthread_mutex_unlock(&swap_mutex);
 }
 
-/* ----------------------------------------------------------- epoll sets -- */
-
 /* ------------------------------------------------- epoll registrations -- */
 
 /* Held for writing while a swap moves registrations (take them, dup3, add
@@ -61,6 +59,9 @@ struct fd_registrations {
     struct registration *v;
 };
 
+/* The hook changes the table holding `moving` for reading (so hooks in two
+ * threads need this too); a swap, holding it for writing, needs nothing
+ * more. */
 static pthread_mutex_t table_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct fd_registrations *table;          /* indexed by descriptor */
 static size_t table_len;
@@ -127,12 +128,16 @@ int placeholder_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     pthread_rwlock_rdlock(&moving);
     int rc = real_epoll_ctl(epfd, op, fd, ev);
     int err = errno;
-    pthread_mutex_lock(&table_mutex);
-    if (rc == 0 && (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && ev)
-        record_set(fd, epfd, ev);
-    else if ((rc == 0 && op == EPOLL_CTL_DEL) || (rc < 0 && err == ENOENT))
-        record_drop(fd, epfd);
-    pthread_mutex_unlock(&table_mutex);
+    bool set = rc == 0 && (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && ev;
+    bool gone = (rc == 0 && op == EPOLL_CTL_DEL) || (rc < 0 && err == ENOENT);
+    if (set || gone) {
+        pthread_mutex_lock(&table_mutex);
+        if (set)
+            record_set(fd, epfd, ev);
+        else
+            record_drop(fd, epfd);
+        pthread_mutex_unlock(&table_mutex);
+    }
     pthread_rwlock_unlock(&moving);
     errno = err;
     return rc;
@@ -154,10 +159,9 @@ static void refresh_one_shot(struct registration *reg, int fd, ino_t ino)
     while (fgets(line, sizeof(line), f)) {
         int tfd;
         unsigned events;
-        unsigned long long data;
         unsigned long tino;
-        if (sscanf(line, "tfd: %d events: %x data: %llx pos:%*d ino:%lx", &tfd, &events, &data,
-                   &tino) == 4 && tfd == fd && (ino_t)tino == ino) {
+        if (sscanf(line, "tfd: %d events: %x data: %*s pos:%*d ino:%lx", &tfd, &events, &tino) == 3 &&
+            tfd == fd && (ino_t)tino == ino) {
             reg->ev.events = events;
             break;
         }
@@ -170,23 +174,18 @@ static void refresh_one_shot(struct registration *reg, int fd, ino_t ino)
 static size_t take_registrations(int fd, ino_t ino, struct registration *regs)
 {
     size_t n = 0;
-    pthread_mutex_lock(&table_mutex);
     struct fd_registrations *r = slot(fd, false);
     for (uint32_t i = 0; r && i < r->n && n < MOVE_MAX; i++)
         regs[n++] = r->v[i];
-    pthread_mutex_unlock(&table_mutex);
 
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         if (regs[i].ev.events & EPOLLONESHOT)
             refresh_one_shot(&regs[i], fd, ino);
-        if (real_epoll_ctl(regs[i].epfd, EPOLL_CTL_DEL, fd, NULL) == 0) {
+        if (real_epoll_ctl(regs[i].epfd, EPOLL_CTL_DEL, fd, NULL) == 0)
             regs[kept++] = regs[i];
-        } else {
-            pthread_mutex_lock(&table_mutex);
+        else
             record_drop(fd, regs[i].epfd);
-            pthread_mutex_unlock(&table_mutex);
-        }
     }
     return kept;
 }

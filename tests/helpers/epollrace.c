@@ -1,14 +1,16 @@
 /*
- * epollrace NAME PORT ROUNDS SETS TIMEOUT_MS — an event loop that registers
+ * epollrace NAME PORT ROUNDS SIZE TIMEOUT_MS — an event loop that registers
  * its connecting socket late, while the engine may be putting the real
  * socket back on the number (placeholder.h).
  *
  * Each round: a non-blocking connect to NAME:PORT (a service whose first
  * attempt often lands on a black hole and times out after TIMEOUT_MS in the
  * engine), then a wait until 0-12 ms after TIMEOUT_MS from the connect, then
- * epoll_ctl(ADD, EPOLLOUT) and epoll_wait up to 3 s. SETS extra epoll sets,
- * each holding one registration, make the engine's move of registrations
- * slow (it reads every set's fdinfo), so the late ADD often lands inside it.
+ * epoll_ctl(ADD, EPOLLOUT) and epoll_wait up to 3 s. The socket is also
+ * registered, one-shot, before connect() in a second set holding SIZE other
+ * descriptors: the engine reads a one-shot registration's state from its
+ * set's fdinfo, so the move takes a millisecond or more and the late ADD
+ * often lands inside it.
  * A registration lost in the move never reports the finished connect: the
  * round fails. Prints "rounds=N in_flight=M" (M: rounds whose connect
  * was still in flight when connect() returned).
@@ -50,39 +52,38 @@ static int in_flight(int fd)
 int main(int argc, char **argv)
 {
     if (argc != 6) {
-        fprintf(stderr, "usage: epollrace NAME PORT ROUNDS SETS TIMEOUT_MS\n");
+        fprintf(stderr, "usage: epollrace NAME PORT ROUNDS SIZE TIMEOUT_MS\n");
         return 2;
     }
-    int rounds = atoi(argv[3]), sets = atoi(argv[4]);
+    int rounds = atoi(argv[3]), size = atoi(argv[4]);
     long timeout_us = atol(argv[5]) * 1000;
     struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *ai;
     if (getaddrinfo(argv[1], argv[2], &hints, &ai) != 0)
         die("getaddrinfo");
 
-    /* The loop's own set first: the engine reads the sets in the order they
-     * were made, so the extra ones are read after it, inside the window. */
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0)
+    int ep = epoll_create1(EPOLL_CLOEXEC), big = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0 || big < 0)
         die("epoll_create1");
-    int ev = eventfd(0, EFD_CLOEXEC);
-    if (ev < 0)
-        die("eventfd");
-    for (int i = 0; i < sets; i++) {
-        int set = epoll_create1(EPOLL_CLOEXEC);
+    for (int i = 0; i < size; i++) {
+        int ev = eventfd(0, EFD_CLOEXEC);
         struct epoll_event e = { .events = EPOLLIN };
-        if (set < 0 || epoll_ctl(set, EPOLL_CTL_ADD, ev, &e) < 0)
-            die("an extra epoll set");
+        if (ev < 0 || epoll_ctl(big, EPOLL_CTL_ADD, ev, &e) < 0)
+            die("the big set");
     }
-    int engine = 0;
+    int in_flight_rounds = 0;
     for (int r = 0; r < rounds; r++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
             die("socket");
+        /* Armed and never waited on: the move must read its state. */
+        struct epoll_event once = { .events = EPOLLIN | EPOLLONESHOT };
+        if (epoll_ctl(big, EPOLL_CTL_ADD, fd, &once) < 0)
+            die("epoll_ctl ADD one-shot");
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
             die("connect");
-        engine += in_flight(fd);
+        in_flight_rounds += in_flight(fd);
         /* Late: 0-12 ms after the first attempt's timeout, when the
          * engine's retry has connected and it moves the registrations
          * (connect() itself took a while: it moved them once too). */
@@ -109,6 +110,6 @@ int main(int argc, char **argv)
         epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
         close(fd);
     }
-    printf("rounds=%d in_flight=%d\n", rounds, engine);
+    printf("rounds=%d in_flight=%d\n", rounds, in_flight_rounds);
     return 0;
 }

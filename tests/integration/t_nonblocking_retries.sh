@@ -65,11 +65,11 @@ done
 ok "non-blocking connect, first attempt refused or timed out ($retried of 48), epoll ET / one-shot before connect, ET after, poll: one EPOLLOUT, right peer"
 
 # An event loop that registers its connecting socket just as the engine
-# moves the registrations onto the real socket (2000 epoll sets make the
-# move take milliseconds): without the lock between the application's
-# epoll_ctl and the move, the registration is lost within a few rounds and
-# the loop never hears that the connect finished.
-out=$( (ulimit -n 4096 && shimmed "$T/epollrace" late "$port" 60 2000 50) 2> "$TMP/race.err") ||
+# moves the registrations onto the real socket (a one-shot registration in a
+# set of 3000 makes the move take a millisecond or more): without the lock
+# between the application's epoll_ctl and the move, the registration is lost
+# within a few rounds and the loop never hears that the connect finished.
+out=$( (ulimit -n 4096 && shimmed "$T/epollrace" late "$port" 60 3000 50) 2> "$TMP/race.err") ||
     fail "epoll_ctl during the move: $out $(cat "$TMP/race.err")"
 [[ $out =~ ^rounds=60\ in_flight=([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge 30 ] ||
     fail "epoll_ctl during the move (every black-holed first attempt is in flight): $out"

@@ -97,13 +97,13 @@ long ptrace(enum __ptrace_request request, ...)
     void *data = va_arg(ap, void *);
     va_end(ap);
 
-    int ours = request == PTRACE_SETREGSET && (uintptr_t)addr == NT_X86_XSTATE &&
-               data != NULL && ((const struct iovec *)data)->iov_len > XSAVE_HEADER + 8;
+    int set_xstate = request == PTRACE_SETREGSET && (uintptr_t)addr == NT_X86_XSTATE &&
+                     data != NULL && ((const struct iovec *)data)->iov_len > XSAVE_HEADER + 8;
     /* Known too short: straight to the whole area, no failing call first. */
-    if (ours && whole_size > ((const struct iovec *)data)->iov_len)
+    if (set_xstate && whole_size > ((const struct iovec *)data)->iov_len)
         return set_whole_area(pid, data) == 0 ? 0 : (errno = EFAULT, -1);
     long r = real_ptrace()(request, pid, addr, data);
-    if (r < 0 && errno == EFAULT && ours) {
+    if (r < 0 && errno == EFAULT && set_xstate) {
         if (set_whole_area(pid, data) == 0)
             return 0;
         errno = EFAULT;
