@@ -331,6 +331,15 @@ static uint64_t endpoint_total(const struct stats_endpoint *e, unsigned from, un
 
 /* ----------------------------------------------------------------- table -- */
 
+/* " (kernel TLS 3, relayed 1)" for ok handshakes. */
+static const char *continued_text(const uint64_t continued[2])
+{
+    static char buf[80];
+    snprintf(buf, sizeof(buf), " (kernel TLS %llu, relayed %llu)", (unsigned long long)load(&continued[1]),
+             (unsigned long long)load(&continued[0]));
+    return buf;
+}
+
 static void latency_cells(const struct stats_histogram *h, FILE *out)
 {
     double p50 = stats_quantile_us(h, 0.5), p99 = stats_quantile_us(h, 0.99);
@@ -409,8 +418,9 @@ void stats_render_table(const struct stats_view *v, FILE *out)
     for (unsigned d = 0; d < DIRECTION_COUNT; d++)
         for (unsigned r = 0; r < RESULT_COUNT; r++)
             if (load(&v->h->tls_handshakes[d][r]))
-                fprintf(out, "  tls handshakes %s %s: %llu\n", d ? "inbound" : "outbound",
-                        stats_result_name(r), (unsigned long long)load(&v->h->tls_handshakes[d][r]));
+                fprintf(out, "  tls handshakes %s %s: %llu%s\n", d ? "inbound" : "outbound",
+                        stats_result_name(r), (unsigned long long)load(&v->h->tls_handshakes[d][r]),
+                        r == RESULT_OK ? continued_text(v->h->tls_continued[d]) : "");
 }
 
 /* ------------------------------------------------------------ prometheus -- */
@@ -545,6 +555,23 @@ static void histogram(const struct stats_view *views, int n, FILE *out)
     }
 }
 
+/* Ok handshakes by how the connection went on: kernel TLS, the engine's
+ * relay, or neither (refused by identity, or ended before). */
+static void handshakes_ok(FILE *out, const struct stats_view *v, const char *labels, uint64_t ok,
+                          const uint64_t continued[2])
+{
+    uint64_t relay = load(&continued[0]), ktls = load(&continued[1]);
+    uint64_t none = ok > relay + ktls ? ok - relay - ktls : 0;
+    const char *names[3] = { "ktls", "relay", "none" };
+    uint64_t values[3] = { ktls, relay, none };
+    for (int i = 0; i < 3; i++) {
+        char l[192];
+        snprintf(l, sizeof(l), "%s,continued=\"%s\"", labels, names[i]);
+        if (values[i] || i == 1)
+            sample(out, v, "meshim_tls_handshakes_total", l, values[i]);
+    }
+}
+
 static void handshakes_and_inbound(const struct stats_view *views, int n, FILE *out)
 {
     family(out, "meshim_tls_handshakes_total", "counter", "TLS handshakes by direction and outcome.");
@@ -552,10 +579,12 @@ static void handshakes_and_inbound(const struct stats_view *views, int n, FILE *
         for (unsigned d = 0; d < DIRECTION_COUNT; d++)
             for (unsigned r = 0; r < RESULT_COUNT; r++) {
                 uint64_t value = load(&views[p].h->tls_handshakes[d][r]);
-                char labels[96];
+                char labels[128];
                 snprintf(labels, sizeof(labels), ",direction=\"%s\",result=\"%s\"",
                          d ? "inbound" : "outbound", stats_result_name(r));
-                if (value)
+                if (value && r == RESULT_OK)
+                    handshakes_ok(out, &views[p], labels, value, views[p].h->tls_continued[d]);
+                else if (value)
                     sample(out, &views[p], "meshim_tls_handshakes_total", labels, value);
             }
     family(out, "meshim_inbound_connections_total", "counter",

@@ -96,6 +96,7 @@ struct mesh_config {
     char *tls_cert, *tls_key, *tls_ca;
     unsigned tls_min_version;           /* 12 or 13 */
     uint32_t tls_reload_interval_ms;
+    bool tls_ktls;                      /* auto: hand connections to kernel TLS when both ends can */
 
     struct service_config *services;
     size_t n_services;

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #define STATS_MAGIC "MESHIMST"
-#define STATS_VERSION 1u
+#define STATS_VERSION 2u
 
 #define STATS_MAX_SERVICES 256u
 #define STATS_MAX_ENDPOINTS 2048u
@@ -118,6 +118,9 @@ struct stats_header {
     uint32_t n_services, n_endpoints, n_inbound;    /* published slots (acquire) */
     uint32_t pad;
     uint64_t tls_handshakes[DIRECTION_COUNT][RESULT_COUNT];
+    /* Of the ok handshakes, how the connection went on: [0] relayed by the
+     * engine, [1] handed to kernel TLS; the rest were refused or ended first. */
+    uint64_t tls_continued[DIRECTION_COUNT][2];
 };
 
 /* The one layout of this version: where each array starts. */

@@ -233,18 +233,19 @@ int high_fd(int fd)
     return high;
 }
 
-/* Fills the send buffer of the application's end so that it is not
- * writable (AF_UNIX: writable while a quarter of the buffer is free). */
-static bool fill(int fd)
+size_t placeholder_fill(int fd)
 {
     int size = 1;       /* the kernel makes it its minimum, a few KiB */
     real_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     static const char zeros[4096];
+    size_t written = 0;
     for (int i = 0; i < 64; i++) {
-        if (send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-            return errno == EAGAIN;
+        ssize_t n = send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0)
+            return errno == EAGAIN && written ? written : 0;
+        written += (size_t)n;
     }
-    return false;
+    return 0;
 }
 
 int placeholder_install(int fd, struct placeholder *ph)
@@ -258,7 +259,7 @@ int placeholder_install(int fd, struct placeholder *ph)
     int sock = -1;
     ph->peer = high_fd(sv[1]);
     real_close(sv[1]);
-    if (ph->peer < 0 || !fill(sv[0]) || !identity(sv[0], &ph->ino, &ph->dev) ||
+    if (ph->peer < 0 || !placeholder_fill(sv[0]) || !identity(sv[0], &ph->ino, &ph->dev) ||
         (sock = high_fd(fd)) < 0 || swap_file(fd, sock_ino, sv[0]) < 0) {
         int err = errno ? errno : ENOMEM;
         if (sock >= 0)

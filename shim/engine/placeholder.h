@@ -27,6 +27,7 @@
 #define MESHIM_PLACEHOLDER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct epoll_event;
@@ -58,6 +59,13 @@ int high_fd(int fd);
  * a high number (returned, or -1 with errno) and puts a new placeholder on
  * fd, with the socket's epoll registrations. */
 int placeholder_install(int fd, struct placeholder *ph);
+
+/* Fills the send buffer of a socketpair end so that it is not writable
+ * (AF_UNIX: writable while a quarter of the buffer is free) and write()
+ * gives EAGAIN, as on a socket not yet connected. Returns the bytes
+ * written (the other end reads them out to make it writable again), 0 on
+ * a failure. SO_SNDBUF is left at its minimum. */
+size_t placeholder_fill(int fd);
 
 /* Does fd still hold this placeholder? (Call under swap_lock.) */
 bool placeholder_at(int fd, const struct placeholder *ph);

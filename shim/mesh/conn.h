@@ -40,6 +40,9 @@
 
 enum conn_state { CONN_OPEN, CONN_DIALING, CONN_FAILED, CONN_RELAYED };
 
+/* How an mTLS connection carries its bytes once the peer is authenticated. */
+enum conn_tls { CONN_TLS_NONE, CONN_TLS_RELAY, CONN_TLS_KTLS };
+
 struct conn {
     int refs;                   /* atomic: descriptors and callers holding it */
     struct service *svc;        /* NULL: accepted on an [inbound:PORT] port */
@@ -60,7 +63,8 @@ struct conn {
     int result;                 /* enum stats_result of the last outcome */
     uint16_t port;              /* the port the application asked for, or the inbound port */
     bool ended;                 /* the record was written */
-    bool tls;                   /* the peer was authenticated by mTLS */
+    uint8_t tls;                /* enum conn_tls */
+    char tls_why[96];           /* CONN_TLS_RELAY: why not kernel TLS ("": not offered) */
     char peer[64];              /* inbound: the client's address */
     char peer_identity[128];    /* mTLS: the peer's SPIFFE ID or DNS name */
     char *callers;              /* JSON array, or NULL */

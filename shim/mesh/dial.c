@@ -10,8 +10,13 @@
  *                                                 (mTLS: HANDSHAKE)
  *              --(failed, timed out)------------> retry allowed? WAITING
  *                                                 : FAILED, done
- *   HANDSHAKE  --(done, identity matches)-------> a relay on the app's
- *                                                 number, done
+ *   HANDSHAKE  --(done, identity matches)-------> both ends agreed on kernel
+ *                                                 TLS? SETTLE : a relay on
+ *                                                 the app's number, done
+ *              --(failed, timed out)------------> as a failed attempt
+ *   SETTLE     --(the server's tickets read)----> keys to the kernel, the
+ *                                                 socket back on the app's
+ *                                                 number, done (or a relay)
  *              --(failed, timed out)------------> as a failed attempt
  *   any        --(the app closed its number)----> abandoned, done
  */
@@ -29,6 +34,7 @@
 #include "engine/placeholder.h"
 #include "libc/real.h"
 #include "mesh/fdtable.h"
+#include "mesh/ktls.h"
 #include "mesh/mtls.h"
 #include "mesh/relay.h"
 #include "meshim/mesh.h"
@@ -53,6 +59,7 @@ struct dial {
     SSL *ssl;                       /* mTLS: the handshake under way, or done */
     struct tls_identity *id;
     bool handshaking;
+    bool settling;                  /* reading the server's tickets before kernel TLS */
 };
 
 /* The dial is over: nothing of it stays in the engine. The real socket has
@@ -127,9 +134,16 @@ static void connected(struct dial *d)
     }
     attempt_record(svc, d->conn->ep, 0, d->spec.started_ns);
     conn_connected(d->conn);
-    if (d->ssl) {
+    if (d->ssl && d->conn->tls != CONN_TLS_KTLS) {
         relayed(d);
         return;
+    }
+    if (d->ssl) {
+        /* Kernel TLS: the socket goes back on the number as a plain one. */
+        tls_free(d->ssl, false);
+        tls_identity_put(d->id);
+        d->ssl = NULL;
+        d->id = NULL;
     }
     /* connect() once more, as an application polling with connect() would:
      * the socket is then "connected" to the kernel too, and the
@@ -189,7 +203,7 @@ static void handshake_failed(struct dial *d, int err, const char *why)
 {
     engine_unwatch(&d->sock_io);
     engine_timer_cancel(&d->timer);
-    d->handshaking = false;
+    d->handshaking = d->settling = false;
     d->spec.connecting = false;
     tls_free(d->ssl, false);
     tls_identity_put(d->id);
@@ -198,8 +212,54 @@ static void handshake_failed(struct dial *d, int err, const char *why)
     attempt_failed_why(d, err, why);
 }
 
+/* The handshake (and the tickets) are over: kernel TLS or a relay. */
+static void handshake_done(struct dial *d)
+{
+    if (mtls_ktls(d->conn, d->ssl, d->sock, DIRECTION_OUTBOUND) < 0) {
+        handshake_failed(d, ECONNRESET, "kernel TLS could not be set up");
+        return;
+    }
+    engine_unwatch(&d->sock_io);
+    engine_timer_cancel(&d->timer);
+    d->handshaking = d->settling = false;
+    d->spec.connecting = false;
+    connected(d);
+}
+
+/* Both ends agreed on kernel TLS: the server's session tickets are read
+ * before the kernel takes the connection (it cannot take them after). */
+static void settle_step(struct dial *d)
+{
+    bool want_write = false;
+    char why[TLS_WHY_MAX];
+    switch (tls_ktls_settle(d->ssl, &want_write, why, sizeof(why))) {
+    case 0:
+        engine_interest(&d->sock_io, want_write ? EPOLLOUT : EPOLLIN);
+        return;
+    case -2:
+        handshake_failed(d, ECONNRESET, why);
+        return;
+    case -1:
+        /* Relayed, with why. */
+        tls_ktls_forget(d->ssl);
+        ktls_record(d->conn, DIRECTION_OUTBOUND, false, why);
+        engine_unwatch(&d->sock_io);
+        engine_timer_cancel(&d->timer);
+        d->handshaking = d->settling = false;
+        d->spec.connecting = false;
+        connected(d);
+        return;
+    default:
+        handshake_done(d);
+    }
+}
+
 static void handshake_step(struct dial *d)
 {
+    if (d->settling) {
+        settle_step(d);
+        return;
+    }
     bool want_write = false;
     char why[TLS_WHY_MAX];
     int h = tls_handshake(d->ssl, &want_write, why, sizeof(why));
@@ -212,11 +272,12 @@ static void handshake_step(struct dial *d)
         handshake_failed(d, err, why);
         return;
     }
-    engine_unwatch(&d->sock_io);
-    engine_timer_cancel(&d->timer);
-    d->handshaking = false;
-    d->spec.connecting = false;
-    connected(d);
+    if (tls_ktls_agreed(d->ssl) && ktls_offered()) {
+        d->settling = true;
+        settle_step(d);
+        return;
+    }
+    handshake_done(d);
 }
 
 /* TCP is connected: the handshake goes on within the attempt's time. */

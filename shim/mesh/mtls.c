@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 
 #include "engine/placeholder.h"
@@ -16,6 +17,7 @@
 #include "libc/real.h"
 #include "mesh/attempt.h"
 #include "mesh/fdtable.h"
+#include "mesh/ktls.h"
 #include "mesh/relay.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
@@ -46,6 +48,10 @@ SSL *mtls_begin(struct conn *c, int sock, struct tls_identity **id, char *why, s
     char dest[64];
     endpoint_text(c->ep, c->port, dest, sizeof(dest));
     SSL *ssl = tls_client_new(*id, sock, dest, server_name(c->svc));
+    if (ssl && ktls_offered() && !tls_ktls_want(ssl)) {
+        tls_free(ssl, false);
+        ssl = NULL;
+    }
     if (!ssl) {
         snprintf(why, len, "cannot start a TLS session (out of memory)");
         tls_identity_put(*id);
@@ -66,13 +72,66 @@ int mtls_finish(struct conn *c, SSL *ssl, int h, char *why, size_t len)
     size_t n = identity && *identity ? 1 : 0;
     if (!tls_peer_check(ssl, patterns, n, c->peer_identity, sizeof(c->peer_identity), why, len))
         return ECONNRESET;
-    c->tls = true;
     unsigned long handshakes, resumed;
     tls_counts(&handshakes, &resumed);
     log_debug("%s: mTLS with %s (%s)%s; %lu handshakes, %lu resumed", c->svc->name,
               c->peer_identity, tls_version(ssl), tls_resumed(ssl) ? ", session resumed" : "",
               handshakes, resumed);
     return 0;
+}
+
+int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d)
+{
+    char why[TLS_WHY_MAX] = "";
+    int rc = ktls_take(c, ssl, sock, why, sizeof(why));
+    if (rc >= 0)
+        ktls_record(c, d, rc == 1, why);
+    return rc;
+}
+
+/* Waits up to the deadline for the socket; false when it has passed. */
+static bool wait_socket(int sock, bool want_write, uint64_t deadline)
+{
+    uint64_t now = now_ns();
+    if (now >= deadline)
+        return false;
+    struct pollfd p = { .fd = sock, .events = want_write ? POLLOUT : POLLIN };
+    poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+    return true;
+}
+
+/* Blocking connect, handshake done: the server's tickets are read (kernel
+ * TLS takes no post-handshake message), then the keys go to the kernel.
+ * 1 handed off, 0 relay, or -1 with the errno in *err. */
+static int ktls_blocking(struct conn *c, SSL *ssl, int sock, uint64_t deadline, int *err, char *why,
+                         size_t len)
+{
+    if (tls_ktls_agreed(ssl) && !ktls_unavailable()) {
+        bool want_write = false;
+        int s;
+        while ((s = tls_ktls_settle(ssl, &want_write, why, len)) == 0) {
+            if (!wait_socket(sock, want_write, deadline)) {
+                snprintf(why, len, "timed out waiting for the session tickets");
+                *err = ETIMEDOUT;
+                return -1;
+            }
+        }
+        if (s == -2) {
+            *err = ECONNRESET;
+            return -1;
+        }
+        if (s == -1) {
+            tls_ktls_forget(ssl);
+            ktls_record(c, DIRECTION_OUTBOUND, false, why);
+            return 0;
+        }
+    }
+    int rc = mtls_ktls(c, ssl, sock, DIRECTION_OUTBOUND);
+    if (rc < 0) {
+        snprintf(why, len, "kernel TLS could not be set up");
+        *err = ECONNRESET;
+    }
+    return rc;
 }
 
 /* The application's socket options that are about its own calls: they
@@ -88,6 +147,32 @@ static void copy_timeouts(int from, int to)
     }
 }
 
+/* Blocking connect: the handshake in the caller's thread. 0, or the errno
+ * of the failure with why. */
+static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t deadline, char *why, size_t len)
+{
+    bool want_write = false;
+    int h;
+    while ((h = tls_handshake(ssl, &want_write, why, len)) == 0) {
+        if (!wait_socket(net, want_write, deadline)) {
+            snprintf(why, len, "TLS handshake: timed out");
+            h = -1;
+            break;
+        }
+    }
+    return mtls_finish(c, ssl, h, why, len);
+}
+
+static void drop_tls(struct tls_identity **id, SSL **ssl, int *net)
+{
+    tls_free(*ssl, false);
+    tls_identity_put(*id);
+    real_close(*net);
+    *ssl = NULL;
+    *id = NULL;
+    *net = -1;
+}
+
 int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct tls_identity **id,
                             SSL **ssl, int *net, char *why, size_t len)
 {
@@ -97,33 +182,19 @@ int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct 
         return ECONNRESET;
     }
     *ssl = mtls_begin(c, *net, id, why, len);
-    int h = -1;
-    if (*ssl) {
-        int flags = real_fcntl(fd, F_GETFL, NULL);
-        real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));
-        uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
-        bool want_write = false;
-        while ((h = tls_handshake(*ssl, &want_write, why, len)) == 0) {
-            uint64_t now = now_ns();
-            if (now >= deadline) {
-                snprintf(why, len, "TLS handshake: timed out");
-                h = -1;
-                break;
-            }
-            struct pollfd p = { .fd = *net, .events = want_write ? POLLOUT : POLLIN };
-            poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
-        }
-        real_fcntl(fd, F_SETFL, (void *)(long)flags);
-    }
-    int err = *ssl ? mtls_finish(c, *ssl, h, why, len) : ECONNRESET;
-    if (err) {
-        tls_free(*ssl, false);
-        tls_identity_put(*id);
+    if (!*ssl) {
         real_close(*net);
-        *ssl = NULL;
-        *id = NULL;
         *net = -1;
+        return ECONNRESET;
     }
+    int flags = real_fcntl(fd, F_GETFL, NULL);
+    real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    int err = handshake_blocking(c, *ssl, *net, deadline, why, len);
+    int k = err ? 0 : ktls_blocking(c, *ssl, *net, deadline, &err, why, len);
+    real_fcntl(fd, F_SETFL, (void *)(long)flags);
+    if (err || k == 1)
+        drop_tls(id, ssl, net);     /* k == 1: fd is kernel TLS now, nothing to relay */
     return err;
 }
 
@@ -177,7 +248,27 @@ static int refuse(int cfd, const struct inbound_config *in, const char *peer, en
     return -1;
 }
 
-int mtls_accept(int cfd, const struct inbound_config *in, int flags)
+/* An event-loop server (accepting on a non-blocking socket) may have its
+ * connection handed to kernel TLS: its end of the pair starts full (see
+ * relay.h). False when that cannot be set up; h->filler stays 0 when it is
+ * not wanted. */
+static bool prepare_handoff(int app, bool event_loop, struct relay_handoff *h)
+{
+    memset(h, 0, sizeof(*h));
+    if (!event_loop || !ktls_offered())
+        return true;
+    struct stat st;
+    socklen_t len = sizeof(h->sndbuf);
+    if (fstat(app, &st) < 0 || real_getsockopt(app, SOL_SOCKET, SO_SNDBUF, &h->sndbuf, &len) < 0)
+        return false;
+    h->sndbuf /= 2;                 /* the kernel doubles what it is given */
+    h->ino = st.st_ino;
+    h->dev = st.st_dev;
+    h->filler = placeholder_fill(app);
+    return h->filler > 0;
+}
+
+int mtls_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop)
 {
     char why[TLS_WHY_MAX], peer[64];
     watch_start();                  /* certificate rotation is followed */
@@ -187,7 +278,9 @@ int mtls_accept(int cfd, const struct inbound_config *in, int flags)
     struct tls_identity *id = tls_identity_get(mesh_registry()->cfg, why, sizeof(why));
     int app = -1, engine = -1, net = -1;
     struct conn *c = NULL;
+    struct relay_handoff h;
     if (!id || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, &app, &engine) ||
+        !prepare_handoff(app, event_loop, &h) ||
         (net = high_fd(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
         const char *reason = id ? strerror(errno ? errno : ENOMEM) : why;
         relay_pending_give(in->port);
@@ -209,6 +302,7 @@ int mtls_accept(int cfd, const struct inbound_config *in, int flags)
     placeholder_hold();
     conn_ref(c);
     fdtable_set(cfd, c);            /* getpeername & co. reach the TCP socket */
-    relay_inbound(c, in, id, net, engine);
+    h.fd = cfd;
+    relay_inbound(c, in, id, net, engine, &h);
     return cfd;
 }

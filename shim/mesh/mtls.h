@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "mesh/conn.h"
+#include "meshim/stats.h"
 #include "tls/tls.h"
 
 /* Does this connection's service want mTLS? */
@@ -32,6 +33,12 @@ SSL *mtls_begin(struct conn *c, int sock, struct tls_identity **id, char *why, s
  * when done, checks the server's identity. 0, or ECONNRESET with why. */
 int mtls_finish(struct conn *c, SSL *ssl, int h, char *why, size_t len);
 
+/* The peer is authenticated: kernel TLS when both ends agreed and the
+ * kernel takes the keys (client: after tls_ktls_settle). Sets c->tls (and
+ * why not, c->tls_why) and counts it. 1: handed off, the SSL must not touch
+ * sock again; 0: relay it; -1: the socket is unusable. */
+int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d);
+
 /* Blocking connect, TCP connected on fd (flags: the application's): the
  * handshake in the caller's thread, bounded by timeout_ms. 0 with *ssl,
  * *id and *net (a second descriptor of the socket, which the SSL uses),
@@ -44,8 +51,9 @@ int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct 
 int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ssl, int net);
 
 /* accept() on an [inbound:PORT] port with tls = strict or permissive
- * returned cfd (flags: accept4's). Returns cfd, now the application's end
+ * returned cfd (flags: accept4's; event_loop: the listening socket is
+ * non-blocking, so the connection may be handed to kernel TLS). Returns cfd, now the application's end
  * of a relay; or -1 when the client was refused (closed). */
-int mtls_accept(int cfd, const struct inbound_config *in, int flags);
+int mtls_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop);
 
 #endif

@@ -38,6 +38,7 @@
 #include "engine/engine.h"
 #include "engine/placeholder.h"
 #include "libc/real.h"
+#include "mesh/ktls.h"
 #include "meshim/sniff.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
@@ -83,6 +84,8 @@ struct relay {
     bool counted;                   /* in `unflushed` */
     bool pending;                   /* inbound: counted in its port's pending handshakes */
     bool heard;                     /* the network side has been readable once */
+    bool quiet;                     /* the peer agreed on kernel TLS: FIN, never close_notify */
+    struct relay_handoff handoff;   /* inbound: the application's number while it is full */
     struct engine_slow handshake;   /* its next handshake step, queued as slow work */
     uint64_t accepted_ns;
     struct relay *prev, *next;      /* live relays (engine thread only) */
@@ -282,7 +285,7 @@ static bool up_step(struct relay *r)
     if (!r->up.len && r->up.data)
         buf_give_back(&r->up);
     if (r->app_eof && !r->up.len && !r->up_done) {
-        if (r->ssl && tls_close_notify(r->ssl) == TLS_IO_WANT_WRITE) {
+        if (r->ssl && !r->quiet && tls_close_notify(r->ssl) == TLS_IO_WANT_WRITE) {
             r->up_wait = NET_OUT;
             return moved;
         }
@@ -383,14 +386,37 @@ static void trim_after_burst(void)
     }
 }
 
+/* The application's end was filled for a hand-off that did not happen:
+ * the filler is read out (so that it reads EOF, not a reset, if the relay
+ * ends now) and the end gets its send buffer back. */
+static void unfill(struct relay *r)
+{
+    char scratch[4096];
+    while (r->handoff.filler) {
+        size_t want = r->handoff.filler < sizeof(scratch) ? r->handoff.filler : sizeof(scratch);
+        ssize_t n = recv(r->app, scratch, want, MSG_DONTWAIT);
+        if (n <= 0)
+            break;                  /* cannot be: it was all written before */
+        r->handoff.filler -= (size_t)n;
+    }
+    r->handoff.filler = 0;
+    struct placeholder ph = { .peer = r->app, .ino = r->handoff.ino, .dev = r->handoff.dev };
+    swap_lock();
+    if (placeholder_at(r->handoff.fd, &ph))
+        real_setsockopt(r->handoff.fd, SOL_SOCKET, SO_SNDBUF, &r->handoff.sndbuf, sizeof(int));
+    swap_unlock();
+}
+
 static void relay_end(struct relay *r)
 {
+    if (r->handoff.filler)
+        unfill(r);
     handshake_over(r);
     engine_timer_cancel(&r->timer);
     engine_slow_cancel(&r->handshake);
     engine_unwatch(&r->net_io);
     engine_unwatch(&r->app_io);
-    tls_free(r->ssl, !r->net_dead && r->state == R_OPEN);
+    tls_free(r->ssl, !r->net_dead && r->state == R_OPEN && !r->quiet);
     set_up_done(r);
     swap_lock();
     if (r->conn->sock == r->net)
@@ -501,6 +527,73 @@ static void inbound_open(struct relay *r)
     pump(r);
 }
 
+/* The TCP socket, keys installed, on the application's number in place of
+ * its (full) end of the pair: true when done, and the relay is over. */
+static bool hand_over(struct relay *r)
+{
+    struct conn *c = r->conn;
+    struct placeholder ph = { .peer = r->app, .ino = r->handoff.ino, .dev = r->handoff.dev };
+    swap_lock();
+    int fl = placeholder_at(r->handoff.fd, &ph) ? real_fcntl(r->handoff.fd, F_GETFL, NULL) : -1;
+    bool ok = fl >= 0 && (fl & O_NONBLOCK) && placeholder_restore(r->handoff.fd, &ph, r->net);
+    if (ok) {
+        c->sock = -1;
+        __atomic_store_n(&c->state, CONN_OPEN, __ATOMIC_RELEASE);
+    }
+    swap_unlock();
+    if (!ok)
+        return false;
+    r->handoff.filler = 0;          /* its file is gone with the number */
+    c->connected_ns = now_ns();
+    c->result = RESULT_OK;
+    metrics_inbound(r->in->port, RESULT_OK);
+    tls_free(r->ssl, false);        /* never a word on the socket: the kernel's now */
+    r->ssl = NULL;
+    placeholder_done();             /* relayed no more */
+    net_failed(r);                  /* nothing left to flush */
+    r->down_done = true;
+    relay_end(r);
+    return true;
+}
+
+/* Handshake done, client allowed: kernel TLS or the relay. */
+static void inbound_continue(struct relay *r)
+{
+    struct conn *c = r->conn;
+    char why[TLS_WHY_MAX] = "";
+    int k;
+    r->quiet = tls_ktls_quiet(r->ssl);
+    if (!r->handoff.filler) {
+        snprintf(why, sizeof(why), "%s", ktls_unavailable() ? ktls_unavailable()
+                 : "the server accepts on a blocking socket");
+        tls_ktls_forget(r->ssl);
+        k = 0;
+    } else {
+        k = ktls_take(c, r->ssl, r->net, why, sizeof(why));
+    }
+    if (k < 0) {
+        inbound_refused(r, RESULT_TLS_ERROR, "kernel TLS could not be set up");
+        return;
+    }
+    if (k == 1) {
+        ktls_record(c, DIRECTION_INBOUND, true, NULL);
+        if (hand_over(r))
+            return;
+        /* The application's descriptor is blocking, or was closed or
+         * replaced: the kernel does the TLS, the relay moves plaintext. */
+        tls_free(r->ssl, false);
+        r->ssl = NULL;
+        c->tls = CONN_TLS_RELAY;
+        snprintf(c->tls_why, sizeof(c->tls_why), "the application's socket is blocking (kernel TLS under the relay)");
+        r->state = R_PLAIN;
+    } else {
+        ktls_record(c, DIRECTION_INBOUND, false, why);
+        r->state = R_OPEN;
+    }
+    unfill(r);
+    inbound_open(r);
+}
+
 static void handshake_step(struct relay *r)
 {
     bool want_write = false;
@@ -520,13 +613,12 @@ static void handshake_step(struct relay *r)
     struct conn *c = r->conn;
     bool allowed = tls_peer_check(r->ssl, (const char *const *)r->in->allow.v, r->in->allow.n,
                                   c->peer_identity, sizeof(c->peer_identity), why, sizeof(why));
-    c->tls = true;
+    c->tls = CONN_TLS_RELAY;
     if (!allowed) {
         inbound_refused(r, RESULT_DENIED, why);
         return;
     }
-    r->state = R_OPEN;
-    inbound_open(r);
+    inbound_continue(r);
 }
 
 /* Permissive: TLS or plaintext from the bytes already here (meshim/sniff.h
@@ -550,6 +642,8 @@ static void sniff_step(struct relay *r)
     r->state = R_PLAIN;
     tls_free(r->ssl, false);
     r->ssl = NULL;
+    if (r->handoff.filler)
+        unfill(r);
     inbound_open(r);
 }
 
@@ -657,10 +751,13 @@ static void begin(struct engine_task *t)
 /* ------------------------------------------------------------ hand-over -- */
 
 static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app, int state,
-                  const struct inbound_config *in)
+                  const struct inbound_config *in, const struct relay_handoff *h)
 {
     struct relay *r = calloc(1, sizeof(*r));
     if (r) {
+        if (h)
+            r->handoff = *h;
+        r->quiet = state == R_OPEN && ssl && tls_ktls_quiet(ssl);
         r->conn = c;
         r->id = id;
         r->ssl = ssl;
@@ -698,13 +795,17 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
 
 bool relay_outbound(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app)
 {
-    return start(c, id, ssl, net, app, R_OPEN, NULL);
+    return start(c, id, ssl, net, app, R_OPEN, NULL, NULL);
 }
 
 bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_identity *id, int net,
-                   int app)
+                   int app, const struct relay_handoff *h)
 {
     SSL *ssl = tls_server_new(id, net);
+    if (ssl && h && h->filler && !tls_ktls_want(ssl)) {
+        tls_free(ssl, false);
+        ssl = NULL;
+    }
     if (!ssl) {
         log_error("inbound:%u: cannot start a TLS session; the client is closed", in->port);
         relay_pending_give(in->port);
@@ -714,7 +815,7 @@ bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_i
         tls_identity_put(id);
         return false;
     }
-    return start(c, id, ssl, net, app, in->tls == INBOUND_PERMISSIVE ? R_SNIFF : R_HANDSHAKE, in);
+    return start(c, id, ssl, net, app, in->tls == INBOUND_PERMISSIVE ? R_SNIFF : R_HANDSHAKE, in, h);
 }
 
 bool relay_pair(int flags, int *app, int *engine)

@@ -12,7 +12,8 @@
  * One relay, on the engine thread:
  *
  *   SNIFF      (inbound, permissive) first byte 0x16: HANDSHAKE, else PLAIN
- *   HANDSHAKE  (inbound) --done, client allowed--> OPEN
+ *   HANDSHAKE  (inbound) --done, client allowed--> OPEN, or handed off
+ *                          to kernel TLS (below)
  *                        --failed, refused, timed out--> closed: the
  *                          application reads EOF and never a client byte
  *   OPEN       app → SSL_write → TCP and TCP → SSL_read → app, each side
@@ -20,13 +21,29 @@
  *              app EOF → close_notify + shutdown(SHUT_WR) on TCP;
  *              close_notify or FIN from the peer → shutdown(SHUT_WR) of
  *              the application's end; both done (or either side gone) → end
- *   PLAIN      the same without TLS (permissive ports only)
+ *   PLAIN      the same without TLS (permissive ports, and kernel TLS
+ *              that could not be handed to the application's descriptor)
+ *
+ * Kernel TLS, inbound (mesh/ktls.h). The application may write on its
+ * descriptor as soon as accept() returns, and a byte written to the pair
+ * before the hand-off could not be kept in order with one written to the
+ * TCP socket after it. So where the hand-off is possible the application's
+ * end starts full (placeholder_fill): not writable, write() says EAGAIN,
+ * nothing to read, as a socket not yet connected. After the handshake the
+ * TCP socket, keys installed, replaces the pair on the application's
+ * number (with its epoll registrations), or the filler is read out and
+ * the relay goes on as OPEN. Only for servers that accept on a
+ * non-blocking socket (event loops): a thread blocked in read() on the
+ * pair could never be moved to the socket, so a blocking accepted
+ * descriptor, even one made non-blocking in time, is never handed off
+ * (its bytes go through a PLAIN relay over the kernel's TLS instead).
  */
 #ifndef MESHIM_RELAY_H
 #define MESHIM_RELAY_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mesh/conn.h"
 #include "meshim/config.h"
@@ -41,8 +58,15 @@ bool relay_outbound(struct conn *c, struct tls_identity *id, SSL *ssl, int net, 
 /* Inbound: a client accepted on an mTLS port; `app` is the engine's end
  * of the pair whose other end the application got. Takes over everything
  * as above; the handshake and the authorisation happen in the engine. */
+struct relay_handoff {
+    int fd;                 /* the application's number */
+    ino_t ino;              /* its end of the pair, as placeholder.h */
+    dev_t dev;
+    size_t filler;          /* bytes placeholder_fill wrote: 0, no hand-off */
+    int sndbuf;             /* its SO_SNDBUF before the fill */
+};
 bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_identity *id, int net,
-                   int app);
+                   int app, const struct relay_handoff *h);
 
 /* A socketpair for a relay: *app for the application's number (flags as
  * asked: SOCK_NONBLOCK, SOCK_CLOEXEC), *engine at a high number. */

@@ -135,7 +135,9 @@ size_t access_format(const struct access_record *r, char *buf, size_t len)
     put(&o, ",\"attempts\":%u", r->attempts);
     put_string(&o, "result", r->result);
     put_string(&o, "flags", flags);
-    put_string(&o, "tls", r->tls ? "mtls" : "none");
+    put_string(&o, "tls", r->tls ? r->tls : "none");
+    if (r->tls_relay_why && *r->tls_relay_why)
+        put_string(&o, "tls_relay_why", r->tls_relay_why);
     put_string(&o, "peer_identity", r->peer_identity);
     if (r->connect_ms >= 0)
         put(&o, ",\"connect_ms\":%.3f", r->connect_ms);

@@ -38,7 +38,8 @@ struct access_record {
     unsigned attempts;
     const char *result;         /* stats_result_name(), or "abandoned" */
     unsigned flags;             /* enum access_flag */
-    bool tls;
+    const char *tls;            /* "none", "ktls" (kernel TLS) or "relay" (mTLS through the engine) */
+    const char *tls_relay_why;  /* relay: why not kernel TLS ("" when it was never offered) */
     const char *peer_identity;  /* "" when none */
     double connect_ms;          /* < 0: never connected (null) */
     double duration_ms;

@@ -412,6 +412,13 @@ void metrics_handshake(enum stats_direction d, enum stats_result r)
         add(&h->tls_handshakes[d][r], 1);
 }
 
+void metrics_tls_continued(enum stats_direction d, bool ktls)
+{
+    struct stats_header *h = stats();
+    if (h)
+        add(&h->tls_continued[d][ktls ? 1 : 0], 1);
+}
+
 void metrics_exit(void)
 {
     /* Readers skip the files of dead processes anyway: removing ours at

@@ -39,6 +39,8 @@ void metrics_connected(struct service *svc, uint64_t latency_ns);
 void metrics_closed(struct service *svc, uint64_t sent, uint64_t received);
 void metrics_inbound(uint16_t port, enum stats_result r);
 void metrics_handshake(enum stats_direction d, enum stats_result r);
+/* An ok handshake's connection went on in kernel TLS, or through the relay. */
+void metrics_tls_continued(enum stats_direction d, bool ktls);
 
 /* At exit: this process's file goes (see metrics.c). */
 void metrics_exit(void);

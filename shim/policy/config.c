@@ -297,6 +297,7 @@ static const char *const TLS_MODES[] = { "off", "mtls", NULL };
 static const char *const INBOUND_TLS[] = { "strict", "permissive", "off", NULL };
 static const char *const HEALTH[] = { "off", "tcp", NULL };
 static const char *const ONOFF[] = { "off", "on", NULL };
+static const char *const KTLS_MODES[] = { "off", "auto", NULL };
 
 static const char *p_log_level(struct loader *L, const char *v, void *f)
 { (void)L; return p_enum(v, f, LOG_LEVELS, "not one of error, warn, info, debug"); }
@@ -316,6 +317,16 @@ static const char *p_onoff(struct loader *L, const char *v, void *f)
     (void)L;
     int i;
     const char *why = p_enum(v, &i, ONOFF, "not on or off");
+    if (!why)
+        *(bool *)f = i == 1;
+    return why;
+}
+
+static const char *p_ktls(struct loader *L, const char *v, void *f)
+{
+    (void)L;
+    int i;
+    const char *why = p_enum(v, &i, KTLS_MODES, "not auto or off");
     if (!why)
         *(bool *)f = i == 1;
     return why;
@@ -670,6 +681,7 @@ static const struct key_def TLS_KEYS[] = {
     G("ca", p_path, tls_ca),
     G("min_version", p_min_version, tls_min_version),
     G("reload_interval", p_reload_interval, tls_reload_interval_ms),
+    G("ktls", p_ktls, tls_ktls),
     { 0 }
 };
 
@@ -763,6 +775,7 @@ static void global_defaults(struct loader *L, struct mesh_config *c)
     c->vip_range.prefix = 16;
     c->on_error = ON_ERROR_EXIT;
     c->tls_min_version = 12;
+    c->tls_ktls = true;
     c->tls_reload_interval_ms = 10000;
 }
 

@@ -3,6 +3,7 @@
  * and the client session cache (see tls.h).
  */
 #include "tls/tls.h"
+#include "tls/tls_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -117,6 +118,12 @@ static void init(void)
     libctx = OSSL_LIB_CTX_new();
     ex_dest = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     ex_generation = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    tls_ktls_init();
+}
+
+OSSL_LIB_CTX *tls_libctx(void)
+{
+    return libctx;
 }
 
 /* The reason of the last OpenSSL error, and the queue emptied. */
@@ -198,6 +205,8 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, char *w
         identity_free(id);
         return NULL;
     }
+    tls_ktls_setup(id->client);
+    tls_ktls_setup(id->server);
     SSL_CTX_set_verify(id->client, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_session_cache_mode(id->client, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(id->client, session_new);

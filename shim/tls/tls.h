@@ -79,6 +79,42 @@ enum tls_io tls_close_notify(SSL *ssl);
  * stays resumable), then frees. */
 void tls_free(SSL *ssl, bool send_close_notify);
 
+/* ---------------------------------------------------------- kernel TLS --
+ *
+ * After a TLS 1.3 handshake between two meshim ends, the connection can go
+ * on in the kernel (mesh/ktls.h installs the keys). tls_ktls_want, before
+ * the handshake, says this end would (the client offers, the server
+ * accepts); it also makes OpenSSL read no byte past the handshake's. */
+bool tls_ktls_want(SSL *ssl);
+/* After the handshake: both ends agreed, TLS 1.3, nothing in the way. */
+bool tls_ktls_agreed(SSL *ssl);
+/* Client: reads the session tickets the server said it sends. 1: all read,
+ * nothing else is buffered; 0: wait (*want_write: POLLOUT, else POLLIN);
+ * -1: no hand-off, relay it (why); -2: the connection failed. */
+int tls_ktls_settle(SSL *ssl, bool *want_write, char *why, size_t len);
+/* Both ends agreed (whether or not either handed off): the stream ends with
+ * FIN alone, never close_notify, which a kernel-TLS peer could not read. */
+bool tls_ktls_quiet(SSL *ssl);
+/* The connection stays with OpenSSL (relayed): back to read-ahead, and the
+ * secrets kept for the hand-off are wiped. */
+void tls_ktls_forget(SSL *ssl);
+
+/* One direction's AES-GCM key, IV (salt and explicit part) and the sequence
+ * number of the next record. */
+struct tls_ktls_dir {
+    unsigned char key[32], iv[12];
+    unsigned long long seq;
+};
+struct tls_ktls_keys {
+    int cipher;                 /* TLS_CIPHER_AES_GCM_128 or _256 (linux/tls.h) */
+    unsigned key_len;           /* 16 or 32 */
+    struct tls_ktls_dir tx, rx;
+};
+/* The traffic keys as they stand now; false (why) when they cannot be
+ * given (no agreement, a cipher the kernel is not given, bytes pending).
+ * The caller wipes them. */
+bool tls_ktls_keys(SSL *ssl, struct tls_ktls_keys *keys, char *why, size_t len);
+
 /* For the bench and the tests: handshakes and how many were resumed. */
 void tls_counts(unsigned long *handshakes, unsigned long *resumed);
 

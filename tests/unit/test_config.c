@@ -133,6 +133,7 @@ static void test_every_key(void **state)
         "ca   = /etc/meshim/tls/ca.pem\n"
         "min_version = 1.3\n"
         "reload_interval = 2m\n"
+        "ktls = off\n"
         "[service:orders]\n"
         "hosts = orders, orders.prod.svc.cluster.local, *.orders.svc\n"
         "addresses = 10.96.0.10, 10.96.0.11:80\n"
@@ -184,6 +185,7 @@ static void test_every_key(void **state)
     assert_string_equal(c->tls_ca, "/etc/meshim/tls/ca.pem");
     assert_int_equal(c->tls_min_version, 13);
     assert_int_equal(c->tls_reload_interval_ms, 120000);
+    assert_false(c->tls_ktls);
 
     const struct service_config *o = service(c, "orders");
     assert_int_equal(o->hosts.n, 3);
@@ -257,6 +259,7 @@ static void test_builtin_defaults(void **state)
     assert_int_equal(o->max_eject_percent, 50);
     assert_int_equal(o->max_connections, 1024);
     assert_int_equal(o->tls, TLS_OFF);
+    assert_true(c->tls_ktls);
     config_free(c);
 }
 
@@ -309,6 +312,7 @@ static void test_bad_values(void **state)
         { "tls", "key = key.pem", "key: not an absolute path" },
         { "tls", "ca = ca.pem", "ca: not an absolute path" },
         { "tls", "min_version = 1.1", "min_version: not 1.2 or 1.3" },
+        { "tls", "ktls = on", "ktls: not auto or off" },
         { "tls", "reload_interval = often", "reload_interval: not a duration" },
         { "tls", "reload_interval = 10ms", "reload_interval: shorter than 100ms" },
         { "service:x", "hosts = bad host!", "hosts: not a host name or *.suffix" },

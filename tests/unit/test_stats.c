@@ -47,12 +47,12 @@ static void test_access_escaping_and_callers(void **state)
     (void)state;
     struct access_record r = {
         .service = "we\"ird\\na\nme", .endpoint = "", .result = "ok", .peer_identity = "",
-        .tls = true, .connect_ms = 1.5, .callers = "[\"main+0x1 (prog)\"]",
+        .tls = "relay", .tls_relay_why = "the peer is not meshim", .connect_ms = 1.5, .callers = "[\"main+0x1 (prog)\"]",
     };
     char buf[ACCESS_LINE_MAX + 1];
     access_format(&r, buf, sizeof(buf));
     assert_non_null(strstr(buf, "\"service\":\"we\\\"ird\\\\na\\u000ame\""));
-    assert_non_null(strstr(buf, "\"tls\":\"mtls\""));
+    assert_non_null(strstr(buf, "\"tls\":\"relay\",\"tls_relay_why\":\"the peer is not meshim\""));
     assert_non_null(strstr(buf, "\"flags\":\"-\""));
     assert_non_null(strstr(buf, ",\"callers\":[\"main+0x1 (prog)\"]}\n"));
 

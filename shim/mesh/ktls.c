@@ -1,0 +1,188 @@
+/*
+ * ktls.c — the kernel's side of a kernel-TLS hand-off (see ktls.h).
+ */
+#include "mesh/ktls.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <linux/tls.h>
+
+#include "libc/real.h"
+#include "meshim/mesh.h"
+#include "observe/log.h"
+#include "observe/metrics.h"
+
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+
+/* One direction's keys in the kernel's layout. For TLS 1.3 the 12-byte IV
+ * is split as the kernel wants it: 4 bytes of salt, then 8. The union is
+ * the larger of the two structures; the kernel is told which one it is. */
+union crypto_info {
+    struct tls_crypto_info info;
+    struct tls12_crypto_info_aes_gcm_128 gcm128;
+    struct tls12_crypto_info_aes_gcm_256 gcm256;
+};
+
+static socklen_t crypto_info(union crypto_info *ci, const struct tls_ktls_keys *k,
+                             const struct tls_ktls_dir *d)
+{
+    unsigned char seq[8];
+    for (int i = 0; i < 8; i++)
+        seq[i] = (unsigned char)(d->seq >> (56 - 8 * i));
+    memset(ci, 0, sizeof(*ci));
+    ci->info.version = TLS_1_3_VERSION;
+    ci->info.cipher_type = (uint16_t)k->cipher;
+    if (k->cipher == TLS_CIPHER_AES_GCM_128) {
+        memcpy(ci->gcm128.salt, d->iv, 4);
+        memcpy(ci->gcm128.iv, d->iv + 4, 8);
+        memcpy(ci->gcm128.key, d->key, 16);
+        memcpy(ci->gcm128.rec_seq, seq, 8);
+        return sizeof(ci->gcm128);
+    }
+    memcpy(ci->gcm256.salt, d->iv, 4);
+    memcpy(ci->gcm256.iv, d->iv + 4, 8);
+    memcpy(ci->gcm256.key, d->key, 32);
+    memcpy(ci->gcm256.rec_seq, seq, 8);
+    return sizeof(ci->gcm256);
+}
+
+static void wipe(void *p, size_t len)
+{
+    volatile unsigned char *v = p;
+    while (len--)
+        *v++ = 0;
+}
+
+/* ---------------------------------------------------------------- probe -- */
+
+/* Does the kernel take TLS 1.3 AES-GCM keys in both directions? Asked of a
+ * connected loopback pair (the ULP needs an established socket); loading
+ * the tls module, where the kernel autoloads, happens here too. */
+static bool kernel_takes_keys(void)
+{
+    int lfd = real_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int c = -1, s = -1;
+    bool ok = false;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof(a);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0 ||
+        real_getsockname(lfd, (struct sockaddr *)&a, &alen) < 0)
+        goto out;
+    c = real_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0 || real_connect(c, (struct sockaddr *)&a, sizeof(a)) < 0)
+        goto out;
+    s = real_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (s < 0 || real_setsockopt(c, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0)
+        goto out;
+    struct tls_ktls_keys k = { .cipher = TLS_CIPHER_AES_GCM_128, .key_len = 16 };
+    union crypto_info ci;
+    socklen_t n = crypto_info(&ci, &k, &k.tx);
+    ok = real_setsockopt(c, SOL_TLS, TLS_TX, &ci, n) == 0 && real_setsockopt(c, SOL_TLS, TLS_RX, &ci, n) == 0;
+out:
+    if (!ok)
+        log_debug("kernel TLS: not offered, the kernel does not take the keys (%s)", strerror(errno));
+    if (s >= 0)
+        real_close(s);
+    if (c >= 0)
+        real_close(c);
+    if (lfd >= 0)
+        real_close(lfd);
+    return ok;
+}
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static bool kernel_ok;
+
+static void probe(void)
+{
+    int saved = errno;
+    kernel_ok = kernel_takes_keys();
+    errno = saved;
+}
+
+const char *ktls_unavailable(void)
+{
+    if (!mesh_registry()->cfg->tls_ktls)
+        return "[tls] ktls = off";
+    pthread_once(&probe_once, probe);
+    return kernel_ok ? NULL : "this kernel does not take TLS keys (no tls ULP or no AES-GCM)";
+}
+
+bool ktls_offered(void)
+{
+    return ktls_unavailable() == NULL;
+}
+
+/* -------------------------------------------------------------- install -- */
+
+int ktls_take(struct conn *c, SSL *ssl, int sock, char *why, size_t len)
+{
+    const char *off = ktls_unavailable();
+    int rc = 0;
+    if (off)
+        snprintf(why, len, "%s", off);
+    else if (!tls_ktls_agreed(ssl))
+        snprintf(why, len, "the peer did not agree (not meshim, or its ktls = off)");
+    else
+        rc = ktls_install(sock, ssl, why, len);
+    if (rc == 0)
+        tls_ktls_forget(ssl);
+    else if (rc < 0)
+        log_warn("%s: kernel TLS: %s; the connection is closed", c->svc ? c->svc->name : "inbound", why);
+    return rc;
+}
+
+void ktls_record(struct conn *c, enum stats_direction d, bool ktls, const char *why)
+{
+    c->tls = ktls ? CONN_TLS_KTLS : CONN_TLS_RELAY;
+    snprintf(c->tls_why, sizeof(c->tls_why), "%s", ktls || !why ? "" : why);
+    metrics_tls_continued(d, ktls);
+}
+
+int ktls_install(int fd, SSL *ssl, char *why, size_t len)
+{
+    struct tls_ktls_keys k;
+    if (!tls_ktls_keys(ssl, &k, why, len))
+        return 0;
+    int rc = 0;
+    union crypto_info ci;
+    if (real_setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
+        snprintf(why, len, "the kernel has no tls ULP (%s)", strerror(errno));
+        goto out;
+    }
+    /* With the ULP on and no key in place the socket still carries
+     * OpenSSL's records untouched: a refused TX key leaves a relay possible. */
+    socklen_t n = crypto_info(&ci, &k, &k.tx);
+    if (real_setsockopt(fd, SOL_TLS, TLS_TX, &ci, n) < 0) {
+        snprintf(why, len, "the kernel refused the sending key (%s)", strerror(errno));
+        goto out;
+    }
+    rc = -1;
+    n = crypto_info(&ci, &k, &k.rx);
+    if (real_setsockopt(fd, SOL_TLS, TLS_RX, &ci, n) < 0) {
+        snprintf(why, len, "the kernel refused the receiving key (%s)", strerror(errno));
+        goto out;
+    }
+#ifdef TLS_RX_EXPECT_NO_PAD
+    /* OpenSSL never pads records: the kernel may decrypt in place. */
+    int one = 1;
+    real_setsockopt(fd, SOL_TLS, TLS_RX_EXPECT_NO_PAD, &one, sizeof(one));
+#endif
+    rc = 1;
+out:
+    wipe(&ci, sizeof(ci));
+    wipe(&k, sizeof(k));
+    return rc;
+}

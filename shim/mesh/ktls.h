@@ -1,0 +1,54 @@
+/*
+ * ktls.h — handing an mTLS connection to kernel TLS.
+ *
+ * After the TLS 1.3 handshake between two meshim ends (they agree on it in
+ * the handshake: tls/tls_ktls.c), the traffic keys go into the real TCP
+ * socket (TCP_ULP "tls", SOL_TLS TLS_TX and TLS_RX) and that socket is put
+ * on the application's descriptor: from then on the kernel encrypts the
+ * application's own write() and decrypts its own read(), and the shim is
+ * out of the data path. The rules both ends keep after the hand-off,
+ * because the kernel's receive side (Linux 6.1) takes nothing but data
+ * records when the application reads without asking for control messages:
+ *
+ *   - no post-handshake message: the server's session tickets are sent
+ *     before its hand-off, and the client reads all of them before its
+ *     own; neither end sends KeyUpdate;
+ *   - no close_notify: the stream ends with TCP's FIN (a relayed end whose
+ *     peer agreed ends the same way, and takes FIN as the end);
+ *   - AES-GCM only (128 or 256), the ciphers the kernel is given.
+ *
+ * A connection that cannot be handed off is relayed as before, with the
+ * reason in its access-log line.
+ */
+#ifndef MESHIM_KTLS_H
+#define MESHIM_KTLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mesh/conn.h"
+#include "meshim/stats.h"
+#include "tls/tls.h"
+
+/* Does this process offer kernel TLS? [tls] ktls = auto, and the kernel
+ * takes AES-GCM keys on a TCP socket (tried once, on a loopback pair). */
+bool ktls_offered(void);
+/* Why not: NULL when it is offered. */
+const char *ktls_unavailable(void);
+
+/* Installs the connection's current traffic keys on socket fd.
+ *  1  the kernel has them: OpenSSL must never touch fd again;
+ *  0  nothing changed (why): relay with OpenSSL;
+ * -1  the socket is half set up and unusable (why): close it. */
+int ktls_install(int fd, SSL *ssl, char *why, size_t len);
+
+/* After an authenticated handshake (client: after tls_ktls_settle): the
+ * keys to the kernel when both ends agreed and it takes them. 1: done, the
+ * SSL must never touch sock again; 0: relay it (why; the SSL is set back
+ * for the relay); -1: the socket is unusable (logged). */
+int ktls_take(struct conn *c, SSL *ssl, int sock, char *why, size_t len);
+
+/* How the connection goes on, for its access-log line and the counters. */
+void ktls_record(struct conn *c, enum stats_direction d, bool ktls, const char *why);
+
+#endif
