@@ -51,7 +51,7 @@ ifeq ($(SANITIZE),)
 NOUNDEF  := -Wl,-z,defs
 endif
 
-.PHONY: all chaos chaos-netem deps check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-asan test-tsan demo bench \
+.PHONY: all chaos chaos-netem deps check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -143,7 +143,7 @@ test-integration: all $(HELPERS)
 check-layers: all
 	tests/check-layers $(LAYERS) --objs $(BUILD)/obj
 
-test: check-layers test-unit test-passthrough test-integration
+test: check-layers test-unit test-passthrough test-integration test-ktls
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 	$(MAKE) test-fuzz
@@ -160,6 +160,12 @@ test-tsan:
 	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/nbconnect \
 	    build-tsan/tests/dialstress build-tsan/tests/forkstress
 	tests/run-tsan
+
+# Kernel TLS (tests/ktls) inside user-mode Linux, whose kernel has the tls
+# ULP (this machine's has none): the modules it needs, then the tests.
+KTLS_MODULES := -m gf128mul -m ghash-generic -m gcm -m ctr -m tls
+test-ktls: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
+	tests/uml/run $(KTLS_MODULES) env BUILD=$(BUILD) TEST_DIR=tests/ktls tests/integration/run
 
 # ------------------------------------------------------------------- chaos --
 # The mesh on a topology of network namespaces under faults (kill -9,

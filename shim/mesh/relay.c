@@ -53,7 +53,13 @@
 #define EXIT_FLUSH_NS (2ull * 1000000000u)
 #define PUMP_ROUNDS 32              /* then other connections get a turn */
 
-enum relay_state { R_SNIFF, R_HANDSHAKE, R_OPEN, R_PLAIN };
+enum relay_state { R_SNIFF, R_HANDSHAKE, R_HANDOFF, R_OPEN, R_PLAIN };
+
+/* Kernel TLS is in place but the application's descriptor is still
+ * blocking: an event loop makes it non-blocking right after accept(), and
+ * on one CPU the handshake can end first. Looked at again after 1, 2, 4,
+ * 8 and 16 ms before the relay takes it. */
+#define HANDOFF_TRIES 5
 
 /* What a blocked step waits for. */
 enum { NET_IN = 1, NET_OUT = 2, APP_IN = 4, APP_OUT = 8 };
@@ -86,6 +92,7 @@ struct relay {
     bool heard;                     /* the network side has been readable once */
     bool quiet;                     /* the peer agreed on kernel TLS: FIN, never close_notify */
     struct relay_handoff handoff;   /* inbound: the application's number while it is full */
+    unsigned handoff_tries;
     struct engine_slow handshake;   /* its next handshake step, queued as slow work */
     uint64_t accepted_ns;
     struct relay *prev, *next;      /* live relays (engine thread only) */
@@ -535,7 +542,16 @@ static bool hand_over(struct relay *r)
     struct placeholder ph = { .peer = r->app, .ino = r->handoff.ino, .dev = r->handoff.dev };
     swap_lock();
     int fl = placeholder_at(r->handoff.fd, &ph) ? real_fcntl(r->handoff.fd, F_GETFL, NULL) : -1;
-    bool ok = fl >= 0 && (fl & O_NONBLOCK) && placeholder_restore(r->handoff.fd, &ph, r->net);
+    bool ok = fl >= 0 && (fl & O_NONBLOCK);
+    if (ok) {
+        /* The record is whole before the application can touch the
+         * socket (and close it: its line is written from this). */
+        c->connected_ns = now_ns();
+        c->result = RESULT_OK;
+        c->tls = CONN_TLS_KTLS;
+        c->tls_why[0] = '\0';
+        ok = placeholder_restore(r->handoff.fd, &ph, r->net);
+    }
     if (ok) {
         c->sock = -1;
         __atomic_store_n(&c->state, CONN_OPEN, __ATOMIC_RELEASE);
@@ -544,16 +560,38 @@ static bool hand_over(struct relay *r)
     if (!ok)
         return false;
     r->handoff.filler = 0;          /* its file is gone with the number */
-    c->connected_ns = now_ns();
-    c->result = RESULT_OK;
     metrics_inbound(r->in->port, RESULT_OK);
-    tls_free(r->ssl, false);        /* never a word on the socket: the kernel's now */
-    r->ssl = NULL;
     placeholder_done();             /* relayed no more */
     net_failed(r);                  /* nothing left to flush */
     r->down_done = true;
     relay_end(r);
     return true;
+}
+
+/* Kernel TLS is in place: the socket goes to the application's number, or
+ * (still blocking after HANDOFF_TRIES looks, or closed) the relay moves
+ * plaintext over the kernel's TLS. */
+static void handoff_step(struct relay *r)
+{
+    struct conn *c = r->conn;
+    if (hand_over(r)) {
+        ktls_record(c, DIRECTION_INBOUND, true, NULL);
+        return;
+    }
+    struct placeholder ph = { .peer = r->app, .ino = r->handoff.ino, .dev = r->handoff.dev };
+    swap_lock();
+    bool there = placeholder_at(r->handoff.fd, &ph);
+    swap_unlock();
+    if (there && r->handoff_tries < HANDOFF_TRIES) {
+        engine_unwatch(&r->net_io);
+        engine_unwatch(&r->app_io);
+        engine_timer_set(&r->timer, now_ns() + (1000000ull << r->handoff_tries++));
+        return;
+    }
+    ktls_record(c, DIRECTION_INBOUND, false, "the application's socket is blocking (kernel TLS under the relay)");
+    r->state = R_PLAIN;
+    unfill(r);
+    inbound_open(r);
 }
 
 /* Handshake done, client allowed: kernel TLS or the relay. */
@@ -576,20 +614,15 @@ static void inbound_continue(struct relay *r)
         return;
     }
     if (k == 1) {
-        ktls_record(c, DIRECTION_INBOUND, true, NULL);
-        if (hand_over(r))
-            return;
-        /* The application's descriptor is blocking, or was closed or
-         * replaced: the kernel does the TLS, the relay moves plaintext. */
+        /* The SSL never touches the socket again. */
         tls_free(r->ssl, false);
         r->ssl = NULL;
-        c->tls = CONN_TLS_RELAY;
-        snprintf(c->tls_why, sizeof(c->tls_why), "the application's socket is blocking (kernel TLS under the relay)");
-        r->state = R_PLAIN;
-    } else {
-        ktls_record(c, DIRECTION_INBOUND, false, why);
-        r->state = R_OPEN;
+        r->state = R_HANDOFF;
+        handoff_step(r);
+        return;
     }
+    ktls_record(c, DIRECTION_INBOUND, false, why);
+    r->state = R_OPEN;
     unfill(r);
     inbound_open(r);
 }
@@ -658,6 +691,8 @@ static void step(struct relay *r)
     case R_HANDSHAKE:
         handshake_step(r);
         break;
+    case R_HANDOFF:
+        break;                      /* its timer says when */
     default:
         pump(r);
     }
@@ -713,6 +748,10 @@ static void app_ready(struct engine_io *io, uint32_t events)
 static void timer_fired(struct engine_timer *t)
 {
     struct relay *r = container_of(t, struct relay, timer);
+    if (r->state == R_HANDOFF) {
+        handoff_step(r);
+        return;
+    }
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
         /* 3 s for a first byte, 10 s for the whole handshake. */
         uint64_t until = r->accepted_ns + HANDSHAKE_TIMEOUT_NS;
