@@ -312,25 +312,20 @@ static const char *p_inbound_tls(struct loader *L, const char *v, void *f)
 static const char *p_health(struct loader *L, const char *v, void *f)
 { (void)L; return p_enum(v, f, HEALTH, "not one of off, tcp"); }
 
-static const char *p_onoff(struct loader *L, const char *v, void *f)
+/* A two-word key into a bool: the second word is true. */
+static const char *p_flag(const char *v, void *f, const char *const *words, const char *why_not)
 {
-    (void)L;
     int i;
-    const char *why = p_enum(v, &i, ONOFF, "not on or off");
+    const char *why = p_enum(v, &i, words, why_not);
     if (!why)
         *(bool *)f = i == 1;
     return why;
 }
 
+static const char *p_onoff(struct loader *L, const char *v, void *f)
+{ (void)L; return p_flag(v, f, ONOFF, "not on or off"); }
 static const char *p_ktls(struct loader *L, const char *v, void *f)
-{
-    (void)L;
-    int i;
-    const char *why = p_enum(v, &i, KTLS_MODES, "not auto or off");
-    if (!why)
-        *(bool *)f = i == 1;
-    return why;
-}
+{ (void)L; return p_flag(v, f, KTLS_MODES, "not auto or off"); }
 
 static const char *p_min_version(struct loader *L, const char *v, void *f)
 {
