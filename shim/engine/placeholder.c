@@ -233,8 +233,10 @@ int high_fd(int fd)
     return high;
 }
 
-size_t placeholder_fill(int fd)
+size_t placeholder_fill(int fd, struct placeholder *ph)
 {
+    if (!identity(fd, &ph->ino, &ph->dev))
+        return 0;
     int size = 1;       /* the kernel makes it its minimum, a few KiB */
     real_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     static const char zeros[4096];
@@ -259,7 +261,7 @@ int placeholder_install(int fd, struct placeholder *ph)
     int sock = -1;
     ph->peer = high_fd(sv[1]);
     real_close(sv[1]);
-    if (ph->peer < 0 || !placeholder_fill(sv[0]) || !identity(sv[0], &ph->ino, &ph->dev) ||
+    if (ph->peer < 0 || !placeholder_fill(sv[0], ph) ||
         (sock = high_fd(fd)) < 0 || swap_file(fd, sock_ino, sv[0]) < 0) {
         int err = errno ? errno : ENOMEM;
         if (sock >= 0)

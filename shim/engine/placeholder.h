@@ -62,10 +62,11 @@ int placeholder_install(int fd, struct placeholder *ph);
 
 /* Fills the send buffer of a socketpair end so that it is not writable
  * (AF_UNIX: writable while a quarter of the buffer is free) and write()
- * gives EAGAIN, as on a socket not yet connected. Returns the bytes
- * written (the other end reads them out to make it writable again), 0 on
- * a failure. SO_SNDBUF is left at its minimum. */
-size_t placeholder_fill(int fd);
+ * gives EAGAIN, as on a socket not yet connected, and notes its identity
+ * in ph (whose peer the caller sets). Returns the bytes written (the other
+ * end reads them out to make it writable again), 0 on a failure.
+ * SO_SNDBUF is left at its minimum. */
+size_t placeholder_fill(int fd, struct placeholder *ph);
 
 /* Does fd still hold this placeholder? (Call under swap_lock.) */
 bool placeholder_at(int fd, const struct placeholder *ph);

@@ -34,6 +34,7 @@
 #include "mesh/conn.h"
 #include "mesh/dial.h"
 #include "mesh/fdtable.h"
+#include "mesh/ktls.h"
 #include "mesh/mtls.h"
 #include "meshim/mesh.h"
 #include "observe/accesslog.h"
@@ -408,8 +409,8 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
     }
     /* An event loop's listening socket is non-blocking: its connections may
      * go to kernel TLS (relay.h says why only theirs). */
-    bool event_loop = in && ((use_accept4 && (flags & SOCK_NONBLOCK)) ||
-                             (real_fcntl(fd, F_GETFL, NULL) & O_NONBLOCK));
+    bool event_loop = in && ktls_offered() &&
+                      ((use_accept4 && (flags & SOCK_NONBLOCK)) || (real_fcntl(fd, F_GETFL, NULL) & O_NONBLOCK));
     for (;;) {
         int cfd = use_accept4 ? real_accept4(fd, addr, len, flags) : real_accept(fd, addr, len);
         if (cfd < 0)

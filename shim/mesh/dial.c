@@ -10,13 +10,12 @@
  *                                                 (mTLS: HANDSHAKE)
  *              --(failed, timed out)------------> retry allowed? WAITING
  *                                                 : FAILED, done
- *   HANDSHAKE  --(done, identity matches)-------> both ends agreed on kernel
- *                                                 TLS? SETTLE : a relay on
- *                                                 the app's number, done
+ *   HANDSHAKE  --(done, identity matches)-------> SETTLE
  *              --(failed, timed out)------------> as a failed attempt
- *   SETTLE     --(the server's tickets read)----> keys to the kernel, the
- *                                                 socket back on the app's
- *                                                 number, done (or a relay)
+ *   SETTLE     --(the server's tickets read, ---> kernel TLS: the socket
+ *                 when both ends agreed on           back on the app's
+ *                 kernel TLS; at once if not)        number; else a relay
+ *                                                    there; done
  *              --(failed, timed out)------------> as a failed attempt
  *   any        --(the app closed its number)----> abandoned, done
  */
@@ -34,7 +33,6 @@
 #include "engine/placeholder.h"
 #include "libc/real.h"
 #include "mesh/fdtable.h"
-#include "mesh/ktls.h"
 #include "mesh/mtls.h"
 #include "mesh/relay.h"
 #include "meshim/mesh.h"
@@ -59,7 +57,7 @@ struct dial {
     SSL *ssl;                       /* mTLS: the handshake under way, or done */
     struct tls_identity *id;
     bool handshaking;
-    bool settling;                  /* reading the server's tickets before kernel TLS */
+    bool settling;                  /* handshake done: reading the server's tickets */
 };
 
 /* The dial is over: nothing of it stays in the engine. The real socket has
@@ -212,10 +210,23 @@ static void handshake_failed(struct dial *d, int err, const char *why)
     attempt_failed_why(d, err, why);
 }
 
-/* The handshake (and the tickets) are over: kernel TLS or a relay. */
-static void handshake_done(struct dial *d)
+/* Handshake done: when both ends agreed on kernel TLS the server's session
+ * tickets are read first (the kernel cannot take them after), then kernel
+ * TLS or a relay. */
+static void settle_step(struct dial *d)
 {
-    if (mtls_ktls(d->conn, d->ssl, d->sock, DIRECTION_OUTBOUND) < 0) {
+    bool want_write = false;
+    char why[TLS_WHY_MAX];
+    int s = tls_ktls_settle(d->ssl, &want_write, why, sizeof(why));
+    if (s == 0) {
+        engine_interest(&d->sock_io, want_write ? EPOLLOUT : EPOLLIN);
+        return;
+    }
+    if (s == -2) {
+        handshake_failed(d, ECONNRESET, why);
+        return;
+    }
+    if (mtls_ktls(d->conn, d->ssl, d->sock, DIRECTION_OUTBOUND, s == -1 ? why : NULL) < 0) {
         handshake_failed(d, ECONNRESET, "kernel TLS could not be set up");
         return;
     }
@@ -224,34 +235,6 @@ static void handshake_done(struct dial *d)
     d->handshaking = d->settling = false;
     d->spec.connecting = false;
     connected(d);
-}
-
-/* Both ends agreed on kernel TLS: the server's session tickets are read
- * before the kernel takes the connection (it cannot take them after). */
-static void settle_step(struct dial *d)
-{
-    bool want_write = false;
-    char why[TLS_WHY_MAX];
-    switch (tls_ktls_settle(d->ssl, &want_write, why, sizeof(why))) {
-    case 0:
-        engine_interest(&d->sock_io, want_write ? EPOLLOUT : EPOLLIN);
-        return;
-    case -2:
-        handshake_failed(d, ECONNRESET, why);
-        return;
-    case -1:
-        /* Relayed, with why. */
-        tls_ktls_forget(d->ssl);
-        ktls_record(d->conn, DIRECTION_OUTBOUND, false, why);
-        engine_unwatch(&d->sock_io);
-        engine_timer_cancel(&d->timer);
-        d->handshaking = d->settling = false;
-        d->spec.connecting = false;
-        connected(d);
-        return;
-    default:
-        handshake_done(d);
-    }
 }
 
 static void handshake_step(struct dial *d)
@@ -272,12 +255,8 @@ static void handshake_step(struct dial *d)
         handshake_failed(d, err, why);
         return;
     }
-    if (tls_ktls_agreed(d->ssl) && ktls_offered()) {
-        d->settling = true;
-        settle_step(d);
-        return;
-    }
-    handshake_done(d);
+    d->settling = true;
+    settle_step(d);
 }
 
 /* TCP is connected: the handshake goes on within the attempt's time. */

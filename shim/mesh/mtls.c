@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 
 #include "engine/placeholder.h"
@@ -80,10 +79,16 @@ int mtls_finish(struct conn *c, SSL *ssl, int h, char *why, size_t len)
     return 0;
 }
 
-int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d)
+int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d, const char *relay_why)
 {
     char why[TLS_WHY_MAX] = "";
-    int rc = ktls_take(c, ssl, sock, why, sizeof(why));
+    int rc = 0;
+    if (relay_why) {
+        snprintf(why, sizeof(why), "%s", relay_why);
+        tls_ktls_forget(ssl);
+    } else {
+        rc = ktls_take(c, ssl, sock, why, sizeof(why));
+    }
     if (rc >= 0)
         ktls_record(c, d, rc == 1, why);
     return rc;
@@ -106,27 +111,20 @@ static bool wait_socket(int sock, bool want_write, uint64_t deadline)
 static int ktls_blocking(struct conn *c, SSL *ssl, int sock, uint64_t deadline, int *err, char *why,
                          size_t len)
 {
-    if (tls_ktls_agreed(ssl) && !ktls_unavailable()) {
-        bool want_write = false;
-        int s;
-        while ((s = tls_ktls_settle(ssl, &want_write, why, len)) == 0) {
-            if (!wait_socket(sock, want_write, deadline)) {
-                snprintf(why, len, "timed out waiting for the session tickets");
-                *err = ETIMEDOUT;
-                return -1;
-            }
-        }
-        if (s == -2) {
-            *err = ECONNRESET;
+    bool want_write = false;
+    int s;
+    while ((s = tls_ktls_settle(ssl, &want_write, why, len)) == 0) {
+        if (!wait_socket(sock, want_write, deadline)) {
+            snprintf(why, len, "timed out waiting for the session tickets");
+            *err = ETIMEDOUT;
             return -1;
         }
-        if (s == -1) {
-            tls_ktls_forget(ssl);
-            ktls_record(c, DIRECTION_OUTBOUND, false, why);
-            return 0;
-        }
     }
-    int rc = mtls_ktls(c, ssl, sock, DIRECTION_OUTBOUND);
+    if (s == -2) {
+        *err = ECONNRESET;
+        return -1;
+    }
+    int rc = mtls_ktls(c, ssl, sock, DIRECTION_OUTBOUND, s == -1 ? why : NULL);
     if (rc < 0) {
         snprintf(why, len, "kernel TLS could not be set up");
         *err = ECONNRESET;
@@ -248,23 +246,21 @@ static int refuse(int cfd, const struct inbound_config *in, const char *peer, en
     return -1;
 }
 
-/* An event-loop server (accepting on a non-blocking socket) may have its
- * connection handed to kernel TLS: its end of the pair starts full (see
- * relay.h). False when that cannot be set up; h->filler stays 0 when it is
- * not wanted. */
-static bool prepare_handoff(int app, bool event_loop, struct relay_handoff *h)
+/* An event-loop server (accepting on a non-blocking socket, where kernel
+ * TLS is offered) may have its connection handed to kernel TLS: its end of
+ * the pair starts full (see relay.h). False when that cannot be set up;
+ * h->filler stays 0 when it is not wanted. */
+static bool prepare_handoff(int app, int engine, bool event_loop, struct relay_handoff *h)
 {
     memset(h, 0, sizeof(*h));
-    if (!event_loop || !ktls_offered())
+    if (!event_loop)
         return true;
-    struct stat st;
     socklen_t len = sizeof(h->sndbuf);
-    if (fstat(app, &st) < 0 || real_getsockopt(app, SOL_SOCKET, SO_SNDBUF, &h->sndbuf, &len) < 0)
+    if (real_getsockopt(app, SOL_SOCKET, SO_SNDBUF, &h->sndbuf, &len) < 0)
         return false;
     h->sndbuf /= 2;                 /* the kernel doubles what it is given */
-    h->ino = st.st_ino;
-    h->dev = st.st_dev;
-    h->filler = placeholder_fill(app);
+    h->ph.peer = engine;
+    h->filler = placeholder_fill(app, &h->ph);
     return h->filler > 0;
 }
 
@@ -280,7 +276,7 @@ int mtls_accept(int cfd, const struct inbound_config *in, int flags, bool event_
     struct conn *c = NULL;
     struct relay_handoff h;
     if (!id || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, &app, &engine) ||
-        !prepare_handoff(app, event_loop, &h) ||
+        !prepare_handoff(app, engine, event_loop, &h) ||
         (net = high_fd(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
         const char *reason = id ? strerror(errno ? errno : ENOMEM) : why;
         relay_pending_give(in->port);

@@ -33,11 +33,12 @@ SSL *mtls_begin(struct conn *c, int sock, struct tls_identity **id, char *why, s
  * when done, checks the server's identity. 0, or ECONNRESET with why. */
 int mtls_finish(struct conn *c, SSL *ssl, int h, char *why, size_t len);
 
-/* The peer is authenticated: kernel TLS when both ends agreed and the
- * kernel takes the keys (client: after tls_ktls_settle). Sets c->tls (and
- * why not, c->tls_why) and counts it. 1: handed off, the SSL must not touch
- * sock again; 0: relay it; -1: the socket is unusable. */
-int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d);
+/* The peer is authenticated (client: and tls_ktls_settle is done): kernel
+ * TLS when both ends agreed and the kernel takes the keys, unless relay_why
+ * already says why not. Sets c->tls (and why not, c->tls_why) and counts
+ * it. 1: handed off, the SSL must not touch sock again; 0: relay it; -1:
+ * the socket is unusable. */
+int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d, const char *relay_why);
 
 /* Blocking connect, TCP connected on fd (flags: the application's): the
  * handshake in the caller's thread, bounded by timeout_ms. 0 with *ssl,

@@ -407,9 +407,8 @@ static void unfill(struct relay *r)
         r->handoff.filler -= (size_t)n;
     }
     r->handoff.filler = 0;
-    struct placeholder ph = { .peer = r->app, .ino = r->handoff.ino, .dev = r->handoff.dev };
     swap_lock();
-    if (placeholder_at(r->handoff.fd, &ph))
+    if (placeholder_at(r->handoff.fd, &r->handoff.ph))
         real_setsockopt(r->handoff.fd, SOL_SOCKET, SO_SNDBUF, &r->handoff.sndbuf, sizeof(int));
     swap_unlock();
 }
@@ -534,38 +533,43 @@ static void inbound_open(struct relay *r)
     pump(r);
 }
 
+enum hand_over { HANDED, STILL_BLOCKING, GONE };
+
 /* The TCP socket, keys installed, on the application's number in place of
- * its (full) end of the pair: true when done, and the relay is over. */
-static bool hand_over(struct relay *r)
+ * its (full) end of the pair. HANDED: done, and the relay is over (r and
+ * its connection may be gone). GONE: the number no longer holds the pair. */
+static enum hand_over hand_over(struct relay *r)
 {
     struct conn *c = r->conn;
-    struct placeholder ph = { .peer = r->app, .ino = r->handoff.ino, .dev = r->handoff.dev };
+    enum hand_over h = GONE;
     swap_lock();
-    int fl = placeholder_at(r->handoff.fd, &ph) ? real_fcntl(r->handoff.fd, F_GETFL, NULL) : -1;
-    bool ok = fl >= 0 && (fl & O_NONBLOCK);
-    if (ok) {
+    if (placeholder_at(r->handoff.fd, &r->handoff.ph))
+        h = real_fcntl(r->handoff.fd, F_GETFL, NULL) & O_NONBLOCK ? HANDED : STILL_BLOCKING;
+    if (h == HANDED) {
         /* The record is whole before the application can touch the
          * socket (and close it: its line is written from this). */
         c->connected_ns = now_ns();
         c->result = RESULT_OK;
         c->tls = CONN_TLS_KTLS;
         c->tls_why[0] = '\0';
-        ok = placeholder_restore(r->handoff.fd, &ph, r->net);
-    }
-    if (ok) {
-        c->sock = -1;
-        __atomic_store_n(&c->state, CONN_OPEN, __ATOMIC_RELEASE);
+        if (placeholder_restore(r->handoff.fd, &r->handoff.ph, r->net)) {
+            c->sock = -1;
+            __atomic_store_n(&c->state, CONN_OPEN, __ATOMIC_RELEASE);
+        } else {
+            h = GONE;
+        }
     }
     swap_unlock();
-    if (!ok)
-        return false;
+    if (h != HANDED)
+        return h;
     r->handoff.filler = 0;          /* its file is gone with the number */
     metrics_inbound(r->in->port, RESULT_OK);
+    metrics_tls_continued(DIRECTION_INBOUND, true);
     placeholder_done();             /* relayed no more */
     net_failed(r);                  /* nothing left to flush */
     r->down_done = true;
     relay_end(r);
-    return true;
+    return HANDED;
 }
 
 /* Kernel TLS is in place: the socket goes to the application's number, or
@@ -573,22 +577,17 @@ static bool hand_over(struct relay *r)
  * plaintext over the kernel's TLS. */
 static void handoff_step(struct relay *r)
 {
-    struct conn *c = r->conn;
-    if (hand_over(r)) {
-        ktls_record(c, DIRECTION_INBOUND, true, NULL);
+    enum hand_over h = hand_over(r);
+    if (h == HANDED)
         return;
-    }
-    struct placeholder ph = { .peer = r->app, .ino = r->handoff.ino, .dev = r->handoff.dev };
-    swap_lock();
-    bool there = placeholder_at(r->handoff.fd, &ph);
-    swap_unlock();
-    if (there && r->handoff_tries < HANDOFF_TRIES) {
+    if (h == STILL_BLOCKING && r->handoff_tries < HANDOFF_TRIES) {
         engine_unwatch(&r->net_io);
         engine_unwatch(&r->app_io);
         engine_timer_set(&r->timer, now_ns() + (1000000ull << r->handoff_tries++));
         return;
     }
-    ktls_record(c, DIRECTION_INBOUND, false, "the application's socket is blocking (kernel TLS under the relay)");
+    ktls_record(r->conn, DIRECTION_INBOUND, false,
+                "the application's socket is blocking (kernel TLS under the relay)");
     r->state = R_PLAIN;
     unfill(r);
     inbound_open(r);
@@ -602,8 +601,8 @@ static void inbound_continue(struct relay *r)
     int k;
     r->quiet = tls_ktls_quiet(r->ssl);
     if (!r->handoff.filler) {
-        snprintf(why, sizeof(why), "%s", ktls_unavailable() ? ktls_unavailable()
-                 : "the server accepts on a blocking socket");
+        const char *off = ktls_unavailable();
+        snprintf(why, sizeof(why), "%s", off ? off : "the server accepts on a blocking socket");
         tls_ktls_forget(r->ssl);
         k = 0;
     } else {

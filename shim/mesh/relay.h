@@ -43,8 +43,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/types.h>
 
+#include "engine/placeholder.h"
 #include "mesh/conn.h"
 #include "meshim/config.h"
 #include "tls/tls.h"
@@ -60,8 +60,7 @@ bool relay_outbound(struct conn *c, struct tls_identity *id, SSL *ssl, int net, 
  * as above; the handshake and the authorisation happen in the engine. */
 struct relay_handoff {
     int fd;                 /* the application's number */
-    ino_t ino;              /* its end of the pair, as placeholder.h */
-    dev_t dev;
+    struct placeholder ph;  /* its end of the pair (peer: the engine's end) */
     size_t filler;          /* bytes placeholder_fill wrote: 0, no hand-off */
     int sndbuf;             /* its SO_SNDBUF before the fill */
 };

@@ -88,9 +88,10 @@ void tls_free(SSL *ssl, bool send_close_notify);
 bool tls_ktls_want(SSL *ssl);
 /* After the handshake: both ends agreed, TLS 1.3, nothing in the way. */
 bool tls_ktls_agreed(SSL *ssl);
-/* Client: reads the session tickets the server said it sends. 1: all read,
- * nothing else is buffered; 0: wait (*want_write: POLLOUT, else POLLIN);
- * -1: no hand-off, relay it (why); -2: the connection failed. */
+/* Client, after the handshake: reads the session tickets the server said
+ * it sends. 1: all read and nothing else buffered, or no hand-off was
+ * agreed (nothing to wait for); 0: wait (*want_write: POLLOUT, else
+ * POLLIN); -1: no hand-off, relay it (why); -2: the connection failed. */
 int tls_ktls_settle(SSL *ssl, bool *want_write, char *why, size_t len);
 /* Both ends agreed (whether or not either handed off): the stream ends with
  * FIN alone, never close_notify, which a kernel-TLS peer could not read. */

@@ -254,7 +254,7 @@ int tls_ktls_settle(SSL *ssl, bool *want_write, char *why, size_t len)
 {
     struct ktls_state *k = state_of(ssl);
     if (!k || !k->agreed)
-        return -1;
+        return 1;                   /* no hand-off: nothing to wait for */
     while (k->tickets_read < k->tickets_expected && !k->unusable) {
         unsigned char byte;
         size_t n = 0;
