@@ -159,7 +159,12 @@ int ktls_install(int fd, SSL *ssl, char *why, size_t len)
     int rc = 0;
     union crypto_info ci;
     if (real_setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
-        snprintf(why, len, "the kernel has no tls ULP (%s)", strerror(errno));
+        /* The ULP needs an established socket: a peer that closed right
+         * after its handshake (a probe connection) leaves CLOSE_WAIT. */
+        if (errno == ENOTCONN)
+            snprintf(why, len, "the peer closed before the hand-off");
+        else
+            snprintf(why, len, "the kernel has no tls ULP (%s)", strerror(errno));
         goto out;
     }
     /* With the ULP on and no key in place the socket still carries

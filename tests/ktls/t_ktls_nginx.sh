@@ -84,7 +84,13 @@ out = [json.loads(l) for l in open(sys.argv[1])]
 inb = [json.loads(l) for l in open(sys.argv[2]) if '"result":"ok"' in l]
 assert len(out) >= 7, out                       # 2 curl, 4 wrk, >= 1 of the proxy's pool
 assert all(l["tls"] == "ktls" for l in out), [l for l in out if l["tls"] != "ktls"]
-assert len(inb) == len(out) and all(l["tls"] == "ktls" for l in inb), inb
+# wrk's first connection only probes the address and closes at once; its
+# server end may see the FIN before it can take the kernel's keys (the
+# kernel refuses them on a closed socket) and then relays, saying why.
+probe = lambda l: (l["tls"] == "relay" and l["tls_relay_why"] == "the peer closed before the hand-off"
+                   and l["bytes_sent"] == 0 and l["bytes_received"] == 0)
+assert len(inb) == len(out) and all(l["tls"] == "ktls" or probe(l) for l in inb), inb
+assert sum(map(probe, inb)) <= 1, inb
 proxy = [l for l in out if l["bytes_received"] > 20 * 3000000]
 assert proxy, "the proxy's 20 bodies did not share its pooled connections"
 PY
