@@ -19,6 +19,7 @@
 #include <link.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -399,6 +400,31 @@ static void pt_fcntl64(void **state)
 {
     (void)state;
     fcntl_case(fcntl64);
+}
+
+/* ioctl(): FIONREAD counts a pipe's bytes and a socket's (neither is
+ * kernel TLS); FIONBIO sets what fcntl sees. */
+static void pt_ioctl(void **state)
+{
+    (void)state;
+    int p[2], n = -1, on = 1;
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "abc", 3), 3);
+    assert_int_equal(ioctl(p[0], FIONREAD, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ioctl(p[0], FIONBIO, &on), 0);
+    assert_true(fcntl(p[0], F_GETFL) & O_NONBLOCK);
+    close(p[0]);
+    close(p[1]);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(write(sv[1], "hello", 5), 5);
+    assert_int_equal(ioctl(sv[0], FIONREAD, &n), 0);
+    assert_int_equal(n, 5);
+    assert_int_equal(ioctl(-1, FIONREAD, &n), -1);
+    assert_int_equal(errno, EBADF);
+    close(sv[0]);
+    close(sv[1]);
 }
 
 /* syscall(): any number, its arguments passed on; SYS_close closes. */

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "mesh/connect.h"
 #include "mesh/dial.h"
 #include "mesh/fdtable.h"
+#include "mesh/ktls.h"
 #include "mesh/resolve.h"
 #include "meshim/mesh.h"
 
@@ -289,6 +291,19 @@ EXPORT int fcntl64(int fd, int cmd, ...)
     void *arg = va_arg(ap, void *);
     va_end(ap);
     return fcntl_common(real_fcntl64(fd, cmd, arg), fd, cmd);
+}
+
+/* ioctl is variadic like fcntl. Only FIONREAD on a descriptor the mesh
+ * handed to kernel TLS is answered here (one byte load for any other). */
+EXPORT int ioctl(int fd, unsigned long request, ...)
+{
+    va_list ap;
+    va_start(ap, request);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    if (request == FIONREAD && arg && fdtable_kind(fd) == FD_KTLS)
+        return ktls_inq(fd, arg);
+    return real_ioctl(fd, request, arg);
 }
 
 /* glibc's syscall() reads six argument slots whatever the number; so does

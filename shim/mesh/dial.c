@@ -33,6 +33,7 @@
 #include "engine/placeholder.h"
 #include "libc/real.h"
 #include "mesh/fdtable.h"
+#include "mesh/ktls.h"
 #include "mesh/mtls.h"
 #include "mesh/relay.h"
 #include "meshim/mesh.h"
@@ -150,7 +151,8 @@ static void connected(struct dial *d)
     real_connect(d->sock, (struct sockaddr *)&ss,
                  endpoint_addr(d->conn->ep, d->pick.family, d->spec.app_port, &ss));
     swap_lock();
-    placeholder_restore(d->fd, &d->ph, d->sock);
+    if (placeholder_restore(d->fd, &d->ph, d->sock) && d->conn->tls == CONN_TLS_KTLS)
+        ktls_mark(d->fd);
     set_state(d->conn, CONN_OPEN, -1, 0);
     swap_unlock();
     real_close(d->sock);        /* the number holds it now (or the app closed it) */

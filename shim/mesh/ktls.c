@@ -10,11 +10,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <linux/tls.h>
 
 #include "libc/real.h"
+#include "mesh/fdtable.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
@@ -149,6 +151,33 @@ void ktls_record(struct conn *c, enum stats_direction d, bool ktls, const char *
     c->tls = ktls ? CONN_TLS_KTLS : CONN_TLS_RELAY;
     snprintf(c->tls_why, sizeof(c->tls_why), "%s", ktls || !why ? "" : why);
     metrics_tls_continued(d, ktls);
+}
+
+void ktls_mark(int fd)
+{
+    fdtable_set_kind(fd, FD_KTLS);
+}
+
+int ktls_inq(int fd, int *avail)
+{
+    /* Peeking makes the kernel decrypt the next record (kept for the
+     * read); a record is at most 16 KiB of plaintext. The descriptor may
+     * have been replaced behind the table's back (dup2 by the raw system
+     * call): only a socket whose ULP is tls is answered this way. */
+    char ulp[8] = "";
+    socklen_t n = sizeof(ulp);
+    int saved = errno;
+    if (real_getsockopt(fd, IPPROTO_TCP, TCP_ULP, ulp, &n) < 0 || strcmp(ulp, "tls") != 0) {
+        errno = saved;
+        return real_ioctl(fd, FIONREAD, avail);
+    }
+    char buf[16384];
+    ssize_t got = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return real_ioctl(fd, FIONREAD, avail);     /* the read will say what is wrong */
+    *avail = got < 0 ? 0 : (int)got;
+    errno = saved;
+    return 0;
 }
 
 int ktls_install(int fd, SSL *ssl, char *why, size_t len)

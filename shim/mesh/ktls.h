@@ -48,6 +48,18 @@ int ktls_install(int fd, SSL *ssl, char *why, size_t len);
  * for the relay); -1: the socket is unusable (logged). */
 int ktls_take(struct conn *c, SSL *ssl, int sock, char *why, size_t len);
 
+/* The application's descriptor fd now holds a kernel TLS socket (FIONREAD
+ * is answered by ktls_inq for it). */
+void ktls_mark(int fd);
+
+/* FIONREAD for a socket ktls_mark'ed: the plaintext a read() returns now
+ * without blocking (at most one record's worth; 0 while a record is still
+ * arriving), where the kernel would count the ciphertext in the TCP queue,
+ * a partial record included, and a program that trusts "more than 0" (wrk)
+ * would read EAGAIN and take it for an error. The ioctl's own value when
+ * fd is no longer kernel TLS. */
+int ktls_inq(int fd, int *avail);
+
 /* How the connection goes on, for its access-log line and the counters. */
 void ktls_record(struct conn *c, enum stats_direction d, bool ktls, const char *why);
 

@@ -191,6 +191,8 @@ int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct 
     int err = handshake_blocking(c, *ssl, *net, deadline, why, len);
     int k = err ? 0 : ktls_blocking(c, *ssl, *net, deadline, &err, why, len);
     real_fcntl(fd, F_SETFL, (void *)(long)flags);
+    if (k == 1)
+        ktls_mark(fd);
     if (err || k == 1)
         drop_tls(id, ssl, net);     /* k == 1: fd is kernel TLS now, nothing to relay */
     return err;

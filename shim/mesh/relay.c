@@ -553,6 +553,7 @@ static enum hand_over hand_over(struct relay *r)
         c->tls = CONN_TLS_KTLS;
         c->tls_why[0] = '\0';
         if (placeholder_restore(r->handoff.fd, &r->handoff.ph, r->net)) {
+            ktls_mark(r->handoff.fd);
             c->sock = -1;
             __atomic_store_n(&c->state, CONN_OPEN, __ATOMIC_RELEASE);
         } else {
