@@ -110,6 +110,16 @@ enum fd_kind fdtable_kind(int fd)
     return k ? (enum fd_kind)__atomic_load_n(k, __ATOMIC_RELAXED) : FD_UNKNOWN;
 }
 
+void fdtable_each_kind(enum fd_kind kind, void (*fn)(int fd))
+{
+    for (unsigned c = 0; c < MAX_CHUNKS; c++) {
+        uint8_t *bytes = __atomic_load_n(&kinds[c], __ATOMIC_ACQUIRE);
+        for (unsigned i = 0; bytes && i < CHUNK_SLOTS; i++)
+            if (__atomic_load_n(&bytes[i], __ATOMIC_RELAXED) == kind)
+                fn((int)(c * CHUNK_SLOTS + i));
+    }
+}
+
 void fdtable_share(int from, int to)
 {
     fdtable_set_kind(to, fdtable_kind(from));

@@ -38,6 +38,10 @@ enum fd_kind { FD_UNKNOWN, FD_TCP, FD_NOT_TCP, FD_KTLS /* TCP, handed to kernel 
 void fdtable_set_kind(int fd, enum fd_kind kind);
 enum fd_kind fdtable_kind(int fd);
 
+/* Calls fn for every descriptor whose kind is kind (a snapshot: the
+ * application may close or reuse any of them meanwhile). */
+void fdtable_each_kind(enum fd_kind kind, void (*fn)(int fd));
+
 void fdtable_atfork_prepare(void);
 void fdtable_atfork_parent(void);
 void fdtable_atfork_child(void);

@@ -4,18 +4,23 @@
 #include "mesh/ktls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <linux/tls.h>
 
+#include "engine/engine.h"
 #include "libc/real.h"
+#include "meshim/util.h"
 #include "mesh/fdtable.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
@@ -153,9 +158,96 @@ void ktls_record(struct conn *c, enum stats_direction d, bool ktls, const char *
     metrics_tls_continued(d, ktls);
 }
 
+/* ---------------------------------------------------------- record limit -- */
+
+static uint64_t record_limit(void)
+{
+    static uint64_t limit;
+    if (!limit) {
+        const char *v = secure_getenv("MESHIM_KTLS_RECORD_LIMIT");
+        char *end;
+        unsigned long long n = v ? strtoull(v, &end, 10) : 0;
+        limit = n > 0 && n < (1ull << 24) && *end == '\0' ? n : 1ull << 24;
+    }
+    return limit;
+}
+
+/* The next record number of one direction of a kernel TLS socket; false
+ * when fd is not one (closed, reused). The kernel hands back the keys too:
+ * they are wiped at once. */
+static bool record_seq(int fd, int dir, uint64_t *seq)
+{
+    union crypto_info ci;
+    socklen_t n = sizeof(ci);
+    bool ok = real_getsockopt(fd, SOL_TLS, dir, &ci, &n) == 0 && n >= sizeof(ci.gcm128);
+    const unsigned char *s = ci.info.cipher_type == TLS_CIPHER_AES_GCM_256 ? ci.gcm256.rec_seq
+                                                                           : ci.gcm128.rec_seq;
+    *seq = 0;
+    for (int i = 0; ok && i < 8; i++)
+        *seq = *seq << 8 | s[i];
+    wipe(&ci, sizeof(ci));
+    return ok;
+}
+
+static bool past_limit(int fd, uint64_t *records)
+{
+    uint64_t tx = 0, rx = 0;
+    if (!record_seq(fd, TLS_TX, &tx) || !record_seq(fd, TLS_RX, &rx))
+        return false;
+    *records = tx > rx ? tx : rx;
+    return *records >= record_limit();
+}
+
+static void check_socket(int fd)
+{
+    uint64_t records;
+    int saved = errno;
+    if (!past_limit(fd, &records)) {
+        errno = saved;
+        return;
+    }
+    /* The number may be closed and reused between two calls: a copy holds
+     * the socket that is looked at again and shut down. */
+    int own = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)0L);
+    if (own >= 0 && past_limit(own, &records)) {
+        shutdown(own, SHUT_RDWR);
+        log_warn("kernel TLS: descriptor %d ended after %llu records under one key (AES-GCM's limit "
+                 "is 2^24.5 and this kernel cannot change keys); a new connection has new keys",
+                 fd, (unsigned long long)records);
+    }
+    if (own >= 0)
+        real_close(own);
+    errno = saved;
+}
+
+static struct engine_timer limit_timer;
+static struct engine_task limit_start;
+static pid_t limit_pid;         /* the process whose engine has the timer */
+
+static void limit_check(struct engine_timer *t)
+{
+    fdtable_each_kind(FD_KTLS, check_socket);
+    engine_timer_set(t, now_ns() + KTLS_CHECK_SECONDS * 1000000000ull);
+}
+
+static void limit_arm(struct engine_task *t)
+{
+    (void)t;
+    limit_timer.fire = limit_check;
+    engine_timer_set(&limit_timer, now_ns() + KTLS_CHECK_SECONDS * 1000000000ull);
+}
+
 void ktls_mark(int fd)
 {
     fdtable_set_kind(fd, FD_KTLS);
+    /* The first kernel TLS socket of a process (a child after fork: its
+     * engine is new) starts the check. */
+    pid_t me = getpid(), was = __atomic_load_n(&limit_pid, __ATOMIC_ACQUIRE);
+    if (was != me && __atomic_compare_exchange_n(&limit_pid, &was, me, false, __ATOMIC_ACQ_REL,
+                                                 __ATOMIC_ACQUIRE)) {
+        limit_start.run = limit_arm;
+        engine_post(&limit_start);
+    }
 }
 
 int ktls_inq(int fd, int *avail)

@@ -48,8 +48,19 @@ int ktls_install(int fd, SSL *ssl, char *why, size_t len);
  * for the relay); -1: the socket is unusable (logged). */
 int ktls_take(struct conn *c, SSL *ssl, int sock, char *why, size_t len);
 
-/* The application's descriptor fd now holds a kernel TLS socket (FIONREAD
- * is answered by ktls_inq for it). */
+/* The application's descriptor fd now holds a kernel TLS socket: FIONREAD
+ * is answered by ktls_inq for it, and its records are counted.
+ *
+ * AES-GCM takes about 2^24.5 full records under one key (RFC 8446 §5.5),
+ * and Linux 6.1 cannot change the keys of a kernel TLS socket (KeyUpdate
+ * is a post-handshake message). So every KTLS_CHECK_SECONDS the engine
+ * reads each socket's record numbers (SOL_TLS TLS_TX/TLS_RX, rec_seq);
+ * one at or past the limit, 2^24 unless MESHIM_KTLS_RECORD_LIMIT says
+ * fewer, is shut down both ways with a warning: the application sees the
+ * connection end, as when a peer closes, and a new one has new keys. The
+ * margin (2^24.5 - 2^24, 7 million records) outlasts the check period at
+ * any rate a software kernel TLS reaches (over 20 GB/s). */
+#define KTLS_CHECK_SECONDS 5
 void ktls_mark(int fd);
 
 /* FIONREAD for a socket ktls_mark'ed: the plaintext a read() returns now
