@@ -51,7 +51,22 @@ ifeq ($(SANITIZE),)
 NOUNDEF  := -Wl,-z,defs
 endif
 
-.PHONY: all chaos chaos-netem deps check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-asan test-tsan demo bench \
+# glibc >= 2.17 (shim/libc/glibc_compat.c): every reference to a libc symbol
+# newer than 2.17 goes to a wrapper that calls its oldest version, and the
+# libraries those lived in before 2.34 are named (they are stubs after).
+# x86_64 and aarch64, release builds (the sanitizers bring their own libc
+# interceptors).
+GLIBC_WRAPPED := dlopen dlsym dlerror dlclose dladdr pthread_create pthread_once pthread_sigmask                  pthread_attr_setstacksize pthread_key_create pthread_key_delete pthread_getspecific                  pthread_setspecific pthread_rwlock_init pthread_rwlock_destroy pthread_rwlock_rdlock                  pthread_rwlock_wrlock pthread_rwlock_unlock sem_init sem_post sem_wait res_nquery                  res_nmkquery dn_expand stat fstat lstat fstatat getrandom getentropy memfd_create \
+                 pthread_condattr_setclock
+ifeq ($(SANITIZE)$(filter-out x86_64 aarch64,$(shell uname -m)),)
+GLIBC_FLOOR := $(GLIBC_WRAPPED:%=-Wl,--wrap=%) -Wl,--gc-sections \
+               -Wl,--push-state,--no-as-needed -l:libdl.so.2 -l:libpthread.so.0 -l:libresolv.so.2 \
+               -Wl,--pop-state
+COMPAT_O    := $(BUILD)/obj/glibc_compat.o
+COMPAT_MAIN := $(BUILD)/obj/glibc_compat_start.o -Wl,--wrap=__libc_start_main
+endif
+
+.PHONY: all chaos chaos-netem deps check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-deploy test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -64,13 +79,18 @@ $(BUILD)/obj $(BUILD)/tests:
 $(BUILD)/exports.map: shim/hook/exports.map.in shim/libc/hooks.def | $(BUILD)/obj
 	$(CC) -E -P -x c -Ishim $< -o $@
 
-$(BUILD)/libmeshim.so: $(SHIM_O) $(BUILD)/exports.map
-	$(CC) -shared -o $@ $(SHIM_O) $(LDFLAGS) -Wl,--version-script=$(BUILD)/exports.map \
-	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(STATIC) -lpthread -ldl
+$(BUILD)/libmeshim.so: $(SHIM_O) $(COMPAT_O) $(BUILD)/exports.map
+	$(CC) -shared -o $@ $(SHIM_O) $(COMPAT_O) $(LDFLAGS) -Wl,--version-script=$(BUILD)/exports.map \
+	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(STATIC) -lpthread -ldl $(GLIBC_FLOOR)
 
-$(BUILD)/tls-module.so: $(TLSMOD_O) shim/tls/tls_module.map
-	$(CC) -shared -o $@ $(TLSMOD_O) $(LDFLAGS) -Wl,--version-script=shim/tls/tls_module.map \
-	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(OPENSSL) -lpthread
+$(BUILD)/tls-module.so: $(TLSMOD_O) $(COMPAT_O) shim/tls/tls_module.map
+	$(CC) -shared -o $@ $(TLSMOD_O) $(COMPAT_O) $(LDFLAGS) -Wl,--version-script=shim/tls/tls_module.map \
+	    -Wl,--exclude-libs,ALL $(NOUNDEF) $(OPENSSL) -lpthread $(GLIBC_FLOOR)
+
+$(BUILD)/obj/glibc_compat.o: shim/libc/glibc_compat.c | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -ffunction-sections -c -o $@ $<
+$(BUILD)/obj/glibc_compat_start.o: shim/libc/glibc_compat.c | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -ffunction-sections -DGLIBC_COMPAT_START -c -o $@ $<
 
 $(BUILD)/obj/tls_image.o: shim/tls/tls_image.S $(BUILD)/tls-module.so | $(BUILD)/obj
 	$(CC) -c -DTLS_MODULE_PATH='"$(BUILD)/tls-module.so"' -o $@ $<
@@ -82,8 +102,9 @@ CLI_O    := $(CLI:%=$(BUILD)/obj/cli_%.o)
 $(BUILD)/obj/cli_%.o: cli/%.c $(wildcard cli/*.h include/meshim/*.h) | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/meshim: cli/meshim.c $(CLI_O) $(POLICY_O)
-	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(CLI_O) $(POLICY_O) $(LDFLAGS) $(STATIC) -lpthread
+$(BUILD)/meshim: cli/meshim.c $(CLI_O) $(POLICY_O) $(COMPAT_O:%.o=%_start.o)
+	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(CLI_O) $(POLICY_O) $(COMPAT_MAIN) $(LDFLAGS) $(STATIC) \
+	    -lpthread $(GLIBC_FLOOR)
 
 # ------------------------------------------------------------------ tests --
 # test_fork links the whole shim: its hooks become the test's own symbols.
@@ -143,7 +164,7 @@ test-integration: all $(HELPERS)
 check-layers: all
 	tests/check-layers $(LAYERS) --objs $(BUILD)/obj
 
-test: check-layers test-unit test-passthrough test-integration test-ktls
+test: check-layers test-unit test-passthrough test-integration test-ktls test-deploy
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 	$(MAKE) test-fuzz
@@ -166,6 +187,13 @@ test-tsan:
 KTLS_MODULES := -m gf128mul -m ghash-generic -m gcm -m ctr -m tls
 test-ktls: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 	tests/uml/run $(KTLS_MODULES) env BUILD=$(BUILD) TEST_DIR=tests/ktls tests/integration/run
+
+# The shim in an older userland (tests/deploy): a Debian 11 root (glibc
+# 2.31) made once by debootstrap under $(BUILD)/bullseye.
+$(BUILD)/bullseye/.made: tests/deploy/mkroot
+	tests/deploy/mkroot $(BUILD)/bullseye
+test-deploy: all $(BUILD)/bullseye/.made
+	env BUILD=$(BUILD) TEST_DIR=tests/deploy tests/integration/run
 
 # ------------------------------------------------------------------- chaos --
 # The mesh on a topology of network namespaces under faults (kill -9,
@@ -225,8 +253,12 @@ demo: all
 
 # Side by side with direct connections and sidecar pairs (not part of test;
 # tests/integration/t_bench_smoke.sh runs one short round so it cannot rot).
-bench: all
+# The host's table (bench/results/latest.md), then the kernel TLS table
+# inside user-mode Linux (bench/results/ktls.md; the host kernel has no
+# tls ULP).
+bench: all $(BUILD)/tests/uml-xstate.so
 	bench/run
+	tests/uml/run $(KTLS_MODULES) bench/run -k -r 3
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/meshim $(DESTDIR)$(PREFIX)/bin \

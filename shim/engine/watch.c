@@ -72,8 +72,26 @@ struct file_watch {
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;       /* the file watcher's */
 static pthread_mutex_t dns_busy = PTHREAD_MUTEX_INITIALIZER;   /* the resolver's */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t answered = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t names_changed = PTHREAD_COND_INITIALIZER;
+/* Both wait on CLOCK_MONOTONIC deadlines (pthread_cond_clockwait is newer
+ * than the glibc 2.17 the library runs on): made by conds_init. */
+static pthread_cond_t answered;
+static pthread_cond_t names_changed;
+static pthread_once_t conds_once = PTHREAD_ONCE_INIT;
+
+static void conds_make(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&answered, &a);
+    pthread_cond_init(&names_changed, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static void conds_init(void)
+{
+    pthread_once(&conds_once, conds_make);
+}
 static sem_t started;               /* a thread holds its busy mutex */
 static unsigned names_generation;   /* under lock: plan() made a new table */
 static int running;                 /* atomic */
@@ -182,6 +200,7 @@ static void plan(struct registry *reg)
     names_generation++;
     files = fv;
     n_files = nf;
+    conds_init();
     pthread_cond_signal(&names_changed);
     pthread_mutex_unlock(&lock);
 }
@@ -543,6 +562,7 @@ static void *resolve_main(void *arg)
 {
     (void)arg;
     hooks_internal_thread();
+    conds_init();
     pthread_mutex_lock(&dns_busy);
     sem_post(&started);
     struct answer a = { calloc(MAX_RECORDS, sizeof(struct dns_record)), 0, malloc(ANSWER_MAX) };
@@ -562,7 +582,7 @@ static void *resolve_main(void *arg)
             uint64_t until = due < now_ns() + 1000000000u ? due : now_ns() + 1000000000u;
             struct timespec ts = { (time_t)(until / 1000000000u), (long)(until % 1000000000u) };
             pthread_mutex_unlock(&dns_busy);
-            pthread_cond_clockwait(&names_changed, &lock, CLOCK_MONOTONIC, &ts);
+            pthread_cond_timedwait(&names_changed, &lock, &ts);
             pthread_mutex_unlock(&lock);
             pthread_mutex_lock(&dns_busy);
             continue;
@@ -574,6 +594,7 @@ static void *resolve_main(void *arg)
         pthread_mutex_lock(&lock);
         if (generation == names_generation)
             names[i] = w;
+        conds_init();
         pthread_cond_broadcast(&answered);
         pthread_mutex_unlock(&lock);
     }
@@ -621,9 +642,10 @@ void watch_wait(struct service *svc, uint64_t deadline_ns)
 {
     int saved = errno;
     struct timespec ts = { (time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u) };
+    conds_init();
     pthread_mutex_lock(&lock);
     while (service_waiting(svc) && now_ns() < deadline_ns)
-        pthread_cond_clockwait(&answered, &lock, CLOCK_MONOTONIC, &ts);
+        pthread_cond_timedwait(&answered, &lock, &ts);
     pthread_mutex_unlock(&lock);
     errno = saved;
 }
@@ -653,7 +675,7 @@ void watch_atfork_child(void)
     pthread_mutex_init(&busy, NULL);
     pthread_mutex_init(&dns_busy, NULL);
     pthread_mutex_init(&lock, NULL);
-    pthread_cond_init(&answered, NULL);
-    pthread_cond_init(&names_changed, NULL);
+    conds_once = (pthread_once_t)PTHREAD_ONCE_INIT;
+    conds_init();
     running = 0;
 }
