@@ -66,7 +66,7 @@ COMPAT_O    := $(BUILD)/obj/glibc_compat.o
 COMPAT_MAIN := $(BUILD)/obj/glibc_compat_start.o -Wl,--wrap=__libc_start_main
 endif
 
-.PHONY: all chaos chaos-netem deps check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-deploy test-asan test-tsan demo bench \
+.PHONY: all chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-deploy test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -164,7 +164,9 @@ test-integration: all $(HELPERS)
 check-layers: all
 	tests/check-layers $(LAYERS) --objs $(BUILD)/obj
 
-test: check-layers test-unit test-passthrough test-integration test-ktls test-deploy
+test: deps-missing
+	$(MAKE) test-suites
+test-suites: check-layers test-unit test-passthrough test-integration test-ktls test-deploy
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 	$(MAKE) test-fuzz
@@ -248,7 +250,14 @@ fuzz test-fuzz: fuzz-build
 deps:
 	.ci/run --deps
 
-demo: all
+# make demo and make test start here: nothing when every package is in;
+# otherwise they are installed (root, or sudo without a password) or the
+# one command to run is printed.
+deps-missing:
+	.ci/run --deps-missing
+
+demo: deps-missing
+	$(MAKE) all
 	examples/demo
 
 # Side by side with direct connections and sidecar pairs (not part of test;

@@ -51,6 +51,7 @@
 #define PENDING_SOFT_MAX 2048       /* ... (from the descriptor limit, between these) */
 #define PENDING_PORTS 64
 #define EXIT_FLUSH_NS (2ull * 1000000000u)
+#define EXIT_END_NS (200ull * 1000000u)       /* then every relay ends, this long at most */
 #define PUMP_ROUNDS 32              /* then other connections get a turn */
 
 enum relay_state { R_SNIFF, R_HANDSHAKE, R_HANDOFF, R_OPEN, R_PLAIN };
@@ -100,6 +101,7 @@ struct relay {
 
 static struct relay *live;
 static unsigned live_n, live_peak;  /* relays in `live`; the most since the last trim */
+static int live_any;                /* atomic: live_n, for relay_exit's thread */
 static int unflushed;               /* atomic: relays whose upstream is not done */
 
 /* Inbound handshakes under way, per port. Each holds three descriptors
@@ -441,6 +443,7 @@ static void relay_end(struct relay *r)
     if (r->next)
         r->next->prev = r->prev;
     live_n--;
+    __atomic_store_n(&live_any, (int)live_n, __ATOMIC_RELEASE);
     engine_retire(r);
     trim_after_burst();
 }
@@ -779,6 +782,7 @@ static void begin(struct engine_task *t)
     live = r;
     if (++live_n > live_peak)
         live_peak = live_n;
+    __atomic_store_n(&live_any, (int)live_n, __ATOMIC_RELEASE);
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
         r->accepted_ns = now_ns();
         heard_now(r);
@@ -885,6 +889,7 @@ void relay_atfork_child(void)
 {
     live = NULL;
     live_n = live_peak = 0;
+    live_any = 0;
     unflushed = 0;
     memset(pending_ports, 0, sizeof(pending_ports));
     pthread_mutex_init(&pending_lock, NULL);
@@ -908,15 +913,36 @@ static void exit_run(struct engine_task *t)
     }
 }
 
+/* Then every relay ends (close_notify where it is due): the connections
+ * the application has closed already, whose relays wait for their peer,
+ * get their access-log line now, not never. */
+static int ended;                   /* atomic: end_all has run */
+
+static void end_all(struct engine_task *t)
+{
+    (void)t;
+    while (live)
+        relay_end(live);
+    __atomic_store_n(&ended, 1, __ATOMIC_RELEASE);
+}
+
 void relay_exit(void)
 {
-    if (!__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE))
-        return;
-    static struct engine_task exit_task = { .run = exit_run };
-    if (!engine_post(&exit_task))
-        return;
-    uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
     struct timespec ms = { 0, 1000000 };
-    while (__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE) && now_ns() < deadline)
+    if (__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE)) {
+        static struct engine_task exit_task = { .run = exit_run };
+        if (!engine_post(&exit_task))
+            return;
+        uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
+        while (__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE) && now_ns() < deadline)
+            nanosleep(&ms, NULL);
+    }
+    if (!__atomic_load_n(&live_any, __ATOMIC_ACQUIRE))
+        return;
+    static struct engine_task end_task = { .run = end_all };
+    if (!engine_post(&end_task))
+        return;
+    uint64_t deadline = now_ns() + EXIT_END_NS;
+    while (!__atomic_load_n(&ended, __ATOMIC_ACQUIRE) && now_ns() < deadline)
         nanosleep(&ms, NULL);
 }
