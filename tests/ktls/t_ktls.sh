@@ -8,12 +8,8 @@
 #   close_notify, and FIN reads as EOF (no EIO) after the hand-off;
 # - session tickets are read before the hand-off (resumed, and still read);
 # - the counters say how each connection went on.
-. "$(dirname "$0")/../integration/lib.sh"
-. "$ROOT/tests/integration/certs.sh"
-[ -r /proc/net/tls_stat ] || fail "no kernel TLS here: run inside user-mode Linux (make test-ktls)"
+. "$(dirname "$0")/lib.sh"
 
-C=$TMP/pki
-make_certs "$C" || fail "cannot make the test certificates"
 port=$(free_port)
 gport=$((port + 1))
 tap=$(free_port)

@@ -5,12 +5,8 @@
 #   openssl s_client as the client;
 # - the other end has ktls = off (mixed ends);
 # - a server that accepts on a blocking socket (thread per connection).
-. "$(dirname "$0")/../integration/lib.sh"
-. "$ROOT/tests/integration/certs.sh"
-[ -r /proc/net/tls_stat ] || fail "no kernel TLS here: run inside user-mode Linux (make test-ktls)"
+. "$(dirname "$0")/lib.sh"
 
-C=$TMP/pki
-make_certs "$C" || fail "cannot make the test certificates"
 ep=$(free_port)           # asyncio echo, ktls auto
 bp=$((ep + 1))            # blocking echo
 sp=$((ep + 2))            # openssl s_server

@@ -4,12 +4,8 @@
 # it for an error. A meshed python3 holds half a record (split_tap.py): its
 # FIONREAD must be 0 and, once the record is whole, every FIONREAD must be
 # readable at once. And wrk over kernel TLS: a 1 MiB body, no socket error.
-. "$(dirname "$0")/../integration/lib.sh"
-. "$ROOT/tests/integration/certs.sh"
-[ -r /proc/net/tls_stat ] || fail "no kernel TLS here: run inside user-mode Linux (make test-ktls)"
+. "$(dirname "$0")/lib.sh"
 
-C=$TMP/pki
-make_certs "$C" || fail "cannot make the test certificates"
 port=$(free_port)
 tap=$(free_port)
 tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"

@@ -4,13 +4,9 @@
 # the client (proxy_pass to the service by name, pooled keep-alive
 # upstream connections). Every connection goes on in kernel TLS at both
 # ends; bodies arrive whole.
-. "$(dirname "$0")/../integration/lib.sh"
-. "$ROOT/tests/integration/certs.sh"
-[ -r /proc/net/tls_stat ] || fail "no kernel TLS here: run inside user-mode Linux (make test-ktls)"
+. "$(dirname "$0")/lib.sh"
 command -v nginx > /dev/null && command -v wrk > /dev/null || fail "needs nginx and wrk"
 
-C=$TMP/pki
-make_certs "$C" || fail "cannot make the test certificates"
 port=$(free_port)
 front=$((port + 1))
 mkdir -p "$TMP/www" "$TMP/srv" "$TMP/proxy"

@@ -7,12 +7,8 @@
 # and a meshed python3 client streams 16 KiB records through the echo
 # server until the connection ends: it must end by EOF (no EIO, no hang),
 # past 2000 records, with the server's warning; then a new connection works.
-. "$(dirname "$0")/../integration/lib.sh"
-. "$ROOT/tests/integration/certs.sh"
-[ -r /proc/net/tls_stat ] || fail "no kernel TLS here: run inside user-mode Linux (make test-ktls)"
+. "$(dirname "$0")/lib.sh"
 
-C=$TMP/pki
-make_certs "$C" || fail "cannot make the test certificates"
 port=$(free_port)
 tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"
 MESHIM_KTLS_RECORD_LIMIT=2000 MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
