@@ -326,6 +326,28 @@ static int cmd_doctor(int argc, char **argv)
     return verdict ? 1 : 0;
 }
 
+/* The program interpreter PROGRAM (as execvp finds it) asks for, or ""
+ * when it is not a dynamically linked ELF file (a script, a static binary). */
+static void program_loader(const char *program, char *loader, size_t len)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    loader[0] = '\0';
+    if (!find_program(program, path, sizeof(path)))
+        return;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    const unsigned char *map = fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(Elf64_Ehdr)
+        ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (map == MAP_FAILED)
+        return;
+    if (elf_interp(map, (size_t)st.st_size, loader, len) != ELF_DYNAMIC)
+        loader[0] = '\0';
+    munmap((void *)map, (size_t)st.st_size);
+}
+
 static int cmd_run(int argc, char **argv)
 {
     char lib[PATH_MAX];
@@ -343,6 +365,16 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "meshim: libmeshim.so not found next to this command, in ../lib/meshim "
                 "or in %s (set MESHIM_LIBRARY)\n", MESHIM_LIBDIR);
         return 127;
+    }
+    /* glibc's loader preloads a glibc library; musl's loader would load it
+     * too and stop the program at start (missing symbols): not started. */
+    char loader[PATH_MAX];
+    program_loader(argv[0], loader, sizeof(loader));
+    if (strstr(loader, "musl")) {
+        fprintf(stderr, "meshim: %s is linked against musl (%s): the shim is built for glibc and would "
+                "stop it at start; not started (run it without meshim, or a glibc build of it)\n",
+                argv[0], loader);
+        return 126;
     }
     /* Entries already in LD_PRELOAD keep their place before ours: a
      * sanitizer runtime must stay first, and an allocator or another

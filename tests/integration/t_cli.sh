@@ -17,6 +17,19 @@ out=$(meshim doctor "$TMP/suid-prog"); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q "set-uid" || fail "doctor set-uid: rc=$rc $out"
 ok "doctor: a set-uid program is called unreachable"
 
+# musl (Alpine): the glibc library would stop the program at start, so
+# doctor says so and `meshim PROGRAM` does not start it.
+command -v musl-gcc > /dev/null || fail "needs musl-gcc (musl-tools)"
+printf '#include <stdio.h>\nint main(void) { puts("musl ran"); return 0; }\n' > "$TMP/m.c"
+musl-gcc -o "$TMP/musl-prog" "$TMP/m.c" || fail "cannot build a musl test program"
+[ "$("$TMP/musl-prog")" = "musl ran" ] || fail "the musl program does not run by itself"
+out=$(meshim doctor "$TMP/musl-prog"); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "musl" || fail "doctor musl: rc=$rc $out"
+out=$(meshim "$TMP/musl-prog" 2>&1); rc=$?
+[ $rc -eq 126 ] && echo "$out" | grep -q "linked against musl" && ! echo "$out" | grep -q "musl ran" ||
+    fail "meshim on a musl program: rc=$rc $out"
+ok "musl: doctor says so, and meshim PROGRAM refuses to start it with the reason"
+
 out=$(meshim doctor /etc/hostname 2>&1); rc=$?
 [ $rc -ne 0 ] || fail "doctor on a non-program succeeded: $out"
 ok "doctor: a file that is not a program is refused"
