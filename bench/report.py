@@ -9,6 +9,101 @@ import subprocess
 import sys
 import time
 
+
+def ktls_report(results, secs, rounds, out):
+    """The kernel TLS table (bench/run -k, inside user-mode Linux)."""
+    data, extra = {}, {}
+    with open(results) as f:
+        for line in f:
+            rnd, row, test, fields = line.rstrip("\n").split("\t")
+            d = {k: float(v) for k, v in (kv.split("=") for kv in fields.split())}
+            if rnd in ("sys", "idle"):
+                extra[(rnd, row)] = d
+            else:
+                d["round"] = rnd
+                data.setdefault((row, test), []).append(d)
+
+    def med(row, test, key):
+        runs = data.get((row, test))
+        return statistics.median(r[key] for r in runs) if runs else None
+
+    def paired(row, test, key, base):
+        a = {r["round"]: r[key] for r in data.get((row, test), [])}
+        b = {r["round"]: r[key] for r in data.get((base, test), [])}
+        ratios = [a[k] / b[k] for k in a if k in b and b[k]]
+        return statistics.median(ratios) if ratios else None
+
+    def fmt(v, scale=1.0, digits=0):
+        return "—" if v is None else f"{v * scale:,.{digits}f}"
+
+    rows = [("direct", "direct"), ("mesh-relay", "mesh mTLS, relayed (ktls = off)"),
+            ("mesh-mtls", "mesh mTLS, kernel TLS"), ("haproxy", "HAProxy mTLS pair")]
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    lines = [f"Measured {when} inside user-mode Linux (Debian's linux.uml 6.1, one vCPU, loopback; "
+             f"every system call costs several host context switches there, so absolute figures are "
+             f"far below the host's and only the ratios carry over) by `make bench` (`bench/run -k -d {secs} "
+             f"-r {rounds}` through `tests/uml/run`): nginx `return 200` and a 1 MiB file, wrk with 16 "
+             f"connections; rows interleaved, median of {rounds} rounds, ratios the median of per-round "
+             f"ratios. CPU and system calls per request count every process of the row (wrk, the shim in "
+             f"it, nginx, the proxies); kTLS sockets: how many sockets the kernel encrypted for during "
+             f"the keep-alive run (/proc/net/tls_stat). Failed requests in the kernel TLS row are wrk's: "
+             f"on Linux 6.1 poll reports a kernel TLS socket readable while a record is still partial, "
+             f"and wrk counts the EAGAIN of the read that follows as an error (README, kernel TLS).", "",
+             "| row | keep-alive req/s | p50 ms | p99 ms | conn/s | 1 MiB GB/s | CPU µs/req | syscalls/req "
+             "| kTLS sockets | req/s ÷ direct | req/s ÷ HAProxy | p99 ÷ HAProxy | conn/s ÷ HAProxy |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, name in rows:
+        if (key, "keepalive") not in data:
+            continue
+        rps = med(key, "keepalive", "rps")
+        cpu_us = med(key, "keepalive", "cpu") / (rps * float(secs)) * 1e6 if rps else None
+        sc = extra.get(("sys", key))
+        per_req = (sc["client"] + sc["server"]) / sc["requests"] if sc and sc["requests"] else None
+        err = sum(r["errors"] for t in ("keepalive", "conn", "bulk") for r in data.get((key, t), []))
+        lines.append(
+            f"| {name}{' (**%d failed requests**)' % err if err else ''} | {fmt(rps)} "
+            f"| {fmt(med(key, 'keepalive', 'p50'), 1e-3, 3)} | {fmt(med(key, 'keepalive', 'p99'), 1e-3, 3)} "
+            f"| {fmt(med(key, 'conn', 'rps'))} | {fmt(med(key, 'bulk', 'bps'), 1e-9, 2)} | {fmt(cpu_us, 1, 1)} "
+            f"| {fmt(per_req, 1, 1)} | {fmt(med(key, 'keepalive', 'ktls'))} "
+            f"| {fmt(paired(key, 'keepalive', 'rps', 'direct'), 1, 2)} | {fmt(paired(key, 'keepalive', 'rps', 'haproxy'), 1, 2)} "
+            f"| {fmt(paired(key, 'keepalive', 'p99', 'haproxy'), 1, 2)} | {fmt(paired(key, 'conn', 'rps', 'haproxy'), 1, 2)} |")
+    lines.append("")
+
+    def target(desc, value, ok):
+        return f"| {desc} | {'not measured' if value is None else value} | {'—' if value is None else ('met' if ok else '**not met**')} |"
+
+    lines += ["| issue 19 target (user-mode Linux) | measured | |", "|---|---|---|"]
+    engaged = med("mesh-mtls", "keepalive", "ktls")
+    lines.append(target("the kernel TLS row ran over kernel TLS (both ends of 16 connections)",
+                        engaged is not None and f"{engaged:.0f} sockets", (engaged or 0) >= 32))
+    v = paired("mesh-mtls", "keepalive", "rps", "direct")
+    lines.append(target("kernel TLS keep-alive ≥ 0.8 × direct", v and f"{v:.2f}", v and v >= 0.8))
+    v = paired("mesh-mtls", "keepalive", "rps", "haproxy")
+    lines.append(target("kernel TLS keep-alive ≥ 3 × the HAProxy pair", v and f"{v:.2f}", v and v >= 3))
+    v = paired("mesh-mtls", "keepalive", "p99", "haproxy")
+    lines.append(target("kernel TLS p99 ≤ 1/3 of the HAProxy pair", v and f"{v:.2f}", v and v <= 1 / 3))
+    v = paired("mesh-mtls", "conn", "rps", "haproxy")
+    lines.append(target("new mTLS connections/s ≥ 4 × the HAProxy pair (issue 19 asks it on the host)",
+                        v and f"{v:.2f}", v and v >= 4))
+    plain = extra.get(("idle", "direct"))
+    for key, name in (("mesh-relay", "relayed"), ("mesh-mtls", "kernel TLS")):
+        m = extra.get(("idle", key))
+        if plain and m:
+            n = m["n"]
+            lines.append(target(f"memory per idle {name} connection (growth over a plain one; reported)",
+                                f"client {(m['client'] - plain['client']) / n:.1f} KiB, server "
+                                f"{(m['server'] - plain['server']) / n:.1f} KiB ({n:.0f} connections)", True))
+    table = "\n".join(lines) + "\n"
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "ktls.md"), "w") as f:
+        f.write("# meshim benchmark: kernel TLS\n\n" + table)
+    print(table)
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "--ktls":
+    ktls_report(*sys.argv[2:6])
+    sys.exit(0)
+
 results, startup_json, rss_direct, rss_shim, secs, rounds, out = sys.argv[1:8]
 # Idle connections (optional): how many, then KiB grown by the client and the
 # server, plainly and over mTLS.
