@@ -10,9 +10,12 @@ import sys
 import time
 
 
-def ktls_report(results, secs, rounds, out):
-    """The kernel TLS table (bench/run -k, inside user-mode Linux)."""
-    data, extra = {}, {}
+data = {}    # (row, test) -> the rounds' measurements, dicts of floats
+extra = {}   # ("sys" | "idle", row) -> one measurement (the kernel TLS table's)
+
+
+def load(results):
+    """Reads bench/run's tab-separated lines into data and extra."""
     with open(results) as f:
         for line in f:
             rnd, row, test, fields = line.rstrip("\n").split("\t")
@@ -23,19 +26,38 @@ def ktls_report(results, secs, rounds, out):
                 d["round"] = rnd
                 data.setdefault((row, test), []).append(d)
 
-    def med(row, test, key):
-        runs = data.get((row, test))
-        return statistics.median(r[key] for r in runs) if runs else None
 
-    def paired(row, test, key, base):
-        a = {r["round"]: r[key] for r in data.get((row, test), [])}
-        b = {r["round"]: r[key] for r in data.get((base, test), [])}
-        ratios = [a[k] / b[k] for k in a if k in b and b[k]]
-        return statistics.median(ratios) if ratios else None
+def med(row, test, key):
+    runs = data.get((row, test))
+    return statistics.median(r[key] for r in runs) if runs else None
 
-    def fmt(v, scale=1.0, digits=0):
-        return "—" if v is None else f"{v * scale:,.{digits}f}"
 
+def paired(row, test, key, base):
+    """Median over rounds of row/base measured in the same round: the rows
+    of one round share the machine's state, so their ratio is what drift
+    does not move."""
+    a = {r["round"]: r[key] for r in data.get((row, test), [])}
+    b = {r["round"]: r[key] for r in data.get((base, test), [])}
+    ratios = [a[k] / b[k] for k in a if k in b and b[k]]
+    return statistics.median(ratios) if ratios else None
+
+
+def errors(row):
+    return sum(r["errors"] for t in ("keepalive", "conn", "bulk") for r in data.get((row, t), []))
+
+
+def fmt(v, scale=1.0, digits=0):
+    return "—" if v is None else f"{v * scale:,.{digits}f}"
+
+
+def target(desc, value, ok):
+    if value is None:
+        return f"| {desc} | not measured | — |"
+    return f"| {desc} | {value} | {'met' if ok else '**not met**'} |"
+
+
+def ktls_report(secs, rounds, out):
+    """The kernel TLS table (bench/run -k, inside user-mode Linux)."""
     rows = [("direct", "direct"), ("mesh-relay", "mesh mTLS, relayed (ktls = off)"),
             ("mesh-mtls", "mesh mTLS, kernel TLS"), ("haproxy", "HAProxy mTLS pair")]
     when = time.strftime("%Y-%m-%d", time.gmtime())
@@ -59,7 +81,7 @@ def ktls_report(results, secs, rounds, out):
         cpu_us = med(key, "keepalive", "cpu") / (rps * float(secs)) * 1e6 if rps else None
         sc = extra.get(("sys", key))
         per_req = (sc["client"] + sc["server"]) / sc["requests"] if sc and sc["requests"] else None
-        err = sum(r["errors"] for t in ("keepalive", "conn", "bulk") for r in data.get((key, t), []))
+        err = errors(key)
         lines.append(
             f"| {name}{' (**%d failed requests**)' % err if err else ''} | {fmt(rps)} "
             f"| {fmt(med(key, 'keepalive', 'p50'), 1e-3, 3)} | {fmt(med(key, 'keepalive', 'p99'), 1e-3, 3)} "
@@ -68,10 +90,6 @@ def ktls_report(results, secs, rounds, out):
             f"| {fmt(paired(key, 'keepalive', 'rps', 'direct'), 1, 2)} | {fmt(paired(key, 'keepalive', 'rps', 'haproxy'), 1, 2)} "
             f"| {fmt(paired(key, 'keepalive', 'p99', 'haproxy'), 1, 2)} | {fmt(paired(key, 'conn', 'rps', 'haproxy'), 1, 2)} |")
     lines.append("")
-
-    def target(desc, value, ok):
-        return f"| {desc} | {'not measured' if value is None else value} | {'—' if value is None else ('met' if ok else '**not met**')} |"
-
     lines += ["| issue 19 target (user-mode Linux) | measured | |", "|---|---|---|"]
     engaged = med("mesh-mtls", "keepalive", "ktls")
     lines.append(target("the kernel TLS row ran over kernel TLS (both ends of 16 connections)",
@@ -101,7 +119,8 @@ def ktls_report(results, secs, rounds, out):
 
 
 if len(sys.argv) > 1 and sys.argv[1] == "--ktls":
-    ktls_report(*sys.argv[2:6])
+    load(sys.argv[2])
+    ktls_report(*sys.argv[3:6])
     sys.exit(0)
 
 results, startup_json, rss_direct, rss_shim, secs, rounds, out = sys.argv[1:8]
@@ -112,35 +131,10 @@ ROWS = [("direct", "direct"), ("passthrough", "passthrough (shim loaded, not mes
         ("mesh", "mesh plain"), ("mesh-nostats", "mesh plain, stats_dir = off"), ("mesh-mtls", "mesh mTLS"),
         ("haproxy", "HAProxy mTLS pair"), ("stunnel", "stunnel mTLS pair")]
 
-data = {}   # (row, test) -> list of dicts
-with open(results) as f:
-    for line in f:
-        rnd, row, test, fields = line.rstrip("\n").split("\t")
-        d = dict(kv.split("=") for kv in fields.split())
-        d["round"] = rnd
-        data.setdefault((row, test), []).append({k: float(v) for k, v in d.items()})
-
-def med(row, test, key):
-    runs = data.get((row, test))
-    return statistics.median(r[key] for r in runs) if runs else None
-
-def paired(row, test, key, base):
-    """Median over rounds of row/base measured in the same round: the rows
-    of one round share the machine's state, so their ratio is what drift
-    does not move."""
-    a = {r["round"]: r[key] for r in data.get((row, test), [])}
-    b = {r["round"]: r[key] for r in data.get((base, test), [])}
-    ratios = [a[k] / b[k] for k in a if k in b and b[k]]
-    return statistics.median(ratios) if ratios else None
-
-def errors(row):
-    return sum(r["errors"] for t in ("keepalive", "conn", "bulk") for r in data.get((row, t), []))
+load(results)
 
 def ratio(v):
     return f"{v:.2f}" if v is not None else "—"
-
-def fmt(v, scale=1.0, digits=0):
-    return "—" if v is None else f"{v * scale:,.{digits}f}"
 
 present = [(k, name) for k, name in ROWS if (k, "keepalive") in data]
 lines = []
@@ -175,11 +169,6 @@ lines.append(f"Start-up of `/bin/true` (hyperfine -N, 300 runs): {t_direct:.3f} 
              f"Resident memory added to a program that makes no mesh connection (`cat`, VmRSS, "
              f"median of 5): {rss_added} KiB.")
 lines.append("")
-
-def target(desc, value, ok):
-    if value is None:
-        return f"| {desc} | not measured | — |"
-    return f"| {desc} | {value} | {'met' if ok else '**not met**'} |"
 
 def r(a, b):
     return a / b if a is not None and b else None

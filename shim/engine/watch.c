@@ -73,10 +73,10 @@ static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;       /* the file watch
 static pthread_mutex_t dns_busy = PTHREAD_MUTEX_INITIALIZER;   /* the resolver's */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* Both wait on CLOCK_MONOTONIC deadlines (pthread_cond_clockwait is newer
- * than the glibc 2.17 the library runs on): made by conds_init. */
+ * than the glibc 2.17 the library runs on): made by watch_init, before any
+ * thread can use them, and again in a forked child. */
 static pthread_cond_t answered;
 static pthread_cond_t names_changed;
-static pthread_once_t conds_once = PTHREAD_ONCE_INIT;
 
 static void conds_make(void)
 {
@@ -88,10 +88,6 @@ static void conds_make(void)
     pthread_condattr_destroy(&a);
 }
 
-static void conds_init(void)
-{
-    pthread_once(&conds_once, conds_make);
-}
 static sem_t started;               /* a thread holds its busy mutex */
 static unsigned names_generation;   /* under lock: plan() made a new table */
 static int running;                 /* atomic */
@@ -200,7 +196,6 @@ static void plan(struct registry *reg)
     names_generation++;
     files = fv;
     n_files = nf;
-    conds_init();
     pthread_cond_signal(&names_changed);
     pthread_mutex_unlock(&lock);
 }
@@ -562,7 +557,6 @@ static void *resolve_main(void *arg)
 {
     (void)arg;
     hooks_internal_thread();
-    conds_init();
     pthread_mutex_lock(&dns_busy);
     sem_post(&started);
     struct answer a = { calloc(MAX_RECORDS, sizeof(struct dns_record)), 0, malloc(ANSWER_MAX) };
@@ -594,7 +588,6 @@ static void *resolve_main(void *arg)
         pthread_mutex_lock(&lock);
         if (generation == names_generation)
             names[i] = w;
-        conds_init();
         pthread_cond_broadcast(&answered);
         pthread_mutex_unlock(&lock);
     }
@@ -603,6 +596,7 @@ static void *resolve_main(void *arg)
 
 void watch_init(struct registry *reg)
 {
+    conds_make();
     hooks_enter();          /* our own file reads are not the program's */
     plan(reg);
     check_files();
@@ -642,7 +636,6 @@ void watch_wait(struct service *svc, uint64_t deadline_ns)
 {
     int saved = errno;
     struct timespec ts = { (time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u) };
-    conds_init();
     pthread_mutex_lock(&lock);
     while (service_waiting(svc) && now_ns() < deadline_ns)
         pthread_cond_timedwait(&answered, &lock, &ts);
@@ -675,7 +668,6 @@ void watch_atfork_child(void)
     pthread_mutex_init(&busy, NULL);
     pthread_mutex_init(&dns_busy, NULL);
     pthread_mutex_init(&lock, NULL);
-    conds_once = (pthread_once_t)PTHREAD_ONCE_INIT;
-    conds_init();
+    conds_make();
     running = 0;
 }

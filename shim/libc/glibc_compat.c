@@ -56,14 +56,14 @@
 /* old_NAME is NAME at its oldest version. */
 #define OLD_SYMBOL(name, version) __asm__(".symver old_" #name "," #name "@" version)
 
-/* A function that keeps its name and arguments: __wrap_NAME calls
- * old_NAME with the same ones. */
-#define SAME(ret, name, params, args) SAME_AT(OLD, ret, name, params, args)
-#define SAME_AT(version, ret, name, params, args)     \
-    OLD_SYMBOL(name, version);                        \
-    ret old_##name params;                            \
-    HIDDEN ret __wrap_##name params;                  \
-    ret __wrap_##name params { return old_##name args; }
+/* __wrap_NAME calls OLDNAME at version with the same arguments; SAME: a
+ * function that kept its name. */
+#define WRAP(version, ret, name, oldname, params, args) \
+    OLD_SYMBOL(oldname, version);                      \
+    ret old_##oldname params;                          \
+    HIDDEN ret __wrap_##name params;                   \
+    ret __wrap_##name params { return old_##oldname args; }
+#define SAME(ret, name, params, args) WRAP(OLD, ret, name, name, params, args)
 
 struct sockaddr;
 struct __res_state;
@@ -88,17 +88,14 @@ SAME(int, pthread_rwlock_destroy, (pthread_rwlock_t *l), (l))
 SAME(int, pthread_rwlock_rdlock, (pthread_rwlock_t *l), (l))
 SAME(int, pthread_rwlock_wrlock, (pthread_rwlock_t *l), (l))
 SAME(int, pthread_rwlock_unlock, (pthread_rwlock_t *l), (l))
-SAME_AT(OLD_SETCLOCK, int, pthread_condattr_setclock, (pthread_condattr_t *a, clockid_t clock), (a, clock))
+WRAP(OLD_SETCLOCK, int, pthread_condattr_setclock, pthread_condattr_setclock,
+     (pthread_condattr_t *a, clockid_t clock), (a, clock))
 SAME(int, sem_init, (sem_t *s, int shared, unsigned value), (s, shared, value))
 SAME(int, sem_post, (sem_t *s), (s))
 SAME(int, sem_wait, (sem_t *s), (s))
 
 /* The resolver's public names were macros for __res_* before 2.34. */
-#define RENAMED(ret, name, oldname, params, args)      \
-    OLD_SYMBOL(oldname, OLD);                          \
-    ret old_##oldname params;                          \
-    HIDDEN ret __wrap_##name params;                   \
-    ret __wrap_##name params { return old_##oldname args; }
+#define RENAMED(ret, name, oldname, params, args) WRAP(OLD, ret, name, oldname, params, args)
 
 RENAMED(int, res_nquery, __res_nquery,
         (res_state st, const char *name, int class, int type, unsigned char *answer, int len),

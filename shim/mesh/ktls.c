@@ -179,14 +179,15 @@ static bool record_seq(int fd, int dir, uint64_t *seq)
 {
     union crypto_info ci;
     socklen_t n = sizeof(ci);
-    bool ok = real_getsockopt(fd, SOL_TLS, dir, &ci, &n) == 0 && n >= sizeof(ci.gcm128);
+    if (real_getsockopt(fd, SOL_TLS, dir, &ci, &n) < 0 || n < sizeof(ci.gcm128))
+        return false;
     const unsigned char *s = ci.info.cipher_type == TLS_CIPHER_AES_GCM_256 ? ci.gcm256.rec_seq
                                                                            : ci.gcm128.rec_seq;
     *seq = 0;
-    for (int i = 0; ok && i < 8; i++)
+    for (int i = 0; i < 8; i++)
         *seq = *seq << 8 | s[i];
     wipe(&ci, sizeof(ci));
-    return ok;
+    return true;
 }
 
 static bool past_limit(int fd, uint64_t *records)

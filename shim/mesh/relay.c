@@ -100,8 +100,9 @@ struct relay {
 };
 
 static struct relay *live;
-static unsigned live_n, live_peak;  /* relays in `live`; the most since the last trim */
-static int live_any;                /* atomic: live_n, for relay_exit's thread */
+/* Relays in `live` (written by the engine thread only, atomically: relay_exit
+ * reads it from the exiting one); the most since the last trim. */
+static unsigned live_n, live_peak;
 static int unflushed;               /* atomic: relays whose upstream is not done */
 
 /* Inbound handshakes under way, per port. Each holds three descriptors
@@ -442,8 +443,7 @@ static void relay_end(struct relay *r)
         live = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    live_n--;
-    __atomic_store_n(&live_any, (int)live_n, __ATOMIC_RELEASE);
+    __atomic_sub_fetch(&live_n, 1, __ATOMIC_RELEASE);
     engine_retire(r);
     trim_after_burst();
 }
@@ -780,9 +780,8 @@ static void begin(struct engine_task *t)
     if (live)
         live->prev = r;
     live = r;
-    if (++live_n > live_peak)
+    if (__atomic_add_fetch(&live_n, 1, __ATOMIC_RELEASE) > live_peak)
         live_peak = live_n;
-    __atomic_store_n(&live_any, (int)live_n, __ATOMIC_RELEASE);
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
         r->accepted_ns = now_ns();
         heard_now(r);
@@ -889,7 +888,6 @@ void relay_atfork_child(void)
 {
     live = NULL;
     live_n = live_peak = 0;
-    live_any = 0;
     unflushed = 0;
     memset(pending_ports, 0, sizeof(pending_ports));
     pthread_mutex_init(&pending_lock, NULL);
@@ -937,7 +935,7 @@ void relay_exit(void)
         while (__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE) && now_ns() < deadline)
             nanosleep(&ms, NULL);
     }
-    if (!__atomic_load_n(&live_any, __ATOMIC_ACQUIRE))
+    if (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE))
         return;
     static struct engine_task end_task = { .run = end_all };
     if (!engine_post(&end_task))
