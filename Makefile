@@ -27,11 +27,11 @@ LDFLAGS  += $(SANITIZE)
 LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
-POLICY   := util config vip balancer registry breaker backoff discovery identity sniff
+POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir
 SHIM     := $(POLICY) mesh real files log accesslog metrics callers engine placeholder health watch \
             tls_loader conn fdtable attempt connect dial relay mtls ktls resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -43,7 +43,7 @@ SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o) $(BUILD)/obj/tls_image.o
 # symbols hidden (--exclude-libs, and a version script exporting one table),
 # so that it never binds to a program's own OpenSSL (node exports one). It is
 # carried inside the library and loaded on first need.
-TLSMOD_O := $(patsubst %,$(BUILD)/obj/%.o,tls tls_ktls tls_module identity util)
+TLSMOD_O := $(patsubst %,$(BUILD)/obj/%.o,tls tls_ktls tls_module identity util certdir)
 # Static inih, so that the library needs nothing at run time but glibc.
 STATIC   := -Wl,-Bstatic -linih -Wl,-Bdynamic
 OPENSSL  := -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic

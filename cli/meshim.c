@@ -24,6 +24,7 @@
 
 #include "elfinfo.h"
 #include "exporter.h"
+#include "meshim/certdir.h"
 #include "meshim/config.h"
 #include "meshim/registry.h"
 #include "statsview.h"
@@ -211,6 +212,18 @@ static int cmd_check(int argc, char **argv)
         }
         if (c->tls == TLS_MTLS)
             printf("  %-10s mtls\n", "tls");
+    }
+    if (config_has_identity(cfg)) {
+        /* Where the shim will read its identity from, as it will. */
+        struct tls_files f;
+        char why[PATH_MAX + 128];
+        if (tls_files_of(cfg, &f, why, sizeof(why))) {
+            printf("tls\n  %-10s %s\n  %-10s %s\n  %-10s %s\n  %-10s %s\n", "layout", f.layout, "cert",
+                   f.cert, "key", f.key, "ca", f.ca);
+        } else {
+            fprintf(stderr, "meshim: %s\n", why);
+            status = MESHIM_EXIT_CONFIG;
+        }
     }
     for (size_t i = 0; i < cfg->n_inbound; i++) {
         static const char *const MODES[] = { "strict", "permissive", "off" };

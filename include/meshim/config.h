@@ -94,6 +94,7 @@ struct mesh_config {
     enum on_error on_error;
     /* [tls] */
     char *tls_cert, *tls_key, *tls_ca;
+    char *tls_dir;                      /* a folder of them (meshim/certdir.h); cert/key/ca override */
     unsigned tls_min_version;           /* 12 or 13 */
     uint32_t tls_reload_interval_ms;
     bool tls_ktls;                      /* auto: hand connections to kernel TLS when both ends can */

@@ -41,6 +41,7 @@
 
 #include "engine/engine.h"
 #include "libc/real.h"
+#include "meshim/certdir.h"
 #include "meshim/discovery.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
@@ -186,7 +187,7 @@ static void plan(struct registry *reg)
         }
     }
     pthread_mutex_lock(&lock);
-    __atomic_store_n(&needed, reg->cfg->file || reg->cfg->tls_cert || nn || nf, __ATOMIC_RELEASE);
+    __atomic_store_n(&needed, reg->cfg->file || config_has_identity(reg->cfg) || nn || nf, __ATOMIC_RELEASE);
     for (size_t i = 0; i < n_files; i++)
         free(files[i].path);
     free(files);

@@ -11,6 +11,7 @@
  * reader we give ini_parse_stream() counts lines itself; it also sees section
  * headers first, so an empty [inbound:PORT] section still exists.
  */
+#include "meshim/certdir.h"
 #include "meshim/config.h"
 #include "meshim/identity.h"
 
@@ -674,6 +675,7 @@ static const struct key_def TLS_KEYS[] = {
     G("cert", p_path, tls_cert),
     G("key", p_path, tls_key),
     G("ca", p_path, tls_ca),
+    G("dir", p_path, tls_dir),
     G("min_version", p_min_version, tls_min_version),
     G("reload_interval", p_reload_interval, tls_reload_interval_ms),
     G("ktls", p_ktls, tls_ktls),
@@ -1131,6 +1133,7 @@ static void load_env_overrides(struct loader *L, const struct config_source *src
         { "MESHIM_TLS_CERT", TLS_KEYS, "cert" },
         { "MESHIM_TLS_KEY", TLS_KEYS, "key" },
         { "MESHIM_TLS_CA", TLS_KEYS, "ca" },
+        { "MESHIM_TLS_DIR", TLS_KEYS, "dir" },
     };
     for (size_t i = 0; i < MESHIM_ARRAY_LEN(MAP); i++) {
         const char *v = src->getenv(MAP[i].var);
@@ -1219,9 +1222,9 @@ static void validate_service(struct loader *L, struct service_config *s)
         add_error(L, at, "%s: split: the weights add up to 0", where);
     else if (s->split.n && split_loops(L->cfg, s, 0))
         add_error(L, at, "%s: split: the services split back into %s", where, s->name);
-    if (s->tls == TLS_MTLS && (!L->cfg->tls_cert || !L->cfg->tls_key || !L->cfg->tls_ca))
-        add_error(L, at, "%s: tls = mtls needs [tls] cert, key and ca (or MESHIM_TLS_CERT, "
-                  "MESHIM_TLS_KEY, MESHIM_TLS_CA)", where);
+    if (s->tls == TLS_MTLS && !config_has_identity(L->cfg))
+        add_error(L, at, "%s: tls = mtls needs [tls] dir, or cert, key and ca (or MESHIM_TLS_DIR, "
+                  "or MESHIM_TLS_CERT, MESHIM_TLS_KEY, MESHIM_TLS_CA)", where);
 }
 
 static bool host_claimed(const struct service_config *a, const char *host)
@@ -1259,9 +1262,10 @@ static void validate_across(struct loader *L)
         }
     }
     for (size_t i = 0; i < c->n_inbound; i++)
-        if (c->inbound[i].tls != INBOUND_OFF && (!c->tls_cert || !c->tls_key || !c->tls_ca))
-            add_error(L, c->inbound[i].origin, "[inbound:%u]: tls = %s needs [tls] cert, key and ca "
-                      "(or MESHIM_TLS_CERT, MESHIM_TLS_KEY, MESHIM_TLS_CA)", c->inbound[i].port,
+        if (c->inbound[i].tls != INBOUND_OFF && !config_has_identity(c))
+            add_error(L, c->inbound[i].origin, "[inbound:%u]: tls = %s needs [tls] dir, or cert, key and "
+                      "ca (or MESHIM_TLS_DIR, or MESHIM_TLS_CERT, MESHIM_TLS_KEY, MESHIM_TLS_CA)",
+                      c->inbound[i].port,
                       c->inbound[i].tls == INBOUND_STRICT ? "strict" : "permissive");
     uint64_t pool = ((uint64_t)1 << (32 - c->vip_range.prefix)) - 2;
     if (c->n_services > pool)

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "meshim/certdir.h"
 #include "meshim/identity.h"
 #include "meshim/util.h"
 #include "observe/log.h"
@@ -135,6 +137,17 @@ static const char *openssl_reason(void)
     return r ? r : "unknown error";
 }
 
+/* why = the message (a path may be cut short, the line stays one); false. */
+__attribute__((format(printf, 3, 4)))
+static bool failed(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
 static bool readable(const char *what, const char *path, char *why, size_t len)
 {
     FILE *f = fopen(path, "re");
@@ -146,7 +159,8 @@ static bool readable(const char *what, const char *path, char *why, size_t len)
     return true;
 }
 
-static bool setup(SSL_CTX *ctx, const struct mesh_config *cfg, char *why, size_t len)
+static bool setup(SSL_CTX *ctx, const struct mesh_config *cfg, const struct tls_files *f, char *why,
+                  size_t len)
 {
     SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -154,23 +168,16 @@ static bool setup(SSL_CTX *ctx, const struct mesh_config *cfg, char *why, size_t
     /* One recv per batch of records instead of two per record (header,
      * then body); the relay asks tls_pending before it waits. */
     SSL_CTX_set_read_ahead(ctx, 1);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
-        snprintf(why, len, "[tls] cert %s: %s", cfg->tls_cert, openssl_reason());
-        return false;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(why, len, "[tls] key %s: %s", cfg->tls_key, openssl_reason());
-        return false;
-    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1)
+        return failed(why, len, "[tls] cert %s: %s", f->cert, openssl_reason());
+    if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1)
+        return failed(why, len, "[tls] key %s: %s", f->key, openssl_reason());
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        snprintf(why, len, "[tls] key %s does not belong to cert %s", cfg->tls_key, cfg->tls_cert);
         ERR_clear_error();
-        return false;
+        return failed(why, len, "[tls] key %s does not belong to cert %s", f->key, f->cert);
     }
-    if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1) {
-        snprintf(why, len, "[tls] ca %s: %s", cfg->tls_ca, openssl_reason());
-        return false;
-    }
+    if (SSL_CTX_load_verify_locations(ctx, f->ca, NULL) != 1)
+        return failed(why, len, "[tls] ca %s: %s", f->ca, openssl_reason());
     return true;
 }
 
@@ -181,10 +188,13 @@ static void identity_free(struct tls_identity *id)
     free(id);
 }
 
-static struct tls_identity *identity_load(const struct mesh_config *cfg, char *why, size_t len)
+/* The identity from files f (resolved by tls_files_of beforehand, so that
+ * the stamps and the load see the same snapshot of a [tls] dir). */
+static struct tls_identity *identity_load(const struct mesh_config *cfg, const struct tls_files *f,
+                                          char *why, size_t len)
 {
-    if (!readable("cert", cfg->tls_cert, why, len) || !readable("key", cfg->tls_key, why, len) ||
-        !readable("ca", cfg->tls_ca, why, len))
+    if (!readable("cert", f->cert, why, len) || !readable("key", f->key, why, len) ||
+        !readable("ca", f->ca, why, len))
         return NULL;
     struct tls_identity *id = calloc(1, sizeof(*id));
     if (!id) {
@@ -201,7 +211,7 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, char *w
         identity_free(id);
         return NULL;
     }
-    if (!setup(id->client, cfg, why, len) || !setup(id->server, cfg, why, len)) {
+    if (!setup(id->client, cfg, f, why, len) || !setup(id->server, cfg, f, why, len)) {
         identity_free(id);
         return NULL;
     }
@@ -215,21 +225,23 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, char *w
     /* Without a session id context a client offering a session fails. */
     SSL_CTX_set_session_id_context(id->server, (const unsigned char *)"meshim", 6);
     SSL_CTX_set_num_tickets(id->server, 1);
-    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file_ex(cfg->tls_ca, libctx, NULL);
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file_ex(f->ca, libctx, NULL);
     if (names)
         SSL_CTX_set_client_CA_list(id->server, names);
     ERR_clear_error();
     return id;
 }
 
-/* Under id_lock: the files as they are now; true when one changed. */
-static bool restamp(const struct mesh_config *cfg)
+/* Under id_lock: the files as they are now; true when one changed (a
+ * [tls] dir's swap changes their paths). f NULL: they cannot be named. */
+static bool restamp(const struct tls_files *f)
 {
-    const char *paths[3] = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
+    const char *paths[3] = { f ? f->cert : NULL, f ? f->key : NULL, f ? f->ca : NULL };
     bool changed = !loaded_once;
     for (int i = 0; i < 3; i++) {
         struct file_id now = file_id_of(paths[i]);
-        bool same_path = stamp_paths[i] && paths[i] && strcmp(stamp_paths[i], paths[i]) == 0;
+        bool same_path = stamp_paths[i] && paths[i] ? strcmp(stamp_paths[i], paths[i]) == 0
+                                                    : stamp_paths[i] == paths[i];
         if (same_path && file_id_same(&now, &stamps[i]))
             continue;
         changed = true;
@@ -244,13 +256,13 @@ static bool restamp(const struct mesh_config *cfg)
 }
 
 /* A short description of the certificate loaded, for the log. */
-static void describe(const struct tls_identity *id, char *buf, size_t len)
+static void describe(const struct tls_identity *id, const struct tls_files *f, char *buf, size_t len)
 {
     X509 *cert = SSL_CTX_get0_certificate(id->client);
     ASN1_INTEGER *serial = cert ? X509_get_serialNumber(cert) : NULL;
     BIGNUM *bn = serial ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
     char *hex = bn ? BN_bn2hex(bn) : NULL;
-    snprintf(buf, len, "serial %s", hex ? hex : "?");
+    snprintf(buf, len, "%s (%s, serial %s)", f->cert, f->layout, hex ? hex : "?");
     OPENSSL_free(hex);
     BN_free(bn);
 }
@@ -260,13 +272,15 @@ struct tls_identity *tls_identity_get(const struct mesh_config *cfg, char *why, 
     pthread_once(&once, init);
     pthread_mutex_lock(&id_lock);
     if (!current && !loaded_once) {
-        restamp(cfg);
-        current = identity_load(cfg, load_error, sizeof(load_error));
+        struct tls_files f;
+        bool named = tls_files_of(cfg, &f, load_error, sizeof(load_error));
+        restamp(named ? &f : NULL);
+        current = named ? identity_load(cfg, &f, load_error, sizeof(load_error)) : NULL;
         if (current) {
             __atomic_store_n(&current_generation, current->generation, __ATOMIC_RELEASE);
-            char d[96];
-            describe(current, d, sizeof(d));
-            log_info("[tls] identity loaded from %s (%s)", cfg->tls_cert, d);
+            char d[PATH_MAX + 96];
+            describe(current, &f, d, sizeof(d));
+            log_info("[tls] identity loaded from %s", d);
         } else {
             log_error("%s; connections that need mTLS fail", load_error);
         }
@@ -288,19 +302,22 @@ void tls_identity_put(struct tls_identity *id)
 
 void tls_check_files(const struct mesh_config *cfg)
 {
-    if (!cfg->tls_cert || !cfg->tls_key || !cfg->tls_ca)
+    if (!config_has_identity(cfg))
         return;
+    /* Resolved once: a [tls] dir's ..data may be swapped while we read. */
+    char why[TLS_WHY_MAX];
+    struct tls_files f;
+    bool named = tls_files_of(cfg, &f, why, sizeof(why));
     pthread_mutex_lock(&id_lock);
     bool was_loaded = loaded_once;
-    if (!was_loaded || !restamp(cfg)) {
-        /* Never used yet: it is loaded when first needed. */
+    if (!was_loaded || !restamp(named ? &f : NULL)) {
+        /* Never used yet (it is loaded when first needed), or unchanged. */
         pthread_mutex_unlock(&id_lock);
         return;
     }
     pthread_mutex_unlock(&id_lock);
     pthread_once(&once, init);
-    char why[TLS_WHY_MAX];
-    struct tls_identity *next = identity_load(cfg, why, sizeof(why));
+    struct tls_identity *next = named ? identity_load(cfg, &f, why, sizeof(why)) : NULL;
     if (!next) {
         log_error("%s; %s", why, current ? "the identity loaded before stays" : "mTLS connections fail");
         pthread_mutex_lock(&id_lock);
@@ -308,8 +325,8 @@ void tls_check_files(const struct mesh_config *cfg)
         pthread_mutex_unlock(&id_lock);
         return;
     }
-    char d[96];
-    describe(next, d, sizeof(d));
+    char d[PATH_MAX + 96];
+    describe(next, &f, d, sizeof(d));
     pthread_mutex_lock(&id_lock);
     struct tls_identity *old = current;
     current = next;
@@ -317,7 +334,7 @@ void tls_check_files(const struct mesh_config *cfg)
     pthread_mutex_unlock(&id_lock);
     tls_identity_put(old);
     sessions_flush();
-    log_info("[tls] identity reloaded from %s (%s); new connections use it", cfg->tls_cert, d);
+    log_info("[tls] identity reloaded from %s; new connections use it", d);
 }
 
 /* ----------------------------------------------------------- handshakes -- */

@@ -28,7 +28,7 @@ typedef struct ssl_st SSL;
 struct tls_identity;
 
 /* Why a handshake or a check failed, for the warning line. */
-#define TLS_WHY_MAX 200
+#define TLS_WHY_MAX 512
 
 /* The current identity with a reference, loading it on first use; NULL
  * (and why) when it cannot be loaded. */

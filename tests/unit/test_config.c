@@ -403,9 +403,9 @@ static void test_semantic_errors(void **state)
     expect_error("[service:a]\nsplit = b 1\n[service:b]\nsplit = c 1\n[service:c]\nsplit = a 1\n",
                  "split: the services split back into a");
     expect_error("[service:a]\nendpoints = 127.0.0.2\ntls = mtls\n",
-                 "tls = mtls needs [tls] cert, key and ca");
+                 "tls = mtls needs [tls] dir, or cert, key and ca");
     expect_error("[inbound:8443]\nallow = spiffe://x/*\n",
-                 ":1: [inbound:8443]: tls = strict needs [tls] cert, key and ca");
+                 ":1: [inbound:8443]: tls = strict needs [tls] dir, or cert, key and ca");
     expect_error("[service:a]\nendpoints = 127.0.0.2\nhosts = a, shared\n"
                  "[service:b]\nendpoints = 127.0.0.3\nhosts = SHARED.\n",
                  "[service:b]: hosts: \"SHARED.\" is already a host of [service:a]");
@@ -530,6 +530,18 @@ static void test_tls_env(void **state)
     assert_string_equal(c->tls_key, "/k.pem");
     assert_string_equal(c->tls_ca, "/ca.pem");
     config_free(c);
+
+    /* A folder alone is an identity; a relative one is refused. */
+    env_count = 0;
+    env_set("MESHIM_TLS_DIR", "/var/run/secrets/meshim");
+    c = load_ok("[service:a]\nendpoints = 127.0.0.2\ntls = mtls\n");
+    assert_string_equal(c->tls_dir, "/var/run/secrets/meshim");
+    assert_null(c->tls_cert);
+    config_free(c);
+    expect_error("[tls]\ndir = secrets\n", "dir: not an absolute path");
+    env_count = 0;
+    expect_error("[service:a]\nendpoints = 127.0.0.2\ntls = mtls\n",
+                 "tls = mtls needs [tls] dir, or cert, key and ca");
 }
 
 static void test_secure_ignores_env(void **state)

@@ -1,0 +1,127 @@
+# [tls] dir: the identity read from the folders other tools write, and
+# rotated the way they rotate it (issue 16, part 7):
+# - a Kubernetes TLS Secret / cert-manager volume (tls.crt, tls.key, ca.crt
+#   in a timestamped folder behind the `..data` symlink): a shimmed python3
+#   server takes its identity from it; the writer's own swap (new folder,
+#   ..data_tmp renamed over ..data) is served without a restart; a swap to a
+#   folder whose key does not match the certificate keeps the identity in
+#   force and says why;
+# - spiffe-helper's folder (svid.pem, svid_key.pem, svid_bundle.pem), which
+#   it rewrites file by file: curl calls the server by name with it (the
+#   server's access log names curl's SPIFFE ID), and a server whose key has
+#   been written but not yet its certificate keeps its identity until both are.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/integration/certs.sh"
+
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+for n in orders2 orders3; do
+    leaf "$C" $n "URI:spiffe://test.mesh/ns/prod/sa/orders,DNS:orders" ca || fail "certificate $n"
+done
+serial_of() { echo "serial=$(openssl x509 -in "$1" -noout -serial | cut -d= -f2)"; }
+mkdir -p "$TMP/www"; echo "hello over mTLS" > "$TMP/www/index.html"
+
+# The Kubernetes atomic writer's steps: files into a new timestamped folder,
+# ..data_tmp pointing to it, renamed over ..data, the names users see
+# pointing through ..data, the old folder removed.
+k8s_write() {
+    local dir=$1 cert=$2 key=$3 ts
+    ts="..$(date +%Y_%m_%d_%H_%M_%S).$RANDOM$RANDOM"
+    mkdir -p "$dir/$ts"
+    cp "$cert" "$dir/$ts/tls.crt"; cp "$key" "$dir/$ts/tls.key"; cp "$C/ca.pem" "$dir/$ts/ca.crt"
+    local old; old=$(readlink "$dir/..data" || true)
+    ln -s "$ts" "$dir/..data_tmp"
+    mv -T "$dir/..data_tmp" "$dir/..data"
+    for f in tls.crt tls.key ca.crt; do [ -L "$dir/$f" ] || ln -s "..data/$f" "$dir/$f"; done
+    [ -n "$old" ] && rm -rf "${dir:?}/$old"
+    return 0
+}
+# Until the served certificate has the serial $2 (the watcher's interval is
+# 200 ms; 10 s at most), or fail with $3.
+wait_serial() {
+    local port=$1 want=$2 got=
+    for _ in $(seq 1 100); do
+        got=$(openssl s_client -connect "127.0.0.2:$port" -cert "$C/web.pem" -key "$C/web.key" \
+              -CAfile "$C/ca.pem" < /dev/null 2>/dev/null | openssl x509 -noout -serial)
+        [ "$got" = "$want" ] && return 0
+        sleep 0.1
+    done
+    fail "$3: serving $got, want $want"
+}
+wait_log() {   # until file $1 has $3 lines matching $2
+    for _ in $(seq 1 100); do [ "$(grep -c -- "$2" "$1")" -ge "$3" ] && return 0; sleep 0.1; done
+    fail "no \"$2\" (x$3) in $1: $(tail -3 "$1")"
+}
+
+# --- the server: a Secret volume -----------------------------------------
+secret=$TMP/secret
+mkdir -p "$secret"
+k8s_write "$secret" "$C/orders.pem" "$C/orders.key"
+port=$(free_port)
+printf '[meshim]\nlog_level = info\naccess_log = %s\n[tls]\ndir = %s\nreload_interval = 200ms\n[inbound:%s]\ntls = strict\n' \
+    "$TMP/server.access" "$secret" "$port" > "$TMP/server.ini"
+MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$port" > "$TMP/server.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.2 "$port"
+
+# --- the client: spiffe-helper's folder, curl by name --------------------
+svid=$TMP/svid
+mkdir -p "$svid"
+cp "$C/web.pem" "$svid/svid.pem"; cp "$C/web.key" "$svid/svid_key.pem"; cp "$C/ca.pem" "$svid/svid_bundle.pem"
+printf '[meshim]\nlog_level = info\n[tls]\ndir = %s\n[service:orders]\nendpoints = 127.0.0.2:%s\ntls = mtls\nidentity = spiffe://test.mesh/ns/prod/sa/orders\n' \
+    "$svid" "$port" > "$TMP/client.ini"
+out=$(MESHIM_CONFIG=$TMP/client.ini shimmed curl -sS --max-time 10 "http://orders:$port/" 2> "$TMP/curl.err") ||
+    fail "curl over mTLS with [tls] dir: $(tail -3 "$TMP/curl.err")"
+[ "$out" = "hello over mTLS" ] || fail "curl got \"$out\""
+grep -q "identity loaded from $svid/svid.pem (spiffe-helper" "$TMP/curl.err" ||
+    fail "the client did not say where its identity came from: $(cat "$TMP/curl.err")"
+wait_log "$TMP/server.access" 'spiffe://test.mesh/ns/prod/sa/web' 1
+grep -q "identity loaded from $secret/\.\.[0-9_.]*/tls.crt (kubernetes" "$TMP/server.log" ||
+    fail "the server did not load from the Secret's snapshot: $(cat "$TMP/server.log")"
+ok "curl (spiffe-helper's folder) by name to python3 (a Secret volume's folder) over mTLS; the server logged curl's SPIFFE ID"
+
+# --- the Secret rotated by the writer's own swap ---------------------------
+wait_serial "$port" "$(serial_of "$C/orders.pem")" "before the swap"
+k8s_write "$secret" "$C/orders2.pem" "$C/orders2.key"
+wait_serial "$port" "$(serial_of "$C/orders2.pem")" "after the ..data swap"
+wait_log "$TMP/server.log" "identity reloaded from $secret/\.\.[0-9_.]*/tls.crt" 1
+ok "the ..data swap picked up without a restart: $(serial_of "$C/orders2.pem")"
+
+# --- a swap to a folder whose key is not the certificate's ------------------
+k8s_write "$secret" "$C/orders3.pem" "$C/orders2.key"
+wait_log "$TMP/server.log" "\[tls\] key $secret/.*/tls.key: .*; the identity loaded before stays" 1
+wait_serial "$port" "$(serial_of "$C/orders2.pem")" "after a swap to a mismatched key"
+out=$(MESHIM_CONFIG=$TMP/client.ini shimmed curl -sS --max-time 10 "http://orders:$port/" 2> "$TMP/curl.err") ||
+    fail "curl after the bad swap: $(tail -3 "$TMP/curl.err")"
+k8s_write "$secret" "$C/orders3.pem" "$C/orders3.key"
+wait_serial "$port" "$(serial_of "$C/orders3.pem")" "after the swap that mends it"
+ok "a swap to a mismatched key kept the identity in force (and said why); the next good swap took"
+
+# --- spiffe-helper rewrites in place: half written keeps the identity ------
+p2=$(free_port)
+sdir=$TMP/svid-server
+mkdir -p "$sdir"
+cp "$C/orders.pem" "$sdir/svid.pem"; cp "$C/orders.key" "$sdir/svid_key.pem"; cp "$C/ca.pem" "$sdir/svid_bundle.pem"
+printf '[meshim]\nlog_level = info\n[tls]\ndir = %s\nreload_interval = 200ms\n[inbound:%s]\ntls = strict\n' \
+    "$sdir" "$p2" > "$TMP/server2.ini"
+MESHIM_CONFIG=$TMP/server2.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$p2" > "$TMP/server2.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.2 "$p2"
+wait_serial "$p2" "$(serial_of "$C/orders.pem")" "spiffe-helper folder"
+cp "$C/orders2.key" "$sdir/svid_key.pem.tmp" && mv "$sdir/svid_key.pem.tmp" "$sdir/svid_key.pem"
+wait_log "$TMP/server2.log" "\[tls\] key $sdir/svid_key.pem: .*; the identity loaded before stays" 1
+wait_serial "$p2" "$(serial_of "$C/orders.pem")" "half-written spiffe-helper folder"
+cp "$C/orders2.pem" "$sdir/svid.pem.tmp" && mv "$sdir/svid.pem.tmp" "$sdir/svid.pem"
+wait_serial "$p2" "$(serial_of "$C/orders2.pem")" "spiffe-helper folder written through"
+ok "spiffe-helper's folder half rewritten kept the identity; written through, the new one took"
+
+# --- a folder others may write to is refused, in one line -------------------
+mkdir -p "$TMP/open"; cp "$C/web.pem" "$TMP/open/tls.crt"; chmod 0777 "$TMP/open"
+printf '[tls]\ndir = %s\n[service:orders]\nendpoints = 127.0.0.2:%s\ntls = mtls\n' "$TMP/open" "$port" > "$TMP/open.ini"
+MESHIM_CONFIG=$TMP/open.ini shimmed curl -sS --max-time 10 "http://orders:$port/" > /dev/null 2> "$TMP/open.err" &&
+    fail "curl succeeded with an identity folder anyone may write to"
+grep -q "\[tls\] dir $TMP/open: anyone may write to it; connections that need mTLS fail" "$TMP/open.err" ||
+    fail "no clear refusal: $(cat "$TMP/open.err")"
+ok "an identity folder anyone may write to is refused: $(grep -o '\[tls\] dir.*' "$TMP/open.err" | head -1)"
