@@ -13,6 +13,11 @@ BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
+# The commit a build comes from, for meshim --version ("unknown" outside a
+# git clone; "-dirty" with uncommitted changes). $(BUILD)/commit changes only
+# when it does, so the command is relinked only then.
+COMMIT   := $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && \
+              { git diff --quiet HEAD -- 2>/dev/null && echo $$c || echo $$c-dirty; } || echo unknown)
 
 OPT      ?= -O2 -g
 WARN     := -Wall -Wextra -Werror
@@ -66,7 +71,7 @@ COMPAT_O    := $(BUILD)/obj/glibc_compat.o
 COMPAT_MAIN := $(BUILD)/obj/glibc_compat_start.o -Wl,--wrap=__libc_start_main
 endif
 
-.PHONY: all chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-deploy test-asan test-tsan demo bench \
+.PHONY: all deb FORCE chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-deploy test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -102,8 +107,12 @@ CLI_O    := $(CLI:%=$(BUILD)/obj/cli_%.o)
 $(BUILD)/obj/cli_%.o: cli/%.c $(wildcard cli/*.h include/meshim/*.h) | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/meshim: cli/meshim.c $(CLI_O) $(POLICY_O) $(COMPAT_O:%.o=%_start.o)
-	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(CLI_O) $(POLICY_O) $(COMPAT_MAIN) $(LDFLAGS) $(STATIC) \
+$(BUILD)/commit: FORCE | $(BUILD)/obj
+	@echo '$(COMMIT)' | cmp -s - $@ || echo '$(COMMIT)' > $@
+FORCE:
+
+$(BUILD)/meshim: cli/meshim.c $(CLI_O) $(POLICY_O) $(COMPAT_O:%.o=%_start.o) $(BUILD)/commit
+	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -Icli $(CFLAGS) -o $@ $< $(CLI_O) $(POLICY_O) $(COMPAT_MAIN) $(LDFLAGS) $(STATIC) \
 	    -lpthread $(GLIBC_FLOOR)
 
 # ------------------------------------------------------------------ tests --
@@ -194,7 +203,7 @@ test-ktls: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 # 2.31) made once by debootstrap under $(BUILD)/bullseye.
 $(BUILD)/bullseye/.made: tests/deploy/mkroot
 	tests/deploy/mkroot $(BUILD)/bullseye
-test-deploy: all $(BUILD)/bullseye/.made
+test-deploy: all deb $(BUILD)/bullseye/.made
 	env BUILD=$(BUILD) TEST_DIR=tests/deploy tests/integration/run
 
 # ------------------------------------------------------------------- chaos --
@@ -271,11 +280,24 @@ bench: all $(BUILD)/tests/uml-xstate.so
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/meshim $(DESTDIR)$(PREFIX)/bin \
-	    $(DESTDIR)$(PREFIX)/share/doc/meshim $(DESTDIR)$(PREFIX)/share/meshim
+	    $(DESTDIR)$(PREFIX)/share/doc/meshim $(DESTDIR)$(PREFIX)/share/meshim \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 0755 $(BUILD)/libmeshim.so $(DESTDIR)$(PREFIX)/lib/meshim/libmeshim.so
 	install -m 0755 $(BUILD)/meshim $(DESTDIR)$(PREFIX)/bin/meshim
 	install -m 0644 config/meshim.ini $(DESTDIR)$(PREFIX)/share/meshim/meshim.ini.example
 	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/meshim/
+	install -m 0644 man/meshim.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 man/meshim.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+# A Debian package of this build (packaging/deb): the library in
+# /usr/lib/meshim, the command in /usr/bin, man pages, the example config in
+# /usr/share/doc/meshim/examples. The command finds the library from its own
+# place (../lib/meshim), so the build needs no other PREFIX.
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB      := $(BUILD)/meshim_$(VERSION)_$(DEB_ARCH).deb
+deb: $(DEB)
+$(DEB): all packaging/deb/build man/meshim.1 man/meshim.ini.5 config/meshim.ini
+	packaging/deb/build $(BUILD) $(VERSION) $(DEB_ARCH) $@
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

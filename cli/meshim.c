@@ -35,6 +35,9 @@
 #ifndef MESHIM_VERSION
 #define MESHIM_VERSION "0.1.0"
 #endif
+#ifndef MESHIM_COMMIT
+#define MESHIM_COMMIT "unknown"
+#endif
 
 static const char USAGE[] =
     "usage: meshim [-c FILE] PROGRAM [ARGS...]   run PROGRAM in the mesh\n"
@@ -505,7 +508,7 @@ int main(int argc, char **argv)
         return argc == 0 ? 2 : 0;
     }
     if (strcmp(argv[0], "--version") == 0) {
-        printf("meshim %s\n", MESHIM_VERSION);
+        printf("meshim %s (commit %s)\n", MESHIM_VERSION, MESHIM_COMMIT);
         return 0;
     }
     if (strcmp(argv[0], "check") == 0)

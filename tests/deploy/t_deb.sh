@@ -1,0 +1,53 @@
+# make deb's package installed and removed in the Debian 11 root (glibc
+# 2.31; tests/deploy/mkroot), with dpkg in a chroot of its own mount
+# namespace: it installs cleanly, `meshim --version` names this build's
+# commit, the man pages are there, the installed command finds the
+# installed library and meshes an unmodified curl, and `dpkg -r` leaves
+# nothing behind.
+. "$(dirname "$0")/../integration/lib.sh"
+[ -n "${MESHIM_PRELOAD##*libasan*}" ] || exit 77
+R=${BULLSEYE_ROOT:-$ROOT/$BUILD/bullseye}
+[ -e "$R/.made" ] || fail "no bullseye root at $R (make $BUILD/bullseye/.made)"
+[ "$(id -u)" = 0 ] || fail "needs root (chroot, dpkg)"
+deb=$(ls "$BUILD"/meshim_*.deb 2> /dev/null | head -n 1)
+[ -n "$deb" ] || fail "no package in $BUILD (make deb)"
+
+inside() {   # inside CMD...: in the bullseye root, nothing preloaded
+    unshare --mount --propagation private sh -c 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' \
+        "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
+}
+trap 'inside dpkg -r meshim > /dev/null 2>&1; rm -f "$R/tmp/meshim.deb"; cleanup' EXIT
+cp "$deb" "$R/tmp/meshim.deb"
+
+inside dpkg -i /tmp/meshim.deb > "$TMP/install.log" 2>&1 || fail "dpkg -i: $(tail -5 "$TMP/install.log")"
+[ "$(inside dpkg-query -W -f='${db:Status-Abbrev}' meshim)" = "ii " ] || fail "not installed after dpkg -i"
+ok "dpkg -i $(basename "$deb") in bullseye: installed"
+
+version=$(inside meshim --version) || fail "meshim --version"
+[ "$version" = "meshim $(sed -n 's/^VERSION *:= *//p' "$ROOT/Makefile") (commit $(cat "$BUILD/commit"))" ] ||
+    fail "meshim --version: \"$version\" (build $(cat "$BUILD/commit"))"
+for f in /usr/lib/meshim/libmeshim.so /usr/share/doc/meshim/examples/meshim.ini /usr/share/doc/meshim/copyright; do
+    [ -f "$R$f" ] || fail "$f is not installed"
+done
+zcat "$R/usr/share/man/man1/meshim.1.gz" | grep -q '^\.TH MESHIM 1' || fail "no meshim(1)"
+zcat "$R/usr/share/man/man5/meshim.ini.5.gz" | grep -q '^\.TH MESHIM.INI 5' || fail "no meshim.ini(5)"
+ok "installed: $version, the library in /usr/lib/meshim, meshim(1) and meshim.ini(5)"
+
+port=$(free_port)
+mkdir -p "$TMP/www"
+echo "hello from the backend" > "$TMP/www/index.html"
+python3 -m http.server "$port" --bind 127.0.0.3 --directory "$TMP/www" > /dev/null 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.3 "$port"
+out=$(inside env MESHIM_SERVICES="web=127.0.0.3:$port" meshim curl -sS --max-time 20 "http://web:$port/" 2> "$TMP/err") ||
+    fail "the installed meshim running curl: $(cat "$TMP/err")"
+[ "$out" = "hello from the backend" ] || fail "curl got: $out"
+ok "the installed command found the installed library: curl reached web by name"
+
+inside dpkg -r meshim > "$TMP/remove.log" 2>&1 || fail "dpkg -r: $(tail -5 "$TMP/remove.log")"
+left=$(inside dpkg-query -W -f='${db:Status-Abbrev}' meshim 2> /dev/null || true)
+case $left in ""|"un ") ;; *) fail "after dpkg -r the package is \"$left\"" ;; esac
+for f in /usr/lib/meshim /usr/bin/meshim /usr/share/doc/meshim /usr/share/man/man1/meshim.1.gz; do
+    [ ! -e "$R$f" ] || fail "$f is left after dpkg -r"
+done
+ok "dpkg -r: nothing left"
