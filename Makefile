@@ -33,10 +33,10 @@ LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
 POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir
-SHIM     := $(POLICY) mesh real files log accesslog metrics callers engine placeholder health watch \
+SHIM     := $(POLICY) mesh real ownfd files log accesslog metrics callers engine placeholder health watch \
             tls_loader conn fdtable attempt connect dial relay mtls ktls resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -131,9 +131,13 @@ $(BUILD)/tests/test_files: tests/unit/test_files.c $(POLICY_O) $(BUILD)/obj/file
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_engine: the engine thread itself (and the layers below it).
-$(BUILD)/tests/test_engine: tests/unit/test_engine.c $(POLICY_O) $(BUILD)/obj/engine.o $(BUILD)/obj/real.o \
+$(BUILD)/tests/test_engine: tests/unit/test_engine.c $(POLICY_O) $(BUILD)/obj/engine.o $(BUILD)/obj/real.o $(BUILD)/obj/ownfd.o \
         $(BUILD)/obj/log.o $(BUILD)/obj/files.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
+
+# test_ownfd: the shim's own descriptors (libc layer, with its trampolines).
+$(BUILD)/tests/test_ownfd: tests/unit/test_ownfd.c $(BUILD)/obj/ownfd.o $(BUILD)/obj/real.o | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) -lcmocka -lpthread -ldl
 
 $(BUILD)/tests/test_elfinfo: tests/unit/test_elfinfo.c $(BUILD)/obj/cli_elfinfo.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) -lcmocka

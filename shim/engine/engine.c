@@ -20,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "meshim/util.h"
 #include "observe/log.h"
@@ -235,11 +236,25 @@ static void *engine_main(void *arg)
     return NULL;
 }
 
+/* fd moved to a high number, marked as the shim's; -1 if it could not be. */
+static int high(int fd)
+{
+    if (fd < 0)
+        return -1;
+    int h = ownfd_high(fd);
+    int err = errno;
+    real_close(fd);
+    errno = err;
+    return h;
+}
+
 /* Called with engine_lock held. */
 static bool start(void)
 {
-    epfd = real_epoll_create1(EPOLL_CLOEXEC);   /* not through the hook: not an application set */
-    bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    /* Not through the hook: not an application set. Both at high numbers,
+     * out of reach of a program that closes every descriptor (ownfd.h). */
+    epfd = high(real_epoll_create1(EPOLL_CLOEXEC));
+    bell = high(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (epfd < 0 || bell < 0)
         goto fail;
     bell_io.fd = bell;
@@ -258,9 +273,9 @@ static bool start(void)
 fail:
     log_error("cannot start the background thread: %s", strerror(errno));
     if (epfd >= 0)
-        real_close(epfd);
+        own_close(epfd);
     if (bell >= 0)
-        real_close(bell);
+        own_close(bell);
     epfd = bell = -1;
     return false;
 }
@@ -328,8 +343,8 @@ void engine_atfork_child(void)
     pthread_mutex_init(&engine_lock, NULL);
     pthread_mutex_init(&work_lock, NULL);
     if (running) {
-        real_close(epfd);
-        real_close(bell);
+        own_close(epfd);
+        own_close(bell);
     }
     running = false;
     epfd = bell = -1;

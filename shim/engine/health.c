@@ -22,6 +22,7 @@
 #include <sys/epoll.h>
 
 #include "engine/engine.h"
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "observe/log.h"
 
@@ -56,7 +57,7 @@ static void result(struct checks *c, struct probe *p, bool ok)
     const struct service_config *cfg = service_cfg(svc);
     if (p->in_flight) {
         engine_unwatch(&p->io);
-        real_close(p->io.fd);
+        own_close(p->io.fd);
         p->in_flight = false;
         c->in_flight--;
     }
@@ -103,6 +104,7 @@ static bool probe_start(struct checks *c, struct probe *p, const struct service_
         result(c, p, false);
         return false;
     }
+    ownfd_mark(fd);
     socklen_t len = netaddr_to_sockaddr(&p->ep->addr, port, p->ep->addr.family, &ss);
     int err = real_connect(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
     p->io = (struct engine_io){ .ready = probe_ready, .fd = fd };
@@ -111,7 +113,7 @@ static bool probe_start(struct checks *c, struct probe *p, const struct service_
         c->in_flight++;
         return true;
     }
-    real_close(fd);
+    own_close(fd);
     result(c, p, err == 0);
     return false;
 }

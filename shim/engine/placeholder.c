@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "libc/ownfd.h"
 #include "libc/real.h"
 
 int placeholders_live;
@@ -219,20 +220,6 @@ static int swap_file(int fd, ino_t ino, int with)
 
 /* ----------------------------------------------------------- placeholder -- */
 
-int high_fd(int fd)
-{
-    struct rlimit rl;
-    int base = 256;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
-        base = (int)(rl.rlim_cur / 2);
-    if (base > 1 << 16)
-        base = 1 << 16;
-    int high = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)base);
-    if (high < 0)
-        high = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)3L);
-    return high;
-}
-
 size_t placeholder_fill(int fd, struct placeholder *ph)
 {
     if (!identity(fd, &ph->ino, &ph->dev))
@@ -259,20 +246,20 @@ int placeholder_install(int fd, struct placeholder *ph)
         real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         return -1;
     int sock = -1;
-    ph->peer = high_fd(sv[1]);
+    ph->peer = ownfd_high(sv[1]);
     real_close(sv[1]);
     if (ph->peer < 0 || !placeholder_fill(sv[0], ph) ||
-        (sock = high_fd(fd)) < 0 || swap_file(fd, sock_ino, sv[0]) < 0) {
+        (sock = ownfd_high(fd)) < 0 || swap_file(fd, sock_ino, sv[0]) < 0) {
         int err = errno ? errno : ENOMEM;
         if (sock >= 0)
-            real_close(sock);
+            own_close(sock);
         if (ph->peer >= 0)
-            real_close(ph->peer);
+            own_close(ph->peer);
         real_close(sv[0]);
         errno = err;
         return -1;
     }
-    real_close(sv[0]);
+    real_close(sv[0]);          /* the application's number holds it now */
     __atomic_add_fetch(&placeholders_live, 1, __ATOMIC_ACQ_REL);
     return sock;
 }
@@ -309,7 +296,7 @@ void placeholder_release(struct placeholder *ph)
     if (ph->peer >= 0) {
         /* Closing with the filler unread gives the application's end
          * ECONNRESET and HUP: a poll() asleep on it wakes up. */
-        real_close(ph->peer);
+        own_close(ph->peer);
         ph->peer = -1;
     }
 }

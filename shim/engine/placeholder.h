@@ -51,10 +51,6 @@ void swap_unlock(void);
  * never between a swap's taking of the registrations and its dup3. */
 int placeholder_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 
-/* A descriptor number at or above which the shim keeps its own
- * descriptors, out of the way of select() and of programs that count. */
-int high_fd(int fd);
-
 /* In the application's thread, inside connect(): moves the socket at fd to
  * a high number (returned, or -1 with errno) and puts a new placeholder on
  * fd, with the socket's epoll registrations. */

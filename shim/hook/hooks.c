@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine/placeholder.h"
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "mesh/connect.h"
 #include "mesh/dial.h"
@@ -26,6 +27,7 @@
 #include "mesh/ktls.h"
 #include "mesh/resolve.h"
 #include "meshim/mesh.h"
+#include "observe/log.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -171,6 +173,19 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 /* --------------------------------------------------- descriptor lifetime -- */
 
+/* A close of, or a dup2 onto, one of the shim's own descriptors (ownfd.h):
+ * refused, or the number would be the program's while the shim still used
+ * it. A program that closes every number it did not open gets EBADF, as
+ * for a closed one; a dup2 onto a number the shim holds (at half the
+ * descriptor limit: rare) fails with EBUSY and says so. */
+static int refuse_own(int fd, int err)
+{
+    if (err == EBUSY)
+        log_warn("dup2 onto descriptor %d refused (EBUSY): the mesh holds that number", fd);
+    errno = err;
+    return -1;
+}
+
 /* Calls that close or replace descriptor numbers run under swap_lock while
  * the engine may put a socket back on a number (placeholder.h), so it never
  * puts one on a number the application has just closed and reused. */
@@ -190,6 +205,8 @@ static inline void swap_unguard(bool guarded)
 
 EXPORT int close(int fd)
 {
+    if (ownfd_is(fd))
+        return refuse_own(fd, EBADF);   /* never the program's: as if not open */
     if (!mesh_registry())
         return real_close(fd);
     /* Take the slot first: once the number is closed another thread may get
@@ -210,11 +227,11 @@ EXPORT int close(int fd)
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
     if (!mesh_registry())
-        return real_close_range(first, last, flags);
+        return ownfd_close_range(first, last, flags);
     bool guarded = swap_guard();
     if (!(flags & CLOSE_RANGE_CLOEXEC))
         fdtable_drop_range(first, last);
-    int rc = real_close_range(first, last, flags);
+    int rc = ownfd_close_range(first, last, flags);
     int err = errno;
     swap_unguard(guarded);
     errno = err;
@@ -224,13 +241,13 @@ EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 EXPORT void closefrom(int lowfd)
 {
     if (!mesh_registry()) {
-        real_closefrom(lowfd);
+        ownfd_closefrom(lowfd);
         return;
     }
     bool guarded = swap_guard();
     if (lowfd >= 0)
         fdtable_drop_range((unsigned)lowfd, ~0u);
-    real_closefrom(lowfd);
+    ownfd_closefrom(lowfd);
     swap_unguard(guarded);
 }
 
@@ -244,6 +261,8 @@ EXPORT int dup(int fd)
 
 EXPORT int dup2(int oldfd, int newfd)
 {
+    if (ownfd_is(newfd))
+        return refuse_own(newfd, EBUSY);
     bool guarded = swap_guard();
     int rc = real_dup2(oldfd, newfd);
     int err = errno;
@@ -256,6 +275,8 @@ EXPORT int dup2(int oldfd, int newfd)
 
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
+    if (ownfd_is(newfd))
+        return refuse_own(newfd, EBUSY);
     bool guarded = swap_guard();
     int rc = real_dup3(oldfd, newfd, flags);
     int err = errno;

@@ -130,10 +130,14 @@ __attribute__((constructor(101))) static void mesh_init(void)
         return;
     }
     watch_init(reg);        /* endpoints files are read now, DNS when first used */
-    if (uses_tls(cfg)) {
-        /* The identity is loaded now, before the program can drop its
+    if (uses_tls(cfg) && geteuid() == 0) {
+        /* A root process loads the identity now, before it can drop its
          * privileges (nginx's workers run as nobody and could no longer
-         * read a root-only key); a fork child inherits it. */
+         * read a root-only key); a fork child inherits it. Any other
+         * process cannot lose access to the files, so it loads them when a
+         * connection first needs them: a program that never makes one (a
+         * shell under /etc/ld.so.preload) never maps OpenSSL, and one that
+         * cannot read the key says so only when that matters. */
         char why[TLS_WHY_MAX];
         tls_identity_put(tls_identity_get(cfg, why, sizeof(why)));
     }

@@ -12,6 +12,7 @@
 #include <linux/tcp.h>
 
 #include "engine/placeholder.h"
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "mesh/attempt.h"
 #include "mesh/fdtable.h"
@@ -192,7 +193,7 @@ void conn_unref(struct conn *c)
     if (c->state == CONN_FAILED) {
         /* The application closed a failed connection: the real socket it
          * stood for goes with it. */
-        real_close(c->sock);
+        own_close(c->sock);
         placeholder_done();
     } else if (c->state == CONN_RELAYED) {
         placeholder_done();         /* the relay closed the real socket */

@@ -31,6 +31,7 @@
 
 #include "engine/engine.h"
 #include "engine/placeholder.h"
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "mesh/fdtable.h"
 #include "mesh/ktls.h"
@@ -107,17 +108,17 @@ static void relayed(struct dial *d)
         set_state(d->conn, CONN_OPEN, -1, 0);   /* the application closed it meanwhile */
     }
     swap_unlock();
-    real_close(app);
+    real_close(app);          /* the application's number holds it now */
     if (!ok)
         placeholder_done();         /* else the relayed connection keeps it */
     if (ok) {
         conn_ref(d->conn);
         relay_outbound(d->conn, d->id, d->ssl, d->sock, engine);
     } else {
-        real_close(engine);
+        own_close(engine);
         tls_free(d->ssl, false);
         tls_identity_put(d->id);
-        real_close(d->sock);
+        own_close(d->sock);
     }
     d->ssl = NULL;
     d->id = NULL;
@@ -155,7 +156,7 @@ static void connected(struct dial *d)
         ktls_mark(d->fd);
     set_state(d->conn, CONN_OPEN, -1, 0);
     swap_unlock();
-    real_close(d->sock);        /* the number holds it now (or the app closed it) */
+    own_close(d->sock);        /* the number holds it now (or the app closed it) */
     placeholder_done();
     dial_free(d);
 }
@@ -366,7 +367,7 @@ static void peer_ready(struct engine_io *io, uint32_t events)
     d->conn->flags |= FLAG_DC;
     if (d->spec.connecting)
         engine_unwatch(&d->sock_io);
-    real_close(d->sock);
+    own_close(d->sock);
     placeholder_done();
     dial_free(d);
 }
@@ -431,7 +432,7 @@ int dial_start(int fd, struct conn *c, struct pick *p, const struct dial_spec *s
         placeholder_restore(fd, &d->ph, sock);
         set_state(c, CONN_OPEN, -1, 0);
         swap_unlock();
-        real_close(sock);
+        own_close(sock);
         placeholder_release(&d->ph);
         placeholder_done();
         free(d);
@@ -453,7 +454,7 @@ void dial_revive(int fd, struct conn *c)
     }
     swap_unlock();
     if (sock >= 0) {
-        real_close(sock);
+        own_close(sock);
         placeholder_done();
     }
     fdtable_drop(fd);

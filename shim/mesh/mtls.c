@@ -13,6 +13,7 @@
 
 #include "engine/placeholder.h"
 #include "engine/watch.h"
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "mesh/attempt.h"
 #include "mesh/fdtable.h"
@@ -165,7 +166,7 @@ static void drop_tls(struct tls_identity **id, SSL **ssl, int *net)
 {
     tls_free(*ssl, false);
     tls_identity_put(*id);
-    real_close(*net);
+    own_close(*net);
     *ssl = NULL;
     *id = NULL;
     *net = -1;
@@ -174,14 +175,14 @@ static void drop_tls(struct tls_identity **id, SSL **ssl, int *net)
 int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct tls_identity **id,
                             SSL **ssl, int *net, char *why, size_t len)
 {
-    *net = high_fd(fd);
+    *net = ownfd_high(fd);
     if (*net < 0) {
         snprintf(why, len, "no descriptor left: %s", strerror(errno));
         return ECONNRESET;
     }
     *ssl = mtls_begin(c, *net, id, why, len);
     if (!*ssl) {
-        real_close(*net);
+        own_close(*net);
         *net = -1;
         return ECONNRESET;
     }
@@ -207,7 +208,7 @@ int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ss
         log_warn("%s: cannot relay the TLS connection: %s", c->svc->name, strerror(err));
         tls_free(ssl, false);
         tls_identity_put(id);
-        real_close(net);
+        own_close(net);
         errno = err;
         return -1;
     }
@@ -218,7 +219,7 @@ int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ss
     c->sock = net;
     __atomic_store_n(&c->state, CONN_RELAYED, __ATOMIC_RELEASE);
     swap_unlock();
-    real_close(app);
+    real_close(app);            /* the application's number holds it now */
     /* The socket's file is the relay's alone now: non-blocking. */
     real_fcntl(net, F_SETFL, (void *)(long)O_NONBLOCK);
     conn_ref(c);
@@ -279,16 +280,16 @@ int mtls_accept(int cfd, const struct inbound_config *in, int flags, bool event_
     struct relay_handoff h;
     if (!id || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, &app, &engine) ||
         !prepare_handoff(app, engine, event_loop, &h) ||
-        (net = high_fd(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
+        (net = ownfd_high(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
         const char *reason = id ? strerror(errno ? errno : ENOMEM) : why;
         relay_pending_give(in->port);
         tls_identity_put(id);
         if (app >= 0) {
             real_close(app);
-            real_close(engine);
+            own_close(engine);
         }
         if (net >= 0)
-            real_close(net);
+            own_close(net);
         return refuse(cfd, in, peer, RESULT_TLS_ERROR, reason);
     }
     int fdflags = real_fcntl(cfd, F_GETFD, NULL);

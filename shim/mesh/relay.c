@@ -37,6 +37,7 @@
 
 #include "engine/engine.h"
 #include "engine/placeholder.h"
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "mesh/ktls.h"
 #include "meshim/sniff.h"
@@ -431,8 +432,8 @@ static void relay_end(struct relay *r)
     if (r->conn->sock == r->net)
         r->conn->sock = -1;         /* getpeername & co. now say ENOTCONN */
     swap_unlock();
-    real_close(r->net);
-    real_close(r->app);
+    own_close(r->net);
+    own_close(r->app);
     conn_unref(r->conn);
     tls_identity_put(r->id);
     buf_give_back(&r->up);
@@ -828,8 +829,8 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
     if (c->sock == net)
         c->sock = -1;
     swap_unlock();
-    real_close(net);
-    real_close(app);
+    own_close(net);
+    own_close(app);
     conn_unref(c);
     tls_identity_put(id);
     return false;
@@ -851,8 +852,8 @@ bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_i
     if (!ssl) {
         log_error("inbound:%u: cannot start a TLS session; the client is closed", in->port);
         relay_pending_give(in->port);
-        real_close(net);
-        real_close(app);
+        own_close(net);
+        own_close(app);
         conn_unref(c);
         tls_identity_put(id);
         return false;
@@ -866,7 +867,7 @@ bool relay_pair(int flags, int *app, int *engine)
     if (real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (flags & SOCK_NONBLOCK), 0, sv) < 0)
         return false;
     *app = sv[0];
-    *engine = high_fd(sv[1]);
+    *engine = ownfd_high(sv[1]);
     real_close(sv[1]);
     if (*engine < 0) {
         real_close(sv[0]);

@@ -1,0 +1,130 @@
+/*
+ * ownfd.c — which descriptors are the shim's (see ownfd.h).
+ */
+#include "libc/ownfd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <linux/close_range.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+#include "libc/real.h"
+
+/* Per number, how many of the shim's descriptors are on it: 0 or 1, for a
+ * moment 2 when one thread has closed a number (and not yet unmarked it)
+ * that another has already reopened for the shim. A count, not a bit, so
+ * that the late unmark never leaves the new one unprotected. */
+static uint8_t owned[OWNFD_MAX];
+static int n_owned;                 /* atomic: marks set; 0 lets close_range skip the scan */
+static unsigned max_owned;          /* atomic: the highest number ever marked (bounds it) */
+
+void ownfd_mark(int fd)
+{
+    if (fd < 0 || fd >= OWNFD_MAX)
+        return;
+    unsigned max = __atomic_load_n(&max_owned, __ATOMIC_RELAXED);
+    while ((unsigned)fd > max &&
+           !__atomic_compare_exchange_n(&max_owned, &max, (unsigned)fd, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED))
+        ;
+    __atomic_add_fetch(&owned[fd], 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&n_owned, 1, __ATOMIC_RELAXED);
+}
+
+static void unmark(int fd)
+{
+    if (fd < 0 || fd >= OWNFD_MAX || !__atomic_load_n(&owned[fd], __ATOMIC_ACQUIRE))
+        return;
+    __atomic_sub_fetch(&owned[fd], 1, __ATOMIC_RELEASE);
+    __atomic_sub_fetch(&n_owned, 1, __ATOMIC_RELAXED);
+}
+
+bool ownfd_is(int fd)
+{
+    return fd >= 0 && fd < OWNFD_MAX && __atomic_load_n(&owned[fd], __ATOMIC_ACQUIRE);
+}
+
+int ownfd_next(unsigned from)
+{
+    if (!__atomic_load_n(&n_owned, __ATOMIC_RELAXED))
+        return -1;
+    unsigned last = __atomic_load_n(&max_owned, __ATOMIC_ACQUIRE);
+    for (unsigned fd = from; fd <= last; fd++)
+        if (__atomic_load_n(&owned[fd], __ATOMIC_ACQUIRE))
+            return (int)fd;
+    return -1;
+}
+
+int ownfd_high(int fd)
+{
+    struct rlimit rl;
+    int base = 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
+        base = (int)(rl.rlim_cur / 2);
+    if (base > 1 << 16)
+        base = 1 << 16;
+    int high = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)base);
+    if (high < 0)
+        high = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)3L);
+    ownfd_mark(high);
+    return high;
+}
+
+/* Closed first, unmarked after: in between, the number is free and still
+ * marked, so at worst a program's close of that number, reopened in that
+ * instant, is refused; the shim never closes a descriptor of the program. */
+int own_close(int fd)
+{
+    int rc = real_close(fd);
+    int err = errno;
+    unmark(fd);
+    errno = err;
+    return rc;
+}
+
+/* [first, last] closed (or marked close-on-exec) with one system call. */
+static int close_span(unsigned first, unsigned last, int flags)
+{
+    int rc = real_close_range(first, last, flags);
+    if (rc == 0 || errno != ENOSYS)
+        return rc;
+    rc = (int)real_syscall(SYS_close_range, first, last, flags, 0, 0, 0);
+    if (rc == 0 || errno != ENOSYS || (flags & ~CLOSE_RANGE_UNSHARE))
+        return rc;
+    for (unsigned fd = first; fd <= last && fd < OWNFD_MAX; fd++)   /* before Linux 5.9 */
+        real_close((int)fd);
+    return 0;
+}
+
+/* The gaps between the shim's descriptors, each with one call (a close
+ * range of a process that has none of them is one call, as before). */
+int ownfd_close_range(unsigned first, unsigned last, int flags)
+{
+    int rc = 0, err = 0;
+    unsigned from = first;
+    for (int own; from <= last && (own = ownfd_next(from)) >= 0 && (unsigned)own <= last;
+         from = (unsigned)own + 1) {
+        if ((unsigned)own > from && close_span(from, (unsigned)own - 1, flags) < 0 && !err)
+            err = errno;
+    }
+    if (from <= last)
+        rc = close_span(from, last, flags);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return rc;
+}
+
+/* Up to the highest of ours by ranges, then the rest with libc's own. */
+void ownfd_closefrom(int low)
+{
+    int last = ownfd_next(0) < 0 ? -1 : (int)__atomic_load_n(&max_owned, __ATOMIC_ACQUIRE);
+    if (low >= 0 && last >= low) {
+        ownfd_close_range((unsigned)low, (unsigned)last, 0);
+        low = last + 1;
+    }
+    real_closefrom(low);
+}

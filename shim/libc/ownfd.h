@@ -1,0 +1,48 @@
+/*
+ * ownfd.h — the shim's own descriptors, kept out of the application's way.
+ *
+ * The shim holds descriptors of its own in the application's table: the
+ * engine's epoll set and wake-up eventfd, the real sockets of relayed and
+ * connecting connections, the engine's ends of socketpairs, health probes.
+ * Programs close descriptors they never opened: daemons close everything
+ * after fork (closefrom, close_range, a loop of close), shells redirect onto
+ * fixed numbers. Had such a close reached one of ours, the number would be
+ * handed to the application's next open() while the shim still used it:
+ * the engine would wait on, or write its wake-up into, the application's
+ * file.
+ *
+ * So every long-lived descriptor of the shim is moved to a high number
+ * (ownfd_high: half the descriptor limit, out of the way of select() and of
+ * programs that count their descriptors) and marked here; the hooks refuse
+ * to close a marked one (close: EBADF, as for a number the program never
+ * opened; close_range and closefrom: the ranges around it) or to dup2 onto
+ * it (EBUSY). The shim closes its own with own_close, which unmarks.
+ *
+ * A count per number for the first OWNFD_MAX numbers, in .bss (untouched
+ * pages cost nothing); a fork child inherits it with the descriptors it
+ * describes, and exec starts afresh as the close-on-exec ones go.
+ */
+#ifndef MESHIM_OWNFD_H
+#define MESHIM_OWNFD_H
+
+#include <stdbool.h>
+
+#define OWNFD_MAX (1 << 20)
+
+/* fd is the shim's from now on (ignored beyond OWNFD_MAX or < 0). */
+void ownfd_mark(int fd);
+bool ownfd_is(int fd);
+/* The lowest of the shim's descriptors >= from, or -1. */
+int ownfd_next(unsigned from);
+/* A duplicate of fd at a high number, close-on-exec, marked as the shim's
+ * (-1 and errno on failure). fd itself stays open: the caller closes it. */
+int ownfd_high(int fd);
+/* Closes one of the shim's descriptors and unmarks it. */
+int own_close(int fd);
+
+/* The program's close_range and closefrom: the same, around the shim's
+ * descriptors. */
+int ownfd_close_range(unsigned first, unsigned last, int flags);
+void ownfd_closefrom(int low);
+
+#endif
