@@ -4,12 +4,7 @@
 # and python3, unmodified, reach a service by name with a dead endpoint
 # retried, and over mTLS to a meshed server here, whose access log names
 # the client's identity; its meshim command checks the config.
-. "$(dirname "$0")/../integration/lib.sh"
-. "$ROOT/tests/integration/certs.sh"
-[ -n "${MESHIM_PRELOAD##*libasan*}" ] || exit 77
-R=${BULLSEYE_ROOT:-$ROOT/$BUILD/bullseye}
-[ -e "$R/.made" ] || fail "no bullseye root at $R (make $BUILD/bullseye/.made)"
-[ "$(id -u)" = 0 ] || fail "needs root (chroot)"
+. "$(dirname "$0")/lib.sh"
 
 # What the image would carry: the library, the command, a config, keys.
 O=/opt/meshim-test.$$
@@ -19,19 +14,7 @@ cp "$BUILD/libmeshim.so" "$BUILD/meshim" "$R$O/"
 C=$R$O/pki
 make_certs "$C" > /dev/null || fail "cannot make the test certificates"
 
-port=$(free_port)
-mkdir -p "$TMP/www"
-echo "hello from the backend" > "$TMP/www/index.html"
-python3 -m http.server "$port" --bind 127.0.0.3 --directory "$TMP/www" > /dev/null 2>&1 &
-PIDS+=($!)
-tport=$(free_port)
-tls_ini "$TMP/server.ini" orders "[inbound:$tport]" "tls = strict"
-sed -i "s|^log_level = info|log_level = info\naccess_log = $TMP/server-access.log|" "$TMP/server.ini"
-MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server "$tport" --bind 127.0.0.2 --directory "$TMP/www" > /dev/null 2> "$TMP/server.err" &
-PIDS+=($!)
-wait_port 127.0.0.3 "$port"
-wait_port 127.0.0.2 "$tport"
+start_backends
 
 # The client's config, as the image has it (paths inside the root).
 cat > "$R$O/meshim.ini" <<INI
@@ -52,8 +35,7 @@ tls = mtls
 identity = spiffe://test.mesh/ns/prod/sa/orders
 INI
 inside() {   # inside CMD...: in the bullseye root, the shim preloaded
-    unshare --mount --propagation private sh -c 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' \
-        "$R" env -i PATH=/usr/bin:/bin LD_PRELOAD="$O/libmeshim.so" MESHIM_CONFIG="$O/meshim.ini" "$@"
+    in_root LD_PRELOAD="$O/libmeshim.so" MESHIM_CONFIG="$O/meshim.ini" "$@"
 }
 glibc=$(inside ldd --version 2> /dev/null | head -n 1)
 echo "  the root's $glibc"

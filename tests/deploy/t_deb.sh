@@ -4,18 +4,11 @@
 # commit, the man pages are there, the installed command finds the
 # installed library and meshes an unmodified curl, and `dpkg -r` leaves
 # nothing behind.
-. "$(dirname "$0")/../integration/lib.sh"
-[ -n "${MESHIM_PRELOAD##*libasan*}" ] || exit 77
-R=${BULLSEYE_ROOT:-$ROOT/$BUILD/bullseye}
-[ -e "$R/.made" ] || fail "no bullseye root at $R (make $BUILD/bullseye/.made)"
-[ "$(id -u)" = 0 ] || fail "needs root (chroot, dpkg)"
+. "$(dirname "$0")/lib.sh"
 deb=$(ls "$BUILD"/meshim_*.deb 2> /dev/null | head -n 1)
 [ -n "$deb" ] || fail "no package in $BUILD (make deb)"
 
-inside() {   # inside CMD...: in the bullseye root, nothing preloaded
-    unshare --mount --propagation private sh -c 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' \
-        "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
-}
+inside() { in_root "$@"; }   # nothing preloaded
 trap 'inside dpkg -r meshim > /dev/null 2>&1; rm -f "$R/tmp/meshim.deb"; cleanup' EXIT
 cp "$deb" "$R/tmp/meshim.deb"
 
@@ -33,12 +26,9 @@ zcat "$R/usr/share/man/man1/meshim.1.gz" | grep -q '^\.TH MESHIM 1' || fail "no 
 zcat "$R/usr/share/man/man5/meshim.ini.5.gz" | grep -q '^\.TH MESHIM.INI 5' || fail "no meshim.ini(5)"
 ok "installed: $version, the library in /usr/lib/meshim, meshim(1) and meshim.ini(5)"
 
-port=$(free_port)
-mkdir -p "$TMP/www"
-echo "hello from the backend" > "$TMP/www/index.html"
-python3 -m http.server "$port" --bind 127.0.0.3 --directory "$TMP/www" > /dev/null 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.3 "$port"
+C=$TMP/pki
+make_certs "$C" > /dev/null || fail "cannot make the test certificates"
+start_backends
 out=$(inside env MESHIM_SERVICES="web=127.0.0.3:$port" meshim curl -sS --max-time 20 "http://web:$port/" 2> "$TMP/err") ||
     fail "the installed meshim running curl: $(cat "$TMP/err")"
 [ "$out" = "hello from the backend" ] || fail "curl got: $out"

@@ -8,12 +8,7 @@
 # that closes every descriptor mid-life — and only the configured services
 # are meshed: curl by name, python3 over mTLS, an address not in the
 # config untouched (no access-log line).
-. "$(dirname "$0")/../integration/lib.sh"
-. "$ROOT/tests/integration/certs.sh"
-[ -n "${MESHIM_PRELOAD##*libasan*}" ] || exit 77
-R=${BULLSEYE_ROOT:-$ROOT/$BUILD/bullseye}
-[ -e "$R/.made" ] || fail "no bullseye root at $R (make $BUILD/bullseye/.made)"
-[ "$(id -u)" = 0 ] || fail "needs root (chroot)"
+. "$(dirname "$0")/lib.sh"
 [ ! -e "$R/etc/ld.so.preload" ] || fail "$R/etc/ld.so.preload exists already (a run that did not clean up?)"
 
 O=/opt/meshim-preload.$$
@@ -25,18 +20,7 @@ make_certs "$C" > /dev/null || fail "cannot make the test certificates"
 chmod 0600 "$C"/*.key
 chmod 0755 "$R$O" "$C"
 
-port=$(free_port)
-mkdir -p "$TMP/www"
-echo "hello from the backend" > "$TMP/www/index.html"
-python3 -m http.server "$port" --bind 127.0.0.3 --directory "$TMP/www" > /dev/null 2>&1 &
-PIDS+=($!)
-tport=$(free_port)
-tls_ini "$TMP/server.ini" orders "[inbound:$tport]" "tls = strict"
-MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server "$tport" --bind 127.0.0.2 --directory "$TMP/www" > /dev/null 2> "$TMP/server.err" &
-PIDS+=($!)
-wait_port 127.0.0.3 "$port"
-wait_port 127.0.0.2 "$tport"
+start_backends
 
 cat > "$R/etc/meshim/meshim.ini" <<INI
 [meshim]
@@ -54,10 +38,7 @@ identity = spiffe://test.mesh/ns/prod/sa/orders
 INI
 echo "$O/libmeshim.so" > "$R/etc/ld.so.preload"
 
-inside() {   # inside CMD...: in the bullseye root, nothing in the environment
-    unshare --mount --propagation private sh -c 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' \
-        "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"
-}
+inside() { in_root "$@"; }   # nothing in the environment: /etc/ld.so.preload does it
 # run NAME WANT CMD...: CMD's output is WANT and its stderr is empty.
 run() {
     local name=$1 want=$2 out
@@ -89,7 +70,7 @@ run "curl web by name" "hello from the backend" curl -sS --max-time 20 "http://w
 grep -q '"service":"web".*"result":"ok"' "$R$O/access.log" || fail "no access-log line for web: $(cat "$R$O/access.log")"
 run "python3 over mTLS" "hello from the backend" python3 -c \
     "import urllib.request; print(urllib.request.urlopen('http://secure:$tport/', timeout=20).read().decode().strip())"
-for _ in $(seq 1 50); do grep -q 'sa/web' "$TMP/server.err" "$R$O/access.log" 2> /dev/null && break; sleep 0.1; done
+for _ in $(seq 1 50); do grep -q 'sa/web' "$TMP/server-access.log" "$R$O/access.log" 2> /dev/null && break; sleep 0.1; done
 grep -q '"service":"secure".*"peer_identity":"spiffe://test.mesh/ns/prod/sa/orders"' "$R$O/access.log" ||
     fail "no mTLS line for secure: $(cat "$R$O/access.log")"
 lines=$(wc -l < "$R$O/access.log")
