@@ -12,6 +12,7 @@
 #   been written but not yet its certificate keeps its identity until both are.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
+shims curl
 
 C=$TMP/pki
 make_certs "$C" || fail "cannot make the test certificates"
