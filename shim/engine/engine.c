@@ -236,25 +236,13 @@ static void *engine_main(void *arg)
     return NULL;
 }
 
-/* fd moved to a high number, marked as the shim's; -1 if it could not be. */
-static int high(int fd)
-{
-    if (fd < 0)
-        return -1;
-    int h = ownfd_high(fd);
-    int err = errno;
-    real_close(fd);
-    errno = err;
-    return h;
-}
-
 /* Called with engine_lock held. */
 static bool start(void)
 {
     /* Not through the hook: not an application set. Both at high numbers,
      * out of reach of a program that closes every descriptor (ownfd.h). */
-    epfd = high(real_epoll_create1(EPOLL_CLOEXEC));
-    bell = high(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    epfd = ownfd_move(real_epoll_create1(EPOLL_CLOEXEC));
+    bell = ownfd_move(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (epfd < 0 || bell < 0)
         goto fail;
     bell_io.fd = bell;

@@ -246,8 +246,7 @@ int placeholder_install(int fd, struct placeholder *ph)
         real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         return -1;
     int sock = -1;
-    ph->peer = ownfd_high(sv[1]);
-    real_close(sv[1]);
+    ph->peer = ownfd_move(sv[1]);
     if (ph->peer < 0 || !placeholder_fill(sv[0], ph) ||
         (sock = ownfd_high(fd)) < 0 || swap_file(fd, sock_ino, sv[0]) < 0) {
         int err = errno ? errno : ENOMEM;

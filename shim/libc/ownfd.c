@@ -72,6 +72,17 @@ int ownfd_high(int fd)
     return high;
 }
 
+int ownfd_move(int fd)
+{
+    if (fd < 0)
+        return -1;
+    int high = ownfd_high(fd);
+    int err = errno;
+    real_close(fd);
+    errno = err;
+    return high;
+}
+
 /* Closed first, unmarked after: in between, the number is free and still
  * marked, so at worst a program's close of that number, reopened in that
  * instant, is refused; the shim never closes a descriptor of the program. */

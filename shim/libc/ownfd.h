@@ -37,6 +37,9 @@ int ownfd_next(unsigned from);
 /* A duplicate of fd at a high number, close-on-exec, marked as the shim's
  * (-1 and errno on failure). fd itself stays open: the caller closes it. */
 int ownfd_high(int fd);
+/* The same, and fd closed: the descriptor moves (-1 and errno, fd closed,
+ * on failure). fd < 0 gives -1. */
+int ownfd_move(int fd);
 /* Closes one of the shim's descriptors and unmarks it. */
 int own_close(int fd);
 

@@ -867,8 +867,7 @@ bool relay_pair(int flags, int *app, int *engine)
     if (real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (flags & SOCK_NONBLOCK), 0, sv) < 0)
         return false;
     *app = sv[0];
-    *engine = ownfd_high(sv[1]);
-    real_close(sv[1]);
+    *engine = ownfd_move(sv[1]);
     if (*engine < 0) {
         real_close(sv[0]);
         *app = -1;              /* closed: the caller must not close that number again */
