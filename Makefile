@@ -101,7 +101,7 @@ $(BUILD)/obj/tls_image.o: shim/tls/tls_image.S $(BUILD)/tls-module.so | $(BUILD)
 	$(CC) -c -DTLS_MODULE_PATH='"$(BUILD)/tls-module.so"' -o $@ $<
 
 # The command's own modules (no hooks; statsview is unit-tested too).
-CLI      := statsview exporter elfinfo
+CLI      := statsview exporter elfinfo install
 CLI_O    := $(CLI:%=$(BUILD)/obj/cli_%.o)
 
 $(BUILD)/obj/cli_%.o: cli/%.c $(wildcard cli/*.h include/meshim/*.h) | $(BUILD)/obj
@@ -114,6 +114,13 @@ FORCE:
 $(BUILD)/meshim: cli/meshim.c $(CLI_O) $(POLICY_O) $(COMPAT_O:%.o=%_start.o) $(BUILD)/commit
 	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -Icli $(CFLAGS) -o $@ $< $(CLI_O) $(POLICY_O) $(COMPAT_MAIN) $(LDFLAGS) $(STATIC) \
 	    -lpthread $(GLIBC_FLOOR)
+
+# The command linked statically, for the container image (Dockerfile): its
+# final image holds no libc, and an init container runs `meshim install`
+# from it. It reads files and /proc only (no NSS), so static glibc is whole.
+$(BUILD)/meshim-static: cli/meshim.c $(CLI_O) $(POLICY_O) $(BUILD)/commit
+	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -Icli $(CFLAGS) -static -o $@ $< $(CLI_O) $(POLICY_O) \
+	    $(LDFLAGS) -Wl,-Bstatic -linih -lpthread
 
 # ------------------------------------------------------------------ tests --
 # test_fork links the whole shim: its hooks become the test's own symbols.
@@ -207,7 +214,10 @@ test-ktls: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 # 2.31) made once by debootstrap under $(BUILD)/bullseye.
 $(BUILD)/bullseye/.made: tests/deploy/mkroot
 	tests/deploy/mkroot $(BUILD)/bullseye
-test-deploy: all deb $(BUILD)/bullseye/.made
+# A Debian 12 root: t_image's local base for the Dockerfile's build stage.
+$(BUILD)/bookworm/.made: tests/deploy/mkroot
+	tests/deploy/mkroot $(BUILD)/bookworm bookworm ""
+test-deploy: all deb $(BUILD)/bullseye/.made $(BUILD)/bookworm/.made
 	env BUILD=$(BUILD) TEST_DIR=tests/deploy tests/integration/run
 
 # ------------------------------------------------------------------- chaos --

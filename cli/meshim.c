@@ -6,6 +6,7 @@
  *   meshim doctor PROGRAM                can the shim reach this program?
  *   meshim stats [--prometheus] [--dir DIR] [PID]
  *   meshim exporter [--listen ADDR] [--dir DIR]
+ *   meshim install DIR                   copy the library and the command into DIR
  *
  * Like torsocks and proxychains4, running a program is LD_PRELOAD plus exec;
  * the config is validated first so that a mistake is reported here, once,
@@ -24,6 +25,7 @@
 
 #include "elfinfo.h"
 #include "exporter.h"
+#include "install.h"
 #include "meshim/certdir.h"
 #include "meshim/config.h"
 #include "meshim/registry.h"
@@ -48,6 +50,8 @@ static const char USAGE[] =
     "       meshim exporter [--listen ADDR] [--dir DIR]\n"
     "                                            serve them to Prometheus at /metrics\n"
     "                                            (default 127.0.0.1:9901)\n"
+    "       meshim install DIR                   copy the library, this command and the\n"
+    "                                            example config beside it into DIR\n"
     "       meshim --version\n"
     "\n"
     "The config is FILE, else $MESHIM_CONFIG, else " MESHIM_DEFAULT_CONFIG ";\n"
@@ -500,6 +504,45 @@ static int cmd_exporter(int argc, char **argv)
     return exporter_run(listen, stats_dir(dir, buf, sizeof(buf)));
 }
 
+/* The files of an installed meshim: the library this command would
+ * preload, the command itself and, when it is there (the image's
+ * /meshim/mesh.ini), the example config beside it. */
+static int cmd_install(int argc, char **argv)
+{
+    if (argc != 1) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    char lib[PATH_MAX], exe[PATH_MAX], ini[PATH_MAX + 16];
+    if (!find_library(lib, sizeof(lib))) {
+        fprintf(stderr, "meshim: libmeshim.so not found next to this command, in ../lib/meshim "
+                "or in %s (set MESHIM_LIBRARY)\n", MESHIM_LIBDIR);
+        return 127;
+    }
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        fprintf(stderr, "meshim: /proc/self/exe: %s (is /proc mounted?)\n", strerror(errno));
+        return 1;
+    }
+    exe[n] = '\0';
+    snprintf(ini, sizeof(ini), "%s", exe);
+    char *slash = strrchr(ini, '/');
+    snprintf(slash ? slash + 1 : ini, sizeof(ini) - (size_t)(slash ? slash + 1 - ini : 0), "mesh.ini");
+    const struct install_file files[] = {
+        { lib, "libmeshim.so", 0755, 0 },
+        { exe, "meshim", 0755, 0 },
+        { ini, "mesh.ini", 0644, 1 },
+    };
+    char err[PATH_MAX + 128];
+    if (install_files(argv[0], files, sizeof(files) / sizeof(files[0]), err, sizeof(err)) < 0) {
+        fprintf(stderr, "meshim: install: %s\n", err);
+        return 1;
+    }
+    printf("meshim: installed %s/libmeshim.so and %s/meshim (preload the first: "
+           "LD_PRELOAD=%s/libmeshim.so)\n", argv[0], argv[0], argv[0]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     argc--, argv++;
@@ -519,6 +562,8 @@ int main(int argc, char **argv)
         return cmd_stats(argc - 1, argv + 1);
     if (strcmp(argv[0], "exporter") == 0)
         return cmd_exporter(argc - 1, argv + 1);
+    if (strcmp(argv[0], "install") == 0)
+        return cmd_install(argc - 1, argv + 1);
     if (strcmp(argv[0], "--") == 0)
         argc--, argv++;
     return cmd_run(argc, argv);

@@ -16,22 +16,34 @@ static const struct layout {
     { "spiffe-helper", "svid.pem", "svid_key.pem", "svid_bundle.pem" },
 };
 
-static bool folder_trusted(const char *dir, char *why, size_t len)
+static bool owner_ok(const struct stat *st)
+{
+    return st->st_uid == 0 || st->st_uid == geteuid();
+}
+
+/* A folder the identity is read from: this user's or root's, and nobody
+ * else may write to it. One exception, *sticky: Kubernetes mounts Secret,
+ * ConfigMap and projected volumes as a root-owned tmpfs of mode 1777.
+ * Anyone may add a name there, but nobody can replace or remove root's;
+ * such a folder is trusted only through a `..data` this user or root owns
+ * (snapshot_of), never for files named directly in it. */
+static bool folder_trusted(const char *dir, bool *sticky, char *why, size_t len)
 {
     struct stat st;
+    *sticky = false;
     if (stat(dir, &st) < 0) {
         snprintf(why, len, "[tls] dir %s: %s", dir, strerror(errno));
         return false;
     }
     if (!S_ISDIR(st.st_mode))
         snprintf(why, len, "[tls] dir %s: not a folder", dir);
-    else if (st.st_uid != 0 && st.st_uid != geteuid())
+    else if (!owner_ok(&st))
         snprintf(why, len, "[tls] dir %s: owned by uid %u, neither this user (%u) nor root", dir,
                  (unsigned)st.st_uid, (unsigned)geteuid());
-    else if (st.st_mode & S_IWOTH)
+    else if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
         snprintf(why, len, "[tls] dir %s: anyone may write to it", dir);
     else
-        return true;
+        return *sticky = (st.st_mode & S_IWOTH) != 0, true;
     return false;
 }
 
@@ -41,12 +53,19 @@ static bool join(char *out, size_t len, const char *dir, const char *name)
 }
 
 /* The snapshot folder `..data` points to, or dir itself when there is no
- * `..data` (a folder whose files are replaced one by one). */
-static bool snapshot_of(const char *dir, char *base, size_t len, char *why, size_t wlen)
+ * `..data` (a folder whose files are replaced one by one) and dir is not
+ * a sticky, world-writable one. */
+static bool snapshot_of(const char *dir, bool sticky, char *base, size_t len, char *why, size_t wlen)
 {
     char link[PATH_MAX], target[PATH_MAX];
     if (!join(link, sizeof(link), dir, "..data")) {
         snprintf(why, wlen, "[tls] dir %s: path too long", dir);
+        return false;
+    }
+    struct stat st;
+    if (sticky && (lstat(link, &st) < 0 || !owner_ok(&st))) {
+        snprintf(why, wlen, "[tls] dir %s: anyone may add files to it, and it has no ..data of "
+                 "this user or root (the Kubernetes volume layout)", dir);
         return false;
     }
     ssize_t n = readlink(link, target, sizeof(target) - 1);
@@ -63,7 +82,12 @@ static bool snapshot_of(const char *dir, char *base, size_t len, char *why, size
                                  : join(base, len, dir, target);
     if (!fits)
         snprintf(why, wlen, "[tls] dir %s: path too long", dir);
-    return fits && folder_trusted(base, why, wlen);
+    bool snapshot_sticky;
+    if (!fits || !folder_trusted(base, &snapshot_sticky, why, wlen))
+        return false;
+    if (snapshot_sticky)
+        snprintf(why, wlen, "[tls] dir %s: anyone may write to it", base);
+    return !snapshot_sticky;
 }
 
 static bool exists(const char *dir, const char *name)
@@ -76,7 +100,8 @@ static bool exists(const char *dir, const char *name)
 bool certdir_resolve(const char *dir, struct tls_files *out, char *why, size_t len)
 {
     char base[PATH_MAX];
-    if (!folder_trusted(dir, why, len) || !snapshot_of(dir, base, sizeof(base), why, len))
+    bool sticky;
+    if (!folder_trusted(dir, &sticky, why, len) || !snapshot_of(dir, sticky, base, sizeof(base), why, len))
         return false;
     for (size_t i = 0; i < sizeof(LAYOUTS) / sizeof(LAYOUTS[0]); i++) {
         const struct layout *l = &LAYOUTS[i];

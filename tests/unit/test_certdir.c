@@ -166,7 +166,32 @@ static void test_refused(void **state)
     assert_int_equal(symlink("..v1", at("snap/..data")), 0);
     snprintf(dir, sizeof(dir), "%s", at("snap"));
     expect_error(dir, "anyone may write to it");
+    /* A Kubernetes volume's own folder: a root tmpfs of mode 1777. Through
+     * a ..data of ours it is read; without one, anyone could have put the
+     * files there. */
+    folder("volume");
+    folder("volume/..2026_12_01");
+    put("volume/..2026_12_01", "tls.crt");
+    snprintf(dir, sizeof(dir), "%s", at("volume"));
+    assert_int_equal(chmod(dir, 01777), 0);
+    struct tls_files f;
+    char why[512] = "";
+    assert_int_equal(symlink("..2026_12_01", at("volume/..data")), 0);
+    if (!certdir_resolve(dir, &f, why, sizeof(why)))
+        fail_msg("a Kubernetes volume folder was refused: %s", why);
+    assert_string_equal(f.cert, at("volume/..2026_12_01/tls.crt"));
+    assert_int_equal(unlink(at("volume/..data")), 0);
+    put("volume", "tls.crt");
+    expect_error(dir, "anyone may add files to it, and it has no ..data");
+    /* ..data itself sticky and open: refused like any open folder. */
+    assert_int_equal(chmod(at("volume/..2026_12_01"), 01777), 0);
+    assert_int_equal(symlink("..2026_12_01", at("volume/..data")), 0);
+    expect_error(dir, "anyone may write to it");
     if (geteuid() == 0) {
+        /* A ..data someone else put there. */
+        assert_int_equal(chmod(at("volume/..2026_12_01"), 0755), 0);
+        assert_int_equal(lchown(at("volume/..data"), 65534, 65534), 0);
+        expect_error(dir, "no ..data of this user or root");
         folder("theirs");
         put("theirs", "tls.crt");
         snprintf(dir, sizeof(dir), "%s", at("theirs"));
