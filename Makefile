@@ -299,6 +299,7 @@ demo: deps-missing
 # tls ULP).
 bench: all $(BUILD)/tests/uml-xstate.so
 	bench/run
+	env BUILD=$(BUILD) bench/scale
 	tests/uml/run $(KTLS_MODULES) bench/run -k -r 3
 
 install: all

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uthash.h>
 
 /* ---------------------------------------------------------------- arena -- */
 
@@ -109,13 +110,15 @@ struct loader {
 
     struct service_config defaults;
     uint64_t meshim_set, tls_set;       /* keys set in [meshim] and [tls] */
-    struct origin meshim_origin[16], tls_origin[16];
+    int meshim_line[16], tls_line[16];  /* where each key of theirs was set */
     size_t cap_services, cap_inbound;
     bool seen_meshim, seen_tls, seen_defaults;
     int line_meshim, line_tls, line_defaults;
 
     char *errors;                       /* malloc'd, one message a line */
     size_t errors_len;
+
+    struct name_entry *by_name;         /* the services by name (find_service) */
 };
 
 static void add_error(struct loader *L, struct origin at, const char *fmt, ...)
@@ -523,7 +526,7 @@ static const char *p_endpoints(struct loader *L, const char *v, void *f)
 }
 
 /* Bounds on an endpoints file, which an agent writes. */
-#define ENDPOINTS_FILE_MAX (1 << 20)
+#define ENDPOINTS_FILE_MAX (16 << 20)    /* 16 MiB: some 500,000 endpoints */
 
 static bool file_error(char *err, size_t len, const char *path, int line, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -778,24 +781,64 @@ static void global_defaults(struct loader *L, struct mesh_config *c)
 
 /* ------------------------------------------------------------- sections -- */
 
-static struct service_config *find_service(struct mesh_config *c, const char *name)
+/* Services by name while loading, so that 10,000 of them load in linear
+ * time (a scan per section was quadratic: 1 s for 10,000). The entries
+ * hold an index: the array moves as it grows. */
+struct name_entry {
+    UT_hash_handle hh;
+    size_t service;
+    char key[];
+};
+
+static struct name_entry *name_entry_new(const char *key, size_t len, size_t service)
 {
-    for (size_t i = 0; i < c->n_services; i++)
-        if (strcmp(c->services[i].name, name) == 0)
-            return &c->services[i];
-    return NULL;
+    struct name_entry *e = malloc(sizeof(*e) + len + 1);
+    if (e) {
+        memcpy(e->key, key, len);
+        e->key[len] = '\0';
+        e->service = service;
+    }
+    return e;
 }
 
+static void name_index_free(struct name_entry **index)
+{
+    struct name_entry *e, *tmp;
+    HASH_ITER(hh, *index, e, tmp) {
+        HASH_DEL(*index, e);
+        free(e);
+    }
+}
+
+static struct service_config *find_service(struct loader *L, const char *name)
+{
+    struct name_entry *e;
+    HASH_FIND_STR(L->by_name, name, e);
+    return e ? &L->cfg->services[e->service] : NULL;
+}
+
+/* While loading, the services array lives on the heap and grows in place
+ * (in the arena each doubling would leave the old copy behind: 2x the
+ * memory of 10,000 services); settle_services moves it into the arena. */
 static struct service_config *add_service(struct loader *L, const char *name, struct origin at)
 {
     struct mesh_config *c = L->cfg;
-    c->services = arena_grow(L->arena, c->services, c->n_services, &L->cap_services,
-                             sizeof(*c->services), 8);
+    if (c->n_services == L->cap_services) {
+        size_t cap = L->cap_services ? 2 * L->cap_services : 8;
+        struct service_config *v = realloc(c->services, cap * sizeof(*v));
+        if (!v)
+            abort();    /* as arena_alloc: config time only */
+        c->services = v;
+        L->cap_services = cap;
+    }
     struct service_config *s = &c->services[c->n_services++];
     memset(s, 0, sizeof(*s));
     service_defaults(s);
     s->name = arena_strdup(L->arena, name);
     s->origin = at;
+    struct name_entry *e = name_entry_new(name, strlen(name), c->n_services - 1);
+    if (e)
+        HASH_ADD_STR(L->by_name, key, e);
     return s;
 }
 
@@ -837,7 +880,7 @@ static void open_section(struct loader *L, const char *name)
         struct service_config *prev;
         if (!valid_service_name(svc)) {
             add_error(L, at, "[%s]: not a valid service name (letters, digits, '-', '_', '.')", name);
-        } else if ((prev = find_service(L->cfg, svc)) != NULL) {
+        } else if ((prev = find_service(L, svc)) != NULL) {
             add_error(L, at, "[%s]: section appears twice (first at line %d)", name, prev->origin.line);
         } else {
             L->kind = SEC_SERVICE;
@@ -876,7 +919,7 @@ static void open_section(struct loader *L, const char *name)
 
 /* Sets one key of one section: the table says how. */
 static bool set_key(struct loader *L, const struct key_def *table, void *base, uint64_t *set,
-                    struct origin *key_origin, const char *section, const char *name,
+                    int *key_line, const char *section, const char *name,
                     const char *value, struct origin at)
 {
     int index = 0;
@@ -887,7 +930,7 @@ static bool set_key(struct loader *L, const struct key_def *table, void *base, u
     }
     if (*set >> index & 1) {
         add_error(L, at, "%s: set twice in [%s] (first at line %d)", name, section,
-                  key_origin[index].line);
+                  key_line[index]);
         return false;
     }
     /* Parse into scratch space: a value that fails half-way through a list
@@ -902,7 +945,7 @@ static bool set_key(struct loader *L, const struct key_def *table, void *base, u
     }
     memcpy((char *)base + k->offset, scratch, k->size);
     *set |= (uint64_t)1 << index;
-    key_origin[index] = at;
+    key_line[index] = at.line;
     return true;
 }
 
@@ -916,27 +959,27 @@ static void apply_key(struct loader *L, const char *name, const char *value, str
     case SEC_UNKNOWN:
         break;      /* the section header already got its message */
     case SEC_MESHIM:
-        set_key(L, MESHIM_KEYS, L->cfg, &L->meshim_set, L->meshim_origin, "meshim", name, value, at);
+        set_key(L, MESHIM_KEYS, L->cfg, &L->meshim_set, L->meshim_line, "meshim", name, value, at);
         break;
     case SEC_TLS:
-        set_key(L, TLS_KEYS, L->cfg, &L->tls_set, L->tls_origin, "tls", name, value, at);
+        set_key(L, TLS_KEYS, L->cfg, &L->tls_set, L->tls_line, "tls", name, value, at);
         break;
     case SEC_DEFAULTS:
-        set_key(L, SERVICE_KEYS, &L->defaults, &L->defaults.set, L->defaults.key_origin,
+        set_key(L, SERVICE_KEYS, &L->defaults, &L->defaults.set, L->defaults.key_line,
                 "defaults", name, value, at);
         break;
     case SEC_SERVICE: {
         struct service_config *s = L->section;
         char label[160];
         snprintf(label, sizeof(label), "service:%s", s->name);
-        set_key(L, SERVICE_KEYS, s, &s->set, s->key_origin, label, name, value, at);
+        set_key(L, SERVICE_KEYS, s, &s->set, s->key_line, label, name, value, at);
         break;
     }
     case SEC_INBOUND: {
         struct inbound_config *in = L->section;
         char label[32];
         snprintf(label, sizeof(label), "inbound:%u", in->port);
-        set_key(L, INBOUND_KEYS, in, &in->set, in->key_origin, label, name, value, at);
+        set_key(L, INBOUND_KEYS, in, &in->set, in->key_line, label, name, value, at);
         break;
     }
     }
@@ -1106,7 +1149,7 @@ static void load_services_env(struct loader *L, const char *value)
             add_error(L, at, "\"%s\": not a valid service name", item);
             continue;
         }
-        struct service_config *s = find_service(L->cfg, item);
+        struct service_config *s = find_service(L, item);
         if (!s)
             s = add_service(L, item, at);
         L->continuation = false;
@@ -1119,7 +1162,7 @@ static void load_services_env(struct loader *L, const char *value)
         else
             s->endpoints = parsed;
         s->set |= (uint64_t)1 << index;
-        s->key_origin[index] = at;
+        s->key_line[index] = at.line;
     }
 }
 
@@ -1157,7 +1200,7 @@ static void inherit_defaults(struct loader *L, struct service_config *s)
         if ((L->defaults.set & bit) && !(s->set & bit)) {
             const struct key_def *k = &SERVICE_KEYS[i];
             memcpy((char *)s + k->offset, (char *)&L->defaults + k->offset, k->size);
-            s->key_origin[i] = L->defaults.key_origin[i];
+            s->key_line[i] = L->defaults.key_line[i];
         }
     }
     if (s->hosts.n == 0) {
@@ -1168,22 +1211,22 @@ static void inherit_defaults(struct loader *L, struct service_config *s)
 }
 
 /* Does following splits from `from` lead back to `to`? */
-static bool split_reaches(struct mesh_config *c, const struct service_config *from,
+static bool split_reaches(struct loader *L, const struct service_config *from,
                           const struct service_config *to, int depth)
 {
     if (depth > 64)
         return true;
     for (size_t i = 0; i < from->split.n; i++) {
-        const struct service_config *next = find_service(c, from->split.v[i].service);
-        if (next == to || (next && split_reaches(c, next, to, depth + 1)))
+        const struct service_config *next = find_service(L, from->split.v[i].service);
+        if (next == to || (next && split_reaches(L, next, to, depth + 1)))
             return true;
     }
     return false;
 }
 
-static bool split_loops(struct mesh_config *c, const struct service_config *s, int depth)
+static bool split_loops(struct loader *L, const struct service_config *s, int depth)
 {
-    return split_reaches(c, s, s, depth);
+    return split_reaches(L, s, s, depth);
 }
 
 static void validate_service(struct loader *L, struct service_config *s)
@@ -1214,25 +1257,17 @@ static void validate_service(struct loader *L, struct service_config *s)
     uint64_t split_total = 0;
     for (size_t i = 0; i < s->split.n; i++) {
         const char *target = s->split.v[i].service;
-        if (strcmp(target, s->name) == 0 || !find_service(L->cfg, target))
+        if (strcmp(target, s->name) == 0 || !find_service(L, target))
             add_error(L, at, "%s: split: \"%s\" is not another service of this config", where, target);
         split_total += s->split.v[i].weight;
     }
     if (s->split.n && !split_total)
         add_error(L, at, "%s: split: the weights add up to 0", where);
-    else if (s->split.n && split_loops(L->cfg, s, 0))
+    else if (s->split.n && split_loops(L, s, 0))
         add_error(L, at, "%s: split: the services split back into %s", where, s->name);
     if (s->tls == TLS_MTLS && !config_has_identity(L->cfg))
         add_error(L, at, "%s: tls = mtls needs [tls] dir, or cert, key and ca (or MESHIM_TLS_DIR, "
                   "or MESHIM_TLS_CERT, MESHIM_TLS_KEY, MESHIM_TLS_CA)", where);
-}
-
-static bool host_claimed(const struct service_config *a, const char *host)
-{
-    for (size_t i = 0; i < a->hosts.n; i++)
-        if (dns_name_equal(a->hosts.v[i], host))
-            return true;
-    return false;
 }
 
 static bool address_overlap(const struct netaddr *x, const struct netaddr *y)
@@ -1240,27 +1275,102 @@ static bool address_overlap(const struct netaddr *x, const struct netaddr *y)
     return netaddr_same_ip(x, y) && (x->port == 0 || y->port == 0 || x->port == y->port);
 }
 
+/* A host as DNS compares it: lower case, without the root's dot. */
+static size_t host_key(const char *host, char *out, size_t len)
+{
+    size_t n = strlen(host);
+    if (n > 1 && host[n - 1] == '.')
+        n--;
+    if (n >= len)
+        n = len - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)host[i]);
+    out[n] = '\0';
+    return n;
+}
+
+/* Each host belongs to one service: a hash of the hosts seen so far. */
+static void check_hosts(struct loader *L)
+{
+    struct mesh_config *c = L->cfg;
+    struct name_entry *seen = NULL;
+    for (size_t i = 0; i < c->n_services; i++) {
+        struct service_config *s = &c->services[i];
+        for (size_t h = 0; h < s->hosts.n; h++) {
+            char key[256];
+            size_t n = host_key(s->hosts.v[h], key, sizeof(key));
+            struct name_entry *e;
+            HASH_FIND(hh, seen, key, n, e);
+            if (e && e->service != i)
+                add_error(L, s->origin, "[service:%s]: hosts: \"%s\" is already a host of "
+                          "[service:%s]", s->name, s->hosts.v[h], c->services[e->service].name);
+            else if (!e && (e = name_entry_new(key, n, i)))
+                HASH_ADD_KEYPTR(hh, seen, e->key, n, e);
+        }
+    }
+    name_index_free(&seen);
+}
+
+/* Each address (IP, or IP and port) belongs to one service: addresses by
+ * IP, each IP's few ports compared. */
+struct addr_entry {
+    UT_hash_handle hh;
+    struct { sa_family_t family; uint8_t ip[16]; } key;
+    size_t n, cap;
+    struct { size_t service; struct netaddr addr; } *v;
+};
+
+static void check_addresses(struct loader *L)
+{
+    struct mesh_config *c = L->cfg;
+    struct addr_entry *by_ip = NULL, *e, *tmp;
+    for (size_t i = 0; i < c->n_services; i++) {
+        struct service_config *s = &c->services[i];
+        for (size_t a = 0; a < s->addresses.n; a++) {
+            const struct netaddr *x = &s->addresses.v[a];
+            struct addr_entry k;
+            memset(&k.key, 0, sizeof(k.key));
+            k.key.family = x->family;
+            memcpy(k.key.ip, &x->ip, x->family == AF_INET ? 4 : 16);
+            HASH_FIND(hh, by_ip, &k.key, sizeof(k.key), e);
+            if (!e) {
+                if (!(e = calloc(1, sizeof(*e))))
+                    continue;
+                e->key = k.key;
+                HASH_ADD(hh, by_ip, key, sizeof(e->key), e);
+            }
+            for (size_t j = 0; j < e->n; j++)
+                if (e->v[j].service != i && address_overlap(x, &e->v[j].addr)) {
+                    char text[64];
+                    netaddr_format(x, text, sizeof(text));
+                    add_error(L, s->origin, "[service:%s]: addresses: %s is already an "
+                              "address of [service:%s]", s->name, text,
+                              c->services[e->v[j].service].name);
+                    break;
+                }
+            if (e->n == e->cap) {
+                size_t cap = e->cap ? 2 * e->cap : 2;
+                void *v = realloc(e->v, cap * sizeof(*e->v));
+                if (!v)
+                    continue;
+                e->v = v, e->cap = cap;
+            }
+            e->v[e->n].service = i;
+            e->v[e->n++].addr = *x;
+        }
+    }
+    HASH_ITER(hh, by_ip, e, tmp) {
+        HASH_DEL(by_ip, e);
+        free(e->v);
+        free(e);
+    }
+}
+
 static void validate_across(struct loader *L)
 {
     struct mesh_config *c = L->cfg;
-    for (size_t i = 0; i < c->n_services; i++) {
-        struct service_config *s = &c->services[i];
-        for (size_t j = 0; j < i; j++) {
-            struct service_config *t = &c->services[j];
-            for (size_t h = 0; h < s->hosts.n; h++)
-                if (host_claimed(t, s->hosts.v[h]))
-                    add_error(L, s->origin, "[service:%s]: hosts: \"%s\" is already a host of "
-                              "[service:%s]", s->name, s->hosts.v[h], t->name);
-            for (size_t a = 0; a < s->addresses.n; a++)
-                for (size_t b = 0; b < t->addresses.n; b++)
-                    if (address_overlap(&s->addresses.v[a], &t->addresses.v[b])) {
-                        char text[64];
-                        netaddr_format(&s->addresses.v[a], text, sizeof(text));
-                        add_error(L, s->origin, "[service:%s]: addresses: %s is already an "
-                                  "address of [service:%s]", s->name, text, t->name);
-                    }
-        }
-    }
+    check_hosts(L);
+    check_addresses(L);
     for (size_t i = 0; i < c->n_inbound; i++)
         if (c->inbound[i].tls != INBOUND_OFF && !config_has_identity(c))
             add_error(L, c->inbound[i].origin, "[inbound:%u]: tls = %s needs [tls] dir, or cert, key and "
@@ -1271,6 +1381,17 @@ static void validate_across(struct loader *L)
     if (c->n_services > pool)
         add_error(L, (struct origin){ L->file ? L->file : "MESHIM_SERVICES", 0 },
                   "vip_range: %zu services do not fit in a /%u", c->n_services, c->vip_range.prefix);
+}
+
+static void settle_services(struct loader *L)
+{
+    struct mesh_config *c = L->cfg;
+    struct service_config *heap = c->services;
+    if (!heap)
+        return;
+    c->services = arena_alloc(L->arena, c->n_services * sizeof(*heap));
+    memcpy(c->services, heap, c->n_services * sizeof(*heap));
+    free(heap);
 }
 
 /* ------------------------------------------------------------------ entry -- */
@@ -1316,6 +1437,8 @@ struct mesh_config *config_load(const struct config_source *src, char **errors,
         validate_service(&L, &cfg->services[i]);
     }
     validate_across(&L);
+    name_index_free(&L.by_name);
+    settle_services(&L);
 
     cfg->active = cfg->file != NULL || cfg->n_services > 0;
     cfg->arena = arena;
