@@ -34,3 +34,16 @@ start_backends() {
     wait_port 127.0.0.3 "$port"
     wait_port 127.0.0.2 "$tport"
 }
+
+# backend_services: the INI sections that reach start_backends' servers:
+# web (plain, 127.0.0.3) and secure (mTLS, orders' identity, 127.0.0.2).
+backend_services() {
+    cat <<INI
+[service:web]
+endpoints = 127.0.0.3:$port
+[service:secure]
+endpoints = 127.0.0.2:$tport
+tls = mtls
+identity = spiffe://test.mesh/ns/prod/sa/orders
+INI
+}

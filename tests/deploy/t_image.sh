@@ -81,12 +81,7 @@ cat > "$TMP/web.ini" <<INI
 access_log = stderr
 [tls]
 dir = /var/run/secrets/meshim
-[service:web]
-endpoints = 127.0.0.3:$port
-[service:secure]
-endpoints = 127.0.0.2:$tport
-tls = mtls
-identity = spiffe://test.mesh/ns/prod/sa/orders
+$(backend_services)
 INI
 kubelet_volume "$TMP/configmap" web.ini="$TMP/web.ini"
 kubelet_volume "$TMP/secret" tls.crt="$C/web.pem" tls.key="$C/web.key" ca.crt="$C/ca.pem"

@@ -29,12 +29,7 @@ access_log = $O/access.log
 cert = $O/pki/web.pem
 key = $O/pki/web.key
 ca = $O/pki/ca.pem
-[service:web]
-endpoints = 127.0.0.3:$port
-[service:secure]
-endpoints = 127.0.0.2:$tport
-tls = mtls
-identity = spiffe://test.mesh/ns/prod/sa/orders
+$(backend_services)
 INI
 echo "$O/libmeshim.so" > "$R/etc/ld.so.preload"
 
