@@ -62,6 +62,16 @@ static const char *env_lookup(const char *name)
     return getenv(name);
 }
 
+/* This executable's path (false without /proc). */
+static bool self_exe(char *out, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", out, len - 1);
+    if (n <= 0)
+        return false;
+    out[n] = '\0';
+    return true;
+}
+
 /* libmeshim.so next to this executable (the build tree), in ../lib/meshim
  * (an install), or where `make install` put it. */
 static bool find_library(char *out, size_t len)
@@ -72,9 +82,7 @@ static bool find_library(char *out, size_t len)
         return access(out, R_OK) == 0;
     }
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
+    if (self_exe(exe, sizeof(exe))) {
         char *slash = strrchr(exe, '/');
         if (slash)
             *slash = '\0';
@@ -88,6 +96,16 @@ static bool find_library(char *out, size_t len)
     }
     snprintf(out, len, "%s/libmeshim.so", MESHIM_LIBDIR);
     return access(out, R_OK) == 0;
+}
+
+/* find_library, saying where it looked when it finds nothing. */
+static bool find_library_or_say(char *out, size_t len)
+{
+    if (find_library(out, len))
+        return true;
+    fprintf(stderr, "meshim: libmeshim.so not found next to this command, in ../lib/meshim "
+            "or in %s (set MESHIM_LIBRARY)\n", MESHIM_LIBDIR);
+    return false;
 }
 
 static void print_errors(const char *errors)
@@ -266,6 +284,25 @@ static bool find_program(const char *name, char *out, size_t len)
     return found;
 }
 
+/* path mapped read-only into *map (st its stat): -1 and errno when it
+ * cannot be opened; otherwise 0, *map being MAP_FAILED for a file smaller
+ * than an ELF header or one that cannot be mapped. */
+static int map_file(const char *path, const unsigned char **map, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, st) < 0) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        errno = err;
+        return -1;
+    }
+    *map = st->st_size >= (off_t)sizeof(Elf64_Ehdr)
+        ? mmap(NULL, (size_t)st->st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    return 0;
+}
+
 /* What a user needs to know before blaming the mesh: a program the dynamic
  * linker never preloads into cannot be meshed (SPEC §3.10). */
 static int cmd_doctor(int argc, char **argv)
@@ -281,15 +318,12 @@ static int cmd_doctor(int argc, char **argv)
     }
     printf("program:  %s\n", path);
     printf("library:  %s\n", find_library(lib, sizeof(lib)) ? lib : "NOT FOUND (set MESHIM_LIBRARY)");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
+    const unsigned char *map;
+    if (map_file(path, &map, &st) < 0) {
         fprintf(stderr, "meshim: %s: %s\n", path, strerror(errno));
         return 1;
     }
-    const unsigned char *map = st.st_size >= (off_t)sizeof(Elf64_Ehdr)
-        ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
-    close(fd);
     if (map != MAP_FAILED && map[0] == '#' && map[1] == '!') {
         /* A script: what matters is its interpreter ("#!/usr/bin/env X"
          * means X as found on PATH). One level is enough in practice. */
@@ -352,16 +386,9 @@ static void program_loader(const char *program, char *loader, size_t len)
 {
     char path[PATH_MAX];
     struct stat st;
+    const unsigned char *map;
     loader[0] = '\0';
-    if (!find_program(program, path, sizeof(path)))
-        return;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    const unsigned char *map = fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(Elf64_Ehdr)
-        ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
-    close(fd);
-    if (map == MAP_FAILED)
+    if (!find_program(program, path, sizeof(path)) || map_file(path, &map, &st) < 0 || map == MAP_FAILED)
         return;
     if (elf_interp(map, (size_t)st.st_size, loader, len) != ELF_DYNAMIC)
         loader[0] = '\0';
@@ -381,11 +408,8 @@ static int cmd_run(int argc, char **argv)
     if (!cfg)
         return MESHIM_EXIT_CONFIG;
     config_free(cfg);
-    if (!find_library(lib, sizeof(lib))) {
-        fprintf(stderr, "meshim: libmeshim.so not found next to this command, in ../lib/meshim "
-                "or in %s (set MESHIM_LIBRARY)\n", MESHIM_LIBDIR);
+    if (!find_library_or_say(lib, sizeof(lib)))
         return 127;
-    }
     /* glibc's loader preloads a glibc library; musl's loader would load it
      * too and stop the program at start (missing symbols): not started. */
     char loader[PATH_MAX];
@@ -514,20 +538,13 @@ static int cmd_install(int argc, char **argv)
         return 2;
     }
     char lib[PATH_MAX], exe[PATH_MAX], ini[PATH_MAX + 16];
-    if (!find_library(lib, sizeof(lib))) {
-        fprintf(stderr, "meshim: libmeshim.so not found next to this command, in ../lib/meshim "
-                "or in %s (set MESHIM_LIBRARY)\n", MESHIM_LIBDIR);
+    if (!find_library_or_say(lib, sizeof(lib)))
         return 127;
-    }
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0) {
+    if (!self_exe(exe, sizeof(exe))) {
         fprintf(stderr, "meshim: /proc/self/exe: %s (is /proc mounted?)\n", strerror(errno));
         return 1;
     }
-    exe[n] = '\0';
-    snprintf(ini, sizeof(ini), "%s", exe);
-    char *slash = strrchr(ini, '/');
-    snprintf(slash ? slash + 1 : ini, sizeof(ini) - (size_t)(slash ? slash + 1 - ini : 0), "mesh.ini");
+    snprintf(ini, sizeof(ini), "%.*smesh.ini", (int)(strrchr(exe, '/') + 1 - exe), exe);
     const struct install_file files[] = {
         { lib, "libmeshim.so", 0755, 0 },
         { exe, "meshim", 0755, 0 },

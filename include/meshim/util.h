@@ -80,6 +80,20 @@ struct file_id {
 struct file_id file_id_of(const char *path);
 bool file_id_same(const struct file_id *a, const struct file_id *b);
 
+/* The one rule for a folder the shim reads secrets from or writes into
+ * (the identity's, the stats folder, log folders): owned by root or by
+ * this user, and nobody else may write to it, except in a sticky folder
+ * (/tmp, Kubernetes' volume roots), where others may add names but not
+ * replace ours. Each caller says what a sticky one may be used for. */
+enum dir_trust {
+    DIR_TRUSTED,                  /* ours or root's, closed to others */
+    DIR_TRUSTED_STICKY,           /* ours or root's, open to others but sticky */
+    DIR_NOT_OURS,                 /* another user's */
+    DIR_OPEN,                     /* anyone may write to it, not sticky */
+};
+struct stat;
+enum dir_trust dir_trust_of(const struct stat *st);
+
 /* ASCII case-insensitive compare of a DNS name, ignoring one trailing dot on
  * either side. */
 bool dns_name_equal(const char *a, const char *b);

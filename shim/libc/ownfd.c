@@ -132,7 +132,8 @@ int ownfd_close_range(unsigned first, unsigned last, int flags)
 /* Up to the highest of ours by ranges, then the rest with libc's own. */
 void ownfd_closefrom(int low)
 {
-    int last = ownfd_next(0) < 0 ? -1 : (int)__atomic_load_n(&max_owned, __ATOMIC_ACQUIRE);
+    bool any = __atomic_load_n(&n_owned, __ATOMIC_RELAXED) != 0;
+    int last = any ? (int)__atomic_load_n(&max_owned, __ATOMIC_ACQUIRE) : -1;
     if (low >= 0 && last >= low) {
         ownfd_close_range((unsigned)low, (unsigned)last, 0);
         low = last + 1;

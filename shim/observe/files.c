@@ -23,14 +23,15 @@ static bool dir_trusted(int fd, bool secure, struct stat *st, char *why, size_t 
         snprintf(why, len, "%s", strerror(errno));
         return false;
     }
+    enum dir_trust trust = dir_trust_of(st);
     if (!S_ISDIR(st->st_mode))
         snprintf(why, len, "not a folder");
-    else if (st->st_uid != 0 && st->st_uid != geteuid())
+    else if (trust == DIR_NOT_OURS)
         snprintf(why, len, "owned by uid %u, neither this user (%u) nor root", (unsigned)st->st_uid,
                  (unsigned)geteuid());
-    else if ((st->st_mode & S_IWOTH) && !(st->st_mode & S_ISVTX))
+    else if (trust == DIR_OPEN)
         snprintf(why, len, "anyone may write to it and it is not sticky");
-    else if ((st->st_mode & S_IWOTH) && secure)
+    else if (trust == DIR_TRUSTED_STICKY && secure)
         snprintf(why, len, "anyone may write to it, and this is a set-uid or set-gid program");
     else
         return true;

@@ -2,6 +2,7 @@
  * certdir.c — where the identity's files are (see certdir.h).
  */
 #include "meshim/certdir.h"
+#include "meshim/util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,17 +17,11 @@ static const struct layout {
     { "spiffe-helper", "svid.pem", "svid_key.pem", "svid_bundle.pem" },
 };
 
-static bool owner_ok(const struct stat *st)
-{
-    return st->st_uid == 0 || st->st_uid == geteuid();
-}
-
-/* A folder the identity is read from: this user's or root's, and nobody
- * else may write to it. One exception, *sticky: Kubernetes mounts Secret,
- * ConfigMap and projected volumes as a root-owned tmpfs of mode 1777.
- * Anyone may add a name there, but nobody can replace or remove root's;
- * such a folder is trusted only through a `..data` this user or root owns
- * (snapshot_of), never for files named directly in it. */
+/* A folder the identity is read from (dir_trust_of). A sticky one is
+ * what Kubernetes mounts Secret, ConfigMap and projected volumes as (a
+ * root tmpfs of mode 1777): anyone may add a name there, so it is trusted
+ * only through a `..data` this user or root owns (snapshot_of), never for
+ * files named directly in it; *sticky says so. */
 static bool folder_trusted(const char *dir, bool *sticky, char *why, size_t len)
 {
     struct stat st;
@@ -35,15 +30,16 @@ static bool folder_trusted(const char *dir, bool *sticky, char *why, size_t len)
         snprintf(why, len, "[tls] dir %s: %s", dir, strerror(errno));
         return false;
     }
+    enum dir_trust trust = dir_trust_of(&st);
     if (!S_ISDIR(st.st_mode))
         snprintf(why, len, "[tls] dir %s: not a folder", dir);
-    else if (!owner_ok(&st))
+    else if (trust == DIR_NOT_OURS)
         snprintf(why, len, "[tls] dir %s: owned by uid %u, neither this user (%u) nor root", dir,
                  (unsigned)st.st_uid, (unsigned)geteuid());
-    else if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+    else if (trust == DIR_OPEN)
         snprintf(why, len, "[tls] dir %s: anyone may write to it", dir);
     else
-        return *sticky = (st.st_mode & S_IWOTH) != 0, true;
+        return *sticky = trust == DIR_TRUSTED_STICKY, true;
     return false;
 }
 
@@ -63,7 +59,7 @@ static bool snapshot_of(const char *dir, bool sticky, char *base, size_t len, ch
         return false;
     }
     struct stat st;
-    if (sticky && (lstat(link, &st) < 0 || !owner_ok(&st))) {
+    if (sticky && (lstat(link, &st) < 0 || (st.st_uid != 0 && st.st_uid != geteuid()))) {
         snprintf(why, wlen, "[tls] dir %s: anyone may add files to it, and it has no ..data of "
                  "this user or root (the Kubernetes volume layout)", dir);
         return false;

@@ -1313,7 +1313,7 @@ static void check_hosts(struct loader *L)
 
 /* Each address (IP, or IP and port) belongs to one service: addresses by
  * IP, each IP's few ports compared. */
-struct addr_entry {
+struct ip_entry {
     UT_hash_handle hh;
     struct { sa_family_t family; uint8_t ip[16]; } key;
     size_t n, cap;
@@ -1323,12 +1323,12 @@ struct addr_entry {
 static void check_addresses(struct loader *L)
 {
     struct mesh_config *c = L->cfg;
-    struct addr_entry *by_ip = NULL, *e, *tmp;
+    struct ip_entry *by_ip = NULL, *e, *tmp;
     for (size_t i = 0; i < c->n_services; i++) {
         struct service_config *s = &c->services[i];
         for (size_t a = 0; a < s->addresses.n; a++) {
             const struct netaddr *x = &s->addresses.v[a];
-            struct addr_entry k;
+            struct ip_entry k;
             memset(&k.key, 0, sizeof(k.key));
             k.key.family = x->family;
             memcpy(k.key.ip, &x->ip, x->family == AF_INET ? 4 : 16);

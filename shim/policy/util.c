@@ -256,6 +256,15 @@ struct file_id file_id_of(const char *path)
     return (struct file_id){ true, st.st_dev, st.st_ino, st.st_size, st.st_mtim };
 }
 
+enum dir_trust dir_trust_of(const struct stat *st)
+{
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        return DIR_NOT_OURS;
+    if (!(st->st_mode & S_IWOTH))
+        return DIR_TRUSTED;
+    return st->st_mode & S_ISVTX ? DIR_TRUSTED_STICKY : DIR_OPEN;
+}
+
 bool file_id_same(const struct file_id *a, const struct file_id *b)
 {
     if (a->exists != b->exists)

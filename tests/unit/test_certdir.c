@@ -17,22 +17,7 @@
 
 #include "meshim/certdir.h"
 
-static char base[] = "/tmp/meshim-certdir.XXXXXX";
-
-static int setup(void **state)
-{
-    (void)state;
-    strcpy(base, "/tmp/meshim-certdir.XXXXXX");
-    return mkdtemp(base) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-    return system(cmd);
-}
+#include "tmpdir.h"
 
 static void put(const char *dir, const char *name)
 {
@@ -67,6 +52,22 @@ static void expect_error(const char *dir, const char *part)
         fail_msg("expected \"%s\" in \"%s\"", part, why);
 }
 
+/* name resolves to these files of this layout (paths under the test's
+ * folder). */
+static void expect_files(const char *name, const char *layout, const char *cert, const char *key,
+                         const char *ca)
+{
+    char dir[512], why[512] = "";
+    struct tls_files f;
+    snprintf(dir, sizeof(dir), "%s", at(name));
+    if (!certdir_resolve(dir, &f, why, sizeof(why)))
+        fail_msg("%s was refused: %s", dir, why);
+    assert_string_equal(f.layout, layout);
+    assert_string_equal(f.cert, at(cert));
+    assert_string_equal(f.key, at(key));
+    assert_string_equal(f.ca, at(ca));
+}
+
 /* A Secret volume: the files in a snapshot folder, ..data pointing to it;
  * the swap changes the folder every file is read from. */
 static void test_kubernetes_swap(void **state)
@@ -80,15 +81,12 @@ static void test_kubernetes_swap(void **state)
     assert_int_equal(symlink("..2026_12_01_10_00_00.1", at("k8s/..data")), 0);
     assert_int_equal(symlink("..data/tls.crt", at("k8s/tls.crt")), 0);
 
+    expect_files("k8s", "kubernetes", "k8s/..2026_12_01_10_00_00.1/tls.crt",
+                 "k8s/..2026_12_01_10_00_00.1/tls.key", "k8s/..2026_12_01_10_00_00.1/ca.crt");
     struct tls_files f;
     char why[512] = "";
     char dir[512];
     snprintf(dir, sizeof(dir), "%s", at("k8s"));
-    assert_true(certdir_resolve(dir, &f, why, sizeof(why)));
-    assert_string_equal(f.layout, "kubernetes");
-    assert_string_equal(f.cert, at("k8s/..2026_12_01_10_00_00.1/tls.crt"));
-    assert_string_equal(f.key, at("k8s/..2026_12_01_10_00_00.1/tls.key"));
-    assert_string_equal(f.ca, at("k8s/..2026_12_01_10_00_00.1/ca.crt"));
 
     /* The writer's swap: a new folder, ..data_tmp, renamed over ..data. */
     folder("k8s/..2026_12_01_11_00_00.2");
@@ -115,15 +113,11 @@ static void test_spiffe_helper_and_overrides(void **state)
     put("svid", "svid.pem");
     put("svid", "svid_key.pem");
     put("svid", "svid_bundle.pem");
+    expect_files("svid", "spiffe-helper", "svid/svid.pem", "svid/svid_key.pem", "svid/svid_bundle.pem");
     struct tls_files f;
     char why[512] = "";
     char dir[512];
     snprintf(dir, sizeof(dir), "%s", at("svid"));
-    assert_true(certdir_resolve(dir, &f, why, sizeof(why)));
-    assert_string_equal(f.layout, "spiffe-helper");
-    assert_string_equal(f.cert, at("svid/svid.pem"));
-    assert_string_equal(f.key, at("svid/svid_key.pem"));
-    assert_string_equal(f.ca, at("svid/svid_bundle.pem"));
 
     /* [tls] ca beside dir replaces the folder's bundle. */
     struct mesh_config cfg = { .tls_dir = dir, .tls_ca = "/etc/ssl/mesh-ca.pem" };
@@ -203,9 +197,9 @@ static void test_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_kubernetes_swap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_spiffe_helper_and_overrides, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kubernetes_swap, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_spiffe_helper_and_overrides, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_refused, tmpdir_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,22 +18,7 @@
 
 #include "observe/files.h"
 
-static char base[] = "/tmp/meshim-files.XXXXXX";
-
-static int setup(void **state)
-{
-    (void)state;
-    strcpy(base, "/tmp/meshim-files.XXXXXX");
-    return mkdtemp(base) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-    return system(cmd);
-}
+#include "tmpdir.h"
 
 static void path_in(char *buf, size_t len, const char *name)
 {
@@ -147,9 +132,9 @@ static void test_log_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_dirs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_private_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_log_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dirs, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_private_file, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_log_files, tmpdir_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
