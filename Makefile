@@ -168,6 +168,11 @@ $(BUILD)/tests/early: tests/helpers/early.c $(BUILD)/tests/libearly.so
 $(BUILD)/tests/uml-xstate.so: tests/uml/xstate.c | $(BUILD)/tests
 	$(CC) -O2 $(WARN) -shared -fPIC -o $@ $< -ldl
 
+# bench/connrate: the round-trip table's client (bench/run -t).
+$(BUILD)/bench/connrate: bench/connrate.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
 HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
 
 unit: $(UNIT:%=$(BUILD)/tests/%)
@@ -296,11 +301,13 @@ demo: deps-missing
 # tests/integration/t_bench_smoke.sh runs one short round so it cannot rot).
 # The host's table (bench/results/latest.md), then the kernel TLS table
 # inside user-mode Linux (bench/results/ktls.md; the host kernel has no
-# tls ULP).
-bench: all $(BUILD)/tests/uml-xstate.so
+# tls ULP), and the round-trip table there with tc netem delaying lo
+# (bench/results/rtt.md; nor has it netem).
+bench: all $(BUILD)/tests/uml-xstate.so $(BUILD)/bench/connrate
 	bench/run
 	env BUILD=$(BUILD) bench/scale
 	tests/uml/run $(KTLS_MODULES) bench/run -k -r 3
+	tests/uml/run -m sch_netem $(KTLS_MODULES) bench/run -t -r 3
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/meshim $(DESTDIR)$(PREFIX)/bin \
