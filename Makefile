@@ -71,7 +71,7 @@ COMPAT_O    := $(BUILD)/obj/glibc_compat.o
 COMPAT_MAIN := $(BUILD)/obj/glibc_compat_start.o -Wl,--wrap=__libc_start_main
 endif
 
-.PHONY: all deb FORCE chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-deploy test-asan test-tsan demo bench \
+.PHONY: all deb FORCE chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-rtt test-uml test-deploy test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -191,7 +191,7 @@ check-layers: all
 
 test: deps-missing
 	$(MAKE) test-suites
-test-suites: check-layers test-unit test-passthrough test-integration test-ktls test-deploy
+test-suites: check-layers test-unit test-passthrough test-integration test-uml test-deploy
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 	$(MAKE) test-fuzz
@@ -214,12 +214,34 @@ test-tsan:
 KTLS_MODULES := -m gf128mul -m ghash-generic -m gcm -m ctr -m tls
 # Ubuntu has no user-mode-linux package: there the stage says it skipped
 # (where the package exists but is not installed, it fails as before).
+NO_UML := ! command -v linux.uml > /dev/null && ! apt-cache show user-mode-linux > /dev/null 2>&1
 test-ktls: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
-	@if ! command -v linux.uml > /dev/null && ! apt-cache show user-mode-linux > /dev/null 2>&1; then \
+	@if $(NO_UML); then \
 	    echo "test-ktls: SKIPPED: this distribution has no user-mode-linux, which the kernel TLS tests run in"; \
 	else \
 	    tests/uml/run $(KTLS_MODULES) env BUILD=$(BUILD) TEST_DIR=tests/ktls tests/integration/run; \
 	fi
+
+# The engine-path tests again inside user-mode Linux, with 2 ms of delay on
+# its lo (tc netem; NETEM_DELAY in tests/integration/run): there every
+# non-blocking connect takes a round trip, as on a real network, instead of
+# settling inside connect() as on this machine's loopback.
+RTT_TESTS := t_nonblocking_retries.sh t_nginx_client.sh t_clients.sh
+test-rtt: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
+	@if $(NO_UML); then \
+	    echo "test-rtt: SKIPPED: this distribution has no user-mode-linux, which has tc netem"; \
+	else \
+	    tests/uml/run -m sch_netem $(KTLS_MODULES) env BUILD=$(BUILD) NETEM_DELAY=2ms \
+	        tests/integration/run $(RTT_TESTS); \
+	fi
+
+# Both user-mode Linux stages at once (each guest uses one CPU): the round
+# trips' output is kept and shown after the kernel TLS stage's.
+test-uml: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
+	@$(MAKE) -s test-rtt > $(BUILD)/test-rtt.log 2>&1 & rtt=$$!; \
+	$(MAKE) -s test-ktls; ktls=$$?; wait $$rtt; rc=$$?; \
+	echo "== test-rtt (make test-rtt; 2 ms on lo in user-mode Linux)"; cat $(BUILD)/test-rtt.log; \
+	[ $$ktls -eq 0 ] && [ $$rc -eq 0 ]
 
 # The shim in an older userland (tests/deploy): a Debian 11 root (glibc
 # 2.31) made once by debootstrap under $(BUILD)/bullseye.

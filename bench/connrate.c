@@ -93,6 +93,16 @@ static unsigned percentile(struct samples *s, double p)
     return s->us[i];
 }
 
+/* The first few failures are told on stderr: a bench with errors is
+ * not a result. */
+static void slot_fail(struct slot *s, const char *what, int err)
+{
+    if (++errors <= 5)
+        fprintf(stderr, "connrate: %s: %s\n", what, err ? strerror(err) : "unexpected answer");
+    close(s->fd);
+    s->fd = -1;
+}
+
 /* A new connection on the slot: the call timed, then wait for writable. */
 static void slot_open(struct slot *s)
 {
@@ -105,9 +115,7 @@ static void slot_open(struct slot *s)
     int rc = connect(s->fd, (struct sockaddr *)&target, target_len);
     sample(&call_times, now_ns() - s->started_ns);
     if (rc < 0 && errno != EINPROGRESS) {
-        errors++;
-        close(s->fd);
-        s->fd = -1;
+        slot_fail(s, "connect", errno);
         return;
     }
     struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = s };
@@ -115,25 +123,18 @@ static void slot_open(struct slot *s)
         die("epoll_ctl add");
 }
 
-static void slot_fail(struct slot *s)
-{
-    errors++;
-    close(s->fd);
-    s->fd = -1;
-}
-
 static void slot_connected(struct slot *s)
 {
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
-        slot_fail(s);
+        slot_fail(s, "connect (SO_ERROR)", err ? err : errno);
         return;
     }
     sample(&connect_times, now_ns() - s->started_ns);
     /* The request is far smaller than any socket buffer: one write. */
     if (write(s->fd, request, sizeof request - 1) != (ssize_t)(sizeof request - 1)) {
-        slot_fail(s);
+        slot_fail(s, "write", errno);
         return;
     }
     s->state = READING;
@@ -158,11 +159,15 @@ static void slot_read(struct slot *s)
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
+        if (n < 0) {
+            slot_fail(s, "read", errno);
+            return;
+        }
         break;
     }
     bool ok = s->got >= 12 && memcmp(s->head + 9, "200", 3) == 0;
     if (!ok) {
-        slot_fail(s);
+        slot_fail(s, "answer", 0);
         return;
     }
     conns++;
