@@ -118,7 +118,10 @@ front=$(free_port)
 start_nginx_proxy "$front" "orders:$port"
 wrk -t1 -c4 -d3s "http://127.0.0.1:$front/who" > "$TMP/wrk.out" 2>&1 || fail "wrk: $(cat "$TMP/wrk.out")"
 n=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
-[ "${n:-0}" -ge 300 ] || fail "nginx under wrk: only ${n:-0} requests: $(cat "$TMP/wrk.out")"
+# A floor on the count, not a rate: enough connects to meet the refusing
+# backend (ejected after 2); in user-mode Linux (make test-rtt) beside the
+# kernel TLS guest, 3 s held 298.
+[ "${n:-0}" -ge 30 ] || fail "nginx under wrk: only ${n:-0} requests: $(cat "$TMP/wrk.out")"
 grep -q "Non-2xx\|Socket errors" "$TMP/wrk.out" && fail "nginx under wrk: failures: $(cat "$TMP/wrk.out")"
 grep -q "connect() failed\|upstream" "$TMP/nginx/error.log" && fail "nginx saw upstream errors: $(tail -3 "$TMP/nginx/error.log")"
 ok "nginx proxy_pass http://orders under wrk, one backend refusing: $n requests, none failed"
