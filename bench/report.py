@@ -42,8 +42,8 @@ def paired(row, test, key, base):
     return statistics.median(ratios) if ratios else None
 
 
-def errors(row):
-    return sum(r["errors"] for t in ("keepalive", "conn", "bulk") for r in data.get((row, t), []))
+def errors(row, tests=("keepalive", "conn", "bulk")):
+    return sum(r["errors"] for t in tests for r in data.get((row, t), []))
 
 
 def fmt(v, scale=1.0, digits=0):
@@ -142,11 +142,10 @@ def rtt_report(secs, rounds, out):
         for key, name in rows:
             if (key, test) not in data:
                 continue
-            err = sum(r["errors"] for r in data[(key, test)])
             lines.append(
                 f"| {name} | {fmt(med(key, test, 'rate'))} | {fmt(med(key, test, 'connect_p50'), 1e-3, 2)} "
                 f"| {fmt(med(key, test, 'connect_p99'), 1e-3, 2)} | {fmt(med(key, test, 'call_p50'))} "
-                f"| {fmt(med(key, test, 'call_p99'))} | {err:.0f} "
+                f"| {fmt(med(key, test, 'call_p99'))} | {errors(key, (test,)):.0f} "
                 f"| {fmt(paired(key, test, 'rate', 'direct'), 1, 2)} |")
         lines.append("")
     lines += ["| issue 18 target (user-mode Linux, netem) | measured | |", "|---|---|---|"]
