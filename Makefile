@@ -32,11 +32,11 @@ LDFLAGS  += $(SANITIZE)
 LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
-POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir
-SHIM     := $(POLICY) mesh real ownfd files log accesslog metrics callers engine placeholder health watch \
+POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared
+SHIM     := $(POLICY) mesh real ownfd files log accesslog metrics sharedfile callers engine placeholder health watch \
             tls_loader conn fdtable attempt connect dial relay mtls ktls resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -101,7 +101,7 @@ $(BUILD)/obj/tls_image.o: shim/tls/tls_image.S $(BUILD)/tls-module.so | $(BUILD)
 	$(CC) -c -DTLS_MODULE_PATH='"$(BUILD)/tls-module.so"' -o $@ $<
 
 # The command's own modules (no hooks; statsview is unit-tested too).
-CLI      := statsview exporter elfinfo install
+CLI      := statsview sharedview exporter elfinfo install
 CLI_O    := $(CLI:%=$(BUILD)/obj/cli_%.o)
 
 $(BUILD)/obj/cli_%.o: cli/%.c $(wildcard cli/*.h include/meshim/*.h) | $(BUILD)/obj
@@ -205,8 +205,8 @@ test-asan:
 # The threaded tests (fork test, engine driven from many threads) under TSan.
 test-tsan:
 	$(MAKE) BUILD=build-tsan OPT='-O1 -g' SANITIZE='-fsanitize=thread' \
-	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/nbconnect \
-	    build-tsan/tests/dialstress build-tsan/tests/forkstress
+	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/test_shared \
+	    build-tsan/tests/nbconnect build-tsan/tests/dialstress build-tsan/tests/forkstress
 	tests/run-tsan
 
 # Kernel TLS (tests/ktls) inside user-mode Linux, whose kernel has the tls

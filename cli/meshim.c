@@ -29,6 +29,7 @@
 #include "meshim/certdir.h"
 #include "meshim/config.h"
 #include "meshim/registry.h"
+#include "sharedview.h"
 #include "statsview.h"
 
 #ifndef MESHIM_LIBDIR
@@ -460,6 +461,23 @@ static const char *stats_dir(const char *given, char *buf, size_t len)
     return buf;
 }
 
+/* The host's endpoint table in dir, after the processes' tables (a blank
+ * line first when something was printed); nothing when there is none. */
+static void print_shared(const char *dir, bool after)
+{
+    struct shared_view v;
+    char why[128];
+    if (!shared_view_load(dir, &v, why, sizeof(why))) {
+        if (errno != ENOENT)
+            fprintf(stderr, "meshim: %s/%s: %s\n", dir, SHARED_FILE, why);
+        return;
+    }
+    if (after)
+        printf("\n");
+    shared_render_table(&v, stdout);
+    shared_view_free(&v);
+}
+
 static int cmd_stats(int argc, char **argv)
 {
     bool prometheus = false;
@@ -481,6 +499,10 @@ static int cmd_stats(int argc, char **argv)
     dir = stats_dir(dir, buf, sizeof(buf));
     if (strcmp(dir, "off") == 0) {
         fprintf(stderr, "meshim: stats_dir = off: processes keep no stats\n");
+        if (!prometheus && !pid) {
+            config_default_stats_dir(buf, sizeof(buf));
+            print_shared(buf, true);
+        }
         return 1;
     }
     struct stats_view *views = NULL;
@@ -507,6 +529,8 @@ static int cmd_stats(int argc, char **argv)
             stats_render_table(&views[i], stdout);
         }
     }
+    if (!prometheus && !pid)
+        print_shared(dir, n > 0);
     stats_view_free(views, n);
     return 0;
 }

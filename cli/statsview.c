@@ -390,8 +390,13 @@ void stats_render_table(const struct stats_view *v, FILE *out)
                 continue;
             char label[160];
             name_of(ep->label, sizeof(ep->label), name, sizeof(name));
-            snprintf(label, sizeof(label), "%s%s", name,
-                     __atomic_load_n(&ep->ejected, __ATOMIC_RELAXED) ? " (ejected)" : "");
+            uint64_t skips = load(&ep->shared_skips);
+            char shared[48] = "";
+            if (skips)
+                snprintf(shared, sizeof(shared), " (%llu skipped: host table)",
+                         (unsigned long long)skips);
+            snprintf(label, sizeof(label), "%s%s%s", name,
+                     __atomic_load_n(&ep->ejected, __ATOMIC_RELAXED) ? " (ejected)" : "", shared);
             fprintf(out, "    %-26s %8llu %8llu %8llu %8llu %8s %6llu %6s %12s %12s", label,
                     (unsigned long long)load(&ep->connections[RESULT_OK]),
                     (unsigned long long)load(&ep->connections[RESULT_REFUSED]),
@@ -527,6 +532,23 @@ static void per_endpoint(const struct stats_view *views, int n, FILE *out, bool 
         }
 }
 
+static void shared_skips(const struct stats_view *views, int n, FILE *out)
+{
+    const char *metric = "meshim_endpoint_shared_skips_total";
+    family(out, metric, "counter",
+           "Picks that passed the endpoint over because another process of the host ejected it "
+           "or its health checker found it down (the host's endpoint table).");
+    for (int p = 0; p < n; p++)
+        for (unsigned e = 0; e < stats_view_count(&views[p], 'e'); e++) {
+            const struct stats_endpoint *ep = stats_view_endpoint(&views[p], e);
+            if (!endpoint_ok(&views[p], ep))
+                continue;
+            char labels[400];
+            endpoint_labels(&views[p], ep, labels, sizeof(labels));
+            sample(out, &views[p], metric, labels, load(&ep->shared_skips));
+        }
+}
+
 static void histogram(const struct stats_view *views, int n, FILE *out)
 {
     family(out, "meshim_connect_seconds", "histogram",
@@ -611,6 +633,7 @@ void stats_render_prometheus(const struct stats_view *views, int n, FILE *out)
                 offsetof(struct stats_service, retries));
     per_endpoint(views, n, out, false);
     per_endpoint(views, n, out, true);
+    shared_skips(views, n, out);
     per_service(views, n, out, "meshim_active_connections", "gauge",
                 "Connections established and not yet closed.",
                 offsetof(struct stats_service, active));

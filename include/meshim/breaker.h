@@ -7,6 +7,8 @@
  *   OPEN   --(n-th ejection: n x eject_time passed, at most 300 s)-----------> HALF_OPEN
  *   HALF_OPEN: one connection is let through as a probe;
  *              success --> CLOSED;  failure --> OPEN again, for (n+1) x eject_time
+ *              the probe's outcome never comes (its process was killed, the
+ *              connect abandoned) --> after its lease the next caller probes
  *
  * n (the ejection count) is forgotten once the endpoint has stayed closed for
  * the longest ejection (300 s), so an endpoint that failed once long ago is
@@ -39,12 +41,14 @@ struct circuit {
     uint64_t open_until_ns;
     uint64_t closed_since_ns;
     bool probing;                   /* half-open: the probe is out */
+    uint64_t probe_until_ns;        /* ... until then (its lease); 0: no end */
 };
 
 /* May a new connection go to this endpoint now? Moves OPEN to HALF_OPEN when
  * the ejection is over; in HALF_OPEN only the first caller is admitted, and
- * *probe says that it is the probe. */
-bool circuit_admit(struct circuit *c, uint64_t now_ns, bool *probe);
+ * *probe says that it is the probe. The probe holds the half-open state for
+ * lease_ns (0: until its outcome); after that the next caller probes. */
+bool circuit_admit(struct circuit *c, uint64_t now_ns, uint64_t lease_ns, bool *probe);
 
 /* Would circuit_admit refuse now? (A look without the state change.) */
 bool circuit_blocked(const struct circuit *c, uint64_t now_ns);

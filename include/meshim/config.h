@@ -91,6 +91,7 @@ struct mesh_config {
     char *access_log;                   /* "off", "stderr" or a path */
     bool access_log_callers;
     char *stats_dir;                    /* a path or "off" */
+    bool shared_state;                  /* endpoint state shared by the user's processes (shared.h) */
     struct cidr vip_range;              /* IPv4 network of the VIP pool */
     char *dns_server;
     enum on_error on_error;

@@ -23,6 +23,8 @@
 #include "meshim/breaker.h"
 #include "meshim/config.h"
 
+struct shared_entry;
+
 struct host_entry;
 struct suffix_entry;
 struct vip_entry;
@@ -39,6 +41,8 @@ struct endpoint {
     struct circuit circuit;       /* under the service's lock */
     struct health health;         /* under the service's lock: active checks' up/down */
     uint64_t stats_slot;          /* metrics.c: its slot in the stats file; 0: none yet */
+    struct shared_entry *shared;  /* atomic: its entry in the host's table (sharedfile.c) */
+    uint64_t shared_key;          /* atomic: that entry's key; 0: not computed yet */
 };
 
 /* The endpoints of a service at one moment. Immutable once published but

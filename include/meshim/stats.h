@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #define STATS_MAGIC "MESHIMST"
-#define STATS_VERSION 2u
+#define STATS_VERSION 3u
 
 #define STATS_MAX_SERVICES 256u
 #define STATS_MAX_ENDPOINTS 2048u
@@ -95,6 +95,9 @@ struct stats_endpoint {
     uint32_t ejected;                   /* gauge: 1 while its circuit is not closed */
     uint64_t connections[RESULT_COUNT]; /* attempts by outcome */
     uint64_t ejections;
+    /* Picks that passed it over because of another process's verdict in
+     * the host's endpoint table (include/meshim/shared.h). */
+    uint64_t shared_skips;
     struct stats_histogram connect;     /* one attempt's connect latency */
 };
 

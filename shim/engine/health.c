@@ -13,6 +13,13 @@
  *
  * A service that no longer asks for checks (a reload), or that a reload
  * removed, stops them at its next round.
+ *
+ * One checker per endpoint per host: with the host's endpoint table
+ * (shared.h), a round probes only the endpoints whose lease this process
+ * holds or can take (free, expired, or its own: renewed each round), and
+ * the verdict goes into the table, where every process's picks read it. A
+ * holder killed -9 loses its lease after two intervals and a timeout; the
+ * next round of another process takes it over.
  */
 #include "engine/health.h"
 
@@ -25,6 +32,7 @@
 #include "libc/ownfd.h"
 #include "libc/real.h"
 #include "observe/log.h"
+#include "observe/sharedfile.h"
 
 struct checks;
 
@@ -61,10 +69,19 @@ static void result(struct checks *c, struct probe *p, bool ok)
         p->in_flight = false;
         c->in_flight--;
     }
+    uint64_t now = now_ns();
+    struct shared_entry *e = shared_entry_of(svc, p->ep, now);
+    bool flipped, down;
     pthread_mutex_lock(&svc->lock);
-    bool flipped = health_observe(&p->ep->health, ok, cfg->healthy_threshold,
-                                  cfg->unhealthy_threshold);
-    bool down = p->ep->health.down;
+    if (e) {
+        flipped = shared_health_observe(e, ok, cfg->healthy_threshold, cfg->unhealthy_threshold,
+                                        now / 1000000u, &down);
+        p->ep->health.down = down;
+    } else {
+        flipped = health_observe(&p->ep->health, ok, cfg->healthy_threshold,
+                                 cfg->unhealthy_threshold);
+        down = p->ep->health.down;
+    }
     pthread_mutex_unlock(&svc->lock);
     if (flipped)
         log_warn("%s: endpoint %s is %s (health check)", svc->name, p->ep->label,
@@ -118,6 +135,16 @@ static bool probe_start(struct checks *c, struct probe *p, const struct service_
     return false;
 }
 
+/* Does this process check the endpoint this round? Always without the
+ * host's table; with it, only while it holds the endpoint's lease. */
+static bool checker_here(const struct service *svc, struct endpoint *ep,
+                         const struct service_config *cfg, uint64_t now)
+{
+    struct shared_entry *e = shared_entry_of(svc, ep, now);
+    uint64_t lease_ms = 2ull * cfg->health_interval_ms + cfg->health_timeout_ms;
+    return !e || shared_lease_take(&e->checker, shared_pid(), now / 1000000u, lease_ms);
+}
+
 static void stop(struct checks *c)
 {
     __atomic_store_n(&c->svc->health_started, 0, __ATOMIC_RELEASE);
@@ -148,9 +175,11 @@ static void round_start(struct checks *c)
     } else {
         endpoint_set_unref(set);
     }
+    uint64_t now = now_ns();
     for (size_t i = 0; i < c->set->n; i++) {
         c->probes[i] = (struct probe){ .checks = c, .ep = c->set->ep[i] };
-        probe_start(c, &c->probes[i], cfg);
+        if (checker_here(c->svc, c->set->ep[i], cfg, now))
+            probe_start(c, &c->probes[i], cfg);
     }
     if (c->in_flight)
         engine_timer_set(&c->timer, now_ns() + (uint64_t)cfg->health_timeout_ms * 1000000u);

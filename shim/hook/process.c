@@ -26,6 +26,7 @@
 #include "observe/accesslog.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
+#include "observe/sharedfile.h"
 #include "tls/tls.h"
 
 /* Before the log is configured: straight to stderr, one line each. */
@@ -87,6 +88,7 @@ static void atfork_child(void)
     placeholder_atfork_child();
     rng_fork_child();       /* the child draws its own endpoints */
     metrics_atfork_child(); /* and counts into a stats file of its own */
+    shared_atfork_child();  /* the host's table stays mapped: it is the child's too */
 }
 
 static bool uses_tls(const struct mesh_config *cfg)

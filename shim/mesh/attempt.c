@@ -13,8 +13,10 @@
 #include <string.h>
 
 #include "libc/real.h"
+#include "observe/accesslog.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
+#include "observe/sharedfile.h"
 
 static bool reachable(const struct pick *p, size_t i)
 {
@@ -24,13 +26,59 @@ static bool reachable(const struct pick *p, size_t i)
     return a->family == AF_INET6 || !p->v6only;
 }
 
+/* The endpoint's health verdict: the host's checker's while it is fresh
+ * (it checks every interval; three missed rounds and this process's own
+ * view counts again), else this process's. *by_other: someone else's. */
+static bool health_down(const struct pick *p, const struct endpoint *ep, struct shared_entry *e,
+                        bool *by_other)
+{
+    *by_other = false;
+    if (!e)
+        return ep->health.down;
+    struct health h;
+    uint64_t checked;
+    shared_health_unpack(__atomic_load_n(&e->health, __ATOMIC_ACQUIRE), &h, &checked);
+    const struct service_config *cfg = service_cfg(p->svc);
+    uint64_t fresh_ms = 3ull * cfg->health_interval_ms + cfg->health_timeout_ms;
+    if (checked == 0 || checked + fresh_ms < p->now / 1000000u)
+        return ep->health.down;
+    *by_other = h.down && shared_lease_holder(__atomic_load_n(&e->checker, __ATOMIC_RELAXED),
+                                              p->now / 1000000u) != shared_pid();
+    return h.down;
+}
+
+/* Is the circuit closed to new connections? From the host's table when
+ * the endpoint has an entry there. *by_other: another process ejected it. */
+static bool circuit_shut(const struct pick *p, const struct endpoint *ep, struct shared_entry *e,
+                         bool *by_other)
+{
+    *by_other = false;
+    if (!e)
+        return circuit_blocked(&ep->circuit, p->now);
+    struct circuit c;
+    shared_circuit_load(e, &c);
+    if (!circuit_blocked(&c, p->now))
+        return false;
+    const int32_t *who = c.state == CIRCUIT_OPEN ? &e->ejector : &e->prober;
+    *by_other = __atomic_load_n(who, __ATOMIC_RELAXED) != shared_pid();
+    return true;
+}
+
 static bool usable(size_t i, void *ctx)
 {
-    const struct pick *p = ctx;
+    struct pick *p = ctx;
     if (p->skip_tried && i < 64 && (p->tried >> i & 1))
         return false;
-    const struct endpoint *ep = p->eps->ep[i];
-    return reachable(p, i) && !ep->health.down && !circuit_blocked(&ep->circuit, p->now);
+    struct endpoint *ep = p->eps->ep[i];
+    if (!reachable(p, i))
+        return false;
+    struct shared_entry *e = shared_entry_of(p->svc, ep, p->now);
+    bool other_down = false, other_shut = false;
+    if (!health_down(p, ep, e, &other_down) && !circuit_shut(p, ep, e, &other_shut))
+        return true;
+    if ((other_down || other_shut) && i < 64)
+        p->shared_skips |= (uint64_t)1 << i;
+    return false;
 }
 
 void pick_init(struct pick *p, struct service *svc, int family)
@@ -44,6 +92,67 @@ void pick_done(struct pick *p)
 {
     endpoint_set_unref(p->eps);
     p->eps = NULL;
+}
+
+/* How long a half-open probe holds the endpoint: its connect, a handshake,
+ * and a margin. A probe whose outcome never comes (its process killed)
+ * lets the next one through after this. */
+static uint64_t probe_lease_ns(const struct service *svc)
+{
+    return (2ull * service_cfg(svc)->connect_timeout_ms + 5000u) * 1000000u;
+}
+
+struct admit {
+    uint64_t now, lease;
+    bool probe;
+};
+
+static bool admit_fn(struct circuit *c, void *arg)
+{
+    struct admit *a = arg;
+    return circuit_admit(c, a->now, a->lease, &a->probe);
+}
+
+/* Admits the connection through the endpoint's circuit: in the host's table
+ * by compare-and-swap, where another process may have taken the half-open
+ * probe since the look. False: not admitted. */
+static bool admit(struct pick *p, struct endpoint *ep)
+{
+    struct admit a = { .now = p->now, .lease = probe_lease_ns(p->svc) };
+    struct shared_entry *e = shared_entry_of(p->svc, ep, p->now);
+    if (!e)
+        return circuit_admit(&ep->circuit, a.now, a.lease, &a.probe);
+    if (!shared_circuit_apply(e, admit_fn, &a, &ep->circuit))
+        return false;
+    if (a.probe)
+        __atomic_store_n(&e->prober, shared_pid(), __ATOMIC_RELAXED);
+    return true;
+}
+
+/* Picks among the usable endpoints (untried ones first) and admits the
+ * choice; under the service's lock. -1: none. */
+static ssize_t pick_admitted(struct pick *p)
+{
+    struct endpoint_set *set = p->eps;
+    if (set->balancer.policy == LB_P2C)
+        for (size_t i = 0; i < set->n; i++) {
+            struct shared_entry *e = shared_entry_of(p->svc, set->ep[i], p->now);
+            if (e)
+                shared_ewma_load(e, &set->ep[i]->target);
+        }
+    for (size_t round = 0; round <= set->n; round++) {
+        p->skip_tried = true;
+        ssize_t i = balancer_pick(&set->balancer, usable, p, rng_thread(), p->now);
+        if (i < 0 && p->tried) {
+            p->skip_tried = false;
+            i = balancer_pick(&set->balancer, usable, p, rng_thread(), p->now);
+        }
+        if (i < 0 || admit(p, set->ep[i]))
+            return i;
+        if (i < 64)
+            p->tried |= (uint64_t)1 << i;      /* lost the probe to another process */
+    }
+    return -1;
 }
 
 struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_storage *ss,
@@ -62,20 +171,19 @@ struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_
         p->tried = 0;
     }
     p->now = now_ns();
-    p->skip_tried = true;
-    ssize_t i = balancer_pick(&p->eps->balancer, usable, p, rng_thread(), p->now);
-    if (i < 0 && p->tried) {
-        p->skip_tried = false;
-        i = balancer_pick(&p->eps->balancer, usable, p, rng_thread(), p->now);
-    }
-    bool probe;
+    p->shared_skips = 0;
+    ssize_t i = pick_admitted(p);
     struct endpoint *ep = i >= 0 ? p->eps->ep[i] : NULL;
-    if (ep) {
-        circuit_admit(&ep->circuit, p->now, &probe);
+    if (ep)
         p->last = (size_t)i;
-    }
     pthread_mutex_unlock(&svc->lock);
     endpoint_set_unref(old);
+    if (p->shared_skips) {
+        p->flags |= FLAG_SE;
+        for (size_t k = 0; k < p->eps->n && k < 64; k++)
+            if (p->shared_skips >> k & 1)
+                metrics_shared_skip(svc, p->eps->ep[k]);
+    }
     if (ep)
         *len = endpoint_addr(ep, p->family, app_port, ss);
     return ep;
@@ -87,33 +195,85 @@ void pick_tried(struct pick *p)
         p->tried |= (uint64_t)1 << p->last;
 }
 
-/* Circuits not closed among the service's endpoints now (under its lock). */
-static size_t ejected_now(const struct service *svc)
+/* Circuits not closed among the service's endpoints now, as the host's
+ * table knows them where it can (under the service's lock). */
+static size_t ejected_now(const struct service *svc, uint64_t now)
 {
     size_t n = 0;
-    for (size_t i = 0; i < svc->eps->n; i++)
-        n += svc->eps->ep[i]->circuit.state != CIRCUIT_CLOSED;
+    for (size_t i = 0; i < svc->eps->n; i++) {
+        struct endpoint *ep = svc->eps->ep[i];
+        struct shared_entry *e = shared_entry_of(svc, ep, now);
+        struct circuit c;
+        if (e)
+            shared_circuit_load(e, &c);
+        n += (e ? c.state : ep->circuit.state) != CIRCUIT_CLOSED;
+    }
     return n;
+}
+
+struct outcome {
+    int err;
+    uint64_t now;
+    const struct breaker_policy *policy;
+    bool may_eject;
+    struct circuit before;
+};
+
+static bool outcome_fn(struct circuit *c, void *arg)
+{
+    struct outcome *o = arg;
+    o->before = *c;
+    if (!o->err) {
+        circuit_success(c, o->now);
+        return false;
+    }
+    return circuit_failure(c, o->policy, o->now, o->may_eject);
+}
+
+/* Feeds the outcome to the circuit (the host's, or this process's); true
+ * when it ejected the endpoint. Under the service's lock. */
+static bool record_circuit(struct service *svc, struct endpoint *ep, struct shared_entry *e,
+                           struct outcome *o)
+{
+    size_t n = svc->eps->n;
+    o->may_eject = breaker_may_eject(ejected_now(svc, o->now), n, svc->breaker.max_eject_percent);
+    if (!e) {
+        o->before = ep->circuit;
+        return outcome_fn(&ep->circuit, o);
+    }
+    if (!shared_circuit_apply(e, outcome_fn, o, &ep->circuit))
+        return false;
+    /* Another process may have ejected another endpoint at the same time:
+     * max_eject_percent holds for the host, so the later one stands down
+     * (its circuit goes back as it was, if nobody changed it since). */
+    if (o->before.state == CIRCUIT_CLOSED &&
+        !breaker_may_eject(ejected_now(svc, o->now) - 1, n, svc->breaker.max_eject_percent)) {
+        uint64_t mine = shared_circuit_pack(&ep->circuit);
+        if (__atomic_compare_exchange_n(&e->circuit, &mine, shared_circuit_pack(&o->before), false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            ep->circuit = o->before;
+            return false;
+        }
+    }
+    __atomic_store_n(&e->ejector, shared_pid(), __ATOMIC_RELAXED);
+    return true;
 }
 
 void attempt_record(struct service *svc, struct endpoint *ep, int err, uint64_t started)
 {
-    uint64_t now = now_ns();
-    struct circuit *c = &ep->circuit;
+    struct outcome o = { .err = err, .now = now_ns(), .policy = &svc->breaker };
+    struct shared_entry *e = shared_entry_of(svc, ep, o.now);
     pthread_mutex_lock(&svc->lock);
-    enum circuit_state before = c->state;
-    bool ejected = false;
-    if (!err) {
-        circuit_success(c, now);
-        if (started)
-            balancer_observe(&ep->target, now - started, now);
-    } else {
-        bool may = breaker_may_eject(ejected_now(svc), svc->eps->n, svc->breaker.max_eject_percent);
-        ejected = circuit_failure(c, &svc->breaker, now, may);
+    bool ejected = record_circuit(svc, ep, e, &o);
+    if (!err && started) {
+        balancer_observe(&ep->target, o.now - started, o.now);
+        if (e)
+            shared_ewma_observe(e, o.now - started, o.now);
     }
-    uint64_t for_ns = c->open_until_ns - now;
+    enum circuit_state before = o.before.state;
+    uint64_t for_ns = ep->circuit.open_until_ns - o.now;
     pthread_mutex_unlock(&svc->lock);
-    metrics_attempt(svc, ep, metrics_result_of(err), !err && started ? now - started : 0);
+    metrics_attempt(svc, ep, metrics_result_of(err), !err && started ? o.now - started : 0);
     if (ejected || (!err && before != CIRCUIT_CLOSED))
         metrics_ejected(svc, ep, ejected);
     if (ejected)

@@ -24,6 +24,9 @@ struct pick {
     bool v6only;
     bool skip_tried;
     uint64_t tried;             /* bit i: endpoint i failed already (first 64) */
+    uint64_t shared_skips;      /* bit i: the last pick passed endpoint i over because of
+                                   another process's verdict in the host's table */
+    unsigned flags;             /* access-log flags the picks earned (FLAG_SE) */
     uint64_t now;
 };
 

@@ -136,7 +136,7 @@ static uint32_t attempt_timeout_ms(int fd, const struct service *svc, bool block
 static int all_failed(int fd, struct pick *p, struct conn *c, int err, const char *last)
 {
     unsigned attempts = c->attempts;
-    conn_failed(c, attempts ? err : 0, 0);
+    conn_failed(c, attempts ? err : 0, p->flags);
     fdtable_drop(fd);
     conn_unref(c);
     if (attempts == 0) {
@@ -174,6 +174,7 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
         if (!ep)
             break;
         uint64_t started = conn_attempt(c, ep);
+        c->flags |= p->flags;
         err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, timeout_ms);
         struct tls_identity *id = NULL;
         SSL *ssl = NULL;
@@ -244,6 +245,7 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
         if (!ep)
             break;
         uint64_t started = conn_attempt(c, ep);
+        c->flags |= p->flags;
         int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
         if (err == EINPROGRESS)
             err = settled(fd);

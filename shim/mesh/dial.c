@@ -166,7 +166,7 @@ static void give_up(struct dial *d, int err)
     struct service *svc = d->conn->svc;
     if (d->conn->attempts)
         attempts_failed(svc, d->conn->attempts, d->spec.last, err);
-    conn_failed(d->conn, d->conn->attempts ? err : 0, 0);
+    conn_failed(d->conn, d->conn->attempts ? err : 0, d->pick.flags);
     reset_socket(d->sock);
     swap_lock();
     set_state(d->conn, CONN_FAILED, d->sock, err);  /* the conn owns the socket now */
@@ -320,6 +320,7 @@ static void next_attempt(struct dial *d)
         return;
     }
     d->spec.started_ns = conn_attempt(d->conn, ep);
+    d->conn->flags |= d->pick.flags;
     int err = real_connect(d->sock, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
     if (err == 0) {
         connected(d);

@@ -98,7 +98,7 @@ static void put_string(struct out *o, const char *key, const char *s)
 
 void access_flags_text(unsigned flags, char *buf, size_t len)
 {
-    static const char *const NAMES[] = { "UF", "URX", "UO", "UH", "FI", "DI", "DENY", "DC" };
+    static const char *const NAMES[] = { "UF", "URX", "UO", "UH", "FI", "DI", "DENY", "DC", "SE" };
     size_t used = 0;
     buf[0] = '\0';
     for (unsigned i = 0; i < sizeof(NAMES) / sizeof(NAMES[0]); i++)

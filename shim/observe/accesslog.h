@@ -24,6 +24,8 @@ enum access_flag {
     FLAG_DI = 1 << 5,       /* delay injected: fault_delay */
     FLAG_DENY = 1 << 6,     /* identity or policy refused */
     FLAG_DC = 1 << 7,       /* the application closed before the connect ended */
+    FLAG_SE = 1 << 8,       /* an endpoint was passed over on the host table's word:
+                               another process ejected it or its checker found it down */
 };
 
 /* Longest line written; longer caller stacks are cut to fit. */

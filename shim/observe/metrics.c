@@ -338,6 +338,14 @@ void metrics_ejected(struct service *svc, struct endpoint *ep, bool ejected)
     __atomic_store_n(&slot->ejected, ejected ? 1u : 0u, __ATOMIC_RELAXED);
 }
 
+void metrics_shared_skip(struct service *svc, struct endpoint *ep)
+{
+    struct stats_header *h = stats();
+    struct stats_endpoint *slot = h ? endpoint_stats(h, svc, ep) : NULL;
+    if (slot)
+        add(&slot->shared_skips, 1);
+}
+
 void metrics_retry(struct service *svc)
 {
     struct stats_header *h = stats();

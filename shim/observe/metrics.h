@@ -30,6 +30,9 @@ void metrics_attempt(struct service *svc, struct endpoint *ep, enum stats_result
                      uint64_t latency_ns);
 /* The endpoint was ejected (true) or its circuit closed again (false). */
 void metrics_ejected(struct service *svc, struct endpoint *ep, bool ejected);
+/* A pick passed the endpoint over on another process's verdict in the
+ * host's table (shared.h). */
+void metrics_shared_skip(struct service *svc, struct endpoint *ep);
 void metrics_retry(struct service *svc);
 /* A connect that never reached an endpoint: overflow, no_endpoint, fault. */
 void metrics_unrouted(struct service *svc, enum stats_result r);

@@ -18,7 +18,12 @@ bool breaker_may_eject(size_t ejected, size_t total, uint32_t max_percent)
     return (ejected + 1) * 100 <= (size_t)max_percent * total;
 }
 
-bool circuit_admit(struct circuit *c, uint64_t now_ns, bool *probe)
+static bool probe_out(const struct circuit *c, uint64_t now_ns)
+{
+    return c->probing && (c->probe_until_ns == 0 || now_ns < c->probe_until_ns);
+}
+
+bool circuit_admit(struct circuit *c, uint64_t now_ns, uint64_t lease_ns, bool *probe)
 {
     *probe = false;
     switch (c->state) {
@@ -31,9 +36,10 @@ bool circuit_admit(struct circuit *c, uint64_t now_ns, bool *probe)
         c->probing = false;
         /* fall through */
     case CIRCUIT_HALF_OPEN:
-        if (c->probing)
+        if (probe_out(c, now_ns))
             return false;
         c->probing = true;
+        c->probe_until_ns = lease_ns ? now_ns + lease_ns : 0;
         *probe = true;
         return true;
     }
@@ -44,7 +50,7 @@ bool circuit_blocked(const struct circuit *c, uint64_t now_ns)
 {
     if (c->state == CIRCUIT_OPEN)
         return now_ns < c->open_until_ns;
-    return c->state == CIRCUIT_HALF_OPEN && c->probing;
+    return c->state == CIRCUIT_HALF_OPEN && probe_out(c, now_ns);
 }
 
 void circuit_success(struct circuit *c, uint64_t now_ns)

@@ -668,6 +668,7 @@ static const struct key_def MESHIM_KEYS[] = {
     G("access_log", p_output, access_log),
     G("access_log_callers", p_onoff, access_log_callers),
     G("stats_dir", p_dir_or_off, stats_dir),
+    G("shared_state", p_onoff, shared_state),
     G("vip_range", p_cidr, vip_range),
     G("dns_server", p_hostport, dns_server),
     G("on_error", p_on_error, on_error),
@@ -776,6 +777,7 @@ static void global_defaults(struct loader *L, struct mesh_config *c)
     c->on_error = ON_ERROR_EXIT;
     c->tls_min_version = 12;
     c->tls_ktls = true;
+    c->shared_state = true;
     c->tls_reload_interval_ms = 10000;
 }
 
@@ -1173,6 +1175,7 @@ static void load_env_overrides(struct loader *L, const struct config_source *src
         { "MESHIM_LOG_FILE", MESHIM_KEYS, "log_file" },
         { "MESHIM_ACCESS_LOG", MESHIM_KEYS, "access_log" },
         { "MESHIM_STATS_DIR", MESHIM_KEYS, "stats_dir" },
+        { "MESHIM_SHARED_STATE", MESHIM_KEYS, "shared_state" },
         { "MESHIM_TLS_CERT", TLS_KEYS, "cert" },
         { "MESHIM_TLS_KEY", TLS_KEYS, "key" },
         { "MESHIM_TLS_CA", TLS_KEYS, "ca" },

@@ -63,8 +63,9 @@ start_backends() {
 }
 
 # start_nginx NAME 'http block lines' [VAR=VALUE...]: nginx with $TMP/NAME as
-# its prefix (error.log and stderr there), ${NGINX_WORKERS:-1} workers, in
-# the caller's environment plus the variables given; in PIDS; does not wait.
+# its prefix (error.log and stderr there), ${NGINX_WORKERS:-1} workers (as
+# nobody, or as $NGINX_USER), in the caller's environment plus the
+# variables given; in PIDS; does not wait.
 start_nginx() {
     local name=$1 http=$2 d=$TMP/$1
     shift 2
@@ -72,6 +73,7 @@ start_nginx() {
     chmod o+rx "$TMP" "$d"      # workers run as nobody
     cat > "$d/nginx.conf" <<CONF
 daemon off;
+${NGINX_USER:+user $NGINX_USER;}
 worker_processes ${NGINX_WORKERS:-1};
 pid $d/nginx.pid;
 error_log $d/error.log warn;

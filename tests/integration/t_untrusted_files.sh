@@ -137,3 +137,58 @@ mesh_ini "$TMP/stats" "$TMP/alog.link"
 client > "$TMP/c4.out" 2> "$TMP/c4.err" || fail "the client failed: $(cat "$TMP/c4.err")"
 [ "$(cat "$TMP/target")" = "precious" ] || fail "the access log followed a symlink: $(cat "$TMP/target")"
 ok "access log on a planted symlink: not followed (the target is unchanged)"
+
+# --- 4. the host's endpoint table (shared_state) -------------------------
+# nobody plants the table in a shared sticky folder before root's client
+# starts, writable by anyone: root's client must not map it (the stats
+# file's planting attack, review finding 1), warns once and works.
+planted=$TMP/planted
+mkdir -m 1777 "$planted"
+size=$(stat -c %s "$TMP/stats/shared-endpoints.v1") || fail "root's clients made no table in $TMP/stats"
+as_nobody sh -c "umask 0; head -c $size /dev/zero > '$planted/shared-endpoints.v1'" || fail "nobody could not plant the table"
+mesh_ini "$planted"
+touch "$TMP/go" "$TMP/stop"
+client > "$TMP/c5.out" 2> "$TMP/c5.err" || fail "the client failed beside a planted table: $(cat "$TMP/c5.err")"
+grep -q '^done' "$TMP/c5.out" || fail "no request beside a planted table"
+grep -q "shared state: not using $planted/shared-endpoints.v1: owned by uid 65534, not this user (0); this process keeps its endpoint state to itself" "$TMP/c5.err" ||
+    fail "no warning for the planted table: $(cat "$TMP/c5.err")"
+[ "$(grep -c 'shared state:' "$TMP/c5.err")" -eq 1 ] || fail "more than one shared-state warning: $(cat "$TMP/c5.err")"
+cmp -s -n "$size" "$planted/shared-endpoints.v1" /dev/zero || fail "root's client wrote into nobody's planted table"
+ok "a table nobody planted: refused ($(grep 'shared state:' "$TMP/c5.err" | sed 's/^meshim\[[0-9]*\]: warn: //')), left untouched"
+
+# A symlink planted in its place is not followed.
+planted2=$TMP/planted2
+mkdir -m 1777 "$planted2"
+echo "precious" > "$TMP/target2"
+as_nobody ln -s "$TMP/target2" "$planted2/shared-endpoints.v1"
+mesh_ini "$planted2"
+client > "$TMP/c6.out" 2> "$TMP/c6.err" || fail "the client failed beside a planted symlink: $(cat "$TMP/c6.err")"
+grep -q "shared state: not using $planted2/shared-endpoints.v1: a symlink" "$TMP/c6.err" || fail "no warning for the symlink: $(cat "$TMP/c6.err")"
+[ "$(cat "$TMP/target2")" = "precious" ] || fail "the table followed a symlink"
+ok "a table planted as a symlink: not followed"
+
+# Two users do not share: each has its own table in its own folder, and an
+# endpoint that nobody's processes eject is not skipped by root's.
+cat > "$TMP/users.ini" <<INI
+[service:users-$port]
+endpoints = 127.0.0.2:$port, 127.0.0.9:$port
+lb = round_robin
+eject_after = 1
+INI
+chmod 0644 "$TMP/users.ini"
+users_client() {
+    "$@" env MESHIM_CONFIG="$TMP/users.ini" LD_PRELOAD="$MESHIM_PRELOAD" python3 -c "
+import socket
+for _ in range(4):
+    socket.create_connection(('users-$port', $port), timeout=5).close()"
+}
+users_client as_nobody 2> "$TMP/c7.err" || fail "nobody's client failed: $(cat "$TMP/c7.err")"
+nobody_dir=/tmp/meshim-65534
+meshim stats --dir "$nobody_dir" > "$TMP/nobody.txt" 2>&1
+grep -qE "^  users-$port 127\.0\.0\.9:$port +ejected" "$TMP/nobody.txt" ||
+    fail "nobody's table does not have 127.0.0.9 ejected: $(cat "$TMP/nobody.txt")"
+[ "$(stat -c '%U %a' "$nobody_dir/shared-endpoints.v1")" = "nobody 600" ] ||
+    fail "nobody's table is not nobody's alone: $(stat -c '%U %a' "$nobody_dir/shared-endpoints.v1")"
+MESHIM_STATS_DIR= users_client env 2> "$TMP/c8.err" || fail "root's client failed: $(cat "$TMP/c8.err")"
+grep -q "127.0.0.9:$port" "$TMP/c8.err" || fail "root's client never tried 127.0.0.9 (it skipped what nobody's processes learned): $(cat "$TMP/c8.err")"
+ok "two users: nobody's processes ejected 127.0.0.9 in $nobody_dir; root's client still tried it itself"

@@ -34,7 +34,7 @@ static void test_opens_after_consecutive_failures(void **state)
     assert_int_equal(c.state, CIRCUIT_CLOSED);
     assert_true(circuit_failure(&c, &P, 0, true));
     assert_int_equal(c.state, CIRCUIT_OPEN);
-    assert_false(circuit_admit(&c, 29 * S, &probe));
+    assert_false(circuit_admit(&c, 29 * S, 0, &probe));
 }
 
 static void test_half_open_probe(void **state)
@@ -44,15 +44,33 @@ static void test_half_open_probe(void **state)
     bool probe;
     fail_n(&c, 3, 0);
     /* After the ejection: exactly one probe is let through. */
-    assert_true(circuit_admit(&c, 30 * S, &probe));
+    assert_true(circuit_admit(&c, 30 * S, 0, &probe));
     assert_true(probe);
     assert_int_equal(c.state, CIRCUIT_HALF_OPEN);
-    assert_false(circuit_admit(&c, 30 * S, &probe));
+    assert_false(circuit_admit(&c, 30 * S, 0, &probe));
     /* The probe succeeds: closed, everyone admitted. */
     circuit_success(&c, 31 * S);
     assert_int_equal(c.state, CIRCUIT_CLOSED);
-    assert_true(circuit_admit(&c, 31 * S, &probe));
+    assert_true(circuit_admit(&c, 31 * S, 0, &probe));
     assert_false(probe);
+}
+
+/* A probe whose outcome never comes (its process killed -9 while it held the
+ * half-open state of the host's table) blocks others only for its lease. */
+static void test_probe_lease_expires(void **state)
+{
+    (void)state;
+    struct circuit c = { 0 };
+    bool probe;
+    fail_n(&c, 3, 0);
+    assert_true(circuit_admit(&c, 30 * S, 2 * S, &probe) && probe);
+    assert_true(circuit_blocked(&c, 31 * S));
+    assert_false(circuit_admit(&c, 31 * S, 2 * S, &probe));
+    assert_false(circuit_blocked(&c, 32 * S));
+    assert_true(circuit_admit(&c, 32 * S, 2 * S, &probe) && probe);   /* taken over */
+    assert_false(circuit_admit(&c, 33 * S, 2 * S, &probe));
+    circuit_success(&c, 33 * S);
+    assert_true(circuit_admit(&c, 33 * S, 2 * S, &probe) && !probe);
 }
 
 static void test_ejection_grows_and_caps(void **state)
@@ -65,7 +83,7 @@ static void test_ejection_grows_and_caps(void **state)
     assert_int_equal(c.open_until_ns, 30 * S);              /* 1 x 30 s */
     for (uint32_t n = 2; n <= 12; n++) {
         now = c.open_until_ns;
-        assert_true(circuit_admit(&c, now, &probe) && probe);
+        assert_true(circuit_admit(&c, now, 0, &probe) && probe);
         assert_true(circuit_failure(&c, &P, now, true));    /* the probe fails */
         uint64_t want = n * 30 * S < 300 * S ? n * 30 * S : 300 * S;
         assert_int_equal(c.open_until_ns - now, want);      /* n x 30 s, at most 300 s */
@@ -79,12 +97,12 @@ static void test_forgiven_after_staying_closed(void **state)
     struct circuit c = { 0 };
     bool probe;
     fail_n(&c, 3, 0);
-    assert_true(circuit_admit(&c, 30 * S, &probe));
+    assert_true(circuit_admit(&c, 30 * S, 0, &probe));
     circuit_success(&c, 30 * S);
     /* Fails again soon: second ejection, 60 s. */
     fail_n(&c, 3, 40 * S);
     assert_int_equal(c.open_until_ns, 100 * S);
-    assert_true(circuit_admit(&c, 100 * S, &probe));
+    assert_true(circuit_admit(&c, 100 * S, 0, &probe));
     circuit_success(&c, 100 * S);
     /* Fails again after 300 s closed: back to the first ejection's 30 s. */
     fail_n(&c, 3, 400 * S);
@@ -132,6 +150,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_opens_after_consecutive_failures),
         cmocka_unit_test(test_half_open_probe),
+        cmocka_unit_test(test_probe_lease_expires),
         cmocka_unit_test(test_ejection_grows_and_caps),
         cmocka_unit_test(test_forgiven_after_staying_closed),
         cmocka_unit_test(test_max_eject_percent),

@@ -124,6 +124,7 @@ static void test_every_key(void **state)
         "access_log = stderr\n"
         "access_log_callers = on\n"
         "stats_dir = /run/meshim\n"
+        "shared_state = off\n"
         "vip_range = 127.88.0.0/24\n"
         "dns_server = 127.0.0.1:8600\n"
         "on_error = passthrough\n"
@@ -176,6 +177,7 @@ static void test_every_key(void **state)
     assert_string_equal(c->log_file, "/tmp/meshim.log");
     assert_string_equal(c->access_log, "stderr");
     assert_true(c->access_log_callers);
+    assert_false(c->shared_state);
     assert_string_equal(c->stats_dir, "/run/meshim");
     assert_int_equal(c->vip_range.prefix, 24);
     assert_string_equal(c->dns_server, "127.0.0.1:8600");
@@ -260,6 +262,7 @@ static void test_builtin_defaults(void **state)
     assert_int_equal(o->max_connections, 1024);
     assert_int_equal(o->tls, TLS_OFF);
     assert_true(c->tls_ktls);
+    assert_true(c->shared_state);       /* on unless asked otherwise */
     config_free(c);
 }
 
