@@ -179,7 +179,8 @@ results, startup_json, rss_direct, rss_shim, secs, rounds, out = sys.argv[1:8]
 # server, plainly and over mTLS.
 idle = sys.argv[8:13] if len(sys.argv) >= 13 and all(sys.argv[9:13]) else None
 ROWS = [("direct", "direct"), ("passthrough", "passthrough (shim loaded, not meshed)"),
-        ("mesh", "mesh plain"), ("mesh-nostats", "mesh plain, stats_dir = off"), ("mesh-mtls", "mesh mTLS"),
+        ("mesh", "mesh plain"), ("mesh-nostats", "mesh plain, stats_dir = off"),
+        ("mesh-noshared", "mesh plain, shared_state = off"), ("mesh-mtls", "mesh mTLS"),
         ("haproxy", "HAProxy mTLS pair"), ("stunnel", "stunnel mTLS pair")]
 
 load(results)
@@ -243,6 +244,9 @@ lines.append(target("stats on vs stats_dir = off: keep-alive ≥ 0.99 × (issue 
                     s_ratio and f"{s_ratio:.3f}", s_ratio and s_ratio >= 0.99))
 lines.append(target("stats on vs stats_dir = off: new connections (no target; each connect counts)",
                     s_conn and f"{s_conn:.3f}", True))
+h_conn = paired("mesh", "conn", "rps", "mesh-noshared")
+lines.append(target("host endpoint table on vs shared_state = off: new connections within noise, "
+                    "≥ 0.95 × (issue 17)", h_conn and f"{h_conn:.3f}", h_conn and h_conn >= 0.95))
 t_ka = paired("mesh-mtls", "keepalive", "rps", "haproxy")
 lines.append(target("mTLS keep-alive ≥ 2.5 × the HAProxy pair", t_ka and f"{t_ka:.2f}", t_ka and t_ka >= 2.5))
 t_p99 = paired("mesh-mtls", "keepalive", "p99", "haproxy")

@@ -66,7 +66,8 @@ static void set_name(char *dst, size_t len, const char *src)
 
 void shared_touch(struct shared_entry *e, uint64_t now_ms)
 {
-    if (now_ms - __atomic_load_n(&e->used_ms, __ATOMIC_RELAXED) >= 1000)
+    uint64_t used = __atomic_load_n(&e->used_ms, __ATOMIC_RELAXED);
+    if (now_ms > used && now_ms - used >= 1000)
         __atomic_store_n(&e->used_ms, now_ms, __ATOMIC_RELAXED);
 }
 
@@ -77,7 +78,9 @@ static bool reclaimable(const struct shared_entry *e, uint64_t now_ms)
     struct circuit c;
     shared_circuit_load(e, &c);
     uint64_t used = __atomic_load_n(&e->used_ms, __ATOMIC_RELAXED);
-    return now_ms - used >= SHARED_IDLE_MS && c.state == CIRCUIT_CLOSED &&
+    /* used may be a moment ahead of now_ms: another process touched it
+     * since this one read the clock. */
+    return now_ms > used && now_ms - used >= SHARED_IDLE_MS && c.state == CIRCUIT_CLOSED &&
            shared_lease_holder(load(&e->checker), now_ms) == 0;
 }
 

@@ -5,7 +5,7 @@ case "$MESHIM_PRELOAD" in *libasan*) echo "skip: the benchmark measures the plai
 
 bench/run -d 1 -r 1 -o "$TMP/results" > "$TMP/bench.log" 2>&1 || fail "bench/run failed: $(tail -5 "$TMP/bench.log")"
 md=$TMP/results/latest.md
-for row in "| direct |" "| passthrough" "| mesh plain |" "| mesh plain, stats_dir = off |" "| mesh mTLS |" "| HAProxy mTLS pair |" "| stunnel mTLS pair |"; do
+for row in "| direct |" "| passthrough" "| mesh plain |" "| mesh plain, stats_dir = off |" "| mesh plain, shared_state = off |" "| mesh mTLS |" "| HAProxy mTLS pair |" "| stunnel mTLS pair |"; do
     grep -qF "$row" "$md" || fail "row '$row' missing from latest.md"
 done
 grep -q "failed requests" "$md" && fail "requests failed in the benchmark: $(grep 'failed requests' "$md")"

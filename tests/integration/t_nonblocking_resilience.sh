@@ -15,6 +15,9 @@ wait_port 127.0.0.7 "$port"
 cat > "$TMP/mesh.ini" <<INI
 [meshim]
 log_level = info
+; each client here must meet the failing endpoints itself: what one
+; process's ejections do for the next is t_shared_state's
+shared_state = off
 [service:hole]
 endpoints = 127.0.0.2:$port, 127.0.0.5:$port, 127.0.0.4:$port
 lb = round_robin

@@ -14,6 +14,9 @@ T=$ROOT/$BUILD/tests
 cat > "$TMP/mesh.ini" <<INI
 [meshim]
 log_level = info
+; each client here must meet the failing endpoints itself: what one
+; process's ejections do for the next is t_shared_state's
+shared_state = off
 [service:orders]
 endpoints = 127.0.0.2:$port, 127.0.0.3:$port, 127.0.0.4:$port
 lb = round_robin

@@ -211,7 +211,7 @@ done
 [ "$(grep -c '"attempts":1,' "$TMP/lease.log")" -eq 5 ] || fail "after the probe holder was killed, some curl waited on the hole: $(cat "$TMP/lease.log")"
 grep -q '127.0.0.5' "$TMP/lease.log" && fail "a curl went to the hole while the probe was out: $(cat "$TMP/lease.log")"
 ok "probe holder killed -9: 5 curl processes went straight to the good endpoint"
-# The lease (2 x connect_timeout + 1 s) runs out: the next pick probes again.
+# The lease (2 x connect_timeout + 5 s) runs out: the next pick probes again.
 # The black hole is now a backend: that probe closes the circuit.
 kill "${PIDS[3]}"; wait "${PIDS[3]}" 2>/dev/null      # the black hole
 start_backend 5 "$port"
