@@ -388,7 +388,7 @@ void stats_render_table(const struct stats_view *v, FILE *out)
             const struct stats_endpoint *ep = stats_view_endpoint(v, e);
             if (ep->service != s)
                 continue;
-            char label[160];
+            char label[256];
             name_of(ep->label, sizeof(ep->label), name, sizeof(name));
             uint64_t skips = load(&ep->shared_skips);
             char shared[48] = "";
