@@ -3,6 +3,7 @@
  * sharedview.h).
  */
 #include "sharedview.h"
+#include "statsview.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,20 +12,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static bool read_all(int fd, void *buf, size_t n)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t got = pread(fd, (char *)buf + done, n - done, (off_t)done);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return false;
-        done += (size_t)got;
-    }
-    return true;
-}
 
 static void terminate(struct shared_entry *e)
 {
@@ -65,7 +52,7 @@ bool shared_view_load(const char *dir, struct shared_view *v, char *why, size_t 
         bad = "not this version's size";
     else if (!(buf = malloc(shared_file_size())))
         bad = "out of memory";
-    else if (!read_all(fd, buf, shared_file_size()))
+    else if (!stats_read_at(fd, buf, shared_file_size(), 0))
         bad = "truncated";
     else if (!shared_header_ok((const struct shared_header *)buf))
         bad = "written by another version of meshim";

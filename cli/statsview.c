@@ -58,7 +58,7 @@ static void name_of(const char *field, size_t size, char *out, size_t len)
     out[n] = '\0';
 }
 
-static bool read_at(int fd, void *buf, size_t n, uint64_t off)
+bool stats_read_at(int fd, void *buf, size_t n, uint64_t off)
 {
     size_t done = 0;
     while (done < n) {
@@ -81,7 +81,7 @@ static bool copy_file(int fd, size_t size, struct stats_view *v, size_t *budget,
                       size_t len)
 {
     struct stats_header hdr;
-    if (size < sizeof(hdr) || !read_at(fd, &hdr, sizeof(hdr), 0)) {
+    if (size < sizeof(hdr) || !stats_read_at(fd, &hdr, sizeof(hdr), 0)) {
         snprintf(why, len, "truncated");
         return false;
     }
@@ -103,9 +103,9 @@ static bool copy_file(int fd, size_t size, struct stats_view *v, size_t *budget,
     v->services = (struct stats_service *)(buf + sizeof(hdr));
     v->endpoints = (struct stats_endpoint *)(v->services + ns);
     v->inbound = (struct stats_inbound *)(v->endpoints + ne);
-    if (!read_at(fd, v->services, ns * sizeof(*v->services), STATS_OFF_SERVICES) ||
-        !read_at(fd, v->endpoints, ne * sizeof(*v->endpoints), STATS_OFF_ENDPOINTS) ||
-        !read_at(fd, v->inbound, ni * sizeof(*v->inbound), STATS_OFF_INBOUND)) {
+    if (!stats_read_at(fd, v->services, ns * sizeof(*v->services), STATS_OFF_SERVICES) ||
+        !stats_read_at(fd, v->endpoints, ne * sizeof(*v->endpoints), STATS_OFF_ENDPOINTS) ||
+        !stats_read_at(fd, v->inbound, ni * sizeof(*v->inbound), STATS_OFF_INBOUND)) {
         free(buf);
         snprintf(why, len, "truncated");
         return false;
@@ -514,30 +514,33 @@ static void per_service(const struct stats_view *views, int n, FILE *out, const 
         }
 }
 
-static void per_endpoint(const struct stats_view *views, int n, FILE *out, bool gauge)
+/* The per-endpoint families besides connections and latency. */
+enum endpoint_metric { EP_EJECTIONS, EP_EJECTED, EP_SHARED_SKIPS };
+
+static uint64_t endpoint_value(const struct stats_endpoint *ep, enum endpoint_metric m)
 {
-    const char *metric = gauge ? "meshim_endpoint_ejected" : "meshim_ejections_total";
-    family(out, metric, gauge ? "gauge" : "counter",
-           gauge ? "1 while the endpoint is ejected (its circuit is open or half-open)."
-                 : "Times the endpoint was ejected by its circuit breaker.");
-    for (int p = 0; p < n; p++)
-        for (unsigned e = 0; e < stats_view_count(&views[p], 'e'); e++) {
-            const struct stats_endpoint *ep = stats_view_endpoint(&views[p], e);
-            if (!endpoint_ok(&views[p], ep))
-                continue;
-            char labels[400];
-            endpoint_labels(&views[p], ep, labels, sizeof(labels));
-            sample(out, &views[p], metric, labels,
-                   gauge ? __atomic_load_n(&ep->ejected, __ATOMIC_RELAXED) != 0 : load(&ep->ejections));
-        }
+    switch (m) {
+    case EP_EJECTIONS:
+        return load(&ep->ejections);
+    case EP_EJECTED:
+        return __atomic_load_n(&ep->ejected, __ATOMIC_RELAXED) != 0;
+    case EP_SHARED_SKIPS:
+        return load(&ep->shared_skips);
+    }
+    return 0;
 }
 
-static void shared_skips(const struct stats_view *views, int n, FILE *out)
+static void per_endpoint(const struct stats_view *views, int n, FILE *out, enum endpoint_metric m)
 {
-    const char *metric = "meshim_endpoint_shared_skips_total";
-    family(out, metric, "counter",
-           "Picks that passed the endpoint over because another process of the host ejected it "
-           "or its health checker found it down (the host's endpoint table).");
+    static const char *const NAME[] = { "meshim_ejections_total", "meshim_endpoint_ejected",
+                                        "meshim_endpoint_shared_skips_total" };
+    static const char *const HELP[] = {
+        "Times the endpoint was ejected by its circuit breaker.",
+        "1 while the endpoint is ejected (its circuit is open or half-open).",
+        "Picks that passed the endpoint over because another process of the host ejected it "
+        "or its health checker found it down (the host's endpoint table).",
+    };
+    family(out, NAME[m], m == EP_EJECTED ? "gauge" : "counter", HELP[m]);
     for (int p = 0; p < n; p++)
         for (unsigned e = 0; e < stats_view_count(&views[p], 'e'); e++) {
             const struct stats_endpoint *ep = stats_view_endpoint(&views[p], e);
@@ -545,7 +548,7 @@ static void shared_skips(const struct stats_view *views, int n, FILE *out)
                 continue;
             char labels[400];
             endpoint_labels(&views[p], ep, labels, sizeof(labels));
-            sample(out, &views[p], metric, labels, load(&ep->shared_skips));
+            sample(out, &views[p], NAME[m], labels, endpoint_value(ep, m));
         }
 }
 
@@ -631,9 +634,9 @@ void stats_render_prometheus(const struct stats_view *views, int n, FILE *out)
     per_service(views, n, out, "meshim_retries_total", "counter",
                 "Attempts made after a failed one (connection-level retries).",
                 offsetof(struct stats_service, retries));
-    per_endpoint(views, n, out, false);
-    per_endpoint(views, n, out, true);
-    shared_skips(views, n, out);
+    per_endpoint(views, n, out, EP_EJECTIONS);
+    per_endpoint(views, n, out, EP_EJECTED);
+    per_endpoint(views, n, out, EP_SHARED_SKIPS);
     per_service(views, n, out, "meshim_active_connections", "gauge",
                 "Connections established and not yet closed.",
                 offsetof(struct stats_service, active));

@@ -51,6 +51,9 @@ unsigned stats_view_count(const struct stats_view *v, char which);   /* 's', 'e'
 double stats_quantile_us(const struct stats_histogram *h, double q);
 
 void stats_render_table(const struct stats_view *v, FILE *out);
+
+/* n bytes at off, whole (pread, EINTR retried); false on a short file. */
+bool stats_read_at(int fd, void *buf, size_t n, uint64_t off);
 void stats_render_prometheus(const struct stats_view *v, int n, FILE *out);
 
 #endif
