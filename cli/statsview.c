@@ -537,8 +537,8 @@ static void per_endpoint(const struct stats_view *views, int n, FILE *out, enum 
     static const char *const HELP[] = {
         "Times the endpoint was ejected by its circuit breaker.",
         "1 while the endpoint is ejected (its circuit is open or half-open).",
-        "Picks that passed the endpoint over because another process of the host ejected it "
-        "or its health checker found it down (the host's endpoint table).",
+        ("Picks that passed the endpoint over because another process of the host ejected it "
+         "or its health checker found it down (the host's endpoint table)."),
     };
     family(out, NAME[m], m == EP_EJECTED ? "gauge" : "counter", HELP[m]);
     for (int p = 0; p < n; p++)
