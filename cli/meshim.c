@@ -449,8 +449,7 @@ static const char *stats_dir(const char *given, char *buf, size_t len)
     enum on_error on_error;
     struct mesh_config *cfg = config_load(&src, &errors, &on_error);
     if (cfg) {
-        if (cfg->stats_dir)
-            snprintf(buf, len, "%s", cfg->stats_dir);
+        config_stats_dir(cfg, buf, len);
         config_free(cfg);
     } else {
         const char *env = getenv("MESHIM_STATS_DIR");

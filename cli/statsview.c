@@ -46,7 +46,7 @@ static bool check(const struct stats_header *h, size_t size, char *why, size_t l
 
 /* A name from a slot: bounded, and only characters safe in a table and in
  * a Prometheus label (anything else becomes '?'). */
-static void name_of(const char *field, size_t size, char *out, size_t len)
+void stats_name_of(const char *field, size_t size, char *out, size_t len)
 {
     size_t n = strnlen(field, size);
     if (n >= len)
@@ -115,7 +115,7 @@ static bool copy_file(int fd, size_t size, struct stats_view *v, size_t *budget,
     v->h = (const struct stats_header *)buf;
     v->n_services = (unsigned)ns, v->n_endpoints = (unsigned)ne, v->n_inbound = (unsigned)ni;
     v->pid = hdr.pid;
-    name_of(hdr.process, sizeof(hdr.process), v->process, sizeof(v->process));
+    stats_name_of(hdr.process, sizeof(hdr.process), v->process, sizeof(v->process));
     return true;
 }
 
@@ -375,7 +375,7 @@ void stats_render_table(const struct stats_view *v, FILE *out)
         for (unsigned r = RESULT_TLS_ERROR; r < RESULT_COUNT; r++)
             other += by[r];
         int64_t active = __atomic_load_n(&svc->active, __ATOMIC_RELAXED);
-        name_of(svc->name, sizeof(svc->name), name, sizeof(name));
+        stats_name_of(svc->name, sizeof(svc->name), name, sizeof(name));
         fprintf(out, "  %-28s %8llu %8llu %8llu %8llu %8llu %6llu %6lld %12llu %12llu", name,
                 (unsigned long long)by[RESULT_OK], (unsigned long long)by[RESULT_REFUSED],
                 (unsigned long long)by[RESULT_TIMEOUT], (unsigned long long)other,
@@ -389,7 +389,7 @@ void stats_render_table(const struct stats_view *v, FILE *out)
             if (ep->service != s)
                 continue;
             char label[256];
-            name_of(ep->label, sizeof(ep->label), name, sizeof(name));
+            stats_name_of(ep->label, sizeof(ep->label), name, sizeof(name));
             uint64_t skips = load(&ep->shared_skips);
             char shared[48] = "";
             if (skips)
@@ -446,7 +446,7 @@ static void service_label(const struct stats_view *v, unsigned s, char *out, siz
 {
     const struct stats_service *svc = stats_view_service(v, s);
     char name[128];
-    name_of(svc->name, sizeof(svc->name), name, sizeof(name));
+    stats_name_of(svc->name, sizeof(svc->name), name, sizeof(name));
     snprintf(out, len, ",service=\"%s\"", name);
 }
 
@@ -455,7 +455,7 @@ static void endpoint_labels(const struct stats_view *v, const struct stats_endpo
 {
     char svc[160], label[96];
     service_label(v, ep->service, svc, sizeof(svc));
-    name_of(ep->label, sizeof(ep->label), label, sizeof(label));
+    stats_name_of(ep->label, sizeof(ep->label), label, sizeof(label));
     snprintf(out, len, "%s,endpoint=\"%s\"", svc, label);
 }
 

@@ -52,6 +52,10 @@ double stats_quantile_us(const struct stats_histogram *h, double q);
 
 void stats_render_table(const struct stats_view *v, FILE *out);
 
+/* A name from a file's field of `size` bytes: bounded, and only
+ * characters safe in a table and in a Prometheus label (others become '?'). */
+void stats_name_of(const char *field, size_t size, char *out, size_t len);
+
 /* n bytes at off, whole (pread, EINTR retried); false on a short file. */
 bool stats_read_at(int fd, void *buf, size_t n, uint64_t off);
 void stats_render_prometheus(const struct stats_view *v, int n, FILE *out);

@@ -139,6 +139,8 @@ FILE *config_open_file(const char *path, size_t max, char *why, size_t len);
  * for the user a process runs as when it writes (an nginx worker is not
  * the root that read the config). */
 void config_default_stats_dir(char *buf, size_t len);
+/* cfg's stats folder: stats_dir as set ("off" included), else the default. */
+void config_stats_dir(const struct mesh_config *cfg, char *buf, size_t len);
 
 /* An endpoints_file's text: one endpoint a line in the syntax of
  * `endpoints` ("10.0.0.6:8080 weight=3"), # comments and blank lines

@@ -114,6 +114,11 @@ typedef bool (*shared_circuit_fn)(struct circuit *c, void *arg);
 bool shared_circuit_apply(struct shared_entry *e, shared_circuit_fn fn, void *arg,
                           struct circuit *after);
 
+/* Puts the circuit back from `now_is` to `was`, only if nobody changed it
+ * since (one compare-and-swap); true when it did. */
+bool shared_circuit_restore(struct shared_entry *e, const struct circuit *now_is,
+                            const struct circuit *was);
+
 /* --- the health word: down 1 | streak 15 | checked ms 40. */
 uint64_t shared_health_pack(const struct health *h, uint64_t checked_ms);
 void shared_health_unpack(uint64_t w, struct health *h, uint64_t *checked_ms);
@@ -128,6 +133,8 @@ bool shared_health_observe(struct shared_entry *e, bool ok, uint32_t healthy_thr
 bool shared_lease_take(uint64_t *lease, int32_t pid, uint64_t now_ms, uint64_t for_ms);
 /* The holder of a live lease, or 0. */
 int32_t shared_lease_holder(uint64_t lease, uint64_t now_ms);
+/* The last holder, live or not (for display). */
+int32_t shared_lease_pid(uint64_t lease);
 
 /* --- the latency EWMA: into and out of a balancer target. */
 void shared_ewma_load(const struct shared_entry *e, struct lb_target *t);

@@ -47,20 +47,39 @@ static bool health_down(const struct pick *p, const struct endpoint *ep, struct 
     return h.down;
 }
 
-/* Is the circuit closed to new connections? From the host's table when
- * the endpoint has an entry there. *by_other: another process ejected it. */
+/* The endpoint's circuit now: the host's (the table) where it has an
+ * entry there, else this process's. */
+static void circuit_of(const struct endpoint *ep, const struct shared_entry *e,
+                       struct circuit *c)
+{
+    if (e)
+        shared_circuit_load(e, c);
+    else
+        *c = ep->circuit;
+}
+
+/* Changes the endpoint's circuit with fn: the host's by compare-and-swap,
+ * else this process's. ep->circuit holds the result either way. */
+static bool circuit_change(struct endpoint *ep, struct shared_entry *e, shared_circuit_fn fn,
+                           void *arg)
+{
+    return e ? shared_circuit_apply(e, fn, arg, &ep->circuit) : fn(&ep->circuit, arg);
+}
+
+/* Is the circuit closed to new connections? *by_other: because another
+ * process ejected it or holds its probe (the host's table). */
 static bool circuit_shut(const struct pick *p, const struct endpoint *ep, struct shared_entry *e,
                          bool *by_other)
 {
     *by_other = false;
-    if (!e)
-        return circuit_blocked(&ep->circuit, p->now);
     struct circuit c;
-    shared_circuit_load(e, &c);
+    circuit_of(ep, e, &c);
     if (!circuit_blocked(&c, p->now))
         return false;
-    const int32_t *who = c.state == CIRCUIT_OPEN ? &e->ejector : &e->prober;
-    *by_other = __atomic_load_n(who, __ATOMIC_RELAXED) != shared_pid();
+    if (e) {
+        const int32_t *who = c.state == CIRCUIT_OPEN ? &e->ejector : &e->prober;
+        *by_other = __atomic_load_n(who, __ATOMIC_RELAXED) != shared_pid();
+    }
     return true;
 }
 
@@ -120,11 +139,9 @@ static bool admit(struct pick *p, struct endpoint *ep)
 {
     struct admit a = { .now = p->now, .lease = probe_lease_ns(p->svc) };
     struct shared_entry *e = shared_entry_of(p->svc, ep, p->now);
-    if (!e)
-        return circuit_admit(&ep->circuit, a.now, a.lease, &a.probe);
-    if (!shared_circuit_apply(e, admit_fn, &a, &ep->circuit))
+    if (!circuit_change(ep, e, admit_fn, &a))
         return false;
-    if (a.probe)
+    if (a.probe && e)
         __atomic_store_n(&e->prober, shared_pid(), __ATOMIC_RELAXED);
     return true;
 }
@@ -202,11 +219,9 @@ static size_t ejected_now(const struct service *svc, uint64_t now)
     size_t n = 0;
     for (size_t i = 0; i < svc->eps->n; i++) {
         struct endpoint *ep = svc->eps->ep[i];
-        struct shared_entry *e = shared_entry_of(svc, ep, now);
         struct circuit c;
-        if (e)
-            shared_circuit_load(e, &c);
-        n += (e ? c.state : ep->circuit.state) != CIRCUIT_CLOSED;
+        circuit_of(ep, shared_entry_of(svc, ep, now), &c);
+        n += c.state != CIRCUIT_CLOSED;
     }
     return n;
 }
@@ -236,24 +251,21 @@ static bool record_circuit(struct service *svc, struct endpoint *ep, struct shar
                            struct outcome *o)
 {
     size_t n = svc->eps->n;
-    o->may_eject = breaker_may_eject(ejected_now(svc, o->now), n, svc->breaker.max_eject_percent);
-    if (!e) {
-        o->before = ep->circuit;
-        return outcome_fn(&ep->circuit, o);
-    }
-    if (!shared_circuit_apply(e, outcome_fn, o, &ep->circuit))
-        return false;
+    uint32_t cap = svc->breaker.max_eject_percent;
+    /* Counting the ejected endpoints reads every circuit: only a failure
+     * needs it. */
+    o->may_eject = o->err && breaker_may_eject(ejected_now(svc, o->now), n, cap);
+    bool ejected = circuit_change(ep, e, outcome_fn, o);
+    if (!ejected || !e)
+        return ejected;
     /* Another process may have ejected another endpoint at the same time:
      * max_eject_percent holds for the host, so the later one stands down
      * (its circuit goes back as it was, if nobody changed it since). */
     if (o->before.state == CIRCUIT_CLOSED &&
-        !breaker_may_eject(ejected_now(svc, o->now) - 1, n, svc->breaker.max_eject_percent)) {
-        uint64_t mine = shared_circuit_pack(&ep->circuit);
-        if (__atomic_compare_exchange_n(&e->circuit, &mine, shared_circuit_pack(&o->before), false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-            ep->circuit = o->before;
-            return false;
-        }
+        !breaker_may_eject(ejected_now(svc, o->now) - 1, n, cap) &&
+        shared_circuit_restore(e, &ep->circuit, &o->before)) {
+        ep->circuit = o->before;
+        return false;
     }
     __atomic_store_n(&e->ejector, shared_pid(), __ATOMIC_RELAXED);
     return true;

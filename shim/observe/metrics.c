@@ -166,14 +166,10 @@ static struct stats_header *attach(void)
     pthread_mutex_lock(&attach_lock);
     struct registry *reg = mesh_registry();
     if (state == UNTRIED && reg) {
-        const char *dir = reg->cfg->stats_dir;
         struct stats_header *h = NULL;
         int saved = errno;
-        char why[160], own[64];
-        if (!dir) {
-            config_default_stats_dir(own, sizeof(own));
-            dir = own;
-        }
+        char why[160], dir[512];
+        config_stats_dir(reg->cfg, dir, sizeof(dir));
         if (strcmp(dir, "off") != 0) {
             h = create(dir, why, sizeof(why));
             if (h)

@@ -137,9 +137,8 @@ static struct shared_header *attach(const struct mesh_config *cfg)
     if (state == UNTRIED) {
         int saved = errno;
         char dir[512], why[200];
-        if (cfg->stats_dir && strcmp(cfg->stats_dir, "off") != 0)
-            snprintf(dir, sizeof(dir), "%s", cfg->stats_dir);
-        else
+        config_stats_dir(cfg, dir, sizeof(dir));
+        if (strcmp(dir, "off") == 0)            /* no stats, but the table still */
             config_default_stats_dir(dir, sizeof(dir));
         struct shared_header *h = attach_in(dir, why, sizeof(why));
         if (!h)

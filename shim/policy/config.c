@@ -766,6 +766,14 @@ void config_default_stats_dir(char *buf, size_t len)
     snprintf(buf, len, "/tmp/meshim-%u", (unsigned)geteuid());
 }
 
+void config_stats_dir(const struct mesh_config *cfg, char *buf, size_t len)
+{
+    if (cfg->stats_dir)
+        snprintf(buf, len, "%s", cfg->stats_dir);
+    else
+        config_default_stats_dir(buf, len);
+}
+
 static void global_defaults(struct loader *L, struct mesh_config *c)
 {
     c->log_level = LOG_WARN;

@@ -191,6 +191,13 @@ bool shared_circuit_apply(struct shared_entry *e, shared_circuit_fn fn, void *ar
     }
 }
 
+bool shared_circuit_restore(struct shared_entry *e, const struct circuit *now_is,
+                            const struct circuit *was)
+{
+    uint64_t expected = shared_circuit_pack(now_is);
+    return swap(&e->circuit, &expected, shared_circuit_pack(was));
+}
+
 /* -------------------------------------------------------------- health -- */
 
 uint64_t shared_health_pack(const struct health *h, uint64_t checked_ms)
@@ -222,9 +229,14 @@ bool shared_health_observe(struct shared_entry *e, bool ok, uint32_t healthy_thr
 
 /* --------------------------------------------------------------- lease -- */
 
+int32_t shared_lease_pid(uint64_t lease)
+{
+    return (int32_t)(lease >> TIME_BITS);
+}
+
 int32_t shared_lease_holder(uint64_t lease, uint64_t now_ms)
 {
-    return (lease & BITS(TIME_BITS)) > now_ms ? (int32_t)(lease >> TIME_BITS) : 0;
+    return (lease & BITS(TIME_BITS)) > now_ms ? shared_lease_pid(lease) : 0;
 }
 
 bool shared_lease_take(uint64_t *lease, int32_t pid, uint64_t now_ms, uint64_t for_ms)

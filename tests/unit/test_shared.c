@@ -169,71 +169,43 @@ static void test_ewma(void **state)
 /* ------------------------------------------------------------- threads -- */
 
 #define THREADS 4
-#define ROUNDS 20000
 
 static struct shared_entry race;
 static const struct breaker_policy POLICY = { .eject_after = 1000000, .eject_time_ns = S,
                                               .max_eject_percent = 100 };
-static uint64_t probes_given;
+static uint64_t hits;           /* racing calls whose change answered true, all threads */
 
-struct admit_arg {
-    uint64_t now;
-    bool probe;
+struct racer {
+    shared_circuit_fn fn;
+    int rounds;
 };
 
-static bool admit_fn(struct circuit *c, void *arg)
+/* One thread (a process, in the table): rounds changes of the raced entry. */
+static void *racing(void *arg)
 {
-    struct admit_arg *a = arg;
-    return circuit_admit(c, a->now, 0, &a->probe);
-}
-
-static bool fail_fn(struct circuit *c, void *arg)
-{
-    return circuit_failure(c, &POLICY, *(uint64_t *)arg, true);
-}
-
-static void *failing(void *arg)
-{
-    (void)arg;
+    const struct racer *r = arg;
     struct circuit after;
-    uint64_t now = 1 * S;
-    for (int i = 0; i < ROUNDS; i++)
-        shared_circuit_apply(&race, fail_fn, &now, &after);
+    for (int i = 0; i < r->rounds; i++)
+        if (shared_circuit_apply(&race, r->fn, NULL, &after))
+            __atomic_add_fetch(&hits, 1, __ATOMIC_RELAXED);
     return NULL;
 }
 
-static void *admitting(void *arg)
+static void run_threads(shared_circuit_fn fn, int rounds)
 {
-    (void)arg;
-    struct circuit after;
-    for (int i = 0; i < ROUNDS; i++) {
-        struct admit_arg a = { .now = 100 * S };
-        if (shared_circuit_apply(&race, admit_fn, &a, &after) && a.probe)
-            __atomic_add_fetch(&probes_given, 1, __ATOMIC_RELAXED);
-    }
-    return NULL;
-}
-
-static void run_threads(void *(*fn)(void *))
-{
+    struct racer r = { fn, rounds };
     pthread_t t[THREADS];
+    hits = 0;
     for (int i = 0; i < THREADS; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, fn, NULL), 0);
+        assert_int_equal(pthread_create(&t[i], NULL, racing, &r), 0);
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
 }
 
-/* Failures from many threads (processes, in the table) at once saturate
- * the count instead of wrapping it round to a closed-looking zero. */
-static void test_racing_failures_saturate(void **state)
+static bool fail_fn(struct circuit *c, void *arg)
 {
-    (void)state;
-    memset(&race, 0, sizeof(race));
-    run_threads(failing);
-    struct circuit c;
-    shared_circuit_load(&race, &c);
-    assert_int_equal(c.state, CIRCUIT_CLOSED);
-    assert_int_equal(c.failures, 4095);
+    (void)arg;
+    return circuit_failure(c, &POLICY, 1 * S, true);
 }
 
 static bool count_fn(struct circuit *c, void *arg)
@@ -243,20 +215,33 @@ static bool count_fn(struct circuit *c, void *arg)
     return true;
 }
 
-static void *counting(void *arg)
+/* True when this call took the half-open probe. */
+static bool probe_fn(struct circuit *c, void *arg)
 {
     (void)arg;
-    struct circuit after;
-    for (int i = 0; i < 1000; i++)
-        shared_circuit_apply(&race, count_fn, NULL, &after);
-    return NULL;
+    bool probe;
+    return circuit_admit(c, 100 * S, 0, &probe) && probe;
 }
 
+/* Failures from many threads (processes, in the table) at once saturate
+ * the count instead of wrapping it round to a closed-looking zero. */
+static void test_racing_failures_saturate(void **state)
+{
+    (void)state;
+    memset(&race, 0, sizeof(race));
+    run_threads(fail_fn, 20000);
+    struct circuit c;
+    shared_circuit_load(&race, &c);
+    assert_int_equal(c.state, CIRCUIT_CLOSED);
+    assert_int_equal(c.failures, 4095);
+}
+
+/* No update is lost when threads race on one word. */
 static void test_racing_updates_exact(void **state)
 {
     (void)state;
     memset(&race, 0, sizeof(race));
-    run_threads(counting);
+    run_threads(count_fn, 1000);
     struct circuit c;
     shared_circuit_load(&race, &c);
     assert_int_equal(c.failures, THREADS * 1000);
@@ -269,9 +254,8 @@ static void test_one_probe_among_racers(void **state)
     memset(&race, 0, sizeof(race));
     struct circuit open = { .state = CIRCUIT_OPEN, .ejections = 1, .open_until_ns = 50 * S };
     race.circuit = shared_circuit_pack(&open);
-    probes_given = 0;
-    run_threads(admitting);
-    assert_int_equal(probes_given, 1);
+    run_threads(probe_fn, 20000);
+    assert_int_equal(hits, 1);
 }
 
 int main(void)
