@@ -10,24 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-static void terminate(struct shared_entry *e)
-{
-    e->service[sizeof(e->service) - 1] = '\0';
-    e->endpoint[sizeof(e->endpoint) - 1] = '\0';
-    for (char *p = e->service; *p; p++)
-        *p = *p >= 0x20 && *p < 0x7f ? *p : '?';
-    for (char *p = e->endpoint; *p; p++)
-        *p = *p >= 0x20 && *p < 0x7f ? *p : '?';
-}
 
 static int by_name(const void *a, const void *b)
 {
     const struct shared_entry *x = a, *y = b;
-    int c = strcmp(x->service, y->service);
-    return c ? c : strcmp(x->endpoint, y->endpoint);
+    int c = strncmp(x->service, y->service, sizeof(x->service));
+    return c ? c : strncmp(x->endpoint, y->endpoint, sizeof(x->endpoint));
 }
 
 bool shared_view_load(const char *dir, struct shared_view *v, char *why, size_t len)
@@ -66,10 +55,8 @@ bool shared_view_load(const char *dir, struct shared_view *v, char *why, size_t 
     struct shared_entry *all = shared_slots((struct shared_header *)buf);
     unsigned n = 0;
     for (unsigned i = 0; i < SHARED_SLOTS; i++)
-        if (all[i].key) {
-            terminate(&all[i]);
+        if (all[i].key)
             memmove(&all[n++], &all[i], sizeof(all[i]));
-        }
     qsort(all, n, sizeof(all[0]), by_name);
     v->entries = memmove(buf, all, n * sizeof(all[0]));     /* buf: what free() takes */
     v->n = n;
@@ -81,13 +68,6 @@ void shared_view_free(struct shared_view *v)
     free(v->entries);
     v->entries = NULL;
     v->n = 0;
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 void shared_state_text(const struct shared_entry *e, uint64_t now_ms, char *buf, size_t len)
@@ -114,14 +94,18 @@ void shared_state_text(const struct shared_entry *e, uint64_t now_ms, char *buf,
 
 void shared_render_table(const struct shared_view *v, FILE *out)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = now_ns() / 1000000u;     /* CLOCK_MONOTONIC, as the table's times */
     fprintf(out, "host endpoint table %s (shared by this user's processes)\n", v->path);
-    fprintf(out, "  %-40s %-38s %9s  %s\n", "SERVICE / ENDPOINT", "CIRCUIT", "EJECTIONS",
+    fprintf(out, "  %-40s %-38s %9s %9s  %s\n", "SERVICE / ENDPOINT", "CIRCUIT", "EJECTIONS",
+            "EWMA ms",
             "HEALTH CHECK");
     for (unsigned i = 0; i < v->n; i++) {
         const struct shared_entry *e = &v->entries[i];
+        char service[sizeof(e->service)], endpoint[sizeof(e->endpoint)];
         char name[160], state[96], health[80];
-        snprintf(name, sizeof(name), "%s %s", e->service, e->endpoint);
+        stats_name_of(e->service, sizeof(e->service), service, sizeof(service));
+        stats_name_of(e->endpoint, sizeof(e->endpoint), endpoint, sizeof(endpoint));
+        snprintf(name, sizeof(name), "%s %s", service, endpoint);
         shared_state_text(e, now, state, sizeof(state));
         struct circuit c;
         shared_circuit_unpack(e->circuit, &c);
@@ -135,8 +119,13 @@ void shared_render_table(const struct shared_view *v, FILE *out)
             snprintf(health, sizeof(health), "%s %llus ago, checker %s%d", h.down ? "down" : "up",
                      (unsigned long long)(now > checked ? (now - checked) / 1000 : 0),
                      checker ? "pid " : "lease expired, was pid ",
-                     checker ? checker : (int32_t)(e->checker >> 40));
-        fprintf(out, "  %-40s %-38s %9u  %s\n", name, state, c.ejections, health);
+                     shared_lease_pid(e->checker));
+        struct lb_target t = { 0 };
+        shared_ewma_load(e, &t);
+        char ewma[16] = "-";
+        if (t.ewma_ns > 0)
+            snprintf(ewma, sizeof(ewma), "%.3f", t.ewma_ns / 1e6);
+        fprintf(out, "  %-40s %-38s %9u %9s  %s\n", name, state, c.ejections, ewma, health);
     }
     if (!v->n)
         fprintf(out, "  (empty)\n");

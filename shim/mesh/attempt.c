@@ -151,12 +151,11 @@ static bool admit(struct pick *p, struct endpoint *ep)
 static ssize_t pick_admitted(struct pick *p)
 {
     struct endpoint_set *set = p->eps;
-    if (set->balancer.policy == LB_P2C)
-        for (size_t i = 0; i < set->n; i++) {
-            struct shared_entry *e = shared_entry_of(p->svc, set->ep[i], p->now);
-            if (e)
-                shared_ewma_load(e, &set->ep[i]->target);
-        }
+    /* p2c decides on this process's own latency samples, not the host's
+     * EWMA (which is recorded and shown by meshim stats): every fresh
+     * process reading the same costs chose alike, and one slow connect
+     * kept an endpoint from every process of the host until it decayed
+     * (~20 s; t_clients in user-mode Linux: 0 of 30 wget on one backend). */
     for (size_t round = 0; round <= set->n; round++) {
         p->skip_tried = true;
         ssize_t i = balancer_pick(&set->balancer, usable, p, rng_thread(), p->now);
