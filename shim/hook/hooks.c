@@ -26,6 +26,7 @@
 #include "mesh/fdtable.h"
 #include "mesh/ktls.h"
 #include "mesh/resolve.h"
+#include "mesh/sockname.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
 
@@ -112,42 +113,53 @@ static inline bool swaps_possible(void)
     return __atomic_load_n(&placeholders_live, __ATOMIC_ACQUIRE) > 0;
 }
 
+/* The socket options go to the real socket while a connect is behind a
+ * placeholder or relayed here; a relayed descriptor inherited across exec
+ * answers SO_DOMAIN as TCP, and takes TCP and IP options (sockname.h). */
 EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-    if (!swaps_possible() || hooks_busy())
+    if (hooks_busy())
         return real_getsockopt(fd, level, name, val, len);
     hooks_enter();
-    int rc = meshim_getsockopt(fd, level, name, val, len);
+    int rc = swaps_possible() ? meshim_getsockopt(fd, level, name, val, len)
+                              : real_getsockopt(fd, level, name, val, len);
+    if (rc == 0 && level == SOL_SOCKET)
+        sockname_fix_option(fd, level, name, val, len);
     hooks_leave();
     return rc;
 }
 
 EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-    if (!swaps_possible() || hooks_busy())
+    if (hooks_busy())
         return real_setsockopt(fd, level, name, val, len);
     hooks_enter();
-    int rc = meshim_setsockopt(fd, level, name, val, len);
+    int rc = swaps_possible() ? meshim_setsockopt(fd, level, name, val, len)
+                              : real_setsockopt(fd, level, name, val, len);
+    if (rc < 0 && sockname_option_ignored(fd, level))
+        rc = 0;
     hooks_leave();
     return rc;
 }
 
+/* A relayed descriptor answers with the TCP socket's addresses, here and
+ * in a process that inherited it across exec (sockname.h). */
 EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
-    if (!swaps_possible() || hooks_busy())
+    if (hooks_busy())
         return real_getsockname(fd, addr, len);
     hooks_enter();
-    int rc = meshim_getname(fd, addr, len, false);
+    int rc = meshim_getname(fd, addr, len, false, swaps_possible());
     hooks_leave();
     return rc;
 }
 
 EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
-    if (!swaps_possible() || hooks_busy())
+    if (hooks_busy())
         return real_getpeername(fd, addr, len);
     hooks_enter();
-    int rc = meshim_getname(fd, addr, len, true);
+    int rc = meshim_getname(fd, addr, len, true, swaps_possible());
     hooks_leave();
     return rc;
 }

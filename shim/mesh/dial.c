@@ -94,7 +94,7 @@ static void give_up(struct dial *d, int err);
 static void relayed(struct dial *d)
 {
     int app, engine;
-    if (!relay_pair(0, &app, &engine)) {
+    if (!relay_pair(0, d->sock, &app, &engine)) {
         log_warn("%s: cannot relay the TLS connection: %s", d->conn->svc->name, strerror(errno));
         give_up(d, errno);
         return;
@@ -524,7 +524,7 @@ int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t le
     return rc;
 }
 
-int meshim_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
+int dial_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
 {
     struct conn *c = fdtable_get(fd);
     swap_lock();

@@ -203,7 +203,7 @@ int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ss
 {
     int flags = real_fcntl(fd, F_GETFL, NULL);
     int app, engine;
-    if (!relay_pair(flags & O_NONBLOCK ? SOCK_NONBLOCK : 0, &app, &engine)) {
+    if (!relay_pair(flags & O_NONBLOCK ? SOCK_NONBLOCK : 0, net, &app, &engine)) {
         int err = errno;
         log_warn("%s: cannot relay the TLS connection: %s", c->svc->name, strerror(err));
         tls_free(ssl, false);
@@ -278,7 +278,7 @@ int mtls_accept(int cfd, const struct inbound_config *in, int flags, bool event_
     int app = -1, engine = -1, net = -1;
     struct conn *c = NULL;
     struct relay_handoff h;
-    if (!id || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, &app, &engine) ||
+    if (!id || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, cfd, &app, &engine) ||
         !prepare_handoff(app, engine, event_loop, &h) ||
         (net = ownfd_high(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
         const char *reason = id ? strerror(errno ? errno : ENOMEM) : why;

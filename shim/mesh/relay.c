@@ -18,6 +18,7 @@
  * readable: those are asked for before waiting.
  */
 #include "mesh/relay.h"
+#include "mesh/sockname.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -861,7 +862,7 @@ bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_i
     return start(c, id, ssl, net, app, in->tls == INBOUND_PERMISSIVE ? R_SNIFF : R_HANDSHAKE, in, h);
 }
 
-bool relay_pair(int flags, int *app, int *engine)
+bool relay_pair(int flags, int net, int *app, int *engine)
 {
     int sv[2];
     if (real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (flags & SOCK_NONBLOCK), 0, sv) < 0)
@@ -874,6 +875,7 @@ bool relay_pair(int flags, int *app, int *engine)
         return false;
     }
     real_fcntl(*engine, F_SETFL, (void *)(long)O_NONBLOCK);
+    sockname_carry(*app, *engine, net);
     return true;
 }
 

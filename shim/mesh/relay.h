@@ -67,9 +67,10 @@ struct relay_handoff {
 bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_identity *id, int net,
                    int app, const struct relay_handoff *h);
 
-/* A socketpair for a relay: *app for the application's number (flags as
- * asked: SOCK_NONBLOCK, SOCK_CLOEXEC), *engine at a high number. */
-bool relay_pair(int flags, int *app, int *engine);
+/* A socketpair for a relay of the TCP socket net: *app for the
+ * application's number (flags as asked: SOCK_NONBLOCK, SOCK_CLOEXEC),
+ * *engine at a high number; the ends carry net's addresses (sockname.h). */
+bool relay_pair(int flags, int net, int *app, int *engine);
 
 /* Inbound handshakes under way on a port: take one before a client's
  * descriptors are made (false: the port's hard cap are under way, refuse

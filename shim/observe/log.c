@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +63,16 @@ static bool repeated(const char *text)
     return false;
 }
 
+/* A server started by inetd, sshd or a CGI parent has the client's socket
+ * on descriptors 0-2: a line written to that stderr would go to the client
+ * inside the protocol's stream. Such lines are dropped (log_file keeps
+ * them). */
+static bool stderr_is_socket(void)
+{
+    struct stat st;
+    return real_syscall4(SYS_fstat, 2, (long)&st, 0, 0) == 0 && S_ISSOCK(st.st_mode);
+}
+
 bool log_write_line(const char *path, const char *line, size_t len)
 {
     int fd = 2;
@@ -76,7 +87,8 @@ bool log_write_line(const char *path, const char *line, size_t len)
     /* One write with O_APPEND: lines from many processes do not interleave.
      * A log file's descriptor is non-blocking: a full pipe loses the line
      * rather than stopping the program. */
-    (void)real_syscall4(SYS_write, fd, line, len, 0);
+    if (fd != 2 || !stderr_is_socket())
+        (void)real_syscall4(SYS_write, fd, line, len, 0);
     if (fd != 2)
         real_close(fd);
     return opened;
