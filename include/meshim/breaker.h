@@ -29,7 +29,7 @@
 enum circuit_state { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
 
 struct breaker_policy {
-    uint32_t eject_after;           /* consecutive failures that open the circuit */
+    uint32_t eject_after;           /* consecutive failures that open the circuit; 0: never */
     uint64_t eject_time_ns;         /* the first ejection's length */
     uint32_t max_eject_percent;     /* of the service's endpoints, ejected at once */
 };

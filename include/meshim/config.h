@@ -22,6 +22,7 @@ enum lb_policy { LB_P2C, LB_ROUND_ROBIN, LB_LEAST_CONN, LB_RANDOM };
 enum tls_mode { TLS_OFF, TLS_MTLS };
 enum inbound_tls { INBOUND_STRICT, INBOUND_PERMISSIVE, INBOUND_OFF };
 enum health_check { HEALTH_OFF, HEALTH_TCP };
+enum affinity { AFFINITY_NONE, AFFINITY_PROCESS };
 
 /* The config file when MESHIM_CONFIG is unset. */
 #define MESHIM_DEFAULT_CONFIG "/etc/meshim/meshim.ini"
@@ -56,11 +57,13 @@ struct service_config {
     struct endpoint_list endpoints;
     char *dns, *srv, *endpoints_file;
     enum lb_policy lb;
+    enum affinity affinity;             /* process: one endpoint per process until it fails */
+    bool late_accept;                   /* mTLS: a silent server accepts late (relay.h) */
     uint32_t connect_timeout_ms;
     uint32_t retries;
     uint32_t retry_backoff_ms, retry_backoff_max_ms;
     double retry_budget;                /* shares are fractions: 20% = 0.20 */
-    uint32_t eject_after;
+    uint32_t eject_after;               /* 0: off, the breaker never ejects */
     uint32_t eject_time_ms;
     uint32_t max_eject_percent;
     uint32_t max_connections;

@@ -89,6 +89,8 @@ struct service {
     struct breaker_policy breaker;        /* under lock */
     struct retry_budget budget;           /* under lock */
     uint32_t active;                      /* atomic: open connections (max_connections) */
+    struct netaddr affine;                /* under lock: affinity = process: this process's
+                                           * endpoint (family 0: none chosen yet) */
     pthread_mutex_t lock;                 /* serialises picks, circuits, the budget and sets */
 };
 

@@ -146,11 +146,33 @@ static bool admit(struct pick *p, struct endpoint *ep)
     return true;
 }
 
+/* affinity = process: the endpoint this process chose before, while it is
+ * untried by this connect, usable and admitted; -1 otherwise, and then the
+ * pick that follows becomes the process's endpoint. Found by address, so a
+ * new set (discovery, a reload) that still has it keeps it. */
+static ssize_t affine_pick(struct pick *p)
+{
+    const struct endpoint_set *set = p->eps;
+    if (service_cfg(p->svc)->affinity != AFFINITY_PROCESS || !p->svc->affine.family)
+        return -1;
+    for (size_t i = 0; i < set->n; i++) {
+        const struct netaddr *a = &set->ep[i]->addr;
+        if (a->port != p->svc->affine.port || !netaddr_same_ip(a, &p->svc->affine))
+            continue;
+        return usable(i, p) && admit(p, set->ep[i]) ? (ssize_t)i : -1;
+    }
+    return -1;
+}
+
 /* Picks among the usable endpoints (untried ones first) and admits the
  * choice; under the service's lock. -1: none. */
 static ssize_t pick_admitted(struct pick *p)
 {
     struct endpoint_set *set = p->eps;
+    p->skip_tried = true;
+    ssize_t affine = affine_pick(p);
+    if (affine >= 0)
+        return affine;
     /* p2c decides on this process's own latency samples, not the host's
      * EWMA (which is recorded and shown by meshim stats): every fresh
      * process reading the same costs chose alike, and one slow connect
@@ -163,8 +185,12 @@ static ssize_t pick_admitted(struct pick *p)
             p->skip_tried = false;
             i = balancer_pick(&set->balancer, usable, p, rng_thread(), p->now);
         }
-        if (i < 0 || admit(p, set->ep[i]))
+        if (i < 0)
             return i;
+        if (admit(p, set->ep[i])) {
+            p->svc->affine = set->ep[i]->addr;     /* kept only under affinity = process */
+            return i;
+        }
         if (i < 64)
             p->tried |= (uint64_t)1 << i;      /* lost the probe to another process */
     }

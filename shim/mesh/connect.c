@@ -179,17 +179,18 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
         struct tls_identity *id = NULL;
         SSL *ssl = NULL;
         int net = -1;
+        bool late = false;
         char why_tls[TLS_WHY_MAX];
         const char *why = NULL;
         if (err == 0 && mtls_wanted(c)) {
-            err = mtls_handshake_blocking(fd, c, timeout_ms, &id, &ssl, &net, why_tls,
-                                          sizeof(why_tls));
+            err = mtls_handshake_blocking(fd, c, started, timeout_ms, &id, &ssl, &net, &late,
+                                          why_tls, sizeof(why_tls));
             why = err ? why_tls : NULL;
         }
         attempt_record(svc, ep, err, started);
         if (err == 0) {
             conn_connected(c);
-            int rc = ssl ? mtls_relay_blocking(fd, c, id, ssl, net) : 0;
+            int rc = ssl ? mtls_relay_blocking(fd, c, id, ssl, net, late) : 0;
             conn_unref(c);
             pick_done(p);
             return rc;

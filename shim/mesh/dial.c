@@ -60,6 +60,8 @@ struct dial {
     struct tls_identity *id;
     bool handshaking;
     bool settling;                  /* handshake done: reading the server's tickets */
+    bool heard;                     /* the server has sent a byte of the handshake */
+    uint64_t late_at;               /* silent until then: it accepts late (relay.h) */
 };
 
 /* The dial is over: nothing of it stays in the engine. The real socket has
@@ -91,7 +93,7 @@ static void give_up(struct dial *d, int err);
 
 /* mTLS, handshake done: the application's number gets its end of a relay
  * (the placeholder's file flags and epoll registrations go with it). */
-static void relayed(struct dial *d)
+static void relayed(struct dial *d, bool late)
 {
     int app, engine;
     if (!relay_pair(0, d->sock, &app, &engine)) {
@@ -113,7 +115,7 @@ static void relayed(struct dial *d)
         placeholder_done();         /* else the relayed connection keeps it */
     if (ok) {
         conn_ref(d->conn);
-        relay_outbound(d->conn, d->id, d->ssl, d->sock, engine);
+        relay_outbound(d->conn, d->id, d->ssl, d->sock, engine, late);
     } else {
         own_close(engine);
         tls_free(d->ssl, false);
@@ -135,7 +137,7 @@ static void connected(struct dial *d)
     attempt_record(svc, d->conn->ep, 0, d->spec.started_ns);
     conn_connected(d->conn);
     if (d->ssl && d->conn->tls != CONN_TLS_KTLS) {
-        relayed(d);
+        relayed(d, false);
         return;
     }
     if (d->ssl) {
@@ -271,10 +273,29 @@ static void handshake_begin(struct dial *d)
         attempt_failed_why(d, ECONNRESET, why);
         return;
     }
+    uint64_t now = now_ns();
+    uint64_t deadline = d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u;
     d->handshaking = true;
+    d->heard = false;
+    d->late_at = service_cfg(d->conn->svc)->late_accept
+               ? now + relay_late_after_ns(now - d->spec.started_ns) : UINT64_MAX;
     d->spec.connecting = true;
-    engine_timer_set(&d->timer, now_ns() + (uint64_t)d->spec.timeout_ms * 1000000u);
+    engine_timer_set(&d->timer, d->late_at < deadline ? d->late_at : deadline);
     handshake_step(d);
+}
+
+/* The server has said nothing since the ClientHello: it accepts late
+ * (relay.h). The connect is done; the relay finishes the handshake. */
+static void accepted_late(struct dial *d)
+{
+    engine_unwatch(&d->sock_io);
+    d->handshaking = false;
+    d->spec.connecting = false;
+    log_debug("%s: the server has not answered the TLS handshake yet: the connect is reported, "
+              "the handshake goes on in the relay", d->conn->svc->name);
+    attempt_record(d->conn->svc, d->conn->ep, 0, d->spec.started_ns);
+    conn_connected(d->conn);
+    relayed(d, true);
 }
 
 /* ------------------------------------------------------------- attempts -- */
@@ -283,6 +304,7 @@ static void sock_ready(struct engine_io *io, uint32_t events)
 {
     struct dial *d = container_of(io, struct dial, sock_io);
     if (d->handshaking) {
+        d->heard |= (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
         handshake_step(d);
         return;
     }
@@ -341,6 +363,15 @@ static void timer_fired(struct engine_timer *t)
         return;
     }
     if (d->handshaking) {
+        uint64_t deadline = d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u;
+        if (!d->heard && !d->settling && now_ns() >= d->late_at) {
+            accepted_late(d);
+            return;
+        }
+        if (now_ns() < deadline) {
+            engine_timer_set(&d->timer, deadline);
+            return;
+        }
         handshake_failed(d, ETIMEDOUT, "TLS handshake: timed out");
         return;
     }

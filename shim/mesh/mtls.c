@@ -95,14 +95,17 @@ int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d, const 
     return rc;
 }
 
-/* Waits up to the deadline for the socket; false when it has passed. */
-static bool wait_socket(int sock, bool want_write, uint64_t deadline)
+/* Waits up to the deadline for the socket; false when it has passed.
+ * *heard (if given) becomes true when the socket has something to read. */
+static bool wait_socket(int sock, bool want_write, uint64_t deadline, bool *heard)
 {
     uint64_t now = now_ns();
     if (now >= deadline)
         return false;
     struct pollfd p = { .fd = sock, .events = want_write ? POLLOUT : POLLIN };
     poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+    if (heard && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+        *heard = true;
     return true;
 }
 
@@ -115,7 +118,7 @@ static int ktls_blocking(struct conn *c, SSL *ssl, int sock, uint64_t deadline, 
     bool want_write = false;
     int s;
     while ((s = tls_ktls_settle(ssl, &want_write, why, len)) == 0) {
-        if (!wait_socket(sock, want_write, deadline)) {
+        if (!wait_socket(sock, want_write, deadline, NULL)) {
             snprintf(why, len, "timed out waiting for the session tickets");
             *err = ETIMEDOUT;
             return -1;
@@ -148,16 +151,24 @@ static void copy_timeouts(int from, int to)
 
 /* Blocking connect: the handshake in the caller's thread. 0, or the errno
  * of the failure with why. */
-static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t deadline, char *why, size_t len)
+/* 0 done, or the errno of the failure with why; *late: the server has
+ * said nothing by late_at (late_accept), the relay finishes it. */
+static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_at, uint64_t deadline,
+                              bool *late, char *why, size_t len)
 {
-    bool want_write = false;
+    bool want_write = false, heard = false;
     int h;
     while ((h = tls_handshake(ssl, &want_write, why, len)) == 0) {
-        if (!wait_socket(net, want_write, deadline)) {
-            snprintf(why, len, "TLS handshake: timed out");
-            h = -1;
-            break;
+        uint64_t until = heard || late_at >= deadline ? deadline : late_at;
+        if (wait_socket(net, want_write, until, &heard))
+            continue;
+        if (until == late_at) {
+            *late = true;
+            return 0;
         }
+        snprintf(why, len, "TLS handshake: timed out");
+        h = -1;
+        break;
     }
     return mtls_finish(c, ssl, h, why, len);
 }
@@ -172,9 +183,11 @@ static void drop_tls(struct tls_identity **id, SSL **ssl, int *net)
     *net = -1;
 }
 
-int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct tls_identity **id,
-                            SSL **ssl, int *net, char *why, size_t len)
+int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_t timeout_ms,
+                            struct tls_identity **id, SSL **ssl, int *net, bool *late, char *why,
+                            size_t len)
 {
+    *late = false;
     *net = ownfd_high(fd);
     if (*net < 0) {
         snprintf(why, len, "no descriptor left: %s", strerror(errno));
@@ -188,9 +201,15 @@ int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct 
     }
     int flags = real_fcntl(fd, F_GETFL, NULL);
     real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));
-    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
-    int err = handshake_blocking(c, *ssl, *net, deadline, why, len);
-    int k = err ? 0 : ktls_blocking(c, *ssl, *net, deadline, &err, why, len);
+    uint64_t now = now_ns();
+    uint64_t deadline = now + (uint64_t)timeout_ms * 1000000u;
+    uint64_t late_at = service_cfg(c->svc)->late_accept ? now + relay_late_after_ns(now - started_ns)
+                                                         : UINT64_MAX;
+    int err = handshake_blocking(c, *ssl, *net, late_at, deadline, late, why, len);
+    if (*late)
+        log_debug("%s: the server has not answered the TLS handshake yet: the connect is reported, "
+                  "the handshake goes on in the relay", c->svc->name);
+    int k = err || *late ? 0 : ktls_blocking(c, *ssl, *net, deadline, &err, why, len);
     real_fcntl(fd, F_SETFL, (void *)(long)flags);
     if (k == 1)
         ktls_mark(fd);
@@ -199,7 +218,7 @@ int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct 
     return err;
 }
 
-int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ssl, int net)
+int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ssl, int net, bool late)
 {
     int flags = real_fcntl(fd, F_GETFL, NULL);
     int app, engine;
@@ -223,7 +242,7 @@ int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ss
     /* The socket's file is the relay's alone now: non-blocking. */
     real_fcntl(net, F_SETFL, (void *)(long)O_NONBLOCK);
     conn_ref(c);
-    return relay_outbound(c, id, ssl, net, engine) ? 0 : (errno = ECONNRESET, -1);
+    return relay_outbound(c, id, ssl, net, engine, late) ? 0 : (errno = ECONNRESET, -1);
 }
 
 /* ---------------------------------------------------------------- inbound -- */

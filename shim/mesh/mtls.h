@@ -40,16 +40,20 @@ int mtls_finish(struct conn *c, SSL *ssl, int h, char *why, size_t len);
  * the socket is unusable. */
 int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d, const char *relay_why);
 
-/* Blocking connect, TCP connected on fd (flags: the application's): the
- * handshake in the caller's thread, bounded by timeout_ms. 0 with *ssl,
- * *id and *net (a second descriptor of the socket, which the SSL uses),
- * or the errno of the failure with why. */
-int mtls_handshake_blocking(int fd, struct conn *c, uint32_t timeout_ms, struct tls_identity **id,
-                            SSL **ssl, int *net, char *why, size_t len);
+/* Blocking connect, TCP connected on fd (flags: the application's) by the
+ * attempt that started at started_ns: the handshake in the caller's
+ * thread, bounded by timeout_ms. 0 with *ssl, *id and *net (a second
+ * descriptor of the socket, which the SSL uses), or the errno of the
+ * failure with why. *late: the service has late_accept and the server
+ * said nothing in time; the handshake is not over (relay.h). */
+int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_t timeout_ms,
+                            struct tls_identity **id, SSL **ssl, int *net, bool *late, char *why,
+                            size_t len);
 
-/* Blocking connect, after mtls_handshake_blocking: the relay takes over.
- * 0, or -1 with errno (everything closed). */
-int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ssl, int net);
+/* Blocking connect, after mtls_handshake_blocking: the relay takes over
+ * (late: and finishes the handshake). 0, or -1 with errno (everything
+ * closed). */
+int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ssl, int net, bool late);
 
 /* accept() on an [inbound:PORT] port with tls = strict or permissive
  * returned cfd (flags: accept4's; event_loop: the listening socket is

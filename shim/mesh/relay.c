@@ -40,7 +40,9 @@
 #include "engine/placeholder.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
+#include "mesh/attempt.h"
 #include "mesh/ktls.h"
+#include "mesh/mtls.h"
 #include "meshim/sniff.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
@@ -49,6 +51,7 @@
 #define BUF_SIZE 16384
 #define HANDSHAKE_TIMEOUT_NS (10ull * 1000000000u)
 #define FIRST_BYTE_TIMEOUT_NS (3ull * 1000000000u)     /* an inbound client that says nothing */
+#define LATE_SERVER_NS (200ull * 1000000u)            /* relay_late_after_ns */
 #define PENDING_SOFT_MIN 128        /* inbound handshakes per port before the silent are evicted */
 #define PENDING_SOFT_MAX 2048       /* ... (from the descriptor limit, between these) */
 #define PENDING_PORTS 64
@@ -632,6 +635,36 @@ static void inbound_continue(struct relay *r)
     inbound_open(r);
 }
 
+/* ------------------------------------------------- outbound, accepted late -- */
+
+/* The handshake of a connect reported before it (relay_outbound's late):
+ * the identity as a connect checks it, then the relay opens. h: as
+ * tls_handshake's, or -2 when it timed out. */
+static void late_handshake_done(struct relay *r, int h, char *why, size_t len)
+{
+    struct conn *c = r->conn;
+    if (h == -2 || mtls_finish(c, r->ssl, h, why, len) != 0) {
+        char dest[64];
+        endpoint_text(c->ep, c->port, dest, sizeof(dest));
+        log_warn("%s: %s, which accepted after the connect was reported: %s; the connection ends",
+                 c->svc->name, dest, why);
+        c->result = (int)RESULT_TLS_ERROR;
+        net_failed(r);
+        r->down_done = true;
+        relay_end(r);               /* the application reads EOF */
+        return;
+    }
+    engine_timer_cancel(&r->timer);
+    c->tls = CONN_TLS_RELAY;
+    tls_ktls_forget(r->ssl);        /* the application may have written already */
+    ktls_record(c, DIRECTION_OUTBOUND, false,
+                "the server accepted late (the connect was reported before the handshake)");
+    r->quiet = tls_ktls_quiet(r->ssl);
+    r->state = R_OPEN;
+    r->up_wait = r->down_wait = 0;  /* the handshake's wait is over */
+    pump(r);
+}
+
 static void handshake_step(struct relay *r)
 {
     bool want_write = false;
@@ -640,6 +673,10 @@ static void handshake_step(struct relay *r)
     if (h == 0) {
         r->down_wait = want_write ? NET_OUT : NET_IN;
         rearm(r);
+        return;
+    }
+    if (!r->in) {
+        late_handshake_done(r, h, why, sizeof(why));
         return;
     }
     if (h < 0) {
@@ -757,6 +794,12 @@ static void timer_fired(struct engine_timer *t)
         handoff_step(r);
         return;
     }
+    if (!r->in && r->state == R_HANDSHAKE) {
+        char why[TLS_WHY_MAX] = "TLS handshake: the server did not accept within 10 s";
+        metrics_handshake(DIRECTION_OUTBOUND, RESULT_TIMEOUT);
+        late_handshake_done(r, -2, why, sizeof(why));
+        return;
+    }
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
         /* 3 s for a first byte, 10 s for the whole handshake. */
         uint64_t until = r->accepted_ns + HANDSHAKE_TIMEOUT_NS;
@@ -784,10 +827,12 @@ static void begin(struct engine_task *t)
     live = r;
     if (__atomic_add_fetch(&live_n, 1, __ATOMIC_RELEASE) > live_peak)
         live_peak = live_n;
-    if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
+    if (r->in && (r->state == R_SNIFF || r->state == R_HANDSHAKE)) {
         r->accepted_ns = now_ns();
         heard_now(r);
         engine_timer_set(&r->timer, r->accepted_ns + FIRST_BYTE_TIMEOUT_NS);
+    } else if (r->state == R_HANDSHAKE) {
+        engine_timer_set(&r->timer, now_ns() + HANDSHAKE_TIMEOUT_NS);   /* accepted late */
     }
     step_soon(r);
 }
@@ -837,9 +882,14 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
     return false;
 }
 
-bool relay_outbound(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app)
+bool relay_outbound(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app, bool late)
 {
-    return start(c, id, ssl, net, app, R_OPEN, NULL, NULL);
+    return start(c, id, ssl, net, app, late ? R_HANDSHAKE : R_OPEN, NULL, NULL);
+}
+
+uint64_t relay_late_after_ns(uint64_t connect_ns)
+{
+    return LATE_SERVER_NS + 2 * connect_ns;
 }
 
 bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_identity *id, int net,

@@ -88,6 +88,8 @@ bool circuit_failure(struct circuit *c, const struct breaker_policy *p, uint64_t
     }
     if (c->ejections && now_ns - c->closed_since_ns >= BREAKER_MAX_EJECT_NS)
         c->ejections = 0;       /* stayed closed long enough: forgiven */
+    if (p->eject_after == 0)
+        return false;           /* eject_after = off */
     if (++c->failures < p->eject_after || !may_eject)
         return false;
     open_circuit(c, p, now_ns);

@@ -180,6 +180,17 @@ static const char *p_positive(struct loader *L, const char *v, void *f)
     return why;
 }
 
+/* eject_after: a count, or off (0: the breaker never ejects). */
+static const char *p_eject_after(struct loader *L, const char *v, void *f)
+{
+    if (strcmp(v, "off") == 0) {
+        *(uint32_t *)f = 0;
+        return NULL;
+    }
+    const char *why = p_positive(L, v, f);
+    return why && strcmp(why, "not a number") == 0 ? "not a number or off" : why;
+}
+
 static const char *p_percent(struct loader *L, const char *v, void *f)
 {
     char buf[32];
@@ -302,6 +313,7 @@ static const char *const INBOUND_TLS[] = { "strict", "permissive", "off", NULL }
 static const char *const HEALTH[] = { "off", "tcp", NULL };
 static const char *const ONOFF[] = { "off", "on", NULL };
 static const char *const KTLS_MODES[] = { "off", "auto", NULL };
+static const char *const AFFINITIES[] = { "none", "process", NULL };
 
 static const char *p_log_level(struct loader *L, const char *v, void *f)
 { (void)L; return p_enum(v, f, LOG_LEVELS, "not one of error, warn, info, debug"); }
@@ -315,6 +327,8 @@ static const char *p_inbound_tls(struct loader *L, const char *v, void *f)
 { (void)L; return p_enum(v, f, INBOUND_TLS, "not one of strict, permissive, off"); }
 static const char *p_health(struct loader *L, const char *v, void *f)
 { (void)L; return p_enum(v, f, HEALTH, "not one of off, tcp"); }
+static const char *p_affinity(struct loader *L, const char *v, void *f)
+{ (void)L; return p_enum(v, f, AFFINITIES, "not one of none, process"); }
 
 /* A two-word key into a bool: the second word is true. */
 static const char *p_flag(const char *v, void *f, const char *const *words, const char *why_not)
@@ -695,12 +709,14 @@ static const struct key_def SERVICE_KEYS[] = {
     S("srv", p_dns_name, srv),
     S("endpoints_file", p_path, endpoints_file),
     S("lb", p_lb, lb),
+    S("affinity", p_affinity, affinity),
+    S("late_accept", p_onoff, late_accept),
     S("connect_timeout", p_duration, connect_timeout_ms),
     S("retries", p_uint, retries),
     S("retry_backoff", p_duration, retry_backoff_ms),
     S("retry_backoff_max", p_duration, retry_backoff_max_ms),
     S("retry_budget", p_share, retry_budget),
-    S("eject_after", p_positive, eject_after),
+    S("eject_after", p_eject_after, eject_after),
     S("eject_time", p_duration, eject_time_ms),
     S("max_eject_percent", p_percent, max_eject_percent),
     S("max_connections", p_positive, max_connections),

@@ -37,6 +37,20 @@ static void test_opens_after_consecutive_failures(void **state)
     assert_false(circuit_admit(&c, 29 * S, 0, &probe));
 }
 
+/* eject_after = off (0): failures never open the circuit. */
+static void test_eject_after_off(void **state)
+{
+    (void)state;
+    const struct breaker_policy off = { .eject_after = 0, .eject_time_ns = 30 * S,
+                                        .max_eject_percent = 100 };
+    struct circuit c = { 0 };
+    bool probe;
+    for (int i = 0; i < 1000; i++)
+        assert_false(circuit_failure(&c, &off, (uint64_t)i * S, true));
+    assert_int_equal(c.state, CIRCUIT_CLOSED);
+    assert_true(circuit_admit(&c, 1000 * S, 0, &probe));
+}
+
 static void test_half_open_probe(void **state)
 {
     (void)state;
@@ -154,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_ejection_grows_and_caps),
         cmocka_unit_test(test_forgiven_after_staying_closed),
         cmocka_unit_test(test_max_eject_percent),
+        cmocka_unit_test(test_eject_after_off),
         cmocka_unit_test(test_health_thresholds),
     };
     return cmocka_run_group_tests_name("breaker", tests, NULL, NULL);

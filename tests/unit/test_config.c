@@ -144,6 +144,8 @@ static void test_every_key(void **state)
         "srv = _http._tcp.orders.service.consul\n"
         "endpoints_file = /etc/meshim/orders.endpoints\n"
         "lb = least_conn\n"
+        "affinity = process\n"
+        "late_accept = on\n"
         "connect_timeout = 250ms\n"
         "retries = 4\n"
         "retry_backoff = 10ms\n"
@@ -206,6 +208,8 @@ static void test_every_key(void **state)
     assert_string_equal(o->srv, "_http._tcp.orders.service.consul");
     assert_string_equal(o->endpoints_file, "/etc/meshim/orders.endpoints");
     assert_int_equal(o->lb, LB_LEAST_CONN);
+    assert_int_equal(o->affinity, AFFINITY_PROCESS);
+    assert_true(o->late_accept);
     assert_int_equal(o->connect_timeout_ms, 250);
     assert_int_equal(o->retries, 4);
     assert_int_equal(o->retry_backoff_ms, 10);
@@ -264,6 +268,17 @@ static void test_builtin_defaults(void **state)
     assert_true(c->tls_ktls);
     assert_true(c->shared_state);       /* on unless asked otherwise */
     config_free(c);
+}
+
+/* eject_after = off is 0, which the breaker reads as "never eject". */
+static void test_eject_after_off(void **state)
+{
+    (void)state;
+    struct mesh_config *cfg = load_ok("[service:x]\nendpoints = 127.0.0.2\neject_after = off\n");
+    assert_int_equal(cfg->services[0].eject_after, 0);
+    assert_int_equal(cfg->services[0].affinity, AFFINITY_NONE);
+    assert_false(cfg->services[0].late_accept);
+    config_free(cfg);
 }
 
 static void test_defaults_section_inherited(void **state)
@@ -337,6 +352,9 @@ static void test_bad_values(void **state)
         { "service:x", "retry_backoff_max = fast", "retry_backoff_max: not a duration" },
         { "service:x", "retry_budget = 120%", "retry_budget: not a share from 0% to 100%" },
         { "service:x", "eject_after = 0", "eject_after: must be at least 1" },
+        { "service:x", "eject_after = never", "eject_after: not a number or off" },
+        { "service:x", "affinity = sticky", "affinity: not one of none, process" },
+        { "service:x", "late_accept = yes", "late_accept: not on or off" },
         { "service:x", "eject_time = forever", "eject_time: not a duration" },
         { "service:x", "max_eject_percent = 101", "max_eject_percent: not a percentage from 0 to 100" },
         { "service:x", "max_connections = lots", "max_connections: not a number" },
@@ -685,6 +703,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_builtin_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eject_after_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults_section_inherited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_continuation_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
