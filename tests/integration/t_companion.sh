@@ -15,6 +15,7 @@
 #   accept (without it: "TLS handshake: timed out");
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
+shims lftp
 
 C=$TMP/pki
 make_certs "$C" || fail "cannot make the test certificates"

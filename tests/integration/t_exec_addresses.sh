@@ -74,7 +74,7 @@ PY
 chmod +x "$TMP/handler"
 # inetd starts its handlers with an empty environment: the shim and its
 # config are named on the service's line (or /etc/ld.so.preload).
-echo "127.0.0.2:$ip stream tcp nowait root /usr/bin/env env LD_PRELOAD=$MESHIM_PRELOAD" \
+echo "127.0.0.2:$ip stream tcp nowait root /usr/bin/env env LD_PRELOAD=${MESHIM_PRELOAD// /:}" \
      "MESHIM_CONFIG=$TMP/inetd.ini $TMP/handler" > "$TMP/inetd.conf"
 tls_ini "$TMP/inetd.ini" orders "[inbound:$ip]" "tls = strict"
 env MESHIM_CONFIG="$TMP/inetd.ini" LD_PRELOAD="$MESHIM_PRELOAD" inetd -d -i "$TMP/inetd.conf" \
