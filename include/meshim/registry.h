@@ -135,6 +135,8 @@ void registry_destroy(struct registry *reg);
 /* The service's current endpoint set, with a reference for the caller. */
 struct endpoint_set *service_endpoints(struct service *svc);
 void endpoint_set_unref(struct endpoint_set *set);
+/* The index of the endpoint with address a (and port) in set; -1: none. */
+ssize_t endpoint_set_index(const struct endpoint_set *set, const struct netaddr *a);
 void endpoint_ref(struct endpoint *ep);
 void endpoint_unref(struct endpoint *ep);
 /* A source's new list (it answered): the set becomes the union of the

@@ -152,16 +152,10 @@ static bool admit(struct pick *p, struct endpoint *ep)
  * new set (discovery, a reload) that still has it keeps it. */
 static ssize_t affine_pick(struct pick *p)
 {
-    const struct endpoint_set *set = p->eps;
     if (service_cfg(p->svc)->affinity != AFFINITY_PROCESS || !p->svc->affine.family)
         return -1;
-    for (size_t i = 0; i < set->n; i++) {
-        const struct netaddr *a = &set->ep[i]->addr;
-        if (a->port != p->svc->affine.port || !netaddr_same_ip(a, &p->svc->affine))
-            continue;
-        return usable(i, p) && admit(p, set->ep[i]) ? (ssize_t)i : -1;
-    }
-    return -1;
+    ssize_t i = endpoint_set_index(p->eps, &p->svc->affine);
+    return i >= 0 && usable((size_t)i, p) && admit(p, p->eps->ep[i]) ? i : -1;
 }
 
 /* Picks among the usable endpoints (untried ones first) and admits the

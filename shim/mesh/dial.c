@@ -64,6 +64,12 @@ struct dial {
     uint64_t late_at;               /* silent until then: it accepts late (relay.h) */
 };
 
+/* When the attempt in flight has failed if it is not over. */
+static uint64_t attempt_deadline(const struct dial *d)
+{
+    return d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u;
+}
+
 /* The dial is over: nothing of it stays in the engine. The real socket has
  * been given away or closed by the caller. */
 static void dial_free(struct dial *d)
@@ -273,12 +279,10 @@ static void handshake_begin(struct dial *d)
         attempt_failed_why(d, ECONNRESET, why);
         return;
     }
-    uint64_t now = now_ns();
-    uint64_t deadline = d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u;
+    uint64_t deadline = attempt_deadline(d);
     d->handshaking = true;
     d->heard = false;
-    d->late_at = service_cfg(d->conn->svc)->late_accept
-               ? now + relay_late_after_ns(now - d->spec.started_ns) : UINT64_MAX;
+    d->late_at = relay_late_at(d->conn->svc, d->spec.started_ns, now_ns());
     d->spec.connecting = true;
     engine_timer_set(&d->timer, d->late_at < deadline ? d->late_at : deadline);
     handshake_step(d);
@@ -291,8 +295,6 @@ static void accepted_late(struct dial *d)
     engine_unwatch(&d->sock_io);
     d->handshaking = false;
     d->spec.connecting = false;
-    log_debug("%s: the server has not answered the TLS handshake yet: the connect is reported, "
-              "the handshake goes on in the relay", d->conn->svc->name);
     attempt_record(d->conn->svc, d->conn->ep, 0, d->spec.started_ns);
     conn_connected(d->conn);
     relayed(d, true);
@@ -349,7 +351,7 @@ static void next_attempt(struct dial *d)
     } else if (err == EINPROGRESS) {
         d->spec.connecting = true;
         engine_watch(&d->sock_io, EPOLLOUT);
-        engine_timer_set(&d->timer, d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u);
+        engine_timer_set(&d->timer, attempt_deadline(d));
     } else {
         attempt_failed(d, err);
     }
@@ -363,13 +365,12 @@ static void timer_fired(struct engine_timer *t)
         return;
     }
     if (d->handshaking) {
-        uint64_t deadline = d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u;
         if (!d->heard && !d->settling && now_ns() >= d->late_at) {
             accepted_late(d);
             return;
         }
-        if (now_ns() < deadline) {
-            engine_timer_set(&d->timer, deadline);
+        if (now_ns() < attempt_deadline(d)) {
+            engine_timer_set(&d->timer, attempt_deadline(d));
             return;
         }
         handshake_failed(d, ETIMEDOUT, "TLS handshake: timed out");
@@ -410,7 +411,7 @@ static void begin(struct engine_task *t)
     d->peer_watched = engine_watch(&d->peer_io, EPOLLRDHUP);
     if (d->spec.connecting) {
         engine_watch(&d->sock_io, EPOLLOUT);
-        engine_timer_set(&d->timer, d->spec.started_ns + (uint64_t)d->spec.timeout_ms * 1000000u);
+        engine_timer_set(&d->timer, attempt_deadline(d));
     } else {
         engine_timer_set(&d->timer, now_ns() + d->spec.delay_ns);
     }

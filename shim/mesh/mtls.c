@@ -150,9 +150,8 @@ static void copy_timeouts(int from, int to)
 }
 
 /* Blocking connect: the handshake in the caller's thread. 0, or the errno
- * of the failure with why. */
-/* 0 done, or the errno of the failure with why; *late: the server has
- * said nothing by late_at (late_accept), the relay finishes it. */
+ * of the failure with why; *late: the server has said nothing by late_at
+ * (late_accept), the relay finishes it. */
 static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_at, uint64_t deadline,
                               bool *late, char *why, size_t len)
 {
@@ -203,12 +202,8 @@ int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_
     real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));
     uint64_t now = now_ns();
     uint64_t deadline = now + (uint64_t)timeout_ms * 1000000u;
-    uint64_t late_at = service_cfg(c->svc)->late_accept ? now + relay_late_after_ns(now - started_ns)
-                                                         : UINT64_MAX;
+    uint64_t late_at = relay_late_at(c->svc, started_ns, now);
     int err = handshake_blocking(c, *ssl, *net, late_at, deadline, late, why, len);
-    if (*late)
-        log_debug("%s: the server has not answered the TLS handshake yet: the connect is reported, "
-                  "the handshake goes on in the relay", c->svc->name);
     int k = err || *late ? 0 : ktls_blocking(c, *ssl, *net, deadline, &err, why, len);
     real_fcntl(fd, F_SETFL, (void *)(long)flags);
     if (k == 1)

@@ -51,7 +51,7 @@
 #define BUF_SIZE 16384
 #define HANDSHAKE_TIMEOUT_NS (10ull * 1000000000u)
 #define FIRST_BYTE_TIMEOUT_NS (3ull * 1000000000u)     /* an inbound client that says nothing */
-#define LATE_SERVER_NS (200ull * 1000000u)            /* relay_late_after_ns */
+#define LATE_SERVER_NS (200ull * 1000000u)            /* relay_late_at */
 #define PENDING_SOFT_MIN 128        /* inbound handshakes per port before the silent are evicted */
 #define PENDING_SOFT_MAX 2048       /* ... (from the descriptor limit, between these) */
 #define PENDING_PORTS 64
@@ -485,16 +485,23 @@ static void pump(struct relay *r)
 
 /* -------------------------------------------------------------- inbound -- */
 
+/* Ends a relay whose handshake failed: the application reads EOF, nothing
+ * else. */
+static void end_unopened(struct relay *r, enum stats_result result)
+{
+    r->conn->result = (int)result;
+    net_failed(r);
+    r->down_done = true;
+    relay_end(r);
+}
+
 static void inbound_refused(struct relay *r, enum stats_result result, const char *why)
 {
     handshake_over(r);
     log_warn("inbound:%u: client %s refused: %s", r->in->port, r->conn->peer, why);
     metrics_inbound(r->in->port, result);
-    r->conn->result = (int)result;
     r->conn->flags |= FLAG_DENY;
-    net_failed(r);
-    r->down_done = true;
-    relay_end(r);                   /* the application reads EOF, nothing else */
+    end_unopened(r, result);
 }
 
 /* Whether a client has sent a byte: asked of its socket, since the event
@@ -648,10 +655,7 @@ static void late_handshake_done(struct relay *r, int h, char *why, size_t len)
         endpoint_text(c->ep, c->port, dest, sizeof(dest));
         log_warn("%s: %s, which accepted after the connect was reported: %s; the connection ends",
                  c->svc->name, dest, why);
-        c->result = (int)RESULT_TLS_ERROR;
-        net_failed(r);
-        r->down_done = true;
-        relay_end(r);               /* the application reads EOF */
+        end_unopened(r, RESULT_TLS_ERROR);
         return;
     }
     engine_timer_cancel(&r->timer);
@@ -884,12 +888,15 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
 
 bool relay_outbound(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app, bool late)
 {
+    if (late)
+        log_debug("%s: the server has not answered the TLS handshake yet: the connect is reported, "
+                  "the handshake goes on in the relay", c->svc->name);
     return start(c, id, ssl, net, app, late ? R_HANDSHAKE : R_OPEN, NULL, NULL);
 }
 
-uint64_t relay_late_after_ns(uint64_t connect_ns)
+uint64_t relay_late_at(const struct service *svc, uint64_t started_ns, uint64_t now)
 {
-    return LATE_SERVER_NS + 2 * connect_ns;
+    return service_cfg(svc)->late_accept ? now + LATE_SERVER_NS + 2 * (now - started_ns) : UINT64_MAX;
 }
 
 bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_identity *id, int net,

@@ -59,16 +59,16 @@
  * the client asks on another connection (FTP's data connections, accepted
  * after RETR on the control connection) would wait for a connect() that
  * waits for it. The connect was reported done; the relay finishes the
- * handshake when the server accepts (no time limit, as a TCP connection to
- * a silent server has none), checks the identity, and only then moves the
- * bytes the application wrote meanwhile. A failure ends the connection:
- * the application reads EOF, a warning says why. */
+ * handshake when the server accepts (within 10 s), checks the identity,
+ * and only then moves the bytes the application wrote meanwhile. A failure
+ * ends the connection: the application reads EOF, a warning says why. */
 bool relay_outbound(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app, bool late);
 
-/* How long after the ClientHello a server that has sent nothing is taken
- * for one that accepts late (relay_outbound): 200 ms, plus twice the TCP
- * connect's own time (a round trip or more). */
-uint64_t relay_late_after_ns(uint64_t connect_ns);
+/* When a server of svc that has sent nothing since the ClientHello (sent
+ * now, by the attempt that started at started_ns) is taken for one that
+ * accepts late (relay_outbound): 200 ms, plus twice the TCP connect's own
+ * time (a round trip or more); UINT64_MAX: never (late_accept is off). */
+uint64_t relay_late_at(const struct service *svc, uint64_t started_ns, uint64_t now);
 
 /* Inbound: a client accepted on an mTLS port; `app` is the engine's end
  * of the pair whose other end the application got. Takes over everything

@@ -61,15 +61,21 @@ static bool made_by_us(int fd)
            (cred.uid == 0 || cred.uid == geteuid());
 }
 
-/* The address fd's name (or its peer's) carries; false for any other
- * descriptor. */
-static bool carried(int fd, bool peer, struct sockaddr_storage *out, socklen_t *outlen)
+/* The address a name of fd's (ss, sl: its own or its peer's) carries,
+ * when it is such a name and believed. */
+static bool believed(int fd, const struct sockaddr_storage *ss, socklen_t sl,
+                     struct sockaddr_storage *out, socklen_t *outlen)
 {
-    struct sockaddr_un un;
-    socklen_t len = sizeof(un);
-    int rc = peer ? real_getpeername(fd, (struct sockaddr *)&un, &len)
-                  : real_getsockname(fd, (struct sockaddr *)&un, &len);
-    return rc == 0 && relayname_decode(&un, len, out, outlen) && made_by_us(fd);
+    return ss->ss_family == AF_UNIX &&
+           relayname_decode((const struct sockaddr_un *)ss, sl, out, outlen) && made_by_us(fd);
+}
+
+/* The address fd's own name carries; false for any other descriptor. */
+static bool carried(int fd, struct sockaddr_storage *out, socklen_t *outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    return real_getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && believed(fd, &ss, sl, out, outlen);
 }
 
 int meshim_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer, bool in_table)
@@ -83,8 +89,7 @@ int meshim_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer, boo
                   : real_getsockname(fd, (struct sockaddr *)&ss, &sl);
     if (rc < 0)
         return rc;
-    if (ss.ss_family == AF_UNIX && relayname_decode((struct sockaddr_un *)&ss, sl, &name, &nl) &&
-        made_by_us(fd)) {
+    if (believed(fd, &ss, sl, &name, &nl)) {
         ss = name;
         sl = nl;
     }
@@ -102,7 +107,7 @@ void sockname_fix_option(int fd, int level, int name, void *val, const socklen_t
         *len < sizeof(int))
         return;
     int *v = val;
-    if ((name == SO_DOMAIN ? *v != AF_UNIX : *v != 0) || !carried(fd, false, &ss, &sl))
+    if ((name == SO_DOMAIN ? *v != AF_UNIX : *v != 0) || !carried(fd, &ss, &sl))
         return;
     *v = name == SO_DOMAIN ? ss.ss_family : IPPROTO_TCP;
 }
@@ -113,7 +118,7 @@ bool sockname_option_ignored(int fd, int level)
     socklen_t sl;
     int saved = errno;
     bool ip = level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6;
-    bool ignored = ip && (saved == EOPNOTSUPP || saved == ENOPROTOOPT) && carried(fd, false, &ss, &sl);
+    bool ignored = ip && (saved == EOPNOTSUPP || saved == ENOPROTOOPT) && carried(fd, &ss, &sl);
     errno = saved;
     return ignored;
 }

@@ -106,12 +106,18 @@ static bool same_addr(const struct netaddr *a, const struct netaddr *b)
                                 : memcmp(&a->ip.v6, &b->ip.v6, sizeof(a->ip.v6)) == 0;
 }
 
-static struct endpoint *find_endpoint(const struct endpoint_set *set, const struct netaddr *a)
+ssize_t endpoint_set_index(const struct endpoint_set *set, const struct netaddr *a)
 {
     for (size_t i = 0; set && i < set->n; i++)
         if (same_addr(&set->ep[i]->addr, a))
-            return set->ep[i];
-    return NULL;
+            return (ssize_t)i;
+    return -1;
+}
+
+static struct endpoint *find_endpoint(const struct endpoint_set *set, const struct netaddr *a)
+{
+    ssize_t i = endpoint_set_index(set, a);
+    return i < 0 ? NULL : set->ep[i];
 }
 
 void endpoint_set_unref(struct endpoint_set *set)

@@ -20,13 +20,15 @@ shims lftp
 C=$TMP/pki
 make_certs "$C" || fail "cannot make the test certificates"
 chmod o+rx "$TMP"
-fp=$(free_port)
-dmin=$(( 20000 + (fp % 20000) ))    # five data ports per backend
+dmin=$(( 20000 + $(free_port) % 20000 ))    # five data ports per backend
 mkdir -p "$TMP/empty"
 
-# start_ftp MODE: three vsftpd (plain, or under the shim with every port strict)
+# start_ftp MODE: three vsftpd (plain, or under the shim with every port
+# strict) on a fresh control port $fp (not the last mode's: its listeners
+# may still be going away).
 start_ftp() {
     local mode=$1 i q
+    fp=$(free_port)
     if [ "$mode" = mtls ]; then
         tls_ini "$TMP/ftpd.ini" orders "[inbound:$fp]" "tls = strict"
         for q in $(seq "$dmin" $((dmin + 4))); do printf '[inbound:%s]\ntls = strict\n' "$q" >> "$TMP/ftpd.ini"; done
