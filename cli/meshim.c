@@ -304,6 +304,13 @@ static int map_file(const char *path, const unsigned char **map, struct stat *st
     return 0;
 }
 
+/* Go's linker writes this magic at the start of every binary's build
+ * information (.go.buildinfo), static or dynamic, stripped or not. */
+static bool go_binary(const unsigned char *map, size_t size)
+{
+    return memmem(map, size, "\xff Go buildinf:", 14) != NULL;
+}
+
 /* What a user needs to know before blaming the mesh: a program the dynamic
  * linker never preloads into cannot be meshed (SPEC §3.10). */
 static int cmd_doctor(int argc, char **argv)
@@ -362,7 +369,7 @@ static int cmd_doctor(int argc, char **argv)
         return 1;
     }
     const char *interp = kind == ELF_DYNAMIC ? loader : NULL;
-    bool go = memmem(map, (size_t)st.st_size, "\xff Go buildinf:", 14) != NULL;
+    bool go = go_binary(map, (size_t)st.st_size);
     const char *verdict = NULL;
     if (!interp)
         verdict = go ? "a static Go binary: it never loads shared libraries, the shim cannot reach it"
@@ -373,27 +380,47 @@ static int cmd_doctor(int argc, char **argv)
         verdict = "set-uid/set-gid: the dynamic linker ignores LD_PRELOAD (and the shim ignores "
                   "MESHIM_* variables) when it runs with raised privileges";
     else if (go)
-        verdict = "a dynamically linked Go binary: Go makes its own system calls, so most of its "
-                  "networking bypasses libc and the shim";
+        verdict = "a dynamically linked Go binary: it connects without libc, so names resolve to "
+                  "endpoint addresses; no retries, balancing or mTLS for this program";
     printf("loader:   %s\n", interp ? interp : "(none: static)");
     printf("verdict:  %s\n", verdict ? verdict : "reachable: the shim will load into it");
+    if (go && interp)
+        printf("go:       names reach the shim only through Go's cgo resolver (GODEBUG=netdns=cgo, "
+               "which `meshim PROGRAM` sets); a service with tls = mtls does not resolve\n");
     munmap((void *)map, (size_t)st.st_size);
     return verdict ? 1 : 0;
 }
 
 /* The program interpreter PROGRAM (as execvp finds it) asks for, or ""
- * when it is not a dynamically linked ELF file (a script, a static binary). */
-static void program_loader(const char *program, char *loader, size_t len)
+ * when it is not a dynamically linked ELF file (a script, a static binary);
+ * *go: it is a Go program. */
+static void program_loader(const char *program, char *loader, size_t len, bool *go)
 {
     char path[PATH_MAX];
     struct stat st;
     const unsigned char *map;
     loader[0] = '\0';
+    *go = false;
     if (!find_program(program, path, sizeof(path)) || map_file(path, &map, &st) < 0 || map == MAP_FAILED)
         return;
     if (elf_interp(map, (size_t)st.st_size, loader, len) != ELF_DYNAMIC)
         loader[0] = '\0';
+    *go = go_binary(map, (size_t)st.st_size);
     munmap((void *)map, (size_t)st.st_size);
+}
+
+/* Go resolves names with its own DNS client unless told to use the C
+ * library's resolver (or its nsswitch.conf asks for more than files and
+ * dns): only then does a service name reach the shim. GODEBUG settings the
+ * user gave stay, and a netdns choice of theirs wins. */
+static void go_use_libc_resolver(void)
+{
+    const char *old = getenv("GODEBUG");
+    if (old && strstr(old, "netdns="))
+        return;
+    char value[1024];
+    snprintf(value, sizeof(value), "%s%snetdns=cgo", old ? old : "", old && *old ? "," : "");
+    setenv("GODEBUG", value, 1);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -414,7 +441,8 @@ static int cmd_run(int argc, char **argv)
     /* glibc's loader preloads a glibc library; musl's loader would load it
      * too and stop the program at start (missing symbols): not started. */
     char loader[PATH_MAX];
-    program_loader(argv[0], loader, sizeof(loader));
+    bool go;
+    program_loader(argv[0], loader, sizeof(loader), &go);
     if (strstr(loader, "musl")) {
         fprintf(stderr, "meshim: %s is linked against musl (%s): the shim is built for glibc and would "
                 "stop it at start; not started (run it without meshim, or a glibc build of it)\n",
@@ -432,6 +460,8 @@ static int cmd_run(int argc, char **argv)
     else
         snprintf(preload, n, "%s%s%s", old ? old : "", old && *old ? " " : "", lib);
     setenv("LD_PRELOAD", preload, 1);
+    if (go && loader[0])
+        go_use_libc_resolver();
     execvp(argv[0], argv);
     fprintf(stderr, "meshim: %s: %s\n", argv[0], strerror(errno));
     return errno == ENOENT ? 127 : 126;

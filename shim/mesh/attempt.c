@@ -225,6 +225,26 @@ struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_
     return ep;
 }
 
+size_t pick_addresses(struct service *svc, struct netaddr *out, size_t max)
+{
+    static unsigned turn;       /* rotates the start: each lookup leads with another */
+    struct pick p = { .svc = svc, .family = AF_UNSPEC };
+    size_t n = 0;
+    pthread_mutex_lock(&svc->lock);
+    struct endpoint_set *set = svc->eps;
+    p.eps = set;
+    p.now = now_ns();
+    size_t start = set->n ? __atomic_fetch_add(&turn, 1, __ATOMIC_RELAXED) % set->n : 0;
+    for (int pass = 0; pass < 2; pass++)        /* usable ones, then the rest */
+        for (size_t k = 0; k < set->n && n < max; k++) {
+            size_t i = (start + k) % set->n;
+            if (usable(i, &p) == (pass == 0))
+                out[n++] = set->ep[i]->addr;
+        }
+    pthread_mutex_unlock(&svc->lock);
+    return n;
+}
+
 void pick_tried(struct pick *p)
 {
     if (p->last < 64)

@@ -39,6 +39,11 @@ void pick_done(struct pick *p);
  * to the service's newest set first. NULL when none can be used. */
 struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_storage *ss,
                              socklen_t *len);
+/* For a program that dials by itself (program_is_go): up to max of svc's
+ * endpoint addresses (port 0: any), the usable ones first, each call
+ * starting at the next one, then those ejected or failing health checks
+ * (the program has no other way to reach them once the rest fail). */
+size_t pick_addresses(struct service *svc, struct netaddr *out, size_t max);
 /* Marks the last endpoint picked as tried by this connect. */
 void pick_tried(struct pick *p);
 /* Nothing could be picked: logs why, returns ECONNREFUSED. */

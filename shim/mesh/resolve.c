@@ -8,6 +8,9 @@
  * hostent in the caller's (or a per-thread) buffer; getnameinfo and
  * gethostbyaddr answer a VIP with the service's name. Everything else goes
  * to the real resolver untouched.
+ *
+ * A Go program is the exception: it connects with its own system calls, so
+ * getaddrinfo answers it with the endpoints' addresses (endpoint_answer).
  */
 #include "mesh/resolve.h"
 
@@ -20,7 +23,10 @@
 
 #include "engine/health.h"
 #include "engine/watch.h"
+#include "libc/program.h"
 #include "libc/real.h"
+#include "mesh/attempt.h"
+#include "observe/log.h"
 #include "meshim/mesh.h"
 
 /* The name a VIP answers to: the first plain host of the service. */
@@ -31,6 +37,66 @@ static const char *primary_name(const struct service *svc)
         if (cfg->hosts.v[i][0] != '*')
             return cfg->hosts.v[i];
     return svc->name;
+}
+
+/* The real getaddrinfo's answer for one numeric address (IPv4 text; with
+ * AF_INET6 hints its IPv4-mapped form), appended to the list at *tail. */
+static int numeric_answer(const struct netaddr *a, const char *service, const struct addrinfo *h,
+                          struct addrinfo ***tail)
+{
+    char ip[INET6_ADDRSTRLEN], text[INET6_ADDRSTRLEN + 8];
+    inet_ntop(a->family, &a->ip, ip, sizeof(ip));
+    snprintf(text, sizeof(text), "%s%s",
+             a->family == AF_INET && h->ai_family == AF_INET6 ? "::ffff:" : "", ip);
+    struct addrinfo *r = NULL;
+    int rc = real_getaddrinfo(text, service, h, &r);
+    if (rc)
+        return rc;
+    **tail = r;
+    while (r->ai_next)
+        r = r->ai_next;
+    *tail = &r->ai_next;
+    return 0;
+}
+
+/* Go dials with its own system calls (program.h): a VIP would lead nowhere,
+ * so such a program gets the endpoints' own addresses, usable ones first.
+ * Its dialer tries them in order: it reaches them and fails over, without
+ * retries, balancing or mTLS. A service that wants mTLS gets no answer: the
+ * program would speak plaintext to it. */
+static int endpoint_answer(struct service *svc, const char *service, const struct addrinfo *h,
+                           struct addrinfo **res)
+{
+    static int told;
+    if (service_cfg(svc)->tls == TLS_MTLS) {
+        log_warn("%s: not resolved: this Go program connects without libc, so the shim "
+                 "cannot give its connections the mTLS this service requires", svc->name);
+        return EAI_FAIL;
+    }
+    if (!__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
+        log_info("this is a Go program: it connects without libc, so service names resolve to "
+                 "endpoint addresses; no retries, balancing or mTLS for this program");
+    struct netaddr addrs[64];
+    size_t n = pick_addresses(svc, addrs, sizeof(addrs) / sizeof(addrs[0]));
+    struct addrinfo **tail = res;
+    *res = NULL;
+    int rc = EAI_NONAME;
+    for (size_t i = 0; i < n; i++) {
+        if (addrs[i].family == AF_INET6 && h->ai_family == AF_INET)
+            continue;
+        int r = numeric_answer(&addrs[i], service, h, &tail);
+        if (r == EAI_MEMORY || r == EAI_SERVICE || r == EAI_SOCKTYPE) {
+            rc = r;
+            break;
+        }
+        if (r == 0)
+            rc = 0;
+    }
+    if (rc && *res) {
+        freeaddrinfo(*res);
+        *res = NULL;
+    }
+    return rc;
 }
 
 int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
@@ -49,8 +115,6 @@ int meshim_getaddrinfo(struct registry *reg, const char *node, const char *servi
     if (h.ai_family != AF_UNSPEC && h.ai_family != AF_INET && h.ai_family != AF_INET6)
         return real_getaddrinfo(node, service, hints, res);
 
-    char text[INET6_ADDRSTRLEN];
-    snprintf(text, sizeof(text), "%s%s", h.ai_family == AF_INET6 ? "::ffff:" : "", svc->vip_text);
     bool canon = h.ai_flags & AI_CANONNAME;
     /* Numeric now; AI_ADDRCONFIG would drop a loopback VIP on hosts whose
      * only IPv4 address is loopback. */
@@ -58,7 +122,14 @@ int meshim_getaddrinfo(struct registry *reg, const char *node, const char *servi
     h.ai_canonname = NULL;
     h.ai_addr = NULL;
     h.ai_next = NULL;
-    int rc = real_getaddrinfo(text, service, &h, res);
+    int rc;
+    if (program_is_go()) {
+        rc = endpoint_answer(svc, service, &h, res);
+    } else {
+        struct netaddr vip = { .family = AF_INET, .ip.v4 = svc->vip };
+        struct addrinfo **tail = res;
+        rc = numeric_answer(&vip, service, &h, &tail);
+    }
     if (rc == 0 && canon && *res) {
         /* glibc frees ai_canonname with free(): a strdup is ours to give. */
         (*res)->ai_canonname = strdup(node);
