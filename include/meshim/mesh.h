@@ -32,6 +32,10 @@ void mesh_publish(struct registry *reg);
  * may have changed since, nor one another thread is changing. */
 void mesh_env_snapshot(void);
 
+/* A MESHIM_* variable as it was at start; NULL when unset, and always in a
+ * set-uid or set-gid process (whose environment is not believed). */
+const char *mesh_env(const char *name);
+
 /* The config from the file and the environment kept at start (SPEC §2.1);
  * NULL with *errors set when it is invalid. */
 struct mesh_config *mesh_load_config(char **errors, enum on_error *on_error);

@@ -43,7 +43,18 @@ struct endpoint {
     uint64_t stats_slot;          /* metrics.c: its slot in the stats file; 0: none yet */
     struct shared_entry *shared;  /* atomic: its entry in the host's table (sharedfile.c) */
     uint64_t shared_key;          /* atomic: that entry's key; 0: not computed yet */
+    /* A port-less endpoint keeps a circuit per destination port (a refused
+     * port must not eject the address for the application's other ports):
+     * each port's is an endpoint of its own, with the port in its address
+     * and label, only its circuit and host-table entry used; made on first
+     * need (endpoint_at_port), freed with this one. */
+    struct endpoint *ports;       /* atomic: the list's head */
+    struct endpoint *next_port;   /* the next in its parent's list */
 };
+
+/* Port-specific circuits a port-less endpoint makes at most; later ports
+ * share the endpoint's own circuit. */
+#define ENDPOINT_PORTS_MAX 16
 
 /* The endpoints of a service at one moment. Immutable once published but
  * for the balancer (under the service's lock); a connect holds a reference
@@ -137,6 +148,10 @@ struct endpoint_set *service_endpoints(struct service *svc);
 void endpoint_set_unref(struct endpoint_set *set);
 /* The index of the endpoint with address a (and port) in set; -1: none. */
 ssize_t endpoint_set_index(const struct endpoint_set *set, const struct netaddr *a);
+/* The endpoint whose circuit a connect to ep on port uses: ep when it has
+ * a port of its own (or port is 0, or memory or room ran out), else ep's
+ * endpoint for that port, made on first need. Lock-free; never NULL. */
+struct endpoint *endpoint_at_port(struct endpoint *ep, uint16_t port);
 void endpoint_ref(struct endpoint *ep);
 void endpoint_unref(struct endpoint *ep);
 /* A source's new list (it answered): the set becomes the union of the

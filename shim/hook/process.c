@@ -29,19 +29,32 @@
 #include "observe/sharedfile.h"
 #include "tls/tls.h"
 
-/* Before the log is configured: straight to stderr, one line each. */
-static void print_errors(const char *errors, const char *outcome)
+/* A line of print_errors: to MESHIM_LOG_FILE when it names a file (the
+ * config's log_file is not known: the config is what failed), and to
+ * stderr as well when the program is about to exit, so that its user sees
+ * why; otherwise stderr. */
+static void error_line(const char *line, size_t len, bool exiting)
+{
+    const char *file = mesh_env("MESHIM_LOG_FILE");
+    bool to_file = file && file[0] == '/';
+    bool in_file = to_file && log_write_line(file, line, len);  /* else it went to stderr */
+    if (!to_file || (exiting && in_file))
+        log_write_line(NULL, line, len);
+}
+
+/* Before the log is configured: one line each. */
+static void print_errors(const char *errors, const char *outcome, bool exiting)
 {
     char line[1200];
     for (const char *p = errors; *p;) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         int n = snprintf(line, sizeof(line), "meshim[%d]: error: %.*s\n", (int)getpid(), (int)len, p);
-        (void)syscall(SYS_write, 2, line, (size_t)(n < (int)sizeof(line) ? n : (int)sizeof(line) - 1));
+        error_line(line, (size_t)(n < (int)sizeof(line) ? n : (int)sizeof(line) - 1), exiting);
         p += len + (nl ? 1 : 0);
     }
     int n = snprintf(line, sizeof(line), "meshim[%d]: error: invalid config: %s\n", (int)getpid(), outcome);
-    (void)syscall(SYS_write, 2, line, (size_t)n);
+    error_line(line, (size_t)n, exiting);
 }
 
 static void atfork_prepare(void)
@@ -110,11 +123,11 @@ __attribute__((constructor(101))) static void mesh_init(void)
     struct mesh_config *cfg = mesh_load_config(&errors, &on_error);
     if (!cfg) {
         if (on_error == ON_ERROR_PASSTHROUGH) {
-            print_errors(errors, "mesh features are off, everything passes through");
+            print_errors(errors, "mesh features are off, everything passes through", false);
             free(errors);
             return;
         }
-        print_errors(errors, "exiting with status 78 (set on_error = passthrough to run unmeshed)");
+        print_errors(errors, "exiting with status 78 (set on_error = passthrough to run unmeshed)", true);
         free(errors);
         _exit(MESHIM_EXIT_CONFIG);
     }

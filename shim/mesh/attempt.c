@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "libc/real.h"
+#include "mesh/conn.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
@@ -91,9 +92,12 @@ static bool usable(size_t i, void *ctx)
     struct endpoint *ep = p->eps->ep[i];
     if (!reachable(p, i))
         return false;
+    /* Health is the address's; the circuit is the port's (endpoint_at_port). */
+    struct endpoint *cep = endpoint_at_port(ep, p->port);
     struct shared_entry *e = shared_entry_of(p->svc, ep, p->now);
+    struct shared_entry *ce = cep == ep ? e : shared_entry_of(p->svc, cep, p->now);
     bool other_down = false, other_shut = false;
-    if (!health_down(p, ep, e, &other_down) && !circuit_shut(p, ep, e, &other_shut))
+    if (!health_down(p, ep, e, &other_down) && !circuit_shut(p, cep, ce, &other_shut))
         return true;
     if ((other_down || other_shut) && i < 64)
         p->shared_skips |= (uint64_t)1 << i;
@@ -138,6 +142,7 @@ static bool admit_fn(struct circuit *c, void *arg)
 static bool admit(struct pick *p, struct endpoint *ep)
 {
     struct admit a = { .now = p->now, .lease = probe_lease_ns(p->svc) };
+    ep = endpoint_at_port(ep, p->port);
     struct shared_entry *e = shared_entry_of(p->svc, ep, p->now);
     if (!circuit_change(ep, e, admit_fn, &a))
         return false;
@@ -207,6 +212,7 @@ struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_
         p->tried = 0;
     }
     p->now = now_ns();
+    p->port = app_port;
     p->shared_skips = 0;
     ssize_t i = pick_admitted(p);
     struct endpoint *ep = i >= 0 ? p->eps->ep[i] : NULL;
@@ -251,13 +257,13 @@ void pick_tried(struct pick *p)
         p->tried |= (uint64_t)1 << p->last;
 }
 
-/* Circuits not closed among the service's endpoints now, as the host's
- * table knows them where it can (under the service's lock). */
-static size_t ejected_now(const struct service *svc, uint64_t now)
+/* Circuits not closed among the service's endpoints for this port now,
+ * as the host's table knows them where it can (under the service's lock). */
+static size_t ejected_now(const struct service *svc, uint16_t port, uint64_t now)
 {
     size_t n = 0;
     for (size_t i = 0; i < svc->eps->n; i++) {
-        struct endpoint *ep = svc->eps->ep[i];
+        struct endpoint *ep = endpoint_at_port(svc->eps->ep[i], port);
         struct circuit c;
         circuit_of(ep, shared_entry_of(svc, ep, now), &c);
         n += c.state != CIRCUIT_CLOSED;
@@ -284,16 +290,17 @@ static bool outcome_fn(struct circuit *c, void *arg)
     return circuit_failure(c, o->policy, o->now, o->may_eject);
 }
 
-/* Feeds the outcome to the circuit (the host's, or this process's); true
- * when it ejected the endpoint. Under the service's lock. */
-static bool record_circuit(struct service *svc, struct endpoint *ep, struct shared_entry *e,
-                           struct outcome *o)
+/* Feeds the outcome to the circuit of ep (endpoint_at_port's: the host's,
+ * or this process's); true when it ejected the endpoint for the port.
+ * Under the service's lock. */
+static bool record_circuit(struct service *svc, struct endpoint *ep, uint16_t port,
+                           struct shared_entry *e, struct outcome *o)
 {
     size_t n = svc->eps->n;
     uint32_t cap = svc->breaker.max_eject_percent;
     /* Counting the ejected endpoints reads every circuit: only a failure
      * needs it. */
-    o->may_eject = o->err && breaker_may_eject(ejected_now(svc, o->now), n, cap);
+    o->may_eject = o->err && breaker_may_eject(ejected_now(svc, port, o->now), n, cap);
     bool ejected = circuit_change(ep, e, outcome_fn, o);
     if (!ejected || !e)
         return ejected;
@@ -301,7 +308,7 @@ static bool record_circuit(struct service *svc, struct endpoint *ep, struct shar
      * max_eject_percent holds for the host, so the later one stands down
      * (its circuit goes back as it was, if nobody changed it since). */
     if (o->before.state == CIRCUIT_CLOSED &&
-        !breaker_may_eject(ejected_now(svc, o->now) - 1, n, cap) &&
+        !breaker_may_eject(ejected_now(svc, port, o->now) - 1, n, cap) &&
         shared_circuit_restore(e, &ep->circuit, &o->before)) {
         ep->circuit = o->before;
         return false;
@@ -310,25 +317,28 @@ static bool record_circuit(struct service *svc, struct endpoint *ep, struct shar
     return true;
 }
 
-void attempt_record(struct service *svc, struct endpoint *ep, int err, uint64_t started)
+void attempt_record(struct service *svc, struct endpoint *ep, uint16_t app_port, int err,
+                    uint64_t started)
 {
     struct outcome o = { .err = err, .now = now_ns(), .policy = &svc->breaker };
+    struct endpoint *cep = endpoint_at_port(ep, app_port);
     struct shared_entry *e = shared_entry_of(svc, ep, o.now);
+    struct shared_entry *ce = cep == ep ? e : shared_entry_of(svc, cep, o.now);
     pthread_mutex_lock(&svc->lock);
-    bool ejected = record_circuit(svc, ep, e, &o);
+    bool ejected = record_circuit(svc, cep, app_port, ce, &o);
     if (!err && started) {
         balancer_observe(&ep->target, o.now - started, o.now);
         if (e)
             shared_ewma_observe(e, o.now - started, o.now);
     }
     enum circuit_state before = o.before.state;
-    uint64_t for_ns = ep->circuit.open_until_ns - o.now;
+    uint64_t for_ns = cep->circuit.open_until_ns - o.now;
     pthread_mutex_unlock(&svc->lock);
     metrics_attempt(svc, ep, metrics_result_of(err), !err && started ? o.now - started : 0);
     if (ejected || (!err && before != CIRCUIT_CLOSED))
         metrics_ejected(svc, ep, ejected);
     if (ejected)
-        log_warn("%s: endpoint %s ejected for %llus after %s", svc->name, ep->label,
+        log_warn("%s: endpoint %s ejected for %llus after %s", svc->name, cep->label,
                  (unsigned long long)(for_ns / 1000000000u),
                  before == CIRCUIT_CLOSED ? "consecutive failures" : "a failed probe");
 }
@@ -420,13 +430,14 @@ bool retry_next(struct pick *p, int err, unsigned retry)
     return again;
 }
 
-void attempt_failed_log(const struct service *svc, const struct endpoint *ep, uint16_t app_port,
-                        unsigned n, int err, const char *why, char *last, size_t len)
+void attempt_failed_log(struct conn *c, const struct endpoint *ep, uint16_t app_port, int err,
+                        const char *why, char *last, size_t len)
 {
     char addr[64];
     endpoint_text(ep, app_port, addr, sizeof(addr));
     why = why ? why : strerror(err);
     snprintf(last, len, "%s: %s", addr, why);
-    log_info("%s: attempt %u to %s failed: %s", svc->name, n, addr, why);
+    conn_attempt_failed(c, addr, why);
+    log_info("%s: attempt %u to %s failed: %s", c->svc->name, c->attempts, addr, why);
 }
 

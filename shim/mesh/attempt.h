@@ -14,6 +14,8 @@
 
 #include "meshim/registry.h"
 
+struct conn;
+
 /* What one connect() may use: endpoints this socket's family can reach,
  * whose circuit admits a connection, not already tried by this connect. */
 struct pick {
@@ -21,6 +23,8 @@ struct pick {
     struct endpoint_set *eps;   /* the set picked from, with a reference (NULL before the first) */
     size_t last;                /* index in eps of the last pick */
     int family;
+    uint16_t port;              /* the port the application asked for (the circuit's, for a
+                                   port-less endpoint) */
     bool v6only;
     bool skip_tried;
     uint64_t tried;             /* bit i: endpoint i failed already (first 64) */
@@ -49,9 +53,10 @@ void pick_tried(struct pick *p);
 /* Nothing could be picked: logs why, returns ECONNREFUSED. */
 int no_endpoint(const struct pick *p);
 
-/* Feeds an attempt's outcome (0 or errno) to the endpoint's circuit and,
- * when started != 0, its connect latency to the balancer. */
-void attempt_record(struct service *svc, struct endpoint *ep, int err, uint64_t started);
+/* Feeds an attempt's outcome (0 or errno) to the endpoint's circuit for
+ * app_port and, when started != 0, its connect latency to the balancer. */
+void attempt_record(struct service *svc, struct endpoint *ep, uint16_t app_port, int err,
+                    uint64_t started);
 
 socklen_t endpoint_addr(const struct endpoint *ep, int family, uint16_t app_port,
                         struct sockaddr_storage *ss);
@@ -68,10 +73,10 @@ bool retry_next(struct pick *p, int err, unsigned retry);
 /* Room for "address:port: why" of the last failure. */
 #define LAST_MAX 256
 
-/* Logs a failed attempt (info) and leaves "address:port: why" in last; why
- * NULL: strerror(err). */
-void attempt_failed_log(const struct service *svc, const struct endpoint *ep, uint16_t app_port,
-                        unsigned n, int err, const char *why, char *last, size_t len);
+/* Logs a failed attempt of c (info), keeps it for c's access-log line and
+ * leaves "address:port: why" in last; why NULL: strerror(err). */
+void attempt_failed_log(struct conn *c, const struct endpoint *ep, uint16_t app_port, int err,
+                        const char *why, char *last, size_t len);
 /* Backoff before retry number `retry` (1 = the first retry). */
 uint64_t retry_delay_ns(const struct service *svc, unsigned retry);
 

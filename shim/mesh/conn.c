@@ -79,6 +79,17 @@ uint64_t conn_attempt(struct conn *c, struct endpoint *ep)
     return now_ns();
 }
 
+void conn_attempt_failed(struct conn *c, const char *endpoint, const char *why)
+{
+    if (!access_enabled() || c->n_failures >= ACCESS_FAILURES_MAX)
+        return;
+    if (!c->failures && !(c->failures = calloc(ACCESS_FAILURES_MAX, sizeof(*c->failures))))
+        return;     /* out of memory: the line counts the attempts, names none */
+    struct access_failure *f = &c->failures[c->n_failures++];
+    snprintf(f->endpoint, sizeof(f->endpoint), "%s", endpoint);
+    snprintf(f->why, sizeof(f->why), "%s", why);
+}
+
 void conn_connected(struct conn *c)
 {
     c->connected_ns = now_ns();
@@ -128,6 +139,8 @@ static void end(struct conn *c)
         .bytes_sent = c->bytes_sent,
         .bytes_received = c->bytes_received,
         .callers = c->callers,
+        .failures = c->failures,
+        .n_failures = c->n_failures,
     };
     access_write(&r);
 }
@@ -199,6 +212,7 @@ void conn_unref(struct conn *c)
         placeholder_done();         /* the relay closed the real socket */
     }
     free(c->callers);
+    free(c->failures);
     free(c);
 }
 

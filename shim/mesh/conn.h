@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "meshim/registry.h"
+#include "observe/accesslog.h"
 
 enum conn_state { CONN_OPEN, CONN_DIALING, CONN_FAILED, CONN_RELAYED };
 
@@ -68,6 +69,8 @@ struct conn {
     char peer[64];              /* inbound: the client's address */
     char peer_identity[128];    /* mTLS: the peer's SPIFFE ID or DNS name */
     char *callers;              /* JSON array, or NULL */
+    struct access_failure *failures;    /* the failed attempts (heap, made at the first) */
+    unsigned n_failures;
 };
 
 /* A new connection to svc (no endpoint yet), counted active, with one
@@ -75,6 +78,9 @@ struct conn {
 struct conn *conn_new(struct service *svc, uint16_t app_port);
 /* A connection accepted on an [inbound:PORT] port, with one reference. */
 struct conn *conn_new_inbound(uint16_t port, const char *peer);
+/* The last attempt, to endpoint (text), failed: why. Kept for the access
+ * log's failed_attempts (the first ACCESS_FAILURES_MAX). */
+void conn_attempt_failed(struct conn *c, const char *endpoint, const char *why);
 /* The next attempt goes to ep; returns its start time. */
 uint64_t conn_attempt(struct conn *c, struct endpoint *ep);
 /* The connection is established. */

@@ -187,7 +187,7 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
                                           why_tls, sizeof(why_tls));
             why = err ? why_tls : NULL;
         }
-        attempt_record(svc, ep, err, started);
+        attempt_record(svc, ep, app_port, err, started);
         if (err == 0) {
             conn_connected(c);
             int rc = ssl ? mtls_relay_blocking(fd, c, id, ssl, net, late) : 0;
@@ -195,7 +195,7 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
             pick_done(p);
             return rc;
         }
-        attempt_failed_log(svc, ep, app_port, c->attempts, err, why, last, sizeof(last));
+        attempt_failed_log(c, ep, app_port, err, why, last, sizeof(last));
         if (!retry_next(p, err, retry))
             break;
     }
@@ -257,7 +257,7 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
             spec.started_ns = started;
             return dial_start(fd, c, p, &spec);
         }
-        attempt_record(svc, ep, err, started);
+        attempt_record(svc, ep, app_port, err, started);
         if (err == 0) {
             conn_connected(c);
             conn_unref(c);
@@ -265,7 +265,7 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
             return fail(EINPROGRESS);     /* what the kernel said; it is connected */
         }
         spec.err = err;
-        attempt_failed_log(svc, ep, app_port, c->attempts, err, NULL, spec.last, sizeof(spec.last));
+        attempt_failed_log(c, ep, app_port, err, NULL, spec.last, sizeof(spec.last));
         if (!retry_next(p, err, retry))
             break;
         reset_socket(fd);

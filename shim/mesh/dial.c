@@ -140,7 +140,7 @@ static void connected(struct dial *d)
         handshake_begin(d);
         return;
     }
-    attempt_record(svc, d->conn->ep, 0, d->spec.started_ns);
+    attempt_record(svc, d->conn->ep, d->spec.app_port, 0, d->spec.started_ns);
     conn_connected(d->conn);
     if (d->ssl && d->conn->tls != CONN_TLS_KTLS) {
         relayed(d, false);
@@ -188,9 +188,8 @@ static void attempt_failed_why(struct dial *d, int err, const char *why)
 {
     struct service *svc = d->conn->svc;
     struct endpoint *ep = d->conn->ep;
-    attempt_record(svc, ep, err, d->spec.started_ns);
-    attempt_failed_log(svc, ep, d->spec.app_port, d->conn->attempts, err, why, d->spec.last,
-                       sizeof(d->spec.last));
+    attempt_record(svc, ep, d->spec.app_port, err, d->spec.started_ns);
+    attempt_failed_log(d->conn, ep, d->spec.app_port, err, why, d->spec.last, sizeof(d->spec.last));
     d->spec.err = err;
     if (!retry_next(&d->pick, err, d->spec.retry)) {
         give_up(d, err);
@@ -295,7 +294,7 @@ static void accepted_late(struct dial *d)
     engine_unwatch(&d->sock_io);
     d->handshaking = false;
     d->spec.connecting = false;
-    attempt_record(d->conn->svc, d->conn->ep, 0, d->spec.started_ns);
+    attempt_record(d->conn->svc, d->conn->ep, d->spec.app_port, 0, d->spec.started_ns);
     conn_connected(d->conn);
     relayed(d, true);
 }

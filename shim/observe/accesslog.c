@@ -86,14 +86,20 @@ size_t access_json_string(char *buf, size_t len, const char *s)
     return n;
 }
 
-static void put_string(struct out *o, const char *key, const char *s)
+/* s as a JSON string value. */
+static void put_value(struct out *o, const char *s)
 {
-    put(o, ",\"%s\":", key);
     size_t n = o->full ? 0 : access_json_string(o->buf + o->used, o->len - o->used, s);
     if (n)
         o->used += n;
     else
         o->full = true;
+}
+
+static void put_string(struct out *o, const char *key, const char *s)
+{
+    put(o, ",\"%s\":", key);
+    put_value(o, s);
 }
 
 void access_flags_text(unsigned flags, char *buf, size_t len)
@@ -146,6 +152,17 @@ size_t access_format(const struct access_record *r, char *buf, size_t len)
     put(&o, ",\"duration_ms\":%.3f", r->duration_ms);
     put(&o, ",\"bytes_sent\":%llu,\"bytes_received\":%llu", (unsigned long long)r->bytes_sent,
         (unsigned long long)r->bytes_received);
+    if (r->n_failures) {
+        put(&o, ",\"failed_attempts\":[");
+        for (unsigned i = 0; i < r->n_failures; i++) {
+            put(&o, "%s{\"endpoint\":", i ? "," : "");
+            put_value(&o, r->failures[i].endpoint);
+            put(&o, ",\"error\":");
+            put_value(&o, r->failures[i].why);
+            put(&o, "}");
+        }
+        put(&o, "]");
+    }
     if (o.full)
         return 0;               /* cannot happen with ACCESS_LINE_MAX: fixed fields are short */
     if (r->callers) {

@@ -31,6 +31,14 @@ enum access_flag {
 /* Longest line written; longer caller stacks are cut to fit. */
 #define ACCESS_LINE_MAX 4000
 
+/* A failed attempt of a connection that was retried: where it went, why. */
+struct access_failure {
+    char endpoint[48];          /* "10.0.0.5:8080" */
+    char why[80];               /* "Connection refused", "TLS handshake: ..." */
+};
+/* The failures a line names; attempts beyond them are only counted. */
+#define ACCESS_FAILURES_MAX 8
+
 struct access_record {
     uint64_t start_unix_ns;     /* when connect() (or accept()) was called */
     int pid;
@@ -47,6 +55,8 @@ struct access_record {
     double duration_ms;
     uint64_t bytes_sent, bytes_received;
     const char *callers;        /* a JSON array, or NULL */
+    const struct access_failure *failures;  /* the failed attempts, in order */
+    unsigned n_failures;
 };
 
 /* The line, '\n' included, in buf; returns its length (< len). */

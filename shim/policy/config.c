@@ -1107,21 +1107,44 @@ FILE *config_open_file(const char *path, size_t max, char *why, size_t len)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        snprintf(why, len, "%s", strerror(errno));
+        int err = errno;
+        snprintf(why, len, "%s", strerror(err));
         if (fd >= 0)
             close(fd);
+        errno = err;        /* EACCES: load_file says whose permission */
         return NULL;
     }
     FILE *f = NULL;
+    int err = 0;
     if (!S_ISREG(st.st_mode))
         snprintf(why, len, "not a regular file");
     else if ((uint64_t)st.st_size > max)
         snprintf(why, len, "larger than %zu KiB", max >> 10);
     else if (!(f = fdopen(fd, "r")))
-        snprintf(why, len, "%s", strerror(errno));
-    if (!f)
+        snprintf(why, len, "%s", strerror(err = errno));
+    if (!f) {
         close(fd);
+        errno = err;
+    }
     return f;
+}
+
+/* Why a config file this process may not read is a permission problem,
+ * said so that the user can act: the common case is a process that switched
+ * user (a server dropping root, a test suite starting a child as nobody)
+ * and inherited MESHIM_CONFIG naming a file only root reads. */
+static void permission_error(struct loader *L, const char *path)
+{
+    struct stat st;
+    char file[64] = "";
+    if (stat(path, &st) == 0)
+        snprintf(file, sizeof(file), " and the file is mode %04o, owner uid %u",
+                 (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+    add_error(L, (struct origin){ path, 0 },
+              "cannot read: permission denied: this process runs as uid %u%s (a process that "
+              "switched user keeps MESHIM_CONFIG): make the file and its folders readable by "
+              "that user (the config holds no secrets), or start it with MESHIM_DISABLE=1",
+              (unsigned)geteuid(), file);
 }
 
 static void load_file(struct loader *L, const char *path)
@@ -1130,6 +1153,10 @@ static void load_file(struct loader *L, const char *path)
     L->line = 0;
     char why[64];
     L->fp = config_open_file(path, CONFIG_FILE_MAX, why, sizeof(why));
+    if (!L->fp && errno == EACCES) {
+        permission_error(L, path);
+        return;
+    }
     if (!L->fp) {
         add_error(L, (struct origin){ path, 0 }, "cannot read: %s", why);
         return;

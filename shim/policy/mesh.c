@@ -33,6 +33,11 @@ static const char *env_lookup(const char *name)
     return NULL;
 }
 
+const char *mesh_env(const char *name)
+{
+    return getauxval(AT_SECURE) ? NULL : env_lookup(name);
+}
+
 struct mesh_config *mesh_load_config(char **errors, enum on_error *on_error)
 {
     struct config_source src = {

@@ -83,8 +83,13 @@ void endpoint_ref(struct endpoint *ep)
 
 void endpoint_unref(struct endpoint *ep)
 {
-    if (ep && __atomic_sub_fetch(&ep->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        free(ep);
+    if (!ep || __atomic_sub_fetch(&ep->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (struct endpoint *p = ep->ports, *next; p; p = next) {
+        next = p->next_port;
+        free(p);
+    }
+    free(ep);
 }
 
 static struct endpoint *endpoint_new(const struct endpoint_spec *spec)
@@ -95,6 +100,36 @@ static struct endpoint *endpoint_new(const struct endpoint_spec *spec)
     ep->refs = 1;
     ep->addr = spec->addr;
     netaddr_format(&ep->addr, ep->label, sizeof(ep->label));
+    return ep;
+}
+
+struct endpoint *endpoint_at_port(struct endpoint *ep, uint16_t port)
+{
+    if (ep->addr.port || !port)
+        return ep;
+    struct endpoint *head = __atomic_load_n(&ep->ports, __ATOMIC_ACQUIRE), *made = NULL;
+    for (;;) {
+        size_t n = 0;
+        for (struct endpoint *p = head; p; p = p->next_port, n++)
+            if (p->addr.port == port) {
+                free(made);     /* another thread made it first */
+                return p;
+            }
+        if (n >= ENDPOINT_PORTS_MAX)
+            break;
+        if (!made) {
+            struct endpoint_spec spec = { .addr = ep->addr };
+            spec.addr.port = port;
+            if (!(made = endpoint_new(&spec)))
+                return ep;
+        }
+        made->next_port = head;
+        /* On failure head is the list as it is now: look through it again. */
+        if (__atomic_compare_exchange_n(&ep->ports, &head, made, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return made;
+    }
+    free(made);
     return ep;
 }
 

@@ -35,10 +35,45 @@ out=$(MESHIM_CONFIG=$TMP/pass.ini shimmed getent hosts orders 2>/dev/null; echo 
 [ "$out" = "rc=2" ] || fail "passthrough still meshes: $out"
 ok "on_error = passthrough: message, program runs unmeshed"
 
+# With MESHIM_LOG_FILE the shim's lines stay out of the program's output:
+# a config error under passthrough goes only to the file; a warning at run
+# time (every endpoint refusing) too; an error that stops the program goes
+# to the file and to stderr, so that its user sees why.
+out=$(MESHIM_LOG_FILE=$TMP/shim.log MESHIM_CONFIG=$TMP/pass.ini fetch "http://127.0.0.2:$port/who" 2>&1)
+[ "$out" = "backend-2" ] || fail "passthrough with MESHIM_LOG_FILE: the program's output is not its own: $out"
+grep -q "pass.ini:.*retries: not a number" "$TMP/shim.log" || fail "the config error is not in MESHIM_LOG_FILE: $(cat "$TMP/shim.log")"
+dead=$(free_port)
+printf '[service:dead]\nhosts = dead\nendpoints = 127.0.0.2:%s\nretries = 0\n' "$dead" > "$TMP/dead.ini"
+out=$(MESHIM_LOG_FILE=$TMP/shim.log MESHIM_CONFIG=$TMP/dead.ini shimmed python3 -c '
+import socket
+try: socket.create_connection(("dead", 80), 5)
+except OSError as e: print("refused", e.errno)' 2>&1)
+[ "$out" = "refused 111" ] || fail "a run-time warning reached the program's output: $out"
+grep -q "warn: dead: .*127.0.0.2:$dead" "$TMP/shim.log" || fail "the run-time warning is not in MESHIM_LOG_FILE: $(cat "$TMP/shim.log")"
+out=$(MESHIM_LOG_FILE=$TMP/shim.log MESHIM_CONFIG=$TMP/bad.ini shimmed true 2>&1; echo "rc=$?")
+echo "$out" | grep -q "bad.ini:3: retries: not a number" && echo "$out" | grep -q "rc=78" \
+    || fail "an error that stops the program is not on stderr: $out"
+[ "$(grep -c "bad.ini:3: retries: not a number" "$TMP/shim.log")" -eq 1 ] || fail "…nor once in the file: $(cat "$TMP/shim.log")"
+ok "MESHIM_LOG_FILE keeps the shim's lines out of the program's output (78: stderr too)"
+
 out=$(MESHIM_CONFIG=/nonexistent/meshim.ini shimmed true 2>&1; echo "rc=$?")
 echo "$out" | grep -q "/nonexistent/meshim.ini: cannot read: No such file or directory" || fail "unreadable file: $out"
 echo "$out" | grep -q "rc=78" || fail "unreadable file did not exit 78: $out"
 ok "unreadable file: 78 and a clear message"
+
+# A meshed root process starts a child as nobody, which inherits
+# MESHIM_CONFIG naming a file only root may read: the child still fails
+# closed (78), and the line says it is a permission problem, whose, and
+# what to do.
+cp "$TMP/pass.ini" "$TMP/root-only.ini"
+chmod 600 "$TMP/root-only.ini"
+chmod o+rx "$TMP"
+out=$(MESHIM_CONFIG=$TMP/root-only.ini shimmed setpriv --reuid=65534 --regid=65534 --clear-groups \
+      true 2>&1; echo "rc=$?")
+echo "$out" | grep -q "rc=78" || fail "a child as nobody did not exit 78: $out"
+echo "$out" | grep -q "$TMP/root-only.ini: cannot read: permission denied: this process runs as uid 65534 and the file is mode 0600, owner uid 0 (a process that switched user keeps MESHIM_CONFIG): make the file and its folders readable by that user" \
+    || fail "the line does not say it is a permission problem: $out"
+ok "a child as nobody, config readable by root only: 78, '$(echo "$out" | grep -m1 'permission denied')'"
 
 # mTLS with an identity that cannot be loaded fails closed: one clear line,
 # the connect fails, and nothing is sent in plaintext.

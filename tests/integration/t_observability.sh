@@ -266,9 +266,18 @@ lines = [json.loads(l) for l in open(path)]        # every line is one JSON obje
 fields = ["ts", "pid", "direction", "service", "endpoint", "attempts", "result", "flags", "tls",
           "peer_identity", "connect_ms", "duration_ms", "bytes_sent", "bytes_received"]
 for l in lines:
-    assert list(l) == fields, l
+    # failed_attempts: only on a line whose connection had a failed attempt
+    assert list(l) == fields + (["failed_attempts"] if "failed_attempts" in l else []), l
     assert l["direction"] == "outbound" and l["tls"] == "none", l
 mine = [l for l in lines if l["pid"] == parent]
+# Each failed attempt is named, with why: orders' 3 retried connections
+# each met the refusing 127.0.0.4 first, dead's 5 met it as their only one.
+for l in mine:
+    failed = l.get("failed_attempts", [])
+    if (l["service"], l["attempts"]) in (("orders", 2), ("dead", 1), ("gone", 1)):
+        assert failed == [{"endpoint": f"127.0.0.4:{port}", "error": "Connection refused"}], l
+    else:
+        assert failed == [], l
 seen = collections.Counter((l["service"], l["result"], l["flags"], l["attempts"]) for l in mine)
 want = collections.Counter({("dead", "refused", "UF", 1): 5, ("limited", "overflow", "UO", 0): 3,
                             ("limited", "ok", "-", 1): 1, ("faulty", "fault", "FI", 0): 4,
@@ -331,12 +340,16 @@ expect meshim_connections_total "service=\"orders\",endpoint=\"$(ep 5)\",result=
 expect meshim_connections_total "service=\"orders\",endpoint=\"$(ep 2)\",result=\"ok\"" 4
 expect meshim_retries_total 'service="orders"' 2
 expect meshim_connect_seconds_count 'service="orders"' 4
-python3 - "$TMP/access2.log" <<'PY' || fail "access log of the engine's path: $(cat "$TMP/access2.log")"
+python3 - "$TMP/access2.log" "$(ep 5)" <<'PY' || fail "access log of the engine's path: $(cat "$TMP/access2.log")"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 assert len(lines) == 4, lines
 retried = [l for l in lines if l["attempts"] == 2]
 assert len(retried) == 2 and all(l["connect_ms"] >= 200 and l["result"] == "ok" for l in retried), lines
+for l in retried:       # the black hole is named, and why
+    assert [f["endpoint"] for f in l["failed_attempts"]] == [sys.argv[2]], l
+    assert "timed out" in l["failed_attempts"][0]["error"], l
+print("retried:", retried[0]["failed_attempts"])
 assert all(l["bytes_received"] > 0 for l in lines), lines
 PY
 ok "non-blocking connects through the engine: 2 timeouts, 2 retries, 4 ok, retried lines with connect_ms >= 200"

@@ -169,3 +169,33 @@ print(failed)
 " 2>/dev/null)
 [ "$n" -ge 58 ] && [ "$n" -le 122 ] || fail "fault_abort 30%: $n of 300 failed"
 ok "fault_abort = 30%: $n of 300 connections failed on purpose"
+
+# A port-less endpoint keeps a circuit per destination port: a port that
+# refuses ejects the address for that port only, and the application's
+# other ports on it go on (before: one refused port took the address away
+# from all of them). Its own stats folder: a circuit in the host's table of
+# another test must not stand in for this one's.
+dead=$(free_port)
+cat > "$TMP/ports.ini" <<INI
+[service:multi]
+hosts = multi
+endpoints = 127.0.0.2
+retries = 0
+eject_after = 1
+eject_time = 60s
+INI
+out=$(MESHIM_STATS_DIR=$TMP/ports-stats MESHIM_CONFIG=$TMP/ports.ini shimmed python3 -c "
+import socket
+for what, port in (('dead', $dead), ('dead again', $dead), ('live', $port), ('dead after', $dead)):
+    try:
+        socket.create_connection(('multi', port), 5).close(); print(what, 'connected')
+    except OSError as e: print(what, 'failed', e.errno)
+" 2>"$TMP/ports.err")
+want="dead failed 111|dead again failed 111|live connected|dead after failed 111"
+[ "$(echo "$out" | tr '\n' '|' | sed 's/|$//')" = "$want" ] \
+    || fail "a refused port took the address from the others: $out $(cat "$TMP/ports.err")"
+grep -q "multi: endpoint 127.0.0.2:$dead ejected" "$TMP/ports.err" \
+    || fail "the ejection does not name the port: $(cat "$TMP/ports.err")"
+grep -q "multi: no healthy endpoint" "$TMP/ports.err" \
+    || fail "the refused port's circuit did not open: $(cat "$TMP/ports.err")"
+ok "port-less endpoint: $dead refused and ejected ($(grep -m1 'ejected' "$TMP/ports.err" | sed 's/^meshim\[[0-9]*\]: //')), $port still connects"

@@ -303,6 +303,40 @@ static void test_found(void **state)
     config_free(c);
 }
 
+/* A port-less endpoint keeps a circuit per destination port: one object
+ * per port, the same each time, its port in its address and label; an
+ * endpoint with a port of its own, or port 0, is its own; past the cap,
+ * later ports share the endpoint's. Freed with the endpoint (ASan). */
+static void test_ports(void **state)
+{
+    (void)state;
+    char f[64];
+    uint64_t rng = 5;
+    struct mesh_config *c = load_text("[service:orders]\nendpoints = 127.0.0.2, 127.0.0.3:80\n", f);
+    struct registry *r = registry_build(c, NULL, &rng);
+    struct service *s = registry_by_name(r, "orders");
+    struct endpoint *bare = endpoint_of(s, "127.0.0.2"), *fixed = endpoint_of(s, "127.0.0.3:80");
+    assert_non_null(bare);
+    assert_non_null(fixed);
+    struct endpoint *p80 = endpoint_at_port(bare, 80), *p443 = endpoint_at_port(bare, 443);
+    assert_ptr_not_equal(p80, bare);
+    assert_ptr_not_equal(p80, p443);
+    assert_ptr_equal(endpoint_at_port(bare, 80), p80);
+    assert_int_equal(p443->addr.port, 443);
+    assert_string_equal(p443->label, "127.0.0.2:443");
+    p443->circuit.state = CIRCUIT_OPEN;
+    assert_int_equal(p80->circuit.state, CIRCUIT_CLOSED);
+    assert_int_equal(bare->circuit.state, CIRCUIT_CLOSED);
+    assert_ptr_equal(endpoint_at_port(fixed, 443), fixed);
+    assert_ptr_equal(endpoint_at_port(bare, 0), bare);
+    for (uint16_t port = 1000; port < 1000 + ENDPOINT_PORTS_MAX - 2; port++)
+        assert_ptr_not_equal(endpoint_at_port(bare, port), bare);
+    assert_ptr_equal(endpoint_at_port(bare, 2000), bare);      /* the cap */
+    assert_ptr_equal(endpoint_at_port(bare, 443), p443);
+    registry_destroy(r);
+    config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_found),
+        cmocka_unit_test(test_ports),
     };
     return cmocka_run_group_tests_name("registry", tests, setup, teardown);
 }

@@ -42,6 +42,29 @@ static void test_access_line(void **state)
         "\"connect_ms\":null,\"duration_ms\":51.250,\"bytes_sent\":0,\"bytes_received\":0}\n");
 }
 
+/* A retried connection names each failed attempt: where, and why. */
+static void test_access_failed_attempts(void **state)
+{
+    (void)state;
+    struct access_failure f[2] = {
+        { "10.0.0.5:8080", "Connection refused" },
+        { "10.0.0.6:8080", "TLS handshake: certificate \"expired\"" },
+    };
+    struct access_record r = {
+        .service = "orders", .endpoint = "10.0.0.7:8080", .attempts = 3, .result = "ok",
+        .peer_identity = "", .connect_ms = 2, .failures = f, .n_failures = 2,
+    };
+    char buf[ACCESS_LINE_MAX + 1];
+    access_format(&r, buf, sizeof(buf));
+    assert_non_null(strstr(buf, ",\"bytes_received\":0,\"failed_attempts\":["
+                                "{\"endpoint\":\"10.0.0.5:8080\",\"error\":\"Connection refused\"},"
+                                "{\"endpoint\":\"10.0.0.6:8080\",\"error\":"
+                                "\"TLS handshake: certificate \\\"expired\\\"\"}]}\n"));
+    r.n_failures = 0;
+    access_format(&r, buf, sizeof(buf));
+    assert_null(strstr(buf, "failed_attempts"));
+}
+
 static void test_access_escaping_and_callers(void **state)
 {
     (void)state;
@@ -317,6 +340,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_access_line),
+        cmocka_unit_test(test_access_failed_attempts),
         cmocka_unit_test(test_access_escaping_and_callers),
         cmocka_unit_test(test_flags_text),
         cmocka_unit_test(test_buckets),
