@@ -71,7 +71,7 @@ COMPAT_O    := $(BUILD)/obj/glibc_compat.o
 COMPAT_MAIN := $(BUILD)/obj/glibc_compat_start.o -Wl,--wrap=__libc_start_main
 endif
 
-.PHONY: all deb FORCE chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-rtt test-uml test-deploy test-asan test-tsan demo bench \
+.PHONY: all compat deb FORCE chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-rtt test-uml test-deploy test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -330,6 +330,12 @@ bench: all $(BUILD)/tests/uml-xstate.so $(BUILD)/bench/connrate
 	env BUILD=$(BUILD) bench/scale
 	tests/uml/run $(KTLS_MODULES) bench/run -k -r 3
 	tests/uml/run -m sch_netem $(KTLS_MODULES) bench/run -t -r 3
+
+# The compatibility sweep (compat/run; not part of test: it installs
+# PostgreSQL, MariaDB, Redis, memcached, Java, PHP...): a table in
+# compat/results.md. Its fast cases (sshd, lftp/vsftpd, Go) are in test.
+compat: all $(HELPERS)
+	env BUILD=$(BUILD) compat/run
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/meshim $(DESTDIR)$(PREFIX)/bin \
