@@ -15,7 +15,7 @@
 . "$ROOT/tests/integration/certs.sh"
 
 command -v go >/dev/null || fail "go is not installed (golang-go; make deps)"
-export GOCACHE=${GOCACHE:-${HOME:-$TMP}/.cache/go-build} GOFLAGS=-mod=mod GO111MODULE=off GOPATH=$TMP/gopath
+export GOCACHE=${GOCACHE:-${HOME:-$TMP}/.cache/go-build} GO111MODULE=off GOPATH=$TMP/gopath
 go build -ldflags=-linkmode=external -o "$TMP/dialer" tests/helpers/go/dialer.go \
     > "$TMP/go-build.log" 2>&1 || fail "go build: $(cat "$TMP/go-build.log")"
 ok "a cgo Go program built with external linking"
