@@ -418,9 +418,11 @@ static void go_use_libc_resolver(void)
     const char *old = getenv("GODEBUG");
     if (old && strstr(old, "netdns="))
         return;
-    char value[1024];
-    snprintf(value, sizeof(value), "%s%snetdns=cgo", old ? old : "", old && *old ? "," : "");
+    char *value;
+    if (asprintf(&value, "%s%snetdns=cgo", old ? old : "", old && *old ? "," : "") < 0)
+        return;     /* out of memory: Go's own resolver, as without meshim */
     setenv("GODEBUG", value, 1);
+    free(value);
 }
 
 static int cmd_run(int argc, char **argv)

@@ -80,18 +80,13 @@ static int endpoint_answer(struct service *svc, const char *service, const struc
     size_t n = pick_addresses(svc, addrs, sizeof(addrs) / sizeof(addrs[0]));
     struct addrinfo **tail = res;
     *res = NULL;
+    /* Numeric addresses of the hints' family: an error (memory, an unknown
+     * service name) would be the same for every one of them. */
     int rc = EAI_NONAME;
-    for (size_t i = 0; i < n; i++) {
-        if (addrs[i].family == AF_INET6 && h->ai_family == AF_INET)
-            continue;
-        int r = numeric_answer(&addrs[i], service, h, &tail);
-        if (r == EAI_MEMORY || r == EAI_SERVICE || r == EAI_SOCKTYPE) {
-            rc = r;
+    for (size_t i = 0; i < n; i++)
+        if ((addrs[i].family == AF_INET || h->ai_family != AF_INET) &&
+            (rc = numeric_answer(&addrs[i], service, h, &tail)) != 0)
             break;
-        }
-        if (r == 0)
-            rc = 0;
-    }
     if (rc && *res) {
         freeaddrinfo(*res);
         *res = NULL;
