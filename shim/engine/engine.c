@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "libc/ownfd.h"
@@ -213,6 +214,8 @@ static void *engine_main(void *arg)
 {
     (void)arg;
     hooks_internal_thread();
+    /* Named, for top -H, perf and bench/run -f's CPU accounting. */
+    prctl(PR_SET_NAME, "meshim-engine", 0, 0, 0);
     struct epoll_event evs[64];
     pthread_mutex_lock(&work_lock);
     sem_post(&started);

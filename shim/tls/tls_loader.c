@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,12 +90,27 @@ static void *open_from_tmpfile(char *why, size_t len)
     return h;
 }
 
+/* The image was read once, to be copied: its pages (5 MB, file-backed and
+ * never written) are given back, or they would stay in the program's
+ * resident memory beside the module's own for the life of the process.
+ * Whole pages inside the image only; touched again, they come back from
+ * the library's file. */
+static void release_image(void)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)meshim_tls_image + page - 1) & ~(page - 1);
+    uintptr_t to = (uintptr_t)meshim_tls_image_end & ~(page - 1);
+    if (to > from)
+        madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
 static void load(void)
 {
     char why_memfd[TLS_WHY_MAX] = "", why_tmp[TLS_WHY_MAX] = "";
     void *h = open_from_memfd(why_memfd, sizeof(why_memfd));
     if (!h)
         h = open_from_tmpfile(why_tmp, sizeof(why_tmp));
+    release_image();
     if (!h) {
         snprintf(load_error, sizeof(load_error), "cannot load the TLS module: %s; %s", why_memfd, why_tmp);
         return;

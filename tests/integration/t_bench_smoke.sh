@@ -16,3 +16,53 @@ grep -q "idle mTLS connection | client [0-9.-]* KiB, server [0-9.-]* KiB" "$md" 
     || fail "memory per idle mTLS connection not measured: $(grep 'idle mTLS' "$md")"
 [ "$(head -c 8 "$TMP/results/latest.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "latest.png is not a PNG"
 ok "bench/run -d 1 -r 1: every row measured, table and chart written"
+
+# The fixed-rate table (bench/run -f): one short load, every row, the table,
+# the targets, Istio's published figures and the chart.
+bench/run -f -d 2 -w 1 -r 1 -C 1000x16 -o "$TMP/results" > "$TMP/fixed.log" 2>&1 \
+    || fail "bench/run -f failed: $(tail -5 "$TMP/fixed.log")"
+md=$TMP/results/fixedrate.md
+for row in "| direct |" "| mesh plain |" "| mesh mTLS (relay) |" "| HAProxy mTLS pair |"; do
+    grep -qF "$row" "$md" || fail "row '$row' missing from fixedrate.md"
+done
+grep -q "failed requests" "$md" && fail "requests failed at a fixed rate: $(grep 'failed requests' "$md")"
+grep -qE '^\| mesh mTLS \(relay\) \| 1,000 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [-+][0-9.]+ ' "$md" \
+    || fail "the mTLS row lacks the rate, its percentiles or what it adds: $(grep 'mesh mTLS' "$md")"
+grep -qE "vCPU per 1000 requests/s per end \| client [0-9.]+, server [0-9.]+" "$md" || fail "no CPU per 1000 requests/s"
+grep -qE "2 MB per 1000 requests/s per end \(added at 1000 requests/s\) \| client [-0-9.]+ MB, server [-0-9.]+ MB" "$md" || fail "no memory per end"
+grep -q "a ztunnel about 0.06 vCPU and 12 MB" "$md" || fail "Istio's published figures missing"
+[ "$(head -c 8 "$TMP/results/fixedrate.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] \
+    || fail "fixedrate.png is not a PNG"
+ok "bench/run -f: every row at 1000 requests/s, what each adds over direct, CPU and memory per end"
+
+# ratebench keeps its schedule when the server stalls and counts the wait
+# of every request that was due during the stall (coordinated omission):
+# 100 requests/s on one connection to a server that sleeps 1 s once. A
+# client timing from the send would see one slow request in 300 (p90 a few
+# ms); from the schedule, about 100 requests waited up to 1 s.
+port=$(free_port)
+cat > "$TMP/stall.py" <<'PY'
+import http.server, socket, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    n = 0
+    def setup(self):   # head and body leave in two writes: no Nagle wait between them
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def do_GET(self):
+        H.n += 1
+        if H.n == 100:
+            time.sleep(1)
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+python3 "$TMP/stall.py" "$port" & PIDS+=($!)
+wait_port 127.0.0.1 "$port"
+line=$("$BUILD/bench/ratebench" 127.0.0.1 "$port" / 100 1 3 0) || fail "ratebench failed: $line"
+kv() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<< "$line"; }
+[ "$(kv due)" = 300 ] && [ "$(kv requests)" = 300 ] || fail "the schedule was not kept (300 due and answered): $line"
+python3 -c "import sys; sys.exit(0 if float('$(kv p90)') >= 300 else 1)" \
+    || fail "the stall's waiting requests were not counted (p90 under 300 ms): $line"
+ok "ratebench: a 1 s stall shows in p90 ($(kv p90) ms), 300 of 300 requests due and answered"
