@@ -32,18 +32,26 @@ LDFLAGS  += $(SANITIZE)
 LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
-POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname
+POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1
 SHIM     := $(POLICY) mesh real ownfd program files log accesslog metrics sharedfile callers engine placeholder health watch \
             tls_loader conn fdtable attempt connect dial sockname relay mtls ktls resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
 SHIM_H   := $(wildcard include/meshim/*.h shim/*/*.h shim/*/*.def)
 
-POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o)
-SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o) $(BUILD)/obj/tls_image.o
+# llhttp, Node.js's HTTP parser, from Debian's node-llhttp (its C sources
+# under /usr/share/llhttp), built in rather than linked: it is not packaged
+# as a library. policy/http1.c frames HTTP/1.x with it.
+LLHTTP_SRC ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+LLHTTP_O   := $(patsubst %,$(BUILD)/obj/llhttp_%.o,llhttp api http)
+CPPFLAGS   += -I$(LLHTTP_INC)
+
+POLICY_O := $(POLICY:%=$(BUILD)/obj/%.o) $(LLHTTP_O)
+SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o) $(LLHTTP_O) $(BUILD)/obj/tls_image.o
 # The TLS module (shim/tls/tls_module.h): tls.c and a static OpenSSL, its
 # symbols hidden (--exclude-libs, and a version script exporting one table),
 # so that it never binds to a program's own OpenSSL (node exports one). It is
@@ -173,12 +181,7 @@ $(BUILD)/bench/connrate: bench/connrate.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
-# llhttp, Node.js's HTTP parser, from Debian's node-llhttp (its C sources
-# under /usr/share/llhttp), built in rather than linked: it is not packaged
-# as a library. Another project's code: its warnings are not ours to fail on.
-LLHTTP_SRC ?= /usr/share/llhttp
-LLHTTP_INC ?= /usr/share/include/llhttp
-LLHTTP_O   := $(patsubst %,$(BUILD)/obj/llhttp_%.o,llhttp api http)
+# llhttp (above): another project's code, its warnings are not ours to fail on.
 $(BUILD)/obj/llhttp_%.o: $(LLHTTP_SRC)/%.c | $(BUILD)/obj
 	$(CC) $(OPT) -fPIC -fvisibility=hidden $(SANITIZE) -I$(LLHTTP_INC) -c -o $@ $<
 
@@ -186,7 +189,7 @@ $(BUILD)/obj/llhttp_%.o: $(LLHTTP_SRC)/%.c | $(BUILD)/obj
 RATEBENCH := $(BUILD)/bench/ratebench
 $(RATEBENCH): bench/ratebench.c $(LLHTTP_O)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -I$(LLHTTP_INC) $(CFLAGS) -o $@ $^ $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS)
 
 HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(wildcard tests/helpers/*.c))
 

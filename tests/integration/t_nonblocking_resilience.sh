@@ -99,7 +99,10 @@ read -r got stall < "$TMP/aio.out"
 [ "$got" -eq 50 ] || fail "asyncio black hole: $got of 50"
 grep -q "hole: attempt 1 to 127.0.0.5:$port failed: Connection timed out" "$TMP/aio.err" \
     || fail "asyncio never met the black hole: $(cat "$TMP/aio.err")"
-[ "$stall" -le 50 ] || fail "asyncio event loop stalled ${stall} ms (want <= 50)"
+# A connect that blocked the loop would stall it for connect_timeout (200 ms)
+# at least; 150 leaves a busy machine's scheduling and python's own pauses
+# out of it (50 failed once at 51).
+[ "$stall" -le 150 ] || fail "asyncio event loop stalled ${stall} ms (want <= 150, under connect_timeout)"
 ok "asyncio, 50 requests, black hole met and ejected: 50/50, longest loop stall ${stall} ms"
 
 # --- a backend killed (SIGKILL) and restarted under load ---------------------
@@ -239,7 +242,7 @@ PY
 )
 read -r least stall <<< "$out"
 [ "${least:-0}" -ge 290 ] || fail "fault_delay 300ms: fastest connect took ${least:-?} ms"
-[ "${stall:-999}" -le 50 ] || fail "fault_delay stalled the asyncio loop ${stall} ms"
+[ "${stall:-999}" -le 150 ] || fail "fault_delay stalled the asyncio loop ${stall} ms (want <= 150, under the 300 ms delay)"
 ok "fault_delay = 300ms, asyncio: every connect took >= ${least} ms, loop stall ${stall} ms"
 
 out=$(shimmed python3 - "$port" 2>/dev/null <<'PY'

@@ -1,0 +1,104 @@
+/*
+ * http1.h — where HTTP/1.x messages begin and end in a byte stream, and what
+ * their heads say: the framing an HTTP-aware service (protocol = http) needs
+ * to forward requests one by one, parsed by llhttp (Node.js's parser).
+ *
+ * The caller owns the bytes and forwards them unchanged; a parser only
+ * tells where the boundaries are:
+ *
+ *   h1_feed(p, buf, len, &used)
+ *     H1_MORE     all of buf belongs to the current message, no boundary
+ *     H1_HEAD     a head ends at buf + used: h1_head(p) describes it
+ *     H1_END      the message, body and trailers included, ends at buf + used
+ *     H1_UPGRADE  the message ends at buf + used and the bytes after it are
+ *                 no longer HTTP (CONNECT, a 101 answer): raw from here on
+ *     H1_ERROR    not HTTP/1.x (h2c's preface, a binary protocol, a broken
+ *                 head): h1_error(p) says why; the parser stays failed
+ *
+ * Every message yields H1_HEAD then H1_END (both at the same place for a
+ * message without a body); the caller feeds the rest of buf again after
+ * each event. A response's framing depends on its request: say which with
+ * h1_response_to() before its head (HEAD's and 204/304 answers have no
+ * body; a 2xx to CONNECT switches to raw). 1xx answers (100 Continue) are
+ * messages of their own, followed by the final one. A request with an
+ * Upgrade header ends with H1_END, and the caller decides from the answer:
+ * h1_upgrade_refused() when it was not 101 (HTTP goes on).
+ *
+ * Heads are copied into the parser (H1_HEAD_MAX bytes at most, else
+ * H1_ERROR "head too large"); pointers from h1_head() stay valid until the
+ * next message's first byte is fed.
+ */
+#ifndef MESHIM_HTTP1_H
+#define MESHIM_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <llhttp.h>
+
+#define H1_HEAD_MAX 8192
+#define H1_HEADERS_MAX 64
+
+enum h1_kind { H1_REQUEST, H1_RESPONSE };
+
+enum h1_event { H1_MORE, H1_HEAD, H1_END, H1_UPGRADE, H1_ERROR };
+
+struct h1_header {
+    const char *name, *value;
+};
+
+struct h1_head {
+    const char *method;       /* requests: "GET", ... */
+    const char *target;       /* requests: "/path?q" as sent */
+    const char *authority;    /* requests: Host, or "" */
+    int status;               /* responses */
+    uint8_t major, minor;
+    bool keep_alive;          /* another message may follow on the connection */
+    bool has_body;            /* bytes follow the head (Content-Length > 0, chunked, until EOF) */
+    bool upgrade;             /* Upgrade or CONNECT asked (requests), 101 (responses) */
+    bool expect_continue;     /* requests: Expect: 100-continue */
+    int nheaders;
+    struct h1_header headers[H1_HEADERS_MAX];
+};
+
+struct h1_parser {
+    llhttp_t ll;
+    enum h1_kind kind;
+    enum h1_event pending;    /* what the callback that paused found */
+    enum h1_event owed;       /* an end to report after its head (no pause there) */
+    bool reported_head;       /* ... whose head was just reported */
+    bool upgraded;            /* raw bytes follow (or a request awaits its answer) */
+    bool finishing;           /* inside h1_finish */
+    bool in_message;
+    bool no_body_next;        /* responses: the request was HEAD */
+    bool connect_next;        /* responses: the request was CONNECT */
+    const char *error;
+    struct h1_head head;
+    size_t used, mark;        /* arena bytes used; start of the string being read */
+    char arena[H1_HEAD_MAX];
+};
+
+void h1_init(struct h1_parser *p, enum h1_kind kind);
+
+enum h1_event h1_feed(struct h1_parser *p, const char *buf, size_t len, size_t *used);
+
+/* The stream's end: H1_END when the message in progress ends with it (a
+ * response read until EOF), H1_MORE when no message was in progress,
+ * H1_ERROR when one was cut short. */
+enum h1_event h1_finish(struct h1_parser *p);
+
+/* Responses: the request this answer belongs to (its method's name). */
+void h1_response_to(struct h1_parser *p, const char *method);
+
+/* Requests: an Upgrade request was answered without 101; parse on. */
+void h1_upgrade_refused(struct h1_parser *p);
+
+const struct h1_head *h1_head(const struct h1_parser *p);
+
+/* A header's value by name (case-insensitive), NULL when absent. */
+const char *h1_header(const struct h1_head *h, const char *name);
+
+const char *h1_error(const struct h1_parser *p);
+
+#endif
