@@ -280,7 +280,7 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
             istio = {"p90": 0.17, "p99": 0.20}.get(p)
             f.write(f" {d + istio:.4f}\n" if istio is not None else " NaN\n")
     plots = [f'"{dat}" using {i + 2}:xtic(1) with linespoints lw 2 title "{labels[k]}"' for i, k in enumerate(keys)]
-    plots.append(f'"{dat}" using {len(keys) + 2} with points pt 7 ps 1.5 '
+    plots.append(f'"{dat}" using {len(keys) + 2} with points pt 7 ps 1.5 lc rgb "black" '
                  f'title "direct + ambient\'s published added latency (Istio 1.24)"')
     script = f"""
 set terminal pngcairo size 1000,520 font ",11"
