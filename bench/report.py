@@ -199,6 +199,10 @@ ISTIO = ("Istio's published figures (istio.io, Performance and Scalability, Isti
          "and 12 MB; ambient mode (two ztunnels) adds about 0.17 ms at p90 and 0.20 ms at p99.")
 
 
+UML_CPU = ("user-mode Linux samples CPU time per tick on its one vCPU: 30 s of the client's work read as "
+           "0.00 to 0.20 s, and a whole row's as 4.4 s once; the host table has the CPU figures")
+
+
 def fixed_report(secs, rounds, warmup, out, name, in_uml):
     """The fixed-rate table (bench/run -f)."""
     labels = {"direct": "direct", "mesh": "mesh plain", "mesh-mtls": "mesh mTLS" + (", kernel TLS" if in_uml else " (relay)"),
@@ -235,6 +239,8 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
                 cpu = [with_direct(key, load, lambda r, d, e=e: cpu_end(key, e, r, d, per_k)) for e in ("client", "server")]
                 mem = [with_direct(key, load, lambda r, d, e=e: mem_end(key, e, r, d)) for e in ("client", "server")]
                 cost = f"{fmt(cpu[0], 1, 3)} / {fmt(cpu[1], 1, 3)}", f"{fmt(mem[0], 1, 1)} / {fmt(mem[1], 1, 1)}"
+                if in_uml:   # see UML_CPU
+                    cost = "—", cost[1]
             lines.append(f"| {labels[key]}{' (**%d failed requests**)' % err if err else ''} "
                          f"| {fmt(med(key, load, 'rate'))} | " + " | ".join(fmt(v, 1, 3) for v in pct) + " | "
                          + " | ".join("—" if key == "direct" else f"{v:+.3f}" if v is not None else "—" for v in added)
@@ -251,9 +257,11 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
                         v is not None and v <= 0.10))
     per_k = int(rate) / 1000
     cpu = [with_direct(mtls, main, lambda r, d, e=e: cpu_end(mtls, e, r, d, per_k)) for e in ("client", "server")]
-    ok = all(c is not None for c in cpu)
+    ok = all(c is not None for c in cpu) and not in_uml
     lines.append(target("mesh mTLS ≤ 0.03 vCPU per 1000 requests/s per end",
-                        ok and f"client {cpu[0]:.3f}, server {cpu[1]:.3f}", ok and max(cpu) <= 0.03))
+                        ok and f"client {cpu[0]:.3f}, server {cpu[1]:.3f}", ok and max(cpu) <= 0.03)
+                 if not in_uml else "| mesh mTLS ≤ 0.03 vCPU per 1000 requests/s per end | not measurable here "
+                 "(" + UML_CPU + ") | — |")
     mem = [with_direct(mtls, main, lambda r, d, e=e: mem_end(mtls, e, r, d)) for e in ("client", "server")]
     ok = all(m is not None for m in mem)
     lines.append(target(f"mesh mTLS ≤ 2 MB per 1000 requests/s per end (added at {rate} requests/s)",
