@@ -105,6 +105,13 @@ $(BUILD)/obj/glibc_compat.o: shim/libc/glibc_compat.c | $(BUILD)/obj
 $(BUILD)/obj/glibc_compat_start.o: shim/libc/glibc_compat.c | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) -ffunction-sections -DGLIBC_COMPAT_START -c -o $@ $<
 
+# The module's identity (16 hex digits of its SHA-256) names the file that
+# a user's processes share it through (tls_loader.c).
+$(BUILD)/tls_module_id.h: $(BUILD)/tls-module.so
+	printf '#define TLS_MODULE_ID "%s"\n' "$$(sha256sum $< | cut -c1-16)" > $@
+$(BUILD)/obj/tls_loader.o: $(BUILD)/tls_module_id.h
+$(BUILD)/obj/tls_loader.o: private CPPFLAGS += -include $(BUILD)/tls_module_id.h
+
 $(BUILD)/obj/tls_image.o: shim/tls/tls_image.S $(BUILD)/tls-module.so | $(BUILD)/obj
 	$(CC) -c -DTLS_MODULE_PATH='"$(BUILD)/tls-module.so"' -o $@ $<
 

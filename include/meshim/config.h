@@ -144,6 +144,9 @@ FILE *config_open_file(const char *path, size_t max, char *why, size_t len);
 void config_default_stats_dir(char *buf, size_t len);
 /* cfg's stats folder: stats_dir as set ("off" included), else the default. */
 void config_stats_dir(const struct mesh_config *cfg, char *buf, size_t len);
+/* Where files a user's processes share live (the host's endpoint table, the
+ * TLS module): the stats folder, or the default one when stats are off. */
+void config_shared_dir(const struct mesh_config *cfg, char *buf, size_t len);
 
 /* An endpoints_file's text: one endpoint a line in the syntax of
  * `endpoints` ("10.0.0.6:8080 weight=3"), # comments and blank lines

@@ -137,9 +137,7 @@ static struct shared_header *attach(const struct mesh_config *cfg)
     if (state == UNTRIED) {
         int saved = errno;
         char dir[512], why[200];
-        config_stats_dir(cfg, dir, sizeof(dir));
-        if (strcmp(dir, "off") == 0)            /* no stats, but the table still */
-            config_default_stats_dir(dir, sizeof(dir));
+        config_shared_dir(cfg, dir, sizeof(dir));   /* stats off: the table still */
         struct shared_header *h = attach_in(dir, why, sizeof(why));
         if (!h)
             log_warn("shared state: not using %s/%s: %s; this process keeps its endpoint "

@@ -790,6 +790,13 @@ void config_stats_dir(const struct mesh_config *cfg, char *buf, size_t len)
         config_default_stats_dir(buf, len);
 }
 
+void config_shared_dir(const struct mesh_config *cfg, char *buf, size_t len)
+{
+    config_stats_dir(cfg, buf, len);
+    if (strcmp(buf, "off") == 0)
+        config_default_stats_dir(buf, len);
+}
+
 static void global_defaults(struct loader *L, struct mesh_config *c)
 {
     c->log_level = LOG_WARN;

@@ -3,10 +3,18 @@
  * loads the module the first time the identity is asked for, then forwards
  * every tls_* call of tls.h to it.
  *
- * The module's bytes are in this library (tls_image.S). They are copied to
+ * The module's bytes are in this library (tls_image.S). The first process
+ * of a user to need them writes them to a file in that user's stats folder
+ * (tls-module-ID.so, ID from the module's SHA-256, so versions do not
+ * meet), and every process of the user opens that file: the page cache
+ * holds OpenSSL's code once for all of them, where a copy per process would
+ * cost each 5 MB. The file is used only when it is this user's, read-only,
+ * with one link and byte for byte the image. Where that cannot work (no
+ * folder, a set-uid program, /tmp mounted noexec) the bytes are copied to
  * an anonymous memory file and opened with dlopen through /proc/self/fd;
- * where that cannot work (no /proc, memfd_create refused by a seccomp
- * filter) a private file in $TMPDIR or /tmp is used and unlinked at once.
+ * where that cannot work either (no /proc, memfd_create refused by a
+ * seccomp filter) a private file in $TMPDIR or /tmp is used and unlinked at
+ * once.
  * RTLD_LOCAL keeps the module's one symbol out of the program's scope; the
  * module's OpenSSL is bound inside it at link time.
  *
@@ -23,10 +31,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE 1
+#endif
+
 #include "libc/real.h"
+#include "meshim/config.h"
+#include "observe/files.h"
+#include "observe/log.h"
 
 /* tls_image.S */
 extern const char meshim_tls_image[], meshim_tls_image_end[];
@@ -34,6 +52,16 @@ extern const char meshim_tls_image[], meshim_tls_image_end[];
 static const struct tls_module *module;     /* set once, then never changes */
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static char load_error[2 * TLS_WHY_MAX + 64];
+static char cache_dir[512];                 /* config_shared_dir, set before load() */
+
+#define CACHE_NAME "tls-module-" TLS_MODULE_ID ".so"
+
+static size_t image_size(void) { return (size_t)(meshim_tls_image_end - meshim_tls_image); }
+
+static void *open_module(const char *path)
+{
+    return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+}
 
 /* Writes the image to fd; false with errno on a failure. */
 static bool write_image(int fd)
@@ -50,6 +78,92 @@ static bool write_image(int fd)
     return true;
 }
 
+/* Whether fd holds the image, byte for byte. */
+static bool same_as_image(int fd)
+{
+    char buf[65536];
+    size_t off = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || off + (size_t)n > image_size())
+            return false;
+        if (n == 0)
+            return off == image_size();
+        if (memcmp(buf, meshim_tls_image + off, (size_t)n) != 0)
+            return false;
+        off += (size_t)n;
+    }
+}
+
+/* The module file in the folder, checked; -1 with errno (ENOENT: none yet). */
+static int open_cached(int dfd)
+{
+    int fd = openat(dfd, CACHE_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 0222) &&
+        st.st_nlink == 1 && (size_t)st.st_size == image_size() && same_as_image(fd))
+        return fd;
+    real_close(fd);
+    errno = EINVAL;
+    return -1;
+}
+
+/* A new module file put in place (RENAME_NOREPLACE: when another process
+ * was first, its file is opened instead). */
+static int create_cached(int dfd)
+{
+    char tmp[64];
+    struct stat st;
+    int fd = files_create_private(dfd, ".tls-module", 0600, tmp, sizeof(tmp), &st);
+    if (fd < 0)
+        return -1;
+    bool ok = write_image(fd) && fchmod(fd, 0400) == 0;
+    real_close(fd);
+    if (ok && real_syscall((long)SYS_renameat2, (long)dfd, (long)tmp, (long)dfd, (long)CACHE_NAME,
+                           (long)RENAME_NOREPLACE, 0L) == 0)
+        return open_cached(dfd);
+    int err = errno;
+    unlinkat(dfd, tmp, 0);
+    if (err == EEXIST)
+        return open_cached(dfd);
+    errno = err;
+    return -1;
+}
+
+/* dlopen of the module file shared by this user's processes; NULL (and
+ * the caller copies the image instead) when it cannot be used. */
+static void *open_from_cache(char *why, size_t len)
+{
+    if (!cache_dir[0] || getauxval(AT_SECURE)) {
+        snprintf(why, len, "no folder for it");
+        return NULL;
+    }
+    struct stat dst;
+    int dfd = files_open_dir(cache_dir, false, &dst, why, len);
+    if (dfd < 0)
+        return NULL;
+    int fd = open_cached(dfd);
+    if (fd < 0 && errno == ENOENT)
+        fd = create_cached(dfd);
+    int err = errno;
+    real_close(dfd);
+    if (fd < 0) {
+        snprintf(why, len, "%.200s/%s: %.60s", cache_dir, CACHE_NAME, strerror(err));
+        return NULL;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    void *h = open_module(path);
+    if (!h)
+        snprintf(why, len, "%s", dlerror());   /* a noexec folder, say */
+    real_close(fd);
+    return h;
+}
+
 /* dlopen of the image through an anonymous memory file. */
 static void *open_from_memfd(char *why, size_t len)
 {
@@ -63,7 +177,7 @@ static void *open_from_memfd(char *why, size_t len)
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
     if (!write_image(fd))
         snprintf(why, len, "memfd write: %s", strerror(errno));
-    else if (!(h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+    else if (!(h = open_module(path)))
         snprintf(why, len, "%s", dlerror());
     real_close(fd);
     return h;
@@ -83,7 +197,7 @@ static void *open_from_tmpfile(char *why, size_t len)
     void *h = NULL;
     if (!write_image(fd))
         snprintf(why, len, "%.120s: %.60s", path, strerror(errno));
-    else if (!(h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+    else if (!(h = open_module(path)))
         snprintf(why, len, "%s", dlerror());
     unlink(path);
     real_close(fd);
@@ -106,8 +220,12 @@ static void release_image(void)
 
 static void load(void)
 {
-    char why_memfd[TLS_WHY_MAX] = "", why_tmp[TLS_WHY_MAX] = "";
-    void *h = open_from_memfd(why_memfd, sizeof(why_memfd));
+    char why_cache[TLS_WHY_MAX] = "", why_memfd[TLS_WHY_MAX] = "", why_tmp[TLS_WHY_MAX] = "";
+    void *h = open_from_cache(why_cache, sizeof(why_cache));
+    if (!h) {
+        log_debug("TLS module: not shared through the stats folder (%s); a private copy", why_cache);
+        h = open_from_memfd(why_memfd, sizeof(why_memfd));
+    }
     if (!h)
         h = open_from_tmpfile(why_tmp, sizeof(why_tmp));
     release_image();
@@ -129,8 +247,19 @@ static const struct tls_module *loaded(void)
     return __atomic_load_n(&module, __ATOMIC_ACQUIRE);
 }
 
+static void remember_folder(const struct mesh_config *cfg)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    if (!cache_dir[0])
+        config_shared_dir(cfg, cache_dir, sizeof(cache_dir));
+    pthread_mutex_unlock(&lock);
+}
+
 struct tls_identity *tls_identity_get(const struct mesh_config *cfg, char *why, size_t len)
 {
+    if (!loaded())
+        remember_folder(cfg);
     pthread_once(&load_once, load);
     const struct tls_module *m = loaded();
     if (!m) {

@@ -1,0 +1,80 @@
+# The TLS module (OpenSSL) is shared by a user's meshed processes through one
+# file in the stats folder, instead of a 5 MB private copy in each: the
+# server and every client map the same file, which is this user's, read-only
+# and byte for byte the module; a file in its place that is not (another
+# user's, or other bytes) is never loaded, and the process still works with a
+# private copy.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/integration/certs.sh"
+
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+stats=$TMP/stats
+port=$(free_port)
+tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"
+sed -i "s|^\[meshim\]|[meshim]\nstats_dir = $stats|" "$TMP/server.ini"
+tls_ini "$TMP/client.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls" \
+    "identity = spiffe://test.mesh/ns/prod/sa/orders"
+sed -i "s|^\[meshim\]|[meshim]\nstats_dir = $stats|" "$TMP/client.ini"
+
+MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 -m http.server --bind 127.0.0.2 --directory "$TMP" "$port" > "$TMP/server.log" 2>&1 &
+server=$!
+PIDS+=($server)
+wait_port 127.0.0.2 "$port"
+
+# A client that reports which file its TLS module came from.
+client() {
+    MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$port" 2>>"$TMP/client.err" <<'PY'
+import sys, urllib.request
+status = urllib.request.urlopen("http://orders:%s/" % sys.argv[1], timeout=10).status
+maps = {l.split(None, 5)[5].strip().replace(" (deleted)", "")
+        for l in open("/proc/self/maps") if "tls-module" in l or "meshim-tls" in l}
+print(status, " ".join(sorted(maps)) or "none")
+PY
+}
+
+read -r status from < <(client)
+[ "$status" = 200 ] || fail "mTLS request failed: $(tail -3 "$TMP/client.err")"
+module=$(ls "$stats"/tls-module-*.so 2>/dev/null)
+[ -n "$module" ] || fail "no module file in the stats folder: $(ls -la "$stats")"
+[ "$from" = "$module" ] || fail "the client's module came from '$from', not $module"
+grep -q "$module" "/proc/$server/maps" || fail "the server does not map $module: $(grep -E 'tls|memfd' /proc/$server/maps)"
+grep -q "memfd:meshim-tls" "/proc/$server/maps" && fail "the server also holds a private copy"
+read -r mode owner links < <(stat -c '%a %u %h' "$module")
+[ "$mode" = 400 ] && [ "$owner" = "$(id -u)" ] && [ "$links" = 1 ] \
+    || fail "module file is mode $mode, owner $owner, $links links (want 400, $(id -u), 1)"
+ok "server and client map one module file ($(basename "$module"), mode 400, this user's), no private copy"
+
+# A second client, and a third: the same file, not a new one.
+for _ in 1 2; do read -r status from2 < <(client); [ "$from2" = "$module" ] || fail "client used $from2"; done
+[ "$(ls "$stats" | grep -c 'tls-module')" = 1 ] || fail "more than one module file: $(ls "$stats")"
+ok "later clients reuse it"
+
+# Other bytes under its name, this user's and read-only: not loaded; the
+# client works from a private copy and the file is left as it was.
+cp "$module" "$TMP/real-module.so"
+# A loadable module one byte off (its last byte, in the section headers
+# dlopen does not read): only a comparison with the image tells.
+rm -f "$module"
+python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-1] ^= 0xff; open(sys.argv[2], "wb").write(b)' \
+    "$TMP/real-module.so" "$module"
+chmod 400 "$module"
+before=$(sha256sum < "$module")
+read -r status from < <(client)
+[ "$status" = 200 ] || fail "with a wrong module file the request failed: $(tail -3 "$TMP/client.err")"
+[ "$from" = "/memfd:meshim-tls" ] || fail "a wrong module file was loaded (from '$from')"
+[ "$(sha256sum < "$module")" = "$before" ] || fail "the wrong file was changed"
+ok "a module file with other bytes is not loaded: a private copy, the request made"
+
+# Another user's file under its name (a shared, sticky stats folder): not loaded.
+sticky=$TMP/sticky
+mkdir -p "$sticky" && chmod 1777 "$sticky"
+cp "$TMP/real-module.so" "$sticky/$(basename "$module")"
+chown 65534 "$sticky/$(basename "$module")"
+chmod 400 "$sticky/$(basename "$module")"
+sed -i "s|^stats_dir = .*|stats_dir = $sticky|" "$TMP/client.ini"
+read -r status from < <(client)
+[ "$status" = 200 ] || fail "with another user's module file the request failed: $(tail -3 "$TMP/client.err")"
+[ "$from" = "/memfd:meshim-tls" ] || fail "another user's module file was loaded (from '$from')"
+ok "another user's module file is not loaded"
