@@ -58,7 +58,7 @@ out=$(inside setpriv --reuid=65534 --regid=65534 --clear-groups mount 2> "$TMP/e
 echo "$out" | grep -q "^proc on /proc" || fail "mount printed: $out"
 [ ! -s "$TMP/err" ] || fail "set-uid mount said: $(cat "$TMP/err")"
 run "python3 as nobody" "ok" setpriv --reuid=65534 --regid=65534 --clear-groups \
-    python3 -c 'print("ok" if "meshim-tls" not in open("/proc/self/maps").read() else "TLS module loaded")'
+    python3 -c 'm = open("/proc/self/maps").read(); print("ok" if "meshim-tls" not in m and "/tls-module-" not in m else "TLS module loaded")'
 ok "a static busybox, a set-uid mount run by nobody, python3 as nobody (the key is root's: nothing loaded, nothing said)"
 
 run "curl web by name" "hello from the backend" curl -sS --max-time 20 "http://web:$port/"
