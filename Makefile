@@ -294,11 +294,11 @@ chaos-netem: all $(BUILD)/tests/uml-xstate.so
 # ------------------------------------------------------------------ fuzzing --
 # libFuzzer targets (clang, ASan+UBSan) over what other people write: the
 # INI file and the environment, endpoints files, DNS answers, certificate
-# names, stats files, the exporter's request head. Seeds in tests/fuzz/corpus/NAME; what a run finds
+# names, stats files, the exporter's request head, HTTP/1.x framing. Seeds in tests/fuzz/corpus/NAME; what a run finds
 # goes to build-fuzz/corpus/NAME, a crash to build-fuzz/crash-NAME-*.
 #   make fuzz                 each target FUZZ_SECONDS (600) in turn
 #   make test-fuzz            each for 20 s (part of make test)
-FUZZ         := config endpoints dns identity stats http sniff
+FUZZ         := config endpoints dns identity stats http sniff http1
 FUZZ_SECONDS ?= 600
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # clang-14 by name: the package list pins it (Ubuntu 24.04's clang is 18,
@@ -306,7 +306,8 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CC      ?= clang-14
 FUZZ_BIN     := $(FUZZ:%=build-fuzz/fuzz_%)
 
-FUZZ_OBJ     := $(POLICY:%=build-fuzz/obj/%.o) build-fuzz/obj/cli_statsview.o build-fuzz/obj/cli_exporter.o
+FUZZ_OBJ     := $(POLICY:%=build-fuzz/obj/%.o) $(patsubst %,build-fuzz/obj/llhttp_%.o,llhttp api http) \
+                build-fuzz/obj/cli_statsview.o build-fuzz/obj/cli_exporter.o
 
 # The objects the targets share, built once (with clang's coverage hooks).
 fuzz-objs:
