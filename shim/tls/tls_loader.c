@@ -34,6 +34,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -146,6 +147,14 @@ static void *open_from_cache(char *why, size_t len)
     int dfd = files_open_dir(cache_dir, false, &dst, why, len);
     if (dfd < 0)
         return NULL;
+    /* Code cannot be mapped from a noexec mount (/tmp often is): neither
+     * write the file there nor leave dlopen a half-mapped failure. */
+    struct statvfs vfs;
+    if (fstatvfs(dfd, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC)) {
+        snprintf(why, len, "%.200s is on a noexec mount", cache_dir);
+        real_close(dfd);
+        return NULL;
+    }
     int fd = open_cached(dfd);
     if (fd < 0 && errno == ENOENT)
         fd = create_cached(dfd);

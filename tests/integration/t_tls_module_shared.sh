@@ -33,8 +33,10 @@ maps = {l.split(None, 5)[5].strip().replace(" (deleted)", "")
 print(status, " ".join(sorted(maps)) or "none")
 PY
 }
+# ask: one client run, waited for (its status and module file in status, from).
+ask() { local out; out=$(client); read -r status from <<< "$out"; }
 
-read -r status from < <(client)
+ask
 [ "$status" = 200 ] || fail "mTLS request failed: $(tail -3 "$TMP/client.err")"
 module=$(ls "$stats"/tls-module-*.so 2>/dev/null)
 [ -n "$module" ] || fail "no module file in the stats folder: $(ls -la "$stats")"
@@ -47,7 +49,7 @@ read -r mode owner links < <(stat -c '%a %u %h' "$module")
 ok "server and client map one module file ($(basename "$module"), mode 400, this user's), no private copy"
 
 # A second client, and a third: the same file, not a new one.
-for _ in 1 2; do read -r status from2 < <(client); [ "$from2" = "$module" ] || fail "client used $from2"; done
+for _ in 1 2; do ask; [ "$from" = "$module" ] || fail "a later client used $from"; done
 [ "$(ls "$stats" | grep -c 'tls-module')" = 1 ] || fail "more than one module file: $(ls "$stats")"
 ok "later clients reuse it"
 
@@ -61,7 +63,7 @@ python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-1] ^= 
     "$TMP/real-module.so" "$module"
 chmod 400 "$module"
 before=$(sha256sum < "$module")
-read -r status from < <(client)
+ask
 [ "$status" = 200 ] || fail "with a wrong module file the request failed: $(tail -3 "$TMP/client.err")"
 [ "$from" = "/memfd:meshim-tls" ] || fail "a wrong module file was loaded (from '$from')"
 [ "$(sha256sum < "$module")" = "$before" ] || fail "the wrong file was changed"
@@ -74,7 +76,24 @@ cp "$TMP/real-module.so" "$sticky/$(basename "$module")"
 chown 65534 "$sticky/$(basename "$module")"
 chmod 400 "$sticky/$(basename "$module")"
 sed -i "s|^stats_dir = .*|stats_dir = $sticky|" "$TMP/client.ini"
-read -r status from < <(client)
+ask
 [ "$status" = 200 ] || fail "with another user's module file the request failed: $(tail -3 "$TMP/client.err")"
 [ "$from" = "/memfd:meshim-tls" ] || fail "another user's module file was loaded (from '$from')"
 ok "another user's module file is not loaded"
+
+# A stats folder on a noexec mount (/tmp often is): no module file is
+# written there and the process runs from a private copy, mapping nothing
+# of a half-loaded file.
+if [ "$(id -u)" = 0 ]; then
+    nx=$TMP/noexec
+    mkdir -p "$nx"
+    mount -t tmpfs -o noexec,size=16m tmpfs "$nx" || fail "cannot mount a tmpfs for the noexec case"
+    trap 'umount "$nx" 2>/dev/null; cleanup' EXIT
+    sed -i "s|^stats_dir = .*|stats_dir = $nx|" "$TMP/client.ini"
+    ask
+    [ "$status" = 200 ] || fail "with a noexec stats folder the request failed: $(tail -3 "$TMP/client.err")"
+    [ "$from" = "/memfd:meshim-tls" ] || fail "with a noexec stats folder the module came from '$from'"
+    ls "$nx" | grep -q tls-module && fail "a module file was written to a noexec folder: $(ls "$nx")"
+    umount "$nx" || fail "cannot unmount $nx"
+    ok "a noexec stats folder: a private copy, no module file written there"
+fi
