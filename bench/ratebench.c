@@ -16,7 +16,8 @@
  * coordinated omission: a stall of the server (or of a mesh) delays every
  * request that should have gone out during it, and all of them count, as
  * they would for a client that does not wait for the server to be ready.
- * Answers are read with llhttp (Node.js's parser). HOST is resolved once
+ * Answers are framed by the shim's own HTTP/1.x codec (policy/http1.c, over
+ * llhttp). HOST is resolved once
  * with getaddrinfo: under the shim a service name gives its VIP.
  *
  * Requests due in the first WARMUP seconds are sent but not counted; then
@@ -38,7 +39,6 @@
  * schedule.
  */
 #include <errno.h>
-#include <llhttp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "meshim/http1.h"
+
 #define MAX_CONNS 1024
 #define DRAIN_NS (5 * 1000000000ull)   /* how long the window's last answers may take */
 
@@ -61,8 +63,7 @@ struct conn {
     uint64_t due_ns;         /* when its current (or next) request is due */
     bool busy;               /* a request is in flight */
     size_t sent;             /* bytes of the request written so far */
-    bool answered;           /* llhttp finished the answer */
-    llhttp_t parser;
+    struct h1_parser answer;
 };
 
 static struct conn conns[MAX_CONNS];
@@ -92,14 +93,6 @@ static uint64_t due_at(int k, uint64_t j)
 }
 
 static bool in_window(uint64_t due) { return due >= measure_ns && due < end_ns; }
-
-static int on_complete(llhttp_t *p)
-{
-    ((struct conn *)p->data)->answered = true;
-    return HPE_PAUSED;   /* one answer at a time: the rest waits for the next request */
-}
-
-static llhttp_settings_t settings;
 
 static struct addrinfo *target;
 
@@ -133,8 +126,7 @@ static void open_conn(struct conn *c)
         fprintf(stderr, "ratebench: cannot connect to %s:%s: %s\n", host, port, strerror(errno));
         exit(1);
     }
-    llhttp_init(&c->parser, HTTP_RESPONSE, &settings);
-    c->parser.data = c;
+    h1_init(&c->answer, H1_RESPONSE);
     watch(c, EPOLLIN);
 }
 
@@ -157,7 +149,6 @@ static void finish(struct conn *c, bool ok)
         }
     }
     c->busy = false;
-    c->answered = false;
     c->due_ns = due_at((int)(c - conns), ++c->index);
 }
 
@@ -195,7 +186,7 @@ static void send_due(uint64_t t)
         struct conn *c = &conns[k];
         if (c->busy || c->due_ns > t || c->due_ns >= end_ns)
             continue;
-        if (c->due_ns >= measure_ns && c->due_ns < end_ns)
+        if (in_window(c->due_ns))
             due_in_window++;
         c->busy = true;
         c->sent = 0;
@@ -213,13 +204,19 @@ static void receive(struct conn *c)
         fail(c);
         return;
     }
-    llhttp_errno_t e = llhttp_execute(&c->parser, buf, (size_t)n);
-    if (e == HPE_PAUSED) {
-        bool ok = llhttp_get_status_code(&c->parser) == 200;
-        llhttp_resume(&c->parser);
-        finish(c, ok);
-    } else if (e != HPE_OK) {
-        fail(c);
+    /* One request in flight: the answer's end is the read's end. */
+    for (size_t off = 0, used;; off += used) {
+        enum h1_event e = h1_feed(&c->answer, buf + off, (size_t)n - off, &used);
+        if (e == H1_END) {
+            finish(c, h1_head(&c->answer)->status == 200);
+            return;
+        }
+        if (e == H1_MORE)
+            return;
+        if (e != H1_HEAD) {
+            fail(c);
+            return;
+        }
     }
 }
 
@@ -292,8 +289,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "ratebench: %s: %s\n", host, gai_strerror(rc));
         return 1;
     }
-    llhttp_settings_init(&settings);
-    settings.on_message_complete = on_complete;
     epfd = epoll_create1(EPOLL_CLOEXEC);
     for (int k = 0; k < nconns; k++)
         open_conn(&conns[k]);

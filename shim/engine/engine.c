@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "libc/ownfd.h"
@@ -213,9 +212,7 @@ static struct engine_io bell_io;
 static void *engine_main(void *arg)
 {
     (void)arg;
-    hooks_internal_thread();
-    /* Named, for top -H, perf and bench/run -f's CPU accounting. */
-    prctl(PR_SET_NAME, "meshim-engine", 0, 0, 0);
+    hooks_internal_thread("meshim-engine");
     struct epoll_event evs[64];
     pthread_mutex_lock(&work_lock);
     sem_post(&started);

@@ -37,7 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 
 #include "engine/engine.h"
@@ -528,9 +527,7 @@ static void sleep_until(pthread_mutex_t *own, uint64_t due_ns)
 static void *watch_main(void *arg)
 {
     (void)arg;
-    hooks_internal_thread();
-    /* Named, for top -H, perf and bench/run -f's CPU accounting. */
-    prctl(PR_SET_NAME, "meshim-watch", 0, 0, 0);
+    hooks_internal_thread("meshim-watch");
     pthread_mutex_lock(&busy);
     sem_post(&started);
     for (;;) {
@@ -560,9 +557,7 @@ static ssize_t next_name(uint64_t *due)
 static void *resolve_main(void *arg)
 {
     (void)arg;
-    hooks_internal_thread();
-    /* Named, for top -H, perf and bench/run -f's CPU accounting. */
-    prctl(PR_SET_NAME, "meshim-dns", 0, 0, 0);
+    hooks_internal_thread("meshim-dns");
     pthread_mutex_lock(&dns_busy);
     sem_post(&started);
     struct answer a = { calloc(MAX_RECORDS, sizeof(struct dns_record)), 0, malloc(ANSWER_MAX) };

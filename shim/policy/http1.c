@@ -152,28 +152,23 @@ static int on_message_complete(llhttp_t *ll)
     return HPE_PAUSED;
 }
 
-static llhttp_settings_t settings;
-static bool settings_ready;
+/* Every callback not named is NULL, as llhttp_settings_init would leave it. */
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_method = append,
+    .on_url = append,
+    .on_header_field = append,
+    .on_header_value = append,
+    .on_method_complete = on_method_complete,
+    .on_url_complete = on_url_complete,
+    .on_header_field_complete = on_field_complete,
+    .on_header_value_complete = on_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
+};
 
 void h1_init(struct h1_parser *p, enum h1_kind kind)
 {
-    if (!__atomic_load_n(&settings_ready, __ATOMIC_ACQUIRE)) {
-        llhttp_settings_t s;
-        llhttp_settings_init(&s);
-        s.on_message_begin = on_message_begin;
-        s.on_method = append;
-        s.on_url = append;
-        s.on_header_field = append;
-        s.on_header_value = append;
-        s.on_method_complete = on_method_complete;
-        s.on_url_complete = on_url_complete;
-        s.on_header_field_complete = on_field_complete;
-        s.on_header_value_complete = on_value_complete;
-        s.on_headers_complete = on_headers_complete;
-        s.on_message_complete = on_message_complete;
-        settings = s;   /* the same values from every thread: a race is harmless */
-        __atomic_store_n(&settings_ready, true, __ATOMIC_RELEASE);
-    }
     memset(p, 0, sizeof(*p));
     p->kind = kind;
     p->head.method = p->head.target = p->head.authority = "";

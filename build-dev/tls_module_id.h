@@ -1,1 +1,0 @@
-#define TLS_MODULE_ID "a617d9f879a43e8c"
