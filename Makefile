@@ -32,9 +32,9 @@ LDFLAGS  += $(SANITIZE)
 LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
-POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1
+POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 route
 SHIM     := $(POLICY) mesh real ownfd program files log accesslog metrics sharedfile callers engine placeholder health watch \
-            tls_loader conn fdtable attempt connect dial sockname relay mtls ktls resolve hooks process
+            tls_loader conn fdtable attempt connect dial sockname relay mtls ktls http resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
             test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1
 

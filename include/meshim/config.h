@@ -23,6 +23,16 @@ enum tls_mode { TLS_OFF, TLS_MTLS };
 enum inbound_tls { INBOUND_STRICT, INBOUND_PERMISSIVE, INBOUND_OFF };
 enum health_check { HEALTH_OFF, HEALTH_TCP };
 enum affinity { AFFINITY_NONE, AFFINITY_PROCESS };
+enum protocol { PROTO_TCP, PROTO_HTTP };
+
+/* retry_on: Envoy's conditions for retrying an HTTP request. */
+enum retry_on {
+    RETRY_CONNECT_FAILURE = 1 << 0,     /* no connection to the endpoint */
+    RETRY_RESET = 1 << 1,               /* the connection ended before a response head */
+    RETRY_5XX = 1 << 2,                 /* any 5xx, or reset, or connect failure, or per-try timeout */
+    RETRY_GATEWAY_ERROR = 1 << 3,       /* 502, 503, 504, or connect failure, or per-try timeout */
+    RETRY_STATUS_CODES = 1 << 4,        /* a code of retriable_status_codes */
+};
 
 /* The config file when MESHIM_CONFIG is unset. */
 #define MESHIM_DEFAULT_CONFIG "/etc/meshim/meshim.ini"
@@ -39,6 +49,7 @@ struct endpoint_list { struct endpoint_spec *v; size_t n; };
 struct split_target { char *service; uint32_t weight; };
 struct split_list { struct split_target *v; size_t n; };
 struct cidr { struct netaddr base; unsigned prefix; };
+struct status_list { uint16_t *v; size_t n; };
 
 /* Where a key was set, for messages: "FILE:LINE" or "MESHIM_SERVICES". */
 struct origin { const char *file; int line; };
@@ -76,6 +87,27 @@ struct service_config {
     uint32_t fault_delay_ms;
     double fault_delay_percent;
     struct split_list split;
+    /* protocol = http (mesh/http.h) */
+    enum protocol protocol;
+    unsigned retry_on;                  /* enum retry_on bits */
+    struct status_list retriable_status_codes;
+    bool retry_non_idempotent;
+    uint32_t retry_buffer;              /* bytes of a request kept to send again */
+    uint32_t per_try_timeout_ms, request_timeout_ms;    /* 0: none */
+};
+
+/* [route:NAME]: requests sent to service `from` (protocol = http) that
+ * match every condition set go to service `to` instead; the first match
+ * in the file's order wins (policy/route.c). */
+struct route_config {
+    char *name;
+    struct origin origin;
+    uint64_t set;
+    int key_line[64];
+    char *from, *to;
+    char *path, *path_prefix;           /* exact path / prefix, without the query */
+    char *authority;                    /* Host, case-insensitive */
+    struct str_list headers;            /* "name" (present) or "name: value" (exact) */
 };
 
 struct inbound_config {
@@ -85,6 +117,7 @@ struct inbound_config {
     int key_line[64];
     enum inbound_tls tls;
     struct str_list allow;
+    enum protocol protocol;             /* http: requests counted and logged (mesh/http.h) */
 };
 
 struct mesh_config {
@@ -109,6 +142,8 @@ struct mesh_config {
     size_t n_services;
     struct inbound_config *inbound;
     size_t n_inbound;
+    struct route_config *routes;        /* in the file's order */
+    size_t n_routes;
 
     const char *file;                   /* the INI file read, or NULL */
     bool active;                        /* false: nothing configured, inert */
@@ -162,5 +197,7 @@ bool config_parse_duration(const char *s, uint32_t *ms);
 bool config_parse_share(const char *s, double *share);
 
 const char *lb_policy_name(enum lb_policy lb);
+/* "connect-failure,5xx" for retry_on bits. */
+void config_retry_on_text(unsigned retry_on, char *buf, size_t len);
 
 #endif

@@ -78,6 +78,14 @@ struct split_table {
     uint32_t *weight;
 };
 
+/* The [route:NAME] sections whose `from` is a service, in the file's
+ * order, each with its `to` (route.h). */
+struct route_table {
+    size_t n;
+    const struct route_config **route;
+    struct service **to;
+};
+
 /*
  * A service lives as long as the process: a reload that drops it leaves it
  * `removed` (connections still open to it end normally, a later reload may
@@ -91,6 +99,7 @@ struct service {
     char vip_text[INET_ADDRSTRLEN];
     const struct service_config *cfg;     /* atomic: read with service_cfg() */
     const struct split_table *split;      /* atomic: read with service_split() */
+    const struct route_table *routes;     /* atomic: read with service_routes(); NULL: none */
     struct endpoint_set *eps;             /* under lock: read with service_endpoints() */
     struct endpoint_list found[N_SOURCES]; /* under lock: each source's last good list (heap) */
     bool has_found[N_SOURCES];            /* under lock: the source has answered once */
@@ -113,6 +122,11 @@ static inline const struct service_config *service_cfg(const struct service *svc
 static inline const struct split_table *service_split(const struct service *svc)
 {
     return __atomic_load_n(&svc->split, __ATOMIC_ACQUIRE);
+}
+
+static inline const struct route_table *service_routes(const struct service *svc)
+{
+    return __atomic_load_n(&svc->routes, __ATOMIC_ACQUIRE);
 }
 
 /* The index of one config: which service a name or an address belongs to.

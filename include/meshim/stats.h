@@ -22,11 +22,12 @@
 #include <stdint.h>
 
 #define STATS_MAGIC "MESHIMST"
-#define STATS_VERSION 3u
+#define STATS_VERSION 4u
 
 #define STATS_MAX_SERVICES 256u
 #define STATS_MAX_ENDPOINTS 2048u
 #define STATS_MAX_INBOUND 64u
+#define STATS_MAX_REQUEST_SERIES 4096u
 
 /* The `result` label of SPEC §3.7, in this order. */
 enum stats_result {
@@ -87,6 +88,12 @@ struct stats_service {
     uint64_t bytes_sent;
     uint64_t bytes_received;
     struct stats_histogram connect;     /* connect() to connected, retries included */
+    /* protocol = http: requests by the class of their answer ([0]: none,
+     * the application left first; [1]..[5]: 1xx..5xx), their time from
+     * head read to answer's end, and their bytes (heads included). */
+    uint64_t requests[6];
+    struct stats_histogram request;
+    uint64_t request_bytes, response_bytes;
 };
 
 struct stats_endpoint {
@@ -99,6 +106,18 @@ struct stats_endpoint {
      * the host's endpoint table (include/meshim/shared.h). */
     uint64_t shared_skips;
     struct stats_histogram connect;     /* one attempt's connect latency */
+    struct stats_histogram request;     /* protocol = http: requests it answered */
+};
+
+/* One series of meshim_requests_total{service,endpoint,method,code}. */
+#define STATS_NO_ENDPOINT UINT32_MAX    /* answered by the mesh itself (503, 504) */
+struct stats_requests {
+    uint32_t service;                   /* slot of the service */
+    uint32_t endpoint;                  /* slot of the endpoint, or STATS_NO_ENDPOINT */
+    char method[8];                     /* "GET" ... "OPTIONS", or "other" */
+    uint16_t code;                      /* 500..599 exact; 1..4: 1xx..4xx; 0: no answer */
+    uint16_t pad[3];
+    uint64_t count;
 };
 
 struct stats_inbound {
@@ -117,9 +136,9 @@ struct stats_header {
     uint64_t start_ticks;               /* /proc/PID/stat field 22 */
     uint64_t created_unix_ms;
     char process[64];                   /* the program's short name */
-    uint64_t off_services, off_endpoints, off_inbound;
+    uint64_t off_services, off_endpoints, off_inbound, off_requests;
     uint32_t n_services, n_endpoints, n_inbound;    /* published slots (acquire) */
-    uint32_t pad;
+    uint32_t n_requests;                            /* ... of request series */
     uint64_t tls_handshakes[DIRECTION_COUNT][RESULT_COUNT];
     /* Of the ok handshakes, how the connection went on: [0] relayed by the
      * engine, [1] handed to kernel TLS; the rest were refused or ended first. */
@@ -130,12 +149,14 @@ struct stats_header {
 #define STATS_OFF_SERVICES ((uint64_t)sizeof(struct stats_header))
 #define STATS_OFF_ENDPOINTS (STATS_OFF_SERVICES + STATS_MAX_SERVICES * sizeof(struct stats_service))
 #define STATS_OFF_INBOUND (STATS_OFF_ENDPOINTS + STATS_MAX_ENDPOINTS * sizeof(struct stats_endpoint))
+#define STATS_OFF_REQUESTS (STATS_OFF_INBOUND + STATS_MAX_INBOUND * sizeof(struct stats_inbound))
 
 static inline size_t stats_file_size(void)
 {
     return sizeof(struct stats_header) + STATS_MAX_SERVICES * sizeof(struct stats_service) +
            STATS_MAX_ENDPOINTS * sizeof(struct stats_endpoint) +
-           STATS_MAX_INBOUND * sizeof(struct stats_inbound);
+           STATS_MAX_INBOUND * sizeof(struct stats_inbound) +
+           STATS_MAX_REQUEST_SERIES * sizeof(struct stats_requests);
 }
 
 #endif

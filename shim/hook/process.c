@@ -21,6 +21,7 @@
 #include "libc/real.h"
 #include "mesh/conn.h"
 #include "mesh/fdtable.h"
+#include "mesh/http.h"
 #include "mesh/relay.h"
 #include "meshim/mesh.h"
 #include "observe/accesslog.h"
@@ -93,6 +94,7 @@ static void atfork_child(void)
     struct registry *reg = mesh_registry();
     engine_atfork_child();
     relay_atfork_child();
+    http_atfork_child();
     tls_atfork_child();
     fdtable_atfork_child();
     if (reg)

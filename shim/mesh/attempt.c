@@ -317,8 +317,10 @@ static bool record_circuit(struct service *svc, struct endpoint *ep, uint16_t po
     return true;
 }
 
-void attempt_record(struct service *svc, struct endpoint *ep, uint16_t app_port, int err,
-                    uint64_t started)
+/* An outcome for ep's circuit and, with `started` and no error, its
+ * latency; `count`: also an attempt in the stats. */
+static void record(struct service *svc, struct endpoint *ep, uint16_t app_port, int err,
+                   uint64_t started, bool count)
 {
     struct outcome o = { .err = err, .now = now_ns(), .policy = &svc->breaker };
     struct endpoint *cep = endpoint_at_port(ep, app_port);
@@ -334,13 +336,36 @@ void attempt_record(struct service *svc, struct endpoint *ep, uint16_t app_port,
     enum circuit_state before = o.before.state;
     uint64_t for_ns = cep->circuit.open_until_ns - o.now;
     pthread_mutex_unlock(&svc->lock);
-    metrics_attempt(svc, ep, metrics_result_of(err), !err && started ? o.now - started : 0);
+    if (count)
+        metrics_attempt(svc, ep, metrics_result_of(err), !err && started ? o.now - started : 0);
     if (ejected || (!err && before != CIRCUIT_CLOSED))
         metrics_ejected(svc, ep, ejected);
     if (ejected)
         log_warn("%s: endpoint %s ejected for %llus after %s", svc->name, cep->label,
                  (unsigned long long)(for_ns / 1000000000u),
                  before == CIRCUIT_CLOSED ? "consecutive failures" : "a failed probe");
+}
+
+void attempt_record(struct service *svc, struct endpoint *ep, uint16_t app_port, int err,
+                    uint64_t started)
+{
+    record(svc, ep, app_port, err, started, true);
+}
+
+void request_connect_record(struct service *svc, struct endpoint *ep, uint16_t app_port, int err,
+                            uint64_t started)
+{
+    if (err)
+        record(svc, ep, app_port, err, 0, true);
+    else
+        metrics_attempt(svc, ep, RESULT_OK, now_ns() - started);
+}
+
+void request_record(struct service *svc, struct endpoint *ep, uint16_t app_port, bool failed,
+                    uint64_t started)
+{
+    /* EPROTO: any errno, for a circuit that only tells failure from success. */
+    record(svc, ep, app_port, failed ? EPROTO : 0, started, false);
 }
 
 int no_endpoint(const struct pick *p)

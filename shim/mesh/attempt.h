@@ -58,6 +58,17 @@ int no_endpoint(const struct pick *p);
 void attempt_record(struct service *svc, struct endpoint *ep, uint16_t app_port, int err,
                     uint64_t started);
 
+/* protocol = http (http.c): a connect to ep, outcome err. A failure feeds
+ * the circuit as attempt_record does; a success is only counted, as the
+ * request on it decides what the endpoint earned. */
+void request_connect_record(struct service *svc, struct endpoint *ep, uint16_t app_port, int err,
+                            uint64_t started);
+/* A request's outcome on ep: failed (a 5xx, a reset, a timeout) counts
+ * towards eject_after like a failed connect; else a success, and its
+ * latency since `started` goes to the balancer. */
+void request_record(struct service *svc, struct endpoint *ep, uint16_t app_port, bool failed,
+                    uint64_t started);
+
 socklen_t endpoint_addr(const struct endpoint *ep, int family, uint16_t app_port,
                         struct sockaddr_storage *ss);
 void endpoint_text(const struct endpoint *ep, uint16_t app_port, char *buf, size_t len);

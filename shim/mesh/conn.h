@@ -65,6 +65,8 @@ struct conn {
     uint16_t port;              /* the port the application asked for, or the inbound port */
     bool ended;                 /* the record was written */
     uint8_t tls;                /* enum conn_tls */
+    bool http;                  /* protocol = http: the descriptor is a pair end the engine's
+                                   HTTP proxy serves (mesh/http.h); state stays OPEN */
     char tls_why[96];           /* CONN_TLS_RELAY: why not kernel TLS ("": not offered) */
     char peer[64];              /* inbound: the client's address */
     char peer_identity[128];    /* mTLS: the peer's SPIFFE ID or DNS name */

@@ -34,6 +34,7 @@
 #include "mesh/conn.h"
 #include "mesh/dial.h"
 #include "mesh/fdtable.h"
+#include "mesh/http.h"
 #include "mesh/ktls.h"
 #include "mesh/mtls.h"
 #include "meshim/mesh.h"
@@ -311,6 +312,10 @@ static bool connect_again(int fd, struct conn *c, int family, uint16_t port, int
         return false;
     }
     default:
+        if (c->http) {
+            *rc = fail(EISCONN);
+            return true;
+        }
         /* Polling a non-blocking connect with connect(), as some libraries
          * do: same endpoint, so the kernel answers EALREADY / EISCONN. */
         if (!c->ep)
@@ -348,8 +353,11 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
         return real_connect(fd, addr, len);
 
     /* A split service hands each new connection to one of its targets,
-     * whose endpoints and policies then apply. */
-    svc = registry_split(svc, rng_thread());
+     * whose endpoints and policies then apply; an HTTP service splits
+     * each request instead (http.c). */
+    bool http = http_wanted(svc);
+    if (!http)
+        svc = registry_split(svc, rng_thread());
     const struct service_config *cfg = service_cfg(svc);
     health_start(svc);
     watch_start();
@@ -375,6 +383,16 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     struct conn *c = track(fd, svc, dst.port);
     if (!c)
         return fail(ENOMEM);
+    if (http) {
+        c->http = true;
+        if (delay_ns)
+            sleep_ns(delay_ns);
+        if (http_connect(fd, c, svc, addr, len) == 0)
+            return 0;
+        int err = errno;
+        fdtable_drop(fd);
+        return fail(err);
+    }
     struct pick p;
     pick_init(&p, svc, addr->sa_family);
     p.v6only = v6only;

@@ -53,6 +53,22 @@ void sockname_carry(int app, int engine, int net)
     errno = saved;
 }
 
+void sockname_carry_addrs(int app, int engine, const struct sockaddr *local, socklen_t llen,
+                          const struct sockaddr *peer, socklen_t plen)
+{
+    int saved = errno;
+    struct sockaddr_storage ss;
+    if (local && llen <= sizeof(ss)) {
+        memcpy(&ss, local, llen);
+        carry(app, &ss, llen);
+    }
+    if (peer && plen <= sizeof(ss)) {
+        memcpy(&ss, peer, plen);
+        carry(engine, &ss, plen);
+    }
+    errno = saved;
+}
+
 static bool made_by_us(int fd)
 {
     struct ucred cred;

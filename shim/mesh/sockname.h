@@ -19,6 +19,12 @@
  * to net's peer address. Best effort: a relay works without the names. */
 void sockname_carry(int app, int engine, int net);
 
+/* The same with the addresses given (an HTTP proxy's pair has no one TCP
+ * socket behind it): local for the application's end (NULL: none), peer
+ * for the other. */
+void sockname_carry_addrs(int app, int engine, const struct sockaddr *local, socklen_t llen,
+                          const struct sockaddr *peer, socklen_t plen);
+
 /* getsockname (peer false) and getpeername for the hook layer; in_table:
  * the descriptor may be a connection the table knows (a connect behind a
  * placeholder or relayed in this process). */

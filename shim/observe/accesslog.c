@@ -30,16 +30,28 @@ bool access_enabled(void)
     return where[0] != '\0';
 }
 
+static void write_line(const char *line, size_t n)
+{
+    int saved = errno;
+    if (n && !log_write_line(where, line, n))
+        log_warn("access_log: cannot open %s (%s); its lines go to stderr", where, strerror(errno));
+    errno = saved;
+}
+
 void access_write(const struct access_record *r)
 {
     if (!access_enabled())
         return;
     char line[ACCESS_LINE_MAX + 1];
-    size_t n = access_format(r, line, sizeof(line));
-    int saved = errno;
-    if (!log_write_line(where, line, n))
-        log_warn("access_log: cannot open %s (%s); its lines go to stderr", where, strerror(errno));
-    errno = saved;
+    write_line(line, access_format(r, line, sizeof(line)));
+}
+
+void access_write_request(const struct access_request *r)
+{
+    if (!access_enabled())
+        return;
+    char line[ACCESS_LINE_MAX + 1];
+    write_line(line, access_format_request(r, line, sizeof(line)));
 }
 
 /* ------------------------------------------------------------ formatting -- */
@@ -104,7 +116,8 @@ static void put_string(struct out *o, const char *key, const char *s)
 
 void access_flags_text(unsigned flags, char *buf, size_t len)
 {
-    static const char *const NAMES[] = { "UF", "URX", "UO", "UH", "FI", "DI", "DENY", "DC", "SE" };
+    static const char *const NAMES[] = { "UF", "URX", "UO", "UH", "FI", "DI", "DENY", "DC", "SE",
+                                         "UT", "UC", "LR", "RTY" };
     size_t used = 0;
     buf[0] = '\0';
     for (unsigned i = 0; i < sizeof(NAMES) / sizeof(NAMES[0]); i++)
@@ -174,6 +187,38 @@ size_t access_format(const struct access_record *r, char *buf, size_t len)
             put(&o, ",\"callers\":[\"(too long)\"]");
         }
     }
+    o.len += 2;
+    put(&o, "}\n");
+    return o.used;
+}
+
+size_t access_format_request(const struct access_request *r, char *buf, size_t len)
+{
+    struct out o = { buf, len > 3 ? len - 2 : 0, 0, len <= 3 };
+    char flags[64];
+    access_flags_text(r->flags, flags, sizeof(flags));
+    put_time(&o, r->start_unix_ns);
+    put(&o, ",\"pid\":%d", r->pid);
+    put_string(&o, "kind", "request");
+    put_string(&o, "direction", r->direction == DIRECTION_INBOUND ? "inbound" : "outbound");
+    put_string(&o, "service", r->service);
+    if (r->route)
+        put_string(&o, "route", r->route);
+    put_string(&o, "method", r->method);
+    put_string(&o, "authority", r->authority);
+    /* A path can be long: cut it rather than lose the line. */
+    char path[1024];
+    snprintf(path, sizeof(path), "%s", r->path);
+    put_string(&o, "path", path);
+    put(&o, ",\"status\":%d", r->status);
+    put_string(&o, "endpoint", r->endpoint);
+    put(&o, ",\"attempts\":%u", r->attempts);
+    put_string(&o, "flags", flags);
+    put(&o, ",\"duration_ms\":%.3f", r->duration_ms);
+    put(&o, ",\"bytes_sent\":%llu,\"bytes_received\":%llu", (unsigned long long)r->bytes_sent,
+        (unsigned long long)r->bytes_received);
+    if (o.full)
+        return 0;
     o.len += 2;
     put(&o, "}\n");
     return o.used;

@@ -59,6 +59,34 @@ struct access_record {
     unsigned n_failures;
 };
 
+/* One request of a protocol = http service or port (mesh/http.h): a line
+ * of its own, "kind":"request" (a connection's line has no kind). */
+struct access_request {
+    uint64_t start_unix_ns;     /* the request's head was read */
+    int pid;
+    enum stats_direction direction;
+    const char *service;        /* where it went (after routing) */
+    const char *route;          /* the [route:NAME] that sent it there, or NULL */
+    const char *method, *authority, *path;
+    int status;                 /* what the application got; 0: no answer (it closed first) */
+    const char *endpoint;       /* the last attempt's, "" when none */
+    unsigned attempts;
+    unsigned flags;             /* enum access_flag and the request flags below */
+    double duration_ms;         /* head read to the answer's end */
+    uint64_t bytes_sent, bytes_received;    /* request and answer, heads included */
+};
+
+/* Request flags, after the connection ones (Envoy's names). */
+enum access_request_flag {
+    FLAG_UT = 1 << 9,           /* upstream request timeout: request_timeout (504) */
+    FLAG_UC = 1 << 10,          /* upstream connection ended before the answer's end */
+    FLAG_LR = 1 << 11,          /* the answer was made here (503, 504), not by an endpoint */
+    FLAG_RETRY = 1 << 12,       /* retried (on the status, a reset, or a connect failure) */
+};
+
+size_t access_format_request(const struct access_request *r, char *buf, size_t len);
+void access_write_request(const struct access_request *r);
+
 /* The line, '\n' included, in buf; returns its length (< len). */
 size_t access_format(const struct access_record *r, char *buf, size_t len);
 /* "UF,URX", or "-" for none. */

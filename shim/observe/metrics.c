@@ -42,7 +42,7 @@ static unsigned generation;
 /* What this process knows of its own file, kept in private memory: the
  * file is readable by others and is never read back for a size, an offset
  * or a count (review finding 1). Slot counts change under attach_lock. */
-static uint32_t n_services, n_endpoints, n_inbound;
+static uint32_t n_services, n_endpoints, n_inbound, n_requests;
 static char map_dir[512];                   /* the folder, and the file's name in it */
 static char map_name[32];
 static dev_t map_dir_dev, map_file_dev;
@@ -61,6 +61,11 @@ static struct stats_endpoint *endpoint_slots(struct stats_header *h)
 static struct stats_inbound *inbound_slots(struct stats_header *h)
 {
     return (struct stats_inbound *)((char *)h + STATS_OFF_INBOUND);
+}
+
+static struct stats_requests *request_slots(struct stats_header *h)
+{
+    return (struct stats_requests *)((char *)h + STATS_OFF_REQUESTS);
 }
 
 static void copy_name(char *dst, size_t len, const char *src)
@@ -84,6 +89,7 @@ static void init_header(struct stats_header *h)
     h->off_services = STATS_OFF_SERVICES;
     h->off_endpoints = STATS_OFF_ENDPOINTS;
     h->off_inbound = STATS_OFF_INBOUND;
+    h->off_requests = STATS_OFF_REQUESTS;
 }
 
 /* Sizes and maps a new private file; MAP_FAILED on failure (errno set). */
@@ -409,6 +415,65 @@ void metrics_inbound(uint16_t port, enum stats_result r)
         add(&in->connections[r], 1);
 }
 
+/* The method label: the common ones by name, the rest "other" (a label's
+ * values must stay few). */
+static const char *method_label(const char *m)
+{
+    static const char *const KNOWN[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
+                                         "OPTIONS", NULL };
+    for (int i = 0; KNOWN[i]; i++)
+        if (strcmp(m, KNOWN[i]) == 0)
+            return KNOWN[i];
+    return "other";
+}
+
+/* A request series' slot (scanned: series are few, and this runs on the
+ * engine thread once per request; a hash would be the next step). */
+static struct stats_requests *request_series(struct stats_header *h, uint32_t service,
+                                             uint32_t endpoint, const char *method, uint16_t code)
+{
+    struct stats_requests *v = request_slots(h), *found = NULL;
+    pthread_mutex_lock(&attach_lock);
+    for (uint32_t i = 0; i < n_requests && !found; i++)
+        if (v[i].service == service && v[i].endpoint == endpoint && v[i].code == code &&
+            strcmp(v[i].method, method) == 0)
+            found = &v[i];
+    if (!found && n_requests < STATS_MAX_REQUEST_SERIES) {
+        found = &v[n_requests];
+        found->service = service;
+        found->endpoint = endpoint;
+        found->code = code;
+        copy_name(found->method, sizeof(found->method), method);
+        n_requests++;
+        __atomic_store_n(&h->n_requests, n_requests, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&attach_lock);
+    return found;
+}
+
+void metrics_request(struct service *svc, struct endpoint *ep, const char *method, int status,
+                     uint64_t latency_ns, uint64_t request_bytes, uint64_t response_bytes)
+{
+    struct stats_header *h = stats();
+    struct stats_service *s = h ? service_stats(h, svc) : NULL;
+    if (!s)
+        return;
+    unsigned cls = status >= 100 && status < 600 ? (unsigned)status / 100 : 0;
+    add(&s->requests[cls], 1);
+    observe(&s->request, latency_ns);
+    add(&s->request_bytes, request_bytes);
+    add(&s->response_bytes, response_bytes);
+    struct stats_endpoint *e = ep ? endpoint_stats(h, svc, ep) : NULL;
+    if (e)
+        observe(&e->request, latency_ns);
+    uint32_t eslot = e ? (uint32_t)(e - endpoint_slots(h)) : STATS_NO_ENDPOINT;
+    uint16_t code = cls == 5 ? (uint16_t)status : (uint16_t)cls;
+    struct stats_requests *r = request_series(h, (uint32_t)(s - service_slots(h)), eslot,
+                                              method_label(method), code);
+    if (r)
+        add(&r->count, 1);
+}
+
 void metrics_handshake(enum stats_direction d, enum stats_result r)
 {
     struct stats_header *h = stats();
@@ -455,7 +520,7 @@ void metrics_atfork_child(void)
         munmap(h, stats_file_size());
     map = NULL;
     map_name[0] = '\0';
-    n_services = n_endpoints = n_inbound = 0;
+    n_services = n_endpoints = n_inbound = n_requests = 0;
     state = UNTRIED;
     pthread_mutex_init(&attach_lock, NULL);
 }

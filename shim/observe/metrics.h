@@ -41,6 +41,10 @@ void metrics_connected(struct service *svc, uint64_t latency_ns);
 /* An established connection is closed, having moved these many bytes. */
 void metrics_closed(struct service *svc, uint64_t sent, uint64_t received);
 void metrics_inbound(uint16_t port, enum stats_result r);
+/* protocol = http: a request to svc is over, answered with status (0:
+ * none) by ep (NULL: by the mesh), latency_ns after its head was read. */
+void metrics_request(struct service *svc, struct endpoint *ep, const char *method, int status,
+                     uint64_t latency_ns, uint64_t request_bytes, uint64_t response_bytes);
 void metrics_handshake(enum stats_direction d, enum stats_result r);
 /* An ok handshake's connection went on in kernel TLS, or through the relay. */
 void metrics_tls_continued(enum stats_direction d, bool ktls);

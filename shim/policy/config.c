@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uthash.h>
@@ -85,7 +86,7 @@ static void arena_free(struct arena *a)
 /* --------------------------------------------------------------- loader -- */
 
 enum section_kind { SEC_NONE, SEC_MESHIM, SEC_TLS, SEC_DEFAULTS, SEC_SERVICE,
-                    SEC_INBOUND, SEC_UNKNOWN };
+                    SEC_INBOUND, SEC_ROUTE, SEC_UNKNOWN };
 
 struct loader {
     struct mesh_config *cfg;
@@ -111,7 +112,7 @@ struct loader {
     struct service_config defaults;
     uint64_t meshim_set, tls_set;       /* keys set in [meshim] and [tls] */
     int meshim_line[16], tls_line[16];  /* where each key of theirs was set */
-    size_t cap_services, cap_inbound;
+    size_t cap_services, cap_inbound, cap_routes;
     bool seen_meshim, seen_tls, seen_defaults;
     int line_meshim, line_tls, line_defaults;
 
@@ -658,6 +659,115 @@ static const char *p_split(struct loader *L, const char *v, void *f)
     return NULL;
 }
 
+/* protocol = http ----------------------------------------------------- */
+
+static const char *const PROTOCOLS[] = { "tcp", "http", NULL };
+static const char *p_protocol(struct loader *L, const char *v, void *f)
+{ (void)L; return p_enum(v, f, PROTOCOLS, "not tcp or http"); }
+
+/* Envoy's names, in the order of enum retry_on's bits. */
+static const char *const RETRY_ON[] = { "connect-failure", "reset", "5xx", "gateway-error",
+                                        "retriable-status-codes", NULL };
+
+void config_retry_on_text(unsigned retry_on, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; RETRY_ON[i] && n < len; i++)
+        if (retry_on >> i & 1)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "," : "", RETRY_ON[i]);
+}
+
+/* "connect-failure, 5xx"; "" or "off": nothing is retried. */
+static const char *p_retry_on(struct loader *L, const char *v, void *f)
+{
+    char **items;
+    size_t n = split_items(L, v, &items);
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k;
+        if (n == 1 && strcmp(items[i], "off") == 0)
+            break;
+        if (p_enum(items[i], &k, RETRY_ON, "unknown"))
+            return "not a list of connect-failure, reset, 5xx, gateway-error, "
+                   "retriable-status-codes (or off)";
+        bits |= 1u << k;
+    }
+    *(unsigned *)f = bits;
+    return NULL;
+}
+
+/* "502, 503" */
+static const char *p_status_codes(struct loader *L, const char *v, void *f)
+{
+    struct status_list *l = f;
+    char **items;
+    l->n = split_items(L, v, &items);
+    l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
+    for (size_t i = 0; i < l->n; i++) {
+        char *end;
+        unsigned long code = strtoul(items[i], &end, 10);
+        if (!isdigit((unsigned char)items[i][0]) || *end || code < 100 || code > 599)
+            return "not a list of HTTP status codes (100 to 599)";
+        l->v[i] = (uint16_t)code;
+    }
+    return NULL;
+}
+
+/* Bytes: "65536", "64KiB", "1MiB" (KB and MB are taken as KiB and MiB). */
+static const char *p_size(struct loader *L, const char *v, void *f)
+{
+    (void)L;
+    char *end;
+    if (!isdigit((unsigned char)*v))
+        return "not a size (\"64KiB\", \"1MiB\", bytes)";
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    unsigned long long scale = 1;
+    if (strcasecmp(end, "KiB") == 0 || strcasecmp(end, "KB") == 0 || strcasecmp(end, "K") == 0)
+        scale = 1024;
+    else if (strcasecmp(end, "MiB") == 0 || strcasecmp(end, "MB") == 0 || strcasecmp(end, "M") == 0)
+        scale = 1024 * 1024;
+    else if (*end && strcmp(end, "B") != 0)
+        return "not a size (\"64KiB\", \"1MiB\", bytes)";
+    if (errno || n > (64ull << 20) / scale)
+        return "larger than 64MiB";
+    *(uint32_t *)f = (uint32_t)(n * scale);
+    return NULL;
+}
+
+/* A route's path: an origin-form path. */
+static const char *p_url_path(struct loader *L, const char *v, void *f)
+{
+    if (*v != '/' || strpbrk(v, " \t?#"))
+        return "not a path (starts with '/', no query)";
+    return p_string(L, v, f);
+}
+
+/* "x-canary, x-version: 2": a header name alone (present) or with its value (exact). */
+static const char *p_header_matches(struct loader *L, const char *v, void *f)
+{
+    struct str_list *l = f;
+    l->n = split_items(L, v, &l->v);
+    for (size_t i = 0; i < l->n; i++) {
+        const char *h = l->v[i];
+        size_t name = strcspn(h, ":");
+        if (name == 0)
+            return "not a list of \"NAME\" or \"NAME: VALUE\"";
+        for (size_t k = 0; k < name; k++)
+            if (!isalnum((unsigned char)h[k]) && !strchr("!#$%&'*+-.^_`|~", h[k]))
+                return "not a list of \"NAME\" or \"NAME: VALUE\" (a header name is a token)";
+    }
+    return NULL;
+}
+
+static const char *p_service_name(struct loader *L, const char *v, void *f)
+{
+    if (!*v || strlen(v) >= 128 || !valid_dns_name(v))
+        return "not a service name";
+    return p_string(L, v, f);
+}
+
 /* ------------------------------------------------------------ key tables -- */
 
 /* built == NULL: the behaviour is there. Otherwise the key is parsed and
@@ -732,6 +842,26 @@ static const struct key_def SERVICE_KEYS[] = {
     S("fault_delay", p_duration, fault_delay_ms),
     S("fault_delay_percent", p_share, fault_delay_percent),
     S("split", p_split, split),
+    S("protocol", p_protocol, protocol),
+    S("retry_on", p_retry_on, retry_on),
+    S("retriable_status_codes", p_status_codes, retriable_status_codes),
+    S("retry_non_idempotent", p_onoff, retry_non_idempotent),
+    S("retry_buffer", p_size, retry_buffer),
+    S("per_try_timeout", p_duration, per_try_timeout_ms),
+    S("request_timeout", p_duration, request_timeout_ms),
+    { 0 }
+};
+
+#define R(key, fn, field) { key, fn, offsetof(struct route_config, field), \
+                                sizeof(((struct route_config *)0)->field) }
+
+static const struct key_def ROUTE_KEYS[] = {
+    R("from", p_service_name, from),
+    R("to", p_service_name, to),
+    R("path", p_url_path, path),
+    R("path_prefix", p_url_path, path_prefix),
+    R("authority", p_string, authority),
+    R("headers", p_header_matches, headers),
     { 0 }
 };
 
@@ -770,6 +900,9 @@ static void service_defaults(struct service_config *s)
     s->healthy_threshold = 2;
     s->unhealthy_threshold = 3;
     s->tls = TLS_OFF;
+    s->protocol = PROTO_TCP;
+    s->retry_on = RETRY_CONNECT_FAILURE;
+    s->retry_buffer = 64 * 1024;
 }
 
 void config_default_stats_dir(char *buf, size_t len)
@@ -947,7 +1080,32 @@ static void open_section(struct loader *L, const char *name)
         L->section = in;
         return;
     }
-    add_error(L, at, "[%s]: unknown section (meshim, tls, defaults, service:NAME, inbound:PORT)", name);
+    if (strncmp(name, "route:", 6) == 0) {
+        const char *rname = name + 6;
+        struct mesh_config *c = L->cfg;
+        if (!valid_service_name(rname)) {
+            add_error(L, at, "[%s]: not a valid route name (letters, digits, '-', '_', '.')", name);
+            return;
+        }
+        for (size_t i = 0; i < c->n_routes; i++) {
+            if (strcmp(c->routes[i].name, rname) == 0) {
+                add_error(L, at, "[%s]: section appears twice (first at line %d)", name,
+                          c->routes[i].origin.line);
+                return;
+            }
+        }
+        c->routes = arena_grow(L->arena, c->routes, c->n_routes, &L->cap_routes,
+                               sizeof(*c->routes), 4);
+        struct route_config *r = &c->routes[c->n_routes++];
+        memset(r, 0, sizeof(*r));
+        r->name = arena_strdup(L->arena, rname);
+        r->origin = at;
+        L->kind = SEC_ROUTE;
+        L->section = r;
+        return;
+    }
+    add_error(L, at, "[%s]: unknown section (meshim, tls, defaults, service:NAME, inbound:PORT, "
+              "route:NAME)", name);
 }
 
 /* Sets one key of one section: the table says how. */
@@ -1006,6 +1164,13 @@ static void apply_key(struct loader *L, const char *name, const char *value, str
         char label[160];
         snprintf(label, sizeof(label), "service:%s", s->name);
         set_key(L, SERVICE_KEYS, s, &s->set, s->key_line, label, name, value, at);
+        break;
+    }
+    case SEC_ROUTE: {
+        struct route_config *r = L->section;
+        char label[160];
+        snprintf(label, sizeof(label), "route:%s", r->name);
+        set_key(L, ROUTE_KEYS, r, &r->set, r->key_line, label, name, value, at);
         break;
     }
     case SEC_INBOUND: {
@@ -1326,6 +1491,13 @@ static void validate_service(struct loader *L, struct service_config *s)
         add_error(L, at, "%s: split: the weights add up to 0", where);
     else if (s->split.n && split_loops(L, s, 0))
         add_error(L, at, "%s: split: the services split back into %s", where, s->name);
+    if (s->protocol == PROTO_HTTP && s->tls == TLS_MTLS)
+        add_error(L, at, "%s: protocol = http over tls = mtls is not supported yet (HTTP services "
+                  "are plain for now)", where);
+    if (s->protocol == PROTO_HTTP && (s->retry_on & RETRY_STATUS_CODES) &&
+        !s->retriable_status_codes.n)
+        add_error(L, at, "%s: retry_on = retriable-status-codes needs retriable_status_codes",
+                  where);
     if (s->tls == TLS_MTLS && !config_has_identity(L->cfg))
         add_error(L, at, "%s: tls = mtls needs [tls] dir, or cert, key and ca (or MESHIM_TLS_DIR, "
                   "or MESHIM_TLS_CERT, MESHIM_TLS_KEY, MESHIM_TLS_CA)", where);
@@ -1427,9 +1599,30 @@ static void check_addresses(struct loader *L)
     }
 }
 
+static void validate_route(struct loader *L, const struct route_config *r)
+{
+    const struct service_config *from = r->from ? find_service(L, r->from) : NULL;
+    if (!r->from || !r->to)
+        add_error(L, r->origin, "[route:%s]: needs from (the service whose requests it routes) "
+                  "and to (where they go)", r->name);
+    else if (!from)
+        add_error(L, r->origin, "[route:%s]: from: \"%s\" is not a service of this config",
+                  r->name, r->from);
+    else if (from->protocol != PROTO_HTTP)
+        add_error(L, r->origin, "[route:%s]: from: service %s is not protocol = http (routes "
+                  "read requests)", r->name, r->from);
+    if (r->to && !find_service(L, r->to))
+        add_error(L, r->origin, "[route:%s]: to: \"%s\" is not a service of this config",
+                  r->name, r->to);
+    if (r->path && r->path_prefix)
+        add_error(L, r->origin, "[route:%s]: set path or path_prefix, not both", r->name);
+}
+
 static void validate_across(struct loader *L)
 {
     struct mesh_config *c = L->cfg;
+    for (size_t i = 0; i < c->n_routes; i++)
+        validate_route(L, &c->routes[i]);
     check_hosts(L);
     check_addresses(L);
     for (size_t i = 0; i < c->n_inbound; i++)

@@ -440,6 +440,40 @@ static struct split_table *make_split(const struct registry *reg, const struct s
     return t;
 }
 
+/* The routes of cfg whose `from` is service c, by pointer (names were
+ * checked by the config). NULL: none, or out of memory (*failed). */
+static struct route_table *make_routes(const struct registry *reg, const struct service_config *c,
+                                       bool *failed)
+{
+    const struct mesh_config *cfg = reg->cfg;
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        n += strcmp(cfg->routes[i].from, c->name) == 0;
+    if (!n)
+        return NULL;
+    struct route_table *t = calloc(1, sizeof(*t) + n * (sizeof(*t->route) + sizeof(*t->to)));
+    if (!t) {
+        *failed = true;
+        return NULL;
+    }
+    t->route = (const struct route_config **)(t + 1);
+    t->to = (struct service **)(t->route + n);
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const struct route_config *r = &cfg->routes[i];
+        if (strcmp(r->from, c->name) != 0)
+            continue;
+        t->route[t->n] = r;
+        t->to[t->n] = find_named(reg->services, reg->n_services, r->to);
+        if (!t->to[t->n]) {
+            free(t);
+            *failed = true;
+            return NULL;
+        }
+        t->n++;
+    }
+    return t;
+}
+
 struct service *registry_split(struct service *svc, uint64_t *rng)
 {
     /* The config refuses cycles; the bound is a second guard. */
@@ -531,15 +565,21 @@ struct registry *registry_build(const struct mesh_config *cfg, struct registry *
             goto fail;
     }
     struct split_table **splits = calloc(n + 1, sizeof(*splits));
-    if (!splits)
-        goto fail;
-    for (size_t i = 0; i < n; i++) {
-        if (cfg->services[i].split.n && !(splits[i] = make_split(reg, &cfg->services[i]))) {
-            for (size_t j = 0; j < i; j++)
-                free(splits[j]);
-            free(splits);
-            goto fail;
+    struct route_table **routes = calloc(n + 1, sizeof(*routes));
+    bool failed = !splits || !routes;
+    for (size_t i = 0; !failed && i < n; i++) {
+        if (cfg->services[i].split.n && !(splits[i] = make_split(reg, &cfg->services[i])))
+            failed = true;
+        routes[i] = failed ? NULL : make_routes(reg, &cfg->services[i], &failed);
+    }
+    if (failed) {
+        for (size_t j = 0; j < n && splits && routes; j++) {
+            free(splits[j]);
+            free(routes[j]);
         }
+        free(splits);
+        free(routes);
+        goto fail;
     }
     /* Then the running services take the new config. A split table
      * replaced here is not freed: a connect may be reading it. */
@@ -548,8 +588,10 @@ struct registry *registry_build(const struct mesh_config *cfg, struct registry *
         if (!made[i])
             (void)service_update(s, &cfg->services[i], rng);   /* out of memory: keeps the old */
         __atomic_store_n(&s->split, splits[i], __ATOMIC_RELEASE);
+        __atomic_store_n(&s->routes, routes[i], __ATOMIC_RELEASE);
     }
     free(splits);
+    free(routes);
     for (size_t i = 0; i < n_prev; i++)
         if (!find_named(reg->services, reg->n_services, reg->all[i]->name))
             __atomic_store_n(&reg->all[i]->removed, 1, __ATOMIC_RELEASE);
@@ -598,6 +640,7 @@ void registry_destroy(struct registry *reg)
         return;
     for (size_t i = 0; i < reg->n_all; i++) {
         free((void *)reg->all[i]->split);
+        free((void *)reg->all[i]->routes);
         service_free(reg->all[i]);
     }
     registry_free(reg);

@@ -1,0 +1,1173 @@
+/*
+ * http.c — the HTTP proxy of protocol = http services, on the engine
+ * thread (http.h has the states).
+ *
+ * Buffers. `in` holds what the application sent and the proxy has not
+ * dropped: the current request (its head at [0, head_len), its body after)
+ * and, beyond the request's end, pipelined bytes not parsed yet. The
+ * request stays whole in `in` until its answer is done, so that it can be
+ * sent again; a body larger than retry_buffer is instead streamed (what was
+ * sent is dropped) and the request is no longer retried. `up_head` is the
+ * head as sent upstream (with x-meshim-attempt from the second attempt on).
+ * `rx` holds what the upstream sent and was not yet parsed; `out` what is
+ * owed to the application. Reading stops while a buffer is full: a slow
+ * side slows the other down.
+ *
+ * Upstream connections are pooled per endpoint and port: an idle one is
+ * watched, and closed as soon as its server closes it or sends anything;
+ * at most POOL_IDLE_MAX are kept per endpoint and none longer than
+ * POOL_IDLE_NS. A request sent on a reused connection that ends without
+ * a byte of answer (the server closed it just then) is sent again on a new
+ * connection when its method allows, without counting as a failure.
+ */
+#include "mesh/http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#include "engine/engine.h"
+#include "engine/placeholder.h"
+#include "libc/ownfd.h"
+#include "libc/program.h"
+#include "libc/real.h"
+#include "mesh/attempt.h"
+#include "mesh/sockname.h"
+#include "meshim/http1.h"
+#include "meshim/route.h"
+#include "observe/accesslog.h"
+#include "observe/log.h"
+#include "observe/metrics.h"
+
+#define IO_CHUNK 16384
+#define OUT_MAX (256u * 1024)       /* owed to the application before the upstream is read again */
+#define IN_MIN (64u * 1024)         /* `in` may hold at least this, whatever retry_buffer says */
+#define POOL_IDLE_MAX 32
+#define POOL_IDLE_NS (30ull * 1000000000u)
+#define ATTEMPT_HEADER "x-meshim-attempt"
+
+enum px_state { PX_IDLE, PX_ATTEMPT, PX_EXCHANGE, PX_BACKOFF, PX_RAW, PX_CLOSING };
+
+struct gbuf {
+    char *data;
+    size_t len, cap;
+};
+
+struct pool;
+
+struct upstream {
+    struct engine_io io;
+    struct hproxy *px;              /* the proxy using it; NULL: idle in its pool */
+    struct pool *pool;
+    int fd;
+    bool connected;
+    bool reused;                    /* it carried an answer before this request */
+    uint64_t idle_since;
+    struct upstream *next;          /* in its pool's idle list, newest first */
+};
+
+struct pool_key {
+    struct endpoint *ep;
+    uint16_t port;
+};
+
+struct pool {
+    UT_hash_handle hh;
+    struct pool_key key;            /* ep: a reference while the pool exists */
+    struct upstream *idle;
+    unsigned n_idle;
+};
+
+static struct pool *pools;          /* engine thread only */
+
+struct hproxy {
+    struct engine_task task;
+    struct engine_io app_io;
+    struct engine_timer try_timer;  /* connect_timeout, per_try_timeout, backoff */
+    struct engine_timer req_timer;  /* request_timeout */
+    struct conn *conn;              /* one reference */
+    struct service *svc;            /* the service the application connected to */
+    uint16_t port;                  /* the port it asked for */
+    int app;                        /* the engine's end of the pair */
+    int state;
+    bool app_eof;                   /* the application finished sending */
+    bool close_after;               /* close once `out` is written */
+    bool raw_up_done, raw_down_done;/* RAW: each direction finished */
+    bool http_seen;                 /* a request was read on this connection */
+    struct h1_parser req, resp;
+    struct gbuf in, out, rx, up_head;
+    size_t parsed;                  /* of `in`, fed to the request parser */
+    size_t body_sent;               /* of `in`, the next byte to send upstream */
+    size_t up_head_sent;
+    struct upstream *up;
+
+    /* The request in progress. */
+    struct service *target;         /* where it goes (routed, split) */
+    const char *route;
+    struct pick pick;
+    bool picking;                   /* pick holds a set */
+    struct endpoint *ep;            /* the current attempt's, with a reference */
+    size_t head_len;                /* of `in` */
+    bool head_read, req_done, retry_lost, idempotent, req_keep_alive, upgrade;
+    bool committed;                 /* part of an answer reached the application */
+    bool resp_started;              /* the upstream sent a byte of answer on this attempt */
+    bool fresh_only;                /* the next attempt opens a new connection */
+    bool raw_tunnel;                /* not HTTP: RAW once connected */
+    int status;
+    unsigned attempts, retries, flags;
+    uint64_t req_start_ns, req_start_unix_ns, try_start_ns;
+    uint64_t req_bytes, resp_bytes;
+    char method[16], authority[256], path[512];
+    char last_why[128];
+};
+
+static void px_step(struct hproxy *px);
+static void attempt_start(struct hproxy *px);
+
+/* ----------------------------------------------------------------- buffers -- */
+
+static bool gbuf_reserve(struct gbuf *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : IO_CHUNK;
+    while (cap < b->len + more)
+        cap *= 2;
+    char *grown = realloc(b->data, cap);
+    if (!grown)
+        return false;
+    b->data = grown;
+    b->cap = cap;
+    return true;
+}
+
+static bool gbuf_append(struct gbuf *b, const char *p, size_t n)
+{
+    if (!gbuf_reserve(b, n))
+        return false;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return true;
+}
+
+static void gbuf_drop(struct gbuf *b, size_t n)
+{
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
+
+static void gbuf_free(struct gbuf *b)
+{
+    free(b->data);
+    *b = (struct gbuf){ 0 };
+}
+
+/* ------------------------------------------------------------------- pool -- */
+
+static void upstream_close(struct upstream *u)
+{
+    engine_unwatch(&u->io);
+    own_close(u->fd);
+    engine_retire(u);
+}
+
+static void pool_remove(struct pool *p, struct upstream *u)
+{
+    for (struct upstream **at = &p->idle; *at; at = &(*at)->next) {
+        if (*at == u) {
+            *at = u->next;
+            p->n_idle--;
+            break;
+        }
+    }
+    if (!p->n_idle) {
+        HASH_DEL(pools, p);
+        endpoint_unref(p->key.ep);
+        free(p);
+    }
+}
+
+/* An idle connection's server closed it, or sent what nobody asked for. */
+static void idle_ready(struct engine_io *io, uint32_t events)
+{
+    (void)events;
+    struct upstream *u = container_of(io, struct upstream, io);
+    pool_remove(u->pool, u);
+    upstream_close(u);
+}
+
+static struct upstream *pool_take(struct endpoint *ep, uint16_t port, uint64_t now)
+{
+    struct pool_key key = { ep, port };
+    struct pool *p;
+    HASH_FIND(hh, pools, &key, sizeof(key), p);
+    while (p && p->idle) {
+        struct upstream *u = p->idle;
+        bool last = p->n_idle == 1;
+        pool_remove(p, u);
+        if (now - u->idle_since < POOL_IDLE_NS) {
+            u->pool = NULL;
+            return u;
+        }
+        upstream_close(u);
+        if (last)
+            break;      /* p was freed with its last connection */
+    }
+    return NULL;
+}
+
+static void pool_put(struct upstream *u, struct endpoint *ep, uint16_t port)
+{
+    struct pool_key key = { ep, port };
+    struct pool *p;
+    HASH_FIND(hh, pools, &key, sizeof(key), p);
+    if (!p) {
+        if (!(p = calloc(1, sizeof(*p)))) {
+            upstream_close(u);
+            return;
+        }
+        p->key = key;
+        endpoint_ref(ep);
+        HASH_ADD(hh, pools, key, sizeof(key), p);
+    }
+    if (p->n_idle >= POOL_IDLE_MAX) {
+        upstream_close(u);
+        return;
+    }
+    u->px = NULL;
+    u->pool = p;
+    u->reused = true;
+    u->idle_since = now_ns();
+    u->io.ready = idle_ready;
+    u->next = p->idle;
+    p->idle = u;
+    p->n_idle++;
+    if (!engine_interest(&u->io, EPOLLIN | EPOLLRDHUP))
+        idle_ready(&u->io, 0);
+}
+
+/* ------------------------------------------------------------ the request -- */
+
+static bool method_idempotent(const char *m)
+{
+    static const char *const SAFE[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL };
+    for (int i = 0; SAFE[i]; i++)
+        if (strcmp(m, SAFE[i]) == 0)
+            return true;
+    return false;
+}
+
+static const struct service_config *target_cfg(const struct hproxy *px)
+{
+    return service_cfg(px->target ? px->target : px->svc);
+}
+
+enum failure { F_CONNECT, F_RESET, F_TIMEOUT, F_STATUS };
+
+/* Does retry_on name this failure (a status for F_STATUS)? */
+static bool retry_on_names(const struct service_config *cfg, enum failure f, int status)
+{
+    unsigned on = cfg->retry_on;
+    switch (f) {
+    case F_CONNECT:
+        return on & (RETRY_CONNECT_FAILURE | RETRY_5XX | RETRY_GATEWAY_ERROR);
+    case F_RESET:
+        return on & (RETRY_RESET | RETRY_5XX);
+    case F_TIMEOUT:
+        return on & (RETRY_5XX | RETRY_GATEWAY_ERROR);
+    case F_STATUS:
+        if ((on & RETRY_5XX) && status >= 500)
+            return true;
+        if ((on & RETRY_GATEWAY_ERROR) && status >= 502 && status <= 504)
+            return true;
+        if (on & RETRY_STATUS_CODES)
+            for (size_t i = 0; i < cfg->retriable_status_codes.n; i++)
+                if (cfg->retriable_status_codes.v[i] == status)
+                    return true;
+    }
+    return false;
+}
+
+/* An answer that counts against its endpoint (Envoy's consecutive 5xx). */
+static bool status_fails_endpoint(int status)
+{
+    return status >= 500;
+}
+
+/* May the request be sent again after this failure? Counts the retry. */
+static bool may_retry(struct hproxy *px, enum failure f, int status)
+{
+    const struct service_config *cfg = target_cfg(px);
+    if (px->committed || px->retry_lost || !retry_on_names(cfg, f, status))
+        return false;
+    if (f != F_CONNECT && !px->idempotent && !cfg->retry_non_idempotent)
+        return false;
+    if (px->retries >= cfg->retries || !budget_retry(px->target))
+        return false;
+    px->retries++;
+    px->flags |= FLAG_RETRY;
+    metrics_retry(px->target);
+    return true;
+}
+
+static void attempt_end(struct hproxy *px)
+{
+    engine_timer_cancel(&px->try_timer);
+    if (px->ep) {
+        __atomic_sub_fetch(&px->ep->target.active, 1, __ATOMIC_RELAXED);
+        endpoint_unref(px->ep);
+        px->ep = NULL;
+    }
+}
+
+static void upstream_drop(struct hproxy *px)
+{
+    if (px->up) {
+        upstream_close(px->up);
+        px->up = NULL;
+    }
+}
+
+/* The request is over (answered, by an endpoint or here): counted, logged,
+ * and its bytes taken out of `in`. */
+static void request_done(struct hproxy *px)
+{
+    uint64_t now = now_ns();
+    const char *endpoint = px->ep ? px->ep->label : "";
+    char label[64];
+    if (px->ep && !px->ep->addr.port) {
+        endpoint_text(px->ep, px->port, label, sizeof(label));
+        endpoint = label;
+    }
+    struct service *svc = px->target ? px->target : px->svc;
+    metrics_request(svc, px->ep, px->method, px->status, now - px->req_start_ns, px->req_bytes,
+                    px->resp_bytes);
+    struct access_request r = {
+        .start_unix_ns = px->req_start_unix_ns, .pid = getpid(), .direction = DIRECTION_OUTBOUND,
+        .service = svc->name, .route = px->route, .method = px->method,
+        .authority = px->authority, .path = px->path, .status = px->status,
+        .endpoint = endpoint, .attempts = px->attempts, .flags = px->flags,
+        .duration_ms = (double)(now - px->req_start_ns) / 1e6,
+        .bytes_sent = px->req_bytes, .bytes_received = px->resp_bytes,
+    };
+    access_write_request(&r);
+    __atomic_add_fetch(&px->conn->bytes_sent, px->req_bytes, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&px->conn->bytes_received, px->resp_bytes, __ATOMIC_RELAXED);
+    attempt_end(px);
+    engine_timer_cancel(&px->req_timer);
+    if (px->picking) {
+        pick_done(&px->pick);
+        px->picking = false;
+    }
+    if (!px->req_keep_alive)
+        px->close_after = true;
+    if (px->req_done) {
+        gbuf_drop(&px->in, px->parsed);
+        px->parsed = 0;
+    } else {
+        px->close_after = true;     /* the rest of the request is not read: no next one */
+    }
+    if (px->upgrade)
+        h1_upgrade_refused(&px->req);     /* no 101: HTTP goes on */
+    px->head_read = px->req_done = px->committed = px->resp_started = false;
+    px->retry_lost = px->upgrade = px->fresh_only = false;
+    px->up_head.len = 0;
+    px->target = NULL;
+    px->route = NULL;
+    px->state = px->close_after ? PX_CLOSING : PX_IDLE;
+}
+
+/* An answer made here (no endpoint could give one). */
+static void respond_local(struct hproxy *px, int status, const char *reason, const char *why)
+{
+    char body[256], head[512];
+    int blen = snprintf(body, sizeof(body), "%s: %s\n", reason, why);
+    bool close = !px->req_done;
+    int hlen = snprintf(head, sizeof(head),
+                        "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
+                        "x-meshim-error: %s\r\n%s\r\n",
+                        status, reason, blen, why, close ? "connection: close\r\n" : "");
+    upstream_drop(px);
+    px->status = status;
+    px->flags |= FLAG_LR;
+    gbuf_append(&px->out, head, (size_t)hlen);
+    px->resp_bytes = (uint64_t)hlen;
+    if (strcmp(px->method, "HEAD") != 0) {
+        gbuf_append(&px->out, body, (size_t)blen);
+        px->resp_bytes += (uint64_t)blen;
+    }
+    log_info("%s: %s %s%s answered %d here: %s", (px->target ? px->target : px->svc)->name,
+             px->method, px->authority, px->path, status, why);
+    request_done(px);
+}
+
+/* Every attempt failed: 503, or 504 when the last one timed out. */
+static void give_up(struct hproxy *px, enum failure f)
+{
+    px->flags |= px->attempts > 1 ? FLAG_URX : 0;
+    if (f == F_TIMEOUT)
+        respond_local(px, 504, "Gateway Timeout", px->last_why);
+    else
+        respond_local(px, 503, "Service Unavailable", px->last_why);
+}
+
+/* The attempt is over without an answer for the application: its
+ * endpoint is told (a connect failure was, when it happened; a status
+ * only when it is a 5xx), its connection closed. */
+static void attempt_abandon(struct hproxy *px, enum failure f, int status, const char *why)
+{
+    snprintf(px->last_why, sizeof(px->last_why), "%s%s%s", px->ep ? px->ep->label : "",
+             px->ep ? ": " : "", why);
+    if (px->ep && f != F_CONNECT)
+        request_record(px->target, px->ep, px->port, f != F_STATUS || status_fails_endpoint(status),
+                       px->try_start_ns);
+    upstream_drop(px);
+    if (px->picking)
+        pick_tried(&px->pick);
+    attempt_end(px);
+}
+
+/* The next attempt, after retry_backoff (may_retry said yes). */
+static void retry_later(struct hproxy *px)
+{
+    log_info("%s: %s %s retried: %s", px->target->name, px->method, px->path, px->last_why);
+    px->state = PX_BACKOFF;
+    engine_timer_set(&px->try_timer, now_ns() + retry_delay_ns(px->target, px->retries));
+}
+
+/* The attempt failed before its answer was forwarded: again, or give up. */
+static void attempt_failed(struct hproxy *px, enum failure f, int status, const char *why)
+{
+    attempt_abandon(px, f, status, why);
+    if (may_retry(px, f, status))
+        retry_later(px);
+    else
+        give_up(px, f);
+}
+
+/* The head as sent upstream: the application's, with the attempt number
+ * from the second attempt on (before the blank line that ends it). */
+static bool build_up_head(struct hproxy *px)
+{
+    px->up_head.len = 0;
+    px->up_head_sent = 0;
+    if (px->attempts <= 1)
+        return gbuf_append(&px->up_head, px->in.data, px->head_len);
+    char extra[64];
+    int n = snprintf(extra, sizeof(extra), ATTEMPT_HEADER ": %u\r\n\r\n", px->attempts);
+    size_t keep = px->head_len - 2;     /* without the blank line's CRLF */
+    return gbuf_append(&px->up_head, px->in.data, keep) && gbuf_append(&px->up_head, extra, (size_t)n);
+}
+
+/* ---------------------------------------------------------------- upstream -- */
+
+static void upstream_ready(struct engine_io *io, uint32_t events);
+
+static void connected(struct hproxy *px)
+{
+    px->up->connected = true;
+    int one = 1;
+    real_setsockopt(px->up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!px->up->reused)
+        request_connect_record(px->target, px->ep, px->port, 0, px->try_start_ns);
+    engine_timer_cancel(&px->try_timer);
+    uint32_t per_try = target_cfg(px)->per_try_timeout_ms;
+    if (per_try && !px->raw_tunnel)
+        engine_timer_set(&px->try_timer, px->try_start_ns + (uint64_t)per_try * 1000000u);
+    px->state = px->raw_tunnel ? PX_RAW : PX_EXCHANGE;
+    if (!px->raw_tunnel) {
+        h1_init(&px->resp, H1_RESPONSE);
+        h1_response_to(&px->resp, px->method);
+        px->rx.len = 0;
+        if (!build_up_head(px)) {
+            respond_local(px, 503, "Service Unavailable", "out of memory");
+            return;
+        }
+        px->body_sent = px->head_len;
+    } else {
+        px->body_sent = 0;
+    }
+}
+
+static void connect_failed(struct hproxy *px, int err)
+{
+    request_connect_record(px->target, px->ep, px->port, err, px->try_start_ns);
+    px->flags |= FLAG_UF;
+    char why[96];
+    snprintf(why, sizeof(why), "connect: %s", err == ETIMEDOUT ? "timed out" : strerror(err));
+    if (px->raw_tunnel) {
+        /* Not HTTP: no answer can be made; the application reads EOF. */
+        log_warn("%s: %s", px->svc->name, why);
+        upstream_drop(px);
+        attempt_end(px);
+        px->close_after = true;
+        px->state = PX_CLOSING;
+        return;
+    }
+    attempt_failed(px, F_CONNECT, 0, why);
+}
+
+static void attempt_start(struct hproxy *px)
+{
+    const struct service_config *cfg = target_cfg(px);
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (!px->picking) {
+        pick_init(&px->pick, px->target, AF_INET6);
+        px->picking = true;
+        budget_first(px->target);
+    }
+    struct endpoint *ep = pick_target(&px->pick, px->port, &ss, &sslen);
+    if (!ep) {
+        px->flags |= px->attempts ? 0 : FLAG_UH;
+        if (!px->attempts)
+            no_endpoint(&px->pick);
+        snprintf(px->last_why, sizeof(px->last_why), "no healthy endpoint");
+        if (px->raw_tunnel) {
+            px->close_after = true;
+            px->state = PX_CLOSING;
+            return;
+        }
+        give_up(px, F_CONNECT);
+        return;
+    }
+    endpoint_ref(ep);
+    px->ep = ep;
+    __atomic_add_fetch(&ep->target.active, 1, __ATOMIC_RELAXED);
+    px->attempts++;
+    px->try_start_ns = now_ns();
+    px->resp_started = false;
+    struct upstream *u = px->fresh_only ? NULL : pool_take(ep, px->port, px->try_start_ns);
+    px->fresh_only = false;
+    if (u) {
+        u->px = px;
+        u->io.ready = upstream_ready;
+        px->up = u;
+        connected(px);
+        return;
+    }
+    /* Its own family: an IPv4 endpoint gets an IPv4 socket (IPv6 may be off). */
+    sslen = endpoint_addr(ep, ep->addr.family, px->port, &ss);
+    int fd = real_socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0)
+        fd = ownfd_move(fd);
+    if (fd < 0 || !(u = calloc(1, sizeof(*u)))) {
+        int err = errno;
+        if (fd >= 0)
+            own_close(fd);
+        snprintf(px->last_why, sizeof(px->last_why), "cannot open a socket: %s", strerror(err));
+        attempt_end(px);
+        give_up(px, F_CONNECT);
+        return;
+    }
+    u->fd = fd;
+    u->px = px;
+    u->io = (struct engine_io){ .ready = upstream_ready, .fd = fd };
+    px->up = u;
+    int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
+    if (err == 0) {
+        connected(px);
+    } else if (err == EINPROGRESS) {
+        px->state = PX_ATTEMPT;
+        engine_timer_set(&px->try_timer, px->try_start_ns + (uint64_t)cfg->connect_timeout_ms * 1000000u);
+    } else {
+        connect_failed(px, err);
+    }
+}
+
+/* A route, a split and an endpoint for the request just read. */
+static void request_begin(struct hproxy *px)
+{
+    const struct h1_head *h = h1_head(&px->req);
+    snprintf(px->method, sizeof(px->method), "%s", h->method);
+    snprintf(px->authority, sizeof(px->authority), "%s", h->authority);
+    snprintf(px->path, sizeof(px->path), "%s", h->target);
+    px->req_start_ns = now_ns();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    px->req_start_unix_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    px->idempotent = method_idempotent(px->method);
+    px->req_keep_alive = h->keep_alive;
+    px->upgrade = h->upgrade;
+    px->head_read = true;
+    px->http_seen = true;
+    px->status = 0;
+    px->attempts = px->retries = px->flags = 0;
+    px->req_bytes = px->resp_bytes = 0;
+    px->last_why[0] = '\0';
+    struct service *routed = route_request(px->svc, h, &px->route);
+    px->target = registry_split(routed, rng_thread());
+    uint32_t whole = target_cfg(px)->request_timeout_ms;
+    if (whole)
+        engine_timer_set(&px->req_timer, px->req_start_ns + (uint64_t)whole * 1000000u);
+    attempt_start(px);
+}
+
+/* ------------------------------------------------------------ application -- */
+
+static size_t in_limit(const struct hproxy *px)
+{
+    size_t keep = target_cfg(px)->retry_buffer;
+    return px->head_len + (keep > IN_MIN ? keep : IN_MIN);
+}
+
+/* Reads what the application sent, while there is room and a use for it. */
+static bool app_read(struct hproxy *px)
+{
+    if (px->app_eof)
+        return false;
+    bool want = px->state == PX_RAW || px->raw_tunnel || !px->head_read ||
+                (!px->req_done && px->state != PX_CLOSING);
+    if (!want || px->in.len >= in_limit(px) || !gbuf_reserve(&px->in, IO_CHUNK))
+        return false;
+    ssize_t n = read(px->app, px->in.data + px->in.len, IO_CHUNK);
+    if (n > 0) {
+        px->in.len += (size_t)n;
+        return true;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        px->app_eof = true;
+    return n == 0 || (errno != EAGAIN && errno != EINTR);
+}
+
+static bool app_write(struct hproxy *px)
+{
+    if (!px->out.len)
+        return false;
+    ssize_t n = send(px->app, px->out.data, px->out.len, MSG_NOSIGNAL);
+    if (n > 0) {
+        gbuf_drop(&px->out, (size_t)n);
+        return true;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        /* The application closed its end: nothing more can reach it. */
+        px->out.len = 0;
+        px->app_eof = true;
+        px->close_after = true;
+        if (px->head_read)
+            px->flags |= FLAG_DC;
+        return true;
+    }
+    return false;
+}
+
+/* Feeds the request parser what `in` holds past `parsed`. */
+static void parse_request(struct hproxy *px)
+{
+    while (!px->req_done && px->parsed < px->in.len && px->state != PX_CLOSING &&
+           !px->raw_tunnel) {
+        size_t used = 0;
+        enum h1_event e = h1_feed(&px->req, px->in.data + px->parsed, px->in.len - px->parsed, &used);
+        px->parsed += used;
+        switch (e) {
+        case H1_MORE:
+            break;
+        case H1_HEAD: {
+            px->head_len = px->parsed;
+            /* A request without a body ends where its head does: known
+             * before it is sent, so that an answer made here keeps the
+             * connection. */
+            size_t more = 0;
+            enum h1_event end = h1_feed(&px->req, px->in.data + px->parsed, px->in.len - px->parsed,
+                                        &more);
+            if (end == H1_ERROR) {
+                e = H1_ERROR;
+                break;
+            }
+            px->parsed += more;
+            px->req_done = end == H1_END || end == H1_UPGRADE;
+            request_begin(px);
+            continue;
+        }
+        case H1_END:
+        case H1_UPGRADE:
+            px->req_done = true;
+            break;
+        case H1_ERROR:
+            break;
+        }
+        if (e == H1_ERROR) {
+            if (!px->http_seen) {
+                /* The first bytes are not HTTP/1.x (h2c's preface, a binary
+                 * protocol): this connection goes on as plain TCP. */
+                log_warn("%s: not HTTP/1.x (%s): this connection is carried as TCP",
+                         px->svc->name, h1_error(&px->req));
+                px->raw_tunnel = true;
+                px->target = px->svc;
+                attempt_start(px);
+                return;
+            }
+            /* A broken request on a connection that spoke HTTP: 400. */
+            snprintf(px->last_why, sizeof(px->last_why), "bad request: %s", h1_error(&px->req));
+            if (px->head_read) {
+                respond_local(px, 400, "Bad Request", px->last_why);
+            } else {
+                px->close_after = true;
+                px->state = PX_CLOSING;
+            }
+            return;
+        }
+        if (e == H1_MORE)
+            break;
+    }
+}
+
+/* Writes the request (head, then body as read) upstream. */
+static bool up_write(struct hproxy *px)
+{
+    struct upstream *u = px->up;
+    if (!u || !u->connected)
+        return false;
+    const char *p;
+    size_t n;
+    bool head = px->up_head_sent < px->up_head.len && px->state == PX_EXCHANGE;
+    if (head) {
+        p = px->up_head.data + px->up_head_sent;
+        n = px->up_head.len - px->up_head_sent;
+    } else {
+        size_t end = px->state == PX_RAW ? px->in.len : px->parsed;
+        if (px->body_sent >= end)
+            return false;
+        p = px->in.data + px->body_sent;
+        n = end - px->body_sent;
+    }
+    ssize_t w = send(u->fd, p, n, MSG_NOSIGNAL);
+    if (w <= 0)
+        return false;       /* EAGAIN, or the error the read side reports */
+    if (head)
+        px->up_head_sent += (size_t)w;
+    else
+        px->body_sent += (size_t)w;
+    px->req_bytes += (uint64_t)w;
+    if (px->state == PX_RAW) {
+        gbuf_drop(&px->in, px->body_sent);
+        px->body_sent = 0;
+    } else if (!head && !px->req_done &&
+               px->in.len - px->head_len >= target_cfg(px)->retry_buffer) {
+        /* More body than retry_buffer: stream it; no retry for this one. */
+        size_t sent = px->body_sent - px->head_len;
+        memmove(px->in.data + px->head_len, px->in.data + px->body_sent, px->in.len - px->body_sent);
+        px->in.len -= sent;
+        px->parsed -= sent;
+        px->body_sent = px->head_len;
+        px->retry_lost = true;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- answers -- */
+
+/* The answer's head is in: true to forward it, false when the request is
+ * sent again instead (its status is one retry_on names). */
+static bool response_head(struct hproxy *px)
+{
+    const struct h1_head *h = h1_head(&px->resp);
+    if (h->status >= 100 && h->status < 200 && h->status != 101)
+        return true;        /* 100 Continue & co: forwarded, the final answer follows */
+    px->status = h->status;
+    if (may_retry(px, F_STATUS, h->status)) {
+        char why[32];
+        snprintf(why, sizeof(why), "answered %d", h->status);
+        attempt_abandon(px, F_STATUS, h->status, why);
+        retry_later(px);
+        return false;
+    }
+    engine_timer_cancel(&px->try_timer);    /* per_try_timeout: until the head */
+    return true;
+}
+
+/* The answer ended (at EOF when `eof`): the request is done. */
+static void response_end(struct hproxy *px, bool eof)
+{
+    request_record(px->target, px->ep, px->port, status_fails_endpoint(px->status), px->try_start_ns);
+    const struct h1_head *h = h1_head(&px->resp);
+    bool reuse = !eof && h->keep_alive && px->req_keep_alive && px->rx.len == 0 && px->req_done &&
+                 px->up && px->up_head_sent == px->up_head.len && px->body_sent == px->parsed;
+    if (reuse) {
+        struct upstream *u = px->up;
+        px->up = NULL;
+        pool_put(u, px->ep, px->port);
+    } else {
+        upstream_drop(px);
+    }
+    /* An answer that ends at EOF cannot be followed on the application's
+     * connection by another one it could tell apart. */
+    if (eof)
+        px->close_after = true;
+    request_done(px);
+}
+
+/* Forwards `len` bytes of rx (parsed) to the application. */
+static void forward(struct hproxy *px, size_t len)
+{
+    gbuf_append(&px->out, px->rx.data, len);
+    px->resp_bytes += len;
+    px->committed = true;
+    gbuf_drop(&px->rx, len);
+}
+
+static void parse_response(struct hproxy *px)
+{
+    /* Fed even when rx is empty: an answer without a body (to HEAD, a
+     * 204) ends where its head did, reported by the next call. */
+    while (px->state == PX_EXCHANGE) {
+        size_t used = 0;
+        enum h1_event e = h1_feed(&px->resp, px->rx.data, px->rx.len, &used);
+        switch (e) {
+        case H1_MORE:
+            forward(px, used);
+            return;
+        case H1_HEAD:
+            if (!response_head(px))
+                return;
+            forward(px, used);
+            continue;
+        case H1_END: {
+            forward(px, used);
+            const struct h1_head *h = h1_head(&px->resp);
+            if (h->status >= 100 && h->status < 200 && h->status != 101) {
+                h1_response_to(&px->resp, px->method);
+                continue;
+            }
+            response_end(px, false);
+            return;
+        }
+        case H1_UPGRADE:
+            /* 101 or a 2xx to CONNECT: raw bytes from here on, both ways. */
+            forward(px, used);
+            request_record(px->target, px->ep, px->port, false, px->try_start_ns);
+            px->status = h1_head(&px->resp)->status;
+            engine_timer_cancel(&px->try_timer);
+            px->state = PX_RAW;
+            px->body_sent = px->parsed;
+            gbuf_drop(&px->in, px->body_sent);
+            px->parsed = px->body_sent = 0;
+            gbuf_append(&px->out, px->rx.data, px->rx.len);
+            px->resp_bytes += px->rx.len;
+            px->rx.len = 0;
+            return;
+        case H1_ERROR:
+            snprintf(px->last_why, sizeof(px->last_why), "%s: not an HTTP/1.x answer (%s)",
+                     px->ep ? px->ep->label : "", h1_error(&px->resp));
+            if (!px->committed) {
+                request_record(px->target, px->ep, px->port, true, px->try_start_ns);
+                respond_local(px, 502, "Bad Gateway", px->last_why);
+            } else {
+                upstream_drop(px);
+                px->flags |= FLAG_UC;
+                px->close_after = true;
+                request_done(px);
+            }
+            return;
+        }
+    }
+}
+
+/* The upstream ended (EOF) or failed (err) in EXCHANGE. */
+static void upstream_ended(struct hproxy *px, int err)
+{
+    if (!err && h1_finish(&px->resp) == H1_END && px->resp_started) {
+        response_end(px, true);
+        return;
+    }
+    if (!px->resp_started && px->up && px->up->reused && !px->committed &&
+        (px->idempotent || target_cfg(px)->retry_non_idempotent) && !px->retry_lost) {
+        /* A pooled connection its server had just closed: once more, on a
+         * new connection, with no count against the endpoint. */
+        upstream_drop(px);
+        attempt_end(px);
+        px->attempts--;
+        px->fresh_only = true;
+        attempt_start(px);
+        return;
+    }
+    if (px->committed) {
+        /* Cut off mid-answer: the application sees its connection end. */
+        request_record(px->target, px->ep, px->port, true, px->try_start_ns);
+        upstream_drop(px);
+        px->flags |= FLAG_UC;
+        px->close_after = true;
+        request_done(px);
+        return;
+    }
+    px->flags |= FLAG_UC;
+    attempt_failed(px, F_RESET, 0, err ? strerror(err) : "connection closed before an answer");
+}
+
+static bool up_read(struct hproxy *px)
+{
+    struct upstream *u = px->up;
+    if (!u || !u->connected || px->out.len >= OUT_MAX || !gbuf_reserve(&px->rx, IO_CHUNK))
+        return false;
+    ssize_t n = read(u->fd, px->rx.data + px->rx.len, IO_CHUNK);
+    if (n > 0) {
+        px->rx.len += (size_t)n;
+        px->resp_started = true;
+        if (px->state == PX_RAW) {
+            gbuf_append(&px->out, px->rx.data, px->rx.len);
+            px->resp_bytes += px->rx.len;
+            px->rx.len = 0;
+        } else {
+            parse_response(px);
+        }
+        return true;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return false;
+    int err = n < 0 ? errno : 0;
+    if (px->state == PX_RAW) {
+        px->raw_down_done = true;
+        shutdown(px->app, SHUT_WR);
+        if (err)
+            px->close_after = true;
+        return true;
+    }
+    upstream_ended(px, err);
+    return true;
+}
+
+/* --------------------------------------------------------------- the loop -- */
+
+static void px_end(struct hproxy *px)
+{
+    if (px->head_read && px->state != PX_RAW) {
+        /* The application left before its answer. */
+        px->flags |= FLAG_DC;
+        request_done(px);
+    }
+    attempt_end(px);
+    engine_timer_cancel(&px->req_timer);
+    if (px->picking)
+        pick_done(&px->pick);
+    upstream_drop(px);
+    engine_unwatch(&px->app_io);
+    own_close(px->app);
+    gbuf_free(&px->in);
+    gbuf_free(&px->out);
+    gbuf_free(&px->rx);
+    gbuf_free(&px->up_head);
+    conn_unref(px->conn);
+    engine_retire(px);
+}
+
+static void rearm(struct hproxy *px)
+{
+    bool app_in = !px->app_eof && px->in.len < in_limit(px) &&
+                  (px->state == PX_RAW || px->raw_tunnel || !px->head_read ||
+                   (!px->req_done && px->state != PX_CLOSING));
+    uint32_t app = (app_in ? EPOLLIN : 0) | (px->out.len ? EPOLLOUT : 0);
+    bool ok = engine_interest(&px->app_io, app);
+    struct upstream *u = px->up;
+    if (u) {
+        uint32_t up = 0;
+        if (!u->connected)
+            up = EPOLLOUT;
+        else {
+            bool more = px->state == PX_RAW ? px->in.len > px->body_sent
+                      : px->up_head_sent < px->up_head.len || px->body_sent < px->parsed;
+            up = (more ? EPOLLOUT : 0) |
+                 (px->out.len < OUT_MAX && !(px->state == PX_RAW && px->raw_down_done) ? EPOLLIN : 0);
+        }
+        ok &= engine_interest(&u->io, up);
+    }
+    if (!ok) {
+        log_warn("%s: cannot watch a connection: %s; closing it", px->svc->name, strerror(errno));
+        px_end(px);
+    }
+}
+
+static void px_step(struct hproxy *px)
+{
+    for (int round = 0; round < 64; round++) {
+        bool moved = false;
+        if (px->state == PX_IDLE || (px->head_read && !px->req_done) || px->state == PX_RAW ||
+            px->raw_tunnel)
+            moved |= app_read(px);
+        if (px->state == PX_IDLE || (px->head_read && !px->req_done && px->state != PX_CLOSING))
+            parse_request(px);
+        if (px->state == PX_EXCHANGE || px->state == PX_RAW)
+            moved |= up_write(px);
+        if (px->state == PX_EXCHANGE || px->state == PX_RAW)
+            moved |= up_read(px);
+        moved |= app_write(px);
+        if (px->state == PX_RAW && px->app_eof && !px->raw_up_done && px->in.len == px->body_sent &&
+            px->up) {
+            px->raw_up_done = true;
+            shutdown(px->up->fd, SHUT_WR);
+            moved = true;
+        }
+        if (!moved)
+            break;
+    }
+    bool idle_gone = px->state == PX_IDLE && px->app_eof && !px->out.len;
+    bool closing_done = px->state == PX_CLOSING && !px->out.len;
+    bool raw_done = px->state == PX_RAW && ((px->raw_up_done && px->raw_down_done && !px->out.len) ||
+                                            (px->close_after && !px->out.len));
+    bool gone = px->app_eof && px->state != PX_RAW && px->state != PX_IDLE && px->close_after &&
+                !px->out.len;
+    if (idle_gone || closing_done || raw_done || gone) {
+        px_end(px);
+        return;
+    }
+    rearm(px);
+}
+
+static void upstream_ready(struct engine_io *io, uint32_t events)
+{
+    struct upstream *u = container_of(io, struct upstream, io);
+    struct hproxy *px = u->px;
+    if (!u->connected) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (real_getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (!err && (events & (EPOLLERR | EPOLLHUP)))
+            err = ECONNREFUSED;
+        if (err)
+            connect_failed(px, err);
+        else
+            connected(px);
+    }
+    px_step(px);
+}
+
+static void app_ready(struct engine_io *io, uint32_t events)
+{
+    (void)events;
+    px_step(container_of(io, struct hproxy, app_io));
+}
+
+static void try_timer_fired(struct engine_timer *t)
+{
+    struct hproxy *px = container_of(t, struct hproxy, try_timer);
+    if (px->state == PX_BACKOFF) {
+        attempt_start(px);
+    } else if (px->state == PX_ATTEMPT) {
+        connect_failed(px, ETIMEDOUT);
+    } else if (px->state == PX_EXCHANGE && !px->committed) {
+        char why[64];
+        snprintf(why, sizeof(why), "no answer within per_try_timeout (%ums)",
+                 target_cfg(px)->per_try_timeout_ms);
+        attempt_failed(px, F_TIMEOUT, 0, why);
+    }
+    px_step(px);
+}
+
+static void req_timer_fired(struct engine_timer *t)
+{
+    struct hproxy *px = container_of(t, struct hproxy, req_timer);
+    if (!px->head_read) {
+        px_step(px);
+        return;
+    }
+    px->flags |= FLAG_UT;
+    if (!px->committed) {
+        char why[64];
+        snprintf(why, sizeof(why), "request_timeout (%ums)", target_cfg(px)->request_timeout_ms);
+        if (px->ep)
+            request_record(px->target, px->ep, px->port, true, px->try_start_ns);
+        respond_local(px, 504, "Gateway Timeout", why);
+    } else {
+        upstream_drop(px);
+        px->close_after = true;
+        request_done(px);
+    }
+    px_step(px);
+}
+
+static void begin(struct engine_task *t)
+{
+    struct hproxy *px = container_of(t, struct hproxy, task);
+    if (!engine_watch(&px->app_io, EPOLLIN)) {
+        log_warn("%s: cannot watch a connection: %s; closing it", px->svc->name, strerror(errno));
+        px_end(px);
+        return;
+    }
+    px_step(px);
+}
+
+/* ------------------------------------------------------------------ entry -- */
+
+bool http_wanted(const struct service *svc)
+{
+    return service_cfg(svc)->protocol == PROTO_HTTP && !program_is_go();
+}
+
+static void copy_timeouts(int from, int to)
+{
+    static const int NAMES[] = { SO_RCVTIMEO, SO_SNDTIMEO };
+    for (size_t i = 0; i < 2; i++) {
+        struct timeval tv;
+        socklen_t len = sizeof(tv);
+        if (real_getsockopt(from, SOL_SOCKET, NAMES[i], &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec))
+            real_setsockopt(to, SOL_SOCKET, NAMES[i], &tv, len);
+    }
+}
+
+int http_connect(int fd, struct conn *c, struct service *svc, const struct sockaddr *dst,
+                 socklen_t dstlen)
+{
+    int flags = real_fcntl(fd, F_GETFL, NULL);
+    struct hproxy *px = calloc(1, sizeof(*px));
+    int sv[2] = { -1, -1 };
+    if (!px || flags < 0 ||
+        real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0,
+                        sv) < 0 ||
+        (sv[1] = ownfd_move(sv[1])) < 0) {
+        int err = px ? errno : ENOMEM;
+        if (sv[0] >= 0)
+            real_close(sv[0]);
+        free(px);
+        conn_failed(c, 0, 0);
+        conn_unref(c);
+        errno = err;
+        return -1;
+    }
+    real_fcntl(sv[1], F_SETFL, (void *)(long)O_NONBLOCK);
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof(local);
+    if (real_getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
+        llen = 0;
+    sockname_carry_addrs(sv[0], sv[1], llen ? (struct sockaddr *)&local : NULL, llen, dst, dstlen);
+    copy_timeouts(fd, sv[0]);
+    swap_lock();
+    placeholder_put_back(fd, sv[0]);
+    swap_unlock();
+    real_close(sv[0]);          /* the application's number holds it now */
+    conn_connected(c);
+    px->conn = c;
+    px->svc = svc;
+    struct netaddr to;
+    px->port = netaddr_from_sockaddr(dst, dstlen, &to) ? to.port : 0;
+    px->app = sv[1];
+    px->state = PX_IDLE;
+    h1_init(&px->req, H1_REQUEST);
+    px->task.run = begin;
+    px->app_io = (struct engine_io){ .ready = app_ready, .fd = sv[1] };
+    px->try_timer.fire = try_timer_fired;
+    px->req_timer.fire = req_timer_fired;
+    if (!engine_post(&px->task)) {
+        log_error("%s: cannot proxy HTTP: no background thread; the connection is closed", svc->name);
+        own_close(sv[1]);
+        free(px);
+        conn_unref(c);
+        errno = ECONNRESET;
+        return -1;
+    }
+    return 0;
+}
+
+void http_atfork_child(void)
+{
+    /* The pools' connections are the parent's: forgotten, not closed. */
+    pools = NULL;
+}
