@@ -36,8 +36,9 @@ static bool check(const struct stats_header *h, size_t size, char *why, size_t l
     else if (h->max_services != STATS_MAX_SERVICES || h->max_endpoints != STATS_MAX_ENDPOINTS ||
              h->max_inbound != STATS_MAX_INBOUND || h->off_services != STATS_OFF_SERVICES ||
              h->off_endpoints != STATS_OFF_ENDPOINTS || h->off_inbound != STATS_OFF_INBOUND ||
+             h->off_requests != STATS_OFF_REQUESTS ||
              h->n_services > STATS_MAX_SERVICES || h->n_endpoints > STATS_MAX_ENDPOINTS ||
-             h->n_inbound > STATS_MAX_INBOUND)
+             h->n_inbound > STATS_MAX_INBOUND || h->n_requests > STATS_MAX_REQUEST_SERIES)
         bad = "corrupt layout";
     if (bad)
         snprintf(why, len, "%s", bad);
@@ -87,9 +88,10 @@ static bool copy_file(int fd, size_t size, struct stats_view *v, size_t *budget,
     }
     if (!check(&hdr, size, why, len))
         return false;
-    size_t ns = hdr.n_services, ne = hdr.n_endpoints, ni = hdr.n_inbound;
+    size_t ns = hdr.n_services, ne = hdr.n_endpoints, ni = hdr.n_inbound, nr = hdr.n_requests;
     size_t bytes = sizeof(hdr) + ns * sizeof(struct stats_service) +
-                   ne * sizeof(struct stats_endpoint) + ni * sizeof(struct stats_inbound);
+                   ne * sizeof(struct stats_endpoint) + ni * sizeof(struct stats_inbound) +
+                   nr * sizeof(struct stats_requests);
     if (budget && bytes > *budget) {
         snprintf(why, len, "over what one scan may read (%u KiB)", SCAN_BUDGET >> 10);
         return false;
@@ -103,9 +105,11 @@ static bool copy_file(int fd, size_t size, struct stats_view *v, size_t *budget,
     v->services = (struct stats_service *)(buf + sizeof(hdr));
     v->endpoints = (struct stats_endpoint *)(v->services + ns);
     v->inbound = (struct stats_inbound *)(v->endpoints + ne);
+    v->requests = (struct stats_requests *)(v->inbound + ni);
     if (!stats_read_at(fd, v->services, ns * sizeof(*v->services), STATS_OFF_SERVICES) ||
         !stats_read_at(fd, v->endpoints, ne * sizeof(*v->endpoints), STATS_OFF_ENDPOINTS) ||
-        !stats_read_at(fd, v->inbound, ni * sizeof(*v->inbound), STATS_OFF_INBOUND)) {
+        !stats_read_at(fd, v->inbound, ni * sizeof(*v->inbound), STATS_OFF_INBOUND) ||
+        !stats_read_at(fd, v->requests, nr * sizeof(*v->requests), STATS_OFF_REQUESTS)) {
         free(buf);
         snprintf(why, len, "truncated");
         return false;
@@ -114,6 +118,7 @@ static bool copy_file(int fd, size_t size, struct stats_view *v, size_t *budget,
         *budget -= bytes;
     v->h = (const struct stats_header *)buf;
     v->n_services = (unsigned)ns, v->n_endpoints = (unsigned)ne, v->n_inbound = (unsigned)ni;
+    v->n_requests = (unsigned)nr;
     v->pid = hdr.pid;
     stats_name_of(hdr.process, sizeof(hdr.process), v->process, sizeof(v->process));
     return true;
@@ -274,7 +279,13 @@ int stats_view_scan(const char *dir, int only, struct stats_view **out)
 
 unsigned stats_view_count(const struct stats_view *v, char which)
 {
-    return which == 's' ? v->n_services : which == 'e' ? v->n_endpoints : v->n_inbound;
+    return which == 's' ? v->n_services : which == 'e' ? v->n_endpoints
+         : which == 'r' ? v->n_requests : v->n_inbound;
+}
+
+const struct stats_requests *stats_view_requests(const struct stats_view *v, unsigned i)
+{
+    return &v->requests[i];
 }
 
 const struct stats_service *stats_view_service(const struct stats_view *v, unsigned i)
@@ -349,6 +360,24 @@ static void latency_cells(const struct stats_histogram *h, FILE *out)
         fprintf(out, " %8.2f %8.2f", p50 / 1000, p99 / 1000);
 }
 
+/* protocol = http: "requests 300 (1.8/s), 5xx 2 (0.7%), p50 0.41 ms, p99 2.10 ms".
+ * The rate is over the process's life (the file's creation to now). */
+static void request_line(const struct stats_view *v, const struct stats_service *svc, FILE *out)
+{
+    uint64_t total = 0;
+    for (unsigned c = 0; c < 6; c++)
+        total += load(&svc->requests[c]);
+    if (!total)
+        return;
+    uint64_t errors = load(&svc->requests[5]);
+    double secs = (double)(wall_ns() / 1000000u - v->h->created_unix_ms) / 1000.0;
+    double p50 = stats_quantile_us(&svc->request, 0.5), p99 = stats_quantile_us(&svc->request, 0.99);
+    fprintf(out, "    requests %llu (%.1f/s), 5xx %llu (%.1f%%), 4xx %llu, p50 %.2f ms, p99 %.2f ms\n",
+            (unsigned long long)total, secs > 0 ? (double)total / secs : 0.0,
+            (unsigned long long)errors, 100.0 * (double)errors / (double)total,
+            (unsigned long long)load(&svc->requests[4]), p50 / 1000, p99 / 1000);
+}
+
 void stats_render_table(const struct stats_view *v, FILE *out)
 {
     char name[128];
@@ -384,6 +413,7 @@ void stats_render_table(const struct stats_view *v, FILE *out)
                 (unsigned long long)load(&svc->bytes_received));
         latency_cells(&svc->connect, out);
         fprintf(out, "\n");
+        request_line(v, svc, out);
         for (unsigned e = 0; e < ne; e++) {
             const struct stats_endpoint *ep = stats_view_endpoint(v, e);
             if (ep->service != s)
@@ -628,6 +658,71 @@ static void handshakes_and_inbound(const struct stats_view *views, int n, FILE *
         }
 }
 
+/* meshim_requests_total{service,endpoint,method,code}. */
+static void requests(const struct stats_view *views, int n, FILE *out)
+{
+    family(out, "meshim_requests_total", "counter",
+           "Requests of protocol = http services by endpoint, method and answer (code: 2xx, 4xx... "
+           "and exact for 5xx; endpoint=\"\": answered by the mesh; code=\"none\": the "
+           "application left first).");
+    for (int p = 0; p < n; p++) {
+        const struct stats_view *v = &views[p];
+        for (unsigned i = 0; i < stats_view_count(v, 'r'); i++) {
+            const struct stats_requests *r = stats_view_requests(v, i);
+            if (r->service >= stats_view_count(v, 's') ||
+                (r->endpoint != STATS_NO_ENDPOINT && r->endpoint >= stats_view_count(v, 'e')))
+                continue;
+            char svc[200], ep[96] = "", method[16], code[8], labels[400];
+            service_label(v, r->service, svc, sizeof(svc));
+            if (r->endpoint != STATS_NO_ENDPOINT) {
+                const struct stats_endpoint *e = stats_view_endpoint(v, r->endpoint);
+                stats_name_of(e->label, sizeof(e->label), ep, sizeof(ep));
+            }
+            stats_name_of(r->method, sizeof(r->method), method, sizeof(method));
+            if (r->code >= 100)
+                snprintf(code, sizeof(code), "%u", (unsigned)r->code % 1000);
+            else if (r->code)
+                snprintf(code, sizeof(code), "%uxx", (unsigned)r->code % 10);
+            else
+                snprintf(code, sizeof(code), "none");
+            snprintf(labels, sizeof(labels), "%s,endpoint=\"%s\",method=\"%s\",code=\"%s\"", svc, ep,
+                     method, code);
+            sample(out, v, "meshim_requests_total", labels, load(&r->count));
+        }
+    }
+}
+
+static void request_histogram(const struct stats_view *views, int n, FILE *out)
+{
+    family(out, "meshim_request_duration_seconds", "histogram",
+           "protocol = http: time from a request's head read to its answer's end, retries "
+           "included.");
+    for (int p = 0; p < n; p++) {
+        const struct stats_view *v = &views[p];
+        for (unsigned s = 0; s < stats_view_count(v, 's'); s++) {
+            const struct stats_histogram *h = &stats_view_service(v, s)->request;
+            if (!load(&h->count))
+                continue;
+            char svc[200], labels[300];
+            service_label(v, s, svc, sizeof(svc));
+            uint64_t cumulative = 0;
+            for (unsigned b = 0; b < STATS_BUCKETS; b++) {
+                cumulative += load(&h->buckets[b]);
+                char le[32];
+                if (b == STATS_BUCKETS - 1)
+                    snprintf(le, sizeof(le), "+Inf");
+                else
+                    snprintf(le, sizeof(le), "%g", (double)stats_bucket_bound_us(b) / 1e6);
+                snprintf(labels, sizeof(labels), "%s,le=\"%s\"", svc, le);
+                sample(out, v, "meshim_request_duration_seconds_bucket", labels, cumulative);
+            }
+            fprintf(out, "meshim_request_duration_seconds_sum{process=\"%s\",pid=\"%d\"%s} %.6f\n",
+                    v->process, v->pid, svc, (double)load(&h->sum_us) / 1e6);
+            sample(out, v, "meshim_request_duration_seconds_count", svc, cumulative);
+        }
+    }
+}
+
 void stats_render_prometheus(const struct stats_view *views, int n, FILE *out)
 {
     connections(views, n, out);
@@ -648,4 +743,12 @@ void stats_render_prometheus(const struct stats_view *views, int n, FILE *out)
                 offsetof(struct stats_service, bytes_received));
     histogram(views, n, out);
     handshakes_and_inbound(views, n, out);
+    requests(views, n, out);
+    request_histogram(views, n, out);
+    per_service(views, n, out, "meshim_request_bytes_total", "counter",
+                "protocol = http: bytes of requests sent upstream, heads included.",
+                offsetof(struct stats_service, request_bytes));
+    per_service(views, n, out, "meshim_response_bytes_total", "counter",
+                "protocol = http: bytes of answers given to the application, heads included.",
+                offsetof(struct stats_service, response_bytes));
 }

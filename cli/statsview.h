@@ -23,7 +23,8 @@ struct stats_view {
     struct stats_service *services;
     struct stats_endpoint *endpoints;
     struct stats_inbound *inbound;
-    unsigned n_services, n_endpoints, n_inbound;
+    struct stats_requests *requests;
+    unsigned n_services, n_endpoints, n_inbound, n_requests;
     int pid;
     char process[64];
 };
@@ -42,7 +43,8 @@ void stats_view_free(struct stats_view *v, int n);
 const struct stats_service *stats_view_service(const struct stats_view *v, unsigned i);
 const struct stats_endpoint *stats_view_endpoint(const struct stats_view *v, unsigned i);
 const struct stats_inbound *stats_view_inbound(const struct stats_view *v, unsigned i);
-unsigned stats_view_count(const struct stats_view *v, char which);   /* 's', 'e', 'i' */
+const struct stats_requests *stats_view_requests(const struct stats_view *v, unsigned i);
+unsigned stats_view_count(const struct stats_view *v, char which);   /* 's', 'e', 'i', 'r' */
 
 /* The value below which a share q (0..1) of the observations fell,
  * interpolated inside its bucket as Prometheus's histogram_quantile does,

@@ -117,7 +117,6 @@ struct inbound_config {
     int key_line[64];
     enum inbound_tls tls;
     struct str_list allow;
-    enum protocol protocol;             /* http: requests counted and logged (mesh/http.h) */
 };
 
 struct mesh_config {
