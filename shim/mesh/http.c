@@ -337,9 +337,9 @@ static void upstream_drop(struct hproxy *px)
     }
 }
 
-/* The request is over (answered, by an endpoint or here): counted, logged,
- * and its bytes taken out of `in`. */
-static void request_done(struct hproxy *px)
+/* The request's line and counts (its answer's end, or a 101: what follows
+ * is raw bytes); the connection's byte counts take its bytes. */
+static void request_log(struct hproxy *px)
 {
     uint64_t now = now_ns();
     const char *endpoint = px->ep ? px->ep->label : "";
@@ -362,6 +362,14 @@ static void request_done(struct hproxy *px)
     access_write_request(&r);
     __atomic_add_fetch(&px->conn->bytes_sent, px->req_bytes, __ATOMIC_RELAXED);
     __atomic_add_fetch(&px->conn->bytes_received, px->resp_bytes, __ATOMIC_RELAXED);
+    px->req_bytes = px->resp_bytes = 0;
+}
+
+/* The request is over (answered, by an endpoint or here): counted, logged,
+ * and its bytes taken out of `in`. */
+static void request_done(struct hproxy *px)
+{
+    request_log(px);
     attempt_end(px);
     engine_timer_cancel(&px->req_timer);
     if (px->picking) {
@@ -847,6 +855,9 @@ static void parse_response(struct hproxy *px)
             request_record(px->target, px->ep, px->port, false, px->try_start_ns);
             px->status = h1_head(&px->resp)->status;
             engine_timer_cancel(&px->try_timer);
+            engine_timer_cancel(&px->req_timer);
+            request_log(px);
+            px->head_read = false;
             px->state = PX_RAW;
             px->body_sent = px->parsed;
             gbuf_drop(&px->in, px->body_sent);
@@ -944,6 +955,9 @@ static void px_end(struct hproxy *px)
         px->flags |= FLAG_DC;
         request_done(px);
     }
+    /* What a tunnel moved after its 101 or 2xx (the request's line is written). */
+    __atomic_add_fetch(&px->conn->bytes_sent, px->req_bytes, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&px->conn->bytes_received, px->resp_bytes, __ATOMIC_RELAXED);
     attempt_end(px);
     engine_timer_cancel(&px->req_timer);
     if (px->picking)
@@ -1003,6 +1017,14 @@ static void px_step(struct hproxy *px)
             px->up) {
             px->raw_up_done = true;
             shutdown(px->up->fd, SHUT_WR);
+            moved = true;
+        }
+        if (px->app_eof && px->head_read && !px->req_done && px->state != PX_RAW &&
+            px->state != PX_CLOSING) {
+            /* The application left mid-request: nothing of it is sent on. */
+            px->flags |= FLAG_DC;
+            upstream_drop(px);
+            request_done(px);
             moved = true;
         }
         if (!moved)

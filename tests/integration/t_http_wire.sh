@@ -1,0 +1,171 @@
+# protocol = http never breaks the application: chunked bodies and
+# trailers, Expect: 100-continue, HEAD, 204 and 304 without bodies,
+# Connection: close either way, pipelining, a client that leaves
+# mid-request, Upgrade continuing as raw TCP, and a stream that is not
+# HTTP/1.x carried as TCP with one warning. A case each, with curl and
+# python3 (http.client and raw sockets) against python3's http.server.
+. "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+python3 tests/helpers/http_backend.py 127.0.0.2 "$port" b2 "$TMP/b2.log" 2> "$TMP/backend.err" &
+PIDS+=($!)
+# A TCP echo server, for the stream that is not HTTP.
+python3 -c '
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.3", int(sys.argv[1]))); s.listen(16)
+def echo(c):
+    while True:
+        d = c.recv(4096)
+        if not d: break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
+' "$port" &
+PIDS+=($!)
+wait_port 127.0.0.2 "$port"
+wait_port 127.0.0.3 "$port"
+cat > "$TMP/m.ini" <<INI
+[meshim]
+access_log = $TMP/access.log
+[service:web]
+protocol = http
+endpoints = 127.0.0.2:$port
+[service:raw]
+protocol = http
+endpoints = 127.0.0.3:$port
+INI
+export MESHIM_CONFIG=$TMP/m.ini
+
+# Raw-socket cases: each prints what it checked or exits non-zero.
+cat > "$TMP/wire.py" <<'PY'
+import http.client, socket, sys, time
+case, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def conn():
+    return socket.create_connection((host, port), timeout=10)
+
+def read_until(s, marker, limit=1 << 20):
+    got = b""
+    while marker not in got:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    return got
+
+if case == "trailers":
+    s = conn()
+    s.sendall(b"GET /chunked HTTP/1.1\r\nHost: web\r\n\r\n")
+    got = read_until(s, b"0\r\nx-check: b2\r\n\r\n")
+    assert got.endswith(b"0\r\nx-check: b2\r\n\r\n"), got
+    assert b"chunk-one chunk-two" in got.replace(b"\r\na\r\n", b""), got
+    # A chunked request body with a trailer, on the same connection.
+    s.sendall(b"POST /up HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 1\r\n\r\n")
+    got = read_until(s, b"len=11\n")
+    assert b"b2 POST /up" in got and b"len=11" in got, got
+    print("chunked answer with its trailer, chunked request with its trailer")
+elif case == "nobody":
+    c = http.client.HTTPConnection(host, port, timeout=10)
+    for method, path, want in (("HEAD", "/h", 200), ("GET", "/204", 204), ("GET", "/304", 304),
+                               ("HEAD", "/h2", 200), ("GET", "/after", 200)):
+        c.request(method, path)
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == want, (path, r.status)
+        assert (body != b"") == (path == "/after"), (path, body)
+    print("HEAD, 204, 304, HEAD then GET on one connection")
+elif case == "pipelined":
+    s = conn()
+    s.sendall(b"".join(b"GET /p%d HTTP/1.1\r\nHost: web\r\n\r\n" % i for i in range(5)))
+    got = read_until(s, b"GET /p4 ")
+    got += read_until(s, b"\n") if not got.endswith(b"\n") else b""
+    order = [int(x.split(b" ")[0]) for x in got.split(b"GET /p")[1:]]
+    assert order == [0, 1, 2, 3, 4], got
+    print("5 pipelined requests answered in order")
+elif case == "client-close":
+    c = http.client.HTTPConnection(host, port, timeout=10)
+    c.request("GET", "/first", headers={"connection": "close"})
+    r = c.getresponse()
+    assert r.status == 200 and r.getheader("connection") != "keep-alive"
+    r.read()
+    s = c.sock
+    # The mesh closes the application's connection after the answer.
+    assert s is None or s.recv(1) == b"", "still open after Connection: close"
+    c2 = http.client.HTTPConnection(host, port, timeout=10)
+    c2.request("GET", "/close")
+    r = c2.getresponse(); assert r.read() == b"b2 closing\n"
+    c2.request("GET", "/again")     # http.client reconnects: the server closed
+    r = c2.getresponse(); assert b"/again" in r.read()
+    print("Connection: close from the client and from the server")
+elif case == "leaves":
+    s = conn()
+    s.sendall(b"POST /cut HTTP/1.1\r\nHost: web\r\nContent-Length: 100\r\n\r\nabc")
+    time.sleep(0.3)
+    s.close()
+    c = http.client.HTTPConnection(host, port, timeout=10)
+    c.request("GET", "/next")
+    r = c.getresponse()
+    assert r.status == 200 and b"/next" in r.read()
+    print("a client that left mid-request; the next one is served")
+elif case == "upgrade":
+    s = conn()
+    s.sendall(b"GET /upgrade HTTP/1.1\r\nHost: web\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+    got = read_until(s, b"\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 101"), got
+    for word in (b"hello", b"raw tcp"):
+        s.sendall(word)
+        got = read_until(s, word.upper())
+        assert got == word.upper(), got
+    print("101 Switching Protocols, then raw bytes both ways")
+elif case == "not-http":
+    s = conn()
+    blob = bytes(range(256)) * 40
+    s.sendall(blob)
+    got = b""
+    while len(got) < len(blob):
+        d = s.recv(65536)
+        assert d, "closed early"
+        got += d
+    assert got == blob
+    s.sendall(b"PRI * HTTP/2.0\r\n")    # whatever follows is TCP too
+    assert read_until(s, b"2.0\r\n") == b"PRI * HTTP/2.0\r\n"
+    print("10 KiB of binary echoed through an http service, as TCP")
+PY
+
+for case in trailers nobody pipelined client-close leaves upgrade; do
+    out=$(shimmed timeout 20 python3 "$TMP/wire.py" $case web 80 2> "$TMP/$case.err") ||
+        fail "$case: $(tail -5 "$TMP/$case.err")"
+    ok "$out"
+done
+out=$(shimmed timeout 20 python3 "$TMP/wire.py" not-http raw 80 2> "$TMP/raw.err") ||
+    fail "not-http: $(tail -5 "$TMP/raw.err")"
+[ "$(grep -c 'not HTTP/1.x' "$TMP/raw.err")" = 1 ] || fail "not one warning for the stream that is not HTTP: $(cat "$TMP/raw.err")"
+ok "$out, with one warning"
+
+# Each went through the mesh's proxy, request by request.
+for path in '"/chunked","status":200' '"/h","status":200' '"/204","status":204' '"/304","status":304' \
+            '"/p4","status":200' '"/close","status":200' '"/upgrade","status":101'; do
+    grep -q "\"path\":$path" "$TMP/access.log" || fail "no access-log line with path $path"
+done
+ok "each case went through the proxy (its request lines are in the access log)"
+
+# The client that left: its request is logged as cut short (DC, no status).
+grep -q '"path":"/cut","status":0,.*"flags":"DC"' "$TMP/access.log" ||
+    fail "no access-log line for the request the client left: $(grep /cut "$TMP/access.log")"
+ok "the request the client left is logged with status 0 and DC"
+
+# curl: Expect: 100-continue with a 200 KiB body, and a chunked upload.
+shims curl
+head -c 204800 /dev/urandom > "$TMP/body"
+out=$(shimmed curl -sS -v --max-time 10 -H 'Expect: 100-continue' --data-binary @"$TMP/body" \
+      "http://web/upload" 2> "$TMP/curl.err") || fail "curl with Expect: $(tail -5 "$TMP/curl.err")"
+grep -q "< HTTP/1.1 100 Continue" "$TMP/curl.err" || fail "curl saw no 100 Continue: $(grep '^<' "$TMP/curl.err")"
+[ "$out" = "b2 POST /upload host=web attempt=None len=204800" ] || fail "curl with Expect got: $out"
+out=$(shimmed curl -sS --max-time 10 -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/body" \
+      "http://web/chunked-up" 2> "$TMP/curl2.err") || fail "curl chunked: $(tail -5 "$TMP/curl2.err")"
+[ "$out" = "b2 POST /chunked-up host=web attempt=None len=204800" ] || fail "curl chunked upload got: $out"
+ok "curl: Expect: 100-continue (100 forwarded, 200 KiB body) and a chunked upload of 200 KiB"
+grep -q '"path":"/upload","status":200' "$TMP/access.log" || fail "the Expect upload is not in the access log"
