@@ -238,6 +238,21 @@ static int cmd_check(int argc, char **argv)
         }
         if (c->tls == TLS_MTLS)
             printf("  %-10s mtls\n", "tls");
+        if (c->protocol == PROTO_HTTP) {
+            char on[128];
+            config_retry_on_text(c->retry_on, on, sizeof(on));
+            printf("  %-10s http (retry_on %s)\n", "protocol", *on ? on : "off");
+            for (size_t r = 0; r < cfg->n_routes; r++) {
+                const struct route_config *rt = &cfg->routes[r];
+                if (strcmp(rt->from, c->name) != 0)
+                    continue;
+                printf("  %-10s %s: %s%s%s%s%s%s%s -> %s\n", "route", rt->name,
+                       rt->path ? "path " : "", rt->path ? rt->path : "",
+                       rt->path_prefix ? "path_prefix " : "", rt->path_prefix ? rt->path_prefix : "",
+                       rt->authority ? " authority " : "", rt->authority ? rt->authority : "",
+                       rt->headers.n ? " headers" : "", rt->to);
+            }
+        }
     }
     if (config_has_identity(cfg)) {
         /* Where the shim will read its identity from, as it will. */
