@@ -36,7 +36,7 @@ POLICY   := util config vip balancer registry breaker backoff discovery identity
 SHIM     := $(POLICY) mesh real ownfd program files log accesslog metrics sharedfile callers engine placeholder health watch \
             tls_loader conn fdtable attempt connect dial sockname relay mtls ktls http resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
