@@ -75,9 +75,10 @@ struct upstream {
     struct upstream *next;          /* in its pool's idle list, newest first */
 };
 
+/* Hashed as bytes: no padding (a copy need not keep padding bytes). */
 struct pool_key {
     struct endpoint *ep;
-    uint16_t port;
+    uint64_t port;
 };
 
 struct pool {
@@ -86,6 +87,8 @@ struct pool {
     struct upstream *idle;
     unsigned n_idle;
 };
+
+_Static_assert(sizeof(struct pool_key) == sizeof(void *) + sizeof(uint64_t), "pool_key has padding");
 
 static struct pool *pools;          /* engine thread only */
 
@@ -103,6 +106,10 @@ struct hproxy {
     bool close_after;               /* close once `out` is written */
     bool raw_up_done, raw_down_done;/* RAW: each direction finished */
     bool http_seen;                 /* a request was read on this connection */
+    /* Readable as far as we know: set by epoll, cleared by a read that
+     * came short (the socket was drained a moment ago), so a turn makes
+     * no read() only to learn EAGAIN. */
+    bool app_in_ready, up_in_ready;
     struct h1_parser req, resp;
     struct gbuf in, out, rx, up_head;
     size_t parsed;                  /* of `in`, fed to the request parser */
@@ -199,8 +206,8 @@ static void pool_remove(struct pool *p, struct upstream *u)
 /* An idle connection's server closed it, or sent what nobody asked for. */
 static void idle_ready(struct engine_io *io, uint32_t events)
 {
-    (void)events;
     struct upstream *u = container_of(io, struct upstream, io);
+    (void)events;
     pool_remove(u->pool, u);
     upstream_close(u);
 }
@@ -352,14 +359,16 @@ static void request_log(struct hproxy *px)
     metrics_request(svc, px->ep, px->method, px->status, now - px->req_start_ns, px->req_bytes,
                     px->resp_bytes);
     struct access_request r = {
-        .start_unix_ns = px->req_start_unix_ns, .pid = getpid(), .direction = DIRECTION_OUTBOUND,
+        .start_unix_ns = px->req_start_unix_ns, .pid = access_enabled() ? getpid() : 0,
+        .direction = DIRECTION_OUTBOUND,
         .service = svc->name, .route = px->route, .method = px->method,
         .authority = px->authority, .path = px->path, .status = px->status,
         .endpoint = endpoint, .attempts = px->attempts, .flags = px->flags,
         .duration_ms = (double)(now - px->req_start_ns) / 1e6,
         .bytes_sent = px->req_bytes, .bytes_received = px->resp_bytes,
     };
-    access_write_request(&r);
+    if (access_enabled())
+        access_write_request(&r);
     __atomic_add_fetch(&px->conn->bytes_sent, px->req_bytes, __ATOMIC_RELAXED);
     __atomic_add_fetch(&px->conn->bytes_received, px->resp_bytes, __ATOMIC_RELAXED);
     px->req_bytes = px->resp_bytes = 0;
@@ -483,10 +492,12 @@ static void upstream_ready(struct engine_io *io, uint32_t events);
 static void connected(struct hproxy *px)
 {
     px->up->connected = true;
-    int one = 1;
-    real_setsockopt(px->up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (!px->up->reused)
+    px->up_in_ready = false;        /* epoll says when the answer comes */
+    if (!px->up->reused) {
+        int one = 1;
+        real_setsockopt(px->up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         request_connect_record(px->target, px->ep, px->port, 0, px->try_start_ns);
+    }
     engine_timer_cancel(&px->try_timer);
     uint32_t per_try = target_cfg(px)->per_try_timeout_ms;
     if (per_try && !px->raw_tunnel)
@@ -631,17 +642,21 @@ static size_t in_limit(const struct hproxy *px)
 /* Reads what the application sent, while there is room and a use for it. */
 static bool app_read(struct hproxy *px)
 {
-    if (px->app_eof)
-        return false;
-    bool want = px->state == PX_RAW || px->raw_tunnel || !px->head_read ||
-                (!px->req_done && px->state != PX_CLOSING);
-    if (!want || px->in.len >= in_limit(px) || !gbuf_reserve(&px->in, IO_CHUNK))
+    /* Read ahead of the request in progress too (pipelined requests wait
+     * in `in`, bounded): the descriptor stays watched for reading, with no
+     * epoll_ctl per request. */
+    if (px->app_eof || !px->app_in_ready || px->state == PX_CLOSING ||
+        px->in.len >= in_limit(px) || !gbuf_reserve(&px->in, IO_CHUNK))
         return false;
     ssize_t n = read(px->app, px->in.data + px->in.len, IO_CHUNK);
     if (n > 0) {
         px->in.len += (size_t)n;
+        if (n < IO_CHUNK)
+            px->app_in_ready = false;
         return true;
     }
+    if (n < 0 && errno == EAGAIN)
+        px->app_in_ready = false;
     if (n == 0 || (errno != EAGAIN && errno != EINTR))
         px->app_eof = true;
     return n == 0 || (errno != EAGAIN && errno != EINTR);
@@ -917,11 +932,14 @@ static void upstream_ended(struct hproxy *px, int err)
 static bool up_read(struct hproxy *px)
 {
     struct upstream *u = px->up;
-    if (!u || !u->connected || px->out.len >= OUT_MAX || !gbuf_reserve(&px->rx, IO_CHUNK))
+    if (!u || !u->connected || !px->up_in_ready || px->out.len >= OUT_MAX ||
+        !gbuf_reserve(&px->rx, IO_CHUNK))
         return false;
     ssize_t n = read(u->fd, px->rx.data + px->rx.len, IO_CHUNK);
     if (n > 0) {
         px->rx.len += (size_t)n;
+        if (n < IO_CHUNK)
+            px->up_in_ready = false;
         px->resp_started = true;
         if (px->state == PX_RAW) {
             gbuf_append(&px->out, px->rx.data, px->rx.len);
@@ -932,8 +950,10 @@ static bool up_read(struct hproxy *px)
         }
         return true;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        px->up_in_ready = errno != EAGAIN;
         return false;
+    }
     int err = n < 0 ? errno : 0;
     if (px->state == PX_RAW) {
         px->raw_down_done = true;
@@ -975,9 +995,7 @@ static void px_end(struct hproxy *px)
 
 static void rearm(struct hproxy *px)
 {
-    bool app_in = !px->app_eof && px->in.len < in_limit(px) &&
-                  (px->state == PX_RAW || px->raw_tunnel || !px->head_read ||
-                   (!px->req_done && px->state != PX_CLOSING));
+    bool app_in = !px->app_eof && px->in.len < in_limit(px) && px->state != PX_CLOSING;
     uint32_t app = (app_in ? EPOLLIN : 0) | (px->out.len ? EPOLLOUT : 0);
     bool ok = engine_interest(&px->app_io, app);
     struct upstream *u = px->up;
@@ -988,8 +1006,10 @@ static void rearm(struct hproxy *px)
         else {
             bool more = px->state == PX_RAW ? px->in.len > px->body_sent
                       : px->up_head_sent < px->up_head.len || px->body_sent < px->parsed;
+            /* EPOLLRDHUP as in the pool: no epoll_ctl as it goes in and out. */
             up = (more ? EPOLLOUT : 0) |
-                 (px->out.len < OUT_MAX && !(px->state == PX_RAW && px->raw_down_done) ? EPOLLIN : 0);
+                 (px->out.len < OUT_MAX && !(px->state == PX_RAW && px->raw_down_done)
+                  ? EPOLLIN | EPOLLRDHUP : 0);
         }
         ok &= engine_interest(&u->io, up);
     }
@@ -1003,9 +1023,7 @@ static void px_step(struct hproxy *px)
 {
     for (int round = 0; round < 64; round++) {
         bool moved = false;
-        if (px->state == PX_IDLE || (px->head_read && !px->req_done) || px->state == PX_RAW ||
-            px->raw_tunnel)
-            moved |= app_read(px);
+        moved |= app_read(px);
         if (px->state == PX_IDLE || (px->head_read && !px->req_done && px->state != PX_CLOSING))
             parse_request(px);
         if (px->state == PX_EXCHANGE || px->state == PX_RAW)
@@ -1047,6 +1065,8 @@ static void upstream_ready(struct engine_io *io, uint32_t events)
 {
     struct upstream *u = container_of(io, struct upstream, io);
     struct hproxy *px = u->px;
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        px->up_in_ready = true;
     if (!u->connected) {
         int err = 0;
         socklen_t len = sizeof(err);
@@ -1064,8 +1084,10 @@ static void upstream_ready(struct engine_io *io, uint32_t events)
 
 static void app_ready(struct engine_io *io, uint32_t events)
 {
-    (void)events;
-    px_step(container_of(io, struct hproxy, app_io));
+    struct hproxy *px = container_of(io, struct hproxy, app_io);
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        px->app_in_ready = true;
+    px_step(px);
 }
 
 static void try_timer_fired(struct engine_timer *t)
@@ -1173,6 +1195,7 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
     px->app = sv[1];
     px->state = PX_IDLE;
     h1_init(&px->req, H1_REQUEST);
+    px->app_in_ready = true;
     px->task.run = begin;
     px->app_io = (struct engine_io){ .ready = app_ready, .fd = sv[1] };
     px->try_timer.fire = try_timer_fired;

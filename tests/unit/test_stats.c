@@ -152,6 +152,7 @@ static struct stats_header *make_file(const char *path)
     h->off_services = sizeof(*h);
     h->off_endpoints = h->off_services + STATS_MAX_SERVICES * sizeof(struct stats_service);
     h->off_inbound = h->off_endpoints + STATS_MAX_ENDPOINTS * sizeof(struct stats_endpoint);
+    h->off_requests = h->off_inbound + STATS_MAX_INBOUND * sizeof(struct stats_inbound);
     struct stats_service *svc = (void *)((char *)h + h->off_services);
     struct stats_endpoint *ep = (void *)((char *)h + h->off_endpoints);
     strcpy(svc[0].name, "orders");
@@ -168,6 +169,16 @@ static struct stats_header *make_file(const char *path)
     ep[1].ejected = 1;
     ep[1].ejections = 1;
     ep[1].service = 0;
+    /* protocol = http: two request series, one answered by the mesh. */
+    struct stats_requests *rq = (void *)((char *)h + h->off_requests);
+    rq[0] = (struct stats_requests){ .service = 0, .endpoint = 0, .method = "GET", .code = 2, .count = 9 };
+    rq[1] = (struct stats_requests){ .service = 0, .endpoint = STATS_NO_ENDPOINT, .method = "POST",
+                                     .code = 503, .count = 1 };
+    rq[2] = (struct stats_requests){ .service = 0, .endpoint = 7, .method = "GET", .code = 2, .count = 5 };
+    svc[0].request.buckets[2] = 10;
+    svc[0].request.count = 10;
+    svc[0].request.sum_us = 3000;
+    h->n_requests = 3;
     h->n_services = 1;
     h->n_endpoints = 2;
     FILE *f = fopen(path, "w");
@@ -210,10 +221,16 @@ static void test_prometheus_text(void **state)
         "meshim_connect_seconds_bucket{process=\"my?app\",pid=\"4242\",service=\"orders\",le=\"+Inf\"} 3\n",
         "meshim_connect_seconds_sum{process=\"my?app\",pid=\"4242\",service=\"orders\"} 0.001234\n",
         "meshim_connect_seconds_count{process=\"my?app\",pid=\"4242\",service=\"orders\"} 3\n",
+        "meshim_requests_total{process=\"my?app\",pid=\"4242\",service=\"orders\",endpoint=\"10.0.0.5:8080\",method=\"GET\",code=\"2xx\"} 9\n",
+        "meshim_requests_total{process=\"my?app\",pid=\"4242\",service=\"orders\",endpoint=\"\",method=\"POST\",code=\"503\"} 1\n",
+        "meshim_request_duration_seconds_bucket{process=\"my?app\",pid=\"4242\",service=\"orders\",le=\"0.0005\"} 10\n",
+        "meshim_request_duration_seconds_count{process=\"my?app\",pid=\"4242\",service=\"orders\"} 10\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (!strstr(text, want[i]))
             fail_msg("missing: %s\nin:\n%s", want[i], text);
+    /* A series naming an endpoint slot the file does not have is skipped. */
+    assert_null(strstr(text, "} 5\n"));
     /* Zero outcomes other than ok are left out. */
     assert_null(strstr(text, "result=\"refused\""));
     free(text);
