@@ -327,7 +327,9 @@ idle = sys.argv[8:13] if len(sys.argv) >= 13 and all(sys.argv[9:13]) else None
 ROWS = [("direct", "direct"), ("passthrough", "passthrough (shim loaded, not meshed)"),
         ("mesh", "mesh plain"), ("mesh-nostats", "mesh plain, stats_dir = off"),
         ("mesh-noshared", "mesh plain, shared_state = off"), ("mesh-mtls", "mesh mTLS"),
-        ("haproxy", "HAProxy mTLS pair"), ("stunnel", "stunnel mTLS pair")]
+        ("haproxy", "HAProxy mTLS pair"), ("stunnel", "stunnel mTLS pair"),
+        ("mesh-http", "mesh http (protocol = http, plain)"),
+        ("haproxy-http", "HAProxy mTLS pair, mode http")]
 
 load(results)
 
@@ -400,6 +402,11 @@ lines.append(target("mTLS p99 ≤ 1/3 of the HAProxy pair", t_p99 and f"{t_p99:.
 t_conn = paired("mesh-mtls", "conn", "rps", "haproxy")
 lines.append(target("mTLS new connections/s ≥ 4 × the HAProxy pair", t_conn and f"{t_conn:.2f}",
                     t_conn and t_conn >= 4))
+h_ka = paired("mesh-http", "keepalive", "rps", "direct")
+lines.append(target("protocol = http, plain: keep-alive ≥ 0.5 × direct (issue 20)", h_ka and f"{h_ka:.2f}",
+                    h_ka and h_ka >= 0.5))
+lines.append(target("protocol = http over mTLS: ≥ 1.5 × the HAProxy pair in mode http, p99 ≤ ½ "
+                    "(issue 20)", "not measured: protocol = http over mTLS is not built yet", False))
 if idle:
     n, pc, ps, mc, ms = (int(x) for x in idle)
     per_client, per_server = (mc - pc) / n, (ms - ps) / n
