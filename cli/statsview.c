@@ -582,17 +582,24 @@ static void per_endpoint(const struct stats_view *views, int n, FILE *out, enum 
         }
 }
 
-static void histogram(const struct stats_view *views, int n, FILE *out)
+/* A per-service histogram family; services that observed nothing are left
+ * out when skip_empty. */
+static void histogram_family(const struct stats_view *views, int n, FILE *out, const char *name,
+                             const char *help, size_t field, bool skip_empty)
 {
-    family(out, "meshim_connect_seconds", "histogram",
-           "Time from connect() to an established connection, retries included.");
+    char metric[96];
+    family(out, name, "histogram", help);
     for (int p = 0; p < n; p++) {
         const struct stats_view *v = &views[p];
         for (unsigned s = 0; s < stats_view_count(v, 's'); s++) {
-            const struct stats_histogram *h = &stats_view_service(v, s)->connect;
+            const struct stats_histogram *h =
+                (const void *)((const char *)stats_view_service(v, s) + field);
+            if (skip_empty && !load(&h->count))
+                continue;
             char svc[200], labels[300];
             service_label(v, s, svc, sizeof(svc));
             uint64_t cumulative = 0;
+            snprintf(metric, sizeof(metric), "%s_bucket", name);
             for (unsigned b = 0; b < STATS_BUCKETS; b++) {
                 cumulative += load(&h->buckets[b]);
                 char le[32];
@@ -601,13 +608,21 @@ static void histogram(const struct stats_view *views, int n, FILE *out)
                 else
                     snprintf(le, sizeof(le), "%g", (double)stats_bucket_bound_us(b) / 1e6);
                 snprintf(labels, sizeof(labels), "%s,le=\"%s\"", svc, le);
-                sample(out, v, "meshim_connect_seconds_bucket", labels, cumulative);
+                sample(out, v, metric, labels, cumulative);
             }
-            fprintf(out, "meshim_connect_seconds_sum{process=\"%s\",pid=\"%d\"%s} %.6f\n", v->process,
-                    v->pid, svc, (double)load(&h->sum_us) / 1e6);
-            sample(out, v, "meshim_connect_seconds_count", svc, cumulative);
+            fprintf(out, "%s_sum{process=\"%s\",pid=\"%d\"%s} %.6f\n", name, v->process, v->pid, svc,
+                    (double)load(&h->sum_us) / 1e6);
+            snprintf(metric, sizeof(metric), "%s_count", name);
+            sample(out, v, metric, svc, cumulative);
         }
     }
+}
+
+static void histogram(const struct stats_view *views, int n, FILE *out)
+{
+    histogram_family(views, n, out, "meshim_connect_seconds",
+                     "Time from connect() to an established connection, retries included.",
+                     offsetof(struct stats_service, connect), false);
 }
 
 /* Ok handshakes by how the connection went on: kernel TLS, the engine's
@@ -694,33 +709,9 @@ static void requests(const struct stats_view *views, int n, FILE *out)
 
 static void request_histogram(const struct stats_view *views, int n, FILE *out)
 {
-    family(out, "meshim_request_duration_seconds", "histogram",
-           "protocol = http: time from a request's head read to its answer's end, retries "
-           "included.");
-    for (int p = 0; p < n; p++) {
-        const struct stats_view *v = &views[p];
-        for (unsigned s = 0; s < stats_view_count(v, 's'); s++) {
-            const struct stats_histogram *h = &stats_view_service(v, s)->request;
-            if (!load(&h->count))
-                continue;
-            char svc[200], labels[300];
-            service_label(v, s, svc, sizeof(svc));
-            uint64_t cumulative = 0;
-            for (unsigned b = 0; b < STATS_BUCKETS; b++) {
-                cumulative += load(&h->buckets[b]);
-                char le[32];
-                if (b == STATS_BUCKETS - 1)
-                    snprintf(le, sizeof(le), "+Inf");
-                else
-                    snprintf(le, sizeof(le), "%g", (double)stats_bucket_bound_us(b) / 1e6);
-                snprintf(labels, sizeof(labels), "%s,le=\"%s\"", svc, le);
-                sample(out, v, "meshim_request_duration_seconds_bucket", labels, cumulative);
-            }
-            fprintf(out, "meshim_request_duration_seconds_sum{process=\"%s\",pid=\"%d\"%s} %.6f\n",
-                    v->process, v->pid, svc, (double)load(&h->sum_us) / 1e6);
-            sample(out, v, "meshim_request_duration_seconds_count", svc, cumulative);
-        }
-    }
+    histogram_family(views, n, out, "meshim_request_duration_seconds",
+                     "protocol = http: time from a request's head read to its answer's end, retries "
+                     "included.", offsetof(struct stats_service, request), true);
 }
 
 void stats_render_prometheus(const struct stats_view *views, int n, FILE *out)

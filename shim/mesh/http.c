@@ -1146,17 +1146,6 @@ bool http_wanted(const struct service *svc)
     return service_cfg(svc)->protocol == PROTO_HTTP && !program_is_go();
 }
 
-static void copy_timeouts(int from, int to)
-{
-    static const int NAMES[] = { SO_RCVTIMEO, SO_SNDTIMEO };
-    for (size_t i = 0; i < 2; i++) {
-        struct timeval tv;
-        socklen_t len = sizeof(tv);
-        if (real_getsockopt(from, SOL_SOCKET, NAMES[i], &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec))
-            real_setsockopt(to, SOL_SOCKET, NAMES[i], &tv, len);
-    }
-}
-
 int http_connect(int fd, struct conn *c, struct service *svc, const struct sockaddr *dst,
                  socklen_t dstlen)
 {
@@ -1182,7 +1171,7 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
     if (real_getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
         llen = 0;
     sockname_carry_addrs(sv[0], sv[1], llen ? (struct sockaddr *)&local : NULL, llen, dst, dstlen);
-    copy_timeouts(fd, sv[0]);
+    sockname_copy_timeouts(fd, sv[0]);
     swap_lock();
     placeholder_put_back(fd, sv[0]);
     swap_unlock();

@@ -2,6 +2,7 @@
  * mtls.c — outbound and inbound mTLS set-up (see mtls.h).
  */
 #include "mesh/mtls.h"
+#include "mesh/sockname.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -136,19 +137,6 @@ static int ktls_blocking(struct conn *c, SSL *ssl, int sock, uint64_t deadline, 
     return rc;
 }
 
-/* The application's socket options that are about its own calls: they
- * belong on its end of the pair. */
-static void copy_timeouts(int from, int to)
-{
-    static const int NAMES[] = { SO_RCVTIMEO, SO_SNDTIMEO };
-    for (size_t i = 0; i < 2; i++) {
-        struct timeval tv;
-        socklen_t len = sizeof(tv);
-        if (real_getsockopt(from, SOL_SOCKET, NAMES[i], &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec))
-            real_setsockopt(to, SOL_SOCKET, NAMES[i], &tv, len);
-    }
-}
-
 /* Blocking connect: the handshake in the caller's thread. 0, or the errno
  * of the failure with why; *late: the server has said nothing by late_at
  * (late_accept), the relay finishes it. */
@@ -226,7 +214,7 @@ int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ss
         errno = err;
         return -1;
     }
-    copy_timeouts(fd, app);
+    sockname_copy_timeouts(fd, app);
     placeholder_hold();
     swap_lock();
     placeholder_put_back(fd, app);

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -67,6 +68,17 @@ void sockname_carry_addrs(int app, int engine, const struct sockaddr *local, soc
         carry(engine, &ss, plen);
     }
     errno = saved;
+}
+
+void sockname_copy_timeouts(int from, int to)
+{
+    static const int NAMES[] = { SO_RCVTIMEO, SO_SNDTIMEO };
+    for (size_t i = 0; i < 2; i++) {
+        struct timeval tv;
+        socklen_t len = sizeof(tv);
+        if (real_getsockopt(from, SOL_SOCKET, NAMES[i], &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec))
+            real_setsockopt(to, SOL_SOCKET, NAMES[i], &tv, len);
+    }
 }
 
 static bool made_by_us(int fd)

@@ -25,6 +25,11 @@ void sockname_carry(int app, int engine, int net);
 void sockname_carry_addrs(int app, int engine, const struct sockaddr *local, socklen_t llen,
                           const struct sockaddr *peer, socklen_t plen);
 
+/* SO_RCVTIMEO and SO_SNDTIMEO of the application's socket `from` onto the
+ * pair end `to` that takes its number: a read or write that timed out
+ * before still does. */
+void sockname_copy_timeouts(int from, int to);
+
 /* getsockname (peer false) and getpeername for the hook layer; in_table:
  * the descriptor may be a connection the table knows (a connect behind a
  * placeholder or relayed in this process). */
