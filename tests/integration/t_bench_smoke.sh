@@ -28,7 +28,7 @@ done
 grep -q "failed requests" "$md" && fail "requests failed at a fixed rate: $(grep 'failed requests' "$md")"
 grep -qE '^\| mesh mTLS \(relay\) \| 1,000 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [-+][0-9.]+ ' "$md" \
     || fail "the mTLS row lacks the rate, its percentiles or what it adds: $(grep 'mesh mTLS' "$md")"
-grep -qE "vCPU per 1000 requests/s per end \| client [0-9.]+, server [0-9.]+" "$md" || fail "no CPU per 1000 requests/s"
+grep -qE "vCPU per 1000 requests/s per end \| client -?[0-9.]+, server -?[0-9.]+" "$md" || fail "no CPU per 1000 requests/s: $(grep vCPU "$md")"
 grep -qE "2 MB per 1000 requests/s per end \(added at 1000 requests/s\) \| client [-0-9.]+ MB, server [-0-9.]+ MB" "$md" || fail "no memory per end"
 grep -q "a ztunnel about 0.06 vCPU and 12 MB" "$md" || fail "Istio's published figures missing"
 [ "$(head -c 8 "$TMP/results/fixedrate.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] \
