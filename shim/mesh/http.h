@@ -31,7 +31,7 @@
  *   CLOSING   what is left for the application is written, then closed
  *
  * Requests of one connection are answered in order, one at a time
- * (pipelined requests wait in the socket). A request is retried only
+ * (pipelined requests wait, read ahead into a bounded buffer). A request is retried only
  * while nothing of its answer was forwarded, all of it is still held
  * (retry_buffer) and its method is idempotent (or retry_non_idempotent);
  * a connect failure is retried for any method (nothing was sent).
