@@ -618,13 +618,6 @@ static void histogram_family(const struct stats_view *views, int n, FILE *out, c
     }
 }
 
-static void histogram(const struct stats_view *views, int n, FILE *out)
-{
-    histogram_family(views, n, out, "meshim_connect_seconds",
-                     "Time from connect() to an established connection, retries included.",
-                     offsetof(struct stats_service, connect), false);
-}
-
 /* Ok handshakes by how the connection went on: kernel TLS, the engine's
  * relay, or neither (refused by identity, or ended before). */
 static void handshakes_ok(FILE *out, const struct stats_view *v, const char *labels, uint64_t ok,
@@ -707,13 +700,6 @@ static void requests(const struct stats_view *views, int n, FILE *out)
     }
 }
 
-static void request_histogram(const struct stats_view *views, int n, FILE *out)
-{
-    histogram_family(views, n, out, "meshim_request_duration_seconds",
-                     "protocol = http: time from a request's head read to its answer's end, retries "
-                     "included.", offsetof(struct stats_service, request), true);
-}
-
 void stats_render_prometheus(const struct stats_view *views, int n, FILE *out)
 {
     connections(views, n, out);
@@ -732,10 +718,14 @@ void stats_render_prometheus(const struct stats_view *views, int n, FILE *out)
     per_service(views, n, out, "meshim_bytes_received_total", "counter",
                 "Bytes received on closed connections.",
                 offsetof(struct stats_service, bytes_received));
-    histogram(views, n, out);
+    histogram_family(views, n, out, "meshim_connect_seconds",
+                     "Time from connect() to an established connection, retries included.",
+                     offsetof(struct stats_service, connect), false);
     handshakes_and_inbound(views, n, out);
     requests(views, n, out);
-    request_histogram(views, n, out);
+    histogram_family(views, n, out, "meshim_request_duration_seconds",
+                     "protocol = http: time from a request's head read to its answer's end, retries "
+                     "included.", offsetof(struct stats_service, request), true);
     per_service(views, n, out, "meshim_request_bytes_total", "counter",
                 "protocol = http: bytes of requests sent upstream, heads included.",
                 offsetof(struct stats_service, request_bytes));

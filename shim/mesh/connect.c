@@ -385,9 +385,7 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
         return fail(ENOMEM);
     if (http) {
         c->http = true;
-        if (delay_ns)
-            sleep_ns(delay_ns);
-        if (http_connect(fd, c, svc, addr, len) == 0)
+        if (http_connect(fd, c, svc, addr, len, delay_ns) == 0)
             return 0;
         int err = errno;
         fdtable_drop(fd);

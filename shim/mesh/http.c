@@ -31,7 +31,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/time.h>
 #include <unistd.h>
 #include <uthash.h>
 
@@ -110,6 +109,7 @@ struct hproxy {
      * came short (the socket was drained a moment ago), so a turn makes
      * no read() only to learn EAGAIN. */
     bool app_in_ready, up_in_ready;
+    uint64_t delay_ns;              /* fault_delay: before the first request's first attempt */
     struct h1_parser req, resp;
     struct gbuf in, out, rx, up_head;
     size_t parsed;                  /* of `in`, fed to the request parser */
@@ -273,9 +273,22 @@ static bool method_idempotent(const char *m)
     return false;
 }
 
+/* The service the request in progress goes to (its route's and split's),
+ * or the one the application connected to before a request is read. */
+static struct service *request_service(const struct hproxy *px)
+{
+    return px->target ? px->target : px->svc;
+}
+
 static const struct service_config *target_cfg(const struct hproxy *px)
 {
-    return service_cfg(px->target ? px->target : px->svc);
+    return service_cfg(request_service(px));
+}
+
+/* 100 Continue and the like: forwarded, and the final answer follows. */
+static bool interim_status(int status)
+{
+    return status >= 100 && status < 200 && status != 101;
 }
 
 enum failure { F_CONNECT, F_RESET, F_TIMEOUT, F_STATUS };
@@ -348,27 +361,23 @@ static void upstream_drop(struct hproxy *px)
  * is raw bytes); the connection's byte counts take its bytes. */
 static void request_log(struct hproxy *px)
 {
-    uint64_t now = now_ns();
-    const char *endpoint = px->ep ? px->ep->label : "";
-    char label[64];
-    if (px->ep && !px->ep->addr.port) {
-        endpoint_text(px->ep, px->port, label, sizeof(label));
-        endpoint = label;
-    }
-    struct service *svc = px->target ? px->target : px->svc;
-    metrics_request(svc, px->ep, px->method, px->status, now - px->req_start_ns, px->req_bytes,
-                    px->resp_bytes);
-    struct access_request r = {
-        .start_unix_ns = px->req_start_unix_ns, .pid = access_enabled() ? getpid() : 0,
-        .direction = DIRECTION_OUTBOUND,
-        .service = svc->name, .route = px->route, .method = px->method,
-        .authority = px->authority, .path = px->path, .status = px->status,
-        .endpoint = endpoint, .attempts = px->attempts, .flags = px->flags,
-        .duration_ms = (double)(now - px->req_start_ns) / 1e6,
-        .bytes_sent = px->req_bytes, .bytes_received = px->resp_bytes,
-    };
-    if (access_enabled())
+    uint64_t took = now_ns() - px->req_start_ns;
+    struct service *svc = request_service(px);
+    metrics_request(svc, px->ep, px->method, px->status, took, px->req_bytes, px->resp_bytes);
+    if (access_enabled()) {
+        char endpoint[64] = "";
+        if (px->ep)
+            endpoint_text(px->ep, px->port, endpoint, sizeof(endpoint));
+        struct access_request r = {
+            .start_unix_ns = px->req_start_unix_ns, .pid = getpid(), .direction = DIRECTION_OUTBOUND,
+            .service = svc->name, .route = px->route, .method = px->method,
+            .authority = px->authority, .path = px->path, .status = px->status,
+            .endpoint = endpoint, .attempts = px->attempts, .flags = px->flags,
+            .duration_ms = (double)took / 1e6,
+            .bytes_sent = px->req_bytes, .bytes_received = px->resp_bytes,
+        };
         access_write_request(&r);
+    }
     __atomic_add_fetch(&px->conn->bytes_sent, px->req_bytes, __ATOMIC_RELAXED);
     __atomic_add_fetch(&px->conn->bytes_received, px->resp_bytes, __ATOMIC_RELAXED);
     px->req_bytes = px->resp_bytes = 0;
@@ -422,7 +431,7 @@ static void respond_local(struct hproxy *px, int status, const char *reason, con
         gbuf_append(&px->out, body, (size_t)blen);
         px->resp_bytes += (uint64_t)blen;
     }
-    log_info("%s: %s %s%s answered %d here: %s", (px->target ? px->target : px->svc)->name,
+    log_info("%s: %s %s%s answered %d here: %s", request_service(px)->name,
              px->method, px->authority, px->path, status, why);
     request_done(px);
 }
@@ -499,22 +508,23 @@ static void connected(struct hproxy *px)
         request_connect_record(px->target, px->ep, px->port, 0, px->try_start_ns);
     }
     engine_timer_cancel(&px->try_timer);
-    uint32_t per_try = target_cfg(px)->per_try_timeout_ms;
-    if (per_try && !px->raw_tunnel)
-        engine_timer_set(&px->try_timer, px->try_start_ns + (uint64_t)per_try * 1000000u);
-    px->state = px->raw_tunnel ? PX_RAW : PX_EXCHANGE;
-    if (!px->raw_tunnel) {
-        h1_init(&px->resp, H1_RESPONSE);
-        h1_response_to(&px->resp, px->method);
-        px->rx.len = 0;
-        if (!build_up_head(px)) {
-            respond_local(px, 503, "Service Unavailable", "out of memory");
-            return;
-        }
-        px->body_sent = px->head_len;
-    } else {
+    if (px->raw_tunnel) {
+        px->state = PX_RAW;
         px->body_sent = 0;
+        return;
     }
+    uint32_t per_try = target_cfg(px)->per_try_timeout_ms;
+    if (per_try)
+        engine_timer_set(&px->try_timer, px->try_start_ns + (uint64_t)per_try * 1000000u);
+    px->state = PX_EXCHANGE;
+    h1_init(&px->resp, H1_RESPONSE);
+    h1_response_to(&px->resp, px->method);
+    px->rx.len = 0;
+    if (!build_up_head(px)) {
+        respond_local(px, 503, "Service Unavailable", "out of memory");
+        return;
+    }
+    px->body_sent = px->head_len;
 }
 
 static void connect_failed(struct hproxy *px, int err)
@@ -611,9 +621,7 @@ static void request_begin(struct hproxy *px)
     snprintf(px->authority, sizeof(px->authority), "%s", h->authority);
     snprintf(px->path, sizeof(px->path), "%s", h->target);
     px->req_start_ns = now_ns();
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    px->req_start_unix_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    px->req_start_unix_ns = wall_ns();
     px->idempotent = method_idempotent(px->method);
     px->req_keep_alive = h->keep_alive;
     px->upgrade = h->upgrade;
@@ -628,6 +636,13 @@ static void request_begin(struct hproxy *px)
     uint32_t whole = target_cfg(px)->request_timeout_ms;
     if (whole)
         engine_timer_set(&px->req_timer, px->req_start_ns + (uint64_t)whole * 1000000u);
+    if (px->delay_ns) {
+        /* fault_delay drawn for this connection: its first request waits. */
+        engine_timer_set(&px->try_timer, px->req_start_ns + px->delay_ns);
+        px->delay_ns = 0;
+        px->state = PX_BACKOFF;
+        return;
+    }
     attempt_start(px);
 }
 
@@ -655,11 +670,12 @@ static bool app_read(struct hproxy *px)
             px->app_in_ready = false;
         return true;
     }
-    if (n < 0 && errno == EAGAIN)
-        px->app_in_ready = false;
-    if (n == 0 || (errno != EAGAIN && errno != EINTR))
-        px->app_eof = true;
-    return n == 0 || (errno != EAGAIN && errno != EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        px->app_in_ready = errno != EAGAIN;
+        return false;
+    }
+    px->app_eof = true;         /* EOF, or an error that ends the stream the same way */
+    return true;
 }
 
 static bool app_write(struct hproxy *px)
@@ -794,8 +810,8 @@ static bool up_write(struct hproxy *px)
 static bool response_head(struct hproxy *px)
 {
     const struct h1_head *h = h1_head(&px->resp);
-    if (h->status >= 100 && h->status < 200 && h->status != 101)
-        return true;        /* 100 Continue & co: forwarded, the final answer follows */
+    if (interim_status(h->status))
+        return true;
     px->status = h->status;
     if (may_retry(px, F_STATUS, h->status)) {
         char why[32];
@@ -829,7 +845,17 @@ static void response_end(struct hproxy *px, bool eof)
     request_done(px);
 }
 
-/* Forwards `len` bytes of rx (parsed) to the application. */
+/* The answer broke off after part of it reached the application: the
+ * application sees its connection end. */
+static void answer_cut(struct hproxy *px)
+{
+    upstream_drop(px);
+    px->flags |= FLAG_UC;
+    px->close_after = true;
+    request_done(px);
+}
+
+/* Forwards the first `len` bytes of rx to the application. */
 static void forward(struct hproxy *px, size_t len)
 {
     gbuf_append(&px->out, px->rx.data, len);
@@ -856,8 +882,7 @@ static void parse_response(struct hproxy *px)
             continue;
         case H1_END: {
             forward(px, used);
-            const struct h1_head *h = h1_head(&px->resp);
-            if (h->status >= 100 && h->status < 200 && h->status != 101) {
+            if (interim_status(h1_head(&px->resp)->status)) {
                 h1_response_to(&px->resp, px->method);
                 continue;
             }
@@ -874,12 +899,9 @@ static void parse_response(struct hproxy *px)
             request_log(px);
             px->head_read = false;
             px->state = PX_RAW;
-            px->body_sent = px->parsed;
-            gbuf_drop(&px->in, px->body_sent);
+            gbuf_drop(&px->in, px->parsed);     /* the request went up; what follows is raw */
             px->parsed = px->body_sent = 0;
-            gbuf_append(&px->out, px->rx.data, px->rx.len);
-            px->resp_bytes += px->rx.len;
-            px->rx.len = 0;
+            forward(px, px->rx.len);
             return;
         case H1_ERROR:
             snprintf(px->last_why, sizeof(px->last_why), "%s: not an HTTP/1.x answer (%s)",
@@ -888,10 +910,7 @@ static void parse_response(struct hproxy *px)
                 request_record(px->target, px->ep, px->port, true, px->try_start_ns);
                 respond_local(px, 502, "Bad Gateway", px->last_why);
             } else {
-                upstream_drop(px);
-                px->flags |= FLAG_UC;
-                px->close_after = true;
-                request_done(px);
+                answer_cut(px);
             }
             return;
         }
@@ -917,12 +936,8 @@ static void upstream_ended(struct hproxy *px, int err)
         return;
     }
     if (px->committed) {
-        /* Cut off mid-answer: the application sees its connection end. */
         request_record(px->target, px->ep, px->port, true, px->try_start_ns);
-        upstream_drop(px);
-        px->flags |= FLAG_UC;
-        px->close_after = true;
-        request_done(px);
+        answer_cut(px);
         return;
     }
     px->flags |= FLAG_UC;
@@ -941,13 +956,10 @@ static bool up_read(struct hproxy *px)
         if (n < IO_CHUNK)
             px->up_in_ready = false;
         px->resp_started = true;
-        if (px->state == PX_RAW) {
-            gbuf_append(&px->out, px->rx.data, px->rx.len);
-            px->resp_bytes += px->rx.len;
-            px->rx.len = 0;
-        } else {
+        if (px->state == PX_RAW)
+            forward(px, px->rx.len);
+        else
             parse_response(px);
-        }
         return true;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -1147,7 +1159,7 @@ bool http_wanted(const struct service *svc)
 }
 
 int http_connect(int fd, struct conn *c, struct service *svc, const struct sockaddr *dst,
-                 socklen_t dstlen)
+                 socklen_t dstlen, uint64_t delay_ns)
 {
     int flags = real_fcntl(fd, F_GETFL, NULL);
     struct hproxy *px = calloc(1, sizeof(*px));
@@ -1179,8 +1191,8 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
     conn_connected(c);
     px->conn = c;
     px->svc = svc;
-    struct netaddr to;
-    px->port = netaddr_from_sockaddr(dst, dstlen, &to) ? to.port : 0;
+    px->port = c->port;
+    px->delay_ns = delay_ns;
     px->app = sv[1];
     px->state = PX_IDLE;
     h1_init(&px->req, H1_REQUEST);

@@ -44,13 +44,12 @@ static void carry(int fd, const struct sockaddr_storage *ss, socklen_t sl)
 void sockname_carry(int app, int engine, int net)
 {
     int saved = errno;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (real_getsockname(net, (struct sockaddr *)&ss, &sl) == 0)
-        carry(app, &ss, sl);
-    sl = sizeof(ss);
-    if (real_getpeername(net, (struct sockaddr *)&ss, &sl) == 0)
-        carry(engine, &ss, sl);
+    struct sockaddr_storage local, peer;
+    socklen_t llen = sizeof(local), plen = sizeof(peer);
+    bool have_local = real_getsockname(net, (struct sockaddr *)&local, &llen) == 0;
+    bool have_peer = real_getpeername(net, (struct sockaddr *)&peer, &plen) == 0;
+    sockname_carry_addrs(app, engine, have_local ? (struct sockaddr *)&local : NULL, llen,
+                         have_peer ? (struct sockaddr *)&peer : NULL, plen);
     errno = saved;
 }
 

@@ -684,10 +684,10 @@ static const char *p_retry_on(struct loader *L, const char *v, void *f)
     char **items;
     size_t n = split_items(L, v, &items);
     unsigned bits = 0;
+    if (n == 1 && strcmp(items[0], "off") == 0)
+        n = 0;
     for (size_t i = 0; i < n; i++) {
         int k;
-        if (n == 1 && strcmp(items[i], "off") == 0)
-            break;
         if (p_enum(items[i], &k, RETRY_ON, "unknown"))
             return "not a list of connect-failure, reset, 5xx, gateway-error, "
                    "retriable-status-codes (or off)";

@@ -51,21 +51,17 @@ static bool trimmed_equal(const char *a, size_t alen, const char *b)
 /* "NAME" or "NAME: VALUE" against the head. */
 static bool header_matches(const char *match, const struct h1_head *h)
 {
-    size_t name_len = strcspn(match, ":");
+    const char *colon = strchr(match, ':');
+    size_t name_len = colon ? (size_t)(colon - match) : strlen(match);
+    while (name_len && isspace((unsigned char)match[name_len - 1]))
+        name_len--;
     char name[128];
     if (name_len >= sizeof(name))
         return false;
     memcpy(name, match, name_len);
     name[name_len] = '\0';
-    while (name_len && isspace((unsigned char)name[name_len - 1]))
-        name[--name_len] = '\0';
     const char *have = h1_header(h, name);
-    if (!have)
-        return false;
-    if (!match[strlen(name)] && !strchr(match, ':'))
-        return true;        /* present is enough */
-    const char *want = strchr(match, ':') + 1;
-    return trimmed_equal(have, strlen(have), want);
+    return have && (!colon || trimmed_equal(have, strlen(have), colon + 1));
 }
 
 bool route_matches(const struct route_config *r, const struct h1_head *h)
