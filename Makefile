@@ -32,11 +32,11 @@ LDFLAGS  += $(SANITIZE)
 LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
-POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 route
-SHIM     := $(POLICY) mesh real ownfd program files log accesslog metrics sharedfile callers engine placeholder health watch \
-            tls_loader conn fdtable attempt connect dial sockname relay mtls ktls http resolve hooks process
+POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 route trace
+SHIM     := $(POLICY) mesh real ownfd program files log accesslog metrics sharedfile callers engine placeholder health watch otlp \
+            tls_loader conn fdtable attempt connect dial sockname relay mtls ktls http httptap threadtrace resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -79,7 +79,7 @@ COMPAT_O    := $(BUILD)/obj/glibc_compat.o
 COMPAT_MAIN := $(BUILD)/obj/glibc_compat_start.o -Wl,--wrap=__libc_start_main
 endif
 
-.PHONY: all compat deb FORCE chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz test unit test-unit test-passthrough test-integration test-ktls test-rtt test-uml test-deploy test-asan test-tsan demo bench \
+.PHONY: all compat deb FORCE chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz $(FUZZ:%=fuzz-run-%) test unit test-unit test-passthrough test-integration test-ktls test-rtt test-uml test-deploy test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -164,7 +164,7 @@ $(BUILD)/tests/test_ownfd: tests/unit/test_ownfd.c $(BUILD)/obj/ownfd.o $(BUILD)
 $(BUILD)/tests/test_elfinfo: tests/unit/test_elfinfo.c $(BUILD)/obj/cli_elfinfo.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) -lcmocka
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_O) | $(BUILD)/tests
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(POLICY_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(POLICY_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread
 
 $(BUILD)/tests/passthrough: tests/passthrough.c shim/libc/hooks.def | $(BUILD)/tests
@@ -235,16 +235,24 @@ test-tsan:
 	tests/run-tsan
 
 # Kernel TLS (tests/ktls) inside user-mode Linux, whose kernel has the tls
-# ULP (this machine's has none): the modules it needs, then the tests.
+# ULP (this machine's has none): the modules it needs, then the tests. Their
+# test PKI is made once, here on the host, and each test copies it.
 KTLS_MODULES := -m gf128mul -m ghash-generic -m gcm -m ctr -m tls
 # Ubuntu has no user-mode-linux package: there the stage says it skipped
 # (where the package exists but is not installed, it fails as before).
 NO_UML := ! command -v linux.uml > /dev/null && ! apt-cache show user-mode-linux > /dev/null 2>&1
+# A guest has one vCPU, shared with the other guest of make test-uml: its
+# tests' readiness waits may last six times longer (WAIT_SCALE,
+# tests/integration/lib.sh) before they call a server dead.
+UML_WAIT := WAIT_SCALE=6
 test-ktls: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 	@if $(NO_UML); then \
 	    echo "test-ktls: SKIPPED: this distribution has no user-mode-linux, which the kernel TLS tests run in"; \
 	else \
-	    tests/uml/run $(KTLS_MODULES) env BUILD=$(BUILD) TEST_DIR=tests/ktls tests/integration/run; \
+	    pki=$$(mktemp -d) && bash -c ". tests/integration/certs.sh && make_certs $$pki/pki" && \
+	    tests/uml/run $(KTLS_MODULES) env BUILD=$(BUILD) $(UML_WAIT) KTLS_PKI=$$pki/pki \
+	        TEST_DIR=tests/ktls tests/integration/run; \
+	    rc=$$?; rm -rf "$$pki"; exit $$rc; \
 	fi
 
 # The engine-path tests again inside user-mode Linux, with 2 ms of delay on
@@ -256,7 +264,7 @@ test-rtt: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 	@if $(NO_UML); then \
 	    echo "test-rtt: SKIPPED: this distribution has no user-mode-linux, which has tc netem"; \
 	else \
-	    tests/uml/run -m sch_netem $(KTLS_MODULES) env BUILD=$(BUILD) NETEM_DELAY=2ms \
+	    tests/uml/run -m sch_netem $(KTLS_MODULES) env BUILD=$(BUILD) $(UML_WAIT) NETEM_DELAY=2ms \
 	        tests/integration/run $(RTT_TESTS); \
 	fi
 
@@ -294,11 +302,11 @@ chaos-netem: all $(BUILD)/tests/uml-xstate.so
 # ------------------------------------------------------------------ fuzzing --
 # libFuzzer targets (clang, ASan+UBSan) over what other people write: the
 # INI file and the environment, endpoints files, DNS answers, certificate
-# names, stats files, the exporter's request head, HTTP/1.x framing. Seeds in tests/fuzz/corpus/NAME; what a run finds
+# names, stats files, the exporter's request head, HTTP/1.x framing, traceparent and the collector URL. Seeds in tests/fuzz/corpus/NAME; what a run finds
 # goes to build-fuzz/corpus/NAME, a crash to build-fuzz/crash-NAME-*.
 #   make fuzz                 each target FUZZ_SECONDS (600) in turn
-#   make test-fuzz            each for 20 s (part of make test)
-FUZZ         := config endpoints dns identity stats http sniff http1
+#   make test-fuzz            each for 20 s, two at a time (part of make test)
+FUZZ         := config endpoints dns identity stats http sniff http1 trace
 FUZZ_SECONDS ?= 600
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # clang-14 by name: the package list pins it (Ubuntu 24.04's clang is 18,
@@ -319,16 +327,21 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c fuzz-objs
 
 fuzz-build: $(FUZZ_BIN)
 
+# make fuzz runs the targets in turn, each for FUZZ_SECONDS; make test-fuzz
+# two at a time (this machine kind has two cores), each for 20 s.
 fuzz test-fuzz: fuzz-build
-	@set -e; for t in $(FUZZ); do \
-	    mkdir -p build-fuzz/corpus/$$t; \
-	    echo "== fuzz_$$t ($(if $(filter test-fuzz,$@),20,$(FUZZ_SECONDS)) s)"; \
-	    build-fuzz/fuzz_$$t -max_total_time=$(if $(filter test-fuzz,$@),20,$(FUZZ_SECONDS)) \
-	        -max_len=65536 -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$$t- \
-	        build-fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | \
-	        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)|Done [0-9]+ runs' ; \
-	    [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz_$$t: crashed, see build-fuzz/crash-$$t-*"; exit 1; }; \
-	done
+	@$(MAKE) --no-print-directory --output-sync=target \
+	    $(if $(filter test-fuzz,$@),-j2 FUZZ_TIME=20,-j1 FUZZ_TIME=$(FUZZ_SECONDS)) \
+	    $(FUZZ:%=fuzz-run-%)
+
+fuzz-run-%:
+	@mkdir -p build-fuzz/corpus/$*; \
+	echo "== fuzz_$* ($(FUZZ_TIME) s)"; \
+	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) \
+	    -max_len=65536 -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$*- \
+	    build-fuzz/corpus/$* tests/fuzz/corpus/$* 2>&1 | \
+	    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)|Done [0-9]+ runs' ; \
+	[ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz_$*: crashed, see build-fuzz/crash-$*-*"; exit 1; }
 
 # Every Debian 12 package the build and the tests use (as root): the list
 # CI installs, in .ci/run.

@@ -329,6 +329,8 @@ ROWS = [("direct", "direct"), ("passthrough", "passthrough (shim loaded, not mes
         ("mesh-noshared", "mesh plain, shared_state = off"), ("mesh-mtls", "mesh mTLS"),
         ("haproxy", "HAProxy mTLS pair"), ("stunnel", "stunnel mTLS pair"),
         ("mesh-http", "mesh http (protocol = http, plain)"),
+        ("mesh-http-traced", "mesh http, tracing on (a span per request, OTLP/JSON)"),
+        ("mesh-mtls-http", "mesh mTLS http (protocol = http, tls = mtls)"),
         ("haproxy-http", "HAProxy mTLS pair, mode http")]
 
 load(results)
@@ -405,8 +407,15 @@ lines.append(target("mTLS new connections/s ≥ 4 × the HAProxy pair", t_conn a
 h_ka = paired("mesh-http", "keepalive", "rps", "direct")
 lines.append(target("protocol = http, plain: keep-alive ≥ 0.5 × direct (issue 20)", h_ka and f"{h_ka:.2f}",
                     h_ka and h_ka >= 0.5))
-lines.append(target("protocol = http over mTLS: ≥ 1.5 × the HAProxy pair in mode http, p99 ≤ ½ "
-                    "(issue 20)", "not measured: protocol = http over mTLS is not built yet", False))
+tr_ka = paired("mesh-http-traced", "keepalive", "rps", "mesh-http")
+lines.append(target("tracing on: keep-alive ≥ 0.95 × the same http row with tracing off (issue 21)",
+                    tr_ka and f"{tr_ka:.2f}", tr_ka and tr_ka >= 0.95))
+hm_ka = paired("mesh-mtls-http", "keepalive", "rps", "haproxy-http")
+lines.append(target("protocol = http over mTLS: keep-alive ≥ 1.5 × the HAProxy pair in mode http "
+                    "(issue 20)", hm_ka and f"{hm_ka:.2f}", hm_ka and hm_ka >= 1.5))
+hm_p99 = paired("mesh-mtls-http", "keepalive", "p99", "haproxy-http")
+lines.append(target("protocol = http over mTLS: p99 ≤ ½ of the HAProxy pair in mode http (issue 20)",
+                    hm_p99 and f"{hm_p99:.2f}", hm_p99 and hm_p99 <= 0.5))
 if idle:
     n, pc, ps, mc, ms = (int(x) for x in idle)
     per_client, per_server = (mc - pc) / n, (ms - ps) / n

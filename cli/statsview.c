@@ -666,13 +666,33 @@ static void handshakes_and_inbound(const struct stats_view *views, int n, FILE *
         }
 }
 
+/* meshim_trace_spans_total{result}: only processes that made a span. */
+static void spans(const struct stats_view *views, int n, FILE *out)
+{
+    static const char *const NAMES[3] = { "exported", "dropped", "not_sampled" };
+    family(out, "meshim_trace_spans_total", "counter",
+           "[tracing]: spans sent to the collector, dropped (queue full, collector down or "
+           "refusing), or not sampled.");
+    for (int p = 0; p < n; p++) {
+        uint64_t any = 0;
+        for (int i = 0; i < 3; i++)
+            any |= load(&views[p].h->trace_spans[i]);
+        for (int i = 0; any && i < 3; i++) {
+            char labels[64];
+            snprintf(labels, sizeof(labels), ",result=\"%s\"", NAMES[i]);
+            sample(out, &views[p], "meshim_trace_spans_total", labels, load(&views[p].h->trace_spans[i]));
+        }
+    }
+}
+
 /* meshim_requests_total{service,endpoint,method,code}. */
 static void requests(const struct stats_view *views, int n, FILE *out)
 {
     family(out, "meshim_requests_total", "counter",
            "Requests of protocol = http services by endpoint, method and answer (code: 2xx, 4xx... "
            "and exact for 5xx; endpoint=\"\": answered by the mesh; code=\"none\": the "
-           "application left first).");
+           "application left first); service=\"inbound:PORT\": what the application answered "
+           "on an http port.");
     for (int p = 0; p < n; p++) {
         const struct stats_view *v = &views[p];
         for (unsigned i = 0; i < stats_view_count(v, 'r'); i++) {
@@ -723,6 +743,7 @@ void stats_render_prometheus(const struct stats_view *views, int n, FILE *out)
                      offsetof(struct stats_service, connect), false);
     handshakes_and_inbound(views, n, out);
     requests(views, n, out);
+    spans(views, n, out);
     histogram_family(views, n, out, "meshim_request_duration_seconds",
                      "protocol = http: time from a request's head read to its answer's end, retries "
                      "included.", offsetof(struct stats_service, request), true);

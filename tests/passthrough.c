@@ -30,6 +30,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -425,6 +426,162 @@ static void pt_ioctl(void **state)
     assert_int_equal(errno, EBADF);
     close(sv[0]);
     close(sv[1]);
+}
+
+/* ----------------------------------------------------------- data path -- */
+
+/* The checked reads of _FORTIFY_SOURCE, called as a fortified program
+ * calls them. */
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr,
+                       socklen_t *len);
+
+/* A connected pair, non-blocking on the reading end [0]. */
+static void pair(int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+}
+
+static void unpair(int sv[2])
+{
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* Reads: the bytes, then EAGAIN on the drained end, EBADF on no descriptor. */
+#define READ_CASE(name, call_ok, call_on)                                   \
+    static void pt_##name(void **state)                                     \
+    {                                                                       \
+        (void)state;                                                        \
+        int sv[2], fd;                                                      \
+        char buf[16];                                                       \
+        pair(sv);                                                           \
+        assert_int_equal(send(sv[1], "abcdef", 6, 0), 6);                   \
+        fd = sv[0];                                                         \
+        assert_int_equal(call_ok, 6);                                       \
+        assert_memory_equal(buf, "abcdef", 6);                              \
+        errno = 0;                                                          \
+        assert_int_equal(call_ok, -1);                                      \
+        assert_int_equal(errno, EAGAIN);                                    \
+        fd = -1;                                                            \
+        assert_int_equal(call_on, -1);                                      \
+        assert_int_equal(errno, EBADF);                                     \
+        unpair(sv);                                                         \
+    }
+
+READ_CASE(read, read(fd, buf, sizeof(buf)), read(fd, buf, sizeof(buf)))
+READ_CASE(recv, recv(fd, buf, sizeof(buf), 0), recv(fd, buf, sizeof(buf), 0))
+READ_CASE(recvfrom, recvfrom(fd, buf, sizeof(buf), 0, NULL, NULL), recvfrom(fd, buf, sizeof(buf), 0, NULL, NULL))
+READ_CASE(__read_chk, __read_chk(fd, buf, sizeof(buf), sizeof(buf)), __read_chk(fd, buf, 4, sizeof(buf)))
+READ_CASE(__recv_chk, __recv_chk(fd, buf, sizeof(buf), sizeof(buf), 0), __recv_chk(fd, buf, 4, sizeof(buf), 0))
+READ_CASE(__recvfrom_chk, __recvfrom_chk(fd, buf, sizeof(buf), sizeof(buf), 0, NULL, NULL),
+          __recvfrom_chk(fd, buf, 4, sizeof(buf), 0, NULL, NULL))
+
+static void pt_readv(void **state)
+{
+    (void)state;
+    int sv[2];
+    char a[2], b[8];
+    struct iovec iov[2] = { { a, sizeof(a) }, { b, sizeof(b) } };
+    pair(sv);
+    assert_int_equal(send(sv[1], "abcdef", 6, 0), 6);
+    assert_int_equal(readv(sv[0], iov, 2), 6);
+    assert_memory_equal(a, "ab", 2);
+    assert_memory_equal(b, "cdef", 4);
+    errno = 0;
+    assert_int_equal(readv(sv[0], iov, 2), -1);
+    assert_int_equal(errno, EAGAIN);
+    unpair(sv);
+}
+
+static void pt_recvmsg(void **state)
+{
+    (void)state;
+    int sv[2];
+    char buf[8];
+    struct iovec iov = { buf, sizeof(buf) };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    pair(sv);
+    assert_int_equal(send(sv[1], "abc", 3, 0), 3);
+    assert_int_equal(recvmsg(sv[0], &msg, MSG_PEEK), 3);     /* peeked: still there */
+    assert_int_equal(recvmsg(sv[0], &msg, 0), 3);
+    assert_memory_equal(buf, "abc", 3);
+    errno = 0;
+    assert_int_equal(recvmsg(sv[0], &msg, 0), -1);
+    assert_int_equal(errno, EAGAIN);
+    unpair(sv);
+}
+
+/* Writes: the bytes arrive; EPIPE (MSG_NOSIGNAL) once the peer is gone;
+ * EBADF on no descriptor. */
+static void pt_write(void **state)
+{
+    (void)state;
+    int sv[2];
+    char buf[8];
+    pair(sv);
+    assert_int_equal(write(sv[1], "abc", 3), 3);
+    assert_int_equal(read(sv[0], buf, sizeof(buf)), 3);
+    errno = 0;
+    assert_int_equal(write(-1, "abc", 3), -1);
+    assert_int_equal(errno, EBADF);
+    unpair(sv);
+}
+
+static void pt_writev(void **state)
+{
+    (void)state;
+    int sv[2];
+    char buf[8];
+    struct iovec iov[2] = { { "ab", 2 }, { "cd", 2 } };
+    pair(sv);
+    assert_int_equal(writev(sv[1], iov, 2), 4);
+    assert_int_equal(read(sv[0], buf, sizeof(buf)), 4);
+    assert_memory_equal(buf, "abcd", 4);
+    unpair(sv);
+}
+
+static void pt_send(void **state)
+{
+    (void)state;
+    int sv[2];
+    pair(sv);
+    assert_int_equal(send(sv[1], "abc", 3, 0), 3);
+    close(sv[0]);
+    errno = 0;
+    assert_int_equal(send(sv[1], "abc", 3, MSG_NOSIGNAL), -1);
+    assert_int_equal(errno, EPIPE);
+    close(sv[1]);
+}
+
+static void pt_sendto(void **state)
+{
+    (void)state;
+    int sv[2];
+    char buf[8];
+    pair(sv);
+    assert_int_equal(sendto(sv[1], "abc", 3, 0, NULL, 0), 3);
+    assert_int_equal(recv(sv[0], buf, sizeof(buf), 0), 3);
+    unpair(sv);
+}
+
+static void pt_sendmsg(void **state)
+{
+    (void)state;
+    int sv[2];
+    char buf[8];
+    struct iovec iov[2] = { { "ab", 2 }, { "c", 1 } };
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+    pair(sv);
+    assert_int_equal(sendmsg(sv[1], &msg, 0), 3);
+    assert_int_equal(recv(sv[0], buf, sizeof(buf), 0), 3);
+    assert_memory_equal(buf, "abc", 3);
+    errno = 0;
+    assert_int_equal(sendmsg(-1, &msg, 0), -1);
+    assert_int_equal(errno, EBADF);
+    unpair(sv);
 }
 
 /* syscall(): any number, its arguments passed on; SYS_close closes. */

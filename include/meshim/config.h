@@ -24,6 +24,8 @@ enum inbound_tls { INBOUND_STRICT, INBOUND_PERMISSIVE, INBOUND_OFF };
 enum health_check { HEALTH_OFF, HEALTH_TCP };
 enum affinity { AFFINITY_NONE, AFFINITY_PROCESS };
 enum protocol { PROTO_TCP, PROTO_HTTP };
+/* How an outbound request finds the trace it belongs to (trace_propagation). */
+enum trace_propagation { PROPAGATE_HEADERS, PROPAGATE_THREAD };
 
 /* retry_on: Envoy's conditions for retrying an HTTP request. */
 enum retry_on {
@@ -117,6 +119,8 @@ struct inbound_config {
     int key_line[64];
     enum inbound_tls tls;
     struct str_list allow;
+    enum protocol protocol;     /* http: its requests counted and logged (mesh/httptap.h) */
+    enum trace_propagation trace_propagation;   /* [tracing]'s unless set here */
 };
 
 struct mesh_config {
@@ -136,6 +140,11 @@ struct mesh_config {
     unsigned tls_min_version;           /* 12 or 13 */
     uint32_t tls_reload_interval_ms;
     bool tls_ktls;                      /* auto: hand connections to kernel TLS when both ends can */
+    /* [tracing] (meshim/trace.h): spans of protocol = http requests */
+    char *otlp_endpoint;                /* the collector's http:// URL; NULL: tracing off */
+    char *trace_service_name;           /* service.name; NULL: the program's name */
+    double trace_sample_rate;           /* of new traces; continued ones follow their parent */
+    enum trace_propagation trace_propagation;
 
     struct service_config *services;
     size_t n_services;

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #define STATS_MAGIC "MESHIMST"
-#define STATS_VERSION 4u
+#define STATS_VERSION 5u
 
 #define STATS_MAX_SERVICES 256u
 #define STATS_MAX_ENDPOINTS 2048u
@@ -126,6 +126,10 @@ struct stats_inbound {
     uint64_t connections[RESULT_COUNT];
 };
 
+/* A span's fate: sent to the collector (it said 2xx), dropped (the queue
+ * was full, or the collector failed or refused it), not sampled. */
+enum stats_span { SPANS_EXPORTED, SPANS_DROPPED, SPANS_NOT_SAMPLED };
+
 struct stats_header {
     char magic[8];                      /* STATS_MAGIC, no terminator */
     uint32_t version;                   /* STATS_VERSION */
@@ -143,6 +147,8 @@ struct stats_header {
     /* Of the ok handshakes, how the connection went on: [0] relayed by the
      * engine, [1] handed to kernel TLS; the rest were refused or ended first. */
     uint64_t tls_continued[DIRECTION_COUNT][2];
+    /* [tracing]: spans by what became of them (enum stats_span). */
+    uint64_t trace_spans[3];
 };
 
 /* The one layout of this version: where each array starts. */

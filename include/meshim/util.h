@@ -100,4 +100,20 @@ bool dns_name_equal(const char *a, const char *b);
 /* Does name end with suffix (".orders.svc"), with something before it? */
 bool dns_name_has_suffix(const char *name, const char *suffix);
 
+/* s (NULL: "") as a JSON string, quotes included, at buf; its length, or 0
+ * when it does not fit in len with the terminator. */
+size_t json_string(char *buf, size_t len, const char *s);
+
+/* Text written into a buffer of len bytes, never past it: once something
+ * does not fit, `full` is set and nothing more is written (the caller
+ * drops or shortens what it made, never sends half of it). */
+struct textbuf {
+    char *buf;
+    size_t len, used;
+    bool full;
+};
+void textbuf_put(struct textbuf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s as a JSON string (json_string). */
+void textbuf_json(struct textbuf *t, const char *s);
+
 #endif

@@ -144,7 +144,7 @@ static void free_retired(void)
 static void run_tasks(void)
 {
     uint64_t n;
-    (void)!read(bell, &n, sizeof(n));
+    (void)!real_read(bell, &n, sizeof(n));
     pthread_mutex_lock(&engine_lock);
     struct engine_task *t = queue_head;
     queue_head = NULL;
@@ -268,6 +268,20 @@ fail:
     return false;
 }
 
+void engine_cond_init(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}
+
+struct timespec engine_timespec(uint64_t due_ns)
+{
+    return (struct timespec){ (time_t)(due_ns / 1000000000u), (long)(due_ns % 1000000000u) };
+}
+
 int engine_spawn(void *(*fn)(void *), size_t stack)
 {
     /* The thread inherits this mask: no signal is ever delivered to it. */
@@ -299,7 +313,7 @@ bool engine_post(struct engine_task *t)
     pthread_mutex_unlock(&engine_lock);
     if (ok) {
         uint64_t one = 1;
-        (void)!write(bell, &one, sizeof(one));
+        (void)!real_write(bell, &one, sizeof(one));
     }
     errno = saved;
     return ok;

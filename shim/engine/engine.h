@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <time.h>
 
 /* From an engine_io / engine_timer / engine_task to the struct holding it. */
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
@@ -51,6 +53,12 @@ struct engine_slow {
     struct engine_slow *next, *prev;
     bool queued;
 };
+
+/* The shim's threads wait on now_ns()'s clock (CLOCK_MONOTONIC), never the
+ * wall clock a date change moves: a condition variable timed on it, and
+ * a due time on it as pthread_cond_timedwait and clock_nanosleep take it. */
+void engine_cond_init(pthread_cond_t *c);
+struct timespec engine_timespec(uint64_t due_ns);
 
 /* Starts fn on a detached thread of the shim's own (stack bytes, 0: the
  * default) with every signal blocked: a program's signal handlers never

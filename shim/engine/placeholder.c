@@ -229,7 +229,7 @@ size_t placeholder_fill(int fd, struct placeholder *ph)
     static const char zeros[4096];
     size_t written = 0;
     for (int i = 0; i < 64; i++) {
-        ssize_t n = send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = real_send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n < 0)
             return errno == EAGAIN && written ? written : 0;
         written += (size_t)n;

@@ -81,12 +81,8 @@ static pthread_cond_t names_changed;
 
 static void conds_make(void)
 {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&answered, &a);
-    pthread_cond_init(&names_changed, &a);
-    pthread_condattr_destroy(&a);
+    engine_cond_init(&answered);
+    engine_cond_init(&names_changed);
 }
 
 static sem_t started;               /* a thread holds its busy mutex */
@@ -398,14 +394,14 @@ static void ask_targets(struct __res_state *st, const char *const *targets, size
         /* Every query not answered yet goes out: all at first, again half-way. */
         for (size_t i = 0; i < nq; i++)
             if (!done[i])
-                (void)send(fd, query[i], (size_t)qlen[i], MSG_NOSIGNAL);
+                (void)real_send(fd, query[i], (size_t)qlen[i], MSG_NOSIGNAL);
         uint64_t until = round ? deadline : halfway;
         for (uint64_t now; left && (now = now_ns()) < until;) {
             struct pollfd p = { .fd = fd, .events = POLLIN };
             if (poll(&p, 1, (int)((until - now) / 1000000u) + 1) <= 0)
                 continue;
             ssize_t got;
-            while (left && (got = recv(fd, a->buf, ANSWER_MAX, 0)) >= (ssize_t)NS_HFIXEDSZ)
+            while (left && (got = real_recv(fd, a->buf, ANSWER_MAX, 0)) >= (ssize_t)NS_HFIXEDSZ)
                 for (size_t i = 0; i < nq; i++) {
                     if (done[i] || memcmp(a->buf, query[i], 2) != 0)
                         continue;   /* not an answer to a query still open (id) */
@@ -516,7 +512,7 @@ static void refresh(struct name_watch *w, const char *server, struct answer *a,
 
 static void sleep_until(pthread_mutex_t *own, uint64_t due_ns)
 {
-    struct timespec ts = { (time_t)(due_ns / 1000000000u), (long)(due_ns % 1000000000u) };
+    struct timespec ts = engine_timespec(due_ns);
     pthread_mutex_unlock(own);
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
@@ -575,7 +571,7 @@ static void *resolve_main(void *arg)
             /* Nothing due: sleep until something is, or a reload (plan)
              * changes the table. At most 1 s, whatever the clock does. */
             uint64_t until = due < now_ns() + 1000000000u ? due : now_ns() + 1000000000u;
-            struct timespec ts = { (time_t)(until / 1000000000u), (long)(until % 1000000000u) };
+            struct timespec ts = engine_timespec(until);
             pthread_mutex_unlock(&dns_busy);
             pthread_cond_timedwait(&names_changed, &lock, &ts);
             pthread_mutex_unlock(&lock);
@@ -636,7 +632,7 @@ void watch_start(void)
 void watch_wait(struct service *svc, uint64_t deadline_ns)
 {
     int saved = errno;
-    struct timespec ts = { (time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u) };
+    struct timespec ts = engine_timespec(deadline_ns);
     pthread_mutex_lock(&lock);
     while (service_waiting(svc) && now_ns() < deadline_ns)
         pthread_cond_timedwait(&answered, &lock, &ts);

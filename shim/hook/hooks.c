@@ -27,6 +27,7 @@
 #include "mesh/ktls.h"
 #include "mesh/resolve.h"
 #include "mesh/sockname.h"
+#include "mesh/threadtrace.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
 
@@ -164,6 +165,115 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
     return rc;
 }
 
+/* ----------------------------------------------------------- data path -- */
+
+/* Only trace_propagation = thread looks at reads and writes, and only on
+ * the descriptors it marked: everywhere else one load of a flag that is
+ * false. The shim's own threads (hooks_busy) are never looked at. */
+static inline enum fd_kind traced_kind(int fd)
+{
+    if (__builtin_expect(!__atomic_load_n(&threadtrace_live, __ATOMIC_RELAXED), 1) || hooks_busy())
+        return FD_UNKNOWN;
+    return fdtable_kind(fd);
+}
+
+/* After a read that returned n. */
+static inline ssize_t data_read(int fd, ssize_t n)
+{
+    if (n > 0 && traced_kind(fd) == FD_TRACE_IN)
+        threadtrace_read(fd);
+    return n;
+}
+
+/* Before a write of len bytes. */
+static inline void data_write(int fd, size_t len)
+{
+    enum fd_kind kind = traced_kind(fd);
+    if (kind == FD_TRACE_IN || kind == FD_TRACE_OUT)
+        threadtrace_write(fd, kind == FD_TRACE_OUT, len);
+}
+
+static size_t iov_bytes(const struct iovec *iov, int n)
+{
+    size_t len = 0;
+    for (int i = 0; iov && i < n; i++)
+        len += iov[i].iov_len;
+    return len;
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+    return data_read(fd, real_read(fd, buf, n));
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+    return data_read(fd, real_readv(fd, iov, n));
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+    return data_read(fd, real_recv(fd, buf, n, flags));
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len)
+{
+    return data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len));
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    return data_read(fd, real_recvmsg(fd, msg, flags));
+}
+
+/* _FORTIFY_SOURCE's checked reads: glibc's own call its read inside, where
+ * no hook sees it. */
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+    return data_read(fd, real___read_chk(fd, buf, n, buflen));
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+    return data_read(fd, real___recv_chk(fd, buf, n, buflen, flags));
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr,
+                              socklen_t *len)
+{
+    return data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len));
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    data_write(fd, n);
+    return real_write(fd, buf, n);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+    data_write(fd, iov_bytes(iov, n));
+    return real_writev(fd, iov, n);
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+    data_write(fd, n);
+    return real_send(fd, buf, n, flags);
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len)
+{
+    data_write(fd, n);
+    return real_sendto(fd, buf, n, flags, addr, len);
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    data_write(fd, msg ? iov_bytes(msg->msg_iov, (int)msg->msg_iovlen) : 0);
+    return real_sendmsg(fd, msg, flags);
+}
+
 EXPORT int epoll_create(int size)
 {
     return fresh_fd(real_epoll_create(size));
@@ -224,6 +334,7 @@ EXPORT int close(int fd)
     /* Take the slot first: once the number is closed another thread may get
      * it from socket() and must not find our connection there. */
     bool guarded = swap_guard();
+    threadtrace_closing(fd);
     fdtable_set_kind(fd, FD_UNKNOWN);
     struct conn *c = fdtable_take(fd);
     if (c)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/otlp.h"
 #include "engine/placeholder.h"
 #include "engine/watch.h"
 #include "libc/real.h"
@@ -23,6 +24,7 @@
 #include "mesh/fdtable.h"
 #include "mesh/http.h"
 #include "mesh/relay.h"
+#include "mesh/threadtrace.h"
 #include "meshim/mesh.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
@@ -65,7 +67,7 @@ static void atfork_prepare(void)
     /* First the background threads, until each is between two pieces of
      * work (they take the locks below while they work); then the order
      * locks nest in at run time: swap, epoll sets, the watcher, services,
-     * descriptor table, engine queue. */
+     * descriptor table, engine queue, thread-traced connections. */
     engine_atfork_pause();
     watch_atfork_pause();
     placeholder_atfork_prepare();
@@ -75,11 +77,13 @@ static void atfork_prepare(void)
     fdtable_atfork_prepare();
     tls_atfork_prepare();
     engine_atfork_prepare();
+    threadtrace_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
     struct registry *reg = mesh_registry();
+    threadtrace_atfork_parent();
     engine_atfork_parent();
     tls_atfork_parent();
     fdtable_atfork_parent();
@@ -92,9 +96,11 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     struct registry *reg = mesh_registry();
+    threadtrace_atfork_child();
     engine_atfork_child();
     relay_atfork_child();
     http_atfork_child();
+    otlp_atfork_child();
     tls_atfork_child();
     fdtable_atfork_child();
     if (reg)
@@ -171,6 +177,7 @@ __attribute__((destructor)) static void mesh_exit(void)
 {
     if (mesh_registry()) {
         relay_exit();       /* what the application wrote on mTLS connections goes out */
+        otlp_exit(OTLP_EXIT_MS);
         conn_exit();
         metrics_exit();
     }

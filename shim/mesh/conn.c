@@ -16,6 +16,7 @@
 #include "libc/real.h"
 #include "mesh/attempt.h"
 #include "mesh/fdtable.h"
+#include "mesh/threadtrace.h"
 #include "meshim/mesh.h"
 #include "observe/accesslog.h"
 #include "observe/callers.h"
@@ -213,6 +214,7 @@ void conn_unref(struct conn *c)
     }
     free(c->callers);
     free(c->failures);
+    threadtrace_free(c->tt);
     free(c);
 }
 

@@ -73,6 +73,8 @@ struct conn {
     char *callers;              /* JSON array, or NULL */
     struct access_failure *failures;    /* the failed attempts (heap, made at the first) */
     unsigned n_failures;
+    struct threadtrace *tt;     /* trace_propagation = thread (threadtrace.h); set before the
+                                   descriptor is in the table, freed with the connection */
 };
 
 /* A new connection to svc (no endpoint yet), counted active, with one

@@ -423,12 +423,13 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
         int saved = errno;
         in = registry_inbound(reg, local_port(fd));
         errno = saved;
-        if (in && in->tls == INBOUND_OFF)
+        if (in && in->tls == INBOUND_OFF && in->protocol != PROTO_HTTP)
             in = NULL;
     }
     /* An event loop's listening socket is non-blocking: its connections may
-     * go to kernel TLS (relay.h says why only theirs). */
-    bool event_loop = in && ktls_offered() &&
+     * go to kernel TLS (relay.h says why only theirs); an http port's stay
+     * in the relay, which reads their requests. */
+    bool event_loop = in && in->protocol != PROTO_HTTP && ktls_offered() &&
                       ((use_accept4 && (flags & SOCK_NONBLOCK)) || (real_fcntl(fd, F_GETFL, NULL) & O_NONBLOCK));
     for (;;) {
         int cfd = use_accept4 ? real_accept4(fd, addr, len, flags) : real_accept(fd, addr, len);
@@ -440,7 +441,7 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
         /* A client that cannot even be handed to a relay is closed and
          * never reaches the application: accept goes on with the next one
          * (or EAGAIN). */
-        if (mtls_accept(cfd, in, use_accept4 ? flags : 0, event_loop) >= 0)
+        if (inbound_accept(cfd, in, use_accept4 ? flags : 0, event_loop) >= 0)
             return cfd;
     }
 }

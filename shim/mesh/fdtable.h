@@ -34,7 +34,12 @@ void fdtable_each(void (*fn)(int fd, struct conn *c));
  * Unknown for descriptors made any other way; the hooks that make, copy
  * and close descriptors keep it current. Stored in a byte per descriptor,
  * in chunks made by socket() only. */
-enum fd_kind { FD_UNKNOWN, FD_TCP, FD_NOT_TCP, FD_KTLS /* TCP, handed to kernel TLS */ };
+enum fd_kind {
+    FD_UNKNOWN, FD_TCP, FD_NOT_TCP,
+    FD_KTLS,                    /* TCP, handed to kernel TLS */
+    FD_TRACE_IN,                /* an inbound http pair end traced by thread (threadtrace.h) */
+    FD_TRACE_OUT,               /* an outbound protocol = http pair end, the same */
+};
 void fdtable_set_kind(int fd, enum fd_kind kind);
 enum fd_kind fdtable_kind(int fd);
 

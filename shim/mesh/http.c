@@ -35,13 +35,18 @@
 #include <uthash.h>
 
 #include "engine/engine.h"
+#include "engine/otlp.h"
 #include "engine/placeholder.h"
 #include "libc/ownfd.h"
 #include "libc/program.h"
 #include "libc/real.h"
 #include "mesh/attempt.h"
+#include "mesh/fdtable.h"
+#include "mesh/mtls.h"
 #include "mesh/sockname.h"
+#include "mesh/threadtrace.h"
 #include "meshim/http1.h"
+#include "meshim/mesh.h"
 #include "meshim/route.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
@@ -68,16 +73,23 @@ struct upstream {
     struct hproxy *px;              /* the proxy using it; NULL: idle in its pool */
     struct pool *pool;
     int fd;
-    bool connected;
+    SSL *ssl;                       /* tls = mtls: the session over fd; NULL: plain */
+    struct tls_identity *id;        /* the session's identity, a reference */
+    bool want_write;                /* the handshake waits to write */
+    bool connected;                 /* ready for requests; not yet with ssl: the handshake runs */
+    char peer_identity[128];        /* mTLS: the server's identity */
     bool reused;                    /* it carried an answer before this request */
     uint64_t idle_since;
     struct upstream *next;          /* in its pool's idle list, newest first */
 };
 
-/* Hashed as bytes: no padding (a copy need not keep padding bytes). */
+/* Hashed as bytes: no padding (a copy need not keep padding bytes). An
+ * mTLS connection is never handed to a request that wants plain TCP, nor
+ * the reverse (a reload may change the service's tls). */
 struct pool_key {
     struct endpoint *ep;
-    uint64_t port;
+    uint32_t port;
+    uint32_t tls;
 };
 
 struct pool {
@@ -87,7 +99,7 @@ struct pool {
     unsigned n_idle;
 };
 
-_Static_assert(sizeof(struct pool_key) == sizeof(void *) + sizeof(uint64_t), "pool_key has padding");
+_Static_assert(sizeof(struct pool_key) == sizeof(void *) + 2 * sizeof(uint32_t), "pool_key has padding");
 
 static struct pool *pools;          /* engine thread only */
 
@@ -125,16 +137,24 @@ struct hproxy {
     struct endpoint *ep;            /* the current attempt's, with a reference */
     size_t head_len;                /* of `in` */
     bool head_read, req_done, retry_lost, idempotent, req_keep_alive, upgrade;
+    /* The application's HTTP/1.1 request said Connection: close: that is
+     * its connection's business (closed after the answer, which says so),
+     * not the pooled upstream connection's, so the line is not sent up. */
+    bool close_stripped;
     bool committed;                 /* part of an answer reached the application */
     bool resp_started;              /* the upstream sent a byte of answer on this attempt */
     bool fresh_only;                /* the next attempt opens a new connection */
+    bool up_tls;                    /* the attempt's connection is mTLS (the target's tls) */
     bool raw_tunnel;                /* not HTTP: RAW once connected */
     int status;
     unsigned attempts, retries, flags;
     uint64_t req_start_ns, req_start_unix_ns, try_start_ns;
     uint64_t req_bytes, resp_bytes;
     char method[16], authority[256], path[512];
+    char peer_identity[128];        /* the current attempt's server, over mTLS */
     char last_why[128];
+    bool traced;                    /* [tracing] on: the request has a client span */
+    struct span_ids span;           /* ... whose context goes upstream in traceparent */
 };
 
 static void px_step(struct hproxy *px);
@@ -183,6 +203,11 @@ static void gbuf_free(struct gbuf *b)
 static void upstream_close(struct upstream *u)
 {
     engine_unwatch(&u->io);
+    if (u->ssl) {
+        /* close_notify when the session is sound: it stays resumable. */
+        tls_free(u->ssl, u->connected);
+        tls_identity_put(u->id);
+    }
     own_close(u->fd);
     engine_retire(u);
 }
@@ -203,18 +228,24 @@ static void pool_remove(struct pool *p, struct upstream *u)
     }
 }
 
-/* An idle connection's server closed it, or sent what nobody asked for. */
+/* An idle connection's server closed it, or sent what nobody asked for
+ * (over mTLS, a record that is not data, a session ticket, is only read). */
 static void idle_ready(struct engine_io *io, uint32_t events)
 {
     struct upstream *u = container_of(io, struct upstream, io);
-    (void)events;
+    if (u->ssl && !(events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))) {
+        char byte;
+        size_t n;
+        if (tls_read(u->ssl, &byte, 1, &n) == TLS_IO_WANT_READ && !tls_pending(u->ssl))
+            return;
+    }
     pool_remove(u->pool, u);
     upstream_close(u);
 }
 
-static struct upstream *pool_take(struct endpoint *ep, uint16_t port, uint64_t now)
+static struct upstream *pool_take(struct endpoint *ep, uint16_t port, bool tls, uint64_t now)
 {
-    struct pool_key key = { ep, port };
+    struct pool_key key = { ep, port, tls };
     struct pool *p;
     HASH_FIND(hh, pools, &key, sizeof(key), p);
     while (p && p->idle) {
@@ -234,7 +265,7 @@ static struct upstream *pool_take(struct endpoint *ep, uint16_t port, uint64_t n
 
 static void pool_put(struct upstream *u, struct endpoint *ep, uint16_t port)
 {
-    struct pool_key key = { ep, port };
+    struct pool_key key = { ep, port, u->ssl != NULL };
     struct pool *p;
     HASH_FIND(hh, pools, &key, sizeof(key), p);
     if (!p) {
@@ -357,6 +388,24 @@ static void upstream_drop(struct hproxy *px)
     }
 }
 
+/* The request's client span, from what the request line says. */
+static void client_span_end(struct hproxy *px, const struct service *svc, const char *endpoint)
+{
+    struct span s = { .ids = px->span, .kind = SPAN_CLIENT, .start_unix_ns = px->req_start_unix_ns,
+                      .end_unix_ns = wall_ns(), .status = px->status, .port = px->port,
+                      .attempts = px->attempts };
+    SPAN_SET(s.method, px->method);
+    SPAN_SET(s.path, px->path);
+    SPAN_SET(s.authority, px->authority);
+    SPAN_SET(s.peer, endpoint);
+    SPAN_SET(s.peer_identity, px->peer_identity);
+    SPAN_SET(s.service, svc->name);
+    SPAN_SET(s.route, px->route ? px->route : "");
+    if (px->flags & FLAG_LR)
+        SPAN_SET(s.error, px->last_why);
+    otlp_span_end(&s);
+}
+
 /* The request's line and counts (its answer's end, or a 101: what follows
  * is raw bytes); the connection's byte counts take its bytes. */
 static void request_log(struct hproxy *px)
@@ -364,17 +413,24 @@ static void request_log(struct hproxy *px)
     uint64_t took = now_ns() - px->req_start_ns;
     struct service *svc = request_service(px);
     metrics_request(svc, px->ep, px->method, px->status, took, px->req_bytes, px->resp_bytes);
-    if (access_enabled()) {
-        char endpoint[64] = "";
-        if (px->ep)
-            endpoint_text(px->ep, px->port, endpoint, sizeof(endpoint));
+    bool logged = access_enabled();
+    char endpoint[64] = "", trace_id[33], span_id[17];
+    if (px->ep && (logged || px->traced))
+        endpoint_text(px->ep, px->port, endpoint, sizeof(endpoint));
+    if (px->traced) {
+        span_ids_hex(&px->span, trace_id, span_id);
+        client_span_end(px, svc, endpoint);
+    }
+    if (logged) {
         struct access_request r = {
             .start_unix_ns = px->req_start_unix_ns, .pid = getpid(), .direction = DIRECTION_OUTBOUND,
             .service = svc->name, .route = px->route, .method = px->method,
             .authority = px->authority, .path = px->path, .status = px->status,
-            .endpoint = endpoint, .attempts = px->attempts, .flags = px->flags,
+            .endpoint = endpoint, .peer_identity = px->peer_identity,
+            .attempts = px->attempts, .flags = px->flags,
             .duration_ms = (double)took / 1e6,
             .bytes_sent = px->req_bytes, .bytes_received = px->resp_bytes,
+            .trace_id = px->traced ? trace_id : NULL, .span_id = px->traced ? span_id : NULL,
         };
         access_write_request(&r);
     }
@@ -480,33 +536,87 @@ static void attempt_failed(struct hproxy *px, enum failure f, int status, const 
         give_up(px, f);
 }
 
-/* The head as sent upstream: the application's, with the attempt number
- * from the second attempt on (before the blank line that ends it). */
+/* Does the request's Connection: close concern only the application's
+ * connection? HTTP/1.1, not an Upgrade, a head that ends as heads do, and
+ * "close" is the header's only token (others name hop-by-hop headers the
+ * server should see dropped with it). */
+static bool close_only_downstream(const struct hproxy *px, const struct h1_head *h)
+{
+    const char *v = h1_header(h, "connection");
+    return !h->keep_alive && h->major == 1 && h->minor == 1 && !h->upgrade && v &&
+           strcasecmp(v, "close") == 0 && px->head_len >= 4 &&
+           memcmp(px->in.data + px->head_len - 4, "\r\n\r\n", 4) == 0;
+}
+
+/* Is the header line at p (of n bytes) named name (with its colon)? */
+static bool header_named(const char *p, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+    return n > k && strncasecmp(p, name, k) == 0;
+}
+
+/* Appends the head's header lines in [from, to) but Connection ones (when
+ * close_stripped) and traceparent (when traced: ours replaces it). */
+static bool append_headers(const struct hproxy *px, struct gbuf *b, const char *from, const char *to)
+{
+    while (from < to) {
+        const char *eol = memchr(from, '\n', (size_t)(to - from));
+        const char *next = eol ? eol + 1 : to;
+        size_t n = (size_t)(next - from);
+        bool drop = (px->close_stripped && header_named(from, n, "connection:")) ||
+                    (px->traced && header_named(from, n, "traceparent:"));
+        if (!drop && !gbuf_append(b, from, n))
+            return false;
+        from = next;
+    }
+    return true;
+}
+
+/* The head as sent upstream: the application's, without a Connection:
+ * close that is only the application's (close_stripped), with the client
+ * span's traceparent when traced, and the attempt number from the second
+ * attempt on (before the blank line that ends it). */
 static bool build_up_head(struct hproxy *px)
 {
     px->up_head.len = 0;
     px->up_head_sent = 0;
-    if (px->attempts <= 1)
+    if (px->attempts <= 1 && !px->close_stripped && !px->traced)
         return gbuf_append(&px->up_head, px->in.data, px->head_len);
-    char extra[64];
-    int n = snprintf(extra, sizeof(extra), ATTEMPT_HEADER ": %u\r\n\r\n", px->attempts);
+    const char *head = px->in.data;
     size_t keep = px->head_len - 2;     /* without the blank line's CRLF */
-    return gbuf_append(&px->up_head, px->in.data, keep) && gbuf_append(&px->up_head, extra, (size_t)n);
+    const char *first_end = memchr(head, '\n', keep);
+    size_t line1 = first_end ? (size_t)(first_end + 1 - head) : keep;
+    bool ok = gbuf_append(&px->up_head, head, line1) &&
+              append_headers(px, &px->up_head, head + line1, head + keep);
+    char extra[128];
+    if (ok && px->traced) {
+        struct trace_context c;
+        span_context(&px->span, &c);
+        memcpy(extra, "traceparent: ", 13);
+        trace_format_traceparent(&c, extra + 13);
+        memcpy(extra + 13 + TRACEPARENT_LEN, "\r\n", 2);
+        ok = gbuf_append(&px->up_head, extra, 13 + TRACEPARENT_LEN + 2);
+    }
+    if (ok && px->attempts > 1) {
+        int n = snprintf(extra, sizeof(extra), ATTEMPT_HEADER ": %u\r\n", px->attempts);
+        ok = gbuf_append(&px->up_head, extra, (size_t)n);
+    }
+    return ok && gbuf_append(&px->up_head, "\r\n", 2);
 }
 
 /* ---------------------------------------------------------------- upstream -- */
 
 static void upstream_ready(struct engine_io *io, uint32_t events);
 
+/* The upstream connection is ready for requests (TCP connected and, over
+ * mTLS, the server authenticated), new or from the pool. */
 static void connected(struct hproxy *px)
 {
     px->up->connected = true;
-    px->up_in_ready = false;        /* epoll says when the answer comes */
-    if (!px->up->reused) {
-        int one = 1;
-        real_setsockopt(px->up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    memcpy(px->peer_identity, px->up->peer_identity, sizeof(px->peer_identity));
+    px->up_in_ready = px->up->ssl && tls_pending(px->up->ssl);   /* else epoll says */
+    if (!px->up->reused)
         request_connect_record(px->target, px->ep, px->port, 0, px->try_start_ns);
-    }
     engine_timer_cancel(&px->try_timer);
     if (px->raw_tunnel) {
         px->state = PX_RAW;
@@ -527,12 +637,12 @@ static void connected(struct hproxy *px)
     px->body_sent = px->head_len;
 }
 
-static void connect_failed(struct hproxy *px, int err)
+/* The connection could not be made (err), or its handshake failed (why):
+ * a connect failure for the endpoint and for retry_on. */
+static void connect_failed_why(struct hproxy *px, int err, const char *why)
 {
     request_connect_record(px->target, px->ep, px->port, err, px->try_start_ns);
     px->flags |= FLAG_UF;
-    char why[96];
-    snprintf(why, sizeof(why), "connect: %s", err == ETIMEDOUT ? "timed out" : strerror(err));
     if (px->raw_tunnel) {
         /* Not HTTP: no answer can be made; the application reads EOF. */
         log_warn("%s: %s", px->svc->name, why);
@@ -543,6 +653,54 @@ static void connect_failed(struct hproxy *px, int err)
         return;
     }
     attempt_failed(px, F_CONNECT, 0, why);
+}
+
+static void connect_failed(struct hproxy *px, int err)
+{
+    char why[96];
+    snprintf(why, sizeof(why), "connect: %s", err == ETIMEDOUT ? "timed out" : strerror(err));
+    connect_failed_why(px, err, why);
+}
+
+/* One step of the mTLS handshake; when it ends, the server's identity is
+ * checked against the target service's `identity`. A failure is a connect
+ * failure: nothing was sent, and nothing is ever sent in the clear. */
+static void handshake_step(struct hproxy *px)
+{
+    struct upstream *u = px->up;
+    char why[TLS_WHY_MAX], msg[TLS_WHY_MAX + 16];
+    int h = tls_handshake(u->ssl, &u->want_write, why, sizeof(why));
+    if (h == 0)
+        return;
+    if (mtls_server_check(px->target, u->ssl, h, u->peer_identity, sizeof(u->peer_identity), why,
+                          sizeof(why)) == 0) {
+        connected(px);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "mTLS: %s", why);
+    log_warn("%s: %s: %s", px->target->name, px->ep->label, msg);
+    connect_failed_why(px, ECONNRESET, msg);
+}
+
+/* TCP is connected: ready, or (mTLS) the handshake starts. */
+static void tcp_connected(struct hproxy *px)
+{
+    struct upstream *u = px->up;
+    int one = 1;
+    real_setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!px->up_tls) {
+        connected(px);
+        return;
+    }
+    char why[TLS_WHY_MAX], msg[TLS_WHY_MAX + 16];
+    u->ssl = mtls_client(px->target, px->ep, px->port, u->fd, false, &u->id, why, sizeof(why));
+    if (!u->ssl) {
+        snprintf(msg, sizeof(msg), "mTLS: %s", why);
+        log_warn("%s: %s", px->target->name, msg);
+        connect_failed_why(px, ECONNRESET, msg);
+        return;
+    }
+    handshake_step(px);
 }
 
 static void attempt_start(struct hproxy *px)
@@ -574,8 +732,10 @@ static void attempt_start(struct hproxy *px)
     __atomic_add_fetch(&ep->target.active, 1, __ATOMIC_RELAXED);
     px->attempts++;
     px->try_start_ns = now_ns();
+    px->peer_identity[0] = '\0';
     px->resp_started = false;
-    struct upstream *u = px->fresh_only ? NULL : pool_take(ep, px->port, px->try_start_ns);
+    px->up_tls = cfg->tls == TLS_MTLS;
+    struct upstream *u = px->fresh_only ? NULL : pool_take(ep, px->port, px->up_tls, px->try_start_ns);
     px->fresh_only = false;
     if (u) {
         u->px = px;
@@ -602,15 +762,14 @@ static void attempt_start(struct hproxy *px)
     u->px = px;
     u->io = (struct engine_io){ .ready = upstream_ready, .fd = fd };
     px->up = u;
+    /* connect_timeout bounds the TCP connect and the handshake together. */
+    px->state = PX_ATTEMPT;
+    engine_timer_set(&px->try_timer, px->try_start_ns + (uint64_t)cfg->connect_timeout_ms * 1000000u);
     int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
-    if (err == 0) {
-        connected(px);
-    } else if (err == EINPROGRESS) {
-        px->state = PX_ATTEMPT;
-        engine_timer_set(&px->try_timer, px->try_start_ns + (uint64_t)cfg->connect_timeout_ms * 1000000u);
-    } else {
+    if (err == 0)
+        tcp_connected(px);
+    else if (err != EINPROGRESS)
         connect_failed(px, err);
-    }
 }
 
 /* A route, a split and an endpoint for the request just read. */
@@ -624,6 +783,7 @@ static void request_begin(struct hproxy *px)
     px->req_start_unix_ns = wall_ns();
     px->idempotent = method_idempotent(px->method);
     px->req_keep_alive = h->keep_alive;
+    px->close_stripped = close_only_downstream(px, h);
     px->upgrade = h->upgrade;
     px->head_read = true;
     px->http_seen = true;
@@ -631,6 +791,10 @@ static void request_begin(struct hproxy *px)
     px->attempts = px->retries = px->flags = 0;
     px->req_bytes = px->resp_bytes = 0;
     px->last_why[0] = '\0';
+    struct trace_context served;    /* trace_propagation = thread: the writer's request */
+    struct threadtrace *tt = px->conn->tt;     /* `in` holds what was read past the head's start */
+    bool inherited = tt && threadtrace_request(tt, threadtrace_moved(tt) - px->in.len, &served);
+    px->traced = otlp_span_begin(&px->span, h, inherited ? &served : NULL);
     struct service *routed = route_request(px->svc, h, &px->route);
     px->target = registry_split(routed, rng_thread());
     uint32_t whole = target_cfg(px)->request_timeout_ms;
@@ -663,7 +827,12 @@ static bool app_read(struct hproxy *px)
     if (px->app_eof || !px->app_in_ready || px->state == PX_CLOSING ||
         px->in.len >= in_limit(px) || !gbuf_reserve(&px->in, IO_CHUNK))
         return false;
-    ssize_t n = read(px->app, px->in.data + px->in.len, IO_CHUNK);
+    struct threadtrace *tt = px->conn->tt;
+    if (tt)
+        threadtrace_move_begin(tt);
+    ssize_t n = real_read(px->app, px->in.data + px->in.len, IO_CHUNK);
+    if (tt)
+        threadtrace_move_end(tt, n > 0 ? (size_t)n : 0);
     if (n > 0) {
         px->in.len += (size_t)n;
         if (n < IO_CHUNK)
@@ -682,7 +851,7 @@ static bool app_write(struct hproxy *px)
 {
     if (!px->out.len)
         return false;
-    ssize_t n = send(px->app, px->out.data, px->out.len, MSG_NOSIGNAL);
+    ssize_t n = real_send(px->app, px->out.data, px->out.len, MSG_NOSIGNAL);
     if (n > 0) {
         gbuf_drop(&px->out, (size_t)n);
         return true;
@@ -760,6 +929,44 @@ static void parse_request(struct hproxy *px)
     }
 }
 
+/* A TLS step that moved no byte, as send() or read() would say it: 0 at
+ * the peer's close_notify, else -1 with EAGAIN (try when ready) or
+ * ECONNRESET (broken; a FIN without close_notify too: an answer read
+ * until EOF may be cut). */
+static ssize_t tls_as_socket(enum tls_io r)
+{
+    if (r == TLS_IO_CLOSED)
+        return 0;
+    errno = r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE ? EAGAIN : ECONNRESET;
+    return -1;
+}
+
+/* send() and read() on the upstream connection, through TLS over mTLS. */
+static ssize_t up_send(struct upstream *u, const void *p, size_t n)
+{
+    if (!u->ssl)
+        return real_send(u->fd, p, n, MSG_NOSIGNAL);
+    size_t done = 0;
+    enum tls_io r = tls_write(u->ssl, p, n, &done);
+    return r == TLS_IO_DONE ? (ssize_t)done : tls_as_socket(r);
+}
+
+/* *more: the socket (or OpenSSL's buffer) may hold more right now. */
+static ssize_t up_recv(struct upstream *u, void *p, size_t n, bool *more)
+{
+    if (!u->ssl) {
+        ssize_t r = real_read(u->fd, p, n);
+        *more = r == (ssize_t)n;
+        return r;
+    }
+    size_t done = 0;
+    enum tls_io r = tls_read(u->ssl, p, n, &done);
+    if (r != TLS_IO_DONE)
+        return tls_as_socket(r);
+    *more = done == n || tls_pending(u->ssl);
+    return (ssize_t)done;
+}
+
 /* Writes the request (head, then body as read) upstream. */
 static bool up_write(struct hproxy *px)
 {
@@ -779,7 +986,7 @@ static bool up_write(struct hproxy *px)
         p = px->in.data + px->body_sent;
         n = end - px->body_sent;
     }
-    ssize_t w = send(u->fd, p, n, MSG_NOSIGNAL);
+    ssize_t w = up_send(u, p, n);
     if (w <= 0)
         return false;       /* EAGAIN, or the error the read side reports */
     if (head)
@@ -829,7 +1036,8 @@ static void response_end(struct hproxy *px, bool eof)
 {
     request_record(px->target, px->ep, px->port, status_fails_endpoint(px->status), px->try_start_ns);
     const struct h1_head *h = h1_head(&px->resp);
-    bool reuse = !eof && h->keep_alive && px->req_keep_alive && px->rx.len == 0 && px->req_done &&
+    bool reuse = !eof && h->keep_alive && (px->req_keep_alive || px->close_stripped) &&
+                 px->rx.len == 0 && px->req_done &&
                  px->up && px->up_head_sent == px->up_head.len && px->body_sent == px->parsed;
     if (reuse) {
         struct upstream *u = px->up;
@@ -864,6 +1072,24 @@ static void forward(struct hproxy *px, size_t len)
     gbuf_drop(&px->rx, len);
 }
 
+/* Forwards the answer's head (its first `len` bytes of rx). When the
+ * application asked for Connection: close and the line was not sent up,
+ * the answer says it: the application's connection ends after it. */
+static void forward_head(struct hproxy *px, size_t len)
+{
+    const struct h1_head *h = h1_head(&px->resp);
+    if (!px->close_stripped || interim_status(h->status) || !h->keep_alive || len < 4 ||
+        memcmp(px->rx.data + len - 4, "\r\n\r\n", 4) != 0) {
+        forward(px, len);
+        return;
+    }
+    static const char CLOSE[] = "connection: close\r\n";
+    forward(px, len - 2);
+    gbuf_append(&px->out, CLOSE, sizeof(CLOSE) - 1);
+    px->resp_bytes += sizeof(CLOSE) - 1;
+    forward(px, 2);
+}
+
 static void parse_response(struct hproxy *px)
 {
     /* Fed even when rx is empty: an answer without a body (to HEAD, a
@@ -878,7 +1104,7 @@ static void parse_response(struct hproxy *px)
         case H1_HEAD:
             if (!response_head(px))
                 return;
-            forward(px, used);
+            forward_head(px, used);
             continue;
         case H1_END: {
             forward(px, used);
@@ -950,11 +1176,11 @@ static bool up_read(struct hproxy *px)
     if (!u || !u->connected || !px->up_in_ready || px->out.len >= OUT_MAX ||
         !gbuf_reserve(&px->rx, IO_CHUNK))
         return false;
-    ssize_t n = read(u->fd, px->rx.data + px->rx.len, IO_CHUNK);
+    bool more = false;
+    ssize_t n = up_recv(u, px->rx.data + px->rx.len, IO_CHUNK, &more);
     if (n > 0) {
         px->rx.len += (size_t)n;
-        if (n < IO_CHUNK)
-            px->up_in_ready = false;
+        px->up_in_ready = more;
         px->resp_started = true;
         if (px->state == PX_RAW)
             forward(px, px->rx.len);
@@ -1014,7 +1240,7 @@ static void rearm(struct hproxy *px)
     if (u) {
         uint32_t up = 0;
         if (!u->connected)
-            up = EPOLLOUT;
+            up = u->ssl && !u->want_write ? EPOLLIN : EPOLLOUT;     /* handshake, or TCP connect */
         else {
             bool more = px->state == PX_RAW ? px->in.len > px->body_sent
                       : px->up_head_sent < px->up_head.len || px->body_sent < px->parsed;
@@ -1046,6 +1272,8 @@ static void px_step(struct hproxy *px)
         if (px->state == PX_RAW && px->app_eof && !px->raw_up_done && px->in.len == px->body_sent &&
             px->up) {
             px->raw_up_done = true;
+            if (px->up->ssl)
+                tls_close_notify(px->up->ssl);
             shutdown(px->up->fd, SHUT_WR);
             moved = true;
         }
@@ -1079,7 +1307,7 @@ static void upstream_ready(struct engine_io *io, uint32_t events)
     struct hproxy *px = u->px;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
         px->up_in_ready = true;
-    if (!u->connected) {
+    if (!u->connected && !u->ssl) {
         int err = 0;
         socklen_t len = sizeof(err);
         if (real_getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
@@ -1089,7 +1317,9 @@ static void upstream_ready(struct engine_io *io, uint32_t events)
         if (err)
             connect_failed(px, err);
         else
-            connected(px);
+            tcp_connected(px);
+    } else if (!u->connected) {
+        handshake_step(px);
     }
     px_step(px);
 }
@@ -1184,10 +1414,14 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
         llen = 0;
     sockname_carry_addrs(sv[0], sv[1], llen ? (struct sockaddr *)&local : NULL, llen, dst, dstlen);
     sockname_copy_timeouts(fd, sv[0]);
+    if (threadtrace_outbound(mesh_registry()->cfg))
+        c->tt = threadtrace_new(sv[1]);
     swap_lock();
     placeholder_put_back(fd, sv[0]);
     swap_unlock();
     real_close(sv[0]);          /* the application's number holds it now */
+    if (c->tt)
+        fdtable_set_kind(fd, FD_TRACE_OUT);
     conn_connected(c);
     px->conn = c;
     px->svc = svc;

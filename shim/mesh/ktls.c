@@ -265,7 +265,7 @@ int ktls_inq(int fd, int *avail)
         return real_ioctl(fd, FIONREAD, avail);
     }
     char buf[16384];
-    ssize_t got = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    ssize_t got = real_recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
     if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
         return real_ioctl(fd, FIONREAD, avail);     /* the read will say what is wrong */
     *avail = got < 0 ? 0 : (int)got;

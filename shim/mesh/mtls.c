@@ -2,7 +2,6 @@
  * mtls.c — outbound and inbound mTLS set-up (see mtls.h).
  */
 #include "mesh/mtls.h"
-#include "mesh/sockname.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +19,8 @@
 #include "mesh/fdtable.h"
 #include "mesh/ktls.h"
 #include "mesh/relay.h"
+#include "mesh/threadtrace.h"
+#include "mesh/sockname.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
@@ -41,15 +42,16 @@ static const char *server_name(const struct service *svc)
     return svc->name;
 }
 
-SSL *mtls_begin(struct conn *c, int sock, struct tls_identity **id, char *why, size_t len)
+SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t port, int sock,
+                 bool offer_ktls, struct tls_identity **id, char *why, size_t len)
 {
     *id = tls_identity_get(mesh_registry()->cfg, why, len);
     if (!*id)
         return NULL;
     char dest[64];
-    endpoint_text(c->ep, c->port, dest, sizeof(dest));
-    SSL *ssl = tls_client_new(*id, sock, dest, server_name(c->svc));
-    if (ssl && ktls_offered() && !tls_ktls_want(ssl)) {
+    endpoint_text(ep, port, dest, sizeof(dest));
+    SSL *ssl = tls_client_new(*id, sock, dest, server_name(svc));
+    if (ssl && offer_ktls && !tls_ktls_want(ssl)) {
         tls_free(ssl, false);
         ssl = NULL;
     }
@@ -61,24 +63,34 @@ SSL *mtls_begin(struct conn *c, int sock, struct tls_identity **id, char *why, s
     return ssl;
 }
 
-int mtls_finish(struct conn *c, SSL *ssl, int h, char *why, size_t len)
+SSL *mtls_begin(struct conn *c, int sock, struct tls_identity **id, char *why, size_t len)
+{
+    return mtls_client(c->svc, c->ep, c->port, sock, ktls_offered(), id, why, len);
+}
+
+int mtls_server_check(const struct service *svc, SSL *ssl, int h, char *name, size_t name_len,
+                      char *why, size_t len)
 {
     if (h < 0) {
         metrics_handshake(DIRECTION_OUTBOUND, RESULT_TLS_ERROR);
         return ECONNRESET;
     }
     metrics_handshake(DIRECTION_OUTBOUND, RESULT_OK);
-    const char *identity = service_cfg(c->svc)->identity;
+    const char *identity = service_cfg(svc)->identity;
     const char *patterns[1] = { identity };
     size_t n = identity && *identity ? 1 : 0;
-    if (!tls_peer_check(ssl, patterns, n, c->peer_identity, sizeof(c->peer_identity), why, len))
+    if (!tls_peer_check(ssl, patterns, n, name, name_len, why, len))
         return ECONNRESET;
     unsigned long handshakes, resumed;
     tls_counts(&handshakes, &resumed);
-    log_debug("%s: mTLS with %s (%s)%s; %lu handshakes, %lu resumed", c->svc->name,
-              c->peer_identity, tls_version(ssl), tls_resumed(ssl) ? ", session resumed" : "",
-              handshakes, resumed);
+    log_debug("%s: mTLS with %s (%s)%s; %lu handshakes, %lu resumed", svc->name, name,
+              tls_version(ssl), tls_resumed(ssl) ? ", session resumed" : "", handshakes, resumed);
     return 0;
+}
+
+int mtls_finish(struct conn *c, SSL *ssl, int h, char *why, size_t len)
+{
+    return mtls_server_check(c->svc, ssl, h, c->peer_identity, sizeof(c->peer_identity), why, len);
 }
 
 int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d, const char *relay_why)
@@ -269,22 +281,25 @@ static bool prepare_handoff(int app, int engine, bool event_loop, struct relay_h
     return h->filler > 0;
 }
 
-int mtls_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop)
+int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop)
 {
-    char why[TLS_WHY_MAX], peer[64];
-    watch_start();                  /* certificate rotation is followed */
+    char why[TLS_WHY_MAX] = "", peer[64];
+    bool tls = in->tls != INBOUND_OFF;     /* else protocol = http in the clear */
+    if (tls)
+        watch_start();              /* certificate rotation is followed */
     peer_text(cfd, peer, sizeof(peer));
-    if (!relay_pending_take(in->port))
+    if (tls && !relay_pending_take(in->port))
         return refuse(cfd, in, peer, RESULT_OVERFLOW, "too many TLS handshakes under way on this port");
-    struct tls_identity *id = tls_identity_get(mesh_registry()->cfg, why, sizeof(why));
+    struct tls_identity *id = tls ? tls_identity_get(mesh_registry()->cfg, why, sizeof(why)) : NULL;
     int app = -1, engine = -1, net = -1;
     struct conn *c = NULL;
     struct relay_handoff h;
-    if (!id || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, cfd, &app, &engine) ||
-        !prepare_handoff(app, engine, event_loop, &h) ||
+    if ((tls && !id) || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, cfd, &app, &engine) ||
+        !prepare_handoff(app, engine, tls && event_loop, &h) ||
         (net = ownfd_high(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
-        const char *reason = id ? strerror(errno ? errno : ENOMEM) : why;
-        relay_pending_give(in->port);
+        const char *reason = !tls || id ? strerror(errno ? errno : ENOMEM) : why;
+        if (tls)
+            relay_pending_give(in->port);
         tls_identity_put(id);
         if (app >= 0) {
             real_close(app);
@@ -292,7 +307,7 @@ int mtls_accept(int cfd, const struct inbound_config *in, int flags, bool event_
         }
         if (net >= 0)
             own_close(net);
-        return refuse(cfd, in, peer, RESULT_TLS_ERROR, reason);
+        return refuse(cfd, in, peer, tls ? RESULT_TLS_ERROR : RESULT_OVERFLOW, reason);
     }
     int fdflags = real_fcntl(cfd, F_GETFD, NULL);
     real_dup3(app, cfd, fdflags > 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
@@ -302,8 +317,15 @@ int mtls_accept(int cfd, const struct inbound_config *in, int flags, bool event_
     c->state = CONN_RELAYED;
     placeholder_hold();
     conn_ref(c);
+    if (threadtrace_inbound(mesh_registry()->cfg, in))
+        c->tt = threadtrace_new(-1);
     fdtable_set(cfd, c);            /* getpeername & co. reach the TCP socket */
+    if (c->tt)
+        fdtable_set_kind(cfd, FD_TRACE_IN);
     h.fd = cfd;
-    relay_inbound(c, in, id, net, engine, &h);
+    if (tls)
+        relay_inbound(c, in, id, net, engine, &h);
+    else
+        relay_inbound_plain(c, in, net, engine);
     return cfd;
 }

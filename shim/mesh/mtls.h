@@ -25,6 +25,18 @@
 /* Does this connection's service want mTLS? */
 bool mtls_wanted(const struct conn *c);
 
+/* A client SSL on socket sock to ep at port, for svc (its sni), offering
+ * kernel TLS when offer_ktls; the identity's reference in *id. NULL with
+ * why. */
+SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t port, int sock,
+                 bool offer_ktls, struct tls_identity **id, char *why, size_t len);
+
+/* After a client handshake step that ended (h: 1 done, -1 failed): counts
+ * it and, when done, checks the server's identity against svc's
+ * `identity`; the server's name goes to name. 0, or ECONNRESET with why. */
+int mtls_server_check(const struct service *svc, SSL *ssl, int h, char *name, size_t name_len,
+                      char *why, size_t len);
+
 /* A client SSL for the attempt c is making on socket sock (to c->ep); the
  * identity's reference in *id. NULL with why. */
 SSL *mtls_begin(struct conn *c, int sock, struct tls_identity **id, char *why, size_t len);
@@ -55,10 +67,12 @@ int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_
  * closed). */
 int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ssl, int net, bool late);
 
-/* accept() on an [inbound:PORT] port with tls = strict or permissive
+/* accept() on an [inbound:PORT] port that takes a relay (tls = strict or
+ * permissive, or protocol = http in the clear: relay.h, httptap.h)
  * returned cfd (flags: accept4's; event_loop: the listening socket is
- * non-blocking, so the connection may be handed to kernel TLS). Returns cfd, now the application's end
- * of a relay; or -1 when the client was refused (closed). */
-int mtls_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop);
+ * non-blocking, so an mTLS connection may be handed to kernel TLS).
+ * Returns cfd, now the application's end of a relay; or -1 when the
+ * client was refused (closed). */
+int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop);
 
 #endif

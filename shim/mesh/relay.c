@@ -18,6 +18,8 @@
  * readable: those are asked for before waiting.
  */
 #include "mesh/relay.h"
+#include "mesh/httptap.h"
+#include "mesh/threadtrace.h"
 #include "mesh/sockname.h"
 
 #include <errno.h>
@@ -82,7 +84,8 @@ struct relay {
     struct conn *conn;              /* one reference */
     struct tls_identity *id;        /* one reference */
     const struct inbound_config *in;    /* inbound: its port's section */
-    SSL *ssl;                       /* NULL: plaintext (permissive) */
+    SSL *ssl;                       /* NULL: plaintext (permissive, or an http port without TLS) */
+    struct http_tap *tap;           /* inbound protocol = http: what passes is counted */
     int net, app;
     int state;
     unsigned up_wait, down_wait;    /* what each direction waits for; 0: it can move */
@@ -248,7 +251,7 @@ static void net_failed(struct relay *r)
 static size_t net_write(struct relay *r, const char *data, size_t len)
 {
     if (!r->ssl) {
-        ssize_t n = send(r->net, data, len, MSG_NOSIGNAL);
+        ssize_t n = real_send(r->net, data, len, MSG_NOSIGNAL);
         if (n > 0)
             return (size_t)n;
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -276,9 +279,10 @@ static bool up_step(struct relay *r)
     if (!r->up.len && !r->app_eof) {
         if (!buf_take(&r->up))
             return false;
-        ssize_t n = recv(r->app, r->up.data, BUF_SIZE, MSG_DONTWAIT);
+        ssize_t n = real_recv(r->app, r->up.data, BUF_SIZE, MSG_DONTWAIT);
         if (n > 0) {
             r->up.len = (size_t)n;
+            httptap_answers(r->tap, r->up.data, (size_t)n);
             drained = n < BUF_SIZE && !r->exiting;
             moved = true;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR) || r->exiting) {
@@ -318,7 +322,7 @@ static bool up_step(struct relay *r)
 static size_t net_read(struct relay *r, char *data, size_t len)
 {
     if (!r->ssl) {
-        ssize_t n = recv(r->net, data, len, MSG_DONTWAIT);
+        ssize_t n = real_recv(r->net, data, len, MSG_DONTWAIT);
         if (n > 0)
             return (size_t)n;
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -351,11 +355,17 @@ static bool down_step(struct relay *r)
             return false;
         size_t n = net_read(r, r->down.data, BUF_SIZE);
         r->down.len = n;
+        httptap_requests(r->tap, r->down.data, n);
         drained = n > 0 && n < BUF_SIZE && !r->exiting && !(r->ssl && tls_pending(r->ssl));
         moved = n > 0 || r->net_eof;
     }
     while (r->down.len) {
-        ssize_t n = send(r->app, r->down.data + r->down.off, r->down.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        struct threadtrace *tt = r->conn->tt;
+        if (tt)
+            threadtrace_move_begin(tt);
+        ssize_t n = real_send(r->app, r->down.data + r->down.off, r->down.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (tt)
+            threadtrace_move_end(tt, n > 0 ? (size_t)n : 0);
         if (n > 0) {
             r->down.off += (size_t)n;
             r->down.len -= (size_t)n;
@@ -409,7 +419,7 @@ static void unfill(struct relay *r)
     char scratch[4096];
     while (r->handoff.filler) {
         size_t want = r->handoff.filler < sizeof(scratch) ? r->handoff.filler : sizeof(scratch);
-        ssize_t n = recv(r->app, scratch, want, MSG_DONTWAIT);
+        ssize_t n = real_recv(r->app, scratch, want, MSG_DONTWAIT);
         if (n <= 0)
             break;                  /* cannot be: it was all written before */
         r->handoff.filler -= (size_t)n;
@@ -438,6 +448,7 @@ static void relay_end(struct relay *r)
     swap_unlock();
     own_close(r->net);
     own_close(r->app);
+    httptap_free(r->tap);
     conn_unref(r->conn);
     tls_identity_put(r->id);
     buf_give_back(&r->up);
@@ -510,7 +521,7 @@ static bool heard_now(struct relay *r)
 {
     unsigned char first;
     if (!r->heard)
-        r->heard = recv(r->net, &first, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+        r->heard = real_recv(r->net, &first, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
     return r->heard;
 }
 
@@ -705,7 +716,7 @@ static void handshake_step(struct relay *r)
 static void sniff_step(struct relay *r)
 {
     unsigned char first[SNIFF_BYTES];
-    ssize_t n = recv(r->net, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = real_recv(r->net, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         r->down_wait = NET_IN;
         rearm(r);
@@ -807,7 +818,9 @@ static void timer_fired(struct engine_timer *t)
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
         /* 3 s for a first byte, 10 s for the whole handshake. */
         uint64_t until = r->accepted_ns + HANDSHAKE_TIMEOUT_NS;
-        if (r->heard && now_ns() < until) {
+        /* Asked of the socket: on a busy engine the timer can come before
+         * the event that says the client's first bytes are here. */
+        if (heard_now(r) && now_ns() < until) {
             engine_timer_set(&r->timer, until);
             return;
         }
@@ -831,6 +844,10 @@ static void begin(struct engine_task *t)
     live = r;
     if (__atomic_add_fetch(&live_n, 1, __ATOMIC_RELEASE) > live_peak)
         live_peak = live_n;
+    if (r->in && r->state == R_PLAIN) {
+        inbound_open(r);            /* protocol = http in the clear: no handshake */
+        return;
+    }
     if (r->in && (r->state == R_SNIFF || r->state == R_HANDSHAKE)) {
         r->accepted_ns = now_ns();
         heard_now(r);
@@ -858,7 +875,9 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
         r->app = app;
         r->state = state;
         r->in = in;
-        r->pending = in != NULL;
+        r->pending = in != NULL && state != R_PLAIN;    /* no handshake: none pending */
+        if (in && in->protocol == PROTO_HTTP && !(r->tap = httptap_new(c, in->port)))
+            log_warn("inbound:%u: out of memory: a connection's requests are not counted", in->port);
         r->counted = true;
         __atomic_add_fetch(&unflushed, 1, __ATOMIC_ACQ_REL);
         r->task.run = begin;
@@ -871,8 +890,8 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
         __atomic_sub_fetch(&unflushed, 1, __ATOMIC_ACQ_REL);
         free(r);
     }
-    log_error("cannot relay a TLS connection: %s; it is closed", r ? "no background thread" : "out of memory");
-    if (in)
+    log_error("cannot relay a connection: %s; it is closed", r ? "no background thread" : "out of memory");
+    if (in && state != R_PLAIN)
         relay_pending_give(in->port);
     tls_free(ssl, false);
     swap_lock();
@@ -917,6 +936,11 @@ bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_i
         return false;
     }
     return start(c, id, ssl, net, app, in->tls == INBOUND_PERMISSIVE ? R_SNIFF : R_HANDSHAKE, in, h);
+}
+
+bool relay_inbound_plain(struct conn *c, const struct inbound_config *in, int net, int app)
+{
+    return start(c, NULL, NULL, net, app, R_PLAIN, in, NULL);
 }
 
 bool relay_pair(int flags, int net, int *app, int *engine)

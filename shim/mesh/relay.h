@@ -21,8 +21,13 @@
  *              app EOF → close_notify + shutdown(SHUT_WR) on TCP;
  *              close_notify or FIN from the peer → shutdown(SHUT_WR) of
  *              the application's end; both done (or either side gone) → end
- *   PLAIN      the same without TLS (permissive ports, and kernel TLS
- *              that could not be handed to the application's descriptor)
+ *   PLAIN      the same without TLS (permissive ports, http ports with
+ *              tls = off, and kernel TLS that could not be handed to the
+ *              application's descriptor)
+ *
+ * On an [inbound:PORT] port with protocol = http, OPEN and PLAIN show what
+ * they move to the port's tap (httptap.h), which reads the requests and
+ * answers as they pass; the bytes are the same either way.
  *
  * Kernel TLS, inbound (mesh/ktls.h). The application may write on its
  * descriptor as soon as accept() returns, and a byte written to the pair
@@ -81,6 +86,11 @@ struct relay_handoff {
 };
 bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_identity *id, int net,
                    int app, const struct relay_handoff *h);
+
+/* Inbound, a port without TLS whose protocol is http: a PLAIN relay from
+ * the start, so that the requests and answers are seen (httptap.h). Takes
+ * over everything as relay_inbound. */
+bool relay_inbound_plain(struct conn *c, const struct inbound_config *in, int net, int app);
 
 /* A socketpair for a relay of the TCP socket net: *app for the
  * application's number (flags as asked: SOCK_NONBLOCK, SOCK_CLOEXEC),

@@ -8,7 +8,6 @@
 #include "observe/accesslog.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -56,62 +55,10 @@ void access_write_request(const struct access_request *r)
 
 /* ------------------------------------------------------------ formatting -- */
 
-struct out {
-    char *buf;
-    size_t len, used;
-    bool full;
-};
-
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct out *o, const char *fmt, ...)
+static void put_string(struct textbuf *o, const char *key, const char *s)
 {
-    if (o->full)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->buf + o->used, o->len - o->used, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= o->len - o->used)
-        o->full = true;
-    else
-        o->used += (size_t)n;
-}
-
-size_t access_json_string(char *buf, size_t len, const char *s)
-{
-    size_t n = 0;
-    if (len < 3)
-        return 0;
-    buf[n++] = '"';
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        char esc[8];
-        int k = *p == '"' || *p == '\\' ? snprintf(esc, sizeof(esc), "\\%c", *p)
-              : *p < 0x20               ? snprintf(esc, sizeof(esc), "\\u%04x", *p)
-                                        : snprintf(esc, sizeof(esc), "%c", *p);
-        if (n + (size_t)k + 2 > len)
-            return 0;
-        memcpy(buf + n, esc, (size_t)k);
-        n += (size_t)k;
-    }
-    buf[n++] = '"';
-    buf[n] = '\0';
-    return n;
-}
-
-/* s as a JSON string value. */
-static void put_value(struct out *o, const char *s)
-{
-    size_t n = o->full ? 0 : access_json_string(o->buf + o->used, o->len - o->used, s);
-    if (n)
-        o->used += n;
-    else
-        o->full = true;
-}
-
-static void put_string(struct out *o, const char *key, const char *s)
-{
-    put(o, ",\"%s\":", key);
-    put_value(o, s);
+    textbuf_put(o, ",\"%s\":", key);
+    textbuf_json(o, s);
 }
 
 void access_flags_text(unsigned flags, char *buf, size_t len)
@@ -131,27 +78,27 @@ void access_flags_text(unsigned flags, char *buf, size_t len)
         snprintf(buf, len, "-");
 }
 
-static void put_time(struct out *o, uint64_t unix_ns)
+static void put_time(struct textbuf *o, uint64_t unix_ns)
 {
     time_t sec = (time_t)(unix_ns / 1000000000u);
     struct tm tm;
     gmtime_r(&sec, &tm);
-    put(o, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
+    textbuf_put(o, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(unix_ns / 1000000u % 1000u));
 }
 
 size_t access_format(const struct access_record *r, char *buf, size_t len)
 {
     /* Room for the closing "}\n" is kept back while fields are added. */
-    struct out o = { buf, len > 3 ? len - 2 : 0, 0, len <= 3 };
+    struct textbuf o = { buf, len > 3 ? len - 2 : 0, 0, len <= 3 };
     char flags[64];
     access_flags_text(r->flags, flags, sizeof(flags));
     put_time(&o, r->start_unix_ns);
-    put(&o, ",\"pid\":%d", r->pid);
+    textbuf_put(&o, ",\"pid\":%d", r->pid);
     put_string(&o, "direction", r->direction == DIRECTION_INBOUND ? "inbound" : "outbound");
     put_string(&o, "service", r->service);
     put_string(&o, "endpoint", r->endpoint);
-    put(&o, ",\"attempts\":%u", r->attempts);
+    textbuf_put(&o, ",\"attempts\":%u", r->attempts);
     put_string(&o, "result", r->result);
     put_string(&o, "flags", flags);
     put_string(&o, "tls", r->tls ? r->tls : "none");
@@ -159,46 +106,46 @@ size_t access_format(const struct access_record *r, char *buf, size_t len)
         put_string(&o, "tls_relay_why", r->tls_relay_why);
     put_string(&o, "peer_identity", r->peer_identity);
     if (r->connect_ms >= 0)
-        put(&o, ",\"connect_ms\":%.3f", r->connect_ms);
+        textbuf_put(&o, ",\"connect_ms\":%.3f", r->connect_ms);
     else
-        put(&o, ",\"connect_ms\":null");
-    put(&o, ",\"duration_ms\":%.3f", r->duration_ms);
-    put(&o, ",\"bytes_sent\":%llu,\"bytes_received\":%llu", (unsigned long long)r->bytes_sent,
+        textbuf_put(&o, ",\"connect_ms\":null");
+    textbuf_put(&o, ",\"duration_ms\":%.3f", r->duration_ms);
+    textbuf_put(&o, ",\"bytes_sent\":%llu,\"bytes_received\":%llu", (unsigned long long)r->bytes_sent,
         (unsigned long long)r->bytes_received);
     if (r->n_failures) {
-        put(&o, ",\"failed_attempts\":[");
+        textbuf_put(&o, ",\"failed_attempts\":[");
         for (unsigned i = 0; i < r->n_failures; i++) {
-            put(&o, "%s{\"endpoint\":", i ? "," : "");
-            put_value(&o, r->failures[i].endpoint);
-            put(&o, ",\"error\":");
-            put_value(&o, r->failures[i].why);
-            put(&o, "}");
+            textbuf_put(&o, "%s{\"endpoint\":", i ? "," : "");
+            textbuf_json(&o, r->failures[i].endpoint);
+            textbuf_put(&o, ",\"error\":");
+            textbuf_json(&o, r->failures[i].why);
+            textbuf_put(&o, "}");
         }
-        put(&o, "]");
+        textbuf_put(&o, "]");
     }
     if (o.full)
         return 0;               /* cannot happen with ACCESS_LINE_MAX: fixed fields are short */
     if (r->callers) {
         size_t before = o.used;
-        put(&o, ",\"callers\":%s", r->callers);
+        textbuf_put(&o, ",\"callers\":%s", r->callers);
         if (o.full) {           /* too long: say so rather than cut JSON in half */
             o.used = before;
             o.full = false;
-            put(&o, ",\"callers\":[\"(too long)\"]");
+            textbuf_put(&o, ",\"callers\":[\"(too long)\"]");
         }
     }
     o.len += 2;
-    put(&o, "}\n");
+    textbuf_put(&o, "}\n");
     return o.used;
 }
 
 size_t access_format_request(const struct access_request *r, char *buf, size_t len)
 {
-    struct out o = { buf, len > 3 ? len - 2 : 0, 0, len <= 3 };
+    struct textbuf o = { buf, len > 3 ? len - 2 : 0, 0, len <= 3 };
     char flags[64];
     access_flags_text(r->flags, flags, sizeof(flags));
     put_time(&o, r->start_unix_ns);
-    put(&o, ",\"pid\":%d", r->pid);
+    textbuf_put(&o, ",\"pid\":%d", r->pid);
     put_string(&o, "kind", "request");
     put_string(&o, "direction", r->direction == DIRECTION_INBOUND ? "inbound" : "outbound");
     put_string(&o, "service", r->service);
@@ -210,16 +157,22 @@ size_t access_format_request(const struct access_request *r, char *buf, size_t l
     char path[1024];
     snprintf(path, sizeof(path), "%s", r->path);
     put_string(&o, "path", path);
-    put(&o, ",\"status\":%d", r->status);
+    textbuf_put(&o, ",\"status\":%d", r->status);
     put_string(&o, "endpoint", r->endpoint);
-    put(&o, ",\"attempts\":%u", r->attempts);
+    if (r->peer_identity && *r->peer_identity)
+        put_string(&o, "peer_identity", r->peer_identity);
+    textbuf_put(&o, ",\"attempts\":%u", r->attempts);
     put_string(&o, "flags", flags);
-    put(&o, ",\"duration_ms\":%.3f", r->duration_ms);
-    put(&o, ",\"bytes_sent\":%llu,\"bytes_received\":%llu", (unsigned long long)r->bytes_sent,
+    textbuf_put(&o, ",\"duration_ms\":%.3f", r->duration_ms);
+    textbuf_put(&o, ",\"bytes_sent\":%llu,\"bytes_received\":%llu", (unsigned long long)r->bytes_sent,
         (unsigned long long)r->bytes_received);
+    if (r->trace_id && r->span_id) {
+        put_string(&o, "trace_id", r->trace_id);
+        put_string(&o, "span_id", r->span_id);
+    }
     if (o.full)
         return 0;
     o.len += 2;
-    put(&o, "}\n");
+    textbuf_put(&o, "}\n");
     return o.used;
 }

@@ -69,11 +69,13 @@ struct access_request {
     const char *route;          /* the [route:NAME] that sent it there, or NULL */
     const char *method, *authority, *path;
     int status;                 /* what the application got; 0: no answer (it closed first) */
-    const char *endpoint;       /* the last attempt's, "" when none */
+    const char *endpoint;       /* the last attempt's, "" when none; inbound: the client */
+    const char *peer_identity;  /* mTLS: the peer's identity (NULL or "": none) */
     unsigned attempts;
     unsigned flags;             /* enum access_flag and the request flags below */
     double duration_ms;         /* head read to the answer's end */
     uint64_t bytes_sent, bytes_received;    /* request and answer, heads included */
+    const char *trace_id, *span_id;         /* [tracing]: the request's span, in hex; or NULL */
 };
 
 /* Request flags, after the connection ones (Envoy's names). */
@@ -92,9 +94,6 @@ size_t access_format(const struct access_record *r, char *buf, size_t len);
 /* "UF,URX", or "-" for none. */
 void access_flags_text(unsigned flags, char *buf, size_t len);
 
-/* s as a JSON string, quotes included, at buf; its length, or 0 when it
- * does not fit in len (with the terminator). */
-size_t access_json_string(char *buf, size_t len, const char *s);
 
 /* Where lines go: "off", "stderr" or a path. */
 void access_configure(const char *where);

@@ -74,7 +74,7 @@ static bool append(char *buf, size_t *used, const char *s)
     size_t n = *used;
     if (buf[n - 1] != '[')
         buf[n++] = ',';
-    size_t k = access_json_string(buf + n, CALLERS_MAX_TEXT - 1 - n, s);
+    size_t k = json_string(buf + n, CALLERS_MAX_TEXT - 1 - n, s);
     if (!k)
         return false;
     *used = n + k;

@@ -451,19 +451,16 @@ static struct stats_requests *request_series(struct stats_header *h, uint32_t se
     return found;
 }
 
-void metrics_request(struct service *svc, struct endpoint *ep, const char *method, int status,
-                     uint64_t latency_ns, uint64_t request_bytes, uint64_t response_bytes)
+/* A request's counts in service slot s (and endpoint slot e, or NULL). */
+static void count_request(struct stats_header *h, struct stats_service *s, struct stats_endpoint *e,
+                          const char *method, int status, uint64_t latency_ns,
+                          uint64_t request_bytes, uint64_t response_bytes)
 {
-    struct stats_header *h = stats();
-    struct stats_service *s = h ? service_stats(h, svc) : NULL;
-    if (!s)
-        return;
     unsigned cls = status >= 100 && status < 600 ? (unsigned)status / 100 : 0;
     add(&s->requests[cls], 1);
     observe(&s->request, latency_ns);
     add(&s->request_bytes, request_bytes);
     add(&s->response_bytes, response_bytes);
-    struct stats_endpoint *e = ep ? endpoint_stats(h, svc, ep) : NULL;
     if (e)
         observe(&e->request, latency_ns);
     uint32_t eslot = e ? (uint32_t)(e - endpoint_slots(h)) : STATS_NO_ENDPOINT;
@@ -472,6 +469,62 @@ void metrics_request(struct service *svc, struct endpoint *ep, const char *metho
                                               method_label(method), code);
     if (r)
         add(&r->count, 1);
+}
+
+void metrics_request(struct service *svc, struct endpoint *ep, const char *method, int status,
+                     uint64_t latency_ns, uint64_t request_bytes, uint64_t response_bytes)
+{
+    struct stats_header *h = stats();
+    struct stats_service *s = h ? service_stats(h, svc) : NULL;
+    if (!s)
+        return;
+    struct stats_endpoint *e = ep ? endpoint_stats(h, svc, ep) : NULL;
+    count_request(h, s, e, method, status, latency_ns, request_bytes, response_bytes);
+}
+
+/* An inbound http port's requests go to a service slot of their own, named
+ * as its access-log lines say ("inbound:PORT"); the slot of each port is
+ * kept here, tagged like an object's (cached()). */
+static struct {
+    uint16_t port;
+    uint64_t slot;
+} inbound_services[STATS_MAX_INBOUND];
+static unsigned n_inbound_services;     /* grows under attach_lock; read with acquire */
+
+static struct stats_service *inbound_service_stats(struct stats_header *h, uint16_t port)
+{
+    /* Each request of such a port comes here: the lock only the first time. */
+    uint32_t s = NO_SLOT;
+    unsigned n = __atomic_load_n(&n_inbound_services, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++)
+        if (inbound_services[i].port == port && cached(&inbound_services[i].slot, &s))
+            return s == NO_SLOT ? NULL : &service_slots(h)[s];
+    pthread_mutex_lock(&attach_lock);
+    unsigned i = 0;
+    while (i < n_inbound_services && inbound_services[i].port != port)
+        i++;
+    if (i == n_inbound_services && i < STATS_MAX_INBOUND) {
+        inbound_services[i].port = port;
+        inbound_services[i].slot = 0;
+        __atomic_store_n(&n_inbound_services, i + 1, __ATOMIC_RELEASE);
+    }
+    if (i < n_inbound_services && !cached(&inbound_services[i].slot, &s)) {
+        char name[24];
+        snprintf(name, sizeof(name), "inbound:%u", port);
+        s = new_service_slot(h, name);
+        cache(&inbound_services[i].slot, s);
+    }
+    pthread_mutex_unlock(&attach_lock);
+    return s == NO_SLOT ? NULL : &service_slots(h)[s];
+}
+
+void metrics_inbound_request(uint16_t port, const char *method, int status, uint64_t latency_ns,
+                             uint64_t request_bytes, uint64_t response_bytes)
+{
+    struct stats_header *h = stats();
+    struct stats_service *s = h ? inbound_service_stats(h, port) : NULL;
+    if (s)
+        count_request(h, s, NULL, method, status, latency_ns, request_bytes, response_bytes);
 }
 
 void metrics_handshake(enum stats_direction d, enum stats_result r)
@@ -486,6 +539,13 @@ void metrics_tls_continued(enum stats_direction d, bool ktls)
     struct stats_header *h = stats();
     if (h)
         add(&h->tls_continued[d][ktls ? 1 : 0], 1);
+}
+
+void metrics_spans(enum stats_span what, uint64_t n)
+{
+    struct stats_header *h = stats();
+    if (h && n)
+        add(&h->trace_spans[what], n);
 }
 
 void metrics_exit(void)

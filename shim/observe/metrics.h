@@ -45,9 +45,16 @@ void metrics_inbound(uint16_t port, enum stats_result r);
  * none) by ep (NULL: by the mesh), latency_ns after its head was read. */
 void metrics_request(struct service *svc, struct endpoint *ep, const char *method, int status,
                      uint64_t latency_ns, uint64_t request_bytes, uint64_t response_bytes);
+/* protocol = http on an [inbound:PORT] port: a request the application
+ * answered (status; 0: none), counted under the service "inbound:PORT". */
+void metrics_inbound_request(uint16_t port, const char *method, int status, uint64_t latency_ns,
+                             uint64_t request_bytes, uint64_t response_bytes);
 void metrics_handshake(enum stats_direction d, enum stats_result r);
 /* An ok handshake's connection went on in kernel TLS, or through the relay. */
 void metrics_tls_continued(enum stats_direction d, bool ktls);
+
+/* [tracing]: n spans exported, dropped or not sampled. */
+void metrics_spans(enum stats_span what, uint64_t n);
 
 /* At exit: this process's file goes (see metrics.c). */
 void metrics_exit(void);

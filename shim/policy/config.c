@@ -14,6 +14,7 @@
 #include "meshim/certdir.h"
 #include "meshim/config.h"
 #include "meshim/identity.h"
+#include "meshim/trace.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -85,7 +86,7 @@ static void arena_free(struct arena *a)
 
 /* --------------------------------------------------------------- loader -- */
 
-enum section_kind { SEC_NONE, SEC_MESHIM, SEC_TLS, SEC_DEFAULTS, SEC_SERVICE,
+enum section_kind { SEC_NONE, SEC_MESHIM, SEC_TLS, SEC_TRACING, SEC_DEFAULTS, SEC_SERVICE,
                     SEC_INBOUND, SEC_ROUTE, SEC_UNKNOWN };
 
 struct loader {
@@ -110,11 +111,11 @@ struct loader {
     } pending;
 
     struct service_config defaults;
-    uint64_t meshim_set, tls_set;       /* keys set in [meshim] and [tls] */
-    int meshim_line[16], tls_line[16];  /* where each key of theirs was set */
+    uint64_t meshim_set, tls_set, tracing_set;  /* keys set in [meshim], [tls], [tracing] */
+    int meshim_line[16], tls_line[16], tracing_line[16];  /* where each key of theirs was set */
     size_t cap_services, cap_inbound, cap_routes;
-    bool seen_meshim, seen_tls, seen_defaults;
-    int line_meshim, line_tls, line_defaults;
+    bool seen_meshim, seen_tls, seen_tracing, seen_defaults;
+    int line_meshim, line_tls, line_tracing, line_defaults;
 
     char *errors;                       /* malloc'd, one message a line */
     size_t errors_len;
@@ -665,6 +666,22 @@ static const char *const PROTOCOLS[] = { "tcp", "http", NULL };
 static const char *p_protocol(struct loader *L, const char *v, void *f)
 { (void)L; return p_enum(v, f, PROTOCOLS, "not tcp or http"); }
 
+/* [tracing] ----------------------------------------------------------- */
+
+static const char *p_otlp_endpoint(struct loader *L, const char *v, void *f)
+{
+    struct otlp_url url;
+    const char *why = otlp_parse_url(v, &url);
+    return why ? why : p_string(L, v, f);
+}
+
+static const char *const PROPAGATIONS[] = { "headers", "thread", NULL };
+static const char *p_propagation(struct loader *L, const char *v, void *f)
+{
+    (void)L;
+    return p_enum(v, f, PROPAGATIONS, "not headers or thread");
+}
+
 /* Envoy's names, in the order of enum retry_on's bits. */
 static const char *const RETRY_ON[] = { "connect-failure", "reset", "5xx", "gateway-error",
                                         "retriable-status-codes", NULL };
@@ -810,6 +827,14 @@ static const struct key_def TLS_KEYS[] = {
     { 0 }
 };
 
+static const struct key_def TRACING_KEYS[] = {
+    G("otlp_endpoint", p_otlp_endpoint, otlp_endpoint),
+    G("service_name", p_string, trace_service_name),
+    G("sample_rate", p_share, trace_sample_rate),
+    G("trace_propagation", p_propagation, trace_propagation),
+    { 0 }
+};
+
 static const struct key_def SERVICE_KEYS[] = {
     S("hosts", p_hosts, hosts),
     S("addresses", p_addresses, addresses),
@@ -868,6 +893,8 @@ static const struct key_def ROUTE_KEYS[] = {
 static const struct key_def INBOUND_KEYS[] = {
     I("tls", p_inbound_tls, tls),
     I("allow", p_globs, allow),
+    I("protocol", p_protocol, protocol),
+    I("trace_propagation", p_propagation, trace_propagation),
     { 0 }
 };
 
@@ -943,6 +970,8 @@ static void global_defaults(struct loader *L, struct mesh_config *c)
     c->tls_ktls = true;
     c->shared_state = true;
     c->tls_reload_interval_ms = 10000;
+    c->trace_sample_rate = 1.0;
+    c->trace_propagation = PROPAGATE_HEADERS;
 }
 
 /* ------------------------------------------------------------- sections -- */
@@ -1028,6 +1057,9 @@ static void open_section(struct loader *L, const char *name)
         L->kind = SEC_MESHIM, L->section = L->cfg, seen = &L->seen_meshim, first = &L->line_meshim;
     } else if (strcmp(name, "tls") == 0) {
         L->kind = SEC_TLS, L->section = L->cfg, seen = &L->seen_tls, first = &L->line_tls;
+    } else if (strcmp(name, "tracing") == 0) {
+        L->kind = SEC_TRACING, L->section = L->cfg, seen = &L->seen_tracing,
+        first = &L->line_tracing;
     } else if (strcmp(name, "defaults") == 0) {
         L->kind = SEC_DEFAULTS, L->section = &L->defaults, seen = &L->seen_defaults,
         first = &L->line_defaults;
@@ -1104,8 +1136,8 @@ static void open_section(struct loader *L, const char *name)
         L->section = r;
         return;
     }
-    add_error(L, at, "[%s]: unknown section (meshim, tls, defaults, service:NAME, inbound:PORT, "
-              "route:NAME)", name);
+    add_error(L, at, "[%s]: unknown section (meshim, tls, tracing, defaults, service:NAME, "
+              "inbound:PORT, route:NAME)", name);
 }
 
 /* Sets one key of one section: the table says how. */
@@ -1154,6 +1186,10 @@ static void apply_key(struct loader *L, const char *name, const char *value, str
         break;
     case SEC_TLS:
         set_key(L, TLS_KEYS, L->cfg, &L->tls_set, L->tls_line, "tls", name, value, at);
+        break;
+    case SEC_TRACING:
+        set_key(L, TRACING_KEYS, L->cfg, &L->tracing_set, L->tracing_line, "tracing", name, value,
+                at);
         break;
     case SEC_DEFAULTS:
         set_key(L, SERVICE_KEYS, &L->defaults, &L->defaults.set, L->defaults.key_line,
@@ -1491,9 +1527,6 @@ static void validate_service(struct loader *L, struct service_config *s)
         add_error(L, at, "%s: split: the weights add up to 0", where);
     else if (s->split.n && split_loops(L, s, 0))
         add_error(L, at, "%s: split: the services split back into %s", where, s->name);
-    if (s->protocol == PROTO_HTTP && s->tls == TLS_MTLS)
-        add_error(L, at, "%s: protocol = http over tls = mtls is not supported yet (HTTP services "
-                  "are plain for now)", where);
     if (s->protocol == PROTO_HTTP && (s->retry_on & RETRY_STATUS_CODES) &&
         !s->retriable_status_codes.n)
         add_error(L, at, "%s: retry_on = retriable-status-codes needs retriable_status_codes",
@@ -1625,6 +1658,11 @@ static void validate_across(struct loader *L)
         validate_route(L, &c->routes[i]);
     check_hosts(L);
     check_addresses(L);
+    int propagation = 0;
+    find_key(INBOUND_KEYS, "trace_propagation", &propagation);
+    for (size_t i = 0; i < c->n_inbound; i++)
+        if (!(c->inbound[i].set & (1ull << propagation)))
+            c->inbound[i].trace_propagation = c->trace_propagation;
     for (size_t i = 0; i < c->n_inbound; i++)
         if (c->inbound[i].tls != INBOUND_OFF && !config_has_identity(c))
             add_error(L, c->inbound[i].origin, "[inbound:%u]: tls = %s needs [tls] dir, or cert, key and "

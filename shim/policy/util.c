@@ -4,6 +4,7 @@
 #include "meshim/util.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <stdio.h>
@@ -289,4 +290,48 @@ bool dns_name_has_suffix(const char *name, const char *suffix)
 {
     size_t ln = name_len(name), ls = name_len(suffix);
     return ln > ls && strncasecmp(name + ln - ls, suffix, ls) == 0;
+}
+
+size_t json_string(char *buf, size_t len, const char *s)
+{
+    size_t n = 0;
+    if (len < 3)
+        return 0;
+    buf[n++] = '"';
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        char esc[8];
+        int k = *p == '"' || *p == '\\' ? snprintf(esc, sizeof(esc), "\\%c", *p)
+              : *p < 0x20               ? snprintf(esc, sizeof(esc), "\\u%04x", *p)
+                                        : snprintf(esc, sizeof(esc), "%c", *p);
+        if (n + (size_t)k + 2 > len)
+            return 0;
+        memcpy(buf + n, esc, (size_t)k);
+        n += (size_t)k;
+    }
+    buf[n++] = '"';
+    buf[n] = '\0';
+    return n;
+}
+
+void textbuf_put(struct textbuf *t, const char *fmt, ...)
+{
+    if (t->full)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->used, t->len - t->used, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= t->len - t->used)
+        t->full = true;
+    else
+        t->used += (size_t)n;
+}
+
+void textbuf_json(struct textbuf *t, const char *s)
+{
+    size_t n = t->full ? 0 : json_string(t->buf + t->used, t->len - t->used, s);
+    if (n)
+        t->used += n;
+    else
+        t->full = true;
 }

@@ -69,7 +69,7 @@ static bool write_image(int fd)
 {
     const char *p = meshim_tls_image;
     while (p < meshim_tls_image_end) {
-        ssize_t n = write(fd, p, (size_t)(meshim_tls_image_end - p));
+        ssize_t n = real_write(fd, p, (size_t)(meshim_tls_image_end - p));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)

@@ -12,8 +12,10 @@
  * set's fdinfo, so the move takes a millisecond or more and the late ADD
  * often lands inside it.
  * A registration lost in the move never reports the finished connect: the
- * round fails. Prints "rounds=N in_flight=M" (M: rounds whose connect
- * was still in flight when connect() returned).
+ * round fails. A connect whose every attempt timed out, reported as
+ * EPOLLERR with SO_ERROR ETIMEDOUT, is a failed round, not a lost one.
+ * Prints "rounds=N in_flight=M failed=K" (M: rounds whose connect was still
+ * in flight when connect() returned; K: failed rounds).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -70,7 +72,7 @@ int main(int argc, char **argv)
         if (ev < 0 || epoll_ctl(big, EPOLL_CTL_ADD, ev, &e) < 0)
             die("the big set");
     }
-    int in_flight_rounds = 0;
+    int in_flight_rounds = 0, failed_rounds = 0;
     for (int r = 0; r < rounds; r++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
@@ -102,7 +104,11 @@ int main(int argc, char **argv)
         int err = 0;
         socklen_t len = sizeof(err);
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0 || !(got.events & EPOLLOUT)) {
+        if (err == ETIMEDOUT && (got.events & EPOLLERR)) {
+            /* Every attempt timed out (a guest starved of CPU can miss the
+             * live backend's answer too): reported as it should be. */
+            failed_rounds++;
+        } else if (err != 0 || !(got.events & EPOLLOUT)) {
             fprintf(stderr, "epollrace: round %d: events %#x, SO_ERROR %s\n", r, got.events,
                     strerror(err));
             return 1;
@@ -110,6 +116,6 @@ int main(int argc, char **argv)
         epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
         close(fd);
     }
-    printf("rounds=%d in_flight=%d\n", rounds, in_flight_rounds);
+    printf("rounds=%d in_flight=%d failed=%d\n", rounds, in_flight_rounds, failed_rounds);
     return 0;
 }

@@ -3,14 +3,17 @@ own http.server, threaded, keep-alive.
 
     http_backend.py HOST PORT NAME LOG [MODE]
 
-Every request appends "METHOD PATH attempt=N" to LOG (flushed at once), so a
-test counts what each endpoint was really sent. MODE 503 answers every
+Every request appends "METHOD PATH attempt=N conn=PORT connection=VALUE" to
+LOG (flushed at once; PORT: the client's, VALUE: its Connection header or
+-), so a test counts what each endpoint was really sent, and on which
+connection. MODE 503 answers every
 request 503. Paths:
     /chunked   a chunked answer with a trailer
     /204, /304 answers without a body
     /close     an answer with Connection: close, then the connection ends
     /upgrade   101 Switching Protocols, then every byte echoed upper-cased
     /slow      answers after 2 s
+    /header/NAME  the request's NAME header values, one a line ("-": none)
     anything else: "NAME METHOD PATH host=HOST attempt=N len=BODYLEN\\n";
     a request body (Content-Length or chunked, with Expect: 100-continue
     answered by http.server) is read and its length reported.
@@ -60,7 +63,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         data = self.body()
         attempt = self.headers.get("x-meshim-attempt")
         with lock, open(LOG, "a") as f:
-            f.write("%s %s attempt=%s\n" % (self.command, self.path, attempt))
+            f.write("%s %s attempt=%s conn=%d connection=%s\n" % (
+                self.command, self.path, attempt, self.client_address[1],
+                self.headers.get("connection", "-")))
         if MODE == "503":
             self.send(503, "%s unavailable\n" % NAME)
             return
@@ -80,6 +85,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/close":
             self.send(200, "%s closing\n" % NAME, [("connection", "close")])
             self.close_connection = True
+            return
+        if self.path.startswith("/header/"):
+            values = self.headers.get_all(self.path[8:]) or ["-"]
+            self.send(200, "".join(v + "\n" for v in values))
             return
         if self.path == "/slow":
             time.sleep(2)

@@ -1,6 +1,7 @@
 # Sourced by every integration test. Real programs on loopback only:
 # backends on 127.0.0.2-4, clients under LD_PRELOAD. Everything a test starts
-# it records in PIDS and stops by pid on exit, pass or fail.
+# it records in PIDS and stops by pid on exit, pass or fail. KEEP_TMP=1
+# keeps the test's folder (its logs) and prints where it is.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -10,11 +11,18 @@ TMP=$(mktemp -d /tmp/meshim-it.XXXXXX)
 PIDS=()
 unset MESHIM_CONFIG MESHIM_SERVICES MESHIM_DISABLE MESHIM_LOG_LEVEL MESHIM_LOG_FILE
 
+# A function started with & (shimmed, start_*) runs in a subshell: $! is
+# that subshell's pid, and the program is its child. So each recorded
+# pid's children are stopped with it (by parent pid), or they outlive the
+# test and hold their ports.
 cleanup() {
     local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do
+        pkill -P "$p" 2>/dev/null
+        kill "$p" 2>/dev/null
+    done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$TMP"
+    [ -n "${KEEP_TMP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
@@ -32,14 +40,27 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Waits (at most 10 s) until something accepts on HOST:PORT.
-wait_port() {
+# How long a readiness wait may last, in tenths of a second: 10 s, times
+# WAIT_SCALE where everything is slower (the Makefile sets it for the tests
+# inside user-mode Linux, whose one vCPU takes a second or more to start a
+# meshed python3). Only a broken test ever waits that long.
+WAIT_TENTHS=$((100 * ${WAIT_SCALE:-1}))
+
+# wait_until 'CONDITION': true as soon as the shell condition holds, false
+# if it still does not after WAIT_TENTHS tenths of a second.
+wait_until() {
     local i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+    for ((i = 0; i < WAIT_TENTHS; i++)); do
+        eval "$1" && return 0
         sleep 0.1
     done
-    fail "nothing listening on $1:$2 after 10 s"
+    return 1
+}
+
+# Waits until something accepts on HOST:PORT.
+wait_port() {
+    wait_until "(exec 3<>/dev/tcp/$1/$2) 2> /dev/null" ||
+        fail "nothing listening on $1:$2 after $((WAIT_TENTHS / 10)) s"
 }
 
 # start_backend N PORT: python3 http.server on 127.0.0.N serving /who as
@@ -168,8 +189,7 @@ open(sys.argv[3], "w").write("ready")
 time.sleep(600)
 PY
     PIDS+=($!)
-    local i
-    for i in $(seq 1 50); do [ -f "$TMP/hole-$ip.ready" ] && break; sleep 0.1; done
+    wait_until "[ -f $TMP/hole-$ip.ready ]" || fail "the black hole on $ip:$port never got ready"
     python3 -c "
 import socket
 try:
@@ -187,4 +207,48 @@ traced() {
 }
 connects_to() {
     grep -c "connect(.*inet_addr(\"$1\")" "$2" || true
+}
+
+# spans_where 'PYTHON CONDITION on s' [N]: waits until N (1) of the spans
+# otlp_receiver.py wrote to $TMP/spans match.
+spans_where() {
+    wait_until "python3 - '$TMP/spans' '${2:-1}' <<'PY'
+import json, sys
+n = 0
+try:
+    for line in open(sys.argv[1]):
+        s = json.loads(line)
+        n += bool($1)
+except FileNotFoundError:
+    pass
+sys.exit(0 if n >= int(sys.argv[2]) else 1)
+PY"
+}
+
+# start_otlp_receiver: otlp_receiver.py on 127.0.0.1:$otlp (set here), its
+# spans in $TMP/spans.
+start_otlp_receiver() {
+    otlp=$(free_port)
+    python3 "$ROOT/tests/integration/otlp_receiver.py" "$otlp" "$TMP/spans" > "$TMP/receiver.out" 2>&1 &
+    PIDS+=($!)
+    wait_port 127.0.0.1 "$otlp"
+}
+
+# start_traced_upstream: "inventory", a meshed python3 server
+# (tests/helpers/http_backend.py) on the http port 127.0.0.3:$inv (set
+# here), its server spans sent to the receiver.
+start_traced_upstream() {
+    inv=$(free_port)
+    cat > "$TMP/inventory.ini" <<INI
+[tracing]
+otlp_endpoint = http://127.0.0.1:$otlp/v1/traces
+service_name = inventory
+[inbound:$inv]
+tls = off
+protocol = http
+INI
+    MESHIM_CONFIG=$TMP/inventory.ini shimmed python3 "$ROOT/tests/helpers/http_backend.py" 127.0.0.3 "$inv" \
+        inventory "$TMP/inventory.log" > "$TMP/inventory.out" 2>&1 &
+    PIDS+=($!)
+    wait_port 127.0.0.3 "$inv"
 }

@@ -5,11 +5,15 @@ case "$MESHIM_PRELOAD" in *libasan*) echo "skip: the benchmark measures the plai
 
 bench/run -d 1 -r 1 -o "$TMP/results" > "$TMP/bench.log" 2>&1 || fail "bench/run failed: $(tail -5 "$TMP/bench.log")"
 md=$TMP/results/latest.md
-for row in "| direct |" "| passthrough" "| mesh plain |" "| mesh plain, stats_dir = off |" "| mesh plain, shared_state = off |" "| mesh mTLS |" "| HAProxy mTLS pair |" "| stunnel mTLS pair |"; do
+for row in "| direct |" "| passthrough" "| mesh plain |" "| mesh plain, stats_dir = off |" "| mesh plain, shared_state = off |" "| mesh mTLS |" "| HAProxy mTLS pair |" "| stunnel mTLS pair |" \
+           "| mesh http (protocol = http, plain) |" "| mesh http, tracing on (a span per request, OTLP/JSON) |" "| mesh mTLS http (protocol = http, tls = mtls) |" \
+           "| HAProxy mTLS pair, mode http |"; do
     grep -qF "$row" "$md" || fail "row '$row' missing from latest.md"
 done
 grep -q "failed requests" "$md" && fail "requests failed in the benchmark: $(grep 'failed requests' "$md")"
 grep -q "shim loaded, not meshed: ≥ 0.98" "$md" || fail "targets missing"
+grep -q "tracing on: keep-alive ≥ 0.95 × the same http row with tracing off (issue 21) | [0-9]" "$md" ||
+    fail "tracing's cost not measured: $(grep tracing "$md")"
 grep -q "stats on vs stats_dir = off: keep-alive" "$md" || fail "stats cost line missing"
 grep -q "Start-up of \`/bin/true\`" "$md" || fail "start-up line missing"
 grep -q "idle mTLS connection | client [0-9.-]* KiB, server [0-9.-]* KiB" "$md" \

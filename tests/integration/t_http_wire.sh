@@ -89,11 +89,16 @@ elif case == "client-close":
     c = http.client.HTTPConnection(host, port, timeout=10)
     c.request("GET", "/first", headers={"connection": "close"})
     r = c.getresponse()
-    assert r.status == 200 and r.getheader("connection") != "keep-alive"
+    # The server kept its connection alive; the answer the application
+    # reads says close, as its connection is closed after it.
+    assert r.status == 200 and r.getheader("connection") == "close", r.getheaders()
     r.read()
     s = c.sock
     # The mesh closes the application's connection after the answer.
     assert s is None or s.recv(1) == b"", "still open after Connection: close"
+    c = http.client.HTTPConnection(host, port, timeout=10)
+    c.request("GET", "/second", headers={"connection": "close"})
+    r = c.getresponse(); assert r.status == 200 and b"/second" in r.read()
     c2 = http.client.HTTPConnection(host, port, timeout=10)
     c2.request("GET", "/close")
     r = c2.getresponse(); assert r.read() == b"b2 closing\n"
@@ -144,6 +149,14 @@ out=$(shimmed timeout 20 python3 "$TMP/wire.py" not-http raw 80 2> "$TMP/raw.err
     fail "not-http: $(tail -5 "$TMP/raw.err")"
 [ "$(grep -c 'not HTTP/1.x' "$TMP/raw.err")" = 1 ] || fail "not one warning for the stream that is not HTTP: $(cat "$TMP/raw.err")"
 ok "$out, with one warning"
+
+# The application's Connection: close stayed on its side: the two requests
+# of two such connections went up on one pooled connection, without it.
+first=$(grep "^GET /first " "$TMP/b2.log") second=$(grep "^GET /second " "$TMP/b2.log")
+case "$first" in *" connection=-") ;; *) fail "Connection: close was sent up: $first" ;; esac
+[ "${first#* conn=}" = "${second#* conn=}" ] ||
+    fail "two requests with Connection: close took two upstream connections: $first / $second"
+ok "a client's Connection: close ends its own connection, not the pooled upstream one (${first#* attempt=None })"
 
 # Each went through the mesh's proxy, request by request.
 for path in '"/chunked","status":200' '"/h","status":200' '"/204","status":204' '"/304","status":304' \

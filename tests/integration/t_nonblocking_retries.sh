@@ -33,10 +33,10 @@ connect_timeout = 200ms
 eject_after = 1000
 [service:late]
 ; the black hole first or second, a short timeout: the engine's retry
-; connects about 50 ms after connect() (tests/helpers/epollrace.c)
+; connects about 150 ms after connect() (tests/helpers/epollrace.c)
 endpoints = 127.0.0.5:$port, 127.0.0.2:$port
 lb = round_robin
-connect_timeout = 50ms
+connect_timeout = 150ms
 retry_backoff = 1ms
 eject_after = 1000
 [service:down]
@@ -72,11 +72,15 @@ ok "non-blocking connect, first attempt refused or timed out ($retried of 48), e
 # set of 3000 makes the move take a millisecond or more): without the lock
 # between the application's epoll_ctl and the move, the registration is lost
 # within a few rounds and the loop never hears that the connect finished.
-out=$( (ulimit -n 4096 && shimmed "$T/epollrace" late "$port" 60 3000 50) 2> "$TMP/race.err") ||
+# A round whose every attempt timed out (the live backend's answer later than
+# connect_timeout: a guest starved of CPU) is reported, so it is no lost
+# registration; a few are allowed, and the others must have raced the move.
+out=$( (ulimit -n 4096 && shimmed "$T/epollrace" late "$port" 60 3000 150) 2> "$TMP/race.err") ||
     fail "epoll_ctl during the move: $out $(cat "$TMP/race.err")"
-[[ $out =~ ^rounds=60\ in_flight=([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge 30 ] ||
+[[ $out =~ ^rounds=60\ in_flight=([0-9]+)\ failed=([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge 30 ] ||
     fail "epoll_ctl during the move (every black-holed first attempt is in flight): $out"
-ok "epoll_ctl(ADD) 0-12 ms after the first attempt timed out, while the engine moves the registrations: 60 of 60 connects reported"
+[ "${BASH_REMATCH[2]}" -le 6 ] || fail "epoll_ctl during the move: $out (more than 6 of 60 connects failed)"
+ok "epoll_ctl(ADD) 0-12 ms after the first attempt timed out, while the engine moves the registrations: 60 of 60 connects reported (${BASH_REMATCH[2]} failed everywhere)"
 
 for mode in et oneshot et-after poll; do
     out=$(shimmed "$T/nbconnect" down "$port" "$mode" ECONNREFUSED 2>"$TMP/down.err") \

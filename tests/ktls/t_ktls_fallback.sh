@@ -65,7 +65,7 @@ got=$( (printf 'from s_client\n'; sleep 1) | timeout 10 openssl s_client -connec
         -cert "$C/web.pem" -key "$C/web.key" -CAfile "$C/ca.pem" 2> "$TMP/s_client.err")
 [ "$got" = "from s_client" ] || fail "openssl s_client to the meshed server: '$got' $(cat "$TMP/s_client.err")"
 
-for i in $(seq 1 100); do [ "$(grep -c '"result":"ok"' "$TMP/server-access.log" 2>/dev/null)" -ge 4 ] && break; sleep 0.1; done
+wait_until '[ "$(grep -c "\"result\":\"ok\"" "$TMP/server-access.log" 2>/dev/null)" -ge 4 ]'
 python3 - "$TMP/client-access.log" "$TMP/server-access.log" "$ep" "$bp" <<'PY' || fail "access logs: $(cat "$TMP/client-access.log" "$TMP/server-access.log")"
 import json, sys
 out = [json.loads(l) for l in open(sys.argv[1])]

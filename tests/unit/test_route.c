@@ -17,28 +17,7 @@
 #include "meshim/http1.h"
 #include "meshim/registry.h"
 #include "meshim/route.h"
-
-static char ini_path[64];
-
-static const char *fake_getenv(const char *name)
-{
-    return strcmp(name, "MESHIM_CONFIG") == 0 ? ini_path : NULL;
-}
-
-/* Loads text; NULL with *errors on failure. */
-static struct mesh_config *load(const char *text, char **errors)
-{
-    strcpy(ini_path, "/tmp/meshim-route-XXXXXX");
-    int fd = mkstemp(ini_path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    struct config_source src = { fake_getenv, false, NULL };
-    enum on_error on_error;
-    struct mesh_config *cfg = config_load(&src, errors, &on_error);
-    unlink(ini_path);
-    return cfg;
-}
+#include "config_text.h"
 
 static const char ROUTES[] =
     "[service:web]\nprotocol = http\nendpoints = 10.0.0.1:80\n"
@@ -87,6 +66,22 @@ static void test_keys_parsed(void **state)
     assert_int_equal(cfg->services[1].retry_on, RETRY_CONNECT_FAILURE);
     assert_int_equal(cfg->services[1].retry_buffer, 64 * 1024);
     assert_int_equal(cfg->n_routes, 4);
+    config_free(cfg);
+
+    /* An [inbound:PORT] port's protocol; http over mTLS on both sides. */
+    errors = NULL;
+    cfg = load("[tls]\ncert = /c.pem\nkey = /k.pem\nca = /ca.pem\n"
+               "[service:web]\nprotocol = http\ntls = mtls\nendpoints = 10.0.0.1:80\n"
+               "[inbound:8080]\ntls = off\nprotocol = http\n[inbound:8443]\nprotocol = http\n"
+               "[inbound:9000]\ntls = off\n", &errors);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->services[0].protocol, PROTO_HTTP);
+    assert_int_equal(cfg->services[0].tls, TLS_MTLS);
+    assert_int_equal(cfg->inbound[0].protocol, PROTO_HTTP);
+    assert_int_equal(cfg->inbound[0].tls, INBOUND_OFF);
+    assert_int_equal(cfg->inbound[1].protocol, PROTO_HTTP);
+    assert_int_equal(cfg->inbound[1].tls, INBOUND_STRICT);
+    assert_int_equal(cfg->inbound[2].protocol, PROTO_TCP);
     config_free(cfg);
 }
 
@@ -138,6 +133,7 @@ static void test_refused(void **state)
 {
     (void)state;
     expect_error("[service:a]\nendpoints = 10.0.0.1\nprotocol = h2\n", "protocol: not tcp or http");
+    expect_error("[inbound:80]\ntls = off\nprotocol = grpc\n", "protocol: not tcp or http");
     expect_error("[service:a]\nendpoints = 10.0.0.1\nretry_on = 5xx, maybe\n", "retry_on: not a list");
     expect_error("[service:a]\nendpoints = 10.0.0.1\nprotocol = http\nretry_on = retriable-status-codes\n",
                  "needs retriable_status_codes");

@@ -21,6 +21,16 @@ def rss_kb(pid):
 def fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
+def fd_list(pid):
+    """What each of PID's descriptors is, for a failure's message."""
+    out = []
+    for n in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
+        try:
+            out.append("%s=%s" % (n, os.readlink("/proc/%d/fd/%s" % (pid, n))))
+        except OSError:
+            pass
+    return " ".join(out)
+
 def conns():
     return sum(1 for l in open(log) if l.startswith("conn"))
 
@@ -103,6 +113,7 @@ try:
     check(all(x is True for x in warm), "warm-up: 100 good clients served (%s)" % [x for x in warm if x is not True][:3])
     wait_for(lambda: gone() == conns() - 1, 20, "warm-up connections ended in the application")
     base_fds, base_rss = fds(server_pid), rss_kb(server_pid)
+    base_list = fd_list(server_pid)
 
     # --- garbage instead of a ClientHello, and garbage after one ---------
     phase("garbage-clients")
@@ -181,7 +192,8 @@ try:
     # --- after: descriptors and memory back --------------------------------
     phase("after")
     wait_for(lambda: gone() == conns() - 1, 30, "storm connections ended in the application")
-    wait_for(lambda: fds(server_pid) <= base_fds, 30, "server descriptors back to %d (now %d)" % (base_fds, fds(server_pid)))
+    if not wait_for(lambda: fds(server_pid) <= base_fds, 30, "server descriptors back to %d (now %d)" % (base_fds, fds(server_pid))):
+        print("descriptors before: %s\ndescriptors now: %s" % (base_list, fd_list(server_pid)), flush=True)
     settle("after")
     after_rss = rss_kb(server_pid)
     print("server rss: %d kB after warm-up, %d kB after the storm" % (base_rss, after_rss), flush=True)
