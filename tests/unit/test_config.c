@@ -39,8 +39,12 @@ static void env_set(const char *name, const char *value)
 
 static char ini_path[64];
 
+/* One file per test at a time: a test that loads several texts would
+ * otherwise leave all but its last in /tmp. */
 static void write_ini(const char *text)
 {
+    if (ini_path[0])
+        unlink(ini_path);
     strcpy(ini_path, "/tmp/meshim-test-XXXXXX");
     int fd = mkstemp(ini_path);
     assert_true(fd >= 0);
