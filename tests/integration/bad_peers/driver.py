@@ -52,6 +52,67 @@ def client_ctx():
     c.check_hostname = False
     return c
 
+def hello_first(ctx):
+    """A client's TLS state over memory BIOs, and its ClientHello, made
+    before it connects: (tls, incoming, outgoing, hello)."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return tls, inc, out, out.read()
+
+# ---- the good clients (the warm-up and the storm) ----------------------
+# Each client's ClientHello is made before it connects and sent the
+# moment it is connected: the server gives a client 3 s for its first
+# byte, and asyncio making 1,000 hellos after 1,000 connects took longer
+# than that on a busy 2-core machine (the server then rightly cut them).
+async def good_clients(n, ctx):
+    """N TLS clients at once, each sending a line and reading it back:
+    True for each one served, else what went wrong."""
+    loop = asyncio.get_running_loop()
+    made = [hello_first(ctx) for _ in range(n)]
+    clients = []
+    for obj, inc, out, hello in made:
+        s = socket.create_connection(SERVER, timeout=30)
+        s.sendall(hello)
+        s.setblocking(False)
+        clients.append((s, obj, inc, out))
+    async def feed(s, inc):
+        data = await asyncio.wait_for(loop.sock_recv(s, 65536), 30)
+        if not data:
+            raise EOFError("the server closed the connection")
+        inc.write(data)
+    async def finish(s, obj, inc, out):
+        try:
+            while True:
+                try:
+                    obj.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    pass
+                if out.pending:
+                    await loop.sock_sendall(s, out.read())
+                await feed(s, inc)
+            obj.write(b"hi\n")
+            await loop.sock_sendall(s, out.read())
+            got = b""
+            while not got.endswith(b"\n"):
+                try:
+                    piece = obj.read(100)
+                except ssl.SSLWantReadError:
+                    await feed(s, inc)
+                    continue
+                if not piece:
+                    break
+                got += piece
+            return got == b"hi\n"
+        finally:
+            s.close()
+    res = await asyncio.gather(*(finish(*c) for c in clients), return_exceptions=True)
+    return [x if isinstance(x, bool) else repr(x) for x in res]
+
 # ---- the bad servers the watcher dials (127.0.0.3) --------------------
 held = []
 def bad_server(kind, p):
@@ -100,16 +161,7 @@ def settle(name, samples=100):
 try:
     # --- base line, and the server warmed (its TLS state, its arenas) ---
     settle("base")
-    async def hello_many(n, ctx):
-        async def one():
-            r, w = await asyncio.wait_for(asyncio.open_connection(*SERVER, ssl=ctx), 30)
-            w.write(b"hi\n")
-            ok = await asyncio.wait_for(r.readline(), 30) == b"hi\n"
-            w.close()
-            return ok
-        res = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
-        return [x if isinstance(x, bool) else repr(x) for x in res]
-    warm = asyncio.run(hello_many(100, client_ctx()))
+    warm = asyncio.run(good_clients(100, client_ctx()))
     check(all(x is True for x in warm), "warm-up: 100 good clients served (%s)" % [x for x in warm if x is not True][:3])
     wait_for(lambda: gone() == conns() - 1, 20, "warm-up connections ended in the application")
     base_fds, base_rss = fds(server_pid), rss_kb(server_pid)
@@ -122,13 +174,7 @@ try:
         s = socket.create_connection(SERVER, timeout=15)
         try:
             if after_hello:                 # a real ClientHello, then noise
-                inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-                o = client_ctx().wrap_bio(inc, out)
-                try:
-                    o.do_handshake()
-                except ssl.SSLWantReadError:
-                    pass
-                s.sendall(out.read())
+                s.sendall(hello_first(client_ctx())[3])
                 s.recv(65536)
             s.sendall(os.urandom(1024))
             while s.recv(65536):
@@ -176,63 +222,9 @@ try:
     settle("bad-servers", 50)
 
     # --- 1,000 handshakes at once -----------------------------------------
-    # Each client's ClientHello is made before it connects and sent the
-    # moment it is connected: the server gives a client 3 s for its first
-    # byte, and asyncio making 1,000 hellos after 1,000 connects took longer
-    # than that on a busy 2-core machine (the server then rightly cut them).
-    async def storm_clients(n, ctx):
-        loop = asyncio.get_running_loop()
-        made = []
-        for _ in range(n):
-            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = ctx.wrap_bio(inc, out)
-            try:
-                obj.do_handshake()
-            except ssl.SSLWantReadError:
-                pass
-            made.append((obj, inc, out, out.read()))
-        clients = []
-        for obj, inc, out, hello in made:
-            s = socket.create_connection(SERVER, timeout=30)
-            s.sendall(hello)
-            s.setblocking(False)
-            clients.append((s, obj, inc, out))
-        async def feed(s, inc):
-            data = await asyncio.wait_for(loop.sock_recv(s, 65536), 30)
-            if not data:
-                raise EOFError("the server closed the connection")
-            inc.write(data)
-        async def finish(s, obj, inc, out):
-            try:
-                while True:
-                    try:
-                        obj.do_handshake()
-                        break
-                    except ssl.SSLWantReadError:
-                        pass
-                    if out.pending:
-                        await loop.sock_sendall(s, out.read())
-                    await feed(s, inc)
-                obj.write(b"hi\n")
-                await loop.sock_sendall(s, out.read())
-                got = b""
-                while not got.endswith(b"\n"):
-                    try:
-                        piece = obj.read(100)
-                    except ssl.SSLWantReadError:
-                        await feed(s, inc)
-                        continue
-                    if not piece:
-                        break
-                    got += piece
-                return got == b"hi\n"
-            finally:
-                s.close()
-        res = await asyncio.gather(*(finish(*c) for c in clients), return_exceptions=True)
-        return [x if isinstance(x, bool) else repr(x) for x in res]
     phase("storm")
     before, t0 = conns(), time.monotonic()
-    storm = asyncio.run(storm_clients(1000, client_ctx()))
+    storm = asyncio.run(good_clients(1000, client_ctx()))
     took = time.monotonic() - t0
     okn = storm.count(True)
     errs = {}
