@@ -193,12 +193,16 @@ static inline void data_write(int fd, size_t len)
         threadtrace_write(fd, kind == FD_TRACE_OUT, len);
 }
 
-static size_t iov_bytes(const struct iovec *iov, int n)
+/* Before a vector write: the length is summed only when tracing is on, not
+ * in every process's every writev/sendmsg. */
+static inline void data_writev(int fd, const struct iovec *iov, size_t n)
 {
+    if (__builtin_expect(!__atomic_load_n(&threadtrace_live, __ATOMIC_RELAXED), 1))
+        return;
     size_t len = 0;
-    for (int i = 0; iov && i < n; i++)
+    for (size_t i = 0; iov && i < n; i++)
         len += iov[i].iov_len;
-    return len;
+    data_write(fd, len);
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
@@ -252,7 +256,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 {
-    data_write(fd, iov_bytes(iov, n));
+    data_writev(fd, iov, n > 0 ? (size_t)n : 0);
     return real_writev(fd, iov, n);
 }
 
@@ -270,7 +274,8 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    data_write(fd, msg ? iov_bytes(msg->msg_iov, (int)msg->msg_iovlen) : 0);
+    if (msg)
+        data_writev(fd, msg->msg_iov, msg->msg_iovlen);
     return real_sendmsg(fd, msg, flags);
 }
 
