@@ -63,14 +63,15 @@ wait_port() {
         fail "nothing listening on $1:$2 after $((WAIT_TENTHS / 10)) s"
 }
 
-# start_backend N PORT: python3 http.server on 127.0.0.N serving /who as
+# start_backend N PORT: python3 http.server (file_server.py: its listen queue
+# is 128, not 5) on 127.0.0.N serving /who as
 # "backend-N" (its log appended to $TMP/backendN.log); its pid is left in
 # $BACKEND_PID (and in PIDS). Does not wait for it to listen.
 start_backend() {
     local i=$1 port=$2
     mkdir -p "$TMP/www$i"
     echo "backend-$i" > "$TMP/www$i/who"
-    python3 -m http.server --bind "127.0.0.$i" --directory "$TMP/www$i" "$port" \
+    python3 "$ROOT/tests/helpers/file_server.py" "127.0.0.$i" "$port" "$TMP/www$i" \
         >>"$TMP/backend$i.log" 2>&1 &
     BACKEND_PID=$!
     PIDS+=($!)
