@@ -36,7 +36,7 @@ POLICY   := util config vip balancer registry breaker backoff discovery identity
 SHIM     := $(POLICY) mesh real ownfd program files log accesslog metrics sharedfile callers engine placeholder health watch otlp \
             tls_loader conn fdtable attempt connect dial sockname relay mtls ktls http httptap threadtrace resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -140,6 +140,10 @@ $(BUILD)/meshim-static: cli/meshim.c $(CLI_O) $(POLICY_O) $(BUILD)/commit
 # ------------------------------------------------------------------ tests --
 # test_fork links the whole shim: its hooks become the test's own symbols.
 $(BUILD)/tests/test_fork: tests/unit/test_fork.c $(SHIM_O) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(SHIM_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
+
+# test_threadtrace links the whole shim too: read() and write() are its hooks.
+$(BUILD)/tests/test_threadtrace: tests/unit/test_threadtrace.c $(SHIM_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(SHIM_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_stats: the access-log format (library) and the stats reader (command).

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "libc/real.h"
 #include "mesh/conn.h"
@@ -19,7 +20,11 @@
 
 #define MARKS 8                     /* heads given to the application, not yet read */
 #define STAMPS 4                    /* the last writes on an outbound connection */
-#define SEQ_TRIES 10000             /* a hook's tries to read a count between two moves */
+/* A hook's tries to read a count between two moves of the engine: first
+ * by sched_yield, then by naps (a few ms in all before it gives up). */
+#define SEQ_YIELDS 64
+#define SEQ_NAPS 100
+#define SEQ_NAP_NS 20000            /* 20 µs */
 
 struct mark {
     uint64_t at;                    /* the head's end in what goes to the application */
@@ -162,12 +167,18 @@ static bool position(struct threadtrace *t, int fd, bool inbound, uint64_t *out)
 {
     int saved = errno;
     bool ok = false;
-    for (int i = 0; i < SEQ_TRIES && !ok; i++) {
+    for (int i = 0; i < SEQ_YIELDS + SEQ_NAPS && !ok; i++) {
         unsigned s = __atomic_load_n(&t->seq, __ATOMIC_SEQ_CST);
         if (s & 1) {
             /* The engine is inside its send: the very send that woke this
-             * thread's read, which returns before the send does. */
-            sched_yield();
+             * thread's read, which returns before the send does. A yield
+             * lets it finish when it shares this CPU; but when the
+             * scheduler keeps picking this thread (the engine has run
+             * more), only a sleep hands the CPU over. */
+            if (i < SEQ_YIELDS)
+                sched_yield();
+            else
+                nanosleep(&(struct timespec){ 0, SEQ_NAP_NS }, NULL);
             continue;
         }
         uint64_t moved = __atomic_load_n(&t->moved, __ATOMIC_SEQ_CST);
@@ -195,7 +206,17 @@ void threadtrace_read(int fd)
     struct conn *c = fdtable_get(fd);
     struct threadtrace *t = c ? c->tt : NULL;
     uint64_t read_to;
-    if (!t || !position(t, fd, true, &read_to)) {
+    if (!t) {
+        conn_unref(c);
+        return;
+    }
+    if (!position(t, fd, true, &read_to)) {
+        /* Which bytes it read is not known, so neither is whether a head
+         * passed: from now on it may serve another request, or (another
+         * connection) be an event loop. Lend nothing that is not certain. */
+        if (serving.on && (serving.fd != fd || serving.id != t->id))
+            serving.never = true;
+        stop_serving();
         conn_unref(c);
         return;
     }

@@ -24,7 +24,10 @@
  * Never a context that is not certainly the one served: a read passing two
  * heads at once (pipelined requests) gives none; a thread that reads a head
  * on one connection while it still serves a request of another (an event
- * loop serves many connections by turns) gives none, ever again.
+ * loop serves many connections by turns) gives none, ever again; a read
+ * whose position the hook cannot learn (the engine kept moving on that
+ * connection while the hook waited) ends what the thread served, and counts
+ * as another connection's head when it was another connection.
  */
 #ifndef MESHIM_THREADTRACE_H
 #define MESHIM_THREADTRACE_H
