@@ -2,8 +2,14 @@
 # server that logs each connection it is given and how it ended.
 import asyncio, sys
 
+def say(line):
+    # One write a line: under python3 -u, print() writes its pieces apart,
+    # and the driver reading between them saw "gone" without the rest.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
 async def serve(r, w):
-    print("conn", flush=True)
+    say("conn")
     how, got = "eof", 0
     try:
         while True:
@@ -15,7 +21,7 @@ async def serve(r, w):
             await w.drain()
     except Exception as e:
         how = type(e).__name__
-    print("gone", how, got, flush=True)
+    say("gone %s %d" % (how, got))
     w.close()
 
 async def main():
