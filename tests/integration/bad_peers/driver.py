@@ -21,14 +21,43 @@ def rss_kb(pid):
 def fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
-def fd_list(pid):
-    """What each of PID's descriptors is, for a failure's message."""
-    out = []
-    for n in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+              "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT",
+              "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+def sockets(pid):
+    """inode -> what the socket is (TCP with its ports and state, or unix)."""
+    kinds = {}
+    for proto in ("tcp", "tcp6"):
         try:
-            out.append("%s=%s" % (n, os.readlink("/proc/%d/fd/%s" % (pid, n))))
+            with open("/proc/%d/net/%s" % (pid, proto), errors="replace") as f:
+                for row in list(f)[1:]:
+                    c = row.split()
+                    kinds[c[9]] = "%s %s->%s %s" % (proto, int(c[1].split(":")[1], 16),
+                                                     int(c[2].split(":")[1], 16), TCP_STATES.get(c[3], c[3]))
         except OSError:
             pass
+    try:
+        # Abstract names (the shim's pairs have some) are bytes, not UTF-8.
+        with open("/proc/%d/net/unix" % pid, errors="replace") as f:
+            for row in list(f)[1:]:
+                c = row.split()
+                kinds.setdefault(c[6], "unix")
+    except OSError:
+        pass
+    return kinds
+
+def fd_list(pid):
+    """What each of PID's descriptors is, for a failure's message."""
+    out, kinds = [], sockets(pid)
+    for n in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
+        try:
+            what = os.readlink("/proc/%d/fd/%s" % (pid, n))
+        except OSError:
+            continue
+        if what.startswith("socket:["):
+            what += "(%s)" % kinds.get(what[8:-1], "?")
+        out.append("%s=%s" % (n, what))
     return " ".join(out)
 
 def lines(word):
