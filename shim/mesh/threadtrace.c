@@ -201,6 +201,15 @@ static void stop_serving(void)
     serving.fd = -1;
 }
 
+/* A read on fd (connection id) may have passed a head: the thread ends
+ * what it served; if that was another connection, it is an event loop. */
+static void leave_serving(int fd, uint64_t id)
+{
+    if (serving.on && (serving.fd != fd || serving.id != id))
+        serving.never = true;       /* two connections at once: an event loop */
+    stop_serving();
+}
+
 void threadtrace_read(int fd)
 {
     struct conn *c = fdtable_get(fd);
@@ -212,11 +221,8 @@ void threadtrace_read(int fd)
     }
     if (!position(t, fd, true, &read_to)) {
         /* Which bytes it read is not known, so neither is whether a head
-         * passed: from now on it may serve another request, or (another
-         * connection) be an event loop. Lend nothing that is not certain. */
-        if (serving.on && (serving.fd != fd || serving.id != t->id))
-            serving.never = true;
-        stop_serving();
+         * passed: lend nothing that is not certain. */
+        leave_serving(fd, t->id);
         conn_unref(c);
         return;
     }
@@ -235,9 +241,7 @@ void threadtrace_read(int fd)
     conn_unref(c);
     if (!passed)
         return;                     /* a body, or the rest of a head */
-    if (serving.on && (serving.fd != fd || serving.id != id))
-        serving.never = true;       /* two connections at once: an event loop */
-    stop_serving();
+    leave_serving(fd, id);
     if (passed > 1 || lost || serving.never)
         return;                     /* which request it serves is not certain */
     serving = (struct serving){ .on = true, .fd = fd, .id = id, .ctx = ctx };

@@ -235,6 +235,27 @@ start_otlp_receiver() {
     wait_port 127.0.0.1 "$otlp"
 }
 
+# traced_get SERVICE ENDPOINT URL [LOG]: a meshed python3 client (tracing
+# on, SERVICE at ENDPOINT with protocol = http) GETs URL, whose answer is the
+# traceparent the last upstream was sent. Sets trace and call_span from it;
+# fails (showing LOG) when the call fails or carried none.
+traced_get() {
+    cat > "$TMP/client.ini" <<INI
+[tracing]
+otlp_endpoint = http://127.0.0.1:$otlp/v1/traces
+[service:$1]
+endpoints = $2
+protocol = http
+INI
+    local got
+    got=$(MESHIM_CONFIG=$TMP/client.ini shimmed python3 -c '
+import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "$3") ||
+        fail "the client: $got ${4:+$(cat "$4")}"
+    [[ $got =~ ^00-([0-9a-f]{32})-([0-9a-f]{16})-01$ ]] || fail "the upstream got no traceparent: '$got'"
+    trace=${BASH_REMATCH[1]} call_span=${BASH_REMATCH[2]}
+}
+
 # start_traced_upstream: "inventory", a meshed python3 server
 # (tests/helpers/http_backend.py) on the http port 127.0.0.3:$inv (set
 # here), its server spans sent to the receiver.

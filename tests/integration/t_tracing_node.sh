@@ -40,19 +40,7 @@ MESHIM_CONFIG=$TMP/node.ini shimmed node "$node_dir/server.js" 127.0.0.2 "$shop"
 PIDS+=($!)
 wait_port 127.0.0.2 "$shop"
 
-cat > "$TMP/client.ini" <<INI
-[tracing]
-otlp_endpoint = http://127.0.0.1:$otlp/v1/traces
-[service:shop]
-endpoints = 127.0.0.2:$shop
-protocol = http
-INI
-got=$(MESHIM_CONFIG=$TMP/client.ini shimmed python3 -c '
-import sys, urllib.request
-sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "http://shop:$shop/call") ||
-    fail "the client: $got $(cat "$TMP/node.out")"
-[[ $got =~ ^00-([0-9a-f]{32})-([0-9a-f]{16})-01$ ]] || fail "the upstream got no traceparent: '$got'"
-trace=${BASH_REMATCH[1]}
+traced_get shop "127.0.0.2:$shop" "http://shop:$shop/call" "$TMP/node.out"
 spans_where "s['traceId'] == '$trace'" 5 ||
     fail "the trace's five spans never arrived: $(cat "$TMP/spans" "$TMP/spans.log" "$TMP/receiver.out" 2>&1 | tail -20)"
 python3 - "$TMP/spans" "$trace" > "$TMP/trace.txt" <<'PY' || fail "the trace: $(cat "$TMP/trace.txt")"

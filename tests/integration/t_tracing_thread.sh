@@ -42,21 +42,8 @@ start_front() {
 front=$(free_port)
 start_front threads "$front" thread
 
-cat > "$TMP/client.ini" <<INI
-[tracing]
-otlp_endpoint = http://127.0.0.1:$otlp/v1/traces
-[service:orders]
-endpoints = 127.0.0.2:$front
-protocol = http
-INI
-
 # --- 1. one connected trace ------------------------------------------------
-got=$(MESHIM_CONFIG=$TMP/client.ini shimmed python3 -c '
-import sys, urllib.request
-sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "http://orders:$front/call/1") ||
-    fail "the client: $got"
-[[ $got =~ ^00-([0-9a-f]{32})-([0-9a-f]{16})-01$ ]] || fail "the upstream got no traceparent: '$got'"
-trace=${BASH_REMATCH[1]} call_span=${BASH_REMATCH[2]}
+traced_get orders "127.0.0.2:$front" "http://orders:$front/call/1"
 spans_where "s['traceId'] == '$trace'" 4 || fail "the trace's four spans never arrived: $(cat "$TMP/spans")"
 python3 - "$TMP/spans" "$trace" "$call_span" > "$TMP/trace.txt" <<'PY' || fail "the trace: $(cat "$TMP/trace.txt")"
 import json, sys
