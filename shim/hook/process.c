@@ -23,6 +23,7 @@
 #include "mesh/conn.h"
 #include "mesh/fdtable.h"
 #include "mesh/http.h"
+#include "mesh/ktls.h"
 #include "mesh/relay.h"
 #include "mesh/threadtrace.h"
 #include "meshim/mesh.h"
@@ -162,7 +163,7 @@ __attribute__((constructor(101))) static void mesh_init(void)
          * shell under /etc/ld.so.preload) never maps OpenSSL, and one that
          * cannot read the key says so only when that matters. */
         char why[TLS_WHY_MAX];
-        tls_identity_put(tls_identity_get(cfg, why, sizeof(why)));
+        tls_identity_put(tls_identity_get(cfg, ktls_kernel(), why, sizeof(why)));
     }
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     mesh_publish(reg);

@@ -119,12 +119,17 @@ static void probe(void)
     errno = saved;
 }
 
+bool ktls_kernel(void)
+{
+    pthread_once(&probe_once, probe);
+    return kernel_ok;
+}
+
 const char *ktls_unavailable(void)
 {
     if (!mesh_registry()->cfg->tls_ktls)
         return "[tls] ktls = off";
-    pthread_once(&probe_once, probe);
-    return kernel_ok ? NULL : "this kernel does not take TLS keys (no tls ULP or no AES-GCM)";
+    return ktls_kernel() ? NULL : "this kernel does not take TLS keys (no tls ULP or no AES-GCM)";
 }
 
 bool ktls_offered(void)
@@ -178,11 +183,16 @@ static uint64_t record_limit(void)
 static bool record_seq(int fd, int dir, uint64_t *seq)
 {
     union crypto_info ci;
-    socklen_t n = sizeof(ci);
-    if (real_getsockopt(fd, SOL_TLS, dir, &ci, &n) < 0 || n < sizeof(ci.gcm128))
+    /* The kernel answers only a buffer of its cipher's exact size (else
+     * EINVAL): the cipher first, from the bare header. */
+    socklen_t n = sizeof(ci.info);
+    if (real_getsockopt(fd, SOL_TLS, dir, &ci, &n) < 0)
         return false;
-    const unsigned char *s = ci.info.cipher_type == TLS_CIPHER_AES_GCM_256 ? ci.gcm256.rec_seq
-                                                                           : ci.gcm128.rec_seq;
+    bool gcm256 = ci.info.cipher_type == TLS_CIPHER_AES_GCM_256;
+    n = gcm256 ? sizeof(ci.gcm256) : sizeof(ci.gcm128);
+    if (real_getsockopt(fd, SOL_TLS, dir, &ci, &n) < 0)
+        return false;
+    const unsigned char *s = gcm256 ? ci.gcm256.rec_seq : ci.gcm128.rec_seq;
     *seq = 0;
     for (int i = 0; i < 8; i++)
         *seq = *seq << 8 | s[i];

@@ -35,6 +35,8 @@
 bool ktls_offered(void);
 /* Why not: NULL when it is offered. */
 const char *ktls_unavailable(void);
+/* Does the kernel take the keys, whatever [tls] ktls says (tried once). */
+bool ktls_kernel(void);
 
 /* Installs the connection's current traffic keys on socket fd.
  *  1  the kernel has them: OpenSSL must never touch fd again;

@@ -45,7 +45,7 @@ static const char *server_name(const struct service *svc)
 SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t port, int sock,
                  bool offer_ktls, struct tls_identity **id, char *why, size_t len)
 {
-    *id = tls_identity_get(mesh_registry()->cfg, why, len);
+    *id = tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, len);
     if (!*id)
         return NULL;
     char dest[64];
@@ -290,7 +290,7 @@ int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool eve
     peer_text(cfd, peer, sizeof(peer));
     if (tls && !relay_pending_take(in->port))
         return refuse(cfd, in, peer, RESULT_OVERFLOW, "too many TLS handshakes under way on this port");
-    struct tls_identity *id = tls ? tls_identity_get(mesh_registry()->cfg, why, sizeof(why)) : NULL;
+    struct tls_identity *id = tls ? tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, sizeof(why)) : NULL;
     int app = -1, engine = -1, net = -1;
     struct conn *c = NULL;
     struct relay_handoff h;

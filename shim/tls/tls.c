@@ -29,6 +29,7 @@ struct tls_identity {
     int refs;                       /* atomic */
     unsigned generation;            /* which load this is (the session cache's tag) */
     SSL_CTX *client, *server;
+    struct tls_store *store;        /* the server's sessions, shared with fork children */
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -43,6 +44,7 @@ static struct tls_identity *current;
 static struct file_id stamps[3];    /* cert, key, ca, when last loaded */
 static char *stamp_paths[3];        /* a reload may name other files */
 static bool loaded_once;            /* stamps are those of the last load, good or bad */
+static bool kernel_tls;             /* the first tls_identity_get's: traffic secrets are kept */
 static char load_error[TLS_WHY_MAX];
 
 static pthread_mutex_t session_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -91,13 +93,36 @@ static int session_new(SSL *ssl, SSL_SESSION *session)
     return 1;
 }
 
+/* The connection offers a copy of the destination's session, never the
+ * kept one itself: OpenSSL marks the session of a connection that ends
+ * without close_notify, or with a fatal alert, "not resumable", and the
+ * server sends no new ticket after a resumption (server_state below), so a
+ * spoiled kept session would cost every later connection a full handshake. */
 static void session_resume(SSL *ssl, const char *key)
 {
     pthread_mutex_lock(&session_lock);
     struct session_slot *s = slot_of(key);
+    SSL_SESSION *copy = NULL;
     if (s->session && strcmp(s->key, key) == 0 && s->generation == generation_of(ssl))
-        SSL_set_session(ssl, s->session);
+        copy = SSL_SESSION_dup(s->session);
     pthread_mutex_unlock(&session_lock);
+    if (copy) {
+        SSL_set_session(ssl, copy);
+        SSL_SESSION_free(copy);
+    }
+}
+
+/* Server: a resumed client keeps the session it offered, which stays in
+ * this identity's cache, so no new ticket is made for it (a ticket costs
+ * the server a session copy and the client a new session to keep). Decided
+ * once the ClientHello is read, before the tickets' count is announced to a
+ * kernel TLS peer (tls_ktls.c) or the tickets are written. */
+static void server_state(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    if ((where & SSL_CB_ACCEPT_LOOP) && SSL_get_state(ssl) == TLS_ST_SW_SRVR_HELLO &&
+        SSL_session_reused((SSL *)ssl))
+        SSL_set_num_tickets((SSL *)ssl, 0);
 }
 
 /* After a rotation sessions made with the old trust are not resumed. */
@@ -121,6 +146,7 @@ static void init(void)
     ex_dest = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     ex_generation = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     tls_ktls_init();
+    tls_store_init();
 }
 
 OSSL_LIB_CTX *tls_libctx(void)
@@ -163,6 +189,11 @@ static bool setup(SSL_CTX *ctx, const struct mesh_config *cfg, const struct tls_
                   size_t len)
 {
     SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    /* AES-128-GCM first, as BoringSSL (Envoy) and Go order them: its key
+     * schedule is HKDF over SHA-256, cheaper per handshake than SHA-384
+     * (OpenSSL's default puts AES-256-GCM-SHA384 first). Both go to
+     * kernel TLS. The server follows the client's order. */
+    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     /* One recv per batch of records instead of two per record (header,
@@ -185,6 +216,7 @@ static void identity_free(struct tls_identity *id)
 {
     SSL_CTX_free(id->client);
     SSL_CTX_free(id->server);
+    tls_store_free(id->store);
     free(id);
 }
 
@@ -215,8 +247,8 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, const s
         identity_free(id);
         return NULL;
     }
-    tls_ktls_setup(id->client);
-    tls_ktls_setup(id->server);
+    tls_ktls_setup(id->client, kernel_tls);
+    tls_ktls_setup(id->server, kernel_tls);
     SSL_CTX_set_verify(id->client, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_session_cache_mode(id->client, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(id->client, session_new);
@@ -224,7 +256,19 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, const s
     SSL_CTX_set_verify(id->server, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     /* Without a session id context a client offering a session fails. */
     SSL_CTX_set_session_id_context(id->server, (const unsigned char *)"meshim", 6);
+    /* Sessions stay in the server's cache and a ticket only names one
+     * (SSL_OP_NO_TICKET: TLS 1.3 "stateful" tickets). A self-contained
+     * ticket made OpenSSL 3.0 decode the whole session, the client's
+     * certificate with it, on every resumption: 40 % of an inbound mTLS
+     * server's CPU under new connections. The price: a ticket resumes only
+     * in the process that made it and those it forks after (tls_store.c:
+     * nginx's workers); elsewhere the handshake is full. 1024 sessions
+     * bound the memory of each process's cache. */
+    SSL_CTX_set_options(id->server, SSL_OP_NO_TICKET);
+    SSL_CTX_sess_set_cache_size(id->server, 1024);
     SSL_CTX_set_num_tickets(id->server, 1);
+    SSL_CTX_set_info_callback(id->server, server_state);
+    id->store = tls_store_attach(id->server);
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file_ex(f->ca, libctx, NULL);
     if (names)
         SSL_CTX_set_client_CA_list(id->server, names);
@@ -267,11 +311,12 @@ static void describe(const struct tls_identity *id, const struct tls_files *f, c
     BN_free(bn);
 }
 
-struct tls_identity *tls_identity_get(const struct mesh_config *cfg, char *why, size_t len)
+struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel, char *why, size_t len)
 {
     pthread_once(&once, init);
     pthread_mutex_lock(&id_lock);
     if (!current && !loaded_once) {
+        kernel_tls = kernel;
         struct tls_files f;
         bool named = tls_files_of(cfg, &f, load_error, sizeof(load_error));
         restamp(named ? &f : NULL);

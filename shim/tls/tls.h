@@ -31,8 +31,11 @@ struct tls_identity;
 #define TLS_WHY_MAX 512
 
 /* The current identity with a reference, loading it on first use; NULL
- * (and why) when it cannot be loaded. */
-struct tls_identity *tls_identity_get(const struct mesh_config *cfg, char *why, size_t len);
+ * (and why) when it cannot be loaded. kernel_tls: this kernel takes TLS
+ * keys (mesh/ktls.h), so the identity's handshakes keep their traffic
+ * secrets for a hand-off; only the first call's counts (it is the
+ * kernel's, the same for the whole process). */
+struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel_tls, char *why, size_t len);
 void tls_identity_put(struct tls_identity *id);
 
 /* Watcher thread: reloads the identity when one of its files changed. */

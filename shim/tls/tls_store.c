@@ -1,0 +1,127 @@
+/*
+ * tls_store.c — a server identity's TLS sessions, shared by the processes
+ * forked from the one that loaded it (nginx's workers, forked by a master
+ * that loads the identity before it drops root: hook/process.c).
+ *
+ * Why. A server keeps its sessions in OpenSSL's cache (stateful tickets, see
+ * identity_load in tls.c), which is per process. A client's connections
+ * reach any worker, and a worker that never saw the client's session would
+ * make a full handshake and a new ticket, which the next worker does not
+ * know either: with two workers half the connections resumed. So each new
+ * session is also written here, and a worker whose own cache misses reads
+ * it from here once (OpenSSL then keeps it in that worker's cache).
+ *
+ * What. MAP_SHARED | MAP_ANONYMOUS memory made with the identity: only fork
+ * children share it, nothing is on disk, another user cannot reach it.
+ * STORE_SLOTS slots of one session each (its id, its DER), chosen by the
+ * id's first bytes (random); a new session overwrites the slot's last. A
+ * slot is a seqlock: the writer makes the sequence odd by compare-and-swap
+ * (a writer that loses, or finds it odd, skips: this is a cache), writes,
+ * and makes it even; a reader copies the slot and uses it only when the
+ * sequence was even and unchanged around the copy. A process killed while
+ * writing leaves its slot odd, and so unused: one slot lost, nothing wrong.
+ */
+#include "tls/tls_internal.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <openssl/err.h>
+
+#define STORE_SLOTS 512
+#define STORE_DER_MAX 2000          /* a session with a P-256 or RSA-2048 client certificate */
+
+struct store_slot {
+    uint32_t seq;                   /* atomic: even = stable, odd = being written */
+    uint16_t id_len, der_len;
+    unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+    unsigned char der[STORE_DER_MAX];
+};
+
+struct tls_store {
+    struct store_slot slots[STORE_SLOTS];
+};
+
+static int ex_store = -1;           /* SSL_CTX ex_data: its struct tls_store */
+
+static struct store_slot *slot_of(struct tls_store *st, const unsigned char *id, size_t id_len)
+{
+    uint32_t h = 0;
+    memcpy(&h, id, id_len < sizeof(h) ? id_len : sizeof(h));
+    return &st->slots[h % STORE_SLOTS];
+}
+
+/* OpenSSL made a session (a full handshake's, for its ticket). Returns 0:
+ * no reference kept. */
+static int store_new(SSL *ssl, SSL_SESSION *session)
+{
+    struct tls_store *st = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_store);
+    unsigned id_len = 0;
+    const unsigned char *id = SSL_SESSION_get_id(session, &id_len);
+    int n = i2d_SSL_SESSION(session, NULL);
+    if (!st || id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH || n <= 0 || n > STORE_DER_MAX)
+        return 0;
+    struct store_slot *s = slot_of(st, id, id_len);
+    uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+    if ((seq & 1) ||
+        !__atomic_compare_exchange_n(&s->seq, &seq, seq + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return 0;
+    unsigned char *p = s->der;
+    s->der_len = (uint16_t)i2d_SSL_SESSION(session, &p);
+    s->id_len = (uint16_t)id_len;
+    memcpy(s->id, id, id_len);
+    __atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* This process's cache has no session by that id: another process's, if
+ * the store has it whole. OpenSSL takes the reference (*copy = 0) and puts
+ * the session in this process's cache. */
+static SSL_SESSION *store_get(SSL *ssl, const unsigned char *id, int id_len, int *copy)
+{
+    struct tls_store *st = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_store);
+    *copy = 0;
+    if (!st || id_len <= 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
+        return NULL;
+    struct store_slot *s = slot_of(st, id, (size_t)id_len);
+    struct store_slot mine;
+    uint32_t before = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+    if (before & 1)
+        return NULL;
+    memcpy(&mine, s, sizeof(mine));
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != before || mine.id_len != (uint16_t)id_len ||
+        memcmp(mine.id, id, (size_t)id_len) != 0 || mine.der_len > STORE_DER_MAX)
+        return NULL;
+    const unsigned char *p = mine.der;
+    SSL_SESSION *session = d2i_SSL_SESSION(NULL, &p, mine.der_len);
+    ERR_clear_error();
+    return session;
+}
+
+void tls_store_init(void)
+{
+    ex_store = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+struct tls_store *tls_store_attach(SSL_CTX *server)
+{
+    struct tls_store *st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (st == MAP_FAILED || !SSL_CTX_set_ex_data(server, ex_store, st)) {
+        if (st != MAP_FAILED)
+            munmap(st, sizeof(*st));
+        ERR_clear_error();
+        return NULL;                /* each process keeps its own sessions only */
+    }
+    SSL_CTX_sess_set_new_cb(server, store_new);
+    SSL_CTX_sess_set_get_cb(server, store_get);
+    return st;
+}
+
+void tls_store_free(struct tls_store *st)
+{
+    if (st)
+        munmap(st, sizeof(*st));
+}

@@ -1,0 +1,99 @@
+# New mTLS connections stay cheap (issue 19, part 3): how sessions are kept.
+# - The server resumes from its own session cache (stateful tickets): a
+#   standard client (openssl s_client) gets one ticket after a full
+#   handshake and none after a resumption, and resumes the same session
+#   again and again. Before, every resumption decoded the whole session
+#   (the client's certificate with it) from the ticket and made a new one.
+# - A meshed client resumes nearly every connection while many run at once
+#   and each ends as the server's program ends it (Connection: close): the
+#   session it keeps is never the one a connection that ends badly spoils.
+# - The client still checks the server's identity on a resumed connection:
+#   it is logged from the session.
+# - nginx with two workers (reuseport spreads the connections over both):
+#   a session one worker made resumes on the other (tls_store.c), so the
+#   client still resumes nearly every connection; without the shared
+#   sessions, about half.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/integration/certs.sh"
+
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+port=$(free_port)
+tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"
+start_nginx srv "server { listen 127.0.0.1:$port; location / { return 200 \"ok\\n\"; } }" \
+    LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$TMP/server.ini"
+wait_port 127.0.0.1 "$port"
+
+# --- a standard client: one ticket, then resumptions without one ----------
+s_client() {   # s_client OUT [openssl options]: GET / over mTLS, whole output
+    local out=$1
+    shift
+    printf 'GET / HTTP/1.0\r\n\r\n' | timeout 20 openssl s_client -connect "127.0.0.1:$port" \
+        -cert "$C/web.pem" -key "$C/web.key" -CAfile "$C/ca.pem" -ign_eof "$@" > "$out" 2>&1
+}
+s_client "$TMP/full.out" -sess_out "$TMP/session.pem"
+grep -q "^New, TLSv1.3" "$TMP/full.out" || fail "first s_client: no TLS 1.3 handshake: $(tail -5 "$TMP/full.out")"
+grep -q "200 OK" "$TMP/full.out" || fail "first s_client: no answer: $(tail -5 "$TMP/full.out")"
+n=$(grep -c "New Session Ticket arrived" "$TMP/full.out" || true)
+[ "$n" -eq 1 ] || fail "a full handshake should bring one ticket, got $n"
+for i in 1 2 3; do
+    s_client "$TMP/resumed$i.out" -sess_in "$TMP/session.pem"
+    grep -q "^Reused, TLSv1.3" "$TMP/resumed$i.out" \
+        || fail "s_client $i: the session was not resumed: $(grep -E '^(New|Reused)' "$TMP/resumed$i.out")"
+    grep -q "200 OK" "$TMP/resumed$i.out" || fail "s_client $i: no answer: $(tail -5 "$TMP/resumed$i.out")"
+    n=$(grep -c "New Session Ticket arrived" "$TMP/resumed$i.out" || true)
+    [ "$n" -eq 0 ] || fail "s_client $i: a resumed connection got $n new tickets (the session it used stays good)"
+done
+ok "openssl s_client: one ticket after the full handshake, the same session resumed 3 times with none"
+
+# --- a meshed client: many short connections at once ----------------------
+# many SERVICE PORT OUT: 16 threads x 20 connections (Connection: close) by
+# SERVICE's name; sets n (handshakes with the server's identity) and r
+# (resumed) from the client's debug lines.
+many() {
+    local service=$1 port=$2 out=$3
+    MESHIM_LOG_LEVEL=debug MESHIM_CONFIG=$TMP/client.ini shimmed python3 - "$service" "$port" \
+        > "$out.out" 2> "$out.err" <<'PY' || fail "concurrent clients of $service: $(tail -3 "$out.err")"
+import sys, threading, urllib.request
+service, port = sys.argv[1], int(sys.argv[2])
+errors = []
+def run():
+    for _ in range(20):
+        try:
+            r = urllib.request.urlopen("http://%s:%d/" % (service, port), timeout=20)
+            assert r.read() == b"ok\n"
+        except Exception as e:
+            errors.append(repr(e))
+threads = [threading.Thread(target=run) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("errors", len(errors), errors[:3])
+sys.exit(1 if errors else 0)
+PY
+    n=$(grep -c "$service: mTLS with spiffe://test.mesh/ns/prod/sa/orders" "$out.err" || true)
+    r=$(grep -c "$service: mTLS with spiffe://test.mesh/ns/prod/sa/orders (TLSv1.3), session resumed" "$out.err" || true)
+    [ "$n" -eq 320 ] || fail "$service: 320 connections, $n handshakes with the server's identity logged: $(grep -v debug "$out.err" | tail -3)"
+}
+
+port2=$(free_port)
+tls_ini "$TMP/client.ini" web \
+    "[service:orders]" "endpoints = 127.0.0.1:$port" "tls = mtls" "identity = spiffe://test.mesh/ns/prod/sa/orders" \
+    "[service:workers]" "endpoints = 127.0.0.1:$port2" "tls = mtls" "identity = spiffe://test.mesh/ns/prod/sa/orders"
+many orders "$port" "$TMP/many"
+# At most one full handshake per connection that started before the first
+# ticket came (16 at once), and a few more where a ticket raced; not one in three.
+[ $((n - r)) -le 32 ] || fail "only $r of $n connections resumed"
+ok "16 threads x 20 short connections: $r of $n resumed, every one with the server's identity checked"
+
+# --- nginx with two workers: one worker's session resumes on the other ------
+tls_ini "$TMP/server2.ini" orders "[inbound:$port2]" "tls = strict"
+NGINX_WORKERS=2 NGINX_USER=root start_nginx srv2 \
+    "server { listen 127.0.0.1:$port2 reuseport; location / { return 200 \"ok\\n\"; } }" \
+    LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$TMP/server2.ini" MESHIM_ACCESS_LOG="$TMP/server2.access"
+wait_port 127.0.0.1 "$port2"
+: > "$TMP/server2.access"            # wait_port's own connection is not the client's
+many workers "$port2" "$TMP/workers"
+pids=$(grep -o '"pid":[0-9]*' "$TMP/server2.access" | sort | uniq -c)
+[ "$(echo "$pids" | wc -l)" -eq 2 ] || fail "the connections did not reach both workers: $pids"
+[ $((n - r)) -le 32 ] || fail "two workers: only $r of $n connections resumed ($(echo $pids))"
+ok "nginx, two workers: $r of $n resumed; per worker (connections, pid): $(echo $pids)"
