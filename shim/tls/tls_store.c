@@ -90,8 +90,10 @@ static SSL_SESSION *store_get(SSL *ssl, const unsigned char *id, int id_len, int
     if (before & 1)
         return NULL;
     memcpy(&mine, s, sizeof(mine));
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != before || mine.id_len != (uint16_t)id_len ||
+    /* A read-modify-write that changes nothing: its release half keeps the
+     * copy's loads before it (a fence would do, but TSan builds refuse
+     * fences). */
+    if (__atomic_fetch_add(&s->seq, 0, __ATOMIC_ACQ_REL) != before || mine.id_len != (uint16_t)id_len ||
         memcmp(mine.id, id, (size_t)id_len) != 0 || mine.der_len > STORE_DER_MAX)
         return NULL;
     const unsigned char *p = mine.der;
