@@ -79,7 +79,7 @@ COMPAT_O    := $(BUILD)/obj/glibc_compat.o
 COMPAT_MAIN := $(BUILD)/obj/glibc_compat_start.o -Wl,--wrap=__libc_start_main
 endif
 
-.PHONY: all compat deb FORCE chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz $(FUZZ:%=fuzz-run-%) test unit test-unit test-passthrough test-integration test-ktls test-rtt test-uml test-deploy test-asan test-tsan demo bench \
+.PHONY: all tests-built compat deb FORCE chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz $(FUZZ:%=fuzz-run-%) test unit test-unit test-passthrough test-integration test-ktls test-rtt test-uml test-deploy test-asan test-tsan demo bench \
         install clean
 all: $(BUILD)/libmeshim.so $(BUILD)/meshim
 
@@ -218,7 +218,15 @@ test-integration: all $(HELPERS) $(RATEBENCH)
 check-layers: all
 	tests/check-layers $(LAYERS) --objs $(BUILD)/obj
 
+# What the test stages run, built before any of them runs, with two
+# compilers at once (CI builds everything from scratch; the stages then run
+# their tests one at a time).
+JOBS ?= 2
+TESTS_BUILT = all $(UNIT:%=$(BUILD)/tests/%) $(BUILD)/tests/passthrough $(HELPERS) $(RATEBENCH)
+tests-built: $(TESTS_BUILT)
+
 test: deps-missing
+	$(MAKE) -j$(JOBS) tests-built $(BUILD)/tests/uml-xstate.so
 	$(MAKE) test-suites
 test-suites: check-layers test-unit test-passthrough test-integration test-uml test-deploy
 	$(MAKE) test-asan
@@ -226,14 +234,15 @@ test-suites: check-layers test-unit test-passthrough test-integration test-uml t
 	$(MAKE) test-fuzz
 
 # The same suite with the library and the tests built under ASan+UBSan.
+ASAN := BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+        SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=undefined'
 test-asan:
-	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
-	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=undefined' \
-	    test-unit test-passthrough test-integration
+	$(MAKE) -j$(JOBS) $(ASAN) tests-built
+	$(MAKE) $(ASAN) test-unit test-passthrough test-integration
 
 # The threaded tests (fork test, engine driven from many threads) under TSan.
 test-tsan:
-	$(MAKE) BUILD=build-tsan OPT='-O1 -g' SANITIZE='-fsanitize=thread' \
+	$(MAKE) -j$(JOBS) BUILD=build-tsan OPT='-O1 -g' SANITIZE='-fsanitize=thread' \
 	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/test_shared \
 	    build-tsan/tests/nbconnect build-tsan/tests/dialstress build-tsan/tests/forkstress
 	tests/run-tsan
@@ -334,7 +343,8 @@ fuzz-build: $(FUZZ_BIN)
 # make fuzz runs the targets in turn, each for FUZZ_SECONDS; make test-fuzz
 # two at a time (this machine kind has two cores), each for 10 s: a check
 # that the seeds and a short search still pass, inside CI's 20 minutes.
-fuzz test-fuzz: fuzz-build
+fuzz test-fuzz:
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
 	@$(MAKE) --no-print-directory --output-sync=target \
 	    $(if $(filter test-fuzz,$@),-j2 FUZZ_TIME=10,-j1 FUZZ_TIME=$(FUZZ_SECONDS)) \
 	    $(FUZZ:%=fuzz-run-%)
