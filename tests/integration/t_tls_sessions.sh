@@ -48,12 +48,12 @@ ok "openssl s_client: one ticket after the full handshake, the same session resu
 
 # --- a meshed client: many short connections at once ----------------------
 # many SERVICE PORT OUT: 16 threads x 20 connections (Connection: close) by
-# SERVICE's name; sets n (handshakes with the server's identity) and r
-# (resumed) from the client's debug lines.
+# SERVICE's name, every one answered; sets n (handshakes with the server's
+# identity, one per attempt) and r (resumed) from the client's debug lines.
 many() {
     local service=$1 port=$2 out=$3
     MESHIM_LOG_LEVEL=debug MESHIM_CONFIG=$TMP/client.ini shimmed python3 - "$service" "$port" \
-        > "$out.out" 2> "$out.err" <<'PY' || fail "concurrent clients of $service: $(tail -3 "$out.err")"
+        > "$out.out" 2> "$out.err" <<'PY' || fail "concurrent clients of $service: $(cat "$out.out"; grep -v ': debug:' "$out.err" | tail -5)"
 import sys, threading, urllib.request
 service, port = sys.argv[1], int(sys.argv[2])
 errors = []
@@ -72,7 +72,10 @@ sys.exit(1 if errors else 0)
 PY
     n=$(grep -c "$service: mTLS with spiffe://test.mesh/ns/prod/sa/orders" "$out.err" || true)
     r=$(grep -c "$service: mTLS with spiffe://test.mesh/ns/prod/sa/orders (TLSv1.3), session resumed" "$out.err" || true)
-    [ "$n" -eq 320 ] || fail "$service: 320 connections, $n handshakes with the server's identity logged: $(grep -v debug "$out.err" | tail -3)"
+    # A slow attempt may be retried (a second handshake for one connection).
+    [ "$n" -ge 320 ] || fail "$service: 320 connections, $n handshakes with the server's identity logged: $(grep -v debug "$out.err" | tail -3)"
+    warned=$(grep -c ": warn:" "$out.err" || true)
+    [ "$warned" = 0 ] || echo "$service: $n handshakes for 320 connections, $warned warnings, the first: $(grep -m1 ": warn:" "$out.err")"
 }
 
 port2=$(free_port)
