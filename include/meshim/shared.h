@@ -27,9 +27,13 @@
  *   whose address is the same.
  * - Bounded: SHARED_SLOTS entries, open addressing over SHARED_PROBE
  *   slots. When those are taken, the least recently used entry idle for
- *   SHARED_IDLE_MS with a closed circuit and no live lease is taken over;
- *   failing that, the endpoint keeps its state in the process (the caller
- *   warns once). Entries of endpoints no longer configured so age out.
+ *   SHARED_IDLE_MS with no verdict in force (a closed circuit or an
+ *   ejection whose time is over) and no live lease is taken over; failing
+ *   that, the endpoint keeps its state in the process (the caller warns
+ *   once). Entries of endpoints no longer configured so age out, ejected
+ *   or not. An entry stamped under another CLOCK_MONOTONIC (a time
+ *   namespace, a user-mode Linux guest sharing the folder) is reset when
+ *   found and may be taken over: its times mean nothing here.
  */
 #ifndef MESHIM_SHARED_H
 #define MESHIM_SHARED_H

@@ -71,16 +71,46 @@ void shared_touch(struct shared_entry *e, uint64_t now_ms)
         __atomic_store_n(&e->used_ms, now_ms, __ATOMIC_RELAXED);
 }
 
-/* May this entry go to another key? Idle long enough, nothing ejected,
- * probing or checking. */
+/* Was this entry stamped under another CLOCK_MONOTONIC? One host's
+ * processes share one clock, and a touch is at most a moment ahead of a
+ * reader's clock; a stamp further ahead than an idle period comes from a
+ * process in a time namespace, or in a user-mode Linux guest that shares
+ * the folder. None of such an entry's times mean anything here. */
+static bool foreign_clock(const struct shared_entry *e, uint64_t now_ms)
+{
+    return __atomic_load_n(&e->used_ms, __ATOMIC_RELAXED) > now_ms + SHARED_IDLE_MS;
+}
+
+/* Has the circuit no verdict in force any more? Closed; an ejection whose
+ * time is over; half-open with no probe out, or one whose lease ended. */
+static bool circuit_settled(const struct circuit *c, uint64_t now_ms)
+{
+    uint64_t now_ns = now_ms * MS;
+    switch (c->state) {
+    case CIRCUIT_CLOSED:
+        return true;
+    case CIRCUIT_OPEN:
+        return c->open_until_ns <= now_ns;
+    case CIRCUIT_HALF_OPEN:
+        return !c->probing || (c->probe_until_ns && c->probe_until_ns <= now_ns);
+    }
+    return false;
+}
+
+/* May this entry go to another key? Idle long enough, no verdict in force
+ * (an endpoint ejected and then dropped by discovery would otherwise hold
+ * its slot for ever: pods come and go), no one checking it; or stamped
+ * under another clock. */
 static bool reclaimable(const struct shared_entry *e, uint64_t now_ms)
 {
+    if (foreign_clock(e, now_ms))
+        return true;
     struct circuit c;
     shared_circuit_load(e, &c);
     uint64_t used = __atomic_load_n(&e->used_ms, __ATOMIC_RELAXED);
     /* used may be a moment ahead of now_ms: another process touched it
      * since this one read the clock. */
-    return now_ms > used && now_ms - used >= SHARED_IDLE_MS && c.state == CIRCUIT_CLOSED &&
+    return now_ms > used && now_ms - used >= SHARED_IDLE_MS && circuit_settled(&c, now_ms) &&
            shared_lease_holder(load(&e->checker), now_ms) == 0;
 }
 
@@ -116,6 +146,8 @@ struct shared_entry *shared_find(struct shared_header *h, uint64_t key, const ch
         if (k == 0 && swap(&e->key, &k, key))
             return claimed(e, service, endpoint, now_ms);
         if (k == key) {
+            if (foreign_clock(e, now_ms))
+                reset(e, now_ms);       /* its ejection or lease would last for hours here */
             shared_touch(e, now_ms);
             return e;
         }

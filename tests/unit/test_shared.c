@@ -104,20 +104,56 @@ static void test_bounded_and_ages_out(void **state)
     }
     uint64_t late = 5 + SHARED_PROBE * SHARED_SLOTS;
     assert_null(shared_find(h, late, "s", "e", 2000 + SHARED_PROBE * 1000));
-    /* Ejected entries are kept however old. */
-    struct circuit open = { .state = CIRCUIT_OPEN, .open_until_ns = 1 * S };
+    /* Idle, but ejected until later, or probing: kept however old. */
+    uint64_t much_later = SHARED_IDLE_MS + 1000000;
+    struct circuit open = { .state = CIRCUIT_OPEN, .open_until_ns = (much_later + 1000) * MS };
+    struct circuit probing = { .state = CIRCUIT_HALF_OPEN, .probing = true };
+    for (uint32_t i = 0; i < SHARED_PROBE; i++)
+        shared_slots(h)[(5 + i) & (SHARED_SLOTS - 1)].circuit =
+            shared_circuit_pack(i % 2 ? &open : &probing);
+    assert_null(shared_find(h, late, "s", "e", much_later));
+    /* Ejections over (an endpoint ejected, then gone from discovery): the
+     * least recently used is taken over, reset. */
+    open.open_until_ns = 1 * S;
     for (uint32_t i = 0; i < SHARED_PROBE; i++)
         shared_slots(h)[(5 + i) & (SHARED_SLOTS - 1)].circuit = shared_circuit_pack(&open);
-    uint64_t much_later = SHARED_IDLE_MS + 1000000;
-    assert_null(shared_find(h, late, "s", "e", much_later));
-    /* Closed again: the least recently used is taken over, reset. */
-    for (uint32_t i = 0; i < SHARED_PROBE; i++)
-        shared_slots(h)[(5 + i) & (SHARED_SLOTS - 1)].circuit = 0;
     first->health = 1;
     struct shared_entry *e = shared_find(h, late, "s2", "e2", much_later);
     assert_ptr_equal(e, first);
     assert_int_equal(e->key, late);
     assert_int_equal(e->health, 0);
+    assert_string_equal(e->service, "s2");
+    free(h);
+}
+
+/* A table written by processes under another CLOCK_MONOTONIC (a user-mode
+ * Linux guest sharing the folder with its host, a time namespace): their
+ * stamps lie hours ahead of this clock. Such entries are taken over when
+ * room is needed, and one found by its key is reset, not kept ejected for
+ * the hours its stamp says. */
+static void test_foreign_clock(void **state)
+{
+    (void)state;
+    struct shared_header *h = new_table();
+    uint64_t host_ms = 5ull * 3600 * 1000, guest_ms = 50 * 1000;
+    struct circuit open = { .state = CIRCUIT_OPEN, .open_until_ns = (host_ms + 30000) * MS };
+    for (uint64_t i = 0; i < SHARED_PROBE; i++) {
+        struct shared_entry *e = shared_find(h, 7 + i * SHARED_SLOTS, "s", "e", host_ms);
+        assert_non_null(e);
+        e->circuit = shared_circuit_pack(&open);
+    }
+    /* Within one clock, a moment ahead is a race, not another clock. */
+    assert_null(shared_find(h, 7 + SHARED_PROBE * SHARED_SLOTS, "s", "e", host_ms - 1000));
+
+    struct shared_entry *e = shared_find(h, 7, "s", "e", guest_ms);
+    assert_non_null(e);
+    struct circuit c;
+    shared_circuit_load(e, &c);
+    assert_int_equal(c.state, CIRCUIT_CLOSED);
+    assert_int_equal(e->used_ms, guest_ms);
+
+    e = shared_find(h, 7 + SHARED_PROBE * SHARED_SLOTS, "s2", "e2", guest_ms);
+    assert_non_null(e);
     assert_string_equal(e->service, "s2");
     free(h);
 }
@@ -264,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_circuit_word_round_trip),
         cmocka_unit_test(test_find_claims_and_finds),
         cmocka_unit_test(test_bounded_and_ages_out),
+        cmocka_unit_test(test_foreign_clock),
         cmocka_unit_test(test_lease),
         cmocka_unit_test(test_health),
         cmocka_unit_test(test_ewma),
