@@ -272,7 +272,9 @@ test-ktls: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 # its lo (tc netem; NETEM_DELAY in tests/integration/run): there every
 # non-blocking connect takes a round trip, as on a real network, instead of
 # settling inside connect() as on this machine's loopback.
-RTT_TESTS := t_nonblocking_retries.sh t_nginx_client.sh t_clients.sh
+# t_tls_sessions: mTLS there (meshed clients' handshakes on the engine,
+# kernel TLS at both ends, nginx with one and two workers as the server).
+RTT_TESTS := t_nonblocking_retries.sh t_nginx_client.sh t_clients.sh t_tls_sessions.sh
 test-rtt: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 	@if $(NO_UML); then \
 	    echo "test-rtt: SKIPPED: this distribution has no user-mode-linux, which has tc netem"; \
