@@ -52,6 +52,8 @@
 
 #define BUF_SIZE 16384
 #define HANDSHAKE_TIMEOUT_NS (10ull * 1000000000u)
+#define HANDSHAKE_BEHIND_NS (30ull * 1000000000u)    /* see waits_for_engine */
+#define BEHIND_RECHECK_NS (500ull * 1000000u)
 #define FIRST_BYTE_TIMEOUT_NS (3ull * 1000000000u)     /* an inbound client that says nothing */
 #define LATE_SERVER_NS (200ull * 1000000u)            /* relay_late_at */
 #define PENDING_SOFT_MIN 128        /* inbound handshakes per port before the silent are evicted */
@@ -525,6 +527,20 @@ static bool heard_now(struct relay *r)
     return r->heard;
 }
 
+/* Past its deadline, is an inbound handshake waiting for this engine, not
+ * for its client? Its next step is queued behind other handshakes (a
+ * reconnect storm on a busy machine), or the client's bytes wait unread.
+ * Such a handshake is not cut at HANDSHAKE_TIMEOUT_NS, which is there for
+ * clients that stall or trickle: the time is the server's. It still ends at
+ * HANDSHAKE_BEHIND_NS from its accept. */
+static bool waits_for_engine(struct relay *r, uint64_t now)
+{
+    if (now >= r->accepted_ns + HANDSHAKE_BEHIND_NS)
+        return false;
+    unsigned char next;
+    return r->handshake.queued || real_recv(r->net, &next, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* Engine: ends the oldest silent handshakes of ports over their soft cap,
  * as many as were asked for (see the caps above). */
 static void evict_run(struct engine_task *t)
@@ -817,16 +833,22 @@ static void timer_fired(struct engine_timer *t)
     }
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
         /* 3 s for a first byte, 10 s for the whole handshake. */
-        uint64_t until = r->accepted_ns + HANDSHAKE_TIMEOUT_NS;
+        uint64_t now = now_ns(), until = r->accepted_ns + HANDSHAKE_TIMEOUT_NS;
         /* Asked of the socket: on a busy engine the timer can come before
          * the event that says the client's first bytes are here. */
-        if (heard_now(r) && now_ns() < until) {
+        if (heard_now(r) && now < until) {
             engine_timer_set(&r->timer, until);
             return;
         }
+        if (r->heard && waits_for_engine(r, now)) {
+            engine_timer_set(&r->timer, now + BEHIND_RECHECK_NS);
+            return;
+        }
         metrics_handshake(DIRECTION_INBOUND, RESULT_TIMEOUT);
-        inbound_refused(r, RESULT_TIMEOUT, r->heard ? "TLS handshake: timed out after 10 s"
-                                                 : "TLS handshake: no byte from the client in 3 s");
+        inbound_refused(r, RESULT_TIMEOUT,
+                        !r->heard ? "TLS handshake: no byte from the client in 3 s"
+                        : now < r->accepted_ns + HANDSHAKE_BEHIND_NS ? "TLS handshake: timed out after 10 s"
+                        : "TLS handshake: not done 30 s after the accept");
         return;
     }
     pump(r);

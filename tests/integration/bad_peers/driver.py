@@ -1,7 +1,7 @@
 # Plays the bad peers (unmeshed) against a meshed server and a meshed
 # client, and checks what the issue promises: an error on the bad
 # connection only, the watcher's latency kept, memory back after.
-import asyncio, json, os, socket, ssl, subprocess, sys, threading, time
+import asyncio, json, os, re, socket, ssl, subprocess, sys, threading, time
 
 port, server_pid, pki, log, bad_ports = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:8]
 watcher_cmd = sys.argv[8:]
@@ -25,6 +25,8 @@ TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FI
               "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT",
               "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
 
+UNIX_ROW = re.compile(r"[0-9a-fA-F]+: [0-9A-F]+ [0-9A-F]+ [0-9A-F]+ [0-9A-F]+ [0-9A-F]+ +([0-9]+)")
+
 def sockets(pid):
     """inode -> what the socket is (TCP with its ports and state, or unix)."""
     kinds = {}
@@ -38,11 +40,15 @@ def sockets(pid):
         except OSError:
             pass
     try:
-        # Abstract names (the shim's pairs have some) are bytes, not UTF-8.
+        # Abstract names (the shim's pairs have some) are bytes, not UTF-8,
+        # and may hold a space or a newline: a row is known by its head,
+        # "Num: RefCount Protocol Flags Type St Inode", never by its columns
+        # (a name's newline makes rows with fewer).
         with open("/proc/%d/net/unix" % pid, errors="replace") as f:
-            for row in list(f)[1:]:
-                c = row.split()
-                kinds.setdefault(c[6], "unix")
+            for row in f:
+                m = UNIX_ROW.match(row)
+                if m:
+                    kinds.setdefault(m.group(1), "unix")
     except OSError:
         pass
     return kinds
@@ -276,7 +282,14 @@ try:
     phase("after")
     wait_for(lambda: gone() == conns() - 1, 30, "storm connections ended in the application")
     if not wait_for(lambda: fds(server_pid) <= base_fds, 30, "server descriptors back to %d (now %d)" % (base_fds, fds(server_pid))):
-        print("descriptors before: %s\ndescriptors now: %s" % (base_list, fd_list(server_pid)), flush=True)
+        now_list = fd_list(server_pid)
+        print("descriptors before: %s\ndescriptors now: %s" % (base_list, now_list), flush=True)
+        # Each new socket as ss sees it: its peer, and who holds that end.
+        seen = subprocess.run(["ss", "-xpnea"], capture_output=True, text=True).stdout.splitlines()
+        for fd in set(now_list.split()) - set(base_list.split()):
+            if "socket:[" in fd:
+                inode = fd.split("socket:[")[1].split("]")[0]
+                print("%s: %s" % (fd, [l for l in seen if " %s " % inode in l][:4]), flush=True)
     settle("after")
     after_rss = rss_kb(server_pid)
     print("server rss: %d kB after warm-up, %d kB after the storm" % (base_rss, after_rss), flush=True)
