@@ -23,22 +23,17 @@ MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" start_backend 2 "$por
 server=$BACKEND_PID
 wait_port 127.0.0.2 "$port"
 
+export PYTHONPATH=$ROOT/tests/helpers       # tlshello: clients over memory BIOs
 python3 - "$port" "$C" "$server" > "$TMP/clients.out" 2>&1 <<'PY' || fail "clients of a stopped server: $(tail -5 "$TMP/clients.out"; grep -v debug "$TMP/backend2.log" | tail -3)"
 import os, signal, socket, ssl, sys, time
+from tlshello import client_ctx, hello_first
 port, pki, server = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-ctx = ssl.create_default_context(cafile=pki + "/ca.pem")
-ctx.load_cert_chain(pki + "/web.pem", pki + "/web.key")
-ctx.check_hostname = False
+ctx = client_ctx(pki)
 clients = []
 for _ in range(120):
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ctx.wrap_bio(inc, out)
-    try:
-        tls.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
+    tls, inc, out, hello = hello_first(ctx)
     s = socket.create_connection(("127.0.0.2", port), timeout=30)
-    s.sendall(out.read())
+    s.sendall(hello)
     clients.append((s, tls, inc, out))
 # The server's first flight to each: the client's handshake is then done
 # on its side, and its last flight (and the request) wait in `out`.
@@ -88,17 +83,10 @@ ok "a server stopped 11 s with 120 handshakes' bytes waiting: $(cat "$TMP/client
 
 # --- a client that trickles: the deadline is its own ---------------------
 python3 - "$port" "$C" > "$TMP/trickle.out" 2>&1 <<'PY' || fail "a trickling client: $(tail -3 "$TMP/trickle.out")"
-import socket, ssl, sys, time
+import socket, sys, time
+from tlshello import client_ctx, hello_first
 port, pki = int(sys.argv[1]), sys.argv[2]
-ctx = ssl.create_default_context(cafile=pki + "/ca.pem")
-ctx.load_cert_chain(pki + "/web.pem", pki + "/web.key")
-ctx.check_hostname = False
-inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-try:
-    ctx.wrap_bio(inc, out).do_handshake()
-except ssl.SSLWantReadError:
-    pass
-hello = out.read()
+hello = hello_first(client_ctx(pki))[3]
 s = socket.create_connection(("127.0.0.2", port), timeout=30)
 start = time.monotonic()
 try:

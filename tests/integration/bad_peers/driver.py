@@ -3,6 +3,9 @@
 # connection only, the watcher's latency kept, memory back after.
 import asyncio, json, os, re, socket, ssl, subprocess, sys, threading, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "helpers"))
+import tlshello  # noqa: E402  (tests/helpers)
+
 port, server_pid, pki, log, bad_ports = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:8]
 watcher_cmd = sys.argv[8:]
 SERVER = ("127.0.0.2", port)
@@ -90,21 +93,9 @@ def wait_for(cond, limit, what):
     return False
 
 def client_ctx():
-    c = ssl.create_default_context(cafile=pki + "/ca.pem")
-    c.load_cert_chain(pki + "/web.pem", pki + "/web.key")
-    c.check_hostname = False
-    return c
+    return tlshello.client_ctx(pki)
 
-def hello_first(ctx):
-    """A client's TLS state over memory BIOs, and its ClientHello, made
-    before it connects: (tls, incoming, outgoing, hello)."""
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ctx.wrap_bio(inc, out)
-    try:
-        tls.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return tls, inc, out, out.read()
+hello_first = tlshello.hello_first
 
 # ---- the good clients (the warm-up and the storm) ----------------------
 # Each client's ClientHello is made before it connects and sent the
