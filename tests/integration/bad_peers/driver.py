@@ -276,11 +276,16 @@ try:
         now_list = fd_list(server_pid)
         print("descriptors before: %s\ndescriptors now: %s" % (base_list, now_list), flush=True)
         # Each new socket as ss sees it: its peer, and who holds that end.
-        seen = subprocess.run(["ss", "-xpnea"], capture_output=True, text=True).stdout.splitlines()
+        seen = subprocess.run(["ss", "-xpnea"], capture_output=True, encoding="utf-8", errors="replace").stdout.splitlines()
         for fd in set(now_list.split()) - set(base_list.split()):
             if "socket:[" in fd:
                 inode = fd.split("socket:[")[1].split("]")[0]
                 print("%s: %s" % (fd, [l for l in seen if " %s " % inode in l][:4]), flush=True)
+                try:        # its file flags: what made it (socketpair, accept) and who set them
+                    with open("/proc/%d/fdinfo/%s" % (server_pid, fd.split("=")[0])) as f:
+                        print("  fdinfo:", " ".join(f.read().split()), flush=True)
+                except OSError:
+                    pass
     settle("after")
     after_rss = rss_kb(server_pid)
     print("server rss: %d kB after warm-up, %d kB after the storm" % (base_rss, after_rss), flush=True)
