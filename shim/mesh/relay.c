@@ -517,13 +517,19 @@ static void inbound_refused(struct relay *r, enum stats_result result, const cha
     end_unopened(r, result);
 }
 
+/* Are the client's bytes waiting unread in its socket? */
+static bool bytes_waiting(struct relay *r)
+{
+    unsigned char next;
+    return real_recv(r->net, &next, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* Whether a client has sent a byte: asked of its socket, since the event
  * that says so may be waiting behind this task. */
 static bool heard_now(struct relay *r)
 {
-    unsigned char first;
     if (!r->heard)
-        r->heard = real_recv(r->net, &first, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+        r->heard = bytes_waiting(r);
     return r->heard;
 }
 
@@ -535,10 +541,7 @@ static bool heard_now(struct relay *r)
  * HANDSHAKE_BEHIND_NS from its accept. */
 static bool waits_for_engine(struct relay *r, uint64_t now)
 {
-    if (now >= r->accepted_ns + HANDSHAKE_BEHIND_NS)
-        return false;
-    unsigned char next;
-    return r->handshake.queued || real_recv(r->net, &next, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    return now < r->accepted_ns + HANDSHAKE_BEHIND_NS && (r->handshake.queued || bytes_waiting(r));
 }
 
 /* Engine: ends the oldest silent handshakes of ports over their soft cap,
@@ -844,11 +847,13 @@ static void timer_fired(struct engine_timer *t)
             engine_timer_set(&r->timer, now + BEHIND_RECHECK_NS);
             return;
         }
+        const char *why = "TLS handshake: timed out after 10 s";
+        if (!r->heard)
+            why = "TLS handshake: no byte from the client in 3 s";
+        else if (now >= r->accepted_ns + HANDSHAKE_BEHIND_NS)
+            why = "TLS handshake: not done 30 s after the accept";
         metrics_handshake(DIRECTION_INBOUND, RESULT_TIMEOUT);
-        inbound_refused(r, RESULT_TIMEOUT,
-                        !r->heard ? "TLS handshake: no byte from the client in 3 s"
-                        : now < r->accepted_ns + HANDSHAKE_BEHIND_NS ? "TLS handshake: timed out after 10 s"
-                        : "TLS handshake: not done 30 s after the accept");
+        inbound_refused(r, RESULT_TIMEOUT, why);
         return;
     }
     pump(r);

@@ -81,26 +81,11 @@ static bool foreign_clock(const struct shared_entry *e, uint64_t now_ms)
     return __atomic_load_n(&e->used_ms, __ATOMIC_RELAXED) > now_ms + SHARED_IDLE_MS;
 }
 
-/* Has the circuit no verdict in force any more? Closed; an ejection whose
- * time is over; half-open with no probe out, or one whose lease ended. */
-static bool circuit_settled(const struct circuit *c, uint64_t now_ms)
-{
-    uint64_t now_ns = now_ms * MS;
-    switch (c->state) {
-    case CIRCUIT_CLOSED:
-        return true;
-    case CIRCUIT_OPEN:
-        return c->open_until_ns <= now_ns;
-    case CIRCUIT_HALF_OPEN:
-        return !c->probing || (c->probe_until_ns && c->probe_until_ns <= now_ns);
-    }
-    return false;
-}
-
 /* May this entry go to another key? Idle long enough, no verdict in force
- * (an endpoint ejected and then dropped by discovery would otherwise hold
- * its slot for ever: pods come and go), no one checking it; or stamped
- * under another clock. */
+ * (its circuit would admit a connection: closed, an ejection over, no probe
+ * out; an endpoint ejected and then dropped by discovery would otherwise
+ * hold its slot for ever: pods come and go), no one checking it; or
+ * stamped under another clock. */
 static bool reclaimable(const struct shared_entry *e, uint64_t now_ms)
 {
     if (foreign_clock(e, now_ms))
@@ -110,7 +95,7 @@ static bool reclaimable(const struct shared_entry *e, uint64_t now_ms)
     uint64_t used = __atomic_load_n(&e->used_ms, __ATOMIC_RELAXED);
     /* used may be a moment ahead of now_ms: another process touched it
      * since this one read the clock. */
-    return now_ms > used && now_ms - used >= SHARED_IDLE_MS && circuit_settled(&c, now_ms) &&
+    return now_ms > used && now_ms - used >= SHARED_IDLE_MS && !circuit_blocked(&c, now_ms * MS) &&
            shared_lease_holder(load(&e->checker), now_ms) == 0;
 }
 

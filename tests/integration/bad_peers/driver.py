@@ -95,8 +95,6 @@ def wait_for(cond, limit, what):
 def client_ctx():
     return tlshello.client_ctx(pki)
 
-hello_first = tlshello.hello_first
-
 # ---- the good clients (the warm-up and the storm) ----------------------
 # Each client's ClientHello is made before it connects and sent the
 # moment it is connected: the server gives a client 3 s for its first
@@ -106,7 +104,7 @@ async def good_clients(n, ctx):
     """N TLS clients at once, each sending a line and reading it back:
     True for each one served, else what went wrong."""
     loop = asyncio.get_running_loop()
-    made = [hello_first(ctx) for _ in range(n)]
+    made = [tlshello.hello_first(ctx) for _ in range(n)]
     clients = []
     for obj, inc, out, hello in made:
         s = socket.create_connection(SERVER, timeout=30)
@@ -208,7 +206,7 @@ try:
         s = socket.create_connection(SERVER, timeout=15)
         try:
             if after_hello:                 # a real ClientHello, then noise
-                s.sendall(hello_first(client_ctx())[3])
+                s.sendall(tlshello.hello_first(client_ctx())[3])
                 s.recv(65536)
             s.sendall(os.urandom(1024))
             while s.recv(65536):
