@@ -104,6 +104,7 @@ static void atfork_child(void)
     otlp_atfork_child();
     tls_atfork_child();
     fdtable_atfork_child();
+    conn_atfork_child();    /* its inherited connections are the parent's to log */
     if (reg)
         registry_reinit_locks(reg);
     watch_atfork_child();

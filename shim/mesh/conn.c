@@ -228,3 +228,20 @@ void conn_exit(void)
 {
     fdtable_each(end_at_exit);
 }
+
+/* A fork child's copies of its parent's connections stay the parent's: the
+ * parent writes each one's line (at its close, its relay's end, or its
+ * exit), and the child, which shares the socket, writes none. Without this,
+ * a child that exits with them open (a postgres backend, each of bash's
+ * subshells after `exec 3<>/dev/tcp/...`) logged the connection again, as
+ * "abandoned" when its relay was the parent's. */
+static void leave_to_parent(int fd, struct conn *c)
+{
+    (void)fd;
+    c->ended = true;
+}
+
+void conn_atfork_child(void)
+{
+    fdtable_each(leave_to_parent);
+}

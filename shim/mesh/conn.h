@@ -63,7 +63,8 @@ struct conn {
     unsigned generation;        /* metrics generation it was connected in */
     int result;                 /* enum stats_result of the last outcome */
     uint16_t port;              /* the port the application asked for, or the inbound port */
-    bool ended;                 /* the record was written */
+    bool ended;                 /* the record was written (or, in a fork child, is the
+                                   parent's to write) */
     uint8_t tls;                /* enum conn_tls */
     bool http;                  /* protocol = http: the descriptor is a pair end the engine's
                                    HTTP proxy serves (mesh/http.h); state stays OPEN */
@@ -105,5 +106,8 @@ void conn_refused(struct service *svc, uint16_t app_port, int result, unsigned f
 
 /* At exit: every connection still open ends (its access-log line). */
 void conn_exit(void);
+/* In a fork child: the connections it inherited are left to the parent's
+ * record; the child writes no line for them. */
+void conn_atfork_child(void);
 
 #endif

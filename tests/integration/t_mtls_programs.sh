@@ -11,7 +11,9 @@
 #   select, MSG_PEEK, FIONREAD, epoll one-shot, readv/writev, sendmsg/recvmsg
 #   and splice on a relayed descriptor;
 # - a forking server (socketserver.ForkingTCPServer): children serve relayed
-#   connections; a client's fork child that exit()s leaves its parent's
+#   connections; children that exit() with the connection open, and bash's
+#   subshells, log nothing (one access-log line per connection, the
+#   parent's); a client's fork child that exit()s leaves its parent's
 #   connection working;
 # - mTLS in a mount namespace without /proc (the TLS module's other way in);
 # - node, which carries its own OpenSSL, using both its TLS and the mesh's.
@@ -280,6 +282,57 @@ while d := s.recv(100):
 assert data.split(b" ", 1)[1] == b"AFTER THE CHILD\n", data
 PY
 ok "a fork child that exit()s leaves its parent's mTLS connection working"
+
+# A connection is logged once, by the process that made or accepted it,
+# however many fork children hold it and exit with it open: a server that
+# forks a child per connection which exit()s without closing it (as
+# postgres' backends do), and bash's subshells after `exec 3<>/dev/tcp`.
+# Each child used to write a second line ("abandoned", its relay being
+# the parent's).
+pp=$(free_port)
+tls_ini "$TMP/forkexit.ini" orders "[inbound:$pp]" "tls = strict"
+sed -i "s|^log_level = info|&\naccess_log = $TMP/forkexit-srv.access|" "$TMP/forkexit.ini"
+MESHIM_CONFIG=$TMP/forkexit.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$pp" > "$TMP/forkexit.log" 2>&1 <<'PY' &
+import os, signal, socket, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)      # children are reaped by the kernel
+ls = socket.create_server(("127.0.0.2", int(sys.argv[1])), backlog=64)
+while True:
+    c, _ = ls.accept()
+    if os.fork() == 0:
+        ls.close()
+        c.sendall(b"%d %s" % (os.getpid(), c.recv(100).upper()))
+        c.shutdown(socket.SHUT_WR)
+        c.recv(100)             # the client's end
+        c.detach()              # python would close c at its exit; postgres does not
+        sys.exit(0)             # exit() with c still open: destructors run
+    c.close()
+PY
+forkexit_pid=$!
+PIDS+=($forkexit_pid)
+wait_port 127.0.0.2 "$pp"
+tls_ini "$TMP/forkexit-cli.ini" web "[service:forkexit]" "endpoints = 127.0.0.2:$pp" "tls = mtls"
+sed -i "s|^log_level = info|&\naccess_log = $TMP/forkexit-cli.access|" "$TMP/forkexit-cli.ini"
+for i in 1 2 3; do
+    out=$(MESHIM_CONFIG=$TMP/forkexit-cli.ini shimmed bash -c '
+        exec 3<>/dev/tcp/forkexit/'"$pp"'
+        (:)                     # a subshell: a fork child that exits
+        x=$(echo sub)           # and another
+        echo "hello '"$i"'" >&3
+        read -r pid text <&3
+        exec 3<&-
+        echo "$text"' 2> "$TMP/forkexit-cli.err") || fail "bash over mTLS to a forking server: $(cat "$TMP/forkexit-cli.err")"
+    [ "$out" = "HELLO $i" ] || fail "bash over mTLS to a forking server: '$out'; $(cat "$TMP/forkexit-cli.err" "$TMP/forkexit.log")"
+done
+# (wait_port's plaintext probe was refused: a DENY line, left out.)
+wait_until '[ "$(grep -c "\"pid\":$forkexit_pid,.*\"result\":\"ok\"" "$TMP/forkexit-srv.access")" = 3 ]' ||
+    fail "the forking server's parent did not log its 3 relayed connections: $(cat "$TMP/forkexit-srv.access" "$TMP/forkexit.log" 2>&1)"
+n=$(grep -vc '"flags":"DENY"' "$TMP/forkexit-srv.access")
+[ "$n" = 3 ] || fail "the server's access log has $n lines for 3 connections (its children logged them again): $(cat "$TMP/forkexit-srv.access")"
+n=$(wc -l < "$TMP/forkexit-cli.access")
+[ "$n" = 3 ] || fail "the clients' access log has $n lines for 3 connections (bash's subshells logged them again): $(cat "$TMP/forkexit-cli.access")"
+grep -v '"result":"ok"' "$TMP/forkexit-srv.access" "$TMP/forkexit-cli.access" | grep -v '"flags":"DENY"' &&
+    fail "a connection not logged ok (above)"
+ok "one access-log line per connection: a forking server's children and bash's subshells exit() with it open and log nothing"
 
 # Without /proc (some containers and chroots) the TLS module cannot be opened
 # through /proc/self/fd: it comes from a private file, removed at once.
