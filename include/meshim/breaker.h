@@ -5,6 +5,8 @@
  *
  *   CLOSED --(eject_after consecutive failures, if max_eject_percent allows)--> OPEN
  *   OPEN   --(n-th ejection: n x eject_time passed, at most 300 s)-----------> HALF_OPEN
+ *   OPEN   --(a connection admitted before it opened succeeds)---------------> CLOSED,
+ *              the ejection withdrawn: it does not make the next one longer
  *   HALF_OPEN: one connection is let through as a probe;
  *              success --> CLOSED;  failure --> OPEN again, for (n+1) x eject_time
  *              the probe's outcome never comes (its process was killed, the

@@ -55,6 +55,15 @@ bool circuit_blocked(const struct circuit *c, uint64_t now_ns)
 
 void circuit_success(struct circuit *c, uint64_t now_ns)
 {
+    /* A connection admitted before the ejection answered: the ejection is
+     * withdrawn, and does not count towards the next one's length. A burst
+     * that overflows a healthy server's accept queue times out some of its
+     * connects (their SYNs dropped) while others get through: with each
+     * withdrawn ejection counted, the one burst ejected the endpoint for
+     * 30, 60 and 90 s in turn, from every process of the host. Only a
+     * probe that fails makes the next ejection longer. */
+    if (c->state == CIRCUIT_OPEN && c->ejections)
+        c->ejections--;
     if (c->state != CIRCUIT_CLOSED) {
         c->state = CIRCUIT_CLOSED;
         c->closed_since_ns = now_ns;

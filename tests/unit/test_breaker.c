@@ -123,6 +123,29 @@ static void test_forgiven_after_staying_closed(void **state)
     assert_int_equal(c.open_until_ns, 430 * S);
 }
 
+/* A burst whose connects partly time out (a healthy server's accept queue
+ * overflowed) and partly succeed: each success of a connection admitted
+ * before the ejection withdraws it, and the next ejection is no longer
+ * (it was 30, 60, 90 s from one burst). A failed probe still lengthens it. */
+static void test_withdrawn_ejection_does_not_grow(void **state)
+{
+    (void)state;
+    struct circuit c = { 0 };
+    bool probe;
+    for (uint64_t t = 1; t <= 3; t++) {
+        fail_n(&c, 3, t * S);
+        assert_int_equal(c.state, CIRCUIT_OPEN);
+        assert_int_equal(c.open_until_ns - t * S, 30 * S);  /* 30 s each time */
+        circuit_success(&c, t * S);                         /* admitted before it opened */
+        assert_int_equal(c.state, CIRCUIT_CLOSED);
+        assert_true(circuit_admit(&c, t * S, 0, &probe) && !probe);
+    }
+    fail_n(&c, 3, 10 * S);
+    assert_true(circuit_admit(&c, 40 * S, 0, &probe) && probe);
+    assert_true(circuit_failure(&c, &P, 40 * S, true));    /* the probe fails */
+    assert_int_equal(c.open_until_ns - 40 * S, 60 * S);
+}
+
 static void test_max_eject_percent(void **state)
 {
     (void)state;
@@ -167,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_probe_lease_expires),
         cmocka_unit_test(test_ejection_grows_and_caps),
         cmocka_unit_test(test_forgiven_after_staying_closed),
+        cmocka_unit_test(test_withdrawn_ejection_does_not_grow),
         cmocka_unit_test(test_max_eject_percent),
         cmocka_unit_test(test_eject_after_off),
         cmocka_unit_test(test_health_thresholds),
