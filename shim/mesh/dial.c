@@ -103,8 +103,10 @@ static void relayed(struct dial *d, bool late)
 {
     int app, engine;
     if (!relay_pair(0, d->sock, &app, &engine)) {
-        log_warn("%s: cannot relay the TLS connection: %s", d->conn->svc->name, strerror(errno));
-        give_up(d, errno);
+        int err = errno;
+        snprintf(d->spec.last, sizeof(d->spec.last), "cannot relay the TLS connection: %s",
+                 strerror(err));
+        give_up(d, err);
         return;
     }
     swap_lock();
@@ -418,20 +420,30 @@ static void begin(struct engine_task *t)
 
 /* ------------------------------------------------------------ hand-over -- */
 
-/* The engine could not take it (see dial.h). */
+/* The engine could not take it (see dial.h). A plain attempt in flight
+ * goes on unobserved; an mTLS one is aborted and the connect fails: the
+ * handshake is the engine's, and without it the application would write
+ * in the clear to a server that wants TLS. */
 static int not_handed(int fd, struct conn *c, struct pick *p, const struct dial_spec *spec)
 {
+    bool no_thread = errno == EAGAIN;
+    int cause = no_thread ? ENOMEM : errno;
+    bool tls = mtls_wanted(c);
     pick_done(p);
-    log_warn("%s: cannot continue the connect in the background: %s", c->svc->name,
-             strerror(errno));
-    if (spec->connecting) {
+    log_warn("%s: cannot continue the connect in the background: %s%s", c->svc->name,
+             no_thread ? "no background thread" : strerror(cause),
+             spec->connecting && tls ? "; the mTLS connect fails" : "");
+    if (spec->connecting && !tls) {
         conn_unref(c);
         errno = EINPROGRESS;
         return -1;
     }
+    if (spec->connecting)
+        reset_socket(fd);
+    conn_failed(c, spec->connecting ? cause : spec->err, 0);
     fdtable_drop(fd);
     conn_unref(c);
-    errno = spec->err;
+    errno = spec->connecting ? cause : spec->err;
     return -1;
 }
 

@@ -8,7 +8,9 @@
 #     no descriptor is left behind, and once descriptors are free again a
 #     connect through the engine works (the engine is not stuck);
 #   - a meshed mTLS server at EMFILE: clients beyond its limit are refused,
-#     the server lives, and serves again when they are gone.
+#     the server lives, and serves again when they are gone;
+#   - a fresh mTLS client with only a few descriptors free: its non-blocking
+#     connect fails or speaks TLS, never the application's bytes in the clear.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -123,6 +125,9 @@ def fill(service, p, blocking):
             else:
                 s.setblocking(False)
                 r = s.connect_ex((service, p))
+                if r in (errno.EMFILE, errno.ENFILE):   # no descriptor for the engine's part
+                    s.close()
+                    return held
                 assert r in (0, errno.EINPROGRESS), os.strerror(r)
             held.append(s)
         except OSError as e:
@@ -201,3 +206,65 @@ sys.exit("the server did not serve again")
 PY
 kill -0 "$server" || fail "the server died at EMFILE"
 ok "a meshed mTLS server held at 48 descriptors, 60 clients at once: it lives, and serves again after"
+
+# --- a fresh client with a few descriptors free: never in the clear ----------
+# A non-blocking connect that the engine cannot take (no descriptor for its
+# placeholder, or for its thread: the first mTLS connect of the process)
+# used to go on unobserved, plain: the application then wrote its request in
+# the clear to a service that wants mTLS. Each run is a new process that
+# leaves itself k more descriptors, k = 0..15; the endpoint records the first
+# byte of every connection it gets: a TLS record's (0x16), or nothing.
+rport=$(free_port)
+python3 - "$rport" "$TMP/firstbytes" > "$TMP/recorder.log" 2>&1 <<'PY' &
+import asyncio, sys
+async def record(r, w):
+    try:
+        first = await asyncio.wait_for(r.read(1), 5)
+    except (asyncio.TimeoutError, OSError):
+        first = b""
+    with open(sys.argv[2], "a") as f:
+        f.write(first.hex() + "\n")
+    w.close()
+async def main():
+    srv = await asyncio.start_server(record, "127.0.0.2", int(sys.argv[1]))
+    await srv.serve_forever()
+asyncio.run(main())
+PY
+PIDS+=($!)
+wait_port 127.0.0.2 "$rport"
+: > "$TMP/firstbytes"
+tls_ini "$TMP/fresh.ini" web "[service:recorded]" "endpoints = 127.0.0.2:$rport" "tls = mtls" "retries = 0"
+cat > "$TMP/fresh.py" <<'PY'
+import errno, os, resource, select, socket, sys
+k = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE,
+                   (len(os.listdir("/proc/self/fd")) + k, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+try:
+    s = socket.socket()
+    s.setblocking(False)
+    r = s.connect_ex(("recorded", int(sys.argv[1])))
+except OSError as e:
+    r = e.errno
+if r in (0, errno.EINPROGRESS) and select.select([], [s], [], 10)[1] and \
+        s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+    try:
+        s.send(b"GET /secret HTTP/1.0\r\n\r\n")
+        print(k, "sent")
+    except OSError as e:
+        print(k, "send failed:", e)
+else:
+    print(k, "connect failed:", os.strerror(r) if r not in (0, errno.EINPROGRESS) else "SO_ERROR")
+PY
+for k in $(seq 0 15); do
+    MESHIM_CONFIG=$TMP/fresh.ini shimmed python3 "$TMP/fresh.py" "$rport" "$k" >> "$TMP/fresh.out" 2>> "$TMP/fresh.err" ||
+        fail "the client with $k descriptors free: $(tail -3 "$TMP/fresh.err")"
+done
+# Every run's connection had its bytes or its end before this one (the runs
+# exited), and the recorder takes them in order: once it has the last byte,
+# it has them all.
+python3 -c 'import socket, sys; socket.create_connection(("127.0.0.2", int(sys.argv[1])), timeout=5).sendall(b"Z")' "$rport"
+wait_until 'grep -q "^5a$" "$TMP/firstbytes"' || fail "the recorder did not record its last connection"
+grep -v '^16$\|^5a$\|^$' "$TMP/firstbytes" | grep -q . &&
+    fail "bytes other than TLS reached the mTLS service's endpoint: $(sort "$TMP/firstbytes" | uniq -c | tr '\n' ' '); client: $(tr '\n' ';' < "$TMP/fresh.out")"
+grep -q '^16$' "$TMP/firstbytes" || fail "no run got as far as a handshake: $(tr '\n' ';' < "$TMP/fresh.out")"
+ok "a fresh mTLS client with 0..15 descriptors free: each connect failed or began TLS ($(grep -c '^16$' "$TMP/firstbytes") began with a ClientHello, $(grep -c '^$' "$TMP/firstbytes") ended before a byte), never the request in the clear"
