@@ -266,16 +266,44 @@ EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
     return real_send(fd, buf, n, flags);
 }
 
+/* MSG_FASTOPEN with an address connects (TCP Fast Open): to a meshed
+ * destination that connect is meshim's (connect.h), then the data follows
+ * as a plain send. 1: not meshed, the call goes through untouched. */
+static int fastopen(int fd, int flags, const struct sockaddr *addr, socklen_t len)
+{
+    struct registry *reg;
+    if (__builtin_expect(!(flags & MSG_FASTOPEN) || !addr, 1) || !(reg = meshing()))
+        return 1;
+    hooks_enter();
+    int rc = meshim_fastopen(reg, fd, addr, len);
+    hooks_leave();
+    return rc;
+}
+
 EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len)
 {
+    int fo = fastopen(fd, flags, addr, len);
+    if (fo < 0)
+        return -1;
     data_write(fd, n);
+    if (fo == 0)
+        return real_send(fd, buf, n, flags & ~MSG_FASTOPEN);
     return real_sendto(fd, buf, n, flags, addr, len);
 }
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+    int fo = msg ? fastopen(fd, flags, msg->msg_name, msg->msg_namelen) : 1;
+    if (fo < 0)
+        return -1;
     if (msg)
         data_writev(fd, msg->msg_iov, msg->msg_iovlen);
+    if (fo == 0) {
+        struct msghdr m = *msg;
+        m.msg_name = NULL;
+        m.msg_namelen = 0;
+        return real_sendmsg(fd, &m, flags & ~MSG_FASTOPEN);
+    }
     return real_sendmsg(fd, msg, flags);
 }
 

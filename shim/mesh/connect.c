@@ -402,6 +402,24 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     return connect_blocking(fd, &p, c, dst.port, flags);
 }
 
+int meshim_fastopen(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct netaddr dst;
+    int saved = errno;
+    if (!netaddr_from_sockaddr(addr, len, &dst) || !registry_match(reg, &dst) ||
+        socket_int(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP) {
+        errno = saved;
+        return 1;
+    }
+    errno = saved;
+    struct conn *existing = fdtable_get(fd);
+    if (existing) {
+        conn_unref(existing);   /* connected through the mesh already: just the data */
+        return 0;
+    }
+    return meshim_connect(reg, fd, addr, len) == 0 ? 0 : -1;
+}
+
 /* ---------------------------------------------------------------- accept -- */
 
 static uint16_t local_port(int fd)

@@ -14,4 +14,15 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
 int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t *len, int flags,
                   bool use_accept4);
 
+/* sendto()/sendmsg() with MSG_FASTOPEN and an address: TCP Fast Open's
+ * implicit connect. To a meshed destination it is meshim's connect, made
+ * here first (else the data would go straight to the address: unbalanced,
+ * and in the clear where the service wants mTLS). Returns 1: not meshed,
+ * pass the call through as it is; 0: connected (or connected before), send
+ * the data without MSG_FASTOPEN and without the address; -1 with errno:
+ * the connect failed, or EINPROGRESS on a non-blocking socket, as Fast Open
+ * answers when the data could not go in the SYN (the application sends it
+ * once the socket is writable). */
+int meshim_fastopen(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len);
+
 #endif

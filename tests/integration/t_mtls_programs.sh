@@ -14,7 +14,8 @@
 #   connections; children that exit() with the connection open, and bash's
 #   subshells, log nothing (one access-log line per connection, the
 #   parent's); a client's fork child that exit()s leaves its parent's
-#   connection working;
+#   connection working; TCP Fast Open (sendto/sendmsg with MSG_FASTOPEN) to
+#   the service is meshed like connect();
 # - mTLS in a mount namespace without /proc (the TLS module's other way in);
 # - node, which carries its own OpenSSL, using both its TLS and the mesh's.
 . "$(dirname "$0")/lib.sh"
@@ -282,6 +283,44 @@ while d := s.recv(100):
 assert data.split(b" ", 1)[1] == b"AFTER THE CHILD\n", data
 PY
 ok "a fork child that exit()s leaves its parent's mTLS connection working"
+
+# TCP Fast Open: sendto()/sendmsg() with MSG_FASTOPEN connect by themselves.
+# To the service's name (its VIP) and to its `addresses` IP they are meshed
+# like connect(): over mTLS to the strict server, which answers. Before, the
+# data went straight to the address: refused at the VIP, and in the clear to
+# the real IP. Blocking, and non-blocking (EINPROGRESS, as Fast Open answers
+# without a cookie; the data follows once the socket is writable).
+tls_ini "$TMP/fastopen.ini" web "[service:forky]" "endpoints = 127.0.0.2:$fp" "addresses = 127.0.0.2:$fp" "tls = mtls"
+MESHIM_CONFIG=$TMP/fastopen.ini shimmed python3 - "$fp" > "$TMP/fastopen.out" 2> "$TMP/fastopen.err" <<'PY' ||
+import errno, select, socket, sys
+port = int(sys.argv[1])
+def answer(s):
+    data = b""
+    while d := s.recv(100):
+        data += d
+    s.close()
+    return data.split(b" ", 1)[1]
+for host in ("forky", "127.0.0.2"):
+    s = socket.socket()
+    s.sendto(b"fast open\n", socket.MSG_FASTOPEN, (host, port))
+    assert answer(s) == b"FAST OPEN\n", host
+    s = socket.socket()
+    s.sendmsg([b"fast ", b"msg\n"], [], socket.MSG_FASTOPEN, (host, port))
+    assert answer(s) == b"FAST MSG\n", host
+    s = socket.socket()
+    s.setblocking(False)
+    try:
+        s.sendto(b"fast nb\n", socket.MSG_FASTOPEN, (host, port))
+    except BlockingIOError as e:
+        assert e.errno == errno.EINPROGRESS, e
+        assert select.select([], [s], [], 10)[1] and not s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        s.send(b"fast nb\n")
+    s.setblocking(True)
+    assert answer(s) == b"FAST NB\n", host
+    print(host, "ok")
+PY
+    fail "TCP Fast Open to an mTLS service: $(cat "$TMP/fastopen.out" "$TMP/fastopen.err"; tail -3 "$TMP/fork.log")"
+ok "TCP Fast Open (sendto, sendmsg; blocking and not) to the service's name and to its addresses IP: meshed over mTLS"
 
 # A connection is logged once, by the process that made or accepted it,
 # however many fork children hold it and exit with it open: a server that
