@@ -24,9 +24,13 @@
  * Upgrade header ends with H1_END, and the caller decides from the answer:
  * h1_upgrade_refused() when it was not 101 (HTTP goes on).
  *
- * Heads are copied into the parser (H1_HEAD_MAX bytes at most, else
- * H1_ERROR "head too large"); pointers from h1_head() stay valid until the
- * next message's first byte is fed.
+ * Heads are copied into the parser: into its own H1_HEAD_SMALL bytes, and
+ * a larger one into the heap, up to H1_HEAD_MAX (else H1_ERROR "head too
+ * large"; Envoy's default limit is 60 KiB, and 8 KiB was too small for the
+ * cookies and tokens real requests and answers carry). Pointers from
+ * h1_head() stay valid until the next message's first byte is fed.
+ * h1_free() releases that block: before the parser is dropped, or
+ * initialised again.
  */
 #ifndef MESHIM_HTTP1_H
 #define MESHIM_HTTP1_H
@@ -37,8 +41,9 @@
 
 #include <llhttp.h>
 
-#define H1_HEAD_MAX 8192
-#define H1_HEADERS_MAX 64
+#define H1_HEAD_SMALL 8192
+#define H1_HEAD_MAX (64 * 1024)
+#define H1_HEADERS_MAX 100        /* Envoy's default max_headers_count */
 
 enum h1_kind { H1_REQUEST, H1_RESPONSE };
 
@@ -76,10 +81,15 @@ struct h1_parser {
     const char *error;
     struct h1_head head;
     size_t used, mark;        /* arena bytes used; start of the string being read */
-    char arena[H1_HEAD_MAX];
+    size_t cap;               /* of the arena */
+    char *arena;              /* small, or a heap block for a larger head */
+    char small[H1_HEAD_SMALL];
 };
 
 void h1_init(struct h1_parser *p, enum h1_kind kind);
+/* The heap block of a large head, if one is held (an initialised parser,
+ * or zeroed memory; it may be initialised again after). */
+void h1_free(struct h1_parser *p);
 
 enum h1_event h1_feed(struct h1_parser *p, const char *buf, size_t len, size_t *used);
 

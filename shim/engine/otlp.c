@@ -195,6 +195,7 @@ static int read_answer(uint64_t deadline_ns, bool *keep)
 {
     char buf[4096];
     int status = 0;
+    h1_free(&resp);
     h1_init(&resp, H1_RESPONSE);
     h1_response_to(&resp, "POST");
     *keep = false;

@@ -627,6 +627,7 @@ static void connected(struct hproxy *px)
     if (per_try)
         engine_timer_set(&px->try_timer, px->try_start_ns + (uint64_t)per_try * 1000000u);
     px->state = PX_EXCHANGE;
+    h1_free(&px->resp);             /* the last answer's large head, if any */
     h1_init(&px->resp, H1_RESPONSE);
     h1_response_to(&px->resp, px->method);
     px->rx.len = 0;
@@ -1227,6 +1228,8 @@ static void px_end(struct hproxy *px)
     gbuf_free(&px->out);
     gbuf_free(&px->rx);
     gbuf_free(&px->up_head);
+    h1_free(&px->req);
+    h1_free(&px->resp);
     conn_unref(px->conn);
     engine_retire(px);
 }

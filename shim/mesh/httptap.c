@@ -249,6 +249,8 @@ void httptap_free(struct http_tap *t)
      * went away first. */
     while (!t->off && t->n)
         request_over(t, 0);
+    h1_free(&t->req);
+    h1_free(&t->resp);
     conn_unref(t->conn);
     free(t);
 }

@@ -26,6 +26,7 @@ static void run(enum h1_kind kind, const uint8_t *data, size_t size, const uint8
                 struct trace *t)
 {
     static struct h1_parser p;
+    h1_free(&p);            /* the last run's large head, if any */
     h1_init(&p, kind);
     if (kind == H1_RESPONSE)
         h1_response_to(&p, "GET");

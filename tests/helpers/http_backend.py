@@ -14,6 +14,7 @@ request 503. Paths:
     /upgrade   101 Switching Protocols, then every byte echoed upper-cased
     /slow      answers after 2 s
     /header/NAME  the request's NAME header values, one a line ("-": none)
+    /bighead/N    an answer whose x-big header is N bytes long
     anything else: "NAME METHOD PATH host=HOST attempt=N len=BODYLEN\\n";
     a request body (Content-Length or chunked, with Expect: 100-continue
     answered by http.server) is read and its length reported.
@@ -89,6 +90,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/header/"):
             values = self.headers.get_all(self.path[8:]) or ["-"]
             self.send(200, "".join(v + "\n" for v in values))
+            return
+        if self.path.startswith("/bighead/"):
+            self.send(200, "%s bighead\n" % NAME, [("x-big", "b" * int(self.path[9:]))])
             return
         if self.path == "/slow":
             time.sleep(2)

@@ -246,10 +246,91 @@ static void test_http10_keep_alive(void **state)
     assert_true(h1_head(&P)->keep_alive);
 }
 
+/* Heads beyond the parser's own 8 KiB (cookies, tokens, CSP): a request
+ * whose head grows into the heap while its strings are read in pieces of
+ * 7 bytes, strings read before the move still right after it; 100 header
+ * fields; an answer with a 40 KiB header; and the limit: 64 KiB of head
+ * parse, one byte more is "head too large". */
+static void test_large_heads(void **state)
+{
+    (void)state;
+    enum { BIG = 30000 };
+    char *req = malloc(BIG + 4096), *at = req;
+    at += sprintf(at, "GET /big HTTP/1.1\r\nHost: api\r\nX-First: one\r\nCookie: ");
+    memset(at, 'c', BIG);
+    at += BIG;
+    at += sprintf(at, "\r\n");
+    for (int i = 0; i < 96; i++)
+        at += sprintf(at, "X-H%d: v%d\r\n", i, i);
+    at += sprintf(at, "X-Empty:\r\n\r\n");
+    size_t len = (size_t)(at - req);
+    h1_init(&P, H1_REQUEST);
+    size_t off = 0, used;
+    enum h1_event e = H1_MORE;
+    while (off < len && e == H1_MORE) {
+        size_t piece = len - off < 7 ? len - off : 7;
+        e = h1_feed(&P, req + off, piece, &used);
+        off += used;
+    }
+    assert_int_equal(e, H1_HEAD);
+    assert_int_equal(off, len);
+    const struct h1_head *h = h1_head(&P);
+    assert_string_equal(h->method, "GET");
+    assert_string_equal(h->target, "/big");
+    assert_string_equal(h->authority, "api");
+    assert_string_equal(h1_header(h, "x-first"), "one");
+    assert_int_equal(strlen(h1_header(h, "cookie")), BIG);
+    assert_string_equal(h1_header(h, "x-h95"), "v95");
+    assert_string_equal(h1_header(h, "x-empty"), "");
+    assert_int_equal(h->nheaders, 100);
+    h1_free(&P);
+
+    /* An answer with a 40 KiB header, then a small one on the same parser. */
+    char *resp = malloc(48 * 1024);
+    at = resp + sprintf(resp, "HTTP/1.1 200 OK\r\nContent-Security-Policy: ");
+    memset(at, 'p', 40 * 1024);
+    at += 40 * 1024;
+    at += sprintf(at, "\r\nContent-Length: 2\r\n\r\nok");
+    h1_init(&P, H1_RESPONSE);
+    h1_response_to(&P, "GET");
+    char ev[64];
+    snprintf(ev, sizeof(ev), "H@%zu E@%zu", (size_t)(at - resp) - 2, (size_t)(at - resp));
+    assert_string_equal(events(&P, resp, (size_t)(at - resp)), ev);
+    h1_response_to(&P, "GET");
+    assert_string_equal(EVENTS(&P, "HTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n"), "H@35 E@35");
+    assert_string_equal(h1_header(h1_head(&P), "x-a"), "b");
+    h1_free(&P);
+
+    /* The limit, counted as the arena holds it: each string and its NUL. */
+    for (int extra = 0; extra <= 1; extra++) {
+        /* method 4 + target 2 + "X" 2 + value n+1 = H1_HEAD_MAX */
+        size_t n = H1_HEAD_MAX - 8 - 1 + (size_t)extra;
+        char *r = malloc(n + 64);
+        at = r + sprintf(r, "GET / HTTP/1.1\r\nX: ");
+        memset(at, 'v', n);
+        at += n;
+        at += sprintf(at, "\r\n\r\n");
+        h1_init(&P, H1_REQUEST);
+        e = h1_feed(&P, r, (size_t)(at - r), &used);
+        if (!extra) {
+            assert_int_equal(e, H1_HEAD);
+            assert_int_equal(strlen(h1_header(h1_head(&P), "x")), n);
+        } else {
+            assert_int_equal(e, H1_ERROR);
+            assert_string_equal(h1_error(&P), "head too large");
+        }
+        h1_free(&P);
+        free(r);
+    }
+    free(resp);
+    free(req);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get_without_body), cmocka_unit_test(test_body_in_pieces),
+        cmocka_unit_test(test_get_without_body),
+        cmocka_unit_test(test_large_heads), cmocka_unit_test(test_body_in_pieces),
         cmocka_unit_test(test_chunked_with_trailers), cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_answers_without_body), cmocka_unit_test(test_continue),
         cmocka_unit_test(test_upgrade), cmocka_unit_test(test_connect),
