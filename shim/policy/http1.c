@@ -33,11 +33,13 @@ static int fail(struct h1_parser *p, const char *why)
     return HPE_USER;
 }
 
-/* A pointer into the arena that moved from `from` to `to`. */
+/* A pointer into the arena that moved from `from` (freed by now: only its
+ * address is compared, as a number) to `to`. */
 static void rebase(const char **q, const char *from, size_t len, char *to)
 {
-    if ((uintptr_t)*q - (uintptr_t)from < len)
-        *q = to + (*q - from);
+    size_t off = (uintptr_t)*q - (uintptr_t)from;
+    if (off < len)
+        *q = to + off;
 }
 
 /* Room for `need` bytes: the arena grows into the heap (the head's strings
@@ -326,9 +328,7 @@ void h1_upgrade_refused(struct h1_parser *p)
 
 void h1_free(struct h1_parser *p)
 {
-    if (p->arena && p->arena != p->small)
-        free(p->arena);
-    p->arena = p->small;
+    arena_reset(p);         /* zeroed memory too: its NULL arena frees nothing */
 }
 
 const struct h1_head *h1_head(const struct h1_parser *p)
