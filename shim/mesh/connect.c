@@ -325,6 +325,19 @@ static bool connect_again(int fd, struct conn *c, int family, uint16_t port, int
     }
 }
 
+/* Is fd a TCP socket? socket() told us, unless the descriptor came another
+ * way; errno is kept. */
+static bool is_tcp(int fd)
+{
+    enum fd_kind kind = fdtable_kind(fd);
+    if (kind != FD_UNKNOWN)
+        return kind == FD_TCP;
+    int saved = errno;
+    bool tcp = socket_int(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP;
+    errno = saved;
+    return tcp;
+}
+
 int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct netaddr dst;
@@ -342,14 +355,8 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
             return rc;
     }
 
-    /* TCP only (UDP to a VIP is not meshed); the family is the address's.
-     * socket() told us, unless the descriptor came another way. */
-    int saved = errno;
-    enum fd_kind kind = fdtable_kind(fd);
-    if (kind == FD_UNKNOWN)
-        kind = socket_int(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP ? FD_TCP : FD_NOT_TCP;
-    errno = saved;
-    if (kind != FD_TCP)
+    /* TCP only (UDP to a VIP is not meshed); the family is the address's. */
+    if (!is_tcp(fd))
         return real_connect(fd, addr, len);
 
     /* A split service hands each new connection to one of its targets,
@@ -374,6 +381,7 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     }
     uint64_t delay_ns = draw(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
 
+    int saved = errno;
     bool v6only = addr->sa_family == AF_INET6 && socket_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
     errno = saved;
     int flags = real_fcntl(fd, F_GETFL, NULL);
@@ -405,13 +413,8 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
 int meshim_fastopen(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct netaddr dst;
-    int saved = errno;
-    if (!netaddr_from_sockaddr(addr, len, &dst) || !registry_match(reg, &dst) ||
-        socket_int(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP) {
-        errno = saved;
+    if (!netaddr_from_sockaddr(addr, len, &dst) || !registry_match(reg, &dst) || !is_tcp(fd))
         return 1;
-    }
-    errno = saved;
     struct conn *existing = fdtable_get(fd);
     if (existing) {
         conn_unref(existing);   /* connected through the mesh already: just the data */

@@ -438,12 +438,15 @@ static int not_handed(int fd, struct conn *c, struct pick *p, const struct dial_
         errno = EINPROGRESS;
         return -1;
     }
-    if (spec->connecting)
+    int err = spec->err;            /* a retry's wait: its last failure */
+    if (spec->connecting) {
         reset_socket(fd);
-    conn_failed(c, spec->connecting ? cause : spec->err, 0);
+        err = cause;
+    }
+    conn_failed(c, err, 0);
     fdtable_drop(fd);
     conn_unref(c);
-    errno = spec->connecting ? cause : spec->err;
+    errno = err;
     return -1;
 }
 

@@ -62,6 +62,12 @@ leaf() {
 
 # tls_ini FILE NAME [more lines]: an INI with $C/NAME.pem and $C/NAME.key as
 # the identity and $C/ca.pem as the trust bundle, then the lines given.
+# ini_access_log FILE PATH: a tls_ini file's [meshim] section gains
+# access_log = PATH.
+ini_access_log() {
+    sed -i "s|^log_level = info\$|&\naccess_log = $2|" "$1"
+}
+
 tls_ini() {
     local file=$1 name=$2
     shift 2

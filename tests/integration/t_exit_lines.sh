@@ -31,7 +31,7 @@ PY
 PIDS+=($!)
 wait_port 127.0.0.2 "$port"
 tls_ini "$TMP/client.ini" web "[service:echo]" "endpoints = 127.0.0.2:$port" "tls = mtls"
-sed -i "s|^log_level = info|log_level = info\naccess_log = $TMP/access.log|" "$TMP/client.ini"
+ini_access_log "$TMP/client.ini" "$TMP/access.log"
 MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 -c "
 import socket
 s = socket.create_connection(('echo', $port), timeout=10)

@@ -162,14 +162,14 @@ C=$TMP/pki
 make_certs "$C" || fail "cannot make the test certificates"
 tp=$(free_port)
 tls_ini "$TMP/tls-server.ini" orders "[inbound:$tp]" "tls = strict" "protocol = http"
-sed -i "2a access_log = $TMP/tls-server.access" "$TMP/tls-server.ini"
+ini_access_log "$TMP/tls-server.ini" "$TMP/tls-server.access"
 MESHIM_CONFIG=$TMP/tls-server.ini shimmed python3 tests/helpers/http_backend.py 127.0.0.4 "$tp" b4 \
     "$TMP/b4.log" > "$TMP/b4.out" 2>&1 &
 PIDS+=($!)
 wait_port 127.0.0.4 "$tp"
 tls_ini "$TMP/tls-client.ini" web "[service:orders]" "protocol = http" "tls = mtls" \
     "identity = spiffe://test.mesh/ns/prod/sa/orders" "endpoints = 127.0.0.4:$tp"
-sed -i "2a access_log = $TMP/tls-client.access" "$TMP/tls-client.ini"
+ini_access_log "$TMP/tls-client.ini" "$TMP/tls-client.access"
 MESHIM_CONFIG=$TMP/tls-client.ini shimmed python3 -c '
 import http.client, sys
 c = http.client.HTTPConnection("orders", int(sys.argv[1]), timeout=10)

@@ -18,7 +18,7 @@ ini() {
     local file=$1 name=$2 log=$3
     shift 3
     tls_ini "$file" "$name" "$@"
-    sed -i "2a access_log = $log" "$file"
+    ini_access_log "$file" "$log"
 }
 
 # Three meshed servers with orders' identity, strict, prod workloads only;

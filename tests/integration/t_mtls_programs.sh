@@ -330,7 +330,7 @@ ok "TCP Fast Open (sendto, sendmsg; blocking and not) to the service's name and 
 # the parent's).
 pp=$(free_port)
 tls_ini "$TMP/forkexit.ini" orders "[inbound:$pp]" "tls = strict"
-sed -i "s|^log_level = info|&\naccess_log = $TMP/forkexit-srv.access|" "$TMP/forkexit.ini"
+ini_access_log "$TMP/forkexit.ini" "$TMP/forkexit-srv.access"
 MESHIM_CONFIG=$TMP/forkexit.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$pp" > "$TMP/forkexit.log" 2>&1 <<'PY' &
 import os, signal, socket, sys
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)      # children are reaped by the kernel
@@ -350,7 +350,7 @@ forkexit_pid=$!
 PIDS+=($forkexit_pid)
 wait_port 127.0.0.2 "$pp"
 tls_ini "$TMP/forkexit-cli.ini" web "[service:forkexit]" "endpoints = 127.0.0.2:$pp" "tls = mtls"
-sed -i "s|^log_level = info|&\naccess_log = $TMP/forkexit-cli.access|" "$TMP/forkexit-cli.ini"
+ini_access_log "$TMP/forkexit-cli.ini" "$TMP/forkexit-cli.access"
 for i in 1 2 3; do
     out=$(MESHIM_CONFIG=$TMP/forkexit-cli.ini shimmed bash -c '
         exec 3<>/dev/tcp/forkexit/'"$pp"'
