@@ -1048,8 +1048,11 @@ static void response_end(struct hproxy *px, bool eof)
         upstream_drop(px);
     }
     /* An answer that ends at EOF cannot be followed on the application's
-     * connection by another one it could tell apart. */
-    if (eof)
+     * connection by another one it could tell apart. One that says the
+     * connection ends (Connection: close; HTTP/1.0 without keep-alive) is
+     * forwarded as it is, so the application's connection ends with it:
+     * an HTTP/1.0 client (ab -k) told nothing else reads until it does. */
+    if (eof || !h->keep_alive)
         px->close_after = true;
     request_done(px);
 }

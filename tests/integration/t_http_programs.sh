@@ -1,7 +1,7 @@
 # protocol = http with real programs on both sides: nginx as the client
 # (proxy_pass with upstream keepalive) spreading its requests, nginx as the
-# server of an asyncio client, and wrk through a backend killed and
-# restarted without one failed GET.
+# server of an asyncio client, wrk through a backend killed and restarted
+# without one failed GET, and ab -k (HTTP/1.0 keep-alive).
 . "$(dirname "$0")/lib.sh"
 
 port=$(free_port)
@@ -108,3 +108,36 @@ grep -q "requests in" "$TMP/wrk.out" || fail "wrk: $(cat "$TMP/wrk.out")"
 n=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
 [ "$n" -gt 100 ] || fail "wrk made only $n requests"
 ok "wrk: $n GETs, a backend killed (-9) and restarted meanwhile, none failed"
+
+# 4. ab -k, an HTTP/1.0 client asking for keep-alive: it keeps a connection
+#    only when the answer says Connection: keep-alive, and otherwise reads
+#    until the connection ends. python3 -m http.server answers HTTP/1.0 and
+#    closes: the mesh must end the application's connection with the answer
+#    (ab hung, 30 s a connection, when it kept it open). nginx says
+#    keep-alive: every request stays on ab's 4 connections.
+op=$(free_port)
+mkdir -p "$TMP/old" && echo "old" > "$TMP/old/index.html"
+(cd "$TMP/old" && exec python3 -m http.server --bind 127.0.0.6 "$op" > /dev/null 2>&1) &
+PIDS+=($!)
+wait_port 127.0.0.6 "$op"
+cat > "$TMP/ab.ini" <<INI
+[meshim]
+access_log = $TMP/ab.access
+[service:old]
+protocol = http
+endpoints = 127.0.0.6:$op
+[service:static]
+protocol = http
+endpoints = 127.0.0.5:$sp
+INI
+MESHIM_CONFIG=$TMP/ab.ini shimmed timeout 60 ab -s 5 -k -n 100 -c 4 "http://old:$op/" > "$TMP/ab-old.out" 2>&1 ||
+    fail "ab -k to an HTTP/1.0 server: $(grep -E 'requests|apr_' "$TMP/ab-old.out")"
+grep -q "^Complete requests: *100$" "$TMP/ab-old.out" && grep -q "^Failed requests: *0$" "$TMP/ab-old.out" ||
+    fail "ab -k to an HTTP/1.0 server: $(grep -E 'requests' "$TMP/ab-old.out")"
+MESHIM_CONFIG=$TMP/ab.ini shimmed timeout 60 ab -s 5 -k -n 100 -c 4 "http://static:$sp/file.txt" > "$TMP/ab-ngx.out" 2>&1 ||
+    fail "ab -k to nginx: $(grep -E 'requests|apr_' "$TMP/ab-ngx.out")"
+grep -q "^Keep-Alive requests: *100$" "$TMP/ab-ngx.out" && grep -q "^Failed requests: *0$" "$TMP/ab-ngx.out" ||
+    fail "ab -k to nginx: $(grep -E 'requests' "$TMP/ab-ngx.out")"
+n=$(grep -c '"kind":"request".*"status":200' "$TMP/ab.access" || true)
+[ "$n" = 200 ] || fail "not 200 request lines with status 200 for ab ($n)"
+ok "ab -k (HTTP/1.0 keep-alive): 100 to an HTTP/1.0 server that closes, 100 kept alive to nginx, all answered"
