@@ -251,6 +251,16 @@ size_t pick_addresses(struct service *svc, struct netaddr *out, size_t max)
     return n;
 }
 
+bool pick_has_ipv6(struct service *svc)
+{
+    bool v6 = false;
+    pthread_mutex_lock(&svc->lock);
+    for (size_t i = 0; i < svc->eps->n && !v6; i++)
+        v6 = svc->eps->ep[i]->addr.family == AF_INET6;
+    pthread_mutex_unlock(&svc->lock);
+    return v6;
+}
+
 void pick_tried(struct pick *p)
 {
     if (p->last < 64)

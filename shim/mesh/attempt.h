@@ -48,6 +48,8 @@ struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_
  * starting at the next one, then those ejected or failing health checks
  * (the program has no other way to reach them once the rest fail). */
 size_t pick_addresses(struct service *svc, struct netaddr *out, size_t max);
+/* Does svc have an IPv6 endpoint now? Only an AF_INET6 socket reaches one. */
+bool pick_has_ipv6(struct service *svc);
 /* Marks the last endpoint picked as tried by this connect. */
 void pick_tried(struct pick *p);
 /* Nothing could be picked: logs why, returns ECONNREFUSED. */

@@ -4,7 +4,8 @@
  * getaddrinfo answers a service host with its VIP by asking the real
  * getaddrinfo for the numeric VIP, so the result is allocated by libc and
  * freed by the ordinary freeaddrinfo. IPv6 callers get the IPv4-mapped VIP,
- * which an AF_INET6 socket can connect to. The gethostby* calls fill a
+ * which an AF_INET6 socket can connect to, and so do callers of any family
+ * when the service has IPv6 endpoints (answer_ipv6). The gethostby* calls fill a
  * hostent in the caller's (or a per-thread) buffer; getnameinfo and
  * gethostbyaddr answer a VIP with the service's name. Everything else goes
  * to the real resolver untouched.
@@ -94,6 +95,18 @@ static int endpoint_answer(struct service *svc, const char *service, const struc
     return rc;
 }
 
+/* Should an AF_UNSPEC caller get the IPv4-mapped VIP? Yes when the service
+ * has an IPv6 endpoint: the caller then makes an AF_INET6 socket, which
+ * reaches endpoints of both families, where an AF_INET one would reach only
+ * the IPv4 ones (none, in an IPv6-only cluster). A service found by DNS is
+ * asked first, as the real resolver would wait for its server. */
+static bool answer_ipv6(struct service *svc)
+{
+    if (service_waiting(svc))
+        watch_wait(svc, now_ns() + (uint64_t)service_cfg(svc)->connect_timeout_ms * 1000000u);
+    return pick_has_ipv6(svc);
+}
+
 int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
                        const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -123,6 +136,8 @@ int meshim_getaddrinfo(struct registry *reg, const char *node, const char *servi
     } else {
         struct netaddr vip = { .family = AF_INET, .ip.v4 = svc->vip };
         struct addrinfo **tail = res;
+        if (h.ai_family == AF_UNSPEC && answer_ipv6(svc))
+            h.ai_family = AF_INET6;
         rc = numeric_answer(&vip, service, &h, &tail);
     }
     if (rc == 0 && canon && *res) {

@@ -5,6 +5,7 @@
 #   - A records: curl and python3 (blocking and asyncio, each a fresh
 #     process whose first connect waits for the first answer) by name;
 #     the queries go out from the watcher thread, never the caller's;
+#   - an AAAA record only: a fresh process by name gets an AF_INET6 socket;
 #   - SRV: weights 60/20 at priority 10 split 3:1, the priority-20 target
 #     takes nothing until both others fail, then everything;
 #   - records changed and dnsmasq reloaded (SIGHUP): new connections go to
@@ -24,6 +25,7 @@ cat > "$TMP/hosts" <<EOF
 127.0.0.2 n2.test
 127.0.0.3 n3.test
 127.0.0.4 n4.test
+::1 six.test
 EOF
 start_dns() {
     dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --no-negcache \
@@ -46,6 +48,8 @@ log_level = info
 dns = orders.test
 lb = round_robin
 connect_timeout = 2s
+[service:six]
+dns = six.test
 [service:orders-srv]
 srv = _http._tcp.orders.test
 lb = round_robin
@@ -113,6 +117,25 @@ PY
 [ "$(count backend-2 "$TMP/aio.out")" -eq 5 ] && [ "$(count backend-3 "$TMP/aio.out")" -eq 5 ] ||
     fail "asyncio: $(sort "$TMP/aio.out" | uniq -c)"
 ok "dns, asyncio (the first connect waits in the engine for the answer): 5/5"
+
+# An AAAA record only (an IPv6-only cluster): a fresh process resolving the
+# name with AF_UNSPEC must get the mapped VIP, so its socket is AF_INET6.
+# Its getaddrinfo waits for the first answer to know that (an IPv4 VIP
+# gave an AF_INET socket, which no IPv6 endpoint can be reached from).
+mkdir -p "$TMP/www6" && echo "backend-v6" > "$TMP/www6/who"
+python3 -m http.server --bind ::1 --directory "$TMP/www6" "$port" > "$TMP/v6.log" 2>&1 &
+PIDS+=($!)
+wait_port ::1 "$port"
+out=$(shimmed python3 -c "
+import socket, sys
+s = socket.create_connection(('six', $port), timeout=5)
+s.sendall(b'GET /who HTTP/1.0\r\n\r\n')
+data = b''
+while chunk := s.recv(4096):
+    data += chunk
+print(s.family.name, data.split(b'\r\n\r\n', 1)[1].strip().decode())" 2> "$TMP/six.err") &&
+    [ "$out" = "AF_INET6 backend-v6" ] || fail "dns, AAAA only: '$out' $(grep -v 'identity\|services' "$TMP/six.err" | tail -3)"
+ok "dns, an AAAA record only: a fresh python3 by name ($out)"
 
 # --- SRV: priority and weight --------------------------------------------
 srv_client() {
@@ -217,4 +240,4 @@ n=$(awk '/^done/ {print $2}' "$TMP/loop.out")
     fail "with the DNS server down: $(grep '^stopped' "$TMP/loop.out" | sort | uniq -c)"
 grep -q "dns orders.test: .*keeping the last good endpoints" "$TMP/loop.err" ||
     fail "no warning about the failed refresh: $(cat "$TMP/loop.err")"
-ok "DNS server stopped: $n/$n connections over 4 s on the last good set, one warning: $(grep -m1 'keeping the last good' "$TMP/loop.err")"
+ok "DNS server stopped: $n/$n connections over 4 s on the last good set, one warning: $(grep -m1 'dns orders.test: .*keeping the last good' "$TMP/loop.err")"
