@@ -120,16 +120,9 @@ mkdir -p "$TMP/old" && echo "old" > "$TMP/old/index.html"
 (cd "$TMP/old" && exec python3 -m http.server --bind 127.0.0.6 "$op" > /dev/null 2>&1) &
 PIDS+=($!)
 wait_port 127.0.0.6 "$op"
-cat > "$TMP/ab.ini" <<INI
-[meshim]
-access_log = $TMP/ab.access
-[service:old]
-protocol = http
-endpoints = 127.0.0.6:$op
-[service:static]
-protocol = http
-endpoints = 127.0.0.5:$sp
-INI
+# part 2's config (nginx as `static`), its own access log, and `old`
+sed "s|^access_log = .*|access_log = $TMP/ab.access|" "$TMP/static.ini" > "$TMP/ab.ini"
+printf '[service:old]\nprotocol = http\nendpoints = 127.0.0.6:%s\n' "$op" >> "$TMP/ab.ini"
 MESHIM_CONFIG=$TMP/ab.ini shimmed timeout 60 ab -s 5 -k -n 100 -c 4 "http://old:$op/" > "$TMP/ab-old.out" 2>&1 ||
     fail "ab -k to an HTTP/1.0 server: $(grep -E 'requests|apr_' "$TMP/ab-old.out")"
 grep -q "^Complete requests: *100$" "$TMP/ab-old.out" && grep -q "^Failed requests: *0$" "$TMP/ab-old.out" ||
