@@ -7,7 +7,8 @@
  * circuit is open. A blocking socket makes its attempts here, in the
  * caller's thread: each bounded by connect_timeout, retried on another
  * endpoint with backoff while the retry budget allows, every outcome fed to
- * the endpoint's circuit. A non-blocking socket never blocks: attempts
+ * the endpoint's circuit; a signal that should interrupt it hands the rest
+ * to the engine and fails with EINTR. A non-blocking socket never blocks: attempts
  * that settle inside connect() (loopback) are made here, and the first one
  * that does not, or a retry that must wait, goes on in the engine (dial.c).
  * Anything else — UDP, Unix sockets, other TCP — is passed through after one
@@ -19,6 +20,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,18 +73,41 @@ static struct conn *track(int fd, struct service *svc, uint16_t app_port)
     return c;
 }
 
-static void sleep_ns(uint64_t ns)
+/* A signal handler ran while this thread waited (poll and nanosleep fail
+ * with EINTR whatever SA_RESTART says). Which signal it was is not known;
+ * true when some handler is installed without SA_RESTART: such a program
+ * is written for a blocking connect() that fails with EINTR and goes on in
+ * the background, as the kernel's does (alarm() around a connect, python's
+ * Ctrl-C). With SA_RESTART handlers only, the kernel's connect would have
+ * gone on waiting, and so does the shim's. */
+static bool interrupting_handler(void)
+{
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+            sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_RESTART))
+            return true;
+    }
+    return false;
+}
+
+/* Sleeps ns; returns what is left when such a handler cut it short, else 0. */
+static uint64_t sleep_ns(uint64_t ns)
 {
     struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        if (interrupting_handler())
+            return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------- blocking socket -- */
 
 /* One attempt on a blocking socket, bounded by timeout_ms: the socket is
- * non-blocking for the attempt, then gets its flags back. A signal does not
- * cut the attempt short. Returns 0 or the errno of the failure. */
+ * non-blocking for the attempt, then gets its flags back. Returns 0, the
+ * errno of the failure, or EINTR when a handler without SA_RESTART cut the
+ * wait short (interrupting_handler): the connect is still in flight. */
 static int attempt_blocking(int fd, const struct sockaddr *sa, socklen_t len, int flags,
                             uint32_t timeout_ms)
 {
@@ -105,7 +130,7 @@ static int attempt_blocking(int fd, const struct sockaddr *sa, socklen_t len, in
                 err = ETIMEDOUT;
                 break;
             }
-            if (errno != EINTR) {
+            if (errno != EINTR || interrupting_handler()) {
                 err = errno;
                 break;
             }
@@ -113,6 +138,21 @@ static int attempt_blocking(int fd, const struct sockaddr *sa, socklen_t len, in
     }
     real_fcntl(fd, F_SETFL, (void *)(long)flags);
     return err;
+}
+
+/* A signal interrupted a blocking connect (attempt_blocking, sleep_ns):
+ * connect() fails with EINTR, and the connect goes on in the engine as a
+ * non-blocking one would, with the retries left. A program that then waits
+ * for the socket to be writable (python) gets its outcome; one that closes
+ * it ends it. The placeholder keeps the application's blocking flags, which
+ * the socket gets back when the engine is done. */
+static int interrupted(int fd, struct pick *p, struct conn *c, struct dial_spec *spec, int flags)
+{
+    real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));    /* the engine's, from here */
+    if (dial_start(fd, c, p, spec) == 0 || errno != EINPROGRESS)
+        return -1;
+    real_fcntl(fd, F_SETFL, (void *)(long)flags);       /* the placeholder's */
+    return fail(EINTR);
 }
 
 /* The per-attempt bound: connect_timeout, or SO_SNDTIMEO when shorter
@@ -166,8 +206,14 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
         watch_wait(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
     for (unsigned retry = 0;; retry++) {
         if (retry > 0) {
-            sleep_ns(retry_delay_ns(svc, retry));
             reset_socket(fd);
+            uint64_t left = sleep_ns(retry_delay_ns(svc, retry));
+            if (left) {
+                struct dial_spec spec = { .delay_ns = left, .retry = retry, .timeout_ms = timeout_ms,
+                                          .app_port = app_port, .err = err };
+                memcpy(spec.last, last, sizeof(spec.last));
+                return interrupted(fd, p, c, &spec, flags);
+            }
         }
         struct sockaddr_storage ss;
         socklen_t sslen;
@@ -177,6 +223,12 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
         uint64_t started = conn_attempt(c, ep);
         c->flags |= p->flags;
         err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, timeout_ms);
+        if (err == EINTR) {
+            struct dial_spec spec = { .connecting = true, .started_ns = started, .retry = retry,
+                                      .timeout_ms = timeout_ms, .app_port = app_port, .err = ECONNREFUSED };
+            memcpy(spec.last, last, sizeof(spec.last));
+            return interrupted(fd, p, c, &spec, flags);
+        }
         struct tls_identity *id = NULL;
         SSL *ssl = NULL;
         int net = -1;

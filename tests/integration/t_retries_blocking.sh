@@ -1,7 +1,8 @@
 # Resilience for blocking sockets (attempts in the caller's thread): retries
 # on another endpoint, connect_timeout against a black hole, ejection after
 # eject_after failures, the errno and one warning when every attempt fails,
-# SO_SNDTIMEO, max_connections and fault_abort. Clients: python3 blocking
+# SO_SNDTIMEO, max_connections, fault_abort and signals (EINTR as the
+# kernel gives it). Clients: python3 blocking
 # sockets (no timeout) and wget (blocking connect).
 . "$(dirname "$0")/lib.sh"
 shims python3
@@ -199,3 +200,83 @@ grep -q "multi: endpoint 127.0.0.2:$dead ejected" "$TMP/ports.err" \
 grep -q "multi: no healthy endpoint" "$TMP/ports.err" \
     || fail "the refused port's circuit did not open: $(cat "$TMP/ports.err")"
 ok "port-less endpoint: $dead refused and ejected ($(grep -m1 'ejected' "$TMP/ports.err" | sed 's/^meshim\[[0-9]*\]: //')), $port still connects"
+
+# Signals. A handler without SA_RESTART cuts a blocking connect short, as the
+# kernel's own: connect() fails with EINTR at once and the connect goes on
+# in the engine, with the retries left. python3's handlers have no
+# SA_RESTART. Per-process state: the black hole is ejected in the host's
+# table by the stages above.
+cat > "$TMP/signals.ini" <<INI
+[meshim]
+shared_state = off
+[service:stall]
+endpoints = 127.0.0.5:$port
+connect_timeout = 3s
+retries = 2
+[service:half]
+endpoints = 127.0.0.5:$port, 127.0.0.2:$port
+lb = round_robin
+connect_timeout = 1s
+retries = 1
+INI
+# alarm(1) around a connect to the black hole: its exception after 1 s, not
+# after 3 attempts of 3 s.
+out=$(MESHIM_CONFIG=$TMP/signals.ini shimmed python3 -c "
+import signal, socket, time
+class Alarm(Exception): pass
+def raise_alarm(*a): raise Alarm()
+signal.signal(signal.SIGALRM, raise_alarm)
+t = time.monotonic()
+signal.alarm(1)
+try:
+    socket.create_connection(('stall', $port)); print('connected')
+except Alarm:
+    print('alarm %.1f' % (time.monotonic() - t))
+" 2> "$TMP/signals.err")
+case "$out" in "alarm 1."[0-9]) ;; *) fail "alarm(1) around a blocking connect: '$out' $(tail -2 "$TMP/signals.err")" ;; esac
+# A handler that returns: it runs at 0.3 s, while the connect goes on (the
+# black hole's 1 s, then the retry on the live endpoint) and python3 waits
+# for it; every connect is answered. Round robin from a random start: of 4
+# connects, 2 meet the black hole first.
+out=$(MESHIM_CONFIG=$TMP/signals.ini shimmed python3 -c "
+import signal, socket, time
+fired = []
+signal.signal(signal.SIGALRM, lambda *a: fired.append(time.monotonic()))
+for i in range(4):
+    t = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    s = socket.create_connection(('half', $port))
+    took = time.monotonic() - t
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    s.sendall(b'GET /who HTTP/1.0\r\n\r\n')
+    data = b''
+    while chunk := s.recv(4096):
+        data += chunk
+    s.close()
+    ran = ['%.1f' % (f - t) for f in fired if f >= t]
+    print(data.split(b'\r\n\r\n', 1)[1].strip().decode(), 'slow' if took > 0.9 else 'fast', ' '.join(ran) or '-')
+" 2> "$TMP/signals.err") || fail "a handler that returns: $(tail -3 "$TMP/signals.err")"
+[ "$(echo "$out" | grep -c '^backend-2 ')" = 4 ] || fail "a handler that returns: not every connect answered: $out"
+slow=$(echo "$out" | grep -c ' slow ' || true)
+[ "$slow" = 2 ] && ! echo "$out" | grep ' slow ' | grep -qv ' slow 0\.[0-4]$' ||
+    fail "a handler that returns ran late, or the black hole was not met twice: $out"
+ok "signals: alarm(1) cut a blocking connect to a black hole short (1.x s, not 9 s); a handler that returns ran at 0.3 s while 2 of 4 connects went on past the black hole, all answered"
+# Handlers with SA_RESTART only (siginterrupt(False), SIGINT's default
+# back): the kernel's connect would go on waiting, and so does the shim's.
+out=$(MESHIM_CONFIG=$TMP/signals.ini shimmed python3 -c "
+import signal, socket, time
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+fired = []
+signal.signal(signal.SIGALRM, lambda *a: fired.append(time.monotonic()))
+signal.siginterrupt(signal.SIGALRM, False)
+ok = 0
+for i in range(4):
+    t = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    socket.create_connection(('half', $port)).close()
+    if time.monotonic() - t > 0.9:
+        ok += all(f - t > 0.9 for f in fired if f >= t)
+print('restarted', ok)
+" 2> "$TMP/signals.err")
+[ "$out" = "restarted 2" ] || fail "SA_RESTART handlers: '$out' $(tail -2 "$TMP/signals.err")"
+ok "signals: with SA_RESTART handlers only, a blocking connect kept waiting through the signal (as the kernel's)"
