@@ -73,18 +73,27 @@ static struct conn *track(int fd, struct service *svc, uint16_t app_port)
     return c;
 }
 
+/* Signals a thread raises on itself by faulting (or aborting): never the
+ * one that interrupted its wait. Crash handlers (ASan's, python's
+ * faulthandler, a JVM's) are installed for them without SA_RESTART. */
+static bool synchronous(int sig)
+{
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
+           sig == SIGSYS || sig == SIGABRT;
+}
+
 /* A signal handler ran while this thread waited (poll and nanosleep fail
  * with EINTR whatever SA_RESTART says). Which signal it was is not known;
- * true when some handler is installed without SA_RESTART: such a program
- * is written for a blocking connect() that fails with EINTR and goes on in
- * the background, as the kernel's does (alarm() around a connect, python's
- * Ctrl-C). With SA_RESTART handlers only, the kernel's connect would have
- * gone on waiting, and so does the shim's. */
+ * true when some handler of an asynchronous signal is installed without
+ * SA_RESTART: such a program is written for a blocking connect() that fails
+ * with EINTR and goes on in the background, as the kernel's does (alarm()
+ * around a connect, python's Ctrl-C). With SA_RESTART handlers only, the
+ * kernel's connect would have gone on waiting, and so does the shim's. */
 static bool interrupting_handler(void)
 {
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
-        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+        if (sig != SIGKILL && sig != SIGSTOP && !synchronous(sig) && sigaction(sig, NULL, &sa) == 0 &&
             sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_RESTART))
             return true;
     }
