@@ -155,10 +155,11 @@ static int attempt_blocking(int fd, const struct sockaddr *sa, socklen_t len, in
  * for the socket to be writable (python) gets its outcome; one that closes
  * it ends it. The placeholder keeps the application's blocking flags, which
  * the socket gets back when the engine is done. */
-static int interrupted(int fd, struct pick *p, struct conn *c, struct dial_spec *spec, int flags)
+static int interrupted(int fd, struct pick *p, struct conn *c, const struct dial_spec *spec, int flags)
 {
     real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));    /* the engine's, from here */
-    if (dial_start(fd, c, p, spec) == 0 || errno != EINPROGRESS)
+    dial_start(fd, c, p, spec);     /* -1, and EINPROGRESS when the engine has it */
+    if (errno != EINPROGRESS)
         return -1;
     real_fcntl(fd, F_SETFL, (void *)(long)flags);       /* the placeholder's */
     return fail(EINTR);
@@ -207,22 +208,20 @@ static int all_failed(int fd, struct pick *p, struct conn *c, int err, const cha
 static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app_port, int flags)
 {
     struct service *svc = p->svc;
-    uint32_t timeout_ms = attempt_timeout_ms(fd, svc, true);
-    int err = 0;
-    char last[LAST_MAX] = "";
+    /* The attempt, the retries made and the last failure: what the engine
+     * takes over when a signal cuts the connect short (interrupted). */
+    struct dial_spec spec = { .timeout_ms = attempt_timeout_ms(fd, svc, true), .app_port = app_port,
+                              .err = ECONNREFUSED };
     budget_first(svc);
     if (service_waiting(svc))
-        watch_wait(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
+        watch_wait(svc, now_ns() + (uint64_t)spec.timeout_ms * 1000000u);
     for (unsigned retry = 0;; retry++) {
+        spec.retry = retry;
         if (retry > 0) {
             reset_socket(fd);
-            uint64_t left = sleep_ns(retry_delay_ns(svc, retry));
-            if (left) {
-                struct dial_spec spec = { .delay_ns = left, .retry = retry, .timeout_ms = timeout_ms,
-                                          .app_port = app_port, .err = err };
-                memcpy(spec.last, last, sizeof(spec.last));
+            spec.delay_ns = sleep_ns(retry_delay_ns(svc, retry));
+            if (spec.delay_ns)
                 return interrupted(fd, p, c, &spec, flags);
-            }
         }
         struct sockaddr_storage ss;
         socklen_t sslen;
@@ -231,11 +230,10 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
             break;
         uint64_t started = conn_attempt(c, ep);
         c->flags |= p->flags;
-        err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, timeout_ms);
+        int err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, spec.timeout_ms);
         if (err == EINTR) {
-            struct dial_spec spec = { .connecting = true, .started_ns = started, .retry = retry,
-                                      .timeout_ms = timeout_ms, .app_port = app_port, .err = ECONNREFUSED };
-            memcpy(spec.last, last, sizeof(spec.last));
+            spec.connecting = true;
+            spec.started_ns = started;
             return interrupted(fd, p, c, &spec, flags);
         }
         struct tls_identity *id = NULL;
@@ -245,7 +243,7 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
         char why_tls[TLS_WHY_MAX];
         const char *why = NULL;
         if (err == 0 && mtls_wanted(c)) {
-            err = mtls_handshake_blocking(fd, c, started, timeout_ms, &id, &ssl, &net, &late,
+            err = mtls_handshake_blocking(fd, c, started, spec.timeout_ms, &id, &ssl, &net, &late,
                                           why_tls, sizeof(why_tls));
             why = err ? why_tls : NULL;
         }
@@ -257,11 +255,12 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
             pick_done(p);
             return rc;
         }
-        attempt_failed_log(c, ep, app_port, err, why, last, sizeof(last));
+        spec.err = err;
+        attempt_failed_log(c, ep, app_port, err, why, spec.last, sizeof(spec.last));
         if (!retry_next(p, err, retry))
             break;
     }
-    return all_failed(fd, p, c, err, last);
+    return all_failed(fd, p, c, spec.err, spec.last);
 }
 
 /* --------------------------------------------------- non-blocking socket -- */
