@@ -247,7 +247,7 @@ int placeholder_install(int fd, struct placeholder *ph)
         return -1;
     int sock = -1;
     ph->peer = ownfd_move(sv[1]);
-    if (ph->peer < 0 || !placeholder_fill(sv[0], ph) ||
+    if (ph->peer < 0 || !(ph->filler = placeholder_fill(sv[0], ph)) ||
         (sock = ownfd_high(fd)) < 0 || swap_file(fd, sock_ino, sv[0]) < 0) {
         int err = errno ? errno : ENOMEM;
         if (sock >= 0)
@@ -288,6 +288,32 @@ int placeholder_put_back(int fd, int sock)
     if (!identity(fd, &ino, &dev))
         return -1;
     return swap_file(fd, ino, sock);
+}
+
+int placeholder_open(int fd, struct placeholder *ph)
+{
+    /* The engine's end was never changed: its send buffer is a new end's. */
+    int sndbuf;
+    socklen_t len = sizeof(sndbuf);
+    if (real_getsockopt(ph->peer, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0) {
+        sndbuf /= 2;                /* the kernel doubles what it is given */
+        real_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    }
+    /* Every byte of the filler out, and not one more: what the application
+     * writes once its end is writable is the relay's to read. */
+    char scratch[4096];
+    while (ph->filler) {
+        size_t want = ph->filler < sizeof(scratch) ? ph->filler : sizeof(scratch);
+        ssize_t n = real_recv(ph->peer, scratch, want, MSG_DONTWAIT);
+        if (n <= 0) {
+            errno = n < 0 ? errno : EPIPE;
+            return -1;
+        }
+        ph->filler -= (size_t)n;
+    }
+    int engine = ph->peer;
+    ph->peer = -1;
+    return engine;
 }
 
 void placeholder_release(struct placeholder *ph)

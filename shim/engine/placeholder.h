@@ -37,6 +37,7 @@ struct placeholder {
     int peer;               /* the engine's end (at a high number) */
     ino_t ino;
     dev_t dev;
+    size_t filler;          /* bytes placeholder_fill wrote into it */
 };
 
 /* Placeholders and relayed descriptors (relay.h) in use (atomic): while it
@@ -75,6 +76,16 @@ bool placeholder_restore(int fd, const struct placeholder *ph, int sock);
 /* Under swap_lock: puts sock back on fd, whatever fd holds (connect()
  * called again on a failed connection: fd is the application's own). */
 int placeholder_put_back(int fd, int sock);
+
+/* Under swap_lock, fd still holding the placeholder: the pair becomes a
+ * relay's (mTLS), as it is. The application's end keeps its number, file
+ * flags, socket options and epoll registrations, and gets back the send
+ * buffer of a new end; the engine's end (returned; ph->peer is -1 after)
+ * reads the filler out, which makes the application's end writable, as a
+ * socket whose connect has completed. The caller gives the ends their
+ * addresses (sockname_carry) before. -1 if the filler cannot be read out
+ * (it always can: it was all written before). */
+int placeholder_open(int fd, struct placeholder *ph);
 
 /* Closes the engine's end: a placeholder still at the application's number
  * now reads as a failed connection, and a poll() asleep on it wakes up. */

@@ -311,6 +311,7 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
         int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
         if (err == EINPROGRESS)
             err = settled(fd);
+        spec.tcp_up = err == 0;
         if (err == 0 && mtls_wanted(c))
             err = EINPROGRESS;      /* the handshake is the engine's */
         if (err == EINPROGRESS || err == EINTR) {

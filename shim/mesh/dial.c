@@ -37,6 +37,7 @@
 #include "mesh/ktls.h"
 #include "mesh/mtls.h"
 #include "mesh/relay.h"
+#include "mesh/sockname.h"
 #include "meshim/mesh.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
@@ -97,35 +98,41 @@ static void set_state(struct conn *c, enum conn_state state, int sock, int err)
 static void handshake_begin(struct dial *d);
 static void give_up(struct dial *d, int err);
 
-/* mTLS, handshake done: the application's number gets its end of a relay
- * (the placeholder's file flags and epoll registrations go with it). */
+/* mTLS, handshake done: the placeholder's pair becomes the relay's. The
+ * application's end stays on its number (its file flags and epoll
+ * registrations with it, nothing to move) and becomes writable as the
+ * engine's end reads the filler out; the socket stays the engine's. */
 static void relayed(struct dial *d, bool late)
 {
-    int app, engine;
-    if (!relay_pair(0, d->sock, &app, &engine)) {
+    if (d->peer_watched)
+        engine_unwatch(&d->peer_io);    /* the relay watches that end now */
+    d->peer_watched = false;
+    int engine = -1;
+    swap_lock();
+    bool here = placeholder_at(d->fd, &d->ph);
+    if (here) {
+        sockname_carry(d->fd, d->ph.peer, d->sock);
+        engine = placeholder_open(d->fd, &d->ph);
+    }
+    if (engine >= 0) {
+        d->conn->sock = d->sock;
+        __atomic_store_n(&d->conn->state, CONN_RELAYED, __ATOMIC_RELEASE);
+    } else if (!here) {
+        set_state(d->conn, CONN_OPEN, -1, 0);   /* the application closed it meanwhile */
+    }
+    swap_unlock();
+    if (here && engine < 0) {
         int err = errno;
         snprintf(d->spec.last, sizeof(d->spec.last), "cannot relay the TLS connection: %s",
                  strerror(err));
         give_up(d, err);
         return;
     }
-    swap_lock();
-    bool ok = placeholder_restore(d->fd, &d->ph, app);
-    if (ok) {
-        d->conn->sock = d->sock;
-        __atomic_store_n(&d->conn->state, CONN_RELAYED, __ATOMIC_RELEASE);
-    } else {
-        set_state(d->conn, CONN_OPEN, -1, 0);   /* the application closed it meanwhile */
-    }
-    swap_unlock();
-    real_close(app);          /* the application's number holds it now */
-    if (!ok)
-        placeholder_done();         /* else the relayed connection keeps it */
-    if (ok) {
-        conn_ref(d->conn);
+    if (here) {
+        conn_ref(d->conn);          /* the relayed connection keeps placeholders_live */
         relay_outbound(d->conn, d->id, d->ssl, d->sock, engine, late);
     } else {
-        own_close(engine);
+        placeholder_done();
         tls_free(d->ssl, false);
         tls_identity_put(d->id);
         own_close(d->sock);
@@ -410,7 +417,10 @@ static void begin(struct engine_task *t)
 {
     struct dial *d = container_of(t, struct dial, task);
     d->peer_watched = engine_watch(&d->peer_io, EPOLLRDHUP);
-    if (d->spec.connecting) {
+    if (d->spec.tcp_up) {
+        d->spec.connecting = false;
+        connected(d);               /* the handshake starts at once */
+    } else if (d->spec.connecting) {
         engine_watch(&d->sock_io, EPOLLOUT);
         engine_timer_set(&d->timer, attempt_deadline(d));
     } else {

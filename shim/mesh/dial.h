@@ -23,6 +23,7 @@
 /* Where the connect stands when it is handed over. */
 struct dial_spec {
     bool connecting;            /* an attempt to c->endpoint is in flight since started_ns */
+    bool tcp_up;                /* ... and its TCP connect is done (mTLS: the handshake is next) */
     uint64_t started_ns;
     uint64_t delay_ns;          /* else: the next attempt after this long */
     unsigned retry;             /* retries made so far */
