@@ -31,6 +31,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -585,6 +586,36 @@ static void pt_sendmsg(void **state)
 }
 
 /* syscall(): any number, its arguments passed on; SYS_close closes. */
+/* ---------------------------------------------------------- process end -- */
+
+/* A child that ends with END(status): its status reaches the parent, and
+ * exit()'s handlers do not run (what stdio holds is never written). */
+#define EXIT_CASE(name)                                                     \
+    static void pt_##name(void **state)                                     \
+    {                                                                       \
+        (void)state;                                                        \
+        int sv[2];                                                          \
+        assert_int_equal(pipe(sv), 0);                                      \
+        pid_t pid = fork();                                                 \
+        assert_true(pid >= 0);                                              \
+        if (pid == 0) {                                                     \
+            close(sv[0]);                                                   \
+            dup2(sv[1], 1);                                                 \
+            printf("buffered, never flushed");                              \
+            name(7);                                                        \
+        }                                                                   \
+        close(sv[1]);                                                       \
+        int status;                                                         \
+        assert_int_equal(waitpid(pid, &status, 0), pid);                    \
+        assert_true(WIFEXITED(status));                                     \
+        assert_int_equal(WEXITSTATUS(status), 7);                           \
+        char buf[64];                                                       \
+        assert_int_equal(read(sv[0], buf, sizeof(buf)), 0);                 \
+        close(sv[0]);                                                       \
+    }
+EXIT_CASE(_exit)
+EXIT_CASE(_Exit)
+
 static void pt_syscall(void **state)
 {
     (void)state;

@@ -43,6 +43,8 @@ static struct engine_slow *slow_head, *slow_tail;   /* engine thread only, first
  * would cost a write, a turn and a read. */
 static __thread bool on_engine __attribute__((tls_model("initial-exec")));
 static bool posted_here;                /* engine thread only */
+static struct engine_task *signal_slot; /* atomic: engine_post_signal_safe's task */
+static pid_t engine_pid;                /* the process whose thread it is (not a vfork child) */
 
 /* ---------------------------------------------------------------- timers -- */
 
@@ -165,6 +167,9 @@ static void run_tasks(void)
 {
     uint64_t n;
     (void)!real_read(bell, &n, sizeof(n));
+    struct engine_task *t = __atomic_exchange_n(&signal_slot, NULL, __ATOMIC_ACQ_REL);
+    if (t)
+        t->run(t);
     run_queue();
 }
 
@@ -270,6 +275,7 @@ static bool start(void)
      * before a fork can happen. */
     while (sem_wait(&started) < 0)
         ;
+    engine_pid = getpid();
     __atomic_store_n(&running, true, __ATOMIC_RELEASE);
     return true;
 fail:
@@ -335,6 +341,22 @@ bool engine_post(struct engine_task *t)
     return ok;
 }
 
+bool engine_post_signal_safe(struct engine_task *t)
+{
+    /* A vfork child shares the parent's memory, and so its engine's state,
+     * but the engine is not its own. */
+    if (!__atomic_load_n(&running, __ATOMIC_ACQUIRE) || getpid() != engine_pid)
+        return false;
+    struct engine_task *none = NULL;
+    if (!__atomic_compare_exchange_n(&signal_slot, &none, t, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return false;
+    int saved = errno;
+    uint64_t one = 1;
+    (void)!real_write(bell, &one, sizeof(one));
+    errno = saved;
+    return true;
+}
+
 /* ----------------------------------------------------------------- fork -- */
 
 void engine_atfork_pause(void)
@@ -368,6 +390,7 @@ void engine_atfork_child(void)
     epfd = bell = -1;
     queue_head = NULL;
     queue_tail = &queue_head;
+    signal_slot = NULL;
     timers = NULL;
     slow_head = slow_tail = NULL;
 }

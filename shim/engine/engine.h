@@ -69,6 +69,12 @@ int engine_spawn(void *(*fn)(void *), size_t stack);
  * if needed. False (nothing queued) when the engine cannot start. */
 bool engine_post(struct engine_task *t);
 
+/* As engine_post, but safe in a signal handler (_exit is called from
+ * them): no lock, no allocation, and the engine is never started. One
+ * task at a time: false when this process has no engine running (a vfork
+ * child has its parent's) or an earlier such task has not run yet. */
+bool engine_post_signal_safe(struct engine_task *t);
+
 /* Watches io->fd for events (level-triggered). */
 bool engine_watch(struct engine_io *io, uint32_t events);
 void engine_unwatch(struct engine_io *io);

@@ -24,6 +24,7 @@
 #include "mesh/connect.h"
 #include "mesh/dial.h"
 #include "mesh/fdtable.h"
+#include "mesh/relay.h"
 #include "mesh/ktls.h"
 #include "mesh/resolve.h"
 #include "mesh/sockname.h"
@@ -498,7 +499,33 @@ EXPORT long syscall(long number, ...)
         return close((int)a1);
     if (number == SYS_epoll_ctl)
         return epoll_ctl((int)a1, (int)a2, (int)a3, (struct epoll_event *)a4);
+    if (number == SYS_exit_group && mesh_registry() && !hooks_busy())
+        relay_quick_exit();
     return real_syscall(number, a1, a2, a3, a4, a5, a6);
+}
+
+/* ---------------------------------------------------------- process end -- */
+
+/* _exit and _Exit end the process without exit()'s handlers and our
+ * destructor, but the kernel still sends what sits in a socket's buffer:
+ * what the application wrote on a relayed connection goes out too, and
+ * the relays end (async-signal-safe: _exit is called from handlers). */
+EXPORT void _exit(int status)
+{
+    if (mesh_registry() && !hooks_busy())
+        relay_quick_exit();
+    real__exit(status);
+    for (;;)
+        pause();            /* not reached: libc's _exit does not return */
+}
+
+EXPORT void _Exit(int status)
+{
+    if (mesh_registry() && !hooks_busy())
+        relay_quick_exit();
+    real__Exit(status);
+    for (;;)
+        pause();
 }
 
 /* ----------------------------------------------------------- resolution -- */

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/resource.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -110,6 +111,7 @@ struct relay {
 };
 
 static struct relay *live;
+static bool exit_asked;             /* engine thread only: the process is ending */
 /* Relays in `live` (written by the engine thread only, atomically: relay_exit
  * reads it from the exiting one); the most since the last trim. */
 static unsigned live_n, live_peak;
@@ -433,6 +435,19 @@ static void unfill(struct relay *r)
     swap_unlock();
 }
 
+/* Bytes left unread at close make the kernel reset the connection and
+ * drop what it has not sent yet (RFC 2525). The peer's bytes that no one
+ * will read now (its session tickets, the rest of an answer) are read out
+ * first, so that what the application wrote still goes out, then FIN:
+ * seen when a process ended right after writing 256 KiB (114688 arrived). */
+static void drain_net(struct relay *r)
+{
+    static char scratch[16384];     /* engine thread only */
+    for (int i = 0; i < 64 && !r->net_dead; i++)
+        if (real_recv(r->net, scratch, sizeof(scratch), MSG_DONTWAIT) <= 0)
+            break;
+}
+
 static void relay_end(struct relay *r)
 {
     if (r->handoff.filler)
@@ -448,6 +463,7 @@ static void relay_end(struct relay *r)
     if (r->conn->sock == r->net)
         r->conn->sock = -1;         /* getpeername & co. now say ENOTCONN */
     swap_unlock();
+    drain_net(r);
     own_close(r->net);
     own_close(r->app);
     httptap_free(r->tap);
@@ -859,6 +875,19 @@ static void timer_fired(struct engine_timer *t)
     pump(r);
 }
 
+/* The process is ending: what the application has written is the end of
+ * what it sends. */
+static void exit_one(struct relay *r)
+{
+    r->exiting = true;
+    if (r->state == R_OPEN || r->state == R_PLAIN) {
+        r->up_wait = r->down_wait = 0;  /* read to EAGAIN now: that is the end */
+        pump(r);
+    } else {
+        set_up_done(r);             /* a handshake: nothing of the application's yet */
+    }
+}
+
 static void begin(struct engine_task *t)
 {
     struct relay *r = container_of(t, struct relay, task);
@@ -871,6 +900,12 @@ static void begin(struct engine_task *t)
     live = r;
     if (__atomic_add_fetch(&live_n, 1, __ATOMIC_RELEASE) > live_peak)
         live_peak = live_n;
+    if (exit_asked) {
+        /* Handed over just before the exit (its application wrote and
+         * exited before this ran). */
+        exit_one(r);
+        return;
+    }
     if (r->in && r->state == R_PLAIN) {
         inbound_open(r);            /* protocol = http in the clear: no handshake */
         return;
@@ -998,6 +1033,7 @@ void relay_atfork_child(void)
 {
     live = NULL;
     live_n = live_peak = 0;
+    exit_asked = false;
     unflushed = 0;
     memset(pending_ports, 0, sizeof(pending_ports));
     pthread_mutex_init(&pending_lock, NULL);
@@ -1009,15 +1045,10 @@ void relay_atfork_child(void)
 static void exit_run(struct engine_task *t)
 {
     (void)t;
+    exit_asked = true;
     for (struct relay *r = live, *next; r; r = next) {
         next = r->next;
-        r->exiting = true;
-        if (r->state == R_OPEN || r->state == R_PLAIN) {
-            r->up_wait = r->down_wait = 0;  /* read to EAGAIN now: that is the end */
-            pump(r);
-        } else {
-            set_up_done(r);         /* a handshake: nothing of the application's yet */
-        }
+        exit_one(r);
     }
 }
 
@@ -1026,12 +1057,78 @@ static void exit_run(struct engine_task *t)
  * get their access-log line now, not never. */
 static int ended;                   /* atomic: end_all has run */
 
+/* A relay ends once the peer has acknowledged every byte sent to it (the
+ * FIN too): if the peer's bytes still arrive after the close (its session
+ * tickets, sent just after the handshake), the kernel resets the
+ * connection and drops what it had not sent yet. Meanwhile what comes is
+ * read out. Bounded: the caller waits EXIT_END_NS for all of them. */
+#define EXIT_LINGER_NS (EXIT_END_NS * 3 / 4)
+static uint64_t linger_until;           /* engine thread only */
+
+static bool unacknowledged(struct relay *r)
+{
+    int queued = 0;
+    drain_net(r);
+    return !r->net_dead && real_ioctl(r->net, SIOCOUTQ, &queued) == 0 && queued > 0;
+}
+
+static void end_all_run(void);
+
+static void end_all_again(struct engine_timer *t)
+{
+    (void)t;
+    end_all_run();
+}
+
+static void end_all_run(void)
+{
+    bool lingering = now_ns() < linger_until;
+    for (struct relay *r = live, *next; r; r = next) {
+        next = r->next;
+        if (!lingering || !unacknowledged(r))
+            relay_end(r);
+    }
+    if (!live) {
+        __atomic_store_n(&ended, 1, __ATOMIC_RELEASE);
+        return;
+    }
+    static struct engine_timer again = { .fire = end_all_again };
+    engine_timer_set(&again, now_ns() + 1000000);      /* look again in 1 ms */
+}
+
 static void end_all(struct engine_task *t)
 {
     (void)t;
-    while (live)
-        relay_end(live);
-    __atomic_store_n(&ended, 1, __ATOMIC_RELEASE);
+    linger_until = now_ns() + EXIT_LINGER_NS;
+    end_all_run();
+}
+
+/* _exit() (or exit_group): as relay_exit, the bytes the application wrote
+ * go out and the relays end, as the kernel would still send what sits in a
+ * socket's buffer. _exit may be called from a signal handler, so this
+ * takes no lock and allocates nothing: the engine is asked through its
+ * signal-safe slot, and the caller only sleeps, bounded as at exit. */
+void relay_quick_exit(void)
+{
+    static struct engine_task flush_task = { .run = exit_run };
+    static struct engine_task end_task = { .run = end_all };
+    struct timespec ms = { 0, 1000000 };
+    /* unflushed counts the relays handed over and not begun yet too. */
+    if ((!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE)) ||
+        !engine_post_signal_safe(&flush_task))
+        return;
+    uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
+    while (__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE) && now_ns() < deadline)
+        nanosleep(&ms, NULL);
+    /* The slot is free again once the flush task has run. */
+    while (!engine_post_signal_safe(&end_task)) {
+        if (now_ns() >= deadline)
+            return;
+        nanosleep(&ms, NULL);
+    }
+    deadline = now_ns() + EXIT_END_NS;
+    while (!__atomic_load_n(&ended, __ATOMIC_ACQUIRE) && now_ns() < deadline)
+        nanosleep(&ms, NULL);
 }
 
 void relay_exit(void)

@@ -109,6 +109,8 @@ void relay_pending_give(uint16_t port);
 /* At exit: what the application wrote is sent, within a bounded time,
  * and each TLS connection is closed with close_notify. */
 void relay_exit(void);
+/* The same at _exit(), safe in a signal handler (no lock, no allocation). */
+void relay_quick_exit(void);
 /* fork: the child forgets the parent's relays. */
 void relay_atfork_child(void);
 
