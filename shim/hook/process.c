@@ -19,6 +19,7 @@
 #include "engine/otlp.h"
 #include "engine/placeholder.h"
 #include "engine/watch.h"
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "mesh/conn.h"
 #include "mesh/fdtable.h"
@@ -109,6 +110,7 @@ static void atfork_child(void)
         registry_reinit_locks(reg);
     watch_atfork_child();
     placeholder_atfork_child();
+    ownfd_atfork_child();
     rng_fork_child();       /* the child draws its own endpoints */
     metrics_atfork_child(); /* and counts into a stats file of its own */
     shared_atfork_child();  /* the host's table stays mapped: it is the child's too */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <linux/close_range.h>
 #include <sys/resource.h>
@@ -57,12 +58,58 @@ int ownfd_next(unsigned from)
     return -1;
 }
 
+/* ---------------------------------------------------- the program's limit -- */
+
+/* The shim's descriptors do not come out of the program's allowance. A
+ * relayed mTLS connection holds two (its real socket, the engine's end of
+ * the pair), so under a soft RLIMIT_NOFILE of 1024 a program ran out of
+ * descriptors at about 340 such connections: redis-benchmark -c 400 over
+ * mTLS failed with EMFILE where it ran without the mesh. So while the soft
+ * limit is the program's (what it started with, or last set itself), the
+ * shim raises it to that plus what the shim holds, with some room, within
+ * the hard limit. The program's own descriptors, always the lowest free
+ * numbers, stay under its limit, so select() users see no change; a program
+ * that sets a limit of its own is followed from then on. */
+#define LIMIT_ROOM 32
+
+static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
+static rlim_t program_soft;         /* under limit_lock */
+static rlim_t raised_to;            /* under limit_lock: what the shim set last, 0 none */
+
+static void make_room(struct rlimit *rl)
+{
+    if (rl->rlim_cur == RLIM_INFINITY)
+        return;
+    pthread_mutex_lock(&limit_lock);
+    if (rl->rlim_cur != raised_to)
+        program_soft = rl->rlim_cur;        /* the program's own, or set by it since */
+    rlim_t need = program_soft + (rlim_t)__atomic_load_n(&n_owned, __ATOMIC_RELAXED) + 1;
+    if (need > rl->rlim_cur && rl->rlim_cur < rl->rlim_max) {
+        struct rlimit want = { need + LIMIT_ROOM, rl->rlim_max };
+        if (want.rlim_cur > rl->rlim_max)
+            want.rlim_cur = rl->rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+            raised_to = want.rlim_cur;
+            rl->rlim_cur = want.rlim_cur;
+        }
+    }
+    pthread_mutex_unlock(&limit_lock);
+}
+
+void ownfd_atfork_child(void)
+{
+    pthread_mutex_init(&limit_lock, NULL);
+}
+
 int ownfd_high(int fd)
 {
     struct rlimit rl;
     int base = 256;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
-        base = (int)(rl.rlim_cur / 2);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        make_room(&rl);
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
+            base = (int)(rl.rlim_cur / 2);
+    }
     if (base > 1 << 16)
         base = 1 << 16;
     int high = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)base);

@@ -11,6 +11,10 @@
  * the engine would wait on, or write its wake-up into, the application's
  * file.
  *
+ * The shim's descriptors do not come out of the program's descriptor
+ * limit: ownfd_high raises the soft RLIMIT_NOFILE by as many as the shim
+ * holds (within the hard limit; ownfd.c says when).
+ *
  * So every long-lived descriptor of the shim is moved to a high number
  * (ownfd_high: half the descriptor limit, out of the way of select() and of
  * programs that count their descriptors) and marked here; the hooks refuse
@@ -40,6 +44,8 @@ int ownfd_high(int fd);
 /* The same, and fd closed: the descriptor moves (-1 and errno, fd closed,
  * on failure). fd < 0 gives -1. */
 int ownfd_move(int fd);
+/* fork: the child's lock of the descriptor limit (see ownfd.c). */
+void ownfd_atfork_child(void);
 /* Closes one of the shim's descriptors and unmarks it. */
 int own_close(int fd);
 

@@ -6,7 +6,9 @@
 #   - the application at EMFILE, plain and mTLS, blocking and non-blocking:
 #     connect fails with EMFILE (or the socket() before it), nothing crashes,
 #     no descriptor is left behind, and once descriptors are free again a
-#     connect through the engine works (the engine is not stuck);
+#     connect through the engine works (the engine is not stuck); it gets
+#     there after about as many mTLS connections as plain ones (the shim
+#     raises the soft limit by the descriptors it holds);
 #   - a meshed mTLS server at EMFILE: clients beyond its limit are refused,
 #     the server lives, and serves again when they are gone;
 #   - a fresh mTLS client with only a few descriptors free: its non-blocking
@@ -177,6 +179,15 @@ tls_ini "$TMP/client.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" \
 out=$(MESHIM_CONFIG=$TMP/client.ini shimmed python3 "$TMP/emfile.py" "$port" "$tport" 2> "$TMP/emfile.err") ||
     fail "at EMFILE: $out $(grep -v '^meshim\[' "$TMP/emfile.err" | tail -5)"
 ok "the application at EMFILE (plain and mTLS, blocking and not): errors, no crash, no leak, the engine still works: $(echo "$out" | tr '\n' ';')"
+# The shim's descriptors are not the program's: a relayed mTLS connection
+# holds two more (its real socket, the engine's end of the pair), and the
+# shim raises the soft limit by what it holds. So the program reaches EMFILE
+# after about as many mTLS connections as plain ones (before: a third).
+plain=$(echo "$out" | awk '$1 == "orders" {n += $3} END {print n}')
+mtls=$(echo "$out" | awk '$1 == "secure" {n += $3} END {print n}')
+[ "$((mtls * 10))" -ge "$((plain * 9))" ] ||
+    fail "under the same limit: $plain plain connections, only $mtls mTLS ones: the shim's descriptors came out of the program's"
+ok "under the same descriptor limit, $mtls mTLS connections against $plain plain: the shim's descriptors are its own"
 
 # The server at its limit of 48: 60 clients at once, then one more later.
 python3 - "$tport" "$C" <<'PY' || fail "a meshed server at EMFILE: $(tail -3 "$TMP/tserver.log")"
