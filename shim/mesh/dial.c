@@ -112,6 +112,10 @@ static void relayed(struct dial *d, bool late)
     bool here = placeholder_at(d->fd, &d->ph);
     if (here) {
         sockname_carry(d->fd, d->ph.peer, d->sock);
+        /* SO_RCVTIMEO/SO_SNDTIMEO the application set before the connect,
+         * or while it went on, are on the socket: its reads and writes are
+         * on its end of the pair from now on. */
+        sockname_copy_timeouts(d->sock, d->fd);
         engine = placeholder_open(d->fd, &d->ph);
     }
     if (engine >= 0) {

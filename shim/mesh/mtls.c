@@ -309,6 +309,7 @@ int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool eve
             own_close(net);
         return refuse(cfd, in, peer, tls ? RESULT_TLS_ERROR : RESULT_OVERFLOW, reason);
     }
+    sockname_copy_timeouts(cfd, app);   /* an accepted socket has its listener's */
     int fdflags = real_fcntl(cfd, F_GETFD, NULL);
     real_dup3(app, cfd, fdflags > 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
     real_close(app);
