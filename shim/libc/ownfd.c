@@ -76,24 +76,34 @@ static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
 static rlim_t program_soft;         /* under limit_lock */
 static rlim_t raised_to;            /* under limit_lock: what the shim set last, 0 none */
 
+/* Under limit_lock: rl is the limit in force; raised when the shim's
+ * descriptors need room. */
 static void make_room(struct rlimit *rl)
 {
-    if (rl->rlim_cur == RLIM_INFINITY)
-        return;
-    pthread_mutex_lock(&limit_lock);
     if (rl->rlim_cur != raised_to)
         program_soft = rl->rlim_cur;        /* the program's own, or set by it since */
     rlim_t need = program_soft + (rlim_t)__atomic_load_n(&n_owned, __ATOMIC_RELAXED) + 1;
-    if (need > rl->rlim_cur && rl->rlim_cur < rl->rlim_max) {
-        struct rlimit want = { need + LIMIT_ROOM, rl->rlim_max };
-        if (want.rlim_cur > rl->rlim_max)
-            want.rlim_cur = rl->rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
-            raised_to = want.rlim_cur;
-            rl->rlim_cur = want.rlim_cur;
-        }
+    if (need <= rl->rlim_cur || rl->rlim_cur >= rl->rlim_max)
+        return;
+    struct rlimit want = { need + LIMIT_ROOM, rl->rlim_max };
+    if (want.rlim_cur > rl->rlim_max)
+        want.rlim_cur = rl->rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+        raised_to = want.rlim_cur;
+        rl->rlim_cur = want.rlim_cur;
     }
+}
+
+/* The limit in force, in rl, with room made first (read under the lock:
+ * another thread may have just raised it). */
+static bool limit_with_room(struct rlimit *rl)
+{
+    pthread_mutex_lock(&limit_lock);
+    bool ok = getrlimit(RLIMIT_NOFILE, rl) == 0;
+    if (ok && rl->rlim_cur != RLIM_INFINITY)
+        make_room(rl);
     pthread_mutex_unlock(&limit_lock);
+    return ok;
 }
 
 void ownfd_atfork_child(void)
@@ -105,11 +115,8 @@ int ownfd_high(int fd)
 {
     struct rlimit rl;
     int base = 256;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        make_room(&rl);
-        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
-            base = (int)(rl.rlim_cur / 2);
-    }
+    if (limit_with_room(&rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
+        base = (int)(rl.rlim_cur / 2);
     if (base > 1 << 16)
         base = 1 << 16;
     int high = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)base);

@@ -107,7 +107,7 @@ static void relayed(struct dial *d, bool late)
     if (d->peer_watched)
         engine_unwatch(&d->peer_io);    /* the relay watches that end now */
     d->peer_watched = false;
-    int engine = -1;
+    int engine = -1, err = 0;
     swap_lock();
     bool here = placeholder_at(d->fd, &d->ph);
     if (here) {
@@ -117,6 +117,7 @@ static void relayed(struct dial *d, bool late)
          * on its end of the pair from now on. */
         sockname_copy_timeouts(d->sock, d->fd);
         engine = placeholder_open(d->fd, &d->ph);
+        err = errno;
     }
     if (engine >= 0) {
         d->conn->sock = d->sock;
@@ -126,7 +127,6 @@ static void relayed(struct dial *d, bool late)
     }
     swap_unlock();
     if (here && engine < 0) {
-        int err = errno;
         snprintf(d->spec.last, sizeof(d->spec.last), "cannot relay the TLS connection: %s",
                  strerror(err));
         give_up(d, err);

@@ -443,6 +443,8 @@ static void unfill(struct relay *r)
 static void drain_net(struct relay *r)
 {
     static char scratch[16384];     /* engine thread only */
+    /* net_dead: broken, or (hand_over) the application's socket now, whose
+     * bytes are its own to read. */
     for (int i = 0; i < 64 && !r->net_dead; i++)
         if (real_recv(r->net, scratch, sizeof(scratch), MSG_DONTWAIT) <= 0)
             break;
