@@ -10,32 +10,12 @@
 C=$TMP/pki
 make_certs "$C" || fail "cannot make the test certificates"
 
-# The sink: meshed, strict; one line per connection, "BYTES SHA256", in the
-# order the connections end.
+# The sink (tests/helpers/sink.py): meshed, strict; one line per connection,
+# "BYTES SHA256", in the order the connections end.
 sink=$(free_port)
 tls_ini "$TMP/sink.ini" orders "[inbound:$sink]" "tls = strict"
-MESHIM_CONFIG=$TMP/sink.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$sink" "$TMP/sink.out" \
-    > "$TMP/sink.log" 2>&1 <<'PY' &
-import hashlib, socket, sys, threading
-ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.2", int(sys.argv[1]))); ls.listen(16)
-out = open(sys.argv[2], "a", buffering=1)
-lock = threading.Lock()
-def serve(c):
-    h, n = hashlib.sha256(), 0
-    while True:
-        d = c.recv(1 << 16)
-        if not d:
-            break
-        h.update(d); n += len(d)
-    if n:                   # the readiness probe's connection is empty
-        with lock:
-            out.write("%d %s\n" % (n, h.hexdigest()))
-    c.close()
-while True:
-    c, _ = ls.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-PY
+MESHIM_CONFIG=$TMP/sink.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 tests/helpers/sink.py 127.0.0.2 "$sink" \
+    "$TMP/sink.out" > "$TMP/sink.log" 2>&1 &
 PIDS+=($!)
 wait_port 127.0.0.2 "$sink"
 tls_ini "$TMP/cli.ini" web "[service:sink]" "endpoints = 127.0.0.2:$sink" "tls = mtls"

@@ -250,22 +250,8 @@ ok "sessions resumed: $r of 100 sequential connections"
 
 sink=$(free_port)
 tls_ini "$TMP/sink.ini" orders "[inbound:$sink]" "tls = strict"
-MESHIM_CONFIG=$TMP/sink.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$sink" "$TMP/sink.out" \
-    > "$TMP/sink.log" 2>&1 <<'PY' &
-import hashlib, socket, sys
-ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.2", int(sys.argv[1]))); ls.listen(4)
-n = 0
-while n == 0:       # the readiness probe's connection is empty
-    c, _ = ls.accept()
-    h, n = hashlib.sha256(), 0
-    while True:
-        d = c.recv(1 << 16)
-        if not d:
-            break
-        h.update(d); n += len(d)
-open(sys.argv[2], "w").write("%d %s\n" % (n, h.hexdigest()))
-PY
+MESHIM_CONFIG=$TMP/sink.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 tests/helpers/sink.py 127.0.0.2 "$sink" \
+    "$TMP/sink.out" --once > "$TMP/sink.log" 2>&1 &
 PIDS+=($!)
 sink_pid=$!
 wait_port 127.0.0.2 "$sink"
