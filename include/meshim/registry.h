@@ -103,6 +103,8 @@ struct service {
     struct endpoint_set *eps;             /* under lock: read with service_endpoints() */
     struct endpoint_list found[N_SOURCES]; /* under lock: each source's last good list (heap) */
     bool has_found[N_SOURCES];            /* under lock: the source has answered once */
+    uint64_t first_wait_ns;               /* atomic: until when anything waits for the
+                                           * first DNS/SRV answer (0: no one has yet) */
     int removed;                          /* atomic: not in the running config */
     int health_started;                   /* atomic: the checks run (health.c) */
     uint64_t stats_slot;                  /* metrics.c: its slot in the stats file; 0: none yet */
@@ -175,6 +177,11 @@ bool service_set_found(struct service *svc, enum endpoint_source src,
                        const struct endpoint_spec *v, size_t n, uint64_t *rng);
 /* Does the service wait for a DNS or SRV answer that has never come? */
 bool service_waiting(struct service *svc);
+/* How long a caller that would wait until deadline_ns for that answer does:
+ * the first caller's deadline bounds every later one's (a resolver call
+ * then the connect after it wait one connect_timeout in all, not two; once
+ * it has passed, connects fail at once until the answer comes). */
+uint64_t service_wait_deadline(struct service *svc, uint64_t deadline_ns);
 
 /* The service a host name belongs to (exact host or *.suffix), or NULL. */
 struct service *registry_by_name(const struct registry *reg, const char *name);

@@ -632,6 +632,7 @@ void watch_start(void)
 void watch_wait(struct service *svc, uint64_t deadline_ns)
 {
     int saved = errno;
+    deadline_ns = service_wait_deadline(svc, deadline_ns);
     struct timespec ts = engine_timespec(deadline_ns);
     pthread_mutex_lock(&lock);
     while (service_waiting(svc) && now_ns() < deadline_ns)

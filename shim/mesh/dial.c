@@ -346,7 +346,8 @@ static void next_attempt(struct dial *d)
      * flag change under one lock). */
     bool waiting = !d->conn->attempts && service_waiting(d->conn->svc);
     struct endpoint *ep = pick_target(&d->pick, d->spec.app_port, &ss, &len);
-    if (!ep && waiting && now_ns() < d->conn->started_ns + (uint64_t)d->spec.timeout_ms * 1000000u) {
+    if (!ep && waiting &&
+        now_ns() < service_wait_deadline(d->conn->svc, d->conn->started_ns + (uint64_t)d->spec.timeout_ms * 1000000u)) {
         /* The service's DNS has not answered yet: look again shortly. */
         engine_timer_set(&d->timer, now_ns() + WAIT_STEP_NS);
         return;

@@ -308,6 +308,15 @@ bool service_waiting(struct service *svc)
     return waiting;
 }
 
+uint64_t service_wait_deadline(struct service *svc, uint64_t deadline_ns)
+{
+    uint64_t first = 0;
+    if (__atomic_compare_exchange_n(&svc->first_wait_ns, &first, deadline_ns, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        return deadline_ns;
+    return first < deadline_ns ? first : deadline_ns;
+}
+
 /* ----------------------------------------------------------- services -- */
 
 static struct breaker_policy breaker_of(const struct service_config *c)

@@ -271,6 +271,23 @@ static void test_reload(void **state)
 /* Discovered endpoints join the static ones, each address once; a new
  * answer replaces the source's list, and endpoints it still lists keep
  * their state. */
+/* The first wait for a DNS answer bounds the later ones: a resolver call
+ * and the connect after it wait one deadline in all, not one each. */
+static void test_wait_deadline(void **state)
+{
+    (void)state;
+    char f[64];
+    uint64_t rng = 5;
+    struct mesh_config *c = load_text("[service:orders]\ndns = orders.consul\n", f);
+    struct registry *r = registry_build(c, NULL, &rng);
+    struct service *s = registry_by_name(r, "orders");
+    assert_int_equal(service_wait_deadline(s, 1000), 1000);     /* the first: its own */
+    assert_int_equal(service_wait_deadline(s, 2000), 1000);     /* later: no further */
+    assert_int_equal(service_wait_deadline(s, 500), 500);       /* nor longer than its own */
+    registry_destroy(r);
+    config_free(c);
+}
+
 static void test_found(void **state)
 {
     (void)state;
@@ -347,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_found),
+        cmocka_unit_test(test_wait_deadline),
         cmocka_unit_test(test_ports),
     };
     return cmocka_run_group_tests_name("registry", tests, setup, teardown);
