@@ -629,10 +629,12 @@ void watch_start(void)
     errno = saved;
 }
 
-void watch_wait(struct service *svc, uint64_t deadline_ns)
+void watch_wait(struct service *svc, uint32_t timeout_ms)
 {
+    if (!service_waiting(svc))
+        return;
     int saved = errno;
-    deadline_ns = service_wait_deadline(svc, deadline_ns);
+    uint64_t deadline_ns = service_wait_deadline(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
     struct timespec ts = engine_timespec(deadline_ns);
     pthread_mutex_lock(&lock);
     while (service_waiting(svc) && now_ns() < deadline_ns)

@@ -35,9 +35,10 @@ void watch_init(struct registry *reg);
  * resolve or connect to a service. An atomic load or two when it is. */
 void watch_start(void);
 
-/* A blocking connect to a service whose DNS has not answered yet waits for
- * the first answer, until deadline (now_ns clock). */
-void watch_wait(struct service *svc, uint64_t deadline_ns);
+/* A blocking connect (or a resolver call) to a service whose DNS has not
+ * answered yet waits for the first answer, up to timeout_ms, and no longer
+ * than the first such wait (service_wait_deadline); at once if it has. */
+void watch_wait(struct service *svc, uint32_t timeout_ms);
 
 void watch_atfork_pause(void);    /* until the thread is between two pieces of work */
 void watch_atfork_prepare(void);

@@ -488,6 +488,13 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
  * this, and passes them on. Only SYS_close and SYS_epoll_ctl are looked
  * at: a descriptor that libuv closes this way must end its connection as
  * close() would, and a registration made this way must be recorded. */
+/* The process ends without exit(): _exit, _Exit, syscall(SYS_exit_group). */
+static void process_ending(void)
+{
+    if (mesh_registry() && !hooks_busy())
+        relay_exit();
+}
+
 EXPORT long syscall(long number, ...)
 {
     va_list ap;
@@ -499,8 +506,8 @@ EXPORT long syscall(long number, ...)
         return close((int)a1);
     if (number == SYS_epoll_ctl)
         return epoll_ctl((int)a1, (int)a2, (int)a3, (struct epoll_event *)a4);
-    if (number == SYS_exit_group && mesh_registry() && !hooks_busy())
-        relay_quick_exit();
+    if (number == SYS_exit_group)
+        process_ending();
     return real_syscall(number, a1, a2, a3, a4, a5, a6);
 }
 
@@ -512,8 +519,7 @@ EXPORT long syscall(long number, ...)
  * the relays end (async-signal-safe: _exit is called from handlers). */
 EXPORT void _exit(int status)
 {
-    if (mesh_registry() && !hooks_busy())
-        relay_quick_exit();
+    process_ending();
     real__exit(status);
     for (;;)
         pause();            /* not reached: libc's _exit does not return */
@@ -521,8 +527,7 @@ EXPORT void _exit(int status)
 
 EXPORT void _Exit(int status)
 {
-    if (mesh_registry() && !hooks_busy())
-        relay_quick_exit();
+    process_ending();
     real__Exit(status);
     for (;;)
         pause();

@@ -213,8 +213,7 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
     struct dial_spec spec = { .timeout_ms = attempt_timeout_ms(fd, svc, true), .app_port = app_port,
                               .err = ECONNREFUSED };
     budget_first(svc);
-    if (service_waiting(svc))
-        watch_wait(svc, now_ns() + (uint64_t)spec.timeout_ms * 1000000u);
+    watch_wait(svc, spec.timeout_ms);
     for (unsigned retry = 0;; retry++) {
         spec.retry = retry;
         if (retry > 0) {

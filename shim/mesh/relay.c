@@ -1105,12 +1105,13 @@ static void end_all(struct engine_task *t)
     end_all_run();
 }
 
-/* _exit() (or exit_group): as relay_exit, the bytes the application wrote
- * go out and the relays end, as the kernel would still send what sits in a
- * socket's buffer. _exit may be called from a signal handler, so this
- * takes no lock and allocates nothing: the engine is asked through its
- * signal-safe slot, and the caller only sleeps, bounded as at exit. */
-void relay_quick_exit(void)
+/* At exit() (the destructor) and at _exit() or exit_group (their hooks):
+ * the bytes the application wrote go out and the relays end, as the kernel
+ * would still send what sits in a socket's buffer. _exit may be called from
+ * a signal handler, so this takes no lock and allocates nothing: the engine
+ * is asked through its signal-safe slot, and the caller only sleeps,
+ * bounded (EXIT_FLUSH_NS, then EXIT_END_NS). */
+void relay_exit(void)
 {
     static struct engine_task flush_task = { .run = exit_run };
     static struct engine_task end_task = { .run = end_all };
@@ -1133,23 +1134,3 @@ void relay_quick_exit(void)
         nanosleep(&ms, NULL);
 }
 
-void relay_exit(void)
-{
-    struct timespec ms = { 0, 1000000 };
-    if (__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE)) {
-        static struct engine_task exit_task = { .run = exit_run };
-        if (!engine_post(&exit_task))
-            return;
-        uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
-        while (__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE) && now_ns() < deadline)
-            nanosleep(&ms, NULL);
-    }
-    if (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE))
-        return;
-    static struct engine_task end_task = { .run = end_all };
-    if (!engine_post(&end_task))
-        return;
-    uint64_t deadline = now_ns() + EXIT_END_NS;
-    while (!__atomic_load_n(&ended, __ATOMIC_ACQUIRE) && now_ns() < deadline)
-        nanosleep(&ms, NULL);
-}

@@ -106,11 +106,10 @@ bool relay_pair(int flags, int net, int *app, int *engine);
 bool relay_pending_take(uint16_t port);
 void relay_pending_give(uint16_t port);
 
-/* At exit: what the application wrote is sent, within a bounded time,
- * and each TLS connection is closed with close_notify. */
+/* At exit() and _exit(): what the application wrote is sent, within a
+ * bounded time, and each TLS connection is closed with close_notify. Safe
+ * in a signal handler (no lock, no allocation). */
 void relay_exit(void);
-/* The same at _exit(), safe in a signal handler (no lock, no allocation). */
-void relay_quick_exit(void);
 /* fork: the child forgets the parent's relays. */
 void relay_atfork_child(void);
 

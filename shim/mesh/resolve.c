@@ -102,8 +102,7 @@ static int endpoint_answer(struct service *svc, const char *service, const struc
  * asked first, as the real resolver would wait for its server. */
 static bool answer_ipv6(struct service *svc)
 {
-    if (service_waiting(svc))
-        watch_wait(svc, now_ns() + (uint64_t)service_cfg(svc)->connect_timeout_ms * 1000000u);
+    watch_wait(svc, service_cfg(svc)->connect_timeout_ms);
     return pick_has_ipv6(svc);
 }
 

@@ -2,7 +2,7 @@
 # multiprocessing's forked workers end, _exit() in a signal handler — has
 # written bytes on an mTLS connection that the engine relays: they reach the
 # peer whole, as the kernel sends what sits in a socket's buffer after a
-# process ends (hook _exit/_Exit, mesh/relay.c relay_quick_exit). A vfork
+# process ends (hook _exit/_Exit, mesh/relay.c relay_exit). A vfork
 # child's _exit (subprocess whose exec failed) leaves the parent's relays
 # alone: the parent goes on sending on its connection.
 . "$(dirname "$0")/lib.sh"
