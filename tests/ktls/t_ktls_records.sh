@@ -9,7 +9,8 @@
 # past 2000 records, with the server's warning; then a new connection works.
 # (The client's writer keeps sending past the end, so the server's kernel
 # may answer with a reset: the client's read then gets EPIPE once, then
-# EOF, as any TCP client of a server that closes on it.)
+# the records still queued and EOF, as any TCP client of a server that
+# closes on it.)
 . "$(dirname "$0")/lib.sh"
 
 port=$(free_port)
@@ -37,18 +38,20 @@ def writer():
         pass                           # the server has ended the connection
 
 threading.Thread(target=writer, daemon=True).start()
-got, how = 0, "EOF"
+got, how, errors = 0, "EOF", 0
 while True:
     try:
         d = s.recv(65536)              # EIO here would be a record the kernel refused
     except (BrokenPipeError, ConnectionResetError) as e:
         # The server's kernel answers the writer's records after the end
-        # with a reset; a socket in CLOSE_WAIT takes that as EPIPE, and
-        # kernel TLS reports it before the FIN's EOF. The end all the same:
-        # the next read is EOF. (EIO or EBADMSG stay failures.)
-        how = "%s, then EOF" % e.__class__.__name__
-        assert s.recv(65536) == b"", "a read after %s returned data" % how
-        break
+        # with a reset; a socket in CLOSE_WAIT takes that as EPIPE. Kernel
+        # TLS (6.1 tls_rx_rec_wait) reports the socket's error before the
+        # records still queued behind it and not yet parsed: the reads after
+        # it return those, then EOF. Once only; EIO or EBADMSG stay failures.
+        errors += 1
+        assert errors == 1, "a second %s after the first" % e.__class__.__name__
+        how = "%s, then the rest and EOF" % e.__class__.__name__
+        continue
     if not d:
         break
     got += len(d)
