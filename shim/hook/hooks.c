@@ -50,6 +50,41 @@ static inline int fresh_fd(int fd)
     return fd;
 }
 
+/* A descriptor the program got at or past its own limit: only the room
+ * the shim made for its descriptors let the kernel give that number
+ * (ownfd.h). It goes (through close(), which also ends a connection the
+ * logic put there) and the call fails as it would have: EMFILE, or EINVAL
+ * for an F_DUPFD asked at or past the limit. */
+static int within_limit(int fd, long dupfd_from)
+{
+    rlim_t limit = fd >= 0 && !hooks_busy() ? ownfd_program_limit(fd) : 0;
+    if (!limit)
+        return fd;
+    close(fd);
+    errno = dupfd_from >= 0 && (rlim_t)dupfd_from >= limit ? EINVAL : EMFILE;
+    return -1;
+}
+
+/* accept: while the shim's raise is in force, a connection is taken only
+ * when the program has a number under its limit left (the lowest free
+ * one, probed with a dup of the listener); else EMFILE and the connection
+ * waits in the backlog, as without the shim. within_limit would have to
+ * drop it. */
+static int accept_room(int fd)
+{
+    if (hooks_busy() || !ownfd_limit_raised())
+        return 0;
+    int probe = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)0L);
+    if (probe < 0)
+        return 0;                       /* accept reports its own error */
+    bool past = ownfd_program_limit(probe) != 0;
+    real_close(probe);
+    if (!past)
+        return 0;
+    errno = EMFILE;
+    return -1;
+}
+
 /* ------------------------------------------------------------- sockets -- */
 
 EXPORT int socket(int domain, int type, int protocol)
@@ -61,7 +96,7 @@ EXPORT int socket(int domain, int type, int protocol)
                    (protocol == 0 || protocol == IPPROTO_TCP);
         fdtable_set_kind(fd, tcp ? FD_TCP : FD_NOT_TCP);
     }
-    return fd;
+    return within_limit(fd, -1);
 }
 
 EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
@@ -70,6 +105,18 @@ EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
     if (rc == 0) {
         fresh_fd(sv[0]);
         fresh_fd(sv[1]);
+        if (within_limit(sv[1], -1) < 0) {
+            int err = errno;
+            close(sv[0]);
+            errno = err;
+            return -1;
+        }
+        if (within_limit(sv[0], -1) < 0) {
+            int err = errno;
+            close(sv[1]);
+            errno = err;
+            return -1;
+        }
     }
     return rc;
 }
@@ -87,24 +134,28 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
+    if (accept_room(fd) < 0)
+        return -1;
     struct registry *reg = meshing();
     if (!reg)
-        return fresh_fd(real_accept(fd, addr, len));
+        return within_limit(fresh_fd(real_accept(fd, addr, len)), -1);
     hooks_enter();
     int rc = meshim_accept(reg, fd, addr, len, 0, false);
     hooks_leave();
-    return rc;
+    return within_limit(rc, -1);
 }
 
 EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
+    if (accept_room(fd) < 0)
+        return -1;
     struct registry *reg = meshing();
     if (!reg)
-        return fresh_fd(real_accept4(fd, addr, len, flags));
+        return within_limit(fresh_fd(real_accept4(fd, addr, len, flags)), -1);
     hooks_enter();
     int rc = meshim_accept(reg, fd, addr, len, flags, true);
     hooks_leave();
-    return rc;
+    return within_limit(rc, -1);
 }
 
 /* ------------------------------------------- calls on a connecting socket -- */
@@ -310,12 +361,12 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 EXPORT int epoll_create(int size)
 {
-    return fresh_fd(real_epoll_create(size));
+    return within_limit(fresh_fd(real_epoll_create(size)), -1);
 }
 
 EXPORT int epoll_create1(int flags)
 {
-    return fresh_fd(real_epoll_create1(flags));
+    return within_limit(fresh_fd(real_epoll_create1(flags)), -1);
 }
 
 /* Recorded while meshing, so that a swap knows a socket's registrations
@@ -413,13 +464,15 @@ EXPORT int dup(int fd)
     int rc = real_dup(fd);
     if (rc >= 0 && mesh_registry())
         fdtable_share(fd, rc);
-    return rc;
+    return within_limit(rc, -1);
 }
 
 EXPORT int dup2(int oldfd, int newfd)
 {
     if (ownfd_is(newfd))
         return refuse_own(newfd, EBUSY);
+    if (!hooks_busy() && ownfd_program_limit(newfd))
+        return refuse_own(newfd, EBADF);    /* past the program's limit, as without the shim */
     bool guarded = swap_guard();
     int rc = real_dup2(oldfd, newfd);
     int err = errno;
@@ -434,6 +487,8 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     if (ownfd_is(newfd))
         return refuse_own(newfd, EBUSY);
+    if (!hooks_busy() && ownfd_program_limit(newfd))
+        return refuse_own(newfd, EBADF);    /* past the program's limit, as without the shim */
     bool guarded = swap_guard();
     int rc = real_dup3(oldfd, newfd, flags);
     int err = errno;
@@ -446,11 +501,13 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 
 /* fcntl is variadic; every command's argument fits in a pointer-sized slot,
  * which is how it is passed on in the registers of the ABIs glibc supports. */
-static int fcntl_common(int rc, int fd, int cmd)
+static int fcntl_common(int rc, int fd, int cmd, void *arg)
 {
-    if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && mesh_registry())
+    if (rc < 0 || (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC))
+        return rc;
+    if (mesh_registry())
         fdtable_share(fd, rc);
-    return rc;
+    return within_limit(rc, (long)arg);
 }
 
 EXPORT int fcntl(int fd, int cmd, ...)
@@ -459,7 +516,7 @@ EXPORT int fcntl(int fd, int cmd, ...)
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    return fcntl_common(real_fcntl(fd, cmd, arg), fd, cmd);
+    return fcntl_common(real_fcntl(fd, cmd, arg), fd, cmd, arg);
 }
 
 EXPORT int fcntl64(int fd, int cmd, ...)
@@ -468,7 +525,7 @@ EXPORT int fcntl64(int fd, int cmd, ...)
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    return fcntl_common(real_fcntl64(fd, cmd, arg), fd, cmd);
+    return fcntl_common(real_fcntl64(fd, cmd, arg), fd, cmd, arg);
 }
 
 /* ioctl is variadic like fcntl. Only FIONREAD on a descriptor the mesh

@@ -67,21 +67,33 @@ int ownfd_next(unsigned from)
  * mTLS failed with EMFILE where it ran without the mesh. So while the soft
  * limit is the program's (what it started with, or last set itself), the
  * shim raises it to that plus what the shim holds, with some room, within
- * the hard limit. The program's own descriptors, always the lowest free
- * numbers, stay under its limit, so select() users see no change; a program
- * that sets a limit of its own is followed from then on. */
+ * the hard limit, and puts its own descriptors in that room, at or above
+ * the program's limit.
+ *
+ * The kernel cannot tell whose a number is: a program that has used up its
+ * own limit would be given numbers in the room, at or past FD_SETSIZE for
+ * the usual 1024, where select() overflows its fd_set (a crash under
+ * _FORTIFY_SOURCE, memory corruption without) instead of the EMFILE it
+ * handles. So the hooks that hand the program a new descriptor (socket,
+ * accept, dup, fcntl's F_DUPFD, epoll_create, socketpair) close one at or
+ * past the program's limit and fail with EMFILE, as without the shim
+ * (ownfd_program_limit). A fork child gets the program's limit back, so
+ * that a program it execs starts with the limit its parent had. */
 #define LIMIT_ROOM 32
 
 static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
 static rlim_t program_soft;         /* under limit_lock */
 static rlim_t raised_to;            /* under limit_lock: what the shim set last, 0 none */
+static rlim_t program_cap;          /* atomic: program_soft while the shim's raise is in force, else 0 */
 
 /* Under limit_lock: rl is the limit in force; raised when the shim's
  * descriptors need room. */
 static void make_room(struct rlimit *rl)
 {
-    if (rl->rlim_cur != raised_to)
+    if (rl->rlim_cur != raised_to) {
         program_soft = rl->rlim_cur;        /* the program's own, or set by it since */
+        __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
+    }
     rlim_t need = program_soft + (rlim_t)__atomic_load_n(&n_owned, __ATOMIC_RELAXED) + 1;
     if (need <= rl->rlim_cur || rl->rlim_cur >= rl->rlim_max)
         return;
@@ -91,6 +103,7 @@ static void make_room(struct rlimit *rl)
     if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
         raised_to = want.rlim_cur;
         rl->rlim_cur = want.rlim_cur;
+        __atomic_store_n(&program_cap, program_soft, __ATOMIC_RELAXED);
     }
 }
 
@@ -106,17 +119,54 @@ static bool limit_with_room(struct rlimit *rl)
     return ok;
 }
 
+rlim_t ownfd_program_limit(int fd)
+{
+    rlim_t cap = __atomic_load_n(&program_cap, __ATOMIC_RELAXED);
+    if (fd < 0 || !cap || (rlim_t)fd < cap)
+        return 0;
+    /* Rare: the program is past its limit, or has set a limit of its own
+     * since (servers raise theirs to the hard limit): ask the kernel. */
+    struct rlimit rl;
+    pthread_mutex_lock(&limit_lock);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != raised_to) {
+        program_soft = rl.rlim_cur;
+        __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
+    }
+    cap = __atomic_load_n(&program_cap, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&limit_lock);
+    return cap && (rlim_t)fd >= cap ? cap : 0;
+}
+
+bool ownfd_limit_raised(void)
+{
+    return __atomic_load_n(&program_cap, __ATOMIC_RELAXED) != 0;
+}
+
+/* Runs in the child of fork (only this thread is left). The raise goes:
+ * a program the child execs starts with the limit the program had; the
+ * shim raises it again when the child holds descriptors of its own. */
 void ownfd_atfork_child(void)
 {
     pthread_mutex_init(&limit_lock, NULL);
+    struct rlimit rl;
+    if (__atomic_load_n(&program_cap, __ATOMIC_RELAXED) && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+        rl.rlim_cur == raised_to) {
+        rl.rlim_cur = program_soft;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            raised_to = 0;
+    }
+    __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
 }
 
 int ownfd_high(int fd)
 {
     struct rlimit rl;
     int base = 256;
-    if (limit_with_room(&rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
-        base = (int)(rl.rlim_cur / 2);
+    if (limit_with_room(&rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64) {
+        rlim_t cap = __atomic_load_n(&program_cap, __ATOMIC_RELAXED);
+        /* In the room the raise made, above the program's numbers. */
+        base = cap && cap < rl.rlim_cur ? (int)cap : (int)(rl.rlim_cur / 2);
+    }
     if (base > 1 << 16)
         base = 1 << 16;
     int high = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)base);

@@ -8,7 +8,8 @@
 #     no descriptor is left behind, and once descriptors are free again a
 #     connect through the engine works (the engine is not stuck); it gets
 #     there after about as many mTLS connections as plain ones (the shim
-#     raises the soft limit by the descriptors it holds);
+#     raises the soft limit by the descriptors it holds), and never gets a
+#     number at or past its own limit (socket, dup);
 #   - a meshed mTLS server at EMFILE: clients beyond its limit are refused,
 #     the server lives, and serves again when they are gone;
 #   - a fresh mTLS client with only a few descriptors free: its non-blocking
@@ -119,7 +120,17 @@ def fill(service, p, blocking):
             s = socket.socket()
         except OSError as e:
             assert e.errno == errno.EMFILE, e
+            # At its limit, the program gets no number past it from dup
+            # either (the shim's raise is room for the shim's own).
+            try:
+                os.dup(0)
+                raise SystemExit("dup() at the limit gave a descriptor")
+            except OSError as e:
+                assert e.errno == errno.EMFILE, e
             return held
+        # Never a number at or past the program's limit: select() users
+        # would overflow their fd_set (1024) where they got EMFILE before.
+        assert s.fileno() < limit, "socket() gave %d, the program's limit is %d" % (s.fileno(), limit)
         try:
             if blocking:
                 s.settimeout(5)
@@ -151,7 +162,7 @@ for _ in range(50):                     # the relay's teardown is the engine's
         break
     time.sleep(0.1)
 base = fds()
-limit = base + 40
+limit = base + 30                       # under what the server (its limit 48) holds
 resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 for service, p in (("orders", port), ("secure", tport)):
     for blocking in (True, False):
