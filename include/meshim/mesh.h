@@ -29,7 +29,9 @@ void mesh_publish(struct registry *reg);
 
 /* Keeps the MESHIM_* variables as they are now (the constructor calls it
  * once): a reload reads the file again, but not an environment the program
- * may have changed since, nor one another thread is changing. */
+ * may have changed since, nor one another thread is changing. A relative
+ * MESHIM_CONFIG is kept made absolute against the working directory of
+ * now: a program that changes directory still reloads the same file. */
 void mesh_env_snapshot(void);
 
 /* A MESHIM_* variable as it was at start; NULL when unset, and always in a

@@ -127,9 +127,22 @@ static bool uses_tls(const struct mesh_config *cfg)
     return false;
 }
 
+/* A relative MESHIM_CONFIG means the directory the program started in: its
+ * children get the path made absolute, as `meshim run -c` gives it, so that
+ * one started elsewhere (a script's cd, a daemon's chdir("/") before an
+ * exec) reads the same file rather than failing to start. */
+static void config_path_for_children(void)
+{
+    const char *given = getenv("MESHIM_CONFIG");
+    const char *kept = mesh_env("MESHIM_CONFIG");
+    if (given && *given && *given != '/' && kept && *kept == '/')
+        setenv("MESHIM_CONFIG", kept, 1);
+}
+
 __attribute__((constructor(101))) static void mesh_init(void)
 {
     mesh_env_snapshot();
+    config_path_for_children();
     char *errors = NULL;
     enum on_error on_error;
     struct mesh_config *cfg = mesh_load_config(&errors, &on_error);

@@ -4,6 +4,7 @@
  */
 #include "meshim/mesh.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -17,10 +18,26 @@ struct registry *mesh_registry_ptr;
 static char *env_saved[MAX_ENV];
 static size_t n_env;
 
+#define CONFIG_VAR "MESHIM_CONFIG="
+
+/* "MESHIM_CONFIG=<cwd>/<relative>", or a plain copy of e. */
+static char *saved_copy(const char *e)
+{
+    size_t n = sizeof CONFIG_VAR - 1;
+    char cwd[4096];
+    if (strncmp(e, CONFIG_VAR, n) != 0 || !e[n] || e[n] == '/' || !getcwd(cwd, sizeof cwd))
+        return strdup(e);
+    size_t len = n + strlen(cwd) + 1 + strlen(e + n) + 1;
+    char *abs = malloc(len);
+    if (abs)
+        snprintf(abs, len, "%s%s/%s", CONFIG_VAR, cwd, e + n);
+    return abs;
+}
+
 void mesh_env_snapshot(void)
 {
     for (char **e = environ; *e && n_env < MAX_ENV; e++)
-        if (strncmp(*e, "MESHIM_", 7) == 0 && (env_saved[n_env] = strdup(*e)))
+        if (strncmp(*e, "MESHIM_", 7) == 0 && (env_saved[n_env] = saved_copy(*e)))
             n_env++;
 }
 

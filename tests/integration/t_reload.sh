@@ -8,7 +8,8 @@
 #   "billing" appears; then a broken file (one error line, the running
 #   config stays).
 # No request fails, each change is in use within the reload interval (plus
-# the client's own step), and the VIP of orders never changes.
+# the client's own step), and the VIP of orders never changes. Then a
+# relative MESHIM_CONFIG: reloaded after a chdir, read by a child after cd.
 . "$(dirname "$0")/lib.sh"
 
 port=$(free_port)
@@ -189,3 +190,37 @@ grep -qx "failures 0" "$TMP/loop.out" || fail "requests failed: $(grep FAILED "$
 [ "$(grep -c '^vip' "$TMP/loop.out")" -eq 2 ] && [ "$(grep '^vip' "$TMP/loop.out" | sort -u | wc -l)" -eq 1 ] ||
     fail "the VIP of orders changed: $(grep '^vip' "$TMP/loop.out")"
 ok "$(grep -c ' orders \| billing ' "$TMP/loop.out") requests over every change, none failed; the VIP of orders stayed $(grep -m1 '^vip' "$TMP/loop.out" | cut -d' ' -f2)"
+
+# A relative MESHIM_CONFIG (`meshim run -c` takes one too) means the folder
+# the program started in. A program that then changes directory (a daemon's
+# chdir("/")) still reloads that file (before: "mesh.ini: gone; the running
+# config stays"), and a child started from elsewhere (a script's cd before
+# exec) reads it too (before: "cannot read", exit 78).
+rel=$TMP/relative
+mkdir -p "$rel"
+printf '[tls]\nreload_interval = 300ms\n[service:orders]\nendpoints = 127.0.0.2:%s\n' "$port" | put "$rel/mesh.ini"
+out=$(cd "$rel" && MESHIM_CONFIG=mesh.ini shimmed python3 - "$port" "$rel/mesh.ini" 2> "$TMP/rel.err" <<'PY'
+import os, socket, sys, time
+port, ini = int(sys.argv[1]), sys.argv[2]
+def peer():
+    with socket.create_connection(("orders", port), timeout=5) as s:
+        return s.getpeername()[0]
+assert peer() == "127.0.0.2", peer()
+os.chdir("/")
+with open(ini + ".tmp", "w") as f:
+    f.write("[tls]\nreload_interval = 300ms\n[service:orders]\nendpoints = 127.0.0.3:%d\n" % port)
+os.rename(ini + ".tmp", ini)
+deadline = time.time() + 10
+while peer() != "127.0.0.3":
+    assert time.time() < deadline, "the rewritten file was not loaded after a chdir"
+    time.sleep(0.05)
+print("reloaded")
+PY
+) || fail "relative MESHIM_CONFIG, reload after chdir: $out $(grep -v ' info: ' "$TMP/rel.err" | tail -3)"
+child=$(cd "$rel" && MESHIM_CONFIG=mesh.ini shimmed sh -c 'cd / && exec python3 -c "
+import socket, sys
+with socket.create_connection((\"orders\", int(sys.argv[1])), timeout=5) as s:
+    print(s.getpeername()[0])" '"$port" 2> "$TMP/rel-child.err") ||
+    fail "relative MESHIM_CONFIG, a child started after cd /: $(grep -v ' info: ' "$TMP/rel-child.err" | tail -2)"
+[ "$child" = 127.0.0.3 ] || fail "a child started after cd / reached $child, not the file's endpoint"
+ok "relative MESHIM_CONFIG: reloaded after the program's chdir, and read by a child started after cd /"
