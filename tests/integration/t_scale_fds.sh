@@ -9,7 +9,8 @@
 #     connect through the engine works (the engine is not stuck); it gets
 #     there after about as many mTLS connections as plain ones (the shim
 #     raises the soft limit by the descriptors it holds), and never gets a
-#     number at or past its own limit (socket, dup);
+#     number at or past its own limit (socket, dup); a program its fork
+#     child execs starts with the program's own limit, not the raise;
 #   - a meshed mTLS server at EMFILE: clients beyond its limit are refused,
 #     the server lives, and serves again when they are gone;
 #   - a fresh mTLS client with only a few descriptors free: its non-blocking
@@ -184,6 +185,21 @@ for service, p in (("orders", port), ("secure", tport)):
         assert fds() <= base, "%s blocking=%s: %d descriptors, was %d" % (service, blocking, fds(), base)
         print("%s %s: %d connections before EMFILE, descriptors back to %d" %
               (service, "blocking" if blocking else "non-blocking", len(held), fds()))
+# With mTLS connections open the limit in force is the shim's raise; a
+# program a fork child execs starts with the program's own limit.
+held = [socket.create_connection(("secure", tport), timeout=5) for _ in range(4)]
+soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+assert soft > limit, "no raise to check (%d)" % soft
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.dup2(w, 1)
+    os.execvp("sh", ["sh", "-c", "ulimit -Sn"])
+os.close(w)
+child = int(os.read(r, 100))
+os.waitpid(pid, 0)
+assert child == limit, "a child execed after fork got a soft limit of %d, the program's is %d" % (child, limit)
+print("fork+exec: the child's limit %d, the program's (%d in force, raised)" % (child, soft))
 PY
 tls_ini "$TMP/client.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" \
     "[service:secure]" "endpoints = 127.0.0.2:$tport" "tls = mtls"
@@ -194,6 +210,7 @@ ok "the application at EMFILE (plain and mTLS, blocking and not): errors, no cra
 # holds two more (its real socket, the engine's end of the pair), and the
 # shim raises the soft limit by what it holds. So the program reaches EMFILE
 # after about as many mTLS connections as plain ones (before: a third).
+echo "$out" | grep -q '^fork+exec: ' || fail "no fork+exec check: $out"
 plain=$(echo "$out" | awk '$1 == "orders" {n += $3} END {print n}')
 mtls=$(echo "$out" | awk '$1 == "secure" {n += $3} END {print n}')
 [ "$((mtls * 10))" -ge "$((plain * 9))" ] ||
