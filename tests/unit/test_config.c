@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "meshim/config.h"
+#include "meshim/mesh.h"
 
 /* ------------------------------------------------------------- fixtures -- */
 
@@ -702,6 +703,31 @@ static void test_duration_and_share(void **state)
     assert_false(config_parse_share("x%", &share));
 }
 
+/* mesh.c: a relative MESHIM_CONFIG is kept made absolute against the
+ * directory of start (the real environment, as the constructor sees it),
+ * so that a reload after the program's chdir reads the same file. */
+static void test_relative_config_kept_absolute(void **state)
+{
+    (void)state;
+    write_ini("[service:a]\nendpoints = 127.0.0.2\n");
+    char old[4096];
+    assert_non_null(getcwd(old, sizeof(old)));
+    assert_int_equal(chdir("/tmp"), 0);
+    assert_int_equal(setenv("MESHIM_CONFIG", ini_path + strlen("/tmp/"), 1), 0);
+    mesh_env_snapshot();
+    assert_int_equal(chdir("/"), 0);
+    assert_string_equal(mesh_env("MESHIM_CONFIG"), ini_path);
+    char *errors = NULL;
+    enum on_error on_error;
+    struct mesh_config *c = mesh_load_config(&errors, &on_error);
+    assert_non_null(c);
+    assert_string_equal(c->file, ini_path);
+    assert_int_equal(c->n_services, 1);
+    config_free(c);
+    unsetenv("MESHIM_CONFIG");
+    assert_int_equal(chdir(old), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +753,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_continuation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_file_kinds, setup, teardown),
         cmocka_unit_test(test_duration_and_share),
+        cmocka_unit_test_setup_teardown(test_relative_config_kept_absolute, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
