@@ -123,10 +123,15 @@ static int unflushed;               /* atomic: relays whose upstream is not done
  * finding 11). The caps come from the descriptor limit: `soft` is a
  * sixteenth of it (between PENDING_SOFT_MIN and _MAX), so handshakes at the
  * hard cap (twice soft) hold at most three eighths of the descriptors (768
- * of the common 1024, 3,072 of 8,192). Beyond soft on a port, each new
- * client has the engine evict the oldest one there that has not sent a byte
- * (a real client sends its ClientHello at once, so it is not the one to
- * go); at the hard cap a new client is refused at once. */
+ * of the common 1024, 3,072 of 8,192). The limit is the hard one when the
+ * shim can raise the soft one for its own descriptors (libc/ownfd.h): two
+ * of the three then live in that room, and the program's one is what a
+ * server without the mesh would spend. So a burst of 900 real clients
+ * under the common 1024/524288 is not cut short by a cap made for 1024
+ * (wrk -c 900 lost 679 connections to evictions). Beyond soft on a port,
+ * each new client has the engine evict the oldest one there that has not
+ * sent a byte (a real client sends its ClientHello at once, so it is not
+ * the one to go); at the hard cap a new client is refused at once. */
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned pending_soft, pending_hard;     /* under pending_lock, set once */
 static struct pending_port {
@@ -161,7 +166,9 @@ static void pending_caps(void)
     if (pending_soft)
         return;
     struct rlimit rl;
-    rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur / 16 : 0;
+    rlim_t soft = 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        soft = (rl.rlim_max > rl.rlim_cur ? rl.rlim_max : rl.rlim_cur) / 16;
     pending_soft = soft < PENDING_SOFT_MIN ? PENDING_SOFT_MIN
                  : soft > PENDING_SOFT_MAX ? PENDING_SOFT_MAX : (unsigned)soft;
     pending_hard = 2 * pending_soft;
