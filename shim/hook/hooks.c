@@ -105,15 +105,11 @@ EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
     if (rc == 0) {
         fresh_fd(sv[0]);
         fresh_fd(sv[1]);
-        if (within_limit(sv[1], -1) < 0) {
+        /* One end refused: the other goes with it, as one call. */
+        int refused = within_limit(sv[0], -1) < 0 ? 0 : within_limit(sv[1], -1) < 0 ? 1 : -1;
+        if (refused >= 0) {
             int err = errno;
-            close(sv[0]);
-            errno = err;
-            return -1;
-        }
-        if (within_limit(sv[0], -1) < 0) {
-            int err = errno;
-            close(sv[1]);
+            close(sv[1 - refused]);
             errno = err;
             return -1;
         }
@@ -541,10 +537,6 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
     return real_ioctl(fd, request, arg);
 }
 
-/* glibc's syscall() reads six argument slots whatever the number; so does
- * this, and passes them on. Only SYS_close and SYS_epoll_ctl are looked
- * at: a descriptor that libuv closes this way must end its connection as
- * close() would, and a registration made this way must be recorded. */
 /* The process ends without exit(): _exit, _Exit, syscall(SYS_exit_group). */
 static void process_ending(void)
 {
@@ -552,6 +544,11 @@ static void process_ending(void)
         relay_exit();
 }
 
+/* glibc's syscall() reads six argument slots whatever the number; so does
+ * this, and passes them on. SYS_close, SYS_epoll_ctl and SYS_exit_group are
+ * looked at: a descriptor that libuv closes this way must end its connection as
+ * close() would, a registration made this way must be recorded, and an
+ * exit_group ends the relays as _exit does. */
 EXPORT long syscall(long number, ...)
 {
     va_list ap;

@@ -86,14 +86,21 @@ static rlim_t program_soft;         /* under limit_lock */
 static rlim_t raised_to;            /* under limit_lock: what the shim set last, 0 none */
 static rlim_t program_cap;          /* atomic: program_soft while the shim's raise is in force, else 0 */
 
+/* Under limit_lock: a limit in force that is not the shim's raise is the
+ * program's own, or one it has set since; no cap applies then. */
+static void follow_program(const struct rlimit *rl)
+{
+    if (rl->rlim_cur != raised_to) {
+        program_soft = rl->rlim_cur;
+        __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
+    }
+}
+
 /* Under limit_lock: rl is the limit in force; raised when the shim's
  * descriptors need room. */
 static void make_room(struct rlimit *rl)
 {
-    if (rl->rlim_cur != raised_to) {
-        program_soft = rl->rlim_cur;        /* the program's own, or set by it since */
-        __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
-    }
+    follow_program(rl);
     rlim_t need = program_soft + (rlim_t)__atomic_load_n(&n_owned, __ATOMIC_RELAXED) + 1;
     if (need <= rl->rlim_cur || rl->rlim_cur >= rl->rlim_max)
         return;
@@ -128,10 +135,8 @@ rlim_t ownfd_program_limit(int fd)
      * since (servers raise theirs to the hard limit): ask the kernel. */
     struct rlimit rl;
     pthread_mutex_lock(&limit_lock);
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != raised_to) {
-        program_soft = rl.rlim_cur;
-        __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
-    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        follow_program(&rl);
     cap = __atomic_load_n(&program_cap, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&limit_lock);
     return cap && (rlim_t)fd >= cap ? cap : 0;

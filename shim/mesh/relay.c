@@ -1081,16 +1081,11 @@ static bool unacknowledged(struct relay *r)
     return !r->net_dead && real_ioctl(r->net, SIOCOUTQ, &queued) == 0 && queued > 0;
 }
 
-static void end_all_run(void);
-
-static void end_all_again(struct engine_timer *t)
+/* The end of every relay; again each millisecond (its own timer) while
+ * some still linger. */
+static void end_all_run(struct engine_timer *t)
 {
     (void)t;
-    end_all_run();
-}
-
-static void end_all_run(void)
-{
     bool lingering = now_ns() < linger_until;
     for (struct relay *r = live, *next; r; r = next) {
         next = r->next;
@@ -1101,7 +1096,7 @@ static void end_all_run(void)
         __atomic_store_n(&ended, 1, __ATOMIC_RELEASE);
         return;
     }
-    static struct engine_timer again = { .fire = end_all_again };
+    static struct engine_timer again = { .fire = end_all_run };
     engine_timer_set(&again, now_ns() + 1000000);      /* look again in 1 ms */
 }
 
@@ -1109,7 +1104,7 @@ static void end_all(struct engine_task *t)
 {
     (void)t;
     linger_until = now_ns() + EXIT_LINGER_NS;
-    end_all_run();
+    end_all_run(NULL);
 }
 
 /* At exit() (the destructor) and at _exit() or exit_group (their hooks):
