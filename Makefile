@@ -271,7 +271,7 @@ test-asan: asan-built
 # The threaded tests (fork test, engine driven from many threads) under TSan.
 tsan-built:
 	$(MAKE) -j$(JOBS) BUILD=build-tsan OPT='-O1 -g' SANITIZE='-fsanitize=thread' \
-	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/test_shared \
+	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/test_shared build-tsan/tests/test_ownfd \
 	    build-tsan/tests/nbconnect build-tsan/tests/dialstress build-tsan/tests/forkstress
 test-tsan: tsan-built
 	tests/run-tsan

@@ -64,82 +64,89 @@ int ownfd_next(unsigned from)
  * relayed mTLS connection holds two (its real socket, the engine's end of
  * the pair), so under a soft RLIMIT_NOFILE of 1024 a program ran out of
  * descriptors at about 340 such connections: redis-benchmark -c 400 over
- * mTLS failed with EMFILE where it ran without the mesh. So while the soft
- * limit is the program's (what it started with, or last set itself), the
- * shim raises it to that plus what the shim holds, with some room, within
- * the hard limit, and puts its own descriptors in that room, at or above
- * the program's limit.
+ * mTLS failed with EMFILE where it ran without the mesh. So the shim keeps
+ * its own at or above the program's soft limit, between it and the hard
+ * limit, where the program's numbers never go.
  *
- * The kernel cannot tell whose a number is: a program that has used up its
- * own limit would be given numbers in the room, at or past FD_SETSIZE for
- * the usual 1024, where select() overflows its fd_set (a crash under
- * _FORTIFY_SOURCE, memory corruption without) instead of the EMFILE it
- * handles. So the hooks that hand the program a new descriptor (socket,
+ * The kernel hands out (and dups onto) only numbers under the soft limit,
+ * so the shim raises it for the moment of its move and puts it back
+ * (raise_for_move, lower_after_move): a descriptor above the limit stays
+ * valid, and the limit the program reads, the numbers it is given and the
+ * limit every child inherits (fork, vfork, posix_spawn, Go's clone) stay
+ * the program's own. A raise that stayed (as the shim had it before) was
+ * seen by getrlimit, inherited by whatever the program started with vfork
+ * or posix_spawn (Python's subprocess, Rust's Command), and let open() and
+ * pipe() give a program past its limit numbers at or past FD_SETSIZE, where
+ * select() overflows its fd_set.
+ *
+ * The moment is not atomic for the program's other threads: one that takes
+ * a descriptor in it while its own numbers are all in use gets one in the
+ * room. So the hooks that hand the program a new descriptor (socket,
  * accept, dup, fcntl's F_DUPFD, epoll_create, socketpair) close one at or
  * past the program's limit and fail with EMFILE, as without the shim
- * (ownfd_program_limit). A fork child gets the program's limit back, so
- * that a program it execs starts with the limit its parent had. */
+ * (ownfd_program_limit: one load, and the kernel asked only for a number
+ * at or past the limit the last move saw); a fork in that moment gives
+ * the child the program's limit back. */
 #define LIMIT_ROOM 32
 
 static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
-static rlim_t program_soft;         /* under limit_lock */
-static rlim_t raised_to;            /* under limit_lock: what the shim set last, 0 none */
-static rlim_t program_cap;          /* atomic: program_soft while the shim's raise is in force, else 0 */
+static rlim_t program_soft;         /* under limit_lock: the program's limit during a raise */
+static rlim_t raised_to;            /* under limit_lock: the shim's raise in force, 0 none */
+static rlim_t program_cap;          /* atomic: program_soft while a raise is in force, else 0 */
+static rlim_t program_seen;         /* atomic: the program's limit as last seen, 0 before a move */
 
-/* Under limit_lock: a limit in force that is not the shim's raise is the
- * program's own, or one it has set since; no cap applies then. */
-static void follow_program(const struct rlimit *rl)
+/* Under limit_lock: rl is the limit in force, the program's. Raised to
+ * past what the shim holds above it, within the hard limit; false when
+ * there is no room (soft = hard) or the kernel says no. */
+static bool raise_for_move(const struct rlimit *rl)
 {
-    if (rl->rlim_cur != raised_to) {
-        program_soft = rl->rlim_cur;
-        __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
-    }
-}
-
-/* Under limit_lock: rl is the limit in force; raised when the shim's
- * descriptors need room. */
-static void make_room(struct rlimit *rl)
-{
-    follow_program(rl);
-    rlim_t need = program_soft + (rlim_t)__atomic_load_n(&n_owned, __ATOMIC_RELAXED) + 1;
-    if (need <= rl->rlim_cur || rl->rlim_cur >= rl->rlim_max)
-        return;
+    if (rl->rlim_cur == RLIM_INFINITY || rl->rlim_cur >= rl->rlim_max)
+        return false;
+    rlim_t need = rl->rlim_cur + (rlim_t)__atomic_load_n(&n_owned, __ATOMIC_RELAXED) + 1;
     struct rlimit want = { need + LIMIT_ROOM, rl->rlim_max };
     if (want.rlim_cur > rl->rlim_max)
         want.rlim_cur = rl->rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
-        raised_to = want.rlim_cur;
-        rl->rlim_cur = want.rlim_cur;
-        __atomic_store_n(&program_cap, program_soft, __ATOMIC_RELAXED);
-    }
+    if (setrlimit(RLIMIT_NOFILE, &want) != 0)
+        return false;
+    program_soft = rl->rlim_cur;
+    raised_to = want.rlim_cur;
+    __atomic_store_n(&program_seen, program_soft, __ATOMIC_RELAXED);
+    __atomic_store_n(&program_cap, program_soft, __ATOMIC_RELAXED);
+    return true;
 }
 
-/* The limit in force, in rl, with room made first (read under the lock:
- * another thread may have just raised it). */
-static bool limit_with_room(struct rlimit *rl)
+/* Under limit_lock: the program's limit back. Swapped in one call, so a
+ * limit the program set in the meantime (neither ours nor what it had) is
+ * seen, and put back: the program's own call wins. */
+static void lower_after_move(rlim_t hard)
 {
-    pthread_mutex_lock(&limit_lock);
-    bool ok = getrlimit(RLIMIT_NOFILE, rl) == 0;
-    if (ok && rl->rlim_cur != RLIM_INFINITY)
-        make_room(rl);
-    pthread_mutex_unlock(&limit_lock);
-    return ok;
+    struct rlimit back = { program_soft, hard }, was;
+    if (prlimit(0, RLIMIT_NOFILE, &back, &was) == 0 &&
+        (was.rlim_cur != raised_to || was.rlim_max != hard))
+        prlimit(0, RLIMIT_NOFILE, &was, NULL);
+    raised_to = 0;
+    __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
 }
 
 rlim_t ownfd_program_limit(int fd)
 {
-    rlim_t cap = __atomic_load_n(&program_cap, __ATOMIC_RELAXED);
-    if (fd < 0 || !cap || (rlim_t)fd < cap)
+    rlim_t seen = __atomic_load_n(&program_seen, __ATOMIC_RELAXED);
+    if (fd < 0 || !seen || (rlim_t)fd < seen)
         return 0;
-    /* Rare: the program is past its limit, or has set a limit of its own
-     * since (servers raise theirs to the hard limit): ask the kernel. */
+    /* Rare: the program is at its limit, or has set a higher one since
+     * (servers raise theirs to the hard limit). Under the lock, a move
+     * under way is over and the limit in force is the program's. */
     struct rlimit rl;
     pthread_mutex_lock(&limit_lock);
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        follow_program(&rl);
-    cap = __atomic_load_n(&program_cap, __ATOMIC_RELAXED);
+    bool known = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
     pthread_mutex_unlock(&limit_lock);
-    return cap && (rlim_t)fd >= cap ? cap : 0;
+    if (!known)
+        return 0;
+    if ((rlim_t)fd < rl.rlim_cur) {
+        __atomic_store_n(&program_seen, rl.rlim_cur, __ATOMIC_RELAXED);
+        return 0;
+    }
+    return rl.rlim_cur;
 }
 
 bool ownfd_limit_raised(void)
@@ -147,9 +154,8 @@ bool ownfd_limit_raised(void)
     return __atomic_load_n(&program_cap, __ATOMIC_RELAXED) != 0;
 }
 
-/* Runs in the child of fork (only this thread is left). The raise goes:
- * a program the child execs starts with the limit the program had; the
- * shim raises it again when the child holds descriptors of its own. */
+/* Runs in the child of fork (only this thread is left). A fork made while
+ * another thread had the limit raised gives the child the program's. */
 void ownfd_atfork_child(void)
 {
     pthread_mutex_init(&limit_lock, NULL);
@@ -157,27 +163,34 @@ void ownfd_atfork_child(void)
     if (__atomic_load_n(&program_cap, __ATOMIC_RELAXED) && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
         rl.rlim_cur == raised_to) {
         rl.rlim_cur = program_soft;
-        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-            raised_to = 0;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
+    raised_to = 0;
     __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
 }
 
 int ownfd_high(int fd)
 {
+    pthread_mutex_lock(&limit_lock);
     struct rlimit rl;
+    bool raised = false;
     int base = 256;
-    if (limit_with_room(&rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64) {
-        rlim_t cap = __atomic_load_n(&program_cap, __ATOMIC_RELAXED);
-        /* In the room the raise made, above the program's numbers. */
-        base = cap && cap < rl.rlim_cur ? (int)cap : (int)(rl.rlim_cur / 2);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        raised = raise_for_move(&rl);
+        /* Above the program's numbers; with no room, at half its limit. */
+        base = raised ? (int)rl.rlim_cur : rl.rlim_cur > 64 ? (int)(rl.rlim_cur / 2) : 3;
     }
     if (base > 1 << 16)
         base = 1 << 16;
     int high = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)(long)base);
     if (high < 0)
         high = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)3L);
+    int err = errno;
+    if (raised)
+        lower_after_move(rl.rlim_max);
+    pthread_mutex_unlock(&limit_lock);
     ownfd_mark(high);
+    errno = err;
     return high;
 }
 

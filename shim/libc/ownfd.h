@@ -12,14 +12,15 @@
  * file.
  *
  * The shim's descriptors do not come out of the program's descriptor
- * limit: ownfd_high raises the soft RLIMIT_NOFILE by as many as the shim
- * holds (within the hard limit; ownfd.c says when), and the program's own
- * new descriptors stay under its limit (ownfd_program_limit).
+ * limit: ownfd_high puts them at or above the program's soft RLIMIT_NOFILE,
+ * in the room up to the hard limit, raising the soft limit only for the
+ * moment of the move (ownfd.c says why), so the limit the program reads
+ * and its children inherit stays its own.
  *
  * So every long-lived descriptor of the shim is moved to a high number
- * (ownfd_high: above the program's limit in the room the raise made, else
- * half the limit; out of the way of select() and of programs that count
- * their descriptors) and marked here; the hooks refuse
+ * (ownfd_high: above the program's limit, else half the limit when the
+ * hard limit leaves no room; out of the way of select() and of programs
+ * that count their descriptors) and marked here; the hooks refuse
  * to close a marked one (close: EBADF, as for a number the program never
  * opened; close_range and closefrom: the ranges around it) or to dup2 onto
  * it (EBUSY). The shim closes its own with own_close, which unmarks.
@@ -48,13 +49,14 @@ int ownfd_high(int fd);
  * on failure). fd < 0 gives -1. */
 int ownfd_move(int fd);
 /* The program's own soft limit when fd, a descriptor just given to the
- * program, is at or past it (only the shim's raise let the kernel give that
- * number: the caller closes it and fails with EMFILE); else 0. */
+ * program, is at or past it (only the shim's raise, in force that moment
+ * for another thread's move, let the kernel give that number: the caller
+ * closes it and fails with EMFILE); else 0. One load when no raise is. */
 rlim_t ownfd_program_limit(int fd);
-/* The shim's raise of the limit is (or may still be) in force: one load. */
+/* A raise for a move is in force right now: one load. */
 bool ownfd_limit_raised(void);
 /* fork: the child's lock of the descriptor limit, and the program's limit
- * back (see ownfd.c). */
+ * back if the fork came during a move (see ownfd.c). */
 void ownfd_atfork_child(void);
 /* Closes one of the shim's descriptors and unmarks it. */
 int own_close(int fd);

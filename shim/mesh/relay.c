@@ -123,10 +123,10 @@ static int unflushed;               /* atomic: relays whose upstream is not done
  * finding 11). The caps come from the descriptor limit: `soft` is a
  * sixteenth of it (between PENDING_SOFT_MIN and _MAX), so handshakes at the
  * hard cap (twice soft) hold at most three eighths of the descriptors (768
- * of the common 1024, 3,072 of 8,192). The limit is the hard one when the
- * shim can raise the soft one for its own descriptors (libc/ownfd.h): two
- * of the three then live in that room, and the program's one is what a
- * server without the mesh would spend. So a burst of 900 real clients
+ * of the common 1024, 3,072 of 8,192). The limit is the hard one when it
+ * leaves the shim room above the soft one for its own descriptors
+ * (libc/ownfd.h): two of the three then live there, and the program's one
+ * is what a server without the mesh would spend. So a burst of 900 real clients
  * under the common 1024/524288 is not cut short by a cap made for 1024
  * (wrk -c 900 lost 679 connections to evictions). Beyond soft on a port,
  * each new client has the engine evict the oldest one there that has not
