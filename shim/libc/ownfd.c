@@ -87,6 +87,9 @@ int ownfd_next(unsigned from)
  * (ownfd_program_limit: one load, and the kernel asked only for a number
  * at or past the limit the last move saw); a fork in that moment gives
  * the child the program's limit back. */
+/* A raise goes this far past the numbers the shim holds: numbers of the
+ * program's may sit above its limit too (it lowered the limit after it
+ * opened them), and the move must still find a free one up there. */
 #define LIMIT_ROOM 32
 
 static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
