@@ -93,6 +93,17 @@ static void set_soft_limit(rlim_t soft)
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
 }
 
+/* The soft limit in force; the test is skipped where the hard limit leaves
+ * no room to move the shim's descriptors above a low soft one. */
+static rlim_t soft_limit_with_room(void)
+{
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 1200)
+        skip();
+    return rl.rlim_cur;
+}
+
 /* The shim's own descriptors go above the program's soft limit, in the
  * room up to the hard one, and the limit in force stays the program's: the
  * shim raises it only for the moment of its move. A limit the program sets
@@ -100,11 +111,7 @@ static void set_soft_limit(rlim_t soft)
 static void test_program_limit(void **state)
 {
     (void)state;
-    struct rlimit rl;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 1200)
-        skip();
-    rlim_t before = rl.rlim_cur;
+    rlim_t before = soft_limit_with_room();
     set_soft_limit(200);                /* the program's own */
     int a = open("/dev/null", O_RDONLY);
     int high = ownfd_high(a);
@@ -172,11 +179,7 @@ static void *mover(void *arg)
 static void test_limit_during_moves(void **state)
 {
     (void)state;
-    struct rlimit rl;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 1200)
-        skip();
-    rlim_t before = rl.rlim_cur;
+    rlim_t before = soft_limit_with_room();
     int a = open("/dev/null", O_RDONLY);
     set_soft_limit(100);
     int fill[100], n = 0;
