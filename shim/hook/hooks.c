@@ -50,9 +50,9 @@ static inline int fresh_fd(int fd)
     return fd;
 }
 
-/* A descriptor the program got at or past its own limit: only the room
- * the shim made for its descriptors let the kernel give that number
- * (ownfd.h). It goes (through close(), which also ends a connection the
+/* A descriptor the program got at or past its own limit: only the raise
+ * of the moment the shim moved one of its own descriptors let the kernel
+ * give that number (ownfd.h). It goes (through close(), which also ends a connection the
  * logic put there) and the call fails as it would have: EMFILE, or EINVAL
  * for an F_DUPFD asked at or past the limit. */
 static int within_limit(int fd, long dupfd_from)
@@ -65,11 +65,12 @@ static int within_limit(int fd, long dupfd_from)
     return -1;
 }
 
-/* accept: while the shim's raise is in force, a connection is taken only
- * when the program has a number under its limit left (the lowest free
- * one, probed with a dup of the listener); else EMFILE and the connection
- * waits in the backlog, as without the shim. within_limit would have to
- * drop it. */
+/* accept: while a raise for a move is in force, a connection is taken
+ * only when the program has a number under its limit left (the lowest
+ * free one, probed with a dup of the listener); else EMFILE and the
+ * connection waits in the backlog, as without the shim. within_limit would
+ * have to drop it. (A move that begins after the probe can still let one
+ * through to within_limit: its moment is a few system calls long.) */
 static int accept_room(int fd)
 {
     if (hooks_busy() || !ownfd_limit_raised())
