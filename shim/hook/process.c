@@ -69,7 +69,8 @@ static void atfork_prepare(void)
     /* First the background threads, until each is between two pieces of
      * work (they take the locks below while they work); then the order
      * locks nest in at run time: swap, epoll sets, the watcher, services,
-     * descriptor table, engine queue, thread-traced connections. */
+     * descriptor table, engine queue, thread-traced connections, the
+     * descriptor limit. */
     engine_atfork_pause();
     watch_atfork_pause();
     placeholder_atfork_prepare();
@@ -80,11 +81,13 @@ static void atfork_prepare(void)
     tls_atfork_prepare();
     engine_atfork_prepare();
     threadtrace_atfork_prepare();
+    ownfd_atfork_prepare();     /* a leaf: taken while the others are held */
 }
 
 static void atfork_parent(void)
 {
     struct registry *reg = mesh_registry();
+    ownfd_atfork_parent();
     threadtrace_atfork_parent();
     engine_atfork_parent();
     tls_atfork_parent();

@@ -85,8 +85,8 @@ int ownfd_next(unsigned from)
  * accept, dup, fcntl's F_DUPFD, epoll_create, socketpair) close one at or
  * past the program's limit and fail with EMFILE, as without the shim
  * (ownfd_program_limit: one load, and the kernel asked only for a number
- * at or past the limit the last move saw); a fork in that moment gives
- * the child the program's limit back. */
+ * at or past the limit the last move saw). A fork waits for a move to
+ * end (ownfd_atfork_prepare). */
 /* A raise goes this far past the numbers the shim holds: numbers of the
  * program's may sit above its limit too (it lowered the limit after it
  * opened them), and the move must still find a free one up there. */
@@ -157,19 +157,23 @@ bool ownfd_limit_raised(void)
     return __atomic_load_n(&program_cap, __ATOMIC_RELAXED) != 0;
 }
 
-/* Runs in the child of fork (only this thread is left). A fork made while
- * another thread had the limit raised gives the child the program's. */
+/* fork: no move is under way while the kernel copies the process, so the
+ * child starts with the program's limit. (The copy of the limits and of
+ * memory are not one instant for the other threads: a child forked in a
+ * move's moment had the raise in force and, in memory, no sign of it.) */
+void ownfd_atfork_prepare(void)
+{
+    pthread_mutex_lock(&limit_lock);
+}
+
+void ownfd_atfork_parent(void)
+{
+    pthread_mutex_unlock(&limit_lock);
+}
+
 void ownfd_atfork_child(void)
 {
     pthread_mutex_init(&limit_lock, NULL);
-    struct rlimit rl;
-    if (__atomic_load_n(&program_cap, __ATOMIC_RELAXED) && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-        rl.rlim_cur == raised_to) {
-        rl.rlim_cur = program_soft;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    raised_to = 0;
-    __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
 }
 
 int ownfd_high(int fd)

@@ -55,8 +55,10 @@ int ownfd_move(int fd);
 rlim_t ownfd_program_limit(int fd);
 /* A raise for a move is in force right now: one load. */
 bool ownfd_limit_raised(void);
-/* fork: the child's lock of the descriptor limit, and the program's limit
- * back if the fork came during a move (see ownfd.c). */
+/* fork: no move under way while the process is copied (see ownfd.c); the
+ * child's lock made anew. */
+void ownfd_atfork_prepare(void);
+void ownfd_atfork_parent(void);
 void ownfd_atfork_child(void);
 /* Closes one of the shim's descriptors and unmarks it. */
 int own_close(int fd);

@@ -175,7 +175,7 @@ static void *mover(void *arg)
 /* A thread of the program that takes descriptors at its limit while the
  * shim moves its own: a number it gets in a move's moment (at or past its
  * limit) is always reported, even once that moment is over, so the hooks
- * refuse it. Bounded: 20,000 tries. */
+ * refuse it. Bounded: 20,000 tries. Then forks in the same race. */
 static void test_limit_during_moves(void **state)
 {
     (void)state;
@@ -199,9 +199,26 @@ static void test_limit_during_moves(void **state)
         }
         close(fd);
     }
+    /* A fork while another thread moves: the child starts with the
+     * program's limit (process.c's handlers run these around every fork).
+     * Bounded: 200 forks. */
+    for (int i = 0; i < 200; i++) {
+        ownfd_atfork_prepare();
+        pid_t pid = fork();
+        if (pid == 0) {
+            bool program_s = soft_limit() == 100;
+            ownfd_atfork_child();
+            _exit(program_s ? 0 : 1);
+        }
+        ownfd_atfork_parent();
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
     __atomic_store_n(&moving_stop, 1, __ATOMIC_RELAXED);
     pthread_join(t, NULL);
-    print_message("%d numbers past the limit taken during moves, each reported\n", past);
+    print_message("%d numbers past the limit taken during moves, each reported; "
+                  "200 children forked meanwhile, each with the program's limit\n", past);
     for (int i = 0; i < n; i++)
         close(fill[i]);
     close(a);
