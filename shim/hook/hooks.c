@@ -52,9 +52,9 @@ static inline int fresh_fd(int fd)
 
 /* A descriptor the program got at or past its own limit: only the raise
  * of the moment the shim moved one of its own descriptors let the kernel
- * give that number (ownfd.h). It goes (through close(), which also ends a connection the
- * logic put there) and the call fails as it would have: EMFILE, or EINVAL
- * for an F_DUPFD asked at or past the limit. */
+ * give that number (ownfd.h). It goes (through close(), which also ends a
+ * connection the logic put there) and the call fails as it would have:
+ * EMFILE, or EINVAL for an F_DUPFD asked at or past the limit. */
 static int within_limit(int fd, long dupfd_from)
 {
     rlim_t limit = fd >= 0 && !hooks_busy() ? ownfd_program_limit(fd) : 0;
@@ -390,6 +390,17 @@ static int refuse_own(int fd, int err)
     return -1;
 }
 
+/* dup2/dup3 onto newfd: not onto one of the mesh's (EBUSY), nor past the
+ * program's limit (EBADF, as without the shim). True, errno set: refused. */
+static bool dup_target_refused(int newfd)
+{
+    if (ownfd_is(newfd))
+        return refuse_own(newfd, EBUSY) < 0;
+    if (!hooks_busy() && ownfd_program_limit(newfd))
+        return refuse_own(newfd, EBADF) < 0;
+    return false;
+}
+
 /* Calls that close or replace descriptor numbers run under swap_lock while
  * the engine may put a socket back on a number (placeholder.h), so it never
  * puts one on a number the application has just closed and reused. */
@@ -466,10 +477,8 @@ EXPORT int dup(int fd)
 
 EXPORT int dup2(int oldfd, int newfd)
 {
-    if (ownfd_is(newfd))
-        return refuse_own(newfd, EBUSY);
-    if (!hooks_busy() && ownfd_program_limit(newfd))
-        return refuse_own(newfd, EBADF);    /* past the program's limit, as without the shim */
+    if (dup_target_refused(newfd))
+        return -1;
     bool guarded = swap_guard();
     int rc = real_dup2(oldfd, newfd);
     int err = errno;
@@ -482,10 +491,8 @@ EXPORT int dup2(int oldfd, int newfd)
 
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
-    if (ownfd_is(newfd))
-        return refuse_own(newfd, EBUSY);
-    if (!hooks_busy() && ownfd_program_limit(newfd))
-        return refuse_own(newfd, EBADF);    /* past the program's limit, as without the shim */
+    if (dup_target_refused(newfd))
+        return -1;
     bool guarded = swap_guard();
     int rc = real_dup3(oldfd, newfd, flags);
     int err = errno;

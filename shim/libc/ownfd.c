@@ -87,47 +87,44 @@ int ownfd_next(unsigned from)
  * (ownfd_program_limit: one load, and the kernel asked only for a number
  * at or past the limit the last move saw). A fork waits for a move to
  * end (ownfd_atfork_prepare). */
+
 /* A raise goes this far past the numbers the shim holds: numbers of the
  * program's may sit above its limit too (it lowered the limit after it
  * opened them), and the move must still find a free one up there. */
 #define LIMIT_ROOM 32
 
 static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
-static rlim_t program_soft;         /* under limit_lock: the program's limit during a raise */
-static rlim_t raised_to;            /* under limit_lock: the shim's raise in force, 0 none */
-static rlim_t program_cap;          /* atomic: program_soft while a raise is in force, else 0 */
+static rlim_t program_cap;          /* atomic: the program's limit while a raise is in force, else 0 */
 static rlim_t program_seen;         /* atomic: the program's limit as last seen, 0 before a move */
 
 /* Under limit_lock: rl is the limit in force, the program's. Raised to
- * past what the shim holds above it, within the hard limit; false when
- * there is no room (soft = hard) or the kernel says no. */
-static bool raise_for_move(const struct rlimit *rl)
+ * past what the shim holds above it, within the hard limit: the soft limit
+ * set, or 0 when there is no room (soft = hard) or the kernel says no. */
+static rlim_t raise_for_move(const struct rlimit *rl)
 {
     if (rl->rlim_cur == RLIM_INFINITY || rl->rlim_cur >= rl->rlim_max)
-        return false;
+        return 0;
     rlim_t need = rl->rlim_cur + (rlim_t)__atomic_load_n(&n_owned, __ATOMIC_RELAXED) + 1;
     struct rlimit want = { need + LIMIT_ROOM, rl->rlim_max };
     if (want.rlim_cur > rl->rlim_max)
         want.rlim_cur = rl->rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &want) != 0)
-        return false;
-    program_soft = rl->rlim_cur;
-    raised_to = want.rlim_cur;
-    __atomic_store_n(&program_seen, program_soft, __ATOMIC_RELAXED);
-    __atomic_store_n(&program_cap, program_soft, __ATOMIC_RELAXED);
-    return true;
+        return 0;
+    __atomic_store_n(&program_seen, rl->rlim_cur, __ATOMIC_RELAXED);
+    __atomic_store_n(&program_cap, rl->rlim_cur, __ATOMIC_RELAXED);
+    return want.rlim_cur;
 }
 
-/* Under limit_lock: the program's limit back. Swapped in one call, so a
- * limit the program set in the meantime (neither ours nor what it had) is
- * seen, and put back: the program's own call wins. */
-static void lower_after_move(rlim_t hard)
+/* Under limit_lock: the program's limit (program, the raise was `raised`)
+ * back. Swapped in one call, so a limit the program set in the meantime
+ * (neither ours nor what it had) is seen, and put back: the program's own
+ * call wins. */
+static void lower_after_move(const struct rlimit *program, rlim_t raised)
 {
-    struct rlimit back = { program_soft, hard }, was;
-    if (prlimit(0, RLIMIT_NOFILE, &back, &was) == 0 &&
-        (was.rlim_cur != raised_to || was.rlim_max != hard))
+    struct rlimit was;
+    if (prlimit(0, RLIMIT_NOFILE, program, &was) == 0 &&
+        (was.rlim_cur != raised || was.rlim_max != program->rlim_max))
         prlimit(0, RLIMIT_NOFILE, &was, NULL);
-    raised_to = 0;
     __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
 }
 
@@ -180,7 +177,7 @@ int ownfd_high(int fd)
 {
     pthread_mutex_lock(&limit_lock);
     struct rlimit rl;
-    bool raised = false;
+    rlim_t raised = 0;
     int base = 256;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         raised = raise_for_move(&rl);
@@ -194,7 +191,7 @@ int ownfd_high(int fd)
         high = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)3L);
     int err = errno;
     if (raised)
-        lower_after_move(rl.rlim_max);
+        lower_after_move(&rl, raised);
     pthread_mutex_unlock(&limit_lock);
     ownfd_mark(high);
     errno = err;

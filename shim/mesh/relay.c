@@ -126,9 +126,9 @@ static int unflushed;               /* atomic: relays whose upstream is not done
  * of the common 1024, 3,072 of 8,192). The limit is the hard one when it
  * leaves the shim room above the soft one for its own descriptors
  * (libc/ownfd.h): two of the three then live there, and the program's one
- * is what a server without the mesh would spend. So a burst of 900 real clients
- * under the common 1024/524288 is not cut short by a cap made for 1024
- * (wrk -c 900 lost 679 connections to evictions). Beyond soft on a port,
+ * is what a server without the mesh would spend. So a burst of 900 real
+ * clients under the common 1024/524288 is not cut short by a cap made for
+ * 1024 (wrk -c 900 lost 679 connections to evictions). Beyond soft on a port,
  * each new client has the engine evict the oldest one there that has not
  * sent a byte (a real client sends its ClientHello at once, so it is not
  * the one to go); at the hard cap a new client is refused at once. */
