@@ -24,6 +24,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -615,6 +616,58 @@ static void pt_sendmsg(void **state)
     }
 EXIT_CASE(_exit)
 EXIT_CASE(_Exit)
+
+/* ------------------------------------------------------------- signals -- */
+
+static volatile sig_atomic_t caught;
+
+static void catch(int sig)
+{
+    caught = sig;
+}
+
+/* sigaction and signal on SIGTERM (one the shim may take over once a relay
+ * starts: none does here) and SIGUSR1 (never its): set, read back, raise,
+ * and the old values returned, as libc's own. */
+static void pt_sigaction(void **state)
+{
+    (void)state;
+    int sigs[] = { SIGTERM, SIGUSR1 };
+    for (size_t i = 0; i < 2; i++) {
+        struct sigaction sa = { .sa_handler = catch, .sa_flags = SA_RESTART }, old, now;
+        sigemptyset(&sa.sa_mask);
+        assert_int_equal(sigaction(sigs[i], &sa, &old), 0);
+        assert_ptr_equal(old.sa_handler, SIG_DFL);
+        assert_int_equal(sigaction(sigs[i], NULL, &now), 0);
+        assert_ptr_equal(now.sa_handler, catch);
+        assert_true(now.sa_flags & SA_RESTART);
+        caught = 0;
+        raise(sigs[i]);
+        assert_int_equal(caught, sigs[i]);
+        assert_int_equal(sigaction(sigs[i], &old, NULL), 0);
+    }
+    errno = 0;
+    assert_int_equal(sigaction(SIGKILL, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL), -1);
+    assert_int_equal(errno, EINVAL);
+}
+
+static void pt_signal(void **state)
+{
+    (void)state;
+    int sigs[] = { SIGTERM, SIGUSR1 };
+    for (size_t i = 0; i < 2; i++) {
+        assert_ptr_equal(signal(sigs[i], catch), SIG_DFL);
+        caught = 0;
+        raise(sigs[i]);
+        assert_int_equal(caught, sigs[i]);
+        assert_ptr_equal(signal(sigs[i], SIG_IGN), catch);
+        raise(sigs[i]);             /* ignored */
+        assert_ptr_equal(signal(sigs[i], SIG_DFL), SIG_IGN);
+    }
+    errno = 0;
+    assert_ptr_equal(signal(SIGTERM, SIG_ERR), SIG_ERR);
+    assert_int_equal(errno, EINVAL);
+}
 
 static void pt_syscall(void **state)
 {

@@ -28,6 +28,7 @@
 #include "mesh/ktls.h"
 #include "mesh/resolve.h"
 #include "mesh/sockname.h"
+#include "mesh/termsig.h"
 #include "mesh/threadtrace.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
@@ -593,6 +594,24 @@ EXPORT void _Exit(int status)
     real__Exit(status);
     for (;;)
         pause();
+}
+
+/* Once a relay has started, SIGTERM, SIGINT and SIGHUP left at SIG_DFL
+ * have the shim's handler, which flushes the relays and then ends the
+ * process by the signal. What the program sets and reads back on them goes
+ * through mesh/termsig.c; any other signal, or before, is libc's alone. */
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (termsig_armed() && termsig_covers(sig))
+        return termsig_sigaction(sig, act, old);
+    return real_sigaction(sig, act, old);
+}
+
+EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+    if (termsig_armed() && termsig_covers(sig))
+        return termsig_signal(sig, handler);
+    return real_signal(sig, handler);
 }
 
 /* ----------------------------------------------------------- resolution -- */

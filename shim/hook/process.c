@@ -26,6 +26,7 @@
 #include "mesh/http.h"
 #include "mesh/ktls.h"
 #include "mesh/relay.h"
+#include "mesh/termsig.h"
 #include "mesh/threadtrace.h"
 #include "meshim/mesh.h"
 #include "observe/accesslog.h"
@@ -104,6 +105,7 @@ static void atfork_child(void)
     threadtrace_atfork_child();
     engine_atfork_child();
     relay_atfork_child();
+    termsig_atfork_child();
     http_atfork_child();
     otlp_atfork_child();
     tls_atfork_child();

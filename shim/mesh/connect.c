@@ -88,12 +88,14 @@ static bool synchronous(int sig)
  * SA_RESTART: such a program is written for a blocking connect() that fails
  * with EINTR and goes on in the background, as the kernel's does (alarm()
  * around a connect, python's Ctrl-C). With SA_RESTART handlers only, the
- * kernel's connect would have gone on waiting, and so does the shim's. */
+ * kernel's connect would have gone on waiting, and so does the shim's.
+ * The kernel's dispositions are read: the shim's own (termsig.c) has
+ * SA_RESTART, as the SIG_DFL it stands in for would not interrupt. */
 static bool interrupting_handler(void)
 {
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
-        if (sig != SIGKILL && sig != SIGSTOP && !synchronous(sig) && sigaction(sig, NULL, &sa) == 0 &&
+        if (sig != SIGKILL && sig != SIGSTOP && !synchronous(sig) && real_sigaction(sig, NULL, &sa) == 0 &&
             sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_RESTART))
             return true;
     }

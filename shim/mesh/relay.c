@@ -46,6 +46,7 @@
 #include "mesh/attempt.h"
 #include "mesh/ktls.h"
 #include "mesh/mtls.h"
+#include "mesh/termsig.h"
 #include "meshim/sniff.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
@@ -934,6 +935,7 @@ static void begin(struct engine_task *t)
 static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app, int state,
                   const struct inbound_config *in, const struct relay_handoff *h)
 {
+    termsig_arm();              /* from now on, what it writes must outlive a SIGTERM too */
     struct relay *r = calloc(1, sizeof(*r));
     if (r) {
         if (h)

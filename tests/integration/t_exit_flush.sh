@@ -4,7 +4,10 @@
 # peer whole, as the kernel sends what sits in a socket's buffer after a
 # process ends (hook _exit/_Exit, mesh/relay.c relay_exit). A vfork
 # child's _exit (subprocess whose exec failed) leaves the parent's relays
-# alone: the parent goes on sending on its connection.
+# alone: the parent goes on sending on its connection. A process ended by
+# SIGTERM, SIGINT or SIGHUP at their default action gets the same (mesh/
+# termsig.c), and still ends by that signal; a handler or SIG_IGN the
+# program sets is its own, and it reads back what it set.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 C=$TMP/pki
@@ -112,3 +115,104 @@ lines 1
 [ "$(cat "$TMP/sink.out")" = "$(sent "b'a' * 50000 + b'b' * 50000")" ] ||
     fail "after 3 failed vfork+exec: the parent's connection got $(cat "$TMP/sink.out")"
 ok "a vfork child's _exit leaves the parent's relay alone: all 100000 bytes arrived"
+
+# 5. Killed by SIGTERM, SIGHUP or SIGINT left at their default action,
+#    right after sendall: the 8 MB arrive whole, and the process still ends
+#    by the signal (exit status 128 + N). python3 has its own SIGINT
+#    handler; the client puts back SIG_DFL first, as a C program has it.
+for sig in TERM HUP INT; do
+    : > "$TMP/sink.out"
+    MESHIM_CONFIG=$TMP/cli.ini shimmed python3 -c "
+import os, signal, socket
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+s = socket.create_connection(('sink', $sink))
+s.sendall(bytes(range(256)) * 32768)
+os.kill(os.getpid(), signal.SIG$sig)
+signal.pause()" 2> "$TMP/client.err"
+    rc=$?
+    want=$((128 + $(kill -l "$sig")))
+    [ "$rc" -eq "$want" ] || fail "SIG$sig at its default action: exit status $rc, not $want: $(cat "$TMP/client.err")"
+    lines 1
+    [ "$(cat "$TMP/sink.out")" = "$big" ] ||
+        fail "killed by SIG$sig right after sendall: want '$big', the sink got: $(cat "$TMP/sink.out")"
+done
+ok "SIGTERM, SIGHUP, SIGINT at their default action right after sendall: 8 MB arrived whole each time, exit status 128 + N"
+
+# 6. A server killed by SIGTERM while its main thread waits in accept() (in
+#    the shim's hook: the kernel gives a process's signal to its main thread
+#    first); a thread of it had just sent 32 MB to a meshed reader. The
+#    reader takes its time (a pause after each read, not a wait for
+#    anything), and 32 MB are more than the TCP buffers between the two
+#    hold: the relay still holds bytes when the signal comes.
+sender=$(free_port)
+tls_ini "$TMP/sender.ini" orders "[inbound:$sender]" "tls = strict"
+MESHIM_CONFIG=$TMP/sender.ini shimmed python3 -c "
+import os, signal, socket, threading
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(('127.0.0.2', $sender))
+ls.listen(4)
+def send(c):
+    c.sendall(bytes(range(256)) * 131072)
+    os.kill(os.getpid(), signal.SIGTERM)
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=send, args=(c,)).start()" > "$TMP/sender.log" 2>&1 &
+spid=$!
+PIDS+=($spid)
+wait_port 127.0.0.2 "$sender"
+tls_ini "$TMP/reader.ini" web "[service:sender]" "endpoints = 127.0.0.2:$sender" "tls = mtls"
+got=$(MESHIM_CONFIG=$TMP/reader.ini shimmed python3 -c "
+import hashlib, socket, time
+s = socket.create_connection(('sender', $sender))
+h, n = hashlib.sha256(), 0
+while True:
+    d = s.recv(1 << 16)
+    if not d:
+        break
+    h.update(d)
+    n += len(d)
+    time.sleep(0.001)
+print(n, h.hexdigest())" 2> "$TMP/reader.err") || fail "reader: $(cat "$TMP/reader.err")"
+wait "$spid"
+rc=$?
+[ "$rc" -eq 143 ] || fail "the server killed by SIGTERM in accept(): exit status $rc: $(cat "$TMP/sender.log")"
+huge=$(sent "bytes(range(256)) * 131072")
+[ "$got" = "$huge" ] || fail "a server killed by SIGTERM while in accept(): want '$huge', the reader got '$got'"
+ok "a server killed by SIGTERM while its main thread waits in accept(): its 32 MB arrived whole, exit status 143"
+
+# 7. The program's own choices stand once a relay has started: what it
+#    reads back of SIGTERM is SIG_DFL, not the shim's handler (libc's
+#    signal() returns the old handler); a handler it sets runs and the
+#    program goes on; SIG_IGN keeps it alive.
+: > "$TMP/sink.out"
+out=$(MESHIM_CONFIG=$TMP/cli.ini shimmed python3 -c "
+import ctypes, os, signal, socket
+libc = ctypes.CDLL(None)
+libc.signal.restype = ctypes.c_void_p
+libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+s = socket.create_connection(('sink', $sink))
+s.sendall(b'c' * 1000)
+print('dfl-read-back', libc.signal(signal.SIGTERM, None) or 0)
+act = ctypes.create_string_buffer(256)
+libc.sigaction(signal.SIGHUP, None, act)
+print('sigaction-read-back', int.from_bytes(act.raw[:8], 'little'))
+got = []
+signal.signal(signal.SIGTERM, lambda *a: got.append('handled'))
+os.kill(os.getpid(), signal.SIGTERM)
+print(got[0] if got else 'not-handled')
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+os.kill(os.getpid(), signal.SIGHUP)
+s.sendall(b'd' * 1000)
+s.close()
+print('alive')" 2> "$TMP/client.err") || fail "the client with its own handlers: status $?: $(cat "$TMP/client.err")"
+printf '%s\n' "$out" | grep -qx 'dfl-read-back 0' ||
+    fail "signal(SIGTERM, SIG_DFL) after a relay started must return SIG_DFL (0), it returned: $out"
+printf '%s\n' "$out" | grep -qx 'sigaction-read-back 0' ||
+    fail "sigaction(SIGHUP, NULL, &old) after a relay started must read SIG_DFL (0): $out"
+printf '%s\n' "$out" | grep -qx handled || fail "the program's own SIGTERM handler did not run: $out"
+printf '%s\n' "$out" | grep -qx alive || fail "SIG_IGN on SIGHUP did not keep the program alive: $out"
+lines 1
+[ "$(cat "$TMP/sink.out")" = "$(sent "b'c' * 1000 + b'd' * 1000")" ] ||
+    fail "the client with its own handlers: the sink got $(cat "$TMP/sink.out")"
+ok "the program's own SIGTERM handler and SIG_IGN stand; it reads back SIG_DFL where the shim's handler is"

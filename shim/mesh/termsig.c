@@ -1,0 +1,205 @@
+/*
+ * termsig.c — SIGTERM, SIGINT and SIGHUP at their default action let the
+ * relays flush before the process ends (termsig.h says why).
+ *
+ * Per covered signal the shim knows whether its handler is the one in the
+ * kernel (`ours`) and, while it is, the SIG_DFL disposition the program set
+ * or found (`program`: flags and mask, as sigaction() reads them back). The
+ * program's calls and the arming are ordered by one mutex. It is taken with
+ * every signal blocked in the thread: a handler of the program that calls
+ * sigaction() on a thread holding it could otherwise wait for it forever.
+ *
+ * The handler runs on a thread of the program (the shim's threads block
+ * every signal). It takes no lock: relay_exit only posts to the engine
+ * through its signal-safe slot and sleeps, at most EXIT_FLUSH_NS and then
+ * EXIT_END_NS. It does not skip the flush when the thread was inside a
+ * hook: a server waits in accept() inside one, and the kernel gives a
+ * process's signal to its main thread first. Should that thread hold a lock
+ * the engine needs, the wait ends at its bound and the process ends as it
+ * would have.
+ */
+#include "mesh/termsig.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "libc/real.h"
+#include "mesh/relay.h"
+
+static const int covered[] = { SIGTERM, SIGINT, SIGHUP };
+#define N_COVERED (sizeof(covered) / sizeof(covered[0]))
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static bool armed;                              /* atomic */
+static bool ours[N_COVERED];                    /* atomic: the shim's handler is in the kernel */
+static struct sigaction program[N_COVERED];     /* under lock, while ours: what the program reads */
+
+static int slot(int sig)
+{
+    for (size_t i = 0; i < N_COVERED; i++)
+        if (covered[i] == sig)
+            return (int)i;
+    return -1;
+}
+
+bool termsig_covers(int sig)
+{
+    return slot(sig) >= 0;
+}
+
+bool termsig_armed(void)
+{
+    return __atomic_load_n(&armed, __ATOMIC_ACQUIRE);
+}
+
+/* sa_handler and sa_sigaction share their storage: SIG_DFL is a null
+ * pointer in either, whatever SA_SIGINFO says. */
+static bool is_default(const struct sigaction *sa)
+{
+    return sa->sa_handler == SIG_DFL;
+}
+
+/* A second signal, on another thread, while the first flushes: it waits
+ * for the first to end the process (bounded: relay_exit's own bounds are
+ * well inside it), rather than end it half-way through the flush. */
+#define SECOND_WAIT_MS 3000
+static int ending;                              /* atomic */
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    if (!__atomic_exchange_n(&ending, 1, __ATOMIC_ACQ_REL)) {
+        relay_exit();
+    } else {
+        struct timespec ms = { 0, 1000000 };
+        for (int i = 0; i < SECOND_WAIT_MS; i++)
+            nanosleep(&ms, NULL);
+    }
+    int i = slot(sig);
+    if (i >= 0)
+        __atomic_store_n(&ours[i], false, __ATOMIC_RELEASE);
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigemptyset(&dfl.sa_mask);
+    real_sigaction(sig, &dfl, NULL);
+    /* Blocked while this handler runs (sa_mask is full): it is delivered,
+     * and ends the process by its default action, when the handler returns.
+     * So the exit status says the signal, as it would have. */
+    raise(sig);
+    errno = saved;
+}
+
+/* Under lock: the shim's handler in place of SIG_DFL, which the program
+ * reads back as `as_program`. False, with errno, when the kernel said no. */
+static bool install(size_t i, const struct sigaction *as_program)
+{
+    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+    sigfillset(&sa.sa_mask);
+    if (real_sigaction(covered[i], &sa, NULL) < 0)
+        return false;
+    program[i] = *as_program;
+    __atomic_store_n(&ours[i], true, __ATOMIC_RELEASE);
+    return true;
+}
+
+/* Is the shim's handler still the kernel's? A program may have replaced it
+ * without sigaction() or signal() (sigset(), a raw system call). */
+static bool still_ours(size_t i, struct sigaction *cur)
+{
+    if (!__atomic_load_n(&ours[i], __ATOMIC_ACQUIRE))
+        return false;
+    if (real_sigaction(covered[i], NULL, cur) == 0 && cur->sa_handler == on_signal)
+        return true;
+    __atomic_store_n(&ours[i], false, __ATOMIC_RELEASE);
+    return false;
+}
+
+static void lock_blocked(sigset_t *saved)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, saved);
+    pthread_mutex_lock(&lock);
+}
+
+static void unlock_blocked(const sigset_t *saved)
+{
+    pthread_mutex_unlock(&lock);
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+void termsig_arm(void)
+{
+    if (termsig_armed())
+        return;
+    int saved_errno = errno;
+    sigset_t saved;
+    lock_blocked(&saved);
+    if (!armed) {
+        for (size_t i = 0; i < N_COVERED; i++) {
+            struct sigaction cur;
+            if (real_sigaction(covered[i], NULL, &cur) == 0 && is_default(&cur))
+                install(i, &cur);
+        }
+        __atomic_store_n(&armed, true, __ATOMIC_RELEASE);
+    }
+    unlock_blocked(&saved);
+    errno = saved_errno;
+}
+
+int termsig_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    int i = slot(sig);
+    if (i < 0)
+        return real_sigaction(sig, act, old);
+    sigset_t saved;
+    lock_blocked(&saved);
+    struct sigaction before;
+    bool mine = still_ours((size_t)i, &before);
+    int rc = 0;
+    if (mine)
+        before = program[i];
+    else
+        rc = real_sigaction(sig, NULL, &before);
+    if (rc == 0 && act) {
+        if (!is_default(act)) {
+            rc = real_sigaction(sig, act, NULL);     /* the program's handler, or SIG_IGN */
+            if (rc == 0)
+                __atomic_store_n(&ours[i], false, __ATOMIC_RELEASE);
+        } else if (mine) {
+            program[i] = *act;
+        } else if (!install((size_t)i, act)) {
+            rc = real_sigaction(sig, act, NULL);
+        }
+    }
+    int err = errno;
+    unlock_blocked(&saved);
+    if (rc == 0 && old)
+        *old = before;          /* after act was read: the two may be one struct */
+    errno = err;
+    return rc;
+}
+
+/* glibc's signal(): BSD semantics (SA_RESTART, the signal blocked in its
+ * handler), the old handler returned. */
+sighandler_t termsig_signal(int sig, sighandler_t handler)
+{
+    if (handler == SIG_ERR) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    struct sigaction sa = { .sa_handler = handler, .sa_flags = SA_RESTART }, old;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, sig);
+    if (termsig_sigaction(sig, &sa, &old) < 0)
+        return SIG_ERR;
+    return old.sa_handler;
+}
+
+/* A fork during a flush: the child's own signals flush its own relays. */
+void termsig_atfork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+    ending = 0;
+}
