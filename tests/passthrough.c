@@ -669,6 +669,36 @@ static void pt_signal(void **state)
     assert_int_equal(errno, EINVAL);
 }
 
+/* raise of a caught, an ignored and a blocked signal; the blocked one is
+ * pending afterwards, as libc's own leaves it. */
+static void pt_raise(void **state)
+{
+    (void)state;
+    int sigs[] = { SIGTERM, SIGUSR1 };
+    for (size_t i = 0; i < 2; i++) {
+        signal(sigs[i], catch);
+        caught = 0;
+        assert_int_equal(raise(sigs[i]), 0);
+        assert_int_equal(caught, sigs[i]);
+        signal(sigs[i], SIG_IGN);
+        assert_int_equal(raise(sigs[i]), 0);
+        signal(sigs[i], SIG_DFL);
+        sigset_t block, pending, old;
+        sigemptyset(&block);
+        sigaddset(&block, sigs[i]);
+        assert_int_equal(sigprocmask(SIG_BLOCK, &block, &old), 0);
+        assert_int_equal(raise(sigs[i]), 0);
+        assert_int_equal(sigpending(&pending), 0);
+        assert_true(sigismember(&pending, sigs[i]));
+        signal(sigs[i], SIG_IGN);       /* drops the pending one */
+        assert_int_equal(sigprocmask(SIG_SETMASK, &old, NULL), 0);
+        signal(sigs[i], SIG_DFL);
+    }
+    errno = 0;
+    assert_int_equal(raise(NSIG + 10), -1);
+    assert_int_equal(errno, EINVAL);
+}
+
 static void pt_syscall(void **state)
 {
     (void)state;

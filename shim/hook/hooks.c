@@ -614,6 +614,13 @@ EXPORT sighandler_t signal(int sig, sighandler_t handler)
     return real_signal(sig, handler);
 }
 
+EXPORT int raise(int sig)
+{
+    if (termsig_armed() && termsig_covers(sig))
+        termsig_before_raise(sig);
+    return real_raise(sig);
+}
+
 /* ----------------------------------------------------------- resolution -- */
 
 EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,

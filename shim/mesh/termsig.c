@@ -35,6 +35,9 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static bool armed;                              /* atomic */
 static bool ours[N_COVERED];                    /* atomic: the shim's handler is in the kernel */
 static struct sigaction program[N_COVERED];     /* under lock, while ours: what the program reads */
+/* atomic: the program's handler there was set with SA_RESETHAND (one-shot),
+ * as last seen; once it has run, the kernel holds SIG_DFL again. */
+static bool oneshot[N_COVERED];
 
 static int slot(int sig)
 {
@@ -61,15 +64,20 @@ static bool is_default(const struct sigaction *sa)
     return sa->sa_handler == SIG_DFL;
 }
 
+static bool is_oneshot(const struct sigaction *sa)
+{
+    return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN && (sa->sa_flags & SA_RESETHAND);
+}
+
 /* A second signal, on another thread, while the first flushes: it waits
  * for the first to end the process (bounded: relay_exit's own bounds are
  * well inside it), rather than end it half-way through the flush. */
 #define SECOND_WAIT_MS 3000
 static int ending;                              /* atomic */
 
-static void on_signal(int sig)
+/* The process is about to end by a signal: the relays flush, once. */
+static void flush_before_end(void)
 {
-    int saved = errno;
     if (!__atomic_exchange_n(&ending, 1, __ATOMIC_ACQ_REL)) {
         relay_exit();
     } else {
@@ -77,6 +85,12 @@ static void on_signal(int sig)
         for (int i = 0; i < SECOND_WAIT_MS; i++)
             nanosleep(&ms, NULL);
     }
+}
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    flush_before_end();
     int i = slot(sig);
     if (i >= 0)
         __atomic_store_n(&ours[i], false, __ATOMIC_RELEASE);
@@ -86,7 +100,7 @@ static void on_signal(int sig)
     /* Blocked while this handler runs (sa_mask is full): it is delivered,
      * and ends the process by its default action, when the handler returns.
      * So the exit status says the signal, as it would have. */
-    raise(sig);
+    real_raise(sig);
     errno = saved;
 }
 
@@ -139,8 +153,12 @@ void termsig_arm(void)
     if (!armed) {
         for (size_t i = 0; i < N_COVERED; i++) {
             struct sigaction cur;
-            if (real_sigaction(covered[i], NULL, &cur) == 0 && is_default(&cur))
+            if (real_sigaction(covered[i], NULL, &cur) < 0)
+                continue;
+            if (is_default(&cur))
                 install(i, &cur);
+            else
+                __atomic_store_n(&oneshot[i], is_oneshot(&cur), __ATOMIC_RELEASE);
         }
         __atomic_store_n(&armed, true, __ATOMIC_RELEASE);
     }
@@ -165,8 +183,10 @@ int termsig_sigaction(int sig, const struct sigaction *act, struct sigaction *ol
     if (rc == 0 && act) {
         if (!is_default(act)) {
             rc = real_sigaction(sig, act, NULL);     /* the program's handler, or SIG_IGN */
-            if (rc == 0)
+            if (rc == 0) {
                 __atomic_store_n(&ours[i], false, __ATOMIC_RELEASE);
+                __atomic_store_n(&oneshot[i], is_oneshot(act), __ATOMIC_RELEASE);
+            }
         } else if (mine) {
             program[i] = *act;
         } else if (!install((size_t)i, act)) {
@@ -195,6 +215,27 @@ sighandler_t termsig_signal(int sig, sighandler_t handler)
     if (termsig_sigaction(sig, &sa, &old) < 0)
         return SIG_ERR;
     return old.sa_handler;
+}
+
+/* raise() of a covered signal that the kernel holds at SIG_DFL ends the
+ * process: the relays flush first. The usual way there is a handler of the
+ * program's set with SA_RESETHAND (node's for SIGTERM and SIGINT): the
+ * kernel put SIG_DFL back when it ran, without a call the shim sees, and
+ * the handler raises the signal again to end the process by it. There the
+ * signal is blocked until the handler returns, so the raise only leaves it
+ * pending; it is still the end. Otherwise a raise of a blocked signal only
+ * waits (for sigwait(), say), and the relays are left alone. */
+void termsig_before_raise(int sig)
+{
+    int i = slot(sig);
+    struct sigaction cur;
+    sigset_t mask;
+    int saved = errno;
+    if (i >= 0 && real_sigaction(sig, NULL, &cur) == 0 && is_default(&cur) &&
+        (__atomic_load_n(&oneshot[i], __ATOMIC_ACQUIRE) ||
+         (pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 && !sigismember(&mask, sig))))
+        flush_before_end();
+    errno = saved;
 }
 
 /* A fork during a flush: the child's own signals flush its own relays. */

@@ -15,6 +15,8 @@
  * what it reads back is what it set (SIG_DFL where the shim's handler is).
  * The handler flushes (relay_exit: bounded, async-signal-safe), puts SIG_DFL
  * back and raises the signal again, so the process ends by that signal.
+ * A raise() that ends the process at SIG_DFL flushes too: that is how a
+ * program's own one-shot handler (SA_RESETHAND: node's) ends it.
  */
 #ifndef MESHIM_TERMSIG_H
 #define MESHIM_TERMSIG_H
@@ -35,6 +37,10 @@ void termsig_arm(void);
 /* The program's sigaction() and signal() on a covered signal, once armed. */
 int termsig_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 sighandler_t termsig_signal(int sig, sighandler_t handler);
+
+/* The program's raise() of a covered signal, once armed: when it ends the
+ * process (SIG_DFL, not blocked), the relays flush first. */
+void termsig_before_raise(int sig);
 
 /* The child of fork: the lock may have been held by another thread. */
 void termsig_atfork_child(void);

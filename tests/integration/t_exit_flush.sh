@@ -6,8 +6,9 @@
 # child's _exit (subprocess whose exec failed) leaves the parent's relays
 # alone: the parent goes on sending on its connection. A process ended by
 # SIGTERM, SIGINT or SIGHUP at their default action gets the same (mesh/
-# termsig.c), and still ends by that signal; a handler or SIG_IGN the
-# program sets is its own, and it reads back what it set.
+# termsig.c), and still ends by that signal, as does node, whose own
+# one-shot SIGTERM handler raises the signal again; a handler or SIG_IGN
+# the program sets is its own, and it reads back what it set.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 C=$TMP/pki
@@ -216,3 +217,18 @@ lines 1
 [ "$(cat "$TMP/sink.out")" = "$(sent "b'c' * 1000 + b'd' * 1000")" ] ||
     fail "the client with its own handlers: the sink got $(cat "$TMP/sink.out")"
 ok "the program's own SIGTERM handler and SIG_IGN stand; it reads back SIG_DFL where the shim's handler is"
+
+# 8. node: its own SIGTERM handler (set with SA_RESETHAND at start-up)
+#    resets the terminal and raises SIGTERM again. The 8 MB written just
+#    before arrive whole, and node ends by SIGTERM.
+: > "$TMP/sink.out"
+MESHIM_CONFIG=$TMP/cli.ini shimmed node -e "
+const s = require('net').connect($sink, 'sink', () => {
+  s.write(Buffer.alloc(8 << 20, 121), () => process.kill(process.pid, 'SIGTERM'));
+});" 2> "$TMP/client.err"
+rc=$?
+[ "$rc" -eq 143 ] || fail "node killed by SIGTERM: exit status $rc: $(cat "$TMP/client.err")"
+lines 1
+[ "$(cat "$TMP/sink.out")" = "$(sent "b'y' * (8 << 20)")" ] ||
+    fail "node killed by SIGTERM after writing 8 MB: the sink got $(cat "$TMP/sink.out")"
+ok "node (its one-shot SIGTERM handler raises it again): the 8 MB written before SIGTERM arrived whole, exit status 143"
