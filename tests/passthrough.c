@@ -627,12 +627,12 @@ static void catch(int sig)
 }
 
 /* sigaction and signal on SIGTERM (one the shim may take over once a relay
- * starts: none does here) and SIGUSR1 (never its): set, read back, raise,
+ * starts: none does here) and SIGWINCH (never its): set, read back, raise,
  * and the old values returned, as libc's own. */
 static void pt_sigaction(void **state)
 {
     (void)state;
-    int sigs[] = { SIGTERM, SIGUSR1 };
+    int sigs[] = { SIGTERM, SIGWINCH };
     for (size_t i = 0; i < 2; i++) {
         struct sigaction sa = { .sa_handler = catch, .sa_flags = SA_RESTART }, old, now;
         sigemptyset(&sa.sa_mask);
@@ -654,7 +654,7 @@ static void pt_sigaction(void **state)
 static void pt_signal(void **state)
 {
     (void)state;
-    int sigs[] = { SIGTERM, SIGUSR1 };
+    int sigs[] = { SIGTERM, SIGWINCH };
     for (size_t i = 0; i < 2; i++) {
         assert_ptr_equal(signal(sigs[i], catch), SIG_DFL);
         caught = 0;
@@ -674,7 +674,7 @@ static void pt_signal(void **state)
 static void pt_raise(void **state)
 {
     (void)state;
-    int sigs[] = { SIGTERM, SIGUSR1 };
+    int sigs[] = { SIGTERM, SIGWINCH };
     for (size_t i = 0; i < 2; i++) {
         signal(sigs[i], catch);
         caught = 0;

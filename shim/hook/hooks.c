@@ -596,10 +596,11 @@ EXPORT void _Exit(int status)
         pause();
 }
 
-/* Once a relay has started, SIGTERM, SIGINT and SIGHUP left at SIG_DFL
- * have the shim's handler, which flushes the relays and then ends the
- * process by the signal. What the program sets and reads back on them goes
- * through mesh/termsig.c; any other signal, or before, is libc's alone. */
+/* Once a relay has started, SIGTERM, SIGINT, SIGHUP and the other signals
+ * that end a process without a core dump, left at SIG_DFL, have the shim's
+ * handler, which flushes the relays and then ends the process by the
+ * signal. What the program sets and reads back on them goes through
+ * mesh/termsig.c; any other signal, or before, is libc's alone. */
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     if (termsig_armed() && termsig_covers(sig))

@@ -1,6 +1,6 @@
 /*
- * termsig.c — SIGTERM, SIGINT and SIGHUP at their default action let the
- * relays flush before the process ends (termsig.h says why).
+ * termsig.c — the signals that end a process by default (without a core
+ * dump) let the relays flush before it ends (termsig.h says why).
  *
  * Per covered signal the shim knows whether its handler is the one in the
  * kernel (`ours`) and, while it is, the SIG_DFL disposition the program set
@@ -28,7 +28,12 @@
 #include "libc/real.h"
 #include "mesh/relay.h"
 
-static const int covered[] = { SIGTERM, SIGINT, SIGHUP };
+/* The ones a process is ended by: SIGTERM (Kubernetes, systemd, docker
+ * stop, kill), SIGINT (Ctrl-C), SIGHUP (its terminal gone), SIGPIPE (a
+ * write to a closed pipe, `prog | head`), SIGALRM (alarm() as a deadline),
+ * SIGUSR1/2 unhandled. Not those that dump core: the core shows the
+ * program as it was. */
+static const int covered[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2 };
 #define N_COVERED (sizeof(covered) / sizeof(covered[0]))
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

@@ -1,6 +1,7 @@
 /*
  * termsig.h — a signal that would end the process by its default action
- * (SIGTERM, SIGINT, SIGHUP) lets the relays send what the application wrote
+ * (SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2: those that
+ * end it without a core dump) lets the relays send what the application wrote
  * before the process ends, as the kernel sends what sits in a TCP socket's
  * buffer when a process is killed.
  *
@@ -24,7 +25,7 @@
 #include <signal.h>
 #include <stdbool.h>
 
-/* Is sig one of the signals the shim may take over (SIGTERM, SIGINT, SIGHUP)? */
+/* Is sig one of the signals the shim may take over (those above)? */
 bool termsig_covers(int sig);
 
 /* True once armed: from then on the program's sigaction() and signal()

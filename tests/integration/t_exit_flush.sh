@@ -5,8 +5,8 @@
 # process ends (hook _exit/_Exit, mesh/relay.c relay_exit). A vfork
 # child's _exit (subprocess whose exec failed) leaves the parent's relays
 # alone: the parent goes on sending on its connection. A process ended by
-# SIGTERM, SIGINT or SIGHUP at their default action gets the same (mesh/
-# termsig.c), and still ends by that signal, as does node, whose own
+# a signal at its default action (SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGALRM,
+# SIGUSR1, SIGUSR2) gets the same (mesh/termsig.c), and still ends by it, as does node, whose own
 # one-shot SIGTERM handler raises the signal again; a handler or SIG_IGN
 # the program sets is its own, and it reads back what it set.
 . "$(dirname "$0")/lib.sh"
@@ -117,15 +117,16 @@ lines 1
     fail "after 3 failed vfork+exec: the parent's connection got $(cat "$TMP/sink.out")"
 ok "a vfork child's _exit leaves the parent's relay alone: all 100000 bytes arrived"
 
-# 5. Killed by SIGTERM, SIGHUP or SIGINT left at their default action,
-#    right after sendall: the 8 MB arrive whole, and the process still ends
-#    by the signal (exit status 128 + N). python3 has its own SIGINT
-#    handler; the client puts back SIG_DFL first, as a C program has it.
-for sig in TERM HUP INT; do
+# 5. Killed by a signal left at its default action, right after sendall:
+#    the 8 MB arrive whole, and the process still ends by the signal (exit
+#    status 128 + N). python3 has its own SIGINT handler and ignores
+#    SIGPIPE; the client puts back SIG_DFL first, as a C program has them.
+for sig in TERM HUP INT PIPE ALRM USR1 USR2; do
     : > "$TMP/sink.out"
     MESHIM_CONFIG=$TMP/cli.ini shimmed python3 -c "
 import os, signal, socket
 signal.signal(signal.SIGINT, signal.SIG_DFL)
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 s = socket.create_connection(('sink', $sink))
 s.sendall(bytes(range(256)) * 32768)
 os.kill(os.getpid(), signal.SIG$sig)
@@ -137,7 +138,7 @@ signal.pause()" 2> "$TMP/client.err"
     [ "$(cat "$TMP/sink.out")" = "$big" ] ||
         fail "killed by SIG$sig right after sendall: want '$big', the sink got: $(cat "$TMP/sink.out")"
 done
-ok "SIGTERM, SIGHUP, SIGINT at their default action right after sendall: 8 MB arrived whole each time, exit status 128 + N"
+ok "SIGTERM, SIGHUP, SIGINT, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2 at their default action right after sendall: 8 MB arrived whole each time, exit status 128 + N"
 
 # 6. A server killed by SIGTERM while its main thread waits in accept() (in
 #    the shim's hook: the kernel gives a process's signal to its main thread
