@@ -155,7 +155,10 @@ struct hproxy {
     char last_why[128];
     bool traced;                    /* [tracing] on: the request has a client span */
     struct span_ids span;           /* ... whose context goes upstream in traceparent */
+    struct hproxy *prev, *next;     /* in `proxies`, from begin() to px_end() */
 };
+
+static struct hproxy *proxies;      /* engine thread only: every proxy begun */
 
 static void px_step(struct hproxy *px);
 static void attempt_start(struct hproxy *px);
@@ -1234,6 +1237,12 @@ static void px_end(struct hproxy *px)
     h1_free(&px->req);
     h1_free(&px->resp);
     conn_unref(px->conn);
+    if (px->prev)
+        px->prev->next = px->next;
+    else
+        proxies = px->next;
+    if (px->next)
+        px->next->prev = px->prev;
     engine_retire(px);
 }
 
@@ -1379,6 +1388,10 @@ static void req_timer_fired(struct engine_timer *t)
 static void begin(struct engine_task *t)
 {
     struct hproxy *px = container_of(t, struct hproxy, task);
+    px->next = proxies;
+    if (proxies)
+        proxies->prev = px;
+    proxies = px;
     if (!engine_watch(&px->app_io, EPOLLIN)) {
         log_warn("%s: cannot watch a connection: %s; closing it", px->svc->name, strerror(errno));
         px_end(px);
@@ -1452,8 +1465,22 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
     return 0;
 }
 
+/* The proxies and the pools are the parent's: its engine goes on with
+ * them (it was paused for the fork, so the lists are whole). The child
+ * forgets them and closes its copies of their descriptors: a child that
+ * outlives its parent must see its connection end, not wait on the other
+ * end of its pair, which it held itself; and an upstream server must see
+ * a connection the parent closes end, not wait for every child to exit. */
 void http_atfork_child(void)
 {
-    /* The pools' connections are the parent's: forgotten, not closed. */
+    for (struct hproxy *px = proxies; px; px = px->next) {
+        own_close(px->app);
+        if (px->up)
+            own_close(px->up->fd);
+    }
+    proxies = NULL;
+    for (struct pool *p = pools; p; p = p->hh.next)
+        for (struct upstream *u = p->idle; u; u = u->next)
+            own_close(u->fd);
     pools = NULL;
 }

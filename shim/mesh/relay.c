@@ -1039,9 +1039,19 @@ bool relay_pair(int flags, int net, int *app, int *engine)
  * child's copy of their TLS state must never write to the shared sockets
  * (at its exit, a flush would send the parent's close_notify). The child
  * writes into the shared socketpair ends like any other descriptor; their
- * memory is left, no lock is safe to take here. */
+ * memory is left, no lock is safe to take here (the engine was paused for
+ * the fork, so the list is whole).
+ *
+ * The child closes its copies of the engine's ends, though. Otherwise a
+ * child that outlives its parent (a program that connects, then
+ * daemonizes) held both ends of each pair: its reads waited forever and
+ * its writes went nowhere once the parent's relay was gone. Now they see
+ * the end, as the relay's own close would show them. The TCP sockets stay:
+ * a child's socket options on its copy of the connection reach them. */
 void relay_atfork_child(void)
 {
+    for (struct relay *r = live; r; r = r->next)
+        own_close(r->app);
     live = NULL;
     live_n = live_peak = 0;
     exit_asked = false;

@@ -233,3 +233,95 @@ lines 1
 [ "$(cat "$TMP/sink.out")" = "$(sent "b'y' * (8 << 20)")" ] ||
     fail "node killed by SIGTERM after writing 8 MB: the sink got $(cat "$TMP/sink.out")"
 ok "node (its one-shot SIGTERM handler raises it again): the 8 MB written before SIGTERM arrived whole, exit status 143"
+
+# 9. A forked child outlives its parent, which made the connection (a
+#    program that connects, then daemonizes): the relay ends with the
+#    parent, and the child's read of the connection ends too (end of
+#    stream, or a reset) rather than waiting forever. The server holds the
+#    connection open after the parent's end (it reads to the end, then
+#    waits to be let go), so nothing but the child's own copies decides.
+holder=$(free_port)
+tls_ini "$TMP/holder.ini" orders "[inbound:$holder]" "tls = strict"
+MESHIM_CONFIG=$TMP/holder.ini shimmed python3 -c "
+import os, socket, time
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(('127.0.0.2', $holder))
+ls.listen(4)
+n = 0
+while not n:                    # a readiness probe's empty connection does not count
+    c, _ = ls.accept()
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        n += len(d)
+open('$TMP/holder.out', 'w').write('%d\n' % n)
+for _ in range(600):
+    if os.path.exists('$TMP/release'):
+        break
+    time.sleep(0.05)" > "$TMP/holder.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.2 "$holder"
+tls_ini "$TMP/daemon.ini" web "[service:holder]" "endpoints = 127.0.0.2:$holder" "tls = mtls"
+out=$(MESHIM_CONFIG=$TMP/daemon.ini shimmed python3 -c "
+import os, socket, time
+s = socket.create_connection(('holder', $holder))
+s.sendall(b'p' * 1000)
+parent = os.getpid()
+if os.fork() > 0:
+    os._exit(0)
+for _ in range(2000):           # until the parent is gone (bounded)
+    if os.getppid() != parent:
+        break
+    time.sleep(0.01)
+s.settimeout(20)
+try:
+    print('end' if s.recv(100) == b'' else 'data')
+except socket.timeout:
+    print('hung')
+except OSError as e:
+    print('end', e.errno)" 2> "$TMP/client.err")
+touch "$TMP/release"
+case "$out" in
+end*) ;;
+*) fail "a child's read of the connection its gone parent made: want its end, got '$out': $(cat "$TMP/client.err")" ;;
+esac
+wait_until "[ -s '$TMP/holder.out' ]" || fail "the holder never saw the parent's end: $(cat "$TMP/holder.log")"
+[ "$(cat "$TMP/holder.out")" = 1000 ] || fail "the daemonizing parent's 1000 bytes: the server read $(cat "$TMP/holder.out")"
+ok "a child that outlives the parent that connected: its read of the connection ends ($out); the parent's 1000 bytes arrived"
+
+# 10. The same for a protocol = http service (the engine's HTTP proxy,
+#     keep-alive): a child that outlives the parent that connected sends a
+#     request on the inherited connection, and sees the connection's end,
+#     not a wait without end.
+hport=$(free_port)
+python3 tests/helpers/http_backend.py 127.0.0.3 "$hport" b3 "$TMP/b3.log" > /dev/null 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.3 "$hport"
+printf '[service:web]\nprotocol = http\nendpoints = 127.0.0.3:%s\n' "$hport" > "$TMP/http.ini"
+out=$(MESHIM_CONFIG=$TMP/http.ini shimmed python3 -c "
+import os, socket, time
+s = socket.create_connection(('web', $hport))
+s.sendall(b'GET /who HTTP/1.1\r\nHost: web\r\n\r\n')
+first = s.recv(4096)
+parent = os.getpid()
+if os.fork() > 0:
+    os._exit(0 if b' 200 ' in first else 1)
+for _ in range(2000):           # until the parent is gone (bounded)
+    if os.getppid() != parent:
+        break
+    time.sleep(0.01)
+s.settimeout(20)
+try:
+    s.sendall(b'GET /who HTTP/1.1\r\nHost: web\r\n\r\n')
+    print('end' if s.recv(4096) == b'' else 'data')
+except socket.timeout:
+    print('hung')
+except OSError as e:
+    print('end', e.errno)" 2> "$TMP/client.err")
+case "$out" in
+end*) ;;
+*) fail "protocol = http: a child's request on the connection its gone parent made: want its end, got '$out': $(cat "$TMP/client.err")" ;;
+esac
+ok "protocol = http: a child that outlives the parent that connected sees the connection end ($out)"
