@@ -119,6 +119,7 @@ static bool install(size_t i, const struct sigaction *as_program)
         return false;
     program[i] = *as_program;
     __atomic_store_n(&ours[i], true, __ATOMIC_RELEASE);
+    __atomic_store_n(&oneshot[i], false, __ATOMIC_RELEASE);
     return true;
 }
 
