@@ -377,9 +377,14 @@ void engine_atfork_parent(void)
 
 /* The engine thread does not exist in the child. Its queued tasks, timers
  * and watches belonged to the parent's connections: forgotten (their
- * memory is left, no lock is safe to take here). */
+ * memory is left, no lock is safe to take here; the queue is whole, the
+ * parent's engine_lock was held for the fork). A queued task's forget
+ * closes the child's copies of its descriptors. */
 void engine_atfork_child(void)
 {
+    for (struct engine_task *t = queue_head; t; t = t->next)
+        if (t->forget)
+            t->forget(t);
     pthread_mutex_init(&engine_lock, NULL);
     pthread_mutex_init(&work_lock, NULL);
     if (running) {

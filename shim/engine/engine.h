@@ -38,9 +38,13 @@ struct engine_timer {
     bool armed;
 };
 
-/* Work handed to the engine by another thread. */
+/* Work handed to the engine by another thread. `forget`, if set, runs in
+ * a fork child for a task still queued: the task stays the parent's, and
+ * forget lets go of the child's copies of what it holds (its descriptors;
+ * no lock, no allocation). */
 struct engine_task {
     void (*run)(struct engine_task *t);
+    void (*forget)(struct engine_task *t);
     struct engine_task *next;
 };
 

@@ -1400,6 +1400,13 @@ static void begin(struct engine_task *t)
     px_step(px);
 }
 
+/* A fork child, the proxy handed over and not begun yet: its copy of the
+ * engine's end is closed, as for the proxies begun (http_atfork_child). */
+static void forget_in_child(struct engine_task *t)
+{
+    own_close(container_of(t, struct hproxy, task)->app);
+}
+
 /* ------------------------------------------------------------------ entry -- */
 
 bool http_wanted(const struct service *svc)
@@ -1451,6 +1458,7 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
     h1_init(&px->req, H1_REQUEST);
     px->app_in_ready = true;
     px->task.run = begin;
+    px->task.forget = forget_in_child;
     px->app_io = (struct engine_io){ .ready = app_ready, .fd = sv[1] };
     px->try_timer.fire = try_timer_fired;
     px->req_timer.fire = req_timer_fired;

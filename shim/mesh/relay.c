@@ -932,6 +932,14 @@ static void begin(struct engine_task *t)
 
 /* ------------------------------------------------------------ hand-over -- */
 
+/* A fork child, the relay handed over and not begun yet: as for the relays
+ * in `live` (relay_atfork_child), the child closes its copy of the
+ * engine's end. */
+static void forget_in_child(struct engine_task *t)
+{
+    own_close(container_of(t, struct relay, task)->app);
+}
+
 static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, int app, int state,
                   const struct inbound_config *in, const struct relay_handoff *h)
 {
@@ -954,6 +962,7 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
         r->counted = true;
         __atomic_add_fetch(&unflushed, 1, __ATOMIC_ACQ_REL);
         r->task.run = begin;
+        r->task.forget = forget_in_child;
         r->net_io = (struct engine_io){ .ready = net_ready, .fd = net };
         r->app_io = (struct engine_io){ .ready = app_ready, .fd = app };
         r->timer.fire = timer_fired;

@@ -37,6 +37,26 @@ client() {
     MESHIM_CONFIG=$TMP/cli.ini shimmed python3 -c "$1" 2> "$TMP/client.err" ||
         fail "client: $(cat "$TMP/client.err")"
 }
+# strict_server NAME 'PYTHON': a meshed python3 server on a strict port of
+# 127.0.0.2 that runs PYTHON with `ls` listening; its port is left in
+# $PORT, its pid in $SERVER_PID (and PIDS), its output in $TMP/NAME.log.
+# Its clients name it NAME with $TMP/NAME-client.ini.
+strict_server() {
+    local name=$1
+    PORT=$(free_port)
+    tls_ini "$TMP/$name.ini" orders "[inbound:$PORT]" "tls = strict"
+    MESHIM_CONFIG=$TMP/$name.ini shimmed python3 -c "
+import os, signal, socket, threading, time
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(('127.0.0.2', $PORT))
+ls.listen(4)
+$2" > "$TMP/$name.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=($!)
+    wait_port 127.0.0.2 "$PORT"
+    tls_ini "$TMP/$name-client.ini" web "[service:$name]" "endpoints = 127.0.0.2:$PORT" "tls = mtls"
+}
 
 # 1. os._exit right after sendall: 8 MB, then a small write (ended before
 #    the relay has even begun), three times each.
@@ -146,27 +166,16 @@ ok "SIGTERM, SIGHUP, SIGINT, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2 at their default
 #    reader takes its time (a pause after each read, not a wait for
 #    anything), and 32 MB are more than the TCP buffers between the two
 #    hold: the relay still holds bytes when the signal comes.
-sender=$(free_port)
-tls_ini "$TMP/sender.ini" orders "[inbound:$sender]" "tls = strict"
-MESHIM_CONFIG=$TMP/sender.ini shimmed python3 -c "
-import os, signal, socket, threading
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(('127.0.0.2', $sender))
-ls.listen(4)
+strict_server sender "
 def send(c):
     c.sendall(bytes(range(256)) * 131072)
     os.kill(os.getpid(), signal.SIGTERM)
 while True:
     c, _ = ls.accept()
-    threading.Thread(target=send, args=(c,)).start()" > "$TMP/sender.log" 2>&1 &
-spid=$!
-PIDS+=($spid)
-wait_port 127.0.0.2 "$sender"
-tls_ini "$TMP/reader.ini" web "[service:sender]" "endpoints = 127.0.0.2:$sender" "tls = mtls"
-got=$(MESHIM_CONFIG=$TMP/reader.ini shimmed python3 -c "
+    threading.Thread(target=send, args=(c,)).start()"
+got=$(MESHIM_CONFIG=$TMP/sender-client.ini shimmed python3 -c "
 import hashlib, socket, time
-s = socket.create_connection(('sender', $sender))
+s = socket.create_connection(('sender', $PORT))
 h, n = hashlib.sha256(), 0
 while True:
     d = s.recv(1 << 16)
@@ -176,7 +185,7 @@ while True:
     n += len(d)
     time.sleep(0.001)
 print(n, h.hexdigest())" 2> "$TMP/reader.err") || fail "reader: $(cat "$TMP/reader.err")"
-wait "$spid"
+wait "$SERVER_PID"
 rc=$?
 [ "$rc" -eq 143 ] || fail "the server killed by SIGTERM in accept(): exit status $rc: $(cat "$TMP/sender.log")"
 huge=$(sent "bytes(range(256)) * 131072")
@@ -240,14 +249,7 @@ ok "node (its one-shot SIGTERM handler raises it again): the 8 MB written before
 #    stream, or a reset) rather than waiting forever. The server holds the
 #    connection open after the parent's end (it reads to the end, then
 #    waits to be let go), so nothing but the child's own copies decides.
-holder=$(free_port)
-tls_ini "$TMP/holder.ini" orders "[inbound:$holder]" "tls = strict"
-MESHIM_CONFIG=$TMP/holder.ini shimmed python3 -c "
-import os, socket, time
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(('127.0.0.2', $holder))
-ls.listen(4)
+strict_server holder "
 n = 0
 while not n:                    # a readiness probe's empty connection does not count
     c, _ = ls.accept()
@@ -256,17 +258,14 @@ while not n:                    # a readiness probe's empty connection does not 
         if not d:
             break
         n += len(d)
-open('$TMP/holder.out', 'w').write('%d\n' % n)
+open('$TMP/holder.out', 'w').write('%d\\n' % n)
 for _ in range(600):
     if os.path.exists('$TMP/release'):
         break
-    time.sleep(0.05)" > "$TMP/holder.log" 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.2 "$holder"
-tls_ini "$TMP/daemon.ini" web "[service:holder]" "endpoints = 127.0.0.2:$holder" "tls = mtls"
-out=$(MESHIM_CONFIG=$TMP/daemon.ini shimmed python3 -c "
+    time.sleep(0.05)"
+out=$(MESHIM_CONFIG=$TMP/holder-client.ini shimmed python3 -c "
 import os, socket, time
-s = socket.create_connection(('holder', $holder))
+s = socket.create_connection(('holder', $PORT))
 s.sendall(b'p' * 1000)
 parent = os.getpid()
 if os.fork() > 0:
