@@ -1,9 +1,9 @@
 /*
  * termsig.h — a signal that would end the process by its default action
  * (SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2: those that
- * end it without a core dump) lets the relays send what the application wrote
- * before the process ends, as the kernel sends what sits in a TCP socket's
- * buffer when a process is killed.
+ * end it without a core dump) lets the relays send what the application
+ * wrote before the process ends, as the kernel sends what sits in a TCP
+ * socket's buffer when a process is killed.
  *
  * Without it, bytes a program wrote on a relayed (mTLS) connection just
  * before `kill` were lost with the process, and its peer saw the stream end

@@ -243,6 +243,18 @@ lines 1
     fail "node killed by SIGTERM after writing 8 MB: the sink got $(cat "$TMP/sink.out")"
 ok "node (its one-shot SIGTERM handler raises it again): the 8 MB written before SIGTERM arrived whole, exit status 143"
 
+# The python3 of a fork child whose parent (PID in `parent`) exits at once:
+# it waits (bounded) until it is reparented; and its verdict on a read,
+# after a try: that prints 'end' or 'data'.
+orphaned="for _ in range(2000):
+    if os.getppid() != parent:
+        break
+    time.sleep(0.01)"
+judged="except socket.timeout:
+    print('hung')
+except OSError as e:
+    print('end', e.errno)"
+
 # 9. A forked child outlives its parent, which made the connection (a
 #    program that connects, then daemonizes): the relay ends with the
 #    parent, and the child's read of the connection ends too (end of
@@ -270,17 +282,11 @@ s.sendall(b'p' * 1000)
 parent = os.getpid()
 if os.fork() > 0:
     os._exit(0)
-for _ in range(2000):           # until the parent is gone (bounded)
-    if os.getppid() != parent:
-        break
-    time.sleep(0.01)
+$orphaned
 s.settimeout(20)
 try:
     print('end' if s.recv(100) == b'' else 'data')
-except socket.timeout:
-    print('hung')
-except OSError as e:
-    print('end', e.errno)" 2> "$TMP/client.err")
+$judged" 2> "$TMP/client.err")
 touch "$TMP/release"
 case "$out" in
 end*) ;;
@@ -307,18 +313,12 @@ first = s.recv(4096)
 parent = os.getpid()
 if os.fork() > 0:
     os._exit(0 if b' 200 ' in first else 1)
-for _ in range(2000):           # until the parent is gone (bounded)
-    if os.getppid() != parent:
-        break
-    time.sleep(0.01)
+$orphaned
 s.settimeout(20)
 try:
     s.sendall(b'GET /who HTTP/1.1\r\nHost: web\r\n\r\n')
     print('end' if s.recv(4096) == b'' else 'data')
-except socket.timeout:
-    print('hung')
-except OSError as e:
-    print('end', e.errno)" 2> "$TMP/client.err")
+$judged" 2> "$TMP/client.err")
 case "$out" in
 end*) ;;
 *) fail "protocol = http: a child's request on the connection its gone parent made: want its end, got '$out': $(cat "$TMP/client.err")" ;;
