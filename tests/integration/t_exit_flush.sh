@@ -245,7 +245,7 @@ ok "node (its one-shot SIGTERM handler raises it again): the 8 MB written before
 
 # The python3 of a fork child whose parent (PID in `parent`) exits at once:
 # it waits (bounded) until it is reparented; and its verdict on a read,
-# after a try: that prints 'end' or 'data'.
+# after a try: that prints 'end' or 'data' and what came.
 orphaned="for _ in range(2000):
     if os.getppid() != parent:
         break
@@ -285,7 +285,8 @@ if os.fork() > 0:
 $orphaned
 s.settimeout(20)
 try:
-    print('end' if s.recv(100) == b'' else 'data')
+    d = s.recv(100)
+    print('end' if d == b'' else 'data %r' % d[:60])
 $judged" 2> "$TMP/client.err")
 touch "$TMP/release"
 case "$out" in
@@ -309,15 +310,22 @@ out=$(MESHIM_CONFIG=$TMP/http.ini shimmed python3 -c "
 import os, socket, time
 s = socket.create_connection(('web', $hport))
 s.sendall(b'GET /who HTTP/1.1\r\nHost: web\r\n\r\n')
-first = s.recv(4096)
+first = b''                     # the whole answer: none of it is left for the child
+while b'\r\n\r\n' not in first:
+    first += s.recv(4096)
+head, _, body = first.partition(b'\r\n\r\n')
+length = [int(l.split(b':')[1]) for l in head.split(b'\r\n') if l.lower().startswith(b'content-length:')][0]
+while len(body) < length:
+    body += s.recv(4096)
 parent = os.getpid()
 if os.fork() > 0:
-    os._exit(0 if b' 200 ' in first else 1)
+    os._exit(0 if b' 200 ' in head else 1)
 $orphaned
 s.settimeout(20)
 try:
     s.sendall(b'GET /who HTTP/1.1\r\nHost: web\r\n\r\n')
-    print('end' if s.recv(4096) == b'' else 'data')
+    d = s.recv(4096)
+    print('end' if d == b'' else 'data %r' % d[:60])
 $judged" 2> "$TMP/client.err")
 case "$out" in
 end*) ;;
