@@ -94,7 +94,7 @@ int ownfd_next(unsigned from)
 #define LIMIT_ROOM 32
 
 static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
-static rlim_t program_cap;          /* atomic: the program's limit while a raise is in force, else 0 */
+static bool raised_now;             /* atomic: a raise for a move is in force */
 static rlim_t program_seen;         /* atomic: the program's limit as last seen, 0 before a move */
 
 /* Under limit_lock: rl is the limit in force, the program's. Raised to
@@ -111,7 +111,7 @@ static rlim_t raise_for_move(const struct rlimit *rl)
     if (setrlimit(RLIMIT_NOFILE, &want) != 0)
         return 0;
     __atomic_store_n(&program_seen, rl->rlim_cur, __ATOMIC_RELAXED);
-    __atomic_store_n(&program_cap, rl->rlim_cur, __ATOMIC_RELAXED);
+    __atomic_store_n(&raised_now, true, __ATOMIC_RELAXED);
     return want.rlim_cur;
 }
 
@@ -125,7 +125,7 @@ static void lower_after_move(const struct rlimit *program, rlim_t raised)
     if (prlimit(0, RLIMIT_NOFILE, program, &was) == 0 &&
         (was.rlim_cur != raised || was.rlim_max != program->rlim_max))
         prlimit(0, RLIMIT_NOFILE, &was, NULL);
-    __atomic_store_n(&program_cap, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&raised_now, false, __ATOMIC_RELAXED);
 }
 
 rlim_t ownfd_program_limit(int fd)
@@ -151,7 +151,7 @@ rlim_t ownfd_program_limit(int fd)
 
 bool ownfd_limit_raised(void)
 {
-    return __atomic_load_n(&program_cap, __ATOMIC_RELAXED) != 0;
+    return __atomic_load_n(&raised_now, __ATOMIC_RELAXED);
 }
 
 /* fork: no move is under way while the kernel copies the process, so the

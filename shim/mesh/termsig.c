@@ -2,9 +2,10 @@
  * termsig.c — the signals that end a process by default (without a core
  * dump) let the relays flush before it ends (termsig.h says why).
  *
- * Per covered signal the shim knows whether its handler is the one in the
- * kernel (`ours`) and, while it is, the SIG_DFL disposition the program set
- * or found (`program`: flags and mask, as sigaction() reads them back). The
+ * Per covered signal the shim keeps, while its handler is the one in the
+ * kernel (the kernel's disposition says so), the SIG_DFL disposition the
+ * program set or found (`program`: flags and mask, as sigaction() reads
+ * them back). The
  * program's calls and the arming are ordered by one mutex. It is taken with
  * every signal blocked in the thread: a handler of the program that calls
  * sigaction() on a thread holding it could otherwise wait for it forever.
@@ -38,8 +39,8 @@ static const int covered[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGALRM, SIGUSR
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static bool armed;                              /* atomic */
-static bool ours[N_COVERED];                    /* atomic: the shim's handler is in the kernel */
-static struct sigaction program[N_COVERED];     /* under lock, while ours: what the program reads */
+/* Under lock, while the shim's handler is in: what the program reads back. */
+static struct sigaction program[N_COVERED];
 /* atomic: the program's handler there was set with SA_RESETHAND (one-shot),
  * as last seen; once it has run, the kernel holds SIG_DFL again. */
 static bool oneshot[N_COVERED];
@@ -96,9 +97,6 @@ static void on_signal(int sig)
 {
     int saved = errno;
     flush_before_end();
-    int i = slot(sig);
-    if (i >= 0)
-        __atomic_store_n(&ours[i], false, __ATOMIC_RELEASE);
     struct sigaction dfl = { .sa_handler = SIG_DFL };
     sigemptyset(&dfl.sa_mask);
     real_sigaction(sig, &dfl, NULL);
@@ -118,21 +116,8 @@ static bool install(size_t i, const struct sigaction *as_program)
     if (real_sigaction(covered[i], &sa, NULL) < 0)
         return false;
     program[i] = *as_program;
-    __atomic_store_n(&ours[i], true, __ATOMIC_RELEASE);
     __atomic_store_n(&oneshot[i], false, __ATOMIC_RELEASE);
     return true;
-}
-
-/* Is the shim's handler still the kernel's? A program may have replaced it
- * without sigaction() or signal() (sigset(), a raw system call). */
-static bool still_ours(size_t i, struct sigaction *cur)
-{
-    if (!__atomic_load_n(&ours[i], __ATOMIC_ACQUIRE))
-        return false;
-    if (real_sigaction(covered[i], NULL, cur) == 0 && cur->sa_handler == on_signal)
-        return true;
-    __atomic_store_n(&ours[i], false, __ATOMIC_RELEASE);
-    return false;
 }
 
 static void lock_blocked(sigset_t *saved)
@@ -179,20 +164,19 @@ int termsig_sigaction(int sig, const struct sigaction *act, struct sigaction *ol
         return real_sigaction(sig, act, old);
     sigset_t saved;
     lock_blocked(&saved);
+    /* The kernel's disposition says whether the shim's handler is in: a
+     * program may have replaced it with a call the shim does not see
+     * (sigset(), a raw system call). */
     struct sigaction before;
-    bool mine = still_ours((size_t)i, &before);
-    int rc = 0;
+    int rc = real_sigaction(sig, NULL, &before);
+    bool mine = rc == 0 && before.sa_handler == on_signal;
     if (mine)
         before = program[i];
-    else
-        rc = real_sigaction(sig, NULL, &before);
     if (rc == 0 && act) {
         if (!is_default(act)) {
             rc = real_sigaction(sig, act, NULL);     /* the program's handler, or SIG_IGN */
-            if (rc == 0) {
-                __atomic_store_n(&ours[i], false, __ATOMIC_RELEASE);
+            if (rc == 0)
                 __atomic_store_n(&oneshot[i], is_oneshot(act), __ATOMIC_RELEASE);
-            }
         } else if (mine) {
             program[i] = *act;
         } else if (!install((size_t)i, act)) {
