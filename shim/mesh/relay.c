@@ -103,6 +103,7 @@ struct relay {
     bool counted;                   /* in `unflushed` */
     bool pending;                   /* inbound: counted in its port's pending handshakes */
     bool heard;                     /* the network side has been readable once */
+    bool judged;                    /* inbound: the client's first bytes were looked at */
     bool quiet;                     /* the peer agreed on kernel TLS: FIN, never close_notify */
     struct relay_handoff handoff;   /* inbound: the application's number while it is full */
     unsigned handoff_tries;
@@ -725,10 +726,31 @@ static void late_handshake_done(struct relay *r, int h, char *why, size_t len)
     pump(r);
 }
 
+/* Inbound: a client whose first bytes cannot begin a ClientHello is not
+ * speaking TLS. OpenSSL says so once a record header's 5 bytes are here
+ * ("http request", "wrong version number"); fewer, and it would wait for
+ * the rest until the handshake's deadline, while a plaintext client that
+ * sent one short line waits for its answer. Judged once, from the bytes
+ * already here (meshim/sniff.h). */
+static bool plaintext_client(struct relay *r)
+{
+    unsigned char first[SNIFF_BYTES];
+    ssize_t n = real_recv(r->net, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
+    if (n <= 0)
+        return false;               /* nothing yet (or gone): the handshake says */
+    r->judged = true;
+    return n < 5 && sniff_first_bytes(first, (size_t)n) == SNIFF_PLAINTEXT;
+}
+
 static void handshake_step(struct relay *r)
 {
     bool want_write = false;
     char why[TLS_WHY_MAX];
+    if (r->in && !r->judged && plaintext_client(r)) {
+        metrics_handshake(DIRECTION_INBOUND, RESULT_TLS_ERROR);
+        inbound_refused(r, RESULT_TLS_ERROR, "TLS handshake: plaintext (the client's first bytes are not TLS)");
+        return;
+    }
     int h = tls_handshake(r->ssl, &want_write, why, sizeof(why));
     if (h == 0) {
         r->down_wait = want_write ? NET_OUT : NET_IN;
@@ -768,6 +790,7 @@ static void sniff_step(struct relay *r)
         return;
     }
     if (sniff_first_bytes(first, n > 0 ? (size_t)n : 0) == SNIFF_TLS) {
+        r->judged = true;
         r->state = R_HANDSHAKE;
         handshake_step(r);
         return;

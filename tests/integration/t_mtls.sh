@@ -113,6 +113,20 @@ out=$(curl -sS --max-time 5 "http://127.0.0.2:$port/secret-file" 2>&1) && fail "
 # may be done first, so each refusal is waited for.
 wait_until 'grep -q "client 127.0.0.1:[0-9]* refused: TLS handshake: http request" "$TMP/server.log"' \
     || fail "no refusal for the plaintext client: $(tail -3 "$TMP/server.log")"
+# A plaintext client whose message is shorter than a TLS record header (3
+# bytes and then it waits for the answer) is refused for what it sent, not
+# left to the handshake's 10 s deadline ("timed out").
+python3 - "$port" 2> "$TMP/short.err" <<'PY' || fail "short plaintext client: $(cat "$TMP/short.err")"
+import socket, sys
+s = socket.create_connection(("127.0.0.2", int(sys.argv[1])), timeout=30)
+s.sendall(b"hi\n")
+try:
+    assert s.recv(100) == b""       # the end, never an answer
+except ConnectionResetError:
+    pass
+PY
+wait_until 'grep -q "refused: TLS handshake: plaintext (the client.s first bytes are not TLS)" "$TMP/server.log"' \
+    || fail "the short plaintext client was not refused for its bytes: $(grep refused "$TMP/server.log" | tail -2)"
 
 tls_ini "$TMP/bad.ini" bad "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls"
 MESHIM_CONFIG=$TMP/bad.ini shimmed python3 - "$port" 2>"$TMP/bad.err" <<'PY' || fail "bad client: $(cat "$TMP/bad.err")"
@@ -128,7 +142,7 @@ wait_until 'grep -q "refused: peer identity spiffe://test.mesh/ns/dev/sa/bad is 
     "$TMP/server.log"' || fail "no allow refusal: $(tail -3 "$TMP/server.log")"
 [ "$(grep -c '"GET' "$TMP/server.log")" -eq "$lines_before" ] \
     || fail "a refused client's request reached the server application"
-ok "plaintext client and a client outside 'allow' refused with their reason; the application saw neither"
+ok "plaintext clients (an HTTP request, a 3-byte line) and a client outside 'allow' refused with their reason; the application saw neither"
 
 # Certificates from the trusted CA that only look allowed (review finding 6):
 # two URI SANs with the allowed one second, and a path with "..". curl
