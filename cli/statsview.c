@@ -178,21 +178,6 @@ static int by_pid(const void *a, const void *b)
     return ((const struct stats_view *)a)->pid - ((const struct stats_view *)b)->pid;
 }
 
-/* "1234.stats", or ".1234.stats.RANDOM" (a file being made): its pid, or 0. */
-static int pid_of(const char *name, bool *tmp)
-{
-    *tmp = name[0] == '.';
-    if (*tmp)
-        name++;
-    char *end;
-    long pid = strtol(name, &end, 10);
-    if (pid <= 0 || pid > 0x3fffffff || end == name)
-        return 0;
-    if (*tmp ? strncmp(end, ".stats.", 7) != 0 : strcmp(end, ".stats") != 0)
-        return 0;
-    return (int)pid;
-}
-
 /* May uid have written pid's file? One of the process's user ids (real,
  * effective, saved, filesystem) must be uid: nobody can pass counters off
  * as another user's process (review finding 3). */
@@ -227,7 +212,7 @@ int stats_view_scan(const char *dir, int only, struct stats_view **out)
     struct dirent *e;
     while ((e = readdir(d))) {
         bool tmp;
-        int pid = pid_of(e->d_name, &tmp);
+        int pid = stats_file_pid(e->d_name, &tmp);
         if (!pid || (only && pid != only))
             continue;
         char why[128];

@@ -18,8 +18,11 @@
 #ifndef MESHIM_STATS_H
 #define MESHIM_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define STATS_MAGIC "MESHIMST"
 #define STATS_VERSION 5u
@@ -163,6 +166,22 @@ static inline size_t stats_file_size(void)
            STATS_MAX_ENDPOINTS * sizeof(struct stats_endpoint) +
            STATS_MAX_INBOUND * sizeof(struct stats_inbound) +
            STATS_MAX_REQUEST_SERIES * sizeof(struct stats_requests);
+}
+
+/* A name in the stats folder: "1234.stats", or ".1234.stats.RANDOM" (a
+ * file being made, *making set). Its pid; 0 for any other name. */
+static inline int stats_file_pid(const char *name, bool *making)
+{
+    *making = name[0] == '.';
+    if (*making)
+        name++;
+    char *end;
+    long pid = strtol(name, &end, 10);
+    if (pid <= 0 || pid > 0x3fffffff || end == name || name[0] < '0' || name[0] > '9')
+        return 0;
+    if (*making ? strncmp(end, ".stats.", 7) != 0 : strcmp(end, ".stats") != 0)
+        return 0;
+    return (int)pid;
 }
 
 #endif

@@ -13,15 +13,18 @@
  */
 #include "observe/metrics.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,6 +103,36 @@ static void *map_new(int fd, size_t size)
     return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 }
 
+/* The files of processes that ended without their exit running (SIGKILL,
+ * a crash, glibc's daemon() ending the parent with its own _exit) stay
+ * until `meshim stats` or the exporter next reads the folder; on a host
+ * where neither runs they pile up, about 12 KB each on disk (a test
+ * machine's folder held 10,424). So each process that makes its file
+ * removes a few: of the names of one directory read, up to PRUNE_MAX
+ * whose pid no longer exists (so the first connection of a process pays
+ * 0.2 ms at most; more processes start than die unseen, so the folder
+ * empties over time). A pid that another process has taken since is left to the
+ * readers, which compare start times. Raw getdents64 on the folder's
+ * descriptor: no second descriptor, nothing allocated. */
+#define PRUNE_READ 8192             /* one read: a few hundred names */
+#define PRUNE_MAX 16                /* unlinks (~10 us each on ext4): bounded */
+
+static void prune_dead(int dfd)
+{
+    char buf[PRUNE_READ] __attribute__((aligned(8)));
+    long n = real_syscall4(SYS_getdents64, dfd, buf, sizeof(buf), 0);
+    int self = getpid();
+    int pruned = 0;
+    for (long off = 0; off < n && pruned < PRUNE_MAX;) {
+        const struct dirent64 *e = (const struct dirent64 *)(buf + off);
+        off += e->d_reclen;
+        bool making;
+        int pid = stats_file_pid(e->d_name, &making);
+        if (pid && pid != self && kill(pid, 0) < 0 && errno == ESRCH && unlinkat(dfd, e->d_name, 0) == 0)
+            pruned++;
+    }
+}
+
 /* Makes, fills and publishes <dir>/<pid>.stats; NULL with the reason in
  * why. The folder must be trustworthy (files_open_dir) and the file is one
  * this process has just created under a random name (files_create_private)
@@ -127,6 +160,7 @@ static struct stats_header *create(const char *dir, char *why, size_t len)
             snprintf(map_name, sizeof(map_name), "%s", name);
             map_dir_dev = dst.st_dev, map_dir_ino = dst.st_ino;
             map_file_dev = fst.st_dev, map_file_ino = fst.st_ino;
+            prune_dead(dfd);
             real_close(dfd);
             return m;
         }

@@ -309,6 +309,41 @@ grep -q "no live meshed process" "$TMP/after.txt" || fail "stats of exited proce
 [ -z "$(ls "$STATS" | grep -vxE 'shared-endpoints.v1|tls-module-[0-9a-f]+\.so')" ] || fail "files of exited processes not cleaned up: $(ls "$STATS")"
 ok "exited processes: ignored and their files removed"
 
+# --- processes that died unseen --------------------------------------------
+# A process killed with SIGKILL leaves its file (no exit ran); so do ones
+# that crash or end by glibc's internal _exit. With no `meshim stats` to
+# clean up, the next meshed process removes a few (at most 16) of the files
+# whose pid does not exist, and nothing else.
+DEAD=$TMP/stats3
+mkdir -m 700 "$DEAD"
+# Not through shimmed(): $! must be python3's own pid.
+env MESHIM_STATS_DIR="$DEAD" MESHIM_SERVICES="orders=127.0.0.2:$port" LD_PRELOAD="$MESHIM_PRELOAD" python3 -c '
+import socket, sys, time
+socket.create_connection(("orders", int(sys.argv[1]))).close()
+time.sleep(60)' "$port" &
+victim=$!
+PIDS+=($victim)
+wait_until '[ -e "$DEAD/$victim.stats" ]' || fail "the victim made no stats file"
+kill -KILL "$victim"; wait "$victim" 2> /dev/null
+pid_max=$(cat /proc/sys/kernel/pid_max)
+for k in 1 2 3 4 5; do : > "$DEAD/$((pid_max + k)).stats"; done   # no such pid, ever
+: > "$DEAD/.$((pid_max + 6)).stats.x9Yz"      # one being made when its process died
+: > "$DEAD/$$.stats"                          # a live process's (this shell's)
+: > "$DEAD/notes.txt"
+next() { MESHIM_STATS_DIR=$1 MESHIM_SERVICES="orders=127.0.0.2:$port" shimmed python3 -c '
+import socket, sys
+socket.create_connection(("orders", int(sys.argv[1]))).close()' "$port"; }
+next "$DEAD" || fail "the next meshed process failed"
+left=$(cd "$DEAD" && ls -A | grep -vx shared-endpoints.v1 | sort | tr '\n' ' ')
+[ "$left" = "$$.stats notes.txt " ] || fail "after the next process the folder holds: $left (want $$.stats notes.txt)"
+MANY=$TMP/stats4
+mkdir -m 700 "$MANY"
+for k in $(seq 1 20); do : > "$MANY/$((pid_max + k)).stats"; done
+next "$MANY" || fail "the next meshed process failed"
+n=$(ls -A "$MANY" | grep -c '\.stats$')
+[ "$n" = 4 ] || fail "of 20 dead processes' files, $n remain (want 4: 16 removed per process)"
+ok "files of processes that died unseen (SIGKILL'd, no such pid) removed by the next process, 16 at most; live and foreign names kept"
+
 # --- the engine's path: timeouts met by non-blocking connects ------------------
 start_black_hole 127.0.0.5 "$port"
 cat > "$TMP/hole.ini" <<INI

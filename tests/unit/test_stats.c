@@ -353,6 +353,22 @@ static void test_untrusted_files(void **state)
     rmdir(dir);
 }
 
+/* The folder's names: a file per process, one being made, anything else. */
+static void test_stats_file_names(void **state)
+{
+    (void)state;
+    bool making;
+    assert_int_equal(stats_file_pid("1234.stats", &making), 1234);
+    assert_false(making);
+    assert_int_equal(stats_file_pid(".1234.stats.Ab3xYz", &making), 1234);
+    assert_true(making);
+    const char *others[] = { "shared-endpoints.v1", "tls-module-0f83fa4487985103.so", "1234.stats.old",
+                             ".1234.stats", "0.stats", "-5.stats", "+5.stats", " 5.stats", ".stats",
+                             "1234", "99999999999.stats", "12a.stats", "." , ".." };
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+        assert_int_equal(stats_file_pid(others[i], &making), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_quantiles),
         cmocka_unit_test(test_prometheus_text),
         cmocka_unit_test(test_untrusted_files),
+        cmocka_unit_test(test_stats_file_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
