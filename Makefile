@@ -33,10 +33,10 @@ LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
 POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 route trace
-SHIM     := $(POLICY) mesh real ownfd program files log accesslog metrics sharedfile callers engine placeholder health watch otlp \
+SHIM     := $(POLICY) mesh real ownfd program files log logfile accesslog metrics sharedfile callers engine placeholder health watch otlp \
             tls_loader conn fdtable attempt connect dial sockname relay termsig mtls ktls http httptap threadtrace resolve hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -147,9 +147,15 @@ $(BUILD)/tests/test_threadtrace: tests/unit/test_threadtrace.c $(SHIM_O) | $(BUI
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(SHIM_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_stats: the access-log format (library) and the stats reader (command).
-$(BUILD)/tests/test_stats: tests/unit/test_stats.c $(POLICY_O) $(BUILD)/obj/accesslog.o \
-        $(BUILD)/obj/log.o $(BUILD)/obj/files.o $(BUILD)/obj/real.o $(BUILD)/obj/cli_statsview.o | $(BUILD)/tests
+$(BUILD)/tests/test_stats: tests/unit/test_stats.c $(POLICY_O) $(BUILD)/obj/accesslog.o $(BUILD)/obj/logfile.o \
+        $(BUILD)/obj/ownfd.o $(BUILD)/obj/log.o $(BUILD)/obj/files.o $(BUILD)/obj/real.o $(BUILD)/obj/cli_statsview.o \
+        | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread
+
+# test_logfile: the access log's file kept open and found again after rotation.
+$(BUILD)/tests/test_logfile: tests/unit/test_logfile.c $(POLICY_O) $(BUILD)/obj/logfile.o $(BUILD)/obj/ownfd.o \
+        $(BUILD)/obj/files.o $(BUILD)/obj/real.o | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_files: the observe layer's file opening (and the real_ trampolines it closes with).
 $(BUILD)/tests/test_files: tests/unit/test_files.c $(POLICY_O) $(BUILD)/obj/files.o $(BUILD)/obj/real.o \

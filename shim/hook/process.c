@@ -111,6 +111,7 @@ static void atfork_child(void)
     tls_atfork_child();
     fdtable_atfork_child();
     conn_atfork_child();    /* its inherited connections are the parent's to log */
+    access_atfork_child();
     if (reg)
         registry_reinit_locks(reg);
     watch_atfork_child();

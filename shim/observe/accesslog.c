@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "observe/log.h"
+#include "observe/logfile.h"
 
 static char where[512];             /* empty: off */
 
@@ -29,12 +30,26 @@ bool access_enabled(void)
     return where[0] != '\0';
 }
 
+/* The file stays open between lines (observe/logfile.h). */
+static struct logfile file = LOGFILE_INIT;
+
 static void write_line(const char *line, size_t n)
 {
+    if (!n)
+        return;
     int saved = errno;
-    if (n && !log_write_line(where, line, n))
+    if (strcmp(where, "stderr") == 0) {
+        log_write_line(NULL, line, n);
+    } else if (!logfile_write(&file, where, line, n)) {
+        log_write_line(NULL, line, n);
         log_warn("access_log: cannot open %s (%s); its lines go to stderr", where, strerror(errno));
+    }
     errno = saved;
+}
+
+void access_atfork_child(void)
+{
+    logfile_atfork_child(&file);
 }
 
 void access_write(const struct access_record *r)

@@ -344,6 +344,38 @@ n=$(ls -A "$MANY" | grep -c '\.stats$')
 [ "$n" = 4 ] || fail "of 20 dead processes' files, $n remain (want 4: 16 removed per process)"
 ok "files of processes that died unseen (SIGKILL'd, no such pid) removed by the next process, 16 at most; live and foreign names kept"
 
+# --- the access log rotated under a running process ------------------------
+# logrotate's way: the file renamed, a new one made at the path by the next
+# line. A process keeps the file open between lines; after the rename its
+# lines reach the new file within a second or so, and none is lost.
+ROT=$TMP/rot.log
+env MESHIM_ACCESS_LOG="$ROT" MESHIM_STATS_DIR=off MESHIM_SERVICES="orders=127.0.0.2:$port" \
+    LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$port" "$TMP/rot.count" "$TMP/rot.stop" <<'PY' &
+import os, socket, sys, time
+port, count, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n = 0
+while not os.path.exists(stop) and n < 2000:
+    s = socket.create_connection(("orders", port))
+    s.sendall(b"GET /who HTTP/1.0\r\n\r\n")
+    while s.recv(4096):
+        pass
+    s.close()
+    n += 1
+    time.sleep(0.01)
+open(count, "w").write(str(n))
+PY
+rotator=$!
+PIDS+=($rotator)
+wait_until '[ -s "$ROT" ]' || fail "no access-log line from the running process"
+mv "$ROT" "$ROT.1"
+WAIT_TENTHS=100 wait_until '[ -s "$ROT" ]' || fail "after the rename, no line reached the new file"
+touch "$TMP/rot.stop"
+wait "$rotator" || fail "the rotated process failed"
+made=$(cat "$TMP/rot.count")
+logged=$(cat "$ROT.1" "$ROT" | grep -c '"service":"orders"')
+[ "$logged" = "$made" ] || fail "$made connections, $logged access-log lines across the rotation"
+ok "access log renamed under a running process: the new file gets its lines, $logged of $made lines in the two"
+
 # --- the engine's path: timeouts met by non-blocking connects ------------------
 start_black_hole 127.0.0.5 "$port"
 cat > "$TMP/hole.ini" <<INI

@@ -1,0 +1,88 @@
+/*
+ * logfile.c — an append-only file kept open, opened again when rotated
+ * (see logfile.h for the slots and why writers take no lock).
+ */
+#include "observe/logfile.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "libc/ownfd.h"
+#include "libc/real.h"
+#include "meshim/util.h"
+#include "observe/files.h"
+
+/* Once a second at most, by one thread: is the path still the file in
+ * use? If not (rotated, removed, never opened), the other slot gets the
+ * file there now, provided no line is still being written through it. */
+static void look(struct logfile *f, const char *path, int64_t now)
+{
+    if (__atomic_exchange_n(&f->busy, 1, __ATOMIC_ACQUIRE))
+        return;                     /* another thread is at it: use what is open */
+    if (__atomic_load_n(&f->looked_s, __ATOMIC_RELAXED) == now)
+        goto done;
+    __atomic_store_n(&f->looked_s, now, __ATOMIC_RELAXED);
+    unsigned gen = __atomic_load_n(&f->gen, __ATOMIC_ACQUIRE);
+    struct stat st;
+    if (f->fd[gen & 1] >= 0 && stat(path, &st) == 0 && st.st_dev == f->dev && st.st_ino == f->ino)
+        goto done;
+    unsigned next = (gen + 1) & 1;
+    if (__atomic_load_n(&f->writers[next], __ATOMIC_ACQUIRE))
+        goto done;                  /* a writer still holds it: next second */
+    int fd = ownfd_move(files_open_log(path));
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            own_close(fd);
+        goto done;                  /* the one in use (if any) goes on */
+    }
+    if (f->fd[next] >= 0)
+        own_close(f->fd[next]);
+    __atomic_store_n(&f->fd[next], fd, __ATOMIC_RELEASE);
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    __atomic_store_n(&f->gen, gen + 1, __ATOMIC_RELEASE);
+done:
+    __atomic_store_n(&f->busy, 0, __ATOMIC_RELEASE);
+}
+
+bool logfile_write(struct logfile *f, const char *path, const char *line, size_t len)
+{
+    int64_t now = (int64_t)(now_ns() / 1000000000u) + 1;   /* never 0, the "not yet" */
+    if (__atomic_load_n(&f->looked_s, __ATOMIC_RELAXED) != now)
+        look(f, path, now);
+    /* Count this line against the slot in use, and make sure it still is
+     * once counted: a reopen never closes a slot with lines counted. */
+    unsigned gen, slot;
+    for (;;) {
+        gen = __atomic_load_n(&f->gen, __ATOMIC_ACQUIRE);
+        slot = gen & 1;
+        __atomic_add_fetch(&f->writers[slot], 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&f->gen, __ATOMIC_SEQ_CST) == gen)
+            break;
+        __atomic_sub_fetch(&f->writers[slot], 1, __ATOMIC_RELEASE);
+    }
+    int fd = __atomic_load_n(&f->fd[slot], __ATOMIC_ACQUIRE);
+    int saved = errno;
+    if (fd >= 0)
+        (void)real_syscall4(SYS_write, fd, line, len, 0);
+    __atomic_sub_fetch(&f->writers[slot], 1, __ATOMIC_RELEASE);
+    if (fd < 0) {
+        /* Nothing open yet (another thread is opening it, or a descriptor
+         * of the shim's own could not be had): this line opens the file
+         * for itself, as every line once did. */
+        fd = files_open_log(path);
+        if (fd < 0)
+            return false;
+        (void)real_syscall4(SYS_write, fd, line, len, 0);
+        real_close(fd);
+    }
+    errno = saved;
+    return true;
+}
+
+void logfile_atfork_child(struct logfile *f)
+{
+    f->busy = 0;
+    f->writers[0] = f->writers[1] = 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * logfile.h — a file that lines are appended to, kept open.
+ *
+ * The access log gets a line per connection, and with protocol = http a
+ * line per request. Opened for each line (as log.c still does for the
+ * shim's rare warnings), it cost an open, a close and a path lookup per
+ * request: with the access log on, an HTTP service's engine spent about a
+ * third more CPU per request. So the descriptor stays open, as one of the
+ * shim's own (libc/ownfd.h: out of the program's way, and a daemon that
+ * closes every descriptor cannot close it), and is opened again when the
+ * path names another file, as after logrotate's rename and create: looked
+ * at once a second at most, with one stat. copytruncate needs nothing:
+ * every write is one O_APPEND write, so lines of many processes never
+ * interleave.
+ *
+ * Writers take no lock: a line is written from the engine thread, from
+ * any application thread, and at exit from a signal handler's _exit. The
+ * descriptor in use is one of two slots, by the parity of a generation;
+ * each slot counts the lines being written through it. A reopen (one
+ * thread at a time; a thread that finds one under way goes on) fills the
+ * other slot only when no line is being written through it, then moves the
+ * generation on. So a descriptor is closed only when no writer can still
+ * hold it, at the second reopen after the one that replaced it.
+ */
+#ifndef MESHIM_LOGFILE_H
+#define MESHIM_LOGFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct logfile {
+    int fd[2];                  /* by generation parity; -1: none */
+    unsigned writers[2];        /* lines being written through fd[i] */
+    unsigned gen;               /* fd[gen & 1] is the one in use */
+    int busy;                   /* a reopen is under way */
+    int64_t looked_s;           /* when the path was last looked at (now_ns() seconds) */
+    dev_t dev;                  /* the file fd[gen & 1] is (the reopener's) */
+    ino_t ino;
+};
+
+#define LOGFILE_INIT { .fd = { -1, -1 } }
+
+/* Appends line, one O_APPEND write, to the file at path (not "stderr").
+ * False, nothing written and errno the open's, when the file cannot be
+ * opened (a symlink, a folder, a FIFO nobody reads, no permission). While
+ * no descriptor is kept (the first line, meanwhile written by another
+ * thread; no room for one of the shim's own) the line opens the file for
+ * itself. */
+bool logfile_write(struct logfile *f, const char *path, const char *line, size_t len);
+
+/* fork: the child has one thread; no reopen or write of another thread
+ * is under way in it. */
+void logfile_atfork_child(struct logfile *f);
+
+#endif
