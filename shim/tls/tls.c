@@ -416,6 +416,18 @@ SSL *tls_server_new(struct tls_identity *id, int fd)
     return ssl;
 }
 
+/* OpenSSL's words for a peer whose first bytes were not a TLS record
+ * ("wrong version number": an SSH banner, an HTTP answer), and what they
+ * mean for a mesh: the other end is a plaintext port. */
+static const char *not_tls(const SSL *ssl, unsigned long e)
+{
+    int r = ERR_GET_REASON(e);
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL || (r != SSL_R_WRONG_VERSION_NUMBER && r != SSL_R_PACKET_LENGTH_TOO_LONG))
+        return "";
+    return SSL_is_server(ssl) ? " (the client does not speak TLS)"
+                              : " (the server does not speak TLS: a plaintext port?)";
+}
+
 static void handshake_failure(SSL *ssl, int err, int sys_errno, char *why, size_t len)
 {
     long verify = SSL_get_verify_result(ssl);
@@ -424,7 +436,7 @@ static void handshake_failure(SSL *ssl, int err, int sys_errno, char *why, size_
         snprintf(why, len, "TLS handshake: peer certificate not accepted: %s",
                  X509_verify_cert_error_string(verify));
     } else if (e) {
-        snprintf(why, len, "TLS handshake: %s", ERR_reason_error_string(e));
+        snprintf(why, len, "TLS handshake: %s%s", ERR_reason_error_string(e), not_tls(ssl, e));
     } else if (err == SSL_ERROR_SYSCALL && sys_errno) {
         snprintf(why, len, "TLS handshake: %s", strerror(sys_errno));
     } else {

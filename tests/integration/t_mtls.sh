@@ -4,7 +4,7 @@
 #   http.server on a strict port; a recording TCP relay in between proves
 #   that only TLS went over the wire (no byte of the request or the answer);
 # - a plaintext client, a client of the wrong namespace (allow), and wrong
-#   servers (identity, expired, unknown CA) are refused with their reason;
+#   servers (identity, expired, unknown CA, plaintext) are refused with their reason;
 #   the application never sees a refused client's bytes;
 # - standard TLS both ways: curl --cert against the shimmed server, the
 #   shimmed client against openssl s_server -Verify;
@@ -163,9 +163,13 @@ ok "look-alike identities refused: two URI SANs (allowed one second), a '..' pat
 # Wrong servers: the connect fails (ECONNRESET) after its retries, one warning says why.
 wrong_server() {    # NAME PORT EXPECTED_REASON [identity]
     local name=$1 p=$2 reason=$3 identity=${4:-}
-    tls_ini "$TMP/$name-srv.ini" "$name" "[inbound:$p]" "tls = strict"
-    MESHIM_CONFIG=$TMP/$name-srv.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    if [ "$name" = plaintext ]; then     # not meshed: it answers the ClientHello in HTTP
         python3 -m http.server --bind 127.0.0.3 --directory "$TMP/www" "$p" > "$TMP/$name-srv.log" 2>&1 &
+    else
+        tls_ini "$TMP/$name-srv.ini" "$name" "[inbound:$p]" "tls = strict"
+        MESHIM_CONFIG=$TMP/$name-srv.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+            python3 -m http.server --bind 127.0.0.3 --directory "$TMP/www" "$p" > "$TMP/$name-srv.log" 2>&1 &
+    fi
     PIDS+=($!)
     wait_port 127.0.0.3 "$p"
     tls_ini "$TMP/$name-cli.ini" web "[service:orders]" "endpoints = 127.0.0.3:$p" "tls = mtls" \
@@ -189,7 +193,9 @@ p3=$(free_port)
 wrong_server expired "$p3" "TLS handshake: peer certificate not accepted: certificate has expired"
 p4=$(free_port)
 wrong_server rogue "$p4" "TLS handshake: peer certificate not accepted: unable to get local issuer certificate"
-ok "wrong servers refused: identity mismatch, expired, unknown CA (ECONNRESET after 2 attempts, reason in the warning)"
+p5=$(free_port)
+wrong_server plaintext "$p5" "TLS handshake: wrong version number (the server does not speak TLS: a plaintext port?)"
+ok "wrong servers refused: identity mismatch, expired, unknown CA, a plaintext server (ECONNRESET after 2 attempts, reason in the warning)"
 
 # --- standard TLS both ways -----------------------------------------------
 out=$(curl -sS --max-time 5 --cacert "$C/ca.pem" --cert "$C/web.pem" --key "$C/web.key" \
