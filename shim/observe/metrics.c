@@ -109,11 +109,11 @@ static void *map_new(int fd, size_t size)
  * where neither runs they pile up, about 12 KB each on disk (a test
  * machine's folder held 10,424). So each process that makes its file
  * removes a few: of the names of one directory read, up to PRUNE_MAX
- * whose pid no longer exists (so the first connection of a process pays
- * 0.2 ms at most; more processes start than die unseen, so the folder
- * empties over time). A pid that another process has taken since is left to the
- * readers, which compare start times. Raw getdents64 on the folder's
- * descriptor: no second descriptor, nothing allocated. */
+ * whose pid no longer exists. The first connection of a process pays 0.2
+ * ms at most, and as more processes start than die unseen, the folder
+ * empties over time. A pid that another process has taken since is left
+ * to the readers, which compare start times. Raw getdents64 on the
+ * folder's descriptor: no second descriptor, nothing allocated. */
 #define PRUNE_READ 8192             /* one read: a few hundred names */
 #define PRUNE_MAX 16                /* unlinks (~10 us each on ext4): bounded */
 
