@@ -36,6 +36,14 @@ static void look(struct logfile *f, const char *path, int64_t now)
             own_close(fd);
         goto done;                  /* the one in use (if any) goes on */
     }
+    if (!S_ISREG(st.st_mode)) {
+        /* A FIFO (a log shipper's) is not kept: once its reader has gone,
+         * a write to it raises SIGPIPE in the writing thread, which an
+         * application thread would die of; opened for each line, it gives
+         * ENXIO instead. Nor is a device. Each line opens it. */
+        own_close(fd);
+        fd = -1;
+    }
     if (f->fd[next] >= 0)
         own_close(f->fd[next]);
     __atomic_store_n(&f->fd[next], fd, __ATOMIC_RELEASE);

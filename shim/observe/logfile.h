@@ -11,7 +11,8 @@
  * path names another file, as after logrotate's rename and create: looked
  * at once a second at most, with one stat. copytruncate needs nothing:
  * every write is one O_APPEND write, so lines of many processes never
- * interleave.
+ * interleave. Only a regular file is kept: a FIFO or a device is opened
+ * for each line, as before (logfile.c says why).
  *
  * Writers take no lock: a line is written from the engine thread, from
  * any application thread, and at exit from a signal handler's _exit. The

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,12 +149,34 @@ static void test_cannot_open(void **state)
     assert_int_equal(errno, EISDIR);
 }
 
+/* A FIFO (a log shipper reading the access log) is opened for each line:
+ * kept open, a write once its reader had gone raised SIGPIPE, which kills
+ * a program that leaves SIGPIPE at its default (perl did, status 141).
+ * Here the default stays in force: the test dies if it is raised. */
+static void test_fifo_reader_gone(void **state)
+{
+    (void)state;
+    struct logfile f = LOGFILE_INIT;
+    snprintf(path, sizeof(path), "%s/access.fifo", base);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    int reader = open(path, O_RDONLY | O_NONBLOCK);
+    assert_true(reader >= 0);
+    assert_true(logfile_write(&f, path, "one\n", 4));
+    char got[16] = "";
+    assert_int_equal(read(reader, got, sizeof(got)), 4);
+    close(reader);
+    errno = 0;
+    assert_false(logfile_write(&f, path, "two\n", 4));   /* nobody reads: not written */
+    assert_int_equal(errno, ENXIO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rotation, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_threads_and_rotations, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_cannot_open, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_reader_gone, tmpdir_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
