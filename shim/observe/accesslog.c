@@ -41,8 +41,12 @@ static void write_line(const char *line, size_t n)
     if (strcmp(where, "stderr") == 0) {
         log_write_line(NULL, line, n);
     } else if (!logfile_write(&file, where, line, n)) {
+        int err = errno;
         log_write_line(NULL, line, n);
-        log_warn("access_log: cannot open %s (%s); its lines go to stderr", where, strerror(errno));
+        /* /dev/stdout is the usual one: a link to the program's descriptor. */
+        log_warn("access_log: cannot open %s (%s); its lines go to stderr", where,
+                 err == ELOOP ? "a symbolic link, never followed: name the file itself, or stderr"
+                              : strerror(err));
     }
     errno = saved;
 }

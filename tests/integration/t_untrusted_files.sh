@@ -136,7 +136,9 @@ ln -s "$TMP/target" "$TMP/alog.link"
 mesh_ini "$TMP/stats" "$TMP/alog.link"
 client > "$TMP/c4.out" 2> "$TMP/c4.err" || fail "the client failed: $(cat "$TMP/c4.err")"
 [ "$(cat "$TMP/target")" = "precious" ] || fail "the access log followed a symlink: $(cat "$TMP/target")"
-ok "access log on a planted symlink: not followed (the target is unchanged)"
+grep -q "access_log: cannot open $TMP/alog.link (a symbolic link, never followed: name the file itself, or stderr)" \
+    "$TMP/c4.err" || fail "no warning naming the symlink: $(grep access_log "$TMP/c4.err")"
+ok "access log on a planted symlink: not followed (the target is unchanged), and the warning says so"
 
 # --- 4. the host's endpoint table (shared_state) -------------------------
 # nobody plants the table in a shared sticky folder before root's client
