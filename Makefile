@@ -278,6 +278,7 @@ test-asan: asan-built
 tsan-built:
 	$(MAKE) -j$(JOBS) BUILD=build-tsan OPT='-O1 -g' SANITIZE='-fsanitize=thread' \
 	    build-tsan/libmeshim.so build-tsan/tests/test_fork build-tsan/tests/test_shared build-tsan/tests/test_ownfd \
+	    build-tsan/tests/test_logfile \
 	    build-tsan/tests/nbconnect build-tsan/tests/dialstress build-tsan/tests/forkstress
 test-tsan: tsan-built
 	tests/run-tsan
