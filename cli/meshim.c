@@ -157,6 +157,21 @@ static void print_list(const char *label, char **v, size_t n)
     printf("%s\n", n ? "" : "-");
 }
 
+/* A log path the shim would refuse at run time, said now: its lines would
+ * go to stderr. /dev/stdout is the usual one (a link to the program's own
+ * descriptor, which the shim never follows: observe/files.c). */
+static void check_log_path(const char *key, const char *path)
+{
+    struct stat st;
+    if (!path || path[0] != '/' || lstat(path, &st) != 0)
+        return;
+    const char *what = S_ISLNK(st.st_mode) ? "a symbolic link, never followed"
+                     : S_ISDIR(st.st_mode) ? "a folder" : NULL;
+    if (what)
+        fprintf(stderr, "meshim: warning: %s = %s is %s: its lines would go to stderr; name the file itself, "
+                "or stderr\n", key, path, what);
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (take_config_option(&argc, &argv) < 0)
@@ -182,6 +197,8 @@ static int cmd_check(int argc, char **argv)
     }
     printf("config: %s%s\n", cfg->file ? cfg->file : "(none)",
            getenv("MESHIM_SERVICES") ? " + MESHIM_SERVICES" : "");
+    check_log_path("access_log", cfg->access_log);
+    check_log_path("log_file", cfg->log_file);
     int status = 0;
     for (size_t i = 0; i < reg->n_services; i++) {
         struct service *s = reg->services[i];

@@ -105,6 +105,16 @@ out=$(meshim check -c "$TMP/notyet.ini")
 echo "$out" | grep -q "endpoints  127.0.0.2:$port" || fail "meshim check output: $out"
 ok "meshim check lists the service"
 
+# Log paths the shim would refuse at run time are said at check time:
+# /dev/stdout (a symbolic link, never followed) and a folder.
+{ printf '[meshim]\naccess_log = /dev/stdout\nlog_file = %s\n' "$TMP"; cat "$TMP/notyet.ini"; } > "$TMP/logs.ini"
+meshim check -c "$TMP/logs.ini" > /dev/null 2> "$TMP/logs.err" || fail "meshim check refused the log paths: $(cat "$TMP/logs.err")"
+grep -qx "meshim: warning: access_log = /dev/stdout is a symbolic link, never followed: its lines would go to stderr; name the file itself, or stderr" \
+    "$TMP/logs.err" || fail "no warning for access_log = /dev/stdout: $(cat "$TMP/logs.err")"
+grep -qx "meshim: warning: log_file = $TMP is a folder: its lines would go to stderr; name the file itself, or stderr" \
+    "$TMP/logs.err" || fail "no warning for a log_file folder: $(cat "$TMP/logs.err")"
+ok "meshim check warns of log paths the shim would refuse (/dev/stdout, a folder)"
+
 # Runs the program with the shim: -c FILE, exit status passed on.
 out=$(meshim -c "$TMP/notyet.ini" getent hosts orders 2>/dev/null | awk '{print $1}')
 case "$out" in 127.77.*) ;; *) fail "meshim -c FILE getent hosts orders: '$out'" ;; esac
