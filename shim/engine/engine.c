@@ -341,11 +341,16 @@ bool engine_post(struct engine_task *t)
     return ok;
 }
 
-bool engine_post_signal_safe(struct engine_task *t)
+bool engine_here(void)
 {
     /* A vfork child shares the parent's memory, and so its engine's state,
      * but the engine is not its own. */
-    if (!__atomic_load_n(&running, __ATOMIC_ACQUIRE) || getpid() != engine_pid)
+    return __atomic_load_n(&running, __ATOMIC_ACQUIRE) && getpid() == engine_pid;
+}
+
+bool engine_post_signal_safe(struct engine_task *t)
+{
+    if (!engine_here())
         return false;
     struct engine_task *none = NULL;
     if (!__atomic_compare_exchange_n(&signal_slot, &none, t, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))

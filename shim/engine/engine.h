@@ -78,6 +78,9 @@ bool engine_post(struct engine_task *t);
  * task at a time: false when this process has no engine running (a vfork
  * child has its parent's) or an earlier such task has not run yet. */
 bool engine_post_signal_safe(struct engine_task *t);
+/* This process has an engine thread of its own running (not a vfork
+ * child's parent's): signal-safe, as engine_post_signal_safe. */
+bool engine_here(void);
 
 /* Watches io->fd for events (level-triggered). */
 bool engine_watch(struct engine_io *io, uint32_t events);

@@ -200,6 +200,7 @@ __attribute__((destructor)) static void mesh_exit(void)
 {
     if (mesh_registry()) {
         relay_exit();       /* what the application wrote on mTLS connections goes out */
+        http_exit();        /* ... and on protocol = http ones */
         otlp_exit(OTLP_EXIT_MS);
         conn_exit();
         metrics_exit();

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 #include <uthash.h>
 
@@ -44,6 +45,7 @@
 #include "mesh/fdtable.h"
 #include "mesh/mtls.h"
 #include "mesh/sockname.h"
+#include "mesh/termsig.h"
 #include "mesh/threadtrace.h"
 #include "meshim/http1.h"
 #include "meshim/mesh.h"
@@ -155,10 +157,20 @@ struct hproxy {
     char last_why[128];
     bool traced;                    /* [tracing] on: the request has a client span */
     struct span_ids span;           /* ... whose context goes upstream in traceparent */
+    bool owing;                     /* counted in exit_owing (the process is ending) */
     struct hproxy *prev, *next;     /* in `proxies`, from begin() to px_end() */
 };
 
 static struct hproxy *proxies;      /* engine thread only: every proxy begun */
+
+/* The process is ending (http_exit): each proxy first sends its upstream
+ * what its application wrote. */
+#define EXIT_FLUSH_NS (2ull * 1000000000u)
+static bool exit_asked;             /* engine thread only */
+static int exit_owing;              /* atomic: proxies that still owe their upstream bytes */
+static int exit_counted;            /* atomic: the engine has counted them */
+static int live_proxies;            /* atomic: handed to the engine, not ended */
+static int unbegun;                 /* atomic: handed to the engine, not begun */
 
 static void px_step(struct hproxy *px);
 static void attempt_start(struct hproxy *px);
@@ -1215,6 +1227,9 @@ static bool up_read(struct hproxy *px)
 
 static void px_end(struct hproxy *px)
 {
+    if (px->owing)
+        __atomic_sub_fetch(&exit_owing, 1, __ATOMIC_RELEASE);
+    __atomic_sub_fetch(&live_proxies, 1, __ATOMIC_RELEASE);
     if (px->head_read && px->state != PX_RAW) {
         /* The application left before its answer. */
         px->flags |= FLAG_DC;
@@ -1244,6 +1259,41 @@ static void px_end(struct hproxy *px)
     if (px->next)
         px->next->prev = px->prev;
     engine_retire(px);
+}
+
+/* While the process ends: has the application written what has not gone
+ * upstream yet, and could still go? Bytes unread in the pair (room for
+ * them in `in`), a whole request not sent yet (its connection still
+ * opening, or a backoff), or a tunnel's bytes. A request cut short, or one
+ * waiting behind another's answer, could not go: not waited for. */
+static bool owes_upstream(struct hproxy *px)
+{
+    if (px->state == PX_CLOSING)
+        return false;
+    int unread = 0;
+    if (!px->app_eof && px->in.len < in_limit(px) && real_ioctl(px->app, FIONREAD, &unread) == 0 &&
+        unread > 0)
+        return true;
+    if (px->state == PX_RAW)
+        return px->body_sent < px->in.len;
+    if (!px->head_read || !px->req_done)
+        return false;
+    if (px->state == PX_ATTEMPT || px->state == PX_BACKOFF)
+        return true;
+    return px->state == PX_EXCHANGE &&
+           (px->up_head_sent < px->up_head.len || px->body_sent < px->parsed);
+}
+
+static void owe_update(struct hproxy *px)
+{
+    bool owes = exit_asked && owes_upstream(px);
+    if (owes != px->owing) {
+        px->owing = owes;
+        if (owes)
+            __atomic_add_fetch(&exit_owing, 1, __ATOMIC_RELEASE);
+        else
+            __atomic_sub_fetch(&exit_owing, 1, __ATOMIC_RELEASE);
+    }
 }
 
 static void rearm(struct hproxy *px)
@@ -1313,6 +1363,8 @@ static void px_step(struct hproxy *px)
         px_end(px);
         return;
     }
+    if (exit_asked)
+        owe_update(px);
     rearm(px);
 }
 
@@ -1395,9 +1447,13 @@ static void begin(struct engine_task *t)
     if (!engine_watch(&px->app_io, EPOLLIN)) {
         log_warn("%s: cannot watch a connection: %s; closing it", px->svc->name, strerror(errno));
         px_end(px);
-        return;
+    } else {
+        px_step(px);
     }
-    px_step(px);
+    /* Only now: while the process ends, px_step has just counted it in
+     * exit_owing. Taken out of unbegun before that, it would be in neither
+     * count for a moment, and http_exit could stop waiting then. */
+    __atomic_sub_fetch(&unbegun, 1, __ATOMIC_RELEASE);
 }
 
 /* A fork child, the proxy handed over and not begun yet: its copy of the
@@ -1417,6 +1473,7 @@ bool http_wanted(const struct service *svc)
 int http_connect(int fd, struct conn *c, struct service *svc, const struct sockaddr *dst,
                  socklen_t dstlen, uint64_t delay_ns)
 {
+    termsig_arm();              /* a request written just before SIGTERM goes up too (http_exit) */
     int flags = real_fcntl(fd, F_GETFL, NULL);
     struct hproxy *px = calloc(1, sizeof(*px));
     int sv[2] = { -1, -1 };
@@ -1462,7 +1519,11 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
     px->app_io = (struct engine_io){ .ready = app_ready, .fd = sv[1] };
     px->try_timer.fire = try_timer_fired;
     px->req_timer.fire = req_timer_fired;
+    __atomic_add_fetch(&live_proxies, 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&unbegun, 1, __ATOMIC_RELEASE);
     if (!engine_post(&px->task)) {
+        __atomic_sub_fetch(&live_proxies, 1, __ATOMIC_RELEASE);
+        __atomic_sub_fetch(&unbegun, 1, __ATOMIC_RELEASE);
         log_error("%s: cannot proxy HTTP: no background thread; the connection is closed", svc->name);
         own_close(sv[1]);
         free(px);
@@ -1491,4 +1552,44 @@ void http_atfork_child(void)
         for (struct upstream *u = p->idle; u; u = u->next)
             own_close(u->fd);
     pools = NULL;
+    exit_asked = false;
+    exit_owing = exit_counted = live_proxies = unbegun = 0;
+}
+
+/* ----------------------------------------------------------------- exit -- */
+
+static void exit_run(struct engine_task *t)
+{
+    (void)t;
+    exit_asked = true;
+    for (struct hproxy *px = proxies, *next; px; px = next) {
+        next = px->next;
+        px->app_in_ready = true;    /* bytes whose event has not come yet */
+        px_step(px);
+    }
+    __atomic_store_n(&exit_counted, 1, __ATOMIC_RELEASE);
+}
+
+/* At exit() and _exit(), and before a signal ends the process: what the
+ * application wrote on protocol = http connections goes upstream (a
+ * script's request written to /dev/tcp just before it exits), within
+ * EXIT_FLUSH_NS. The answers are not waited for: nobody would read them.
+ * Signal-safe, as relay_exit: no lock, no allocation, the engine asked
+ * through its signal-safe slot (which relay_exit may hold a moment). */
+void http_exit(void)
+{
+    static struct engine_task exit_task = { .run = exit_run };
+    if (!__atomic_load_n(&live_proxies, __ATOMIC_ACQUIRE) || !engine_here())
+        return;
+    struct timespec ms = { 0, 1000000 };
+    uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
+    while (!engine_post_signal_safe(&exit_task)) {
+        if (now_ns() >= deadline || !engine_here())
+            return;
+        nanosleep(&ms, NULL);
+    }
+    while ((!__atomic_load_n(&exit_counted, __ATOMIC_ACQUIRE) || __atomic_load_n(&exit_owing, __ATOMIC_ACQUIRE) ||
+            __atomic_load_n(&unbegun, __ATOMIC_ACQUIRE)) &&
+           now_ns() < deadline)
+        nanosleep(&ms, NULL);
 }

@@ -59,5 +59,8 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
 
 /* fork: the child forgets the parent's proxies and pools. */
 void http_atfork_child(void);
+/* The process ends (exit, _exit, a signal): each proxy sends upstream what
+ * its application wrote, bounded (http.c). Signal-safe. */
+void http_exit(void);
 
 #endif

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "libc/real.h"
+#include "mesh/http.h"
 #include "mesh/relay.h"
 
 /* The ones a process is ended by: SIGTERM (Kubernetes, systemd, docker
@@ -86,6 +87,7 @@ static void flush_before_end(void)
 {
     if (!__atomic_exchange_n(&ending, 1, __ATOMIC_ACQ_REL)) {
         relay_exit();
+        http_exit();
     } else {
         struct timespec ms = { 0, 1000000 };
         for (int i = 0; i < SECOND_WAIT_MS; i++)

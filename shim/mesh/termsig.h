@@ -32,7 +32,8 @@ bool termsig_covers(int sig);
  * calls on covered signals go through termsig_sigaction / termsig_signal. */
 bool termsig_armed(void);
 
-/* A relay starts: install the handler on each covered signal still at SIG_DFL. */
+/* A relay or an HTTP proxy starts: install the handler on each covered
+ * signal still at SIG_DFL. */
 void termsig_arm(void);
 
 /* The program's sigaction() and signal() on a covered signal, once armed. */

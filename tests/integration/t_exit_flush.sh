@@ -8,7 +8,9 @@
 # a signal at its default action (SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGALRM,
 # SIGUSR1, SIGUSR2) gets the same (mesh/termsig.c), and still ends by it, as does node, whose own
 # one-shot SIGTERM handler raises the signal again; a handler or SIG_IGN
-# the program sets is its own, and it reads back what it set.
+# the program sets is its own, and it reads back what it set. A request
+# written to a protocol = http service just before the end goes upstream
+# first (mesh/http.c http_exit).
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 C=$TMP/pki
@@ -332,3 +334,27 @@ end*) ;;
 *) fail "protocol = http: a child's request on the connection its gone parent made: want its end, got '$out': $(cat "$TMP/client.err")" ;;
 esac
 ok "protocol = http: a child that outlives the parent that connected sees the connection end ($out)"
+
+# 11. protocol = http: a request written just before the process ends goes
+#     upstream first (mesh/http.c http_exit), as the kernel would send it
+#     on a plain connection. bash writes one to /dev/tcp and exits at once
+#     (the proxy has not even connected upstream yet); python3 is ended by
+#     SIGTERM at its default action right after sendall. Before, bash's
+#     requests never reached the backend (0 of 30 in three rounds).
+for i in $(seq 1 10); do
+    MESHIM_CONFIG=$TMP/http.ini shimmed bash -c \
+        "exec 3<>/dev/tcp/web/$hport; printf 'GET /script$i HTTP/1.1\r\nHost: web\r\n\r\n' >&3; exit 0" ||
+        fail "bash writing request $i failed"
+done
+for i in 1 2 3; do
+    MESHIM_CONFIG=$TMP/http.ini shimmed python3 -c "
+import os, signal, socket
+s = socket.create_connection(('web', $hport))
+s.sendall(b'GET /term$i HTTP/1.1\r\nHost: web\r\n\r\n')
+os.kill(os.getpid(), signal.SIGTERM)" 2>> "$TMP/term.err"
+    rc=$?
+    [ $rc -eq 143 ] || fail "python3 ended by SIGTERM exited $rc, not 143: $(cat "$TMP/term.err")"
+done
+wait_until '[ "$(grep -c "GET /script[0-9]* \|GET /term[0-9] " "$TMP/b3.log")" -ge 13 ]' ||
+    fail "of 10 scripts' and 3 SIGTERM'd requests, the backend got: $(grep -o "GET /[a-z]*[0-9]*" "$TMP/b3.log" | tr '\n' ' ')"
+ok "protocol = http: requests written just before exit (bash /dev/tcp, 10 of 10) and before SIGTERM (3 of 3, status 143) reached the backend"
