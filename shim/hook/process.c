@@ -22,6 +22,7 @@
 #include "libc/ownfd.h"
 #include "libc/real.h"
 #include "mesh/conn.h"
+#include "mesh/dial.h"
 #include "mesh/fdtable.h"
 #include "mesh/http.h"
 #include "mesh/ktls.h"
@@ -104,6 +105,7 @@ static void atfork_child(void)
     struct registry *reg = mesh_registry();
     threadtrace_atfork_child();
     engine_atfork_child();
+    dial_atfork_child();
     relay_atfork_child();
     termsig_atfork_child();
     http_atfork_child();

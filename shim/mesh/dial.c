@@ -63,7 +63,10 @@ struct dial {
     bool settling;                  /* handshake done: reading the server's tickets */
     bool heard;                     /* the server has sent a byte of the handshake */
     uint64_t late_at;               /* silent until then: it accepts late (relay.h) */
+    struct dial *prev, *next;       /* in `dials`, from begin() to dial_free() */
 };
+
+static struct dial *dials;          /* engine thread only: every dial begun */
 
 /* When the attempt in flight has failed if it is not over. */
 static uint64_t attempt_deadline(const struct dial *d)
@@ -75,6 +78,12 @@ static uint64_t attempt_deadline(const struct dial *d)
  * been given away or closed by the caller. */
 static void dial_free(struct dial *d)
 {
+    if (d->prev)
+        d->prev->next = d->next;
+    else if (dials == d)
+        dials = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
     engine_timer_cancel(&d->timer);
     tls_free(d->ssl, false);
     tls_identity_put(d->id);
@@ -421,6 +430,10 @@ static void peer_ready(struct engine_io *io, uint32_t events)
 static void begin(struct engine_task *t)
 {
     struct dial *d = container_of(t, struct dial, task);
+    d->next = dials;
+    if (dials)
+        dials->prev = d;
+    dials = d;
     d->peer_watched = engine_watch(&d->peer_io, EPOLLRDHUP);
     if (d->spec.tcp_up) {
         d->spec.connecting = false;
@@ -431,6 +444,36 @@ static void begin(struct engine_task *t)
     } else {
         engine_timer_set(&d->timer, now_ns() + d->spec.delay_ns);
     }
+}
+
+/* ----------------------------------------------------------------- fork -- */
+
+/* A fork child of a process whose connect was still under way in the
+ * engine: the dial is the parent's, which puts the socket on its own
+ * number only. The child's number keeps the placeholder. With the child's
+ * copy of the engine's end open, neither placeholder ever reported a
+ * failed connect (the parent's end closing was not the last): the parent's
+ * poll and the child's waited for ever. So the child closes its copies
+ * (its placeholder reports IN|OUT|ERR|HUP once the parent's dial ends and
+ * closes its end too), and its connect is failed, ECONNABORTED: it cannot
+ * have the connection the parent is making. No lock, no allocation. */
+static void forget(struct dial *d)
+{
+    own_close(d->ph.peer);
+    own_close(d->sock);
+    set_state(d->conn, CONN_FAILED, -1, ECONNABORTED);
+}
+
+static void forget_in_child(struct engine_task *t)
+{
+    forget(container_of(t, struct dial, task));
+}
+
+void dial_atfork_child(void)
+{
+    for (struct dial *d = dials; d; d = d->next)
+        forget(d);
+    dials = NULL;
 }
 
 /* ------------------------------------------------------------ hand-over -- */
@@ -483,6 +526,7 @@ int dial_start(int fd, struct conn *c, struct pick *p, const struct dial_spec *s
     d->fd = fd;
     d->sock = sock;
     d->task.run = begin;
+    d->task.forget = forget_in_child;
     d->sock_io = (struct engine_io){ .ready = sock_ready, .fd = sock };
     d->peer_io = (struct engine_io){ .ready = peer_ready, .fd = d->ph.peer };
     d->timer.fire = timer_fired;

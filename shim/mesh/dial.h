@@ -40,6 +40,9 @@ struct dial_spec {
  * descriptors left) an attempt in flight simply goes on unobserved, and a
  * retry that could not be handed over fails with its error. */
 int dial_start(int fd, struct conn *c, struct pick *p, const struct dial_spec *spec);
+/* fork: the child's connects still under way in the parent's engine fail
+ * (ECONNABORTED) and their descriptors say so once the parent's end. */
+void dial_atfork_child(void);
 
 /* connect() again on a FAILED connection: the real socket goes back on fd
  * (unconnected) and the connection is forgotten. */

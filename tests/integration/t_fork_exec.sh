@@ -39,3 +39,39 @@ vip=$(awk '$1 == "parent" {print $2}' "$TMP/out")
 [ "$(awk '$1 == "child" {print NF}' "$TMP/out")" -eq 5 ] || fail "child fetches failed"
 grep -q '^exec-python backend-[234]$' "$TMP/out" || fail "exec'd python3 did not reach the service"
 ok "fork and exec: same VIP $vip, both reach orders"
+
+# A fork while a non-blocking connect goes on in the engine (its endpoint a
+# black hole: it is dialing until connect_timeout, 1 s). The engine puts its
+# outcome on the parent's number only: the parent's connect times out as
+# ever. The child cannot have it: its poll ends with ERR|HUP and SO_ERROR
+# ECONNABORTED once the parent's dial is over. Before, the child's copy of
+# the engine's end of the placeholder kept both ends from ever seeing the
+# failure: the parent's poll and the child's waited forever (20 s here).
+hole_port=$(free_port)
+start_black_hole 127.0.0.5 "$hole_port"
+MESHIM_SERVICES="slow=127.0.0.5:$hole_port" \
+    shimmed python3 - "$hole_port" > "$TMP/inflight.out" 2> "$TMP/inflight.err" <<'PY' ||
+import errno, os, select, socket, sys
+def outcome(s):
+    p = select.poll()
+    p.register(s, select.POLLOUT)
+    ev = p.poll(20000)
+    if not ev:
+        return "hung"
+    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return "%s %s" % ("ERR|HUP" if ev[0][1] & (select.POLLERR | select.POLLHUP) else "OUT",
+                      errno.errorcode.get(err, err))
+s = socket.socket()
+s.setblocking(False)
+assert s.connect_ex(("slow", int(sys.argv[1]))) == errno.EINPROGRESS
+pid = os.fork()
+if pid == 0:
+    os.write(1, ("child %s\n" % outcome(s)).encode())    # one write each: both end at once
+    os._exit(0)
+os.write(1, ("parent %s\n" % outcome(s)).encode())
+os.waitpid(pid, 0)
+PY
+    fail "fork during a connect: $(cat "$TMP/inflight.err")"
+grep -qx "child ERR|HUP ECONNABORTED" "$TMP/inflight.out" || fail "the child of a fork during a connect: $(cat "$TMP/inflight.out")"
+grep -qx "parent ERR|HUP ETIMEDOUT" "$TMP/inflight.out" || fail "the parent's connect: $(cat "$TMP/inflight.out")"
+ok "a fork while the connect went on in the engine: the parent's timed out as ever, the child's descriptor ended (ECONNABORTED)"
