@@ -24,7 +24,6 @@
 #include "mesh/connect.h"
 #include "mesh/dial.h"
 #include "mesh/fdtable.h"
-#include "mesh/http.h"
 #include "mesh/relay.h"
 #include "mesh/ktls.h"
 #include "mesh/resolve.h"
@@ -550,10 +549,8 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 /* The process ends without exit(): _exit, _Exit, syscall(SYS_exit_group). */
 static void process_ending(void)
 {
-    if (mesh_registry() && !hooks_busy()) {
-        relay_exit();
-        http_exit();
-    }
+    if (mesh_registry() && !hooks_busy())
+        mesh_exit_flush();
 }
 
 /* glibc's syscall() reads six argument slots whatever the number; so does

@@ -201,8 +201,7 @@ __attribute__((constructor(101))) static void mesh_init(void)
 __attribute__((destructor)) static void mesh_exit(void)
 {
     if (mesh_registry()) {
-        relay_exit();       /* what the application wrote on mTLS connections goes out */
-        http_exit();        /* ... and on protocol = http ones */
+        mesh_exit_flush();  /* what the application wrote on relayed and http connections goes out */
         otlp_exit(OTLP_EXIT_MS);
         conn_exit();
         metrics_exit();

@@ -1284,9 +1284,10 @@ static bool owes_upstream(struct hproxy *px)
            (px->up_head_sent < px->up_head.len || px->body_sent < px->parsed);
 }
 
+/* While the process ends (exit_asked): px counted in exit_owing or not. */
 static void owe_update(struct hproxy *px)
 {
-    bool owes = exit_asked && owes_upstream(px);
+    bool owes = owes_upstream(px);
     if (owes != px->owing) {
         px->owing = owes;
         if (owes)

@@ -18,6 +18,7 @@
  * readable: those are asked for before waiting.
  */
 #include "mesh/relay.h"
+#include "mesh/http.h"
 #include "mesh/httptap.h"
 #include "mesh/threadtrace.h"
 #include "mesh/sockname.h"
@@ -1157,6 +1158,12 @@ static void end_all(struct engine_task *t)
  * a signal handler, so this takes no lock and allocates nothing: the engine
  * is asked through its signal-safe slot, and the caller only sleeps,
  * bounded (EXIT_FLUSH_NS, then EXIT_END_NS). */
+void mesh_exit_flush(void)
+{
+    relay_exit();
+    http_exit();
+}
+
 void relay_exit(void)
 {
     static struct engine_task flush_task = { .run = exit_run };

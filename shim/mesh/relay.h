@@ -110,6 +110,12 @@ void relay_pending_give(uint16_t port);
  * bounded time, and each TLS connection is closed with close_notify. Safe
  * in a signal handler (no lock, no allocation). */
 void relay_exit(void);
+
+/* The process ends (exit(), _exit(), a signal at its default action): the
+ * relays flush (relay_exit), then the HTTP proxies send upstream what
+ * their applications wrote (http_exit). The one call the hook layer and
+ * the signal handler make; safe in a signal handler. */
+void mesh_exit_flush(void);
 /* fork: the child forgets the parent's relays. */
 void relay_atfork_child(void);
 

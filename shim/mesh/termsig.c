@@ -11,7 +11,7 @@
  * sigaction() on a thread holding it could otherwise wait for it forever.
  *
  * The handler runs on a thread of the program (the shim's threads block
- * every signal). It takes no lock: relay_exit only posts to the engine
+ * every signal). It takes no lock: mesh_exit_flush only posts to the engine
  * through its signal-safe slot and sleeps, at most EXIT_FLUSH_NS and then
  * EXIT_END_NS. It does not skip the flush when the thread was inside a
  * hook: a server waits in accept() inside one, and the kernel gives a
@@ -27,7 +27,6 @@
 #include <time.h>
 
 #include "libc/real.h"
-#include "mesh/http.h"
 #include "mesh/relay.h"
 
 /* The ones a process is ended by: SIGTERM (Kubernetes, systemd, docker
@@ -77,7 +76,7 @@ static bool is_oneshot(const struct sigaction *sa)
 }
 
 /* A second signal, on another thread, while the first flushes: it waits
- * for the first to end the process (bounded: relay_exit's own bounds are
+ * for the first to end the process (bounded: mesh_exit_flush's own bounds are
  * well inside it), rather than end it half-way through the flush. */
 #define SECOND_WAIT_MS 3000
 static int ending;                              /* atomic */
@@ -86,8 +85,7 @@ static int ending;                              /* atomic */
 static void flush_before_end(void)
 {
     if (!__atomic_exchange_n(&ending, 1, __ATOMIC_ACQ_REL)) {
-        relay_exit();
-        http_exit();
+        mesh_exit_flush();
     } else {
         struct timespec ms = { 0, 1000000 };
         for (int i = 0; i < SECOND_WAIT_MS; i++)

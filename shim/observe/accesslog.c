@@ -16,6 +16,7 @@
 #include "observe/logfile.h"
 
 static char where[512];             /* empty: off */
+static bool to_stderr;              /* where is "stderr" */
 
 void access_configure(const char *to)
 {
@@ -23,6 +24,7 @@ void access_configure(const char *to)
         where[0] = '\0';
     else
         snprintf(where, sizeof(where), "%s", to);
+    to_stderr = strcmp(where, "stderr") == 0;
 }
 
 bool access_enabled(void)
@@ -38,7 +40,7 @@ static void write_line(const char *line, size_t n)
     if (!n)
         return;
     int saved = errno;
-    if (strcmp(where, "stderr") == 0) {
+    if (to_stderr) {
         log_write_line(NULL, line, n);
     } else if (!logfile_write(&file, where, line, n)) {
         int err = errno;
