@@ -5,9 +5,12 @@
  */
 #include "mesh/conn.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/tcp.h>
 
@@ -193,6 +196,32 @@ void conn_closing(struct conn *c, int fd)
                ti.tcpi_state == STATE_CLOSING || ti.tcpi_state == STATE_TIME_WAIT ||
                ti.tcpi_state == STATE_CLOSE;
     c->bytes_received = ti.tcpi_bytes_received - (fin && ti.tcpi_bytes_received ? 1 : 0);
+}
+
+unsigned long conn_ino(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+/* A stream socketpair end reports ECONNRESET when its peer is closed with
+ * bytes left unread in the peer's receive queue (once the bytes queued for
+ * it are read), so one byte goes into the engine's end, written from a copy
+ * of one of the application's descriptors of the connection. The copy is
+ * written to only when it is the pair's end (its inode), never to a number
+ * the application closed and reused. (Not by the ends' abstract names,
+ * sockname.h: a connection reset before its pair was made has none.) */
+void conn_pair_reset(struct conn *c)
+{
+    swap_lock();                    /* the hooks' closes and dup2s wait */
+    int fd = c->pair_ino ? fdtable_find(c) : -1;
+    int copy = fd >= 0 ? real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)0L) : -1;
+    swap_unlock();
+    if (copy < 0)
+        return;
+    if (conn_ino(copy) == c->pair_ino)
+        real_send(copy, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    real_close(copy);
 }
 
 void conn_unref(struct conn *c)

@@ -68,6 +68,8 @@ struct conn {
     uint8_t tls;                /* enum conn_tls */
     bool http;                  /* protocol = http: the descriptor is a pair end the engine's
                                    HTTP proxy serves (mesh/http.h); state stays OPEN */
+    unsigned long pair_ino;     /* RELAYED: the inode of the application's end of the
+                                   socketpair (relay.c finds that end by it) */
     char tls_why[96];           /* CONN_TLS_RELAY: why not kernel TLS ("": not offered) */
     char peer[64];              /* inbound: the client's address */
     char peer_identity[128];    /* mTLS: the peer's SPIFFE ID or DNS name */
@@ -97,6 +99,12 @@ void conn_failed(struct conn *c, int err, unsigned flags);
  * read while the socket still exists. */
 void conn_closing(struct conn *c, int fd);
 void conn_ref(struct conn *c);
+/* The inode of the socket at fd (0: none), for pair_ino. */
+unsigned long conn_ino(int fd);
+/* c's descriptor is a socketpair end (pair_ino) whose other end the engine
+ * is about to close: the application then reads ECONNRESET after what is
+ * queued, not an end of file, as from a TCP socket the peer reset. */
+void conn_pair_reset(struct conn *c);
 /* Drops one reference; the last one ends the connection (NULL is fine). */
 void conn_unref(struct conn *c);
 

@@ -130,6 +130,7 @@ static void relayed(struct dial *d, bool late)
     }
     if (engine >= 0) {
         d->conn->sock = d->sock;
+        d->conn->pair_ino = conn_ino(d->fd);
         __atomic_store_n(&d->conn->state, CONN_RELAYED, __ATOMIC_RELEASE);
     } else if (!here) {
         set_state(d->conn, CONN_OPEN, -1, 0);   /* the application closed it meanwhile */

@@ -168,6 +168,17 @@ void fdtable_each(void (*fn)(int fd, struct conn *c))
     }
 }
 
+int fdtable_find(const struct conn *c)
+{
+    for (unsigned chunk = 0; chunk < MAX_CHUNKS; chunk++) {
+        struct conn **slots = __atomic_load_n(&chunks[chunk], __ATOMIC_ACQUIRE);
+        for (unsigned i = 0; slots && i < CHUNK_SLOTS; i++)
+            if (__atomic_load_n(&slots[i], __ATOMIC_RELAXED) == c)
+                return (int)(chunk * CHUNK_SLOTS + i);
+    }
+    return -1;
+}
+
 void fdtable_atfork_prepare(void)
 {
     pthread_mutex_lock(&table_lock);

@@ -28,6 +28,9 @@ void fdtable_drop_range(unsigned first, unsigned last);
 /* Calls fn for every meshed descriptor, holding a reference to its
  * connection meanwhile (not the table's lock). */
 void fdtable_each(void (*fn)(int fd, struct conn *c));
+/* The lowest descriptor that refers to c, or -1 (a snapshot: the
+ * application may close or reuse it meanwhile). */
+int fdtable_find(const struct conn *c);
 
 /* What socket() said a descriptor is, so that connect() need not ask the
  * kernel (SO_PROTOCOL costs a system call on every meshed connect).

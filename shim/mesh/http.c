@@ -117,6 +117,8 @@ struct hproxy {
     int state;
     bool app_eof;                   /* the application finished sending */
     bool close_after;               /* close once `out` is written */
+    bool reset_app;                 /* ... with a reset the application reads (the answer
+                                       broke off: conn_pair_reset) */
     bool raw_up_done, raw_down_done;/* RAW: each direction finished */
     bool http_seen;                 /* a request was read on this connection */
     /* Readable as far as we know: set by epoll, cleared by a read that
@@ -1073,12 +1075,15 @@ static void response_end(struct hproxy *px, bool eof)
 }
 
 /* The answer broke off after part of it reached the application: the
- * application sees its connection end. */
-static void answer_cut(struct hproxy *px)
+ * application sees its connection end; with `reset` (the upstream was
+ * reset, or its answer broke the protocol) as a reset, so that an answer
+ * that ends with the connection never reads as whole. */
+static void answer_cut(struct hproxy *px, bool reset)
 {
     upstream_drop(px);
     px->flags |= FLAG_UC;
     px->close_after = true;
+    px->reset_app = reset;
     request_done(px);
 }
 
@@ -1155,7 +1160,7 @@ static void parse_response(struct hproxy *px)
                 request_record(px->target, px->ep, px->port, true, px->try_start_ns);
                 respond_local(px, 502, "Bad Gateway", px->last_why);
             } else {
-                answer_cut(px);
+                answer_cut(px, true);
             }
             return;
         }
@@ -1182,7 +1187,7 @@ static void upstream_ended(struct hproxy *px, int err)
     }
     if (px->committed) {
         request_record(px->target, px->ep, px->port, true, px->try_start_ns);
-        answer_cut(px);
+        answer_cut(px, err != 0);
         return;
     }
     px->flags |= FLAG_UC;
@@ -1214,9 +1219,10 @@ static bool up_read(struct hproxy *px)
     int err = n < 0 ? errno : 0;
     if (px->state == PX_RAW) {
         px->raw_down_done = true;
-        shutdown(px->app, SHUT_WR);
         if (err)
-            px->close_after = true;
+            px->close_after = px->reset_app = true;     /* told at the end */
+        else
+            shutdown(px->app, SHUT_WR);
         return true;
     }
     upstream_ended(px, err);
@@ -1244,6 +1250,8 @@ static void px_end(struct hproxy *px)
         pick_done(&px->pick);
     upstream_drop(px);
     engine_unwatch(&px->app_io);
+    if (px->reset_app)
+        conn_pair_reset(px->conn);  /* before the close below */
     own_close(px->app);
     gbuf_free(&px->in);
     gbuf_free(&px->out);
@@ -1500,6 +1508,7 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
     sockname_copy_timeouts(fd, sv[0]);
     if (threadtrace_outbound(mesh_registry()->cfg))
         c->tt = threadtrace_new(sv[1]);
+    c->pair_ino = conn_ino(sv[0]);
     swap_lock();
     placeholder_put_back(fd, sv[0]);
     swap_unlock();

@@ -16,6 +16,12 @@
  * spend a system call per wake-up learning EAGAIN. OpenSSL may hold bytes
  * it has read but not yet returned (tls_pending) while the socket is not
  * readable: those are asked for before waiting.
+ *
+ * An end is carried as an end (FIN, or close_notify then FIN), a reset as a
+ * reset, as the application's own TCP socket would show them: a TCP reset
+ * or a broken TLS record makes the application's end read ECONNRESET after
+ * the bytes before it (conn_pair_reset); the application's close with bytes
+ * unread, or with SO_LINGER 0, resets the TCP connection (abort_net).
  */
 #include "mesh/relay.h"
 #include "mesh/http.h"
@@ -100,6 +106,8 @@ struct relay {
     bool net_eof;                   /* the peer finished sending (or failed) */
     bool down_done;                 /* the application's end was shut down for writing */
     bool net_dead;                  /* a TCP or TLS error: no close_notify */
+    bool net_reset;                 /* ... a reset, not an end: the application's end is
+                                       reset too (conn_pair_reset) */
     bool exiting;                   /* the process exits: flush what is queued */
     bool counted;                   /* in `unflushed` */
     bool pending;                   /* inbound: counted in its port's pending handshakes */
@@ -250,10 +258,13 @@ static void set_up_done(struct relay *r)
     }
 }
 
-/* A TCP or TLS error: nothing more can be sent or received. */
-static void net_failed(struct relay *r)
+/* A TCP or TLS error: nothing more can be sent or received. A reset (or a
+ * broken record) reaches the application as a reset; the peer's FIN
+ * without close_notify as an end, as TCP shows a peer that crashed. */
+static void net_failed(struct relay *r, bool reset)
 {
     r->net_dead = true;
+    r->net_reset |= reset;
     r->net_eof = true;
     r->up.len = 0;
     set_up_done(r);
@@ -271,7 +282,7 @@ static size_t net_write(struct relay *r, const char *data, size_t len)
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             r->up_wait = NET_OUT;
         else
-            net_failed(r);
+            net_failed(r, true);
         return 0;
     }
     size_t n = 0;
@@ -279,9 +290,38 @@ static size_t net_write(struct relay *r, const char *data, size_t len)
     case TLS_IO_DONE: return n;
     case TLS_IO_WANT_WRITE: r->up_wait = NET_OUT; break;
     case TLS_IO_WANT_READ: r->up_wait = NET_IN; break;
-    default: net_failed(r); break;
+    case TLS_IO_RESET: net_failed(r, true); break;
+    default: net_failed(r, false); break;
     }
     return 0;
+}
+
+/* The application closed its end with SO_LINGER 0 set: a socket option of
+ * a relayed descriptor is the TCP socket's (meshim_setsockopt), so it is
+ * read there. One system call per application close. */
+static bool lingers_zero(struct relay *r)
+{
+    struct linger l;
+    socklen_t len = sizeof(l);
+    return real_getsockopt(r->net, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff &&
+           !l.l_linger;
+}
+
+/* The application reset its end: it closed it with bytes unread (which
+ * the kernel tells the engine's end as ECONNRESET) or with SO_LINGER 0 set.
+ * Its own TCP socket would have sent a reset and dropped what was not sent
+ * yet, so the relay does the same: no close_notify, nothing flushed, the
+ * socket closed with SO_LINGER 0 (relay_end). */
+static void abort_net(struct relay *r)
+{
+    static const struct linger abort_now = { .l_onoff = 1, .l_linger = 0 };
+    real_setsockopt(r->net, SOL_SOCKET, SO_LINGER, &abort_now, sizeof(abort_now));
+    r->net_dead = true;             /* no close_notify, nothing drained */
+    r->net_eof = true;
+    r->up.len = 0;
+    r->down.len = 0;
+    r->down_done = true;
+    set_up_done(r);
 }
 
 /* The application's bytes toward the peer. */
@@ -301,6 +341,10 @@ static bool up_step(struct relay *r)
             moved = true;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR) || r->exiting) {
             r->app_eof = true;      /* at exit: nothing more will come */
+            if ((n < 0 && errno == ECONNRESET) || (n == 0 && !r->exiting && lingers_zero(r))) {
+                abort_net(r);
+                return true;
+            }
             moved = true;
         } else {
             r->up_wait = APP_IN;
@@ -344,7 +388,7 @@ static size_t net_read(struct relay *r, char *data, size_t len)
         else if (n == 0)
             r->net_eof = true;
         else
-            net_failed(r);
+            net_failed(r, true);
         return 0;
     }
     size_t n = 0;
@@ -353,7 +397,8 @@ static size_t net_read(struct relay *r, char *data, size_t len)
     case TLS_IO_WANT_READ: r->down_wait = NET_IN; break;
     case TLS_IO_WANT_WRITE: r->down_wait = NET_OUT; break;
     case TLS_IO_CLOSED: r->net_eof = true; break;
-    default: net_failed(r); break;  /* a FIN without close_notify is a truncation */
+    case TLS_IO_RESET: net_failed(r, true); break;
+    default: net_failed(r, false); break;   /* a FIN without close_notify */
     }
     return 0;
 }
@@ -393,13 +438,15 @@ static bool down_step(struct relay *r)
             r->down.len = 0;
             r->net_eof = true;
             r->down_done = true;
+            r->net_reset = false;   /* no one to tell */
             moved = true;
         }
     }
     if (!r->down.len && r->down.data)
         buf_give_back(&r->down);
     if (r->net_eof && !r->down.len && !r->down_done) {
-        shutdown(r->app, SHUT_WR);
+        if (!r->net_reset)
+            shutdown(r->app, SHUT_WR);  /* a reset is told at the end (conn_pair_reset) */
         r->down_done = true;
         moved = true;
     } else if (drained && !r->down.len && !r->down_wait) {
@@ -476,7 +523,9 @@ static void relay_end(struct relay *r)
         r->conn->sock = -1;         /* getpeername & co. now say ENOTCONN */
     swap_unlock();
     drain_net(r);
-    own_close(r->net);
+    own_close(r->net);              /* with SO_LINGER 0 after abort_net: a reset */
+    if (r->net_reset && !r->exiting)
+        conn_pair_reset(r->conn);   /* before the close below */
     own_close(r->app);
     httptap_free(r->tap);
     conn_unref(r->conn);
@@ -501,7 +550,7 @@ static void rearm(struct relay *r)
     uint32_t app = (want & APP_IN ? EPOLLIN : 0) | (want & APP_OUT ? EPOLLOUT : 0);
     if (!engine_interest(&r->net_io, net) || !engine_interest(&r->app_io, app)) {
         log_warn("relay: cannot watch a connection: %s; closing it", strerror(errno));
-        net_failed(r);
+        net_failed(r, true);
         r->down_done = true;
         relay_end(r);
     }
@@ -531,7 +580,7 @@ static void pump(struct relay *r)
 static void end_unopened(struct relay *r, enum stats_result result)
 {
     r->conn->result = (int)result;
-    net_failed(r);
+    net_failed(r, false);
     r->down_done = true;
     relay_end(r);
 }
@@ -640,7 +689,7 @@ static enum hand_over hand_over(struct relay *r)
     metrics_inbound(r->in->port, RESULT_OK);
     metrics_tls_continued(DIRECTION_INBOUND, true);
     placeholder_done();             /* relayed no more */
-    net_failed(r);                  /* nothing left to flush */
+    net_failed(r, false);           /* nothing left to flush */
     r->down_done = true;
     relay_end(r);
     return HANDED;
@@ -1049,12 +1098,13 @@ bool relay_inbound_plain(struct conn *c, const struct inbound_config *in, int ne
     return start(c, NULL, NULL, net, app, R_PLAIN, in, NULL);
 }
 
-bool relay_pair(int flags, int net, int *app, int *engine)
+bool relay_pair(int flags, int net, int *app, int *engine, unsigned long *app_ino)
 {
     int sv[2];
     if (real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (flags & SOCK_NONBLOCK), 0, sv) < 0)
         return false;
     *app = sv[0];
+    *app_ino = conn_ino(sv[0]);
     *engine = ownfd_move(sv[1]);
     if (*engine < 0) {
         real_close(sv[0]);

@@ -524,16 +524,27 @@ const char *tls_version(SSL *ssl)
     return SSL_get_version(ssl);
 }
 
-/* What SSL_get_error says after a call that did not succeed; the error
- * queue is left empty for the next call on any connection of the thread. */
-static enum tls_io io_result(SSL *ssl, int ret)
+/* What SSL_get_error says after a call that did not succeed (errno as the
+ * call left it); the error queue is left empty for the next call on any
+ * connection of the thread. */
+static enum tls_io io_result(SSL *ssl, int ret, int err)
 {
     int e = SSL_get_error(ssl, ret);
+    unsigned long first = ERR_peek_error();
     ERR_clear_error();
     switch (e) {
     case SSL_ERROR_WANT_READ: return TLS_IO_WANT_READ;
     case SSL_ERROR_WANT_WRITE: return TLS_IO_WANT_WRITE;
     case SSL_ERROR_ZERO_RETURN: return TLS_IO_CLOSED;
+    case SSL_ERROR_SYSCALL:
+        /* The socket failed (ECONNRESET, EPIPE, ETIMEDOUT); errno 0 is an
+         * end of file that OpenSSL did not call unexpected. */
+        return err ? TLS_IO_RESET : TLS_IO_FAILED;
+    case SSL_ERROR_SSL:
+        if (ERR_GET_LIB(first) == ERR_LIB_SSL &&
+            ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+            return TLS_IO_FAILED;
+        return TLS_IO_RESET;
     default: return TLS_IO_FAILED;
     }
 }
@@ -541,15 +552,17 @@ static enum tls_io io_result(SSL *ssl, int ret)
 enum tls_io tls_read(SSL *ssl, void *data, size_t len, size_t *n)
 {
     ERR_clear_error();
+    errno = 0;
     int ret = SSL_read_ex(ssl, data, len, n);
-    return ret ? TLS_IO_DONE : io_result(ssl, ret);
+    return ret ? TLS_IO_DONE : io_result(ssl, ret, errno);
 }
 
 enum tls_io tls_write(SSL *ssl, const void *data, size_t len, size_t *n)
 {
     ERR_clear_error();
+    errno = 0;
     int ret = SSL_write_ex(ssl, data, len, n);
-    return ret ? TLS_IO_DONE : io_result(ssl, ret);
+    return ret ? TLS_IO_DONE : io_result(ssl, ret, errno);
 }
 
 bool tls_pending(SSL *ssl)
@@ -565,7 +578,7 @@ enum tls_io tls_close_notify(SSL *ssl)
         ERR_clear_error();
         return TLS_IO_DONE;     /* 0: sent, the peer's may come later */
     }
-    enum tls_io io = io_result(ssl, ret);
+    enum tls_io io = io_result(ssl, ret, errno);
     return io == TLS_IO_WANT_WRITE ? io : TLS_IO_DONE;
 }
 

@@ -68,7 +68,10 @@ enum tls_io {
     TLS_IO_WANT_READ,   /* try again when the socket is readable */
     TLS_IO_WANT_WRITE,  /* try again when the socket is writable */
     TLS_IO_CLOSED,      /* read: the peer's close_notify */
-    TLS_IO_FAILED,      /* the connection is broken (a FIN without close_notify too) */
+    TLS_IO_FAILED,      /* the peer's FIN without close_notify: the end of a peer
+                           that crashed, as TCP shows it, or a truncation */
+    TLS_IO_RESET,       /* the connection was reset (or timed out), or a record or
+                           alert broke it: the application should see an error */
 };
 enum tls_io tls_read(SSL *ssl, void *data, size_t len, size_t *n);
 enum tls_io tls_write(SSL *ssl, const void *data, size_t len, size_t *n);
