@@ -13,7 +13,8 @@
  *     H1_UPGRADE  the message ends at buf + used and the bytes after it are
  *                 no longer HTTP (CONNECT, a 101 answer): raw from here on
  *     H1_ERROR    not HTTP/1.x (h2c's preface, a binary protocol, a broken
- *                 head): h1_error(p) says why; the parser stays failed
+ *                 head): h1_error(p) says why, h1_spoke_http(p) whether
+ *                 the stream had begun as HTTP/1.x; the parser stays failed
  *
  * Every message yields H1_HEAD then H1_END (both at the same place for a
  * message without a body); the caller feeds the rest of buf again after
@@ -78,6 +79,8 @@ struct h1_parser {
     bool in_message;
     bool no_body_next;        /* responses: the request was HEAD */
     bool connect_next;        /* responses: the request was CONNECT */
+    bool spoke;               /* an HTTP/1.x request or status line was read whole */
+    bool too_large;           /* the error: a head beyond H1_HEAD_MAX or H1_HEADERS_MAX */
     const char *error;
     struct h1_head head;
     size_t used, mark;        /* arena bytes used; start of the string being read */
@@ -110,5 +113,12 @@ const struct h1_head *h1_head(const struct h1_parser *p);
 const char *h1_header(const struct h1_head *h, const char *name);
 
 const char *h1_error(const struct h1_parser *p);
+
+/* The stream began as HTTP/1.x: a request line (or status line) with
+ * version 1.x was read whole, so an H1_ERROR after it is a broken message,
+ * not another protocol. */
+bool h1_spoke_http(const struct h1_parser *p);
+/* The error was a head beyond the limits (HTTP's 431, not 400). */
+bool h1_too_large(const struct h1_parser *p);
 
 #endif

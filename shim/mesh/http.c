@@ -57,6 +57,9 @@
 #define IO_CHUNK 16384
 #define OUT_MAX (256u * 1024)       /* owed to the application before the upstream is read again */
 #define IN_MIN (64u * 1024)         /* `in` may hold at least this, whatever retry_buffer says */
+/* A request head as sent, at most: its strings (H1_HEAD_MAX) and the
+ * separators and spaces around them; beyond, 431. */
+#define HEAD_RAW_MAX (H1_HEAD_MAX + 16u * 1024)
 #define POOL_IDLE_MAX 32
 #define POOL_IDLE_NS (30ull * 1000000000u)
 #define ATTEMPT_HEADER "x-meshim-attempt"
@@ -833,7 +836,10 @@ static void request_begin(struct hproxy *px)
 static size_t in_limit(const struct hproxy *px)
 {
     size_t keep = target_cfg(px)->retry_buffer;
-    return px->head_len + (keep > IN_MIN ? keep : IN_MIN);
+    size_t limit = px->head_len + (keep > IN_MIN ? keep : IN_MIN);
+    /* Room for a whole head, so that the parser sees where it ends or
+     * that it is too large (before, a head past 64 KiB waited for ever). */
+    return !px->head_read && limit < HEAD_RAW_MAX ? HEAD_RAW_MAX : limit;
 }
 
 /* Reads what the application sent, while there is room and a use for it. */
@@ -886,6 +892,30 @@ static bool app_write(struct hproxy *px)
     return false;
 }
 
+/* A request head llhttp refused (a body framed by both Content-Length and
+ * Transfer-Encoding, two lengths, a length that is not a number, a broken
+ * header): 400, and the connection closes, as Envoy and nginx answer it; a
+ * head beyond the limits (h1.h): 431, as Envoy answers it. Never carried
+ * on as TCP, though the stream spoke HTTP/1.x: its routes would be
+ * bypassed, and a body framed two ways is how a request is smuggled past a
+ * proxy into the next one. */
+static void refuse_head(struct hproxy *px, bool large)
+{
+    const char *reason = large ? "Request Header Fields Too Large" : "Bad Request";
+    char body[256], head[512];
+    int blen = snprintf(body, sizeof(body), "%s: %s\n", reason, px->last_why);
+    int hlen = snprintf(head, sizeof(head),
+                        "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
+                        "content-length: %d\r\nx-meshim-error: %s\r\nconnection: close\r\n\r\n",
+                        large ? 431 : 400, reason, blen, px->last_why);
+    gbuf_append(&px->out, head, (size_t)hlen);
+    gbuf_append(&px->out, body, (size_t)blen);
+    log_warn("%s: a request answered %d here, its connection closed: %s", px->svc->name,
+             large ? 431 : 400, px->last_why);
+    px->close_after = true;
+    px->state = PX_CLOSING;
+}
+
 /* Feeds the request parser what `in` holds past `parsed`. */
 static void parse_request(struct hproxy *px)
 {
@@ -922,7 +952,7 @@ static void parse_request(struct hproxy *px)
             break;
         }
         if (e == H1_ERROR) {
-            if (!px->http_seen) {
+            if (!px->http_seen && !h1_spoke_http(&px->req)) {
                 /* The first bytes are not HTTP/1.x (h2c's preface, a binary
                  * protocol): this connection goes on as plain TCP. */
                 log_warn("%s: not HTTP/1.x (%s): this connection is carried as TCP",
@@ -932,18 +962,22 @@ static void parse_request(struct hproxy *px)
                 attempt_start(px);
                 return;
             }
-            /* A broken request on a connection that spoke HTTP: 400. */
+            /* A broken request on a connection that speaks HTTP: 400. */
             snprintf(px->last_why, sizeof(px->last_why), "bad request: %s", h1_error(&px->req));
-            if (px->head_read) {
+            if (px->head_read)
                 respond_local(px, 400, "Bad Request", px->last_why);
-            } else {
-                px->close_after = true;
-                px->state = PX_CLOSING;
-            }
+            else
+                refuse_head(px, h1_too_large(&px->req));
             return;
         }
         if (e == H1_MORE)
             break;
+    }
+    if (!px->head_read && px->parsed >= HEAD_RAW_MAX && px->state != PX_CLOSING && !px->raw_tunnel) {
+        /* A head that never ends (spaces llhttp skips are not in its
+         * strings, so H1_HEAD_MAX alone does not bound it). */
+        snprintf(px->last_why, sizeof(px->last_why), "bad request: head too large");
+        refuse_head(px, true);
     }
 }
 

@@ -33,6 +33,13 @@ static int fail(struct h1_parser *p, const char *why)
     return HPE_USER;
 }
 
+/* A head beyond H1_HEAD_MAX or H1_HEADERS_MAX. */
+static int too_large(struct h1_parser *p, const char *why)
+{
+    p->too_large = true;
+    return fail(p, why);
+}
+
 /* A pointer into the arena that moved from `from` (freed by now: only its
  * address is compared, as a number) to `to`. */
 static void rebase(const char **q, const char *from, size_t len, char *to)
@@ -89,7 +96,7 @@ static int append(llhttp_t *ll, const char *at, size_t len)
 {
     struct h1_parser *p = of(ll);
     if (!reserve(p, p->used + len + 1))
-        return fail(p, "head too large");
+        return too_large(p, "head too large");
     memcpy(p->arena + p->used, at, len);
     p->used += len;
     return 0;
@@ -122,7 +129,7 @@ static int complete(struct h1_parser *p, const char **to)
 {
     const char *s = take(p);
     if (!s)
-        return fail(p, "head too large");
+        return too_large(p, "head too large");
     *to = s;
     return 0;
 }
@@ -137,11 +144,18 @@ static int on_url_complete(llhttp_t *ll)
     return complete(of(ll), &of(ll)->head.target);
 }
 
+static int on_version_complete(llhttp_t *ll)
+{
+    if (ll->http_major == 1)
+        of(ll)->spoke = true;
+    return 0;
+}
+
 static int on_field_complete(llhttp_t *ll)
 {
     struct h1_parser *p = of(ll);
     if (p->head.nheaders == H1_HEADERS_MAX)
-        return fail(p, "too many header fields");
+        return too_large(p, "too many header fields");
     return complete(p, &p->head.headers[p->head.nheaders].name);
 }
 
@@ -231,6 +245,7 @@ static const llhttp_settings_t settings = {
     .on_header_value = append,
     .on_method_complete = on_method_complete,
     .on_url_complete = on_url_complete,
+    .on_version_complete = on_version_complete,
     .on_header_field_complete = on_field_complete,
     .on_header_value_complete = on_value_complete,
     .on_headers_complete = on_headers_complete,
@@ -347,4 +362,14 @@ const char *h1_header(const struct h1_head *h, const char *name)
 const char *h1_error(const struct h1_parser *p)
 {
     return p->error;
+}
+
+bool h1_spoke_http(const struct h1_parser *p)
+{
+    return p->spoke;
+}
+
+bool h1_too_large(const struct h1_parser *p)
+{
+    return p->too_large;
 }

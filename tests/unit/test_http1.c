@@ -175,8 +175,33 @@ static void test_not_http(void **state)
     assert_non_null(h1_error(&P));
     h1_init(&P, H1_REQUEST);
     assert_string_equal(EVENTS(&P, "\x16\x03\x01\x02\x00\x01\x00"), "X@0");
+    assert_false(h1_spoke_http(&P));
     h1_init(&P, H1_RESPONSE);
     assert_string_equal(EVENTS(&P, "+PONG\r\n"), "X@0");
+    assert_false(h1_spoke_http(&P));
+}
+
+/* HTTP/1.1 whose body is framed two ways (how requests are smuggled past a
+ * proxy), or whose length is not a number: broken HTTP, not another
+ * protocol (the proxy answers 400 rather than carry it as TCP). */
+static void test_broken_framing(void **state)
+{
+    (void)state;
+    static const char *const heads[] = {
+        "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5x\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+        h1_init(&P, H1_REQUEST);
+        const char *ev = events(&P, heads[i], strlen(heads[i]));
+        assert_non_null(strstr(ev, "X@"));
+        assert_null(strstr(ev, "H@"));
+        assert_true(h1_spoke_http(&P));
+    }
+    h1_init(&P, H1_REQUEST);
+    assert_string_equal(EVENTS(&P, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"), "H@27 E@27");
+    assert_true(h1_spoke_http(&P));
 }
 
 /* An answer without length ends with the connection. */
@@ -334,7 +359,8 @@ int main(void)
         cmocka_unit_test(test_chunked_with_trailers), cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_answers_without_body), cmocka_unit_test(test_continue),
         cmocka_unit_test(test_upgrade), cmocka_unit_test(test_connect),
-        cmocka_unit_test(test_not_http), cmocka_unit_test(test_until_eof),
+        cmocka_unit_test(test_not_http), cmocka_unit_test(test_broken_framing),
+        cmocka_unit_test(test_until_eof),
         cmocka_unit_test(test_head_too_large), cmocka_unit_test(test_byte_by_byte),
         cmocka_unit_test(test_http10_keep_alive),
     };
