@@ -23,6 +23,7 @@
  */
 #include "tls/tls_module.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef RENAME_NOREPLACE
@@ -113,6 +115,44 @@ static int open_cached(int dfd)
     return -1;
 }
 
+/* Is `name` a module file of another build, or a temporary one that a
+ * process left (it ended between files_create_private and the rename)? */
+static bool other_module(const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(name, ".tls-module", 11) == 0)
+        return true;
+    return strncmp(name, "tls-module-", 11) == 0 && n > 14 && strcmp(name + n - 3, ".so") == 0 &&
+           strcmp(name, CACHE_NAME) != 0;
+}
+
+/* This build's file was just made: the files of the builds before it (an
+ * upgrade leaves one per version, 6 MB each) are removed, when they are
+ * this user's and a day old. A build still in use elsewhere makes its file
+ * again at its next process (dlopen maps by inode: a process that has the
+ * file mapped keeps it). Once per build and user: only the process that
+ * made the new file looks. */
+#define PRUNE_AGE_S (24 * 3600)
+
+static void prune_other_modules(int dfd)
+{
+    char buf[8192] __attribute__((aligned(8)));
+    time_t now = time(NULL);
+    for (int reads = 0; reads < 64; reads++) {
+        long n = real_syscall4(SYS_getdents64, dfd, buf, sizeof(buf), 0);
+        if (n <= 0)
+            return;
+        for (long off = 0; off < n;) {
+            const struct dirent64 *e = (const struct dirent64 *)(buf + off);
+            off += e->d_reclen;
+            struct stat st;
+            if (other_module(e->d_name) && fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_mtime < now - PRUNE_AGE_S)
+                unlinkat(dfd, e->d_name, 0);
+        }
+    }
+}
+
 /* A new module file put in place (RENAME_NOREPLACE: when another process
  * was first, its file is opened instead). */
 static int create_cached(int dfd)
@@ -125,8 +165,10 @@ static int create_cached(int dfd)
     bool ok = write_image(fd) && fchmod(fd, 0400) == 0;
     real_close(fd);
     if (ok && real_syscall((long)SYS_renameat2, (long)dfd, (long)tmp, (long)dfd, (long)CACHE_NAME,
-                           (long)RENAME_NOREPLACE, 0L) == 0)
+                           (long)RENAME_NOREPLACE, 0L) == 0) {
+        prune_other_modules(dfd);
         return open_cached(dfd);
+    }
     int err = errno;
     unlinkat(dfd, tmp, 0);
     if (err == EEXIST)

@@ -3,7 +3,8 @@
 # server and every client map the same file, which is this user's, read-only
 # and byte for byte the module; a file in its place that is not (another
 # user's, or other bytes) is never loaded, and the process still works with a
-# private copy.
+# private copy. The process that makes the file removes what earlier builds
+# left there (this user's, a day old), and nothing else.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -16,6 +17,18 @@ sed -i "s|^\[meshim\]|[meshim]\nstats_dir = $stats|" "$TMP/server.ini"
 tls_ini "$TMP/client.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls" \
     "identity = spiffe://test.mesh/ns/prod/sa/orders"
 sed -i "s|^\[meshim\]|[meshim]\nstats_dir = $stats|" "$TMP/client.ini"
+
+# What earlier builds left: this user's module files and a temporary one, a
+# day old (removed); this user's of an hour ago (a build in use: kept);
+# another user's (kept).
+mkdir -m 0755 "$stats"
+for f in tls-module-0ld.so tls-module-recent.so .tls-module.aB3dE9 tls-module-theirs.so; do
+    head -c 4096 /dev/zero > "$stats/$f"
+    chmod 0400 "$stats/$f"
+done
+touch -d '2 days ago' "$stats/tls-module-0ld.so" "$stats/.tls-module.aB3dE9" "$stats/tls-module-theirs.so"
+touch -d '1 hour ago' "$stats/tls-module-recent.so"
+[ "$(id -u)" = 0 ] && chown nobody "$stats/tls-module-theirs.so"
 
 MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
     python3 -m http.server --bind 127.0.0.2 --directory "$TMP" "$port" > "$TMP/server.log" 2>&1 &
@@ -38,7 +51,7 @@ ask() { local out; out=$(client); read -r status from <<< "$out"; }
 
 ask
 [ "$status" = 200 ] || fail "mTLS request failed: $(tail -3 "$TMP/client.err")"
-module=$(ls "$stats"/tls-module-*.so 2>/dev/null)
+module=$(ls "$stats"/tls-module-*.so 2>/dev/null | grep -vE '/tls-module-(recent|theirs)\.so$')
 [ -n "$module" ] || fail "no module file in the stats folder: $(ls -la "$stats")"
 [ "$from" = "$module" ] || fail "the client's module came from '$from', not $module"
 grep -q "$module" "/proc/$server/maps" || fail "the server does not map $module: $(grep -E 'tls|memfd' /proc/$server/maps)"
@@ -47,6 +60,14 @@ read -r mode owner links < <(stat -c '%a %u %h' "$module")
 [ "$mode" = 400 ] && [ "$owner" = "$(id -u)" ] && [ "$links" = 1 ] \
     || fail "module file is mode $mode, owner $owner, $links links (want 400, $(id -u), 1)"
 ok "server and client map one module file ($(basename "$module"), mode 400, this user's), no private copy"
+[ -e "$stats/tls-module-0ld.so" ] || [ -e "$stats/.tls-module.aB3dE9" ] &&
+    fail "an earlier build's module files were left: $(ls -a "$stats")"
+[ -e "$stats/tls-module-recent.so" ] || fail "a module file of an hour ago was removed"
+if [ "$(id -u)" = 0 ]; then
+    [ -e "$stats/tls-module-theirs.so" ] || fail "another user's module file was removed"
+fi
+ok "the files earlier builds left (a day old, this user's) were removed; an hour-old one and another user's kept"
+rm -f "$stats/tls-module-recent.so" "$stats/tls-module-theirs.so"
 
 # A second client, and a third: the same file, not a new one.
 for _ in 1 2; do ask; [ "$from" = "$module" ] || fail "a later client used $from"; done
