@@ -33,10 +33,14 @@ static int fail(struct h1_parser *p, const char *why)
     return HPE_USER;
 }
 
-/* A head beyond H1_HEAD_MAX or H1_HEADERS_MAX. */
+/* A head beyond H1_HEAD_MAX or H1_HEADERS_MAX. Within the request line, a
+ * method llhttp knows then 64 KiB of what llhttp takes for a target is
+ * HTTP too (a URL too long, 431 as from Envoy), not another protocol. */
 static int too_large(struct h1_parser *p, const char *why)
 {
     p->too_large = true;
+    if (p->kind == H1_REQUEST && p->head.method[0])
+        p->spoke = true;
     return fail(p, why);
 }
 

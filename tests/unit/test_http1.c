@@ -202,6 +202,20 @@ static void test_broken_framing(void **state)
     h1_init(&P, H1_REQUEST);
     assert_string_equal(EVENTS(&P, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"), "H@27 E@27");
     assert_true(h1_spoke_http(&P));
+    assert_false(h1_too_large(&P));
+    /* A target past the head's limit: too large, and HTTP. */
+    size_t n = H1_HEAD_MAX + 100;
+    char *req = malloc(n + 64);
+    assert_non_null(req);
+    memcpy(req, "GET /", 5);
+    memset(req + 5, 'a', n);
+    strcpy(req + 5 + n, " HTTP/1.1\r\nHost: h\r\n\r\n");
+    h1_init(&P, H1_REQUEST);
+    assert_non_null(strstr(events(&P, req, strlen(req)), "X@"));
+    assert_true(h1_too_large(&P));
+    assert_true(h1_spoke_http(&P));
+    h1_free(&P);
+    free(req);
 }
 
 /* An answer without length ends with the connection. */
