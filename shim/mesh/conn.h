@@ -70,6 +70,8 @@ struct conn {
                                    HTTP proxy serves (mesh/http.h); state stays OPEN */
     unsigned long pair_ino;     /* RELAYED: the inode of the application's end of the
                                    socketpair (relay.c finds that end by it) */
+    int fd_hint;                /* atomic: the descriptor last put in the table for it
+                                   (fdtable_find looks there first) */
     char tls_why[96];           /* CONN_TLS_RELAY: why not kernel TLS ("": not offered) */
     char peer[64];              /* inbound: the client's address */
     char peer_identity[128];    /* mTLS: the peer's SPIFFE ID or DNS name */

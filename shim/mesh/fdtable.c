@@ -46,6 +46,8 @@ void fdtable_set(int fd, struct conn *c)
     if (slot) {
         old = *slot;
         __atomic_store_n(slot, c, __ATOMIC_RELEASE);
+        if (c)
+            __atomic_store_n(&c->fd_hint, fd, __ATOMIC_RELAXED);
     } else {
         old = c;        /* out of memory or fd out of range: not tracked */
     }
@@ -170,6 +172,12 @@ void fdtable_each(void (*fn)(int fd, struct conn *c))
 
 int fdtable_find(const struct conn *c)
 {
+    /* Nearly always the number the application was given: one look, not a
+     * walk of the table (a backend's crash resets all its connections). */
+    int hint = __atomic_load_n(&c->fd_hint, __ATOMIC_RELAXED);
+    struct conn **slot = slot_of(hint, false);
+    if (slot && __atomic_load_n(slot, __ATOMIC_RELAXED) == c)
+        return hint;
     for (unsigned chunk = 0; chunk < MAX_CHUNKS; chunk++) {
         struct conn **slots = __atomic_load_n(&chunks[chunk], __ATOMIC_ACQUIRE);
         for (unsigned i = 0; slots && i < CHUNK_SLOTS; i++)
