@@ -1,6 +1,7 @@
 # A TCP server for t_resets: each client sends one mode byte.
-#   A  100000 bytes, then close with SO_LINGER 0 (a reset)
-#   F  100000 bytes, then close (FIN)
+#   A  100000 bytes; once the client says it has them all (one byte back),
+#      close with SO_LINGER 0 (a reset: bytes not sent yet would be lost)
+#   F  the same, then close (FIN)
 #   U  1000 bytes, then read until the client's end; prints how it ended
 #   G  (an HTTP/1.1 GET) a 200 whose body (50000 bytes) ends with the
 #      connection, then a reset;  O (OPTIONS): the same, ended by FIN
@@ -11,6 +12,7 @@ def serve(c):
     mode = c.recv(1)
     if mode in (b"A", b"F"):
         c.sendall(b"x" * 100000)
+        c.recv(1)
     elif mode == b"U":
         c.sendall(b"y" * 1000)
         try:
