@@ -120,5 +120,9 @@ const char *h1_error(const struct h1_parser *p);
 bool h1_spoke_http(const struct h1_parser *p);
 /* The error was a head beyond the limits (HTTP's 431, not 400). */
 bool h1_too_large(const struct h1_parser *p);
+/* The error was the body's length: Content-Length with Transfer-Encoding,
+ * two lengths, a length that is not a number, a Transfer-Encoding that
+ * does not end in chunked (a request's length left unknown). */
+bool h1_bad_length(const struct h1_parser *p);
 
 #endif

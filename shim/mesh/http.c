@@ -892,13 +892,13 @@ static bool app_write(struct hproxy *px)
     return false;
 }
 
-/* A request head llhttp refused (a body framed by both Content-Length and
- * Transfer-Encoding, two lengths, a length that is not a number, a broken
- * header): 400, and the connection closes, as Envoy and nginx answer it; a
- * head beyond the limits (h1.h): 431, as Envoy answers it. Never carried
- * on as TCP, though the stream spoke HTTP/1.x: its routes would be
- * bypassed, and a body framed two ways is how a request is smuggled past a
- * proxy into the next one. */
+/* A request head llhttp refused for its body's length (Content-Length with
+ * Transfer-Encoding, two lengths, a length that is not a number), or any
+ * broken head after a first good request: 400, and the connection closes,
+ * as Envoy and nginx answer it; a head beyond the limits (http1.h): 431,
+ * as Envoy answers it. Never carried on as TCP, though the stream spoke
+ * HTTP/1.x: its routes would be bypassed, and a body framed two ways is
+ * how a request is smuggled past a proxy into the next one. */
 static void refuse_head(struct hproxy *px, bool large)
 {
     const char *reason = large ? "Request Header Fields Too Large" : "Bad Request";
@@ -952,9 +952,13 @@ static void parse_request(struct hproxy *px)
             break;
         }
         if (e == H1_ERROR) {
-            if (!px->http_seen && !h1_spoke_http(&px->req)) {
+            bool refuse = h1_spoke_http(&px->req) &&
+                          (h1_bad_length(&px->req) || h1_too_large(&px->req));
+            if (!px->http_seen && !refuse) {
                 /* The first bytes are not HTTP/1.x (h2c's preface, a binary
-                 * protocol): this connection goes on as plain TCP. */
+                 * protocol), or are HTTP/1.x that llhttp refuses for what a
+                 * lenient server takes (bare LF line ends): this connection
+                 * goes on as plain TCP. A body's length never is (refuse_head). */
                 log_warn("%s: not HTTP/1.x (%s): this connection is carried as TCP",
                          px->svc->name, h1_error(&px->req));
                 px->raw_tunnel = true;

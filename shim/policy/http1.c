@@ -377,3 +377,10 @@ bool h1_too_large(const struct h1_parser *p)
 {
     return p->too_large;
 }
+
+bool h1_bad_length(const struct h1_parser *p)
+{
+    llhttp_errno_t e = llhttp_get_errno(&p->ll);
+    return e == HPE_UNEXPECTED_CONTENT_LENGTH || e == HPE_INVALID_CONTENT_LENGTH ||
+           e == HPE_INVALID_TRANSFER_ENCODING;
+}

@@ -172,6 +172,14 @@ elif case == "smuggle":
         assert b"GET /big" not in got, got[:200]
     print("Content-Length with Transfer-Encoding, and two lengths: 400; 70 and 100 KB heads: 431; "
           "each connection closed, nothing sent on")
+elif case == "bare-lf":
+    # HTTP/1.x with bare LF line ends (printf | nc health checks): llhttp
+    # refuses it, servers such as nginx take it: carried as TCP, as before.
+    s = conn()
+    s.sendall(b"GET /lf HTTP/1.0\nHost: raw\n\n")
+    got = read_until(s, b"raw\n\n")
+    assert got == b"GET /lf HTTP/1.0\nHost: raw\n\n", got
+    print("a request with bare LF line ends carried as TCP")
 PY
 
 for case in trailers nobody pipelined client-close leaves upgrade; do
@@ -186,6 +194,9 @@ ok "$out, with one warning"
 out=$(shimmed timeout 20 python3 "$TMP/wire.py" smuggle raw 80 2> "$TMP/smuggle.err") ||
     fail "smuggle: $(tail -5 "$TMP/smuggle.err")"
 grep -q 'not HTTP/1.x' "$TMP/smuggle.err" && fail "a request framed two ways was carried as TCP: $(cat "$TMP/smuggle.err")"
+ok "$out"
+out=$(shimmed timeout 20 python3 "$TMP/wire.py" bare-lf raw 80 2> "$TMP/bare-lf.err") ||
+    fail "bare-lf: $(tail -5 "$TMP/bare-lf.err")"
 ok "$out"
 
 # The application's Connection: close stayed on its side: the two requests
