@@ -912,6 +912,24 @@ static void refuse_head(struct hproxy *px, bool large)
     gbuf_append(&px->out, body, (size_t)blen);
     log_warn("%s: a request answered %d here, its connection closed: %s", px->svc->name,
              large ? 431 : 400, px->last_why);
+    /* Counted and logged as any answer made here: the connection's
+     * service (no route was looked at), no endpoint, LR, nothing sent up,
+     * and what of the head was read whole. */
+    const struct h1_head *h = h1_head(&px->req);
+    snprintf(px->method, sizeof(px->method), "%s", h->method ? h->method : "");
+    snprintf(px->authority, sizeof(px->authority), "%s", h->authority ? h->authority : "");
+    snprintf(px->path, sizeof(px->path), "%s", h->target ? h->target : "");
+    px->req_start_ns = now_ns();
+    px->req_start_unix_ns = wall_ns();
+    px->target = NULL;
+    px->route = NULL;
+    px->traced = false;
+    px->attempts = 0;
+    px->status = large ? 431 : 400;
+    px->flags = FLAG_LR;
+    px->req_bytes = 0;
+    px->resp_bytes = (uint64_t)hlen + (uint64_t)blen;
+    request_log(px);
     px->close_after = true;
     px->state = PX_CLOSING;
 }

@@ -195,6 +195,10 @@ out=$(shimmed timeout 20 python3 "$TMP/wire.py" smuggle raw 80 2> "$TMP/smuggle.
     fail "smuggle: $(tail -5 "$TMP/smuggle.err")"
 grep -q 'not HTTP/1.x' "$TMP/smuggle.err" && fail "a request framed two ways was carried as TCP: $(cat "$TMP/smuggle.err")"
 ok "$out"
+[ "$(grep -c '"path":"/a","status":400' "$TMP/access.log")" = 2 ] &&
+    [ "$(grep -c '"path":"/big","status":431' "$TMP/access.log")" = 2 ] ||
+    fail "the 400s and 431s are not each in the access log: $(grep -E '"status":4[0-9]{2}' "$TMP/access.log")"
+ok "each 400 and 431 answered here has its access-log line"
 out=$(shimmed timeout 20 python3 "$TMP/wire.py" bare-lf raw 80 2> "$TMP/bare-lf.err") ||
     fail "bare-lf: $(tail -5 "$TMP/bare-lf.err")"
 ok "$out"
