@@ -488,25 +488,32 @@ static void request_done(struct hproxy *px)
     px->state = px->close_after ? PX_CLOSING : PX_IDLE;
 }
 
-/* An answer made here (no endpoint could give one). */
-static void respond_local(struct hproxy *px, int status, const char *reason, const char *why)
+/* The bytes of an answer made here, queued for the application: its head
+ * (with connection: close when `close`) and, but to HEAD, a one-line body
+ * saying why. Their count. */
+static uint64_t answer_here(struct hproxy *px, int status, const char *reason, const char *why,
+                            bool close)
 {
     char body[256], head[512];
     int blen = snprintf(body, sizeof(body), "%s: %s\n", reason, why);
-    bool close = !px->req_done;
     int hlen = snprintf(head, sizeof(head),
                         "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
                         "x-meshim-error: %s\r\n%s\r\n",
                         status, reason, blen, why, close ? "connection: close\r\n" : "");
+    gbuf_append(&px->out, head, (size_t)hlen);
+    if (strcmp(px->method, "HEAD") == 0)
+        return (uint64_t)hlen;
+    gbuf_append(&px->out, body, (size_t)blen);
+    return (uint64_t)hlen + (uint64_t)blen;
+}
+
+/* An answer made here (no endpoint could give one). */
+static void respond_local(struct hproxy *px, int status, const char *reason, const char *why)
+{
     upstream_drop(px);
     px->status = status;
     px->flags |= FLAG_LR;
-    gbuf_append(&px->out, head, (size_t)hlen);
-    px->resp_bytes = (uint64_t)hlen;
-    if (strcmp(px->method, "HEAD") != 0) {
-        gbuf_append(&px->out, body, (size_t)blen);
-        px->resp_bytes += (uint64_t)blen;
-    }
+    px->resp_bytes = answer_here(px, status, reason, why, !px->req_done);
     log_info("%s: %s %s%s answered %d here: %s", request_service(px)->name,
              px->method, px->authority, px->path, status, why);
     request_done(px);
@@ -794,14 +801,21 @@ static void attempt_start(struct hproxy *px)
 }
 
 /* A route, a split and an endpoint for the request just read. */
+/* What the request's line and Host say, and when it began (a head cut
+ * short by an error may have none of them yet). */
+static void request_head_take(struct hproxy *px, const struct h1_head *h)
+{
+    snprintf(px->method, sizeof(px->method), "%s", h->method ? h->method : "");
+    snprintf(px->authority, sizeof(px->authority), "%s", h->authority ? h->authority : "");
+    snprintf(px->path, sizeof(px->path), "%s", h->target ? h->target : "");
+    px->req_start_ns = now_ns();
+    px->req_start_unix_ns = wall_ns();
+}
+
 static void request_begin(struct hproxy *px)
 {
     const struct h1_head *h = h1_head(&px->req);
-    snprintf(px->method, sizeof(px->method), "%s", h->method);
-    snprintf(px->authority, sizeof(px->authority), "%s", h->authority);
-    snprintf(px->path, sizeof(px->path), "%s", h->target);
-    px->req_start_ns = now_ns();
-    px->req_start_unix_ns = wall_ns();
+    request_head_take(px, h);
     px->idempotent = method_idempotent(px->method);
     px->req_keep_alive = h->keep_alive;
     px->close_stripped = close_only_downstream(px, h);
@@ -901,34 +915,22 @@ static bool app_write(struct hproxy *px)
  * how a request is smuggled past a proxy into the next one. */
 static void refuse_head(struct hproxy *px, bool large)
 {
-    const char *reason = large ? "Request Header Fields Too Large" : "Bad Request";
-    char body[256], head[512];
-    int blen = snprintf(body, sizeof(body), "%s: %s\n", reason, px->last_why);
-    int hlen = snprintf(head, sizeof(head),
-                        "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
-                        "content-length: %d\r\nx-meshim-error: %s\r\nconnection: close\r\n\r\n",
-                        large ? 431 : 400, reason, blen, px->last_why);
-    gbuf_append(&px->out, head, (size_t)hlen);
-    gbuf_append(&px->out, body, (size_t)blen);
-    log_warn("%s: a request answered %d here, its connection closed: %s", px->svc->name,
-             large ? 431 : 400, px->last_why);
+    int status = large ? 431 : 400;
+    log_warn("%s: a request answered %d here, its connection closed: %s", px->svc->name, status,
+             px->last_why);
     /* Counted and logged as any answer made here: the connection's
      * service (no route was looked at), no endpoint, LR, nothing sent up,
      * and what of the head was read whole. */
-    const struct h1_head *h = h1_head(&px->req);
-    snprintf(px->method, sizeof(px->method), "%s", h->method ? h->method : "");
-    snprintf(px->authority, sizeof(px->authority), "%s", h->authority ? h->authority : "");
-    snprintf(px->path, sizeof(px->path), "%s", h->target ? h->target : "");
-    px->req_start_ns = now_ns();
-    px->req_start_unix_ns = wall_ns();
+    request_head_take(px, h1_head(&px->req));
     px->target = NULL;
     px->route = NULL;
     px->traced = false;
     px->attempts = 0;
-    px->status = large ? 431 : 400;
+    px->status = status;
     px->flags = FLAG_LR;
     px->req_bytes = 0;
-    px->resp_bytes = (uint64_t)hlen + (uint64_t)blen;
+    px->resp_bytes = answer_here(px, status, large ? "Request Header Fields Too Large" : "Bad Request",
+                                 px->last_why, true);
     request_log(px);
     px->close_after = true;
     px->state = PX_CLOSING;

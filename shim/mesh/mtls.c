@@ -217,8 +217,7 @@ int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ss
 {
     int flags = real_fcntl(fd, F_GETFL, NULL);
     int app, engine;
-    unsigned long app_ino;
-    if (!relay_pair(flags & O_NONBLOCK ? SOCK_NONBLOCK : 0, net, &app, &engine, &app_ino)) {
+    if (!relay_pair(flags & O_NONBLOCK ? SOCK_NONBLOCK : 0, net, &app, &engine)) {
         int err = errno;
         log_warn("%s: cannot relay the TLS connection: %s", c->svc->name, strerror(err));
         tls_free(ssl, false);
@@ -228,11 +227,11 @@ int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ss
         return -1;
     }
     sockname_copy_timeouts(fd, app);
+    c->pair_ino = conn_ino(app);
     placeholder_hold();
     swap_lock();
     placeholder_put_back(fd, app);
     c->sock = net;
-    c->pair_ino = app_ino;
     __atomic_store_n(&c->state, CONN_RELAYED, __ATOMIC_RELEASE);
     swap_unlock();
     real_close(app);            /* the application's number holds it now */
@@ -294,10 +293,9 @@ int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool eve
         return refuse(cfd, in, peer, RESULT_OVERFLOW, "too many TLS handshakes under way on this port");
     struct tls_identity *id = tls ? tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, sizeof(why)) : NULL;
     int app = -1, engine = -1, net = -1;
-    unsigned long app_ino = 0;
     struct conn *c = NULL;
     struct relay_handoff h;
-    if ((tls && !id) || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, cfd, &app, &engine, &app_ino) ||
+    if ((tls && !id) || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, cfd, &app, &engine) ||
         !prepare_handoff(app, engine, tls && event_loop, &h) ||
         (net = ownfd_high(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
         const char *reason = !tls || id ? strerror(errno ? errno : ENOMEM) : why;
@@ -318,7 +316,7 @@ int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool eve
     real_close(app);
     real_fcntl(net, F_SETFL, (void *)(long)O_NONBLOCK);
     c->sock = net;
-    c->pair_ino = app_ino;
+    c->pair_ino = conn_ino(cfd);    /* the pair end, on the application's number */
     c->state = CONN_RELAYED;
     placeholder_hold();
     conn_ref(c);

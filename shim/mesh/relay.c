@@ -316,12 +316,9 @@ static void abort_net(struct relay *r)
 {
     static const struct linger abort_now = { .l_onoff = 1, .l_linger = 0 };
     real_setsockopt(r->net, SOL_SOCKET, SO_LINGER, &abort_now, sizeof(abort_now));
-    r->net_dead = true;             /* no close_notify, nothing drained */
-    r->net_eof = true;
-    r->up.len = 0;
-    r->down.len = 0;
+    net_failed(r, false);           /* no close_notify, nothing drained */
+    r->down.len = 0;                /* and nobody to read the peer's bytes */
     r->down_done = true;
-    set_up_done(r);
 }
 
 /* The application's bytes toward the peer. */
@@ -1098,13 +1095,12 @@ bool relay_inbound_plain(struct conn *c, const struct inbound_config *in, int ne
     return start(c, NULL, NULL, net, app, R_PLAIN, in, NULL);
 }
 
-bool relay_pair(int flags, int net, int *app, int *engine, unsigned long *app_ino)
+bool relay_pair(int flags, int net, int *app, int *engine)
 {
     int sv[2];
     if (real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (flags & SOCK_NONBLOCK), 0, sv) < 0)
         return false;
     *app = sv[0];
-    *app_ino = conn_ino(sv[0]);
     *engine = ownfd_move(sv[1]);
     if (*engine < 0) {
         real_close(sv[0]);

@@ -94,9 +94,8 @@ bool relay_inbound_plain(struct conn *c, const struct inbound_config *in, int ne
 
 /* A socketpair for a relay of the TCP socket net: *app for the
  * application's number (flags as asked: SOCK_NONBLOCK, SOCK_CLOEXEC),
- * *engine at a high number; the ends carry net's addresses (sockname.h).
- * *app_ino: the inode of *app, for the connection's pair_ino. */
-bool relay_pair(int flags, int net, int *app, int *engine, unsigned long *app_ino);
+ * *engine at a high number; the ends carry net's addresses (sockname.h). */
+bool relay_pair(int flags, int net, int *app, int *engine);
 
 /* Inbound handshakes under way on a port: take one before a client's
  * descriptors are made (false: the port's hard cap are under way, refuse

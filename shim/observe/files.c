@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "libc/real.h"
@@ -87,4 +89,21 @@ int files_open_log(const char *path)
     /* ELOOP: a symlink; ENXIO: a FIFO nobody reads; EISDIR: a folder. */
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
                 0644);
+}
+
+void files_each_name(int dirfd, unsigned reads, bool (*fn)(int dirfd, const char *name, void *arg),
+                     void *arg)
+{
+    char buf[8192] __attribute__((aligned(8)));
+    for (unsigned r = 0; r < reads; r++) {
+        long n = real_syscall4(SYS_getdents64, dirfd, buf, sizeof(buf), 0);
+        for (long off = 0; off < n;) {
+            const struct dirent64 *e = (const struct dirent64 *)(buf + off);
+            off += e->d_reclen;
+            if (!fn(dirfd, e->d_name, arg))
+                return;
+        }
+        if (n <= 0)
+            return;
+    }
 }

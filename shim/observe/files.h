@@ -38,4 +38,11 @@ int files_create_private(int dirfd, const char *prefix, mode_t mode, char *name,
  * writes to the descriptor do not block either (O_NONBLOCK). */
 int files_open_log(const char *path);
 
+/* Calls fn with each name in folder dirfd (from where its offset is),
+ * reading at most `reads` batches of names (about 200 each) with raw
+ * getdents64: no second descriptor, nothing allocated. fn returns false
+ * to stop. */
+void files_each_name(int dirfd, unsigned reads, bool (*fn)(int dirfd, const char *name, void *arg),
+                     void *arg);
+
 #endif

@@ -13,7 +13,6 @@
  */
 #include "observe/metrics.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -112,25 +111,25 @@ static void *map_new(int fd, size_t size)
  * whose pid no longer exists. The first connection of a process pays 0.2
  * ms at most, and as more processes start than die unseen, the folder
  * empties over time. A pid that another process has taken since is left
- * to the readers, which compare start times. Raw getdents64 on the
- * folder's descriptor: no second descriptor, nothing allocated. */
-#define PRUNE_READ 8192             /* one read: a few hundred names */
+ * to the readers, which compare start times. */
 #define PRUNE_MAX 16                /* unlinks (~10 us each on ext4): bounded */
+
+struct prune { int self, pruned; };
+
+static bool prune_one(int dfd, const char *name, void *arg)
+{
+    struct prune *p = arg;
+    bool making;
+    int pid = stats_file_pid(name, &making);
+    if (pid && pid != p->self && kill(pid, 0) < 0 && errno == ESRCH && unlinkat(dfd, name, 0) == 0)
+        p->pruned++;
+    return p->pruned < PRUNE_MAX;
+}
 
 static void prune_dead(int dfd)
 {
-    char buf[PRUNE_READ] __attribute__((aligned(8)));
-    long n = real_syscall4(SYS_getdents64, dfd, buf, sizeof(buf), 0);
-    int self = getpid();
-    int pruned = 0;
-    for (long off = 0; off < n && pruned < PRUNE_MAX;) {
-        const struct dirent64 *e = (const struct dirent64 *)(buf + off);
-        off += e->d_reclen;
-        bool making;
-        int pid = stats_file_pid(e->d_name, &making);
-        if (pid && pid != self && kill(pid, 0) < 0 && errno == ESRCH && unlinkat(dfd, e->d_name, 0) == 0)
-            pruned++;
-    }
+    struct prune p = { .self = getpid(), .pruned = 0 };
+    files_each_name(dfd, 1, prune_one, &p);     /* one read: a few hundred names */
 }
 
 /* Makes, fills and publishes <dir>/<pid>.stats; NULL with the reason in

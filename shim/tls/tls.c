@@ -530,7 +530,7 @@ const char *tls_version(SSL *ssl)
 static enum tls_io io_result(SSL *ssl, int ret, int err)
 {
     int e = SSL_get_error(ssl, ret);
-    unsigned long first = ERR_peek_error();
+    unsigned long first = e == SSL_ERROR_SSL ? ERR_peek_error() : 0;   /* why, when broken */
     ERR_clear_error();
     switch (e) {
     case SSL_ERROR_WANT_READ: return TLS_IO_WANT_READ;

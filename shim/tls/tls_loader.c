@@ -23,7 +23,6 @@
  */
 #include "tls/tls_module.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -134,23 +133,20 @@ static bool other_module(const char *name)
  * made the new file looks. */
 #define PRUNE_AGE_S (24 * 3600)
 
+static bool prune_if_old(int dfd, const char *name, void *arg)
+{
+    const time_t *before = arg;
+    struct stat st;
+    if (other_module(name) && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_mtime < *before)
+        unlinkat(dfd, name, 0);
+    return true;
+}
+
 static void prune_other_modules(int dfd)
 {
-    char buf[8192] __attribute__((aligned(8)));
-    time_t now = time(NULL);
-    for (int reads = 0; reads < 64; reads++) {
-        long n = real_syscall4(SYS_getdents64, dfd, buf, sizeof(buf), 0);
-        if (n <= 0)
-            return;
-        for (long off = 0; off < n;) {
-            const struct dirent64 *e = (const struct dirent64 *)(buf + off);
-            off += e->d_reclen;
-            struct stat st;
-            if (other_module(e->d_name) && fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_mtime < now - PRUNE_AGE_S)
-                unlinkat(dfd, e->d_name, 0);
-        }
-    }
+    time_t before = time(NULL) - PRUNE_AGE_S;
+    files_each_name(dfd, 64, prune_if_old, &before);
 }
 
 /* A new module file put in place (RENAME_NOREPLACE: when another process

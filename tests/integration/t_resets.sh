@@ -25,6 +25,16 @@ tls_ini "$TMP/client.ini" web \
     "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls" \
     "identity = spiffe://test.mesh/ns/prod/sa/orders"
 
+# thrice WHAT WANT CMD...: CMD prints WANT, 3 runs of 3.
+thrice() {
+    local what=$1 want=$2 got i
+    shift 2
+    for i in 1 2 3; do
+        got=$("$@" 2> "$TMP/client.err") || fail "$what: client: $(cat "$TMP/client.err")"
+        [ "$got" = "$want" ] || fail "$what read as '$got', want '$want'"
+    done
+}
+
 # mode: the bytes the client read, and how its stream ended after them (it
 # says it has all 100000 first, so that no byte is still on its way when
 # the server resets: a reset drops those, directly as well).
@@ -48,11 +58,7 @@ except OSError as e:
 PY
 }
 
-for i in 1 2 3; do
-    got=$(read_all A 2> "$TMP/client.err") || fail "client (reset): $(cat "$TMP/client.err")"
-    [ "$got" = "100000 ConnectionResetError" ] ||
-        fail "a reset after 100000 bytes over mTLS read as '$got', want '100000 ConnectionResetError'"
-done
+thrice "a reset after 100000 bytes over mTLS" "100000 ConnectionResetError" read_all A
 ok "mTLS: the server's reset reaches the client as ECONNRESET, after every byte (3 of 3)"
 got=$(read_all F 2> "$TMP/client.err") || fail "client (FIN): $(cat "$TMP/client.err")"
 [ "$got" = "100000 EOF" ] || fail "a plain close after 100000 bytes over mTLS read as '$got'"
@@ -89,11 +95,7 @@ except OSError as e:
     print(e.__class__.__name__)
 PY
 }
-for i in 1 2 3; do
-    got=$(body GET 2> "$TMP/http.err") || fail "http client (reset): $(cat "$TMP/http.err")"
-    [ "$got" = "ConnectionResetError" ] ||
-        fail "an answer cut by a reset read as '$got' through protocol = http, want ConnectionResetError"
-done
+thrice "an answer cut by a reset through protocol = http" ConnectionResetError body GET
 ok "protocol = http: an answer ended by the connection and cut by a reset raises ConnectionResetError (3 of 3)"
 got=$(body OPTIONS 2> "$TMP/http.err") || fail "http client (FIN): $(cat "$TMP/http.err")"
 [ "$got" = "50000 EOF" ] || fail "an answer ended by FIN read as '$got' through protocol = http"
