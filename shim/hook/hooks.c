@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
 #include "mesh/sockname.h"
 #include "mesh/termsig.h"
 #include "mesh/threadtrace.h"
+#include "mesh/udp.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
 
@@ -211,6 +213,8 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
         return real_getpeername(fd, addr, len);
     hooks_enter();
     int rc = meshim_getname(fd, addr, len, true, swaps_possible());
+    if (rc == 0 && fdtable_kind(fd) == FD_UDP_VIP)
+        udp_source(fd, addr, len);
     hooks_leave();
     return rc;
 }
@@ -270,14 +274,24 @@ EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
     return data_read(fd, real_recv(fd, buf, n, flags));
 }
 
+/* After a receive that filled a source address: a datagram socket's
+ * endpoint reads as the VIP it sent to (udp.h). One load elsewhere. */
+static inline ssize_t from_vip(int fd, ssize_t n, struct sockaddr *addr, socklen_t *len)
+{
+    if (n >= 0 && addr && fdtable_kind(fd) == FD_UDP_VIP)
+        udp_source(fd, addr, len);
+    return n;
+}
+
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len)
 {
-    return data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len));
+    return from_vip(fd, data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len)), addr, len);
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    return data_read(fd, real_recvmsg(fd, msg, flags));
+    ssize_t rc = data_read(fd, real_recvmsg(fd, msg, flags));
+    return msg && msg->msg_namelen ? from_vip(fd, rc, msg->msg_name, &msg->msg_namelen) : rc;
 }
 
 /* _FORTIFY_SOURCE's checked reads: glibc's own call its read inside, where
@@ -295,7 +309,7 @@ EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr,
                               socklen_t *len)
 {
-    return data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len));
+    return from_vip(fd, data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len)), addr, len);
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -330,6 +344,22 @@ static int fastopen(int fd, int flags, const struct sockaddr *addr, socklen_t le
     return rc;
 }
 
+/* A datagram to a service VIP goes to the endpoint its socket was given
+ * (udp.h): the address to use in *ss and its length; 0: addr as it is;
+ * -1: refused, errno set. Not for TCP sockets, whose address the kernel
+ * ignores once connected (Fast Open is fastopen's). */
+static socklen_t to_endpoint(int fd, const struct sockaddr *addr, socklen_t len,
+                             struct sockaddr_storage *ss)
+{
+    struct registry *reg;
+    if (__builtin_expect(!addr, 1) || !(reg = meshing()) || fdtable_kind(fd) == FD_TCP)
+        return 0;
+    hooks_enter();
+    socklen_t sl = udp_destination(reg, fd, addr, len, ss);
+    hooks_leave();
+    return sl;
+}
+
 EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len)
 {
     int fo = fastopen(fd, flags, addr, len);
@@ -338,7 +368,11 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
     data_write(fd, n);
     if (fo == 0)
         return real_send(fd, buf, n, flags & ~MSG_FASTOPEN);
-    return real_sendto(fd, buf, n, flags, addr, len);
+    struct sockaddr_storage ss;
+    socklen_t sl = to_endpoint(fd, addr, len, &ss);
+    if (sl == (socklen_t)-1)
+        return -1;
+    return sl ? real_sendto(fd, buf, n, flags, (struct sockaddr *)&ss, sl) : real_sendto(fd, buf, n, flags, addr, len);
 }
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -354,7 +388,79 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
         m.msg_namelen = 0;
         return real_sendmsg(fd, &m, flags & ~MSG_FASTOPEN);
     }
+    struct sockaddr_storage ss;
+    socklen_t sl = msg ? to_endpoint(fd, msg->msg_name, msg->msg_namelen, &ss) : 0;
+    if (sl == (socklen_t)-1)
+        return -1;
+    if (sl) {
+        struct msghdr m = *msg;
+        m.msg_name = &ss;
+        m.msg_namelen = sl;
+        return real_sendmsg(fd, &m, flags);
+    }
     return real_sendmsg(fd, msg, flags);
+}
+
+/* Each datagram of the batch to a VIP goes to its socket's endpoint: the
+ * endpoints' addresses are lent to the caller's headers for the call (a
+ * copy of the batch would have to hand back each msg_len), and the
+ * caller's own put back after it. */
+struct lent {
+    struct sockaddr_storage to;
+    socklen_t to_len;               /* 0: this datagram's address stays */
+    void *name;
+    socklen_t len;
+};
+
+EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
+{
+    struct lent *lent = NULL;
+    for (unsigned int i = 0; vec && i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = to_endpoint(fd, vec[i].msg_hdr.msg_name, vec[i].msg_hdr.msg_namelen, &ss);
+        if (sl == (socklen_t)-1) {
+            if (i == 0) {
+                free(lent);
+                return -1;          /* refused, errno set: nothing sent */
+            }
+            n = i;                  /* those before it go, as the kernel would send them */
+            break;
+        }
+        if (sl && !lent && !(lent = calloc(n, sizeof(*lent)))) {
+            errno = ENOMEM;
+            return -1;
+        }
+        if (sl)
+            lent[i].to = ss, lent[i].to_len = sl;
+    }
+    if (!lent)
+        return real_sendmmsg(fd, vec, n, flags);
+    for (unsigned int i = 0; i < n; i++) {
+        lent[i].name = vec[i].msg_hdr.msg_name;
+        lent[i].len = vec[i].msg_hdr.msg_namelen;
+        if (lent[i].to_len) {
+            vec[i].msg_hdr.msg_name = &lent[i].to;
+            vec[i].msg_hdr.msg_namelen = lent[i].to_len;
+        }
+    }
+    int rc = real_sendmmsg(fd, vec, n, flags);
+    int err = errno;
+    for (unsigned int i = 0; i < n; i++) {
+        vec[i].msg_hdr.msg_name = lent[i].name;
+        vec[i].msg_hdr.msg_namelen = lent[i].len;
+    }
+    free(lent);
+    errno = err;
+    return rc;
+}
+
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
+{
+    int rc = real_recvmmsg(fd, vec, n, flags, timeout);
+    for (int i = 0; i < rc; i++)
+        if (vec[i].msg_hdr.msg_namelen)
+            from_vip(fd, 0, vec[i].msg_hdr.msg_name, &vec[i].msg_hdr.msg_namelen);
+    return rc;
 }
 
 EXPORT int epoll_create(int size)
@@ -468,11 +574,19 @@ EXPORT void closefrom(int lowfd)
     swap_unguard(guarded);
 }
 
+/* After a dup: the copy is what the original is, its datagram routes too. */
+static void share_fd(int from, int to)
+{
+    fdtable_share(from, to);
+    if (fdtable_kind(to) == FD_UDP_VIP)
+        udp_share(from, to);
+}
+
 EXPORT int dup(int fd)
 {
     int rc = real_dup(fd);
     if (rc >= 0 && mesh_registry())
-        fdtable_share(fd, rc);
+        share_fd(fd, rc);
     return within_limit(rc, -1);
 }
 
@@ -485,7 +599,7 @@ EXPORT int dup2(int oldfd, int newfd)
     int err = errno;
     swap_unguard(guarded);
     if (rc >= 0 && oldfd != newfd && mesh_registry())
-        fdtable_share(oldfd, newfd);
+        share_fd(oldfd, newfd);
     errno = err;
     return rc;
 }
@@ -499,7 +613,7 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
     int err = errno;
     swap_unguard(guarded);
     if (rc >= 0 && mesh_registry())
-        fdtable_share(oldfd, newfd);
+        share_fd(oldfd, newfd);
     errno = err;
     return rc;
 }
@@ -511,7 +625,7 @@ static int fcntl_common(int rc, int fd, int cmd, void *arg)
     if (rc < 0 || (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC))
         return rc;
     if (mesh_registry())
-        fdtable_share(fd, rc);
+        share_fd(fd, rc);
     return within_limit(rc, (long)arg);
 }
 

@@ -29,6 +29,7 @@
 #include "mesh/relay.h"
 #include "mesh/termsig.h"
 #include "mesh/threadtrace.h"
+#include "mesh/udp.h"
 #include "meshim/mesh.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
@@ -107,6 +108,7 @@ static void atfork_child(void)
     engine_atfork_child();
     dial_atfork_child();
     relay_atfork_child();
+    udp_atfork_child();
     termsig_atfork_child();
     http_atfork_child();
     otlp_atfork_child();

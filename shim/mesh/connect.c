@@ -39,6 +39,7 @@
 #include "mesh/http.h"
 #include "mesh/ktls.h"
 #include "mesh/mtls.h"
+#include "mesh/udp.h"
 #include "meshim/mesh.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
@@ -417,9 +418,9 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
             return rc;
     }
 
-    /* TCP only (UDP to a VIP is not meshed); the family is the address's. */
+    /* TCP only; a datagram socket to a VIP is given an endpoint (udp.h). */
     if (!is_tcp(fd))
-        return real_connect(fd, addr, len);
+        return udp_connect(reg, fd, addr, len);
 
     /* A split service hands each new connection to one of its targets,
      * whose endpoints and policies then apply; an HTTP service splits

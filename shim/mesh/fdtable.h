@@ -42,6 +42,7 @@ enum fd_kind {
     FD_KTLS,                    /* TCP, handed to kernel TLS */
     FD_TRACE_IN,                /* an inbound http pair end traced by thread (threadtrace.h) */
     FD_TRACE_OUT,               /* an outbound protocol = http pair end, the same */
+    FD_UDP_VIP,                 /* a datagram socket given endpoints for VIPs (udp.h) */
 };
 void fdtable_set_kind(int fd, enum fd_kind kind);
 enum fd_kind fdtable_kind(int fd);
