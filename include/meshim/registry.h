@@ -190,6 +190,11 @@ struct service *registry_by_vip(const struct registry *reg, struct in_addr ip);
 /* Is this destination meshed? A VIP or a service address, on a port the
  * service meshes. */
 struct service *registry_match(const struct registry *reg, const struct netaddr *dst);
+/* A VIP on a port its service does not mesh: that service, else NULL.
+ * Nothing is behind a VIP, and as a loopback address it would reach any
+ * local server listening on that port on every address: such a connect or
+ * datagram is refused, never passed through. */
+struct service *registry_vip_closed(const struct registry *reg, const struct netaddr *dst);
 /* The service a new connection to svc goes to: svc itself, or, when it
  * has a split, one of its targets drawn by weight (followed through
  * targets that split again). */

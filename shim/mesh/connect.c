@@ -401,12 +401,25 @@ static bool is_tcp(int fd)
     return tcp;
 }
 
+/* A VIP on a port its service does not mesh (registry_vip_closed):
+ * ECONNREFUSED, saying why. */
+static bool vip_closed(const struct registry *reg, const struct netaddr *dst)
+{
+    struct service *svc = registry_vip_closed(reg, dst);
+    if (svc)
+        log_warn("%s: port %u is not one of the service's ports: connection refused", svc->name,
+                 dst->port);
+    return svc != NULL;
+}
+
 int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct netaddr dst;
     struct service *svc;
-    if (!addr || !netaddr_from_sockaddr(addr, len, &dst) || !(svc = registry_match(reg, &dst)))
+    if (!addr || !netaddr_from_sockaddr(addr, len, &dst))
         return real_connect(fd, addr, len);
+    if (!(svc = registry_match(reg, &dst)))
+        return vip_closed(reg, &dst) ? fail(ECONNREFUSED) : real_connect(fd, addr, len);
 
     struct conn *existing = fdtable_get(fd);
     if (existing) {
@@ -476,7 +489,11 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
 int meshim_fastopen(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct netaddr dst;
-    if (!netaddr_from_sockaddr(addr, len, &dst) || !registry_match(reg, &dst) || !is_tcp(fd))
+    if (!netaddr_from_sockaddr(addr, len, &dst))
+        return 1;
+    if (!registry_match(reg, &dst))
+        return vip_closed(reg, &dst) ? fail(ECONNREFUSED) : 1;
+    if (!is_tcp(fd))
         return 1;
     struct conn *existing = fdtable_get(fd);
     if (existing) {

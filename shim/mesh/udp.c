@@ -97,9 +97,14 @@ static struct route *route_of(int fd, const struct netaddr *vip)
  * again after ECONNREFUSED gets the next endpoint), else a new route.
  * errno and false when there is none, or the service must not get
  * plaintext. */
-static bool route(int fd, struct service *svc, const struct netaddr *vip, int family, bool fresh,
-                  struct netaddr *ep)
+static bool route(const struct registry *reg, int fd, struct service *svc, const struct netaddr *vip,
+                  int family, bool fresh, struct netaddr *ep)
 {
+    if (registry_vip_closed(reg, vip)) {
+        log_warn("%s: port %u is not one of the service's ports: UDP refused", svc->name, vip->port);
+        errno = ECONNREFUSED;
+        return false;
+    }
     pthread_mutex_lock(&lock);
     struct route *known = fresh ? NULL : route_of(fd, vip);
     if (known)
@@ -144,7 +149,7 @@ static struct service *vip_service(const struct registry *reg, int fd, const str
 {
     struct service *svc;
     if (!addr || !netaddr_from_sockaddr(addr, len, vip) || vip->family != AF_INET ||
-        !(svc = registry_by_vip(reg, vip->ip.v4)) || !registry_match(reg, vip))
+        !(svc = registry_by_vip(reg, vip->ip.v4)))
         return NULL;
     int saved = errno;
     bool dgram = fdtable_kind(fd) == FD_UDP_VIP || sock_int(fd, SOL_SOCKET, SO_TYPE) == SOCK_DGRAM;
@@ -158,7 +163,7 @@ int udp_connect(const struct registry *reg, int fd, const struct sockaddr *addr,
     struct service *svc = vip_service(reg, fd, addr, len, &vip);
     if (!svc)
         return real_connect(fd, addr, len);
-    if (!route(fd, svc, &vip, addr->sa_family, true, &ep))
+    if (!route(reg, fd, svc, &vip, addr->sa_family, true, &ep))
         return -1;
     struct sockaddr_storage ss;
     socklen_t sl = netaddr_to_sockaddr(&ep, ep.port, addr->sa_family, &ss);
@@ -172,7 +177,7 @@ socklen_t udp_destination(const struct registry *reg, int fd, const struct socka
     struct service *svc = vip_service(reg, fd, addr, len, &vip);
     if (!svc)
         return 0;
-    if (!route(fd, svc, &vip, addr->sa_family, false, &ep))
+    if (!route(reg, fd, svc, &vip, addr->sa_family, false, &ep))
         return (socklen_t)-1;
     return netaddr_to_sockaddr(&ep, ep.port, addr->sa_family, out);
 }

@@ -709,6 +709,12 @@ struct service *registry_match(const struct registry *reg, const struct netaddr 
     return s && port_meshed(s, dst->port) ? s : NULL;
 }
 
+struct service *registry_vip_closed(const struct registry *reg, const struct netaddr *dst)
+{
+    struct service *s = dst->family == AF_INET ? registry_by_vip(reg, dst->ip.v4) : NULL;
+    return s && !port_meshed(s, dst->port) ? s : NULL;
+}
+
 const struct inbound_config *registry_inbound(const struct registry *reg, uint16_t port)
 {
     for (size_t i = 0; i < reg->cfg->n_inbound; i++)

@@ -69,6 +69,6 @@ s.close()
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 d = socket.socket(fileno=os.dup(u.fileno()))
 d.connect((vip, port))
-assert d.getpeername() == (vip, port), d.getpeername()             # not meshed
+assert d.getpeername() == (vip, port), d.getpeername()             # its endpoint's, read as the VIP (t_udp)
 PY
-ok "a TCP socket made by a raw system call is meshed (SO_PROTOCOL asked); a dup'd UDP socket is not"
+ok "a TCP socket made by a raw system call is meshed (SO_PROTOCOL asked); a dup'd UDP socket reads the VIP as its peer"

@@ -129,6 +129,26 @@ static void test_destinations(void **state)
     assert_null(registry_match(reg, &d));
     d = dst("127.77.0.1:80");                          /* in the pool, no service */
     assert_null(registry_match(reg, &d));
+    assert_null(registry_vip_closed(reg, &d));
+
+    /* A VIP on a port its service does not mesh is closed; a meshed port,
+     * and a service address on another port, are not. */
+    struct service *db = registry_by_name(reg, "db");
+    snprintf(vip, sizeof(vip), "%s:80", db->vip_text);
+    d = dst(vip);
+    assert_null(registry_match(reg, &d));
+    assert_ptr_equal(registry_vip_closed(reg, &d), db);
+    snprintf(vip, sizeof(vip), "[::ffff:%s]:6011", db->vip_text);
+    d = dst(vip);
+    assert_ptr_equal(registry_vip_closed(reg, &d), db);
+    snprintf(vip, sizeof(vip), "%s:5432", db->vip_text);
+    d = dst(vip);
+    assert_null(registry_vip_closed(reg, &d));
+    d = dst("10.96.0.10:80");
+    assert_null(registry_vip_closed(reg, &d));
+    snprintf(vip, sizeof(vip), "%s:81", orders->vip_text);     /* every port */
+    d = dst(vip);
+    assert_null(registry_vip_closed(reg, &d));
 }
 
 static void test_vips_distinct(void **state)
