@@ -212,9 +212,10 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
     if (hooks_busy())
         return real_getpeername(fd, addr, len);
     hooks_enter();
+    socklen_t room = len ? *len : 0;
     int rc = meshim_getname(fd, addr, len, true, swaps_possible());
-    if (rc == 0 && fdtable_kind(fd) == FD_UDP_VIP)
-        udp_source(fd, addr, len);
+    if (rc == 0 && addr && fdtable_kind(fd) == FD_UDP_VIP)
+        udp_source(fd, addr, len, room);
     hooks_leave();
     return rc;
 }
@@ -275,23 +276,27 @@ EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 }
 
 /* After a receive that filled a source address: a datagram socket's
- * endpoint reads as the VIP it sent to (udp.h). One load elsewhere. */
-static inline ssize_t from_vip(int fd, ssize_t n, struct sockaddr *addr, socklen_t *len)
+ * endpoint reads as the VIP it sent to (udp.h). `room` is the caller's
+ * room for it as it was before the call: the kernel leaves the full
+ * length in *len. One load for every other socket. */
+static inline ssize_t from_vip(int fd, ssize_t n, struct sockaddr *addr, socklen_t *len, socklen_t room)
 {
-    if (n >= 0 && addr && fdtable_kind(fd) == FD_UDP_VIP)
-        udp_source(fd, addr, len);
+    if (n >= 0 && addr && len && fdtable_kind(fd) == FD_UDP_VIP)
+        udp_source(fd, addr, len, room);
     return n;
 }
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len)
 {
-    return from_vip(fd, data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len)), addr, len);
+    socklen_t room = addr && len ? *len : 0;
+    return from_vip(fd, data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len)), addr, len, room);
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
+    socklen_t room = msg ? msg->msg_namelen : 0;
     ssize_t rc = data_read(fd, real_recvmsg(fd, msg, flags));
-    return msg && msg->msg_namelen ? from_vip(fd, rc, msg->msg_name, &msg->msg_namelen) : rc;
+    return msg ? from_vip(fd, rc, msg->msg_name, &msg->msg_namelen, room) : rc;
 }
 
 /* _FORTIFY_SOURCE's checked reads: glibc's own call its read inside, where
@@ -309,7 +314,9 @@ EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr,
                               socklen_t *len)
 {
-    return from_vip(fd, data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len)), addr, len);
+    socklen_t room = addr && len ? *len : 0;
+    return from_vip(fd, data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len)), addr, len,
+                    room);
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -454,12 +461,23 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
     return rc;
 }
 
+/* Each datagram's source, as recvmsg's; the room of each header is kept
+ * before the call, only on a socket given endpoints for VIPs. */
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
 {
+    socklen_t few[16], *room = NULL;
+    if (vec && n && fdtable_kind(fd) == FD_UDP_VIP) {
+        room = n <= 16 ? few : malloc(n * sizeof(*room));
+        for (unsigned int i = 0; room && i < n; i++)
+            room[i] = vec[i].msg_hdr.msg_namelen;
+    }
     int rc = real_recvmmsg(fd, vec, n, flags, timeout);
-    for (int i = 0; i < rc; i++)
-        if (vec[i].msg_hdr.msg_namelen)
-            from_vip(fd, 0, vec[i].msg_hdr.msg_name, &vec[i].msg_hdr.msg_namelen);
+    int err = errno;
+    for (int i = 0; room && i < rc; i++)
+        from_vip(fd, 0, vec[i].msg_hdr.msg_name, &vec[i].msg_hdr.msg_namelen, room[i]);
+    if (room != few)
+        free(room);
+    errno = err;
     return rc;
 }
 

@@ -182,10 +182,10 @@ socklen_t udp_destination(const struct registry *reg, int fd, const struct socka
     return netaddr_to_sockaddr(&ep, ep.port, addr->sa_family, out);
 }
 
-void udp_source(int fd, struct sockaddr *addr, socklen_t *len)
+void udp_source(int fd, struct sockaddr *addr, socklen_t *len, socklen_t room)
 {
     struct netaddr from;
-    if (!addr || !len || !netaddr_from_sockaddr(addr, *len, &from))
+    if (!addr || !len || !netaddr_from_sockaddr(addr, *len < room ? *len : room, &from))
         return;
     int family = addr->sa_family;
     pthread_mutex_lock(&lock);
@@ -194,8 +194,8 @@ void udp_source(int fd, struct sockaddr *addr, socklen_t *len)
         if (same(&rs->r[i].ep, &from)) {
             struct sockaddr_storage ss;
             socklen_t sl = netaddr_to_sockaddr(&rs->r[i].vip, rs->r[i].vip.port, family, &ss);
-            if (sl && sl <= *len) {     /* the kernel filled as much; never more */
-                memcpy(addr, &ss, sl);
+            if (sl) {
+                memcpy(addr, &ss, sl < room ? sl : room);
                 *len = sl;
             }
             break;

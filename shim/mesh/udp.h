@@ -34,8 +34,10 @@ socklen_t udp_destination(const struct registry *reg, int fd, const struct socka
                           socklen_t len, struct sockaddr_storage *out);
 
 /* After a receive or getpeername on fd (its kind is FD_UDP_VIP) that
- * filled addr and len: an endpoint this socket was given reads as its VIP. */
-void udp_source(int fd, struct sockaddr *addr, socklen_t *len);
+ * filled addr and len: an endpoint this socket was given reads as its VIP.
+ * room: the caller's room at addr, as it said before the call; as the
+ * kernel does, no more than that is written, and *len is the full length. */
+void udp_source(int fd, struct sockaddr *addr, socklen_t *len, socklen_t room);
 
 /* dup() and the like: `to` keeps `from`'s endpoints. */
 void udp_share(int from, int to);
