@@ -39,7 +39,10 @@ struct routes {
     struct route r[ROUTES_MAX];
 };
 
-static struct routes *chunks[MAX_CHUNKS];
+/* A pointer per descriptor, in chunks made on first need; a descriptor's
+ * routes are made the first time it needs them and kept for the next
+ * socket at that number (a few hundred bytes each, only for UDP to VIPs). */
+static struct routes **chunks[MAX_CHUNKS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Under lock. */
@@ -47,10 +50,15 @@ static struct routes *routes_of(int fd, bool create)
 {
     if (fd < 0 || (unsigned)fd >= MAX_CHUNKS * CHUNK_SLOTS)
         return NULL;
-    struct routes **chunk = &chunks[(unsigned)fd >> CHUNK_BITS];
+    struct routes ***chunk = &chunks[(unsigned)fd >> CHUNK_BITS];
     if (!*chunk && create)
         *chunk = calloc(CHUNK_SLOTS, sizeof(**chunk));
-    return *chunk ? &(*chunk)[(unsigned)fd & (CHUNK_SLOTS - 1)] : NULL;
+    if (!*chunk)
+        return NULL;
+    struct routes **slot = &(*chunk)[(unsigned)fd & (CHUNK_SLOTS - 1)];
+    if (!*slot && create)
+        *slot = calloc(1, sizeof(**slot));
+    return *slot;
 }
 
 static bool same(const struct netaddr *a, const struct netaddr *b)
