@@ -14,7 +14,6 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -408,77 +407,24 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     return real_sendmsg(fd, msg, flags);
 }
 
-/* Each datagram of the batch to a VIP goes to its socket's endpoint: the
- * endpoints' addresses are lent to the caller's headers for the call (a
- * copy of the batch would have to hand back each msg_len), and the
- * caller's own put back after it. */
-struct lent {
-    struct sockaddr_storage to;
-    socklen_t to_len;               /* 0: this datagram's address stays */
-    void *name;
-    socklen_t len;
-};
-
+/* Datagrams by the batch: those to a VIP go to the socket's endpoint, and
+ * the sources of those that come back read as the VIP (udp.h). */
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
-    struct lent *lent = NULL;
-    for (unsigned int i = 0; vec && i < n; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = to_endpoint(fd, vec[i].msg_hdr.msg_name, vec[i].msg_hdr.msg_namelen, &ss);
-        if (sl == (socklen_t)-1) {
-            if (i == 0) {
-                free(lent);
-                return -1;          /* refused, errno set: nothing sent */
-            }
-            n = i;                  /* those before it go, as the kernel would send them */
-            break;
-        }
-        if (sl && !lent && !(lent = calloc(n, sizeof(*lent)))) {
-            errno = ENOMEM;
-            return -1;
-        }
-        if (sl)
-            lent[i].to = ss, lent[i].to_len = sl;
-    }
-    if (!lent)
+    struct registry *reg = meshing();
+    if (!reg || !vec || fdtable_kind(fd) == FD_TCP)
         return real_sendmmsg(fd, vec, n, flags);
-    for (unsigned int i = 0; i < n; i++) {
-        lent[i].name = vec[i].msg_hdr.msg_name;
-        lent[i].len = vec[i].msg_hdr.msg_namelen;
-        if (lent[i].to_len) {
-            vec[i].msg_hdr.msg_name = &lent[i].to;
-            vec[i].msg_hdr.msg_namelen = lent[i].to_len;
-        }
-    }
-    int rc = real_sendmmsg(fd, vec, n, flags);
-    int err = errno;
-    for (unsigned int i = 0; i < n; i++) {
-        vec[i].msg_hdr.msg_name = lent[i].name;
-        vec[i].msg_hdr.msg_namelen = lent[i].len;
-    }
-    free(lent);
-    errno = err;
+    hooks_enter();
+    int rc = udp_sendmmsg(reg, fd, vec, n, flags);
+    hooks_leave();
     return rc;
 }
 
-/* Each datagram's source, as recvmsg's; the room of each header is kept
- * before the call, only on a socket given endpoints for VIPs. */
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
 {
-    socklen_t few[16], *room = NULL;
-    if (vec && n && fdtable_kind(fd) == FD_UDP_VIP) {
-        room = n <= 16 ? few : malloc(n * sizeof(*room));
-        for (unsigned int i = 0; room && i < n; i++)
-            room[i] = vec[i].msg_hdr.msg_namelen;
-    }
-    int rc = real_recvmmsg(fd, vec, n, flags, timeout);
-    int err = errno;
-    for (int i = 0; room && i < rc; i++)
-        from_vip(fd, 0, vec[i].msg_hdr.msg_name, &vec[i].msg_hdr.msg_namelen, room[i]);
-    if (room != few)
-        free(room);
-    errno = err;
-    return rc;
+    if (!vec || fdtable_kind(fd) != FD_UDP_VIP)
+        return real_recvmmsg(fd, vec, n, flags, timeout);
+    return udp_recvmmsg(fd, vec, n, flags, timeout);
 }
 
 EXPORT int epoll_create(int size)

@@ -212,6 +212,71 @@ void udp_source(int fd, struct sockaddr *addr, socklen_t *len, socklen_t room)
     pthread_mutex_unlock(&lock);
 }
 
+struct lent {
+    struct sockaddr_storage to;
+    socklen_t to_len;               /* 0: this datagram's address stays */
+    void *name;                     /* the caller's */
+    socklen_t len;
+};
+
+int udp_sendmmsg(const struct registry *reg, int fd, struct mmsghdr *vec, unsigned int n, int flags)
+{
+    struct lent *lent = NULL;
+    for (unsigned int i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = udp_destination(reg, fd, vec[i].msg_hdr.msg_name, vec[i].msg_hdr.msg_namelen, &ss);
+        if (sl == (socklen_t)-1 && i == 0) {
+            free(lent);
+            return -1;
+        }
+        if (sl == (socklen_t)-1) {
+            n = i;
+            break;
+        }
+        if (sl && !lent && !(lent = calloc(n, sizeof(*lent)))) {
+            errno = ENOMEM;
+            return -1;
+        }
+        if (sl)
+            lent[i].to = ss, lent[i].to_len = sl;
+    }
+    if (!lent)
+        return real_sendmmsg(fd, vec, n, flags);
+    for (unsigned int i = 0; i < n; i++) {
+        lent[i].name = vec[i].msg_hdr.msg_name;
+        lent[i].len = vec[i].msg_hdr.msg_namelen;
+        if (lent[i].to_len) {
+            vec[i].msg_hdr.msg_name = &lent[i].to;
+            vec[i].msg_hdr.msg_namelen = lent[i].to_len;
+        }
+    }
+    int rc = real_sendmmsg(fd, vec, n, flags);
+    int err = errno;
+    for (unsigned int i = 0; i < n; i++) {
+        vec[i].msg_hdr.msg_name = lent[i].name;
+        vec[i].msg_hdr.msg_namelen = lent[i].len;
+    }
+    free(lent);
+    errno = err;
+    return rc;
+}
+
+int udp_recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
+{
+    socklen_t few[16], *room = n <= 16 ? few : malloc(n * sizeof(*room));
+    for (unsigned int i = 0; room && i < n; i++)
+        room[i] = vec[i].msg_hdr.msg_namelen;
+    int rc = real_recvmmsg(fd, vec, n, flags, timeout);
+    int err = errno;
+    for (int i = 0; room && i < rc; i++)
+        if (vec[i].msg_hdr.msg_name)
+            udp_source(fd, vec[i].msg_hdr.msg_name, &vec[i].msg_hdr.msg_namelen, room[i]);
+    if (room != few)
+        free(room);
+    errno = err;
+    return rc;
+}
+
 void udp_share(int from, int to)
 {
     pthread_mutex_lock(&lock);

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "meshim/registry.h"
 
@@ -38,6 +39,16 @@ socklen_t udp_destination(const struct registry *reg, int fd, const struct socka
  * room: the caller's room at addr, as it said before the call; as the
  * kernel does, no more than that is written, and *len is the full length. */
 void udp_source(int fd, struct sockaddr *addr, socklen_t *len, socklen_t room);
+
+/* sendmmsg(): each datagram to a VIP goes to the socket's endpoint (their
+ * addresses are lent to the caller's headers for the call: a copy of the
+ * batch would have to hand back each msg_len; the caller's own are put
+ * back after it). A datagram refused stops the batch before it, as the
+ * kernel stops at a failing one; refused first: -1 and errno. */
+int udp_sendmmsg(const struct registry *reg, int fd, struct mmsghdr *vec, unsigned int n, int flags);
+/* recvmmsg() on a FD_UDP_VIP socket: each datagram's source as udp_source
+ * gives it (each header's room kept before the call). */
+int udp_recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout);
 
 /* dup() and the like: `to` keeps `from`'s endpoints. */
 void udp_share(int from, int to);
