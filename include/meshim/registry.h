@@ -187,6 +187,8 @@ uint64_t service_wait_deadline(struct service *svc, uint64_t deadline_ns);
 struct service *registry_by_name(const struct registry *reg, const char *name);
 /* The service whose VIP this is, or NULL. */
 struct service *registry_by_vip(const struct registry *reg, struct in_addr ip);
+/* Does the service mesh this destination port (`ports`, empty: all)? */
+bool service_meshes_port(const struct service *s, uint16_t port);
 /* Is this destination meshed? A VIP or a service address, on a port the
  * service meshes. */
 struct service *registry_match(const struct registry *reg, const struct netaddr *dst);

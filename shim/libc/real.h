@@ -91,4 +91,13 @@ static inline void hooks_internal_thread(const char *name)
     prctl(PR_SET_NAME, name, 0, 0, 0);
 }
 
+/* An int socket option through the real getsockopt; -1 when it cannot be
+ * read (errno set). */
+static inline int real_getsockopt_int(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+    return real_getsockopt(fd, level, name, &v, &len) < 0 ? -1 : v;
+}
+
 #endif

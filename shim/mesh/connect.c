@@ -47,15 +47,6 @@
 
 /* --------------------------------------------------------------- helpers -- */
 
-static int socket_int(int fd, int level, int name)
-{
-    int v = -1;
-    socklen_t len = sizeof(v);
-    if (real_getsockopt(fd, level, name, &v, &len) < 0)
-        return -1;
-    return v;
-}
-
 static int fail(int err)
 {
     errno = err;
@@ -277,7 +268,7 @@ static int settled(int fd)
         return EINPROGRESS;
     if (!(pfd.revents & (POLLERR | POLLHUP)))
         return 0;
-    int err = socket_int(fd, SOL_SOCKET, SO_ERROR);
+    int err = real_getsockopt_int(fd, SOL_SOCKET, SO_ERROR);
     return err > 0 ? err : ECONNREFUSED;
 }
 
@@ -396,7 +387,7 @@ static bool is_tcp(int fd)
     if (kind != FD_UNKNOWN)
         return kind == FD_TCP;
     int saved = errno;
-    bool tcp = socket_int(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP;
+    bool tcp = real_getsockopt_int(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP;
     errno = saved;
     return tcp;
 }
@@ -458,7 +449,7 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     uint64_t delay_ns = draw(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
 
     int saved = errno;
-    bool v6only = addr->sa_family == AF_INET6 && socket_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
+    bool v6only = addr->sa_family == AF_INET6 && real_getsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
     errno = saved;
     int flags = real_fcntl(fd, F_GETFL, NULL);
     if (flags < 0)

@@ -66,13 +66,6 @@ static bool same(const struct netaddr *a, const struct netaddr *b)
     return a->port == b->port && netaddr_same_ip(a, b);
 }
 
-static int sock_int(int fd, int level, int name)
-{
-    int v = -1;
-    socklen_t len = sizeof(v);
-    return real_getsockopt(fd, level, name, &v, &len) < 0 ? -1 : v;
-}
-
 /* One of svc's endpoints that a socket of this family reaches: the usable
  * ones first, each call starting at the next (pick_addresses). */
 static bool choose(struct service *svc, int family, bool v6only, uint16_t app_port, struct netaddr *ep)
@@ -105,10 +98,10 @@ static struct route *route_of(int fd, const struct netaddr *vip)
  * again after ECONNREFUSED gets the next endpoint), else a new route.
  * errno and false when there is none, or the service must not get
  * plaintext. */
-static bool route(const struct registry *reg, int fd, struct service *svc, const struct netaddr *vip,
-                  int family, bool fresh, struct netaddr *ep)
+static bool route(int fd, struct service *svc, const struct netaddr *vip, int family, bool fresh,
+                  struct netaddr *ep)
 {
-    if (registry_vip_closed(reg, vip)) {
+    if (!service_meshes_port(svc, vip->port)) {     /* registry_vip_closed */
         log_warn("%s: port %u is not one of the service's ports: UDP refused", svc->name, vip->port);
         errno = ECONNREFUSED;
         return false;
@@ -128,7 +121,7 @@ static bool route(const struct registry *reg, int fd, struct service *svc, const
         errno = EPERM;
         return false;
     }
-    bool v6only = family == AF_INET6 && sock_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
+    bool v6only = family == AF_INET6 && real_getsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
     if (!choose(svc, family, v6only, vip->port, ep)) {
         log_warn("%s: UDP: no endpoint an %s socket reaches", svc->name, family == AF_INET ? "IPv4" : "IPv6");
         errno = EHOSTUNREACH;
@@ -160,7 +153,7 @@ static struct service *vip_service(const struct registry *reg, int fd, const str
         !(svc = registry_by_vip(reg, vip->ip.v4)))
         return NULL;
     int saved = errno;
-    bool dgram = fdtable_kind(fd) == FD_UDP_VIP || sock_int(fd, SOL_SOCKET, SO_TYPE) == SOCK_DGRAM;
+    bool dgram = fdtable_kind(fd) == FD_UDP_VIP || real_getsockopt_int(fd, SOL_SOCKET, SO_TYPE) == SOCK_DGRAM;
     errno = saved;
     return dgram ? svc : NULL;
 }
@@ -171,7 +164,7 @@ int udp_connect(const struct registry *reg, int fd, const struct sockaddr *addr,
     struct service *svc = vip_service(reg, fd, addr, len, &vip);
     if (!svc)
         return real_connect(fd, addr, len);
-    if (!route(reg, fd, svc, &vip, addr->sa_family, true, &ep))
+    if (!route(fd, svc, &vip, addr->sa_family, true, &ep))
         return -1;
     struct sockaddr_storage ss;
     socklen_t sl = netaddr_to_sockaddr(&ep, ep.port, addr->sa_family, &ss);
@@ -185,7 +178,7 @@ socklen_t udp_destination(const struct registry *reg, int fd, const struct socka
     struct service *svc = vip_service(reg, fd, addr, len, &vip);
     if (!svc)
         return 0;
-    if (!route(reg, fd, svc, &vip, addr->sa_family, false, &ep))
+    if (!route(fd, svc, &vip, addr->sa_family, false, &ep))
         return (socklen_t)-1;
     return netaddr_to_sockaddr(&ep, ep.port, addr->sa_family, out);
 }
@@ -225,11 +218,9 @@ int udp_sendmmsg(const struct registry *reg, int fd, struct mmsghdr *vec, unsign
     for (unsigned int i = 0; i < n; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = udp_destination(reg, fd, vec[i].msg_hdr.msg_name, vec[i].msg_hdr.msg_namelen, &ss);
-        if (sl == (socklen_t)-1 && i == 0) {
-            free(lent);
-            return -1;
-        }
         if (sl == (socklen_t)-1) {
+            if (i == 0)
+                return -1;          /* lent is made only for a datagram after the first */
             n = i;
             break;
         }

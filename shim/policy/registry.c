@@ -679,7 +679,7 @@ struct service *registry_by_vip(const struct registry *reg, struct in_addr ip)
     return e ? e->svc : NULL;
 }
 
-static bool port_meshed(const struct service *s, uint16_t port)
+bool service_meshes_port(const struct service *s, uint16_t port)
 {
     const struct port_list *p = &service_cfg(s)->ports;
     if (p->n == 0)
@@ -706,13 +706,13 @@ struct service *registry_match(const struct registry *reg, const struct netaddr 
         }
         s = e ? e->svc : NULL;
     }
-    return s && port_meshed(s, dst->port) ? s : NULL;
+    return s && service_meshes_port(s, dst->port) ? s : NULL;
 }
 
 struct service *registry_vip_closed(const struct registry *reg, const struct netaddr *dst)
 {
     struct service *s = dst->family == AF_INET ? registry_by_vip(reg, dst->ip.v4) : NULL;
-    return s && !port_meshed(s, dst->port) ? s : NULL;
+    return s && !service_meshes_port(s, dst->port) ? s : NULL;
 }
 
 const struct inbound_config *registry_inbound(const struct registry *reg, uint16_t port)
