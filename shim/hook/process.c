@@ -21,6 +21,7 @@
 #include "engine/watch.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
+#include "libc/stdio_exit.h"
 #include "mesh/conn.h"
 #include "mesh/dial.h"
 #include "mesh/fdtable.h"
@@ -203,6 +204,7 @@ __attribute__((constructor(101))) static void mesh_init(void)
 __attribute__((destructor)) static void mesh_exit(void)
 {
     if (mesh_registry()) {
+        stdio_exit_flush(relay_carries);    /* what exit() would flush after this, into ended relays */
         mesh_exit_flush();  /* what the application wrote on relayed and http connections goes out */
         otlp_exit(OTLP_EXIT_MS);
         conn_exit();

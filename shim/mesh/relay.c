@@ -24,6 +24,7 @@
  * unread, or with SO_LINGER 0, resets the TCP connection (abort_net).
  */
 #include "mesh/relay.h"
+#include "mesh/fdtable.h"
 #include "mesh/http.h"
 #include "mesh/httptap.h"
 #include "mesh/threadtrace.h"
@@ -1208,6 +1209,17 @@ void mesh_exit_flush(void)
 {
     relay_exit();
     http_exit();
+}
+
+bool relay_carries(int fd)
+{
+    enum fd_kind kind = fdtable_kind(fd);
+    if (kind == FD_TRACE_IN || kind == FD_TRACE_OUT)
+        return true;
+    struct conn *c = fdtable_get(fd);
+    bool carried = c && (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CONN_RELAYED || c->http);
+    conn_unref(c);
+    return carried;
 }
 
 void relay_exit(void)

@@ -116,6 +116,10 @@ void relay_exit(void);
  * their applications wrote (http_exit). The one call the hook layer and
  * the signal handler make; safe in a signal handler. */
 void mesh_exit_flush(void);
+/* Are fd's bytes carried by the engine: an mTLS or inbound relay's pair
+ * end, or a protocol = http one? (stdio_exit.h: what exit() would flush
+ * after the relays end is flushed before.) */
+bool relay_carries(int fd);
 /* fork: the child forgets the parent's relays. */
 void relay_atfork_child(void);
 

@@ -10,7 +10,8 @@
 # one-shot SIGTERM handler raises the signal again; a handler or SIG_IGN
 # the program sets is its own, and it reads back what it set. A request
 # written to a protocol = http service just before the end goes upstream
-# first (mesh/http.c http_exit).
+# first (mesh/http.c http_exit). What stdio still buffers for a relayed
+# connection at exit() goes too (libc/stdio_exit.c).
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 C=$TMP/pki
@@ -358,3 +359,39 @@ done
 wait_until '[ "$(grep -c "GET /script[0-9]* \|GET /term[0-9] " "$TMP/b3.log")" -ge 13 ]' ||
     fail "of 10 scripts' and 3 SIGTERM'd requests, the backend got: $(grep -o "GET /[a-z]*[0-9]*" "$TMP/b3.log" | tr '\n' ' ')"
 ok "protocol = http: requests written just before exit (bash /dev/tcp, 10 of 10) and before SIGTERM (3 of 3, status 143) reached the backend"
+
+# 12. stdio: a program that writes to its connection through fdopen() and
+#     returns from main without fclose() leaves its last buffer to exit()'s
+#     flush, which glibc runs after every destructor: the shim's destructor
+#     flushes such streams on relayed descriptors first (libc/stdio_exit.c),
+#     or that buffer (992 of these 300000 bytes) went into an ended relay.
+#     python3 calls libc's stdio through ctypes; sys.exit() is exit().
+: > "$TMP/sink.out"
+stdio_client() {
+    MESHIM_CONFIG=$TMP/cli.ini shimmed timeout 60 python3 -c "
+import ctypes, socket, sys, threading
+libc = ctypes.CDLL(None)
+libc.fdopen.restype = ctypes.c_void_p
+libc.fdopen.argtypes = [ctypes.c_int, ctypes.c_char_p]
+libc.fwrite.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+libc.flockfile.argtypes = [ctypes.c_void_p]
+s = socket.create_connection(('sink', $sink))
+f = libc.fdopen(s.detach(), b'w')
+d = bytes(range(256)) * 1171 + b'x' * 224
+assert libc.fwrite(d, 1, len(d), f) == len(d)
+$1
+sys.exit(0)" 2> "$TMP/client.err"
+}
+for i in 1 2 3; do
+    stdio_client "" || fail "the stdio client exited $?: $(cat "$TMP/client.err")"
+done
+lines 3
+[ "$(grep -cx "$(sent "bytes(range(256)) * 1171 + b'x' * 224")" "$TMP/sink.out")" -eq 3 ] ||
+    fail "fwrite() then exit(): want 3 x 300000 bytes, the sink got: $(cat "$TMP/sink.out")"
+# A stream another thread holds locked is left to exit()'s own flush
+# (its buffer is lost as before): waiting for it would hang the exit.
+stdio_client "
+held = threading.Event()
+threading.Thread(target=lambda: (libc.flockfile(f), held.set(), threading.Event().wait()), daemon=True).start()
+held.wait()" || fail "exit() with another thread holding the stream's lock: status $? (124: it hung): $(cat "$TMP/client.err")"
+ok "fwrite() through fdopen() then exit() without fclose(): 3 x 300000 bytes arrived whole; a stream another thread holds does not hang the exit"
