@@ -67,7 +67,8 @@ def ktls_report(secs, rounds, out):
              f"-r {rounds}` through `tests/uml/run`): nginx `return 200` and a 1 MiB file, wrk with 16 "
              f"connections; rows interleaved, median of {rounds} rounds, ratios the median of per-round "
              f"ratios. CPU and system calls per request count every process of the row (wrk, the shim in "
-             f"it, nginx, the proxies); kTLS sockets: how many sockets the kernel encrypted for during "
+             f"it, nginx, the proxies); system calls are the steady state's (strace -c: what a 6 s "
+             f"keep-alive run made beyond a 3 s one, so start-up and handshakes cancel); kTLS sockets: how many sockets the kernel encrypted for during "
              f"the keep-alive run (/proc/net/tls_stat). Failed requests in the kernel TLS row are wrk's: "
              f"on Linux 6.1 poll reports a kernel TLS socket readable while a record is still partial, "
              f"and wrk counts the EAGAIN of the read that follows as an error (README, kernel TLS).", "",
