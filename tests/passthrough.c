@@ -31,6 +31,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <sys/un.h>
@@ -676,6 +677,38 @@ static void pt_recvmmsg(void **state)
     }
 EXIT_CASE(_exit)
 EXIT_CASE(_Exit)
+
+/* daemon(0, 0): the caller's parent sees it exit 0 at once; the daemon is
+ * a session leader in / with 0, 1 and 2 on /dev/null, and keeps the rest. */
+static void pt_daemon(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(pipe(sv), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(sv[0]);
+        if (daemon(0, 0) != 0)
+            _exit(3);
+        struct stat null, in;
+        char cwd[8] = "";
+        bool ok = getsid(0) == getpid() && getcwd(cwd, sizeof(cwd)) && strcmp(cwd, "/") == 0 &&
+                  stat("/dev/null", &null) == 0 && fstat(0, &in) == 0 && in.st_rdev == null.st_rdev &&
+                  fcntl(1, F_GETFD) >= 0 && fcntl(2, F_GETFD) >= 0;
+        (void)!write(sv[1], ok ? "y" : "n", 1);
+        _exit(0);
+    }
+    close(sv[1]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    char c = 0;
+    assert_int_equal(read(sv[0], &c, 1), 1);    /* the daemon's answer (it outlives its parent) */
+    assert_int_equal(c, 'y');
+    close(sv[0]);
+}
 
 /* ------------------------------------------------------------- signals -- */
 

@@ -225,52 +225,81 @@ static void run_slow(void)
 
 static struct engine_io bell_io;
 
+/* One turn of the loop: the due timers, a wait for events (none when work
+ * is pending), their callbacks, the tasks posted meanwhile, slow work, the
+ * frees. `held` (the engine thread's work_lock) is let go during the wait;
+ * none when `done` says so after the timers (the keeper's last relay may
+ * end in one). */
+static void turn(pthread_mutex_t *held, bool (*done)(void))
+{
+    struct epoll_event evs[64];
+    int timeout = run_timers();
+    if (done && done())
+        return;
+    if (slow_head || posted_here)
+        timeout = 0;                /* look for events, then go on with it */
+    if (held)
+        pthread_mutex_unlock(held);
+    int n = epoll_wait(epfd, evs, 64, timeout);
+    if (held)
+        pthread_mutex_lock(held);
+    for (int i = 0; i < n; i++) {
+        struct engine_io *io = evs[i].data.ptr;
+        if (io == &bell_io)
+            run_tasks();
+        else if (io->watched)
+            io->ready(io, evs[i].events);
+    }
+    if (posted_here)
+        run_queue();
+    run_slow();
+    free_retired();
+}
+
 static void *engine_main(void *arg)
 {
     (void)arg;
     hooks_internal_thread("meshim-engine");
     on_engine = true;
-    struct epoll_event evs[64];
     pthread_mutex_lock(&work_lock);
     sem_post(&started);
-    for (;;) {
-        int timeout = run_timers();
-        if (slow_head || posted_here)
-            timeout = 0;            /* look for events, then go on with it */
-        pthread_mutex_unlock(&work_lock);
-        int n = epoll_wait(epfd, evs, 64, timeout);
-        pthread_mutex_lock(&work_lock);
-        for (int i = 0; i < n; i++) {
-            struct engine_io *io = evs[i].data.ptr;
-            if (io == &bell_io)
-                run_tasks();
-            else if (io->watched)
-                io->ready(io, evs[i].events);
-        }
-        if (posted_here)
-            run_queue();
-        run_slow();
-        free_retired();
-    }
+    for (;;)
+        turn(&work_lock, NULL);
     return NULL;
+}
+
+/* The epoll set and the bell. Not through the hook: not an application
+ * set. Both at high numbers, out of reach of a program that closes every
+ * descriptor (ownfd.h). */
+static bool open_loop(void)
+{
+    epfd = ownfd_move(real_epoll_create1(EPOLL_CLOEXEC));
+    bell = ownfd_move(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    bell_io.fd = bell;
+    if (epfd >= 0 && bell >= 0 && engine_watch(&bell_io, EPOLLIN))
+        return true;
+    if (epfd >= 0)
+        own_close(epfd);
+    if (bell >= 0)
+        own_close(bell);
+    epfd = bell = -1;
+    return false;
 }
 
 /* Called with engine_lock held. */
 static bool start(void)
 {
-    /* Not through the hook: not an application set. Both at high numbers,
-     * out of reach of a program that closes every descriptor (ownfd.h). */
-    epfd = ownfd_move(real_epoll_create1(EPOLL_CLOEXEC));
-    bell = ownfd_move(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (epfd < 0 || bell < 0)
-        goto fail;
-    bell_io.fd = bell;
-    if (!engine_watch(&bell_io, EPOLLIN))
+    if (!open_loop())
         goto fail;
     sem_init(&started, 0, 0);
     int rc = engine_spawn(engine_main, 256 * 1024);
-    if (rc != 0)
+    if (rc != 0) {
+        own_close(epfd);
+        own_close(bell);
+        epfd = bell = -1;
+        errno = rc;
         goto fail;
+    }
     /* Its start-up (the runtime's allocations for a new thread) is over
      * before a fork can happen. */
     while (sem_wait(&started) < 0)
@@ -280,11 +309,6 @@ static bool start(void)
     return true;
 fail:
     log_error("cannot start the background thread: %s", strerror(errno));
-    if (epfd >= 0)
-        own_close(epfd);
-    if (bell >= 0)
-        own_close(bell);
-    epfd = bell = -1;
     return false;
 }
 
@@ -364,9 +388,12 @@ bool engine_post_signal_safe(struct engine_task *t)
 
 /* ----------------------------------------------------------------- fork -- */
 
+/* A fork made by the engine thread itself (relay_keep's) happens between
+ * two pieces of its work by construction: it holds work_lock already. */
 void engine_atfork_pause(void)
 {
-    pthread_mutex_lock(&work_lock);
+    if (!on_engine)
+        pthread_mutex_lock(&work_lock);
 }
 
 void engine_atfork_prepare(void)
@@ -377,7 +404,8 @@ void engine_atfork_prepare(void)
 void engine_atfork_parent(void)
 {
     pthread_mutex_unlock(&engine_lock);
-    pthread_mutex_unlock(&work_lock);
+    if (!on_engine)
+        pthread_mutex_unlock(&work_lock);
 }
 
 /* The engine thread does not exist in the child. Its queued tasks, timers
@@ -403,4 +431,24 @@ void engine_atfork_child(void)
     signal_slot = NULL;
     timers = NULL;
     slow_head = slow_tail = NULL;
+}
+
+/* ---------------------------------------------------------------- keeper -- */
+
+/* In the keeper, after engine_atfork_child: a loop of its own, run by the
+ * calling thread (the keeper's only one). */
+bool engine_keeper_begin(void)
+{
+    if (!open_loop())
+        return false;
+    on_engine = true;
+    engine_pid = getpid();
+    __atomic_store_n(&running, true, __ATOMIC_RELEASE);
+    return true;
+}
+
+void engine_keeper_run(bool (*done)(void))
+{
+    while (!done())
+        turn(NULL, done);
 }

@@ -109,4 +109,12 @@ void engine_atfork_prepare(void);
 void engine_atfork_parent(void);
 void engine_atfork_child(void);
 
+/* The keeper (mesh/relay.c relay_keep): a process the engine thread forks
+ * at the end of this one, that thread its only one. After
+ * engine_atfork_child, engine_keeper_begin makes it a loop of its own (a
+ * new epoll set, nothing of the parent's watches, timers or tasks);
+ * engine_keeper_run turns it until done() says so. */
+bool engine_keeper_begin(void);
+void engine_keeper_run(bool (*done)(void));
+
 #endif

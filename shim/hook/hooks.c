@@ -9,12 +9,14 @@
  * descriptors clearing stale slots) runs whenever the shim is active, even
  * re-entrantly, so the table never points at a number that was reused.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -627,8 +629,10 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 /* The process ends without exit(): _exit, _Exit, syscall(SYS_exit_group). */
 static void process_ending(void)
 {
-    if (mesh_registry() && !hooks_busy())
+    if (mesh_registry() && !hooks_busy()) {
+        relay_keep();       /* daemon()'s parent ends with _exit */
         mesh_exit_flush();
+    }
 }
 
 /* glibc's syscall() reads six argument slots whatever the number; so does
@@ -664,6 +668,45 @@ EXPORT void _exit(int status)
     real__exit(status);
     for (;;)
         pause();            /* not reached: libc's _exit does not return */
+}
+
+/* glibc's daemon() ends the parent with its own _exit, inside libc, where
+ * no hook sees it: the relays would end with it, and with them the
+ * connections the daemon goes on with (ssh -f). So the steps are taken
+ * here, libc's: a fork, the parent's _exit(0) (now through the keeper,
+ * relay_keep), then in the child setsid, chdir("/") and 0, 1, 2 on
+ * /dev/null unless the caller says not to. */
+EXPORT int daemon(int nochdir, int noclose)
+{
+    if (!mesh_registry() || hooks_busy())
+        return real_daemon(nochdir, noclose);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0) {
+        process_ending();
+        real__exit(0);
+    }
+    if (setsid() < 0)
+        return -1;
+    if (!nochdir && chdir("/") != 0)
+        return -1;
+    if (!noclose) {
+        struct stat st;
+        int fd = open("/dev/null", O_RDWR);
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode)) {
+            if (fd >= 0)
+                close(fd);
+            errno = ENODEV;
+            return -1;
+        }
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    return 0;
 }
 
 EXPORT void _Exit(int status)

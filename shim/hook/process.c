@@ -92,6 +92,7 @@ static void atfork_parent(void)
 {
     struct registry *reg = mesh_registry();
     ownfd_atfork_parent();
+    relay_atfork_parent();
     threadtrace_atfork_parent();
     engine_atfork_parent();
     tls_atfork_parent();
@@ -205,6 +206,7 @@ __attribute__((destructor)) static void mesh_exit(void)
 {
     if (mesh_registry()) {
         stdio_exit_flush(relay_carries);    /* what exit() would flush after this, into ended relays */
+        relay_keep();       /* relays a fork child may still use go on in a keeper process */
         mesh_exit_flush();  /* what the application wrote on relayed and http connections goes out */
         otlp_exit(OTLP_EXIT_MS);
         conn_exit();

@@ -1532,6 +1532,11 @@ static void forget_in_child(struct engine_task *t)
 
 /* ------------------------------------------------------------------ entry -- */
 
+bool http_live(void)
+{
+    return __atomic_load_n(&live_proxies, __ATOMIC_ACQUIRE) != 0;
+}
+
 bool http_wanted(const struct service *svc)
 {
     return service_cfg(svc)->protocol == PROTO_HTTP && !program_is_go();

@@ -48,6 +48,8 @@
 
 /* Does a connect to svc go through the HTTP proxy? */
 bool http_wanted(const struct service *svc);
+/* Are proxies of this process's live (handed to the engine, not ended)? */
+bool http_live(void);
 
 /* In connect(), on fd (the application's TCP socket, not connected), to
  * svc at dst: fd becomes a socketpair end the engine serves. Takes over

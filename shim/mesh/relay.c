@@ -33,7 +33,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,15 +122,20 @@ struct relay {
     unsigned handoff_tries;
     struct engine_slow handshake;   /* its next handshake step, queued as slow work */
     uint64_t accepted_ns;
+    uint64_t orphaned_ns;           /* keeper: no process holds the application's end since */
     struct relay *prev, *next;      /* live relays (engine thread only) */
 };
 
 static struct relay *live;
+static bool forked_with_relays;     /* atomic: this process forked while it had relays */
+static bool keeping;                /* the fork under way is a keeper's (relay_keep) */
+static bool kept;                   /* atomic: the relays went to a keeper: the exit leaves them be */
 static bool exit_asked;             /* engine thread only: the process is ending */
 /* Relays in `live` (written by the engine thread only, atomically: relay_exit
  * reads it from the exiting one); the most since the last trim. */
 static unsigned live_n, live_peak;
 static int unflushed;               /* atomic: relays whose upstream is not done */
+static int unbegun;                 /* atomic: handed to the engine, not in `live` yet */
 
 /* Inbound handshakes under way, per port. Each holds three descriptors
  * (the client's socket and a socketpair) until it ends, so a flood of
@@ -981,6 +989,7 @@ static void begin(struct engine_task *t)
     live = r;
     if (__atomic_add_fetch(&live_n, 1, __ATOMIC_RELEASE) > live_peak)
         live_peak = live_n;
+    __atomic_sub_fetch(&unbegun, 1, __ATOMIC_ACQ_REL);
     if (exit_asked) {
         /* Handed over just before the exit (its application wrote and
          * exited before this ran). */
@@ -1032,6 +1041,7 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
             log_warn("inbound:%u: out of memory: a connection's requests are not counted", in->port);
         r->counted = true;
         __atomic_add_fetch(&unflushed, 1, __ATOMIC_ACQ_REL);
+        __atomic_add_fetch(&unbegun, 1, __ATOMIC_ACQ_REL);
         r->task.run = begin;
         r->task.forget = forget_in_child;
         r->net_io = (struct engine_io){ .ready = net_ready, .fd = net };
@@ -1041,6 +1051,7 @@ static bool start(struct conn *c, struct tls_identity *id, SSL *ssl, int net, in
         if (engine_post(&r->task))
             return true;
         __atomic_sub_fetch(&unflushed, 1, __ATOMIC_ACQ_REL);
+        __atomic_sub_fetch(&unbegun, 1, __ATOMIC_ACQ_REL);
         free(r);
     }
     log_error("cannot relay a connection: %s; it is closed", r ? "no background thread" : "out of memory");
@@ -1130,6 +1141,8 @@ bool relay_pair(int flags, int net, int *app, int *engine)
  * a child's socket options on its copy of the connection reach them. */
 void relay_atfork_child(void)
 {
+    if (keeping)
+        return;                     /* the keeper: they are its to carry on (relay_keep) */
     for (struct relay *r = live; r; r = r->next)
         own_close(r->app);
     live = NULL;
@@ -1139,6 +1152,8 @@ void relay_atfork_child(void)
     memset(pending_ports, 0, sizeof(pending_ports));
     pthread_mutex_init(&pending_lock, NULL);
     evict_queued = evict_wanted = 0;
+    unbegun = 0;
+    forked_with_relays = false;
 }
 
 /* ----------------------------------------------------------------- exit -- */
@@ -1228,7 +1243,7 @@ void relay_exit(void)
     static struct engine_task end_task = { .run = end_all };
     struct timespec ms = { 0, 1000000 };
     /* unflushed counts the relays handed over and not begun yet too. */
-    if ((!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE)) ||
+    if (__atomic_load_n(&kept, __ATOMIC_ACQUIRE) || (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE)) ||
         !engine_post_signal_safe(&flush_task))
         return;
     uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
@@ -1245,3 +1260,180 @@ void relay_exit(void)
         nanosleep(&ms, NULL);
 }
 
+/* ---------------------------------------------------------------- keeper -- */
+
+/* A relay lives in the engine of the process that made the connection, and
+ * a fork child shares the application's end of it. When that process ends
+ * while such a child lives on with the connection (`ssh -f`, a program
+ * that connects and then daemonizes), ending the relay would end the
+ * child's connection. So a process that forked while it had relays hands
+ * them, at exit() or _exit(), to a keeper: a process forked for it, which
+ * closes every descriptor of the program's, carries the relays on under
+ * their usual rules, and ends with the last of them. A relay whose
+ * application end no process holds any more ends at once, as at a close:
+ * when no child kept one, the keeper is gone as soon as it has sent what
+ * the program wrote, as the exit would have. */
+
+#define KEEP_WAIT_NS (200ull * 1000000u)    /* for relays handed over and not begun */
+
+void relay_atfork_parent(void)
+{
+    if (__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) || __atomic_load_n(&unbegun, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&forked_with_relays, true, __ATOMIC_RELAXED);
+}
+
+static bool none_left(void)
+{
+    return live == NULL;
+}
+
+/* The keeper: an open relay goes on in its loop (watched again, pumped
+ * once); one still in a handshake ends. */
+static void adopt(struct relay *r)
+{
+    r->handshake.queued = false;
+    r->timer.armed = false;
+    if (r->state != R_OPEN && r->state != R_PLAIN) {
+        r->net_io.watched = r->app_io.watched = false;
+        set_up_done(r);
+        relay_end(r);
+        return;
+    }
+    struct engine_io *ios[] = { &r->net_io, &r->app_io };
+    for (size_t i = 0; i < 2; i++) {
+        uint32_t events = ios[i]->events;
+        ios[i]->watched = false;
+        ios[i]->events = 0;
+        engine_interest(ios[i], events);
+    }
+    engine_timer_set(&r->timer, 0);     /* a pump, first thing */
+}
+
+/* In the keeper, a relay whose application end no process holds any more
+ * (every copy closed: the engine's end reads as hung up) ends as at an
+ * exit: what was written goes out, then it ends once the peer has
+ * acknowledged it (KEEP_LINGER_NS at most), where a live process's relay
+ * would wait for the peer's end. Looked at every KEEP_SWEEP_NS. */
+#define KEEP_SWEEP_NS (50ull * 1000000u)
+#define KEEP_LINGER_NS (2ull * 1000000000u)
+
+static void keeper_sweep(struct engine_timer *t)
+{
+    uint64_t now = now_ns();
+    for (struct relay *r = live, *next; r; r = next) {
+        next = r->next;
+        struct pollfd p = { .fd = r->app, .events = POLLIN };
+        if (poll(&p, 1, 0) < 0 || !(p.revents & POLLHUP))
+            continue;
+        if (!r->exiting) {
+            r->orphaned_ns = now;
+            exit_one(r);            /* it may end here */
+        } else if (r->up_done && (!unacknowledged(r) || now - r->orphaned_ns >= KEEP_LINGER_NS)) {
+            relay_end(r);
+        }
+    }
+    if (live)
+        engine_timer_set(t, now + KEEP_SWEEP_NS);
+}
+
+static _Noreturn void keeper_main(void)
+{
+    hooks_internal_thread("meshim-keeper");
+    setsid();                       /* out of the terminal's session: its hang-up is not ours */
+    struct sigaction dfl = { .sa_handler = SIG_DFL }, ign = { .sa_handler = SIG_IGN };
+    for (int sig = 1; sig < NSIG; sig++)    /* the program's handlers are not ours to run */
+        real_sigaction(sig, sig == SIGPIPE || sig == SIGHUP ? &ign : &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    /* The connections are the keeper's to log now; the program's
+     * descriptors of them go, and so do their references. */
+    for (struct relay *r = live; r; r = r->next) {
+        r->conn->ended = false;
+        for (int fd; (fd = fdtable_find(r->conn)) >= 0;)
+            conn_unref(fdtable_take(fd));
+    }
+    ownfd_close_range(0, ~0u, 0);   /* every descriptor of the program's */
+    if (engine_keeper_begin()) {
+        for (struct relay *r = live, *next; r; r = next) {
+            next = r->next;
+            adopt(r);
+        }
+        static struct engine_timer sweep = { .fire = keeper_sweep };
+        engine_timer_set(&sweep, now_ns() + KEEP_SWEEP_NS);
+        engine_keeper_run(none_left);
+    }
+    metrics_exit();
+    for (;;)
+        real_syscall(SYS_exit_group, 0, 0, 0, 0, 0, 0);
+}
+
+/* Engine thread: does some relay's application end still have a holder?
+ * Once every copy of it is closed (in this process and in its children)
+ * the engine's end reads as hung up, and the relay needs no keeper. */
+static bool still_held(void)
+{
+    for (struct relay *r = live; r; r = r->next) {
+        struct pollfd p = { .fd = r->app, .events = POLLIN };
+        if (poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP))
+            return true;
+    }
+    return false;
+}
+
+/* On the engine thread, between two pieces of its work (so a fork finds
+ * whole every object it touches), asked by relay_keep. */
+#define KEEP_ANSWER_NS (1000ull * 1000000u)
+enum { KEEP_ASKED, KEEP_DONE, KEEP_NOT };
+static int keep_answer;             /* atomic */
+
+static void keep_run(struct engine_task *t)
+{
+    (void)t;
+    if (live && still_held()) {
+        keeping = true;
+        pid_t pid = fork();
+        if (pid == 0)
+            keeper_main();
+        keeping = false;
+        if (pid > 0) {
+            /* What this thread carried is the keeper's, access-log lines
+             * included: it touches none of it again, and waits for the
+             * process's end. */
+            for (struct relay *r = live; r; r = r->next)
+                r->conn->ended = true;
+            __atomic_store_n(&kept, true, __ATOMIC_RELEASE);
+            log_debug("the relays of %u connections go on in process %d", live_n, (int)pid);
+            __atomic_store_n(&keep_answer, KEEP_DONE, __ATOMIC_RELEASE);
+            for (;;)
+                pause();            /* every signal is blocked here */
+        }
+    }
+    __atomic_store_n(&keep_answer, KEEP_NOT, __ATOMIC_RELEASE);
+}
+
+/* Called by the ending thread, perhaps in a signal handler (_exit): it
+ * takes no lock and allocates nothing; the engine thread forks (a fork
+ * here could wait forever on a lock the interrupted code holds), and the
+ * caller waits for the answer, bounded: if the engine cannot fork in time,
+ * the exit goes on as without a keeper. */
+bool relay_keep(void)
+{
+    if (!__atomic_load_n(&forked_with_relays, __ATOMIC_RELAXED) ||
+        (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE)) ||
+        http_live() || !engine_here())
+        return false;
+    static struct engine_task task = { .run = keep_run };
+    struct timespec ms = { 0, 1000000 };
+    /* Relays handed over just now go into `live` first (bounded). */
+    uint64_t deadline = now_ns() + KEEP_WAIT_NS;
+    while (__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE) && now_ns() < deadline)
+        nanosleep(&ms, NULL);
+    __atomic_store_n(&keep_answer, KEEP_ASKED, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE) || !engine_post_signal_safe(&task))
+        return false;
+    deadline = now_ns() + KEEP_ANSWER_NS;
+    while (__atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE) == KEEP_ASKED && now_ns() < deadline)
+        nanosleep(&ms, NULL);
+    return __atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE) == KEEP_DONE;
+}

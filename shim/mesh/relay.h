@@ -120,7 +120,15 @@ void mesh_exit_flush(void);
  * end, or a protocol = http one? (stdio_exit.h: what exit() would flush
  * after the relays end is flushed before.) */
 bool relay_carries(int fd);
-/* fork: the child forgets the parent's relays. */
+/* fork: the child forgets the parent's relays; the parent notes that a
+ * child may now hold their application ends. */
 void relay_atfork_child(void);
+void relay_atfork_parent(void);
+
+/* The process ends by exit() or _exit() (not from a signal handler of the
+ * shim's): when it forked while it had relays, they are handed to a keeper
+ * process that carries them on for as long as a child uses them. True:
+ * done (relay_exit then leaves them be). */
+bool relay_keep(void);
 
 #endif

@@ -259,46 +259,64 @@ except OSError as e:
     print('end', e.errno)"
 
 # 9. A forked child outlives its parent, which made the connection (a
-#    program that connects, then daemonizes): the relay ends with the
-#    parent, and the child's read of the connection ends too (end of
-#    stream, or a reset) rather than waiting forever. The server holds the
-#    connection open after the parent's end (it reads to the end, then
-#    waits to be let go), so nothing but the child's own copies decides.
+#    program that connects, then daemonizes): the parent's end hands the
+#    relay to a keeper process (mesh/relay.c relay_keep), and the child
+#    goes on with the connection: what it sends after the parent is gone
+#    arrives, and the server's answer reaches it. Both ways a parent ends
+#    so: python3's fork and os._exit (_exit), and libc's daemon(), whose
+#    parent ends inside libc (the shim does daemon's steps itself, so the
+#    parent's end goes through the keeper too). Once the child closes the
+#    connection, its access-log line is written and the keeper ends.
 strict_server holder "
-n = 0
-while not n:                    # a readiness probe's empty connection does not count
+while True:
     c, _ = ls.accept()
-    while True:
-        d = c.recv(65536)
-        if not d:
-            break
-        n += len(d)
-open('$TMP/holder.out', 'w').write('%d\\n' % n)
-for _ in range(600):
-    if os.path.exists('$TMP/release'):
-        break
-    time.sleep(0.05)"
-out=$(MESHIM_CONFIG=$TMP/holder-client.ini shimmed python3 -c "
+    got = b''
+    while d := c.recv(65536):
+        got += d
+        if got.endswith(b'\\n'):
+            c.sendall(b'ACK %d\\n' % len(got))
+    if got:
+        with open('$TMP/holder.out', 'a') as f:
+            f.write('%d\\n' % len(got))"
+cp "$TMP/holder-client.ini" "$TMP/keeper.ini"
+ini_access_log "$TMP/keeper.ini" "$TMP/keeper.access"
+sed -i 's/^log_level = info/log_level = debug/' "$TMP/keeper.ini"     # the keeper's pid
+: > "$TMP/holder.out"
+# keeper_gone PID: the process has ended (gone, or a zombie not reaped yet).
+keeper_gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+i=0
+for how in "if os.fork() > 0:
+    os._exit(0)
+\$orphaned" "import ctypes
+assert ctypes.CDLL(None).daemon(1, 1) == 0
+\$orphaned"; do
+    i=$((i + 1))
+    how=${how//\$orphaned/$orphaned}
+    out=$(MESHIM_CONFIG=$TMP/keeper.ini shimmed timeout 60 python3 -c "
 import os, socket, time
 s = socket.create_connection(('holder', $PORT))
 s.sendall(b'p' * 1000)
 parent = os.getpid()
-if os.fork() > 0:
-    os._exit(0)
-$orphaned
+$how
 s.settimeout(20)
 try:
+    s.sendall(b'c' * 499 + b'\\n')
     d = s.recv(100)
     print('end' if d == b'' else 'data %r' % d[:60])
-$judged" 2> "$TMP/client.err")
-touch "$TMP/release"
-case "$out" in
-end*) ;;
-*) fail "a child's read of the connection its gone parent made: want its end, got '$out': $(cat "$TMP/client.err")" ;;
-esac
-wait_until "[ -s '$TMP/holder.out' ]" || fail "the holder never saw the parent's end: $(cat "$TMP/holder.log")"
-[ "$(cat "$TMP/holder.out")" = 1000 ] || fail "the daemonizing parent's 1000 bytes: the server read $(cat "$TMP/holder.out")"
-ok "a child that outlives the parent that connected: its read of the connection ends ($out); the parent's 1000 bytes arrived"
+$judged
+s.close()" 2> "$TMP/keeper$i.err")
+    [ "$out" = "data b'ACK 1500\\n'" ] ||
+        fail "case $i: a child's exchange on the connection its gone parent made: want the server's ACK 1500, got '$out': $(cat "$TMP/keeper$i.err")"
+    wait_until "[ \$(wc -l < '$TMP/holder.out') -ge $i ]" || fail "case $i: the server never saw the connection end: $(cat "$TMP/holder.log")"
+    [ "$(sed -n "${i}p" "$TMP/holder.out")" = 1500 ] ||
+        fail "case $i: the parent's 1000 bytes and the child's 500: the server read $(sed -n "${i}p" "$TMP/holder.out")"
+    keeper=$(sed -n 's/.*the relays of 1 connections go on in process \([0-9]*\)$/\1/p' "$TMP/keeper$i.err")
+    [ -n "$keeper" ] || fail "case $i: no keeper was started: $(cat "$TMP/keeper$i.err")"
+    wait_until "keeper_gone $keeper" || fail "case $i: the keeper $keeper still runs after the connection ended"
+    wait_until "[ \$(grep -c '\"result\":\"ok\"' '$TMP/keeper.access') -ge $i ]" ||
+        fail "case $i: the connection's access-log line: $(cat "$TMP/keeper.access" 2>&1)"
+done
+ok "a child that outlives the parent that connected (fork + os._exit, and daemon()): its exchange after the parent's end went through a keeper, which ended with the connection"
 
 # 10. The same for a protocol = http service (the engine's HTTP proxy,
 #     keep-alive): a child that outlives the parent that connected sends a
