@@ -689,14 +689,15 @@ EXPORT int daemon(int nochdir, int noclose)
     }
     if (setsid() < 0)
         return -1;
-    if (!nochdir && chdir("/") != 0)
-        return -1;
+    if (!nochdir)
+        (void)!chdir("/");          /* as libc: a failure here is not daemon's */
     if (!noclose) {
         struct stat st;
         int fd = open("/dev/null", O_RDWR);
-        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode)) {
-            if (fd >= 0)
-                close(fd);
+        if (fd < 0)
+            return -1;
+        if (fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode)) {
+            close(fd);
             errno = ENODEV;
             return -1;
         }

@@ -46,6 +46,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -1141,6 +1142,7 @@ bool relay_pair(int flags, int net, int *app, int *engine)
  * a child's socket options on its copy of the connection reach them. */
 void relay_atfork_child(void)
 {
+    pthread_mutex_init(&pending_lock, NULL);
     if (keeping)
         return;                     /* the keeper: they are its to carry on (relay_keep) */
     for (struct relay *r = live; r; r = r->next)
@@ -1150,7 +1152,6 @@ void relay_atfork_child(void)
     exit_asked = false;
     unflushed = 0;
     memset(pending_ports, 0, sizeof(pending_ports));
-    pthread_mutex_init(&pending_lock, NULL);
     evict_queued = evict_wanted = 0;
     unbegun = 0;
     forked_with_relays = false;
@@ -1267,7 +1268,8 @@ void relay_exit(void)
  * while such a child lives on with the connection (`ssh -f`, a program
  * that connects and then daemonizes), ending the relay would end the
  * child's connection. So a process that forked while it had relays hands
- * them, at exit() or _exit(), to a keeper: a process forked for it, which
+ * them, at exit(), _exit() or daemon(), to a keeper: a process its engine
+ * thread forks, which
  * closes every descriptor of the program's, carries the relays on under
  * their usual rules, and ends with the last of them. A relay whose
  * application end no process holds any more ends at once, as at a close:
@@ -1336,6 +1338,28 @@ static void keeper_sweep(struct engine_timer *t)
         engine_timer_set(t, now + KEEP_SWEEP_NS);
 }
 
+static bool relay_uses(int fd)
+{
+    for (struct relay *r = live; r; r = r->next)
+        if (r->net == fd || r->app == fd)
+            return true;
+    return false;
+}
+
+/* The shim's own sockets that no relay uses (a connect the parent still
+ * made in the engine, a health probe, a resolver's) are the parent's
+ * business: a connection held open by the keeper would outlive it. Its
+ * files (the access log) stay. */
+static void close_other_sockets(void)
+{
+    struct stat st;
+    for (int fd = ownfd_next(0), next; fd >= 0; fd = next) {
+        next = ownfd_next((unsigned)fd + 1);
+        if (!relay_uses(fd) && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+            own_close(fd);
+    }
+}
+
 static _Noreturn void keeper_main(void)
 {
     hooks_internal_thread("meshim-keeper");
@@ -1354,6 +1378,7 @@ static _Noreturn void keeper_main(void)
             conn_unref(fdtable_take(fd));
     }
     ownfd_close_range(0, ~0u, 0);   /* every descriptor of the program's */
+    close_other_sockets();
     if (engine_keeper_begin()) {
         for (struct relay *r = live, *next; r; r = next) {
             next = r->next;
