@@ -630,7 +630,7 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 static void process_ending(void)
 {
     if (mesh_registry() && !hooks_busy()) {
-        relay_keep();       /* daemon()'s parent ends with _exit */
+        relay_keep();       /* relays a child still holds go on in a keeper */
         mesh_exit_flush();
     }
 }
