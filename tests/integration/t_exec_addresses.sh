@@ -10,6 +10,8 @@
 #   client's address and the port's, and takes TCP_NODELAY; the shim's own
 #   log lines (log_level = info) never reach the client through the
 #   handler's stderr, which is the socket;
+# - ssh -f (ssh daemonizes once logged in): its forward keeps working
+#   after its parent has ended (the relay goes on in a keeper);
 # - a socketpair end bound to such a name by another user is not believed.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
@@ -60,6 +62,32 @@ grep -q "Permission denied" "$TMP/ssh-far.err" || fail "ssh with the far key: $(
 grep -q "not from a permitted host (host=127.0.0.1, ip=127.0.0.1, required=10.9.9.9)" "$TMP/sshd.log" \
     || fail "sshd did not judge from= on 127.0.0.1: $(tail -5 "$TMP/sshd.log")"
 ok "authorized_keys from= judged on the client's address: 127.0.0.1 in, 10.9.9.9 refused"
+
+# ssh -f: ssh forks once it has logged in (glibc's daemon()) and its parent
+# ends; the relay of its mTLS connection goes on in a keeper process
+# (mesh/relay.c relay_keep), so the forward it set up still carries
+# requests. (Before, the relay ended with the parent and so did the
+# daemon's connection.) The daemon is found by its forward's listening
+# socket and stopped by that pid.
+hp=$(free_port)
+lp=$(free_port)
+echo forwarded > "$TMP/fwd.txt"
+python3 -m http.server "$hp" --bind 127.0.0.1 --directory "$TMP" > /dev/null 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.1 "$hp"
+MESHIM_CONFIG=$TMP/ssh.ini shimmed ssh -f -N -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o ConnectTimeout=10 -o ExitOnForwardFailure=yes \
+    -i "$TMP/near" -p "$sp" -L "127.0.0.1:$lp:127.0.0.1:$hp" root@box 2> "$TMP/ssh-f.err" ||
+    fail "ssh -f: $(cat "$TMP/ssh-f.err")"
+fwd_pid=$(ss -Hltnp "sport = :$lp" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+[ -n "$fwd_pid" ] || fail "ssh -f left no forward listening on 127.0.0.1:$lp: $(cat "$TMP/ssh-f.err")"
+PIDS+=($fwd_pid)
+for i in 1 2 3; do
+    got=$(curl -s --max-time 10 "http://127.0.0.1:$lp/fwd.txt") || true
+    [ "$got" = forwarded ] ||
+        fail "request $i through ssh -f's forward, ssh's parent gone: got '$got': $(cat "$TMP/ssh-f.err")"
+done
+ok "ssh -f -N -L through the strict sshd: 3 of 3 requests through the forward after ssh's parent ended"
 
 # --- inetd: accept, fork, exec a handler -----------------------------------
 ip=$(free_port)
