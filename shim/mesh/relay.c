@@ -130,7 +130,10 @@ struct relay {
 static struct relay *live;
 static bool forked_with_relays;     /* atomic: this process forked while it had relays */
 static bool keeping;                /* the fork under way is a keeper's (relay_keep) */
-static bool kept;                   /* atomic: the relays went to a keeper: the exit leaves them be */
+/* relay_keep's question to the engine thread, and its answer: KEEP_DONE,
+ * the relays went to a keeper, and the exit leaves them be. */
+enum { KEEP_ASKED, KEEP_DONE, KEEP_NOT };
+static int keep_answer;             /* atomic */
 static bool exit_asked;             /* engine thread only: the process is ending */
 /* Relays in `live` (written by the engine thread only, atomically: relay_exit
  * reads it from the exiting one); the most since the last trim. */
@@ -1244,7 +1247,7 @@ void relay_exit(void)
     static struct engine_task end_task = { .run = end_all };
     struct timespec ms = { 0, 1000000 };
     /* unflushed counts the relays handed over and not begun yet too. */
-    if (__atomic_load_n(&kept, __ATOMIC_ACQUIRE) || (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE)) ||
+    if (__atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE) == KEEP_DONE || (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE)) ||
         !engine_post_signal_safe(&flush_task))
         return;
     uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
@@ -1282,6 +1285,14 @@ void relay_atfork_parent(void)
 {
     if (__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) || __atomic_load_n(&unbegun, __ATOMIC_ACQUIRE))
         __atomic_store_n(&forked_with_relays, true, __ATOMIC_RELAXED);
+}
+
+/* No process holds r's application end any more: every copy of it is
+ * closed, and the engine's end reads as hung up. */
+static bool app_end_gone(const struct relay *r)
+{
+    struct pollfd p = { .fd = r->app, .events = POLLIN };
+    return poll(&p, 1, 0) >= 0 && (p.revents & POLLHUP);
 }
 
 static bool none_left(void)
@@ -1324,8 +1335,7 @@ static void keeper_sweep(struct engine_timer *t)
     uint64_t now = now_ns();
     for (struct relay *r = live, *next; r; r = next) {
         next = r->next;
-        struct pollfd p = { .fd = r->app, .events = POLLIN };
-        if (poll(&p, 1, 0) < 0 || !(p.revents & POLLHUP))
+        if (!app_end_gone(r))
             continue;
         if (!r->exiting) {
             r->orphaned_ns = now;
@@ -1393,24 +1403,19 @@ static _Noreturn void keeper_main(void)
         real_syscall(SYS_exit_group, 0, 0, 0, 0, 0, 0);
 }
 
-/* Engine thread: does some relay's application end still have a holder?
- * Once every copy of it is closed (in this process and in its children)
- * the engine's end reads as hung up, and the relay needs no keeper. */
+/* Engine thread: does some relay's application end still have a holder
+ * (in this process or in its children)? If not, none needs a keeper. */
 static bool still_held(void)
 {
-    for (struct relay *r = live; r; r = r->next) {
-        struct pollfd p = { .fd = r->app, .events = POLLIN };
-        if (poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP))
+    for (struct relay *r = live; r; r = r->next)
+        if (!app_end_gone(r))
             return true;
-    }
     return false;
 }
 
 /* On the engine thread, between two pieces of its work (so a fork finds
  * whole every object it touches), asked by relay_keep. */
 #define KEEP_ANSWER_NS (1000ull * 1000000u)
-enum { KEEP_ASKED, KEEP_DONE, KEEP_NOT };
-static int keep_answer;             /* atomic */
 
 static void keep_run(struct engine_task *t)
 {
@@ -1427,7 +1432,6 @@ static void keep_run(struct engine_task *t)
              * process's end. */
             for (struct relay *r = live; r; r = r->next)
                 r->conn->ended = true;
-            __atomic_store_n(&kept, true, __ATOMIC_RELEASE);
             log_debug("the relays of %u connections go on in process %d", live_n, (int)pid);
             __atomic_store_n(&keep_answer, KEEP_DONE, __ATOMIC_RELEASE);
             for (;;)
