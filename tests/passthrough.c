@@ -710,6 +710,117 @@ static void pt_daemon(void **state)
     close(sv[0]);
 }
 
+/* ---------------------------------------------------------------- exec -- */
+
+/* Each exec form, in a fork child, runs sh with an argument and a variable
+ * (the environment forms pass theirs; the others the child's own) and must
+ * exit 7; each fails, in this process, as libc's does. */
+static char *exec_argv[] = { "sh", "-c", "[ \"$1\" = two ] && [ \"$X\" = y ] && exit 7; exit 1", "sh", "two", NULL };
+static char *exec_envp[] = { "X=y", NULL };
+
+static void exec_exits_7(int (*run)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("X", "y", 1);
+        run();
+        _exit(99);                  /* the exec failed */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 7);
+}
+
+static void exec_fails(int ret, int err)
+{
+    int saved = errno;
+    assert_int_equal(ret, -1);
+    assert_int_equal(saved, err);
+}
+
+static int run_execve(void) { return execve("/bin/sh", exec_argv, exec_envp); }
+static int run_execv(void) { return execv("/bin/sh", exec_argv); }
+static int run_execvp(void) { return execvp("sh", exec_argv); }
+static int run_execvpe(void) { return execvpe("sh", exec_argv, exec_envp); }
+static int run_execveat(void) { return execveat(AT_FDCWD, "/bin/sh", exec_argv, exec_envp, 0); }
+static int run_execl(void) { return execl("/bin/sh", "sh", "-c", exec_argv[2], "sh", "two", (char *)NULL); }
+static int run_execlp(void) { return execlp("sh", "sh", "-c", exec_argv[2], "sh", "two", (char *)NULL); }
+static int run_execle(void)
+{
+    return execle("/bin/sh", "sh", "-c", exec_argv[2], "sh", "two", (char *)NULL, exec_envp);
+}
+static int run_fexecve(void)
+{
+    int fd = open("/bin/sh", O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -1 : fexecve(fd, exec_argv, exec_envp);
+}
+
+static void pt_execve(void **state)
+{
+    (void)state;
+    exec_exits_7(run_execve);
+    exec_fails(execve("/nonexistent/sh", exec_argv, exec_envp), ENOENT);
+    exec_fails(execve("/dev/null", exec_argv, exec_envp), EACCES);
+}
+
+static void pt_execv(void **state)
+{
+    (void)state;
+    exec_exits_7(run_execv);
+    exec_fails(execv("/nonexistent/sh", exec_argv), ENOENT);
+}
+
+static void pt_execvp(void **state)
+{
+    (void)state;
+    exec_exits_7(run_execvp);
+    exec_fails(execvp("no-such-program-anywhere", exec_argv), ENOENT);
+}
+
+static void pt_execvpe(void **state)
+{
+    (void)state;
+    exec_exits_7(run_execvpe);
+    exec_fails(execvpe("no-such-program-anywhere", exec_argv, exec_envp), ENOENT);
+}
+
+static void pt_fexecve(void **state)
+{
+    (void)state;
+    exec_exits_7(run_fexecve);
+    exec_fails(fexecve(-1, exec_argv, exec_envp), EINVAL);
+}
+
+static void pt_execveat(void **state)
+{
+    (void)state;
+    exec_exits_7(run_execveat);
+    exec_fails(execveat(AT_FDCWD, "/nonexistent/sh", exec_argv, exec_envp, 0), ENOENT);
+}
+
+static void pt_execl(void **state)
+{
+    (void)state;
+    exec_exits_7(run_execl);
+    exec_fails(execl("/nonexistent/sh", "sh", (char *)NULL), ENOENT);
+}
+
+static void pt_execlp(void **state)
+{
+    (void)state;
+    exec_exits_7(run_execlp);
+    exec_fails(execlp("no-such-program-anywhere", "x", (char *)NULL), ENOENT);
+}
+
+static void pt_execle(void **state)
+{
+    (void)state;
+    exec_exits_7(run_execle);
+    exec_fails(execle("/nonexistent/sh", "sh", (char *)NULL, exec_envp), ENOENT);
+}
+
 /* ------------------------------------------------------------- signals -- */
 
 static volatile sig_atomic_t caught;
@@ -965,10 +1076,12 @@ static const char *const HOOKED[] = {
 #define HOOK(ret, name, params, args, fail) #name,
 #define HOOK_VOID(name, params, args) #name,
 #define HOOK_VARARG(ret, name, vparams, params, args, fail) #name,
+#define HOOK_LIST(name) #name,
 #include "libc/hooks.def"
 #undef HOOK
 #undef HOOK_VOID
 #undef HOOK_VARARG
+#undef HOOK_LIST
 };
 
 static int find_meshim(struct dl_phdr_info *info, size_t size, void *data)
@@ -1010,10 +1123,12 @@ int main(void)
 #define HOOK(ret, name, params, args, fail) cmocka_unit_test(pt_##name),
 #define HOOK_VOID(name, params, args) cmocka_unit_test(pt_##name),
 #define HOOK_VARARG(ret, name, vparams, params, args, fail) cmocka_unit_test(pt_##name),
+#define HOOK_LIST(name) cmocka_unit_test(pt_##name),
 #include "libc/hooks.def"
 #undef HOOK
 #undef HOOK_VOID
 #undef HOOK_VARARG
+#undef HOOK_LIST
         cmocka_unit_test(test_every_symbol_interposed),
     };
     return cmocka_run_group_tests_name("passthrough", tests, NULL, NULL);

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -716,6 +717,120 @@ EXPORT void _Exit(int status)
     real__Exit(status);
     for (;;)
         pause();
+}
+
+/* ---------------------------------------------------------------- exec -- */
+
+/* An exec replaces the image and the engine with it, while the descriptors
+ * not marked close-on-exec stay: the relays go on in a keeper first
+ * (relay_keep_before_exec), so the new image's reads and writes on them,
+ * and what this one wrote last, still reach the peer. In a vfork child,
+ * which shares its parent's memory and engine, engine_here() says no and
+ * the exec goes on alone. If the exec fails, the program goes on with its
+ * connections in the keeper. */
+static void before_exec(void)
+{
+    int saved = errno;
+    if (mesh_registry() && !hooks_busy())
+        relay_keep_before_exec();
+    errno = saved;
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return real_execve(path, argv, envp);
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+    before_exec();
+    return real_execv(path, argv);
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+    before_exec();
+    return real_execvp(file, argv);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return real_execvpe(file, argv, envp);
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return real_fexecve(fd, argv, envp);
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+    before_exec();
+    return real_execveat(dirfd, path, argv, envp, flags);
+}
+
+/* The list forms: the arguments up to the NULL, counted on a copy of the
+ * list, then gathered into an argv on the stack, as glibc's own do. */
+static size_t list_count(const char *arg, va_list ap)
+{
+    va_list count;
+    va_copy(count, ap);
+    size_t n = 0;
+    for (const char *a = arg; a && n < INT_MAX; a = va_arg(count, const char *))
+        n++;
+    va_end(count);
+    return n;
+}
+
+static void list_gather(char **argv, size_t n, const char *arg, va_list ap)
+{
+    argv[0] = (char *)arg;
+    for (size_t i = 1; i < n; i++)
+        argv[i] = va_arg(ap, char *);
+    if (n)
+        (void)va_arg(ap, char *);   /* the NULL: execle's envp comes after it */
+    argv[n] = NULL;
+}
+
+#define EXEC_LIST(arg, ap, argv)                                          \
+    size_t n_##argv = list_count(arg, ap);                                \
+    if (n_##argv >= INT_MAX) {                                            \
+        va_end(ap);                                                       \
+        errno = E2BIG;                                                    \
+        return -1;                                                        \
+    }                                                                     \
+    char *argv[n_##argv + 1];                                             \
+    list_gather(argv, n_##argv, arg, ap)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    EXEC_LIST(arg, ap, argv);
+    va_end(ap);
+    return execv(path, argv);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    EXEC_LIST(arg, ap, argv);
+    va_end(ap);
+    return execvp(file, argv);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    EXEC_LIST(arg, ap, argv);
+    char *const *envp = va_arg(ap, char *const *);
+    va_end(ap);
+    return execve(path, argv, envp);
 }
 
 /* Once a relay has started, SIGTERM, SIGINT, SIGHUP and the other signals

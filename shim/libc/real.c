@@ -15,10 +15,12 @@ __thread int hooks_depth __attribute__((tls_model("initial-exec")));
 #define HOOK(ret, name, params, args, fail) ret (*meshim_real_##name) params;
 #define HOOK_VOID(name, params, args) void (*meshim_real_##name) params;
 #define HOOK_VARARG(ret, name, vparams, params, args, fail) ret (*meshim_real_##name) vparams;
+#define HOOK_LIST(name)
 #include "libc/hooks.def"
 #undef HOOK
 #undef HOOK_VOID
 #undef HOOK_VARARG
+#undef HOOK_LIST
 
 static void bind_all(void)
 {
@@ -27,10 +29,12 @@ static void bind_all(void)
 #define HOOK_VOID(name, params, args) meshim_real_##name = (void (*) params)dlsym(RTLD_NEXT, #name);
 #define HOOK_VARARG(ret, name, vparams, params, args, fail) \
     meshim_real_##name = (ret (*) vparams)dlsym(RTLD_NEXT, #name);
+#define HOOK_LIST(name)
 #include "libc/hooks.def"
 #undef HOOK
 #undef HOOK_VOID
 #undef HOOK_VARARG
+#undef HOOK_LIST
     __atomic_store_n(&hooks_bound, true, __ATOMIC_RELEASE);
 }
 

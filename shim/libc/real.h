@@ -27,10 +27,12 @@ void hooks_bind(void);
 #define HOOK(ret, name, params, args, fail) extern ret (*meshim_real_##name) params;
 #define HOOK_VOID(name, params, args) extern void (*meshim_real_##name) params;
 #define HOOK_VARARG(ret, name, vparams, params, args, fail) extern ret (*meshim_real_##name) vparams;
+#define HOOK_LIST(name)
 #include "libc/hooks.def"
 #undef HOOK
 #undef HOOK_VOID
 #undef HOOK_VARARG
+#undef HOOK_LIST
 
 /* real_NAME(...): binds on first use; a symbol this libc lacks fails with
  * ENOSYS instead of crashing. */
@@ -54,10 +56,12 @@ void hooks_bind(void);
             meshim_real_##name args;                                      \
     }
 #define HOOK_VARARG(ret, name, vparams, params, args, fail) HOOK(ret, name, params, args, fail)
+#define HOOK_LIST(name)
 #include "libc/hooks.def"
 #undef HOOK
 #undef HOOK_VOID
 #undef HOOK_VARARG
+#undef HOOK_LIST
 
 /* The shim's own raw system calls: libc's syscall() with four arguments
  * (the exported syscall() is a hook: it watches SYS_close). */

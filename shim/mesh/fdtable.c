@@ -187,6 +187,22 @@ int fdtable_find(const struct conn *c)
     return -1;
 }
 
+void fdtable_forget(struct conn *c)
+{
+    for (int fd; (fd = fdtable_find(c)) >= 0;) {
+        /* Only if the slot still holds c: the application may have closed
+         * fd and been given the number again meanwhile. */
+        struct conn *was = c;
+        pthread_mutex_lock(&table_lock);
+        struct conn **slot = slot_of(fd, false);
+        bool took = slot && __atomic_compare_exchange_n(slot, &was, NULL, false, __ATOMIC_ACQ_REL,
+                                                        __ATOMIC_ACQUIRE);
+        pthread_mutex_unlock(&table_lock);
+        if (took)
+            conn_unref(c);
+    }
+}
+
 void fdtable_atfork_prepare(void)
 {
     pthread_mutex_lock(&table_lock);

@@ -31,6 +31,9 @@ void fdtable_each(void (*fn)(int fd, struct conn *c));
 /* The lowest descriptor that refers to c, or -1 (a snapshot: the
  * application may close or reuse it meanwhile). */
 int fdtable_find(const struct conn *c);
+/* Releases every slot that refers to c: its connection is another
+ * process's now (relay.c, the keeper). */
+void fdtable_forget(struct conn *c);
 
 /* What socket() said a descriptor is, so that connect() need not ask the
  * kernel (SO_PROTOCOL costs a system call on every meshed connect).

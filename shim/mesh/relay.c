@@ -131,9 +131,12 @@ static struct relay *live;
 static bool forked_with_relays;     /* atomic: this process forked while it had relays */
 static bool keeping;                /* the fork under way is a keeper's (relay_keep) */
 /* relay_keep's question to the engine thread, and its answer: KEEP_DONE,
- * the relays went to a keeper, and the exit leaves them be. */
-enum { KEEP_ASKED, KEEP_DONE, KEEP_NOT };
+ * the relays went to a keeper, and the exit leaves them be; KEEP_HANDED,
+ * they went to a keeper before an exec, and this process goes on without
+ * them. */
+enum { KEEP_ASKED, KEEP_DONE, KEEP_HANDED, KEEP_NOT };
 static int keep_answer;             /* atomic */
+static bool keep_for_exec;          /* the question is relay_keep_before_exec's */
 static bool exit_asked;             /* engine thread only: the process is ending */
 /* Relays in `live` (written by the engine thread only, atomically: relay_exit
  * reads it from the exiting one); the most since the last trim. */
@@ -517,6 +520,26 @@ static void drain_net(struct relay *r)
             break;
 }
 
+/* What relay_end and let_go leave the same: the relay's memory and its
+ * place in `live`. */
+static void relay_free(struct relay *r)
+{
+    httptap_free(r->tap);
+    conn_unref(r->conn);
+    tls_identity_put(r->id);
+    buf_give_back(&r->up);
+    buf_give_back(&r->down);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        live = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    __atomic_sub_fetch(&live_n, 1, __ATOMIC_RELEASE);
+    engine_retire(r);
+    trim_after_burst();
+}
+
 static void relay_end(struct relay *r)
 {
     if (r->handoff.filler)
@@ -537,20 +560,7 @@ static void relay_end(struct relay *r)
     if (r->net_reset && !r->exiting)
         conn_pair_reset(r->conn);   /* before the close below */
     own_close(r->app);
-    httptap_free(r->tap);
-    conn_unref(r->conn);
-    tls_identity_put(r->id);
-    buf_give_back(&r->up);
-    buf_give_back(&r->down);
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        live = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    __atomic_sub_fetch(&live_n, 1, __ATOMIC_RELEASE);
-    engine_retire(r);
-    trim_after_burst();
+    relay_free(r);
 }
 
 static void rearm(struct relay *r)
@@ -1277,7 +1287,14 @@ void relay_exit(void)
  * their usual rules, and ends with the last of them. A relay whose
  * application end no process holds any more ends at once, as at a close:
  * when no child kept one, the keeper is gone as soon as it has sent what
- * the program wrote, as the exit would have. */
+ * the program wrote, as the exit would have.
+ *
+ * An exec ends the engine with the image, while the new image keeps every
+ * descriptor not marked close-on-exec: a program that connects and then
+ * execs another with the connection (`tcpclient`, a shell's `exec`) would
+ * lose it, and what it wrote last. So an exec hands the relays to a keeper
+ * too, and this process's engine lets go of them (let_go) and goes on, in
+ * case the exec fails. */
 
 #define KEEP_WAIT_NS (200ull * 1000000u)    /* for relays handed over and not begun */
 
@@ -1384,8 +1401,7 @@ static _Noreturn void keeper_main(void)
      * descriptors of them go, and so do their references. */
     for (struct relay *r = live; r; r = r->next) {
         r->conn->ended = false;
-        for (int fd; (fd = fdtable_find(r->conn)) >= 0;)
-            conn_unref(fdtable_take(fd));
+        fdtable_forget(r->conn);
     }
     ownfd_close_range(0, ~0u, 0);   /* every descriptor of the program's */
     close_other_sockets();
@@ -1413,8 +1429,38 @@ static bool still_held(void)
     return false;
 }
 
+/* Before an exec, in this process, once the keeper has r: r is the
+ * keeper's to carry on, from the same TLS sequence numbers. This engine
+ * stops watching it and closes its copies without a word on the wire (no
+ * close_notify, no reset, no read of the peer's bytes: all the keeper's)
+ * and without its access-log line (the keeper writes it). A relay still
+ * filling a hand-off is left to the keeper's end to read out. Should the
+ * exec fail, the program's descriptor is what a fork child's is: a
+ * socketpair end whose addresses it carries (sockname.h), no longer in the
+ * table. */
+static void let_go(struct relay *r)
+{
+    handshake_over(r);
+    engine_timer_cancel(&r->timer);
+    engine_slow_cancel(&r->handshake);
+    engine_unwatch(&r->net_io);     /* by hand: the keeper's copies keep the sockets open */
+    engine_unwatch(&r->app_io);
+    tls_free(r->ssl, false);
+    set_up_done(r);
+    swap_lock();
+    if (r->conn->sock == r->net)
+        r->conn->sock = -1;
+    swap_unlock();
+    r->conn->ended = true;
+    fdtable_forget(r->conn);
+    own_close(r->net);
+    own_close(r->app);
+    relay_free(r);
+}
+
 /* On the engine thread, between two pieces of its work (so a fork finds
- * whole every object it touches), asked by relay_keep. */
+ * whole every object it touches), asked by relay_keep or
+ * relay_keep_before_exec. */
 #define KEEP_ANSWER_NS (1000ull * 1000000u)
 
 static void keep_run(struct engine_task *t)
@@ -1427,12 +1473,18 @@ static void keep_run(struct engine_task *t)
             keeper_main();
         keeping = false;
         if (pid > 0) {
+            log_debug("the relays of %u connections go on in process %d", live_n, (int)pid);
+            if (keep_for_exec) {
+                while (live)
+                    let_go(live);
+                __atomic_store_n(&keep_answer, KEEP_HANDED, __ATOMIC_RELEASE);
+                return;
+            }
             /* What this thread carried is the keeper's, access-log lines
              * included: it touches none of it again, and waits for the
              * process's end. */
             for (struct relay *r = live; r; r = r->next)
                 r->conn->ended = true;
-            log_debug("the relays of %u connections go on in process %d", live_n, (int)pid);
             __atomic_store_n(&keep_answer, KEEP_DONE, __ATOMIC_RELEASE);
             for (;;)
                 pause();            /* every signal is blocked here */
@@ -1441,28 +1493,48 @@ static void keep_run(struct engine_task *t)
     __atomic_store_n(&keep_answer, KEEP_NOT, __ATOMIC_RELEASE);
 }
 
-/* Called by the ending thread, perhaps in a signal handler (_exit): it
- * takes no lock and allocates nothing; the engine thread forks (a fork
- * here could wait forever on a lock the interrupted code holds), and the
- * caller waits for the answer, bounded: if the engine cannot fork in time,
- * the exit goes on as without a keeper. */
-bool relay_keep(void)
+/* The question to the engine thread, from a thread that may be in a
+ * signal handler (_exit): it takes no lock and allocates nothing; the
+ * engine thread forks (a fork here could wait forever on a lock the
+ * interrupted code holds), and the caller waits for the answer, bounded:
+ * if the engine cannot fork in time, the exit or exec goes on as without
+ * a keeper. */
+static int keep_ask(bool exec)
 {
-    if (!__atomic_load_n(&forked_with_relays, __ATOMIC_RELAXED) ||
-        (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE)) ||
-        http_live() || !engine_here())
-        return false;
     static struct engine_task task = { .run = keep_run };
     struct timespec ms = { 0, 1000000 };
     /* Relays handed over just now go into `live` first (bounded). */
     uint64_t deadline = now_ns() + KEEP_WAIT_NS;
     while (__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE) && now_ns() < deadline)
         nanosleep(&ms, NULL);
+    keep_for_exec = exec;
     __atomic_store_n(&keep_answer, KEEP_ASKED, __ATOMIC_RELEASE);
     if (__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE) || !engine_post_signal_safe(&task))
-        return false;
+        return KEEP_NOT;
     deadline = now_ns() + KEEP_ANSWER_NS;
     while (__atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE) == KEEP_ASKED && now_ns() < deadline)
         nanosleep(&ms, NULL);
-    return __atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE) == KEEP_DONE;
+    return __atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE);
+}
+
+bool relay_keep(void)
+{
+    if (!__atomic_load_n(&forked_with_relays, __ATOMIC_RELAXED) ||
+        (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE)) ||
+        http_live() || !engine_here())
+        return false;
+    return keep_ask(false) == KEEP_DONE;
+}
+
+/* No fork is needed here: the exec'ing process itself holds the ends the
+ * new image goes on with. An HTTP proxy's connections are not kept (the
+ * new image's requests on them would reach no proxy); their relays to
+ * mTLS endpoints go to the keeper and end there once the exec has closed
+ * the proxy's ends. */
+bool relay_keep_before_exec(void)
+{
+    if ((!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE)) ||
+        !engine_here())
+        return false;
+    return keep_ask(true) == KEEP_HANDED;
 }

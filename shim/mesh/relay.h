@@ -130,5 +130,9 @@ void relay_atfork_parent(void);
  * process that carries them on for as long as a child uses them. True:
  * done (relay_exit then leaves them be). */
 bool relay_keep(void);
+/* The process is about to exec: the relays are handed to a keeper, which
+ * carries them on for the new image (or for this one, if the exec fails);
+ * this process's engine lets go of them. True: handed. */
+bool relay_keep_before_exec(void);
 
 #endif

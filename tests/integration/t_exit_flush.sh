@@ -413,3 +413,83 @@ held = threading.Event()
 threading.Thread(target=lambda: (libc.flockfile(f), held.set(), threading.Event().wait()), daemon=True).start()
 held.wait()" || fail "exit() with another thread holding the stream's lock: status $? (124: it hung): $(cat "$TMP/client.err")"
 ok "fwrite() through fdopen() then exit() without fclose(): 3 x 300000 bytes arrived whole; a stream another thread holds does not hang the exit"
+
+# 13. exec: the engine ends with the image, while the new image keeps every
+#     descriptor not marked close-on-exec. A program that connects and then
+#     execs another with the connection (a shell's `exec`, `tcpclient`)
+#     hands its relays to a keeper first (mesh/relay.c relay_keep_before_exec),
+#     as at an exit with a child holding them: the new image's exchange goes
+#     through, and what the old one wrote last arrives. Against the server
+#     of case 9 (holder.out: the bytes of each connection at its end).
+: > "$TMP/holder.out"
+: > "$TMP/keeper.access"
+n=0
+# exec_case WHAT OUTPUT WANT ERRORS BYTES: the case's OUTPUT is WANT, the
+# server read BYTES on its connection, and the keeper (its pid from the
+# debug log in ERRORS) ended with it.
+exec_case() {
+    n=$((n + 1))
+    [ "$2" = "$3" ] || fail "exec, $1: want '$3', got '$2': $(cat "$4")"
+    wait_until "[ \$(wc -l < '$TMP/holder.out') -ge $n ]" || fail "exec, $1: the server never saw the connection end: $(cat "$4")"
+    [ "$(sed -n "${n}p" "$TMP/holder.out")" = "$5" ] ||
+        fail "exec, $1: want $5 bytes at the server, it read $(sed -n "${n}p" "$TMP/holder.out")"
+    keeper=$(sed -n 's/.*the relays of 1 connections go on in process \([0-9]*\)$/\1/p' "$4" | tail -1)
+    [ -n "$keeper" ] || fail "exec, $1: no keeper was started: $(cat "$4")"
+    wait_until "keeper_gone $keeper" || fail "exec, $1: the keeper $keeper still runs after the connection ended"
+}
+# bash's exec of sh (execve): sh writes its 500 bytes on the descriptor
+# bash opened, and head reads the answer.
+out=$(MESHIM_CONFIG=$TMP/keeper.ini shimmed timeout 60 bash -c "
+exec 3<>/dev/tcp/holder/$PORT
+printf '%01000d' 0 >&3
+exec sh -c 'printf \"%0499d\\n\" 0 >&3; head -c 9 <&3'" 2> "$TMP/exec1.err")
+exec_case "bash, then sh" "$out" "ACK 1500" "$TMP/exec1.err" 1500
+wait_until "[ \$(grep -c '\"result\":\"ok\"' '$TMP/keeper.access') -ge 1 ]" ||
+    fail "exec: the connection's access-log line: $(cat "$TMP/keeper.access" 2>&1)"
+# python3's os.execv (execv) with the descriptor inheritable.
+exec_python() {
+    MESHIM_CONFIG=$TMP/keeper.ini shimmed timeout 60 python3 -c "
+import os, socket, sys
+s = socket.create_connection(('holder', $PORT))
+s.sendall(b'p' * 1000)
+fd = s.detach()
+os.set_inheritable(fd, True)
+$1
+s = socket.socket(fileno=fd)
+s.sendall(b'c' * 499 + b'\\n')
+s.settimeout(20)
+print(s.recv(100).decode().strip())
+${3:-}" 2> "$2"
+}
+then_python="s = socket.socket(fileno=%d)
+s.settimeout(20)
+s.sendall(b'c' * 499 + b'\\\\n')
+print(s.recv(100).decode().strip())"
+out=$(exec_python "os.execv(sys.executable, ['python3', '-c', '''import socket
+$then_python''' % fd])" "$TMP/exec2.err")
+exec_case "python3 os.execv" "$out" "ACK 1500" "$TMP/exec2.err" 1500
+# An exec that fails: the program goes on with its connection (now in the
+# keeper), and its engine with new connections (this one once the first
+# has ended: the server takes one at a time).
+out=$(exec_python "try:
+    os.execv('/nonexistent/program', ['x'])
+except OSError:
+    pass" "$TMP/exec3.err" "s.close()
+t = socket.create_connection(('holder', $PORT))
+t.sendall(b'n\\n')
+t.settimeout(20)
+print(t.recv(100).decode().strip())")
+exec_case "a failed exec" "$out" "ACK 1500
+ACK 2" "$TMP/exec3.err" 1500
+n=$((n + 1))
+wait_until "[ \$(wc -l < '$TMP/holder.out') -ge $n ]" && [ "$(sed -n "${n}p" "$TMP/holder.out")" = 2 ] ||
+    fail "a failed exec: the connection made after it: $(cat "$TMP/holder.out")"
+# The connection is close-on-exec (python3's default): the new image has
+# none of it, and the 1000 bytes written just before the exec still arrive.
+MESHIM_CONFIG=$TMP/keeper.ini shimmed timeout 60 python3 -c "
+import os, socket
+s = socket.create_connection(('holder', $PORT))
+s.sendall(b'p' * 1000)
+os.execv('/bin/true', ['true'])" 2> "$TMP/exec4.err"
+exec_case "close-on-exec" "" "" "$TMP/exec4.err" 1000
+ok "exec with a relayed connection (bash then sh, python3 os.execv, a failed exec, close-on-exec): the exchange after the exec and the bytes before it went through a keeper"
