@@ -523,17 +523,32 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
      * in the relay, which reads their requests. */
     bool event_loop = in && in->protocol != PROTO_HTTP && ktls_offered() &&
                       ((use_accept4 && (flags & SOCK_NONBLOCK)) || (real_fcntl(fd, F_GETFL, NULL) & O_NONBLOCK));
-    for (;;) {
+    if (!in) {
         int cfd = use_accept4 ? real_accept4(fd, addr, len, flags) : real_accept(fd, addr, len);
+        if (cfd >= 0)
+            fdtable_drop(cfd);      /* a stale slot left by a close we did not see */
+        return cfd;
+    }
+    for (;;) {
+        /* The client's address is asked for whether or not the program
+         * asks: its refusal and record name it (mtls.c peer_text). */
+        struct sockaddr_storage client;
+        socklen_t client_len = sizeof(client);
+        int cfd = use_accept4 ? real_accept4(fd, (struct sockaddr *)&client, &client_len, flags)
+                              : real_accept(fd, (struct sockaddr *)&client, &client_len);
         if (cfd < 0)
             return cfd;
-        fdtable_drop(cfd);          /* a stale slot left by a close we did not see */
-        if (!in)
-            return cfd;
+        fdtable_drop(cfd);
         /* A client that cannot even be handed to a relay is closed and
          * never reaches the application: accept goes on with the next one
          * (or EAGAIN). */
-        if (inbound_accept(cfd, in, use_accept4 ? flags : 0, event_loop) >= 0)
-            return cfd;
+        if (inbound_accept(cfd, in, use_accept4 ? flags : 0, event_loop, (struct sockaddr *)&client,
+                           client_len) < 0)
+            continue;
+        if (addr && len) {          /* as the kernel: truncated to the room given, the full length said */
+            memcpy(addr, &client, *len < client_len ? *len : client_len);
+            *len = client_len;
+        }
+        return cfd;
     }
 }

@@ -243,15 +243,16 @@ int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ss
 
 /* ---------------------------------------------------------------- inbound -- */
 
-static void peer_text(int fd, char *buf, size_t len)
+/* The client's address as accept() gave it: a client that reset while it
+ * waited in the backlog has none left for getpeername (ENOTCONN), and its
+ * refusal and record still name it. */
+static void peer_text(const struct sockaddr *sa, socklen_t sl, char *buf, size_t len)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
     struct netaddr a;
-    buf[0] = '\0';
-    if (real_getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-        netaddr_from_sockaddr((struct sockaddr *)&ss, sl, &a))
+    if (netaddr_from_sockaddr(sa, sl, &a))
         netaddr_format(&a, buf, len);
+    else
+        snprintf(buf, len, "(unknown address)");
 }
 
 /* A client refused before its relay exists: the application never sees it. */
@@ -282,13 +283,14 @@ static bool prepare_handoff(int app, int engine, bool event_loop, struct relay_h
     return h->filler > 0;
 }
 
-int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop)
+int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop,
+                   const struct sockaddr *client, socklen_t client_len)
 {
     char why[TLS_WHY_MAX] = "", peer[64];
     bool tls = in->tls != INBOUND_OFF;     /* else protocol = http in the clear */
     if (tls)
         watch_start();              /* certificate rotation is followed */
-    peer_text(cfd, peer, sizeof(peer));
+    peer_text(client, client_len, peer, sizeof(peer));
     if (tls && !relay_pending_take(in->port))
         return refuse(cfd, in, peer, RESULT_OVERFLOW, "too many TLS handshakes under way on this port");
     struct tls_identity *id = tls ? tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, sizeof(why)) : NULL;

@@ -70,9 +70,11 @@ int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ss
 /* accept() on an [inbound:PORT] port that takes a relay (tls = strict or
  * permissive, or protocol = http in the clear: relay.h, httptap.h)
  * returned cfd (flags: accept4's; event_loop: the listening socket is
- * non-blocking, so an mTLS connection may be handed to kernel TLS).
+ * non-blocking, so an mTLS connection may be handed to kernel TLS;
+ * client: the address accept() gave, which getpeername may no longer).
  * Returns cfd, now the application's end of a relay; or -1 when the
  * client was refused (closed). */
-int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop);
+int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop,
+                   const struct sockaddr *client, socklen_t client_len);
 
 #endif

@@ -11,7 +11,8 @@
 # later. Every handshake is then past its 10 s and its bytes wait; every
 # client must be answered. (Without the rule, the engine cut those whose
 # step had not run yet: "TLS handshake: timed out after 10 s".) A client
-# that trickles its ClientHello, a byte every 0.2 s, is still cut at 10 s.
+# that trickles its ClientHello, a byte every 0.2 s, is still cut at 10 s;
+# one that resets while it waits in the backlog is refused by its address.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -24,10 +25,10 @@ server=$BACKEND_PID
 wait_port 127.0.0.2 "$port"
 
 export PYTHONPATH=$ROOT/tests/helpers       # tlshello: clients over memory BIOs
-python3 - "$port" "$C" "$server" > "$TMP/clients.out" 2>&1 <<'PY' || fail "clients of a stopped server: $(tail -5 "$TMP/clients.out"; grep -v debug "$TMP/backend2.log" | tail -3)"
-import os, signal, socket, ssl, sys, time
+python3 - "$port" "$C" "$server" "$TMP/reset.addr" > "$TMP/clients.out" 2>&1 <<'PY' || fail "clients of a stopped server: $(tail -5 "$TMP/clients.out"; grep -v debug "$TMP/backend2.log" | tail -3)"
+import os, signal, socket, ssl, struct, sys, time
 from tlshello import client_ctx, hello_first
-port, pki, server = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, pki, server, reset_addr = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 ctx = client_ctx(pki)
 clients = []
 for _ in range(120):
@@ -50,6 +51,13 @@ for s, tls, inc, out in clients:
     tls.write(b"GET /who HTTP/1.0\r\n\r\n")
 os.kill(server, signal.SIGSTOP)
 try:
+    # One more client waits in the listener's backlog meanwhile, and resets
+    # there (SO_LINGER 0): getpeername knows it no more by the accept.
+    r = socket.create_connection(("127.0.0.2", port), timeout=30)
+    r.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with open(reset_addr, "w") as f:
+        f.write("%s:%d" % r.getsockname()[:2])
+    r.close()
     for s, tls, inc, out in clients:
         s.sendall(out.read())
     time.sleep(11)      # every handshake is now past its 10 s
@@ -80,6 +88,11 @@ PY
 cut=$(grep -c "refused: TLS handshake: timed out" "$TMP/backend2.log" || true)
 [ "$cut" = 0 ] || fail "$cut handshakes cut by the server: $(grep -m1 'refused: TLS handshake: timed' "$TMP/backend2.log")"
 ok "a server stopped 11 s with 120 handshakes' bytes waiting: $(cat "$TMP/clients.out"), none cut"
+# The client that reset in the backlog is refused by its address (the
+# accept's: getpeername says ENOTCONN by then).
+wait_until "grep -q 'client $(cat "$TMP/reset.addr") refused: TLS handshake' '$TMP/backend2.log'" ||
+    fail "the client that reset in the backlog ($(cat "$TMP/reset.addr")): $(grep -v 'client 127.0.0.1:[0-9]* refused' "$TMP/backend2.log" | grep refused | tail -2)"
+ok "a client that reset in the listener's backlog is refused by its address ($(cat "$TMP/reset.addr"))"
 
 # --- a client that trickles: the deadline is its own ---------------------
 python3 - "$port" "$C" > "$TMP/trickle.out" 2>&1 <<'PY' || fail "a trickling client: $(tail -3 "$TMP/trickle.out")"
