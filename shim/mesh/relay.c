@@ -1317,18 +1317,18 @@ static bool none_left(void)
     return live == NULL;
 }
 
-/* The keeper: an open relay goes on in its loop (watched again, pumped
- * once); one still in a handshake ends. */
+/* The keeper: each relay goes on in its loop, watched again. An open one
+ * is pumped first thing. One still in its handshake (a server that execs
+ * its handler right after accept(), a connect reported before the
+ * server's answer) takes it up again under its deadline; the program's
+ * number is not in this process, so it ends in the relay, never handed to
+ * kernel TLS (a hand-off already under way: handoff_step finds the number
+ * gone, and the relay carries the kernel's TLS). */
 static void adopt(struct relay *r)
 {
+    uint64_t due = r->timer.armed ? r->timer.due_ns : 0;
     r->handshake.queued = false;
     r->timer.armed = false;
-    if (r->state != R_OPEN && r->state != R_PLAIN) {
-        r->net_io.watched = r->app_io.watched = false;
-        set_up_done(r);
-        relay_end(r);
-        return;
-    }
     struct engine_io *ios[] = { &r->net_io, &r->app_io };
     for (size_t i = 0; i < 2; i++) {
         uint32_t events = ios[i]->events;
@@ -1336,7 +1336,15 @@ static void adopt(struct relay *r)
         ios[i]->events = 0;
         engine_interest(ios[i], events);
     }
-    engine_timer_set(&r->timer, 0);     /* a pump, first thing */
+    if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
+        if (r->handoff.filler)
+            unfill(r);
+        if (due)
+            engine_timer_set(&r->timer, due);
+        step_soon(r);
+        return;
+    }
+    engine_timer_set(&r->timer, 0);
 }
 
 /* In the keeper, a relay whose application end no process holds any more

@@ -493,3 +493,43 @@ s.sendall(b'p' * 1000)
 os.execv('/bin/true', ['true'])" 2> "$TMP/exec4.err"
 exec_case "close-on-exec" "" "" "$TMP/exec4.err" 1000
 ok "exec with a relayed connection (bash then sh, python3 os.execv, a failed exec, close-on-exec): the exchange after the exec and the bytes before it went through a keeper"
+
+# 14. A server that execs its handler right after accept(), in the same
+#     process (inetd's way; nc -l -e): the inbound handshake is still under
+#     way at the exec, and goes on in the keeper, under its deadline, to
+#     the end. Deterministic: the client (unmeshed, python3's ssl with the
+#     workload's certificate) sends its ClientHello only once the handler
+#     runs.
+#     (Its readiness is its own line, not a probe's connect: it takes one.)
+PORT=$(free_port)
+tls_ini "$TMP/handler.ini" orders "[inbound:$PORT]" "tls = strict"
+MESHIM_CONFIG=$TMP/handler.ini shimmed python3 -c "
+import os, socket
+ls = socket.socket()
+ls.bind(('127.0.0.2', $PORT))
+ls.listen(4)
+print('listening', flush=True)
+c, _ = ls.accept()
+os.dup2(c.fileno(), 0)
+os.dup2(c.fileno(), 1)
+os.execv('/bin/sh', ['sh', '-c', 'echo up > $TMP/handler.up; read l; echo \"handler got \$l\"'])" > "$TMP/handler.log" 2>&1 &
+PIDS+=($!)
+wait_until "grep -q listening '$TMP/handler.log'" || fail "the handler's server did not start: $(cat "$TMP/handler.log")"
+out=$(timeout 60 python3 -c "
+import os, socket, ssl, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.load_verify_locations('$C/ca.pem')
+ctx.load_cert_chain('$C/web.pem', '$C/web.key')
+s = socket.create_connection(('127.0.0.2', $PORT), timeout=20)
+for _ in range(2000):
+    if os.path.exists('$TMP/handler.up'):
+        break
+    time.sleep(0.01)
+t = ctx.wrap_socket(s)
+t.sendall(b'hello\n')
+print(t.recv(100).decode().strip())" 2> "$TMP/handler-client.err")
+[ -s "$TMP/handler.up" ] || fail "the handler never ran: $(cat "$TMP/handler.log")"
+[ "$out" = "handler got hello" ] ||
+    fail "a handler exec'd right after accept(): want 'handler got hello', got '$out': $(cat "$TMP/handler-client.err"; grep -v debug "$TMP/handler.log")"
+ok "a server that execs its handler right after accept(): the handshake under way went on in a keeper, and the handler answered over mTLS"
