@@ -773,11 +773,14 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
 }
 
 /* The list forms: the arguments up to the NULL, counted on a copy of the
- * list, then gathered into an argv on the stack, as glibc's own do. */
-static size_t list_count(const char *arg, va_list ap)
+ * list, then gathered into an argv on the stack, as glibc's own do. The
+ * list goes by address: execle reads its envp after the gathering, and a
+ * va_list a callee read from is undefined in the caller (a struct passed
+ * by value on some ABIs). */
+static size_t list_count(const char *arg, va_list *ap)
 {
     va_list count;
-    va_copy(count, ap);
+    va_copy(count, *ap);
     size_t n = 0;
     for (const char *a = arg; a && n < INT_MAX; a = va_arg(count, const char *))
         n++;
@@ -785,52 +788,63 @@ static size_t list_count(const char *arg, va_list ap)
     return n;
 }
 
-static void list_gather(char **argv, size_t n, const char *arg, va_list ap)
+static void list_gather(char **argv, size_t n, const char *arg, va_list *ap)
 {
     argv[0] = (char *)arg;
     for (size_t i = 1; i < n; i++)
-        argv[i] = va_arg(ap, char *);
+        argv[i] = va_arg(*ap, char *);
     if (n)
-        (void)va_arg(ap, char *);   /* the NULL: execle's envp comes after it */
+        (void)va_arg(*ap, char *);  /* the NULL: execle's envp comes after it */
     argv[n] = NULL;
 }
 
-#define EXEC_LIST(arg, ap, argv)                                          \
-    size_t n_##argv = list_count(arg, ap);                                \
-    if (n_##argv >= INT_MAX) {                                            \
-        va_end(ap);                                                       \
-        errno = E2BIG;                                                    \
-        return -1;                                                        \
-    }                                                                     \
-    char *argv[n_##argv + 1];                                             \
-    list_gather(argv, n_##argv, arg, ap)
+/* The three list forms, by what they do once the list is an argv. */
+enum exec_list_form { LIST_PATH, LIST_SEARCH, LIST_ENV };
+
+static int exec_list(enum exec_list_form form, const char *file, const char *arg, va_list *ap)
+{
+    size_t n = list_count(arg, ap);
+    if (n >= INT_MAX) {
+        errno = E2BIG;
+        return -1;
+    }
+    char *argv[n + 1];
+    list_gather(argv, n, arg, ap);
+    switch (form) {
+    case LIST_SEARCH:
+        return execvp(file, argv);
+    case LIST_ENV:
+        return execve(file, argv, va_arg(*ap, char *const *));
+    default:
+        return execv(file, argv);
+    }
+}
 
 EXPORT int execl(const char *path, const char *arg, ...)
 {
     va_list ap;
     va_start(ap, arg);
-    EXEC_LIST(arg, ap, argv);
+    int rc = exec_list(LIST_PATH, path, arg, &ap);
     va_end(ap);
-    return execv(path, argv);
+    return rc;
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...)
 {
     va_list ap;
     va_start(ap, arg);
-    EXEC_LIST(arg, ap, argv);
+    int rc = exec_list(LIST_SEARCH, file, arg, &ap);
     va_end(ap);
-    return execvp(file, argv);
+    return rc;
 }
 
 EXPORT int execle(const char *path, const char *arg, ...)
 {
     va_list ap;
     va_start(ap, arg);
-    EXEC_LIST(arg, ap, argv);
-    char *const *envp = va_arg(ap, char *const *);
+    int rc = exec_list(LIST_ENV, path, arg, &ap);
     va_end(ap);
-    return execve(path, argv, envp);
+    return rc;
 }
 
 /* Once a relay has started, SIGTERM, SIGINT, SIGHUP and the other signals

@@ -1534,8 +1534,8 @@ bool relay_keep(void)
     return keep_ask(false) == KEEP_DONE;
 }
 
-/* No fork is needed here: the exec'ing process itself holds the ends the
- * new image goes on with. An HTTP proxy's connections are not kept (the
+/* Unlike at an exit, no fork before is asked for: the exec'ing process
+ * itself holds the ends the new image goes on with. An HTTP proxy's connections are not kept (the
  * new image's requests on them would reach no proxy); their relays to
  * mTLS endpoints go to the keeper and end there once the exec has closed
  * the proxy's ends. */
