@@ -391,6 +391,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
         return -1;
     if (msg)
         data_writev(fd, msg->msg_iov, msg->msg_iovlen);
+    if (msg && msg->msg_controllen && mesh_registry())
+        relay_note_passed(msg);     /* a relayed descriptor passed on: a keeper at the exit */
     if (fo == 0) {
         struct msghdr m = *msg;
         m.msg_name = NULL;

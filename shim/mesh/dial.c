@@ -67,6 +67,7 @@ struct dial {
 };
 
 static struct dial *dials;          /* engine thread only: every dial begun */
+static unsigned unsettled;          /* atomic: dials handed to the engine and not freed */
 
 /* When the attempt in flight has failed if it is not over. */
 static uint64_t attempt_deadline(const struct dial *d)
@@ -93,6 +94,7 @@ static void dial_free(struct dial *d)
     conn_unref(d->conn);
     pick_done(&d->pick);
     engine_retire(d);
+    __atomic_sub_fetch(&unsettled, 1, __ATOMIC_ACQ_REL);
 }
 
 static void set_state(struct conn *c, enum conn_state state, int sock, int err)
@@ -475,6 +477,12 @@ void dial_atfork_child(void)
     for (struct dial *d = dials; d; d = d->next)
         forget(d);
     dials = NULL;
+    unsettled = 0;
+}
+
+unsigned dial_unsettled(void)
+{
+    return __atomic_load_n(&unsettled, __ATOMIC_ACQUIRE);
 }
 
 /* ------------------------------------------------------------ hand-over -- */
@@ -534,7 +542,9 @@ int dial_start(int fd, struct conn *c, struct pick *p, const struct dial_spec *s
     swap_lock();
     set_state(c, CONN_DIALING, sock, 0);
     swap_unlock();
+    __atomic_add_fetch(&unsettled, 1, __ATOMIC_ACQ_REL);
     if (!engine_post(&d->task)) {
+        __atomic_sub_fetch(&unsettled, 1, __ATOMIC_ACQ_REL);
         swap_lock();
         placeholder_restore(fd, &d->ph, sock);
         set_state(c, CONN_OPEN, -1, 0);

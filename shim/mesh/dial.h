@@ -43,6 +43,9 @@ int dial_start(int fd, struct conn *c, struct pick *p, const struct dial_spec *s
 /* fork: the child's connects still under way in the parent's engine fail
  * (ECONNABORTED) and their descriptors say so once the parent's end. */
 void dial_atfork_child(void);
+/* Connects under way in the engine (handed over, not over yet). Any thread;
+ * safe in a signal handler. */
+unsigned dial_unsettled(void);
 
 /* connect() again on a FAILED connection: the real socket goes back on fd
  * (unconnected) and the connection is forgotten. */

@@ -56,6 +56,7 @@
 #include "libc/ownfd.h"
 #include "libc/real.h"
 #include "mesh/attempt.h"
+#include "mesh/dial.h"
 #include "mesh/ktls.h"
 #include "mesh/mtls.h"
 #include "mesh/termsig.h"
@@ -128,7 +129,9 @@ struct relay {
 };
 
 static struct relay *live;
-static bool forked_with_relays;     /* atomic: this process forked while it had relays */
+static bool relays_shared;          /* atomic: this process forked, or passed a relayed
+                                       descriptor to another, while it had relays */
+static bool passed;                 /* atomic: ... passed one (a connect perhaps under way) */
 static bool keeping;                /* the fork under way is a keeper's (relay_keep) */
 /* relay_keep's question to the engine thread, and its answer: KEEP_DONE,
  * the relays went to a keeper, and the exit leaves them be; KEEP_HANDED,
@@ -1167,7 +1170,7 @@ void relay_atfork_child(void)
     memset(pending_ports, 0, sizeof(pending_ports));
     evict_queued = evict_wanted = 0;
     unbegun = 0;
-    forked_with_relays = false;
+    relays_shared = passed = false;
 }
 
 /* ----------------------------------------------------------------- exit -- */
@@ -1301,7 +1304,41 @@ void relay_exit(void)
 void relay_atfork_parent(void)
 {
     if (__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) || __atomic_load_n(&unbegun, __ATOMIC_ACQUIRE))
-        __atomic_store_n(&forked_with_relays, true, __ATOMIC_RELAXED);
+        __atomic_store_n(&relays_shared, true, __ATOMIC_RELAXED);
+}
+
+/* A descriptor passed to another process (SCM_RIGHTS) is held there as a
+ * fork child holds its copy: a program that connects, passes the
+ * connection on and exits (`nc -F`, for ssh's ProxyUseFdpass) hands its
+ * relays to a keeper at its end, as one that forked does. nc passes it as
+ * soon as its non-blocking connect() returns, the connect still under way
+ * in the engine (or just relayed, its relay not handed over yet): the
+ * engine's connects are waited for at the exit (relay_keep). */
+static void note_passed_fd(int fd)
+{
+    struct conn *c = fdtable_get(fd);
+    if (!c)
+        return;
+    int state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+    if (state == CONN_DIALING || state == CONN_RELAYED) {
+        __atomic_store_n(&passed, true, __ATOMIC_RELAXED);
+        __atomic_store_n(&relays_shared, true, __ATOMIC_RELAXED);
+    }
+    conn_unref(c);
+}
+
+void relay_note_passed(const struct msghdr *msg)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+            note_passed_fd(fd);
+        }
+    }
 }
 
 /* No process holds r's application end any more: every copy of it is
@@ -1525,11 +1562,17 @@ static int keep_ask(bool exec)
     return __atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE);
 }
 
+#define KEEP_DIAL_NS (3000ull * 1000000u)   /* for a passed connect still under way */
+
 bool relay_keep(void)
 {
-    if (!__atomic_load_n(&forked_with_relays, __ATOMIC_RELAXED) ||
-        (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE)) ||
-        http_live() || !engine_here())
+    if (!__atomic_load_n(&relays_shared, __ATOMIC_RELAXED) || http_live() || !engine_here())
+        return false;
+    struct timespec ms = { 0, 1000000 };
+    uint64_t deadline = now_ns() + KEEP_DIAL_NS;
+    while (__atomic_load_n(&passed, __ATOMIC_RELAXED) && dial_unsettled() && now_ns() < deadline)
+        nanosleep(&ms, NULL);
+    if (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE))
         return false;
     return keep_ask(false) == KEEP_DONE;
 }

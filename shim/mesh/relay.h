@@ -124,9 +124,13 @@ bool relay_carries(int fd);
  * child may now hold their application ends. */
 void relay_atfork_child(void);
 void relay_atfork_parent(void);
+/* sendmsg with SCM_RIGHTS: when it passes a relayed descriptor, another
+ * process may now hold that application end (as a fork child would). */
+void relay_note_passed(const struct msghdr *msg);
 
 /* The process ends by exit() or _exit() (not from a signal handler of the
- * shim's): when it forked while it had relays, they are handed to a keeper
+ * shim's): when it forked, or passed a relayed descriptor, while it had
+ * relays, they are handed to a keeper
  * process that carries them on for as long as a child uses them. True:
  * done (relay_exit then leaves them be). */
 bool relay_keep(void);

@@ -11,7 +11,8 @@
 #   log lines (log_level = info) never reach the client through the
 #   handler's stderr, which is the socket;
 # - ssh -f (ssh daemonizes once logged in): its forward keeps working
-#   after its parent has ended (the relay goes on in a keeper);
+#   after its parent has ended (the relay goes on in a keeper); ssh with
+#   ProxyUseFdpass logs in on the descriptor nc -F passed it and exited;
 # - a socketpair end bound to such a name by another user is not believed.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
@@ -88,6 +89,21 @@ for i in 1 2 3; do
         fail "request $i through ssh -f's forward, ssh's parent gone: got '$got': $(cat "$TMP/ssh-f.err")"
 done
 ok "ssh -f -N -L through the strict sshd: 3 of 3 requests through the forward after ssh's parent ended"
+
+# ssh's ProxyUseFdpass with nc -F: the proxy command (nc, under the shim)
+# makes the mTLS connection, passes its descriptor to ssh (SCM_RIGHTS) and
+# exits; ssh logs in on that descriptor. The passed descriptor counts as a
+# fork child's copy: nc's relay goes on in a keeper (relay_note_passed).
+# (Before, it ended with nc, and ssh saw the connection closed.)
+out=$(MESHIM_CONFIG=$TMP/ssh.ini shimmed ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o ConnectTimeout=10 \
+    -o ProxyCommand='nc -F %h %p' -o ProxyUseFdpass=yes \
+    -i "$TMP/near" -p "$sp" root@box 'echo "$SSH_CONNECTION"' 2> "$TMP/ssh-fdpass.err") ||
+    fail "ssh with ProxyUseFdpass (nc -F): $(cat "$TMP/ssh-fdpass.err"; tail -3 "$TMP/sshd.log")"
+read -r cip cport lip lport <<< "$out"
+[ "$cip" = 127.0.0.1 ] && [ "$lip" = 127.0.0.2 ] && [ "$lport" = "$sp" ] ||
+    fail "ssh with ProxyUseFdpass: SSH_CONNECTION is '$out'"
+ok "ssh -o ProxyCommand='nc -F %h %p' -o ProxyUseFdpass=yes through the strict sshd: logged in on the descriptor nc passed ($out)"
 
 # --- inetd: accept, fork, exec a handler -----------------------------------
 ip=$(free_port)
