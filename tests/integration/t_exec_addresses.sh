@@ -13,6 +13,7 @@
 # - ssh -f (ssh daemonizes once logged in): its forward keeps working
 #   after its parent has ended (the relay goes on in a keeper); ssh with
 #   ProxyUseFdpass logs in on the descriptor nc -F passed it and exited;
+#   ssh with ControlPersist runs its commands through the master it forked;
 # - a socketpair end bound to such a name by another user is not believed.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
@@ -104,6 +105,26 @@ read -r cip cport lip lport <<< "$out"
 [ "$cip" = 127.0.0.1 ] && [ "$lip" = 127.0.0.2 ] && [ "$lport" = "$sp" ] ||
     fail "ssh with ProxyUseFdpass: SSH_CONNECTION is '$out'"
 ok "ssh -o ProxyCommand='nc -F %h %p' -o ProxyUseFdpass=yes through the strict sshd: logged in on the descriptor nc passed ($out)"
+
+# ssh with ControlPersist (ansible's default): the first ssh forks the
+# master that keeps the mTLS connection in the background and then ends
+# (its relay goes on in a keeper); later commands go through the master.
+cp_ssh() {
+    MESHIM_CONFIG=$TMP/ssh.ini shimmed ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o ConnectTimeout=10 \
+        -o ControlMaster=auto -o ControlPersist=60 -o ControlPath="$TMP/cm-%C" \
+        -i "$TMP/near" -p "$sp" root@box "$@"
+}
+for i in 1 2 3; do
+    out=$(cp_ssh "echo run $i" 2> "$TMP/ssh-cp$i.err") || fail "ControlPersist, command $i: $(cat "$TMP/ssh-cp$i.err")"
+    [ "$out" = "run $i" ] || fail "ControlPersist, command $i: got '$out': $(cat "$TMP/ssh-cp$i.err")"
+    [ "$i" = 1 ] || continue
+    master=$(cp_ssh -O check 2>&1 | sed -n 's/.*Master running (pid=\([0-9]*\)).*/\1/p')
+    [ -n "$master" ] || fail "ControlPersist: no master after the first command: $(cp_ssh -O check 2>&1)"
+    PIDS+=($master)
+done
+cp_ssh -O exit 2> /dev/null || true
+ok "ssh with ControlPersist through the strict sshd: 3 commands through the background master ($master)"
 
 # --- inetd: accept, fork, exec a handler -----------------------------------
 ip=$(free_port)
