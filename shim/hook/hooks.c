@@ -417,6 +417,10 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
     struct registry *reg = meshing();
+    if (vec && mesh_registry())
+        for (unsigned int i = 0; i < n; i++)
+            if (vec[i].msg_hdr.msg_controllen)
+                relay_note_passed(&vec[i].msg_hdr);     /* as sendmsg */
     if (!reg || !vec || fdtable_kind(fd) == FD_TCP)
         return real_sendmmsg(fd, vec, n, flags);
     hooks_enter();

@@ -124,8 +124,9 @@ bool relay_carries(int fd);
  * child may now hold their application ends. */
 void relay_atfork_child(void);
 void relay_atfork_parent(void);
-/* sendmsg with SCM_RIGHTS: when it passes a relayed descriptor, another
- * process may now hold that application end (as a fork child would). */
+/* sendmsg/sendmmsg with SCM_RIGHTS: when it passes a meshed descriptor
+ * (relayed, or its connect under way in the engine), another process may
+ * now hold that application end, as a fork child would. */
 void relay_note_passed(const struct msghdr *msg);
 
 /* The process ends by exit() or _exit() (not from a signal handler of the
