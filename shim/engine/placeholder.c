@@ -295,7 +295,7 @@ int placeholder_open(int fd, struct placeholder *ph)
     /* The engine's end was never changed: its send buffer is a new end's. */
     int sndbuf;
     socklen_t len = sizeof(sndbuf);
-    if (real_getsockopt(ph->peer, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0) {
+    if (fd >= 0 && real_getsockopt(ph->peer, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0) {
         sndbuf /= 2;                /* the kernel doubles what it is given */
         real_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     }

@@ -84,7 +84,9 @@ int placeholder_put_back(int fd, int sock);
  * reads the filler out, which makes the application's end writable, as a
  * socket whose connect has completed. The caller gives the ends their
  * addresses (sockname_carry) before. -1 if the filler cannot be read out
- * (it always can: it was all written before). */
+ * (it always can: it was all written before). fd -1: the application's end
+ * is only in another process now (it was passed on): its send buffer
+ * stays as it is. */
 int placeholder_open(int fd, struct placeholder *ph);
 
 /* Closes the engine's end: a placeholder still at the application's number

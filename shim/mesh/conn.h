@@ -68,6 +68,9 @@ struct conn {
     uint8_t tls;                /* enum conn_tls */
     bool http;                  /* protocol = http: the descriptor is a pair end the engine's
                                    HTTP proxy serves (mesh/http.h); state stays OPEN */
+    bool passed;                /* DIALING: its descriptor went to another process
+                                   (SCM_RIGHTS): the connect ends in a relay, never on the
+                                   number, which the other holds no copy of (swap lock) */
     unsigned long pair_ino;     /* RELAYED: the inode of the application's end of the
                                    socketpair (relay.c finds that end by it) */
     int fd_hint;                /* atomic: the descriptor last put in the table for it

@@ -120,19 +120,24 @@ static void relayed(struct dial *d, bool late)
     d->peer_watched = false;
     int engine = -1, err = 0;
     swap_lock();
-    bool here = placeholder_at(d->fd, &d->ph);
-    if (here) {
+    bool on_number = placeholder_at(d->fd, &d->ph);
+    /* Passed to another process (relay.c, relay_note_passed), the
+     * placeholder's end is held there whatever this number holds now. */
+    bool here = on_number || d->conn->passed;
+    if (on_number) {
         sockname_carry(d->fd, d->ph.peer, d->sock);
         /* SO_RCVTIMEO/SO_SNDTIMEO the application set before the connect,
          * or while it went on, are on the socket: its reads and writes are
          * on its end of the pair from now on. */
         sockname_copy_timeouts(d->sock, d->fd);
-        engine = placeholder_open(d->fd, &d->ph);
+    }
+    if (here) {
+        engine = placeholder_open(on_number ? d->fd : -1, &d->ph);
         err = errno;
     }
     if (engine >= 0) {
         d->conn->sock = d->sock;
-        d->conn->pair_ino = conn_ino(d->fd);
+        d->conn->pair_ino = on_number ? conn_ino(d->fd) : 0;
         __atomic_store_n(&d->conn->state, CONN_RELAYED, __ATOMIC_RELEASE);
     } else if (!here) {
         set_state(d->conn, CONN_OPEN, -1, 0);   /* the application closed it meanwhile */
@@ -185,10 +190,20 @@ static void connected(struct dial *d)
     real_connect(d->sock, (struct sockaddr *)&ss,
                  endpoint_addr(d->conn->ep, d->pick.family, d->spec.app_port, &ss));
     swap_lock();
-    if (placeholder_restore(d->fd, &d->ph, d->sock) && d->conn->tls == CONN_TLS_KTLS)
-        ktls_mark(d->fd);
-    set_state(d->conn, CONN_OPEN, -1, 0);
+    bool passed = d->conn->passed;
+    if (!passed) {
+        if (placeholder_restore(d->fd, &d->ph, d->sock) && d->conn->tls == CONN_TLS_KTLS)
+            ktls_mark(d->fd);
+        set_state(d->conn, CONN_OPEN, -1, 0);
+    }
     swap_unlock();
+    if (passed) {
+        /* Another process holds the placeholder's end (relay.c,
+         * relay_note_passed): it becomes a relay's, in the clear over the
+         * socket (plain, or the kernel's TLS). */
+        relayed(d, false);
+        return;
+    }
     own_close(d->sock);        /* the number holds it now (or the app closed it) */
     placeholder_done();
     dial_free(d);

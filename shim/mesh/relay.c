@@ -1313,13 +1313,20 @@ void relay_atfork_parent(void)
  * relays to a keeper at its end, as one that forked does. nc passes it as
  * soon as its non-blocking connect() returns, the connect still under way
  * in the engine (or just relayed, its relay not handed over yet): the
- * engine's connects are waited for at the exit (relay_keep). */
+ * engine's connects are waited for at the exit (relay_keep). Such a
+ * connect ends in a relay even when plain or handed to kernel TLS
+ * (`passed`, dial.c): the other process's copy is the placeholder's end,
+ * and the socket put on this process's number would never reach it. */
 static void note_passed_fd(int fd)
 {
     struct conn *c = fdtable_get(fd);
     if (!c)
         return;
+    swap_lock();                    /* dial.c reads `passed` under it, where it settles */
     int state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+    if (state == CONN_DIALING)
+        c->passed = true;
+    swap_unlock();
     if (state == CONN_DIALING || state == CONN_RELAYED) {
         __atomic_store_n(&passed, true, __ATOMIC_RELAXED);
         __atomic_store_n(&relays_shared, true, __ATOMIC_RELAXED);

@@ -533,3 +533,68 @@ print(t.recv(100).decode().strip())" 2> "$TMP/handler-client.err")
 [ "$out" = "handler got hello" ] ||
     fail "a handler exec'd right after accept(): want 'handler got hello', got '$out': $(cat "$TMP/handler-client.err"; grep -v debug "$TMP/handler.log")"
 ok "a server that execs its handler right after accept(): the handshake under way went on in a keeper, and the handler answered over mTLS"
+
+# 15. A descriptor passed (SCM_RIGHTS) while its connect is still under way
+#     in the engine, by a program that then exits: the other process holds
+#     the placeholder's end, so the connect, plain as it is, ends in a relay
+#     (dial.c, `passed`), which goes on in a keeper; put on the sender's
+#     number, it would never have reached the receiver (Broken pipe).
+#     Deterministic: the server's backlog is full (its SYN dropped) until
+#     the receiver has the descriptor.
+PORT=$(free_port)
+python3 -c "
+import os, socket, time
+ls = socket.socket()
+ls.bind(('127.0.0.2', $PORT))
+ls.listen(0)
+fill = [socket.socket() for _ in range(3)]
+for f in fill:
+    f.setblocking(False)
+    f.connect_ex(('127.0.0.2', $PORT))
+print('listening', flush=True)
+while not os.path.exists('$TMP/passed'):
+    time.sleep(0.01)
+while True:
+    c, _ = ls.accept()
+    c.settimeout(0.5)
+    try:
+        got = b''
+        while d := c.recv(65536):
+            got += d
+            if got.endswith(b'\\n'):
+                c.sendall(b'ACK %d\\n' % len(got))
+                break
+    except OSError:
+        pass" > "$TMP/passing.log" 2>&1 &
+PIDS+=($!)
+wait_until "grep -q listening '$TMP/passing.log'" || fail "the backlogged server did not start: $(cat "$TMP/passing.log")"
+printf '[meshim]\nlog_level = debug\n[service:plain]\nendpoints = 127.0.0.2:%s\nconnect_timeout = 5s\n' \
+    "$PORT" > "$TMP/passing.ini"
+mkdir -m 700 "$TMP/passing-stats"
+out=$(MESHIM_STATS_DIR=$TMP/passing-stats MESHIM_CONFIG=$TMP/passing.ini shimmed timeout 60 python3 -c "
+import socket, subprocess, sys
+a, b = socket.socketpair()
+sender = '''
+import errno, socket, sys
+s = socket.socket()
+s.setblocking(False)
+assert s.connect_ex(('plain', $PORT)) == errno.EINPROGRESS
+socket.send_fds(socket.socket(fileno=1), [b'x'], [s.fileno()])
+'''
+p = subprocess.Popen([sys.executable, '-c', sender], stdout=b.fileno())
+b.close()
+_, fds, _, _ = socket.recv_fds(a, 10, 1)
+open('$TMP/passed', 'w').close()
+assert p.wait() == 0
+s = socket.socket(fileno=fds[0])
+s.settimeout(20)
+try:
+    s.sendall(b'c' * 499 + b'\\n')
+    print(s.recv(100).decode().strip())
+except OSError as e:
+    print('error', e.errno)" 2> "$TMP/passing.err")
+[ "$out" = "ACK 500" ] ||
+    fail "a descriptor passed mid-connect, its sender gone: want 'ACK 500', got '$out': $(grep -v debug "$TMP/passing.err")"
+grep -q "the relays of 1 connections go on in process" "$TMP/passing.err" ||
+    fail "a descriptor passed mid-connect: no keeper: $(cat "$TMP/passing.err")"
+ok "a plain connect passed to another process while under way, its sender gone: it ended in a relay, in a keeper ($out)"
