@@ -125,6 +125,8 @@ struct relay {
     struct engine_slow handshake;   /* its next handshake step, queued as slow work */
     uint64_t accepted_ns;
     uint64_t orphaned_ns;           /* keeper: no process holds the application's end since */
+    uint64_t app_gone_ns;           /* the application closed every copy of its end (after
+                                       its last byte) at: its FIN_WAIT2 ends at fin_timeout */
     struct relay *prev, *next;      /* live relays (engine thread only) */
 };
 
@@ -340,6 +342,34 @@ static void abort_net(struct relay *r)
     r->down_done = true;
 }
 
+/* No process holds r's application end any more: every copy of it is
+ * closed, and the engine's end reads as hung up. */
+static bool app_end_gone(const struct relay *r)
+{
+    struct pollfd p = { .fd = r->app, .events = POLLIN };
+    return poll(&p, 1, 0) >= 0 && (p.revents & POLLHUP);
+}
+
+/* A TCP socket the application closed whole waits for the peer's FIN in
+ * FIN_WAIT2 at most net.ipv4.tcp_fin_timeout (the kernel's own bound on an
+ * orphan); so does a relay whose application end is gone. Read once, from
+ * the engine's network namespace. */
+static uint64_t fin_timeout_ns(void)
+{
+    static uint64_t ns;             /* engine thread only */
+    if (!ns) {
+        long secs = 60;
+        FILE *f = fopen("/proc/sys/net/ipv4/tcp_fin_timeout", "re");
+        if (f) {
+            if (fscanf(f, "%ld", &secs) != 1 || secs <= 0)
+                secs = 60;
+            fclose(f);
+        }
+        ns = (uint64_t)secs * 1000000000u;
+    }
+    return ns;
+}
+
 /* The application's bytes toward the peer. */
 static bool up_step(struct relay *r)
 {
@@ -361,6 +391,8 @@ static bool up_step(struct relay *r)
                 abort_net(r);
                 return true;
             }
+            if (n == 0 && !r->exiting && app_end_gone(r))
+                r->app_gone_ns = now_ns();
             moved = true;
         } else {
             r->up_wait = APP_IN;
@@ -576,7 +608,10 @@ static void rearm(struct relay *r)
         net_failed(r, true);
         r->down_done = true;
         relay_end(r);
+        return;
     }
+    if (r->app_gone_ns && !r->timer.armed)
+        engine_timer_set(&r->timer, r->app_gone_ns + fin_timeout_ns());
 }
 
 static void pump(struct relay *r)
@@ -978,6 +1013,15 @@ static void timer_fired(struct engine_timer *t)
         inbound_refused(r, RESULT_TIMEOUT, why);
         return;
     }
+    if (r->app_gone_ns && now_ns() >= r->app_gone_ns + fin_timeout_ns()) {
+        /* The application is gone and the peer never ended: as the
+         * kernel drops an orphan in FIN_WAIT2, without a reset. */
+        r->down.len = 0;
+        r->down_done = true;
+        set_up_done(r);
+        relay_end(r);
+        return;
+    }
     pump(r);
 }
 
@@ -1346,14 +1390,6 @@ void relay_note_passed(const struct msghdr *msg)
             note_passed_fd(fd);
         }
     }
-}
-
-/* No process holds r's application end any more: every copy of it is
- * closed, and the engine's end reads as hung up. */
-static bool app_end_gone(const struct relay *r)
-{
-    struct pollfd p = { .fd = r->app, .events = POLLIN };
-    return poll(&p, 1, 0) >= 0 && (p.revents & POLLHUP);
 }
 
 static bool none_left(void)
