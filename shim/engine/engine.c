@@ -271,6 +271,15 @@ static void *engine_main(void *arg)
 /* The epoll set and the bell. Not through the hook: not an application
  * set. Both at high numbers, out of reach of a program that closes every
  * descriptor (ownfd.h). */
+static void close_loop(void)
+{
+    if (epfd >= 0)
+        own_close(epfd);
+    if (bell >= 0)
+        own_close(bell);
+    epfd = bell = -1;
+}
+
 static bool open_loop(void)
 {
     epfd = ownfd_move(real_epoll_create1(EPOLL_CLOEXEC));
@@ -278,11 +287,7 @@ static bool open_loop(void)
     bell_io.fd = bell;
     if (epfd >= 0 && bell >= 0 && engine_watch(&bell_io, EPOLLIN))
         return true;
-    if (epfd >= 0)
-        own_close(epfd);
-    if (bell >= 0)
-        own_close(bell);
-    epfd = bell = -1;
+    close_loop();
     return false;
 }
 
@@ -294,9 +299,7 @@ static bool start(void)
     sem_init(&started, 0, 0);
     int rc = engine_spawn(engine_main, 256 * 1024);
     if (rc != 0) {
-        own_close(epfd);
-        own_close(bell);
-        epfd = bell = -1;
+        close_loop();
         errno = rc;
         goto fail;
     }

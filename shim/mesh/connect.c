@@ -507,6 +507,16 @@ static uint16_t local_port(int fd)
     return a.port;
 }
 
+/* accept or accept4, as the program called it; the new number's stale
+ * slot, left by a close we did not see, goes. */
+static int accept_as_called(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool use_accept4)
+{
+    int cfd = use_accept4 ? real_accept4(fd, addr, len, flags) : real_accept(fd, addr, len);
+    if (cfd >= 0)
+        fdtable_drop(cfd);
+    return cfd;
+}
+
 int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t *len, int flags,
                   bool use_accept4)
 {
@@ -523,22 +533,16 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
      * in the relay, which reads their requests. */
     bool event_loop = in && in->protocol != PROTO_HTTP && ktls_offered() &&
                       ((use_accept4 && (flags & SOCK_NONBLOCK)) || (real_fcntl(fd, F_GETFL, NULL) & O_NONBLOCK));
-    if (!in) {
-        int cfd = use_accept4 ? real_accept4(fd, addr, len, flags) : real_accept(fd, addr, len);
-        if (cfd >= 0)
-            fdtable_drop(cfd);      /* a stale slot left by a close we did not see */
-        return cfd;
-    }
+    if (!in)
+        return accept_as_called(fd, addr, len, flags, use_accept4);
     for (;;) {
         /* The client's address is asked for whether or not the program
          * asks: its refusal and record name it (mtls.c peer_text). */
         struct sockaddr_storage client;
         socklen_t client_len = sizeof(client);
-        int cfd = use_accept4 ? real_accept4(fd, (struct sockaddr *)&client, &client_len, flags)
-                              : real_accept(fd, (struct sockaddr *)&client, &client_len);
+        int cfd = accept_as_called(fd, (struct sockaddr *)&client, &client_len, flags, use_accept4);
         if (cfd < 0)
             return cfd;
-        fdtable_drop(cfd);
         /* A client that cannot even be handed to a relay is closed and
          * never reaches the application: accept goes on with the next one
          * (or EAGAIN). */

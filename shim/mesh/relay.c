@@ -575,21 +575,29 @@ static void relay_free(struct relay *r)
     trim_after_burst();
 }
 
-static void relay_end(struct relay *r)
+/* What relay_end and let_go do first: this engine forgets r (its waits,
+ * its TLS state, close_notify sent when asked) and the connection no
+ * longer names its socket. */
+static void relay_detach(struct relay *r, bool close_notify)
 {
-    if (r->handoff.filler)
-        unfill(r);
     handshake_over(r);
     engine_timer_cancel(&r->timer);
     engine_slow_cancel(&r->handshake);
-    engine_unwatch(&r->net_io);
+    engine_unwatch(&r->net_io);     /* by hand: a keeper's copies may keep the sockets open */
     engine_unwatch(&r->app_io);
-    tls_free(r->ssl, !r->net_dead && r->state == R_OPEN && !r->quiet);
+    tls_free(r->ssl, close_notify);
     set_up_done(r);
     swap_lock();
     if (r->conn->sock == r->net)
         r->conn->sock = -1;         /* getpeername & co. now say ENOTCONN */
     swap_unlock();
+}
+
+static void relay_end(struct relay *r)
+{
+    if (r->handoff.filler)
+        unfill(r);
+    relay_detach(r, !r->net_dead && r->state == R_OPEN && !r->quiet);
     drain_net(r);
     own_close(r->net);              /* with SO_LINGER 0 after abort_net: a reset */
     if (r->net_reset && !r->exiting)
@@ -1298,27 +1306,37 @@ bool relay_carries(int fd)
     return carried;
 }
 
+/* The exiting thread's bounded waits (relay_exit, relay_keep, keep_ask):
+ * a millisecond's sleep, or false once the deadline has passed.
+ * Async-signal-safe. */
+static bool nap_before(uint64_t deadline)
+{
+    if (now_ns() >= deadline)
+        return false;
+    struct timespec ms = { 0, 1000000 };
+    nanosleep(&ms, NULL);
+    return true;
+}
+
 void relay_exit(void)
 {
     static struct engine_task flush_task = { .run = exit_run };
     static struct engine_task end_task = { .run = end_all };
-    struct timespec ms = { 0, 1000000 };
     /* unflushed counts the relays handed over and not begun yet too. */
-    if (__atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE) == KEEP_DONE || (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE)) ||
+    if (__atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE) == KEEP_DONE ||
+        (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE)) ||
         !engine_post_signal_safe(&flush_task))
         return;
     uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
-    while (__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE) && now_ns() < deadline)
-        nanosleep(&ms, NULL);
+    while (__atomic_load_n(&unflushed, __ATOMIC_ACQUIRE) && nap_before(deadline))
+        ;
     /* The slot is free again once the flush task has run. */
-    while (!engine_post_signal_safe(&end_task)) {
-        if (now_ns() >= deadline)
+    while (!engine_post_signal_safe(&end_task))
+        if (!nap_before(deadline))
             return;
-        nanosleep(&ms, NULL);
-    }
     deadline = now_ns() + EXIT_END_NS;
-    while (!__atomic_load_n(&ended, __ATOMIC_ACQUIRE) && now_ns() < deadline)
-        nanosleep(&ms, NULL);
+    while (!__atomic_load_n(&ended, __ATOMIC_ACQUIRE) && nap_before(deadline))
+        ;
 }
 
 /* ---------------------------------------------------------------- keeper -- */
@@ -1327,11 +1345,11 @@ void relay_exit(void)
  * a fork child shares the application's end of it. When that process ends
  * while such a child lives on with the connection (`ssh -f`, a program
  * that connects and then daemonizes), ending the relay would end the
- * child's connection. So a process that forked while it had relays hands
- * them, at exit(), _exit() or daemon(), to a keeper: a process its engine
- * thread forks, which
- * closes every descriptor of the program's, carries the relays on under
- * their usual rules, and ends with the last of them. A relay whose
+ * child's connection. So a process that forked (or passed a relayed
+ * descriptor on) while it had relays hands them, at exit(), _exit() or
+ * daemon(), to a keeper: a process its engine thread forks, which closes
+ * every descriptor of the program's, carries the relays on under their
+ * usual rules, and ends with the last of them. A relay whose
  * application end no process holds any more ends at once, as at a close:
  * when no child kept one, the keeper is gone as soon as it has sent what
  * the program wrote, as the exit would have.
@@ -1345,9 +1363,15 @@ void relay_exit(void)
 
 #define KEEP_WAIT_NS (200ull * 1000000u)    /* for relays handed over and not begun */
 
+/* Any thread: relays in `live`, or handed over and not begun yet. */
+static bool has_relays(void)
+{
+    return __atomic_load_n(&live_n, __ATOMIC_ACQUIRE) || __atomic_load_n(&unbegun, __ATOMIC_ACQUIRE);
+}
+
 void relay_atfork_parent(void)
 {
-    if (__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) || __atomic_load_n(&unbegun, __ATOMIC_ACQUIRE))
+    if (has_relays())
         __atomic_store_n(&relays_shared, true, __ATOMIC_RELAXED);
 }
 
@@ -1528,17 +1552,7 @@ static bool still_held(void)
  * table. */
 static void let_go(struct relay *r)
 {
-    handshake_over(r);
-    engine_timer_cancel(&r->timer);
-    engine_slow_cancel(&r->handshake);
-    engine_unwatch(&r->net_io);     /* by hand: the keeper's copies keep the sockets open */
-    engine_unwatch(&r->app_io);
-    tls_free(r->ssl, false);
-    set_up_done(r);
-    swap_lock();
-    if (r->conn->sock == r->net)
-        r->conn->sock = -1;
-    swap_unlock();
+    relay_detach(r, false);
     r->conn->ended = true;
     fdtable_forget(r->conn);
     own_close(r->net);
@@ -1590,18 +1604,17 @@ static void keep_run(struct engine_task *t)
 static int keep_ask(bool exec)
 {
     static struct engine_task task = { .run = keep_run };
-    struct timespec ms = { 0, 1000000 };
     /* Relays handed over just now go into `live` first (bounded). */
     uint64_t deadline = now_ns() + KEEP_WAIT_NS;
-    while (__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE) && now_ns() < deadline)
-        nanosleep(&ms, NULL);
+    while (__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE) && nap_before(deadline))
+        ;
     keep_for_exec = exec;
     __atomic_store_n(&keep_answer, KEEP_ASKED, __ATOMIC_RELEASE);
     if (__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE) || !engine_post_signal_safe(&task))
         return KEEP_NOT;
     deadline = now_ns() + KEEP_ANSWER_NS;
-    while (__atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE) == KEEP_ASKED && now_ns() < deadline)
-        nanosleep(&ms, NULL);
+    while (__atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE) == KEEP_ASKED && nap_before(deadline))
+        ;
     return __atomic_load_n(&keep_answer, __ATOMIC_ACQUIRE);
 }
 
@@ -1611,24 +1624,22 @@ bool relay_keep(void)
 {
     if (!__atomic_load_n(&relays_shared, __ATOMIC_RELAXED) || http_live() || !engine_here())
         return false;
-    struct timespec ms = { 0, 1000000 };
     uint64_t deadline = now_ns() + KEEP_DIAL_NS;
-    while (__atomic_load_n(&passed, __ATOMIC_RELAXED) && dial_unsettled() && now_ns() < deadline)
-        nanosleep(&ms, NULL);
-    if (!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE))
+    while (__atomic_load_n(&passed, __ATOMIC_RELAXED) && dial_unsettled() && nap_before(deadline))
+        ;
+    if (!has_relays())
         return false;
     return keep_ask(false) == KEEP_DONE;
 }
 
 /* Unlike at an exit, no fork before is asked for: the exec'ing process
- * itself holds the ends the new image goes on with. An HTTP proxy's connections are not kept (the
- * new image's requests on them would reach no proxy); their relays to
- * mTLS endpoints go to the keeper and end there once the exec has closed
- * the proxy's ends. */
+ * itself holds the ends the new image goes on with. An HTTP proxy's
+ * connections are not kept (the new image's requests on them would reach
+ * no proxy); their relays to mTLS endpoints go to the keeper and end there
+ * once the exec has closed the proxy's ends. */
 bool relay_keep_before_exec(void)
 {
-    if ((!__atomic_load_n(&live_n, __ATOMIC_ACQUIRE) && !__atomic_load_n(&unbegun, __ATOMIC_ACQUIRE)) ||
-        !engine_here())
+    if (!has_relays() || !engine_here())
         return false;
     return keep_ask(true) == KEEP_HANDED;
 }
