@@ -39,6 +39,7 @@
 #include "mesh/relay.h"
 #include "mesh/sockname.h"
 #include "meshim/mesh.h"
+#include "meshim/relayname.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
 
@@ -603,16 +604,45 @@ static bool own_option(int level, int name)
 }
 
 /* The descriptor a call on fd goes to: the real socket while the connection
- * at fd is dialing, failed or relayed, else fd; -1 (ENOTCONN) once a
- * relay has closed the real socket. Call under swap_lock. */
-static int target(int fd, const struct conn *c, int level, int name)
+ * at fd is dialing, failed or relayed, else fd. `mine`: the call is about
+ * the application's own end, which a relayed descriptor's pair end answers
+ * (own_option). Once a relay has closed the real socket, `after_end` says
+ * whether the pair end answers (see below); else -1, ENOTCONN. Call under
+ * swap_lock. */
+static int target(int fd, const struct conn *c, bool mine, bool after_end)
 {
     int state = c ? __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) : CONN_OPEN;
-    if (state == CONN_OPEN || (state == CONN_RELAYED && own_option(level, name)))
+    if (state == CONN_OPEN || (state == CONN_RELAYED && mine))
         return fd;
-    if (c->sock < 0)
-        errno = ENOTCONN;
-    return c->sock;
+    if (c->sock >= 0)
+        return c->sock;
+    if (state == CONN_RELAYED && after_end)
+        return fd;
+    errno = ENOTCONN;
+    return -1;
+}
+
+/* A relayed connection that is over (its relay closed the real socket) is
+ * still a socket to the program, as a closed TCP socket is: its addresses
+ * and socket-level options are answered by the pair end, whose names carry
+ * the addresses (sockname.h), and TCP or IP options set are taken (the
+ * hook drops them: sockname_option_ignored). Only TCP or IP options asked
+ * say ENOTCONN. asyncio sets TCP_NODELAY as it makes a transport for an
+ * accepted socket, and drops the socket unclosed when that fails: each
+ * client refused (a bad handshake) before the program got that far was a
+ * descriptor lost. */
+static bool answered_after_end(int level, bool set)
+{
+    return set || level == SOL_SOCKET;
+}
+
+/* Does the name a pair end answered with carry a TCP address? */
+static bool carries_address(const struct sockaddr *addr, socklen_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    return addr->sa_family != AF_UNIX ||
+           relayname_decode((const struct sockaddr_un *)addr, len, &ss, &sl);
 }
 
 int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
@@ -636,7 +666,7 @@ int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
         rc = 0;
     } else {
         swap_lock();
-        int to = target(fd, c, level, name);
+        int to = target(fd, c, own_option(level, name), answered_after_end(level, false));
         rc = to < 0 ? -1 : real_getsockopt(to, level, name, val, len);
         swap_unlock();
     }
@@ -648,7 +678,7 @@ int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t le
 {
     struct conn *c = fdtable_get(fd);
     swap_lock();
-    int to = target(fd, c, level, name);
+    int to = target(fd, c, own_option(level, name), answered_after_end(level, true));
     int rc = to < 0 ? -1 : real_setsockopt(to, level, name, val, len);
     swap_unlock();
     conn_unref(c);
@@ -659,9 +689,13 @@ int dial_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
 {
     struct conn *c = fdtable_get(fd);
     swap_lock();
-    int to = target(fd, c, 0, 0);
+    int to = target(fd, c, false, true);
     int rc = to < 0 ? -1 : peer ? real_getpeername(to, addr, len) : real_getsockname(to, addr, len);
     swap_unlock();
+    if (rc == 0 && to == fd && c && !carries_address(addr, *len)) {
+        errno = ENOTCONN;           /* a pair end without the name (sockname.c could not bind it) */
+        rc = -1;
+    }
     conn_unref(c);
     return rc;
 }

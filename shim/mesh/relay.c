@@ -589,7 +589,7 @@ static void relay_detach(struct relay *r, bool close_notify)
     set_up_done(r);
     swap_lock();
     if (r->conn->sock == r->net)
-        r->conn->sock = -1;         /* getpeername & co. now say ENOTCONN */
+        r->conn->sock = -1;         /* the pair end answers now (dial.c target) */
     swap_unlock();
 }
 
