@@ -606,11 +606,23 @@ static void relay_end(struct relay *r)
     relay_free(r);
 }
 
+/* After the application's end of what it sends (shutdown(SHUT_WR), or a
+ * close seen while a copy of its end was still open), its end is watched
+ * for the hang-up alone while nothing else is asked of it: a program that
+ * shuts down, then closes, leaves a relay toward a peer that may never end,
+ * which fin_timeout bounds as the kernel bounds FIN_WAIT2 (rearm). */
+static bool app_close_awaited(const struct relay *r)
+{
+    return r->up_done && !r->down_done && !r->app_gone_ns && !r->exiting;
+}
+
 static void rearm(struct relay *r)
 {
     unsigned want = r->up_wait | r->down_wait;
     uint32_t net = (want & NET_IN ? EPOLLIN : 0) | (want & NET_OUT ? EPOLLOUT : 0);
     uint32_t app = (want & APP_IN ? EPOLLIN : 0) | (want & APP_OUT ? EPOLLOUT : 0);
+    if (!app && app_close_awaited(r))
+        app = EPOLLHUP;
     if (!engine_interest(&r->net_io, net) || !engine_interest(&r->app_io, app)) {
         log_warn("relay: cannot watch a connection: %s; closing it", strerror(errno));
         net_failed(r, true);
@@ -982,6 +994,8 @@ static void net_ready(struct engine_io *io, uint32_t events)
 static void app_ready(struct engine_io *io, uint32_t events)
 {
     struct relay *r = container_of(io, struct relay, app_io);
+    if ((events & EPOLLHUP) && app_close_awaited(r))
+        r->app_gone_ns = now_ns();  /* every copy of the application's end is closed */
     wake(r, events, APP_IN, APP_OUT);
     step_soon(r);
 }

@@ -3,13 +3,14 @@
 # the kernel drops an orphan socket in FIN_WAIT2 (mesh/relay.c,
 # fin_timeout_ns); before, it lived as long as the process, two
 # descriptors and its buffers each. A connection the application only
-# shut down for writing still waits for the peer, as TCP does.
+# shut down for writing still waits for the peer, as TCP does; once it is
+# closed too, it ends at tcp_fin_timeout like the first.
 #
 # In a network namespace of the test's own, whose tcp_fin_timeout it sets
 # to 2 s (the host's is left alone): a meshed mTLS client writes, then
-# closes (or shuts down) its connection to a meshed strict server whose
-# program accepts and then neither reads nor closes. The connection's
-# access-log line is written when its relay ends.
+# closes (or shuts down, or shuts down and then closes) its connection to
+# a meshed strict server whose program accepts and then neither reads nor
+# closes. The connection's access-log line is written when its relay ends.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -77,3 +78,27 @@ print(ended_after(5, 1))
 s.close()") || fail "in the namespace: $(cat "$TMP/client.err" "$TMP/server.log")"
 [ "$out" = none ] || fail "a connection only shut down for writing ended after $out s: it must wait for the peer"
 ok "a connection only shut down for writing still waits for the peer (5 s)"
+
+: > "$TMP/access.log"
+out=$(in_namespace "$ended_after
+import socket, time
+s = socket.create_connection(('holder', $port))
+s.sendall(b'x' * 1000)
+s.shutdown(socket.SHUT_WR)
+# The relay has taken the end of what the program sends once its socket,
+# having sent the FIN, is in FIN_WAIT2 (05); only then the close.
+def fin_wait2():
+    return any(l.split()[2].endswith(':%04X' % $port) and l.split()[3] == '05'
+               for l in list(open('/proc/net/tcp'))[1:])
+t = time.monotonic()
+while not fin_wait2() and time.monotonic() - t < 20:
+    time.sleep(0.05)
+print('fin_wait2' if fin_wait2() else 'no FIN_WAIT2', end=' ')
+s.close()
+print(ended_after(20, 1))") || fail "in the namespace: $(cat "$TMP/client.err" "$TMP/server.log")"
+[ "${out% *}" = fin_wait2 ] || fail "the relay did not send the FIN of a connection shut down for writing: $out"
+out=${out#* }
+[ "$out" != none ] || fail "a connection shut down for writing, then closed: no end in 20 s"
+awk -v s="$out" 'BEGIN { exit !(s >= 1.5) }' ||
+    fail "shut down for writing, then closed: the relay ended after $out s, before tcp_fin_timeout (2 s)"
+ok "a connection shut down for writing, then closed, toward a peer that never ends: its relay ended after $out s"
