@@ -19,6 +19,7 @@
 #include <link.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <netdb.h>
@@ -709,6 +710,87 @@ static void pt_daemon(void **state)
     assert_int_equal(c, 'y');
     close(sv[0]);
 }
+
+/* ---------------------------------------------------------- privileges -- */
+
+/* Each call, in a fork child (the test's own user stays), does what libc's
+ * does: as root it takes the child to nobody (65534) and no further back;
+ * as anyone else it fails with EPERM. */
+static void in_child(void (*body)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        body();
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the child failed (status %d)", status);
+}
+
+/* In a child: a failed check exits 1 (cmocka's asserts belong to the parent). */
+#define CHILD_CHECK(cond) \
+    do { if (!(cond)) { fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); _exit(1); } } while (0)
+
+static bool as_root(void) { return geteuid() == 0; }
+
+static void uid_calls(void)
+{
+    uid_t r, e, s;
+    if (!as_root()) {
+        CHILD_CHECK(setuid(0) == -1 && errno == EPERM);
+        return;
+    }
+    CHILD_CHECK(setresuid(0, 65534, 0) == 0 && getresuid(&r, &e, &s) == 0 && r == 0 && e == 65534 && s == 0);
+    CHILD_CHECK(seteuid(0) == 0 && geteuid() == 0);
+    CHILD_CHECK(setreuid(65534, 65534) == 0 && getuid() == 65534 && geteuid() == 65534);
+    CHILD_CHECK(setuid(0) == -1 && errno == EPERM);
+    CHILD_CHECK(seteuid(0) == -1 && errno == EPERM);
+    CHILD_CHECK(setreuid(0, 0) == -1 && errno == EPERM);
+    CHILD_CHECK(setresuid(0, 0, 0) == -1 && errno == EPERM);
+}
+
+static void gid_calls(void)
+{
+    gid_t r, e, s, list[4];
+    if (!as_root()) {
+        CHILD_CHECK(setgid(0) == -1 && errno == EPERM);
+        CHILD_CHECK(setgroups(0, NULL) == -1 && errno == EPERM);
+        return;
+    }
+    CHILD_CHECK(setgroups(1, (gid_t[]){ 65534 }) == 0 && getgroups(4, list) == 1 && list[0] == 65534);
+    CHILD_CHECK(initgroups("root", 0) == 0 && getgroups(4, list) >= 1);
+    CHILD_CHECK(setresgid(0, 65534, 0) == 0 && getresgid(&r, &e, &s) == 0 && e == 65534);
+    CHILD_CHECK(setegid(0) == 0 && getegid() == 0);
+    CHILD_CHECK(setregid(65534, 65534) == 0 && getgid() == 65534 && getegid() == 65534);
+    CHILD_CHECK(setgid(65534) == 0 && getgid() == 65534);
+    CHILD_CHECK(setuid(65534) == 0);
+    CHILD_CHECK(setgid(0) == -1 && errno == EPERM);
+    CHILD_CHECK(setgroups(0, NULL) == -1 && errno == EPERM);
+}
+
+static void chroot_calls(void)
+{
+    CHILD_CHECK(chroot("/nonexistent-folder") == -1 && errno == (as_root() ? ENOENT : EPERM));
+    if (as_root()) {
+        CHILD_CHECK(chroot("/proc") == 0 && chdir("/") == 0 && access("/self", F_OK) == 0);
+        CHILD_CHECK(access("/etc", F_OK) == -1);
+    }
+}
+
+static void pt_setuid(void **state) { (void)state; in_child(uid_calls); }
+static void pt_seteuid(void **state) { (void)state; in_child(uid_calls); }
+static void pt_setreuid(void **state) { (void)state; in_child(uid_calls); }
+static void pt_setresuid(void **state) { (void)state; in_child(uid_calls); }
+static void pt_setgid(void **state) { (void)state; in_child(gid_calls); }
+static void pt_setegid(void **state) { (void)state; in_child(gid_calls); }
+static void pt_setregid(void **state) { (void)state; in_child(gid_calls); }
+static void pt_setresgid(void **state) { (void)state; in_child(gid_calls); }
+static void pt_setgroups(void **state) { (void)state; in_child(gid_calls); }
+static void pt_initgroups(void **state) { (void)state; in_child(gid_calls); }
+static void pt_chroot(void **state) { (void)state; in_child(chroot_calls); }
 
 /* ---------------------------------------------------------------- exec -- */
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "engine/placeholder.h"
+#include "hook/process.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
 #include "mesh/connect.h"
@@ -723,6 +724,82 @@ EXPORT void _Exit(int status)
     real__Exit(status);
     for (;;)
         pause();
+}
+
+/* ---------------------------------------------------------- privileges -- */
+
+/* A root process under mTLS reads its identity before it may lose the
+ * files (hook/process.c). One load of a pid otherwise. */
+static inline void before_privileges(void)
+{
+    if (!hooks_busy())
+        process_before_privileges();
+}
+
+EXPORT int setuid(uid_t uid)
+{
+    before_privileges();
+    return real_setuid(uid);
+}
+
+EXPORT int seteuid(uid_t euid)
+{
+    before_privileges();
+    return real_seteuid(euid);
+}
+
+EXPORT int setreuid(uid_t ruid, uid_t euid)
+{
+    before_privileges();
+    return real_setreuid(ruid, euid);
+}
+
+EXPORT int setresuid(uid_t ruid, uid_t euid, uid_t suid)
+{
+    before_privileges();
+    return real_setresuid(ruid, euid, suid);
+}
+
+EXPORT int setgid(gid_t gid)
+{
+    before_privileges();
+    return real_setgid(gid);
+}
+
+EXPORT int setegid(gid_t egid)
+{
+    before_privileges();
+    return real_setegid(egid);
+}
+
+EXPORT int setregid(gid_t rgid, gid_t egid)
+{
+    before_privileges();
+    return real_setregid(rgid, egid);
+}
+
+EXPORT int setresgid(gid_t rgid, gid_t egid, gid_t sgid)
+{
+    before_privileges();
+    return real_setresgid(rgid, egid, sgid);
+}
+
+EXPORT int setgroups(size_t n, const gid_t *groups)
+{
+    before_privileges();
+    return real_setgroups(n, groups);
+}
+
+EXPORT int initgroups(const char *user, gid_t group)
+{
+    before_privileges();
+    return real_initgroups(user, group);
+}
+
+EXPORT int chroot(const char *path)
+{
+    before_privileges();
+    return real_chroot(path);
 }
 
 /* ---------------------------------------------------------------- exec -- */

@@ -7,6 +7,7 @@
  * shim inert; both after printing every problem. Symbols are not bound here
  * (libc/real.c binds lazily), so nothing in this file depends on load order.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "engine/otlp.h"
 #include "engine/placeholder.h"
 #include "engine/watch.h"
+#include "hook/process.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
 #include "libc/stdio_exit.h"
@@ -66,6 +68,42 @@ static void print_errors(const char *errors, const char *outcome, bool exiting)
     error_line(line, (size_t)n, exiting);
 }
 
+/* ---------------------------------------------------------- privileges -- */
+
+/* A root process under mTLS may drop its privileges and then make or take
+ * connections (nginx's workers set their user to nobody, and a root-only
+ * key is then out of their reach). Such a process reads its identity just
+ * before its first call that may lose the files (setuid and the others,
+ * setgroups, chroot: hooks.def), and keeps it. Not at start: every root
+ * process of a container, a shell and each command it runs, paid 10 ms
+ * and 5 MB for OpenSSL and the key, most for nothing. Any process that
+ * drops nothing reads the identity when a connection first needs it.
+ *
+ * identity_owed_by is the pid that owes the load (0: none): a fork child
+ * takes the debt over (atfork_child); a vfork child, whose memory is its
+ * parent's and which is about to exec, is another pid and loads nothing. */
+static pid_t identity_owed_by;
+static pthread_mutex_t identity_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void process_before_privileges(void)
+{
+    if (!__atomic_load_n(&identity_owed_by, __ATOMIC_ACQUIRE))
+        return;
+    int saved = errno;
+    /* Under the lock: another thread's setuid would change this one's
+     * user too (glibc applies it to every thread) while it reads. */
+    pthread_mutex_lock(&identity_lock);
+    if (__atomic_load_n(&identity_owed_by, __ATOMIC_ACQUIRE) == getpid()) {
+        struct registry *reg = mesh_registry();
+        char why[TLS_WHY_MAX];
+        if (reg && geteuid() == 0)
+            tls_identity_put(tls_identity_get(reg->cfg, ktls_kernel(), why, sizeof(why)));
+        __atomic_store_n(&identity_owed_by, 0, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&identity_lock);
+    errno = saved;
+}
+
 static void atfork_prepare(void)
 {
     struct registry *reg = mesh_registry();
@@ -106,6 +144,9 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     struct registry *reg = mesh_registry();
+    pthread_mutex_init(&identity_lock, NULL);
+    if (identity_owed_by)
+        identity_owed_by = getpid();    /* nginx's worker, before its setuid */
     threadtrace_atfork_child();
     engine_atfork_child();
     dial_atfork_child();
@@ -182,17 +223,8 @@ __attribute__((constructor(101))) static void mesh_init(void)
         return;
     }
     watch_init(reg);        /* endpoints files are read now, DNS when first used */
-    if (uses_tls(cfg) && geteuid() == 0) {
-        /* A root process loads the identity now, before it can drop its
-         * privileges (nginx's workers run as nobody and could no longer
-         * read a root-only key); a fork child inherits it. Any other
-         * process cannot lose access to the files, so it loads them when a
-         * connection first needs them: a program that never makes one (a
-         * shell under /etc/ld.so.preload) never maps OpenSSL, and one that
-         * cannot read the key says so only when that matters. */
-        char why[TLS_WHY_MAX];
-        tls_identity_put(tls_identity_get(cfg, ktls_kernel(), why, sizeof(why)));
-    }
+    if (uses_tls(cfg) && geteuid() == 0)
+        identity_owed_by = getpid();    /* see process_before_privileges */
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     mesh_publish(reg);
     log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");

@@ -12,6 +12,7 @@
 #define MESHIM_HOOKS_H
 
 #include <errno.h>
+#include <grp.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdbool.h>

@@ -396,10 +396,14 @@ fi
 ldd "$MESHIM_LIB" | grep -q "libssl\|libcrypto" && fail "the library needs a shared OpenSSL"
 exported=$(nm -D --defined-only "$ROOT/$BUILD/tls-module.so" | awk '{print $3}' | grep -v '^_' | tr '\n' ' ')
 [ "$exported" = "meshim_tls_module " ] || fail "the TLS module exports more than its table: $exported"
-# A program without mTLS never maps it; one with mTLS maps it, from the
-# file a user's processes share (t_tls_module_shared) or a private copy.
+# A program without mTLS never maps it; one with mTLS maps it when a
+# connection needs it (or before it drops privileges: t_privileges), from
+# the file a user's processes share (t_tls_module_shared) or a private copy.
 maps=$(env -u MESHIM_CONFIG MESHIM_SERVICES=x=127.0.0.2:1 LD_PRELOAD="$MESHIM_PRELOAD" python3 -c 'print(open("/proc/self/maps").read())')
 echo "$maps" | grep -qE "meshim-tls|/tls-module-" && fail "the TLS module was loaded by a program without mTLS"
-maps=$(MESHIM_CONFIG=$TMP/direct.ini shimmed python3 -c 'print(open("/proc/self/maps").read())')
-echo "$maps" | grep -qE "memfd:meshim-tls|/tls-module-[0-9a-f]+\.so" || fail "the TLS module is not loaded with mTLS configured"
-ok "OpenSSL linked into a module of its own, loaded only with mTLS; nothing of it exported"
+maps=$(MESHIM_CONFIG=$TMP/direct.ini shimmed python3 -c '
+import urllib.request
+urllib.request.urlopen("http://orders:'"$port"'/secret-file", timeout=20).read()
+print(open("/proc/self/maps").read())')
+echo "$maps" | grep -qE "memfd:meshim-tls|/tls-module-[0-9a-f]+\.so" || fail "the TLS module is not loaded by an mTLS connection"
+ok "OpenSSL linked into a module of its own, loaded only for mTLS; nothing of it exported"

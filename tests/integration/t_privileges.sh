@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# A root process under mTLS reads its identity just before it may lose
+# the files, not at start (hook/process.c, process_before_privileges).
+#
+#   1. Root python3 with mTLS configured and no connection made: OpenSSL
+#      and the identity are not loaded (before, every root process of an
+#      image, each shell command, loaded them at start: 10 ms and 5 MB).
+#   2. Root python3 drops to nobody (setgroups, setgid, setuid), then
+#      connects over mTLS with a key only root may read: served.
+#   3. The same after a chroot into an empty folder, then the drop.
+#   4. A fork child drops to nobody and connects (nginx's workers do, and
+#      t_mtls runs them), while its parent, root, never loaded anything.
+#   5. subprocess.run(user=nobody) of such a process: the fork child drops
+#      its privileges, then execs `id -u`.
+# 2-4 fail without the hooks (Permission denied on the key); 1 fails with
+# the load at start; 5 is a fork child that loads just before its drop and
+# then execs, as supervisors and cron do.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/integration/certs.sh"
+
+[ "$(id -u)" = 0 ] || { echo "skip: needs root (drops privileges)"; exit 77; }
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+chmod 600 "$C/web.key"
+[ "$(stat -c %a "$C/web.key")" = 600 ] || fail "the client key is not root-only"
+port=$(free_port)
+tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"
+MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" start_backend 2 "$port"
+wait_port 127.0.0.2 "$port"
+tls_ini "$TMP/client.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls"
+mkdir -m 755 "$TMP/empty"
+chmod o+x "$TMP"
+
+# Runs python3 CODE as root under the client's config; prints what it prints.
+client() {
+    MESHIM_CONFIG=$TMP/client.ini MESHIM_STATS_DIR=off LD_PRELOAD="$MESHIM_PRELOAD" \
+        python3 -c "
+import encodings.idna, os, socket, subprocess, sys  # all before a drop: /root may be out of reach
+def module_mapped():
+    return any('meshim-tls' in l or '/tls-module-' in l for l in open('/proc/self/maps'))
+def drop():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+def who():
+    s = socket.create_connection(('orders', $port), timeout=20)
+    s.sendall(b'GET /who HTTP/1.0\r\n\r\n')
+    got = b''
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    return got.split(b'\r\n\r\n', 1)[-1].decode().strip()
+$1" 2> "$TMP/client.err"
+}
+
+out=$(client 'print(module_mapped(), open("/proc/self/status").read().count("VmRSS"))') ||
+    fail "root python3, no connection: $(cat "$TMP/client.err")"
+[ "$out" = "False 1" ] || fail "root python3 with mTLS configured and no connection loaded the TLS module: $out"
+ok "a root process with mTLS configured that makes no connection loads neither OpenSSL nor the identity"
+
+out=$(client 'drop(); print(os.getuid(), module_mapped(), who())') ||
+    fail "root python3 dropped to nobody, then mTLS: $(cat "$TMP/client.err")"
+[ "$out" = "65534 True backend-2" ] ||
+    fail "root python3 dropped to nobody, then mTLS with a root-only key: $out; $(tail -3 "$TMP/client.err")"
+ok "root python3 dropped to nobody (setgroups, setgid, setuid), then mTLS with a root-only key: served"
+
+out=$(client 'os.chroot("'"$TMP/empty"'"); os.chdir("/"); drop(); print(os.listdir("/"), who())') ||
+    fail "chroot, drop, then mTLS: $(cat "$TMP/client.err")"
+[ "$out" = "[] backend-2" ] || fail "chroot into an empty folder, drop, then mTLS: $out; $(tail -3 "$TMP/client.err")"
+ok "chroot into an empty folder, then the drop, then mTLS: served"
+
+out=$(client '
+pid = os.fork()
+if pid == 0:
+    try:
+        drop()
+        print(os.getuid(), who(), flush=True)
+    finally:
+        os._exit(0)
+os.waitpid(pid, 0)
+print("parent", module_mapped())') || fail "a fork child dropped to nobody: $(cat "$TMP/client.err")"
+[ "$out" = "65534 backend-2
+parent False" ] || fail "a fork child of root dropped to nobody, then mTLS: $out; $(tail -3 "$TMP/client.err")"
+ok "a fork child of a root process drops to nobody and connects over mTLS; the parent never loaded OpenSSL"
+
+out=$(client 'print(subprocess.run(["id", "-u"], user=65534, group=65534, extra_groups=[], capture_output=True, text=True, timeout=20).stdout.strip(), who())') ||
+    fail "subprocess.run(user=nobody): $(cat "$TMP/client.err")"
+[ "$out" = "65534 backend-2" ] || fail "subprocess.run(user=nobody) under mTLS: $out; $(tail -3 "$TMP/client.err")"
+ok "subprocess.run(user=nobody) of a root process under mTLS: the child dropped and ran; the parent's own mTLS served"
