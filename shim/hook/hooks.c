@@ -736,51 +736,64 @@ static inline void before_privileges(void)
         process_before_privileges();
 }
 
+/* ... before its user or group ids change (-1: left as it is). */
+static inline void before_ids(bool group, unsigned real, unsigned effective, unsigned saved)
+{
+    if (!hooks_busy())
+        process_before_ids(group, real, effective, saved);
+}
+
+#define KEEP ((unsigned)-1)
+
+/* setuid and setgid as root set all three ids; otherwise the effective
+ * one, or the call fails (EPERM) and takes nothing away either. */
 EXPORT int setuid(uid_t uid)
 {
-    before_privileges();
+    before_ids(false, uid, uid, uid);
     return real_setuid(uid);
 }
 
 EXPORT int seteuid(uid_t euid)
 {
-    before_privileges();
+    before_ids(false, KEEP, euid, KEEP);
     return real_seteuid(euid);
 }
 
+/* setreuid may set the saved id too: a change of the real or effective
+ * one is what counts. */
 EXPORT int setreuid(uid_t ruid, uid_t euid)
 {
-    before_privileges();
+    before_ids(false, ruid, euid, KEEP);
     return real_setreuid(ruid, euid);
 }
 
 EXPORT int setresuid(uid_t ruid, uid_t euid, uid_t suid)
 {
-    before_privileges();
+    before_ids(false, ruid, euid, suid);
     return real_setresuid(ruid, euid, suid);
 }
 
 EXPORT int setgid(gid_t gid)
 {
-    before_privileges();
+    before_ids(true, gid, gid, gid);
     return real_setgid(gid);
 }
 
 EXPORT int setegid(gid_t egid)
 {
-    before_privileges();
+    before_ids(true, KEEP, egid, KEEP);
     return real_setegid(egid);
 }
 
 EXPORT int setregid(gid_t rgid, gid_t egid)
 {
-    before_privileges();
+    before_ids(true, rgid, egid, KEEP);
     return real_setregid(rgid, egid);
 }
 
 EXPORT int setresgid(gid_t rgid, gid_t egid, gid_t sgid)
 {
-    before_privileges();
+    before_ids(true, rgid, egid, sgid);
     return real_setresgid(rgid, egid, sgid);
 }
 

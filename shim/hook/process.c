@@ -104,6 +104,21 @@ void process_before_privileges(void)
     errno = saved;
 }
 
+/* A set*id call that changes nothing (setgid(getgid()), setuid(getuid())
+ * as root: programs that were given set-uid bits drop them so at start)
+ * takes nothing away: it pays nothing. -1 leaves an id as it is. */
+void process_before_ids(bool group, unsigned real, unsigned effective, unsigned saved)
+{
+    unsigned now[3];
+    int rc = group ? getresgid(&now[0], &now[1], &now[2]) : getresuid(&now[0], &now[1], &now[2]);
+    unsigned want[3] = { real, effective, saved };
+    for (int i = 0; rc == 0 && i < 3; i++)
+        if (want[i] != (unsigned)-1 && want[i] != now[i])
+            rc = -1;
+    if (rc != 0)
+        process_before_privileges();
+}
+
 static void atfork_prepare(void)
 {
     struct registry *reg = mesh_registry();
