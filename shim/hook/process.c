@@ -184,11 +184,18 @@ static void atfork_child(void)
     shared_atfork_child();  /* the host's table stays mapped: it is the child's too */
 }
 
+static bool serves_tls(const struct mesh_config *cfg);
+
 static bool uses_tls(const struct mesh_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_services; i++)
         if (cfg->services[i].tls == TLS_MTLS)
             return true;
+    return serves_tls(cfg);
+}
+
+static bool serves_tls(const struct mesh_config *cfg)
+{
     for (size_t i = 0; i < cfg->n_inbound; i++)
         if (cfg->inbound[i].tls != INBOUND_OFF)
             return true;
@@ -240,6 +247,8 @@ __attribute__((constructor(101))) static void mesh_init(void)
     watch_init(reg);        /* endpoints files are read now, DNS when first used */
     if (uses_tls(cfg) && geteuid() == 0)
         identity_owed_by = getpid();    /* see process_before_privileges */
+    if (serves_tls(cfg))
+        tls_store_reserve();            /* the sessions its forks will share */
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     mesh_publish(reg);
     log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");

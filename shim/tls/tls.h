@@ -125,6 +125,15 @@ bool tls_ktls_keys(SSL *ssl, struct tls_ktls_keys *keys, char *why, size_t len);
 /* For the bench and the tests: handshakes and how many were resumed. */
 void tls_counts(unsigned long *handshakes, unsigned long *resumed);
 
+/* A server's TLS sessions are shared by the processes forked from the one
+ * that made their store (tls_store.c). A process that serves mTLS makes
+ * that store's memory at start, before it forks (nginx's master, which no
+ * longer loads the identity itself: hook/process.c), and the first identity
+ * loaded in it or in any process it forks takes it. Shared anonymous
+ * memory, reserved and not touched: no resident cost until sessions come.
+ * In the library, not the module: the reservation needs no OpenSSL. */
+void tls_store_reserve(void);
+
 /* fork(): the session cache's lock. */
 void tls_atfork_prepare(void);
 void tls_atfork_parent(void);

@@ -265,6 +265,21 @@ static void release_image(void)
         madvise((void *)from, to - from, MADV_DONTNEED);
 }
 
+static void *reserved_store;        /* atomic: tls_store_reserve's, until taken */
+
+void tls_store_reserve(void)
+{
+    void *p = mmap(NULL, TLS_STORE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p != MAP_FAILED)
+        __atomic_store_n(&reserved_store, p, __ATOMIC_RELEASE);
+}
+
+static void *take_store(void)
+{
+    return __atomic_exchange_n(&reserved_store, NULL, __ATOMIC_ACQ_REL);
+}
+
 static void load(void)
 {
     char why_cache[TLS_WHY_MAX] = "", why_memfd[TLS_WHY_MAX] = "", why_tmp[TLS_WHY_MAX] = "";
@@ -285,7 +300,7 @@ static void load(void)
         snprintf(load_error, sizeof(load_error), "the TLS module does not match this library");
         return;
     }
-    m->attach(mlog);
+    m->attach(mlog, take_store);
     __atomic_store_n(&module, m, __ATOMIC_RELEASE);
 }
 

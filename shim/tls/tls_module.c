@@ -9,10 +9,18 @@
 #include <stdio.h>
 
 static tls_log_fn *host_log;
+static tls_take_store_fn *host_take_store;
 
-static void attach(tls_log_fn *log)
+static void attach(tls_log_fn *log, tls_take_store_fn *take_store)
 {
     host_log = log;
+    host_take_store = take_store;
+}
+
+/* tls_store.c: the memory reserved at start, once. */
+void *tls_reserved_store(void)
+{
+    return host_take_store ? host_take_store() : NULL;
 }
 
 /* tls.c's log_info()/log_error() land here. */

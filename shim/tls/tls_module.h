@@ -18,14 +18,19 @@
 
 /* Bumped when the table changes; the library and its module are built
  * together, so a mismatch means a broken build. */
-#define TLS_MODULE_ABI 3
+#define TLS_MODULE_ABI 4
 
 typedef void tls_log_fn(enum log_level level, const char *fmt, ...);
 
+/* The memory tls_store_reserve made, for the module's first server
+ * identity to take (NULL: none, or taken: the store is made then). */
+#define TLS_STORE_BYTES (1u << 20)
+typedef void *tls_take_store_fn(void);
+
 struct tls_module {
     unsigned abi;
-    /* The library's logger, for the module's lines. */
-    void (*attach)(tls_log_fn *log);
+    /* The library's logger, for the module's lines; the store's memory. */
+    void (*attach)(tls_log_fn *log, tls_take_store_fn *take_store);
 #define TLS_CALL(type, name, params, args) type (*name) params;
 #define TLS_VOID(name, params, args) void (*name) params;
 #define TLS_LOADS TLS_CALL

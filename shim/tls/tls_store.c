@@ -1,7 +1,9 @@
 /*
  * tls_store.c — a server identity's TLS sessions, shared by the processes
- * forked from the one that loaded it (nginx's workers, forked by a master
- * that loads the identity before it drops root: hook/process.c).
+ * forked from the one that made the store's memory: the library reserves
+ * it at start in a process that serves mTLS (tls_store_reserve), so that
+ * nginx's workers, which each load the identity as they drop root
+ * (hook/process.c), take their master's; else the identity makes it.
  *
  * Why. A server keeps its sessions in OpenSSL's cache (stateful tickets, see
  * identity_load in tls.c), which is per process. A client's connections
@@ -11,8 +13,10 @@
  * session is also written here, and a worker whose own cache misses reads
  * it from here once (OpenSSL then keeps it in that worker's cache).
  *
- * What. MAP_SHARED | MAP_ANONYMOUS memory made with the identity: only fork
- * children share it, nothing is on disk, another user cannot reach it.
+ * What. MAP_SHARED | MAP_ANONYMOUS memory: only fork children share it,
+ * nothing is on disk, another user cannot reach it. The reserved memory
+ * goes to a process's first identity only: one loaded after a rotation
+ * makes its own (a session of the old one is not offered to it).
  * STORE_SLOTS slots of one session each (its id, its DER), chosen by the
  * id's first bytes (random); a new session overwrites the slot's last. A
  * slot is a seqlock: the writer makes the sequence odd by compare-and-swap
@@ -22,6 +26,7 @@
  * writing leaves its slot odd, and so unused: one slot lost, nothing wrong.
  */
 #include "tls/tls_internal.h"
+#include "tls/tls_module.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -42,6 +47,7 @@ struct store_slot {
 struct tls_store {
     struct store_slot slots[STORE_SLOTS];
 };
+_Static_assert(sizeof(struct tls_store) <= TLS_STORE_BYTES, "TLS_STORE_BYTES is too small");
 
 static int ex_store = -1;           /* SSL_CTX ex_data: its struct tls_store */
 
@@ -107,13 +113,17 @@ void tls_store_init(void)
     ex_store = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
+/* The memory reserved at start when there is one (nginx's workers each
+ * take their master's), else this identity's own. */
 struct tls_store *tls_store_attach(SSL_CTX *server)
 {
-    struct tls_store *st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE,
-                                MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    struct tls_store *st = tls_reserved_store();
+    if (!st)
+        st = mmap(NULL, TLS_STORE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+                  -1, 0);
     if (st == MAP_FAILED || !SSL_CTX_set_ex_data(server, ex_store, st)) {
         if (st != MAP_FAILED)
-            munmap(st, sizeof(*st));
+            munmap(st, TLS_STORE_BYTES);
         ERR_clear_error();
         return NULL;                /* each process keeps its own sessions only */
     }
@@ -125,5 +135,5 @@ struct tls_store *tls_store_attach(SSL_CTX *server)
 void tls_store_free(struct tls_store *st)
 {
     if (st)
-        munmap(st, sizeof(*st));
+        munmap(st, TLS_STORE_BYTES);    /* as made, reserved or not */
 }
