@@ -15,11 +15,11 @@
  *
  * What. MAP_SHARED | MAP_ANONYMOUS memory: only fork children share it,
  * nothing is on disk, another user cannot reach it. The reserved memory
- * goes to a process's first identity only: one loaded after a rotation
- * makes its own (a session of the old one is not offered to it).
- * STORE_SLOTS slots of one session each (its id, its DER), chosen by the
- * id's first bytes (random); a new session overwrites the slot's last. A
- * slot is a seqlock: the writer makes the sequence odd by compare-and-swap
+ * goes to a process's first identity only; one loaded after a rotation
+ * makes its own. STORE_SLOTS slots of one session each (its id, its DER,
+ * the identity it was made under: identity_tag), chosen by the id's first
+ * bytes (random); a new session overwrites the slot's last. A slot is a
+ * seqlock: the writer makes the sequence odd by compare-and-swap
  * (a writer that loses, or finds it odd, skips: this is a cache), writes,
  * and makes it even; a reader copies the slot and uses it only when the
  * sequence was even and unchanged around the copy. A process killed while
@@ -29,25 +29,37 @@
 #include "tls/tls_module.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #define STORE_SLOTS 512
-#define STORE_DER_MAX 2000          /* a session with a P-256 or RSA-2048 client certificate */
+#define STORE_DER_MAX 1992          /* a session with a P-256 or RSA-2048 client certificate */
+#define STORE_TAG 8
 
 struct store_slot {
     uint32_t seq;                   /* atomic: even = stable, odd = being written */
     uint16_t id_len, der_len;
+    unsigned char tag[STORE_TAG];   /* the identity it was made under */
     unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
     unsigned char der[STORE_DER_MAX];
 };
 
-struct tls_store {
+/* The shared memory: 512 slots of 2 KiB. */
+struct store_mem {
     struct store_slot slots[STORE_SLOTS];
 };
-_Static_assert(sizeof(struct tls_store) <= TLS_STORE_BYTES, "TLS_STORE_BYTES is too small");
+_Static_assert(sizeof(struct store_mem) <= TLS_STORE_BYTES, "TLS_STORE_BYTES is too small");
+
+/* One server identity's view of it (SSL_CTX ex_data). */
+struct tls_store {
+    struct store_mem *mem;
+    unsigned char tag[STORE_TAG];
+};
 
 static int ex_store = -1;           /* SSL_CTX ex_data: its struct tls_store */
 
@@ -55,7 +67,7 @@ static struct store_slot *slot_of(struct tls_store *st, const unsigned char *id,
 {
     uint32_t h = 0;
     memcpy(&h, id, id_len < sizeof(h) ? id_len : sizeof(h));
-    return &st->slots[h % STORE_SLOTS];
+    return &st->mem->slots[h % STORE_SLOTS];
 }
 
 /* OpenSSL made a session (a full handshake's, for its ticket). Returns 0:
@@ -77,6 +89,7 @@ static int store_new(SSL *ssl, SSL_SESSION *session)
     s->der_len = (uint16_t)i2d_SSL_SESSION(session, &p);
     s->id_len = (uint16_t)id_len;
     memcpy(s->id, id, id_len);
+    memcpy(s->tag, st->tag, STORE_TAG);
     __atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
     return 0;
 }
@@ -100,7 +113,8 @@ static SSL_SESSION *store_get(SSL *ssl, const unsigned char *id, int id_len, int
      * copy's loads before it (a fence would do, but TSan builds refuse
      * fences). */
     if (__atomic_fetch_add(&s->seq, 0, __ATOMIC_ACQ_REL) != before || mine.id_len != (uint16_t)id_len ||
-        memcmp(mine.id, id, (size_t)id_len) != 0 || mine.der_len > STORE_DER_MAX)
+        memcmp(mine.id, id, (size_t)id_len) != 0 || mine.der_len > STORE_DER_MAX ||
+        memcmp(mine.tag, st->tag, STORE_TAG) != 0)
         return NULL;
     const unsigned char *p = mine.der;
     SSL_SESSION *session = d2i_SSL_SESSION(NULL, &p, mine.der_len);
@@ -113,19 +127,57 @@ void tls_store_init(void)
     ex_store = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
+/* Which identity a session was made under: a digest of the server's
+ * certificate and of every CA it trusts. The reserved memory outlives an
+ * identity: a worker forked after a rotation takes the memory its elder
+ * siblings filled, and their sessions, checked against a trust that may be
+ * gone, must not resume under the new identity. */
+static bool identity_tag(SSL_CTX *server, unsigned char tag[STORE_TAG])
+{
+    EVP_MD *sha = EVP_MD_fetch(tls_libctx(), "SHA2-256", NULL);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    X509 *leaf = SSL_CTX_get0_certificate(server);
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    bool ok = sha && md && leaf && EVP_DigestInit_ex(md, sha, NULL) && X509_digest(leaf, sha, d, &n) &&
+              EVP_DigestUpdate(md, d, n);
+    STACK_OF(X509_OBJECT) *objs = ok ? X509_STORE_get0_objects(SSL_CTX_get_cert_store(server)) : NULL;
+    for (int i = 0; ok && objs && i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        ok = !ca || (X509_digest(ca, sha, d, &n) && EVP_DigestUpdate(md, d, n));
+    }
+    ok = ok && EVP_DigestFinal_ex(md, d, &n) && n >= STORE_TAG;
+    if (ok)
+        memcpy(tag, d, STORE_TAG);
+    EVP_MD_CTX_free(md);
+    EVP_MD_free(sha);
+    ERR_clear_error();
+    return ok;
+}
+
 /* The memory reserved at start when there is one (nginx's workers each
- * take their master's), else this identity's own. */
+ * take their master's), else this identity's own. NULL: this identity
+ * keeps its sessions in its own process only. */
 struct tls_store *tls_store_attach(SSL_CTX *server)
 {
-    struct tls_store *st = tls_reserved_store();
-    if (!st)
-        st = mmap(NULL, TLS_STORE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-                  -1, 0);
-    if (st == MAP_FAILED || !SSL_CTX_set_ex_data(server, ex_store, st)) {
-        if (st != MAP_FAILED)
-            munmap(st, TLS_STORE_BYTES);
+    struct tls_store *st = calloc(1, sizeof(*st));
+    if (!st || !identity_tag(server, st->tag)) {
+        free(st);
+        return NULL;
+    }
+    st->mem = tls_reserved_store();
+    if (!st->mem) {
+        st->mem = mmap(NULL, TLS_STORE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+        if (st->mem == MAP_FAILED) {
+            free(st);
+            return NULL;
+        }
+    }
+    if (!SSL_CTX_set_ex_data(server, ex_store, st)) {
+        tls_store_free(st);
         ERR_clear_error();
-        return NULL;                /* each process keeps its own sessions only */
+        return NULL;
     }
     SSL_CTX_sess_set_new_cb(server, store_new);
     SSL_CTX_sess_set_get_cb(server, store_get);
@@ -134,6 +186,8 @@ struct tls_store *tls_store_attach(SSL_CTX *server)
 
 void tls_store_free(struct tls_store *st)
 {
-    if (st)
-        munmap(st, TLS_STORE_BYTES);    /* as made, reserved or not */
+    if (!st)
+        return;
+    munmap(st->mem, TLS_STORE_BYTES);   /* as made, reserved or not */
+    free(st);
 }

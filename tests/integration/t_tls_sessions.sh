@@ -120,3 +120,58 @@ pids=$(grep -o '"pid":[0-9]*' "$TMP/server2.access" | sort | uniq -c)
 [ "$(echo "$pids" | wc -l)" -eq 2 ] || fail "the connections did not reach both workers: $pids"
 [ $((n - r)) -le 32 ] || fail "two workers: only $r of $n connections resumed ($(echo $pids))"
 ok "nginx, two workers: $r of $n resumed; per worker (connections, pid): $(echo $pids) ($(connect_times "$TMP/workers.access"))"
+
+# --- a pre-fork server: children forked by a parent that never loads ---------
+# The parent (python3, meshed, strict) only listens; each child it forks
+# serves one connection and exits, loading the identity as it accepts (as
+# nginx's workers load theirs as they drop root). A session one child made
+# resumes with the next (the store's memory is the parent's, reserved at
+# start). After the server's certificate is renewed, a child loads the new
+# identity and must not resume a session made under the old one (the store
+# tags each session with its identity).
+port3=$(free_port)
+mkdir "$TMP/srv3"
+cp "$C/orders.pem" "$C/orders.key" "$C/ca.pem" "$TMP/srv3/"
+printf '[meshim]\nlog_level = info\n[tls]\ncert = %s\nkey = %s\nca = %s\n[inbound:%s]\ntls = strict\n' \
+    "$TMP/srv3/orders.pem" "$TMP/srv3/orders.key" "$TMP/srv3/ca.pem" "$port3" > "$TMP/server3.ini"
+mkfifo "$TMP/forks"
+MESHIM_CONFIG=$TMP/server3.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 -u - "$port3" "$TMP/forks" \
+    > "$TMP/server3.log" 2>&1 <<'PY' &
+import os, socket, sys
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", int(sys.argv[1])))
+ls.listen(16)
+print("listening", flush=True)
+for line in open(sys.argv[2]):         # one child per line; the parent never accepts
+    pid = os.fork()
+    if pid == 0:
+        c, _ = ls.accept()
+        c.recv(4096)
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        c.close()
+        os._exit(0)
+    os.waitpid(pid, 0)
+PY
+PIDS+=($!)
+exec 7> "$TMP/forks"                    # the parent's stdin of children: one line each
+wait_until 'grep -q listening "$TMP/server3.log"' || fail "the pre-fork server did not listen: $(cat "$TMP/server3.log")"
+# child GOT: a new child serves one s_client; GOT is New or Reused.
+child() {
+    echo fork >&7
+    printf 'GET / HTTP/1.0\r\n\r\n' | timeout 20 openssl s_client -connect "127.0.0.1:$port3" \
+        -cert "$C/web.pem" -key "$C/web.key" -CAfile "$C/ca.pem" -ign_eof "$@" > "$TMP/child.out" 2>&1
+    grep -q "200 OK" "$TMP/child.out" || fail "a pre-fork child did not answer: $(tail -5 "$TMP/child.out"; tail -3 "$TMP/server3.log")"
+    grep -oE "^(New|Reused), TLSv1.3" "$TMP/child.out" | cut -d, -f1
+}
+got=$(child -sess_out "$TMP/child.sess")
+[ "$got" = New ] || fail "the first child's handshake: $got"
+got=$(child -sess_in "$TMP/child.sess")
+[ "$got" = Reused ] || fail "a session the first child made was not resumed by the second: $got"
+leaf "$C" orders2 "URI:spiffe://test.mesh/ns/prod/sa/orders,DNS:orders" ca || fail "cannot renew the server's certificate"
+cp "$C/orders2.key" "$TMP/srv3/new.key" && cp "$C/orders2.pem" "$TMP/srv3/new.pem"
+mv "$TMP/srv3/new.key" "$TMP/srv3/orders.key" && mv "$TMP/srv3/new.pem" "$TMP/srv3/orders.pem"
+got=$(child -sess_in "$TMP/child.sess")
+[ "$got" = New ] || fail "a child with the renewed identity resumed a session of the old one: $got"
+exec 7>&-
+ok "a pre-fork server whose parent never loads: a child's session resumes with the next; after a renewal, not (a full handshake under the new identity)"
