@@ -109,6 +109,8 @@ void process_before_privileges(void)
  * takes nothing away: it pays nothing. -1 leaves an id as it is. */
 void process_before_ids(bool group, unsigned real, unsigned effective, unsigned saved)
 {
+    if (!__atomic_load_n(&identity_owed_by, __ATOMIC_ACQUIRE))
+        return;                     /* nothing owed: not even the ids are asked */
     unsigned now[3];
     int rc = group ? getresgid(&now[0], &now[1], &now[2]) : getresuid(&now[0], &now[1], &now[2]);
     unsigned want[3] = { real, effective, saved };
