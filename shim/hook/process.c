@@ -186,7 +186,13 @@ static void atfork_child(void)
     shared_atfork_child();  /* the host's table stays mapped: it is the child's too */
 }
 
-static bool serves_tls(const struct mesh_config *cfg);
+static bool serves_tls(const struct mesh_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_inbound; i++)
+        if (cfg->inbound[i].tls != INBOUND_OFF)
+            return true;
+    return false;
+}
 
 static bool uses_tls(const struct mesh_config *cfg)
 {
@@ -194,14 +200,6 @@ static bool uses_tls(const struct mesh_config *cfg)
         if (cfg->services[i].tls == TLS_MTLS)
             return true;
     return serves_tls(cfg);
-}
-
-static bool serves_tls(const struct mesh_config *cfg)
-{
-    for (size_t i = 0; i < cfg->n_inbound; i++)
-        if (cfg->inbound[i].tls != INBOUND_OFF)
-            return true;
-    return false;
 }
 
 /* A relative MESHIM_CONFIG means the directory the program started in: its

@@ -39,7 +39,6 @@
 #include "mesh/relay.h"
 #include "mesh/sockname.h"
 #include "meshim/mesh.h"
-#include "meshim/relayname.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
 
@@ -636,15 +635,6 @@ static bool answered_after_end(int level, bool set)
     return set || level == SOL_SOCKET;
 }
 
-/* Does the name a pair end answered with carry a TCP address? */
-static bool carries_address(const struct sockaddr *addr, socklen_t len)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    return addr->sa_family != AF_UNIX ||
-           relayname_decode((const struct sockaddr_un *)addr, len, &ss, &sl);
-}
-
 int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
     struct conn *c = fdtable_get(fd);
@@ -685,17 +675,14 @@ int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t le
     return rc;
 }
 
-int dial_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
+int dial_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer, bool *relayed_end)
 {
     struct conn *c = fdtable_get(fd);
     swap_lock();
     int to = target(fd, c, false, true);
     int rc = to < 0 ? -1 : peer ? real_getpeername(to, addr, len) : real_getsockname(to, addr, len);
     swap_unlock();
-    if (rc == 0 && to == fd && c && !carries_address(addr, *len)) {
-        errno = ENOTCONN;           /* a pair end without the name (sockname.c could not bind it) */
-        rc = -1;
-    }
+    *relayed_end = c && to == fd;   /* the pair end answered, for a TCP connection */
     conn_unref(c);
     return rc;
 }

@@ -54,7 +54,9 @@ void dial_revive(int fd, struct conn *c);
 /* The hook layer: socket calls on a descriptor whose connect is in the engine */
 int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
 int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
-/* getsockname/getpeername (peer) through the table: the real socket's (sockname.c) */
-int dial_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer);
+/* getsockname/getpeername (peer) through the table: the real socket's, or
+ * the pair end's once a relay is over (*relayed_end: its name must carry
+ * the TCP address; sockname.c) */
+int dial_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer, bool *relayed_end);
 
 #endif

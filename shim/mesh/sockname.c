@@ -111,7 +111,8 @@ int meshim_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer, boo
     socklen_t sl = sizeof(ss), nl;
     if (!addr || !len)          /* the kernel's EFAULT */
         return peer ? real_getpeername(fd, addr, len) : real_getsockname(fd, addr, len);
-    int rc = in_table ? dial_getname(fd, (struct sockaddr *)&ss, &sl, peer)
+    bool relayed_end = false;
+    int rc = in_table ? dial_getname(fd, (struct sockaddr *)&ss, &sl, peer, &relayed_end)
            : peer ? real_getpeername(fd, (struct sockaddr *)&ss, &sl)
                   : real_getsockname(fd, (struct sockaddr *)&ss, &sl);
     if (rc < 0)
@@ -119,6 +120,9 @@ int meshim_getname(int fd, struct sockaddr *addr, socklen_t *len, bool peer, boo
     if (believed(fd, &ss, sl, &name, &nl)) {
         ss = name;
         sl = nl;
+    } else if (relayed_end && ss.ss_family == AF_UNIX) {
+        errno = ENOTCONN;           /* a pair end whose name could not be bound */
+        return -1;
     }
     /* As the kernel does: as much as fits, and the full length. */
     memcpy(addr, &ss, *len < sl ? *len : sl);

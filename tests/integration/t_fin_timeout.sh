@@ -63,9 +63,14 @@ s = socket.create_connection(('holder', $port))
 s.sendall(b'x' * 1000)
 s.close()
 print(ended_after(20, 1))") || fail "in the namespace: $(cat "$TMP/client.err" "$TMP/server.log")"
-[ "$out" != none ] || fail "a closed connection whose peer never ends: no end in 20 s: $(cat "$TMP/client.err")"
-awk -v s="$out" 'BEGIN { exit !(s >= 1.5) }' ||
-    fail "the relay ended after $out s, before tcp_fin_timeout (2 s)"
+# ended_at_fin_timeout WHAT: $out (ended_after's) is an end, not before
+# tcp_fin_timeout (2 s).
+ended_at_fin_timeout() {
+    [ "$out" != none ] || fail "$1: no end in 20 s: $(cat "$TMP/client.err")"
+    awk -v s="$out" 'BEGIN { exit !(s >= 1.5) }' ||
+        fail "$1: the relay ended after $out s, before tcp_fin_timeout (2 s)"
+}
+ended_at_fin_timeout "a closed connection whose peer never ends"
 ok "a connection closed toward a peer that never ends: its relay ended after $out s (tcp_fin_timeout 2 s)"
 
 : > "$TMP/access.log"
@@ -98,7 +103,5 @@ s.close()
 print(ended_after(20, 1))") || fail "in the namespace: $(cat "$TMP/client.err" "$TMP/server.log")"
 [ "${out% *}" = fin_wait2 ] || fail "the relay did not send the FIN of a connection shut down for writing: $out"
 out=${out#* }
-[ "$out" != none ] || fail "a connection shut down for writing, then closed: no end in 20 s"
-awk -v s="$out" 'BEGIN { exit !(s >= 1.5) }' ||
-    fail "shut down for writing, then closed: the relay ended after $out s, before tcp_fin_timeout (2 s)"
+ended_at_fin_timeout "a connection shut down for writing, then closed"
 ok "a connection shut down for writing, then closed, toward a peer that never ends: its relay ended after $out s"
