@@ -38,6 +38,10 @@ void mesh_env_snapshot(void);
  * set-uid or set-gid process (whose environment is not believed). */
 const char *mesh_env(const char *name);
 
+/* All the MESHIM_* variables kept at start, as "NAME=value" (*vars);
+ * none in a set-uid or set-gid process. Returns how many. */
+size_t mesh_env_all(char *const **vars);
+
 /* The config from the file and the environment kept at start (SPEC §2.1);
  * NULL with *errors set when it is invalid. */
 struct mesh_config *mesh_load_config(char **errors, enum on_error *on_error);

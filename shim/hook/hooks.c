@@ -27,6 +27,7 @@
 #include "libc/real.h"
 #include "mesh/connect.h"
 #include "mesh/dial.h"
+#include "mesh/exec.h"
 #include "mesh/fdtable.h"
 #include "mesh/relay.h"
 #include "mesh/ktls.h"
@@ -823,7 +824,8 @@ EXPORT int chroot(const char *path)
  * and what this one wrote last, still reach the peer. In a vfork child,
  * which shares its parent's memory and engine, engine_here() says no and
  * the exec goes on alone. If the exec fails, the program goes on with its
- * connections in the keeper. */
+ * connections in the keeper. exec_run then passes the mesh on to a new
+ * image that inherits an [inbound:PORT] listener (mesh/exec.h). */
 static void before_exec(void)
 {
     int saved = errno;
@@ -835,37 +837,38 @@ static void before_exec(void)
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
     before_exec();
-    return real_execve(path, argv, envp);
+    return exec_run(&(struct exec_call){ .form = EXEC_PATH, .path = path, .argv = argv }, envp);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
 {
     before_exec();
-    return real_execv(path, argv);
+    return exec_run(&(struct exec_call){ .form = EXEC_PATH, .path = path, .argv = argv }, environ);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
 {
     before_exec();
-    return real_execvp(file, argv);
+    return exec_run(&(struct exec_call){ .form = EXEC_SEARCH, .path = file, .argv = argv }, environ);
 }
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
     before_exec();
-    return real_execvpe(file, argv, envp);
+    return exec_run(&(struct exec_call){ .form = EXEC_SEARCH, .path = file, .argv = argv }, envp);
 }
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
     before_exec();
-    return real_fexecve(fd, argv, envp);
+    return exec_run(&(struct exec_call){ .form = EXEC_FD, .argv = argv, .fd = fd }, envp);
 }
 
 EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
 {
     before_exec();
-    return real_execveat(dirfd, path, argv, envp, flags);
+    return exec_run(&(struct exec_call){ .form = EXEC_AT, .path = path, .argv = argv, .fd = dirfd,
+                                         .flags = flags }, envp);
 }
 
 /* The list forms: the arguments up to the NULL, counted on a copy of the

@@ -26,6 +26,7 @@
 #include "libc/stdio_exit.h"
 #include "mesh/conn.h"
 #include "mesh/dial.h"
+#include "mesh/exec.h"
 #include "mesh/fdtable.h"
 #include "mesh/http.h"
 #include "mesh/ktls.h"
@@ -250,6 +251,7 @@ __attribute__((constructor(101))) static void mesh_init(void)
     if (serves_tls(cfg))
         tls_store_reserve();            /* the sessions its forks will share */
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    exec_init();            /* the library's path, for an exec that passes on a listener */
     mesh_publish(reg);
     log_debug("%zu services from %s", reg->n_services, cfg->file ? cfg->file : "the environment");
 }

@@ -55,6 +55,12 @@ const char *mesh_env(const char *name)
     return getauxval(AT_SECURE) ? NULL : env_lookup(name);
 }
 
+size_t mesh_env_all(char *const **vars)
+{
+    *vars = env_saved;
+    return getauxval(AT_SECURE) ? 0 : n_env;
+}
+
 struct mesh_config *mesh_load_config(char **errors, enum on_error *on_error)
 {
     struct config_source src = {

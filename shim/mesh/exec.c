@@ -1,0 +1,157 @@
+/*
+ * exec.c — an exec that passes on a meshed listening socket keeps the mesh
+ * (see exec.h).
+ */
+#include "mesh/exec.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "libc/real.h"
+#include "meshim/execenv.h"
+#include "meshim/mesh.h"
+#include "observe/files.h"
+#include "observe/log.h"
+
+/* Beyond these the environment goes as given (and a warning says so): the
+ * new one is built on the caller's stack, which may be a thread's. */
+#define SLOTS_MAX 8192
+#define BYTES_MAX (64u * 1024)
+/* getdents64 batches of /proc/self/fd: about 200 descriptors each. */
+#define FD_READS (1u << 16)
+
+static char lib_path[PATH_MAX];
+static char own_preload[4096];      /* LD_PRELOAD as this process started; "": unset or too long */
+
+/* No system call when LD_PRELOAD named the library by its full path (the
+ * usual case): dladdr reads the loader's list of objects. */
+void exec_init(void)
+{
+    /* A set-uid or set-gid process's environment is its caller's: never
+     * put its LD_PRELOAD into an exec that may run with the privileges. */
+    if (getauxval(AT_SECURE))
+        return;
+    const char *own = getenv("LD_PRELOAD");
+    if (own && strlen(own) < sizeof(own_preload))
+        memcpy(own_preload, own, strlen(own) + 1);
+    Dl_info info;
+    if (!dladdr((void *)exec_init, &info) || !info.dli_fname)
+        return;
+    if (info.dli_fname[0] == '/' && strlen(info.dli_fname) < sizeof(lib_path))
+        memcpy(lib_path, info.dli_fname, strlen(info.dli_fname) + 1);
+    else if (!realpath(info.dli_fname, lib_path))
+        lib_path[0] = '\0';
+}
+
+struct scan {
+    const struct registry *reg;
+    int dirfd;
+    uint16_t port;          /* the [inbound:PORT] found; 0: none */
+};
+
+static uint16_t local_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (real_getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+/* files_each_name's step: stops at a listening socket the exec passes on
+ * (no FD_CLOEXEC) whose port has an [inbound:PORT] section. */
+static bool find_listener(int dirfd, const char *name, void *arg)
+{
+    struct scan *s = arg;
+    char *end;
+    long fd = strtol(name, &end, 10);
+    if (*name < '0' || *name > '9' || *end || fd == dirfd || fd > INT_MAX)
+        return true;
+    int flags = real_fcntl((int)fd, F_GETFD, NULL);
+    if (flags < 0 || (flags & FD_CLOEXEC))
+        return true;
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (real_getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)
+        return true;
+    uint16_t port = local_port((int)fd);
+    if (port && registry_inbound(s->reg, port)) {
+        s->port = port;
+        return false;
+    }
+    return true;
+}
+
+/* The [inbound:PORT] port of a listener the exec passes on, or 0. */
+static uint16_t passed_listener(void)
+{
+    const struct registry *reg = mesh_registry();
+    if (!reg || !reg->cfg->n_inbound)
+        return 0;
+    int dirfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0)
+        return 0;
+    struct scan s = { .reg = reg, .dirfd = dirfd };
+    files_each_name(dirfd, FD_READS, find_listener, &s);
+    real_close(dirfd);
+    return s.port;
+}
+
+static int exec_with(const struct exec_call *call, char *const envp[])
+{
+    switch (call->form) {
+    case EXEC_SEARCH:
+        return real_execvpe(call->path, call->argv, envp);
+    case EXEC_FD:
+        return real_fexecve(call->fd, call->argv, envp);
+    case EXEC_AT:
+        return real_execveat(call->fd, call->path, call->argv, envp, call->flags);
+    case EXEC_PATH:
+    default:
+        return real_execve(call->path, call->argv, envp);
+    }
+}
+
+static const char *call_name(const struct exec_call *call)
+{
+    return call->path && *call->path ? call->path : "the program";
+}
+
+int exec_run(const struct exec_call *call, char *const envp[])
+{
+    int saved_errno = errno;
+    uint16_t port = lib_path[0] ? passed_listener() : 0;
+    errno = saved_errno;
+    if (!port)
+        return exec_with(call, envp);
+    char *const *vars;
+    size_t n_vars = mesh_env_all(&vars);
+    size_t slots = execenv_slots(envp, n_vars), bytes = execenv_bytes(envp, lib_path, own_preload);
+    if (slots > SLOTS_MAX || bytes > BYTES_MAX) {
+        log_warn("exec of %s: it inherits the listener of [inbound:%u], but its environment is too "
+                 "large to add LD_PRELOAD to: it may serve the port without the mesh", call_name(call),
+                 (unsigned)port);
+        return exec_with(call, envp);
+    }
+    char *env[slots];
+    char buf[bytes];
+    if (execenv_build(envp, lib_path, own_preload, vars, n_vars, env, buf, bytes) == 0)
+        return exec_with(call, envp);
+    log_info("exec of %s: it inherits the listener of [inbound:%u], so it gets the mesh: LD_PRELOAD "
+             "and the MESHIM_ variables its environment lacked are added", call_name(call), (unsigned)port);
+    errno = saved_errno;
+    return exec_with(call, env);
+}

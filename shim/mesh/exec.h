@@ -1,0 +1,51 @@
+/*
+ * exec.h — an exec that passes on a meshed listening socket keeps the mesh.
+ *
+ * The descriptors an exec does not close go to the new image, listening
+ * sockets included: nginx's binary upgrade (SIGUSR2) runs the new binary
+ * with the old master's listeners, and inetd-style supervisors do the
+ * same. When one of them is an [inbound:PORT] port, the new image must
+ * load the shim with the same config, or it serves the port in the clear
+ * where the config says mTLS. Programs often exec with an environment of
+ * their own making (nginx passes only what nginx.conf's `env` names), so
+ * the exec hooks run the exec through exec_run: with such a listener
+ * inherited, the environment given gets LD_PRELOAD (the one this process
+ * started with, or this library appended to the one given) and the
+ * MESHIM_ variables this process started with, where it lacks them
+ * (policy/execenv.c writes it). Otherwise it goes as given.
+ *
+ * Never in a set-uid or set-gid process: its environment is its
+ * caller's. Safe in a vfork child, which shares its parent's memory: nothing is
+ * allocated (the new environment is on the stack) and the descriptors are
+ * read with raw getdents64.
+ */
+#ifndef MESHIM_EXEC_H
+#define MESHIM_EXEC_H
+
+/* Which exec call it is; every exec function is one of these with an
+ * environment (execv and execvp: the program's environ). */
+enum exec_form {
+    EXEC_PATH,      /* execve(path, argv, envp) */
+    EXEC_SEARCH,    /* execvpe(path, argv, envp): path searched in PATH */
+    EXEC_FD,        /* fexecve(fd, argv, envp) */
+    EXEC_AT,        /* execveat(fd, path, argv, envp, flags) */
+};
+
+struct exec_call {
+    enum exec_form form;
+    const char *path;
+    char *const *argv;
+    int fd;
+    int flags;
+};
+
+/* The library's own path and LD_PRELOAD as the process started, kept
+ * for later execs (the constructor calls it once: a vfork child must not
+ * call dladdr, and the program may have changed its environment since). */
+void exec_init(void);
+
+/* Runs the exec with envp, or with envp and the mesh put back (above).
+ * Returns only when the exec fails: -1 and its errno. */
+int exec_run(const struct exec_call *call, char *const envp[]);
+
+#endif

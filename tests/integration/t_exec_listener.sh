@@ -1,0 +1,135 @@
+# An exec that passes on the listening socket of an [inbound:PORT] port
+# keeps the mesh in the new image, whatever environment the program gives
+# it (shim/mesh/exec.h). Without that, the new image serves the strict
+# port in the clear to anyone.
+# - nginx's binary upgrade (SIGUSR2, then SIGQUIT to the old master): the
+#   new master inherits the listener with only the variables nginx keeps
+#   (TZ and NGINX); after the upgrade a meshed client still gets its file
+#   over mTLS, and a plaintext client gets nothing;
+# - python3 execs itself with an empty environment and the listener: the
+#   new image accepts over mTLS only, and says why it got the mesh.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/integration/certs.sh"
+
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+
+# plain_gets HOST PORT: what a plaintext client reads back for a GET ("" if
+# the connection ends first).
+plain_gets() {
+    python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+try:
+    s.sendall(b"GET /file HTTP/1.0\r\nHost: x\r\n\r\n")
+    got = b""
+    while d := s.recv(65536):
+        got += d
+except OSError:
+    pass
+print(got[:200].decode("latin-1").replace("\r\n", " | "))
+PY
+}
+# meshed_get NAME PORT: the body a meshed client gets by service name.
+meshed_get() {
+    MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$1" "$2" <<'PY' 2>> "$TMP/client.err"
+import http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=20)
+c.request("GET", "/file")
+r = c.getresponse()
+print(r.status, r.read().decode().strip())
+PY
+}
+maps_shim() { grep -q libmeshim "/proc/$1/maps"; }
+
+# --- nginx's binary upgrade --------------------------------------------------
+np=$(free_port)
+d=$TMP/nginx
+mkdir -p "$d/www"
+chmod o+rx "$TMP" "$d" "$d/www"
+echo "served over mTLS" > "$d/www/file"
+chmod o+r "$d/www/file"
+cat > "$d/nginx.conf" <<CONF
+daemon on;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log notice;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $d/body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    server { listen 127.0.0.2:$np; root $d/www; }
+}
+CONF
+tls_ini "$TMP/server.ini" orders "[inbound:$np]" "tls = strict"
+sed -i "s|^log_level = info|log_level = info\nlog_file = $TMP/server-shim.log|" "$TMP/server.ini"
+tls_ini "$TMP/client.ini" web "[service:web]" "endpoints = 127.0.0.2:$np" "tls = mtls"
+sed -i "s|^log_level = info|log_level = warn\nstats_dir = $TMP/stats|" "$TMP/client.ini"
+
+# nginx re-runs argv[0] on SIGUSR2: started by its full path.
+env MESHIM_CONFIG="$TMP/server.ini" LD_PRELOAD="$MESHIM_PRELOAD" /usr/sbin/nginx -c "$d/nginx.conf" \
+    2> "$d/stderr" || fail "nginx did not start: $(cat "$d/stderr")"
+wait_until "[ -s '$d/nginx.pid' ]" || fail "nginx wrote no pid file: $(cat "$d/error.log")"
+old=$(cat "$d/nginx.pid")
+PIDS+=("$old")
+wait_port 127.0.0.2 "$np"
+out=$(meshed_get web "$np")
+[ "$out" = "200 served over mTLS" ] || fail "before the upgrade: '$out' $(cat "$TMP/client.err")"
+
+kill -USR2 "$old"
+wait_until "[ \"\$(cat '$d/nginx.pid' 2> /dev/null)\" != '$old' ] && [ -s '$d/nginx.pid' ]" ||
+    fail "no new master after SIGUSR2: $(tail -5 "$d/error.log")"
+new=$(cat "$d/nginx.pid")
+PIDS+=("$new")
+kill -QUIT "$old"
+wait_until "! kill -0 $old 2> /dev/null" || fail "the old master $old did not end"
+maps_shim "$new" || fail "the new master $new runs without the shim"
+out=$(meshed_get web "$np")
+[ "$out" = "200 served over mTLS" ] || fail "after the upgrade, over mTLS: '$out' $(cat "$TMP/client.err")"
+out=$(plain_gets 127.0.0.2 "$np")
+case $out in *"served over"*|*HTTP/1.1*) fail "after the upgrade, a plaintext client was served: $out" ;; esac
+grep -q "inherits the listener of \[inbound:$np\], so it gets the mesh" "$TMP/server-shim.log" ||
+    fail "no line on the exec: $(cat "$TMP/server-shim.log")"
+ok "nginx's binary upgrade: the new master ($new) has the shim; mTLS served, plaintext refused"
+
+# --- python3 execs itself with an empty environment --------------------------
+pp=$(free_port)
+tls_ini "$TMP/py.ini" orders "[inbound:$pp]" "tls = strict"
+tls_ini "$TMP/client.ini" web "[service:pyweb]" "endpoints = 127.0.0.2:$pp" "tls = mtls"
+sed -i "s|^log_level = info|log_level = warn\nstats_dir = $TMP/stats|" "$TMP/client.ini"
+MESHIM_CONFIG=$TMP/py.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$pp" > "$TMP/py.out" 2> "$TMP/py.err" <<'PY' &
+import os, socket, sys
+ls = socket.socket()
+ls.bind(("127.0.0.2", int(sys.argv[1])))
+ls.listen(16)
+os.set_inheritable(ls.fileno(), True)
+child = r'''
+import socket, sys
+ls = socket.socket(fileno=int(sys.argv[1]))
+while True:
+    c, _ = ls.accept()
+    c.settimeout(10)
+    try:
+        c.recv(65536)
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 17\r\n\r\nserved over mTLS\n")
+    except OSError:
+        pass
+    c.close()
+'''
+os.execve(sys.executable, [sys.executable, "-c", child, str(ls.fileno())], {})
+PY
+PIDS+=($!)
+pid=$!
+wait_port 127.0.0.2 "$pp"
+maps_shim "$pid" || fail "python3 after its exec runs without the shim: $(cat "$TMP/py.err")"
+out=$(meshed_get pyweb "$pp")
+[ "$out" = "200 served over mTLS" ] || fail "python3 after an exec with an empty environment: '$out' $(cat "$TMP/client.err" "$TMP/py.err")"
+out=$(plain_gets 127.0.0.2 "$pp")
+case $out in *"served over"*|*HTTP/1.0*) fail "python3 after its exec served a plaintext client: $out" ;; esac
+grep -q "exec of .*python.*inherits the listener of \[inbound:$pp\], so it gets the mesh" "$TMP/py.err" ||
+    fail "no line on the exec: $(cat "$TMP/py.err")"
+ok "python3 exec'd with an empty environment and the listener: mTLS served, plaintext refused"
