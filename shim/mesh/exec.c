@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -55,7 +56,8 @@ void exec_init(void)
 struct scan {
     const struct registry *reg;
     int dirfd;
-    uint16_t port;          /* the [inbound:PORT] found; 0: none */
+    uint16_t port;          /* a TCP listener's port; 0: none found */
+    bool inbound;           /* port has an [inbound:PORT] section */
 };
 
 static uint16_t local_port(int fd)
@@ -71,8 +73,9 @@ static uint16_t local_port(int fd)
     return 0;
 }
 
-/* files_each_name's step: stops at a listening socket the exec passes on
- * (no FD_CLOEXEC) whose port has an [inbound:PORT] section. */
+/* files_each_name's step: notes a TCP listening socket the exec passes on
+ * (no FD_CLOEXEC), and stops at one whose port has an [inbound:PORT]
+ * section. */
 static bool find_listener(int dirfd, const char *name, void *arg)
 {
     struct scan *s = arg;
@@ -80,34 +83,36 @@ static bool find_listener(int dirfd, const char *name, void *arg)
     long fd = strtol(name, &end, 10);
     if (*name < '0' || *name > '9' || *end || fd == dirfd || fd > INT_MAX)
         return true;
-    int flags = real_fcntl((int)fd, F_GETFD, NULL);
-    if (flags < 0 || (flags & FD_CLOEXEC))
-        return true;
+    /* One system call for most descriptors: not a socket, or not listening. */
     int listening = 0;
     socklen_t len = sizeof(listening);
     if (real_getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)
         return true;
+    int flags = real_fcntl((int)fd, F_GETFD, NULL);
+    if (flags < 0 || (flags & FD_CLOEXEC))
+        return true;
     uint16_t port = local_port((int)fd);
     if (port && registry_inbound(s->reg, port)) {
         s->port = port;
+        s->inbound = true;
         return false;
     }
+    if (port && !s->port)
+        s->port = port;
     return true;
 }
 
-/* The [inbound:PORT] port of a listener the exec passes on, or 0. */
-static uint16_t passed_listener(void)
+/* The TCP listeners the exec passes on: s->port 0 when none. */
+static void passed_listener(struct scan *s)
 {
-    const struct registry *reg = mesh_registry();
-    if (!reg || !reg->cfg->n_inbound)
-        return 0;
-    int dirfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0)
-        return 0;
-    struct scan s = { .reg = reg, .dirfd = dirfd };
-    files_each_name(dirfd, FD_READS, find_listener, &s);
-    real_close(dirfd);
-    return s.port;
+    s->reg = mesh_registry();
+    if (!s->reg)
+        return;
+    s->dirfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0)
+        return;
+    files_each_name(s->dirfd, FD_READS, find_listener, s);
+    real_close(s->dirfd);
 }
 
 static int exec_with(const struct exec_call *call, char *const envp[])
@@ -133,25 +138,29 @@ static const char *call_name(const struct exec_call *call)
 int exec_run(const struct exec_call *call, char *const envp[])
 {
     int saved_errno = errno;
-    uint16_t port = lib_path[0] ? passed_listener() : 0;
+    struct scan s = { 0 };
+    if (lib_path[0])
+        passed_listener(&s);
     errno = saved_errno;
-    if (!port)
+    if (!s.port)
         return exec_with(call, envp);
+    char what[64];
+    snprintf(what, sizeof(what), s.inbound ? "the listener of [inbound:%u]" : "a listening socket (port %u)",
+             (unsigned)s.port);
     char *const *vars;
     size_t n_vars = mesh_env_all(&vars);
     size_t slots = execenv_slots(envp, n_vars), bytes = execenv_bytes(envp, lib_path, own_preload);
     if (slots > SLOTS_MAX || bytes > BYTES_MAX) {
-        log_warn("exec of %s: it inherits the listener of [inbound:%u], but its environment is too "
-                 "large to add LD_PRELOAD to: it may serve the port without the mesh", call_name(call),
-                 (unsigned)port);
+        log_warn("exec of %s: it inherits %s, but its environment is too large to add LD_PRELOAD to: "
+                 "it may serve the port without the mesh", call_name(call), what);
         return exec_with(call, envp);
     }
     char *env[slots];
     char buf[bytes];
     if (execenv_build(envp, lib_path, own_preload, vars, n_vars, env, buf, bytes) == 0)
         return exec_with(call, envp);
-    log_info("exec of %s: it inherits the listener of [inbound:%u], so it gets the mesh: LD_PRELOAD "
-             "and the MESHIM_ variables its environment lacked are added", call_name(call), (unsigned)port);
+    log_info("exec of %s: it inherits %s, so it gets the mesh: LD_PRELOAD and the MESHIM_ variables "
+             "its environment lacked are added", call_name(call), what);
     errno = saved_errno;
     return exec_with(call, env);
 }

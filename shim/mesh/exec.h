@@ -1,23 +1,25 @@
 /*
- * exec.h — an exec that passes on a meshed listening socket keeps the mesh.
+ * exec.h — an exec that passes on a listening socket keeps the mesh.
  *
  * The descriptors an exec does not close go to the new image, listening
  * sockets included: nginx's binary upgrade (SIGUSR2) runs the new binary
  * with the old master's listeners, and inetd-style supervisors do the
- * same. When one of them is an [inbound:PORT] port, the new image must
- * load the shim with the same config, or it serves the port in the clear
- * where the config says mTLS. Programs often exec with an environment of
- * their own making (nginx passes only what nginx.conf's `env` names), so
- * the exec hooks run the exec through exec_run: with such a listener
- * inherited, the environment given gets LD_PRELOAD (the one this process
- * started with, or this library appended to the one given) and the
- * MESHIM_ variables this process started with, where it lacks them
- * (policy/execenv.c writes it). Otherwise it goes as given.
+ * same. The new image is the same server going on, and must load the
+ * shim with the same config: without it, an [inbound:PORT] port is
+ * served in the clear where the config says mTLS, and the service names
+ * nginx.conf names do not resolve (the new master does not start).
+ * Programs often exec with an environment of their own making (nginx
+ * passes only what nginx.conf's `env` names), so the exec hooks run the
+ * exec through exec_run: with a TCP listener inherited, the environment
+ * given gets LD_PRELOAD (the one this process started with, or this
+ * library appended to the one given) and the MESHIM_ variables this
+ * process started with, where it lacks them (policy/execenv.c writes it).
+ * Otherwise it goes as given.
  *
  * Never in a set-uid or set-gid process: its environment is its
- * caller's. Safe in a vfork child, which shares its parent's memory: nothing is
- * allocated (the new environment is on the stack) and the descriptors are
- * read with raw getdents64.
+ * caller's. Safe in a vfork child, which shares its parent's memory:
+ * nothing is allocated (the new environment is on the stack) and the
+ * descriptors are read with raw getdents64.
  */
 #ifndef MESHIM_EXEC_H
 #define MESHIM_EXEC_H

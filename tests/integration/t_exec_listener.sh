@@ -1,13 +1,17 @@
-# An exec that passes on the listening socket of an [inbound:PORT] port
-# keeps the mesh in the new image, whatever environment the program gives
-# it (shim/mesh/exec.h). Without that, the new image serves the strict
-# port in the clear to anyone.
+# An exec that passes on a listening socket keeps the mesh in the new
+# image, whatever environment the program gives it (shim/mesh/exec.h).
+# Without that, a new image that inherits an [inbound:PORT] listener
+# serves the strict port in the clear to anyone.
 # - nginx's binary upgrade (SIGUSR2, then SIGQUIT to the old master): the
 #   new master inherits the listener with only the variables nginx keeps
 #   (TZ and NGINX); after the upgrade a meshed client still gets its file
-#   over mTLS, and a plaintext client gets nothing;
+#   over mTLS, a plaintext client gets nothing, and nginx still reaches
+#   the service its proxy_pass names (a name only the mesh resolves: a new
+#   master without the shim would not start);
 # - python3 execs itself with an empty environment and the listener: the
-#   new image accepts over mTLS only, and says why it got the mesh.
+#   new image accepts over mTLS only, and says why it got the mesh;
+# - the same with a listener on a port the config does not name: the new
+#   image still reaches a service by name.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -30,12 +34,13 @@ except OSError:
 print(got[:200].decode("latin-1").replace("\r\n", " | "))
 PY
 }
-# meshed_get NAME PORT: the body a meshed client gets by service name.
+# meshed_get NAME PORT [PATH]: status and body a meshed client gets by
+# service name.
 meshed_get() {
-    MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$1" "$2" <<'PY' 2>> "$TMP/client.err"
+    MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$1" "$2" "${3:-/file}" <<'PY' 2>> "$TMP/client.err"
 import http.client, sys
 c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=20)
-c.request("GET", "/file")
+c.request("GET", sys.argv[3])
 r = c.getresponse()
 print(r.status, r.read().decode().strip())
 PY
@@ -44,6 +49,7 @@ maps_shim() { grep -q libmeshim "/proc/$1/maps"; }
 
 # --- nginx's binary upgrade --------------------------------------------------
 np=$(free_port)
+bp=$(free_port)
 d=$TMP/nginx
 mkdir -p "$d/www"
 chmod o+rx "$TMP" "$d" "$d/www"
@@ -62,10 +68,17 @@ http {
     fastcgi_temp_path $d/fastcgi;
     uwsgi_temp_path $d/uwsgi;
     scgi_temp_path $d/scgi;
-    server { listen 127.0.0.2:$np; root $d/www; }
+    server {
+        listen 127.0.0.2:$np;
+        root $d/www;
+        location /up/ { proxy_pass http://backend:$bp/; }
+    }
 }
 CONF
-tls_ini "$TMP/server.ini" orders "[inbound:$np]" "tls = strict"
+python3 "$ROOT/tests/helpers/http_backend.py" 127.0.0.3 "$bp" backend "$TMP/backend.log" 2> "$TMP/backend.err" &
+PIDS+=($!)
+wait_port 127.0.0.3 "$bp"
+tls_ini "$TMP/server.ini" orders "[inbound:$np]" "tls = strict" "[service:backend]" "endpoints = 127.0.0.3:$bp"
 sed -i "s|^log_level = info|log_level = info\nlog_file = $TMP/server-shim.log|" "$TMP/server.ini"
 tls_ini "$TMP/client.ini" web "[service:web]" "endpoints = 127.0.0.2:$np" "tls = mtls"
 sed -i "s|^log_level = info|log_level = warn\nstats_dir = $TMP/stats|" "$TMP/client.ini"
@@ -79,6 +92,9 @@ PIDS+=("$old")
 wait_port 127.0.0.2 "$np"
 out=$(meshed_get web "$np")
 [ "$out" = "200 served over mTLS" ] || fail "before the upgrade: '$out' $(cat "$TMP/client.err")"
+up_want="200 backend GET /one host=backend:$bp attempt=None len=0"
+out=$(meshed_get web "$np" /up/one)
+[ "$out" = "$up_want" ] || fail "before the upgrade, proxy_pass to the service: '$out' $(cat "$TMP/client.err" "$d/error.log")"
 
 kill -USR2 "$old"
 wait_until "[ \"\$(cat '$d/nginx.pid' 2> /dev/null)\" != '$old' ] && [ -s '$d/nginx.pid' ]" ||
@@ -92,9 +108,11 @@ out=$(meshed_get web "$np")
 [ "$out" = "200 served over mTLS" ] || fail "after the upgrade, over mTLS: '$out' $(cat "$TMP/client.err")"
 out=$(plain_gets 127.0.0.2 "$np")
 case $out in *"served over"*|*HTTP/1.1*) fail "after the upgrade, a plaintext client was served: $out" ;; esac
+out=$(meshed_get web "$np" /up/one)
+[ "$out" = "$up_want" ] || fail "after the upgrade, proxy_pass to the service: '$out' $(cat "$TMP/client.err" "$d/error.log")"
 grep -q "inherits the listener of \[inbound:$np\], so it gets the mesh" "$TMP/server-shim.log" ||
     fail "no line on the exec: $(cat "$TMP/server-shim.log")"
-ok "nginx's binary upgrade: the new master ($new) has the shim; mTLS served, plaintext refused"
+ok "nginx's binary upgrade: the new master ($new) has the shim; mTLS served, plaintext refused, proxy_pass by service name"
 
 # --- python3 execs itself with an empty environment --------------------------
 pp=$(free_port)
@@ -133,3 +151,29 @@ case $out in *"served over"*|*HTTP/1.0*) fail "python3 after its exec served a p
 grep -q "exec of .*python.*inherits the listener of \[inbound:$pp\], so it gets the mesh" "$TMP/py.err" ||
     fail "no line on the exec: $(cat "$TMP/py.err")"
 ok "python3 exec'd with an empty environment and the listener: mTLS served, plaintext refused"
+
+# --- any listening socket: a server re-exec'ing itself stays meshed ----------
+# A listener on a port with no [inbound] section (the new image is the same
+# server going on): the exec'd python3 reaches a service by its name, which
+# only the mesh resolves.
+lp=$(free_port)
+tls_ini "$TMP/plainsrv.ini" web "[service:backend]" "endpoints = 127.0.0.3:$bp"
+out=$(MESHIM_CONFIG=$TMP/plainsrv.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$lp" "$bp" 2> "$TMP/plainsrv.err" <<'PY'
+import os, socket, sys
+ls = socket.socket()
+ls.bind(("127.0.0.2", int(sys.argv[1])))
+ls.listen(16)
+os.set_inheritable(ls.fileno(), True)
+child = r'''
+import http.client, sys
+c = http.client.HTTPConnection("backend", int(sys.argv[1]), timeout=20)
+c.request("GET", "/after-exec")
+print(c.getresponse().read().decode().strip())
+'''
+os.execve(sys.executable, [sys.executable, "-c", child, sys.argv[2]], {})
+PY
+)
+case $out in "backend GET /after-exec "*) ;; *) fail "python3 exec'd with a plain listener: '$out' $(cat "$TMP/plainsrv.err")" ;; esac
+grep -q "inherits a listening socket (port $lp), so it gets the mesh" "$TMP/plainsrv.err" ||
+    fail "no line on the exec: $(cat "$TMP/plainsrv.err")"
+ok "python3 exec'd with an empty environment and a plain listener: it reaches a service by name"
