@@ -22,6 +22,13 @@ cleanup() {
         kill "$p" 2>/dev/null
     done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    # A daemon (NGINX_DAEMON) is not this shell's child, and wait does not
+    # wait for it: up to 5 s more, so that its ports are free when the
+    # next test starts.
+    local i
+    for p in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    done
     [ -n "${KEEP_TMP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -87,14 +94,17 @@ start_backends() {
 # start_nginx NAME 'http block lines' [VAR=VALUE...]: nginx with $TMP/NAME as
 # its prefix (error.log and stderr there), ${NGINX_WORKERS:-1} workers (as
 # nobody, or as $NGINX_USER), in the caller's environment plus the
-# variables given; in PIDS; does not wait.
+# variables given; in PIDS; does not wait. With NGINX_DAEMON=1 nginx
+# daemonizes (as its binary upgrade needs) and the master's pid, from its
+# pid file, goes in PIDS.
 start_nginx() {
-    local name=$1 http=$2 d=$TMP/$1
+    local name=$1 http=$2 d=$TMP/$1 daemon=off
+    [ -z "${NGINX_DAEMON:-}" ] || daemon=on
     shift 2
     mkdir -p "$d"
     chmod o+rx "$TMP" "$d"      # workers run as nobody
     cat > "$d/nginx.conf" <<CONF
-daemon off;
+daemon $daemon;
 ${NGINX_USER:+user $NGINX_USER;}
 worker_processes ${NGINX_WORKERS:-1};
 pid $d/nginx.pid;
@@ -110,8 +120,16 @@ http {
     $http
 }
 CONF
-    env "$@" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" 2> "$d/stderr" &
-    PIDS+=($!)
+    # By its full path: nginx runs argv[0] again for a binary upgrade.
+    if [ -z "${NGINX_DAEMON:-}" ]; then
+        env "$@" "$(command -v nginx)" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" 2> "$d/stderr" &
+        PIDS+=($!)
+        return
+    fi
+    env "$@" "$(command -v nginx)" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" 2> "$d/stderr" ||
+        fail "nginx did not start: $(cat "$d/stderr" "$d/error.log" 2> /dev/null)"
+    wait_until "[ -s '$d/nginx.pid' ]" || fail "nginx wrote no pid file: $(cat "$d/error.log")"
+    PIDS+=("$(cat "$d/nginx.pid")")
 }
 
 # start_nginx_proxy FRONT UPSTREAM [WORKERS]: shimmed nginx on

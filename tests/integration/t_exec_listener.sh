@@ -52,29 +52,9 @@ np=$(free_port)
 bp=$(free_port)
 d=$TMP/nginx
 mkdir -p "$d/www"
-chmod o+rx "$TMP" "$d" "$d/www"
 echo "served over mTLS" > "$d/www/file"
+chmod o+rx "$d/www"
 chmod o+r "$d/www/file"
-cat > "$d/nginx.conf" <<CONF
-daemon on;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log notice;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $d/body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    server {
-        listen 127.0.0.2:$np;
-        root $d/www;
-        location /up/ { proxy_pass http://backend:$bp/; }
-    }
-}
-CONF
 python3 "$ROOT/tests/helpers/http_backend.py" 127.0.0.3 "$bp" backend "$TMP/backend.log" 2> "$TMP/backend.err" &
 PIDS+=($!)
 wait_port 127.0.0.3 "$bp"
@@ -83,12 +63,10 @@ sed -i "s|^log_level = info|log_level = info\nlog_file = $TMP/server-shim.log|" 
 tls_ini "$TMP/client.ini" web "[service:web]" "endpoints = 127.0.0.2:$np" "tls = mtls"
 sed -i "s|^log_level = info|log_level = warn\nstats_dir = $TMP/stats|" "$TMP/client.ini"
 
-# nginx re-runs argv[0] on SIGUSR2: started by its full path.
-env MESHIM_CONFIG="$TMP/server.ini" LD_PRELOAD="$MESHIM_PRELOAD" /usr/sbin/nginx -c "$d/nginx.conf" \
-    2> "$d/stderr" || fail "nginx did not start: $(cat "$d/stderr")"
-wait_until "[ -s '$d/nginx.pid' ]" || fail "nginx wrote no pid file: $(cat "$d/error.log")"
+NGINX_DAEMON=1 start_nginx nginx \
+    "server { listen 127.0.0.2:$np; root $d/www; location /up/ { proxy_pass http://backend:$bp/; } }" \
+    MESHIM_CONFIG="$TMP/server.ini" LD_PRELOAD="$MESHIM_PRELOAD"
 old=$(cat "$d/nginx.pid")
-PIDS+=("$old")
 wait_port 127.0.0.2 "$np"
 out=$(meshed_get web "$np")
 [ "$out" = "200 served over mTLS" ] || fail "before the upgrade: '$out' $(cat "$TMP/client.err")"

@@ -571,28 +571,8 @@ wait_until "grep -q listening '$TMP/passing.log'" || fail "the backlogged server
 printf '[meshim]\nlog_level = debug\n[service:plain]\nendpoints = 127.0.0.2:%s\nconnect_timeout = 5s\n' \
     "$PORT" > "$TMP/passing.ini"
 mkdir -m 700 "$TMP/passing-stats"
-out=$(MESHIM_STATS_DIR=$TMP/passing-stats MESHIM_CONFIG=$TMP/passing.ini shimmed timeout 60 python3 -c "
-import socket, subprocess, sys
-a, b = socket.socketpair()
-sender = '''
-import errno, socket, sys
-s = socket.socket()
-s.setblocking(False)
-assert s.connect_ex(('plain', $PORT)) == errno.EINPROGRESS
-socket.send_fds(socket.socket(fileno=1), [b'x'], [s.fileno()])
-'''
-p = subprocess.Popen([sys.executable, '-c', sender], stdout=b.fileno())
-b.close()
-_, fds, _, _ = socket.recv_fds(a, 10, 1)
-open('$TMP/passed', 'w').close()
-assert p.wait() == 0
-s = socket.socket(fileno=fds[0])
-s.settimeout(20)
-try:
-    s.sendall(b'c' * 499 + b'\\n')
-    print(s.recv(100).decode().strip())
-except OSError as e:
-    print('error', e.errno)" 2> "$TMP/passing.err")
+out=$(MESHIM_STATS_DIR=$TMP/passing-stats MESHIM_CONFIG=$TMP/passing.ini shimmed timeout 60 \
+    python3 "$ROOT/tests/helpers/pass_connect.py" plain "$PORT" "$TMP/passed" 2> "$TMP/passing.err")
 [ "$out" = "ACK 500" ] ||
     fail "a descriptor passed mid-connect, its sender gone: want 'ACK 500', got '$out': $(grep -v debug "$TMP/passing.err")"
 grep -q "the relays of 1 connections go on in process" "$TMP/passing.err" ||

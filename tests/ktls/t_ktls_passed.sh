@@ -33,36 +33,8 @@ sed -i "s|^log_level = info|log_level = debug\naccess_log = $TMP/client-access.l
 tls_stat() { awk -v k="$1" '$1 == k {print $2}' /proc/net/tls_stat; }
 tx0=$(tls_stat TlsTxSw)
 
-out=$(MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 -c "
-import errno, socket, subprocess, sys
-a, b = socket.socketpair()
-sender = '''
-import errno, socket
-s = socket.socket()
-s.setblocking(False)
-assert s.connect_ex(('echo', $port)) == errno.EINPROGRESS
-socket.send_fds(socket.socket(fileno=1), [b'x'], [s.fileno()])
-'''
-p = subprocess.Popen([sys.executable, '-c', sender], stdout=b.fileno())
-b.close()
-_, fds, _, _ = socket.recv_fds(a, 10, 1)
-open('$TMP/passed', 'w').close()
-assert p.wait() == 0
-s = socket.socket(fileno=fds[0])
-s.settimeout(20)
-try:
-    msg = b'c' * 499 + b'\\n'
-    s.sendall(msg)
-    got = b''
-    while len(got) < len(msg):
-        d = s.recv(65536)
-        if not d:
-            break
-        got += d
-    print('echoed' if got == msg else 'got %r' % got[:40])
-    s.close()
-except OSError as e:
-    print('error', e.errno)" 2> "$TMP/client.err")
+out=$(MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 "$ROOT/tests/helpers/pass_connect.py" echo "$port" "$TMP/passed" 2> "$TMP/client.err")
 [ "$out" = "echoed" ] ||
     fail "a descriptor passed mid-handshake, its sender gone: want 'echoed', got '$out': $(grep -v debug "$TMP/client.err")"
 grep -q "the relays of 1 connections go on in process" "$TMP/client.err" ||
