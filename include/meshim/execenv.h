@@ -2,12 +2,12 @@
  * execenv.h — the environment an exec passes on, with the mesh put back
  * into it.
  *
- * A program that execs while it holds the listening socket of an
- * [inbound:PORT] port (nginx's binary upgrade: the new master inherits
- * the listeners) often hands the new image an environment of its own
- * making: nginx passes only what nginx.conf's `env` directives name. The
- * new image would then serve the port without the shim, in the clear
- * where the config says mTLS. mesh/exec.c decides when that is the case;
+ * A program that execs while it holds a listening socket (nginx's binary
+ * upgrade: the new master inherits the listeners) often hands the new
+ * image an environment of its own making: nginx passes only what
+ * nginx.conf's `env` directives name. The new image would then serve an
+ * [inbound:PORT] port without the shim, in the clear where the config
+ * says mTLS. mesh/exec.c decides when that is the case;
  * this module only writes the environment: LD_PRELOAD made to name the
  * library, and each MESHIM_ variable the process started with put back
  * where the given environment lacks it. A variable the caller set is

@@ -1,5 +1,5 @@
 /*
- * exec.c — an exec that passes on a meshed listening socket keeps the mesh
+ * exec.c — an exec that passes on a listening socket keeps the mesh
  * (see exec.h).
  */
 #include "mesh/exec.h"
