@@ -21,9 +21,9 @@ void tls_ktls_setup(SSL_CTX *ctx, bool kernel_tls);
  * forks; once, then on each new server SSL_CTX (NULL: not shared). */
 struct tls_store;
 void tls_store_init(void);
-/* tls_module.c: the library's reserved store memory (TLS_STORE_BYTES), or
- * NULL when there is none or it is taken. */
-void *tls_reserved_store(void);
+/* tls_module.c: a store's memory (TLS_STORE_BYTES) from the library: the
+ * one reserved at start, once, else new; NULL when it cannot be mapped. */
+void *tls_store_memory(void);
 struct tls_store *tls_store_attach(SSL_CTX *server);
 void tls_store_free(struct tls_store *st);
 

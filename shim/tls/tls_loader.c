@@ -267,17 +267,24 @@ static void release_image(void)
 
 static void *reserved_store;        /* atomic: tls_store_reserve's, until taken */
 
-void tls_store_reserve(void)
+/* A store's memory: shared with fork children only, reserved, not touched. */
+static void *map_store(void)
 {
     void *p = mmap(NULL, TLS_STORE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
-    if (p != MAP_FAILED)
-        __atomic_store_n(&reserved_store, p, __ATOMIC_RELEASE);
+    return p == MAP_FAILED ? NULL : p;
 }
 
-static void *take_store(void)
+void tls_store_reserve(void)
 {
-    return __atomic_exchange_n(&reserved_store, NULL, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&reserved_store, map_store(), __ATOMIC_RELEASE);
+}
+
+/* The module's tls_store_memory: the reserved memory once, then new. */
+static void *store_memory(void)
+{
+    void *p = __atomic_exchange_n(&reserved_store, NULL, __ATOMIC_ACQ_REL);
+    return p ? p : map_store();
 }
 
 static void load(void)
@@ -300,7 +307,7 @@ static void load(void)
         snprintf(load_error, sizeof(load_error), "the TLS module does not match this library");
         return;
     }
-    m->attach(mlog, take_store);
+    m->attach(mlog, store_memory);
     __atomic_store_n(&module, m, __ATOMIC_RELEASE);
 }
 

@@ -9,18 +9,18 @@
 #include <stdio.h>
 
 static tls_log_fn *host_log;
-static tls_take_store_fn *host_take_store;
+static tls_store_memory_fn *host_store_memory;
 
-static void attach(tls_log_fn *log, tls_take_store_fn *take_store)
+static void attach(tls_log_fn *log, tls_store_memory_fn *store_memory)
 {
     host_log = log;
-    host_take_store = take_store;
+    host_store_memory = store_memory;
 }
 
-/* tls_store.c: the memory reserved at start, once. */
-void *tls_reserved_store(void)
+/* tls_store.c: the library maps it (tls_loader.c). */
+void *tls_store_memory(void)
 {
-    return host_take_store ? host_take_store() : NULL;
+    return host_store_memory ? host_store_memory() : NULL;
 }
 
 /* tls.c's log_info()/log_error() land here. */

@@ -18,19 +18,20 @@
 
 /* Bumped when the table changes; the library and its module are built
  * together, so a mismatch means a broken build. */
-#define TLS_MODULE_ABI 4
+#define TLS_MODULE_ABI 5
 
 typedef void tls_log_fn(enum log_level level, const char *fmt, ...);
 
-/* The memory tls_store_reserve made, for the module's first server
- * identity to take (NULL: none, or taken: the store is made then). */
+/* A server identity's session store memory (TLS_STORE_BYTES): the one
+ * tls_store_reserve made, to the first identity that asks, else new;
+ * NULL when it cannot be mapped. */
 #define TLS_STORE_BYTES (1u << 20)
-typedef void *tls_take_store_fn(void);
+typedef void *tls_store_memory_fn(void);
 
 struct tls_module {
     unsigned abi;
     /* The library's logger, for the module's lines; the store's memory. */
-    void (*attach)(tls_log_fn *log, tls_take_store_fn *take_store);
+    void (*attach)(tls_log_fn *log, tls_store_memory_fn *store_memory);
 #define TLS_CALL(type, name, params, args) type (*name) params;
 #define TLS_VOID(name, params, args) void (*name) params;
 #define TLS_LOADS TLS_CALL

@@ -165,14 +165,10 @@ struct tls_store *tls_store_attach(SSL_CTX *server)
         free(st);
         return NULL;
     }
-    st->mem = tls_reserved_store();
+    st->mem = tls_store_memory();
     if (!st->mem) {
-        st->mem = mmap(NULL, TLS_STORE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-                       -1, 0);
-        if (st->mem == MAP_FAILED) {
-            free(st);
-            return NULL;
-        }
+        free(st);
+        return NULL;
     }
     if (!SSL_CTX_set_ex_data(server, ex_store, st)) {
         tls_store_free(st);
