@@ -32,11 +32,11 @@ LDFLAGS  += $(SANITIZE)
 LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
-POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 route trace execenv
+POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 route trace execenv pskhello
 SHIM     := $(POLICY) mesh real ownfd program stdio_exit files log logfile accesslog metrics sharedfile callers engine placeholder health watch otlp \
             tls_loader conn fdtable attempt connect dial sockname relay termsig mtls ktls http httptap threadtrace resolve udp exec hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile test_execenv
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile test_execenv test_pskhello
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -56,7 +56,7 @@ SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o) $(LLHTTP_O) $(BUILD)/obj/tls_image.o
 # symbols hidden (--exclude-libs, and a version script exporting one table),
 # so that it never binds to a program's own OpenSSL (node exports one). It is
 # carried inside the library and loaded on first need.
-TLSMOD_O := $(patsubst %,$(BUILD)/obj/%.o,tls tls_ktls tls_store tls_module identity util certdir)
+TLSMOD_O := $(patsubst %,$(BUILD)/obj/%.o,tls tls_ktls tls_store tls_module identity util certdir pskhello)
 # Static inih, so that the library needs nothing at run time but glibc.
 STATIC   := -Wl,-Bstatic -linih -Wl,-Bdynamic
 OPENSSL  := -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic
@@ -357,7 +357,7 @@ chaos-netem: all $(BUILD)/tests/uml-xstate.so
 # goes to build-fuzz/corpus/NAME, a crash to build-fuzz/crash-NAME-*.
 #   make fuzz                 each target FUZZ_SECONDS (600) in turn
 #   make test-fuzz            each for 10 s, two at a time (part of make test)
-FUZZ         := config endpoints dns identity stats http sniff http1 trace
+FUZZ         := config endpoints dns identity stats http sniff http1 trace pskhello
 FUZZ_SECONDS ?= 600
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # clang-14 by name: the package list pins it (Ubuntu 24.04's clang is 18,

@@ -140,6 +140,7 @@ struct mesh_config {
     unsigned tls_min_version;           /* 12 or 13 */
     uint32_t tls_reload_interval_ms;
     bool tls_ktls;                      /* auto: hand connections to kernel TLS when both ends can */
+    bool tls_psk_only;                  /* resumption = psk-only: resumed handshakes may skip (EC)DHE */
     /* [tracing] (meshim/trace.h): spans of protocol = http requests */
     char *otlp_endpoint;                /* the collector's http:// URL; NULL: tracing off */
     char *trace_service_name;           /* service.name; NULL: the program's name */

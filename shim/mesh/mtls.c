@@ -55,11 +55,25 @@ SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t 
         tls_free(ssl, false);
         ssl = NULL;
     }
+    if (ssl && mesh_registry()->cfg->tls_psk_only)
+        tls_allow_psk_only(ssl);
     if (!ssl) {
         snprintf(why, len, "cannot start a TLS session (out of memory)");
         tls_identity_put(*id);
         *id = NULL;
     }
+    return ssl;
+}
+
+SSL *mtls_server(struct tls_identity *id, int sock, bool accept_ktls)
+{
+    SSL *ssl = tls_server_new(id, sock);
+    if (ssl && accept_ktls && !tls_ktls_want(ssl)) {
+        tls_free(ssl, false);
+        return NULL;
+    }
+    if (ssl && mesh_registry()->cfg->tls_psk_only)
+        tls_allow_psk_only(ssl);
     return ssl;
 }
 
@@ -83,8 +97,13 @@ int mtls_server_check(const struct service *svc, SSL *ssl, int h, char *name, si
         return ECONNRESET;
     unsigned long handshakes, resumed;
     tls_counts(&handshakes, &resumed);
-    log_debug("%s: mTLS with %s (%s)%s; %lu handshakes, %lu resumed", svc->name, name,
-              tls_version(ssl), tls_resumed(ssl) ? ", session resumed" : "", handshakes, resumed);
+    static const char *const how[] = {
+        [TLS_NEW_SESSION] = "",
+        [TLS_RESUMED] = ", session resumed",
+        [TLS_RESUMED_PSK_ONLY] = ", session resumed without a key exchange",
+    };
+    log_debug("%s: mTLS with %s (%s)%s; %lu handshakes, %lu resumed", svc->name, name, tls_version(ssl),
+              how[tls_resumed(ssl)], handshakes, resumed);
     return 0;
 }
 

@@ -31,6 +31,10 @@ bool mtls_wanted(const struct conn *c);
 SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t port, int sock,
                  bool offer_ktls, struct tls_identity **id, char *why, size_t len);
 
+/* A server SSL on an accepted socket, agreeing to kernel TLS when
+ * accept_ktls. NULL: out of memory. */
+SSL *mtls_server(struct tls_identity *id, int sock, bool accept_ktls);
+
 /* After a client handshake step that ended (h: 1 done, -1 failed): counts
  * it and, when done, checks the server's identity against svc's
  * `identity`; the server's name goes to name. 0, or ECONNRESET with why. */

@@ -1168,11 +1168,7 @@ uint64_t relay_late_at(const struct service *svc, uint64_t started_ns, uint64_t 
 bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_identity *id, int net,
                    int app, const struct relay_handoff *h)
 {
-    SSL *ssl = tls_server_new(id, net);
-    if (ssl && h && h->filler && !tls_ktls_want(ssl)) {
-        tls_free(ssl, false);
-        ssl = NULL;
-    }
+    SSL *ssl = mtls_server(id, net, h && h->filler);
     if (!ssl) {
         log_error("inbound:%u: cannot start a TLS session; the client is closed", in->port);
         relay_pending_give(in->port);

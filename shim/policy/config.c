@@ -315,6 +315,7 @@ static const char *const INBOUND_TLS[] = { "strict", "permissive", "off", NULL }
 static const char *const HEALTH[] = { "off", "tcp", NULL };
 static const char *const ONOFF[] = { "off", "on", NULL };
 static const char *const KTLS_MODES[] = { "off", "auto", NULL };
+static const char *const RESUMPTIONS[] = { "ecdhe", "psk-only", NULL };
 static const char *const AFFINITIES[] = { "none", "process", NULL };
 
 static const char *p_log_level(struct loader *L, const char *v, void *f)
@@ -346,6 +347,8 @@ static const char *p_onoff(struct loader *L, const char *v, void *f)
 { (void)L; return p_flag(v, f, ONOFF, "not on or off"); }
 static const char *p_ktls(struct loader *L, const char *v, void *f)
 { (void)L; return p_flag(v, f, KTLS_MODES, "not auto or off"); }
+static const char *p_resumption(struct loader *L, const char *v, void *f)
+{ (void)L; return p_flag(v, f, RESUMPTIONS, "not ecdhe or psk-only"); }
 
 static const char *p_min_version(struct loader *L, const char *v, void *f)
 {
@@ -824,6 +827,7 @@ static const struct key_def TLS_KEYS[] = {
     G("min_version", p_min_version, tls_min_version),
     G("reload_interval", p_reload_interval, tls_reload_interval_ms),
     G("ktls", p_ktls, tls_ktls),
+    G("resumption", p_resumption, tls_psk_only),
     { 0 }
 };
 

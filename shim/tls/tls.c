@@ -19,6 +19,7 @@
 
 #include "meshim/certdir.h"
 #include "meshim/identity.h"
+#include "meshim/pskhello.h"
 #include "meshim/util.h"
 #include "observe/log.h"
 
@@ -123,6 +124,32 @@ static void server_state(const SSL *ssl, int where, int ret)
     if ((where & SSL_CB_ACCEPT_LOOP) && SSL_get_state(ssl) == TLS_ST_SW_SRVR_HELLO &&
         SSL_session_reused((SSL *)ssl))
         SSL_set_num_tickets((SSL *)ssl, 0);
+}
+
+/* Server, `resumption = psk-only` (meshim/pskhello.h): once the ClientHello
+ * is read, a client that allows psk_ke and offers a session this server
+ * will resume is offered only the decoy group, so the resumption goes
+ * without a key exchange. Anything less than sure keeps the key exchange:
+ * with the decoy and no resumption the handshake would fail. */
+static int hello_read(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    (void)arg;
+    if (!(SSL_get_options(ssl) & SSL_OP_ALLOW_NO_DHE_KEX))
+        return SSL_CLIENT_HELLO_SUCCESS;
+    struct psk_hello h = { 0 };
+    if (SSL_client_hello_get0_ext(ssl, PSKHELLO_EXT_PRE_SHARED_KEY, &h.psk, &h.psk_len) != 1 ||
+        SSL_client_hello_get0_ext(ssl, PSKHELLO_EXT_PSK_MODES, &h.modes, &h.modes_len) != 1 ||
+        SSL_client_hello_get0_ext(ssl, PSKHELLO_EXT_SUPPORTED_GROUPS, &h.groups, &h.groups_len) != 1)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    const unsigned char *id, *ciphers;
+    size_t id_len;
+    size_t n = SSL_client_hello_get0_ciphers(ssl, &ciphers);
+    int hash = psk_hello_suite_hash(psk_hello_suite(ciphers, n));
+    if (hash && psk_hello_identity(&h, &id, &id_len) && tls_store_resumes(ssl, id, id_len, hash))
+        SSL_set1_groups_list(ssl, PSKHELLO_DECOY_NAME);
+    ERR_clear_error();
+    return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 /* After a rotation sessions made with the old trust are not resumed. */
@@ -250,6 +277,8 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, const s
     tls_ktls_setup(id->client, kernel_tls);
     tls_ktls_setup(id->server, kernel_tls);
     SSL_CTX_set_verify(id->client, SSL_VERIFY_PEER, NULL);
+    /* OpenSSL 3.0's own list, without the decoy (meshim/pskhello.h). */
+    SSL_CTX_set1_groups_list(id->client, "X25519:P-256:X448:P-521:P-384:ffdhe2048:ffdhe3072:ffdhe4096:ffdhe6144");
     SSL_CTX_set_session_cache_mode(id->client, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(id->client, session_new);
 
@@ -268,6 +297,7 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, const s
     SSL_CTX_sess_set_cache_size(id->server, 1024);
     SSL_CTX_set_num_tickets(id->server, 1);
     SSL_CTX_set_info_callback(id->server, server_state);
+    SSL_CTX_set_client_hello_cb(id->server, hello_read, NULL);
     id->store = tls_store_attach(id->server);
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file_ex(f->ca, libctx, NULL);
     if (names)
@@ -514,9 +544,23 @@ bool tls_peer_check(SSL *ssl, const char *const *patterns, size_t n, char *name,
     return ok;
 }
 
-bool tls_resumed(SSL *ssl)
+void tls_allow_psk_only(SSL *ssl)
 {
-    return SSL_session_reused(ssl);
+    SSL_set_options(ssl, SSL_OP_ALLOW_NO_DHE_KEX);
+}
+
+enum tls_resumption tls_resumed(SSL *ssl)
+{
+    if (!SSL_session_reused(ssl))
+        return TLS_NEW_SESSION;
+    /* The peer's key share, when there was a key exchange. */
+    EVP_PKEY *share = NULL;
+    if (SSL_get_peer_tmp_key(ssl, &share) == 1) {
+        EVP_PKEY_free(share);
+        return TLS_RESUMED;
+    }
+    ERR_clear_error();
+    return TLS_RESUMED_PSK_ONLY;
 }
 
 const char *tls_version(SSL *ssl)

@@ -57,8 +57,14 @@ int tls_handshake(SSL *ssl, bool *want_write, char *why, size_t len);
 bool tls_peer_check(SSL *ssl, const char *const *patterns, size_t n, char *name, size_t name_len,
                     char *why, size_t len);
 
-/* Did this handshake resume a session? */
-bool tls_resumed(SSL *ssl);
+/* `[tls] resumption = psk-only`: this connection may resume a session
+ * without a key exchange, when the other end allows it too. Called before
+ * the handshake. */
+void tls_allow_psk_only(SSL *ssl);
+
+/* Did this handshake resume a session, and with a key exchange? */
+enum tls_resumption { TLS_NEW_SESSION, TLS_RESUMED, TLS_RESUMED_PSK_ONLY };
+enum tls_resumption tls_resumed(SSL *ssl);
 /* The protocol in use ("TLSv1.3"). */
 const char *tls_version(SSL *ssl);
 

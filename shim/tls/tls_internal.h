@@ -25,6 +25,9 @@ void tls_store_init(void);
  * one reserved at start, once, else new; NULL when it cannot be mapped. */
 void *tls_store_memory(void);
 struct tls_store *tls_store_attach(SSL_CTX *server);
+/* Server, reading a ClientHello: is session id known, made under a suite
+ * of that hash, so that OpenSSL will resume it? (tls_store.c) */
+bool tls_store_resumes(SSL *ssl, const unsigned char *id, size_t id_len, int hash);
 void tls_store_free(struct tls_store *st);
 
 #endif

@@ -18,7 +18,7 @@
 
 /* Bumped when the table changes; the library and its module are built
  * together, so a mismatch means a broken build. */
-#define TLS_MODULE_ABI 5
+#define TLS_MODULE_ABI 6
 
 typedef void tls_log_fn(enum log_level level, const char *fmt, ...);
 

@@ -27,6 +27,7 @@
  */
 #include "tls/tls_internal.h"
 #include "tls/tls_module.h"
+#include "meshim/pskhello.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@
 struct store_slot {
     uint32_t seq;                   /* atomic: even = stable, odd = being written */
     uint16_t id_len, der_len;
+    uint16_t hash;                  /* its suite's: 256, 384 (tls_store_resumes) */
     unsigned char tag[STORE_TAG];   /* the identity it was made under */
     unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
     unsigned char der[STORE_DER_MAX];
@@ -88,10 +90,30 @@ static int store_new(SSL *ssl, SSL_SESSION *session)
     unsigned char *p = s->der;
     s->der_len = (uint16_t)i2d_SSL_SESSION(session, &p);
     s->id_len = (uint16_t)id_len;
+    s->hash = (uint16_t)psk_hello_suite_hash(SSL_CIPHER_get_protocol_id(SSL_SESSION_get0_cipher(session)));
     memcpy(s->id, id, id_len);
     memcpy(s->tag, st->tag, STORE_TAG);
     __atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
     return 0;
+}
+
+/* A stable copy of the slot holding session id under this identity; false
+ * when there is none (or it is being written). */
+static bool slot_read(struct tls_store *st, const unsigned char *id, size_t id_len, struct store_slot *mine)
+{
+    if (!st || id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
+        return false;
+    struct store_slot *s = slot_of(st, id, id_len);
+    uint32_t before = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+    if (before & 1)
+        return false;
+    memcpy(mine, s, sizeof(*mine));
+    /* A read-modify-write that changes nothing: its release half keeps the
+     * copy's loads before it (a fence would do, but TSan builds refuse
+     * fences). */
+    return __atomic_fetch_add(&s->seq, 0, __ATOMIC_ACQ_REL) == before && mine->id_len == (uint16_t)id_len &&
+           memcmp(mine->id, id, id_len) == 0 && mine->der_len <= STORE_DER_MAX &&
+           memcmp(mine->tag, st->tag, STORE_TAG) == 0;
 }
 
 /* This process's cache has no session by that id: another process's, if
@@ -100,26 +122,27 @@ static int store_new(SSL *ssl, SSL_SESSION *session)
 static SSL_SESSION *store_get(SSL *ssl, const unsigned char *id, int id_len, int *copy)
 {
     struct tls_store *st = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_store);
-    *copy = 0;
-    if (!st || id_len <= 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
-        return NULL;
-    struct store_slot *s = slot_of(st, id, (size_t)id_len);
     struct store_slot mine;
-    uint32_t before = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
-    if (before & 1)
-        return NULL;
-    memcpy(&mine, s, sizeof(mine));
-    /* A read-modify-write that changes nothing: its release half keeps the
-     * copy's loads before it (a fence would do, but TSan builds refuse
-     * fences). */
-    if (__atomic_fetch_add(&s->seq, 0, __ATOMIC_ACQ_REL) != before || mine.id_len != (uint16_t)id_len ||
-        memcmp(mine.id, id, (size_t)id_len) != 0 || mine.der_len > STORE_DER_MAX ||
-        memcmp(mine.tag, st->tag, STORE_TAG) != 0)
+    *copy = 0;
+    if (id_len <= 0 || !slot_read(st, id, (size_t)id_len, &mine))
         return NULL;
     const unsigned char *p = mine.der;
     SSL_SESSION *session = d2i_SSL_SESSION(NULL, &p, mine.der_len);
     ERR_clear_error();
     return session;
+}
+
+/* Will a ClientHello offering session id resume it? Every session this
+ * identity makes is written here, and OpenSSL finds it here when its own
+ * cache does not have it; a session whose slot was taken since, or that
+ * was too big for one, is not known here: then the answer is no, and the
+ * handshake keeps its key exchange. hash: that of the suite the server
+ * picks (a session resumes only under a suite of its own hash). */
+bool tls_store_resumes(SSL *ssl, const unsigned char *id, size_t id_len, int hash)
+{
+    struct tls_store *st = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_store);
+    struct store_slot mine;
+    return slot_read(st, id, id_len, &mine) && mine.hash == hash;
 }
 
 void tls_store_init(void)

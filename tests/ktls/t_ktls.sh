@@ -7,7 +7,9 @@
 # - the wire carries TLS records only, and no alert: neither end sends
 #   close_notify, and FIN reads as EOF (no EIO) after the hand-off;
 # - session tickets are read before the hand-off (resumed, and still read);
-# - the counters say how each connection went on.
+# - the counters say how each connection went on;
+# - resumption = psk-only at both ends: resumed without a key exchange, and
+#   still handed to kernel TLS.
 . "$(dirname "$0")/lib.sh"
 
 port=$(free_port)
@@ -15,7 +17,9 @@ gport=$((port + 1))
 tap=$(free_port)
 mkdir -p "$TMP/stats"
 
-tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict" "[inbound:$gport]" "tls = strict"
+# resumption = psk-only changes nothing for clients that do not ask for it
+# (all but the last check's).
+tls_ini "$TMP/server.ini" orders "resumption = psk-only" "[inbound:$port]" "tls = strict" "[inbound:$gport]" "tls = strict"
 sed -i "s|^log_level = info|log_level = debug\naccess_log = $TMP/server-access.log\nstats_dir = $TMP/stats|" "$TMP/server.ini"
 MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
     python3 -u "$ROOT/tests/ktls/echo_server.py" 127.0.0.2 "$port" > "$TMP/server.log" 2>&1 &
@@ -94,3 +98,33 @@ meshim stats --prometheus --dir "$TMP/stats" > "$TMP/prom.txt"
 grep -qx "meshim_tls_handshakes_total{process=\"python3\",pid=\"$SERVER\",direction=\"inbound\",result=\"ok\",continued=\"ktls\"} 6" "$TMP/prom.txt" ||
     fail "counters: $(grep handshakes "$TMP/prom.txt")"
 ok "meshim_tls_handshakes_total: the echo server's 6 went on in kernel TLS"
+
+# resumption = psk-only at both ends: the traffic keys of a resumption
+# without a key exchange go to the kernel as well.
+tls_ini "$TMP/psk.ini" web "resumption = psk-only" \
+    "[service:greet]" "endpoints = 127.0.0.2:$gport" "tls = mtls"
+sed -i "s|^log_level = info|log_level = debug\naccess_log = $TMP/psk-access.log|" "$TMP/psk.ini"
+MESHIM_CONFIG=$TMP/psk.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$gport" > "$TMP/psk.out" 2> "$TMP/psk.err" <<'PY' ||
+import socket, sys
+for i in range(3):
+    s = socket.create_connection(("greet", int(sys.argv[1])), timeout=10)
+    got = b""
+    while not got.endswith(b"x\n"):
+        if got == b"HELLO meshim\n":
+            s.sendall(b"x\n")
+        d = s.recv(100)
+        assert d, got
+        got += d
+    assert got == b"HELLO meshim\nx\n", got
+    s.close()
+print("3 rounds")
+PY
+    fail "psk-only client: $(cat "$TMP/psk.out"; grep -v 'debug' "$TMP/psk.err" | tail -3)"
+n=$(grep -c "session resumed without a key exchange" "$TMP/psk.err" || true)
+[ "$n" = 2 ] || fail "psk-only: $n of 2 resumptions without a key exchange: $(grep 'mTLS with' "$TMP/psk.err")"
+python3 - "$TMP/psk-access.log" <<'PY' || fail "psk-only: not every connection went to kernel TLS: $(cat "$TMP/psk-access.log")"
+import json, sys
+out = [json.loads(l) for l in open(sys.argv[1])]
+assert len(out) == 3 and all(l["tls"] == "ktls" and l["result"] == "ok" for l in out), out
+PY
+ok "resumption = psk-only: 2 resumptions without a key exchange, all 3 connections in kernel TLS"

@@ -140,6 +140,7 @@ static void test_every_key(void **state)
         "min_version = 1.3\n"
         "reload_interval = 2m\n"
         "ktls = off\n"
+        "resumption = psk-only\n"
         "[service:orders]\n"
         "hosts = orders, orders.prod.svc.cluster.local, *.orders.svc\n"
         "addresses = 10.96.0.10, 10.96.0.11:80\n"
@@ -195,6 +196,7 @@ static void test_every_key(void **state)
     assert_int_equal(c->tls_min_version, 13);
     assert_int_equal(c->tls_reload_interval_ms, 120000);
     assert_false(c->tls_ktls);
+    assert_true(c->tls_psk_only);
 
     const struct service_config *o = service(c, "orders");
     assert_int_equal(o->hosts.n, 3);
@@ -271,6 +273,7 @@ static void test_builtin_defaults(void **state)
     assert_int_equal(o->max_connections, 1024);
     assert_int_equal(o->tls, TLS_OFF);
     assert_true(c->tls_ktls);
+    assert_false(c->tls_psk_only);      /* resumed handshakes keep their key exchange */
     assert_true(c->shared_state);       /* on unless asked otherwise */
     config_free(c);
 }
@@ -336,6 +339,7 @@ static void test_bad_values(void **state)
         { "tls", "ca = ca.pem", "ca: not an absolute path" },
         { "tls", "min_version = 1.1", "min_version: not 1.2 or 1.3" },
         { "tls", "ktls = on", "ktls: not auto or off" },
+        { "tls", "resumption = psk", "resumption: not ecdhe or psk-only" },
         { "tls", "reload_interval = often", "reload_interval: not a duration" },
         { "tls", "reload_interval = 10ms", "reload_interval: shorter than 100ms" },
         { "service:x", "hosts = bad host!", "hosts: not a host name or *.suffix" },
