@@ -52,6 +52,10 @@ size_t pick_addresses(struct service *svc, struct netaddr *out, size_t max);
 bool pick_has_ipv6(struct service *svc);
 /* Marks the last endpoint picked as tried by this connect. */
 void pick_tried(struct pick *p);
+/* Would a failure of the attempt under way (retry: retries made so far) be
+ * retried on another endpoint? No when the retries are spent, or no
+ * endpoint this connect has not tried is usable now. */
+bool pick_another(struct pick *p, unsigned retry);
 /* Nothing could be picked: logs why, returns ECONNREFUSED. */
 int no_endpoint(const struct pick *p);
 

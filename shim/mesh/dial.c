@@ -413,6 +413,11 @@ static void timer_fired(struct engine_timer *t)
             engine_timer_set(&d->timer, attempt_deadline(d));
             return;
         }
+        if (!d->heard && !d->settling && !pick_another(&d->pick, d->spec.retry)) {
+            mtls_log_unaccepted(d->conn);
+            accepted_late(d);
+            return;
+        }
         handshake_failed(d, ETIMEDOUT, "TLS handshake: timed out");
         return;
     }

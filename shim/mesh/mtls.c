@@ -65,6 +65,15 @@ SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t 
     return ssl;
 }
 
+void mtls_log_unaccepted(const struct conn *c)
+{
+    char dest[64];
+    endpoint_text(c->ep, c->port, dest, sizeof(dest));
+    log_info("%s: %s has not accepted the connection after connect_timeout and no other endpoint is "
+             "left: the connect is reported, the handshake finishes when it accepts",
+             c->svc->name, dest);
+}
+
 SSL *mtls_server(struct tls_identity *id, int sock, bool accept_ktls)
 {
     SSL *ssl = tls_server_new(id, sock);
@@ -170,9 +179,10 @@ static int ktls_blocking(struct conn *c, SSL *ssl, int sock, uint64_t deadline, 
 
 /* Blocking connect: the handshake in the caller's thread. 0, or the errno
  * of the failure with why; *late: the server has said nothing by late_at
- * (late_accept), the relay finishes it. */
+ * (late_accept), or by the deadline when last (mtls_log_unaccepted), and
+ * the relay finishes it. */
 static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_at, uint64_t deadline,
-                              bool *late, char *why, size_t len)
+                              bool last, bool *late, char *why, size_t len)
 {
     bool want_write = false, heard = false;
     int h;
@@ -181,6 +191,11 @@ static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_a
         if (wait_socket(net, want_write, until, &heard))
             continue;
         if (until == late_at) {
+            *late = true;
+            return 0;
+        }
+        if (!heard && last) {
+            mtls_log_unaccepted(c);
             *late = true;
             return 0;
         }
@@ -201,7 +216,7 @@ static void drop_tls(struct tls_identity **id, SSL **ssl, int *net)
     *net = -1;
 }
 
-int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_t timeout_ms,
+int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_t timeout_ms, bool last,
                             struct tls_identity **id, SSL **ssl, int *net, bool *late, char *why,
                             size_t len)
 {
@@ -222,7 +237,7 @@ int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_
     uint64_t now = now_ns();
     uint64_t deadline = now + (uint64_t)timeout_ms * 1000000u;
     uint64_t late_at = relay_late_at(c->svc, started_ns, now);
-    int err = handshake_blocking(c, *ssl, *net, late_at, deadline, late, why, len);
+    int err = handshake_blocking(c, *ssl, *net, late_at, deadline, last, late, why, len);
     int k = err || *late ? 0 : ktls_blocking(c, *ssl, *net, deadline, &err, why, len);
     real_fcntl(fd, F_SETFL, (void *)(long)flags);
     if (k == 1)

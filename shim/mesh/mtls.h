@@ -31,6 +31,16 @@ bool mtls_wanted(const struct conn *c);
 SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t port, int sock,
                  bool offer_ktls, struct tls_identity **id, char *why, size_t len);
 
+/* A connect's handshake that the server has not begun when its time is up
+ * (its program has not accepted: busy, paused) and that no retry could take
+ * to another endpoint is not failed: as a plain TCP connect waits in the
+ * server's backlog, the connect is reported and the relay finishes the
+ * handshake when the program accepts (late_accept's path, within its 10 s).
+ * Failing it made a server's pause of a few seconds (a slow command, a
+ * garbage collection) an ejection, and every client of the host then
+ * refused for eject_time. This logs it, once per connect. */
+void mtls_log_unaccepted(const struct conn *c);
+
 /* A server SSL on an accepted socket, agreeing to kernel TLS when
  * accept_ktls. NULL: out of memory. */
 SSL *mtls_server(struct tls_identity *id, int sock, bool accept_ktls);
@@ -60,9 +70,11 @@ int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d, const 
  * attempt that started at started_ns: the handshake in the caller's
  * thread, bounded by timeout_ms. 0 with *ssl, *id and *net (a second
  * descriptor of the socket, which the SSL uses), or the errno of the
- * failure with why. *late: the service has late_accept and the server
- * said nothing in time; the handshake is not over (relay.h). */
-int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_t timeout_ms,
+ * failure with why. *late: the server said nothing in time, and the
+ * service has late_accept or (last: no retry could go to another
+ * endpoint) the time is up (mtls_log_unaccepted); the handshake is not
+ * over (relay.h). */
+int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_t timeout_ms, bool last,
                             struct tls_identity **id, SSL **ssl, int *net, bool *late, char *why,
                             size_t len);
 

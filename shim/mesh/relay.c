@@ -840,6 +840,10 @@ static void late_handshake_done(struct relay *r, int h, char *why, size_t len)
         endpoint_text(c->ep, c->port, dest, sizeof(dest));
         log_warn("%s: %s, which accepted after the connect was reported: %s; the connection ends",
                  c->svc->name, dest, why);
+        /* The connect counted as a success when it was reported; the
+         * endpoint's circuit hears how it ended (a server that never
+         * accepts is ejected as one that refuses). */
+        attempt_record(c->svc, c->ep, c->port, h == -2 ? ETIMEDOUT : ECONNRESET, 0);
         end_unopened(r, RESULT_TLS_ERROR);
         return;
     }

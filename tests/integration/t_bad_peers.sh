@@ -9,8 +9,10 @@
 #   - 20 clients that reset in the middle of a line: the application sees
 #     each of those connections end, and only those;
 #   - servers the watcher dials that answer with noise (ECONNRESET), say
-#     nothing (an error after connect_timeout) or reset after the handshake
-#     (EOF or an error on that read);
+#     nothing (the connect is reported at connect_timeout, as to a server
+#     that has not accepted yet, and the connection ends 10 s later: EOF or
+#     an error on the read) or reset after the handshake (EOF or an error on
+#     that read);
 #   - 1,000 clients handshaking at once: every one served.
 # The watcher's connection never fails and its round trips stay below any
 # peer's timeout (1 s) in every phase; the server's descriptors come back,

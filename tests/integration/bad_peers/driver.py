@@ -249,7 +249,10 @@ try:
     outcomes = {k: ask("dial " + k) for k in ("garbage", "silent", "resetter")}
     print("bad servers, as the meshed client saw them:", outcomes, flush=True)
     check(outcomes["garbage"].startswith("connect-error ECONNRESET"), "garbage server: %s" % outcomes["garbage"])
-    check(outcomes["silent"].startswith("connect-error"), "silent server: %s" % outcomes["silent"])
+    # A server that accepts and says nothing may be a program that has not
+    # accepted yet (paused): with no other endpoint the connect is reported
+    # at connect_timeout and the connection ends 10 s later (t_unaccepted).
+    check(outcomes["silent"].split()[0] in ("eof", "read-error"), "silent server: %s" % outcomes["silent"])
     check(outcomes["resetter"].split()[0] in ("eof", "read-error"), "resetting server: %s" % outcomes["resetter"])
     settle("bad-servers", 50)
 
