@@ -31,7 +31,8 @@ tls_ini "$TMP/client.ini" web \
     "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls" \
     "[service:two]" "endpoints = 127.0.0.2:$port, 127.0.0.3:$port" "tls = mtls" "lb = round_robin"
 
-# clients SERVICE N OUT: N blocking and N asyncio clients at once, each
+# clients SERVICE N OUT: N blocking (no timeout: the shim's connect in the
+# caller's thread) and N asyncio (non-blocking: the engine's) clients at once, each
 # connects, writes "connected" to OUT.conn, then GETs /who; each line of
 # OUT: what one got, or its error.
 clients() {
@@ -47,8 +48,10 @@ def body(answer):
     return answer.split(b"\r\n\r\n", 1)[1].decode().strip()
 def blocking():
     try:
-        s = socket.create_connection((service, port), timeout=30)
+        s = socket.socket()
+        s.connect((service, port))      # a blocking socket: connect() in the caller's thread
         connected()
+        s.settimeout(30)
         s.sendall(GET)
         answer = b""
         while True:
