@@ -236,8 +236,8 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
         char why_tls[TLS_WHY_MAX];
         const char *why = NULL;
         if (err == 0 && mtls_wanted(c)) {
-            err = mtls_handshake_blocking(fd, c, started, spec.timeout_ms, !pick_another(p, retry), &id,
-                                          &ssl, &net, &late, why_tls, sizeof(why_tls));
+            err = mtls_handshake_blocking(fd, c, p, retry, started, spec.timeout_ms, &id, &ssl, &net, &late,
+                                          why_tls, sizeof(why_tls));
             why = err ? why_tls : NULL;
         }
         attempt_record(svc, ep, app_port, err, started);

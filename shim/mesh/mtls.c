@@ -179,10 +179,10 @@ static int ktls_blocking(struct conn *c, SSL *ssl, int sock, uint64_t deadline, 
 
 /* Blocking connect: the handshake in the caller's thread. 0, or the errno
  * of the failure with why; *late: the server has said nothing by late_at
- * (late_accept), or by the deadline when last (mtls_log_unaccepted), and
- * the relay finishes it. */
+ * (late_accept), or by the deadline with no other endpoint for a retry
+ * (mtls_log_unaccepted), and the relay finishes it. */
 static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_at, uint64_t deadline,
-                              bool last, bool *late, char *why, size_t len)
+                              struct pick *p, unsigned retry, bool *late, char *why, size_t len)
 {
     bool want_write = false, heard = false;
     int h;
@@ -194,7 +194,7 @@ static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_a
             *late = true;
             return 0;
         }
-        if (!heard && last) {
+        if (!heard && !pick_another(p, retry)) {
             mtls_log_unaccepted(c);
             *late = true;
             return 0;
@@ -216,9 +216,9 @@ static void drop_tls(struct tls_identity **id, SSL **ssl, int *net)
     *net = -1;
 }
 
-int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_t timeout_ms, bool last,
-                            struct tls_identity **id, SSL **ssl, int *net, bool *late, char *why,
-                            size_t len)
+int mtls_handshake_blocking(int fd, struct conn *c, struct pick *p, unsigned retry, uint64_t started_ns,
+                            uint32_t timeout_ms, struct tls_identity **id, SSL **ssl, int *net, bool *late,
+                            char *why, size_t len)
 {
     *late = false;
     *net = ownfd_high(fd);
@@ -237,7 +237,7 @@ int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_
     uint64_t now = now_ns();
     uint64_t deadline = now + (uint64_t)timeout_ms * 1000000u;
     uint64_t late_at = relay_late_at(c->svc, started_ns, now);
-    int err = handshake_blocking(c, *ssl, *net, late_at, deadline, last, late, why, len);
+    int err = handshake_blocking(c, *ssl, *net, late_at, deadline, p, retry, late, why, len);
     int k = err || *late ? 0 : ktls_blocking(c, *ssl, *net, deadline, &err, why, len);
     real_fcntl(fd, F_SETFL, (void *)(long)flags);
     if (k == 1)

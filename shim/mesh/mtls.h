@@ -22,6 +22,8 @@
 #include "meshim/stats.h"
 #include "tls/tls.h"
 
+struct pick;
+
 /* Does this connection's service want mTLS? */
 bool mtls_wanted(const struct conn *c);
 
@@ -71,12 +73,12 @@ int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d, const 
  * thread, bounded by timeout_ms. 0 with *ssl, *id and *net (a second
  * descriptor of the socket, which the SSL uses), or the errno of the
  * failure with why. *late: the server said nothing in time, and the
- * service has late_accept or (last: no retry could go to another
- * endpoint) the time is up (mtls_log_unaccepted); the handshake is not
- * over (relay.h). */
-int mtls_handshake_blocking(int fd, struct conn *c, uint64_t started_ns, uint32_t timeout_ms, bool last,
-                            struct tls_identity **id, SSL **ssl, int *net, bool *late, char *why,
-                            size_t len);
+ * service has late_accept, or the time is up and no retry could go to
+ * another endpoint (pick_another on p after `retry` retries;
+ * mtls_log_unaccepted); the handshake is not over (relay.h). */
+int mtls_handshake_blocking(int fd, struct conn *c, struct pick *p, unsigned retry, uint64_t started_ns,
+                            uint32_t timeout_ms, struct tls_identity **id, SSL **ssl, int *net, bool *late,
+                            char *why, size_t len);
 
 /* Blocking connect, after mtls_handshake_blocking: the relay takes over
  * (late: and finishes the handshake). 0, or -1 with errno (everything
