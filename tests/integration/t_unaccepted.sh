@@ -89,10 +89,10 @@ clients orders 3 "$TMP/paused.out"
 # while the server is still paused.
 wait_until '[ "$(cat "$TMP/paused.out.conn" 2>/dev/null | wc -l)" -ge 6 ]' ||
     { kill -CONT "$paused"; fail "the connects were not reported: $(grep -v debug "$TMP/paused.out.err" | tail -5)"; }
-grep -q "has not accepted the connection after connect_timeout and no other endpoint is left" "$TMP/paused.out.err" ||
-    fail "no line says why the connects were reported before the handshake"
 sleep 3                                 # the pause goes on: 4 s in all, past 3 attempts of 1 s
 kill -CONT "$paused"
+grep -q "has not accepted the connection after connect_timeout and no other endpoint is left" "$TMP/paused.out.err" ||
+    fail "no line says why the connects were reported before the handshake"
 wait "$CLIENTS" || fail "clients of a paused server: $(cat "$TMP/paused.out"; tail -3 "$TMP/paused.out.err")"
 n=$(grep -c "backend-2$" "$TMP/paused.out" || true)
 [ "$n" = 6 ] || fail "a server paused 4 s: $n of 6 clients answered: $(cat "$TMP/paused.out"; grep -v debug "$TMP/paused.out.err" | tail -4)"
