@@ -196,22 +196,20 @@ static ssize_t pick_admitted(struct pick *p)
     return -1;
 }
 
-bool pick_another(struct pick *p, unsigned retry)
+bool pick_another(const struct pick *p, unsigned retry)
 {
     struct service *svc = p->svc;
     if (retry >= service_cfg(svc)->retries)
         return false;
+    /* Asked on a copy: retry_next marks the endpoint tried, if it comes to that. */
+    struct pick q = *p;
+    pick_tried(&q);
+    q.skip_tried = true;
+    q.now = now_ns();
     pthread_mutex_lock(&svc->lock);
-    bool another = svc->eps != p->eps;      /* a new set: the retry picks from it */
-    uint64_t tried = p->tried, skips = p->shared_skips;
-    if (p->last < 64)
-        p->tried |= (uint64_t)1 << p->last;
-    p->skip_tried = true;
-    p->now = now_ns();
-    for (size_t i = 0; !another && p->eps && i < p->eps->n; i++)
-        another = usable(i, p);
-    p->tried = tried;               /* only asked: retry_next marks it */
-    p->shared_skips = skips;
+    bool another = svc->eps != q.eps;       /* a new set: the retry picks from it */
+    for (size_t i = 0; !another && q.eps && i < q.eps->n; i++)
+        another = usable(i, &q);
     pthread_mutex_unlock(&svc->lock);
     return another;
 }

@@ -55,7 +55,7 @@ void pick_tried(struct pick *p);
 /* Would a failure of the attempt under way (retry: retries made so far) be
  * retried on another endpoint? No when the retries are spent, or no
  * endpoint this connect has not tried is usable now. */
-bool pick_another(struct pick *p, unsigned retry);
+bool pick_another(const struct pick *p, unsigned retry);
 /* Nothing could be picked: logs why, returns ECONNREFUSED. */
 int no_endpoint(const struct pick *p);
 

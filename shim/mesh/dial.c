@@ -413,8 +413,7 @@ static void timer_fired(struct engine_timer *t)
             engine_timer_set(&d->timer, attempt_deadline(d));
             return;
         }
-        if (!d->heard && !d->settling && !pick_another(&d->pick, d->spec.retry)) {
-            mtls_log_unaccepted(d->conn);
+        if (!d->heard && !d->settling && mtls_unaccepted_waits(d->conn, &d->pick, d->spec.retry)) {
             accepted_late(d);
             return;
         }

@@ -65,13 +65,16 @@ SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t 
     return ssl;
 }
 
-void mtls_log_unaccepted(const struct conn *c)
+bool mtls_unaccepted_waits(const struct conn *c, const struct pick *p, unsigned retry)
 {
+    if (pick_another(p, retry))
+        return false;
     char dest[64];
     endpoint_text(c->ep, c->port, dest, sizeof(dest));
     log_info("%s: %s has not accepted the connection after connect_timeout and no other endpoint is "
              "left: the connect is reported, the handshake finishes when it accepts",
              c->svc->name, dest);
+    return true;
 }
 
 SSL *mtls_server(struct tls_identity *id, int sock, bool accept_ktls)
@@ -104,6 +107,8 @@ int mtls_server_check(const struct service *svc, SSL *ssl, int h, char *name, si
     size_t n = identity && *identity ? 1 : 0;
     if (!tls_peer_check(ssl, patterns, n, name, name_len, why, len))
         return ECONNRESET;
+    if (!log_wants(LOG_DEBUG))
+        return 0;
     unsigned long handshakes, resumed;
     tls_counts(&handshakes, &resumed);
     static const char *const how[] = {
@@ -180,7 +185,7 @@ static int ktls_blocking(struct conn *c, SSL *ssl, int sock, uint64_t deadline, 
 /* Blocking connect: the handshake in the caller's thread. 0, or the errno
  * of the failure with why; *late: the server has said nothing by late_at
  * (late_accept), or by the deadline with no other endpoint for a retry
- * (mtls_log_unaccepted), and the relay finishes it. */
+ * (mtls_unaccepted_waits), and the relay finishes it. */
 static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_at, uint64_t deadline,
                               struct pick *p, unsigned retry, bool *late, char *why, size_t len)
 {
@@ -194,8 +199,7 @@ static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_a
             *late = true;
             return 0;
         }
-        if (!heard && !pick_another(p, retry)) {
-            mtls_log_unaccepted(c);
+        if (!heard && mtls_unaccepted_waits(c, p, retry)) {
             *late = true;
             return 0;
         }

@@ -40,8 +40,10 @@ SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t 
  * handshake when the program accepts (late_accept's path, within its 10 s).
  * Failing it made a server's pause of a few seconds (a slow command, a
  * garbage collection) an ejection, and every client of the host then
- * refused for eject_time. This logs it, once per connect. */
-void mtls_log_unaccepted(const struct conn *c);
+ * refused for eject_time. Asked when the server has been silent until the
+ * deadline of the attempt p picked (after `retry` retries): true, with an
+ * info line, when the connect is to be reported. */
+bool mtls_unaccepted_waits(const struct conn *c, const struct pick *p, unsigned retry);
 
 /* A server SSL on an accepted socket, agreeing to kernel TLS when
  * accept_ktls. NULL: out of memory. */
@@ -74,8 +76,8 @@ int mtls_ktls(struct conn *c, SSL *ssl, int sock, enum stats_direction d, const 
  * descriptor of the socket, which the SSL uses), or the errno of the
  * failure with why. *late: the server said nothing in time, and the
  * service has late_accept, or the time is up and no retry could go to
- * another endpoint (pick_another on p after `retry` retries;
- * mtls_log_unaccepted); the handshake is not over (relay.h). */
+ * another endpoint (mtls_unaccepted_waits); the handshake is not over
+ * (relay.h). */
 int mtls_handshake_blocking(int fd, struct conn *c, struct pick *p, unsigned retry, uint64_t started_ns,
                             uint32_t timeout_ms, struct tls_identity **id, SSL **ssl, int *net, bool *late,
                             char *why, size_t len);

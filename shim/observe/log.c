@@ -94,6 +94,11 @@ bool log_write_line(const char *path, const char *line, size_t len)
     return opened;
 }
 
+bool log_wants(enum log_level level)
+{
+    return level <= __atomic_load_n(&log_level, __ATOMIC_RELAXED);
+}
+
 void mlog(enum log_level level, const char *fmt, ...)
 {
     static const char *const NAMES[] = { "error", "warn", "info", "debug" };

@@ -19,6 +19,9 @@ void log_set_level(enum log_level level);
  * False when path could not be opened: the line went to stderr instead. */
 bool log_write_line(const char *path, const char *line, size_t len);
 void mlog(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Would a line of this level be written? For a line whose arguments cost
+ * work of their own (OpenSSL calls on every handshake). */
+bool log_wants(enum log_level level);
 
 #define log_error(...) mlog(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) mlog(LOG_WARN, __VA_ARGS__)

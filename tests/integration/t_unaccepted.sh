@@ -5,8 +5,8 @@
 # a meshed one used to fail each attempt at connect_timeout, fail the
 # connect after its retries, and with five such failures eject the
 # endpoint, so that every process of the host was refused for eject_time
-# after the server was back (redis-server after DEBUG SLEEP 3: 6 of 6
-# redis-cli failed, and the next ones were refused for 30 s).
+# after the server was back (a redis server paused by DEBUG SLEEP 3: 6 of 6
+# of its meshed clients failed, and the next ones were refused for 30 s).
 # - a server paused 4 s (longer than the 3 attempts of 1 s): blocking and
 #   non-blocking (asyncio) clients are all answered when it goes on, the
 #   endpoint is not ejected, and a new client is served at once after;
