@@ -10,6 +10,13 @@ MESHIM_CMD=$ROOT/$BUILD/meshim
 TMP=$(mktemp -d /tmp/meshim-it.XXXXXX)
 PIDS=()
 unset MESHIM_CONFIG MESHIM_SERVICES MESHIM_DISABLE MESHIM_LOG_LEVEL MESHIM_LOG_FILE
+# Each test its own stats folder, and so its own host endpoint table (the
+# shim makes the folder). The default, /tmp/meshim-UID, is the host's: a
+# circuit one test left open for 127.0.0.3:PORT met the next test that drew
+# the same free port ("after 1 attempt"), and the tests' failures landed in
+# the table of the developer's own programs. A test that names its folder
+# in its INI unsets this (the variable wins over the file).
+export MESHIM_STATS_DIR=$TMP/stats
 
 # A function started with & (shimmed, start_*) runs in a subshell: $! is
 # that subshell's pid, and the program is its child. So each recorded

@@ -7,6 +7,7 @@
 #   - a client refused on a strict [inbound:PORT] of a shimmed server:
 #     an inbound line with result denied and flag DENY, and the counter.
 . "$(dirname "$0")/lib.sh"
+unset MESHIM_STATS_DIR     # its INI files name the stats folders it checks
 
 port=$(free_port)
 start_backend 2 "$port"

@@ -88,7 +88,7 @@ client_ini() {
 lftp_runs() {
     local ini=$1 n=$2 k
     for k in $(seq 1 "$n"); do
-        MESHIM_CONFIG=$ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" lftp -e "set net:max-retries 1; set net:timeout 5; set ftp:prefer-epsv yes; cat who; cat who; set ftp:prefer-epsv no; cat who; cat who; bye" "ftp://files:$fp" \
+        MESHIM_CONFIG=$ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" lftp -e "set net:max-retries 1; set net:timeout 5; set net:reconnect-interval-base 1; set net:reconnect-interval-multiplier 1; set ftp:prefer-epsv yes; cat who; cat who; set ftp:prefer-epsv no; cat who; cat who; bye" "ftp://files:$fp" \
             2>> "$TMP/lftp.err" | tr '\n' ' '
         echo
     done
@@ -135,7 +135,7 @@ check_runs "$TMP/mtls.out" "lftp → vsftpd by name, mTLS (control and data conn
 # endpoint may take it, so the connect is then reported as a server that has
 # not accepted yet (mtls.h), and the transfer goes on, connect_timeout late.
 client_ini "$TMP/early.ini" mtls "affinity = process" "connect_timeout = 500ms"
-MESHIM_CONFIG=$TMP/early.ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" lftp -e "set net:max-retries 1; set net:timeout 5; set ftp:prefer-epsv yes; cat who; bye" "ftp://files:$fp" \
+MESHIM_CONFIG=$TMP/early.ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" lftp -e "set net:max-retries 1; set net:timeout 5; set net:reconnect-interval-base 1; set net:reconnect-interval-multiplier 1; set ftp:prefer-epsv yes; cat who; bye" "ftp://files:$fp" \
     > "$TMP/early.out" 2> "$TMP/early.err" || fail "without late_accept: $(cat "$TMP/early.out" "$TMP/early.err")"
 grep -q "^backend-" "$TMP/early.out" || fail "without late_accept: no file: $(cat "$TMP/early.out")"
 grep -q "has not accepted the connection after connect_timeout and no other endpoint is left" "$TMP/early.err" ||

@@ -15,6 +15,7 @@
 # Then a fork child makes 2 connections of its own: it counts them into its
 # own file, and the parent's counts do not move.
 . "$(dirname "$0")/lib.sh"
+unset MESHIM_STATS_DIR     # its INI files name the stats folders it checks
 
 port=$(free_port)
 start_backends "$port"

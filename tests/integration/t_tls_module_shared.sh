@@ -6,6 +6,7 @@
 # private copy. The process that makes the file removes what earlier builds
 # left there (this user's, a day old), and nothing else.
 . "$(dirname "$0")/lib.sh"
+unset MESHIM_STATS_DIR     # its INI files name the stats folders it checks
 . "$ROOT/tests/integration/certs.sh"
 
 C=$TMP/pki

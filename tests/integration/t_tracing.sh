@@ -11,6 +11,7 @@
 # - a collector that is down, and one that never answers: every request
 #   still answered, the spans counted as dropped, the program exits.
 . "$(dirname "$0")/lib.sh"
+unset MESHIM_STATS_DIR     # its INI files name the stats folders it checks
 shims curl python3
 
 port=$(free_port)

@@ -13,6 +13,7 @@
 #   - the access log is a FIFO nobody reads: close() returns, nothing
 #     hangs; the access log is a symlink nobody planted: not followed.
 . "$(dirname "$0")/lib.sh"
+unset MESHIM_STATS_DIR     # its INI files name the stats folders it checks
 
 [ "$(id -u)" -eq 0 ] || { echo "skip: needs root to act as another user"; exit 0; }
 as_nobody() {
