@@ -862,26 +862,43 @@ static void late_handshake_done(struct relay *r, int h, char *why, size_t len)
  * speaking TLS. OpenSSL says so once a record header's 5 bytes are here
  * ("http request", "wrong version number"); fewer, and it would wait for
  * the rest until the handshake's deadline, while a plaintext client that
- * sent one short line waits for its answer. Judged once, from the bytes
- * already here (meshim/sniff.h). */
-static bool plaintext_client(struct relay *r)
+ * sent one short line waits for its answer. Judged once, from the first
+ * bytes (meshim/sniff.h), before OpenSSL reads any: bytes that came
+ * between a look that found none and OpenSSL's read would be taken unseen,
+ * and the client called silent at the first byte's deadline. A TLS server
+ * has nothing to say first, so until then the handshake only waits.
+ * Returns JUDGE_WAIT (no byte yet), JUDGE_TLS (or gone: the handshake
+ * says) or JUDGE_PLAINTEXT. */
+enum judgement { JUDGE_WAIT, JUDGE_TLS, JUDGE_PLAINTEXT };
+
+static enum judgement judge_client(struct relay *r)
 {
     unsigned char first[SNIFF_BYTES];
     ssize_t n = real_recv(r->net, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
-    if (n <= 0)
-        return false;               /* nothing yet (or gone): the handshake says */
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return JUDGE_WAIT;
     r->judged = true;
-    return n < 5 && sniff_first_bytes(first, (size_t)n) == SNIFF_PLAINTEXT;
+    r->heard |= n > 0;
+    return n > 0 && n < 5 && sniff_first_bytes(first, (size_t)n) == SNIFF_PLAINTEXT ? JUDGE_PLAINTEXT
+                                                                                      : JUDGE_TLS;
 }
 
 static void handshake_step(struct relay *r)
 {
     bool want_write = false;
     char why[TLS_WHY_MAX];
-    if (r->in && !r->judged && plaintext_client(r)) {
-        metrics_handshake(DIRECTION_INBOUND, RESULT_TLS_ERROR);
-        inbound_refused(r, RESULT_TLS_ERROR, "TLS handshake: plaintext (the client's first bytes are not TLS)");
-        return;
+    if (r->in && !r->judged) {
+        enum judgement j = judge_client(r);
+        if (j == JUDGE_WAIT) {
+            r->down_wait = NET_IN;
+            rearm(r);
+            return;
+        }
+        if (j == JUDGE_PLAINTEXT) {
+            metrics_handshake(DIRECTION_INBOUND, RESULT_TLS_ERROR);
+            inbound_refused(r, RESULT_TLS_ERROR, "TLS handshake: plaintext (the client's first bytes are not TLS)");
+            return;
+        }
     }
     int h = tls_handshake(r->ssl, &want_write, why, sizeof(why));
     if (h == 0) {
