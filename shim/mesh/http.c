@@ -63,6 +63,7 @@
 #define POOL_IDLE_MAX 32
 #define POOL_IDLE_NS (30ull * 1000000000u)
 #define ATTEMPT_HEADER "x-meshim-attempt"
+#define UNACCEPTED_WAIT_NS (10ull * 1000000000u)   /* waits_for_accept, as relay.c's late handshakes */
 
 enum px_state { PX_IDLE, PX_ATTEMPT, PX_EXCHANGE, PX_BACKOFF, PX_RAW, PX_CLOSING };
 
@@ -81,6 +82,8 @@ struct upstream {
     SSL *ssl;                       /* tls = mtls: the session over fd; NULL: plain */
     struct tls_identity *id;        /* the session's identity, a reference */
     bool want_write;                /* the handshake waits to write */
+    bool heard;                     /* the handshake has had something to read */
+    bool waits_accept;              /* past connect_timeout, for a server that has not accepted */
     bool connected;                 /* ready for requests; not yet with ssl: the handshake runs */
     char peer_identity[128];        /* mTLS: the server's identity */
     bool reused;                    /* it carried an answer before this request */
@@ -153,6 +156,7 @@ struct hproxy {
     bool fresh_only;                /* the next attempt opens a new connection */
     bool up_tls;                    /* the attempt's connection is mTLS (the target's tls) */
     bool raw_tunnel;                /* not HTTP: RAW once connected */
+    bool accept_waited;             /* an attempt waited for an unaccepting server (once a request) */
     int status;
     unsigned attempts, retries, flags;
     uint64_t req_start_ns, req_start_unix_ns, try_start_ns;
@@ -824,6 +828,7 @@ static void request_begin(struct hproxy *px)
     px->http_seen = true;
     px->status = 0;
     px->attempts = px->retries = px->flags = 0;
+    px->accept_waited = false;
     px->req_bytes = px->resp_bytes = 0;
     px->last_why[0] = '\0';
     struct trace_context served;    /* trace_propagation = thread: the writer's request */
@@ -1440,7 +1445,7 @@ static void upstream_ready(struct engine_io *io, uint32_t events)
     struct upstream *u = container_of(io, struct upstream, io);
     struct hproxy *px = u->px;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
-        px->up_in_ready = true;
+        px->up_in_ready = u->heard = true;
     if (!u->connected && !u->ssl) {
         int err = 0;
         socklen_t len = sizeof(err);
@@ -1466,13 +1471,47 @@ static void app_ready(struct engine_io *io, uint32_t events)
     px_step(px);
 }
 
+/* At connect_timeout, an mTLS handshake whose server has said nothing: is
+ * that a server whose program has not accepted yet (busy workers, a pause),
+ * which a retry could not take to another endpoint? Then the attempt waits
+ * for it, as a plain client waits in its backlog, rather than fail three
+ * times and eject an endpoint that is only slow (relay.c's outbound
+ * connections do the same: mtls_unaccepted_waits). Bounded by
+ * per_try_timeout when set, else UNACCEPTED_WAIT_NS more; request_timeout
+ * still answers 504. */
+static bool waits_for_accept(struct hproxy *px)
+{
+    struct upstream *u = px->up;
+    if (!u || !u->ssl || px->accept_waited)
+        return false;               /* once a request: its retries do not wait again */
+    char c;
+    ssize_t n = real_recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (u->heard || n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+        return false;               /* it spoke, closed or failed: not a backlog */
+    if (retry_on_names(target_cfg(px), F_CONNECT, 0) && pick_another(&px->pick, px->retries))
+        return false;
+    char dest[64];
+    endpoint_text(px->ep, px->port, dest, sizeof(dest));
+    log_info("%s: %s has not accepted the connection after connect_timeout and no other endpoint is "
+             "left: the request waits for it", px->target->name, dest);
+    u->waits_accept = px->accept_waited = true;
+    uint32_t per_try = target_cfg(px)->per_try_timeout_ms;
+    uint64_t until = per_try ? px->try_start_ns + (uint64_t)per_try * 1000000u
+                             : now_ns() + UNACCEPTED_WAIT_NS;
+    engine_timer_set(&px->try_timer, until);
+    return true;
+}
+
 static void try_timer_fired(struct engine_timer *t)
 {
     struct hproxy *px = container_of(t, struct hproxy, try_timer);
     if (px->state == PX_BACKOFF) {
         attempt_start(px);
     } else if (px->state == PX_ATTEMPT) {
-        connect_failed(px, ETIMEDOUT);
+        if (px->up && px->up->waits_accept)
+            connect_failed_why(px, ETIMEDOUT, "TLS handshake: the server did not accept in time");
+        else if (!waits_for_accept(px))
+            connect_failed(px, ETIMEDOUT);
     } else if (px->state == PX_EXCHANGE && !px->committed) {
         char why[64];
         snprintf(why, sizeof(why), "no answer within per_try_timeout (%ums)",

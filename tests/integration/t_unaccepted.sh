@@ -10,10 +10,13 @@
 # - a server paused 4 s (longer than the 3 attempts of 1 s): blocking and
 #   non-blocking (asyncio) clients are all answered when it goes on, the
 #   endpoint is not ejected, and a new client is served at once after;
+# - the same for a protocol = http service (the engine's upstream
+#   connection): the request waits and is answered;
 # - two endpoints, one paused: a connect that tried it first goes to the
 #   other at connect_timeout (no waiting when another endpoint is left);
 # - a server that never goes on: the connection ends 10 s after it was
-#   reported, with a warning, and counts against the endpoint.
+#   reported, with a warning, and counts against the endpoint; a
+#   protocol = http request's wait ends at its per_try_timeout (else 10 s).
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -29,7 +32,10 @@ wait_port 127.0.0.2 "$port"
 wait_port 127.0.0.3 "$port"
 tls_ini "$TMP/client.ini" web \
     "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls" \
-    "[service:two]" "endpoints = 127.0.0.2:$port, 127.0.0.3:$port" "tls = mtls" "lb = round_robin"
+    "[service:two]" "endpoints = 127.0.0.2:$port, 127.0.0.3:$port" "tls = mtls" "lb = round_robin" \
+    "[service:webapi]" "endpoints = 127.0.0.2:$port" "tls = mtls" "protocol = http" \
+    "[service:webtwo]" "endpoints = 127.0.0.2:$port, 127.0.0.3:$port" "tls = mtls" "protocol = http" "lb = round_robin" \
+    "[service:bounded]" "endpoints = 127.0.0.2:$port" "tls = mtls" "protocol = http" "per_try_timeout = 2s" "retries = 0"
 
 # clients SERVICE N OUT: N blocking (no timeout: the shim's connect in the
 # caller's thread) and N asyncio (non-blocking: the engine's) clients at once, each
@@ -102,26 +108,81 @@ wait "$CLIENTS" || fail "a client after the pause: $(cat "$TMP/after.out" "$TMP/
 [ "$(grep -c "backend-2$" "$TMP/after.out")" = 2 ] || fail "after the pause: $(cat "$TMP/after.out")"
 ok "a server paused 4 s: 6 of 6 blocking and asyncio clients answered when it went on; not ejected, served at once after"
 
+# --- protocol = http: the request waits for the paused server ----------------
+# The engine's own upstream connection (its pool's), not the application's:
+# its three attempts of 1 s used to end in a 503 and three failures.
+kill -STOP "$paused"
+# get SERVICE OUT: one GET /who by python3's http.client (not curl, which
+# hangs with an ASan runtime preloaded); OUT: status and body, or the error.
+get() {
+    MESHIM_CONFIG=$TMP/client.ini shimmed python3 - "$1" "$port" > "$2" 2> "$2.err" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=30)
+try:
+    c.request("GET", "/who")
+    r = c.getresponse()
+    print(r.status, r.read().decode().strip())
+except Exception as e:
+    print("error %r" % e)
+PY
+}
+get webapi "$TMP/http.out" &
+get_pid=$!
+PIDS+=($get_pid)
+wait_until 'grep -q "has not accepted the connection after connect_timeout and no other endpoint is left: the request waits for it" "$TMP/http.out.err"' ||
+    { kill -CONT "$paused"; fail "protocol = http: the request did not wait for the paused server: $(cat "$TMP/http.out"; grep -v debug "$TMP/http.out.err" | tail -3)"; }
+sleep 3                                 # the pause goes on: past the 3 attempts of 1 s
+kill -CONT "$paused"
+wait "$get_pid"
+[ "$(cat "$TMP/http.out")" = "200 backend-2" ] ||
+    fail "protocol = http, paused server: got '$(cat "$TMP/http.out")'; $(grep -v debug "$TMP/http.out.err" | tail -3)"
+grep -E "ejected| retried: |answered [0-9]+ here" "$TMP/http.out.err" && fail "protocol = http: the paused server cost a retry or a failure"
+get webapi "$TMP/http2.out"
+[ "$(cat "$TMP/http2.out")" = "200 backend-2" ] || fail "protocol = http: a request after the pause got '$(cat "$TMP/http2.out")'"
+ok "protocol = http over mTLS, a server paused 4 s: the request waited for it (200 when it went on), no failure counted; the next one answered"
+
 # --- two endpoints, one paused: the other takes the connect ----------------
 kill -STOP "$paused"
 clients two 2 "$TMP/two.out"
+# protocol = http alike: two requests in one process, one to each endpoint
+# first (round robin).
+MESHIM_CONFIG=$TMP/client.ini shimmed python3 - "$port" > "$TMP/webtwo.out" 2> "$TMP/webtwo.err" <<'PY'
+import http.client, sys
+for _ in range(2):
+    c = http.client.HTTPConnection("webtwo", int(sys.argv[1]), timeout=30)
+    c.request("GET", "/who")
+    r = c.getresponse()
+    print(r.status, r.read().decode().strip())
+    c.close()
+PY
 wait "$CLIENTS" || { kill -CONT "$paused"; fail "clients of two endpoints: $(cat "$TMP/two.out")"; }
 kill -CONT "$paused"
+[ "$(cat "$TMP/webtwo.out" | tr '\n' ' ')" = "200 backend-3 200 backend-3 " ] ||
+    fail "protocol = http, one endpoint of two paused: $(cat "$TMP/webtwo.out"; grep -v debug "$TMP/webtwo.err" | tail -3)"
+grep -q "the request waits for it" "$TMP/webtwo.err" &&
+    fail "a request waited for the paused endpoint with another left: $(grep 'waits for it' "$TMP/webtwo.err")"
+grep -q "webtwo: GET /who retried: 127.0.0.2:$port: connect: timed out" "$TMP/webtwo.err" ||
+    fail "no request tried the paused endpoint first: $(grep -v debug "$TMP/webtwo.err" | tail -3)"
 n=$(grep -c "backend-3$" "$TMP/two.out" || true)
 [ "$n" = 4 ] || fail "one endpoint of two paused: $n of 4 served by the other: $(cat "$TMP/two.out")"
 grep -q "has not accepted the connection" "$TMP/two.out.err" &&
     fail "a connect waited for the paused endpoint with another left: $(grep 'not accepted' "$TMP/two.out.err")"
 grep -q "attempt 1 to 127.0.0.2:$port failed: TLS handshake: timed out" "$TMP/two.out.err" ||
     fail "no connect tried the paused endpoint first (round robin over two, four connects)"
-ok "one endpoint of two paused: all 4 connects served by the other, those that tried the paused one first at its connect_timeout"
+ok "one endpoint of two paused: all 4 connects and 2 protocol = http requests served by the other, those that tried the paused one first at its connect_timeout"
 
 # --- a server that never goes on ----------------------------------------------
 kill -STOP "$paused"
 clients orders 1 "$TMP/hung.out"
+# Meanwhile protocol = http: the wait ends at per_try_timeout (2 s).
+get bounded "$TMP/bounded.out"
 wait "$CLIENTS"
 kill -CONT "$paused"
+case "$(cat "$TMP/bounded.out")" in "503 "*) ;; *) fail "protocol = http, a hung server, per_try_timeout = 2s: got '$(cat "$TMP/bounded.out")' (want 503)" ;; esac
+grep -q "bounded: GET bounded:$port/who answered 503 here: 127.0.0.2:$port: TLS handshake: the server did not accept in time" \
+    "$TMP/bounded.out.err" || fail "protocol = http, a hung server: no line says why: $(grep -v debug "$TMP/bounded.out.err" | tail -3)"
 n=$(grep -c "error" "$TMP/hung.out" || true)
 [ "$n" = 2 ] || fail "a hung server: $n of 2 clients saw an error: $(cat "$TMP/hung.out")"
 grep -q "which accepted after the connect was reported: TLS handshake: the server did not accept within 10 s; the connection ends" \
     "$TMP/hung.out.err" || fail "a hung server: no warning: $(grep -v debug "$TMP/hung.out.err" | tail -3)"
-ok "a server that never accepts: both connections end 10 s after they were reported, with a warning"
+ok "a server that never accepts: both connections end 10 s after they were reported, with a warning; a protocol = http request is answered 503 at its per_try_timeout"
