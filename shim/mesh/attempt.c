@@ -396,6 +396,45 @@ void request_record(struct service *svc, struct endpoint *ep, uint16_t app_port,
     record(svc, ep, app_port, failed ? EPROTO : 0, started, false);
 }
 
+/* When the first of the pick's ejected endpoints comes back (its circuit's
+ * end, for the pick's port), 0 if none is ejected; *by_other: another
+ * process of the host ejected that one (the host's table). */
+static uint64_t first_back_ns(const struct pick *p, uint64_t now, bool *by_other)
+{
+    uint64_t first = 0;
+    pthread_mutex_lock(&p->svc->lock);      /* the circuits change under it */
+    for (size_t i = 0; i < p->eps->n; i++) {
+        if (!reachable(p, i))
+            continue;
+        struct endpoint *cep = endpoint_at_port(p->eps->ep[i], p->port);
+        struct shared_entry *e = shared_entry_of(p->svc, cep, now);
+        struct circuit c;
+        circuit_of(cep, e, &c);
+        if (c.state != CIRCUIT_OPEN || c.open_until_ns <= now || (first && c.open_until_ns >= first))
+            continue;
+        first = c.open_until_ns;
+        *by_other = e && __atomic_load_n(&e->ejector, __ATOMIC_RELAXED) != shared_pid();
+    }
+    pthread_mutex_unlock(&p->svc->lock);
+    return first;
+}
+
+/* "no healthy endpoint" says when the first ejection ends and whether
+ * another process of the host made it: a program started after an outage
+ * is otherwise refused for a cause it never saw. */
+static void no_healthy(const struct pick *p, size_t reach)
+{
+    char when[96] = "";
+    bool by_other = false;
+    uint64_t now = now_ns(), back = first_back_ns(p, now, &by_other);
+    if (back)
+        snprintf(when, sizeof(when), " (an ejection ends in %llu s%s)",
+                 (unsigned long long)((back - now + 500000000u) / 1000000000u),
+                 by_other ? ", made by another process of this host" : "");
+    log_warn("%s: no healthy endpoint: all %zu are ejected or failing health checks%s", p->svc->name,
+             reach, when);
+}
+
 int no_endpoint(const struct pick *p)
 {
     size_t reach = 0, n = p->eps ? p->eps->n : 0;
@@ -411,8 +450,7 @@ int no_endpoint(const struct pick *p)
         log_warn("%s: no endpoint reachable from an %s socket", p->svc->name,
                  p->family == AF_INET ? "IPv4" : "IPv6");
     else
-        log_warn("%s: no healthy endpoint: all %zu are ejected or failing health checks",
-                 p->svc->name, reach);
+        no_healthy(p, reach);
     return ECONNREFUSED;
 }
 
