@@ -62,3 +62,17 @@ cp "$TMP/mesh.ini" "$TMP/cwd/meshim.ini"
 out=$(cd "$TMP/cwd" && env -u MESHIM_CONFIG LD_PRELOAD="$MESHIM_PRELOAD" getent hosts orders; echo "rc=$?")
 [ "$out" = "rc=2" ] || fail "a meshim.ini in the working directory was used: $out"
 ok "no config read from the working directory"
+
+# A program that comes by the VIP another way (a DNS client of its own, its
+# hosts file or config: README's Limits) reaches the service with it.
+port=$(free_port)
+start_backend 2 "$port"
+wait_port 127.0.0.2 "$port"
+printf '[service:orders]\nendpoints = 127.0.0.2\n' > "$TMP/vip.ini"
+vip2=$(MESHIM_CONFIG=$TMP/vip.ini meshim check | awk '$1 == "vip" {print $2; exit}')
+[ "$vip2" = "$vip" ] || fail "the VIP of orders differs between two configs: $vip2, $vip"
+got=$(MESHIM_CONFIG=$TMP/vip.ini shimmed python3 -c "
+import sys, urllib.request
+print(urllib.request.urlopen('http://$vip2:$port/who', timeout=10).read().decode().strip())")
+[ "$got" = backend-2 ] || fail "python3 to the VIP $vip2, not resolved: '$got'"
+ok "python3 urlopen('http://$vip2:PORT/who') (the VIP given as an address, never resolved): the service answered"
