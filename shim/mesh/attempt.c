@@ -427,9 +427,12 @@ static void no_healthy(const struct pick *p, size_t reach)
     char when[96] = "";
     bool by_other = false;
     uint64_t now = now_ns(), back = first_back_ns(p, now, &by_other);
+    /* Rounded to the nearest second (the host's table keeps the end in ms,
+     * rounded up: a ceiling would say 31 s of a 30 s ejection), never 0. */
+    uint64_t secs = (back - now + 500000000u) / 1000000000u;
     if (back)
         snprintf(when, sizeof(when), " (an ejection ends in %llu s%s)",
-                 (unsigned long long)((back - now + 500000000u) / 1000000000u),
+                 (unsigned long long)(secs ? secs : 1),
                  by_other ? ", made by another process of this host" : "");
     log_warn("%s: no healthy endpoint: all %zu are ejected or failing health checks%s", p->svc->name,
              reach, when);

@@ -1482,11 +1482,11 @@ static void app_ready(struct engine_io *io, uint32_t events)
 static bool waits_for_accept(struct hproxy *px)
 {
     struct upstream *u = px->up;
-    if (!u || !u->ssl || px->accept_waited)
+    if (!u || !u->ssl || px->accept_waited || u->heard)
         return false;               /* once a request: its retries do not wait again */
     char c;
     ssize_t n = real_recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (u->heard || n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
         return false;               /* it spoke, closed or failed: not a backlog */
     if (retry_on_names(target_cfg(px), F_CONNECT, 0) && pick_another(&px->pick, px->retries))
         return false;

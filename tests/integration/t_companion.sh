@@ -84,7 +84,8 @@ client_ini() {
 }
 
 # lftp_runs INI N: N lftp processes, each fetching `who` four times (EPSV
-# twice, then PASV twice); one line per process.
+# twice, then PASV twice); one line per process. A transfer that failed is
+# tried again after 1 s (lftp's reconnect interval, 30 s by default).
 lftp_runs() {
     local ini=$1 n=$2 k
     for k in $(seq 1 "$n"); do

@@ -88,6 +88,21 @@ PY
     PIDS+=($CLIENTS)
 }
 
+# get SERVICE OUT: one GET /who by python3's http.client (not curl, which
+# hangs with an ASan runtime preloaded); OUT: status and body, or the error.
+get() {
+    MESHIM_CONFIG=$TMP/client.ini shimmed python3 - "$1" "$port" > "$2" 2> "$2.err" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=30)
+try:
+    c.request("GET", "/who")
+    r = c.getresponse()
+    print(r.status, r.read().decode().strip())
+except Exception as e:
+    print("error %r" % e)
+PY
+}
+
 # --- a server paused 4 s ------------------------------------------------------
 kill -STOP "$paused"
 clients orders 3 "$TMP/paused.out"
@@ -112,20 +127,6 @@ ok "a server paused 4 s: 6 of 6 blocking and asyncio clients answered when it we
 # The engine's own upstream connection (its pool's), not the application's:
 # its three attempts of 1 s used to end in a 503 and three failures.
 kill -STOP "$paused"
-# get SERVICE OUT: one GET /who by python3's http.client (not curl, which
-# hangs with an ASan runtime preloaded); OUT: status and body, or the error.
-get() {
-    MESHIM_CONFIG=$TMP/client.ini shimmed python3 - "$1" "$port" > "$2" 2> "$2.err" <<'PY'
-import http.client, sys
-c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=30)
-try:
-    c.request("GET", "/who")
-    r = c.getresponse()
-    print(r.status, r.read().decode().strip())
-except Exception as e:
-    print("error %r" % e)
-PY
-}
 get webapi "$TMP/http.out" &
 get_pid=$!
 PIDS+=($get_pid)
