@@ -109,7 +109,10 @@ static bool answer_ipv6(struct service *svc)
 int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
                        const struct addrinfo *hints, struct addrinfo **res)
 {
-    struct service *svc = node ? registry_by_name(reg, node) : NULL;
+    /* AI_NUMERICHOST asks whether node is an address written out (squid's
+     * and ssh's test for one): a service name is not, as without the shim. */
+    bool numeric_only = hints && (hints->ai_flags & AI_NUMERICHOST);
+    struct service *svc = node && !numeric_only ? registry_by_name(reg, node) : NULL;
     if (!svc)
         return real_getaddrinfo(node, service, hints, res);
     health_start(svc);      /* a connect is likely to follow: check ahead of it */

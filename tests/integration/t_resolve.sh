@@ -76,3 +76,19 @@ import sys, urllib.request
 print(urllib.request.urlopen('http://$vip2:$port/who', timeout=10).read().decode().strip())")
 [ "$got" = backend-2 ] || fail "python3 to the VIP $vip2, not resolved: '$got'"
 ok "python3 urlopen('http://$vip2:PORT/who') (the VIP given as an address, never resolved): the service answered"
+
+# AI_NUMERICHOST asks whether a string is an address written out: a service
+# name is not one, as without the shim. ssh asks so first, and took the
+# name for an address: it canonicalised "orders" to the VIP, whose host key
+# it then checked and recorded under the VIP.
+out=$(MESHIM_CONFIG=$TMP/vip.ini shimmed python3 -c "
+import socket
+try: print(socket.getaddrinfo('orders', 80, flags=socket.AI_NUMERICHOST))
+except socket.gaierror as e: print('gaierror', e.errno)" 2>&1)
+[ "$out" = "gaierror $(python3 -c 'import socket; print(socket.EAI_NONAME)')" ] ||
+    fail "getaddrinfo(orders, AI_NUMERICHOST): '$out' (want EAI_NONAME, as without the shim)"
+out=$(MESHIM_CONFIG=$TMP/vip.ini shimmed timeout 20 ssh -F /dev/null -v -o BatchMode=yes -o ConnectTimeout=5 \
+    -o UserKnownHostsFile=/dev/null -p "$port" orders true 2>&1)
+echo "$out" | grep -q "Connecting to orders \[$vip\] port $port" ||
+    fail "ssh did not keep the name orders: $(echo "$out" | grep -i 'connecting\|canonical' | head -3)"
+ok "getaddrinfo with AI_NUMERICHOST: a service name is no address (EAI_NONAME); ssh keeps the name orders (was canonicalised to $vip)"
