@@ -320,11 +320,11 @@ test-rtt: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 	fi
 
 # Both user-mode Linux stages at once, in two lanes of one guest at a time
-# (each guest uses one CPU): the kernel TLS stage (about 90 s) and then the
-# shorter half of the round trips' tests in one, their longer half (about
-# 130 s) in the other. The round trips' output is kept and shown after the
+# (each guest uses one CPU): the kernel TLS stage (about 95 s) and then
+# t_tls_sessions (20-70 s) in one, the other round trips' tests (about
+# 140 s) in the other. The round trips' output is kept and shown after the
 # kernel TLS stage's.
-RTT_LONG := t_nonblocking_retries.sh t_tls_sessions.sh
+RTT_LONG := t_nonblocking_retries.sh t_nginx_client.sh t_clients.sh
 test-uml: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 	@$(MAKE) -s test-rtt RTT_TESTS="$(RTT_LONG)" > $(BUILD)/test-rtt.log 2>&1 & rtt=$$!; \
 	$(MAKE) -s test-ktls; ktls=$$?; \
