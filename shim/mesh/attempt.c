@@ -424,6 +424,8 @@ static uint64_t first_back_ns(const struct pick *p, uint64_t now, bool *by_other
  * is otherwise refused for a cause it never saw. */
 static void no_healthy(const struct pick *p, size_t reach)
 {
+    if (!log_wants(LOG_WARN))
+        return;                     /* no walk over the circuits for a line not written */
     char when[96] = "";
     bool by_other = false;
     uint64_t now = now_ns(), back = first_back_ns(p, now, &by_other);

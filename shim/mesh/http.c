@@ -1475,8 +1475,8 @@ static void app_ready(struct engine_io *io, uint32_t events)
  * that a server whose program has not accepted yet (busy workers, a pause),
  * which a retry could not take to another endpoint? Then the attempt waits
  * for it, as a plain client waits in its backlog, rather than fail three
- * times and eject an endpoint that is only slow (relay.c's outbound
- * connections do the same: mtls_unaccepted_waits). Bounded by
+ * times and eject an endpoint that is only slow (the question the
+ * connect path asks: mtls_unaccepted_waits_at). Bounded by
  * per_try_timeout when set, else UNACCEPTED_WAIT_NS more; request_timeout
  * still answers 504. */
 static bool waits_for_accept(struct hproxy *px)
@@ -1488,12 +1488,9 @@ static bool waits_for_accept(struct hproxy *px)
     ssize_t n = real_recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
         return false;               /* it spoke, closed or failed: not a backlog */
-    if (retry_on_names(target_cfg(px), F_CONNECT, 0) && pick_another(&px->pick, px->retries))
+    const struct pick *retry = retry_on_names(target_cfg(px), F_CONNECT, 0) ? &px->pick : NULL;
+    if (!mtls_unaccepted_waits_at(px->target, px->ep, px->port, retry, px->retries, "the request waits for it"))
         return false;
-    char dest[64];
-    endpoint_text(px->ep, px->port, dest, sizeof(dest));
-    log_info("%s: %s has not accepted the connection after connect_timeout and no other endpoint is "
-             "left: the request waits for it", px->target->name, dest);
     u->waits_accept = px->accept_waited = true;
     uint32_t per_try = target_cfg(px)->per_try_timeout_ms;
     uint64_t until = per_try ? px->try_start_ns + (uint64_t)per_try * 1000000u

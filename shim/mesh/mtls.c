@@ -65,16 +65,22 @@ SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t 
     return ssl;
 }
 
-bool mtls_unaccepted_waits(const struct conn *c, const struct pick *p, unsigned retry)
+bool mtls_unaccepted_waits_at(const struct service *svc, const struct endpoint *ep, uint16_t port,
+                              const struct pick *p, unsigned retry, const char *then)
 {
-    if (pick_another(p, retry))
+    if (p && pick_another(p, retry))
         return false;
     char dest[64];
-    endpoint_text(c->ep, c->port, dest, sizeof(dest));
+    endpoint_text(ep, port, dest, sizeof(dest));
     log_info("%s: %s has not accepted the connection after connect_timeout and no other endpoint is "
-             "left: the connect is reported, the handshake finishes when it accepts",
-             c->svc->name, dest);
+             "left: %s", svc->name, dest, then);
     return true;
+}
+
+bool mtls_unaccepted_waits(const struct conn *c, const struct pick *p, unsigned retry)
+{
+    return mtls_unaccepted_waits_at(c->svc, c->ep, c->port, p, retry,
+                                    "the connect is reported, the handshake finishes when it accepts");
 }
 
 SSL *mtls_server(struct tls_identity *id, int sock, bool accept_ktls)

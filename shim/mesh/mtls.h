@@ -44,6 +44,11 @@ SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t 
  * deadline of the attempt p picked (after `retry` retries): true, with an
  * info line, when the connect is to be reported. */
 bool mtls_unaccepted_waits(const struct conn *c, const struct pick *p, unsigned retry);
+/* The same question for any attempt (http.c's upstream connections): the
+ * endpoint ep of svc on port; p NULL when no retry may follow at all; the
+ * info line ends with `then`, what happens instead. */
+bool mtls_unaccepted_waits_at(const struct service *svc, const struct endpoint *ep, uint16_t port,
+                              const struct pick *p, unsigned retry, const char *then);
 
 /* A server SSL on an accepted socket, agreeing to kernel TLS when
  * accept_ktls. NULL: out of memory. */
