@@ -69,39 +69,62 @@ static void print_errors(const char *errors, const char *outcome, bool exiting)
     error_line(line, (size_t)n, exiting);
 }
 
+static bool serves_tls(const struct mesh_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_inbound; i++)
+        if (cfg->inbound[i].tls != INBOUND_OFF)
+            return true;
+    return false;
+}
+
+static bool uses_tls(const struct mesh_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_services; i++)
+        if (cfg->services[i].tls == TLS_MTLS)
+            return true;
+    return serves_tls(cfg);
+}
+
 /* ---------------------------------------------------------- privileges -- */
 
-/* A root process under mTLS may drop its privileges and then make or take
- * connections (nginx's workers set their user to nobody, and a root-only
- * key is then out of their reach). Such a process reads its identity just
- * before its first call that may lose the files (setuid and the others,
- * setgroups, chroot: hooks.def), and keeps it. Not at start: every root
- * process of a container, a shell and each command it runs, paid 10 ms
- * and 5 MB for OpenSSL and the key, most for nothing. Any process that
- * drops nothing reads the identity when a connection first needs it.
+/* A root process may drop its privileges and then make or take
+ * connections (nginx's workers and Apache's children set their user to
+ * nobody or www-data): a root-only key is then out of their reach, and so
+ * is an access log in a folder only root may write to. Such a process
+ * reads its identity (under mTLS) and opens its access log and log_file
+ * (when they are files) just before its first call that may lose the files (setuid and the
+ * others, setgroups, chroot: hooks.def), and keeps both. Not at start:
+ * every root process of a container, a shell and each command it runs,
+ * paid 10 ms and 5 MB for OpenSSL and the key, most for nothing. Any
+ * process that drops nothing reads the identity when a connection first
+ * needs it, and opens a log at its first line.
  *
- * identity_owed_by is the pid that owes the load (0: none): a fork child
+ * privileges_owed_by is the pid that owes this (0: none): a fork child
  * takes the debt over (atfork_child); a vfork child, whose memory is its
- * parent's and which is about to exec, is another pid and loads nothing. */
-static pid_t identity_owed_by;
-static pthread_mutex_t identity_lock = PTHREAD_MUTEX_INITIALIZER;
+ * parent's and which is about to exec, is another pid and does nothing. */
+static pid_t privileges_owed_by;
+static pthread_mutex_t privileges_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void process_before_privileges(void)
 {
-    if (!__atomic_load_n(&identity_owed_by, __ATOMIC_ACQUIRE))
+    if (!__atomic_load_n(&privileges_owed_by, __ATOMIC_ACQUIRE))
         return;
     int saved = errno;
     /* Under the lock: another thread's setuid would change this one's
      * user too (glibc applies it to every thread) while it reads. */
-    pthread_mutex_lock(&identity_lock);
-    if (__atomic_load_n(&identity_owed_by, __ATOMIC_ACQUIRE) == getpid()) {
+    pthread_mutex_lock(&privileges_lock);
+    if (__atomic_load_n(&privileges_owed_by, __ATOMIC_ACQUIRE) == getpid()) {
         struct registry *reg = mesh_registry();
         char why[TLS_WHY_MAX];
-        if (reg && geteuid() == 0)
-            tls_identity_put(tls_identity_get(reg->cfg, ktls_kernel(), why, sizeof(why)));
-        __atomic_store_n(&identity_owed_by, 0, __ATOMIC_RELEASE);
+        if (reg && geteuid() == 0) {
+            if (uses_tls(reg->cfg))
+                tls_identity_put(tls_identity_get(reg->cfg, ktls_kernel(), why, sizeof(why)));
+            access_open_now();
+            log_open_now();
+        }
+        __atomic_store_n(&privileges_owed_by, 0, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&identity_lock);
+    pthread_mutex_unlock(&privileges_lock);
     errno = saved;
 }
 
@@ -110,7 +133,7 @@ void process_before_privileges(void)
  * takes nothing away: it pays nothing. -1 leaves an id as it is. */
 void process_before_ids(bool group, unsigned real, unsigned effective, unsigned saved)
 {
-    if (!__atomic_load_n(&identity_owed_by, __ATOMIC_ACQUIRE))
+    if (!__atomic_load_n(&privileges_owed_by, __ATOMIC_ACQUIRE))
         return;                     /* nothing owed: not even the ids are asked */
     unsigned now[3];
     int rc = group ? getresgid(&now[0], &now[1], &now[2]) : getresuid(&now[0], &now[1], &now[2]);
@@ -162,9 +185,9 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     struct registry *reg = mesh_registry();
-    pthread_mutex_init(&identity_lock, NULL);
-    if (identity_owed_by)
-        identity_owed_by = getpid();    /* nginx's worker, before its setuid */
+    pthread_mutex_init(&privileges_lock, NULL);
+    if (privileges_owed_by)
+        privileges_owed_by = getpid();  /* nginx's worker, before its setuid */
     threadtrace_atfork_child();
     engine_atfork_child();
     dial_atfork_child();
@@ -177,6 +200,7 @@ static void atfork_child(void)
     fdtable_atfork_child();
     conn_atfork_child();    /* its inherited connections are the parent's to log */
     access_atfork_child();
+    log_atfork_child();
     if (reg)
         registry_reinit_locks(reg);
     watch_atfork_child();
@@ -185,22 +209,6 @@ static void atfork_child(void)
     rng_fork_child();       /* the child draws its own endpoints */
     metrics_atfork_child(); /* and counts into a stats file of its own */
     shared_atfork_child();  /* the host's table stays mapped: it is the child's too */
-}
-
-static bool serves_tls(const struct mesh_config *cfg)
-{
-    for (size_t i = 0; i < cfg->n_inbound; i++)
-        if (cfg->inbound[i].tls != INBOUND_OFF)
-            return true;
-    return false;
-}
-
-static bool uses_tls(const struct mesh_config *cfg)
-{
-    for (size_t i = 0; i < cfg->n_services; i++)
-        if (cfg->services[i].tls == TLS_MTLS)
-            return true;
-    return serves_tls(cfg);
 }
 
 /* A relative MESHIM_CONFIG means the directory the program started in: its
@@ -246,8 +254,8 @@ __attribute__((constructor(101))) static void mesh_init(void)
         return;
     }
     watch_init(reg);        /* endpoints files are read now, DNS when first used */
-    if (uses_tls(cfg) && geteuid() == 0)
-        identity_owed_by = getpid();    /* see process_before_privileges */
+    if ((uses_tls(cfg) || access_to_file() || log_to_file()) && geteuid() == 0)
+        privileges_owed_by = getpid();  /* see process_before_privileges */
     if (serves_tls(cfg))
         tls_store_reserve();            /* the sessions its forks will share */
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);

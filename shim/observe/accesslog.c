@@ -53,6 +53,17 @@ static void write_line(const char *line, size_t n)
     errno = saved;
 }
 
+bool access_to_file(void)
+{
+    return access_enabled() && !to_stderr;
+}
+
+void access_open_now(void)
+{
+    if (access_to_file())
+        logfile_open_now(&file, where);
+}
+
 void access_atfork_child(void)
 {
     logfile_atfork_child(&file);

@@ -98,6 +98,10 @@ void access_flags_text(unsigned flags, char *buf, size_t len);
 /* Where lines go: "off", "stderr" or a path. */
 void access_configure(const char *where);
 bool access_enabled(void);
+/* True when lines go to a file (not stderr, not off). */
+bool access_to_file(void);
+/* Opens that file now: before a root process drops its privileges. */
+void access_open_now(void);
 /* fork: the child's copy of the open access log (observe/logfile.h). */
 void access_atfork_child(void);
 void access_write(const struct access_record *r);

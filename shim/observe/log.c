@@ -2,14 +2,17 @@
  * log.c — rate-limited log lines (see log.h).
  *
  * Written with raw syscalls: the log must not go through the shim's own
- * hooks. A path is opened (files_open_log: no symlink, nothing that can
- * block) for each line rather than kept open, because
- * a daemonising program that closes every descriptor would otherwise have
- * our log land in whatever file it opens next on that number.
+ * hooks. log_file is kept open as the access log is (observe/logfile.h:
+ * one of the shim's own descriptors, which a daemonising program that
+ * closes every descriptor cannot close or reuse), so that a root process
+ * can open it before it drops its privileges (log_open_now). A path given
+ * to log_write_line is opened for that line (files_open_log: no symlink,
+ * nothing that can block).
  */
 #include "libc/real.h"
 #include "observe/files.h"
 #include "observe/log.h"
+#include "observe/logfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 
 static enum log_level log_level = LOG_WARN;
 static char log_path[512];                  /* empty: stderr */
+static struct logfile log_kept = LOGFILE_INIT;  /* log_path, open */
 
 #define RATE_SLOTS 64
 
@@ -39,6 +43,22 @@ void log_configure(enum log_level level, const char *file)
         snprintf(log_path, sizeof(log_path), "%s", file);
     else
         log_path[0] = '\0';
+}
+
+bool log_to_file(void)
+{
+    return log_path[0] != '\0';
+}
+
+void log_open_now(void)
+{
+    if (log_path[0])
+        logfile_open_now(&log_kept, log_path);
+}
+
+void log_atfork_child(void)
+{
+    logfile_atfork_child(&log_kept);
 }
 
 void log_set_level(enum log_level level)
@@ -115,6 +135,7 @@ void mlog(enum log_level level, const char *fmt, ...)
     if (n > (int)sizeof(line) - 1)
         n = (int)sizeof(line) - 1, line[n - 1] = '\n';
     int saved = errno;
-    log_write_line(log_path, line, (size_t)n);
+    if (!log_path[0] || !logfile_write(&log_kept, log_path, line, (size_t)n))
+        log_write_line(NULL, line, (size_t)n);  /* cannot be opened: stderr */
     errno = saved;
 }

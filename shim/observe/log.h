@@ -11,11 +11,18 @@
 #include "meshim/config.h"
 
 void log_configure(enum log_level level, const char *file);
+/* True when log_file names a file (not stderr). */
+bool log_to_file(void);
+/* Opens log_file now: before a root process drops its privileges. */
+void log_open_now(void);
+/* fork: the child's copy of the open log_file (observe/logfile.h). */
+void log_atfork_child(void);
 /* A reloaded config's log_level (the rest of log_configure needs a restart). */
 void log_set_level(enum log_level level);
 /* Writes one whole line to path ("stderr", empty or NULL: stderr) with one
  * O_APPEND write, so lines from many processes never interleave; the file
- * is opened for each line (see log.c). Also the access log's writer.
+ * is opened for this line (see log.c). Also the access log's writer to
+ * stderr.
  * False when path could not be opened: the line went to stderr instead. */
 bool log_write_line(const char *path, const char *line, size_t len);
 void mlog(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -89,6 +89,13 @@ bool logfile_write(struct logfile *f, const char *path, const char *line, size_t
     return true;
 }
 
+void logfile_open_now(struct logfile *f, const char *path)
+{
+    int64_t now = (int64_t)(now_ns() / 1000000000u) + 1;
+    __atomic_store_n(&f->looked_s, 0, __ATOMIC_RELAXED);     /* look even if looked this second */
+    look(f, path, now);
+}
+
 void logfile_atfork_child(struct logfile *f)
 {
     f->busy = 0;

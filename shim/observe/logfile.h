@@ -2,10 +2,11 @@
  * logfile.h — a file that lines are appended to, kept open.
  *
  * The access log gets a line per connection, and with protocol = http a
- * line per request. Opened for each line (as log.c still does for the
- * shim's rare warnings), it cost an open, a close and a path lookup each
- * time: with protocol = http about 3 us of the engine's 22 us per request
- * here. So the descriptor stays open, as one of the
+ * line per request. Opened for each line, it cost an open, a close and a
+ * path lookup each time: with protocol = http about 3 us of the engine's
+ * 22 us per request here. So the descriptor stays open (log_file's too,
+ * so that a root process can open both before it drops its privileges,
+ * logfile_open_now), as one of the
  * shim's own (libc/ownfd.h: out of the program's way, and a daemon that
  * closes every descriptor cannot close it), and is opened again when the
  * path names another file, as after logrotate's rename and create: looked
@@ -50,6 +51,11 @@ struct logfile {
  * thread; no room for one of the shim's own) the line opens the file for
  * itself. */
 bool logfile_write(struct logfile *f, const char *path, const char *line, size_t len);
+
+/* Opens the file at path now, if it is not the one open already: a root
+ * process about to drop its privileges keeps a descriptor its new user
+ * could not get (hook/process.c). */
+void logfile_open_now(struct logfile *f, const char *path);
 
 /* fork: the child has one thread; no reopen or write of another thread
  * is under way in it. */

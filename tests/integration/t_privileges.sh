@@ -15,9 +15,16 @@
 #      them), while its parent, root, never loaded anything.
 #   5. subprocess.run(user=nobody) of such a process: the fork child drops
 #      its privileges, then execs `id -u`.
+#   6. nginx started as root, its workers as nobody, behind a strict port,
+#      with access_log and log_file in a folder only root may write to:
+#      the workers' lines (a served client's, a refused plaintext one's)
+#      reach both files. Before, a worker could not open them after its
+#      drop and its lines went to nginx's error log, each process with a
+#      "cannot open ... Permission denied" line.
 # 2-4 fail without the hooks (Permission denied on the key); 1 fails with
 # the load at start; 5 is a fork child that loads just before its drop and
-# then execs, as supervisors and cron do.
+# then execs, as supervisors and cron do; 6 fails without the logs opened
+# before the drop.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -95,3 +102,45 @@ out=$(client 'print(subprocess.run(["id", "-u"], user=65534, group=65534, extra_
     fail "subprocess.run(user=nobody): $(cat "$TMP/client.err")"
 [ "$out" = "65534 backend-2" ] || fail "subprocess.run(user=nobody) under mTLS: $out; $(tail -3 "$TMP/client.err")"
 ok "subprocess.run(user=nobody) of a root process under mTLS: the child dropped and ran; the parent's own mTLS served"
+
+# 6. nginx as root, workers as nobody, the logs in a root-only folder.
+nport=$(free_port)
+mkdir -m 755 "$TMP/logs"
+{ printf '[meshim]\nlog_level = info\naccess_log = %s\nlog_file = %s\n' "$TMP/logs/access.log" "$TMP/logs/meshim.log"
+  printf '[tls]\ncert = %s\nkey = %s\nca = %s\n[inbound:%s]\ntls = strict\n' "$C/orders.pem" "$C/orders.key" "$C/ca.pem" "$nport"
+} > "$TMP/nginx.ini"
+NGINX_WORKERS=2 start_nginx logged "server { listen 127.0.0.1:$nport; location / { return 200 'logged\\n'; } }" \
+    LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$TMP/nginx.ini"
+master=${PIDS[-1]}
+wait_port 127.0.0.1 "$nport"
+tls_ini "$TMP/nginx-client.ini" web "[service:logged]" "endpoints = 127.0.0.1:$nport" "tls = mtls"
+out=$(MESHIM_CONFIG=$TMP/nginx-client.ini MESHIM_STATS_DIR=off LD_PRELOAD="$MESHIM_PRELOAD" python3 -c "
+import socket
+for _ in range(2):
+    s = socket.create_connection(('logged', $nport), timeout=20)
+    s.sendall(b'GET / HTTP/1.0\r\n\r\n')
+    got = b''
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    print(got.split(b'\r\n\r\n', 1)[-1].decode().strip())
+p = socket.create_connection(('127.0.0.1', $nport), timeout=20)   # plaintext: refused
+p.sendall(b'GET / HTTP/1.0\r\n\r\n')
+print(len(p.recv(4096)))" 2> "$TMP/nginx-client.err") || fail "a client of the logging nginx: $(cat "$TMP/nginx-client.err")"
+[ "$out" = "logged
+logged
+0" ] || fail "nginx with its workers as nobody behind a strict port: $out; $(tail -3 "$TMP/nginx-client.err")"
+wait_until "grep -q 'refused' '$TMP/logs/meshim.log' 2> /dev/null" ||
+    fail "the refused client's line is not in log_file: $(cat "$TMP/logs/meshim.log" "$TMP/logged/error.log" "$TMP/logged/stderr" 2> /dev/null | tail -5)"
+wait_until "[ \$(grep -c '\"direction\":\"inbound\".*\"result\":\"ok\"' '$TMP/logs/access.log' 2> /dev/null) -ge 2 ]" ||
+    fail "the workers' access-log lines are not in access_log: $(cat "$TMP/logs/access.log" "$TMP/logged/error.log" "$TMP/logged/stderr" 2> /dev/null | tail -5)"
+pids=$(sed -n 's/.*"pid":\([0-9]*\).*"direction":"inbound".*"result":"ok".*/\1/p' "$TMP/logs/access.log" | sort -u)
+for pid in $pids; do
+    [ "$pid" != "$master" ] && [ "$(stat -c %u /proc/"$pid")" = 65534 ] ||
+        fail "an access-log line from pid $pid, not a worker running as nobody (master $master)"
+done
+! grep -h "cannot open" "$TMP/logged/error.log" "$TMP/logged/stderr" "$TMP/logs/meshim.log" 2> /dev/null ||
+    fail "a worker could not open a log"
+ok "nginx's workers as nobody write to access_log and log_file in a folder only root may write to (opened before their drop)"
