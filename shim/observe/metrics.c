@@ -143,10 +143,10 @@ static struct stats_header *create(const char *dir, char *why, size_t len)
     int dfd = files_open_dir(dir, getauxval(AT_SECURE) != 0, &dst, why, len);
     if (dfd < 0)
         return NULL;
-    char tmp[64], name[32];
+    char prefix[32], tmp[64], name[32];
     snprintf(name, sizeof(name), "%d.stats", (int)getpid());
-    snprintf(tmp, sizeof(tmp), ".%d.stats", (int)getpid());
-    int fd = files_create_private(dfd, tmp, 0644, tmp, sizeof(tmp), &fst);
+    snprintf(prefix, sizeof(prefix), ".%d.stats", (int)getpid());
+    int fd = files_create_private(dfd, prefix, 0644, tmp, sizeof(tmp), &fst);
     size_t size = stats_file_size();
     void *m = fd >= 0 ? map_new(fd, size) : MAP_FAILED;
     int err = errno;

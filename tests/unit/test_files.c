@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -95,6 +97,33 @@ static void test_private_file(void **state)
     close(dfd);
 }
 
+/* A file made whose owner is not this process's user (its ids changed
+ * after the open: here its file-system uid) is refused and its name goes:
+ * such files once piled up in a folder, empty and named by nobody. */
+static void test_private_file_refused(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();                     /* setfsuid needs root */
+    assert_int_equal(chmod(base, 0777), 0);     /* so that uid 65534 may create in it */
+    int dfd = open(base, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    char name[64];
+    struct stat st;
+    setfsuid(65534);
+    int fd = files_create_private(dfd, ".7.stats", 0644, name, sizeof(name), &st);
+    int err = errno;
+    setfsuid(0);
+    assert_int_equal(fd, -1);
+    assert_int_equal(err, EPERM);
+    DIR *d = fdopendir(dfd);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strncmp(e->d_name, ".7.stats.", 9) == 0)
+            fail_msg("%s was left in the folder", e->d_name);
+    closedir(d);
+}
+
 static void test_log_files(void **state)
 {
     (void)state;
@@ -134,6 +163,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dirs, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_private_file, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_private_file_refused, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_log_files, tmpdir_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
