@@ -164,7 +164,7 @@ $(BUILD)/tests/test_files: tests/unit/test_files.c $(POLICY_O) $(BUILD)/obj/file
 
 # test_engine: the engine thread itself (and the layers below it).
 $(BUILD)/tests/test_engine: tests/unit/test_engine.c $(POLICY_O) $(BUILD)/obj/engine.o $(BUILD)/obj/real.o $(BUILD)/obj/ownfd.o \
-        $(BUILD)/obj/log.o $(BUILD)/obj/files.o | $(BUILD)/tests
+        $(BUILD)/obj/log.o $(BUILD)/obj/logfile.o $(BUILD)/obj/files.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_ownfd: the shim's own descriptors (libc layer, with its trampolines).
