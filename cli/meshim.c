@@ -558,8 +558,12 @@ static int cmd_stats(int argc, char **argv)
             return 2;
         }
     }
-    char buf[PATH_MAX];
+    char buf[PATH_MAX], mine[64];
+    bool given = dir != NULL;
     dir = stats_dir(dir, buf, sizeof(buf));
+    /* Root with the default folder: every user's (stats_view_scan_users). */
+    config_default_stats_dir(mine, sizeof(mine));
+    bool every_user = !given && geteuid() == 0 && strcmp(dir, mine) == 0;
     if (strcmp(dir, "off") == 0) {
         fprintf(stderr, "meshim: stats_dir = off: processes keep no stats\n");
         if (!prometheus && !pid) {
@@ -569,7 +573,8 @@ static int cmd_stats(int argc, char **argv)
         return 1;
     }
     struct stats_view *views = NULL;
-    int n = stats_view_scan(dir, pid, &views);
+    int n = every_user ? stats_view_scan_users(pid, &views) : stats_view_scan(dir, pid, &views);
+    const char *where = every_user ? "/tmp/meshim-UID (every user's folder)" : dir;
     if (n < 0) {
         if (errno != ENOENT) {
             fprintf(stderr, "meshim: %s: %s\n", dir, strerror(errno));
@@ -578,13 +583,13 @@ static int cmd_stats(int argc, char **argv)
         n = 0;
     }
     if (n == 0 && pid) {
-        fprintf(stderr, "meshim: no stats of a live process %d in %s\n", pid, dir);
+        fprintf(stderr, "meshim: no stats of a live process %d in %s\n", pid, where);
         return 1;
     }
     if (prometheus) {
         stats_render_prometheus(views, n, stdout);
     } else if (n == 0) {
-        printf("no live meshed process has stats in %s\n", dir);
+        printf("no live meshed process has stats in %s\n", where);
     } else {
         for (int i = 0; i < n; i++) {
             if (i)

@@ -260,6 +260,44 @@ int stats_view_scan(const char *dir, int only, struct stats_view **out)
     return n;
 }
 
+int stats_view_scan_users(int only, struct stats_view **out)
+{
+    *out = NULL;
+    DIR *t = opendir("/tmp");
+    if (!t)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(t))) {
+        unsigned uid;
+        int end = 0;
+        struct stat st;
+        if (sscanf(e->d_name, "meshim-%u%n", &uid, &end) != 1 || e->d_name[end] != '\0' ||
+            fstatat(dirfd(t), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+            st.st_uid != uid || (st.st_mode & 022))
+            continue;
+        char dir[300];
+        snprintf(dir, sizeof(dir), "/tmp/%s", e->d_name);
+        struct stats_view *part;
+        int k = stats_view_scan(dir, only, &part);
+        if (k <= 0)
+            continue;
+        struct stats_view *all = realloc(*out, (size_t)(n + k) * sizeof(*all));
+        if (!all) {
+            stats_view_free(part, k);
+            continue;
+        }
+        memcpy(all + n, part, (size_t)k * sizeof(*all));
+        free(part);
+        *out = all;
+        n += k;
+    }
+    closedir(t);
+    if (n)
+        qsort(*out, (size_t)n, sizeof(**out), by_pid);
+    return n;
+}
+
 /* ----------------------------------------------------------------- slots -- */
 
 unsigned stats_view_count(const struct stats_view *v, char which)

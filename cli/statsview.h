@@ -37,6 +37,12 @@ void stats_view_close(struct stats_view *v);
  * not 0); files of dead processes are removed. Returns how many (the array
  * is malloc'd), or -1 when dir cannot be read (errno). */
 int stats_view_scan(const char *dir, int pid, struct stats_view **out);
+/* Root's view of the host: the same, over every user's default folder,
+ * /tmp/meshim-UID (config_default_stats_dir), that UID owns and no other
+ * user may write to. A server started as root runs its workers as another
+ * user (nginx's nobody, Apache's www-data), whose counters are in that
+ * user's folder. Returns how many. */
+int stats_view_scan_users(int pid, struct stats_view **out);
 void stats_view_free(struct stats_view *v, int n);
 
 /* Slots, bounded by the checked counts. */

@@ -21,10 +21,15 @@
 #      reach both files. Before, a worker could not open them after its
 #      drop and its lines went to nginx's error log, each process with a
 #      "cannot open ... Permission denied" line.
+#   7. The same nginx, one worker, with the default stats folders: root's
+#      `meshim stats` shows the worker, whose counters are in nobody's
+#      folder (/tmp/meshim-65534). Before, it said that no live meshed
+#      process had stats in /tmp/meshim-0.
 # 2-4 fail without the hooks (Permission denied on the key); 1 fails with
 # the load at start; 5 is a fork child that loads just before its drop and
 # then execs, as supervisors and cron do; 6 fails without the logs opened
-# before the drop.
+# before the drop, 7 without root's `meshim stats` reading every user's
+# default folder.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -144,3 +149,33 @@ done
 ! grep -h "cannot open" "$TMP/logged/error.log" "$TMP/logged/stderr" "$TMP/logs/meshim.log" 2> /dev/null ||
     fail "a worker could not open a log"
 ok "nginx's workers as nobody write to access_log and log_file in a folder only root may write to (opened before their drop)"
+
+# 7. Root's `meshim stats` and a worker's counters in nobody's folder.
+sport=$(free_port)
+tls_ini "$TMP/stats-nginx.ini" orders "[inbound:$sport]" "tls = strict"
+NGINX_WORKERS=1 start_nginx counted "server { listen 127.0.0.1:$sport; location / { return 200 'counted\\n'; } }" \
+    LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$TMP/stats-nginx.ini" MESHIM_STATS_DIR=
+master=${PIDS[-1]}
+wait_port 127.0.0.1 "$sport"
+worker=$(cat /proc/"$master"/task/*/children | tr ' ' '\n' | grep . | head -n 1)
+[ -n "$worker" ] && [ "$(stat -c %u /proc/"$worker")" = 65534 ] || fail "no nginx worker running as nobody (master $master)"
+tls_ini "$TMP/stats-client.ini" web "[service:counted]" "endpoints = 127.0.0.1:$sport" "tls = mtls"
+out=$(MESHIM_CONFIG=$TMP/stats-client.ini MESHIM_STATS_DIR=off LD_PRELOAD="$MESHIM_PRELOAD" python3 -c "
+import socket
+for _ in range(3):
+    s = socket.create_connection(('counted', $sport), timeout=20)
+    s.sendall(b'GET / HTTP/1.0\r\n\r\n')
+    got = b''
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    print(got.split(b'\r\n\r\n', 1)[-1].decode().strip())" 2> "$TMP/stats-client.err") ||
+    fail "a client of the counted nginx: $(cat "$TMP/stats-client.err")"
+[ "$out" = "counted
+counted
+counted" ] || fail "nginx behind a strict port, default stats folders: $out"
+wait_until "env -u MESHIM_STATS_DIR -u MESHIM_CONFIG LD_PRELOAD='$MESHIM_CMD_PRELOAD' '$MESHIM_CMD' stats $worker 2> /dev/null | grep -q 'inbound :$sport  ok 3'" ||
+    fail "root's meshim stats does not show the worker (pid $worker, as nobody): $(env -u MESHIM_STATS_DIR -u MESHIM_CONFIG LD_PRELOAD="$MESHIM_CMD_PRELOAD" "$MESHIM_CMD" stats "$worker" 2>&1 | head -5)"
+ok "root's meshim stats shows an nginx worker running as nobody, its counters in that user's default folder"
