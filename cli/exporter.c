@@ -109,7 +109,7 @@ static void respond_text(struct client *c, const char *status, const char *text)
 static void respond_metrics(struct client *c, const char *dir, bool head_only)
 {
     struct stats_view *views = NULL;
-    int n = stats_view_scan(dir, 0, &views);
+    int n = dir ? stats_view_scan(dir, 0, &views) : stats_view_scan_users(0, &views);
     char *body = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&body, &len);
@@ -276,8 +276,8 @@ int exporter_run(const char *listen_addr, const char *dir)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     static struct client clients[MAX_CLIENTS];
-    fprintf(stderr, "meshim: exporter: serving the stats of %s at http://%s/metrics\n", dir,
-            listen_addr);
+    fprintf(stderr, "meshim: exporter: serving the stats of %s at http://%s/metrics\n",
+            dir ? dir : "/tmp/meshim-UID (every user's folder)", listen_addr);
 
     while (!stopping) {
         struct pollfd pfd[MAX_CLIENTS + 1];

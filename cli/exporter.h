@@ -6,7 +6,8 @@
 
 #include <stdbool.h>
 
-/* Serves until SIGINT or SIGTERM; returns the exit status. */
+/* Serves the stats in dir (NULL: every user's default folder,
+ * stats_view_scan_users) until SIGINT or SIGTERM; returns the exit status. */
 int exporter_run(const char *listen_addr, const char *dir);
 
 /* What a request head (NUL-terminated, as read) asks for: its request

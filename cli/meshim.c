@@ -524,6 +524,15 @@ static const char *stats_dir(const char *given, char *buf, size_t len)
     return buf;
 }
 
+/* Root asking for the default folder reads every user's (statsview.h,
+ * stats_view_scan_users): a root server's workers run as other users. */
+static bool every_user(const char *given, const char *dir)
+{
+    char mine[64];
+    config_default_stats_dir(mine, sizeof(mine));
+    return !given && geteuid() == 0 && strcmp(dir, mine) == 0;
+}
+
 /* The host's endpoint table in dir, after the processes' tables (a blank
  * line first when something was printed); nothing when there is none. */
 static void print_shared(const char *dir, bool after)
@@ -558,12 +567,10 @@ static int cmd_stats(int argc, char **argv)
             return 2;
         }
     }
-    char buf[PATH_MAX], mine[64];
-    bool given = dir != NULL;
+    char buf[PATH_MAX];
+    const char *given = dir;
     dir = stats_dir(dir, buf, sizeof(buf));
-    /* Root with the default folder: every user's (stats_view_scan_users). */
-    config_default_stats_dir(mine, sizeof(mine));
-    bool every_user = !given && geteuid() == 0 && strcmp(dir, mine) == 0;
+    bool all = every_user(given, dir);
     if (strcmp(dir, "off") == 0) {
         fprintf(stderr, "meshim: stats_dir = off: processes keep no stats\n");
         if (!prometheus && !pid) {
@@ -573,8 +580,8 @@ static int cmd_stats(int argc, char **argv)
         return 1;
     }
     struct stats_view *views = NULL;
-    int n = every_user ? stats_view_scan_users(pid, &views) : stats_view_scan(dir, pid, &views);
-    const char *where = every_user ? "/tmp/meshim-UID (every user's folder)" : dir;
+    int n = all ? stats_view_scan_users(pid, &views) : stats_view_scan(dir, pid, &views);
+    const char *where = all ? "/tmp/meshim-UID (every user's folder)" : dir;
     if (n < 0) {
         if (errno != ENOENT) {
             fprintf(stderr, "meshim: %s: %s\n", dir, strerror(errno));
@@ -617,7 +624,9 @@ static int cmd_exporter(int argc, char **argv)
         }
     }
     char buf[PATH_MAX];
-    return exporter_run(listen, stats_dir(dir, buf, sizeof(buf)));
+    const char *given = dir;
+    dir = stats_dir(dir, buf, sizeof(buf));
+    return exporter_run(listen, every_user(given, dir) ? NULL : dir);
 }
 
 /* The files of an installed meshim: the library this command would

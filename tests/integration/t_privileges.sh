@@ -22,14 +22,14 @@
 #      drop and its lines went to nginx's error log, each process with a
 #      "cannot open ... Permission denied" line.
 #   7. The same nginx, one worker, with the default stats folders: root's
-#      `meshim stats` shows the worker, whose counters are in nobody's
-#      folder (/tmp/meshim-65534). Before, it said that no live meshed
-#      process had stats in /tmp/meshim-0.
+#      `meshim stats` and `meshim exporter` show the worker, whose
+#      counters are in nobody's folder (/tmp/meshim-65534). Before, they
+#      read /tmp/meshim-0 only: "no live meshed process has stats".
 # 2-4 fail without the hooks (Permission denied on the key); 1 fails with
 # the load at start; 5 is a fork child that loads just before its drop and
 # then execs, as supervisors and cron do; 6 fails without the logs opened
-# before the drop, 7 without root's `meshim stats` reading every user's
-# default folder.
+# before the drop, 7 without root's `meshim stats` and exporter reading
+# every user's default folder.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -178,4 +178,14 @@ counted
 counted" ] || fail "nginx behind a strict port, default stats folders: $out"
 wait_until "env -u MESHIM_STATS_DIR -u MESHIM_CONFIG LD_PRELOAD='$MESHIM_CMD_PRELOAD' '$MESHIM_CMD' stats $worker 2> /dev/null | grep -q 'inbound :$sport  ok 3'" ||
     fail "root's meshim stats does not show the worker (pid $worker, as nobody): $(env -u MESHIM_STATS_DIR -u MESHIM_CONFIG LD_PRELOAD="$MESHIM_CMD_PRELOAD" "$MESHIM_CMD" stats "$worker" 2>&1 | head -5)"
-ok "root's meshim stats shows an nginx worker running as nobody, its counters in that user's default folder"
+eport=$(free_port)
+# Directly, not through meshim(): $! must be the exporter's own pid.
+env -u MESHIM_STATS_DIR -u MESHIM_CONFIG LD_PRELOAD="$MESHIM_CMD_PRELOAD" "$MESHIM_CMD" exporter \
+    --listen "127.0.0.1:$eport" 2> "$TMP/exporter.err" &
+PIDS+=($!)
+wait_port 127.0.0.1 "$eport" || fail "the exporter did not listen: $(cat "$TMP/exporter.err")"
+python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$eport/metrics', timeout=10).read().decode())" \
+    > "$TMP/scrape.txt" || fail "no scrape from the exporter: $(cat "$TMP/exporter.err")"
+grep -q "pid=\"$worker\"" "$TMP/scrape.txt" ||
+    fail "root's exporter does not serve the worker's counters (pid $worker): $(head -3 "$TMP/scrape.txt")"
+ok "root's meshim stats and exporter show an nginx worker running as nobody, its counters in that user's default folder"
