@@ -867,9 +867,10 @@ static void late_handshake_done(struct relay *r, int h, char *why, size_t len)
  * between a look that found none and OpenSSL's read would be taken unseen,
  * and the client called silent at the first byte's deadline. A TLS server
  * has nothing to say first, so until then the handshake only waits.
- * Returns JUDGE_WAIT (no byte yet), JUDGE_TLS (or gone: the handshake
- * says) or JUDGE_PLAINTEXT. */
-enum judgement { JUDGE_WAIT, JUDGE_TLS, JUDGE_PLAINTEXT };
+ * Returns JUDGE_WAIT (no byte yet), JUDGE_GONE (closed or reset before
+ * its first byte), JUDGE_TLS (or another error: the handshake says) or
+ * JUDGE_PLAINTEXT. */
+enum judgement { JUDGE_WAIT, JUDGE_GONE, JUDGE_TLS, JUDGE_PLAINTEXT };
 
 static enum judgement judge_client(struct relay *r)
 {
@@ -879,8 +880,25 @@ static enum judgement judge_client(struct relay *r)
         return JUDGE_WAIT;
     r->judged = true;
     r->heard |= n > 0;
+    if (n == 0 || (n < 0 && errno == ECONNRESET))
+        return JUDGE_GONE;
     return n > 0 && n < 5 && sniff_first_bytes(first, (size_t)n) == SNIFF_PLAINTEXT ? JUDGE_PLAINTEXT
                                                                                       : JUDGE_TLS;
+}
+
+/* A client that left before its first byte checked that the port is open:
+ * a TCP probe (Kubernetes' tcpSocket, a load balancer's health check,
+ * `nc -z`). It sent nothing, so nothing was refused: an info line rather
+ * than a refusal's warning (one every probe period), no handshake
+ * counted, and in the access log "abandoned" with Envoy's DC (the
+ * downstream ended it). */
+static void inbound_gone(struct relay *r)
+{
+    handshake_over(r);
+    log_info("inbound:%u: client %s closed before its first byte (a port check)", r->in->port,
+             r->conn->peer);
+    r->conn->flags |= FLAG_DC;
+    end_unopened(r, RESULT_OK);
 }
 
 static void handshake_step(struct relay *r)
@@ -892,6 +910,10 @@ static void handshake_step(struct relay *r)
         if (j == JUDGE_WAIT) {
             r->down_wait = NET_IN;
             rearm(r);
+            return;
+        }
+        if (j == JUDGE_GONE) {
+            inbound_gone(r);
             return;
         }
         if (j == JUDGE_PLAINTEXT) {

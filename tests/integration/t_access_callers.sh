@@ -53,6 +53,7 @@ make_certs "$TMP/pki" || fail "cannot make the test certificates"
 iport=$(free_port)
 cat > "$TMP/in.ini" <<INI
 [meshim]
+log_level = info
 access_log = $TMP/in.log
 stats_dir = $TMP/stats
 [tls]
@@ -66,7 +67,7 @@ MESHIM_CONFIG=$TMP/in.ini env LD_PRELOAD="$MESHIM_PRELOAD" \
     python3 -m http.server --bind 127.0.0.1 "$iport" > "$TMP/server.log" 2>&1 &
 SERVER=$!
 PIDS+=($SERVER)
-wait_port 127.0.0.1 "$iport"        # that connection is refused too: 1
+wait_port 127.0.0.1 "$iport"        # a port check: closed before a byte, not refused
 for i in 1 2 3; do
     python3 -c "
 import socket
@@ -99,7 +100,10 @@ for l in lines:
     assert l["pid"] == int(sys.argv[3]) and l["endpoint"].startswith("127.0.0.1:"), l
 refused = [l for l in lines if l["result"] == "tls_error"]
 served = [l for l in lines if l["result"] == "ok"]
-assert len(refused) == 4 and all(l["flags"] == "DENY" and l["tls"] == "none" for l in refused), lines
+checked = [l for l in lines if l["result"] == "abandoned"]
+assert len(refused) == 3 and all(l["flags"] == "DENY" and l["tls"] == "none" for l in refused), lines
+# wait_port's connection, closed before its first byte: a port check.
+assert len(checked) == 1 and checked[0]["flags"] == "DC" and checked[0]["bytes_received"] == 0, lines
 # This kernel has no kernel TLS: relayed, and the line says why.
 assert len(served) == 1 and served[0]["tls"] == "relay", served
 assert "kernel does not take TLS keys" in served[0]["tls_relay_why"], served
@@ -107,14 +111,18 @@ assert served[0]["peer_identity"] == "spiffe://test.mesh/ns/prod/sa/web", served
 assert served[0]["bytes_received"] > 0 and served[0]["bytes_sent"] > 0, served
 PY
 meshim stats --prometheus --dir "$TMP/stats" > "$TMP/prom.txt"
-grep -qx "meshim_inbound_connections_total{process=\"python3\",pid=\"$SERVER\",port=\"$iport\",result=\"tls_error\"} 4" "$TMP/prom.txt" ||
+grep -qx "meshim_inbound_connections_total{process=\"python3\",pid=\"$SERVER\",port=\"$iport\",result=\"tls_error\"} 3" "$TMP/prom.txt" ||
     fail "inbound counter: $(grep inbound_connections "$TMP/prom.txt")"
 grep -qx "meshim_inbound_connections_total{process=\"python3\",pid=\"$SERVER\",port=\"$iport\",result=\"ok\"} 1" "$TMP/prom.txt" ||
     fail "inbound counter (ok): $(grep inbound_connections "$TMP/prom.txt")"
 grep -qx "meshim_tls_handshakes_total{process=\"python3\",pid=\"$SERVER\",direction=\"inbound\",result=\"ok\",continued=\"relay\"} 1" "$TMP/prom.txt" ||
     fail "handshakes by how they went on: $(grep tls_handshakes "$TMP/prom.txt")"
 [ "$(grep -c '"GET / ' "$TMP/server.log")" -eq 1 ] || fail "the server saw a request from a refused client: $(cat "$TMP/server.log")"
-ok "inbound: 4 plaintext clients refused (tls_error, DENY), 1 mTLS client served (its SPIFFE ID logged); counters agree"
+grep "refused" "$TMP/server.log" | grep -v "TLS handshake: http request" &&
+    fail "a refusal line for a client that sent no plaintext (above)"
+grep -q "closed before its first byte (a port check)" "$TMP/server.log" ||
+    fail "no info line for wait_port's port check: $(cat "$TMP/server.log")"
+ok "inbound: 3 plaintext clients refused (tls_error, DENY), a port check logged as abandoned (DC) with no warning, 1 mTLS client served (its SPIFFE ID logged); counters agree"
 
 # A process killed outright leaves its stats file; the command skips it and
 # removes it (a process that exits removes its own).
