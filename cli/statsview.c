@@ -201,11 +201,9 @@ static bool owned_by_process(int pid, uid_t uid)
     return ok;
 }
 
-int stats_view_scan(const char *dir, int only, struct stats_view **out)
+/* The scan of one open folder (closed here). */
+static int scan_dir(DIR *d, int only, struct stats_view **out)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
     int dfd = dirfd(d), n = 0, cap = 0;
     size_t budget = SCAN_BUDGET;
     struct stats_view *views = NULL;
@@ -260,6 +258,12 @@ int stats_view_scan(const char *dir, int only, struct stats_view **out)
     return n;
 }
 
+int stats_view_scan(const char *dir, int only, struct stats_view **out)
+{
+    DIR *d = opendir(dir);
+    return d ? scan_dir(d, only, out) : -1;
+}
+
 int stats_view_scan_users(int only, struct stats_view **out)
 {
     *out = NULL;
@@ -271,15 +275,21 @@ int stats_view_scan_users(int only, struct stats_view **out)
     while ((e = readdir(t))) {
         unsigned uid;
         int end = 0;
-        struct stat st;
-        if (sscanf(e->d_name, "meshim-%u%n", &uid, &end) != 1 || e->d_name[end] != '\0' ||
-            fstatat(dirfd(t), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
-            st.st_uid != uid || (st.st_mode & 022))
+        if (sscanf(e->d_name, "meshim-%u%n", &uid, &end) != 1 || e->d_name[end] != '\0')
             continue;
-        char dir[300];
-        snprintf(dir, sizeof(dir), "/tmp/%s", e->d_name);
+        /* The folder itself, never a link: its owner could swap the name
+         * for one, and the scan removes files of processes that are gone. */
+        int fd = openat(dirfd(t), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0)
+            continue;
+        DIR *d = NULL;
+        if (fstat(fd, &st) < 0 || st.st_uid != uid || (st.st_mode & 022) || !(d = fdopendir(fd))) {
+            close(fd);
+            continue;
+        }
         struct stats_view *part;
-        int k = stats_view_scan(dir, only, &part);
+        int k = scan_dir(d, only, &part);
         if (k <= 0)
             continue;
         struct stats_view *all = realloc(*out, (size_t)(n + k) * sizeof(*all));

@@ -90,12 +90,12 @@ static bool uses_tls(const struct mesh_config *cfg)
 /* A root process may drop its privileges and then make or take
  * connections (nginx's workers and Apache's children set their user to
  * nobody or www-data): a root-only key is then out of their reach, and so
- * is an access log in a folder only root may write to. Such a process
- * reads its identity (under mTLS) and opens its access log and log_file
- * (when they are files) just before its first call that may lose the files (setuid and the
- * others, setgroups, chroot: hooks.def), and keeps both. Not at start:
- * every root process of a container, a shell and each command it runs,
- * paid 10 ms and 5 MB for OpenSSL and the key, most for nothing. Any
+ * is a log in a folder only root may write to. Such a process reads its
+ * identity (under mTLS) and opens its access log and log_file (when they
+ * are files) just before its first call that may lose the files (setuid
+ * and the others, setgroups, chroot: hooks.def), and keeps them. Not at
+ * start: every root process of a container, a shell and each command it
+ * runs, paid 10 ms and 5 MB for OpenSSL and the key, most for nothing. Any
  * process that drops nothing reads the identity when a connection first
  * needs it, and opens a log at its first line.
  *
