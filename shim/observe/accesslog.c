@@ -16,6 +16,8 @@
 #include "observe/logfile.h"
 
 static char where[512];             /* empty: off */
+/* The file stays open between lines (observe/logfile.h). */
+static struct logfile file = LOGFILE_INIT;
 static bool to_stderr;              /* where is "stderr" */
 
 void access_configure(const char *to)
@@ -25,6 +27,7 @@ void access_configure(const char *to)
     else
         snprintf(where, sizeof(where), "%s", to);
     to_stderr = strcmp(where, "stderr") == 0;
+    logfile_own(&file);
 }
 
 bool access_enabled(void)
@@ -32,8 +35,6 @@ bool access_enabled(void)
     return where[0] != '\0';
 }
 
-/* The file stays open between lines (observe/logfile.h). */
-static struct logfile file = LOGFILE_INIT;
 
 static void write_line(const char *line, size_t n)
 {

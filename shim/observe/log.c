@@ -43,6 +43,7 @@ void log_configure(enum log_level level, const char *file)
         snprintf(log_path, sizeof(log_path), "%s", file);
     else
         log_path[0] = '\0';
+    logfile_own(&log_kept);
 }
 
 bool log_to_file(void)

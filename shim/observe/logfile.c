@@ -54,8 +54,28 @@ done:
     __atomic_store_n(&f->busy, 0, __ATOMIC_RELEASE);
 }
 
+/* One line through a descriptor of its own (a vfork child's, or while
+ * none is kept). */
+static bool write_opened(const char *path, const char *line, size_t len)
+{
+    int fd = files_open_log(path);
+    if (fd < 0)
+        return false;
+    (void)real_syscall4(SYS_write, fd, line, len, 0);
+    real_close(fd);
+    return true;
+}
+
 bool logfile_write(struct logfile *f, const char *path, const char *line, size_t len)
 {
+    pid_t owner = __atomic_load_n(&f->owner, __ATOMIC_RELAXED);
+    if (owner && owner != getpid()) {
+        int saved = errno;
+        bool ok = write_opened(path, line, len);
+        if (ok)
+            errno = saved;
+        return ok;
+    }
     int64_t now = (int64_t)(now_ns() / 1000000000u) + 1;   /* never 0, the "not yet" */
     if (__atomic_load_n(&f->looked_s, __ATOMIC_RELAXED) != now)
         look(f, path, now);
@@ -75,22 +95,25 @@ bool logfile_write(struct logfile *f, const char *path, const char *line, size_t
     if (fd >= 0)
         (void)real_syscall4(SYS_write, fd, line, len, 0);
     __atomic_sub_fetch(&f->writers[slot], 1, __ATOMIC_RELEASE);
-    if (fd < 0) {
-        /* Nothing open yet (another thread is opening it, or a descriptor
-         * of the shim's own could not be had): this line opens the file
-         * for itself, as every line once did. */
-        fd = files_open_log(path);
-        if (fd < 0)
-            return false;
-        (void)real_syscall4(SYS_write, fd, line, len, 0);
-        real_close(fd);
-    }
+    /* Nothing open yet (another thread is opening it, or a descriptor of
+     * the shim's own could not be had): this line opens the file for
+     * itself, as every line once did. */
+    if (fd < 0 && !write_opened(path, line, len))
+        return false;
     errno = saved;
     return true;
 }
 
+void logfile_own(struct logfile *f)
+{
+    __atomic_store_n(&f->owner, getpid(), __ATOMIC_RELAXED);
+}
+
 void logfile_open_now(struct logfile *f, const char *path)
 {
+    pid_t owner = __atomic_load_n(&f->owner, __ATOMIC_RELAXED);
+    if (owner && owner != getpid())
+        return;                     /* a vfork child: nothing of its own is kept */
     int64_t now = (int64_t)(now_ns() / 1000000000u) + 1;
     __atomic_store_n(&f->looked_s, 0, __ATOMIC_RELAXED);     /* look even if looked this second */
     look(f, path, now);
@@ -98,6 +121,8 @@ void logfile_open_now(struct logfile *f, const char *path)
 
 void logfile_atfork_child(struct logfile *f)
 {
+    if (f->owner)
+        f->owner = getpid();
     f->busy = 0;
     f->writers[0] = f->writers[1] = 0;
 }

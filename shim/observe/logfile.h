@@ -40,6 +40,7 @@ struct logfile {
     int64_t looked_s;           /* when the path was last looked at (now_ns() seconds) */
     dev_t dev;                  /* the file fd[gen & 1] is (the reopener's) */
     ino_t ino;
+    pid_t owner;                /* whose descriptors fd[] are; 0: any process's */
 };
 
 #define LOGFILE_INIT { .fd = { -1, -1 } }
@@ -56,6 +57,13 @@ bool logfile_write(struct logfile *f, const char *path, const char *line, size_t
  * process about to drop its privileges keeps a descriptor its new user
  * could not get (hook/process.c). */
 void logfile_open_now(struct logfile *f, const char *path);
+
+/* Makes the calling process the owner of f's descriptors (at start, and a
+ * fork child at its fork). Another pid writing through f is a vfork child:
+ * it shares this memory but not the descriptor table, so its lines open
+ * the file for themselves and leave f alone (a descriptor it opened, kept
+ * in f, would be a number of another file, or none, in the owner). */
+void logfile_own(struct logfile *f);
 
 /* fork: the child has one thread; no reopen or write of another thread
  * is under way in it. */

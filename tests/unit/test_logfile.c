@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -170,6 +171,36 @@ static void test_fifo_reader_gone(void **state)
     assert_int_equal(errno, ENXIO);
 }
 
+/* A vfork child (the exec hook may log in one) shares the owner's memory
+ * but not its descriptors: its line opens the file for itself, and a
+ * descriptor it opened is never kept where the owner would write to it. */
+static void test_vfork_child(void **state)
+{
+    (void)state;
+    struct logfile f = LOGFILE_INIT;
+    snprintf(path, sizeof(path), "%s/meshim.log", base);
+    logfile_own(&f);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        logfile_write(&f, path, "child\n", 6);
+        _exit(0);
+    }
+    assert_true(pid > 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(f.fd[0], -1);          /* nothing of the child's kept */
+    assert_int_equal(f.fd[1], -1);
+    assert_true(logfile_write(&f, path, "parent\n", 7));
+    assert_true(f.fd[0] >= 0 || f.fd[1] >= 0);  /* the owner's own, kept */
+    char got[32] = "";
+    FILE *in = fopen(path, "r");
+    assert_non_null(in);
+    size_t n = fread(got, 1, sizeof(got) - 1, in);
+    fclose(in);
+    got[n] = '\0';
+    assert_string_equal(got, "child\nparent\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +208,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_threads_and_rotations, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_cannot_open, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_fifo_reader_gone, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_vfork_child, tmpdir_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
