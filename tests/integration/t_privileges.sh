@@ -108,6 +108,31 @@ out=$(client 'print(subprocess.run(["id", "-u"], user=65534, group=65534, extra_
 [ "$out" = "65534 backend-2" ] || fail "subprocess.run(user=nobody) under mTLS: $out; $(tail -3 "$TMP/client.err")"
 ok "subprocess.run(user=nobody) of a root process under mTLS: the child dropped and ran; the parent's own mTLS served"
 
+# gets SERVICE PORT N [plain]: N requests to SERVICE (127.0.0.1:PORT) by
+# name over mTLS, web's identity, a connection each, each body printed;
+# with "plain", then one in plaintext to the port, the length of its
+# answer printed (0: refused). Its stderr in $TMP/SERVICE-client.err.
+gets() {
+    tls_ini "$TMP/$1-client.ini" web "[service:$1]" "endpoints = 127.0.0.1:$2" "tls = mtls"
+    MESHIM_CONFIG=$TMP/$1-client.ini MESHIM_STATS_DIR=off LD_PRELOAD="$MESHIM_PRELOAD" python3 -c "
+import socket, sys
+name, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for _ in range(n):
+    s = socket.create_connection((name, port), timeout=20)
+    s.sendall(b'GET / HTTP/1.0\r\n\r\n')
+    got = b''
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    print(got.split(b'\r\n\r\n', 1)[-1].decode().strip())
+if sys.argv[4:] == ['plain']:
+    p = socket.create_connection(('127.0.0.1', port), timeout=20)
+    p.sendall(b'GET / HTTP/1.0\r\n\r\n')
+    print(len(p.recv(4096)))" "$@" 2> "$TMP/$1-client.err"
+}
+
 # 6. nginx as root, workers as nobody, the logs in a root-only folder.
 nport=$(free_port)
 mkdir -m 755 "$TMP/logs"
@@ -118,25 +143,10 @@ NGINX_WORKERS=2 start_nginx logged "server { listen 127.0.0.1:$nport; location /
     LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$TMP/nginx.ini"
 master=${PIDS[-1]}
 wait_port 127.0.0.1 "$nport"
-tls_ini "$TMP/nginx-client.ini" web "[service:logged]" "endpoints = 127.0.0.1:$nport" "tls = mtls"
-out=$(MESHIM_CONFIG=$TMP/nginx-client.ini MESHIM_STATS_DIR=off LD_PRELOAD="$MESHIM_PRELOAD" python3 -c "
-import socket
-for _ in range(2):
-    s = socket.create_connection(('logged', $nport), timeout=20)
-    s.sendall(b'GET / HTTP/1.0\r\n\r\n')
-    got = b''
-    while True:
-        b = s.recv(4096)
-        if not b:
-            break
-        got += b
-    print(got.split(b'\r\n\r\n', 1)[-1].decode().strip())
-p = socket.create_connection(('127.0.0.1', $nport), timeout=20)   # plaintext: refused
-p.sendall(b'GET / HTTP/1.0\r\n\r\n')
-print(len(p.recv(4096)))" 2> "$TMP/nginx-client.err") || fail "a client of the logging nginx: $(cat "$TMP/nginx-client.err")"
+out=$(gets logged "$nport" 2 plain) || fail "a client of the logging nginx: $(cat "$TMP/logged-client.err")"
 [ "$out" = "logged
 logged
-0" ] || fail "nginx with its workers as nobody behind a strict port: $out; $(tail -3 "$TMP/nginx-client.err")"
+0" ] || fail "nginx with its workers as nobody behind a strict port: $out; $(tail -3 "$TMP/logged-client.err")"
 wait_until "grep -q 'refused' '$TMP/logs/meshim.log' 2> /dev/null" ||
     fail "the refused client's line is not in log_file: $(cat "$TMP/logs/meshim.log" "$TMP/logged/error.log" "$TMP/logged/stderr" 2> /dev/null | tail -5)"
 wait_until "[ \$(grep -c '\"direction\":\"inbound\".*\"result\":\"ok\"' '$TMP/logs/access.log' 2> /dev/null) -ge 2 ]" ||
@@ -157,22 +167,13 @@ NGINX_WORKERS=1 start_nginx counted "server { listen 127.0.0.1:$sport; location 
     LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$TMP/stats-nginx.ini" MESHIM_STATS_DIR=
 master=${PIDS[-1]}
 wait_port 127.0.0.1 "$sport"
-worker=$(cat /proc/"$master"/task/*/children | tr ' ' '\n' | grep . | head -n 1)
-[ -n "$worker" ] && [ "$(stat -c %u /proc/"$worker")" = 65534 ] || fail "no nginx worker running as nobody (master $master)"
-tls_ini "$TMP/stats-client.ini" web "[service:counted]" "endpoints = 127.0.0.1:$sport" "tls = mtls"
-out=$(MESHIM_CONFIG=$TMP/stats-client.ini MESHIM_STATS_DIR=off LD_PRELOAD="$MESHIM_PRELOAD" python3 -c "
-import socket
-for _ in range(3):
-    s = socket.create_connection(('counted', $sport), timeout=20)
-    s.sendall(b'GET / HTTP/1.0\r\n\r\n')
-    got = b''
-    while True:
-        b = s.recv(4096)
-        if not b:
-            break
-        got += b
-    print(got.split(b'\r\n\r\n', 1)[-1].decode().strip())" 2> "$TMP/stats-client.err") ||
-    fail "a client of the counted nginx: $(cat "$TMP/stats-client.err")"
+# The listener is the master's: its worker may still be starting.
+worker_as_nobody() {
+    worker=$(cat /proc/"$master"/task/*/children 2> /dev/null | tr ' ' '\n' | grep . | head -n 1)
+    [ -n "$worker" ] && [ "$(stat -c %u /proc/"$worker" 2> /dev/null)" = 65534 ]
+}
+wait_until worker_as_nobody || fail "no nginx worker running as nobody (master $master)"
+out=$(gets counted "$sport" 3) || fail "a client of the counted nginx: $(cat "$TMP/counted-client.err")"
 [ "$out" = "counted
 counted
 counted" ] || fail "nginx behind a strict port, default stats folders: $out"
