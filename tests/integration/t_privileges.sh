@@ -46,9 +46,11 @@ tls_ini "$TMP/client.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" "
 mkdir -m 755 "$TMP/empty"
 chmod o+x "$TMP"
 
-# Runs python3 CODE as root under the client's config; prints what it prints.
+# Runs python3 CODE as root under the client's config ($TMP/client.ini, or
+# INI); prints what it prints. get(host, port, path) is a body over a
+# connection of its own; who() is orders' answer.
 client() {
-    MESHIM_CONFIG=$TMP/client.ini MESHIM_STATS_DIR=off LD_PRELOAD="$MESHIM_PRELOAD" \
+    MESHIM_CONFIG=${2:-$TMP/client.ini} MESHIM_STATS_DIR=off LD_PRELOAD="$MESHIM_PRELOAD" \
         python3 -c "
 import encodings.idna, os, socket, subprocess, sys  # all before a drop: /root may be out of reach
 def module_mapped():
@@ -57,9 +59,9 @@ def drop():
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)
-def who():
-    s = socket.create_connection(('orders', $port), timeout=20)
-    s.sendall(b'GET /who HTTP/1.0\r\n\r\n')
+def get(host, port, path='/'):
+    s = socket.create_connection((host, port), timeout=20)
+    s.sendall(b'GET ' + path.encode() + b' HTTP/1.0\r\n\r\n')
     got = b''
     while True:
         b = s.recv(4096)
@@ -67,6 +69,8 @@ def who():
             break
         got += b
     return got.split(b'\r\n\r\n', 1)[-1].decode().strip()
+def who():
+    return get('orders', $port, '/who')
 $1" 2> "$TMP/client.err"
 }
 
@@ -109,28 +113,17 @@ out=$(client 'print(subprocess.run(["id", "-u"], user=65534, group=65534, extra_
 ok "subprocess.run(user=nobody) of a root process under mTLS: the child dropped and ran; the parent's own mTLS served"
 
 # gets SERVICE PORT N [plain]: N requests to SERVICE (127.0.0.1:PORT) by
-# name over mTLS, web's identity, a connection each, each body printed;
-# with "plain", then one in plaintext to the port, the length of its
-# answer printed (0: refused). Its stderr in $TMP/SERVICE-client.err.
+# name over mTLS, web's identity, each body printed; with "plain", then one
+# in plaintext to the port, the length of its answer printed (0: refused).
 gets() {
     tls_ini "$TMP/$1-client.ini" web "[service:$1]" "endpoints = 127.0.0.1:$2" "tls = mtls"
-    MESHIM_CONFIG=$TMP/$1-client.ini MESHIM_STATS_DIR=off LD_PRELOAD="$MESHIM_PRELOAD" python3 -c "
-import socket, sys
-name, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for _ in range(n):
-    s = socket.create_connection((name, port), timeout=20)
-    s.sendall(b'GET / HTTP/1.0\r\n\r\n')
-    got = b''
-    while True:
-        b = s.recv(4096)
-        if not b:
-            break
-        got += b
-    print(got.split(b'\r\n\r\n', 1)[-1].decode().strip())
-if sys.argv[4:] == ['plain']:
-    p = socket.create_connection(('127.0.0.1', port), timeout=20)
-    p.sendall(b'GET / HTTP/1.0\r\n\r\n')
-    print(len(p.recv(4096)))" "$@" 2> "$TMP/$1-client.err"
+    client "
+for _ in range($3):
+    print(get('$1', $2))
+if '${4:-}' == 'plain':
+    p = socket.create_connection(('127.0.0.1', $2), timeout=20)
+    p.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')
+    print(len(p.recv(4096)))" "$TMP/$1-client.ini"
 }
 
 # 6. nginx as root, workers as nobody, the logs in a root-only folder.
@@ -143,10 +136,10 @@ NGINX_WORKERS=2 start_nginx logged "server { listen 127.0.0.1:$nport; location /
     LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$TMP/nginx.ini"
 master=${PIDS[-1]}
 wait_port 127.0.0.1 "$nport"
-out=$(gets logged "$nport" 2 plain) || fail "a client of the logging nginx: $(cat "$TMP/logged-client.err")"
+out=$(gets logged "$nport" 2 plain) || fail "a client of the logging nginx: $(cat "$TMP/client.err")"
 [ "$out" = "logged
 logged
-0" ] || fail "nginx with its workers as nobody behind a strict port: $out; $(tail -3 "$TMP/logged-client.err")"
+0" ] || fail "nginx with its workers as nobody behind a strict port: $out; $(tail -3 "$TMP/client.err")"
 wait_until "grep -q 'refused' '$TMP/logs/meshim.log' 2> /dev/null" ||
     fail "the refused client's line is not in log_file: $(cat "$TMP/logs/meshim.log" "$TMP/logged/error.log" "$TMP/logged/stderr" 2> /dev/null | tail -5)"
 wait_until "[ \$(grep -c '\"direction\":\"inbound\".*\"result\":\"ok\"' '$TMP/logs/access.log' 2> /dev/null) -ge 2 ]" ||
@@ -173,7 +166,7 @@ worker_as_nobody() {
     [ -n "$worker" ] && [ "$(stat -c %u /proc/"$worker" 2> /dev/null)" = 65534 ]
 }
 wait_until worker_as_nobody || fail "no nginx worker running as nobody (master $master)"
-out=$(gets counted "$sport" 3) || fail "a client of the counted nginx: $(cat "$TMP/counted-client.err")"
+out=$(gets counted "$sport" 3) || fail "a client of the counted nginx: $(cat "$TMP/client.err")"
 [ "$out" = "counted
 counted
 counted" ] || fail "nginx behind a strict port, default stats folders: $out"
