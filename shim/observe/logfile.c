@@ -16,8 +16,20 @@
 /* Once a second at most, by one thread: is the path still the file in
  * use? If not (rotated, removed, never opened), the other slot gets the
  * file there now, provided no line is still being written through it. */
+/* Is the caller a process other than the owner of f's descriptors (a
+ * vfork child)? Asked only where a descriptor would be kept, once a second
+ * at most: a line written through a kept one needs no question, as a
+ * vfork child has the same numbers for the same files. */
+static bool foreign(const struct logfile *f)
+{
+    pid_t owner = __atomic_load_n(&f->owner, __ATOMIC_RELAXED);
+    return owner && owner != getpid();
+}
+
 static void look(struct logfile *f, const char *path, int64_t now)
 {
+    if (foreign(f))
+        return;                     /* what it opened would be no descriptor of the owner's */
     if (__atomic_exchange_n(&f->busy, 1, __ATOMIC_ACQUIRE))
         return;                     /* another thread is at it: use what is open */
     if (__atomic_load_n(&f->looked_s, __ATOMIC_RELAXED) == now)
@@ -54,8 +66,7 @@ done:
     __atomic_store_n(&f->busy, 0, __ATOMIC_RELEASE);
 }
 
-/* One line through a descriptor of its own (a vfork child's, or while
- * none is kept). */
+/* One line through a descriptor of its own, while none is kept. */
 static bool write_opened(const char *path, const char *line, size_t len)
 {
     int fd = files_open_log(path);
@@ -68,14 +79,6 @@ static bool write_opened(const char *path, const char *line, size_t len)
 
 bool logfile_write(struct logfile *f, const char *path, const char *line, size_t len)
 {
-    pid_t owner = __atomic_load_n(&f->owner, __ATOMIC_RELAXED);
-    if (owner && owner != getpid()) {
-        int saved = errno;
-        bool ok = write_opened(path, line, len);
-        if (ok)
-            errno = saved;
-        return ok;
-    }
     int64_t now = (int64_t)(now_ns() / 1000000000u) + 1;   /* never 0, the "not yet" */
     if (__atomic_load_n(&f->looked_s, __ATOMIC_RELAXED) != now)
         look(f, path, now);
@@ -111,9 +114,8 @@ void logfile_own(struct logfile *f)
 
 void logfile_open_now(struct logfile *f, const char *path)
 {
-    pid_t owner = __atomic_load_n(&f->owner, __ATOMIC_RELAXED);
-    if (owner && owner != getpid())
-        return;                     /* a vfork child: nothing of its own is kept */
+    if (foreign(f))
+        return;
     int64_t now = (int64_t)(now_ns() / 1000000000u) + 1;
     __atomic_store_n(&f->looked_s, 0, __ATOMIC_RELAXED);     /* look even if looked this second */
     look(f, path, now);

@@ -60,9 +60,10 @@ void logfile_open_now(struct logfile *f, const char *path);
 
 /* Makes the calling process the owner of f's descriptors (at start, and a
  * fork child at its fork). Another pid writing through f is a vfork child:
- * it shares this memory but not the descriptor table, so its lines open
- * the file for themselves and leave f alone (a descriptor it opened, kept
- * in f, would be a number of another file, or none, in the owner). */
+ * it shares this memory but not the descriptor table, so it never keeps a
+ * descriptor in f (one it opened would be a number of another file, or
+ * none, in the owner); its lines go through the owner's (the same files
+ * under the same numbers until its exec) or open the file for themselves. */
 void logfile_own(struct logfile *f);
 
 /* fork: the child has one thread; no reopen or write of another thread
