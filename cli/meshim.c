@@ -524,13 +524,16 @@ static const char *stats_dir(const char *given, char *buf, size_t len)
     return buf;
 }
 
-/* Root asking for the default folder reads every user's (statsview.h,
- * stats_view_scan_users): a root server's workers run as other users. */
-static bool every_user(const char *given, const char *dir)
+/* stats_dir, and whether it stands for every user's folder: root asking
+ * for the default one reads them all (statsview.h, stats_view_scan_users),
+ * as a root server's workers run as other users. */
+static const char *stats_dirs(const char *given, char *buf, size_t len, bool *every_user)
 {
+    const char *dir = stats_dir(given, buf, len);
     char mine[64];
     config_default_stats_dir(mine, sizeof(mine));
-    return !given && geteuid() == 0 && strcmp(dir, mine) == 0;
+    *every_user = !given && geteuid() == 0 && strcmp(dir, mine) == 0;
+    return dir;
 }
 
 /* The host's endpoint table in dir, after the processes' tables (a blank
@@ -568,9 +571,8 @@ static int cmd_stats(int argc, char **argv)
         }
     }
     char buf[PATH_MAX];
-    const char *given = dir;
-    dir = stats_dir(dir, buf, sizeof(buf));
-    bool all = every_user(given, dir);
+    bool all;
+    dir = stats_dirs(dir, buf, sizeof(buf), &all);
     if (strcmp(dir, "off") == 0) {
         fprintf(stderr, "meshim: stats_dir = off: processes keep no stats\n");
         if (!prometheus && !pid) {
@@ -624,9 +626,9 @@ static int cmd_exporter(int argc, char **argv)
         }
     }
     char buf[PATH_MAX];
-    const char *given = dir;
-    dir = stats_dir(dir, buf, sizeof(buf));
-    return exporter_run(listen, every_user(given, dir) ? NULL : dir);
+    bool all;
+    dir = stats_dirs(dir, buf, sizeof(buf), &all);
+    return exporter_run(listen, all ? NULL : dir);
 }
 
 /* The files of an installed meshim: the library this command would

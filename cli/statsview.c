@@ -201,12 +201,17 @@ static bool owned_by_process(int pid, uid_t uid)
     return ok;
 }
 
-/* The scan of one open folder (closed here). */
-static int scan_dir(DIR *d, int only, struct stats_view **out)
+/* The views a scan gathers, over one folder or many. */
+struct gathered {
+    struct stats_view *v;
+    int n, cap;
+};
+
+/* Adds the live processes' files of one open folder (closed here) to g. */
+static void scan_dir(DIR *d, int only, struct gathered *g)
 {
-    int dfd = dirfd(d), n = 0, cap = 0;
+    int dfd = dirfd(d);
     size_t budget = SCAN_BUDGET;
-    struct stats_view *views = NULL;
     struct dirent *e;
     while ((e = readdir(d))) {
         bool tmp;
@@ -240,39 +245,45 @@ static int scan_dir(DIR *d, int only, struct stats_view **out)
             unlinkat(dfd, e->d_name, 0);
             continue;
         }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct stats_view *bigger = realloc(views, (size_t)cap * sizeof(*views));
+        if (g->n == g->cap) {
+            int cap = g->cap ? g->cap * 2 : 16;
+            struct stats_view *bigger = realloc(g->v, (size_t)cap * sizeof(*bigger));
             if (!bigger) {
                 stats_view_close(&v);
                 break;
             }
-            views = bigger;
+            g->v = bigger, g->cap = cap;
         }
-        views[n++] = v;
+        g->v[g->n++] = v;
     }
     closedir(d);
-    if (n)
-        qsort(views, (size_t)n, sizeof(*views), by_pid);
-    *out = views;
-    return n;
+}
+
+/* Sorted by pid, handed over. */
+static int gathered_out(struct gathered *g, struct stats_view **out)
+{
+    if (g->n)
+        qsort(g->v, (size_t)g->n, sizeof(*g->v), by_pid);
+    *out = g->v;
+    return g->n;
 }
 
 int stats_view_scan(const char *dir, int only, struct stats_view **out)
 {
     DIR *d = opendir(dir);
-    return d ? scan_dir(d, only, out) : -1;
+    if (!d)
+        return -1;
+    struct gathered g = { 0 };
+    scan_dir(d, only, &g);
+    return gathered_out(&g, out);
 }
 
 int stats_view_scan_users(int only, struct stats_view **out)
 {
-    *out = NULL;
+    struct gathered g = { 0 };
     DIR *t = opendir("/tmp");
-    if (!t)
-        return 0;
-    int n = 0;
     struct dirent *e;
-    while ((e = readdir(t))) {
+    while (t && (e = readdir(t))) {
         unsigned uid;
         int end = 0;
         if (sscanf(e->d_name, "meshim-%u%n", &uid, &end) != 1 || e->d_name[end] != '\0')
@@ -280,32 +291,18 @@ int stats_view_scan_users(int only, struct stats_view **out)
         /* The folder itself, never a link: its owner could swap the name
          * for one, and the scan removes files of processes that are gone. */
         int fd = openat(dirfd(t), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        struct stat st;
         if (fd < 0)
             continue;
+        struct stat st;
         DIR *d = NULL;
-        if (fstat(fd, &st) < 0 || st.st_uid != uid || (st.st_mode & 022) || !(d = fdopendir(fd))) {
+        if (fstat(fd, &st) == 0 && st.st_uid == uid && !(st.st_mode & 022) && (d = fdopendir(fd)))
+            scan_dir(d, only, &g);
+        else
             close(fd);
-            continue;
-        }
-        struct stats_view *part;
-        int k = scan_dir(d, only, &part);
-        if (k <= 0)
-            continue;
-        struct stats_view *all = realloc(*out, (size_t)(n + k) * sizeof(*all));
-        if (!all) {
-            stats_view_free(part, k);
-            continue;
-        }
-        memcpy(all + n, part, (size_t)k * sizeof(*all));
-        free(part);
-        *out = all;
-        n += k;
     }
-    closedir(t);
-    if (n)
-        qsort(*out, (size_t)n, sizeof(**out), by_pid);
-    return n;
+    if (t)
+        closedir(t);
+    return gathered_out(&g, out);
 }
 
 /* ----------------------------------------------------------------- slots -- */
