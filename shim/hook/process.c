@@ -223,6 +223,23 @@ static void config_path_for_children(void)
         setenv("MESHIM_CONFIG", kept, 1);
 }
 
+/* gRPC's C core (gRPC for Python, Ruby, PHP and C++) resolves names with
+ * a DNS client of its own (c-ares) unless told otherwise: it asks the name
+ * server directly, which does not know the mesh's names ("DNS resolution
+ * failed for orders:50051"). Its "native" resolver asks the C library,
+ * which the shim answers. What that one does not do, SRV and TXT lookups
+ * (grpclb, a service config in DNS), a mesh name has no records for
+ * anyway; a user who needs them for other names sets the variable to
+ * "ares", and a choice the user made is kept. gRPC
+ * reads the variable when it starts, so this process and its children get
+ * it; Go reads its environment before any of this runs (meshim PROGRAM
+ * sets GODEBUG for it instead). */
+static void grpc_resolver_native(void)
+{
+    if (!getenv("GRPC_DNS_RESOLVER"))
+        setenv("GRPC_DNS_RESOLVER", "native", 0);
+}
+
 __attribute__((constructor(101))) static void mesh_init(void)
 {
     mesh_env_snapshot();
@@ -254,6 +271,7 @@ __attribute__((constructor(101))) static void mesh_init(void)
         return;
     }
     watch_init(reg);        /* endpoints files are read now, DNS when first used */
+    grpc_resolver_native();
     if ((uses_tls(cfg) || access_to_file() || log_to_file()) && geteuid() == 0)
         privileges_owed_by = getpid();  /* see process_before_privileges */
     if (serves_tls(cfg))

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# gRPC by service name: Debian's python3-grpcio, gRPC's C core (the one
+# gRPC for Ruby, PHP and C++ use too), client and servers unmodified.
+# gRPC's core resolves names with a DNS client of its own (c-ares) unless
+# GRPC_DNS_RESOLVER says otherwise, so a service name never reached the
+# shim ("DNS resolution failed for orders:PORT: C-ares status is not
+# ARES_SUCCESS"); the shim sets GRPC_DNS_RESOLVER=native, and:
+# - calls to orders:PORT, a channel (so a connection) each, reach all three
+#   endpoints (round_robin: p2c would favour the quickest of three python
+#   servers);
+# - with one endpoint refusing, every call is answered;
+# - over mTLS: a client whose service says tls = mtls reaches a gRPC
+#   server behind a strict port, as the identity it holds; a plaintext gRPC
+#   client is refused there, with a line that says why;
+# - a resolver the user chose is kept.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/integration/certs.sh"
+
+# Debian's package is built for Debian's python3 (a python3 earlier in PATH,
+# pyenv's for example, may not have it).
+PY=/usr/bin/python3
+$PY -c 'import grpc' 2>/dev/null || fail "python3-grpcio is not installed (make deps)"
+ECHO=$ROOT/tests/helpers/grpc_echo.py
+
+# calls OUT TARGET N [VAR=VALUE...]: N calls under the shim, a line each.
+calls() {
+    local out=$1 target=$2 n=$3
+    shift 3
+    env "$@" LD_PRELOAD="$MESHIM_PRELOAD" $PY "$ECHO" call "$target" "$n" > "$out" 2> "$out.err" \
+        || fail "the gRPC client failed: $(tail -3 "$out.err")"
+}
+
+port=$(free_port)
+for i in 2 3 4; do
+    $PY "$ECHO" serve "127.0.0.$i:$port" "backend-$i" > "$TMP/grpc$i.log" 2>&1 &
+    PIDS+=($!)
+done
+for i in 2 3 4; do wait_port "127.0.0.$i" "$port"; done
+
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+mport=$(free_port)
+tls_ini "$TMP/client.ini" web \
+    "[service:orders]" "endpoints = 127.0.0.2, 127.0.0.3, 127.0.0.4" "lb = round_robin" \
+    "[service:vault]" "endpoints = 127.0.0.2:$mport" "tls = mtls" \
+    "identity = spiffe://test.mesh/ns/prod/sa/orders"
+export MESHIM_CONFIG=$TMP/client.ini
+
+# The variable, as the program sees it: set by the shim, or the user's.
+got=$(shimmed $PY -c 'import os; print(os.environ.get("GRPC_DNS_RESOLVER"))')
+[ "$got" = native ] || fail "GRPC_DNS_RESOLVER under the shim: $got (want native)"
+got=$(GRPC_DNS_RESOLVER=ares shimmed $PY -c 'import os; print(os.environ.get("GRPC_DNS_RESOLVER"))')
+[ "$got" = ares ] || fail "the user's GRPC_DNS_RESOLVER=ares became $got"
+ok "GRPC_DNS_RESOLVER=native under the shim; a user's own choice (ares) is kept"
+
+calls "$TMP/out" "orders:$port" 30
+grep -q '^error' "$TMP/out" && fail "calls to orders:$port failed: $(grep -m3 '^error' "$TMP/out")"
+[ "$(grep -c '^backend-' "$TMP/out")" -eq 30 ] || fail "not 30 answers: $(head -5 "$TMP/out")"
+assert_spread "$TMP/out" 5 "30 gRPC calls to orders:$port, a channel each"
+
+kill "${PIDS[2]}"
+wait "${PIDS[2]}" 2>/dev/null
+calls "$TMP/out" "orders:$port" 20
+grep -q '^error' "$TMP/out" && fail "with 127.0.0.4 refusing: $(grep -m3 '^error' "$TMP/out")"
+[ "$(grep -c '^backend-' "$TMP/out")" -eq 20 ] || fail "with 127.0.0.4 refusing: $(cat "$TMP/out")"
+ok "127.0.0.4 refusing: 20 of 20 answered ($(sort "$TMP/out" | uniq -c | tr -s ' ' | tr '\n' ' '))"
+
+# mTLS: a gRPC server behind a strict port, only web allowed.
+tls_ini "$TMP/server.ini" orders "[inbound:$mport]" "tls = strict" \
+    "allow = spiffe://test.mesh/ns/prod/sa/web"
+ini_access_log "$TMP/server.ini" "$TMP/server-access.log"
+MESHIM_CONFIG=$TMP/server.ini shimmed $PY "$ECHO" serve "127.0.0.2:$mport" vault \
+    > "$TMP/vault.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.2 "$mport"
+calls "$TMP/out" "vault:$mport" 5
+[ "$(grep -c '^vault$' "$TMP/out")" -eq 5 ] || fail "calls over mTLS: $(cat "$TMP/out" "$TMP/out.err")"
+wait_until "[ \$(grep -c 'spiffe://test.mesh/ns/prod/sa/web' '$TMP/server-access.log' 2>/dev/null) -ge 5 ]" \
+    || fail "the server's access log does not show 5 mTLS connections from web: $(cat "$TMP/server-access.log" 2>&1)"
+ok "5 gRPC calls over mTLS to a strict port, each from spiffe://test.mesh/ns/prod/sa/web"
+
+# A plaintext gRPC client (no shim) at the strict port: refused, said so.
+$PY "$ECHO" call "127.0.0.2:$mport" 1 > "$TMP/out" 2> "$TMP/out.err"
+grep -q '^error: UNAVAILABLE' "$TMP/out" || fail "a plaintext client was not refused: $(cat "$TMP/out")"
+wait_until "grep -q 'refused: TLS handshake.*does not speak TLS' '$TMP/vault.log'" \
+    || fail "no line says the plaintext client was refused: $(cat "$TMP/vault.log")"
+ok "a plaintext gRPC client is refused: $(grep -m1 'refused' "$TMP/vault.log")"
