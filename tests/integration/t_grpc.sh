@@ -12,6 +12,8 @@
 # - over mTLS: a client whose service says tls = mtls reaches a gRPC
 #   server behind a strict port, as the identity it holds; a plaintext gRPC
 #   client is refused there, with a line that says why;
+# - to a service with protocol = http, gRPC's HTTP/2 is carried as TCP,
+#   said once a connection, and the access log names each one's endpoint;
 # - a resolver the user chose is kept.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
@@ -43,7 +45,9 @@ mport=$(free_port)
 tls_ini "$TMP/client.ini" web \
     "[service:orders]" "endpoints = 127.0.0.2, 127.0.0.3, 127.0.0.4" "lb = round_robin" \
     "[service:vault]" "endpoints = 127.0.0.2:$mport" "tls = mtls" \
-    "identity = spiffe://test.mesh/ns/prod/sa/orders"
+    "identity = spiffe://test.mesh/ns/prod/sa/orders" \
+    "[service:h2c]" "protocol = http" "endpoints = 127.0.0.2, 127.0.0.3" "lb = round_robin"
+ini_access_log "$TMP/client.ini" "$TMP/client-access.log"
 export MESHIM_CONFIG=$TMP/client.ini
 
 # The variable, as the program sees it: set by the shim, or the user's.
@@ -64,6 +68,19 @@ calls "$TMP/out" "orders:$port" 20
 grep -q '^error' "$TMP/out" && fail "with 127.0.0.4 refusing: $(grep -m3 '^error' "$TMP/out")"
 [ "$(grep -c '^backend-' "$TMP/out")" -eq 20 ] || fail "with 127.0.0.4 refusing: $(cat "$TMP/out")"
 ok "127.0.0.4 refusing: 20 of 20 answered ($(sort "$TMP/out" | uniq -c | tr -s ' ' | tr '\n' ' '))"
+
+# A service with protocol = http: gRPC's HTTP/2 is carried as TCP, with a
+# line that says so, and each connection's access-log line names its
+# endpoint (there is no request line).
+calls "$TMP/out" "h2c:$port" 4
+[ "$(grep -c '^backend-[23]$' "$TMP/out")" -eq 4 ] || fail "calls to h2c: $(cat "$TMP/out" "$TMP/out.err")"
+grep -q 'h2c: not HTTP/1.x (HTTP/2 without TLS, as gRPC speaks it): this connection is carried as TCP' \
+    "$TMP/out.err" || fail "no line says h2c's HTTP/2 is carried as TCP: $(cat "$TMP/out.err")"
+for i in 2 3; do
+    grep -q "\"service\":\"h2c\",\"endpoint\":\"127.0.0.$i:$port\",\"attempts\":1,\"result\":\"ok\"" \
+        "$TMP/client-access.log" || fail "no access-log line names h2c's 127.0.0.$i: $(grep h2c "$TMP/client-access.log")"
+done
+ok "4 gRPC calls to a protocol = http service, carried as TCP, each line naming its endpoint"
 
 # mTLS: a gRPC server behind a strict port, only web allowed.
 tls_ini "$TMP/server.ini" orders "[inbound:$mport]" "tls = strict" \
