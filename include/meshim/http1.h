@@ -125,4 +125,9 @@ bool h1_too_large(const struct h1_parser *p);
  * does not end in chunked (a request's length left unknown). */
 bool h1_bad_length(const struct h1_parser *p);
 
+/* The bytes a server wrote before any request begin as an HTTP/2
+ * server's do: a SETTINGS frame on stream 0 (RFC 9113 §3.4). gRPC servers
+ * send theirs as soon as they accept. */
+bool h1_h2_server_preface(const char *p, size_t n);
+
 #endif

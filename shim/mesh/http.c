@@ -952,14 +952,6 @@ static void refuse_head(struct hproxy *px, bool large)
     px->state = PX_CLOSING;
 }
 
-/* The connection opens as HTTP/2 does without TLS (h2c with prior
- * knowledge: gRPC): llhttp stops at its preface's request line. */
-static bool h2_preface(const struct gbuf *in)
-{
-    static const char PREFACE[] = "PRI * HTTP/2.0\r\n";
-    return in->len >= sizeof(PREFACE) - 1 && memcmp(in->data, PREFACE, sizeof(PREFACE) - 1) == 0;
-}
-
 /* Feeds the request parser what `in` holds past `parsed`. */
 static void parse_request(struct hproxy *px)
 {
@@ -1004,8 +996,7 @@ static void parse_request(struct hproxy *px)
                  * lenient server takes (bare LF line ends): this connection
                  * goes on as plain TCP. A body's length never is (refuse_head). */
                 log_warn("%s: not HTTP/1.x (%s): this connection is carried as TCP",
-                         px->svc->name, h2_preface(&px->in) ? "HTTP/2 without TLS, as gRPC speaks it"
-                                                            : h1_error(&px->req));
+                         px->svc->name, h1_error(&px->req));
                 px->raw_tunnel = true;
                 px->target = px->svc;
                 attempt_start(px);

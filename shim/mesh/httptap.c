@@ -194,7 +194,8 @@ void httptap_answers(struct http_tap *t, const char *p, size_t n)
 {
     while (t && !t->off && n) {
         if (!t->n) {
-            tap_off(t, "the application wrote before it was asked");
+            tap_off(t, h1_h2_server_preface(p, n) ? "not HTTP/1.x (HTTP/2 without TLS, as gRPC speaks it)"
+                                                   : "the application wrote before it was asked");
             return;
         }
         struct tap_request *r = &t->q[t->first];

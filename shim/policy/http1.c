@@ -295,7 +295,10 @@ enum h1_event h1_feed(struct h1_parser *p, const char *buf, size_t len, size_t *
         return H1_MORE;
     }
     if (err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
-        if (!p->error) {
+        if (!p->error && err == HPE_PAUSED_H2_UPGRADE) {
+            /* llhttp stops at HTTP/2's preface ("PRI * HTTP/2.0"). */
+            p->error = "HTTP/2 without TLS, as gRPC speaks it";
+        } else if (!p->error) {
             const char *reason = llhttp_get_error_reason(&p->ll);
             p->error = reason && *reason ? reason : llhttp_errno_name(err);
         }
@@ -383,4 +386,15 @@ bool h1_bad_length(const struct h1_parser *p)
     llhttp_errno_t e = llhttp_get_errno(&p->ll);
     return e == HPE_UNEXPECTED_CONTENT_LENGTH || e == HPE_INVALID_CONTENT_LENGTH ||
            e == HPE_INVALID_TRANSFER_ENCODING;
+}
+
+bool h1_h2_server_preface(const char *p, size_t n)
+{
+    /* A frame's head: 24-bit length, type, flags, 31-bit stream id. */
+    if (n < 9)
+        return false;
+    const unsigned char *u = (const unsigned char *)p;
+    size_t length = (size_t)u[0] << 16 | (size_t)u[1] << 8 | u[2];
+    return u[3] == 0x04 && (u[4] & ~0x01) == 0 && length % 6 == 0 &&
+           (u[5] & 0x7f) == 0 && u[6] == 0 && u[7] == 0 && u[8] == 0;
 }

@@ -14,6 +14,7 @@
 #   client is refused there, with a line that says why;
 # - to a service with protocol = http, gRPC's HTTP/2 is carried as TCP,
 #   said once a connection, and the access log names each one's endpoint;
+#   at a server's protocol = http port, the line says HTTP/2 too;
 # - a resolver the user chose is kept.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
@@ -81,6 +82,19 @@ for i in 2 3; do
         "$TMP/client-access.log" || fail "no access-log line names h2c's 127.0.0.$i: $(grep h2c "$TMP/client-access.log")"
 done
 ok "4 gRPC calls to a protocol = http service, carried as TCP, each line naming its endpoint"
+
+# The same at a server's inbound port with protocol = http.
+hport=$(free_port)
+printf '[inbound:%s]\ntls = off\nprotocol = http\n' "$hport" > "$TMP/h2c-server.ini"
+MESHIM_CONFIG=$TMP/h2c-server.ini shimmed $PY "$ECHO" serve "127.0.0.3:$hport" h2c-server \
+    > "$TMP/h2c-server.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.3 "$hport"
+$PY "$ECHO" call "127.0.0.3:$hport" 3 > "$TMP/out" 2> "$TMP/out.err"
+[ "$(grep -c '^h2c-server$' "$TMP/out")" -eq 3 ] || fail "calls to an inbound http port: $(cat "$TMP/out" "$TMP/out.err")"
+wait_until "grep -q 'inbound:$hport: not HTTP/1.x (HTTP/2 without TLS, as gRPC speaks it)' '$TMP/h2c-server.log'" \
+    || fail "the server's line does not say HTTP/2: $(cat "$TMP/h2c-server.log")"
+ok "3 gRPC calls to a server's protocol = http port: $(grep -m1 'inbound:' "$TMP/h2c-server.log")"
 
 # mTLS: a gRPC server behind a strict port, only web allowed.
 tls_ini "$TMP/server.ini" orders "[inbound:$mport]" "tls = strict" \

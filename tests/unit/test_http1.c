@@ -172,13 +172,30 @@ static void test_not_http(void **state)
     (void)state;
     h1_init(&P, H1_REQUEST);
     assert_string_equal(EVENTS(&P, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "X@0");
-    assert_non_null(h1_error(&P));
+    assert_string_equal(h1_error(&P), "HTTP/2 without TLS, as gRPC speaks it");
+    assert_false(h1_spoke_http(&P));
     h1_init(&P, H1_REQUEST);
     assert_string_equal(EVENTS(&P, "\x16\x03\x01\x02\x00\x01\x00"), "X@0");
     assert_false(h1_spoke_http(&P));
     h1_init(&P, H1_RESPONSE);
     assert_string_equal(EVENTS(&P, "+PONG\r\n"), "X@0");
     assert_false(h1_spoke_http(&P));
+}
+
+/* What an HTTP/2 server writes first, its SETTINGS frame (empty, or with
+ * settings, or the ACK), against an HTTP/1.x answer and other frames. */
+static void test_h2_server_preface(void **state)
+{
+    (void)state;
+    assert_true(h1_h2_server_preface("\0\0\0\x04\0\0\0\0\0", 9));
+    assert_true(h1_h2_server_preface("\0\0\x0c\x04\0\0\0\0\0\0\x03\0\0\0\x64\0\x04\0\x01\0\0", 21));
+    assert_true(h1_h2_server_preface("\0\0\0\x04\x01\0\0\0\0", 9));
+    assert_false(h1_h2_server_preface("\0\0\0\x04\0\0\0\0", 8));           /* cut short */
+    assert_false(h1_h2_server_preface("\0\0\x05\x04\0\0\0\0\0xxxxx", 14));  /* not 6 per setting */
+    assert_false(h1_h2_server_preface("\0\0\0\x04\0\0\0\0\x01", 9));       /* a stream's */
+    assert_false(h1_h2_server_preface("\0\0\x08\x06\0\0\0\0\0", 9));       /* PING */
+    assert_false(h1_h2_server_preface("HTTP/1.1 200 OK\r\n", 17));
+    assert_false(h1_h2_server_preface("+PONG\r\n", 7));
 }
 
 /* HTTP/1.1 whose body is framed two ways (how requests are smuggled past a
@@ -383,7 +400,8 @@ int main(void)
         cmocka_unit_test(test_chunked_with_trailers), cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_answers_without_body), cmocka_unit_test(test_continue),
         cmocka_unit_test(test_upgrade), cmocka_unit_test(test_connect),
-        cmocka_unit_test(test_not_http), cmocka_unit_test(test_broken_framing),
+        cmocka_unit_test(test_not_http), cmocka_unit_test(test_h2_server_preface),
+        cmocka_unit_test(test_broken_framing),
         cmocka_unit_test(test_until_eof),
         cmocka_unit_test(test_head_too_large), cmocka_unit_test(test_byte_by_byte),
         cmocka_unit_test(test_http10_keep_alive),
