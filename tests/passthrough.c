@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -880,6 +881,76 @@ static void pt_execveat(void **state)
     (void)state;
     exec_exits_7(run_execveat);
     exec_fails(execveat(AT_FDCWD, "/nonexistent/sh", exec_argv, exec_envp, 0), ENOENT);
+}
+
+/* posix_spawn: the child runs sh as the exec forms do (exit 7); a
+ * program that is not there is an error number, as libc's. */
+static void spawn_exits_7(int ret, pid_t pid)
+{
+    assert_int_equal(ret, 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 7);
+}
+
+static void pt_posix_spawn(void **state)
+{
+    (void)state;
+    pid_t pid = 0;
+    int r = posix_spawn(&pid, "/bin/sh", NULL, NULL, exec_argv, exec_envp);
+    spawn_exits_7(r, pid);
+    assert_int_equal(posix_spawn(&pid, "/nonexistent/sh", NULL, NULL, exec_argv, exec_envp), ENOENT);
+}
+
+static void pt_posix_spawnp(void **state)
+{
+    (void)state;
+    pid_t pid = 0;
+    int r = posix_spawnp(&pid, "sh", NULL, NULL, exec_argv, exec_envp);
+    spawn_exits_7(r, pid);
+    assert_int_equal(posix_spawnp(&pid, "no-such-program-anywhere", NULL, NULL, exec_argv, exec_envp),
+                     ENOENT);
+}
+
+/* File actions: made, a dup2 of a pipe onto the child's stdout (what the
+ * child writes arrives), destroyed; a dup2 of no descriptor is EBADF. */
+static void pt_posix_spawn_file_actions_adddup2(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t fa;
+    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, p[1], 1), 0);
+    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, -1, 1), EBADF);
+    char *argv[] = { "sh", "-c", "echo spawned", NULL };
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, exec_envp), 0);
+    close(p[1]);
+    char buf[32] = "";
+    assert_int_equal(read(p[0], buf, sizeof(buf) - 1), 8);
+    assert_string_equal(buf, "spawned\n");
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(posix_spawn_file_actions_destroy(&fa), 0);
+}
+
+static void pt_posix_spawn_file_actions_init(void **state)
+{
+    (void)state;
+    posix_spawn_file_actions_t fa;
+    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+    assert_int_equal(posix_spawn_file_actions_addclose(&fa, 5), 0);
+    assert_int_equal(posix_spawn_file_actions_destroy(&fa), 0);
+    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+    assert_int_equal(posix_spawn_file_actions_destroy(&fa), 0);
+}
+
+static void pt_posix_spawn_file_actions_destroy(void **state)
+{
+    pt_posix_spawn_file_actions_init(state);
 }
 
 static void pt_execl(void **state)

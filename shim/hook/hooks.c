@@ -871,6 +871,46 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
                                          .flags = flags }, envp);
 }
 
+/* posix_spawn: the child is glibc's, made without fork(), and runs its
+ * exec where no hook sees it; this process and its relays go on, so
+ * there is nothing to keep. Only the exec rule, on the environment given. */
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    return exec_run(&(struct exec_call){ .form = EXEC_SPAWN, .path = path, .argv = argv, .pid = pid,
+                                         .actions = actions, .attr = attr }, envp);
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    return exec_run(&(struct exec_call){ .form = EXEC_SPAWNP, .path = file, .argv = argv, .pid = pid,
+                                         .actions = actions, .attr = attr }, envp);
+}
+
+EXPORT int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *actions, int fd, int newfd)
+{
+    int r = real_posix_spawn_file_actions_adddup2(actions, fd, newfd);
+    if (r == 0 && !hooks_busy()) {
+        int saved = errno;
+        exec_spawn_dup(actions, fd);
+        errno = saved;
+    }
+    return r;
+}
+
+EXPORT int posix_spawn_file_actions_init(posix_spawn_file_actions_t *actions)
+{
+    exec_spawn_forget(actions);     /* an address used before */
+    return real_posix_spawn_file_actions_init(actions);
+}
+
+EXPORT int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *actions)
+{
+    exec_spawn_forget(actions);
+    return real_posix_spawn_file_actions_destroy(actions);
+}
+
 /* The list forms: the arguments up to the NULL, counted on a copy of the
  * list, then gathered into an argv on the stack, as glibc's own do. The
  * list goes by address: execle reads its envp after the gathering, and a

@@ -15,6 +15,7 @@
 #include <grp.h>
 #include <netdb.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>

@@ -73,26 +73,19 @@ static uint16_t local_port(int fd)
     return 0;
 }
 
-/* files_each_name's step: notes a TCP listening socket the exec passes on
- * (no FD_CLOEXEC), and stops at one whose port has an [inbound:PORT]
- * section. */
-static bool find_listener(int dirfd, const char *name, void *arg)
+/* One system call for most descriptors: not a socket, or not listening. */
+static bool listening(int fd)
 {
-    struct scan *s = arg;
-    char *end;
-    long fd = strtol(name, &end, 10);
-    if (*name < '0' || *name > '9' || *end || fd == dirfd || fd > INT_MAX)
-        return true;
-    /* One system call for most descriptors: not a socket, or not listening. */
-    int listening = 0;
-    socklen_t len = sizeof(listening);
-    if (real_getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)
-        return true;
-    int flags = real_fcntl((int)fd, F_GETFD, NULL);
-    if (flags < 0 || (flags & FD_CLOEXEC))
-        return true;
-    uint16_t port = local_port((int)fd);
-    if (port && registry_inbound(s->reg, port)) {
+    int on = 0;
+    socklen_t len = sizeof(on);
+    return real_getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+/* Notes a listener the new image gets (its port, and whether that has an
+ * [inbound:PORT] section, which wins): false once that is found. */
+static bool note_listener(struct scan *s, uint16_t port, bool inbound)
+{
+    if (port && inbound) {
         s->port = port;
         s->inbound = true;
         return false;
@@ -100,6 +93,24 @@ static bool find_listener(int dirfd, const char *name, void *arg)
     if (port && !s->port)
         s->port = port;
     return true;
+}
+
+/* files_each_name's step: a TCP listening socket the exec passes on (no
+ * FD_CLOEXEC); stops at one whose port has an [inbound:PORT] section. */
+static bool find_listener(int dirfd, const char *name, void *arg)
+{
+    struct scan *s = arg;
+    char *end;
+    long fd = strtol(name, &end, 10);
+    if (*name < '0' || *name > '9' || *end || fd == dirfd || fd > INT_MAX)
+        return true;
+    if (!listening((int)fd))
+        return true;
+    int flags = real_fcntl((int)fd, F_GETFD, NULL);
+    if (flags < 0 || (flags & FD_CLOEXEC))
+        return true;
+    uint16_t port = local_port((int)fd);
+    return note_listener(s, port, port && registry_inbound(s->reg, port));
 }
 
 /* The TCP listeners the exec passes on: s->port 0 when none. */
@@ -115,9 +126,85 @@ static void passed_listener(struct scan *s)
     real_close(s->dirfd);
 }
 
+/* ------------------------------------------------------ posix_spawn -- */
+
+/* File actions whose dup2 hands on a TCP listener, as adddup2 added it.
+ * Slots are claimed and freed by compare-and-swap: spawns may run in
+ * several threads at once, and a fork child must find no lock held. A
+ * program keeps a few file actions at a time (made, filled, spawned,
+ * destroyed); beyond SPAWN_DUPS the oldest note is lost, and a warning
+ * says so. */
+#define SPAWN_DUPS 16
+
+static struct spawn_dup {
+    const posix_spawn_file_actions_t *actions;  /* atomic; NULL: a free slot */
+    uint16_t port;
+    bool inbound;
+} spawn_dups[SPAWN_DUPS];
+
+static struct spawn_dup *spawn_dup_of(const posix_spawn_file_actions_t *actions)
+{
+    for (size_t i = 0; i < SPAWN_DUPS; i++)
+        if (__atomic_load_n(&spawn_dups[i].actions, __ATOMIC_ACQUIRE) == actions)
+            return &spawn_dups[i];
+    return NULL;
+}
+
+void exec_spawn_dup(const posix_spawn_file_actions_t *actions, int fd)
+{
+    struct registry *reg = mesh_registry();
+    if (!reg || !lib_path[0] || !listening(fd))
+        return;
+    uint16_t port = local_port(fd);
+    bool inbound = port && registry_inbound(reg, port);
+    struct spawn_dup *d = spawn_dup_of(actions);
+    for (size_t i = 0; !d && i < SPAWN_DUPS; i++) {
+        const posix_spawn_file_actions_t *none = NULL;
+        if (__atomic_compare_exchange_n(&spawn_dups[i].actions, &none, actions, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            d = &spawn_dups[i];
+            d->port = 0;
+            d->inbound = false;
+        }
+    }
+    if (!d) {
+        log_warn("posix_spawn: more than %d file actions hand on a listener: the mesh may not "
+                 "follow port %u into the program spawned with them", SPAWN_DUPS, (unsigned)port);
+        return;
+    }
+    if (!d->inbound && (inbound || !d->port)) {
+        d->port = port;
+        d->inbound = inbound;
+    }
+}
+
+void exec_spawn_forget(const posix_spawn_file_actions_t *actions)
+{
+    struct spawn_dup *d;
+    while ((d = spawn_dup_of(actions)))
+        __atomic_compare_exchange_n(&d->actions, &actions, NULL, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED);
+}
+
+/* The listener the spawn's file actions hand on, if any. */
+static void dup_listener(struct scan *s, const struct exec_call *call)
+{
+    if ((call->form != EXEC_SPAWN && call->form != EXEC_SPAWNP) || !call->actions)
+        return;
+    struct spawn_dup *d = spawn_dup_of(call->actions);
+    if (d)
+        note_listener(s, d->port, d->inbound);
+}
+
+/* ------------------------------------------------------------- the run -- */
+
 static int exec_with(const struct exec_call *call, char *const envp[])
 {
     switch (call->form) {
+    case EXEC_SPAWN:
+        return real_posix_spawn(call->pid, call->path, call->actions, call->attr, call->argv, envp);
+    case EXEC_SPAWNP:
+        return real_posix_spawnp(call->pid, call->path, call->actions, call->attr, call->argv, envp);
     case EXEC_SEARCH:
         return real_execvpe(call->path, call->argv, envp);
     case EXEC_FD:
@@ -135,12 +222,20 @@ static const char *call_name(const struct exec_call *call)
     return call->path && *call->path ? call->path : "the program";
 }
 
+static const char *call_verb(const struct exec_call *call)
+{
+    return call->form == EXEC_SPAWN || call->form == EXEC_SPAWNP ? "posix_spawn" : "exec";
+}
+
 int exec_run(const struct exec_call *call, char *const envp[])
 {
     int saved_errno = errno;
     struct scan s = { 0 };
-    if (lib_path[0])
+    if (lib_path[0]) {
         passed_listener(&s);
+        if (!s.inbound)
+            dup_listener(&s, call);
+    }
     errno = saved_errno;
     if (!s.port)
         return exec_with(call, envp);
@@ -151,16 +246,16 @@ int exec_run(const struct exec_call *call, char *const envp[])
     size_t n_vars = mesh_env_all(&vars);
     size_t slots = execenv_slots(envp, n_vars), bytes = execenv_bytes(envp, lib_path, own_preload);
     if (slots > SLOTS_MAX || bytes > BYTES_MAX) {
-        log_warn("exec of %s: it inherits %s, but its environment is too large to add LD_PRELOAD to: "
-                 "it may serve the port without the mesh", call_name(call), what);
+        log_warn("%s of %s: it inherits %s, but its environment is too large to add LD_PRELOAD to: "
+                 "it may serve the port without the mesh", call_verb(call), call_name(call), what);
         return exec_with(call, envp);
     }
     char *env[slots];
     char buf[bytes];
     if (execenv_build(envp, lib_path, own_preload, vars, n_vars, env, buf, bytes) == 0)
         return exec_with(call, envp);
-    log_info("exec of %s: it inherits %s, so it gets the mesh: LD_PRELOAD and the MESHIM_ variables "
-             "its environment lacked are added", call_name(call), what);
+    log_info("%s of %s: it inherits %s, so it gets the mesh: LD_PRELOAD and the MESHIM_ variables "
+             "its environment lacked are added", call_verb(call), call_name(call), what);
     errno = saved_errno;
     return exec_with(call, env);
 }

@@ -16,6 +16,11 @@
  * process started with, where it lacks them (policy/execenv.c writes it).
  * Otherwise it goes as given.
  *
+ * posix_spawn is the same exec, run by glibc in a child where no hook
+ * sees it, so the rule runs in the parent, on the environment given: a
+ * listener the child inherits is one without FD_CLOEXEC, or one the file
+ * actions dup2 (noted as posix_spawn_file_actions_adddup2 adds it).
+ *
  * Never in a set-uid or set-gid process: its environment is its
  * caller's. Safe in a vfork child, which shares its parent's memory:
  * nothing is allocated (the new environment is on the stack) and the
@@ -24,6 +29,9 @@
 #ifndef MESHIM_EXEC_H
 #define MESHIM_EXEC_H
 
+#include <spawn.h>
+#include <sys/types.h>
+
 /* Which exec call it is; every exec function is one of these with an
  * environment (execv and execvp: the program's environ). */
 enum exec_form {
@@ -31,6 +39,8 @@ enum exec_form {
     EXEC_SEARCH,    /* execvpe(path, argv, envp): path searched in PATH */
     EXEC_FD,        /* fexecve(fd, argv, envp) */
     EXEC_AT,        /* execveat(fd, path, argv, envp, flags) */
+    EXEC_SPAWN,     /* posix_spawn(pid, path, actions, attr, argv, envp) */
+    EXEC_SPAWNP,    /* posix_spawnp: path searched in PATH */
 };
 
 struct exec_call {
@@ -39,6 +49,9 @@ struct exec_call {
     char *const *argv;
     int fd;
     int flags;
+    pid_t *pid;                                 /* the spawns' */
+    const posix_spawn_file_actions_t *actions;
+    const posix_spawnattr_t *attr;
 };
 
 /* The library's own path and LD_PRELOAD as the process started, kept
@@ -47,7 +60,14 @@ struct exec_call {
 void exec_init(void);
 
 /* Runs the exec with envp, or with envp and the mesh put back (above).
- * Returns only when the exec fails: -1 and its errno. */
+ * An exec returns only when it fails: -1 and its errno; a spawn returns
+ * 0 or an error number, as posix_spawn does. */
 int exec_run(const struct exec_call *call, char *const envp[]);
+
+/* posix_spawn_file_actions_adddup2(actions, fd, ...) was added: notes
+ * whether it hands on a TCP listener. */
+void exec_spawn_dup(const posix_spawn_file_actions_t *actions, int fd);
+/* The file actions are made anew or destroyed: nothing noted stays. */
+void exec_spawn_forget(const posix_spawn_file_actions_t *actions);
 
 #endif

@@ -10,6 +10,8 @@
 #   master without the shim would not start);
 # - python3 execs itself with an empty environment and the listener: the
 #   new image accepts over mTLS only, and says why it got the mesh;
+# - python3 posix_spawns a server with an empty environment, the listener
+#   inherited or dup2'd by the spawn's file actions: the same;
 # - the same with a listener on a port the config does not name: the new
 #   image still reaches a service by name.
 . "$(dirname "$0")/lib.sh"
@@ -131,6 +133,57 @@ case $out in *"served over"*|*HTTP/1.0*) fail "python3 after its exec served a p
 grep -q "exec of .*python.*inherits the listener of \[inbound:$pp\], so it gets the mesh" "$TMP/py.err" ||
     fail "no line on the exec: $(cat "$TMP/py.err")"
 ok "python3 exec'd with an empty environment and the listener: mTLS served, plaintext refused"
+
+# --- python3 hands the listener to a program it posix_spawns ----------------
+# glibc's posix_spawn runs its exec in a child no hook sees: the rule runs
+# in the parent, for a listener without FD_CLOEXEC (inherit) and for one
+# the spawn's file actions dup2 onto descriptor 3 (dup2).
+for how in inherit dup2; do
+    sp=$(free_port)
+    tls_ini "$TMP/spawn.ini" orders "[inbound:$sp]" "tls = strict"
+    tls_ini "$TMP/client.ini" web "[service:pyspawn]" "endpoints = 127.0.0.2:$sp" "tls = mtls"
+    sed -i "s|^log_level = info|log_level = warn\nstats_dir = $TMP/stats|" "$TMP/client.ini"
+    MESHIM_CONFIG=$TMP/spawn.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$sp" "$how" \
+        > "$TMP/spawn-$how.out" 2> "$TMP/spawn-$how.err" <<'PY' &
+import os, socket, sys
+ls = socket.socket()
+ls.bind(("127.0.0.2", int(sys.argv[1])))
+ls.listen(16)
+child = r'''
+import socket, sys
+ls = socket.socket(fileno=int(sys.argv[1]))
+while True:
+    c, _ = ls.accept()
+    c.settimeout(10)
+    try:
+        c.recv(65536)
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 17\r\n\r\nserved over mTLS\n")
+    except OSError:
+        pass
+    c.close()
+'''
+if sys.argv[2] == "inherit":
+    os.set_inheritable(ls.fileno(), True)
+    fd, actions = ls.fileno(), ()
+else:
+    fd, actions = 3, [(os.POSIX_SPAWN_DUP2, ls.fileno(), 3)]
+pid = os.posix_spawn(sys.executable, [sys.executable, "-c", child, str(fd)], {}, file_actions=actions)
+print(pid, flush=True)
+os.waitpid(pid, 0)
+PY
+    PIDS+=($!)
+    wait_until "[ -s '$TMP/spawn-$how.out' ]" || fail "posix_spawn ($how): no child: $(cat "$TMP/spawn-$how.err")"
+    child=$(cat "$TMP/spawn-$how.out")
+    PIDS+=("$child")
+    out=$(meshed_get pyspawn "$sp")
+    [ "$out" = "200 served over mTLS" ] || fail "posix_spawn ($how): '$out' $(cat "$TMP/client.err" "$TMP/spawn-$how.err")"
+    maps_shim "$child" || fail "posix_spawn ($how): the child runs without the shim"
+    out=$(plain_gets 127.0.0.2 "$sp")
+    case $out in *"served over"*|*HTTP/1.0*) fail "posix_spawn ($how): the child served a plaintext client: $out" ;; esac
+    grep -q "posix_spawn of .*python.*inherits the listener of \[inbound:$sp\], so it gets the mesh" \
+        "$TMP/spawn-$how.err" || fail "posix_spawn ($how): no line: $(cat "$TMP/spawn-$how.err")"
+    ok "python3's posix_spawn with an empty environment, the listener handed on by $how: mTLS served, plaintext refused"
+done
 
 # --- any listening socket: a server re-exec'ing itself stays meshed ----------
 # A listener on a port with no [inbound] section (the new image is the same
