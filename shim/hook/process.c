@@ -164,13 +164,15 @@ static void atfork_prepare(void)
     tls_atfork_prepare();
     engine_atfork_prepare();
     threadtrace_atfork_prepare();
-    ownfd_atfork_prepare();     /* a leaf: taken while the others are held */
+    conn_atfork_prepare();      /* leaves: taken while the others are held */
+    ownfd_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
     struct registry *reg = mesh_registry();
     ownfd_atfork_parent();
+    conn_atfork_parent();
     relay_atfork_parent();
     threadtrace_atfork_parent();
     engine_atfork_parent();

@@ -6,6 +6,7 @@
 #include "mesh/conn.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,33 @@
  * headers, and netinet/tcp.h cannot be used beside linux/tcp.h). */
 enum { STATE_TIME_WAIT = 6, STATE_CLOSE = 7, STATE_CLOSE_WAIT = 8, STATE_LAST_ACK = 9,
        STATE_CLOSING = 11 };
+
+/* Every connection until it is freed, for conn_exit and the fork child.
+ * A leaf lock: nothing else is taken while it is held. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn *live;
+
+static void live_add(struct conn *c)
+{
+    pthread_mutex_lock(&live_lock);
+    c->live_next = live;
+    if (live)
+        live->live_prev = c;
+    live = c;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(struct conn *c)
+{
+    pthread_mutex_lock(&live_lock);
+    if (c->live_prev)
+        c->live_prev->live_next = c->live_next;
+    else
+        live = c->live_next;
+    if (c->live_next)
+        c->live_next->live_prev = c->live_prev;
+    pthread_mutex_unlock(&live_lock);
+}
 
 static void count_active(struct conn *c, int delta)
 {
@@ -55,6 +83,7 @@ struct conn *conn_new(struct service *svc, uint16_t app_port)
     c->started_ns = now_ns();
     c->started_unix_ns = wall_ns();
     __atomic_add_fetch(&svc->active, 1, __ATOMIC_RELAXED);
+    live_add(c);
     return c;
 }
 
@@ -69,6 +98,7 @@ struct conn *conn_new_inbound(uint16_t port, const char *peer)
     c->started_ns = now_ns();
     c->started_unix_ns = wall_ns();
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    live_add(c);
     return c;
 }
 
@@ -228,6 +258,7 @@ void conn_unref(struct conn *c)
 {
     if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
+    live_remove(c);
     count_active(c, -1);
     if (c->svc)
         __atomic_sub_fetch(&c->svc->active, 1, __ATOMIC_RELAXED);
@@ -256,6 +287,26 @@ static void end_at_exit(int fd, struct conn *c)
 void conn_exit(void)
 {
     fdtable_each(end_at_exit);
+    /* Then those the program had closed and a thread of the shim still
+     * held. Each is held here while its line is written outside the lock
+     * (writing takes the access log's); none is freed meanwhile. */
+    pthread_mutex_lock(&live_lock);
+    size_t n = 0;
+    for (struct conn *c = live; c; c = c->live_next)
+        n += !__atomic_load_n(&c->ended, __ATOMIC_ACQUIRE);
+    struct conn **left = n ? malloc(n * sizeof(*left)) : NULL;
+    size_t k = 0;
+    for (struct conn *c = live; c && left && k < n; c = c->live_next)
+        if (!__atomic_load_n(&c->ended, __ATOMIC_ACQUIRE)) {
+            conn_ref(c);
+            left[k++] = c;
+        }
+    pthread_mutex_unlock(&live_lock);
+    for (size_t i = 0; i < k; i++) {
+        end(left[i]);
+        conn_unref(left[i]);
+    }
+    free(left);
 }
 
 /* A fork child's copies of its parent's connections stay the parent's: the
@@ -263,14 +314,21 @@ void conn_exit(void)
  * exit), and the child, which shares the socket, writes none. Without this,
  * a child that exits with them open (a postgres backend, each of bash's
  * subshells after `exec 3<>/dev/tcp/...`) logged the connection again, as
- * "abandoned" when its relay was the parent's. */
-static void leave_to_parent(int fd, struct conn *c)
+ * "abandoned" when its relay was the parent's. Every connection alive at
+ * the fork is the parent's, those only its engine held too. */
+void conn_atfork_prepare(void)
 {
-    (void)fd;
-    c->ended = true;
+    pthread_mutex_lock(&live_lock);
+}
+
+void conn_atfork_parent(void)
+{
+    pthread_mutex_unlock(&live_lock);
 }
 
 void conn_atfork_child(void)
 {
-    fdtable_each(leave_to_parent);
+    for (struct conn *c = live; c; c = c->live_next)
+        c->ended = true;
+    pthread_mutex_init(&live_lock, NULL);
 }

@@ -83,6 +83,7 @@ struct conn {
     unsigned n_failures;
     struct threadtrace *tt;     /* trace_propagation = thread (threadtrace.h); set before the
                                    descriptor is in the table, freed with the connection */
+    struct conn *live_prev, *live_next;     /* every connection not freed (live_lock) */
 };
 
 /* A new connection to svc (no endpoint yet), counted active, with one
@@ -117,10 +118,15 @@ void conn_unref(struct conn *c);
  * stats and its access-log line. */
 void conn_refused(struct service *svc, uint16_t app_port, int result, unsigned flags);
 
-/* At exit: every connection still open ends (its access-log line). */
+/* At exit: every connection still open ends (its access-log line), and
+ * so does every one whose last reference a thread of the shim still held
+ * (a dial that had put the connection on the descriptor, the program
+ * quicker than the engine to close it and exit). */
 void conn_exit(void);
-/* In a fork child: the connections it inherited are left to the parent's
- * record; the child writes no line for them. */
+/* fork(): the list of live connections is whole in the child, which
+ * leaves every one of them to the parent's record (no line from it). */
+void conn_atfork_prepare(void);
+void conn_atfork_parent(void);
 void conn_atfork_child(void);
 
 #endif
