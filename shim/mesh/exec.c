@@ -132,8 +132,8 @@ static void passed_listener(struct scan *s)
  * Slots are claimed and freed by compare-and-swap: spawns may run in
  * several threads at once, and a fork child must find no lock held. A
  * program keeps a few file actions at a time (made, filled, spawned,
- * destroyed); beyond SPAWN_DUPS the oldest note is lost, and a warning
- * says so. */
+ * destroyed); beyond SPAWN_DUPS at once a new note is not kept, and a
+ * warning says so. */
 #define SPAWN_DUPS 16
 
 static struct spawn_dup {
@@ -181,9 +181,11 @@ void exec_spawn_dup(const posix_spawn_file_actions_t *actions, int fd)
 void exec_spawn_forget(const posix_spawn_file_actions_t *actions)
 {
     struct spawn_dup *d;
-    while ((d = spawn_dup_of(actions)))
-        __atomic_compare_exchange_n(&d->actions, &actions, NULL, false, __ATOMIC_ACQ_REL,
+    while ((d = spawn_dup_of(actions))) {
+        const posix_spawn_file_actions_t *expected = actions;   /* a failed exchange writes it */
+        __atomic_compare_exchange_n(&d->actions, &expected, NULL, false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_RELAXED);
+    }
 }
 
 /* The listener the spawn's file actions hand on, if any. */
