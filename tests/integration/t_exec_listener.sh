@@ -48,6 +48,8 @@ print(r.status, r.read().decode().strip())
 PY
 }
 maps_shim() { grep -q libmeshim "/proc/$1/maps"; }
+# The server the exec'd and spawned python3 run on the listener they inherit.
+SERVER=$ROOT/tests/helpers/inherited_server.py
 
 # --- nginx's binary upgrade --------------------------------------------------
 np=$(free_port)
@@ -99,26 +101,14 @@ pp=$(free_port)
 tls_ini "$TMP/py.ini" orders "[inbound:$pp]" "tls = strict"
 tls_ini "$TMP/client.ini" web "[service:pyweb]" "endpoints = 127.0.0.2:$pp" "tls = mtls"
 sed -i "s|^log_level = info|log_level = warn\nstats_dir = $TMP/stats|" "$TMP/client.ini"
-MESHIM_CONFIG=$TMP/py.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$pp" > "$TMP/py.out" 2> "$TMP/py.err" <<'PY' &
+MESHIM_CONFIG=$TMP/py.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$pp" "$SERVER" \
+    > "$TMP/py.out" 2> "$TMP/py.err" <<'PY' &
 import os, socket, sys
 ls = socket.socket()
 ls.bind(("127.0.0.2", int(sys.argv[1])))
 ls.listen(16)
 os.set_inheritable(ls.fileno(), True)
-child = r'''
-import socket, sys
-ls = socket.socket(fileno=int(sys.argv[1]))
-while True:
-    c, _ = ls.accept()
-    c.settimeout(10)
-    try:
-        c.recv(65536)
-        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 17\r\n\r\nserved over mTLS\n")
-    except OSError:
-        pass
-    c.close()
-'''
-os.execve(sys.executable, [sys.executable, "-c", child, str(ls.fileno())], {})
+os.execve(sys.executable, [sys.executable, sys.argv[2], str(ls.fileno())], {})
 PY
 PIDS+=($!)
 pid=$!
@@ -143,31 +133,18 @@ for how in inherit dup2; do
     tls_ini "$TMP/spawn.ini" orders "[inbound:$sp]" "tls = strict"
     tls_ini "$TMP/client.ini" web "[service:pyspawn]" "endpoints = 127.0.0.2:$sp" "tls = mtls"
     sed -i "s|^log_level = info|log_level = warn\nstats_dir = $TMP/stats|" "$TMP/client.ini"
-    MESHIM_CONFIG=$TMP/spawn.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$sp" "$how" \
+    MESHIM_CONFIG=$TMP/spawn.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$sp" "$how" "$SERVER" \
         > "$TMP/spawn-$how.out" 2> "$TMP/spawn-$how.err" <<'PY' &
 import os, socket, sys
 ls = socket.socket()
 ls.bind(("127.0.0.2", int(sys.argv[1])))
 ls.listen(16)
-child = r'''
-import socket, sys
-ls = socket.socket(fileno=int(sys.argv[1]))
-while True:
-    c, _ = ls.accept()
-    c.settimeout(10)
-    try:
-        c.recv(65536)
-        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 17\r\n\r\nserved over mTLS\n")
-    except OSError:
-        pass
-    c.close()
-'''
 if sys.argv[2] == "inherit":
     os.set_inheritable(ls.fileno(), True)
     fd, actions = ls.fileno(), ()
 else:
     fd, actions = 3, [(os.POSIX_SPAWN_DUP2, ls.fileno(), 3)]
-pid = os.posix_spawn(sys.executable, [sys.executable, "-c", child, str(fd)], {}, file_actions=actions)
+pid = os.posix_spawn(sys.executable, [sys.executable, sys.argv[3], str(fd)], {}, file_actions=actions)
 print(pid, flush=True)
 os.waitpid(pid, 0)
 PY
