@@ -435,7 +435,7 @@ bench: all $(BUILD)/tests/uml-xstate.so $(BUILD)/bench/connrate $(RATEBENCH)
 
 # The compatibility sweep (compat/run; not part of test: it installs
 # PostgreSQL, MariaDB, Redis, memcached, Java, PHP...): a table in
-# compat/results.md. Its fast cases (sshd, lftp/vsftpd, Go) are in test.
+# compat/results.md. Its fast cases (sshd, lftp/vsftpd, Go, gRPC) are in test.
 compat: all $(HELPERS)
 	env BUILD=$(BUILD) compat/run
 
