@@ -22,7 +22,14 @@ for mode in et oneshot poll; do
     done
 done
 sed 's/.*body=//' "$TMP/nb.out" > "$TMP/nb.bodies"
-assert_spread "$TMP/nb.bodies" 1 "non-blocking connect, epoll ET / one-shot / poll registered before connect"
+# Balanced, not pinned: at least two endpoints answered. Not all three: the
+# default lb, p2c on latency, never picks the slowest of the two it draws,
+# and one slow first answer (a busy machine) makes an endpoint the slowest
+# in the test's shared table for the next seconds (ASan run of 6bf5709:
+# 0, 8 and 10 of 18).
+[ "$(sort -u "$TMP/nb.bodies" | wc -l)" -ge 2 ] ||
+    fail "non-blocking connects all reached one endpoint: $(sort "$TMP/nb.bodies" | uniq -c | tr '\n' ' ')"
+ok "non-blocking connect, epoll ET / one-shot / poll registered before connect: $(sort "$TMP/nb.bodies" | uniq -c | tr -s ' ' | tr '\n' ' ')"
 
 # Four threads dialing at once through the engine (retries behind
 # placeholders), a quarter of the connects closed while still dialing.
