@@ -191,7 +191,7 @@ void exec_spawn_forget(const posix_spawn_file_actions_t *actions)
 /* The listener the spawn's file actions hand on, if any. */
 static void dup_listener(struct scan *s, const struct exec_call *call)
 {
-    if ((call->form != EXEC_SPAWN && call->form != EXEC_SPAWNP) || !call->actions)
+    if (!call->actions)             /* only a spawn has file actions */
         return;
     struct spawn_dup *d = spawn_dup_of(call->actions);
     if (d)

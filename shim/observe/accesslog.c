@@ -35,7 +35,6 @@ bool access_enabled(void)
     return where[0] != '\0';
 }
 
-
 static void write_line(const char *line, size_t n)
 {
     if (!n)

@@ -13,9 +13,12 @@
 #include "meshim/util.h"
 #include "observe/files.h"
 
-/* Once a second at most, by one thread: is the path still the file in
- * use? If not (rotated, removed, never opened), the other slot gets the
- * file there now, provided no line is still being written through it. */
+/* The second it is, as looked_s counts them: never 0, the "not yet". */
+static int64_t now_s(void)
+{
+    return (int64_t)(now_ns() / 1000000000u) + 1;
+}
+
 /* Is the caller a process other than the owner of f's descriptors (a
  * vfork child)? Asked only where a descriptor would be kept, once a second
  * at most: a line written through a kept one needs no question, as a
@@ -26,6 +29,9 @@ static bool foreign(const struct logfile *f)
     return owner && owner != getpid();
 }
 
+/* Once a second at most, by one thread: is the path still the file in
+ * use? If not (rotated, removed, never opened), the other slot gets the
+ * file there now, provided no line is still being written through it. */
 static void look(struct logfile *f, const char *path, int64_t now)
 {
     if (foreign(f))
@@ -79,7 +85,7 @@ static bool write_opened(const char *path, const char *line, size_t len)
 
 bool logfile_write(struct logfile *f, const char *path, const char *line, size_t len)
 {
-    int64_t now = (int64_t)(now_ns() / 1000000000u) + 1;   /* never 0, the "not yet" */
+    int64_t now = now_s();
     if (__atomic_load_n(&f->looked_s, __ATOMIC_RELAXED) != now)
         look(f, path, now);
     /* Count this line against the slot in use, and make sure it still is
@@ -116,7 +122,7 @@ void logfile_open_now(struct logfile *f, const char *path)
 {
     if (foreign(f))
         return;
-    int64_t now = (int64_t)(now_ns() / 1000000000u) + 1;
+    int64_t now = now_s();
     __atomic_store_n(&f->looked_s, 0, __ATOMIC_RELAXED);     /* look even if looked this second */
     look(f, path, now);
 }
