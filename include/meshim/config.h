@@ -133,6 +133,7 @@ struct mesh_config {
     bool shared_state;                  /* endpoint state shared by the user's processes (shared.h) */
     struct cidr vip_range;              /* IPv4 network of the VIP pool */
     char *dns_server;
+    bool dns_capture;                   /* a program's own DNS queries for service names answered (dnsreply.h) */
     enum on_error on_error;
     /* [tls] */
     char *tls_cert, *tls_key, *tls_ca;

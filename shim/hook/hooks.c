@@ -35,6 +35,7 @@
 #include "mesh/sockname.h"
 #include "mesh/termsig.h"
 #include "mesh/threadtrace.h"
+#include "mesh/dnscapture.h"
 #include "mesh/udp.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
@@ -264,19 +265,45 @@ static inline void data_writev(int fd, const struct iovec *iov, size_t n)
     data_write(fd, len);
 }
 
+/* After a receive of n bytes into room for cap: a name server's response
+ * to the program's own query for a service name reads as the shim's
+ * answer (dnscapture.h). One load of a flag until the process first talks
+ * to a name server. */
+static inline ssize_t dns_in(int fd, void *buf, ssize_t n, size_t cap)
+{
+    if (__builtin_expect(!__atomic_load_n(&dnscapture_live, __ATOMIC_RELAXED), 1) || n <= 0 ||
+        fdtable_kind(fd) != FD_DNS || hooks_busy())
+        return n;
+    hooks_enter();
+    n = dnscapture_received(fd, buf, n, cap);
+    hooks_leave();
+    return n;
+}
+
+static inline ssize_t dns_inv(int fd, const struct iovec *iov, size_t iovcnt, ssize_t n)
+{
+    if (__builtin_expect(!__atomic_load_n(&dnscapture_live, __ATOMIC_RELAXED), 1) || n <= 0 ||
+        fdtable_kind(fd) != FD_DNS || hooks_busy())
+        return n;
+    hooks_enter();
+    n = dnscapture_receivedv(fd, iov, iovcnt, n);
+    hooks_leave();
+    return n;
+}
+
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-    return data_read(fd, real_read(fd, buf, n));
+    return dns_in(fd, buf, data_read(fd, real_read(fd, buf, n)), n);
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 {
-    return data_read(fd, real_readv(fd, iov, n));
+    return dns_inv(fd, iov, n > 0 ? (size_t)n : 0, data_read(fd, real_readv(fd, iov, n)));
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    return data_read(fd, real_recv(fd, buf, n, flags));
+    return dns_in(fd, buf, data_read(fd, real_recv(fd, buf, n, flags)), n);
 }
 
 /* After a receive that filled a source address: a datagram socket's
@@ -293,34 +320,39 @@ static inline ssize_t from_vip(int fd, ssize_t n, struct sockaddr *addr, socklen
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len)
 {
     socklen_t room = addr && len ? *len : 0;
-    return from_vip(fd, data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len)), addr, len, room);
+    return dns_in(fd, buf, from_vip(fd, data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len)), addr, len, room),
+                  n);
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
     socklen_t room = msg ? msg->msg_namelen : 0;
     ssize_t rc = data_read(fd, real_recvmsg(fd, msg, flags));
-    return msg ? from_vip(fd, rc, msg->msg_name, &msg->msg_namelen, room) : rc;
+    return msg ? dns_inv(fd, msg->msg_iov, msg->msg_iovlen,
+                         from_vip(fd, rc, msg->msg_name, &msg->msg_namelen, room))
+               : rc;
 }
 
 /* _FORTIFY_SOURCE's checked reads: glibc's own call its read inside, where
  * no hook sees it. */
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-    return data_read(fd, real___read_chk(fd, buf, n, buflen));
+    return dns_in(fd, buf, data_read(fd, real___read_chk(fd, buf, n, buflen)), n);
 }
 
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-    return data_read(fd, real___recv_chk(fd, buf, n, buflen, flags));
+    return dns_in(fd, buf, data_read(fd, real___recv_chk(fd, buf, n, buflen, flags)), n);
 }
 
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr,
                               socklen_t *len)
 {
     socklen_t room = addr && len ? *len : 0;
-    return from_vip(fd, data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len)), addr, len,
-                    room);
+    return dns_in(fd, buf,
+                  from_vip(fd, data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len)), addr,
+                           len, room),
+                  n);
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -367,6 +399,8 @@ static socklen_t to_endpoint(int fd, const struct sockaddr *addr, socklen_t len,
         return 0;
     hooks_enter();
     socklen_t sl = udp_destination(reg, fd, addr, len, ss);
+    if (sl == 0)
+        dnscapture_note(reg, fd, addr, len);
     hooks_leave();
     return sl;
 }
@@ -426,6 +460,8 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
     if (!reg || !vec || fdtable_kind(fd) == FD_TCP)
         return real_sendmmsg(fd, vec, n, flags);
     hooks_enter();
+    if (n > 0 && vec[0].msg_hdr.msg_name)
+        dnscapture_note(reg, fd, vec[0].msg_hdr.msg_name, vec[0].msg_hdr.msg_namelen);
     int rc = udp_sendmmsg(reg, fd, vec, n, flags);
     hooks_leave();
     return rc;
@@ -433,9 +469,14 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
 {
-    if (!vec || fdtable_kind(fd) != FD_UDP_VIP)
-        return real_recvmmsg(fd, vec, n, flags, timeout);
-    return udp_recvmmsg(fd, vec, n, flags, timeout);
+    enum fd_kind kind = vec ? fdtable_kind(fd) : FD_UNKNOWN;
+    if (kind == FD_UDP_VIP)
+        return udp_recvmmsg(fd, vec, n, flags, timeout);
+    int rc = real_recvmmsg(fd, vec, n, flags, timeout);
+    for (int i = 0; kind == FD_DNS && i < rc; i++)     /* each datagram as recvmsg's */
+        vec[i].msg_len = (unsigned)dns_inv(fd, vec[i].msg_hdr.msg_iov, vec[i].msg_hdr.msg_iovlen,
+                                           vec[i].msg_len);
+    return rc;
 }
 
 EXPORT int epoll_create(int size)

@@ -35,6 +35,7 @@
 #include "mesh/attempt.h"
 #include "mesh/conn.h"
 #include "mesh/dial.h"
+#include "mesh/dnscapture.h"
 #include "mesh/fdtable.h"
 #include "mesh/http.h"
 #include "mesh/ktls.h"
@@ -409,8 +410,10 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     struct service *svc;
     if (!addr || !netaddr_from_sockaddr(addr, len, &dst))
         return real_connect(fd, addr, len);
-    if (!(svc = registry_match(reg, &dst)))
+    if (!(svc = registry_match(reg, &dst))) {
+        dnscapture_note(reg, fd, addr, len);    /* a name server's port: its answers are looked at */
         return vip_closed(reg, &dst) ? fail(ECONNREFUSED) : real_connect(fd, addr, len);
+    }
 
     struct conn *existing = fdtable_get(fd);
     if (existing) {

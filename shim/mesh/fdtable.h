@@ -46,6 +46,7 @@ enum fd_kind {
     FD_TRACE_IN,                /* an inbound http pair end traced by thread (threadtrace.h) */
     FD_TRACE_OUT,               /* an outbound protocol = http pair end, the same */
     FD_UDP_VIP,                 /* a datagram socket given endpoints for VIPs (udp.h) */
+    FD_DNS,                     /* a datagram socket that talks to a name server (dnscapture.h) */
 };
 void fdtable_set_kind(int fd, enum fd_kind kind);
 enum fd_kind fdtable_kind(int fd);

@@ -815,6 +815,7 @@ static const struct key_def MESHIM_KEYS[] = {
     G("shared_state", p_onoff, shared_state),
     G("vip_range", p_cidr, vip_range),
     G("dns_server", p_hostport, dns_server),
+    G("dns_capture", p_onoff, dns_capture),
     G("on_error", p_on_error, on_error),
     { 0 }
 };
@@ -973,6 +974,7 @@ static void global_defaults(struct loader *L, struct mesh_config *c)
     c->tls_min_version = 12;
     c->tls_ktls = true;
     c->shared_state = true;
+    c->dns_capture = true;
     c->tls_reload_interval_ms = 10000;
     c->trace_sample_rate = 1.0;
     c->trace_propagation = PROPAGATE_HEADERS;

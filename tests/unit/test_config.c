@@ -132,6 +132,7 @@ static void test_every_key(void **state)
         "shared_state = off\n"
         "vip_range = 127.88.0.0/24\n"
         "dns_server = 127.0.0.1:8600\n"
+        "dns_capture = off\n"
         "on_error = passthrough\n"
         "[tls]\n"
         "cert = /etc/meshim/tls/cert.pem\n"
@@ -189,6 +190,7 @@ static void test_every_key(void **state)
     assert_string_equal(c->stats_dir, "/run/meshim");
     assert_int_equal(c->vip_range.prefix, 24);
     assert_string_equal(c->dns_server, "127.0.0.1:8600");
+    assert_false(c->dns_capture);
     assert_int_equal(c->on_error, ON_ERROR_PASSTHROUGH);
     assert_string_equal(c->tls_cert, "/etc/meshim/tls/cert.pem");
     assert_string_equal(c->tls_key, "/etc/meshim/tls/key.pem");
@@ -275,6 +277,7 @@ static void test_builtin_defaults(void **state)
     assert_true(c->tls_ktls);
     assert_false(c->tls_psk_only);      /* resumed handshakes keep their key exchange */
     assert_true(c->shared_state);       /* on unless asked otherwise */
+    assert_true(c->dns_capture);        /* the same */
     config_free(c);
 }
 

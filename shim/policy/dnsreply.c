@@ -1,0 +1,113 @@
+/*
+ * dnsreply.c — the shim's answer to a program's own DNS query for a
+ * service name (see dnsreply.h).
+ *
+ * The answer is built over the name server's response in place: its
+ * header and question stay where they are, so the program matches it to
+ * its query as it would the server's (ID, question, case included: a
+ * client that randomises the case of its names finds its own back), and
+ * the answer records follow the question, their owner a compression
+ * pointer to the question's name.
+ */
+#include "meshim/dnsreply.h"
+
+#include <arpa/nameser.h>
+#include <ctype.h>
+#include <resolv.h>
+#include <string.h>
+
+#define HEADER_LEN 12
+#define NAME_AT_QUESTION 0xc00c     /* a compression pointer to offset 12 */
+
+/* Header flag bits, as <arpa/nameser.h>'s HEADER bit fields lay them out. */
+#define F_QR 0x8000
+#define F_OPCODE 0x7800
+#define F_AA 0x0400
+#define F_RD 0x0100
+#define F_RA 0x0080
+#define F_CD 0x0010
+
+static uint16_t get16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void put16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+
+/* The length of the uncompressed name at p (labels, then the root), or 0
+ * when it has a compression pointer or runs past eom. A question comes
+ * first in its message, so a pointer in it could only point forward, into
+ * records the answer replaces: such a message is not answered. */
+static size_t plain_name_len(const unsigned char *p, const unsigned char *eom)
+{
+    const unsigned char *start = p;
+    while (p < eom && *p != 0) {
+        if (*p & 0xc0)
+            return 0;
+        p += 1 + *p;
+    }
+    return p < eom ? (size_t)(p + 1 - start) : 0;
+}
+
+bool dns_reply_question(const unsigned char *msg, size_t len, struct dns_question *q)
+{
+    if (!msg || len < HEADER_LEN || len > 65535)
+        return false;
+    uint16_t flags = get16(msg + 2);
+    if (!(flags & F_QR) || (flags & F_OPCODE) != 0 || get16(msg + 4) != 1)
+        return false;
+    const unsigned char *eom = msg + len, *p = msg + HEADER_LEN;
+    int n = dn_expand(msg, eom, p, q->name, sizeof(q->name));
+    if (n < 0 || (size_t)n != plain_name_len(p, eom) || eom - (p + n) < 4)
+        return false;
+    for (char *c = q->name; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    p += n;
+    q->type = get16(p);
+    q->class = get16(p + 2);
+    q->end = (size_t)(p + 4 - msg);
+    return true;
+}
+
+static size_t rdata_len(uint16_t type)
+{
+    return type == ns_t_a ? 4 : type == ns_t_aaaa ? 16 : 0;
+}
+
+size_t dns_reply_build(unsigned char *msg, size_t cap, const struct dns_question *q,
+                       const struct netaddr *addrs, size_t n, uint32_t ttl)
+{
+    size_t rdlen = rdata_len(q->type);
+    int family = q->type == ns_t_a ? AF_INET : AF_INET6;
+    size_t records = 0;
+    for (size_t i = 0; rdlen && i < n; i++)
+        records += addrs[i].family == family;
+    size_t len = q->end + records * (12 + rdlen);
+    if (q->end < HEADER_LEN + 5 || len > cap || len > 65535)
+        return 0;
+
+    uint16_t flags = get16(msg + 2);
+    put16(msg + 2, (uint16_t)(F_QR | F_AA | F_RA | (flags & (F_RD | F_CD))));
+    put16(msg + 6, (uint16_t)records);      /* answers */
+    put16(msg + 8, 0);                      /* authority */
+    put16(msg + 10, 0);                     /* additional */
+    unsigned char *p = msg + q->end;
+    for (size_t i = 0; rdlen && i < n; i++) {
+        if (addrs[i].family != family)
+            continue;
+        put16(p, NAME_AT_QUESTION);
+        put16(p + 2, q->type);
+        put16(p + 4, ns_c_in);
+        put16(p + 6, (uint16_t)(ttl >> 16));
+        put16(p + 8, (uint16_t)ttl);
+        put16(p + 10, (uint16_t)rdlen);
+        memcpy(p + 12, family == AF_INET ? (const void *)&addrs[i].ip.v4 : (const void *)&addrs[i].ip.v6,
+               rdlen);
+        p += 12 + rdlen;
+    }
+    return len;
+}
