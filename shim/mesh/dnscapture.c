@@ -11,6 +11,7 @@
 
 #include <arpa/nameser.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/health.h"
@@ -43,10 +44,13 @@ static bool datagram(int fd)
  * (Consul's 127.0.0.1:8600, which a program may be given too). */
 static bool name_server(const struct mesh_config *cfg, const struct netaddr *to)
 {
-    struct netaddr ns;
     if (to->port == DNS_PORT)
         return true;
-    return cfg->dns_server && netaddr_parse(cfg->dns_server, true, &ns) && ns.port == to->port &&
+    /* Every datagram a program sends with an address comes here: the
+     * port, read off the text, before the address is parsed. */
+    const char *colon = cfg->dns_server ? strrchr(cfg->dns_server, ':') : NULL;
+    struct netaddr ns;
+    return colon && strtoul(colon + 1, NULL, 10) == to->port && netaddr_parse(cfg->dns_server, true, &ns) &&
            netaddr_same_ip(&ns, to);
 }
 
