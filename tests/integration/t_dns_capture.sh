@@ -106,7 +106,8 @@ ok "node dns.resolve4/resolve6 (c-ares) at dns_server's port: $got"
 # --- every receive call ----------------------------------------------------
 # python3's socket and os calls, one query each, to dns_server's port (the
 # socket connected, or sendto): recv, recvfrom, recvmsg into one buffer and
-# scattered over two (the header alone in the first), read, readv.
+# scattered over two (the header alone in the first), read, readv; and a
+# batch by sendmmsg, read by recvmmsg.
 cat > "$TMP/calls.py" <<'PY'
 import os, socket, struct, sys
 server = ("127.0.0.1", int(sys.argv[1]))
@@ -143,12 +144,46 @@ for i, how in enumerate(["recv", "recvfrom", "recvmsg", "recvmsg2", "read", "rea
         r = bytes(a + b)[:n]
     out.append("%s=%s" % (how, answer(r)))
     s.close()
+# sendmmsg and recvmmsg (libc's, through ctypes): a batch of two queries,
+# a service name and real.test, from an unconnected socket.
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(iovec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
+addr = ctypes.create_string_buffer(struct.pack("<H", socket.AF_INET) + struct.pack(">H", server[1]) +
+                                   socket.inet_aton(server[0]) + b"\0" * 8, 16)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+bufs = [ctypes.create_string_buffer(query(10, "orders")), ctypes.create_string_buffer(query(11, "real.test"))]
+vec = (mmsghdr * 2)()
+iovs = (iovec * 2)()
+for i, b in enumerate(bufs):
+    iovs[i] = iovec(ctypes.addressof(b), len(b.raw) - 1)
+    vec[i].hdr = msghdr(ctypes.addressof(addr), 16, ctypes.pointer(iovs[i]), 1, None, 0, 0)
+assert libc.sendmmsg(s.fileno(), vec, 2, 0) == 2, ctypes.get_errno()
+rbufs = [ctypes.create_string_buffer(512) for _ in range(2)]
+for i, b in enumerate(rbufs):
+    iovs[i] = iovec(ctypes.addressof(b), 512)
+    vec[i].hdr = msghdr(None, 0, ctypes.pointer(iovs[i]), 1, None, 0, 0)
+got = 0
+while got < 2:
+    n = libc.recvmmsg(s.fileno(), ctypes.byref(vec, got * ctypes.sizeof(mmsghdr)), 2 - got, 0, None)
+    assert n > 0, ctypes.get_errno()
+    got += n
+answers = sorted("%d=%s" % (struct.unpack(">H", rbufs[i].raw[:2])[0], answer(rbufs[i].raw[:vec[i].len]))
+                 for i in range(2))
+out.append("recvmmsg=" + ",".join(answers))
 print(" ".join(out))
 PY
 got=$(shimmed env MESHIM_CONFIG="$TMP/mesh.ini" python3 "$TMP/calls.py" "$dns_port" 2>&1)
-want="recv=0:$vip recvfrom=0:$vip recvmsg=0:$vip recvmsg2=0:$vip read=0:$vip readv=0:$vip"
+want="recv=0:$vip recvfrom=0:$vip recvmsg=0:$vip recvmsg2=0:$vip read=0:$vip readv=0:$vip recvmmsg=10=0:$vip,11=0:127.0.0.4"
 [ "$got" = "$want" ] || fail "receive calls: '$got' (want '$want')"
-ok "python3's recv, recvfrom, recvmsg (one buffer and two), read and readv: the VIP"
+ok "python3's recv, recvfrom, recvmsg (one buffer and two), read, readv and recvmmsg: the VIP; real.test its own"
 
 # --- HAProxy's resolvers ---------------------------------------------------
 hfront=$(free_port)
