@@ -14,9 +14,10 @@
  * response is read as the server sent it.
  *
  * A datagram socket is watched from its connect() or sendto() to port 53,
- * or to `[meshim] dns_server`, on (FD_DNS); every other descriptor's receive costs one load of a flag,
- * until a process first talks to a name server, then one more of its kind.
- * `[meshim] dns_capture = off` leaves every response as it is.
+ * or to `[meshim] dns_server`, on (FD_DNS); every other descriptor's
+ * receive costs one load of a flag until the process first talks to a name
+ * server, then one more of its kind. `[meshim] dns_capture = off` leaves
+ * every response as it is.
  */
 #ifndef MESHIM_DNSCAPTURE_H
 #define MESHIM_DNSCAPTURE_H
