@@ -444,12 +444,13 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
         conn_refused(svc, dst.port, RESULT_OVERFLOW, FLAG_UO);
         return fail(ECONNREFUSED);
     }
-    if (draw(cfg->fault_abort)) {
+    /* An HTTP service draws its faults per request (http.c). */
+    if (!http && draw(cfg->fault_abort)) {
         log_warn("%s: connection failed on purpose (fault_abort)", svc->name);
         conn_refused(svc, dst.port, RESULT_FAULT, FLAG_FI);
         return fail(ECONNREFUSED);
     }
-    uint64_t delay_ns = draw(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
+    uint64_t delay_ns = !http && draw(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
 
     int saved = errno;
     bool v6only = addr->sa_family == AF_INET6 && real_getsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
@@ -463,7 +464,7 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
         return fail(ENOMEM);
     if (http) {
         c->http = true;
-        if (http_connect(fd, c, svc, addr, len, delay_ns) == 0)
+        if (http_connect(fd, c, svc, addr, len) == 0)
             return 0;
         int err = errno;
         fdtable_drop(fd);

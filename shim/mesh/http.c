@@ -131,7 +131,6 @@ struct hproxy {
      * came short (the socket was drained a moment ago), so a turn makes
      * no read() only to learn EAGAIN. */
     bool app_in_ready, up_in_ready;
-    uint64_t delay_ns;              /* fault_delay: before the first request's first attempt */
     struct h1_parser req, resp;
     struct gbuf in, out, rx, up_head;
     size_t parsed;                  /* of `in`, fed to the request parser */
@@ -815,7 +814,33 @@ static void attempt_start(struct hproxy *px)
         connect_failed(px, err);
 }
 
-/* A route, a split and an endpoint for the request just read. */
+/* Shares are drawn per request, as Envoy's HTTP fault filter does. */
+static bool draw(double share)
+{
+    return share > 0 && (double)rng_below(rng_thread(), 1000000) < share * 1000000;
+}
+
+/* The target's fault_abort and fault_delay, drawn for the request just
+ * begun: answered 503 here (FI), or its first attempt put off (DI).
+ * True when the request does not go on now. */
+static bool fault_injected(struct hproxy *px)
+{
+    const struct service_config *cfg = target_cfg(px);
+    if (draw(cfg->fault_abort)) {
+        px->flags |= FLAG_FI;
+        snprintf(px->last_why, sizeof(px->last_why), "fault injected (fault_abort)");
+        respond_local(px, 503, "Service Unavailable", px->last_why);
+        return true;
+    }
+    if (cfg->fault_delay_ms && draw(cfg->fault_delay_percent)) {
+        px->flags |= FLAG_DI;
+        px->state = PX_BACKOFF;
+        engine_timer_set(&px->try_timer, px->req_start_ns + (uint64_t)cfg->fault_delay_ms * 1000000u);
+        return true;
+    }
+    return false;
+}
+
 /* What the request's line and Host say, and when it began (a head cut
  * short by an error may have none of them yet). */
 static void request_head_take(struct hproxy *px, const struct h1_head *h)
@@ -851,13 +876,8 @@ static void request_begin(struct hproxy *px)
     uint32_t whole = target_cfg(px)->request_timeout_ms;
     if (whole)
         engine_timer_set(&px->req_timer, px->req_start_ns + (uint64_t)whole * 1000000u);
-    if (px->delay_ns) {
-        /* fault_delay drawn for this connection: its first request waits. */
-        engine_timer_set(&px->try_timer, px->req_start_ns + px->delay_ns);
-        px->delay_ns = 0;
-        px->state = PX_BACKOFF;
+    if (fault_injected(px))
         return;
-    }
     attempt_start(px);
 }
 
@@ -1590,7 +1610,7 @@ bool http_wanted(const struct service *svc)
 }
 
 int http_connect(int fd, struct conn *c, struct service *svc, const struct sockaddr *dst,
-                 socklen_t dstlen, uint64_t delay_ns)
+                 socklen_t dstlen)
 {
     termsig_arm();              /* a request written just before SIGTERM goes up too (http_exit) */
     int flags = real_fcntl(fd, F_GETFL, NULL);
@@ -1629,7 +1649,6 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
     px->conn = c;
     px->svc = svc;
     px->port = c->port;
-    px->delay_ns = delay_ns;
     px->app = sv[1];
     px->state = PX_IDLE;
     h1_init(&px->req, H1_REQUEST);

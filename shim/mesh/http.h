@@ -53,11 +53,11 @@ bool http_live(void);
 
 /* In connect(), on fd (the application's TCP socket, not connected), to
  * svc at dst: fd becomes a socketpair end the engine serves. Takes over
- * the caller's reference to c. delay_ns (fault_delay): the first request
- * waits this long in the engine, never the caller. 0 (connected), or -1
- * with errno. */
+ * the caller's reference to c. 0 (connected), or -1 with errno. The
+ * service's fault_abort and fault_delay apply to each request, not to the
+ * connect. */
 int http_connect(int fd, struct conn *c, struct service *svc, const struct sockaddr *dst,
-                 socklen_t dstlen, uint64_t delay_ns);
+                 socklen_t dstlen);
 
 /* fork: the child forgets the parent's proxies and pools. */
 void http_atfork_child(void);
