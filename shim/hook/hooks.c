@@ -265,14 +265,21 @@ static inline void data_writev(int fd, const struct iovec *iov, size_t n)
     data_write(fd, len);
 }
 
+/* A receive of n bytes on fd that may be a name server's response (a
+ * datagram socket dnscapture.h marked). One load of a flag until the
+ * process first talks to a name server. */
+static inline bool dns_watched(int fd, ssize_t n)
+{
+    return __builtin_expect(__atomic_load_n(&dnscapture_live, __ATOMIC_RELAXED), 0) && n > 0 &&
+           fdtable_kind(fd) == FD_DNS && !hooks_busy();
+}
+
 /* After a receive of n bytes into room for cap: a name server's response
  * to the program's own query for a service name reads as the shim's
- * answer (dnscapture.h). One load of a flag until the process first talks
- * to a name server. */
+ * answer. dns_inv: the same for a receive into iovcnt buffers. */
 static inline ssize_t dns_in(int fd, void *buf, ssize_t n, size_t cap)
 {
-    if (__builtin_expect(!__atomic_load_n(&dnscapture_live, __ATOMIC_RELAXED), 1) || n <= 0 ||
-        fdtable_kind(fd) != FD_DNS || hooks_busy())
+    if (!dns_watched(fd, n))
         return n;
     hooks_enter();
     n = dnscapture_received(fd, buf, n, cap);
@@ -282,8 +289,7 @@ static inline ssize_t dns_in(int fd, void *buf, ssize_t n, size_t cap)
 
 static inline ssize_t dns_inv(int fd, const struct iovec *iov, size_t iovcnt, ssize_t n)
 {
-    if (__builtin_expect(!__atomic_load_n(&dnscapture_live, __ATOMIC_RELAXED), 1) || n <= 0 ||
-        fdtable_kind(fd) != FD_DNS || hooks_busy())
+    if (!dns_watched(fd, n))
         return n;
     hooks_enter();
     n = dnscapture_receivedv(fd, iov, iovcnt, n);

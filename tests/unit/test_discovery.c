@@ -16,38 +16,9 @@
 
 #include "meshim/config.h"
 #include "meshim/discovery.h"
+#include "dnsmsg.h"
 
 /* ------------------------------------------------- building an answer -- */
-
-struct msg {
-    unsigned char b[2048];
-    size_t n;
-};
-
-static void put16(struct msg *m, unsigned v)
-{
-    m->b[m->n++] = (unsigned char)(v >> 8);
-    m->b[m->n++] = (unsigned char)v;
-}
-
-static void put32(struct msg *m, uint32_t v)
-{
-    put16(m, v >> 16);
-    put16(m, v & 0xffff);
-}
-
-static void put_name(struct msg *m, const char *name)
-{
-    while (*name) {
-        const char *dot = strchr(name, '.');
-        size_t len = dot ? (size_t)(dot - name) : strlen(name);
-        m->b[m->n++] = (unsigned char)len;
-        memcpy(m->b + m->n, name, len);
-        m->n += len;
-        name += len + (dot ? 1 : 0);
-    }
-    m->b[m->n++] = 0;
-}
 
 /* The question's name, by a compression pointer to offset 12. */
 static void put_qname_ptr(struct msg *m)

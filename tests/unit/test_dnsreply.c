@@ -16,30 +16,7 @@
 
 #include "meshim/discovery.h"
 #include "meshim/dnsreply.h"
-
-struct msg {
-    unsigned char b[600];
-    size_t n;
-};
-
-static void put16(struct msg *m, unsigned v)
-{
-    m->b[m->n++] = (unsigned char)(v >> 8);
-    m->b[m->n++] = (unsigned char)v;
-}
-
-static void put_name(struct msg *m, const char *name)
-{
-    while (*name) {
-        const char *dot = strchr(name, '.');
-        size_t len = dot ? (size_t)(dot - name) : strlen(name);
-        m->b[m->n++] = (unsigned char)len;
-        memcpy(m->b + m->n, name, len);
-        m->n += len;
-        name += len + (dot ? 1 : 0);
-    }
-    m->b[m->n++] = 0;
-}
+#include "dnsmsg.h"
 
 /* A name server's NXDOMAIN for qname, with an SOA in its authority section
  * (as kube-dns and dnsmasq send), flags as given. */
