@@ -7,7 +7,9 @@
  * of the mesh's names. The shim lets their query go out as it is, so that
  * the server's response makes the socket readable as it would have, and
  * when that response is for a service name it is read as the shim's own
- * answer: the service's VIP, as getaddrinfo gives it (mesh/dnscapture.h).
+ * answer: the service's VIP, as getaddrinfo gives it, and for a VIP's
+ * reverse name the service's name, as getnameinfo gives it
+ * (mesh/dnscapture.h).
  *
  * Pure policy over bytes from the network: every length is checked
  * against the message's end; names are read by the resolver's dn_expand.
@@ -17,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <netinet/in.h>
 #include <stdint.h>
 
 #include "meshim/discovery.h"
@@ -50,5 +53,16 @@ bool dns_reply_question(const unsigned char *msg, size_t len, struct dns_questio
  * untouched) when it does not fit in `cap` bytes. */
 size_t dns_reply_build(unsigned char *msg, size_t cap, const struct dns_question *q,
                        const struct netaddr *addrs, size_t n, uint32_t ttl);
+
+/* The IPv4 address a PTR question's name stands for ("4.3.2.1.in-addr.arpa",
+ * lower case as dns_reply_question leaves it): true and *out; any other
+ * name (a partial one, ip6.arpa): false. */
+bool dns_reply_ptr_address(const char *name, struct in_addr *out);
+
+/* As dns_reply_build, for a PTR question (q->type ns_t_ptr): one record
+ * naming `target` (a host name, written out as labels). 0 (msg untouched)
+ * when it does not fit in cap, or target is not a name a record can hold. */
+size_t dns_reply_build_ptr(unsigned char *msg, size_t cap, const struct dns_question *q,
+                           const char *target, uint32_t ttl);
 
 #endif

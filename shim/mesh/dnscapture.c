@@ -2,6 +2,9 @@
  * dnscapture.c — service names in a program's own DNS queries (see
  * dnscapture.h).
  *
+ * A VIP's reverse name (PTR, "y.x.77.127.in-addr.arpa") is answered with
+ * the service's name, as getnameinfo answers it.
+ *
  * Nothing is kept per query: the name server's response carries its
  * question, and that is what decides. So a response is answered the same
  * way however many queries are in flight, whichever socket or thread reads
@@ -19,6 +22,7 @@
 #include "libc/real.h"
 #include "mesh/attempt.h"
 #include "mesh/fdtable.h"
+#include "mesh/resolve.h"
 #include "meshim/dnsreply.h"
 #include "meshim/mesh.h"
 #include "observe/log.h"
@@ -82,24 +86,40 @@ static size_t addresses(struct service *svc, uint16_t type, struct netaddr *out)
     return 0;
 }
 
+/* A VIP's reverse name (PTR): the service's name, as getnameinfo answers
+ * it. 0 when the question is not one; else as dns_reply_build_ptr. */
+static size_t reverse(const struct registry *reg, unsigned char *buf, size_t cap,
+                      const struct dns_question *q, struct service **svc)
+{
+    struct in_addr vip;
+    if (q->type != ns_t_ptr || !dns_reply_ptr_address(q->name, &vip) || !(*svc = registry_by_vip(reg, vip)))
+        return 0;
+    return dns_reply_build_ptr(buf, cap, q, resolve_vip_name(*svc), DNS_REPLY_TTL_S);
+}
+
 /* The length the program is given; *answered when buf now holds the
  * shim's answer. */
 static ssize_t answer(int fd, void *buf, ssize_t n, size_t cap, bool *answered)
 {
     struct registry *reg = mesh_registry();
     struct dns_question q;
-    struct service *svc;
+    struct service *svc = NULL;
     /* n past cap: MSG_TRUNC's whole length of a datagram cut short. */
     if (n <= 0 || (size_t)n > cap || !reg || !reg->cfg->dns_capture || !dns_reply_question(buf, (size_t)n, &q) ||
-        q.class != ns_c_in || !(svc = registry_by_name(reg, q.name)))
+        q.class != ns_c_in)
         return n;
-    health_start(svc);      /* a connect is likely to follow, as after getaddrinfo */
-    watch_start();
-    struct netaddr addrs[1];
-    size_t len = dns_reply_build(buf, cap, &q, addrs, addresses(svc, q.type, addrs), DNS_REPLY_TTL_S);
+    size_t len = reverse(reg, buf, cap, &q, &svc);
+    if (!len && !svc) {
+        if (!(svc = registry_by_name(reg, q.name)))
+            return n;
+        health_start(svc);      /* a connect is likely to follow, as after getaddrinfo */
+        watch_start();
+        struct netaddr addrs[1];
+        len = dns_reply_build(buf, cap, &q, addrs, addresses(svc, q.type, addrs), DNS_REPLY_TTL_S);
+    }
     if (!len) {
         log_warn("%s: the DNS answer read on descriptor %d left as the name server sent it: "
-                 "the program's buffer (%zu bytes) has no room for the service's address",
+                 "the program's buffer (%zu bytes) has no room for the service's record",
                  svc->name, fd, cap);
         return n;
     }

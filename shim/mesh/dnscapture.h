@@ -10,8 +10,9 @@
  * readable when it would have (no datagram is forged or redirected); a
  * response to a query for a service name (A, AAAA or any other type) is
  * read as the shim's own answer (meshim/dnsreply.h): the service's VIP,
- * as getaddrinfo gives it, for `DNS_REPLY_TTL_S` seconds. Every other
- * response is read as the server sent it.
+ * as getaddrinfo gives it, for `DNS_REPLY_TTL_S` seconds; so is one to a
+ * reverse query for a VIP: the service's name, as getnameinfo gives it.
+ * Every other response is read as the server sent it.
  *
  * A datagram socket is watched from its connect() or sendto() to port 53,
  * or to `[meshim] dns_server`, on (FD_DNS); every other descriptor's

@@ -30,8 +30,7 @@
 #include "observe/log.h"
 #include "meshim/mesh.h"
 
-/* The name a VIP answers to: the first plain host of the service. */
-static const char *primary_name(const struct service *svc)
+const char *resolve_vip_name(const struct service *svc)
 {
     const struct service_config *cfg = service_cfg(svc);
     for (size_t i = 0; i < cfg->hosts.n; i++)
@@ -228,7 +227,7 @@ int meshim_gethostbyaddr_r(struct registry *reg, const void *addr, socklen_t len
     *handled = svc != NULL;
     if (!svc)
         return 0;
-    int rc = fill_hostent(primary_name(svc), type, addr, ret, buf, buflen);
+    int rc = fill_hostent(resolve_vip_name(svc), type, addr, ret, buf, buflen);
     *result = rc ? NULL : ret;
     if (h_errnop)
         *h_errnop = rc ? NETDB_INTERNAL : 0;
@@ -246,7 +245,7 @@ int meshim_getnameinfo(struct registry *reg, const struct sockaddr *sa, socklen_
         !(svc = registry_by_vip(reg, a.ip.v4)))
         return 0;
     *handled = true;
-    const char *name = primary_name(svc);
+    const char *name = resolve_vip_name(svc);
     if (strlen(name) >= hostlen)
         return EAI_OVERFLOW;
     if (serv && servlen) {

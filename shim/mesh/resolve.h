@@ -1,7 +1,8 @@
 /*
  * resolve.h — name and address look-ups that answer for services (resolve.c);
- * called by the hook layer only. `handled` says whether the shim answered
- * (false: the caller asks the real resolver).
+ * called by the hook layer (and dnscapture.c, for the name a VIP answers
+ * to). `handled` says whether the shim answered (false: the caller asks the
+ * real resolver).
  */
 #ifndef MESHIM_RESOLVE_H
 #define MESHIM_RESOLVE_H
@@ -20,6 +21,9 @@ int meshim_gethostbyname_r(struct registry *reg, const char *name, int af, struc
 int meshim_gethostbyaddr_r(struct registry *reg, const void *addr, socklen_t len, int type,
                            struct hostent *ret, char *buf, size_t buflen, struct hostent **result,
                            int *h_errnop, bool *handled);
+/* The name a VIP answers to: the service's first plain host. */
+const char *resolve_vip_name(const struct service *svc);
+
 int meshim_getnameinfo(struct registry *reg, const struct sockaddr *sa, socklen_t salen, char *host,
                        socklen_t hostlen, char *serv, socklen_t servlen, int flags, bool *handled);
 

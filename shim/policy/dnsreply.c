@@ -78,6 +78,29 @@ static size_t rdata_len(uint16_t type)
     return type == ns_t_a ? 4 : type == ns_t_aaaa ? 16 : 0;
 }
 
+/* The header of an answer with `records` answer records, and nothing
+ * after them. */
+static void answer_header(unsigned char *msg, size_t records)
+{
+    uint16_t flags = get16(msg + 2);
+    put16(msg + 2, (uint16_t)(F_QR | F_AA | F_RA | (flags & (F_RD | F_CD))));
+    put16(msg + 6, (uint16_t)records);      /* answers */
+    put16(msg + 8, 0);                      /* authority */
+    put16(msg + 10, 0);                     /* additional */
+}
+
+/* An answer record's fixed part at p: its owner the question's name. */
+static unsigned char *record_at(unsigned char *p, uint16_t type, uint32_t ttl, size_t rdlen)
+{
+    put16(p, NAME_AT_QUESTION);
+    put16(p + 2, type);
+    put16(p + 4, ns_c_in);
+    put16(p + 6, (uint16_t)(ttl >> 16));
+    put16(p + 8, (uint16_t)ttl);
+    put16(p + 10, (uint16_t)rdlen);
+    return p + 12;
+}
+
 size_t dns_reply_build(unsigned char *msg, size_t cap, const struct dns_question *q,
                        const struct netaddr *addrs, size_t n, uint32_t ttl)
 {
@@ -90,24 +113,71 @@ size_t dns_reply_build(unsigned char *msg, size_t cap, const struct dns_question
     if (q->end < HEADER_LEN + 5 || len > cap || len > 65535)
         return 0;
 
-    uint16_t flags = get16(msg + 2);
-    put16(msg + 2, (uint16_t)(F_QR | F_AA | F_RA | (flags & (F_RD | F_CD))));
-    put16(msg + 6, (uint16_t)records);      /* answers */
-    put16(msg + 8, 0);                      /* authority */
-    put16(msg + 10, 0);                     /* additional */
+    answer_header(msg, records);
     unsigned char *p = msg + q->end;
     for (size_t i = 0; rdlen && i < n; i++) {
         if (addrs[i].family != family)
             continue;
-        put16(p, NAME_AT_QUESTION);
-        put16(p + 2, q->type);
-        put16(p + 4, ns_c_in);
-        put16(p + 6, (uint16_t)(ttl >> 16));
-        put16(p + 8, (uint16_t)ttl);
-        put16(p + 10, (uint16_t)rdlen);
-        memcpy(p + 12, family == AF_INET ? (const void *)&addrs[i].ip.v4 : (const void *)&addrs[i].ip.v6,
-               rdlen);
-        p += 12 + rdlen;
+        p = record_at(p, q->type, ttl, rdlen);
+        memcpy(p, family == AF_INET ? (const void *)&addrs[i].ip.v4 : (const void *)&addrs[i].ip.v6, rdlen);
+        p += rdlen;
     }
+    return len;
+}
+
+bool dns_reply_ptr_address(const char *name, struct in_addr *out)
+{
+    static const char SUFFIX[] = ".in-addr.arpa";
+    size_t len = strlen(name), slen = sizeof(SUFFIX) - 1;
+    if (len <= slen || strcmp(name + len - slen, SUFFIX) != 0)
+        return false;
+    unsigned char b[4];
+    const char *p = name;
+    for (int i = 3; i >= 0; i--) {
+        unsigned v = 0, digits = 0;
+        for (; *p >= '0' && *p <= '9' && digits < 3; p++, digits++)
+            v = v * 10 + (unsigned)(*p - '0');
+        if (!digits || v > 255 || (digits > 1 && p[-(int)digits] == '0'))
+            return false;
+        b[i] = (unsigned char)v;
+        if (*p++ != '.')
+            return false;
+    }
+    if (p != name + len - slen + 1)
+        return false;               /* more labels than an address has */
+    memcpy(out, b, 4);
+    return true;
+}
+
+/* target as labels at out (room bytes): its length, or 0. */
+static size_t name_wire(const char *target, unsigned char *out, size_t room)
+{
+    size_t used = 0;
+    while (*target) {
+        const char *dot = strchr(target, '.');
+        size_t n = dot ? (size_t)(dot - target) : strlen(target);
+        if (n == 0 || n > 63 || used + 1 + n + 1 > room || used + 1 + n + 1 > 255)
+            return 0;
+        out[used++] = (unsigned char)n;
+        memcpy(out + used, target, n);
+        used += n;
+        target += n + (dot ? 1 : 0);
+    }
+    if (used == 0)
+        return 0;
+    out[used++] = 0;
+    return used;
+}
+
+size_t dns_reply_build_ptr(unsigned char *msg, size_t cap, const struct dns_question *q,
+                           const char *target, uint32_t ttl)
+{
+    unsigned char wire[256];
+    size_t rdlen = name_wire(target, wire, sizeof(wire));
+    size_t len = q->end + 12 + rdlen;
+    if (!rdlen || q->type != ns_t_ptr || q->end < HEADER_LEN + 5 || len > cap)
+        return 0;
+    answer_header(msg, 1);
+    memcpy(record_at(msg + q->end, q->type, ttl, rdlen), wire, rdlen);
     return len;
 }

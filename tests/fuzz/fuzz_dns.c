@@ -3,7 +3,8 @@
  * AAAA, SRV, compression pointers and their loops, truncation), then the
  * SRV records as endpoints; and the same bytes as the name server's
  * response to a program's own query, rewritten into the shim's answer
- * (dnsreply.h) in a buffer only just large enough, then read back.
+ * (dnsreply.h; a PTR one too when its name is an address's) in a buffer
+ * only just large enough, then read back.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,6 +29,13 @@ static void reply(const uint8_t *data, size_t size)
     static struct dns_record recs[4];
     if (len && dns_parse(msg, (int)len, recs, 4) < 0)
         abort();        /* the shim's answer must read as a DNS message */
+    struct in_addr vip;
+    if (dns_reply_ptr_address(q.name, &vip)) {
+        memcpy(msg, data, size);
+        len = dns_reply_build_ptr(msg, size + (size & 31), &q, "orders.shop.svc", DNS_REPLY_TTL_S);
+        if (len > size + (size & 31) || (len && dns_parse(msg, (int)len, recs, 4) < 0))
+            abort();
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

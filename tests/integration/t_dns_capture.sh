@@ -7,9 +7,10 @@
 #     variable: requests by a service's name reach its endpoints, balanced
 #     per connection by the shim; real.test is the server's own answer;
 #     with `dns_capture = off` the name stays unresolved (502);
-#   - Node's dns.resolve4/resolve6 (c-ares) to `[meshim] dns_server`'s
-#     port: the VIP, no AAAA record for an IPv4 service, NXDOMAIN for an
-#     unknown name and real.test's own address;
+#   - Node's dns.resolve4/resolve6/reverse (c-ares) to `[meshim]
+#     dns_server`'s port: the VIP, no AAAA record for an IPv4 service,
+#     NXDOMAIN for an unknown name, real.test's own address, the VIP's
+#     reverse name the service's and another address's the server's;
 #   - HAProxy's `resolvers` with a server-template: the server takes the
 #     VIP, and its requests spread over the service's endpoints.
 . "$(dirname "$0")/lib.sh"
@@ -94,14 +95,16 @@ const r = new dns.Resolver();
 r.setServers([process.argv[2]]);
 const show = (p) => p.then((a) => a.join(','), (e) => e.code);
 (async () => {
-  console.log([await show(r.resolve4('orders')), await show(r.resolve6('orders')),
-               await show(r.resolve4('nothing.test')), await show(r.resolve4('real.test'))].join(' '));
+  const vip = await show(r.resolve4('orders'));
+  console.log([vip, await show(r.resolve6('orders')), await show(r.resolve4('nothing.test')),
+               await show(r.resolve4('real.test')), await show(r.reverse(vip)),
+               await show(r.reverse('127.0.0.9'))].join(' '));
 })();
 JS
 got=$(shimmed env MESHIM_CONFIG="$TMP/mesh.ini" node "$TMP/resolve.js" "127.0.0.1:$dns_port" 2>&1)
-[ "$got" = "$vip ENODATA ENOTFOUND 127.0.0.4" ] ||
-    fail "node dns.resolve: '$got' (want '$vip ENODATA ENOTFOUND 127.0.0.4')"
-ok "node dns.resolve4/resolve6 (c-ares) at dns_server's port: $got"
+want="$vip ENODATA ENOTFOUND 127.0.0.4 orders ENOTFOUND"
+[ "$got" = "$want" ] || fail "node dns.resolve: '$got' (want '$want')"
+ok "node dns.resolve4/resolve6/reverse (c-ares) at dns_server's port: $got"
 
 # --- every receive call ----------------------------------------------------
 # python3's socket and os calls, one query each, to dns_server's port (the

@@ -1,7 +1,8 @@
 /*
  * test_dnsreply.c — the shim's answer to a program's own DNS query: which
  * messages are responses it may answer, and the answer built over the
- * name server's response (read back by dns_parse, as a resolver would).
+ * name server's response (read back by dns_parse, as a resolver would);
+ * a VIP's reverse name and its PTR answer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -181,6 +182,61 @@ static void test_no_room(void **state)
     assert_int_equal(dns_reply_build(m.b, q.end + 16, &q, &vip, 1, 7), q.end + 16);
 }
 
+static void test_ptr_address(void **state)
+{
+    (void)state;
+    struct in_addr a;
+    char ip[INET_ADDRSTRLEN];
+    assert_true(dns_reply_ptr_address("9.0.77.127.in-addr.arpa", &a));
+    assert_string_equal(inet_ntop(AF_INET, &a, ip, sizeof(ip)), "127.77.0.9");
+    assert_true(dns_reply_ptr_address("255.0.10.1.in-addr.arpa", &a));
+    assert_string_equal(inet_ntop(AF_INET, &a, ip, sizeof(ip)), "1.10.0.255");
+    const char *not_one[] = {
+        "0.77.127.in-addr.arpa",            /* a network, not an address */
+        "1.9.0.77.127.in-addr.arpa",        /* a label too many */
+        "256.0.77.127.in-addr.arpa", "09.0.77.127.in-addr.arpa", "x.0.77.127.in-addr.arpa",
+        "9..77.127.in-addr.arpa", "in-addr.arpa", ".in-addr.arpa", "9.0.77.127.ip6.arpa",
+        "9.0.77.127.in-addr.arpa.example", "orders",
+    };
+    for (size_t i = 0; i < sizeof(not_one) / sizeof(not_one[0]); i++)
+        assert_false(dns_reply_ptr_address(not_one[i], &a));
+}
+
+/* A PTR answer: one record whose data is the name as labels, read back by
+ * the resolver's own dn_expand. */
+static void test_ptr_answer(void **state)
+{
+    (void)state;
+    struct msg m;
+    struct dns_question q;
+    nxdomain(&m, 0x8183, "9.0.77.127.in-addr.arpa", ns_t_ptr);
+    assert_true(dns_reply_question(m.b, m.n, &q));
+    size_t len = dns_reply_build_ptr(m.b, sizeof(m.b), &q, "orders.shop.svc", 30);
+    assert_int_equal(len, q.end + 12 + 17);
+    assert_int_equal(get16(&m, 2), 0x8580);
+    assert_int_equal(get16(&m, 6), 1);
+    assert_int_equal(get16(&m, q.end + 2), ns_t_ptr);
+    assert_int_equal(get16(&m, q.end + 10), 17);
+    char name[256];
+    assert_int_equal(dn_expand(m.b, m.b + len, m.b + q.end + 12, name, sizeof(name)), 17);
+    assert_string_equal(name, "orders.shop.svc");
+    struct dns_record r[2];
+    assert_int_equal(dns_parse(m.b, (int)len, r, 2), 0);      /* a well-formed message */
+
+    /* No room, a name no record can hold, a question of another type. */
+    nxdomain(&m, 0x8183, "9.0.77.127.in-addr.arpa", ns_t_ptr);
+    assert_true(dns_reply_question(m.b, m.n, &q));
+    assert_int_equal(dns_reply_build_ptr(m.b, q.end + 12 + 16, &q, "orders.shop.svc", 30), 0);
+    char label[70];
+    memset(label, 'a', 64);
+    label[64] = '\0';
+    assert_int_equal(dns_reply_build_ptr(m.b, sizeof(m.b), &q, label, 30), 0);
+    assert_int_equal(dns_reply_build_ptr(m.b, sizeof(m.b), &q, "a..b", 30), 0);
+    nxdomain(&m, 0x8183, "9.0.77.127.in-addr.arpa", ns_t_a);
+    assert_true(dns_reply_question(m.b, m.n, &q));
+    assert_int_equal(dns_reply_build_ptr(m.b, sizeof(m.b), &q, "orders", 30), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +245,8 @@ int main(void)
         cmocka_unit_test(test_a_answer),
         cmocka_unit_test(test_aaaa_answer_and_no_data),
         cmocka_unit_test(test_no_room),
+        cmocka_unit_test(test_ptr_address),
+        cmocka_unit_test(test_ptr_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
