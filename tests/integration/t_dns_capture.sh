@@ -15,7 +15,7 @@
 #     VIP, and its requests spread over the service's endpoints.
 . "$(dirname "$0")/lib.sh"
 command -v dnsmasq >/dev/null || fail "dnsmasq is not installed (apt-get install dnsmasq-base)"
-[ "$(id -u)" = 0 ] || fail "needs root: the name server listens on port 53 (127.0.0.153)"
+[ "$(id -u)" = 0 ] || { echo "skip: needs root (a name server on port 53, nginx workers as nobody)"; exit 77; }
 
 port=$(free_port)
 start_backends "$port"
