@@ -87,7 +87,8 @@ static size_t addresses(struct service *svc, uint16_t type, struct netaddr *out)
 }
 
 /* A VIP's reverse name (PTR): the service's name, as getnameinfo answers
- * it. 0 when the question is not one; else as dns_reply_build_ptr. */
+ * it. 0 with *svc NULL when the question is not one; else as
+ * dns_reply_build_ptr. */
 static size_t reverse(const struct registry *reg, unsigned char *buf, size_t cap,
                       const struct dns_question *q, struct service **svc)
 {
@@ -95,6 +96,20 @@ static size_t reverse(const struct registry *reg, unsigned char *buf, size_t cap
     if (q->type != ns_t_ptr || !dns_reply_ptr_address(q->name, &vip) || !(*svc = registry_by_vip(reg, vip)))
         return 0;
     return dns_reply_build_ptr(buf, cap, q, resolve_vip_name(*svc), DNS_REPLY_TTL_S);
+}
+
+/* A service name's question (A, AAAA or another type): its addresses.
+ * 0 with *svc NULL when the name is not a service's; else as
+ * dns_reply_build. */
+static size_t forward(const struct registry *reg, unsigned char *buf, size_t cap,
+                      const struct dns_question *q, struct service **svc)
+{
+    if (!(*svc = registry_by_name(reg, q->name)))
+        return 0;
+    health_start(*svc);     /* a connect is likely to follow, as after getaddrinfo */
+    watch_start();
+    struct netaddr addrs[1];
+    return dns_reply_build(buf, cap, q, addrs, addresses(*svc, q->type, addrs), DNS_REPLY_TTL_S);
 }
 
 /* The length the program is given; *answered when buf now holds the
@@ -109,14 +124,10 @@ static ssize_t answer(int fd, void *buf, ssize_t n, size_t cap, bool *answered)
         q.class != ns_c_in)
         return n;
     size_t len = reverse(reg, buf, cap, &q, &svc);
-    if (!len && !svc) {
-        if (!(svc = registry_by_name(reg, q.name)))
-            return n;
-        health_start(svc);      /* a connect is likely to follow, as after getaddrinfo */
-        watch_start();
-        struct netaddr addrs[1];
-        len = dns_reply_build(buf, cap, &q, addrs, addresses(svc, q.type, addrs), DNS_REPLY_TTL_S);
-    }
+    if (!svc)
+        len = forward(reg, buf, cap, &q, &svc);
+    if (!svc)
+        return n;           /* not the mesh's name: the server's answer */
     if (!len) {
         log_warn("%s: the DNS answer read on descriptor %d left as the name server sent it: "
                  "the program's buffer (%zu bytes) has no room for the service's record",
@@ -135,7 +146,8 @@ ssize_t dnscapture_received(int fd, void *buf, ssize_t n, size_t cap)
     return answer(fd, buf, n, cap, &answered);
 }
 
-/* A response this large is not one for a service name's A or AAAA question. */
+/* A response this large is not one the shim answers: its question and one
+ * record fit in a few hundred bytes. */
 #define GATHER_MAX 4096
 
 ssize_t dnscapture_receivedv(int fd, const struct iovec *iov, size_t iovcnt, ssize_t n)
