@@ -841,6 +841,31 @@ static bool fault_injected(struct hproxy *px)
     return false;
 }
 
+/* A connection carried as TCP has no request to fail: the service's
+ * faults are drawn once for it, as a TCP service's connect draws them. An
+ * aborted one is reset (the application reads ECONNRESET; its line says
+ * `fault`, FI); a delayed one connects upstream fault_delay later (DI).
+ * True when the tunnel does not start now. */
+static bool raw_fault_injected(struct hproxy *px)
+{
+    const struct service_config *cfg = service_cfg(px->svc);
+    if (draw(cfg->fault_abort)) {
+        log_warn("%s: connection reset on purpose (fault_abort)", px->svc->name);
+        px->conn->result = RESULT_FAULT;
+        px->conn->flags |= FLAG_FI;
+        px->close_after = px->reset_app = true;
+        px->state = PX_CLOSING;
+        return true;
+    }
+    if (cfg->fault_delay_ms && draw(cfg->fault_delay_percent)) {
+        px->conn->flags |= FLAG_DI;
+        px->state = PX_BACKOFF;
+        engine_timer_set(&px->try_timer, now_ns() + (uint64_t)cfg->fault_delay_ms * 1000000u);
+        return true;
+    }
+    return false;
+}
+
 /* What the request's line and Host say, and when it began (a head cut
  * short by an error may have none of them yet). */
 static void request_head_take(struct hproxy *px, const struct h1_head *h)
@@ -1019,7 +1044,8 @@ static void parse_request(struct hproxy *px)
                          px->svc->name, h1_error(&px->req));
                 px->raw_tunnel = true;
                 px->target = px->svc;
-                attempt_start(px);
+                if (!raw_fault_injected(px))
+                    attempt_start(px);
                 return;
             }
             /* A broken request on a connection that speaks HTTP: 400. */

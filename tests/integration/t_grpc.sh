@@ -14,7 +14,9 @@
 #   client is refused there, with a line that says why;
 # - to a service with protocol = http, gRPC's HTTP/2 is carried as TCP,
 #   said once a connection, and the access log names each one's endpoint;
-#   at a server's protocol = http port, the line says HTTP/2 too;
+#   at a server's protocol = http port, the line says HTTP/2 too; the
+#   service's fault_abort resets such a connection (no request to answer
+#   503);
 # - a resolver the user chose is kept.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
@@ -47,7 +49,8 @@ tls_ini "$TMP/client.ini" web \
     "[service:orders]" "endpoints = 127.0.0.2, 127.0.0.3, 127.0.0.4" "lb = round_robin" \
     "[service:vault]" "endpoints = 127.0.0.2:$mport" "tls = mtls" \
     "identity = spiffe://test.mesh/ns/prod/sa/orders" \
-    "[service:h2c]" "protocol = http" "endpoints = 127.0.0.2, 127.0.0.3" "lb = round_robin"
+    "[service:h2c]" "protocol = http" "endpoints = 127.0.0.2, 127.0.0.3" "lb = round_robin" \
+    "[service:h2cfault]" "protocol = http" "endpoints = 127.0.0.2" "fault_abort = 100%"
 ini_access_log "$TMP/client.ini" "$TMP/client-access.log"
 export MESHIM_CONFIG=$TMP/client.ini
 
@@ -82,6 +85,15 @@ for i in 2 3; do
         "$TMP/client-access.log" || fail "no access-log line names h2c's 127.0.0.$i: $(grep h2c "$TMP/client-access.log")"
 done
 ok "4 gRPC calls to a protocol = http service, carried as TCP, each line naming its endpoint"
+
+# Carried as TCP, a connection has no request to fail: fault_abort resets
+# the connection itself, as a TCP service's connect would be refused.
+calls "$TMP/out" "h2cfault:$port" 2
+[ "$(grep -c '^error: UNAVAILABLE' "$TMP/out")" -eq 2 ] ||
+    fail "calls to h2cfault (fault_abort = 100%): $(cat "$TMP/out")"
+grep -q '"service":"h2cfault",.*"result":"fault","flags":"FI"' "$TMP/client-access.log" ||
+    fail "no access-log line says h2cfault's connection was faulted: $(grep h2cfault "$TMP/client-access.log")"
+ok "fault_abort = 100% on a protocol = http service carried as TCP: 2 calls UNAVAILABLE, the line says fault (FI)"
 
 # The same at a server's inbound port with protocol = http.
 hport=$(free_port)
