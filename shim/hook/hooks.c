@@ -326,8 +326,8 @@ static inline ssize_t from_vip(int fd, ssize_t n, struct sockaddr *addr, socklen
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len)
 {
     socklen_t room = addr && len ? *len : 0;
-    return dns_in(fd, buf, from_vip(fd, data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len)), addr, len, room),
-                  n);
+    ssize_t got = data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len));
+    return dns_in(fd, buf, from_vip(fd, got, addr, len, room), n);
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
@@ -355,10 +355,8 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
                               socklen_t *len)
 {
     socklen_t room = addr && len ? *len : 0;
-    return dns_in(fd, buf,
-                  from_vip(fd, data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len)), addr,
-                           len, room),
-                  n);
+    ssize_t got = data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len));
+    return dns_in(fd, buf, from_vip(fd, got, addr, len, room), n);
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)

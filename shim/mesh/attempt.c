@@ -496,6 +496,11 @@ bool budget_retry(struct service *svc)
     return allowed;
 }
 
+bool fault_drawn(double share)
+{
+    return share > 0 && (double)rng_below(rng_thread(), 1000000) < share * 1000000;
+}
+
 uint64_t retry_delay_ns(const struct service *svc, unsigned retry)
 {
     const struct service_config *cfg = service_cfg(svc);

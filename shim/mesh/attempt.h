@@ -97,6 +97,11 @@ void attempt_failed_log(struct conn *c, const struct endpoint *ep, uint16_t app_
 /* Backoff before retry number `retry` (1 = the first retry). */
 uint64_t retry_delay_ns(const struct service *svc, unsigned retry);
 
+/* True with probability `share` (0 to 1): fault_abort and
+ * fault_delay_percent, drawn per connect (connect.c) or per request
+ * (http.c). */
+bool fault_drawn(double share);
+
 /* Linux lets a TCP socket connect again after a failed attempt once it is
  * disconnected with AF_UNSPEC (which also aborts a SYN still in flight). */
 void reset_socket(int fd);

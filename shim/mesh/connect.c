@@ -332,12 +332,6 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
 
 /* ---------------------------------------------------------- meshim_connect -- */
 
-/* Shares are drawn per connection: fault_abort fails it on purpose. */
-static bool draw(double share)
-{
-    return share > 0 && (double)rng_below(rng_thread(), 1000000) < share * 1000000;
-}
-
 /* connect() on a descriptor whose connection is already meshed. Returns
  * true when that answers the call (*rc set), false to mesh it anew. */
 static bool connect_again(int fd, struct conn *c, int family, uint16_t port, int *rc)
@@ -445,12 +439,13 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
         return fail(ECONNREFUSED);
     }
     /* An HTTP service draws its faults per request (http.c). */
-    if (!http && draw(cfg->fault_abort)) {
+    if (!http && fault_drawn(cfg->fault_abort)) {
         log_warn("%s: connection failed on purpose (fault_abort)", svc->name);
         conn_refused(svc, dst.port, RESULT_FAULT, FLAG_FI);
         return fail(ECONNREFUSED);
     }
-    uint64_t delay_ns = !http && draw(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
+    uint64_t delay_ns =
+        !http && fault_drawn(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
 
     int saved = errno;
     bool v6only = addr->sa_family == AF_INET6 && real_getsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;

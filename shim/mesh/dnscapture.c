@@ -120,8 +120,8 @@ static ssize_t answer(int fd, void *buf, ssize_t n, size_t cap, bool *answered)
     struct dns_question q;
     struct service *svc = NULL;
     /* n past cap: MSG_TRUNC's whole length of a datagram cut short. */
-    if (n <= 0 || (size_t)n > cap || !reg || !reg->cfg->dns_capture || !dns_reply_question(buf, (size_t)n, &q) ||
-        q.class != ns_c_in)
+    if (n <= 0 || (size_t)n > cap || !reg || !reg->cfg->dns_capture ||
+        !dns_reply_question(buf, (size_t)n, &q) || q.class != ns_c_in)
         return n;
     size_t len = reverse(reg, buf, cap, &q, &svc);
     if (!svc)

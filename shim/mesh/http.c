@@ -814,25 +814,20 @@ static void attempt_start(struct hproxy *px)
         connect_failed(px, err);
 }
 
-/* Shares are drawn per request, as Envoy's HTTP fault filter does. */
-static bool draw(double share)
-{
-    return share > 0 && (double)rng_below(rng_thread(), 1000000) < share * 1000000;
-}
-
 /* The target's fault_abort and fault_delay, drawn for the request just
- * begun: answered 503 here (FI), or its first attempt put off (DI).
+ * begun, as Envoy's HTTP fault filter draws them: answered 503 here (FI),
+ * or its first attempt put off (DI).
  * True when the request does not go on now. */
 static bool fault_injected(struct hproxy *px)
 {
     const struct service_config *cfg = target_cfg(px);
-    if (draw(cfg->fault_abort)) {
+    if (fault_drawn(cfg->fault_abort)) {
         px->flags |= FLAG_FI;
         snprintf(px->last_why, sizeof(px->last_why), "fault injected (fault_abort)");
         respond_local(px, 503, "Service Unavailable", px->last_why);
         return true;
     }
-    if (cfg->fault_delay_ms && draw(cfg->fault_delay_percent)) {
+    if (cfg->fault_delay_ms && fault_drawn(cfg->fault_delay_percent)) {
         px->flags |= FLAG_DI;
         px->state = PX_BACKOFF;
         engine_timer_set(&px->try_timer, px->req_start_ns + (uint64_t)cfg->fault_delay_ms * 1000000u);
@@ -849,7 +844,7 @@ static bool fault_injected(struct hproxy *px)
 static bool raw_fault_injected(struct hproxy *px)
 {
     const struct service_config *cfg = service_cfg(px->svc);
-    if (draw(cfg->fault_abort)) {
+    if (fault_drawn(cfg->fault_abort)) {
         log_warn("%s: connection reset on purpose (fault_abort)", px->svc->name);
         px->conn->result = RESULT_FAULT;
         px->conn->flags |= FLAG_FI;
@@ -857,7 +852,7 @@ static bool raw_fault_injected(struct hproxy *px)
         px->state = PX_CLOSING;
         return true;
     }
-    if (cfg->fault_delay_ms && draw(cfg->fault_delay_percent)) {
+    if (cfg->fault_delay_ms && fault_drawn(cfg->fault_delay_percent)) {
         px->conn->flags |= FLAG_DI;
         px->state = PX_BACKOFF;
         engine_timer_set(&px->try_timer, now_ns() + (uint64_t)cfg->fault_delay_ms * 1000000u);
