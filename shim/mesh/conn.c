@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utlist.h>
 #include <linux/tcp.h>
 
 #include "engine/placeholder.h"
@@ -39,22 +40,14 @@ static struct conn *live;
 static void live_add(struct conn *c)
 {
     pthread_mutex_lock(&live_lock);
-    c->live_next = live;
-    if (live)
-        live->live_prev = c;
-    live = c;
+    DL_PREPEND2(live, c, live_prev, live_next);
     pthread_mutex_unlock(&live_lock);
 }
 
 static void live_remove(struct conn *c)
 {
     pthread_mutex_lock(&live_lock);
-    if (c->live_prev)
-        c->live_prev->live_next = c->live_next;
-    else
-        live = c->live_next;
-    if (c->live_next)
-        c->live_next->live_prev = c->live_prev;
+    DL_DELETE2(live, c, live_prev, live_next);
     pthread_mutex_unlock(&live_lock);
 }
 

@@ -83,7 +83,7 @@ struct conn {
     unsigned n_failures;
     struct threadtrace *tt;     /* trace_propagation = thread (threadtrace.h); set before the
                                    descriptor is in the table, freed with the connection */
-    struct conn *live_prev, *live_next;     /* every connection not freed (live_lock) */
+    struct conn *live_prev, *live_next;     /* every connection not freed (live_lock; utlist's DL) */
 };
 
 /* A new connection to svc (no endpoint yet), counted active, with one
