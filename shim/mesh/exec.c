@@ -53,11 +53,17 @@ void exec_init(void)
         lib_path[0] = '\0';
 }
 
+/* The listener a new image gets: the first one with an [inbound:PORT]
+ * section, else the first one. */
+struct listener {
+    uint16_t port;          /* a TCP listener's port; 0: none found */
+    bool inbound;           /* port has an [inbound:PORT] section */
+};
+
 struct scan {
     const struct registry *reg;
     int dirfd;
-    uint16_t port;          /* a TCP listener's port; 0: none found */
-    bool inbound;           /* port has an [inbound:PORT] section */
+    struct listener found;
 };
 
 static uint16_t local_port(int fd)
@@ -83,16 +89,13 @@ static bool listening(int fd)
 
 /* Notes a listener the new image gets (its port, and whether that has an
  * [inbound:PORT] section, which wins): false once that is found. */
-static bool note_listener(struct scan *s, uint16_t port, bool inbound)
+static bool note_listener(struct listener *l, uint16_t port, bool inbound)
 {
-    if (port && inbound) {
-        s->port = port;
-        s->inbound = true;
-        return false;
+    if (port && !l->inbound && (inbound || !l->port)) {
+        l->port = port;
+        l->inbound = inbound;
     }
-    if (port && !s->port)
-        s->port = port;
-    return true;
+    return !l->inbound;
 }
 
 /* files_each_name's step: a TCP listening socket the exec passes on (no
@@ -110,10 +113,10 @@ static bool find_listener(int dirfd, const char *name, void *arg)
     if (flags < 0 || (flags & FD_CLOEXEC))
         return true;
     uint16_t port = local_port((int)fd);
-    return note_listener(s, port, port && registry_inbound(s->reg, port));
+    return note_listener(&s->found, port, port && registry_inbound(s->reg, port));
 }
 
-/* The TCP listeners the exec passes on: s->port 0 when none. */
+/* The TCP listeners the exec passes on: s->found.port 0 when none. */
 static void passed_listener(struct scan *s)
 {
     s->reg = mesh_registry();
@@ -138,8 +141,7 @@ static void passed_listener(struct scan *s)
 
 static struct spawn_dup {
     const posix_spawn_file_actions_t *actions;  /* atomic; NULL: a free slot */
-    uint16_t port;
-    bool inbound;
+    struct listener found;
 } spawn_dups[SPAWN_DUPS];
 
 static struct spawn_dup *spawn_dup_of(const posix_spawn_file_actions_t *actions)
@@ -163,8 +165,7 @@ void exec_spawn_dup(const posix_spawn_file_actions_t *actions, int fd)
         if (__atomic_compare_exchange_n(&spawn_dups[i].actions, &none, actions, false,
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
             d = &spawn_dups[i];
-            d->port = 0;
-            d->inbound = false;
+            d->found = (struct listener){ 0 };
         }
     }
     if (!d) {
@@ -172,10 +173,7 @@ void exec_spawn_dup(const posix_spawn_file_actions_t *actions, int fd)
                  "follow port %u into the program spawned with them", SPAWN_DUPS, (unsigned)port);
         return;
     }
-    if (!d->inbound && (inbound || !d->port)) {
-        d->port = port;
-        d->inbound = inbound;
-    }
+    note_listener(&d->found, port, inbound);
 }
 
 void exec_spawn_forget(const posix_spawn_file_actions_t *actions)
@@ -195,7 +193,7 @@ static void dup_listener(struct scan *s, const struct exec_call *call)
         return;
     struct spawn_dup *d = spawn_dup_of(call->actions);
     if (d)
-        note_listener(s, d->port, d->inbound);
+        note_listener(&s->found, d->found.port, d->found.inbound);
 }
 
 /* ------------------------------------------------------------- the run -- */
@@ -235,15 +233,16 @@ int exec_run(const struct exec_call *call, char *const envp[])
     struct scan s = { 0 };
     if (lib_path[0]) {
         passed_listener(&s);
-        if (!s.inbound)
+        if (!s.found.inbound)
             dup_listener(&s, call);
     }
     errno = saved_errno;
-    if (!s.port)
+    if (!s.found.port)
         return exec_with(call, envp);
     char what[64];
-    snprintf(what, sizeof(what), s.inbound ? "the listener of [inbound:%u]" : "a listening socket (port %u)",
-             (unsigned)s.port);
+    snprintf(what, sizeof(what),
+             s.found.inbound ? "the listener of [inbound:%u]" : "a listening socket (port %u)",
+             (unsigned)s.found.port);
     char *const *vars;
     size_t n_vars = mesh_env_all(&vars);
     size_t slots = execenv_slots(envp, n_vars), bytes = execenv_bytes(envp, lib_path, own_preload);
