@@ -31,12 +31,13 @@
 
 bool dnscapture_live;
 
-/* A datagram socket: what the kernel says, for a number the socket hook
- * did not see made (a socket from before the shim's config, or inherited). */
-static bool datagram(int fd)
+/* A datagram socket not yet watched: what the kernel says, for a number
+ * the socket hook did not see made (a socket from before the shim's
+ * config, or inherited). */
+static bool unwatched_datagram(int fd)
 {
     enum fd_kind kind = fdtable_kind(fd);
-    if (kind == FD_TCP || kind == FD_KTLS || kind == FD_UDP_VIP)
+    if (kind == FD_DNS || kind == FD_TCP || kind == FD_KTLS || kind == FD_UDP_VIP)
         return false;
     int saved = errno;
     bool dgram = real_getsockopt_int(fd, SOL_SOCKET, SO_TYPE) == SOCK_DGRAM;
@@ -62,7 +63,7 @@ void dnscapture_note(const struct registry *reg, int fd, const struct sockaddr *
 {
     struct netaddr to;
     if (!reg->cfg->dns_capture || !netaddr_from_sockaddr(addr, len, &to) || !name_server(reg->cfg, &to) ||
-        fdtable_kind(fd) == FD_DNS || !datagram(fd))
+        !unwatched_datagram(fd))
         return;
     fdtable_set_kind(fd, FD_DNS);
     __atomic_store_n(&dnscapture_live, true, __ATOMIC_RELEASE);

@@ -19,24 +19,14 @@
 #define HEADER_LEN 12
 #define NAME_AT_QUESTION 0xc00c     /* a compression pointer to offset 12 */
 
-/* Header flag bits, as <arpa/nameser.h>'s HEADER bit fields lay them out. */
+/* Header flag bits, as <arpa/nameser.h>'s HEADER bit fields lay them out
+ * (its NS_GET16 and NS_PUT16 read and write the words). */
 #define F_QR 0x8000
 #define F_OPCODE 0x7800
 #define F_AA 0x0400
 #define F_RD 0x0100
 #define F_RA 0x0080
 #define F_CD 0x0010
-
-static uint16_t get16(const unsigned char *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put16(unsigned char *p, uint16_t v)
-{
-    p[0] = (unsigned char)(v >> 8);
-    p[1] = (unsigned char)v;
-}
 
 /* The length of the uncompressed name at p (labels, then the root), or 0
  * when it has a compression pointer or runs past eom. A question comes
@@ -57,8 +47,11 @@ bool dns_reply_question(const unsigned char *msg, size_t len, struct dns_questio
 {
     if (!msg || len < HEADER_LEN || len > 65535)
         return false;
-    uint16_t flags = get16(msg + 2);
-    if (!(flags & F_QR) || (flags & F_OPCODE) != 0 || get16(msg + 4) != 1)
+    uint16_t flags, questions;
+    const unsigned char *h = msg + 2;
+    NS_GET16(flags, h);
+    NS_GET16(questions, h);
+    if (!(flags & F_QR) || (flags & F_OPCODE) != 0 || questions != 1)
         return false;
     const unsigned char *eom = msg + len, *p = msg + HEADER_LEN;
     int n = dn_expand(msg, eom, p, q->name, sizeof(q->name));
@@ -67,9 +60,9 @@ bool dns_reply_question(const unsigned char *msg, size_t len, struct dns_questio
     for (char *c = q->name; *c; c++)
         *c = (char)tolower((unsigned char)*c);
     p += n;
-    q->type = get16(p);
-    q->class = get16(p + 2);
-    q->end = (size_t)(p + 4 - msg);
+    NS_GET16(q->type, p);
+    NS_GET16(q->class, p);
+    q->end = (size_t)(p - msg);
     return true;
 }
 
@@ -82,23 +75,26 @@ static size_t rdata_len(uint16_t type)
  * after them. */
 static void answer_header(unsigned char *msg, size_t records)
 {
-    uint16_t flags = get16(msg + 2);
-    put16(msg + 2, (uint16_t)(F_QR | F_AA | F_RA | (flags & (F_RD | F_CD))));
-    put16(msg + 6, (uint16_t)records);      /* answers */
-    put16(msg + 8, 0);                      /* authority */
-    put16(msg + 10, 0);                     /* additional */
+    uint16_t flags;
+    const unsigned char *in = msg + 2;
+    NS_GET16(flags, in);
+    unsigned char *p = msg + 2;
+    NS_PUT16(F_QR | F_AA | F_RA | (flags & (F_RD | F_CD)), p);
+    p += 2;                                 /* questions: the one */
+    NS_PUT16(records, p);                   /* answers */
+    NS_PUT16(0, p);                         /* authority */
+    NS_PUT16(0, p);                         /* additional */
 }
 
 /* An answer record's fixed part at p: its owner the question's name. */
 static unsigned char *record_at(unsigned char *p, uint16_t type, uint32_t ttl, size_t rdlen)
 {
-    put16(p, NAME_AT_QUESTION);
-    put16(p + 2, type);
-    put16(p + 4, ns_c_in);
-    put16(p + 6, (uint16_t)(ttl >> 16));
-    put16(p + 8, (uint16_t)ttl);
-    put16(p + 10, (uint16_t)rdlen);
-    return p + 12;
+    NS_PUT16(NAME_AT_QUESTION, p);
+    NS_PUT16(type, p);
+    NS_PUT16(ns_c_in, p);
+    NS_PUT32(ttl, p);
+    NS_PUT16(rdlen, p);
+    return p;
 }
 
 size_t dns_reply_build(unsigned char *msg, size_t cap, const struct dns_question *q,
