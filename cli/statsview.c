@@ -756,6 +756,9 @@ void stats_render_prometheus(const struct stats_view *views, int n, FILE *out)
     per_service(views, n, out, "meshim_retries_total", "counter",
                 "Attempts made after a failed one (connection-level retries).",
                 offsetof(struct stats_service, retries));
+    per_service(views, n, out, "meshim_lb_panic_total", "counter",
+                "Endpoints picked while the service was in panic (panic_threshold): ejected ones included.",
+                offsetof(struct stats_service, panics));
     per_endpoint(views, n, out, EP_EJECTIONS);
     per_endpoint(views, n, out, EP_EJECTED);
     per_endpoint(views, n, out, EP_SHARED_SKIPS);

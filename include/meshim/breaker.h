@@ -68,6 +68,14 @@ bool circuit_failure(struct circuit *c, const struct breaker_policy *p, uint64_t
  * endpoints ejected — but one endpoint always may be. */
 bool breaker_may_eject(size_t ejected, size_t total, uint32_t max_percent);
 
+/* panic_threshold (Envoy's panic mode): with fewer than that share of the
+ * service's endpoints usable (not ejected, not failing health checks), its
+ * connects go to all of them, ejected or not. 0: never. An ejected endpoint
+ * that answers then closes its circuit at once (circuit_success); a failure
+ * while its ejection runs changes nothing, one after it is the failed probe
+ * (circuit_failure). */
+bool breaker_panic(size_t usable, size_t total, uint32_t threshold_percent);
+
 /* How long the n-th ejection lasts. */
 uint64_t breaker_eject_ns(const struct breaker_policy *p, uint32_t n);
 

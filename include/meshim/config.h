@@ -79,6 +79,7 @@ struct service_config {
     uint32_t eject_after;               /* 0: off, the breaker never ejects */
     uint32_t eject_time_ms;
     uint32_t max_eject_percent;
+    uint32_t panic_threshold;           /* percent; 0: never (breaker_panic) */
     uint32_t max_connections;
     enum health_check health_check;
     uint32_t health_interval_ms, health_timeout_ms;

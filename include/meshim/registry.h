@@ -109,6 +109,7 @@ struct service {
     int health_started;                   /* atomic: the checks run (health.c) */
     uint64_t stats_slot;                  /* metrics.c: its slot in the stats file; 0: none yet */
     struct breaker_policy breaker;        /* under lock */
+    bool panic;                           /* under lock: in panic at the last pick (panic_threshold) */
     struct retry_budget budget;           /* under lock */
     uint32_t active;                      /* atomic: open connections (max_connections) */
     struct netaddr affine;                /* under lock: affinity = process: this process's

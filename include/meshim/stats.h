@@ -25,7 +25,7 @@
 #include <string.h>
 
 #define STATS_MAGIC "MESHIMST"
-#define STATS_VERSION 5u
+#define STATS_VERSION 6u
 
 #define STATS_MAX_SERVICES 256u
 #define STATS_MAX_ENDPOINTS 2048u
@@ -97,6 +97,7 @@ struct stats_service {
     uint64_t requests[6];
     struct stats_histogram request;
     uint64_t request_bytes, response_bytes;
+    uint64_t panics;                    /* picks made in panic (panic_threshold) */
 };
 
 struct stats_endpoint {

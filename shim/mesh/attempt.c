@@ -92,6 +92,8 @@ static bool usable(size_t i, void *ctx)
     struct endpoint *ep = p->eps->ep[i];
     if (!reachable(p, i))
         return false;
+    if (p->panic)
+        return true;
     /* Health is the address's; the circuit is the port's (endpoint_at_port). */
     struct endpoint *cep = endpoint_at_port(ep, p->port);
     struct shared_entry *e = shared_entry_of(p->svc, ep, p->now);
@@ -160,11 +162,32 @@ static ssize_t affine_pick(struct pick *p)
     if (service_cfg(p->svc)->affinity != AFFINITY_PROCESS || !p->svc->affine.family)
         return -1;
     ssize_t i = endpoint_set_index(p->eps, &p->svc->affine);
-    return i >= 0 && usable((size_t)i, p) && admit(p, p->eps->ep[i]) ? i : -1;
+    return i >= 0 && usable((size_t)i, p) && (p->panic || admit(p, p->eps->ep[i])) ? i : -1;
+}
+
+/* Is the service in panic (breaker_panic)? Counts the endpoints this
+ * socket reaches and, of those, the usable ones, tried by this connect or
+ * not; under the service's lock. */
+static bool in_panic(struct pick *p, size_t *n_usable, size_t *n_reach)
+{
+    uint32_t threshold = service_cfg(p->svc)->panic_threshold;
+    *n_usable = *n_reach = 0;
+    if (!threshold)
+        return false;
+    uint64_t skips = p->shared_skips;       /* usable() notes them: the pick that follows counts */
+    p->panic = p->skip_tried = false;
+    for (size_t i = 0; i < p->eps->n; i++)
+        if (reachable(p, i)) {
+            ++*n_reach;
+            *n_usable += usable(i, p);
+        }
+    p->shared_skips = skips;
+    return breaker_panic(*n_usable, *n_reach, threshold);
 }
 
 /* Picks among the usable endpoints (untried ones first) and admits the
- * choice; under the service's lock. -1: none. */
+ * choice; under the service's lock. -1: none. In panic every endpoint the
+ * socket reaches is usable, and none is asked to admit. */
 static ssize_t pick_admitted(struct pick *p)
 {
     struct endpoint_set *set = p->eps;
@@ -186,7 +209,7 @@ static ssize_t pick_admitted(struct pick *p)
         }
         if (i < 0)
             return i;
-        if (admit(p, set->ep[i])) {
+        if (p->panic || admit(p, set->ep[i])) {
             p->svc->affine = set->ep[i]->addr;     /* kept only under affinity = process */
             return i;
         }
@@ -214,6 +237,19 @@ bool pick_another(const struct pick *p, unsigned retry)
     return another;
 }
 
+/* One line when a service goes into panic, and one when it leaves. */
+static void panic_note(const struct service *svc, bool panic, size_t n_usable, size_t n_reach)
+{
+    uint32_t threshold = service_cfg(svc)->panic_threshold;
+    if (!panic && !threshold)
+        log_info("%s: out of panic (panic_threshold = 0 now)", svc->name);
+    else if (panic)
+        log_warn("%s: panic: %zu of %zu endpoints usable, below panic_threshold %u%%: connects go to "
+                 "every endpoint, ejected or not", svc->name, n_usable, n_reach, threshold);
+    else
+        log_info("%s: out of panic: %zu of %zu endpoints usable", svc->name, n_usable, n_reach);
+}
+
 struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_storage *ss,
                              socklen_t *len)
 {
@@ -232,12 +268,20 @@ struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_
     p->now = now_ns();
     p->port = app_port;
     p->shared_skips = 0;
+    size_t n_usable, n_reach;
+    p->panic = in_panic(p, &n_usable, &n_reach);
+    bool panic_changed = p->panic != svc->panic;
+    svc->panic = p->panic;
     ssize_t i = pick_admitted(p);
     struct endpoint *ep = i >= 0 ? p->eps->ep[i] : NULL;
     if (ep)
         p->last = (size_t)i;
     pthread_mutex_unlock(&svc->lock);
     endpoint_set_unref(old);
+    if (panic_changed)
+        panic_note(svc, p->panic, n_usable, n_reach);
+    if (ep && p->panic)
+        metrics_panic(svc);
     if (p->shared_skips) {
         p->flags |= FLAG_SE;
         for (size_t k = 0; k < p->eps->n && k < 64; k++)

@@ -27,6 +27,8 @@ struct pick {
                                    port-less endpoint) */
     bool v6only;
     bool skip_tried;
+    bool panic;                 /* the last pick found the service in panic (panic_threshold):
+                                   circuits and health checks are not asked */
     uint64_t tried;             /* bit i: endpoint i failed already (first 64) */
     uint64_t shared_skips;      /* bit i: the last pick passed endpoint i over because of
                                    another process's verdict in the host's table */

@@ -389,6 +389,14 @@ void metrics_retry(struct service *svc)
         add(&s->retries, 1);
 }
 
+void metrics_panic(struct service *svc)
+{
+    struct stats_header *h = stats();
+    struct stats_service *s = h ? service_stats(h, svc) : NULL;
+    if (s)
+        add(&s->panics, 1);
+}
+
 void metrics_unrouted(struct service *svc, enum stats_result r)
 {
     struct stats_header *h = stats();

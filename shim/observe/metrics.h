@@ -34,6 +34,8 @@ void metrics_ejected(struct service *svc, struct endpoint *ep, bool ejected);
  * host's table (shared.h). */
 void metrics_shared_skip(struct service *svc, struct endpoint *ep);
 void metrics_retry(struct service *svc);
+/* An endpoint picked while the service is in panic (panic_threshold). */
+void metrics_panic(struct service *svc);
 /* A connect that never reached an endpoint: overflow, no_endpoint, fault. */
 void metrics_unrouted(struct service *svc, enum stats_result r);
 /* A connection is established, latency_ns after connect() was called. */

@@ -18,6 +18,11 @@ bool breaker_may_eject(size_t ejected, size_t total, uint32_t max_percent)
     return (ejected + 1) * 100 <= (size_t)max_percent * total;
 }
 
+bool breaker_panic(size_t usable, size_t total, uint32_t threshold_percent)
+{
+    return total > 0 && usable * 100 < (size_t)threshold_percent * total;
+}
+
 static bool probe_out(const struct circuit *c, uint64_t now_ns)
 {
     return c->probing && (c->probe_until_ns == 0 || now_ns < c->probe_until_ns);

@@ -859,6 +859,7 @@ static const struct key_def SERVICE_KEYS[] = {
     S("eject_after", p_eject_after, eject_after),
     S("eject_time", p_duration, eject_time_ms),
     S("max_eject_percent", p_percent, max_eject_percent),
+    S("panic_threshold", p_percent, panic_threshold),
     S("max_connections", p_positive, max_connections),
     S("health_check", p_health, health_check),
     S("health_interval", p_duration, health_interval_ms),

@@ -50,6 +50,11 @@ retries = 0
 [service:faulty]
 endpoints = 127.0.0.2:$port
 fault_abort = 30%
+[service:fragile]
+endpoints = 127.0.0.6:$port
+eject_after = 1
+retries = 0
+panic_threshold = 50
 INI
 export MESHIM_CONFIG=$TMP/mesh.ini
 
@@ -133,6 +138,39 @@ except ConnectionRefusedError: print('refused')
 echo "$out" | grep -Eq "lone: no healthy endpoint: .* \(an ejection ends in [0-9]+ s, made by another process of this host\)$" ||
     fail "another process was not told whose ejection refused it: $out"
 ok "only endpoint ejected: the next connect is refused at once, with the reason and when it ends; in another process too, saying whose"
+
+# The same with panic_threshold = 50 (Envoy's panic mode): the only endpoint
+# ejected, its server back (a 4 s restart of a lone redis was refused for
+# the next 30 s, host-wide), the next connect goes to it, reaches it and
+# closes the circuit; the log says when the service went into panic and
+# out, and meshim_lb_panic_total counts the pick.
+out=$(shimmed python3 - "$port" "$TMP/stats" "$MESHIM_CMD" "$MESHIM_CMD_PRELOAD" <<'PY' 2>&1
+import os, socket, subprocess, sys
+port, stats, cmd, cmd_preload = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+def dial(what):
+    try:
+        socket.create_connection(('fragile', port)).close(); print(what, 'connected')
+    except ConnectionRefusedError: print(what, 'refused')
+dial('down')
+srv = socket.create_server(('127.0.0.6', port))      # the server is back
+dial('back')
+dial('again')
+env = dict(os.environ, LD_PRELOAD=cmd_preload)     # the command itself is not meshed
+prom = subprocess.run([cmd, 'stats', '--prometheus', '--dir', stats], env=env,
+                      capture_output=True, text=True).stdout
+print(''.join(l for l in prom.splitlines(True)
+              if l.startswith('meshim_lb_panic_total{') and 'service="fragile"' in l and
+              'pid="%d"' % os.getpid() in l), end='')
+PY
+)
+echo "$out" | grep -q "fragile: endpoint 127.0.0.6:$port ejected for 30s" || fail "fragile not ejected: $out"
+[ "$(echo "$out" | grep -E '^(down|back|again) ' | tr '\n' ' ')" = "down refused back connected again connected " ] ||
+    fail "panic_threshold = 50: the server back, connects still refused: $out"
+echo "$out" | grep -q "fragile: panic: 0 of 1 endpoints usable, below panic_threshold 50%" ||
+    fail "no line says the service went into panic: $out"
+echo "$out" | grep -q "fragile: out of panic: 1 of 1 endpoints usable" || fail "no line says it left panic: $out"
+echo "$out" | grep -Eq '^meshim_lb_panic_total\{.*\} 1$' || fail "meshim_lb_panic_total is not 1: $out"
+ok "panic_threshold = 50: the only endpoint ejected and back, the next connect reaches it and closes the circuit; logged, counted"
 
 # A black hole and SO_SNDTIMEO shorter than connect_timeout: ETIMEDOUT, bounded by SO_SNDTIMEO.
 out=$(shimmed python3 -c "

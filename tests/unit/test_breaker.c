@@ -162,6 +162,28 @@ static void test_max_eject_percent(void **state)
     assert_int_equal(c.state, CIRCUIT_CLOSED);
 }
 
+static void test_panic_threshold(void **state)
+{
+    (void)state;
+    assert_false(breaker_panic(0, 1, 0));          /* 0: never, even with none usable */
+    assert_true(breaker_panic(0, 1, 50));          /* the only endpoint ejected */
+    assert_false(breaker_panic(1, 2, 50));         /* half usable is not below half */
+    assert_true(breaker_panic(1, 3, 50));          /* a third is */
+    assert_true(breaker_panic(2, 3, 100));         /* 100: any endpoint out */
+    assert_false(breaker_panic(3, 3, 100));
+    assert_false(breaker_panic(0, 0, 100));        /* nothing to send to */
+    /* What a panic connect's outcome does to an ejected endpoint: a failure
+     * leaves the ejection as it was (no longer), a success closes it. */
+    struct circuit c = { 0 };
+    fail_n(&c, 3, 0);
+    assert_int_equal(c.state, CIRCUIT_OPEN);
+    struct circuit before = c;
+    assert_false(circuit_failure(&c, &P, 5 * S, true));
+    assert_memory_equal(&c, &before, sizeof(c));
+    circuit_success(&c, 6 * S);
+    assert_int_equal(c.state, CIRCUIT_CLOSED);
+}
+
 static void test_health_thresholds(void **state)
 {
     (void)state;
@@ -192,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_forgiven_after_staying_closed),
         cmocka_unit_test(test_withdrawn_ejection_does_not_grow),
         cmocka_unit_test(test_max_eject_percent),
+        cmocka_unit_test(test_panic_threshold),
         cmocka_unit_test(test_eject_after_off),
         cmocka_unit_test(test_health_thresholds),
     };

@@ -161,6 +161,7 @@ static void test_every_key(void **state)
         "eject_after = 7\n"
         "eject_time = 45s\n"
         "max_eject_percent = 60\n"
+        "panic_threshold = 50%\n"
         "max_connections = 99\n"
         "health_check = tcp\n"
         "health_interval = 3s\n"
@@ -227,6 +228,7 @@ static void test_every_key(void **state)
     assert_int_equal(o->eject_after, 7);
     assert_int_equal(o->eject_time_ms, 45000);
     assert_int_equal(o->max_eject_percent, 60);
+    assert_int_equal(o->panic_threshold, 50);
     assert_int_equal(o->max_connections, 99);
     assert_int_equal(o->health_check, HEALTH_TCP);
     assert_int_equal(o->health_interval_ms, 3000);
@@ -272,6 +274,7 @@ static void test_builtin_defaults(void **state)
     assert_int_equal(o->eject_after, 5);
     assert_int_equal(o->eject_time_ms, 30000);
     assert_int_equal(o->max_eject_percent, 50);
+    assert_int_equal(o->panic_threshold, 0);       /* SPEC §3.5: an ejection refuses */
     assert_int_equal(o->max_connections, 1024);
     assert_int_equal(o->tls, TLS_OFF);
     assert_true(c->tls_ktls);
