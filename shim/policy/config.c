@@ -915,6 +915,65 @@ static const struct key_def *find_key(const struct key_def *table, const char *n
     return NULL;
 }
 
+/* Optimal string alignment distance (Levenshtein with adjacent swaps), for
+ * names of at most 31 characters; 99 beyond. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 31 || m > 31)
+        return 99;
+    int d[32][32];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int best = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m];
+}
+
+/* What an unknown key's line adds: the section's key it is a typo of (at
+ * most two edits, and fewer than half its length), else the section it
+ * belongs in; "" when neither. */
+static void unknown_key_hint(const struct key_def *table, const char *name, char *hint, size_t len)
+{
+    static const struct { const struct key_def *table; const char *section; } SECTIONS[] = {
+        { MESHIM_KEYS, "[meshim]" }, { TLS_KEYS, "[tls]" }, { TRACING_KEYS, "[tracing]" },
+        { SERVICE_KEYS, "[service:NAME] or [defaults]" }, { ROUTE_KEYS, "[route:NAME]" },
+        { INBOUND_KEYS, "[inbound:PORT]" },
+    };
+    const char *best = NULL;
+    int best_d = 3;
+    for (int i = 0; table[i].name; i++) {
+        int d = edit_distance(name, table[i].name);
+        if (d < best_d && 2 * d < (int)strlen(name)) {
+            best = table[i].name;
+            best_d = d;
+        }
+    }
+    *hint = '\0';
+    if (best) {
+        snprintf(hint, len, " (did you mean %s?)", best);
+        return;
+    }
+    int index;
+    for (size_t s = 0; s < sizeof(SECTIONS) / sizeof(SECTIONS[0]); s++)
+        if (SECTIONS[s].table != table && find_key(SECTIONS[s].table, name, &index)) {
+            snprintf(hint, len, " (a key of %s)", SECTIONS[s].section);
+            return;
+        }
+}
+
 static void service_defaults(struct service_config *s)
 {
     s->lb = LB_P2C;
@@ -1155,7 +1214,9 @@ static bool set_key(struct loader *L, const struct key_def *table, void *base, u
     int index = 0;
     const struct key_def *k = find_key(table, name, &index);
     if (!k) {
-        add_error(L, at, "%s: unknown key in [%s]", name, section);
+        char hint[96];
+        unknown_key_hint(table, name, hint, sizeof(hint));
+        add_error(L, at, "%s: unknown key in [%s]%s", name, section, hint);
         return false;
     }
     if (*set >> index & 1) {

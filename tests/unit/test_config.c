@@ -401,9 +401,18 @@ static void test_structure_errors(void **state)
     (void)state;
     expect_error("[service:a]\nendpoints = 127.0.0.2\n[frontend]\nx = 1\n",
                  ":3: [frontend]: unknown section");
+    /* An unknown key names the section's key it is a typo of, else the
+     * section it belongs in, else nothing more. */
     expect_error("[service:a]\nendpoints = 127.0.0.2\nretrys = 2\n",
-                 ":3: retrys: unknown key in [service:a]");
-    expect_error("[meshim]\nlog_levle = warn\n", ":2: log_levle: unknown key in [meshim]");
+                 ":3: retrys: unknown key in [service:a] (did you mean retries?)");
+    expect_error("[meshim]\nlog_levle = warn\n",
+                 ":2: log_levle: unknown key in [meshim] (did you mean log_level?)");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\ncert = /c.pem\n",
+                 ":3: cert: unknown key in [service:a] (a key of [tls])");
+    expect_error("[tls]\nlb = p2c\n", ":2: lb: unknown key in [tls] (a key of [service:NAME] or [defaults])");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\nfoo = 1\n", ":3: foo: unknown key in [service:a]\n");
+    /* dns is one edit away, but dn is too short to say it is a typo */
+    expect_error("[service:a]\nendpoints = 127.0.0.2\ndn = 1\n", ":3: dn: unknown key in [service:a]\n");
     expect_error("retries = 2\n", ":1: retries: key outside of any section");
     expect_error("[service:a]\nendpoints = 127.0.0.2\nretries = 1\nretries = 2\n",
                  ":4: retries: set twice in [service:a] (first at line 3)");
