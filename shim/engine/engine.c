@@ -19,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "libc/ownfd.h"
 #include "libc/real.h"
@@ -37,7 +38,7 @@ static int epfd = -1;
 static int bell = -1;                   /* eventfd: tasks are queued */
 static struct engine_task *queue_head, **queue_tail = &queue_head;
 static struct engine_timer *timers;     /* engine thread only, sorted by due_ns */
-static struct engine_slow *slow_head, *slow_tail;   /* engine thread only, first in first out */
+static struct engine_slow *slow_head;   /* engine thread only, first in first out (utlist DL) */
 /* A task the engine posts to itself (a dial handing its connection to a
  * relay) runs after the turn's events, without ringing the bell: that
  * would cost a write, a turn and a read. */
@@ -186,13 +187,7 @@ void engine_slow(struct engine_slow *s)
     if (s->queued)
         return;
     s->queued = true;
-    s->next = NULL;
-    s->prev = slow_tail;
-    if (slow_tail)
-        slow_tail->next = s;
-    else
-        slow_head = s;
-    slow_tail = s;
+    DL_APPEND(slow_head, s);
 }
 
 void engine_slow_cancel(struct engine_slow *s)
@@ -200,14 +195,7 @@ void engine_slow_cancel(struct engine_slow *s)
     if (!s->queued)
         return;
     s->queued = false;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        slow_head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    else
-        slow_tail = s->prev;
+    DL_DELETE(slow_head, s);
 }
 
 /* Runs slow work for one budget. */
@@ -433,7 +421,7 @@ void engine_atfork_child(void)
     queue_tail = &queue_head;
     signal_slot = NULL;
     timers = NULL;
-    slow_head = slow_tail = NULL;
+    slow_head = NULL;
 }
 
 /* ---------------------------------------------------------------- keeper -- */

@@ -34,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <uthash.h>
+#include <utlist.h>
 
 #include "engine/engine.h"
 #include "engine/otlp.h"
@@ -1375,12 +1376,7 @@ static void px_end(struct hproxy *px)
     h1_free(&px->req);
     h1_free(&px->resp);
     conn_unref(px->conn);
-    if (px->prev)
-        px->prev->next = px->next;
-    else
-        proxies = px->next;
-    if (px->next)
-        px->next->prev = px->prev;
+    DL_DELETE(proxies, px);
     engine_retire(px);
 }
 
@@ -1595,10 +1591,7 @@ static void req_timer_fired(struct engine_timer *t)
 static void begin(struct engine_task *t)
 {
     struct hproxy *px = container_of(t, struct hproxy, task);
-    px->next = proxies;
-    if (proxies)
-        proxies->prev = px;
-    proxies = px;
+    DL_PREPEND(proxies, px);
     if (!engine_watch(&px->app_io, EPOLLIN)) {
         log_warn("%s: cannot watch a connection: %s; closing it", px->svc->name, strerror(errno));
         px_end(px);

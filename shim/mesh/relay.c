@@ -50,6 +50,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "engine/engine.h"
 #include "engine/placeholder.h"
@@ -130,7 +131,7 @@ struct relay {
     struct relay *prev, *next;      /* live relays (engine thread only) */
 };
 
-static struct relay *live;
+static struct relay *live;          /* utlist DL: the relays begun and not yet freed */
 static bool relays_shared;          /* atomic: this process forked, or passed a relayed
                                        descriptor to another, while it had relays */
 static bool passed;                 /* atomic: ... passed one (a connect perhaps under way) */
@@ -564,12 +565,7 @@ static void relay_free(struct relay *r)
     tls_identity_put(r->id);
     buf_give_back(&r->up);
     buf_give_back(&r->down);
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        live = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    DL_DELETE(live, r);
     __atomic_sub_fetch(&live_n, 1, __ATOMIC_RELEASE);
     engine_retire(r);
     trim_after_burst();
@@ -1109,10 +1105,7 @@ static void begin(struct engine_task *t)
     /* Records go out whole (up to 16 KiB each): no Nagle delay on them. */
     int one = 1;
     real_setsockopt(r->net, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    r->next = live;
-    if (live)
-        live->prev = r;
-    live = r;
+    DL_PREPEND(live, r);
     if (__atomic_add_fetch(&live_n, 1, __ATOMIC_RELEASE) > live_peak)
         live_peak = live_n;
     __atomic_sub_fetch(&unbegun, 1, __ATOMIC_ACQ_REL);
