@@ -21,7 +21,7 @@ enum on_error { ON_ERROR_EXIT, ON_ERROR_PASSTHROUGH };
 enum lb_policy { LB_P2C, LB_ROUND_ROBIN, LB_LEAST_CONN, LB_RANDOM };
 enum tls_mode { TLS_OFF, TLS_MTLS };
 enum inbound_tls { INBOUND_STRICT, INBOUND_PERMISSIVE, INBOUND_OFF };
-enum health_check { HEALTH_OFF, HEALTH_TCP };
+enum health_check { HEALTH_OFF, HEALTH_TCP, HEALTH_HTTP };
 enum affinity { AFFINITY_NONE, AFFINITY_PROCESS };
 enum protocol { PROTO_TCP, PROTO_HTTP };
 /* How an outbound request finds the trace it belongs to (trace_propagation). */
@@ -82,6 +82,7 @@ struct service_config {
     uint32_t panic_threshold;           /* percent; 0: never (breaker_panic) */
     uint32_t max_connections;
     enum health_check health_check;
+    char *health_path;                  /* health_check = http: the request's target (NULL: "/") */
     uint32_t health_interval_ms, health_timeout_ms;
     uint32_t healthy_threshold, unhealthy_threshold;
     enum tls_mode tls;

@@ -1,13 +1,17 @@
 /*
- * health.c — active TCP health checks (see health.h).
+ * health.c — active health checks (see health.h): TCP (the connect) and
+ * HTTP (a GET of health_path answered 2xx or 3xx, as Kubernetes' probes and
+ * HAProxy's httpchk judge one).
  *
  * One round of checks per service at a time, on the engine. A round probes
  * every endpoint of the service's set as it is when the round starts (so
  * endpoints found by DNS or a reload are checked from the next round on):
  *
  *   IDLE --(health_interval over)--> connect to every endpoint; those that
- *                                    settle at once have their result
- *   PROBING --(a probe writable: SO_ERROR)---> its result
+ *                                    settle at once have their result (tcp)
+ *   PROBING --(a probe writable: SO_ERROR)---> tcp: its result;
+ *                                              http: the request goes out
+ *           --(http: the answer's head read)--> its status is the result
  *           --(health_timeout over)----------> the rest fail
  *   all results in --> IDLE
  *
@@ -25,12 +29,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "engine/engine.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
+#include "meshim/http1.h"
 #include "observe/log.h"
 #include "observe/sharedfile.h"
 
@@ -41,6 +49,8 @@ struct probe {
     struct checks *checks;
     struct endpoint *ep;
     bool in_flight;
+    bool asking;                    /* http: connected, the request sent, its answer awaited */
+    struct h1_parser answer;        /* http: while asking */
 };
 
 struct checks {
@@ -69,6 +79,10 @@ static void result(struct checks *c, struct probe *p, bool ok)
         p->in_flight = false;
         c->in_flight--;
     }
+    if (p->asking) {
+        h1_free(&p->answer);
+        p->asking = false;
+    }
     uint64_t now = now_ns();
     struct shared_entry *e = shared_entry_of(svc, p->ep, now);
     bool flipped, down;
@@ -94,16 +108,69 @@ static void round_over(struct checks *c)
     engine_timer_set(&c->timer, now_ns() + (uint64_t)cfg->health_interval_ms * 1000000u);
 }
 
+/* health_check = http: the request, on a connection just made (a few
+ * hundred bytes into an empty send buffer: one send). */
+static bool ask(struct checks *c, struct probe *p)
+{
+    const struct service_config *cfg = service_cfg(c->svc);
+    char req[1280];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: meshim-health-check\r\n"
+                     "Accept: */*\r\nConnection: close\r\n\r\n",
+                     cfg->health_path ? cfg->health_path : "/", c->svc->name);
+    if (n < 0 || (size_t)n >= sizeof(req) || real_send(p->io.fd, req, (size_t)n, MSG_NOSIGNAL) != n ||
+        !engine_interest(&p->io, EPOLLIN))
+        return false;
+    h1_init(&p->answer, H1_RESPONSE);
+    h1_response_to(&p->answer, "GET");
+    p->asking = true;
+    return true;
+}
+
+/* health_check = http: what came of the request so far. 1: healthy, 0:
+ * not, -1: no verdict yet. */
+static int answer_read(struct probe *p)
+{
+    char buf[2048];
+    ssize_t n = real_recv(p->io.fd, buf, sizeof(buf), 0);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? -1 : 0;
+    if (n == 0)
+        return 0;                   /* closed before its head */
+    size_t used;
+    switch (h1_feed(&p->answer, buf, (size_t)n, &used)) {
+    case H1_MORE:
+        return -1;
+    case H1_HEAD: {
+        int status = h1_head(&p->answer)->status;
+        return status >= 200 && status < 400;
+    }
+    default:
+        return 0;                   /* not HTTP, or a head the parser refused */
+    }
+}
+
 static void probe_ready(struct engine_io *io, uint32_t events)
 {
     (void)events;
     struct probe *p = container_of(io, struct probe, io);
     struct checks *c = p->checks;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (real_getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    result(c, p, err == 0);
+    int verdict;
+    if (p->asking) {
+        verdict = answer_read(p);
+    } else {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (real_getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (!err && service_cfg(c->svc)->health_check == HEALTH_HTTP)
+            verdict = ask(c, p) ? -1 : 0;
+        else
+            verdict = err == 0;
+    }
+    if (verdict < 0)
+        return;
+    result(c, p, verdict == 1);
     if (c->in_flight == 0) {
         engine_timer_cancel(&c->timer);
         round_over(c);
@@ -125,7 +192,9 @@ static bool probe_start(struct checks *c, struct probe *p, const struct service_
     socklen_t len = netaddr_to_sockaddr(&p->ep->addr, port, p->ep->addr.family, &ss);
     int err = real_connect(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
     p->io = (struct engine_io){ .ready = probe_ready, .fd = fd };
-    if (err == EINPROGRESS && engine_watch(&p->io, EPOLLOUT)) {
+    /* An http check waits for its answer even when the connect settled. */
+    bool wait = err == EINPROGRESS || (err == 0 && cfg->health_check == HEALTH_HTTP);
+    if (wait && engine_watch(&p->io, EPOLLOUT)) {
         p->in_flight = true;
         c->in_flight++;
         return true;
@@ -156,7 +225,7 @@ static void stop(struct checks *c)
 static void round_start(struct checks *c)
 {
     const struct service_config *cfg = service_cfg(c->svc);
-    if (cfg->health_check != HEALTH_TCP || __atomic_load_n(&c->svc->removed, __ATOMIC_ACQUIRE)) {
+    if (cfg->health_check == HEALTH_OFF || __atomic_load_n(&c->svc->removed, __ATOMIC_ACQUIRE)) {
         stop(c);
         return;
     }
@@ -208,7 +277,7 @@ static void begin(struct engine_task *t)
 
 void health_start(struct service *svc)
 {
-    if (service_cfg(svc)->health_check != HEALTH_TCP ||
+    if (service_cfg(svc)->health_check == HEALTH_OFF ||
         __atomic_load_n(&svc->health_started, __ATOMIC_ACQUIRE) ||
         __atomic_exchange_n(&svc->health_started, 1, __ATOMIC_ACQ_REL))
         return;

@@ -312,7 +312,7 @@ static const char *const ON_ERRORS[] = { "exit", "passthrough", NULL };
 static const char *const LBS[] = { "p2c", "round_robin", "least_conn", "random", NULL };
 static const char *const TLS_MODES[] = { "off", "mtls", NULL };
 static const char *const INBOUND_TLS[] = { "strict", "permissive", "off", NULL };
-static const char *const HEALTH[] = { "off", "tcp", NULL };
+static const char *const HEALTH[] = { "off", "tcp", "http", NULL };
 static const char *const ONOFF[] = { "off", "on", NULL };
 static const char *const KTLS_MODES[] = { "off", "auto", NULL };
 static const char *const RESUMPTIONS[] = { "ecdhe", "psk-only", NULL };
@@ -329,7 +329,7 @@ static const char *p_tls_mode(struct loader *L, const char *v, void *f)
 static const char *p_inbound_tls(struct loader *L, const char *v, void *f)
 { (void)L; return p_enum(v, f, INBOUND_TLS, "not one of strict, permissive, off"); }
 static const char *p_health(struct loader *L, const char *v, void *f)
-{ (void)L; return p_enum(v, f, HEALTH, "not one of off, tcp"); }
+{ (void)L; return p_enum(v, f, HEALTH, "not one of off, tcp, http"); }
 static const char *p_affinity(struct loader *L, const char *v, void *f)
 { (void)L; return p_enum(v, f, AFFINITIES, "not one of none, process"); }
 
@@ -764,6 +764,19 @@ static const char *p_url_path(struct loader *L, const char *v, void *f)
     return p_string(L, v, f);
 }
 
+/* health_path: a request's target as it goes on the wire (a query too). */
+static const char *p_request_target(struct loader *L, const char *v, void *f)
+{
+    if (*v && *v != '/')
+        return "not a path (starts with '/')";
+    for (const char *c = v; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f)
+            return "not a path (a space or a control character in it)";
+    if (strlen(v) > 1024)
+        return "longer than 1024 characters";
+    return p_string(L, v, f);
+}
+
 /* "x-canary, x-version: 2": a header name alone (present) or with its value (exact). */
 static const char *p_header_matches(struct loader *L, const char *v, void *f)
 {
@@ -862,6 +875,7 @@ static const struct key_def SERVICE_KEYS[] = {
     S("panic_threshold", p_percent, panic_threshold),
     S("max_connections", p_positive, max_connections),
     S("health_check", p_health, health_check),
+    S("health_path", p_request_target, health_path),
     S("health_interval", p_duration, health_interval_ms),
     S("health_timeout", p_duration, health_timeout_ms),
     S("healthy_threshold", p_positive, healthy_threshold),
@@ -1572,18 +1586,27 @@ static void validate_service(struct loader *L, struct service_config *s)
     if (s->retry_backoff_ms > s->retry_backoff_max_ms)
         add_error(L, at, "%s: retry_backoff (%ums) is longer than retry_backoff_max (%ums)", where,
                   s->retry_backoff_ms, s->retry_backoff_max_ms);
-    if (s->health_check == HEALTH_TCP && s->ports.n == 0 && (s->dns || s->endpoints_file))
-        add_error(L, at, "%s: health_check = tcp needs a port to check: set ports (endpoints "
-                  "from dns or endpoints_file may have none)", where);
-    else if (s->health_check == HEALTH_TCP && s->ports.n == 0) {
+    const char *check = s->health_check == HEALTH_HTTP ? "http" : "tcp";
+    if (s->health_check != HEALTH_OFF && s->ports.n == 0 && (s->dns || s->endpoints_file))
+        add_error(L, at, "%s: health_check = %s needs a port to check: set ports (endpoints "
+                  "from dns or endpoints_file may have none)", where, check);
+    else if (s->health_check != HEALTH_OFF && s->ports.n == 0) {
         for (size_t i = 0; i < s->endpoints.n; i++) {
             if (!s->endpoints.v[i].addr.port) {
-                add_error(L, at, "%s: health_check = tcp needs a port to check: give every "
-                          "endpoint one, or set ports", where);
+                add_error(L, at, "%s: health_check = %s needs a port to check: give every "
+                          "endpoint one, or set ports", where, check);
                 break;
             }
         }
     }
+    /* The checks speak plaintext: to an mTLS endpoint that would be a
+     * request in the clear, refused by a strict port anyway. */
+    if (s->health_check == HEALTH_HTTP && s->tls == TLS_MTLS)
+        add_error(L, at, "%s: health_check = http is plaintext: not with tls = mtls (use tcp)", where);
+    int path_key = 0;
+    find_key(SERVICE_KEYS, "health_path", &path_key);
+    if ((s->set >> path_key & 1) && s->health_path && s->health_check != HEALTH_HTTP)  /* [defaults] may */
+        add_error(L, at, "%s: health_path is for health_check = http", where);
     uint64_t split_total = 0;
     for (size_t i = 0; i < s->split.n; i++) {
         const char *target = s->split.v[i].service;

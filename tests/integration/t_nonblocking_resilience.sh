@@ -40,6 +40,16 @@ health_timeout = 100ms
 healthy_threshold = 1
 unhealthy_threshold = 1
 retries = 0
+[service:httpchecked]
+lb = round_robin
+endpoints = 127.0.0.2:$port, 127.0.0.4:$port, 127.0.0.7:$port
+health_check = http
+health_path = /healthz
+health_interval = 100ms
+health_timeout = 500ms
+healthy_threshold = 1
+unhealthy_threshold = 1
+retries = 0
 [service:delayed]
 endpoints = 127.0.0.2:$port
 fault_delay = 300ms
@@ -217,6 +227,46 @@ grep -q "checked: endpoint 127.0.0.3:$port is up again (health check)" "$TMP/hc2
     || fail "health: no up line: $(cat "$TMP/hc2.err")"
 [ "$(count backend-3 "$TMP/hc2.out")" -ge 5 ] || fail "health: backend-3 back up got $(count backend-3 "$TMP/hc2.out") of 30"
 ok "health_check: the endpoint back up gets traffic again ($(count backend-3 "$TMP/hc2.out") of 30)"
+
+# --- health_check = http: an endpoint that accepts connections but answers
+# its health path 404 is out (a tcp check would keep it in), and back in
+# once it answers 200. Readiness: the backend's own log of the checks (the
+# round after a verdict starts only once the verdict is in).
+echo ok > "$TMP/www2/healthz"; echo ok > "$TMP/www4/healthz"      # not 7's
+shimmed python3 - "$port" "$TMP/www7" "$TMP/backend7.log" > "$TMP/hh.out" 2> "$TMP/hh.err" <<'PY' \
+    || fail "http health: $(tail -3 "$TMP/hh.err")"
+import http.client, socket, sys, time
+port, www7, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def checks(status):
+    return sum(1 for l in open(log) if '"GET /healthz HTTP/1.1" %d' % status in l)
+def after(status, n):                   # n checks answered `status` (bounded: 30 s)
+    for _ in range(300):
+        if checks(status) >= n: return
+        time.sleep(0.1)
+    sys.exit("no %d health checks answered %d" % (n, status))
+def fetch(n, tag):
+    for _ in range(n):
+        c = http.client.HTTPConnection("httpchecked", port, timeout=5)
+        c.request("GET", "/who")
+        print(tag, c.getresponse().read().decode().strip())
+        c.close()
+socket.getaddrinfo("httpchecked", port)     # the checks start here
+after(404, 2)
+fetch(60, "down")
+open(www7 + "/healthz", "w").write("ok\n")
+after(200, 2)
+fetch(30, "up")
+PY
+[ "$(grep -c '^down backend-7' "$TMP/hh.out")" -eq 0 ] && [ "$(grep -c '^down ' "$TMP/hh.out")" -eq 60 ] ||
+    fail "http health: backend-7 answered its check 404 and still got $(grep -c '^down backend-7' "$TMP/hh.out") of 60"
+grep -q "httpchecked: endpoint 127.0.0.7:$port is down (health check)" "$TMP/hh.err" ||
+    fail "http health: no down line: $(cat "$TMP/hh.err")"
+grep -q "httpchecked: endpoint 127.0.0.7:$port is up again (health check)" "$TMP/hh.err" ||
+    fail "http health: no up line: $(cat "$TMP/hh.err")"
+[ "$(grep -c '^up backend-7' "$TMP/hh.out")" -ge 5 ] ||
+    fail "http health: backend-7 back (200) got $(grep -c '^up backend-7' "$TMP/hh.out") of 30"
+grep -q "httpchecked: endpoint 127.0.0.[24]:$port is down" "$TMP/hh.err" && fail "http health: a 200 endpoint marked down"
+ok "health_check = http: the endpoint whose /healthz says 404 out (0 of 60, a tcp check would keep it), back at 200 ($(grep -c '^up backend-7' "$TMP/hh.out") of 30)"
 
 # --- fault injection ---------------------------------------------------------
 out=$(shimmed python3 - "$port" 2>/dev/null <<'PY'

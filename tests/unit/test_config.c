@@ -373,7 +373,9 @@ static void test_bad_values(void **state)
         { "service:x", "eject_time = forever", "eject_time: not a duration" },
         { "service:x", "max_eject_percent = 101", "max_eject_percent: not a percentage from 0 to 100" },
         { "service:x", "max_connections = lots", "max_connections: not a number" },
-        { "service:x", "health_check = http", "health_check: not one of off, tcp" },
+        { "service:x", "health_check = udp", "health_check: not one of off, tcp, http" },
+        { "service:x", "health_path = healthz", "health_path: not a path (starts with '/')" },
+        { "service:x", "health_path = /a b", "health_path: not a path (a space or a control character in it)" },
         { "service:x", "health_interval = 5", "health_interval: not a duration" },
         { "service:x", "health_timeout = x", "health_timeout: not a duration" },
         { "service:x", "healthy_threshold = 0", "healthy_threshold: must be at least 1" },
@@ -449,6 +451,20 @@ static void test_semantic_errors(void **state)
                  "split: the services split back into a");
     expect_error("[service:a]\nendpoints = 127.0.0.2\ntls = mtls\n",
                  "tls = mtls needs [tls] dir, or cert, key and ca");
+    /* health_check = http: plaintext, so never to an mTLS service; its
+     * path only with it (a [defaults] one is for the services that check). */
+    expect_error("[tls]\ncert = /c\nkey = /k\nca = /a\n[service:a]\nendpoints = 127.0.0.2:80\ntls = mtls\n"
+                 "health_check = http\n", "[service:a]: health_check = http is plaintext: not with tls = mtls");
+    expect_error("[service:a]\nendpoints = 127.0.0.2:80\nhealth_check = tcp\nhealth_path = /healthz\n",
+                 "[service:a]: health_path is for health_check = http");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\nhealth_check = http\n",
+                 "[service:a]: health_check = http needs a port to check");
+    struct mesh_config *hc = load_ok("[defaults]\nhealth_path = /healthz?deep=1\n"
+                                     "[service:a]\nendpoints = 127.0.0.2:80\nhealth_check = http\n"
+                                     "[service:b]\nendpoints = 127.0.0.3:80\nhealth_check = tcp\n");
+    assert_int_equal(service(hc, "a")->health_check, HEALTH_HTTP);
+    assert_string_equal(service(hc, "a")->health_path, "/healthz?deep=1");
+    config_free(hc);
     expect_error("[inbound:8443]\nallow = spiffe://x/*\n",
                  ":1: [inbound:8443]: tls = strict needs [tls] dir, or cert, key and ca");
     expect_error("[service:a]\nendpoints = 127.0.0.2\nhosts = a, shared\n"
