@@ -9,11 +9,16 @@
  *
  *   IDLE --(health_interval over)--> connect to every endpoint; those that
  *                                    settle at once have their result (tcp)
- *   PROBING --(a probe writable: SO_ERROR)---> tcp: its result;
- *                                              http: the request goes out
- *           --(http: the answer's head read)--> its status is the result
- *           --(health_timeout over)----------> the rest fail
+ *   PROBING --(health_timeout over)--> the probes still out fail
  *   all results in --> IDLE
+ *
+ * and each probe of the round:
+ *
+ *   CONNECTING --(writable: SO_ERROR)--> tcp: its result; http: on to
+ *   HANDSHAKE  (tls = mtls only: the mesh's own TLS client, as a connect's;
+ *               the server's identity checked) --> ASKING
+ *   ASKING     --(GET health_path sent)--> READING
+ *   READING    --(the answer's head)--> 2xx or 3xx: healthy, else not
  *
  * A service that no longer asks for checks (a reload), or that a reload
  * removed, stops them at its next round.
@@ -44,14 +49,22 @@
 
 struct checks;
 
+enum probe_step { P_CONNECTING, P_HANDSHAKE, P_ASKING, P_READING };
+
 struct probe {
     struct engine_io io;
     struct checks *checks;
     struct endpoint *ep;
     bool in_flight;
-    bool asking;                    /* http: connected, the request sent, its answer awaited */
-    struct h1_parser answer;        /* http: while asking */
+    enum probe_step step;
+    size_t sent;                    /* ASKING: bytes of the request sent */
+    SSL *ssl;                       /* tls = mtls, from HANDSHAKE on */
+    struct tls_identity *id;        /* the identity ssl holds a reference of */
+    bool parsing;                   /* READING: answer is initialised */
+    struct h1_parser answer;
 };
+
+static health_tls_client_fn *tls_client;   /* set once at start (health_use_tls) */
 
 struct checks {
     struct engine_task task;
@@ -73,15 +86,21 @@ static void result(struct checks *c, struct probe *p, bool ok)
 {
     struct service *svc = c->svc;
     const struct service_config *cfg = service_cfg(svc);
+    if (p->ssl) {
+        tls_free(p->ssl, true);     /* close_notify first: the server's relay sees an end, not a cut */
+        tls_identity_put(p->id);
+        p->ssl = NULL;
+        p->id = NULL;
+    }
     if (p->in_flight) {
         engine_unwatch(&p->io);
         own_close(p->io.fd);
         p->in_flight = false;
         c->in_flight--;
     }
-    if (p->asking) {
+    if (p->parsing) {
         h1_free(&p->answer);
-        p->asking = false;
+        p->parsing = false;
     }
     uint64_t now = now_ns();
     struct shared_entry *e = shared_entry_of(svc, p->ep, now);
@@ -108,9 +127,53 @@ static void round_over(struct checks *c)
     engine_timer_set(&c->timer, now_ns() + (uint64_t)cfg->health_interval_ms * 1000000u);
 }
 
-/* health_check = http: the request, on a connection just made (a few
- * hundred bytes into an empty send buffer: one send). */
-static bool ask(struct checks *c, struct probe *p)
+/* A probe's step gives 1 (healthy), 0 (not) or -1 (no verdict yet: it
+ * waits for the socket again). */
+
+static int wait_for(struct probe *p, uint32_t events)
+{
+    return engine_interest(&p->io, events) ? -1 : 0;
+}
+
+/* READING: the answer so far, into the parser. */
+static int answer_read(struct probe *p)
+{
+    for (;;) {
+        char buf[2048];
+        size_t got;
+        if (p->ssl) {
+            enum tls_io r = tls_read(p->ssl, buf, sizeof(buf), &got);
+            if (r == TLS_IO_WANT_READ)
+                return wait_for(p, EPOLLIN);
+            if (r == TLS_IO_WANT_WRITE)
+                return wait_for(p, EPOLLIN | EPOLLOUT);
+            if (r != TLS_IO_DONE)
+                return 0;           /* closed, cut or reset before the head */
+        } else {
+            ssize_t n = real_recv(p->io.fd, buf, sizeof(buf), 0);
+            if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? -1 : 0;
+            if (n == 0)
+                return 0;           /* closed before the head */
+            got = (size_t)n;
+        }
+        size_t used;
+        switch (h1_feed(&p->answer, buf, got, &used)) {
+        case H1_MORE:
+            continue;
+        case H1_HEAD: {
+            int status = h1_head(&p->answer)->status;
+            return status >= 200 && status < 400;
+        }
+        default:
+            return 0;               /* not HTTP, or a head the parser refused */
+        }
+    }
+}
+
+/* ASKING: GET health_path, Host the service's name, and the connection's
+ * end after the answer. */
+static int ask(struct checks *c, struct probe *p)
 {
     const struct service_config *cfg = service_cfg(c->svc);
     char req[1280];
@@ -118,36 +181,77 @@ static bool ask(struct checks *c, struct probe *p)
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: meshim-health-check\r\n"
                      "Accept: */*\r\nConnection: close\r\n\r\n",
                      cfg->health_path ? cfg->health_path : "/", c->svc->name);
-    if (n < 0 || (size_t)n >= sizeof(req) || real_send(p->io.fd, req, (size_t)n, MSG_NOSIGNAL) != n ||
-        !engine_interest(&p->io, EPOLLIN))
-        return false;
+    if (n < 0 || (size_t)n >= sizeof(req) || p->sent > (size_t)n)
+        return 0;
+    size_t done = 0;
+    if (p->ssl) {
+        enum tls_io r = tls_write(p->ssl, req + p->sent, (size_t)n - p->sent, &done);
+        if (r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE)
+            return wait_for(p, r == TLS_IO_WANT_READ ? EPOLLIN : EPOLLOUT);
+        if (r != TLS_IO_DONE)
+            return 0;
+    } else {
+        ssize_t w = real_send(p->io.fd, req + p->sent, (size_t)n - p->sent, MSG_NOSIGNAL);
+        if (w < 0)
+            return errno == EAGAIN || errno == EINTR ? wait_for(p, EPOLLOUT) : 0;
+        done = (size_t)w;
+    }
+    p->sent += done;
+    if (p->sent < (size_t)n)
+        return wait_for(p, EPOLLOUT);
     h1_init(&p->answer, H1_RESPONSE);
     h1_response_to(&p->answer, "GET");
-    p->asking = true;
-    return true;
+    p->parsing = true;
+    p->step = P_READING;
+    if (!engine_interest(&p->io, EPOLLIN))
+        return 0;
+    return answer_read(p);
 }
 
-/* health_check = http: what came of the request so far. 1: healthy, 0:
- * not, -1: no verdict yet. */
-static int answer_read(struct probe *p)
+/* HANDSHAKE: TLS 1.3 as the mesh's own connects make it (no kernel TLS
+ * offered: the answer is read here), then the server's identity. */
+static int handshake(struct checks *c, struct probe *p)
 {
-    char buf[2048];
-    ssize_t n = real_recv(p->io.fd, buf, sizeof(buf), 0);
-    if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? -1 : 0;
-    if (n == 0)
-        return 0;                   /* closed before its head */
-    size_t used;
-    switch (h1_feed(&p->answer, buf, (size_t)n, &used)) {
-    case H1_MORE:
-        return -1;
-    case H1_HEAD: {
-        int status = h1_head(&p->answer)->status;
-        return status >= 200 && status < 400;
+    char why[TLS_WHY_MAX];
+    bool want_write;
+    int h = tls_handshake(p->ssl, &want_write, why, sizeof(why));
+    if (h == 0)
+        return wait_for(p, want_write ? EPOLLOUT : EPOLLIN);
+    const char *identity = service_cfg(c->svc)->identity;
+    const char *patterns[1] = { identity };
+    char name[256];
+    if (h < 0 || !tls_peer_check(p->ssl, patterns, identity && *identity ? 1 : 0, name, sizeof(name), why,
+                                 sizeof(why))) {
+        log_debug("%s: health check of %s: %s", c->svc->name, p->ep->label, why);
+        return 0;
     }
-    default:
-        return 0;                   /* not HTTP, or a head the parser refused */
+    p->step = P_ASKING;
+    return ask(c, p);
+}
+
+/* CONNECTING: the connect's outcome. */
+static int connected(struct checks *c, struct probe *p)
+{
+    const struct service_config *cfg = service_cfg(c->svc);
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (real_getsockopt(p->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err || cfg->health_check != HEALTH_HTTP)
+        return err == 0;
+    if (cfg->tls != TLS_MTLS) {
+        p->step = P_ASKING;
+        return ask(c, p);
     }
+    char why[TLS_WHY_MAX] = "no TLS client was given to the checks";
+    if (tls_client)
+        p->ssl = tls_client(c->svc, p->ep, check_port(cfg, p->ep), p->io.fd, false, &p->id, why, sizeof(why));
+    if (!p->ssl) {
+        log_debug("%s: health check of %s: %s", c->svc->name, p->ep->label, why);
+        return 0;
+    }
+    p->step = P_HANDSHAKE;
+    return handshake(c, p);
 }
 
 static void probe_ready(struct engine_io *io, uint32_t events)
@@ -155,18 +259,12 @@ static void probe_ready(struct engine_io *io, uint32_t events)
     (void)events;
     struct probe *p = container_of(io, struct probe, io);
     struct checks *c = p->checks;
-    int verdict;
-    if (p->asking) {
-        verdict = answer_read(p);
-    } else {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (real_getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = errno;
-        if (!err && service_cfg(c->svc)->health_check == HEALTH_HTTP)
-            verdict = ask(c, p) ? -1 : 0;
-        else
-            verdict = err == 0;
+    int verdict = -1;
+    switch (p->step) {
+    case P_CONNECTING: verdict = connected(c, p); break;
+    case P_HANDSHAKE: verdict = handshake(c, p); break;
+    case P_ASKING: verdict = ask(c, p); break;
+    case P_READING: verdict = answer_read(p); break;
     }
     if (verdict < 0)
         return;
@@ -273,6 +371,11 @@ static void begin(struct engine_task *t)
 {
     struct checks *c = container_of(t, struct checks, task);
     engine_timer_set(&c->timer, now_ns());
+}
+
+void health_use_tls(health_tls_client_fn *client)
+{
+    tls_client = client;
 }
 
 void health_start(struct service *svc)

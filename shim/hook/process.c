@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/health.h"
 #include "engine/otlp.h"
 #include "engine/placeholder.h"
 #include "engine/watch.h"
@@ -30,6 +31,7 @@
 #include "mesh/fdtable.h"
 #include "mesh/http.h"
 #include "mesh/ktls.h"
+#include "mesh/mtls.h"
 #include "mesh/relay.h"
 #include "mesh/termsig.h"
 #include "mesh/threadtrace.h"
@@ -273,6 +275,7 @@ __attribute__((constructor(101))) static void mesh_init(void)
         return;
     }
     watch_init(reg);        /* endpoints files are read now, DNS when first used */
+    health_use_tls(mtls_client);    /* http checks of tls = mtls services: the mesh's own client */
     grpc_resolver_native();
     if ((uses_tls(cfg) || access_to_file() || log_to_file()) && geteuid() == 0)
         privileges_owed_by = getpid();  /* see process_before_privileges */

@@ -1599,10 +1599,6 @@ static void validate_service(struct loader *L, struct service_config *s)
             }
         }
     }
-    /* The checks speak plaintext: to an mTLS endpoint that would be a
-     * request in the clear, refused by a strict port anyway. */
-    if (s->health_check == HEALTH_HTTP && s->tls == TLS_MTLS)
-        add_error(L, at, "%s: health_check = http is plaintext: not with tls = mtls (use tcp)", where);
     int path_key = 0;
     find_key(SERVICE_KEYS, "health_path", &path_key);
     if ((s->set >> path_key & 1) && s->health_path && s->health_check != HEALTH_HTTP)  /* [defaults] may */

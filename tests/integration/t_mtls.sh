@@ -407,3 +407,42 @@ urllib.request.urlopen("http://orders:'"$port"'/secret-file", timeout=20).read()
 print(open("/proc/self/maps").read())')
 echo "$maps" | grep -qE "memfd:meshim-tls|/tls-module-[0-9a-f]+\.so" || fail "the TLS module is not loaded by an mTLS connection"
 ok "OpenSSL linked into a module of its own, loaded only for mTLS; nothing of it exported"
+
+# --- health_check = http over mTLS ------------------------------------------
+# The checks of a tls = mtls service go over mTLS too, from the mesh's own
+# TLS client (the server's identity checked): its strict ports serve them,
+# and no byte of one is plaintext on the wire. Server B, strict too, has no
+# /healthz (404): it is taken out; A (through the tap) answers 200.
+mkdir -p "$TMP/wwwb"
+echo A > "$TMP/www/who"; echo ok > "$TMP/www/healthz"; echo B > "$TMP/wwwb/who"
+tls_ini "$TMP/server-b.ini" orders "[inbound:$port]" "tls = strict"
+MESHIM_CONFIG=$TMP/server-b.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 -u -m http.server --bind 127.0.0.3 --directory "$TMP/wwwb" "$port" > "$TMP/server-b.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.3 "$port"
+tls_ini "$TMP/checked.ini" web \
+    "[service:checked]" "endpoints = 127.0.0.1:$tap, 127.0.0.3:$port" "tls = mtls" \
+    "identity = spiffe://test.mesh/ns/prod/sa/orders" "lb = round_robin" "retries = 0" \
+    "health_check = http" "health_path = /healthz" "health_interval = 100ms" "health_timeout = 2s" \
+    "healthy_threshold = 1" "unhealthy_threshold = 1"
+MESHIM_CONFIG=$TMP/checked.ini shimmed python3 - "$port" "$TMP/server-b.log" > "$TMP/hc.out" 2> "$TMP/hc.err" <<'PY' \
+    || fail "http checks over mTLS: $(grep -v debug "$TMP/hc.err" | tail -3)"
+import socket, sys, time, urllib.request
+port, blog = int(sys.argv[1]), sys.argv[2]
+socket.getaddrinfo("checked", port)         # the checks start here
+for _ in range(300):                        # B's 404s, as B's server logged them (bounded: 30 s)
+    if sum('"GET /healthz HTTP/1.1" 404' in l for l in open(blog)) >= 2: break
+    time.sleep(0.1)
+else:
+    sys.exit("B never answered a check")
+for _ in range(20):
+    print(urllib.request.urlopen("http://checked:%d/who" % port, timeout=5).read().decode().strip())
+PY
+[ "$(sort "$TMP/hc.out" | uniq -c | awk '{print $1 $2}')" = "20A" ] ||
+    fail "http checks over mTLS: B (404) still got requests: $(sort "$TMP/hc.out" | uniq -c | tr '\n' ' ')"
+grep -q "checked: endpoint 127.0.0.3:$port is down (health check)" "$TMP/hc.err" ||
+    fail "http checks over mTLS: no down line for B: $(grep -v debug "$TMP/hc.err" | tail -3)"
+grep -q '"GET /healthz HTTP/1.1" 200' "$TMP/server.log" || fail "http checks over mTLS: A never saw one"
+grep -q "checked: endpoint 127.0.0.1:$tap is down" "$TMP/hc.err" && fail "http checks over mTLS: A (200) marked down"
+grep -aq "healthz" "$TMP/wire.up" "$TMP/wire.down" && fail "a health check crossed the wire in plaintext"
+ok "health_check = http over mTLS: B's strict port answered its checks 404 and B got 0 of 20; A's 200 through the tap, no plaintext on the wire"

@@ -451,10 +451,8 @@ static void test_semantic_errors(void **state)
                  "split: the services split back into a");
     expect_error("[service:a]\nendpoints = 127.0.0.2\ntls = mtls\n",
                  "tls = mtls needs [tls] dir, or cert, key and ca");
-    /* health_check = http: plaintext, so never to an mTLS service; its
-     * path only with it (a [defaults] one is for the services that check). */
-    expect_error("[tls]\ncert = /c\nkey = /k\nca = /a\n[service:a]\nendpoints = 127.0.0.2:80\ntls = mtls\n"
-                 "health_check = http\n", "[service:a]: health_check = http is plaintext: not with tls = mtls");
+    /* health_check = http: its path only with it (a [defaults] one is for
+     * the services that check). */
     expect_error("[service:a]\nendpoints = 127.0.0.2:80\nhealth_check = tcp\nhealth_path = /healthz\n",
                  "[service:a]: health_path is for health_check = http");
     expect_error("[service:a]\nendpoints = 127.0.0.2\nhealth_check = http\n",
