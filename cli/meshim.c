@@ -255,6 +255,14 @@ static int cmd_check(int argc, char **argv)
         }
         if (c->tls == TLS_MTLS)
             printf("  %-10s mtls\n", "tls");
+        if (c->health_check != HEALTH_OFF)
+            printf("  %-10s %s%s every %ums (timeout %ums), down after %u failures, up after %u successes\n",
+                   "health",
+                   c->health_check == HEALTH_HTTP ? "http GET " : "tcp",
+                   c->health_check == HEALTH_HTTP ? (c->health_path ? c->health_path : "/") : "",
+                   c->health_interval_ms, c->health_timeout_ms, c->unhealthy_threshold, c->healthy_threshold);
+        if (c->panic_threshold)
+            printf("  %-10s below %u%% of endpoints usable, connects go to all\n", "panic", c->panic_threshold);
         if (c->protocol == PROTO_HTTP) {
             char on[128];
             config_retry_on_text(c->retry_on, on, sizeof(on));
