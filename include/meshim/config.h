@@ -98,6 +98,7 @@ struct service_config {
     bool retry_non_idempotent;
     uint32_t retry_buffer;              /* bytes of a request kept to send again */
     uint32_t per_try_timeout_ms, request_timeout_ms;    /* 0: none */
+    uint32_t max_requests;              /* requests in flight to the service, per process */
 };
 
 /* [route:NAME]: requests sent to service `from` (protocol = http) that

@@ -112,6 +112,8 @@ struct service {
     bool panic;                           /* under lock: in panic at the last pick (panic_threshold) */
     struct retry_budget budget;           /* under lock */
     uint32_t active;                      /* atomic: open connections (max_connections) */
+    uint32_t requests;                    /* atomic: protocol = http: requests in flight to it
+                                           * (max_requests) */
     struct netaddr affine;                /* under lock: affinity = process: this process's
                                            * endpoint (family 0: none chosen yet) */
     pthread_mutex_t lock;                 /* serialises picks, circuits, the budget and sets */

@@ -141,6 +141,7 @@ struct hproxy {
 
     /* The request in progress. */
     struct service *target;         /* where it goes (routed, split) */
+    struct service *counted;        /* the service whose `requests` holds this one (max_requests) */
     const char *route;
     struct pick pick;
     bool picking;                   /* pick holds a set */
@@ -465,8 +466,16 @@ static void request_log(struct hproxy *px)
 
 /* The request is over (answered, by an endpoint or here): counted, logged,
  * and its bytes taken out of `in`. */
+static void request_uncount(struct hproxy *px)
+{
+    if (px->counted)
+        __atomic_sub_fetch(&px->counted->requests, 1, __ATOMIC_RELEASE);
+    px->counted = NULL;
+}
+
 static void request_done(struct hproxy *px)
 {
+    request_uncount(px);
     request_log(px);
     attempt_end(px);
     engine_timer_cancel(&px->req_timer);
@@ -815,6 +824,22 @@ static void attempt_start(struct hproxy *px)
         connect_failed(px, err);
 }
 
+/* max_requests of the target: the request holds one of its places until
+ * request_done; false (answered 503 here, UO) when none is free. */
+static bool request_admitted(struct hproxy *px)
+{
+    uint32_t max = target_cfg(px)->max_requests;
+    if (__atomic_add_fetch(&px->target->requests, 1, __ATOMIC_ACQ_REL) > max) {
+        __atomic_sub_fetch(&px->target->requests, 1, __ATOMIC_RELEASE);
+        px->flags |= FLAG_UO;
+        snprintf(px->last_why, sizeof(px->last_why), "max_requests (%u) reached", max);
+        respond_local(px, 503, "Service Unavailable", px->last_why);
+        return false;
+    }
+    px->counted = px->target;
+    return true;
+}
+
 /* The target's fault_abort and fault_delay, drawn for the request just
  * begun, as Envoy's HTTP fault filter draws them: answered 503 here (FI),
  * or its first attempt put off (DI).
@@ -897,7 +922,7 @@ static void request_begin(struct hproxy *px)
     uint32_t whole = target_cfg(px)->request_timeout_ms;
     if (whole)
         engine_timer_set(&px->req_timer, px->req_start_ns + (uint64_t)whole * 1000000u);
-    if (fault_injected(px))
+    if (!request_admitted(px) || fault_injected(px))
         return;
     attempt_start(px);
 }
@@ -1362,6 +1387,7 @@ static void px_end(struct hproxy *px)
     __atomic_add_fetch(&px->conn->bytes_received, px->resp_bytes, __ATOMIC_RELAXED);
     attempt_end(px);
     engine_timer_cancel(&px->req_timer);
+    request_uncount(px);
     if (px->picking)
         pick_done(&px->pick);
     upstream_drop(px);

@@ -18,7 +18,7 @@
 enum access_flag {
     FLAG_UF = 1 << 0,       /* upstream connection failure */
     FLAG_URX = 1 << 1,      /* every attempt failed (retries exhausted) */
-    FLAG_UO = 1 << 2,       /* overflow: max_connections */
+    FLAG_UO = 1 << 2,       /* overflow: max_connections, max_requests */
     FLAG_UH = 1 << 3,       /* no healthy endpoint */
     FLAG_FI = 1 << 4,       /* fault injected: fault_abort */
     FLAG_DI = 1 << 5,       /* delay injected: fault_delay */

@@ -874,6 +874,7 @@ static const struct key_def SERVICE_KEYS[] = {
     S("max_eject_percent", p_percent, max_eject_percent),
     S("panic_threshold", p_percent, panic_threshold),
     S("max_connections", p_positive, max_connections),
+    S("max_requests", p_positive, max_requests),
     S("health_check", p_health, health_check),
     S("health_path", p_request_target, health_path),
     S("health_interval", p_duration, health_interval_ms),
@@ -1000,6 +1001,7 @@ static void service_defaults(struct service_config *s)
     s->eject_time_ms = 30000;
     s->max_eject_percent = 50;
     s->max_connections = 1024;
+    s->max_requests = 1024;
     s->health_check = HEALTH_OFF;
     s->health_interval_ms = 5000;
     s->health_timeout_ms = 1000;

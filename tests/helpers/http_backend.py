@@ -13,6 +13,7 @@ request 503. Paths:
     /close     an answer with Connection: close, then the connection ends
     /upgrade   101 Switching Protocols, then every byte echoed upper-cased
     /slow      answers after 2 s
+    /hold      answers once the file LOG.release exists (30 s at most)
     /header/NAME  the request's NAME header values, one a line ("-": none)
     /bighead/N    an answer whose x-big header is N bytes long
     anything else: "NAME METHOD PATH host=HOST attempt=N len=BODYLEN\\n";
@@ -96,6 +97,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if self.path == "/slow":
             time.sleep(2)
+        if self.path == "/hold":
+            for _ in range(3000):
+                try:
+                    open(LOG + ".release").close()
+                    break
+                except FileNotFoundError:
+                    time.sleep(0.01)
         if self.path == "/upgrade":
             self.send_response(101)
             self.send_header("connection", "upgrade")

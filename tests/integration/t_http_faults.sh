@@ -9,7 +9,10 @@
 #   - fault_delay = 400ms for every request: each of 3 requests waits
 #     (DI); per connection only the first did;
 #   - a split whose one target has fault_abort = 100 %: only its share of
-#     the requests fails.
+#     the requests fails;
+#   - max_requests = 2 (Envoy's circuit breaker of the same name, Istio's
+#     http2MaxRequests): a third request in flight is answered 503 here
+#     (UO,LR), no endpoint sees it, and the place is free again after.
 . "$(dirname "$0")/lib.sh"
 
 port=$(free_port)
@@ -41,6 +44,10 @@ endpoints = 127.0.0.2:$port
 protocol = http
 endpoints = 127.0.0.3:$port
 fault_abort = 100%
+[service:capped]
+protocol = http
+endpoints = 127.0.0.3:$port
+max_requests = 2
 INI
 export MESHIM_CONFIG=$TMP/mesh.ini
 
@@ -100,3 +107,41 @@ n3=$(grep -c "GET /who" "$TMP/b3.log" 2> /dev/null || true)     # no file: never
 n=$(grep -c '"service":"broken".*"status":503.*"flags":"FI,LR"' "$TMP/access.log" || true)
 [ "$n" = "$aborted" ] || fail "split: $n FI lines name the broken target, $aborted aborted"
 ok "split 50/50, one target fault_abort = 100%: $aborted of 40 aborted, all in that target's name; $served served"
+
+# --- max_requests ------------------------------------------------------------
+# Two requests held at the endpoint (their arrival in its log is the
+# readiness), then two more: 503 here at once; the held ones released and
+# answered, then one more goes through.
+: > "$TMP/b3.log"
+shimmed python3 - "$port" "$TMP/b3.log" > "$TMP/capped.out" 2> "$TMP/capped.err" <<'PY' ||
+import http.client, sys, threading, time
+port, log = int(sys.argv[1]), sys.argv[2]
+def get(path, out):
+    c = http.client.HTTPConnection("capped", port, timeout=30)
+    c.request("GET", path)
+    r = c.getresponse()
+    r.read()
+    out.append("%d %s" % (r.status, r.getheader("x-meshim-error", "-").replace(" ", "_")))
+held = []
+threads = [threading.Thread(target=get, args=("/hold", held)) for _ in range(2)]
+for t in threads: t.start()
+for _ in range(3000):
+    if sum(l.startswith("GET /hold") for l in open(log)) == 2: break
+    time.sleep(0.01)
+else:
+    sys.exit("the two held requests never reached the endpoint")
+over = []
+for _ in range(2): get("/who", over)
+open(log + ".release", "w").close()
+for t in threads: t.join()
+after = []
+get("/who", after)
+print("held", *held); print("over", *over); print("after", *after)
+PY
+    fail "max_requests client: $(tail -3 "$TMP/capped.err")"
+grep -qx "held 200 - 200 -" "$TMP/capped.out" && grep -qx "over 503 max_requests_(2)_reached 503 max_requests_(2)_reached" "$TMP/capped.out" &&
+    grep -qx "after 200 -" "$TMP/capped.out" || fail "max_requests = 2: $(cat "$TMP/capped.out")"
+[ "$(grep -c "GET /who" "$TMP/b3.log")" = 1 ] || fail "max_requests: the endpoint saw a request over the limit"
+n=$(grep -c '"service":"capped".*"status":503.*"flags":"UO,LR"' "$TMP/access.log" || true)
+[ "$n" = 2 ] || fail "max_requests: $n access-log lines with UO,LR (want 2)"
+ok "max_requests = 2: with two requests held at the endpoint, two more answered 503 here (UO,LR) and never sent; the places free again after"

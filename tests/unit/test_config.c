@@ -163,6 +163,7 @@ static void test_every_key(void **state)
         "max_eject_percent = 60\n"
         "panic_threshold = 50%\n"
         "max_connections = 99\n"
+        "max_requests = 7\n"
         "health_check = tcp\n"
         "health_interval = 3s\n"
         "health_timeout = 500ms\n"
@@ -229,6 +230,7 @@ static void test_every_key(void **state)
     assert_int_equal(o->eject_time_ms, 45000);
     assert_int_equal(o->max_eject_percent, 60);
     assert_int_equal(o->panic_threshold, 50);
+    assert_int_equal(o->max_requests, 7);
     assert_int_equal(o->max_connections, 99);
     assert_int_equal(o->health_check, HEALTH_TCP);
     assert_int_equal(o->health_interval_ms, 3000);
@@ -275,6 +277,7 @@ static void test_builtin_defaults(void **state)
     assert_int_equal(o->eject_time_ms, 30000);
     assert_int_equal(o->max_eject_percent, 50);
     assert_int_equal(o->panic_threshold, 0);       /* SPEC §3.5: an ejection refuses */
+    assert_int_equal(o->max_requests, 1024);       /* Envoy's default */
     assert_int_equal(o->max_connections, 1024);
     assert_int_equal(o->tls, TLS_OFF);
     assert_true(c->tls_ktls);
@@ -373,6 +376,7 @@ static void test_bad_values(void **state)
         { "service:x", "eject_time = forever", "eject_time: not a duration" },
         { "service:x", "max_eject_percent = 101", "max_eject_percent: not a percentage from 0 to 100" },
         { "service:x", "max_connections = lots", "max_connections: not a number" },
+        { "service:x", "max_requests = 0", "max_requests: must be at least 1" },
         { "service:x", "health_check = udp", "health_check: not one of off, tcp, http" },
         { "service:x", "health_path = healthz", "health_path: not a path (starts with '/')" },
         { "service:x", "health_path = /a b", "health_path: not a path (a space or a control character in it)" },
