@@ -464,8 +464,7 @@ static void request_log(struct hproxy *px)
     px->req_bytes = px->resp_bytes = 0;
 }
 
-/* The request is over (answered, by an endpoint or here): counted, logged,
- * and its bytes taken out of `in`. */
+/* The request gives its place back (max_requests, request_admitted). */
 static void request_uncount(struct hproxy *px)
 {
     if (px->counted)
@@ -473,6 +472,8 @@ static void request_uncount(struct hproxy *px)
     px->counted = NULL;
 }
 
+/* The request is over (answered, by an endpoint or here): counted, logged,
+ * and its bytes taken out of `in`. */
 static void request_done(struct hproxy *px)
 {
     request_uncount(px);
