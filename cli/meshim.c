@@ -266,7 +266,8 @@ static int cmd_check(int argc, char **argv)
         if (c->protocol == PROTO_HTTP) {
             char on[128];
             config_retry_on_text(c->retry_on, on, sizeof(on));
-            printf("  %-10s http (retry_on %s)\n", "protocol", *on ? on : "off");
+            printf("  %-10s http (retry_on %s; max_requests %u)\n", "protocol", *on ? on : "off",
+                   c->max_requests);
             for (size_t r = 0; r < cfg->n_routes; r++) {
                 const struct route_config *rt = &cfg->routes[r];
                 if (strcmp(rt->from, c->name) != 0)

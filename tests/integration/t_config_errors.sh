@@ -104,16 +104,17 @@ INI
 out=$(meshim check -c "$TMP/notyet.ini")
 echo "$out" | grep -q "endpoints  127.0.0.2:$port" || fail "meshim check output: $out"
 ok "meshim check lists the service"
-printf 'health_check = http\nhealth_path = /healthz\nhealth_interval = 2s\npanic_threshold = 50\n' |
+printf 'health_check = http\nhealth_path = /healthz\nhealth_interval = 2s\npanic_threshold = 50\nprotocol = http\nmax_requests = 64\n' |
     cat "$TMP/notyet.ini" - > "$TMP/checked.ini"
 out=$(meshim check -c "$TMP/checked.ini")
 echo "$out" | grep -qx "  health     http GET /healthz every 2000ms (timeout 1000ms), down after 3 failures, up after 2 successes" &&
-    echo "$out" | grep -qx "  panic      below 50% of endpoints usable, connects go to all" ||
-    fail "meshim check does not say how the service is checked, or its panic threshold: $out"
+    echo "$out" | grep -qx "  panic      below 50% of endpoints usable, connects go to all" &&
+    echo "$out" | grep -qx "  protocol   http (retry_on connect-failure; max_requests 64)" ||
+    fail "meshim check does not say how the service is checked, its panic threshold or max_requests: $out"
 out=$(printf '[service:orders]\nendpoints = 127.0.0.2:1\nhealth_pth = /x\n' > "$TMP/typo.ini"; meshim check -c "$TMP/typo.ini" 2>&1)
 [ "$out" = "meshim: $TMP/typo.ini:3: health_pth: unknown key in [service:orders] (did you mean health_path?)" ] ||
     fail "an unknown key's line does not name the key it is a typo of: $out"
-ok "meshim check: the health check and panic threshold listed; a typo's key named"
+ok "meshim check: the health check, panic threshold and max_requests listed; a typo's key named"
 
 # Log paths the shim would refuse at run time are said at check time:
 # /dev/stdout (a symbolic link, never followed) and a folder.
