@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@ struct probe {
     struct tls_identity *id;        /* the identity ssl holds a reference of */
     bool parsing;                   /* READING: answer is initialised */
     struct h1_parser answer;
+    char why[160];                  /* why the probe failed, for the "is down" line */
 };
 
 static health_tls_client_fn *tls_client;   /* set once at start (health_use_tls) */
@@ -117,8 +119,8 @@ static void result(struct checks *c, struct probe *p, bool ok)
     }
     pthread_mutex_unlock(&svc->lock);
     if (flipped)
-        log_warn("%s: endpoint %s is %s (health check)", svc->name, p->ep->label,
-                 down ? "down" : "up again");
+        log_warn("%s: endpoint %s is %s (health check)%s%s", svc->name, p->ep->label,
+                 down ? "down" : "up again", down && *p->why ? ": " : "", down ? p->why : "");
 }
 
 static void round_over(struct checks *c)
@@ -129,6 +131,23 @@ static void round_over(struct checks *c)
 
 /* A probe's step gives 1 (healthy), 0 (not) or -1 (no verdict yet: it
  * waits for the socket again). */
+
+static const char *health_path(const struct checks *c)
+{
+    const char *path = service_cfg(c->svc)->health_path;
+    return path ? path : "/";
+}
+
+/* 0, with why the probe failed. */
+static int failed(struct probe *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int failed(struct probe *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->why, sizeof(p->why), fmt, ap);
+    va_end(ap);
+    return 0;
+}
 
 static int wait_for(struct probe *p, uint32_t events)
 {
@@ -148,13 +167,13 @@ static int answer_read(struct probe *p)
             if (r == TLS_IO_WANT_WRITE)
                 return wait_for(p, EPOLLIN | EPOLLOUT);
             if (r != TLS_IO_DONE)
-                return 0;           /* closed, cut or reset before the head */
+                return failed(p, "the connection ended before an answer");
         } else {
             ssize_t n = real_recv(p->io.fd, buf, sizeof(buf), 0);
             if (n < 0)
-                return errno == EAGAIN || errno == EINTR ? -1 : 0;
+                return errno == EAGAIN || errno == EINTR ? -1 : failed(p, "%s", strerror(errno));
             if (n == 0)
-                return 0;           /* closed before the head */
+                return failed(p, "the connection ended before an answer");
             got = (size_t)n;
         }
         size_t used;
@@ -163,10 +182,12 @@ static int answer_read(struct probe *p)
             continue;
         case H1_HEAD: {
             int status = h1_head(&p->answer)->status;
-            return status >= 200 && status < 400;
+            if (status >= 200 && status < 400)
+                return 1;
+            return failed(p, "GET %s answered %d", health_path(p->checks), status);
         }
         default:
-            return 0;               /* not HTTP, or a head the parser refused */
+            return failed(p, "not an HTTP answer (%s)", h1_error(&p->answer));
         }
     }
 }
@@ -175,25 +196,23 @@ static int answer_read(struct probe *p)
  * end after the answer. */
 static int ask(struct checks *c, struct probe *p)
 {
-    const struct service_config *cfg = service_cfg(c->svc);
     char req[1280];
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: meshim-health-check\r\n"
-                     "Accept: */*\r\nConnection: close\r\n\r\n",
-                     cfg->health_path ? cfg->health_path : "/", c->svc->name);
+                     "Accept: */*\r\nConnection: close\r\n\r\n", health_path(c), c->svc->name);
     if (n < 0 || (size_t)n >= sizeof(req) || p->sent > (size_t)n)
-        return 0;
+        return failed(p, "the request does not fit");
     size_t done = 0;
     if (p->ssl) {
         enum tls_io r = tls_write(p->ssl, req + p->sent, (size_t)n - p->sent, &done);
         if (r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE)
             return wait_for(p, r == TLS_IO_WANT_READ ? EPOLLIN : EPOLLOUT);
         if (r != TLS_IO_DONE)
-            return 0;
+            return failed(p, "the connection ended before the request was sent");
     } else {
         ssize_t w = real_send(p->io.fd, req + p->sent, (size_t)n - p->sent, MSG_NOSIGNAL);
         if (w < 0)
-            return errno == EAGAIN || errno == EINTR ? wait_for(p, EPOLLOUT) : 0;
+            return errno == EAGAIN || errno == EINTR ? wait_for(p, EPOLLOUT) : failed(p, "%s", strerror(errno));
         done = (size_t)w;
     }
     p->sent += done;
@@ -204,7 +223,7 @@ static int ask(struct checks *c, struct probe *p)
     p->parsing = true;
     p->step = P_READING;
     if (!engine_interest(&p->io, EPOLLIN))
-        return 0;
+        return failed(p, "out of memory");
     return answer_read(p);
 }
 
@@ -221,10 +240,8 @@ static int handshake(struct checks *c, struct probe *p)
     const char *patterns[1] = { identity };
     char name[256];
     if (h < 0 || !tls_peer_check(p->ssl, patterns, identity && *identity ? 1 : 0, name, sizeof(name), why,
-                                 sizeof(why))) {
-        log_debug("%s: health check of %s: %s", c->svc->name, p->ep->label, why);
-        return 0;
-    }
+                                 sizeof(why)))
+        return failed(p, "%s", why);
     p->step = P_ASKING;
     return ask(c, p);
 }
@@ -237,8 +254,10 @@ static int connected(struct checks *c, struct probe *p)
     socklen_t len = sizeof(err);
     if (real_getsockopt(p->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
-    if (err || cfg->health_check != HEALTH_HTTP)
-        return err == 0;
+    if (err)
+        return failed(p, "%s", strerror(err));
+    if (cfg->health_check != HEALTH_HTTP)
+        return 1;
     if (cfg->tls != TLS_MTLS) {
         p->step = P_ASKING;
         return ask(c, p);
@@ -246,10 +265,8 @@ static int connected(struct checks *c, struct probe *p)
     char why[TLS_WHY_MAX] = "no TLS client was given to the checks";
     if (tls_client)
         p->ssl = tls_client(c->svc, p->ep, check_port(cfg, p->ep), p->io.fd, false, &p->id, why, sizeof(why));
-    if (!p->ssl) {
-        log_debug("%s: health check of %s: %s", c->svc->name, p->ep->label, why);
-        return 0;
-    }
+    if (!p->ssl)
+        return failed(p, "%s", why);
     p->step = P_HANDSHAKE;
     return handshake(c, p);
 }
@@ -283,6 +300,7 @@ static bool probe_start(struct checks *c, struct probe *p, const struct service_
     int fd = port ? real_socket(p->ep->addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
                   : -1;
     if (fd < 0) {
+        failed(p, "%s", port ? strerror(errno) : "no port to check");
         result(c, p, false);
         return false;
     }
@@ -298,6 +316,8 @@ static bool probe_start(struct checks *c, struct probe *p, const struct service_
         return true;
     }
     own_close(fd);
+    if (err)
+        failed(p, "%s", strerror(err));
     result(c, p, err == 0);
     return false;
 }
@@ -363,7 +383,8 @@ static void timer_fired(struct engine_timer *t)
     }
     for (size_t i = 0; i < c->set->n; i++)      /* health_timeout */
         if (c->probes[i].in_flight)
-            result(c, &c->probes[i], false);
+            result(c, &c->probes[i], failed(&c->probes[i], "no answer within health_timeout (%ums)",
+                                            service_cfg(c->svc)->health_timeout_ms));
     round_over(c);
 }
 

@@ -440,7 +440,7 @@ for _ in range(20):
 PY
 [ "$(sort "$TMP/hc.out" | uniq -c | awk '{print $1 $2}')" = "20A" ] ||
     fail "http checks over mTLS: B (404) still got requests: $(sort "$TMP/hc.out" | uniq -c | tr '\n' ' ')"
-grep -q "checked: endpoint 127.0.0.3:$port is down (health check)" "$TMP/hc.err" ||
+grep -q "checked: endpoint 127.0.0.3:$port is down (health check): GET /healthz answered 404" "$TMP/hc.err" ||
     fail "http checks over mTLS: no down line for B: $(grep -v debug "$TMP/hc.err" | tail -3)"
 grep -q '"GET /healthz HTTP/1.1" 200' "$TMP/server.log" || fail "http checks over mTLS: A never saw one"
 grep -q "checked: endpoint 127.0.0.1:$tap is down" "$TMP/hc.err" && fail "http checks over mTLS: A (200) marked down"

@@ -198,8 +198,8 @@ for _ in range(60):                      # retries = 0: a connect to the dead on
     c.close()
 PY
 [ "$(grep -c . "$TMP/hc.out")" -eq 60 ] || fail "health: $(grep -c . "$TMP/hc.out") of 60"
-grep -q "checked: endpoint 127.0.0.3:$port is down (health check)" "$TMP/hc.err" \
-    || fail "health: no down line: $(cat "$TMP/hc.err")"
+grep -q "checked: endpoint 127.0.0.3:$port is down (health check): Connection refused" "$TMP/hc.err" \
+    || fail "health: no down line, or not why: $(cat "$TMP/hc.err")"
 grep -q "attempt .* failed" "$TMP/hc.err" && fail "health: a client met the dead endpoint: $(cat "$TMP/hc.err")"
 ok "health_check = tcp: the dead endpoint marked down before any request, 60/60 on the others"
 
@@ -259,8 +259,8 @@ fetch(30, "up")
 PY
 [ "$(grep -c '^down backend-7' "$TMP/hh.out")" -eq 0 ] && [ "$(grep -c '^down ' "$TMP/hh.out")" -eq 60 ] ||
     fail "http health: backend-7 answered its check 404 and still got $(grep -c '^down backend-7' "$TMP/hh.out") of 60"
-grep -q "httpchecked: endpoint 127.0.0.7:$port is down (health check)" "$TMP/hh.err" ||
-    fail "http health: no down line: $(cat "$TMP/hh.err")"
+grep -q "httpchecked: endpoint 127.0.0.7:$port is down (health check): GET /healthz answered 404" "$TMP/hh.err" ||
+    fail "http health: no down line, or not why: $(cat "$TMP/hh.err")"
 grep -q "httpchecked: endpoint 127.0.0.7:$port is up again (health check)" "$TMP/hh.err" ||
     fail "http health: no up line: $(cat "$TMP/hh.err")"
 [ "$(grep -c '^up backend-7' "$TMP/hh.out")" -ge 5 ] ||
