@@ -136,6 +136,7 @@ struct mesh_config {
     bool shared_state;                  /* endpoint state shared by the user's processes (shared.h) */
     struct cidr vip_range;              /* IPv4 network of the VIP pool */
     char *dns_server;
+    struct netaddr dns_server_addr;     /* dns_server parsed once (port 0: none) */
     bool dns_capture;                   /* a program's own DNS queries for service names answered (dnsreply.h) */
     enum on_error on_error;
     /* [tls] */

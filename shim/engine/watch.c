@@ -283,7 +283,7 @@ static void check_config(void)
 /* ------------------------------------------------------------------ DNS -- */
 
 /* A resolver state for one refresh: the system's servers, or dns_server. */
-static bool resolver_open(struct __res_state *st, const char *server, char *why, size_t len)
+static bool resolver_open(struct __res_state *st, const struct netaddr *server, char *why, size_t len)
 {
     memset(st, 0, sizeof(*st));
     if (res_ninit(st) < 0) {
@@ -295,11 +295,10 @@ static bool resolver_open(struct __res_state *st, const char *server, char *why,
     st->options &= ~(unsigned long)(RES_DNSRCH | RES_DEFNAMES);
     st->retrans = 1;
     st->retry = 2;
-    struct netaddr a;
-    if (server && *server && netaddr_parse(server, true, &a) && a.family == AF_INET) {
+    if (server->port && server->family == AF_INET) {
         st->nscount = 1;
-        st->nsaddr_list[0] = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons(a.port),
-                                                   .sin_addr = a.ip.v4 };
+        st->nsaddr_list[0] = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons(server->port),
+                                                   .sin_addr = server->ip.v4 };
     }
     return true;
 }
@@ -468,7 +467,7 @@ static size_t lookup(struct __res_state *st, const struct name_watch *w, struct 
     return n;
 }
 
-static void refresh(struct name_watch *w, const char *server, struct answer *a,
+static void refresh(struct name_watch *w, const struct netaddr *server, struct answer *a,
                     struct endpoint_spec *out)
 {
     struct __res_state st;
@@ -581,7 +580,7 @@ static void *resolve_main(void *arg)
         struct name_watch w = names[i];
         unsigned generation = names_generation;
         pthread_mutex_unlock(&lock);
-        refresh(&w, mesh_registry()->cfg->dns_server, &a, out);
+        refresh(&w, &mesh_registry()->cfg->dns_server_addr, &a, out);
         pthread_mutex_lock(&lock);
         if (generation == names_generation)
             names[i] = w;

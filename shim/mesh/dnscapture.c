@@ -14,7 +14,6 @@
 
 #include <arpa/nameser.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "engine/health.h"
@@ -49,14 +48,8 @@ static bool unwatched_datagram(int fd)
  * (Consul's 127.0.0.1:8600, which a program may be given too). */
 static bool name_server(const struct mesh_config *cfg, const struct netaddr *to)
 {
-    if (to->port == DNS_PORT)
-        return true;
-    /* Every datagram a program sends with an address comes here: the
-     * port, read off the text, before the address is parsed. */
-    const char *colon = cfg->dns_server ? strrchr(cfg->dns_server, ':') : NULL;
-    struct netaddr ns;
-    return colon && strtoul(colon + 1, NULL, 10) == to->port && netaddr_parse(cfg->dns_server, true, &ns) &&
-           netaddr_same_ip(&ns, to);
+    const struct netaddr *ns = &cfg->dns_server_addr;
+    return to->port == DNS_PORT || (ns->port && ns->port == to->port && netaddr_same_ip(ns, to));
 }
 
 void dnscapture_note(const struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)

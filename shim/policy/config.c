@@ -1743,6 +1743,10 @@ static void validate_route(struct loader *L, const struct route_config *r)
 static void validate_across(struct loader *L)
 {
     struct mesh_config *c = L->cfg;
+    /* Parsed once here (p_hostport took it): the DNS watcher and the DNS
+     * capture, which looks at every datagram a program sends, use this. */
+    if (c->dns_server && !netaddr_parse(c->dns_server, true, &c->dns_server_addr))
+        c->dns_server_addr = (struct netaddr){ 0 };
     for (size_t i = 0; i < c->n_routes; i++)
         validate_route(L, &c->routes[i]);
     check_hosts(L);

@@ -192,6 +192,7 @@ static void test_every_key(void **state)
     assert_string_equal(c->stats_dir, "/run/meshim");
     assert_int_equal(c->vip_range.prefix, 24);
     assert_string_equal(c->dns_server, "127.0.0.1:8600");
+    assert_int_equal(c->dns_server_addr.port, 8600);      /* parsed once, for its users */
     assert_false(c->dns_capture);
     assert_int_equal(c->on_error, ON_ERROR_PASSTHROUGH);
     assert_string_equal(c->tls_cert, "/etc/meshim/tls/cert.pem");
