@@ -841,6 +841,17 @@ static bool request_admitted(struct hproxy *px)
     return true;
 }
 
+/* fault_delay, drawn from cfg: the first attempt waits until `from` plus
+ * the delay. True when it was drawn. */
+static bool fault_delay_drawn(struct hproxy *px, const struct service_config *cfg, uint64_t from)
+{
+    if (!cfg->fault_delay_ms || !fault_drawn(cfg->fault_delay_percent))
+        return false;
+    px->state = PX_BACKOFF;
+    engine_timer_set(&px->try_timer, from + (uint64_t)cfg->fault_delay_ms * 1000000u);
+    return true;
+}
+
 /* The target's fault_abort and fault_delay, drawn for the request just
  * begun, as Envoy's HTTP fault filter draws them: answered 503 here (FI),
  * or its first attempt put off (DI).
@@ -854,10 +865,8 @@ static bool fault_injected(struct hproxy *px)
         respond_local(px, 503, "Service Unavailable", px->last_why);
         return true;
     }
-    if (cfg->fault_delay_ms && fault_drawn(cfg->fault_delay_percent)) {
+    if (fault_delay_drawn(px, cfg, px->req_start_ns)) {
         px->flags |= FLAG_DI;
-        px->state = PX_BACKOFF;
-        engine_timer_set(&px->try_timer, px->req_start_ns + (uint64_t)cfg->fault_delay_ms * 1000000u);
         return true;
     }
     return false;
@@ -879,10 +888,8 @@ static bool raw_fault_injected(struct hproxy *px)
         px->state = PX_CLOSING;
         return true;
     }
-    if (cfg->fault_delay_ms && fault_drawn(cfg->fault_delay_percent)) {
+    if (fault_delay_drawn(px, cfg, now_ns())) {
         px->conn->flags |= FLAG_DI;
-        px->state = PX_BACKOFF;
-        engine_timer_set(&px->try_timer, now_ns() + (uint64_t)cfg->fault_delay_ms * 1000000u);
         return true;
     }
     return false;
