@@ -13,7 +13,7 @@ for what ties them together (there is no cluster here to apply them to):
 - the mesh wiring: LD_PRELOAD is <mount>/libmeshim.so where the mount is
   an emptyDir an init container fills with `install <mount>`, or an image
   volume; MESHIM_CONFIG is a key of the mounted ConfigMap;
-- Service: ports named, a selector that matches a Deployment;
+- Service: ports with names, a selector that matches a Deployment;
   RoleBinding: its Role and service accounts defined.
 
 Prints one line per problem and exits 1 if there is any; with --ini DIR,

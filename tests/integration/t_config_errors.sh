@@ -114,7 +114,7 @@ echo "$out" | grep -qx "  health     http GET /healthz every 2000ms (timeout 100
 out=$(printf '[service:orders]\nendpoints = 127.0.0.2:1\nhealth_pth = /x\n' > "$TMP/typo.ini"; meshim check -c "$TMP/typo.ini" 2>&1)
 [ "$out" = "meshim: $TMP/typo.ini:3: health_pth: unknown key in [service:orders] (did you mean health_path?)" ] ||
     fail "an unknown key's line does not name the key it is a typo of: $out"
-ok "meshim check: the health check, panic threshold and max_requests listed; a typo's key named"
+ok "meshim check: the health check, panic threshold and max_requests listed; the key a typo meant said"
 
 # Log paths the shim would refuse at run time are said at check time:
 # /dev/stdout (a symbolic link, never followed) and a folder.

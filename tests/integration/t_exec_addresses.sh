@@ -138,7 +138,7 @@ print(s.family.name, s.proto, peer[0], peer[1], local[0], local[1], flush=True)
 PY
 chmod +x "$TMP/handler"
 # inetd starts its handlers with an empty environment: the shim and its
-# config are named on the service's line (or /etc/ld.so.preload).
+# config are given on the service's line (or /etc/ld.so.preload).
 echo "127.0.0.2:$ip stream tcp nowait root /usr/bin/env env LD_PRELOAD=${MESHIM_PRELOAD// /:}" \
      "MESHIM_CONFIG=$TMP/inetd.ini $TMP/handler" > "$TMP/inetd.conf"
 tls_ini "$TMP/inetd.ini" orders "[inbound:$ip]" "tls = strict"

@@ -1,7 +1,7 @@
 # One build for every glibc from 2.17 on (shim/libc/glibc_compat.c): the
 # library, the TLS module it carries and the command reference no symbol
 # version newer than GLIBC_2.17 (objdump -T), and the libraries the moved
-# functions lived in before glibc 2.34 are named (DT_NEEDED), so an old
+# functions lived in before glibc 2.34 are listed (DT_NEEDED), so an old
 # loader finds them. The run-time proof is tests/deploy (a bullseye root).
 . "$(dirname "$0")/lib.sh"
 [ -n "${MESHIM_PRELOAD##*libasan*}" ] || exit 77     # sanitizer builds keep new versions

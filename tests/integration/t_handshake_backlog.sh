@@ -12,7 +12,7 @@
 # client must be answered. (Without the rule, the engine cut those whose
 # step had not run yet: "TLS handshake: timed out after 10 s".) A client
 # that trickles its ClientHello, a byte every 0.2 s, is still cut at 10 s;
-# one that resets while it waits in the backlog is named by its address.
+# one that resets while it waits in the backlog is logged with its address.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -89,11 +89,11 @@ cut=$(grep -c "refused: TLS handshake: timed out" "$TMP/backend2.log" || true)
 [ "$cut" = 0 ] || fail "$cut handshakes cut by the server: $(grep -m1 'refused: TLS handshake: timed' "$TMP/backend2.log")"
 ok "a server stopped 11 s with 120 handshakes' bytes waiting: $(cat "$TMP/clients.out"), none cut"
 # The client that reset in the backlog, before its first byte (a port
-# check), is named by its address (the accept's: getpeername says ENOTCONN
+# check), is logged with its address (the accept's: getpeername says ENOTCONN
 # by then).
 wait_until "grep -q 'client $(cat "$TMP/reset.addr") closed before its first byte' '$TMP/backend2.log'" ||
     fail "the client that reset in the backlog ($(cat "$TMP/reset.addr")): $(grep -v 'client 127.0.0.1:[0-9]* ' "$TMP/backend2.log" | grep 'client ' | tail -2)"
-ok "a client that reset in the listener's backlog is named by its address ($(cat "$TMP/reset.addr"))"
+ok "a client that reset in the listener's backlog is logged with its address ($(cat "$TMP/reset.addr"))"
 
 # --- a client that trickles: the deadline is its own ---------------------
 python3 - "$port" "$C" > "$TMP/trickle.out" 2>&1 <<'PY' || fail "a trickling client: $(tail -3 "$TMP/trickle.out")"

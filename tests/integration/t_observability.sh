@@ -271,7 +271,7 @@ for l in lines:
     assert list(l) == fields + (["failed_attempts"] if "failed_attempts" in l else []), l
     assert l["direction"] == "outbound" and l["tls"] == "none", l
 mine = [l for l in lines if l["pid"] == parent]
-# Each failed attempt is named, with why: orders' 3 retried connections
+# Each failed attempt is listed, with why: orders' 3 retried connections
 # each met the refusing 127.0.0.4 first, dead's 5 met it as their only one.
 for l in mine:
     failed = l.get("failed_attempts", [])
@@ -415,7 +415,7 @@ lines = [json.loads(l) for l in open(sys.argv[1])]
 assert len(lines) == 4, lines
 retried = [l for l in lines if l["attempts"] == 2]
 assert len(retried) == 2 and all(l["connect_ms"] >= 200 and l["result"] == "ok" for l in retried), lines
-for l in retried:       # the black hole is named, and why
+for l in retried:       # the black hole is listed, and why
     assert [f["endpoint"] for f in l["failed_attempts"]] == [sys.argv[2]], l
     assert "timed out" in l["failed_attempts"][0]["error"], l
 print("retried:", retried[0]["failed_attempts"])

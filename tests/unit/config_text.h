@@ -1,6 +1,6 @@
 /*
  * config_text.h — for unit tests that load a config from text: the text
- * goes into a temporary INI file named by MESHIM_CONFIG (the only variable
+ * goes into a temporary INI file that MESHIM_CONFIG names (the only variable
  * the loader is shown), is loaded, and the file removed. Include after
  * cmocka.h.
  */

@@ -125,7 +125,7 @@ static void test_own_preload(void **state)
     assert_string_equal(out[0], "LD_PRELOAD=/x.so:" LIB);
 }
 
-/* A variable named like a saved one but longer is another variable. */
+/* A variable whose name is like a saved one's but longer is another variable. */
 static void test_names_exact(void **state)
 {
     (void)state;

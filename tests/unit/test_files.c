@@ -99,7 +99,7 @@ static void test_private_file(void **state)
 
 /* A file made whose owner is not this process's user (its ids changed
  * after the open: here its file-system uid) is refused and its name goes:
- * such files once piled up in a folder, empty and named by nobody. */
+ * such files once piled up in a folder, empty and in nobody's name. */
 static void test_private_file_refused(void **state)
 {
     (void)state;

@@ -319,7 +319,7 @@ static void test_untrusted_files(void **state)
     free(text);
     stats_view_close(&v);
 
-    /* A FIFO named like a stats file is skipped without blocking (an open
+    /* A FIFO with a stats file's name is skipped without blocking (an open
      * of it waited for a writer for ever: review finding 2). */
     unlink(path);
     snprintf(path, sizeof(path), "%s/%d.stats", dir, (int)getpid());
