@@ -146,10 +146,10 @@ $(BUILD)/tests/test_fork: tests/unit/test_fork.c $(SHIM_O) | $(BUILD)/tests
 $(BUILD)/tests/test_threadtrace: tests/unit/test_threadtrace.c $(SHIM_O) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(SHIM_O) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
-# test_stats: the access-log format (library) and the stats reader (command).
+# test_stats: the access-log format (library) and the stats reader and host table (command).
 $(BUILD)/tests/test_stats: tests/unit/test_stats.c $(POLICY_O) $(BUILD)/obj/accesslog.o $(BUILD)/obj/logfile.o \
         $(BUILD)/obj/ownfd.o $(BUILD)/obj/log.o $(BUILD)/obj/files.o $(BUILD)/obj/real.o $(BUILD)/obj/cli_statsview.o \
-        | $(BUILD)/tests
+        $(BUILD)/obj/cli_sharedview.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread
 
 # test_logfile: the access log's file kept open and found again after rotation.

@@ -4,7 +4,7 @@
  *   meshim [-c FILE] PROGRAM [ARGS...]   run PROGRAM with the shim preloaded
  *   meshim check [-c FILE]               validate a config, show its services
  *   meshim doctor PROGRAM                can the shim reach this program?
- *   meshim stats [--prometheus] [--dir DIR] [PID]
+ *   meshim stats [--prometheus] [--all] [--dir DIR] [PID]
  *   meshim exporter [--listen ADDR] [--dir DIR]
  *   meshim install DIR                   copy the library and the command into DIR
  *
@@ -46,7 +46,7 @@ static const char USAGE[] =
     "usage: meshim [-c FILE] PROGRAM [ARGS...]   run PROGRAM in the mesh\n"
     "       meshim check [-c FILE]               validate a config and list its services\n"
     "       meshim doctor PROGRAM                say whether the shim can reach PROGRAM\n"
-    "       meshim stats [--prometheus] [--dir DIR] [PID]\n"
+    "       meshim stats [--prometheus] [--all] [--dir DIR] [PID]\n"
     "                                            counters of live meshed processes\n"
     "       meshim exporter [--listen ADDR] [--dir DIR]\n"
     "                                            serve them to Prometheus at /metrics\n"
@@ -547,7 +547,7 @@ static const char *stats_dirs(const char *given, char *buf, size_t len, bool *ev
 
 /* The host's endpoint table in dir, after the processes' tables (a blank
  * line first when something was printed); nothing when there is none. */
-static void print_shared(const char *dir, bool after)
+static void print_shared(const char *dir, bool after, bool all_entries)
 {
     struct shared_view v;
     char why[128];
@@ -558,18 +558,20 @@ static void print_shared(const char *dir, bool after)
     }
     if (after)
         printf("\n");
-    shared_render_table(&v, stdout);
+    shared_render_table(&v, all_entries, stdout);
     shared_view_free(&v);
 }
 
 static int cmd_stats(int argc, char **argv)
 {
-    bool prometheus = false;
+    bool prometheus = false, all_entries = false;
     const char *dir = NULL;
     int pid = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--prometheus") == 0)
             prometheus = true;
+        else if (strcmp(argv[i], "--all") == 0)
+            all_entries = true;
         else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
             dir = argv[++i];
         else if (argv[i][0] >= '1' && argv[i][0] <= '9' && !pid)
@@ -580,19 +582,19 @@ static int cmd_stats(int argc, char **argv)
         }
     }
     char buf[PATH_MAX];
-    bool all;
-    dir = stats_dirs(dir, buf, sizeof(buf), &all);
+    bool every_user;
+    dir = stats_dirs(dir, buf, sizeof(buf), &every_user);
     if (strcmp(dir, "off") == 0) {
         fprintf(stderr, "meshim: stats_dir = off: processes keep no stats\n");
         if (!prometheus && !pid) {
             config_default_stats_dir(buf, sizeof(buf));
-            print_shared(buf, true);
+            print_shared(buf, true, all_entries);
         }
         return 1;
     }
     struct stats_view *views = NULL;
-    int n = all ? stats_view_scan_users(pid, &views) : stats_view_scan(dir, pid, &views);
-    const char *where = all ? "/tmp/meshim-UID (every user's folder)" : dir;
+    int n = every_user ? stats_view_scan_users(pid, &views) : stats_view_scan(dir, pid, &views);
+    const char *where = every_user ? "/tmp/meshim-UID (every user's folder)" : dir;
     if (n < 0) {
         if (errno != ENOENT) {
             fprintf(stderr, "meshim: %s: %s\n", dir, strerror(errno));
@@ -616,7 +618,7 @@ static int cmd_stats(int argc, char **argv)
         }
     }
     if (!prometheus && !pid)
-        print_shared(dir, n > 0);
+        print_shared(dir, n > 0, all_entries);
     stats_view_free(views, n);
     return 0;
 }

@@ -92,15 +92,19 @@ void shared_state_text(const struct shared_entry *e, uint64_t now_ms, char *buf,
         snprintf(buf, len, "closed");
 }
 
-void shared_render_table(const struct shared_view *v, FILE *out)
+void shared_render_table(const struct shared_view *v, bool all, FILE *out)
 {
     uint64_t now = now_ns() / 1000000u;     /* CLOCK_MONOTONIC, as the table's times */
     fprintf(out, "host endpoint table %s (shared by this user's processes)\n", v->path);
     fprintf(out, "  %-40s %-38s %9s %9s  %s\n", "SERVICE / ENDPOINT", "CIRCUIT", "EJECTIONS",
             "EWMA ms",
             "HEALTH CHECK");
+    unsigned shown = 0;
     for (unsigned i = 0; i < v->n; i++) {
         const struct shared_entry *e = &v->entries[i];
+        if (!all && shared_idle(e, now))
+            continue;
+        shown++;
         char service[sizeof(e->service)], endpoint[sizeof(e->endpoint)];
         char name[160], state[96], health[80];
         stats_name_of(e->service, sizeof(e->service), service, sizeof(service));
@@ -129,4 +133,7 @@ void shared_render_table(const struct shared_view *v, FILE *out)
     }
     if (!v->n)
         fprintf(out, "  (empty)\n");
+    else if (shown < v->n)
+        fprintf(out, "  (%u more unused for %u minutes, with no verdict in force: --all lists them)\n",
+                v->n - shown, SHARED_IDLE_MS / 60000u);
 }

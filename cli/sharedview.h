@@ -31,7 +31,10 @@ void shared_view_free(struct shared_view *v);
 /* One entry's state in words, as of now_ms (CLOCK_MONOTONIC). */
 void shared_state_text(const struct shared_entry *e, uint64_t now_ms, char *buf, size_t len);
 
-/* The table as `meshim stats` prints it, after the processes' tables. */
-void shared_render_table(const struct shared_view *v, FILE *out);
+/* The table as `meshim stats` prints it, after the processes' tables:
+ * the entries in use, or all of them. An idle entry (shared_idle) says
+ * nothing a connect would meet: its circuit admits and no check runs, and
+ * a long-lived table holds every endpoint its user's programs ever met. */
+void shared_render_table(const struct shared_view *v, bool all, FILE *out);
 
 #endif

@@ -101,6 +101,10 @@ struct shared_entry *shared_find(struct shared_header *h, uint64_t key, const ch
                                  const char *endpoint, uint64_t now_ms);
 /* Marks the entry used now (a store at most once a second). */
 void shared_touch(struct shared_entry *e, uint64_t now_ms);
+/* Unused for SHARED_IDLE_MS with no verdict in force and no live checker
+ * (or stamped under another clock): what shared_find may take over, and
+ * what `meshim stats` leaves out unless asked for --all. */
+bool shared_idle(const struct shared_entry *e, uint64_t now_ms);
 
 /* --- the circuit word: state 2 | probing 1 | ejections 8 | failures 12 | until ms 40.
  * `until` is the state's one time: closed since, open until, or (half-open,

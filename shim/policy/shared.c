@@ -86,7 +86,7 @@ static bool foreign_clock(const struct shared_entry *e, uint64_t now_ms)
  * out; an endpoint ejected and then dropped by discovery would otherwise
  * hold its slot for ever: pods come and go), no one checking it; or
  * stamped under another clock. */
-static bool reclaimable(const struct shared_entry *e, uint64_t now_ms)
+bool shared_idle(const struct shared_entry *e, uint64_t now_ms)
 {
     if (foreign_clock(e, now_ms))
         return true;
@@ -137,7 +137,7 @@ struct shared_entry *shared_find(struct shared_header *h, uint64_t key, const ch
             return e;
         }
         uint64_t used = __atomic_load_n(&e->used_ms, __ATOMIC_RELAXED);
-        if (used < oldest_used && reclaimable(e, now_ms)) {
+        if (used < oldest_used && shared_idle(e, now_ms)) {
             oldest = e;
             oldest_used = used;
         }

@@ -158,6 +158,32 @@ static void test_foreign_clock(void **state)
     free(h);
 }
 
+/* What shared_find may take over is what `meshim stats` hides: unused
+ * for SHARED_IDLE_MS, and neither a verdict in force nor a live checker. */
+static void test_idle(void **state)
+{
+    (void)state;
+    struct shared_header *h = new_table();
+    uint64_t t0 = 3600 * 1000, later = t0 + SHARED_IDLE_MS;
+    struct shared_entry *e = shared_find(h, 9, "orders", "10.0.0.5:8080", t0);
+    assert_non_null(e);
+    assert_false(shared_idle(e, t0));
+    assert_false(shared_idle(e, later - 1));
+    assert_true(shared_idle(e, later));
+    shared_touch(e, later);
+    assert_false(shared_idle(e, later));
+    /* Ejected past the idle period: kept and shown. */
+    struct circuit open = { .state = CIRCUIT_OPEN, .open_until_ns = (later + SHARED_IDLE_MS + 1) * MS };
+    e->circuit = shared_circuit_pack(&open);
+    assert_false(shared_idle(e, later + SHARED_IDLE_MS));
+    e->circuit = 0;
+    assert_true(shared_idle(e, later + SHARED_IDLE_MS));
+    /* Someone runs its health checks. */
+    assert_true(shared_lease_take(&e->checker, 42, later + SHARED_IDLE_MS, 5000));
+    assert_false(shared_idle(e, later + SHARED_IDLE_MS));
+    free(h);
+}
+
 static void test_lease(void **state)
 {
     (void)state;
@@ -301,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_find_claims_and_finds),
         cmocka_unit_test(test_bounded_and_ages_out),
         cmocka_unit_test(test_foreign_clock),
+        cmocka_unit_test(test_idle),
         cmocka_unit_test(test_lease),
         cmocka_unit_test(test_health),
         cmocka_unit_test(test_ewma),

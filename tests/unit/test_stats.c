@@ -18,6 +18,7 @@
 #include "observe/accesslog.h"
 #include "meshim/stats.h"
 #include "meshim/util.h"
+#include "sharedview.h"
 #include "statsview.h"
 
 /* ------------------------------------------------------------ access log -- */
@@ -353,6 +354,51 @@ static void test_untrusted_files(void **state)
     rmdir(dir);
 }
 
+/* `meshim stats`' host table lists the entries in use and counts the idle
+ * ones (a long-lived table holds every endpoint its user's programs ever
+ * met); --all lists them too. */
+static void test_host_table_hides_idle(void **state)
+{
+    (void)state;
+    uint64_t now = now_ns() / 1000000u;
+    /* Right after boot no stamp of this clock is old enough: one of another
+     * clock (far ahead) is idle as well. */
+    uint64_t old = now > SHARED_IDLE_MS + 1000 ? now - SHARED_IDLE_MS - 1000 : now + 2 * SHARED_IDLE_MS;
+    struct shared_entry entries[3] = { 0 };
+    const char *names[3][2] = { { "orders", "10.0.0.5:8080" }, { "orders", "10.0.0.6:8080" },
+                                { "pods", "10.1.2.3:80" } };
+    for (int i = 0; i < 3; i++) {
+        entries[i].key = 100 + i;
+        snprintf(entries[i].service, sizeof(entries[i].service), "%s", names[i][0]);
+        snprintf(entries[i].endpoint, sizeof(entries[i].endpoint), "%s", names[i][1]);
+        entries[i].used_ms = i == 0 ? now : old;
+    }
+    /* The second one is ejected still: shown, however long unused. */
+    struct circuit open = { .state = CIRCUIT_OPEN, .ejections = 1,
+                            .open_until_ns = (now + 60000) * 1000000ull };
+    entries[1].circuit = shared_circuit_pack(&open);
+    struct shared_view v = { .entries = entries, .n = 3, .path = "/tmp/meshim-0/shared-endpoints.v1" };
+    for (int all = 0; all < 2; all++) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        shared_render_table(&v, all, f);
+        fclose(f);
+        assert_non_null(strstr(text, "orders 10.0.0.5:8080"));
+        assert_non_null(strstr(text, "orders 10.0.0.6:8080"));
+        assert_non_null(strstr(text, "ejected"));
+        if (all) {
+            assert_non_null(strstr(text, "pods 10.1.2.3:80"));
+            assert_null(strstr(text, "more unused"));
+        } else {
+            assert_null(strstr(text, "pods"));
+            assert_non_null(strstr(text, "(1 more unused for 10 minutes, with no verdict in force: "
+                                         "--all lists them)"));
+        }
+        free(text);
+    }
+}
+
 /* The folder's names: a file per process, one being made, anything else. */
 static void test_stats_file_names(void **state)
 {
@@ -381,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_prometheus_text),
         cmocka_unit_test(test_untrusted_files),
         cmocka_unit_test(test_stats_file_names),
+        cmocka_unit_test(test_host_table_hides_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
