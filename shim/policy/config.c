@@ -526,6 +526,20 @@ static const char *parse_endpoint(char *addr, struct endpoint_spec *out)
     return netaddr_parse(addr, true, &out->addr) ? NULL : ENDPOINT_SYNTAX;
 }
 
+/* "orders.prod.svc:8080", "db": what a user who meant DNS discovery writes
+ * in endpoints. A letter, and nothing but a host name's characters before
+ * an optional :PORT. */
+static bool looks_like_host_name(const char *item)
+{
+    size_t n = strspn(item, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
+    if (n == 0 || (item[n] && (item[n] != ':' || strspn(item + n + 1, "0123456789") != strlen(item + n + 1))))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (isalpha((unsigned char)item[i]))
+            return true;
+    return false;
+}
+
 /* "10.0.0.5:8080, 10.0.0.6:8080 weight=3, 10.0.0.7" */
 /* Endpoints a list (in the INI, an endpoints_file) may hold. */
 #define ENDPOINTS_MAX 4096
@@ -540,7 +554,9 @@ static const char *p_endpoints(struct loader *L, const char *v, void *f)
     l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
     for (size_t i = 0; i < l->n; i++)
         if (parse_endpoint(items[i], &l->v[i]))
-            return "not a list of IP[:PORT] [weight=1..1000]";
+            return looks_like_host_name(items[i])
+                       ? "not a list of IP[:PORT] [weight=1..1000] (a host name goes in dns = NAME)"
+                       : "not a list of IP[:PORT] [weight=1..1000]";
     return NULL;
 }
 
