@@ -126,16 +126,21 @@ $(BUILD)/commit: FORCE | $(BUILD)/obj
 	@echo '$(COMMIT)' | cmp -s - $@ || echo '$(COMMIT)' > $@
 FORCE:
 
-$(BUILD)/meshim: cli/meshim.c $(CLI_O) $(POLICY_O) $(COMPAT_O:%.o=%_start.o) $(BUILD)/commit
-	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -Icli $(CFLAGS) -o $@ $< $(CLI_O) $(POLICY_O) $(COMPAT_MAIN) $(LDFLAGS) $(STATIC) \
-	    -lpthread $(GLIBC_FLOOR)
+# `meshim check` loads the identity with the TLS module's own code (CLI_TLS_O).
+CLI_TLS_O := $(patsubst %,$(BUILD)/obj/%.o,tls tls_ktls tls_store tls_module)
+$(BUILD)/meshim: cli/meshim.c $(CLI_O) $(CLI_TLS_O) $(POLICY_O) $(COMPAT_O:%.o=%_start.o) $(BUILD)/commit
+	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -Icli $(CFLAGS) -o $@ $< $(CLI_O) $(CLI_TLS_O) $(POLICY_O) \
+	    $(COMPAT_MAIN) $(LDFLAGS) $(STATIC) $(OPENSSL) -lpthread $(GLIBC_FLOOR)
 
 # The command linked statically, for the container image (Dockerfile): its
 # final image holds no libc, and an init container runs `meshim install`
 # from it. It reads files and /proc only (no NSS), so static glibc is whole.
-$(BUILD)/meshim-static: cli/meshim.c $(CLI_O) $(POLICY_O) $(BUILD)/commit
-	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -Icli $(CFLAGS) -static -o $@ $< $(CLI_O) $(POLICY_O) \
-	    $(LDFLAGS) -Wl,-Bstatic -linih -lpthread
+# The linker warns of dlopen and getaddrinfo inside libcrypto.a: module
+# loading and BIO_lookup, which `meshim check`'s identity load never reaches
+# (no openssl.cnf is read, the providers are built in).
+$(BUILD)/meshim-static: cli/meshim.c $(CLI_O) $(CLI_TLS_O) $(POLICY_O) $(BUILD)/commit
+	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -Icli $(CFLAGS) -static -o $@ $< $(CLI_O) $(CLI_TLS_O) \
+	    $(POLICY_O) $(LDFLAGS) -Wl,-Bstatic -linih -lssl -lcrypto -lpthread
 
 # ------------------------------------------------------------------ tests --
 # test_fork links the whole shim: its hooks become the test's own symbols.

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "elfinfo.h"
@@ -31,6 +32,7 @@
 #include "meshim/registry.h"
 #include "sharedview.h"
 #include "statsview.h"
+#include "tls/tls.h"
 
 #ifndef MESHIM_LIBDIR
 #define MESHIM_LIBDIR "/usr/local/lib/meshim"
@@ -172,6 +174,53 @@ static void check_log_path(const char *key, const char *path)
                 "or stderr\n", key, path, what);
 }
 
+/* "2027-12-05 06:13 UTC" */
+static void utc_text(long long t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M UTC", &tm))
+        snprintf(buf, len, "?");
+}
+
+/* The identity loaded as the shim will load it, and what its peers will
+ * make of it. False when the shim could not use it: it would fail every
+ * connection that needs mTLS. */
+static bool check_identity(const struct mesh_config *cfg, const struct tls_files *f)
+{
+    struct tls_identity_facts id;
+    char why[TLS_WHY_MAX];
+    if (!tls_identity_facts(cfg, f, &id, why, sizeof(why))) {
+        fprintf(stderr, "meshim: %s: connections that need mTLS would fail\n", why);
+        return false;
+    }
+    char from[32], until[32];
+    utc_text(id.not_before, from, sizeof(from));
+    utc_text(id.not_after, until, sizeof(until));
+    long long now = (long long)time(NULL);
+    printf("  %-10s %s (serial %s, valid until %s)\n", "identity", *id.name ? id.name : "(no URI or DNS name)",
+           id.serial, until);
+    bool ok = true;
+    if (now >= id.not_after) {
+        fprintf(stderr, "meshim: [tls] cert %s expired on %s: peers refuse it\n", f->cert, until);
+        ok = false;
+    } else if (now < id.not_before) {
+        fprintf(stderr, "meshim: [tls] cert %s is not valid before %s: peers refuse it until then\n", f->cert,
+                from);
+        ok = false;
+    } else if (id.not_after - now < 7 * 86400) {
+        fprintf(stderr, "meshim: warning: [tls] cert %s expires in %lld hours\n", f->cert,
+                (id.not_after - now) / 3600);
+    }
+    if (!*id.name)
+        fprintf(stderr, "meshim: warning: [tls] cert %s names no URI or DNS: peers that check identity "
+                "(identity =, allow =) refuse it\n", f->cert);
+    if (*id.untrusted)
+        fprintf(stderr, "meshim: warning: [tls] ca %s does not verify cert %s (%s): peers that trust the "
+                "same bundle refuse it\n", f->ca, f->cert, id.untrusted);
+    return ok;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (take_config_option(&argc, &argv) < 0)
@@ -287,6 +336,8 @@ static int cmd_check(int argc, char **argv)
         if (tls_files_of(cfg, &f, why, sizeof(why))) {
             printf("tls\n  %-10s %s\n  %-10s %s\n  %-10s %s\n  %-10s %s\n", "layout", f.layout, "cert",
                    f.cert, "key", f.key, "ca", f.ca);
+            if (!check_identity(cfg, &f))
+                status = MESHIM_EXIT_CONFIG;
         } else {
             fprintf(stderr, "meshim: %s\n", why);
             status = MESHIM_EXIT_CONFIG;

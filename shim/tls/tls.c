@@ -544,6 +544,70 @@ bool tls_peer_check(SSL *ssl, const char *const *patterns, size_t n, char *name,
     return ok;
 }
 
+/* -------------------------------------------------------- meshim check -- */
+
+static long long unix_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+        return 0;
+    return (long long)timegm(&tm);
+}
+
+/* The cert's chain checked against the trust bundle, as a peer with the
+ * same bundle checks it (times aside: the caller reports those). */
+static void trust_check(SSL_CTX *ctx, X509 *cert, char *why, size_t len)
+{
+    X509_STORE_CTX *v = X509_STORE_CTX_new_ex(libctx, NULL);
+    STACK_OF(X509) *chain = NULL;
+    why[0] = '\0';
+    if (!v || !SSL_CTX_get0_chain_certs(ctx, &chain) ||
+        X509_STORE_CTX_init(v, SSL_CTX_get_cert_store(ctx), cert, chain) != 1) {
+        snprintf(why, len, "cannot be checked: %s", openssl_reason());
+    } else {
+        X509_STORE_CTX_set_flags(v, X509_V_FLAG_NO_CHECK_TIME);
+        if (X509_verify_cert(v) != 1)
+            snprintf(why, len, "%s", X509_verify_cert_error_string(X509_STORE_CTX_get_error(v)));
+    }
+    X509_STORE_CTX_free(v);
+    ERR_clear_error();
+}
+
+bool tls_identity_facts(const struct mesh_config *cfg, const struct tls_files *f,
+                        struct tls_identity_facts *out, char *why, size_t len)
+{
+    pthread_once(&once, init);
+    memset(out, 0, sizeof(*out));
+    if (!readable("cert", f->cert, why, len) || !readable("key", f->key, why, len) ||
+        !readable("ca", f->ca, why, len))
+        return false;
+    SSL_CTX *ctx = SSL_CTX_new_ex(libctx, NULL, TLS_server_method());
+    if (!ctx)
+        return failed(why, len, "OpenSSL: %s", openssl_reason());
+    if (!setup(ctx, cfg, f, why, len)) {
+        SSL_CTX_free(ctx);
+        return false;
+    }
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    const char *uris[MAX_SANS], *dns[MAX_SANS];
+    struct peer_names p = { uris, 0, dns, 0 };
+    san_names(gens, uris, &p.n_uris, dns, &p.n_dns);
+    identity_copy(out->name, sizeof(out->name), identity_name(&p));
+    GENERAL_NAMES_free(gens);
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    snprintf(out->serial, sizeof(out->serial), "%s", hex ? hex : "?");
+    OPENSSL_free(hex);
+    BN_free(bn);
+    out->not_before = unix_time(X509_get0_notBefore(cert));
+    out->not_after = unix_time(X509_get0_notAfter(cert));
+    trust_check(ctx, cert, out->untrusted, sizeof(out->untrusted));
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return true;
+}
+
 void tls_allow_psk_only(SSL *ssl)
 {
     SSL_set_options(ssl, SSL_OP_ALLOW_NO_DHE_KEX);

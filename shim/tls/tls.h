@@ -41,6 +41,20 @@ void tls_identity_put(struct tls_identity *id);
 /* Watcher thread: reloads the identity when one of its files changed. */
 void tls_check_files(const struct mesh_config *cfg);
 
+/* What `meshim check` says of the identity in files f: loaded as the shim
+ * loads it (false, and the same message in why, when it cannot be), then
+ * what peers will see of it. The command links the module's objects; the
+ * library never calls it (it is not in tls.def). */
+struct tls_identity_facts {
+    char name[256];             /* first URI SAN, else DNS SAN; "" when none */
+    char serial[64];
+    long long not_before, not_after;    /* Unix seconds */
+    char untrusted[160];        /* "": the trust bundle verifies the cert; else why not */
+};
+struct tls_files;
+bool tls_identity_facts(const struct mesh_config *cfg, const struct tls_files *f,
+                        struct tls_identity_facts *out, char *why, size_t len);
+
 /* A new client SSL on socket fd to dest ("address:port", the session
  * cache's key), sending sni (NULL or "": none). NULL on failure. */
 SSL *tls_client_new(struct tls_identity *id, int fd, const char *dest, const char *sni);

@@ -140,14 +140,46 @@ meshim check -c config/meshim.ini > /dev/null || fail "config/meshim.ini does no
 meshim check -c examples/mesh.ini > /dev/null || fail "examples/mesh.ini does not validate"
 ok "config/meshim.ini and examples/mesh.ini validate"
 
+# meshim check loads the identity as the shim will, and says what peers
+# will see of it: its name and how long it is valid; files the shim could
+# not load, and a certificate that has expired, exit 78 with the shim's own
+# message; a certificate the bundle does not verify is warned of.
+. "$ROOT/tests/integration/certs.sh"
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+identity() {    # identity CERT KEY: meshim check of a [tls] with them, out and err apart
+    printf '[tls]\ncert = %s\nkey = %s\nca = %s\n' "$1" "$2" "$C/ca.pem" > "$TMP/id.ini"
+    meshim check -c "$TMP/id.ini" > "$TMP/id.out" 2> "$TMP/id.err"
+}
+identity "$C/web.pem" "$C/web.key" || fail "meshim check refused a good identity: $(cat "$TMP/id.err")"
+grep -qE "^  identity   spiffe://test.mesh/ns/prod/sa/web \(serial 1001, valid until 20[0-9-]+ [0-9:]+ UTC\)$" \
+    "$TMP/id.out" || fail "no identity line: $(cat "$TMP/id.out" "$TMP/id.err")"
+[ -s "$TMP/id.err" ] && fail "a good identity warned: $(cat "$TMP/id.err")"
+identity /nonexistent.pem "$C/web.key"; rc=$?
+[ "$rc" -eq 78 ] && [ "$(cat "$TMP/id.err")" = "meshim: [tls] cert /nonexistent.pem: No such file or directory: connections that need mTLS would fail" ] ||
+    fail "a missing cert: rc=$rc $(cat "$TMP/id.err")"
+identity "$C/web.pem" "$C/orders.key"; rc=$?
+[ "$rc" -eq 78 ] && grep -q "^meshim: \[tls\] key $C/orders.key: key values mismatch" "$TMP/id.err" ||
+    fail "another identity's key: rc=$rc $(cat "$TMP/id.err")"
+identity "$C/expired.pem" "$C/expired.key"; rc=$?
+[ "$rc" -eq 78 ] && grep -q "^meshim: \[tls\] cert $C/expired.pem expired on 2020-01-02 00:00 UTC: peers refuse it$" "$TMP/id.err" ||
+    fail "an expired cert: rc=$rc $(cat "$TMP/id.err")"
+identity "$C/rogue.pem" "$C/rogue.key" || fail "a cert of another CA is refused, not warned of: $(cat "$TMP/id.err")"
+grep -q "^meshim: warning: \[tls\] ca $C/ca.pem does not verify cert $C/rogue.pem (unable to get local issuer certificate)" \
+    "$TMP/id.err" || fail "no warning for a cert the bundle does not verify: $(cat "$TMP/id.err")"
+leaf "$C" soon "URI:spiffe://test.mesh/ns/prod/sa/web" ca -days 2 || fail "cannot make a certificate"
+identity "$C/soon.pem" "$C/soon.key" || fail "a cert valid 2 more days is refused: $(cat "$TMP/id.err")"
+grep -qE "^meshim: warning: \[tls\] cert $C/soon.pem expires in 4[0-8] hours$" "$TMP/id.err" ||
+    fail "no warning for a cert about to expire: $(cat "$TMP/id.err")"
+ok "meshim check loads the identity: its name and expiry; a missing file, a key of another cert, an expired cert refused; another CA's cert and one that expires within 7 days warned of"
+
 # A permissive port with `allow` lets plaintext clients past it (review
-# finding 13): meshim check says so, and still accepts the file. No TLS
-# file is read by check, so any existing file stands in for them.
+# finding 13): meshim check says so, and still accepts the file.
 cat > "$TMP/permissive.ini" <<INI
 [tls]
-cert = /etc/hostname
-key = /etc/hostname
-ca = /etc/hostname
+cert = $C/web.pem
+key = $C/web.key
+ca = $C/ca.pem
 [inbound:8443]
 tls = permissive
 allow = spiffe://test.mesh/ns/prod/**
