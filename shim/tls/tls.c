@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -208,13 +209,57 @@ static bool readable(const char *what, const char *path, char *why, size_t len)
         snprintf(why, len, "[tls] %s %s: %s", what, path, strerror(errno));
         return false;
     }
+    struct stat st;
+    bool folder = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
     fclose(f);
-    return true;
+    if (folder)
+        snprintf(why, len, "[tls] %s %s: a folder, not a file ([tls] dir = takes a folder)", what, path);
+    return !folder;
+}
+
+/* OpenSSL asks for an encrypted key's pass phrase on the process's
+ * terminal by default: inside a program that has one, the connect would
+ * wait there for ever. There is none to give: the key fails to load. */
+static int no_pass_phrase(char *buf, int size, int rwflag, void *arg)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)arg;
+    return -1;
+}
+
+/* Why a PEM file of kind ("certificate", "private key") did not load, in a
+ * user's words when the PEM layer says (OpenSSL's last error is SSL's own
+ * "PEM lib" for all of them); the queue emptied. */
+static const char *pem_reason(const char *kind, char *buf, size_t len)
+{
+    unsigned long e, pem = 0, last = 0;
+    bool undecoded = false;     /* OpenSSL 3's key decoders found nothing they read */
+    while ((e = ERR_get_error())) {
+        if (!pem && ERR_GET_LIB(e) == ERR_LIB_PEM)
+            pem = e;
+        undecoded |= ERR_GET_LIB(e) == ERR_LIB_OSSL_DECODER && ERR_GET_REASON(e) == ERR_R_UNSUPPORTED;
+        last = e;
+    }
+    int r = pem ? ERR_GET_REASON(pem) : 0;
+    const char *text = ERR_reason_error_string(pem ? pem : last);
+    if (r == PEM_R_NO_START_LINE || (!pem && undecoded))
+        snprintf(buf, len, "no PEM %s in it", kind);
+    else if (r == PEM_R_BAD_PASSWORD_READ || r == PEM_R_PROBLEMS_GETTING_PASSWORD || r == PEM_R_BAD_DECRYPT)
+        snprintf(buf, len, "an encrypted %s: meshim reads it unencrypted (openssl pkey -in FILE -out NEW)", kind);
+    else if (pem)
+        snprintf(buf, len, "a damaged PEM %s (%s)", kind, text ? text : "unknown error");
+    else
+        snprintf(buf, len, "%s", text ? text : "unknown error");
+    return buf;
 }
 
 static bool setup(SSL_CTX *ctx, const struct mesh_config *cfg, const struct tls_files *f, char *why,
                   size_t len)
 {
+    char reason[192];
+    SSL_CTX_set_default_passwd_cb(ctx, no_pass_phrase);
     SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     /* AES-128-GCM first, as BoringSSL (Envoy) and Go order them: its key
      * schedule is HKDF over SHA-256, cheaper per handshake than SHA-384
@@ -227,9 +272,9 @@ static bool setup(SSL_CTX *ctx, const struct mesh_config *cfg, const struct tls_
      * then body); the relay asks tls_pending before it waits. */
     SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1)
-        return failed(why, len, "[tls] cert %s: %s", f->cert, openssl_reason());
+        return failed(why, len, "[tls] cert %s: %s", f->cert, pem_reason("certificate", reason, sizeof(reason)));
     if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1)
-        return failed(why, len, "[tls] key %s: %s", f->key, openssl_reason());
+        return failed(why, len, "[tls] key %s: %s", f->key, pem_reason("private key", reason, sizeof(reason)));
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
         return failed(why, len, "[tls] key %s does not belong to cert %s", f->key, f->cert);

@@ -97,6 +97,27 @@ echo "$out" | grep -qx "backend-2" && fail "mTLS without an identity went throug
 [ "$(grep -c "GET /who" "$TMP/backend2.log")" -eq "$lines_before" ] || fail "the backend saw a plaintext request"
 ok "mTLS with a missing certificate: one clear error, the connect fails, nothing in plaintext"
 
+# An encrypted key: OpenSSL asks for the pass phrase on the program's
+# terminal by default, and the connect waited there for ever (curl with a
+# terminal: "Enter PEM pass phrase:" on it, then nothing). Now it fails at
+# once, saying why. script(1) gives curl a terminal.
+. "$ROOT/tests/integration/certs.sh"
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+openssl ec -in "$C/web.key" -aes256 -passout pass:secret -out "$TMP/encrypted.key" 2> /dev/null ||
+    fail "cannot encrypt a key"
+sed -e "s|^cert = .*|cert = $C/web.pem|" -e "s|^key = .*|key = $TMP/encrypted.key|" -e "s|^ca = .*|ca = $C/ca.pem|" \
+    "$TMP/notyet.ini" > "$TMP/encrypted.ini"
+timeout 30 script -qec "env LD_PRELOAD='$MESHIM_PRELOAD' MESHIM_CONFIG='$TMP/encrypted.ini' curl -sS http://orders:$port/who" \
+    /dev/null < /dev/null > "$TMP/tty.out" 2>&1
+rc=$?
+[ "$rc" -eq 124 ] && fail "curl with a terminal and an encrypted key still waits after 30 s: $(cat "$TMP/tty.out")"
+grep -q "pass phrase" "$TMP/tty.out" && fail "the shim asked for a pass phrase on the program's terminal: $(cat "$TMP/tty.out")"
+grep -q "error: \[tls\] key $TMP/encrypted.key: an encrypted private key: meshim reads it unencrypted" "$TMP/tty.out" ||
+    fail "no clear error for an encrypted key: rc=$rc $(cat "$TMP/tty.out")"
+grep -q "backend-2" "$TMP/tty.out" && fail "an encrypted key let the request through in plaintext"
+ok "an encrypted key, curl with a terminal: no pass phrase asked, the connect fails at once (curl $rc), one clear error"
+
 cat > "$TMP/notyet.ini" <<INI
 [service:orders]
 endpoints = 127.0.0.2:$port
@@ -144,9 +165,6 @@ ok "config/meshim.ini and examples/mesh.ini validate"
 # will see of it: its name and how long it is valid; files the shim could
 # not load, and a certificate that has expired, exit 78 with the shim's own
 # message; a certificate the bundle does not verify is warned of.
-. "$ROOT/tests/integration/certs.sh"
-C=$TMP/pki
-make_certs "$C" || fail "cannot make the test certificates"
 identity() {    # identity CERT KEY: meshim check of a [tls] with them, out and err apart
     printf '[tls]\ncert = %s\nkey = %s\nca = %s\n' "$1" "$2" "$C/ca.pem" > "$TMP/id.ini"
     meshim check -c "$TMP/id.ini" > "$TMP/id.out" 2> "$TMP/id.err"
@@ -161,6 +179,15 @@ identity /nonexistent.pem "$C/web.key"; rc=$?
 identity "$C/web.pem" "$C/orders.key"; rc=$?
 [ "$rc" -eq 78 ] && grep -q "^meshim: \[tls\] key $C/orders.key: key values mismatch" "$TMP/id.err" ||
     fail "another identity's key: rc=$rc $(cat "$TMP/id.err")"
+identity "$C/web.key" "$C/web.key"; rc=$?
+[ "$rc" -eq 78 ] && grep -q "^meshim: \[tls\] cert $C/web.key: no PEM certificate in it: " "$TMP/id.err" ||
+    fail "a key given as the cert: rc=$rc $(cat "$TMP/id.err")"
+identity "$C/web.pem" "$C/web.pem"; rc=$?
+[ "$rc" -eq 78 ] && grep -q "^meshim: \[tls\] key $C/web.pem: no PEM private key in it: " "$TMP/id.err" ||
+    fail "a cert given as the key: rc=$rc $(cat "$TMP/id.err")"
+identity "$C/web.pem" "$TMP/encrypted.key" < /dev/null; rc=$?
+[ "$rc" -eq 78 ] && grep -q "^meshim: \[tls\] key $TMP/encrypted.key: an encrypted private key: " "$TMP/id.err" ||
+    fail "an encrypted key: rc=$rc $(cat "$TMP/id.err")"
 identity "$C/expired.pem" "$C/expired.key"; rc=$?
 [ "$rc" -eq 78 ] && grep -q "^meshim: \[tls\] cert $C/expired.pem expired on 2020-01-02 00:00 UTC: peers refuse it$" "$TMP/id.err" ||
     fail "an expired cert: rc=$rc $(cat "$TMP/id.err")"
@@ -171,7 +198,7 @@ leaf "$C" soon "URI:spiffe://test.mesh/ns/prod/sa/web" ca -days 2 || fail "canno
 identity "$C/soon.pem" "$C/soon.key" || fail "a cert valid 2 more days is refused: $(cat "$TMP/id.err")"
 grep -qE "^meshim: warning: \[tls\] cert $C/soon.pem expires in 4[0-8] hours$" "$TMP/id.err" ||
     fail "no warning for a cert about to expire: $(cat "$TMP/id.err")"
-ok "meshim check loads the identity: its name and expiry; a missing file, a key of another cert, an expired cert refused; another CA's cert and one that expires within 7 days warned of"
+ok "meshim check loads the identity: its name and expiry; a missing file, a file of the wrong kind, an encrypted key, a key of another cert, an expired cert refused; another CA's cert and one that expires within 7 days warned of"
 
 # A permissive port with `allow` lets plaintext clients past it (review
 # finding 13): meshim check says so, and still accepts the file.
