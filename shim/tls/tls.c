@@ -6,6 +6,7 @@
 #include "tls/tls_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -202,19 +204,25 @@ static bool failed(char *why, size_t len, const char *fmt, ...)
     return false;
 }
 
+/* Opened without blocking, and only a regular file is taken: opening a
+ * FIFO that no one writes to would hold the connect for ever (OpenSSL then
+ * opens the file itself). */
 static bool readable(const char *what, const char *path, char *why, size_t len)
 {
-    FILE *f = fopen(path, "re");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
         snprintf(why, len, "[tls] %s %s: %s", what, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return false;
     }
-    struct stat st;
-    bool folder = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
-    fclose(f);
-    if (folder)
+    close(fd);
+    if (S_ISDIR(st.st_mode))
         snprintf(why, len, "[tls] %s %s: a folder, not a file ([tls] dir = takes a folder)", what, path);
-    return !folder;
+    else if (!S_ISREG(st.st_mode))
+        snprintf(why, len, "[tls] %s %s: not a regular file", what, path);
+    return S_ISREG(st.st_mode);
 }
 
 /* OpenSSL asks for an encrypted key's pass phrase on the process's
