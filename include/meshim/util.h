@@ -94,6 +94,14 @@ enum dir_trust {
 struct stat;
 enum dir_trust dir_trust_of(const struct stat *st);
 
+/* The rule for a file the shim takes its orders or its identity from (the
+ * INI, an endpoints file, the TLS cert, key and bundle): owned by root or by
+ * this user, and not writable by everyone. Whoever else could write it
+ * would steer this process's connections, turn its mTLS off, or point a
+ * root process's access_log at any file. NULL when trusted; else why not,
+ * in buf. (Group write is the owner's choice, as for the folders.) */
+const char *file_untrusted(const struct stat *st, char *buf, size_t len);
+
 /* ASCII case-insensitive compare of a DNS name, ignoring one trailing dot on
  * either side. */
 bool dns_name_equal(const char *a, const char *b);

@@ -637,10 +637,10 @@ bool config_parse_endpoints(const char *path, const char *text, struct endpoint_
 
 bool config_read_endpoints(const char *path, struct endpoint_list *out, char *err, size_t errlen)
 {
-    char why[64];
+    char why[128];
     FILE *f = config_open_file(path, ENDPOINTS_FILE_MAX, why, sizeof(why));
     if (!f)
-        return file_error(err, errlen, path, 0, "cannot read: %s", why);
+        return file_error(err, errlen, path, 0, "%s: %s", errno == EPERM ? "not trusted" : "cannot read", why);
     char *text = malloc(ENDPOINTS_FILE_MAX + 1);
     size_t len = text ? fread(text, 1, ENDPOINTS_FILE_MAX + 1, f) : 0;
     bool failed = ferror(f);
@@ -1409,7 +1409,8 @@ static char *read_line(char *str, int num, void *stream)
 
 /* Opens a config file to read: a regular file of at most CONFIG_FILE_MAX
  * bytes, opened without blocking (a FIFO in its place would stop the
- * program's start, or the watcher, until someone wrote to it). */
+ * program's start, or the watcher, until someone wrote to it), that no
+ * other user may write (file_untrusted). */
 FILE *config_open_file(const char *path, size_t max, char *why, size_t len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -1426,6 +1427,8 @@ FILE *config_open_file(const char *path, size_t max, char *why, size_t len)
     int err = 0;
     if (!S_ISREG(st.st_mode))
         snprintf(why, len, "not a regular file");
+    else if (file_untrusted(&st, why, len))
+        err = EPERM;
     else if ((uint64_t)st.st_size > max)
         snprintf(why, len, "larger than %zu KiB", max >> 10);
     else if (!(f = fdopen(fd, "r")))
@@ -1459,14 +1462,14 @@ static void load_file(struct loader *L, const char *path)
 {
     L->file = path;
     L->line = 0;
-    char why[64];
+    char why[128];
     L->fp = config_open_file(path, CONFIG_FILE_MAX, why, sizeof(why));
     if (!L->fp && errno == EACCES) {
         permission_error(L, path);
         return;
     }
     if (!L->fp) {
-        add_error(L, (struct origin){ path, 0 }, "cannot read: %s", why);
+        add_error(L, (struct origin){ path, 0 }, "%s: %s", errno == EPERM ? "not trusted" : "cannot read", why);
         return;
     }
     size_t before = L->errors_len;

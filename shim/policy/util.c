@@ -266,6 +266,18 @@ enum dir_trust dir_trust_of(const struct stat *st)
     return st->st_mode & S_ISVTX ? DIR_TRUSTED_STICKY : DIR_OPEN;
 }
 
+const char *file_untrusted(const struct stat *st, char *buf, size_t len)
+{
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        snprintf(buf, len, "owned by uid %u, neither this user (%u) nor root", (unsigned)st->st_uid,
+                 (unsigned)geteuid());
+    else if (st->st_mode & S_IWOTH)
+        snprintf(buf, len, "anyone may write to it (chmod o-w)");
+    else
+        return NULL;
+    return buf;
+}
+
 bool file_id_same(const struct file_id *a, const struct file_id *b)
 {
     if (a->exists != b->exists)

@@ -206,7 +206,8 @@ static bool failed(char *why, size_t len, const char *fmt, ...)
 
 /* Opened without blocking, and only a regular file is taken: opening a
  * FIFO that no one writes to would hold the connect for ever (OpenSSL then
- * opens the file itself). */
+ * opens the file itself). Nor one another user may write (file_untrusted):
+ * a bundle anyone can add a CA to lets anyone pass as any peer. */
 static bool readable(const char *what, const char *path, char *why, size_t len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -218,11 +219,16 @@ static bool readable(const char *what, const char *path, char *why, size_t len)
         return false;
     }
     close(fd);
+    char untrusted[96];
     if (S_ISDIR(st.st_mode))
         snprintf(why, len, "[tls] %s %s: a folder, not a file ([tls] dir = takes a folder)", what, path);
     else if (!S_ISREG(st.st_mode))
         snprintf(why, len, "[tls] %s %s: not a regular file", what, path);
-    return S_ISREG(st.st_mode);
+    else if (file_untrusted(&st, untrusted, sizeof(untrusted)))
+        snprintf(why, len, "[tls] %s %s: %s", what, path, untrusted);
+    else
+        return true;
+    return false;
 }
 
 /* OpenSSL asks for an encrypted key's pass phrase on the process's

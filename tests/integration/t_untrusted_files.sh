@@ -11,7 +11,9 @@
 #     sticky, and a symlink to a folder: no stats, one warning, the program
 #     works;
 #   - the access log is a FIFO nobody reads: close() returns, nothing
-#     hangs; the access log is a symlink nobody planted: not followed.
+#     hangs; the access log is a symlink nobody planted: not followed;
+#   - and files the shim reads: an INI, an endpoints file, a trust bundle
+#     anyone may write, or nobody owns, are refused (curl as the client).
 . "$(dirname "$0")/lib.sh"
 unset MESHIM_STATS_DIR     # its INI files name the stats folders it checks
 
@@ -195,3 +197,51 @@ grep -qE "^  users-$port 127\.0\.0\.9:$port +ejected" "$TMP/nobody.txt" ||
 MESHIM_STATS_DIR= users_client env 2> "$TMP/c8.err" || fail "root's client failed: $(cat "$TMP/c8.err")"
 grep -q "127.0.0.9:$port" "$TMP/c8.err" || fail "root's client never tried 127.0.0.9 (it skipped what nobody's processes learned): $(cat "$TMP/c8.err")"
 ok "two users: nobody's processes ejected 127.0.0.9 in $nobody_dir; root's client still tried it itself"
+
+# Files the shim takes its orders and identity from: an INI, an endpoints
+# file, a trust bundle that anyone may write, or that nobody owns, would let
+# nobody steer root's connections (or add a CA and pass as any peer). Each
+# is refused with one line, and nothing goes out in plaintext.
+. "$ROOT/tests/integration/certs.sh"
+C=$TMP/pki
+make_certs "$C" > /dev/null || fail "cannot make the test certificates"
+fetch_who() {   # fetch_who INI: curl of orders' /who under the shim, stderr with it
+    timeout 30 env LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$1" curl -sS -m 10 "http://orders:$port/who" 2>&1
+}
+printf '[service:orders]\nendpoints = 127.0.0.2:%s\n' "$port" > "$TMP/open.ini"
+chmod 0666 "$TMP/open.ini"
+out=$(fetch_who "$TMP/open.ini"); rc=$?
+[ "$rc" -eq 78 ] && grep -q "error: $TMP/open.ini: not trusted: anyone may write to it (chmod o-w)" <<< "$out" ||
+    fail "an INI anyone may write: rc=$rc $out"
+chmod 0644 "$TMP/open.ini"; chown 65534 "$TMP/open.ini"
+out=$(fetch_who "$TMP/open.ini"); rc=$?
+[ "$rc" -eq 78 ] && grep -q "error: $TMP/open.ini: not trusted: owned by uid 65534, neither this user (0) nor root" <<< "$out" ||
+    fail "an INI nobody owns: rc=$rc $out"
+chown 0 "$TMP/open.ini"
+[ "$(fetch_who "$TMP/open.ini")" = "backend-2" ] || fail "the same INI, root's and closed: $(fetch_who "$TMP/open.ini")"
+printf '127.0.0.2:%s\n' "$port" > "$TMP/open.endpoints"; chmod 0666 "$TMP/open.endpoints"
+printf '[service:orders]\nendpoints_file = %s\n' "$TMP/open.endpoints" > "$TMP/file.ini"
+out=$(fetch_who "$TMP/file.ini"); rc=$?
+[ "$rc" -ne 0 ] && grep -q "error: $TMP/open.endpoints: endpoints_file: not trusted: anyone may write to it (chmod o-w); orders keeps its last good endpoints" <<< "$out" ||
+    fail "an endpoints file anyone may write: rc=$rc $out"
+ok "an INI anyone may write, or another user owns: the program stops with status 78 and says so; an endpoints file anyone may write is not read, with one line"
+
+tport=$(free_port)
+tls_ini "$TMP/server.ini" orders "[inbound:$tport]" "tls = strict"
+shimmed_server() {
+    env LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$TMP/server.ini" python3 -m http.server -b 127.0.0.3 "$tport" \
+        > "$TMP/tserver.log" 2>&1
+}
+shimmed_server & PIDS+=($!)
+wait_port 127.0.0.3 "$tport"
+cp "$C/ca.pem" "$TMP/open-ca.pem"; chmod 0666 "$TMP/open-ca.pem"
+printf '[tls]\ncert = %s\nkey = %s\nca = %s\n[service:orders]\nendpoints = 127.0.0.3:%s\ntls = mtls\nretries = 0\n' \
+    "$C/web.pem" "$C/web.key" "$TMP/open-ca.pem" "$tport" > "$TMP/open-ca.ini"
+out=$(fetch_who "$TMP/open-ca.ini"); rc=$?
+[ "$rc" -ne 0 ] && grep -q "error: \[tls\] ca $TMP/open-ca.pem: anyone may write to it (chmod o-w); connections that need mTLS fail" <<< "$out" ||
+    fail "a trust bundle anyone may write: rc=$rc $out"
+grep -q "GET /who" "$TMP/tserver.log" && fail "the server got a request: $(cat "$TMP/tserver.log")"
+chmod 0644 "$TMP/open-ca.pem"
+out=$(fetch_who "$TMP/open-ca.ini") && grep -q "404" <<< "$out" ||
+    fail "the same bundle, closed: $out $(cat "$TMP/tserver.log")"
+ok "a trust bundle anyone may write: mTLS connects fail with one line, the server gets nothing; closed, it works"

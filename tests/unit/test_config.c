@@ -504,6 +504,28 @@ static void test_unreadable_file(void **state)
     expect_error(NULL, "/nonexistent/dir/meshim.ini: cannot read: No such file or directory");
 }
 
+/* Whoever may write the INI steers the process (and a root process's
+ * access_log into any file): a file anyone may write, or another user's,
+ * is refused, as the folders are. */
+static void test_untrusted_file(void **state)
+{
+    (void)state;
+    char *errors = NULL;
+    write_ini("[service:a]\nendpoints = 127.0.0.2:80\n");
+    assert_int_equal(chmod(ini_path, 0666), 0);
+    assert_null(load(&errors, false));
+    assert_non_null(strstr(errors, ": not trusted: anyone may write to it (chmod o-w)"));
+    free(errors);
+    assert_int_equal(chmod(ini_path, 0664), 0);     /* group write: the owner's choice */
+    config_free(load_ok(NULL));
+    if (geteuid() == 0) {
+        assert_int_equal(chown(ini_path, 65534, 65534), 0);
+        assert_null(load(&errors, false));
+        assert_non_null(strstr(errors, ": not trusted: owned by uid 65534, neither this user (0) nor root"));
+        free(errors);
+    }
+}
+
 static void test_every_error_is_reported(void **state)
 {
     (void)state;
@@ -783,6 +805,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_structure_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_semantic_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untrusted_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_error_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_on_error_reported_on_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_config_is_inert, setup, teardown),
