@@ -1620,10 +1620,19 @@ static void validate_service(struct loader *L, struct service_config *s)
             }
         }
     }
-    int path_key = 0;
+    int path_key = 0, identity_key = 0, sni_key = 0;
     find_key(SERVICE_KEYS, "health_path", &path_key);
+    find_key(SERVICE_KEYS, "identity", &identity_key);
+    find_key(SERVICE_KEYS, "sni", &sni_key);
     if ((s->set >> path_key & 1) && s->health_path && s->health_check != HEALTH_HTTP)  /* [defaults] may */
         add_error(L, at, "%s: health_path is for health_check = http", where);
+    /* Set in the service's own section and never used: the user believes
+     * the endpoints must prove who they are, and the connections go out in
+     * the clear to whoever answers. */
+    if ((s->set >> identity_key & 1) && s->identity && *s->identity && s->tls != TLS_MTLS)
+        add_error(L, at, "%s: identity is checked only over mTLS: set tls = mtls", where);
+    if ((s->set >> sni_key & 1) && s->sni && *s->sni && s->tls != TLS_MTLS)
+        add_error(L, at, "%s: sni is sent only over mTLS: set tls = mtls", where);
     uint64_t split_total = 0;
     for (size_t i = 0; i < s->split.n; i++) {
         const char *target = s->split.v[i].service;
@@ -1775,6 +1784,10 @@ static void validate_across(struct loader *L)
     for (size_t i = 0; i < c->n_inbound; i++)
         if (!(c->inbound[i].set & (1ull << propagation)))
             c->inbound[i].trace_propagation = c->trace_propagation;
+    for (size_t i = 0; i < c->n_inbound; i++)
+        if (c->inbound[i].tls == INBOUND_OFF && c->inbound[i].allow.n)     /* as identity above */
+            add_error(L, c->inbound[i].origin, "[inbound:%u]: allow is checked only over mTLS, and tls = off "
+                      "lets every client in: set tls = strict", c->inbound[i].port);
     for (size_t i = 0; i < c->n_inbound; i++)
         if (c->inbound[i].tls != INBOUND_OFF && !config_has_identity(c))
             add_error(L, c->inbound[i].origin, "[inbound:%u]: tls = %s needs [tls] dir, or cert, key and "
