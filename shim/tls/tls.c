@@ -204,21 +204,17 @@ static bool failed(char *why, size_t len, const char *fmt, ...)
     return false;
 }
 
-/* Opened without blocking, and only a regular file is taken: opening a
- * FIFO that no one writes to would hold the connect for ever (OpenSSL then
- * opens the file itself). Nor one another user may write (file_untrusted):
- * a bundle anyone can add a CA to lets anyone pass as any peer. */
+/* Looked at before OpenSSL opens it, without opening it: only a regular
+ * file is taken, since opening a FIFO that no one writes to would hold the
+ * connect for ever; and not one another user may write (file_untrusted): a
+ * bundle anyone can add a CA to lets anyone pass as any peer. */
 static bool readable(const char *what, const char *path, char *why, size_t len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
+    if (stat(path, &st) < 0 || (S_ISREG(st.st_mode) && faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) < 0)) {
         snprintf(why, len, "[tls] %s %s: %s", what, path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
         return false;
     }
-    close(fd);
     char untrusted[96];
     if (S_ISDIR(st.st_mode))
         snprintf(why, len, "[tls] %s %s: a folder, not a file ([tls] dir = takes a folder)", what, path);
