@@ -188,6 +188,15 @@ identity "$C/web.pem" "$C/web.pem"; rc=$?
 identity "$C/web.pem" "$TMP/encrypted.key" < /dev/null; rc=$?
 [ "$rc" -eq 78 ] && grep -q "^meshim: \[tls\] key $TMP/encrypted.key: an encrypted private key: " "$TMP/id.err" ||
     fail "an encrypted key: rc=$rc $(cat "$TMP/id.err")"
+# A key only root may read, checked by another user: the program (root)
+# reads it, so check warns that it could not look, and does not fail.
+cp "$C/web.key" "$TMP/root-only.key"; chmod 0600 "$TMP/root-only.key"
+identity "$C/web.pem" "$TMP/root-only.key" || fail "a good identity: $(cat "$TMP/id.err")"
+chmod 0644 "$TMP/id.ini"
+setpriv --reuid=65534 --regid=65534 --clear-groups env LD_PRELOAD="$MESHIM_CMD_PRELOAD" "$MESHIM_CMD" check \
+    -c "$TMP/id.ini" > /dev/null 2> "$TMP/id.err" || fail "a key nobody may not read failed nobody's check: $(cat "$TMP/id.err")"
+grep -q "^meshim: warning: \[tls\] key $TMP/root-only.key: this user (uid 65534) may not read it, so the identity is not checked here" \
+    "$TMP/id.err" || fail "no warning for a key this user may not read: $(cat "$TMP/id.err")"
 mkfifo "$TMP/fifo"       # no one writes to it: opening it to read would wait for ever
 printf '[tls]\ncert = %s\nkey = %s\nca = %s\n' "$TMP/fifo" "$C/web.key" "$C/ca.pem" > "$TMP/fifo.ini"
 timeout 20 env LD_PRELOAD="$MESHIM_CMD_PRELOAD" "$MESHIM_CMD" check -c "$TMP/fifo.ini" > /dev/null 2> "$TMP/id.err"; rc=$?
@@ -203,7 +212,7 @@ leaf "$C" soon "URI:spiffe://test.mesh/ns/prod/sa/web" ca -days 2 || fail "canno
 identity "$C/soon.pem" "$C/soon.key" || fail "a cert valid 2 more days is refused: $(cat "$TMP/id.err")"
 grep -qE "^meshim: warning: \[tls\] cert $C/soon.pem expires in 4[0-8] hours$" "$TMP/id.err" ||
     fail "no warning for a cert about to expire: $(cat "$TMP/id.err")"
-ok "meshim check loads the identity: its name and expiry; a missing file, a file of the wrong kind, a FIFO, an encrypted key, a key of another cert, an expired cert refused; another CA's cert and one that expires within 7 days warned of"
+ok "meshim check loads the identity: its name and expiry; a missing file, a file of the wrong kind, a FIFO, an encrypted key, a key of another cert, an expired cert refused; another CA's cert, one that expires within 7 days, and a key this user may not read warned of"
 
 # A permissive port with `allow` lets plaintext clients past it (review
 # finding 13): meshim check says so, and still accepts the file.
