@@ -100,7 +100,7 @@ ok "mTLS with a missing certificate: one clear error, the connect fails, nothing
 # An encrypted key: OpenSSL asks for the pass phrase on the program's
 # terminal by default, and the connect waited there for ever (curl with a
 # terminal: "Enter PEM pass phrase:" on it, then nothing). Now it fails at
-# once, saying why. script(1) gives curl a terminal.
+# once, saying why. script(1) gives the client (python3) a terminal.
 . "$ROOT/tests/integration/certs.sh"
 C=$TMP/pki
 make_certs "$C" || fail "cannot make the test certificates"
@@ -108,15 +108,19 @@ openssl ec -in "$C/web.key" -aes256 -passout pass:secret -out "$TMP/encrypted.ke
     fail "cannot encrypt a key"
 sed -e "s|^cert = .*|cert = $C/web.pem|" -e "s|^key = .*|key = $TMP/encrypted.key|" -e "s|^ca = .*|ca = $C/ca.pem|" \
     "$TMP/notyet.ini" > "$TMP/encrypted.ini"
-timeout 30 script -qec "env LD_PRELOAD='$MESHIM_PRELOAD' MESHIM_CONFIG='$TMP/encrypted.ini' curl -sS http://orders:$port/who" \
+cat > "$TMP/get.py" <<'PY'
+import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1]).read().decode().strip())
+PY
+timeout 30 script -qec "env LD_PRELOAD='$MESHIM_PRELOAD' MESHIM_CONFIG='$TMP/encrypted.ini' python3 '$TMP/get.py' http://orders:$port/who" \
     /dev/null < /dev/null > "$TMP/tty.out" 2>&1
 rc=$?
-[ "$rc" -eq 124 ] && fail "curl with a terminal and an encrypted key still waits after 30 s: $(cat "$TMP/tty.out")"
+[ "$rc" -eq 124 ] && fail "a client with a terminal and an encrypted key still waits after 30 s: $(cat "$TMP/tty.out")"
 grep -q "pass phrase" "$TMP/tty.out" && fail "the shim asked for a pass phrase on the program's terminal: $(cat "$TMP/tty.out")"
 grep -q "error: \[tls\] key $TMP/encrypted.key: an encrypted private key: meshim reads it unencrypted" "$TMP/tty.out" ||
     fail "no clear error for an encrypted key: rc=$rc $(cat "$TMP/tty.out")"
 grep -q "backend-2" "$TMP/tty.out" && fail "an encrypted key let the request through in plaintext"
-ok "an encrypted key, curl with a terminal: no pass phrase asked, the connect fails at once (curl $rc), one clear error"
+ok "an encrypted key, python3 with a terminal: no pass phrase asked, the connect fails at once (exit $rc), one clear error"
 
 cat > "$TMP/notyet.ini" <<INI
 [service:orders]

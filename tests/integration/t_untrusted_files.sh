@@ -13,7 +13,7 @@
 #   - the access log is a FIFO nobody reads: close() returns, nothing
 #     hangs; the access log is a symlink nobody planted: not followed;
 #   - and files the shim reads: an INI, an endpoints file, a trust bundle
-#     anyone may write, or nobody owns, are refused (curl as the client).
+#     anyone may write, or nobody owns, are refused (python3 as the client).
 . "$(dirname "$0")/lib.sh"
 unset MESHIM_STATS_DIR     # its INI files name the stats folders it checks
 
@@ -205,8 +205,14 @@ ok "two users: nobody's processes ejected 127.0.0.9 in $nobody_dir; root's clien
 . "$ROOT/tests/integration/certs.sh"
 C=$TMP/pki
 make_certs "$C" > /dev/null || fail "cannot make the test certificates"
-fetch_who() {   # fetch_who INI: curl of orders' /who under the shim, stderr with it
-    timeout 30 env LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$1" curl -sS -m 10 "http://orders:$port/who" 2>&1
+fetch_who() {   # fetch_who INI: orders' /who under the shim (python3), stderr with it
+    timeout 30 env LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$1" python3 -c '
+import sys, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().strip())
+except Exception as e:
+    print("python3:", e)
+    sys.exit(7)' "http://orders:$port/who" 2>&1
 }
 printf '[service:orders]\nendpoints = 127.0.0.2:%s\n' "$port" > "$TMP/open.ini"
 chmod 0666 "$TMP/open.ini"
@@ -242,6 +248,6 @@ out=$(fetch_who "$TMP/open-ca.ini"); rc=$?
     fail "a trust bundle anyone may write: rc=$rc $out"
 grep -q "GET /who" "$TMP/tserver.log" && fail "the server got a request: $(cat "$TMP/tserver.log")"
 chmod 0644 "$TMP/open-ca.pem"
-out=$(fetch_who "$TMP/open-ca.ini") && grep -q "404" <<< "$out" ||
+out=$(fetch_who "$TMP/open-ca.ini"); grep -q "HTTP Error 404" <<< "$out" ||
     fail "the same bundle, closed: $out $(cat "$TMP/tserver.log")"
 ok "a trust bundle anyone may write: mTLS connects fail with one line, the server gets nothing; closed, it works"
