@@ -60,6 +60,18 @@ static const char USAGE[] =
     "The config is FILE, else $MESHIM_CONFIG, else " MESHIM_DEFAULT_CONFIG ";\n"
     "MESHIM_SERVICES and the other MESHIM_* variables apply on top (see README).\n";
 
+/* A command's argument it does not take (or an option's value missing):
+ * which one, then the usage. */
+static int bad_argument(const char *command, const char *arg)
+{
+    if (strcmp(arg, "--dir") == 0 || strcmp(arg, "--listen") == 0)
+        fprintf(stderr, "meshim %s: %s needs a value\n\n", command, arg);
+    else
+        fprintf(stderr, "meshim %s: %s: not an argument it takes\n\n", command, arg);
+    fputs(USAGE, stderr);
+    return 2;
+}
+
 static const char *env_lookup(const char *name)
 {
     return getenv(name);
@@ -235,10 +247,8 @@ static int cmd_check(int argc, char **argv)
 {
     if (take_config_option(&argc, &argv) < 0)
         return MESHIM_EXIT_CONFIG;
-    if (argc != 0) {
-        fputs(USAGE, stderr);
-        return 2;
-    }
+    if (argc != 0)
+        return bad_argument("check", argv[0]);
     struct mesh_config *cfg = load_config();
     if (!cfg)
         return MESHIM_EXIT_CONFIG;
@@ -637,10 +647,8 @@ static int cmd_stats(int argc, char **argv)
             dir = argv[++i];
         else if (argv[i][0] >= '1' && argv[i][0] <= '9' && !pid)
             pid = atoi(argv[i]);
-        else {
-            fputs(USAGE, stderr);
-            return 2;
-        }
+        else
+            return bad_argument("stats", argv[i]);
     }
     char buf[PATH_MAX];
     bool every_user;
@@ -692,10 +700,8 @@ static int cmd_exporter(int argc, char **argv)
             listen = argv[++i];
         else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
             dir = argv[++i];
-        else {
-            fputs(USAGE, stderr);
-            return 2;
-        }
+        else
+            return bad_argument("exporter", argv[i]);
     }
     char buf[PATH_MAX];
     bool all;
