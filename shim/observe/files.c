@@ -112,3 +112,15 @@ void files_each_name(int dirfd, unsigned reads, bool (*fn)(int dirfd, const char
             return;
     }
 }
+
+bool files_allocate(int fd, size_t off, size_t len, size_t file_size)
+{
+    size_t page = 4096, from = off & ~(page - 1), to = (off + len + page - 1) & ~(page - 1);
+    if (to > file_size)
+        to = file_size;     /* mode 0 would make the file longer */
+    int rc;
+    do
+        rc = fallocate(fd, 0, (off_t)from, (off_t)(to - from));
+    while (rc < 0 && errno == EINTR);
+    return rc == 0 || errno == EOPNOTSUPP;
+}

@@ -38,6 +38,14 @@ int files_create_private(int dirfd, const char *prefix, mode_t mode, char *name,
  * writes to the descriptor do not block either (O_NONBLOCK). */
 int files_open_log(const char *path);
 
+/* Allocates the blocks of [off, off + len), widened to whole pages within
+ * the file's size, of a file the shim maps, before the map writes there: a
+ * page of a sparse file first written through a map on a full file system
+ * (a small /tmp, a full disk) raises SIGBUS in the program, where fallocate
+ * says ENOSPC. True too where the file system has no fallocate (it
+ * allocates on write). */
+bool files_allocate(int fd, size_t off, size_t len, size_t file_size);
+
 /* Calls fn with each name in folder dirfd (from where its offset is),
  * reading at most `reads` batches of names (about 200 each) with raw
  * getdents64: no second descriptor, nothing allocated. fn returns false

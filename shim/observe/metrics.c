@@ -94,10 +94,14 @@ static void init_header(struct stats_header *h)
     h->off_requests = STATS_OFF_REQUESTS;
 }
 
-/* Sizes and maps a new private file; MAP_FAILED on failure (errno set). */
+/* The file is sparse: 1.2 MB of room, of which a process writes a few
+ * pages. Every range is allocated before it is first written
+ * (files_allocate): the header here, each slot when it is taken (reserve). */
+/* Sizes and maps a new private file, its header's blocks allocated;
+ * MAP_FAILED on failure (errno set). */
 static void *map_new(int fd, size_t size)
 {
-    if (ftruncate(fd, (off_t)size) < 0)
+    if (ftruncate(fd, (off_t)size) < 0 || !files_allocate(fd, 0, sizeof(struct stats_header), size))
         return MAP_FAILED;
     return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 }
@@ -171,6 +175,48 @@ static struct stats_header *create(const char *dir, char *why, size_t len)
     real_close(dfd);
     snprintf(why, len, "%s", strerror(err));
     return NULL;
+}
+
+/* The folder this process made its file in, opened, if it is still that
+ * folder and still holds that file; -1 otherwise. */
+static int own_folder(void)
+{
+    int dfd = open(map_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (dfd < 0)
+        return -1;
+    if (fstat(dfd, &st) == 0 && st.st_dev == map_dir_dev && st.st_ino == map_dir_ino &&
+        fstatat(dfd, map_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == map_file_dev &&
+        st.st_ino == map_file_ino)
+        return dfd;
+    real_close(dfd);
+    return -1;
+}
+
+/* Allocates the file's blocks under [at, at + len) of the map (see
+ * files_allocate). The descriptor was closed once the file was mapped (it
+ * would be one more of the program's descriptors for the process's life),
+ * so the file is opened again, if it is still ours: slots are taken
+ * rarely. False: leave the slot unused. Under attach_lock. */
+static bool reserve(struct stats_header *h, const void *at, size_t len)
+{
+    static bool warned;
+    int dfd = own_folder();
+    int fd = dfd >= 0 ? openat(dfd, map_name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) : -1;
+    struct stat st;
+    bool ok = fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == map_file_dev && st.st_ino == map_file_ino &&
+              files_allocate(fd, (size_t)((const char *)at - (const char *)h), len, stats_file_size());
+    int err = errno;
+    if (fd >= 0)
+        real_close(fd);
+    if (dfd >= 0)
+        real_close(dfd);
+    if (!ok && !warned) {
+        warned = true;
+        log_warn("stats: cannot grow %s/%s: %s; new series are not counted", map_dir, map_name,
+                 fd >= 0 ? strerror(err) : "it is gone");
+    }
+    return ok;
 }
 
 static uint32_t new_service_slot(struct stats_header *h, const char *name);
@@ -275,7 +321,7 @@ static uint32_t new_service_slot(struct stats_header *h, const char *name)
     for (uint32_t i = 0; i < n; i++)
         if (strncmp(service_slots(h)[i].name, name, sizeof(service_slots(h)[i].name) - 1) == 0)
             return i;
-    if (n >= STATS_MAX_SERVICES)
+    if (n >= STATS_MAX_SERVICES || !reserve(h, &service_slots(h)[n], sizeof(service_slots(h)[n])))
         return NO_SLOT;
     copy_name(service_slots(h)[n].name, sizeof(service_slots(h)[n].name), name);
     n_services = n + 1;
@@ -290,7 +336,7 @@ static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, cons
         if (endpoint_slots(h)[i].service == service &&
             strncmp(endpoint_slots(h)[i].label, label, sizeof(endpoint_slots(h)[i].label) - 1) == 0)
             return i;
-    if (n >= STATS_MAX_ENDPOINTS)
+    if (n >= STATS_MAX_ENDPOINTS || !reserve(h, &endpoint_slots(h)[n], sizeof(endpoint_slots(h)[n])))
         return NO_SLOT;
     struct stats_endpoint *ep = &endpoint_slots(h)[n];
     copy_name(ep->label, sizeof(ep->label), label);
@@ -438,7 +484,7 @@ static struct stats_inbound *inbound_stats(struct stats_header *h, uint16_t port
     for (uint32_t i = 0; i < n && !in; i++)
         if (inbound_slots(h)[i].port == port)
             in = &inbound_slots(h)[i];
-    if (!in && n < STATS_MAX_INBOUND) {
+    if (!in && n < STATS_MAX_INBOUND && reserve(h, &inbound_slots(h)[n], sizeof(inbound_slots(h)[n]))) {
         in = &inbound_slots(h)[n];
         in->port = port;
         __atomic_store_n(&n_inbound, n + 1, __ATOMIC_RELEASE);
@@ -479,7 +525,7 @@ static struct stats_requests *request_series(struct stats_header *h, uint32_t se
         if (v[i].service == service && v[i].endpoint == endpoint && v[i].code == code &&
             strcmp(v[i].method, method) == 0)
             found = &v[i];
-    if (!found && n_requests < STATS_MAX_REQUEST_SERIES) {
+    if (!found && n_requests < STATS_MAX_REQUEST_SERIES && reserve(h, &v[n_requests], sizeof(v[n_requests]))) {
         found = &v[n_requests];
         found->service = service;
         found->endpoint = endpoint;
@@ -597,14 +643,10 @@ void metrics_exit(void)
     if (!__atomic_load_n(&map, __ATOMIC_ACQUIRE) || !map_name[0])
         return;
     /* Only the file this process made, in the folder it made it in. */
-    int dfd = open(map_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
+    int dfd = own_folder();
     if (dfd < 0)
         return;
-    if (fstat(dfd, &st) == 0 && st.st_dev == map_dir_dev && st.st_ino == map_dir_ino &&
-        fstatat(dfd, map_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == map_file_dev &&
-        st.st_ino == map_file_ino)
-        unlinkat(dfd, map_name, 0);
+    unlinkat(dfd, map_name, 0);
     real_close(dfd);
 }
 

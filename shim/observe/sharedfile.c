@@ -74,6 +74,8 @@ static struct shared_header *open_existing(int dfd, char *why, size_t len)
     else if ((size_t)st.st_size != shared_file_size())
         snprintf(why, len, "%lld bytes, not %zu: another version of meshim?",
                  (long long)st.st_size, shared_file_size());
+    else if (!files_allocate(fd, 0, shared_file_size(), shared_file_size()))   /* an older build's: sparse */
+        snprintf(why, len, "%s", strerror(errno));
     else if ((m = mmap(NULL, shared_file_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
              MAP_FAILED)
         snprintf(why, len, "%s", strerror(errno));
@@ -94,7 +96,10 @@ static struct shared_header *create(int dfd, char *why, size_t len)
     struct stat st;
     int fd = files_create_private(dfd, ".shared", 0600, tmp, sizeof(tmp), &st);
     void *m = MAP_FAILED;
-    if (fd >= 0 && ftruncate(fd, (off_t)shared_file_size()) == 0)
+    /* Allocated whole (files_allocate; 736 KiB once per user): its entries
+     * are written wherever their keys hash. */
+    size_t size = shared_file_size();
+    if (fd >= 0 && ftruncate(fd, (off_t)size) == 0 && files_allocate(fd, 0, size, size))
         m = mmap(NULL, shared_file_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int err = errno;
     if (fd >= 0)

@@ -257,7 +257,8 @@ static const char *pem_reason(const char *kind, char *buf, size_t len)
     if (r == PEM_R_NO_START_LINE || (!pem && undecoded))
         snprintf(buf, len, "no PEM %s in it", kind);
     else if (r == PEM_R_BAD_PASSWORD_READ || r == PEM_R_PROBLEMS_GETTING_PASSWORD || r == PEM_R_BAD_DECRYPT)
-        snprintf(buf, len, "an encrypted %s: meshim reads it unencrypted (openssl pkey -in FILE -out NEW)", kind);
+        snprintf(buf, len, "an encrypted %s: meshim reads it unencrypted (openssl pkey -in FILE -out NEW)",
+                 kind);
     else if (pem)
         snprintf(buf, len, "a damaged PEM %s (%s)", kind, text ? text : "unknown error");
     else
@@ -282,9 +283,11 @@ static bool setup(SSL_CTX *ctx, const struct mesh_config *cfg, const struct tls_
      * then body); the relay asks tls_pending before it waits. */
     SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1)
-        return failed(why, len, "[tls] cert %s: %s", f->cert, pem_reason("certificate", reason, sizeof(reason)));
+        return failed(why, len, "[tls] cert %s: %s", f->cert,
+                      pem_reason("certificate", reason, sizeof(reason)));
     if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1)
-        return failed(why, len, "[tls] key %s: %s", f->key, pem_reason("private key", reason, sizeof(reason)));
+        return failed(why, len, "[tls] key %s: %s", f->key,
+                      pem_reason("private key", reason, sizeof(reason)));
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
         return failed(why, len, "[tls] key %s does not belong to cert %s", f->key, f->cert);
