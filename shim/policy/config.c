@@ -1386,6 +1386,11 @@ static char *read_line(char *str, int num, void *stream)
         strcpy(str, ";\n");
         return str;
     }
+    /* A UTF-8 byte order mark, as Windows editors save one: gone from the
+     * first line before inih (which would take it for part of a name) or
+     * the section test below see it. */
+    if (L->line == 1 && memcmp(str, "\xEF\xBB\xBF", 3) == 0)
+        memmove(str, str + 3, len - 2);
     const char *p = str;
     bool indented = *p == ' ' || *p == '\t';
     p += strspn(p, " \t\r");

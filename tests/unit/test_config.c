@@ -509,6 +509,17 @@ static void test_unreadable_file(void **state)
     expect_error(NULL, "/nonexistent/dir/meshim.ini: cannot read: No such file or directory");
 }
 
+/* Windows editors start a UTF-8 file with a byte order mark: the first
+ * section is still a section (it was "key outside of any section"). */
+static void test_byte_order_mark(void **state)
+{
+    (void)state;
+    struct mesh_config *c = load_ok("\xEF\xBB\xBF[service:a]\r\nendpoints = 127.0.0.2:80\r\n");
+    assert_int_equal(c->n_services, 1);
+    assert_string_equal(c->services[0].name, "a");
+    config_free(c);
+}
+
 /* Whoever may write the INI steers the process (and a root process's
  * access_log into any file): a file anyone may write, or another user's,
  * is refused, as the folders are. */
@@ -811,6 +822,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_semantic_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_byte_order_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_error_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_on_error_reported_on_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_config_is_inert, setup, teardown),
