@@ -193,25 +193,43 @@ static int own_folder(void)
     return -1;
 }
 
-/* Allocates the file's blocks under [at, at + len) of the map (see
- * files_allocate). The descriptor was closed once the file was mapped (it
- * would be one more of the program's descriptors for the process's life),
- * so the file is opened again, if it is still ours: slots are taken
- * rarely. False: leave the slot unused. Under attach_lock. */
-static bool reserve(struct stats_header *h, const void *at, size_t len)
+/* The file's regions, whose slots are taken in order from the first: how
+ * far each is allocated is kept here (private memory; a fork child's new
+ * file starts again). */
+enum region { R_SERVICES, R_ENDPOINTS, R_INBOUND, R_REQUESTS, R_COUNT };
+static const size_t REGION_START[R_COUNT] = { STATS_OFF_SERVICES, STATS_OFF_ENDPOINTS, STATS_OFF_INBOUND,
+                                              STATS_OFF_REQUESTS };
+static size_t allocated[R_COUNT];           /* bytes from the region's start */
+
+/* Allocates the file's blocks under the slot at [at, at + len) of region r
+ * before it is first written (see files_allocate): as much again as the
+ * region has allocated so far, so that a config of a thousand services
+ * costs a few calls, and a process of one service a page or two. The
+ * descriptor was closed once the file was mapped (it would be one more of
+ * the program's descriptors for the process's life), so the file is opened
+ * again, if it is still ours. False: leave the slot unused. Under
+ * attach_lock. */
+static bool reserve(struct stats_header *h, enum region r, const void *at, size_t len)
 {
     static bool warned;
+    size_t start = REGION_START[r], end = (size_t)((const char *)at - (const char *)h) + len - start;
+    size_t room = (r + 1 < R_COUNT ? REGION_START[r + 1] : stats_file_size()) - start;
+    if (end <= allocated[r])
+        return true;
+    size_t want = end + allocated[r] < room ? end + allocated[r] : room;
     int dfd = own_folder();
     int fd = dfd >= 0 ? openat(dfd, map_name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) : -1;
     struct stat st;
     bool ok = fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == map_file_dev && st.st_ino == map_file_ino &&
-              files_allocate(fd, (size_t)((const char *)at - (const char *)h), len, stats_file_size());
+              files_allocate(fd, start + allocated[r], want - allocated[r], stats_file_size());
     int err = errno;
     if (fd >= 0)
         real_close(fd);
     if (dfd >= 0)
         real_close(dfd);
-    if (!ok && !warned) {
+    if (ok)
+        allocated[r] = want;
+    else if (!warned) {
         warned = true;
         log_warn("stats: cannot grow %s/%s: %s; new series are not counted", map_dir, map_name,
                  fd >= 0 ? strerror(err) : "it is gone");
@@ -321,7 +339,7 @@ static uint32_t new_service_slot(struct stats_header *h, const char *name)
     for (uint32_t i = 0; i < n; i++)
         if (strncmp(service_slots(h)[i].name, name, sizeof(service_slots(h)[i].name) - 1) == 0)
             return i;
-    if (n >= STATS_MAX_SERVICES || !reserve(h, &service_slots(h)[n], sizeof(service_slots(h)[n])))
+    if (n >= STATS_MAX_SERVICES || !reserve(h, R_SERVICES, &service_slots(h)[n], sizeof(service_slots(h)[n])))
         return NO_SLOT;
     copy_name(service_slots(h)[n].name, sizeof(service_slots(h)[n].name), name);
     n_services = n + 1;
@@ -336,7 +354,8 @@ static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, cons
         if (endpoint_slots(h)[i].service == service &&
             strncmp(endpoint_slots(h)[i].label, label, sizeof(endpoint_slots(h)[i].label) - 1) == 0)
             return i;
-    if (n >= STATS_MAX_ENDPOINTS || !reserve(h, &endpoint_slots(h)[n], sizeof(endpoint_slots(h)[n])))
+    if (n >= STATS_MAX_ENDPOINTS ||
+        !reserve(h, R_ENDPOINTS, &endpoint_slots(h)[n], sizeof(endpoint_slots(h)[n])))
         return NO_SLOT;
     struct stats_endpoint *ep = &endpoint_slots(h)[n];
     copy_name(ep->label, sizeof(ep->label), label);
@@ -484,7 +503,8 @@ static struct stats_inbound *inbound_stats(struct stats_header *h, uint16_t port
     for (uint32_t i = 0; i < n && !in; i++)
         if (inbound_slots(h)[i].port == port)
             in = &inbound_slots(h)[i];
-    if (!in && n < STATS_MAX_INBOUND && reserve(h, &inbound_slots(h)[n], sizeof(inbound_slots(h)[n]))) {
+    if (!in && n < STATS_MAX_INBOUND &&
+        reserve(h, R_INBOUND, &inbound_slots(h)[n], sizeof(inbound_slots(h)[n]))) {
         in = &inbound_slots(h)[n];
         in->port = port;
         __atomic_store_n(&n_inbound, n + 1, __ATOMIC_RELEASE);
@@ -525,7 +545,8 @@ static struct stats_requests *request_series(struct stats_header *h, uint32_t se
         if (v[i].service == service && v[i].endpoint == endpoint && v[i].code == code &&
             strcmp(v[i].method, method) == 0)
             found = &v[i];
-    if (!found && n_requests < STATS_MAX_REQUEST_SERIES && reserve(h, &v[n_requests], sizeof(v[n_requests]))) {
+    if (!found && n_requests < STATS_MAX_REQUEST_SERIES &&
+        reserve(h, R_REQUESTS, &v[n_requests], sizeof(v[n_requests]))) {
         found = &v[n_requests];
         found->service = service;
         found->endpoint = endpoint;
@@ -664,6 +685,7 @@ void metrics_atfork_child(void)
     map = NULL;
     map_name[0] = '\0';
     n_services = n_endpoints = n_inbound = n_requests = 0;
+    memset(allocated, 0, sizeof(allocated));
     state = UNTRIED;
     pthread_mutex_init(&attach_lock, NULL);
 }
