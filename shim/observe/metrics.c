@@ -94,11 +94,10 @@ static void init_header(struct stats_header *h)
     h->off_requests = STATS_OFF_REQUESTS;
 }
 
-/* The file is sparse: 1.2 MB of room, of which a process writes a few
- * pages. Every range is allocated before it is first written
+/* Sizes and maps a new private file; MAP_FAILED on failure (errno set).
+ * The file is sparse, 1.2 MB of room of which a process writes a few
+ * pages, and every range is allocated before it is first written
  * (files_allocate): the header here, each slot when it is taken (reserve). */
-/* Sizes and maps a new private file, its header's blocks allocated;
- * MAP_FAILED on failure (errno set). */
 static void *map_new(int fd, size_t size)
 {
     if (ftruncate(fd, (off_t)size) < 0 || !files_allocate(fd, 0, sizeof(struct stats_header), size))

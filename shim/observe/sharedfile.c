@@ -100,7 +100,7 @@ static struct shared_header *create(int dfd, char *why, size_t len)
      * are written wherever their keys hash. */
     size_t size = shared_file_size();
     if (fd >= 0 && ftruncate(fd, (off_t)size) == 0 && files_allocate(fd, 0, size, size))
-        m = mmap(NULL, shared_file_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int err = errno;
     if (fd >= 0)
         real_close(fd);
