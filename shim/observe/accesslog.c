@@ -19,6 +19,7 @@ static char where[512];             /* empty: off */
 /* The file stays open between lines (observe/logfile.h). */
 static struct logfile file = LOGFILE_INIT;
 static bool to_stderr;              /* where is "stderr" */
+static int failing;                 /* why the last line did not go in (a full disk), 0: it did */
 
 void access_configure(const char *to)
 {
@@ -39,10 +40,18 @@ static void write_line(const char *line, size_t n)
 {
     if (!n)
         return;
-    int saved = errno;
+    int saved = errno, write_error = 0;
     if (to_stderr) {
         log_write_line(NULL, line, n);
-    } else if (!logfile_write(&file, where, line, n)) {
+    } else if (logfile_write(&file, where, line, n, &write_error)) {
+        /* Lines lost to a full disk are said once, and so is the end of it. */
+        if (write_error && !__atomic_exchange_n(&failing, write_error, __ATOMIC_RELAXED))
+            log_warn("access_log: writing %s failed (%s): lines are lost until it can be written", where,
+                     strerror(write_error));
+        else if (!write_error && __atomic_load_n(&failing, __ATOMIC_RELAXED) &&
+                 __atomic_exchange_n(&failing, 0, __ATOMIC_RELAXED))
+            log_warn("access_log: writing %s again", where);
+    } else {
         int err = errno;
         log_write_line(NULL, line, n);
         /* /dev/stdout is the usual one: a link to the program's descriptor. */

@@ -135,8 +135,10 @@ void mlog(enum log_level level, const char *fmt, ...)
     int n = snprintf(line, sizeof(line), "meshim[%d]: %s: %s\n", (int)getpid(), NAMES[level], msg);
     if (n > (int)sizeof(line) - 1)
         n = (int)sizeof(line) - 1, line[n - 1] = '\n';
-    int saved = errno;
-    if (!log_path[0] || !logfile_write(&log_kept, log_path, line, (size_t)n))
+    int saved = errno, write_error = 0;
+    if (!log_path[0] || !logfile_write(&log_kept, log_path, line, (size_t)n, &write_error))
         log_write_line(NULL, line, (size_t)n);  /* cannot be opened: stderr */
+    else if (write_error)
+        log_write_line(NULL, line, (size_t)n);  /* cannot be written (a full disk): stderr too */
     errno = saved;
 }

@@ -72,19 +72,30 @@ done:
     __atomic_store_n(&f->busy, 0, __ATOMIC_RELEASE);
 }
 
+/* One write of the whole line: 0, or why it did not go in whole. */
+static int write_all(int fd, const char *line, size_t len)
+{
+    long n = real_syscall4(SYS_write, fd, line, len, 0);
+    return n == (long)len ? 0 : n < 0 ? errno : ENOSPC;
+}
+
 /* One line through a descriptor of its own, while none is kept. */
-static bool write_opened(const char *path, const char *line, size_t len)
+static bool write_opened(const char *path, const char *line, size_t len, int *write_error)
 {
     int fd = files_open_log(path);
     if (fd < 0)
         return false;
-    (void)real_syscall4(SYS_write, fd, line, len, 0);
+    *write_error = write_all(fd, line, len);
     real_close(fd);
     return true;
 }
 
-bool logfile_write(struct logfile *f, const char *path, const char *line, size_t len)
+bool logfile_write(struct logfile *f, const char *path, const char *line, size_t len, int *write_error)
 {
+    int ignored;
+    if (!write_error)
+        write_error = &ignored;
+    *write_error = 0;
     int64_t now = now_s();
     if (__atomic_load_n(&f->looked_s, __ATOMIC_RELAXED) != now)
         look(f, path, now);
@@ -102,12 +113,12 @@ bool logfile_write(struct logfile *f, const char *path, const char *line, size_t
     int fd = __atomic_load_n(&f->fd[slot], __ATOMIC_ACQUIRE);
     int saved = errno;
     if (fd >= 0)
-        (void)real_syscall4(SYS_write, fd, line, len, 0);
+        *write_error = write_all(fd, line, len);
     __atomic_sub_fetch(&f->writers[slot], 1, __ATOMIC_RELEASE);
     /* Nothing open yet (another thread is opening it, or a descriptor of
      * the shim's own could not be had): this line opens the file for
      * itself, as every line once did. */
-    if (fd < 0 && !write_opened(path, line, len))
+    if (fd < 0 && !write_opened(path, line, len, write_error))
         return false;
     errno = saved;
     return true;

@@ -50,8 +50,9 @@ struct logfile {
  * opened (a symlink, a folder, a FIFO nobody reads, no permission). While
  * no descriptor is kept (the first line, meanwhile written by another
  * thread; no room for one of the shim's own) the line opens the file for
- * itself. */
-bool logfile_write(struct logfile *f, const char *path, const char *line, size_t len);
+ * itself. *write_error (when not NULL): 0 when the line went in whole,
+ * else why not (a full disk: ENOSPC, also for a write cut short). */
+bool logfile_write(struct logfile *f, const char *path, const char *line, size_t len, int *write_error);
 
 /* Opens the file at path now, if it is not the one open already: a root
  * process about to drop its privileges keeps a descriptor its new user

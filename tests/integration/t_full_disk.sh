@@ -47,6 +47,34 @@ out=$(full 1 "$TMP/one-page.ini" 2>&1); rc=$?
     fail "one page left: not one line for the slots that did not fit: $out"
 ok "one page left in the stats folder: 3 of 3 requests, one line for the series not counted"
 
+# The access log and log_file on a full file system: the first lost line is
+# said once (the warning goes to stderr as well, since log_file cannot take
+# it either), and so is the end of it, when room comes back.
+cat > "$TMP/then.py" <<'PY'
+import os, sys, urllib.request
+for i in range(6):
+    if i == 3:
+        os.unlink(sys.argv[2])      # room again
+    print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().strip())
+PY
+printf '[meshim]\nshared_state = off\nstats_dir = off\nlog_level = info\naccess_log = %s\nlog_file = %s\n[service:orders]\nendpoints = 127.0.0.2:%s\n' \
+    "$TMP/small/access.log" "$TMP/small/meshim.log" "$port" > "$TMP/logs.ini"
+unshare -m sh -c '
+    mount -t tmpfs -o size=64k,mode=0755 tmpfs "$1" && : > "$1/access.log" && : > "$1/meshim.log" &&
+    dd if=/dev/zero of="$1/fill" bs=4k count=16 2> /dev/null;
+    env LD_PRELOAD="$2" MESHIM_CONFIG="$3" python3 "$4" "$5" "$1/fill" &&
+    cat "$1/access.log" > "$1/../access.copy" && cat "$1/meshim.log" > "$1/../meshim.copy"' \
+    sh "$TMP/small" "$MESHIM_PRELOAD" "$TMP/logs.ini" "$TMP/then.py" "http://orders:$port/who" > "$TMP/logs.out" 2>&1 ||
+    fail "logs on a full disk: $(cat "$TMP/logs.out")"
+[ "$(grep -c '^backend-2$' "$TMP/logs.out")" -eq 6 ] || fail "logs on a full disk: $(cat "$TMP/logs.out")"
+[ "$(grep -c "warn: access_log: writing $TMP/small/access.log failed (No space left on device): lines are lost until it can be written" "$TMP/logs.out")" -eq 1 ] ||
+    fail "not one line for the lost access-log lines: $(cat "$TMP/logs.out")"
+grep -q "warn: access_log: writing $TMP/small/access.log again" "$TMP/meshim.copy" ||
+    fail "no line in log_file when the access log could be written again: $(cat "$TMP/meshim.copy" "$TMP/logs.out")"
+[ "$(grep -c '"service":"orders"' "$TMP/access.copy")" -ge 2 ] ||
+    fail "the access log did not take the lines after room came back: $(cat "$TMP/access.copy")"
+ok "access log on a full disk: 6 of 6 requests; one line when its lines start to be lost (on stderr, log_file being full too), one in log_file when they go in again"
+
 # Room enough: the allocated files keep the size their readers check (the
 # table is read by every process of the user, and by meshim stats).
 unshare -m sh -c '

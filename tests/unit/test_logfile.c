@@ -60,7 +60,7 @@ static void write_one(struct logfile *f, const char *tag, int k)
     char line[LINE_LEN + 1];
     int n = snprintf(line, sizeof(line), "%s %-*d\n", tag, LINE_LEN - 2 - (int)strlen(tag), k);
     assert_int_equal(n, LINE_LEN);
-    assert_true(logfile_write(f, path, line, (size_t)n));
+    assert_true(logfile_write(f, path, line, (size_t)n, NULL));
 }
 
 static bool file_has_lines(const char *name)
@@ -146,7 +146,7 @@ static void test_cannot_open(void **state)
     struct logfile f = LOGFILE_INIT;
     snprintf(path, sizeof(path), "%s", base);   /* a folder */
     errno = 0;
-    assert_false(logfile_write(&f, path, "x\n", 2));
+    assert_false(logfile_write(&f, path, "x\n", 2, NULL));
     assert_int_equal(errno, EISDIR);
 }
 
@@ -162,12 +162,12 @@ static void test_fifo_reader_gone(void **state)
     assert_int_equal(mkfifo(path, 0600), 0);
     int reader = open(path, O_RDONLY | O_NONBLOCK);
     assert_true(reader >= 0);
-    assert_true(logfile_write(&f, path, "one\n", 4));
+    assert_true(logfile_write(&f, path, "one\n", 4, NULL));
     char got[16] = "";
     assert_int_equal(read(reader, got, sizeof(got)), 4);
     close(reader);
     errno = 0;
-    assert_false(logfile_write(&f, path, "two\n", 4));   /* nobody reads: not written */
+    assert_false(logfile_write(&f, path, "two\n", 4, NULL));   /* nobody reads: not written */
     assert_int_equal(errno, ENXIO);
 }
 
@@ -182,7 +182,7 @@ static void test_vfork_child(void **state)
     logfile_own(&f);
     pid_t pid = vfork();
     if (pid == 0) {
-        logfile_write(&f, path, "child\n", 6);
+        logfile_write(&f, path, "child\n", 6, NULL);
         _exit(0);
     }
     assert_true(pid > 0);
@@ -190,7 +190,7 @@ static void test_vfork_child(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_int_equal(f.fd[0], -1);          /* nothing of the child's kept */
     assert_int_equal(f.fd[1], -1);
-    assert_true(logfile_write(&f, path, "parent\n", 7));
+    assert_true(logfile_write(&f, path, "parent\n", 7, NULL));
     assert_true(f.fd[0] >= 0 || f.fd[1] >= 0);  /* the owner's own, kept */
     char got[32] = "";
     FILE *in = fopen(path, "r");
