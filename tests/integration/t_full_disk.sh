@@ -6,7 +6,10 @@
 #   - no room at all: the host table and the stats file are not made, one
 #     line each, the requests succeed;
 #   - room for the file's first page only: the slots that do not fit are
-#     not counted, one line, the requests succeed.
+#     not counted, one line, the requests succeed;
+#   - the access log and log_file there: one line when access-log lines
+#     start to be lost, one when they go in again;
+#   - room enough: the files keep the size their readers check.
 # The file systems are tmpfs mounts in a mount namespace of the test's own
 # (unshare -m): they go with it.
 . "$(dirname "$0")/lib.sh"
