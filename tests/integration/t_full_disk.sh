@@ -9,7 +9,8 @@
 #     not counted, one line, the requests succeed;
 #   - the access log and log_file there: one line when access-log lines
 #     start to be lost, one when they go in again;
-#   - room enough: the files keep the size their readers check.
+#   - room enough: the files keep the size their readers check;
+#   - an older build's table (sparse) on a full folder: refused, one line.
 # The file systems are tmpfs mounts in a mount namespace of the test's own
 # (unshare -m): they go with it.
 . "$(dirname "$0")/lib.sh"
@@ -89,3 +90,19 @@ unshare -m sh -c '
 grep -q "^  orders 127.0.0.2:$port  *closed" "$TMP/roomy.out" ||
     fail "room enough: the host table is not readable: $(cat "$TMP/roomy.out")"
 ok "room enough: the host table made there is the size every reader checks"
+
+# A table an older build made (sparse: holes punched in one made here), on
+# a folder that is full: it is allocated before use, or refused with one
+# line; the program carries on either way.
+unshare -m sh -c '
+    mount -t tmpfs -o size=1m,mode=0700 tmpfs "$1" && mkdir "$1/stats" &&
+    env LD_PRELOAD="$2" MESHIM_CONFIG="$3" MESHIM_STATS_DIR="$1/stats" python3 "$4" "$5" > /dev/null &&
+    fallocate -p -o 4096 -l 700000 "$1/stats/shared-endpoints.v1" &&
+    dd if=/dev/zero of="$1/fill" bs=4k count=256 2> /dev/null;
+    env LD_PRELOAD="$2" MESHIM_CONFIG="$3" MESHIM_STATS_DIR="$1/stats" python3 "$4" "$5"' \
+    sh "$TMP/small" "$MESHIM_PRELOAD" "$TMP/mesh.ini" "$TMP/get.py" "http://orders:$port/who" > "$TMP/sparse.out" 2>&1 ||
+    fail "a sparse table on a full folder: $(cat "$TMP/sparse.out")"
+[ "$(grep -c '^backend-2$' "$TMP/sparse.out")" -eq 3 ] || fail "a sparse table on a full folder: $(cat "$TMP/sparse.out")"
+grep -q "warn: shared state: not using $TMP/small/stats/shared-endpoints.v1: No space left on device" "$TMP/sparse.out" ||
+    fail "a sparse table on a full folder: no line: $(cat "$TMP/sparse.out")"
+ok "an older build's sparse table on a full folder: refused with one line, 3 of 3 requests"
