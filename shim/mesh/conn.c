@@ -147,7 +147,7 @@ static void end(struct conn *c)
         snprintf(inbound, sizeof(inbound), "inbound:%u", c->port);
         snprintf(endpoint, sizeof(endpoint), "%s", c->peer);
     }
-    const char *result = connected || (c->flags & FLAG_UF) || c->result != RESULT_OK
+    const char *result = connected || (conn_flags(c) & FLAG_UF) || c->result != RESULT_OK
                          ? stats_result_name((unsigned)c->result) : "abandoned";
     struct access_record r = {
         .start_unix_ns = c->started_unix_ns,
@@ -157,7 +157,7 @@ static void end(struct conn *c)
         .endpoint = endpoint,
         .attempts = c->attempts,
         .result = result,
-        .flags = c->flags,
+        .flags = conn_flags(c),
         .tls = c->tls == CONN_TLS_KTLS ? "ktls" : c->tls == CONN_TLS_RELAY ? "relay" : "none",
         .tls_relay_why = c->tls == CONN_TLS_RELAY ? c->tls_why : NULL,
         .peer_identity = c->peer_identity,
@@ -175,7 +175,7 @@ static void end(struct conn *c)
 void conn_failed(struct conn *c, int err, unsigned flags)
 {
     c->result = err ? (int)metrics_result_of(err) : RESULT_NO_ENDPOINT;
-    c->flags |= flags | (err ? FLAG_UF : FLAG_UH) | (c->attempts > 1 ? FLAG_URX : 0);
+    conn_flag(c, flags | (err ? FLAG_UF : FLAG_UH) | (c->attempts > 1 ? FLAG_URX : 0));
     if (!err)
         metrics_unrouted(c->svc, RESULT_NO_ENDPOINT);
     end(c);

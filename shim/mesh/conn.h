@@ -59,7 +59,8 @@ struct conn {
     uint64_t connected_ns;      /* 0: not connected */
     uint64_t bytes_sent, bytes_received;    /* the kernel's counts at the last close */
     unsigned attempts;
-    unsigned flags;             /* enum access_flag */
+    unsigned flags;             /* enum access_flag; atomic (conn_flag, conn_flags): the
+                                   engine may still add one while the exit writes the line */
     unsigned generation;        /* metrics generation it was connected in */
     int result;                 /* enum stats_result of the last outcome */
     uint16_t port;              /* the port the application asked for, or the inbound port */
@@ -128,5 +129,16 @@ void conn_exit(void);
 void conn_atfork_prepare(void);
 void conn_atfork_parent(void);
 void conn_atfork_child(void);
+
+/* Adds access-log flags to c's record, from any thread. */
+static inline void conn_flag(struct conn *c, unsigned flags)
+{
+    __atomic_or_fetch(&c->flags, flags, __ATOMIC_RELAXED);
+}
+
+static inline unsigned conn_flags(const struct conn *c)
+{
+    return __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
+}
 
 #endif

@@ -223,7 +223,7 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
         if (!ep)
             break;
         uint64_t started = conn_attempt(c, ep);
-        c->flags |= p->flags;
+        conn_flag(c, p->flags);
         int err = attempt_blocking(fd, (struct sockaddr *)&ss, sslen, flags, spec.timeout_ms);
         if (err == EINTR) {
             spec.connecting = true;
@@ -301,7 +301,7 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
         if (!ep)
             break;
         uint64_t started = conn_attempt(c, ep);
-        c->flags |= p->flags;
+        conn_flag(c, p->flags);
         int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
         if (err == EINPROGRESS)
             err = settled(fd);
@@ -468,7 +468,7 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     struct pick p;
     pick_init(&p, svc, addr->sa_family);
     p.v6only = v6only;
-    c->flags |= delay_ns ? FLAG_DI : 0;
+    conn_flag(c, delay_ns ? FLAG_DI : 0);
     if (flags & O_NONBLOCK)
         return connect_nonblocking(fd, &p, c, dst.port, delay_ns);
     if (delay_ns)

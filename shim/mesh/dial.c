@@ -384,7 +384,7 @@ static void next_attempt(struct dial *d)
         return;
     }
     d->spec.started_ns = conn_attempt(d->conn, ep);
-    d->conn->flags |= d->pick.flags;
+    conn_flag(d->conn, d->pick.flags);
     int err = real_connect(d->sock, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
     if (err == 0) {
         connected(d);
@@ -441,7 +441,7 @@ static void peer_ready(struct engine_io *io, uint32_t events)
     if (!closed)
         return;
     log_debug("%s: connect abandoned by the application", d->conn->svc->name);
-    d->conn->flags |= FLAG_DC;
+    conn_flag(d->conn, FLAG_DC);
     if (d->spec.connecting)
         engine_unwatch(&d->sock_io);
     own_close(d->sock);

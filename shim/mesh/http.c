@@ -883,13 +883,13 @@ static bool raw_fault_injected(struct hproxy *px)
     if (fault_drawn(cfg->fault_abort)) {
         log_warn("%s: connection reset on purpose (fault_abort)", px->svc->name);
         px->conn->result = RESULT_FAULT;
-        px->conn->flags |= FLAG_FI;
+        conn_flag(px->conn, FLAG_FI);
         px->close_after = px->reset_app = true;
         px->state = PX_CLOSING;
         return true;
     }
     if (fault_delay_drawn(px, cfg, now_ns())) {
-        px->conn->flags |= FLAG_DI;
+        conn_flag(px->conn, FLAG_DI);
         return true;
     }
     return false;

@@ -664,7 +664,7 @@ static void inbound_refused(struct relay *r, enum stats_result result, const cha
     handshake_over(r);
     log_warn("inbound:%u: client %s refused: %s", r->in->port, r->conn->peer, why);
     metrics_inbound(r->in->port, result);
-    r->conn->flags |= FLAG_DENY;
+    conn_flag(r->conn, FLAG_DENY);
     end_unopened(r, result);
 }
 
@@ -893,7 +893,7 @@ static void inbound_gone(struct relay *r)
     handshake_over(r);
     log_info("inbound:%u: client %s closed before its first byte (a port check)", r->in->port,
              r->conn->peer);
-    r->conn->flags |= FLAG_DC;
+    conn_flag(r->conn, FLAG_DC);
     end_unopened(r, RESULT_OK);
 }
 
