@@ -227,6 +227,12 @@ static bool readable(const char *what, const char *path, char *why, size_t len)
     return false;
 }
 
+static bool all_readable(const struct tls_files *f, char *why, size_t len)
+{
+    return readable("cert", f->cert, why, len) && readable("key", f->key, why, len) &&
+           readable("ca", f->ca, why, len);
+}
+
 /* OpenSSL asks for an encrypted key's pass phrase on the process's
  * terminal by default: inside a program that has one, the connect would
  * wait there for ever. There is none to give: the key fails to load. */
@@ -310,8 +316,7 @@ static void identity_free(struct tls_identity *id)
 static struct tls_identity *identity_load(const struct mesh_config *cfg, const struct tls_files *f,
                                           char *why, size_t len)
 {
-    if (!readable("cert", f->cert, why, len) || !readable("key", f->key, why, len) ||
-        !readable("ca", f->ca, why, len))
+    if (!all_readable(f, why, len))
         return NULL;
     struct tls_identity *id = calloc(1, sizeof(*id));
     if (!id) {
@@ -388,15 +393,22 @@ static bool restamp(const struct tls_files *f)
 }
 
 /* A short description of the certificate loaded, for the log. */
-static void describe(const struct tls_identity *id, const struct tls_files *f, char *buf, size_t len)
+/* A certificate's serial number in hex ("?" when it has none to give). */
+static void serial_text(X509 *cert, char *buf, size_t len)
 {
-    X509 *cert = SSL_CTX_get0_certificate(id->client);
     ASN1_INTEGER *serial = cert ? X509_get_serialNumber(cert) : NULL;
     BIGNUM *bn = serial ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
     char *hex = bn ? BN_bn2hex(bn) : NULL;
-    snprintf(buf, len, "%s (%s, serial %s)", f->cert, f->layout, hex ? hex : "?");
+    snprintf(buf, len, "%s", hex ? hex : "?");
     OPENSSL_free(hex);
     BN_free(bn);
+}
+
+static void describe(const struct tls_identity *id, const struct tls_files *f, char *buf, size_t len)
+{
+    char serial[64];
+    serial_text(SSL_CTX_get0_certificate(id->client), serial, sizeof(serial));
+    snprintf(buf, len, "%s (%s, serial %s)", f->cert, f->layout, serial);
 }
 
 struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel, char *why, size_t len)
@@ -636,8 +648,7 @@ bool tls_identity_facts(const struct mesh_config *cfg, const struct tls_files *f
 {
     pthread_once(&once, init);
     memset(out, 0, sizeof(*out));
-    if (!readable("cert", f->cert, why, len) || !readable("key", f->key, why, len) ||
-        !readable("ca", f->ca, why, len))
+    if (!all_readable(f, why, len))
         return false;
     SSL_CTX *ctx = SSL_CTX_new_ex(libctx, NULL, TLS_server_method());
     if (!ctx)
@@ -653,11 +664,7 @@ bool tls_identity_facts(const struct mesh_config *cfg, const struct tls_files *f
     san_names(gens, uris, &p.n_uris, dns, &p.n_dns);
     identity_copy(out->name, sizeof(out->name), identity_name(&p));
     GENERAL_NAMES_free(gens);
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), NULL);
-    char *hex = bn ? BN_bn2hex(bn) : NULL;
-    snprintf(out->serial, sizeof(out->serial), "%s", hex ? hex : "?");
-    OPENSSL_free(hex);
-    BN_free(bn);
+    serial_text(cert, out->serial, sizeof(out->serial));
     out->not_before = unix_time(X509_get0_notBefore(cert));
     out->not_after = unix_time(X509_get0_notAfter(cert));
     trust_check(ctx, cert, out->untrusted, sizeof(out->untrusted));
