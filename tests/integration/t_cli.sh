@@ -51,11 +51,11 @@ extra=$(nm -D --defined-only "$MESHIM_LIB" | awk '{print $3}' | grep -v '^meshim
 [ -z "$extra" ] || fail "libmeshim.so exports more than its hooks: $extra"
 ok "libmeshim.so exports only the hooks of hooks.def"
 
-# An argument a command does not take is named before the usage.
+# An argument a command does not take is shown before the usage.
 out=$(meshim stats --bogus 2>&1); rc=$?
 [ $rc -eq 2 ] && [ "$(echo "$out" | head -1)" = "meshim stats: --bogus: not an argument it takes" ] &&
     echo "$out" | grep -q "^usage: meshim" || fail "meshim stats --bogus: rc=$rc $out"
 out=$(meshim exporter --listen 2>&1); rc=$?
 [ $rc -eq 2 ] && [ "$(echo "$out" | head -1)" = "meshim exporter: --listen needs a value" ] ||
     fail "meshim exporter --listen: rc=$rc $out"
-ok "a bad argument is named: '$(meshim stats --bogus 2>&1 | head -1)'"
+ok "a bad argument is shown: '$(meshim stats --bogus 2>&1 | head -1)'"
