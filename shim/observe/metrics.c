@@ -277,8 +277,9 @@ static struct stats_header *attach(void)
             if (h)
                 list_services(h, reg);
             if (!h)
-                log_warn("stats: not writing %s/%d.stats: %s; this process keeps no stats", dir,
-                         (int)getpid(), why);
+                log_warn("stats: not writing %s/%d.stats: %s; this process keeps no stats "
+                         "(stats_dir or MESHIM_STATS_DIR names another folder, off turns them off)",
+                         dir, (int)getpid(), why);
         }
         errno = saved;
         __atomic_store_n(&state, h ? ATTACHED : OFF, __ATOMIC_RELAXED);

@@ -150,7 +150,8 @@ static struct shared_header *attach(const struct mesh_config *cfg)
         struct shared_header *h = attach_in(dir, why, sizeof(why));
         if (!h)
             log_warn("shared state: not using %s/%s: %s; this process keeps its endpoint "
-                     "state to itself", dir, SHARED_FILE, why);
+                     "state to itself (stats_dir names another folder, shared_state = off "
+                     "turns this off)", dir, SHARED_FILE, why);
         errno = saved;
         __atomic_store_n(&state, h ? ATTACHED : OFF, __ATOMIC_RELAXED);
         __atomic_store_n(&table, h, __ATOMIC_RELEASE);
