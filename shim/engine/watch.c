@@ -568,11 +568,18 @@ static void *resolve_main(void *arg)
         ssize_t i = next_name(&due);
         if (i < 0 || due > now_ns()) {
             /* Nothing due: sleep until something is, or a reload (plan)
-             * changes the table. At most 1 s, whatever the clock does. */
-            uint64_t until = due < now_ns() + 1000000000u ? due : now_ns() + 1000000000u;
-            struct timespec ts = engine_timespec(until);
+             * changes the table; with no name to follow, until a reload.
+             * The condition's clock is CLOCK_MONOTONIC, as now_ns() is, so
+             * a wall-clock jump moves neither. An idle process's thread
+             * does not wake: it woke every second, in every meshed
+             * process of a host, for nothing. */
             pthread_mutex_unlock(&dns_busy);
-            pthread_cond_timedwait(&names_changed, &lock, &ts);
+            if (i < 0) {
+                pthread_cond_wait(&names_changed, &lock);
+            } else {
+                struct timespec ts = engine_timespec(due);
+                pthread_cond_timedwait(&names_changed, &lock, &ts);
+            }
             pthread_mutex_unlock(&lock);
             pthread_mutex_lock(&dns_busy);
             continue;
