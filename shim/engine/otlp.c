@@ -301,6 +301,9 @@ static bool export_batch(size_t n)
 static void *exporter(void *arg)
 {
     (void)arg;
+    /* Named for top -H and bench/run -f (it inherited the engine's name,
+     * and so its CPU was counted as the engine's). */
+    hooks_internal_thread("meshim-otlp");
     /* Idle priority: the spans wait for a core the application is not
      * using, so that exporting never moves its latency (a full queue drops
      * and counts instead). */
