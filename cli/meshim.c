@@ -243,6 +243,134 @@ static bool check_identity(const struct mesh_config *cfg, const struct tls_files
     return ok;
 }
 
+/* Where a service's connections may go: its endpoints as known now, and
+ * where more come from at run time. */
+static void print_destinations(const struct service *s, const struct service_config *c)
+{
+    const struct endpoint_set *set = s->eps;
+    printf("  %-10s ", "endpoints");
+    for (size_t e = 0; e < set->n; e++)
+        printf("%s%s%s", e ? ", " : "", set->ep[e]->label,
+               set->ep[e]->addr.port ? "" : ":(app port)");
+    printf("%s\n", set->n ? "" : "-");
+    for (size_t e = 0; e < set->n; e++)
+        if (set->ep[e]->target.weight != 1) {
+            printf("  %-10s", "weights");
+            for (size_t w = 0; w < set->n; w++)
+                printf(" %s=%u", set->ep[w]->label, set->ep[w]->target.weight);
+            printf("\n");
+            break;
+        }
+    if (c->dns)
+        printf("  %-10s %s (A/AAAA records, asked at run time)\n", "dns", c->dns);
+    if (c->srv)
+        printf("  %-10s %s (SRV records, asked at run time)\n", "srv", c->srv);
+    if (c->endpoints_file)
+        printf("  %-10s %s\n", "file", c->endpoints_file);
+    if (c->addresses.n) {
+        printf("  %-10s ", "addresses");
+        for (size_t a = 0; a < c->addresses.n; a++) {
+            char text[64];
+            netaddr_format(&c->addresses.v[a], text, sizeof(text));
+            printf("%s%s", a ? ", " : "", text);
+        }
+        printf("\n");
+    }
+    if (c->split.n) {
+        printf("  %-10s ", "split");
+        for (size_t t = 0; t < c->split.n; t++)
+            printf("%s%s %u", t ? ", " : "", c->split.v[t].service, c->split.v[t].weight);
+        printf("\n");
+    }
+}
+
+/* A protocol = http service's request rules: retries, routes. */
+static void print_http(const struct mesh_config *cfg, const struct service_config *c)
+{
+    char on[128];
+    config_retry_on_text(c->retry_on, on, sizeof(on));
+    printf("  %-10s http (retry_on %s; max_requests %u)\n", "protocol", *on ? on : "off",
+           c->max_requests);
+    for (size_t r = 0; r < cfg->n_routes; r++) {
+        const struct route_config *rt = &cfg->routes[r];
+        if (strcmp(rt->from, c->name) != 0)
+            continue;
+        printf("  %-10s %s: %s%s%s%s%s%s%s -> %s\n", "route", rt->name,
+               rt->path ? "path " : "", rt->path ? rt->path : "",
+               rt->path_prefix ? "path_prefix " : "", rt->path_prefix ? rt->path_prefix : "",
+               rt->authority ? " authority " : "", rt->authority ? rt->authority : "",
+               rt->headers.n ? " headers" : "", rt->to);
+    }
+}
+
+/* One service as the shim will see it; MESHIM_EXIT_CONFIG when its
+ * endpoints file does not load (the shim reads it at start). */
+static int check_service(const struct mesh_config *cfg, struct service *s, uint64_t *rng)
+{
+    int status = 0;
+    const struct service_config *c = service_cfg(s);
+    if (c->endpoints_file) {
+        /* The shim reads it at start: check it the same way. */
+        struct endpoint_list l;
+        char err[512];
+        if (config_read_endpoints(c->endpoints_file, &l, err, sizeof(err))) {
+            service_set_found(s, SOURCE_FILE, l.v, l.n, rng);
+            free(l.v);
+        } else {
+            fprintf(stderr, "meshim: %s\n", err);
+            status = MESHIM_EXIT_CONFIG;
+        }
+    }
+    printf("service %s\n  %-10s %s\n  %-10s %s\n", s->name, "vip", s->vip_text, "lb",
+           lb_policy_name(c->lb));
+    print_list("hosts", c->hosts.v, c->hosts.n);
+    print_destinations(s, c);
+    if (c->tls == TLS_MTLS)
+        printf("  %-10s mtls\n", "tls");
+    if (c->health_check != HEALTH_OFF)
+        printf("  %-10s %s%s every %ums (timeout %ums), down after %u failures, up after %u successes\n",
+               "health",
+               c->health_check == HEALTH_HTTP ? "http GET " : "tcp",
+               c->health_check == HEALTH_HTTP ? (c->health_path ? c->health_path : "/") : "",
+               c->health_interval_ms, c->health_timeout_ms, c->unhealthy_threshold, c->healthy_threshold);
+    if (c->panic_threshold)
+        printf("  %-10s below %u%% of endpoints usable, connects go to all\n", "panic", c->panic_threshold);
+    if (c->protocol == PROTO_HTTP)
+        print_http(cfg, c);
+    return status;
+}
+
+/* Where the shim will read its identity from, as it will, and the
+ * identity itself; MESHIM_EXIT_CONFIG when the shim could not use it. */
+static int check_tls(const struct mesh_config *cfg)
+{
+    if (!config_has_identity(cfg))
+        return 0;
+    struct tls_files f;
+    char why[PATH_MAX + 128];
+    if (!tls_files_of(cfg, &f, why, sizeof(why))) {
+        fprintf(stderr, "meshim: %s\n", why);
+        return MESHIM_EXIT_CONFIG;
+    }
+    printf("tls\n  %-10s %s\n  %-10s %s\n  %-10s %s\n  %-10s %s\n", "layout", f.layout, "cert", f.cert, "key",
+           f.key, "ca", f.ca);
+    return check_identity(cfg, &f) ? 0 : MESHIM_EXIT_CONFIG;
+}
+
+static void check_inbound(const struct mesh_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_inbound; i++) {
+        static const char *const MODES[] = { "strict", "permissive", "off" };
+        const struct inbound_config *in = &cfg->inbound[i];
+        printf("inbound %u\n  %-10s %s\n", in->port, "tls", MODES[in->tls]);
+        /* Review finding 13: easy to read as "only these identities". */
+        if (in->tls == INBOUND_PERMISSIVE && in->allow.n)
+            fprintf(stderr, "meshim: warning: %s:%d: [inbound:%u] is permissive: plaintext clients are "
+                    "let in without an identity, so `allow` only limits clients that use mTLS\n",
+                    in->origin.file ? in->origin.file : "(config)", in->origin.line, in->port);
+    }
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (take_config_option(&argc, &argv) < 0)
@@ -269,110 +397,12 @@ static int cmd_check(int argc, char **argv)
     check_log_path("access_log", cfg->access_log);
     check_log_path("log_file", cfg->log_file);
     int status = 0;
-    for (size_t i = 0; i < reg->n_services; i++) {
-        struct service *s = reg->services[i];
-        const struct service_config *c = service_cfg(s);
-        if (c->endpoints_file) {
-            /* The shim reads it at start: check it the same way. */
-            struct endpoint_list l;
-            char err[512];
-            if (config_read_endpoints(c->endpoints_file, &l, err, sizeof(err))) {
-                service_set_found(s, SOURCE_FILE, l.v, l.n, &rng);
-                free(l.v);
-            } else {
-                fprintf(stderr, "meshim: %s\n", err);
-                status = MESHIM_EXIT_CONFIG;
-            }
-        }
-        const struct endpoint_set *set = s->eps;
-        printf("service %s\n  %-10s %s\n  %-10s %s\n", s->name, "vip", s->vip_text, "lb",
-               lb_policy_name(c->lb));
-        print_list("hosts", c->hosts.v, c->hosts.n);
-        printf("  %-10s ", "endpoints");
-        for (size_t e = 0; e < set->n; e++)
-            printf("%s%s%s", e ? ", " : "", set->ep[e]->label,
-                   set->ep[e]->addr.port ? "" : ":(app port)");
-        printf("%s\n", set->n ? "" : "-");
-        for (size_t e = 0; e < set->n; e++)
-            if (set->ep[e]->target.weight != 1) {
-                printf("  %-10s", "weights");
-                for (size_t w = 0; w < set->n; w++)
-                    printf(" %s=%u", set->ep[w]->label, set->ep[w]->target.weight);
-                printf("\n");
-                break;
-            }
-        if (c->dns)
-            printf("  %-10s %s (A/AAAA records, asked at run time)\n", "dns", c->dns);
-        if (c->srv)
-            printf("  %-10s %s (SRV records, asked at run time)\n", "srv", c->srv);
-        if (c->endpoints_file)
-            printf("  %-10s %s\n", "file", c->endpoints_file);
-        if (c->addresses.n) {
-            printf("  %-10s ", "addresses");
-            for (size_t a = 0; a < c->addresses.n; a++) {
-                char text[64];
-                netaddr_format(&c->addresses.v[a], text, sizeof(text));
-                printf("%s%s", a ? ", " : "", text);
-            }
-            printf("\n");
-        }
-        if (c->split.n) {
-            printf("  %-10s ", "split");
-            for (size_t t = 0; t < c->split.n; t++)
-                printf("%s%s %u", t ? ", " : "", c->split.v[t].service, c->split.v[t].weight);
-            printf("\n");
-        }
-        if (c->tls == TLS_MTLS)
-            printf("  %-10s mtls\n", "tls");
-        if (c->health_check != HEALTH_OFF)
-            printf("  %-10s %s%s every %ums (timeout %ums), down after %u failures, up after %u successes\n",
-                   "health",
-                   c->health_check == HEALTH_HTTP ? "http GET " : "tcp",
-                   c->health_check == HEALTH_HTTP ? (c->health_path ? c->health_path : "/") : "",
-                   c->health_interval_ms, c->health_timeout_ms, c->unhealthy_threshold, c->healthy_threshold);
-        if (c->panic_threshold)
-            printf("  %-10s below %u%% of endpoints usable, connects go to all\n", "panic", c->panic_threshold);
-        if (c->protocol == PROTO_HTTP) {
-            char on[128];
-            config_retry_on_text(c->retry_on, on, sizeof(on));
-            printf("  %-10s http (retry_on %s; max_requests %u)\n", "protocol", *on ? on : "off",
-                   c->max_requests);
-            for (size_t r = 0; r < cfg->n_routes; r++) {
-                const struct route_config *rt = &cfg->routes[r];
-                if (strcmp(rt->from, c->name) != 0)
-                    continue;
-                printf("  %-10s %s: %s%s%s%s%s%s%s -> %s\n", "route", rt->name,
-                       rt->path ? "path " : "", rt->path ? rt->path : "",
-                       rt->path_prefix ? "path_prefix " : "", rt->path_prefix ? rt->path_prefix : "",
-                       rt->authority ? " authority " : "", rt->authority ? rt->authority : "",
-                       rt->headers.n ? " headers" : "", rt->to);
-            }
-        }
-    }
-    if (config_has_identity(cfg)) {
-        /* Where the shim will read its identity from, as it will. */
-        struct tls_files f;
-        char why[PATH_MAX + 128];
-        if (tls_files_of(cfg, &f, why, sizeof(why))) {
-            printf("tls\n  %-10s %s\n  %-10s %s\n  %-10s %s\n  %-10s %s\n", "layout", f.layout, "cert",
-                   f.cert, "key", f.key, "ca", f.ca);
-            if (!check_identity(cfg, &f))
-                status = MESHIM_EXIT_CONFIG;
-        } else {
-            fprintf(stderr, "meshim: %s\n", why);
+    for (size_t i = 0; i < reg->n_services; i++)
+        if (check_service(cfg, reg->services[i], &rng))
             status = MESHIM_EXIT_CONFIG;
-        }
-    }
-    for (size_t i = 0; i < cfg->n_inbound; i++) {
-        static const char *const MODES[] = { "strict", "permissive", "off" };
-        const struct inbound_config *in = &cfg->inbound[i];
-        printf("inbound %u\n  %-10s %s\n", in->port, "tls", MODES[in->tls]);
-        /* Review finding 13: easy to read as "only these identities". */
-        if (in->tls == INBOUND_PERMISSIVE && in->allow.n)
-            fprintf(stderr, "meshim: warning: %s:%d: [inbound:%u] is permissive: plaintext clients are "
-                    "let in without an identity, so `allow` only limits clients that use mTLS\n",
-                    in->origin.file ? in->origin.file : "(config)", in->origin.line, in->port);
-    }
+    if (check_tls(cfg))
+        status = MESHIM_EXIT_CONFIG;
+    check_inbound(cfg);
     registry_destroy(reg);
     config_free(cfg);
     return status;
