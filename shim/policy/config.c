@@ -1140,17 +1140,12 @@ static bool valid_service_name(const char *s)
     return *s && strlen(s) < 128 && valid_dns_name(s);
 }
 
-/* Called by the reader for every "[...]" line, before inih sees it. */
-static void open_section(struct loader *L, const char *name)
+/* [meshim], [tls], [tracing], [defaults]: each at most once. False when
+ * name is none of them. */
+static bool open_single_section(struct loader *L, const char *name, struct origin at)
 {
-    struct origin at = here(L);
-    L->continuation = false;
-    L->pending.name[0] = '\0';     /* no key to continue in the new section */
-    L->section = NULL;
-    L->kind = SEC_UNKNOWN;
-
-    bool *seen = NULL;
-    int *first = NULL;
+    bool *seen;
+    int *first;
     if (strcmp(name, "meshim") == 0) {
         L->kind = SEC_MESHIM, L->section = L->cfg, seen = &L->seen_meshim, first = &L->line_meshim;
     } else if (strcmp(name, "tls") == 0) {
@@ -1161,81 +1156,104 @@ static void open_section(struct loader *L, const char *name)
     } else if (strcmp(name, "defaults") == 0) {
         L->kind = SEC_DEFAULTS, L->section = &L->defaults, seen = &L->seen_defaults,
         first = &L->line_defaults;
+    } else {
+        return false;
     }
-    if (seen) {
-        if (*seen) {
-            add_error(L, at, "[%s]: section appears twice (first at line %d)", name, *first);
-            L->kind = SEC_UNKNOWN;
-        }
-        *seen = true;
-        *first = at.line;
+    if (*seen) {
+        add_error(L, at, "[%s]: section appears twice (first at line %d)", name, *first);
+        L->kind = SEC_UNKNOWN;
+    }
+    *seen = true;
+    *first = at.line;
+    return true;
+}
+
+static void open_service(struct loader *L, const char *name, struct origin at)
+{
+    const char *svc = name + 8;
+    struct service_config *prev;
+    if (!valid_service_name(svc)) {
+        add_error(L, at, "[%s]: not a valid service name (letters, digits, '-', '_', '.')", name);
+    } else if ((prev = find_service(L, svc)) != NULL) {
+        add_error(L, at, "[%s]: section appears twice (first at line %d)", name, prev->origin.line);
+    } else {
+        L->kind = SEC_SERVICE;
+        L->section = add_service(L, svc, at);
+    }
+}
+
+static void open_inbound(struct loader *L, const char *name, struct origin at)
+{
+    char *end;
+    unsigned long port = strtoul(name + 8, &end, 10);
+    if (!isdigit((unsigned char)name[8]) || *end || port == 0 || port > 65535) {
+        add_error(L, at, "[%s]: not a port number from 1 to 65535", name);
         return;
     }
-    if (strncmp(name, "service:", 8) == 0) {
-        const char *svc = name + 8;
-        struct service_config *prev;
-        if (!valid_service_name(svc)) {
-            add_error(L, at, "[%s]: not a valid service name (letters, digits, '-', '_', '.')", name);
-        } else if ((prev = find_service(L, svc)) != NULL) {
-            add_error(L, at, "[%s]: section appears twice (first at line %d)", name, prev->origin.line);
-        } else {
-            L->kind = SEC_SERVICE;
-            L->section = add_service(L, svc, at);
-        }
-        return;
-    }
-    if (strncmp(name, "inbound:", 8) == 0) {
-        char *end;
-        unsigned long port = strtoul(name + 8, &end, 10);
-        if (!isdigit((unsigned char)name[8]) || *end || port == 0 || port > 65535) {
-            add_error(L, at, "[%s]: not a port number from 1 to 65535", name);
+    struct mesh_config *c = L->cfg;
+    for (size_t i = 0; i < c->n_inbound; i++) {
+        if (c->inbound[i].port == port) {
+            add_error(L, at, "[%s]: section appears twice (first at line %d)", name,
+                      c->inbound[i].origin.line);
             return;
         }
-        struct mesh_config *c = L->cfg;
-        for (size_t i = 0; i < c->n_inbound; i++) {
-            if (c->inbound[i].port == port) {
-                add_error(L, at, "[%s]: section appears twice (first at line %d)", name,
-                          c->inbound[i].origin.line);
-                return;
-            }
-        }
-        c->inbound = arena_grow(L->arena, c->inbound, c->n_inbound, &L->cap_inbound,
-                                sizeof(*c->inbound), 4);
-        struct inbound_config *in = &c->inbound[c->n_inbound++];
-        memset(in, 0, sizeof(*in));
-        in->port = (uint16_t)port;
-        in->origin = at;
-        in->tls = INBOUND_STRICT;
-        L->kind = SEC_INBOUND;
-        L->section = in;
+    }
+    c->inbound = arena_grow(L->arena, c->inbound, c->n_inbound, &L->cap_inbound,
+                            sizeof(*c->inbound), 4);
+    struct inbound_config *in = &c->inbound[c->n_inbound++];
+    memset(in, 0, sizeof(*in));
+    in->port = (uint16_t)port;
+    in->origin = at;
+    in->tls = INBOUND_STRICT;
+    L->kind = SEC_INBOUND;
+    L->section = in;
+}
+
+static void open_route(struct loader *L, const char *name, struct origin at)
+{
+    const char *rname = name + 6;
+    struct mesh_config *c = L->cfg;
+    if (!valid_service_name(rname)) {
+        add_error(L, at, "[%s]: not a valid route name (letters, digits, '-', '_', '.')", name);
         return;
     }
-    if (strncmp(name, "route:", 6) == 0) {
-        const char *rname = name + 6;
-        struct mesh_config *c = L->cfg;
-        if (!valid_service_name(rname)) {
-            add_error(L, at, "[%s]: not a valid route name (letters, digits, '-', '_', '.')", name);
+    for (size_t i = 0; i < c->n_routes; i++) {
+        if (strcmp(c->routes[i].name, rname) == 0) {
+            add_error(L, at, "[%s]: section appears twice (first at line %d)", name,
+                      c->routes[i].origin.line);
             return;
         }
-        for (size_t i = 0; i < c->n_routes; i++) {
-            if (strcmp(c->routes[i].name, rname) == 0) {
-                add_error(L, at, "[%s]: section appears twice (first at line %d)", name,
-                          c->routes[i].origin.line);
-                return;
-            }
-        }
-        c->routes = arena_grow(L->arena, c->routes, c->n_routes, &L->cap_routes,
-                               sizeof(*c->routes), 4);
-        struct route_config *r = &c->routes[c->n_routes++];
-        memset(r, 0, sizeof(*r));
-        r->name = arena_strdup(L->arena, rname);
-        r->origin = at;
-        L->kind = SEC_ROUTE;
-        L->section = r;
-        return;
     }
-    add_error(L, at, "[%s]: unknown section (meshim, tls, tracing, defaults, service:NAME, "
-              "inbound:PORT, route:NAME)", name);
+    c->routes = arena_grow(L->arena, c->routes, c->n_routes, &L->cap_routes,
+                           sizeof(*c->routes), 4);
+    struct route_config *r = &c->routes[c->n_routes++];
+    memset(r, 0, sizeof(*r));
+    r->name = arena_strdup(L->arena, rname);
+    r->origin = at;
+    L->kind = SEC_ROUTE;
+    L->section = r;
+}
+
+/* Called by the reader for every "[...]" line, before inih sees it. */
+static void open_section(struct loader *L, const char *name)
+{
+    struct origin at = here(L);
+    L->continuation = false;
+    L->pending.name[0] = '\0';     /* no key to continue in the new section */
+    L->section = NULL;
+    L->kind = SEC_UNKNOWN;
+
+    if (open_single_section(L, name, at))
+        return;
+    if (strncmp(name, "service:", 8) == 0)
+        open_service(L, name, at);
+    else if (strncmp(name, "inbound:", 8) == 0)
+        open_inbound(L, name, at);
+    else if (strncmp(name, "route:", 6) == 0)
+        open_route(L, name, at);
+    else
+        add_error(L, at, "[%s]: unknown section (meshim, tls, tracing, defaults, service:NAME, "
+                  "inbound:PORT, route:NAME)", name);
 }
 
 /* Sets one key of one section: the table says how. */
