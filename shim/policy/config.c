@@ -973,9 +973,32 @@ static int edit_distance(const char *a, const char *b)
     return d[n][m];
 }
 
+/* The table's key that is name in the plural, or in the singular (retry
+ * for retries: three edits, too many for a typo, but what people write,
+ * coming from Envoy's retry_policy or HAProxy's retries). NULL: none. */
+static const char *plural_of_key(const struct key_def *table, const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 3 || n > 60)
+        return NULL;
+    char forms[4][64];
+    snprintf(forms[0], sizeof(forms[0]), "%ss", name);
+    snprintf(forms[1], sizeof(forms[1]), "%.*sies", (int)n - 1, name);     /* retry: retries */
+    snprintf(forms[2], sizeof(forms[2]), "%.*s", (int)n - 1, name);        /* endpoint: endpoints */
+    snprintf(forms[3], sizeof(forms[3]), "%.*sy", (int)n - 3, name);       /* retries: retry */
+    int index;
+    for (int f = 0; f < 4; f++) {
+        bool fits = f == 0 || (f == 1 && name[n - 1] == 'y') || (f == 2 && name[n - 1] == 's') ||
+                    (f == 3 && strcmp(name + n - 3, "ies") == 0);
+        if (fits && find_key(table, forms[f], &index))
+            return table[index].name;
+    }
+    return NULL;
+}
+
 /* What an unknown key's line adds: the section's key it is a typo of (at
- * most two edits, and fewer than half its length), else the section it
- * belongs in; "" when neither. */
+ * most two edits, and fewer than half its length) or the plural or singular
+ * of, else the section it belongs in; "" when none. */
 static void unknown_key_hint(const struct key_def *table, const char *name, char *hint, size_t len)
 {
     static const struct { const struct key_def *table; const char *section; } SECTIONS[] = {
@@ -992,12 +1015,14 @@ static void unknown_key_hint(const struct key_def *table, const char *name, char
             best_d = d;
         }
     }
+    int index;
+    if (!best)
+        best = plural_of_key(table, name);
     *hint = '\0';
     if (best) {
         snprintf(hint, len, " (did you mean %s?)", best);
         return;
     }
-    int index;
     for (size_t s = 0; s < sizeof(SECTIONS) / sizeof(SECTIONS[0]); s++)
         if (SECTIONS[s].table != table && find_key(SECTIONS[s].table, name, &index)) {
             snprintf(hint, len, " (a key of %s)", SECTIONS[s].section);

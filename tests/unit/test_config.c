@@ -422,6 +422,10 @@ static void test_structure_errors(void **state)
      * section it belongs in, else nothing more. */
     expect_error("[service:a]\nendpoints = 127.0.0.2\nretrys = 2\n",
                  ":3: retrys: unknown key in [service:a] (did you mean retries?)");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\nretry = 2\n",
+                 ":3: retry: unknown key in [service:a] (did you mean retries?)");
+    expect_error("[service:a]\nendpoints = 127.0.0.2\nhost = a\n",
+                 ":3: host: unknown key in [service:a] (did you mean hosts?)");
     expect_error("[meshim]\nlog_levle = warn\n",
                  ":2: log_levle: unknown key in [meshim] (did you mean log_level?)");
     expect_error("[service:a]\nendpoints = 127.0.0.2\ncert = /c.pem\n",
