@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uthash.h>
@@ -635,28 +636,66 @@ bool config_parse_endpoints(const char *path, const char *text, struct endpoint_
     return true;
 }
 
+/* A file's whole text, NUL-terminated, in a mapping of its own sized to
+ * the file (*map_len to unmap), of at most max bytes; NULL with errno
+ * (EFBIG: larger). Not malloc: glibc raises the whole process's mmap and
+ * trim thresholds to the size of a large block when it is freed, so one
+ * read of an endpoints file (a 16 MiB buffer, as this was) moved every
+ * later allocation of the program's from 128 KiB to 16 MiB onto the heap,
+ * and the heap kept 32 MiB it no longer used. A file that grows while it
+ * is read is read again, up to three times. */
+static char *read_whole(FILE *f, size_t max, size_t *len, size_t *map_len)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        struct stat st;
+        if (fstat(fileno(f), &st) < 0)
+            return NULL;
+        if ((uint64_t)st.st_size > max) {
+            errno = EFBIG;
+            return NULL;
+        }
+        size_t want = (size_t)st.st_size + 1;   /* one more byte: it grew */
+        *map_len = want + 1;
+        char *text = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (text == MAP_FAILED)
+            return NULL;
+        rewind(f);
+        *len = fread(text, 1, want, f);
+        if (ferror(f)) {
+            munmap(text, *map_len);
+            errno = EIO;
+            return NULL;
+        }
+        if (*len < want) {
+            text[*len] = '\0';
+            return text;
+        }
+        munmap(text, *map_len);
+    }
+    errno = EAGAIN;
+    return NULL;
+}
+
 bool config_read_endpoints(const char *path, struct endpoint_list *out, char *err, size_t errlen)
 {
     char why[128];
     FILE *f = config_open_file(path, ENDPOINTS_FILE_MAX, why, sizeof(why));
     if (!f)
         return file_error(err, errlen, path, 0, "%s: %s", errno == EPERM ? "not trusted" : "cannot read", why);
-    char *text = malloc(ENDPOINTS_FILE_MAX + 1);
-    size_t len = text ? fread(text, 1, ENDPOINTS_FILE_MAX + 1, f) : 0;
-    bool failed = ferror(f);
+    size_t len, map_len;
+    char *text = read_whole(f, ENDPOINTS_FILE_MAX, &len, &map_len);
+    int read_errno = errno;
     fclose(f);
-    if (!text || failed || len > ENDPOINTS_FILE_MAX) {
-        free(text);
-        return file_error(err, errlen, path, 0, !text ? "out of memory" : failed ? "cannot read"
-                          : "larger than 1 MiB");
-    }
-    text[len] = '\0';
-    if (strlen(text) != len) {
-        free(text);
-        return file_error(err, errlen, path, 0, "not a text file");
-    }
-    bool ok = config_parse_endpoints(path, text, out, err, errlen);
-    free(text);
+    if (!text)
+        return file_error(err, errlen, path, 0, "%s", read_errno == EFBIG ? "larger than 16 MiB"
+                          : read_errno == EAGAIN ? "it kept changing while it was read"
+                          : read_errno == ENOMEM ? "out of memory" : "cannot read");
+    bool ok = strlen(text) == len;
+    if (ok)
+        ok = config_parse_endpoints(path, text, out, err, errlen);
+    else
+        file_error(err, errlen, path, 0, "not a text file");
+    munmap(text, map_len);
     return ok;
 }
 

@@ -11,8 +11,11 @@
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "meshim/config.h"
 #include "meshim/discovery.h"
@@ -249,6 +252,65 @@ static void test_endpoints_file(void **state)
                              "No such file or directory");
 }
 
+/* A file in a temporary folder, with text of n bytes. */
+static void write_file(char *path, size_t size, const char *text, size_t n)
+{
+    snprintf(path, size, "/tmp/meshim-eps-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, n), (ssize_t)n);
+    close(fd);
+}
+
+/* Is a block of size bytes served by a mapping of its own, as glibc does
+ * above its mmap threshold? The threshold starts at 128 KiB and rises to
+ * the size of each mapped block freed (this probe's too), so each probe
+ * asks for more than the one before. */
+static bool mapped_block(size_t size)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    (void)size;
+    return true;                        /* ASan's allocator has no thresholds */
+#else
+    size_t before = mallinfo2().hblks;
+    void *p = malloc(size);
+    bool mapped = p && mallinfo2().hblks == before + 1;
+    free(p);
+    return mapped;
+#endif
+}
+
+/* The file as the shim reads it: whole, as text; and without touching the
+ * program's malloc (it allocated 16 MiB for every read, and glibc, when
+ * it was freed, raised the process's mmap threshold to 16 MiB: the
+ * program's own blocks up to that size moved onto the heap). */
+static void test_endpoints_file_read(void **state)
+{
+    (void)state;
+    char path[64], err[512];
+    struct endpoint_list l;
+    assert_true(mapped_block(1 << 20));
+    static const char TEXT[] = "# two\n127.0.0.2:8080\n127.0.0.3 weight=5\n";
+    write_file(path, sizeof(path), TEXT, sizeof(TEXT) - 1);
+    assert_true(config_read_endpoints(path, &l, err, sizeof(err)));
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.v[1].weight, 5);
+    free(l.v);
+    assert_true(mapped_block(2 << 20));  /* the read freed no block above 1 MiB */
+    unlink(path);
+
+    write_file(path, sizeof(path), "", 0);
+    assert_true(config_read_endpoints(path, &l, err, sizeof(err)));
+    assert_int_equal(l.n, 0);
+    free(l.v);
+    unlink(path);
+
+    write_file(path, sizeof(path), "127.0.0.2\n\0" "127.0.0.3\n", 21);
+    assert_false(config_read_endpoints(path, &l, err, sizeof(err)));
+    assert_non_null(strstr(err, "endpoints_file: not a text file"));
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_srv_weights),
         cmocka_unit_test(test_ttl_clamp),
         cmocka_unit_test(test_endpoints_file),
+        cmocka_unit_test(test_endpoints_file_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
