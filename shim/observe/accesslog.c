@@ -128,6 +128,16 @@ static void put_time(struct textbuf *o, uint64_t unix_ns)
         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(unix_ns / 1000000u % 1000u));
 }
 
+/* ,"key":MS with three decimals, whatever the program's LC_NUMERIC: %f
+ * writes the locale's decimal point, and wget (which takes its locale from
+ * the environment) under de_DE.UTF-8 logged "connect_ms":165,750, and the
+ * line was no longer JSON. */
+static void put_ms(struct textbuf *o, const char *key, double ms)
+{
+    unsigned long long us = ms > 0 ? (unsigned long long)(ms * 1000.0 + 0.5) : 0;
+    textbuf_put(o, ",\"%s\":%llu.%03llu", key, us / 1000, us % 1000);
+}
+
 size_t access_format(const struct access_record *r, char *buf, size_t len)
 {
     /* Room for the closing "}\n" is kept back while fields are added. */
@@ -147,10 +157,10 @@ size_t access_format(const struct access_record *r, char *buf, size_t len)
         put_string(&o, "tls_relay_why", r->tls_relay_why);
     put_string(&o, "peer_identity", r->peer_identity);
     if (r->connect_ms >= 0)
-        textbuf_put(&o, ",\"connect_ms\":%.3f", r->connect_ms);
+        put_ms(&o, "connect_ms", r->connect_ms);
     else
         textbuf_put(&o, ",\"connect_ms\":null");
-    textbuf_put(&o, ",\"duration_ms\":%.3f", r->duration_ms);
+    put_ms(&o, "duration_ms", r->duration_ms);
     textbuf_put(&o, ",\"bytes_sent\":%llu,\"bytes_received\":%llu", (unsigned long long)r->bytes_sent,
         (unsigned long long)r->bytes_received);
     if (r->n_failures) {
@@ -204,7 +214,7 @@ size_t access_format_request(const struct access_request *r, char *buf, size_t l
         put_string(&o, "peer_identity", r->peer_identity);
     textbuf_put(&o, ",\"attempts\":%u", r->attempts);
     put_string(&o, "flags", flags);
-    textbuf_put(&o, ",\"duration_ms\":%.3f", r->duration_ms);
+    put_ms(&o, "duration_ms", r->duration_ms);
     textbuf_put(&o, ",\"bytes_sent\":%llu,\"bytes_received\":%llu", (unsigned long long)r->bytes_sent,
         (unsigned long long)r->bytes_received);
     if (r->trace_id && r->span_id) {

@@ -240,15 +240,25 @@ static const char *p_duration(struct loader *L, const char *v, void *f)
     return config_parse_duration(v, f) ? NULL : "not a duration (use ms, s or m: \"250ms\")";
 }
 
+/* "20%", "12.5%", "12.5": read by hand, not strtod, which takes the
+ * program's LC_NUMERIC: a reload in a program that set a locale with a
+ * decimal comma refused "12.5%". */
 bool config_parse_share(const char *s, double *share)
 {
-    char *end;
     if (!isdigit((unsigned char)*s))
         return false;
-    double d = strtod(s, &end);
-    if (*end == '%')
-        end++;
-    if (*end || d < 0 || d > 100)
+    double d = 0;
+    for (; isdigit((unsigned char)*s) && d <= 100; s++)
+        d = d * 10 + (*s - '0');
+    if (*s == '.') {
+        if (!isdigit((unsigned char)*++s))
+            return false;
+        for (double scale = 0.1; isdigit((unsigned char)*s); s++, scale /= 10)
+            d += (*s - '0') * scale;
+    }
+    if (*s == '%')
+        s++;
+    if (*s || d > 100)
         return false;
     *share = d / 100.0;
     return true;

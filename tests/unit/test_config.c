@@ -786,6 +786,13 @@ static void test_duration_and_share(void **state)
     assert_true(config_parse_share("0", &share) && share == 0);
     assert_false(config_parse_share("101%", &share));
     assert_false(config_parse_share("x%", &share));
+    assert_true(config_parse_share("12.5%", &share) && share > 0.1249 && share < 0.1251);
+    assert_true(config_parse_share("100.0", &share) && share == 1);
+    assert_false(config_parse_share("100.5%", &share));
+    assert_false(config_parse_share("1.%", &share));
+    assert_false(config_parse_share("1,5%", &share));
+    assert_false(config_parse_share("99999999999999999999%", &share));
+    assert_false(config_parse_share("-1%", &share));
 }
 
 /* mesh.c: a relative MESHIM_CONFIG is kept made absolute against the
