@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,6 +96,25 @@ int files_open_log(const char *path)
     /* ELOOP: a symlink; ENXIO: a FIFO nobody reads; EISDIR: a folder. */
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
                 0644);
+}
+
+long files_write_line(int fd, const char *line, size_t len)
+{
+    sigset_t pipe_only, was, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &was);
+    bool had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    long n = real_syscall4(SYS_write, fd, line, len, 0);
+    int err = errno;
+    if (n < 0 && err == EPIPE && !had) {
+        static const struct timespec now = { 0, 0 };
+        while (sigtimedwait(&pipe_only, NULL, &now) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    errno = err;
+    return n;
 }
 
 void files_each_name(int dirfd, unsigned reads, bool (*fn)(int dirfd, const char *name, void *arg),

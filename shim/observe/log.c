@@ -84,14 +84,20 @@ static bool repeated(const char *text)
     return false;
 }
 
-/* A server started by inetd, sshd or a CGI parent has the client's socket
- * on descriptors 0-2: a line written to that stderr would go to the client
- * inside the protocol's stream. Such lines are dropped (log_file keeps
- * them). */
-static bool stderr_is_socket(void)
+/* What stderr is: a server started by inetd, sshd or a CGI parent has the
+ * client's socket on descriptors 0-2, and a line written to that stderr
+ * would go to the client inside the protocol's stream: such lines are
+ * dropped (log_file keeps them). A pipe (a log shipper's, `2>&1 | ...`)
+ * may have lost its reader, and a plain write would raise SIGPIPE in the
+ * program: files_write_line takes it back. */
+enum stderr_kind { STDERR_OTHER, STDERR_SOCKET, STDERR_PIPE };
+
+static enum stderr_kind stderr_kind(void)
 {
     struct stat st;
-    return real_syscall4(SYS_fstat, 2, (long)&st, 0, 0) == 0 && S_ISSOCK(st.st_mode);
+    if (real_syscall4(SYS_fstat, 2, (long)&st, 0, 0) != 0)
+        return STDERR_OTHER;
+    return S_ISSOCK(st.st_mode) ? STDERR_SOCKET : S_ISFIFO(st.st_mode) ? STDERR_PIPE : STDERR_OTHER;
 }
 
 bool log_write_line(const char *path, const char *line, size_t len)
@@ -108,7 +114,10 @@ bool log_write_line(const char *path, const char *line, size_t len)
     /* One write with O_APPEND: lines from many processes do not interleave.
      * A log file's descriptor is non-blocking: a full pipe loses the line
      * rather than stopping the program. */
-    if (fd != 2 || !stderr_is_socket())
+    enum stderr_kind kind = fd == 2 ? stderr_kind() : STDERR_PIPE;   /* a file: may be a FIFO */
+    if (kind == STDERR_PIPE)
+        (void)files_write_line(fd, line, len);
+    else if (kind != STDERR_SOCKET)
         (void)real_syscall4(SYS_write, fd, line, len, 0);
     if (fd != 2)
         real_close(fd);
