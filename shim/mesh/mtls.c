@@ -15,6 +15,7 @@
 #include "engine/watch.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
+#include "libc/sigpipe.h"
 #include "mesh/attempt.h"
 #include "mesh/fdtable.h"
 #include "mesh/ktls.h"
@@ -197,23 +198,25 @@ static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_a
 {
     bool want_write = false, heard = false;
     int h;
+    /* OpenSSL writes the handshake with write(): a server gone between
+     * its flight and ours must not raise SIGPIPE in the program's thread
+     * (libc/sigpipe.h). */
+    struct sigpipe_hold hold;
+    sigpipe_hold(&hold);
     while ((h = tls_handshake(ssl, &want_write, why, len)) == 0) {
         uint64_t until = heard || late_at >= deadline ? deadline : late_at;
         if (wait_socket(net, want_write, until, &heard))
             continue;
-        if (until == late_at) {
+        if (until == late_at || (!heard && mtls_unaccepted_waits(c, p, retry))) {
             *late = true;
-            return 0;
-        }
-        if (!heard && mtls_unaccepted_waits(c, p, retry)) {
-            *late = true;
-            return 0;
+            break;
         }
         snprintf(why, len, "TLS handshake: timed out");
         h = -1;
         break;
     }
-    return mtls_finish(c, ssl, h, why, len);
+    sigpipe_release(&hold);
+    return *late ? 0 : mtls_finish(c, ssl, h, why, len);
 }
 
 static void drop_tls(struct tls_identity **id, SSL **ssl, int *net)

@@ -9,8 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +17,7 @@
 #include <unistd.h>
 
 #include "libc/real.h"
+#include "libc/sigpipe.h"
 #include "meshim/util.h"
 
 static bool dir_trusted(int fd, bool secure, struct stat *st, char *why, size_t len)
@@ -100,20 +99,10 @@ int files_open_log(const char *path)
 
 long files_write_line(int fd, const char *line, size_t len)
 {
-    sigset_t pipe_only, was, pending;
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_only, &was);
-    bool had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    struct sigpipe_hold hold;
+    sigpipe_hold(&hold);
     long n = real_syscall4(SYS_write, fd, line, len, 0);
-    int err = errno;
-    if (n < 0 && err == EPIPE && !had) {
-        static const struct timespec now = { 0, 0 };
-        while (sigtimedwait(&pipe_only, NULL, &now) < 0 && errno == EINTR)
-            ;
-    }
-    pthread_sigmask(SIG_SETMASK, &was, NULL);
-    errno = err;
+    sigpipe_release(&hold);
     return n;
 }
 

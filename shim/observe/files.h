@@ -39,10 +39,8 @@ int files_create_private(int dirfd, const char *prefix, mode_t mode, char *name,
 int files_open_log(const char *path);
 
 /* One write of a log line to fd, which may be a pipe or FIFO: the bytes
- * written, or -1 with errno (EPIPE: its reader has gone). The SIGPIPE such
- * a write raises in the calling thread is blocked for the write and taken
- * back, so that an application thread never dies of a line the shim
- * wrote; one the thread already had pending stays the program's. */
+ * written, or -1 with errno (EPIPE: its reader has gone), never a SIGPIPE
+ * in the program's thread (libc/sigpipe.h). */
 long files_write_line(int fd, const char *line, size_t len);
 
 /* Allocates the blocks of [off, off + len), widened to whole pages within

@@ -1,0 +1,55 @@
+/*
+ * sigpipe.h — the shim's own writes in a program's thread never raise
+ * SIGPIPE there.
+ *
+ * A write to a pipe or socket whose other end has gone raises SIGPIPE in
+ * the writing thread, and a program that leaves it at its default dies of
+ * it. The program's own writes are its business; the shim's are not: a
+ * log line to a stderr pipe whose reader has gone, the TLS handshake of a
+ * blocking connect (OpenSSL's socket BIO writes with write(), not
+ * send(MSG_NOSIGNAL)). Around such writes the signal is held (blocked) and,
+ * when the write raised it, taken back before it is let go. A SIGPIPE the
+ * thread already had pending before is left for the program. The shim's
+ * own threads block every signal and need none of this.
+ */
+#ifndef MESHIM_LIBC_SIGPIPE_H
+#define MESHIM_LIBC_SIGPIPE_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <time.h>
+
+struct sigpipe_hold {
+    sigset_t was;                       /* the thread's mask before */
+    bool had;                           /* a SIGPIPE was pending already */
+};
+
+static inline void sigpipe_hold(struct sigpipe_hold *h)
+{
+    sigset_t pipe_only, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &h->was);
+    h->had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+/* Takes back a SIGPIPE raised since sigpipe_hold, then restores the mask.
+ * errno is kept. */
+static inline void sigpipe_release(struct sigpipe_hold *h)
+{
+    int saved = errno;
+    sigset_t pipe_only, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    if (!h->had && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        static const struct timespec now = { 0, 0 };
+        while (sigtimedwait(&pipe_only, NULL, &now) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &h->was, NULL);
+    errno = saved;
+}
+
+#endif
