@@ -34,7 +34,7 @@ wait_port 127.0.0.2 "$port"
 wait_port 127.0.0.2 "$gport"
 wait_port 127.0.0.1 "$tap"
 
-tls_ini "$TMP/client.ini" web \
+tls_ini "$TMP/client.ini" web "${GUEST_SLOW[@]}" \
     "[service:echo]" "endpoints = 127.0.0.1:$tap" "tls = mtls" "identity = spiffe://test.mesh/ns/prod/sa/orders" \
     "[service:greet]" "endpoints = 127.0.0.2:$gport" "tls = mtls"
 sed -i "s|^log_level = info|log_level = debug\naccess_log = $TMP/client-access.log\nstats_dir = $TMP/stats|" "$TMP/client.ini"
@@ -101,7 +101,7 @@ ok "meshim_tls_handshakes_total: the echo server's 6 went on in kernel TLS"
 
 # resumption = psk-only at both ends: the traffic keys of a resumption
 # without a key exchange go to the kernel as well.
-tls_ini "$TMP/psk.ini" web "resumption = psk-only" \
+tls_ini "$TMP/psk.ini" web "resumption = psk-only" "${GUEST_SLOW[@]}" \
     "[service:greet]" "endpoints = 127.0.0.2:$gport" "tls = mtls"
 sed -i "s|^log_level = info|log_level = debug\naccess_log = $TMP/psk-access.log|" "$TMP/psk.ini"
 MESHIM_CONFIG=$TMP/psk.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$gport" > "$TMP/psk.out" 2> "$TMP/psk.err" <<'PY' ||

@@ -27,7 +27,7 @@ wait_port 127.0.0.2 "$bp"
 wait_port 127.0.0.2 "$sp"
 
 client_ini() {     # client_ini FILE KTLS
-    tls_ini "$1" web "ktls = $2" \
+    tls_ini "$1" web "ktls = $2" "${GUEST_SLOW[@]}" \
         "[service:echo]" "endpoints = 127.0.0.2:$ep" "tls = mtls" \
         "[service:blocking]" "endpoints = 127.0.0.2:$bp" "tls = mtls" \
         "[service:sserver]" "endpoints = 127.0.0.2:$sp" "tls = mtls"

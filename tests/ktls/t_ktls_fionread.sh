@@ -16,7 +16,7 @@ python3 -u "$ROOT/tests/ktls/split_tap.py" "$tap" 127.0.0.2 "$port" "$TMP/split"
 PIDS+=($!)
 wait_port 127.0.0.2 "$port"
 wait_port 127.0.0.1 "$tap"
-tls_ini "$TMP/client.ini" web "[service:echo]" "endpoints = 127.0.0.1:$tap" "tls = mtls"
+tls_ini "$TMP/client.ini" web "${GUEST_SLOW[@]}" "[service:echo]" "endpoints = 127.0.0.1:$tap" "tls = mtls"
 
 MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$port" "$TMP/split" <<'PY' 2> "$TMP/client.err" || fail "python3: $(grep -v 'info\|debug' "$TMP/client.err")"
 import array, fcntl, os, select, socket, sys, termios, time

@@ -37,7 +37,7 @@ nginx_conf "$TMP/proxy" "upstream orders { server orders:$port; keepalive 8; }
 
 tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"
 sed -i "s|^log_level = info|log_level = warn\naccess_log = $TMP/server-access.log|" "$TMP/server.ini"
-tls_ini "$TMP/client.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls"
+tls_ini "$TMP/client.ini" web "${GUEST_SLOW[@]}" "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls"
 sed -i "s|^log_level = info|log_level = warn\naccess_log = $TMP/client-access.log|" "$TMP/client.ini"
 
 MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \

@@ -19,7 +19,7 @@ MESHIM_KTLS_RECORD_LIMIT=2000 MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_
     python3 -u "$ROOT/tests/ktls/echo_server.py" 127.0.0.2 "$port" > "$TMP/server.log" 2>&1 &
 PIDS+=($!)
 wait_port 127.0.0.2 "$port"
-tls_ini "$TMP/client.ini" web "[service:echo]" "endpoints = 127.0.0.2:$port" "tls = mtls"
+tls_ini "$TMP/client.ini" web "${GUEST_SLOW[@]}" "[service:echo]" "endpoints = 127.0.0.2:$port" "tls = mtls"
 
 MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$port" <<'PY' > "$TMP/client.out" 2> "$TMP/client.err" ||
 import socket, sys, threading, time
