@@ -114,10 +114,10 @@ bool log_write_line(const char *path, const char *line, size_t len)
     /* One write with O_APPEND: lines from many processes do not interleave.
      * A log file's descriptor is non-blocking: a full pipe loses the line
      * rather than stopping the program. */
-    enum stderr_kind kind = fd == 2 ? stderr_kind() : STDERR_PIPE;   /* a file: may be a FIFO */
+    enum stderr_kind kind = fd == 2 ? stderr_kind() : STDERR_PIPE;   /* a file may be a FIFO */
     if (kind == STDERR_PIPE)
         (void)files_write_line(fd, line, len);
-    else if (kind != STDERR_SOCKET)
+    else if (kind == STDERR_OTHER)
         (void)real_syscall4(SYS_write, fd, line, len, 0);
     if (fd != 2)
         real_close(fd);

@@ -72,11 +72,17 @@ done:
     __atomic_store_n(&f->busy, 0, __ATOMIC_RELEASE);
 }
 
-/* One write of the whole line: 0, or why it did not go in whole. */
+/* What a write of len bytes that returned n says: 0, or why the line did
+ * not go in whole. */
+static int outcome(long n, size_t len)
+{
+    return n == (long)len ? 0 : n < 0 ? errno : ENOSPC;
+}
+
+/* One write of the whole line to a kept descriptor (a regular file). */
 static int write_all(int fd, const char *line, size_t len)
 {
-    long n = real_syscall4(SYS_write, fd, line, len, 0);
-    return n == (long)len ? 0 : n < 0 ? errno : ENOSPC;
+    return outcome(real_syscall4(SYS_write, fd, line, len, 0), len);
 }
 
 /* One line through a descriptor of its own, while none is kept: a FIFO
@@ -87,8 +93,7 @@ static bool write_opened(const char *path, const char *line, size_t len, int *wr
     int fd = files_open_log(path);
     if (fd < 0)
         return false;
-    long n = files_write_line(fd, line, len);
-    *write_error = n == (long)len ? 0 : n < 0 ? errno : ENOSPC;
+    *write_error = outcome(files_write_line(fd, line, len), len);
     real_close(fd);
     return true;
 }

@@ -1031,9 +1031,9 @@ static const char *plural_of_key(const struct key_def *table, const char *name)
     if (n < 3 || n > 60)
         return NULL;
     char forms[4][64];
-    snprintf(forms[0], sizeof(forms[0]), "%ss", name);
+    snprintf(forms[0], sizeof(forms[0]), "%ss", name);                     /* endpoint: endpoints */
     snprintf(forms[1], sizeof(forms[1]), "%.*sies", (int)n - 1, name);     /* retry: retries */
-    snprintf(forms[2], sizeof(forms[2]), "%.*s", (int)n - 1, name);        /* endpoint: endpoints */
+    snprintf(forms[2], sizeof(forms[2]), "%.*s", (int)n - 1, name);        /* allows: allow */
     snprintf(forms[3], sizeof(forms[3]), "%.*sy", (int)n - 3, name);       /* retries: retry */
     int index;
     for (int f = 0; f < 4; f++) {
