@@ -213,7 +213,7 @@ $(BUILD)/obj/llhttp_%.o: $(LLHTTP_SRC)/%.c | $(BUILD)/obj
 
 # bench/ratebench: the fixed-rate table's open-loop client (bench/run -f).
 RATEBENCH := $(BUILD)/bench/ratebench
-$(RATEBENCH): bench/ratebench.c $(BUILD)/obj/http1.o $(LLHTTP_O)
+$(RATEBENCH): bench/ratebench.c $(BUILD)/obj/http1.o $(BUILD)/obj/util.o $(LLHTTP_O)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDFLAGS)
 

@@ -104,6 +104,19 @@ const char *file_untrusted(const struct stat *st, char *buf, size_t len);
 
 /* ASCII case-insensitive compare of a DNS name, ignoring one trailing dot on
  * either side. */
+/* Case in ASCII only, whatever the program's locale: names, header names,
+ * methods and units are ASCII, and the C library's tolower and strcasecmp
+ * follow LC_CTYPE, which a program may take from the environment (python3
+ * does at start). Under tr_TR.UTF-8 tolower('I') is 'I' (its lower case,
+ * dotless i, is not one byte), so "INVENTORY" was not the service
+ * "inventory" and "CONNECTION" not the header "connection". */
+static inline char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+int ascii_casecmp(const char *a, const char *b);
+int ascii_ncasecmp(const char *a, const char *b, size_t n);
+
 bool dns_name_equal(const char *a, const char *b);
 /* Does name end with suffix (".orders.svc"), with something before it? */
 bool dns_name_has_suffix(const char *name, const char *suffix);

@@ -585,7 +585,7 @@ static bool close_only_downstream(const struct hproxy *px, const struct h1_head 
 {
     const char *v = h1_header(h, "connection");
     return !h->keep_alive && h->major == 1 && h->minor == 1 && !h->upgrade && v &&
-           strcasecmp(v, "close") == 0 && px->head_len >= 4 &&
+           ascii_casecmp(v, "close") == 0 && px->head_len >= 4 &&
            memcmp(px->in.data + px->head_len - 4, "\r\n\r\n", 4) == 0;
 }
 
@@ -593,7 +593,7 @@ static bool close_only_downstream(const struct hproxy *px, const struct h1_head 
 static bool header_named(const char *p, size_t n, const char *name)
 {
     size_t k = strlen(name);
-    return n > k && strncasecmp(p, name, k) == 0;
+    return n > k && ascii_ncasecmp(p, name, k) == 0;
 }
 
 /* Appends the head's header lines in [from, to) but Connection ones (when

@@ -809,9 +809,9 @@ static const char *p_size(struct loader *L, const char *v, void *f)
     errno = 0;
     unsigned long long n = strtoull(v, &end, 10);
     unsigned long long scale = 1;
-    if (strcasecmp(end, "KiB") == 0 || strcasecmp(end, "KB") == 0 || strcasecmp(end, "K") == 0)
+    if (ascii_casecmp(end, "KiB") == 0 || ascii_casecmp(end, "KB") == 0 || ascii_casecmp(end, "K") == 0)
         scale = 1024;
-    else if (strcasecmp(end, "MiB") == 0 || strcasecmp(end, "MB") == 0 || strcasecmp(end, "M") == 0)
+    else if (ascii_casecmp(end, "MiB") == 0 || ascii_casecmp(end, "MB") == 0 || ascii_casecmp(end, "M") == 0)
         scale = 1024 * 1024;
     else if (*end && strcmp(end, "B") != 0)
         return "not a size (\"64KiB\", \"1MiB\", bytes)";
@@ -1764,7 +1764,7 @@ static size_t host_key(const char *host, char *out, size_t len)
     if (n >= len)
         n = len - 1;
     for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)host[i]);
+        out[i] = ascii_lower(host[i]);
     out[n] = '\0';
     return n;
 }

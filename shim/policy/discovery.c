@@ -12,11 +12,12 @@
 #include <ctype.h>
 #include <resolv.h>
 #include <string.h>
+#include "meshim/util.h"
 
 static void lower(char *s)
 {
     for (; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
+        *s = ascii_lower(*s);
     /* dn_expand writes no trailing dot; the root is "" */
 }
 

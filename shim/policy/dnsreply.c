@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <resolv.h>
 #include <string.h>
+#include "meshim/util.h"
 
 #define HEADER_LEN 12
 #define NAME_AT_QUESTION 0xc00c     /* a compression pointer to offset 12 */
@@ -58,7 +59,7 @@ bool dns_reply_question(const unsigned char *msg, size_t len, struct dns_questio
     if (n < 0 || (size_t)n != plain_name_len(p, eom) || eom - (p + n) < 4)
         return false;
     for (char *c = q->name; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
+        *c = ascii_lower(*c);
     p += n;
     NS_GET16(q->type, p);
     NS_GET16(q->class, p);

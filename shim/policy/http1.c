@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "meshim/util.h"
 
 static struct h1_parser *of(llhttp_t *ll) { return ll->data; }
 
@@ -198,7 +199,7 @@ static int on_headers_complete(llhttp_t *ll)
     h->authority = host ? host : "";
     if (p->kind == H1_REQUEST) {
         const char *expect = h1_header(h, "expect");
-        h->expect_continue = expect && strcasecmp(expect, "100-continue") == 0;
+        h->expect_continue = expect && ascii_casecmp(expect, "100-continue") == 0;
         h->has_body = (ll->flags & F_CHUNKED) || ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > 0);
         h->upgrade = ll->upgrade || ll->method == HTTP_CONNECT;
         return HPE_PAUSED;
@@ -336,8 +337,8 @@ enum h1_event h1_finish(struct h1_parser *p)
 
 void h1_response_to(struct h1_parser *p, const char *method)
 {
-    p->no_body_next = strcasecmp(method, "HEAD") == 0;
-    p->connect_next = strcasecmp(method, "CONNECT") == 0;
+    p->no_body_next = ascii_casecmp(method, "HEAD") == 0;
+    p->connect_next = ascii_casecmp(method, "CONNECT") == 0;
 }
 
 void h1_upgrade_refused(struct h1_parser *p)
@@ -361,7 +362,7 @@ const struct h1_head *h1_head(const struct h1_parser *p)
 const char *h1_header(const struct h1_head *h, const char *name)
 {
     for (int i = 0; i < h->nheaders; i++)
-        if (strcasecmp(h->headers[i].name, name) == 0)
+        if (ascii_casecmp(h->headers[i].name, name) == 0)
             return h->headers[i].value;
     return NULL;
 }

@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "meshim/util.h"
+
 static bool same_char(char a, char b, bool ignore_case)
 {
-    return ignore_case ? tolower((unsigned char)a) == tolower((unsigned char)b) : a == b;
+    return ignore_case ? ascii_lower(a) == ascii_lower(b) : a == b;
 }
 
 /* The character that ends a segment: `/` in a SPIFFE ID, `.` in a DNS name. */

@@ -51,7 +51,7 @@ static bool normalise(const char *name, char out[MAX_NAME])
     if (n == 0 || n >= MAX_NAME)
         return false;
     for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)name[i]);
+        out[i] = ascii_lower(name[i]);
     out[n] = '\0';
     return true;
 }

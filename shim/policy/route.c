@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
+#include "meshim/util.h"
 
 const char *route_path(const char *target, size_t *len)
 {
@@ -28,10 +29,10 @@ const char *route_path(const char *target, size_t *len)
 /* Host against the route's authority: equal, or equal but for ":port". */
 static bool authority_matches(const char *want, const char *host)
 {
-    if (strcasecmp(want, host) == 0)
+    if (ascii_casecmp(want, host) == 0)
         return true;
     size_t n = strlen(want);
-    return strchr(want, ':') == NULL && strncasecmp(want, host, n) == 0 && host[n] == ':';
+    return strchr(want, ':') == NULL && ascii_ncasecmp(want, host, n) == 0 && host[n] == ':';
 }
 
 static bool trimmed_equal(const char *a, size_t alen, const char *b)

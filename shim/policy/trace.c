@@ -295,9 +295,9 @@ size_t otlp_encode(const char *service_name, int pid, const struct span *spans, 
 const char *otlp_parse_url(const char *url, struct otlp_url *out)
 {
     *out = (struct otlp_url){ .port = "4318", .path = "/v1/traces" };
-    if (strncasecmp(url, "https://", 8) == 0)
+    if (ascii_ncasecmp(url, "https://", 8) == 0)
         return "https is not spoken: give a local collector or agent's http:// URL";
-    if (strncasecmp(url, "http://", 7) != 0)
+    if (ascii_ncasecmp(url, "http://", 7) != 0)
         return "not an http:// URL";
     const char *p = url + 7, *end = p + strcspn(p, "/");
     const char *host = p, *host_end, *port = NULL;

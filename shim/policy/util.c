@@ -292,16 +292,31 @@ static size_t name_len(const char *s)
     return (n > 1 && s[n - 1] == '.') ? n - 1 : n;
 }
 
+int ascii_ncasecmp(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)ascii_lower(a[i]), y = (unsigned char)ascii_lower(b[i]);
+        if (x != y || !x)
+            return x - y;
+    }
+    return 0;
+}
+
+int ascii_casecmp(const char *a, const char *b)
+{
+    return ascii_ncasecmp(a, b, SIZE_MAX);
+}
+
 bool dns_name_equal(const char *a, const char *b)
 {
     size_t la = name_len(a), lb = name_len(b);
-    return la == lb && strncasecmp(a, b, la) == 0;
+    return la == lb && ascii_ncasecmp(a, b, la) == 0;
 }
 
 bool dns_name_has_suffix(const char *name, const char *suffix)
 {
     size_t ln = name_len(name), ls = name_len(suffix);
-    return ln > ls && strncasecmp(name + ln - ls, suffix, ls) == 0;
+    return ln > ls && ascii_ncasecmp(name + ln - ls, suffix, ls) == 0;
 }
 
 size_t json_string(char *buf, size_t len, const char *s)

@@ -5,13 +5,19 @@
 #   - its access-log lines, connection and request alike, stay JSON: printf's
 #     %f wrote "connect_ms":165,750;
 #   - a config reload in such a program reads "12.5%": strtod stopped at the
-#     point and the reload was refused ("not a share").
+#     point and the reload was refused ("not a share");
+# and one whose upper-case I has no one-byte lower case (tr_TR.UTF-8, which
+# python3 takes its LC_CTYPE from): "INVENTORY" and "Inventory" are still
+# the service inventory (tolower('I') is 'I' there, and they were not
+# meshed: "Name or service not known").
 . "$(dirname "$0")/lib.sh"
 command -v localedef >/dev/null && [ -d /usr/share/i18n/locales ] ||
     fail "no locale definitions to build de_DE.UTF-8 from (apt-get install locales)"
 mkdir -p "$TMP/locale"
-localedef -i de_DE -f UTF-8 "$TMP/locale/de_DE.UTF-8" 2> "$TMP/localedef.err" ||
-    fail "localedef failed: $(cat "$TMP/localedef.err")"
+for l in de_DE tr_TR; do
+    localedef -i $l -f UTF-8 "$TMP/locale/$l.UTF-8" 2> "$TMP/localedef.err" ||
+        fail "localedef $l failed: $(cat "$TMP/localedef.err")"
+done
 export LOCPATH=$TMP/locale
 # The premise: in this locale a program's %f writes a comma.
 [ "$(LC_ALL=de_DE.UTF-8 python3 -c 'import locale; locale.setlocale(locale.LC_ALL, ""); print(locale.format_string("%.1f", 1.5))')" = "1,5" ] ||
@@ -72,3 +78,16 @@ touch "$TMP/stop"
 grep -q 'reloaded, 2 services' "$TMP/app.err" && ! grep -q 'not a share' "$TMP/app.err" ||
     fail "the reload under de_DE.UTF-8 did not take retry_budget = 12.5%: $(cat "$TMP/app.err")"
 ok "a program that set de_DE.UTF-8 reloads a config with retry_budget = 12.5%"
+
+# Names in upper case under tr_TR.UTF-8.
+printf '[service:inventory]\nendpoints = 127.0.0.2:%s\n' "$port" > "$TMP/inventory.ini"
+LC_ALL=tr_TR.UTF-8 MESHIM_CONFIG=$TMP/inventory.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$port" \
+    > "$TMP/tr.out" 2>&1 <<'PY' || fail "upper-case names under tr_TR.UTF-8: $(cat "$TMP/tr.out")"
+import locale, sys, urllib.request
+assert locale.setlocale(locale.LC_CTYPE) == "tr_TR.UTF-8", locale.setlocale(locale.LC_CTYPE)
+for host in ("inventory", "Inventory", "INVENTORY"):
+    body = urllib.request.urlopen("http://%s:%s/who" % (host, sys.argv[1]), timeout=10).read()
+    assert body.strip() == b"backend-2", (host, body)
+PY
+ok "python3 under tr_TR.UTF-8: inventory, Inventory and INVENTORY are the service inventory"
+

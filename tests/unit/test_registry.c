@@ -374,9 +374,28 @@ static void test_ports(void **state)
     config_free(c);
 }
 
+/* Case is folded in ASCII alone, never by the locale (util.h): bytes past
+ * ASCII are compared as they are. */
+static void test_ascii_case(void **state)
+{
+    (void)state;
+    assert_int_equal(ascii_casecmp("INVENTORY", "inventory"), 0);
+    assert_int_equal(ascii_casecmp("Connection", "CONNECTION"), 0);
+    assert_true(ascii_casecmp("a", "B") < 0 && ascii_casecmp("b", "A") > 0);
+    assert_true(ascii_casecmp("orders", "orders-v2") < 0);
+    assert_int_equal(ascii_ncasecmp("ORDERS.prod", "orders.PROD.svc", 11), 0);
+    assert_int_not_equal(ascii_casecmp("\xc4", "\xe4"), 0);      /* Latin-1 A and a umlaut: not ASCII */
+    assert_int_equal(ascii_lower('I'), 'i');
+    assert_int_equal(ascii_lower('@'), '@');
+    assert_int_equal(ascii_lower('['), '[');
+    assert_true(dns_name_equal("INVENTORY.", "inventory"));
+    assert_true(dns_name_has_suffix("API.SHOP.svc", ".shop.SVC"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ascii_case),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_destinations),
         cmocka_unit_test(test_vips_distinct),
