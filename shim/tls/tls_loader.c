@@ -80,23 +80,39 @@ static bool write_image(int fd)
     return true;
 }
 
-/* Whether fd holds the image, byte for byte. */
+/* Whether fd holds the image, byte for byte. The buffer is the heap's, not
+ * the stack's: this runs in whichever thread of the program connects first
+ * over mTLS, and 64 KiB on its stack overflowed a thread given a small one
+ * (perl under `ulimit -s 64` died of SIGSEGV at its first mTLS connect). */
+#define COMPARE_CHUNK 65536
+
 static bool same_as_image(int fd)
 {
-    char buf[65536];
+    char *buf = malloc(COMPARE_CHUNK);
+    if (!buf)
+        return false;
     size_t off = 0;
+    bool same;
     for (;;) {
-        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+        ssize_t n = pread(fd, buf, COMPARE_CHUNK, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 || off + (size_t)n > image_size())
-            return false;
-        if (n == 0)
-            return off == image_size();
-        if (memcmp(buf, meshim_tls_image + off, (size_t)n) != 0)
-            return false;
+        if (n < 0 || off + (size_t)n > image_size()) {
+            same = false;
+            break;
+        }
+        if (n == 0) {
+            same = off == image_size();
+            break;
+        }
+        if (memcmp(buf, meshim_tls_image + off, (size_t)n) != 0) {
+            same = false;
+            break;
+        }
         off += (size_t)n;
     }
+    free(buf);
+    return same;
 }
 
 /* The module file in the folder, checked; -1 with errno (ENOENT: none yet). */
