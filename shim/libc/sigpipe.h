@@ -26,11 +26,17 @@ struct sigpipe_hold {
     bool had;                           /* a SIGPIPE was pending already */
 };
 
+static inline sigset_t sigpipe_only(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    return set;
+}
+
 static inline void sigpipe_hold(struct sigpipe_hold *h)
 {
-    sigset_t pipe_only, pending;
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
+    sigset_t pipe_only = sigpipe_only(), pending;
     pthread_sigmask(SIG_BLOCK, &pipe_only, &h->was);
     h->had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
 }
@@ -40,9 +46,7 @@ static inline void sigpipe_hold(struct sigpipe_hold *h)
 static inline void sigpipe_release(struct sigpipe_hold *h)
 {
     int saved = errno;
-    sigset_t pipe_only, pending;
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
+    sigset_t pipe_only = sigpipe_only(), pending;
     if (!h->had && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
         static const struct timespec now = { 0, 0 };
         while (sigtimedwait(&pipe_only, NULL, &now) < 0 && errno == EINTR)

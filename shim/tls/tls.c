@@ -392,7 +392,6 @@ static bool restamp(const struct tls_files *f)
     return changed;
 }
 
-/* A short description of the certificate loaded, for the log. */
 /* A certificate's serial number in hex ("?" when it has none to give). */
 static void serial_text(X509 *cert, char *buf, size_t len)
 {
@@ -404,6 +403,7 @@ static void serial_text(X509 *cert, char *buf, size_t len)
     BN_free(bn);
 }
 
+/* A short description of the certificate loaded, for the log. */
 static void describe(const struct tls_identity *id, const struct tls_files *f, char *buf, size_t len)
 {
     char serial[64];
