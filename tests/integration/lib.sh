@@ -49,9 +49,13 @@ ok() {
     echo "ok: $*"
 }
 
-# A TCP port free on loopback right now.
+# A TCP port free on every loopback address right now. The tests listen on
+# 127.0.0.2 and 127.0.0.3 as well: a port asked of 127.0.0.1 alone can be
+# one a listener (or an accepted connection's TIME_WAIT) already holds on
+# 127.0.0.2, and the server a test starts there then fails with EADDRINUSE.
+# The wildcard address conflicts with a port held on any of them.
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])'
 }
 
 # How long a readiness wait may last, in tenths of a second: 10 s, times
