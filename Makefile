@@ -226,8 +226,10 @@ test-unit: unit
 test-passthrough: all $(BUILD)/tests/passthrough
 	BUILD=$(BUILD) tests/run-passthrough
 
+# LANES: how many tests run at once (tests/integration/run); make test: 2.
+LANES ?= 1
 test-integration: all $(HELPERS) $(RATEBENCH)
-	BUILD=$(BUILD) tests/integration/run
+	BUILD=$(BUILD) LANES=$(LANES) tests/integration/run
 
 # The layering of ARCHITECTURE.md: includes and calls go down, never up.
 check-layers: all
@@ -255,10 +257,10 @@ test: deps-missing
 	$(MAKE) -j$(JOBS) tests-built $(BUILD)/tests/uml-xstate.so
 	@echo "== the second half's builds, in the background (nice 19; log: $(BUILD)/prebuild.log)"
 	@nice -n 19 $(MAKE) -j$(JOBS) $(PREBUILD) > $(BUILD)/prebuild.log 2>&1 & pre=$$!; \
-	$(MAKE) test-first-half; rc=$$?; \
+	$(MAKE) test-first-half LANES=2; rc=$$?; \
 	if [ $$rc -ne 0 ]; then kill $$pre 2> /dev/null; wait $$pre; exit $$rc; fi; \
 	wait $$pre || { tail -n 40 $(BUILD)/prebuild.log; echo "make test: the background builds failed (above; all of it in $(BUILD)/prebuild.log)"; exit 1; }
-	$(MAKE) test-second-half
+	$(MAKE) test-second-half LANES=2
 test-first-half: check-layers test-unit test-passthrough test-integration test-uml
 # The fuzzers (time-bound, 10 s each) run at the lowest priority beside the
 # ASan stage, whose tests leave a CPU waiting much of the time; their output
@@ -304,7 +306,7 @@ test-ktls: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 	    echo "test-ktls: SKIPPED: this distribution has no user-mode-linux, which the kernel TLS tests run in"; \
 	else \
 	    pki=$$(mktemp -d) && bash -c ". tests/integration/certs.sh && make_certs $$pki/pki" && \
-	    tests/uml/run $(KTLS_MODULES) env BUILD=$(BUILD) $(UML_WAIT) KTLS_PKI=$$pki/pki \
+	    tests/uml/run $(KTLS_MODULES) env BUILD=$(BUILD) LANES=1 $(UML_WAIT) KTLS_PKI=$$pki/pki \
 	        TEST_DIR=tests/ktls tests/integration/run; \
 	    rc=$$?; rm -rf "$$pki"; exit $$rc; \
 	fi
@@ -320,7 +322,7 @@ test-rtt: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 	@if $(NO_UML); then \
 	    echo "test-rtt: SKIPPED: this distribution has no user-mode-linux, which has tc netem"; \
 	else \
-	    tests/uml/run -m sch_netem $(KTLS_MODULES) env BUILD=$(BUILD) $(UML_WAIT) NETEM_DELAY=2ms \
+	    tests/uml/run -m sch_netem $(KTLS_MODULES) env BUILD=$(BUILD) LANES=1 $(UML_WAIT) NETEM_DELAY=2ms \
 	        tests/integration/run $(RTT_TESTS); \
 	fi
 
@@ -346,7 +348,7 @@ $(BUILD)/bullseye/.made: tests/deploy/mkroot
 $(BUILD)/bookworm/.made: tests/deploy/mkroot
 	tests/deploy/mkroot $(BUILD)/bookworm bookworm ""
 test-deploy: all deb $(BUILD)/bullseye/.made $(BUILD)/bookworm/.made
-	env BUILD=$(BUILD) TEST_DIR=tests/deploy tests/integration/run
+	env BUILD=$(BUILD) LANES=1 TEST_DIR=tests/deploy tests/integration/run
 
 # ------------------------------------------------------------------- chaos --
 # The mesh on a topology of network namespaces under faults (kill -9,

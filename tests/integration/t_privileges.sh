@@ -30,6 +30,9 @@
 # then execs, as supervisors and cron do; 6 fails without the logs opened
 # before the drop, 7 without root's `meshim stats` and exporter reading
 # every user's default folder.
+# It runs with no other test beside it (tests/integration/run): 7 reads
+# the default folders, which are every test's that runs as nobody.
+# lanes: alone
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 

@@ -14,6 +14,9 @@
 #     hangs; the access log is a symlink nobody planted: not followed;
 #   - and files the shim reads: an INI, an endpoints file, a trust bundle
 #     anyone may write, or nobody owns, are refused (python3 as the client).
+# It runs with no other test beside it (tests/integration/run): it reads
+# nobody's default folder, /tmp/meshim-65534, which t_privileges writes.
+# lanes: alone
 . "$(dirname "$0")/lib.sh"
 unset MESHIM_STATS_DIR     # its INI files name the stats folders it checks
 
