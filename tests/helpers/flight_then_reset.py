@@ -3,7 +3,8 @@
 # orders identity, client certificates required), then at once sends FIN
 # and a reset (SO_LINGER 0), so the client's next write, its own flight,
 # meets a socket that is gone: EPIPE, and SIGPIPE in the writing thread
-# unless it is held.
+# unless it is held. Not always: on a busy host the client may write its
+# flight before this server's reset leaves (its handshake then succeeds).
 # Usage: flight_then_reset.py HOST PORT CERTDIR
 import socket, ssl, struct, sys
 
@@ -32,10 +33,12 @@ while True:
             except ssl.SSLWantReadError:
                 flight = outgoing.read()
                 if flight:
+                    # Set before the flight leaves: after it, the client
+                    # races to write its own before the reset comes.
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     s.sendall(flight)
                     break
         s.shutdown(socket.SHUT_WR)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     except OSError:
         pass
     s.close()
