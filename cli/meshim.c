@@ -46,7 +46,7 @@
 
 static const char USAGE[] =
     "usage: meshim [-c FILE] PROGRAM [ARGS...]   run PROGRAM in the mesh\n"
-    "       meshim check [-c FILE]               validate a config and list its services\n"
+    "       meshim check [[-c] FILE]             validate a config and list its services\n"
     "       meshim doctor PROGRAM                say whether the shim can reach PROGRAM\n"
     "       meshim stats [--prometheus] [--all] [--dir DIR] [PID]\n"
     "                                            counters of live meshed processes\n"
@@ -373,6 +373,13 @@ static void check_inbound(const struct mesh_config *cfg)
 
 static int cmd_check(int argc, char **argv)
 {
+    /* `meshim check FILE` too, as promtool check config and the other
+     * checkers take it: FILE means -c FILE. */
+    char *as_option[] = { (char *)"-c", argc == 1 && argv[0][0] != '-' ? argv[0] : NULL };
+    if (as_option[1]) {
+        argc = 2;
+        argv = as_option;
+    }
     if (take_config_option(&argc, &argv) < 0)
         return MESHIM_EXIT_CONFIG;
     if (argc != 0)

@@ -128,7 +128,10 @@ endpoints = 127.0.0.2:$port
 INI
 out=$(meshim check -c "$TMP/notyet.ini")
 echo "$out" | grep -q "endpoints  127.0.0.2:$port" || fail "meshim check output: $out"
-ok "meshim check lists the service"
+out=$(cd "$TMP" && meshim check notyet.ini)
+echo "$out" | grep -q "^config: $TMP/notyet.ini$" && echo "$out" | grep -q "endpoints  127.0.0.2:$port" ||
+    fail "meshim check FILE (without -c): $out"
+ok "meshim check lists the service (-c FILE, or FILE)"
 printf 'health_check = http\nhealth_path = /healthz\nhealth_interval = 2s\npanic_threshold = 50\nprotocol = http\nmax_requests = 64\n' |
     cat "$TMP/notyet.ini" - > "$TMP/checked.ini"
 out=$(meshim check -c "$TMP/checked.ini")
