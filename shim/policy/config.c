@@ -563,11 +563,19 @@ static const char *p_endpoints(struct loader *L, const char *v, void *f)
     if (l->n > ENDPOINTS_MAX)
         return "more than 4096 endpoints";
     l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         if (parse_endpoint(items[i], &l->v[i]))
             return looks_like_host_name(items[i])
                        ? "not a list of IP[:PORT] [weight=1..1000] (a host name goes in dns = NAME)"
+                   : strchr(items[i], '%')
+                       ? "not a list of IP[:PORT] [weight=1..1000] (an IPv6 zone such as %eth0 is not "
+                         "taken: a link-local address cannot be an endpoint)"
                        : "not a list of IP[:PORT] [weight=1..1000]";
+        /* Without its interface, a connect to one fails with EINVAL. */
+        if (l->v[i].addr.family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&l->v[i].addr.ip.v6))
+            return "a link-local address (fe80::/10) cannot be an endpoint: it needs an interface, "
+                   "which meshim does not take";
+    }
     return NULL;
 }
 

@@ -368,6 +368,11 @@ static void test_bad_values(void **state)
           "endpoints: not a list of IP[:PORT] [weight=1..1000] (a host name goes in dns = NAME)" },
         { "service:x", "endpoints = 10.0.0.5:8o", "endpoints: not a list of IP[:PORT] [weight=1..1000]: " },
         { "service:x", "endpoints = 10.0.0.256", "endpoints: not a list of IP[:PORT] [weight=1..1000]: " },
+        { "service:x", "endpoints = [fe80::1%eth0]:80",
+          "endpoints: not a list of IP[:PORT] [weight=1..1000] (an IPv6 zone such as %eth0 is not taken: "
+          "a link-local address cannot be an endpoint): \"[fe80::1%eth0]:80\"" },
+        { "service:x", "endpoints = [fe80::1]:80",
+          "endpoints: a link-local address (fe80::/10) cannot be an endpoint: it needs an interface" },
         { "service:x", "endpoints_file = endpoints.txt", "endpoints_file: not an absolute path" },
         { "service:x", "dns = orders!.local", "dns: not a DNS name: \"orders!.local\"" },
         { "service:x", "srv = _http._tcp.a b", "srv: not a DNS name" },
