@@ -243,15 +243,17 @@ TESTS_BUILT = all $(UNIT:%=$(BUILD)/tests/%) $(BUILD)/tests/passthrough $(HELPER
 tests-built: $(TESTS_BUILT)
 
 # make test: the stages in two halves. While the first half runs (layers,
-# unit, passthrough, integration, user-mode Linux: about 8 minutes, in which
-# one CPU or both often wait on readiness checks, timeouts and a guest's
-# round trips), what only the second half needs is made in the background at
-# the lowest CPU priority: the Debian roots (debootstrap, mostly waiting on
-# the mirror), the .deb, and the ASan, TSan and fuzzing builds. With the
-# fuzzers beside the ASan stage (below), that takes about 3 of make test's
-# 15 minutes off here; CI allows 20 for everything. Its output goes to
-# $(BUILD)/prebuild.log, shown when it fails; the second half then finds
-# everything made.
+# unit, passthrough, integration, user-mode Linux: 7 to 12 minutes, by how
+# busy the machine is, in which a CPU often waits on readiness checks,
+# timeouts and a guest's round trips), what only the second half needs is
+# made in the background at the lowest CPU priority: the Debian roots
+# (debootstrap, mostly waiting on the mirror), the .deb, and the ASan, TSan
+# and fuzzing builds. With the fuzzers beside the ASan stage (below), that
+# takes about 3 minutes off here. Both integration stages run two tests at
+# a time (LANES=2), which took make test from 1467 s to 1123 s on one slow
+# day of this machine (CI allows 20 minutes for everything, install
+# included). The background builds' output goes to $(BUILD)/prebuild.log,
+# shown when they fail; the second half then finds everything made.
 PREBUILD := deb $(BUILD)/bullseye/.made $(BUILD)/bookworm/.made asan-built tsan-built fuzz-build
 test: deps-missing
 	$(MAKE) -j$(JOBS) tests-built $(BUILD)/tests/uml-xstate.so
