@@ -34,6 +34,18 @@ out=$(meshim doctor /etc/hostname 2>&1); rc=$?
 [ $rc -ne 0 ] || fail "doctor on a non-program succeeded: $out"
 ok "doctor: a file that is not a program is refused"
 
+# meshim PROGRAM with no config says so, once; the program still runs.
+if [ ! -e /etc/meshim/meshim.ini ]; then
+    out=$(meshim sh -c 'echo ran' 2>&1)
+    [ "$out" = "meshim: no config (-c FILE, MESHIM_CONFIG, /etc/meshim/meshim.ini or MESHIM_SERVICES): sh runs outside the mesh
+ran" ] || fail "meshim PROGRAM without a config: '$out'"
+    out=$(MESHIM_DISABLE=1 meshim sh -c 'echo ran' 2>&1)
+    [ "$out" = ran ] || fail "meshim PROGRAM with MESHIM_DISABLE=1 is not quiet: '$out'"
+    out=$(MESHIM_SERVICES=orders=127.0.0.2:80 meshim sh -c 'echo ran' 2>&1)
+    [ "$out" = ran ] || fail "meshim PROGRAM with MESHIM_SERVICES is not quiet: '$out'"
+    ok "meshim PROGRAM without a config says the program runs outside the mesh (quiet with one, or disabled)"
+fi
+
 # make install into a scratch tree, then run the installed command.
 make -s -C "$ROOT" install BUILD="$BUILD" PREFIX=/opt/meshim DESTDIR="$TMP/root" >/dev/null \
     || fail "make install"
