@@ -517,6 +517,8 @@ static const char *p_ports(struct loader *L, const char *v, void *f)
 #define MAX_WEIGHT 1000
 
 #define ENDPOINT_SYNTAX "not IP[:PORT] [weight=1..1000]"
+static const char ENDPOINT_LINK_LOCAL[] =
+    "a link-local address (fe80::/10) cannot be an endpoint: it needs an interface, which meshim does not take";
 
 /* "10.0.0.6:8080 weight=3" (the item is cut up). NULL, or what is wrong. */
 static const char *parse_endpoint(char *addr, struct endpoint_spec *out)
@@ -534,7 +536,12 @@ static const char *parse_endpoint(char *addr, struct endpoint_spec *out)
             return ENDPOINT_SYNTAX;
         out->weight = (uint32_t)w;
     }
-    return netaddr_parse(addr, true, &out->addr) ? NULL : ENDPOINT_SYNTAX;
+    if (!netaddr_parse(addr, true, &out->addr))
+        return ENDPOINT_SYNTAX;
+    /* Without its interface, a connect to one fails with EINVAL. */
+    if (out->addr.family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&out->addr.ip.v6))
+        return ENDPOINT_LINK_LOCAL;
+    return NULL;
 }
 
 /* "orders.prod.svc:8080", "db": what a user who meant DNS discovery writes
@@ -564,17 +571,16 @@ static const char *p_endpoints(struct loader *L, const char *v, void *f)
         return "more than 4096 endpoints";
     l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
     for (size_t i = 0; i < l->n; i++) {
-        if (parse_endpoint(items[i], &l->v[i]))
+        const char *why = parse_endpoint(items[i], &l->v[i]);
+        if (why == ENDPOINT_LINK_LOCAL)
+            return why;
+        if (why)
             return looks_like_host_name(items[i])
                        ? "not a list of IP[:PORT] [weight=1..1000] (a host name goes in dns = NAME)"
                    : strchr(items[i], '%')
                        ? "not a list of IP[:PORT] [weight=1..1000] (an IPv6 zone such as %eth0 is not "
                          "taken: a link-local address cannot be an endpoint)"
                        : "not a list of IP[:PORT] [weight=1..1000]";
-        /* Without its interface, a connect to one fails with EINVAL. */
-        if (l->v[i].addr.family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&l->v[i].addr.ip.v6))
-            return "a link-local address (fe80::/10) cannot be an endpoint: it needs an interface, "
-                   "which meshim does not take";
     }
     return NULL;
 }

@@ -242,6 +242,8 @@ static void test_endpoints_file(void **state)
           "\"127.0.0.2:99999\"" },
         { "127.0.0.2, 127.0.0.3", "/etc/x:1: endpoints_file: not IP[:PORT] [weight=1..1000]: "
           "\"127.0.0.2, 127.0.0.3\"" },
+        { "[fe80::1]:80", "/etc/x:1: endpoints_file: a link-local address (fe80::/10) cannot be an "
+          "endpoint: it needs an interface, which meshim does not take: \"[fe80::1]:80\"" },
     };
     for (size_t i = 0; i < sizeof(BAD) / sizeof(BAD[0]); i++) {
         assert_false(config_parse_endpoints("/etc/x", BAD[i].text, &l, err, sizeof(err)));
