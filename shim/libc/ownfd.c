@@ -173,6 +173,15 @@ void ownfd_atfork_child(void)
     pthread_mutex_init(&limit_lock, NULL);
 }
 
+/* With no room, where the shim's numbers go: half the limit, and at most
+ * past FD_SETSIZE. Not higher: the kernel's descriptor table of a process
+ * grows to the highest number in it and never shrinks, and a fork child's
+ * copy is as large. Under Kubernetes' usual 1048576 for both limits, half
+ * the limit (65536, the old cap) made it 131072 entries, 1 MiB of kernel
+ * memory in every meshed process and in each of its fork children (and in
+ * the program each one execs), where 1024 makes it 16 KiB. */
+#define NO_ROOM_BASE 1024
+
 int ownfd_high(int fd)
 {
     pthread_mutex_lock(&limit_lock);
@@ -183,6 +192,8 @@ int ownfd_high(int fd)
         raised = raise_for_move(&rl);
         /* Above the program's numbers; with no room, at half its limit. */
         base = raised ? (int)rl.rlim_cur : rl.rlim_cur > 64 ? (int)(rl.rlim_cur / 2) : 3;
+        if (!raised && base > NO_ROOM_BASE)
+            base = NO_ROOM_BASE;
     }
     if (base > 1 << 16)
         base = 1 << 16;

@@ -18,9 +18,9 @@
  * and its children inherit stays its own.
  *
  * So every long-lived descriptor of the shim is moved to a high number
- * (ownfd_high: above the program's limit, else half the limit when the
- * hard limit leaves no room; out of the way of select() and of programs
- * that count their descriptors) and marked here; the hooks refuse
+ * (ownfd_high: above the program's limit, else half the limit, and at
+ * most 1024, when the hard limit leaves no room; out of the way of select()
+ * and of programs that count their descriptors) and marked here; the hooks refuse
  * to close a marked one (close: EBADF, as for a number the program never
  * opened; close_range and closefrom: the ranges around it) or to dup2 onto
  * it (EBUSY). The shim closes its own with own_close, which unmarks.

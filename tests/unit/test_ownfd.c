@@ -107,7 +107,8 @@ static rlim_t soft_limit_with_room(void)
 /* The shim's own descriptors go above the program's soft limit, in the
  * room up to the hard one, and the limit in force stays the program's: the
  * shim raises it only for the moment of its move. A limit the program sets
- * itself is followed; with no room (soft = hard) they go to half of it. */
+ * itself is followed; with no room (soft = hard) they go to half of it,
+ * and no higher than 1024. */
 static void test_program_limit(void **state)
 {
     (void)state;
@@ -154,6 +155,21 @@ static void test_program_limit(void **state)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* No room under a large limit: just past FD_SETSIZE, not at half of
+     * it (the kernel's table of the process would grow to that number). */
+    struct rlimit hard;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &hard), 0);
+    if (hard.rlim_max != RLIM_INFINITY && hard.rlim_max >= 4096) {
+        pid = fork();
+        if (pid == 0) {
+            struct rlimit large = { hard.rlim_max, hard.rlim_max };
+            int ok = setrlimit(RLIMIT_NOFILE, &large) == 0;
+            int mid = ownfd_high(a);
+            _exit(ok && mid >= 1024 && mid < 1100 ? 0 : 1);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
     close(a);
     own_close(high);
     set_soft_limit(before);
