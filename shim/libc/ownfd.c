@@ -173,8 +173,8 @@ void ownfd_atfork_child(void)
     pthread_mutex_init(&limit_lock, NULL);
 }
 
-/* With no room, where the shim's numbers go: half the limit, and at most
- * past FD_SETSIZE. Not higher: the kernel's descriptor table of a process
+/* With no room, where the shim's numbers go: half the limit, and no
+ * higher than 1024, the first number past select()'s. Not higher: the kernel's descriptor table of a process
  * grows to the highest number in it and never shrinks, and a fork child's
  * copy is as large. Under Kubernetes' usual 1048576 for both limits, half
  * the limit (65536, the old cap) made it 131072 entries, 1 MiB of kernel
