@@ -227,7 +227,10 @@ test-passthrough: all $(BUILD)/tests/passthrough
 	BUILD=$(BUILD) tests/run-passthrough
 
 # LANES: how many tests run at once (tests/integration/run); make test: 2.
+# Given to that runner alone: not exported, so the user-mode Linux and
+# deploy stages, which run it too, keep one at a time.
 LANES ?= 1
+unexport LANES
 test-integration: all $(HELPERS) $(RATEBENCH)
 	BUILD=$(BUILD) LANES=$(LANES) tests/integration/run
 
@@ -308,7 +311,7 @@ test-ktls: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 	    echo "test-ktls: SKIPPED: this distribution has no user-mode-linux, which the kernel TLS tests run in"; \
 	else \
 	    pki=$$(mktemp -d) && bash -c ". tests/integration/certs.sh && make_certs $$pki/pki" && \
-	    tests/uml/run $(KTLS_MODULES) env BUILD=$(BUILD) LANES=1 $(UML_WAIT) KTLS_PKI=$$pki/pki \
+	    tests/uml/run $(KTLS_MODULES) env BUILD=$(BUILD) $(UML_WAIT) KTLS_PKI=$$pki/pki \
 	        TEST_DIR=tests/ktls tests/integration/run; \
 	    rc=$$?; rm -rf "$$pki"; exit $$rc; \
 	fi
@@ -324,7 +327,7 @@ test-rtt: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 	@if $(NO_UML); then \
 	    echo "test-rtt: SKIPPED: this distribution has no user-mode-linux, which has tc netem"; \
 	else \
-	    tests/uml/run -m sch_netem $(KTLS_MODULES) env BUILD=$(BUILD) LANES=1 $(UML_WAIT) NETEM_DELAY=2ms \
+	    tests/uml/run -m sch_netem $(KTLS_MODULES) env BUILD=$(BUILD) $(UML_WAIT) NETEM_DELAY=2ms \
 	        tests/integration/run $(RTT_TESTS); \
 	fi
 
@@ -350,7 +353,7 @@ $(BUILD)/bullseye/.made: tests/deploy/mkroot
 $(BUILD)/bookworm/.made: tests/deploy/mkroot
 	tests/deploy/mkroot $(BUILD)/bookworm bookworm ""
 test-deploy: all deb $(BUILD)/bullseye/.made $(BUILD)/bookworm/.made
-	env BUILD=$(BUILD) LANES=1 TEST_DIR=tests/deploy tests/integration/run
+	env BUILD=$(BUILD) TEST_DIR=tests/deploy tests/integration/run
 
 # ------------------------------------------------------------------- chaos --
 # The mesh on a topology of network namespaces under faults (kill -9,

@@ -589,8 +589,7 @@ static int cmd_run(int argc, char **argv)
     /* The user asked for the mesh, and with no config the shim would pass
      * everything through without a word (as it must under ld.so.preload):
      * said here, once. MESHIM_DISABLE=1 asks for that, and stays quiet. */
-    const char *disable = getenv("MESHIM_DISABLE");
-    if (!cfg->active && !(disable && strcmp(disable, "1") == 0))
+    if (!cfg->active && !cfg->disabled)
         fprintf(stderr, "meshim: no config (-c FILE, MESHIM_CONFIG, " MESHIM_DEFAULT_CONFIG
                 " or MESHIM_SERVICES): %s runs outside the mesh\n", argv[0]);
     config_free(cfg);

@@ -161,6 +161,7 @@ struct mesh_config {
 
     const char *file;                   /* the INI file read, or NULL */
     bool active;                        /* false: nothing configured, inert */
+    bool disabled;                      /* MESHIM_DISABLE=1: inert, as asked */
 
     struct arena *arena;                /* owns everything above */
 };

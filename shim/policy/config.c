@@ -516,7 +516,7 @@ static const char *p_ports(struct loader *L, const char *v, void *f)
 
 #define MAX_WEIGHT 1000
 
-#define ENDPOINT_SYNTAX "not IP[:PORT] [weight=1..1000]"
+static const char ENDPOINT_SYNTAX[] = "not IP[:PORT] [weight=1..1000]";
 static const char ENDPOINT_LINK_LOCAL[] =
     "a link-local address (fe80::/10) cannot be an endpoint: it needs an interface, which meshim does not take";
 
@@ -572,8 +572,8 @@ static const char *p_endpoints(struct loader *L, const char *v, void *f)
     l->v = arena_alloc(L->arena, (l->n + 1) * sizeof(*l->v));
     for (size_t i = 0; i < l->n; i++) {
         const char *why = parse_endpoint(items[i], &l->v[i]);
-        if (why == ENDPOINT_LINK_LOCAL)
-            return why;
+        if (why && why != ENDPOINT_SYNTAX)
+            return why;                 /* a reason of its own: as it is */
         if (why)
             return looks_like_host_name(items[i])
                        ? "not a list of IP[:PORT] [weight=1..1000] (a host name goes in dns = NAME)"
@@ -1939,6 +1939,7 @@ struct mesh_config *config_load(const struct config_source *src, char **errors,
     const char *disable = src->secure ? NULL : env("MESHIM_DISABLE");
     if (disable && strcmp(disable, "1") == 0) {
         *on_error = ON_ERROR_PASSTHROUGH;
+        cfg->disabled = true;
         cfg->arena = arena;
         return cfg;     /* inert whatever the config says */
     }

@@ -86,31 +86,27 @@ static bool write_image(int fd)
  * (perl under `ulimit -s 64` died of SIGSEGV at its first mTLS connect). */
 #define COMPARE_CHUNK 65536
 
-static bool same_as_image(int fd)
+static bool same_through(int fd, char *buf)
 {
-    char *buf = malloc(COMPARE_CHUNK);
-    if (!buf)
-        return false;
     size_t off = 0;
-    bool same;
     for (;;) {
         ssize_t n = pread(fd, buf, COMPARE_CHUNK, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 || off + (size_t)n > image_size()) {
-            same = false;
-            break;
-        }
-        if (n == 0) {
-            same = off == image_size();
-            break;
-        }
-        if (memcmp(buf, meshim_tls_image + off, (size_t)n) != 0) {
-            same = false;
-            break;
-        }
+        if (n < 0 || off + (size_t)n > image_size())
+            return false;
+        if (n == 0)
+            return off == image_size();
+        if (memcmp(buf, meshim_tls_image + off, (size_t)n) != 0)
+            return false;
         off += (size_t)n;
     }
+}
+
+static bool same_as_image(int fd)
+{
+    char *buf = malloc(COMPARE_CHUNK);
+    bool same = buf && same_through(fd, buf);
     free(buf);
     return same;
 }
