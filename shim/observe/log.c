@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,6 +101,18 @@ static enum stderr_kind stderr_kind(void)
     return S_ISSOCK(st.st_mode) ? STDERR_SOCKET : S_ISFIFO(st.st_mode) ? STDERR_PIPE : STDERR_OTHER;
 }
 
+/* Whether a line written to fd now would not wait. A pipe or terminal that
+ * nobody reads fills up, and a write would then stop the calling thread
+ * (the engine's carries every connection of the process) until someone
+ * reads: such a line is dropped instead. A line is shorter than PIPE_BUF, so one
+ * free slot of a pipe takes it whole; a file is always ready. */
+static bool ready_for_line(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    struct timespec now = { 0, 0 };
+    return real_syscall4(SYS_ppoll, (long)&p, 1, (long)&now, 0) == 1 && (p.revents & (POLLOUT | POLLERR));
+}
+
 bool log_write_line(const char *path, const char *line, size_t len)
 {
     int fd = 2;
@@ -112,12 +125,14 @@ bool log_write_line(const char *path, const char *line, size_t len)
         }
     }
     /* One write with O_APPEND: lines from many processes do not interleave.
-     * A log file's descriptor is non-blocking: a full pipe loses the line
-     * rather than stopping the program. */
+     * A log file's descriptor is non-blocking, and stderr is written only
+     * when it is ready: a full pipe loses the line rather than stopping the
+     * program. */
     enum stderr_kind kind = fd == 2 ? stderr_kind() : STDERR_PIPE;   /* a file may be a FIFO */
-    if (kind == STDERR_PIPE)
+    bool ready = fd != 2 || ready_for_line(fd);
+    if (ready && kind == STDERR_PIPE)
         (void)files_write_line(fd, line, len);
-    else if (kind == STDERR_OTHER)
+    else if (ready && kind == STDERR_OTHER)
         (void)real_syscall4(SYS_write, fd, line, len, 0);
     if (fd != 2)
         real_close(fd);

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The shim's own writes never kill the program with SIGPIPE. A write to a
+# The shim's own writes never kill the program with SIGPIPE, nor stop it.
+# A write to a
 # pipe or socket whose other end has gone raises SIGPIPE in the writing
 # thread, and perl (like any program that leaves SIGPIPE at its default)
 # dies of it; unmeshed, each of these perl runs prints "down" and exits 0:
 #   - its stderr is a pipe whose reader has gone (a log shipper that died,
 #     `prog 2>&1 | head -1`), and its refused connect makes the shim write
 #     a warning there: perl died of that line (-13);
+#   - its stderr is a full pipe whose reader is alive and reads nothing (a
+#     stuck log shipper, a parent that never reads): the warning's write
+#     waited for a reader, and perl hung in its connect;
 #   - a blocking connect (perl's IO::Socket::INET without Timeout) to an
 #     mTLS service whose server sends its handshake flight and resets: the
 #     TLS handshake, in perl's own thread, writes its flight to the dead
@@ -24,8 +28,8 @@ tls_ini "$TMP/mesh.ini" web "[service:nobody-home]" "endpoints = 127.0.0.2:$refu
 
 # run_perl NAME STDERR: perl connects to NAME:80 (blocking) under the shim,
 # its SIGPIPE at the default (python ignores it; restore_signals gives the
-# child the default back), its stderr a pipe without a reader (gone) or a
-# file (file); prints "EXIT STDOUT".
+# child the default back), its stderr a pipe without a reader (gone), a full
+# pipe nobody reads (full) or a file (file); prints "EXIT STDOUT", or "hung".
 run_perl() {
     MESHIM_CONFIG=$TMP/mesh.ini python3 - "$MESHIM_PRELOAD" "$1" "$2" "$TMP/perl.err" <<'PY'
 import os, subprocess, sys
@@ -33,14 +37,27 @@ preload, name, stderr, errfile = sys.argv[1:5]
 if stderr == "gone":
     r, w = os.pipe()
     os.close(r)
+elif stderr == "full":
+    r, w = os.pipe()            # r stays open, unread
+    os.set_blocking(w, False)
+    try:
+        while True:
+            os.write(w, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    os.set_blocking(w, True)
 else:
     w = os.open(errfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 perl = ["perl", "-MIO::Socket::INET", "-e",
         "my $s = IO::Socket::INET->new(PeerAddr => '%s:80');"
         "print STDOUT ($s ? qq(up\\n) : qq(down\\n));" % name]
-p = subprocess.run(perl, env=dict(os.environ, LD_PRELOAD=preload), stdout=subprocess.PIPE, stderr=w,
-                   restore_signals=True, timeout=30)
-print(p.returncode, p.stdout.decode().strip())
+try:
+    p = subprocess.run(perl, env=dict(os.environ, LD_PRELOAD=preload), stdout=subprocess.PIPE, stderr=w,
+                       restore_signals=True, timeout=20)
+    print(p.returncode, p.stdout.decode().strip())
+except subprocess.TimeoutExpired:
+    print("hung")       # run() has killed it
+
 PY
 }
 
@@ -48,6 +65,10 @@ out=$(run_perl nobody-home gone) || fail "the check itself failed"
 [ "$out" = "0 down" ] ||
     fail "perl with a reader-less stderr pipe: '$out' (-13: killed by SIGPIPE), not '0 down'"
 ok "perl with a stderr pipe nobody reads: its refused connect is logged into the pipe, and perl goes on"
+
+out=$(run_perl nobody-home full) || fail "the check itself failed"
+[ "$out" = "0 down" ] || fail "perl with a full stderr pipe: '$out' (hung: the warning waited for a reader), not '0 down'"
+ok "perl with a full stderr pipe whose reader reads nothing: the warning is dropped, and perl goes on"
 
 # Three runs whose handshake met the reset. On a busy host the server's
 # reset can come after perl's flight went out: that handshake succeeds
