@@ -109,6 +109,7 @@ kill "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null     # 127.0.0.3 refuses from no
 cat > "$TMP/nginx.ini" <<INI
 [meshim]
 stats_dir = $STATS
+access_log = $TMP/nginx-access.log
 [service:api]
 endpoints = 127.0.0.2:$port, 127.0.0.3:$port, 127.0.0.4:$port
 eject_after = 3
@@ -134,7 +135,8 @@ wait "$wa" || fail "wrk /a: $(cat "$TMP/wrk-a.txt")"
 meshim stats --prometheus > "$TMP/nginx.prom" 2>&1
 probes=$(grep -c probe "$TMP/probes" || true)
 elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
-grep -q "Non-2xx" "$TMP/wrk-a.txt" && fail "nginx answered errors: $(cat "$TMP/wrk-a.txt")"
+grep -q "Non-2xx" "$TMP/wrk-a.txt" &&
+    fail "nginx answered errors: $(cat "$TMP/wrk-a.txt" "$TMP/nginx/error.log"; grep -v '"flags":"-"' "$TMP/nginx-access.log")"
 requests=$(awk '/requests in/ {print $1}' "$TMP/wrk-a.txt")
 [ "${requests:-0}" -ge 30 ] || fail "wrk made only ${requests:-0} requests through nginx"
 workers=$(grep 'meshim_connections_total{.*service="api",endpoint="127.0.0.2:'"$port"'",result="ok"' "$TMP/nginx.prom" | grep -vc ' 0$' || true)
