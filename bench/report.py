@@ -43,7 +43,25 @@ def paired(row, test, key, base):
 
 
 def errors(row, tests=("keepalive", "conn", "bulk")):
-    return sum(r["errors"] for t in tests for r in data.get((row, t), []))
+    return sum(max(r["errors"], 0) for t in tests for r in data.get((row, t), []))
+
+
+def no_result(rows=None, tests=None):
+    """Runs whose client printed no result (errors=-1: it did not start, or died)."""
+    return sum(1 for (row, test), runs in data.items() for r in runs
+               if r["errors"] < 0 and (rows is None or row in rows) and (tests is None or test in tests))
+
+
+def flaw(row, tests=("keepalive", "conn", "bulk")):
+    """What follows a row's name when some of its runs went wrong."""
+    failed, lost = errors(row, tests), no_result((row,), tests)
+    said = ([f"{failed:.0f} failed requests"] if failed else []) + ([f"{lost} of its runs gave no result"] if lost else [])
+    return f" (**{'; '.join(said)}**)" if said else ""
+
+
+def failed_total():
+    failed, lost = sum(errors(row, (test,)) for row, test in data), no_result()
+    return f"{failed:.0f} failed" + (f", {lost} runs with no result" if lost else ""), failed == 0 and lost == 0
 
 
 def fmt(v, scale=1.0, digits=0):
@@ -82,9 +100,8 @@ def ktls_report(secs, rounds, out):
         cpu_us = med(key, "keepalive", "cpu") / (rps * float(secs)) * 1e6 if rps else None
         sc = extra.get(("sys", key))
         per_req = (sc["client"] + sc["server"]) / sc["requests"] if sc and sc["requests"] else None
-        err = errors(key)
         lines.append(
-            f"| {name}{' (**%d failed requests**)' % err if err else ''} | {fmt(rps)} "
+            f"| {name}{flaw(key)} | {fmt(rps)} "
             f"| {fmt(med(key, 'keepalive', 'p50'), 1e-3, 3)} | {fmt(med(key, 'keepalive', 'p99'), 1e-3, 3)} "
             f"| {fmt(med(key, 'conn', 'rps'))} | {fmt(med(key, 'bulk', 'bps'), 1e-9, 2)} | {fmt(cpu_us, 1, 1)} "
             f"| {fmt(per_req, 1, 1)} | {fmt(med(key, 'keepalive', 'ktls'))} "
@@ -156,8 +173,7 @@ def rtt_report(secs, rounds, out):
     lines.append(target("mesh plain new connections at 10 ms (reported)", v and f"{v:.2f} × direct", True))
     v = paired("mesh-mtls", "rtt1", "rate", "haproxy")
     lines.append(target("mesh mTLS new connections at 1 ms (reported)", v and f"{v:.2f} × the HAProxy pair", True))
-    failed = sum(r["errors"] for k, runs in data.items() for r in runs)
-    lines.append(target("no failed connection in any row", f"{failed:.0f} failed", failed == 0))
+    lines.append(target("no failed connection in any row", *failed_total()))
     table = "\n".join(lines) + "\n"
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "rtt.md"), "w") as f:
@@ -231,7 +247,6 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
         for key in ("direct", "mesh", "mesh-relay", "mesh-mtls", "haproxy"):
             if (key, load) not in data:
                 continue
-            err = errors(key, (load,))
             pct = [med(key, load, p) for p in ("p50", "p90", "p99", "p999")]
             added = [with_direct(key, load, lambda r, d, p=p: r[p] - d[p]) for p in ("p50", "p90", "p99", "p999")]
             if key == "direct":
@@ -242,7 +257,7 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
                 cost = f"{fmt(cpu[0], 1, 3)} / {fmt(cpu[1], 1, 3)}", f"{fmt(mem[0], 1, 1)} / {fmt(mem[1], 1, 1)}"
                 if in_uml:   # see UML_CPU
                     cost = "—", cost[1]
-            lines.append(f"| {labels[key]}{' (**%d failed requests**)' % err if err else ''} "
+            lines.append(f"| {labels[key]}{flaw(key, (load,))} "
                          f"| {fmt(med(key, load, 'rate'))} | " + " | ".join(fmt(v, 1, 3) for v in pct) + " | "
                          + " | ".join("—" if key == "direct" else f"{v:+.3f}" if v is not None else "—" for v in added)
                          + f" | {cost[0]} | {cost[1]} |")
@@ -267,8 +282,7 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
     ok = all(m is not None for m in mem)
     lines.append(target(f"mesh mTLS ≤ 2 MB per 1000 requests/s per end (added at {rate} requests/s)",
                         ok and f"client {mem[0]:.1f} MB, server {mem[1]:.1f} MB", ok and max(mem) <= 2))
-    failed = sum(r["errors"] for runs in data.values() for r in runs)
-    lines.append(target("no failed request in any row", f"{failed:.0f} failed", failed == 0))
+    lines.append(target("no failed request in any row", *failed_total()))
     table = "\n".join(lines) + "\n"
     os.makedirs(out, exist_ok=True)
     title = "fixed request rate" + (", kernel TLS in user-mode Linux" if in_uml else "")
@@ -358,9 +372,8 @@ for key, name in ROWS:
     if (key, "keepalive") not in data:
         continue
     rps, conn = med(key, "keepalive", "rps"), med(key, "conn", "rps")
-    err = errors(key)
     lines.append(
-        f"| {name}{' (**%d failed requests**)' % err if err else ''} | {fmt(rps)} | {fmt(med(key, 'keepalive', 'p50'), 1e-3, 3)} "
+        f"| {name}{flaw(key)} | {fmt(rps)} | {fmt(med(key, 'keepalive', 'p50'), 1e-3, 3)} "
         f"| {fmt(med(key, 'keepalive', 'p99'), 1e-3, 3)} | {fmt(med(key, 'keepalive', 'p999'), 1e-3, 3)} "
         f"| {fmt(conn)} | {fmt(med(key, 'bulk', 'bps'), 1e-9, 2)} | {fmt(med(key, 'keepalive', 'cpu'), 1, 1)} "
         f"| {ratio(paired(key, 'keepalive', 'rps', 'direct'))} | {ratio(paired(key, 'keepalive', 'rps', 'haproxy'))} "

@@ -10,7 +10,8 @@ for row in "| direct |" "| passthrough" "| mesh plain |" "| mesh plain, stats_di
            "| HAProxy mTLS pair, mode http |"; do
     grep -qF "$row" "$md" || fail "row '$row' missing from latest.md"
 done
-grep -q "failed requests" "$md" && fail "requests failed in the benchmark: $(grep 'failed requests' "$md")"
+grep -qE "failed requests|gave no result" "$md" &&
+    fail "requests failed in the benchmark: $(grep -E 'failed requests|gave no result' "$md")"
 grep -q "shim loaded, not meshed: ≥ 0.98" "$md" || fail "targets missing"
 grep -q "tracing on: keep-alive ≥ 0.95 × the same http row with tracing off (issue 21) | [0-9]" "$md" ||
     fail "tracing's cost not measured: $(grep tracing "$md")"
@@ -29,7 +30,8 @@ md=$TMP/results/fixedrate.md
 for row in "| direct |" "| mesh plain |" "| mesh mTLS (relay) |" "| HAProxy mTLS pair |"; do
     grep -qF "$row" "$md" || fail "row '$row' missing from fixedrate.md"
 done
-grep -q "failed requests" "$md" && fail "requests failed at a fixed rate: $(grep 'failed requests' "$md")"
+grep -qE "failed requests|gave no result" "$md" &&
+    fail "requests failed at a fixed rate: $(grep -E 'failed requests|gave no result' "$md")"
 grep -qE '^\| mesh mTLS \(relay\) \| 1,000 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [-+][0-9.]+ ' "$md" \
     || fail "the mTLS row lacks the rate, its percentiles or what it adds: $(grep 'mesh mTLS' "$md")"
 grep -qE "vCPU per 1000 requests/s per end \| client -?[0-9.]+, server -?[0-9.]+" "$md" || fail "no CPU per 1000 requests/s: $(grep vCPU "$md")"
