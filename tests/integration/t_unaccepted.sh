@@ -101,6 +101,8 @@ try:
 except Exception as e:
     print("error %r" % e)
 PY
+    local rc=$?
+    [ $rc -eq 0 ] || echo "python3 ended with status $rc" >> "$2"
 }
 
 # --- a server paused 4 s ------------------------------------------------------
