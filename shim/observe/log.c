@@ -104,8 +104,9 @@ static enum stderr_kind stderr_kind(void)
 /* Whether a line written to fd now would not wait. A pipe or terminal that
  * nobody reads fills up, and a write would then stop the calling thread
  * (the engine's carries every connection of the process) until someone
- * reads: such a line is dropped instead. A line is shorter than PIPE_BUF, so one
- * free slot of a pipe takes it whole; a file is always ready. */
+ * reads: such a line is dropped instead. A line is shorter than PIPE_BUF,
+ * so one free slot of a pipe takes it whole; a file is always ready, and a
+ * closed descriptor never. */
 static bool ready_for_line(int fd)
 {
     struct pollfd p = { .fd = fd, .events = POLLOUT };
