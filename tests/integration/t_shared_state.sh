@@ -229,8 +229,16 @@ for i in $(seq 1 150); do
     lease_stats | grep -qE "closed|expired" && break
     sleep 0.1
 done
+# Two requests a client, each on a connection of its own, as above: round
+# robin then takes every client to the probe whatever its random start
+# (with one, eight clients that all started on the good endpoint, 1 run in
+# 256, left it unprobed: make test failed so once).
 for i in $(seq 1 8); do
-    MESHIM_CONFIG=$TMP/lease.ini shimmed curl -sS --max-time 10 "http://lease:$port/who" >> "$TMP/lease.out" 2>&1
+    MESHIM_CONFIG=$TMP/lease.ini shimmed python3 -c "
+import urllib.request
+for _ in range(2):
+    print(urllib.request.urlopen('http://lease:$port/who', timeout=10).read().decode().strip())" \
+        >> "$TMP/lease.out" 2>&1
     grep -q backend-5 "$TMP/lease.out" && break
 done
 grep -q backend-5 "$TMP/lease.out" || fail "after the lease expired nobody probed the endpoint again: $(lease_stats)"
