@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The shim's own writes never kill the program with SIGPIPE, nor stop it.
-# A write to a
-# pipe or socket whose other end has gone raises SIGPIPE in the writing
-# thread, and perl (like any program that leaves SIGPIPE at its default)
-# dies of it; unmeshed, each of these perl runs prints "down" and exits 0:
+# A write to a pipe or socket whose other end has gone raises SIGPIPE in
+# the writing thread, and perl (like any program that leaves SIGPIPE at its
+# default) dies of it; a write to a full pipe waits for its reader. Unmeshed,
+# each of these perl runs prints "down" and exits 0:
 #   - its stderr is a pipe whose reader has gone (a log shipper that died,
 #     `prog 2>&1 | head -1`), and its refused connect makes the shim write
 #     a warning there: perl died of that line (-13);
@@ -57,7 +57,6 @@ try:
     print(p.returncode, p.stdout.decode().strip())
 except subprocess.TimeoutExpired:
     print("hung")       # run() has killed it
-
 PY
 }
 
