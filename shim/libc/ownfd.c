@@ -174,13 +174,21 @@ void ownfd_atfork_child(void)
 }
 
 /* With no room, where the shim's numbers go: half the limit, and no
- * higher than 1024, the first number past select()'s. Not higher: the kernel's descriptor table of a process
- * grows to the highest number in it and never shrinks, and a fork child's
- * copy is as large. Under Kubernetes' usual 1048576 for both limits, half
- * the limit (65536, the old cap) made it 131072 entries, 1 MiB of kernel
- * memory in every meshed process and in each of its fork children (and in
- * the program each one execs), where 1024 makes it 16 KiB. */
+ * higher than 1024, the first number past select()'s. Not higher: the
+ * kernel's descriptor table of a process grows to the highest number in it
+ * and never shrinks, and a fork child's copy is as large. Under
+ * Kubernetes' usual 1048576 for both limits, half the limit (65536, the
+ * old cap) made it 131072 entries, 1 MiB of kernel memory in every meshed
+ * process and in each of its fork children (and in the program each one
+ * execs), where 1024 makes it 16 KiB. */
 #define NO_ROOM_BASE 1024
+
+static int no_room_base(rlim_t limit)
+{
+    if (limit <= 64)
+        return 3;
+    return limit / 2 < NO_ROOM_BASE ? (int)(limit / 2) : NO_ROOM_BASE;
+}
 
 int ownfd_high(int fd)
 {
@@ -190,10 +198,8 @@ int ownfd_high(int fd)
     int base = 256;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         raised = raise_for_move(&rl);
-        /* Above the program's numbers; with no room, at half its limit. */
-        base = raised ? (int)rl.rlim_cur : rl.rlim_cur > 64 ? (int)(rl.rlim_cur / 2) : 3;
-        if (!raised && base > NO_ROOM_BASE)
-            base = NO_ROOM_BASE;
+        /* Above the program's numbers, else where no_room_base says. */
+        base = raised ? (int)rl.rlim_cur : no_room_base(rl.rlim_cur);
     }
     if (base > 1 << 16)
         base = 1 << 16;

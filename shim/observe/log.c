@@ -130,11 +130,12 @@ bool log_write_line(const char *path, const char *line, size_t len)
      * when it is ready: a full pipe loses the line rather than stopping the
      * program. */
     enum stderr_kind kind = fd == 2 ? stderr_kind() : STDERR_PIPE;   /* a file may be a FIFO */
-    bool ready = fd != 2 || ready_for_line(fd);
-    if (ready && kind == STDERR_PIPE)
-        (void)files_write_line(fd, line, len);
-    else if (ready && kind == STDERR_OTHER)
-        (void)real_syscall4(SYS_write, fd, line, len, 0);
+    if (kind != STDERR_SOCKET && (fd != 2 || ready_for_line(fd))) {
+        if (kind == STDERR_PIPE)
+            (void)files_write_line(fd, line, len);
+        else
+            (void)real_syscall4(SYS_write, fd, line, len, 0);
+    }
     if (fd != 2)
         real_close(fd);
     return opened;
