@@ -69,6 +69,9 @@ struct conn {
     uint8_t tls;                /* enum conn_tls */
     bool http;                  /* protocol = http: the descriptor is a pair end the engine's
                                    HTTP proxy serves (mesh/http.h); state stays OPEN */
+    bool connect_owed;          /* atomic: the engine completed a non-blocking connect, and
+                                   its own connect() took the 0 the kernel gives once when
+                                   one completes: the application's next connect() gets it */
     bool passed;                /* DIALING: its descriptor went to another process
                                    (SCM_RIGHTS): the connect ends in a relay, never on the
                                    number, which the other holds no copy of (swap lock) */

@@ -342,6 +342,15 @@ static bool connect_again(int fd, struct conn *c, int family, uint16_t port, int
     swap_lock();
     int state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
     swap_unlock();
+    /* The kernel answers the first connect() after a non-blocking one
+     * completed with 0, then EISCONN; when the engine completed it, its
+     * own call took that 0 (dial.c). A loop that polls with connect()
+     * until it returns 0 would otherwise read EISCONN as a failure. */
+    if ((state == CONN_RELAYED || state == CONN_OPEN) &&
+        __atomic_exchange_n(&c->connect_owed, false, __ATOMIC_RELAXED)) {
+        *rc = 0;
+        return true;
+    }
     switch (state) {
     case CONN_DIALING:
         *rc = fail(EALREADY);

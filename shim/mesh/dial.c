@@ -138,6 +138,7 @@ static void relayed(struct dial *d, bool late)
     if (engine >= 0) {
         d->conn->sock = d->sock;
         d->conn->pair_ino = on_number ? conn_ino(d->fd) : 0;
+        __atomic_store_n(&d->conn->connect_owed, true, __ATOMIC_RELAXED);
         __atomic_store_n(&d->conn->state, CONN_RELAYED, __ATOMIC_RELEASE);
     } else if (!here) {
         set_state(d->conn, CONN_OPEN, -1, 0);   /* the application closed it meanwhile */
@@ -185,7 +186,8 @@ static void connected(struct dial *d)
     }
     /* connect() once more, as an application polling with connect() would:
      * the socket is then "connected" to the kernel too, and the
-     * application's own connect() answers EISCONN, not EALREADY. */
+     * application's own connect() answers EISCONN, not EALREADY; the 0
+     * this call takes is owed to the application's next one. */
     struct sockaddr_storage ss;
     real_connect(d->sock, (struct sockaddr *)&ss,
                  endpoint_addr(d->conn->ep, d->pick.family, d->spec.app_port, &ss));
@@ -194,6 +196,7 @@ static void connected(struct dial *d)
     if (!passed) {
         if (placeholder_restore(d->fd, &d->ph, d->sock) && d->conn->tls == CONN_TLS_KTLS)
             ktls_mark(d->fd);
+        __atomic_store_n(&d->conn->connect_owed, true, __ATOMIC_RELAXED);
         set_state(d->conn, CONN_OPEN, -1, 0);
     }
     swap_unlock();

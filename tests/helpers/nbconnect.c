@@ -2,8 +2,8 @@
  * nbconnect NAME PORT MODE [EXPECT] — a non-blocking client as event loops
  * write them: the socket is registered (epoll ET, epoll one-shot, or poll)
  * BEFORE connect(), as nginx does (or, MODE et-after, right after it), then
- * waits for writability, checks SO_ERROR and repeated connect() answers, and
- * fetches /who. Prints "peer=IP:PORT events=N body=…".
+ * waits for writability, checks SO_ERROR and repeated connect() answers (0
+ * once it completed, then EISCONN, as Linux gives them), and fetches /who. Prints "peer=IP:PORT events=N body=…".
  * MODE: et | oneshot | et-after | poll.
  * EXPECT: ok (default), or the errno every attempt failing must give
  * (ECONNREFUSED, ETIMEDOUT): then the wait must report an error (EPOLLERR /
@@ -96,13 +96,16 @@ int main(int argc, char **argv)
         die("connect");
     if (strcmp(mode, "et-after") == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
         die("epoll_ctl after connect");
+    /* Linux answers the first connect() after a non-blocking one completed
+     * with 0, and EISCONN after that; one still in progress, EALREADY. */
+    bool zero_given = rc == 0;
     if (rc < 0) {
-        /* A second connect while in progress: EALREADY, or — as Linux
-         * answers once the connect completed — 0 and then EISCONN. Never
-         * a new connection somewhere else. */
+        /* A second connect while in progress: EALREADY, or 0 when it has
+         * completed. Never a new connection somewhere else. */
         int again = connect(fd, ai->ai_addr, ai->ai_addrlen);
-        if (again < 0 && errno != EALREADY && errno != EISCONN)
+        if (again < 0 && errno != EALREADY)
             die("second connect");
+        zero_given = again == 0;
     }
 
     if (want_err)
@@ -131,6 +134,9 @@ int main(int argc, char **argv)
     socklen_t len = sizeof(err);
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0)
         die("SO_ERROR after connect");
+    /* A loop that polls with connect() until it returns 0 stops here. */
+    if (!zero_given && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+        die("the first connect after it completed should return 0");
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno != EISCONN)
         die("connect after connected should be EISCONN");
 

@@ -315,6 +315,16 @@ if ! under_asan; then
     wrk_note=", wrk (shimmed, 8 connections) $n requests in 2 s without an error"
 fi
 ok "nginx (shimmed, strict, sendfile, epoll ET): 20 MB over mTLS with the same sha256${wrk_note:-}"
+# A non-blocking connect over mTLS, as event loops make it: the engine
+# finishes it (handshake and all), and connect() called again answers as
+# the kernel does once one completed, 0 and then EISCONN (a loop polling
+# with connect() until it returns 0 stops there).
+for mode in oneshot poll; do
+    out=$(MESHIM_CONFIG=$TMP/ngx-cli.ini shimmed "$ROOT/$BUILD/tests/nbconnect" web "$np" "$mode" 2>&1) \
+        || fail "nbconnect $mode over mTLS: $out"
+    [[ "$out" == *"body=nginx-ok"* ]] || fail "nbconnect $mode over mTLS: unexpected '$out'"
+done
+ok "non-blocking connects over mTLS (epoll one-shot, poll): connect() again gives 0, then EISCONN"
 
 # --- rotation: the server's certificate changes under a running client ------
 rp=$(free_port)
