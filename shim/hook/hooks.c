@@ -227,6 +227,27 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 
 /* ----------------------------------------------------------- data path -- */
 
+/* A descriptor whose non-blocking connect failed in the engine holds a
+ * placeholder (dial.h) until the program closes it. The kernel tells a
+ * failed connect's errno to the first read or write that comes before
+ * SO_ERROR or connect() asks, and raises no SIGPIPE for it; the
+ * placeholder would answer ECONNRESET, or EPIPE and SIGPIPE, which kills
+ * a program that leaves SIGPIPE at its default and writes its request as
+ * soon as poll() says the socket is writable. One load of a count that is
+ * 0 unless such an errno is still untold. */
+static inline bool connect_failed(int fd)
+{
+    if (__builtin_expect(!__atomic_load_n(&conn_errors_pending, __ATOMIC_RELAXED), 1) || hooks_busy())
+        return false;
+    hooks_enter();
+    int err = dial_take_failure(fd);
+    hooks_leave();
+    if (!err)
+        return false;
+    errno = err;
+    return true;
+}
+
 /* Only trace_propagation = thread looks at reads and writes, and only on
  * the descriptors it marked: everywhere else one load of a flag that is
  * false. The shim's own threads (hooks_busy) are never looked at. */
@@ -299,16 +320,22 @@ static inline ssize_t dns_inv(int fd, const struct iovec *iov, size_t iovcnt, ss
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
+    if (connect_failed(fd))
+        return -1;
     return dns_in(fd, buf, data_read(fd, real_read(fd, buf, n)), n);
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 {
+    if (connect_failed(fd))
+        return -1;
     return dns_inv(fd, iov, n > 0 ? (size_t)n : 0, data_read(fd, real_readv(fd, iov, n)));
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
+    if (connect_failed(fd))
+        return -1;
     return dns_in(fd, buf, data_read(fd, real_recv(fd, buf, n, flags)), n);
 }
 
@@ -325,6 +352,8 @@ static inline ssize_t from_vip(int fd, ssize_t n, struct sockaddr *addr, socklen
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len)
 {
+    if (connect_failed(fd))
+        return -1;
     socklen_t room = addr && len ? *len : 0;
     ssize_t got = data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len));
     return dns_in(fd, buf, from_vip(fd, got, addr, len, room), n);
@@ -332,6 +361,8 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr 
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
+    if (connect_failed(fd))
+        return -1;
     socklen_t room = msg ? msg->msg_namelen : 0;
     ssize_t rc = data_read(fd, real_recvmsg(fd, msg, flags));
     return msg ? dns_inv(fd, msg->msg_iov, msg->msg_iovlen,
@@ -343,17 +374,23 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
  * no hook sees it. */
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
+    if (connect_failed(fd))
+        return -1;
     return dns_in(fd, buf, data_read(fd, real___read_chk(fd, buf, n, buflen)), n);
 }
 
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
+    if (connect_failed(fd))
+        return -1;
     return dns_in(fd, buf, data_read(fd, real___recv_chk(fd, buf, n, buflen, flags)), n);
 }
 
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr,
                               socklen_t *len)
 {
+    if (connect_failed(fd))
+        return -1;
     socklen_t room = addr && len ? *len : 0;
     ssize_t got = data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len));
     return dns_in(fd, buf, from_vip(fd, got, addr, len, room), n);
@@ -361,18 +398,24 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
+    if (connect_failed(fd))
+        return -1;
     data_write(fd, n);
     return real_write(fd, buf, n);
 }
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 {
+    if (connect_failed(fd))
+        return -1;
     data_writev(fd, iov, n > 0 ? (size_t)n : 0);
     return real_writev(fd, iov, n);
 }
 
 EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
+    if (connect_failed(fd))
+        return -1;
     data_write(fd, n);
     return real_send(fd, buf, n, flags);
 }
@@ -411,6 +454,8 @@ static socklen_t to_endpoint(int fd, const struct sockaddr *addr, socklen_t len,
 
 EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len)
 {
+    if (connect_failed(fd))
+        return -1;
     int fo = fastopen(fd, flags, addr, len);
     if (fo < 0)
         return -1;
@@ -426,6 +471,8 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+    if (connect_failed(fd))
+        return -1;
     int fo = msg ? fastopen(fd, flags, msg->msg_name, msg->msg_namelen) : 1;
     if (fo < 0)
         return -1;
@@ -456,6 +503,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
  * the sources of those that come back read as the VIP (udp.h). */
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
+    if (connect_failed(fd))
+        return -1;
     struct registry *reg = meshing();
     if (vec && mesh_registry())
         for (unsigned int i = 0; i < n; i++)
@@ -473,6 +522,8 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
 {
+    if (connect_failed(fd))
+        return -1;
     enum fd_kind kind = vec ? fdtable_kind(fd) : FD_UNKNOWN;
     if (kind == FD_UDP_VIP)
         return udp_recvmmsg(fd, vec, n, flags, timeout);

@@ -247,6 +247,24 @@ void conn_pair_reset(struct conn *c)
     real_close(copy);
 }
 
+int conn_errors_pending;
+
+void conn_set_error(struct conn *c, int err)
+{
+    int was = __atomic_exchange_n(&c->error, err, __ATOMIC_ACQ_REL);
+    int delta = (err != 0) - (was != 0);
+    if (delta)
+        __atomic_add_fetch(&conn_errors_pending, delta, __ATOMIC_RELAXED);
+}
+
+int conn_take_error(struct conn *c)
+{
+    int err = __atomic_exchange_n(&c->error, 0, __ATOMIC_ACQ_REL);
+    if (err)
+        __atomic_sub_fetch(&conn_errors_pending, 1, __ATOMIC_RELAXED);
+    return err;
+}
+
 void conn_unref(struct conn *c)
 {
     if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
@@ -257,6 +275,7 @@ void conn_unref(struct conn *c)
         __atomic_sub_fetch(&c->svc->active, 1, __ATOMIC_RELAXED);
     end(c);
     endpoint_unref(c->ep);
+    conn_take_error(c);             /* never told: no longer pending */
     if (c->state == CONN_FAILED) {
         /* The application closed a failed connection: the real socket it
          * stood for goes with it. */

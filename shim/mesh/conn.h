@@ -49,7 +49,8 @@ struct conn {
     struct service *svc;        /* NULL: accepted on an [inbound:PORT] port */
     struct endpoint *ep;        /* the last attempt's, with a reference; NULL: none yet */
     int state;                  /* enum conn_state */
-    int error;                  /* FAILED: the errno SO_ERROR reports (once) */
+    int error;                  /* FAILED: the errno SO_ERROR reports (once); atomic, set and
+                                   taken only by conn_set_error and conn_take_error */
     int sock;                   /* DIALING, FAILED: the real socket; else -1 */
 
     /* The record. Written by whichever thread makes the attempts (one at
@@ -132,6 +133,16 @@ void conn_exit(void);
 void conn_atfork_prepare(void);
 void conn_atfork_parent(void);
 void conn_atfork_child(void);
+
+/* Failed connects whose errno the application has not been told yet
+ * (SO_ERROR, connect() again, or the first read or write: the kernel tells
+ * it there too). While any is, the data-path hooks ask about the
+ * descriptor they are given (dial_take_failure); otherwise one load. */
+extern int conn_errors_pending;
+/* c's errno for SO_ERROR becomes err (0: none); keeps the count above. */
+void conn_set_error(struct conn *c, int err);
+/* c's errno, once (0 after that, or when there is none). */
+int conn_take_error(struct conn *c);
 
 /* Adds access-log flags to c's record, from any thread. */
 static inline void conn_flag(struct conn *c, unsigned flags)

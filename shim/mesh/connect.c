@@ -361,7 +361,7 @@ static bool connect_again(int fd, struct conn *c, int family, uint16_t port, int
     case CONN_FAILED: {
         /* The kernel reports a failed connect's error once, then lets the
          * socket connect again: put the real socket back and start over. */
-        int err = __atomic_exchange_n(&c->error, 0, __ATOMIC_ACQ_REL);
+        int err = conn_take_error(c);
         if (err) {
             *rc = fail(err);
             return true;

@@ -99,7 +99,7 @@ static void dial_free(struct dial *d)
 
 static void set_state(struct conn *c, enum conn_state state, int sock, int err)
 {
-    c->error = err;
+    conn_set_error(c, err);
     c->sock = sock;
     __atomic_store_n(&c->state, state, __ATOMIC_RELEASE);
 }
@@ -653,7 +653,7 @@ int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
         *len >= sizeof(int)) {
         /* While dialing nothing has failed yet; once failed, the errno of
          * the last attempt, once (the placeholder's own reset goes too). */
-        int err = state == CONN_FAILED ? __atomic_exchange_n(&c->error, 0, __ATOMIC_ACQ_REL) : 0;
+        int err = state == CONN_FAILED ? conn_take_error(c) : 0;
         int own;
         socklen_t ownlen = sizeof(own);
         if (state == CONN_FAILED)
@@ -669,6 +669,23 @@ int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     }
     conn_unref(c);
     return rc;
+}
+
+int dial_take_failure(int fd)
+{
+    struct conn *c = fdtable_get(fd);
+    if (!c)
+        return 0;
+    int err = 0;
+    if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CONN_FAILED && (err = conn_take_error(c))) {
+        /* The placeholder's own reset goes too, as SO_ERROR takes it: the
+         * next read gives 0, the next write EPIPE, as the kernel's do. */
+        int own;
+        socklen_t ownlen = sizeof(own);
+        real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &own, &ownlen);
+    }
+    conn_unref(c);
+    return err;
 }
 
 int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)

@@ -54,6 +54,10 @@ void dial_revive(int fd, struct conn *c);
 /* The hook layer: socket calls on a descriptor whose connect is in the engine */
 int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
 int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+/* A read or write on fd: when its connect failed in the engine and the
+ * application has not been told, the errno to fail it with (told now);
+ * else 0. The placeholder would answer ECONNRESET, or EPIPE and SIGPIPE. */
+int dial_take_failure(int fd);
 /* getsockname/getpeername (peer) through the table: the real socket's, or
  * the pair end's once a relay is over (*relayed_end: its name must carry
  * the TCP address; sockname.c) */

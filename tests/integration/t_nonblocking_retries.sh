@@ -94,6 +94,37 @@ for mode in et oneshot et-after poll; do
 done
 ok "every attempt failing: EPOLLERR / POLLERR, SO_ERROR ECONNREFUSED or ETIMEDOUT (once), one warning"
 
+# A program that does not ask SO_ERROR: the kernel tells a failed connect's
+# errno to the first read or write instead, without SIGPIPE. perl (SIGPIPE
+# at its default) writes its request once the socket polls writable: it
+# must read "Connection refused", not die of the placeholder's SIGPIPE;
+# its second write is the one that raises SIGPIPE (status 141), as on a
+# kernel socket. python3 reads first, and SO_ERROR has nothing left after.
+out=$(shimmed perl -MIO::Socket::INET -MIO::Select -e '
+    $| = 1;
+    my $s = IO::Socket::INET->new(PeerAddr => "down:$ARGV[0]", Blocking => 0) or die "new: $!";
+    IO::Select->new($s)->can_write(10) or die "never writable";
+    my $n = syswrite($s, "GET /who HTTP/1.0\r\n\r\n");
+    print defined $n ? "written\n" : "write: $!\n";
+    $n = syswrite($s, "x");
+    print defined $n ? "written\n" : "again: $!\n";' "$port" 2> "$TMP/perl.err"; echo "status=$?")
+[ "$out" = "$(printf 'write: Connection refused\nstatus=141')" ] ||
+    fail "perl writing after a refused non-blocking connect: $out $(cat "$TMP/perl.err")"
+out=$(shimmed python3 - "$port" 2> "$TMP/pyfail.err" <<'PY'
+import select, socket, sys
+s = socket.socket(); s.setblocking(False)
+s.connect_ex(("down", int(sys.argv[1])))
+select.select([s], [s], [], 10)
+try:
+    s.recv(100)
+except OSError as e:
+    print(type(e).__name__, s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), repr(s.recv(100)))
+PY
+)
+[ "$out" = "ConnectionRefusedError 0 b''" ] ||
+    fail "python3 reading after a refused non-blocking connect: $out $(cat "$TMP/pyfail.err")"
+ok "no SO_ERROR asked: the first write (perl) or read (python3) gives ECONNREFUSED, as the kernel's does; then SIGPIPE, EOF"
+
 # --- real programs, one backend refusing -----------------------------------
 if under_asan; then
     echo "skip: curl hangs with an ASan runtime preloaded (runs in the plain build)"
