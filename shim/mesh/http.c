@@ -766,6 +766,20 @@ static void attempt_start(struct hproxy *px)
         px->picking = true;
         budget_first(px->target);
     }
+    /* mTLS without an identity of this process: no attempt, no endpoint
+     * blamed, no retry (connect.c, meshim_connect, says why). */
+    char why[TLS_WHY_MAX];
+    if (cfg->tls == TLS_MTLS && !mtls_identity_ready(why, sizeof(why))) {
+        snprintf(px->last_why, sizeof(px->last_why), "no mTLS identity of this process: %.90s", why);
+        log_warn("%s: %s %s refused: %s", px->target->name, px->method, px->path, px->last_why);
+        if (px->raw_tunnel) {
+            px->close_after = true;
+            px->state = PX_CLOSING;
+            return;
+        }
+        give_up(px, F_CONNECT);
+        return;
+    }
     struct endpoint *ep = pick_target(&px->pick, px->port, &ss, &sslen);
     if (!ep) {
         px->flags |= px->attempts ? 0 : FLAG_UH;

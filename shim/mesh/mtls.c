@@ -43,6 +43,13 @@ static const char *server_name(const struct service *svc)
     return svc->name;
 }
 
+bool mtls_identity_ready(char *why, size_t len)
+{
+    struct tls_identity *id = tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, len);
+    tls_identity_put(id);
+    return id != NULL;
+}
+
 SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t port, int sock,
                  bool offer_ktls, struct tls_identity **id, char *why, size_t len)
 {

@@ -27,6 +27,11 @@ struct pick;
 /* Does this connection's service want mTLS? */
 bool mtls_wanted(const struct conn *c);
 
+/* Can this process take part in mTLS: is its own identity loaded (it is
+ * loaded here on first need)? Once loaded, it stays (a rotation that does
+ * not load keeps it). false with why. */
+bool mtls_identity_ready(char *why, size_t len);
+
 /* A client SSL on socket sock to ep at port, for svc (its sni), offering
  * kernel TLS when offer_ktls; the identity's reference in *id. NULL with
  * why. */

@@ -97,6 +97,45 @@ echo "$out" | grep -qx "backend-2" && fail "mTLS without an identity went throug
 [ "$(grep -c "GET /who" "$TMP/backend2.log")" -eq "$lines_before" ] || fail "the backend saw a plaintext request"
 ok "mTLS with a missing certificate: one clear error, the connect fails, nothing in plaintext"
 
+# That fault is the client's own: no attempt is made, so no endpoint is
+# blamed. Before, each such connect was a failed attempt (and retried on
+# the other endpoints): a few processes without their certificate (a
+# Secret not mounted yet) ejected healthy endpoints in the host's table,
+# and every other process of the host, with a good identity, was refused
+# "no healthy endpoint" for 30 s.
+sed -e "s|^endpoints = .*|endpoints = 127.0.0.2:$port, 127.0.0.4:$port|" -e "/^retries = 0/d" \
+    "$TMP/notyet.ini" > "$TMP/noid.ini"
+for i in 1 2 3 4 5 6; do
+    MESHIM_CONFIG=$TMP/noid.ini fetch "http://orders:$port/who" > "$TMP/noid.$i" 2>&1 &&
+        fail "a connect without an identity succeeded: $(cat "$TMP/noid.$i")"
+    grep -q "warn: orders: connection refused: no mTLS identity of this process: \[tls\] cert $TMP/missing-cert.pem: No such file or directory" \
+        "$TMP/noid.$i" || fail "no clear refusal: $(cat "$TMP/noid.$i")"
+    grep -E "attempt [0-9]+ to|ejected" "$TMP/noid.$i" && fail "an attempt was made without an identity: $(cat "$TMP/noid.$i")"
+done
+cat > "$TMP/plain-same.ini" <<INI
+[meshim]
+log_level = warn
+[service:orders]
+endpoints = 127.0.0.2:$port
+retries = 0
+INI
+out=$(MESHIM_CONFIG=$TMP/plain-same.ini fetch "http://orders:$port/who" 2>&1)
+[ "$out" = "backend-2" ] || fail "another process after 6 connects without an identity: $out"
+# The same for protocol = http: each request is answered 503 at once.
+sed -e "s|^endpoints = .*|endpoints = 127.0.0.3:$port|" -e "s|^tls = mtls|tls = mtls\nprotocol = http|" \
+    "$TMP/noid.ini" > "$TMP/noid-http.ini"
+for i in 1 2 3 4 5 6; do
+    MESHIM_CONFIG=$TMP/noid-http.ini fetch "http://orders:$port/who" > "$TMP/noidh.$i" 2>&1 &&
+        fail "a request without an identity succeeded: $(cat "$TMP/noidh.$i")"
+    grep -q "warn: orders: GET /who refused: no mTLS identity of this process: \[tls\] cert" "$TMP/noidh.$i" &&
+        grep -q "HTTP Error 503" "$TMP/noidh.$i" || fail "no clear 503: $(cat "$TMP/noidh.$i")"
+    grep -E "retried|ejected" "$TMP/noidh.$i" && fail "an attempt was made without an identity: $(cat "$TMP/noidh.$i")"
+done
+sed -i "s|^endpoints = .*|endpoints = 127.0.0.3:$port|" "$TMP/plain-same.ini"
+out=$(MESHIM_CONFIG=$TMP/plain-same.ini fetch "http://orders:$port/who" 2>&1)
+[ "$out" = "backend-3" ] || fail "another process after 6 requests without an identity: $out"
+ok "6 connects and 6 requests (protocol = http) without an identity: refused at once (503), no attempt, no endpoint ejected (another process is served)"
+
 # An encrypted key: OpenSSL asks for the pass phrase on the program's
 # terminal by default, and the connect waited there for ever (curl with a
 # terminal: "Enter PEM pass phrase:" on it, then nothing). Now it fails at
