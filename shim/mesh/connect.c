@@ -460,7 +460,7 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
      * retry is spent: the connect is refused, saying why. */
     char why[TLS_WHY_MAX];
     if (!http && cfg->tls == TLS_MTLS && !mtls_identity_ready(why, sizeof(why))) {
-        log_warn("%s: connection refused: no mTLS identity of this process: %s", svc->name, why);
+        log_warn("%s: connection refused: no usable mTLS identity in this process: %s", svc->name, why);
         conn_refused(svc, dst.port, RESULT_TLS_ERROR, 0);
         return fail(ECONNREFUSED);
     }

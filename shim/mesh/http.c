@@ -770,7 +770,7 @@ static void attempt_start(struct hproxy *px)
      * blamed, no retry (connect.c, meshim_connect, says why). */
     char why[TLS_WHY_MAX];
     if (cfg->tls == TLS_MTLS && !mtls_identity_ready(why, sizeof(why))) {
-        snprintf(px->last_why, sizeof(px->last_why), "no mTLS identity of this process: %.90s", why);
+        snprintf(px->last_why, sizeof(px->last_why), "no usable mTLS identity in this process: %.86s", why);
         log_warn("%s: %s %s refused: %s", px->target->name, px->method, px->path, px->last_why);
         if (px->raw_tunnel) {
             px->close_after = true;

@@ -46,8 +46,9 @@ static const char *server_name(const struct service *svc)
 bool mtls_identity_ready(char *why, size_t len)
 {
     struct tls_identity *id = tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, len);
+    bool ready = id && tls_identity_current(id, why, len);
     tls_identity_put(id);
-    return id != NULL;
+    return ready;
 }
 
 SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t port, int sock,

@@ -28,8 +28,8 @@ struct pick;
 bool mtls_wanted(const struct conn *c);
 
 /* Can this process take part in mTLS: is its own identity loaded (it is
- * loaded here on first need)? Once loaded, it stays (a rotation that does
- * not load keeps it). false with why. */
+ * loaded here on first need) and its certificate not expired? Once loaded,
+ * it stays (a rotation that does not load keeps it). false with why. */
 bool mtls_identity_ready(char *why, size_t len);
 
 /* A client SSL on socket sock to ep at port, for svc (its sni), offering

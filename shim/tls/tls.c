@@ -34,6 +34,8 @@ struct tls_identity {
     unsigned generation;            /* which load this is (the session cache's tag) */
     SSL_CTX *client, *server;
     struct tls_store *store;        /* the server's sessions, shared with fork children */
+    long long not_after;            /* the certificate's, Unix seconds */
+    char cert[PATH_MAX];            /* where it was read from, for messages */
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -303,6 +305,8 @@ static bool setup(SSL_CTX *ctx, const struct mesh_config *cfg, const struct tls_
     return true;
 }
 
+static long long unix_time(const ASN1_TIME *t);
+
 static void identity_free(struct tls_identity *id)
 {
     SSL_CTX_free(id->client);
@@ -365,8 +369,26 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, const s
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file_ex(f->ca, libctx, NULL);
     if (names)
         SSL_CTX_set_client_CA_list(id->server, names);
+    id->not_after = unix_time(X509_get0_notAfter(SSL_CTX_get0_certificate(id->client)));
+    snprintf(id->cert, sizeof(id->cert), "%s", f->cert);
     ERR_clear_error();
     return id;
+}
+
+bool tls_identity_current(const struct tls_identity *id, char *why, size_t len)
+{
+    time_t now = time(NULL);
+    if (!id->not_after || now < (time_t)id->not_after)
+        return true;
+    /* Only the end is checked: a certificate just issued by a CA whose
+     * clock is a little ahead of ours is not refused for its start. */
+    time_t at = (time_t)id->not_after;
+    struct tm tm;
+    char when[32] = "?";
+    if (gmtime_r(&at, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+    snprintf(why, len, "[tls] cert %s expired on %s: peers refuse it", id->cert, when);
+    return false;
 }
 
 /* Under id_lock: the files as they are now; true when one changed (a

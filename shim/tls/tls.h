@@ -38,6 +38,10 @@ struct tls_identity;
 struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel_tls, char *why, size_t len);
 void tls_identity_put(struct tls_identity *id);
 
+/* Is the identity's certificate still valid (not expired)? false with
+ * why; peers refuse an expired one. */
+bool tls_identity_current(const struct tls_identity *id, char *why, size_t len);
+
 /* Watcher thread: reloads the identity when one of its files changed. */
 void tls_check_files(const struct mesh_config *cfg);
 

@@ -108,7 +108,7 @@ sed -e "s|^endpoints = .*|endpoints = 127.0.0.2:$port, 127.0.0.4:$port|" -e "/^r
 for i in 1 2 3 4 5 6; do
     MESHIM_CONFIG=$TMP/noid.ini fetch "http://orders:$port/who" > "$TMP/noid.$i" 2>&1 &&
         fail "a connect without an identity succeeded: $(cat "$TMP/noid.$i")"
-    grep -q "warn: orders: connection refused: no mTLS identity of this process: \[tls\] cert $TMP/missing-cert.pem: No such file or directory" \
+    grep -q "warn: orders: connection refused: no usable mTLS identity in this process: \[tls\] cert $TMP/missing-cert.pem: No such file or directory" \
         "$TMP/noid.$i" || fail "no clear refusal: $(cat "$TMP/noid.$i")"
     grep -E "attempt [0-9]+ to|ejected" "$TMP/noid.$i" && fail "an attempt was made without an identity: $(cat "$TMP/noid.$i")"
 done
@@ -127,7 +127,7 @@ sed -e "s|^endpoints = .*|endpoints = 127.0.0.3:$port|" -e "s|^tls = mtls|tls = 
 for i in 1 2 3 4 5 6; do
     MESHIM_CONFIG=$TMP/noid-http.ini fetch "http://orders:$port/who" > "$TMP/noidh.$i" 2>&1 &&
         fail "a request without an identity succeeded: $(cat "$TMP/noidh.$i")"
-    grep -q "warn: orders: GET /who refused: no mTLS identity of this process: \[tls\] cert" "$TMP/noidh.$i" &&
+    grep -q "warn: orders: GET /who refused: no usable mTLS identity in this process: \[tls\] cert" "$TMP/noidh.$i" &&
         grep -q "HTTP Error 503" "$TMP/noidh.$i" || fail "no clear 503: $(cat "$TMP/noidh.$i")"
     grep -E "retried|ejected" "$TMP/noidh.$i" && fail "an attempt was made without an identity: $(cat "$TMP/noidh.$i")"
 done
@@ -160,6 +160,19 @@ grep -q "error: \[tls\] key $TMP/encrypted.key: an encrypted private key: meshim
     fail "no clear error for an encrypted key: rc=$rc $(cat "$TMP/tty.out")"
 grep -q "backend-2" "$TMP/tty.out" && fail "an encrypted key let the request through in plaintext"
 ok "an encrypted key, python3 with a terminal: no pass phrase asked, the connect fails at once (exit $rc), one clear error"
+
+# An identity whose certificate has expired (cert-manager that stopped
+# renewing it): peers refuse it, so this process's connects are refused at
+# once, saying so, with no attempt. Before, each went to the server, whose
+# refusal came back as a reset or a failed connect with no word of why on
+# the client's side, and counted against the endpoint.
+sed -e "s|^cert = .*|cert = $C/expired.pem|" -e "s|^key = .*|key = $C/expired.key|" -e "s|^ca = .*|ca = $C/ca.pem|" \
+    "$TMP/noid.ini" > "$TMP/expired.ini"
+out=$(MESHIM_CONFIG=$TMP/expired.ini fetch "http://orders:$port/who" 2>&1) && fail "an expired identity connected: $out"
+echo "$out" | grep -q "warn: orders: connection refused: no usable mTLS identity in this process: \[tls\] cert $C/expired.pem expired on 2020-" ||
+    fail "no clear refusal for an expired certificate: $out"
+echo "$out" | grep -E "attempt [0-9]+ to" && fail "an attempt was made with an expired certificate: $out"
+ok "an expired certificate: connects refused at once, 'expired on $(echo "$out" | sed -n 's/.*expired on \([0-9-]*\).*/\1/p')', no attempt"
 
 cat > "$TMP/notyet.ini" <<INI
 [service:orders]
