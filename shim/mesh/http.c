@@ -761,11 +761,6 @@ static void attempt_start(struct hproxy *px)
     const struct service_config *cfg = target_cfg(px);
     struct sockaddr_storage ss;
     socklen_t sslen;
-    if (!px->picking) {
-        pick_init(&px->pick, px->target, AF_INET6);
-        px->picking = true;
-        budget_first(px->target);
-    }
     /* mTLS without an identity of this process: no attempt, no endpoint
      * blamed, no retry (connect.c, meshim_connect, says why). */
     char why[TLS_WHY_MAX];
@@ -779,6 +774,11 @@ static void attempt_start(struct hproxy *px)
         }
         give_up(px, F_CONNECT);
         return;
+    }
+    if (!px->picking) {
+        pick_init(&px->pick, px->target, AF_INET6);
+        px->picking = true;
+        budget_first(px->target);
     }
     struct endpoint *ep = pick_target(&px->pick, px->port, &ss, &sslen);
     if (!ep) {
