@@ -756,6 +756,18 @@ static void tcp_connected(struct hproxy *px)
     handshake_step(px);
 }
 
+/* No attempt can be made (px->last_why says why): the request is answered
+ * here, or a tunnel, which has no HTTP to answer with, closes. */
+static void no_attempt(struct hproxy *px)
+{
+    if (px->raw_tunnel) {
+        px->close_after = true;
+        px->state = PX_CLOSING;
+        return;
+    }
+    give_up(px, F_CONNECT);
+}
+
 static void attempt_start(struct hproxy *px)
 {
     const struct service_config *cfg = target_cfg(px);
@@ -767,12 +779,7 @@ static void attempt_start(struct hproxy *px)
     if (cfg->tls == TLS_MTLS && !mtls_identity_ready(why, sizeof(why))) {
         snprintf(px->last_why, sizeof(px->last_why), "no usable mTLS identity in this process: %.86s", why);
         log_warn("%s: %s %s refused: %s", px->target->name, px->method, px->path, px->last_why);
-        if (px->raw_tunnel) {
-            px->close_after = true;
-            px->state = PX_CLOSING;
-            return;
-        }
-        give_up(px, F_CONNECT);
+        no_attempt(px);
         return;
     }
     if (!px->picking) {
@@ -786,12 +793,7 @@ static void attempt_start(struct hproxy *px)
         if (!px->attempts)
             no_endpoint(&px->pick);
         snprintf(px->last_why, sizeof(px->last_why), "no healthy endpoint");
-        if (px->raw_tunnel) {
-            px->close_after = true;
-            px->state = PX_CLOSING;
-            return;
-        }
-        give_up(px, F_CONNECT);
+        no_attempt(px);
         return;
     }
     endpoint_ref(ep);
