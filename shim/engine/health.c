@@ -67,6 +67,7 @@ struct probe {
 };
 
 static health_tls_client_fn *tls_client;   /* set once at start (health_use_tls) */
+static health_tls_ready_fn *tls_ready;
 
 struct checks {
     struct engine_task task;
@@ -75,6 +76,7 @@ struct checks {
     struct endpoint_set *set;       /* the round's endpoints, with a reference */
     struct probe *probes;           /* parallel to set->ep */
     size_t in_flight;
+    bool no_identity;               /* the last round was not made: no mTLS identity here */
 };
 
 static uint16_t check_port(const struct service_config *cfg, const struct endpoint *ep)
@@ -362,6 +364,26 @@ static void round_start(struct checks *c)
     } else {
         endpoint_set_unref(set);
     }
+    /* An mTLS check needs this process's identity. Without one (its files
+     * missing, expired) every probe would fail for a fault of this
+     * process, and the verdicts go into the host's table, where other
+     * processes' picks read them: no probe, no lease taken, so that a
+     * process that has one checks instead. */
+    char why[TLS_WHY_MAX];
+    bool ready = cfg->health_check != HEALTH_HTTP || cfg->tls != TLS_MTLS || !tls_ready ||
+                 tls_ready(why, sizeof(why));
+    if (ready != !c->no_identity) {
+        if (ready)
+            log_info("%s: health checks made again: this process has an mTLS identity", c->svc->name);
+        else
+            log_warn("%s: health checks not made until this process has a usable mTLS identity: %s",
+                     c->svc->name, why);
+        c->no_identity = !ready;
+    }
+    if (!ready) {
+        round_over(c);
+        return;
+    }
     uint64_t now = now_ns();
     for (size_t i = 0; i < c->set->n; i++) {
         c->probes[i] = (struct probe){ .checks = c, .ep = c->set->ep[i] };
@@ -394,9 +416,10 @@ static void begin(struct engine_task *t)
     engine_timer_set(&c->timer, now_ns());
 }
 
-void health_use_tls(health_tls_client_fn *client)
+void health_use_tls(health_tls_client_fn *client, health_tls_ready_fn *ready)
 {
     tls_client = client;
+    tls_ready = ready;
 }
 
 void health_start(struct service *svc)

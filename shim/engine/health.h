@@ -23,11 +23,14 @@
 void health_start(struct service *svc);
 
 /* How an http check of a tls = mtls service starts its TLS session: the
- * mesh's own client (mtls.c's mtls_client), given once at start, because
- * the engine may not call up into the mesh. Without it such checks fail. */
+ * mesh's own client (mtls.c's mtls_client), and whether this process has
+ * an identity to check with at all (mtls_identity_ready), given once at
+ * start, because the engine may not call up into the mesh. Without them
+ * such checks fail. */
 typedef SSL *health_tls_client_fn(const struct service *svc, const struct endpoint *ep, uint16_t port,
                                   int sock, bool offer_ktls, struct tls_identity **id, char *why,
                                   size_t len);
-void health_use_tls(health_tls_client_fn *client);
+typedef bool health_tls_ready_fn(char *why, size_t len);
+void health_use_tls(health_tls_client_fn *client, health_tls_ready_fn *ready);
 
 #endif

@@ -275,7 +275,7 @@ __attribute__((constructor(101))) static void mesh_init(void)
         return;
     }
     watch_init(reg);        /* endpoints files are read now, DNS when first used */
-    health_use_tls(mtls_client);    /* http checks of tls = mtls services: the mesh's own client */
+    health_use_tls(mtls_client, mtls_identity_ready);   /* http checks of tls = mtls services */
     grpc_resolver_native();
     if ((uses_tls(cfg) || access_to_file() || log_to_file()) && geteuid() == 0)
         privileges_owed_by = getpid();  /* see process_before_privileges */
