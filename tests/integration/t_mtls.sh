@@ -435,6 +435,23 @@ tls_ini "$TMP/checked.ini" web \
     "identity = spiffe://test.mesh/ns/prod/sa/orders" "lb = round_robin" "retries = 0" \
     "health_check = http" "health_path = /healthz" "health_interval = 100ms" "health_timeout = 2s" \
     "healthy_threshold = 1" "unhealthy_threshold = 1"
+# First, a process of the service without an identity of its own: it
+# makes no check. Its probes would all fail for its own fault, and their
+# verdicts go into the host's table that every process's picks read; with
+# no other checker yet it holds the leases, and with unhealthy_threshold =
+# 1 its first round (at once) would take every endpoint out.
+sed -e "s|^cert = .*|cert = $TMP/no-such-cert.pem|" "$TMP/checked.ini" > "$TMP/checked-noid.ini"
+MESHIM_CONFIG=$TMP/checked-noid.ini shimmed python3 -c '
+import socket, sys, time
+socket.getaddrinfo("checked", int(sys.argv[1])); time.sleep(30)' "$port" 2> "$TMP/hc-noid.err" &
+noid=$!
+PIDS+=($noid)
+for _ in $(seq 1 100); do grep -q "health checks not made\|is down" "$TMP/hc-noid.err" && break; sleep 0.1; done
+kill "$noid"; wait "$noid" 2>/dev/null
+grep -q "checked: health checks not made until this process has a usable mTLS identity: \[tls\] cert $TMP/no-such-cert.pem" \
+    "$TMP/hc-noid.err" || fail "no word of the checks not made: $(grep -v debug "$TMP/hc-noid.err" | tail -3)"
+grep "is down" "$TMP/hc-noid.err" && fail "a process without an identity took endpoints out by its checks"
+ok "health_check = http over mTLS in a process without an identity: no check made, nothing taken out of the host's table"
 MESHIM_CONFIG=$TMP/checked.ini shimmed python3 - "$port" "$TMP/server-b.log" > "$TMP/hc.out" 2> "$TMP/hc.err" <<'PY' \
     || fail "http checks over mTLS: $(grep -v debug "$TMP/hc.err" | tail -3)"
 import socket, sys, time, urllib.request
@@ -456,18 +473,3 @@ grep -q '"GET /healthz HTTP/1.1" 200' "$TMP/server.log" || fail "http checks ove
 grep -q "checked: endpoint 127.0.0.1:$tap is down" "$TMP/hc.err" && fail "http checks over mTLS: A (200) marked down"
 grep -aq "healthz" "$TMP/wire.up" "$TMP/wire.down" && fail "a health check crossed the wire in plaintext"
 ok "health_check = http over mTLS: B's strict port answered its checks 404 and B got 0 of 20; A's 200 through the tap, no plaintext on the wire"
-# A process of the same service without an identity of its own makes no
-# check: its probes would all fail for its own fault, and their verdicts
-# go into the host's table that the other processes' picks read. It waits
-# past the leases of the process above (two intervals and a timeout), so
-# that it could take them; with unhealthy_threshold = 1 each of its checks
-# would have taken an endpoint out of the host's table.
-sed -e "s|^cert = .*|cert = $TMP/no-such-cert.pem|" "$TMP/checked.ini" > "$TMP/checked-noid.ini"
-MESHIM_CONFIG=$TMP/checked-noid.ini shimmed python3 -c '
-import socket, sys, time
-socket.getaddrinfo("checked", int(sys.argv[1])); time.sleep(3.5)' "$port" 2> "$TMP/hc-noid.err" ||
-    fail "a process without an identity: $(tail -3 "$TMP/hc-noid.err")"
-grep -q "checked: health checks not made until this process has a usable mTLS identity: \[tls\] cert $TMP/no-such-cert.pem" \
-    "$TMP/hc-noid.err" || fail "no word of the checks not made: $(grep -v debug "$TMP/hc-noid.err" | tail -3)"
-grep "is down" "$TMP/hc-noid.err" && fail "a process without an identity took endpoints out by its checks"
-ok "health_check = http over mTLS in a process without an identity: no check made, nothing taken out of the host's table"
