@@ -1,9 +1,10 @@
-# make bench cannot rot: one short round of every row, and the table, the
-# targets and the chart come out.
+# make bench cannot rot: one short round of every row (bench/run -q:
+# keep-alive for each, new connections and the 1 MiB file for one row of
+# each kind), and the table, the targets and the chart come out.
 . "$(dirname "$0")/lib.sh"
 case "$MESHIM_PRELOAD" in *libasan*) echo "skip: the benchmark measures the plain build"; exit 77 ;; esac
 
-bench/run -d 1 -r 1 -o "$TMP/results" > "$TMP/bench.log" 2>&1 || fail "bench/run failed: $(tail -5 "$TMP/bench.log")"
+bench/run -q -d 1 -r 1 -o "$TMP/results" > "$TMP/bench.log" 2>&1 || fail "bench/run failed: $(tail -5 "$TMP/bench.log")"
 md=$TMP/results/latest.md
 for row in "| direct |" "| passthrough" "| mesh plain |" "| mesh plain, stats_dir = off |" "| mesh plain, shared_state = off |" "| mesh mTLS |" "| HAProxy mTLS pair |" "| stunnel mTLS pair |" \
            "| mesh http (protocol = http, plain) |" "| mesh http, tracing on (a span per request, OTLP/JSON) |" "| mesh mTLS http (protocol = http, tls = mtls) |" \
@@ -13,6 +14,11 @@ done
 grep -qE "failed requests|gave no result" "$md" &&
     fail "requests failed in the benchmark: $(grep -E 'failed requests|gave no result' "$md")"
 grep -q "shim loaded, not meshed: ≥ 0.98" "$md" || fail "targets missing"
+# Each kind of row measured its new connections and the 1 MiB file.
+for row in "| direct |" "| mesh plain |" "| mesh mTLS |" "| HAProxy mTLS pair |" "| mesh http (protocol = http, plain) |"; do
+    grep -F "$row" "$md" | grep -qE '^\| [^|]+ \| [0-9,]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9,]+ \| [0-9.]+ \|' ||
+        fail "row '$row' lacks conn/s or GB/s: $(grep -F "$row" "$md")"
+done
 grep -q "tracing on: keep-alive ≥ 0.95 × the same http row with tracing off (issue 21) | [0-9]" "$md" ||
     fail "tracing's cost not measured: $(grep tracing "$md")"
 grep -q "stats on vs stats_dir = off: keep-alive" "$md" || fail "stats cost line missing"
@@ -20,7 +26,7 @@ grep -q "Start-up of \`/bin/true\`" "$md" || fail "start-up line missing"
 grep -q "idle mTLS connection | client [0-9.-]* KiB, server [0-9.-]* KiB" "$md" \
     || fail "memory per idle mTLS connection not measured: $(grep 'idle mTLS' "$md")"
 [ "$(head -c 8 "$TMP/results/latest.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "latest.png is not a PNG"
-ok "bench/run -d 1 -r 1: every row measured, table and chart written"
+ok "bench/run -q -d 1 -r 1: every row measured, table and chart written"
 
 # The fixed-rate table (bench/run -f): one short load, every row, the table,
 # the targets, Istio's published figures and the chart.
