@@ -518,8 +518,12 @@ void endpoint_text(const struct endpoint *ep, uint16_t app_port, char *buf, size
 
 bool retryable(int err)
 {
+    /* EADDRNOTAVAIL: no local port is left for that destination (its
+     * TIME_WAIT connections hold them); another endpoint is another
+     * destination, whose ports are counted apart. */
     return err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH ||
-           err == ECONNRESET || err == ECONNABORTED || err == EHOSTDOWN || err == ENETDOWN;
+           err == ECONNRESET || err == ECONNABORTED || err == EHOSTDOWN || err == ENETDOWN ||
+           err == EADDRNOTAVAIL;
 }
 
 void budget_first(struct service *svc)

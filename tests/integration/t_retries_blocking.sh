@@ -1,8 +1,9 @@
 # Resilience for blocking sockets (attempts in the caller's thread): retries
 # on another endpoint, connect_timeout against a black hole, ejection after
 # eject_after failures, the errno and one warning when every attempt fails,
-# SO_SNDTIMEO, max_connections, fault_abort and signals (EINTR as the
-# kernel gives it). Clients: python3 blocking
+# SO_SNDTIMEO, max_connections, fault_abort, signals (EINTR as the
+# kernel gives it) and no local port left toward an endpoint (EADDRNOTAVAIL,
+# in a network namespace). Clients: python3 blocking
 # sockets (no timeout) and wget (blocking connect).
 . "$(dirname "$0")/lib.sh"
 shims python3
@@ -333,3 +334,63 @@ print('restarted', ok)
 " 2> "$TMP/signals.err")
 [ "$out" = "restarted 2" ] || fail "SA_RESTART handlers: '$out' $(tail -2 "$TMP/signals.err")"
 ok "signals: with SA_RESTART handlers only, a blocking connect kept waiting through the signal (as the kernel's)"
+
+# No local port left toward one endpoint (its TIME_WAIT connections hold
+# them: here ten ports, all held open): connect() says EADDRNOTAVAIL, and
+# another endpoint is another destination whose ports are counted apart,
+# so the attempt is retried there. In a network namespace of its own (the
+# port range is the namespace's); blocking and non-blocking sockets, round
+# robin, so half the picks meet the exhausted endpoint.
+if unshare -n true 2> /dev/null; then
+    cat > "$TMP/ports.ini" <<INI
+[meshim]
+log_level = info
+stats_dir = $TMP/stats
+[service:pair]
+endpoints = 127.0.0.2:8080, 127.0.0.3:8080
+lb = round_robin
+INI
+    out=$(env PRELOAD="$MESHIM_PRELOAD" INI="$TMP/ports.ini" ERR="$TMP/ports.err" unshare -n bash -c '
+        ip link set lo up && echo "40000 40009" > /proc/sys/net/ipv4/ip_local_port_range || exit 1
+        python3 -m http.server 8080 --bind 127.0.0.2 > /dev/null 2>&1 & a=$!
+        python3 -m http.server 8080 --bind 127.0.0.3 > /dev/null 2>&1 & b=$!
+        python3 - <<PY
+import os, socket, subprocess, sys, time
+for host in ("127.0.0.2", "127.0.0.3"):          # both listening
+    for _ in range(100):
+        try:
+            socket.create_connection((host, 8080)).close(); break
+        except OSError:
+            time.sleep(0.1)
+held = [socket.create_connection(("127.0.0.2", 8080)) for _ in range(10)]
+try:
+    socket.create_connection(("127.0.0.2", 8080)); print("a port was left")
+except OSError as e:
+    print("direct:", e.strerror)
+code = """
+import socket
+ok = 0
+for timeout in (None, 5):                         # blocking, then non-blocking
+    socks = []
+    for _ in range(4):
+        try:
+            socks.append(socket.create_connection(("pair", 8080), timeout=timeout)); ok += 1
+        except OSError as e:
+            print("timeout=%s: %s" % (timeout, e.strerror))
+    for s in socks: s.close()
+print("meshed: %d of 8" % ok)
+"""
+env = dict(os.environ, LD_PRELOAD=os.environ["PRELOAD"], MESHIM_CONFIG=os.environ["INI"])
+r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+open(os.environ["ERR"], "w").write(r.stderr)
+print(r.stdout.strip())
+PY
+        kill $a $b')
+    [ "$out" = "direct: Cannot assign requested address
+meshed: 8 of 8" ] || fail "no local port left toward one endpoint: $out $(tail -3 "$TMP/ports.err")"
+    grep -q "pair: attempt 1 to 127.0.0.2:8080 failed: Cannot assign requested address" "$TMP/ports.err" ||
+        fail "no local port left: the exhausted endpoint was never picked: $(tail -3 "$TMP/ports.err")"
+    ok "no local port left toward one endpoint (EADDRNOTAVAIL): retried on the other, 8 of 8 connects (blocking and non-blocking)"
+else
+    echo "skip: no network namespace (unshare -n): the EADDRNOTAVAIL part"
+fi
