@@ -349,11 +349,16 @@ int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool eve
     if (tls && !relay_pending_take(in->port))
         return refuse(cfd, in, peer, RESULT_OVERFLOW, "too many TLS handshakes under way on this port");
     struct tls_identity *id = tls ? tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, sizeof(why)) : NULL;
+    /* Without an identity a permissive port still serves its plaintext
+     * clients, which need none; a TLS client is refused when its first
+     * bytes say it is one (relay.c, sniff_step). A strict port has none
+     * to serve. */
+    bool plain_only = tls && !id && in->tls == INBOUND_PERMISSIVE;
     int app = -1, engine = -1, net = -1;
     struct conn *c = NULL;
     struct relay_handoff h;
-    if ((tls && !id) || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, cfd, &app, &engine) ||
-        !prepare_handoff(app, engine, tls && event_loop, &h) ||
+    if ((tls && !id && !plain_only) || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, cfd, &app, &engine) ||
+        !prepare_handoff(app, engine, tls && id && event_loop, &h) ||
         (net = ownfd_high(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
         const char *reason = !tls || id ? strerror(errno ? errno : ENOMEM) : why;
         if (tls)

@@ -957,6 +957,11 @@ static void sniff_step(struct relay *r)
         return;
     }
     if (sniff_first_bytes(first, n > 0 ? (size_t)n : 0) == SNIFF_TLS) {
+        if (!r->ssl) {
+            inbound_refused(r, RESULT_TLS_ERROR, "a TLS client, and this process has no usable mTLS identity "
+                                                 "(only plaintext clients are served)");
+            return;
+        }
         r->judged = true;
         r->state = R_HANDSHAKE;
         handshake_step(r);
@@ -1204,8 +1209,10 @@ uint64_t relay_late_at(const struct service *svc, uint64_t started_ns, uint64_t 
 bool relay_inbound(struct conn *c, const struct inbound_config *in, struct tls_identity *id, int net,
                    int app, const struct relay_handoff *h)
 {
-    SSL *ssl = mtls_server(id, net, h && h->filler);
-    if (!ssl) {
+    /* No identity (a permissive port only, mtls.c): no TLS session; the
+     * sniff refuses a TLS client. */
+    SSL *ssl = id ? mtls_server(id, net, h && h->filler) : NULL;
+    if (id && !ssl) {
         log_error("inbound:%u: cannot start a TLS session; the client is closed", in->port);
         relay_pending_give(in->port);
         own_close(net);

@@ -249,6 +249,27 @@ data = s.recv(100)
 assert data.startswith(b'HTTP/1.0 '), data
 " 2> "$TMP/perm16.err" || fail "permissive, plaintext starting 0x16: $(cat "$TMP/perm16.err")"
 ok "permissive port: a plaintext client, one starting with 0x16, and an mTLS client all served"
+# A permissive port whose process has no identity (its certificate not
+# mounted yet) still serves its plaintext clients, which need none; an mTLS
+# client is refused, saying why. Before, every client was refused.
+pq=$(free_port)
+sed -e "s|^cert = .*|cert = $TMP/no-such-cert.pem|" -e "s|^\[inbound:.*|[inbound:$pq]|" "$TMP/perm.ini" > "$TMP/perm-noid.ini"
+MESHIM_CONFIG=$TMP/perm-noid.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$pq" > "$TMP/perm-noid.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.2 "$pq"
+out=$(curl -sS --max-time 5 "http://127.0.0.2:$pq/secret-file") ||
+    fail "permissive without an identity, plaintext: $out $(grep meshim "$TMP/perm-noid.log" | tail -2)"
+[ "$out" = "TOPSECRET-ANSWER" ] || fail "permissive without an identity, plaintext got: $out"
+sed -e "s|$pp|$pq|" "$TMP/perm-cli.ini" > "$TMP/perm-noid-cli.ini"
+MESHIM_CONFIG=$TMP/perm-noid-cli.ini shimmed python3 -c "
+import urllib.request
+urllib.request.urlopen('http://orders:$pq/secret-file', timeout=5).read()
+" 2> "$TMP/perm-noid.err" && fail "permissive without an identity: an mTLS client was served"
+for _ in $(seq 1 50); do grep -q "refused: a TLS client" "$TMP/perm-noid.log" && break; sleep 0.1; done
+grep -q "inbound:$pq: client 127.0.0.1:[0-9]* refused: a TLS client, and this process has no usable mTLS identity (only plaintext clients are served)" \
+    "$TMP/perm-noid.log" || fail "permissive without an identity: no refusal line: $(grep meshim "$TMP/perm-noid.log" | tail -2)"
+ok "permissive port without an identity: plaintext clients served, an mTLS client refused with the reason"
 
 # --- resumption, 8 MB before exit ------------------------------------------
 tls_ini "$TMP/direct.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls"
