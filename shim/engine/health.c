@@ -372,7 +372,7 @@ static void round_start(struct checks *c)
     char why[TLS_WHY_MAX];
     bool ready = cfg->health_check != HEALTH_HTTP || cfg->tls != TLS_MTLS || !tls_ready ||
                  tls_ready(why, sizeof(why));
-    if (ready != !c->no_identity) {
+    if (ready == c->no_identity) {       /* it changed since the last round */
         if (ready)
             log_info("%s: health checks made again: this process has an mTLS identity", c->svc->name);
         else

@@ -407,6 +407,22 @@ static bool vip_closed(const struct registry *reg, const struct netaddr *dst)
     return svc != NULL;
 }
 
+/* mTLS without an identity of our own (its files missing or unreadable,
+ * a Secret not mounted yet, expired): every endpoint would fail alike, and
+ * the fault is this process's. No attempt is made, so no endpoint is
+ * blamed (its circuit, the host's table, which other processes trust) and
+ * no retry is spent: false, the connect is refused, saying why. Its own
+ * frame: the reason's buffer is not on every connect's stack. */
+static bool identity_ready(struct service *svc, uint16_t port)
+{
+    char why[TLS_WHY_MAX];
+    if (mtls_identity_ready(why, sizeof(why)))
+        return true;
+    log_warn("%s: connection refused: no usable mTLS identity in this process: %s", svc->name, why);
+    conn_refused(svc, port, RESULT_TLS_ERROR, 0);
+    return false;
+}
+
 int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct netaddr dst;
@@ -453,17 +469,8 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
         conn_refused(svc, dst.port, RESULT_FAULT, FLAG_FI);
         return fail(ECONNREFUSED);
     }
-    /* mTLS without an identity of our own (its files missing or unreadable,
-     * a Secret not mounted yet): every endpoint would fail alike, and the
-     * fault is this process's. No attempt is made, so no endpoint is blamed
-     * (its circuit, the host's table, which other processes trust) and no
-     * retry is spent: the connect is refused, saying why. */
-    char why[TLS_WHY_MAX];
-    if (!http && cfg->tls == TLS_MTLS && !mtls_identity_ready(why, sizeof(why))) {
-        log_warn("%s: connection refused: no usable mTLS identity in this process: %s", svc->name, why);
-        conn_refused(svc, dst.port, RESULT_TLS_ERROR, 0);
+    if (!http && cfg->tls == TLS_MTLS && !identity_ready(svc, dst.port))
         return fail(ECONNREFUSED);
-    }
     uint64_t delay_ns =
         !http && fault_drawn(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
 

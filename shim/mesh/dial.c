@@ -642,6 +642,18 @@ static bool answered_after_end(int level, bool set)
     return set || level == SOL_SOCKET;
 }
 
+/* A FAILED connection's errno, once; the placeholder's own reset goes
+ * with it, so that the next read gives 0 and the next write EPIPE, as a
+ * kernel socket's do after a failed connect. */
+static int failure_take(int fd, struct conn *c)
+{
+    int err = conn_take_error(c);
+    int own;
+    socklen_t ownlen = sizeof(own);
+    real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &own, &ownlen);
+    return err;
+}
+
 int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
     struct conn *c = fdtable_get(fd);
@@ -653,11 +665,7 @@ int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
         *len >= sizeof(int)) {
         /* While dialing nothing has failed yet; once failed, the errno of
          * the last attempt, once (the placeholder's own reset goes too). */
-        int err = state == CONN_FAILED ? conn_take_error(c) : 0;
-        int own;
-        socklen_t ownlen = sizeof(own);
-        if (state == CONN_FAILED)
-            real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &own, &ownlen);
+        int err = state == CONN_FAILED ? failure_take(fd, c) : 0;
         *(int *)val = err;
         *len = sizeof(int);
         rc = 0;
@@ -676,14 +684,10 @@ int dial_take_failure(int fd)
     struct conn *c = fdtable_get(fd);
     if (!c)
         return 0;
-    int err = 0;
-    if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CONN_FAILED && (err = conn_take_error(c))) {
-        /* The placeholder's own reset goes too, as SO_ERROR takes it: the
-         * next read gives 0, the next write EPIPE, as the kernel's do. */
-        int own;
-        socklen_t ownlen = sizeof(own);
-        real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &own, &ownlen);
-    }
+    int err = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CONN_FAILED &&
+                      __atomic_load_n(&c->error, __ATOMIC_ACQUIRE)
+                  ? failure_take(fd, c)
+                  : 0;
     conn_unref(c);
     return err;
 }
