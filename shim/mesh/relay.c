@@ -173,6 +173,8 @@ static struct pending_port {
 } pending_ports[PENDING_PORTS];
 
 static void evict_run(struct engine_task *t);
+static bool silent_plaintext(struct relay *r);
+static void sniff_plaintext(struct relay *r);
 static struct engine_task evict_task = { .run = evict_run };
 static int evict_queued;            /* atomic: evict_task is posted and has not run */
 static int evict_wanted;            /* atomic: evictions asked for */
@@ -712,8 +714,11 @@ static void evict_run(struct engine_task *t)
             break;
         }
         __atomic_sub_fetch(&evict_wanted, 1, __ATOMIC_ACQ_REL);
-        inbound_refused(oldest, RESULT_OVERFLOW,
-                        "evicted: too many TLS handshakes under way on this port, and it had sent nothing");
+        if (silent_plaintext(oldest))
+            sniff_plaintext(oldest);   /* no longer a handshake: the application's to serve */
+        else
+            inbound_refused(oldest, RESULT_OVERFLOW,
+                            "evicted: too many TLS handshakes under way on this port, and it had sent nothing");
     }
 }
 
@@ -947,6 +952,27 @@ static void handshake_step(struct relay *r)
 
 /* Permissive: TLS or plaintext from the bytes already here (meshim/sniff.h
  * says why it never waits for more). */
+/* A permissive port's client is plaintext: its connection is the
+ * application's as it came (the relay carries its bytes both ways). */
+static void sniff_plaintext(struct relay *r)
+{
+    r->state = R_PLAIN;
+    tls_free(r->ssl, false);
+    r->ssl = NULL;
+    if (r->handoff.filler)
+        unfill(r);
+    inbound_open(r);
+}
+
+/* Has a permissive port's client said nothing for its detect_timeout? A
+ * TLS client speaks first, at once; a client that waits is one of a
+ * server-first protocol (MySQL, SMTP, FTP and its data connections), for
+ * whom the application must speak: it is served as plaintext. */
+static bool silent_plaintext(struct relay *r)
+{
+    return r->state == R_SNIFF && r->in->detect_timeout_ms && !heard_now(r);
+}
+
 static void sniff_step(struct relay *r)
 {
     unsigned char first[SNIFF_BYTES];
@@ -969,12 +995,7 @@ static void sniff_step(struct relay *r)
     }
     /* Plaintext; or gone before its first byte, which the application
      * then sees as an empty connection. */
-    r->state = R_PLAIN;
-    tls_free(r->ssl, false);
-    r->ssl = NULL;
-    if (r->handoff.filler)
-        unfill(r);
-    inbound_open(r);
+    sniff_plaintext(r);
 }
 
 /* ---------------------------------------------------------------- events -- */
@@ -1057,6 +1078,12 @@ static void timer_fired(struct engine_timer *t)
         late_handshake_done(r, -2, why, sizeof(why));
         return;
     }
+    if (silent_plaintext(r)) {
+        log_debug("inbound:%u: client %s silent for %u ms: plaintext", r->in->port, r->conn->peer,
+                  r->in->detect_timeout_ms);
+        sniff_plaintext(r);
+        return;
+    }
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {
         /* 3 s for a first byte, 10 s for the whole handshake. */
         uint64_t now = now_ns(), until = r->accepted_ns + HANDSHAKE_TIMEOUT_NS;
@@ -1127,7 +1154,9 @@ static void begin(struct engine_task *t)
     if (r->in && (r->state == R_SNIFF || r->state == R_HANDSHAKE)) {
         r->accepted_ns = now_ns();
         heard_now(r);
-        engine_timer_set(&r->timer, r->accepted_ns + FIRST_BYTE_TIMEOUT_NS);
+        uint64_t first = r->state == R_SNIFF && r->in->detect_timeout_ms
+                             ? r->in->detect_timeout_ms * 1000000ull : FIRST_BYTE_TIMEOUT_NS;
+        engine_timer_set(&r->timer, r->accepted_ns + first);
     } else if (r->state == R_HANDSHAKE) {
         engine_timer_set(&r->timer, now_ns() + HANDSHAKE_TIMEOUT_NS);   /* accepted late */
     }

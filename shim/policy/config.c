@@ -993,6 +993,7 @@ static const struct key_def ROUTE_KEYS[] = {
 static const struct key_def INBOUND_KEYS[] = {
     I("tls", p_inbound_tls, tls),
     I("allow", p_globs, allow),
+    I("detect_timeout", p_duration, detect_timeout_ms),
     I("protocol", p_protocol, protocol),
     I("trace_propagation", p_propagation, trace_propagation),
     { 0 }
@@ -1293,6 +1294,7 @@ static void open_inbound(struct loader *L, const char *name, struct origin at)
     in->port = (uint16_t)port;
     in->origin = at;
     in->tls = INBOUND_STRICT;
+    in->detect_timeout_ms = 1000;
     L->kind = SEC_INBOUND;
     L->section = in;
 }
@@ -1899,6 +1901,13 @@ static void validate_across(struct loader *L)
         if (c->inbound[i].tls == INBOUND_OFF && c->inbound[i].allow.n)     /* as identity above */
             add_error(L, c->inbound[i].origin, "[inbound:%u]: allow is checked only over mTLS, and tls = off "
                       "lets every client in: set tls = strict", c->inbound[i].port);
+    int detect = 0;
+    find_key(INBOUND_KEYS, "detect_timeout", &detect);
+    for (size_t i = 0; i < c->n_inbound; i++)
+        if (c->inbound[i].tls != INBOUND_PERMISSIVE && (c->inbound[i].set & (1ull << detect)))
+            add_error(L, (struct origin){ c->inbound[i].origin.file, c->inbound[i].key_line[detect] },
+                      "[inbound:%u]: detect_timeout is for tls = permissive (how long "
+                      "a silent client is waited for before it is served as plaintext)", c->inbound[i].port);
     for (size_t i = 0; i < c->n_inbound; i++)
         if (c->inbound[i].tls != INBOUND_OFF && !config_has_identity(c))
             add_error(L, c->inbound[i].origin, "[inbound:%u]: tls = %s needs [tls] dir, or cert, key and "

@@ -7,6 +7,11 @@
 #   endpoint its first one reached; retries = 0, so a lucky retry cannot
 #   stand in for it (without affinity two data connections in three go to a
 #   backend with nothing on that port, or to another client's session);
+# - FTP's server speaks first on both its connections (the greeting, the
+#   file), so on a permissive port a plaintext client sends nothing for
+#   the shim to tell it by: after detect_timeout it is served as plaintext
+#   (it was refused after 3 s: "no byte from the client"), and an mTLS
+#   client on the same ports still gets TLS;
 # - plain, then over mTLS with the shim at both ends (data ports strict
 #   too): vsftpd accepts a data connection only after RETR, which lftp sends
 #   only once its connect is done, so the handshake cannot finish inside
@@ -25,7 +30,7 @@ dmin=$(( 20000 + $(free_port) % 20000 ))    # five data ports per backend
 mkdir -p "$TMP/empty"
 
 # start_ftp MODE: three vsftpd (plain, or under the shim with every port
-# strict) on a fresh control port $fp (not the last mode's: its listeners
+# strict (mtls) or permissive) on a fresh control port $fp (not the last mode's: its listeners
 # may still be going away).
 start_ftp() {
     local mode=$1 i q
@@ -33,6 +38,11 @@ start_ftp() {
     if [ "$mode" = mtls ]; then
         tls_ini "$TMP/ftpd.ini" orders "[inbound:$fp]" "tls = strict"
         for q in $(seq "$dmin" $((dmin + 4))); do printf '[inbound:%s]\ntls = strict\n' "$q" >> "$TMP/ftpd.ini"; done
+    elif [ "$mode" = permissive ]; then
+        tls_ini "$TMP/ftpd.ini" orders
+        for q in "$fp" $(seq "$dmin" $((dmin + 4))); do
+            printf '[inbound:%s]\ntls = permissive\ndetect_timeout = 300ms\n' "$q" >> "$TMP/ftpd.ini"
+        done
     fi
     for i in 2 3 4; do
         mkdir -p "$TMP/ftp$i"
@@ -56,7 +66,7 @@ isolate=NO
 isolate_network=NO
 xferlog_enable=NO
 CONF
-        if [ "$mode" = mtls ]; then
+        if [ "$mode" != plain ]; then
             env LD_PRELOAD="$MESHIM_PRELOAD" MESHIM_CONFIG="$TMP/ftpd.ini" vsftpd "$TMP/vsftpd$i.conf" \
                 > "$TMP/vsftpd$i.log" 2>&1 &
         else
@@ -142,3 +152,15 @@ grep -q "^backend-" "$TMP/early.out" || fail "without late_accept: no file: $(ca
 grep -q "has not accepted the connection after connect_timeout and no other endpoint is left" "$TMP/early.err" ||
     fail "without late_accept: the data connection did not wait for its connect_timeout: $(cat "$TMP/early.err")"
 ok "without late_accept (retries = 0): the data connection is reported at its connect_timeout, and the transfer works"
+stop_ftp
+
+# --- permissive: plaintext clients of a server-first protocol -----------------
+start_ftp permissive
+out=$(timeout 60 lftp -e "set net:max-retries 1; set net:timeout 10; set ftp:prefer-epsv yes; cat who; set ftp:prefer-epsv no; cat who; bye" \
+    "ftp://127.0.0.2:$fp" 2> "$TMP/plainftp.err" | tr '\n' ' ')
+[ "$out" = "backend-2 backend-2 " ] ||
+    fail "a plaintext lftp to a permissive vsftpd (control and data connections silent until the server speaks): '$out'; $(cat "$TMP/plainftp.err"; grep -h meshim "$TMP"/vsftpd*.log | tail -3)"
+! grep -h "refused" "$TMP"/vsftpd*.log || fail "a permissive port refused a client"
+ok "permissive ports: a plaintext FTP client (server speaks first) is served after detect_timeout: $out"
+lftp_runs "$TMP/mtls.ini" 2 > "$TMP/perm-mtls.out"
+check_runs "$TMP/perm-mtls.out" "the same permissive ports: lftp over mTLS (TLS told by its first byte)"

@@ -182,7 +182,10 @@ static void test_every_key(void **state)
         "endpoints = 127.0.0.10\n"
         "[inbound:8443]\n"
         "tls = permissive\n"
-        "allow = spiffe://mesh.local/ns/prod/*, spiffe://mesh.local/ns/ops/sa/admin\n");
+        "allow = spiffe://mesh.local/ns/prod/*, spiffe://mesh.local/ns/ops/sa/admin\n"
+        "detect_timeout = 150ms\n"
+        "[inbound:9443]\n"
+        "tls = permissive\n");
     assert_true(c->active);
     assert_int_equal(c->log_level, LOG_DEBUG);
     assert_string_equal(c->log_file, "/tmp/meshim.log");
@@ -252,10 +255,12 @@ static void test_every_key(void **state)
     assert_int_equal(u->hosts.n, 1);
     assert_string_equal(u->hosts.v[0], "users");     /* default: the section name */
 
-    assert_int_equal(c->n_inbound, 1);
+    assert_int_equal(c->n_inbound, 2);
     assert_int_equal(c->inbound[0].port, 8443);
     assert_int_equal(c->inbound[0].tls, INBOUND_PERMISSIVE);
     assert_int_equal(c->inbound[0].allow.n, 2);
+    assert_int_equal(c->inbound[0].detect_timeout_ms, 150);
+    assert_int_equal(c->inbound[1].detect_timeout_ms, 1000);   /* the default */
     config_free(c);
 }
 
@@ -360,6 +365,9 @@ static void test_bad_values(void **state)
         { "service:x", "identity = spiffe://test.mesh/ns/prod/sa/orders",
           "[service:x]: identity is checked only over mTLS: set tls = mtls" },
         { "service:x", "sni = orders", "[service:x]: sni is sent only over mTLS: set tls = mtls" },
+        { "inbound:8443", "tls = strict\ndetect_timeout = 500ms",
+          "[inbound:8443]: detect_timeout is for tls = permissive (how long a silent client is waited for" },
+        { "inbound:8443", "tls = permissive\ndetect_timeout = soon", "detect_timeout: not a duration" },
         { "inbound:8443", "tls = off\nallow = spiffe://test.mesh/ns/prod/**",
           "[inbound:8443]: allow is checked only over mTLS, and tls = off lets every client in: set tls = strict" },
         { "service:x", "endpoints = orders.local:80",
