@@ -360,7 +360,8 @@ int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool eve
     if ((tls && !id && !plain_only) || !relay_pair(flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0, cfd, &app, &engine) ||
         !prepare_handoff(app, engine, tls && id && event_loop, &h) ||
         (net = ownfd_high(cfd)) < 0 || !(c = conn_new_inbound(in->port, peer))) {
-        const char *reason = !tls || id ? strerror(errno ? errno : ENOMEM) : why;
+        bool no_identity = tls && !id && !plain_only;
+        const char *reason = no_identity ? why : strerror(errno ? errno : ENOMEM);
         if (tls)
             relay_pending_give(in->port);
         tls_identity_put(id);
