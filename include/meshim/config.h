@@ -122,8 +122,10 @@ struct inbound_config {
     int key_line[64];
     enum inbound_tls tls;
     struct str_list allow;
-    uint32_t detect_timeout_ms; /* permissive: a client silent this long speaks plaintext
-                                 * (a server-first protocol's); 0: never, refused at 3 s */
+    uint32_t detect_timeout_ms; /* permissive: a client silent this long after the
+                                 * application spoke is plaintext (a server-first
+                                 * protocol's; relay.c, silent_until); 0: a silent
+                                 * client is refused at 3 s */
     enum protocol protocol;     /* http: its requests counted and logged (mesh/httptap.h) */
     enum trace_propagation trace_propagation;   /* [tracing]'s unless set here */
 };

@@ -173,7 +173,6 @@ static struct pending_port {
 } pending_ports[PENDING_PORTS];
 
 static void evict_run(struct engine_task *t);
-static bool silent_plaintext(struct relay *r);
 static void sniff_plaintext(struct relay *r);
 static struct engine_task evict_task = { .run = evict_run };
 static int evict_queued;            /* atomic: evict_task is posted and has not run */
@@ -714,8 +713,8 @@ static void evict_run(struct engine_task *t)
             break;
         }
         __atomic_sub_fetch(&evict_wanted, 1, __ATOMIC_ACQ_REL);
-        if (silent_plaintext(oldest))
-            sniff_plaintext(oldest);   /* no longer a handshake: the application's to serve */
+        if (oldest->state == R_SNIFF && oldest->in->detect_timeout_ms)
+            sniff_plaintext(oldest);   /* silent on a permissive port: the application's to serve */
         else
             inbound_refused(oldest, RESULT_OVERFLOW,
                             "evicted: too many TLS handshakes under way on this port, and it had sent nothing");
@@ -964,13 +963,41 @@ static void sniff_plaintext(struct relay *r)
     inbound_open(r);
 }
 
-/* Has a permissive port's client said nothing for its detect_timeout? A
- * TLS client speaks first, at once; a client that waits is one of a
- * server-first protocol (MySQL, SMTP, FTP and its data connections), for
- * whom the application must speak: it is served as plaintext. */
-static bool silent_plaintext(struct relay *r)
+/* Has the application written to a client it is waiting to know? Not
+ * while its end starts full for a hand-off (it cannot write). */
+static bool app_spoke(struct relay *r)
 {
-    return r->state == R_SNIFF && r->in->detect_timeout_ms && !heard_now(r);
+    unsigned char next;
+    return !r->handoff.filler && real_recv(r->app, &next, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* A permissive port's silent client (detect_timeout set): from when is it
+ * plaintext? A TLS client speaks first, at once. A server-first protocol's
+ * client (MySQL, SMTP, FTP's control and data connections) waits for the
+ * application's greeting: once the application has spoken, detect_timeout
+ * of silence is enough. While the application waits too, there is nothing
+ * to hurry: a late TLS client still gets TLS until FIRST_BYTE_TIMEOUT_NS
+ * (where a strict port refuses a silent client). */
+static uint64_t silent_until(struct relay *r, bool spoke)
+{
+    uint64_t detect = r->in->detect_timeout_ms * 1000000ull;
+    return r->accepted_ns + (spoke || detect > FIRST_BYTE_TIMEOUT_NS ? detect : FIRST_BYTE_TIMEOUT_NS);
+}
+
+/* Timer: a permissive port's client has said nothing yet. */
+static void silence_step(struct relay *r)
+{
+    uint64_t now = now_ns();
+    if (now < silent_until(r, app_spoke(r))) {
+        /* Asked again each detect_timeout: a greeting may come late
+         * (sendmail's greet_pause). */
+        uint64_t next = now + r->in->detect_timeout_ms * 1000000ull, last = silent_until(r, false);
+        engine_timer_set(&r->timer, next < last ? next : last);
+        return;
+    }
+    log_debug("inbound:%u: client %s silent for %llu ms: plaintext", r->in->port, r->conn->peer,
+              (unsigned long long)((now - r->accepted_ns) / 1000000u));
+    sniff_plaintext(r);
 }
 
 static void sniff_step(struct relay *r)
@@ -1078,10 +1105,8 @@ static void timer_fired(struct engine_timer *t)
         late_handshake_done(r, -2, why, sizeof(why));
         return;
     }
-    if (silent_plaintext(r)) {
-        log_debug("inbound:%u: client %s silent for %u ms: plaintext", r->in->port, r->conn->peer,
-                  r->in->detect_timeout_ms);
-        sniff_plaintext(r);
+    if (r->state == R_SNIFF && r->in->detect_timeout_ms && !heard_now(r)) {
+        silence_step(r);
         return;
     }
     if (r->state == R_SNIFF || r->state == R_HANDSHAKE) {

@@ -249,6 +249,46 @@ data = s.recv(100)
 assert data.startswith(b'HTTP/1.0 '), data
 " 2> "$TMP/perm16.err" || fail "permissive, plaintext starting 0x16: $(cat "$TMP/perm16.err")"
 ok "permissive port: a plaintext client, one starting with 0x16, and an mTLS client all served"
+# Silent clients of a client-first server (http.server never speaks first),
+# detect_timeout = 200ms: a TLS client that waits 1 s before its
+# ClientHello still gets TLS (silence alone is not plaintext while the
+# application waits too), and a plaintext client silent for 3.5 s is served
+# as plaintext (before, it was refused at 3 s). Both at once.
+ps=$(free_port)
+tls_ini "$TMP/perm-slow.ini" orders "[inbound:$ps]" "tls = permissive" "detect_timeout = 200ms"
+MESHIM_CONFIG=$TMP/perm-slow.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$ps" > "$TMP/perm-slow.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.2 "$ps"
+python3 - "$ps" "$C" <<'PY' 2> "$TMP/perm-slow.err" || fail "permissive, silent clients: $(cat "$TMP/perm-slow.err"; grep meshim "$TMP/perm-slow.log" | tail -3)"
+import socket, ssl, sys, threading, time
+port, pki = int(sys.argv[1]), sys.argv[2]
+answers = {}
+def get(s):
+    s.sendall(b"GET /secret-file HTTP/1.0\r\n\r\n")
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    return data.split(b"\r\n\r\n", 1)[-1]
+def late_tls():
+    raw = socket.create_connection(("127.0.0.2", port), timeout=10)
+    time.sleep(1.0)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(pki + "/ca.pem")
+    ctx.load_cert_chain(pki + "/web.pem", pki + "/web.key")
+    answers["tls"] = get(ctx.wrap_socket(raw))
+def late_plain():
+    s = socket.create_connection(("127.0.0.2", port), timeout=10)
+    time.sleep(3.5)
+    answers["plain"] = get(s)
+ts = [threading.Thread(target=f) for f in (late_tls, late_plain)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+assert answers == {"tls": b"TOPSECRET-ANSWER\n", "plain": b"TOPSECRET-ANSWER\n"}, answers
+PY
+! grep "refused" "$TMP/perm-slow.log" || fail "permissive, silent clients: a refusal"
+ok "permissive port, client-first server: a TLS client silent for 1 s gets TLS, a plaintext one silent for 3.5 s is served"
 # A permissive port whose process has no identity (its certificate not
 # mounted yet) still serves its plaintext clients, which need none; an mTLS
 # client is refused, saying why. Before, every client was refused.
