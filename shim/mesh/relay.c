@@ -949,8 +949,6 @@ static void handshake_step(struct relay *r)
     inbound_continue(r);
 }
 
-/* Permissive: TLS or plaintext from the bytes already here (meshim/sniff.h
- * says why it never waits for more). */
 /* A permissive port's client is plaintext: its connection is the
  * application's as it came (the relay carries its bytes both ways). */
 static void sniff_plaintext(struct relay *r)
@@ -1000,6 +998,8 @@ static void silence_step(struct relay *r)
     sniff_plaintext(r);
 }
 
+/* Permissive: TLS or plaintext from the bytes already here (meshim/sniff.h
+ * says why it never waits for more). */
 static void sniff_step(struct relay *r)
 {
     unsigned char first[SNIFF_BYTES];

@@ -1906,8 +1906,8 @@ static void validate_across(struct loader *L)
     for (size_t i = 0; i < c->n_inbound; i++)
         if (c->inbound[i].tls != INBOUND_PERMISSIVE && (c->inbound[i].set & (1ull << detect)))
             add_error(L, (struct origin){ c->inbound[i].origin.file, c->inbound[i].key_line[detect] },
-                      "[inbound:%u]: detect_timeout is for tls = permissive (how long "
-                      "a silent client is waited for before it is served as plaintext)", c->inbound[i].port);
+                      "[inbound:%u]: detect_timeout is for tls = permissive (how long a "
+                      "client may stay silent after the server spoke before it is served as plaintext)", c->inbound[i].port);
     for (size_t i = 0; i < c->n_inbound; i++)
         if (c->inbound[i].tls != INBOUND_OFF && !config_has_identity(c))
             add_error(L, c->inbound[i].origin, "[inbound:%u]: tls = %s needs [tls] dir, or cert, key and "

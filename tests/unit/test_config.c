@@ -366,7 +366,7 @@ static void test_bad_values(void **state)
           "[service:x]: identity is checked only over mTLS: set tls = mtls" },
         { "service:x", "sni = orders", "[service:x]: sni is sent only over mTLS: set tls = mtls" },
         { "inbound:8443", "tls = strict\ndetect_timeout = 500ms",
-          "[inbound:8443]: detect_timeout is for tls = permissive (how long a silent client is waited for" },
+          "[inbound:8443]: detect_timeout is for tls = permissive (how long a client may stay silent" },
         { "inbound:8443", "tls = permissive\ndetect_timeout = soon", "detect_timeout: not a duration" },
         { "inbound:8443", "tls = off\nallow = spiffe://test.mesh/ns/prod/**",
           "[inbound:8443]: allow is checked only over mTLS, and tls = off lets every client in: set tls = strict" },
