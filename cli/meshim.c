@@ -363,6 +363,11 @@ static void check_inbound(const struct mesh_config *cfg)
         static const char *const MODES[] = { "strict", "permissive", "off" };
         const struct inbound_config *in = &cfg->inbound[i];
         printf("inbound %u\n  %-10s %s\n", in->port, "tls", MODES[in->tls]);
+        if (in->tls == INBOUND_PERMISSIVE && in->detect_timeout_ms)
+            printf("  %-10s a silent client is plaintext %u ms after the server spoke, else after 3 s\n",
+                   "detect", in->detect_timeout_ms);
+        else if (in->tls == INBOUND_PERMISSIVE)
+            printf("  %-10s a silent client is refused after 3 s\n", "detect");
         /* Review finding 13: easy to read as "only these identities". */
         if (in->tls == INBOUND_PERMISSIVE && in->allow.n)
             fprintf(stderr, "meshim: warning: %s:%d: [inbound:%u] is permissive: plaintext clients are "

@@ -156,6 +156,8 @@ stop_ftp
 
 # --- permissive: plaintext clients of a server-first protocol -----------------
 start_ftp permissive
+meshim check -c "$TMP/ftpd.ini" 2>&1 | grep -q "detect     a silent client is plaintext 300 ms after the server spoke" ||
+    fail "meshim check does not say how a permissive port takes a silent client: $(meshim check -c "$TMP/ftpd.ini" 2>&1 | tail -4)"
 out=$(timeout 60 lftp -e "set net:max-retries 1; set net:timeout 10; set ftp:prefer-epsv yes; cat who; set ftp:prefer-epsv no; cat who; bye" \
     "ftp://127.0.0.2:$fp" 2> "$TMP/plainftp.err" | tr '\n' ' ')
 [ "$out" = "backend-2 backend-2 " ] ||
