@@ -124,7 +124,7 @@ struct inbound_config {
     struct str_list allow;
     uint32_t detect_timeout_ms; /* permissive: a client silent this long after the
                                  * application spoke is plaintext (a server-first
-                                 * protocol's; relay.c, silent_until); 0: a silent
+                                 * protocol's; sniff_silent_for in sniff.h); 0: a silent
                                  * client is refused at 3 s */
     enum protocol protocol;     /* http: its requests counted and logged (mesh/httptap.h) */
     enum trace_propagation trace_propagation;   /* [tracing]'s unless set here */

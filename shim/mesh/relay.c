@@ -70,7 +70,7 @@
 #define HANDSHAKE_TIMEOUT_NS (10ull * 1000000000u)
 #define HANDSHAKE_BEHIND_NS (30ull * 1000000000u)    /* see waits_for_engine */
 #define BEHIND_RECHECK_NS (500ull * 1000000u)
-#define FIRST_BYTE_TIMEOUT_NS (3ull * 1000000000u)     /* an inbound client that says nothing */
+#define FIRST_BYTE_TIMEOUT_NS (SNIFF_FIRST_BYTE_MS * 1000000ull)   /* an inbound client that says nothing */
 #define LATE_SERVER_NS (200ull * 1000000u)            /* relay_late_at */
 #define PENDING_SOFT_MIN 128        /* inbound handshakes per port before the silent are evicted */
 #define PENDING_SOFT_MAX 2048       /* ... (from the descriptor limit, between these) */
@@ -969,17 +969,11 @@ static bool app_spoke(struct relay *r)
     return !r->handoff.filler && real_recv(r->app, &next, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
-/* A permissive port's silent client (detect_timeout set): from when is it
- * plaintext? A TLS client speaks first, at once. A server-first protocol's
- * client (MySQL, SMTP, FTP's control and data connections) waits for the
- * application's greeting: once the application has spoken, detect_timeout
- * of silence is enough. While the application waits too, there is nothing
- * to hurry: a late TLS client still gets TLS until FIRST_BYTE_TIMEOUT_NS
- * (where a strict port refuses a silent client). */
+/* When a permissive port's silent client (detect_timeout set) is
+ * plaintext: meshim/sniff.h says why. */
 static uint64_t silent_until(struct relay *r, bool spoke)
 {
-    uint64_t detect = r->in->detect_timeout_ms * 1000000ull;
-    return r->accepted_ns + (spoke || detect > FIRST_BYTE_TIMEOUT_NS ? detect : FIRST_BYTE_TIMEOUT_NS);
+    return r->accepted_ns + sniff_silent_for(r->in->detect_timeout_ms, spoke) * 1000000ull;
 }
 
 /* Timer: a permissive port's client has said nothing yet. */

@@ -26,3 +26,10 @@ enum sniff_verdict sniff_first_bytes(const unsigned char *buf, size_t n)
         return SNIFF_PLAINTEXT;
     return SNIFF_TLS;
 }
+
+uint64_t sniff_silent_for(uint32_t detect_ms, bool spoke)
+{
+    if (detect_ms == 0)
+        return UINT64_MAX;
+    return spoke || detect_ms > SNIFF_FIRST_BYTE_MS ? detect_ms : SNIFF_FIRST_BYTE_MS;
+}

@@ -56,6 +56,22 @@ static void test_almost_tls(void **state)
     assert_int_equal(V("\x17\x03\x03\x00\x10\x01"), SNIFF_PLAINTEXT); /* application data */
 }
 
+/* A permissive port's silent client: plaintext detect_timeout after its
+ * accept once the application has spoken (a server-first protocol), else
+ * not before the first-byte deadline (a late TLS client keeps its TLS). */
+static void test_silent_for(void **state)
+{
+    (void)state;
+    assert_int_equal(sniff_silent_for(1000, true), 1000);
+    assert_int_equal(sniff_silent_for(200, true), 200);
+    assert_int_equal(sniff_silent_for(200, false), SNIFF_FIRST_BYTE_MS);
+    assert_int_equal(sniff_silent_for(1000, false), SNIFF_FIRST_BYTE_MS);
+    assert_int_equal(sniff_silent_for(5000, false), 5000);     /* longer than the deadline: as set */
+    assert_int_equal(sniff_silent_for(5000, true), 5000);
+    assert_true(sniff_silent_for(0, true) == UINT64_MAX);      /* detect_timeout = 0: never */
+    assert_true(sniff_silent_for(0, false) == UINT64_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -63,6 +79,7 @@ int main(void)
         cmocka_unit_test(test_short_prefixes),
         cmocka_unit_test(test_plaintext),
         cmocka_unit_test(test_almost_tls),
+        cmocka_unit_test(test_silent_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
