@@ -642,10 +642,18 @@ void watch_wait(struct service *svc, uint32_t timeout_ms)
     int saved = errno;
     uint64_t deadline_ns = service_wait_deadline(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
     struct timespec ts = engine_timespec(deadline_ns);
+    /* pthread_cond_timedwait is a cancellation point, and a thread
+     * cancelled in it (pthread_cancel) ends holding `lock`: every DNS
+     * refresh and every later wait would hang on it. The program's thread
+     * waits here with cancellation held off; a request acts at its next
+     * cancellation point (connect_blocking's end, or the program's own). */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     pthread_mutex_lock(&lock);
     while (service_waiting(svc) && now_ns() < deadline_ns)
         pthread_cond_timedwait(&answered, &lock, &ts);
     pthread_mutex_unlock(&lock);
+    pthread_setcancelstate(cancel_state, NULL);
     errno = saved;
 }
 

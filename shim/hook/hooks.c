@@ -49,6 +49,17 @@ static inline struct registry *meshing(void)
     return reg && !hooks_busy() ? reg : NULL;
 }
 
+/* A cancellation point of the program's call (pthread_cancel): where a
+ * request the shim held off while it worked (connect_held in connect.c)
+ * acts, outside the shim, so the program's cleanup handlers run with its
+ * hooks live. errno is kept for the call's answer. */
+static inline void cancellation_point(void)
+{
+    int saved = errno;
+    pthread_testcancel();
+    errno = saved;
+}
+
 /* A call that returned a new descriptor: forget whatever a close we never
  * saw (glibc closes internally, raw syscalls) left at that number. */
 static inline int fresh_fd(int fd)
@@ -134,6 +145,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     hooks_enter();
     int rc = meshim_connect(reg, fd, addr, len);
     hooks_leave();
+    cancellation_point();           /* a pthread_cancel held off in the shim acts now */
     return rc;
 }
 

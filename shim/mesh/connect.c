@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -423,31 +424,12 @@ static bool identity_ready(struct service *svc, uint16_t port)
     return false;
 }
 
-int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
+/* A connect to a service: its identity read, its attempts and handshakes
+ * made (a blocking socket's in this thread). */
+static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, struct service *svc,
+                           const struct netaddr *to)
 {
-    struct netaddr dst;
-    struct service *svc;
-    if (!addr || !netaddr_from_sockaddr(addr, len, &dst))
-        return real_connect(fd, addr, len);
-    if (!(svc = registry_match(reg, &dst))) {
-        dnscapture_note(reg, fd, addr, len);    /* a name server's port: its answers are looked at */
-        return vip_closed(reg, &dst) ? fail(ECONNREFUSED) : real_connect(fd, addr, len);
-    }
-
-    struct conn *existing = fdtable_get(fd);
-    if (existing) {
-        int rc = 0;
-        bool answered = registry_routes_to(svc, existing->svc) &&
-                        connect_again(fd, existing, addr->sa_family, dst.port, &rc);
-        conn_unref(existing);
-        if (answered)
-            return rc;
-    }
-
-    /* TCP only; a datagram socket to a VIP is given an endpoint (udp.h). */
-    if (!is_tcp(fd))
-        return udp_connect(reg, fd, addr, len);
-
+    struct netaddr dst = *to;
     /* A split service hands each new connection to one of its targets,
      * whose endpoints and policies then apply; an HTTP service splits
      * each request instead (http.c). */
@@ -501,6 +483,50 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     if (delay_ns)
         sleep_ns(delay_ns);
     return connect_blocking(fd, &p, c, dst.port, flags);
+}
+
+/* A connect to a service does file reads under the identity's lock, and
+ * poll, read and write in its attempts and handshakes: cancellation points
+ * all. A thread cancelled in one (pthread_cancel) would leave that lock
+ * held, or its connection counted open for max_connections with its pick
+ * and TLS object, for good. So the shim works with cancellation held off;
+ * a request that came meanwhile acts as the hook returns (connect() is a
+ * cancellation point, as the kernel's). */
+static int connect_held(int fd, const struct sockaddr *addr, socklen_t len, struct service *svc,
+                        const struct netaddr *to)
+{
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    int rc = connect_service(fd, addr, len, svc, to);
+    pthread_setcancelstate(cancel_state, NULL);    /* errno is left as it is */
+    return rc;
+}
+
+int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct netaddr dst;
+    struct service *svc;
+    if (!addr || !netaddr_from_sockaddr(addr, len, &dst))
+        return real_connect(fd, addr, len);
+    if (!(svc = registry_match(reg, &dst))) {
+        dnscapture_note(reg, fd, addr, len);    /* a name server's port: its answers are looked at */
+        return vip_closed(reg, &dst) ? fail(ECONNREFUSED) : real_connect(fd, addr, len);
+    }
+
+    struct conn *existing = fdtable_get(fd);
+    if (existing) {
+        int rc = 0;
+        bool answered = registry_routes_to(svc, existing->svc) &&
+                        connect_again(fd, existing, addr->sa_family, dst.port, &rc);
+        conn_unref(existing);
+        if (answered)
+            return rc;
+    }
+
+    /* TCP only; a datagram socket to a VIP is given an endpoint (udp.h). */
+    if (!is_tcp(fd))
+        return udp_connect(reg, fd, addr, len);
+    return connect_held(fd, addr, len, svc, &dst);
 }
 
 int meshim_fastopen(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)
@@ -571,9 +597,15 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
             return cfd;
         /* A client that cannot even be handed to a relay is closed and
          * never reaches the application: accept goes on with the next one
-         * (or EAGAIN). */
-        if (inbound_accept(cfd, in, use_accept4 ? flags : 0, event_loop, (struct sockaddr *)&client,
-                           client_len) < 0)
+         * (or EAGAIN). The identity is read under its lock, with
+         * cancellation held off (see connect_held); a request acts at the
+         * program's next cancellation point, once it has the descriptor. */
+        int cancel_state;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+        int handed = inbound_accept(cfd, in, use_accept4 ? flags : 0, event_loop, (struct sockaddr *)&client,
+                                    client_len);
+        pthread_setcancelstate(cancel_state, NULL);
+        if (handed < 0)
             continue;
         if (addr && len) {          /* as the kernel: truncated to the room given, the full length said */
             memcpy(addr, &client, *len < client_len ? *len : client_len);
