@@ -70,7 +70,7 @@ endif
 # x86_64 and aarch64, release builds (the sanitizers bring their own libc
 # interceptors).
 GLIBC_WRAPPED := dlopen dlsym dlerror dlclose dladdr pthread_create pthread_once pthread_sigmask                  pthread_attr_setstacksize pthread_key_create pthread_key_delete pthread_getspecific                  pthread_setspecific pthread_rwlock_init pthread_rwlock_destroy pthread_rwlock_rdlock                  pthread_rwlock_wrlock pthread_rwlock_unlock sem_init sem_post sem_wait res_nquery                  res_nmkquery dn_expand stat fstat lstat fstatat getrandom getentropy memfd_create \
-                 pthread_condattr_setclock
+                 pthread_condattr_setclock pthread_testcancel
 ifeq ($(SANITIZE)$(filter-out x86_64 aarch64,$(shell uname -m)),)
 GLIBC_FLOOR := $(GLIBC_WRAPPED:%=-Wl,--wrap=%) -Wl,--gc-sections \
                -Wl,--push-state,--no-as-needed -l:libdl.so.2 -l:libpthread.so.0 -l:libresolv.so.2 \

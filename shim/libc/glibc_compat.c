@@ -90,6 +90,7 @@ SAME(int, pthread_rwlock_wrlock, (pthread_rwlock_t *l), (l))
 SAME(int, pthread_rwlock_unlock, (pthread_rwlock_t *l), (l))
 WRAP(OLD_SETCLOCK, int, pthread_condattr_setclock, pthread_condattr_setclock,
      (pthread_condattr_t *a, clockid_t clock), (a, clock))
+SAME(void, pthread_testcancel, (void), ())
 SAME(int, sem_init, (sem_t *s, int shared, unsigned value), (s, shared, value))
 SAME(int, sem_post, (sem_t *s), (s))
 SAME(int, sem_wait, (sem_t *s), (s))
