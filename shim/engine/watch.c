@@ -646,7 +646,7 @@ void watch_wait(struct service *svc, uint32_t timeout_ms)
      * cancelled in it (pthread_cancel) ends holding `lock`: every DNS
      * refresh and every later wait would hang on it. The program's thread
      * waits here with cancellation held off; a request acts at its next
-     * cancellation point (connect_blocking's end, or the program's own). */
+     * cancellation point (as its connect() returns, or the program's own). */
     int cancel_state;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     pthread_mutex_lock(&lock);
