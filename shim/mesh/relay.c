@@ -120,6 +120,8 @@ struct relay {
     bool pending;                   /* inbound: counted in its port's pending handshakes */
     bool heard;                     /* the network side has been readable once */
     bool judged;                    /* inbound: the client's first bytes were looked at */
+    bool let_speak;                 /* permissive: its end was emptied of the hand-off's
+                                     * filler so that it could speak first (silence_step) */
     bool quiet;                     /* the peer agreed on kernel TLS: FIN, never close_notify */
     struct relay_handoff handoff;   /* inbound: the application's number while it is full */
     unsigned handoff_tries;
@@ -803,7 +805,10 @@ static void inbound_continue(struct relay *r)
     r->quiet = tls_ktls_quiet(r->ssl);
     if (!r->handoff.filler) {
         const char *off = ktls_unavailable();
-        snprintf(why, sizeof(why), "%s", off ? off : "the server accepts on a blocking socket");
+        snprintf(why, sizeof(why), "%s",
+                 off            ? off
+                 : r->let_speak ? "the client was silent past detect_timeout (the server was let speak first)"
+                                : "the server accepts on a blocking socket");
         tls_ktls_forget(r->ssl);
         k = 0;
     } else {
@@ -980,15 +985,24 @@ static uint64_t silent_until(struct relay *r, bool spoke)
 static void silence_step(struct relay *r)
 {
     uint64_t now = now_ns();
-    if (now < silent_until(r, app_spoke(r))) {
+    if (r->handoff.filler && now >= silent_until(r, true)) {
+        /* Its end starts full for a kernel TLS hand-off, so the
+         * application cannot speak first: it may now, and is asked at the
+         * next turn. A TLS client after this is relayed (inbound_continue). */
+        unfill(r);
+        r->let_speak = true;
+    }
+    bool spoke = app_spoke(r);
+    if (now < silent_until(r, spoke)) {
         /* Asked again each detect_timeout: a greeting may come late
          * (sendmail's greet_pause). */
         uint64_t next = now + r->in->detect_timeout_ms * 1000000ull, last = silent_until(r, false);
         engine_timer_set(&r->timer, next < last ? next : last);
         return;
     }
-    log_debug("inbound:%u: client %s silent for %llu ms: plaintext", r->in->port, r->conn->peer,
-              (unsigned long long)((now - r->accepted_ns) / 1000000u));
+    log_debug("inbound:%u: client %s silent for %llu ms, %s: plaintext", r->in->port, r->conn->peer,
+              (unsigned long long)((now - r->accepted_ns) / 1000000u),
+              spoke ? "the server spoke first" : "the server waiting too");
     sniff_plaintext(r);
 }
 
