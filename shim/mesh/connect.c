@@ -424,12 +424,11 @@ static bool identity_ready(struct service *svc, uint16_t port)
     return false;
 }
 
-/* A connect to a service: its identity read, its attempts and handshakes
- * made (a blocking socket's in this thread). */
+/* A connect to a service, at the application's port: its identity read,
+ * its attempts and handshakes made (a blocking socket's in this thread). */
 static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, struct service *svc,
-                           const struct netaddr *to)
+                           uint16_t port)
 {
-    struct netaddr dst = *to;
     /* A split service hands each new connection to one of its targets,
      * whose endpoints and policies then apply; an HTTP service splits
      * each request instead (http.c). */
@@ -442,16 +441,16 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
     if (__atomic_load_n(&svc->active, __ATOMIC_RELAXED) >= cfg->max_connections) {
         log_warn("%s: max_connections (%u) reached, connection refused", svc->name,
                  cfg->max_connections);
-        conn_refused(svc, dst.port, RESULT_OVERFLOW, FLAG_UO);
+        conn_refused(svc, port, RESULT_OVERFLOW, FLAG_UO);
         return fail(ECONNREFUSED);
     }
     /* An HTTP service draws its faults per request (http.c). */
     if (!http && fault_drawn(cfg->fault_abort)) {
         log_warn("%s: connection failed on purpose (fault_abort)", svc->name);
-        conn_refused(svc, dst.port, RESULT_FAULT, FLAG_FI);
+        conn_refused(svc, port, RESULT_FAULT, FLAG_FI);
         return fail(ECONNREFUSED);
     }
-    if (!http && cfg->tls == TLS_MTLS && !identity_ready(svc, dst.port))
+    if (!http && cfg->tls == TLS_MTLS && !identity_ready(svc, port))
         return fail(ECONNREFUSED);
     uint64_t delay_ns =
         !http && fault_drawn(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
@@ -463,7 +462,7 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
     if (flags < 0)
         return -1;
     /* One connection record for the whole connect(), whatever its attempts. */
-    struct conn *c = track(fd, svc, dst.port);
+    struct conn *c = track(fd, svc, port);
     if (!c)
         return fail(ENOMEM);
     if (http) {
@@ -479,10 +478,10 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
     p.v6only = v6only;
     conn_flag(c, delay_ns ? FLAG_DI : 0);
     if (flags & O_NONBLOCK)
-        return connect_nonblocking(fd, &p, c, dst.port, delay_ns);
+        return connect_nonblocking(fd, &p, c, port, delay_ns);
     if (delay_ns)
         sleep_ns(delay_ns);
-    return connect_blocking(fd, &p, c, dst.port, flags);
+    return connect_blocking(fd, &p, c, port, flags);
 }
 
 /* A connect to a service does file reads under the identity's lock, and
@@ -493,11 +492,11 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
  * a request that came meanwhile acts as the hook returns (connect() is a
  * cancellation point, as the kernel's). */
 static int connect_held(int fd, const struct sockaddr *addr, socklen_t len, struct service *svc,
-                        const struct netaddr *to)
+                        uint16_t port)
 {
     int cancel_state;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    int rc = connect_service(fd, addr, len, svc, to);
+    int rc = connect_service(fd, addr, len, svc, port);
     pthread_setcancelstate(cancel_state, NULL);    /* errno is left as it is */
     return rc;
 }
@@ -526,7 +525,7 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
     /* TCP only; a datagram socket to a VIP is given an endpoint (udp.h). */
     if (!is_tcp(fd))
         return udp_connect(reg, fd, addr, len);
-    return connect_held(fd, addr, len, svc, &dst);
+    return connect_held(fd, addr, len, svc, dst.port);
 }
 
 int meshim_fastopen(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len)

@@ -175,6 +175,7 @@ static struct pending_port {
 } pending_ports[PENDING_PORTS];
 
 static void evict_run(struct engine_task *t);
+static bool detects_silence(const struct relay *r);
 static void sniff_plaintext(struct relay *r);
 static struct engine_task evict_task = { .run = evict_run };
 static int evict_queued;            /* atomic: evict_task is posted and has not run */
@@ -715,7 +716,7 @@ static void evict_run(struct engine_task *t)
             break;
         }
         __atomic_sub_fetch(&evict_wanted, 1, __ATOMIC_ACQ_REL);
-        if (oldest->state == R_SNIFF && oldest->in->detect_timeout_ms)
+        if (detects_silence(oldest))
             sniff_plaintext(oldest);   /* silent on a permissive port: the application's to serve */
         else
             inbound_refused(oldest, RESULT_OVERFLOW,
@@ -974,6 +975,13 @@ static bool app_spoke(struct relay *r)
     return !r->handoff.filler && real_recv(r->app, &next, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
+/* Still to be told, on a permissive port whose detect_timeout is set: its
+ * silence can make it plaintext. */
+static bool detects_silence(const struct relay *r)
+{
+    return r->state == R_SNIFF && r->in->detect_timeout_ms;
+}
+
 /* When a permissive port's silent client (detect_timeout set) is
  * plaintext: meshim/sniff.h says why. */
 static uint64_t silent_until(struct relay *r, bool spoke)
@@ -1113,7 +1121,7 @@ static void timer_fired(struct engine_timer *t)
         late_handshake_done(r, -2, why, sizeof(why));
         return;
     }
-    if (r->state == R_SNIFF && r->in->detect_timeout_ms && !heard_now(r)) {
+    if (detects_silence(r) && !heard_now(r)) {
         silence_step(r);
         return;
     }
@@ -1187,9 +1195,8 @@ static void begin(struct engine_task *t)
     if (r->in && (r->state == R_SNIFF || r->state == R_HANDSHAKE)) {
         r->accepted_ns = now_ns();
         heard_now(r);
-        uint64_t first = r->state == R_SNIFF && r->in->detect_timeout_ms
-                             ? r->in->detect_timeout_ms * 1000000ull : FIRST_BYTE_TIMEOUT_NS;
-        engine_timer_set(&r->timer, r->accepted_ns + first);
+        engine_timer_set(&r->timer, detects_silence(r) ? silent_until(r, true)
+                                                       : r->accepted_ns + FIRST_BYTE_TIMEOUT_NS);
     } else if (r->state == R_HANDSHAKE) {
         engine_timer_set(&r->timer, now_ns() + HANDSHAKE_TIMEOUT_NS);   /* accepted late */
     }
