@@ -33,7 +33,7 @@ LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
 POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 route trace execenv pskhello dnsreply
-SHIM     := $(POLICY) mesh real ownfd program stdio_exit files log logfile accesslog metrics sharedfile callers engine placeholder health watch otlp \
+SHIM     := $(POLICY) mesh real jumpguard ownfd program stdio_exit files log logfile accesslog metrics sharedfile callers engine placeholder health watch otlp \
             tls_loader conn fdtable attempt connect dial sockname relay termsig mtls ktls http httptap threadtrace resolve udp dnscapture exec hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
             test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile test_execenv test_pskhello test_dnsreply
@@ -70,7 +70,7 @@ endif
 # x86_64 and aarch64, release builds (the sanitizers bring their own libc
 # interceptors).
 GLIBC_WRAPPED := dlopen dlsym dlerror dlclose dladdr pthread_create pthread_once pthread_sigmask                  pthread_attr_setstacksize pthread_key_create pthread_key_delete pthread_getspecific                  pthread_setspecific pthread_rwlock_init pthread_rwlock_destroy pthread_rwlock_rdlock                  pthread_rwlock_wrlock pthread_rwlock_unlock sem_init sem_post sem_wait res_nquery                  res_nmkquery dn_expand stat fstat lstat fstatat getrandom getentropy memfd_create \
-                 pthread_condattr_setclock pthread_testcancel
+                 pthread_condattr_setclock pthread_testcancel _pthread_cleanup_push _pthread_cleanup_pop
 ifeq ($(SANITIZE)$(filter-out x86_64 aarch64,$(shell uname -m)),)
 GLIBC_FLOOR := $(GLIBC_WRAPPED:%=-Wl,--wrap=%) -Wl,--gc-sections \
                -Wl,--push-state,--no-as-needed -l:libdl.so.2 -l:libpthread.so.0 -l:libresolv.so.2 \
@@ -153,27 +153,27 @@ $(BUILD)/tests/test_threadtrace: tests/unit/test_threadtrace.c $(SHIM_O) | $(BUI
 
 # test_stats: the access-log format (library) and the stats reader and host table (command).
 $(BUILD)/tests/test_stats: tests/unit/test_stats.c $(POLICY_O) $(BUILD)/obj/accesslog.o $(BUILD)/obj/logfile.o \
-        $(BUILD)/obj/ownfd.o $(BUILD)/obj/log.o $(BUILD)/obj/files.o $(BUILD)/obj/real.o $(BUILD)/obj/cli_statsview.o \
+        $(BUILD)/obj/ownfd.o $(BUILD)/obj/log.o $(BUILD)/obj/files.o $(BUILD)/obj/real.o $(BUILD)/obj/jumpguard.o $(BUILD)/obj/cli_statsview.o \
         $(BUILD)/obj/cli_sharedview.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Icli $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread
 
 # test_logfile: the access log's file kept open and found again after rotation.
 $(BUILD)/tests/test_logfile: tests/unit/test_logfile.c $(POLICY_O) $(BUILD)/obj/logfile.o $(BUILD)/obj/ownfd.o \
-        $(BUILD)/obj/files.o $(BUILD)/obj/real.o | $(BUILD)/tests
+        $(BUILD)/obj/files.o $(BUILD)/obj/real.o $(BUILD)/obj/jumpguard.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_files: the observe layer's file opening (and the real_ trampolines it closes with).
-$(BUILD)/tests/test_files: tests/unit/test_files.c $(POLICY_O) $(BUILD)/obj/files.o $(BUILD)/obj/real.o \
+$(BUILD)/tests/test_files: tests/unit/test_files.c $(POLICY_O) $(BUILD)/obj/files.o $(BUILD)/obj/real.o $(BUILD)/obj/jumpguard.o \
         | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_engine: the engine thread itself (and the layers below it).
-$(BUILD)/tests/test_engine: tests/unit/test_engine.c $(POLICY_O) $(BUILD)/obj/engine.o $(BUILD)/obj/real.o $(BUILD)/obj/ownfd.o \
+$(BUILD)/tests/test_engine: tests/unit/test_engine.c $(POLICY_O) $(BUILD)/obj/engine.o $(BUILD)/obj/real.o $(BUILD)/obj/jumpguard.o $(BUILD)/obj/ownfd.o \
         $(BUILD)/obj/log.o $(BUILD)/obj/logfile.o $(BUILD)/obj/files.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_ownfd: the shim's own descriptors (libc layer, with its trampolines).
-$(BUILD)/tests/test_ownfd: tests/unit/test_ownfd.c $(BUILD)/obj/ownfd.o $(BUILD)/obj/real.o | $(BUILD)/tests
+$(BUILD)/tests/test_ownfd: tests/unit/test_ownfd.c $(BUILD)/obj/ownfd.o $(BUILD)/obj/real.o $(BUILD)/obj/jumpguard.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) -lcmocka -lpthread -ldl
 
 # test_config: also mesh.c, the loader of the library (the environment kept at start).

@@ -37,6 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "engine/engine.h"
@@ -73,16 +76,28 @@ struct file_watch {
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;       /* the file watcher's */
 static pthread_mutex_t dns_busy = PTHREAD_MUTEX_INITIALIZER;   /* the resolver's */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-/* Both wait on CLOCK_MONOTONIC deadlines (pthread_cond_clockwait is newer
+/* Waits on a CLOCK_MONOTONIC deadline (pthread_cond_clockwait is newer
  * than the glibc 2.17 the library runs on): made by watch_init, before any
- * thread can use them, and again in a forked child. */
-static pthread_cond_t answered;
+ * thread can use it, and again in a forked child. */
 static pthread_cond_t names_changed;
 
 static void conds_make(void)
 {
-    engine_cond_init(&answered);
     engine_cond_init(&names_changed);
+}
+
+/* A program's thread waiting for a service's first DNS answer (watch_wait)
+ * sleeps on this count, which goes up after every refresh: a futex, not a
+ * condition variable under `lock`, so that a signal handler that leaves the
+ * wait by longjmp (libc/jumpguard.h) leaves no lock held and no waiter
+ * behind in glibc's condition for the next signal to be lost to; and no
+ * cancellation point. */
+static uint32_t answers;
+
+static void answers_told(void)
+{
+    __atomic_add_fetch(&answers, 1, __ATOMIC_RELEASE);
+    real_syscall4(SYS_futex, &answers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
 static sem_t started;               /* a thread holds its busy mutex */
@@ -591,8 +606,8 @@ static void *resolve_main(void *arg)
         pthread_mutex_lock(&lock);
         if (generation == names_generation)
             names[i] = w;
-        pthread_cond_broadcast(&answered);
         pthread_mutex_unlock(&lock);
+        answers_told();
     }
     return NULL;
 }
@@ -641,19 +656,19 @@ void watch_wait(struct service *svc, uint32_t timeout_ms)
         return;
     int saved = errno;
     uint64_t deadline_ns = service_wait_deadline(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
-    struct timespec ts = engine_timespec(deadline_ns);
-    /* pthread_cond_timedwait is a cancellation point, and a thread
-     * cancelled in it (pthread_cancel) ends holding `lock`: every DNS
-     * refresh and every later wait would hang on it. The program's thread
-     * waits here with cancellation held off; a request acts at its next
-     * cancellation point (as its connect() returns, or the program's own). */
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    pthread_mutex_lock(&lock);
-    while (service_waiting(svc) && now_ns() < deadline_ns)
-        pthread_cond_timedwait(&answered, &lock, &ts);
-    pthread_mutex_unlock(&lock);
-    pthread_setcancelstate(cancel_state, NULL);
+    jump_park();
+    for (;;) {
+        /* The count first: an answer told after the look below wakes the
+         * wait at once (the count is no longer `seen`). */
+        uint32_t seen = __atomic_load_n(&answers, __ATOMIC_ACQUIRE);
+        uint64_t now = now_ns();
+        if (!service_waiting(svc) || now >= deadline_ns)
+            break;
+        uint64_t left = deadline_ns - now;
+        struct timespec rel = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
+        real_syscall4(SYS_futex, &answers, FUTEX_WAIT_PRIVATE, seen, &rel);
+    }
+    jump_unpark();
     errno = saved;
 }
 

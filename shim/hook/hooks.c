@@ -142,9 +142,10 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     struct registry *reg = meshing();
     if (!reg)
         return real_connect(fd, addr, len);
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int rc = meshim_connect(reg, fd, addr, len);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     cancellation_point();           /* a pthread_cancel held off in the shim acts now */
     return rc;
 }
@@ -156,9 +157,10 @@ EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
     struct registry *reg = meshing();
     if (!reg)
         return within_limit(fresh_fd(real_accept(fd, addr, len)), -1);
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int rc = meshim_accept(reg, fd, addr, len, 0, false);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return within_limit(rc, -1);
 }
 
@@ -169,9 +171,10 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     struct registry *reg = meshing();
     if (!reg)
         return within_limit(fresh_fd(real_accept4(fd, addr, len, flags)), -1);
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int rc = meshim_accept(reg, fd, addr, len, flags, true);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return within_limit(rc, -1);
 }
 
@@ -190,12 +193,13 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
     if (hooks_busy())
         return real_getsockopt(fd, level, name, val, len);
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int rc = swaps_possible() ? meshim_getsockopt(fd, level, name, val, len)
                               : real_getsockopt(fd, level, name, val, len);
     if (rc == 0 && level == SOL_SOCKET)
         sockname_fix_option(fd, level, name, val, len);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return rc;
 }
 
@@ -203,12 +207,13 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 {
     if (hooks_busy())
         return real_setsockopt(fd, level, name, val, len);
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int rc = swaps_possible() ? meshim_setsockopt(fd, level, name, val, len)
                               : real_setsockopt(fd, level, name, val, len);
     if (rc < 0 && sockname_option_ignored(fd, level))
         rc = 0;
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return rc;
 }
 
@@ -218,9 +223,10 @@ EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
     if (hooks_busy())
         return real_getsockname(fd, addr, len);
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int rc = meshim_getname(fd, addr, len, false, swaps_possible());
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return rc;
 }
 
@@ -228,12 +234,13 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
     if (hooks_busy())
         return real_getpeername(fd, addr, len);
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     socklen_t room = len ? *len : 0;
     int rc = meshim_getname(fd, addr, len, true, swaps_possible());
     if (rc == 0 && addr && fdtable_kind(fd) == FD_UDP_VIP)
         udp_source(fd, addr, len, room);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return rc;
 }
 
@@ -251,9 +258,10 @@ static inline bool connect_failed(int fd)
 {
     if (__builtin_expect(!__atomic_load_n(&conn_errors_pending, __ATOMIC_RELAXED), 1) || hooks_busy())
         return false;
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int err = dial_take_failure(fd);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     if (!err)
         return false;
     errno = err;
@@ -314,9 +322,10 @@ static inline ssize_t dns_in(int fd, void *buf, ssize_t n, size_t cap)
 {
     if (!dns_watched(fd, n))
         return n;
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     n = dnscapture_received(fd, buf, n, cap);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return n;
 }
 
@@ -324,9 +333,10 @@ static inline ssize_t dns_inv(int fd, const struct iovec *iov, size_t iovcnt, ss
 {
     if (!dns_watched(fd, n))
         return n;
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     n = dnscapture_receivedv(fd, iov, iovcnt, n);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return n;
 }
 
@@ -440,9 +450,10 @@ static int fastopen(int fd, int flags, const struct sockaddr *addr, socklen_t le
     struct registry *reg;
     if (__builtin_expect(!(flags & MSG_FASTOPEN) || !addr, 1) || !(reg = meshing()))
         return 1;
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int rc = meshim_fastopen(reg, fd, addr, len);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return rc;
 }
 
@@ -456,11 +467,12 @@ static socklen_t to_endpoint(int fd, const struct sockaddr *addr, socklen_t len,
     struct registry *reg;
     if (__builtin_expect(!addr, 1) || !(reg = meshing()) || fdtable_kind(fd) == FD_TCP)
         return 0;
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     socklen_t sl = udp_destination(reg, fd, addr, len, ss);
     if (sl == 0)
         dnscapture_note(reg, fd, addr, len);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return sl;
 }
 
@@ -524,11 +536,12 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
                 relay_note_passed(&vec[i].msg_hdr);     /* as sendmsg */
     if (!reg || !vec || fdtable_kind(fd) == FD_TCP)
         return real_sendmmsg(fd, vec, n, flags);
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     if (n > 0 && vec[0].msg_hdr.msg_name)
         dnscapture_note(reg, fd, vec[0].msg_hdr.msg_name, vec[0].msg_hdr.msg_namelen);
     int rc = udp_sendmmsg(reg, fd, vec, n, flags);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return rc;
 }
 
@@ -1128,9 +1141,10 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
     struct registry *reg = meshing();
     if (!reg)
         return real_getaddrinfo(node, service, hints, res);
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int rc = meshim_getaddrinfo(reg, node, service, hints, res);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return rc;
 }
 
@@ -1144,9 +1158,10 @@ static int host_by_name(const char *name, int af, struct hostent *ret, char *buf
     *handled = false;
     if (!reg)
         return 0;
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int rc = meshim_gethostbyname_r(reg, name, af, ret, buf, buflen, result, h_errnop, handled);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return rc;
 }
 
@@ -1157,9 +1172,10 @@ static int host_by_addr(const void *addr, socklen_t len, int type, struct hosten
     *handled = false;
     if (!reg)
         return 0;
-    hooks_enter();
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
     int rc = meshim_gethostbyaddr_r(reg, addr, len, type, ret, buf, buflen, result, h_errnop, handled);
-    hooks_leave();
+    hooks_leave_frame(&frame);
     return rc;
 }
 
@@ -1235,9 +1251,10 @@ EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, s
     bool handled = false;
     int rc = 0;
     if (reg) {
-        hooks_enter();
+        struct hook_frame frame;
+        hooks_enter_frame(&frame);
         rc = meshim_getnameinfo(reg, sa, salen, host, hostlen, serv, servlen, flags, &handled);
-        hooks_leave();
+        hooks_leave_frame(&frame);
     }
     return handled ? rc : real_getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
 }

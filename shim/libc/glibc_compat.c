@@ -91,6 +91,10 @@ SAME(int, pthread_rwlock_unlock, (pthread_rwlock_t *l), (l))
 WRAP(OLD_SETCLOCK, int, pthread_condattr_setclock, pthread_condattr_setclock,
      (pthread_condattr_t *a, clockid_t clock), (a, clock))
 SAME(void, pthread_testcancel, (void), ())
+/* jumpguard.c's: in libpthread before 2.34, in libc since (with a new
+ * default version, GLIBC_2.34, beside the old one). */
+SAME(void, _pthread_cleanup_push, (void *buf, void (*fn)(void *), void *arg), (buf, fn, arg))
+SAME(void, _pthread_cleanup_pop, (void *buf, int execute), (buf, execute))
 SAME(int, sem_init, (sem_t *s, int shared, unsigned value), (s, shared, value))
 SAME(int, sem_post, (sem_t *s), (s))
 SAME(int, sem_wait, (sem_t *s), (s))

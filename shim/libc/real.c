@@ -12,6 +12,14 @@
 bool hooks_bound;
 __thread int hooks_depth __attribute__((tls_model("initial-exec")));
 
+/* A signal handler's longjmp left a hook (real.h): the thread is out of the
+ * shim again, as far out as before the hook, and parked nowhere. */
+void hooks_frame_left(void *frame)
+{
+    hooks_depth = ((struct hook_frame *)frame)->depth;
+    jump_unpark();
+}
+
 #define HOOK(ret, name, params, args, fail) ret (*meshim_real_##name) params;
 #define HOOK_VOID(name, params, args) void (*meshim_real_##name) params;
 #define HOOK_VARARG(ret, name, vparams, params, args, fail) ret (*meshim_real_##name) vparams;

@@ -23,6 +23,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "libc/jumpguard.h"
+
 extern bool hooks_bound;
 void hooks_bind(void);
 
@@ -86,6 +88,31 @@ static inline void hooks_enter(void)
 static inline void hooks_leave(void)
 {
     hooks_depth--;
+}
+
+/* A hook's stay in the shim, for the hooks that may wait there (a connect
+ * or accept, a resolver asked): a guard (jumpguard.h) puts the depth back
+ * if a signal handler's longjmp leaves the hook from inside, where
+ * hooks_leave_frame would never run and every later call of the thread
+ * would pass through unmeshed. */
+struct hook_frame {
+    struct jump_guard guard;
+    int depth;                  /* before the hook */
+};
+
+void hooks_frame_left(void *frame);
+
+static inline void hooks_enter_frame(struct hook_frame *f)
+{
+    f->depth = hooks_depth;
+    jump_guard_push(&f->guard, hooks_frame_left, f);
+    hooks_depth++;
+}
+
+static inline void hooks_leave_frame(struct hook_frame *f)
+{
+    hooks_depth--;
+    jump_guard_pop(&f->guard);
 }
 
 /* For the shim's own threads: every hook passes straight through. Named

@@ -32,6 +32,7 @@
 #include "engine/health.h"
 #include "engine/placeholder.h"
 #include "engine/watch.h"
+#include "libc/jumpguard.h"
 #include "libc/real.h"
 #include "mesh/attempt.h"
 #include "mesh/conn.h"
@@ -100,11 +101,16 @@ static bool interrupting_handler(void)
 static uint64_t sleep_ns(uint64_t ns)
 {
     struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+    uint64_t left = 0;
+    jump_park();
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-        if (interrupting_handler())
-            return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
+        if (interrupting_handler()) {
+            left = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
+            break;
+        }
     }
-    return 0;
+    jump_unpark();
+    return left;
 }
 
 /* ------------------------------------------------------- blocking socket -- */
@@ -124,7 +130,9 @@ static int attempt_blocking(int fd, const struct sockaddr *sa, socklen_t len, in
         for (;;) {
             uint64_t now = now_ns();
             int left = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+            jump_park();
             int n = poll(&p, 1, left);
+            jump_unpark();
             if (n > 0) {
                 socklen_t elen = sizeof(err);
                 if (real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
@@ -256,6 +264,48 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
             break;
     }
     return all_failed(fd, p, c, spec.err, spec.last);
+}
+
+/* A signal handler's longjmp left a blocking connect() while it waited
+ * (jumpguard.h: wget --timeout's alarm): the program has given it up, as it
+ * would the kernel's. The socket gets its flags back and is reset (a SYN
+ * in flight, or a handshake half made, must not become a connection the
+ * program was never given), the record ends "abandoned" (DC) and the pick
+ * lets go of its endpoints. Left anywhere but in a wait, the frame's state
+ * is lost instead (jumpguard.h says why). */
+struct left_connect {
+    struct jump_guard guard;
+    int fd, flags;
+    struct pick *p;
+    struct conn *c;
+};
+
+static void connect_left(void *arg)
+{
+    struct left_connect *l = arg;
+    if (!jump_parked())
+        return;
+    int saved = errno;
+    real_fcntl(l->fd, F_SETFL, (void *)(long)l->flags);
+    reset_socket(l->fd);
+    conn_flag(l->c, l->p->flags | FLAG_DC);
+    fdtable_drop(l->fd);
+    conn_unref(l->c);
+    pick_done(l->p);
+    errno = saved;
+}
+
+/* connect_blocking, after a fault_delay's wait, with that guard. */
+static int connect_blocking_guarded(int fd, struct pick *p, struct conn *c, uint16_t app_port, int flags,
+                                    uint64_t delay_ns)
+{
+    struct left_connect left = { .fd = fd, .flags = flags, .p = p, .c = c };
+    jump_guard_push(&left.guard, connect_left, &left);
+    if (delay_ns)
+        sleep_ns(delay_ns);
+    int rc = connect_blocking(fd, p, c, app_port, flags);
+    jump_guard_pop(&left.guard);
+    return rc;
 }
 
 /* --------------------------------------------------- non-blocking socket -- */
@@ -479,9 +529,7 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
     conn_flag(c, delay_ns ? FLAG_DI : 0);
     if (flags & O_NONBLOCK)
         return connect_nonblocking(fd, &p, c, port, delay_ns);
-    if (delay_ns)
-        sleep_ns(delay_ns);
-    return connect_blocking(fd, &p, c, port, flags);
+    return connect_blocking_guarded(fd, &p, c, port, flags, delay_ns);
 }
 
 /* A connect to a service does file reads under the identity's lock, and
@@ -491,13 +539,25 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
  * and TLS object, for good. So the shim works with cancellation held off;
  * a request that came meanwhile acts as the hook returns (connect() is a
  * cancellation point, as the kernel's). */
+struct held {
+    struct jump_guard guard;    /* a longjmp out of the connect gives cancellation back */
+    int cancel_state;
+};
+
+static void held_left(void *arg)
+{
+    pthread_setcancelstate(((struct held *)arg)->cancel_state, NULL);
+}
+
 static int connect_held(int fd, const struct sockaddr *addr, socklen_t len, struct service *svc,
                         uint16_t port)
 {
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    struct held held;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &held.cancel_state);
+    jump_guard_push(&held.guard, held_left, &held);
     int rc = connect_service(fd, addr, len, svc, port);
-    pthread_setcancelstate(cancel_state, NULL);    /* errno is left as it is */
+    jump_guard_pop(&held.guard);
+    pthread_setcancelstate(held.cancel_state, NULL);    /* errno is left as it is */
     return rc;
 }
 

@@ -13,6 +13,7 @@
 
 #include "engine/placeholder.h"
 #include "engine/watch.h"
+#include "libc/jumpguard.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
 #include "libc/sigpipe.h"
@@ -164,7 +165,9 @@ static bool wait_socket(int sock, bool want_write, uint64_t deadline, bool *hear
     if (now >= deadline)
         return false;
     struct pollfd p = { .fd = sock, .events = want_write ? POLLOUT : POLLIN };
+    jump_park();
     poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+    jump_unpark();
     if (heard && (p.revents & (POLLIN | POLLHUP | POLLERR)))
         *heard = true;
     return true;
@@ -197,6 +200,25 @@ static int ktls_blocking(struct conn *c, SSL *ssl, int sock, uint64_t deadline, 
     return rc;
 }
 
+struct pipe_guard {
+    struct jump_guard guard;
+    struct sigpipe_hold hold;
+};
+
+/* A longjmp left the handshake: a SIGPIPE it raised is taken back, and
+ * SIGPIPE is blocked or not as the program had it. Only that bit: the rest
+ * of the mask is the handler's now, and siglongjmp restores its own. */
+static void pipe_left(void *arg)
+{
+    struct pipe_guard *g = arg;
+    sigset_t now;
+    pthread_sigmask(SIG_SETMASK, NULL, &now);
+    if (!sigismember(&g->hold.was, SIGPIPE))
+        sigdelset(&now, SIGPIPE);
+    g->hold.was = now;
+    sigpipe_release(&g->hold);
+}
+
 /* Blocking connect: the handshake in the caller's thread. 0, or the errno
  * of the failure with why; *late: the server has said nothing by late_at
  * (late_accept), or by the deadline with no other endpoint for a retry
@@ -208,9 +230,11 @@ static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_a
     int h;
     /* OpenSSL writes the handshake with write(): a server gone between
      * its flight and ours must not raise SIGPIPE in the program's thread
-     * (libc/sigpipe.h). */
-    struct sigpipe_hold hold;
-    sigpipe_hold(&hold);
+     * (libc/sigpipe.h). A signal handler's longjmp out of the handshake
+     * gives SIGPIPE back (pipe_left). */
+    struct pipe_guard hold;
+    sigpipe_hold(&hold.hold);
+    jump_guard_push(&hold.guard, pipe_left, &hold);
     while ((h = tls_handshake(ssl, &want_write, why, len)) == 0) {
         uint64_t until = heard || late_at >= deadline ? deadline : late_at;
         if (wait_socket(net, want_write, until, &heard))
@@ -223,7 +247,8 @@ static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_a
         h = -1;
         break;
     }
-    sigpipe_release(&hold);
+    jump_guard_pop(&hold.guard);
+    sigpipe_release(&hold.hold);
     return *late ? 0 : mtls_finish(c, ssl, h, why, len);
 }
 
@@ -235,6 +260,27 @@ static void drop_tls(struct tls_identity **id, SSL **ssl, int *net)
     *ssl = NULL;
     *id = NULL;
     *net = -1;
+}
+
+/* A longjmp left the handshake while it waited (jumpguard.h): its TLS
+ * object, identity and descriptor go, the socket gets its flags back. */
+struct left_handshake {
+    struct jump_guard guard;
+    int fd, flags;
+    struct tls_identity **id;
+    SSL **ssl;
+    int *net;
+};
+
+static void handshake_left(void *arg)
+{
+    struct left_handshake *l = arg;
+    if (!jump_parked())
+        return;
+    int saved = errno;
+    real_fcntl(l->fd, F_SETFL, (void *)(long)l->flags);
+    drop_tls(l->id, l->ssl, l->net);
+    errno = saved;
 }
 
 int mtls_handshake_blocking(int fd, struct conn *c, struct pick *p, unsigned retry, uint64_t started_ns,
@@ -255,11 +301,14 @@ int mtls_handshake_blocking(int fd, struct conn *c, struct pick *p, unsigned ret
     }
     int flags = real_fcntl(fd, F_GETFL, NULL);
     real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));
+    struct left_handshake left = { .fd = fd, .flags = flags, .id = id, .ssl = ssl, .net = net };
+    jump_guard_push(&left.guard, handshake_left, &left);
     uint64_t now = now_ns();
     uint64_t deadline = now + (uint64_t)timeout_ms * 1000000u;
     uint64_t late_at = relay_late_at(c->svc, started_ns, now);
     int err = handshake_blocking(c, *ssl, *net, late_at, deadline, p, retry, late, why, len);
     int k = err || *late ? 0 : ktls_blocking(c, *ssl, *net, deadline, &err, why, len);
+    jump_guard_pop(&left.guard);
     real_fcntl(fd, F_SETFL, (void *)(long)flags);
     if (k == 1)
         ktls_mark(fd);

@@ -350,14 +350,15 @@ stats_dir = $TMP/stats
 endpoints = 127.0.0.2:8080, 127.0.0.3:8080
 lb = round_robin
 INI
+    : > "$TMP/ports.err"
     out=$(env PRELOAD="$MESHIM_PRELOAD" INI="$TMP/ports.ini" ERR="$TMP/ports.err" unshare -n bash -c '
         ip link set lo up && echo "40000 40009" > /proc/sys/net/ipv4/ip_local_port_range || exit 1
         python3 -m http.server 8080 --bind 127.0.0.2 > /dev/null 2>&1 & a=$!
         python3 -m http.server 8080 --bind 127.0.0.3 > /dev/null 2>&1 & b=$!
         python3 - <<PY
 import os, socket, subprocess, sys, time
-for host in ("127.0.0.2", "127.0.0.3"):          # both listening
-    for _ in range(100):
+for host in ("127.0.0.2", "127.0.0.3"):          # both listening (60 s at most)
+    for _ in range(600):
         try:
             socket.create_connection((host, 8080)).close(); break
         except OSError:
@@ -385,9 +386,9 @@ r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, t
 open(os.environ["ERR"], "w").write(r.stderr)
 print(r.stdout.strip())
 PY
-        kill $a $b')
+        kill $a $b' 2> "$TMP/ports.ns.err")
     [ "$out" = "direct: Cannot assign requested address
-meshed: 8 of 8" ] || fail "no local port left toward one endpoint: $out $(tail -3 "$TMP/ports.err")"
+meshed: 8 of 8" ] || fail "no local port left toward one endpoint: $out $(tail -3 "$TMP/ports.ns.err" "$TMP/ports.err")"
     grep -q "pair: attempt 1 to 127.0.0.2:8080 failed: Cannot assign requested address" "$TMP/ports.err" ||
         fail "no local port left: the exhausted endpoint was never picked: $(tail -3 "$TMP/ports.err")"
     ok "no local port left toward one endpoint (EADDRNOTAVAIL): retried on the other, 8 of 8 connects (blocking and non-blocking)"

@@ -1,0 +1,69 @@
+/*
+ * jumpguard.h — the shim's frames that a signal handler's longjmp leaves.
+ *
+ * A program may leave a blocking call by siglongjmp from a signal handler:
+ * GNU wget's --timeout (alarm() around connect, then siglongjmp), sendmail's
+ * connect timeout, programs that bound gethostbyname or accept with
+ * alarm(). POSIX allows it for connect() and accept(), which are
+ * async-signal-safe. When the call is the shim's (a connect to a service
+ * waits in poll for its attempt, in nanosleep for its backoff, for its
+ * handshake), the jump leaves the shim's frames half way: unrepaired, the
+ * thread stays "inside the shim" for good (hooks_depth: its later calls
+ * all pass through, unmeshed), with cancellation held off, and its
+ * connection counted open.
+ *
+ * glibc runs, while longjmp leaves frames and before it jumps, the cleanup
+ * routines those frames registered with _pthread_cleanup_push (the old
+ * form of pthread_cleanup_push, still the list longjmp walks), innermost
+ * first. A guard is one such routine, pushed by a frame and popped
+ * (without running) as it returns.
+ *
+ * A repair runs inside the signal handler. It may free, close or take a
+ * lock only when the thread was parked in one of the shim's waits
+ * (jump_parked(): jump_park/jump_unpark around each poll, nanosleep and
+ * futex wait where a caller's thread waits): there it holds no lock and
+ * is not in malloc. A signal that came while the shim was working leaves
+ * only what is the thread's own to put back (the depth, the cancellation
+ * state, the signal mask); the rest (a connection record, a TLS object) is
+ * lost, as it would be if the program's handler had freed nothing.
+ */
+#ifndef MESHIM_JUMPGUARD_H
+#define MESHIM_JUMPGUARD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+struct jump_guard {
+    struct _pthread_cleanup_buffer buf;     /* glibc's; its list of them */
+};
+
+/* repair(arg) runs if a longjmp leaves the frame before jump_guard_pop. */
+void jump_guard_push(struct jump_guard *g, void (*repair)(void *), void *arg);
+void jump_guard_pop(struct jump_guard *g);
+
+extern __thread bool jump_parked_now __attribute__((tls_model("initial-exec")));
+
+/* Around a wait of the shim's in the caller's thread: a handler that jumps
+ * from there finds the shim's state whole. */
+static inline void jump_park(void)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    jump_parked_now = true;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline void jump_unpark(void)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    jump_parked_now = false;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+/* In a repair: was the thread in one of those waits? The outermost frame's
+ * repair (the hook's, real.h) clears it. */
+static inline bool jump_parked(void)
+{
+    return jump_parked_now;
+}
+
+#endif

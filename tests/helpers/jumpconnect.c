@@ -1,0 +1,137 @@
+/*
+ * jumpconnect SLOW N GOOD [plain] — a program that bounds name lookups and
+ * blocking connects with alarm() and leaves them by siglongjmp from its
+ * SIGALRM handler (installed with signal(), so SA_RESTART), as GNU wget's
+ * --timeout and sendmail's connect timeout do.
+ *
+ * N times, in the main thread: alarm(1), getaddrinfo(SLOW) (AF_UNSPEC) and
+ * a blocking connect to it on port 80; the alarm cuts one of them short,
+ * and the socket is closed. Then, in the same thread, what the program
+ * left as it was must be so still: cancellation enabled, SIGPIPE not
+ * blocked; and GOOD (port 80) is resolved, connected and asked GET / with
+ * a 10 s alarm. "plain": the jumps' sigsetjmp saves no signal mask (as
+ * setjmp's on BSD-minded code), so the mask after a jump is the handler's.
+ *
+ * Prints "jumped=K leaked=D cancel=enabled|disabled sigpipe=unblocked|blocked
+ * good=OK|RESOLVE|ERRNO-NAME|TIMEOUT" on one line; D: TCP sockets still
+ * open after the rounds (the program closed its own).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <dirent.h>
+#include <unistd.h>
+
+static sigjmp_buf env;
+static int plain;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    siglongjmp(env, 1);
+}
+
+/* Resolves name and connects a blocking socket to it (port 80): 0, or -2
+ * when it cannot be resolved, or -1 with errno. *fd is the socket. */
+static int dial(const char *name, volatile int *fd)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+    if (getaddrinfo(name, "80", &hints, &ai) != 0)
+        return -2;
+    *fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    int rc = *fd < 0 ? -1 : connect(*fd, ai->ai_addr, ai->ai_addrlen);
+    int err = errno;
+    freeaddrinfo(ai);
+    errno = err;
+    return rc;
+}
+
+/* TCP sockets open in this process, the shim's own among them (its
+ * descriptors are moved high, past the program's). */
+static int tcp_open(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        int fd = atoi(e->d_name), type = 0, domain = 0;
+        socklen_t tl = sizeof(type), dl = sizeof(domain);
+        if (fd != dirfd(d) && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM &&
+            getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) == 0 && domain != AF_UNIX)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static const char *good(const char *name)
+{
+    static char what[64];
+    volatile int fd = -1;
+    if (sigsetjmp(env, 1)) {
+        if (fd >= 0)
+            close(fd);
+        return "TIMEOUT";
+    }
+    alarm(10);
+    int rc = dial(name, &fd);
+    const char *req = "GET / HTTP/1.0\r\n\r\n";
+    char buf[512];
+    if (rc == 0 && (write(fd, req, strlen(req)) < 0 || read(fd, buf, sizeof(buf)) <= 0))
+        rc = -1;
+    int err = errno;
+    alarm(0);
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0)
+        return "OK";
+    if (rc == -2)
+        return "RESOLVE";
+    snprintf(what, sizeof(what), "%s", strerrorname_np(err) ? strerrorname_np(err) : "?");
+    return what;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain]\n");
+        return 2;
+    }
+    plain = argc > 4 && strcmp(argv[4], "plain") == 0;
+    signal(SIGALRM, on_alarm);
+    int jumped = 0, n = atoi(argv[2]);
+    for (int i = 0; i < n; i++) {
+        volatile int fd = -1;
+        if (sigsetjmp(env, !plain) == 0) {
+            alarm(1);
+            dial(argv[1], &fd);
+            alarm(0);
+        } else {
+            jumped++;
+            if (plain) {        /* the mask is the handler's: SIGALRM blocked */
+                sigset_t alrm;
+                sigemptyset(&alrm);
+                sigaddset(&alrm, SIGALRM);
+                sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    int leaked = tcp_open();
+    int was;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &was);
+    sigset_t mask;
+    sigprocmask(SIG_SETMASK, NULL, &mask);
+    printf("jumped=%d leaked=%d cancel=%s sigpipe=%s good=%s\n", jumped, leaked,
+           was == PTHREAD_CANCEL_ENABLE ? "enabled" : "disabled",
+           sigismember(&mask, SIGPIPE) ? "blocked" : "unblocked", good(argv[3]));
+    return 0;
+}

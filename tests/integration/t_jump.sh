@@ -1,0 +1,103 @@
+# A program that leaves a blocking connect() or name lookup by siglongjmp
+# from its SIGALRM handler: GNU wget's --timeout, sendmail's connect
+# timeout (POSIX allows it: connect() is async-signal-safe). The jump left
+# the shim's frames half way: the thread stayed "inside the shim" for good,
+# and its later lookups and connects passed through unmeshed (wget's next
+# URL: "unable to resolve host address"; a connect to an `addresses`
+# service would have gone out in plaintext), with cancellation held off and
+# its connections counted open. glibc runs, as longjmp leaves them, the
+# cleanup routines the shim's frames register (shim/libc/jumpguard.h).
+# - wget -T 1, a service whose endpoint drops SYNs, then a plain service
+#   and an mTLS one in the same run: served, over mTLS for the second;
+# - tests/helpers/jumpconnect: five jumps out of mTLS handshakes with a
+#   server that accepts and never answers (max_connections = 3: none stays
+#   counted, no descriptor left), with the signal mask saved by sigsetjmp
+#   and not (SIGPIPE, held during the handshake, is the program's again),
+#   then the thread is whole: its cancellation enabled, the next connect
+#   meshed;
+# - jumps out of getaddrinfo waiting for a name server that never answers.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/integration/certs.sh"
+
+C=$TMP/pki
+make_certs "$C" || fail "cannot make the test certificates"
+T=$ROOT/$BUILD/tests
+
+port=$(free_port)
+start_backend 2 "$port"
+start_black_hole 127.0.0.5 "$port"
+# A TCP server that accepts, says nothing for 4 s, then closes; a name
+# server that never answers; an mTLS server (python3, strict port).
+sp=$(free_port)
+python3 -c '
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.6", int(sys.argv[1]))); s.listen(64)
+while True:
+    threading.Timer(4, s.accept()[0].close).start()
+' "$sp" > /dev/null 2>&1 &
+PIDS+=($!)
+dp=$(free_port)
+python3 -c '
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.6", int(sys.argv[1])))
+while True:
+    u.recvfrom(512)
+' "$dp" > /dev/null 2>&1 &
+PIDS+=($!)
+mp=$(free_port)
+mkdir -p "$TMP/www"; echo "hello over mTLS" > "$TMP/www/index.html"
+tls_ini "$TMP/server.ini" orders "[inbound:$mp]" "tls = strict"
+ini_access_log "$TMP/server.ini" "$TMP/server.access"
+MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 -m http.server --bind 127.0.0.7 --directory "$TMP/www" "$mp" > "$TMP/server.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.2 "$port"
+wait_port 127.0.0.6 "$sp"
+wait_port 127.0.0.7 "$mp"
+for _ in $(seq 1 100); do ss -Hulnp "sport = :$dp" | grep -q . && break; sleep 0.1; done
+
+tls_ini "$TMP/client.ini" web \
+    "[service:hole]" "endpoints = 127.0.0.5:$port" "connect_timeout = 5s" "retries = 0" \
+    "[service:orders]" "endpoints = 127.0.0.2:$port" \
+    "[service:silent]" "endpoints = 127.0.0.6:$sp" "tls = mtls" "connect_timeout = 5s" "retries = 0" \
+    "max_connections = 3" \
+    "[service:secure]" "endpoints = 127.0.0.7:$mp" "tls = mtls" \
+    "identity = spiffe://test.mesh/ns/prod/sa/orders" \
+    "[service:unanswered]" "dns = unanswered.test" "connect_timeout = 3s" "retries = 0"
+ini_access_log "$TMP/client.ini" "$TMP/client.access"
+sed -i "s|^log_level = info\$|&\ndns_server = 127.0.0.6:$dp|" "$TMP/client.ini"
+export MESHIM_CONFIG=$TMP/client.ini
+
+# --- wget --timeout -----------------------------------------------------------
+# (wget hangs with an ASan runtime preloaded: the plain build only.)
+if [[ "$MESHIM_PRELOAD" != *libasan* ]]; then
+    out=$(shimmed timeout 60 wget -T 1 -t 1 -O - "http://hole/who" "http://orders/who" "http://secure/" \
+          2> "$TMP/wget.err")
+    [ "$out" = "$(printf 'backend-2\nhello over mTLS')" ] ||
+        fail "wget after a timeout: got '$out': $(grep -v '^$' "$TMP/wget.err" | tail -6)"
+    grep -q '"service":"hole",.*"result":"abandoned","flags":"DC"' "$TMP/client.access" ||
+        fail "the abandoned connect has no line: $(cat "$TMP/client.access")"
+    for _ in $(seq 1 100); do grep -q 'spiffe://test.mesh/ns/prod/sa/web' "$TMP/server.access" && break; sleep 0.1; done
+    grep -q 'spiffe://test.mesh/ns/prod/sa/web' "$TMP/server.access" ||
+        fail "the mTLS server did not log wget's identity: $(cat "$TMP/server.access" "$TMP/server.log")"
+    ok "wget -T 1: its connect to a black hole left by siglongjmp (logged abandoned, DC); the next URLs by name, plain and over mTLS"
+fi
+
+# --- out of mTLS handshakes ---------------------------------------------------
+for how in sig plain; do
+    out=$(timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpconnect" silent 5 secure \
+          $([ $how = plain ] && echo plain) 2> "$TMP/jump-$how.err") ||
+        fail "jumpconnect ($how) failed or hung ($?): '$out' $(tail -3 "$TMP/jump-$how.err")"
+    [ "$out" = "jumped=5 leaked=0 cancel=enabled sigpipe=unblocked good=OK" ] ||
+        fail "after 5 jumps out of handshakes ($how): '$out'; $(grep meshim "$TMP/jump-$how.err" | tail -3)"
+    ! grep "max_connections" "$TMP/jump-$how.err" || fail "abandoned handshakes stayed counted open ($how)"
+done
+ok "5 jumps out of mTLS handshakes, with the signal mask saved and not: none stayed counted (max_connections = 3) or left a descriptor; cancellation and SIGPIPE as the program had them; the next connect over mTLS"
+
+# --- out of a lookup waiting for DNS ------------------------------------------
+out=$(timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpconnect" unanswered 3 orders 2> "$TMP/dns.err") ||
+    fail "jumpconnect (dns) failed or hung ($?): '$out' $(tail -3 "$TMP/dns.err")"
+[[ "$out" == "jumped="[1-3]" leaked=0 cancel=enabled sigpipe=unblocked good=OK" ]] ||
+    fail "after jumps out of a lookup: '$out'; $(grep meshim "$TMP/dns.err" | tail -3)"
+ok "jumps out of getaddrinfo waiting for a name server that never answers: the next lookup and connect meshed ($out)"
