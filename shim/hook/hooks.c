@@ -137,15 +137,25 @@ EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
     return rc;
 }
 
+/* The mesh's part of a connect, in a frame of its own: the cancellation
+ * point after it unwinds (pthread_cancel) through no frame that holds a
+ * guard (under ASan, a frame left that way stays poisoned). */
+static __attribute__((noinline)) int connect_meshed(struct registry *reg, int fd,
+                                                    const struct sockaddr *addr, socklen_t len)
+{
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
+    int rc = meshim_connect(reg, fd, addr, len);
+    hooks_leave_frame(&frame);
+    return rc;
+}
+
 EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct registry *reg = meshing();
     if (!reg)
         return real_connect(fd, addr, len);
-    struct hook_frame frame;
-    hooks_enter_frame(&frame);
-    int rc = meshim_connect(reg, fd, addr, len);
-    hooks_leave_frame(&frame);
+    int rc = connect_meshed(reg, fd, addr, len);
     cancellation_point();           /* a pthread_cancel held off in the shim acts now */
     return rc;
 }
