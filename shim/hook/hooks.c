@@ -223,6 +223,8 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
                               : real_setsockopt(fd, level, name, val, len);
     if (rc < 0 && sockname_option_ignored(fd, level))
         rc = 0;
+    if (rc == 0)
+        ownfd_saw_setsockopt(level, name, val, len);
     hooks_leave_frame(&frame);
     return rc;
 }
@@ -645,9 +647,17 @@ EXPORT int close(int fd)
     struct conn *c = fdtable_take(fd);
     if (c)
         conn_closing(c, fd);
+    int lingering = guarded ? ownfd_lingering(fd) : -1;    /* its wait comes after the lock */
     int rc = real_close(fd);
     int err = errno;
     swap_unguard(guarded);
+    if (lingering >= 0) {
+        int last = own_close(lingering);
+        if (rc == 0 && last < 0) {
+            rc = last;
+            err = errno;
+        }
+    }
     conn_unref(c);
     errno = err;
     return rc;

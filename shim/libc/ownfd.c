@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <linux/close_range.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include "libc/real.h"
@@ -236,6 +237,32 @@ int own_close(int fd)
     unmark(fd);
     errno = err;
     return rc;
+}
+
+/* ------------------------------------------------------ lingering close -- */
+
+/* Set once the program gives a socket SO_LINGER with a time: until then no
+ * close can wait, and none is looked at. */
+static int linger_set;
+
+void ownfd_saw_setsockopt(int level, int name, const void *val, socklen_t len)
+{
+    const struct linger *l = val;
+    if (level == SOL_SOCKET && name == SO_LINGER && l && len >= sizeof(*l) && l->l_onoff && l->l_linger > 0)
+        __atomic_store_n(&linger_set, 1, __ATOMIC_RELAXED);
+}
+
+int ownfd_lingering(int fd)
+{
+    if (!__atomic_load_n(&linger_set, __ATOMIC_RELAXED))
+        return -1;
+    int saved = errno, copy = -1;
+    struct linger l;
+    socklen_t len = sizeof(l);
+    if (real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger > 0)
+        copy = ownfd_high(fd);
+    errno = saved;
+    return copy;
 }
 
 /* [first, last] closed (or marked close-on-exec) with one system call. */

@@ -34,6 +34,7 @@
 
 #include <stdbool.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #define OWNFD_MAX (1 << 20)
 
@@ -62,6 +63,20 @@ void ownfd_atfork_parent(void);
 void ownfd_atfork_child(void);
 /* Closes one of the shim's descriptors and unmarks it. */
 int own_close(int fd);
+
+/* A close that waits: a socket with SO_LINGER and a time, unsent bytes
+ * queued, waits in its last close() until they go or the time is up (Java's
+ * setSoLinger, Tomcat's connectionLinger). The close hook holds the swap
+ * lock across the program's close (placeholder.h), and a wait there held
+ * every other thread's close and the engine's swaps with it. The setsockopt
+ * hook tells ownfd_saw_setsockopt what the program set; ownfd_lingering(fd)
+ * is then, for such a socket, a duplicate of it (the shim's, high), so that
+ * closing fd under the lock only lets go of the number and the caller's
+ * own_close of the duplicate, after the lock, is the close that waits; -1
+ * for any other descriptor (a load of a flag until the program sets
+ * SO_LINGER with a time). errno is kept. */
+void ownfd_saw_setsockopt(int level, int name, const void *val, socklen_t len);
+int ownfd_lingering(int fd);
 
 /* The program's close_range and closefrom: the same, around the shim's
  * descriptors. */
