@@ -711,9 +711,12 @@ EXPORT int dup2(int oldfd, int newfd)
     if (dup_target_refused(newfd))
         return -1;
     bool guarded = swap_guard();
+    int lingering = guarded && oldfd != newfd ? ownfd_lingering(newfd) : -1;    /* as close's */
     int rc = real_dup2(oldfd, newfd);
     int err = errno;
     swap_unguard(guarded);
+    if (lingering >= 0)
+        own_close(lingering);
     if (rc >= 0 && oldfd != newfd && mesh_registry())
         share_fd(oldfd, newfd);
     errno = err;
@@ -725,9 +728,12 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
     if (dup_target_refused(newfd))
         return -1;
     bool guarded = swap_guard();
+    int lingering = guarded && oldfd != newfd ? ownfd_lingering(newfd) : -1;    /* as close's */
     int rc = real_dup3(oldfd, newfd, flags);
     int err = errno;
     swap_unguard(guarded);
+    if (lingering >= 0)
+        own_close(lingering);
     if (rc >= 0 && mesh_registry())
         share_fd(oldfd, newfd);
     errno = err;

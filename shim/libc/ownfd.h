@@ -68,7 +68,8 @@ int own_close(int fd);
  * queued, waits in its last close() until they go or the time is up (Java's
  * setSoLinger, Tomcat's connectionLinger). The close hook holds the swap
  * lock across the program's close (placeholder.h), and a wait there held
- * every other thread's close and the engine's swaps with it. The setsockopt
+ * every other thread's close and the engine's swaps with it (a dup2 or
+ * dup3 onto such a socket's number is its close too). The setsockopt
  * hook tells ownfd_saw_setsockopt what the program set; ownfd_lingering(fd)
  * is then, for such a socket, a duplicate of it (the shim's, high), so that
  * closing fd under the lock only lets go of the number and the caller's

@@ -5,7 +5,9 @@
 # program's close, and that wait held every other thread's close and the
 # engine's swaps with it: python3's second thread waited 3.5 s for an mTLS
 # connect that takes milliseconds. The wait now happens after the lock
-# (ownfd_lingering), and the close still waits as the kernel's does.
+# (ownfd_lingering), and the close still waits as the kernel's does; the
+# same for a dup2 onto the socket's number (a shell's redirection), whose
+# release of the socket is the close that waits.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -33,10 +35,12 @@ wait_port 127.0.0.2 "$mp"
 wait_port 127.0.0.3 "$sp"
 
 tls_ini "$TMP/client.ini" web "[service:orders]" "endpoints = 127.0.0.2:$mp" "tls = mtls"
+for how in close dup2; do
 out=$(MESHIM_CONFIG=$TMP/client.ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" python3 -c '
-import socket, struct, sys, threading, time
+import os, socket, struct, sys, threading, time
 relayed = socket.create_connection(("orders", 80))      # a relay: closes take the swap lock
 times = {}
+how = sys.argv[2]
 def lingering():
     s = socket.create_connection(("127.0.0.3", int(sys.argv[1])))
     s.setblocking(False)
@@ -48,7 +52,12 @@ def lingering():
     s.setblocking(True)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 4))
     started.set()
-    t = time.monotonic(); s.close(); times["close"] = time.monotonic() - t
+    t = time.monotonic()
+    if how == "dup2":               # a shell redirection onto the number
+        null = os.open("/dev/null", os.O_RDONLY); os.dup2(null, s.fileno()); os.close(null)
+    else:
+        s.close()
+    times["close"] = time.monotonic() - t
 def connecting():
     started.wait(); time.sleep(0.5)
     t = time.monotonic(); c = socket.create_connection(("orders", 80), 20)
@@ -65,12 +74,13 @@ started = threading.Event()
 a = threading.Thread(target=lingering); b = threading.Thread(target=connecting)
 a.start(); b.start(); a.join(); b.join()
 print("close=%.2f connect=%.2f answered=%s" % (times["close"], times["connect"], times["answered"]))
-' "$sp" 2> "$TMP/client.err") || fail "python3 failed: $out $(tail -3 "$TMP/client.err")"
+' "$sp" "$how" 2> "$TMP/client.err") || fail "python3 ($how) failed: $out $(tail -3 "$TMP/client.err")"
 [[ "$out" =~ ^close=([0-9.]+)\ connect=([0-9.]+)\ answered=True$ ]] || fail "'$out' $(tail -3 "$TMP/client.err")"
 close_s=${BASH_REMATCH[1]} connect_s=${BASH_REMATCH[2]}
 # The close waited (most of its 4 s: the other thread's connect came 0.5 s
 # in); the connect did not wait for it.
-awk -v c="$close_s" 'BEGIN { exit !(c >= 3.0) }' || fail "the lingering close did not wait ($out): nothing was tested"
+awk -v c="$close_s" 'BEGIN { exit !(c >= 3.0) }' || fail "the lingering $how did not wait ($out): nothing was tested"
 awk -v c="$connect_s" 'BEGIN { exit !(c < 2.0) }' ||
-    fail "an mTLS connect waited for another thread's lingering close: $out"
-ok "a close lingering 4 s (SO_LINGER, a peer that reads nothing) in one thread; another thread's mTLS connect meanwhile: $out"
+    fail "an mTLS connect waited for another thread's lingering $how: $out"
+ok "a socket lingering 4 s (SO_LINGER, a peer that reads nothing) let go by $how in one thread; another thread's mTLS connect meanwhile: $out"
+done
