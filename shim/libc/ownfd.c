@@ -265,6 +265,18 @@ int ownfd_lingering(int fd)
     return copy;
 }
 
+int own_close_nowait(int fd)
+{
+    struct linger l;
+    socklen_t len = sizeof(l);
+    if (__atomic_load_n(&linger_set, __ATOMIC_RELAXED) &&
+        real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger > 0) {
+        static const struct linger off = { 0, 0 };
+        real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
+    }
+    return own_close(fd);
+}
+
 /* [first, last] closed (or marked close-on-exec) with one system call. */
 static int close_span(unsigned first, unsigned last, int flags)
 {

@@ -78,6 +78,12 @@ int own_close(int fd);
  * SO_LINGER with a time). errno is kept. */
 void ownfd_saw_setsockopt(int level, int name, const void *val, socklen_t len);
 int ownfd_lingering(int fd);
+/* own_close for a socket of the shim's that the program's SO_LINGER may
+ * have reached (a relayed connection's real socket takes the program's
+ * socket options): its linger time is dropped first, so the close never
+ * waits in the engine's thread, where it held every relay of the process
+ * (SO_LINGER 0, an abort, stays). */
+int own_close_nowait(int fd);
 
 /* The program's close_range and closefrom: the same, around the shim's
  * descriptors. */

@@ -599,7 +599,7 @@ static void relay_end(struct relay *r)
         unfill(r);
     relay_detach(r, !r->net_dead && r->state == R_OPEN && !r->quiet);
     drain_net(r);
-    own_close(r->net);              /* with SO_LINGER 0 after abort_net: a reset */
+    own_close_nowait(r->net);       /* with SO_LINGER 0 after abort_net: a reset */
     if (r->net_reset && !r->exiting)
         conn_pair_reset(r->conn);   /* before the close below */
     own_close(r->app);
