@@ -356,11 +356,17 @@ INI
         python3 -m http.server 8080 --bind 127.0.0.2 > /dev/null 2>&1 & a=$!
         python3 -m http.server 8080 --bind 127.0.0.3 > /dev/null 2>&1 & b=$!
         python3 - <<PY
-import os, socket, subprocess, sys, time
-for host in ("127.0.0.2", "127.0.0.3"):          # both listening (60 s at most)
+import os, socket, struct, subprocess, sys, time
+# Both listening (60 s at most). Each probe ends with a reset: closed
+# first by us, it would hold its port toward the server in FIN_WAIT2 until
+# a busy server closed its side (and only TIME_WAIT is reused), one of the
+# ten ports the connections below need.
+for host in ("127.0.0.2", "127.0.0.3"):
     for _ in range(600):
         try:
-            socket.create_connection((host, 8080)).close(); break
+            probe = socket.create_connection((host, 8080))
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            probe.close(); break
         except OSError:
             time.sleep(0.1)
 held = [socket.create_connection(("127.0.0.2", 8080)) for _ in range(10)]
@@ -388,7 +394,7 @@ print(r.stdout.strip())
 PY
         kill $a $b' 2> "$TMP/ports.ns.err")
     [ "$out" = "direct: Cannot assign requested address
-meshed: 8 of 8" ] || fail "no local port left toward one endpoint: $out $(tail -3 "$TMP/ports.ns.err" "$TMP/ports.err")"
+meshed: 8 of 8" ] || fail "no local port left toward one endpoint: $out $(tail -n 3 "$TMP/ports.ns.err" "$TMP/ports.err")"
     grep -q "pair: attempt 1 to 127.0.0.2:8080 failed: Cannot assign requested address" "$TMP/ports.err" ||
         fail "no local port left: the exhausted endpoint was never picked: $(tail -3 "$TMP/ports.err")"
     ok "no local port left toward one endpoint (EADDRNOTAVAIL): retried on the other, 8 of 8 connects (blocking and non-blocking)"
