@@ -30,8 +30,11 @@
 #ifndef MESHIM_JUMPGUARD_H
 #define MESHIM_JUMPGUARD_H
 
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct jump_guard {
     struct _pthread_cleanup_buffer buf;     /* glibc's; its list of them */
@@ -64,6 +67,35 @@ static inline void jump_unpark(void)
 static inline bool jump_parked(void)
 {
     return jump_parked_now;
+}
+
+/* A section that holds a lock for long in a program's thread (a stats file
+ * made and mapped, the identity read, the TLS module loaded): a handler
+ * that jumps out of it would leave the lock held, and every later caller
+ * waiting on it for good (seen: a connect hung in the stats file's attach
+ * after wget-style jumps). Its asynchronous signals wait until the section
+ * ends (the faults a thread raises itself do not). errno is kept. */
+struct signals_held {
+    sigset_t was;
+};
+
+static inline void signals_hold(struct signals_held *h)
+{
+    sigset_t async;
+    sigfillset(&async);
+    static const int own[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT };
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        sigdelset(&async, own[i]);
+    int saved = errno;
+    pthread_sigmask(SIG_BLOCK, &async, &h->was);
+    errno = saved;
+}
+
+static inline void signals_release(struct signals_held *h)
+{
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &h->was, NULL);
+    errno = saved;
 }
 
 #endif

@@ -44,9 +44,20 @@ static const char *server_name(const struct service *svc)
     return svc->name;
 }
 
+/* The identity, read (and the TLS module loaded) on first need under their
+ * locks: with the program's signals held (libc/jumpguard.h). */
+static struct tls_identity *identity_get(char *why, size_t len)
+{
+    struct signals_held held;
+    signals_hold(&held);
+    struct tls_identity *id = tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, len);
+    signals_release(&held);
+    return id;
+}
+
 bool mtls_identity_ready(char *why, size_t len)
 {
-    struct tls_identity *id = tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, len);
+    struct tls_identity *id = identity_get(why, len);
     bool ready = id && tls_identity_current(id, why, len);
     tls_identity_put(id);
     return ready;
@@ -55,7 +66,7 @@ bool mtls_identity_ready(char *why, size_t len)
 SSL *mtls_client(const struct service *svc, const struct endpoint *ep, uint16_t port, int sock,
                  bool offer_ktls, struct tls_identity **id, char *why, size_t len)
 {
-    *id = tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, len);
+    *id = identity_get(why, len);
     if (!*id)
         return NULL;
     char dest[64];
@@ -397,7 +408,7 @@ int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool eve
     peer_text(client, client_len, peer, sizeof(peer));
     if (tls && !relay_pending_take(in->port))
         return refuse(cfd, in, peer, RESULT_OVERFLOW, "too many TLS handshakes under way on this port");
-    struct tls_identity *id = tls ? tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, sizeof(why)) : NULL;
+    struct tls_identity *id = tls ? identity_get(why, sizeof(why)) : NULL;
     /* Without an identity a permissive port still serves its plaintext
      * clients, which need none; a TLS client is refused when its first
      * bytes say it is one (relay.c, sniff_step). A strict port has none

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "libc/jumpguard.h"
 #include "libc/real.h"
 #include "meshim/mesh.h"
 #include "observe/files.h"
@@ -265,6 +266,8 @@ static void list_services(struct stats_header *h, struct registry *reg)
 
 static struct stats_header *attach(void)
 {
+    struct signals_held held;       /* a file made and mapped under the lock */
+    signals_hold(&held);
     pthread_mutex_lock(&attach_lock);
     struct registry *reg = mesh_registry();
     if (state == UNTRIED && reg) {
@@ -287,6 +290,7 @@ static struct stats_header *attach(void)
     }
     struct stats_header *h = __atomic_load_n(&map, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&attach_lock);
+    signals_release(&held);
     return h;
 }
 

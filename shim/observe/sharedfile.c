@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "libc/jumpguard.h"
 #include "libc/real.h"
 #include "meshim/mesh.h"
 #include "observe/files.h"
@@ -142,6 +143,8 @@ static struct shared_header *attach_in(const char *dir, char *why, size_t len)
 
 static struct shared_header *attach(const struct mesh_config *cfg)
 {
+    struct signals_held held;       /* a file made and mapped under the lock */
+    signals_hold(&held);
     pthread_mutex_lock(&attach_lock);
     if (state == UNTRIED) {
         int saved = errno;
@@ -158,6 +161,7 @@ static struct shared_header *attach(const struct mesh_config *cfg)
     }
     struct shared_header *h = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&attach_lock);
+    signals_release(&held);
     return h;
 }
 
