@@ -34,7 +34,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stddef.h>
 
 struct jump_guard {
     struct _pthread_cleanup_buffer buf;     /* glibc's; its list of them */
@@ -79,13 +78,22 @@ struct signals_held {
     sigset_t was;
 };
 
+/* Signals a thread raises on itself by faulting (or aborting), never from
+ * outside: crash handlers (ASan's, python's faulthandler, a JVM's) are
+ * installed for them, and held they would kill the process. */
+static inline bool signal_is_synchronous(int sig)
+{
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
+           sig == SIGSYS || sig == SIGABRT;
+}
+
 static inline void signals_hold(struct signals_held *h)
 {
     sigset_t async;
-    sigfillset(&async);
-    static const int own[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT };
-    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-        sigdelset(&async, own[i]);
+    sigemptyset(&async);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (!signal_is_synchronous(sig))
+            sigaddset(&async, sig);
     int saved = errno;
     pthread_sigmask(SIG_BLOCK, &async, &h->was);
     errno = saved;

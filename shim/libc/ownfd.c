@@ -252,25 +252,31 @@ void ownfd_saw_setsockopt(int level, int name, const void *val, socklen_t len)
         __atomic_store_n(&linger_set, 1, __ATOMIC_RELAXED);
 }
 
-int ownfd_lingering(int fd)
+/* Would fd's last close wait? Asked only once the program set such a
+ * linger somewhere. errno is kept. */
+static bool lingers(int fd)
 {
     if (!__atomic_load_n(&linger_set, __ATOMIC_RELAXED))
-        return -1;
-    int saved = errno, copy = -1;
+        return false;
+    int saved = errno;
     struct linger l;
     socklen_t len = sizeof(l);
-    if (real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger > 0)
-        copy = ownfd_high(fd);
+    bool yes = real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger > 0;
+    errno = saved;
+    return yes;
+}
+
+int ownfd_lingering(int fd)
+{
+    int saved = errno;
+    int copy = lingers(fd) ? ownfd_high(fd) : -1;
     errno = saved;
     return copy;
 }
 
 int own_close_nowait(int fd)
 {
-    struct linger l;
-    socklen_t len = sizeof(l);
-    if (__atomic_load_n(&linger_set, __ATOMIC_RELAXED) &&
-        real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger > 0) {
+    if (lingers(fd)) {
         static const struct linger off = { 0, 0 };
         real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
     }

@@ -68,15 +68,6 @@ static struct conn *track(int fd, struct service *svc, uint16_t app_port)
     return c;
 }
 
-/* Signals a thread raises on itself by faulting (or aborting): never the
- * one that interrupted its wait. Crash handlers (ASan's, python's
- * faulthandler, a JVM's) are installed for them without SA_RESTART. */
-static bool synchronous(int sig)
-{
-    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
-           sig == SIGSYS || sig == SIGABRT;
-}
-
 /* A signal handler ran while this thread waited (poll and nanosleep fail
  * with EINTR whatever SA_RESTART says). Which signal it was is not known;
  * true when some handler of an asynchronous signal is installed without
@@ -90,7 +81,9 @@ static bool interrupting_handler(void)
 {
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
-        if (sig != SIGKILL && sig != SIGSTOP && !synchronous(sig) && real_sigaction(sig, NULL, &sa) == 0 &&
+        /* A fault's signal (crash handlers have no SA_RESTART) is never
+         * the one that interrupted the wait. */
+        if (sig != SIGKILL && sig != SIGSTOP && !signal_is_synchronous(sig) && real_sigaction(sig, NULL, &sa) == 0 &&
             sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_RESTART))
             return true;
     }
