@@ -419,9 +419,10 @@ void stats_render_table(const struct stats_view *v, FILE *out)
     for (unsigned s = 0; s < ns; s++) {
         const struct stats_service *svc = stats_view_service(v, s);
         uint64_t by[RESULT_COUNT] = { 0 };
-        uint64_t ejections = 0;
+        /* Endpoints whose rows were given back (stats.h) count here too. */
+        uint64_t ejections = load(&svc->retired_ejections);
         for (unsigned r = 0; r < RESULT_COUNT; r++)
-            by[r] = load(&svc->connections[r]);
+            by[r] = load(&svc->connections[r]) + load(&svc->retired_connections[r]);
         for (unsigned e = 0; e < ne; e++) {
             const struct stats_endpoint *ep = stats_view_endpoint(v, e);
             if (ep->service != s)

@@ -14,6 +14,13 @@
  *
  * A reader tells a live process from a dead one (whose pid may have been
  * reused) by start_ticks: field 22 of /proc/PID/stat when the file was made.
+ *
+ * Endpoint slots are taken back from endpoints that left their service
+ * (pods replaced) when the file has no room for a new one: such a slot, and
+ * every request series that names it, says `service` STATS_SLOT_FREE until
+ * it is given again, and readers skip it. What the endpoint had counted
+ * stays in its service's `retired_*` fields, so a service's totals never
+ * go down; its own series end, as a removed host's do in Envoy.
  */
 #ifndef MESHIM_STATS_H
 #define MESHIM_STATS_H
@@ -25,12 +32,13 @@
 #include <string.h>
 
 #define STATS_MAGIC "MESHIMST"
-#define STATS_VERSION 6u
+#define STATS_VERSION 7u
 
 #define STATS_MAX_SERVICES 256u
 #define STATS_MAX_ENDPOINTS 2048u
 #define STATS_MAX_INBOUND 64u
 #define STATS_MAX_REQUEST_SERIES 4096u
+#define STATS_SLOT_FREE UINT32_MAX      /* an endpoint slot or request series given back */
 
 /* The `result` label of SPEC §3.7, in this order. */
 enum stats_result {
@@ -98,11 +106,15 @@ struct stats_service {
     struct stats_histogram request;
     uint64_t request_bytes, response_bytes;
     uint64_t panics;                    /* picks made in panic (panic_threshold) */
+    /* What endpoints whose slots were given back had counted (their
+     * attempts by outcome, their ejections): part of the service's totals. */
+    uint64_t retired_connections[RESULT_COUNT];
+    uint64_t retired_ejections;
 };
 
 struct stats_endpoint {
     char label[64];                     /* "10.0.0.5:8080" ("10.0.0.5" when the app's port) */
-    uint32_t service;                   /* slot of its service */
+    uint32_t service;                   /* slot of its service; STATS_SLOT_FREE: none */
     uint32_t ejected;                   /* gauge: 1 while its circuit is not closed */
     uint64_t connections[RESULT_COUNT]; /* attempts by outcome */
     uint64_t ejections;
@@ -116,7 +128,7 @@ struct stats_endpoint {
 /* One series of meshim_requests_total{service,endpoint,method,code}. */
 #define STATS_NO_ENDPOINT UINT32_MAX    /* answered by the mesh itself (503, 504) */
 struct stats_requests {
-    uint32_t service;                   /* slot of the service */
+    uint32_t service;                   /* slot of the service; STATS_SLOT_FREE: none */
     uint32_t endpoint;                  /* slot of the endpoint, or STATS_NO_ENDPOINT */
     char method[8];                     /* "GET" ... "OPTIONS", or "other" */
     uint16_t code;                      /* 500..599 exact; 1..4: 1xx..4xx; 0: no answer */

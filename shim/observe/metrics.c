@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "libc/jumpguard.h"
 #include "libc/real.h"
 #include "meshim/mesh.h"
+#include "meshim/util.h"
 #include "observe/files.h"
 #include "observe/log.h"
 
@@ -241,6 +243,8 @@ static uint32_t new_service_slot(struct stats_header *h, const char *name);
 static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, const char *label);
 static bool cached(const uint64_t *cache, uint32_t *slot);
 static void cache(uint64_t *cache, uint32_t slot);
+static bool endpoint_cached(const struct endpoint *ep, uint32_t *slot);
+static void endpoint_cache(struct endpoint *ep, uint32_t slot);
 
 /* A new file lists the services of the running config and their endpoints
  * at once (zero series rather than none); later ones get their slots when
@@ -257,8 +261,8 @@ static void list_services(struct stats_header *h, struct registry *reg)
         struct endpoint_set *set = service_endpoints(svc);
         for (size_t e = 0; e < set->n; e++) {
             uint32_t slot;
-            if (!cached(&set->ep[e]->stats_slot, &slot))
-                cache(&set->ep[e]->stats_slot, new_endpoint_slot(h, s, set->ep[e]->label));
+            if (!endpoint_cached(set->ep[e], &slot))
+                endpoint_cache(set->ep[e], new_endpoint_slot(h, s, set->ep[e]->label));
         }
         endpoint_set_unref(set);
     }
@@ -336,6 +340,38 @@ static void cache(uint64_t *cache, uint32_t slot)
     __atomic_store_n(cache, (uint64_t)(generation + 1) << 32 | slot, __ATOMIC_RELEASE);
 }
 
+/* Endpoint slots are given back (reclaim_endpoints) when the file is full
+ * and endpoints have left their services: a long-lived client of a
+ * Kubernetes service sees every pod that ever backed it, and without that
+ * the pods of today would not be counted once 2,048 had come and gone. An
+ * endpoint's cached slot is also tagged with the number of reclaims so
+ * far (`reclaims`, under attach_lock), so that after one each endpoint
+ * looks its slot up again by name once: an endpoint that lost its slot,
+ * and one that was refused one for want of room, then get a free one. */
+#define EP_SLOT_BITS 16
+#define EP_NO_SLOT ((1u << EP_SLOT_BITS) - 1)
+_Static_assert(STATS_MAX_ENDPOINTS < EP_NO_SLOT, "endpoint slots need more bits");
+static uint32_t reclaims;
+static uint32_t free_endpoints[STATS_MAX_ENDPOINTS];    /* slots given back, not given again */
+static uint32_t n_free_endpoints;
+
+static bool endpoint_cached(const struct endpoint *ep, uint32_t *slot)
+{
+    uint32_t s;
+    if (!cached(&ep->stats_slot, &s) ||
+        s >> EP_SLOT_BITS != (__atomic_load_n(&reclaims, __ATOMIC_RELAXED) & 0xffffu))
+        return false;
+    s &= EP_NO_SLOT;
+    *slot = s == EP_NO_SLOT ? NO_SLOT : s;
+    return true;
+}
+
+static void endpoint_cache(struct endpoint *ep, uint32_t slot)
+{
+    uint32_t s = slot == NO_SLOT ? EP_NO_SLOT : slot;
+    cache(&ep->stats_slot, (reclaims & 0xffffu) << EP_SLOT_BITS | s);
+}
+
 /* Names go in first; the count that makes them visible is stored last. */
 static uint32_t new_service_slot(struct stats_header *h, const char *name)
 {
@@ -351,15 +387,33 @@ static uint32_t new_service_slot(struct stats_header *h, const char *name)
     return n;
 }
 
-static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, const char *label)
+static uint32_t endpoint_slot_named(struct stats_header *h, uint32_t service, const char *label)
 {
-    uint32_t n = n_endpoints;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n_endpoints; i++)
         if (endpoint_slots(h)[i].service == service &&
             strncmp(endpoint_slots(h)[i].label, label, sizeof(endpoint_slots(h)[i].label) - 1) == 0)
             return i;
-    if (n >= STATS_MAX_ENDPOINTS ||
-        !reserve(h, R_ENDPOINTS, &endpoint_slots(h)[n], sizeof(endpoint_slots(h)[n])))
+    return NO_SLOT;
+}
+
+static uint32_t reclaim_endpoints(struct stats_header *h);
+
+/* A slot given back is given again: its name goes in, then its service,
+ * which makes readers see it again. */
+static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, const char *label)
+{
+    uint32_t n = n_endpoints, i = endpoint_slot_named(h, service, label);
+    if (i != NO_SLOT)
+        return i;
+    if (!n_free_endpoints && n >= STATS_MAX_ENDPOINTS && !reclaim_endpoints(h))
+        return NO_SLOT;
+    if (n_free_endpoints) {
+        struct stats_endpoint *ep = &endpoint_slots(h)[i = free_endpoints[--n_free_endpoints]];
+        copy_name(ep->label, sizeof(ep->label), label);
+        __atomic_store_n(&ep->service, service, __ATOMIC_RELEASE);
+        return i;
+    }
+    if (!reserve(h, R_ENDPOINTS, &endpoint_slots(h)[n], sizeof(endpoint_slots(h)[n])))
         return NO_SLOT;
     struct stats_endpoint *ep = &endpoint_slots(h)[n];
     copy_name(ep->label, sizeof(ep->label), label);
@@ -367,6 +421,92 @@ static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, cons
     n_endpoints = n + 1;
     __atomic_store_n(&h->n_endpoints, n + 1, __ATOMIC_RELEASE);
     return n;
+}
+
+/* The request series that name endpoint slot e end with it. */
+static void free_series_of(struct stats_header *h, uint32_t e)
+{
+    struct stats_requests *v = request_slots(h);
+    for (uint32_t i = 0; i < n_requests; i++)
+        if (v[i].endpoint == e && v[i].service != STATS_SLOT_FREE)
+            __atomic_store_n(&v[i].service, STATS_SLOT_FREE, __ATOMIC_RELEASE);
+}
+
+/* Gives endpoint slot e back: readers stop seeing it first, then what it
+ * counted joins its service's retired totals and it is cleared. A thread
+ * that looked its slot up just before may still add one count to it,
+ * which the slot's next endpoint then starts with: a count, once, in a
+ * slot nothing reads while it is free. */
+static void retire_endpoint(struct stats_header *h, uint32_t e)
+{
+    struct stats_endpoint *ep = &endpoint_slots(h)[e];
+    uint32_t s = ep->service;
+    __atomic_store_n(&ep->service, STATS_SLOT_FREE, __ATOMIC_RELEASE);
+    if (s < n_services) {
+        struct stats_service *svc = &service_slots(h)[s];
+        for (unsigned r = 0; r < RESULT_COUNT; r++)
+            add(&svc->retired_connections[r], __atomic_load_n(&ep->connections[r], __ATOMIC_RELAXED));
+        add(&svc->retired_ejections, __atomic_load_n(&ep->ejections, __ATOMIC_RELAXED));
+    }
+    memset((char *)ep + offsetof(struct stats_endpoint, ejected), 0,
+           sizeof(*ep) - offsetof(struct stats_endpoint, ejected));
+    memset(ep->label, 0, sizeof(ep->label));
+    free_series_of(h, e);
+    free_endpoints[n_free_endpoints++] = e;
+}
+
+/* Marks the slot endpoint ep of service slot s holds: the one its cache
+ * names, whatever reclaim it was cached in, if the slot still bears its
+ * name. */
+static void mark_held(struct stats_header *h, uint32_t s, const struct endpoint *ep, bool *held)
+{
+    uint64_t v = __atomic_load_n(&ep->stats_slot, __ATOMIC_ACQUIRE);
+    uint32_t e = (uint32_t)v & EP_NO_SLOT;
+    if ((uint32_t)(v >> 32) != generation + 1 || e >= n_endpoints)
+        return;
+    const struct stats_endpoint *slot = &endpoint_slots(h)[e];
+    if (slot->service == s && strncmp(slot->label, ep->label, sizeof(slot->label) - 1) == 0)
+        held[e] = true;
+}
+
+/* The file is full: the slots of endpoints that no service of this
+ * process lists any more are given back. A pass that frees none is not
+ * tried again for a second (the process has that many endpoints: the
+ * newest are not counted, as before). How many were freed. Under
+ * attach_lock (which comes before a service's lock: list_services). */
+static uint32_t reclaim_endpoints(struct stats_header *h)
+{
+    static uint64_t fruitless_at;
+    static bool told;
+    uint64_t now = now_ns();
+    if (fruitless_at && now - fruitless_at < 1000000000u)
+        return 0;
+    struct registry *reg = mesh_registry();
+    bool held[STATS_MAX_ENDPOINTS] = { false };
+    for (size_t i = 0; reg && i < reg->n_all; i++) {
+        uint32_t s;
+        if (!cached(&reg->all[i]->stats_slot, &s) || s == NO_SLOT)
+            continue;
+        struct endpoint_set *set = service_endpoints(reg->all[i]);
+        for (size_t k = 0; k < set->n; k++)
+            mark_held(h, s, set->ep[k], held);
+        endpoint_set_unref(set);
+    }
+    uint32_t freed = 0;
+    for (uint32_t e = 0; e < n_endpoints; e++)
+        if (!held[e] && endpoint_slots(h)[e].service != STATS_SLOT_FREE) {
+            retire_endpoint(h, e);
+            freed++;
+        }
+    fruitless_at = freed ? 0 : now;
+    if (freed)
+        __atomic_store_n(&reclaims, reclaims + 1, __ATOMIC_RELAXED);
+    if (freed && !told) {
+        told = true;
+        log_info("stats: %u endpoints no service lists any more gave their rows back (room for %u); "
+                 "their counts stay in their services' totals", freed, STATS_MAX_ENDPOINTS);
+    }
+    return freed;
 }
 
 static uint32_t service_slot(struct stats_header *h, struct service *svc)
@@ -394,12 +534,12 @@ static struct stats_endpoint *endpoint_stats(struct stats_header *h, struct serv
                                              struct endpoint *ep)
 {
     uint32_t e;
-    if (!cached(&ep->stats_slot, &e)) {
+    if (!endpoint_cached(ep, &e)) {
         uint32_t s = service_slot(h, svc);
         pthread_mutex_lock(&attach_lock);
-        if (!cached(&ep->stats_slot, &e)) {
+        if (!endpoint_cached(ep, &e)) {
             e = s == NO_SLOT ? NO_SLOT : new_endpoint_slot(h, s, ep->label);
-            cache(&ep->stats_slot, e);
+            endpoint_cache(ep, e);
         }
         pthread_mutex_unlock(&attach_lock);
     }
@@ -544,12 +684,22 @@ static struct stats_requests *request_series(struct stats_header *h, uint32_t se
                                              uint32_t endpoint, const char *method, uint16_t code)
 {
     struct stats_requests *v = request_slots(h), *found = NULL;
+    uint32_t free_at = NO_SLOT;
     pthread_mutex_lock(&attach_lock);
     for (uint32_t i = 0; i < n_requests && !found; i++)
-        if (v[i].service == service && v[i].endpoint == endpoint && v[i].code == code &&
-            strcmp(v[i].method, method) == 0)
+        if (v[i].service == STATS_SLOT_FREE)
+            free_at = free_at == NO_SLOT ? i : free_at;
+        else if (v[i].service == service && v[i].endpoint == endpoint && v[i].code == code &&
+                 strcmp(v[i].method, method) == 0)
             found = &v[i];
-    if (!found && n_requests < STATS_MAX_REQUEST_SERIES &&
+    if (!found && free_at != NO_SLOT) {     /* a series given back (retire_endpoint) */
+        found = &v[free_at];
+        found->count = 0;
+        found->endpoint = endpoint;
+        found->code = code;
+        copy_name(found->method, sizeof(found->method), method);
+        __atomic_store_n(&found->service, service, __ATOMIC_RELEASE);
+    } else if (!found && n_requests < STATS_MAX_REQUEST_SERIES &&
         reserve(h, R_REQUESTS, &v[n_requests], sizeof(v[n_requests]))) {
         found = &v[n_requests];
         found->service = service;
@@ -689,6 +839,7 @@ void metrics_atfork_child(void)
     map = NULL;
     map_name[0] = '\0';
     n_services = n_endpoints = n_inbound = n_requests = 0;
+    n_free_endpoints = 0;
     memset(allocated, 0, sizeof(allocated));
     state = UNTRIED;
     pthread_mutex_init(&attach_lock, NULL);
