@@ -423,6 +423,9 @@ static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, cons
     return n;
 }
 
+_Static_assert(offsetof(struct stats_endpoint, connections) % 8 == 0 && sizeof(struct stats_endpoint) % 8 == 0,
+               "an endpoint slot's counters are 64-bit words to its end (retire_endpoint)");
+
 /* The request series that name endpoint slot e end with it. */
 static void free_series_of(struct stats_header *h, uint32_t e)
 {
@@ -448,8 +451,10 @@ static void retire_endpoint(struct stats_header *h, uint32_t e)
             add(&svc->retired_connections[r], __atomic_load_n(&ep->connections[r], __ATOMIC_RELAXED));
         add(&svc->retired_ejections, __atomic_load_n(&ep->ejections, __ATOMIC_RELAXED));
     }
-    memset((char *)ep + offsetof(struct stats_endpoint, ejected), 0,
-           sizeof(*ep) - offsetof(struct stats_endpoint, ejected));
+    /* Zeroed as they are added to: atomically (a late add, above). */
+    __atomic_store_n(&ep->ejected, 0, __ATOMIC_RELAXED);
+    for (uint64_t *c = ep->connections; c < (uint64_t *)(ep + 1); c++)
+        __atomic_store_n(c, 0, __ATOMIC_RELAXED);
     memset(ep->label, 0, sizeof(ep->label));
     free_series_of(h, e);
     free_endpoints[n_free_endpoints++] = e;
@@ -694,7 +699,7 @@ static struct stats_requests *request_series(struct stats_header *h, uint32_t se
             found = &v[i];
     if (!found && free_at != NO_SLOT) {     /* a series given back (retire_endpoint) */
         found = &v[free_at];
-        found->count = 0;
+        __atomic_store_n(&found->count, 0, __ATOMIC_RELAXED);
         found->endpoint = endpoint;
         found->code = code;
         copy_name(found->method, sizeof(found->method), method);
