@@ -729,7 +729,8 @@ static void requests(const struct stats_view *views, int n, FILE *out)
         for (unsigned i = 0; i < stats_view_count(v, 'r'); i++) {
             const struct stats_requests *r = stats_view_requests(v, i);
             if (r->service >= stats_view_count(v, 's') ||
-                (r->endpoint != STATS_NO_ENDPOINT && r->endpoint >= stats_view_count(v, 'e')))
+                (r->endpoint != STATS_NO_ENDPOINT && (r->endpoint >= stats_view_count(v, 'e') ||
+                 !endpoint_ok(v, stats_view_endpoint(v, r->endpoint)))))
                 continue;
             char svc[200], ep[96] = "", method[16], code[8], labels[400];
             service_label(v, r->service, svc, sizeof(svc));

@@ -1113,6 +1113,34 @@ static void pt_getaddrinfo(void **state)
     assert_true(rc == EAI_NONAME || rc == EAI_AGAIN);
 }
 
+/* getaddrinfo_a of names the mesh does not own: glibc's own answers, in
+ * both modes, and a list of none notifies at once as glibc's does. */
+static void pt_getaddrinfo_a(void **state)
+{
+    (void)state;
+    int (*libc)(int, struct gaicb *[], int, struct sigevent *) = libc_sym("getaddrinfo_a");
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct gaicb a = { .ar_name = "localhost", .ar_service = "80", .ar_request = &hints };
+    struct gaicb b = a, *mine[] = { &a, NULL }, *theirs[] = { &b, NULL };
+    assert_int_equal(getaddrinfo_a(GAI_WAIT, mine, 2, NULL), libc(GAI_WAIT, theirs, 2, NULL));
+    assert_int_equal(gai_error(&a), gai_error(&b));
+    assert_same_addrinfo(a.ar_result, b.ar_result);
+    freeaddrinfo(a.ar_result);
+    freeaddrinfo(b.ar_result);
+
+    struct gaicb c = { .ar_name = "127.0.0.1", .ar_service = "8080", .ar_request = &hints };
+    struct gaicb *list[] = { &c };
+    struct sigevent none = { .sigev_notify = SIGEV_NONE };
+    assert_int_equal(getaddrinfo_a(GAI_NOWAIT, list, 1, &none), 0);
+    const struct gaicb *wait[] = { &c };
+    while (gai_error(&c) == EAI_INPROGRESS)
+        gai_suspend(wait, 1, NULL);
+    assert_int_equal(gai_error(&c), 0);
+    assert_int_equal(c.ar_result->ai_family, AF_INET);
+    freeaddrinfo(c.ar_result);
+    assert_int_equal(getaddrinfo_a(GAI_WAIT, NULL, 0, NULL), libc(GAI_WAIT, NULL, 0, NULL));
+}
+
 static void assert_same_hostent(const struct hostent *a, const struct hostent *b)
 {
     assert_non_null(a);

@@ -1174,6 +1174,18 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
     return rc;
 }
 
+EXPORT int getaddrinfo_a(int mode, struct gaicb *list[], int n, struct sigevent *sev)
+{
+    struct registry *reg = meshing();
+    if (!reg)
+        return real_getaddrinfo_a(mode, list, n, sev);
+    struct hook_frame frame;
+    hooks_enter_frame(&frame);
+    int rc = meshim_getaddrinfo_a(reg, mode, list, n, sev);
+    hooks_leave_frame(&frame);
+    return rc;
+}
+
 /* The gethostby* family: the mesh answers (handled = true) or the call goes
  * to libc. The _r forms fill the caller's buffer; the others a per-thread
  * one (glibc uses one static buffer for the whole process). */

@@ -17,10 +17,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/health.h"
 #include "engine/watch.h"
@@ -105,13 +108,24 @@ static bool answer_ipv6(struct service *svc)
     return pick_has_ipv6(svc);
 }
 
+/* The service whose name getaddrinfo answers for node, or NULL: the real
+ * resolver's. AI_NUMERICHOST asks whether node is an address written out
+ * (squid's and ssh's test for one): a service name is not, as without the
+ * shim. Families other than the IP ones are not the mesh's either. */
+static struct service *answering(struct registry *reg, const char *node, const struct addrinfo *hints)
+{
+    if (!node || (hints && (hints->ai_flags & AI_NUMERICHOST)))
+        return NULL;
+    if (hints && hints->ai_family != AF_UNSPEC && hints->ai_family != AF_INET &&
+        hints->ai_family != AF_INET6)
+        return NULL;
+    return registry_by_name(reg, node);
+}
+
 int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
                        const struct addrinfo *hints, struct addrinfo **res)
 {
-    /* AI_NUMERICHOST asks whether node is an address written out (squid's
-     * and ssh's test for one): a service name is not, as without the shim. */
-    bool numeric_only = hints && (hints->ai_flags & AI_NUMERICHOST);
-    struct service *svc = node && !numeric_only ? registry_by_name(reg, node) : NULL;
+    struct service *svc = answering(reg, node, hints);
     if (!svc)
         return real_getaddrinfo(node, service, hints, res);
     health_start(svc);      /* a connect is likely to follow: check ahead of it */
@@ -121,8 +135,6 @@ int meshim_getaddrinfo(struct registry *reg, const char *node, const char *servi
     struct addrinfo h = { .ai_flags = AI_V4MAPPED | AI_ADDRCONFIG, .ai_family = AF_UNSPEC };
     if (hints)
         h = *hints;
-    if (h.ai_family != AF_UNSPEC && h.ai_family != AF_INET && h.ai_family != AF_INET6)
-        return real_getaddrinfo(node, service, hints, res);
 
     bool canon = h.ai_flags & AI_CANONNAME;
     /* Numeric now; AI_ADDRCONFIG would drop a loopback VIP on hosts whose
@@ -150,6 +162,90 @@ int meshim_getaddrinfo(struct registry *reg, const char *node, const char *servi
             return EAI_MEMORY;
         }
     }
+    return rc;
+}
+
+/* getaddrinfo_a's notification for a list the mesh answered whole (glibc
+ * gives it when the last of its requests ends; it has none here): the
+ * signal, or the function on a thread of its own. A thread that cannot be
+ * made runs the function here, before the call returns: late, never lost. */
+struct gai_notice {
+    void (*fn)(union sigval);
+    union sigval value;
+};
+
+static void *gai_notice_run(void *arg)
+{
+    struct gai_notice n = *(struct gai_notice *)arg;
+    sigset_t none;                  /* glibc's notification thread blocks nothing */
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    free(arg);
+    n.fn(n.value);
+    return NULL;
+}
+
+static void gai_notify(const struct sigevent *sev)
+{
+    if (sev->sigev_notify == SIGEV_SIGNAL) {
+        sigqueue(getpid(), sev->sigev_signo, sev->sigev_value);
+        return;
+    }
+    if (sev->sigev_notify != SIGEV_THREAD || !sev->sigev_notify_function)
+        return;
+    /* The program's thread attributes as it gave them, else a detached
+     * thread: as glibc's notification does. */
+    struct gai_notice *n = malloc(sizeof(*n));
+    pthread_attr_t own, *attr = sev->sigev_notify_attributes;
+    pthread_t t;
+    bool started = false;
+    if (n && (attr || pthread_attr_init(attr = &own) == 0)) {
+        *n = (struct gai_notice){ sev->sigev_notify_function, sev->sigev_value };
+        if (attr == &own)
+            pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&t, attr, gai_notice_run, n) == 0;
+        if (attr == &own)
+            pthread_attr_destroy(&own);
+    }
+    if (!started) {
+        free(n);
+        sev->sigev_notify_function(sev->sigev_value);
+    }
+}
+
+/* getaddrinfo_a (glibc's asynchronous look-ups) answers its requests on
+ * threads of its own, whose getaddrinfo is the C library's, bound inside
+ * it: no hook sees it, and a service name went to DNS and failed (vibe.d's
+ * resolver, OpenThread's). The requests for names the mesh answers are
+ * answered here, at once, as getaddrinfo answers them (gai_error,
+ * gai_suspend and gai_cancel then see them done); the others go to glibc's
+ * with the notification, which is given here when none is left for it. */
+int meshim_getaddrinfo_a(struct registry *reg, int mode, struct gaicb *list[], int n,
+                         struct sigevent *sev)
+{
+    struct gaicb **rest = n > 0 ? calloc((size_t)n, sizeof(*rest)) : NULL;
+    if (n > 0 && !rest)
+        return EAI_MEMORY;
+    int left = 0, answered = 0;
+    for (int i = 0; i < n; i++) {
+        struct gaicb *r = list[i];
+        if (r && answering(reg, r->ar_name, r->ar_request)) {
+            r->ar_result = NULL;
+            r->__return = meshim_getaddrinfo(reg, r->ar_name, r->ar_service, r->ar_request,
+                                             &r->ar_result);
+            answered++;
+        } else {
+            rest[left++] = r;
+        }
+    }
+    int rc = 0;
+    if (!answered)
+        rc = real_getaddrinfo_a(mode, list, n, sev);
+    else if (left)
+        rc = real_getaddrinfo_a(mode, rest, left, sev);
+    else if (mode == GAI_NOWAIT && sev)
+        gai_notify(sev);
+    free(rest);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #define MESHIM_RESOLVE_H
 
 #include <netdb.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 
@@ -15,6 +16,10 @@
 
 int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
                        const struct addrinfo *hints, struct addrinfo **res);
+/* getaddrinfo_a: the requests for service names answered at once, the
+ * others passed to glibc's (resolve.c says why). */
+int meshim_getaddrinfo_a(struct registry *reg, int mode, struct gaicb *list[], int n,
+                         struct sigevent *sev);
 int meshim_gethostbyname_r(struct registry *reg, const char *name, int af, struct hostent *ret,
                            char *buf, size_t buflen, struct hostent **result, int *h_errnop,
                            bool *handled);

@@ -691,6 +691,12 @@ static struct stats_requests *request_series(struct stats_header *h, uint32_t se
     struct stats_requests *v = request_slots(h), *found = NULL;
     uint32_t free_at = NO_SLOT;
     pthread_mutex_lock(&attach_lock);
+    /* Its endpoint's row was given back since it was looked up: a series
+     * would name a free row (and its next endpoint). Not counted. */
+    if (endpoint != STATS_NO_ENDPOINT && endpoint_slots(h)[endpoint].service == STATS_SLOT_FREE) {
+        pthread_mutex_unlock(&attach_lock);
+        return NULL;
+    }
     for (uint32_t i = 0; i < n_requests && !found; i++)
         if (v[i].service == STATS_SLOT_FREE)
             free_at = free_at == NO_SLOT ? i : free_at;

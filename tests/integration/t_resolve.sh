@@ -92,3 +92,20 @@ out=$(MESHIM_CONFIG=$TMP/vip.ini shimmed timeout 20 ssh -F /dev/null -v -o Batch
 echo "$out" | grep -q "Connecting to orders \[$vip\] port $port" ||
     fail "ssh did not keep the name orders: $(echo "$out" | grep -i 'connecting\|canonical' | head -3)"
 ok "getaddrinfo with AI_NUMERICHOST: a service name is no address (EAI_NONAME); ssh keeps the name orders (was canonicalised to $vip)"
+
+# glibc's asynchronous look-ups, getaddrinfo_a (vibe.d's and OpenThread's
+# resolvers): glibc answers them on threads of its own whose getaddrinfo is
+# bound inside the C library, so the shim answers the service names in the
+# list itself. One call with a service and a name of the system's, in each
+# way a program learns the answers are in; then a list of service names
+# alone, whose notification only the shim can give.
+for mode in wait thread signal poll; do
+    out=$(MESHIM_CONFIG=$TMP/vip.ini shimmed timeout 30 "$ROOT/$BUILD/tests/gaia" "$mode" orders localhost 2>&1)
+    echo "$out" | grep -qx "orders $vip" || fail "getaddrinfo_a ($mode): orders: $out"
+    echo "$out" | grep -Eqx "localhost (127\.0\.0\.1|::1)" || fail "getaddrinfo_a ($mode): localhost: $out"
+done
+for mode in thread signal; do
+    out=$(MESHIM_CONFIG=$TMP/mesh.ini shimmed timeout 30 "$ROOT/$BUILD/tests/gaia" "$mode" orders orders.prod.svc.cluster.local 2>&1)
+    [ "$(echo "$out" | grep -cx "orders[.a-z]* $vip")" = 2 ] || fail "getaddrinfo_a ($mode), service names only: $out"
+done
+ok "getaddrinfo_a: orders is $vip beside localhost (GAI_WAIT, a thread, a signal, gai_suspend); a list of service names alone is notified"
