@@ -9,7 +9,8 @@
  * meet), and every process of the user opens that file: the page cache
  * holds OpenSSL's code once for all of them, where a copy per process would
  * cost each 5 MB. The file is used only when it is this user's, read-only,
- * with one link and byte for byte the image. Where that cannot work (no
+ * with one link and byte for byte the image (one with a second link is
+ * replaced: open_from_cache). Where that cannot work (no
  * folder, a set-uid program, /tmp mounted noexec) the bytes are copied to
  * an anonymous memory file and opened with dlopen through /proc/self/fd;
  * where that cannot work either (no /proc, memfd_create refused by a
@@ -111,7 +112,8 @@ static bool same_as_image(int fd)
     return same;
 }
 
-/* The module file in the folder, checked; -1 with errno (ENOENT: none yet). */
+/* The module file in the folder, checked; -1 with errno (ENOENT: none yet;
+ * EMLINK: the image, this user's, but with another link). */
 static int open_cached(int dfd)
 {
     int fd = openat(dfd, CACHE_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -119,8 +121,13 @@ static int open_cached(int dfd)
         return -1;
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 0222) &&
-        st.st_nlink == 1 && (size_t)st.st_size == image_size() && same_as_image(fd))
-        return fd;
+        (size_t)st.st_size == image_size() && same_as_image(fd)) {
+        if (st.st_nlink == 1)
+            return fd;
+        real_close(fd);
+        errno = EMLINK;
+        return -1;
+    }
     real_close(fd);
     errno = EINVAL;
     return -1;
@@ -206,6 +213,13 @@ static void *open_from_cache(char *why, size_t len)
         return NULL;
     }
     int fd = open_cached(dfd);
+    /* A second link to the right file is not one of ours: perf's build-id
+     * cache links every file a profiled process maps into ~/.debug. The
+     * name is ours, in our folder: a new file takes it (the linked one
+     * lives on for whoever linked it); before, every later process of the
+     * user made a private copy, 5 MB each, until the file was removed. */
+    if (fd < 0 && errno == EMLINK && unlinkat(dfd, CACHE_NAME, 0) == 0)
+        errno = ENOENT;
     if (fd < 0 && errno == ENOENT)
         fd = create_cached(dfd);
     int err = errno;

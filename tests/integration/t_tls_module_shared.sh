@@ -75,6 +75,21 @@ for _ in 1 2; do ask; [ "$from" = "$module" ] || fail "a later client used $from
 [ "$(ls "$stats" | grep -c 'tls-module')" = 1 ] || fail "more than one module file: $(ls "$stats")"
 ok "later clients reuse it"
 
+# A second link to the file, as perf's build-id cache makes in ~/.debug
+# for every file a profiled process maps: the next client puts a new file
+# under the name and maps it (before, it and every later process made a
+# private copy); the linked one is left to its other name.
+ln "$module" "$TMP/perf-link.so"
+old_inode=$(stat -c %i "$module")
+ask
+[ "$status" = 200 ] || fail "with a linked module file the request failed: $(tail -3 "$TMP/client.err")"
+[ "$from" = "$module" ] || fail "with a second link the module came from '$from', not $module"
+read -r links inode < <(stat -c '%h %i' "$module")
+[ "$links" = 1 ] && [ "$inode" != "$old_inode" ] || fail "the name still holds the linked file ($links links, inode $inode)"
+[ "$(stat -c '%h %i' "$TMP/perf-link.so")" = "1 $old_inode" ] || fail "the other link was touched"
+for _ in 1 2; do ask; [ "$from" = "$module" ] || fail "a later client used $from"; done
+ok "a second link (perf's build-id cache): a new file under the name, shared again; the linked one left"
+
 # Other bytes under its name, this user's and read-only: not loaded; the
 # client works from a private copy and the file is left as it was.
 cp "$module" "$TMP/real-module.so"
