@@ -1139,6 +1139,8 @@ static void pt_getaddrinfo_a(void **state)
     assert_int_equal(c.ar_result->ai_family, AF_INET);
     freeaddrinfo(c.ar_result);
     assert_int_equal(getaddrinfo_a(GAI_WAIT, NULL, 0, NULL), libc(GAI_WAIT, NULL, 0, NULL));
+    struct gaicb d = { .ar_name = "localhost" }, *bad[] = { &d };
+    assert_int_equal(getaddrinfo_a(42, bad, 1, NULL), libc(42, bad, 1, NULL));
 }
 
 static void assert_same_hostent(const struct hostent *a, const struct hostent *b)

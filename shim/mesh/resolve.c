@@ -223,6 +223,8 @@ static void gai_notify(const struct sigevent *sev)
 int meshim_getaddrinfo_a(struct registry *reg, int mode, struct gaicb *list[], int n,
                          struct sigevent *sev)
 {
+    if (mode != GAI_WAIT && mode != GAI_NOWAIT)    /* glibc's error, nothing answered */
+        return real_getaddrinfo_a(mode, list, n, sev);
     struct gaicb **rest = n > 0 ? calloc((size_t)n, sizeof(*rest)) : NULL;
     if (n > 0 && !rest)
         return EAI_MEMORY;
