@@ -44,15 +44,10 @@ static const char *server_name(const struct service *svc)
     return svc->name;
 }
 
-/* The identity, read (and the TLS module loaded) on first need under their
- * locks: with the program's signals held (libc/jumpguard.h). */
+/* The identity (read, and the TLS module loaded, on first need). */
 static struct tls_identity *identity_get(char *why, size_t len)
 {
-    struct signals_held held;
-    signals_hold(&held);
-    struct tls_identity *id = tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, len);
-    signals_release(&held);
-    return id;
+    return tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, len);
 }
 
 bool mtls_identity_ready(char *why, size_t len)

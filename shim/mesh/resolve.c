@@ -241,9 +241,7 @@ int meshim_getaddrinfo_a(struct registry *reg, int mode, struct gaicb *list[], i
         }
     }
     int rc = 0;
-    if (!answered)
-        rc = real_getaddrinfo_a(mode, list, n, sev);
-    else if (left)
+    if (left || !answered)          /* rest is list when none was a service's */
         rc = real_getaddrinfo_a(mode, rest, left, sev);
     else if (mode == GAI_NOWAIT && sev)
         gai_notify(sev);

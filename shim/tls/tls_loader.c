@@ -44,6 +44,7 @@
 #define RENAME_NOREPLACE 1
 #endif
 
+#include "libc/jumpguard.h"
 #include "libc/real.h"
 #include "meshim/config.h"
 #include "observe/files.h"
@@ -351,7 +352,8 @@ static void remember_folder(const struct mesh_config *cfg)
     pthread_mutex_unlock(&lock);
 }
 
-struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel_tls, char *why, size_t len)
+static struct tls_identity *identity_get(const struct mesh_config *cfg, bool kernel_tls, char *why,
+                                         size_t len)
 {
     if (!loaded())
         remember_folder(cfg);
@@ -362,6 +364,24 @@ struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel
         return NULL;
     }
     return m->tls_identity_get(cfg, kernel_tls, why, len);
+}
+
+/* The first ask loads the module and reads the identity under their locks
+ * (pthread_once, the module's id_lock): a handler that jumped out of it
+ * would leave them held and every later connect waiting for good, so the
+ * program's signals wait until it ends (libc/jumpguard.h). Later asks only
+ * take a reference, and cost no signal mask. */
+struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel_tls, char *why, size_t len)
+{
+    static bool asked;              /* atomic: a first ask has ended */
+    if (__atomic_load_n(&asked, __ATOMIC_ACQUIRE))
+        return identity_get(cfg, kernel_tls, why, len);
+    struct signals_held held;
+    signals_hold(&held);
+    struct tls_identity *id = identity_get(cfg, kernel_tls, why, len);
+    __atomic_store_n(&asked, true, __ATOMIC_RELEASE);
+    signals_release(&held);
+    return id;
 }
 
 /* The others: see tls.def for which may run before the module is loaded. */
