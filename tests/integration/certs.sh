@@ -33,6 +33,9 @@ basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth, clientAuth
 subjectAltName = \${ENV::SAN}
+[intca]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
 CNF
     openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
         -subj "/CN=meshim test CA" -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
@@ -57,6 +60,17 @@ leaf() {
         -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
     SAN=$san openssl ca -batch -config "$d/ca.cnf" -extensions leaf -notext -days 365 \
         -cert "$d/$ca.pem" -keyfile "$d/$ca.key" -in "$d/$name.csr" -out "$d/$name.pem" "$@" \
+        2>"$d/$name.err" || { cat "$d/$name.err" >&2; return 1; }
+}
+
+# intermediate_ca DIR NAME: NAME.pem / NAME.key, a CA that ca.pem signed, as
+# cert-manager's issuers often are; leaf DIR LEAF SAN NAME then issues from it.
+intermediate_ca() {
+    local d=$1 name=$2
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
+        -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
+    SAN=unused openssl ca -batch -config "$d/ca.cnf" -extensions intca -notext -days 3650 \
+        -cert "$d/ca.pem" -keyfile "$d/ca.key" -in "$d/$name.csr" -out "$d/$name.pem" \
         2>"$d/$name.err" || { cat "$d/$name.err" >&2; return 1; }
 }
 

@@ -118,6 +118,42 @@ cp "$C/orders2.pem" "$sdir/svid.pem.tmp" && mv "$sdir/svid.pem.tmp" "$sdir/svid.
 wait_serial "$p2" "$(serial_of "$C/orders2.pem")" "spiffe-helper folder written through"
 ok "spiffe-helper's folder half rewritten kept the identity; written through, the new one took"
 
+# --- an intermediate issuer: tls.crt is the leaf and the intermediate ------
+# cert-manager's usual layout when its issuer is an intermediate CA: the
+# peer trusts the root alone (ca.crt), so each end must send the chain.
+intermediate_ca "$C" int-ca || fail "intermediate CA"
+leaf "$C" orders-int "URI:spiffe://test.mesh/ns/prod/sa/orders,DNS:orders" int-ca || fail "certificate orders-int"
+leaf "$C" chained "URI:spiffe://test.mesh/ns/prod/sa/chained" int-ca || fail "certificate chained"
+cat "$C/orders-int.pem" "$C/int-ca.pem" > "$C/orders-chain.pem"
+cat "$C/chained.pem" "$C/int-ca.pem" > "$C/chained-chain.pem"
+p3=$(free_port)
+isecret=$TMP/secret-int
+mkdir -p "$isecret"
+k8s_write "$isecret" "$C/orders-chain.pem" "$C/orders-int.key"
+printf '[meshim]\nlog_level = info\n[tls]\ndir = %s\n[inbound:%s]\ntls = strict\n' "$isecret" "$p3" > "$TMP/server3.ini"
+MESHIM_CONFIG=$TMP/server3.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$p3" > "$TMP/server3.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.2 "$p3"
+openssl s_client -connect "127.0.0.2:$p3" -cert "$C/web.pem" -key "$C/web.key" -CAfile "$C/ca.pem" \
+    -verify_return_error -showcerts < /dev/null > "$TMP/chain.out" 2>&1 || fail "openssl s_client to the chained server: $(tail -3 "$TMP/chain.out")"
+[ "$(grep -c 'BEGIN CERTIFICATE' "$TMP/chain.out")" -eq 2 ] || fail "the server sent no intermediate: $(grep -A4 'Certificate chain' "$TMP/chain.out")"
+sed -i "s|^endpoints = .*|endpoints = 127.0.0.2:$p3|" "$TMP/client.ini"
+out=$(MESHIM_CONFIG=$TMP/client.ini shimmed curl -sS --max-time 10 "http://orders:$p3/" 2> "$TMP/curl.err") ||
+    fail "curl to a server whose certificate an intermediate issued: $(tail -3 "$TMP/curl.err")"
+[ "$out" = "hello over mTLS" ] || fail "curl got \"$out\""
+# The other way: a client whose certificate the intermediate issued, to the
+# first server (root only).
+csvid=$TMP/svid-chained
+mkdir -p "$csvid"
+cp "$C/chained-chain.pem" "$csvid/svid.pem"; cp "$C/chained.key" "$csvid/svid_key.pem"; cp "$C/ca.pem" "$csvid/svid_bundle.pem"
+sed "s|^dir = .*|dir = $csvid|; s|^endpoints = .*|endpoints = 127.0.0.2:$port|" "$TMP/client.ini" > "$TMP/client-chained.ini"
+out=$(MESHIM_CONFIG=$TMP/client-chained.ini shimmed curl -sS --max-time 10 "http://orders:$port/" 2> "$TMP/curl.err") ||
+    fail "curl with a certificate an intermediate issued: $(tail -3 "$TMP/curl.err")"
+[ "$out" = "hello over mTLS" ] || fail "curl (chained) got \"$out\""
+wait_log "$TMP/server.access" 'spiffe://test.mesh/ns/prod/sa/chained' 1
+ok "an intermediate issuer (tls.crt: leaf and intermediate; ca.crt: the root): the server sends both, curl reaches it; a client's chain reaches a server too"
+
 # --- a folder others may write to is refused, in one line -------------------
 mkdir -p "$TMP/open"; cp "$C/web.pem" "$TMP/open/tls.crt"; chmod 0777 "$TMP/open"
 printf '[tls]\ndir = %s\n[service:orders]\nendpoints = 127.0.0.2:%s\ntls = mtls\n' "$TMP/open" "$port" > "$TMP/open.ini"
