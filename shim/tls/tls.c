@@ -308,6 +308,14 @@ static bool setup_files(SSL_CTX *ctx, const struct tls_files *f, char *why, size
     }
     if (SSL_CTX_load_verify_locations(ctx, f->ca, NULL) != 1)
         return failed(why, len, "[tls] ca %s: %s", f->ca, openssl_reason());
+    /* Every certificate of the bundle is a trust anchor, an intermediate
+     * CA too, as for Go (SPIRE, go-spiffe), rustls (Linkerd), Java and
+     * curl: a peer's chain ends at the first certificate the bundle holds.
+     * OpenSSL's default wants a self-signed root: a bundle that holds the
+     * issuing intermediate alone (cert-manager's ca.crt from a CA issuer
+     * whose certificate is one, a Vault intermediate) refused every peer
+     * with "unable to get issuer certificate". */
+    X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx), X509_V_FLAG_PARTIAL_CHAIN);
     return true;
 }
 

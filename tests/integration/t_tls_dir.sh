@@ -24,12 +24,12 @@ mkdir -p "$TMP/www"; echo "hello over mTLS" > "$TMP/www/index.html"
 
 # The Kubernetes atomic writer's steps: files into a new timestamped folder,
 # ..data_tmp pointing to it, renamed over ..data, the names users see
-# pointing through ..data, the old folder removed.
+# pointing through ..data, the old folder removed. ca.crt: $4, else the root.
 k8s_write() {
-    local dir=$1 cert=$2 key=$3 ts
+    local dir=$1 cert=$2 key=$3 ca=${4:-$C/ca.pem} ts
     ts="..$(date +%Y_%m_%d_%H_%M_%S).$RANDOM$RANDOM"
     mkdir -p "$dir/$ts"
-    cp "$cert" "$dir/$ts/tls.crt"; cp "$key" "$dir/$ts/tls.key"; cp "$C/ca.pem" "$dir/$ts/ca.crt"
+    cp "$cert" "$dir/$ts/tls.crt"; cp "$key" "$dir/$ts/tls.key"; cp "$ca" "$dir/$ts/ca.crt"
     local old; old=$(readlink "$dir/..data" || true)
     ln -s "$ts" "$dir/..data_tmp"
     mv -T "$dir/..data_tmp" "$dir/..data"
@@ -153,6 +153,33 @@ out=$(MESHIM_CONFIG=$TMP/client-chained.ini shimmed curl -sS --max-time 10 "http
 [ "$out" = "hello over mTLS" ] || fail "curl (chained) got \"$out\""
 wait_log "$TMP/server.access" 'spiffe://test.mesh/ns/prod/sa/chained' 1
 ok "an intermediate issuer (tls.crt: leaf and intermediate; ca.crt: the root): the server sends both, curl reaches it; a client's chain reaches a server too"
+
+# The intermediate as the trust anchor, at both ends: ca.crt is the issuing
+# CA alone (cert-manager's CA issuer whose certificate is an intermediate; a
+# Vault intermediate), no root. Every certificate of the bundle is an anchor
+# (as for Go, rustls, Java and curl); OpenSSL's default wanted a root.
+p4=$(free_port)
+asecret=$TMP/secret-anchor
+mkdir -p "$asecret"
+k8s_write "$asecret" "$C/orders-chain.pem" "$C/orders-int.key" "$C/int-ca.pem"
+printf '[meshim]\nlog_level = info\naccess_log = %s\n[tls]\ndir = %s\n[inbound:%s]\ntls = strict\n' \
+    "$TMP/server4.access" "$asecret" "$p4" > "$TMP/server4.ini"
+MESHIM_CONFIG=$TMP/server4.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$p4" > "$TMP/server4.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.2 "$p4"
+cp "$C/int-ca.pem" "$csvid/svid_bundle.pem"
+sed -i "s|^endpoints = .*|endpoints = 127.0.0.2:$p4|" "$TMP/client-chained.ini"
+out=$(MESHIM_CONFIG=$TMP/client-chained.ini shimmed curl -sS --max-time 10 "http://orders:$p4/" 2> "$TMP/curl.err") ||
+    fail "curl, both ends trusting the intermediate alone: $(tail -3 "$TMP/curl.err" "$TMP/server4.log")"
+[ "$out" = "hello over mTLS" ] || fail "curl (intermediate anchor) got \"$out\""
+wait_log "$TMP/server4.access" 'spiffe://test.mesh/ns/prod/sa/chained' 1
+# Still a chain to that anchor: a certificate the root issued directly is not.
+sed "s|^endpoints = .*|endpoints = 127.0.0.2:$p4|" "$TMP/client.ini" > "$TMP/client-root.ini"
+out=$(MESHIM_CONFIG=$TMP/client-root.ini shimmed curl -sS --max-time 10 "http://orders:$p4/" 2> "$TMP/curl.err") &&
+    fail "a client certificate from outside the intermediate was accepted: $out"
+wait_log "$TMP/server4.log" "refused: TLS handshake" 1
+ok "the intermediate as the trust anchor (ca.crt the issuing CA alone): served and verified at both ends; a certificate the root issued directly is refused"
 
 # --- a folder others may write to is refused, in one line -------------------
 mkdir -p "$TMP/open"; cp "$C/web.pem" "$TMP/open/tls.crt"; chmod 0777 "$TMP/open"
