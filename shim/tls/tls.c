@@ -340,14 +340,14 @@ static bool share_files(SSL_CTX *server, SSL_CTX *client, char *why, size_t len)
     return true;
 }
 
-/* The names of the trust store's certificates: the CAs a server names when
- * it asks for the client's certificate (as SSL_load_client_CA_file would
- * read them from the bundle again). NULL when there are none to give. */
 static int name_order(const X509_NAME *const *a, const X509_NAME *const *b)
 {
     return X509_NAME_cmp(*a, *b);
 }
 
+/* The names of the trust store's certificates: the CAs a server names when
+ * it asks for the client's certificate (as SSL_load_client_CA_file would
+ * read them from the bundle again), each once. NULL when there are none. */
 static STACK_OF(X509_NAME) *store_names(X509_STORE *store)
 {
     STACK_OF(X509_NAME) *names = sk_X509_NAME_new(name_order);

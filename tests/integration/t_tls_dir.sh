@@ -54,17 +54,28 @@ wait_log() {   # until file $1 has $3 lines matching $2
     fail "no \"$2\" (x$3) in $1: $(tail -3 "$1")"
 }
 
+# serve NAME DIR PORT [LINE...]: python3's http.server on 127.0.0.2:PORT,
+# shimmed, a strict port whose identity is [tls] dir DIR (LINE...: more
+# [tls] lines); its config, log and access log are $TMP/NAME.ini, .log and
+# .access. Returns once it listens.
+serve() {
+    local name=$1 dir=$2 port=$3
+    shift 3
+    { printf '[meshim]\nlog_level = info\naccess_log = %s\n[tls]\ndir = %s\n' "$TMP/$name.access" "$dir"
+      printf '%s\n' "$@"
+      printf '[inbound:%s]\ntls = strict\n' "$port"; } > "$TMP/$name.ini"
+    MESHIM_CONFIG=$TMP/$name.ini LD_PRELOAD="$MESHIM_PRELOAD" \
+        python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$port" > "$TMP/$name.log" 2>&1 &
+    PIDS+=($!)
+    wait_port 127.0.0.2 "$port"
+}
+
 # --- the server: a Secret volume -----------------------------------------
 secret=$TMP/secret
 mkdir -p "$secret"
 k8s_write "$secret" "$C/orders.pem" "$C/orders.key"
 port=$(free_port)
-printf '[meshim]\nlog_level = info\naccess_log = %s\n[tls]\ndir = %s\nreload_interval = 200ms\n[inbound:%s]\ntls = strict\n' \
-    "$TMP/server.access" "$secret" "$port" > "$TMP/server.ini"
-MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$port" > "$TMP/server.log" 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.2 "$port"
+serve server "$secret" "$port" "reload_interval = 200ms"
 
 # --- the client: spiffe-helper's folder, curl by name --------------------
 svid=$TMP/svid
@@ -104,12 +115,7 @@ p2=$(free_port)
 sdir=$TMP/svid-server
 mkdir -p "$sdir"
 cp "$C/orders.pem" "$sdir/svid.pem"; cp "$C/orders.key" "$sdir/svid_key.pem"; cp "$C/ca.pem" "$sdir/svid_bundle.pem"
-printf '[meshim]\nlog_level = info\n[tls]\ndir = %s\nreload_interval = 200ms\n[inbound:%s]\ntls = strict\n' \
-    "$sdir" "$p2" > "$TMP/server2.ini"
-MESHIM_CONFIG=$TMP/server2.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$p2" > "$TMP/server2.log" 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.2 "$p2"
+serve server2 "$sdir" "$p2" "reload_interval = 200ms"
 wait_serial "$p2" "$(serial_of "$C/orders.pem")" "spiffe-helper folder"
 cp "$C/orders2.key" "$sdir/svid_key.pem.tmp" && mv "$sdir/svid_key.pem.tmp" "$sdir/svid_key.pem"
 wait_log "$TMP/server2.log" "\[tls\] key $sdir/svid_key.pem: .*; the identity loaded before stays" 1
@@ -130,11 +136,7 @@ p3=$(free_port)
 isecret=$TMP/secret-int
 mkdir -p "$isecret"
 k8s_write "$isecret" "$C/orders-chain.pem" "$C/orders-int.key"
-printf '[meshim]\nlog_level = info\n[tls]\ndir = %s\n[inbound:%s]\ntls = strict\n' "$isecret" "$p3" > "$TMP/server3.ini"
-MESHIM_CONFIG=$TMP/server3.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$p3" > "$TMP/server3.log" 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.2 "$p3"
+serve server3 "$isecret" "$p3"
 openssl s_client -connect "127.0.0.2:$p3" -cert "$C/web.pem" -key "$C/web.key" -CAfile "$C/ca.pem" \
     -verify_return_error -showcerts < /dev/null > "$TMP/chain.out" 2>&1 || fail "openssl s_client to the chained server: $(tail -3 "$TMP/chain.out")"
 [ "$(grep -c 'BEGIN CERTIFICATE' "$TMP/chain.out")" -eq 2 ] || fail "the server sent no intermediate: $(grep -A4 'Certificate chain' "$TMP/chain.out")"
@@ -162,12 +164,7 @@ p4=$(free_port)
 asecret=$TMP/secret-anchor
 mkdir -p "$asecret"
 k8s_write "$asecret" "$C/orders-chain.pem" "$C/orders-int.key" "$C/int-ca.pem"
-printf '[meshim]\nlog_level = info\naccess_log = %s\n[tls]\ndir = %s\n[inbound:%s]\ntls = strict\n' \
-    "$TMP/server4.access" "$asecret" "$p4" > "$TMP/server4.ini"
-MESHIM_CONFIG=$TMP/server4.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$p4" > "$TMP/server4.log" 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.2 "$p4"
+serve server4 "$asecret" "$p4"
 cp "$C/int-ca.pem" "$csvid/svid_bundle.pem"
 sed -i "s|^endpoints = .*|endpoints = 127.0.0.2:$p4|" "$TMP/client-chained.ini"
 out=$(MESHIM_CONFIG=$TMP/client-chained.ini shimmed curl -sS --max-time 10 "http://orders:$p4/" 2> "$TMP/curl.err") ||
