@@ -140,6 +140,9 @@ serve server3 "$isecret" "$p3"
 openssl s_client -connect "127.0.0.2:$p3" -cert "$C/web.pem" -key "$C/web.key" -CAfile "$C/ca.pem" \
     -verify_return_error -showcerts < /dev/null > "$TMP/chain.out" 2>&1 || fail "openssl s_client to the chained server: $(tail -3 "$TMP/chain.out")"
 [ "$(grep -c 'BEGIN CERTIFICATE' "$TMP/chain.out")" -eq 2 ] || fail "the server sent no intermediate: $(grep -A4 'Certificate chain' "$TMP/chain.out")"
+# The CAs it names when it asks for the client's certificate: its bundle's.
+grep -A1 '^Acceptable client certificate CA names' "$TMP/chain.out" | grep -qx 'CN = meshim test CA' ||
+    fail "the server named no CA of its bundle: $(grep -A2 'Acceptable client' "$TMP/chain.out")"
 sed -i "s|^endpoints = .*|endpoints = 127.0.0.2:$p3|" "$TMP/client.ini"
 out=$(MESHIM_CONFIG=$TMP/client.ini shimmed curl -sS --max-time 10 "http://orders:$p3/" 2> "$TMP/curl.err") ||
     fail "curl to a server whose certificate an intermediate issued: $(tail -3 "$TMP/curl.err")"
