@@ -491,6 +491,22 @@ static void serial_text(X509 *cert, char *buf, size_t len)
     BN_free(bn);
 }
 
+static void trust_check(SSL_CTX *ctx, X509 *cert, char *why, size_t len);
+
+/* An identity its own bundle does not verify (a tls.crt without the
+ * intermediate that issued it; a bundle of another CA) loads, and every
+ * peer that trusts the same bundle refuses it: the peer's line says
+ * "unable to get local issuer certificate", this process's only "unknown
+ * ca". One warning at each load says which files, as `meshim check` does. */
+static void warn_unverified(const struct tls_identity *id, const struct tls_files *f)
+{
+    char why[160];
+    trust_check(id->client, SSL_CTX_get0_certificate(id->client), why, sizeof(why));
+    if (why[0])
+        log_warn("[tls] ca %s does not verify cert %s (%s): peers that trust the same bundle refuse it",
+                 f->ca, f->cert, why);
+}
+
 /* A short description of the certificate loaded, for the log. */
 static void describe(const struct tls_identity *id, const struct tls_files *f, char *buf, size_t len)
 {
@@ -514,6 +530,7 @@ struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel
             char d[PATH_MAX + 96];
             describe(current, &f, d, sizeof(d));
             log_info("[tls] identity loaded from %s", d);
+            warn_unverified(current, &f);
         } else {
             log_error("%s; connections that need mTLS fail", load_error);
         }
@@ -568,6 +585,7 @@ void tls_check_files(const struct mesh_config *cfg)
     tls_identity_put(old);
     sessions_flush();
     log_info("[tls] identity reloaded from %s; new connections use it", d);
+    warn_unverified(next, &f);
 }
 
 /* ----------------------------------------------------------- handshakes -- */

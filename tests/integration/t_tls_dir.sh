@@ -159,6 +159,21 @@ out=$(MESHIM_CONFIG=$TMP/client-chained.ini shimmed curl -sS --max-time 10 "http
 wait_log "$TMP/server.access" 'spiffe://test.mesh/ns/prod/sa/chained' 1
 ok "an intermediate issuer (tls.crt: leaf and intermediate; ca.crt: the root): the server sends both, curl reaches it; a client's chain reaches a server too"
 
+# The same client with its leaf alone (the intermediate left out of
+# svid.pem): the server cannot verify it, and the client's own log says why
+# when it loads the identity, not only "unknown ca" at each connect.
+lsvid=$TMP/svid-leaf
+mkdir -p "$lsvid"
+cp "$C/chained.pem" "$lsvid/svid.pem"; cp "$C/chained.key" "$lsvid/svid_key.pem"; cp "$C/ca.pem" "$lsvid/svid_bundle.pem"
+sed "s|^dir = .*|dir = $lsvid|" "$TMP/client-chained.ini" > "$TMP/client-leaf.ini"
+out=$(MESHIM_CONFIG=$TMP/client-leaf.ini shimmed curl -sS --max-time 10 "http://orders:$port/" 2> "$TMP/leaf.err") &&
+    fail "a client without its intermediate was accepted: $out"
+grep -q "warn: \[tls\] ca $lsvid/svid_bundle.pem does not verify cert $lsvid/svid.pem (unable to get local issuer certificate): peers that trust the same bundle refuse it" \
+    "$TMP/leaf.err" || fail "no warning at the load of an identity its bundle does not verify: $(cat "$TMP/leaf.err")"
+[ "$(grep -c 'does not verify cert' "$TMP/leaf.err")" -eq 1 ] || fail "the warning is not once per load: $(cat "$TMP/leaf.err")"
+grep -q "does not verify cert" "$TMP/curl.err" "$TMP/server.log" && fail "a warning for an identity that verifies"
+ok "a leaf without its intermediate: refused by the server, and one warning at the client's load says why"
+
 # The intermediate as the trust anchor, at both ends: ca.crt is the issuing
 # CA alone (cert-manager's CA issuer whose certificate is an intermediate; a
 # Vault intermediate), no root. Every certificate of the bundle is an anchor
