@@ -81,6 +81,13 @@ wait_port() {
         fail "nothing listening on $1:$2 after $((WAIT_TENTHS / 10)) s"
 }
 
+# Waits until a UDP socket is bound to PORT (a DNS server of the test's
+# own: a query sent before it is answered by the kernel's port unreachable,
+# which a test that waits for a silent server would read as its answer).
+wait_udp() {
+    wait_until "ss -Hulnp 'sport = :$1' | grep -q ." || fail "nothing bound to UDP port $1 after $((WAIT_TENTHS / 10)) s"
+}
+
 # start_backend N PORT: python3 http.server (file_server.py: its listen queue
 # is 128, not 5) on 127.0.0.N serving /who as
 # "backend-N" (its log appended to $TMP/backendN.log); its pid is left in

@@ -40,7 +40,7 @@ while True:
 ' "$dp" > /dev/null 2>&1 &
 PIDS+=($!)
 wait_port 127.0.0.2 "$sp"
-for _ in $(seq 1 100); do ss -Hulnp "sport = :$dp" | grep -q . && break; sleep 0.1; done
+wait_udp "$dp"
 
 tls_ini "$TMP/mtls.ini" web "[service:silent]" "endpoints = 127.0.0.2:$sp" "tls = mtls" \
     "connect_timeout = 1s" "retries = 0" "max_connections = 3"

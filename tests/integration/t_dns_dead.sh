@@ -14,6 +14,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(('127.0.0.1', int(sys.argv[1])))
 time.sleep(600)" "$dns_port" > "$TMP/dns.out" 2>&1 &
 PIDS+=($!)
+wait_udp "$dns_port"
 cat > "$TMP/mesh.ini" <<INI
 [meshim]
 dns_server = 127.0.0.1:$dns_port

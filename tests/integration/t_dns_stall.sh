@@ -51,6 +51,7 @@ while time.time() < deadline:
     s.sendto(header + question + answers, peer)
 PY
 PIDS+=($!)
+wait_udp "$dns_port"
 
 cat > "$TMP/mesh.ini" <<INI
 [meshim]
