@@ -122,12 +122,10 @@ static struct service *answering(struct registry *reg, const char *node, const s
     return registry_by_name(reg, node);
 }
 
-int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
-                       const struct addrinfo *hints, struct addrinfo **res)
+/* getaddrinfo's answer for node, the name of svc. */
+static int answer(struct service *svc, const char *node, const char *service,
+                  const struct addrinfo *hints, struct addrinfo **res)
 {
-    struct service *svc = answering(reg, node, hints);
-    if (!svc)
-        return real_getaddrinfo(node, service, hints, res);
     health_start(svc);      /* a connect is likely to follow: check ahead of it */
     watch_start();          /* and discover its endpoints ahead of it */
 
@@ -163,6 +161,13 @@ int meshim_getaddrinfo(struct registry *reg, const char *node, const char *servi
         }
     }
     return rc;
+}
+
+int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
+                       const struct addrinfo *hints, struct addrinfo **res)
+{
+    struct service *svc = answering(reg, node, hints);
+    return svc ? answer(svc, node, service, hints, res) : real_getaddrinfo(node, service, hints, res);
 }
 
 /* getaddrinfo_a's notification for a list the mesh answered whole (glibc
@@ -231,10 +236,10 @@ int meshim_getaddrinfo_a(struct registry *reg, int mode, struct gaicb *list[], i
     int left = 0, answered = 0;
     for (int i = 0; i < n; i++) {
         struct gaicb *r = list[i];
-        if (r && answering(reg, r->ar_name, r->ar_request)) {
+        struct service *svc = r ? answering(reg, r->ar_name, r->ar_request) : NULL;
+        if (svc) {
             r->ar_result = NULL;
-            r->__return = meshim_getaddrinfo(reg, r->ar_name, r->ar_service, r->ar_request,
-                                             &r->ar_result);
+            r->__return = answer(svc, r->ar_name, r->ar_service, r->ar_request, &r->ar_result);
             answered++;
         } else {
             rest[left++] = r;

@@ -396,31 +396,34 @@ static uint32_t endpoint_slot_named(struct stats_header *h, uint32_t service, co
     return NO_SLOT;
 }
 
-static uint32_t reclaim_endpoints(struct stats_header *h);
+static void reclaim_endpoints(struct stats_header *h);
 
-/* A slot given back is given again: its name goes in, then its service,
- * which makes readers see it again. */
+/* A slot given back is taken first, else a new one. Its name goes in,
+ * then its service, which makes readers see a slot given back again; a new
+ * one, the count stored last. */
 static uint32_t new_endpoint_slot(struct stats_header *h, uint32_t service, const char *label)
 {
-    uint32_t n = n_endpoints, i = endpoint_slot_named(h, service, label);
+    uint32_t i = endpoint_slot_named(h, service, label);
     if (i != NO_SLOT)
         return i;
-    if (!n_free_endpoints && n >= STATS_MAX_ENDPOINTS && !reclaim_endpoints(h))
+    if (!n_free_endpoints && n_endpoints >= STATS_MAX_ENDPOINTS)
+        reclaim_endpoints(h);
+    bool fresh = !n_free_endpoints;
+    if (!fresh)
+        i = free_endpoints[--n_free_endpoints];
+    else if (n_endpoints < STATS_MAX_ENDPOINTS &&
+             reserve(h, R_ENDPOINTS, &endpoint_slots(h)[n_endpoints], sizeof(endpoint_slots(h)[0])))
+        i = n_endpoints;
+    else
         return NO_SLOT;
-    if (n_free_endpoints) {
-        struct stats_endpoint *ep = &endpoint_slots(h)[i = free_endpoints[--n_free_endpoints]];
-        copy_name(ep->label, sizeof(ep->label), label);
-        __atomic_store_n(&ep->service, service, __ATOMIC_RELEASE);
-        return i;
-    }
-    if (!reserve(h, R_ENDPOINTS, &endpoint_slots(h)[n], sizeof(endpoint_slots(h)[n])))
-        return NO_SLOT;
-    struct stats_endpoint *ep = &endpoint_slots(h)[n];
+    struct stats_endpoint *ep = &endpoint_slots(h)[i];
     copy_name(ep->label, sizeof(ep->label), label);
-    ep->service = service;
-    n_endpoints = n + 1;
-    __atomic_store_n(&h->n_endpoints, n + 1, __ATOMIC_RELEASE);
-    return n;
+    __atomic_store_n(&ep->service, service, __ATOMIC_RELEASE);
+    if (fresh) {
+        n_endpoints = i + 1;
+        __atomic_store_n(&h->n_endpoints, n_endpoints, __ATOMIC_RELEASE);
+    }
+    return i;
 }
 
 _Static_assert(offsetof(struct stats_endpoint, connections) % 8 == 0 && sizeof(struct stats_endpoint) % 8 == 0,
@@ -477,15 +480,15 @@ static void mark_held(struct stats_header *h, uint32_t s, const struct endpoint 
 /* The file is full: the slots of endpoints that no service of this
  * process lists any more are given back. A pass that frees none is not
  * tried again for a second (the process has that many endpoints: the
- * newest are not counted, as before). How many were freed. Under
- * attach_lock (which comes before a service's lock: list_services). */
-static uint32_t reclaim_endpoints(struct stats_header *h)
+ * newest are not counted, as before); what they free goes to
+ * free_endpoints. Under attach_lock (which comes before a service's lock: list_services). */
+static void reclaim_endpoints(struct stats_header *h)
 {
     static uint64_t fruitless_at;
     static bool told;
     uint64_t now = now_ns();
     if (fruitless_at && now - fruitless_at < 1000000000u)
-        return 0;
+        return;
     struct registry *reg = mesh_registry();
     bool held[STATS_MAX_ENDPOINTS] = { false };
     for (size_t i = 0; reg && i < reg->n_all; i++) {
@@ -511,7 +514,6 @@ static uint32_t reclaim_endpoints(struct stats_header *h)
         log_info("stats: %u endpoints no service lists any more gave their rows back (room for %u); "
                  "their counts stay in their services' totals", freed, STATS_MAX_ENDPOINTS);
     }
-    return freed;
 }
 
 static uint32_t service_slot(struct stats_header *h, struct service *svc)
@@ -703,22 +705,21 @@ static struct stats_requests *request_series(struct stats_header *h, uint32_t se
         else if (v[i].service == service && v[i].endpoint == endpoint && v[i].code == code &&
                  strcmp(v[i].method, method) == 0)
             found = &v[i];
-    if (!found && free_at != NO_SLOT) {     /* a series given back (retire_endpoint) */
-        found = &v[free_at];
+    /* Else a series given back (retire_endpoint), else a new one: filled
+     * as a new endpoint slot is (new_endpoint_slot). */
+    bool fresh = free_at == NO_SLOT;
+    if (!found && (!fresh || (n_requests < STATS_MAX_REQUEST_SERIES &&
+                              reserve(h, R_REQUESTS, &v[n_requests], sizeof(v[0]))))) {
+        found = &v[fresh ? n_requests : free_at];
         __atomic_store_n(&found->count, 0, __ATOMIC_RELAXED);
         found->endpoint = endpoint;
         found->code = code;
         copy_name(found->method, sizeof(found->method), method);
         __atomic_store_n(&found->service, service, __ATOMIC_RELEASE);
-    } else if (!found && n_requests < STATS_MAX_REQUEST_SERIES &&
-        reserve(h, R_REQUESTS, &v[n_requests], sizeof(v[n_requests]))) {
-        found = &v[n_requests];
-        found->service = service;
-        found->endpoint = endpoint;
-        found->code = code;
-        copy_name(found->method, sizeof(found->method), method);
-        n_requests++;
-        __atomic_store_n(&h->n_requests, n_requests, __ATOMIC_RELEASE);
+        if (fresh) {
+            n_requests++;
+            __atomic_store_n(&h->n_requests, n_requests, __ATOMIC_RELEASE);
+        }
     }
     pthread_mutex_unlock(&attach_lock);
     return found;

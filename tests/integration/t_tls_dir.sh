@@ -142,7 +142,7 @@ openssl s_client -connect "127.0.0.2:$p3" -cert "$C/web.pem" -key "$C/web.key" -
 [ "$(grep -c 'BEGIN CERTIFICATE' "$TMP/chain.out")" -eq 2 ] || fail "the server sent no intermediate: $(grep -A4 'Certificate chain' "$TMP/chain.out")"
 # The CAs it names when it asks for the client's certificate: its bundle's.
 grep -A1 '^Acceptable client certificate CA names' "$TMP/chain.out" | grep -qx 'CN = meshim test CA' ||
-    fail "the server named no CA of its bundle: $(grep -A2 'Acceptable client' "$TMP/chain.out")"
+    fail "the server listed no CA of its bundle: $(grep -A2 'Acceptable client' "$TMP/chain.out")"
 sed -i "s|^endpoints = .*|endpoints = 127.0.0.2:$p3|" "$TMP/client.ini"
 out=$(MESHIM_CONFIG=$TMP/client.ini shimmed curl -sS --max-time 10 "http://orders:$p3/" 2> "$TMP/curl.err") ||
     fail "curl to a server whose certificate an intermediate issued: $(tail -3 "$TMP/curl.err")"
