@@ -274,7 +274,8 @@ start_otlp_receiver() {
 # traced_get SERVICE ENDPOINT URL [LOG]: a meshed python3 client (tracing
 # on, SERVICE at ENDPOINT with protocol = http) GETs URL, whose answer is the
 # traceparent the last upstream was sent. Sets trace and call_span from it;
-# fails (showing LOG) when the call fails or carried none.
+# fails (showing LOG) when the call fails or carried none. Needs
+# start_otlp_receiver's $TMP/spans.
 traced_get() {
     cat > "$TMP/client.ini" <<INI
 [tracing]
@@ -284,9 +285,23 @@ endpoints = $2
 protocol = http
 INI
     local got
+    # The client stays until its own span has reached the receiver (the
+    # batch leaves 200 ms after it): at exit the shim gives the last batch
+    # 500 ms, which a loaded machine under ASan has overrun.
     got=$(MESHIM_CONFIG=$TMP/client.ini shimmed python3 -c '
-import sys, urllib.request
-sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "$3") ||
+import json, sys, time, urllib.request
+got = urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()
+sys.stdout.write(got)
+sys.stdout.flush()
+parts, deadline = got.split("-"), time.monotonic() + 20
+while len(parts) == 4 and time.monotonic() < deadline:
+    try:
+        spans = [json.loads(line) for line in open(sys.argv[2])]
+    except (OSError, ValueError):
+        spans = []
+    if any(s["traceId"] == parts[1] and s["kind"] == 3 and "parentSpanId" not in s for s in spans):
+        break
+    time.sleep(0.05)' "$3" "$TMP/spans") ||
         fail "the client: $got ${4:+$(cat "$4")}"
     [[ $got =~ ^00-([0-9a-f]{32})-([0-9a-f]{16})-01$ ]] || fail "the upstream got no traceparent: '$got'"
     trace=${BASH_REMATCH[1]} call_span=${BASH_REMATCH[2]}
