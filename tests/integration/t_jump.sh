@@ -55,7 +55,7 @@ PIDS+=($!)
 wait_port 127.0.0.2 "$port"
 wait_port 127.0.0.6 "$sp"
 wait_port 127.0.0.7 "$mp"
-for _ in $(seq 1 100); do ss -Hulnp "sport = :$dp" | grep -q . && break; sleep 0.1; done
+wait_udp "$dp"
 
 tls_ini "$TMP/client.ini" web \
     "[service:hole]" "endpoints = 127.0.0.5:$port" "connect_timeout = 5s" "retries = 0" \
