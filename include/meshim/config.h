@@ -27,12 +27,14 @@ enum protocol { PROTO_TCP, PROTO_HTTP };
 /* How an outbound request finds the trace it belongs to (trace_propagation). */
 enum trace_propagation { PROPAGATE_HEADERS, PROPAGATE_THREAD };
 
-/* retry_on: Envoy's conditions for retrying an HTTP request. */
+/* retry_on: Envoy's conditions for retrying an HTTP request (what each
+ * takes: meshim/httpretry.h). "No answer": no connection, the connection
+ * ended before an answer's head, or per_try_timeout passed. */
 enum retry_on {
     RETRY_CONNECT_FAILURE = 1 << 0,     /* no connection to the endpoint */
-    RETRY_RESET = 1 << 1,               /* the connection ended before a response head */
-    RETRY_5XX = 1 << 2,                 /* any 5xx, or reset, or connect failure, or per-try timeout */
-    RETRY_GATEWAY_ERROR = 1 << 3,       /* 502, 503, 504, or connect failure, or per-try timeout */
+    RETRY_RESET = 1 << 1,               /* no answer */
+    RETRY_5XX = 1 << 2,                 /* any 5xx, or no answer */
+    RETRY_GATEWAY_ERROR = 1 << 3,       /* 502, 503, 504, or no answer */
     RETRY_STATUS_CODES = 1 << 4,        /* a code of retriable_status_codes */
 };
 

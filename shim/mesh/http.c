@@ -49,6 +49,7 @@
 #include "mesh/termsig.h"
 #include "mesh/threadtrace.h"
 #include "meshim/http1.h"
+#include "meshim/httpretry.h"
 #include "meshim/mesh.h"
 #include "meshim/route.h"
 #include "observe/accesslog.h"
@@ -320,15 +321,6 @@ static void pool_put(struct upstream *u, struct endpoint *ep, uint16_t port)
 
 /* ------------------------------------------------------------ the request -- */
 
-static bool method_idempotent(const char *m)
-{
-    static const char *const SAFE[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL };
-    for (int i = 0; SAFE[i]; i++)
-        if (strcmp(m, SAFE[i]) == 0)
-            return true;
-    return false;
-}
-
 /* The service the request in progress goes to (its route's and split's),
  * or the one the application connected to before a request is read. */
 static struct service *request_service(const struct hproxy *px)
@@ -341,53 +333,15 @@ static const struct service_config *target_cfg(const struct hproxy *px)
     return service_cfg(request_service(px));
 }
 
-/* 100 Continue and the like: forwarded, and the final answer follows. */
-static bool interim_status(int status)
+/* May the request be sent again after this failure (meshim/httpretry.h,
+ * then the retry budget)? Counts the retry. */
+static bool may_retry(struct hproxy *px, enum http_failure f, int status)
 {
-    return status >= 100 && status < 200 && status != 101;
-}
-
-enum failure { F_CONNECT, F_RESET, F_TIMEOUT, F_STATUS };
-
-/* Does retry_on name this failure (a status for F_STATUS)? */
-static bool retry_on_names(const struct service_config *cfg, enum failure f, int status)
-{
-    unsigned on = cfg->retry_on;
-    switch (f) {
-    case F_CONNECT:
-        return on & (RETRY_CONNECT_FAILURE | RETRY_5XX | RETRY_GATEWAY_ERROR);
-    case F_RESET:
-        return on & (RETRY_RESET | RETRY_5XX);
-    case F_TIMEOUT:
-        return on & (RETRY_5XX | RETRY_GATEWAY_ERROR);
-    case F_STATUS:
-        if ((on & RETRY_5XX) && status >= 500)
-            return true;
-        if ((on & RETRY_GATEWAY_ERROR) && status >= 502 && status <= 504)
-            return true;
-        if (on & RETRY_STATUS_CODES)
-            for (size_t i = 0; i < cfg->retriable_status_codes.n; i++)
-                if (cfg->retriable_status_codes.v[i] == status)
-                    return true;
-    }
-    return false;
-}
-
-/* An answer that counts against its endpoint (Envoy's consecutive 5xx). */
-static bool status_fails_endpoint(int status)
-{
-    return status >= 500;
-}
-
-/* May the request be sent again after this failure? Counts the retry. */
-static bool may_retry(struct hproxy *px, enum failure f, int status)
-{
-    const struct service_config *cfg = target_cfg(px);
-    if (px->committed || px->retry_lost || !retry_on_names(cfg, f, status))
-        return false;
-    if (f != F_CONNECT && !px->idempotent && !cfg->retry_non_idempotent)
-        return false;
-    if (px->retries >= cfg->retries || !budget_retry(px->target))
+    struct http_attempt a = {
+        .failure = f, .status = status, .committed = px->committed, .held_whole = !px->retry_lost,
+        .idempotent = px->idempotent, .retries = px->retries,
+    };
+    if (!http_retry_allowed(target_cfg(px), &a) || !budget_retry(px->target))
         return false;
     px->retries++;
     px->flags |= FLAG_RETRY;
@@ -534,10 +488,10 @@ static void respond_local(struct hproxy *px, int status, const char *reason, con
 }
 
 /* Every attempt failed: 503, or 504 when the last one timed out. */
-static void give_up(struct hproxy *px, enum failure f)
+static void give_up(struct hproxy *px, enum http_failure f)
 {
     px->flags |= px->attempts > 1 ? FLAG_URX : 0;
-    if (f == F_TIMEOUT)
+    if (f == HTTP_FAIL_TIMEOUT)
         respond_local(px, 504, "Gateway Timeout", px->last_why);
     else
         respond_local(px, 503, "Service Unavailable", px->last_why);
@@ -546,13 +500,13 @@ static void give_up(struct hproxy *px, enum failure f)
 /* The attempt is over without an answer for the application: its
  * endpoint is told (a connect failure was, when it happened; a status
  * only when it is a 5xx), its connection closed. */
-static void attempt_abandon(struct hproxy *px, enum failure f, int status, const char *why)
+static void attempt_abandon(struct hproxy *px, enum http_failure f, int status, const char *why)
 {
     snprintf(px->last_why, sizeof(px->last_why), "%s%s%s", px->ep ? px->ep->label : "",
              px->ep ? ": " : "", why);
-    if (px->ep && f != F_CONNECT)
-        request_record(px->target, px->ep, px->port, f != F_STATUS || status_fails_endpoint(status),
-                       px->try_start_ns);
+    if (px->ep && f != HTTP_FAIL_CONNECT)
+        request_record(px->target, px->ep, px->port,
+                       f != HTTP_FAIL_STATUS || http_status_fails_endpoint(status), px->try_start_ns);
     upstream_drop(px);
     if (px->picking)
         pick_tried(&px->pick);
@@ -568,7 +522,7 @@ static void retry_later(struct hproxy *px)
 }
 
 /* The attempt failed before its answer was forwarded: again, or give up. */
-static void attempt_failed(struct hproxy *px, enum failure f, int status, const char *why)
+static void attempt_failed(struct hproxy *px, enum http_failure f, int status, const char *why)
 {
     attempt_abandon(px, f, status, why);
     if (may_retry(px, f, status))
@@ -705,7 +659,7 @@ static void connect_failed_why(struct hproxy *px, int err, const char *why)
         px->state = PX_CLOSING;
         return;
     }
-    attempt_failed(px, F_CONNECT, 0, why);
+    attempt_failed(px, HTTP_FAIL_CONNECT, 0, why);
 }
 
 static void connect_failed(struct hproxy *px, int err)
@@ -765,7 +719,7 @@ static void no_attempt(struct hproxy *px)
         px->state = PX_CLOSING;
         return;
     }
-    give_up(px, F_CONNECT);
+    give_up(px, HTTP_FAIL_CONNECT);
 }
 
 static void attempt_start(struct hproxy *px)
@@ -824,7 +778,7 @@ static void attempt_start(struct hproxy *px)
             own_close(fd);
         snprintf(px->last_why, sizeof(px->last_why), "cannot open a socket: %s", strerror(err));
         attempt_end(px);
-        give_up(px, F_CONNECT);
+        give_up(px, HTTP_FAIL_CONNECT);
         return;
     }
     u->fd = fd;
@@ -926,7 +880,7 @@ static void request_begin(struct hproxy *px)
 {
     const struct h1_head *h = h1_head(&px->req);
     request_head_take(px, h);
-    px->idempotent = method_idempotent(px->method);
+    px->idempotent = http_method_idempotent(px->method);
     px->req_keep_alive = h->keep_alive;
     px->close_stripped = close_only_downstream(px, h);
     px->upgrade = h->upgrade;
@@ -1200,13 +1154,13 @@ static bool up_write(struct hproxy *px)
 static bool response_head(struct hproxy *px)
 {
     const struct h1_head *h = h1_head(&px->resp);
-    if (interim_status(h->status))
+    if (http_status_interim(h->status))
         return true;
     px->status = h->status;
-    if (may_retry(px, F_STATUS, h->status)) {
+    if (may_retry(px, HTTP_FAIL_STATUS, h->status)) {
         char why[32];
         snprintf(why, sizeof(why), "answered %d", h->status);
-        attempt_abandon(px, F_STATUS, h->status, why);
+        attempt_abandon(px, HTTP_FAIL_STATUS, h->status, why);
         retry_later(px);
         return false;
     }
@@ -1217,7 +1171,7 @@ static bool response_head(struct hproxy *px)
 /* The answer ended (at EOF when `eof`): the request is done. */
 static void response_end(struct hproxy *px, bool eof)
 {
-    request_record(px->target, px->ep, px->port, status_fails_endpoint(px->status), px->try_start_ns);
+    request_record(px->target, px->ep, px->port, http_status_fails_endpoint(px->status), px->try_start_ns);
     const struct h1_head *h = h1_head(&px->resp);
     bool reuse = !eof && h->keep_alive && (px->req_keep_alive || px->close_stripped) &&
                  px->rx.len == 0 && px->req_done &&
@@ -1267,7 +1221,7 @@ static void forward(struct hproxy *px, size_t len)
 static void forward_head(struct hproxy *px, size_t len)
 {
     const struct h1_head *h = h1_head(&px->resp);
-    if (!px->close_stripped || interim_status(h->status) || !h->keep_alive || len < 4 ||
+    if (!px->close_stripped || http_status_interim(h->status) || !h->keep_alive || len < 4 ||
         memcmp(px->rx.data + len - 4, "\r\n\r\n", 4) != 0) {
         forward(px, len);
         return;
@@ -1297,7 +1251,7 @@ static void parse_response(struct hproxy *px)
             continue;
         case H1_END: {
             forward(px, used);
-            if (interim_status(h1_head(&px->resp)->status)) {
+            if (http_status_interim(h1_head(&px->resp)->status)) {
                 h1_response_to(&px->resp, px->method);
                 continue;
             }
@@ -1356,7 +1310,7 @@ static void upstream_ended(struct hproxy *px, int err)
         return;
     }
     px->flags |= FLAG_UC;
-    attempt_failed(px, F_RESET, 0, err ? strerror(err) : "connection closed before an answer");
+    attempt_failed(px, HTTP_FAIL_RESET, 0, err ? strerror(err) : "connection closed before an answer");
 }
 
 static bool up_read(struct hproxy *px)
@@ -1586,7 +1540,8 @@ static bool waits_for_accept(struct hproxy *px)
     ssize_t n = real_recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
         return false;               /* it spoke, closed or failed: not a backlog */
-    const struct pick *retry = retry_on_names(target_cfg(px), F_CONNECT, 0) ? &px->pick : NULL;
+    bool retried = http_retry_on_names(target_cfg(px)->retry_on, NULL, HTTP_FAIL_CONNECT, 0);
+    const struct pick *retry = retried ? &px->pick : NULL;
     if (!mtls_unaccepted_waits_at(px->target, px->ep, px->port, retry, px->retries, "the request waits for it"))
         return false;
     u->waits_accept = px->accept_waited = true;
@@ -1611,7 +1566,7 @@ static void try_timer_fired(struct engine_timer *t)
         char why[64];
         snprintf(why, sizeof(why), "no answer within per_try_timeout (%ums)",
                  target_cfg(px)->per_try_timeout_ms);
-        attempt_failed(px, F_TIMEOUT, 0, why);
+        attempt_failed(px, HTTP_FAIL_TIMEOUT, 0, why);
     }
     px_step(px);
 }

@@ -6,8 +6,8 @@ own http.server, threaded, keep-alive.
 Every request appends "METHOD PATH attempt=N conn=PORT connection=VALUE" to
 LOG (flushed at once; PORT: the client's, VALUE: its Connection header or
 -), so a test counts what each endpoint was really sent, and on which
-connection. MODE 503 answers every
-request 503. Paths:
+connection. MODE 503 answers every request 503; MODE drop closes the
+connection without an answer (a server that fails mid-request). Paths:
     /chunked   a chunked answer with a trailer
     /204, /304 answers without a body
     /close     an answer with Connection: close, then the connection ends
@@ -75,6 +75,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.headers.get("connection", "-")))
         if MODE == "503":
             self.send(503, "%s unavailable\n" % NAME)
+            return
+        if MODE == "drop":
+            self.close_connection = True
             return
         if self.path == "/chunked":
             self.send_response(200)

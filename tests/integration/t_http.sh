@@ -132,6 +132,24 @@ grep -q "endpoint 127.0.0.5:$port ejected" "$TMP/get.err" || fail "no ejection l
 [ "$(grep -c '"attempts":2' "$TMP/retry.access")" = 3 ] || fail "the access log does not show 3 requests of 2 attempts"
 ok "40 GETs all answered 200: the 3 that met a 503 were retried (x-meshim-attempt: 2), then the endpoint was ejected"
 
+# An endpoint that closes each connection without an answer: under
+# retry_on = gateway-error the GETs it took are sent again (Envoy counts a
+# request with no answer as the 503 a proxy answers for it).
+python3 tests/helpers/http_backend.py 127.0.0.6 "$port" drop "$TMP/drop.log" drop &
+PIDS+=($!)
+wait_port 127.0.0.6 "$port"
+: > "$TMP/b2.log"
+sed -e 's/127.0.0.5:/127.0.0.6:/' -e 's/retry_on = 5xx/retry_on = gateway-error/' -e 's/eject_after = 3/eject_after = 1000/' \
+    -e "s#$TMP/retry.access#$TMP/drop.access#" "$TMP/retry.ini" > "$TMP/drop.ini"
+MESHIM_CONFIG=$TMP/drop.ini shimmed python3 "$TMP/client.py" web "$port" "10:GET:/d" - \
+    > "$TMP/drop.out" 2> "$TMP/drop.err" || fail "GET client: $(tail -3 "$TMP/drop.err")"
+dropped=$(grep -c '^GET' "$TMP/drop.log" || true)
+[ "$(grep -c '^200 b2' "$TMP/drop.out")" = 10 ] || fail "gateway-error: not every GET was answered by b2: $(sort "$TMP/drop.out" | uniq -c)"
+[ "$dropped" -ge 3 ] || fail "the dropping endpoint got only $dropped of 10 GETs (round robin)"
+[ "$(grep -c '"attempts":2' "$TMP/drop.access")" = "$dropped" ] ||
+    fail "the access log does not show the $dropped dropped GETs retried: $(grep -c '"attempts":2' "$TMP/drop.access")"
+ok "retry_on = gateway-error: the $dropped GETs whose endpoint closed without an answer were sent again; 10 of 10 answered 200"
+
 # 3. Routes: by path prefix to v2, by header to canary, else the service.
 : > "$TMP/b2.log"; : > "$TMP/b3.log"; : > "$TMP/b4.log"
 cat > "$TMP/routes.ini" <<INI
