@@ -10,7 +10,7 @@
  * would answer 503 or 504 itself, so `5xx` and `gateway-error` take all
  * three, and `reset` ("the server did not respond at all") takes all
  * three too; `connect-failure` takes only the first. An answer is retried
- * by `5xx` (500 and up), `gateway-error` (502, 503, 504) and
+ * by `5xx` (500 to 599), `gateway-error` (502, 503, 504) and
  * `retriable-status-codes` (the service's list).
  */
 #ifndef MESHIM_HTTPRETRY_H

@@ -9,6 +9,12 @@
 /* The conditions that take a request that got no answer at all. */
 #define RETRY_NO_ANSWER (RETRY_RESET | RETRY_5XX | RETRY_GATEWAY_ERROR)
 
+/* llhttp takes any three digits; a class is its first (RFC 9110 §15). */
+static bool is_5xx(int status)
+{
+    return status >= 500 && status <= 599;
+}
+
 bool http_retry_on_names(unsigned retry_on, const struct status_list *codes, enum http_failure failure,
                          int status)
 {
@@ -19,7 +25,7 @@ bool http_retry_on_names(unsigned retry_on, const struct status_list *codes, enu
     case HTTP_FAIL_TIMEOUT:
         return retry_on & RETRY_NO_ANSWER;
     case HTTP_FAIL_STATUS:
-        if ((retry_on & RETRY_5XX) && status >= 500)
+        if ((retry_on & RETRY_5XX) && is_5xx(status))
             return true;
         if ((retry_on & RETRY_GATEWAY_ERROR) && status >= 502 && status <= 504)
             return true;
@@ -58,5 +64,5 @@ bool http_status_interim(int status)
 
 bool http_status_fails_endpoint(int status)
 {
-    return status >= 500;
+    return is_5xx(status);
 }

@@ -42,6 +42,7 @@ static void test_answers(void **state)
     assert_true(NAMES(RETRY_5XX, HTTP_FAIL_STATUS, 503));
     assert_true(NAMES(RETRY_5XX, HTTP_FAIL_STATUS, 599));
     assert_false(NAMES(RETRY_5XX, HTTP_FAIL_STATUS, 499));
+    assert_false(NAMES(RETRY_5XX, HTTP_FAIL_STATUS, 600));                  /* llhttp reads any 3 digits */
     assert_false(NAMES(RETRY_GATEWAY_ERROR, HTTP_FAIL_STATUS, 500));
     assert_false(NAMES(RETRY_GATEWAY_ERROR, HTTP_FAIL_STATUS, 501));
     for (int s = 502; s <= 504; s++)
@@ -116,6 +117,7 @@ static void test_methods_and_statuses(void **state)
     assert_true(http_status_fails_endpoint(503));
     assert_false(http_status_fails_endpoint(499));
     assert_false(http_status_fails_endpoint(429));
+    assert_false(http_status_fails_endpoint(999));
 }
 
 int main(void)
