@@ -1664,6 +1664,12 @@ int http_connect(int fd, struct conn *c, struct service *svc, const struct socka
     real_close(sv[0]);          /* the application's number holds it now */
     if (c->tt)
         fdtable_set_kind(fd, FD_TRACE_OUT);
+    if (service_cfg(svc)->tls == TLS_MTLS) {
+        /* Its requests go over the pooled mTLS connections, which the
+         * engine relays: the connection's line says so, not "none". */
+        c->tls = CONN_TLS_RELAY;
+        snprintf(c->tls_why, sizeof(c->tls_why), "protocol = http");
+    }
     conn_connected(c);
     px->conn = c;
     px->svc = svc;

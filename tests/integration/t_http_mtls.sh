@@ -110,7 +110,12 @@ inbound=$(authed | grep -c . || true)
 authed | grep -q '"peer_identity":"spiffe://test.mesh/ns/prod/sa/web"' ||
     fail "the servers' connections are not from web's identity: $(head -1 "$TMP/server.access")"
 [ "$(grep -c '"kind":"request"' "$TMP/client.access")" = 300 ] || fail "not 300 request lines in the client's access log"
-ok "three pooled mTLS connections carried the 300 requests (servers' access log)"
+# The application's connection's own line says its requests went through
+# the engine's mTLS relay, never "tls":"none".
+grep -v '"kind":"request"' "$TMP/client.access" | grep '"service":"orders"' |
+    grep -q '"tls":"relay","tls_relay_why":"protocol = http"' ||
+    fail "the client's connection line does not say relay: $(grep -v '"kind"' "$TMP/client.access" | head -1)"
+ok "three pooled mTLS connections carried the 300 requests (servers' access log); the client's line says relay"
 
 # 2. curl by service name.
 shims curl
