@@ -656,6 +656,12 @@ void watch_wait(struct service *svc, uint32_t timeout_ms)
         return;
     int saved = errno;
     uint64_t deadline_ns = service_wait_deadline(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
+    /* A blocking connect holds the program's signals but in its waits
+     * (jumpguard.h); a futex takes no mask, so this one lets them in by
+     * hand, and takes them back after. */
+    sigset_t held;
+    if (jump_wait_mask)
+        pthread_sigmask(SIG_SETMASK, jump_wait_mask, &held);
     jump_park();
     for (;;) {
         /* The count first: an answer told after the look below wakes the
@@ -669,6 +675,8 @@ void watch_wait(struct service *svc, uint32_t timeout_ms)
         real_syscall4(SYS_futex, &answers, FUTEX_WAIT_PRIVATE, seen, &rel);
     }
     jump_unpark();
+    if (jump_wait_mask)
+        pthread_sigmask(SIG_SETMASK, &held, NULL);
     errno = saved;
 }
 

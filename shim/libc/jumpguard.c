@@ -13,6 +13,7 @@ void _pthread_cleanup_push(struct _pthread_cleanup_buffer *buf, void (*routine)(
 void _pthread_cleanup_pop(struct _pthread_cleanup_buffer *buf, int execute);
 
 __thread bool jump_parked_now __attribute__((tls_model("initial-exec")));
+__thread const sigset_t *jump_wait_mask __attribute__((tls_model("initial-exec")));
 
 void jump_guard_push(struct jump_guard *g, void (*repair)(void *), void *arg)
 {
@@ -22,4 +23,31 @@ void jump_guard_push(struct jump_guard *g, void (*repair)(void *), void *arg)
 void jump_guard_pop(struct jump_guard *g)
 {
     _pthread_cleanup_pop(&g->buf, 0);
+}
+
+int jump_poll(struct pollfd *p, nfds_t n, int timeout_ms)
+{
+    if (!jump_wait_mask)
+        return poll(p, n, timeout_ms);
+    struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000 };
+    return ppoll(p, n, timeout_ms < 0 ? NULL : &ts, jump_wait_mask);
+}
+
+bool jump_sleep(const struct timespec *ts, struct timespec *rem)
+{
+    if (!jump_wait_mask)
+        return nanosleep(ts, rem) == 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    if (ppoll(NULL, 0, ts, jump_wait_mask) == 0)
+        return true;
+    /* Cut short: what is left of ts. */
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left = (long long)(ts->tv_sec - (now.tv_sec - start.tv_sec)) * 1000000000LL +
+                     (ts->tv_nsec - (now.tv_nsec - start.tv_nsec));
+    if (left < 0)
+        left = 0;
+    rem->tv_sec = (time_t)(left / 1000000000LL);
+    rem->tv_nsec = (long)(left % 1000000000LL);
+    return false;
 }

@@ -31,9 +31,11 @@
 #define MESHIM_JUMPGUARD_H
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <time.h>
 
 struct jump_guard {
     struct _pthread_cleanup_buffer buf;     /* glibc's; its list of them */
@@ -67,6 +69,19 @@ static inline bool jump_parked(void)
 {
     return jump_parked_now;
 }
+
+/* A blocking connect holds the program's asynchronous signals from start
+ * to end and lets them in only while it waits (jump_poll, jump_sleep):
+ * the mask it waits with is here. Outside the waits the thread allocates,
+ * takes the shim's locks and OpenSSL's, and a handler's jump from there
+ * left one held (glibc's malloc arena, seen: the next connect hung for
+ * good). NULL: the thread waits with its own mask. */
+extern __thread const sigset_t *jump_wait_mask __attribute__((tls_model("initial-exec")));
+
+/* poll, with the signals of jump_wait_mask let in for the wait only. */
+int jump_poll(struct pollfd *p, nfds_t n, int timeout_ms);
+/* nanosleep likewise; false with *rem left when a handler cut it short. */
+bool jump_sleep(const struct timespec *ts, struct timespec *rem);
 
 /* A section that holds a lock for long in a program's thread (a stats file
  * made and mapped, the identity read, the TLS module loaded): a handler

@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "libc/jumpguard.h"
+
 struct sigpipe_hold {
     sigset_t was;                       /* the thread's mask before */
     bool had;                           /* a SIGPIPE was pending already */
@@ -41,6 +43,28 @@ static inline void sigpipe_hold(struct sigpipe_hold *h)
     h->had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
 }
 
+/* As sigpipe_hold, with every other asynchronous signal held too (a
+ * blocking connect: jumpguard.h, jump_wait_mask). */
+static inline void sigpipe_hold_all(struct sigpipe_hold *h)
+{
+    sigset_t async, pending;
+    sigemptyset(&async);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (!signal_is_synchronous(sig))
+            sigaddset(&async, sig);
+    pthread_sigmask(SIG_BLOCK, &async, &h->was);
+    h->had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+/* The mask to wait with under sigpipe_hold_all: the program's, SIGPIPE
+ * still held (one the shim's write raised is taken back at the end). */
+static inline sigset_t sigpipe_waiting(const struct sigpipe_hold *h)
+{
+    sigset_t mask = h->was;
+    sigaddset(&mask, SIGPIPE);
+    return mask;
+}
+
 /* Takes back a SIGPIPE raised since sigpipe_hold, then restores the mask.
  * errno is kept. */
 static inline void sigpipe_release(struct sigpipe_hold *h)
@@ -54,6 +78,20 @@ static inline void sigpipe_release(struct sigpipe_hold *h)
     }
     pthread_sigmask(SIG_SETMASK, &h->was, NULL);
     errno = saved;
+}
+
+/* A handler's longjmp left a hold's frame (a guard's repair): the mask is
+ * the handler's now, which siglongjmp may replace with its own. A SIGPIPE
+ * the shim raised is taken back, and SIGPIPE is blocked or not as the
+ * program had it; the rest of the mask stays the handler's. */
+static inline void sigpipe_left(struct sigpipe_hold *h)
+{
+    sigset_t now;
+    pthread_sigmask(SIG_SETMASK, NULL, &now);
+    if (!sigismember(&h->was, SIGPIPE))
+        sigdelset(&now, SIGPIPE);
+    h->was = now;
+    sigpipe_release(h);
 }
 
 #endif

@@ -34,6 +34,7 @@
 #include "engine/watch.h"
 #include "libc/jumpguard.h"
 #include "libc/real.h"
+#include "libc/sigpipe.h"
 #include "mesh/attempt.h"
 #include "mesh/conn.h"
 #include "mesh/dial.h"
@@ -96,7 +97,7 @@ static uint64_t sleep_ns(uint64_t ns)
     struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
     uint64_t left = 0;
     jump_park();
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    while (!jump_sleep(&ts, &ts) && errno == EINTR) {
         if (interrupting_handler()) {
             left = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
             break;
@@ -124,7 +125,7 @@ static int attempt_blocking(int fd, const struct sockaddr *sa, socklen_t len, in
             uint64_t now = now_ns();
             int left = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
             jump_park();
-            int n = poll(&p, 1, left);
+            int n = jump_poll(&p, 1, left);
             jump_unpark();
             if (n > 0) {
                 socklen_t elen = sizeof(err);
@@ -470,7 +471,7 @@ static bool identity_ready(struct service *svc, uint16_t port)
 /* A connect to a service, at the application's port: its identity read,
  * its attempts and handshakes made (a blocking socket's in this thread). */
 static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, struct service *svc,
-                           uint16_t port)
+                           uint16_t port, int flags)
 {
     /* A split service hands each new connection to one of its targets,
      * whose endpoints and policies then apply; an HTTP service splits
@@ -501,9 +502,6 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
     int saved = errno;
     bool v6only = addr->sa_family == AF_INET6 && real_getsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
     errno = saved;
-    int flags = real_fcntl(fd, F_GETFL, NULL);
-    if (flags < 0)
-        return -1;
     /* One connection record for the whole connect(), whatever its attempts. */
     struct conn *c = track(fd, svc, port);
     if (!c)
@@ -531,10 +529,22 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
  * held, or its connection counted open for max_connections with its pick
  * and TLS object, for good. So the shim works with cancellation held off;
  * a request that came meanwhile acts as the hook returns (connect() is a
- * cancellation point, as the kernel's). */
+ * cancellation point, as the kernel's).
+ *
+ * A blocking connect also holds the program's asynchronous signals, and
+ * lets them in only while it waits (jumpguard.h, jump_wait_mask): a
+ * handler that jumps out of the connect (wget -T) then always leaves a
+ * wait, where the repairs find the shim's state whole. Left from its work
+ * the jump could leave a lock held, the shim's or OpenSSL's or malloc's,
+ * and the next connect hung for good (t_jump's storm). One pair of
+ * signal-mask calls per blocking connect (7.5 us here); a non-blocking
+ * one never waits in the program's thread and holds nothing. */
 struct held {
     struct jump_guard guard;    /* a longjmp out of the connect gives cancellation back */
     int cancel_state;
+    struct jump_guard signals_guard;
+    struct sigpipe_hold signals;    /* SIGPIPE too: one a handshake raised is taken back */
+    sigset_t waiting;
 };
 
 static void held_left(void *arg)
@@ -542,13 +552,34 @@ static void held_left(void *arg)
     pthread_setcancelstate(((struct held *)arg)->cancel_state, NULL);
 }
 
+static void signals_left(void *arg)
+{
+    jump_wait_mask = NULL;
+    sigpipe_left(&((struct held *)arg)->signals);
+}
+
 static int connect_held(int fd, const struct sockaddr *addr, socklen_t len, struct service *svc,
                         uint16_t port)
 {
+    int flags = real_fcntl(fd, F_GETFL, NULL);
+    if (flags < 0)
+        return -1;
+    bool blocking = !(flags & O_NONBLOCK);
     struct held held;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &held.cancel_state);
     jump_guard_push(&held.guard, held_left, &held);
-    int rc = connect_service(fd, addr, len, svc, port);
+    if (blocking) {
+        sigpipe_hold_all(&held.signals);
+        held.waiting = sigpipe_waiting(&held.signals);
+        jump_wait_mask = &held.waiting;
+        jump_guard_push(&held.signals_guard, signals_left, &held);
+    }
+    int rc = connect_service(fd, addr, len, svc, port, flags);
+    if (blocking) {
+        jump_guard_pop(&held.signals_guard);
+        jump_wait_mask = NULL;
+        sigpipe_release(&held.signals);     /* errno is kept */
+    }
     jump_guard_pop(&held.guard);
     pthread_setcancelstate(held.cancel_state, NULL);    /* errno is left as it is */
     return rc;

@@ -11,8 +11,14 @@
 #define CHUNK_SLOTS (1u << CHUNK_BITS)
 #define MAX_CHUNKS 1024                 /* 2^20 descriptors: Linux's nr_open default */
 
-static struct conn **chunks[MAX_CHUNKS];
-static uint8_t *kinds[MAX_CHUNKS];      /* enum fd_kind, a byte per descriptor */
+/* The first chunk of each is static: a program's socket() or connect()
+ * then allocates nothing for its first 1024 descriptors. A signal
+ * handler's jump out of an allocation in socket() (legal: socket() is
+ * async-signal-safe) left malloc's lock held, and the next one hung. */
+static struct conn *chunk0[CHUNK_SLOTS];
+static uint8_t kinds0[CHUNK_SLOTS];
+static struct conn **chunks[MAX_CHUNKS] = { chunk0 };
+static uint8_t *kinds[MAX_CHUNKS] = { kinds0 };     /* enum fd_kind, a byte per descriptor */
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct conn **slot_of(int fd, bool create)

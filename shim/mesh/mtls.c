@@ -16,7 +16,6 @@
 #include "libc/jumpguard.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
-#include "libc/sigpipe.h"
 #include "mesh/attempt.h"
 #include "mesh/fdtable.h"
 #include "mesh/ktls.h"
@@ -172,7 +171,7 @@ static bool wait_socket(int sock, bool want_write, uint64_t deadline, bool *hear
         return false;
     struct pollfd p = { .fd = sock, .events = want_write ? POLLOUT : POLLIN };
     jump_park();
-    poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+    jump_poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
     jump_unpark();
     if (heard && (p.revents & (POLLIN | POLLHUP | POLLERR)))
         *heard = true;
@@ -206,25 +205,6 @@ static int ktls_blocking(struct conn *c, SSL *ssl, int sock, uint64_t deadline, 
     return rc;
 }
 
-struct pipe_guard {
-    struct jump_guard guard;
-    struct sigpipe_hold hold;
-};
-
-/* A longjmp left the handshake: a SIGPIPE it raised is taken back, and
- * SIGPIPE is blocked or not as the program had it. Only that bit: the rest
- * of the mask is the handler's now, and siglongjmp restores its own. */
-static void pipe_left(void *arg)
-{
-    struct pipe_guard *g = arg;
-    sigset_t now;
-    pthread_sigmask(SIG_SETMASK, NULL, &now);
-    if (!sigismember(&g->hold.was, SIGPIPE))
-        sigdelset(&now, SIGPIPE);
-    g->hold.was = now;
-    sigpipe_release(&g->hold);
-}
-
 /* Blocking connect: the handshake in the caller's thread. 0, or the errno
  * of the failure with why; *late: the server has said nothing by late_at
  * (late_accept), or by the deadline with no other endpoint for a retry
@@ -234,13 +214,10 @@ static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_a
 {
     bool want_write = false, heard = false;
     int h;
-    /* OpenSSL writes the handshake with write(): a server gone between
-     * its flight and ours must not raise SIGPIPE in the program's thread
-     * (libc/sigpipe.h). A signal handler's longjmp out of the handshake
-     * gives SIGPIPE back (pipe_left). */
-    struct pipe_guard hold;
-    sigpipe_hold(&hold.hold);
-    jump_guard_push(&hold.guard, pipe_left, &hold);
+    /* OpenSSL writes the handshake with write(): SIGPIPE, as the program's
+     * other signals, is held by the blocking connect around it (connect.c,
+     * connect_blocking_guarded), and a SIGPIPE the handshake raised is
+     * taken back there. */
     while ((h = tls_handshake(ssl, &want_write, why, len)) == 0) {
         uint64_t until = heard || late_at >= deadline ? deadline : late_at;
         if (wait_socket(net, want_write, until, &heard))
@@ -253,8 +230,6 @@ static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_a
         h = -1;
         break;
     }
-    jump_guard_pop(&hold.guard);
-    sigpipe_release(&hold.hold);
     return *late ? 0 : mtls_finish(c, ssl, h, why, len);
 }
 
