@@ -15,6 +15,14 @@
  * Prints "jumped=K leaked=D cancel=enabled|disabled sigpipe=unblocked|blocked
  * good=OK|RESOLVE|ERRNO-NAME|TIMEOUT" on one line; D: TCP sockets still
  * open after the rounds (the program closed its own).
+ *
+ * jumpconnect --storm MAX_US NAME N — the storm: NAME (port 80) is
+ * resolved once, then N blocking connects to it are each cut by a timer
+ * due 1 to MAX_US microseconds in, wherever the thread is then (the shim's
+ * socket() or connect(), working or waiting), and closed; then NAME as
+ * GOOD above. Prints "jumped=K done=C good=...": TIMEOUT when a jump had
+ * left a lock held (the shim's, OpenSSL's, malloc's) and the last connect
+ * hung.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -25,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <dirent.h>
 #include <unistd.h>
 
@@ -37,19 +46,29 @@ static void on_alarm(int sig)
     siglongjmp(env, 1);
 }
 
-/* Resolves name and connects a blocking socket to it (port 80): 0, or -2
- * when it cannot be resolved, or -1 with errno. *fd is the socket. */
+static struct addrinfo *resolved;   /* the storm's, looked up once */
+
+/* Resolves name (unless the storm did) and connects a blocking socket to
+ * it (port 80): 0, or -2 when it cannot be resolved, or -1 with errno. *fd
+ * is the socket. */
 static int dial(const char *name, volatile int *fd)
 {
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
-    if (getaddrinfo(name, "80", &hints, &ai) != 0)
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = resolved;
+    if (!ai && getaddrinfo(name, "80", &hints, &ai) != 0)
         return -2;
     *fd = socket(ai->ai_family, SOCK_STREAM, 0);
     int rc = *fd < 0 ? -1 : connect(*fd, ai->ai_addr, ai->ai_addrlen);
     int err = errno;
-    freeaddrinfo(ai);
+    if (ai != resolved)
+        freeaddrinfo(ai);
     errno = err;
     return rc;
+}
+
+static void timer_in(long us)
+{
+    struct itimerval t = { { 0, 0 }, { us / 1000000, us % 1000000 } };
+    setitimer(ITIMER_REAL, &t, NULL);
 }
 
 /* TCP sockets open in this process, the shim's own among them (its
@@ -98,10 +117,39 @@ static const char *good(const char *name)
     return what;
 }
 
+static int storm(int max_us, const char *name, int n)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+    if (getaddrinfo(name, "80", &hints, &resolved) != 0) {
+        fprintf(stderr, "jumpconnect: cannot resolve %s\n", name);
+        return 2;
+    }
+    signal(SIGALRM, on_alarm);
+    srand((unsigned)getpid());
+    int jumped = 0, done = 0;
+    for (int i = 0; i < n; i++) {
+        volatile int fd = -1;
+        if (sigsetjmp(env, 1) == 0) {
+            timer_in(1 + rand() % max_us);
+            int rc = dial(name, &fd);
+            timer_in(0);
+            done += rc == 0;
+        } else {
+            jumped++;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    printf("jumped=%d done=%d good=%s\n", jumped, done, good(name));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--storm") == 0)
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc < 4) {
-        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain]\n");
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N\n");
         return 2;
     }
     plain = argc > 4 && strcmp(argv[4], "plain") == 0;

@@ -114,11 +114,11 @@ ok "jumps out of getaddrinfo waiting for a name server that never answers: the n
 # No ejections or shared state, so that the last connect is the question.
 sed -e 's/^\[meshim\]$/&\nshared_state = off/' -e 's/^\[service:\(orders\|secure\)\]$/&\neject_after = off/' \
     "$TMP/client.ini" > "$TMP/storm.ini"
-for storm in "orders $port 1000 300" "secure $mp 100 5000"; do
+for storm in "300 orders 1000" "5000 secure 100"; do
     set -- $storm
-    out=$(MESHIM_CONFIG=$TMP/storm.ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpstorm" "$@" \
-          2> "$TMP/storm-$1.err") || fail "jumpstorm $1 failed or hung ($?): '$out' $(tail -3 "$TMP/storm-$1.err")"
+    out=$(MESHIM_CONFIG=$TMP/storm.ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpconnect" --storm "$@" \
+          2> "$TMP/storm-$2.err") || fail "the storm on $2 failed or hung ($?): '$out' $(tail -3 "$TMP/storm-$2.err")"
     [[ "$out" == jumped=*" good=OK" && "$out" != "jumped=0 "* ]] ||
-        fail "after a storm of jumps out of connects to $1: '$out'; $(grep meshim "$TMP/storm-$1.err" | tail -3)"
-    ok "a storm of jumps out of $3 blocking connects to $1, each at a random point up to $4 us in: the next connect served ($out)"
+        fail "after a storm of jumps out of connects to $2: '$out'; $(grep meshim "$TMP/storm-$2.err" | tail -3)"
+    ok "a storm of jumps out of $3 blocking connects to $2, each at a random point up to $1 us in: the next connect served ($out)"
 done
