@@ -9,6 +9,8 @@
  */
 #include "libc/jumpguard.h"
 
+#include <stdint.h>
+
 void _pthread_cleanup_push(struct _pthread_cleanup_buffer *buf, void (*routine)(void *), void *arg);
 void _pthread_cleanup_pop(struct _pthread_cleanup_buffer *buf, int execute);
 
@@ -33,21 +35,23 @@ int jump_poll(struct pollfd *p, nfds_t n, int timeout_ms)
     return ppoll(p, n, timeout_ms < 0 ? NULL : &ts, jump_wait_mask);
 }
 
+static uint64_t monotonic_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 bool jump_sleep(const struct timespec *ts, struct timespec *rem)
 {
     if (!jump_wait_mask)
         return nanosleep(ts, rem) == 0;
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    uint64_t deadline = monotonic_ns() + (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
     if (ppoll(NULL, 0, ts, jump_wait_mask) == 0)
         return true;
     /* Cut short: what is left of ts. */
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long left = (long long)(ts->tv_sec - (now.tv_sec - start.tv_sec)) * 1000000000LL +
-                     (ts->tv_nsec - (now.tv_nsec - start.tv_nsec));
-    if (left < 0)
-        left = 0;
-    rem->tv_sec = (time_t)(left / 1000000000LL);
-    rem->tv_nsec = (long)(left % 1000000000LL);
+    uint64_t now = monotonic_ns(), left = now < deadline ? deadline - now : 0;
+    rem->tv_sec = (time_t)(left / 1000000000u);
+    rem->tv_nsec = (long)(left % 1000000000u);
     return false;
 }

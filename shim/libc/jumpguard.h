@@ -102,13 +102,20 @@ static inline bool signal_is_synchronous(int sig)
            sig == SIGSYS || sig == SIGABRT;
 }
 
-static inline void signals_hold(struct signals_held *h)
+/* Every signal but those. */
+static inline sigset_t signals_asynchronous(void)
 {
     sigset_t async;
     sigemptyset(&async);
     for (int sig = 1; sig < NSIG; sig++)
         if (!signal_is_synchronous(sig))
             sigaddset(&async, sig);
+    return async;
+}
+
+static inline void signals_hold(struct signals_held *h)
+{
+    sigset_t async = signals_asynchronous();
     int saved = errno;
     pthread_sigmask(SIG_BLOCK, &async, &h->was);
     errno = saved;

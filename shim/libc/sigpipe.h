@@ -36,24 +36,26 @@ static inline sigset_t sigpipe_only(void)
     return set;
 }
 
+/* Holds the signals of set, SIGPIPE among them. */
+static inline void sigpipe_hold_set(struct sigpipe_hold *h, const sigset_t *set)
+{
+    sigset_t pending;
+    pthread_sigmask(SIG_BLOCK, set, &h->was);
+    h->had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
 static inline void sigpipe_hold(struct sigpipe_hold *h)
 {
-    sigset_t pipe_only = sigpipe_only(), pending;
-    pthread_sigmask(SIG_BLOCK, &pipe_only, &h->was);
-    h->had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    sigset_t pipe_only = sigpipe_only();
+    sigpipe_hold_set(h, &pipe_only);
 }
 
 /* As sigpipe_hold, with every other asynchronous signal held too (a
  * blocking connect: jumpguard.h, jump_wait_mask). */
 static inline void sigpipe_hold_all(struct sigpipe_hold *h)
 {
-    sigset_t async, pending;
-    sigemptyset(&async);
-    for (int sig = 1; sig < NSIG; sig++)
-        if (!signal_is_synchronous(sig))
-            sigaddset(&async, sig);
-    pthread_sigmask(SIG_BLOCK, &async, &h->was);
-    h->had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    sigset_t async = signals_asynchronous();
+    sigpipe_hold_set(h, &async);
 }
 
 /* The mask to wait with under sigpipe_hold_all: the program's, SIGPIPE

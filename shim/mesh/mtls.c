@@ -216,8 +216,8 @@ static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_a
     int h;
     /* OpenSSL writes the handshake with write(): SIGPIPE, as the program's
      * other signals, is held by the blocking connect around it (connect.c,
-     * connect_blocking_guarded), and a SIGPIPE the handshake raised is
-     * taken back there. */
+     * connect_held), and a SIGPIPE the handshake raised is taken back
+     * there. */
     while ((h = tls_handshake(ssl, &want_write, why, len)) == 0) {
         uint64_t until = heard || late_at >= deadline ? deadline : late_at;
         if (wait_socket(net, want_write, until, &heard))
