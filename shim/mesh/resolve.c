@@ -12,6 +12,20 @@
  *
  * A Go program is the exception: it connects with its own system calls, so
  * getaddrinfo answers it with the endpoints' addresses (endpoint_answer).
+ *
+ * A program may leave a lookup by siglongjmp from a signal handler (GNU
+ * wget's --timeout bounds its getaddrinfo with alarm(); older code bounds
+ * gethostbyname so). getaddrinfo's answer for a service name takes the
+ * service's lock and allocates (the result is malloc's), so it holds the
+ * program's asynchronous signals from start to end, as a blocking connect
+ * does (connect.c, connect_held), and lets them in only while it waits for
+ * a service's first DNS answer (watch_wait, with the program's own mask):
+ * a jump leaves from that wait, never from the middle of the work. Before,
+ * a jump from the work could leave the lock held, and every later lookup
+ * and connect of that service in the process waited for good (t_jump's
+ * lookup storm). The gethostby* and getnameinfo answers take no lock and
+ * allocate nothing: they hold nothing. A name that is not a service's goes
+ * to the C library as it would without the shim.
  */
 #include "mesh/resolve.h"
 
@@ -27,6 +41,7 @@
 
 #include "engine/health.h"
 #include "engine/watch.h"
+#include "libc/jumpguard.h"
 #include "libc/program.h"
 #include "libc/real.h"
 #include "mesh/attempt.h"
@@ -163,11 +178,38 @@ static int answer(struct service *svc, const char *node, const char *service,
     return rc;
 }
 
+/* answer(), with the program's asynchronous signals held but while it
+ * waits (the top of this file). */
+struct answer_hold {
+    struct jump_guard guard;        /* a jump from the wait: no wait mask left behind */
+    const sigset_t *outer;
+};
+
+static void answer_left(void *arg)
+{
+    jump_wait_mask = ((struct answer_hold *)arg)->outer;
+}
+
+static int answer_held(struct service *svc, const char *node, const char *service,
+                       const struct addrinfo *hints, struct addrinfo **res)
+{
+    struct signals_held held;
+    struct answer_hold h = { .outer = jump_wait_mask };
+    signals_hold(&held);
+    jump_wait_mask = &held.was;
+    jump_guard_push(&h.guard, answer_left, &h);
+    int rc = answer(svc, node, service, hints, res);
+    jump_guard_pop(&h.guard);
+    jump_wait_mask = h.outer;
+    signals_release(&held);
+    return rc;
+}
+
 int meshim_getaddrinfo(struct registry *reg, const char *node, const char *service,
                        const struct addrinfo *hints, struct addrinfo **res)
 {
     struct service *svc = answering(reg, node, hints);
-    return svc ? answer(svc, node, service, hints, res) : real_getaddrinfo(node, service, hints, res);
+    return svc ? answer_held(svc, node, service, hints, res) : real_getaddrinfo(node, service, hints, res);
 }
 
 /* getaddrinfo_a's notification for a list the mesh answered whole (glibc
@@ -239,7 +281,7 @@ int meshim_getaddrinfo_a(struct registry *reg, int mode, struct gaicb *list[], i
         struct service *svc = r ? answering(reg, r->ar_name, r->ar_request) : NULL;
         if (svc) {
             r->ar_result = NULL;
-            r->__return = answer(svc, r->ar_name, r->ar_service, r->ar_request, &r->ar_result);
+            r->__return = answer_held(svc, r->ar_name, r->ar_service, r->ar_request, &r->ar_result);
             answered++;
         } else {
             rest[left++] = r;

@@ -23,6 +23,11 @@
  * GOOD above. Prints "jumped=K done=C good=...": TIMEOUT when a jump had
  * left a lock held (the shim's, OpenSSL's, malloc's) and the last connect
  * hung.
+ *
+ * jumpconnect --lookup-storm MAX_US NAME N — the same for name lookups:
+ * N getaddrinfo(NAME) each cut by a timer 1 to MAX_US microseconds in (as
+ * wget -T bounds its lookups), then NAME as GOOD above. Prints "jumped=K
+ * done=C good=...".
  */
 #include <errno.h>
 #include <netdb.h>
@@ -144,12 +149,37 @@ static int storm(int max_us, const char *name, int n)
     return 0;
 }
 
+static int lookup_storm(int max_us, const char *name, int n)
+{
+    signal(SIGALRM, on_alarm);
+    srand((unsigned)getpid());
+    volatile int jumped = 0, done = 0;
+    for (volatile int i = 0; i < n; i++) {
+        if (sigsetjmp(env, 1) == 0) {
+            struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+            timer_in(1 + rand() % max_us);
+            int rc = getaddrinfo(name, "80", &hints, &ai);
+            timer_in(0);
+            if (rc == 0) {
+                freeaddrinfo(ai);
+                done++;
+            }
+        } else {
+            jumped++;       /* an answer made and not returned is lost, as glibc's would be */
+        }
+    }
+    printf("jumped=%d done=%d good=%s\n", jumped, done, good(name));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--storm") == 0)
         return storm(atoi(argv[2]), argv[3], atoi(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "--lookup-storm") == 0)
+        return lookup_storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc < 4) {
-        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N\n");
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --lookup-storm MAX_US NAME N\n");
         return 2;
     }
     plain = argc > 4 && strcmp(argv[4], "plain") == 0;
