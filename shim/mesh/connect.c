@@ -682,11 +682,22 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
          * never reaches the application: accept goes on with the next one
          * (or EAGAIN). The identity is read under its lock, with
          * cancellation held off (see connect_held); a request acts at the
-         * program's next cancellation point, once it has the descriptor. */
+         * program's next cancellation point, once it has the descriptor.
+         * The hand-off (a socketpair moved high under ownfd's lock, the
+         * fd table, the relay's allocations) also holds the program's
+         * asynchronous signals, as a blocking connect's work does: a
+         * handler that jumped out of it (alarm() around accept in older
+         * servers) left a lock held, and the next accept hung for good
+         * (t_jump's accept storm). Held, the signal comes as the hand-off
+         * ends; a jump then loses the descriptor, as one right after the
+         * kernel's accept would. The wait in accept itself is not held. */
         int cancel_state;
+        struct signals_held held;
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+        signals_hold(&held);
         int handed = inbound_accept(cfd, in, use_accept4 ? flags : 0, event_loop, (struct sockaddr *)&client,
                                     client_len);
+        signals_release(&held);
         pthread_setcancelstate(cancel_state, NULL);
         if (handed < 0)
             continue;

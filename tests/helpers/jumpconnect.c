@@ -28,6 +28,15 @@
  * N getaddrinfo(NAME) each cut by a timer 1 to MAX_US microseconds in (as
  * wget -T bounds its lookups), then NAME as GOOD above. Prints "jumped=K
  * done=C good=...".
+ *
+ * jumpconnect --accept-storm MAX_US PORT N — the same for a blocking
+ * accept() on 127.0.0.1:PORT (an [inbound] port of the mesh's, its
+ * connections handed to a relay): a child connects N + 1 times and closes
+ * each, then N accepts are each cut by a timer 1 to MAX_US microseconds in
+ * (the connections wait in the backlog: each accept's time is the shim's
+ * hand-off), then one more accept with a 10 s alarm. Prints "jumped=K
+ * done=C good=OK|TIMEOUT". A descriptor a jump took from the program is
+ * lost to it, as after a jump right past the kernel's accept.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -37,8 +46,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <dirent.h>
 #include <unistd.h>
 
@@ -172,14 +185,73 @@ static int lookup_storm(int max_us, const char *name, int n)
     return 0;
 }
 
+static int accept_storm(int max_us, int port, int n)
+{
+    /* Each jump loses a descriptor: room for them. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, n + 16) < 0) {
+        perror("jumpconnect: listen");
+        return 2;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        for (int i = 0; i <= n; i++) {
+            int c = socket(AF_INET, SOCK_STREAM, 0);
+            if (connect(c, (struct sockaddr *)&a, sizeof(a)) < 0)
+                _exit(1);
+            close(c);
+        }
+        _exit(0);
+    }
+    int status = 1;
+    if (child < 0 || waitpid(child, &status, 0) < 0 || status != 0) {
+        fprintf(stderr, "jumpconnect: the connecting child failed\n");
+        return 2;
+    }
+    signal(SIGALRM, on_alarm);
+    srand((unsigned)getpid());
+    volatile int jumped = 0, done = 0;
+    for (volatile int i = 0; i < n; i++) {
+        if (sigsetjmp(env, 1) == 0) {
+            timer_in(1 + rand() % max_us);
+            int c = accept(lfd, NULL, NULL);
+            timer_in(0);
+            if (c >= 0) {
+                close(c);
+                done++;
+            }
+        } else {
+            jumped++;
+        }
+    }
+    volatile int last = -1;
+    if (sigsetjmp(env, 1) == 0) {
+        alarm(10);
+        last = accept(lfd, NULL, NULL);
+        alarm(0);
+    }
+    printf("jumped=%d done=%d good=%s\n", jumped, done, last >= 0 ? "OK" : "TIMEOUT");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--accept-storm") == 0)
+        return accept_storm(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "--storm") == 0)
         return storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "--lookup-storm") == 0)
         return lookup_storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc < 4) {
-        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --lookup-storm MAX_US NAME N\n");
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
         return 2;
     }
     plain = argc > 4 && strcmp(argv[4], "plain") == 0;

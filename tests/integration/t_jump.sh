@@ -16,7 +16,7 @@
 #   then the thread is whole: its cancellation enabled, the next connect
 #   meshed;
 # - jumps out of getaddrinfo waiting for a name server that never answers;
-# - storms of jumps at any point of blocking connects and of lookups.
+# - storms of jumps at any point of blocking connects, lookups and accepts.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -135,3 +135,18 @@ out=$(MESHIM_CONFIG=$TMP/storm.ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "
 [[ "$out" == jumped=*" good=OK" && "$out" != "jumped=0 "* ]] ||
     fail "after a storm of jumps out of lookups of orders: '$out'; $(grep meshim "$TMP/lookup-storm.err" | tail -3)"
 ok "a storm of jumps out of 20000 lookups of orders, each at a random point up to 20 us in: the next lookup and connect served ($out)"
+
+# --- a storm of jumps out of accepts ------------------------------------------
+# A blocking accept() on an [inbound] port (protocol = http: each connection
+# handed to a relay, whose set-up is the shim's work in the program's
+# thread), each cut by a timer 1 to 300 us in while connections wait in the
+# backlog: before, a jump out of the hand-off left ownfd's lock held and
+# every later accept hung (4 of 4 storms of 600).
+ap=$(free_port)
+printf '[inbound:%s]\ntls = off\nprotocol = http\n' "$ap" > "$TMP/accept.ini"
+out=$(MESHIM_CONFIG=$TMP/accept.ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpconnect" --accept-storm \
+      300 "$ap" 600 2> "$TMP/accept-storm.err") ||
+    fail "the accept storm failed or hung ($?): '$out' $(tail -3 "$TMP/accept-storm.err")"
+[[ "$out" == jumped=*" good=OK" && "$out" != "jumped=0 "* ]] ||
+    fail "after a storm of jumps out of accepts: '$out'; $(grep meshim "$TMP/accept-storm.err" | tail -3)"
+ok "a storm of jumps out of 600 blocking accepts on an inbound port, each at a random point up to 300 us in: the next accept served ($out)"
