@@ -656,9 +656,9 @@ void watch_wait(struct service *svc, uint32_t timeout_ms)
         return;
     int saved = errno;
     uint64_t deadline_ns = service_wait_deadline(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
-    /* A blocking connect holds the program's signals but in its waits
-     * (jumpguard.h); a futex takes no mask, so this one lets them in by
-     * hand, and takes them back after. */
+    /* A blocking connect and a service name's lookup hold the program's
+     * signals but in their waits (jumpguard.h); a futex takes no mask, so
+     * this one lets them in by hand, and takes them back after. */
     sigset_t held;
     if (jump_wait_mask)
         pthread_sigmask(SIG_SETMASK, jump_wait_mask, &held);
