@@ -71,8 +71,9 @@ static inline bool jump_parked(void)
 }
 
 /* A blocking connect holds the program's asynchronous signals from start
- * to end and lets them in only while it waits (jump_poll, jump_sleep):
- * the mask it waits with is here. Outside the waits the thread allocates,
+ * to end and lets them in only while it waits (jump_poll, jump_sleep), and
+ * so does a service name's getaddrinfo answer (resolve.c): the mask they
+ * wait with is here. Outside the waits the thread allocates,
  * takes the shim's locks and OpenSSL's, and a handler's jump from there
  * left one held (glibc's malloc arena, seen: the next connect hung for
  * good). NULL: the thread waits with its own mask. */
