@@ -173,7 +173,8 @@ $(BUILD)/tests/test_engine: tests/unit/test_engine.c $(POLICY_O) $(BUILD)/obj/en
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_ownfd: the shim's own descriptors (libc layer, with its trampolines).
-$(BUILD)/tests/test_ownfd: tests/unit/test_ownfd.c $(BUILD)/obj/ownfd.o $(BUILD)/obj/real.o $(BUILD)/obj/jumpguard.o | $(BUILD)/tests
+$(BUILD)/tests/test_ownfd: tests/unit/test_ownfd.c $(BUILD)/obj/ownfd.o $(BUILD)/obj/real.o $(BUILD)/obj/jumpguard.o \
+        $(BUILD)/obj/util.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) -lcmocka -lpthread -ldl
 
 # test_config: also mesh.c, the loader of the library (the environment kept at start).

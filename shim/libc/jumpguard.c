@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "meshim/util.h"
+
 void _pthread_cleanup_push(struct _pthread_cleanup_buffer *buf, void (*routine)(void *), void *arg);
 void _pthread_cleanup_pop(struct _pthread_cleanup_buffer *buf, int execute);
 
@@ -35,22 +37,15 @@ int jump_poll(struct pollfd *p, nfds_t n, int timeout_ms)
     return ppoll(p, n, timeout_ms < 0 ? NULL : &ts, jump_wait_mask);
 }
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 bool jump_sleep(const struct timespec *ts, struct timespec *rem)
 {
     if (!jump_wait_mask)
         return nanosleep(ts, rem) == 0;
-    uint64_t deadline = monotonic_ns() + (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+    uint64_t deadline = now_ns() + (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
     if (ppoll(NULL, 0, ts, jump_wait_mask) == 0)
         return true;
     /* Cut short: what is left of ts. */
-    uint64_t now = monotonic_ns(), left = now < deadline ? deadline - now : 0;
+    uint64_t now = now_ns(), left = now < deadline ? deadline - now : 0;
     rem->tv_sec = (time_t)(left / 1000000000u);
     rem->tv_nsec = (long)(left % 1000000000u);
     return false;

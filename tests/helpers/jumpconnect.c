@@ -43,6 +43,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,41 @@ static const char *good(const char *name)
     return what;
 }
 
+/* The storms' loop: n times, call(arg, &fd) cut by a timer due 1 to
+ * max_us microseconds in. A call sets fd to a descriptor it made and
+ * returns whether it succeeded; after it, with the timer off, done(arg)
+ * (if any) frees what it returned and fd is closed: never inside the cut,
+ * where a jump out of the program's own free() would damage its heap. */
+static void cut_storm(int max_us, int n, bool (*call)(void *arg, volatile int *fd), void (*done)(void *arg),
+                      void *arg, int *jumped_out, int *done_out)
+{
+    signal(SIGALRM, on_alarm);
+    srand((unsigned)getpid());
+    volatile int jumped = 0, finished = 0;
+    for (volatile int i = 0; i < n; i++) {
+        volatile int fd = -1;
+        if (sigsetjmp(env, 1) == 0) {
+            timer_in(1 + rand() % max_us);
+            bool ok = call(arg, &fd);
+            timer_in(0);
+            finished += ok;
+            if (done)
+                done(arg);
+        } else {
+            jumped++;   /* what the call made and did not return is lost, as it would be without the shim */
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    *jumped_out = jumped;
+    *done_out = finished;
+}
+
+static bool storm_connect(void *name, volatile int *fd)
+{
+    return dial(name, fd) == 0;
+}
+
 static int storm(int max_us, const char *name, int n)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
@@ -142,47 +178,49 @@ static int storm(int max_us, const char *name, int n)
         fprintf(stderr, "jumpconnect: cannot resolve %s\n", name);
         return 2;
     }
-    signal(SIGALRM, on_alarm);
-    srand((unsigned)getpid());
-    int jumped = 0, done = 0;
-    for (int i = 0; i < n; i++) {
-        volatile int fd = -1;
-        if (sigsetjmp(env, 1) == 0) {
-            timer_in(1 + rand() % max_us);
-            int rc = dial(name, &fd);
-            timer_in(0);
-            done += rc == 0;
-        } else {
-            jumped++;
-        }
-        if (fd >= 0)
-            close(fd);
-    }
+    int jumped, done;
+    cut_storm(max_us, n, storm_connect, NULL, (void *)name, &jumped, &done);
     printf("jumped=%d done=%d good=%s\n", jumped, done, good(name));
     return 0;
 }
 
+struct lookup {
+    const char *name;
+    struct addrinfo *volatile ai;
+};
+
+static bool storm_lookup(void *arg, volatile int *fd)
+{
+    (void)fd;
+    struct lookup *l = arg;
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+    l->ai = NULL;
+    bool ok = getaddrinfo(l->name, "80", &hints, &ai) == 0;
+    l->ai = ai;
+    return ok;
+}
+
+static void lookup_free(void *arg)
+{
+    struct lookup *l = arg;
+    if (l->ai)
+        freeaddrinfo(l->ai);
+    l->ai = NULL;
+}
+
 static int lookup_storm(int max_us, const char *name, int n)
 {
-    signal(SIGALRM, on_alarm);
-    srand((unsigned)getpid());
-    volatile int jumped = 0, done = 0;
-    for (volatile int i = 0; i < n; i++) {
-        if (sigsetjmp(env, 1) == 0) {
-            struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-            timer_in(1 + rand() % max_us);
-            int rc = getaddrinfo(name, "80", &hints, &ai);
-            timer_in(0);
-            if (rc == 0) {
-                freeaddrinfo(ai);
-                done++;
-            }
-        } else {
-            jumped++;       /* an answer made and not returned is lost, as glibc's would be */
-        }
-    }
+    struct lookup l = { .name = name };
+    int jumped, done;
+    cut_storm(max_us, n, storm_lookup, lookup_free, &l, &jumped, &done);
     printf("jumped=%d done=%d good=%s\n", jumped, done, good(name));
     return 0;
+}
+
+static bool storm_accept(void *lfd, volatile int *fd)
+{
+    *fd = accept(*(int *)lfd, NULL, NULL);
+    return *fd >= 0;
 }
 
 static int accept_storm(int max_us, int port, int n)
@@ -216,22 +254,8 @@ static int accept_storm(int max_us, int port, int n)
         fprintf(stderr, "jumpconnect: the connecting child failed\n");
         return 2;
     }
-    signal(SIGALRM, on_alarm);
-    srand((unsigned)getpid());
-    volatile int jumped = 0, done = 0;
-    for (volatile int i = 0; i < n; i++) {
-        if (sigsetjmp(env, 1) == 0) {
-            timer_in(1 + rand() % max_us);
-            int c = accept(lfd, NULL, NULL);
-            timer_in(0);
-            if (c >= 0) {
-                close(c);
-                done++;
-            }
-        } else {
-            jumped++;
-        }
-    }
+    int jumped, done;
+    cut_storm(max_us, n, storm_accept, NULL, &lfd, &jumped, &done);
     volatile int last = -1;
     if (sigsetjmp(env, 1) == 0) {
         alarm(10);

@@ -115,12 +115,19 @@ ok "jumps out of getaddrinfo waiting for a name server that never answers: the n
 # No ejections or shared state, so that the last connect is the question.
 sed -e 's/^\[meshim\]$/&\nshared_state = off/' -e 's/^\[service:\(orders\|secure\)\]$/&\neject_after = off/' \
     "$TMP/client.ini" > "$TMP/storm.ini"
-for storm in "300 orders 1000" "5000 secure 100"; do
-    set -- $storm
-    out=$(MESHIM_CONFIG=$TMP/storm.ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpconnect" --storm "$@" \
-          2> "$TMP/storm-$2.err") || fail "the storm on $2 failed or hung ($?): '$out' $(tail -3 "$TMP/storm-$2.err")"
+# storm MODE CONFIG ARG...: jumpconnect --MODE ARG... under CONFIG (ARG 2
+# names the run's files); some calls were cut, and the last one served.
+storm() {
+    local mode=$1 config=$2 err=$TMP/$1-$4.err
+    shift 2
+    out=$(MESHIM_CONFIG=$config timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpconnect" --"$mode" "$@" \
+          2> "$err") || fail "jumpconnect --$mode $* failed or hung ($?): '$out' $(tail -3 "$err")"
     [[ "$out" == jumped=*" good=OK" && "$out" != "jumped=0 "* ]] ||
-        fail "after a storm of jumps out of connects to $2: '$out'; $(grep meshim "$TMP/storm-$2.err" | tail -3)"
+        fail "after jumpconnect --$mode $*: '$out'; $(grep meshim "$err" | tail -3)"
+}
+for run in "300 orders 1000" "5000 secure 100"; do
+    set -- $run
+    storm storm "$TMP/storm.ini" "$@"
     ok "a storm of jumps out of $3 blocking connects to $2, each at a random point up to $1 us in: the next connect served ($out)"
 done
 
@@ -129,11 +136,7 @@ done
 # answer takes a few us): before, a jump out of the answer's work could
 # leave the service's lock held (pick_has_ipv6) or malloc's, and the next
 # lookup hung for good, or the heap was damaged (8 of 8 storms of 5,000; 20,000 here).
-out=$(MESHIM_CONFIG=$TMP/storm.ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpconnect" --lookup-storm \
-      20 orders 20000 2> "$TMP/lookup-storm.err") ||
-    fail "the lookup storm failed or hung ($?): '$out' $(tail -3 "$TMP/lookup-storm.err")"
-[[ "$out" == jumped=*" good=OK" && "$out" != "jumped=0 "* ]] ||
-    fail "after a storm of jumps out of lookups of orders: '$out'; $(grep meshim "$TMP/lookup-storm.err" | tail -3)"
+storm lookup-storm "$TMP/storm.ini" 20 orders 20000
 ok "a storm of jumps out of 20000 lookups of orders, each at a random point up to 20 us in: the next lookup and connect served ($out)"
 
 # --- a storm of jumps out of accepts ------------------------------------------
@@ -144,9 +147,5 @@ ok "a storm of jumps out of 20000 lookups of orders, each at a random point up t
 # every later accept hung (4 of 4 storms of 600).
 ap=$(free_port)
 printf '[inbound:%s]\ntls = off\nprotocol = http\n' "$ap" > "$TMP/accept.ini"
-out=$(MESHIM_CONFIG=$TMP/accept.ini timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpconnect" --accept-storm \
-      300 "$ap" 600 2> "$TMP/accept-storm.err") ||
-    fail "the accept storm failed or hung ($?): '$out' $(tail -3 "$TMP/accept-storm.err")"
-[[ "$out" == jumped=*" good=OK" && "$out" != "jumped=0 "* ]] ||
-    fail "after a storm of jumps out of accepts: '$out'; $(grep meshim "$TMP/accept-storm.err" | tail -3)"
+storm accept-storm "$TMP/accept.ini" 300 "$ap" 600
 ok "a storm of jumps out of 600 blocking accepts on an inbound port, each at a random point up to 300 us in: the next accept served ($out)"
