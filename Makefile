@@ -33,10 +33,10 @@ LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
 POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 httpretry route trace execenv pskhello dnsreply
-SHIM     := $(POLICY) mesh real jumpguard ownfd program stdio_exit files log logfile accesslog metrics sharedfile callers engine placeholder health watch otlp \
+SHIM     := $(POLICY) mesh real jumpguard sigdefer ownfd program stdio_exit files log logfile accesslog metrics sharedfile callers engine placeholder health watch otlp \
             tls_loader conn fdtable attempt connect dial sockname relay termsig mtls ktls http httptap threadtrace resolve udp dnscapture exec hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile test_execenv test_pskhello test_dnsreply test_httpretry
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile test_execenv test_pskhello test_dnsreply test_httpretry test_sigdefer
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -175,6 +175,11 @@ $(BUILD)/tests/test_engine: tests/unit/test_engine.c $(POLICY_O) $(BUILD)/obj/en
 # test_ownfd: the shim's own descriptors (libc layer, with its trampolines).
 $(BUILD)/tests/test_ownfd: tests/unit/test_ownfd.c $(BUILD)/obj/ownfd.o $(BUILD)/obj/real.o $(BUILD)/obj/jumpguard.o \
         $(BUILD)/obj/util.o | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) -lcmocka -lpthread -ldl
+
+# test_sigdefer: the program's handlers held in the shim's sections (libc layer).
+$(BUILD)/tests/test_sigdefer: tests/unit/test_sigdefer.c $(BUILD)/obj/sigdefer.o $(BUILD)/obj/real.o \
+        $(BUILD)/obj/jumpguard.o $(BUILD)/obj/util.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) -lcmocka -lpthread -ldl
 
 # test_config: also mesh.c, the loader of the library (the environment kept at start).

@@ -656,12 +656,14 @@ void watch_wait(struct service *svc, uint32_t timeout_ms)
         return;
     int saved = errno;
     uint64_t deadline_ns = service_wait_deadline(svc, now_ns() + (uint64_t)timeout_ms * 1000000u);
-    /* A blocking connect and a service name's lookup hold the program's
-     * signals but in their waits (jumpguard.h); a futex takes no mask, so
-     * this one lets them in by hand, and takes them back after. */
-    sigset_t held;
-    if (jump_wait_mask)
-        pthread_sigmask(SIG_SETMASK, jump_wait_mask, &held);
+    /* A connect and a service name's lookup hold the program's signals
+     * but in their waits (jumpguard.h); a futex takes no mask, so when one
+     * was deferred this wait lets them in by hand, and takes them back
+     * after. */
+    sigset_t buf, held;
+    const sigset_t *mask = jump_wait_mask(&buf);
+    if (mask)
+        pthread_sigmask(SIG_SETMASK, mask, &held);
     jump_park();
     for (;;) {
         /* The count first: an answer told after the look below wakes the
@@ -675,7 +677,7 @@ void watch_wait(struct service *svc, uint32_t timeout_ms)
         real_syscall4(SYS_futex, &answers, FUTEX_WAIT_PRIVATE, seen, &rel);
     }
     jump_unpark();
-    if (jump_wait_mask)
+    if (mask)
         pthread_sigmask(SIG_SETMASK, &held, NULL);
     errno = saved;
 }

@@ -25,6 +25,7 @@
 #include "hook/process.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
+#include "libc/sigdefer.h"
 #include "mesh/connect.h"
 #include "mesh/dial.h"
 #include "mesh/dnscapture.h"
@@ -1133,23 +1134,25 @@ EXPORT int execle(const char *path, const char *arg, ...)
     return rc;
 }
 
-/* Once a relay has started, SIGTERM, SIGINT, SIGHUP and the other signals
- * that end a process without a core dump, left at SIG_DFL, have the shim's
- * handler, which flushes the relays and then ends the process by the
- * signal. What the program sets and reads back on them goes through
- * mesh/termsig.c; any other signal, or before, is libc's alone. */
+/* Every handler the program sets is entered in the kernel through the
+ * shim's trampoline, which holds it while the shim works in the thread
+ * (libc/sigdefer.h); the program reads back its own. Once a relay has
+ * started, SIGTERM, SIGINT, SIGHUP and the other signals that end a
+ * process without a core dump, left at SIG_DFL, have the shim's handler,
+ * which flushes the relays and then ends the process by the signal: those
+ * go through mesh/termsig.c. */
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     if (termsig_armed() && termsig_covers(sig))
         return termsig_sigaction(sig, act, old);
-    return real_sigaction(sig, act, old);
+    return sigdefer_sigaction(sig, act, old);
 }
 
 EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
     if (termsig_armed() && termsig_covers(sig))
         return termsig_signal(sig, handler);
-    return real_signal(sig, handler);
+    return sigdefer_signal(sig, handler);
 }
 
 EXPORT int raise(int sig)

@@ -24,6 +24,7 @@
 #include "hook/process.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
+#include "libc/sigdefer.h"
 #include "libc/stdio_exit.h"
 #include "mesh/conn.h"
 #include "mesh/dial.h"
@@ -198,6 +199,7 @@ static void atfork_child(void)
     relay_atfork_child();
     udp_atfork_child();
     termsig_atfork_child();
+    sigdefer_atfork_child();
     http_atfork_child();
     otlp_atfork_child();
     tls_atfork_child();

@@ -70,33 +70,39 @@ static inline bool jump_parked(void)
     return jump_parked_now;
 }
 
-/* A blocking connect holds the program's asynchronous signals from start
- * to end and lets them in only while it waits (jump_poll, jump_sleep), and
- * so does a service name's getaddrinfo answer (resolve.c): the mask they
- * wait with is here. Outside the waits the thread allocates,
- * takes the shim's locks and OpenSSL's, and a handler's jump from there
- * left one held (glibc's malloc arena, seen: the next connect hung for
- * good). NULL: the thread waits with its own mask. */
-extern __thread const sigset_t *jump_wait_mask __attribute__((tls_model("initial-exec")));
+/* The sections where the shim works in a program's thread hold the
+ * program's asynchronous signals: a connect and a service name's
+ * getaddrinfo answer from start to end, an inbound accept's hand-off, a
+ * stats file or an identity read under its lock. There the thread
+ * allocates, takes the shim's locks and OpenSSL's, and a handler's jump
+ * from there left one held (glibc's malloc arena, seen: the next connect
+ * hung for good; t_jump's storms).
+ *
+ * Holding costs no system call: a section is a count in the thread, and
+ * the program's handlers, entered in the kernel through the shim's
+ * trampoline (sigdefer.c), look at it. A signal of theirs that comes
+ * inside is queued again to the thread and stays blocked there
+ * (signals_deferred_set); the outermost section's end unblocks it (one
+ * system call, only then), and the kernel delivers it to the program's
+ * handler. Signals without a handler of the program's are not held: one
+ * that ends the process still ends it. The section's waits (jump_park:
+ * jump_poll, jump_sleep, watch_wait) let handlers run, the deferred ones
+ * unblocked for the wait. */
+extern __thread unsigned signals_depth __attribute__((tls_model("initial-exec")));
+extern __thread bool signals_deferred __attribute__((tls_model("initial-exec")));
+extern __thread sigset_t signals_deferred_set __attribute__((tls_model("initial-exec")));
+/* sigpipe.h's holds in force: a wait keeps SIGPIPE blocked under them. */
+extern __thread unsigned sigpipe_holds __attribute__((tls_model("initial-exec")));
 
-/* poll, with the signals of jump_wait_mask let in for the wait only. */
-int jump_poll(struct pollfd *p, nfds_t n, int timeout_ms);
-/* nanosleep likewise; false with *rem left when a handler cut it short. */
-bool jump_sleep(const struct timespec *ts, struct timespec *rem);
-
-/* A section that holds a lock for long in a program's thread (a stats file
- * made and mapped, the identity read, the TLS module loaded): a handler
- * that jumps out of it would leave the lock held, and every later caller
- * waiting on it for good (seen: a connect hung in the stats file's attach
- * after wget-style jumps). Its asynchronous signals wait until the section
- * ends (the faults a thread raises itself do not). errno is kept. */
 struct signals_held {
-    sigset_t was;
+    bool parked;                /* the thread was in a wait as the section began */
+    unsigned depth;             /* before it */
 };
 
 /* Signals a thread raises on itself by faulting (or aborting), never from
  * outside: crash handlers (ASan's, python's faulthandler, a JVM's) are
- * installed for them, and held they would kill the process. */
+ * installed for them, and need the context of the fault; they are never
+ * held. */
 static inline bool signal_is_synchronous(int sig)
 {
     return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
@@ -114,19 +120,52 @@ static inline sigset_t signals_asynchronous(void)
     return async;
 }
 
+/* The deferred signals in: unblocked. errno is kept. */
+void signals_let_in(void);
+
 static inline void signals_hold(struct signals_held *h)
 {
-    sigset_t async = signals_asynchronous();
-    int saved = errno;
-    pthread_sigmask(SIG_BLOCK, &async, &h->was);
-    errno = saved;
+    h->parked = jump_parked_now;
+    h->depth = signals_depth;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    signals_depth = h->depth + 1;
+    jump_parked_now = false;            /* a wait outside is not this section's */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
+/* The section's end; a deferred signal is delivered here when it is the
+ * outermost, and its handler may jump from here. errno is kept. */
 static inline void signals_release(struct signals_held *h)
 {
-    int saved = errno;
-    pthread_sigmask(SIG_SETMASK, &h->was, NULL);
-    errno = saved;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    jump_parked_now = h->parked;
+    signals_depth = h->depth;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (h->depth == 0 && signals_deferred)
+        signals_let_in();
 }
+
+/* A guard's repair, as a handler's jump leaves the section from one of its
+ * waits: the count goes back. A signal deferred before was unblocked for
+ * the wait, and the jump's mask is the handler's or siglongjmp's: nothing
+ * of the shim's is left blocked. */
+static inline void signals_left(struct signals_held *h)
+{
+    signals_depth = h->depth;
+    if (h->depth == 0) {
+        signals_deferred = false;
+        sigemptyset(&signals_deferred_set);
+    }
+}
+
+/* For a wait inside a section: NULL when no signal was deferred (the
+ * thread's mask is the program's), else in *buf the thread's mask with
+ * the deferred signals unblocked (SIGPIPE not, under sigpipe.h's hold). */
+const sigset_t *jump_wait_mask(sigset_t *buf);
+
+/* poll, with the program's signals let in for the wait. */
+int jump_poll(struct pollfd *p, nfds_t n, int timeout_ms);
+/* nanosleep likewise; false with *rem left when a handler cut it short. */
+bool jump_sleep(const struct timespec *ts, struct timespec *rem);
 
 #endif

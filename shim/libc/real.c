@@ -16,7 +16,9 @@ __thread int hooks_depth __attribute__((tls_model("initial-exec")));
  * shim again, as far out as before the hook, and parked nowhere. */
 void hooks_frame_left(void *frame)
 {
-    hooks_depth = ((struct hook_frame *)frame)->depth;
+    struct hook_frame *f = frame;
+    hooks_depth = f->depth;
+    signals_left(&f->signals);  /* should a section inside have no guard of its own */
     jump_unpark();
 }
 

@@ -36,35 +36,12 @@ static inline sigset_t sigpipe_only(void)
     return set;
 }
 
-/* Holds the signals of set, SIGPIPE among them. */
-static inline void sigpipe_hold_set(struct sigpipe_hold *h, const sigset_t *set)
-{
-    sigset_t pending;
-    pthread_sigmask(SIG_BLOCK, set, &h->was);
-    h->had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-}
-
 static inline void sigpipe_hold(struct sigpipe_hold *h)
 {
-    sigset_t pipe_only = sigpipe_only();
-    sigpipe_hold_set(h, &pipe_only);
-}
-
-/* As sigpipe_hold, with every other asynchronous signal held too (a
- * blocking connect: jumpguard.h, jump_wait_mask). */
-static inline void sigpipe_hold_all(struct sigpipe_hold *h)
-{
-    sigset_t async = signals_asynchronous();
-    sigpipe_hold_set(h, &async);
-}
-
-/* The mask to wait with under sigpipe_hold_all: the program's, SIGPIPE
- * still held (one the shim's write raised is taken back at the end). */
-static inline sigset_t sigpipe_waiting(const struct sigpipe_hold *h)
-{
-    sigset_t mask = h->was;
-    sigaddset(&mask, SIGPIPE);
-    return mask;
+    sigset_t pipe_only = sigpipe_only(), pending;
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &h->was);
+    h->had = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    sigpipe_holds++;            /* a wait inside keeps it blocked (jump_wait_mask) */
 }
 
 /* Takes back a SIGPIPE raised since sigpipe_hold, then restores the mask.
@@ -78,6 +55,7 @@ static inline void sigpipe_release(struct sigpipe_hold *h)
         while (sigtimedwait(&pipe_only, NULL, &now) < 0 && errno == EINTR)
             ;
     }
+    sigpipe_holds--;
     pthread_sigmask(SIG_SETMASK, &h->was, NULL);
     errno = saved;
 }

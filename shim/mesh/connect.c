@@ -531,31 +531,30 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
  * a request that came meanwhile acts as the hook returns (connect() is a
  * cancellation point, as the kernel's).
  *
- * A blocking connect also holds the program's asynchronous signals, and
- * lets them in only while it waits (jumpguard.h, jump_wait_mask): a
- * handler that jumps out of the connect (wget -T) then always leaves a
- * wait, where the repairs find the shim's state whole. Left from its work
- * the jump could leave a lock held, the shim's or OpenSSL's or malloc's,
- * and the next connect hung for good (t_jump's storm). One pair of
- * signal-mask calls per blocking connect (7.5 us here); a non-blocking
- * one never waits in the program's thread and holds nothing. */
+ * The connect also holds the program's asynchronous signals (jumpguard.h,
+ * signals_hold), and lets them in only while it waits: a handler that
+ * jumps out of the connect (wget -T) then always leaves a wait, where the
+ * repairs find the shim's state whole. Left from its work the jump could
+ * leave a lock held, the shim's or OpenSSL's or malloc's, and the next
+ * connect hung for good (t_jump's storms, blocking and non-blocking).
+ * Held, a signal costs nothing until one comes. A blocking connect to an
+ * mTLS service also holds SIGPIPE (sigpipe.h): its handshake writes with
+ * write(), and a SIGPIPE it raised is taken back. */
 struct held {
-    struct jump_guard guard;    /* a longjmp out of the connect gives cancellation back */
+    struct jump_guard guard;    /* a longjmp out of the connect gives all of it back */
     int cancel_state;
-    struct jump_guard signals_guard;
-    struct sigpipe_hold signals;    /* SIGPIPE too: one a handshake raised is taken back */
-    sigset_t waiting;
+    struct signals_held signals;
+    bool pipe;
+    struct sigpipe_hold sigpipe;
 };
 
 static void held_left(void *arg)
 {
-    pthread_setcancelstate(((struct held *)arg)->cancel_state, NULL);
-}
-
-static void signals_left(void *arg)
-{
-    jump_wait_mask = NULL;
-    sigpipe_left(&((struct held *)arg)->signals);
+    struct held *h = arg;
+    if (h->pipe)
+        sigpipe_left(&h->sigpipe);
+    signals_left(&h->signals);
+    pthread_setcancelstate(h->cancel_state, NULL);
 }
 
 static int connect_held(int fd, const struct sockaddr *addr, socklen_t len, struct service *svc,
@@ -564,24 +563,20 @@ static int connect_held(int fd, const struct sockaddr *addr, socklen_t len, stru
     int flags = real_fcntl(fd, F_GETFL, NULL);
     if (flags < 0)
         return -1;
-    bool blocking = !(flags & O_NONBLOCK);
-    struct held held;
+    struct held held = { .pipe = !(flags & O_NONBLOCK) && service_cfg(svc)->tls == TLS_MTLS };
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &held.cancel_state);
+    signals_hold(&held.signals);
+    if (held.pipe)
+        sigpipe_hold(&held.sigpipe);
     jump_guard_push(&held.guard, held_left, &held);
-    if (blocking) {
-        sigpipe_hold_all(&held.signals);
-        held.waiting = sigpipe_waiting(&held.signals);
-        jump_wait_mask = &held.waiting;
-        jump_guard_push(&held.signals_guard, signals_left, &held);
-    }
     int rc = connect_service(fd, addr, len, svc, port, flags);
-    if (blocking) {
-        jump_guard_pop(&held.signals_guard);
-        jump_wait_mask = NULL;
-        sigpipe_release(&held.signals);     /* errno is kept */
-    }
     jump_guard_pop(&held.guard);
+    if (held.pipe)
+        sigpipe_release(&held.sigpipe);     /* errno is kept */
     pthread_setcancelstate(held.cancel_state, NULL);    /* errno is left as it is */
+    /* Last: a handler of a signal that came meanwhile runs here, and may
+     * jump from here, with the connect done. */
+    signals_release(&held.signals);
     return rc;
 }
 
@@ -697,8 +692,8 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
         signals_hold(&held);
         int handed = inbound_accept(cfd, in, use_accept4 ? flags : 0, event_loop, (struct sockaddr *)&client,
                                     client_len);
-        signals_release(&held);
         pthread_setcancelstate(cancel_state, NULL);
+        signals_release(&held);
         if (handed < 0)
             continue;
         if (addr && len) {          /* as the kernel: truncated to the room given, the full length said */

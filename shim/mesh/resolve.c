@@ -181,27 +181,24 @@ static int answer(struct service *svc, const char *node, const char *service,
 /* answer(), with the program's asynchronous signals held but while it
  * waits (the top of this file). */
 struct answer_hold {
-    struct jump_guard guard;        /* a jump from the wait: no wait mask left behind */
-    const sigset_t *outer;
+    struct jump_guard guard;        /* a jump from the wait: the section's count back */
+    struct signals_held held;
 };
 
 static void answer_left(void *arg)
 {
-    jump_wait_mask = ((struct answer_hold *)arg)->outer;
+    signals_left(&((struct answer_hold *)arg)->held);
 }
 
 static int answer_held(struct service *svc, const char *node, const char *service,
                        const struct addrinfo *hints, struct addrinfo **res)
 {
-    struct signals_held held;
-    struct answer_hold h = { .outer = jump_wait_mask };
-    signals_hold(&held);
-    jump_wait_mask = &held.was;
+    struct answer_hold h;
+    signals_hold(&h.held);
     jump_guard_push(&h.guard, answer_left, &h);
     int rc = answer(svc, node, service, hints, res);
     jump_guard_pop(&h.guard);
-    jump_wait_mask = h.outer;
-    signals_release(&held);
+    signals_release(&h.held);
     return rc;
 }
 

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "libc/real.h"
+#include "libc/sigdefer.h"
 #include "mesh/relay.h"
 
 /* The ones a process is ended by: SIGTERM (Kubernetes, systemd, docker
@@ -161,20 +162,20 @@ int termsig_sigaction(int sig, const struct sigaction *act, struct sigaction *ol
 {
     int i = slot(sig);
     if (i < 0)
-        return real_sigaction(sig, act, old);
+        return sigdefer_sigaction(sig, act, old);
     sigset_t saved;
     lock_blocked(&saved);
     /* The kernel's disposition says whether the shim's handler is in: a
      * program may have replaced it with a call the shim does not see
      * (sigset(), a raw system call). */
     struct sigaction before;
-    int rc = real_sigaction(sig, NULL, &before);
+    int rc = sigdefer_sigaction(sig, NULL, &before);
     bool mine = rc == 0 && before.sa_handler == on_signal;
     if (mine)
         before = program[i];
     if (rc == 0 && act) {
         if (!is_default(act)) {
-            rc = real_sigaction(sig, act, NULL);     /* the program's handler, or SIG_IGN */
+            rc = sigdefer_sigaction(sig, act, NULL);     /* the program's handler, or SIG_IGN */
             if (rc == 0)
                 __atomic_store_n(&oneshot[i], is_oneshot(act), __ATOMIC_RELEASE);
         } else if (mine) {

@@ -24,6 +24,10 @@
  * left a lock held (the shim's, OpenSSL's, malloc's) and the last connect
  * hung.
  *
+ * jumpconnect --nb-storm MAX_US NAME N — the same with non-blocking
+ * sockets (a connect in progress counts as done), as an event loop's
+ * connects are; then NAME as GOOD above, blocking.
+ *
  * jumpconnect --lookup-storm MAX_US NAME N — the same for name lookups:
  * N getaddrinfo(NAME) each cut by a timer 1 to MAX_US microseconds in (as
  * wget -T bounds its lookups), then NAME as GOOD above. Prints "jumped=K
@@ -66,6 +70,7 @@ static void on_alarm(int sig)
 }
 
 static struct addrinfo *resolved;   /* the storm's, looked up once */
+static bool nonblocking;            /* dial()'s sockets (--nb-storm) */
 
 /* Resolves name (unless the storm did) and connects a blocking socket to
  * it (port 80): 0, or -2 when it cannot be resolved, or -1 with errno. *fd
@@ -75,9 +80,11 @@ static int dial(const char *name, volatile int *fd)
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = resolved;
     if (!ai && getaddrinfo(name, "80", &hints, &ai) != 0)
         return -2;
-    *fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    *fd = socket(ai->ai_family, SOCK_STREAM | (nonblocking ? SOCK_NONBLOCK : 0), 0);
     int rc = *fd < 0 ? -1 : connect(*fd, ai->ai_addr, ai->ai_addrlen);
     int err = errno;
+    if (rc < 0 && nonblocking && err == EINPROGRESS)
+        rc = 0;
     if (ai != resolved)
         freeaddrinfo(ai);
     errno = err;
@@ -171,7 +178,7 @@ static bool storm_connect(void *name, volatile int *fd)
     return dial(name, fd) == 0;
 }
 
-static int storm(int max_us, const char *name, int n)
+static int storm(int max_us, const char *name, int n, bool nb)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
     if (getaddrinfo(name, "80", &hints, &resolved) != 0) {
@@ -179,7 +186,9 @@ static int storm(int max_us, const char *name, int n)
         return 2;
     }
     int jumped, done;
+    nonblocking = nb;
     cut_storm(max_us, n, storm_connect, NULL, (void *)name, &jumped, &done);
+    nonblocking = false;
     printf("jumped=%d done=%d good=%s\n", jumped, done, good(name));
     return 0;
 }
@@ -271,11 +280,13 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "--accept-storm") == 0)
         return accept_storm(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "--storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]));
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false);
+    if (argc == 5 && strcmp(argv[1], "--nb-storm") == 0)
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), true);
     if (argc == 5 && strcmp(argv[1], "--lookup-storm") == 0)
         return lookup_storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc < 4) {
-        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
         return 2;
     }
     plain = argc > 4 && strcmp(argv[4], "plain") == 0;
