@@ -1026,6 +1026,74 @@ static void pt_signal(void **state)
     assert_int_equal(errno, EINVAL);
 }
 
+/* Not declared by glibc's headers for _GNU_SOURCE; exported by it. */
+sighandler_t bsd_signal(int sig, sighandler_t handler);
+
+/* bsd_signal as signal; sysv_signal and __sysv_signal one-shot (SIG_DFL
+ * back once it has run), without SA_RESTART; sigset with SIG_HOLD blocks
+ * and says so, and a disposition unblocks. */
+static void pt_bsd_signal(void **state)
+{
+    (void)state;
+    assert_ptr_equal(bsd_signal(SIGWINCH, catch), SIG_DFL);
+    struct sigaction now;
+    assert_int_equal(sigaction(SIGWINCH, NULL, &now), 0);
+    assert_ptr_equal(now.sa_handler, catch);
+    assert_true(now.sa_flags & SA_RESTART);
+    caught = 0;
+    raise(SIGWINCH);
+    assert_int_equal(caught, SIGWINCH);
+    assert_ptr_equal(bsd_signal(SIGWINCH, SIG_DFL), catch);
+}
+
+static void sysv_case(sighandler_t (*set)(int, sighandler_t))
+{
+    assert_ptr_equal(set(SIGWINCH, catch), SIG_DFL);
+    struct sigaction now;
+    assert_int_equal(sigaction(SIGWINCH, NULL, &now), 0);
+    assert_ptr_equal(now.sa_handler, catch);
+    assert_false(now.sa_flags & SA_RESTART);
+    caught = 0;
+    raise(SIGWINCH);
+    assert_int_equal(caught, SIGWINCH);
+    assert_int_equal(sigaction(SIGWINCH, NULL, &now), 0);
+    assert_ptr_equal(now.sa_handler, SIG_DFL);
+}
+
+static void pt_sysv_signal(void **state)
+{
+    (void)state;
+    sysv_case(sysv_signal);
+}
+
+static void pt___sysv_signal(void **state)
+{
+    (void)state;
+    sysv_case(__sysv_signal);
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"   /* sigset: old, still called */
+static void pt_sigset(void **state)
+{
+    (void)state;
+    sigset_t mask;
+    assert_ptr_equal(sigset(SIGWINCH, catch), SIG_DFL);
+    assert_ptr_equal(sigset(SIGWINCH, SIG_HOLD), catch);
+    pthread_sigmask(SIG_BLOCK, NULL, &mask);
+    assert_true(sigismember(&mask, SIGWINCH));
+    caught = 0;
+    raise(SIGWINCH);                /* held */
+    assert_int_equal(caught, 0);
+    assert_ptr_equal(sigset(SIGWINCH, catch), SIG_HOLD);
+    assert_int_equal(caught, SIGWINCH);
+    assert_ptr_equal(sigset(SIGWINCH, SIG_DFL), catch);
+    errno = 0;
+    assert_ptr_equal(sigset(0, catch), SIG_ERR);
+    assert_int_equal(errno, EINVAL);
+}
+#pragma GCC diagnostic pop
+
 /* raise of a caught, an ignored and a blocked signal; the blocked one is
  * pending afterwards, as libc's own leaves it. */
 static void pt_raise(void **state)

@@ -1141,18 +1141,43 @@ EXPORT int execle(const char *path, const char *arg, ...)
  * process without a core dump, left at SIG_DFL, have the shim's handler,
  * which flushes the relays and then ends the process by the signal: those
  * go through mesh/termsig.c. */
-EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+static int program_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     if (termsig_armed() && termsig_covers(sig))
         return termsig_sigaction(sig, act, old);
     return sigdefer_sigaction(sig, act, old);
 }
 
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    return program_sigaction(sig, act, old);
+}
+
+/* The others set through it: inside the C library they would call its own
+ * sigaction, which no hook sees. */
 EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
-    if (termsig_armed() && termsig_covers(sig))
-        return termsig_signal(sig, handler);
-    return sigdefer_signal(sig, handler);
+    return sigdefer_signal(program_sigaction, sig, handler);
+}
+
+EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+    return sigdefer_signal(program_sigaction, sig, handler);
+}
+
+EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+    return sigdefer_sysv_signal(program_sigaction, sig, handler);
+}
+
+EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
+{
+    return sigdefer_sysv_signal(program_sigaction, sig, handler);
+}
+
+EXPORT sighandler_t sigset(int sig, sighandler_t disp)
+{
+    return sigdefer_sigset(program_sigaction, sig, disp);
 }
 
 EXPORT int raise(int sig)

@@ -22,10 +22,12 @@
  * lock only when the thread was parked in one of the shim's waits
  * (jump_parked(): jump_park/jump_unpark around each poll, nanosleep and
  * futex wait where a caller's thread waits): there it holds no lock and
- * is not in malloc. A signal that came while the shim was working leaves
- * only what is the thread's own to put back (the depth, the cancellation
- * state, the signal mask); the rest (a connection record, a TLS object) is
- * lost, as it would be if the program's handler had freed nothing.
+ * is not in malloc. Elsewhere in a held section (below) the program's
+ * handlers wait for the section's end. A handler that runs outside one,
+ * or one the shim cannot hold (set by a raw system call), leaves only what
+ * is the thread's own to put back (the depth, the cancellation state, the
+ * signal mask); the rest (a connection record, a TLS object) is lost, as
+ * it would be if the program's handler had freed nothing.
  */
 #ifndef MESHIM_JUMPGUARD_H
 #define MESHIM_JUMPGUARD_H
@@ -107,17 +109,6 @@ static inline bool signal_is_synchronous(int sig)
 {
     return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
            sig == SIGSYS || sig == SIGABRT;
-}
-
-/* Every signal but those. */
-static inline sigset_t signals_asynchronous(void)
-{
-    sigset_t async;
-    sigemptyset(&async);
-    for (int sig = 1; sig < NSIG; sig++)
-        if (!signal_is_synchronous(sig))
-            sigaddset(&async, sig);
-    return async;
 }
 
 /* The deferred signals in: unblocked. errno is kept. */

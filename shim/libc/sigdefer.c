@@ -162,21 +162,56 @@ int sigdefer_sigaction(int sig, const struct sigaction *act, struct sigaction *o
     return rc;
 }
 
-/* glibc's signal(): BSD semantics (SA_RESTART, the signal blocked in its
- * handler), the old handler returned. */
-sighandler_t sigdefer_signal(int sig, sighandler_t handler)
+/* signal() and its kin, as glibc's: set through `set` (the program's
+ * sigaction, termsig's or the one above), the old handler returned. */
+static sighandler_t set_handler(sigaction_fn set, int sig, sighandler_t handler, int flags, bool block_self)
 {
     if (handler == SIG_ERR) {
         errno = EINVAL;
         return SIG_ERR;
     }
-    struct sigaction sa = { .sa_handler = handler, .sa_flags = SA_RESTART }, old;
+    struct sigaction sa = { .sa_handler = handler, .sa_flags = flags }, old;
     sigemptyset(&sa.sa_mask);
-    if (sig > 0 && sig < NSIG)
+    if (block_self && sig > 0 && sig < NSIG)
         sigaddset(&sa.sa_mask, sig);
-    if (sigdefer_sigaction(sig, &sa, &old) < 0)
+    if (set(sig, &sa, &old) < 0)
         return SIG_ERR;
     return old.sa_handler;
+}
+
+/* signal() and bsd_signal(): BSD semantics (SA_RESTART, the signal
+ * blocked in its handler). */
+sighandler_t sigdefer_signal(sigaction_fn set, int sig, sighandler_t handler)
+{
+    return set_handler(set, sig, handler, SA_RESTART, true);
+}
+
+/* sysv_signal(): one-shot, not blocked in its handler, no restart. */
+sighandler_t sigdefer_sysv_signal(sigaction_fn set, int sig, sighandler_t handler)
+{
+    return set_handler(set, sig, handler, SA_RESETHAND | SA_NODEFER, false);
+}
+
+/* sigset() (System V): SIG_HOLD blocks the signal; a disposition unblocks
+ * it. SIG_HOLD is returned when it was blocked. */
+sighandler_t sigdefer_sigset(sigaction_fn set, int sig, sighandler_t disp)
+{
+    sigset_t one, was;
+    sigemptyset(&one);
+    if (sig <= 0 || sig >= NSIG || sigaddset(&one, sig) < 0) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    struct sigaction old;
+    if (disp == SIG_HOLD) {
+        if (pthread_sigmask(SIG_BLOCK, &one, &was) != 0 || set(sig, NULL, &old) < 0)
+            return SIG_ERR;
+        return sigismember(&was, sig) ? SIG_HOLD : old.sa_handler;
+    }
+    sighandler_t before = set_handler(set, sig, disp, 0, false);
+    if (before == SIG_ERR || pthread_sigmask(SIG_UNBLOCK, &one, &was) != 0)
+        return SIG_ERR;
+    return sigismember(&was, sig) ? SIG_HOLD : before;
 }
 
 void sigdefer_atfork_child(void)

@@ -16,18 +16,25 @@
  * flags and context.
  *
  * Not deferred: the faults a thread raises itself (signal_is_synchronous),
- * and handlers set without these calls (a raw rt_sigaction, glibc's own
- * sigset(), bsd_signal(), sysv_signal()): those run at once, as without
- * the shim.
+ * and handlers set without these calls (a raw rt_sigaction, or a call
+ * inside the C library, as glibc's siginterrupt() makes): those run at
+ * once, as without the shim.
  */
 #ifndef MESHIM_LIBC_SIGDEFER_H
 #define MESHIM_LIBC_SIGDEFER_H
 
 #include <signal.h>
 
-/* sigaction() and signal() as the program calls them. */
+/* sigaction() as the program calls it. */
 int sigdefer_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
-sighandler_t sigdefer_signal(int sig, sighandler_t handler);
+
+/* signal(), bsd_signal(), sysv_signal() and sigset() as glibc's, over the
+ * program's sigaction `set` (the hook's: termsig's for the signals it
+ * covers, else the one above). */
+typedef int (*sigaction_fn)(int sig, const struct sigaction *act, struct sigaction *old);
+sighandler_t sigdefer_signal(sigaction_fn set, int sig, sighandler_t handler);
+sighandler_t sigdefer_sysv_signal(sigaction_fn set, int sig, sighandler_t handler);
+sighandler_t sigdefer_sigset(sigaction_fn set, int sig, sighandler_t disp);
 
 /* A fork's child: the lock is new (a parent's thread may have held it). */
 void sigdefer_atfork_child(void);

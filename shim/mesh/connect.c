@@ -34,7 +34,6 @@
 #include "engine/watch.h"
 #include "libc/jumpguard.h"
 #include "libc/real.h"
-#include "libc/sigpipe.h"
 #include "mesh/attempt.h"
 #include "mesh/conn.h"
 #include "mesh/dial.h"
@@ -537,22 +536,17 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
  * repairs find the shim's state whole. Left from its work the jump could
  * leave a lock held, the shim's or OpenSSL's or malloc's, and the next
  * connect hung for good (t_jump's storms, blocking and non-blocking).
- * Held, a signal costs nothing until one comes. A blocking connect to an
- * mTLS service also holds SIGPIPE (sigpipe.h): its handshake writes with
- * write(), and a SIGPIPE it raised is taken back. */
+ * Held, a signal costs nothing until one comes. (A blocking handshake
+ * also holds SIGPIPE: mtls.c.) */
 struct held {
-    struct jump_guard guard;    /* a longjmp out of the connect gives all of it back */
+    struct jump_guard guard;    /* a longjmp out of the connect gives both back */
     int cancel_state;
     struct signals_held signals;
-    bool pipe;
-    struct sigpipe_hold sigpipe;
 };
 
 static void held_left(void *arg)
 {
     struct held *h = arg;
-    if (h->pipe)
-        sigpipe_left(&h->sigpipe);
     signals_left(&h->signals);
     pthread_setcancelstate(h->cancel_state, NULL);
 }
@@ -563,16 +557,12 @@ static int connect_held(int fd, const struct sockaddr *addr, socklen_t len, stru
     int flags = real_fcntl(fd, F_GETFL, NULL);
     if (flags < 0)
         return -1;
-    struct held held = { .pipe = !(flags & O_NONBLOCK) && service_cfg(svc)->tls == TLS_MTLS };
+    struct held held;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &held.cancel_state);
     signals_hold(&held.signals);
-    if (held.pipe)
-        sigpipe_hold(&held.sigpipe);
     jump_guard_push(&held.guard, held_left, &held);
     int rc = connect_service(fd, addr, len, svc, port, flags);
     jump_guard_pop(&held.guard);
-    if (held.pipe)
-        sigpipe_release(&held.sigpipe);     /* errno is kept */
     pthread_setcancelstate(held.cancel_state, NULL);    /* errno is left as it is */
     /* Last: a handler of a signal that came meanwhile runs here, and may
      * jump from here, with the connect done. */

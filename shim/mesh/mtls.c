@@ -16,6 +16,7 @@
 #include "libc/jumpguard.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
+#include "libc/sigpipe.h"
 #include "mesh/attempt.h"
 #include "mesh/fdtable.h"
 #include "mesh/ktls.h"
@@ -214,10 +215,8 @@ static int handshake_blocking(struct conn *c, SSL *ssl, int net, uint64_t late_a
 {
     bool want_write = false, heard = false;
     int h;
-    /* OpenSSL writes the handshake with write(): SIGPIPE, as the program's
-     * other signals, is held by the blocking connect around it (connect.c,
-     * connect_held), and a SIGPIPE the handshake raised is taken back
-     * there. */
+    /* OpenSSL writes the handshake with write(): SIGPIPE is held around
+     * it (mtls_handshake_blocking), and one it raised is taken back. */
     while ((h = tls_handshake(ssl, &want_write, why, len)) == 0) {
         uint64_t until = heard || late_at >= deadline ? deadline : late_at;
         if (wait_socket(net, want_write, until, &heard))
@@ -251,11 +250,13 @@ struct left_handshake {
     struct tls_identity **id;
     SSL **ssl;
     int *net;
+    struct sigpipe_hold sigpipe;
 };
 
 static void handshake_left(void *arg)
 {
     struct left_handshake *l = arg;
+    sigpipe_left(&l->sigpipe);  /* the thread's own: wherever the jump came from */
     if (!jump_parked())
         return;
     int saved = errno;
@@ -283,6 +284,7 @@ int mtls_handshake_blocking(int fd, struct conn *c, struct pick *p, unsigned ret
     int flags = real_fcntl(fd, F_GETFL, NULL);
     real_fcntl(fd, F_SETFL, (void *)(long)(flags | O_NONBLOCK));
     struct left_handshake left = { .fd = fd, .flags = flags, .id = id, .ssl = ssl, .net = net };
+    sigpipe_hold(&left.sigpipe);
     jump_guard_push(&left.guard, handshake_left, &left);
     uint64_t now = now_ns();
     uint64_t deadline = now + (uint64_t)timeout_ms * 1000000u;
@@ -290,6 +292,7 @@ int mtls_handshake_blocking(int fd, struct conn *c, struct pick *p, unsigned ret
     int err = handshake_blocking(c, *ssl, *net, late_at, deadline, p, retry, late, why, len);
     int k = err || *late ? 0 : ktls_blocking(c, *ssl, *net, deadline, &err, why, len);
     jump_guard_pop(&left.guard);
+    sigpipe_release(&left.sigpipe);     /* errno is kept */
     real_fcntl(fd, F_SETFL, (void *)(long)flags);
     if (k == 1)
         ktls_mark(fd);

@@ -192,22 +192,6 @@ int termsig_sigaction(int sig, const struct sigaction *act, struct sigaction *ol
     return rc;
 }
 
-/* glibc's signal(): BSD semantics (SA_RESTART, the signal blocked in its
- * handler), the old handler returned. */
-sighandler_t termsig_signal(int sig, sighandler_t handler)
-{
-    if (handler == SIG_ERR) {
-        errno = EINVAL;
-        return SIG_ERR;
-    }
-    struct sigaction sa = { .sa_handler = handler, .sa_flags = SA_RESTART }, old;
-    sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, sig);
-    if (termsig_sigaction(sig, &sa, &old) < 0)
-        return SIG_ERR;
-    return old.sa_handler;
-}
-
 /* raise() of a covered signal that the kernel holds at SIG_DFL ends the
  * process: the relays flush first. The usual way there is a handler of the
  * program's set with SA_RESETHAND (node's for SIGTERM and SIGINT): the

@@ -29,7 +29,7 @@
 bool termsig_covers(int sig);
 
 /* True once armed: from then on the program's sigaction() and signal()
- * calls on covered signals go through termsig_sigaction / termsig_signal. */
+ * calls on covered signals go through termsig_sigaction. */
 bool termsig_armed(void);
 
 /* A relay or an HTTP proxy starts: install the handler on each covered
@@ -38,7 +38,6 @@ void termsig_arm(void);
 
 /* The program's sigaction() and signal() on a covered signal, once armed. */
 int termsig_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
-sighandler_t termsig_signal(int sig, sighandler_t handler);
 
 /* The program's raise() of a covered signal, once armed: when it ends the
  * process (SIG_DFL, not blocked), the relays flush first. */

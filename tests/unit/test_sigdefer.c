@@ -94,11 +94,20 @@ static void test_read_back(void **state)
     old.sa_handler = SIG_IGN;
     assert_int_equal(sigdefer_sigaction(SIGUSR1, &old, &old), 0);
     assert_ptr_equal(old.sa_handler, counting);
-    assert_ptr_equal(sigdefer_signal(SIGUSR1, counting), SIG_IGN);
-    assert_ptr_equal(sigdefer_signal(SIGUSR1, SIG_DFL), counting);
-    assert_ptr_equal(sigdefer_signal(SIGKILL, counting), SIG_ERR);
-    assert_ptr_equal(sigdefer_signal(SIGUSR1, SIG_ERR), SIG_ERR);
+    assert_ptr_equal(sigdefer_signal(sigdefer_sigaction, SIGUSR1, counting), SIG_IGN);
+    assert_ptr_equal(sigdefer_signal(sigdefer_sigaction, SIGUSR1, SIG_DFL), counting);
+    assert_ptr_equal(sigdefer_signal(sigdefer_sigaction, SIGKILL, counting), SIG_ERR);
+    assert_ptr_equal(sigdefer_signal(sigdefer_sigaction, SIGUSR1, SIG_ERR), SIG_ERR);
     assert_int_equal(errno, EINVAL);
+    /* sysv_signal and sigset go through the trampoline too. */
+    assert_ptr_equal(sigdefer_sysv_signal(sigdefer_sigaction, SIGUSR1, counting), SIG_DFL);
+    assert_int_equal(real_sigaction(SIGUSR1, NULL, &kernel), 0);
+    assert_ptr_not_equal(kernel.sa_handler, counting);
+    assert_true(kernel.sa_flags & SA_RESETHAND);
+    assert_ptr_equal(sigdefer_sigset(sigdefer_sigaction, SIGUSR1, counting), counting);
+    assert_int_equal(real_sigaction(SIGUSR1, NULL, &kernel), 0);
+    assert_ptr_not_equal(kernel.sa_handler, counting);
+    assert_ptr_equal(sigdefer_sigset(sigdefer_sigaction, SIGUSR1, SIG_DFL), counting);
 }
 
 /* Outside a section a handler runs at once; inside, as it ends, with the
