@@ -1,15 +1,16 @@
 /*
  * sigdefer.c — the trampoline in front of the program's signal handlers,
- * and the sigaction() and signal() that put it there (sigdefer.h says what
- * it does, jumpguard.h why).
+ * and the sigaction(), signal() and kin that put it there (sigdefer.h says
+ * what it does, jumpguard.h why).
  *
  * Per signal the program's handler and flags are read by the trampoline
  * without a lock (each a word, atomically); the whole sigaction the program
  * gave, which it reads back, is kept under `lock`. The program's calls take
  * that lock with every signal blocked in the thread: a handler that calls
  * sigaction() on a thread holding it would otherwise wait for it forever.
- * A handler is entered here before the kernel is told, SIG_DFL and SIG_IGN
- * after: a signal in flight meanwhile runs a handler the program had set.
+ * A handler is entered here before the kernel is told; SIG_DFL and SIG_IGN
+ * go to the kernel only, so a signal in flight as they are set runs the
+ * handler the program had set before.
  */
 #include "libc/sigdefer.h"
 
@@ -62,7 +63,9 @@ static bool put_back(int sig, siginfo_t *info, ucontext_t *uc, int flags)
         pthread_sigmask(SIG_BLOCK, &one, NULL);
     if (flags & SA_RESETHAND) {
         /* The kernel put SIG_DFL back as it delivered this one: the
-         * program's handler is still to run, once, when it comes again. */
+         * program's handler is still to run, once, when it comes again.
+         * (Read without the lock: a sigaction of the program's on this
+         * signal at this moment would race with the kernel's too.) */
         struct sigaction k = in_kernel(&program[sig]);
         real_sigaction(sig, &k, NULL);
     }
@@ -93,7 +96,8 @@ static void trampoline(int sig, siginfo_t *info, void *context)
         if (deferred)
             return;
     }
-    /* SIG_DFL or SIG_IGN here: set by the program as this signal came. */
+    /* Only a handler is entered here: none yet would be a kernel holding
+     * the trampoline for a sigaction that failed. */
     if (handler == (void *)SIG_DFL || handler == (void *)SIG_IGN)
         return;
     if (flags & SA_SIGINFO)
