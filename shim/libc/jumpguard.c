@@ -17,6 +17,7 @@ void _pthread_cleanup_push(struct _pthread_cleanup_buffer *buf, void (*routine)(
 void _pthread_cleanup_pop(struct _pthread_cleanup_buffer *buf, int execute);
 
 __thread bool jump_parked_now __attribute__((tls_model("initial-exec")));
+__thread enum waited_signals jump_wait_signals __attribute__((tls_model("initial-exec")));
 __thread unsigned signals_depth __attribute__((tls_model("initial-exec")));
 __thread bool signals_deferred __attribute__((tls_model("initial-exec")));
 __thread sigset_t signals_deferred_set __attribute__((tls_model("initial-exec")));

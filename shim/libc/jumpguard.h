@@ -51,9 +51,16 @@ extern __thread bool jump_parked_now __attribute__((tls_model("initial-exec")));
 
 /* Around a wait of the shim's in the caller's thread: a handler that jumps
  * from there finds the shim's state whole. */
+/* What the trampoline (sigdefer.c) ran in the thread's last wait: the
+ * program's handlers, and whether one of them had no SA_RESTART (so the
+ * call the wait is part of returns EINTR, as the kernel's would). */
+enum waited_signals { WAIT_NO_HANDLER, WAIT_RESTARTING, WAIT_INTERRUPTING };
+extern __thread enum waited_signals jump_wait_signals __attribute__((tls_model("initial-exec")));
+
 static inline void jump_park(void)
 {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    jump_wait_signals = WAIT_NO_HANDLER;
     jump_parked_now = true;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }

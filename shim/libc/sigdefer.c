@@ -96,6 +96,8 @@ static void trampoline(int sig, siginfo_t *info, void *context)
         if (deferred)
             return;
     }
+    if (signals_depth > 0 && jump_parked_now && jump_wait_signals != WAIT_INTERRUPTING)
+        jump_wait_signals = flags & SA_RESTART ? WAIT_RESTARTING : WAIT_INTERRUPTING;
     /* Only a handler is entered here: none yet would be a kernel holding
      * the trampoline for a sigaction that failed. */
     if (handler == (void *)SIG_DFL || handler == (void *)SIG_IGN)

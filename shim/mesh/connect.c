@@ -69,16 +69,21 @@ static struct conn *track(int fd, struct service *svc, uint16_t app_port)
 }
 
 /* A signal handler ran while this thread waited (poll and nanosleep fail
- * with EINTR whatever SA_RESTART says). Which signal it was is not known;
- * true when some handler of an asynchronous signal is installed without
- * SA_RESTART: such a program is written for a blocking connect() that fails
- * with EINTR and goes on in the background, as the kernel's does (alarm()
- * around a connect, python's Ctrl-C). With SA_RESTART handlers only, the
+ * with EINTR whatever SA_RESTART says): true when that handler has no
+ * SA_RESTART. Such a program is written for a blocking connect() that
+ * fails with EINTR and goes on in the background, as the kernel's does
+ * (alarm() around a connect, python's Ctrl-C). With SA_RESTART, the
  * kernel's connect would have gone on waiting, and so does the shim's.
- * The kernel's dispositions are read: the shim's own (termsig.c) has
- * SA_RESTART, as the SIG_DFL it stands in for would not interrupt. */
+ * The program's handlers are run by the shim's trampoline, which says
+ * which kind ran (jump_wait_signals). A handler it did not run (set by a
+ * raw system call) is not known: then true when some handler of an
+ * asynchronous signal in the kernel has no SA_RESTART (the shim's own,
+ * termsig.c, has it, as the SIG_DFL it stands in for would not
+ * interrupt). */
 static bool interrupting_handler(void)
 {
+    if (jump_wait_signals != WAIT_NO_HANDLER)
+        return jump_wait_signals == WAIT_INTERRUPTING;
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
         /* A fault's signal (crash handlers have no SA_RESTART) is never
