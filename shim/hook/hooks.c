@@ -23,6 +23,7 @@
 
 #include "engine/placeholder.h"
 #include "hook/process.h"
+#include "libc/jumpguard.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
 #include "libc/sigdefer.h"
@@ -640,6 +641,11 @@ EXPORT int close(int fd)
         return refuse_own(fd, EBADF);   /* never the program's: as if not open */
     if (!mesh_registry())
         return real_close(fd);
+    /* The program's signals wait while the shim works here (the swaps'
+     * lock, the table, the connection's record: jumpguard.h); a lingering
+     * close's wait is the program's own, and lets them in. */
+    struct signals_held held;
+    signals_hold(&held);
     /* Take the slot first: once the number is closed another thread may get
      * it from socket() and must not find our connection there. */
     bool guarded = swap_guard();
@@ -653,13 +659,16 @@ EXPORT int close(int fd)
     int err = errno;
     swap_unguard(guarded);
     if (lingering >= 0) {
+        signals_release(&held);
         int last = own_close(lingering);
         if (rc == 0 && last < 0) {
             rc = last;
             err = errno;
         }
+        signals_hold(&held);
     }
     conn_unref(c);
+    signals_release(&held);
     errno = err;
     return rc;
 }
@@ -668,12 +677,15 @@ EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
     if (!mesh_registry())
         return ownfd_close_range(first, last, flags);
+    struct signals_held held;       /* as close's */
+    signals_hold(&held);
     bool guarded = swap_guard();
     if (!(flags & CLOSE_RANGE_CLOEXEC))
         fdtable_drop_range(first, last);
     int rc = ownfd_close_range(first, last, flags);
     int err = errno;
     swap_unguard(guarded);
+    signals_release(&held);
     errno = err;
     return rc;
 }
@@ -684,11 +696,14 @@ EXPORT void closefrom(int lowfd)
         ownfd_closefrom(lowfd);
         return;
     }
+    struct signals_held held;       /* as close's */
+    signals_hold(&held);
     bool guarded = swap_guard();
     if (lowfd >= 0)
         fdtable_drop_range((unsigned)lowfd, ~0u);
     ownfd_closefrom(lowfd);
     swap_unguard(guarded);
+    signals_release(&held);
 }
 
 /* After a dup: the copy is what the original is, its datagram routes too. */
@@ -707,38 +722,39 @@ EXPORT int dup(int fd)
     return within_limit(rc, -1);
 }
 
-EXPORT int dup2(int oldfd, int newfd)
+/* dup2 and dup3: newfd's descriptor is closed by them, under the swaps'
+ * guard and with the program's signals held, as close's. */
+static int dup_onto(int oldfd, int newfd, int flags, bool as_dup3)
 {
     if (dup_target_refused(newfd))
         return -1;
+    struct signals_held held;
+    signals_hold(&held);
     bool guarded = swap_guard();
     int lingering = guarded && oldfd != newfd ? ownfd_lingering(newfd) : -1;    /* as close's */
-    int rc = real_dup2(oldfd, newfd);
+    int rc = as_dup3 ? real_dup3(oldfd, newfd, flags) : real_dup2(oldfd, newfd);
     int err = errno;
     swap_unguard(guarded);
-    if (lingering >= 0)
+    if (lingering >= 0) {
+        signals_release(&held);
         own_close(lingering);
+        signals_hold(&held);
+    }
     if (rc >= 0 && oldfd != newfd && mesh_registry())
         share_fd(oldfd, newfd);
+    signals_release(&held);
     errno = err;
     return rc;
 }
 
+EXPORT int dup2(int oldfd, int newfd)
+{
+    return dup_onto(oldfd, newfd, 0, false);
+}
+
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
-    if (dup_target_refused(newfd))
-        return -1;
-    bool guarded = swap_guard();
-    int lingering = guarded && oldfd != newfd ? ownfd_lingering(newfd) : -1;    /* as close's */
-    int rc = real_dup3(oldfd, newfd, flags);
-    int err = errno;
-    swap_unguard(guarded);
-    if (lingering >= 0)
-        own_close(lingering);
-    if (rc >= 0 && mesh_registry())
-        share_fd(oldfd, newfd);
-    errno = err;
-    return rc;
+    return dup_onto(oldfd, newfd, flags, true);
 }
 
 /* fcntl is variadic; every command's argument fits in a pointer-sized slot,

@@ -28,6 +28,10 @@
  * sockets (a connect in progress counts as done), as an event loop's
  * connects are; then NAME as GOOD above, blocking.
  *
+ * jumpconnect --close-storm MAX_US NAME N — the same, each connect then
+ * closed under the same timer: the cut lands in the connect or in the
+ * close of a meshed connection; then NAME as GOOD above.
+ *
  * jumpconnect --lookup-storm MAX_US NAME N — the same for name lookups:
  * N getaddrinfo(NAME) each cut by a timer 1 to MAX_US microseconds in (as
  * wget -T bounds its lookups), then NAME as GOOD above. Prints "jumped=K
@@ -178,7 +182,17 @@ static bool storm_connect(void *name, volatile int *fd)
     return dial(name, fd) == 0;
 }
 
-static int storm(int max_us, const char *name, int n, bool nb)
+/* A connect, and its close, under one timer. */
+static bool storm_connect_close(void *name, volatile int *fd)
+{
+    if (dial(name, fd) != 0)
+        return false;
+    close(*fd);
+    *fd = -1;
+    return true;
+}
+
+static int storm(int max_us, const char *name, int n, bool nb, bool with_close)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
     if (getaddrinfo(name, "80", &hints, &resolved) != 0) {
@@ -187,7 +201,7 @@ static int storm(int max_us, const char *name, int n, bool nb)
     }
     int jumped, done;
     nonblocking = nb;
-    cut_storm(max_us, n, storm_connect, NULL, (void *)name, &jumped, &done);
+    cut_storm(max_us, n, with_close ? storm_connect_close : storm_connect, NULL, (void *)name, &jumped, &done);
     nonblocking = false;
     printf("jumped=%d done=%d good=%s\n", jumped, done, good(name));
     return 0;
@@ -280,13 +294,15 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "--accept-storm") == 0)
         return accept_storm(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "--storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false);
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, false);
     if (argc == 5 && strcmp(argv[1], "--nb-storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), true);
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), true, false);
+    if (argc == 5 && strcmp(argv[1], "--close-storm") == 0)
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, true);
     if (argc == 5 && strcmp(argv[1], "--lookup-storm") == 0)
         return lookup_storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc < 4) {
-        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
         return 2;
     }
     plain = argc > 4 && strcmp(argv[4], "plain") == 0;

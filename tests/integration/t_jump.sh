@@ -140,6 +140,15 @@ for run in "40 orders 5000" "300 secure 1000"; do
     ok "a storm of jumps out of $3 non-blocking connects to $2, each at a random point up to $1 us in: the next connect served ($out)"
 done
 
+# The same with each connect closed under its timer: a close of a meshed
+# connection takes the descriptor swaps' guard, the fd table and the
+# connection's record (its access-log line, its counters).
+for run in "100 orders 3000" "4000 secure 300"; do
+    set -- $run
+    storm close-storm "$TMP/storm.ini" "$@"
+    ok "a storm of jumps out of $3 connects to $2 and their closes, each at a random point up to $1 us in: the next connect served ($out)"
+done
+
 # --- a storm of jumps out of lookups ------------------------------------------
 # Each getaddrinfo of a service name cut by a timer 1 to 20 us in (the
 # answer takes a few us): before, a jump out of the answer's work could
