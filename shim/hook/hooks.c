@@ -292,11 +292,17 @@ static inline enum fd_kind traced_kind(int fd)
     return fdtable_kind(fd);
 }
 
-/* After a read that returned n. */
+/* After a read that returned n. The look takes threadtrace's lock: the
+ * program's signals are held meanwhile (a read bounded by alarm() and
+ * left by siglongjmp is old practice; jumpguard.h). */
 static inline ssize_t data_read(int fd, ssize_t n)
 {
-    if (n > 0 && traced_kind(fd) == FD_TRACE_IN)
+    if (n > 0 && traced_kind(fd) == FD_TRACE_IN) {
+        struct signals_held held;
+        signals_hold(&held);
         threadtrace_read(fd);
+        signals_release(&held);
+    }
     return n;
 }
 
@@ -304,8 +310,12 @@ static inline ssize_t data_read(int fd, ssize_t n)
 static inline void data_write(int fd, size_t len)
 {
     enum fd_kind kind = traced_kind(fd);
-    if (kind == FD_TRACE_IN || kind == FD_TRACE_OUT)
+    if (kind == FD_TRACE_IN || kind == FD_TRACE_OUT) {
+        struct signals_held held;
+        signals_hold(&held);
         threadtrace_write(fd, kind == FD_TRACE_OUT, len);
+        signals_release(&held);
+    }
 }
 
 /* Before a vector write: the length is summed only when tracing is on, not
