@@ -5,9 +5,8 @@
  *
  * Per signal the program's handler and flags are read by the trampoline
  * without a lock (each a word, atomically); the whole sigaction the program
- * gave, which it reads back, is kept under `lock`. The program's calls take
- * that lock with every signal blocked in the thread: a handler that calls
- * sigaction() on a thread holding it would otherwise wait for it forever.
+ * gave, which it reads back, is kept under `lock`, which the program's
+ * calls take with every signal blocked (lock_signals_blocked).
  * A handler is entered here before the kernel is told; SIG_DFL and SIG_IGN
  * go to the kernel only, so a signal in flight as they are set runs the
  * handler the program had set before.
@@ -108,17 +107,17 @@ static void trampoline(int sig, siginfo_t *info, void *context)
         ((void (*)(int))handler)(sig);
 }
 
-static void lock_blocked(sigset_t *saved)
+void lock_signals_blocked(pthread_mutex_t *mutex, sigset_t *saved)
 {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, saved);
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(mutex);
 }
 
-static void unlock_blocked(const sigset_t *saved)
+void unlock_signals_blocked(pthread_mutex_t *mutex, const sigset_t *saved)
 {
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(mutex);
     pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
@@ -138,7 +137,7 @@ int sigdefer_sigaction(int sig, const struct sigaction *act, struct sigaction *o
     if (act)
         want = *act;            /* act and old may be one struct */
     sigset_t saved;
-    lock_blocked(&saved);
+    lock_signals_blocked(&lock, &saved);
     before = program[sig];
     int rc;
     if (act && has_handler(&want)) {
@@ -151,7 +150,7 @@ int sigdefer_sigaction(int sig, const struct sigaction *act, struct sigaction *o
         rc = real_sigaction(sig, act ? &want : NULL, &kernel_old);
     }
     int err = errno;
-    unlock_blocked(&saved);
+    unlock_signals_blocked(&lock, &saved);
     if (rc == 0 && old) {
         if (kernel_old.sa_sigaction == trampoline) {
             /* As the kernel would have said of the program's handler:

@@ -21,6 +21,7 @@
 #ifndef MESHIM_LIBC_SIGDEFER_H
 #define MESHIM_LIBC_SIGDEFER_H
 
+#include <pthread.h>
 #include <signal.h>
 
 /* sigaction() as the program calls it. */
@@ -33,6 +34,12 @@ typedef int (*sigaction_fn)(int sig, const struct sigaction *act, struct sigacti
 sighandler_t sigdefer_signal(sigaction_fn set, int sig, sighandler_t handler);
 sighandler_t sigdefer_sysv_signal(sigaction_fn set, int sig, sighandler_t handler);
 sighandler_t sigdefer_sigset(sigaction_fn set, int sig, sighandler_t disp);
+
+/* A lock the program's calls take (this module's, termsig's): taken with
+ * every signal blocked in the thread, since a handler that made the same
+ * call on a thread holding it would wait for it forever. */
+void lock_signals_blocked(pthread_mutex_t *lock, sigset_t *saved);
+void unlock_signals_blocked(pthread_mutex_t *lock, const sigset_t *saved);
 
 /* A fork's child: the lock is new (a parent's thread may have held it). */
 void sigdefer_atfork_child(void);

@@ -121,27 +121,13 @@ static bool install(size_t i, const struct sigaction *as_program)
     return true;
 }
 
-static void lock_blocked(sigset_t *saved)
-{
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, saved);
-    pthread_mutex_lock(&lock);
-}
-
-static void unlock_blocked(const sigset_t *saved)
-{
-    pthread_mutex_unlock(&lock);
-    pthread_sigmask(SIG_SETMASK, saved, NULL);
-}
-
 void termsig_arm(void)
 {
     if (termsig_armed())
         return;
     int saved_errno = errno;
     sigset_t saved;
-    lock_blocked(&saved);
+    lock_signals_blocked(&lock, &saved);
     if (!armed) {
         for (size_t i = 0; i < N_COVERED; i++) {
             struct sigaction cur;
@@ -154,7 +140,7 @@ void termsig_arm(void)
         }
         __atomic_store_n(&armed, true, __ATOMIC_RELEASE);
     }
-    unlock_blocked(&saved);
+    unlock_signals_blocked(&lock, &saved);
     errno = saved_errno;
 }
 
@@ -164,7 +150,7 @@ int termsig_sigaction(int sig, const struct sigaction *act, struct sigaction *ol
     if (i < 0)
         return sigdefer_sigaction(sig, act, old);
     sigset_t saved;
-    lock_blocked(&saved);
+    lock_signals_blocked(&lock, &saved);
     /* The kernel's disposition says whether the shim's handler is in: a
      * program may have replaced it with a call the shim does not see
      * (sigset(), a raw system call). */
@@ -185,7 +171,7 @@ int termsig_sigaction(int sig, const struct sigaction *act, struct sigaction *ol
         }
     }
     int err = errno;
-    unlock_blocked(&saved);
+    unlock_signals_blocked(&lock, &saved);
     if (rc == 0 && old)
         *old = before;          /* after act was read: the two may be one struct */
     errno = err;

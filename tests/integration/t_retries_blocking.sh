@@ -317,9 +317,13 @@ slow=$(echo "$out" | grep -c ' slow ' || true)
 ok "signals: alarm(1) cut a blocking connect to a black hole short (1.x s, not 9 s); a handler that returns ran at 0.3 s while 2 of 4 connects went on past the black hole, all answered"
 # Handlers with SA_RESTART only (siginterrupt(False), SIGINT's default
 # back): the kernel's connect would go on waiting, and so does the shim's.
-out=$(MESHIM_CONFIG=$TMP/signals.ini shimmed python3 -c "
+# restarting SIGINT_LINE: 4 connects to half with SIGALRM (SA_RESTART) due
+# 0.3 s in; prints "restarted K", K the connects that met the black hole
+# and whose handler ran only after the connect returned.
+restarting() {
+    MESHIM_CONFIG=$TMP/signals.ini shimmed python3 -c "
 import signal, socket, time
-signal.signal(signal.SIGINT, signal.SIG_DFL)
+$1
 fired = []
 signal.signal(signal.SIGALRM, lambda *a: fired.append(time.monotonic()))
 signal.siginterrupt(signal.SIGALRM, False)
@@ -331,28 +335,16 @@ for i in range(4):
     if time.monotonic() - t > 0.9:
         ok += all(f - t > 0.9 for f in fired if f >= t)
 print('restarted', ok)
-" 2> "$TMP/signals.err")
+" 2> "$TMP/signals.err"
+}
+out=$(restarting "signal.signal(signal.SIGINT, signal.SIG_DFL)")
 [ "$out" = "restarted 2" ] || fail "SA_RESTART handlers: '$out' $(tail -2 "$TMP/signals.err")"
 ok "signals: with SA_RESTART handlers only, a blocking connect kept waiting through the signal (as the kernel's)"
 # The same beside a handler without SA_RESTART that does not come
 # (python3's own for SIGINT): the kernel restarts by the handler of the
 # signal that came, and so does the shim (its trampoline says which ran).
 # Before, any such handler installed made every signal cut the connect.
-out=$(MESHIM_CONFIG=$TMP/signals.ini shimmed python3 -c "
-import signal, socket, time
-assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-fired = []
-signal.signal(signal.SIGALRM, lambda *a: fired.append(time.monotonic()))
-signal.siginterrupt(signal.SIGALRM, False)
-ok = 0
-for i in range(4):
-    t = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, 0.3)
-    socket.create_connection(('half', $port)).close()
-    if time.monotonic() - t > 0.9:
-        ok += all(f - t > 0.9 for f in fired if f >= t)
-print('restarted', ok)
-" 2> "$TMP/signals.err")
+out=$(restarting "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler")
 [ "$out" = "restarted 2" ] || fail "an SA_RESTART handler beside one without: '$out' $(tail -2 "$TMP/signals.err")"
 ok "signals: an SA_RESTART handler's signal let a blocking connect wait on, beside python3's SIGINT handler without SA_RESTART"
 
