@@ -367,19 +367,15 @@ static struct tls_identity *identity_get(const struct mesh_config *cfg, bool ker
 }
 
 /* The first ask loads the module and reads the identity under their locks
- * (pthread_once, the module's id_lock): a handler that jumped out of it
- * would leave them held and every later connect waiting for good, so the
- * program's signals wait until it ends (libc/jumpguard.h). Later asks only
- * take a reference, and cost no signal mask. */
+ * (pthread_once, the module's id_lock), and later ones take id_lock for a
+ * reference: a handler that jumped out of one would leave them held and
+ * every later connect waiting for good, so the program's signals wait
+ * until it ends (libc/jumpguard.h; a count in the thread). */
 struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel_tls, char *why, size_t len)
 {
-    static bool asked;              /* atomic: a first ask has ended */
-    if (__atomic_load_n(&asked, __ATOMIC_ACQUIRE))
-        return identity_get(cfg, kernel_tls, why, len);
     struct signals_held held;
     signals_hold(&held);
     struct tls_identity *id = identity_get(cfg, kernel_tls, why, len);
-    __atomic_store_n(&asked, true, __ATOMIC_RELEASE);
     signals_release(&held);
     return id;
 }
