@@ -82,8 +82,9 @@ static inline bool jump_parked(void)
 /* The sections where the shim works in a program's thread hold the
  * program's asynchronous signals: a connect and a service name's
  * getaddrinfo answer from start to end, an inbound accept's hand-off, a
- * close or dup that lets go of a connection, a traced read's look at its
- * request, a stats file or an identity read under its lock. There the thread
+ * close or dup that lets go of a connection, a datagram routed to a VIP,
+ * a traced read's look at its request, a stats file or an identity read
+ * under its lock. There the thread
  * allocates, takes the shim's locks and OpenSSL's, and a handler's jump
  * from there left one held (glibc's malloc arena, seen: the next connect
  * hung for good; t_jump's storms).

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libc/jumpguard.h"
 #include "libc/real.h"
 #include "mesh/attempt.h"
 #include "mesh/fdtable.h"
@@ -98,7 +99,7 @@ static struct route *route_of(int fd, const struct netaddr *vip)
  * again after ECONNREFUSED gets the next endpoint), else a new route.
  * errno and false when there is none, or the service must not get
  * plaintext. */
-static bool route(int fd, struct service *svc, const struct netaddr *vip, int family, bool fresh,
+static bool route_unheld(int fd, struct service *svc, const struct netaddr *vip, int family, bool fresh,
                   struct netaddr *ep)
 {
     if (!service_meshes_port(svc, vip->port)) {     /* registry_vip_closed */
@@ -142,6 +143,22 @@ static bool route(int fd, struct service *svc, const struct netaddr *vip, int fa
     }
     pthread_mutex_unlock(&lock);
     return true;                        /* out of memory: sent, not remembered */
+}
+
+/* The shim's work for a datagram in the program's thread (the routes'
+ * lock, a pick, an allocation) holds the program's signals: old UDP
+ * clients bound sendto and recvfrom with alarm() and leave them by
+ * siglongjmp, and a jump out of this work left the lock held (jumpguard.h;
+ * t_udp's storm). The waits in recvfrom and its kin are the program's and
+ * are not held. */
+static bool route(int fd, struct service *svc, const struct netaddr *vip, int family, bool fresh,
+                  struct netaddr *ep)
+{
+    struct signals_held held;
+    signals_hold(&held);
+    bool ok = route_unheld(fd, svc, vip, family, fresh, ep);
+    signals_release(&held);     /* errno is kept */
+    return ok;
 }
 
 /* The service if addr is a VIP and fd a datagram socket, else NULL. */
@@ -189,6 +206,8 @@ void udp_source(int fd, struct sockaddr *addr, socklen_t *len, socklen_t room)
     if (!addr || !len || !netaddr_from_sockaddr(addr, *len < room ? *len : room, &from))
         return;
     int family = addr->sa_family;
+    struct signals_held held;       /* see route() */
+    signals_hold(&held);
     pthread_mutex_lock(&lock);
     struct routes *rs = routes_of(fd, false);
     for (unsigned i = 0; rs && i < rs->n; i++) {
@@ -203,6 +222,7 @@ void udp_source(int fd, struct sockaddr *addr, socklen_t *len, socklen_t room)
         }
     }
     pthread_mutex_unlock(&lock);
+    signals_release(&held);
 }
 
 struct lent {
@@ -212,7 +232,7 @@ struct lent {
     socklen_t len;
 };
 
-int udp_sendmmsg(const struct registry *reg, int fd, struct mmsghdr *vec, unsigned int n, int flags)
+static int sendmmsg_unheld(const struct registry *reg, int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
     struct lent *lent = NULL;
     for (unsigned int i = 0; i < n; i++) {
@@ -252,9 +272,22 @@ int udp_sendmmsg(const struct registry *reg, int fd, struct mmsghdr *vec, unsign
     return rc;
 }
 
+/* Held whole, as route(): its one wait is a send on a full buffer. */
+int udp_sendmmsg(const struct registry *reg, int fd, struct mmsghdr *vec, unsigned int n, int flags)
+{
+    struct signals_held held;
+    signals_hold(&held);
+    int rc = sendmmsg_unheld(reg, fd, vec, n, flags);
+    signals_release(&held);
+    return rc;
+}
+
 int udp_recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
 {
+    struct signals_held held;       /* around the allocation and the free, not the wait */
+    signals_hold(&held);
     socklen_t few[16], *room = n <= 16 ? few : malloc(n * sizeof(*room));
+    signals_release(&held);
     for (unsigned int i = 0; room && i < n; i++)
         room[i] = vec[i].msg_hdr.msg_namelen;
     int rc = real_recvmmsg(fd, vec, n, flags, timeout);
@@ -262,14 +295,18 @@ int udp_recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct 
     for (int i = 0; room && i < rc; i++)
         if (vec[i].msg_hdr.msg_name)
             udp_source(fd, vec[i].msg_hdr.msg_name, &vec[i].msg_hdr.msg_namelen, room[i]);
+    signals_hold(&held);
     if (room != few)
         free(room);
+    signals_release(&held);
     errno = err;
     return rc;
 }
 
 void udp_share(int from, int to)
 {
+    struct signals_held held;       /* see route() */
+    signals_hold(&held);
     pthread_mutex_lock(&lock);
     struct routes *src = routes_of(from, false), *dst = routes_of(to, true);
     if (src && dst)
@@ -277,6 +314,7 @@ void udp_share(int from, int to)
     else
         fdtable_set_kind(to, FD_NOT_TCP);   /* no routes to read there */
     pthread_mutex_unlock(&lock);
+    signals_release(&held);
 }
 
 void udp_atfork_child(void)

@@ -32,6 +32,11 @@
  * closed under the same timer: the cut lands in the connect or in the
  * close of a meshed connection; then NAME as GOOD above.
  *
+ * jumpconnect --udp-storm MAX_US NAME PORT N — the same for datagrams: a
+ * UDP socket sends "echo" to NAME:PORT (a service's VIP) and reads the
+ * answer, all under one timer; then one more with a 10 s alarm. Prints
+ * "jumped=K done=C good=OK|TIMEOUT".
+ *
  * jumpconnect --lookup-storm MAX_US NAME N — the same for name lookups:
  * N getaddrinfo(NAME) each cut by a timer 1 to MAX_US microseconds in (as
  * wget -T bounds its lookups), then NAME as GOOD above. Prints "jumped=K
@@ -207,6 +212,37 @@ static int storm(int max_us, const char *name, int n, bool nb, bool with_close)
     return 0;
 }
 
+static bool storm_datagram(void *ai_arg, volatile int *fd)
+{
+    struct addrinfo *ai = ai_arg;
+    char buf[64];
+    *fd = socket(ai->ai_family, SOCK_DGRAM, 0);
+    return *fd >= 0 && sendto(*fd, "echo storm", 10, 0, ai->ai_addr, ai->ai_addrlen) == 10 &&
+           recvfrom(*fd, buf, sizeof(buf), 0, NULL, NULL) > 0;
+}
+
+static int udp_storm(int max_us, const char *name, const char *port, int n)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai;
+    if (getaddrinfo(name, port, &hints, &ai) != 0) {
+        fprintf(stderr, "jumpconnect: cannot resolve %s\n", name);
+        return 2;
+    }
+    int jumped, done;
+    cut_storm(max_us, n, storm_datagram, NULL, ai, &jumped, &done);
+    volatile int fd = -1;
+    volatile bool answered = false;
+    if (sigsetjmp(env, 1) == 0) {
+        alarm(10);
+        answered = storm_datagram(ai, &fd);
+        alarm(0);
+    }
+    if (fd >= 0)
+        close(fd);
+    printf("jumped=%d done=%d good=%s\n", jumped, done, answered ? "OK" : "TIMEOUT");
+    return 0;
+}
+
 struct lookup {
     const char *name;
     struct addrinfo *volatile ai;
@@ -299,10 +335,12 @@ int main(int argc, char **argv)
         return storm(atoi(argv[2]), argv[3], atoi(argv[4]), true, false);
     if (argc == 5 && strcmp(argv[1], "--close-storm") == 0)
         return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, true);
+    if (argc == 6 && strcmp(argv[1], "--udp-storm") == 0)
+        return udp_storm(atoi(argv[2]), argv[3], argv[4], atoi(argv[5]));
     if (argc == 5 && strcmp(argv[1], "--lookup-storm") == 0)
         return lookup_storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc < 4) {
-        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --udp-storm MAX_US NAME PORT N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
         return 2;
     }
     plain = argc > 4 && strcmp(argv[4], "plain") == 0;
