@@ -32,6 +32,9 @@
  * closed under the same timer: the cut lands in the connect or in the
  * close of a meshed connection; then NAME as GOOD above.
  *
+ * jumpconnect --dup-storm MAX_US NAME N — the same, each connection then
+ * closed by a dup2 of /dev/null onto its number.
+ *
  * jumpconnect --udp-storm MAX_US NAME PORT N — the same for datagrams: a
  * UDP socket sends "echo" to NAME:PORT (a service's VIP) and reads the
  * answer, all under one timer; then one more with a 10 s alarm. Prints
@@ -52,6 +55,7 @@
  * lost to it, as after a jump right past the kernel's accept.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -197,7 +201,19 @@ static bool storm_connect_close(void *name, volatile int *fd)
     return true;
 }
 
-static int storm(int max_us, const char *name, int n, bool nb, bool with_close)
+/* A connect, and a dup2 onto its number that closes it, under one timer. */
+static bool storm_connect_dup(void *name, volatile int *fd)
+{
+    static int null_fd = -1;
+    if (null_fd < 0)
+        null_fd = open("/dev/null", O_RDONLY);
+    if (dial(name, fd) != 0)
+        return false;
+    dup2(null_fd, *fd);             /* *fd is /dev/null now: closed after, as any */
+    return true;
+}
+
+static int storm(int max_us, const char *name, int n, bool nb, bool (*call)(void *, volatile int *))
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
     if (getaddrinfo(name, "80", &hints, &resolved) != 0) {
@@ -206,7 +222,7 @@ static int storm(int max_us, const char *name, int n, bool nb, bool with_close)
     }
     int jumped, done;
     nonblocking = nb;
-    cut_storm(max_us, n, with_close ? storm_connect_close : storm_connect, NULL, (void *)name, &jumped, &done);
+    cut_storm(max_us, n, call, NULL, (void *)name, &jumped, &done);
     nonblocking = false;
     printf("jumped=%d done=%d good=%s\n", jumped, done, good(name));
     return 0;
@@ -330,17 +346,19 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "--accept-storm") == 0)
         return accept_storm(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "--storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, false);
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect);
     if (argc == 5 && strcmp(argv[1], "--nb-storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), true, false);
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), true, storm_connect);
     if (argc == 5 && strcmp(argv[1], "--close-storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, true);
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_close);
+    if (argc == 5 && strcmp(argv[1], "--dup-storm") == 0)
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_dup);
     if (argc == 6 && strcmp(argv[1], "--udp-storm") == 0)
         return udp_storm(atoi(argv[2]), argv[3], argv[4], atoi(argv[5]));
     if (argc == 5 && strcmp(argv[1], "--lookup-storm") == 0)
         return lookup_storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc < 4) {
-        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --udp-storm MAX_US NAME PORT N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --dup-storm MAX_US NAME N | --udp-storm MAX_US NAME PORT N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
         return 2;
     }
     plain = argc > 4 && strcmp(argv[4], "plain") == 0;

@@ -148,6 +148,9 @@ for run in "100 orders 3000" "4000 secure 300"; do
     storm close-storm "$TMP/storm.ini" "$@"
     ok "a storm of jumps out of $3 connects to $2 and their closes, each at a random point up to $1 us in: the next connect served ($out)"
 done
+# And closed by a dup2 onto the number, which closes it under the same lock.
+storm dup-storm "$TMP/storm.ini" 4000 secure 300
+ok "a storm of jumps out of 300 connects to secure and the dup2 that closes each, each at a random point up to 4000 us in: the next connect served ($out)"
 
 # --- a storm of jumps out of lookups ------------------------------------------
 # Each getaddrinfo of a service name cut by a timer 1 to 20 us in (the
