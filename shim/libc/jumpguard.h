@@ -149,13 +149,18 @@ static inline void signals_release(struct signals_held *h)
  * waits: the count goes back. A signal deferred before was unblocked for
  * the wait, and the jump's mask is the handler's or siglongjmp's: nothing
  * of the shim's is left blocked. */
-static inline void signals_left(struct signals_held *h)
+static inline void signals_left_to(unsigned depth)
 {
-    signals_depth = h->depth;
-    if (h->depth == 0) {
+    signals_depth = depth;
+    if (depth == 0) {
         signals_deferred = false;
         sigemptyset(&signals_deferred_set);
     }
+}
+
+static inline void signals_left(struct signals_held *h)
+{
+    signals_left_to(h->depth);
 }
 
 /* For a wait inside a section: NULL when no signal was deferred (the

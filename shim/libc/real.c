@@ -18,7 +18,7 @@ void hooks_frame_left(void *frame)
 {
     struct hook_frame *f = frame;
     hooks_depth = f->depth;
-    signals_left(&f->signals);  /* should a section inside have no guard of its own */
+    signals_left_to(f->signals_depth);  /* should a section inside have no guard of its own */
     jump_unpark();
 }
 

@@ -98,7 +98,7 @@ static inline void hooks_leave(void)
 struct hook_frame {
     struct jump_guard guard;
     int depth;                  /* before the hook */
-    struct signals_held signals;    /* the held sections' count before it */
+    unsigned signals_depth;     /* the held sections' count before it */
 };
 
 void hooks_frame_left(void *frame);
@@ -106,7 +106,7 @@ void hooks_frame_left(void *frame);
 static inline void hooks_enter_frame(struct hook_frame *f)
 {
     f->depth = hooks_depth;
-    f->signals.depth = signals_depth;
+    f->signals_depth = signals_depth;
     jump_guard_push(&f->guard, hooks_frame_left, f);
     hooks_depth++;
 }
