@@ -63,12 +63,27 @@ static inline void cancellation_point(void)
 }
 
 /* A call that returned a new descriptor: forget whatever a close we never
- * saw (glibc closes internally, raw syscalls) left at that number. */
+ * saw (glibc closes internally, raw syscalls) left at that number, with
+ * the program's signals held: letting go of a connection takes the
+ * connections' list lock, frees and writes its access-log line, and a
+ * handler that jumps out of the call must not leave them half done. kind,
+ * unless FD_UNKNOWN, is what the number is now (socket()). */
+static inline int fresh_fd_kind(int fd, enum fd_kind kind)
+{
+    if (fd >= 0 && mesh_registry()) {
+        struct signals_held held;
+        signals_hold(&held);
+        fdtable_drop(fd);
+        if (kind != FD_UNKNOWN)
+            fdtable_set_kind(fd, kind);
+        signals_release(&held);
+    }
+    return fd;
+}
+
 static inline int fresh_fd(int fd)
 {
-    if (fd >= 0 && mesh_registry())
-        fdtable_drop(fd);
-    return fd;
+    return fresh_fd_kind(fd, FD_UNKNOWN);
 }
 
 /* A descriptor the program got at or past its own limit: only the raise
@@ -111,13 +126,10 @@ static int accept_room(int fd)
 
 EXPORT int socket(int domain, int type, int protocol)
 {
-    int fd = fresh_fd(real_socket(domain, type, protocol));
-    if (fd >= 0 && mesh_registry()) {
-        bool tcp = (domain == AF_INET || domain == AF_INET6) &&
-                   (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM &&
-                   (protocol == 0 || protocol == IPPROTO_TCP);
-        fdtable_set_kind(fd, tcp ? FD_TCP : FD_NOT_TCP);
-    }
+    bool tcp = (domain == AF_INET || domain == AF_INET6) &&
+               (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM &&
+               (protocol == 0 || protocol == IPPROTO_TCP);
+    int fd = fresh_fd_kind(real_socket(domain, type, protocol), tcp ? FD_TCP : FD_NOT_TCP);
     return within_limit(fd, -1);
 }
 

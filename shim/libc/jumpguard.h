@@ -82,7 +82,9 @@ static inline bool jump_parked(void)
 /* The sections where the shim works in a program's thread hold the
  * program's asynchronous signals: a connect and a service name's
  * getaddrinfo answer from start to end, an inbound accept's hand-off, a
- * close or dup that lets go of a connection, a datagram routed to a VIP,
+ * close or dup that lets go of a connection, a socket(), accept() or
+ * socketpair() whose new number lets go of one (a close no hook saw left
+ * it there), a datagram routed to a VIP,
  * a traced read's look at its request, a stats file or an identity read
  * under its lock. There the thread
  * allocates, takes the shim's locks and OpenSSL's, and a handler's jump

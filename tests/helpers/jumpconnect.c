@@ -35,6 +35,12 @@
  * jumpconnect --dup-storm MAX_US NAME N — the same, each connection then
  * closed by a dup2 of /dev/null onto its number.
  *
+ * jumpconnect --reuse-storm MAX_US NAME N — the same, each connection
+ * closed by a raw close system call that no hook sees (as a program's own
+ * system call instruction would), and a socket() that gets its number back
+ * under the same timer: that socket() lets go of the connection the shim
+ * still had at the number (its record, counters and access-log line).
+ *
  * jumpconnect --udp-storm MAX_US NAME PORT N — the same for datagrams: a
  * UDP socket sends "echo" to NAME:PORT (a service's VIP) and reads the
  * answer, all under one timer; then one more with a 10 s alarm. Prints
@@ -213,6 +219,31 @@ static bool storm_connect_dup(void *name, volatile int *fd)
     return true;
 }
 
+/* close(2) by the system call instruction itself: glibc's close() and
+ * syscall() are both the shim's hooks. */
+static void raw_close(int fd)
+{
+#if defined(__x86_64__)
+    long rc;
+    __asm__ volatile("syscall" : "=a"(rc) : "0"(3L /* SYS_close */), "D"((long)fd) : "rcx", "r11", "memory");
+    (void)rc;
+#else
+#error "raw_close: x86_64 only"
+#endif
+}
+
+/* A connect, its socket closed unseen, and a socket() on its number. */
+static bool storm_connect_reuse(void *name, volatile int *fd)
+{
+    if (dial(name, fd) != 0)
+        return false;
+    int was = *fd;
+    raw_close(was);
+    *fd = -1;
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    return *fd == was;
+}
+
 static int storm(int max_us, const char *name, int n, bool nb, bool (*call)(void *, volatile int *))
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
@@ -353,12 +384,14 @@ int main(int argc, char **argv)
         return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_close);
     if (argc == 5 && strcmp(argv[1], "--dup-storm") == 0)
         return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_dup);
+    if (argc == 5 && strcmp(argv[1], "--reuse-storm") == 0)
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_reuse);
     if (argc == 6 && strcmp(argv[1], "--udp-storm") == 0)
         return udp_storm(atoi(argv[2]), argv[3], argv[4], atoi(argv[5]));
     if (argc == 5 && strcmp(argv[1], "--lookup-storm") == 0)
         return lookup_storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc < 4) {
-        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --dup-storm MAX_US NAME N | --udp-storm MAX_US NAME PORT N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --dup-storm MAX_US NAME N | --reuse-storm MAX_US NAME N | --udp-storm MAX_US NAME PORT N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
         return 2;
     }
     plain = argc > 4 && strcmp(argv[4], "plain") == 0;

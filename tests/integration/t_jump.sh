@@ -151,6 +151,13 @@ done
 # And closed by a dup2 onto the number, which closes it under the same lock.
 storm dup-storm "$TMP/storm.ini" 4000 secure 300
 ok "a storm of jumps out of 300 connects to secure and the dup2 that closes each, each at a random point up to 4000 us in: the next connect served ($out)"
+# And closed where no hook sees it (the close system call itself), its
+# number taken again by socket() under the same timer: that socket() lets
+# go of the connection the shim still had there (the connections' list
+# lock, frees, its access-log line). Unheld, 3 of 3 storms of 5,000 hung
+# in the next connect, on the list lock a jump had left held.
+storm reuse-storm "$TMP/storm.ini" 100 orders 5000
+ok "a storm of jumps out of 5000 connects to orders, each closed unseen and its number taken by socket(), each at a random point up to 100 us in: the next connect served ($out)"
 
 # --- a storm of jumps out of lookups ------------------------------------------
 # Each getaddrinfo of a service name cut by a timer 1 to 20 us in (the
