@@ -33,6 +33,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -1091,6 +1092,42 @@ static void pt_sigset(void **state)
     errno = 0;
     assert_ptr_equal(sigset(0, catch), SIG_ERR);
     assert_int_equal(errno, EINVAL);
+}
+
+/* siginterrupt(sig, 1) before signal(): glibc's signal() then sets no
+ * SA_RESTART, and a read the signal comes in fails with EINTR (an old
+ * program's alarm() timeout; with SA_RESTART it would wait for ever). */
+static void pt_siginterrupt(void **state)
+{
+    (void)state;
+    int p[2];
+    char c;
+    struct sigaction now;
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(siginterrupt(SIGALRM, 1), 0);
+    signal(SIGALRM, catch);
+    assert_int_equal(sigaction(SIGALRM, NULL, &now), 0);
+    assert_ptr_equal(now.sa_handler, catch);
+    assert_false(now.sa_flags & SA_RESTART);
+    caught = 0;
+    struct itimerval t = { { 0, 0 }, { 0, 50000 } };
+    setitimer(ITIMER_REAL, &t, NULL);
+    errno = 0;
+    assert_int_equal(read(p[0], &c, 1), -1);
+    assert_int_equal(errno, EINTR);
+    assert_int_equal(caught, SIGALRM);
+    assert_int_equal(siginterrupt(SIGALRM, 0), 0);
+    assert_int_equal(sigaction(SIGALRM, NULL, &now), 0);
+    assert_true(now.sa_flags & SA_RESTART);
+    signal(SIGALRM, catch);
+    assert_int_equal(sigaction(SIGALRM, NULL, &now), 0);
+    assert_true(now.sa_flags & SA_RESTART);
+    signal(SIGALRM, SIG_DFL);
+    errno = 0;
+    assert_int_equal(siginterrupt(0, 1), -1);
+    assert_int_equal(errno, EINVAL);
+    close(p[0]);
+    close(p[1]);
 }
 #pragma GCC diagnostic pop
 

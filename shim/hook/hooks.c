@@ -1218,6 +1218,11 @@ EXPORT sighandler_t sigset(int sig, sighandler_t disp)
     return sigdefer_sigset(program_sigaction, sig, disp);
 }
 
+EXPORT int siginterrupt(int sig, int interrupt)
+{
+    return sigdefer_siginterrupt(program_sigaction, sig, interrupt);
+}
+
 EXPORT int raise(int sig)
 {
     if (termsig_armed() && termsig_covers(sig))

@@ -31,6 +31,15 @@ struct program_handler {
 static struct program_handler handlers[NSIG];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction program[NSIG];         /* under lock */
+/* The signals siginterrupt() made interrupting: a signal() of one sets no
+ * SA_RESTART (glibc's _sigintr, which its siginterrupt keeps: the hook's
+ * sets this one). Atomic: a bit per signal. */
+static unsigned long interrupting[(NSIG + 63) / 64];
+
+static unsigned long interrupting_bit(int sig)
+{
+    return 1UL << ((unsigned)sig % 64);
+}
 
 static void trampoline(int sig, siginfo_t *info, void *context);
 
@@ -188,7 +197,9 @@ static sighandler_t set_handler(sigaction_fn set, int sig, sighandler_t handler,
  * blocked in its handler). */
 sighandler_t sigdefer_signal(sigaction_fn set, int sig, sighandler_t handler)
 {
-    return set_handler(set, sig, handler, SA_RESTART, true);
+    bool interrupts = sig > 0 && sig < NSIG &&
+                      (__atomic_load_n(&interrupting[sig / 64], __ATOMIC_ACQUIRE) & interrupting_bit(sig));
+    return set_handler(set, sig, handler, interrupts ? 0 : SA_RESTART, true);
 }
 
 /* sysv_signal(): one-shot, not blocked in its handler, no restart. */
@@ -217,6 +228,25 @@ sighandler_t sigdefer_sigset(sigaction_fn set, int sig, sighandler_t disp)
     if (before == SIG_ERR || pthread_sigmask(SIG_UNBLOCK, &one, &was) != 0)
         return SIG_ERR;
     return sigismember(&was, sig) ? SIG_HOLD : before;
+}
+
+int sigdefer_siginterrupt(sigaction_fn set, int sig, int interrupt)
+{
+    struct sigaction sa;
+    if (sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (set(sig, NULL, &sa) < 0)
+        return -1;
+    if (interrupt) {
+        __atomic_or_fetch(&interrupting[sig / 64], interrupting_bit(sig), __ATOMIC_RELEASE);
+        sa.sa_flags &= ~SA_RESTART;
+    } else {
+        __atomic_and_fetch(&interrupting[sig / 64], ~interrupting_bit(sig), __ATOMIC_RELEASE);
+        sa.sa_flags |= SA_RESTART;
+    }
+    return set(sig, &sa, NULL);
 }
 
 void sigdefer_atfork_child(void)

@@ -34,6 +34,10 @@ typedef int (*sigaction_fn)(int sig, const struct sigaction *act, struct sigacti
 sighandler_t sigdefer_signal(sigaction_fn set, int sig, sighandler_t handler);
 sighandler_t sigdefer_sysv_signal(sigaction_fn set, int sig, sighandler_t handler);
 sighandler_t sigdefer_sigset(sigaction_fn set, int sig, sighandler_t disp);
+/* siginterrupt(): SA_RESTART off (interrupt) or on for the handler sig has,
+ * and remembered, as glibc's: a signal() or bsd_signal() of sig after it
+ * sets no SA_RESTART. */
+int sigdefer_siginterrupt(sigaction_fn set, int sig, int interrupt);
 
 /* A lock the program's calls take (this module's, termsig's): taken with
  * every signal blocked in the thread, since a handler that made the same
