@@ -633,12 +633,17 @@ static uint16_t local_port(int fd)
 }
 
 /* accept or accept4, as the program called it; the new number's stale
- * slot, left by a close we did not see, goes. */
+ * slot, left by a close we did not see, goes, with the program's signals
+ * held (its connection's record: a lock, frees, a log line). */
 static int accept_as_called(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool use_accept4)
 {
     int cfd = use_accept4 ? real_accept4(fd, addr, len, flags) : real_accept(fd, addr, len);
-    if (cfd >= 0)
+    if (cfd >= 0) {
+        struct signals_held held;
+        signals_hold(&held);
         fdtable_drop(cfd);
+        signals_release(&held);
+    }
     return cfd;
 }
 
