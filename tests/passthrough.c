@@ -1047,6 +1047,21 @@ static void pt_bsd_signal(void **state)
     assert_ptr_equal(bsd_signal(SIGWINCH, SIG_DFL), catch);
 }
 
+/* ssignal(): glibc's signal() under its SVID name. */
+static void pt_ssignal(void **state)
+{
+    (void)state;
+    assert_ptr_equal(ssignal(SIGWINCH, catch), SIG_DFL);
+    struct sigaction now;
+    assert_int_equal(sigaction(SIGWINCH, NULL, &now), 0);
+    assert_ptr_equal(now.sa_handler, catch);
+    assert_true(now.sa_flags & SA_RESTART);
+    caught = 0;
+    raise(SIGWINCH);
+    assert_int_equal(caught, SIGWINCH);
+    assert_ptr_equal(ssignal(SIGWINCH, SIG_DFL), catch);
+}
+
 static void sysv_case(sighandler_t (*set)(int, sighandler_t))
 {
     assert_ptr_equal(set(SIGWINCH, catch), SIG_DFL);

@@ -1203,6 +1203,12 @@ EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
     return sigdefer_signal(program_sigaction, sig, handler);
 }
 
+/* ssignal() (SVID) is glibc's signal() under another name. */
+EXPORT sighandler_t ssignal(int sig, sighandler_t handler)
+{
+    return sigdefer_signal(program_sigaction, sig, handler);
+}
+
 EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
     return sigdefer_sysv_signal(program_sigaction, sig, handler);
