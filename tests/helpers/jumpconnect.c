@@ -35,6 +35,10 @@
  * jumpconnect --dup-storm MAX_US NAME N — the same, each connection then
  * closed by a dup2 of /dev/null onto its number.
  *
+ * jumpconnect --closefrom-storm MAX_US NAME N — the same, each connection
+ * closed by closefrom() of its number (which takes the shim's own
+ * descriptors above it never).
+ *
  * jumpconnect --reuse-storm MAX_US NAME N — the same, each connection
  * closed by a raw close system call that no hook sees (as a program's own
  * system call instruction would), and a socket() that gets its number back
@@ -219,6 +223,16 @@ static bool storm_connect_dup(void *name, volatile int *fd)
     return true;
 }
 
+/* A connect, and a closefrom() of its number, under one timer. */
+static bool storm_connect_closefrom(void *name, volatile int *fd)
+{
+    if (dial(name, fd) != 0)
+        return false;
+    closefrom(*fd);
+    *fd = -1;
+    return true;
+}
+
 /* close(2) by the system call instruction itself: glibc's close() and
  * syscall() are both the shim's hooks. */
 static void raw_close(int fd)
@@ -384,6 +398,8 @@ int main(int argc, char **argv)
         return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_close);
     if (argc == 5 && strcmp(argv[1], "--dup-storm") == 0)
         return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_dup);
+    if (argc == 5 && strcmp(argv[1], "--closefrom-storm") == 0)
+        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_closefrom);
     if (argc == 5 && strcmp(argv[1], "--reuse-storm") == 0)
         return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_reuse);
     if (argc == 6 && strcmp(argv[1], "--udp-storm") == 0)
@@ -391,7 +407,7 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "--lookup-storm") == 0)
         return lookup_storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc < 4) {
-        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --dup-storm MAX_US NAME N | --reuse-storm MAX_US NAME N | --udp-storm MAX_US NAME PORT N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --dup-storm MAX_US NAME N | --closefrom-storm MAX_US NAME N | --reuse-storm MAX_US NAME N | --udp-storm MAX_US NAME PORT N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
         return 2;
     }
     plain = argc > 4 && strcmp(argv[4], "plain") == 0;
