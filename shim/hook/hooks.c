@@ -272,21 +272,32 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 
 /* ----------------------------------------------------------- data path -- */
 
-/* A descriptor whose non-blocking connect failed in the engine holds a
- * placeholder (dial.h) until the program closes it. The kernel tells a
+/* Before a read or write on fd (msg_flags: the call's MSG_ flags). While
+ * a non-blocking connect is in the engine its number holds a placeholder
+ * (dial.h): a blocking call there first waits for the connect to settle,
+ * as the kernel's waits on a socket in SYN_SENT, and then goes to what the
+ * number holds (meshim_data_wait; before, a write got the placeholder's
+ * ECONNRESET, a read its end of file). A failed connect's placeholder
+ * stays on the number until the program closes it: the kernel tells a
  * failed connect's errno to the first read or write that comes before
  * SO_ERROR or connect() asks, and raises no SIGPIPE for it; the
  * placeholder would answer ECONNRESET, or EPIPE and SIGPIPE, which kills
  * a program that leaves SIGPIPE at its default and writes its request as
- * soon as poll() says the socket is writable. One load of a count that is
- * 0 unless such an errno is still untold. */
-static inline bool connect_failed(int fd)
+ * soon as poll() says the socket is writable. True: the call fails, errno
+ * set. One load each of two counts that are 0 unless a connect is in the
+ * engine or such an errno is still untold; while connects are in the
+ * engine, the number's mark in the fd table (a byte, no lock). */
+static inline bool data_refused(int fd, int msg_flags, bool sending)
 {
-    if (__builtin_expect(!__atomic_load_n(&conn_errors_pending, __ATOMIC_RELAXED), 1) || hooks_busy())
+    bool dialing = __builtin_expect(dial_unsettled() != 0, 0) && fdtable_dialing(fd);
+    if (__builtin_expect(!dialing && !__atomic_load_n(&conn_errors_pending, __ATOMIC_RELAXED), 1) ||
+        hooks_busy())
         return false;
     struct hook_frame frame;
     hooks_enter_frame(&frame);
-    int err = dial_take_failure(fd);
+    int err = dialing ? meshim_data_wait(fd, msg_flags, sending) : 0;
+    if (!err)
+        err = dial_take_failure(fd);
     hooks_leave_frame(&frame);
     if (!err)
         return false;
@@ -378,21 +389,21 @@ static inline ssize_t dns_inv(int fd, const struct iovec *iov, size_t iovcnt, ss
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, 0, false))
         return -1;
     return dns_in(fd, buf, data_read(fd, real_read(fd, buf, n)), n);
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, 0, false))
         return -1;
     return dns_inv(fd, iov, n > 0 ? (size_t)n : 0, data_read(fd, real_readv(fd, iov, n)));
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, flags, false))
         return -1;
     return dns_in(fd, buf, data_read(fd, real_recv(fd, buf, n, flags)), n);
 }
@@ -410,7 +421,7 @@ static inline ssize_t from_vip(int fd, ssize_t n, struct sockaddr *addr, socklen
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, flags, false))
         return -1;
     socklen_t room = addr && len ? *len : 0;
     ssize_t got = data_read(fd, real_recvfrom(fd, buf, n, flags, addr, len));
@@ -419,7 +430,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr 
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, flags, false))
         return -1;
     socklen_t room = msg ? msg->msg_namelen : 0;
     ssize_t rc = data_read(fd, real_recvmsg(fd, msg, flags));
@@ -432,14 +443,14 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
  * no hook sees it. */
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, 0, false))
         return -1;
     return dns_in(fd, buf, data_read(fd, real___read_chk(fd, buf, n, buflen)), n);
 }
 
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, flags, false))
         return -1;
     return dns_in(fd, buf, data_read(fd, real___recv_chk(fd, buf, n, buflen, flags)), n);
 }
@@ -447,7 +458,7 @@ EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr,
                               socklen_t *len)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, flags, false))
         return -1;
     socklen_t room = addr && len ? *len : 0;
     ssize_t got = data_read(fd, real___recvfrom_chk(fd, buf, n, buflen, flags, addr, len));
@@ -456,7 +467,7 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, 0, true))
         return -1;
     data_write(fd, n);
     return real_write(fd, buf, n);
@@ -464,7 +475,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, 0, true))
         return -1;
     data_writev(fd, iov, n > 0 ? (size_t)n : 0);
     return real_writev(fd, iov, n);
@@ -472,7 +483,7 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 
 EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, flags, true))
         return -1;
     data_write(fd, n);
     return real_send(fd, buf, n, flags);
@@ -514,7 +525,7 @@ static socklen_t to_endpoint(int fd, const struct sockaddr *addr, socklen_t len,
 
 EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, flags, true))
         return -1;
     int fo = fastopen(fd, flags, addr, len);
     if (fo < 0)
@@ -531,7 +542,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, flags, true))
         return -1;
     int fo = msg ? fastopen(fd, flags, msg->msg_name, msg->msg_namelen) : 1;
     if (fo < 0)
@@ -563,7 +574,7 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
  * the sources of those that come back read as the VIP (udp.h). */
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, flags, true))
         return -1;
     struct registry *reg = meshing();
     if (vec && mesh_registry())
@@ -583,7 +594,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)
 {
-    if (connect_failed(fd))
+    if (data_refused(fd, flags, false))
         return -1;
     enum fd_kind kind = vec ? fdtable_kind(fd) : FD_UNKNOWN;
     if (kind == FD_UDP_VIP)

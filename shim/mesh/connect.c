@@ -632,6 +632,53 @@ static uint16_t local_port(int fd)
     return a.port;
 }
 
+/* ------------------------------------------------ reads and writes meanwhile -- */
+
+int meshim_data_wait(int fd, int msg_flags, bool sending)
+{
+    int timeout_ms;
+    if ((msg_flags & MSG_DONTWAIT) || !dial_pending(fd, sending, &timeout_ms))
+        return 0;
+    int fl = real_fcntl(fd, F_GETFL, NULL);
+    if (fl < 0 || (fl & O_NONBLOCK))
+        return 0;                   /* the placeholder answers EAGAIN, as the socket would */
+    /* The wait is a held section's, parked: handlers run in it, and a jump
+     * out of it leaves nothing of the shim's held. Cancellation waits for
+     * the call itself, a cancellation point, right after. */
+    uint64_t deadline = timeout_ms < 0 ? 0 : now_ns() + (uint64_t)timeout_ms * 1000000u;
+    int err = 0, cancel_state;
+    struct signals_held held;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    signals_hold(&held);
+    do {
+        int left = -1;
+        if (deadline) {
+            uint64_t now = now_ns();
+            if (now >= deadline) {
+                err = EAGAIN;       /* SO_SNDTIMEO/SO_RCVTIMEO ran out, as the kernel's */
+                break;
+            }
+            left = (int)((deadline - now + 999999) / 1000000);
+        }
+        /* The placeholder is never writable: the engine's end closing
+         * (connected, or failed) or reading its filler out (relayed) wakes
+         * this, and a swap before it leaves the socket here, writable. */
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        jump_park();
+        int n = jump_poll(&p, 1, left);
+        jump_unpark();
+        /* A signal: with a timeout the kernel's wait fails with EINTR
+         * whatever the handler's SA_RESTART; without, SA_RESTART goes on. */
+        if (n < 0 && errno == EINTR && (deadline || interrupting_handler())) {
+            err = EINTR;
+            break;
+        }
+    } while (dial_pending(fd, sending, NULL));
+    signals_release(&held);
+    pthread_setcancelstate(cancel_state, NULL);
+    return err;
+}
+
 /* accept or accept4, as the program called it; the new number's stale
  * slot, left by a close we did not see, goes, with the program's signals
  * held (its connection's record: a lock, frees, a log line). */

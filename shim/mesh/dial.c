@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 
 #include "engine/engine.h"
 #include "engine/placeholder.h"
@@ -67,7 +68,7 @@ struct dial {
 };
 
 static struct dial *dials;          /* engine thread only: every dial begun */
-static unsigned unsettled;          /* atomic: dials handed to the engine and not freed */
+unsigned dials_unsettled;           /* atomic: dials handed to the engine and not freed */
 
 /* When the attempt in flight has failed if it is not over. */
 static uint64_t attempt_deadline(const struct dial *d)
@@ -94,7 +95,7 @@ static void dial_free(struct dial *d)
     conn_unref(d->conn);
     pick_done(&d->pick);
     engine_retire(d);
-    __atomic_sub_fetch(&unsettled, 1, __ATOMIC_ACQ_REL);
+    __atomic_sub_fetch(&dials_unsettled, 1, __ATOMIC_ACQ_REL);
 }
 
 static void set_state(struct conn *c, enum conn_state state, int sock, int err)
@@ -125,6 +126,7 @@ static void relayed(struct dial *d, bool late)
      * placeholder's end is held there whatever this number holds now. */
     bool here = on_number || d->conn->passed;
     if (on_number) {
+        fdtable_set_dialing(d->fd, false);          /* the pair end stays: relayed */
         sockname_carry(d->fd, d->ph.peer, d->sock);
         /* SO_RCVTIMEO/SO_SNDTIMEO the application set before the connect,
          * or while it went on, are on the socket: its reads and writes are
@@ -194,8 +196,11 @@ static void connected(struct dial *d)
     swap_lock();
     bool passed = d->conn->passed;
     if (!passed) {
-        if (placeholder_restore(d->fd, &d->ph, d->sock) && d->conn->tls == CONN_TLS_KTLS)
-            ktls_mark(d->fd);
+        if (placeholder_restore(d->fd, &d->ph, d->sock)) {
+            fdtable_set_dialing(d->fd, false);
+            if (d->conn->tls == CONN_TLS_KTLS)
+                ktls_mark(d->fd);
+        }
         __atomic_store_n(&d->conn->connect_owed, true, __ATOMIC_RELAXED);
         set_state(d->conn, CONN_OPEN, -1, 0);
     }
@@ -221,6 +226,8 @@ static void give_up(struct dial *d, int err)
     reset_socket(d->sock);
     swap_lock();
     set_state(d->conn, CONN_FAILED, d->sock, err);  /* the conn owns the socket now */
+    if (placeholder_at(d->fd, &d->ph))
+        fdtable_set_dialing(d->fd, false);          /* settled: failed */
     swap_unlock();
     dial_free(d);
 }
@@ -499,13 +506,9 @@ void dial_atfork_child(void)
     for (struct dial *d = dials; d; d = d->next)
         forget(d);
     dials = NULL;
-    unsettled = 0;
+    dials_unsettled = 0;
 }
 
-unsigned dial_unsettled(void)
-{
-    return __atomic_load_n(&unsettled, __ATOMIC_ACQUIRE);
-}
 
 /* ------------------------------------------------------------ hand-over -- */
 
@@ -563,12 +566,14 @@ int dial_start(int fd, struct conn *c, struct pick *p, const struct dial_spec *s
     d->timer.fire = timer_fired;
     swap_lock();
     set_state(c, CONN_DIALING, sock, 0);
+    fdtable_set_dialing(fd, true);      /* before the engine can settle it */
     swap_unlock();
-    __atomic_add_fetch(&unsettled, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&dials_unsettled, 1, __ATOMIC_ACQ_REL);
     if (!engine_post(&d->task)) {
-        __atomic_sub_fetch(&unsettled, 1, __ATOMIC_ACQ_REL);
+        __atomic_sub_fetch(&dials_unsettled, 1, __ATOMIC_ACQ_REL);
         swap_lock();
-        placeholder_restore(fd, &d->ph, sock);
+        if (placeholder_restore(fd, &d->ph, sock))
+            fdtable_set_dialing(fd, false);
         set_state(c, CONN_OPEN, -1, 0);
         swap_unlock();
         own_close(sock);
@@ -677,6 +682,28 @@ int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     }
     conn_unref(c);
     return rc;
+}
+
+bool dial_pending(int fd, bool sending, int *timeout_ms)
+{
+    struct conn *c = fdtable_get(fd);
+    if (!c)
+        return false;
+    swap_lock();
+    bool pending = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CONN_DIALING && c->sock >= 0;
+    if (pending && timeout_ms) {
+        /* The program's timeouts are on the socket (setsockopt goes there
+         * while the connect is in the engine). */
+        struct timeval tv = { 0, 0 };
+        socklen_t len = sizeof(tv);
+        if (real_getsockopt(c->sock, SOL_SOCKET, sending ? SO_SNDTIMEO : SO_RCVTIMEO, &tv, &len) < 0)
+            tv = (struct timeval){ 0, 0 };
+        long long ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+        *timeout_ms = ms <= 0 ? -1 : ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+    }
+    swap_unlock();
+    conn_unref(c);
+    return pending;
 }
 
 int dial_take_failure(int fd)

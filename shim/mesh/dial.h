@@ -44,8 +44,12 @@ int dial_start(int fd, struct conn *c, struct pick *p, const struct dial_spec *s
  * (ECONNABORTED) and their descriptors say so once the parent's end. */
 void dial_atfork_child(void);
 /* Connects under way in the engine (handed over, not over yet). Any thread;
- * safe in a signal handler. */
-unsigned dial_unsettled(void);
+ * safe in a signal handler. One load: the data path's hooks look at it. */
+extern unsigned dials_unsettled;
+static inline unsigned dial_unsettled(void)
+{
+    return __atomic_load_n(&dials_unsettled, __ATOMIC_ACQUIRE);
+}
 
 /* connect() again on a FAILED connection: the real socket goes back on fd
  * (unconnected) and the connection is forgotten. */
@@ -54,6 +58,10 @@ void dial_revive(int fd, struct conn *c);
 /* The hook layer: socket calls on a descriptor whose connect is in the engine */
 int meshim_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
 int meshim_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+/* Is fd's connect still in the engine (the placeholder on the number, or
+ * the handshake under way)? *timeout_ms (if asked): the program's
+ * SO_SNDTIMEO (sending) or SO_RCVTIMEO on the socket, -1 for none. */
+bool dial_pending(int fd, bool sending, int *timeout_ms);
 /* A read or write on fd: when its connect failed in the engine and the
  * application has not been told, the errno to fail it with (told now);
  * else 0. The placeholder would answer ECONNRESET, or EPIPE and SIGPIPE. */

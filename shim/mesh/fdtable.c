@@ -105,17 +105,38 @@ static uint8_t *kind_slot(int fd, bool create)
     return bytes ? &bytes[(unsigned)fd & (CHUNK_SLOTS - 1)] : NULL;
 }
 
+/* The kind's byte: the kind, and the dialing mark in its top bit. */
+#define KIND_MASK 0x7f
+#define DIALING_MARK 0x80
+
 void fdtable_set_kind(int fd, enum fd_kind kind)
 {
     uint8_t *k = kind_slot(fd, kind != FD_UNKNOWN);
     if (k)
-        __atomic_store_n(k, (uint8_t)kind, __ATOMIC_RELAXED);
+        __atomic_store_n(k, (uint8_t)kind, __ATOMIC_RELEASE);
 }
 
 enum fd_kind fdtable_kind(int fd)
 {
     uint8_t *k = kind_slot(fd, false);
-    return k ? (enum fd_kind)__atomic_load_n(k, __ATOMIC_RELAXED) : FD_UNKNOWN;
+    return k ? (enum fd_kind)(__atomic_load_n(k, __ATOMIC_RELAXED) & KIND_MASK) : FD_UNKNOWN;
+}
+
+void fdtable_set_dialing(int fd, bool on)
+{
+    uint8_t *k = kind_slot(fd, on);
+    if (!k)
+        return;
+    if (on)
+        __atomic_fetch_or(k, (uint8_t)DIALING_MARK, __ATOMIC_RELEASE);
+    else
+        __atomic_fetch_and(k, (uint8_t)KIND_MASK, __ATOMIC_RELEASE);
+}
+
+bool fdtable_dialing(int fd)
+{
+    uint8_t *k = kind_slot(fd, false);
+    return k && (__atomic_load_n(k, __ATOMIC_ACQUIRE) & DIALING_MARK);
 }
 
 void fdtable_each_kind(enum fd_kind kind, void (*fn)(int fd))
@@ -123,7 +144,7 @@ void fdtable_each_kind(enum fd_kind kind, void (*fn)(int fd))
     for (unsigned c = 0; c < MAX_CHUNKS; c++) {
         uint8_t *bytes = __atomic_load_n(&kinds[c], __ATOMIC_ACQUIRE);
         for (unsigned i = 0; bytes && i < CHUNK_SLOTS; i++)
-            if (__atomic_load_n(&bytes[i], __ATOMIC_RELAXED) == kind)
+            if ((__atomic_load_n(&bytes[i], __ATOMIC_RELAXED) & KIND_MASK) == kind)
                 fn((int)(c * CHUNK_SLOTS + i));
     }
 }

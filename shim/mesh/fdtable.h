@@ -51,6 +51,14 @@ enum fd_kind {
 void fdtable_set_kind(int fd, enum fd_kind kind);
 enum fd_kind fdtable_kind(int fd);
 
+/* A mark beside the kind: the number holds a placeholder while its connect
+ * is in the engine (dial.c sets it as it hands the connect over, and takes
+ * it off where the number stops holding the placeholder; a kind set or a
+ * close takes it off too). Read without a lock by the data path's hooks,
+ * which then look closer (dial_pending); a mark left on only costs that. */
+void fdtable_set_dialing(int fd, bool on);
+bool fdtable_dialing(int fd);
+
 /* Calls fn for every descriptor whose kind is kind (a snapshot: the
  * application may close or reuse any of them meanwhile). */
 void fdtable_each_kind(enum fd_kind kind, void (*fn)(int fd));

@@ -125,6 +125,55 @@ PY
     fail "python3 reading after a refused non-blocking connect: $out $(cat "$TMP/pyfail.err")"
 ok "no SO_ERROR asked: the first write (perl) or read (python3) gives ECONNREFUSED, as the kernel's does; then SIGPIPE, EOF"
 
+# A program that makes its socket blocking right after a non-blocking
+# connect and writes at once: the kernel's write waits in SYN_SENT for the
+# handshake (a read too, up to SO_RCVTIMEO), and then goes out. Before, a
+# connect still in the engine left the call on the placeholder: the write
+# failed with ECONNRESET as the engine swapped the socket in, and the
+# request was never sent; a read with SO_RCVTIMEO waited for the engine
+# and then said ECONNRESET, not EAGAIN.
+cat > "$TMP/late.py" <<'PY'
+import errno, socket, struct, sys, time
+name, port, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(); s.setblocking(False)
+s.connect_ex((name, port))                  # EINPROGRESS, or done at once
+s.setblocking(True)                         # ... and blocking from here on
+try:
+    if what == "rcvtimeo":
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 100000))
+        t0 = time.monotonic()
+        try:
+            print("read", repr(s.recv(100)))
+        except OSError as e:
+            ms = (time.monotonic() - t0) * 1000
+            print(errno.errorcode[e.errno], "early" if ms < 90 else "at the timeout" if ms < 190 else "late")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
+    s.sendall(b"GET /who HTTP/1.0\r\n\r\n")
+    answer = b""
+    while True:
+        got = s.recv(1000)
+        if not got:
+            break
+        answer += got
+    print(answer.split(b"\r\n\r\n", 1)[-1].decode().strip())
+except OSError as e:
+    print(errno.errorcode[e.errno])
+PY
+# Until two connects met the black hole first (each has about 2 in 5
+# odds), at most 30.
+engine=0 tries=0
+while [ "$engine" -lt 2 ] && [ "$tries" -lt 30 ]; do
+    tries=$((tries + 1))
+    out=$(shimmed python3 "$TMP/late.py" slow "$port" write 2> "$TMP/late.err")
+    [ "$out" = backend-2 ] || fail "blocking write right after a non-blocking connect (slow): '$out' $(cat "$TMP/late.err")"
+    grep -q "attempt 1 to 127.0.0.5:$port failed" "$TMP/late.err" && engine=$((engine + 1))
+done
+[ "$engine" -ge 2 ] || fail "only $engine of 30 connects to slow met the black hole first"
+out=$(shimmed python3 "$TMP/late.py" void "$port" rcvtimeo 2> "$TMP/late.err")
+[ "$out" = "$(printf 'EAGAIN at the timeout\nETIMEDOUT')" ] ||
+    fail "blocking read with SO_RCVTIMEO, then write, while every attempt times out: '$out' $(cat "$TMP/late.err")"
+ok "socket made blocking right after a non-blocking connect: its write waits for the engine's connect and goes out ($engine of $tries through the engine), a read gives EAGAIN at SO_RCVTIMEO, a write after every attempt failed ETIMEDOUT"
+
 # --- real programs, one backend refusing -----------------------------------
 if under_asan; then
     echo "skip: curl hangs with an ASan runtime preloaded (runs in the plain build)"
