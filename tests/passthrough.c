@@ -1030,36 +1030,34 @@ static void pt_signal(void **state)
 /* Not declared by glibc's headers for _GNU_SOURCE; exported by it. */
 sighandler_t bsd_signal(int sig, sighandler_t handler);
 
-/* bsd_signal as signal; sysv_signal and __sysv_signal one-shot (SIG_DFL
- * back once it has run), without SA_RESTART; sigset with SIG_HOLD blocks
- * and says so, and a disposition unblocks. */
+/* bsd_signal and ssignal as signal (BSD semantics: SA_RESTART, the old
+ * handler returned); sysv_signal and __sysv_signal one-shot (SIG_DFL back
+ * once it has run), without SA_RESTART; sigset with SIG_HOLD blocks and
+ * says so, and a disposition unblocks. */
+static void bsd_case(sighandler_t (*set)(int, sighandler_t))
+{
+    assert_ptr_equal(set(SIGWINCH, catch), SIG_DFL);
+    struct sigaction now;
+    assert_int_equal(sigaction(SIGWINCH, NULL, &now), 0);
+    assert_ptr_equal(now.sa_handler, catch);
+    assert_true(now.sa_flags & SA_RESTART);
+    caught = 0;
+    raise(SIGWINCH);
+    assert_int_equal(caught, SIGWINCH);
+    assert_ptr_equal(set(SIGWINCH, SIG_DFL), catch);
+}
+
 static void pt_bsd_signal(void **state)
 {
     (void)state;
-    assert_ptr_equal(bsd_signal(SIGWINCH, catch), SIG_DFL);
-    struct sigaction now;
-    assert_int_equal(sigaction(SIGWINCH, NULL, &now), 0);
-    assert_ptr_equal(now.sa_handler, catch);
-    assert_true(now.sa_flags & SA_RESTART);
-    caught = 0;
-    raise(SIGWINCH);
-    assert_int_equal(caught, SIGWINCH);
-    assert_ptr_equal(bsd_signal(SIGWINCH, SIG_DFL), catch);
+    bsd_case(bsd_signal);
 }
 
-/* ssignal(): glibc's signal() under its SVID name. */
+/* ssignal(): glibc's signal() under its SVID name (the same address). */
 static void pt_ssignal(void **state)
 {
     (void)state;
-    assert_ptr_equal(ssignal(SIGWINCH, catch), SIG_DFL);
-    struct sigaction now;
-    assert_int_equal(sigaction(SIGWINCH, NULL, &now), 0);
-    assert_ptr_equal(now.sa_handler, catch);
-    assert_true(now.sa_flags & SA_RESTART);
-    caught = 0;
-    raise(SIGWINCH);
-    assert_int_equal(caught, SIGWINCH);
-    assert_ptr_equal(ssignal(SIGWINCH, SIG_DFL), catch);
+    bsd_case(ssignal);
 }
 
 static void sysv_case(sighandler_t (*set)(int, sighandler_t))
