@@ -646,10 +646,11 @@ int meshim_data_wait(int fd, int msg_flags, bool sending)
      * out of it leaves nothing of the shim's held. Cancellation waits for
      * the call itself, a cancellation point, right after. */
     uint64_t deadline = timeout_ms < 0 ? 0 : now_ns() + (uint64_t)timeout_ms * 1000000u;
-    int err = 0, cancel_state;
-    struct signals_held held;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    signals_hold(&held);
+    int err = 0;
+    struct held held;           /* as a connect's: a jump out of the wait gives both back */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &held.cancel_state);
+    signals_hold(&held.signals);
+    jump_guard_push(&held.guard, held_left, &held);
     do {
         int left = -1;
         if (deadline) {
@@ -674,8 +675,9 @@ int meshim_data_wait(int fd, int msg_flags, bool sending)
             break;
         }
     } while (dial_pending(fd, sending, NULL));
-    signals_release(&held);
-    pthread_setcancelstate(cancel_state, NULL);
+    jump_guard_pop(&held.guard);
+    pthread_setcancelstate(held.cancel_state, NULL);
+    signals_release(&held.signals);
     return err;
 }
 

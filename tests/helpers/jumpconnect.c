@@ -11,6 +11,8 @@
  * blocked; and GOOD (port 80) is resolved, connected and asked GET / with
  * a 10 s alarm. "plain": the jumps' sigsetjmp saves no signal mask (as
  * setjmp's on BSD-minded code), so the mask after a jump is the handler's.
+ * "write": each connect is non-blocking, the socket is made blocking at
+ * once and written to, so the alarm cuts the write's wait for the connect.
  *
  * Prints "jumped=K leaked=D cancel=enabled|disabled sigpipe=unblocked|blocked
  * good=OK|RESOLVE|ERRNO-NAME|TIMEOUT" on one line; D: TCP sockets still
@@ -407,17 +409,22 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "--lookup-storm") == 0)
         return lookup_storm(atoi(argv[2]), argv[3], atoi(argv[4]));
     if (argc < 4) {
-        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --dup-storm MAX_US NAME N | --closefrom-storm MAX_US NAME N | --reuse-storm MAX_US NAME N | --udp-storm MAX_US NAME PORT N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
+        fprintf(stderr, "usage: jumpconnect SLOW N GOOD [plain|write] | --storm MAX_US NAME N | --nb-storm MAX_US NAME N | --close-storm MAX_US NAME N | --dup-storm MAX_US NAME N | --closefrom-storm MAX_US NAME N | --reuse-storm MAX_US NAME N | --udp-storm MAX_US NAME PORT N | --lookup-storm MAX_US NAME N | --accept-storm MAX_US PORT N\n");
         return 2;
     }
     plain = argc > 4 && strcmp(argv[4], "plain") == 0;
+    bool late_write = argc > 4 && strcmp(argv[4], "write") == 0;
     signal(SIGALRM, on_alarm);
     int jumped = 0, n = atoi(argv[2]);
     for (int i = 0; i < n; i++) {
         volatile int fd = -1;
         if (sigsetjmp(env, !plain) == 0) {
             alarm(1);
-            dial(argv[1], &fd);
+            nonblocking = late_write;
+            if (dial(argv[1], &fd) == 0 && late_write) {
+                fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+                write(fd, "x", 1);
+            }
             alarm(0);
         } else {
             jumped++;
@@ -428,6 +435,7 @@ int main(int argc, char **argv)
                 sigprocmask(SIG_UNBLOCK, &alrm, NULL);
             }
         }
+        nonblocking = false;    /* a jump skipped nothing after the call but this */
         if (fd >= 0)
             close(fd);
     }

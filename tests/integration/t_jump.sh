@@ -96,6 +96,19 @@ for how in sig plain; do
 done
 ok "5 jumps out of mTLS handshakes, with the signal mask saved and not: none stayed counted (max_connections = 3) or left a descriptor; cancellation and SIGPIPE as the program had them; the next connect over mTLS"
 
+# --- out of a write waiting for a non-blocking connect ------------------------
+# A socket made blocking right after its non-blocking connect: its write
+# waits for the connect, which the engine makes (to the black hole: 5 s),
+# and the alarm's jump leaves that wait. Cancellation, held off there, is
+# the program's again (without the wait's guard: cancel=disabled), and the
+# next connect is served. (The engine may not have dropped the abandoned
+# connects' sockets yet: leaked is not asked.)
+out=$(timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpconnect" hole 2 orders write 2> "$TMP/write.err") ||
+    fail "jumpconnect (write) failed or hung ($?): '$out' $(tail -3 "$TMP/write.err")"
+[[ "$out" == "jumped=2 leaked="*" cancel=enabled sigpipe=unblocked good=OK" ]] ||
+    fail "after 2 jumps out of writes waiting for their connects: '$out'; $(grep meshim "$TMP/write.err" | tail -3)"
+ok "2 jumps out of blocking writes waiting for their non-blocking connects: cancellation and SIGPIPE as the program had them; the next connect served"
+
 # --- out of a lookup waiting for DNS ------------------------------------------
 out=$(timeout 60 env LD_PRELOAD="$MESHIM_PRELOAD" "$T/jumpconnect" unanswered 3 orders 2> "$TMP/dns.err") ||
     fail "jumpconnect (dns) failed or hung ($?): '$out' $(tail -3 "$TMP/dns.err")"
