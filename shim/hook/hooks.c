@@ -63,21 +63,12 @@ static inline void cancellation_point(void)
 }
 
 /* A call that returned a new descriptor: forget whatever a close we never
- * saw (glibc closes internally, raw syscalls) left at that number, with
- * the program's signals held: letting go of a connection takes the
- * connections' list lock, frees and writes its access-log line, and a
- * handler that jumps out of the call must not leave them half done. kind,
- * unless FD_UNKNOWN, is what the number is now (socket()). */
+ * saw left at that number (fdtable_fresh); kind, unless FD_UNKNOWN, is
+ * what the number is now (socket()). */
 static inline int fresh_fd_kind(int fd, enum fd_kind kind)
 {
-    if (fd >= 0 && mesh_registry()) {
-        struct signals_held held;
-        signals_hold(&held);
-        fdtable_drop(fd);
-        if (kind != FD_UNKNOWN)
-            fdtable_set_kind(fd, kind);
-        signals_release(&held);
-    }
+    if (fd >= 0 && mesh_registry())
+        fdtable_fresh(fd, kind);
     return fd;
 }
 

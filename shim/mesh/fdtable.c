@@ -3,6 +3,8 @@
  */
 #include "mesh/fdtable.h"
 
+#include "libc/jumpguard.h"
+
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -163,6 +165,16 @@ void fdtable_drop(int fd)
 {
     fdtable_set_kind(fd, FD_UNKNOWN);
     conn_unref(fdtable_take(fd));
+}
+
+void fdtable_fresh(int fd, enum fd_kind kind)
+{
+    struct signals_held held;
+    signals_hold(&held);
+    fdtable_drop(fd);
+    if (kind != FD_UNKNOWN)
+        fdtable_set_kind(fd, kind);
+    signals_release(&held);
 }
 
 void fdtable_drop_range(unsigned first, unsigned last)

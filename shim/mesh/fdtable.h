@@ -51,6 +51,15 @@ enum fd_kind {
 void fdtable_set_kind(int fd, enum fd_kind kind);
 enum fd_kind fdtable_kind(int fd);
 
+/* A descriptor a call has just returned (socket, accept, socketpair, ...):
+ * what a close no hook saw (glibc's own, a raw system call) left at the
+ * number goes, and the number is kind (FD_UNKNOWN: not known). With the
+ * program's signals held: letting go of a connection takes the
+ * connections' list lock, frees and writes its access-log line, and a new
+ * chunk of kinds is an allocation; a handler that jumps out of the call
+ * must not leave them half done (libc/jumpguard.h). */
+void fdtable_fresh(int fd, enum fd_kind kind);
+
 /* A mark beside the kind: the number holds a placeholder while its connect
  * is in the engine (dial.c sets it as it hands the connect over, and takes
  * it off where the number stops holding the placeholder; a kind set or a
