@@ -636,12 +636,14 @@ static uint16_t local_port(int fd)
 
 int meshim_data_wait(int fd, int msg_flags, bool sending)
 {
-    int timeout_ms;
-    if ((msg_flags & MSG_DONTWAIT) || !dial_pending(fd, sending, &timeout_ms))
+    /* A non-blocking call is the placeholder's (EAGAIN, as the socket's in
+     * SYN_SENT): asked first, before the table's and the swaps' locks. */
+    if (msg_flags & MSG_DONTWAIT)
         return 0;
     int fl = real_fcntl(fd, F_GETFL, NULL);
-    if (fl < 0 || (fl & O_NONBLOCK))
-        return 0;                   /* the placeholder answers EAGAIN, as the socket would */
+    int timeout_ms;
+    if (fl < 0 || (fl & O_NONBLOCK) || !dial_pending(fd, sending, &timeout_ms))
+        return 0;
     /* The wait is a held section's, parked: handlers run in it, and a jump
      * out of it leaves nothing of the shim's held. Cancellation waits for
      * the call itself, a cancellation point, right after. */
@@ -682,17 +684,12 @@ int meshim_data_wait(int fd, int msg_flags, bool sending)
 }
 
 /* accept or accept4, as the program called it; the new number's stale
- * slot, left by a close we did not see, goes, with the program's signals
- * held (its connection's record: a lock, frees, a log line). */
+ * slot, left by a close we did not see, goes (fdtable_fresh). */
 static int accept_as_called(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool use_accept4)
 {
     int cfd = use_accept4 ? real_accept4(fd, addr, len, flags) : real_accept(fd, addr, len);
-    if (cfd >= 0) {
-        struct signals_held held;
-        signals_hold(&held);
-        fdtable_drop(cfd);
-        signals_release(&held);
-    }
+    if (cfd >= 0)
+        fdtable_fresh(cfd, FD_UNKNOWN);
     return cfd;
 }
 

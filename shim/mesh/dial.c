@@ -690,7 +690,7 @@ bool dial_pending(int fd, bool sending, int *timeout_ms)
     if (!c)
         return false;
     swap_lock();
-    bool pending = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CONN_DIALING && c->sock >= 0;
+    bool pending = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CONN_DIALING;     /* c->sock is the socket */
     if (pending && timeout_ms) {
         /* The program's timeouts are on the socket (setsockopt goes there
          * while the connect is in the engine). */
