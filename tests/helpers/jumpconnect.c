@@ -388,22 +388,27 @@ static int accept_storm(int max_us, int port, int n)
     return 0;
 }
 
+/* The storms of connects: MODE MAX_US NAME N. */
+static const struct {
+    const char *mode;
+    bool nb;
+    bool (*call)(void *, volatile int *);
+} connect_storms[] = {
+    { "--storm", false, storm_connect },
+    { "--nb-storm", true, storm_connect },
+    { "--close-storm", false, storm_connect_close },
+    { "--dup-storm", false, storm_connect_dup },
+    { "--closefrom-storm", false, storm_connect_closefrom },
+    { "--reuse-storm", false, storm_connect_reuse },
+};
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--accept-storm") == 0)
         return accept_storm(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-    if (argc == 5 && strcmp(argv[1], "--storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect);
-    if (argc == 5 && strcmp(argv[1], "--nb-storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), true, storm_connect);
-    if (argc == 5 && strcmp(argv[1], "--close-storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_close);
-    if (argc == 5 && strcmp(argv[1], "--dup-storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_dup);
-    if (argc == 5 && strcmp(argv[1], "--closefrom-storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_closefrom);
-    if (argc == 5 && strcmp(argv[1], "--reuse-storm") == 0)
-        return storm(atoi(argv[2]), argv[3], atoi(argv[4]), false, storm_connect_reuse);
+    for (size_t i = 0; argc == 5 && i < sizeof(connect_storms) / sizeof(connect_storms[0]); i++)
+        if (strcmp(argv[1], connect_storms[i].mode) == 0)
+            return storm(atoi(argv[2]), argv[3], atoi(argv[4]), connect_storms[i].nb, connect_storms[i].call);
     if (argc == 6 && strcmp(argv[1], "--udp-storm") == 0)
         return udp_storm(atoi(argv[2]), argv[3], argv[4], atoi(argv[5]));
     if (argc == 5 && strcmp(argv[1], "--lookup-storm") == 0)
