@@ -274,15 +274,20 @@ test: deps-missing
 	wait $$pre || { tail -n 40 $(BUILD)/prebuild.log; echo "make test: the background builds failed (above; all of it in $(BUILD)/prebuild.log)"; exit 1; }
 	$(MAKE) test-second-half LANES=3
 test-first-half: check-layers test-unit test-passthrough test-integration test-uml
-# The fuzzers (time-bound, 10 s each) run at the lowest priority beside the
-# ASan stage, whose tests leave a CPU waiting much of the time; their output
-# is shown after it.
-test-second-half: test-deploy
+# The threaded tests under TSan run beside the deploy stage, which waits on
+# the Debian mirror much of the time (about 40 % of the CPU idle); the
+# fuzzers (time-bound, 10 s each) at the lowest priority beside the ASan
+# stage, whose tests leave a CPU waiting now and then. The output of what
+# ran beside is shown after.
+test-second-half:
+	@$(MAKE) -s test-tsan > $(BUILD)/test-tsan.log 2>&1 & tsan=$$!; \
+	$(MAKE) test-deploy; deploy=$$?; wait $$tsan; rc=$$?; \
+	echo "== test-tsan (make test-tsan, beside test-deploy)"; cat $(BUILD)/test-tsan.log; \
+	[ $$deploy -eq 0 ] && [ $$rc -eq 0 ]
 	@nice -n 19 $(MAKE) -s test-fuzz > $(BUILD)/test-fuzz.log 2>&1 & fuzz=$$!; \
 	$(MAKE) test-asan; asan=$$?; wait $$fuzz; rc=$$?; \
 	echo "== test-fuzz (make test-fuzz, beside test-asan)"; cat $(BUILD)/test-fuzz.log; \
 	[ $$asan -eq 0 ] && [ $$rc -eq 0 ]
-	$(MAKE) test-tsan
 test-suites: test-first-half test-second-half
 
 # The same suite with the library and the tests built under ASan+UBSan.

@@ -18,6 +18,7 @@
 # peer's timeout (1 s) in every phase (under ASan, 3 s in the storm, which
 # ASan makes twice as long); the server's descriptors come back,
 # and less than 16 kB of memory per storm connection stays (figures printed).
+# lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 

@@ -1,5 +1,6 @@
 # A bad config stops the program at start with status 78 and a message that
 # names file, line and key; on_error = passthrough runs it unmeshed.
+# lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
 
 port=$(free_port)

@@ -12,6 +12,7 @@
 # written to a protocol = http service just before the end goes upstream
 # first (mesh/http.c http_exit). What stdio still buffers for a relayed
 # connection at exit() goes too (libc/stdio_exit.c).
+# lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 C=$TMP/pki

@@ -13,6 +13,7 @@
 # step had not run yet: "TLS handshake: timed out after 10 s".) A client
 # that trickles its ClientHello, a byte every 0.2 s, is still cut at 10 s;
 # one that resets while it waits in the backlog is logged with its address.
+# lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 

@@ -17,6 +17,7 @@
 #   meshed;
 # - jumps out of getaddrinfo waiting for a name server that never answers;
 # - storms of jumps at any point of blocking connects, lookups and accepts.
+# lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 

@@ -10,6 +10,7 @@
 #   shimmed client against openssl s_server -Verify;
 # - permissive ports take both; sessions are resumed; 8 MB written just
 #   before exit() all arrive; no OpenSSL symbol is exported.
+# lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 

@@ -2,6 +2,7 @@
 # under asyncio (the loop must never stall), a backend killed and restarted
 # under load, max_connections, active health checks and fault injection,
 # all with non-blocking sockets.
+# lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
 
 port=$(free_port)

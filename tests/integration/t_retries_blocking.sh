@@ -5,6 +5,7 @@
 # kernel gives it) and no local port left toward an endpoint (EADDRNOTAVAIL,
 # in a network namespace). Clients: python3 blocking
 # sockets (no timeout) and wget (blocking connect).
+# lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
 shims python3
 

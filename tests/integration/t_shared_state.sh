@@ -13,6 +13,7 @@
 #   lease;
 # - shared_state = off: each process learns alone again (the control).
 # Two users and planted tables: t_untrusted_files.
+# lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
 unset MESHIM_STATS_DIR     # its INI files name the stats folders it checks
 shims curl wget

@@ -17,6 +17,7 @@
 # - a server that never goes on: the connection ends 10 s after it was
 #   reported, with a warning, and counts against the endpoint; a
 #   protocol = http request's wait ends at its per_try_timeout (else 10 s).
+# lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
