@@ -43,6 +43,10 @@ socklen_t netaddr_to_sockaddr(const struct netaddr *a, uint16_t port, int family
                               struct sockaddr_storage *out);
 bool netaddr_same_ip(const struct netaddr *a, const struct netaddr *b);
 
+/* src into dst of size bytes (> 0), cut short if need be, always ended
+ * with a NUL: snprintf(dst, size, "%s", src) without the format's cost. */
+void text_copy(char *dst, size_t size, const char *src);
+
 /* Monotonic nanoseconds. */
 uint64_t now_ns(void);
 /* Wall-clock nanoseconds since the epoch (for timestamps people read). */

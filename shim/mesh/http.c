@@ -869,9 +869,9 @@ static bool raw_fault_injected(struct hproxy *px)
  * short by an error may have none of them yet). */
 static void request_head_take(struct hproxy *px, const struct h1_head *h)
 {
-    snprintf(px->method, sizeof(px->method), "%s", h->method ? h->method : "");
-    snprintf(px->authority, sizeof(px->authority), "%s", h->authority ? h->authority : "");
-    snprintf(px->path, sizeof(px->path), "%s", h->target ? h->target : "");
+    text_copy(px->method, sizeof(px->method), h->method ? h->method : "");
+    text_copy(px->authority, sizeof(px->authority), h->authority ? h->authority : "");
+    text_copy(px->path, sizeof(px->path), h->target ? h->target : "");
     px->req_start_ns = now_ns();
     px->req_start_unix_ns = wall_ns();
 }

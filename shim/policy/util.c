@@ -150,6 +150,13 @@ bool netaddr_same_ip(const struct netaddr *a, const struct netaddr *b)
     return memcmp(&a->ip.v6, &b->ip.v6, sizeof(a->ip.v6)) == 0;
 }
 
+void text_copy(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 uint64_t now_ns(void)
 {
     struct timespec ts;

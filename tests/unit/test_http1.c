@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "meshim/http1.h"
+#include "meshim/util.h"
 
 static struct h1_parser P;
 
@@ -392,6 +393,23 @@ static void test_large_heads(void **state)
     free(req);
 }
 
+/* How the proxy keeps a head's method, authority and path (util.c): cut to
+ * the field's size, always ended. */
+static void test_text_copy(void **state)
+{
+    (void)state;
+    char m[8];
+    memset(m, 'x', sizeof(m));
+    text_copy(m, sizeof(m), "GET");
+    assert_string_equal(m, "GET");
+    text_copy(m, sizeof(m), "PROPPATCH");
+    assert_string_equal(m, "PROPPAT");
+    text_copy(m, sizeof(m), "");
+    assert_string_equal(m, "");
+    text_copy(m, 1, "GET");
+    assert_string_equal(m, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,7 +422,7 @@ int main(void)
         cmocka_unit_test(test_broken_framing),
         cmocka_unit_test(test_until_eof),
         cmocka_unit_test(test_head_too_large), cmocka_unit_test(test_byte_by_byte),
-        cmocka_unit_test(test_http10_keep_alive),
+        cmocka_unit_test(test_http10_keep_alive), cmocka_unit_test(test_text_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
