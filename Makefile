@@ -66,14 +66,15 @@ endif
 
 # glibc >= 2.17 (shim/libc/glibc_compat.c): every reference to a libc symbol
 # newer than 2.17 goes to a wrapper that calls its oldest version, and the
-# libraries those lived in before 2.34 are listed (they are stubs after).
+# libraries those lived in before 2.34 are listed (they are stubs after),
+# but libresolv, which the wrappers open when first needed.
 # x86_64 and aarch64, release builds (the sanitizers bring their own libc
 # interceptors).
 GLIBC_WRAPPED := dlopen dlsym dlerror dlclose dladdr pthread_create pthread_once pthread_sigmask                  pthread_attr_setstacksize pthread_key_create pthread_key_delete pthread_getspecific                  pthread_setspecific pthread_rwlock_init pthread_rwlock_destroy pthread_rwlock_rdlock                  pthread_rwlock_wrlock pthread_rwlock_unlock sem_init sem_post sem_wait res_nquery                  res_nmkquery dn_expand stat fstat lstat fstatat getrandom getentropy memfd_create \
                  pthread_condattr_setclock pthread_testcancel _pthread_cleanup_push _pthread_cleanup_pop
 ifeq ($(SANITIZE)$(filter-out x86_64 aarch64,$(shell uname -m)),)
 GLIBC_FLOOR := $(GLIBC_WRAPPED:%=-Wl,--wrap=%) -Wl,--gc-sections \
-               -Wl,--push-state,--no-as-needed -l:libdl.so.2 -l:libpthread.so.0 -l:libresolv.so.2 \
+               -Wl,--push-state,--no-as-needed -l:libdl.so.2 -l:libpthread.so.0 \
                -Wl,--pop-state
 COMPAT_O    := $(BUILD)/obj/glibc_compat.o
 COMPAT_MAIN := $(BUILD)/obj/glibc_compat_start.o -Wl,--wrap=__libc_start_main

@@ -14,7 +14,8 @@
  *   - functions that moved into libc in 2.34 (dl*, pthread_*, sem_*,
  *     res_*): their version of 2.2.5 (2.17 on aarch64), which glibc >= 2.34
  *     keeps in libc as a compatibility symbol and older glibc defines in
- *     libdl, libpthread and libresolv (named in DT_NEEDED for that reason);
+ *     libdl and libpthread (named in DT_NEEDED for that reason) and
+ *     libresolv (opened when first needed: below);
  *   - stat and friends: the __xstat family they were built on;
  *   - functions newer than 2.17 (getrandom, getentropy, memfd_create): the
  *     system call itself, ENOSYS on a kernel without it, as the caller
@@ -99,20 +100,64 @@ SAME(int, sem_init, (sem_t *s, int shared, unsigned value), (s, shared, value))
 SAME(int, sem_post, (sem_t *s), (s))
 SAME(int, sem_wait, (sem_t *s), (s))
 
-/* The resolver's public names were macros for __res_* before 2.34. */
-#define RENAMED(ret, name, oldname, params, args) WRAP(OLD, ret, name, oldname, params, args)
+/* The resolver's public names were macros for __res_* before 2.34, and
+ * these three lived in libresolv, not libc. The library does not name
+ * libresolv in DT_NEEDED: loading it costs every meshed process's start
+ * about 0.2 ms here, and only DNS discovery and DNS capture call them.
+ * The old names are weak references: libc >= 2.34 defines them (its
+ * compatibility symbols), and on an older glibc they are looked up in
+ * libresolv, opened on the first call (DNS on, so at most once a process;
+ * tests/deploy/t_bullseye.sh runs discovery under glibc 2.31). */
+#define RTLD_NOW_LOCAL 2        /* RTLD_NOW, and not RTLD_GLOBAL */
+OLD_SYMBOL(dlvsym, OLD);
+void *old_dlvsym(void *handle, const char *name, const char *version);
+void *__wrap_dlopen(const char *file, int mode);
 
-RENAMED(int, res_nquery, __res_nquery,
-        (res_state st, const char *name, int class, int type, unsigned char *answer, int len),
-        (st, name, class, type, answer, len))
-RENAMED(int, res_nmkquery, __res_nmkquery,
-        (res_state st, int op, const char *name, int class, int type, const unsigned char *data,
-         int datalen, const unsigned char *newrr, unsigned char *buf, int buflen),
-        (st, op, name, class, type, data, datalen, newrr, buf, buflen))
-RENAMED(int, dn_expand, __dn_expand,
-        (const unsigned char *msg, const unsigned char *eom, const unsigned char *src, char *dst,
-         int dstsiz),
-        (msg, eom, src, dst, dstsiz))
+/* NAME at OLD, from libresolv; NULL if it cannot be had. */
+static void *resolver_symbol(const char *name)
+{
+    static void *lib;
+    void *h = __atomic_load_n(&lib, __ATOMIC_ACQUIRE);
+    if (!h) {
+        h = __wrap_dlopen("libresolv.so.2", RTLD_NOW_LOCAL);
+        if (!h)
+            return NULL;
+        __atomic_store_n(&lib, h, __ATOMIC_RELEASE);    /* a second open of it is the same handle */
+    }
+    return old_dlvsym(h, name, OLD);
+}
+
+#define RESOLVER(ret, name, oldname, params, args)                                   \
+    OLD_SYMBOL(oldname, OLD);                                                        \
+    __attribute__((weak)) ret old_##oldname params;                                  \
+    HIDDEN ret __wrap_##name params;                                                 \
+    ret __wrap_##name params                                                         \
+    {                                                                                \
+        static ret(*fn) params;                                                      \
+        ret(*f) params = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);                     \
+        if (!f) {                                                                    \
+            f = old_##oldname ? old_##oldname                                        \
+                              : (ret(*) params)resolver_symbol(#oldname);            \
+            if (!f) {                                                                \
+                errno = ENOSYS;                                                      \
+                return -1;                                                           \
+            }                                                                        \
+            __atomic_store_n(&fn, f, __ATOMIC_RELEASE);                              \
+        }                                                                            \
+        return f args;                                                               \
+    }
+
+RESOLVER(int, res_nquery, __res_nquery,
+         (res_state st, const char *name, int class, int type, unsigned char *answer, int len),
+         (st, name, class, type, answer, len))
+RESOLVER(int, res_nmkquery, __res_nmkquery,
+         (res_state st, int op, const char *name, int class, int type, const unsigned char *data,
+          int datalen, const unsigned char *newrr, unsigned char *buf, int buflen),
+         (st, op, name, class, type, data, datalen, newrr, buf, buflen))
+RESOLVER(int, dn_expand, __dn_expand,
+         (const unsigned char *msg, const unsigned char *eom, const unsigned char *src, char *dst,
+          int dstsiz),
+         (msg, eom, src, dst, dstsiz))
 
 /* stat and friends became functions in 2.33; before, the header made them
  * calls of __xstat and friends with a structure version. */
