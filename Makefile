@@ -275,20 +275,22 @@ test: deps-missing
 	wait $$pre || { tail -n 40 $(BUILD)/prebuild.log; echo "make test: the background builds failed (above; all of it in $(BUILD)/prebuild.log)"; exit 1; }
 	$(MAKE) test-second-half LANES=3
 test-first-half: check-layers test-unit test-passthrough test-integration test-uml
+# $(call beside,BACKGROUND,FOREGROUND,TITLE[,PREFIX]): make BACKGROUND (run
+# under PREFIX, its output kept in $(BUILD)/BACKGROUND.log) while make
+# FOREGROUND runs; then "== BACKGROUND (TITLE)" and the kept output; fails
+# if either did.
+beside = +@$(4) $(MAKE) -s $(1) > $(BUILD)/$(1).log 2>&1 & bg=$$!; \
+	$(MAKE) $(2); fg=$$?; wait $$bg; rc=$$?; \
+	echo "== $(1) ($(3))"; cat $(BUILD)/$(1).log; \
+	[ $$fg -eq 0 ] && [ $$rc -eq 0 ]
 # The threaded tests under TSan run beside the deploy stage, which waits on
 # the Debian mirror much of the time (about 40 % of the CPU idle); the
 # fuzzers (time-bound, 10 s each) at the lowest priority beside the ASan
 # stage, whose tests leave a CPU waiting now and then. The output of what
 # ran beside is shown after.
 test-second-half:
-	@$(MAKE) -s test-tsan > $(BUILD)/test-tsan.log 2>&1 & tsan=$$!; \
-	$(MAKE) test-deploy; deploy=$$?; wait $$tsan; rc=$$?; \
-	echo "== test-tsan (make test-tsan, beside test-deploy)"; cat $(BUILD)/test-tsan.log; \
-	[ $$deploy -eq 0 ] && [ $$rc -eq 0 ]
-	@nice -n 19 $(MAKE) -s test-fuzz > $(BUILD)/test-fuzz.log 2>&1 & fuzz=$$!; \
-	$(MAKE) test-asan; asan=$$?; wait $$fuzz; rc=$$?; \
-	echo "== test-fuzz (make test-fuzz, beside test-asan)"; cat $(BUILD)/test-fuzz.log; \
-	[ $$asan -eq 0 ] && [ $$rc -eq 0 ]
+	$(call beside,test-tsan,test-deploy,make test-tsan; beside test-deploy)
+	$(call beside,test-fuzz,test-asan,make test-fuzz; beside test-asan,nice -n 19)
 test-suites: test-first-half test-second-half
 
 # The same suite with the library and the tests built under ASan+UBSan.
@@ -349,11 +351,7 @@ test-rtt: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
 # and the round trips' tests (about 270 s). The round trips' output is kept
 # and shown after the kernel TLS stage's.
 test-uml: all $(HELPERS) $(BUILD)/tests/uml-xstate.so
-	@$(MAKE) -s test-rtt > $(BUILD)/test-rtt.log 2>&1 & rtt=$$!; \
-	$(MAKE) -s test-ktls; ktls=$$?; \
-	wait $$rtt; rc=$$?; \
-	echo "== test-rtt (make test-rtt; 2 ms on lo in user-mode Linux)"; cat $(BUILD)/test-rtt.log; \
-	[ $$ktls -eq 0 ] && [ $$rc -eq 0 ]
+	$(call beside,test-rtt,-s test-ktls,make test-rtt; 2 ms on lo in user-mode Linux)
 
 # The shim in an older userland (tests/deploy): a Debian 11 root (glibc
 # 2.31) made once by debootstrap under $(BUILD)/bullseye.

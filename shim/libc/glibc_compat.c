@@ -111,7 +111,6 @@ SAME(int, sem_wait, (sem_t *s), (s))
 #define RTLD_NOW_LOCAL 2        /* RTLD_NOW, and not RTLD_GLOBAL */
 OLD_SYMBOL(dlvsym, OLD);
 void *old_dlvsym(void *handle, const char *name, const char *version);
-void *__wrap_dlopen(const char *file, int mode);
 
 /* NAME at OLD, from libresolv; NULL if it cannot be had. */
 static void *resolver_symbol(const char *name)
@@ -119,7 +118,7 @@ static void *resolver_symbol(const char *name)
     static void *lib;
     void *h = __atomic_load_n(&lib, __ATOMIC_ACQUIRE);
     if (!h) {
-        h = __wrap_dlopen("libresolv.so.2", RTLD_NOW_LOCAL);
+        h = old_dlopen("libresolv.so.2", RTLD_NOW_LOCAL);
         if (!h)
             return NULL;
         __atomic_store_n(&lib, h, __ATOMIC_RELEASE);    /* a second open of it is the same handle */

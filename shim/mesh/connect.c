@@ -556,6 +556,22 @@ static void held_left(void *arg)
     pthread_setcancelstate(h->cancel_state, NULL);
 }
 
+static void held_enter(struct held *h)
+{
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &h->cancel_state);
+    signals_hold(&h->signals);
+    jump_guard_push(&h->guard, held_left, h);
+}
+
+/* Last: a handler of a signal that came meanwhile runs in signals_release,
+ * and may jump from there, with the held work done. errno is left as it is. */
+static void held_leave(struct held *h)
+{
+    jump_guard_pop(&h->guard);
+    pthread_setcancelstate(h->cancel_state, NULL);
+    signals_release(&h->signals);
+}
+
 static int connect_held(int fd, const struct sockaddr *addr, socklen_t len, struct service *svc,
                         uint16_t port)
 {
@@ -563,15 +579,9 @@ static int connect_held(int fd, const struct sockaddr *addr, socklen_t len, stru
     if (flags < 0)
         return -1;
     struct held held;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &held.cancel_state);
-    signals_hold(&held.signals);
-    jump_guard_push(&held.guard, held_left, &held);
+    held_enter(&held);
     int rc = connect_service(fd, addr, len, svc, port, flags);
-    jump_guard_pop(&held.guard);
-    pthread_setcancelstate(held.cancel_state, NULL);    /* errno is left as it is */
-    /* Last: a handler of a signal that came meanwhile runs here, and may
-     * jump from here, with the connect done. */
-    signals_release(&held.signals);
+    held_leave(&held);
     return rc;
 }
 
@@ -650,9 +660,7 @@ int meshim_data_wait(int fd, int msg_flags, bool sending)
     uint64_t deadline = timeout_ms < 0 ? 0 : now_ns() + (uint64_t)timeout_ms * 1000000u;
     int err = 0;
     struct held held;           /* as a connect's: a jump out of the wait gives both back */
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &held.cancel_state);
-    signals_hold(&held.signals);
-    jump_guard_push(&held.guard, held_left, &held);
+    held_enter(&held);
     do {
         int left = -1;
         if (deadline) {
@@ -677,9 +685,7 @@ int meshim_data_wait(int fd, int msg_flags, bool sending)
             break;
         }
     } while (dial_pending(fd, sending, NULL));
-    jump_guard_pop(&held.guard);
-    pthread_setcancelstate(held.cancel_state, NULL);
-    signals_release(&held.signals);
+    held_leave(&held);
     return err;
 }
 

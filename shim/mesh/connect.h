@@ -23,6 +23,8 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
  * the connect failed, or EINPROGRESS on a non-blocking socket, as Fast Open
  * answers when the data could not go in the SYN (the application sends it
  * once the socket is writable). */
+int meshim_fastopen(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len);
+
 /* Before a read or write on fd (msg_flags: the call's MSG_ flags): a
  * blocking call on a number whose connect is still in the engine waits for
  * it to settle, as the kernel's on a socket in SYN_SENT waits for the
@@ -32,7 +34,5 @@ int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t
  * or the errno to fail with: EAGAIN when the socket's SO_SNDTIMEO
  * (sending) or SO_RCVTIMEO ran out, EINTR when a signal cut the wait. */
 int meshim_data_wait(int fd, int msg_flags, bool sending);
-
-int meshim_fastopen(struct registry *reg, int fd, const struct sockaddr *addr, socklen_t len);
 
 #endif

@@ -509,7 +509,6 @@ void dial_atfork_child(void)
     dials_unsettled = 0;
 }
 
-
 /* ------------------------------------------------------------ hand-over -- */
 
 /* The engine could not take it (see dial.h). A plain attempt in flight

@@ -164,8 +164,8 @@ try:
 except OSError as e:
     print(errno.errorcode[e.errno])
 PY
-# Until two connects met the black hole first (each has about 2 in 5
-# odds), at most 30.
+# Until two connects met the black hole first (each has even odds: slow
+# picks at random), at most 30.
 engine=0 tries=0
 while [ "$engine" -lt 2 ] && [ "$tries" -lt 30 ]; do
     tries=$((tries + 1))
