@@ -62,6 +62,7 @@ struct h1_head {
     uint8_t major, minor;
     bool keep_alive;          /* another message may follow on the connection */
     bool has_body;            /* bytes follow the head (Content-Length > 0, chunked, until EOF) */
+    bool until_eof;           /* responses: the body ends only with the connection */
     bool upgrade;             /* Upgrade or CONNECT asked (requests), 101 (responses) */
     bool expect_continue;     /* requests: Expect: 100-continue */
     int nheaders;

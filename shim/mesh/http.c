@@ -148,11 +148,14 @@ struct hproxy {
     bool picking;                   /* pick holds a set */
     struct endpoint *ep;            /* the current attempt's, with a reference */
     size_t head_len;                /* of `in` */
-    bool head_read, req_done, retry_lost, idempotent, req_keep_alive, upgrade;
+    bool head_read, req_done, retry_lost, idempotent, req_keep_alive, req_http11, upgrade;
     /* The application's HTTP/1.1 request said Connection: close: that is
      * its connection's business (closed after the answer, which says so),
      * not the pooled upstream connection's, so the line is not sent up. */
     bool close_stripped;
+    /* The answer said Connection: close of the upstream connection only
+     * (close_only_upstream): not forwarded, the application's goes on. */
+    bool resp_close_stripped;
     bool committed;                 /* part of an answer reached the application */
     bool resp_started;              /* the upstream sent a byte of answer on this attempt */
     bool fresh_only;                /* the next attempt opens a new connection */
@@ -449,7 +452,7 @@ static void request_done(struct hproxy *px)
     if (px->upgrade)
         h1_upgrade_refused(&px->req);     /* no 101: HTTP goes on */
     px->head_read = px->req_done = px->committed = px->resp_started = false;
-    px->retry_lost = px->upgrade = px->fresh_only = false;
+    px->retry_lost = px->upgrade = px->fresh_only = px->resp_close_stripped = false;
     px->up_head.len = 0;
     px->target = NULL;
     px->route = NULL;
@@ -551,15 +554,16 @@ static bool header_named(const char *p, size_t n, const char *name)
 }
 
 /* Appends the head's header lines in [from, to) but Connection ones (when
- * close_stripped) and traceparent (when traced: ours replaces it). */
-static bool append_headers(const struct hproxy *px, struct gbuf *b, const char *from, const char *to)
+ * drop_connection) and traceparent (when drop_traceparent). */
+static bool append_headers(struct gbuf *b, const char *from, const char *to, bool drop_connection,
+                           bool drop_traceparent)
 {
     while (from < to) {
         const char *eol = memchr(from, '\n', (size_t)(to - from));
         const char *next = eol ? eol + 1 : to;
         size_t n = (size_t)(next - from);
-        bool drop = (px->close_stripped && header_named(from, n, "connection:")) ||
-                    (px->traced && header_named(from, n, "traceparent:"));
+        bool drop = (drop_connection && header_named(from, n, "connection:")) ||
+                    (drop_traceparent && header_named(from, n, "traceparent:"));
         if (!drop && !gbuf_append(b, from, n))
             return false;
         from = next;
@@ -582,7 +586,7 @@ static bool build_up_head(struct hproxy *px)
     const char *first_end = memchr(head, '\n', keep);
     size_t line1 = first_end ? (size_t)(first_end + 1 - head) : keep;
     bool ok = gbuf_append(&px->up_head, head, line1) &&
-              append_headers(px, &px->up_head, head + line1, head + keep);
+              append_headers(&px->up_head, head + line1, head + keep, px->close_stripped, px->traced);
     char extra[128];
     if (ok && px->traced) {
         struct trace_context c;
@@ -882,6 +886,7 @@ static void request_begin(struct hproxy *px)
     request_head_take(px, h);
     px->idempotent = http_method_idempotent(px->method);
     px->req_keep_alive = h->keep_alive;
+    px->req_http11 = h->major == 1 && h->minor == 1;
     px->close_stripped = close_only_downstream(px, h);
     px->upgrade = h->upgrade;
     px->head_read = true;
@@ -1185,10 +1190,11 @@ static void response_end(struct hproxy *px, bool eof)
     }
     /* An answer that ends at EOF cannot be followed on the application's
      * connection by another one it could tell apart. One that says the
-     * connection ends (Connection: close; HTTP/1.0 without keep-alive) is
-     * forwarded as it is, so the application's connection ends with it:
-     * an HTTP/1.0 client (ab -k) told nothing else reads until it does. */
-    if (eof || !h->keep_alive)
+     * connection ends and was forwarded as it is (HTTP/1.0 without
+     * keep-alive; see close_only_upstream) ends the application's
+     * connection with it: an HTTP/1.0 client (ab -k) told nothing else
+     * reads until it does. */
+    if (eof || (!h->keep_alive && !px->resp_close_stripped))
         px->close_after = true;
     request_done(px);
 }
@@ -1215,12 +1221,67 @@ static void forward(struct hproxy *px, size_t len)
     gbuf_drop(&px->rx, len);
 }
 
+/* Does the answer's Connection: close concern only the upstream connection?
+ * That connection is one hop and the application's another, whose next
+ * requests may go to any endpoint: a server that closes after this answer
+ * (nginx after its keepalive_requests, one draining) closes its own
+ * connection, and the application's goes on, as behind Envoy. So when the
+ * application's request kept its connection (HTTP/1.1 keep-alive: an
+ * HTTP/1.0 client told nothing of its connection reads until it ends), the
+ * answer is HTTP/1.1 framed by a length or chunks (its end is not the
+ * connection's), and its one Connection line says only "close", the line
+ * is not forwarded. An HTTP/1.0 answer, or one that ends at EOF, still
+ * ends the application's connection: that is how its end is told. */
+static bool close_only_upstream(const struct hproxy *px, const struct h1_head *h, size_t len)
+{
+    if (!px->req_keep_alive || !px->req_http11 || h->keep_alive || h->major != 1 || h->minor != 1 ||
+        h->upgrade || h->until_eof || http_status_interim(h->status) || len < 4 ||
+        memcmp(px->rx.data + len - 4, "\r\n\r\n", 4) != 0)
+        return false;
+    int lines = 0;
+    const char *value = NULL;
+    for (int i = 0; i < h->nheaders; i++) {
+        if (ascii_casecmp(h->headers[i].name, "connection") == 0) {
+            lines++;
+            value = h->headers[i].value;
+        }
+    }
+    return lines == 1 && ascii_casecmp(value, "close") == 0;
+}
+
+/* Forwards the head (the first `len` bytes of rx) without its Connection
+ * line (close_only_upstream). */
+static void forward_head_kept_open(struct hproxy *px, size_t len)
+{
+    const char *head = px->rx.data;
+    const char *first_end = memchr(head, '\n', len - 2);
+    size_t line1 = first_end ? (size_t)(first_end + 1 - head) : len - 2;
+    size_t before = px->out.len;
+    if (!gbuf_append(&px->out, head, line1) ||
+        !append_headers(&px->out, head + line1, head + len - 2, true, false) ||
+        !gbuf_append(&px->out, "\r\n", 2)) {
+        /* No memory for the copy: the head as it came, and the close with it. */
+        px->out.len = before;
+        px->resp_close_stripped = false;
+        forward(px, len);
+        return;
+    }
+    px->resp_bytes += px->out.len - before;
+    px->committed = true;
+    gbuf_drop(&px->rx, len);
+}
+
 /* Forwards the answer's head (its first `len` bytes of rx). When the
  * application asked for Connection: close and the line was not sent up,
  * the answer says it: the application's connection ends after it. */
 static void forward_head(struct hproxy *px, size_t len)
 {
     const struct h1_head *h = h1_head(&px->resp);
+    px->resp_close_stripped = close_only_upstream(px, h, len);
+    if (px->resp_close_stripped) {
+        forward_head_kept_open(px, len);
+        return;
+    }
     if (!px->close_stripped || http_status_interim(h->status) || !h->keep_alive || len < 4 ||
         memcmp(px->rx.data + len - 4, "\r\n\r\n", 4) != 0) {
         forward(px, len);

@@ -206,6 +206,7 @@ static int on_headers_complete(llhttp_t *ll)
     }
     h->status = ll->status_code;
     h->has_body = response_has_body(p);
+    h->until_eof = h->has_body && !(ll->flags & (F_CHUNKED | F_CONTENT_LENGTH));
     h->upgrade = h->status == 101 || (p->connect_next && h->status / 100 == 2);
     if (p->connect_next && h->status / 100 == 2) {
         p->owed = H1_UPGRADE;

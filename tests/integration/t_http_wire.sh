@@ -1,7 +1,7 @@
 # protocol = http never breaks the application: chunked bodies and
 # trailers, Expect: 100-continue, HEAD, 204 and 304 without bodies,
-# Connection: close either way, pipelining, a client that leaves
-# mid-request, Upgrade continuing as raw TCP, heads far beyond 8 KiB both
+# Connection: close either way (each ends its own hop), pipelining, a
+# client that leaves mid-request, Upgrade continuing as raw TCP, heads far beyond 8 KiB both
 # ways, a stream that is not HTTP/1.x carried as TCP with one warning, and
 # HTTP/1.1 whose body is framed two ways answered 400. A case each, with curl and
 # python3 (http.client and raw sockets) against python3's http.server.
@@ -103,9 +103,16 @@ elif case == "client-close":
     c2 = http.client.HTTPConnection(host, port, timeout=10)
     c2.request("GET", "/close")
     r = c2.getresponse(); assert r.read() == b"b2 closing\n"
-    c2.request("GET", "/again")     # http.client reconnects: the server closed
+    # The server closed its own connection, one hop: the application's
+    # stays open (the line is not forwarded), and its next request goes
+    # up on a new connection (the shell checks b2's log).
+    assert r.getheader("connection") is None, r.getheaders()
+    kept = c2.sock
+    assert kept is not None, "the application's connection was closed with the server's"
+    c2.request("GET", "/again")
     r = c2.getresponse(); assert b"/again" in r.read()
-    print("Connection: close from the client and from the server")
+    assert c2.sock is kept, "http.client had to connect again"
+    print("Connection: close from the client (its connection ends) and from the server (its own ends)")
 elif case == "leaves":
     s = conn()
     s.sendall(b"POST /cut HTTP/1.1\r\nHost: web\r\nContent-Length: 100\r\n\r\nabc")
@@ -210,6 +217,10 @@ case "$first" in *" connection=-") ;; *) fail "Connection: close was sent up: $f
 [ "${first#* conn=}" = "${second#* conn=}" ] ||
     fail "two requests with Connection: close took two upstream connections: $first / $second"
 ok "a client's Connection: close ends its own connection, not the pooled upstream one (${first#* attempt=None })"
+closing=$(grep "^GET /close " "$TMP/b2.log") again=$(grep "^GET /again " "$TMP/b2.log")
+[ -n "$again" ] && [ "${closing#* conn=}" != "${again#* conn=}" ] ||
+    fail "after the server's Connection: close, the next request did not go up on a new connection: $closing / $again"
+ok "a server's Connection: close ends the upstream connection; the next request of the application's goes up on a new one"
 
 # Each went through the mesh's proxy, request by request.
 for path in '"/chunked","status":200' '"/h","status":200' '"/204","status":204' '"/304","status":304' \

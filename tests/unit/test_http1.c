@@ -254,6 +254,7 @@ static void test_until_eof(void **state)
     h1_response_to(&P, "GET");
     assert_string_equal(EVENTS(&P, "HTTP/1.0 200 OK\r\n\r\nsome"), "H@19");
     assert_true(h1_head(&P)->has_body);
+    assert_true(h1_head(&P)->until_eof);
     assert_false(h1_head(&P)->keep_alive);
     size_t used;
     assert_int_equal(h1_feed(&P, " more", 5, &used), H1_MORE);
@@ -266,6 +267,35 @@ static void test_until_eof(void **state)
     /* Between messages: a clean end. */
     h1_init(&P, H1_REQUEST);
     assert_int_equal(h1_finish(&P), H1_MORE);
+}
+
+/* Connection: close on an answer framed by its length or by chunks: the
+ * connection ends after it (keep_alive false), but the answer's end is not
+ * the connection's (until_eof false), so a proxy can keep its client's. */
+static void test_close_framed(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *method, *answer;
+        bool has_body, until_eof;
+    } cases[] = {
+        {"GET", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true, false},
+        {"GET", "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "2\r\nok\r\n0\r\n\r\n", true, false},
+        {"GET", "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", false, false},
+        {"HEAD", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 9\r\n\r\n", false, false},
+        {"GET", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", true, true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        h1_init(&P, H1_RESPONSE);
+        h1_response_to(&P, cases[i].method);
+        size_t used;
+        assert_int_equal(h1_feed(&P, cases[i].answer, strlen(cases[i].answer), &used), H1_HEAD);
+        const struct h1_head *h = h1_head(&P);
+        assert_false(h->keep_alive);
+        assert_int_equal(h->has_body, cases[i].has_body);
+        assert_int_equal(h->until_eof, cases[i].until_eof);
+    }
 }
 
 static void test_head_too_large(void **state)
@@ -420,7 +450,7 @@ int main(void)
         cmocka_unit_test(test_upgrade), cmocka_unit_test(test_connect),
         cmocka_unit_test(test_not_http), cmocka_unit_test(test_h2_server_preface),
         cmocka_unit_test(test_broken_framing),
-        cmocka_unit_test(test_until_eof),
+        cmocka_unit_test(test_until_eof), cmocka_unit_test(test_close_framed),
         cmocka_unit_test(test_head_too_large), cmocka_unit_test(test_byte_by_byte),
         cmocka_unit_test(test_http10_keep_alive), cmocka_unit_test(test_text_copy),
     };
