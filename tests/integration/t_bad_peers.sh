@@ -15,8 +15,9 @@
 #     that read);
 #   - 1,000 clients handshaking at once: every one served.
 # The watcher's connection never fails and its round trips stay below any
-# peer's timeout (1 s) in every phase (under ASan, 3 s in the storm, which
-# ASan makes twice as long); the server's descriptors come back,
+# peer's timeout (1 s) in every phase (in the storm, which has no bad peer
+# and lasts 4 to 9 s, below a third of its length); the server's
+# descriptors come back,
 # and less than 16 kB of memory per storm connection stays (figures printed).
 # lanes: first (one of the longest: tests/integration/run starts it early)
 . "$(dirname "$0")/lib.sh"
