@@ -1226,17 +1226,18 @@ static void forward(struct hproxy *px, size_t len)
  * requests may go to any endpoint: a server that closes after this answer
  * (nginx after its keepalive_requests, one draining) closes its own
  * connection, and the application's goes on, as behind Envoy. So when the
- * application's request kept its connection (HTTP/1.1 keep-alive: an
- * HTTP/1.0 client told nothing of its connection reads until it ends), the
- * answer is HTTP/1.1 framed by a length or chunks (its end is not the
- * connection's), and its one Connection line says only "close", the line
- * is not forwarded. An HTTP/1.0 answer, or one that ends at EOF, still
- * ends the application's connection: that is how its end is told. */
+ * application's request kept its connection (HTTP/1.1, or HTTP/1.0 with
+ * Connection: keep-alive), the answer is HTTP/1.1 framed by a length, or
+ * by chunks to an HTTP/1.1 request (its end is not the connection's), and
+ * its one Connection line says only "close", the line is not forwarded
+ * (forward_head_kept_open). An HTTP/1.0 answer, or one that ends at EOF,
+ * still ends the application's connection: that is how its end is told. */
 static bool close_only_upstream(const struct hproxy *px, const struct h1_head *h, size_t len)
 {
-    if (!px->req_keep_alive || !px->req_http11 || h->keep_alive || h->major != 1 || h->minor != 1 ||
-        h->upgrade || h->until_eof || http_status_interim(h->status) || len < 4 ||
-        memcmp(px->rx.data + len - 4, "\r\n\r\n", 4) != 0)
+    if (!px->req_keep_alive || h->keep_alive || h->major != 1 || h->minor != 1 || h->upgrade ||
+        h->until_eof || http_status_interim(h->status) || len < 4 ||
+        memcmp(px->rx.data + len - 4, "\r\n\r\n", 4) != 0 ||
+        (!px->req_http11 && h1_header(h, "transfer-encoding")))
         return false;
     int lines = 0;
     const char *value = NULL;
@@ -1250,15 +1251,18 @@ static bool close_only_upstream(const struct hproxy *px, const struct h1_head *h
 }
 
 /* Forwards the head (the first `len` bytes of rx) without its Connection
- * line (close_only_upstream). */
+ * line (close_only_upstream). An HTTP/1.0 client keeps its connection only
+ * when the answer says keep-alive (as nginx's own answer to it would). */
 static void forward_head_kept_open(struct hproxy *px, size_t len)
 {
+    static const char KEEP[] = "connection: keep-alive\r\n";
     const char *head = px->rx.data;
     const char *first_end = memchr(head, '\n', len - 2);
     size_t line1 = first_end ? (size_t)(first_end + 1 - head) : len - 2;
     size_t before = px->out.len;
     if (!gbuf_append(&px->out, head, line1) ||
         !append_headers(&px->out, head + line1, head + len - 2, true, false) ||
+        (!px->req_http11 && !gbuf_append(&px->out, KEEP, sizeof(KEEP) - 1)) ||
         !gbuf_append(&px->out, "\r\n", 2)) {
         /* No memory for the copy: the head as it came, and the close with it. */
         px->out.len = before;
