@@ -534,6 +534,14 @@ static void attempt_failed(struct hproxy *px, enum http_failure f, int status, c
         give_up(px, f);
 }
 
+/* Does the head of len bytes at p end as heads do, with CRLF and the blank
+ * line? Only such a head is rewritten (its last two bytes taken off and
+ * lines added before them); any other goes as it came. */
+static bool head_whole(const char *p, size_t len)
+{
+    return len >= 4 && memcmp(p + len - 4, "\r\n\r\n", 4) == 0;
+}
+
 /* Does the request's Connection: close concern only the application's
  * connection? HTTP/1.1, not an Upgrade, a head that ends as heads do, and
  * "close" is the header's only token (others name hop-by-hop headers the
@@ -542,8 +550,7 @@ static bool close_only_downstream(const struct hproxy *px, const struct h1_head 
 {
     const char *v = h1_header(h, "connection");
     return !h->keep_alive && h->major == 1 && h->minor == 1 && !h->upgrade && v &&
-           ascii_casecmp(v, "close") == 0 && px->head_len >= 4 &&
-           memcmp(px->in.data + px->head_len - 4, "\r\n\r\n", 4) == 0;
+           ascii_casecmp(v, "close") == 0 && head_whole(px->in.data, px->head_len);
 }
 
 /* Is the header line at p (of n bytes) named name (with its colon)? */
@@ -553,11 +560,15 @@ static bool header_named(const char *p, size_t n, const char *name)
     return n > k && ascii_ncasecmp(p, name, k) == 0;
 }
 
-/* Appends the head's header lines in [from, to) but Connection ones (when
- * drop_connection) and traceparent (when drop_traceparent). */
+/* Appends the head's lines in [from, to) but Connection ones (when
+ * drop_connection) and traceparent (when drop_traceparent). The first line
+ * (a request or status line) never reads as either: a method is a token,
+ * without a colon, and a status line starts "HTTP/". */
 static bool append_headers(struct gbuf *b, const char *from, const char *to, bool drop_connection,
                            bool drop_traceparent)
 {
+    if (!drop_connection && !drop_traceparent)
+        return gbuf_append(b, from, (size_t)(to - from));
     while (from < to) {
         const char *eol = memchr(from, '\n', (size_t)(to - from));
         const char *next = eol ? eol + 1 : to;
@@ -581,12 +592,9 @@ static bool build_up_head(struct hproxy *px)
     px->up_head_sent = 0;
     if (px->attempts <= 1 && !px->close_stripped && !px->traced)
         return gbuf_append(&px->up_head, px->in.data, px->head_len);
+    /* Its lines but the blank one, then ours, then the blank line. */
     const char *head = px->in.data;
-    size_t keep = px->head_len - 2;     /* without the blank line's CRLF */
-    const char *first_end = memchr(head, '\n', keep);
-    size_t line1 = first_end ? (size_t)(first_end + 1 - head) : keep;
-    bool ok = gbuf_append(&px->up_head, head, line1) &&
-              append_headers(&px->up_head, head + line1, head + keep, px->close_stripped, px->traced);
+    bool ok = append_headers(&px->up_head, head, head + px->head_len - 2, px->close_stripped, px->traced);
     char extra[128];
     if (ok && px->traced) {
         struct trace_context c;
@@ -1230,13 +1238,12 @@ static void forward(struct hproxy *px, size_t len)
  * Connection: keep-alive), the answer is HTTP/1.1 framed by a length, or
  * by chunks to an HTTP/1.1 request (its end is not the connection's), and
  * its one Connection line says only "close", the line is not forwarded
- * (forward_head_kept_open). An HTTP/1.0 answer, or one that ends at EOF,
+ * (forward_head). An HTTP/1.0 answer, or one that ends at EOF,
  * still ends the application's connection: that is how its end is told. */
-static bool close_only_upstream(const struct hproxy *px, const struct h1_head *h, size_t len)
+static bool close_only_upstream(const struct hproxy *px, const struct h1_head *h)
 {
     if (!px->req_keep_alive || h->keep_alive || h->major != 1 || h->minor != 1 || h->upgrade ||
-        h->until_eof || http_status_interim(h->status) || len < 4 ||
-        memcmp(px->rx.data + len - 4, "\r\n\r\n", 4) != 0 ||
+        h->until_eof || http_status_interim(h->status) ||
         (!px->req_http11 && h1_header(h, "transfer-encoding")))
         return false;
     int lines = 0;
@@ -1250,52 +1257,45 @@ static bool close_only_upstream(const struct hproxy *px, const struct h1_head *h
     return lines == 1 && ascii_casecmp(value, "close") == 0;
 }
 
-/* Forwards the head (the first `len` bytes of rx) without its Connection
- * line (close_only_upstream). An HTTP/1.0 client keeps its connection only
- * when the answer says keep-alive (as nginx's own answer to it would). */
-static void forward_head_kept_open(struct hproxy *px, size_t len)
+/* Forwards the answer's head (its first `len` bytes of rx, head_whole)
+ * rewritten: its Connection lines dropped when drop_connection, and `line`
+ * added last. False, and nothing forwarded, without memory for the copy. */
+static bool forward_head_rewritten(struct hproxy *px, size_t len, bool drop_connection, const char *line)
 {
-    static const char KEEP[] = "connection: keep-alive\r\n";
     const char *head = px->rx.data;
-    const char *first_end = memchr(head, '\n', len - 2);
-    size_t line1 = first_end ? (size_t)(first_end + 1 - head) : len - 2;
     size_t before = px->out.len;
-    if (!gbuf_append(&px->out, head, line1) ||
-        !append_headers(&px->out, head + line1, head + len - 2, true, false) ||
-        (!px->req_http11 && !gbuf_append(&px->out, KEEP, sizeof(KEEP) - 1)) ||
-        !gbuf_append(&px->out, "\r\n", 2)) {
-        /* No memory for the copy: the head as it came, and the close with it. */
+    if (!append_headers(&px->out, head, head + len - 2, drop_connection, false) ||
+        !gbuf_append(&px->out, line, strlen(line)) || !gbuf_append(&px->out, "\r\n", 2)) {
         px->out.len = before;
-        px->resp_close_stripped = false;
-        forward(px, len);
-        return;
+        return false;
     }
     px->resp_bytes += px->out.len - before;
     px->committed = true;
     gbuf_drop(&px->rx, len);
+    return true;
 }
 
-/* Forwards the answer's head (its first `len` bytes of rx). When the
- * application asked for Connection: close and the line was not sent up,
- * the answer says it: the application's connection ends after it. */
+/* Forwards the answer's head (its first `len` bytes of rx). Its Connection
+ * line is about the application's connection, a hop of its own: a close of
+ * the upstream connection only (close_only_upstream) is dropped, and an
+ * HTTP/1.0 client reads keep-alive instead, as nginx's own answer would
+ * tell it; when the application asked for Connection: close and the line
+ * was not sent up (close_stripped), the answer says it. Without memory for
+ * a rewrite the head goes as it came, and the connection ends after it. */
 static void forward_head(struct hproxy *px, size_t len)
 {
+    static const char KEEP[] = "connection: keep-alive\r\n", CLOSE[] = "connection: close\r\n";
     const struct h1_head *h = h1_head(&px->resp);
-    px->resp_close_stripped = close_only_upstream(px, h, len);
-    if (px->resp_close_stripped) {
-        forward_head_kept_open(px, len);
+    bool whole = head_whole(px->rx.data, len);
+    if (whole && close_only_upstream(px, h) &&
+        forward_head_rewritten(px, len, true, px->req_http11 ? "" : KEEP)) {
+        px->resp_close_stripped = true;
         return;
     }
-    if (!px->close_stripped || http_status_interim(h->status) || !h->keep_alive || len < 4 ||
-        memcmp(px->rx.data + len - 4, "\r\n\r\n", 4) != 0) {
-        forward(px, len);
+    if (whole && px->close_stripped && !http_status_interim(h->status) && h->keep_alive &&
+        forward_head_rewritten(px, len, false, CLOSE))
         return;
-    }
-    static const char CLOSE[] = "connection: close\r\n";
-    forward(px, len - 2);
-    gbuf_append(&px->out, CLOSE, sizeof(CLOSE) - 1);
-    px->resp_bytes += sizeof(CLOSE) - 1;
-    forward(px, 2);
+    forward(px, len);
 }
 
 static void parse_response(struct hproxy *px)

@@ -19,6 +19,7 @@
 #include "engine/otlp.h"
 #include "mesh/threadtrace.h"
 #include "meshim/http1.h"
+#include "meshim/util.h"
 #include "observe/accesslog.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
@@ -136,9 +137,9 @@ static void request_head(struct http_tap *t, uint64_t bytes)
     }
     const struct h1_head *h = h1_head(&t->req);
     struct tap_request *r = &t->q[(t->first + t->n) % HTTPTAP_PIPELINE];
-    snprintf(r->method, sizeof(r->method), "%s", h->method);
-    snprintf(r->authority, sizeof(r->authority), "%s", h->authority);
-    snprintf(r->path, sizeof(r->path), "%s", h->target);
+    text_copy(r->method, sizeof(r->method), h->method ? h->method : "");
+    text_copy(r->authority, sizeof(r->authority), h->authority ? h->authority : "");
+    text_copy(r->path, sizeof(r->path), h->target ? h->target : "");
     r->start_ns = now_ns();
     r->start_unix_ns = wall_ns();
     r->bytes = bytes;
