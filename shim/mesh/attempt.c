@@ -68,15 +68,17 @@ static bool circuit_change(struct endpoint *ep, struct shared_entry *e, shared_c
 }
 
 /* Is the circuit closed to new connections? *by_other: because another
- * process ejected it or holds its probe (the host's table). */
+ * process ejected it or holds its probe (the host's table); *probing:
+ * because its half-open probe is out, whose outcome may open it. */
 static bool circuit_shut(const struct pick *p, const struct endpoint *ep, struct shared_entry *e,
-                         bool *by_other)
+                         bool *by_other, bool *probing)
 {
-    *by_other = false;
+    *by_other = *probing = false;
     struct circuit c;
     circuit_of(ep, e, &c);
     if (!circuit_blocked(&c, p->now))
         return false;
+    *probing = c.state == CIRCUIT_HALF_OPEN;
     if (e) {
         const int32_t *who = c.state == CIRCUIT_OPEN ? &e->ejector : &e->prober;
         *by_other = __atomic_load_n(who, __ATOMIC_RELAXED) != shared_pid();
@@ -98,9 +100,13 @@ static bool usable(size_t i, void *ctx)
     struct endpoint *cep = endpoint_at_port(ep, p->port);
     struct shared_entry *e = shared_entry_of(p->svc, ep, p->now);
     struct shared_entry *ce = cep == ep ? e : shared_entry_of(p->svc, cep, p->now);
-    bool other_down = false, other_shut = false;
-    if (!health_down(p, ep, e, &other_down) && !circuit_shut(p, cep, ce, &other_shut))
+    bool other_down = false, other_shut = false, probing = false;
+    if (health_down(p, ep, e, &other_down))
+        ;
+    else if (!circuit_shut(p, cep, ce, &other_shut, &probing))
         return true;
+    else
+        p->probe_out |= probing;
     if ((other_down || other_shut) && i < 64)
         p->shared_skips |= (uint64_t)1 << i;
     return false;
@@ -175,6 +181,7 @@ static bool in_panic(struct pick *p, size_t *n_usable, size_t *n_reach)
     if (!threshold)
         return false;
     uint64_t skips = p->shared_skips;       /* usable() notes them: the pick that follows counts */
+    bool probe_out = p->probe_out;          /* and this, for endpoints the pick may take */
     p->panic = p->skip_tried = false;
     for (size_t i = 0; i < p->eps->n; i++)
         if (reachable(p, i)) {
@@ -182,6 +189,7 @@ static bool in_panic(struct pick *p, size_t *n_usable, size_t *n_reach)
             *n_usable += usable(i, p);
         }
     p->shared_skips = skips;
+    p->probe_out = probe_out;
     return breaker_panic(*n_usable, *n_reach, threshold);
 }
 
@@ -268,6 +276,7 @@ struct endpoint *pick_target(struct pick *p, uint16_t app_port, struct sockaddr_
     p->now = now_ns();
     p->port = app_port;
     p->shared_skips = 0;
+    p->probe_out = false;
     size_t n_usable, n_reach;
     p->panic = in_panic(p, &n_usable, &n_reach);
     bool panic_changed = p->panic != svc->panic;
@@ -327,6 +336,11 @@ void pick_tried(struct pick *p)
 {
     if (p->last < 64)
         p->tried |= (uint64_t)1 << p->last;
+}
+
+bool pick_may_wait(const struct pick *p, uint64_t deadline_ns)
+{
+    return p->probe_out && now_ns() + PICK_WAIT_STEP_NS <= deadline_ns;
 }
 
 /* Circuits not closed among the service's endpoints for this port now,
@@ -480,6 +494,8 @@ static void no_healthy(const struct pick *p, size_t reach)
         snprintf(when, sizeof(when), " (an ejection ends in %llu s%s)",
                  (unsigned long long)(secs ? secs : 1),
                  by_other ? ", made by another process of this host" : "");
+    else if (p->probe_out)
+        snprintf(when, sizeof(when), " (a half-open probe is out, and had no outcome within the connect's timeout)");
     log_warn("%s: no healthy endpoint: all %zu are ejected or failing health checks%s", p->svc->name,
              reach, when);
 }

@@ -32,6 +32,8 @@ struct pick {
     uint64_t tried;             /* bit i: endpoint i failed already (first 64) */
     uint64_t shared_skips;      /* bit i: the last pick passed endpoint i over because of
                                    another process's verdict in the host's table */
+    bool probe_out;             /* the last pick found nothing, and passed over an endpoint
+                                   only because its half-open probe is out */
     unsigned flags;             /* access-log flags the picks earned (FLAG_SE) */
     uint64_t now;
 };
@@ -58,6 +60,14 @@ void pick_tried(struct pick *p);
  * retried on another endpoint? No when the retries are spent, or no
  * endpoint this connect has not tried is usable now. */
 bool pick_another(const struct pick *p, unsigned retry);
+/* Nothing could be picked, but a half-open probe is out on an endpoint the
+ * connect may use: should it look again in PICK_WAIT_STEP_NS rather than
+ * fail, with deadline_ns (its connect's bound) still ahead? The probe's
+ * outcome decides for everyone: success closes the circuit, failure opens
+ * it again. Refusing instead failed whole bursts on a lone endpoint (a
+ * JVM's 64 threads: 76 connects refused while one probe's handshake ran). */
+#define PICK_WAIT_STEP_NS 5000000u
+bool pick_may_wait(const struct pick *p, uint64_t deadline_ns);
 /* Nothing could be picked: logs why, returns ECONNREFUSED. */
 int no_endpoint(const struct pick *p);
 

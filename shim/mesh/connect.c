@@ -226,7 +226,14 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
         }
         struct sockaddr_storage ss;
         socklen_t sslen;
-        struct endpoint *ep = pick_target(p, app_port, &ss, &sslen);
+        struct endpoint *ep;
+        while (!(ep = pick_target(p, app_port, &ss, &sslen)) &&
+               pick_may_wait(p, c->started_ns + (uint64_t)spec.timeout_ms * 1000000u)) {
+            /* A half-open probe is out: its outcome decides (pick_may_wait). */
+            spec.delay_ns = sleep_ns(PICK_WAIT_STEP_NS);
+            if (spec.delay_ns)
+                return interrupted(fd, p, c, &spec, flags);
+        }
         if (!ep)
             break;
         uint64_t started = conn_attempt(c, ep);
@@ -347,6 +354,11 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
         struct sockaddr_storage ss;
         socklen_t sslen;
         struct endpoint *ep = pick_target(p, app_port, &ss, &sslen);
+        if (!ep && pick_may_wait(p, c->started_ns + (uint64_t)spec.timeout_ms * 1000000u)) {
+            /* A half-open probe is out: the engine waits for its outcome. */
+            spec.delay_ns = PICK_WAIT_STEP_NS;
+            return dial_start(fd, c, p, &spec);
+        }
         if (!ep)
             break;
         uint64_t started = conn_attempt(c, ep);

@@ -5,6 +5,9 @@
  * One dial, on the engine thread:
  *
  *   WAITING    --(backoff or fault_delay over)--> next attempt
+ *              --(nothing to pick: the service's-> WAITING again, until
+ *                 first DNS answer, or a half-       connect_timeout
+ *                 open probe's outcome, pending)     from the connect()
  *   CONNECTING --(SO_ERROR 0)-------------------> connected: socket back on
  *                                                 the app's number, done
  *                                                 (mTLS: HANDSHAKE)
@@ -387,6 +390,10 @@ static void next_attempt(struct dial *d)
         now_ns() < service_wait_deadline(d->conn->svc, d->conn->started_ns + (uint64_t)d->spec.timeout_ms * 1000000u)) {
         /* The service's DNS has not answered yet: look again shortly. */
         engine_timer_set(&d->timer, now_ns() + WAIT_STEP_NS);
+        return;
+    }
+    if (!ep && pick_may_wait(&d->pick, d->conn->started_ns + (uint64_t)d->spec.timeout_ms * 1000000u)) {
+        engine_timer_set(&d->timer, now_ns() + PICK_WAIT_STEP_NS);
         return;
     }
     if (!ep) {

@@ -165,6 +165,8 @@ struct hproxy {
     int status;
     unsigned attempts, retries, flags;
     uint64_t req_start_ns, req_start_unix_ns, try_start_ns;
+    uint64_t probe_wait_until_ns;   /* a pick waiting for a half-open probe's outcome gives
+                                       up then (0: not waiting) */
     uint64_t req_bytes, resp_bytes;
     char method[16], authority[256], path[512];
     char peer_identity[128];        /* the current attempt's server, over mTLS */
@@ -754,6 +756,14 @@ static void attempt_start(struct hproxy *px)
         budget_first(px->target);
     }
     struct endpoint *ep = pick_target(&px->pick, px->port, &ss, &sslen);
+    if (!ep && !px->probe_wait_until_ns)
+        px->probe_wait_until_ns = now_ns() + (uint64_t)cfg->connect_timeout_ms * 1000000u;
+    if (!ep && pick_may_wait(&px->pick, px->probe_wait_until_ns)) {
+        px->state = PX_BACKOFF;     /* a half-open probe is out: its outcome decides */
+        engine_timer_set(&px->try_timer, now_ns() + PICK_WAIT_STEP_NS);
+        return;
+    }
+    px->probe_wait_until_ns = 0;
     if (!ep) {
         px->flags |= px->attempts ? 0 : FLAG_UH;
         if (!px->attempts)
