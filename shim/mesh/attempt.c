@@ -362,6 +362,7 @@ struct outcome {
     uint64_t now;
     const struct breaker_policy *policy;
     bool may_eject;
+    bool alive;             /* a timeout, from an endpoint that answered lately (answered_lately) */
     struct circuit before;
 };
 
@@ -373,7 +374,32 @@ static bool outcome_fn(struct circuit *c, void *arg)
         circuit_success(c, o->now);
         return false;
     }
+    if (o->alive && c->state == CIRCUIT_CLOSED)
+        return false;       /* not a failure of the endpoint's (a probe's always is) */
     return circuit_failure(c, o->policy, o->now, o->may_eject);
+}
+
+/* Did ep complete an attempt (this process's, or any process's of the
+ * host) after `since`? A connect that times out although its endpoint
+ * answered another within a connect_timeout of it meets a server that is
+ * alive but whose accept queue was full: Linux drops the SYNs that do not
+ * fit and the client resends after 1 s, the default connect_timeout. Its
+ * retry goes through where the kernel's resend would have; counted, the
+ * burst's timeouts, all at once, were eject_after consecutive failures,
+ * and a lone endpoint was refused to every process of the host for 30 s
+ * (erlang's gen_tcp, 200 connects to a backlog of 128: 28 failed, where
+ * the same program unmeshed took 1.3 s for all). A black hole answers
+ * nothing and is ejected as before; a server that dies is ejected one
+ * connect_timeout later. Under the service's lock. */
+static bool answered_lately(const struct endpoint *ep, const struct shared_entry *e, uint64_t since)
+{
+    if (ep->target.ewma_at_ns > since)
+        return true;
+    struct lb_target host;
+    if (!e)
+        return false;
+    shared_ewma_load(e, &host);
+    return host.ewma_at_ns > since;
 }
 
 /* Feeds the outcome to the circuit of ep (endpoint_at_port's: the host's,
@@ -412,7 +438,9 @@ static void record(struct service *svc, struct endpoint *ep, uint16_t app_port, 
     struct endpoint *cep = endpoint_at_port(ep, app_port);
     struct shared_entry *e = shared_entry_of(svc, ep, o.now);
     struct shared_entry *ce = cep == ep ? e : shared_entry_of(svc, cep, o.now);
+    uint64_t window = (uint64_t)service_cfg(svc)->connect_timeout_ms * 1000000u;
     pthread_mutex_lock(&svc->lock);
+    o.alive = err == ETIMEDOUT && started && answered_lately(ep, e, started > window ? started - window : 0);
     bool ejected = record_circuit(svc, cep, app_port, ce, &o);
     if (!err && started) {
         balancer_observe(&ep->target, o.now - started, o.now);

@@ -1,0 +1,79 @@
+# A burst of connects to a lone, live endpoint whose accept queue is full.
+# Linux drops the SYNs that do not fit; unmeshed, the client's kernel sends
+# each again after 1 s and the connect succeeds late. Meshed, those attempts
+# time out together (connect_timeout) and are retried; before, their
+# timeouts counted as eject_after consecutive failures, the endpoint was
+# ejected from every process of the host, and the retries and the connects
+# after them were refused. A timeout from an endpoint that completed
+# another connect within a connect_timeout of it is not counted: the
+# endpoint is alive.
+# - python3 (20 non-blocking connects, 10 blocking ones) against a server
+#   with a backlog of 1 that accepts only once they are all under way:
+#   all 30 answered, the timed-out ones on their retry, the circuit closed;
+# - a black hole (nothing ever answers) is still ejected after eject_after
+#   timeouts (the control).
+. "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+hole_port=$(free_port)
+start_black_hole 127.0.0.5 "$hole_port"
+python3 "$ROOT/tests/helpers/late_accept_server.py" 127.0.0.2 "$port" "$TMP/go" > "$TMP/server.out" 2>&1 &
+PIDS+=($!)
+# Not wait_port: its connection would take a place in the small queue.
+wait_until "grep -q listening '$TMP/server.out'" || fail "the server did not start: $(cat "$TMP/server.out")"
+cat > "$TMP/mesh.ini" <<INI
+[meshim]
+log_level = info
+[service:queue]
+endpoints = 127.0.0.2:$port
+connect_timeout = 900ms
+[service:hole]
+endpoints = 127.0.0.5:$hole_port
+connect_timeout = 300ms
+retries = 0
+INI
+export MESHIM_CONFIG=$TMP/mesh.ini MESHIM_ACCESS_LOG=$TMP/access.log
+circuit() { meshim stats 2>&1 | grep "^  $1 " || true; }
+
+# polling PID: how many of PID's threads poll one descriptor (a blocking
+# connect's attempt waits so in the shim).
+polling() {
+    local t n=0
+    for t in /proc/"$1"/task/*; do
+        [ "$(cut -d' ' -f1,3 "$t/syscall" 2>/dev/null)" = "7 0x1" ] && n=$((n + 1))
+    done
+    echo "$n"
+}
+
+# connect_timeout 900ms: the attempts time out before the kernel's resend
+# (1 s) can complete them, as they race it at the default 1 s. The server
+# accepts once every connect is under way (released: ms after the start).
+start=$(date +%s%N)
+env LD_PRELOAD="$MESHIM_PRELOAD" python3 "$ROOT/tests/helpers/probe_burst.py" tcp queue "$port" 20 10 \
+    > "$TMP/burst.out" 2> "$TMP/burst.err" &
+client=$!
+PIDS+=($client)
+wait_until "grep -q issued '$TMP/burst.out'" || fail "the non-blocking connects were not issued: $(cat "$TMP/burst.err")"
+wait_until "[ \$(polling $client) -ge 10 ]" || fail "the 10 blocking connects are not under way: $(cat "$TMP/burst.out")"
+touch "$TMP/go"
+released=$(( ($(date +%s%N) - start) / 1000000 ))
+wait "$client" || fail "probe_burst exited $?: $(tail -3 "$TMP/burst.err")"
+grep -qx "answered 30 of 30" "$TMP/burst.out" ||
+    fail "the burst was not answered whole (server released after $released ms): $(cat "$TMP/burst.out"; grep -v "attempt 1 to" "$TMP/burst.err" | tail -3)"
+retried=$(grep "\"pid\":$client," "$TMP/access.log" | grep -c '"attempts":2,' || true)
+[ "$retried" -ge 5 ] || fail "only $retried connects timed out and were retried (server released after $released ms): the queue did not overflow, nothing was shown"
+circuit "queue 127.0.0.2:$port" | grep -q " closed" || fail "the live endpoint's circuit is not closed: $(circuit queue)"
+grep -q "ejected" "$TMP/burst.err" && fail "the live endpoint was ejected: $(grep ejected "$TMP/burst.err")"
+ok "30 connects against a full accept queue: all answered, $retried of them on a retry after their SYNs were dropped; the endpoint not ejected"
+
+# The control: a black hole's timeouts still eject it.
+for i in $(seq 1 5); do
+    shimmed python3 -c "
+import socket
+try:
+    socket.create_connection(('hole', $hole_port)).close()
+except OSError:
+    pass" 2>> "$TMP/hole.err"
+done
+circuit "hole 127.0.0.5:$hole_port" | grep -q "ejected" || fail "the black hole was not ejected after 5 timeouts: $(circuit hole)"
+ok "a black hole is still ejected after eject_after (5) timeouts"
