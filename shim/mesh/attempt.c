@@ -101,12 +101,9 @@ static bool usable(size_t i, void *ctx)
     struct shared_entry *e = shared_entry_of(p->svc, ep, p->now);
     struct shared_entry *ce = cep == ep ? e : shared_entry_of(p->svc, cep, p->now);
     bool other_down = false, other_shut = false, probing = false;
-    if (health_down(p, ep, e, &other_down))
-        ;
-    else if (!circuit_shut(p, cep, ce, &other_shut, &probing))
+    if (!health_down(p, ep, e, &other_down) && !circuit_shut(p, cep, ce, &other_shut, &probing))
         return true;
-    else
-        p->probe_out |= probing;
+    p->probe_out |= probing;        /* false when health checks took it out */
     if ((other_down || other_shut) && i < 64)
         p->shared_skips |= (uint64_t)1 << i;
     return false;
