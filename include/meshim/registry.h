@@ -40,6 +40,8 @@ struct endpoint {
     struct lb_target target;      /* weight and priority; `active` is atomic */
     struct circuit circuit;       /* under the service's lock */
     struct health health;         /* under the service's lock: active checks' up/down */
+    uint64_t answered_ns;         /* atomic: when an attempt on it last completed (its TCP
+                                     connect, and the handshake under mTLS), 0: never */
     uint64_t stats_slot;          /* metrics.c: its slot in the stats file; 0: none yet */
     struct shared_entry *shared;  /* atomic: its entry in the host's table (sharedfile.c) */
     uint64_t shared_key;          /* atomic: that entry's key; 0: not computed yet */

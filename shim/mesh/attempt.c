@@ -376,8 +376,8 @@ static bool outcome_fn(struct circuit *c, void *arg)
     return circuit_failure(c, o->policy, o->now, o->may_eject);
 }
 
-/* Did ep complete an attempt (this process's, or any process's of the
- * host) after `since`? A connect that times out although its endpoint
+/* Did ep complete an attempt after `since` (this process's: answered_ns;
+ * another's of the host: a success the table's EWMA stamped)? A connect that times out although its endpoint
  * answered another within a connect_timeout of it meets a server that is
  * alive but whose accept queue was full: Linux drops the SYNs that do not
  * fit and the client resends after 1 s, the default connect_timeout. Its
@@ -390,7 +390,7 @@ static bool outcome_fn(struct circuit *c, void *arg)
  * connect_timeout later. Under the service's lock. */
 static bool answered_lately(const struct endpoint *ep, const struct shared_entry *e, uint64_t since)
 {
-    if (ep->target.ewma_at_ns > since)
+    if (__atomic_load_n(&ep->answered_ns, __ATOMIC_RELAXED) > since)
         return true;
     struct lb_target host;
     if (!e)
@@ -440,6 +440,7 @@ static void record(struct service *svc, struct endpoint *ep, uint16_t app_port, 
     o.alive = err == ETIMEDOUT && started && answered_lately(ep, e, started > window ? started - window : 0);
     bool ejected = record_circuit(svc, cep, app_port, ce, &o);
     if (!err && started) {
+        __atomic_store_n(&ep->answered_ns, o.now, __ATOMIC_RELAXED);
         balancer_observe(&ep->target, o.now - started, o.now);
         if (e)
             shared_ewma_observe(e, o.now - started, o.now);
@@ -466,10 +467,13 @@ void attempt_record(struct service *svc, struct endpoint *ep, uint16_t app_port,
 void request_connect_record(struct service *svc, struct endpoint *ep, uint16_t app_port, int err,
                             uint64_t started)
 {
-    if (err)
-        record(svc, ep, app_port, err, 0, true);
-    else
-        metrics_attempt(svc, ep, RESULT_OK, now_ns() - started);
+    if (err) {
+        record(svc, ep, app_port, err, started, true);     /* started: answered_lately's window */
+        return;
+    }
+    uint64_t now = now_ns();
+    __atomic_store_n(&ep->answered_ns, now, __ATOMIC_RELAXED);     /* alive, for answered_lately */
+    metrics_attempt(svc, ep, RESULT_OK, now - started);
 }
 
 void request_record(struct service *svc, struct endpoint *ep, uint16_t app_port, bool failed,
