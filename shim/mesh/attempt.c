@@ -377,17 +377,19 @@ static bool outcome_fn(struct circuit *c, void *arg)
 }
 
 /* Did ep complete an attempt after `since` (this process's: answered_ns;
- * another's of the host: a success the table's EWMA stamped)? A connect that times out although its endpoint
- * answered another within a connect_timeout of it meets a server that is
- * alive but whose accept queue was full: Linux drops the SYNs that do not
- * fit and the client resends after 1 s, the default connect_timeout. Its
- * retry goes through where the kernel's resend would have; counted, the
- * burst's timeouts, all at once, were eject_after consecutive failures,
- * and a lone endpoint was refused to every process of the host for 30 s
- * (erlang's gen_tcp, 200 connects to a backlog of 128: 28 failed, where
- * the same program unmeshed took 1.3 s for all). A black hole answers
- * nothing and is ejected as before; a server that dies is ejected one
- * connect_timeout later. Under the service's lock. */
+ * another's of the host: a success the table's EWMA stamped)?
+ *
+ * A connect that times out although its endpoint answered another within
+ * a connect_timeout of it meets a server that is alive but whose accept
+ * queue was full: Linux drops the SYNs that do not fit, and the client
+ * resends after 1 s, the default connect_timeout. Its retry goes through
+ * where the kernel's resend would have. Counted, the burst's timeouts,
+ * all at once, were eject_after consecutive failures, and a lone endpoint
+ * was refused to every process of the host for 30 s (Erlang's gen_tcp,
+ * 200 connects to a backlog of 128: 28 failed, where the same program
+ * unmeshed took 1.3 s for all). A black hole answers nothing and is
+ * ejected as before; a server that dies is ejected one connect_timeout
+ * later. Under the service's lock. */
 static bool answered_lately(const struct endpoint *ep, const struct shared_entry *e, uint64_t since)
 {
     if (__atomic_load_n(&ep->answered_ns, __ATOMIC_RELAXED) > since)
