@@ -58,6 +58,22 @@ hold_tap() {
 }
 stop_tap() { kill "$tap"; wait "$tap" 2>/dev/null; }
 
+# burst NAME SERVICE MODE ARGS...: SERVICE's endpoint ejected, a holding
+# tap (NAME) put in front of the server, the ejection over; then
+# probe_burst.py MODE SERVICE PORT ARGS... in the background ($client), its
+# output in $TMP/NAME.out and NAME.err. Its first connect takes the probe.
+burst() {
+    local name=$1 svc=$2 mode=$3
+    shift 3
+    eject "$svc"
+    hold_tap "$name"
+    wait_until "circuit $svc | grep -q 'ejection over'" || fail "the ejection did not end: $(circuit "$svc")"
+    env LD_PRELOAD="$MESHIM_PRELOAD" python3 "$ROOT/tests/helpers/probe_burst.py" "$mode" "$svc" "$tap_port" "$@" \
+        > "$TMP/$name.out" 2> "$TMP/$name.err" &
+    client=$!
+    PIDS+=($client)
+}
+
 # sleepers PID: how many of PID's threads sleep (nanosleep, clock_nanosleep
 # or ppoll with no descriptor: the shim's wait between looks).
 sleepers() {
@@ -81,12 +97,7 @@ readers() {
 }
 
 # --- tcp: 20 non-blocking and 10 blocking connects while the probe is out ---
-eject lone
-hold_tap tcp
-wait_until "circuit lone | grep -q 'ejection over'" || fail "the ejection did not end: $(circuit lone)"
-env LD_PRELOAD="$MESHIM_PRELOAD" python3 "$ROOT/tests/helpers/probe_burst.py" tcp lone "$tap_port" 20 10 > "$TMP/tcp.out" 2> "$TMP/tcp.err" &
-client=$!
-PIDS+=($client)
+burst tcp lone tcp 20 10
 wait_until "grep -q issued '$TMP/tcp.out'" || fail "the non-blocking connects were not issued: $(cat "$TMP/tcp.err")"
 grep -q "non-blocking" "$TMP/tcp.out" && fail "non-blocking connects refused while the probe was out: $(cat "$TMP/tcp.out")"
 circuit lone | grep -q "half-open, probe by pid $client" || fail "the client does not hold the probe: $(circuit lone)"
@@ -104,12 +115,7 @@ ok "30 connects (20 non-blocking, 10 blocking) that met the half-open probe wait
 stop_tap
 
 # --- protocol = http: 10 requests at once while the probe is out ---
-eject lone-http
-hold_tap http
-wait_until "circuit lone-http | grep -q 'ejection over'" || fail "the ejection did not end: $(circuit lone-http)"
-env LD_PRELOAD="$MESHIM_PRELOAD" python3 "$ROOT/tests/helpers/probe_burst.py" http lone-http "$tap_port" 10 > "$TMP/http.out" 2> "$TMP/http.err" &
-client=$!
-PIDS+=($client)
+burst http lone-http http 10
 wait_until "circuit lone-http | grep -q 'half-open, probe by pid $client'" ||
     fail "the http client does not hold the probe: $(circuit lone-http)"
 # All 10 threads wait for their answers: each request is with
@@ -126,12 +132,7 @@ ok "10 requests of a protocol = http service that met the half-open probe waited
 stop_tap
 
 # --- the probe fails: the connects that waited for it are refused ---
-eject lone
-hold_tap fails
-wait_until "circuit lone | grep -q 'ejection over'" || fail "the ejection did not end: $(circuit lone)"
-env LD_PRELOAD="$MESHIM_PRELOAD" python3 "$ROOT/tests/helpers/probe_burst.py" tcp lone "$tap_port" 5 5 > "$TMP/fails.out" 2> "$TMP/fails.err" &
-client=$!
-PIDS+=($client)
+burst fails lone tcp 5 5
 wait_until "grep -q issued '$TMP/fails.out'" || fail "the non-blocking connects were not issued: $(cat "$TMP/fails.err")"
 wait_until "[ \$(sleepers $client) -ge 5 ]" || fail "the 5 blocking connects are not waiting: $(cat "$TMP/fails.out")"
 start=$(date +%s)
