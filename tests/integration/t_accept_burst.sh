@@ -21,7 +21,7 @@ port=$(free_port)
 hole_port=$(free_port)
 start_black_hole 127.0.0.5 "$hole_port"
 http_port=$(free_port)
-python3 "$ROOT/tests/helpers/late_accept_server.py" 127.0.0.2 "$port" "$TMP/go" > "$TMP/server.out" 2>&1 &
+python3 "$ROOT/tests/helpers/late_accept_server.py" 127.0.0.2 "$port" "$TMP/go-tcp" > "$TMP/server.out" 2>&1 &
 PIDS+=($!)
 python3 "$ROOT/tests/helpers/late_accept_server.py" 127.0.0.2 "$http_port" "$TMP/go-http" > "$TMP/server-http.out" 2>&1 &
 PIDS+=($!)
@@ -46,42 +46,43 @@ INI
 export MESHIM_CONFIG=$TMP/mesh.ini MESHIM_ACCESS_LOG=$TMP/access.log
 circuit() { meshim stats 2>&1 | grep "^  $1 " || true; }
 
-# The server accepts only once eject_after (5) attempts have timed out:
-# those timeouts ejected the endpoint before, and the retries that follow
-# them were refused. Their retries' SYNs are dropped too until then; the
-# kernel resends each after 1 s and 3 s, inside the retry's 5 s.
-env LD_PRELOAD="$MESHIM_PRELOAD" python3 "$ROOT/tests/helpers/probe_burst.py" tcp queue "$port" 20 10 \
-    > "$TMP/burst.out" 2> "$TMP/burst.err" &
-client=$!
-PIDS+=($client)
-# Attempts of the client that timed out (meshim stats' TIMEOUT column).
-timeouts() { meshim stats 2>&1 | awk -v s="${1:-queue}" '$1 == s { print $4; exit }' | grep . || echo 0; }
-WAIT_TENTHS=$((WAIT_TENTHS + 100)) wait_until "[ \$(timeouts) -ge 5 ]" ||
-    fail "fewer than 5 attempts timed out: $(cat "$TMP/burst.out"; tail -3 "$TMP/burst.err")"
-touch "$TMP/go"
-wait "$client" || fail "probe_burst exited $?: $(tail -3 "$TMP/burst.err")"
-grep -qx "answered 30 of 30" "$TMP/burst.out" ||
-    fail "the burst was not answered whole: $(cat "$TMP/burst.out"; grep -v "attempt 1 to" "$TMP/burst.err" | tail -3)"
+# Attempts of SERVICE's client that timed out (meshim stats' TIMEOUT).
+timeouts() { meshim stats 2>&1 | awk -v s="$1" '$1 == s { print $4; exit }' | grep . || echo 0; }
+
+# burst NAME SERVICE PORT MODE ARGS...: probe_burst.py MODE SERVICE PORT
+# ARGS... against the server NAME, which accepts only once eject_after (5)
+# attempts have timed out: those timeouts ejected the endpoint before, and
+# the retries that follow them were refused. Their retries' SYNs are
+# dropped too until then; the kernel resends each after 1 s and 3 s,
+# inside the retry's 5 s. Then every connection must have been answered,
+# the circuit closed, nothing ejected. $client: the client's pid.
+burst() {
+    local name=$1 svc=$2 port=$3 mode=$4
+    shift 4
+    env LD_PRELOAD="$MESHIM_PRELOAD" python3 "$ROOT/tests/helpers/probe_burst.py" "$mode" "$svc" "$port" "$@" \
+        > "$TMP/$name.out" 2> "$TMP/$name.err" &
+    client=$!
+    PIDS+=($client)
+    WAIT_TENTHS=$((WAIT_TENTHS + 100)) wait_until "[ \$(timeouts $svc) -ge 5 ]" ||
+        fail "$svc: fewer than 5 attempts timed out: $(cat "$TMP/$name.out"; tail -3 "$TMP/$name.err")"
+    touch "$TMP/go-$name"
+    wait "$client" || fail "probe_burst $mode exited $?: $(tail -3 "$TMP/$name.err")"
+    grep -qx "answered \([0-9]*\) of \1" "$TMP/$name.out" ||
+        fail "$svc: the burst was not answered whole: $(cat "$TMP/$name.out"; grep -v "attempt 1 to" "$TMP/$name.err" | tail -3)"
+    circuit "$svc 127.0.0.2:$port" | grep -q " closed" || fail "the live endpoint's circuit is not closed: $(circuit "$svc")"
+    grep -q "ejected" "$TMP/$name.err" && fail "the live endpoint was ejected: $(grep ejected "$TMP/$name.err")"
+}
+
+burst tcp queue "$port" tcp 20 10
+grep -qx "answered 30 of 30" "$TMP/tcp.out" || fail "not 30 connections: $(cat "$TMP/tcp.out")"
 retried=$(grep "\"pid\":$client," "$TMP/access.log" | grep -c '"attempts":2,' || true)
 [ "$retried" -ge 5 ] || fail "only $retried connects timed out and were retried: the queue did not overflow, nothing was shown"
-circuit "queue 127.0.0.2:$port" | grep -q " closed" || fail "the live endpoint's circuit is not closed: $(circuit queue)"
-grep -q "ejected" "$TMP/burst.err" && fail "the live endpoint was ejected: $(grep ejected "$TMP/burst.err")"
 ok "30 connects against a full accept queue: all answered, $retried of them on a retry after their SYNs were dropped; the endpoint not ejected"
 
 # The same through a protocol = http service: 12 requests at once, their
 # upstream connects made by the engine, the timed-out ones retried.
-env LD_PRELOAD="$MESHIM_PRELOAD" python3 "$ROOT/tests/helpers/probe_burst.py" http queue-http "$http_port" 12 \
-    > "$TMP/http.out" 2> "$TMP/http.err" &
-client=$!
-PIDS+=($client)
-WAIT_TENTHS=$((WAIT_TENTHS + 100)) wait_until "[ \$(timeouts queue-http) -ge 5 ]" ||
-    fail "fewer than 5 upstream connects timed out: $(cat "$TMP/http.out"; tail -3 "$TMP/http.err")"
-touch "$TMP/go-http"
-wait "$client" || fail "probe_burst http exited $?: $(tail -3 "$TMP/http.err")"
-grep -qx "answered 12 of 12" "$TMP/http.out" ||
-    fail "the http burst was not answered whole: $(cat "$TMP/http.out"; grep -v "attempt 1 to" "$TMP/http.err" | tail -3)"
-circuit "queue-http 127.0.0.2:$http_port" | grep -q " closed" || fail "the live endpoint's circuit is not closed: $(circuit queue-http)"
-grep -q "ejected" "$TMP/http.err" && fail "the live endpoint was ejected: $(grep ejected "$TMP/http.err")"
+burst http queue-http "$http_port" http 12
+grep -qx "answered 12 of 12" "$TMP/http.out" || fail "not 12 requests: $(cat "$TMP/http.out")"
 ok "12 requests of a protocol = http service against a full accept queue: all answered 200; the endpoint not ejected"
 
 # The control: a black hole's timeouts still eject it.
