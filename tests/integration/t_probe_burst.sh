@@ -74,13 +74,15 @@ burst() {
     PIDS+=($client)
 }
 
-# sleepers PID: how many of PID's threads sleep (nanosleep, clock_nanosleep
-# or ppoll with no descriptor: the shim's wait between looks).
+# sleepers PID: how many of PID's threads sleep for a while (nanosleep,
+# a relative clock_nanosleep, or ppoll with no descriptor: the shim's wait
+# between looks). The shim's own watch thread sleeps to an absolute time
+# (clock_nanosleep's flags 0x1) and is not counted.
 sleepers() {
     local t n=0
     for t in /proc/"$1"/task/*; do
         case "$(cut -d' ' -f1,3 "$t/syscall" 2>/dev/null)" in
-            "35 "* | "230 "* | "271 0x0") n=$((n + 1)) ;;
+            "35 "* | "230 0x0" | "271 0x0") n=$((n + 1)) ;;
         esac
     done
     echo "$n"
