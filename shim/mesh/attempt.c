@@ -410,8 +410,9 @@ static bool record_circuit(struct service *svc, struct endpoint *ep, uint16_t po
     size_t n = svc->eps->n;
     uint32_t cap = svc->breaker.max_eject_percent;
     /* Counting the ejected endpoints reads every circuit: only a failure
-     * needs it. */
-    o->may_eject = o->err && breaker_may_eject(ejected_now(svc, port, o->now), n, cap);
+     * that may eject needs it (an alive one leaves a closed circuit as it
+     * was, and the cap means nothing to the others). */
+    o->may_eject = o->err && !o->alive && breaker_may_eject(ejected_now(svc, port, o->now), n, cap);
     bool ejected = circuit_change(ep, e, outcome_fn, o);
     if (!ejected || !e)
         return ejected;

@@ -66,7 +66,7 @@ bool pick_another(const struct pick *p, unsigned retry);
  * outcome decides for everyone: success closes the circuit, failure opens
  * it again. Refusing instead failed whole bursts on a lone endpoint (a
  * JVM's 64 threads: 76 connects refused while one probe's handshake ran). */
-#define PICK_WAIT_STEP_NS 5000000u
+#define PICK_WAIT_STEP_NS 5000000u     /* also how often a wait for DNS looks (dial.c) */
 bool pick_may_wait(const struct pick *p, uint64_t deadline_ns);
 /* Nothing could be picked: logs why, returns ECONNREFUSED. */
 int no_endpoint(const struct pick *p);

@@ -155,4 +155,11 @@ static inline unsigned conn_flags(const struct conn *c)
     return __atomic_load_n(&c->flags, __ATOMIC_RELAXED);
 }
 
+/* When a wait of c's connect (for a service's first DNS answer, for a
+ * half-open probe's outcome) gives up: timeout_ms after connect(). */
+static inline uint64_t conn_deadline_ns(const struct conn *c, uint32_t timeout_ms)
+{
+    return c->started_ns + (uint64_t)timeout_ms * 1000000u;
+}
+
 #endif

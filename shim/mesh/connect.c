@@ -228,7 +228,7 @@ static int connect_blocking(int fd, struct pick *p, struct conn *c, uint16_t app
         socklen_t sslen;
         struct endpoint *ep;
         while (!(ep = pick_target(p, app_port, &ss, &sslen)) &&
-               pick_may_wait(p, c->started_ns + (uint64_t)spec.timeout_ms * 1000000u)) {
+               pick_may_wait(p, conn_deadline_ns(c, spec.timeout_ms))) {
             /* A half-open probe is out: its outcome decides (pick_may_wait). */
             spec.delay_ns = sleep_ns(PICK_WAIT_STEP_NS);
             if (spec.delay_ns)
@@ -354,7 +354,7 @@ static int connect_nonblocking(int fd, struct pick *p, struct conn *c, uint16_t 
         struct sockaddr_storage ss;
         socklen_t sslen;
         struct endpoint *ep = pick_target(p, app_port, &ss, &sslen);
-        if (!ep && pick_may_wait(p, c->started_ns + (uint64_t)spec.timeout_ms * 1000000u)) {
+        if (!ep && pick_may_wait(p, conn_deadline_ns(c, spec.timeout_ms))) {
             /* A half-open probe is out: the engine waits for its outcome. */
             spec.delay_ns = PICK_WAIT_STEP_NS;
             return dial_start(fd, c, p, &spec);

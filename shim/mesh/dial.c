@@ -46,9 +46,6 @@
 #include "observe/accesslog.h"
 #include "observe/log.h"
 
-/* How often a connect waiting for a service's first DNS answer looks. */
-#define WAIT_STEP_NS 5000000u
-
 struct dial {
     struct engine_task task;        /* the hand-over */
     struct engine_io sock_io;       /* the real socket, while an attempt is in flight */
@@ -386,13 +383,11 @@ static void next_attempt(struct dial *d)
      * flag change under one lock). */
     bool waiting = !d->conn->attempts && service_waiting(d->conn->svc);
     struct endpoint *ep = pick_target(&d->pick, d->spec.app_port, &ss, &len);
-    if (!ep && waiting &&
-        now_ns() < service_wait_deadline(d->conn->svc, d->conn->started_ns + (uint64_t)d->spec.timeout_ms * 1000000u)) {
-        /* The service's DNS has not answered yet: look again shortly. */
-        engine_timer_set(&d->timer, now_ns() + WAIT_STEP_NS);
-        return;
-    }
-    if (!ep && pick_may_wait(&d->pick, d->conn->started_ns + (uint64_t)d->spec.timeout_ms * 1000000u)) {
+    uint64_t deadline = conn_deadline_ns(d->conn, d->spec.timeout_ms);
+    if (!ep && ((waiting && now_ns() < service_wait_deadline(d->conn->svc, deadline)) ||
+                pick_may_wait(&d->pick, deadline))) {
+        /* The service's DNS has not answered yet, or a half-open probe's
+         * outcome is pending: look again shortly. */
         engine_timer_set(&d->timer, now_ns() + PICK_WAIT_STEP_NS);
         return;
     }
