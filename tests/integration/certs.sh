@@ -89,3 +89,13 @@ tls_ini() {
           "$C/$name.pem" "$C/$name.key" "$C/ca.pem"
       printf '%s\n' "$@"; } > "$file"
 }
+
+# serve_www INI PORT LOG: python3's http.server for $TMP/www on
+# 127.0.0.2:PORT, meshed with INI (its [inbound:PORT] section), its output
+# in LOG; recorded in PIDS, and waited for.
+serve_www() {
+    MESHIM_CONFIG=$1 LD_PRELOAD="$MESHIM_PRELOAD" \
+        python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$2" > "$3" 2>&1 &
+    PIDS+=($!)
+    wait_port 127.0.0.2 "$2"
+}

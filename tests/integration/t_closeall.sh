@@ -14,10 +14,7 @@ make_certs "$C" || fail "cannot make the test certificates"
 port=$(free_port)
 mkdir -p "$TMP/www"; echo "hello" > "$TMP/www/index.html"
 tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"
-MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$port" > "$TMP/server.log" 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.2 "$port"
+serve_www "$TMP/server.ini" "$port" "$TMP/server.log"
 tls_ini "$TMP/client.ini" web "[service:orders]" "endpoints = 127.0.0.2:$port" "tls = mtls"
 
 out=$(MESHIM_CONFIG=$TMP/client.ini shimmed timeout 60 python3 "$ROOT/tests/helpers/closeall.py" orders "$port" "$TMP" 2> "$TMP/err") ||

@@ -229,10 +229,7 @@ ok "standard TLS: curl --cert to the shimmed server, the shimmed client to opens
 # --- permissive -----------------------------------------------------------
 pp=$(free_port)
 tls_ini "$TMP/perm.ini" orders "[inbound:$pp]" "tls = permissive"
-MESHIM_CONFIG=$TMP/perm.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$pp" > "$TMP/perm.log" 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.2 "$pp"
+serve_www "$TMP/perm.ini" "$pp" "$TMP/perm.log"
 out=$(curl -sS --max-time 5 "http://127.0.0.2:$pp/secret-file") || fail "permissive, plaintext: $out"
 [ "$out" = "TOPSECRET-ANSWER" ] || fail "permissive plaintext got: $out"
 tls_ini "$TMP/perm-cli.ini" web "[service:orders]" "endpoints = 127.0.0.2:$pp" "tls = mtls"
@@ -257,10 +254,7 @@ ok "permissive port: a plaintext client, one starting with 0x16, and an mTLS cli
 # as plaintext (before, it was refused at 3 s). Both at once.
 ps=$(free_port)
 tls_ini "$TMP/perm-slow.ini" orders "[inbound:$ps]" "tls = permissive" "detect_timeout = 200ms"
-MESHIM_CONFIG=$TMP/perm-slow.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$ps" > "$TMP/perm-slow.log" 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.2 "$ps"
+serve_www "$TMP/perm-slow.ini" "$ps" "$TMP/perm-slow.log"
 python3 - "$ps" "$C" <<'PY' 2> "$TMP/perm-slow.err" || fail "permissive, silent clients: $(cat "$TMP/perm-slow.err"; grep meshim "$TMP/perm-slow.log" | tail -3)"
 import socket, ssl, sys, threading, time
 port, pki = int(sys.argv[1]), sys.argv[2]
@@ -295,10 +289,7 @@ ok "permissive port, client-first server: a TLS client silent for 1 s gets TLS, 
 # client is refused, saying why. Before, every client was refused.
 pq=$(free_port)
 sed -e "s|^cert = .*|cert = $TMP/no-such-cert.pem|" -e "s|^\[inbound:.*|[inbound:$pq]|" "$TMP/perm.ini" > "$TMP/perm-noid.ini"
-MESHIM_CONFIG=$TMP/perm-noid.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$pq" > "$TMP/perm-noid.log" 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.2 "$pq"
+serve_www "$TMP/perm-noid.ini" "$pq" "$TMP/perm-noid.log"
 out=$(curl -sS --max-time 5 "http://127.0.0.2:$pq/secret-file") ||
     fail "permissive without an identity, plaintext: $out $(grep meshim "$TMP/perm-noid.log" | tail -2)"
 [ "$out" = "TOPSECRET-ANSWER" ] || fail "permissive without an identity, plaintext got: $out"

@@ -21,17 +21,15 @@ port=$(free_port)
 tap_port=$(free_port)
 mkdir -p "$TMP/www"; echo "hello" > "$TMP/www/index.html"
 tls_ini "$TMP/server.ini" orders "[inbound:$port]" "tls = strict"
-MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$port" > "$TMP/server.log" 2>&1 &
-PIDS+=($!)
-wait_port 127.0.0.2 "$port"
+serve_www "$TMP/server.ini" "$port" "$TMP/server.log"
 
 # The lone endpoint is the tap (127.0.0.1:tap_port), which is not up yet.
 tls_ini "$TMP/client.ini" web "[service:lone]" "endpoints = 127.0.0.1:$tap_port" "tls = mtls" \
     "eject_after = 1" "eject_time = 1s" "connect_timeout = 20s" \
     "[service:lone-http]" "endpoints = 127.0.0.1:$tap_port" "tls = mtls" "protocol = http" \
     "eject_after = 1" "eject_time = 1s" "connect_timeout = 20s"
-export MESHIM_CONFIG=$TMP/client.ini MESHIM_ACCESS_LOG=$TMP/access.log
+ini_access_log "$TMP/client.ini" "$TMP/access.log"
+export MESHIM_CONFIG=$TMP/client.ini
 circuit() { meshim stats 2>&1 | grep "^  $1 127.0.0.1:$tap_port " || true; }
 
 # eject SERVICE: a refused connect ejects the endpoint (nothing listens);

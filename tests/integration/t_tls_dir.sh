@@ -64,10 +64,7 @@ serve() {
     { printf '[meshim]\nlog_level = info\naccess_log = %s\n[tls]\ndir = %s\n' "$TMP/$name.access" "$dir"
       printf '%s\n' "$@"
       printf '[inbound:%s]\ntls = strict\n' "$port"; } > "$TMP/$name.ini"
-    MESHIM_CONFIG=$TMP/$name.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-        python3 -m http.server --bind 127.0.0.2 --directory "$TMP/www" "$port" > "$TMP/$name.log" 2>&1 &
-    PIDS+=($!)
-    wait_port 127.0.0.2 "$port"
+    serve_www "$TMP/$name.ini" "$port" "$TMP/$name.log"
 }
 
 # --- the server: a Secret volume -----------------------------------------
