@@ -32,11 +32,11 @@ LDFLAGS  += $(SANITIZE)
 LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
-POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 httpretry route trace execenv pskhello dnsreply
+POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 httpretry route trace execenv pskhello dnsreply kcipher
 SHIM     := $(POLICY) mesh real jumpguard sigdefer ownfd program stdio_exit files log logfile accesslog metrics sharedfile callers engine placeholder health watch otlp \
             tls_loader conn fdtable attempt connect dial sockname relay termsig mtls ktls http httptap threadtrace resolve udp dnscapture exec hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile test_execenv test_pskhello test_dnsreply test_httpretry test_sigdefer
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile test_execenv test_pskhello test_dnsreply test_httpretry test_sigdefer test_kcipher
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -311,9 +311,10 @@ test-tsan: tsan-built
 	tests/run-tsan
 
 # Kernel TLS (tests/ktls) inside user-mode Linux, whose kernel has the tls
-# ULP (this machine's has none): the modules it needs, then the tests. Their
+# ULP (this machine's has none): the modules it needs (the ULP, AES-GCM and
+# ChaCha20-Poly1305, meshim/kcipher.h), then the tests. Their
 # test PKI is made once, here on the host, and each test copies it.
-KTLS_MODULES := -m gf128mul -m ghash-generic -m gcm -m ctr -m tls
+KTLS_MODULES := -m gf128mul -m ghash-generic -m gcm -m ctr -m tls -m chacha_generic -m poly1305_generic -m chacha20poly1305
 # Ubuntu has no user-mode-linux package: there the stage says it skipped
 # (where the package exists but is not installed, it fails as before).
 NO_UML := ! command -v linux.uml > /dev/null && ! apt-cache show user-mode-linux > /dev/null 2>&1

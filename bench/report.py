@@ -89,7 +89,10 @@ def ktls_report(secs, rounds, out):
              f"keep-alive run made beyond a 3 s one, so start-up and handshakes cancel); kTLS sockets: how many sockets the kernel encrypted for during "
              f"the keep-alive run (/proc/net/tls_stat). Failed requests in the kernel TLS row are wrk's: "
              f"on Linux 6.1 poll reports a kernel TLS socket readable while a record is still partial, "
-             f"and wrk counts the EAGAIN of the read that follows as an error (README, kernel TLS).", "",
+             f"and wrk counts the EAGAIN of the read that follows as an error (README, kernel TLS). The kernel "
+             f"TLS row runs ChaCha20-Poly1305: this guest's kernel has only its C AES, and a meshed client "
+             f"then offers that suite first (README, kernel TLS; t_ktls_cipher). The HAProxy pair and the "
+             f"relay run AES-GCM in OpenSSL, with the CPU's AES instructions.", "",
              "| row | keep-alive req/s | p50 ms | p99 ms | conn/s | 1 MiB GB/s | CPU µs/req | syscalls/req "
              "| kTLS sockets | req/s ÷ direct | req/s ÷ HAProxy | p99 ÷ HAProxy | conn/s ÷ HAProxy |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

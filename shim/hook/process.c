@@ -121,7 +121,7 @@ void process_before_privileges(void)
         char why[TLS_WHY_MAX];
         if (reg && geteuid() == 0) {
             if (uses_tls(reg->cfg))
-                tls_identity_put(tls_identity_get(reg->cfg, ktls_kernel(), why, sizeof(why)));
+                tls_identity_put(tls_identity_get(reg->cfg, ktls_kernel_flags(), why, sizeof(why)));
             access_open_now();
             log_open_now();
         }

@@ -20,6 +20,7 @@
 
 #include "engine/engine.h"
 #include "libc/real.h"
+#include "meshim/kcipher.h"
 #include "meshim/util.h"
 #include "mesh/fdtable.h"
 #include "meshim/mesh.h"
@@ -33,14 +34,44 @@
 #define SOL_TLS 282
 #endif
 
-/* One direction's keys in the kernel's layout. For TLS 1.3 the 12-byte IV
- * is split as the kernel wants it: 4 bytes of salt, then 8. The union is
- * the larger of the two structures; the kernel is told which one it is. */
+/* One direction's keys in the kernel's layout. For AES-GCM the 12-byte IV
+ * is split as the kernel wants it: 4 bytes of salt, then 8; ChaCha20-
+ * Poly1305 takes it whole. The union is the largest of the structures; the
+ * kernel is told which one it is, and answers only a buffer of that one's
+ * size (cipher_size). */
 union crypto_info {
     struct tls_crypto_info info;
     struct tls12_crypto_info_aes_gcm_128 gcm128;
     struct tls12_crypto_info_aes_gcm_256 gcm256;
+    struct tls12_crypto_info_chacha20_poly1305 chacha;
 };
+
+static socklen_t cipher_size(int cipher)
+{
+    switch (cipher) {
+    case TLS_CIPHER_AES_GCM_128:
+        return sizeof(struct tls12_crypto_info_aes_gcm_128);
+    case TLS_CIPHER_AES_GCM_256:
+        return sizeof(struct tls12_crypto_info_aes_gcm_256);
+    case TLS_CIPHER_CHACHA20_POLY1305:
+        return sizeof(struct tls12_crypto_info_chacha20_poly1305);
+    default:
+        return 0;
+    }
+}
+
+/* Where a direction's record sequence number sits in ci (of ci's cipher). */
+static unsigned char *rec_seq_of(union crypto_info *ci)
+{
+    switch (ci->info.cipher_type) {
+    case TLS_CIPHER_AES_GCM_128:
+        return ci->gcm128.rec_seq;
+    case TLS_CIPHER_AES_GCM_256:
+        return ci->gcm256.rec_seq;
+    default:
+        return ci->chacha.rec_seq;
+    }
+}
 
 static socklen_t crypto_info(union crypto_info *ci, const struct tls_ktls_keys *k,
                              const struct tls_ktls_dir *d)
@@ -51,18 +82,26 @@ static socklen_t crypto_info(union crypto_info *ci, const struct tls_ktls_keys *
     memset(ci, 0, sizeof(*ci));
     ci->info.version = TLS_1_3_VERSION;
     ci->info.cipher_type = (uint16_t)k->cipher;
-    if (k->cipher == TLS_CIPHER_AES_GCM_128) {
+    switch (k->cipher) {
+    case TLS_CIPHER_AES_GCM_128:
         memcpy(ci->gcm128.salt, d->iv, 4);
         memcpy(ci->gcm128.iv, d->iv + 4, 8);
         memcpy(ci->gcm128.key, d->key, 16);
-        memcpy(ci->gcm128.rec_seq, seq, 8);
-        return sizeof(ci->gcm128);
+        break;
+    case TLS_CIPHER_AES_GCM_256:
+        memcpy(ci->gcm256.salt, d->iv, 4);
+        memcpy(ci->gcm256.iv, d->iv + 4, 8);
+        memcpy(ci->gcm256.key, d->key, 32);
+        break;
+    case TLS_CIPHER_CHACHA20_POLY1305:
+        memcpy(ci->chacha.iv, d->iv, 12);
+        memcpy(ci->chacha.key, d->key, 32);
+        break;
+    default:
+        return 0;
     }
-    memcpy(ci->gcm256.salt, d->iv, 4);
-    memcpy(ci->gcm256.iv, d->iv + 4, 8);
-    memcpy(ci->gcm256.key, d->key, 32);
-    memcpy(ci->gcm256.rec_seq, seq, 8);
-    return sizeof(ci->gcm256);
+    memcpy(rec_seq_of(ci), seq, 8);
+    return cipher_size(k->cipher);
 }
 
 static void wipe(void *p, size_t len)
@@ -74,14 +113,28 @@ static void wipe(void *p, size_t len)
 
 /* ---------------------------------------------------------------- probe -- */
 
-/* Does the kernel take TLS 1.3 AES-GCM keys in both directions? Asked of a
- * connected loopback pair (the ULP needs an established socket); loading
- * the tls module, where the kernel autoloads, happens here too. */
-static bool kernel_takes_keys(void)
+/* Does socket fd, established, take TLS 1.3 keys of this cipher in both
+ * directions? (Zero keys: the socket is thrown away.) */
+static bool takes_keys(int fd, int cipher)
+{
+    if (real_setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0)
+        return false;
+    struct tls_ktls_keys k = { .cipher = cipher };
+    union crypto_info ci;
+    socklen_t n = crypto_info(&ci, &k, &k.tx);
+    return real_setsockopt(fd, SOL_TLS, TLS_TX, &ci, n) == 0 && real_setsockopt(fd, SOL_TLS, TLS_RX, &ci, n) == 0;
+}
+
+/* Does the kernel take TLS 1.3 AES-GCM keys? And ChaCha20-Poly1305 keys
+ * (*chacha)? Asked of the two ends of a connected loopback pair (the ULP
+ * needs an established socket), one cipher each; loading the tls module
+ * and the ciphers', where the kernel autoloads, happens here too. */
+static bool kernel_takes_keys(bool *chacha)
 {
     int lfd = real_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int c = -1, s = -1;
     bool ok = false;
+    *chacha = false;
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t alen = sizeof(a);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0 ||
@@ -91,12 +144,9 @@ static bool kernel_takes_keys(void)
     if (c < 0 || real_connect(c, (struct sockaddr *)&a, sizeof(a)) < 0)
         goto out;
     s = real_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    if (s < 0 || real_setsockopt(c, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0)
-        goto out;
-    struct tls_ktls_keys k = { .cipher = TLS_CIPHER_AES_GCM_128, .key_len = 16 };
-    union crypto_info ci;
-    socklen_t n = crypto_info(&ci, &k, &k.tx);
-    ok = real_setsockopt(c, SOL_TLS, TLS_TX, &ci, n) == 0 && real_setsockopt(c, SOL_TLS, TLS_RX, &ci, n) == 0;
+    ok = s >= 0 && takes_keys(c, TLS_CIPHER_AES_GCM_128);
+    if (ok)
+        *chacha = takes_keys(s, TLS_CIPHER_CHACHA20_POLY1305);
 out:
     if (!ok)
         log_debug("kernel TLS: not offered, the kernel does not take the keys (%s)", strerror(errno));
@@ -109,13 +159,40 @@ out:
     return ok;
 }
 
+/* /proc/crypto's text (MESHIM_KTLS_PROC_CRYPTO names another file, for the
+ * tests): does it list an accelerated AES (meshim/kcipher.h)? A file that
+ * cannot be read says no. */
+static bool kernel_aes_accelerated(void)
+{
+    const char *path = secure_getenv("MESHIM_KTLS_PROC_CRYPTO");
+    int fd = open(path && *path ? path : "/proc/crypto", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    size_t cap = 256 * 1024, len = 0;   /* a big x86 machine lists about 60 KiB */
+    char *text = malloc(cap);
+    ssize_t n = 0;
+    while (text && len < cap - 1 && (n = real_read(fd, text + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    real_close(fd);
+    if (!text)
+        return false;
+    text[len] = '\0';
+    bool fast = kcipher_aes_accelerated(text);
+    free(text);
+    return fast;
+}
+
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
-static bool kernel_ok;
+static bool kernel_ok, chacha_first;
 
 static void probe(void)
 {
     int saved = errno;
-    kernel_ok = kernel_takes_keys();
+    bool chacha;
+    kernel_ok = kernel_takes_keys(&chacha);
+    chacha_first = kernel_ok && chacha && !kernel_aes_accelerated();
+    if (kernel_ok)
+        log_debug("kernel TLS: the kernel takes the keys; %s first", chacha_first ? "ChaCha20-Poly1305 (its AES is not accelerated)" : "AES-GCM");
     errno = saved;
 }
 
@@ -123,6 +200,13 @@ bool ktls_kernel(void)
 {
     pthread_once(&probe_once, probe);
     return kernel_ok;
+}
+
+unsigned ktls_kernel_flags(void)
+{
+    if (!ktls_kernel())
+        return 0;
+    return TLS_KERNEL_KEYS | (chacha_first && mesh_registry()->cfg->tls_ktls ? TLS_KERNEL_CHACHA_FIRST : 0);
 }
 
 const char *ktls_unavailable(void)
@@ -165,22 +249,28 @@ void ktls_record(struct conn *c, enum stats_direction d, bool ktls, const char *
 
 /* ---------------------------------------------------------- record limit -- */
 
-static uint64_t record_limit(void)
+/* The records one key may protect here: 2^24 for AES-GCM, below its
+ * 2^24.5 (RFC 8446 §5.5); no limit for ChaCha20-Poly1305, whose record
+ * number would wrap first (ibid.). MESHIM_KTLS_RECORD_LIMIT sets fewer,
+ * for any cipher (the tests). */
+static uint64_t record_limit(int cipher)
 {
-    static uint64_t limit;
-    if (!limit) {
+    static uint64_t set;        /* MESHIM_KTLS_RECORD_LIMIT's; UINT64_MAX: none */
+    if (!set) {
         const char *v = secure_getenv("MESHIM_KTLS_RECORD_LIMIT");
         char *end;
         unsigned long long n = v ? strtoull(v, &end, 10) : 0;
-        limit = n > 0 && n < (1ull << 24) && *end == '\0' ? n : 1ull << 24;
+        set = n > 0 && n < (1ull << 24) && *end == '\0' ? n : UINT64_MAX;
     }
-    return limit;
+    if (set != UINT64_MAX)
+        return set;
+    return cipher == TLS_CIPHER_CHACHA20_POLY1305 ? UINT64_MAX : 1ull << 24;
 }
 
-/* The next record number of one direction of a kernel TLS socket; false
- * when fd is not one (closed, reused). The kernel hands back the keys too:
- * they are wiped at once. */
-static bool record_seq(int fd, int dir, uint64_t *seq)
+/* The next record number of one direction of a kernel TLS socket, and its
+ * cipher; false when fd is not one (closed, reused). The kernel hands back
+ * the keys too: they are wiped at once. */
+static bool record_seq(int fd, int dir, uint64_t *seq, int *cipher)
 {
     union crypto_info ci;
     /* The kernel answers only a buffer of its cipher's exact size (else
@@ -188,11 +278,11 @@ static bool record_seq(int fd, int dir, uint64_t *seq)
     socklen_t n = sizeof(ci.info);
     if (real_getsockopt(fd, SOL_TLS, dir, &ci, &n) < 0)
         return false;
-    bool gcm256 = ci.info.cipher_type == TLS_CIPHER_AES_GCM_256;
-    n = gcm256 ? sizeof(ci.gcm256) : sizeof(ci.gcm128);
-    if (real_getsockopt(fd, SOL_TLS, dir, &ci, &n) < 0)
+    n = cipher_size(ci.info.cipher_type);
+    if (!n || real_getsockopt(fd, SOL_TLS, dir, &ci, &n) < 0)
         return false;
-    const unsigned char *s = gcm256 ? ci.gcm256.rec_seq : ci.gcm128.rec_seq;
+    *cipher = ci.info.cipher_type;
+    const unsigned char *s = rec_seq_of(&ci);
     *seq = 0;
     for (int i = 0; i < 8; i++)
         *seq = *seq << 8 | s[i];
@@ -203,10 +293,11 @@ static bool record_seq(int fd, int dir, uint64_t *seq)
 static bool past_limit(int fd, uint64_t *records)
 {
     uint64_t tx = 0, rx = 0;
-    if (!record_seq(fd, TLS_TX, &tx) || !record_seq(fd, TLS_RX, &rx))
+    int cipher;
+    if (!record_seq(fd, TLS_TX, &tx, &cipher) || !record_seq(fd, TLS_RX, &rx, &cipher))
         return false;
     *records = tx > rx ? tx : rx;
-    return *records >= record_limit();
+    return *records >= record_limit(cipher);
 }
 
 static void check_socket(int fd)

@@ -15,7 +15,9 @@
  *     own; neither end sends KeyUpdate;
  *   - no close_notify: the stream ends with TCP's FIN (a relayed end whose
  *     peer agreed ends the same way, and takes FIN as the end);
- *   - AES-GCM only (128 or 256), the ciphers the kernel is given.
+ *   - AES-GCM (128 or 256) or ChaCha20-Poly1305, the ciphers the kernel
+ *     is given; ChaCha20-Poly1305 is offered first where the kernel's AES
+ *     is not accelerated (meshim/kcipher.h).
  *
  * A connection that cannot be handed off is relayed as before, with the
  * reason in its access-log line.
@@ -37,6 +39,10 @@ bool ktls_offered(void);
 const char *ktls_unavailable(void);
 /* Does the kernel take the keys, whatever [tls] ktls says (tried once). */
 bool ktls_kernel(void);
+/* For tls_identity_get: TLS_KERNEL_KEYS when the kernel takes the keys,
+ * and TLS_KERNEL_CHACHA_FIRST when kernel TLS is offered and the kernel
+ * runs ChaCha20-Poly1305 faster than its AES (tried once). */
+unsigned ktls_kernel_flags(void);
 
 /* Installs the connection's current traffic keys on socket fd.
  *  1  the kernel has them: OpenSSL must never touch fd again;
@@ -57,11 +63,13 @@ int ktls_take(struct conn *c, SSL *ssl, int sock, char *why, size_t len);
  * and Linux 6.1 cannot change the keys of a kernel TLS socket (KeyUpdate
  * is a post-handshake message). So every KTLS_CHECK_SECONDS the engine
  * reads each socket's record numbers (SOL_TLS TLS_TX/TLS_RX, rec_seq);
- * one at or past the limit, 2^24 unless MESHIM_KTLS_RECORD_LIMIT says
- * fewer, is shut down both ways with a warning: the application sees the
- * connection end, as when a peer closes, and a new one has new keys. The
- * margin (2^24.5 - 2^24, 7 million records) outlasts the check period at
- * any rate a software kernel TLS reaches (over 20 GB/s). */
+ * one at or past the limit, 2^24 for AES-GCM unless
+ * MESHIM_KTLS_RECORD_LIMIT says fewer, is shut down both ways with a
+ * warning: the application sees the connection end, as when a peer closes,
+ * and a new one has new keys. The margin (2^24.5 - 2^24, 7 million
+ * records) outlasts the check period at any rate a software kernel TLS
+ * reaches (over 20 GB/s). ChaCha20-Poly1305 has no such limit (its record
+ * number would wrap first): its sockets are only looked at. */
 #define KTLS_CHECK_SECONDS 5
 void ktls_mark(int fd);
 

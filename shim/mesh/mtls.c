@@ -47,7 +47,7 @@ static const char *server_name(const struct service *svc)
 /* The identity (read, and the TLS module loaded, on first need). */
 static struct tls_identity *identity_get(char *why, size_t len)
 {
-    return tls_identity_get(mesh_registry()->cfg, ktls_kernel(), why, len);
+    return tls_identity_get(mesh_registry()->cfg, ktls_kernel_flags(), why, len);
 }
 
 bool mtls_identity_ready(char *why, size_t len)

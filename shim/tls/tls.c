@@ -50,7 +50,7 @@ static struct tls_identity *current;
 static struct file_id stamps[3];    /* cert, key, ca, when last loaded */
 static char *stamp_paths[3];        /* a reload may name other files */
 static bool loaded_once;            /* stamps are those of the last load, good or bad */
-static bool kernel_tls;             /* the first tls_identity_get's: traffic secrets are kept */
+static unsigned kernel_flags;       /* the first tls_identity_get's: TLS_KERNEL_ (tls.h) */
 static char load_error[TLS_WHY_MAX];
 
 static pthread_mutex_t session_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -275,15 +275,18 @@ static const char *pem_reason(const char *kind, char *buf, size_t len)
 }
 
 /* What both of an identity's contexts set alike. */
-static void setup_options(SSL_CTX *ctx, const struct mesh_config *cfg)
+static void setup_options(SSL_CTX *ctx, const struct mesh_config *cfg, bool chacha_first)
 {
     SSL_CTX_set_default_passwd_cb(ctx, no_pass_phrase);
     SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     /* AES-128-GCM first, as BoringSSL (Envoy) and Go order them: its key
      * schedule is HKDF over SHA-256, cheaper per handshake than SHA-384
-     * (OpenSSL's default puts AES-256-GCM-SHA384 first). Both go to
-     * kernel TLS. The server follows the client's order. */
-    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+     * (OpenSSL's default puts AES-256-GCM-SHA384 first). ChaCha20-Poly1305
+     * first, also over SHA-256, where kernel TLS would run a C AES
+     * (meshim/kcipher.h). All three go to kernel TLS. The server follows
+     * the client's order. */
+    SSL_CTX_set_ciphersuites(ctx, chacha_first ? "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"
+                                               : "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     /* One recv per batch of records instead of two per record (header,
@@ -401,14 +404,15 @@ static struct tls_identity *identity_load(const struct mesh_config *cfg, const s
         identity_free(id);
         return NULL;
     }
-    setup_options(id->client, cfg);
-    setup_options(id->server, cfg);
+    bool chacha_first = kernel_flags & TLS_KERNEL_CHACHA_FIRST;
+    setup_options(id->client, cfg, chacha_first);
+    setup_options(id->server, cfg, chacha_first);
     if (!setup_files(id->client, f, why, len) || !share_files(id->server, id->client, why, len)) {
         identity_free(id);
         return NULL;
     }
-    tls_ktls_setup(id->client, kernel_tls);
-    tls_ktls_setup(id->server, kernel_tls);
+    tls_ktls_setup(id->client, kernel_flags & TLS_KERNEL_KEYS);
+    tls_ktls_setup(id->server, kernel_flags & TLS_KERNEL_KEYS);
     SSL_CTX_set_verify(id->client, SSL_VERIFY_PEER, NULL);
     /* OpenSSL 3.0's own list, without the decoy (meshim/pskhello.h). */
     SSL_CTX_set1_groups_list(id->client, "X25519:P-256:X448:P-521:P-384:ffdhe2048:ffdhe3072:ffdhe4096:ffdhe6144");
@@ -515,12 +519,12 @@ static void describe(const struct tls_identity *id, const struct tls_files *f, c
     snprintf(buf, len, "%s (%s, serial %s)", f->cert, f->layout, serial);
 }
 
-struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel, char *why, size_t len)
+struct tls_identity *tls_identity_get(const struct mesh_config *cfg, unsigned kernel, char *why, size_t len)
 {
     pthread_once(&once, init);
     pthread_mutex_lock(&id_lock);
     if (!current && !loaded_once) {
-        kernel_tls = kernel;
+        kernel_flags = kernel;
         struct tls_files f;
         bool named = tls_files_of(cfg, &f, load_error, sizeof(load_error));
         restamp(named ? &f : NULL);
@@ -759,7 +763,7 @@ bool tls_identity_facts(const struct mesh_config *cfg, const struct tls_files *f
     SSL_CTX *ctx = SSL_CTX_new_ex(libctx, NULL, TLS_server_method());
     if (!ctx)
         return failed(why, len, "OpenSSL: %s", openssl_reason());
-    setup_options(ctx, cfg);
+    setup_options(ctx, cfg, false);
     if (!setup_files(ctx, f, why, len)) {
         SSL_CTX_free(ctx);
         return false;

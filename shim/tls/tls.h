@@ -30,12 +30,16 @@ struct tls_identity;
 /* Why a handshake or a check failed, for the warning line. */
 #define TLS_WHY_MAX 512
 
+/* What the kernel offers kernel TLS (mesh/ktls.h: ktls_kernel_flags). */
+#define TLS_KERNEL_KEYS 1u          /* it takes TLS keys: handshakes keep their traffic secrets */
+#define TLS_KERNEL_CHACHA_FIRST 2u  /* its AES is not accelerated and it takes ChaCha20-Poly1305
+                                       (meshim/kcipher.h): the client offers that suite first */
+
 /* The current identity with a reference, loading it on first use; NULL
- * (and why) when it cannot be loaded. kernel_tls: this kernel takes TLS
- * keys (mesh/ktls.h), so the identity's handshakes keep their traffic
- * secrets for a hand-off; only the first call's counts (it is the
- * kernel's, the same for the whole process). */
-struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel_tls, char *why, size_t len);
+ * (and why) when it cannot be loaded. kernel: TLS_KERNEL_ flags; only the
+ * first call's count (they are the kernel's, the same for the whole
+ * process). */
+struct tls_identity *tls_identity_get(const struct mesh_config *cfg, unsigned kernel, char *why, size_t len);
 void tls_identity_put(struct tls_identity *id);
 
 /* Is the identity's certificate still valid (not expired)? false with

@@ -338,6 +338,10 @@ bool tls_ktls_keys(SSL *ssl, struct tls_ktls_keys *keys, char *why, size_t len)
         keys->cipher = TLS_CIPHER_AES_GCM_256;
         keys->key_len = 32;
         digest = "SHA384";
+    } else if (id == TLS1_3_CK_CHACHA20_POLY1305_SHA256) {
+        keys->cipher = TLS_CIPHER_CHACHA20_POLY1305;
+        keys->key_len = 32;
+        digest = "SHA256";
     } else {
         snprintf(why, len, "cipher %s is not one the kernel is given", cipher ? SSL_CIPHER_get_name(cipher) : "?");
         return false;

@@ -352,7 +352,7 @@ static void remember_folder(const struct mesh_config *cfg)
     pthread_mutex_unlock(&lock);
 }
 
-static struct tls_identity *identity_get(const struct mesh_config *cfg, bool kernel_tls, char *why,
+static struct tls_identity *identity_get(const struct mesh_config *cfg, unsigned kernel, char *why,
                                          size_t len)
 {
     if (!loaded())
@@ -363,7 +363,7 @@ static struct tls_identity *identity_get(const struct mesh_config *cfg, bool ker
         snprintf(why, len, "%.*s", (int)(len ? len - 1 : 0), load_error);
         return NULL;
     }
-    return m->tls_identity_get(cfg, kernel_tls, why, len);
+    return m->tls_identity_get(cfg, kernel, why, len);
 }
 
 /* The first ask loads the module and reads the identity under their locks
@@ -371,11 +371,11 @@ static struct tls_identity *identity_get(const struct mesh_config *cfg, bool ker
  * reference: a handler that jumped out of one would leave them held and
  * every later connect waiting for good, so the program's signals wait
  * until it ends (libc/jumpguard.h; a count in the thread). */
-struct tls_identity *tls_identity_get(const struct mesh_config *cfg, bool kernel_tls, char *why, size_t len)
+struct tls_identity *tls_identity_get(const struct mesh_config *cfg, unsigned kernel, char *why, size_t len)
 {
     struct signals_held held;
     signals_hold(&held);
-    struct tls_identity *id = identity_get(cfg, kernel_tls, why, len);
+    struct tls_identity *id = identity_get(cfg, kernel, why, len);
     signals_release(&held);
     return id;
 }
