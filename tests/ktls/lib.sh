@@ -27,3 +27,18 @@ fi
 # after the [tls] lines and before the first [service:...].
 GUEST_SLOW=("[defaults]" "connect_timeout = 10s")
 
+# all_ktls CLIENT_LOG SERVER_LOG N: once the server's access log has N
+# inbound lines, the client's N connections and the server's answered ones
+# all went to kernel TLS (none relayed, no reason given).
+all_ktls() {
+    wait_until "[ \"\$(grep -c '\"inbound\"' '$2' 2>/dev/null)\" -ge $3 ]"
+    python3 - "$1" "$2" "$3" <<'PY' || fail "access logs: not kernel TLS at both ends"
+import json, sys
+n = int(sys.argv[3])
+out = [json.loads(l) for l in open(sys.argv[1])]
+inb = [json.loads(l) for l in open(sys.argv[2]) if '"result":"ok"' in l]
+assert len(out) == n and all(l["tls"] == "ktls" and l["result"] == "ok" for l in out), out
+assert len(inb) >= n and all(l["tls"] == "ktls" for l in inb), inb
+assert all("tls_relay_why" not in l for l in out + inb)
+PY
+}

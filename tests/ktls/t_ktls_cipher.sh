@@ -46,12 +46,5 @@ grep -q "AES-GCM first" "$TMP/aes.err" || fail "the client's probe: $(grep 'kern
 ok "a client shown AES-NI keeps AES-GCM first, and the server follows it"
 
 # Both connections went to kernel TLS at both ends (not relayed).
-wait_until '[ "$(grep -c "\"inbound\"" "$TMP/server-access.log" 2>/dev/null)" -ge 2 ]'
-python3 - "$TMP/client-access.log" "$TMP/server-access.log" <<'PY' || fail "access logs"
-import json, sys
-out = [json.loads(l) for l in open(sys.argv[1])]
-inb = [json.loads(l) for l in open(sys.argv[2]) if '"result":"ok"' in l]
-assert len(out) == 2 and all(l["tls"] == "ktls" and l["result"] == "ok" for l in out), out
-assert len(inb) == 2 and all(l["tls"] == "ktls" for l in inb), inb
-PY
+all_ktls "$TMP/client-access.log" "$TMP/server-access.log" 2
 ok "access logs: tls=ktls on both connections, both ends"
