@@ -13,7 +13,8 @@
  * The kernel's algorithms are listed in /proc/crypto, one block per
  * implementation ("name : aes", "driver : aes-aesni", ...), blocks
  * separated by an empty line. This module reads that text; opening the
- * file is the caller's (mesh/ktls.c). It is unit-tested.
+ * file is the caller's (mesh/ktls.c, which keeps AES-GCM first when it
+ * cannot read it). It is unit-tested.
  */
 #ifndef MESHIM_KCIPHER_H
 #define MESHIM_KCIPHER_H

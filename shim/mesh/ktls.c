@@ -161,21 +161,23 @@ out:
 
 /* /proc/crypto's text (MESHIM_KTLS_PROC_CRYPTO names another file, for the
  * tests): does it list an accelerated AES (meshim/kcipher.h)? A file that
- * cannot be read says no. */
+ * cannot be read says yes: AES-GCM stays first, as where nothing is known. */
 static bool kernel_aes_accelerated(void)
 {
     const char *path = secure_getenv("MESHIM_KTLS_PROC_CRYPTO");
     int fd = open(path && *path ? path : "/proc/crypto", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return false;
+        return true;
     size_t cap = 256 * 1024, len = 0;   /* a big x86 machine lists about 60 KiB */
     char *text = malloc(cap);
     ssize_t n = 0;
     while (text && len < cap - 1 && (n = real_read(fd, text + len, cap - 1 - len)) > 0)
         len += (size_t)n;
     real_close(fd);
-    if (!text)
-        return false;
+    if (!text || n < 0) {
+        free(text);
+        return true;
+    }
     text[len] = '\0';
     bool fast = kcipher_aes_accelerated(text);
     free(text);

@@ -4,9 +4,11 @@
 # first and both ends' kernel TLS sockets run it, where AES-GCM would cost
 # the kernel more (meshim/kcipher.h). A client shown an x86 host's
 # /proc/crypto (AES-NI) keeps AES-GCM first, and the server follows the
-# client's order. Each case: a python3 client by service name to an
-# asyncio server on a strict port, 4 MiB each way with its sha256 checked,
-# each end reading its own socket's cipher (SOL_TLS), and the access logs.
+# client's order; so does a client that cannot read /proc/crypto (nothing
+# known: the order stays as it was). Each case: a python3 client by
+# service name to an asyncio server on a strict port, 4 MiB each way with
+# its sha256 checked, each end reading its own socket's cipher (SOL_TLS),
+# and the access logs.
 . "$(dirname "$0")/lib.sh"
 unset MESHIM_KTLS_PROC_CRYPTO       # the guest's own /proc/crypto, unless a case says
 
@@ -45,6 +47,11 @@ grep -q "AES-GCM first" "$TMP/aes.err" || fail "the client's probe: $(grep 'kern
     fail "AES-128-GCM at both ends, both ways: $(cat "$TMP/aes.out")"
 ok "a client shown AES-NI keeps AES-GCM first, and the server follows it"
 
+run_client unread MESHIM_KTLS_PROC_CRYPTO="$TMP/no-such-file"
+[ "$(cat "$TMP/unread.out")" = "client $AES128 $AES128 server $AES128 $AES128" ] ||
+    fail "AES-128-GCM where /proc/crypto cannot be read: $(cat "$TMP/unread.out")"
+ok "a client that cannot read /proc/crypto keeps AES-GCM first"
+
 # Both connections went to kernel TLS at both ends (not relayed).
-all_ktls "$TMP/client-access.log" "$TMP/server-access.log" 2
-ok "access logs: tls=ktls on both connections, both ends"
+all_ktls "$TMP/client-access.log" "$TMP/server-access.log" 3
+ok "access logs: tls=ktls on all three connections, both ends"
