@@ -134,14 +134,14 @@ bool tls_ktls_quiet(SSL *ssl);
  * secrets kept for the hand-off are wiped. */
 void tls_ktls_forget(SSL *ssl);
 
-/* One direction's AES-GCM key, IV (salt and explicit part) and the sequence
- * number of the next record. */
+/* One direction's key, its 12-byte IV (for AES-GCM the salt, then the
+ * explicit part) and the sequence number of the next record. */
 struct tls_ktls_dir {
     unsigned char key[32], iv[12];
     unsigned long long seq;
 };
 struct tls_ktls_keys {
-    int cipher;                 /* TLS_CIPHER_AES_GCM_128 or _256 (linux/tls.h) */
+    int cipher;                 /* TLS_CIPHER_AES_GCM_128, _256 or _CHACHA20_POLY1305 (linux/tls.h) */
     unsigned key_len;           /* 16 or 32 */
     struct tls_ktls_dir tx, rx;
 };
