@@ -315,6 +315,19 @@ static bool expand_label(OSSL_LIB_CTX *libctx, const char *digest, const unsigne
     return ok;
 }
 
+/* The TLS 1.3 suites the kernel is given: OpenSSL's id, the kernel's
+ * cipher, the key's length, the key schedule's hash. */
+static const struct kernel_suite {
+    uint32_t id;
+    int cipher;
+    unsigned key_len;
+    const char *digest;
+} suites[] = {
+    { TLS1_3_CK_AES_128_GCM_SHA256, TLS_CIPHER_AES_GCM_128, 16, "SHA256" },
+    { TLS1_3_CK_AES_256_GCM_SHA384, TLS_CIPHER_AES_GCM_256, 32, "SHA384" },
+    { TLS1_3_CK_CHACHA20_POLY1305_SHA256, TLS_CIPHER_CHACHA20_POLY1305, 32, "SHA256" },
+};
+
 bool tls_ktls_keys(SSL *ssl, struct tls_ktls_keys *keys, char *why, size_t len)
 {
     struct ktls_state *k = state_of(ssl);
@@ -329,23 +342,16 @@ bool tls_ktls_keys(SSL *ssl, struct tls_ktls_keys *keys, char *why, size_t len)
     }
     const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
     uint32_t id = cipher ? SSL_CIPHER_get_id(cipher) : 0;
-    const char *digest;
-    if (id == TLS1_3_CK_AES_128_GCM_SHA256) {
-        keys->cipher = TLS_CIPHER_AES_GCM_128;
-        keys->key_len = 16;
-        digest = "SHA256";
-    } else if (id == TLS1_3_CK_AES_256_GCM_SHA384) {
-        keys->cipher = TLS_CIPHER_AES_GCM_256;
-        keys->key_len = 32;
-        digest = "SHA384";
-    } else if (id == TLS1_3_CK_CHACHA20_POLY1305_SHA256) {
-        keys->cipher = TLS_CIPHER_CHACHA20_POLY1305;
-        keys->key_len = 32;
-        digest = "SHA256";
-    } else {
+    const struct kernel_suite *s = suites, *end = suites + sizeof(suites) / sizeof(suites[0]);
+    while (s < end && s->id != id)
+        s++;
+    if (s == end) {
         snprintf(why, len, "cipher %s is not one the kernel is given", cipher ? SSL_CIPHER_get_name(cipher) : "?");
         return false;
     }
+    keys->cipher = s->cipher;
+    keys->key_len = s->key_len;
+    const char *digest = s->digest;
     OSSL_LIB_CTX *libctx = tls_libctx();
     if (!expand_label(libctx, digest, k->tx_secret, k->secret_len, "key", keys->tx.key, keys->key_len) ||
         !expand_label(libctx, digest, k->tx_secret, k->secret_len, "iv", keys->tx.iv, 12) ||
