@@ -15,10 +15,16 @@
  *
  * Upstream connections are pooled per endpoint and port: an idle one is
  * watched, and closed as soon as its server closes it or sends anything;
- * at most POOL_IDLE_MAX are kept per endpoint and none longer than
- * POOL_IDLE_NS. A request sent on a reused connection that ends without
- * a byte of answer (the server closed it just then) is sent again on a new
- * connection when its method allows, without counting as a failure.
+ * none is kept idle longer than POOL_IDLE_NS (a timer closes the oldest),
+ * and at most POOL_IDLE_MAX per endpoint. That bound is far above the
+ * requests a program has in flight to one endpoint: below them, each burst
+ * of answers would close connections the next requests then make again,
+ * a full handshake each over mTLS (with 32, wrk's 64 connections ran at
+ * half the rate of 16). A request sent on a reused connection that ends
+ * without a byte of answer (the server closed it just then) is sent again
+ * on a new connection when its method allows, without counting as a
+ * failure. A request whose connection is still being made takes the first
+ * of its pool's to be ready (the spares' section).
  */
 #include "mesh/http.h"
 
@@ -62,7 +68,7 @@
 /* A request head as sent, at most: its strings (H1_HEAD_MAX) and the
  * separators and spaces around them; beyond, 431. */
 #define HEAD_RAW_MAX (H1_HEAD_MAX + 16u * 1024)
-#define POOL_IDLE_MAX 32
+#define POOL_IDLE_MAX 1024
 #define POOL_IDLE_NS (30ull * 1000000000u)
 #define ATTEMPT_HEADER "x-meshim-attempt"
 #define UNACCEPTED_WAIT_NS (10ull * 1000000000u)   /* waits_for_accept, as relay.c's late handshakes */
@@ -89,8 +95,19 @@ struct upstream {
     bool connected;                 /* ready for requests; not yet with ssl: the handshake runs */
     char peer_identity[128];        /* mTLS: the server's identity */
     bool reused;                    /* it carried an answer before this request */
+    bool recorded;                  /* its connect is counted (request_connect_record) */
     uint64_t idle_since;
-    struct upstream *next;          /* in its pool's idle list, newest first */
+    struct upstream *next, *prev;   /* in its pool's idle list (utlist DL), newest first */
+
+    /* A spare: a connection still being made whose request was handed
+     * another one (hand_over). It is finished on its own and pooled. */
+    bool tls;                       /* made for an mTLS pool */
+    struct engine_timer timer;      /* connect_timeout */
+    struct service *svc;            /* whose endpoint it records (services are never freed) */
+    struct endpoint *ep;            /* with a reference */
+    uint16_t port;
+    uint64_t started;
+    struct upstream *sprev, *snext; /* in `spares` */
 };
 
 /* Hashed as bytes: no padding (a copy need not keep padding bytes). An
@@ -105,13 +122,15 @@ struct pool_key {
 struct pool {
     UT_hash_handle hh;
     struct pool_key key;            /* ep: a reference while the pool exists */
-    struct upstream *idle;
+    struct upstream *idle;          /* newest first: idle->prev is the oldest */
     unsigned n_idle;
+    struct engine_timer expiry;     /* when the oldest has been idle POOL_IDLE_NS */
 };
 
 _Static_assert(sizeof(struct pool_key) == sizeof(void *) + 2 * sizeof(uint32_t), "pool_key has padding");
 
 static struct pool *pools;          /* engine thread only */
+static struct upstream *spares;     /* engine thread only */
 
 struct hproxy {
     struct engine_task task;
@@ -175,9 +194,14 @@ struct hproxy {
     struct span_ids span;           /* ... whose context goes upstream in traceparent */
     bool owing;                     /* counted in exit_owing (the process is ending) */
     struct hproxy *prev, *next;     /* in `proxies`, from begin() to px_end() */
+    /* In `waiters`: the attempt waits for a connection being made for it,
+     * and takes the first of its pool's to be ready (hand_over). */
+    bool waiting;
+    struct hproxy *wprev, *wnext;
 };
 
 static struct hproxy *proxies;      /* engine thread only: every proxy begun */
+static struct hproxy *waiters;      /* engine thread only, oldest first */
 
 /* The process is ending (http_exit): each proxy first sends its upstream
  * what its application wrote. */
@@ -190,6 +214,8 @@ static int unbegun;                 /* atomic: handed to the engine, not begun *
 
 static void px_step(struct hproxy *px);
 static void attempt_start(struct hproxy *px);
+static void rearm(struct hproxy *px);
+static bool hand_over(struct upstream *u, struct endpoint *ep, uint16_t port);
 
 /* ----------------------------------------------------------------- buffers -- */
 
@@ -245,14 +271,10 @@ static void upstream_close(struct upstream *u)
 
 static void pool_remove(struct pool *p, struct upstream *u)
 {
-    for (struct upstream **at = &p->idle; *at; at = &(*at)->next) {
-        if (*at == u) {
-            *at = u->next;
-            p->n_idle--;
-            break;
-        }
-    }
+    DL_DELETE(p->idle, u);
+    p->n_idle--;
     if (!p->n_idle) {
+        engine_timer_cancel(&p->expiry);
         HASH_DEL(pools, p);
         endpoint_unref(p->key.ep);
         free(p);
@@ -274,28 +296,52 @@ static void idle_ready(struct engine_io *io, uint32_t events)
     upstream_close(u);
 }
 
+/* Closes the pool's connections idle for POOL_IDLE_NS, the oldest first,
+ * and sets the timer for the next; false when none is left (p is freed). */
+static bool pool_expire(struct pool *p, uint64_t now)
+{
+    for (;;) {
+        struct upstream *oldest = p->idle->prev;
+        uint64_t due = oldest->idle_since + POOL_IDLE_NS;
+        if (now < due) {
+            if (!p->expiry.armed || p->expiry.due_ns != due)
+                engine_timer_set(&p->expiry, due);
+            return true;
+        }
+        bool last = p->n_idle == 1;
+        pool_remove(p, oldest);
+        upstream_close(oldest);
+        if (last)
+            return false;
+    }
+}
+
+static void pool_expiry_fired(struct engine_timer *t)
+{
+    pool_expire(container_of(t, struct pool, expiry), now_ns());
+}
+
+/* The newest idle connection of the pool (ep, port, TLS or not). */
 static struct upstream *pool_take(struct endpoint *ep, uint16_t port, bool tls, uint64_t now)
 {
     struct pool_key key = { ep, port, tls };
     struct pool *p;
     HASH_FIND(hh, pools, &key, sizeof(key), p);
-    while (p && p->idle) {
-        struct upstream *u = p->idle;
-        bool last = p->n_idle == 1;
-        pool_remove(p, u);
-        if (now - u->idle_since < POOL_IDLE_NS) {
-            u->pool = NULL;
-            return u;
-        }
-        upstream_close(u);
-        if (last)
-            break;      /* p was freed with its last connection */
-    }
-    return NULL;
+    if (!p || !pool_expire(p, now))
+        return NULL;
+    struct upstream *u = p->idle;
+    pool_remove(p, u);
+    u->pool = NULL;
+    return u;
 }
 
+/* A connection ready for a request (its answer done, or just made):
+ * to the oldest attempt still waiting for one of its pool's, else idle in
+ * the pool. */
 static void pool_put(struct upstream *u, struct endpoint *ep, uint16_t port)
 {
+    if (hand_over(u, ep, port))
+        return;
     struct pool_key key = { ep, port, u->ssl != NULL };
     struct pool *p;
     HASH_FIND(hh, pools, &key, sizeof(key), p);
@@ -305,6 +351,7 @@ static void pool_put(struct upstream *u, struct endpoint *ep, uint16_t port)
             return;
         }
         p->key = key;
+        p->expiry.fire = pool_expiry_fired;
         endpoint_ref(ep);
         HASH_ADD(hh, pools, key, sizeof(key), p);
     }
@@ -317,9 +364,9 @@ static void pool_put(struct upstream *u, struct endpoint *ep, uint16_t port)
     u->reused = true;
     u->idle_since = now_ns();
     u->io.ready = idle_ready;
-    u->next = p->idle;
-    p->idle = u;
-    p->n_idle++;
+    DL_PREPEND(p->idle, u);
+    if (++p->n_idle == 1)
+        engine_timer_set(&p->expiry, u->idle_since + POOL_IDLE_NS);
     if (!engine_interest(&u->io, EPOLLIN | EPOLLRDHUP))
         idle_ready(&u->io, 0);
 }
@@ -354,8 +401,17 @@ static bool may_retry(struct hproxy *px, enum http_failure f, int status)
     return true;
 }
 
+static void wait_leave(struct hproxy *px)
+{
+    if (px->waiting) {
+        DL_DELETE2(waiters, px, wprev, wnext);
+        px->waiting = false;
+    }
+}
+
 static void attempt_end(struct hproxy *px)
 {
+    wait_leave(px);
     engine_timer_cancel(&px->try_timer);
     if (px->ep) {
         __atomic_sub_fetch(&px->ep->target.active, 1, __ATOMIC_RELAXED);
@@ -366,6 +422,7 @@ static void attempt_end(struct hproxy *px)
 
 static void upstream_drop(struct hproxy *px)
 {
+    wait_leave(px);
     if (px->up) {
         upstream_close(px->up);
         px->up = NULL;
@@ -621,11 +678,14 @@ static void upstream_ready(struct engine_io *io, uint32_t events);
  * mTLS, the server authenticated), new or from the pool. */
 static void connected(struct hproxy *px)
 {
+    wait_leave(px);
     px->up->connected = true;
     memcpy(px->peer_identity, px->up->peer_identity, sizeof(px->peer_identity));
     px->up_in_ready = px->up->ssl && tls_pending(px->up->ssl);   /* else epoll says */
-    if (!px->up->reused)
+    if (!px->up->recorded) {
         request_connect_record(px->target, px->ep, px->port, 0, px->try_start_ns);
+        px->up->recorded = true;
+    }
     engine_timer_cancel(&px->try_timer);
     if (px->raw_tunnel) {
         /* Not HTTP: no request line will name the endpoint, so the
@@ -724,6 +784,196 @@ static void tcp_connected(struct hproxy *px)
     handshake_step(px);
 }
 
+/* ------------------------------------------------------------------ spares --
+ *
+ * An attempt that opens a connection waits in `waiters` until it is made.
+ * Whichever connection of its pool is ready first serves it: its own, or
+ * one that another request has just finished with, or one made for an
+ * attempt that has been served meanwhile. So a burst of requests at a
+ * process's start, or at a server that accepts slowly, waits for the first
+ * handshake to end and then for the requests before it, not for a
+ * handshake of its own behind every other one: the pending requests of
+ * Envoy's connection pools. The connection the attempt gave up goes on as a
+ * spare and is pooled when made; a later attempt takes it over while it is
+ * being made rather than open one more. A spare that fails counts against
+ * its endpoint as a failed connect (no request is failed by it); one whose
+ * server has not said a word by connect_timeout (a program that has not
+ * accepted it) is closed without blame. */
+
+/* The error of a connect that epoll reported on, 0 when it is made. */
+static int connect_error(const struct upstream *u, uint32_t events)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (real_getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (!err && (events & (EPOLLERR | EPOLLHUP)))
+        err = ECONNREFUSED;
+    return err;
+}
+
+/* The events an unmade connection waits for: the TCP connect, or the
+ * handshake's next read or write. */
+static uint32_t unmade_events(const struct upstream *u)
+{
+    return u->ssl && !u->want_write ? EPOLLIN : EPOLLOUT;
+}
+
+static void spare_leave(struct upstream *c)
+{
+    DL_DELETE2(spares, c, sprev, snext);
+    engine_timer_cancel(&c->timer);
+}
+
+static void spare_close(struct upstream *c)
+{
+    spare_leave(c);
+    endpoint_unref(c->ep);
+    upstream_close(c);
+}
+
+static void spare_failed(struct upstream *c, int err, const char *why)
+{
+    request_connect_record(c->svc, c->ep, c->port, err, c->started);
+    log_info("%s: %s: a spare connection failed: %s", c->svc->name, c->ep->label,
+             why ? why : strerror(err));
+    spare_close(c);
+}
+
+/* Made: counted as a connect of its endpoint, then pooled (or handed to
+ * an attempt waiting for one). */
+static void spare_made(struct upstream *c)
+{
+    spare_leave(c);
+    c->connected = true;
+    request_connect_record(c->svc, c->ep, c->port, 0, c->started);
+    c->recorded = true;
+    log_info("%s: %s: a connection made for a request served meanwhile is ready for the next",
+             c->svc->name, c->ep->label);
+    struct endpoint *ep = c->ep;
+    c->ep = NULL;
+    pool_put(c, ep, c->port);
+    endpoint_unref(ep);
+}
+
+static void spare_ready(struct engine_io *io, uint32_t events)
+{
+    struct upstream *c = container_of(io, struct upstream, io);
+    char why[TLS_WHY_MAX], msg[TLS_WHY_MAX + 16];
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        c->heard = true;
+    if (!c->ssl) {
+        int err = connect_error(c, events);
+        if (err) {
+            spare_failed(c, err, NULL);
+            return;
+        }
+        int one = 1;
+        real_setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (!c->tls) {
+            spare_made(c);
+            return;
+        }
+        c->ssl = mtls_client(c->svc, c->ep, c->port, c->fd, false, &c->id, why, sizeof(why));
+        if (!c->ssl) {
+            snprintf(msg, sizeof(msg), "mTLS: %s", why);
+            spare_failed(c, ECONNRESET, msg);
+            return;
+        }
+    }
+    int h = tls_handshake(c->ssl, &c->want_write, why, sizeof(why));
+    if (h == 0) {
+        if (!engine_interest(&c->io, unmade_events(c)))
+            spare_failed(c, errno, NULL);
+        return;
+    }
+    if (mtls_server_check(c->svc, c->ssl, h, c->peer_identity, sizeof(c->peer_identity), why,
+                          sizeof(why)) == 0) {
+        spare_made(c);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "mTLS: %s", why);
+    log_warn("%s: %s: %s", c->svc->name, c->ep->label, msg);
+    spare_failed(c, ECONNRESET, msg);
+}
+
+static void spare_timer_fired(struct engine_timer *t)
+{
+    struct upstream *c = container_of(t, struct upstream, timer);
+    if (c->ssl && !c->heard) {
+        /* Its server's program has not accepted it (no request waits). */
+        spare_close(c);
+        return;
+    }
+    spare_failed(c, ETIMEDOUT, NULL);
+}
+
+/* px's connection, not made yet, goes on without it as a spare. */
+static void spare_keep(struct hproxy *px)
+{
+    struct upstream *c = px->up;
+    px->up = NULL;
+    c->px = NULL;
+    c->svc = px->target;
+    c->ep = px->ep;
+    endpoint_ref(c->ep);
+    c->port = px->port;
+    c->started = px->try_start_ns;
+    c->io.ready = spare_ready;
+    c->timer = (struct engine_timer){ .fire = spare_timer_fired };
+    DL_APPEND2(spares, c, sprev, snext);
+    engine_timer_set(&c->timer, c->started + (uint64_t)target_cfg(px)->connect_timeout_ms * 1000000u);
+    if (!engine_interest(&c->io, unmade_events(c)))
+        spare_failed(c, errno, NULL);
+}
+
+/* A spare being made for px's pool: px's attempt takes it over. */
+static struct upstream *spare_claim(struct hproxy *px)
+{
+    struct upstream *c;
+    DL_FOREACH2(spares, c, snext)
+        if (c->ep == px->ep && c->port == px->port && c->tls == px->up_tls)
+            break;
+    if (!c)
+        return NULL;
+    spare_leave(c);
+    endpoint_unref(c->ep);          /* px->ep holds one */
+    c->ep = NULL;
+    c->px = px;
+    c->io.ready = upstream_ready;
+    return c;
+}
+
+/* u, ready, serves the oldest attempt waiting for a connection of its
+ * pool (ep, port, TLS or not), whose own connection becomes a spare. */
+static bool hand_over(struct upstream *u, struct endpoint *ep, uint16_t port)
+{
+    struct hproxy *w;
+    bool tls = u->ssl != NULL;
+    DL_FOREACH2(waiters, w, wnext)
+        if (w->ep == ep && w->port == port && w->up_tls == tls)
+            break;
+    if (!w)
+        return false;
+    wait_leave(w);
+    spare_keep(w);
+    u->px = w;
+    u->pool = NULL;
+    u->reused = true;
+    u->io.ready = upstream_ready;
+    w->up = u;
+    connected(w);
+    rearm(w);                       /* its request goes when epoll says u is writable */
+    return true;
+}
+
+/* px's attempt waits for a connection of its pool: c, being made. */
+static void wait_join(struct hproxy *px)
+{
+    px->waiting = true;
+    DL_APPEND2(waiters, px, wprev, wnext);
+}
+
 /* No attempt can be made (px->last_why says why): the request is answered
  * here, or a tunnel, which has no HTTP to answer with, closes. */
 static void no_attempt(struct hproxy *px)
@@ -789,6 +1039,15 @@ static void attempt_start(struct hproxy *px)
         connected(px);
         return;
     }
+    /* connect_timeout bounds the TCP connect and the handshake together. */
+    uint64_t timeout_ns = (uint64_t)cfg->connect_timeout_ms * 1000000u;
+    if ((u = spare_claim(px))) {
+        px->up = u;
+        px->state = PX_ATTEMPT;
+        wait_join(px);
+        engine_timer_set(&px->try_timer, u->started + timeout_ns);
+        return;
+    }
     /* Its own family: an IPv4 endpoint gets an IPv4 socket (IPv6 may be off). */
     sslen = endpoint_addr(ep, ep->addr.family, px->port, &ss);
     int fd = real_socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -805,11 +1064,12 @@ static void attempt_start(struct hproxy *px)
     }
     u->fd = fd;
     u->px = px;
+    u->tls = px->up_tls;
     u->io = (struct engine_io){ .ready = upstream_ready, .fd = fd };
     px->up = u;
-    /* connect_timeout bounds the TCP connect and the handshake together. */
     px->state = PX_ATTEMPT;
-    engine_timer_set(&px->try_timer, px->try_start_ns + (uint64_t)cfg->connect_timeout_ms * 1000000u);
+    wait_join(px);
+    engine_timer_set(&px->try_timer, px->try_start_ns + timeout_ns);
     int err = real_connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : errno;
     if (err == 0)
         tcp_connected(px);
@@ -1504,7 +1764,7 @@ static void rearm(struct hproxy *px)
     if (u) {
         uint32_t up = 0;
         if (!u->connected)
-            up = u->ssl && !u->want_write ? EPOLLIN : EPOLLOUT;     /* handshake, or TCP connect */
+            up = unmade_events(u);
         else {
             bool more = px->state == PX_RAW ? px->in.len > px->body_sent
                       : px->up_head_sent < px->up_head.len || px->body_sent < px->parsed;
@@ -1574,12 +1834,7 @@ static void upstream_ready(struct engine_io *io, uint32_t events)
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
         px->up_in_ready = u->heard = true;
     if (!u->connected && !u->ssl) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (real_getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = errno;
-        if (!err && (events & (EPOLLERR | EPOLLHUP)))
-            err = ECONNREFUSED;
+        int err = connect_error(u, events);
         if (err)
             connect_failed(px, err);
         else
@@ -1791,6 +2046,10 @@ void http_atfork_child(void)
         for (struct upstream *u = p->idle; u; u = u->next)
             own_close(u->fd);
     pools = NULL;
+    for (struct upstream *c = spares; c; c = c->snext)
+        own_close(c->fd);
+    spares = NULL;
+    waiters = NULL;
     exit_asked = false;
     exit_owing = exit_counted = live_proxies = unbegun = 0;
 }
