@@ -94,6 +94,11 @@ struct upstream {
     bool waits_accept;              /* past connect_timeout, for a server that has not accepted */
     bool connected;                 /* ready for requests; not yet with ssl: the handshake runs */
     char peer_identity[128];        /* mTLS: the server's identity */
+    /* mTLS: the service's `identity` it was checked against (a config's
+     * string: configs are never freed). A reload that changes it retires
+     * the connection rather than send a request to a server the service
+     * no longer accepts (pin_holds). */
+    const char *pin;
     bool reused;                    /* it carried an answer before this request */
     bool recorded;                  /* its connect is counted (request_connect_record) */
     uint64_t idle_since;
@@ -321,18 +326,37 @@ static void pool_expiry_fired(struct engine_timer *t)
     pool_expire(container_of(t, struct pool, expiry), now_ns());
 }
 
-/* The newest idle connection of the pool (ep, port, TLS or not). */
-static struct upstream *pool_take(struct endpoint *ep, uint16_t port, bool tls, uint64_t now)
+/* May u carry a request to svc: was its server checked against the
+ * `identity` svc has now? */
+static bool pin_holds(const struct upstream *u, const struct service *svc)
+{
+    if (!u->ssl)
+        return true;
+    const char *now = service_cfg(svc)->identity;
+    return u->pin == now || strcmp(u->pin ? u->pin : "", now ? now : "") == 0;
+}
+
+/* The newest idle connection of the pool (ep, port, TLS or not) that svc
+ * may use; one checked against another identity is closed. */
+static struct upstream *pool_take(const struct service *svc, struct endpoint *ep, uint16_t port, bool tls,
+                                  uint64_t now)
 {
     struct pool_key key = { ep, port, tls };
     struct pool *p;
     HASH_FIND(hh, pools, &key, sizeof(key), p);
-    if (!p || !pool_expire(p, now))
-        return NULL;
-    struct upstream *u = p->idle;
-    pool_remove(p, u);
-    u->pool = NULL;
-    return u;
+    while (p && pool_expire(p, now)) {
+        struct upstream *u = p->idle;
+        bool last = p->n_idle == 1;
+        pool_remove(p, u);
+        if (pin_holds(u, svc)) {
+            u->pool = NULL;
+            return u;
+        }
+        upstream_close(u);
+        if (last)
+            break;                  /* p was freed with its last connection */
+    }
+    return NULL;
 }
 
 /* A connection ready for a request (its answer done, or just made):
@@ -753,8 +777,10 @@ static void handshake_step(struct hproxy *px)
     int h = tls_handshake(u->ssl, &u->want_write, why, sizeof(why));
     if (h == 0)
         return;
+    const char *pin = target_cfg(px)->identity;         /* before: a reload then only retires it */
     if (mtls_server_check(px->target, u->ssl, h, u->peer_identity, sizeof(u->peer_identity), why,
                           sizeof(why)) == 0) {
+        u->pin = pin;
         connected(px);
         return;
     }
@@ -887,8 +913,10 @@ static void spare_ready(struct engine_io *io, uint32_t events)
             spare_failed(c, errno, NULL);
         return;
     }
+    const char *pin = service_cfg(c->svc)->identity;    /* before: a reload then only retires it */
     if (mtls_server_check(c->svc, c->ssl, h, c->peer_identity, sizeof(c->peer_identity), why,
                           sizeof(why)) == 0) {
+        c->pin = pin;
         spare_made(c);
         return;
     }
@@ -951,7 +979,7 @@ static bool hand_over(struct upstream *u, struct endpoint *ep, uint16_t port)
     struct hproxy *w;
     bool tls = u->ssl != NULL;
     DL_FOREACH2(waiters, w, wnext)
-        if (w->ep == ep && w->port == port && w->up_tls == tls)
+        if (w->ep == ep && w->port == port && w->up_tls == tls && pin_holds(u, w->target))
             break;
     if (!w)
         return false;
@@ -1030,7 +1058,7 @@ static void attempt_start(struct hproxy *px)
     px->peer_identity[0] = '\0';
     px->resp_started = false;
     px->up_tls = cfg->tls == TLS_MTLS;
-    struct upstream *u = px->fresh_only ? NULL : pool_take(ep, px->port, px->up_tls, px->try_start_ns);
+    struct upstream *u = px->fresh_only ? NULL : pool_take(px->target, ep, px->port, px->up_tls, px->try_start_ns);
     px->fresh_only = false;
     if (u) {
         u->px = px;

@@ -144,3 +144,46 @@ out=$(shimmed python3 "$TMP/client.py" flaky "$port" 6 /r 2> "$TMP/flaky.err") |
 [ "$(grep -c '^200 - b3 GET /r' <<< "$out")" = 6 ] || fail "not six answers from b3: $out"
 [ "$(grep -c '^GET /r' "$TMP/b7.log")" -ge 1 ] || fail "b7 was never tried"
 ok "503s over mTLS retried elsewhere: 6 of 6 answered by b3 ($(grep -c . "$TMP/b7.log") tries on b7)"
+
+# 5. A reload that changes the service's identity: the connection pooled
+#    under the old one carries no further request. One python3 process
+#    asks b3 once (its connection pooled), the INI then pins another
+#    identity, and the same process's next request (a new connection of
+#    its own) gets 503 from the mesh: b3 is not the identity now asked
+#    for. Before, the pooled connection carried it to b3.
+cat > "$TMP/pinned.py" <<'PY'
+import http.client, os, sys, time
+port, go = int(sys.argv[1]), sys.argv[2]
+def get(path):
+    c = http.client.HTTPConnection("pinned", port, timeout=20)
+    c.request("GET", path)
+    r = c.getresponse()
+    print(r.status, r.getheader("x-meshim-error") or "-", r.read().decode().strip(), flush=True)
+    c.close()
+get("/before")
+deadline = time.monotonic() + 20
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.01)
+get("/after")
+PY
+pinned_ini() {   # pinned_ini IDENTITY: the INI, replaced whole (rename) as an agent does
+    ini "$TMP/pinned.ini.tmp" web "$TMP/pinned.access" "reload_interval = 200ms" \
+        "[service:pinned]" "protocol = http" "tls = mtls" "identity = $1" \
+        "endpoints = 127.0.0.3:$port" "retries = 0"
+    mv "$TMP/pinned.ini.tmp" "$TMP/pinned.ini"
+}
+pinned_ini spiffe://test.mesh/ns/prod/sa/orders
+: > "$TMP/b3.log"
+MESHIM_CONFIG=$TMP/pinned.ini shimmed python3 "$TMP/pinned.py" "$port" "$TMP/pinned.go" \
+    > "$TMP/pinned.out" 2> "$TMP/pinned.err" &
+pinned=$!
+PIDS+=($pinned)
+wait_until "grep -q '^200 ' '$TMP/pinned.out'" || fail "the first request was not answered: $(cat "$TMP/pinned.out" "$TMP/pinned.err")"
+pinned_ini spiffe://test.mesh/ns/prod/sa/billing
+wait_until "grep -q 'reloaded' '$TMP/pinned.err'" || fail "the INI was not reloaded: $(cat "$TMP/pinned.err")"
+touch "$TMP/pinned.go"
+wait "$pinned" || fail "the pinned client failed: $(cat "$TMP/pinned.err")"
+grep -q '^503 .*mTLS.*spiffe://test.mesh/ns/prod/sa/billing' "$TMP/pinned.out" ||
+    fail "after the reload the request was not refused for the identity: $(cat "$TMP/pinned.out")"
+grep -q 'GET /after' "$TMP/b3.log" && fail "b3 was sent the request after the identity changed: $(cat "$TMP/b3.log")"
+ok "a reload to another identity retires the pooled connection: $(tail -1 "$TMP/pinned.out" | cut -c1-110)"
