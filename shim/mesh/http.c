@@ -979,7 +979,7 @@ static bool hand_over(struct upstream *u, struct endpoint *ep, uint16_t port)
     struct hproxy *w;
     bool tls = u->ssl != NULL;
     DL_FOREACH2(waiters, w, wnext)
-        if (w->ep == ep && w->port == port && w->up_tls == tls && pin_holds(u, w->target))
+        if (w->ep == ep && w->port == port && w->up_tls == tls && !w->raw_tunnel && pin_holds(u, w->target))
             break;
     if (!w)
         return false;
@@ -1058,7 +1058,11 @@ static void attempt_start(struct hproxy *px)
     px->peer_identity[0] = '\0';
     px->resp_started = false;
     px->up_tls = cfg->tls == TLS_MTLS;
-    struct upstream *u = px->fresh_only ? NULL : pool_take(px->target, ep, px->port, px->up_tls, px->try_start_ns);
+    /* A stream that is not HTTP goes on a connection of its own: on one
+     * that carried requests, its first bytes (h2c's preface) would reach
+     * the server as the next request's. */
+    bool fresh = px->fresh_only || px->raw_tunnel;
+    struct upstream *u = fresh ? NULL : pool_take(px->target, ep, px->port, px->up_tls, px->try_start_ns);
     px->fresh_only = false;
     if (u) {
         u->px = px;

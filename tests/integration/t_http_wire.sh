@@ -271,3 +271,68 @@ for path in /header/x-token /bighead/40000 /after-big; do
     grep -q "\"path\":\"$path\",\"status\":200" "$TMP/access.log" || fail "$path is not in the access log with 200"
 done
 ok "a 30 KiB request header and a 40 KiB answer header on one keep-alive connection: each request parsed, answered 200 and logged"
+
+# A stream that is not HTTP after requests to the same endpoint: it goes on
+# a connection of its own, so its first bytes (h2c's preface) reach the
+# server first, as without the mesh. The server answers HTTP/1.1 on a
+# connection that began with a request line, echoes one that began with
+# anything else, and says REUSED when bytes that are not a request follow
+# requests on one connection. Before, the stream took the pooled connection
+# the request had left.
+wport=$(free_port)
+python3 - "$wport" > "$TMP/mixed_server.out" 2>&1 <<'PY' &
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.4", int(sys.argv[1]))); s.listen(16)
+def serve(c):
+    f = c.makefile("rb")
+    first = True
+    while True:
+        line = f.readline()
+        if not line:
+            break
+        if line.startswith(b"GET "):
+            while f.readline() not in (b"\r\n", b""):
+                pass
+            c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhttp\n")
+        elif first:
+            c.sendall(line)
+            while True:
+                d = f.read1(4096)
+                if not d:
+                    break
+                c.sendall(d)
+            break
+        else:
+            c.sendall(b"REUSED\n")
+            break
+        first = False
+    c.close()
+print("ready", flush=True)
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+PIDS+=($!)
+wait_until "grep -q ready '$TMP/mixed_server.out'" || fail "the mixed server did not start: $(cat "$TMP/mixed_server.out")"
+printf '[service:mixed]\nprotocol = http\nendpoints = 127.0.0.4:%s\n' "$wport" > "$TMP/mixed.ini"
+MESHIM_CONFIG=$TMP/mixed.ini shimmed python3 - "$wport" > "$TMP/mixed.out" 2> "$TMP/mixed.err" <<'PY' ||
+import http.client, socket, sys
+port = int(sys.argv[1])
+c = http.client.HTTPConnection("mixed", port, timeout=10)
+c.request("GET", "/first")
+r = c.getresponse()
+assert r.status == 200 and r.read() == b"http\n", r.status
+c.close()                               # its upstream connection stays pooled
+s = socket.create_connection(("mixed", port), timeout=10)
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+got = b""
+while len(got) < 24:
+    d = s.recv(4096)
+    if not d:
+        break
+    got += d
+assert got == b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", got
+print("h2c's preface after a request went on a connection of its own")
+PY
+    fail "a stream that is not HTTP after a request: $(cat "$TMP/mixed.out" "$TMP/mixed.err")"
+ok "$(cat "$TMP/mixed.out")"
