@@ -90,6 +90,7 @@ struct upstream {
     SSL *ssl;                       /* tls = mtls: the session over fd; NULL: plain */
     struct tls_identity *id;        /* the session's identity, a reference */
     bool want_write;                /* the handshake waits to write */
+    struct engine_slow handshake;   /* its next handshake step, queued as slow work */
     bool heard;                     /* the handshake has had something to read */
     bool waits_accept;              /* past connect_timeout, for a server that has not accepted */
     bool connected;                 /* ready for requests; not yet with ssl: the handshake runs */
@@ -264,6 +265,7 @@ static void gbuf_free(struct gbuf *b)
 
 static void upstream_close(struct upstream *u)
 {
+    engine_slow_cancel(&u->handshake);
     engine_unwatch(&u->io);
     if (u->ssl) {
         /* close_notify when the session is sound: it stays resumable. */
@@ -842,7 +844,25 @@ static int connect_error(const struct upstream *u, uint32_t events)
  * handshake's next read or write. */
 static uint32_t unmade_events(const struct upstream *u)
 {
+    if (u->handshake.queued)
+        return 0;                   /* unwatched until its turn (handshake_soon) */
     return u->ssl && !u->want_write ? EPOLLIN : EPOLLOUT;
+}
+
+static void handshake_turn(struct engine_slow *s);
+
+/* A handshake's next step (a chain to verify, a signature: about half a
+ * millisecond here) is slow work, as the relay's are (ARCHITECTURE, "Open
+ * connections before handshakes"): the answers on connections already open
+ * go first, rather than wait behind a batch of handshakes (a burst of
+ * requests each opening a connection). Unwatched until its turn: a
+ * level-triggered event repeated every turn meanwhile would crowd out the
+ * open connections'. */
+static void handshake_soon(struct upstream *u)
+{
+    u->handshake.run = handshake_turn;
+    engine_slow(&u->handshake);
+    engine_unwatch(&u->io);
 }
 
 static void spare_leave(struct upstream *c)
@@ -882,31 +902,9 @@ static void spare_made(struct upstream *c)
     endpoint_unref(ep);
 }
 
-static void spare_ready(struct engine_io *io, uint32_t events)
+static void spare_handshake_step(struct upstream *c)
 {
-    struct upstream *c = container_of(io, struct upstream, io);
     char why[TLS_WHY_MAX], msg[TLS_WHY_MAX + 16];
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
-        c->heard = true;
-    if (!c->ssl) {
-        int err = connect_error(c, events);
-        if (err) {
-            spare_failed(c, err, NULL);
-            return;
-        }
-        int one = 1;
-        real_setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (!c->tls) {
-            spare_made(c);
-            return;
-        }
-        c->ssl = mtls_client(c->svc, c->ep, c->port, c->fd, false, &c->id, why, sizeof(why));
-        if (!c->ssl) {
-            snprintf(msg, sizeof(msg), "mTLS: %s", why);
-            spare_failed(c, ECONNRESET, msg);
-            return;
-        }
-    }
     int h = tls_handshake(c->ssl, &c->want_write, why, sizeof(why));
     if (h == 0) {
         if (!engine_interest(&c->io, unmade_events(c)))
@@ -923,6 +921,36 @@ static void spare_ready(struct engine_io *io, uint32_t events)
     snprintf(msg, sizeof(msg), "mTLS: %s", why);
     log_warn("%s: %s: %s", c->svc->name, c->ep->label, msg);
     spare_failed(c, ECONNRESET, msg);
+}
+
+static void spare_ready(struct engine_io *io, uint32_t events)
+{
+    struct upstream *c = container_of(io, struct upstream, io);
+    char why[TLS_WHY_MAX], msg[TLS_WHY_MAX + 16];
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        c->heard = true;
+    if (c->ssl) {
+        handshake_soon(c);
+        return;
+    }
+    int err = connect_error(c, events);
+    if (err) {
+        spare_failed(c, err, NULL);
+        return;
+    }
+    int one = 1;
+    real_setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!c->tls) {
+        spare_made(c);
+        return;
+    }
+    c->ssl = mtls_client(c->svc, c->ep, c->port, c->fd, false, &c->id, why, sizeof(why));
+    if (!c->ssl) {
+        snprintf(msg, sizeof(msg), "mTLS: %s", why);
+        spare_failed(c, ECONNRESET, msg);
+        return;
+    }
+    spare_handshake_step(c);        /* its ClientHello: no signature, no chain yet */
 }
 
 static void spare_timer_fired(struct engine_timer *t)
@@ -1872,8 +1900,21 @@ static void upstream_ready(struct engine_io *io, uint32_t events)
         else
             tcp_connected(px);
     } else if (!u->connected) {
-        handshake_step(px);
+        handshake_soon(u);
+        return;
     }
+    px_step(px);
+}
+
+static void handshake_turn(struct engine_slow *s)
+{
+    struct upstream *u = container_of(s, struct upstream, handshake);
+    struct hproxy *px = u->px;
+    if (!px) {
+        spare_handshake_step(u);    /* its request was served meanwhile */
+        return;
+    }
+    handshake_step(px);
     px_step(px);
 }
 
