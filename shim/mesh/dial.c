@@ -351,6 +351,17 @@ static void accepted_late(struct dial *d)
 
 /* ------------------------------------------------------------- attempts -- */
 
+int dial_connect_error(int sock, uint32_t events)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (real_getsockopt(sock, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (!err && (events & (EPOLLERR | EPOLLHUP)))
+        err = ECONNREFUSED;
+    return err;
+}
+
 static void sock_ready(struct engine_io *io, uint32_t events)
 {
     struct dial *d = container_of(io, struct dial, sock_io);
@@ -362,12 +373,7 @@ static void sock_ready(struct engine_io *io, uint32_t events)
     engine_timer_cancel(&d->timer);
     engine_unwatch(&d->sock_io);
     d->spec.connecting = false;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (real_getsockopt(d->sock, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    if (!err && (events & (EPOLLERR | EPOLLHUP)))
-        err = ECONNREFUSED;
+    int err = dial_connect_error(d->sock, events);
     if (err)
         attempt_failed(d, err);
     else

@@ -51,6 +51,10 @@ static inline unsigned dial_unsettled(void)
     return __atomic_load_n(&dials_unsettled, __ATOMIC_ACQUIRE);
 }
 
+/* The error of the non-blocking connect of sock that epoll reported on
+ * (events), 0 when it is made: SO_ERROR, or a hang-up that left none. */
+int dial_connect_error(int sock, uint32_t events);
+
 /* connect() again on a FAILED connection: the real socket goes back on fd
  * (unconnected) and the connection is forgotten. */
 void dial_revive(int fd, struct conn *c);

@@ -49,6 +49,7 @@
 #include "libc/program.h"
 #include "libc/real.h"
 #include "mesh/attempt.h"
+#include "mesh/dial.h"
 #include "mesh/fdtable.h"
 #include "mesh/mtls.h"
 #include "mesh/sockname.h"
@@ -772,23 +773,35 @@ static void connect_failed(struct hproxy *px, int err)
 /* One step of the mTLS handshake; when it ends, the server's identity is
  * checked against the target service's `identity`. A failure is a connect
  * failure: nothing was sent, and nothing is ever sent in the clear. */
-static void handshake_step(struct hproxy *px)
+/* One step of u's mTLS handshake, made for svc's endpoint ep: 0 while it
+ * goes on; 1 when it has ended and the server's identity is the one svc's
+ * `identity` asks for (u->pin keeps which); -1 when it failed (msg says
+ * why, logged). */
+static int upstream_handshake(struct upstream *u, const struct service *svc, const struct endpoint *ep,
+                              char *msg, size_t len)
 {
-    struct upstream *u = px->up;
-    char why[TLS_WHY_MAX], msg[TLS_WHY_MAX + 16];
+    char why[TLS_WHY_MAX];
     int h = tls_handshake(u->ssl, &u->want_write, why, sizeof(why));
     if (h == 0)
-        return;
-    const char *pin = target_cfg(px)->identity;         /* before: a reload then only retires it */
-    if (mtls_server_check(px->target, u->ssl, h, u->peer_identity, sizeof(u->peer_identity), why,
-                          sizeof(why)) == 0) {
+        return 0;
+    const char *pin = service_cfg(svc)->identity;   /* before the check: a reload then only retires u */
+    if (mtls_server_check(svc, u->ssl, h, u->peer_identity, sizeof(u->peer_identity), why, sizeof(why)) == 0) {
         u->pin = pin;
-        connected(px);
-        return;
+        return 1;
     }
-    snprintf(msg, sizeof(msg), "mTLS: %s", why);
-    log_warn("%s: %s: %s", px->target->name, px->ep->label, msg);
-    connect_failed_why(px, ECONNRESET, msg);
+    snprintf(msg, len, "mTLS: %s", why);
+    log_warn("%s: %s: %s", svc->name, ep->label, msg);
+    return -1;
+}
+
+static void handshake_step(struct hproxy *px)
+{
+    char msg[TLS_WHY_MAX + 16];
+    int made = upstream_handshake(px->up, px->target, px->ep, msg, sizeof(msg));
+    if (made > 0)
+        connected(px);
+    else if (made < 0)
+        connect_failed_why(px, ECONNRESET, msg);
 }
 
 /* TCP is connected: ready, or (mTLS) the handshake starts. */
@@ -827,18 +840,6 @@ static void tcp_connected(struct hproxy *px)
  * its endpoint as a failed connect (no request is failed by it); one whose
  * server has not said a word by connect_timeout (a program that has not
  * accepted it) is closed without blame. */
-
-/* The error of a connect that epoll reported on, 0 when it is made. */
-static int connect_error(const struct upstream *u, uint32_t events)
-{
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (real_getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    if (!err && (events & (EPOLLERR | EPOLLHUP)))
-        err = ECONNREFUSED;
-    return err;
-}
 
 /* The events an unmade connection waits for: the TCP connect, or the
  * handshake's next read or write. */
@@ -904,23 +905,14 @@ static void spare_made(struct upstream *c)
 
 static void spare_handshake_step(struct upstream *c)
 {
-    char why[TLS_WHY_MAX], msg[TLS_WHY_MAX + 16];
-    int h = tls_handshake(c->ssl, &c->want_write, why, sizeof(why));
-    if (h == 0) {
-        if (!engine_interest(&c->io, unmade_events(c)))
-            spare_failed(c, errno, NULL);
-        return;
-    }
-    const char *pin = service_cfg(c->svc)->identity;    /* before: a reload then only retires it */
-    if (mtls_server_check(c->svc, c->ssl, h, c->peer_identity, sizeof(c->peer_identity), why,
-                          sizeof(why)) == 0) {
-        c->pin = pin;
+    char msg[TLS_WHY_MAX + 16];
+    int made = upstream_handshake(c, c->svc, c->ep, msg, sizeof(msg));
+    if (made > 0)
         spare_made(c);
-        return;
-    }
-    snprintf(msg, sizeof(msg), "mTLS: %s", why);
-    log_warn("%s: %s: %s", c->svc->name, c->ep->label, msg);
-    spare_failed(c, ECONNRESET, msg);
+    else if (made < 0)
+        spare_failed(c, ECONNRESET, msg);
+    else if (!engine_interest(&c->io, unmade_events(c)))
+        spare_failed(c, errno, NULL);
 }
 
 static void spare_ready(struct engine_io *io, uint32_t events)
@@ -933,7 +925,7 @@ static void spare_ready(struct engine_io *io, uint32_t events)
         handshake_soon(c);
         return;
     }
-    int err = connect_error(c, events);
+    int err = dial_connect_error(c->fd, events);
     if (err) {
         spare_failed(c, err, NULL);
         return;
@@ -1894,7 +1886,7 @@ static void upstream_ready(struct engine_io *io, uint32_t events)
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
         px->up_in_ready = u->heard = true;
     if (!u->connected && !u->ssl) {
-        int err = connect_error(u, events);
+        int err = dial_connect_error(u->fd, events);
         if (err)
             connect_failed(px, err);
         else
