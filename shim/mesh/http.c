@@ -15,7 +15,8 @@
  *
  * Upstream connections are pooled per endpoint and port: an idle one is
  * watched, and closed as soon as its server closes it or sends anything;
- * none is kept idle longer than POOL_IDLE_NS (a timer closes the oldest),
+ * none is kept idle longer than POOL_IDLE_NS (one timer for all pools,
+ * pool_sweep, closes the oldest),
  * and at most POOL_IDLE_MAX per endpoint. That bound is far above the
  * requests a program has in flight to one endpoint: below them, each burst
  * of answers would close connections the next requests then make again,
@@ -101,8 +102,10 @@ struct upstream {
      * the connection rather than send a request to a server the service
      * no longer accepts (pin_holds). */
     const char *pin;
-    bool reused;                    /* it carried an answer before this request */
-    bool recorded;                  /* its connect is counted (request_connect_record) */
+    /* It was pooled before this request (it carried an answer, or was made
+     * as a spare): its connect is counted, and a server that closed it just
+     * then is no failure (upstream_ended). */
+    bool reused;
     uint64_t idle_since;
     struct upstream *next, *prev;   /* in its pool's idle list (utlist DL), newest first */
 
@@ -131,7 +134,6 @@ struct pool {
     struct pool_key key;            /* ep: a reference while the pool exists */
     struct upstream *idle;          /* newest first: idle->prev is the oldest */
     unsigned n_idle;
-    struct engine_timer expiry;     /* when the oldest has been idle POOL_IDLE_NS */
 };
 
 _Static_assert(sizeof(struct pool_key) == sizeof(void *) + 2 * sizeof(uint32_t), "pool_key has padding");
@@ -282,7 +284,6 @@ static void pool_remove(struct pool *p, struct upstream *u)
     DL_DELETE(p->idle, u);
     p->n_idle--;
     if (!p->n_idle) {
-        engine_timer_cancel(&p->expiry);
         HASH_DEL(pools, p);
         endpoint_unref(p->key.ep);
         free(p);
@@ -304,29 +305,38 @@ static void idle_ready(struct engine_io *io, uint32_t events)
     upstream_close(u);
 }
 
-/* Closes the pool's connections idle for POOL_IDLE_NS, the oldest first,
- * and sets the timer for the next; false when none is left (p is freed). */
+/* Closes the pool's connections idle for POOL_IDLE_NS, the oldest first;
+ * false when none is left (p is freed). */
 static bool pool_expire(struct pool *p, uint64_t now)
 {
-    for (;;) {
+    while (now - p->idle->prev->idle_since >= POOL_IDLE_NS) {
         struct upstream *oldest = p->idle->prev;
-        uint64_t due = oldest->idle_since + POOL_IDLE_NS;
-        if (now < due) {
-            if (!p->expiry.armed || p->expiry.due_ns != due)
-                engine_timer_set(&p->expiry, due);
-            return true;
-        }
         bool last = p->n_idle == 1;
         pool_remove(p, oldest);
         upstream_close(oldest);
         if (last)
             return false;
     }
+    return true;
 }
 
-static void pool_expiry_fired(struct engine_timer *t)
+/* One timer for every pool, set when a connection goes idle and none is
+ * set: a request that takes a connection and puts it back (a pool empty,
+ * then not, every request) costs no timer work. When it fires, each
+ * pool's expired connections are closed and it is set for the oldest left. */
+static void pool_sweep_fired(struct engine_timer *t);
+static struct engine_timer pool_sweep = { .fire = pool_sweep_fired };
+
+static void pool_sweep_fired(struct engine_timer *t)
 {
-    pool_expire(container_of(t, struct pool, expiry), now_ns());
+    uint64_t now = now_ns(), next = UINT64_MAX;
+    struct pool *p, *tmp;
+    HASH_ITER(hh, pools, p, tmp) {
+        if (pool_expire(p, now) && p->idle->prev->idle_since + POOL_IDLE_NS < next)
+            next = p->idle->prev->idle_since + POOL_IDLE_NS;
+    }
+    if (next != UINT64_MAX)
+        engine_timer_set(t, next);
 }
 
 /* May u carry a request to svc: was its server checked against the
@@ -369,7 +379,7 @@ static void pool_put(struct upstream *u, struct endpoint *ep, uint16_t port)
 {
     if (hand_over(u, ep, port))
         return;
-    struct pool_key key = { ep, port, u->ssl != NULL };
+    struct pool_key key = { ep, port, u->tls };
     struct pool *p;
     HASH_FIND(hh, pools, &key, sizeof(key), p);
     if (!p) {
@@ -378,7 +388,6 @@ static void pool_put(struct upstream *u, struct endpoint *ep, uint16_t port)
             return;
         }
         p->key = key;
-        p->expiry.fire = pool_expiry_fired;
         endpoint_ref(ep);
         HASH_ADD(hh, pools, key, sizeof(key), p);
     }
@@ -392,8 +401,9 @@ static void pool_put(struct upstream *u, struct endpoint *ep, uint16_t port)
     u->idle_since = now_ns();
     u->io.ready = idle_ready;
     DL_PREPEND(p->idle, u);
-    if (++p->n_idle == 1)
-        engine_timer_set(&p->expiry, u->idle_since + POOL_IDLE_NS);
+    p->n_idle++;
+    if (!pool_sweep.armed)
+        engine_timer_set(&pool_sweep, u->idle_since + POOL_IDLE_NS);
     if (!engine_interest(&u->io, EPOLLIN | EPOLLRDHUP))
         idle_ready(&u->io, 0);
 }
@@ -709,10 +719,8 @@ static void connected(struct hproxy *px)
     px->up->connected = true;
     memcpy(px->peer_identity, px->up->peer_identity, sizeof(px->peer_identity));
     px->up_in_ready = px->up->ssl && tls_pending(px->up->ssl);   /* else epoll says */
-    if (!px->up->recorded) {
+    if (!px->up->reused)
         request_connect_record(px->target, px->ep, px->port, 0, px->try_start_ns);
-        px->up->recorded = true;
-    }
     engine_timer_cancel(&px->try_timer);
     if (px->raw_tunnel) {
         /* Not HTTP: no request line will name the endpoint, so the
@@ -770,9 +778,6 @@ static void connect_failed(struct hproxy *px, int err)
     connect_failed_why(px, err, why);
 }
 
-/* One step of the mTLS handshake; when it ends, the server's identity is
- * checked against the target service's `identity`. A failure is a connect
- * failure: nothing was sent, and nothing is ever sent in the clear. */
 /* One step of u's mTLS handshake, made for svc's endpoint ep: 0 while it
  * goes on; 1 when it has ended and the server's identity is the one svc's
  * `identity` asks for (u->pin keeps which); -1 when it failed (msg says
@@ -794,35 +799,50 @@ static int upstream_handshake(struct upstream *u, const struct service *svc, con
     return -1;
 }
 
+/* u's TCP connect is made (to svc's endpoint ep, port): no Nagle delay on
+ * it; plain, it is ready (1); over mTLS its session begins and the
+ * ClientHello goes out (upstream_handshake's answer), or -1 with u->ssl
+ * NULL when the session cannot begin (msg says why). */
+static int upstream_tcp_made(struct upstream *u, const struct service *svc, const struct endpoint *ep,
+                             uint16_t port, char *msg, size_t len)
+{
+    int one = 1;
+    real_setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!u->tls)
+        return 1;
+    char why[TLS_WHY_MAX];
+    u->ssl = mtls_client(svc, ep, port, u->fd, false, &u->id, why, sizeof(why));
+    if (!u->ssl) {
+        snprintf(msg, len, "mTLS: %s", why);
+        return -1;
+    }
+    return upstream_handshake(u, svc, ep, msg, len);
+}
+
+/* What a step of px's connection came to (upstream_tcp_made's or
+ * upstream_handshake's answer): ready, or a connect failure (nothing was
+ * sent, and nothing is ever sent in the clear), or nothing yet. */
+static void attempt_stepped(struct hproxy *px, int made, const char *msg)
+{
+    if (made > 0) {
+        connected(px);
+    } else if (made < 0) {
+        if (!px->up->ssl)
+            log_warn("%s: %s", px->target->name, msg);     /* upstream_handshake logged its own */
+        connect_failed_why(px, ECONNRESET, msg);
+    }
+}
+
 static void handshake_step(struct hproxy *px)
 {
     char msg[TLS_WHY_MAX + 16];
-    int made = upstream_handshake(px->up, px->target, px->ep, msg, sizeof(msg));
-    if (made > 0)
-        connected(px);
-    else if (made < 0)
-        connect_failed_why(px, ECONNRESET, msg);
+    attempt_stepped(px, upstream_handshake(px->up, px->target, px->ep, msg, sizeof(msg)), msg);
 }
 
-/* TCP is connected: ready, or (mTLS) the handshake starts. */
 static void tcp_connected(struct hproxy *px)
 {
-    struct upstream *u = px->up;
-    int one = 1;
-    real_setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (!px->up_tls) {
-        connected(px);
-        return;
-    }
-    char why[TLS_WHY_MAX], msg[TLS_WHY_MAX + 16];
-    u->ssl = mtls_client(px->target, px->ep, px->port, u->fd, false, &u->id, why, sizeof(why));
-    if (!u->ssl) {
-        snprintf(msg, sizeof(msg), "mTLS: %s", why);
-        log_warn("%s: %s", px->target->name, msg);
-        connect_failed_why(px, ECONNRESET, msg);
-        return;
-    }
-    handshake_step(px);
+    char msg[TLS_WHY_MAX + 16];
+    attempt_stepped(px, upstream_tcp_made(px->up, px->target, px->ep, px->port, msg, sizeof(msg)), msg);
 }
 
 /* ------------------------------------------------------------------ spares --
@@ -894,7 +914,6 @@ static void spare_made(struct upstream *c)
     spare_leave(c);
     c->connected = true;
     request_connect_record(c->svc, c->ep, c->port, 0, c->started);
-    c->recorded = true;
     log_info("%s: %s: a connection made for a request served meanwhile is ready for the next",
              c->svc->name, c->ep->label);
     struct endpoint *ep = c->ep;
@@ -903,10 +922,9 @@ static void spare_made(struct upstream *c)
     endpoint_unref(ep);
 }
 
-static void spare_handshake_step(struct upstream *c)
+/* What a step of spare c came to (as attempt_stepped's). */
+static void spare_stepped(struct upstream *c, int made, const char *msg)
 {
-    char msg[TLS_WHY_MAX + 16];
-    int made = upstream_handshake(c, c->svc, c->ep, msg, sizeof(msg));
     if (made > 0)
         spare_made(c);
     else if (made < 0)
@@ -915,10 +933,15 @@ static void spare_handshake_step(struct upstream *c)
         spare_failed(c, errno, NULL);
 }
 
+static void spare_handshake_step(struct upstream *c)
+{
+    char msg[TLS_WHY_MAX + 16];
+    spare_stepped(c, upstream_handshake(c, c->svc, c->ep, msg, sizeof(msg)), msg);
+}
+
 static void spare_ready(struct engine_io *io, uint32_t events)
 {
     struct upstream *c = container_of(io, struct upstream, io);
-    char why[TLS_WHY_MAX], msg[TLS_WHY_MAX + 16];
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
         c->heard = true;
     if (c->ssl) {
@@ -930,19 +953,8 @@ static void spare_ready(struct engine_io *io, uint32_t events)
         spare_failed(c, err, NULL);
         return;
     }
-    int one = 1;
-    real_setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (!c->tls) {
-        spare_made(c);
-        return;
-    }
-    c->ssl = mtls_client(c->svc, c->ep, c->port, c->fd, false, &c->id, why, sizeof(why));
-    if (!c->ssl) {
-        snprintf(msg, sizeof(msg), "mTLS: %s", why);
-        spare_failed(c, ECONNRESET, msg);
-        return;
-    }
-    spare_handshake_step(c);        /* its ClientHello: no signature, no chain yet */
+    char msg[TLS_WHY_MAX + 16];
+    spare_stepped(c, upstream_tcp_made(c, c->svc, c->ep, c->port, msg, sizeof(msg)), msg);
 }
 
 static void spare_timer_fired(struct engine_timer *t)
@@ -997,16 +1009,14 @@ static struct upstream *spare_claim(struct hproxy *px)
 static bool hand_over(struct upstream *u, struct endpoint *ep, uint16_t port)
 {
     struct hproxy *w;
-    bool tls = u->ssl != NULL;
     DL_FOREACH2(waiters, w, wnext)
-        if (w->ep == ep && w->port == port && w->up_tls == tls && !w->raw_tunnel && pin_holds(u, w->target))
+        if (w->ep == ep && w->port == port && w->up_tls == u->tls && !w->raw_tunnel && pin_holds(u, w->target))
             break;
     if (!w)
         return false;
     wait_leave(w);
     spare_keep(w);
     u->px = w;
-    u->pool = NULL;
     u->reused = true;
     u->io.ready = upstream_ready;
     w->up = u;
@@ -1015,7 +1025,8 @@ static bool hand_over(struct upstream *u, struct endpoint *ep, uint16_t port)
     return true;
 }
 
-/* px's attempt waits for a connection of its pool: c, being made. */
+/* px's attempt waits for a connection of its pool (its own, px->up, is
+ * being made). */
 static void wait_join(struct hproxy *px)
 {
     px->waiting = true;
@@ -2111,6 +2122,7 @@ void http_atfork_child(void)
         for (struct upstream *u = p->idle; u; u = u->next)
             own_close(u->fd);
     pools = NULL;
+    pool_sweep.armed = false;       /* the child's engine has no timers */
     for (struct upstream *c = spares; c; c = c->snext)
         own_close(c->fd);
     spares = NULL;
