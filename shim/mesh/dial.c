@@ -61,7 +61,6 @@ struct dial {
     SSL *ssl;                       /* mTLS: the handshake under way, or done */
     struct tls_identity *id;
     bool handshaking;
-    struct engine_slow step;        /* the handshake's next step, queued as slow work */
     bool settling;                  /* handshake done: reading the server's tickets */
     bool heard;                     /* the server has sent a byte of the handshake */
     uint64_t late_at;               /* silent until then: it accepts late (relay.h) */
@@ -88,7 +87,6 @@ static void dial_free(struct dial *d)
     if (d->next)
         d->next->prev = d->prev;
     engine_timer_cancel(&d->timer);
-    engine_slow_cancel(&d->step);
     tls_free(d->ssl, false);
     tls_identity_put(d->id);
     if (d->peer_watched)
@@ -263,7 +261,6 @@ static void handshake_failed(struct dial *d, int err, const char *why)
 {
     engine_unwatch(&d->sock_io);
     engine_timer_cancel(&d->timer);
-    engine_slow_cancel(&d->step);
     d->handshaking = d->settling = false;
     d->spec.connecting = false;
     tls_free(d->ssl, false);
@@ -295,7 +292,6 @@ static void settle_step(struct dial *d)
     }
     engine_unwatch(&d->sock_io);
     engine_timer_cancel(&d->timer);
-    engine_slow_cancel(&d->step);
     d->handshaking = d->settling = false;
     d->spec.connecting = false;
     connected(d);
@@ -346,7 +342,6 @@ static void handshake_begin(struct dial *d)
 static void accepted_late(struct dial *d)
 {
     engine_unwatch(&d->sock_io);
-    engine_slow_cancel(&d->step);
     d->handshaking = false;
     d->spec.connecting = false;
     attempt_record(d->conn->svc, d->conn->ep, d->spec.app_port, 0, d->spec.started_ns);
@@ -367,24 +362,12 @@ int dial_connect_error(int sock, uint32_t events)
     return err;
 }
 
-/* A handshake step (a chain to verify, a signature) is slow work
- * (ARCHITECTURE, "Open connections before handshakes"): it runs after the
- * turn's events, so that a burst of connects does not hold back the bytes
- * of the relays already open. The socket is unwatched until its turn: a
- * level-triggered event repeated every turn would crowd out theirs. */
-static void step_turn(struct engine_slow *s)
-{
-    handshake_step(container_of(s, struct dial, step));
-}
-
 static void sock_ready(struct engine_io *io, uint32_t events)
 {
     struct dial *d = container_of(io, struct dial, sock_io);
     if (d->handshaking) {
         d->heard |= (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
-        engine_unwatch(&d->sock_io);
-        d->step.run = step_turn;
-        engine_slow(&d->step);
+        handshake_step(d);
         return;
     }
     engine_timer_cancel(&d->timer);

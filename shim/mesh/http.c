@@ -92,7 +92,6 @@ struct upstream {
     SSL *ssl;                       /* tls = mtls: the session over fd; NULL: plain */
     struct tls_identity *id;        /* the session's identity, a reference */
     bool want_write;                /* the handshake waits to write */
-    struct engine_slow handshake;   /* its next handshake step, queued as slow work */
     bool heard;                     /* the handshake has had something to read */
     bool waits_accept;              /* past connect_timeout, for a server that has not accepted */
     bool connected;                 /* ready for requests; not yet with ssl: the handshake runs */
@@ -268,7 +267,6 @@ static void gbuf_free(struct gbuf *b)
 
 static void upstream_close(struct upstream *u)
 {
-    engine_slow_cancel(&u->handshake);
     engine_unwatch(&u->io);
     if (u->ssl) {
         /* close_notify when the session is sound: it stays resumable. */
@@ -865,25 +863,7 @@ static void tcp_connected(struct hproxy *px)
  * handshake's next read or write. */
 static uint32_t unmade_events(const struct upstream *u)
 {
-    if (u->handshake.queued)
-        return 0;                   /* unwatched until its turn (handshake_soon) */
     return u->ssl && !u->want_write ? EPOLLIN : EPOLLOUT;
-}
-
-static void handshake_turn(struct engine_slow *s);
-
-/* A handshake's next step (a chain to verify, a signature: about half a
- * millisecond here) is slow work, as the relay's are (ARCHITECTURE, "Open
- * connections before handshakes"): the answers on connections already open
- * go first, rather than wait behind a batch of handshakes (a burst of
- * requests each opening a connection). Unwatched until its turn: a
- * level-triggered event repeated every turn meanwhile would crowd out the
- * open connections'. */
-static void handshake_soon(struct upstream *u)
-{
-    u->handshake.run = handshake_turn;
-    engine_slow(&u->handshake);
-    engine_unwatch(&u->io);
 }
 
 static void spare_leave(struct upstream *c)
@@ -945,7 +925,7 @@ static void spare_ready(struct engine_io *io, uint32_t events)
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
         c->heard = true;
     if (c->ssl) {
-        handshake_soon(c);
+        spare_handshake_step(c);
         return;
     }
     int err = dial_connect_error(c->fd, events);
@@ -1903,21 +1883,8 @@ static void upstream_ready(struct engine_io *io, uint32_t events)
         else
             tcp_connected(px);
     } else if (!u->connected) {
-        handshake_soon(u);
-        return;
+        handshake_step(px);
     }
-    px_step(px);
-}
-
-static void handshake_turn(struct engine_slow *s)
-{
-    struct upstream *u = container_of(s, struct upstream, handshake);
-    struct hproxy *px = u->px;
-    if (!px) {
-        spare_handshake_step(u);    /* its request was served meanwhile */
-        return;
-    }
-    handshake_step(px);
     px_step(px);
 }
 
