@@ -444,11 +444,15 @@ demo: deps-missing
 # inside user-mode Linux (bench/results/ktls.md; the host kernel has no
 # tls ULP), and the round-trip table there with tc netem delaying lo
 # (bench/results/rtt.md; nor has it netem). The fixed-rate tables (-f):
-# on the host (fixedrate.md), and with kernel TLS in user-mode Linux at
-# 200 requests/s (fixedrate-ktls.md; its one vCPU is saturated at 1000).
+# on the host (fixedrate.md; the http rows in fixedrate-http.md, their
+# latency at one offered load, up to about half the HAProxy pair's
+# capacity here: past its capacity a row's latency is its queue's growth),
+# and with kernel TLS in user-mode Linux at 200 requests/s
+# (fixedrate-ktls.md; its one vCPU is saturated at 1000).
 bench: all $(BUILD)/tests/uml-xstate.so $(BUILD)/bench/connrate $(RATEBENCH)
 	bench/run
 	bench/run -f
+	bench/run -f -n fixedrate-http -R direct,mesh-http,mesh-mtls-http,haproxy-http -C 1000x16,5000x16,10000x16
 	env BUILD=$(BUILD) bench/scale
 	tests/uml/run $(KTLS_MODULES) bench/run -k -r 3
 	tests/uml/run -m sch_netem $(KTLS_MODULES) bench/run -t -r 3

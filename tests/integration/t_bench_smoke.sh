@@ -29,13 +29,21 @@ grep -q "idle mTLS connection | client [0-9.-]* KiB, server [0-9.-]* KiB" "$md" 
 [ "$(head -c 8 "$TMP/results/latest.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "latest.png is not a PNG"
 ok "bench/run -q -d 1 -r 1: every row measured, table and chart written"
 
-# The fixed-rate table (bench/run -f): one short load, every row, the table,
-# the targets, Istio's published figures and the chart.
-bench/run -f -d 1 -w 1 -r 1 -C 1000x16 -o "$TMP/results" > "$TMP/fixed.log" 2>&1 \
-    || fail "bench/run -f failed: $(tail -5 "$TMP/fixed.log")"
+# The fixed-rate table (bench/run -f): one short load, every row (the
+# default ones and the http rows of make bench's fixedrate-http table), the
+# table, the targets, Istio's published figures and the chart.
+bench/run -f -d 1 -w 1 -r 1 -C 1000x16 -R direct,mesh,mesh-mtls,haproxy,mesh-http,mesh-mtls-http,haproxy-http \
+    -o "$TMP/results" > "$TMP/fixed.log" 2>&1 || fail "bench/run -f failed: $(tail -5 "$TMP/fixed.log")"
 md=$TMP/results/fixedrate.md
-for row in "| direct |" "| mesh plain |" "| mesh mTLS (relay) |" "| HAProxy mTLS pair |"; do
+for row in "| direct |" "| mesh plain |" "| mesh mTLS (relay) |" "| HAProxy mTLS pair |" \
+           "| mesh http (protocol = http, plain) |" "| mesh mTLS http (protocol = http, tls = mtls) |" \
+           "| HAProxy mTLS pair, mode http |"; do
     grep -qF "$row" "$md" || fail "row '$row' missing from fixedrate.md"
+done
+# The p99 targets at one offered load: each row's over its pair's, same round.
+for t in "mTLS p99 ≤ ⅓ of the HAProxy pair's (SPEC §4), both at 1,000 requests/s over 16 connections" \
+         "p99 ≤ ½ of the HAProxy pair's in mode http (issue 20), both at 1,000 requests/s over 16 connections"; do
+    grep -F "$t" "$md" | grep -qE '\| [0-9.]+ \| (met|\*\*not met\*\*) \|$' || fail "no equal-load target line: $t"
 done
 grep -qE "failed requests|gave no result" "$md" &&
     fail "requests failed at a fixed rate: $(grep -E 'failed requests|gave no result' "$md")"
@@ -46,7 +54,7 @@ grep -qE "2 MB per 1000 requests/s per end \(added at 1000 requests/s\) \| clien
 grep -q "a ztunnel about 0.06 vCPU and 12 MB" "$md" || fail "Istio's published figures missing"
 [ "$(head -c 8 "$TMP/results/fixedrate.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] \
     || fail "fixedrate.png is not a PNG"
-ok "bench/run -f: every row at 1000 requests/s, what each adds over direct, CPU and memory per end"
+ok "bench/run -f: every row at 1000 requests/s, what each adds over direct, CPU and memory per end, p99 against the pairs"
 
 # ratebench keeps its schedule when the server stalls and counts the wait
 # of every request that was due during the stall (coordinated omission):
