@@ -239,8 +239,10 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
     when = time.strftime("%Y-%m-%d", time.gmtime())
     where = ("inside user-mode Linux (Debian's linux.uml 6.1, one vCPU: absolute figures far below a host's; "
              "the ratios carry over)" if in_uml else f"on this machine ({os.cpu_count()} cores, loopback)")
+    named = "" if name in ("fixedrate", "fixedrate-ktls") else f" -n {name}"
     lines = [f"Measured {when} {where} by `make bench` (`bench/run -f{' -k' if in_uml else ''} -d {secs} -r {rounds} "
-             f"-w {warmup} -R {','.join(keys)} -C {','.join(loads)}{'' if name in ('fixedrate', 'fixedrate-ktls') else ' -n ' + name}`): bench/ratebench sends `GET /1k` (a 1 KiB body from nginx) open-loop at a fixed "
+             f"-w {warmup} -R {','.join(keys)} -C {','.join(loads)}{named}`): bench/ratebench sends `GET /1k` "
+             f"(a 1 KiB body from nginx) open-loop at a fixed "
              f"rate over keep-alive connections, and times each request from when it was due, not from when "
              f"it was sent (wrk2's correction for coordinated omission). Each load ran {warmup} s of warm-up "
              f"and {secs} s measured, rows interleaved, median of {rounds} rounds; *added* is the row's "
@@ -289,6 +291,12 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
     fixed_chart(main, keys, labels, out, name, when, in_uml)
 
 
+def at_load(load):
+    """'5000x16' as '5,000 requests/s over 16 connections'."""
+    rate, conns = load.split("x")
+    return f"{int(rate):,} requests/s over {conns} connection{'' if conns == '1' else 's'}"
+
+
 def behind(row, load):
     """A row whose median request waited 100 ms or more did not keep up
     with the rate: its latency is its queue's growth, not its cost."""
@@ -310,9 +318,8 @@ def equal_load_targets(loads, in_uml):
             v = paired(row, load, "p99", pair)
             if v is None:
                 continue
-            rate, conns = load.split("x")
-            what = f"{desc}, both at {int(rate):,} requests/s over {conns} connection{'s' if conns != '1' else ''}"
-            slow = [name for name in (row, pair) if behind(name, load)]
+            what = f"{desc}, both at {at_load(load)}"
+            slow = [r for r in (row, pair) if behind(r, load)]
             if slow:   # a queue's growth against a cost: no comparison
                 lines.append(f"| {what} | {v:.2f}; {' and '.join(slow)} fell behind the rate | — |")
             else:
@@ -323,8 +330,8 @@ def equal_load_targets(loads, in_uml):
 def issue23_targets(main, in_uml):
     """Issue 23's targets, at the first load: what mesh mTLS adds."""
     mtls = "mesh-mtls"
-    rate, conns = main.split("x")
-    head = f"issue 23, {int(rate):,} requests/s over {conns} connection{'s' if conns != '1' else ''}: mesh mTLS"
+    rate = main.split("x")[0]
+    head = f"issue 23, {at_load(main)}: mesh mTLS"
     lines = []
     v = with_direct(mtls, main, lambda r, d: r["p99"] - d["p99"])
     lines.append(target(f"{head} adds ≤ 0.10 ms at p99 over direct", v is not None and f"{v:+.3f} ms",
