@@ -234,14 +234,15 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
               "mesh-http": "mesh http (protocol = http, plain)",
               "mesh-mtls-http": "mesh mTLS http (protocol = http, tls = mtls)",
               "haproxy-http": "HAProxy mTLS pair, mode http"}
-    keys = [k for k in FIXED_ROWS if any(row == k for (row, _) in data)]
+    ran = {row for (row, _) in data}
+    keys = [k for k in FIXED_ROWS if k in ran]
     loads = list(dict.fromkeys(t for (_, t) in data))   # as run: the first is the main one
     when = time.strftime("%Y-%m-%d", time.gmtime())
     where = ("inside user-mode Linux (Debian's linux.uml 6.1, one vCPU: absolute figures far below a host's; "
              "the ratios carry over)" if in_uml else f"on this machine ({os.cpu_count()} cores, loopback)")
-    named = "" if name in ("fixedrate", "fixedrate-ktls") else f" -n {name}"
+    name_opt = "" if name in ("fixedrate", "fixedrate-ktls") else f" -n {name}"
     lines = [f"Measured {when} {where} by `make bench` (`bench/run -f{' -k' if in_uml else ''} -d {secs} -r {rounds} "
-             f"-w {warmup} -R {','.join(keys)} -C {','.join(loads)}{named}`): bench/ratebench sends `GET /1k` "
+             f"-w {warmup} -R {','.join(keys)} -C {','.join(loads)}{name_opt}`): bench/ratebench sends `GET /1k` "
              f"(a 1 KiB body from nginx) open-loop at a fixed "
              f"rate over keep-alive connections, and times each request from when it was due, not from when "
              f"it was sent (wrk2's correction for coordinated omission). Each load ran {warmup} s of warm-up "
@@ -253,7 +254,7 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
     for load in loads:
         rate, conns = (int(x) for x in load.split("x"))
         per_k = rate / 1000
-        lines += [f"**{rate} requests/s, {conns} connection{'s' if conns > 1 else ''}**", "",
+        lines += [f"**{rate} requests/s, {connections(conns)}**", "",
                   "| row | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 | added p90 "
                   "| added p99 | added p99.9 | vCPU client / server | MB client / server |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -291,10 +292,14 @@ def fixed_report(secs, rounds, warmup, out, name, in_uml):
     fixed_chart(main, keys, labels, out, name, when, in_uml)
 
 
+def connections(n):
+    return f"{n} connection{'' if int(n) == 1 else 's'}"
+
+
 def at_load(load):
     """'5000x16' as '5,000 requests/s over 16 connections'."""
     rate, conns = load.split("x")
-    return f"{int(rate):,} requests/s over {conns} connection{'' if conns == '1' else 's'}"
+    return f"{int(rate):,} requests/s over {connections(conns)}"
 
 
 def behind(row, load):
