@@ -429,7 +429,9 @@ lines = []
 when = time.strftime("%Y-%m-%d", time.gmtime())
 lines.append(f"Measured {when} on this machine ({os.cpu_count()} cores, loopback) by `make bench` "
              f"(`bench/run -d {secs} -r {rounds}`): nginx `return 200` and a 1 MiB file (one worker, "
-             f"pinned to CPU 1), wrk with 16 connections (pinned to CPU 0); rows interleaved, median of {rounds} rounds. Ratios are "
+             f"pinned to CPU 1), wrk with 16 connections (pinned to CPU 0), after an unmeasured warm-up of one request "
+             f"on each of 16 connections (`bench/wrk.lua` says why; the first answer of a new process is below); "
+             f"rows interleaved, median of {rounds} rounds. Ratios are "
              f"the median of per-round ratios (rows of one round ran back to back).")
 lines.append("")
 lines.append("| row | keep-alive req/s | p50 ms | p99 ms | p99.9 ms | conn/s | 1 MiB GB/s | CPU s | "
@@ -461,6 +463,16 @@ lines.append(f"Start-up of `/bin/true` (hyperfine -N, 300 runs): {t_direct:.3f} 
              f"Resident memory added to a program that makes no mesh connection (`cat`, VmRSS, "
              f"median of 5): {rss_added} KiB{tls_rss}.")
 lines.append("")
+first_json = os.path.join(out, "latest-first.json")
+if os.path.exists(first_json):
+    with open(first_json) as f:
+        first = json.load(f)["results"]
+    fa, runs = [x["median"] * 1e3 for x in first], len(first[0]["times"])
+    lines.append(f"First answer of a new process (`curl`, one GET, hyperfine -N, {runs} runs, median): "
+                 f"{fa[0]:.1f} ms direct; {fa[1]:.1f} ms meshed over mTLS (+{fa[1] - fa[0]:.1f} ms: the TLS module, "
+                 f"the identity and a full handshake, once per process); {fa[2]:.1f} ms with protocol = http over "
+                 f"mTLS (+{fa[2] - fa[0]:.1f} ms).")
+    lines.append("")
 
 def r(a, b):
     return a / b if a is not None and b else None

@@ -24,10 +24,52 @@ grep -q "tracing on: keep-alive ≥ 0.95 × the same http row with tracing off (
     fail "tracing's cost not measured: $(grep tracing "$md")"
 grep -q "stats on vs stats_dir = off: keep-alive" "$md" || fail "stats cost line missing"
 grep -q "Start-up of \`/bin/true\`" "$md" || fail "start-up line missing"
+grep -qE "First answer of a new process .*: [0-9.]+ ms direct; [0-9.]+ ms meshed over mTLS \(\+-?[0-9.]+ ms.*; [0-9.]+ ms with protocol = http over mTLS" "$md" \
+    || fail "the first answer of a new process was not measured: $(grep -i 'first answer' "$md")"
 grep -q "idle mTLS connection | client [0-9.-]* KiB, server [0-9.-]* KiB" "$md" \
     || fail "memory per idle mTLS connection not measured: $(grep 'idle mTLS' "$md")"
 [ "$(head -c 8 "$TMP/results/latest.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "latest.png is not a PNG"
 ok "bench/run -q -d 1 -r 1: every row measured, table and chart written"
+
+# Each wrk of the table first warms up (bench/wrk.lua): one request on each
+# of BENCH_WARMUP connections at once, by the name wrk was given, through
+# the shim, before wrk's own connections open. A server that notes each
+# connection's requests in order sees the warm-up's first, one each (after
+# wrk's check that each address it resolved connects: no request).
+port=$(free_port)
+cat > "$TMP/conns.py" <<'PY'
+import http.server, json, sys, threading
+conns, lock = [], threading.Lock()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def setup(self):
+        super().setup()
+        with lock:
+            self.mine = len(conns); conns.append(0)
+    def do_GET(self):
+        body = b"ok\n"
+        if self.path == "/conns":
+            body = json.dumps(conns[:self.mine]).encode()
+        else:
+            with lock:
+                conns[self.mine] += 1
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+python3 "$TMP/conns.py" "$port" & PIDS+=($!)
+wait_port 127.0.0.1 "$port"
+line=$(BENCH_WARMUP=3 MESHIM_SERVICES="warm=127.0.0.1:$port" shimmed wrk -t1 -c2 -d1 -s bench/wrk.lua \
+       "http://warm:$port/" 2>&1) || fail "wrk with bench/wrk.lua failed: $line"
+grep -q "warm-up:" <<< "$line" && fail "the warm-up failed: $line"
+conns=$(curl -sf "http://127.0.0.1:$port/conns") || fail "no connection list from the server"
+python3 - "$conns" <<'PY' || fail "not 3 warm-up connections of one request each before wrk's 2: $conns"
+import json, sys
+c = [n for n in json.loads(sys.argv[1]) if n]
+sys.exit(0 if len(c) == 5 and c[:3] == [1, 1, 1] and min(c[3:]) > 1 else 1)
+PY
+ok "bench/wrk.lua: 3 warm-up connections, one request each, before wrk's own 2 ($conns)"
 
 # The fixed-rate table (bench/run -f): one short load, every row (the
 # default ones and the http rows of make bench's fixedrate-http table), the
