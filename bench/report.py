@@ -83,7 +83,7 @@ def ktls_report(secs, rounds, out):
              f"every system call costs several host context switches there, so absolute figures are "
              f"far below the host's and only the ratios carry over) by `make bench` (`bench/run -k -d {secs} "
              f"-r {rounds}` through `tests/uml/run`): nginx `return 200` and a 1 MiB file, wrk with 16 "
-             f"connections; rows interleaved, median of {rounds} rounds, ratios the median of per-round "
+             f"connections after an unmeasured warm-up (`bench/wrk.lua`); rows interleaved, median of {rounds} rounds, ratios the median of per-round "
              f"ratios. CPU and system calls per request count every process of the row (wrk, the shim in "
              f"it, nginx, the proxies); system calls are the steady state's (strace -c: what a 6 s "
              f"keep-alive run made beyond a 3 s one, so start-up and handshakes cancel); kTLS sockets: how many sockets the kernel encrypted for during "
