@@ -183,6 +183,31 @@ static void pt_accept4(void **state)
     accept_case(true);
 }
 
+static void pt_listen(void **state)
+{
+    (void)state;
+    struct sockaddr_in addr;
+    int lfd = listener(&addr);      /* listen(fd, 8) */
+    int v = 0;
+    socklen_t len = sizeof(v);
+    assert_int_equal(getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len), 0);
+    assert_int_equal(v, 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    close(fd);
+    close(lfd);
+
+    /* Failures keep their errno. */
+    errno = 0;
+    assert_int_equal(listen(-1, 8), -1);
+    assert_int_equal(errno, EBADF);
+    int ufd = socket(AF_INET, SOCK_DGRAM, 0);
+    errno = 0;
+    assert_int_equal(listen(ufd, 8), -1);
+    assert_int_equal(errno, EOPNOTSUPP);
+    close(ufd);
+}
+
 /* --------------------------------------------------- descriptor lifetime -- */
 
 /* ------------------------------------------------- socket options, names -- */

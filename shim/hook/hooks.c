@@ -193,6 +193,19 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     return within_limit(rc, -1);
 }
 
+EXPORT int listen(int fd, int backlog)
+{
+    int rc = real_listen(fd, backlog);
+    struct registry *reg = rc == 0 ? meshing() : NULL;
+    if (reg) {
+        struct hook_frame frame;
+        hooks_enter_frame(&frame);
+        meshim_listening(reg, fd);
+        hooks_leave_frame(&frame);
+    }
+    return rc;
+}
+
 /* ------------------------------------------- calls on a connecting socket -- */
 
 /* Is a connect going on behind a placeholder anywhere in the process? */

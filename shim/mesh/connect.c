@@ -701,6 +701,26 @@ int meshim_data_wait(int fd, int msg_flags, bool sending)
     return err;
 }
 
+void meshim_listening(struct registry *reg, int fd)
+{
+    if (!reg->cfg->n_inbound)
+        return;
+    int saved = errno;
+    const struct inbound_config *in = registry_inbound(reg, local_port(fd));
+    if (in) {
+        /* The identity is read under its locks: as in accept, no
+         * cancellation and no jumping signal handler in the middle. */
+        int cancel_state;
+        struct signals_held held;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+        signals_hold(&held);
+        inbound_listening(in);
+        signals_release(&held);
+        pthread_setcancelstate(cancel_state, NULL);
+    }
+    errno = saved;
+}
+
 /* accept or accept4, as the program called it; the new number's stale
  * slot, left by a close we did not see, goes (fdtable_fresh). */
 static int accept_as_called(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool use_accept4)

@@ -14,6 +14,10 @@ int meshim_connect(struct registry *reg, int fd, const struct sockaddr *addr, so
 int meshim_accept(struct registry *reg, int fd, struct sockaddr *addr, socklen_t *len, int flags,
                   bool use_accept4);
 
+/* After a listen() that succeeded on fd: an [inbound:PORT] port with TLS
+ * gets its identity now (mtls.h, inbound_listening). errno is kept. */
+void meshim_listening(struct registry *reg, int fd);
+
 /* sendto()/sendmsg() with MSG_FASTOPEN and an address: TCP Fast Open's
  * implicit connect. To a meshed destination it is meshim's connect, made
  * here first (else the data would go straight to the address: unbalanced,

@@ -137,7 +137,7 @@ static bool kernel_takes_keys(bool *chacha)
     *chacha = false;
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t alen = sizeof(a);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0 ||
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || real_listen(lfd, 1) < 0 ||
         real_getsockname(lfd, (struct sockaddr *)&a, &alen) < 0)
         goto out;
     c = real_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -371,6 +371,15 @@ static bool prepare_handoff(int app, int engine, bool event_loop, struct relay_h
     return h->filler > 0;
 }
 
+void inbound_listening(const struct inbound_config *in)
+{
+    if (in->tls == INBOUND_OFF)
+        return;
+    watch_start();
+    char why[TLS_WHY_MAX];
+    tls_identity_put(identity_get(why, sizeof(why)));   /* a failure is logged where it is read */
+}
+
 int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop,
                    const struct sockaddr *client, socklen_t client_len)
 {

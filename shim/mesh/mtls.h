@@ -107,4 +107,12 @@ int mtls_relay_blocking(int fd, struct conn *c, struct tls_identity *id, SSL *ss
 int inbound_accept(int cfd, const struct inbound_config *in, int flags, bool event_loop,
                    const struct sockaddr *client, socklen_t client_len);
 
+/* listen() on an [inbound:PORT] port with TLS: the identity is read (and
+ * the TLS module loaded) now, in the caller's thread, and the watcher
+ * follows its files, as a sidecar loads its certificates when it starts:
+ * the first client's handshake does not wait for them, and the workers a
+ * server forks after it listens start with them loaded. A failure is
+ * logged now and again at each accept (inbound_accept). */
+void inbound_listening(const struct inbound_config *in);
+
 #endif

@@ -50,6 +50,7 @@ static struct tls_identity *current;
 static struct file_id stamps[3];    /* cert, key, ca, when last loaded */
 static char *stamp_paths[3];        /* a reload may name other files */
 static bool loaded_once;            /* stamps are those of the last load, good or bad */
+static bool recheck;                /* atomic: a fork child, whose files may have changed since */
 static unsigned kernel_flags;       /* the first tls_identity_get's: TLS_KERNEL_ (tls.h) */
 static char load_error[TLS_WHY_MAX];
 
@@ -522,6 +523,13 @@ static void describe(const struct tls_identity *id, const struct tls_files *f, c
 struct tls_identity *tls_identity_get(const struct mesh_config *cfg, unsigned kernel, char *why, size_t len)
 {
     pthread_once(&once, init);
+    /* A process forked after its parent read the identity (a server that
+     * listened, then forked its workers: mtls.h, inbound_listening) looks
+     * at the files before it first uses what it inherited, so that a
+     * worker forked after a renewal starts with the new certificate,
+     * not the watcher's interval later. */
+    if (__atomic_exchange_n(&recheck, false, __ATOMIC_ACQ_REL))
+        tls_check_files(cfg);
     pthread_mutex_lock(&id_lock);
     if (!current && !loaded_once) {
         kernel_flags = kernel;
@@ -904,4 +912,5 @@ void tls_atfork_child(void)
 {
     pthread_mutex_init(&session_lock, NULL);
     pthread_mutex_init(&id_lock, NULL);
+    __atomic_store_n(&recheck, loaded_once, __ATOMIC_RELEASE);
 }
