@@ -708,15 +708,11 @@ void meshim_listening(struct registry *reg, int fd)
     int saved = errno;
     const struct inbound_config *in = registry_inbound(reg, local_port(fd));
     if (in) {
-        /* The identity is read under its locks: as in accept, no
-         * cancellation and no jumping signal handler in the middle. */
-        int cancel_state;
-        struct signals_held held;
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-        signals_hold(&held);
+        /* The identity is read under its locks: held as a connect is. */
+        struct held held;
+        held_enter(&held);
         inbound_listening(in);
-        signals_release(&held);
-        pthread_setcancelstate(cancel_state, NULL);
+        held_leave(&held);
     }
     errno = saved;
 }
