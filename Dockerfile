@@ -9,7 +9,8 @@
 #   - a Kubernetes image volume (or `podman run --mount type=image`) mounts
 #     this image read-only at /mesh.
 #
-# The three files are the image's whole root (/libmeshim.so, /meshim,
+# The four files are the image's whole root (/libmeshim.so, its TLS module
+# /libmeshim-tls-ID.so, which the library opens from beside it, /meshim,
 # /mesh.ini), so either way the application preloads /mesh/libmeshim.so. The library
 # needs glibc 2.17 or newer in the application image; the command is static
 # and runs in any image.
@@ -28,9 +29,9 @@ COPY . /src
 WORKDIR /src
 # The commit meshim --version names (.dockerignore leaves .git out).
 ARG COMMIT=unknown
-RUN make -j"$(nproc)" COMMIT="$COMMIT" build/libmeshim.so build/meshim-static \
+RUN make -j"$(nproc)" COMMIT="$COMMIT" build/libmeshim.so build/libmeshim-tls.made build/meshim-static \
  && mkdir -p /out \
- && cp build/libmeshim.so /out/ \
+ && cp build/libmeshim.so build/libmeshim-tls-*.so /out/ \
  && cp build/meshim-static /out/meshim \
  && cp examples/mesh.ini /out/mesh.ini \
  && strip --strip-debug /out/libmeshim.so /out/meshim

@@ -82,7 +82,8 @@ endif
 
 .PHONY: all tests-built compat deb FORCE chaos chaos-netem deps deps-missing test-suites check-layers fuzz fuzz-build fuzz-objs test-fuzz asan-built tsan-built test-first-half test-second-half $(FUZZ:%=fuzz-run-%) test unit test-unit test-passthrough test-integration test-ktls test-rtt test-uml test-deploy test-asan test-tsan demo bench \
         install clean
-all: $(BUILD)/libmeshim.so $(BUILD)/meshim
+BESIDE_MADE := $(BUILD)/libmeshim-tls.made     # the TLS module beside the library: below
+all: $(BUILD)/libmeshim.so $(BUILD)/meshim $(BESIDE_MADE)
 
 $(BUILD)/obj/%.o: %.c $(SHIM_H) | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
@@ -113,6 +114,16 @@ $(BUILD)/tls_module_id.h: $(BUILD)/tls-module.so
 $(BUILD)/obj/tls_loader.o: $(BUILD)/tls_module_id.h
 $(BUILD)/obj/tls_loader.o: private CPPFLAGS += -include $(BUILD)/tls_module_id.h
 
+# The module beside the library as well, by the name the library looks for
+# there first (tls_loader.c, open_beside): a process then maps that file as
+# it is, instead of comparing the library's copy with one in the stats
+# folder. Mode 0644 whatever the umask (one its group can write is not
+# opened); the previous build's is removed.
+$(BESIDE_MADE): $(BUILD)/tls-module.so $(BUILD)/tls_module_id.h
+	rm -f $(BUILD)/libmeshim-tls-*.so
+	install -m 0644 $< $(BUILD)/libmeshim-tls-$$(cut -d'"' -f2 $(BUILD)/tls_module_id.h).so
+	touch $@
+
 $(BUILD)/obj/tls_image.o: shim/tls/tls_image.S $(BUILD)/tls-module.so | $(BUILD)/obj
 	$(CC) -c -DTLS_MODULE_PATH='"$(BUILD)/tls-module.so"' -o $@ $<
 
@@ -129,8 +140,10 @@ FORCE:
 
 # `meshim check` loads the identity with the TLS module's own code (CLI_TLS_O).
 CLI_TLS_O := $(patsubst %,$(BUILD)/obj/%.o,tls tls_ktls tls_store tls_module)
-$(BUILD)/meshim: cli/meshim.c $(CLI_O) $(CLI_TLS_O) $(POLICY_O) $(COMPAT_O:%.o=%_start.o) $(BUILD)/commit
-	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -Icli $(CFLAGS) -o $@ $< $(CLI_O) $(CLI_TLS_O) $(POLICY_O) \
+# It knows the module's name beside the library (meshim install copies it).
+$(BUILD)/meshim: cli/meshim.c $(CLI_O) $(CLI_TLS_O) $(POLICY_O) $(COMPAT_O:%.o=%_start.o) $(BUILD)/commit \
+                 $(BUILD)/tls_module_id.h
+	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -include $(BUILD)/tls_module_id.h -Icli $(CFLAGS) -o $@ $< $(CLI_O) $(CLI_TLS_O) $(POLICY_O) \
 	    $(COMPAT_MAIN) $(LDFLAGS) $(STATIC) $(OPENSSL) -lpthread $(GLIBC_FLOOR)
 
 # The command linked statically, for the container image (Dockerfile): its
@@ -139,8 +152,8 @@ $(BUILD)/meshim: cli/meshim.c $(CLI_O) $(CLI_TLS_O) $(POLICY_O) $(COMPAT_O:%.o=%
 # The linker warns of dlopen and getaddrinfo inside libcrypto.a: module
 # loading and BIO_lookup, which `meshim check`'s identity load never reaches
 # (no openssl.cnf is read, the providers are built in).
-$(BUILD)/meshim-static: cli/meshim.c $(CLI_O) $(CLI_TLS_O) $(POLICY_O) $(BUILD)/commit
-	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -Icli $(CFLAGS) -static -o $@ $< $(CLI_O) $(CLI_TLS_O) \
+$(BUILD)/meshim-static: cli/meshim.c $(CLI_O) $(CLI_TLS_O) $(POLICY_O) $(BUILD)/commit $(BUILD)/tls_module_id.h
+	$(CC) $(CPPFLAGS) -DMESHIM_COMMIT='"$(COMMIT)"' -include $(BUILD)/tls_module_id.h -Icli $(CFLAGS) -static -o $@ $< $(CLI_O) $(CLI_TLS_O) \
 	    $(POLICY_O) $(LDFLAGS) -Wl,-Bstatic -linih -lssl -lcrypto -lpthread
 
 # ------------------------------------------------------------------ tests --
@@ -469,6 +482,8 @@ install: all
 	    $(DESTDIR)$(PREFIX)/share/doc/meshim $(DESTDIR)$(PREFIX)/share/meshim \
 	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 0755 $(BUILD)/libmeshim.so $(DESTDIR)$(PREFIX)/lib/meshim/libmeshim.so
+	rm -f $(DESTDIR)$(PREFIX)/lib/meshim/libmeshim-tls-*.so
+	install -m 0644 $(BUILD)/libmeshim-tls-*.so $(DESTDIR)$(PREFIX)/lib/meshim/
 	install -m 0755 $(BUILD)/meshim $(DESTDIR)$(PREFIX)/bin/meshim
 	install -m 0644 config/meshim.ini $(DESTDIR)$(PREFIX)/share/meshim/meshim.ini.example
 	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/meshim/

@@ -758,17 +758,21 @@ static int cmd_exporter(int argc, char **argv)
 }
 
 /* The files of an installed meshim: the library this command would
- * preload, the command itself and, when it is there (the image's
- * /meshim/mesh.ini), the example config beside it. */
+ * preload, its TLS module when it is beside it (the library opens that
+ * instead of comparing its own copy with one in the stats folder), the
+ * command itself and, when it is there (the image's /mesh.ini), the
+ * example config beside it. */
 static int cmd_install(int argc, char **argv)
 {
     if (argc != 1) {
         fputs(USAGE, stderr);
         return 2;
     }
-    char lib[PATH_MAX], exe[PATH_MAX], ini[PATH_MAX + 16];
+    char lib[PATH_MAX], exe[PATH_MAX], ini[PATH_MAX + 16], module[PATH_MAX + 64];
     if (!find_library_or_say(lib, sizeof(lib)))
         return 127;
+    const char *slash = strrchr(lib, '/');
+    snprintf(module, sizeof(module), "%.*s" TLS_MODULE_BESIDE, slash ? (int)(slash + 1 - lib) : 0, lib);
     if (!self_exe(exe, sizeof(exe))) {
         fprintf(stderr, "meshim: /proc/self/exe: %s (is /proc mounted?)\n", strerror(errno));
         return 1;
@@ -776,6 +780,7 @@ static int cmd_install(int argc, char **argv)
     snprintf(ini, sizeof(ini), "%.*smesh.ini", (int)(strrchr(exe, '/') + 1 - exe), exe);
     const struct install_file files[] = {
         { lib, "libmeshim.so", 0755, 0 },
+        { module, TLS_MODULE_BESIDE, 0644, 1 },
         { exe, "meshim", 0755, 0 },
         { ini, "mesh.ini", 0644, 1 },
     };

@@ -27,6 +27,11 @@
 typedef struct ssl_st SSL;
 struct tls_identity;
 
+/* The TLS module's file beside the library, which the library opens first
+ * (tls_loader.c; make, make install, the .deb, the image and `meshim
+ * install` put it there). TLS_MODULE_ID is the build's tls_module_id.h. */
+#define TLS_MODULE_BESIDE "libmeshim-tls-" TLS_MODULE_ID ".so"
+
 /* Why a handshake or a check failed, for the warning line. */
 #define TLS_WHY_MAX 512
 

@@ -3,7 +3,12 @@
  * loads the module the first time the identity is asked for, then forwards
  * every tls_* call of tls.h to it.
  *
- * The module's bytes are in this library (tls_image.S). The first process
+ * The module's bytes are in this library (tls_image.S). Where the module
+ * was installed beside the library (libmeshim-tls-ID.so: make, make
+ * install, the .deb and the image put it there), that file is opened as it
+ * is, unread: it is the library's owner's and nobody else can write it, so
+ * whoever could change it could change the library itself (open_beside).
+ * Otherwise the first process
  * of a user to need them writes them to a file in that user's stats folder
  * (tls-module-ID.so, ID from the module's SHA-256, so versions do not
  * meet), and every process of the user opens that file: the page cache
@@ -238,6 +243,69 @@ static void *open_from_cache(char *why, size_t len)
     return h;
 }
 
+/* Why the module file beside the library is not to be opened unread, NULL
+ * when it can be: it must be changeable only by whoever can change the
+ * library (the same owner, no write for its group or anyone else), and
+ * whole. Then the 5 MB comparison of open_cached, the largest cost of a
+ * process's first mTLS connection, is not needed. */
+static const char *beside_refused(const struct stat *module_st, const struct stat *library_st)
+{
+    if (!S_ISREG(module_st->st_mode))
+        return "not a file";
+    if (module_st->st_uid != library_st->st_uid)
+        return "not owned by the library's owner";
+    if (module_st->st_mode & 022)
+        return "writable by its group or others";
+    if ((size_t)module_st->st_size != image_size())
+        return "not the module's size (cut short?)";
+    return NULL;
+}
+
+/* dlopen of TLS_MODULE_BESIDE in the library's folder; NULL with the reason when
+ * there is none or it is not to be trusted. The library is found by the
+ * name the loader gave it, when that is a full path: a relative one would
+ * be read against the program's folder of now, not of when it started. */
+static void *open_beside(char *why, size_t len)
+{
+    Dl_info info;
+    const char *slash;
+    if (!dladdr((void *)open_beside, &info) || !info.dli_fname || info.dli_fname[0] != '/' ||
+        !(slash = strrchr(info.dli_fname, '/'))) {
+        snprintf(why, len, "the library was not named by a full path");
+        return NULL;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%.*s", slash == info.dli_fname ? 1 : (int)(slash - info.dli_fname),
+             info.dli_fname);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat library_st, module_st;
+    if (dfd < 0 || fstatat(dfd, slash + 1, &library_st, 0) < 0) {
+        snprintf(why, len, "%.200s: %.60s", info.dli_fname, strerror(errno));
+        if (dfd >= 0)
+            real_close(dfd);
+        return NULL;
+    }
+    int fd = openat(dfd, TLS_MODULE_BESIDE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    int err = errno;
+    real_close(dfd);
+    if (fd < 0) {
+        snprintf(why, len, "%.200s/%s: %.60s", dir, TLS_MODULE_BESIDE, strerror(err));
+        return NULL;
+    }
+    void *h = NULL;
+    const char *refused = fstat(fd, &module_st) < 0 ? strerror(errno) : beside_refused(&module_st, &library_st);
+    if (refused) {
+        snprintf(why, len, "%.200s/%s: %s", dir, TLS_MODULE_BESIDE, refused);
+    } else {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        if (!(h = open_module(path)))
+            snprintf(why, len, "%s", dlerror());   /* a noexec mount, no /proc */
+    }
+    real_close(fd);
+    return h;
+}
+
 /* dlopen of the image through an anonymous memory file. */
 static void *open_from_memfd(char *why, size_t len)
 {
@@ -316,8 +384,13 @@ static void *store_memory(void)
 
 static void load(void)
 {
-    char why_cache[TLS_WHY_MAX] = "", why_memfd[TLS_WHY_MAX] = "", why_tmp[TLS_WHY_MAX] = "";
-    void *h = open_from_cache(why_cache, sizeof(why_cache));
+    char why_beside[TLS_WHY_MAX] = "", why_cache[TLS_WHY_MAX] = "", why_memfd[TLS_WHY_MAX] = "",
+         why_tmp[TLS_WHY_MAX] = "";
+    void *h = open_beside(why_beside, sizeof(why_beside));
+    if (!h) {
+        log_debug("TLS module: not beside the library (%s)", why_beside);
+        h = open_from_cache(why_cache, sizeof(why_cache));
+    }
     if (!h) {
         log_debug("TLS module: not shared through the stats folder (%s); a private copy", why_cache);
         h = open_from_memfd(why_memfd, sizeof(why_memfd));

@@ -2,14 +2,16 @@
 # 2.31; tests/deploy/mkroot), with dpkg in a chroot of its own mount
 # namespace: it installs cleanly, `meshim --version` names this build's
 # commit, the man pages are there, the installed command finds the
-# installed library and meshes an unmodified curl, and `dpkg -r` leaves
+# installed library and meshes an unmodified curl, the library opens the
+# TLS module installed beside it for python3's mTLS call, and `dpkg -r` leaves
 # nothing behind.
 . "$(dirname "$0")/lib.sh"
 deb=$(ls "$BUILD"/meshim_*.deb 2> /dev/null | head -n 1)
 [ -n "$deb" ] || fail "no package in $BUILD (make deb)"
 
 inside() { in_root "$@"; }   # nothing preloaded
-trap 'inside dpkg -r meshim > /dev/null 2>&1; rm -f "$R/tmp/meshim.deb"; cleanup' EXIT
+P=/tmp/meshim-deb-pki.$$          # in the root: the client's identity
+trap 'inside dpkg -r meshim > /dev/null 2>&1; rm -rf "$R/tmp/meshim.deb" "$R$P"; cleanup' EXIT
 cp "$deb" "$R/tmp/meshim.deb"
 
 inside dpkg -i /tmp/meshim.deb > "$TMP/install.log" 2>&1 || fail "dpkg -i: $(tail -5 "$TMP/install.log")"
@@ -19,7 +21,8 @@ ok "dpkg -i $(basename "$deb") in bullseye: installed"
 version=$(inside meshim --version) || fail "meshim --version"
 [ "$version" = "meshim $(sed -n 's/^VERSION *:= *//p' "$ROOT/Makefile") (commit $(cat "$BUILD/commit"))" ] ||
     fail "meshim --version: \"$version\" (build $(cat "$BUILD/commit"))"
-for f in /usr/lib/meshim/libmeshim.so /usr/share/doc/meshim/examples/meshim.ini /usr/share/doc/meshim/copyright; do
+module=/usr/lib/meshim/libmeshim-tls-$(cut -d'"' -f2 "$BUILD/tls_module_id.h").so
+for f in /usr/lib/meshim/libmeshim.so $module /usr/share/doc/meshim/examples/meshim.ini /usr/share/doc/meshim/copyright; do
     [ -f "$R$f" ] || fail "$f is not installed"
 done
 zcat "$R/usr/share/man/man1/meshim.1.gz" | grep -q '^\.TH MESHIM 1' || fail "no meshim(1)"
@@ -33,6 +36,18 @@ out=$(inside env MESHIM_SERVICES="web=127.0.0.3:$port" meshim curl -sS --max-tim
     fail "the installed meshim running curl: $(cat "$TMP/err")"
 [ "$out" = "hello from the backend" ] || fail "curl got: $out"
 ok "the installed command found the installed library: curl reached web by name"
+
+mkdir -p "$R$P"
+cp "$C/web.pem" "$C/web.key" "$C/ca.pem" "$R$P/"
+printf '[tls]\ncert = %s/web.pem\nkey = %s/web.key\nca = %s/ca.pem\n%s\n' "$P" "$P" "$P" "$(backend_services)" > "$R$P/web.ini"
+out=$(inside env MESHIM_CONFIG="$P/web.ini" meshim python3 -c "
+import urllib.request
+print(urllib.request.urlopen('http://secure:$tport/', timeout=20).read().decode().strip())
+print(' '.join(sorted({l.split(None, 5)[5].strip() for l in open('/proc/self/maps') if 'tls' in l})))" 2> "$TMP/err") ||
+    fail "python3 over mTLS with the installed library: $(tail -3 "$TMP/err")"
+[ "$out" = "hello from the backend
+$module" ] || fail "python3 over mTLS printed: $out"
+ok "over mTLS the installed library opens its TLS module from beside it ($module)"
 
 inside dpkg -r meshim > "$TMP/remove.log" 2>&1 || fail "dpkg -r: $(tail -5 "$TMP/remove.log")"
 left=$(inside dpkg-query -W -f='${db:Status-Abbrev}' meshim 2> /dev/null || true)

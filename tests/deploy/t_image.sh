@@ -16,7 +16,8 @@
 #   whose access log names the client's SPIFFE ID; the static command
 #   runs there and reads the same config.
 # - Image volume: the image mounted read-only at /mesh; python3 calls the
-#   mTLS service through it.
+#   mTLS service through it, with the TLS module the image has beside the
+#   library.
 . "$(dirname "$0")/lib.sh"
 command -v podman > /dev/null && command -v runc > /dev/null ||
     fail "needs podman and runc (make deps)"
@@ -38,11 +39,13 @@ tar -C "$B" -c . | "${PODMAN[@]}" import -q - "$BASE" > /dev/null || fail "podma
 cid=$("${PODMAN[@]}" create "$IMG")
 "${PODMAN[@]}" export "$cid" | tar -t | grep -v '/$' | sort > "$TMP/files"
 "${PODMAN[@]}" rm "$cid" > /dev/null
-[ "$(tr '\n' ' ' < "$TMP/files")" = "libmeshim.so mesh.ini meshim " ] ||
+# (its own build's module ID: the debug information names /src)
+tr '\n' ' ' < "$TMP/files" | grep -qxE "libmeshim-tls-[0-9a-f]{16}\.so libmeshim\.so mesh\.ini meshim " ||
     fail "the image holds: $(tr '\n' ' ' < "$TMP/files")"
+module=$(grep -E '^libmeshim-tls-' "$TMP/files")
 out=$("${RUN[@]}" "$IMG" --version 2>&1)
 [ "$out" = "meshim 0.1.0 (commit $(cat "$BUILD/commit"))" ] || fail "the image's meshim --version: $out"
-ok "the Dockerfile builds on a local Debian 12 base; the image names this commit and holds the library, the command and the example config, nothing else"
+ok "the Dockerfile builds on a local Debian 12 base; the image names this commit and holds the library, its TLS module, the command and the example config, nothing else"
 
 # --- init container: meshim install into an emptyDir ------------------------
 mkdir -m 0777 "$TMP/emptydir"
@@ -50,9 +53,11 @@ chmod 0777 "$TMP/emptydir"
 out=$("${RUN[@]}" -v "$TMP/emptydir:/mesh" "$IMG" 2>&1) || fail "init container: $out"
 [ "$out" = "meshim: installed /mesh/libmeshim.so and /mesh/meshim (preload the first: LD_PRELOAD=/mesh/libmeshim.so)" ] ||
     fail "init container said: $out"
-for f in libmeshim.so meshim mesh.ini; do
+for f in libmeshim.so "$module" meshim mesh.ini; do
     [ -f "$TMP/emptydir/$f" ] || fail "$f not installed: $(ls "$TMP/emptydir")"
 done
+[ "$(stat -c '%a %u' "$TMP/emptydir/$module")" = "644 0" ] ||
+    fail "$module installed $(stat -c '%a %u' "$TMP/emptydir/$module"), not 644 0 (the library's owner's, only its to write)"
 cmp -s "$ROOT/examples/mesh.ini" "$TMP/emptydir/mesh.ini" || fail "mesh.ini is not the example config"
 [ "$(stat -c %a "$TMP/emptydir")" = 755 ] || fail "the folder is left $(stat -c %a "$TMP/emptydir")"
 ok "init container: the image's command installs the files into the emptyDir and closes it to others"
@@ -117,13 +122,17 @@ out=$("${RUN[@]}" --mount "type=image,source=$IMG,destination=/mesh" "${APP[@]}"
       python3 -c "
 import urllib.request, os
 print(urllib.request.urlopen('http://secure:$tport/', timeout=10).read().decode().strip())
+print(' '.join(sorted({l.split(None, 5)[5].strip() for l in open('/proc/self/maps') if 'tls' in l})))
 try:
     open('/mesh/x', 'w')
 except OSError as e:
     print('read-only' if e.errno == 30 else e)
 " 2> "$TMP/vol.err") || fail "python3 with the image volume: $(tail -3 "$TMP/vol.err")"
-[ "$out" = "hello from the backend
-read-only" ] || fail "python3 printed: $out ($(tail -3 "$TMP/vol.err"))"
+# The module mapped is the image's (its name is that build's ID); maps
+# names it by its path in the image's layer (overlayfs), not under /mesh.
+[[ "$out" == "hello from the backend
+"*"/$module
+read-only" ]] || fail "python3 printed: $out ($(tail -3 "$TMP/vol.err"))"
 grep -q '"service":"secure".*"result":"ok".*"peer_identity":"spiffe://test.mesh/ns/prod/sa/orders"' "$TMP/vol.err" ||
     fail "no mTLS access-log line with the image volume: $(cat "$TMP/vol.err")"
-ok "image volume: the image mounted read-only at /mesh, python3 calls the mTLS service through it"
+ok "image volume: the image mounted read-only at /mesh, python3 calls the mTLS service through it, its TLS module opened from /mesh"

@@ -468,7 +468,7 @@ maps=$(MESHIM_CONFIG=$TMP/direct.ini shimmed python3 -c '
 import urllib.request
 urllib.request.urlopen("http://orders:'"$port"'/secret-file", timeout=20).read()
 print(open("/proc/self/maps").read())')
-echo "$maps" | grep -qE "memfd:meshim-tls|/tls-module-[0-9a-f]+\.so" || fail "the TLS module is not loaded by an mTLS connection"
+echo "$maps" | grep -qE "memfd:meshim-tls|/(lib)?(tls-module|meshim-tls)-[0-9a-f]+\.so" || fail "the TLS module is not loaded by an mTLS connection"
 ok "OpenSSL linked into a module of its own, loaded only for mTLS; nothing of it exported"
 
 # --- health_check = http over mTLS ------------------------------------------

@@ -1,4 +1,5 @@
-# The TLS module (OpenSSL) is shared by a user's meshed processes through one
+# Where no module file is beside the library (t_tls_module_beside), the TLS
+# module (OpenSSL) is shared by a user's meshed processes through one
 # file in the stats folder, instead of a 5 MB private copy in each: the
 # server and every client map the same file, which is this user's, read-only
 # and byte for byte the module; a file in its place that is not (another
@@ -7,6 +8,10 @@
 # left there (this user's, a day old), and nothing else.
 . "$(dirname "$0")/lib.sh"
 unset MESHIM_STATS_DIR     # its INI files name the stats folders it checks
+# The library alone, as a user who copies only it has it: the module file
+# the build puts beside it would be opened first (t_tls_module_beside).
+mkdir "$TMP/lone" && cp "$MESHIM_LIB" "$TMP/lone/" || fail "cannot copy the library"
+MESHIM_PRELOAD=${MESHIM_PRELOAD/"$MESHIM_LIB"/"$TMP/lone/libmeshim.so"}
 . "$ROOT/tests/integration/certs.sh"
 
 C=$TMP/pki
