@@ -14,7 +14,8 @@
  * implementation ("name : aes", "driver : aes-aesni", ...), blocks
  * separated by an empty line. This module reads that text; opening the
  * file is the caller's (mesh/ktls.c, which keeps AES-GCM first when it
- * cannot read it). It is unit-tested.
+ * cannot read it). It is unit-tested. So is whether the kernel has the
+ * tls upper layer registered at all (kcipher_ulp_listed).
  */
 #ifndef MESHIM_KCIPHER_H
 #define MESHIM_KCIPHER_H
@@ -24,5 +25,9 @@
 /* Does /proc/crypto's text list an AES, or an AES-GCM, that is not one of
  * the kernel's portable C implementations? */
 bool kcipher_aes_accelerated(const char *proc_crypto);
+
+/* Does /proc/sys/net/ipv4/tcp_available_ulp's text (the TCP upper layers
+ * registered, "mptcp tls\n") name ulp? */
+bool kcipher_ulp_listed(const char *available_ulp, const char *ulp);
 
 #endif

@@ -14,8 +14,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
 #include <linux/tls.h>
 
 #include "engine/engine.h"
@@ -125,16 +127,53 @@ static bool takes_keys(int fd, int cipher)
     return real_setsockopt(fd, SOL_TLS, TLS_TX, &ci, n) == 0 && real_setsockopt(fd, SOL_TLS, TLS_RX, &ci, n) == 0;
 }
 
+/* Can the tls upper layer be had at all? Yes when the kernel lists it as
+ * registered; when it does not, setsockopt(TCP_ULP) loads its module only
+ * for a process with CAP_NET_ADMIN. Otherwise the probe's answer is known
+ * without its loopback connection (a dozen system calls, and a socket in
+ * TIME_WAIT for a minute, at the first connection of every mTLS process on
+ * most hosts). What cannot be read says maybe. */
+static bool tls_ulp_possible(void)
+{
+    char text[256];
+    int fd = open("/proc/sys/net/ipv4/tcp_available_ulp", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    ssize_t n = fd >= 0 ? real_read(fd, text, sizeof(text) - 1) : -1;
+    if (fd >= 0)
+        real_close(fd);
+    if (n < 0)
+        return true;
+    text[n] = '\0';
+    if (kcipher_ulp_listed(text, "tls"))
+        return true;
+    struct __user_cap_header_struct head = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    if (real_syscall4(SYS_capget, &head, caps, 0, 0) < 0 || (caps[0].effective & (1u << CAP_NET_ADMIN)))
+        return true;
+    log_debug("kernel TLS: not offered, the kernel has no tls ULP (tcp_available_ulp: %.*s) and this "
+              "process cannot have its module loaded", (int)strcspn(text, "\n"), text);
+    return false;
+}
+
+/* The probe's loopback pair, closed without TIME_WAIT: nothing was sent. */
+static void close_probe_socket(int fd)
+{
+    struct linger abort = { .l_onoff = 1, .l_linger = 0 };
+    real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+    real_close(fd);
+}
+
 /* Does the kernel take TLS 1.3 AES-GCM keys? And ChaCha20-Poly1305 keys
  * (*chacha)? Asked of the two ends of a connected loopback pair (the ULP
  * needs an established socket), one cipher each; loading the tls module
  * and the ciphers', where the kernel autoloads, happens here too. */
 static bool kernel_takes_keys(bool *chacha)
 {
+    *chacha = false;
+    if (!tls_ulp_possible())
+        return false;
     int lfd = real_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int c = -1, s = -1;
     bool ok = false;
-    *chacha = false;
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t alen = sizeof(a);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || real_listen(lfd, 1) < 0 ||
@@ -151,9 +190,9 @@ out:
     if (!ok)
         log_debug("kernel TLS: not offered, the kernel does not take the keys (%s)", strerror(errno));
     if (s >= 0)
-        real_close(s);
+        close_probe_socket(s);
     if (c >= 0)
-        real_close(c);
+        close_probe_socket(c);
     if (lfd >= 0)
         real_close(lfd);
     return ok;

@@ -54,3 +54,16 @@ bool kcipher_aes_accelerated(const char *text)
     }
     return accelerated(name, driver);
 }
+
+bool kcipher_ulp_listed(const char *text, const char *ulp)
+{
+    size_t n = strlen(ulp);
+    for (const char *p = text; p && *p;) {
+        p += strspn(p, " \t\n");
+        size_t len = strcspn(p, " \t\n");
+        if (len == n && n && strncmp(p, ulp, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}

@@ -89,11 +89,26 @@ static void test_edges(void **state)
     assert_false(kcipher_aes_accelerated("name : aesx\ndriver : aes-aesni\n"));
 }
 
+/* /proc/sys/net/ipv4/tcp_available_ulp as kernels write it. */
+static void test_ulp_listed(void **state)
+{
+    (void)state;
+    assert_true(kcipher_ulp_listed("mptcp tls\n", "tls"));
+    assert_true(kcipher_ulp_listed("tls\n", "tls"));
+    assert_true(kcipher_ulp_listed("espintcp tls mptcp", "tls"));
+    assert_false(kcipher_ulp_listed("mptcp\n", "tls"));        /* this host: tls.ko not loaded */
+    assert_false(kcipher_ulp_listed("\n", "tls"));
+    assert_false(kcipher_ulp_listed("", "tls"));
+    assert_false(kcipher_ulp_listed("tlsx mytls tl", "tls")); /* whole names only */
+    assert_false(kcipher_ulp_listed("tls", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listings),
         cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_ulp_listed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
