@@ -157,8 +157,8 @@ static bool tls_ulp_possible(void)
 /* The probe's loopback pair, closed without TIME_WAIT: nothing was sent. */
 static void close_probe_socket(int fd)
 {
-    struct linger abort = { .l_onoff = 1, .l_linger = 0 };
-    real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+    struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+    real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
     real_close(fd);
 }
 

@@ -274,26 +274,24 @@ static void *open_beside(char *why, size_t len)
         snprintf(why, len, "the library was not named by a full path");
         return NULL;
     }
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%.*s", slash == info.dli_fname ? 1 : (int)(slash - info.dli_fname),
-             info.dli_fname);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* The heap's, not the stack's: see same_as_image. */
+    char *dir = strndup(info.dli_fname, slash == info.dli_fname ? 1 : (size_t)(slash - info.dli_fname));
+    int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     struct stat library_st, module_st;
     if (dfd < 0 || fstatat(dfd, slash + 1, &library_st, 0) < 0) {
         snprintf(why, len, "%.200s: %.60s", info.dli_fname, strerror(errno));
         if (dfd >= 0)
             real_close(dfd);
+        free(dir);
         return NULL;
     }
     int fd = openat(dfd, TLS_MODULE_BESIDE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     int err = errno;
     real_close(dfd);
-    if (fd < 0) {
-        snprintf(why, len, "%.200s/%s: %.60s", dir, TLS_MODULE_BESIDE, strerror(err));
-        return NULL;
-    }
+    const char *refused = fd < 0                          ? strerror(err)
+                          : fstat(fd, &module_st) < 0     ? strerror(errno)
+                                                          : beside_refused(&module_st, &library_st);
     void *h = NULL;
-    const char *refused = fstat(fd, &module_st) < 0 ? strerror(errno) : beside_refused(&module_st, &library_st);
     if (refused) {
         snprintf(why, len, "%.200s/%s: %s", dir, TLS_MODULE_BESIDE, refused);
     } else {
@@ -302,7 +300,9 @@ static void *open_beside(char *why, size_t len)
         if (!(h = open_module(path)))
             snprintf(why, len, "%s", dlerror());   /* a noexec mount, no /proc */
     }
-    real_close(fd);
+    if (fd >= 0)
+        real_close(fd);
+    free(dir);
     return h;
 }
 
