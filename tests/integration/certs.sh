@@ -99,3 +99,21 @@ serve_www() {
     PIDS+=($!)
     wait_port 127.0.0.2 "$2"
 }
+
+# module_ask PRELOAD [DIR]: one GET / over mTLS to orders:$port from a
+# python3 client that preloads PRELOAD with $TMP/client.ini (run in DIR,
+# default $TMP); sets status, and from: the file its TLS module was mapped
+# from (beside the library, the stats folder's, a private copy's memfd, or
+# "none"). Its stderr in $TMP/client.err.
+module_ask() {
+    local out
+    out=$(cd "${2:-$TMP}" && MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$1" python3 - "$port" 2> "$TMP/client.err" <<'PY'
+import sys, urllib.request
+status = urllib.request.urlopen("http://orders:%s/" % sys.argv[1], timeout=10).status
+maps = {l.split(None, 5)[5].strip().replace(" (deleted)", "")
+        for l in open("/proc/self/maps") if "tls-module" in l or "meshim-tls" in l}
+print(status, " ".join(sorted(maps)) or "none")
+PY
+)
+    read -r status from <<< "$out"
+}

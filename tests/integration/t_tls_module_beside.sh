@@ -25,31 +25,15 @@ name=$(basename "$beside")
     fail "$name does not carry the build's module ID"
 cmp -s "$beside" "$ROOT/$BUILD/tls-module.so" || fail "$name is not the build's module"
 
-MESHIM_CONFIG=$TMP/server.ini LD_PRELOAD="$MESHIM_PRELOAD" \
-    python3 -m http.server --bind 127.0.0.2 --directory "$TMP" "$port" > "$TMP/server.log" 2>&1 &
-server=$!
-PIDS+=($server)
-wait_port 127.0.0.2 "$port"
+mkdir "$TMP/www"
+serve_www "$TMP/server.ini" "$port" "$TMP/server.log"
+server=${PIDS[-1]}
 
-# ask PRELOAD [DIR]: one request over mTLS from a python3 client that
-# preloads PRELOAD (run in DIR); sets status and from (the file its module
-# was mapped from); its log in $TMP/client.err.
-ask() {
-    local out
-    out=$(cd "${2:-$TMP}" && MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$1" python3 - "$port" 2> "$TMP/client.err" <<'PY'
-import sys, urllib.request
-status = urllib.request.urlopen("http://orders:%s/" % sys.argv[1], timeout=10).status
-maps = {l.split(None, 5)[5].strip() for l in open("/proc/self/maps") if "tls" in l}
-print(status, " ".join(sorted(maps)) or "none")
-PY
-)
-    read -r status from <<< "$out"
-}
 said() { grep -q "TLS module: not beside the library.*$1" "$TMP/client.err"; }
 
 # The build's library: its module from beside it, in the server and the
 # client; nothing written to the stats folder.
-ask "$MESHIM_PRELOAD"
+module_ask "$MESHIM_PRELOAD"
 [ "$status" = 200 ] || fail "mTLS request failed: $(tail -3 "$TMP/client.err")"
 [ "$from" = "$beside" ] || fail "the client's module came from '$from', not $beside"
 grep -q "$beside" "/proc/$server/maps" || fail "the server does not map $beside: $(grep tls "/proc/$server/maps")"
@@ -63,14 +47,14 @@ mkdir -m 0755 "$inst"
 install -m 0755 "$MESHIM_LIB" "$inst/libmeshim.so"
 install -m 0644 "$beside" "$inst/$name"
 lib=${MESHIM_PRELOAD/"$MESHIM_LIB"/"$inst/libmeshim.so"}
-ask "$lib"
+module_ask "$lib"
 [ "$status" = 200 ] && [ "$from" = "$inst/$name" ] || fail "installed copy: status $status, module from '$from'"
 ok "an installed library opens the module installed beside it"
 
 # refused WHAT WHY: the module beside is not opened: said (WHY) at debug
 # level, taken from the stats folder instead, and the request made.
 refused() {
-    ask "$lib" "${3:-$TMP}"
+    module_ask "$lib" "${3:-$TMP}"
     [ "$status" = 200 ] || fail "$1: the request failed: $(tail -3 "$TMP/client.err")"
     [ "$from" = "$MESHIM_STATS_DIR/tls-module-$(cut -d'"' -f2 "$ROOT/$BUILD/tls_module_id.h").so" ] ||
         fail "$1: the module came from '$from', not the stats folder"

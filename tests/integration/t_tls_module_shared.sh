@@ -42,18 +42,8 @@ server=$!
 PIDS+=($server)
 wait_port 127.0.0.2 "$port"
 
-# A client that reports which file its TLS module came from.
-client() {
-    MESHIM_CONFIG=$TMP/client.ini LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$port" 2>>"$TMP/client.err" <<'PY'
-import sys, urllib.request
-status = urllib.request.urlopen("http://orders:%s/" % sys.argv[1], timeout=10).status
-maps = {l.split(None, 5)[5].strip().replace(" (deleted)", "")
-        for l in open("/proc/self/maps") if "tls-module" in l or "meshim-tls" in l}
-print(status, " ".join(sorted(maps)) or "none")
-PY
-}
-# ask: one client run, waited for (its status and module file in status, from).
-ask() { local out; out=$(client); read -r status from <<< "$out"; }
+# ask: one client run (module_ask: its status and module file in status, from).
+ask() { module_ask "$MESHIM_PRELOAD"; }
 
 ask
 [ "$status" = 200 ] || fail "mTLS request failed: $(tail -3 "$TMP/client.err")"
