@@ -32,11 +32,13 @@ LDFLAGS  += $(SANITIZE)
 LAYERS   := policy libc observe tls engine mesh hook
 # policy/: no hooks, no threads; the library, the command and the unit tests
 # all link it.
-POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 httpretry route trace execenv pskhello dnsreply kcipher
+POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 httpretry route trace execenv pskhello dnsreply kcipher \
+            beside
 SHIM     := $(POLICY) mesh real jumpguard sigdefer ownfd program stdio_exit files log logfile accesslog metrics sharedfile callers engine placeholder health watch otlp \
             tls_loader conn fdtable attempt connect dial sockname relay termsig mtls ktls http httptap threadtrace resolve udp dnscapture exec hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
-            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile test_execenv test_pskhello test_dnsreply test_httpretry test_sigdefer test_kcipher
+            test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile test_execenv test_pskhello test_dnsreply test_httpretry test_sigdefer test_kcipher \
+            test_beside
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -110,7 +112,8 @@ $(BUILD)/obj/glibc_compat_start.o: shim/libc/glibc_compat.c | $(BUILD)/obj
 # The module's identity (16 hex digits of its SHA-256) names the file that
 # a user's processes share it through (tls_loader.c).
 $(BUILD)/tls_module_id.h: $(BUILD)/tls-module.so
-	printf '#define TLS_MODULE_ID "%s"\n' "$$(sha256sum $< | cut -c1-16)" > $@
+	printf '#define TLS_MODULE_ID "%s"\n#define TLS_MODULE_SIZE %su\n' "$$(sha256sum $< | cut -c1-16)" \
+	    "$$(stat -c %s $<)" > $@
 $(BUILD)/obj/tls_loader.o: $(BUILD)/tls_module_id.h
 $(BUILD)/obj/tls_loader.o: private CPPFLAGS += -include $(BUILD)/tls_module_id.h
 
@@ -121,7 +124,7 @@ $(BUILD)/obj/tls_loader.o: private CPPFLAGS += -include $(BUILD)/tls_module_id.h
 # opened); the previous build's is removed.
 $(BESIDE_MADE): $(BUILD)/tls-module.so $(BUILD)/tls_module_id.h
 	rm -f $(BUILD)/libmeshim-tls-*.so
-	install -m 0644 $< $(BUILD)/libmeshim-tls-$$(cut -d'"' -f2 $(BUILD)/tls_module_id.h).so
+	install -m 0644 $< $(BUILD)/libmeshim-tls-$$(sed -n 's/.*TLS_MODULE_ID "\(.*\)"/\1/p' $(BUILD)/tls_module_id.h).so
 	touch $@
 
 $(BUILD)/obj/tls_image.o: shim/tls/tls_image.S $(BUILD)/tls-module.so | $(BUILD)/obj

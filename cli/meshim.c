@@ -27,6 +27,7 @@
 #include "elfinfo.h"
 #include "exporter.h"
 #include "install.h"
+#include "meshim/beside.h"
 #include "meshim/certdir.h"
 #include "meshim/config.h"
 #include "meshim/registry.h"
@@ -467,6 +468,28 @@ static bool go_binary(const unsigned char *map, size_t size)
 
 /* What a user needs to know before blaming the mesh: a program the dynamic
  * linker never preloads into cannot be meshed (SPEC §3.10). */
+/* Where a process preloading lib takes its TLS module from: the file
+ * beside it, opened as it is, when meshim/beside.h allows it; else the
+ * library's own copy, through the stats folder (tls/tls_loader.c). */
+static void say_module(const char *lib)
+{
+    const char *slash = strrchr(lib, '/');
+    char module[PATH_MAX + 64];
+    snprintf(module, sizeof(module), "%.*s" TLS_MODULE_BESIDE, slash ? (int)(slash + 1 - lib) : 0, lib);
+    struct stat lib_st, mod_st;
+    int fd = open(module, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);   /* as the loader */
+    const char *refused = stat(lib, &lib_st) < 0 || fd < 0 || fstat(fd, &mod_st) < 0
+                              ? strerror(errno)
+                              : beside_refused(&mod_st, &lib_st, TLS_MODULE_SIZE);
+    if (fd >= 0)
+        close(fd);
+    if (refused)
+        printf("tls:      the library's own copy of its TLS module, through the stats folder "
+               "(%s: %s)\n", module, refused);
+    else
+        printf("tls:      the TLS module beside the library, opened as it is (%s)\n", module);
+}
+
 static int cmd_doctor(int argc, char **argv)
 {
     char path[PATH_MAX], lib[PATH_MAX];
@@ -479,7 +502,10 @@ static int cmd_doctor(int argc, char **argv)
         return 1;
     }
     printf("program:  %s\n", path);
-    printf("library:  %s\n", find_library(lib, sizeof(lib)) ? lib : "NOT FOUND (set MESHIM_LIBRARY)");
+    bool have_lib = find_library(lib, sizeof(lib));
+    printf("library:  %s\n", have_lib ? lib : "NOT FOUND (set MESHIM_LIBRARY)");
+    if (have_lib)
+        say_module(lib);
     struct stat st;
     const unsigned char *map;
     if (map_file(path, &map, &st) < 0) {

@@ -51,6 +51,7 @@
 
 #include "libc/jumpguard.h"
 #include "libc/real.h"
+#include "meshim/beside.h"
 #include "meshim/config.h"
 #include "observe/files.h"
 #include "observe/log.h"
@@ -243,26 +244,11 @@ static void *open_from_cache(char *why, size_t len)
     return h;
 }
 
-/* Why the module file beside the library is not to be opened unread, NULL
- * when it can be: it must be changeable only by whoever can change the
- * library (the same owner, no write for its group or anyone else), and
- * whole. Then the 5 MB comparison of open_cached, the largest cost of a
- * process's first mTLS connection, is not needed. */
-static const char *beside_refused(const struct stat *module_st, const struct stat *library_st)
-{
-    if (!S_ISREG(module_st->st_mode))
-        return "not a file";
-    if (module_st->st_uid != library_st->st_uid)
-        return "not owned by the library's owner";
-    if (module_st->st_mode & 022)
-        return "writable by its group or others";
-    if ((size_t)module_st->st_size != image_size())
-        return "not the module's size (cut short?)";
-    return NULL;
-}
-
-/* dlopen of TLS_MODULE_BESIDE in the library's folder; NULL with the reason when
- * there is none or it is not to be trusted. The library is found by the
+/* dlopen of TLS_MODULE_BESIDE in the library's folder, unread, when
+ * meshim/beside.h allows it (only whoever can change the library can
+ * change it, and it is whole: then the 5 MB comparison of open_cached, the
+ * largest cost of a process's first mTLS connection, is not needed); NULL
+ * with the reason otherwise. The library is found by the
  * name the loader gave it, when that is a full path: a relative one would
  * be read against the program's folder of now, not of when it started. */
 static void *open_beside(char *why, size_t len)
@@ -290,7 +276,7 @@ static void *open_beside(char *why, size_t len)
     real_close(dfd);
     const char *refused = fd < 0                          ? strerror(err)
                           : fstat(fd, &module_st) < 0     ? strerror(errno)
-                                                          : beside_refused(&module_st, &library_st);
+                                                          : beside_refused(&module_st, &library_st, image_size());
     void *h = NULL;
     if (refused) {
         snprintf(why, len, "%.200s/%s: %s", dir, TLS_MODULE_BESIDE, refused);

@@ -21,7 +21,7 @@ ok "dpkg -i $(basename "$deb") in bullseye: installed"
 version=$(inside meshim --version) || fail "meshim --version"
 [ "$version" = "meshim $(sed -n 's/^VERSION *:= *//p' "$ROOT/Makefile") (commit $(cat "$BUILD/commit"))" ] ||
     fail "meshim --version: \"$version\" (build $(cat "$BUILD/commit"))"
-module=/usr/lib/meshim/libmeshim-tls-$(cut -d'"' -f2 "$BUILD/tls_module_id.h").so
+module=/usr/lib/meshim/libmeshim-tls-$(module_id "$BUILD").so
 for f in /usr/lib/meshim/libmeshim.so $module /usr/share/doc/meshim/examples/meshim.ini /usr/share/doc/meshim/copyright; do
     [ -f "$R$f" ] || fail "$f is not installed"
 done

@@ -117,3 +117,7 @@ PY
 )
     read -r status from <<< "$out"
 }
+
+# module_id BUILD: the TLS module's ID in that build (the 16 hex digits its
+# file names carry: tls-module-ID.so, libmeshim-tls-ID.so).
+module_id() { sed -n 's/.*TLS_MODULE_ID "\(.*\)"/\1/p' "$1/tls_module_id.h"; }

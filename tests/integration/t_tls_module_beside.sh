@@ -5,8 +5,8 @@
 # can change the library can change it (the library's owner, no write for
 # its group or others) and it is whole; a symlink, or a library named by a
 # relative path, is not followed there. Each refused one is said at debug
-# level and the process gets its module through the stats folder, as a
-# library copied alone does (t_tls_module_shared).
+# level (and by meshim doctor) and the process gets its module through the
+# stats folder, as a library copied alone does (t_tls_module_shared).
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/integration/certs.sh"
 
@@ -21,7 +21,7 @@ sed -i 's/^log_level = info/log_level = debug/' "$TMP/client.ini"
 beside=$(ls "$ROOT/$BUILD"/libmeshim-tls-*.so 2>/dev/null)
 [ "$(echo "$beside" | wc -w)" = 1 ] || fail "want one module file beside $MESHIM_LIB, found: '$beside'"
 name=$(basename "$beside")
-[ "$name" = "libmeshim-tls-$(cut -d'"' -f2 "$ROOT/$BUILD/tls_module_id.h").so" ] ||
+[ "$name" = "libmeshim-tls-$(module_id "$ROOT/$BUILD").so" ] ||
     fail "$name does not carry the build's module ID"
 cmp -s "$beside" "$ROOT/$BUILD/tls-module.so" || fail "$name is not the build's module"
 
@@ -50,16 +50,27 @@ lib=${MESHIM_PRELOAD/"$MESHIM_LIB"/"$inst/libmeshim.so"}
 module_ask "$lib"
 [ "$status" = 200 ] && [ "$from" = "$inst/$name" ] || fail "installed copy: status $status, module from '$from'"
 ok "an installed library opens the module installed beside it"
+out=$(MESHIM_LIBRARY=$inst/libmeshim.so meshim doctor python3) || fail "meshim doctor: $out"
+grep -qx "tls: *the TLS module beside the library, opened as it is ($inst/$name)" <<< "$out" ||
+    fail "meshim doctor does not say the module beside the library is opened: $out"
+ok "meshim doctor says so"
 
 # refused WHAT WHY: the module beside is not opened: said (WHY) at debug
 # level, taken from the stats folder instead, and the request made.
 refused() {
     module_ask "$lib" "${3:-$TMP}"
     [ "$status" = 200 ] || fail "$1: the request failed: $(tail -3 "$TMP/client.err")"
-    [ "$from" = "$MESHIM_STATS_DIR/tls-module-$(cut -d'"' -f2 "$ROOT/$BUILD/tls_module_id.h").so" ] ||
+    [ "$from" = "$MESHIM_STATS_DIR/tls-module-$(module_id "$ROOT/$BUILD").so" ] ||
         fail "$1: the module came from '$from', not the stats folder"
     said "$2" || fail "$1: no debug line saying '$2': $(grep 'TLS module' "$TMP/client.err")"
-    ok "$1: not opened ($2); the module from the stats folder"
+    local doctor=""
+    if [ -z "${3:-}" ]; then        # (the command finds the library by its full path)
+        out=$(MESHIM_LIBRARY=$inst/libmeshim.so meshim doctor python3)
+        grep -q "^tls: *the library's own copy of its TLS module, through the stats folder (.*$2" <<< "$out" ||
+            fail "$1: meshim doctor does not say why: $out"
+        doctor="; meshim doctor says so too"
+    fi
+    ok "$1: not opened ($2$doctor); the module from the stats folder"
 }
 chmod 0664 "$inst/$name"
 refused "a module its group can write" "writable by its group or others"
