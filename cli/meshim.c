@@ -466,16 +466,20 @@ static bool go_binary(const unsigned char *map, size_t size)
     return memmem(map, size, "\xff Go buildinf:", 14) != NULL;
 }
 
-/* What a user needs to know before blaming the mesh: a program the dynamic
- * linker never preloads into cannot be meshed (SPEC §3.10). */
+/* The TLS module's path beside the library lib (TLS_MODULE_BESIDE). */
+static void module_beside(const char *lib, char *out, size_t len)
+{
+    const char *slash = strrchr(lib, '/');
+    snprintf(out, len, "%.*s" TLS_MODULE_BESIDE, slash ? (int)(slash + 1 - lib) : 0, lib);
+}
+
 /* Where a process preloading lib takes its TLS module from: the file
  * beside it, opened as it is, when meshim/beside.h allows it; else the
  * library's own copy, through the stats folder (tls/tls_loader.c). */
 static void say_module(const char *lib)
 {
-    const char *slash = strrchr(lib, '/');
     char module[PATH_MAX + 64];
-    snprintf(module, sizeof(module), "%.*s" TLS_MODULE_BESIDE, slash ? (int)(slash + 1 - lib) : 0, lib);
+    module_beside(lib, module, sizeof(module));
     struct stat lib_st, mod_st;
     int fd = open(module, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);   /* as the loader */
     const char *refused = stat(lib, &lib_st) < 0 || fd < 0 || fstat(fd, &mod_st) < 0
@@ -490,6 +494,8 @@ static void say_module(const char *lib)
         printf("tls:      the TLS module beside the library, opened as it is (%s)\n", module);
 }
 
+/* What a user needs to know before blaming the mesh: a program the dynamic
+ * linker never preloads into cannot be meshed (SPEC §3.10). */
 static int cmd_doctor(int argc, char **argv)
 {
     char path[PATH_MAX], lib[PATH_MAX];
@@ -797,8 +803,7 @@ static int cmd_install(int argc, char **argv)
     char lib[PATH_MAX], exe[PATH_MAX], ini[PATH_MAX + 16], module[PATH_MAX + 64];
     if (!find_library_or_say(lib, sizeof(lib)))
         return 127;
-    const char *slash = strrchr(lib, '/');
-    snprintf(module, sizeof(module), "%.*s" TLS_MODULE_BESIDE, slash ? (int)(slash + 1 - lib) : 0, lib);
+    module_beside(lib, module, sizeof(module));
     if (!self_exe(exe, sizeof(exe))) {
         fprintf(stderr, "meshim: /proc/self/exe: %s (is /proc mounted?)\n", strerror(errno));
         return 1;
