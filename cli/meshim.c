@@ -481,10 +481,13 @@ static void say_module(const char *lib)
     char module[PATH_MAX + 64];
     module_beside(lib, module, sizeof(module));
     struct stat lib_st, mod_st;
-    int fd = open(module, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);   /* as the loader */
-    const char *refused = stat(lib, &lib_st) < 0 || fd < 0 || fstat(fd, &mod_st) < 0
-                              ? strerror(errno)
-                              : beside_refused(&mod_st, &lib_st, TLS_MODULE_SIZE);
+    int fd = -1;
+    const char *refused;
+    if (stat(lib, &lib_st) < 0 || (fd = open(module, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0 ||
+        fstat(fd, &mod_st) < 0)         /* opened as the loader opens it */
+        refused = strerror(errno);
+    else
+        refused = beside_refused(&mod_st, &lib_st, TLS_MODULE_SIZE);
     if (fd >= 0)
         close(fd);
     if (refused)

@@ -39,7 +39,7 @@ ok "the installed command found the installed library: curl reached web by name"
 
 mkdir -p "$R$P"
 cp "$C/web.pem" "$C/web.key" "$C/ca.pem" "$R$P/"
-printf '[tls]\ncert = %s/web.pem\nkey = %s/web.key\nca = %s/ca.pem\n%s\n' "$P" "$P" "$P" "$(backend_services)" > "$R$P/web.ini"
+C=$P tls_ini "$R$P/web.ini" web "$(backend_services)"   # the identity's paths as the root sees them
 out=$(inside env MESHIM_CONFIG="$P/web.ini" meshim python3 -c "
 import urllib.request
 print(urllib.request.urlopen('http://secure:$tport/', timeout=20).read().decode().strip())
