@@ -34,11 +34,11 @@ LAYERS   := policy libc observe tls engine mesh hook
 # all link it.
 POLICY   := util config vip balancer registry breaker backoff discovery identity sniff certdir shared relayname http1 httpretry route trace execenv pskhello dnsreply kcipher \
             beside
-SHIM     := $(POLICY) mesh real jumpguard sigdefer ownfd program stdio_exit files log logfile accesslog metrics sharedfile callers engine placeholder health watch otlp \
+SHIM     := $(POLICY) mesh real jumpguard sigdefer ownfd program stdio_exit files log logfile accesslog metrics sharedfile callers engine sendq placeholder health watch otlp \
             tls_loader conn fdtable attempt connect dial sockname relay termsig mtls ktls http httptap threadtrace resolve udp dnscapture exec hooks process
 UNIT     := test_config test_vip test_balancer test_registry test_breaker test_backoff test_stats \
             test_fork test_discovery test_identity test_files test_elfinfo test_sniff test_engine test_certdir test_ownfd test_shared test_relayname test_http1 test_route test_trace test_threadtrace test_logfile test_execenv test_pskhello test_dnsreply test_httpretry test_sigdefer test_kcipher \
-            test_beside
+            test_beside test_sendq
 
 vpath %.c $(LAYERS:%=shim/%)
 vpath %.S shim/tls
@@ -59,8 +59,9 @@ SHIM_O   := $(SHIM:%=$(BUILD)/obj/%.o) $(LLHTTP_O) $(BUILD)/obj/tls_image.o
 # so that it never binds to a program's own OpenSSL (node exports one). It is
 # carried inside the library and loaded on first need.
 TLSMOD_O := $(patsubst %,$(BUILD)/obj/%.o,tls tls_ktls tls_store tls_module identity util certdir pskhello)
-# Static inih, so that the library needs nothing at run time but glibc.
-STATIC   := -Wl,-Bstatic -linih -Wl,-Bdynamic
+# Static inih and liburing, so that the library needs nothing at run time
+# but glibc.
+STATIC   := -Wl,-Bstatic -linih -luring -Wl,-Bdynamic
 OPENSSL  := -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic
 ifeq ($(SANITIZE),)
 NOUNDEF  := -Wl,-z,defs
@@ -185,8 +186,13 @@ $(BUILD)/tests/test_files: tests/unit/test_files.c $(POLICY_O) $(BUILD)/obj/file
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_engine: the engine thread itself (and the layers below it).
-$(BUILD)/tests/test_engine: tests/unit/test_engine.c $(POLICY_O) $(BUILD)/obj/engine.o $(BUILD)/obj/real.o $(BUILD)/obj/jumpguard.o $(BUILD)/obj/ownfd.o \
+$(BUILD)/tests/test_engine: tests/unit/test_engine.c $(POLICY_O) $(BUILD)/obj/engine.o $(BUILD)/obj/sendq.o $(BUILD)/obj/mesh.o $(BUILD)/obj/real.o $(BUILD)/obj/jumpguard.o $(BUILD)/obj/ownfd.o \
         $(BUILD)/obj/log.o $(BUILD)/obj/logfile.o $(BUILD)/obj/files.o | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
+
+# test_sendq: the engine's queued sends, through a real io_uring.
+$(BUILD)/tests/test_sendq: tests/unit/test_sendq.c $(POLICY_O) $(BUILD)/obj/sendq.o $(BUILD)/obj/mesh.o $(BUILD)/obj/real.o \
+        $(BUILD)/obj/jumpguard.o $(BUILD)/obj/ownfd.o $(BUILD)/obj/log.o $(BUILD)/obj/logfile.o $(BUILD)/obj/files.o | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) $(STATIC) -lcmocka -lpthread -ldl
 
 # test_ownfd: the shim's own descriptors (libc layer, with its trampolines).

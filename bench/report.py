@@ -415,6 +415,7 @@ ROWS = [("direct", "direct"), ("passthrough", "passthrough (shim loaded, not mes
         ("mesh-mtls-psk", "mesh mTLS, resumption = psk-only (no key exchange when resumed)"),
         ("haproxy", "HAProxy mTLS pair"), ("stunnel", "stunnel mTLS pair"),
         ("mesh-http", "mesh http (protocol = http, plain)"),
+        ("mesh-http-noring", "mesh http, io_uring = off (each of the engine's sends its own call)"),
         ("mesh-http-traced", "mesh http, tracing on (a span per request, OTLP/JSON)"),
         ("mesh-mtls-http", "mesh mTLS http (protocol = http, tls = mtls)"),
         ("haproxy-http", "HAProxy mTLS pair, mode http")]
@@ -517,6 +518,10 @@ if t_conn_psk is not None:
 h_ka = paired("mesh-http", "keepalive", "rps", "direct")
 lines.append(target("protocol = http, plain: keep-alive ≥ 0.5 × direct (issue 20)", h_ka and f"{h_ka:.2f}",
                     h_ka and h_ka >= 0.5))
+ring_ka = paired("mesh-http", "keepalive", "rps", "mesh-http-noring")
+if ring_ka is not None:
+    lines.append(target("protocol = http: the engine's sends of a turn in one io_uring call vs one call each "
+                        "(no target; what it buys)", f"{ring_ka:.2f}", True))
 tr_ka = paired("mesh-http-traced", "keepalive", "rps", "mesh-http")
 lines.append(target("tracing on: keep-alive ≥ 0.95 × the same http row with tracing off (issue 21)",
                     tr_ka and f"{tr_ka:.2f}", tr_ka and tr_ka >= 0.95))

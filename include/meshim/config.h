@@ -145,6 +145,7 @@ struct mesh_config {
     struct netaddr dns_server_addr;     /* dns_server parsed once (port 0: none) */
     bool dns_capture;                   /* a program's own DNS queries for service names answered (dnsreply.h) */
     enum on_error on_error;
+    bool io_uring;                      /* auto: the engine's short sends of a turn in one call (sendq.h) */
     /* [tls] */
     char *tls_cert, *tls_key, *tls_ca;
     char *tls_dir;                      /* a folder of them (meshim/certdir.h); cert/key/ca override */

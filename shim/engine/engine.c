@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <utlist.h>
 
+#include "engine/sendq.h"
 #include "libc/ownfd.h"
 #include "libc/real.h"
 #include "meshim/util.h"
@@ -215,7 +216,7 @@ static struct engine_io bell_io;
 
 /* One turn of the loop: the due timers, a wait for events (none when work
  * is pending), their callbacks, the tasks posted meanwhile, slow work, the
- * frees. `held` (the engine thread's work_lock) is let go during the wait;
+ * turn's queued sends (sendq.h), the frees. `held` (the engine thread's work_lock) is let go during the wait;
  * none when `done` says so after the timers (the keeper's last relay may
  * end in one). */
 static void turn(pthread_mutex_t *held, bool (*done)(void))
@@ -224,7 +225,7 @@ static void turn(pthread_mutex_t *held, bool (*done)(void))
     int timeout = run_timers();
     if (done && done())
         return;
-    if (slow_head || posted_here)
+    if (slow_head || posted_here || sendq_pending())
         timeout = 0;                /* look for events, then go on with it */
     if (held)
         pthread_mutex_unlock(held);
@@ -241,6 +242,7 @@ static void turn(pthread_mutex_t *held, bool (*done)(void))
     if (posted_here)
         run_queue();
     run_slow();
+    sendq_flush();
     free_retired();
 }
 
@@ -422,6 +424,7 @@ void engine_atfork_child(void)
     signal_slot = NULL;
     timers = NULL;
     slow_head = NULL;
+    sendq_atfork_child();
 }
 
 /* ---------------------------------------------------------------- keeper -- */

@@ -46,6 +46,7 @@
 #include "engine/engine.h"
 #include "engine/otlp.h"
 #include "engine/placeholder.h"
+#include "engine/sendq.h"
 #include "libc/ownfd.h"
 #include "libc/program.h"
 #include "libc/real.h"
@@ -95,6 +96,11 @@ struct upstream {
     bool heard;                     /* the handshake has had something to read */
     bool waits_accept;              /* past connect_timeout, for a server that has not accepted */
     bool connected;                 /* ready for requests; not yet with ssl: the handshake runs */
+    bool send_queued;               /* a send of the request is queued (sendq.h): none
+                                       more until it is done (up_sent) */
+    bool queued_head;               /* ... of the head, not of the body */
+    bool send_now;                  /* one came back short: the next is made at once
+                                       (EAGAIN then waits for EPOLLOUT, not a turn) */
     char peer_identity[128];        /* mTLS: the server's identity */
     /* mTLS: the service's `identity` it was checked against (a config's
      * string: configs are never freed). A reload that changes it retires
@@ -160,6 +166,10 @@ struct hproxy {
      * came short (the socket was drained a moment ago), so a turn makes
      * no read() only to learn EAGAIN. */
     bool app_in_ready, up_in_ready;
+    /* A send of `out` to the application is queued (sendq.h): `out` keeps
+     * its bytes until it is done (app_sent), and nothing more is sent. */
+    bool out_queued;
+    bool out_now;                   /* one came back short: as send_now (upstream) */
     struct h1_parser req, resp;
     struct gbuf in, out, rx, up_head;
     size_t parsed;                  /* of `in`, fed to the request parser */
@@ -227,6 +237,15 @@ static bool hand_over(struct upstream *u, struct endpoint *ep, uint16_t port);
 
 /* ----------------------------------------------------------------- buffers -- */
 
+/* Freed buffers of IO_CHUNK bytes, the size nearly every buffer starts
+ * and stays at, kept for the next proxy (engine thread only). Connections
+ * that each carry one request free and take four of them each: through
+ * malloc, the engine's heap kept shrinking (madvise) and growing again
+ * (page faults), 10 % of such a connection's cost here. */
+#define SPARE_BUFS 64
+static char *spare_bufs[SPARE_BUFS];
+static int n_spare_bufs;
+
 static bool gbuf_reserve(struct gbuf *b, size_t more)
 {
     if (b->len + more <= b->cap)
@@ -234,6 +253,11 @@ static bool gbuf_reserve(struct gbuf *b, size_t more)
     size_t cap = b->cap ? b->cap : IO_CHUNK;
     while (cap < b->len + more)
         cap *= 2;
+    if (!b->cap && cap == IO_CHUNK && n_spare_bufs) {
+        b->data = spare_bufs[--n_spare_bufs];
+        b->cap = cap;
+        return true;
+    }
     char *grown = realloc(b->data, cap);
     if (!grown)
         return false;
@@ -259,7 +283,10 @@ static void gbuf_drop(struct gbuf *b, size_t n)
 
 static void gbuf_free(struct gbuf *b)
 {
-    free(b->data);
+    if (b->cap == IO_CHUNK && n_spare_bufs < SPARE_BUFS)
+        spare_bufs[n_spare_bufs++] = b->data;
+    else
+        free(b->data);
     *b = (struct gbuf){ 0 };
 }
 
@@ -267,6 +294,7 @@ static void gbuf_free(struct gbuf *b)
 
 static void upstream_close(struct upstream *u)
 {
+    sendq_cancel(u);
     engine_unwatch(&u->io);
     if (u->ssl) {
         /* close_notify when the session is sound: it stays resumable. */
@@ -1271,16 +1299,15 @@ static bool app_read(struct hproxy *px)
     return true;
 }
 
-static bool app_write(struct hproxy *px)
+/* What a send of `out` to the application did: n bytes, or -errno. True
+ * when that changed anything. */
+static bool app_wrote(struct hproxy *px, ssize_t n)
 {
-    if (!px->out.len)
-        return false;
-    ssize_t n = real_send(px->app, px->out.data, px->out.len, MSG_NOSIGNAL);
     if (n > 0) {
         gbuf_drop(&px->out, (size_t)n);
         return true;
     }
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+    if (n < 0 && n != -EAGAIN && n != -EINTR) {
         /* The application closed its end: nothing more can reach it. */
         px->out.len = 0;
         px->app_eof = true;
@@ -1290,6 +1317,29 @@ static bool app_write(struct hproxy *px)
         return true;
     }
     return false;
+}
+
+static void app_sent(void *owner, ssize_t n)
+{
+    struct hproxy *px = owner;
+    px->out_queued = false;
+    app_wrote(px, n);
+    px->out_now = px->out.len != 0;
+    px_step(px);
+}
+
+/* A short answer goes with the turn's other queued sends; the rest now. */
+static bool app_write(struct hproxy *px)
+{
+    if (!px->out.len || px->out_queued)
+        return false;
+    if (!px->out_now && sendq_add(px->app, px->out.data, px->out.len, app_sent, px)) {
+        px->out_queued = true;
+        return false;
+    }
+    px->out_now = false;
+    ssize_t n = real_send(px->app, px->out.data, px->out.len, MSG_NOSIGNAL);
+    return app_wrote(px, n < 0 ? -errno : n);
 }
 
 /* A request head llhttp refused for its body's length (Content-Length with
@@ -1430,32 +1480,14 @@ static ssize_t up_recv(struct upstream *u, void *p, size_t n, bool *more)
     return (ssize_t)done;
 }
 
-/* Writes the request (head, then body as read) upstream. */
-static bool up_write(struct hproxy *px)
+/* What a send of the request upstream did: w bytes of its head (`head`)
+ * or of its body went. */
+static void up_wrote(struct hproxy *px, bool head, size_t w)
 {
-    struct upstream *u = px->up;
-    if (!u || !u->connected)
-        return false;
-    const char *p;
-    size_t n;
-    bool head = px->up_head_sent < px->up_head.len && px->state == PX_EXCHANGE;
-    if (head) {
-        p = px->up_head.data + px->up_head_sent;
-        n = px->up_head.len - px->up_head_sent;
-    } else {
-        size_t end = px->state == PX_RAW ? px->in.len : px->parsed;
-        if (px->body_sent >= end)
-            return false;
-        p = px->in.data + px->body_sent;
-        n = end - px->body_sent;
-    }
-    ssize_t w = up_send(u, p, n);
-    if (w <= 0)
-        return false;       /* EAGAIN, or the error the read side reports */
     if (head)
-        px->up_head_sent += (size_t)w;
+        px->up_head_sent += w;
     else
-        px->body_sent += (size_t)w;
+        px->body_sent += w;
     px->req_bytes += (uint64_t)w;
     if (px->state == PX_RAW) {
         gbuf_drop(&px->in, px->body_sent);
@@ -1470,6 +1502,53 @@ static bool up_write(struct hproxy *px)
         px->body_sent = px->head_len;
         px->retry_lost = true;
     }
+}
+
+/* A queued send of the request is done: n bytes went, or -errno (the
+ * error the read side reports, as after a send). */
+static void up_sent(void *owner, ssize_t n)
+{
+    struct upstream *u = owner;
+    struct hproxy *px = u->px;
+    u->send_queued = false;
+    if (n > 0)
+        up_wrote(px, u->queued_head, (size_t)n);
+    u->send_now = u->queued_head ? px->up_head_sent < px->up_head.len : px->body_sent < px->parsed;
+    px_step(px);
+}
+
+/* Writes the request (head, then body as read) upstream. A plain
+ * connection's head, and its whole body once read, go with the turn's
+ * other queued sends when short. */
+static bool up_write(struct hproxy *px)
+{
+    struct upstream *u = px->up;
+    if (!u || !u->connected || u->send_queued)
+        return false;
+    const char *p;
+    size_t n;
+    bool head = px->up_head_sent < px->up_head.len && px->state == PX_EXCHANGE;
+    if (head) {
+        p = px->up_head.data + px->up_head_sent;
+        n = px->up_head.len - px->up_head_sent;
+    } else {
+        size_t end = px->state == PX_RAW ? px->in.len : px->parsed;
+        if (px->body_sent >= end)
+            return false;
+        p = px->in.data + px->body_sent;
+        n = end - px->body_sent;
+    }
+    bool queue = !u->ssl && !u->send_now && px->state == PX_EXCHANGE && (head || px->req_done);
+    if (queue && sendq_add(u->fd, p, n, up_sent, u)) {
+        u->send_queued = true;
+        u->queued_head = head;
+        return false;
+    }
+    u->send_now = false;
+    ssize_t w = up_send(u, p, n);
+    if (w <= 0)
+        return false;       /* EAGAIN, or the error the read side reports */
+    up_wrote(px, head, (size_t)w);
     return true;
 }
 
@@ -1747,6 +1826,7 @@ static void px_end(struct hproxy *px)
     if (px->picking)
         pick_done(&px->pick);
     upstream_drop(px);
+    sendq_cancel(px);
     engine_unwatch(&px->app_io);
     if (px->reset_app)
         conn_pair_reset(px->conn);  /* before the close below */
@@ -1801,7 +1881,7 @@ static void owe_update(struct hproxy *px)
 static void rearm(struct hproxy *px)
 {
     bool app_in = !px->app_eof && px->in.len < in_limit(px) && px->state != PX_CLOSING;
-    uint32_t app = (app_in ? EPOLLIN : 0) | (px->out.len ? EPOLLOUT : 0);
+    uint32_t app = (app_in ? EPOLLIN : 0) | (px->out.len && !px->out_queued ? EPOLLOUT : 0);
     bool ok = engine_interest(&px->app_io, app);
     struct upstream *u = px->up;
     if (u) {
@@ -1812,7 +1892,7 @@ static void rearm(struct hproxy *px)
             bool more = px->state == PX_RAW ? px->in.len > px->body_sent
                       : px->up_head_sent < px->up_head.len || px->body_sent < px->parsed;
             /* EPOLLRDHUP as in the pool: no epoll_ctl as it goes in and out. */
-            up = (more ? EPOLLOUT : 0) |
+            up = (more && !u->send_queued ? EPOLLOUT : 0) |
                  (px->out.len < OUT_MAX && !(px->state == PX_RAW && px->raw_down_done)
                   ? EPOLLIN | EPOLLRDHUP : 0);
         }

@@ -325,7 +325,7 @@ static const char *const TLS_MODES[] = { "off", "mtls", NULL };
 static const char *const INBOUND_TLS[] = { "strict", "permissive", "off", NULL };
 static const char *const HEALTH[] = { "off", "tcp", "http", NULL };
 static const char *const ONOFF[] = { "off", "on", NULL };
-static const char *const KTLS_MODES[] = { "off", "auto", NULL };
+static const char *const AUTO_OFF[] = { "off", "auto", NULL };
 static const char *const RESUMPTIONS[] = { "ecdhe", "psk-only", NULL };
 static const char *const AFFINITIES[] = { "none", "process", NULL };
 
@@ -356,8 +356,8 @@ static const char *p_flag(const char *v, void *f, const char *const *words, cons
 
 static const char *p_onoff(struct loader *L, const char *v, void *f)
 { (void)L; return p_flag(v, f, ONOFF, "not on or off"); }
-static const char *p_ktls(struct loader *L, const char *v, void *f)
-{ (void)L; return p_flag(v, f, KTLS_MODES, "not auto or off"); }
+static const char *p_auto_off(struct loader *L, const char *v, void *f)
+{ (void)L; return p_flag(v, f, AUTO_OFF, "not auto or off"); }
 static const char *p_resumption(struct loader *L, const char *v, void *f)
 { (void)L; return p_flag(v, f, RESUMPTIONS, "not ecdhe or psk-only"); }
 
@@ -909,6 +909,7 @@ static const struct key_def MESHIM_KEYS[] = {
     G("dns_server", p_hostport, dns_server),
     G("dns_capture", p_onoff, dns_capture),
     G("on_error", p_on_error, on_error),
+    G("io_uring", p_auto_off, io_uring),
     { 0 }
 };
 
@@ -919,7 +920,7 @@ static const struct key_def TLS_KEYS[] = {
     G("dir", p_path, tls_dir),
     G("min_version", p_min_version, tls_min_version),
     G("reload_interval", p_reload_interval, tls_reload_interval_ms),
-    G("ktls", p_ktls, tls_ktls),
+    G("ktls", p_auto_off, tls_ktls),
     G("resumption", p_resumption, tls_psk_only),
     { 0 }
 };
@@ -1154,6 +1155,7 @@ static void global_defaults(struct loader *L, struct mesh_config *c)
     c->on_error = ON_ERROR_EXIT;
     c->tls_min_version = 12;
     c->tls_ktls = true;
+    c->io_uring = true;
     c->shared_state = true;
     c->dns_capture = true;
     c->tls_reload_interval_ms = 10000;

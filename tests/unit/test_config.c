@@ -134,6 +134,7 @@ static void test_every_key(void **state)
         "dns_server = 127.0.0.1:8600\n"
         "dns_capture = off\n"
         "on_error = passthrough\n"
+        "io_uring = off\n"
         "[tls]\n"
         "cert = /etc/meshim/tls/cert.pem\n"
         "key  = /etc/meshim/tls/key.pem\n"
@@ -198,6 +199,7 @@ static void test_every_key(void **state)
     assert_int_equal(c->dns_server_addr.port, 8600);      /* parsed once, for its users */
     assert_false(c->dns_capture);
     assert_int_equal(c->on_error, ON_ERROR_PASSTHROUGH);
+    assert_false(c->io_uring);
     assert_string_equal(c->tls_cert, "/etc/meshim/tls/cert.pem");
     assert_string_equal(c->tls_key, "/etc/meshim/tls/key.pem");
     assert_string_equal(c->tls_ca, "/etc/meshim/tls/ca.pem");
@@ -290,6 +292,7 @@ static void test_builtin_defaults(void **state)
     assert_false(c->tls_psk_only);      /* resumed handshakes keep their key exchange */
     assert_true(c->shared_state);       /* on unless asked otherwise */
     assert_true(c->dns_capture);        /* the same */
+    assert_true(c->io_uring);           /* auto: where the kernel and the process allow it */
     config_free(c);
 }
 
@@ -349,6 +352,7 @@ static void test_bad_values(void **state)
         { "meshim", "dns_server = consul", "dns_server: not an IP:port" },
         { "meshim", "dns_server = [::1]:53", "dns_server: an IPv4 address is needed" },
         { "meshim", "on_error = ignore", "on_error: not one of exit, passthrough" },
+        { "meshim", "io_uring = on", "io_uring: not auto or off" },
         { "tls", "cert = cert.pem", "cert: not an absolute path: \"cert.pem\"" },
         { "tls", "key = key.pem", "key: not an absolute path" },
         { "tls", "ca = ca.pem", "ca: not an absolute path" },
