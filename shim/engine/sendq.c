@@ -197,8 +197,9 @@ static void cancel_parked(unsigned got, unsigned wanted)
     log_warn("engine: the kernel held a send that was not to wait; sends are made one by one from now on");
 }
 
-/* Submits the queue's sends; each entry's result set. */
-static void submit(void)
+/* Submits the queue's sends: true when each entry's result is set (the
+ * ring may be given up after), false when nothing was sent. */
+static bool submit(void)
 {
     unsigned wanted = 0;
     for (unsigned i = 0; i < n_queued; i++) {
@@ -212,22 +213,22 @@ static void submit(void)
         wanted++;
     }
     if (!wanted)
-        return;
+        return true;
     int rc;
     do
         rc = io_uring_submit(&ring);
     while (rc == -EINTR);
     unsigned got = take_ready();
     if (rc == (int)wanted && got == wanted)
-        return;
-    if (rc < 0) {
-        /* Nothing was taken: the entries go with the ring. */
+        return true;
+    if (rc >= 0)
+        cancel_parked(got, wanted);     /* (entries not taken yet go with the cancel's call) */
+    else
         log_warn("engine: io_uring: %s; sends are made one by one from now on", strerror(-rc));
-    } else {
-        cancel_parked(got, wanted);
-    }
+    /* Nothing was taken when rc < 0: those entries go with the ring. */
     ring_close();
     state = RING_OFF;
+    return rc >= 0;
 }
 
 static unsigned live(void)
@@ -241,14 +242,11 @@ static unsigned live(void)
 static void flush_once(void)
 {
     /* A send alone in its turn shares the call with nothing: send() costs
-     * less than a ring entry and io_uring_enter (connections that each
-     * carry one request, closed after it, came out 9 % slower). */
-    bool by_ring = state == RING_ON && live() > 1;
-    if (by_ring)
-        submit();
+     * less than a ring entry and io_uring_enter. */
+    bool by_ring = state == RING_ON && live() > 1 && submit();
     for (unsigned i = 0; i < n_queued; i++) {
         struct entry *e = &queue[i];
-        if ((!by_ring || state != RING_ON) && e->owner) {
+        if (!by_ring && e->owner) {
             ssize_t n = real_send(e->fd, arena + e->off, e->len, MSG_DONTWAIT | MSG_NOSIGNAL);
             e->result = n < 0 ? -errno : n;
         }

@@ -6,7 +6,8 @@
  * sends per request, one each way, beside its two reads. So a short send
  * the engine makes in a turn of its loop may be queued instead (its bytes
  * copied) and made at the end of the turn together with the turn's other
- * queued sends, by io_uring: one io_uring_enter for all of them.
+ * queued sends, by io_uring: one io_uring_enter for all of them (one alone
+ * in its turn goes by send()).
  *
  * Each goes with MSG_DONTWAIT | MSG_NOSIGNAL, so the kernel makes it at
  * once, as send() would, and its completion is there when the call returns:

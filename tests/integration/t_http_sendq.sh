@@ -108,8 +108,9 @@ strace_client() {
 }
 # The shim's short sends in an strace file: sendto() of 8 KiB or less
 # with MSG_NOSIGNAL (the engine's flags; ab and python3 send with none).
+# (strace pads a short pid with spaces.)
 shim_small_sends() {
-    perl -ne '$c++ if /^\d+ sendto\(\d+, ".*"(?:\.\.\.)?, (\d+), MSG_\S*NOSIGNAL/ && $1 <= 8192;
+    perl -ne '$c++ if /^\d+\s+sendto\(\d+, ".*"(?:\.\.\.)?, (\d+), MSG_\S*NOSIGNAL/ && $1 <= 8192;
               END { print $c + 0, "\n" }' "$1"
 }
 

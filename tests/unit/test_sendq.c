@@ -246,23 +246,26 @@ static void test_long_not_queued(void **state)
 }
 
 /* In a fork child (its copy of the ring dropped), after prepare(): does
- * sendq_add take a send? 1 yes, 0 no, as the child's exit status. */
+ * sendq_add take sends? 1 yes (and two went in one flush, through a ring
+ * of the child's own), 0 no, as the child's exit status. */
 static int child_queues(void (*prepare)(void))
 {
     pid_t pid = fork();
     if (pid == 0) {
         sendq_atfork_child();
         prepare();
-        int sv[2];
-        struct owner o = { 0 };
-        if (pair(sv) != 0)
+        int a[2], b[2];
+        struct owner oa = { 0 }, ob = { 0 };
+        if (pair(a) != 0 || pair(b) != 0)
             _exit(2);
-        bool queued = sendq_add(sv[0], "x", 1, done, &o);
-        if (queued)
-            sendq_flush();
-        char c;
-        /* Queued or not, what was queued went (through the child's own ring). */
-        _exit(!queued ? 0 : (o.n == 1 && recv(sv[1], &c, 1, MSG_DONTWAIT) == 1 ? 1 : 3));
+        if (!sendq_add(a[0], "x", 1, done, &oa))
+            _exit(0);
+        if (!sendq_add(b[0], "y", 1, done, &ob) || !sendq_ring_made())
+            _exit(3);
+        sendq_flush();
+        char c, d;
+        _exit(oa.n == 1 && ob.n == 1 && recv(a[1], &c, 1, MSG_DONTWAIT) == 1 &&
+              recv(b[1], &d, 1, MSG_DONTWAIT) == 1 && c == 'x' && d == 'y' ? 1 : 3);
     }
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
