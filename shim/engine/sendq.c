@@ -73,9 +73,6 @@ static bool kernel_at_least(int major, int minor)
 /* Why not, or NULL: the ring is made. */
 static const char *ring_open(void)
 {
-    const struct registry *reg = mesh_registry();
-    if (!reg || !reg->cfg->io_uring)
-        return "io_uring = off";
     if (!kernel_at_least(6, 0))
         return "the kernel is older than 6.0";
     if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
@@ -120,10 +117,18 @@ static bool ring_ready(void)
 
 /* --------------------------------------------------------------- queueing -- */
 
+/* [meshim] io_uring, as the config in force says (a reload may turn it
+ * off, or on again). */
+static bool config_wants_ring(void)
+{
+    const struct registry *reg = mesh_registry();
+    return reg && reg->cfg->io_uring;
+}
+
 bool sendq_add(int fd, const void *data, size_t len, sendq_done_fn *done, void *owner)
 {
     if (!len || len > SENDQ_MAX || n_queued == QUEUE_MAX || (arena && ARENA_SIZE - arena_used < len) ||
-        !ring_ready())
+        !config_wants_ring() || !ring_ready())
         return false;
     struct entry *e = &queue[n_queued++];
     *e = (struct entry){ .fd = fd, .off = arena_used, .len = (uint32_t)len, .done = done, .owner = owner };

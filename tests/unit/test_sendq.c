@@ -3,9 +3,10 @@
  * (engine/sendq.c): nothing goes before the flush, everything queued goes
  * in it and in order, each owner is told what went (a full socket's
  * EAGAIN and a closed peer's EPIPE too), a cancelled send never goes, a
- * done may queue the owner's next send, and no ring is made when the
- * config says off or a seccomp filter is on the process (in fork
- * children: a fork starts the child without the parent's ring).
+ * done may queue the owner's next send, nothing is queued while the
+ * config in force says off, and no ring is made where a seccomp filter is
+ * on the process (in fork children: a fork starts the child without the
+ * parent's ring).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -306,6 +307,24 @@ static void test_fork_child_rings_its_own(void **state)
     assert_int_equal(child_queues(nothing), 1);
 }
 
+/* A reload that says off stops queueing at once; one that says auto again
+ * takes sends again, through the same ring. */
+static void test_reload(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(pair(sv), 0);
+    struct owner o = { 0 };
+    config_off();
+    assert_false(sendq_add(sv[0], "x", 1, done, &o));
+    mesh_publish(&reg);
+    assert_true(sendq_add(sv[0], "x", 1, done, &o));
+    sendq_flush();
+    assert_int_equal(o.n, 1);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static void test_off_by_config(void **state)
 {
     (void)state;
@@ -331,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_long_not_queued),
         cmocka_unit_test(test_fork_child_rings_its_own),
         cmocka_unit_test(test_off_by_config),
+        cmocka_unit_test(test_reload),
         cmocka_unit_test(test_no_ring_under_seccomp),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
