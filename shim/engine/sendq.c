@@ -265,7 +265,7 @@ static void flush_once(void)
         if (e->owner) {
             void *owner = e->owner;
             e->owner = NULL;
-            e->done(owner, e->result == -ECANCELED ? -EAGAIN : e->result);
+            e->done(owner, e->result == -ECANCELED ? -EAGAIN : e->result, e->len);
         }
     }
     n_told = 0;

@@ -12,9 +12,9 @@
  * Each goes with MSG_DONTWAIT | MSG_NOSIGNAL, so the kernel makes it at
  * once, as send() would, and its completion is there when the call returns:
  * no send is left in the kernel's hands between turns. The owner keeps its
- * bytes until done(owner, n) says how many went: n as send() would return
- * it, or -errno (a short count or -EAGAIN: the rest waits for EPOLLOUT, as
- * after a send()). It queues one send per socket at a time, so bytes keep
+ * bytes until done(owner, n, len) says how many of the len queued went: n
+ * as send() would return it, or -errno (a short count or -EAGAIN: the rest
+ * waits for EPOLLOUT, as after a send()). It queues one send per socket at a time, so bytes keep
  * their order. done may queue again (it runs inside sendq_flush).
  *
  * sendq_add says no, and the caller sends at once as before, where io_uring
@@ -36,7 +36,7 @@
 
 #define SENDQ_MAX 8192          /* longer sends gain little from sharing a call */
 
-typedef void sendq_done_fn(void *owner, ssize_t n);
+typedef void sendq_done_fn(void *owner, ssize_t n, size_t len);
 
 /* Queues a send of len bytes (copied) on fd; false: send them yourself. */
 bool sendq_add(int fd, const void *data, size_t len, sendq_done_fn *done, void *owner);

@@ -98,7 +98,6 @@ struct upstream {
     bool connected;                 /* ready for requests; not yet with ssl: the handshake runs */
     bool send_queued;               /* a send of the request is queued (sendq.h): none
                                        more until it is done (up_sent) */
-    bool queued_head;               /* ... of the head, not of the body */
     bool send_now;                  /* one came back short: the next is made at once
                                        (EAGAIN then waits for EPOLLOUT, not a turn) */
     char peer_identity[128];        /* mTLS: the server's identity */
@@ -1319,12 +1318,12 @@ static bool app_wrote(struct hproxy *px, ssize_t n)
     return false;
 }
 
-static void app_sent(void *owner, ssize_t n)
+static void app_sent(void *owner, ssize_t n, size_t len)
 {
     struct hproxy *px = owner;
     px->out_queued = false;
     app_wrote(px, n);
-    px->out_now = px->out.len != 0;
+    px->out_now = n < (ssize_t)len;
     px_step(px);
 }
 
@@ -1504,16 +1503,38 @@ static void up_wrote(struct hproxy *px, bool head, size_t w)
     }
 }
 
-/* A queued send of the request is done: n bytes went, or -errno (the
- * error the read side reports, as after a send). */
-static void up_sent(void *owner, ssize_t n)
+/* What of the request goes upstream next: the rest of its head (*head),
+ * else the body read and not sent yet (a tunnel's: all it read). False
+ * when nothing. */
+static bool up_pending(const struct hproxy *px, bool *head, const char **p, size_t *n)
+{
+    *head = px->up_head_sent < px->up_head.len && px->state == PX_EXCHANGE;
+    if (*head) {
+        *p = px->up_head.data + px->up_head_sent;
+        *n = px->up_head.len - px->up_head_sent;
+        return true;
+    }
+    size_t end = px->state == PX_RAW ? px->in.len : px->parsed;
+    *p = px->in.data + px->body_sent;
+    *n = end > px->body_sent ? end - px->body_sent : 0;
+    return *n != 0;
+}
+
+/* A queued send of the request is done: n of its len bytes went, or
+ * -errno (the error the read side reports, as after a send). Nothing else
+ * was sent meanwhile, so what up_pending says is what was queued. */
+static void up_sent(void *owner, ssize_t n, size_t len)
 {
     struct upstream *u = owner;
     struct hproxy *px = u->px;
     u->send_queued = false;
+    bool head;
+    const char *p;
+    size_t left;
+    up_pending(px, &head, &p, &left);
     if (n > 0)
-        up_wrote(px, u->queued_head, (size_t)n);
-    u->send_now = u->queued_head ? px->up_head_sent < px->up_head.len : px->body_sent < px->parsed;
+        up_wrote(px, head, (size_t)n);
+    u->send_now = n < (ssize_t)len;
     px_step(px);
 }
 
@@ -1523,25 +1544,14 @@ static void up_sent(void *owner, ssize_t n)
 static bool up_write(struct hproxy *px)
 {
     struct upstream *u = px->up;
-    if (!u || !u->connected || u->send_queued)
-        return false;
+    bool head;
     const char *p;
     size_t n;
-    bool head = px->up_head_sent < px->up_head.len && px->state == PX_EXCHANGE;
-    if (head) {
-        p = px->up_head.data + px->up_head_sent;
-        n = px->up_head.len - px->up_head_sent;
-    } else {
-        size_t end = px->state == PX_RAW ? px->in.len : px->parsed;
-        if (px->body_sent >= end)
-            return false;
-        p = px->in.data + px->body_sent;
-        n = end - px->body_sent;
-    }
+    if (!u || !u->connected || u->send_queued || !up_pending(px, &head, &p, &n))
+        return false;
     bool queue = !u->ssl && !u->send_now && px->state == PX_EXCHANGE && (head || px->req_done);
     if (queue && sendq_add(u->fd, p, n, up_sent, u)) {
         u->send_queued = true;
-        u->queued_head = head;
         return false;
     }
     u->send_now = false;

@@ -38,8 +38,9 @@ struct owner {
     int chain_left;
 };
 
-static void done(void *p, ssize_t n)
+static void done(void *p, ssize_t n, size_t len)
 {
+    (void)len;
     struct owner *o = p;
     o->calls++;
     o->n = n;
@@ -184,9 +185,9 @@ static void test_cancelled(void **state)
 /* A done that cancels another owner told in the same flush: that owner's
  * done does not run (its owner has ended). */
 static struct owner *victim;
-static void done_cancels(void *p, ssize_t n)
+static void done_cancels(void *p, ssize_t n, size_t len)
 {
-    done(p, n);
+    done(p, n, len);
     sendq_cancel(victim);
 }
 
@@ -208,10 +209,10 @@ static void test_cancel_while_told(void **state)
 }
 
 /* A done queues the owner's next send: it goes in the same flush. */
-static void done_chain(void *p, ssize_t n)
+static void done_chain(void *p, ssize_t n, size_t len)
 {
     struct owner *o = p;
-    done(p, n);
+    done(p, n, len);
     if (o->chain_left-- > 0)
         assert_true(sendq_add(o->fd, "+", 1, done_chain, o));
 }
