@@ -523,8 +523,15 @@ if ring_ka is not None:
     lines.append(target("protocol = http: the engine's sends of a turn in one io_uring call vs one call each "
                         "(no target; what it buys)", f"{ring_ka:.2f}", True))
 tr_ka = paired("mesh-http-traced", "keepalive", "rps", "mesh-http")
-lines.append(target("tracing on: keep-alive ≥ 0.95 × the same http row with tracing off (issue 21)",
-                    tr_ka and f"{tr_ka:.2f}", tr_ka and tr_ka >= 0.95))
+# A traced row that dropped its spans (a full queue: the shim says how many
+# at exit) did not pay for exporting them: the target counts only when at
+# most 1 % were dropped.
+tr_runs = data.get(("mesh-http-traced", "keepalive"), [])
+tr_drop = statistics.median(r.get("spans_dropped", 0.0) for r in tr_runs) if tr_runs else None
+lines.append(target("tracing on: keep-alive ≥ 0.95 × the same http row with tracing off, every span exported "
+                    "(issue 21; in brackets: the share of spans dropped for a full queue)",
+                    tr_ka and f"{tr_ka:.2f} ({tr_drop:.1%} dropped)",
+                    tr_ka and tr_ka >= 0.95 and tr_drop <= 0.01))
 hm_ka = paired("mesh-mtls-http", "keepalive", "rps", "haproxy-http")
 lines.append(target("protocol = http over mTLS: keep-alive ≥ 1.5 × the HAProxy pair in mode http "
                     "(issue 20)", hm_ka and f"{hm_ka:.2f}", hm_ka and hm_ka >= 1.5))

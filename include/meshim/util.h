@@ -140,5 +140,12 @@ struct textbuf {
 void textbuf_put(struct textbuf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* s as a JSON string (json_string). */
 void textbuf_json(struct textbuf *t, const char *s);
+/* Appenders that need no format string (printf's machinery costs more
+ * than the bytes: an exported span is some forty pieces): n bytes of s,
+ * the string s as it is, a number in decimal. */
+void textbuf_mem(struct textbuf *t, const char *s, size_t n);
+void textbuf_str(struct textbuf *t, const char *s);
+void textbuf_u64(struct textbuf *t, unsigned long long v);
+void textbuf_i64(struct textbuf *t, long long v);
 
 #endif

@@ -35,7 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +65,7 @@ static pthread_cond_t drained;      /* otlp_exit: the queue is empty and nothing
 static bool cond_ready, running, flushing, busy;
 static struct span *queue;          /* a ring of QUEUE_MAX, allocated with the thread */
 static unsigned head, count;
+static uint64_t sampled, overflowed; /* spans submitted; of them, dropped for a full queue (under lock) */
 
 /* The exporter thread's own. */
 static struct span *batch;
@@ -298,17 +301,39 @@ static bool export_batch(size_t n)
 
 /* -------------------------------------------------------------- the loop -- */
 
+/* The exporter yields to the program: ten nice levels below the thread
+ * that started it (19 at most), under the ordinary time-sharing policy
+ * when the program runs real-time (its threads must not wait for spans),
+ * else under the program's own policy (idle priority stays idle).
+ *
+ * Why not idle priority for everyone (this file until 2026-12): where the
+ * program keeps its cores busy, an idle-priority thread never runs, and
+ * the bench's saturated http row dropped nine spans in ten for a full
+ * queue, just when traces matter. Ten levels down, a busy core gives the
+ * exporter about a twentieth of its time against the program's two
+ * threads (weights 110 against 1024 each), enough for every span at the
+ * bench's rate, and a core with room to spare gives it the room. */
+static void lower_priority(void)
+{
+    pid_t tid = (pid_t)real_syscall4(SYS_gettid, 0, 0, 0, 0);
+    int policy = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+    if (policy == SCHED_FIFO || policy == SCHED_RR) {
+        struct sched_param none = { 0 };
+        pthread_setschedparam(pthread_self(), SCHED_OTHER, &none);
+    }
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (errno == 0)
+        setpriority(PRIO_PROCESS, (id_t)tid, nice + 10 > 19 ? 19 : nice + 10);
+}
+
 static void *exporter(void *arg)
 {
     (void)arg;
     /* Named for top -H and bench/run -f (it inherited the engine's name,
      * and so its CPU was counted as the engine's). */
     hooks_internal_thread("meshim-otlp");
-    /* Idle priority: the spans wait for a core the application is not
-     * using, so that exporting never moves its latency (a full queue drops
-     * and counts instead). */
-    struct sched_param idle = { 0 };
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+    lower_priority();
     pthread_mutex_lock(&lock);
     for (;;) {
         while (count == 0)
@@ -362,6 +387,8 @@ static void submit(const struct span *s)
 {
     pthread_mutex_lock(&lock);
     bool queued = (running || start()) && count < QUEUE_MAX;
+    sampled++;
+    overflowed += running && !queued;     /* not a thread that never started: said then */
     if (queued) {
         queue[(head + count) % QUEUE_MAX] = *s;
         if (++count == 1 || count == BATCH_MAX)
@@ -405,7 +432,15 @@ void otlp_exit(unsigned ms)
         while ((count || busy) && pthread_cond_timedwait(&drained, &lock, &until) != ETIMEDOUT)
             ;
     }
+    uint64_t lost = overflowed, of = sampled;
     pthread_mutex_unlock(&lock);
+    /* Said once, at the end: a full queue is not an error a line per span
+     * could help with, but a program whose traces have holes should say so
+     * where its user looks. */
+    if (lost)
+        log_warn("tracing: %llu of %llu sampled spans were dropped: the queue was full (the exporter "
+                 "could not keep up; lower [tracing] sample_rate)", (unsigned long long)lost,
+                 (unsigned long long)of);
 }
 
 void otlp_atfork_child(void)
@@ -415,6 +450,7 @@ void otlp_atfork_child(void)
         init_conds();
     running = flushing = busy = false;
     head = count = 0;
+    sampled = overflowed = 0;
     if (collector >= 0)
         own_close(collector);   /* the parent's connection: its copy stays the parent's */
     collector = -1;

@@ -167,19 +167,38 @@ int span_status_code(const struct span *s)
     return 0;
 }
 
-/* One attribute, after a comma unless it is the first (*first). */
+/* One attribute, after a comma unless it is the first (*first). Keys are
+ * this file's own literals (nothing to escape); values are escaped. */
+static void attr_key(struct textbuf *o, bool *first, const char *key)
+{
+    textbuf_str(o, *first ? "{\"key\":\"" : ",{\"key\":\"");
+    textbuf_str(o, key);
+    *first = false;
+}
+
 static void attr_string(struct textbuf *o, bool *first, const char *key, const char *value)
 {
-    textbuf_put(o, "%s{\"key\":\"%s\",\"value\":{\"stringValue\":", *first ? "" : ",", key);
+    attr_key(o, first, key);
+    textbuf_str(o, "\",\"value\":{\"stringValue\":");
     textbuf_json(o, value);
-    textbuf_put(o, "}}");
-    *first = false;
+    textbuf_str(o, "}}");
 }
 
 static void attr_int(struct textbuf *o, bool *first, const char *key, long long value)
 {
-    textbuf_put(o, "%s{\"key\":\"%s\",\"value\":{\"intValue\":\"%lld\"}}", *first ? "" : ",", key, value);
-    *first = false;
+    attr_key(o, first, key);
+    textbuf_str(o, "\",\"value\":{\"intValue\":\"");
+    textbuf_i64(o, value);
+    textbuf_str(o, "\"}}");
+}
+
+/* n bytes of s as a C string in out (of size bytes), cut to fit. */
+static void copy_cut(char *out, size_t size, const char *s, size_t n)
+{
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, s, n);
+    out[n] = '\0';
 }
 
 /* "10.0.0.5:8080" or "[::1]:8080": the address and the port apart. */
@@ -190,7 +209,7 @@ static void split_hostport(const char *s, char *host, size_t hlen, long *port)
     size_t n = colon ? (size_t)(colon - s) : strlen(s);
     if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
         s++, n -= 2;
-    snprintf(host, hlen, "%.*s", (int)n, s);
+    copy_cut(host, hlen, s, n);
 }
 
 /* The semantic conventions' names (HTTP spans, stable since 1.23). */
@@ -199,12 +218,15 @@ static void span_attributes(struct textbuf *o, const struct span *s)
     bool first = true;
     const char *q = strchr(s->path, '?');
     char path[256], host[SPAN_TEXT];
-    snprintf(path, sizeof(path), "%.*s", q ? (int)(q - s->path) : (int)strlen(s->path), s->path);
+    copy_cut(path, sizeof(path), s->path, q ? (size_t)(q - s->path) : strlen(s->path));
     long port;
     attr_string(o, &first, "http.request.method", s->method);
     if (s->kind == SPAN_CLIENT) {
         char url[SPAN_TEXT + 300];
-        snprintf(url, sizeof(url), "http://%s%s", s->authority, s->path);
+        size_t a = strlen(s->authority), p = strlen(s->path);
+        memcpy(url, "http://", 7);
+        memcpy(url + 7, s->authority, a);      /* both bounded by their fields */
+        memcpy(url + 7 + a, s->path, p + 1);
         attr_string(o, &first, "url.full", url);
         split_hostport(s->authority, host, sizeof(host), &port);
         attr_string(o, &first, "server.address", host);
@@ -241,22 +263,35 @@ static void span_attributes(struct textbuf *o, const struct span *s)
         attr_string(o, &first, "meshim.peer_identity", s->peer_identity);
 }
 
+/* One span's JSON, piece by piece (no printf: see textbuf_mem). */
 static void span_json(struct textbuf *o, const struct span *s)
 {
     char tid[33], sid[17], pid[17];
     span_ids_hex(&s->ids, tid, sid);
-    textbuf_put(o, "{\"traceId\":\"%s\",\"spanId\":\"%s\"", tid, sid);
+    textbuf_str(o, "{\"traceId\":\"");
+    textbuf_mem(o, tid, 32);
+    textbuf_str(o, "\",\"spanId\":\"");
+    textbuf_mem(o, sid, 16);
+    textbuf_str(o, "\"");
     if (s->ids.has_parent) {
         trace_hex(s->ids.parent_id, 8, pid);
-        textbuf_put(o, ",\"parentSpanId\":\"%s\"", pid);
+        textbuf_str(o, ",\"parentSpanId\":\"");
+        textbuf_mem(o, pid, 16);
+        textbuf_str(o, "\"");
     }
-    textbuf_put(o, ",\"name\":");
+    textbuf_str(o, ",\"name\":");
     textbuf_json(o, s->method);
-    textbuf_put(o, ",\"kind\":%d,\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\",\"attributes\":[",
-        (int)s->kind, (unsigned long long)s->start_unix_ns, (unsigned long long)s->end_unix_ns);
+    textbuf_str(o, ",\"kind\":");
+    textbuf_i64(o, (int)s->kind);
+    textbuf_str(o, ",\"startTimeUnixNano\":\"");
+    textbuf_u64(o, (unsigned long long)s->start_unix_ns);
+    textbuf_str(o, "\",\"endTimeUnixNano\":\"");
+    textbuf_u64(o, (unsigned long long)s->end_unix_ns);
+    textbuf_str(o, "\",\"attributes\":[");
     span_attributes(o, s);
     int code = span_status_code(s);
-    textbuf_put(o, "],\"status\":{\"code\":%d", code);
+    textbuf_str(o, "],\"status\":{\"code\":");
+    textbuf_i64(o, code);
     if (code == 2) {
         char msg[SPAN_TEXT + 32];
         if (*s->error)
@@ -265,28 +300,28 @@ static void span_json(struct textbuf *o, const struct span *s)
             snprintf(msg, sizeof(msg), "HTTP %d", s->status);
         else
             snprintf(msg, sizeof(msg), "no answer");
-        textbuf_put(o, ",\"message\":");
+        textbuf_str(o, ",\"message\":");
         textbuf_json(o, msg);
     }
-    textbuf_put(o, "}}");
+    textbuf_str(o, "}}");
 }
 
 size_t otlp_encode(const char *service_name, int pid, const struct span *spans, size_t n,
                    char *buf, size_t len)
 {
     struct textbuf o = { buf, len, 0, len == 0 };
-    textbuf_put(&o, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    textbuf_str(&o, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
     bool first = true;
     attr_string(&o, &first, "service.name", service_name);
     attr_int(&o, &first, "process.pid", pid);
     attr_string(&o, &first, "telemetry.sdk.name", "meshim");
-    textbuf_put(&o, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"meshim\"},\"spans\":[");
+    textbuf_str(&o, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"meshim\"},\"spans\":[");
     for (size_t i = 0; i < n; i++) {
         if (i)
-            textbuf_put(&o, ",");
+            textbuf_str(&o, ",");
         span_json(&o, &spans[i]);
     }
-    textbuf_put(&o, "]}]}]}");
+    textbuf_str(&o, "]}]}]}");
     return o.full ? 0 : o.used;
 }
 

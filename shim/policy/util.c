@@ -328,19 +328,28 @@ bool dns_name_has_suffix(const char *name, const char *suffix)
 
 size_t json_string(char *buf, size_t len, const char *s)
 {
+    /* Byte by byte, never through printf: the access log and every span
+     * exported pass each of their strings through here. */
+    static const char HEX[] = "0123456789abcdef";
     size_t n = 0;
     if (len < 3)
         return 0;
     buf[n++] = '"';
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        char esc[8];
-        int k = *p == '"' || *p == '\\' ? snprintf(esc, sizeof(esc), "\\%c", *p)
-              : *p < 0x20               ? snprintf(esc, sizeof(esc), "\\u%04x", *p)
-                                        : snprintf(esc, sizeof(esc), "%c", *p);
-        if (n + (size_t)k + 2 > len)
+        size_t k = *p == '"' || *p == '\\' ? 2 : *p < 0x20 ? 6 : 1;
+        if (n + k + 2 > len)
             return 0;
-        memcpy(buf + n, esc, (size_t)k);
-        n += (size_t)k;
+        if (k == 1) {
+            buf[n++] = (char)*p;
+        } else if (k == 2) {
+            buf[n++] = '\\';
+            buf[n++] = (char)*p;
+        } else {
+            memcpy(buf + n, "\\u00", 4);
+            buf[n + 4] = HEX[*p >> 4];
+            buf[n + 5] = HEX[*p & 15];
+            n += 6;
+        }
     }
     buf[n++] = '"';
     buf[n] = '\0';
@@ -368,4 +377,42 @@ void textbuf_json(struct textbuf *t, const char *s)
         t->used += n;
     else
         t->full = true;
+}
+
+void textbuf_mem(struct textbuf *t, const char *s, size_t n)
+{
+    if (t->full)
+        return;
+    if (n >= t->len - t->used) {
+        t->full = true;
+        return;
+    }
+    memcpy(t->buf + t->used, s, n);
+    t->used += n;
+    t->buf[t->used] = '\0';
+}
+
+void textbuf_str(struct textbuf *t, const char *s)
+{
+    textbuf_mem(t, s, strlen(s));
+}
+
+void textbuf_u64(struct textbuf *t, unsigned long long v)
+{
+    char digits[20];
+    size_t i = sizeof(digits);
+    do
+        digits[--i] = (char)('0' + v % 10);
+    while (v /= 10);
+    textbuf_mem(t, digits + i, sizeof(digits) - i);
+}
+
+void textbuf_i64(struct textbuf *t, long long v)
+{
+    if (v < 0) {
+        textbuf_mem(t, "-", 1);
+        textbuf_u64(t, 0ull - (unsigned long long)v);
+    } else {
+        textbuf_u64(t, (unsigned long long)v);
+    }
 }

@@ -21,8 +21,8 @@ for row in "| direct |" "| mesh plain |" "| mesh mTLS |" "| HAProxy mTLS pair |"
     grep -F "$row" "$md" | grep -qE '^\| [^|]+ \| [0-9,]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9,]+ \| [0-9.]+ \|' ||
         fail "row '$row' lacks conn/s or GB/s: $(grep -F "$row" "$md")"
 done
-grep -q "tracing on: keep-alive ≥ 0.95 × the same http row with tracing off (issue 21) | [0-9]" "$md" ||
-    fail "tracing's cost not measured: $(grep tracing "$md")"
+grep -qE "tracing on: keep-alive ≥ 0.95 × the same http row with tracing off, every span exported \(issue 21; .*\) \| [0-9.]+ \([0-9.]+% dropped\)" "$md" ||
+    fail "tracing's cost (and its spans dropped) not measured: $(grep tracing "$md")"
 grep -q "stats on vs stats_dir = off: keep-alive" "$md" || fail "stats cost line missing"
 grep -q "the engine's sends of a turn in one io_uring call vs one call each (no target; what it buys) | [0-9]" "$md" ||
     fail "io_uring's gain not measured: $(grep io_uring "$md")"

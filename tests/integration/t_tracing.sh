@@ -185,5 +185,46 @@ PY
     dropped=$(sed -n 's/^meshim_trace_spans_total{.*result="dropped"} \([0-9]*\)$/\1/p' "$TMP/down.out")
     [ "${dropped:-0}" -ge 500 ] || fail "collector at $url: spans dropped not counted: $(cat "$TMP/down.out")"
     grep -q 'result="exported"} 0$' "$TMP/down.out" || fail "exported to a collector that is down? $(cat "$TMP/down.out")"
+    # ... and, the black hole's queue overflowing (each batch waits out its
+    # tries), the program says so once, at exit, where its user looks.
+    [ "$url" = "http://127.0.0.5:$hp/v1/traces" ] || continue
+    grep -Eq 'meshim\[[0-9]+\]: warn: tracing: [0-9]+ of 3000 sampled spans were dropped: the queue was full' \
+        "$TMP/down.out" || fail "no line at exit about the spans dropped: $(cat "$TMP/down.out")"
 done
-ok "collector down (refused, then black-holed): 3000 requests answered each time, the spans that did not fit dropped and counted"
+ok "collector down (refused, then black-holed): 3000 requests answered each time, the spans that did not fit dropped, counted and said at exit"
+
+# --- 5. the exporter yields to the program ---------------------------------
+# Ten nice levels below the program (19 at most), and never real-time: a
+# program run by chrt -f keeps its own threads, the exporter time-shares.
+# (Idle priority, as before, starved it wherever the program kept its
+# cores busy: most spans were dropped.)
+exporter_sched() {   # exporter_sched RUNNER...: "NICE POLICY" of the program's exporter thread
+    MESHIM_CONFIG=$TMP/client.ini "$@" env LD_PRELOAD="$MESHIM_PRELOAD" python3 - "$port" <<'PY'
+import glob, http.client, sys, time
+c = http.client.HTTPConnection("orders", int(sys.argv[1]), timeout=10)
+c.request("GET", "/who")
+assert c.getresponse().status == 200
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:      # the exporter starts with the first span
+    for t in glob.glob("/proc/self/task/*"):
+        if open(t + "/comm").read().strip() == "meshim-otlp":
+            f = open(t + "/stat").read().rsplit(")", 1)[1].split()
+            nice, policy = int(f[16]), int(f[38])
+            if nice != int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[16]):
+                print(nice, policy)
+                sys.exit(0)
+    time.sleep(0.01)
+print("no exporter thread with its own priority")
+PY
+}
+got=$(exporter_sched env) || fail "exporter: $got"
+[ "$got" = "10 0" ] || fail "the exporter of a program at nice 0 runs at '$got' (nice, policy), not '10 0'"
+got=$(exporter_sched nice -n 15) || fail "exporter: $got"
+[ "$got" = "19 0" ] || fail "the exporter of a program at nice 15 runs at '$got', not '19 0'"
+if chrt -f 1 true 2>/dev/null; then
+    got=$(exporter_sched chrt -f 1) || fail "exporter: $got"
+    [ "$got" = "10 0" ] || fail "the exporter of a SCHED_FIFO program runs at '$got', not time-shared at nice 10"
+    ok "the exporter runs ten nice levels below the program (19 at most), time-shared even under chrt -f"
+else
+    ok "the exporter runs ten nice levels below the program (19 at most); chrt -f not allowed here"
+fi

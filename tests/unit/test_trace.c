@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "meshim/config.h"
 #include "meshim/trace.h"
+#include "meshim/util.h"
 #include "config_text.h"
 
 static const char GOOD[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -270,6 +272,48 @@ static void otlp_json(void **state)
     assert_int_equal(otlp_encode("web", 42, spans, 2, buf, 100), 0);
 }
 
+/* The appenders the encoder is made of: numbers at their limits, escapes
+ * printf used to make, and a full buffer that stays full (never half a
+ * piece written). */
+static void textbuf_pieces(void **state)
+{
+    (void)state;
+    char buf[128];
+    struct textbuf o = { buf, sizeof(buf), 0, false };
+    textbuf_u64(&o, 0);
+    textbuf_str(&o, " ");
+    textbuf_u64(&o, ULLONG_MAX);
+    textbuf_str(&o, " ");
+    textbuf_i64(&o, LLONG_MIN);
+    textbuf_str(&o, " ");
+    textbuf_i64(&o, -7);
+    textbuf_str(&o, " ");
+    textbuf_json(&o, "a\"b\\c\n\x01\x1f\xc3\xa9");
+    assert_false(o.full);
+    assert_string_equal(buf, "0 18446744073709551615 -9223372036854775808 -7 "
+                             "\"a\\\"b\\\\c\\u000a\\u0001\\u001f\xc3\xa9\"");
+    assert_int_equal(o.used, strlen(buf));
+
+    char small[8];
+    struct textbuf t = { small, sizeof(small), 0, false };
+    textbuf_str(&t, "1234567");       /* 7 bytes and the terminator: fits */
+    assert_false(t.full);
+    assert_string_equal(small, "1234567");
+    struct textbuf u = { small, sizeof(small), 0, false };
+    textbuf_str(&u, "123");
+    textbuf_u64(&u, 12345);           /* would need 9 bytes */
+    assert_true(u.full);
+    assert_int_equal(u.used, 3);
+    textbuf_str(&u, "x");             /* full stays full */
+    assert_int_equal(u.used, 3);
+    assert_string_equal(small, "123");
+
+    char esc[8];                      /* "\u0001" needs 8 bytes and the terminator */
+    assert_int_equal(json_string(esc, sizeof(esc), "\x01"), 0);
+    assert_int_equal(json_string(esc, sizeof(esc), "ab"), 4);
+    assert_string_equal(esc, "\"ab\"");
+}
+
 static void status_codes(void **state)
 {
     (void)state;
@@ -371,6 +415,7 @@ int main(void)
         cmocka_unit_test(sampling_by_trace_id),
         cmocka_unit_test(span_begins),
         cmocka_unit_test(otlp_json),
+        cmocka_unit_test(textbuf_pieces),
         cmocka_unit_test(status_codes),
         cmocka_unit_test(collector_url),
         cmocka_unit_test(tracing_keys),
