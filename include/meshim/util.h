@@ -145,6 +145,8 @@ void textbuf_json(struct textbuf *t, const char *s);
  * the string s as it is, a number in decimal. */
 void textbuf_mem(struct textbuf *t, const char *s, size_t n);
 void textbuf_str(struct textbuf *t, const char *s);
+/* A string literal, its length known when compiled. */
+#define TEXTBUF_LIT(t, lit) textbuf_mem((t), "" lit, sizeof(lit) - 1)
 void textbuf_u64(struct textbuf *t, unsigned long long v);
 void textbuf_i64(struct textbuf *t, long long v);
 

@@ -171,7 +171,10 @@ int span_status_code(const struct span *s)
  * this file's own literals (nothing to escape); values are escaped. */
 static void attr_key(struct textbuf *o, bool *first, const char *key)
 {
-    textbuf_str(o, *first ? "{\"key\":\"" : ",{\"key\":\"");
+    if (*first)
+        TEXTBUF_LIT(o, "{\"key\":\"");
+    else
+        TEXTBUF_LIT(o, ",{\"key\":\"");
     textbuf_str(o, key);
     *first = false;
 }
@@ -179,17 +182,17 @@ static void attr_key(struct textbuf *o, bool *first, const char *key)
 static void attr_string(struct textbuf *o, bool *first, const char *key, const char *value)
 {
     attr_key(o, first, key);
-    textbuf_str(o, "\",\"value\":{\"stringValue\":");
+    TEXTBUF_LIT(o, "\",\"value\":{\"stringValue\":");
     textbuf_json(o, value);
-    textbuf_str(o, "}}");
+    TEXTBUF_LIT(o, "}}");
 }
 
 static void attr_int(struct textbuf *o, bool *first, const char *key, long long value)
 {
     attr_key(o, first, key);
-    textbuf_str(o, "\",\"value\":{\"intValue\":\"");
+    TEXTBUF_LIT(o, "\",\"value\":{\"intValue\":\"");
     textbuf_i64(o, value);
-    textbuf_str(o, "\"}}");
+    TEXTBUF_LIT(o, "\"}}");
 }
 
 /* n bytes of s as a C string in out (of size bytes), cut to fit. */
@@ -268,29 +271,29 @@ static void span_json(struct textbuf *o, const struct span *s)
 {
     char tid[33], sid[17], pid[17];
     span_ids_hex(&s->ids, tid, sid);
-    textbuf_str(o, "{\"traceId\":\"");
+    TEXTBUF_LIT(o, "{\"traceId\":\"");
     textbuf_mem(o, tid, 32);
-    textbuf_str(o, "\",\"spanId\":\"");
+    TEXTBUF_LIT(o, "\",\"spanId\":\"");
     textbuf_mem(o, sid, 16);
-    textbuf_str(o, "\"");
+    TEXTBUF_LIT(o, "\"");
     if (s->ids.has_parent) {
         trace_hex(s->ids.parent_id, 8, pid);
-        textbuf_str(o, ",\"parentSpanId\":\"");
+        TEXTBUF_LIT(o, ",\"parentSpanId\":\"");
         textbuf_mem(o, pid, 16);
-        textbuf_str(o, "\"");
+        TEXTBUF_LIT(o, "\"");
     }
-    textbuf_str(o, ",\"name\":");
+    TEXTBUF_LIT(o, ",\"name\":");
     textbuf_json(o, s->method);
-    textbuf_str(o, ",\"kind\":");
+    TEXTBUF_LIT(o, ",\"kind\":");
     textbuf_i64(o, (int)s->kind);
-    textbuf_str(o, ",\"startTimeUnixNano\":\"");
+    TEXTBUF_LIT(o, ",\"startTimeUnixNano\":\"");
     textbuf_u64(o, (unsigned long long)s->start_unix_ns);
-    textbuf_str(o, "\",\"endTimeUnixNano\":\"");
+    TEXTBUF_LIT(o, "\",\"endTimeUnixNano\":\"");
     textbuf_u64(o, (unsigned long long)s->end_unix_ns);
-    textbuf_str(o, "\",\"attributes\":[");
+    TEXTBUF_LIT(o, "\",\"attributes\":[");
     span_attributes(o, s);
     int code = span_status_code(s);
-    textbuf_str(o, "],\"status\":{\"code\":");
+    TEXTBUF_LIT(o, "],\"status\":{\"code\":");
     textbuf_i64(o, code);
     if (code == 2) {
         char msg[SPAN_TEXT + 32];
@@ -300,28 +303,28 @@ static void span_json(struct textbuf *o, const struct span *s)
             snprintf(msg, sizeof(msg), "HTTP %d", s->status);
         else
             snprintf(msg, sizeof(msg), "no answer");
-        textbuf_str(o, ",\"message\":");
+        TEXTBUF_LIT(o, ",\"message\":");
         textbuf_json(o, msg);
     }
-    textbuf_str(o, "}}");
+    TEXTBUF_LIT(o, "}}");
 }
 
 size_t otlp_encode(const char *service_name, int pid, const struct span *spans, size_t n,
                    char *buf, size_t len)
 {
     struct textbuf o = { buf, len, 0, len == 0 };
-    textbuf_str(&o, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    TEXTBUF_LIT(&o, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
     bool first = true;
     attr_string(&o, &first, "service.name", service_name);
     attr_int(&o, &first, "process.pid", pid);
     attr_string(&o, &first, "telemetry.sdk.name", "meshim");
-    textbuf_str(&o, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"meshim\"},\"spans\":[");
+    TEXTBUF_LIT(&o, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"meshim\"},\"spans\":[");
     for (size_t i = 0; i < n; i++) {
         if (i)
-            textbuf_str(&o, ",");
+            TEXTBUF_LIT(&o, ",");
         span_json(&o, &spans[i]);
     }
-    textbuf_str(&o, "]}]}]}");
+    TEXTBUF_LIT(&o, "]}]}]}");
     return o.full ? 0 : o.used;
 }
 

@@ -399,11 +399,24 @@ void textbuf_str(struct textbuf *t, const char *s)
 
 void textbuf_u64(struct textbuf *t, unsigned long long v)
 {
+    /* Two digits a division: a span's two times are 19 digits each. */
+    static const char PAIRS[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
     char digits[20];
     size_t i = sizeof(digits);
-    do
-        digits[--i] = (char)('0' + v % 10);
-    while (v /= 10);
+    while (v >= 100) {
+        unsigned k = (unsigned)(v % 100) * 2;
+        v /= 100;
+        digits[--i] = PAIRS[k + 1];
+        digits[--i] = PAIRS[k];
+    }
+    if (v >= 10) {
+        digits[--i] = PAIRS[v * 2 + 1];
+        digits[--i] = PAIRS[v * 2];
+    } else {
+        digits[--i] = (char)('0' + v);
+    }
     textbuf_mem(t, digits + i, sizeof(digits) - i);
 }
 

@@ -278,7 +278,7 @@ static void otlp_json(void **state)
 static void textbuf_pieces(void **state)
 {
     (void)state;
-    char buf[128];
+    char buf[192];
     struct textbuf o = { buf, sizeof(buf), 0, false };
     textbuf_u64(&o, 0);
     textbuf_str(&o, " ");
@@ -288,9 +288,16 @@ static void textbuf_pieces(void **state)
     textbuf_str(&o, " ");
     textbuf_i64(&o, -7);
     textbuf_str(&o, " ");
+    for (unsigned long long v = 8; v <= 11; v++, TEXTBUF_LIT(&o, ","))
+        textbuf_u64(&o, v);
+    for (unsigned long long v = 98; v <= 101; v++, TEXTBUF_LIT(&o, ","))
+        textbuf_u64(&o, v);
+    textbuf_u64(&o, 1700000000002000000ull);
+    textbuf_str(&o, " ");
     textbuf_json(&o, "a\"b\\c\n\x01\x1f\xc3\xa9");
     assert_false(o.full);
     assert_string_equal(buf, "0 18446744073709551615 -9223372036854775808 -7 "
+                             "8,9,10,11,98,99,100,101,1700000000002000000 "
                              "\"a\\\"b\\\\c\\u000a\\u0001\\u001f\xc3\xa9\"");
     assert_int_equal(o.used, strlen(buf));
 
