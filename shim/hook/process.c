@@ -159,6 +159,7 @@ static void atfork_prepare(void)
      * descriptor limit. */
     engine_atfork_pause();
     watch_atfork_pause();
+    tls_loader_atfork_prepare();    /* a load under way ends first (it takes none below) */
     placeholder_atfork_prepare();
     watch_atfork_prepare();
     if (reg)
@@ -185,6 +186,7 @@ static void atfork_parent(void)
         registry_unlock_all(reg);
     watch_atfork_parent();
     placeholder_atfork_parent();
+    tls_loader_atfork_parent();
 }
 
 static void atfork_child(void)
@@ -202,6 +204,7 @@ static void atfork_child(void)
     sigdefer_atfork_child();
     http_atfork_child();
     otlp_atfork_child();
+    tls_loader_atfork_child();
     tls_atfork_child();
     fdtable_atfork_child();
     conn_atfork_child();    /* its inherited connections are the parent's to log */

@@ -10,6 +10,7 @@
 #include <linux/close_range.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 
 #include "libc/real.h"
@@ -237,6 +238,19 @@ int own_close(int fd)
     unmark(fd);
     errno = err;
     return rc;
+}
+
+bool ownfd_shortage(void)
+{
+    /* An eventfd needs nothing but a free number: no file, no folder, no
+     * permission that could fail for another reason. */
+    int saved = errno;
+    int fd = eventfd(0, EFD_CLOEXEC);
+    bool short_of = fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOMEM);
+    if (fd >= 0)
+        real_close(fd);
+    errno = saved;
+    return short_of;
 }
 
 /* ------------------------------------------------------ lingering close -- */

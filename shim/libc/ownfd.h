@@ -63,6 +63,11 @@ void ownfd_atfork_parent(void);
 void ownfd_atfork_child(void);
 /* Closes one of the shim's descriptors and unmarks it. */
 int own_close(int fd);
+/* Whether the process is out of descriptors (or the system, or the kernel
+ * of memory) right now: what tells a failure of the moment (EMFILE at the
+ * program's limit, tried again later) from one of files or permissions
+ * (said, and kept). errno is kept. */
+bool ownfd_shortage(void);
 
 /* A close that waits: a socket with SO_LINGER and a time, unsent bytes
  * queued, waits in its last close() until they go or the time is up (Java's

@@ -33,6 +33,7 @@
 #include "engine/placeholder.h"
 #include "engine/watch.h"
 #include "libc/jumpguard.h"
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "mesh/attempt.h"
 #include "mesh/conn.h"
@@ -472,16 +473,21 @@ static bool vip_closed(const struct registry *reg, const struct netaddr *dst)
  * a Secret not mounted yet, expired): every endpoint would fail alike, and
  * the fault is this process's. No attempt is made, so no endpoint is
  * blamed (its circuit, the host's table, which other processes trust) and
- * no retry is spent: false, the connect is refused, saying why. Its own
- * frame: the reason's buffer is not on every connect's stack. */
-static bool identity_ready(struct service *svc, uint16_t port)
+ * no retry is spent: the connect is refused (ECONNREFUSED), saying why;
+ * or, when the process is out of descriptors (it could not load or read
+ * what it needs: the next connect with one free tries again), it fails as
+ * the kernel's calls fail there (EMFILE). 0 when ready. Its own frame: the
+ * reason's buffer is not on every connect's stack. */
+static int identity_ready(struct service *svc, uint16_t port)
 {
     char why[TLS_WHY_MAX];
     if (mtls_identity_ready(why, sizeof(why)))
-        return true;
-    log_warn("%s: connection refused: no usable mTLS identity in this process: %s", svc->name, why);
+        return 0;
+    int err = ownfd_shortage() ? EMFILE : ECONNREFUSED;
+    log_warn("%s: %s: no usable mTLS identity in this process: %s", svc->name,
+             err == EMFILE ? "no descriptor free" : "connection refused", why);
     conn_refused(svc, port, RESULT_TLS_ERROR, 0);
-    return false;
+    return err;
 }
 
 /* A connect to a service, at the application's port: its identity read,
@@ -510,8 +516,9 @@ static int connect_service(int fd, const struct sockaddr *addr, socklen_t len, s
         conn_refused(svc, port, RESULT_FAULT, FLAG_FI);
         return fail(ECONNREFUSED);
     }
-    if (!http && cfg->tls == TLS_MTLS && !identity_ready(svc, port))
-        return fail(ECONNREFUSED);
+    int unready = !http && cfg->tls == TLS_MTLS ? identity_ready(svc, port) : 0;
+    if (unready)
+        return fail(unready);
     uint64_t delay_ns =
         !http && fault_drawn(cfg->fault_delay_percent) ? (uint64_t)cfg->fault_delay_ms * 1000000u : 0;
 

@@ -29,18 +29,24 @@
 #include <unistd.h>
 
 #include "libc/jumpguard.h"
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "meshim/mesh.h"
 #include "meshim/util.h"
 #include "observe/files.h"
 #include "observe/log.h"
 
-enum attach_state { UNTRIED, ATTACHED, OFF };
+/* SHORT: the file could not be made for want of a descriptor (a program
+ * at its limit): tried again, once a second at most, rather than given up
+ * for the process's life as for any other reason. */
+enum attach_state { UNTRIED, ATTACHED, OFF, SHORT };
+#define SHORT_RETRY_NS (1000000000ull)
 
 #define NO_SLOT UINT32_MAX          /* more than the file has room for: not counted */
 
 static struct stats_header *map;            /* acquire/release: NULL until attached */
 static int state = UNTRIED;
+static uint64_t short_until_ns;             /* SHORT: no try before then */
 static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned generation;
 
@@ -274,22 +280,30 @@ static struct stats_header *attach(void)
     signals_hold(&held);
     pthread_mutex_lock(&attach_lock);
     struct registry *reg = mesh_registry();
-    if (state == UNTRIED && reg) {
+    bool due = state == UNTRIED || (state == SHORT && now_ns() >= short_until_ns);
+    if (due && reg) {
         struct stats_header *h = NULL;
-        int saved = errno;
+        int saved = errno, next = OFF;
         char why[160], dir[512];
         config_stats_dir(reg->cfg, dir, sizeof(dir));
         if (strcmp(dir, "off") != 0) {
             h = create(dir, why, sizeof(why));
             if (h)
                 list_services(h, reg);
-            if (!h)
+            if (!h && ownfd_shortage()) {
+                if (state == UNTRIED)
+                    log_warn("stats: not writing %s/%d.stats yet: %s; tried again when a descriptor "
+                             "is free", dir, (int)getpid(), why);
+                next = SHORT;
+                __atomic_store_n(&short_until_ns, now_ns() + SHORT_RETRY_NS, __ATOMIC_RELAXED);
+            } else if (!h) {
                 log_warn("stats: not writing %s/%d.stats: %s; this process keeps no stats "
                          "(stats_dir or MESHIM_STATS_DIR names another folder, off turns them off)",
                          dir, (int)getpid(), why);
+            }
         }
         errno = saved;
-        __atomic_store_n(&state, h ? ATTACHED : OFF, __ATOMIC_RELAXED);
+        __atomic_store_n(&state, h ? ATTACHED : next, __ATOMIC_RELAXED);
         __atomic_store_n(&map, h, __ATOMIC_RELEASE);
     }
     struct stats_header *h = __atomic_load_n(&map, __ATOMIC_ACQUIRE);
@@ -303,7 +317,10 @@ static inline struct stats_header *stats(void)
     struct stats_header *h = __atomic_load_n(&map, __ATOMIC_ACQUIRE);
     if (__builtin_expect(h != NULL, 1))
         return h;
-    return __atomic_load_n(&state, __ATOMIC_RELAXED) == OFF ? NULL : attach();
+    int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
+    if (st == OFF || (st == SHORT && now_ns() < __atomic_load_n(&short_until_ns, __ATOMIC_RELAXED)))
+        return NULL;
+    return attach();
 }
 
 static inline void add(uint64_t *counter, uint64_t n)
@@ -854,5 +871,6 @@ void metrics_atfork_child(void)
     n_free_endpoints = 0;
     memset(allocated, 0, sizeof(allocated));
     state = UNTRIED;
+    short_until_ns = 0;
     pthread_mutex_init(&attach_lock, NULL);
 }

@@ -50,6 +50,7 @@ static struct tls_identity *current;
 static struct file_id stamps[3];    /* cert, key, ca, when last loaded */
 static char *stamp_paths[3];        /* a reload may name other files */
 static bool loaded_once;            /* stamps are those of the last load, good or bad */
+static bool failed_short;           /* the first load failed for want of a descriptor: tried again */
 static bool recheck;                /* atomic: a fork child, whose files may have changed since */
 static unsigned kernel_flags;       /* the first tls_identity_get's: TLS_KERNEL_ (tls.h) */
 static char load_error[TLS_WHY_MAX];
@@ -531,7 +532,7 @@ struct tls_identity *tls_identity_get(const struct mesh_config *cfg, unsigned ke
     if (__atomic_exchange_n(&recheck, false, __ATOMIC_ACQ_REL))
         tls_check_files(cfg);
     pthread_mutex_lock(&id_lock);
-    if (!current && !loaded_once) {
+    if (!current && (!loaded_once || (failed_short && !tls_fd_shortage()))) {
         kernel_flags = kernel;
         struct tls_files f;
         bool named = tls_files_of(cfg, &f, load_error, sizeof(load_error));
@@ -543,6 +544,13 @@ struct tls_identity *tls_identity_get(const struct mesh_config *cfg, unsigned ke
             describe(current, &f, d, sizeof(d));
             log_info("[tls] identity loaded from %s", d);
             warn_unverified(current, &f);
+            failed_short = false;
+        } else if ((failed_short = tls_fd_shortage())) {
+            /* Nothing is wrong with the files: the process had no number
+             * free to read them with (a program at its limit). The files
+             * will not change to say so: the next need with a descriptor
+             * free tries again. */
+            log_error("%s; connections that need mTLS fail until a descriptor is free", load_error);
         } else {
             log_error("%s; connections that need mTLS fail", load_error);
         }

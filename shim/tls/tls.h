@@ -167,7 +167,12 @@ void tls_counts(unsigned long *handshakes, unsigned long *resumed);
  * In the library, not the module: the reservation needs no OpenSSL. */
 void tls_store_reserve(void);
 
-/* fork(): the session cache's lock. */
+/* fork(): the loader's lock (the library's, taken once the engine is
+ * paused: it may be the thread that loads) ... */
+void tls_loader_atfork_prepare(void);
+void tls_loader_atfork_parent(void);
+void tls_loader_atfork_child(void);
+/* ... and the session cache's (the module's). */
 void tls_atfork_prepare(void);
 void tls_atfork_parent(void);
 void tls_atfork_child(void);

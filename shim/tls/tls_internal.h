@@ -24,6 +24,9 @@ void tls_store_init(void);
 /* tls_module.c: a store's memory (TLS_STORE_BYTES) from the library: the
  * one reserved at start, once, else new; NULL when it cannot be mapped. */
 void *tls_store_memory(void);
+/* Whether the process is out of descriptors right now (tls_module.c:
+ * the library's ownfd_shortage). */
+bool tls_fd_shortage(void);
 struct tls_store *tls_store_attach(SSL_CTX *server);
 /* Server, reading a ClientHello: is session id known, made under a suite
  * of that hash, so that OpenSSL will resume it? (tls_store.c) */

@@ -26,6 +26,9 @@
  *
  * If the module cannot be loaded, tls_identity_get fails with the reason,
  * and so does every connection that needs mTLS: fail closed, never plain.
+ * A later need tries again (load_when_due): as soon as a descriptor is
+ * free when the process had none, which is a moment's state (a program at
+ * its limit), not a fault of the files.
  */
 #include "tls/tls_module.h"
 
@@ -50,9 +53,11 @@
 #endif
 
 #include "libc/jumpguard.h"
+#include "libc/ownfd.h"
 #include "libc/real.h"
 #include "meshim/beside.h"
 #include "meshim/config.h"
+#include "meshim/util.h"
 #include "observe/files.h"
 #include "observe/log.h"
 
@@ -60,7 +65,9 @@
 extern const char meshim_tls_image[], meshim_tls_image_end[];
 
 static const struct tls_module *module;     /* set once, then never changes */
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;   /* load(), and the two below */
+static uint64_t retry_at_ns;                /* after a failed load: when the next may be made */
+static bool failed_short;                   /* ... which was for want of a descriptor */
 static char load_error[2 * TLS_WHY_MAX + 64];
 static char cache_dir[512];                 /* config_shared_dir, set before load() */
 
@@ -393,7 +400,7 @@ static void load(void)
         snprintf(load_error, sizeof(load_error), "the TLS module does not match this library");
         return;
     }
-    m->attach(mlog, store_memory);
+    m->attach(mlog, store_memory, ownfd_shortage);
     __atomic_store_n(&module, m, __ATOMIC_RELEASE);
 }
 
@@ -411,18 +418,58 @@ static void remember_folder(const struct mesh_config *cfg)
     pthread_mutex_unlock(&lock);
 }
 
+/* The module loaded, if it is not yet and a load is due: the first need
+ * loads it. After a failure for want of a descriptor (a program at its
+ * limit: every way of loading needs one), the next need once one is free
+ * tries again; after any other, the first need RETRY_NS later (a folder
+ * made executable, /proc mounted). Until then a need fails at once with
+ * the reason the last load gave. */
+#define RETRY_NS (30 * 1000000000ull)
+static const struct tls_module *load_when_due(char *why, size_t len)
+{
+    pthread_mutex_lock(&load_lock);
+    if (!loaded() && (now_ns() >= retry_at_ns || (failed_short && !ownfd_shortage()))) {
+        load();
+        if (!loaded()) {
+            failed_short = ownfd_shortage();
+            retry_at_ns = now_ns() + RETRY_NS;
+        }
+    }
+    const struct tls_module *m = loaded();
+    if (!m)
+        snprintf(why, len, "%.*s", (int)(len ? len - 1 : 0), load_error);
+    pthread_mutex_unlock(&load_lock);
+    return m;
+}
+
 static struct tls_identity *identity_get(const struct mesh_config *cfg, unsigned kernel, char *why,
                                          size_t len)
 {
-    if (!loaded())
-        remember_folder(cfg);
-    pthread_once(&load_once, load);
     const struct tls_module *m = loaded();
     if (!m) {
-        snprintf(why, len, "%.*s", (int)(len ? len - 1 : 0), load_error);
-        return NULL;
+        remember_folder(cfg);
+        if (!(m = load_when_due(why, len)))
+            return NULL;
     }
     return m->tls_identity_get(cfg, kernel, why, len);
+}
+
+/* fork: no load under way while the process is copied (a child would find
+ * the lock held for good); the child's lock made anew. Taken before the
+ * module's own (tls_atfork_prepare). */
+void tls_loader_atfork_prepare(void)
+{
+    pthread_mutex_lock(&load_lock);
+}
+
+void tls_loader_atfork_parent(void)
+{
+    pthread_mutex_unlock(&load_lock);
+}
+
+void tls_loader_atfork_child(void)
+{
+    pthread_mutex_init(&load_lock, NULL);
 }
 
 /* The first ask loads the module and reads the identity under their locks

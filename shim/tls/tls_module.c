@@ -10,11 +10,19 @@
 
 static tls_log_fn *host_log;
 static tls_store_memory_fn *host_store_memory;
+static tls_shortage_fn *host_shortage;
 
-static void attach(tls_log_fn *log, tls_store_memory_fn *store_memory)
+static void attach(tls_log_fn *log, tls_store_memory_fn *store_memory, tls_shortage_fn *shortage)
 {
     host_log = log;
     host_store_memory = store_memory;
+    host_shortage = shortage;
+}
+
+/* tls.c: a failed identity load of a process out of descriptors. */
+bool tls_fd_shortage(void)
+{
+    return host_shortage && host_shortage();
 }
 
 /* tls_store.c: the library maps it (tls_loader.c). */

@@ -18,7 +18,7 @@
 
 /* Bumped when the table changes; the library and its module are built
  * together, so a mismatch means a broken build. */
-#define TLS_MODULE_ABI 6
+#define TLS_MODULE_ABI 7
 
 typedef void tls_log_fn(enum log_level level, const char *fmt, ...);
 
@@ -28,10 +28,15 @@ typedef void tls_log_fn(enum log_level level, const char *fmt, ...);
 #define TLS_STORE_BYTES (1u << 20)
 typedef void *tls_store_memory_fn(void);
 
+/* Whether the process is out of descriptors right now (ownfd_shortage:
+ * the module calls no hooked libc function itself). */
+typedef bool tls_shortage_fn(void);
+
 struct tls_module {
     unsigned abi;
-    /* The library's logger, for the module's lines; the store's memory. */
-    void (*attach)(tls_log_fn *log, tls_store_memory_fn *store_memory);
+    /* The library's logger, for the module's lines; the store's memory;
+     * the descriptor probe. */
+    void (*attach)(tls_log_fn *log, tls_store_memory_fn *store_memory, tls_shortage_fn *shortage);
 #define TLS_CALL(type, name, params, args) type (*name) params;
 #define TLS_VOID(name, params, args) void (*name) params;
 #define TLS_LOADS TLS_CALL

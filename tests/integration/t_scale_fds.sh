@@ -320,3 +320,51 @@ grep -v '^16$\|^5a$\|^$' "$TMP/firstbytes" | grep -q . &&
     fail "bytes other than TLS reached the mTLS service's endpoint: $(sort "$TMP/firstbytes" | uniq -c | tr '\n' ' '); client: $(tr '\n' ';' < "$TMP/fresh.out")"
 grep -q '^16$' "$TMP/firstbytes" || fail "no run got as far as a handshake: $(tr '\n' ';' < "$TMP/fresh.out")"
 ok "a fresh mTLS client with 0..15 descriptors free: each connect failed or began TLS ($(grep -c '^16$' "$TMP/firstbytes") began with a ClientHello, $(grep -c '^$' "$TMP/firstbytes") ended before a byte), never the request in the clear"
+
+# --- a fresh mTLS client whose first connect finds no descriptor free ------
+# Loading the TLS module, reading the identity and making the stats file
+# each need a descriptor. At the program's limit they fail; that is the
+# moment's state, not the files': the connect fails as the kernel's calls
+# do there (EMFILE), the first connect with descriptors free loads the
+# module and the identity and works, and the stats file follows within a
+# second (before: ECONNREFUSED, and mTLS and stats gone for the process's
+# life).
+cat > "$TMP/short.py" <<'PY'
+import errno, os, socket, sys, time
+held = []
+try:
+    while True:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError as e:
+    assert e.errno == errno.EMFILE, e
+os.close(held.pop())                    # one: the program's socket
+s = socket.socket()
+s.settimeout(5)
+try:
+    s.connect(("secure", int(sys.argv[1])))
+    sys.exit("connected with no descriptor free for the shim")
+except OSError as e:
+    assert e.errno == errno.EMFILE, "the connect at the limit failed with %r, not EMFILE" % e
+s.close()
+for fd in held[:16]:
+    os.close(fd)
+c = socket.create_connection(("secure", int(sys.argv[1])), timeout=5)
+c.sendall(b"hi")
+assert c.recv(2) == b"hi"
+c.close()
+# The stats file is tried again a second after it failed, by the next
+# connection that counts.
+stats = os.path.join(os.environ["MESHIM_STATS_DIR"], "%d.stats" % os.getpid())
+deadline = time.monotonic() + 10
+while not os.path.exists(stats) and time.monotonic() < deadline:
+    time.sleep(0.25)
+    socket.create_connection(("secure", int(sys.argv[1])), timeout=5).close()
+assert os.path.exists(stats), "no stats file once descriptors were free: " + stats
+print("EMFILE at the limit; then connected, stats written")
+PY
+out=$(MESHIM_CONFIG=$TMP/client.ini shimmed prlimit --nofile=64: python3 "$TMP/short.py" "$tport" \
+      2> "$TMP/short.err") || fail "a first mTLS connect at the limit: $out $(cat "$TMP/short.err")"
+grep -q "no descriptor free: no usable mTLS identity" "$TMP/short.err" ||
+    fail "the connect at the limit did not say why: $(cat "$TMP/short.err")"
+grep -q "keeps no stats" "$TMP/short.err" && fail "the stats file was given up for good: $(cat "$TMP/short.err")"
+ok "a fresh mTLS client whose first connect finds no descriptor free: EMFILE, then the next connect loads the TLS module and the identity and works, and its stats file is made"
