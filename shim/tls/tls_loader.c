@@ -473,7 +473,7 @@ void tls_loader_atfork_child(void)
 }
 
 /* The first ask loads the module and reads the identity under their locks
- * (pthread_once, the module's id_lock), and later ones take id_lock for a
+ * (load_lock, the module's id_lock), and later ones take id_lock for a
  * reference: a handler that jumped out of one would leave them held and
  * every later connect waiting for good, so the program's signals wait
  * until it ends (libc/jumpguard.h; a count in the thread). */
