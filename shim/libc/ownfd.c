@@ -8,9 +8,9 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <linux/close_range.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 
 #include "libc/real.h"
