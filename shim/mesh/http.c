@@ -517,13 +517,11 @@ static void request_log(struct hproxy *px)
     struct service *svc = request_service(px);
     metrics_request(svc, px->ep, px->method, px->status, took, px->req_bytes, px->resp_bytes);
     bool logged = access_enabled();
-    char endpoint[64] = "", trace_id[33], span_id[17];
+    char endpoint[64] = "";
     if (px->ep && (logged || px->traced))
         endpoint_text(px->ep, px->port, endpoint, sizeof(endpoint));
-    if (px->traced) {
-        span_ids_hex(&px->span, trace_id, span_id);
+    if (px->traced)
         client_span_end(px, svc, endpoint);
-    }
     if (logged) {
         struct access_request r = {
             .start_unix_ns = px->req_start_unix_ns, .pid = getpid(), .direction = DIRECTION_OUTBOUND,
@@ -533,7 +531,7 @@ static void request_log(struct hproxy *px)
             .attempts = px->attempts, .flags = px->flags,
             .duration_ms = (double)took / 1e6,
             .bytes_sent = px->req_bytes, .bytes_received = px->resp_bytes,
-            .trace_id = px->traced ? trace_id : NULL, .span_id = px->traced ? span_id : NULL,
+            .span = px->traced ? &px->span : NULL,
         };
         access_write_request(&r);
     }

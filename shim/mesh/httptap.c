@@ -104,13 +104,11 @@ static void request_over(struct http_tap *t, int status)
 {
     struct tap_request *r = &t->q[t->first];
     uint64_t took = now_ns() - r->start_ns;
-    char service[24], trace_id[33], span_id[17];
+    char service[24];
     snprintf(service, sizeof(service), "inbound:%u", t->port);
     metrics_inbound_request(t->port, r->method, status, took, r->bytes, t->resp_bytes);
-    if (r->traced) {
-        span_ids_hex(&r->span, trace_id, span_id);
+    if (r->traced)
         server_span_end(t, r, status, service);
-    }
     if (access_enabled()) {
         struct access_request a = {
             .start_unix_ns = r->start_unix_ns, .pid = getpid(), .direction = DIRECTION_INBOUND,
@@ -118,7 +116,7 @@ static void request_over(struct http_tap *t, int status)
             .status = status, .endpoint = t->conn->peer, .peer_identity = t->conn->peer_identity,
             .flags = status ? 0 : FLAG_DC, .duration_ms = (double)took / 1e6,
             .bytes_sent = t->resp_bytes, .bytes_received = r->bytes,
-            .trace_id = r->traced ? trace_id : NULL, .span_id = r->traced ? span_id : NULL,
+            .span = r->traced ? &r->span : NULL,
         };
         access_write_request(&a);
     }

@@ -217,9 +217,11 @@ size_t access_format_request(const struct access_request *r, char *buf, size_t l
     put_ms(&o, "duration_ms", r->duration_ms);
     textbuf_put(&o, ",\"bytes_sent\":%llu,\"bytes_received\":%llu", (unsigned long long)r->bytes_sent,
         (unsigned long long)r->bytes_received);
-    if (r->trace_id && r->span_id) {
-        put_string(&o, "trace_id", r->trace_id);
-        put_string(&o, "span_id", r->span_id);
+    if (r->span) {
+        char trace_id[33], span_id[17];
+        span_ids_hex(r->span, trace_id, span_id);
+        put_string(&o, "trace_id", trace_id);
+        put_string(&o, "span_id", span_id);
     }
     if (o.full)
         return 0;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "meshim/stats.h"
+#include "meshim/trace.h"
 
 /* Envoy-style response flags. */
 enum access_flag {
@@ -75,7 +76,7 @@ struct access_request {
     unsigned flags;             /* enum access_flag and the request flags below */
     double duration_ms;         /* head read to the answer's end */
     uint64_t bytes_sent, bytes_received;    /* request and answer, heads included */
-    const char *trace_id, *span_id;         /* [tracing]: the request's span, in hex; or NULL */
+    const struct span_ids *span;            /* [tracing]: the request's span (written in hex); or NULL */
 };
 
 /* Request flags, after the connection ones (Envoy's names). */
